@@ -1,0 +1,109 @@
+//! The hdictl config file: named contexts (control-plane URL and token) and the current one.
+//!
+//! The same JSON format is written by `cargo xtask up`: `{"current_context": "local", "contexts":
+//! {"local": {"api_url": "http://127.0.0.1:7420", "token": "..."}}}`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, anyhow, bail};
+use serde::{Deserialize, Serialize};
+
+/// One control plane and the credentials for it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Context {
+    /// Base URL of the control plane.
+    pub api_url: String,
+    /// Bearer token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+}
+
+/// The whole config file.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContextFile {
+    /// The context used when none is named.
+    #[serde(default)]
+    pub current_context: Option<String>,
+    /// Contexts by name.
+    #[serde(default)]
+    pub contexts: BTreeMap<String, Context>,
+}
+
+/// `$XDG_CONFIG_HOME/hdi/config.json`, else `$HOME/.config/hdi/config.json`.
+pub fn default_path() -> anyhow::Result<PathBuf> {
+    if let Some(dir) = std::env::var_os("XDG_CONFIG_HOME").filter(|d| !d.is_empty()) {
+        return Ok(PathBuf::from(dir).join("hdi/config.json"));
+    }
+    let home = std::env::var_os("HOME")
+        .filter(|h| !h.is_empty())
+        .ok_or_else(|| {
+            anyhow!("neither HDI_CONFIG, XDG_CONFIG_HOME nor HOME is set; pass --config FILE")
+        })?;
+    Ok(PathBuf::from(home).join(".config/hdi/config.json"))
+}
+
+impl ContextFile {
+    /// Reads and decodes the file.
+    pub fn load(path: &Path) -> anyhow::Result<ContextFile> {
+        let bytes = match std::fs::read(path) {
+            Ok(bytes) => bytes,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => bail!(
+                "no hdictl config at {}: run `cargo xtask up` (local platform) or pass --config",
+                path.display()
+            ),
+            Err(error) => {
+                return Err(error).with_context(|| format!("cannot read {}", path.display()));
+            }
+        };
+        serde_json::from_slice(&bytes)
+            .with_context(|| format!("{} is not a valid hdictl config", path.display()))
+    }
+
+    /// The named context, or the current one.
+    pub fn select(&self, name: Option<&str>) -> anyhow::Result<(String, &Context)> {
+        let name = match name {
+            Some(name) => name.to_owned(),
+            None => self
+                .current_context
+                .clone()
+                .ok_or_else(|| anyhow!("no current_context; pass --context"))?,
+        };
+        let context = self.contexts.get(&name).ok_or_else(|| {
+            let known: Vec<&str> = self.contexts.keys().map(String::as_str).collect();
+            anyhow!(
+                "no context named {name:?} (known: {})",
+                if known.is_empty() {
+                    "none".into()
+                } else {
+                    known.join(", ")
+                }
+            )
+        })?;
+        Ok((name, context))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn selects_current_or_named_context() {
+        let file: ContextFile = serde_json::from_str(
+            r#"{"current_context":"local","contexts":{"local":{"api_url":"http://a"},"prod":{"api_url":"http://b","token":"t"}}}"#,
+        )
+        .unwrap();
+        assert_eq!(file.select(None).unwrap().1.api_url, "http://a");
+        assert_eq!(
+            file.select(Some("prod")).unwrap().1.token.as_deref(),
+            Some("t")
+        );
+        let err = file.select(Some("dev")).unwrap_err().to_string();
+        assert!(
+            err.contains("no context named \"dev\" (known: local, prod)"),
+            "{err}"
+        );
+        assert!(ContextFile::default().select(None).is_err());
+    }
+}

@@ -1,0 +1,161 @@
+//! `hdictl`: the command-line client of hdi, on `hdi-api`'s typed client.
+//!
+//! Commands talk to the control plane named by the current context of the config file (written
+//! by `cargo xtask up`, later by `hdictl login`). Errors print one line naming the problem and exit
+//! non-zero; data goes to stdout as a table or JSON.
+
+mod context;
+mod output;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand, ValueEnum};
+use hdi_api::Client;
+
+use crate::context::ContextFile;
+use crate::output::Table;
+
+/// Command line of `hdictl`.
+#[derive(Debug, Parser)]
+#[command(
+    name = "hdictl",
+    version,
+    about = "Command-line client of hdi: Kafka and Spark clusters as a service"
+)]
+struct Cli {
+    /// Config file with contexts (default: $HDI_CONFIG, else ~/.config/hdi/config.json).
+    #[arg(long, global = true, env = "HDI_CONFIG")]
+    config: Option<PathBuf>,
+    /// Context to use instead of the current one.
+    #[arg(long, global = true)]
+    context: Option<String>,
+    /// Output format.
+    #[arg(short, long, global = true, value_enum, default_value_t = Format::Table)]
+    output: Format,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Format {
+    Table,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Print the versions of hdictl and of the control plane.
+    Version {
+        /// Only the client's version; do not contact the control plane.
+        #[arg(long)]
+        client: bool,
+    },
+    /// Nodes: the machines (node agents) of the fleet.
+    Node {
+        #[command(subcommand)]
+        command: NodeCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum NodeCommand {
+    /// List registered nodes with their readiness.
+    List,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("hdictl: error: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("hdictl: error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Version { client } => {
+            let mut versions = serde_json::json!({"client": hdi_api::VERSION});
+            let server = if client {
+                None
+            } else {
+                let api = connect(cli.config, cli.context.as_deref())?;
+                let health = api.health().await?;
+                versions["server"] = serde_json::json!(health.version);
+                versions["server_url"] = serde_json::json!(api.base_url());
+                Some((health.version, api.base_url().to_owned()))
+            };
+            match cli.output {
+                Format::Json => println!("{}", serde_json::to_string_pretty(&versions)?),
+                Format::Table => {
+                    println!("hdictl {}", hdi_api::VERSION);
+                    if let Some((version, url)) = server {
+                        println!("control plane {version} at {url}");
+                    }
+                }
+            }
+        }
+        Command::Node {
+            command: NodeCommand::List,
+        } => {
+            let api = connect(cli.config, cli.context.as_deref())?;
+            let nodes = api.nodes_list_all().await?;
+            match cli.output {
+                Format::Json => println!("{}", serde_json::to_string_pretty(&nodes)?),
+                Format::Table => {
+                    let mut table = Table::new([
+                        "NAME",
+                        "STATUS",
+                        "FAULT-DOMAIN",
+                        "CPU",
+                        "MEMORY",
+                        "ADDRESS",
+                        "LAST-SEEN",
+                        "ID",
+                    ]);
+                    for node in &nodes {
+                        table.row([
+                            node.name.clone(),
+                            node.status.to_string(),
+                            node.fault_domain.to_string(),
+                            output::cpu(node.capacity.cpu_millis),
+                            output::bytes(node.capacity.memory_bytes),
+                            node.address.clone(),
+                            output::age(node.heartbeat_age_seconds),
+                            node.id.to_string(),
+                        ]);
+                    }
+                    print!("{}", table.render());
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A client for the chosen context.
+fn connect(config: Option<PathBuf>, context: Option<&str>) -> anyhow::Result<Client> {
+    let path = match config {
+        Some(path) => path,
+        None => context::default_path()?,
+    };
+    let file = ContextFile::load(&path)?;
+    let (name, ctx) = file
+        .select(context)
+        .with_context(|| format!("config {}", path.display()))?;
+    Client::new(&ctx.api_url, ctx.token.clone()).with_context(|| format!("context {name:?}"))
+}

@@ -1,0 +1,290 @@
+//! A typed async client for the hdi REST API, used by `hdictl`, node agents and tests.
+//!
+//! Every method maps one endpoint. Errors keep the server's [`Problem`] so that callers can branch on
+//! its stable `code` and show its `detail`.
+
+use std::time::Duration;
+
+use reqwest::{Method, RequestBuilder, StatusCode};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use uuid::Uuid;
+
+use crate::types::{Health, Node, NodeHeartbeat, NodeList, NodeRegistration, Problem, Readiness};
+
+/// Why a call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The base URL is not an absolute `http://` or `https://` URL.
+    #[error("invalid API URL {url:?}: it must start with http:// or https://")]
+    InvalidUrl {
+        /// The URL given.
+        url: String,
+    },
+    /// The request did not get an HTTP response (connection refused, timeout, ...).
+    #[error("cannot reach the control plane at {url}")]
+    Transport {
+        /// The URL called.
+        url: String,
+        /// The transport failure.
+        #[source]
+        source: reqwest::Error,
+    },
+    /// The server answered with an error status and a problem document.
+    #[error("{} ({}): {}", .problem.title, .problem.code, .problem.detail.as_deref().unwrap_or("no detail"))]
+    Api {
+        /// The problem the server reported.
+        problem: Box<Problem>,
+    },
+    /// The server answered with a body this client cannot decode.
+    #[error("unexpected response from {url} (HTTP {status}): {body}")]
+    Decode {
+        /// The URL called.
+        url: String,
+        /// The HTTP status.
+        status: u16,
+        /// The start of the body.
+        body: String,
+    },
+}
+
+impl ClientError {
+    /// The HTTP status of an API error, if the server answered with one.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            ClientError::Api { problem } => Some(problem.status),
+            ClientError::Decode { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+
+    /// The stable problem code of an API error, if any.
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            ClientError::Api { problem } => Some(&problem.code),
+            _ => None,
+        }
+    }
+}
+
+/// A client for one control plane, optionally with a bearer token.
+#[derive(Clone, Debug)]
+pub struct Client {
+    http: reqwest::Client,
+    base_url: String,
+    token: Option<String>,
+}
+
+impl Client {
+    /// A client for the control plane at `base_url` (e.g. `http://127.0.0.1:7420`).
+    ///
+    /// # Errors
+    /// [`ClientError::InvalidUrl`] when `base_url` is not an http(s) URL.
+    pub fn new(base_url: &str, token: Option<String>) -> Result<Client, ClientError> {
+        if !(base_url.starts_with("http://") || base_url.starts_with("https://")) {
+            return Err(ClientError::InvalidUrl {
+                url: base_url.to_owned(),
+            });
+        }
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(5))
+            .timeout(Duration::from_secs(30))
+            .build()
+            .map_err(|source| ClientError::Transport {
+                url: base_url.to_owned(),
+                source,
+            })?;
+        Ok(Client {
+            http,
+            base_url: base_url.trim_end_matches('/').to_owned(),
+            token,
+        })
+    }
+
+    /// The base URL this client calls.
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
+    /// `GET /healthz`.
+    pub async fn health(&self) -> Result<Health, ClientError> {
+        self.call(Method::GET, "/healthz", None::<&()>).await
+    }
+
+    /// `GET /readyz`.
+    pub async fn readiness(&self) -> Result<Readiness, ClientError> {
+        self.call(Method::GET, "/readyz", None::<&()>).await
+    }
+
+    /// `GET /v1/nodes`: one page of nodes.
+    pub async fn nodes_list(
+        &self,
+        page_size: Option<u32>,
+        page_token: Option<&str>,
+    ) -> Result<NodeList, ClientError> {
+        let mut query = Vec::new();
+        if let Some(size) = page_size {
+            query.push(format!("page_size={size}"));
+        }
+        if let Some(token) = page_token {
+            query.push(format!("page_token={token}"));
+        }
+        let path = if query.is_empty() {
+            "/v1/nodes".to_owned()
+        } else {
+            format!("/v1/nodes?{}", query.join("&"))
+        };
+        self.call(Method::GET, &path, None::<&()>).await
+    }
+
+    /// All nodes, following page tokens.
+    pub async fn nodes_list_all(&self) -> Result<Vec<Node>, ClientError> {
+        let mut nodes = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let page = self.nodes_list(None, token.as_deref()).await?;
+            nodes.extend(page.items);
+            match page.next_page_token {
+                Some(next) => token = Some(next),
+                None => return Ok(nodes),
+            }
+        }
+    }
+
+    /// `GET /v1/nodes/{id}`.
+    pub async fn node_get(&self, id: Uuid) -> Result<Node, ClientError> {
+        self.call(Method::GET, &format!("/v1/nodes/{id}"), None::<&()>)
+            .await
+    }
+
+    /// `PUT /v1/agent/nodes/{id}`: register (or re-register) a node agent.
+    pub async fn agent_register(
+        &self,
+        id: Uuid,
+        registration: &NodeRegistration,
+    ) -> Result<Node, ClientError> {
+        self.call(
+            Method::PUT,
+            &format!("/v1/agent/nodes/{id}"),
+            Some(registration),
+        )
+        .await
+    }
+
+    /// `POST /v1/agent/nodes/{id}/heartbeat`.
+    pub async fn agent_heartbeat(
+        &self,
+        id: Uuid,
+        heartbeat: &NodeHeartbeat,
+    ) -> Result<(), ClientError> {
+        let url = format!("{}/v1/agent/nodes/{id}/heartbeat", self.base_url);
+        let response = self
+            .send(self.request(Method::POST, &url).json(heartbeat), &url)
+            .await?;
+        if response.status().is_success() {
+            return Ok(());
+        }
+        Err(Self::error_from(response, &url).await)
+    }
+
+    fn request(&self, method: Method, url: &str) -> RequestBuilder {
+        let builder = self.http.request(method, url);
+        match &self.token {
+            Some(token) => builder.bearer_auth(token),
+            None => builder,
+        }
+    }
+
+    async fn send(
+        &self,
+        builder: RequestBuilder,
+        url: &str,
+    ) -> Result<reqwest::Response, ClientError> {
+        builder
+            .send()
+            .await
+            .map_err(|source| ClientError::Transport {
+                url: url.to_owned(),
+                source,
+            })
+    }
+
+    async fn call<B: Serialize, T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&B>,
+    ) -> Result<T, ClientError> {
+        let url = format!("{}{path}", self.base_url);
+        let mut builder = self.request(method, &url);
+        if let Some(body) = body {
+            builder = builder.json(body);
+        }
+        let response = self.send(builder, &url).await?;
+        if !response.status().is_success() {
+            return Err(Self::error_from(response, &url).await);
+        }
+        let status = response.status();
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|source| ClientError::Transport {
+                url: url.clone(),
+                source,
+            })?;
+        serde_json::from_slice(&bytes).map_err(|_| ClientError::Decode {
+            url,
+            status: status.as_u16(),
+            body: String::from_utf8_lossy(&bytes[..bytes.len().min(512)]).into_owned(),
+        })
+    }
+
+    async fn error_from(response: reqwest::Response, url: &str) -> ClientError {
+        let status: StatusCode = response.status();
+        let bytes = match response.bytes().await {
+            Ok(bytes) => bytes,
+            Err(source) => {
+                return ClientError::Transport {
+                    url: url.to_owned(),
+                    source,
+                };
+            }
+        };
+        match serde_json::from_slice::<Problem>(&bytes) {
+            Ok(problem) => ClientError::Api {
+                problem: Box::new(problem),
+            },
+            Err(_) => ClientError::Decode {
+                url: url.to_owned(),
+                status: status.as_u16(),
+                body: String::from_utf8_lossy(&bytes[..bytes.len().min(512)]).into_owned(),
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rejects_urls_without_a_scheme() {
+        let err = Client::new("127.0.0.1:7420", None).unwrap_err();
+        assert!(err.to_string().contains("must start with http://"), "{err}");
+        assert!(
+            Client::new("http://127.0.0.1:7420/", None)
+                .unwrap()
+                .base_url()
+                .ends_with("7420")
+        );
+    }
+
+    #[tokio::test]
+    async fn unreachable_server_is_a_transport_error() {
+        // Port 9 (discard) on loopback has no listener here; the connection is refused at once.
+        let client = Client::new("http://127.0.0.1:9", None).unwrap();
+        let err = client.health().await.unwrap_err();
+        assert!(matches!(err, ClientError::Transport { .. }), "{err:?}");
+        assert_eq!(err.status(), None);
+    }
+}

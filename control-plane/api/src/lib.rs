@@ -1,0 +1,15 @@
+//! `hdi-api`: the REST wire types of the hdi control plane and a typed async client for them.
+//!
+//! This crate owns what travels over HTTP between the control plane and its callers (`hdictl`, node
+//! agents, tests): request and response bodies ([`types`]) and a client that speaks the API
+//! ([`client`]). It holds no business rules and no storage types: the control plane converts these
+//! types to and from its domain types at its HTTP boundary.
+
+pub mod client;
+pub mod types;
+
+pub use client::{Client, ClientError};
+pub use types::*;
+
+/// The version of this build, reported by `/healthz` and `hdictl version`.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

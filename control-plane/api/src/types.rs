@@ -1,0 +1,172 @@
+//! Request and response bodies of the REST API, with their OpenAPI schemas.
+//!
+//! Every type here is a wire type: field names are the JSON names, and changing one is an API
+//! change that shows up in the checked-in `openapi/hdi.json`.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+/// An error, as `application/problem+json` (RFC 9457) with a stable machine-readable `code`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Problem {
+    /// A URI reference naming the problem type; `about:blank` when `code` says it all.
+    #[serde(rename = "type", default = "about_blank")]
+    pub problem_type: String,
+    /// A short human-readable summary of the problem type.
+    pub title: String,
+    /// The HTTP status code.
+    pub status: u16,
+    /// What went wrong in this occurrence, for a person.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    /// A stable machine-readable code, e.g. `invalid_field`, `not_found`, `unauthorized`.
+    pub code: String,
+    /// The request field at fault, as a JSON-pointer-like path (`capacity.cpu_millis`), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+}
+
+fn about_blank() -> String {
+    "about:blank".to_owned()
+}
+
+/// Liveness of the control-plane process.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Health {
+    /// Always `ok` when the process answers.
+    pub status: String,
+    /// The control plane's version.
+    pub version: String,
+}
+
+/// Readiness of the control plane: whether it can serve requests that need the database.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Readiness {
+    /// `ready` or `not_ready`.
+    pub status: String,
+    /// `ok`, or why the database check failed.
+    pub database: String,
+}
+
+/// Resources a node offers to workloads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct NodeCapacity {
+    /// CPU in thousandths of a core.
+    pub cpu_millis: u64,
+    /// Memory in bytes.
+    pub memory_bytes: u64,
+    /// Disk available to the node's data directory, in bytes.
+    pub disk_bytes: u64,
+}
+
+/// What a node agent sends when it (re)starts: `PUT /v1/agent/nodes/{id}`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct NodeRegistration {
+    /// Unique node name, a DNS label (lowercase letters, digits, `-`; at most 63 characters).
+    pub name: String,
+    /// The failure domain (rack, zone or host group) the node is in; replicas are spread across them.
+    pub fault_domain: u32,
+    /// Host or IP address at which the node's workloads are reachable.
+    pub address: String,
+    /// The agent's version.
+    pub agent_version: String,
+    /// Resources the node offers.
+    pub capacity: NodeCapacity,
+}
+
+/// What a node agent sends periodically: `POST /v1/agent/nodes/{id}/heartbeat`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct NodeHeartbeat {
+    /// Resources the node offers now (disk shrinks as data grows).
+    pub capacity: NodeCapacity,
+}
+
+/// Whether a node is heartbeating.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub enum NodeStatus {
+    /// The last heartbeat is younger than the control plane's node timeout.
+    Ready,
+    /// No heartbeat within the node timeout: the agent is down, hung or cut off.
+    NotReady,
+}
+
+impl std::fmt::Display for NodeStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            NodeStatus::Ready => "Ready",
+            NodeStatus::NotReady => "NotReady",
+        })
+    }
+}
+
+/// A registered node.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Node {
+    /// The node's identity, chosen by its agent on first start and kept in its data directory.
+    pub id: Uuid,
+    /// Unique node name.
+    pub name: String,
+    /// The node's failure domain.
+    pub fault_domain: u32,
+    /// Host or IP address of the node.
+    pub address: String,
+    /// The agent's version.
+    pub agent_version: String,
+    /// Resources the node offers.
+    pub capacity: NodeCapacity,
+    /// `Ready` while heartbeats arrive within the node timeout.
+    pub status: NodeStatus,
+    /// When the node first registered.
+    pub registered_at: DateTime<Utc>,
+    /// When the last heartbeat (or registration) arrived.
+    pub last_heartbeat_at: DateTime<Utc>,
+    /// Seconds since the last heartbeat, by the control plane's database clock.
+    pub heartbeat_age_seconds: f64,
+    /// How many times the agent has registered (one per agent start).
+    pub incarnation: u64,
+}
+
+/// A page of nodes, ordered by name.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct NodeList {
+    /// The nodes on this page.
+    pub items: Vec<Node>,
+    /// Pass as `page_token` to get the next page; absent on the last page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_page_token: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn problem_round_trips_and_omits_empty_fields() {
+        let problem = Problem {
+            problem_type: about_blank(),
+            title: "Not found".into(),
+            status: 404,
+            detail: None,
+            code: "not_found".into(),
+            field: None,
+        };
+        let json = serde_json::to_value(&problem).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"type": "about:blank", "title": "Not found", "status": 404, "code": "not_found"})
+        );
+        let back: Problem = serde_json::from_value(json).unwrap();
+        assert_eq!(back, problem);
+    }
+
+    #[test]
+    fn node_status_serializes_as_its_name() {
+        assert_eq!(
+            serde_json::to_string(&NodeStatus::NotReady).unwrap(),
+            "\"NotReady\""
+        );
+        assert_eq!(NodeStatus::Ready.to_string(), "Ready");
+    }
+}

@@ -1,0 +1,218 @@
+//! The configuration of the `hdi-control-plane` binary: raw command-line flags, parsed once into a
+//! typed [`ServeConfig`] that is passed explicitly (no globals).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::auth::MIN_TOKEN_LEN;
+
+/// Command line of `hdi-control-plane`.
+#[derive(Debug, Parser)]
+#[command(name = "hdi-control-plane", version, about = "The hdi control plane")]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the REST API.
+    Serve(ServeFlags),
+    /// Print the OpenAPI document.
+    Openapi,
+}
+
+/// Flags of `hdi-control-plane serve`, as given.
+#[derive(Debug, Args)]
+pub struct ServeFlags {
+    /// Address to listen on; port 0 picks a free port (the ready line names it).
+    #[arg(long, default_value = "127.0.0.1:7420")]
+    pub listen: SocketAddr,
+    /// PostgreSQL URL, e.g. postgres://user@localhost/hdi?host=/run/postgresql.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: String,
+    /// File holding the admin bearer token.
+    #[arg(long)]
+    pub admin_token_file: PathBuf,
+    /// File holding the token node agents present.
+    #[arg(long)]
+    pub agent_token_file: PathBuf,
+    /// A node whose last heartbeat is older than this is NotReady (e.g. 10s, 1500ms).
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    pub node_ready_timeout: Duration,
+    /// How long to wait for the database at start-up.
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    pub database_connect_timeout: Duration,
+}
+
+/// The resolved configuration of `serve`.
+#[derive(Clone)]
+pub struct ServeConfig {
+    /// Listen address.
+    pub listen: SocketAddr,
+    /// Database URL (may hold a password: never log it whole, see [`redact_url`]).
+    pub database_url: String,
+    /// The admin token.
+    pub admin_token: String,
+    /// The node-agent token.
+    pub agent_token: String,
+    /// Node readiness timeout.
+    pub node_ready_timeout: Duration,
+    /// Database connect timeout.
+    pub database_connect_timeout: Duration,
+}
+
+impl std::fmt::Debug for ServeConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServeConfig")
+            .field("listen", &self.listen)
+            .field("database_url", &redact_url(&self.database_url))
+            .field("node_ready_timeout", &self.node_ready_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why the configuration is unusable.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A token file cannot be read.
+    #[error("cannot read {flag} {path}")]
+    ReadToken {
+        /// The flag naming the file.
+        flag: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A token is too short to be a secret.
+    #[error("{flag} {path}: the token must be at least {MIN_TOKEN_LEN} characters")]
+    WeakToken {
+        /// The flag naming the file.
+        flag: &'static str,
+        /// The file.
+        path: PathBuf,
+    },
+    /// A duration flag is zero.
+    #[error("{flag} must be greater than zero")]
+    ZeroDuration {
+        /// The flag.
+        flag: &'static str,
+    },
+}
+
+impl ServeFlags {
+    /// Resolves the flags: reads the token files and checks values.
+    ///
+    /// # Errors
+    /// A [`ConfigError`] naming the flag at fault.
+    pub fn resolve(self) -> Result<ServeConfig, ConfigError> {
+        if self.node_ready_timeout.is_zero() {
+            return Err(ConfigError::ZeroDuration {
+                flag: "--node-ready-timeout",
+            });
+        }
+        if self.database_connect_timeout.is_zero() {
+            return Err(ConfigError::ZeroDuration {
+                flag: "--database-connect-timeout",
+            });
+        }
+        Ok(ServeConfig {
+            listen: self.listen,
+            database_url: self.database_url,
+            admin_token: read_token("--admin-token-file", &self.admin_token_file)?,
+            agent_token: read_token("--agent-token-file", &self.agent_token_file)?,
+            node_ready_timeout: self.node_ready_timeout,
+            database_connect_timeout: self.database_connect_timeout,
+        })
+    }
+}
+
+fn read_token(flag: &'static str, path: &Path) -> Result<String, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::ReadToken {
+        flag,
+        path: path.to_owned(),
+        source,
+    })?;
+    let token = text.trim().to_owned();
+    if token.len() < MIN_TOKEN_LEN {
+        return Err(ConfigError::WeakToken {
+            flag,
+            path: path.to_owned(),
+        });
+    }
+    Ok(token)
+}
+
+/// A database URL with any password replaced by `***`, for messages and logs.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let Some((userinfo, host)) = rest.split_once('@') else {
+        return url.to_owned();
+    };
+    match userinfo.split_once(':') {
+        Some((user, _password)) => format!("{scheme}://{user}:***@{host}"),
+        None => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redacts_passwords_only() {
+        let cases = [
+            (
+                "postgres://hdi:s3cret@db:5432/hdi",
+                "postgres://hdi:***@db:5432/hdi",
+            ),
+            (
+                "postgres://postgres@localhost/hdi?host=/tmp",
+                "postgres://postgres@localhost/hdi?host=/tmp",
+            ),
+            ("not a url", "not a url"),
+        ];
+        for (url, want) in cases {
+            assert_eq!(redact_url(url), want);
+        }
+    }
+
+    #[test]
+    fn token_files_are_read_trimmed_and_checked() {
+        let dir = std::env::temp_dir().join(format!("hdi-config-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let good = dir.join("good");
+        std::fs::write(&good, "0123456789abcdef0123\n").unwrap();
+        let weak = dir.join("weak");
+        std::fs::write(&weak, "short\n").unwrap();
+        let flags = |admin: &Path| ServeFlags {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            database_url: "postgres://x@y/z".into(),
+            admin_token_file: admin.to_owned(),
+            agent_token_file: good.clone(),
+            node_ready_timeout: Duration::from_secs(10),
+            database_connect_timeout: Duration::from_secs(5),
+        };
+        assert_eq!(
+            flags(&good).resolve().unwrap().admin_token,
+            "0123456789abcdef0123"
+        );
+        let err = flags(&weak).resolve().unwrap_err();
+        assert!(err.to_string().starts_with("--admin-token-file"), "{err}");
+        let err = flags(&dir.join("missing")).resolve().unwrap_err();
+        assert!(
+            err.to_string().contains("cannot read --admin-token-file"),
+            "{err}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

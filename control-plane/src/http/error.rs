@@ -1,0 +1,140 @@
+//! The one error type of the HTTP layer, rendered as `application/problem+json`.
+//!
+//! Service errors map to a status and a stable `code`; internal faults are logged with their whole
+//! chain while the client sees a generic message.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use hdi_api::Problem;
+
+use crate::auth::AuthError;
+use crate::service::ServiceError;
+
+/// An error answer of the REST API.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    detail: Option<String>,
+    field: Option<String>,
+}
+
+impl ApiError {
+    /// An error with a status, a stable code and a detail for people.
+    pub fn new(status: StatusCode, code: &'static str, detail: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            code,
+            detail: Some(detail.into()),
+            field: None,
+        }
+    }
+
+    /// Names the request field at fault.
+    pub fn with_field(mut self, field: impl Into<String>) -> ApiError {
+        self.field = Some(field.into());
+        self
+    }
+
+    /// `404 not_found` for a path that names nothing.
+    pub fn route_not_found() -> ApiError {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "no such resource or endpoint",
+        )
+    }
+
+    /// The problem document this error renders to.
+    pub fn problem(&self) -> Problem {
+        Problem {
+            problem_type: "about:blank".into(),
+            title: self.status.canonical_reason().unwrap_or("Error").to_owned(),
+            status: self.status.as_u16(),
+            detail: self.detail.clone(),
+            code: self.code.to_owned(),
+            field: self.field.clone(),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = match serde_json::to_vec(&self.problem()) {
+            Ok(body) => body,
+            Err(_) => b"{\"title\":\"Internal Server Error\",\"status\":500,\"code\":\"internal\"}"
+                .to_vec(),
+        };
+        let mut response = (self.status, body).into_response();
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        if self.status == StatusCode::UNAUTHORIZED {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}
+
+impl From<ServiceError> for ApiError {
+    fn from(error: ServiceError) -> ApiError {
+        match error {
+            ServiceError::InvalidField { field, message } => ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_field",
+                format!("{field} {message}"),
+            )
+            .with_field(field),
+            ServiceError::NotFound { what } => ApiError::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                format!("{what} not found"),
+            ),
+            ServiceError::Conflict { code, message } => {
+                ApiError::new(StatusCode::CONFLICT, code, message)
+            }
+            ServiceError::Unavailable(source) => {
+                tracing::warn!(error = %error_chain(&source), "dependency unavailable");
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "unavailable",
+                    "the control plane cannot reach its database; retry later",
+                )
+            }
+            ServiceError::Internal(source) => {
+                tracing::error!(error = %error_chain(&source), "internal error");
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "internal error; see the control-plane log",
+                )
+            }
+        }
+    }
+}
+
+impl From<AuthError> for ApiError {
+    fn from(error: AuthError) -> ApiError {
+        let detail = match error {
+            AuthError::Missing => "this endpoint needs a bearer token",
+            AuthError::NotBearer => "the Authorization header must be 'Bearer <token>'",
+            AuthError::WrongToken { .. } => "the bearer token is not valid for this endpoint",
+        };
+        ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", detail)
+    }
+}
+
+/// An error and its sources on one line: `outer: inner: innermost`.
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(inner) = source {
+        text.push_str(": ");
+        text.push_str(&inner.to_string());
+        source = inner.source();
+    }
+    text
+}

@@ -1,0 +1,118 @@
+//! Extractors that turn malformed requests into problem documents instead of axum's plain-text
+//! rejections, and that authenticate the caller.
+
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::StatusCode;
+use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
+use serde::de::DeserializeOwned;
+
+use super::error::ApiError;
+use crate::AppState;
+use crate::auth::Principal;
+
+/// A JSON body; a malformed one answers `400 invalid_body` (or `415 unsupported_media_type`).
+pub struct ApiJson<T>(pub T);
+
+impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(value)) => Ok(ApiJson(value)),
+            Err(JsonRejection::MissingJsonContentType(_)) => Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "the body must be JSON with Content-Type: application/json",
+            )),
+            Err(rejection) => Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_body",
+                rejection.body_text(),
+            )),
+        }
+    }
+}
+
+/// Path parameters; a malformed one (e.g. an id that is not a UUID) answers `400 invalid_path`.
+pub struct ApiPath<T>(pub T);
+
+impl<T: DeserializeOwned + Send> FromRequestParts<AppState> for ApiPath<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Path(value)| ApiPath(value))
+            .map_err(|rejection: PathRejection| {
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_path",
+                    rejection.body_text(),
+                )
+            })
+    }
+}
+
+/// Query parameters; malformed ones answer `400 invalid_query`.
+pub struct ApiQuery<T>(pub T);
+
+impl<T: DeserializeOwned> FromRequestParts<AppState> for ApiQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Query(value)| ApiQuery(value))
+            .map_err(|rejection: QueryRejection| {
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_query",
+                    rejection.body_text(),
+                )
+            })
+    }
+}
+
+/// Proof that the caller holds the admin token.
+pub struct AdminCaller;
+
+/// Proof that the caller holds the node-agent token.
+pub struct AgentCaller;
+
+fn authenticate(parts: &Parts, state: &AppState, expected: Principal) -> Result<(), ApiError> {
+    let header = parts
+        .headers
+        .get(AUTHORIZATION)
+        .map(|value| value.to_str().unwrap_or(""));
+    state
+        .auth
+        .check(header, expected)
+        .map(|_| ())
+        .map_err(|reason| {
+            tracing::warn!(
+                method = %parts.method,
+                path = %parts.uri.path(),
+                %reason,
+                "refused request: 401 unauthorized"
+            );
+            ApiError::from(reason)
+        })
+}
+
+impl FromRequestParts<AppState> for AdminCaller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        authenticate(parts, state, Principal::Admin).map(|()| AdminCaller)
+    }
+}
+
+impl FromRequestParts<AppState> for AgentCaller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        authenticate(parts, state, Principal::Agent).map(|()| AgentCaller)
+    }
+}

@@ -1,0 +1,109 @@
+//! `GET /v1/nodes[/{id}]`: registered nodes, for people; and the node wire conversions.
+
+use axum::Json;
+use axum::extract::State;
+use hdi_api::{Node, NodeCapacity, NodeList, NodeStatus};
+use serde::Deserialize;
+use utoipa::IntoParams;
+use uuid::Uuid;
+
+use super::error::ApiError;
+use super::extract::{AdminCaller, ApiPath, ApiQuery};
+use crate::AppState;
+use crate::model::{Capacity, NodeHealth, NodeId, NodeRecord};
+use crate::service::PageRequest;
+
+/// Paging of a list call.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PageParams {
+    /// At most this many items (1-500, default 100).
+    pub page_size: Option<u32>,
+    /// The `next_page_token` of the previous page.
+    pub page_token: Option<String>,
+}
+
+/// Lists registered nodes with their readiness, ordered by name.
+#[utoipa::path(get, path = "/v1/nodes", tag = "nodes", params(PageParams),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "A page of nodes", body = NodeList),
+        (status = 400, description = "Bad paging parameters", body = hdi_api::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid admin token", body = hdi_api::Problem, content_type = "application/problem+json")))]
+pub async fn nodes_list(
+    _caller: AdminCaller,
+    State(state): State<AppState>,
+    ApiQuery(params): ApiQuery<PageParams>,
+) -> Result<Json<NodeList>, ApiError> {
+    let timeout = state.service.config().node_ready_timeout;
+    let page = state
+        .service
+        .nodes_list(PageRequest {
+            page_size: params.page_size,
+            page_token: params.page_token,
+        })
+        .await?;
+    Ok(Json(NodeList {
+        items: page
+            .items
+            .iter()
+            .map(|record| node_to_wire(record, timeout))
+            .collect(),
+        next_page_token: page.next_page_token,
+    }))
+}
+
+/// One node.
+#[utoipa::path(get, path = "/v1/nodes/{id}", tag = "nodes",
+    params(("id" = Uuid, Path, description = "Node id")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The node", body = Node),
+        (status = 401, description = "No valid admin token", body = hdi_api::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such node", body = hdi_api::Problem, content_type = "application/problem+json")))]
+pub async fn node_get(
+    _caller: AdminCaller,
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<Uuid>,
+) -> Result<Json<Node>, ApiError> {
+    let record = state.service.node_get(NodeId(id)).await?;
+    Ok(Json(node_to_wire(
+        &record,
+        state.service.config().node_ready_timeout,
+    )))
+}
+
+pub(super) fn node_to_wire(record: &NodeRecord, timeout: std::time::Duration) -> Node {
+    Node {
+        id: record.id.0,
+        name: record.spec.name.clone(),
+        fault_domain: record.spec.fault_domain,
+        address: record.spec.address.clone(),
+        agent_version: record.spec.agent_version.clone(),
+        capacity: capacity_to_wire(record.spec.capacity),
+        status: match record.health(timeout) {
+            NodeHealth::Ready => NodeStatus::Ready,
+            NodeHealth::NotReady => NodeStatus::NotReady,
+        },
+        registered_at: record.registered_at,
+        last_heartbeat_at: record.last_heartbeat_at,
+        heartbeat_age_seconds: record.heartbeat_age.as_secs_f64(),
+        incarnation: record.incarnation,
+    }
+}
+
+pub(super) fn capacity_to_wire(capacity: Capacity) -> NodeCapacity {
+    NodeCapacity {
+        cpu_millis: capacity.cpu_millis,
+        memory_bytes: capacity.memory_bytes,
+        disk_bytes: capacity.disk_bytes,
+    }
+}
+
+pub(super) fn capacity_from_wire(capacity: NodeCapacity) -> Capacity {
+    Capacity {
+        cpu_millis: capacity.cpu_millis,
+        memory_bytes: capacity.memory_bytes,
+        disk_bytes: capacity.disk_bytes,
+    }
+}

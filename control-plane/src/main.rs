@@ -1,0 +1,101 @@
+//! `hdi-control-plane`: the control-plane binary. Parses flags, connects to PostgreSQL, serves the
+//! REST API until SIGTERM or SIGINT. Start-up failures print one line naming the problem and exit 1.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::Parser;
+use hdi_control_plane::config::{Cli, Command, ServeConfig, redact_url};
+use hdi_control_plane::service::{Service, ServiceConfig};
+use hdi_control_plane::store::Store;
+use hdi_control_plane::{AppState, auth, http};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Openapi => {
+            print!("{}", http::openapi_json());
+            ExitCode::SUCCESS
+        }
+        Command::Serve(flags) => {
+            init_tracing();
+            let result = flags
+                .resolve()
+                .map_err(anyhow::Error::from)
+                .and_then(|config| {
+                    tokio::runtime::Builder::new_multi_thread()
+                        .enable_all()
+                        .build()
+                        .context("cannot start the async runtime")?
+                        .block_on(serve(config))
+                });
+            match result {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(error) => {
+                    eprintln!("hdi-control-plane: error: {error:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+async fn serve(config: ServeConfig) -> anyhow::Result<()> {
+    let store = Store::connect(&config.database_url, config.database_connect_timeout)
+        .await
+        .with_context(|| format!("database {}", redact_url(&config.database_url)))?;
+    let service = Service::new(
+        store,
+        ServiceConfig {
+            node_ready_timeout: config.node_ready_timeout,
+        },
+    );
+    let state = AppState {
+        service: Arc::new(service),
+        auth: Arc::new(auth::Authenticator::new(
+            &config.admin_token,
+            &config.agent_token,
+        )),
+    };
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let local = listener
+        .local_addr()
+        .context("cannot read the listening address")?;
+    tracing::info!(
+        version = hdi_api::VERSION,
+        "hdi-control-plane listening on http://{local}"
+    );
+    axum::serve(listener, http::router(state))
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .context("HTTP server failed")?;
+    tracing::info!("hdi-control-plane stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(term) => term,
+        Err(error) => {
+            tracing::error!(%error, "cannot watch SIGTERM; stopping on SIGINT only");
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: shutting down"),
+    }
+}

@@ -1,0 +1,91 @@
+//! The service layer: every front door (HTTP, later CRDs and the portal) calls one method here.
+//!
+//! It validates input, applies the business rules and calls the [`Store`]. It knows neither axum
+//! nor SQL. One file per resource, methods named `<resource>_<verb>`.
+
+mod node;
+
+use std::time::Duration;
+
+pub use node::{NodePage, PageRequest};
+
+use crate::store::{Store, StoreError};
+
+/// Settings of the service layer.
+#[derive(Clone, Debug)]
+pub struct ServiceConfig {
+    /// A node whose last heartbeat is older than this is `NotReady`.
+    pub node_ready_timeout: Duration,
+}
+
+/// Why a service call failed, in terms a front door can render.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    /// A field of the request is invalid.
+    #[error("{field}: {message}")]
+    InvalidField {
+        /// The field at fault, e.g. `name` or `capacity.cpu_millis`.
+        field: String,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// The resource does not exist.
+    #[error("{what} not found")]
+    NotFound {
+        /// What was looked for, e.g. `node 4f0c...`.
+        what: String,
+    },
+    /// The request conflicts with existing state.
+    #[error("{message}")]
+    Conflict {
+        /// Stable code, e.g. `node_name_taken`.
+        code: &'static str,
+        /// What conflicts.
+        message: String,
+    },
+    /// A dependency (the database) is not available.
+    #[error("service unavailable")]
+    Unavailable(#[source] StoreError),
+    /// A fault of ours; the caller sees a generic message, the log gets the chain.
+    #[error("internal error")]
+    Internal(#[source] StoreError),
+}
+
+impl From<StoreError> for ServiceError {
+    fn from(error: StoreError) -> ServiceError {
+        match error {
+            StoreError::Query {
+                source: sqlx::Error::PoolTimedOut | sqlx::Error::Io(_),
+                ..
+            } => ServiceError::Unavailable(error),
+            other => ServiceError::Internal(other),
+        }
+    }
+}
+
+/// The application layer.
+#[derive(Debug)]
+pub struct Service {
+    store: Store,
+    config: ServiceConfig,
+}
+
+impl Service {
+    /// A service over `store`.
+    pub fn new(store: Store, config: ServiceConfig) -> Service {
+        Service { store, config }
+    }
+
+    /// The settings in force.
+    pub fn config(&self) -> &ServiceConfig {
+        &self.config
+    }
+
+    /// Whether the control plane can serve: the database answers.
+    ///
+    /// # Errors
+    /// [`ServiceError::Unavailable`] when the database does not answer.
+    pub async fn readiness(&self) -> Result<(), ServiceError> {
+        self.store.ping().await.map_err(ServiceError::Unavailable)
+    }
+}

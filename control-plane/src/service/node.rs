@@ -1,0 +1,295 @@
+//! Nodes: registration and heartbeats from agents, listing for people.
+
+use crate::model::{Capacity, NodeId, NodeRecord, NodeSpec};
+
+use super::{Service, ServiceError};
+
+/// The largest page a list call returns.
+pub const MAX_PAGE_SIZE: u32 = 500;
+/// The page size when none is asked for.
+pub const DEFAULT_PAGE_SIZE: u32 = 100;
+
+/// Which page of a list to return.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PageRequest {
+    /// At most this many items (default [`DEFAULT_PAGE_SIZE`], at most [`MAX_PAGE_SIZE`]).
+    pub page_size: Option<u32>,
+    /// The opaque token of the previous page's `next_page_token`.
+    pub page_token: Option<String>,
+}
+
+/// One page of nodes.
+#[derive(Clone, Debug)]
+pub struct NodePage {
+    /// The nodes, ordered by name.
+    pub items: Vec<NodeRecord>,
+    /// The token for the next page, if there is one.
+    pub next_page_token: Option<String>,
+}
+
+impl Service {
+    /// Registers a node agent, or re-registers it after a restart (same id: a new incarnation).
+    ///
+    /// # Errors
+    /// [`ServiceError::InvalidField`] for a bad spec; [`ServiceError::Conflict`] (`node_name_taken`)
+    /// when another node has the name.
+    pub async fn node_register(
+        &self,
+        id: NodeId,
+        spec: NodeSpec,
+    ) -> Result<NodeRecord, ServiceError> {
+        validate_node_spec(&spec)?;
+        match self.store.node_upsert(id, &spec).await {
+            Ok(record) => Ok(record),
+            Err(crate::store::StoreError::Conflict { what }) => Err(ServiceError::Conflict {
+                code: "node_name_taken",
+                message: format!(
+                    "{what} is registered by another node; pick another name or remove that node"
+                ),
+            }),
+            Err(other) => Err(other.into()),
+        }
+    }
+
+    /// Records a heartbeat.
+    ///
+    /// # Errors
+    /// [`ServiceError::NotFound`] when the node is not registered (the agent must register again).
+    pub async fn node_heartbeat(&self, id: NodeId, capacity: Capacity) -> Result<(), ServiceError> {
+        if self.store.node_heartbeat(id, &capacity).await? {
+            Ok(())
+        } else {
+            Err(ServiceError::NotFound {
+                what: format!("node {id}"),
+            })
+        }
+    }
+
+    /// One node.
+    ///
+    /// # Errors
+    /// [`ServiceError::NotFound`].
+    pub async fn node_get(&self, id: NodeId) -> Result<NodeRecord, ServiceError> {
+        self.store
+            .node_get(id)
+            .await?
+            .ok_or_else(|| ServiceError::NotFound {
+                what: format!("node {id}"),
+            })
+    }
+
+    /// A page of nodes ordered by name.
+    ///
+    /// # Errors
+    /// [`ServiceError::InvalidField`] for a bad page size or token.
+    pub async fn nodes_list(&self, page: PageRequest) -> Result<NodePage, ServiceError> {
+        let size = match page.page_size {
+            None => DEFAULT_PAGE_SIZE,
+            Some(size) if (1..=MAX_PAGE_SIZE).contains(&size) => size,
+            Some(_) => {
+                return Err(ServiceError::InvalidField {
+                    field: "page_size".into(),
+                    message: format!("must be between 1 and {MAX_PAGE_SIZE}"),
+                });
+            }
+        };
+        let after = page
+            .page_token
+            .as_deref()
+            .map(decode_page_token)
+            .transpose()?;
+        // One extra row tells whether another page follows.
+        let mut items = self.store.nodes_list(after.as_deref(), size + 1).await?;
+        let next_page_token = if items.len() > size as usize {
+            items.truncate(size as usize);
+            items.last().map(|last| encode_page_token(&last.spec.name))
+        } else {
+            None
+        };
+        Ok(NodePage {
+            items,
+            next_page_token,
+        })
+    }
+}
+
+fn validate_node_spec(spec: &NodeSpec) -> Result<(), ServiceError> {
+    let invalid = |field: &str, message: &str| {
+        Err(ServiceError::InvalidField {
+            field: field.to_owned(),
+            message: message.to_owned(),
+        })
+    };
+    if !is_dns_label(&spec.name) {
+        return invalid(
+            "name",
+            "must be 1-63 lowercase letters, digits or '-', starting and ending with a letter or digit",
+        );
+    }
+    if spec.address.is_empty()
+        || spec.address.len() > 253
+        || spec.address.chars().any(|c| c.is_whitespace())
+    {
+        return invalid(
+            "address",
+            "must be a host name or IP address without spaces",
+        );
+    }
+    if spec.agent_version.is_empty() || spec.agent_version.len() > 64 {
+        return invalid("agent_version", "must be 1-64 characters");
+    }
+    if i32::try_from(spec.fault_domain).is_err() {
+        return invalid("fault_domain", "must be at most 2147483647");
+    }
+    let capacity = [
+        ("capacity.cpu_millis", spec.capacity.cpu_millis),
+        ("capacity.memory_bytes", spec.capacity.memory_bytes),
+        ("capacity.disk_bytes", spec.capacity.disk_bytes),
+    ];
+    for (field, value) in capacity {
+        if i64::try_from(value).is_err() {
+            return invalid(field, "is too large");
+        }
+    }
+    if spec.capacity.cpu_millis == 0 || spec.capacity.memory_bytes == 0 {
+        return invalid("capacity", "a node must offer some CPU and memory");
+    }
+    Ok(())
+}
+
+/// A DNS label as Kubernetes names nodes: `[a-z0-9]([-a-z0-9]*[a-z0-9])?`, at most 63 characters.
+pub fn is_dns_label(name: &str) -> bool {
+    let bytes = name.as_bytes();
+    let edge_ok = |b: &u8| b.is_ascii_lowercase() || b.is_ascii_digit();
+    !bytes.is_empty()
+        && bytes.len() <= 63
+        && bytes.first().is_some_and(edge_ok)
+        && bytes.last().is_some_and(edge_ok)
+        && bytes.iter().all(|b| edge_ok(b) || *b == b'-')
+}
+
+fn encode_page_token(name: &str) -> String {
+    name.bytes().map(|b| format!("{b:02x}")).collect()
+}
+
+fn decode_page_token(token: &str) -> Result<String, ServiceError> {
+    let bad = || ServiceError::InvalidField {
+        field: "page_token".into(),
+        message: "is not a token returned by a previous page".into(),
+    };
+    if !token.len().is_multiple_of(2) || token.len() > 128 {
+        return Err(bad());
+    }
+    let bytes = (0..token.len())
+        .step_by(2)
+        .map(|i| {
+            token
+                .get(i..i + 2)
+                .and_then(|pair| u8::from_str_radix(pair, 16).ok())
+        })
+        .collect::<Option<Vec<u8>>>()
+        .ok_or_else(bad)?;
+    let name = String::from_utf8(bytes).map_err(|_| bad())?;
+    if is_dns_label(&name) {
+        Ok(name)
+    } else {
+        Err(bad())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec() -> NodeSpec {
+        NodeSpec {
+            name: "node-0".into(),
+            fault_domain: 0,
+            address: "127.0.0.1".into(),
+            agent_version: "0.1.0".into(),
+            capacity: Capacity {
+                cpu_millis: 2000,
+                memory_bytes: 1 << 30,
+                disk_bytes: 1 << 30,
+            },
+        }
+    }
+
+    fn field_of(result: Result<(), ServiceError>) -> Option<String> {
+        match result {
+            Err(ServiceError::InvalidField { field, .. }) => Some(field),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn validation_names_the_field_at_fault() {
+        type Mutation = Box<dyn Fn(&mut NodeSpec)>;
+        let cases: Vec<(&str, Mutation, Option<&str>)> = vec![
+            ("valid", Box::new(|_| {}), None),
+            (
+                "upper-case name",
+                Box::new(|s| s.name = "Node-0".into()),
+                Some("name"),
+            ),
+            (
+                "empty name",
+                Box::new(|s| s.name = String::new()),
+                Some("name"),
+            ),
+            (
+                "trailing dash",
+                Box::new(|s| s.name = "node-".into()),
+                Some("name"),
+            ),
+            (
+                "long name",
+                Box::new(|s| s.name = "a".repeat(64)),
+                Some("name"),
+            ),
+            (
+                "address with space",
+                Box::new(|s| s.address = "a b".into()),
+                Some("address"),
+            ),
+            (
+                "empty version",
+                Box::new(|s| s.agent_version = String::new()),
+                Some("agent_version"),
+            ),
+            (
+                "huge fault domain",
+                Box::new(|s| s.fault_domain = u32::MAX),
+                Some("fault_domain"),
+            ),
+            (
+                "huge disk",
+                Box::new(|s| s.capacity.disk_bytes = u64::MAX),
+                Some("capacity.disk_bytes"),
+            ),
+            (
+                "no cpu",
+                Box::new(|s| s.capacity.cpu_millis = 0),
+                Some("capacity"),
+            ),
+        ];
+        for (case, mutate, expected) in cases {
+            let mut s = spec();
+            mutate(&mut s);
+            assert_eq!(
+                field_of(validate_node_spec(&s)).as_deref(),
+                expected,
+                "case {case}"
+            );
+        }
+    }
+
+    #[test]
+    fn page_tokens_round_trip_and_reject_garbage() {
+        let token = encode_page_token("node-17");
+        assert_eq!(decode_page_token(&token).unwrap(), "node-17");
+        for bad in ["zz", "abc", "4e4f44", &"61".repeat(65)] {
+            assert!(decode_page_token(bad).is_err(), "{bad} should be rejected");
+        }
+    }
+}

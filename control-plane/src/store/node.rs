@@ -1,0 +1,178 @@
+//! Rows of the `nodes` table.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use super::{Store, StoreError, to_i64, to_u64};
+use crate::model::{Capacity, NodeId, NodeRecord, NodeSpec};
+
+#[derive(sqlx::FromRow)]
+struct NodeRow {
+    id: Uuid,
+    name: String,
+    fault_domain: i32,
+    address: String,
+    agent_version: String,
+    cpu_millis: i64,
+    memory_bytes: i64,
+    disk_bytes: i64,
+    registered_at: DateTime<Utc>,
+    last_heartbeat_at: DateTime<Utc>,
+    heartbeat_age_seconds: f64,
+    incarnation: i64,
+}
+
+/// The columns of a [`NodeRow`], as a macro so that queries stay `&'static str` literals.
+macro_rules! node_columns {
+    () => {
+        "id, name, fault_domain, address, agent_version, cpu_millis, memory_bytes, disk_bytes, \
+         registered_at, last_heartbeat_at, \
+         GREATEST(EXTRACT(EPOCH FROM now() - last_heartbeat_at), 0)::float8 AS heartbeat_age_seconds, \
+         incarnation"
+    };
+}
+
+impl TryFrom<NodeRow> for NodeRecord {
+    type Error = StoreError;
+
+    fn try_from(row: NodeRow) -> Result<NodeRecord, StoreError> {
+        let fault_domain = u32::try_from(row.fault_domain).map_err(|_| StoreError::Corrupt {
+            column: "nodes.fault_domain",
+            value: row.fault_domain.to_string(),
+        })?;
+        Ok(NodeRecord {
+            id: NodeId(row.id),
+            spec: NodeSpec {
+                name: row.name,
+                fault_domain,
+                address: row.address,
+                agent_version: row.agent_version,
+                capacity: Capacity {
+                    cpu_millis: to_u64(row.cpu_millis, "nodes.cpu_millis")?,
+                    memory_bytes: to_u64(row.memory_bytes, "nodes.memory_bytes")?,
+                    disk_bytes: to_u64(row.disk_bytes, "nodes.disk_bytes")?,
+                },
+            },
+            registered_at: row.registered_at,
+            last_heartbeat_at: row.last_heartbeat_at,
+            heartbeat_age: Duration::from_secs_f64(row.heartbeat_age_seconds.max(0.0)),
+            incarnation: to_u64(row.incarnation, "nodes.incarnation")?,
+        })
+    }
+}
+
+impl Store {
+    /// Inserts a node or, for a known id, replaces its spec and counts a new incarnation; either way
+    /// the registration counts as a heartbeat.
+    ///
+    /// # Errors
+    /// [`StoreError::Conflict`] when another node already has the name.
+    pub async fn node_upsert(&self, id: NodeId, spec: &NodeSpec) -> Result<NodeRecord, StoreError> {
+        let fault_domain = i32::try_from(spec.fault_domain).map_err(|_| StoreError::Corrupt {
+            column: "nodes.fault_domain",
+            value: spec.fault_domain.to_string(),
+        })?;
+        const SQL: &str = concat!(
+            "INSERT INTO nodes (id, name, fault_domain, address, agent_version, cpu_millis, memory_bytes, disk_bytes) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+             ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, fault_domain = EXCLUDED.fault_domain, \
+               address = EXCLUDED.address, agent_version = EXCLUDED.agent_version, \
+               cpu_millis = EXCLUDED.cpu_millis, memory_bytes = EXCLUDED.memory_bytes, \
+               disk_bytes = EXCLUDED.disk_bytes, last_heartbeat_at = now(), \
+               incarnation = nodes.incarnation + 1 \
+             RETURNING ",
+            node_columns!()
+        );
+        let row: Result<NodeRow, sqlx::Error> = sqlx::query_as(SQL)
+            .bind(id.0)
+            .bind(&spec.name)
+            .bind(fault_domain)
+            .bind(&spec.address)
+            .bind(&spec.agent_version)
+            .bind(to_i64(spec.capacity.cpu_millis, "nodes.cpu_millis")?)
+            .bind(to_i64(spec.capacity.memory_bytes, "nodes.memory_bytes")?)
+            .bind(to_i64(spec.capacity.disk_bytes, "nodes.disk_bytes")?)
+            .fetch_one(&self.pool)
+            .await;
+        match row {
+            Ok(row) => row.try_into(),
+            Err(sqlx::Error::Database(db)) if db.is_unique_violation() => {
+                Err(StoreError::Conflict {
+                    what: format!("node name {:?}", spec.name),
+                })
+            }
+            Err(source) => Err(StoreError::Query {
+                context: "node_upsert",
+                source,
+            }),
+        }
+    }
+
+    /// Records a heartbeat and the node's current capacity. Returns `false` for an unknown node.
+    ///
+    /// # Errors
+    /// [`StoreError::Query`].
+    pub async fn node_heartbeat(
+        &self,
+        id: NodeId,
+        capacity: &Capacity,
+    ) -> Result<bool, StoreError> {
+        let result = sqlx::query(
+            "UPDATE nodes SET last_heartbeat_at = now(), cpu_millis = $2, memory_bytes = $3, disk_bytes = $4 \
+             WHERE id = $1",
+        )
+        .bind(id.0)
+        .bind(to_i64(capacity.cpu_millis, "nodes.cpu_millis")?)
+        .bind(to_i64(capacity.memory_bytes, "nodes.memory_bytes")?)
+        .bind(to_i64(capacity.disk_bytes, "nodes.disk_bytes")?)
+        .execute(&self.pool)
+        .await
+        .map_err(|source| StoreError::Query { context: "node_heartbeat", source })?;
+        Ok(result.rows_affected() == 1)
+    }
+
+    /// One node by id.
+    ///
+    /// # Errors
+    /// [`StoreError::Query`] or [`StoreError::Corrupt`].
+    pub async fn node_get(&self, id: NodeId) -> Result<Option<NodeRecord>, StoreError> {
+        const SQL: &str = concat!("SELECT ", node_columns!(), " FROM nodes WHERE id = $1");
+        let row: Option<NodeRow> = sqlx::query_as(SQL)
+            .bind(id.0)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|source| StoreError::Query {
+                context: "node_get",
+                source,
+            })?;
+        row.map(NodeRecord::try_from).transpose()
+    }
+
+    /// Up to `limit` nodes ordered by name, starting after the name `after` when given.
+    ///
+    /// # Errors
+    /// [`StoreError::Query`] or [`StoreError::Corrupt`].
+    pub async fn nodes_list(
+        &self,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<NodeRecord>, StoreError> {
+        const SQL: &str = concat!(
+            "SELECT ",
+            node_columns!(),
+            " FROM nodes WHERE ($1::text IS NULL OR name > $1) ORDER BY name LIMIT $2"
+        );
+        let rows: Vec<NodeRow> = sqlx::query_as(SQL)
+            .bind(after)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|source| StoreError::Query {
+                context: "nodes_list",
+                source,
+            })?;
+        rows.into_iter().map(NodeRecord::try_from).collect()
+    }
+}

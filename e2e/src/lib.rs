@@ -1,0 +1,369 @@
+//! `hdi-e2e`: a harness that starts the real hdi binaries (control plane, node agents, hdictl) as
+//! processes talking over loopback, against a real PostgreSQL database per test.
+//!
+//! `cargo xtask test` builds the binaries and exports `DATABASE_URL` (a scratch server); each test
+//! gets its own database on it. Processes are SIGKILLed when their handle drops, and their output
+//! is printed when a test fails, so a failing test shows every log line of every process.
+#![allow(
+    clippy::unwrap_used,
+    reason = "a test harness: a failed set-up step should fail the test loudly"
+)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+
+/// Path of a workspace binary in the target directory these tests were built into.
+pub fn bin(name: &str) -> PathBuf {
+    // Test executables live in <target>/debug/deps/; binaries in <target>/debug/.
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().and_then(Path::parent).unwrap();
+    let path = dir.join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: run the tests with `cargo xtask test`",
+        path.display()
+    );
+    path
+}
+
+/// A fresh empty directory under the system temp dir, removed on drop.
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    /// Creates it.
+    pub fn new(tag: &str) -> TempDir {
+        static COUNTER: AtomicU32 = AtomicU32::new(0);
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let path = std::env::temp_dir().join(format!("hdi-e2e-{tag}-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path).unwrap();
+        TempDir(path)
+    }
+
+    /// Its path.
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Creates a new database on the server of `DATABASE_URL` and returns its URL.
+pub async fn fresh_database() -> String {
+    let base = std::env::var("DATABASE_URL")
+        .expect("DATABASE_URL is not set: run the tests with `cargo xtask test`");
+    let name = format!("e2e_{}", uuid::Uuid::new_v4().simple());
+    let pool = sqlx::PgPool::connect(&base)
+        .await
+        .expect("cannot connect to DATABASE_URL");
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    with_database(&base, &name)
+}
+
+/// `url` with its database name replaced by `name`.
+pub fn with_database(url: &str, name: &str) -> String {
+    let (base, query) = url
+        .split_once('?')
+        .map_or((url, None), |(b, q)| (b, Some(q)));
+    let (server, _) = base.rsplit_once('/').unwrap();
+    match query {
+        Some(query) => format!("{server}/{name}?{query}"),
+        None => format!("{server}/{name}"),
+    }
+}
+
+/// A running process whose stdout and stderr are collected line by line.
+pub struct Proc {
+    name: String,
+    child: Child,
+    output: Arc<Mutex<Vec<String>>>,
+}
+
+impl Proc {
+    /// Starts `command`, collecting its output.
+    pub fn spawn(name: &str, command: &mut Command) -> Proc {
+        let mut child = command
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
+        let output = Arc::new(Mutex::new(Vec::new()));
+        let streams: [Box<dyn std::io::Read + Send>; 2] = [
+            Box::new(child.stdout.take().unwrap()),
+            Box::new(child.stderr.take().unwrap()),
+        ];
+        for stream in streams {
+            let output = Arc::clone(&output);
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                    output.lock().unwrap().push(line);
+                }
+            });
+        }
+        Proc {
+            name: name.to_owned(),
+            child,
+            output,
+        }
+    }
+
+    /// Every line printed so far.
+    pub fn lines(&self) -> Vec<String> {
+        self.output.lock().unwrap().clone()
+    }
+
+    /// Waits until a printed line contains `needle`; returns that line.
+    pub fn wait_for_line(&mut self, needle: &str, timeout: Duration) -> anyhow::Result<String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(line) = self.lines().into_iter().find(|l| l.contains(needle)) {
+                return Ok(line);
+            }
+            if let Some(status) = self.child.try_wait()? {
+                bail!(
+                    "{} exited ({status}) before printing {needle:?}:\n{}",
+                    self.name,
+                    self.lines().join("\n")
+                );
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "{} did not print {needle:?} within {timeout:?}:\n{}",
+                    self.name,
+                    self.lines().join("\n")
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Waits for the process to exit on its own.
+    pub fn wait_exit(&mut self, timeout: Duration) -> anyhow::Result<ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait()? {
+                // Let the reader threads drain the pipes.
+                std::thread::sleep(Duration::from_millis(100));
+                return Ok(status);
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "{} still runs after {timeout:?}:\n{}",
+                    self.name,
+                    self.lines().join("\n")
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// SIGKILL, as a crash would.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM, then waits for a clean exit.
+    pub fn terminate(&mut self, timeout: Duration) -> anyhow::Result<ExitStatus> {
+        let pid = i32::try_from(self.child.id()).context("pid")?;
+        #[allow(unsafe_code, reason = "kill(2) on our own child")]
+        // SAFETY: kill has no memory preconditions.
+        unsafe {
+            libc::kill(pid, libc::SIGTERM);
+        }
+        self.wait_exit(timeout)
+    }
+
+    /// Whether it still runs.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// The OS process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            eprintln!(
+                "----- output of {} -----\n{}",
+                self.name,
+                self.lines().join("\n")
+            );
+        }
+    }
+}
+
+/// Secrets for one control plane: the admin and agent tokens, in files.
+pub struct Secrets {
+    /// Admin bearer token.
+    pub admin_token: String,
+    /// File holding it.
+    pub admin_token_file: PathBuf,
+    /// File holding the agent token.
+    pub agent_token_file: PathBuf,
+}
+
+impl Secrets {
+    /// Writes fresh tokens into `dir`.
+    pub fn create(dir: &Path) -> Secrets {
+        let admin_token = format!("admin-{}", uuid::Uuid::new_v4().simple());
+        let admin_token_file = dir.join("admin-token");
+        let agent_token_file = dir.join("agent-token");
+        std::fs::write(&admin_token_file, &admin_token).unwrap();
+        std::fs::write(
+            &agent_token_file,
+            format!("agent-{}", uuid::Uuid::new_v4().simple()),
+        )
+        .unwrap();
+        Secrets {
+            admin_token,
+            admin_token_file,
+            agent_token_file,
+        }
+    }
+}
+
+/// A running `hdi-control-plane serve`.
+pub struct ControlPlane {
+    /// The process.
+    pub proc: Proc,
+    /// Its base URL, e.g. `http://127.0.0.1:40123`.
+    pub url: String,
+}
+
+impl ControlPlane {
+    /// Starts a control plane on `listen` (port 0 for a free one) and waits for its ready line.
+    pub fn start(
+        database_url: &str,
+        secrets: &Secrets,
+        listen: &str,
+        node_ready_timeout: &str,
+    ) -> ControlPlane {
+        let mut proc = Proc::spawn(
+            "hdi-control-plane",
+            Command::new(bin("hdi-control-plane"))
+                .args([
+                    "serve",
+                    "--listen",
+                    listen,
+                    "--node-ready-timeout",
+                    node_ready_timeout,
+                ])
+                .arg("--admin-token-file")
+                .arg(&secrets.admin_token_file)
+                .arg("--agent-token-file")
+                .arg(&secrets.agent_token_file)
+                .env("DATABASE_URL", database_url)
+                .env("RUST_LOG", "info"),
+        );
+        let line = proc
+            .wait_for_line("listening on http://", Duration::from_secs(30))
+            .unwrap();
+        let url = line
+            .split("listening on ")
+            .nth(1)
+            .unwrap()
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .to_owned();
+        ControlPlane { proc, url }
+    }
+
+    /// An API client with the admin token.
+    pub fn admin(&self, secrets: &Secrets) -> hdi_api::Client {
+        hdi_api::Client::new(&self.url, Some(secrets.admin_token.clone())).unwrap()
+    }
+
+    /// The `host:port` it listens on.
+    pub fn listen_addr(&self) -> String {
+        self.url.trim_start_matches("http://").to_owned()
+    }
+}
+
+/// Starts `hdi-node-agent` for the control plane at `url`.
+pub fn start_agent(
+    url: &str,
+    token_file: &Path,
+    name: &str,
+    fault_domain: u32,
+    data_dir: &Path,
+    interval: &str,
+) -> Proc {
+    Proc::spawn(
+        name,
+        Command::new(bin("hdi-node-agent"))
+            .args([
+                "--control-plane",
+                url,
+                "--name",
+                name,
+                "--fault-domain",
+                &fault_domain.to_string(),
+            ])
+            .args(["--heartbeat-interval", interval])
+            .arg("--data-dir")
+            .arg(data_dir)
+            .arg("--token-file")
+            .arg(token_file)
+            .env("RUST_LOG", "info"),
+    )
+}
+
+/// Polls `check` every 100 ms until it returns `Some`, or fails after `timeout`.
+pub async fn eventually<T, F, Fut>(
+    what: &str,
+    timeout: Duration,
+    mut check: F,
+) -> anyhow::Result<(T, Duration)>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let started = Instant::now();
+    loop {
+        if let Some(value) = check().await {
+            return Ok((value, started.elapsed()));
+        }
+        if started.elapsed() > timeout {
+            bail!("timed out after {timeout:?} waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Runs `hdictl` with the given config file; returns (success, stdout, stderr).
+pub fn hdictl(config: &Path, args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(bin("hdictl"))
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}

@@ -1,0 +1,147 @@
+//! The agent's main loop: one closed [`Event`] enum, handled one event at a time.
+//!
+//! The agent registers (again after every start, and whenever the control plane forgets it),
+//! then heartbeats every interval. An unreachable control plane is retried forever (the node's
+//! workloads keep running meanwhile: the control plane is not on the data path); a refused token is
+//! fatal, because retrying cannot fix it.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use hdi_api::{Client, ClientError, NodeHeartbeat, NodeRegistration};
+use tokio::signal::unix::{SignalKind, signal};
+
+use crate::config::AgentConfig;
+use crate::identity::{self, Identity};
+use crate::inventory;
+
+/// How often a persisting failure to reach the control plane is logged again.
+const WARN_EVERY: Duration = Duration::from_secs(30);
+
+/// Everything that can happen to the agent.
+#[derive(Debug)]
+enum Event {
+    /// Time to register (if not registered) or heartbeat.
+    Tick,
+    /// A signal asked the agent to stop.
+    Shutdown(&'static str),
+}
+
+/// Whether the control plane currently knows this node.
+#[derive(Debug, PartialEq, Eq)]
+enum Registration {
+    Unregistered,
+    Registered,
+}
+
+/// Runs the agent until SIGTERM or SIGINT.
+///
+/// # Errors
+/// When the data directory cannot be used or the control plane refuses the agent's token.
+pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
+    let _lock = identity::lock_data_dir(&config.data_dir)?;
+    let identity = identity::load_or_create(&config.data_dir, config.name.as_deref())?;
+    let client = Client::new(&config.control_plane, Some(config.token.clone()))?;
+    tracing::info!(node = %identity.id, name = %identity.name, fault_domain = config.fault_domain,
+        control_plane = %config.control_plane, "hdi-node-agent starting");
+
+    let mut term = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
+    let mut int = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
+    let mut ticks = tokio::time::interval(config.heartbeat_interval);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut registration = Registration::Unregistered;
+    // When the last retryable failure was logged; `None` while the control plane answers.
+    let mut last_warned: Option<tokio::time::Instant> = None;
+
+    loop {
+        let event = tokio::select! {
+            _ = ticks.tick() => Event::Tick,
+            _ = term.recv() => Event::Shutdown("SIGTERM"),
+            _ = int.recv() => Event::Shutdown("SIGINT"),
+        };
+        match event {
+            Event::Shutdown(signal) => {
+                tracing::info!(signal, "hdi-node-agent stopping");
+                return Ok(());
+            }
+            Event::Tick => {
+                let outcome = tick(&client, &config, &identity, &mut registration).await;
+                match outcome {
+                    Ok(()) => {
+                        if last_warned.take().is_some() {
+                            tracing::info!("control plane reachable again");
+                        }
+                    }
+                    Err(TickError::Fatal(error)) => return Err(error),
+                    Err(TickError::Retry(error)) => {
+                        // Log the first failure, then at most every 30 s, so an outage does not flood the log.
+                        let now = tokio::time::Instant::now();
+                        if last_warned.is_none_or(|at| now.duration_since(at) >= WARN_EVERY) {
+                            last_warned = Some(now);
+                            tracing::warn!(
+                                "{error:#}; retrying every {}",
+                                humantime::format_duration(config.heartbeat_interval)
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+enum TickError {
+    /// Retrying cannot help (e.g. the token is refused).
+    Fatal(anyhow::Error),
+    /// Retry on the next tick.
+    Retry(anyhow::Error),
+}
+
+async fn tick(
+    client: &Client,
+    config: &AgentConfig,
+    identity: &Identity,
+    registration: &mut Registration,
+) -> Result<(), TickError> {
+    let capacity = inventory::capacity(&config.data_dir, config.cpu_millis, config.memory_bytes);
+    if *registration == Registration::Registered {
+        match client
+            .agent_heartbeat(identity.id, &NodeHeartbeat { capacity })
+            .await
+        {
+            Ok(()) => return Ok(()),
+            Err(error) if error.status() == Some(404) => {
+                tracing::warn!("the control plane does not know this node; registering again");
+                *registration = Registration::Unregistered;
+            }
+            Err(error) => return Err(classify(error, "heartbeat failed")),
+        }
+    }
+    let request = NodeRegistration {
+        name: identity.name.clone(),
+        fault_domain: config.fault_domain,
+        address: config.address.clone(),
+        agent_version: env!("CARGO_PKG_VERSION").to_owned(),
+        capacity,
+    };
+    let node = client
+        .agent_register(identity.id, &request)
+        .await
+        .map_err(|e| classify(e, "registration failed"))?;
+    tracing::info!(node = %node.id, name = %node.name, incarnation = node.incarnation, "registered with the control plane");
+    *registration = Registration::Registered;
+    Ok(())
+}
+
+fn classify(error: ClientError, what: &str) -> TickError {
+    match error.status() {
+        Some(401) | Some(403) => TickError::Fatal(anyhow::Error::new(error).context(format!(
+            "{what}: the control plane refused this agent's token (check --token-file)"
+        ))),
+        // A registration the control plane rejects as invalid will be rejected again: stop.
+        Some(400) | Some(409) => {
+            TickError::Fatal(anyhow::Error::new(error).context(what.to_owned()))
+        }
+        _ => TickError::Retry(anyhow::Error::new(error).context(what.to_owned())),
+    }
+}

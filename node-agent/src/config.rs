@@ -1,0 +1,135 @@
+//! Flags of `hdi-node-agent`, resolved once into a typed [`AgentConfig`].
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::Parser;
+
+/// Command line of `hdi-node-agent`.
+#[derive(Debug, Parser)]
+#[command(name = "hdi-node-agent", version, about = "The hdi node agent")]
+pub struct Flags {
+    /// Base URL of the control plane, e.g. http://127.0.0.1:7420.
+    #[arg(long)]
+    pub control_plane: String,
+    /// The node's data directory: holds its identity and its workloads' data.
+    #[arg(long)]
+    pub data_dir: PathBuf,
+    /// The failure domain (rack, zone, host group) of this node.
+    #[arg(long)]
+    pub fault_domain: u32,
+    /// File holding the node-agent token the control plane expects.
+    #[arg(long)]
+    pub token_file: PathBuf,
+    /// Node name (a DNS label); defaults to the name kept in the data directory, or `node-<id prefix>`.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Address at which this node's workloads are reachable.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub address: String,
+    /// How often to heartbeat.
+    #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
+    pub heartbeat_interval: Duration,
+    /// CPU offered, in thousandths of a core (default: the cores this process may use).
+    #[arg(long)]
+    pub cpu_millis: Option<u64>,
+    /// Memory offered, in bytes (default: the machine's memory).
+    #[arg(long)]
+    pub memory_bytes: Option<u64>,
+}
+
+/// The resolved configuration.
+#[derive(Clone)]
+pub struct AgentConfig {
+    /// Control-plane base URL.
+    pub control_plane: String,
+    /// Data directory (created if missing).
+    pub data_dir: PathBuf,
+    /// Failure domain.
+    pub fault_domain: u32,
+    /// The agent token.
+    pub token: String,
+    /// Name override.
+    pub name: Option<String>,
+    /// Workload address.
+    pub address: String,
+    /// Heartbeat period.
+    pub heartbeat_interval: Duration,
+    /// CPU override.
+    pub cpu_millis: Option<u64>,
+    /// Memory override.
+    pub memory_bytes: Option<u64>,
+}
+
+/// Why the flags are unusable.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The token file cannot be read.
+    #[error("cannot read --token-file {path}")]
+    ReadToken {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The token file is empty.
+    #[error("--token-file {path} is empty")]
+    EmptyToken {
+        /// The file.
+        path: PathBuf,
+    },
+    /// The heartbeat interval is zero.
+    #[error("--heartbeat-interval must be greater than zero")]
+    ZeroInterval,
+    /// The control-plane URL is not http(s).
+    #[error("--control-plane {url:?} must start with http:// or https://")]
+    BadUrl {
+        /// The URL given.
+        url: String,
+    },
+}
+
+impl Flags {
+    /// Reads the token file and checks the values.
+    ///
+    /// # Errors
+    /// A [`ConfigError`] naming the flag at fault.
+    pub fn resolve(self) -> Result<AgentConfig, ConfigError> {
+        if self.heartbeat_interval.is_zero() {
+            return Err(ConfigError::ZeroInterval);
+        }
+        if !(self.control_plane.starts_with("http://")
+            || self.control_plane.starts_with("https://"))
+        {
+            return Err(ConfigError::BadUrl {
+                url: self.control_plane,
+            });
+        }
+        Ok(AgentConfig {
+            token: read_token(&self.token_file)?,
+            control_plane: self.control_plane,
+            data_dir: self.data_dir,
+            fault_domain: self.fault_domain,
+            name: self.name,
+            address: self.address,
+            heartbeat_interval: self.heartbeat_interval,
+            cpu_millis: self.cpu_millis,
+            memory_bytes: self.memory_bytes,
+        })
+    }
+}
+
+fn read_token(path: &Path) -> Result<String, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::ReadToken {
+        path: path.to_owned(),
+        source,
+    })?;
+    let token = text.trim();
+    if token.is_empty() {
+        return Err(ConfigError::EmptyToken {
+            path: path.to_owned(),
+        });
+    }
+    Ok(token.to_owned())
+}

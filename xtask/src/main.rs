@@ -1,0 +1,61 @@
+//! `cargo xtask`: the developer tasks of hdi, in Rust so they run wherever cargo does.
+//!
+//! - `up`: build the binaries, start a private PostgreSQL, the control plane and three node agents
+//!   on this machine, and keep them running until Ctrl-C or SIGTERM.
+//! - `test`: everything CI runs: install test dependencies, fmt, clippy, the whole suite against a
+//!   private PostgreSQL, and a smoke run of `up`.
+//! - `codegen`: regenerate checked-in artifacts (`openapi/hdi.json`).
+
+mod postgres;
+mod sys;
+mod test;
+#[cfg(test)]
+mod tidy;
+mod up;
+mod util;
+
+use std::process::ExitCode;
+use std::sync::mpsc;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "cargo xtask", about = "Developer tasks of hdi")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Bring up the whole platform locally (private PostgreSQL, control plane, three node agents).
+    Up(up::UpArgs),
+    /// Run every check CI runs.
+    Test(test::TestArgs),
+    /// Regenerate checked-in generated files (OpenAPI document).
+    Codegen,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    // Ctrl-C and SIGTERM only send on this channel; each task decides how to stop what it started.
+    let (tx, shutdown) = mpsc::channel::<()>();
+    if let Err(error) = ctrlc::set_handler(move || {
+        let _ = tx.send(());
+    }) {
+        eprintln!("xtask: error: cannot install the signal handler: {error}");
+        return ExitCode::FAILURE;
+    }
+    let result = match cli.command {
+        Command::Up(args) => up::run(args, &shutdown),
+        Command::Test(args) => test::run(args),
+        Command::Codegen => util::codegen(),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("xtask: error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

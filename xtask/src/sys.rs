@@ -1,0 +1,37 @@
+//! The few system calls xtask needs that std does not offer, each wrapped safely.
+#![allow(
+    unsafe_code,
+    reason = "thin wrappers over libc calls with no pointers shared"
+)]
+
+use std::os::unix::process::CommandExt;
+use std::process::Command;
+
+/// The effective user id of this process.
+pub fn effective_uid() -> u32 {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() }
+}
+
+/// Sends `signal` to process `pid`; `false` if it does not exist (any more).
+pub fn signal(pid: u32, signal: i32) -> bool {
+    let Ok(pid) = i32::try_from(pid) else {
+        return false;
+    };
+    // SAFETY: kill has no memory preconditions.
+    unsafe { libc::kill(pid, signal) == 0 }
+}
+
+/// Makes the child receive SIGTERM when this process dies, so that a killed `xtask up` leaves no
+/// orphans behind.
+pub fn die_with_parent(command: &mut Command) -> &mut Command {
+    // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
+    unsafe {
+        command.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        })
+    }
+}

@@ -1,0 +1,352 @@
+//! `cargo xtask up`: the whole platform on this machine — a private PostgreSQL, the control plane
+//! and three node agents (fault domains 0, 1, 2) — until Ctrl-C or SIGTERM stops everything.
+//!
+//! State lives in one directory (default `.hdi/`): the database, the node agents' data directories
+//! (so nodes keep their identity across restarts), generated secrets and logs. `up` also writes the
+//! `local` hdictl context so that `hdictl node list` works with no further set-up.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::Receiver;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use clap::Args;
+
+use crate::postgres::{Binaries, Durability, Postgres};
+use crate::sys;
+use crate::util::{cargo, http_get, output, random_token, repo_root, tail, target_dir, wait_for};
+
+/// The number of node agents `up` starts, one per fault domain.
+const NODES: u32 = 3;
+
+/// Flags of `cargo xtask up`.
+#[derive(Debug, Args)]
+pub struct UpArgs {
+    /// Where the platform keeps its state (database, node data, secrets, logs).
+    #[arg(long)]
+    state_dir: Option<PathBuf>,
+    /// Port of the control-plane API on 127.0.0.1.
+    #[arg(long, default_value_t = 7420)]
+    api_port: u16,
+    /// Use debug binaries instead of release ones.
+    #[arg(long)]
+    debug: bool,
+    /// Do not build; use the binaries already in the target directory.
+    #[arg(long)]
+    no_build: bool,
+    /// Check that everything comes up, print the node ids, then stop (used by `cargo xtask test`).
+    #[arg(long)]
+    smoke: bool,
+}
+
+/// Brings the platform up and keeps it running until a signal (or, with `--smoke`, until checked).
+pub fn run(args: UpArgs, shutdown: &Receiver<()>) -> anyhow::Result<()> {
+    let state = std::path::absolute(
+        args.state_dir
+            .clone()
+            .unwrap_or_else(|| repo_root().join(".hdi")),
+    )
+    .context("cannot resolve --state-dir")?;
+    for dir in ["secrets", "logs", "nodes"] {
+        std::fs::create_dir_all(state.join(dir))
+            .with_context(|| format!("cannot create {}", state.display()))?;
+    }
+    let profile = if args.debug { "debug" } else { "release" };
+    if !args.no_build {
+        eprintln!("xtask: building the {profile} binaries");
+        let mut build = cargo();
+        build.args([
+            "build",
+            "--locked",
+            "-p",
+            "hdi-control-plane",
+            "-p",
+            "hdi-node-agent",
+            "-p",
+            "hdictl",
+        ]);
+        if !args.debug {
+            build.arg("--release");
+        }
+        crate::util::run("cargo build", &mut build)?;
+    }
+    let bin_dir = target_dir()?.join(profile);
+    let bin = |name: &str| -> anyhow::Result<PathBuf> {
+        let path = bin_dir.join(name);
+        if !path.exists() {
+            bail!("{} is missing; run without --no-build", path.display());
+        }
+        Ok(path)
+    };
+
+    let pg_bin = Binaries::find_or_install()?;
+    let postgres = Postgres::start(&pg_bin, &state.join("postgres"), Durability::Durable)?;
+    let mut platform = Platform {
+        children: Vec::new(),
+        postgres,
+    };
+    let result = bring_up(&args, &state, &bin, &mut platform).and_then(|api| {
+        if args.smoke {
+            smoke_check(&bin("hdictl")?, &api)
+        } else {
+            eprintln!("\nPress Ctrl-C to stop everything.");
+            let _ = shutdown.recv();
+            eprintln!("\nxtask: stopping");
+            Ok(())
+        }
+    });
+    platform.stop();
+    result
+}
+
+struct Platform {
+    children: Vec<(String, Child)>,
+    postgres: Postgres,
+}
+
+impl Platform {
+    fn spawn(&mut self, name: &str, log: &Path, command: &mut Command) -> anyhow::Result<()> {
+        let log_file = std::fs::File::create(log)
+            .with_context(|| format!("cannot create {}", log.display()))?;
+        let child = sys::die_with_parent(command)
+            .stdin(Stdio::null())
+            .stdout(log_file.try_clone()?)
+            .stderr(log_file)
+            .spawn()
+            .with_context(|| format!("cannot start {name}"))?;
+        self.children.push((name.to_owned(), child));
+        Ok(())
+    }
+
+    fn exited(&mut self, name: &str) -> Option<std::process::ExitStatus> {
+        let (_, child) = self.children.iter_mut().find(|(n, _)| n == name)?;
+        child.try_wait().ok().flatten()
+    }
+
+    /// SIGTERM to every child (agents first, the control plane last), SIGKILL after 10 s, then
+    /// PostgreSQL's fast shutdown.
+    fn stop(&mut self) {
+        for (_, child) in self.children.iter().rev() {
+            sys::signal(child.id(), libc::SIGTERM);
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        for (name, child) in self.children.iter_mut().rev() {
+            loop {
+                match child.try_wait() {
+                    Ok(Some(_)) | Err(_) => break,
+                    Ok(None) if Instant::now() > deadline => {
+                        eprintln!("xtask: {name} ignored SIGTERM for 10 s; killing it");
+                        let _ = child.kill();
+                        let _ = child.wait();
+                        break;
+                    }
+                    Ok(None) => std::thread::sleep(Duration::from_millis(50)),
+                }
+            }
+        }
+        self.children.clear();
+        if let Err(error) = self.postgres.stop() {
+            eprintln!("xtask: warning: {error:#}");
+        }
+    }
+}
+
+/// Starts the control plane and the agents; returns the API address once all nodes are Ready.
+fn bring_up(
+    args: &UpArgs,
+    state: &Path,
+    bin: &dyn Fn(&str) -> anyhow::Result<PathBuf>,
+    platform: &mut Platform,
+) -> anyhow::Result<SocketAddr> {
+    platform.postgres.ensure_database("hdi")?;
+    let admin_token_file = state.join("secrets/admin-token");
+    let agent_token_file = state.join("secrets/agent-token");
+    let admin_token = secret(&admin_token_file)?;
+    secret(&agent_token_file)?;
+    let api: SocketAddr = SocketAddr::from(([127, 0, 0, 1], args.api_port));
+    let api_url = format!("http://{api}");
+
+    let cp_log = state.join("logs/control-plane.log");
+    platform.spawn(
+        "control-plane",
+        &cp_log,
+        Command::new(bin("hdi-control-plane")?)
+            .arg("serve")
+            .args(["--listen", &api.to_string()])
+            .arg("--admin-token-file")
+            .arg(&admin_token_file)
+            .arg("--agent-token-file")
+            .arg(&agent_token_file)
+            .env("DATABASE_URL", platform.postgres.url("hdi")),
+    )?;
+    wait_for(
+        "the control plane to be ready",
+        Duration::from_secs(60),
+        || {
+            if platform.exited("control-plane").is_some() {
+                return Some(false);
+            }
+            matches!(http_get(api, "/readyz", None), Ok((200, _))).then_some(true)
+        },
+    )
+    .and_then(|ready| {
+        if ready {
+            Ok(())
+        } else {
+            bail!("the control plane exited")
+        }
+    })
+    .with_context(|| {
+        format!(
+            "control plane log {}:\n{}",
+            cp_log.display(),
+            tail(&cp_log, 20)
+        )
+    })?;
+
+    for domain in 0..NODES {
+        let name = format!("node-{domain}");
+        let log = state.join(format!("logs/{name}.log"));
+        platform.spawn(
+            &name,
+            &log,
+            Command::new(bin("hdi-node-agent")?)
+                .args([
+                    "--control-plane",
+                    &api_url,
+                    "--fault-domain",
+                    &domain.to_string(),
+                    "--name",
+                    &name,
+                ])
+                .arg("--data-dir")
+                .arg(state.join("nodes").join(&name))
+                .arg("--token-file")
+                .arg(&agent_token_file),
+        )?;
+    }
+    wait_for("3 Ready nodes", Duration::from_secs(60), || {
+        for domain in 0..NODES {
+            if platform.exited(&format!("node-{domain}")).is_some() {
+                return Some(Err(domain));
+            }
+        }
+        let (status, body) = http_get(api, "/v1/nodes", Some(&admin_token)).ok()?;
+        let nodes: serde_json::Value = serde_json::from_str(&body).ok()?;
+        let ready = nodes["items"]
+            .as_array()?
+            .iter()
+            .filter(|n| {
+                n["status"] == "Ready" && n["name"].as_str().is_some_and(|s| s.starts_with("node-"))
+            })
+            .count();
+        (status == 200 && ready == NODES as usize).then_some(Ok(()))
+    })?
+    .map_err(|domain| {
+        let log = state.join(format!("logs/node-{domain}.log"));
+        anyhow::anyhow!(
+            "node agent node-{domain} exited; its log {}:\n{}",
+            log.display(),
+            tail(&log, 20)
+        )
+    })?;
+
+    let config_path = write_hdictl_context(&api_url, &admin_token)?;
+    println!("hdi is up.");
+    println!("  API:            {api_url}   (OpenAPI document: {api_url}/openapi.json)");
+    println!("  admin token:    {admin_token}");
+    println!("                  (kept in {})", admin_token_file.display());
+    println!(
+        "  hdictl context: 'local', written to {}",
+        config_path.display()
+    );
+    println!("  state and logs: {}", state.display());
+    println!("Try:");
+    println!("  {} node list", bin("hdictl")?.display());
+    println!(
+        "  curl -H \"Authorization: Bearer $(cat {})\" {api_url}/v1/nodes",
+        admin_token_file.display()
+    );
+    Ok(api)
+}
+
+/// Reads a secret file, creating it (mode 0600) with a random token first if missing.
+fn secret(path: &Path) -> anyhow::Result<String> {
+    if let Ok(text) = std::fs::read_to_string(path)
+        && !text.trim().is_empty()
+    {
+        return Ok(text.trim().to_owned());
+    }
+    let token = random_token()?;
+    std::fs::write(path, format!("{token}\n"))
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
+    Ok(token)
+}
+
+/// Merges the `local` context into hdictl's config file and makes it current.
+fn write_hdictl_context(api_url: &str, token: &str) -> anyhow::Result<PathBuf> {
+    let path = match std::env::var_os("HDI_CONFIG").filter(|p| !p.is_empty()) {
+        Some(path) => PathBuf::from(path),
+        None => match std::env::var_os("XDG_CONFIG_HOME").filter(|p| !p.is_empty()) {
+            Some(dir) => PathBuf::from(dir).join("hdi/config.json"),
+            None => PathBuf::from(std::env::var_os("HOME").context("HOME is not set")?)
+                .join(".config/hdi/config.json"),
+        },
+    };
+    let mut config: serde_json::Value = std::fs::read(&path)
+        .ok()
+        .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+        .unwrap_or_else(|| serde_json::json!({}));
+    if !config.is_object() {
+        config = serde_json::json!({});
+    }
+    let mut contexts: BTreeMap<String, serde_json::Value> =
+        serde_json::from_value(config["contexts"].clone()).unwrap_or_default();
+    contexts.insert(
+        "local".into(),
+        serde_json::json!({"api_url": api_url, "token": token}),
+    );
+    config["contexts"] = serde_json::to_value(contexts)?;
+    config["current_context"] = serde_json::json!("local");
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    std::fs::write(&path, serde_json::to_vec_pretty(&config)?)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
+    Ok(path)
+}
+
+/// `--smoke`: `hdictl node list` through the written context shows 3 Ready nodes; print their ids.
+fn smoke_check(hdictl: &Path, _api: &SocketAddr) -> anyhow::Result<()> {
+    let table = output(
+        "hdictl node list",
+        Command::new(hdictl).args(["node", "list"]),
+    )?;
+    println!("{table}");
+    let ready = table
+        .lines()
+        .filter(|line| line.split_whitespace().nth(1) == Some("Ready"))
+        .count();
+    if ready != NODES as usize {
+        bail!("hdictl node list shows {ready} Ready nodes, expected {NODES}:\n{table}");
+    }
+    let json = output(
+        "hdictl node list -o json",
+        Command::new(hdictl).args(["node", "list", "-o", "json"]),
+    )?;
+    let nodes: serde_json::Value =
+        serde_json::from_str(&json).context("hdictl -o json is not JSON")?;
+    for node in nodes.as_array().context("hdictl -o json is not a list")? {
+        println!(
+            "smoke: node {} {}",
+            node["name"].as_str().unwrap_or("?"),
+            node["id"].as_str().unwrap_or("?")
+        );
+    }
+    Ok(())
+}
