@@ -7,14 +7,14 @@
 //! fails. Prints a duration per step.
 
 use std::path::Path;
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use clap::Args;
 
 use crate::postgres::{Binaries, ScratchPostgres};
-use crate::util::{cargo, run as run_command};
+use crate::util::{cargo, run as run_command, wait_for};
 
 /// Flags of `cargo xtask test`.
 #[derive(Debug, Args)]
@@ -131,64 +131,157 @@ fn has_nextest() -> bool {
         .unwrap_or(false)
 }
 
-/// Runs `up --smoke` twice on one state directory with the debug binaries: the platform comes up
-/// with three Ready nodes, and the second start finds the same node identities.
+/// Runs `cargo xtask up` twice on one state directory with the debug binaries, each time as a user
+/// would: wait for it to be up, check `hdictl node list` through the context it wrote (3 Ready
+/// nodes), send SIGTERM, and check that it exits cleanly leaving no process behind. The second run
+/// must find the same node identities.
 fn smoke_up() -> anyhow::Result<()> {
     let state = std::env::temp_dir().join(format!("hdi-smoke-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&state);
-    let first = smoke_once(&state)?;
-    let second = smoke_once(&state)?;
+    std::fs::create_dir_all(&state)?;
+    let first = smoke_once(&state, 1)?;
+    let second = smoke_once(&state, 2)?;
     let _ = std::fs::remove_dir_all(&state);
     if first != second {
         bail!("node identities changed across restarts of up: {first:?} then {second:?}");
     }
     eprintln!(
-        "xtask: up came up twice with the same 3 nodes: {}",
+        "xtask: up came up twice with the same 3 nodes and stopped cleanly on SIGTERM: {}",
         first.join(", ")
     );
     Ok(())
 }
 
-fn smoke_once(state: &Path) -> anyhow::Result<Vec<String>> {
+fn smoke_once(state: &Path, round: u32) -> anyhow::Result<Vec<String>> {
+    let target = crate::util::target_dir()?;
+    // Not current_exe(): building the workspace may have replaced this very binary on disk.
+    let xtask = target.join("debug/xtask");
+    let hdictl = target.join("debug/hdictl");
     let port = std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port();
-    let xtask = std::env::current_exe().context("cannot find the xtask executable")?;
-    let out = Command::new(xtask)
+    let config = state.join("hdictl.json");
+    let log_path = state.join(format!("up-{round}.log"));
+    let log = std::fs::File::create(&log_path)?;
+    let mut up = Command::new(xtask)
         .args([
             "up",
             "--debug",
             "--no-build",
-            "--smoke",
             "--api-port",
             &port.to_string(),
             "--state-dir",
         ])
         .arg(state)
-        .env("HDI_CONFIG", state.join("hdictl.json"))
-        .output()
+        .env("HDI_CONFIG", &config)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .spawn()
         .context("cannot run xtask up")?;
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    if !out.status.success() {
-        bail!(
-            "xtask up --smoke failed ({}):\n{stdout}\n{stderr}",
-            out.status
-        );
+    let up_log = || std::fs::read_to_string(&log_path).unwrap_or_default();
+    let ready = wait_for(
+        "xtask up to be ready",
+        Duration::from_secs(90),
+        || match up.try_wait() {
+            Ok(Some(status)) => Some(Err(anyhow::anyhow!("xtask up exited ({status})"))),
+            _ => up_log().contains("Press Ctrl-C").then_some(Ok(())),
+        },
+    );
+    let checked = ready
+        .and_then(|inner| inner)
+        .and_then(|()| check_nodes(&hdictl, &config));
+    crate::sys::signal(up.id(), libc::SIGTERM);
+    let stopped = wait_for(
+        "xtask up to stop after SIGTERM",
+        Duration::from_secs(30),
+        || up.try_wait().ok().flatten(),
+    );
+    let result = checked.and_then(|ids| {
+        let status = stopped?;
+        if !status.success() {
+            bail!("xtask up exited with {status} after SIGTERM");
+        }
+        let leftovers = processes_mentioning(state);
+        if !leftovers.is_empty() {
+            bail!("processes left behind after SIGTERM: {leftovers:?}");
+        }
+        Ok(ids)
+    });
+    if result.is_err() {
+        let _ = up.kill();
     }
-    eprintln!("{stdout}");
-    let ids = stdout
+    result.with_context(|| format!("xtask up output:\n{}", up_log()))
+}
+
+/// `hdictl node list` shows 3 Ready nodes; returns `name id` of each.
+fn check_nodes(hdictl: &Path, config: &Path) -> anyhow::Result<Vec<String>> {
+    let table = crate::util::output(
+        "hdictl node list",
+        Command::new(hdictl)
+            .arg("--config")
+            .arg(config)
+            .args(["node", "list"]),
+    )?;
+    eprint!("{table}");
+    let ready = table
         .lines()
-        .filter_map(|line| line.strip_prefix("smoke: node "))
-        .map(str::to_owned)
-        .collect::<Vec<_>>();
-    if ids.len() != 3 {
-        bail!(
-            "expected 3 'smoke: node' lines from up --smoke, got {}:\n{stdout}",
-            ids.len()
-        );
+        .filter(|line| line.split_whitespace().nth(1) == Some("Ready"))
+        .count();
+    if ready != 3 {
+        bail!("hdictl node list shows {ready} Ready nodes, expected 3:\n{table}");
     }
+    let json = crate::util::output(
+        "hdictl node list -o json",
+        Command::new(hdictl)
+            .arg("--config")
+            .arg(config)
+            .args(["node", "list", "-o", "json"]),
+    )?;
+    let nodes: serde_json::Value =
+        serde_json::from_str(&json).context("hdictl -o json is not JSON")?;
+    let ids = nodes
+        .as_array()
+        .context("hdictl -o json is not a list")?
+        .iter()
+        .map(|node| {
+            format!(
+                "{} {}",
+                node["name"].as_str().unwrap_or("?"),
+                node["id"].as_str().unwrap_or("?")
+            )
+        })
+        .collect();
     Ok(ids)
+}
+
+/// Process ids whose command line mentions `path` (our agents, control plane and PostgreSQL do).
+fn processes_mentioning(path: &Path) -> Vec<String> {
+    let needle = path.to_string_lossy().into_owned();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(Result::ok)
+        .filter(|entry| {
+            entry
+                .file_name()
+                .to_string_lossy()
+                .chars()
+                .all(|c| c.is_ascii_digit())
+        })
+        .filter_map(|entry| {
+            let cmdline = std::fs::read(entry.path().join("cmdline")).ok()?;
+            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+            cmdline.contains(&needle).then(|| {
+                format!(
+                    "{}: {}",
+                    entry.file_name().to_string_lossy(),
+                    cmdline.trim()
+                )
+            })
+        })
+        .collect()
 }
 
 /// Installs Debian packages with apt-get (root needed), refreshing the package lists first.

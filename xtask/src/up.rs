@@ -17,7 +17,7 @@ use clap::Args;
 
 use crate::postgres::{Binaries, Durability, Postgres};
 use crate::sys;
-use crate::util::{cargo, http_get, output, random_token, repo_root, tail, target_dir, wait_for};
+use crate::util::{cargo, http_get, random_token, repo_root, tail, target_dir, wait_for};
 
 /// The number of node agents `up` starts, one per fault domain.
 const NODES: u32 = 3;
@@ -37,12 +37,9 @@ pub struct UpArgs {
     /// Do not build; use the binaries already in the target directory.
     #[arg(long)]
     no_build: bool,
-    /// Check that everything comes up, print the node ids, then stop (used by `cargo xtask test`).
-    #[arg(long)]
-    smoke: bool,
 }
 
-/// Brings the platform up and keeps it running until a signal (or, with `--smoke`, until checked).
+/// Brings the platform up and keeps it running until Ctrl-C or SIGTERM.
 pub fn run(args: UpArgs, shutdown: &Receiver<()>) -> anyhow::Result<()> {
     let state = std::path::absolute(
         args.state_dir
@@ -88,15 +85,10 @@ pub fn run(args: UpArgs, shutdown: &Receiver<()>) -> anyhow::Result<()> {
         children: Vec::new(),
         postgres,
     };
-    let result = bring_up(&args, &state, &bin, &mut platform).and_then(|api| {
-        if args.smoke {
-            smoke_check(&bin("hdictl")?, &api)
-        } else {
-            eprintln!("\nPress Ctrl-C to stop everything.");
-            let _ = shutdown.recv();
-            eprintln!("\nxtask: stopping");
-            Ok(())
-        }
+    let result = bring_up(&args, &state, &bin, &mut platform).map(|_api| {
+        eprintln!("\nPress Ctrl-C to stop everything.");
+        let _ = shutdown.recv();
+        eprintln!("\nxtask: stopping");
     });
     platform.stop();
     result
@@ -319,34 +311,4 @@ fn write_hdictl_context(api_url: &str, token: &str) -> anyhow::Result<PathBuf> {
         .with_context(|| format!("cannot write {}", path.display()))?;
     std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
     Ok(path)
-}
-
-/// `--smoke`: `hdictl node list` through the written context shows 3 Ready nodes; print their ids.
-fn smoke_check(hdictl: &Path, _api: &SocketAddr) -> anyhow::Result<()> {
-    let table = output(
-        "hdictl node list",
-        Command::new(hdictl).args(["node", "list"]),
-    )?;
-    println!("{table}");
-    let ready = table
-        .lines()
-        .filter(|line| line.split_whitespace().nth(1) == Some("Ready"))
-        .count();
-    if ready != NODES as usize {
-        bail!("hdictl node list shows {ready} Ready nodes, expected {NODES}:\n{table}");
-    }
-    let json = output(
-        "hdictl node list -o json",
-        Command::new(hdictl).args(["node", "list", "-o", "json"]),
-    )?;
-    let nodes: serde_json::Value =
-        serde_json::from_str(&json).context("hdictl -o json is not JSON")?;
-    for node in nodes.as_array().context("hdictl -o json is not a list")? {
-        println!(
-            "smoke: node {} {}",
-            node["name"].as_str().unwrap_or("?"),
-            node["id"].as_str().unwrap_or("?")
-        );
-    }
-    Ok(())
 }
