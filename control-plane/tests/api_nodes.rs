@@ -294,6 +294,15 @@ async fn bad_input_gets_problem_documents(pool: PgPool) {
             None,
         ),
         (
+            "huge heartbeat capacity",
+            format!("{node_a}/heartbeat"),
+            Some(AGENT),
+            Some(json!({"capacity": {"cpu_millis": 1, "memory_bytes": 1, "disk_bytes": u64::MAX}})),
+            StatusCode::BAD_REQUEST,
+            "invalid_field",
+            Some("capacity.disk_bytes"),
+        ),
+        (
             "unknown node",
             format!("/v1/nodes/{ID_B}"),
             Some(ADMIN),

@@ -273,10 +273,26 @@ fn secret(path: &Path) -> anyhow::Result<String> {
         return Ok(text.trim().to_owned());
     }
     let token = random_token()?;
-    std::fs::write(path, format!("{token}\n"))
-        .with_context(|| format!("cannot write {}", path.display()))?;
-    std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
+    write_private(path, format!("{token}\n").as_bytes())?;
     Ok(token)
+}
+
+/// Writes a file readable by its owner only, from the moment it exists (via a fresh temp file
+/// renamed into place, so an existing file's wider mode never applies).
+fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let tmp = path.with_extension("tmp");
+    let _ = std::fs::remove_file(&tmp);
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&tmp)
+        .with_context(|| format!("cannot create {}", tmp.display()))?;
+    file.write_all(bytes)
+        .with_context(|| format!("cannot write {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))
 }
 
 /// Merges the `local` context into hdictl's config file and makes it current.
@@ -307,8 +323,6 @@ fn write_hdictl_context(api_url: &str, token: &str) -> anyhow::Result<PathBuf> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
-    std::fs::write(&path, serde_json::to_vec_pretty(&config)?)
-        .with_context(|| format!("cannot write {}", path.display()))?;
-    std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
+    write_private(&path, &serde_json::to_vec_pretty(&config)?)?;
     Ok(path)
 }

@@ -56,6 +56,7 @@ impl Service {
     /// # Errors
     /// [`ServiceError::NotFound`] when the node is not registered (the agent must register again).
     pub async fn node_heartbeat(&self, id: NodeId, capacity: Capacity) -> Result<(), ServiceError> {
+        validate_capacity(&capacity)?;
         if self.store.node_heartbeat(id, &capacity).await? {
             Ok(())
         } else {
@@ -141,17 +142,27 @@ fn validate_node_spec(spec: &NodeSpec) -> Result<(), ServiceError> {
     if i32::try_from(spec.fault_domain).is_err() {
         return invalid("fault_domain", "must be at most 2147483647");
     }
-    let capacity = [
-        ("capacity.cpu_millis", spec.capacity.cpu_millis),
-        ("capacity.memory_bytes", spec.capacity.memory_bytes),
-        ("capacity.disk_bytes", spec.capacity.disk_bytes),
+    validate_capacity(&spec.capacity)
+}
+
+fn validate_capacity(capacity: &Capacity) -> Result<(), ServiceError> {
+    let invalid = |field: &str, message: &str| {
+        Err(ServiceError::InvalidField {
+            field: field.to_owned(),
+            message: message.to_owned(),
+        })
+    };
+    let fields = [
+        ("capacity.cpu_millis", capacity.cpu_millis),
+        ("capacity.memory_bytes", capacity.memory_bytes),
+        ("capacity.disk_bytes", capacity.disk_bytes),
     ];
-    for (field, value) in capacity {
+    for (field, value) in fields {
         if i64::try_from(value).is_err() {
             return invalid(field, "is too large");
         }
     }
-    if spec.capacity.cpu_millis == 0 || spec.capacity.memory_bytes == 0 {
+    if capacity.cpu_millis == 0 || capacity.memory_bytes == 0 {
         return invalid("capacity", "a node must offer some CPU and memory");
     }
     Ok(())

@@ -126,7 +126,8 @@ pub fn parse_header(bytes: &[u8], max_batch_bytes: usize) -> Result<BatchHeader,
         });
     }
     let batch_length = i32_at(bytes, 8);
-    if batch_length < (HEADER_SIZE - LOG_OVERHEAD) as i32 || batch_length as usize > max_batch_bytes
+    if batch_length < (HEADER_SIZE - LOG_OVERHEAD) as i32
+        || LOG_OVERHEAD + batch_length as usize > max_batch_bytes
     {
         return Err(BatchError::InvalidLength(batch_length));
     }
@@ -156,6 +157,14 @@ pub fn parse_header(bytes: &[u8], max_batch_bytes: usize) -> Result<BatchHeader,
     if header.records_count > 0 && header.records_count - 1 > header.last_offset_delta {
         return Err(BatchError::InvalidHeader("more records than offsets"));
     }
+    if header.base_offset < 0
+        || header
+            .base_offset
+            .checked_add(i64::from(header.last_offset_delta) + 1)
+            .is_none()
+    {
+        return Err(BatchError::InvalidHeader("offsets out of range"));
+    }
     Ok(header)
 }
 
@@ -184,7 +193,8 @@ pub fn validate(bytes: &[u8], max_batch_bytes: usize) -> Result<BatchHeader, Bat
 /// batches. Every batch must be whole and valid, or nothing is accepted.
 ///
 /// # Errors
-/// The first batch's [`BatchError`], with its index.
+/// The first batch's [`BatchError`], with its index. Produced batches must also be dense, as Kafka
+/// requires: at least one record and one offset per record, so a producer cannot burn offsets.
 pub fn validate_all(
     bytes: &[u8],
     max_batch_bytes: usize,
@@ -193,6 +203,10 @@ pub fn validate_all(
     let mut at = 0;
     while at < bytes.len() {
         let header = validate(&bytes[at..], max_batch_bytes).map_err(|e| (headers.len(), e))?;
+        if header.records_count < 1 || header.last_offset_delta != header.records_count - 1 {
+            let reason = "records_count must be at least 1 and equal last_offset_delta + 1";
+            return Err((headers.len(), BatchError::InvalidHeader(reason)));
+        }
         at += header.size();
         headers.push(header);
     }
@@ -297,6 +311,10 @@ mod tests {
         short_len[8..12].copy_from_slice(&10i32.to_be_bytes());
         let mut huge_len = good.clone();
         huge_len[8..12].copy_from_slice(&i32::MAX.to_be_bytes());
+        let mut overflow = good.clone();
+        overflow[0..8].copy_from_slice(&i64::MAX.to_be_bytes());
+        let mut negative = good.clone();
+        negative[0..8].copy_from_slice(&(-5i64).to_be_bytes());
         type Check = fn(&BatchError) -> bool;
         let cases: Vec<(&str, Vec<u8>, Check)> = vec![
             ("flipped bit", flipped, |e| {
@@ -335,6 +353,16 @@ mod tests {
             Err((1, BatchError::Truncated { .. }))
         ));
         assert!(validate_all(&[], MAX).unwrap().is_empty());
+        // A batch claiming more offsets than records would burn offsets: refused on produce.
+        let mut sparse = build_batch(0, 0, &[b"a"]);
+        sparse[23..27].copy_from_slice(&1000i32.to_be_bytes());
+        let crc = crc32c::crc32c(&sparse[CRC_START..]);
+        sparse[17..21].copy_from_slice(&crc.to_be_bytes());
+        assert!(validate(&sparse, MAX).is_ok());
+        assert!(matches!(
+            validate_all(&sparse, MAX),
+            Err((0, BatchError::InvalidHeader(_)))
+        ));
     }
 
     #[test]
@@ -353,7 +381,11 @@ mod tests {
             let mut bytes = good.clone();
             let at = (state as usize) % bytes.len();
             bytes[at] = (state >> 32) as u8;
-            let _ = validate_all(&bytes, MAX);
+            if let Ok(headers) = validate_all(&bytes, MAX) {
+                for header in headers {
+                    let _ = (header.size(), header.last_offset());
+                }
+            }
         }
     }
 }

@@ -100,6 +100,9 @@ pub enum LogError {
         #[source]
         source: BatchError,
     },
+    /// An earlier fsync failed; reopen the log to recover.
+    #[error("the log failed an fsync and refuses appends until reopened")]
+    Failed,
     /// The offset is outside `[log start offset, next offset]`.
     #[error("offset {offset} is out of range [{start}, {end}]")]
     OffsetOutOfRange {
@@ -143,8 +146,11 @@ pub struct Log {
     segments: Vec<Segment>,
     log_start_offset: i64,
     unflushed_records: u64,
-    /// When the active segment got its first batch (for `segment.ms`).
+    /// When the active segment got its first batch in this process (for `segment.ms`).
     active_since: Option<std::time::Instant>,
+    /// Set when an fsync failed: what was written may or may not be durable, so the log refuses
+    /// further appends until it is reopened (and recovered).
+    failed: bool,
 }
 
 const START_OFFSET_FILE: &str = "log-start-offset";
@@ -189,19 +195,23 @@ impl Log {
                 recovery.removed.push(path);
                 continue;
             }
-            let (segment, scan) = Segment::open(
-                &path,
-                *base,
-                config.index_interval_bytes,
-                config.max_batch_bytes,
-                i == last,
-            )?;
+            let (segment, scan) =
+                Segment::open(&path, *base, config.index_interval_bytes, i == last)?;
             if let Scan::Truncated { at, reason } = scan {
                 recovery.truncated.push((path, at, reason));
             }
             segments.push(segment);
         }
         let mut log_start_offset = read_start_offset(dir)?;
+        let next_offset = segments.last().map_or(0, |s| s.next_offset);
+        if log_start_offset > next_offset {
+            // The start offset was made durable but the tail it passed was not (power loss):
+            // nothing below the start offset may be served, so start afresh at it.
+            for segment in segments.drain(..) {
+                recovery.removed.push(segment.path.clone());
+                segment.delete()?;
+            }
+        }
         if segments.is_empty() {
             segments.push(Segment::create(
                 dir,
@@ -217,8 +227,14 @@ impl Log {
             log_start_offset,
             unflushed_records: 0,
             active_since: None,
+            failed: false,
         };
         Ok((log, recovery))
+    }
+
+    /// Whether an fsync failed; a failed log refuses appends until reopened.
+    pub fn is_failed(&self) -> bool {
+        self.failed
     }
 
     /// The offset the next record will get (Kafka's log end offset).
@@ -310,7 +326,10 @@ impl Log {
     /// # Errors
     /// [`LogError::Io`].
     pub fn flush(&mut self) -> Result<(), LogError> {
-        self.active().flush()?;
+        if let Err(error) = self.active().flush() {
+            self.failed = true;
+            return Err(error);
+        }
         self.unflushed_records = 0;
         Ok(())
     }
@@ -335,6 +354,9 @@ impl Log {
     /// # Errors
     /// [`LogError::Io`].
     pub fn roll(&mut self) -> Result<(), LogError> {
+        if self.active().size == 0 {
+            return Ok(());
+        }
         self.flush()?;
         let next = Segment::create(
             &self.dir,
@@ -366,8 +388,7 @@ impl Log {
             .partition_point(|s| s.base_offset <= offset)
             .saturating_sub(1);
         for segment in &self.segments[first..] {
-            let Some((position, header)) = segment.find(offset, self.config.max_batch_bytes)?
-            else {
+            let Some((position, header)) = segment.find(offset)? else {
                 continue;
             };
             let mut len = header.size() as u64;
@@ -377,7 +398,7 @@ impl Log {
             while next < segment.size && len < max_bytes as u64 {
                 let bytes = segment.read(next, batch::HEADER_SIZE)?;
                 header_buf.copy_from_slice(&bytes);
-                let h = batch::parse_header(&header_buf, self.config.max_batch_bytes).map_err(
+                let h = batch::parse_header(&header_buf, segment::STORED_BATCH_LIMIT).map_err(
                     |source| LogError::Corrupt {
                         path: segment.path.clone(),
                         position: next,
@@ -402,7 +423,7 @@ impl Log {
     /// [`LogError::Io`] or [`LogError::Corrupt`].
     pub fn offset_for_timestamp(&self, timestamp: i64) -> Result<Option<i64>, LogError> {
         for segment in &self.segments {
-            if let Some(offset) = segment.find_timestamp(timestamp, self.config.max_batch_bytes)? {
+            if let Some(offset) = segment.find_timestamp(timestamp)? {
                 return Ok(Some(offset.max(self.log_start_offset)));
             }
         }
@@ -439,12 +460,15 @@ impl Log {
     /// # Errors
     /// [`LogError::Io`].
     pub fn apply_retention(&mut self, now_ms: i64) -> Result<usize, LogError> {
-        let retention_ms = self.config.retention_ms.map(|d| d.as_millis() as i64);
+        let retention_ms = self
+            .config
+            .retention_ms
+            .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
         let retention_bytes = self.config.retention_bytes;
         let mut size = self.size_bytes();
         let deleted = self.delete_segments_while(|segment, _| {
             let too_old = retention_ms.is_some_and(|ms| {
-                segment.max_timestamp >= 0 && segment.max_timestamp < now_ms - ms
+                segment.max_timestamp >= 0 && segment.max_timestamp < now_ms.saturating_sub(ms)
             });
             let too_big = retention_bytes.is_some_and(|limit| size - segment.size >= limit);
             if too_old || too_big {
@@ -464,8 +488,9 @@ impl Log {
     ) -> Result<usize, LogError> {
         let mut deleted = 0;
         while self.segments.len() > 1 && pred(&self.segments[0], deleted) {
-            let segment = self.segments.remove(0);
-            segment.delete()?;
+            // Remove the file first: if that fails, the segment stays listed and readable.
+            self.segments[0].delete_file()?;
+            self.segments.remove(0);
             deleted += 1;
         }
         if deleted > 0 {

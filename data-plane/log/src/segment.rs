@@ -9,6 +9,10 @@ use std::path::{Path, PathBuf};
 use crate::LogError;
 use crate::batch::{self, BatchHeader, HEADER_SIZE};
 
+/// The bound on a stored batch's size: stored data is checked for structure, not against the
+/// current `max.message.bytes` (lowering that setting must not make old batches "corrupt").
+pub(crate) const STORED_BATCH_LIMIT: usize = i32::MAX as usize;
+
 /// A segment file and its indexes.
 #[derive(Debug)]
 pub(crate) struct Segment {
@@ -101,9 +105,9 @@ impl Segment {
         path: &Path,
         base_offset: i64,
         index_interval_bytes: u64,
-        max_batch_bytes: usize,
         verify_crc: bool,
     ) -> Result<(Segment, Scan), LogError> {
+        let max_batch_bytes = STORED_BATCH_LIMIT;
         let file = OpenOptions::new()
             .read(true)
             .append(true)
@@ -185,9 +189,11 @@ impl Segment {
         if self.offset_index.is_empty() || self.bytes_since_index_entry >= self.index_interval_bytes
         {
             self.offset_index.push((header.base_offset, position));
-            if header.max_timestamp > self.time_index.last().map_or(i64::MIN, |(ts, _)| *ts) {
+            // Entry `(m, o)`: every batch before offset `o` has timestamps at most `m` (the
+            // running maximum), so a search for a later timestamp may start at `o`.
+            if self.max_timestamp > self.time_index.last().map_or(i64::MIN, |(ts, _)| *ts) {
                 self.time_index
-                    .push((header.max_timestamp, header.base_offset));
+                    .push((self.max_timestamp, header.base_offset));
             }
             self.bytes_since_index_entry = 0;
         }
@@ -199,9 +205,16 @@ impl Segment {
 
     /// Appends whole, offset-assigned batches described by `headers`.
     pub fn append(&mut self, bytes: &[u8], headers: &[BatchHeader]) -> Result<(), LogError> {
-        (&self.file)
-            .write_all(bytes)
-            .map_err(io("cannot append to segment", &self.path))?;
+        if let Err(source) = (&self.file).write_all(bytes) {
+            // Cut off whatever part reached the file, so the next append starts at `size` again.
+            let _ = self.file.set_len(self.size);
+            let path = self.path.clone();
+            return Err(LogError::Io {
+                action: "cannot append to segment",
+                path,
+                source,
+            });
+        }
         let mut position = self.size;
         for header in headers {
             self.track(header, position);
@@ -219,11 +232,8 @@ impl Segment {
 
     /// The file position of the batch holding `offset` (or the first batch after it), by the
     /// index and then a header scan. `None` when the segment has nothing at or after `offset`.
-    pub fn find(
-        &self,
-        offset: i64,
-        max_batch_bytes: usize,
-    ) -> Result<Option<(u64, BatchHeader)>, LogError> {
+    pub fn find(&self, offset: i64) -> Result<Option<(u64, BatchHeader)>, LogError> {
+        let max_batch_bytes = STORED_BATCH_LIMIT;
         let start = match self.offset_index.partition_point(|(o, _)| *o <= offset) {
             0 => 0,
             i => self.offset_index[i - 1].1,
@@ -250,11 +260,8 @@ impl Segment {
     }
 
     /// The base offset of the first batch whose max timestamp is at least `timestamp`.
-    pub fn find_timestamp(
-        &self,
-        timestamp: i64,
-        max_batch_bytes: usize,
-    ) -> Result<Option<i64>, LogError> {
+    pub fn find_timestamp(&self, timestamp: i64) -> Result<Option<i64>, LogError> {
+        let max_batch_bytes = STORED_BATCH_LIMIT;
         if self.max_timestamp < timestamp {
             return Ok(None);
         }
@@ -263,7 +270,7 @@ impl Segment {
             // The entry before the first >= one: batches from there on may qualify.
             i => self.time_index[i - 1].1,
         };
-        let Some((mut position, _)) = self.find(start_offset, max_batch_bytes)? else {
+        let Some((mut position, _)) = self.find(start_offset)? else {
             return Ok(None);
         };
         let mut header_buf = [0u8; HEADER_SIZE];
@@ -297,6 +304,11 @@ impl Segment {
 
     /// Removes the segment file.
     pub fn delete(self) -> Result<(), LogError> {
+        self.delete_file()
+    }
+
+    /// Removes the segment file, keeping the handle (the caller drops it once removed).
+    pub fn delete_file(&self) -> Result<(), LogError> {
         std::fs::remove_file(&self.path).map_err(io("cannot delete segment", &self.path))
     }
 }

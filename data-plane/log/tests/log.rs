@@ -236,6 +236,56 @@ fn retention_deletes_old_and_excess_segments_but_never_the_active_one() {
 }
 
 #[test]
+fn finds_offsets_by_timestamp_even_out_of_order() {
+    let dir = Dir::new("timestamps-disorder");
+    let config = LogConfig {
+        index_interval_bytes: 1,
+        ..LogConfig::default()
+    };
+    let (mut log, _) = Log::open(&dir.0, config).unwrap();
+    // Batch timestamps (max): 100, 5_000, 200, 300 — the second batch jumps ahead.
+    for (i, ts) in [100i64, 5_000, 200, 300].into_iter().enumerate() {
+        let mut batch = build_batch(0, ts, &[b"x"]);
+        assert_eq!(log.append(&mut batch, 0).unwrap().first_offset, i as i64);
+    }
+    let cases = [
+        (150, Some(1)),
+        (4_000, Some(1)),
+        (5_000, Some(1)),
+        (250, Some(1)),
+        (5_001, None),
+    ];
+    for (timestamp, expected) in cases {
+        assert_eq!(
+            log.offset_for_timestamp(timestamp).unwrap(),
+            expected,
+            "timestamp {timestamp}"
+        );
+    }
+}
+
+#[test]
+fn stored_batches_stay_readable_when_the_size_limit_is_lowered() {
+    let dir = Dir::new("lowered-limit");
+    let (mut log, _) = Log::open(&dir.0, LogConfig::default()).unwrap();
+    fill(&mut log, 10);
+    drop(log);
+    let config = LogConfig {
+        max_batch_bytes: 100,
+        ..LogConfig::default()
+    };
+    let (mut log, recovery) = Log::open(&dir.0, config).unwrap();
+    assert_eq!(recovery, Default::default());
+    assert_eq!(read_all(&log, 0).len(), 10);
+    // New batches over the limit are refused.
+    let mut big = build_batch(0, 0, &[&[0u8; 200]]);
+    assert!(matches!(
+        log.append(&mut big, 5),
+        Err(LogError::InvalidBatch { .. })
+    ));
+}
+
+#[test]
 fn finds_offsets_by_timestamp() {
     let dir = Dir::new("timestamps");
     let (mut log, _) = Log::open(&dir.0, small_segments()).unwrap();
