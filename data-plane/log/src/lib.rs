@@ -394,17 +394,8 @@ impl Log {
             let mut len = header.size() as u64;
             // Extend over following batches while they fit.
             let mut next = position + len;
-            let mut header_buf = [0u8; batch::HEADER_SIZE];
             while next < segment.size && len < max_bytes as u64 {
-                let bytes = segment.read(next, batch::HEADER_SIZE)?;
-                header_buf.copy_from_slice(&bytes);
-                let h = batch::parse_header(&header_buf, segment::STORED_BATCH_LIMIT).map_err(
-                    |source| LogError::Corrupt {
-                        path: segment.path.clone(),
-                        position: next,
-                        source,
-                    },
-                )?;
+                let h = segment.header_at(next)?;
                 if len + h.size() as u64 > max_bytes as u64 {
                     break;
                 }

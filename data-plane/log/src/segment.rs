@@ -233,25 +233,22 @@ impl Segment {
     /// The file position of the batch holding `offset` (or the first batch after it), by the
     /// index and then a header scan. `None` when the segment has nothing at or after `offset`.
     pub fn find(&self, offset: i64) -> Result<Option<(u64, BatchHeader)>, LogError> {
-        let max_batch_bytes = STORED_BATCH_LIMIT;
         let start = match self.offset_index.partition_point(|(o, _)| *o <= offset) {
             0 => 0,
             i => self.offset_index[i - 1].1,
         };
-        let mut position = start;
-        let mut header_buf = [0u8; HEADER_SIZE];
+        self.scan_from(start, |header| header.last_offset() >= offset)
+    }
+
+    /// The first batch at or after `position` for which `wanted` holds, with its position.
+    fn scan_from(
+        &self,
+        mut position: u64,
+        wanted: impl Fn(&BatchHeader) -> bool,
+    ) -> Result<Option<(u64, BatchHeader)>, LogError> {
         while position < self.size {
-            self.file
-                .read_exact_at(&mut header_buf, position)
-                .map_err(io("cannot read segment", &self.path))?;
-            let header = batch::parse_header(&header_buf, max_batch_bytes).map_err(|source| {
-                LogError::Corrupt {
-                    path: self.path.clone(),
-                    position,
-                    source,
-                }
-            })?;
-            if header.last_offset() >= offset {
+            let header = self.header_at(position)?;
+            if wanted(&header) {
                 return Ok(Some((position, header)));
             }
             position += header.size() as u64;
@@ -259,9 +256,21 @@ impl Segment {
         Ok(None)
     }
 
+    /// The header of the stored batch at `position`.
+    pub fn header_at(&self, position: u64) -> Result<BatchHeader, LogError> {
+        let mut header_buf = [0u8; HEADER_SIZE];
+        self.file
+            .read_exact_at(&mut header_buf, position)
+            .map_err(io("cannot read segment", &self.path))?;
+        batch::parse_header(&header_buf, STORED_BATCH_LIMIT).map_err(|source| LogError::Corrupt {
+            path: self.path.clone(),
+            position,
+            source,
+        })
+    }
+
     /// The base offset of the first batch whose max timestamp is at least `timestamp`.
     pub fn find_timestamp(&self, timestamp: i64) -> Result<Option<i64>, LogError> {
-        let max_batch_bytes = STORED_BATCH_LIMIT;
         if self.max_timestamp < timestamp {
             return Ok(None);
         }
@@ -270,27 +279,11 @@ impl Segment {
             // The entry before the first >= one: batches from there on may qualify.
             i => self.time_index[i - 1].1,
         };
-        let Some((mut position, _)) = self.find(start_offset)? else {
+        let Some((position, _)) = self.find(start_offset)? else {
             return Ok(None);
         };
-        let mut header_buf = [0u8; HEADER_SIZE];
-        while position < self.size {
-            self.file
-                .read_exact_at(&mut header_buf, position)
-                .map_err(io("cannot read segment", &self.path))?;
-            let header = batch::parse_header(&header_buf, max_batch_bytes).map_err(|source| {
-                LogError::Corrupt {
-                    path: self.path.clone(),
-                    position,
-                    source,
-                }
-            })?;
-            if header.max_timestamp >= timestamp {
-                return Ok(Some(header.base_offset));
-            }
-            position += header.size() as u64;
-        }
-        Ok(None)
+        let found = self.scan_from(position, |header| header.max_timestamp >= timestamp)?;
+        Ok(found.map(|(_, header)| header.base_offset))
     }
 
     /// Reads `len` bytes at `position`.
