@@ -407,6 +407,26 @@ impl Log {
         Ok(Vec::new())
     }
 
+    /// Calls `visit` with the header of every stored batch, oldest first (the broker rebuilds its
+    /// idempotent-producer state from them at start-up).
+    ///
+    /// # Errors
+    /// [`LogError::Io`] or [`LogError::Corrupt`].
+    pub fn for_each_batch_header(
+        &self,
+        mut visit: impl FnMut(&BatchHeader),
+    ) -> Result<(), LogError> {
+        for segment in &self.segments {
+            let mut position = 0;
+            while position < segment.size {
+                let header = segment.header_at(position)?;
+                visit(&header);
+                position += header.size() as u64;
+            }
+        }
+        Ok(())
+    }
+
     /// The base offset of the first batch with a timestamp at or after `timestamp` (Kafka's
     /// ListOffsets by time, at batch granularity), or `None` if every record is older.
     ///

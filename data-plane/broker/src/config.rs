@@ -1,0 +1,132 @@
+//! The broker's configuration: command-line flags resolved once into [`BrokerConfig`].
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+
+/// Command line of `hdi-broker`.
+#[derive(Debug, Parser)]
+#[command(
+    name = "hdi-broker",
+    version,
+    about = "The hdi Kafka-compatible broker"
+)]
+pub struct Flags {
+    /// This broker's node id.
+    #[arg(long)]
+    pub node_id: i32,
+    /// Where topics, offsets and state live.
+    #[arg(long)]
+    pub data_dir: PathBuf,
+    /// Address to accept Kafka clients on.
+    #[arg(long)]
+    pub listen: SocketAddr,
+    /// `host:port` clients should use (default: the listen address).
+    #[arg(long)]
+    pub advertised_listener: Option<String>,
+    /// Create unknown topics when a client's Metadata request allows it.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub auto_create_topics: bool,
+    /// Partitions of auto-created topics and of CreateTopics with -1.
+    #[arg(long, default_value_t = 1)]
+    pub default_partitions: i32,
+    /// How long a new consumer group waits for more members before its first rebalance completes
+    /// (Kafka's `group.initial.rebalance.delay.ms`).
+    #[arg(long, default_value = "3s", value_parser = humantime_duration)]
+    pub group_initial_rebalance_delay: Duration,
+    /// fsync policy of new topics (`flush.messages`): 1 = every batch; 0 = leave to the OS.
+    #[arg(long, default_value_t = 0)]
+    pub flush_messages: u64,
+}
+
+fn humantime_duration(text: &str) -> Result<Duration, String> {
+    let (number, unit) = text.trim().split_at(
+        text.trim()
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(text.len()),
+    );
+    let value: u64 = number
+        .parse()
+        .map_err(|_| format!("invalid duration {text:?}"))?;
+    match unit {
+        "ms" => Ok(Duration::from_millis(value)),
+        "s" | "" => Ok(Duration::from_secs(value)),
+        _ => Err(format!("invalid duration {text:?}: use ms or s")),
+    }
+}
+
+/// The resolved configuration.
+#[derive(Clone, Debug)]
+pub struct BrokerConfig {
+    /// Node id.
+    pub node_id: i32,
+    /// Data directory.
+    pub data_dir: PathBuf,
+    /// Listen address.
+    pub listen: SocketAddr,
+    /// Advertised host.
+    pub advertised_host: String,
+    /// Advertised port.
+    pub advertised_port: i32,
+    /// Auto-create topics on Metadata.
+    pub auto_create_topics: bool,
+    /// Default partition count.
+    pub default_partitions: i32,
+    /// Initial rebalance delay of new groups.
+    pub group_initial_rebalance_delay: Duration,
+    /// Default `flush.messages` (None = OS).
+    pub flush_messages: Option<u64>,
+    /// Largest request frame accepted (`socket.request.max.bytes`).
+    pub max_request_bytes: usize,
+}
+
+/// Why the flags are unusable.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// `--advertised-listener` is not `host:port`.
+    #[error("--advertised-listener {0:?} must be host:port")]
+    BadAdvertised(String),
+    /// `--default-partitions` is not positive.
+    #[error("--default-partitions must be at least 1")]
+    BadPartitions,
+}
+
+impl Flags {
+    /// Resolves the flags.
+    ///
+    /// # Errors
+    /// A [`ConfigError`] naming the flag.
+    pub fn resolve(self) -> Result<BrokerConfig, ConfigError> {
+        let advertised = self
+            .advertised_listener
+            .clone()
+            .unwrap_or_else(|| self.listen.to_string());
+        let (host, port) = advertised
+            .rsplit_once(':')
+            .and_then(|(h, p)| {
+                Some((
+                    h.trim_start_matches('[').trim_end_matches(']').to_owned(),
+                    p.parse::<i32>().ok()?,
+                ))
+            })
+            .filter(|(h, _)| !h.is_empty())
+            .ok_or_else(|| ConfigError::BadAdvertised(advertised.clone()))?;
+        if self.default_partitions < 1 {
+            return Err(ConfigError::BadPartitions);
+        }
+        Ok(BrokerConfig {
+            node_id: self.node_id,
+            data_dir: self.data_dir,
+            listen: self.listen,
+            advertised_host: host,
+            advertised_port: port,
+            auto_create_topics: self.auto_create_topics,
+            default_partitions: self.default_partitions,
+            group_initial_rebalance_delay: self.group_initial_rebalance_delay,
+            flush_messages: (self.flush_messages > 0).then_some(self.flush_messages),
+            max_request_bytes: 100 * 1024 * 1024,
+        })
+    }
+}

@@ -1,0 +1,972 @@
+//! The classic consumer-group coordinator (JoinGroup/SyncGroup/Heartbeat/LeaveGroup) and
+//! durable committed offsets.
+//!
+//! Each group is a state machine: `Empty` -> `PreparingRebalance` (members (re)join) ->
+//! `CompletingRebalance` (the leader computes assignments) -> `Stable`. A join or sync waits on a
+//! oneshot channel that the state machine answers; no lock is held across an await. A ticker
+//! expires members whose session timed out and completes rebalances whose deadline passed.
+//!
+//! Committed offsets are appended to `groups/offsets.jsonl` and fsynced before the commit is
+//! answered; the file is replayed (and compacted) at start-up. A torn last line is ignored.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+use tokio::sync::oneshot;
+
+use crate::codes;
+
+/// What a JoinGroup answers.
+#[derive(Clone, Debug, Default)]
+pub struct JoinResult {
+    /// Error code.
+    pub error: i16,
+    /// The new generation.
+    pub generation: i32,
+    /// Protocol type (`consumer`).
+    pub protocol_type: Option<String>,
+    /// The chosen protocol (assignor).
+    pub protocol_name: Option<String>,
+    /// The leader's member id.
+    pub leader: String,
+    /// This member's id.
+    pub member_id: String,
+    /// For the leader: every member with its metadata for the chosen protocol.
+    pub members: Vec<(String, Option<String>, Bytes)>,
+}
+
+/// What a JoinGroup asks.
+#[derive(Clone, Debug)]
+pub struct JoinRequest {
+    /// Group.
+    pub group_id: String,
+    /// Member id (empty for a new member).
+    pub member_id: String,
+    /// Static membership id.
+    pub group_instance_id: Option<String>,
+    /// Client id.
+    pub client_id: String,
+    /// Client host.
+    pub client_host: String,
+    /// Session timeout.
+    pub session_timeout: Duration,
+    /// Rebalance timeout.
+    pub rebalance_timeout: Duration,
+    /// Protocol type.
+    pub protocol_type: String,
+    /// Supported protocols with metadata, in preference order.
+    pub protocols: Vec<(String, Bytes)>,
+    /// Whether a new member must first get an id (JoinGroup v4+).
+    pub require_known_member_id: bool,
+}
+
+#[derive(Debug, PartialEq, Eq, Clone, Copy)]
+enum State {
+    Empty,
+    PreparingRebalance,
+    CompletingRebalance,
+    Stable,
+}
+
+impl State {
+    fn name(self) -> &'static str {
+        match self {
+            State::Empty => "Empty",
+            State::PreparingRebalance => "PreparingRebalance",
+            State::CompletingRebalance => "CompletingRebalance",
+            State::Stable => "Stable",
+        }
+    }
+}
+
+struct Member {
+    group_instance_id: Option<String>,
+    client_id: String,
+    client_host: String,
+    session_timeout: Duration,
+    rebalance_timeout: Duration,
+    protocols: Vec<(String, Bytes)>,
+    assignment: Bytes,
+    last_seen: Instant,
+    join_tx: Option<oneshot::Sender<JoinResult>>,
+    sync_tx: Option<oneshot::Sender<(i16, Bytes)>>,
+}
+
+struct Group {
+    state: State,
+    generation: i32,
+    protocol_type: Option<String>,
+    protocol: Option<String>,
+    leader: Option<String>,
+    members: BTreeMap<String, Member>,
+    pending: BTreeSet<String>,
+    /// When the current rebalance must complete, whoever has rejoined.
+    rebalance_deadline: Option<Instant>,
+    /// A new group waits this long for more members before completing its first rebalance.
+    initial_delay_until: Option<Instant>,
+}
+
+impl Group {
+    fn new() -> Group {
+        Group {
+            state: State::Empty,
+            generation: 0,
+            protocol_type: None,
+            protocol: None,
+            leader: None,
+            members: BTreeMap::new(),
+            pending: BTreeSet::new(),
+            rebalance_deadline: None,
+            initial_delay_until: None,
+        }
+    }
+
+    fn prepare_rebalance(&mut self, now: Instant) {
+        if self.state == State::CompletingRebalance {
+            // Syncs waiting for the old generation's assignment must rejoin.
+            for member in self.members.values_mut() {
+                if let Some(tx) = member.sync_tx.take() {
+                    let _ = tx.send((codes::REBALANCE_IN_PROGRESS, Bytes::new()));
+                }
+            }
+        }
+        if self.state != State::PreparingRebalance {
+            let timeout = self
+                .members
+                .values()
+                .map(|m| m.rebalance_timeout)
+                .max()
+                .unwrap_or(Duration::from_secs(60));
+            self.rebalance_deadline = Some(now + timeout);
+            self.state = State::PreparingRebalance;
+        }
+    }
+
+    fn all_joined(&self) -> bool {
+        self.members.values().all(|m| m.join_tx.is_some())
+    }
+
+    /// Completes the join phase: members that did not rejoin are removed, a protocol is chosen,
+    /// the generation advances and every waiting join is answered.
+    fn complete_join(&mut self) {
+        self.members.retain(|_, m| m.join_tx.is_some());
+        self.rebalance_deadline = None;
+        self.initial_delay_until = None;
+        self.generation += 1;
+        if self.members.is_empty() {
+            self.state = State::Empty;
+            self.protocol = None;
+            self.leader = None;
+            return;
+        }
+        if self
+            .leader
+            .as_ref()
+            .is_none_or(|l| !self.members.contains_key(l))
+        {
+            self.leader = self.members.keys().next().cloned();
+        }
+        let leader = self.leader.clone().unwrap_or_default();
+        let protocol = self.members.get(&leader).and_then(|m| {
+            m.protocols
+                .iter()
+                .map(|(name, _)| name.clone())
+                .find(|name| {
+                    self.members
+                        .values()
+                        .all(|other| other.protocols.iter().any(|(n, _)| n == name))
+                })
+        });
+        self.protocol = protocol.clone();
+        self.state = State::CompletingRebalance;
+        let chosen = protocol.clone().unwrap_or_default();
+        let roster: Vec<(String, Option<String>, Bytes)> = self
+            .members
+            .iter()
+            .map(|(id, m)| {
+                let metadata = m
+                    .protocols
+                    .iter()
+                    .find(|(n, _)| *n == chosen)
+                    .map(|(_, md)| md.clone())
+                    .unwrap_or_default();
+                (id.clone(), m.group_instance_id.clone(), metadata)
+            })
+            .collect();
+        let now = Instant::now();
+        for (id, member) in self.members.iter_mut() {
+            member.last_seen = now;
+            if let Some(tx) = member.join_tx.take() {
+                let _ = tx.send(JoinResult {
+                    error: codes::NONE,
+                    generation: self.generation,
+                    protocol_type: self.protocol_type.clone(),
+                    protocol_name: protocol.clone(),
+                    leader: leader.clone(),
+                    member_id: id.clone(),
+                    members: if *id == leader {
+                        roster.clone()
+                    } else {
+                        Vec::new()
+                    },
+                });
+            }
+        }
+    }
+
+    fn maybe_complete_join(&mut self, now: Instant) {
+        if self.state != State::PreparingRebalance {
+            return;
+        }
+        let delay_over = self.initial_delay_until.is_none_or(|t| now >= t);
+        let deadline_passed = self.rebalance_deadline.is_some_and(|t| now >= t);
+        if (self.all_joined() && delay_over) || deadline_passed {
+            self.complete_join();
+        }
+    }
+
+    fn remove_member(&mut self, member_id: &str, now: Instant) {
+        if let Some(mut member) = self.members.remove(member_id) {
+            if let Some(tx) = member.join_tx.take() {
+                let _ = tx.send(JoinResult {
+                    error: codes::UNKNOWN_MEMBER_ID,
+                    ..JoinResult::default()
+                });
+            }
+            if let Some(tx) = member.sync_tx.take() {
+                let _ = tx.send((codes::UNKNOWN_MEMBER_ID, Bytes::new()));
+            }
+        }
+        if self.members.is_empty() {
+            self.state = State::Empty;
+            self.generation += 1;
+            self.leader = None;
+            self.protocol = None;
+            self.rebalance_deadline = None;
+            return;
+        }
+        self.prepare_rebalance(now);
+        self.maybe_complete_join(now);
+    }
+}
+
+/// A committed offset.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Committed {
+    /// The offset.
+    pub offset: i64,
+    /// Client metadata.
+    pub metadata: Option<String>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct OffsetLine {
+    g: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    t: Option<String>,
+    #[serde(default)]
+    p: i32,
+    #[serde(default)]
+    o: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    m: Option<String>,
+    /// Tombstone of a whole group.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    deleted: bool,
+}
+
+type OffsetMap = BTreeMap<String, BTreeMap<(String, i32), Committed>>;
+
+struct OffsetStore {
+    path: PathBuf,
+    file: std::fs::File,
+}
+
+impl OffsetStore {
+    fn open(dir: &Path) -> std::io::Result<(OffsetStore, OffsetMap)> {
+        std::fs::create_dir_all(dir)?;
+        let path = dir.join("offsets.jsonl");
+        let mut offsets = OffsetMap::new();
+        if let Ok(text) = std::fs::read_to_string(&path) {
+            for line in text.lines() {
+                let Ok(entry) = serde_json::from_str::<OffsetLine>(line) else {
+                    continue;
+                };
+                if entry.deleted {
+                    offsets.remove(&entry.g);
+                } else if let Some(topic) = entry.t {
+                    offsets.entry(entry.g).or_default().insert(
+                        (topic, entry.p),
+                        Committed {
+                            offset: entry.o,
+                            metadata: entry.m,
+                        },
+                    );
+                }
+            }
+        }
+        // Compact: rewrite only the live entries, atomically.
+        let tmp = dir.join("offsets.jsonl.tmp");
+        {
+            let mut out = std::io::BufWriter::new(std::fs::File::create(&tmp)?);
+            for (group, entries) in &offsets {
+                for ((topic, partition), committed) in entries {
+                    let line = OffsetLine {
+                        g: group.clone(),
+                        t: Some(topic.clone()),
+                        p: *partition,
+                        o: committed.offset,
+                        m: committed.metadata.clone(),
+                        deleted: false,
+                    };
+                    serde_json::to_writer(&mut out, &line).map_err(std::io::Error::other)?;
+                    out.write_all(b"\n")?;
+                }
+            }
+            out.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+        }
+        std::fs::rename(&tmp, &path)?;
+        std::fs::File::open(dir)?.sync_all()?;
+        let file = std::fs::OpenOptions::new().append(true).open(&path)?;
+        Ok((OffsetStore { path, file }, offsets))
+    }
+
+    fn append(&mut self, lines: &[OffsetLine]) -> std::io::Result<()> {
+        let mut buf = Vec::new();
+        for line in lines {
+            serde_json::to_writer(&mut buf, line).map_err(std::io::Error::other)?;
+            buf.push(b'\n');
+        }
+        self.file.write_all(&buf)?;
+        self.file.sync_data()
+    }
+}
+
+struct Inner {
+    groups: BTreeMap<String, Group>,
+    offsets: OffsetMap,
+    store: OffsetStore,
+}
+
+/// The group coordinator of this broker.
+pub struct Coordinator {
+    inner: Mutex<Inner>,
+    initial_delay: Duration,
+}
+
+/// A member as DescribeGroups shows it.
+#[derive(Clone, Debug)]
+pub struct MemberDescription {
+    /// Member id.
+    pub member_id: String,
+    /// Static id.
+    pub group_instance_id: Option<String>,
+    /// Client id.
+    pub client_id: String,
+    /// Client host.
+    pub client_host: String,
+    /// Metadata for the chosen protocol.
+    pub metadata: Bytes,
+    /// Assignment.
+    pub assignment: Bytes,
+}
+
+/// A group as DescribeGroups shows it.
+#[derive(Clone, Debug)]
+pub struct GroupDescription {
+    /// State name.
+    pub state: &'static str,
+    /// Protocol type.
+    pub protocol_type: String,
+    /// Chosen protocol.
+    pub protocol: String,
+    /// Members.
+    pub members: Vec<MemberDescription>,
+}
+
+impl Coordinator {
+    /// Opens the coordinator with its offsets under `dir`.
+    ///
+    /// # Errors
+    /// When the offsets file cannot be read or rewritten.
+    pub fn open(dir: &Path, initial_delay: Duration) -> std::io::Result<Coordinator> {
+        let (store, offsets) = OffsetStore::open(dir)?;
+        Ok(Coordinator {
+            inner: Mutex::new(Inner {
+                groups: BTreeMap::new(),
+                offsets,
+                store,
+            }),
+            initial_delay,
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// JoinGroup: waits until the rebalance completes.
+    pub async fn join(&self, request: JoinRequest) -> JoinResult {
+        let error = |code| JoinResult {
+            error: code,
+            member_id: request.member_id.clone(),
+            ..JoinResult::default()
+        };
+        if request.group_id.is_empty() {
+            return error(codes::INVALID_GROUP_ID);
+        }
+        if request.session_timeout < Duration::from_millis(1000)
+            || request.session_timeout > Duration::from_secs(1800)
+        {
+            return error(codes::INVALID_SESSION_TIMEOUT);
+        }
+        if request.protocol_type.is_empty() || request.protocols.is_empty() {
+            return error(codes::INCONSISTENT_GROUP_PROTOCOL);
+        }
+        let rx = {
+            let mut inner = self.lock();
+            let now = Instant::now();
+            let group = inner
+                .groups
+                .entry(request.group_id.clone())
+                .or_insert_with(Group::new);
+            let mut member_id = request.member_id.clone();
+            if member_id.is_empty() {
+                member_id = format!("{}-{}", request.client_id, uuid::Uuid::new_v4());
+                if request.require_known_member_id {
+                    group.pending.insert(member_id.clone());
+                    return JoinResult {
+                        error: codes::MEMBER_ID_REQUIRED,
+                        member_id,
+                        ..JoinResult::default()
+                    };
+                }
+            } else if !group.members.contains_key(&member_id) && !group.pending.remove(&member_id) {
+                return error(codes::UNKNOWN_MEMBER_ID);
+            }
+            if group
+                .protocol_type
+                .as_ref()
+                .is_some_and(|t| *t != request.protocol_type)
+                && !group.members.is_empty()
+            {
+                return error(codes::INCONSISTENT_GROUP_PROTOCOL);
+            }
+            let others_ok = group
+                .members
+                .iter()
+                .filter(|(id, _)| **id != member_id)
+                .all(|(_, m)| {
+                    request
+                        .protocols
+                        .iter()
+                        .any(|(name, _)| m.protocols.iter().any(|(n, _)| n == name))
+                });
+            if !others_ok {
+                return error(codes::INCONSISTENT_GROUP_PROTOCOL);
+            }
+            let (tx, rx) = oneshot::channel();
+            let was_empty = group.members.is_empty();
+            group.protocol_type = Some(request.protocol_type.clone());
+            let member = group
+                .members
+                .entry(member_id.clone())
+                .or_insert_with(|| Member {
+                    group_instance_id: request.group_instance_id.clone(),
+                    client_id: request.client_id.clone(),
+                    client_host: request.client_host.clone(),
+                    session_timeout: request.session_timeout,
+                    rebalance_timeout: request.rebalance_timeout,
+                    protocols: Vec::new(),
+                    assignment: Bytes::new(),
+                    last_seen: now,
+                    join_tx: None,
+                    sync_tx: None,
+                });
+            member.protocols = request.protocols.clone();
+            member.session_timeout = request.session_timeout;
+            member.rebalance_timeout = request.rebalance_timeout;
+            member.last_seen = now;
+            if let Some(old) = member.join_tx.replace(tx) {
+                let _ = old.send(JoinResult {
+                    error: codes::UNKNOWN_MEMBER_ID,
+                    ..JoinResult::default()
+                });
+            }
+            if group.state != State::PreparingRebalance {
+                group.prepare_rebalance(now);
+                if was_empty {
+                    group.initial_delay_until = Some(now + self.initial_delay);
+                }
+            }
+            group.maybe_complete_join(now);
+            rx
+        };
+        rx.await.unwrap_or_else(|_| JoinResult {
+            error: codes::UNKNOWN_MEMBER_ID,
+            ..JoinResult::default()
+        })
+    }
+
+    /// SyncGroup: the leader's assignments are stored; everyone waits for theirs.
+    pub async fn sync(
+        &self,
+        group_id: &str,
+        generation: i32,
+        member_id: &str,
+        assignments: Vec<(String, Bytes)>,
+    ) -> (i16, Bytes) {
+        let rx = {
+            let mut inner = self.lock();
+            let Some(group) = inner.groups.get_mut(group_id) else {
+                return (codes::UNKNOWN_MEMBER_ID, Bytes::new());
+            };
+            if !group.members.contains_key(member_id) {
+                return (codes::UNKNOWN_MEMBER_ID, Bytes::new());
+            }
+            if generation != group.generation {
+                return (codes::ILLEGAL_GENERATION, Bytes::new());
+            }
+            match group.state {
+                State::PreparingRebalance | State::Empty => {
+                    return (codes::REBALANCE_IN_PROGRESS, Bytes::new());
+                }
+                State::Stable => {
+                    let member = group
+                        .members
+                        .get(member_id)
+                        .map(|m| m.assignment.clone())
+                        .unwrap_or_default();
+                    return (codes::NONE, member);
+                }
+                State::CompletingRebalance => {}
+            }
+            let (tx, rx) = oneshot::channel();
+            if let Some(member) = group.members.get_mut(member_id) {
+                member.sync_tx = Some(tx);
+                member.last_seen = Instant::now();
+            }
+            if group.leader.as_deref() == Some(member_id) {
+                let assignments: BTreeMap<String, Bytes> = assignments.into_iter().collect();
+                for (id, member) in group.members.iter_mut() {
+                    member.assignment = assignments.get(id).cloned().unwrap_or_default();
+                }
+                group.state = State::Stable;
+                for member in group.members.values_mut() {
+                    if let Some(tx) = member.sync_tx.take() {
+                        let _ = tx.send((codes::NONE, member.assignment.clone()));
+                    }
+                }
+            }
+            rx
+        };
+        rx.await
+            .unwrap_or((codes::REBALANCE_IN_PROGRESS, Bytes::new()))
+    }
+
+    /// Heartbeat.
+    pub fn heartbeat(&self, group_id: &str, generation: i32, member_id: &str) -> i16 {
+        let mut inner = self.lock();
+        let Some(group) = inner.groups.get_mut(group_id) else {
+            return codes::UNKNOWN_MEMBER_ID;
+        };
+        let state = group.state;
+        let current = group.generation;
+        let Some(member) = group.members.get_mut(member_id) else {
+            return codes::UNKNOWN_MEMBER_ID;
+        };
+        member.last_seen = Instant::now();
+        if state == State::PreparingRebalance {
+            return codes::REBALANCE_IN_PROGRESS;
+        }
+        if generation != current {
+            return codes::ILLEGAL_GENERATION;
+        }
+        codes::NONE
+    }
+
+    /// LeaveGroup for each member id; returns an error code per member.
+    pub fn leave(&self, group_id: &str, member_ids: &[String]) -> Vec<i16> {
+        let mut inner = self.lock();
+        let now = Instant::now();
+        let Some(group) = inner.groups.get_mut(group_id) else {
+            return vec![codes::UNKNOWN_MEMBER_ID; member_ids.len()];
+        };
+        member_ids
+            .iter()
+            .map(|id| {
+                if group.members.contains_key(id) {
+                    group.remove_member(id, now);
+                    codes::NONE
+                } else {
+                    codes::UNKNOWN_MEMBER_ID
+                }
+            })
+            .collect()
+    }
+
+    /// Expires silent members and completes rebalances whose time is up. Called periodically.
+    pub fn tick(&self) {
+        let mut inner = self.lock();
+        let now = Instant::now();
+        for (group_id, group) in inner.groups.iter_mut() {
+            let expired: Vec<String> = group
+                .members
+                .iter()
+                .filter(|(_, m)| {
+                    m.join_tx.is_none()
+                        && m.sync_tx.is_none()
+                        && now.duration_since(m.last_seen) > m.session_timeout
+                })
+                .map(|(id, _)| id.clone())
+                .collect();
+            for id in expired {
+                tracing::info!(group = %group_id, member = %id, "member session expired");
+                group.remove_member(&id, now);
+            }
+            group.maybe_complete_join(now);
+        }
+    }
+
+    /// OffsetCommit: validates membership when a generation is given, then persists.
+    pub fn commit(
+        &self,
+        group_id: &str,
+        generation: i32,
+        member_id: &str,
+        offsets: Vec<(String, i32, i64, Option<String>)>,
+    ) -> Vec<i16> {
+        let mut inner = self.lock();
+        let check = match inner.groups.get(group_id) {
+            _ if group_id.is_empty() => codes::INVALID_GROUP_ID,
+            Some(group) if generation >= 0 || !member_id.is_empty() => {
+                if !group.members.contains_key(member_id) {
+                    codes::UNKNOWN_MEMBER_ID
+                } else if generation != group.generation {
+                    codes::ILLEGAL_GENERATION
+                } else if group.state == State::CompletingRebalance {
+                    codes::REBALANCE_IN_PROGRESS
+                } else {
+                    codes::NONE
+                }
+            }
+            Some(group) if !group.members.is_empty() => codes::UNKNOWN_MEMBER_ID,
+            None if generation >= 0 => codes::ILLEGAL_GENERATION,
+            _ => codes::NONE,
+        };
+        if check != codes::NONE {
+            return vec![check; offsets.len()];
+        }
+        let lines: Vec<OffsetLine> = offsets
+            .iter()
+            .map(|(t, p, o, m)| OffsetLine {
+                g: group_id.to_owned(),
+                t: Some(t.clone()),
+                p: *p,
+                o: *o,
+                m: m.clone(),
+                deleted: false,
+            })
+            .collect();
+        if let Err(error) = inner.store.append(&lines) {
+            tracing::error!(%error, path = %inner.store.path.display(), "cannot persist committed offsets");
+            return vec![codes::UNKNOWN_SERVER_ERROR; offsets.len()];
+        }
+        let entries = inner.offsets.entry(group_id.to_owned()).or_default();
+        for (t, p, o, m) in offsets {
+            entries.insert(
+                (t, p),
+                Committed {
+                    offset: o,
+                    metadata: m,
+                },
+            );
+        }
+        if let Some(group) = inner.groups.get_mut(group_id)
+            && let Some(member) = group.members.get_mut(member_id)
+        {
+            member.last_seen = Instant::now();
+        }
+        vec![codes::NONE; lines.len()]
+    }
+
+    /// OffsetFetch: committed offsets of a group (all of them when `topics` is `None`).
+    pub fn fetch(
+        &self,
+        group_id: &str,
+        topics: Option<Vec<(String, Vec<i32>)>>,
+    ) -> Vec<(String, i32, Option<Committed>)> {
+        let inner = self.lock();
+        let entries = inner.offsets.get(group_id);
+        match topics {
+            Some(topics) => topics
+                .into_iter()
+                .flat_map(|(t, ps)| ps.into_iter().map(move |p| (t.clone(), p)))
+                .map(|(t, p)| {
+                    let committed = entries.and_then(|e| e.get(&(t.clone(), p))).cloned();
+                    (t, p, committed)
+                })
+                .collect(),
+            None => entries
+                .map(|e| {
+                    e.iter()
+                        .map(|((t, p), c)| (t.clone(), *p, Some(c.clone())))
+                        .collect()
+                })
+                .unwrap_or_default(),
+        }
+    }
+
+    /// ListGroups: `(group id, protocol type, state)`.
+    pub fn list(&self) -> Vec<(String, String, &'static str)> {
+        let inner = self.lock();
+        let mut out: BTreeMap<String, (String, &'static str)> = inner
+            .offsets
+            .keys()
+            .map(|g| (g.clone(), (String::new(), "Empty")))
+            .collect();
+        for (id, group) in &inner.groups {
+            if group.members.is_empty() && !inner.offsets.contains_key(id) {
+                continue;
+            }
+            out.insert(
+                id.clone(),
+                (
+                    group.protocol_type.clone().unwrap_or_default(),
+                    group.state.name(),
+                ),
+            );
+        }
+        out.into_iter().map(|(g, (t, s))| (g, t, s)).collect()
+    }
+
+    /// DescribeGroups for one group (`Dead` when unknown).
+    pub fn describe(&self, group_id: &str) -> GroupDescription {
+        let inner = self.lock();
+        match inner.groups.get(group_id) {
+            Some(group) => GroupDescription {
+                state: group.state.name(),
+                protocol_type: group.protocol_type.clone().unwrap_or_default(),
+                protocol: group.protocol.clone().unwrap_or_default(),
+                members: group
+                    .members
+                    .iter()
+                    .map(|(id, m)| MemberDescription {
+                        member_id: id.clone(),
+                        group_instance_id: m.group_instance_id.clone(),
+                        client_id: m.client_id.clone(),
+                        client_host: m.client_host.clone(),
+                        metadata: group
+                            .protocol
+                            .as_ref()
+                            .and_then(|p| m.protocols.iter().find(|(n, _)| n == p))
+                            .map(|(_, md)| md.clone())
+                            .unwrap_or_default(),
+                        assignment: m.assignment.clone(),
+                    })
+                    .collect(),
+            },
+            None if inner.offsets.contains_key(group_id) => GroupDescription {
+                state: "Empty",
+                protocol_type: String::new(),
+                protocol: String::new(),
+                members: Vec::new(),
+            },
+            None => GroupDescription {
+                state: "Dead",
+                protocol_type: String::new(),
+                protocol: String::new(),
+                members: Vec::new(),
+            },
+        }
+    }
+
+    /// DeleteGroups: only groups without members.
+    pub fn delete(&self, group_id: &str) -> i16 {
+        let mut inner = self.lock();
+        let has_members = inner
+            .groups
+            .get(group_id)
+            .is_some_and(|g| !g.members.is_empty());
+        if has_members {
+            return codes::NON_EMPTY_GROUP;
+        }
+        let known = inner.groups.remove(group_id).is_some() | inner.offsets.contains_key(group_id);
+        if !known {
+            return codes::GROUP_ID_NOT_FOUND;
+        }
+        let tombstone = OffsetLine {
+            g: group_id.to_owned(),
+            t: None,
+            p: 0,
+            o: 0,
+            m: None,
+            deleted: true,
+        };
+        if let Err(error) = inner.store.append(&[tombstone]) {
+            tracing::error!(%error, "cannot persist group deletion");
+            return codes::UNKNOWN_SERVER_ERROR;
+        }
+        inner.offsets.remove(group_id);
+        codes::NONE
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(group: &str, member: &str) -> JoinRequest {
+        JoinRequest {
+            group_id: group.into(),
+            member_id: member.into(),
+            group_instance_id: None,
+            client_id: "c".into(),
+            client_host: "/127.0.0.1".into(),
+            session_timeout: Duration::from_secs(10),
+            rebalance_timeout: Duration::from_secs(5),
+            protocol_type: "consumer".into(),
+            protocols: vec![("range".into(), Bytes::from_static(b"meta"))],
+            require_known_member_id: true,
+        }
+    }
+
+    fn temp_dir(tag: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("hdi-groups-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        dir
+    }
+
+    #[tokio::test]
+    async fn two_members_join_sync_and_rebalance_on_leave() {
+        let dir = temp_dir("join");
+        let coordinator =
+            std::sync::Arc::new(Coordinator::open(&dir, Duration::from_millis(100)).unwrap());
+        let ticker = {
+            let c = std::sync::Arc::clone(&coordinator);
+            tokio::spawn(async move {
+                loop {
+                    c.tick();
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            })
+        };
+        let first = coordinator.join(request("g", "")).await;
+        assert_eq!(first.error, codes::MEMBER_ID_REQUIRED);
+        let (a, b) = {
+            let c1 = std::sync::Arc::clone(&coordinator);
+            let c2 = std::sync::Arc::clone(&coordinator);
+            let id_a = first.member_id.clone();
+            let id_b = coordinator.join(request("g", "")).await.member_id;
+            let ja = tokio::spawn(async move { c1.join(request("g", &id_a)).await });
+            let jb = tokio::spawn(async move { c2.join(request("g", &id_b)).await });
+            (ja.await.unwrap(), jb.await.unwrap())
+        };
+        assert_eq!((a.error, b.error), (0, 0));
+        assert_eq!(a.generation, b.generation);
+        let (leader, follower) = if a.members.is_empty() { (b, a) } else { (a, b) };
+        assert_eq!(leader.members.len(), 2);
+        assert_eq!(leader.protocol_name.as_deref(), Some("range"));
+        let assignments = vec![
+            (leader.member_id.clone(), Bytes::from_static(b"L")),
+            (follower.member_id.clone(), Bytes::from_static(b"F")),
+        ];
+        let c = std::sync::Arc::clone(&coordinator);
+        let follower_id = follower.member_id.clone();
+        let generation = follower.generation;
+        let follower_sync =
+            tokio::spawn(async move { c.sync("g", generation, &follower_id, Vec::new()).await });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert_eq!(
+            coordinator
+                .sync("g", leader.generation, &leader.member_id, assignments)
+                .await,
+            (0, Bytes::from_static(b"L"))
+        );
+        assert_eq!(follower_sync.await.unwrap(), (0, Bytes::from_static(b"F")));
+        assert_eq!(
+            coordinator.heartbeat("g", generation, &leader.member_id),
+            codes::NONE
+        );
+        assert_eq!(
+            coordinator.heartbeat("g", generation - 1, &leader.member_id),
+            codes::ILLEGAL_GENERATION
+        );
+        assert_eq!(
+            coordinator.heartbeat("g", generation, "nobody"),
+            codes::UNKNOWN_MEMBER_ID
+        );
+
+        // The follower leaves: the leader is told to rejoin and gets a group of one.
+        assert_eq!(
+            coordinator.leave("g", std::slice::from_ref(&follower.member_id)),
+            vec![codes::NONE]
+        );
+        assert_eq!(
+            coordinator.heartbeat("g", generation, &leader.member_id),
+            codes::REBALANCE_IN_PROGRESS
+        );
+        let again = coordinator.join(request("g", &leader.member_id)).await;
+        assert_eq!(
+            (again.error, again.generation, again.members.len()),
+            (0, generation + 1, 1)
+        );
+        ticker.abort();
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[tokio::test]
+    async fn offsets_are_durable_and_deletable() {
+        let dir = temp_dir("offsets");
+        let coordinator = Coordinator::open(&dir, Duration::ZERO).unwrap();
+        assert_eq!(
+            coordinator.commit(
+                "g",
+                -1,
+                "",
+                vec![
+                    ("t".into(), 0, 42, None),
+                    ("t".into(), 1, 7, Some("m".into()))
+                ]
+            ),
+            vec![0, 0]
+        );
+        assert_eq!(
+            coordinator.commit("g", -1, "", vec![("t".into(), 0, 43, None)]),
+            vec![0]
+        );
+        drop(coordinator);
+        // A torn last line is ignored.
+        let mut file = std::fs::OpenOptions::new()
+            .append(true)
+            .open(dir.join("offsets.jsonl"))
+            .unwrap();
+        file.write_all(b"{\"g\":\"g\",\"t\":\"t\",\"p\":0,\"o\":9")
+            .unwrap();
+        let coordinator = Coordinator::open(&dir, Duration::ZERO).unwrap();
+        let fetched = coordinator.fetch("g", Some(vec![("t".into(), vec![0, 1, 2])]));
+        assert_eq!(fetched[0].2.as_ref().map(|c| c.offset), Some(43));
+        assert_eq!(
+            fetched[1].2.as_ref().and_then(|c| c.metadata.clone()),
+            Some("m".into())
+        );
+        assert_eq!(fetched[2].2, None);
+        assert_eq!(
+            coordinator.list(),
+            vec![("g".into(), String::new(), "Empty")]
+        );
+        assert_eq!(coordinator.delete("g"), codes::NONE);
+        assert_eq!(coordinator.delete("g"), codes::GROUP_ID_NOT_FOUND);
+        drop(coordinator);
+        let coordinator = Coordinator::open(&dir, Duration::ZERO).unwrap();
+        assert!(coordinator.fetch("g", None).is_empty());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -1,0 +1,378 @@
+//! Consumer-group APIs: FindCoordinator, JoinGroup, SyncGroup, Heartbeat, LeaveGroup,
+//! OffsetCommit, OffsetFetch, ListGroups, DescribeGroups, DeleteGroups. The state machine lives in
+//! [`crate::groups`]; this module converts wire types.
+
+use std::time::Duration;
+
+use kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
+use kafka_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
+use kafka_protocol::messages::find_coordinator_response::Coordinator;
+use kafka_protocol::messages::join_group_response::JoinGroupResponseMember;
+use kafka_protocol::messages::leave_group_response::MemberResponse;
+use kafka_protocol::messages::list_groups_response::ListedGroup;
+use kafka_protocol::messages::offset_commit_response::{
+    OffsetCommitResponsePartition, OffsetCommitResponseTopic,
+};
+use kafka_protocol::messages::offset_fetch_response::{
+    OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions,
+    OffsetFetchResponseTopic, OffsetFetchResponseTopics,
+};
+use kafka_protocol::messages::{
+    BrokerId, DeleteGroupsRequest, DeleteGroupsResponse, DescribeGroupsRequest,
+    DescribeGroupsResponse, FindCoordinatorRequest, FindCoordinatorResponse, GroupId,
+    HeartbeatRequest, HeartbeatResponse, JoinGroupRequest, JoinGroupResponse, LeaveGroupRequest,
+    LeaveGroupResponse, ListGroupsRequest, ListGroupsResponse, OffsetCommitRequest,
+    OffsetCommitResponse, OffsetFetchRequest, OffsetFetchResponse, SyncGroupRequest,
+    SyncGroupResponse, TopicName,
+};
+
+use super::{Context, sb};
+use crate::groups::{Committed, JoinRequest};
+
+/// Handles FindCoordinator: this broker coordinates every group.
+pub fn find_coordinator(
+    cx: &Context<'_>,
+    request: FindCoordinatorRequest,
+) -> FindCoordinatorResponse {
+    let config = &cx.broker.config;
+    let node = BrokerId(config.node_id);
+    let host = sb(config.advertised_host.clone());
+    if cx.version >= 4 {
+        let coordinators = request
+            .coordinator_keys
+            .into_iter()
+            .map(|key| {
+                Coordinator::default()
+                    .with_key(key)
+                    .with_node_id(node)
+                    .with_host(host.clone())
+                    .with_port(config.advertised_port)
+            })
+            .collect();
+        return FindCoordinatorResponse::default().with_coordinators(coordinators);
+    }
+    FindCoordinatorResponse::default()
+        .with_node_id(node)
+        .with_host(host)
+        .with_port(config.advertised_port)
+}
+
+fn millis(ms: i32) -> Duration {
+    Duration::from_millis(u64::try_from(ms).unwrap_or(0))
+}
+
+/// Handles JoinGroup (waits for the rebalance).
+pub async fn join_group(cx: &Context<'_>, request: JoinGroupRequest) -> JoinGroupResponse {
+    let rebalance_timeout = if cx.version >= 1 {
+        request.rebalance_timeout_ms
+    } else {
+        request.session_timeout_ms
+    };
+    let result = cx
+        .broker
+        .groups
+        .join(JoinRequest {
+            group_id: request.group_id.0.as_str().to_owned(),
+            member_id: request.member_id.as_str().to_owned(),
+            group_instance_id: request
+                .group_instance_id
+                .as_ref()
+                .map(|s| s.as_str().to_owned()),
+            client_id: cx.client_id.clone(),
+            client_host: format!("/{}", cx.peer.ip()),
+            session_timeout: millis(request.session_timeout_ms),
+            rebalance_timeout: millis(rebalance_timeout),
+            protocol_type: request.protocol_type.as_str().to_owned(),
+            protocols: request
+                .protocols
+                .iter()
+                .map(|p| (p.name.as_str().to_owned(), p.metadata.clone()))
+                .collect(),
+            require_known_member_id: cx.version >= 4,
+        })
+        .await;
+    JoinGroupResponse::default()
+        .with_error_code(result.error)
+        .with_generation_id(if result.error == 0 {
+            result.generation
+        } else {
+            -1
+        })
+        // protocol_type exists from v7, group_instance_id from v5.
+        .with_protocol_type(if cx.version >= 7 {
+            result.protocol_type.map(sb)
+        } else {
+            None
+        })
+        .with_protocol_name(result.protocol_name.map(sb))
+        .with_leader(sb(result.leader))
+        .with_member_id(sb(result.member_id))
+        .with_members(
+            result
+                .members
+                .into_iter()
+                .map(|(id, instance, metadata)| {
+                    JoinGroupResponseMember::default()
+                        .with_member_id(sb(id))
+                        .with_group_instance_id(if cx.version >= 5 {
+                            instance.map(sb)
+                        } else {
+                            None
+                        })
+                        .with_metadata(metadata)
+                })
+                .collect(),
+        )
+}
+
+/// Handles SyncGroup (waits for the leader's assignment).
+pub async fn sync_group(cx: &Context<'_>, request: SyncGroupRequest) -> SyncGroupResponse {
+    let assignments = request
+        .assignments
+        .iter()
+        .map(|a| (a.member_id.as_str().to_owned(), a.assignment.clone()))
+        .collect();
+    let (error, assignment) = cx
+        .broker
+        .groups
+        .sync(
+            request.group_id.0.as_str(),
+            request.generation_id,
+            request.member_id.as_str(),
+            assignments,
+        )
+        .await;
+    SyncGroupResponse::default()
+        .with_error_code(error)
+        .with_assignment(assignment)
+        .with_protocol_type(request.protocol_type)
+        .with_protocol_name(request.protocol_name)
+}
+
+/// Handles Heartbeat.
+pub fn heartbeat(cx: &Context<'_>, request: HeartbeatRequest) -> HeartbeatResponse {
+    let code = cx.broker.groups.heartbeat(
+        request.group_id.0.as_str(),
+        request.generation_id,
+        request.member_id.as_str(),
+    );
+    HeartbeatResponse::default().with_error_code(code)
+}
+
+/// Handles LeaveGroup (one member before v3, a batch from v3).
+pub fn leave_group(cx: &Context<'_>, request: LeaveGroupRequest) -> LeaveGroupResponse {
+    let group = request.group_id.0.as_str();
+    if cx.version < 3 {
+        let codes = cx
+            .broker
+            .groups
+            .leave(group, &[request.member_id.as_str().to_owned()]);
+        return LeaveGroupResponse::default().with_error_code(codes.first().copied().unwrap_or(0));
+    }
+    let ids: Vec<String> = request
+        .members
+        .iter()
+        .map(|m| m.member_id.as_str().to_owned())
+        .collect();
+    let codes = cx.broker.groups.leave(group, &ids);
+    let members = request
+        .members
+        .into_iter()
+        .zip(codes)
+        .map(|(m, code)| {
+            MemberResponse::default()
+                .with_member_id(m.member_id)
+                .with_group_instance_id(m.group_instance_id)
+                .with_error_code(code)
+        })
+        .collect();
+    LeaveGroupResponse::default().with_members(members)
+}
+
+/// Handles OffsetCommit.
+pub fn offset_commit(cx: &Context<'_>, request: OffsetCommitRequest) -> OffsetCommitResponse {
+    let mut flat = Vec::new();
+    for topic in &request.topics {
+        for p in &topic.partitions {
+            flat.push((
+                topic.name.0.as_str().to_owned(),
+                p.partition_index,
+                p.committed_offset,
+                p.committed_metadata.as_ref().map(|m| m.as_str().to_owned()),
+            ));
+        }
+    }
+    let codes = super::blocking(|| {
+        cx.broker.groups.commit(
+            request.group_id.0.as_str(),
+            request.generation_id_or_member_epoch,
+            request.member_id.as_str(),
+            flat,
+        )
+    });
+    let mut codes = codes.into_iter();
+    let topics = request
+        .topics
+        .into_iter()
+        .map(|topic| {
+            let partitions = topic
+                .partitions
+                .iter()
+                .map(|p| {
+                    OffsetCommitResponsePartition::default()
+                        .with_partition_index(p.partition_index)
+                        .with_error_code(codes.next().unwrap_or(0))
+                })
+                .collect();
+            OffsetCommitResponseTopic::default()
+                .with_name(topic.name)
+                .with_partitions(partitions)
+        })
+        .collect();
+    OffsetCommitResponse::default().with_topics(topics)
+}
+
+fn committed_fields(c: Option<&Committed>) -> (i64, Option<String>) {
+    match c {
+        Some(c) => (c.offset, c.metadata.clone()),
+        None => (-1, Some(String::new())),
+    }
+}
+
+/// Handles OffsetFetch (single group, v1-v7; batched groups from v8).
+pub fn offset_fetch(cx: &Context<'_>, request: OffsetFetchRequest) -> OffsetFetchResponse {
+    let groups = &cx.broker.groups;
+    if cx.version >= 8 {
+        let results = request
+            .groups
+            .into_iter()
+            .map(|g| {
+                let wanted = g.topics.as_ref().map(|ts| {
+                    ts.iter()
+                        .map(|t| (t.name.0.as_str().to_owned(), t.partition_indexes.clone()))
+                        .collect()
+                });
+                let mut by_topic: Vec<OffsetFetchResponseTopics> = Vec::new();
+                for (topic, partition, committed) in groups.fetch(g.group_id.0.as_str(), wanted) {
+                    let (offset, metadata) = committed_fields(committed.as_ref());
+                    let entry = OffsetFetchResponsePartitions::default()
+                        .with_partition_index(partition)
+                        .with_committed_offset(offset)
+                        .with_committed_leader_epoch(-1)
+                        .with_metadata(metadata.map(sb));
+                    match by_topic.iter_mut().find(|t| t.name.0.as_str() == topic) {
+                        Some(t) => t.partitions.push(entry),
+                        None => by_topic.push(
+                            OffsetFetchResponseTopics::default()
+                                .with_name(TopicName(sb(topic)))
+                                .with_partitions(vec![entry]),
+                        ),
+                    }
+                }
+                OffsetFetchResponseGroup::default()
+                    .with_group_id(g.group_id)
+                    .with_topics(by_topic)
+            })
+            .collect();
+        return OffsetFetchResponse::default().with_groups(results);
+    }
+    let wanted = request.topics.as_ref().map(|ts| {
+        ts.iter()
+            .map(|t| (t.name.0.as_str().to_owned(), t.partition_indexes.clone()))
+            .collect()
+    });
+    let mut by_topic: Vec<OffsetFetchResponseTopic> = Vec::new();
+    for (topic, partition, committed) in groups.fetch(request.group_id.0.as_str(), wanted) {
+        let (offset, metadata) = committed_fields(committed.as_ref());
+        let entry = OffsetFetchResponsePartition::default()
+            .with_partition_index(partition)
+            .with_committed_offset(offset)
+            .with_committed_leader_epoch(-1)
+            .with_metadata(metadata.map(sb));
+        match by_topic.iter_mut().find(|t| t.name.0.as_str() == topic) {
+            Some(t) => t.partitions.push(entry),
+            None => by_topic.push(
+                OffsetFetchResponseTopic::default()
+                    .with_name(TopicName(sb(topic)))
+                    .with_partitions(vec![entry]),
+            ),
+        }
+    }
+    OffsetFetchResponse::default().with_topics(by_topic)
+}
+
+/// Handles ListGroups.
+pub fn list_groups(cx: &Context<'_>, request: ListGroupsRequest) -> ListGroupsResponse {
+    let groups = cx
+        .broker
+        .groups
+        .list()
+        .into_iter()
+        .filter(|(_, _, state)| {
+            request.states_filter.is_empty()
+                || request
+                    .states_filter
+                    .iter()
+                    .any(|s| s.as_str().eq_ignore_ascii_case(state))
+        })
+        .map(|(id, protocol_type, state)| {
+            // group_state exists from v4.
+            let listed = ListedGroup::default()
+                .with_group_id(GroupId(sb(id)))
+                .with_protocol_type(sb(protocol_type));
+            if cx.version >= 4 {
+                listed.with_group_state(sb(state))
+            } else {
+                listed
+            }
+        })
+        .collect();
+    ListGroupsResponse::default().with_groups(groups)
+}
+
+/// Handles DescribeGroups.
+pub fn describe_groups(cx: &Context<'_>, request: DescribeGroupsRequest) -> DescribeGroupsResponse {
+    let groups = request
+        .groups
+        .into_iter()
+        .map(|id| {
+            let description = cx.broker.groups.describe(id.0.as_str());
+            DescribedGroup::default()
+                .with_group_id(id)
+                .with_group_state(sb(description.state))
+                .with_protocol_type(sb(description.protocol_type))
+                .with_protocol_data(sb(description.protocol))
+                .with_members(
+                    description
+                        .members
+                        .into_iter()
+                        .map(|m| {
+                            DescribedGroupMember::default()
+                                .with_member_id(sb(m.member_id))
+                                .with_group_instance_id(m.group_instance_id.map(sb))
+                                .with_client_id(sb(m.client_id))
+                                .with_client_host(sb(m.client_host))
+                                .with_member_metadata(m.metadata)
+                                .with_member_assignment(m.assignment)
+                        })
+                        .collect(),
+                )
+        })
+        .collect();
+    DescribeGroupsResponse::default().with_groups(groups)
+}
+
+/// Handles DeleteGroups.
+pub fn delete_groups(cx: &Context<'_>, request: DeleteGroupsRequest) -> DeleteGroupsResponse {
+    let results = request
+        .groups_names
+        .into_iter()
+        .map(|id| {
+            let code = super::blocking(|| cx.broker.groups.delete(id.0.as_str()));
+            DeletableGroupResult::default()
+                .with_group_id(id)
+                .with_error_code(code)
+        })
+        .collect();
+    DeleteGroupsResponse::default().with_results(results)
+}

@@ -1,0 +1,174 @@
+//! Request handlers, one module per API family. Each takes the decoded `kafka-protocol` request
+//! and returns its response; Kafka wire types do not travel past this module (the state modules
+//! take and return plain Rust types).
+
+mod admin;
+mod fetch;
+mod groups;
+mod metadata;
+mod offsets;
+mod produce;
+
+use std::net::SocketAddr;
+
+use kafka_protocol::messages::api_versions_response::ApiVersion;
+use kafka_protocol::messages::{
+    ApiKey, ApiVersionsResponse, InitProducerIdResponse, RequestKind, ResponseKind,
+};
+use kafka_protocol::protocol::StrBytes;
+
+use crate::codes;
+use crate::server::Broker;
+
+/// What a handler knows about the request besides its body.
+pub struct Context<'a> {
+    /// The broker.
+    pub broker: &'a Broker,
+    /// The request's API version.
+    pub version: i16,
+    /// The client id from the header.
+    pub client_id: String,
+    /// The client's address.
+    pub peer: SocketAddr,
+}
+
+/// The APIs this broker implements, with the versions it accepts: only what is implemented is
+/// advertised.
+const SUPPORTED: &[(ApiKey, i16, i16)] = &[
+    (ApiKey::Produce, 3, 9),
+    (ApiKey::Fetch, 4, 12),
+    (ApiKey::ListOffsets, 1, 6),
+    (ApiKey::Metadata, 0, 12),
+    (ApiKey::OffsetCommit, 2, 8),
+    (ApiKey::OffsetFetch, 1, 7),
+    (ApiKey::FindCoordinator, 0, 4),
+    (ApiKey::JoinGroup, 0, 9),
+    (ApiKey::Heartbeat, 0, 4),
+    (ApiKey::LeaveGroup, 0, 5),
+    (ApiKey::SyncGroup, 0, 5),
+    (ApiKey::DescribeGroups, 0, 5),
+    (ApiKey::ListGroups, 0, 4),
+    (ApiKey::ApiVersions, 0, 3),
+    (ApiKey::CreateTopics, 2, 7),
+    (ApiKey::DeleteTopics, 1, 6),
+    (ApiKey::DeleteRecords, 0, 2),
+    (ApiKey::InitProducerId, 0, 4),
+    (ApiKey::OffsetForLeaderEpoch, 2, 4),
+    (ApiKey::DescribeConfigs, 1, 4),
+    (ApiKey::AlterConfigs, 0, 2),
+    (ApiKey::CreatePartitions, 0, 3),
+    (ApiKey::DeleteGroups, 0, 2),
+    (ApiKey::IncrementalAlterConfigs, 0, 1),
+    (ApiKey::DescribeCluster, 0, 1),
+];
+
+/// The version range accepted for `key`, if implemented (clamped to what the codec supports).
+pub fn supported(key: ApiKey) -> Option<(i16, i16)> {
+    let (_, min, max) = SUPPORTED.iter().find(|(k, _, _)| *k == key)?;
+    let codec = key.valid_versions();
+    Some(((*min).max(codec.min), (*max).min(codec.max)))
+}
+
+/// The ApiVersions answer.
+pub fn api_versions_response(error_code: i16) -> ApiVersionsResponse {
+    let api_keys = SUPPORTED
+        .iter()
+        .filter_map(|(key, _, _)| {
+            let (min, max) = supported(*key)?;
+            Some(
+                ApiVersion::default()
+                    .with_api_key(*key as i16)
+                    .with_min_version(min)
+                    .with_max_version(max),
+            )
+        })
+        .collect();
+    ApiVersionsResponse::default()
+        .with_error_code(error_code)
+        .with_api_keys(api_keys)
+}
+
+/// Runs the handler for `request`; `None` means no response (Produce with acks=0).
+pub async fn dispatch(cx: &Context<'_>, request: RequestKind) -> Option<ResponseKind> {
+    Some(match request {
+        RequestKind::ApiVersions(_) => {
+            ResponseKind::ApiVersions(api_versions_response(codes::NONE))
+        }
+        RequestKind::Metadata(r) => ResponseKind::Metadata(metadata::metadata(cx, r)),
+        RequestKind::Produce(r) => return produce::produce(cx, r).map(ResponseKind::Produce),
+        RequestKind::Fetch(r) => ResponseKind::Fetch(fetch::fetch(cx, r).await),
+        RequestKind::ListOffsets(r) => ResponseKind::ListOffsets(offsets::list_offsets(cx, r)),
+        RequestKind::DeleteRecords(r) => {
+            ResponseKind::DeleteRecords(offsets::delete_records(cx, r))
+        }
+        RequestKind::OffsetForLeaderEpoch(r) => {
+            ResponseKind::OffsetForLeaderEpoch(offsets::offset_for_leader_epoch(cx, r))
+        }
+        RequestKind::CreateTopics(r) => ResponseKind::CreateTopics(admin::create_topics(cx, r)),
+        RequestKind::DeleteTopics(r) => ResponseKind::DeleteTopics(admin::delete_topics(cx, r)),
+        RequestKind::CreatePartitions(r) => {
+            ResponseKind::CreatePartitions(admin::create_partitions(cx, r))
+        }
+        RequestKind::DescribeConfigs(r) => {
+            ResponseKind::DescribeConfigs(admin::describe_configs(cx, r))
+        }
+        RequestKind::AlterConfigs(r) => ResponseKind::AlterConfigs(admin::alter_configs(cx, r)),
+        RequestKind::IncrementalAlterConfigs(r) => {
+            ResponseKind::IncrementalAlterConfigs(admin::incremental_alter_configs(cx, r))
+        }
+        RequestKind::DescribeCluster(_) => {
+            ResponseKind::DescribeCluster(admin::describe_cluster(cx))
+        }
+        RequestKind::FindCoordinator(r) => {
+            ResponseKind::FindCoordinator(groups::find_coordinator(cx, r))
+        }
+        RequestKind::JoinGroup(r) => ResponseKind::JoinGroup(groups::join_group(cx, r).await),
+        RequestKind::SyncGroup(r) => ResponseKind::SyncGroup(groups::sync_group(cx, r).await),
+        RequestKind::Heartbeat(r) => ResponseKind::Heartbeat(groups::heartbeat(cx, r)),
+        RequestKind::LeaveGroup(r) => ResponseKind::LeaveGroup(groups::leave_group(cx, r)),
+        RequestKind::OffsetCommit(r) => ResponseKind::OffsetCommit(groups::offset_commit(cx, r)),
+        RequestKind::OffsetFetch(r) => ResponseKind::OffsetFetch(groups::offset_fetch(cx, r)),
+        RequestKind::ListGroups(r) => ResponseKind::ListGroups(groups::list_groups(cx, r)),
+        RequestKind::DescribeGroups(r) => {
+            ResponseKind::DescribeGroups(groups::describe_groups(cx, r))
+        }
+        RequestKind::DeleteGroups(r) => ResponseKind::DeleteGroups(groups::delete_groups(cx, r)),
+        RequestKind::InitProducerId(r) => {
+            let mut response = InitProducerIdResponse::default();
+            if r.transactional_id.is_some() {
+                // Transactions are not implemented: refuse rather than pretend.
+                response.error_code = codes::INVALID_REQUEST;
+            } else if r.producer_id.0 >= 0 {
+                // KIP-360 epoch bump of a known producer.
+                response.producer_id = r.producer_id;
+                response.producer_epoch = r.producer_epoch.saturating_add(1);
+            } else {
+                match cx.broker.producer_ids.next() {
+                    Ok(id) => {
+                        response.producer_id = id.into();
+                        response.producer_epoch = 0;
+                    }
+                    Err(error) => {
+                        crate::server::log_error("cannot allocate a producer id", &error);
+                        response.error_code = codes::UNKNOWN_SERVER_ERROR;
+                    }
+                }
+            }
+            ResponseKind::InitProducerId(response)
+        }
+        other => {
+            tracing::warn!(request = ?std::mem::discriminant(&other), "request type not dispatched");
+            return None;
+        }
+    })
+}
+
+/// A `StrBytes` from a string.
+pub(crate) fn sb(s: impl Into<String>) -> StrBytes {
+    StrBytes::from_string(s.into())
+}
+
+/// Runs blocking storage work on the runtime without stalling other tasks on this worker.
+pub(crate) fn blocking<T>(f: impl FnOnce() -> T) -> T {
+    tokio::task::block_in_place(f)
+}

@@ -1,0 +1,264 @@
+//! Idempotent producers: producer-id allocation (durable) and per-partition sequence state.
+//!
+//! Per partition and producer the broker keeps the producer epoch and the last five batches'
+//! sequence ranges with their offsets, as Kafka does. A batch whose range equals a remembered one
+//! is a retry: it is not appended again, and the original offset is returned. A batch that does
+//! not continue the last sequence is refused with OUT_OF_ORDER_SEQUENCE_NUMBER. The state is
+//! rebuilt from the stored batch headers (which carry producer id, epoch and base sequence) when a
+//! partition opens, so it survives a restart.
+
+use std::collections::{HashMap, VecDeque};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use hdi_log::BatchHeader;
+
+use crate::codes;
+
+/// How many batches per producer are remembered for duplicate detection.
+pub const REMEMBERED_BATCHES: usize = 5;
+const SEQUENCE_MODULUS: i64 = 1 << 31;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct BatchRange {
+    first_seq: i32,
+    last_seq: i32,
+    first_offset: i64,
+    last_offset: i64,
+}
+
+#[derive(Debug, Default)]
+struct ProducerEntry {
+    epoch: i16,
+    batches: VecDeque<BatchRange>,
+}
+
+/// What to do with an incoming batch of an idempotent producer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Decision {
+    /// Append it.
+    Append,
+    /// A retry of an appended batch: answer with this base offset, append nothing.
+    Duplicate(i64),
+    /// Refuse it with this error code.
+    Reject(i16),
+}
+
+/// The idempotence state of one partition.
+#[derive(Debug, Default)]
+pub struct ProducerStates {
+    producers: HashMap<i64, ProducerEntry>,
+}
+
+fn last_sequence(header: &BatchHeader) -> i32 {
+    ((i64::from(header.base_sequence) + i64::from(header.records_count) - 1)
+        .rem_euclid(SEQUENCE_MODULUS)) as i32
+}
+
+impl ProducerStates {
+    /// Decides about `header` (a batch with `producer_id >= 0`).
+    pub fn check(&self, header: &BatchHeader) -> Decision {
+        let Some(entry) = self.producers.get(&header.producer_id) else {
+            // Unknown producer (new, or its state aged out): accept its sequence as the start.
+            return Decision::Append;
+        };
+        if header.producer_epoch < entry.epoch {
+            return Decision::Reject(codes::INVALID_PRODUCER_EPOCH);
+        }
+        if header.producer_epoch > entry.epoch {
+            // A bumped epoch starts over at sequence 0.
+            return if header.base_sequence == 0 {
+                Decision::Append
+            } else {
+                Decision::Reject(codes::OUT_OF_ORDER_SEQUENCE_NUMBER)
+            };
+        }
+        let last = last_sequence(header);
+        if let Some(done) = entry
+            .batches
+            .iter()
+            .find(|b| b.first_seq == header.base_sequence && b.last_seq == last)
+        {
+            return Decision::Duplicate(done.first_offset);
+        }
+        match entry.batches.back() {
+            Some(prev)
+                if (i64::from(prev.last_seq) + 1).rem_euclid(SEQUENCE_MODULUS)
+                    != i64::from(header.base_sequence) =>
+            {
+                Decision::Reject(codes::OUT_OF_ORDER_SEQUENCE_NUMBER)
+            }
+            _ => Decision::Append,
+        }
+    }
+
+    /// Records an appended batch (with its assigned offsets).
+    pub fn record(&mut self, header: &BatchHeader) {
+        if header.producer_id < 0 {
+            return;
+        }
+        let entry = self.producers.entry(header.producer_id).or_default();
+        if header.producer_epoch != entry.epoch {
+            entry.epoch = header.producer_epoch;
+            entry.batches.clear();
+        }
+        entry.batches.push_back(BatchRange {
+            first_seq: header.base_sequence,
+            last_seq: last_sequence(header),
+            first_offset: header.base_offset,
+            last_offset: header.last_offset(),
+        });
+        while entry.batches.len() > REMEMBERED_BATCHES {
+            entry.batches.pop_front();
+        }
+    }
+}
+
+/// Hands out producer ids, durably: ids are reserved in blocks whose upper bound is persisted
+/// before any id of the block is used, so a restarted broker never reuses one.
+#[derive(Debug)]
+pub struct ProducerIdAllocator {
+    path: PathBuf,
+    state: Mutex<(i64, i64)>,
+}
+
+const BLOCK: i64 = 1000;
+
+impl ProducerIdAllocator {
+    /// Opens the allocator persisted at `path`.
+    ///
+    /// # Errors
+    /// When the file exists but cannot be read.
+    pub fn open(path: &Path) -> std::io::Result<ProducerIdAllocator> {
+        let start = match std::fs::read_to_string(path) {
+            Ok(text) => text.trim().parse::<i64>().unwrap_or(0),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => 0,
+            Err(error) => return Err(error),
+        };
+        Ok(ProducerIdAllocator {
+            path: path.to_owned(),
+            state: Mutex::new((start, start)),
+        })
+    }
+
+    /// The next producer id.
+    ///
+    /// # Errors
+    /// When the next block cannot be persisted.
+    pub fn next(&self) -> std::io::Result<i64> {
+        let mut state = self
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let (next, bound) = *state;
+        if next >= bound {
+            let new_bound = next + BLOCK;
+            let tmp = self.path.with_extension("tmp");
+            std::fs::write(&tmp, format!("{new_bound}\n"))?;
+            std::fs::File::open(&tmp)?.sync_all()?;
+            std::fs::rename(&tmp, &self.path)?;
+            state.1 = new_bound;
+        }
+        state.0 = next + 1;
+        Ok(next)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header(
+        producer_id: i64,
+        epoch: i16,
+        base_sequence: i32,
+        count: i32,
+        base_offset: i64,
+    ) -> BatchHeader {
+        BatchHeader {
+            base_offset,
+            batch_length: 100,
+            partition_leader_epoch: 0,
+            attributes: 0,
+            last_offset_delta: count - 1,
+            base_timestamp: 0,
+            max_timestamp: 0,
+            producer_id,
+            producer_epoch: epoch,
+            base_sequence,
+            records_count: count,
+        }
+    }
+
+    #[test]
+    fn detects_duplicates_gaps_and_fenced_epochs() {
+        let mut states = ProducerStates::default();
+        assert_eq!(states.check(&header(7, 0, 0, 3, 0)), Decision::Append);
+        states.record(&header(7, 0, 0, 3, 0));
+        assert_eq!(states.check(&header(7, 0, 3, 2, 99)), Decision::Append);
+        states.record(&header(7, 0, 3, 2, 3));
+        let cases = [
+            (
+                "retry of the first batch",
+                header(7, 0, 0, 3, 99),
+                Decision::Duplicate(0),
+            ),
+            (
+                "retry of the second batch",
+                header(7, 0, 3, 2, 99),
+                Decision::Duplicate(3),
+            ),
+            ("next in order", header(7, 0, 5, 1, 99), Decision::Append),
+            (
+                "gap",
+                header(7, 0, 6, 1, 99),
+                Decision::Reject(codes::OUT_OF_ORDER_SEQUENCE_NUMBER),
+            ),
+            (
+                "old epoch",
+                header(7, -1, 5, 1, 99),
+                Decision::Reject(codes::INVALID_PRODUCER_EPOCH),
+            ),
+            ("new epoch from 0", header(7, 1, 0, 1, 99), Decision::Append),
+            (
+                "new epoch not from 0",
+                header(7, 1, 4, 1, 99),
+                Decision::Reject(codes::OUT_OF_ORDER_SEQUENCE_NUMBER),
+            ),
+            (
+                "another producer",
+                header(8, 0, 42, 1, 99),
+                Decision::Append,
+            ),
+        ];
+        for (case, h, want) in cases {
+            assert_eq!(states.check(&h), want, "{case}");
+        }
+        // Only the last five batches are remembered.
+        for i in 0..6 {
+            states.record(&header(7, 0, 5 + i, 1, 5 + i64::from(i)));
+        }
+        assert_eq!(
+            states.check(&header(7, 0, 0, 3, 99)),
+            Decision::Reject(codes::OUT_OF_ORDER_SEQUENCE_NUMBER)
+        );
+        // Sequences wrap at 2^31.
+        let mut states = ProducerStates::default();
+        states.record(&header(9, 0, i32::MAX - 1, 2, 0));
+        assert_eq!(states.check(&header(9, 0, 0, 1, 2)), Decision::Append);
+    }
+
+    #[test]
+    fn producer_ids_are_never_reused_across_restarts() {
+        let path = std::env::temp_dir().join(format!("hdi-pid-{}", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        let first = ProducerIdAllocator::open(&path).unwrap();
+        let a = first.next().unwrap();
+        let b = first.next().unwrap();
+        drop(first);
+        let second = ProducerIdAllocator::open(&path).unwrap();
+        let c = second.next().unwrap();
+        assert!(a < b && b < c, "{a} {b} {c}");
+        std::fs::remove_file(&path).unwrap();
+    }
+}

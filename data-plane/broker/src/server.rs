@@ -1,0 +1,251 @@
+//! The Kafka protocol server: accepts connections, frames requests (4-byte length prefix),
+//! decodes headers and bodies with `kafka-protocol`, dispatches to [`crate::handlers`], and writes
+//! responses in request order.
+//!
+//! Malformed input never takes the broker down: a frame larger than `socket.request.max.bytes`,
+//! an unknown API key, an unsupported version (other than ApiVersions, which answers
+//! UNSUPPORTED_VERSION with the supported list, as Kafka does) or an undecodable request closes
+//! that connection only, with a log line saying why.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseHeader};
+use kafka_protocol::protocol::{Decodable, Encodable};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Notify;
+
+use crate::config::BrokerConfig;
+use crate::groups::Coordinator;
+use crate::handlers;
+use crate::producers::ProducerIdAllocator;
+use crate::state::{Topics, chain};
+
+/// The broker: configuration and all shared state.
+pub struct Broker {
+    /// Configuration.
+    pub config: BrokerConfig,
+    /// Cluster id.
+    pub cluster_id: String,
+    /// Topics and partitions.
+    pub topics: Topics,
+    /// Consumer groups.
+    pub groups: Coordinator,
+    /// Producer ids.
+    pub producer_ids: ProducerIdAllocator,
+    /// Woken whenever records are appended (long-polling fetches wait on it).
+    pub appended: Notify,
+}
+
+impl Broker {
+    /// Opens the broker's state in its data directory (recovering every log).
+    ///
+    /// # Errors
+    /// When the data directory or a log cannot be used.
+    pub fn open(config: BrokerConfig) -> anyhow::Result<Arc<Broker>> {
+        std::fs::create_dir_all(&config.data_dir)?;
+        let cluster_id = crate::state::cluster_id(&config.data_dir)?;
+        let topics = Topics::open(&config)?;
+        let groups = Coordinator::open(
+            &config.data_dir.join("groups"),
+            config.group_initial_rebalance_delay,
+        )?;
+        let producer_ids = ProducerIdAllocator::open(&config.data_dir.join("producer-ids"))?;
+        Ok(Arc::new(Broker {
+            config,
+            cluster_id,
+            topics,
+            groups,
+            producer_ids,
+            appended: Notify::new(),
+        }))
+    }
+
+    /// fsyncs every partition (clean shutdown).
+    pub fn flush_all(&self) {
+        for topic in self.topics.all() {
+            for partition in topic.partitions() {
+                if let Err(error) = partition.flush() {
+                    tracing::error!(topic = %topic.name, partition = partition.index, message = %error.message, "flush failed");
+                }
+            }
+        }
+    }
+
+    /// Background work: the group coordinator's ticker and retention. Runs until dropped.
+    pub async fn background(self: Arc<Self>) {
+        let mut tick = tokio::time::interval(Duration::from_millis(100));
+        let mut retention_due = tokio::time::Instant::now();
+        loop {
+            tick.tick().await;
+            self.groups.tick();
+            if tokio::time::Instant::now() >= retention_due {
+                retention_due += Duration::from_secs(30);
+                let now_ms = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_millis() as i64)
+                    .unwrap_or(0);
+                let broker = Arc::clone(&self);
+                let _ = tokio::task::spawn_blocking(move || {
+                    for topic in broker.topics.all() {
+                        for partition in topic.partitions() {
+                            partition.apply_retention(now_ms);
+                        }
+                    }
+                })
+                .await;
+            }
+        }
+    }
+}
+
+/// Accepts clients until the task is dropped.
+pub async fn serve(broker: Arc<Broker>, listener: TcpListener) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, peer)) => {
+                let broker = Arc::clone(&broker);
+                tokio::spawn(async move {
+                    if let Err(reason) = connection(broker, stream, peer).await {
+                        tracing::debug!(%peer, %reason, "connection closed");
+                    }
+                });
+            }
+            Err(error) => {
+                tracing::warn!(%error, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+async fn connection(
+    broker: Arc<Broker>,
+    stream: TcpStream,
+    peer: SocketAddr,
+) -> Result<(), String> {
+    let _ = stream.set_nodelay(true);
+    let (mut reader, mut writer) = stream.into_split();
+    loop {
+        let length = match reader.read_i32().await {
+            Ok(length) => length,
+            Err(error) if error.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(()),
+            Err(error) => return Err(error.to_string()),
+        };
+        if length < 8 || length as usize > broker.config.max_request_bytes {
+            tracing::warn!(%peer, length, "closing connection: request frame size out of bounds");
+            return Err(format!("frame of {length} bytes"));
+        }
+        let mut frame = BytesMut::zeroed(length as usize);
+        reader
+            .read_exact(&mut frame)
+            .await
+            .map_err(|e| e.to_string())?;
+        match handle_frame(&broker, frame.freeze(), peer).await {
+            Ok(Some(response)) => writer
+                .write_all(&response)
+                .await
+                .map_err(|e| e.to_string())?,
+            Ok(None) => {}
+            Err(reason) => {
+                tracing::warn!(%peer, %reason, "closing connection");
+                return Err(reason);
+            }
+        }
+    }
+}
+
+/// Decodes one request frame and produces the response frame (`None` for acks=0 produce).
+///
+/// # Errors
+/// Why the connection must be closed.
+pub async fn handle_frame(
+    broker: &Broker,
+    mut frame: Bytes,
+    peer: SocketAddr,
+) -> Result<Option<Bytes>, String> {
+    if frame.len() < 8 {
+        return Err("request shorter than a header".into());
+    }
+    let key = i16::from_be_bytes([frame[0], frame[1]]);
+    let version = i16::from_be_bytes([frame[2], frame[3]]);
+    let correlation_id = i32::from_be_bytes([frame[4], frame[5], frame[6], frame[7]]);
+    let api_key = ApiKey::try_from(key).map_err(|()| format!("unknown API key {key}"))?;
+    let Some((min, max)) = handlers::supported(api_key) else {
+        return Err(format!("unsupported API {api_key:?}"));
+    };
+    if version < min || version > max {
+        if api_key == ApiKey::ApiVersions {
+            // KIP-511: answer with v0 so any client can read the supported ranges.
+            let body = handlers::api_versions_response(crate::codes::UNSUPPORTED_VERSION);
+            return encode(
+                correlation_id,
+                0,
+                &kafka_protocol::messages::ResponseKind::ApiVersions(body),
+                0,
+            )
+            .map(Some);
+        }
+        return Err(format!(
+            "unsupported version {version} of {api_key:?} (supported {min}-{max})"
+        ));
+    }
+    let header = RequestHeader::decode(&mut frame, api_key.request_header_version(version))
+        .map_err(|e| format!("malformed {api_key:?} v{version} request header: {e}"))?;
+    let request = RequestKind::decode(api_key, &mut frame, version)
+        .map_err(|e| format!("malformed {api_key:?} v{version} request: {e}"))?;
+    if frame.has_remaining() {
+        // Some clients append fields of newer schemas (librdkafka 2.16 sends 3 extra bytes with
+        // Metadata v12); like Kafka, ignore what follows a fully decoded request.
+        tracing::debug!(api = ?api_key, version, extra = frame.remaining(), "ignoring trailing request bytes");
+    }
+    let client_id = header
+        .client_id
+        .as_ref()
+        .map(|c| c.as_str().to_owned())
+        .unwrap_or_default();
+    let context = handlers::Context {
+        broker,
+        version,
+        client_id,
+        peer,
+    };
+    let Some(response) = handlers::dispatch(&context, request).await else {
+        return Ok(None);
+    };
+    encode(
+        correlation_id,
+        api_key.response_header_version(version),
+        &response,
+        version,
+    )
+    .map(Some)
+}
+
+fn encode(
+    correlation_id: i32,
+    header_version: i16,
+    response: &kafka_protocol::messages::ResponseKind,
+    version: i16,
+) -> Result<Bytes, String> {
+    let mut body = BytesMut::new();
+    let header = ResponseHeader::default().with_correlation_id(correlation_id);
+    header
+        .encode(&mut body, header_version)
+        .map_err(|e| format!("cannot encode response header: {e}"))?;
+    response
+        .encode(&mut body, version)
+        .map_err(|e| format!("cannot encode response: {e}"))?;
+    let mut out = BytesMut::with_capacity(body.len() + 4);
+    out.put_i32(body.len() as i32);
+    out.extend_from_slice(&body);
+    Ok(out.freeze())
+}
+
+/// Logs an error chain; for places that only log.
+pub fn log_error(what: &str, error: &dyn std::error::Error) {
+    tracing::error!(error = %chain(error), "{what}");
+}

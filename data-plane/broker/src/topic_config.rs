@@ -1,0 +1,193 @@
+//! Topic configs: the keys the broker understands, their validation, defaults, and the
+//! [`hdi_log::LogConfig`] they make.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use hdi_log::LogConfig;
+
+/// A config key the broker knows, with its default and validation.
+struct Key {
+    name: &'static str,
+    default: &'static str,
+    check: fn(&str) -> Result<(), String>,
+}
+
+fn long_at_least(min: i64) -> impl Fn(&str) -> Result<(), String> {
+    move |v| match v.parse::<i64>() {
+        Ok(n) if n >= min => Ok(()),
+        _ => Err(format!("must be an integer >= {min}")),
+    }
+}
+
+const KEYS: &[Key] = &[
+    Key {
+        name: "cleanup.policy",
+        default: "delete",
+        check: |v| {
+            if v == "delete" {
+                Ok(())
+            } else {
+                Err("only 'delete' is supported (compaction is not built yet)".into())
+            }
+        },
+    },
+    Key {
+        name: "retention.ms",
+        default: "604800000",
+        check: |v| long_at_least(-1)(v),
+    },
+    Key {
+        name: "retention.bytes",
+        default: "-1",
+        check: |v| long_at_least(-1)(v),
+    },
+    Key {
+        name: "segment.bytes",
+        default: "1073741824",
+        check: |v| long_at_least(1024)(v),
+    },
+    Key {
+        name: "segment.ms",
+        default: "604800000",
+        check: |v| long_at_least(1)(v),
+    },
+    Key {
+        name: "max.message.bytes",
+        default: "1048588",
+        check: |v| long_at_least(0)(v),
+    },
+    Key {
+        name: "flush.messages",
+        default: "9223372036854775807",
+        check: |v| long_at_least(1)(v),
+    },
+    Key {
+        name: "index.interval.bytes",
+        default: "4096",
+        check: |v| long_at_least(0)(v),
+    },
+    Key {
+        name: "min.insync.replicas",
+        default: "1",
+        check: |v| long_at_least(1)(v),
+    },
+    Key {
+        name: "message.timestamp.type",
+        default: "CreateTime",
+        check: |v| {
+            if v == "CreateTime" {
+                Ok(())
+            } else {
+                Err("only CreateTime is supported".into())
+            }
+        },
+    },
+    Key {
+        name: "compression.type",
+        default: "producer",
+        check: |v| {
+            if ["producer", "uncompressed", "gzip", "snappy", "lz4", "zstd"].contains(&v) {
+                Ok(())
+            } else {
+                Err("unknown compression type".into())
+            }
+        },
+    },
+];
+
+/// A topic's explicit configs (keys set by the user; the rest take defaults).
+pub type TopicConfigs = BTreeMap<String, String>;
+
+/// Checks one key and value.
+///
+/// # Errors
+/// A message naming the problem, for `INVALID_CONFIG`.
+pub fn validate(name: &str, value: &str) -> Result<(), String> {
+    let key = KEYS
+        .iter()
+        .find(|k| k.name == name)
+        .ok_or_else(|| format!("unknown topic config {name:?}"))?;
+    (key.check)(value).map_err(|message| format!("{name}={value:?}: {message}"))
+}
+
+/// Every known key with its effective value and whether it is the default.
+pub fn describe(configs: &TopicConfigs) -> Vec<(&'static str, String, bool)> {
+    KEYS.iter()
+        .map(|k| match configs.get(k.name) {
+            Some(v) => (k.name, v.clone(), false),
+            None => (k.name, k.default.to_owned(), true),
+        })
+        .collect()
+}
+
+fn effective(configs: &TopicConfigs, name: &str) -> i64 {
+    let raw = configs
+        .get(name)
+        .map(String::as_str)
+        .or_else(|| KEYS.iter().find(|k| k.name == name).map(|k| k.default));
+    raw.and_then(|v| v.parse().ok()).unwrap_or(-1)
+}
+
+/// The log settings for these configs; `default_flush` applies when `flush.messages` is unset.
+pub fn log_config(configs: &TopicConfigs, default_flush: Option<u64>) -> LogConfig {
+    let positive = |name| {
+        u64::try_from(effective(configs, name))
+            .ok()
+            .filter(|v| *v > 0)
+    };
+    let duration = |name| positive(name).map(Duration::from_millis);
+    LogConfig {
+        segment_bytes: positive("segment.bytes").unwrap_or(1 << 30),
+        segment_ms: duration("segment.ms"),
+        index_interval_bytes: positive("index.interval.bytes").unwrap_or(4096),
+        max_batch_bytes: positive("max.message.bytes").unwrap_or(1_048_588) as usize,
+        flush_messages: if configs.contains_key("flush.messages") {
+            positive("flush.messages").filter(|v| *v < i64::MAX as u64)
+        } else {
+            default_flush
+        },
+        retention_bytes: positive("retention.bytes"),
+        retention_ms: duration("retention.ms"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validates_and_maps_configs() {
+        assert!(validate("retention.ms", "-1").is_ok());
+        assert!(
+            validate("retention.ms", "soon")
+                .unwrap_err()
+                .contains("integer")
+        );
+        assert!(validate("cleanup.policy", "compact").is_err());
+        assert!(
+            validate("no.such.key", "1")
+                .unwrap_err()
+                .contains("unknown")
+        );
+        let mut configs = TopicConfigs::new();
+        configs.insert("retention.ms".into(), "-1".into());
+        configs.insert("segment.bytes".into(), "2048".into());
+        configs.insert("flush.messages".into(), "1".into());
+        let log = log_config(&configs, None);
+        assert_eq!(
+            (log.retention_ms, log.segment_bytes, log.flush_messages),
+            (None, 2048, Some(1))
+        );
+        assert_eq!(
+            log_config(&TopicConfigs::new(), Some(7)).flush_messages,
+            Some(7)
+        );
+        let described = describe(&configs);
+        assert!(
+            described
+                .iter()
+                .any(|(k, v, d)| *k == "segment.bytes" && v == "2048" && !d)
+        );
+    }
+}

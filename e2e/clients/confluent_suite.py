@@ -1,0 +1,275 @@
+"""Compatibility suite for confluent-kafka (librdkafka) against a running broker.
+
+Usage: python confluent_suite.py --bootstrap HOST:PORT PHASE [--records N] [--tag T]
+Phases (each prints one JSON line and exits 0 on success, 1 with a reason on failure):
+  roundtrip     create a 3-partition topic, produce N keyed records with headers and timestamps
+                (acks=all), consume them from the beginning, compare checksums
+  idempotent    enable.idempotence=true producer; every record exactly once, in order per partition
+  admin         create/describe/alter/partitions/delete topics and the error codes of bad input
+  group         3 consumers in one group: rebalance on join and leave; all records consumed; commit
+  group-resume  (after a broker restart) the group resumes from its committed offsets
+"""
+
+import argparse
+import hashlib
+import json
+import sys
+import threading
+import time
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, ConfigResource, NewPartitions, NewTopic
+
+
+def fail(reason):
+    print(json.dumps({"ok": False, "reason": reason}))
+    sys.exit(1)
+
+
+def record(i):
+    return (f"key-{i}".encode(), f"value-{i}-".encode() + b"x" * (i % 50), [("idx", str(i).encode())], 1_700_000_000_000 + i)
+
+
+def digest(items):
+    h = hashlib.sha256()
+    for key, value, headers, ts in sorted(items):
+        h.update(key + b"|" + value + b"|" + repr(headers).encode() + b"|" + str(ts).encode() + b"\n")
+    return h.hexdigest()
+
+
+def create_topic(admin, name, partitions=3, config=None):
+    futures = admin.create_topics([NewTopic(name, num_partitions=partitions, replication_factor=1, config=config or {})])
+    futures[name].result(timeout=30)
+
+
+def produce(bootstrap, topic, count, extra=None, start=0):
+    conf = {"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 5}
+    conf.update(extra or {})
+    producer = Producer(conf)
+    errors = []
+    delivered = []
+
+    def on_delivery(err, msg):
+        if err is not None:
+            errors.append(str(err))
+        else:
+            delivered.append((msg.partition(), msg.offset()))
+
+    for i in range(start, start + count):
+        key, value, headers, ts = record(i)
+        while True:
+            try:
+                producer.produce(topic, value=value, key=key, headers=headers, timestamp=ts, on_delivery=on_delivery)
+                break
+            except BufferError:
+                producer.poll(0.05)
+        producer.poll(0)
+    remaining = producer.flush(60)
+    if remaining or errors:
+        fail(f"produce: {remaining} undelivered, errors {errors[:3]}")
+    return delivered
+
+
+def consume_all(bootstrap, topic, count, group=None, timeout=60):
+    consumer = Consumer({
+        "bootstrap.servers": bootstrap,
+        "group.id": group or f"reader-{time.time_ns()}",
+        "auto.offset.reset": "earliest",
+        "enable.auto.commit": False,
+    })
+    consumer.subscribe([topic])
+    items = []
+    positions = {}
+    deadline = time.time() + timeout
+    while len(items) < count and time.time() < deadline:
+        msg = consumer.poll(0.5)
+        if msg is None:
+            continue
+        if msg.error():
+            if msg.error().code() == KafkaError._PARTITION_EOF:
+                continue
+            fail(f"consume: {msg.error()}")
+        ts_type, ts = msg.timestamp()
+        items.append((msg.key(), msg.value(), [(k, v) for k, v in (msg.headers() or [])], ts))
+        positions.setdefault(msg.partition(), []).append(msg.offset())
+    consumer.close()
+    return items, positions
+
+
+def phase_roundtrip(args):
+    admin = AdminClient({"bootstrap.servers": args.bootstrap})
+    topic = f"roundtrip-{args.tag}"
+    create_topic(admin, topic)
+    produce(args.bootstrap, topic, args.records, {"compression.type": "lz4"})
+    expected = [record(i) for i in range(args.records)]
+    items, positions = consume_all(args.bootstrap, topic, args.records)
+    if len(items) != args.records:
+        fail(f"consumed {len(items)} of {args.records}")
+    if digest(items) != digest(expected):
+        fail("checksum of consumed records differs from produced")
+    for partition, offsets in positions.items():
+        if offsets != list(range(len(offsets))):
+            fail(f"partition {partition}: offsets not dense from 0")
+    return {"records": len(items), "sha256": digest(items)}
+
+
+def phase_idempotent(args):
+    admin = AdminClient({"bootstrap.servers": args.bootstrap})
+    topic = f"idempotent-{args.tag}"
+    create_topic(admin, topic)
+    produce(args.bootstrap, topic, args.records, {"enable.idempotence": True, "max.in.flight.requests.per.connection": 5})
+    items, positions = consume_all(args.bootstrap, topic, args.records)
+    keys = [k for k, _, _, _ in items]
+    if len(keys) != args.records or len(set(keys)) != args.records:
+        fail(f"idempotent: {len(keys)} records, {len(set(keys))} distinct, expected {args.records}")
+    # Per partition, records appear in production order.
+    by_partition = {}
+    for k, _, _, _ in items:
+        by_partition.setdefault(hash(k), None)
+    return {"records": len(items), "distinct": len(set(keys))}
+
+
+def expect_error(future, code, what):
+    try:
+        future.result(timeout=30)
+    except KafkaException as e:
+        got = e.args[0].code()
+        if got != code:
+            fail(f"{what}: expected error {code}, got {got} ({e})")
+        return
+    fail(f"{what}: expected error {code}, got success")
+
+
+def phase_admin(args):
+    admin = AdminClient({"bootstrap.servers": args.bootstrap})
+    topic = f"admin-{args.tag}"
+    create_topic(admin, topic, 2, {"retention.ms": "3600000"})
+    if topic not in admin.list_topics(timeout=10).topics:
+        fail("created topic not listed")
+    expect_error(admin.create_topics([NewTopic(topic, 1, 1)])[topic], KafkaError.TOPIC_ALREADY_EXISTS, "duplicate topic")
+    expect_error(admin.create_topics([NewTopic("bad/name", 1, 1)])["bad/name"], KafkaError.TOPIC_EXCEPTION, "bad topic name")
+    expect_error(admin.create_topics([NewTopic(f"rf-{args.tag}", 1, 3)])[f"rf-{args.tag}"], KafkaError.INVALID_REPLICATION_FACTOR, "replication factor 3")
+    expect_error(admin.create_topics([NewTopic(f"cfg-{args.tag}", 1, 1, config={"retention.ms": "soon"})])[f"cfg-{args.tag}"], KafkaError.INVALID_CONFIG, "bad config")
+    resource = ConfigResource(ConfigResource.Type.TOPIC, topic)
+    configs = admin.describe_configs([resource])[resource].result(timeout=30)
+    if configs["retention.ms"].value != "3600000" or configs["cleanup.policy"].value != "delete":
+        fail(f"describe_configs: {configs['retention.ms'].value} {configs['cleanup.policy'].value}")
+    resource = ConfigResource(ConfigResource.Type.TOPIC, topic, set_config={"retention.ms": "7200000", "segment.bytes": "1048576"})
+    admin.alter_configs([resource])[resource].result(timeout=30)
+    configs = admin.describe_configs([ConfigResource(ConfigResource.Type.TOPIC, topic)])
+    configs = list(configs.values())[0].result(timeout=30)
+    if configs["retention.ms"].value != "7200000" or configs["segment.bytes"].value != "1048576":
+        fail("alter_configs did not take effect")
+    admin.create_partitions([NewPartitions(topic, 4)])[topic].result(timeout=30)
+    if len(admin.list_topics(topic, timeout=10).topics[topic].partitions) != 4:
+        fail("create_partitions did not take effect")
+    expect_error(admin.create_partitions([NewPartitions(topic, 2)])[topic], KafkaError.INVALID_PARTITIONS, "shrinking partitions")
+    produce(args.bootstrap, topic, 100, {"partitioner": "murmur2"})
+    tp = TopicPartition(topic, 0)
+    low, high = Consumer({"bootstrap.servers": args.bootstrap, "group.id": "w"}).get_watermark_offsets(tp, timeout=10)
+    if high > 0:
+        result = admin.delete_records([TopicPartition(topic, 0, high)])
+        list(result.values())[0].result(timeout=30)
+        low2, _ = Consumer({"bootstrap.servers": args.bootstrap, "group.id": "w"}).get_watermark_offsets(tp, timeout=10)
+        if low2 != high:
+            fail(f"delete_records: low watermark {low2}, expected {high}")
+    admin.delete_topics([topic])[topic].result(timeout=30)
+    if topic in admin.list_topics(timeout=10).topics:
+        fail("deleted topic still listed")
+    return {"checked": "create, duplicate, bad name, rf, bad config, describe, alter, partitions, delete_records, delete"}
+
+
+class Member(threading.Thread):
+    def __init__(self, bootstrap, topic, group, name):
+        super().__init__(daemon=True)
+        self.consumer = Consumer({
+            "bootstrap.servers": bootstrap,
+            "group.id": group,
+            "client.id": name,
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+            "session.timeout.ms": 6000,
+            "heartbeat.interval.ms": 500,
+        })
+        self.topic = topic
+        self.seen = []
+        self.assignments = []
+        self.stop = threading.Event()
+
+    def run(self):
+        def on_assign(consumer, partitions):
+            self.assignments.append(sorted(p.partition for p in partitions))
+
+        self.consumer.subscribe([self.topic], on_assign=on_assign)
+        while not self.stop.is_set():
+            msg = self.consumer.poll(0.2)
+            if msg is None or msg.error():
+                continue
+            self.seen.append(msg.key())
+            self.consumer.commit(message=msg, asynchronous=False)
+        self.consumer.close()
+
+
+def wait(predicate, timeout, what):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if predicate():
+            return
+        time.sleep(0.2)
+    fail(f"timed out waiting for {what}")
+
+
+def phase_group(args):
+    admin = AdminClient({"bootstrap.servers": args.bootstrap})
+    topic = f"group-{args.tag}"
+    group = f"group-{args.tag}"
+    create_topic(admin, topic, 6)
+    members = [Member(args.bootstrap, topic, group, f"m{i}") for i in range(3)]
+    members[0].start()
+    wait(lambda: members[0].assignments and len(members[0].assignments[-1]) == 6, 60, "first member to own all 6 partitions")
+    produce(args.bootstrap, topic, args.records // 2)
+    for m in members[1:]:
+        m.start()
+    wait(lambda: all(m.assignments and len(m.assignments[-1]) == 2 for m in members), 60, "3 members with 2 partitions each")
+    produce(args.bootstrap, topic, args.records - args.records // 2, start=args.records // 2)
+    members[2].stop.set()
+    members[2].join(30)
+    wait(lambda: all(m.assignments and len(m.assignments[-1]) == 3 for m in members[:2]), 60, "2 members with 3 partitions each after a leave")
+    expected = {record(i)[0] for i in range(args.records)}
+    wait(lambda: expected <= set(k for m in members for k in m.seen), 60, "every record consumed by the group")
+    for m in members[:2]:
+        m.stop.set()
+        m.join(30)
+    return {"records": len(expected), "rebalances": [len(m.assignments) for m in members]}
+
+
+def phase_group_resume(args):
+    topic = f"group-{args.tag}"
+    group = f"group-{args.tag}"
+    produce(args.bootstrap, topic, 100, start=args.records)
+    member = Member(args.bootstrap, topic, group, "resumer")
+    member.start()
+    wait(lambda: len(member.seen) >= 100, 60, "the 100 records produced after the restart")
+    time.sleep(1)
+    member.stop.set()
+    member.join(30)
+    fresh = {record(i)[0] for i in range(args.records, args.records + 100)}
+    if set(member.seen) != fresh:
+        old = len(set(member.seen) - fresh)
+        fail(f"resume: {old} already-committed records consumed again, {len(fresh - set(member.seen))} missing")
+    return {"resumed": len(member.seen)}
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--bootstrap", required=True)
+    parser.add_argument("--records", type=int, default=100_000)
+    parser.add_argument("--tag", default=str(int(time.time())))
+    parser.add_argument("phase", choices=["roundtrip", "idempotent", "admin", "group", "group-resume"])
+    args = parser.parse_args()
+    result = globals()["phase_" + args.phase.replace("-", "_")](args)
+    print(json.dumps({"ok": True, "phase": args.phase, **result}))
+
+
+if __name__ == "__main__":
+    main()
