@@ -8,6 +8,8 @@ Phases (each prints one JSON line and exits 0 on success, 1 with a reason on fai
   admin         create/describe/alter/partitions/delete topics and the error codes of bad input
   group         3 consumers in one group: rebalance on join and leave; all records consumed; commit
   group-resume  (after a broker restart) the group resumes from its committed offsets
+  acked         produce (acks=all, idempotent), printing each acknowledgement, until killed
+  verify-acked  every acknowledged record of --acked-file is stored once, at its offset
 """
 
 import argparse
@@ -80,6 +82,7 @@ def consume_all(bootstrap, topic, count, group=None, timeout=60):
     consumer.subscribe([topic])
     items = []
     positions = {}
+    keys_by_partition = {}
     deadline = time.time() + timeout
     while len(items) < count and time.time() < deadline:
         msg = consumer.poll(0.5)
@@ -92,8 +95,9 @@ def consume_all(bootstrap, topic, count, group=None, timeout=60):
         ts_type, ts = msg.timestamp()
         items.append((msg.key(), msg.value(), [(k, v) for k, v in (msg.headers() or [])], ts))
         positions.setdefault(msg.partition(), []).append(msg.offset())
+        keys_by_partition.setdefault(msg.partition(), []).append(msg.key())
     consumer.close()
-    return items, positions
+    return items, positions, keys_by_partition
 
 
 def phase_roundtrip(args):
@@ -102,7 +106,7 @@ def phase_roundtrip(args):
     create_topic(admin, topic)
     produce(args.bootstrap, topic, args.records, {"compression.type": "lz4"})
     expected = [record(i) for i in range(args.records)]
-    items, positions = consume_all(args.bootstrap, topic, args.records)
+    items, positions, _ = consume_all(args.bootstrap, topic, args.records)
     if len(items) != args.records:
         fail(f"consumed {len(items)} of {args.records}")
     if digest(items) != digest(expected):
@@ -118,14 +122,15 @@ def phase_idempotent(args):
     topic = f"idempotent-{args.tag}"
     create_topic(admin, topic)
     produce(args.bootstrap, topic, args.records, {"enable.idempotence": True, "max.in.flight.requests.per.connection": 5})
-    items, positions = consume_all(args.bootstrap, topic, args.records)
+    items, _, keys_by_partition = consume_all(args.bootstrap, topic, args.records)
     keys = [k for k, _, _, _ in items]
     if len(keys) != args.records or len(set(keys)) != args.records:
         fail(f"idempotent: {len(keys)} records, {len(set(keys))} distinct, expected {args.records}")
     # Per partition, records appear in production order.
-    by_partition = {}
-    for k, _, _, _ in items:
-        by_partition.setdefault(hash(k), None)
+    for partition, pkeys in keys_by_partition.items():
+        indexes = [int(k.split(b"-")[1]) for k in pkeys]
+        if indexes != sorted(indexes):
+            fail(f"idempotent: partition {partition} is out of production order")
     return {"records": len(items), "distinct": len(set(keys))}
 
 
@@ -260,12 +265,78 @@ def phase_group_resume(args):
     return {"resumed": len(member.seen)}
 
 
+def phase_acked(args):
+    """Produce (acks=all, idempotent) until N are acknowledged or the process is killed, printing
+    `acked <key> <partition> <offset>` for each acknowledgement as it arrives."""
+    topic = f"acked-{args.tag}"
+    producer = Producer({"bootstrap.servers": args.bootstrap, "acks": "all", "enable.idempotence": True,
+                         "linger.ms": 2, "message.timeout.ms": 5000})
+
+    def on_delivery(err, msg):
+        if err is None:
+            print(f"acked {msg.key().decode()} {msg.partition()} {msg.offset()}", flush=True)
+
+    for i in range(args.records):
+        key, value, headers, ts = record(i)
+        while True:
+            try:
+                producer.produce(topic, value=value, key=key, headers=headers, timestamp=ts, on_delivery=on_delivery)
+                break
+            except BufferError:
+                producer.poll(0.05)
+        producer.poll(0)
+    producer.flush(30)
+    return {"produced": args.records}
+
+
+def phase_verify_acked(args):
+    """Every acknowledged record (from --acked-file) is readable at its acknowledged offset, and no
+    record appears twice."""
+    acked = {}
+    with open(args.acked_file) as f:
+        for line in f:
+            parts = line.split()
+            if len(parts) == 4 and parts[0] == "acked":
+                acked[parts[1].encode()] = (int(parts[2]), int(parts[3]))
+    if not acked:
+        fail("no acknowledged records to verify")
+    topic = f"acked-{args.tag}"
+    consumer = Consumer({"bootstrap.servers": args.bootstrap, "group.id": f"verify-{time.time_ns()}",
+                         "auto.offset.reset": "earliest", "enable.auto.commit": False, "enable.partition.eof": True})
+    metadata = consumer.list_topics(topic, timeout=10)
+    partitions = list(metadata.topics[topic].partitions)
+    consumer.assign([TopicPartition(topic, p, 0) for p in partitions])
+    found = {}
+    duplicates = 0
+    eof = set()
+    deadline = time.time() + 60
+    while len(eof) < len(partitions) and time.time() < deadline:
+        msg = consumer.poll(0.5)
+        if msg is None:
+            continue
+        if msg.error():
+            if msg.error().code() == KafkaError._PARTITION_EOF:
+                eof.add(msg.partition())
+                continue
+            fail(f"verify: {msg.error()}")
+        if msg.key() in found:
+            duplicates += 1
+        found[msg.key()] = (msg.partition(), msg.offset())
+    consumer.close()
+    missing = [k for k in acked if k not in found]
+    moved = [k for k, where in acked.items() if k in found and found[k] != where]
+    if missing or moved or duplicates:
+        fail(f"{len(missing)} acknowledged records missing, {len(moved)} at another offset, {duplicates} duplicates")
+    return {"acknowledged": len(acked), "stored": len(found)}
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--bootstrap", required=True)
     parser.add_argument("--records", type=int, default=100_000)
     parser.add_argument("--tag", default=str(int(time.time())))
-    parser.add_argument("phase", choices=["roundtrip", "idempotent", "admin", "group", "group-resume"])
+    parser.add_argument("--acked-file")
+    parser.add_argument("phase", choices=["roundtrip", "idempotent", "admin", "group", "group-resume", "acked", "verify-acked"])
     args = parser.parse_args()
     result = globals()["phase_" + args.phase.replace("-", "_")](args)
     print(json.dumps({"ok": True, "phase": args.phase, **result}))

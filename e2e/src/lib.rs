@@ -367,3 +367,111 @@ pub fn hdictl(config: &Path, args: &[&str]) -> (bool, String, String) {
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
 }
+
+/// A running `hdi-broker`.
+pub struct Broker {
+    /// The process.
+    pub proc: Proc,
+    /// `host:port` of its Kafka listener.
+    pub bootstrap: String,
+}
+
+impl Broker {
+    /// Starts a single-node broker on a free loopback port (or `listen`) over `data_dir`, and waits
+    /// for its ready line.
+    pub fn start(data_dir: &Path, listen: Option<&str>, extra: &[&str]) -> Broker {
+        let mut proc = Proc::spawn(
+            "hdi-broker",
+            Command::new(bin("hdi-broker"))
+                .args([
+                    "--node-id",
+                    "1",
+                    "--listen",
+                    listen.unwrap_or("127.0.0.1:0"),
+                ])
+                .arg("--data-dir")
+                .arg(data_dir)
+                .args(["--group-initial-rebalance-delay", "500ms"])
+                .args(extra)
+                .env("RUST_LOG", "info"),
+        );
+        let line = proc
+            .wait_for_line("hdi-broker ready on ", Duration::from_secs(60))
+            .unwrap();
+        let bootstrap = line
+            .split("ready on ")
+            .nth(1)
+            .unwrap()
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .to_owned();
+        Broker { proc, bootstrap }
+    }
+}
+
+/// The Python interpreter of the test venv (with confluent-kafka and kafka-python), from
+/// `HDI_TEST_PYTHON` (set by `cargo xtask test`).
+pub fn test_python() -> PathBuf {
+    PathBuf::from(
+        std::env::var_os("HDI_TEST_PYTHON")
+            .expect("HDI_TEST_PYTHON is not set: run the tests with `cargo xtask test`"),
+    )
+}
+
+/// The `node_modules` holding kafkajs, from `HDI_TEST_NODE_PATH` (set by `cargo xtask test`).
+pub fn test_node_path() -> PathBuf {
+    PathBuf::from(
+        std::env::var_os("HDI_TEST_NODE_PATH")
+            .expect("HDI_TEST_NODE_PATH is not set: run the tests with `cargo xtask test`"),
+    )
+}
+
+/// A client script under `e2e/clients/`.
+pub fn client_script(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("clients")
+        .join(name)
+}
+
+/// Runs a client suite phase; returns its JSON result line, failing with its whole output.
+pub fn run_phase(
+    program: &Path,
+    script: &Path,
+    env: &[(&str, &Path)],
+    bootstrap: &str,
+    phase: &str,
+    extra: &[&str],
+) -> serde_json::Value {
+    let started = Instant::now();
+    let mut command = Command::new(program);
+    command
+        .arg(script)
+        .args(["--bootstrap", bootstrap])
+        .args(extra)
+        .arg(phase);
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    let out = command.output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let last = stdout
+        .lines()
+        .rev()
+        .find(|l| l.starts_with('{'))
+        .unwrap_or("");
+    let value: serde_json::Value = serde_json::from_str(last).unwrap_or(serde_json::Value::Null);
+    assert!(
+        out.status.success() && value["ok"] == true,
+        "{} {phase} failed ({}):\n{stdout}\n{stderr}",
+        script.display(),
+        out.status
+    );
+    eprintln!(
+        "{} {phase}: {last} ({:.1}s)",
+        script.file_name().unwrap().to_string_lossy(),
+        started.elapsed().as_secs_f64()
+    );
+    value
+}

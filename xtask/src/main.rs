@@ -11,6 +11,7 @@ mod sys;
 mod test;
 #[cfg(test)]
 mod tidy;
+mod tools;
 mod up;
 mod util;
 

@@ -25,7 +25,7 @@ impl Binaries {
         eprintln!(
             "xtask: PostgreSQL server binaries not found; installing Debian's postgresql package"
         );
-        crate::test::apt_install(&["postgresql"])?;
+        crate::tools::apt_install(&["postgresql"])?;
         Self::find().context(
             "PostgreSQL was installed but initdb is still not under /usr/lib/postgresql/*/bin",
         )

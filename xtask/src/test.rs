@@ -59,11 +59,16 @@ pub fn run(args: TestArgs) -> anyhow::Result<()> {
 
 fn run_steps(args: &TestArgs, steps: &mut Steps) -> anyhow::Result<()> {
     let mut postgres = None;
+    let mut tools = None;
     steps.run("install test dependencies", || {
         postgres = Some(Binaries::find_or_install()?);
+        tools = Some(crate::tools::ensure(
+            &crate::util::target_dir()?.join("test-tools"),
+        )?);
         Ok(())
     })?;
     let postgres = postgres.context("PostgreSQL binaries")?;
+    let tools = tools.context("test tools")?;
     if !args.no_lint {
         steps.run("cargo fmt --check", || {
             run_command("cargo fmt", cargo().args(["fmt", "--all", "--", "--check"]))
@@ -113,7 +118,9 @@ fn run_steps(args: &TestArgs, steps: &mut Steps) -> anyhow::Result<()> {
         };
         command
             .args(&args.filter)
-            .env("DATABASE_URL", &database_url);
+            .env("DATABASE_URL", &database_url)
+            .env("HDI_TEST_PYTHON", &tools.python)
+            .env("HDI_TEST_NODE_PATH", &tools.node_path);
         run_command("the test suite", &mut command)
     })?;
     if args.filter.is_empty() {
@@ -282,25 +289,4 @@ fn processes_mentioning(path: &Path) -> Vec<String> {
             })
         })
         .collect()
-}
-
-/// Installs Debian packages with apt-get (root needed), refreshing the package lists first.
-pub fn apt_install(packages: &[&str]) -> anyhow::Result<()> {
-    if crate::sys::effective_uid() != 0 {
-        bail!(
-            "missing packages {packages:?}; install them (apt-get install {}) or run as root",
-            packages.join(" ")
-        );
-    }
-    run_command(
-        "apt-get update",
-        Command::new("apt-get").args(["update", "-qq"]),
-    )?;
-    run_command(
-        "apt-get install",
-        Command::new("apt-get")
-            .args(["install", "-y", "-qq", "--no-install-recommends"])
-            .args(packages)
-            .env("DEBIAN_FRONTEND", "noninteractive"),
-    )
 }

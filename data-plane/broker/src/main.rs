@@ -39,17 +39,21 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run(config: hdi_broker::config::BrokerConfig) -> anyhow::Result<()> {
+async fn run(mut config: hdi_broker::config::BrokerConfig) -> anyhow::Result<()> {
     let listen = config.listen;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    let local = listener.local_addr()?;
+    if config.advertised_port == 0 {
+        // `--listen HOST:0` picked a free port: advertise the one we got.
+        config.advertised_port = i32::from(local.port());
+    }
     let data_dir = config.data_dir.clone();
     let broker = tokio::task::spawn_blocking(move || Broker::open(config))
         .await
         .context("start-up task failed")?
         .with_context(|| format!("cannot open data directory {}", data_dir.display()))?;
-    let listener = tokio::net::TcpListener::bind(listen)
-        .await
-        .with_context(|| format!("cannot listen on {listen}"))?;
-    let local = listener.local_addr()?;
     tracing::info!(node_id = broker.config.node_id, cluster_id = %broker.cluster_id, "hdi-broker ready on {local}");
     let background = tokio::spawn(Arc::clone(&broker).background());
     let server = tokio::spawn(serve(Arc::clone(&broker), listener));

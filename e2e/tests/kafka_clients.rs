@@ -1,0 +1,385 @@
+//! Real Kafka clients against a real `hdi-broker` process: kcat (librdkafka 2.0.2, Debian),
+//! confluent-kafka (librdkafka 2.16), kafka-python and kafkajs. Each suite produces and consumes
+//! with keys, headers and timestamps and compares checksums, runs a consumer group of 3 that
+//! rebalances on join and leave, resumes from committed offsets after a broker restart, drives an
+//! idempotent producer, and exercises the admin APIs and their error codes.
+#![allow(clippy::unwrap_used, reason = "tests")]
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use hdi_e2e::{Broker, TempDir, client_script, run_phase, test_node_path, test_python};
+
+/// Records per produce/consume round trip: the issue asks for at least 100,000.
+const ROUNDTRIP_RECORDS: &str = "100000";
+
+fn python_suite(script: &str, tag: &str) {
+    let dir = TempDir::new(tag);
+    let python = test_python();
+    let script = client_script(script);
+    let mut broker = Broker::start(dir.path(), None, &[]);
+    let b = broker.bootstrap.clone();
+    run_phase(
+        &python,
+        &script,
+        &[],
+        &b,
+        "roundtrip",
+        &["--records", ROUNDTRIP_RECORDS, "--tag", tag],
+    );
+    run_phase(
+        &python,
+        &script,
+        &[],
+        &b,
+        "idempotent",
+        &["--records", "20000", "--tag", tag],
+    );
+    run_phase(&python, &script, &[], &b, "admin", &["--tag", tag]);
+    run_phase(
+        &python,
+        &script,
+        &[],
+        &b,
+        "group",
+        &["--records", "20000", "--tag", tag],
+    );
+    // Committed offsets survive a restart (same address, same data).
+    assert!(
+        broker
+            .proc
+            .terminate(Duration::from_secs(20))
+            .unwrap()
+            .success()
+    );
+    let broker = Broker::start(dir.path(), Some(&b), &[]);
+    run_phase(
+        &python,
+        &script,
+        &[],
+        &broker.bootstrap,
+        "group-resume",
+        &["--records", "20000", "--tag", tag],
+    );
+}
+
+#[test]
+fn confluent_kafka_suite() {
+    python_suite("confluent_suite.py", "confluent");
+}
+
+#[test]
+fn kafka_python_suite() {
+    python_suite("kafka_python_suite.py", "kafkapython");
+}
+
+#[test]
+fn kafkajs_suite() {
+    let dir = TempDir::new("kafkajs");
+    let node_path = test_node_path();
+    let script = client_script("kafkajs_suite.js");
+    let node = std::path::PathBuf::from("node");
+    let env = [("NODE_PATH", node_path.as_path())];
+    let mut broker = Broker::start(dir.path(), None, &[]);
+    let b = broker.bootstrap.clone();
+    run_phase(
+        &node,
+        &script,
+        &env,
+        &b,
+        "roundtrip",
+        &["--records", ROUNDTRIP_RECORDS, "--tag", "kjs"],
+    );
+    run_phase(
+        &node,
+        &script,
+        &env,
+        &b,
+        "idempotent",
+        &["--records", "20000", "--tag", "kjs"],
+    );
+    run_phase(&node, &script, &env, &b, "admin", &["--tag", "kjs"]);
+    run_phase(
+        &node,
+        &script,
+        &env,
+        &b,
+        "group",
+        &["--records", "20000", "--tag", "kjs"],
+    );
+    assert!(
+        broker
+            .proc
+            .terminate(Duration::from_secs(20))
+            .unwrap()
+            .success()
+    );
+    let broker = Broker::start(dir.path(), Some(&b), &[]);
+    run_phase(
+        &node,
+        &script,
+        &env,
+        &broker.bootstrap,
+        "group-resume",
+        &["--records", "20000", "--tag", "kjs"],
+    );
+}
+
+fn kcat(bootstrap: &str, args: &[&str], stdin: Option<&[u8]>) -> (bool, Vec<u8>, String) {
+    let mut child = Command::new("kcat")
+        .args(["-b", bootstrap])
+        .args(args)
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("kcat is not installed: run the tests with `cargo xtask test`");
+    if let Some(input) = stdin {
+        child.stdin.take().unwrap().write_all(input).unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.success(),
+        out.stdout,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// kcat 1.7.1 on librdkafka 2.0.2 (the one that breaks on default-valued tagged fields): 100,000
+/// keyed records with headers across all four codecs, read back and compared; metadata; an
+/// idempotent producer; a consumer group of 3 that shares a topic and resumes after a restart.
+#[test]
+fn kcat_suite() {
+    let dir = TempDir::new("kcat");
+    let mut broker = Broker::start(dir.path(), None, &["--default-partitions", "3"]);
+    let b = broker.bootstrap.clone();
+    let mut expected = Vec::new();
+    for (codec, range) in [
+        ("gzip", 0..25_000),
+        ("snappy", 25_000..50_000),
+        ("lz4", 50_000..75_000),
+        ("zstd", 75_000..100_000),
+    ] {
+        let input: String = range
+            .map(|i| format!("key-{i}:value-{i}-{}\n", "x".repeat(i % 40)))
+            .collect();
+        expected.extend(input.lines().map(str::to_owned));
+        let (ok, _, err) = kcat(
+            &b,
+            &[
+                "-P",
+                "-t",
+                "kcat-roundtrip",
+                "-K:",
+                "-z",
+                codec,
+                "-H",
+                "source=kcat",
+                "-X",
+                "acks=all",
+            ],
+            Some(input.as_bytes()),
+        );
+        assert!(ok, "kcat produce ({codec}): {err}");
+    }
+    let (ok, out, err) = kcat(
+        &b,
+        &[
+            "-C",
+            "-t",
+            "kcat-roundtrip",
+            "-e",
+            "-q",
+            "-f",
+            "%k:%s|%h|%p|%o\n",
+        ],
+        None,
+    );
+    assert!(ok, "kcat consume: {err}");
+    let text = String::from_utf8(out).unwrap();
+    let mut got: Vec<String> = Vec::new();
+    let mut offsets: std::collections::BTreeMap<String, Vec<i64>> = Default::default();
+    for line in text.lines() {
+        let mut parts = line.rsplitn(4, '|');
+        let offset: i64 = parts.next().unwrap().parse().unwrap();
+        let partition = parts.next().unwrap().to_owned();
+        assert_eq!(parts.next(), Some("source=kcat"), "{line}");
+        got.push(parts.next().unwrap().to_owned());
+        offsets.entry(partition).or_default().push(offset);
+    }
+    assert_eq!(got.len(), 100_000);
+    got.sort();
+    expected.sort();
+    assert!(
+        got == expected,
+        "consumed records differ from produced ones"
+    );
+    assert_eq!(offsets.len(), 3, "records spread over the 3 partitions");
+    for (partition, list) in &offsets {
+        assert_eq!(
+            *list,
+            (0..list.len() as i64).collect::<Vec<_>>(),
+            "partition {partition} offsets dense from 0"
+        );
+    }
+
+    let (ok, out, err) = kcat(&b, &["-L", "-t", "kcat-roundtrip"], None);
+    let listing = String::from_utf8_lossy(&out);
+    assert!(
+        ok && listing.contains("topic \"kcat-roundtrip\" with 3 partitions"),
+        "{listing}{err}"
+    );
+
+    let input: String = (0..5000).map(|i| format!("idem-{i}\n")).collect();
+    let (ok, _, err) = kcat(
+        &b,
+        &[
+            "-P",
+            "-t",
+            "kcat-idempotent",
+            "-X",
+            "enable.idempotence=true",
+        ],
+        Some(input.as_bytes()),
+    );
+    assert!(ok, "idempotent produce: {err}");
+    let (_, out, _) = kcat(&b, &["-C", "-t", "kcat-idempotent", "-e", "-q"], None);
+    let mut lines: Vec<String> = String::from_utf8_lossy(&out)
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    lines.sort();
+    lines.dedup();
+    assert_eq!(lines.len(), 5000);
+
+    // A group of 3 kcat members shares the topic; together they read every record once.
+    let members: Vec<_> = (0..3)
+        .map(|i| {
+            Command::new("kcat")
+                .args([
+                    "-b",
+                    &b,
+                    "-G",
+                    "kcat-group",
+                    "-q",
+                    "-e",
+                    "-f",
+                    "%k\n",
+                    "-X",
+                    "auto.offset.reset=earliest",
+                    "-X",
+                    &format!("client.id=m{i}"),
+                    "kcat-roundtrip",
+                ])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let mut keys = std::collections::BTreeSet::new();
+    let mut per_member = Vec::new();
+    for member in members {
+        let out = member.wait_with_output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        per_member.push(text.lines().count());
+        keys.extend(text.lines().map(str::to_owned));
+    }
+    assert_eq!(
+        keys.len(),
+        100_000,
+        "the group read every record (per member: {per_member:?})"
+    );
+
+    // After a restart the group resumes from its committed offsets: only new records.
+    assert!(
+        broker
+            .proc
+            .terminate(Duration::from_secs(20))
+            .unwrap()
+            .success()
+    );
+    let broker = Broker::start(dir.path(), Some(&b), &["--default-partitions", "3"]);
+    let input: String = (0..30)
+        .map(|i| format!("late-{i}:after-restart\n"))
+        .collect();
+    let (ok, _, err) = kcat(
+        &broker.bootstrap,
+        &["-P", "-t", "kcat-roundtrip", "-K:"],
+        Some(input.as_bytes()),
+    );
+    assert!(ok, "{err}");
+    let (_, out, err) = kcat(
+        &broker.bootstrap,
+        &[
+            "-G",
+            "kcat-group",
+            "-q",
+            "-e",
+            "-f",
+            "%k\n",
+            "kcat-roundtrip",
+        ],
+        None,
+    );
+    let text = String::from_utf8_lossy(&out);
+    let mut resumed: Vec<&str> = text.lines().collect();
+    resumed.sort();
+    let mut fresh: Vec<String> = (0..30).map(|i| format!("late-{i}")).collect();
+    fresh.sort();
+    assert_eq!(resumed, fresh, "{err}");
+}
+
+/// SIGKILL the broker while an idempotent acks=all producer writes (fsync on every batch): after a
+/// restart every acknowledged record is readable at its acknowledged offset, once.
+#[test]
+fn sigkill_loses_no_acknowledged_record() {
+    let dir = TempDir::new("kill");
+    let python = test_python();
+    let script = client_script("confluent_suite.py");
+    let data = dir.path().join("data");
+    let flags = ["--flush-messages", "1", "--default-partitions", "3"];
+    for round in 0..3u64 {
+        let mut broker = Broker::start(&data, None, &flags);
+        let acked = std::fs::File::create(dir.path().join(format!("acked-{round}.txt"))).unwrap();
+        let mut producer = Command::new(&python)
+            .arg(&script)
+            .args([
+                "--bootstrap",
+                &broker.bootstrap,
+                "--records",
+                "1000000",
+                "--tag",
+                &format!("kill{round}"),
+                "acked",
+            ])
+            .stdout(acked)
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(2500 + 700 * round));
+        broker.proc.kill9();
+        let _ = producer.kill();
+        let _ = producer.wait();
+        // Every round so far: what was acknowledged before each crash is still there, once.
+        let broker = Broker::start(&data, None, &flags);
+        for earlier in 0..=round {
+            let file = dir.path().join(format!("acked-{earlier}.txt"));
+            let tag = format!("kill{earlier}");
+            let result = run_phase(
+                &python,
+                &script,
+                &[],
+                &broker.bootstrap,
+                "verify-acked",
+                &["--tag", &tag, "--acked-file", file.to_str().unwrap()],
+            );
+            assert!(result["acknowledged"].as_u64().unwrap() > 0);
+        }
+    }
+}
