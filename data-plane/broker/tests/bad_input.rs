@@ -1,0 +1,477 @@
+//! Bad input never takes the broker down.
+//!
+//! In process: every supported API at every supported version decodes a default request and
+//! encodes its response; then a deterministic fuzz feeds `handle_frame` truncations, bit flips and
+//! random bytes (it must answer or refuse, never panic). Over TCP against the real binary:
+//! oversized and negative frames, unknown API keys, unsupported versions and garbage close only
+//! their own connection while other clients keep being served; ApiVersions at an unknown version
+//! answers UNSUPPORTED_VERSION with the supported list; a corrupt batch gets CORRUPT_MESSAGE and a
+//! bad topic name INVALID_TOPIC_EXCEPTION.
+#![allow(clippy::unwrap_used, reason = "tests")]
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use hdi_broker::config::Flags;
+use hdi_broker::server::{Broker, handle_frame};
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::*;
+use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+
+const APIS: &[ApiKey] = &[
+    ApiKey::Produce,
+    ApiKey::Fetch,
+    ApiKey::ListOffsets,
+    ApiKey::Metadata,
+    ApiKey::OffsetCommit,
+    ApiKey::OffsetFetch,
+    ApiKey::FindCoordinator,
+    ApiKey::JoinGroup,
+    ApiKey::Heartbeat,
+    ApiKey::LeaveGroup,
+    ApiKey::SyncGroup,
+    ApiKey::DescribeGroups,
+    ApiKey::ListGroups,
+    ApiKey::ApiVersions,
+    ApiKey::CreateTopics,
+    ApiKey::DeleteTopics,
+    ApiKey::DeleteRecords,
+    ApiKey::InitProducerId,
+    ApiKey::OffsetForLeaderEpoch,
+    ApiKey::DescribeConfigs,
+    ApiKey::AlterConfigs,
+    ApiKey::CreatePartitions,
+    ApiKey::DeleteGroups,
+    ApiKey::IncrementalAlterConfigs,
+    ApiKey::DescribeCluster,
+];
+
+fn default_request(key: ApiKey) -> RequestKind {
+    match key {
+        ApiKey::Produce => RequestKind::Produce(ProduceRequest::default().with_acks(1)),
+        ApiKey::Fetch => RequestKind::Fetch(FetchRequest::default()),
+        ApiKey::ListOffsets => RequestKind::ListOffsets(ListOffsetsRequest::default()),
+        ApiKey::Metadata => RequestKind::Metadata(MetadataRequest::default()),
+        ApiKey::OffsetCommit => RequestKind::OffsetCommit(OffsetCommitRequest::default()),
+        ApiKey::OffsetFetch => RequestKind::OffsetFetch(OffsetFetchRequest::default()),
+        ApiKey::FindCoordinator => RequestKind::FindCoordinator(FindCoordinatorRequest::default()),
+        ApiKey::JoinGroup => RequestKind::JoinGroup(JoinGroupRequest::default()),
+        ApiKey::Heartbeat => RequestKind::Heartbeat(HeartbeatRequest::default()),
+        ApiKey::LeaveGroup => RequestKind::LeaveGroup(LeaveGroupRequest::default()),
+        ApiKey::SyncGroup => RequestKind::SyncGroup(SyncGroupRequest::default()),
+        ApiKey::DescribeGroups => RequestKind::DescribeGroups(DescribeGroupsRequest::default()),
+        ApiKey::ListGroups => RequestKind::ListGroups(ListGroupsRequest::default()),
+        ApiKey::ApiVersions => RequestKind::ApiVersions(ApiVersionsRequest::default()),
+        ApiKey::CreateTopics => RequestKind::CreateTopics(CreateTopicsRequest::default()),
+        ApiKey::DeleteTopics => RequestKind::DeleteTopics(DeleteTopicsRequest::default()),
+        ApiKey::DeleteRecords => RequestKind::DeleteRecords(DeleteRecordsRequest::default()),
+        ApiKey::InitProducerId => RequestKind::InitProducerId(InitProducerIdRequest::default()),
+        ApiKey::OffsetForLeaderEpoch => {
+            RequestKind::OffsetForLeaderEpoch(OffsetForLeaderEpochRequest::default())
+        }
+        ApiKey::DescribeConfigs => RequestKind::DescribeConfigs(DescribeConfigsRequest::default()),
+        ApiKey::AlterConfigs => RequestKind::AlterConfigs(AlterConfigsRequest::default()),
+        ApiKey::CreatePartitions => {
+            RequestKind::CreatePartitions(CreatePartitionsRequest::default())
+        }
+        ApiKey::DeleteGroups => RequestKind::DeleteGroups(DeleteGroupsRequest::default()),
+        ApiKey::IncrementalAlterConfigs => {
+            RequestKind::IncrementalAlterConfigs(IncrementalAlterConfigsRequest::default())
+        }
+        ApiKey::DescribeCluster => RequestKind::DescribeCluster(DescribeClusterRequest::default()),
+        other => panic!("no default request for {other:?}"),
+    }
+}
+
+/// A request frame body (without the length prefix).
+fn frame(key: ApiKey, version: i16, correlation_id: i32, request: &RequestKind) -> Bytes {
+    let mut buf = BytesMut::new();
+    RequestHeader::default()
+        .with_request_api_key(key as i16)
+        .with_request_api_version(version)
+        .with_correlation_id(correlation_id)
+        .with_client_id(Some(StrBytes::from_static_str("bad-input-test")))
+        .encode(&mut buf, key.request_header_version(version))
+        .unwrap();
+    request.encode(&mut buf, version).unwrap();
+    buf.freeze()
+}
+
+fn temp_broker(tag: &str) -> (std::sync::Arc<Broker>, std::path::PathBuf) {
+    use clap::Parser;
+    let dir = std::env::temp_dir().join(format!("hdi-broker-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let flags = Flags::parse_from([
+        "hdi-broker",
+        "--node-id",
+        "1",
+        "--listen",
+        "127.0.0.1:9092",
+        "--data-dir",
+        dir.to_str().unwrap(),
+    ]);
+    (Broker::open(flags.resolve().unwrap()).unwrap(), dir)
+}
+
+fn peer() -> std::net::SocketAddr {
+    "127.0.0.1:1".parse().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_supported_version_answers_a_default_request() {
+    let (broker, dir) = temp_broker("versions");
+    let versions = ApiVersionsResponse::decode(
+        &mut {
+            let response = handle_frame(
+                &broker,
+                frame(
+                    ApiKey::ApiVersions,
+                    0,
+                    1,
+                    &default_request(ApiKey::ApiVersions),
+                ),
+                peer(),
+            )
+            .await
+            .unwrap()
+            .unwrap();
+            // length (4) + correlation id (4)
+            response.slice(8..)
+        },
+        0,
+    )
+    .unwrap();
+    assert_eq!(versions.api_keys.len(), APIS.len());
+    let mut checked = 0;
+    for api in &versions.api_keys {
+        let key = ApiKey::try_from(api.api_key).unwrap();
+        for version in api.min_version..=api.max_version {
+            let request = default_request(key);
+            let response = handle_frame(&broker, frame(key, version, 7, &request), peer()).await;
+            let response = response.unwrap_or_else(|e| panic!("{key:?} v{version}: {e}"));
+            let response = response.unwrap_or_else(|| panic!("{key:?} v{version}: no response"));
+            let mut body = response.slice(4..);
+            let header =
+                ResponseHeader::decode(&mut body, key.response_header_version(version)).unwrap();
+            assert_eq!(header.correlation_id, 7, "{key:?} v{version}");
+            ResponseKind::decode(key, &mut body, version)
+                .unwrap_or_else(|e| panic!("{key:?} v{version} response does not decode: {e}"));
+            checked += 1;
+        }
+    }
+    assert!(checked > 100, "{checked}");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn fuzzed_frames_never_panic() {
+    let (broker, dir) = temp_broker("fuzz");
+    let mut seeds = Vec::new();
+    for key in APIS {
+        if let Some((_, max)) = hdi_broker::handlers::supported(*key) {
+            seeds.push(frame(*key, max, 1, &default_request(*key)));
+        }
+    }
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let mut answered = 0;
+    for round in 0..4000 {
+        let seed = &seeds[round % seeds.len()];
+        let mut bytes = seed.to_vec();
+        match next() % 4 {
+            0 => bytes.truncate((next() as usize) % (bytes.len() + 1)),
+            1 => {
+                for _ in 0..1 + next() % 4 {
+                    let at = (next() as usize) % bytes.len();
+                    bytes[at] ^= 1 << (next() % 8);
+                }
+            }
+            2 => bytes.extend((0..next() % 64).map(|_| next() as u8)),
+            _ => bytes = (0..next() % 128).map(|_| next() as u8).collect(),
+        }
+        // Keep the API key of the seed most of the time so that decoders get exercised.
+        let response = tokio::time::timeout(
+            Duration::from_secs(5),
+            handle_frame(&broker, Bytes::from(bytes), peer()),
+        )
+        .await;
+        if let Ok(Ok(Some(_))) = response {
+            answered += 1;
+        }
+    }
+    assert!(
+        answered > 100,
+        "only {answered} fuzzed frames were answered at all"
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+struct RealBroker {
+    child: std::process::Child,
+    addr: String,
+    dir: std::path::PathBuf,
+}
+
+impl Drop for RealBroker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn start_real_broker() -> RealBroker {
+    let dir = std::env::temp_dir().join(format!("hdi-broker-tcp-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_hdi-broker"))
+        .args([
+            "--node-id",
+            "1",
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            dir.to_str().unwrap(),
+        ])
+        .env("RUST_LOG", "info")
+        .env("NO_COLOR", "1")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(stderr));
+    let addr = loop {
+        let line = lines.next().unwrap().unwrap();
+        if let Some(rest) = line.split("ready on ").nth(1) {
+            break rest.split_whitespace().next().unwrap().to_owned();
+        }
+    };
+    std::thread::spawn(move || for _ in lines {});
+    RealBroker { child, addr, dir }
+}
+
+fn send(stream: &mut TcpStream, body: &[u8]) {
+    let mut out = (body.len() as i32).to_be_bytes().to_vec();
+    out.extend_from_slice(body);
+    stream.write_all(&out).unwrap();
+}
+
+/// Reads one response; `None` when the broker closed the connection.
+fn receive(stream: &mut TcpStream) -> Option<Bytes> {
+    let mut len = [0u8; 4];
+    stream.read_exact(&mut len).ok()?;
+    let mut body = vec![0u8; i32::from_be_bytes(len) as usize];
+    stream.read_exact(&mut body).ok()?;
+    Some(Bytes::from(body))
+}
+
+fn connect(addr: &str) -> TcpStream {
+    let stream = TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    stream
+}
+
+fn api_versions_ok(stream: &mut TcpStream) -> bool {
+    send(
+        stream,
+        &frame(
+            ApiKey::ApiVersions,
+            3,
+            42,
+            &default_request(ApiKey::ApiVersions),
+        ),
+    );
+    receive(stream).is_some_and(|mut r| {
+        let header = ResponseHeader::decode(&mut r, 0).unwrap();
+        header.correlation_id == 42
+            && ApiVersionsResponse::decode(&mut r, 3).is_ok_and(|v| v.error_code == 0)
+    })
+}
+
+#[test]
+fn malformed_frames_close_only_their_own_connection() {
+    let broker = start_real_broker();
+    let mut bystander = connect(&broker.addr);
+    assert!(api_versions_ok(&mut bystander));
+    let mut unknown_key =
+        frame(ApiKey::Metadata, 1, 1, &default_request(ApiKey::Metadata)).to_vec();
+    unknown_key[0..2].copy_from_slice(&999i16.to_be_bytes());
+    let mut bad_version =
+        frame(ApiKey::Metadata, 1, 1, &default_request(ApiKey::Metadata)).to_vec();
+    bad_version[2..4].copy_from_slice(&99i16.to_be_bytes());
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("oversized frame", i32::MAX.to_be_bytes().to_vec()),
+        ("negative length", (-5i32).to_be_bytes().to_vec()),
+        (
+            "unknown API key",
+            [
+                (unknown_key.len() as i32).to_be_bytes().to_vec(),
+                unknown_key,
+            ]
+            .concat(),
+        ),
+        (
+            "unsupported version",
+            [
+                (bad_version.len() as i32).to_be_bytes().to_vec(),
+                bad_version,
+            ]
+            .concat(),
+        ),
+        (
+            "garbage",
+            [20i32.to_be_bytes().to_vec(), vec![0xee; 20]].concat(),
+        ),
+        (
+            "truncated header",
+            [6i32.to_be_bytes().to_vec(), vec![0, 3, 0, 1, 0, 0]].concat(),
+        ),
+    ];
+    for (case, bytes) in cases {
+        let mut stream = connect(&broker.addr);
+        stream.write_all(&bytes).unwrap();
+        assert!(
+            receive(&mut stream).is_none(),
+            "{case}: the connection should be closed"
+        );
+        assert!(
+            api_versions_ok(&mut bystander),
+            "{case}: the other client is no longer served"
+        );
+        assert!(
+            api_versions_ok(&mut connect(&broker.addr)),
+            "{case}: new clients are refused"
+        );
+    }
+    // A half-sent frame followed by a hang-up does not disturb anyone either.
+    let mut stream = connect(&broker.addr);
+    stream.write_all(&100i32.to_be_bytes()).unwrap();
+    stream.write_all(&[0, 3]).unwrap();
+    drop(stream);
+    assert!(api_versions_ok(&mut bystander));
+}
+
+#[test]
+fn api_versions_at_an_unknown_version_answers_with_the_supported_list() {
+    let broker = start_real_broker();
+    let mut stream = connect(&broker.addr);
+    let mut body = frame(
+        ApiKey::ApiVersions,
+        3,
+        9,
+        &default_request(ApiKey::ApiVersions),
+    )
+    .to_vec();
+    body[2..4].copy_from_slice(&77i16.to_be_bytes());
+    send(&mut stream, &body);
+    let mut response = receive(&mut stream).unwrap();
+    assert_eq!(
+        ResponseHeader::decode(&mut response, 0)
+            .unwrap()
+            .correlation_id,
+        9
+    );
+    let versions = ApiVersionsResponse::decode(&mut response, 0).unwrap();
+    assert_eq!(versions.error_code, 35, "UNSUPPORTED_VERSION");
+    assert!(
+        versions
+            .api_keys
+            .iter()
+            .any(|k| k.api_key == ApiKey::Produce as i16)
+    );
+}
+
+#[test]
+fn corrupt_batches_and_bad_topic_names_get_kafka_error_codes() {
+    let broker = start_real_broker();
+    let mut stream = connect(&broker.addr);
+    // Auto-create a topic, then produce a batch whose CRC does not match.
+    let metadata = MetadataRequest::default()
+        .with_topics(Some(vec![
+            metadata_request::MetadataRequestTopic::default()
+                .with_name(Some(TopicName(StrBytes::from_static_str("good")))),
+            metadata_request::MetadataRequestTopic::default()
+                .with_name(Some(TopicName(StrBytes::from_static_str("bad/name")))),
+        ]))
+        .with_allow_auto_topic_creation(true);
+    send(
+        &mut stream,
+        &frame(ApiKey::Metadata, 9, 1, &RequestKind::Metadata(metadata)),
+    );
+    let mut response = receive(&mut stream).unwrap();
+    ResponseHeader::decode(&mut response, ApiKey::Metadata.response_header_version(9)).unwrap();
+    let metadata = MetadataResponse::decode(&mut response, 9).unwrap();
+    let codes: Vec<i16> = metadata.topics.iter().map(|t| t.error_code).collect();
+    assert_eq!(
+        codes,
+        [0, 17],
+        "good topic created, bad name refused with INVALID_TOPIC_EXCEPTION"
+    );
+
+    let mut batch = hdi_log::batch::build_batch(0, 0, &[b"payload"]);
+    let last = batch.len() - 1;
+    batch[last] ^= 0xff;
+    let produce = ProduceRequest::default()
+        .with_acks(-1)
+        .with_timeout_ms(5000)
+        .with_topic_data(vec![
+            TopicProduceData::default()
+                .with_name(TopicName(StrBytes::from_static_str("good")))
+                .with_partition_data(vec![
+                    PartitionProduceData::default()
+                        .with_index(0)
+                        .with_records(Some(Bytes::from(batch))),
+                ]),
+        ]);
+    send(
+        &mut stream,
+        &frame(ApiKey::Produce, 9, 2, &RequestKind::Produce(produce)),
+    );
+    let mut response = receive(&mut stream).unwrap();
+    ResponseHeader::decode(&mut response, ApiKey::Produce.response_header_version(9)).unwrap();
+    let produce = ProduceResponse::decode(&mut response, 9).unwrap();
+    let partition = &produce.responses[0].partition_responses[0];
+    assert_eq!(partition.error_code, 2, "CORRUPT_MESSAGE");
+    assert!(
+        partition
+            .error_message
+            .as_ref()
+            .is_some_and(|m| m.contains("CRC")),
+        "{:?}",
+        partition.error_message
+    );
+    // The connection still works and nothing was stored.
+    let list = ListOffsetsRequest::default().with_topics(vec![
+        list_offsets_request::ListOffsetsTopic::default()
+            .with_name(TopicName(StrBytes::from_static_str("good")))
+            .with_partitions(vec![
+                list_offsets_request::ListOffsetsPartition::default()
+                    .with_partition_index(0)
+                    .with_timestamp(-1),
+            ]),
+    ]);
+    send(
+        &mut stream,
+        &frame(ApiKey::ListOffsets, 5, 3, &RequestKind::ListOffsets(list)),
+    );
+    let mut response = receive(&mut stream).unwrap();
+    ResponseHeader::decode(
+        &mut response,
+        ApiKey::ListOffsets.response_header_version(5),
+    )
+    .unwrap();
+    let offsets = ListOffsetsResponse::decode(&mut response, 5).unwrap();
+    assert_eq!(
+        offsets.topics[0].partitions[0].offset, 0,
+        "the corrupt batch was not stored"
+    );
+}
