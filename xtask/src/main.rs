@@ -5,7 +5,9 @@
 //! - `test`: everything CI runs: install test dependencies, fmt, clippy, the whole suite against a
 //!   private PostgreSQL, and a smoke run of `up`.
 //! - `codegen`: regenerate checked-in artifacts (`openapi/hdi.json`).
+//! - `bench broker`: hdi-broker against tansu with one load generator, ratios printed.
 
+mod bench;
 mod postgres;
 mod sys;
 mod test;
@@ -35,6 +37,8 @@ enum Command {
     Test(test::TestArgs),
     /// Regenerate checked-in generated files (OpenAPI document).
     Codegen,
+    /// Benchmarks against named peers (`broker`: hdi-broker vs tansu).
+    Bench(bench::BenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -51,6 +55,7 @@ fn main() -> ExitCode {
         Command::Up(args) => up::run(args, &shutdown),
         Command::Test(args) => test::run(args),
         Command::Codegen => util::codegen(),
+        Command::Bench(args) => bench::run_bench(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,361 @@
+//! `cargo xtask bench broker`: the same load generator (`hdi-kafka-perf`, on librdkafka) against
+//! `hdi-broker` and, in the same run, against tansu (its persistent sqlite engine and its memory
+//! engine), printing each figure for every broker and hdi's ratio to the peer.
+//!
+//! Per run (record size × acks × broker) a fresh broker in a fresh directory: create a
+//! 1-partition topic, produce N records, consume them, and read the broker's CPU time
+//! (`/proc/<pid>/stat`) and peak RSS (`VmHWM`). Release builds; not part of `cargo xtask test`.
+
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use clap::Args;
+
+use crate::util::{cargo, run, target_dir, wait_for};
+
+/// Flags of `cargo xtask bench broker`.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// What to benchmark (`broker`).
+    what: String,
+    /// Records per run.
+    #[arg(long, default_value_t = 1_000_000)]
+    records: u64,
+    /// Skip the tansu peer (hdi figures only, no ratios).
+    #[arg(long)]
+    skip_tansu: bool,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Peer {
+    Hdi,
+    TansuSqlite,
+    TansuMemory,
+}
+
+impl Peer {
+    fn name(self) -> &'static str {
+        match self {
+            Peer::Hdi => "hdi-broker",
+            Peer::TansuSqlite => "tansu-sqlite",
+            Peer::TansuMemory => "tansu-memory",
+        }
+    }
+}
+
+#[derive(Default, Clone)]
+struct Figures {
+    produce_mb_s: f64,
+    produce_rec_s: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    consume_mb_s: f64,
+    produce_cpu_s_per_gb: f64,
+    consume_cpu_s_per_gb: f64,
+    peak_rss_mb: f64,
+}
+
+/// Runs the benchmark.
+pub fn run_bench(args: BenchArgs) -> anyhow::Result<()> {
+    if args.what != "broker" {
+        bail!(
+            "unknown benchmark {:?}: try `cargo xtask bench broker`",
+            args.what
+        );
+    }
+    run(
+        "cargo build --release",
+        cargo().args([
+            "build",
+            "--release",
+            "--locked",
+            "-p",
+            "hdi-broker",
+            "-p",
+            "hdi-kafka-perf",
+        ]),
+    )?;
+    let release = target_dir()?.join("release");
+    let tansu = if args.skip_tansu {
+        None
+    } else {
+        Some(ensure_tansu()?)
+    };
+    let mut peers = vec![Peer::Hdi];
+    if tansu.is_some() {
+        peers.extend([Peer::TansuSqlite, Peer::TansuMemory]);
+    }
+    let mut table = Vec::new();
+    for size in [100usize, 1024] {
+        for acks in ["1", "all"] {
+            let mut row = Vec::new();
+            for peer in &peers {
+                eprintln!(
+                    "xtask bench: {} records of {size} B, acks={acks}, {}",
+                    args.records,
+                    peer.name()
+                );
+                let figures = one_run(*peer, &release, tansu.as_deref(), size, acks, args.records)
+                    .with_context(|| format!("{} {size} B acks={acks}", peer.name()))?;
+                row.push((*peer, figures));
+            }
+            table.push((size, acks, row));
+        }
+    }
+    print_table(&table, args.records);
+    Ok(())
+}
+
+fn ensure_tansu() -> anyhow::Result<PathBuf> {
+    let root = target_dir()?.join("bench-tools/tansu");
+    let bin = root.join("bin/tansu");
+    if !bin.exists() {
+        eprintln!(
+            "xtask bench: installing tansu 0.6.0 with its sqlite engine (a release build, about 15 minutes)"
+        );
+        run(
+            "cargo install tansu",
+            Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+                .args([
+                    "install",
+                    "tansu",
+                    "--version",
+                    "0.6.0",
+                    "--locked",
+                    "--features",
+                    "dynostore,libsql",
+                    "--root",
+                ])
+                .arg(&root),
+        )?;
+    }
+    Ok(bin)
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+fn start(
+    peer: Peer,
+    release: &Path,
+    tansu: Option<&Path>,
+    dir: &Path,
+    port: u16,
+) -> anyhow::Result<Child> {
+    let log = std::fs::File::create(dir.join("broker.log"))?;
+    let mut command = match peer {
+        Peer::Hdi => {
+            let mut c = Command::new(release.join("hdi-broker"));
+            c.args(["--node-id", "1", "--listen", &format!("127.0.0.1:{port}")])
+                .arg("--data-dir")
+                .arg(dir.join("data"));
+            c
+        }
+        Peer::TansuSqlite | Peer::TansuMemory => {
+            let url = format!("tcp://127.0.0.1:{port}");
+            let engine = if peer == Peer::TansuSqlite {
+                "sqlite://tansu.db"
+            } else {
+                "memory://tansu/"
+            };
+            let mut c = Command::new(tansu.context("tansu is not installed")?);
+            c.args([
+                "broker",
+                "--listener-url",
+                &url,
+                "--advertised-listener-url",
+                &url,
+                "--storage-engine",
+                engine,
+            ]);
+            c
+        }
+    };
+    let child = command
+        .current_dir(dir)
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .stdin(Stdio::null())
+        .spawn()?;
+    wait_for(
+        "the broker to accept connections",
+        Duration::from_secs(60),
+        || TcpStream::connect(("127.0.0.1", port)).ok().map(|_| ()),
+    )
+    .with_context(|| crate::util::tail(&dir.join("broker.log"), 20))?;
+    Ok(child)
+}
+
+fn perf(release: &Path, bootstrap: &str, args: &[&str]) -> anyhow::Result<serde_json::Value> {
+    let out = Command::new(release.join("hdi-kafka-perf"))
+        .args(["--bootstrap", bootstrap])
+        .args(args)
+        .output()?;
+    if !out.status.success() {
+        bail!(
+            "hdi-kafka-perf {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    serde_json::from_str(text.lines().last().unwrap_or("")).context("hdi-kafka-perf output")
+}
+
+/// CPU seconds (user + system) a process has used so far.
+fn cpu_seconds(pid: u32) -> anyhow::Result<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // Fields after the command name (which is in parentheses and may hold spaces).
+    let rest = stat
+        .rsplit_once(')')
+        .map(|(_, r)| r)
+        .context("malformed /proc stat")?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = fields
+        .get(11)
+        .and_then(|u| u.parse::<f64>().ok())
+        .unwrap_or(0.0)
+        + fields
+            .get(12)
+            .and_then(|s| s.parse::<f64>().ok())
+            .unwrap_or(0.0);
+    let hz: f64 = crate::util::output("getconf CLK_TCK", Command::new("getconf").arg("CLK_TCK"))?
+        .trim()
+        .parse()
+        .unwrap_or(100.0);
+    Ok(ticks / hz)
+}
+
+fn peak_rss_mb(pid: u32) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+        })
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+fn one_run(
+    peer: Peer,
+    release: &Path,
+    tansu: Option<&Path>,
+    size: usize,
+    acks: &str,
+    records: u64,
+) -> anyhow::Result<Figures> {
+    let dir =
+        std::env::temp_dir().join(format!("hdi-bench-{}-{}", peer.name(), std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir)?;
+    let port = free_port()?;
+    let mut child = start(peer, release, tansu, &dir, port)?;
+    let bootstrap = format!("127.0.0.1:{port}");
+    let result = (|| {
+        perf(release, &bootstrap, &["create-topic", "--topic", "perf"])?;
+        let pid = child.id();
+        let cpu0 = cpu_seconds(pid)?;
+        let started = Instant::now();
+        let produced = perf(
+            release,
+            &bootstrap,
+            &[
+                "produce",
+                "--topic",
+                "perf",
+                "--records",
+                &records.to_string(),
+                "--record-size",
+                &size.to_string(),
+                "--acks",
+                acks,
+            ],
+        )?;
+        let cpu1 = cpu_seconds(pid)?;
+        let consumed = perf(
+            release,
+            &bootstrap,
+            &[
+                "consume",
+                "--topic",
+                "perf",
+                "--records",
+                &records.to_string(),
+            ],
+        )?;
+        let cpu2 = cpu_seconds(pid)?;
+        let gb = records as f64 * size as f64 / 1e9;
+        eprintln!("  done in {:.1}s", started.elapsed().as_secs_f64());
+        Ok(Figures {
+            produce_mb_s: produced["mb_per_s"].as_f64().unwrap_or(0.0),
+            produce_rec_s: produced["records_per_s"].as_f64().unwrap_or(0.0),
+            p50_ms: produced["p50_ms"].as_f64().unwrap_or(0.0),
+            p99_ms: produced["p99_ms"].as_f64().unwrap_or(0.0),
+            consume_mb_s: consumed["mb_per_s"].as_f64().unwrap_or(0.0),
+            produce_cpu_s_per_gb: (cpu1 - cpu0) / gb,
+            consume_cpu_s_per_gb: (cpu2 - cpu1) / gb,
+            peak_rss_mb: peak_rss_mb(pid),
+        })
+    })();
+    crate::sys::signal(child.id(), libc::SIGTERM);
+    let _ = wait_for("the broker to stop", Duration::from_secs(20), || {
+        child.try_wait().ok().flatten()
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+    result
+}
+
+/// One row of results: record size, acks, and each broker's figures.
+type Row<'a> = (usize, &'a str, Vec<(Peer, Figures)>);
+
+fn print_table(table: &[Row<'_>], records: u64) {
+    println!(
+        "\nhdi-broker vs tansu: {records} records per run, 1 partition, same generator (hdi-kafka-perf on librdkafka)"
+    );
+    type Metric = (&'static str, fn(&Figures) -> f64, bool);
+    let metrics: [Metric; 8] = [
+        ("produce MB/s", |f| f.produce_mb_s, true),
+        ("produce records/s", |f| f.produce_rec_s, true),
+        ("produce p50 ms", |f| f.p50_ms, false),
+        ("produce p99 ms", |f| f.p99_ms, false),
+        ("consume MB/s", |f| f.consume_mb_s, true),
+        ("produce CPU s/GB", |f| f.produce_cpu_s_per_gb, false),
+        ("consume CPU s/GB", |f| f.consume_cpu_s_per_gb, false),
+        ("peak RSS MB", |f| f.peak_rss_mb, false),
+    ];
+    for (size, acks, row) in table {
+        println!("\n{size} B records, acks={acks}");
+        let header: Vec<String> = row
+            .iter()
+            .map(|(p, _)| format!("{:>14}", p.name()))
+            .collect();
+        println!(
+            "{:<20}{}   ratios (hdi / peer; higher is better for hdi)",
+            "",
+            header.join("")
+        );
+        for (name, get, higher_better) in &metrics {
+            let values: Vec<f64> = row.iter().map(|(_, f)| get(f)).collect();
+            let cells: Vec<String> = values.iter().map(|v| format!("{v:>14.2}")).collect();
+            let hdi = values[0];
+            let ratios: Vec<String> = row
+                .iter()
+                .zip(&values)
+                .skip(1)
+                .map(|((peer, _), v)| {
+                    let ratio = if *higher_better { hdi / v } else { v / hdi };
+                    format!("{}: {ratio:.2}x", peer.name())
+                })
+                .collect();
+            println!("{name:<20}{}   {}", cells.join(""), ratios.join("  "));
+        }
+    }
+}
