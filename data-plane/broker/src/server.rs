@@ -82,6 +82,15 @@ impl Broker {
         loop {
             tick.tick().await;
             self.groups.tick();
+            let broker = Arc::clone(&self);
+            let _ = tokio::task::spawn_blocking(move || {
+                for topic in broker.topics.all() {
+                    for partition in topic.partitions() {
+                        partition.flush_if_due();
+                    }
+                }
+            })
+            .await;
             if tokio::time::Instant::now() >= retention_due {
                 retention_due += Duration::from_secs(30);
                 let now_ms = std::time::SystemTime::now()

@@ -230,6 +230,13 @@ impl Partition {
         write_lock(&self.log).flush().map_err(storage_error)
     }
 
+    /// fsyncs if the topic's `flush.ms` says it is time.
+    pub fn flush_if_due(&self) {
+        if let Err(error) = write_lock(&self.log).flush_if_due() {
+            tracing::error!(error = %chain(&error), partition = self.index, "flush.ms sync failed");
+        }
+    }
+
     /// Applies retention; returns segments deleted.
     pub fn apply_retention(&self, now_ms: i64) -> usize {
         let mut log = write_lock(&self.log);
@@ -605,4 +612,51 @@ pub fn cluster_id(data_dir: &Path) -> anyhow::Result<String> {
         serde_json::to_vec(&serde_json::json!({"cluster_id": id}))?,
     )?;
     Ok(id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hdi_log::batch::{build_batch, with_producer};
+
+    #[test]
+    fn idempotence_state_survives_a_restart() {
+        let dir = std::env::temp_dir().join(format!("hdi-state-idem-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let config = hdi_log::LogConfig::default();
+        let first = with_producer(build_batch(0, 0, &[b"a", b"b"]), 42, 0, 0);
+        let second = with_producer(build_batch(0, 0, &[b"c"]), 42, 0, 2);
+        {
+            let partition = Partition::open(&dir, 0, config.clone()).unwrap();
+            assert_eq!(partition.produce(&first).unwrap().base_offset, 0);
+            assert_eq!(partition.produce(&second).unwrap().base_offset, 2);
+        }
+        // After a restart, retries are recognised from the stored headers: same offsets, no append.
+        let partition = Partition::open(&dir, 0, config).unwrap();
+        assert_eq!(partition.produce(&first).unwrap().base_offset, 0);
+        assert_eq!(partition.produce(&second).unwrap().base_offset, 2);
+        assert_eq!(partition.offsets(), (0, 3));
+        let gap = with_producer(build_batch(0, 0, &[b"d"]), 42, 0, 7);
+        assert_eq!(
+            partition.produce(&gap).unwrap_err().code,
+            codes::OUT_OF_ORDER_SEQUENCE_NUMBER
+        );
+        let next = with_producer(build_batch(0, 0, &[b"d"]), 42, 0, 3);
+        assert_eq!(partition.produce(&next).unwrap().base_offset, 3);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn topic_names_are_validated_as_kafka_does() {
+        for ok in ["t", "a.b_c-D9", &"x".repeat(249)] {
+            assert!(validate_topic_name(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", ".", "..", "a/b", "spa ce", &"x".repeat(250), "ü"] {
+            assert_eq!(
+                validate_topic_name(bad).unwrap_err().code,
+                codes::INVALID_TOPIC_EXCEPTION,
+                "{bad:?}"
+            );
+        }
+    }
 }

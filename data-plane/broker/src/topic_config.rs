@@ -63,6 +63,11 @@ const KEYS: &[Key] = &[
         check: |v| long_at_least(1)(v),
     },
     Key {
+        name: "flush.ms",
+        default: "9223372036854775807",
+        check: |v| long_at_least(0)(v),
+    },
+    Key {
         name: "index.interval.bytes",
         default: "4096",
         check: |v| long_at_least(0)(v),
@@ -147,6 +152,9 @@ pub fn log_config(configs: &TopicConfigs, default_flush: Option<u64>) -> LogConf
         } else {
             default_flush
         },
+        flush_interval: positive("flush.ms")
+            .filter(|v| *v < i64::MAX as u64)
+            .map(Duration::from_millis),
         retention_bytes: positive("retention.bytes"),
         retention_ms: duration("retention.ms"),
     }

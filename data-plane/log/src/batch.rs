@@ -257,6 +257,21 @@ pub fn build_batch(base_offset: i64, base_timestamp: i64, values: &[&[u8]]) -> V
     batch
 }
 
+/// Test support: sets the idempotent-producer fields of a built batch and recomputes its CRC.
+pub fn with_producer(
+    mut batch: Vec<u8>,
+    producer_id: i64,
+    producer_epoch: i16,
+    base_sequence: i32,
+) -> Vec<u8> {
+    batch[43..51].copy_from_slice(&producer_id.to_be_bytes());
+    batch[51..53].copy_from_slice(&producer_epoch.to_be_bytes());
+    batch[53..57].copy_from_slice(&base_sequence.to_be_bytes());
+    let crc = crc32c::crc32c(&batch[CRC_START..]);
+    batch[17..21].copy_from_slice(&crc.to_be_bytes());
+    batch
+}
+
 fn put_varint(out: &mut Vec<u8>, value: i64) {
     let mut zigzag = ((value << 1) ^ (value >> 63)) as u64;
     loop {

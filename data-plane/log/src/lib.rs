@@ -12,11 +12,14 @@
 //! `n` records; `None` leaves it to the OS page cache (an acknowledged write survives a process
 //! crash — SIGKILL — but not a power loss; replication covers that, as in Kafka). A process crash
 //! never loses what `append` wrote, whatever the policy, because the data is in the page cache.
+//! [`LogConfig::flush_interval`] (`flush.ms`) additionally bounds how long an append may stay
+//! unsynced: the owner calls [`Log::flush_if_due`] periodically (the broker does every 100 ms).
 //!
 //! # Limits of this version
 //! Indexes live in memory and are rebuilt from batch headers when a segment opens (a header read per
 //! batch); [`Log::offset_for_timestamp`] answers at batch granularity (the base offset of the first
-//! batch whose max timestamp qualifies), never later than the exact record.
+//! batch whose max timestamp qualifies), never later than the exact record. The `segment.ms` clock
+//! starts at the active segment's first append in this process, so a restart resets it.
 
 pub mod batch;
 mod segment;
@@ -41,6 +44,8 @@ pub struct LogConfig {
     pub max_batch_bytes: usize,
     /// `flush.messages`: fsync after this many records (see the crate docs).
     pub flush_messages: Option<u64>,
+    /// `flush.ms`: fsync when the oldest unsynced append is this old (see [`Log::flush_if_due`]).
+    pub flush_interval: Option<Duration>,
     /// `retention.bytes`: delete old segments while the log is larger than this.
     pub retention_bytes: Option<u64>,
     /// `retention.ms`: delete segments whose newest record is older than this.
@@ -57,6 +62,7 @@ impl Default for LogConfig {
             index_interval_bytes: 4096,
             max_batch_bytes: 1_048_588,
             flush_messages: None,
+            flush_interval: None,
             retention_bytes: None,
             retention_ms: Some(Duration::from_secs(7 * 24 * 3600)),
         }
@@ -146,6 +152,8 @@ pub struct Log {
     segments: Vec<Segment>,
     log_start_offset: i64,
     unflushed_records: u64,
+    /// When the oldest unsynced append happened.
+    unflushed_since: Option<std::time::Instant>,
     /// When the active segment got its first batch in this process (for `segment.ms`).
     active_since: Option<std::time::Instant>,
     /// Set when an fsync failed: what was written may or may not be durable, so the log refuses
@@ -226,6 +234,7 @@ impl Log {
             segments,
             log_start_offset,
             unflushed_records: 0,
+            unflushed_since: None,
             active_since: None,
             failed: false,
         };
@@ -306,6 +315,8 @@ impl Log {
         self.active_since
             .get_or_insert_with(std::time::Instant::now);
         self.unflushed_records += count;
+        self.unflushed_since
+            .get_or_insert_with(std::time::Instant::now);
         if self
             .config
             .flush_messages
@@ -331,7 +342,25 @@ impl Log {
             return Err(error);
         }
         self.unflushed_records = 0;
+        self.unflushed_since = None;
         Ok(())
+    }
+
+    /// fsyncs if `flush.ms` is set and the oldest unsynced append is at least that old. Returns
+    /// whether it synced.
+    ///
+    /// # Errors
+    /// [`LogError::Io`].
+    pub fn flush_if_due(&mut self) -> Result<bool, LogError> {
+        let due = self
+            .config
+            .flush_interval
+            .zip(self.unflushed_since)
+            .is_some_and(|(interval, since)| since.elapsed() >= interval);
+        if due {
+            self.flush()?;
+        }
+        Ok(due)
     }
 
     fn maybe_roll(&mut self, incoming: u64) -> Result<(), LogError> {

@@ -306,3 +306,19 @@ fn finds_offsets_by_timestamp() {
         );
     }
 }
+
+#[test]
+fn flush_ms_syncs_only_when_due() {
+    let dir = Dir::new("flush-ms");
+    let config = LogConfig {
+        flush_interval: Some(Duration::from_millis(50)),
+        ..LogConfig::default()
+    };
+    let (mut log, _) = Log::open(&dir.0, config).unwrap();
+    assert!(!log.flush_if_due().unwrap(), "nothing to sync");
+    fill(&mut log, 1);
+    assert!(!log.flush_if_due().unwrap(), "not old enough yet");
+    std::thread::sleep(Duration::from_millis(60));
+    assert!(log.flush_if_due().unwrap());
+    assert!(!log.flush_if_due().unwrap(), "already synced");
+}
