@@ -6,20 +6,22 @@
 //! oneshot channel that the state machine answers; no lock is held across an await. A ticker
 //! expires members whose session timed out and completes rebalances whose deadline passed.
 //!
-//! Committed offsets are appended to `groups/offsets.jsonl` and fsynced before the commit is
-//! answered; the file is replayed (and compacted) at start-up. A torn last line is ignored.
+//! Committed offsets persist through [`offsets`] (a fsynced JSON-lines file).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
 use crate::codes;
+
+mod offsets;
+
+pub use offsets::Committed;
+use offsets::{OffsetLine, OffsetMap, OffsetStore};
 
 /// What a JoinGroup answers.
 #[derive(Clone, Debug, Default)]
@@ -252,98 +254,6 @@ impl Group {
         }
         self.prepare_rebalance(now);
         self.maybe_complete_join(now);
-    }
-}
-
-/// A committed offset.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Committed {
-    /// The offset.
-    pub offset: i64,
-    /// Client metadata.
-    pub metadata: Option<String>,
-}
-
-#[derive(Serialize, Deserialize)]
-struct OffsetLine {
-    g: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    t: Option<String>,
-    #[serde(default)]
-    p: i32,
-    #[serde(default)]
-    o: i64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    m: Option<String>,
-    /// Tombstone of a whole group.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    deleted: bool,
-}
-
-type OffsetMap = BTreeMap<String, BTreeMap<(String, i32), Committed>>;
-
-struct OffsetStore {
-    path: PathBuf,
-    file: std::fs::File,
-}
-
-impl OffsetStore {
-    fn open(dir: &Path) -> std::io::Result<(OffsetStore, OffsetMap)> {
-        std::fs::create_dir_all(dir)?;
-        let path = dir.join("offsets.jsonl");
-        let mut offsets = OffsetMap::new();
-        if let Ok(text) = std::fs::read_to_string(&path) {
-            for line in text.lines() {
-                let Ok(entry) = serde_json::from_str::<OffsetLine>(line) else {
-                    continue;
-                };
-                if entry.deleted {
-                    offsets.remove(&entry.g);
-                } else if let Some(topic) = entry.t {
-                    offsets.entry(entry.g).or_default().insert(
-                        (topic, entry.p),
-                        Committed {
-                            offset: entry.o,
-                            metadata: entry.m,
-                        },
-                    );
-                }
-            }
-        }
-        // Compact: rewrite only the live entries, atomically.
-        let tmp = dir.join("offsets.jsonl.tmp");
-        {
-            let mut out = std::io::BufWriter::new(std::fs::File::create(&tmp)?);
-            for (group, entries) in &offsets {
-                for ((topic, partition), committed) in entries {
-                    let line = OffsetLine {
-                        g: group.clone(),
-                        t: Some(topic.clone()),
-                        p: *partition,
-                        o: committed.offset,
-                        m: committed.metadata.clone(),
-                        deleted: false,
-                    };
-                    serde_json::to_writer(&mut out, &line).map_err(std::io::Error::other)?;
-                    out.write_all(b"\n")?;
-                }
-            }
-            out.into_inner().map_err(|e| e.into_error())?.sync_all()?;
-        }
-        std::fs::rename(&tmp, &path)?;
-        std::fs::File::open(dir)?.sync_all()?;
-        let file = std::fs::OpenOptions::new().append(true).open(&path)?;
-        Ok((OffsetStore { path, file }, offsets))
-    }
-
-    fn append(&mut self, lines: &[OffsetLine]) -> std::io::Result<()> {
-        let mut buf = Vec::new();
-        for line in lines {
-            serde_json::to_writer(&mut buf, line).map_err(std::io::Error::other)?;
-            buf.push(b'\n');
-        }
-        self.file.write_all(&buf)?;
-        self.file.sync_data()
     }
 }
 
@@ -821,6 +731,9 @@ impl Coordinator {
 
 #[cfg(test)]
 mod tests {
+    use std::io::Write;
+    use std::path::PathBuf;
+
     use super::*;
 
     fn request(group: &str, member: &str) -> JoinRequest {
