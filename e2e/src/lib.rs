@@ -434,6 +434,15 @@ pub fn client_script(name: &str) -> PathBuf {
         .join(name)
 }
 
+/// A command for an external Kafka client. cargo puts the build directory of `rdkafka-sys` (our
+/// bench tool's bundled librdkafka) on `LD_LIBRARY_PATH` for tests; clients must load their own
+/// librdkafka (kcat: Debian's 2.0.2; confluent-kafka: its bundled one), so the variable is removed.
+pub fn client_command(program: impl AsRef<std::ffi::OsStr>) -> Command {
+    let mut command = Command::new(program);
+    command.env_remove("LD_LIBRARY_PATH");
+    command
+}
+
 /// Runs a client suite phase; returns its JSON result line, failing with its whole output.
 pub fn run_phase(
     program: &Path,

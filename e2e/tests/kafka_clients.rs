@@ -6,10 +6,12 @@
 #![allow(clippy::unwrap_used, reason = "tests")]
 
 use std::io::Write;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
-use hdi_e2e::{Broker, TempDir, client_script, run_phase, test_node_path, test_python};
+use hdi_e2e::{
+    Broker, TempDir, client_command, client_script, run_phase, test_node_path, test_python,
+};
 
 /// Records per produce/consume round trip: the issue asks for at least 100,000.
 const ROUNDTRIP_RECORDS: &str = "100000";
@@ -127,7 +129,7 @@ fn kafkajs_suite() {
 }
 
 fn kcat(bootstrap: &str, args: &[&str], stdin: Option<&[u8]>) -> (bool, Vec<u8>, String) {
-    let mut child = Command::new("kcat")
+    let mut child = client_command("kcat")
         .args(["-b", bootstrap])
         .args(args)
         .stdin(if stdin.is_some() {
@@ -139,10 +141,18 @@ fn kcat(bootstrap: &str, args: &[&str], stdin: Option<&[u8]>) -> (bool, Vec<u8>,
         .stderr(Stdio::piped())
         .spawn()
         .expect("kcat is not installed: run the tests with `cargo xtask test`");
-    if let Some(input) = stdin {
-        child.stdin.take().unwrap().write_all(input).unwrap();
-    }
+    // Feed stdin from a thread: if kcat exits early, its stderr (below) says why, not a broken pipe.
+    let feeder = stdin.map(|input| {
+        let mut pipe = child.stdin.take().unwrap();
+        let input = input.to_vec();
+        std::thread::spawn(move || {
+            let _ = pipe.write_all(&input);
+        })
+    });
     let out = child.wait_with_output().unwrap();
+    if let Some(feeder) = feeder {
+        let _ = feeder.join();
+    }
     (
         out.status.success(),
         out.stdout,
@@ -155,6 +165,12 @@ fn kcat(bootstrap: &str, args: &[&str], stdin: Option<&[u8]>) -> (bool, Vec<u8>,
 /// idempotent producer; a consumer group of 3 that shares a topic and resumes after a restart.
 #[test]
 fn kcat_suite() {
+    let (ok, version, _) = kcat("127.0.0.1:9", &["-V"], None);
+    let version = String::from_utf8_lossy(&version);
+    assert!(
+        ok && version.contains("librdkafka 2.0.2"),
+        "expected Debian's kcat on librdkafka 2.0.2: {version}"
+    );
     let dir = TempDir::new("kcat");
     let mut broker = Broker::start(dir.path(), None, &["--default-partitions", "3"]);
     let b = broker.bootstrap.clone();
@@ -260,7 +276,7 @@ fn kcat_suite() {
     // A group of 3 kcat members shares the topic; together they read every record once.
     let members: Vec<_> = (0..3)
         .map(|i| {
-            Command::new("kcat")
+            client_command("kcat")
                 .args([
                     "-b",
                     &b,
@@ -347,7 +363,7 @@ fn sigkill_loses_no_acknowledged_record() {
     for round in 0..3u64 {
         let mut broker = Broker::start(&data, None, &flags);
         let acked = std::fs::File::create(dir.path().join(format!("acked-{round}.txt"))).unwrap();
-        let mut producer = Command::new(&python)
+        let mut producer = client_command(&python)
             .arg(&script)
             .args([
                 "--bootstrap",
