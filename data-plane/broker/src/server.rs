@@ -240,17 +240,19 @@ fn encode(
     response: &kafka_protocol::messages::ResponseKind,
     version: i16,
 ) -> Result<Bytes, String> {
-    let mut body = BytesMut::new();
+    // Encode in place after a length placeholder: no second copy of a large fetch response.
+    let mut out = BytesMut::new();
+    out.put_i32(0);
     let header = ResponseHeader::default().with_correlation_id(correlation_id);
     header
-        .encode(&mut body, header_version)
+        .encode(&mut out, header_version)
         .map_err(|e| format!("cannot encode response header: {e}"))?;
     response
-        .encode(&mut body, version)
+        .encode(&mut out, version)
         .map_err(|e| format!("cannot encode response: {e}"))?;
-    let mut out = BytesMut::with_capacity(body.len() + 4);
-    out.put_i32(body.len() as i32);
-    out.extend_from_slice(&body);
+    let length =
+        i32::try_from(out.len() - 4).map_err(|_| "response larger than 2 GiB".to_owned())?;
+    out[0..4].copy_from_slice(&length.to_be_bytes());
     Ok(out.freeze())
 }
 
