@@ -175,6 +175,13 @@ fn kcat_suite() {
     let mut broker = Broker::start(dir.path(), None, &["--default-partitions", "3"]);
     let b = broker.bootstrap.clone();
     let mut expected = Vec::new();
+    let now_ms = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as i64
+    };
+    let produce_started = now_ms();
     for (codec, range) in [
         ("gzip", 0..25_000),
         ("snappy", 25_000..50_000),
@@ -212,18 +219,25 @@ fn kcat_suite() {
             "-e",
             "-q",
             "-f",
-            "%k:%s|%h|%p|%o\n",
+            "%k:%s|%h|%T|%p|%o\n",
         ],
         None,
     );
     assert!(ok, "kcat consume: {err}");
+    let produce_ended = now_ms();
     let text = String::from_utf8(out).unwrap();
     let mut got: Vec<String> = Vec::new();
     let mut offsets: std::collections::BTreeMap<String, Vec<i64>> = Default::default();
     for line in text.lines() {
-        let mut parts = line.rsplitn(4, '|');
+        let mut parts = line.rsplitn(5, '|');
         let offset: i64 = parts.next().unwrap().parse().unwrap();
         let partition = parts.next().unwrap().to_owned();
+        // The producer's CreateTime timestamp travels with each record.
+        let timestamp: i64 = parts.next().unwrap().parse().unwrap();
+        assert!(
+            (produce_started..=produce_ended).contains(&timestamp),
+            "timestamp {timestamp} outside the produce window: {line}"
+        );
         assert_eq!(parts.next(), Some("source=kcat"), "{line}");
         got.push(parts.next().unwrap().to_owned());
         offsets.entry(partition).or_default().push(offset);

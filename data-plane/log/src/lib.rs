@@ -15,6 +15,13 @@
 //! [`LogConfig::flush_interval`] (`flush.ms`) additionally bounds how long an append may stay
 //! unsynced: the owner calls [`Log::flush_if_due`] periodically (the broker does every 100 ms).
 //!
+//! What a producer's `acks` then means on today's single-node broker: `acks=0` — nothing is
+//! promised; `acks=1` and `acks=all` — the records were appended (in the page cache: they survive
+//! a broker crash) and, with `flush.messages=1`, also fsynced before the answer (they survive a
+//! power loss). With `flush.messages=N` or `flush.ms=T`, up to N records or T of acknowledged
+//! writes can be lost to a power loss, never to a process crash. Replication (the cluster work)
+//! makes `acks=all` wait for the in-sync replicas instead.
+//!
 //! # Limits of this version
 //! Indexes live in memory and are rebuilt from batch headers when a segment opens (a header read per
 //! batch); [`Log::offset_for_timestamp`] answers at batch granularity (the base offset of the first
