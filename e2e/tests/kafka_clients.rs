@@ -296,7 +296,6 @@ fn kcat_suite() {
                     &b,
                     "-G",
                     "kcat-group",
-                    "-q",
                     "-e",
                     "-f",
                     "%k\n",
@@ -319,6 +318,16 @@ fn kcat_suite() {
         let text = String::from_utf8_lossy(&out.stdout).into_owned();
         per_member.push(text.lines().count());
         keys.extend(text.lines().map(str::to_owned));
+        // kcat logs each rebalance: "% Group kcat-group rebalanced (memberid ...): assigned: kcat-roundtrip [1]".
+        let log = String::from_utf8_lossy(&out.stderr);
+        let assigned = log
+            .lines()
+            .filter(|l| l.contains("rebalanced") && l.contains("assigned: kcat-roundtrip ["))
+            .count();
+        assert!(
+            assigned >= 1,
+            "a member never got a partition: the group did not spread the topic\n{log}"
+        );
     }
     assert_eq!(
         keys.len(),
