@@ -287,6 +287,55 @@ fn kcat_suite() {
     lines.dedup();
     assert_eq!(lines.len(), 5000);
 
+    // acks=0 (no response from the broker at all) and ListOffsets by timestamp (`-o s@T`): records
+    // produced before T are skipped, those after it are read.
+    let before: String = (0..500).map(|i| format!("before-{i}\n")).collect();
+    let (ok, _, err) = kcat(
+        &b,
+        &["-P", "-t", "kcat-times", "-X", "acks=0"],
+        Some(before.as_bytes()),
+    );
+    assert!(ok, "acks=0 produce: {err}");
+    std::thread::sleep(Duration::from_millis(50));
+    let boundary = now_ms();
+    std::thread::sleep(Duration::from_millis(50));
+    let after: String = (0..500).map(|i| format!("after-{i}\n")).collect();
+    let (ok, _, err) = kcat(
+        &b,
+        &["-P", "-t", "kcat-times", "-X", "acks=0"],
+        Some(after.as_bytes()),
+    );
+    assert!(ok, "acks=0 produce: {err}");
+    std::thread::sleep(Duration::from_millis(200));
+    let (_, out, _) = kcat(&b, &["-C", "-t", "kcat-times", "-e", "-q"], None);
+    assert_eq!(
+        String::from_utf8_lossy(&out).lines().count(),
+        1000,
+        "every acks=0 record arrived"
+    );
+    let (ok, out, err) = kcat(
+        &b,
+        &[
+            "-C",
+            "-t",
+            "kcat-times",
+            "-e",
+            "-q",
+            "-o",
+            &format!("s@{boundary}"),
+        ],
+        None,
+    );
+    assert!(ok, "{err}");
+    let mut from_time: Vec<String> = String::from_utf8_lossy(&out)
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    from_time.sort();
+    let mut want: Vec<String> = (0..500).map(|i| format!("after-{i}")).collect();
+    want.sort();
+    assert_eq!(from_time, want, "reading from timestamp {boundary}");
+
     // A group of 3 kcat members shares the topic; together they read every record once.
     let members: Vec<_> = (0..3)
         .map(|i| {
