@@ -15,7 +15,7 @@ fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
         if path.is_dir() {
             if !matches!(
                 name.as_ref(),
-                "target" | ".git" | ".hdi" | "node_modules" | "fuzz-target"
+                "target" | ".git" | ".hdi" | "node_modules" | "fuzz-target" | "third_party"
             ) {
                 rust_files(&path, out);
             }

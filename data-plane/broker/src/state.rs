@@ -195,7 +195,7 @@ impl Partition {
     ///
     /// # Errors
     /// A storage error.
-    pub fn offset_for_timestamp(&self, timestamp: i64) -> Result<Option<i64>, KafkaError> {
+    pub fn offset_for_timestamp(&self, timestamp: i64) -> Result<Option<(i64, i64)>, KafkaError> {
         read_lock(&self.log)
             .offset_for_timestamp(timestamp)
             .map_err(storage_error)
@@ -248,9 +248,10 @@ impl Partition {
 
     fn reconfigure(&self, dir: &Path, config: hdi_log::LogConfig) -> Result<(), LogError> {
         let mut log = write_lock(&self.log);
-        let producers_dir = dir.to_owned();
-        // Reopen with the new settings (the log re-reads its segments; cheap, no data moves).
-        let (reopened, _) = Log::open(&producers_dir, config)?;
+        // Sync what the old settings left unsynced, then reopen with the new settings (the log
+        // re-reads its segments; cheap, no data moves).
+        log.flush()?;
+        let (reopened, _) = Log::open(dir, config)?;
         *log = reopened;
         Ok(())
     }
@@ -334,15 +335,16 @@ impl Topics {
     pub fn open(config: &BrokerConfig) -> anyhow::Result<Topics> {
         let dir = config.data_dir.join("topics");
         std::fs::create_dir_all(&dir)?;
+        // Topics deleted before a crash were moved to `trash/`; finish removing them.
+        let trash = config.data_dir.join("trash");
+        if trash.exists() {
+            std::fs::remove_dir_all(&trash)?;
+        }
         let mut topics = BTreeMap::new();
         for entry in std::fs::read_dir(&dir)? {
             let entry = entry?;
             let name = entry.file_name().to_string_lossy().into_owned();
             let meta_path = entry.path().join("topic.json");
-            if name.ends_with(".deleting") {
-                std::fs::remove_dir_all(entry.path())?;
-                continue;
-            }
             let Ok(bytes) = std::fs::read(&meta_path) else {
                 tracing::warn!(topic = %name, "no topic.json; ignoring the directory");
                 continue;
@@ -463,20 +465,29 @@ impl Topics {
     /// # Errors
     /// `UNKNOWN_TOPIC_OR_PARTITION`.
     pub fn delete(&self, name: &str) -> Result<(), KafkaError> {
-        let topic = write_lock(&self.topics).remove(name).ok_or_else(|| {
+        let mut topics = write_lock(&self.topics);
+        let topic = topics.get(name).cloned().ok_or_else(|| {
             KafkaError::new(
                 codes::UNKNOWN_TOPIC_OR_PARTITION,
                 format!("no topic {name:?}"),
             )
         })?;
-        // Rename first (atomic), then remove: a crash in between leaves a `.deleting` directory
-        // that the next start removes.
-        let doomed = self
-            .dir
-            .join(format!("{}.{}.deleting", topic.name, topic.id.simple()));
-        if std::fs::rename(&topic.dir, &doomed).is_ok() {
-            let _ = std::fs::remove_dir_all(&doomed);
-        }
+        // Move the directory out of `topics/` first (atomic): a crash before the removal leaves
+        // it in `trash/`, which the next start empties; it can never come back as a topic.
+        let trash = self.dir.with_file_name("trash");
+        let doomed = trash.join(topic.id.simple().to_string());
+        std::fs::create_dir_all(&trash)
+            .and_then(|()| std::fs::rename(&topic.dir, &doomed))
+            .map_err(|source| {
+                storage_error(LogError::Io {
+                    action: "cannot delete topic",
+                    path: topic.dir.clone(),
+                    source,
+                })
+            })?;
+        topics.remove(name);
+        drop(topics);
+        let _ = std::fs::remove_dir_all(&doomed);
         tracing::info!(topic = name, "deleted topic");
         Ok(())
     }

@@ -335,6 +335,16 @@ fn malformed_frames_close_only_their_own_connection() {
             "truncated header",
             [6i32.to_be_bytes().to_vec(), vec![0, 3, 0, 1, 0, 0]].concat(),
         ),
+        // Metadata v1 claiming 2^31-1 topics in a 14-byte body: the decoder must not reserve
+        // memory for what the frame cannot hold (an allocation failure aborts the process).
+        (
+            "huge array count",
+            [
+                14i32.to_be_bytes().to_vec(),
+                vec![0, 3, 0, 1, 0, 0, 0, 1, 0xff, 0xff, 0x7f, 0xff, 0xff, 0xff],
+            ]
+            .concat(),
+        ),
     ];
     for (case, bytes) in cases {
         let mut stream = connect(&broker.addr);

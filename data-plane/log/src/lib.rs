@@ -294,6 +294,9 @@ impl Log {
         records: &mut [u8],
         leader_epoch: i32,
     ) -> Result<AppendInfo, LogError> {
+        if self.failed {
+            return Err(LogError::Failed);
+        }
         let headers = batch::validate_all(records, self.config.max_batch_bytes)
             .map_err(|(index, source)| LogError::InvalidBatch { index, source })?;
         if headers.is_empty() {
@@ -464,14 +467,15 @@ impl Log {
     }
 
     /// The base offset of the first batch with a timestamp at or after `timestamp` (Kafka's
-    /// ListOffsets by time, at batch granularity), or `None` if every record is older.
+    /// ListOffsets by time, at batch granularity) and that batch's max timestamp (at least
+    /// `timestamp`), or `None` if every record is older.
     ///
     /// # Errors
     /// [`LogError::Io`] or [`LogError::Corrupt`].
-    pub fn offset_for_timestamp(&self, timestamp: i64) -> Result<Option<i64>, LogError> {
+    pub fn offset_for_timestamp(&self, timestamp: i64) -> Result<Option<(i64, i64)>, LogError> {
         for segment in &self.segments {
-            if let Some(offset) = segment.find_timestamp(timestamp)? {
-                return Ok(Some(offset.max(self.log_start_offset)));
+            if let Some((offset, max_timestamp)) = segment.find_timestamp(timestamp)? {
+                return Ok(Some((offset.max(self.log_start_offset), max_timestamp)));
             }
         }
         Ok(None)

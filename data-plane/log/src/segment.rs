@@ -269,8 +269,9 @@ impl Segment {
         })
     }
 
-    /// The base offset of the first batch whose max timestamp is at least `timestamp`.
-    pub fn find_timestamp(&self, timestamp: i64) -> Result<Option<i64>, LogError> {
+    /// The base offset and max timestamp of the first batch whose max timestamp is at least
+    /// `timestamp`.
+    pub fn find_timestamp(&self, timestamp: i64) -> Result<Option<(i64, i64)>, LogError> {
         if self.max_timestamp < timestamp {
             return Ok(None);
         }
@@ -283,7 +284,7 @@ impl Segment {
             return Ok(None);
         };
         let found = self.scan_from(position, |header| header.max_timestamp >= timestamp)?;
-        Ok(found.map(|(_, header)| header.base_offset))
+        Ok(found.map(|(_, header)| (header.base_offset, header.max_timestamp)))
     }
 
     /// Reads `len` bytes at `position`.

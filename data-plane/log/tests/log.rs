@@ -257,7 +257,9 @@ fn finds_offsets_by_timestamp_even_out_of_order() {
     ];
     for (timestamp, expected) in cases {
         assert_eq!(
-            log.offset_for_timestamp(timestamp).unwrap(),
+            log.offset_for_timestamp(timestamp)
+                .unwrap()
+                .map(|(offset, _)| offset),
             expected,
             "timestamp {timestamp}"
         );
@@ -300,7 +302,9 @@ fn finds_offsets_by_timestamp() {
     ];
     for (timestamp, expected) in cases {
         assert_eq!(
-            log.offset_for_timestamp(timestamp).unwrap(),
+            log.offset_for_timestamp(timestamp)
+                .unwrap()
+                .map(|(offset, _)| offset),
             expected,
             "timestamp {timestamp}"
         );

@@ -94,7 +94,16 @@ impl OffsetStore {
             serde_json::to_writer(&mut buf, line).map_err(std::io::Error::other)?;
             buf.push(b'\n');
         }
-        self.file.write_all(&buf)?;
-        self.file.sync_data()
+        let length = self.file.metadata()?.len();
+        if let Err(error) = self
+            .file
+            .write_all(&buf)
+            .and_then(|()| self.file.sync_data())
+        {
+            // Cut off a partial line, so the next commit does not land glued to it (and lost).
+            let _ = self.file.set_len(length);
+            return Err(error);
+        }
+        Ok(())
     }
 }

@@ -24,7 +24,8 @@ pub async fn fetch(cx: &Context<'_>, request: FetchRequest) -> FetchResponse {
         notified.as_mut().enable();
         let (responses, bytes, errors) = super::blocking(|| collect(cx, &request, max_bytes));
         let now = tokio::time::Instant::now();
-        if bytes >= min_bytes.max(1) || errors || now >= deadline {
+        // min_bytes 0 answers at once, as in Kafka.
+        if bytes >= min_bytes || errors || now >= deadline {
             return FetchResponse::default().with_responses(responses);
         }
         tokio::select! {

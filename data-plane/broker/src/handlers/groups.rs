@@ -104,7 +104,12 @@ pub async fn join_group(cx: &Context<'_>, request: JoinGroupRequest) -> JoinGrou
         } else {
             None
         })
-        .with_protocol_name(result.protocol_name.map(sb))
+        // protocol_name is nullable only from v7: older versions get "" (as Kafka sends).
+        .with_protocol_name(if cx.version >= 7 {
+            result.protocol_name.map(sb)
+        } else {
+            Some(sb(result.protocol_name.unwrap_or_default()))
+        })
         .with_leader(sb(result.leader))
         .with_member_id(sb(result.member_id))
         .with_members(

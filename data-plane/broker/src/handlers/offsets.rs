@@ -43,8 +43,9 @@ pub fn list_offsets(cx: &Context<'_>, request: ListOffsetsRequest) -> ListOffset
                     };
                     let (start, end) = partition.offsets();
                     let found = match lp.timestamp {
-                        LATEST => Ok(Some(end)),
-                        EARLIEST => Ok(Some(start)),
+                        // Earliest and latest carry no timestamp (-1), as in Kafka.
+                        LATEST => Ok(Some((end, -1))),
+                        EARLIEST => Ok(Some((start, -1))),
                         t if t >= 0 => super::blocking(|| partition.offset_for_timestamp(t)),
                         _ => Err(crate::state::KafkaError::new(
                             codes::INVALID_REQUEST,
@@ -53,9 +54,11 @@ pub fn list_offsets(cx: &Context<'_>, request: ListOffsetsRequest) -> ListOffset
                     };
                     match found {
                         // leader_epoch exists from v4.
-                        Ok(Some(offset)) => response
+                        // A lookup by time answers with the found batch's (non-negative)
+                        // timestamp: Java clients reject a found offset with timestamp -1.
+                        Ok(Some((offset, timestamp))) => response
                             .with_offset(offset)
-                            .with_timestamp(-1)
+                            .with_timestamp(timestamp)
                             .with_leader_epoch(if cx.version >= 4 { 0 } else { -1 }),
                         Ok(None) => response.with_offset(-1).with_timestamp(-1),
                         Err(error) => response
