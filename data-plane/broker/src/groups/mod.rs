@@ -8,7 +8,7 @@
 //!
 //! Committed offsets persist through [`offsets`] (a fsynced JSON-lines file).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -22,6 +22,9 @@ mod offsets;
 
 pub use offsets::Committed;
 use offsets::{OffsetLine, OffsetMap, OffsetStore};
+
+/// How long a member id from MEMBER_ID_REQUIRED stays valid without a join that uses it.
+const PENDING_MEMBER_TTL: Duration = Duration::from_secs(300);
 
 /// What a JoinGroup answers.
 #[derive(Clone, Debug, Default)]
@@ -106,7 +109,8 @@ struct Group {
     protocol: Option<String>,
     leader: Option<String>,
     members: BTreeMap<String, Member>,
-    pending: BTreeSet<String>,
+    /// Member ids handed out with MEMBER_ID_REQUIRED, with when; they expire unless used.
+    pending: BTreeMap<String, Instant>,
     /// When the current rebalance must complete, whoever has rejoined.
     rebalance_deadline: Option<Instant>,
     /// A new group waits this long for more members before completing its first rebalance.
@@ -122,7 +126,7 @@ impl Group {
             protocol: None,
             leader: None,
             members: BTreeMap::new(),
-            pending: BTreeSet::new(),
+            pending: BTreeMap::new(),
             rebalance_deadline: None,
             initial_delay_until: None,
         }
@@ -351,14 +355,16 @@ impl Coordinator {
             if member_id.is_empty() {
                 member_id = format!("{}-{}", request.client_id, uuid::Uuid::new_v4());
                 if request.require_known_member_id {
-                    group.pending.insert(member_id.clone());
+                    group.pending.insert(member_id.clone(), now);
                     return JoinResult {
                         error: codes::MEMBER_ID_REQUIRED,
                         member_id,
                         ..JoinResult::default()
                     };
                 }
-            } else if !group.members.contains_key(&member_id) && !group.pending.remove(&member_id) {
+            } else if !group.members.contains_key(&member_id)
+                && group.pending.remove(&member_id).is_none()
+            {
                 return error(codes::UNKNOWN_MEMBER_ID);
             }
             if group
@@ -542,7 +548,16 @@ impl Coordinator {
                 group.remove_member(&id, now);
             }
             group.maybe_complete_join(now);
+            // A member id handed out but not used within its session timeout's bound expires.
+            group
+                .pending
+                .retain(|_, issued| now.duration_since(*issued) < PENDING_MEMBER_TTL);
         }
+        // Groups with no members and nothing pending are forgotten (their committed offsets stay),
+        // so rejected or abandoned joins do not accumulate.
+        inner.groups.retain(|_, g| {
+            !(g.members.is_empty() && g.pending.is_empty() && g.state == State::Empty)
+        });
     }
 
     /// OffsetCommit: validates membership when a generation is given, then persists.
@@ -832,6 +847,55 @@ mod tests {
             (0, generation + 1, 1)
         );
         ticker.abort();
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[tokio::test]
+    async fn empty_groups_are_forgotten_but_their_offsets_stay() {
+        let dir = temp_dir("forget");
+        let coordinator = Coordinator::open(&dir, Duration::ZERO).unwrap();
+        let mut join = request("lonely", "");
+        join.require_known_member_id = false;
+        let joined = coordinator.join(join).await;
+        assert_eq!(joined.error, codes::NONE);
+        let assignment = vec![(joined.member_id.clone(), Bytes::from_static(b"a"))];
+        assert_eq!(
+            coordinator
+                .sync("lonely", joined.generation, &joined.member_id, assignment)
+                .await
+                .0,
+            codes::NONE
+        );
+        assert_eq!(
+            coordinator.commit(
+                "lonely",
+                joined.generation,
+                &joined.member_id,
+                vec![("t".into(), 0, 5, None)]
+            ),
+            vec![0]
+        );
+        assert_eq!(
+            coordinator.leave("lonely", std::slice::from_ref(&joined.member_id)),
+            vec![codes::NONE]
+        );
+        coordinator.tick();
+        assert_eq!(
+            coordinator.lock().groups.len(),
+            0,
+            "the empty group is dropped"
+        );
+        assert_eq!(
+            coordinator.fetch("lonely", None)[0]
+                .2
+                .as_ref()
+                .map(|c| c.offset),
+            Some(5)
+        );
+        assert_eq!(
+            coordinator.list(),
+            vec![("lonely".into(), String::new(), "Empty")]
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
