@@ -138,6 +138,33 @@ async fn list_offsets_by_time_answers_with_a_timestamp() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn metadata_v0_with_no_topics_lists_every_topic() {
+    let dir = temp("metadata");
+    let broker = open(&dir);
+    broker
+        .topics
+        .create("a", 1, Default::default(), false)
+        .unwrap();
+    broker
+        .topics
+        .create("b", 2, Default::default(), false)
+        .unwrap();
+    let all = MetadataRequest::default().with_topics(Some(Vec::new()));
+    let response: MetadataResponse = call(
+        &broker,
+        ApiKey::Metadata,
+        0,
+        RequestKind::Metadata(all.clone()),
+    )
+    .await;
+    assert_eq!(response.topics.len(), 2, "v0: empty list = all topics");
+    let response: MetadataResponse =
+        call(&broker, ApiKey::Metadata, 1, RequestKind::Metadata(all)).await;
+    assert_eq!(response.topics.len(), 0, "v1+: empty list = no topics");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn fetch_with_min_bytes_zero_answers_at_once() {
     let dir = temp("minbytes");
     let broker = open(&dir);

@@ -17,7 +17,12 @@ pub fn metadata(cx: &Context<'_>, request: MetadataRequest) -> MetadataResponse 
     let broker = cx.broker;
     let node = BrokerId(broker.config.node_id);
     let mut topics = Vec::new();
-    match request.topics {
+    // In v0 the topic list is not nullable: an empty list means every topic.
+    let requested = match request.topics {
+        Some(list) if list.is_empty() && cx.version == 0 => None,
+        other => other,
+    };
+    match requested {
         None => topics.extend(
             broker
                 .topics
