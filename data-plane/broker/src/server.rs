@@ -81,9 +81,9 @@ impl Broker {
         let mut retention_due = tokio::time::Instant::now();
         loop {
             tick.tick().await;
-            self.groups.tick();
             let broker = Arc::clone(&self);
             let _ = tokio::task::spawn_blocking(move || {
+                broker.groups.tick();
                 for topic in broker.topics.all() {
                     for partition in topic.partitions() {
                         partition.flush_if_due();

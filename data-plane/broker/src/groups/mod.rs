@@ -264,12 +264,15 @@ impl Group {
 struct Inner {
     groups: BTreeMap<String, Group>,
     offsets: OffsetMap,
-    store: OffsetStore,
 }
 
 /// The group coordinator of this broker.
+///
+/// Two locks: `store` (the offsets file) is taken before `inner` when both are needed, and only
+/// by commits and deletions, so that their fsync never holds up heartbeats, joins or the ticker.
 pub struct Coordinator {
     inner: Mutex<Inner>,
+    store: Mutex<OffsetStore>,
     initial_delay: Duration,
 }
 
@@ -314,10 +317,16 @@ impl Coordinator {
             inner: Mutex::new(Inner {
                 groups: BTreeMap::new(),
                 offsets,
-                store,
             }),
+            store: Mutex::new(store),
             initial_delay,
         })
+    }
+
+    fn lock_store(&self) -> std::sync::MutexGuard<'_, OffsetStore> {
+        self.store
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -568,7 +577,7 @@ impl Coordinator {
         member_id: &str,
         offsets: Vec<(String, i32, i64, Option<String>)>,
     ) -> Vec<i16> {
-        let mut inner = self.lock();
+        let inner = self.lock();
         let check = match inner.groups.get(group_id) {
             _ if group_id.is_empty() => codes::INVALID_GROUP_ID,
             Some(group) if generation >= 0 || !member_id.is_empty() => {
@@ -586,6 +595,7 @@ impl Coordinator {
             None if generation >= 0 => codes::ILLEGAL_GENERATION,
             _ => codes::NONE,
         };
+        drop(inner);
         if check != codes::NONE {
             return vec![check; offsets.len()];
         }
@@ -600,10 +610,13 @@ impl Coordinator {
                 deleted: false,
             })
             .collect();
-        if let Err(error) = inner.store.append(&lines) {
-            tracing::error!(%error, path = %inner.store.path.display(), "cannot persist committed offsets");
+        // fsync holding only the store lock; the map is updated under both, in file order.
+        let mut store = self.lock_store();
+        if let Err(error) = store.append(&lines) {
+            tracing::error!(%error, path = %store.path.display(), "cannot persist committed offsets");
             return vec![codes::UNKNOWN_SERVER_ERROR; offsets.len()];
         }
+        let mut inner = self.lock();
         let entries = inner.offsets.entry(group_id.to_owned()).or_default();
         for (t, p, o, m) in offsets {
             entries.insert(
@@ -715,7 +728,8 @@ impl Coordinator {
 
     /// DeleteGroups: only groups without members.
     pub fn delete(&self, group_id: &str) -> i16 {
-        let mut inner = self.lock();
+        let mut store = self.lock_store();
+        let inner = self.lock();
         let has_members = inner
             .groups
             .get(group_id)
@@ -723,7 +737,8 @@ impl Coordinator {
         if has_members {
             return codes::NON_EMPTY_GROUP;
         }
-        let known = inner.groups.remove(group_id).is_some() | inner.offsets.contains_key(group_id);
+        let known = inner.groups.contains_key(group_id) || inner.offsets.contains_key(group_id);
+        drop(inner);
         if !known {
             return codes::GROUP_ID_NOT_FOUND;
         }
@@ -735,9 +750,24 @@ impl Coordinator {
             m: None,
             deleted: true,
         };
-        if let Err(error) = inner.store.append(&[tombstone]) {
+        if let Err(error) = store.append(&[tombstone]) {
             tracing::error!(%error, "cannot persist group deletion");
             return codes::UNKNOWN_SERVER_ERROR;
+        }
+        let mut inner = self.lock();
+        if inner
+            .groups
+            .get(group_id)
+            .is_some_and(|g| !g.members.is_empty())
+        {
+            // A member joined while the tombstone was written: the offsets are gone from the file
+            // at the next start, but the live group stays.
+            tracing::warn!(
+                group = group_id,
+                "group gained a member while being deleted"
+            );
+        } else {
+            inner.groups.remove(group_id);
         }
         inner.offsets.remove(group_id);
         codes::NONE
