@@ -6,6 +6,7 @@
 #![allow(clippy::unwrap_used, reason = "tests")]
 
 use std::io::Write;
+use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -16,38 +17,30 @@ use hdi_e2e::{
 /// Records per produce/consume round trip: the issue asks for at least 100,000.
 const ROUNDTRIP_RECORDS: &str = "100000";
 
-fn python_suite(script: &str, tag: &str) {
+/// Runs every phase of one client suite against a fresh broker, restarting the broker (same
+/// address, same data) before `group-resume`.
+fn client_suite(program: &Path, script: &str, env: &[(&str, &Path)], tag: &str) {
     let dir = TempDir::new(tag);
-    let python = test_python();
     let script = client_script(script);
     let mut broker = Broker::start(dir.path(), None, &[]);
     let b = broker.bootstrap.clone();
-    run_phase(
-        &python,
-        &script,
-        &[],
-        &b,
-        "roundtrip",
-        &["--records", ROUNDTRIP_RECORDS, "--tag", tag],
-    );
-    run_phase(
-        &python,
-        &script,
-        &[],
-        &b,
-        "idempotent",
-        &["--records", "20000", "--tag", tag],
-    );
-    run_phase(&python, &script, &[], &b, "admin", &["--tag", tag]);
-    run_phase(
-        &python,
-        &script,
-        &[],
-        &b,
-        "group",
-        &["--records", "20000", "--tag", tag],
-    );
-    // Committed offsets survive a restart (same address, same data).
+    let phases: [(&str, &[&str]); 4] = [
+        ("roundtrip", &["--records", ROUNDTRIP_RECORDS]),
+        ("idempotent", &["--records", "20000"]),
+        ("admin", &[]),
+        ("group", &["--records", "20000"]),
+    ];
+    for (phase, args) in phases {
+        run_phase(
+            program,
+            &script,
+            env,
+            &b,
+            phase,
+            &[args, &["--tag", tag]].concat(),
+        );
+    }
+    // Committed offsets survive a restart.
     assert!(
         broker
             .proc
@@ -57,9 +50,9 @@ fn python_suite(script: &str, tag: &str) {
     );
     let broker = Broker::start(dir.path(), Some(&b), &[]);
     run_phase(
-        &python,
+        program,
         &script,
-        &[],
+        env,
         &broker.bootstrap,
         "group-resume",
         &["--records", "20000", "--tag", tag],
@@ -68,63 +61,22 @@ fn python_suite(script: &str, tag: &str) {
 
 #[test]
 fn confluent_kafka_suite() {
-    python_suite("confluent_suite.py", "confluent");
+    client_suite(&test_python(), "confluent_suite.py", &[], "confluent");
 }
 
 #[test]
 fn kafka_python_suite() {
-    python_suite("kafka_python_suite.py", "kafkapython");
+    client_suite(&test_python(), "kafka_python_suite.py", &[], "kafkapython");
 }
 
 #[test]
 fn kafkajs_suite() {
-    let dir = TempDir::new("kafkajs");
     let node_path = test_node_path();
-    let script = client_script("kafkajs_suite.js");
-    let node = std::path::PathBuf::from("node");
-    let env = [("NODE_PATH", node_path.as_path())];
-    let mut broker = Broker::start(dir.path(), None, &[]);
-    let b = broker.bootstrap.clone();
-    run_phase(
-        &node,
-        &script,
-        &env,
-        &b,
-        "roundtrip",
-        &["--records", ROUNDTRIP_RECORDS, "--tag", "kjs"],
-    );
-    run_phase(
-        &node,
-        &script,
-        &env,
-        &b,
-        "idempotent",
-        &["--records", "20000", "--tag", "kjs"],
-    );
-    run_phase(&node, &script, &env, &b, "admin", &["--tag", "kjs"]);
-    run_phase(
-        &node,
-        &script,
-        &env,
-        &b,
-        "group",
-        &["--records", "20000", "--tag", "kjs"],
-    );
-    assert!(
-        broker
-            .proc
-            .terminate(Duration::from_secs(20))
-            .unwrap()
-            .success()
-    );
-    let broker = Broker::start(dir.path(), Some(&b), &[]);
-    run_phase(
-        &node,
-        &script,
-        &env,
-        &broker.bootstrap,
-        "group-resume",
-        &["--records", "20000", "--tag", "kjs"],
+    client_suite(
+        Path::new("node"),
+        "kafkajs_suite.js",
+        &[("NODE_PATH", node_path.as_path())],
+        "kjs",
     );
 }
 

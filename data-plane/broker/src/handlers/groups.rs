@@ -14,8 +14,7 @@ use kafka_protocol::messages::offset_commit_response::{
     OffsetCommitResponsePartition, OffsetCommitResponseTopic,
 };
 use kafka_protocol::messages::offset_fetch_response::{
-    OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions,
-    OffsetFetchResponseTopic, OffsetFetchResponseTopics,
+    OffsetFetchResponsePartition, OffsetFetchResponseTopic,
 };
 use kafka_protocol::messages::{
     BrokerId, DeleteGroupsRequest, DeleteGroupsResponse, DescribeGroupsRequest,
@@ -244,43 +243,9 @@ fn committed_fields(c: Option<&Committed>) -> (i64, Option<String>) {
     }
 }
 
-/// Handles OffsetFetch (single group, v1-v7; batched groups from v8).
+/// Handles OffsetFetch (single group: v1-v7 are advertised; v8 batches groups and is not).
 pub fn offset_fetch(cx: &Context<'_>, request: OffsetFetchRequest) -> OffsetFetchResponse {
     let groups = &cx.broker.groups;
-    if cx.version >= 8 {
-        let results = request
-            .groups
-            .into_iter()
-            .map(|g| {
-                let wanted = g.topics.as_ref().map(|ts| {
-                    ts.iter()
-                        .map(|t| (t.name.0.as_str().to_owned(), t.partition_indexes.clone()))
-                        .collect()
-                });
-                let mut by_topic: Vec<OffsetFetchResponseTopics> = Vec::new();
-                for (topic, partition, committed) in groups.fetch(g.group_id.0.as_str(), wanted) {
-                    let (offset, metadata) = committed_fields(committed.as_ref());
-                    let entry = OffsetFetchResponsePartitions::default()
-                        .with_partition_index(partition)
-                        .with_committed_offset(offset)
-                        .with_committed_leader_epoch(-1)
-                        .with_metadata(metadata.map(sb));
-                    match by_topic.iter_mut().find(|t| t.name.0.as_str() == topic) {
-                        Some(t) => t.partitions.push(entry),
-                        None => by_topic.push(
-                            OffsetFetchResponseTopics::default()
-                                .with_name(TopicName(sb(topic)))
-                                .with_partitions(vec![entry]),
-                        ),
-                    }
-                }
-                OffsetFetchResponseGroup::default()
-                    .with_group_id(g.group_id)
-                    .with_topics(by_topic)
-            })
-            .collect();
-        return OffsetFetchResponse::default().with_groups(results);
-    }
     let wanted = request.topics.as_ref().map(|ts| {
         ts.iter()
             .map(|t| (t.name.0.as_str().to_owned(), t.partition_indexes.clone()))
