@@ -209,6 +209,10 @@ fn main() -> anyhow::Result<()> {
                 .set("fetch.max.bytes", "52428800")
                 .set("max.partition.fetch.bytes", "10485760")
                 .set("queued.max.messages.kbytes", "1048576")
+                // With small records one 10 MB fetch holds over 100,000 of them; librdkafka's
+                // default queued.min.messages (100,000) would then pause fetching for
+                // fetch.queue.backoff.ms (1 s) after most responses.
+                .set("queued.min.messages", "10000000")
                 .create()
                 .context("consumer")?;
             let mut assignment = TopicPartitionList::new();

@@ -26,6 +26,11 @@ pub async fn fetch(cx: &Context<'_>, request: FetchRequest) -> FetchResponse {
         let now = tokio::time::Instant::now();
         // min_bytes 0 answers at once, as in Kafka.
         if bytes >= min_bytes || errors || now >= deadline {
+            tracing::debug!(
+                bytes,
+                waited_ms = (now + max_wait - deadline).as_millis() as u64,
+                "fetch answered"
+            );
             return FetchResponse::default().with_responses(responses);
         }
         tokio::select! {
