@@ -222,8 +222,10 @@ pub async fn handle_frame(
         client_id,
         peer,
     };
-    let Some(response) = handlers::dispatch(&context, request).await else {
-        return Ok(None);
+    let response = match handlers::dispatch(&context, request).await {
+        handlers::Outcome::Respond(response) => response,
+        handlers::Outcome::NoResponse => return Ok(None),
+        handlers::Outcome::Close(reason) => return Err(reason),
     };
     encode(
         correlation_id,

@@ -9,17 +9,19 @@
 //! bad topic name INVALID_TOPIC_EXCEPTION.
 #![allow(clippy::unwrap_used, reason = "tests")]
 
+mod common;
+
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
-use hdi_broker::config::Flags;
+use bytes::Bytes;
+use common::{frame, peer};
 use hdi_broker::server::{Broker, handle_frame};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::*;
-use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+use kafka_protocol::protocol::{Decodable, StrBytes};
 
 const APIS: &[ApiKey] = &[
     ApiKey::Produce,
@@ -86,38 +88,9 @@ fn default_request(key: ApiKey) -> RequestKind {
     }
 }
 
-/// A request frame body (without the length prefix).
-fn frame(key: ApiKey, version: i16, correlation_id: i32, request: &RequestKind) -> Bytes {
-    let mut buf = BytesMut::new();
-    RequestHeader::default()
-        .with_request_api_key(key as i16)
-        .with_request_api_version(version)
-        .with_correlation_id(correlation_id)
-        .with_client_id(Some(StrBytes::from_static_str("bad-input-test")))
-        .encode(&mut buf, key.request_header_version(version))
-        .unwrap();
-    request.encode(&mut buf, version).unwrap();
-    buf.freeze()
-}
-
 fn temp_broker(tag: &str) -> (std::sync::Arc<Broker>, std::path::PathBuf) {
-    use clap::Parser;
-    let dir = std::env::temp_dir().join(format!("hdi-broker-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let flags = Flags::parse_from([
-        "hdi-broker",
-        "--node-id",
-        "1",
-        "--listen",
-        "127.0.0.1:9092",
-        "--data-dir",
-        dir.to_str().unwrap(),
-    ]);
-    (Broker::open(flags.resolve().unwrap()).unwrap(), dir)
-}
-
-fn peer() -> std::net::SocketAddr {
-    "127.0.0.1:1".parse().unwrap()
+    let dir = common::temp_dir(tag);
+    (common::open(&dir), dir)
 }
 
 #[tokio::test(flavor = "multi_thread")]

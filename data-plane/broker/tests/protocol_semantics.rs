@@ -1,80 +1,20 @@
 //! Protocol details real clients depend on: JoinGroup before v7 never sends a null
 //! protocol_name; ListOffsets by time answers with a non-negative timestamp; Fetch with
-//! min_bytes 0 answers at once; a deleted topic never comes back, and no topic name is special.
+//! min_bytes 0 answers at once, a long poll waits `max_wait_ms`, is woken by an append (not by
+//! polling) and honours `min_bytes`; a deleted topic never comes back, and no topic name is
+//! special.
 #![allow(clippy::unwrap_used, reason = "tests")]
 
-use std::sync::Arc;
+mod common;
+
 use std::time::{Duration, Instant};
 
-use bytes::{Bytes, BytesMut};
-use clap::Parser;
-use hdi_broker::config::Flags;
-use hdi_broker::server::{Broker, handle_frame};
+use bytes::Bytes;
+use common::{call, name, open, produce, temp_dir as temp};
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
-use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::*;
-use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
-
-fn open(dir: &std::path::Path) -> Arc<Broker> {
-    let flags = Flags::parse_from([
-        "hdi-broker",
-        "--node-id",
-        "1",
-        "--listen",
-        "127.0.0.1:9092",
-        "--data-dir",
-        dir.to_str().unwrap(),
-    ]);
-    Broker::open(flags.resolve().unwrap()).unwrap()
-}
-
-fn temp(tag: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("hdi-broker-sem-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
-}
-
-async fn call<T: Decodable>(broker: &Broker, key: ApiKey, version: i16, request: RequestKind) -> T {
-    let mut buf = BytesMut::new();
-    RequestHeader::default()
-        .with_request_api_key(key as i16)
-        .with_request_api_version(version)
-        .with_correlation_id(5)
-        .encode(&mut buf, key.request_header_version(version))
-        .unwrap();
-    request.encode(&mut buf, version).unwrap();
-    let response = handle_frame(broker, buf.freeze(), "127.0.0.1:1".parse().unwrap())
-        .await
-        .unwrap()
-        .unwrap();
-    let mut body = response.slice(4..);
-    ResponseHeader::decode(&mut body, key.response_header_version(version)).unwrap();
-    T::decode(&mut body, version).unwrap()
-}
-
-fn name(topic: &str) -> TopicName {
-    TopicName(StrBytes::from_string(topic.to_owned()))
-}
-
-async fn produce(broker: &Broker, topic: &str, timestamp: i64) {
-    let batch = hdi_log::batch::build_batch(0, timestamp, &[b"v"]);
-    let request = ProduceRequest::default()
-        .with_acks(1)
-        .with_timeout_ms(1000)
-        .with_topic_data(vec![
-            TopicProduceData::default()
-                .with_name(name(topic))
-                .with_partition_data(vec![
-                    PartitionProduceData::default()
-                        .with_index(0)
-                        .with_records(Some(Bytes::from(batch))),
-                ]),
-        ]);
-    let response: ProduceResponse =
-        call(broker, ApiKey::Produce, 7, RequestKind::Produce(request)).await;
-    assert_eq!(response.responses[0].partition_responses[0].error_code, 0);
-}
+use kafka_protocol::protocol::StrBytes;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn join_group_before_v7_never_sends_a_null_protocol_name() {
@@ -114,8 +54,8 @@ async fn list_offsets_by_time_answers_with_a_timestamp() {
         .topics
         .create("t", 1, Default::default(), false)
         .unwrap();
-    produce(&broker, "t", 1_000).await;
-    produce(&broker, "t", 2_000).await;
+    produce(&broker, "t", 1_000, b"v").await;
+    produce(&broker, "t", 2_000, b"v").await;
     let request = ListOffsetsRequest::default().with_topics(vec![
         ListOffsetsTopic::default()
             .with_name(name("t"))
@@ -208,8 +148,8 @@ async fn deleted_topics_stay_deleted_and_no_name_is_special() {
             .topics
             .create("orders.deleting", 1, Default::default(), false)
             .unwrap();
-        produce(&broker, "gone", 1).await;
-        produce(&broker, "orders.deleting", 1).await;
+        produce(&broker, "gone", 1, b"v").await;
+        produce(&broker, "orders.deleting", 1, b"v").await;
         broker.topics.delete("gone").unwrap();
         // Re-created with the same name: empty, not the old data.
         broker
@@ -238,5 +178,79 @@ async fn deleted_topics_stay_deleted_and_no_name_is_special() {
         .get("orders.deleting")
         .expect("a topic whose name ends in .deleting survives a restart");
     assert_eq!(kept.partition(0).unwrap().offsets(), (0, 1));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+fn fetch_request(max_wait_ms: i32, min_bytes: i32) -> RequestKind {
+    RequestKind::Fetch(
+        FetchRequest::default()
+            .with_max_wait_ms(max_wait_ms)
+            .with_min_bytes(min_bytes)
+            .with_max_bytes(1 << 20)
+            .with_topics(vec![
+                FetchTopic::default()
+                    .with_topic(name("poll"))
+                    .with_partitions(vec![
+                        FetchPartition::default()
+                            .with_partition(0)
+                            .with_fetch_offset(0)
+                            .with_partition_max_bytes(1 << 20),
+                    ]),
+            ]),
+    )
+}
+
+fn records_in(response: &FetchResponse) -> usize {
+    response.responses[0].partitions[0]
+        .records
+        .as_ref()
+        .map_or(0, Bytes::len)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn fetch_waits_and_is_woken_by_an_append() {
+    let dir = temp("poll");
+    let broker = open(&dir);
+    broker
+        .topics
+        .create("poll", 1, Default::default(), false)
+        .unwrap();
+
+    // Nothing to read: the answer comes after max_wait_ms, empty.
+    let started = Instant::now();
+    let empty: FetchResponse = call(&broker, ApiKey::Fetch, 11, fetch_request(400, 1)).await;
+    let waited = started.elapsed();
+    assert_eq!(records_in(&empty), 0);
+    assert!(
+        waited >= Duration::from_millis(380) && waited < Duration::from_millis(1500),
+        "{waited:?}"
+    );
+
+    // A long poll (10 s) is woken by an append 300 ms later.
+    let waiter = {
+        let broker = std::sync::Arc::clone(&broker);
+        tokio::spawn(async move {
+            let started = Instant::now();
+            let response: FetchResponse =
+                call(&broker, ApiKey::Fetch, 11, fetch_request(10_000, 1)).await;
+            (started.elapsed(), records_in(&response))
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    produce(&broker, "poll", 0, b"wake up").await;
+    let (took, bytes) = waiter.await.unwrap();
+    assert!(bytes > 0);
+    assert!(took < Duration::from_millis(1500), "woken after {took:?}");
+
+    // min_bytes larger than what is there: held until max_wait_ms, then answered with what exists.
+    let started = Instant::now();
+    let response: FetchResponse =
+        call(&broker, ApiKey::Fetch, 11, fetch_request(500, 1 << 20)).await;
+    assert!(records_in(&response) > 0);
+    assert!(
+        started.elapsed() >= Duration::from_millis(480),
+        "{:?}",
+        started.elapsed()
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -8,13 +8,12 @@ mod groups;
 mod metadata;
 mod offsets;
 mod produce;
+mod producer;
 
 use std::net::SocketAddr;
 
 use kafka_protocol::messages::api_versions_response::ApiVersion;
-use kafka_protocol::messages::{
-    ApiKey, ApiVersionsResponse, InitProducerIdResponse, RequestKind, ResponseKind,
-};
+use kafka_protocol::messages::{ApiKey, ApiVersionsResponse, RequestKind, ResponseKind};
 use kafka_protocol::protocol::StrBytes;
 
 use crate::codes;
@@ -88,14 +87,34 @@ pub fn api_versions_response(error_code: i16) -> ApiVersionsResponse {
         .with_api_keys(api_keys)
 }
 
-/// Runs the handler for `request`; `None` means no response (Produce with acks=0).
-pub async fn dispatch(cx: &Context<'_>, request: RequestKind) -> Option<ResponseKind> {
-    Some(match request {
+/// What to do after a request. (One per request, moved straight into the encoder: the size
+/// difference between the variants costs nothing worth a box.)
+#[allow(
+    clippy::large_enum_variant,
+    reason = "short-lived, never stored or copied in bulk"
+)]
+pub enum Outcome {
+    /// Send this response.
+    Respond(ResponseKind),
+    /// Send nothing (Produce with acks=0).
+    NoResponse,
+    /// Close the connection: the request has no handler (only advertised APIs are decoded, so
+    /// this means a bug, and a client must not wait forever for an answer).
+    Close(String),
+}
+
+/// Runs the handler for `request`.
+pub async fn dispatch(cx: &Context<'_>, request: RequestKind) -> Outcome {
+    Outcome::Respond(match request {
         RequestKind::ApiVersions(_) => {
             ResponseKind::ApiVersions(api_versions_response(codes::NONE))
         }
         RequestKind::Metadata(r) => ResponseKind::Metadata(metadata::metadata(cx, r)),
-        RequestKind::Produce(r) => return produce::produce(cx, r).map(ResponseKind::Produce),
+        RequestKind::Produce(r) => {
+            return produce::produce(cx, r).map_or(Outcome::NoResponse, |r| {
+                Outcome::Respond(ResponseKind::Produce(r))
+            });
+        }
         RequestKind::Fetch(r) => ResponseKind::Fetch(fetch::fetch(cx, r).await),
         RequestKind::ListOffsets(r) => ResponseKind::ListOffsets(offsets::list_offsets(cx, r)),
         RequestKind::DeleteRecords(r) => {
@@ -134,31 +153,13 @@ pub async fn dispatch(cx: &Context<'_>, request: RequestKind) -> Option<Response
         }
         RequestKind::DeleteGroups(r) => ResponseKind::DeleteGroups(groups::delete_groups(cx, r)),
         RequestKind::InitProducerId(r) => {
-            let mut response = InitProducerIdResponse::default();
-            if r.transactional_id.is_some() {
-                // Transactions are not implemented: refuse rather than pretend.
-                response.error_code = codes::INVALID_REQUEST;
-            } else if r.producer_id.0 >= 0 {
-                // KIP-360 epoch bump of a known producer.
-                response.producer_id = r.producer_id;
-                response.producer_epoch = r.producer_epoch.saturating_add(1);
-            } else {
-                match cx.broker.producer_ids.next() {
-                    Ok(id) => {
-                        response.producer_id = id.into();
-                        response.producer_epoch = 0;
-                    }
-                    Err(error) => {
-                        crate::server::log_error("cannot allocate a producer id", &error);
-                        response.error_code = codes::UNKNOWN_SERVER_ERROR;
-                    }
-                }
-            }
-            ResponseKind::InitProducerId(response)
+            ResponseKind::InitProducerId(producer::init_producer_id(cx, r))
         }
         other => {
-            tracing::warn!(request = ?std::mem::discriminant(&other), "request type not dispatched");
-            return None;
+            return Outcome::Close(format!(
+                "no handler for request {:?}",
+                std::mem::discriminant(&other)
+            ));
         }
     })
 }

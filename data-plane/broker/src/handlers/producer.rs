@@ -1,0 +1,31 @@
+//! InitProducerId: producer ids for idempotent producers (transactions are refused).
+
+use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse};
+
+use super::Context;
+use crate::codes;
+
+/// Handles InitProducerId.
+pub fn init_producer_id(cx: &Context<'_>, r: InitProducerIdRequest) -> InitProducerIdResponse {
+    let mut response = InitProducerIdResponse::default();
+    if r.transactional_id.is_some() {
+        // Transactions are not implemented: refuse rather than pretend.
+        response.error_code = codes::INVALID_REQUEST;
+    } else if r.producer_id.0 >= 0 {
+        // KIP-360 epoch bump of a known producer.
+        response.producer_id = r.producer_id;
+        response.producer_epoch = r.producer_epoch.saturating_add(1);
+    } else {
+        match cx.broker.producer_ids.next() {
+            Ok(id) => {
+                response.producer_id = id.into();
+                response.producer_epoch = 0;
+            }
+            Err(error) => {
+                crate::server::log_error("cannot allocate a producer id", &error);
+                response.error_code = codes::UNKNOWN_SERVER_ERROR;
+            }
+        }
+    }
+    response
+}

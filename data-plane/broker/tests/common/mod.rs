@@ -1,0 +1,100 @@
+//! Shared helpers of the broker's integration tests: a broker in a temporary directory, request
+//! framing with the client half of the codec, and a typed in-process call.
+#![allow(dead_code, reason = "each test file uses a different subset")]
+#![allow(clippy::unwrap_used, reason = "test helpers")]
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use clap::Parser;
+use hdi_broker::config::Flags;
+use hdi_broker::server::{Broker, handle_frame};
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::{
+    ApiKey, ProduceRequest, ProduceResponse, RequestHeader, RequestKind, ResponseHeader, TopicName,
+};
+use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+
+/// A fresh, empty directory for one test (removed first if a previous run left it).
+pub fn temp_dir(tag: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("hdi-broker-test-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+/// A broker over `dir`, as `hdi-broker --node-id 1 --listen 127.0.0.1:9092` would open it.
+pub fn open(dir: &Path) -> Arc<Broker> {
+    let flags = Flags::parse_from([
+        "hdi-broker",
+        "--node-id",
+        "1",
+        "--listen",
+        "127.0.0.1:9092",
+        "--data-dir",
+        dir.to_str().unwrap(),
+    ]);
+    Broker::open(flags.resolve().unwrap()).unwrap()
+}
+
+/// A request frame body (without the length prefix).
+pub fn frame(key: ApiKey, version: i16, correlation_id: i32, request: &RequestKind) -> Bytes {
+    let mut buf = BytesMut::new();
+    RequestHeader::default()
+        .with_request_api_key(key as i16)
+        .with_request_api_version(version)
+        .with_correlation_id(correlation_id)
+        .with_client_id(Some(StrBytes::from_static_str("hdi-broker-test")))
+        .encode(&mut buf, key.request_header_version(version))
+        .unwrap();
+    request.encode(&mut buf, version).unwrap();
+    buf.freeze()
+}
+
+/// The client address handed to `handle_frame`.
+pub fn peer() -> std::net::SocketAddr {
+    "127.0.0.1:1".parse().unwrap()
+}
+
+/// Sends one request through `handle_frame` and decodes its response.
+pub async fn call<T: Decodable>(
+    broker: &Broker,
+    key: ApiKey,
+    version: i16,
+    request: RequestKind,
+) -> T {
+    let response = handle_frame(broker, frame(key, version, 5, &request), peer())
+        .await
+        .unwrap()
+        .unwrap();
+    let mut body = response.slice(4..);
+    let header = ResponseHeader::decode(&mut body, key.response_header_version(version)).unwrap();
+    assert_eq!(header.correlation_id, 5);
+    T::decode(&mut body, version).unwrap()
+}
+
+/// A topic name.
+pub fn name(topic: &str) -> TopicName {
+    TopicName(StrBytes::from_string(topic.to_owned()))
+}
+
+/// Produces one record with `payload` and `timestamp` to partition 0 of `topic` and checks it
+/// was accepted.
+pub async fn produce(broker: &Broker, topic: &str, timestamp: i64, payload: &[u8]) {
+    let batch = hdi_log::batch::build_batch(0, timestamp, &[payload]);
+    let request = ProduceRequest::default()
+        .with_acks(1)
+        .with_timeout_ms(1000)
+        .with_topic_data(vec![
+            TopicProduceData::default()
+                .with_name(name(topic))
+                .with_partition_data(vec![
+                    PartitionProduceData::default()
+                        .with_index(0)
+                        .with_records(Some(Bytes::from(batch))),
+                ]),
+        ]);
+    let response: ProduceResponse =
+        call(broker, ApiKey::Produce, 7, RequestKind::Produce(request)).await;
+    assert_eq!(response.responses[0].partition_responses[0].error_code, 0);
+}
