@@ -29,6 +29,7 @@
 //! starts at the active segment's first append in this process, so a restart resets it.
 
 pub mod batch;
+mod replication;
 mod segment;
 
 use std::path::{Path, PathBuf};
@@ -37,6 +38,7 @@ use std::time::Duration;
 use segment::{Scan, Segment};
 
 pub use batch::{BatchError, BatchHeader};
+pub use replication::UNDEFINED;
 
 /// Settings of one partition log (Kafka topic configs of the same names).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -116,6 +118,14 @@ pub enum LogError {
     /// An earlier fsync failed; reopen the log to recover.
     #[error("the log failed an fsync and refuses appends until reopened")]
     Failed,
+    /// Replicated batches do not continue the log.
+    #[error("replicated batch starts at offset {got}, expected {expected}")]
+    NotContiguous {
+        /// The log end.
+        expected: i64,
+        /// The batch's base offset.
+        got: i64,
+    },
     /// The offset is outside `[log start offset, next offset]`.
     #[error("offset {offset} is out of range [{start}, {end}]")]
     OffsetOutOfRange {
@@ -166,6 +176,10 @@ pub struct Log {
     /// Set when an fsync failed: what was written may or may not be durable, so the log refuses
     /// further appends until it is reopened (and recovered).
     failed: bool,
+    /// The leader-epoch cache (Kafka's `leader-epoch-checkpoint`): `(epoch, start offset)`,
+    /// ascending in both, derived from the stored batches' partition leader epochs plus the epochs
+    /// a leader started without appending yet (see [`Log::assign_epoch_start`]).
+    epochs: Vec<(i32, i64)>,
 }
 
 const START_OFFSET_FILE: &str = "log-start-offset";
@@ -235,7 +249,7 @@ impl Log {
             )?);
         }
         log_start_offset = log_start_offset.max(segments[0].base_offset);
-        let log = Log {
+        let mut log = Log {
             dir: dir.to_owned(),
             config,
             segments,
@@ -244,7 +258,13 @@ impl Log {
             unflushed_since: None,
             active_since: None,
             failed: false,
+            epochs: Vec::new(),
         };
+        let mut epochs = Vec::new();
+        log.for_each_batch_header(|header| {
+            replication::track_epoch(&mut epochs, header.partition_leader_epoch, header.base_offset);
+        })?;
+        log.epochs = epochs;
         Ok((log, recovery))
     }
 
@@ -322,6 +342,7 @@ impl Log {
         }
         let active = self.segments.len() - 1;
         self.segments[active].append(records, &assigned)?;
+        replication::track_epoch(&mut self.epochs, leader_epoch, first_offset);
         self.active_since
             .get_or_insert_with(std::time::Instant::now);
         self.unflushed_records += count;
