@@ -39,6 +39,27 @@ pub struct Flags {
     /// fsync policy of new topics (`flush.messages`): 1 = every batch; 0 = leave to the OS.
     #[arg(long, default_value_t = 0)]
     pub flush_messages: u64,
+    /// Address of this broker's quorum listener (Raft, heartbeats, replication).
+    #[arg(long)]
+    pub quorum_listen: Option<SocketAddr>,
+    /// The metadata quorum's voters: `ID@HOST:PORT,...` (their quorum listeners). A broker whose
+    /// id is not listed joins as a non-voting member. Without it: a single-node cluster.
+    #[arg(long)]
+    pub quorum: Option<String>,
+    /// Rack (fault domain) of this broker, for replica placement.
+    #[arg(long)]
+    pub rack: Option<String>,
+    /// How long the controller waits for a broker's heartbeat before fencing it (moving its
+    /// leaderships away).
+    #[arg(long, default_value = "3s", value_parser = humantime_duration)]
+    pub broker_session_timeout: Duration,
+    /// A follower not caught up for this long leaves the ISR (`replica.lag.time.max.ms`).
+    #[arg(long, default_value = "10s", value_parser = humantime_duration)]
+    pub replica_lag_time_max: Duration,
+    /// Replication factor of auto-created topics and of CreateTopics with -1 (capped at the
+    /// number of live brokers).
+    #[arg(long, default_value_t = 3)]
+    pub default_replication_factor: i16,
 }
 
 fn humantime_duration(text: &str) -> Result<Duration, String> {
@@ -80,6 +101,18 @@ pub struct BrokerConfig {
     pub flush_messages: Option<u64>,
     /// Largest request frame accepted (`socket.request.max.bytes`).
     pub max_request_bytes: usize,
+    /// Quorum listener address.
+    pub quorum_listen: Option<SocketAddr>,
+    /// Quorum voters by id (empty: single node).
+    pub quorum: std::collections::BTreeMap<u64, String>,
+    /// Rack.
+    pub rack: Option<String>,
+    /// Broker session timeout.
+    pub broker_session_timeout: Duration,
+    /// `replica.lag.time.max.ms`.
+    pub replica_lag_time_max: Duration,
+    /// Default replication factor.
+    pub default_replication_factor: i16,
 }
 
 /// Why the flags are unusable.
@@ -91,6 +124,18 @@ pub enum ConfigError {
     /// `--default-partitions` is not positive.
     #[error("--default-partitions must be at least 1")]
     BadPartitions,
+    /// `--quorum` is malformed.
+    #[error("--quorum {0:?} must be ID@HOST:PORT[,ID@HOST:PORT...] with distinct ids >= 0")]
+    BadQuorum(String),
+    /// `--quorum` without `--quorum-listen`.
+    #[error("--quorum needs --quorum-listen")]
+    QuorumWithoutListener,
+    /// `--default-replication-factor` is not positive.
+    #[error("--default-replication-factor must be at least 1")]
+    BadReplicationFactor,
+    /// `--node-id` is negative.
+    #[error("--node-id must be >= 0")]
+    BadNodeId,
 }
 
 impl Flags {
@@ -116,6 +161,19 @@ impl Flags {
         if self.default_partitions < 1 {
             return Err(ConfigError::BadPartitions);
         }
+        if self.default_replication_factor < 1 {
+            return Err(ConfigError::BadReplicationFactor);
+        }
+        if self.node_id < 0 {
+            return Err(ConfigError::BadNodeId);
+        }
+        let quorum = match &self.quorum {
+            None => std::collections::BTreeMap::new(),
+            Some(text) => parse_quorum(text).ok_or_else(|| ConfigError::BadQuorum(text.clone()))?,
+        };
+        if !quorum.is_empty() && self.quorum_listen.is_none() {
+            return Err(ConfigError::QuorumWithoutListener);
+        }
         Ok(BrokerConfig {
             node_id: self.node_id,
             data_dir: self.data_dir,
@@ -127,6 +185,28 @@ impl Flags {
             group_initial_rebalance_delay: self.group_initial_rebalance_delay,
             flush_messages: (self.flush_messages > 0).then_some(self.flush_messages),
             max_request_bytes: 100 * 1024 * 1024,
+            quorum_listen: self.quorum_listen,
+            quorum,
+            rack: self.rack,
+            broker_session_timeout: self.broker_session_timeout,
+            replica_lag_time_max: self.replica_lag_time_max,
+            default_replication_factor: self.default_replication_factor,
         })
     }
+}
+
+fn parse_quorum(text: &str) -> Option<std::collections::BTreeMap<u64, String>> {
+    let mut voters = std::collections::BTreeMap::new();
+    for part in text.split(',') {
+        let (id, addr) = part.trim().split_once('@')?;
+        let id: u64 = id.parse().ok()?;
+        let (host, port) = addr.rsplit_once(':')?;
+        if host.is_empty() || port.parse::<u16>().is_err() {
+            return None;
+        }
+        if voters.insert(id, addr.to_owned()).is_some() {
+            return None;
+        }
+    }
+    Some(voters)
 }

@@ -1,6 +1,7 @@
 //! `hdi-broker`: runs a single-node Kafka-compatible broker.
 //!
-//! `hdi-broker --node-id 1 --data-dir DIR --listen 127.0.0.1:9092 [--advertised-listener HOST:PORT]`.
+//! `hdi-broker --node-id 1 --data-dir DIR --listen 127.0.0.1:9092 [--advertised-listener HOST:PORT]
+//! [--quorum-listen 127.0.0.1:9192 --quorum 1@127.0.0.1:9192,2@...]`.
 //! Logs one line when ready; stops cleanly on SIGTERM or SIGINT (flushing every partition).
 //! Start-up failures print one line naming the problem and exit 1.
 
@@ -10,12 +11,12 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use clap::Parser;
 use hdi_broker::config::Flags;
-use hdi_broker::server::{Broker, serve};
+use hdi_broker::server::{Broker, serve, serve_quorum};
 
 fn main() -> ExitCode {
     let flags = Flags::parse();
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,openraft=warn"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -49,21 +50,53 @@ async fn run(mut config: hdi_broker::config::BrokerConfig) -> anyhow::Result<()>
         // `--listen HOST:0` picked a free port: advertise the one we got.
         config.advertised_port = i32::from(local.port());
     }
+    let quorum_listener = match config.quorum_listen {
+        Some(addr) => Some(
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen on {addr} (--quorum-listen)"))?,
+        ),
+        None => None,
+    };
+    let quorum_addr = match &quorum_listener {
+        Some(l) => l.local_addr()?.to_string(),
+        None => String::new(),
+    };
     let data_dir = config.data_dir.clone();
-    let broker = tokio::task::spawn_blocking(move || Broker::open(config))
+    let broker = Broker::open(config, quorum_addr)
         .await
-        .context("start-up task failed")?
         .with_context(|| format!("cannot open data directory {}", data_dir.display()))?;
-    tracing::info!(node_id = broker.config.node_id, cluster_id = %broker.cluster_id, "hdi-broker ready on {local}");
-    let background = tokio::spawn(Arc::clone(&broker).background());
-    let server = tokio::spawn(serve(Arc::clone(&broker), listener));
+    let mut tasks = broker.start_tasks();
+    if let Some(listener) = quorum_listener {
+        tasks.spawn(serve_quorum(Arc::clone(&broker), listener));
+    }
+    if broker.config.quorum.is_empty() {
+        // A one-member cluster: serve once this broker is registered and unfenced (a second or
+        // so), so that the first clients see it in Metadata.
+        if !broker
+            .wait_until_unfenced(std::time::Duration::from_secs(30))
+            .await
+        {
+            anyhow::bail!("the single-node metadata quorum did not start within 30 s");
+        }
+    }
+    tasks.spawn(serve(Arc::clone(&broker), listener));
+    tracing::info!(
+        node_id = broker.config.node_id,
+        "hdi-broker ready on {local}"
+    );
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {
         _ = term.recv() => tracing::info!("SIGTERM: stopping"),
         _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: stopping"),
     }
-    server.abort();
-    background.abort();
+    if !broker.config.quorum.is_empty() {
+        broker
+            .controlled_shutdown(std::time::Duration::from_secs(10))
+            .await;
+    }
+    tasks.abort_all();
+    let _ = broker.cluster.raft.shutdown().await;
     tokio::task::spawn_blocking(move || broker.flush_all())
         .await
         .context("flush task failed")?;

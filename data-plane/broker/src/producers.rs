@@ -115,11 +115,13 @@ impl ProducerStates {
 }
 
 /// Hands out producer ids, durably: ids are reserved in blocks whose upper bound is persisted
-/// before any id of the block is used, so a restarted broker never reuses one.
+/// before any id of the block is used, so a restarted broker never reuses one. Ids are unique
+/// across the cluster without coordination: broker `n` hands out `n * 2^40 + k`.
 #[derive(Debug)]
 pub struct ProducerIdAllocator {
     path: PathBuf,
     state: Mutex<(i64, i64)>,
+    prefix: i64,
 }
 
 const BLOCK: i64 = 1000;
@@ -129,7 +131,7 @@ impl ProducerIdAllocator {
     ///
     /// # Errors
     /// When the file exists but cannot be read.
-    pub fn open(path: &Path) -> std::io::Result<ProducerIdAllocator> {
+    pub fn open(path: &Path, node_id: i32) -> std::io::Result<ProducerIdAllocator> {
         let start = match std::fs::read_to_string(path) {
             Ok(text) => text.trim().parse::<i64>().unwrap_or(0),
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => 0,
@@ -138,6 +140,7 @@ impl ProducerIdAllocator {
         Ok(ProducerIdAllocator {
             path: path.to_owned(),
             state: Mutex::new((start, start)),
+            prefix: i64::from(node_id.max(0)) << 40,
         })
     }
 
@@ -160,7 +163,7 @@ impl ProducerIdAllocator {
             state.1 = new_bound;
         }
         state.0 = next + 1;
-        Ok(next)
+        Ok(self.prefix + next)
     }
 }
 
@@ -252,13 +255,22 @@ mod tests {
     fn producer_ids_are_never_reused_across_restarts() {
         let path = std::env::temp_dir().join(format!("hdi-pid-{}", std::process::id()));
         let _ = std::fs::remove_file(&path);
-        let first = ProducerIdAllocator::open(&path).unwrap();
+        let first = ProducerIdAllocator::open(&path, 3).unwrap();
         let a = first.next().unwrap();
         let b = first.next().unwrap();
         drop(first);
-        let second = ProducerIdAllocator::open(&path).unwrap();
+        let second = ProducerIdAllocator::open(&path, 3).unwrap();
         let c = second.next().unwrap();
         assert!(a < b && b < c, "{a} {b} {c}");
+        // Another broker's ids never collide with these.
+        let other = std::env::temp_dir().join(format!("hdi-pid-other-{}", std::process::id()));
+        let _ = std::fs::remove_file(&other);
+        let d = ProducerIdAllocator::open(&other, 4)
+            .unwrap()
+            .next()
+            .unwrap();
+        assert!(d > c && a >> 40 == 3 && d >> 40 == 4, "{a} {d}");
+        std::fs::remove_file(&other).unwrap();
         std::fs::remove_file(&path).unwrap();
     }
 }

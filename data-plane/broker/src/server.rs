@@ -18,61 +18,84 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Notify;
 
+use crate::cluster::Cluster;
 use crate::config::BrokerConfig;
 use crate::groups::Coordinator;
 use crate::handlers;
 use crate::producers::ProducerIdAllocator;
-use crate::state::{Topics, chain};
+use crate::replicas::Replicas;
+use crate::state::chain;
 
 /// The broker: configuration and all shared state.
 pub struct Broker {
     /// Configuration.
     pub config: BrokerConfig,
-    /// Cluster id.
-    pub cluster_id: String,
-    /// Topics and partitions.
-    pub topics: Topics,
+    /// The cluster: metadata quorum, membership, controller.
+    pub cluster: Arc<Cluster>,
+    /// This broker's partition replicas.
+    pub replicas: Replicas,
     /// Consumer groups.
     pub groups: Coordinator,
     /// Producer ids.
     pub producer_ids: ProducerIdAllocator,
-    /// Woken whenever records are appended (long-polling fetches wait on it).
+    /// Woken whenever records are appended or the metadata changes (long-polling fetches wait
+    /// on it).
     pub appended: Notify,
 }
 
 impl Broker {
-    /// Opens the broker's state in its data directory (recovering every log).
+    /// Opens the broker's state in its data directory and joins (or forms) the cluster.
+    /// `quorum_addr` is where this broker's quorum listener is reachable ("" without one).
     ///
     /// # Errors
-    /// When the data directory or a log cannot be used.
-    pub fn open(config: BrokerConfig) -> anyhow::Result<Arc<Broker>> {
+    /// When the data directory cannot be used or Raft cannot start.
+    pub async fn open(config: BrokerConfig, quorum_addr: String) -> anyhow::Result<Arc<Broker>> {
         std::fs::create_dir_all(&config.data_dir)?;
-        let cluster_id = crate::state::cluster_id(&config.data_dir)?;
-        let topics = Topics::open(&config)?;
+        let replicas = Replicas::open(&config)?;
         let groups = Coordinator::open(
             &config.data_dir.join("groups"),
             config.group_initial_rebalance_delay,
         )?;
-        let producer_ids = ProducerIdAllocator::open(&config.data_dir.join("producer-ids"))?;
+        let producer_ids =
+            ProducerIdAllocator::open(&config.data_dir.join("producer-ids"), config.node_id)?;
+        let cluster = Cluster::start(&config, quorum_addr).await?;
         Ok(Arc::new(Broker {
             config,
-            cluster_id,
-            topics,
+            cluster,
+            replicas,
             groups,
             producer_ids,
             appended: Notify::new(),
         }))
     }
 
-    /// fsyncs every partition (clean shutdown).
+    /// The cluster id (empty until the first broker registered).
+    pub fn cluster_id(&self) -> String {
+        self.cluster.view().meta.cluster_id.clone()
+    }
+
+    /// fsyncs every replica (clean shutdown).
     pub fn flush_all(&self) {
-        for topic in self.topics.all() {
-            for partition in topic.partitions() {
-                if let Err(error) = partition.flush() {
-                    tracing::error!(topic = %topic.name, partition = partition.index, message = %error.message, "flush failed");
-                }
+        for replica in self.replicas.all() {
+            if let Err(error) = replica.flush() {
+                tracing::error!(topic = %replica.topic, partition = replica.index, message = %error.message, "flush failed");
             }
         }
+    }
+
+    /// Starts the broker's own tasks: membership (registration and heartbeats), the controller
+    /// duties, replication, ISR maintenance, and housekeeping. They stop when the returned set is
+    /// dropped.
+    pub fn start_tasks(self: &Arc<Self>) -> tokio::task::JoinSet<()> {
+        let mut tasks = tokio::task::JoinSet::new();
+        tasks.spawn(Arc::clone(&self.cluster).run_membership());
+        tasks.spawn(crate::cluster::controller::Controller::run(Arc::clone(
+            &self.cluster,
+        )));
+        tasks.spawn(crate::replicas::run_replication(Arc::clone(self)));
+        tasks.spawn(crate::replicas::run_isr_maintenance(Arc::clone(self)));
+        tasks.spawn(Arc::clone(self).background());
+        tasks
     }
 
     /// Background work: the group coordinator's ticker and retention. Runs until dropped.
@@ -84,10 +107,8 @@ impl Broker {
             let broker = Arc::clone(&self);
             let _ = tokio::task::spawn_blocking(move || {
                 broker.groups.tick();
-                for topic in broker.topics.all() {
-                    for partition in topic.partitions() {
-                        partition.flush_if_due();
-                    }
+                for replica in broker.replicas.all() {
+                    replica.flush_if_due();
                 }
             })
             .await;
@@ -99,13 +120,112 @@ impl Broker {
                     .unwrap_or(0);
                 let broker = Arc::clone(&self);
                 let _ = tokio::task::spawn_blocking(move || {
-                    for topic in broker.topics.all() {
-                        for partition in topic.partitions() {
-                            partition.apply_retention(now_ms);
-                        }
+                    for replica in broker.replicas.all() {
+                        replica.apply_retention(now_ms);
                     }
                 })
                 .await;
+            }
+        }
+    }
+
+    /// Waits until this broker is registered and unfenced (serving as a member of the cluster).
+    /// Returns whether it happened within `timeout`.
+    pub async fn wait_until_unfenced(&self, timeout: Duration) -> bool {
+        let mut watch = self.cluster.metadata.clone();
+        let id = self.config.node_id;
+        let incarnation = self.cluster.incarnation;
+        tokio::time::timeout(
+            timeout,
+            watch.wait_for(|v| {
+                v.meta
+                    .brokers
+                    .get(&id)
+                    .is_some_and(|b| !b.fenced && b.incarnation == incarnation)
+            }),
+        )
+        .await
+        .is_ok_and(|r| r.is_ok())
+    }
+
+    /// Controlled shutdown: asks the controller to move this broker's leaderships away and waits
+    /// (up to `timeout`) until it leads nothing.
+    pub async fn controlled_shutdown(&self, timeout: Duration) {
+        self.cluster
+            .shutting_down
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        let deadline = tokio::time::Instant::now() + timeout;
+        let leads_something = |broker: &Broker| {
+            broker
+                .cluster
+                .view()
+                .meta
+                .topics
+                .values()
+                .flat_map(|t| &t.partitions)
+                .any(|p| p.leader == broker.config.node_id && p.isr.len() > 1)
+        };
+        while leads_something(self) && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        if leads_something(self) {
+            tracing::warn!("controlled shutdown: leaderships not moved in time; stopping anyway");
+        } else {
+            tracing::info!("controlled shutdown: no leaderships left");
+        }
+    }
+}
+
+/// Serves the quorum listener (Raft, proposals, heartbeats, replica fetches) until dropped.
+pub async fn serve_quorum(broker: Arc<Broker>, listener: TcpListener) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, peer)) => {
+                let broker = Arc::clone(&broker);
+                tokio::spawn(async move {
+                    if let Err(error) = quorum_connection(&broker, stream).await {
+                        tracing::debug!(%peer, %error, "quorum connection closed");
+                    }
+                });
+            }
+            Err(error) => {
+                tracing::warn!(%error, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+async fn quorum_connection(broker: &Broker, mut stream: TcpStream) -> std::io::Result<()> {
+    use crate::cluster::rpc::{Request, read_frame, write_response};
+    let _ = stream.set_nodelay(true);
+    loop {
+        let body = match read_frame(&mut stream).await {
+            Ok(body) => body,
+            Err(error) if error.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(()),
+            Err(error) => return Err(error),
+        };
+        let request: Request = serde_json::from_slice(&body).map_err(std::io::Error::other)?;
+        let raft = &broker.cluster.raft;
+        match request {
+            Request::AppendEntries(rpc) => {
+                write_response(&mut stream, &raft.append_entries(rpc).await, &[]).await?;
+            }
+            Request::Vote(rpc) => write_response(&mut stream, &raft.vote(rpc).await, &[]).await?,
+            Request::InstallSnapshot(rpc) => {
+                write_response(&mut stream, &raft.install_snapshot(rpc).await, &[]).await?;
+            }
+            Request::Propose(_) | Request::Heartbeat(_) => {
+                let answer = broker.cluster.handle_locally(&request).await;
+                write_response(&mut stream, &answer, &[]).await?;
+            }
+            Request::Fetch(fetch) => {
+                let (answers, chunks) = crate::replicas::serve_fetch(broker, &fetch).await;
+                write_response(&mut stream, &answers, &chunks).await?;
+            }
+            Request::EpochEnd(request) => {
+                let answer = crate::replicas::serve_epoch_end(broker, &request);
+                write_response(&mut stream, &answer, &[]).await?;
             }
         }
     }

@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use common::{frame, peer};
-use hdi_broker::server::{Broker, handle_frame};
+use hdi_broker::server::handle_frame;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::{Decodable, StrBytes};
@@ -88,14 +88,14 @@ fn default_request(key: ApiKey) -> RequestKind {
     }
 }
 
-fn temp_broker(tag: &str) -> (std::sync::Arc<Broker>, std::path::PathBuf) {
+async fn temp_broker(tag: &str) -> (common::TestBroker, std::path::PathBuf) {
     let dir = common::temp_dir(tag);
-    (common::open(&dir), dir)
+    (common::open(&dir).await, dir)
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn every_supported_version_answers_a_default_request() {
-    let (broker, dir) = temp_broker("versions");
+    let (broker, dir) = temp_broker("versions").await;
     let versions = ApiVersionsResponse::decode(
         &mut {
             let response = handle_frame(
@@ -141,7 +141,7 @@ async fn every_supported_version_answers_a_default_request() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn fuzzed_frames_never_panic() {
-    let (broker, dir) = temp_broker("fuzz");
+    let (broker, dir) = temp_broker("fuzz").await;
     let mut seeds = Vec::new();
     for key in APIS {
         if let Some((_, max)) = hdi_broker::handlers::supported(*key) {
@@ -202,7 +202,9 @@ impl Drop for RealBroker {
 }
 
 fn start_real_broker() -> RealBroker {
-    let dir = std::env::temp_dir().join(format!("hdi-broker-tcp-{}", std::process::id()));
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    let dir = std::env::temp_dir().join(format!("hdi-broker-tcp-{}-{n}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let mut child = Command::new(env!("CARGO_BIN_EXE_hdi-broker"))
         .args([

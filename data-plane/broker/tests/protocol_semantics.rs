@@ -19,7 +19,7 @@ use kafka_protocol::protocol::StrBytes;
 #[tokio::test(flavor = "multi_thread")]
 async fn join_group_before_v7_never_sends_a_null_protocol_name() {
     let dir = temp("join");
-    let broker = open(&dir);
+    let broker = open(&dir).await;
     for version in [4i16, 5, 6] {
         let request = JoinGroupRequest::default()
             .with_group_id(GroupId(StrBytes::from_static_str("g")))
@@ -49,11 +49,8 @@ async fn join_group_before_v7_never_sends_a_null_protocol_name() {
 #[tokio::test(flavor = "multi_thread")]
 async fn list_offsets_by_time_answers_with_a_timestamp() {
     let dir = temp("times");
-    let broker = open(&dir);
-    broker
-        .topics
-        .create("t", 1, Default::default(), false)
-        .unwrap();
+    let broker = open(&dir).await;
+    common::create_topic(&broker, "t", 1).await;
     produce(&broker, "t", 1_000, b"v").await;
     produce(&broker, "t", 2_000, b"v").await;
     let request = ListOffsetsRequest::default().with_topics(vec![
@@ -80,15 +77,9 @@ async fn list_offsets_by_time_answers_with_a_timestamp() {
 #[tokio::test(flavor = "multi_thread")]
 async fn metadata_v0_with_no_topics_lists_every_topic() {
     let dir = temp("metadata");
-    let broker = open(&dir);
-    broker
-        .topics
-        .create("a", 1, Default::default(), false)
-        .unwrap();
-    broker
-        .topics
-        .create("b", 2, Default::default(), false)
-        .unwrap();
+    let broker = open(&dir).await;
+    common::create_topic(&broker, "a", 1).await;
+    common::create_topic(&broker, "b", 2).await;
     let all = MetadataRequest::default().with_topics(Some(Vec::new()));
     let response: MetadataResponse = call(
         &broker,
@@ -107,11 +98,8 @@ async fn metadata_v0_with_no_topics_lists_every_topic() {
 #[tokio::test(flavor = "multi_thread")]
 async fn fetch_with_min_bytes_zero_answers_at_once() {
     let dir = temp("minbytes");
-    let broker = open(&dir);
-    broker
-        .topics
-        .create("t", 1, Default::default(), false)
-        .unwrap();
+    let broker = open(&dir).await;
+    common::create_topic(&broker, "t", 1).await;
     let request = FetchRequest::default()
         .with_max_wait_ms(5_000)
         .with_min_bytes(0)
@@ -139,45 +127,28 @@ async fn fetch_with_min_bytes_zero_answers_at_once() {
 async fn deleted_topics_stay_deleted_and_no_name_is_special() {
     let dir = temp("delete");
     {
-        let broker = open(&dir);
-        broker
-            .topics
-            .create("gone", 1, Default::default(), false)
-            .unwrap();
-        broker
-            .topics
-            .create("orders.deleting", 1, Default::default(), false)
-            .unwrap();
+        let broker = open(&dir).await;
+        common::create_topic(&broker, "gone", 1).await;
+        common::create_topic(&broker, "orders.deleting", 1).await;
         produce(&broker, "gone", 1, b"v").await;
         produce(&broker, "orders.deleting", 1, b"v").await;
-        broker.topics.delete("gone").unwrap();
+        broker.cluster.delete_topic("gone").await.unwrap();
         // Re-created with the same name: empty, not the old data.
-        broker
-            .topics
-            .create("gone", 1, Default::default(), false)
-            .unwrap();
-        assert_eq!(
-            broker
-                .topics
-                .get("gone")
-                .unwrap()
-                .partition(0)
-                .unwrap()
-                .offsets(),
-            (0, 0)
-        );
-        broker.topics.delete("gone").unwrap();
+        common::create_topic(&broker, "gone", 1).await;
+        assert_eq!(broker.replicas.get("gone", 0).unwrap().offsets(), (0, 0, 0));
+        broker.cluster.delete_topic("gone").await.unwrap();
+        broker.stop().await;
     }
-    let broker = open(&dir);
+    let broker = open(&dir).await;
     assert!(
-        broker.topics.get("gone").is_none(),
+        !broker.cluster.view().meta.topics.contains_key("gone"),
         "a deleted topic came back after a restart"
     );
     let kept = broker
-        .topics
-        .get("orders.deleting")
+        .replicas
+        .get("orders.deleting", 0)
         .expect("a topic whose name ends in .deleting survives a restart");
-    assert_eq!(kept.partition(0).unwrap().offsets(), (0, 1));
+    assert_eq!(kept.offsets(), (0, 1, 1));
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -210,11 +181,8 @@ fn records_in(response: &FetchResponse) -> usize {
 #[tokio::test(flavor = "multi_thread")]
 async fn fetch_waits_and_is_woken_by_an_append() {
     let dir = temp("poll");
-    let broker = open(&dir);
-    broker
-        .topics
-        .create("poll", 1, Default::default(), false)
-        .unwrap();
+    let broker = open(&dir).await;
+    common::create_topic(&broker, "poll", 1).await;
 
     // Nothing to read: the answer comes after max_wait_ms, empty.
     let started = Instant::now();
@@ -228,7 +196,7 @@ async fn fetch_waits_and_is_woken_by_an_append() {
 
     // A long poll (10 s) is woken by an append 300 ms later.
     let waiter = {
-        let broker = std::sync::Arc::clone(&broker);
+        let broker = std::sync::Arc::clone(&broker.broker);
         tokio::spawn(async move {
             let started = Instant::now();
             let response: FetchResponse =

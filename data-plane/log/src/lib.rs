@@ -262,7 +262,11 @@ impl Log {
         };
         let mut epochs = Vec::new();
         log.for_each_batch_header(|header| {
-            replication::track_epoch(&mut epochs, header.partition_leader_epoch, header.base_offset);
+            replication::track_epoch(
+                &mut epochs,
+                header.partition_leader_epoch,
+                header.base_offset,
+            );
         })?;
         log.epochs = epochs;
         Ok((log, recovery))
@@ -435,6 +439,20 @@ impl Log {
     /// # Errors
     /// [`LogError::OffsetOutOfRange`] outside `[log start offset, next offset]`.
     pub fn read(&self, offset: i64, max_bytes: usize) -> Result<Vec<u8>, LogError> {
+        self.read_below(offset, max_bytes, self.next_offset())
+    }
+
+    /// [`Log::read`], but only batches that end before `limit` (a leader serving consumers
+    /// passes its high watermark, which is always at a batch boundary).
+    ///
+    /// # Errors
+    /// [`LogError::OffsetOutOfRange`] outside `[log start offset, next offset]`.
+    pub fn read_below(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        limit: i64,
+    ) -> Result<Vec<u8>, LogError> {
         let end = self.next_offset();
         if offset < self.log_start_offset || offset > end {
             return Err(LogError::OffsetOutOfRange {
@@ -451,12 +469,15 @@ impl Log {
             let Some((position, header)) = segment.find(offset)? else {
                 continue;
             };
+            if header.last_offset() >= limit {
+                return Ok(Vec::new());
+            }
             let mut len = header.size() as u64;
             // Extend over following batches while they fit.
             let mut next = position + len;
             while next < segment.size && len < max_bytes as u64 {
                 let h = segment.header_at(next)?;
-                if len + h.size() as u64 > max_bytes as u64 {
+                if len + h.size() as u64 > max_bytes as u64 || h.last_offset() >= limit {
                     break;
                 }
                 len += h.size() as u64;

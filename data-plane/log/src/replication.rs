@@ -96,7 +96,8 @@ impl Log {
         }
         let offset = offset.max(self.log_start_offset);
         // Whole segments past the cut go first (newest first, so a crash leaves a prefix).
-        while self.segments.len() > 1 && self.segments[self.segments.len() - 1].base_offset >= offset
+        while self.segments.len() > 1
+            && self.segments[self.segments.len() - 1].base_offset >= offset
         {
             if let Some(last) = self.segments.pop() {
                 last.delete()?;

@@ -58,13 +58,19 @@ fn a_follower_stores_the_leaders_batches_byte_for_byte() {
     replicate(&leader, &mut follower);
     assert_eq!(follower.next_offset(), 12);
     assert!(follower.segment_count() > 1);
-    assert_eq!(follower.read(0, 1 << 20).unwrap(), leader.read(0, 1 << 20).unwrap());
+    assert_eq!(
+        follower.read(0, 1 << 20).unwrap(),
+        leader.read(0, 1 << 20).unwrap()
+    );
     assert_eq!(follower.latest_epoch(), 7);
     // A batch that does not continue the log is refused and writes nothing.
     let stale = leader.read(4, 1 << 20).unwrap();
     assert!(matches!(
         follower.append_replicated(&stale),
-        Err(LogError::NotContiguous { expected: 12, got: 4 })
+        Err(LogError::NotContiguous {
+            expected: 12,
+            got: 4
+        })
     ));
     assert_eq!(follower.next_offset(), 12);
 }
@@ -86,7 +92,11 @@ fn the_epoch_cache_answers_offset_for_leader_epoch_as_kafka_does() {
         (-1, UNDEFINED),
     ];
     for (requested, expected) in cases {
-        assert_eq!(log.end_offset_for_epoch(requested), expected, "epoch {requested}");
+        assert_eq!(
+            log.end_offset_for_epoch(requested),
+            expected,
+            "epoch {requested}"
+        );
     }
     // A leader that takes over in epoch 5 and has appended nothing yet.
     log.assign_epoch_start(5);
@@ -115,7 +125,11 @@ fn truncation_cuts_whole_batches_across_segments_and_survives_a_reopen() {
     assert_eq!(log.end_offset_for_epoch(2), (2, 24));
     assert_eq!(log.truncate_to(20).unwrap(), 20);
     assert_eq!(log.latest_epoch(), 1, "epoch 2 started at 20 and is gone");
-    assert_eq!(log.truncate_to(99).unwrap(), 20, "past the end: nothing to do");
+    assert_eq!(
+        log.truncate_to(99).unwrap(),
+        20,
+        "past the end: nothing to do"
+    );
     // Appends continue at the cut, and everything survives a reopen.
     assert_eq!(lead(&mut log, 4), 20);
     drop(log);

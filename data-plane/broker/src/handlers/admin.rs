@@ -16,6 +16,7 @@ use kafka_protocol::messages::{
 };
 
 use super::{Context, sb};
+use crate::cluster::topics::NewTopic;
 use crate::codes;
 use crate::state::KafkaError;
 use crate::topic_config::{self, TopicConfigs};
@@ -28,75 +29,85 @@ const SOURCE_DEFAULT: i8 = 5;
 const SOURCE_STATIC_BROKER: i8 = 4;
 
 /// Handles CreateTopics.
-pub fn create_topics(cx: &Context<'_>, request: CreateTopicsRequest) -> CreateTopicsResponse {
+pub async fn create_topics(cx: &Context<'_>, request: CreateTopicsRequest) -> CreateTopicsResponse {
     let broker = cx.broker;
-    let topics = request
-        .topics
-        .into_iter()
-        .map(|wanted| {
-            let name = wanted.name.0.as_str().to_owned();
-            let partitions = if wanted.num_partitions == -1 {
-                broker.config.default_partitions
-            } else {
-                wanted.num_partitions
-            };
-            let result = CreatableTopicResult::default().with_name(wanted.name.clone());
-            let outcome = (|| {
-                if !wanted.assignments.is_empty() {
-                    let bad = wanted.assignments.iter().any(|a| {
-                        a.broker_ids.iter().any(|b| b.0 != broker.config.node_id)
-                            || a.broker_ids.len() != 1
-                    });
-                    if bad {
-                        return Err(KafkaError::new(
-                            codes::INVALID_REPLICATION_FACTOR,
-                            "this single-node cluster can only place replicas on itself",
-                        ));
-                    }
-                }
-                if !matches!(wanted.replication_factor, -1 | 1) {
-                    return Err(KafkaError::new(
-                        codes::INVALID_REPLICATION_FACTOR,
-                        format!(
-                            "replication factor {} is larger than the 1 available broker",
-                            wanted.replication_factor
-                        ),
-                    ));
-                }
-                let mut configs = TopicConfigs::new();
-                for config in &wanted.configs {
-                    if let Some(value) = &config.value {
-                        configs.insert(config.name.as_str().to_owned(), value.as_str().to_owned());
-                    }
-                }
-                super::blocking(|| {
-                    broker
-                        .topics
-                        .create(&name, partitions, configs, request.validate_only)
-                })
-            })();
-            match outcome {
-                // topic_id exists from v7; num_partitions and replication_factor from v5.
-                Ok(topic) if cx.version >= 5 => result
-                    .with_topic_id(if cx.version >= 7 {
-                        topic.id
-                    } else {
-                        uuid::Uuid::nil()
-                    })
-                    .with_num_partitions(partitions)
-                    .with_replication_factor(1),
-                Ok(_) => result,
-                Err(error) => result
-                    .with_error_code(error.code)
-                    .with_error_message(Some(sb(error.message))),
+    let mut topics = Vec::with_capacity(request.topics.len());
+    for wanted in request.topics {
+        let name = wanted.name.0.as_str().to_owned();
+        let partitions = if wanted.num_partitions == -1 {
+            broker.config.default_partitions
+        } else {
+            wanted.num_partitions
+        };
+        let result = CreatableTopicResult::default().with_name(wanted.name.clone());
+        let mut configs = TopicConfigs::new();
+        for config in &wanted.configs {
+            if let Some(value) = &config.value {
+                configs.insert(config.name.as_str().to_owned(), value.as_str().to_owned());
             }
-        })
-        .collect();
+        }
+        let assignments = (!wanted.assignments.is_empty()).then(|| {
+            let mut lists: Vec<(i32, Vec<i32>)> = wanted
+                .assignments
+                .iter()
+                .map(|a| {
+                    (
+                        a.partition_index,
+                        a.broker_ids.iter().map(|b| b.0).collect(),
+                    )
+                })
+                .collect();
+            lists.sort_by_key(|(p, _)| *p);
+            lists.into_iter().map(|(_, l)| l).collect::<Vec<_>>()
+        });
+        let outcome = if assignments.is_some()
+            && (wanted.num_partitions != -1 || wanted.replication_factor != -1)
+        {
+            Err(KafkaError::new(
+                codes::INVALID_REQUEST,
+                "with replica assignments, num_partitions and replication_factor must be -1",
+            ))
+        } else {
+            broker
+                .cluster
+                .create_topic(
+                    NewTopic {
+                        name,
+                        partitions,
+                        replication_factor: wanted.replication_factor,
+                        assignments,
+                        configs,
+                    },
+                    broker.config.default_replication_factor,
+                    request.validate_only,
+                )
+                .await
+        };
+        topics.push(match outcome {
+            // topic_id exists from v7; num_partitions and replication_factor from v5.
+            Ok((id, rf)) if cx.version >= 5 => result
+                .with_topic_id(if cx.version >= 7 {
+                    id
+                } else {
+                    uuid::Uuid::nil()
+                })
+                .with_num_partitions(partitions)
+                .with_replication_factor(rf),
+            Ok(_) => result,
+            Err(error) => result
+                .with_error_code(error.code)
+                .with_error_message(Some(sb(error.message))),
+        });
+    }
+    broker
+        .replicas
+        .wait_reconciled(broker.cluster.view().applied_index)
+        .await;
     CreateTopicsResponse::default().with_topics(topics)
 }
 
 /// Handles DeleteTopics (by name, or by id from v6).
-pub fn delete_topics(cx: &Context<'_>, request: DeleteTopicsRequest) -> DeleteTopicsResponse {
+pub async fn delete_topics(cx: &Context<'_>, request: DeleteTopicsRequest) -> DeleteTopicsResponse {
     let broker = cx.broker;
     let mut names: Vec<(Option<String>, uuid::Uuid)> = request
         .topic_names
@@ -109,60 +120,73 @@ pub fn delete_topics(cx: &Context<'_>, request: DeleteTopicsRequest) -> DeleteTo
             .iter()
             .map(|t| (t.name.as_ref().map(|n| n.0.as_str().to_owned()), t.topic_id)),
     );
-    let responses = names
-        .into_iter()
-        .map(|(name, id)| {
-            let name = name.or_else(|| broker.topics.get_by_id(id).map(|t| t.name.clone()));
-            // topic_id exists from v6, error_message from v5.
-            let result = DeletableTopicResult::default()
-                .with_name(name.clone().map(|n| TopicName(sb(n))))
-                .with_topic_id(if cx.version >= 6 {
-                    id
-                } else {
-                    uuid::Uuid::nil()
-                });
-            let outcome = match &name {
-                Some(name) => super::blocking(|| broker.topics.delete(name)),
-                None => Err(KafkaError::new(
-                    codes::UNKNOWN_TOPIC_ID,
-                    format!("no topic with id {id}"),
-                )),
-            };
-            match outcome {
-                Ok(()) => result,
-                Err(error) if cx.version >= 5 => result
-                    .with_error_code(error.code)
-                    .with_error_message(Some(sb(error.message))),
-                Err(error) => result.with_error_code(error.code),
-            }
-        })
-        .collect();
+    let mut responses = Vec::with_capacity(names.len());
+    for (name, id) in names {
+        let view = broker.cluster.view();
+        let name = name.or_else(|| {
+            view.meta
+                .topics
+                .iter()
+                .find(|(_, t)| t.id == id)
+                .map(|(n, _)| n.clone())
+        });
+        // topic_id exists from v6, error_message from v5.
+        let result = DeletableTopicResult::default()
+            .with_name(name.clone().map(|n| TopicName(sb(n))))
+            .with_topic_id(if cx.version >= 6 {
+                id
+            } else {
+                uuid::Uuid::nil()
+            });
+        let outcome = match &name {
+            Some(name) => broker.cluster.delete_topic(name).await,
+            None => Err(KafkaError::new(
+                codes::UNKNOWN_TOPIC_ID,
+                format!("no topic with id {id}"),
+            )),
+        };
+        responses.push(match outcome {
+            Ok(()) => result,
+            Err(error) if cx.version >= 5 => result
+                .with_error_code(error.code)
+                .with_error_message(Some(sb(error.message))),
+            Err(error) => result.with_error_code(error.code),
+        });
+    }
     DeleteTopicsResponse::default().with_responses(responses)
 }
 
 /// Handles CreatePartitions.
-pub fn create_partitions(
+pub async fn create_partitions(
     cx: &Context<'_>,
     request: CreatePartitionsRequest,
 ) -> CreatePartitionsResponse {
-    let results = request
-        .topics
-        .into_iter()
-        .map(|wanted| {
-            let name = wanted.name.0.as_str().to_owned();
-            let result = CreatePartitionsTopicResult::default().with_name(wanted.name);
-            match super::blocking(|| {
-                cx.broker
-                    .topics
-                    .create_partitions(&name, wanted.count, request.validate_only)
-            }) {
-                Ok(()) => result,
-                Err(error) => result
-                    .with_error_code(error.code)
-                    .with_error_message(Some(sb(error.message))),
-            }
-        })
-        .collect();
+    let mut results = Vec::with_capacity(request.topics.len());
+    for wanted in request.topics {
+        let name = wanted.name.0.as_str().to_owned();
+        let result = CreatePartitionsTopicResult::default().with_name(wanted.name);
+        let outcome = if wanted.assignments.is_some() {
+            Err(KafkaError::new(
+                codes::INVALID_REQUEST,
+                "explicit assignments of new partitions are not supported; omit them",
+            ))
+        } else {
+            cx.broker
+                .cluster
+                .create_partitions(&name, wanted.count, request.validate_only)
+                .await
+        };
+        results.push(match outcome {
+            Ok(()) => result,
+            Err(error) => result
+                .with_error_code(error.code)
+                .with_error_message(Some(sb(error.message))),
+        });
+    }
+    cx.broker
+        .replicas
+        .wait_reconciled(cx.broker.cluster.view().applied_index)
+        .await;
     CreatePartitionsResponse::default().with_results(results)
 }
 
@@ -189,8 +213,8 @@ pub fn describe_configs(
             let entries: Result<Vec<(String, String, i8)>, KafkaError> = match resource
                 .resource_type
             {
-                RESOURCE_TOPIC => match broker.topics.get(&name) {
-                    Some(topic) => Ok(topic_config::describe(&topic.configs())
+                RESOURCE_TOPIC => match broker.cluster.view().meta.topics.get(&name) {
+                    Some(topic) => Ok(topic_config::describe(&topic.configs)
                         .into_iter()
                         .map(|(k, v, default)| {
                             (
@@ -265,7 +289,7 @@ pub fn describe_configs(
     DescribeConfigsResponse::default().with_results(results)
 }
 
-fn alter(
+async fn alter(
     cx: &Context<'_>,
     resource_type: i8,
     name: &str,
@@ -279,33 +303,31 @@ fn alter(
             "only topic configs can be altered",
         ));
     }
-    super::blocking(|| {
-        cx.broker
-            .topics
-            .alter_configs(name, changes, incremental, validate_only)
-    })
+    cx.broker
+        .cluster
+        .alter_topic_configs(name, changes, incremental, validate_only)
+        .await
 }
 
 /// Handles AlterConfigs (replaces a topic's explicit configs).
-pub fn alter_configs(cx: &Context<'_>, request: AlterConfigsRequest) -> AlterConfigsResponse {
+pub async fn alter_configs(cx: &Context<'_>, request: AlterConfigsRequest) -> AlterConfigsResponse {
     use kafka_protocol::messages::alter_configs_response::AlterConfigsResourceResponse;
-    let responses = request
-        .resources
-        .into_iter()
-        .map(|resource| {
-            let changes = resource
-                .configs
-                .iter()
-                .map(|c| {
-                    (
-                        c.name.as_str().to_owned(),
-                        c.value.as_ref().map(|v| v.as_str().to_owned()),
-                    )
-                })
-                .collect();
-            let result = AlterConfigsResourceResponse::default()
-                .with_resource_type(resource.resource_type)
-                .with_resource_name(resource.resource_name.clone());
+    let mut responses = Vec::with_capacity(request.resources.len());
+    for resource in request.resources {
+        let changes = resource
+            .configs
+            .iter()
+            .map(|c| {
+                (
+                    c.name.as_str().to_owned(),
+                    c.value.as_ref().map(|v| v.as_str().to_owned()),
+                )
+            })
+            .collect();
+        let result = AlterConfigsResourceResponse::default()
+            .with_resource_type(resource.resource_type)
+            .with_resource_name(resource.resource_name.clone());
+        responses.push(
             match alter(
                 cx,
                 resource.resource_type,
@@ -313,87 +335,96 @@ pub fn alter_configs(cx: &Context<'_>, request: AlterConfigsRequest) -> AlterCon
                 changes,
                 false,
                 request.validate_only,
-            ) {
+            )
+            .await
+            {
                 Ok(()) => result,
                 Err(error) => result
                     .with_error_code(error.code)
                     .with_error_message(Some(sb(error.message))),
-            }
-        })
-        .collect();
+            },
+        );
+    }
     AlterConfigsResponse::default().with_responses(responses)
 }
 
 /// Handles IncrementalAlterConfigs (SET and DELETE; APPEND/SUBTRACT apply to list configs, which
 /// no supported topic config is).
-pub fn incremental_alter_configs(
+pub async fn incremental_alter_configs(
     cx: &Context<'_>,
     request: IncrementalAlterConfigsRequest,
 ) -> IncrementalAlterConfigsResponse {
     use kafka_protocol::messages::incremental_alter_configs_response::AlterConfigsResourceResponse;
-    let responses = request
-        .resources
-        .into_iter()
-        .map(|resource| {
-            let result = AlterConfigsResourceResponse::default()
-                .with_resource_type(resource.resource_type)
-                .with_resource_name(resource.resource_name.clone());
-            let mut changes = Vec::new();
-            let mut bad = None;
-            for config in &resource.configs {
-                let name = config.name.as_str().to_owned();
-                match config.config_operation {
-                    0 => changes.push((
-                        name,
-                        Some(
-                            config
-                                .value
-                                .as_ref()
-                                .map(|v| v.as_str().to_owned())
-                                .unwrap_or_default(),
-                        ),
-                    )),
-                    1 => changes.push((name, None)),
-                    op => {
-                        bad = Some(KafkaError::new(
-                            codes::INVALID_CONFIG,
-                            format!("operation {op} is not supported for {name}"),
-                        ))
-                    }
+    let mut responses = Vec::with_capacity(request.resources.len());
+    for resource in request.resources {
+        let result = AlterConfigsResourceResponse::default()
+            .with_resource_type(resource.resource_type)
+            .with_resource_name(resource.resource_name.clone());
+        let mut changes = Vec::new();
+        let mut bad = None;
+        for config in &resource.configs {
+            let name = config.name.as_str().to_owned();
+            match config.config_operation {
+                0 => changes.push((
+                    name,
+                    Some(
+                        config
+                            .value
+                            .as_ref()
+                            .map(|v| v.as_str().to_owned())
+                            .unwrap_or_default(),
+                    ),
+                )),
+                1 => changes.push((name, None)),
+                op => {
+                    bad = Some(KafkaError::new(
+                        codes::INVALID_CONFIG,
+                        format!("operation {op} is not supported for {name}"),
+                    ))
                 }
             }
-            let outcome = match bad {
-                Some(error) => Err(error),
-                None => alter(
+        }
+        let outcome = match bad {
+            Some(error) => Err(error),
+            None => {
+                alter(
                     cx,
                     resource.resource_type,
                     resource.resource_name.as_str(),
                     changes,
                     true,
                     request.validate_only,
-                ),
-            };
-            match outcome {
-                Ok(()) => result,
-                Err(error) => result
-                    .with_error_code(error.code)
-                    .with_error_message(Some(sb(error.message))),
+                )
+                .await
             }
-        })
-        .collect();
+        };
+        responses.push(match outcome {
+            Ok(()) => result,
+            Err(error) => result
+                .with_error_code(error.code)
+                .with_error_message(Some(sb(error.message))),
+        });
+    }
     IncrementalAlterConfigsResponse::default().with_responses(responses)
 }
 
-/// Handles DescribeCluster.
+/// Handles DescribeCluster: the unfenced brokers and the controller (the quorum leader).
 pub fn describe_cluster(cx: &Context<'_>) -> DescribeClusterResponse {
     let broker = cx.broker;
+    let view = broker.cluster.view();
     DescribeClusterResponse::default()
-        .with_cluster_id(sb(broker.cluster_id.clone()))
-        .with_controller_id(BrokerId(broker.config.node_id))
-        .with_brokers(vec![
-            DescribeClusterBroker::default()
-                .with_broker_id(BrokerId(broker.config.node_id))
-                .with_host(sb(broker.config.advertised_host.clone()))
-                .with_port(broker.config.advertised_port),
-        ])
+        .with_cluster_id(sb(view.meta.cluster_id.clone()))
+        .with_controller_id(BrokerId(broker.cluster.leader_id().unwrap_or(-1)))
+        .with_brokers(
+            view.meta
+                .live_brokers()
+                .map(|b| {
+                    DescribeClusterBroker::default()
+                        .with_broker_id(BrokerId(b.id))
+                        .with_host(sb(b.host.clone()))
+                        .with_port(b.port)
+                        .with_rack(b.rack.clone().map(sb))
+                })
+                .collect(),
+        )
 }

@@ -1,5 +1,8 @@
-//! Fetch: reads whole batches from each requested partition and long-polls: the request waits
-//! until `min_bytes` are available or `max_wait_ms` passes, woken by appends (not by polling).
+//! Fetch (consumers): reads whole batches below the high watermark from each requested partition
+//! this broker leads, and long-polls: the request waits until `min_bytes` are available or
+//! `max_wait_ms` passes, woken by appends and high-watermark moves (not by polling). A partition
+//! led elsewhere answers NOT_LEADER_OR_FOLLOWER; a stale or future `current_leader_epoch` (v9+)
+//! answers FENCED_LEADER_EPOCH or UNKNOWN_LEADER_EPOCH, as Kafka does.
 
 use std::time::Duration;
 
@@ -49,23 +52,48 @@ fn collect(
     let mut total = 0usize;
     let mut errors = false;
     let mut topics = Vec::with_capacity(request.topics.len());
+    let view = broker.cluster.view();
     for wanted in &request.topics {
-        let topic = broker
-            .topics
-            .get(wanted.topic.0.as_str())
-            .or_else(|| broker.topics.get_by_id(wanted.topic_id));
+        let name = if wanted.topic.0.is_empty() {
+            view.meta
+                .topics
+                .iter()
+                .find(|(_, t)| t.id == wanted.topic_id)
+                .map(|(n, _)| n.clone())
+                .unwrap_or_default()
+        } else {
+            wanted.topic.0.as_str().to_owned()
+        };
         let mut partitions = Vec::with_capacity(wanted.partitions.len());
         for fp in &wanted.partitions {
             let data = PartitionData::default().with_partition_index(fp.partition);
-            let Some(partition) = topic.as_ref().and_then(|t| t.partition(fp.partition)) else {
-                errors = true;
-                partitions.push(
-                    data.with_error_code(codes::UNKNOWN_TOPIC_OR_PARTITION)
-                        .with_high_watermark(-1),
-                );
-                continue;
+            let replica = broker
+                .replicas
+                .leader(&view.meta, &name, fp.partition)
+                .and_then(|replica| {
+                    let epoch = replica.leader_epoch();
+                    if cx.version >= 9
+                        && fp.current_leader_epoch >= 0
+                        && fp.current_leader_epoch != epoch
+                    {
+                        let code = if fp.current_leader_epoch < epoch {
+                            codes::FENCED_LEADER_EPOCH
+                        } else {
+                            codes::UNKNOWN_LEADER_EPOCH
+                        };
+                        return Err(crate::state::KafkaError::new(code, "leader epoch mismatch"));
+                    }
+                    Ok(replica)
+                });
+            let partition = match replica {
+                Ok(replica) => replica,
+                Err(error) => {
+                    errors = true;
+                    partitions.push(data.with_error_code(error.code).with_high_watermark(-1));
+                    continue;
+                }
             };
-            let (start, high_watermark) = partition.offsets();
+            let (start, high_watermark, _) = partition.offsets();
             // log_start_offset exists from v5.
             let start = if cx.version >= 5 { start } else { -1 };
             let data = data
@@ -81,7 +109,7 @@ fn collect(
                 partitions.push(data);
                 continue;
             }
-            match partition.read(fp.fetch_offset, budget) {
+            match partition.read(fp.fetch_offset, budget, true) {
                 Ok(records) => {
                     total += records.len();
                     partitions.push(data.with_records(Some(records)));

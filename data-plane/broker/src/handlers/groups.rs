@@ -26,16 +26,26 @@ use kafka_protocol::messages::{
 };
 
 use super::{Context, sb};
+use crate::codes;
 use crate::groups::{Committed, JoinRequest};
 
-/// Handles FindCoordinator: this broker coordinates every group.
+/// Handles FindCoordinator: the controller (the metadata quorum's leader) coordinates every group;
+/// COORDINATOR_NOT_AVAILABLE during an election.
 pub fn find_coordinator(
     cx: &Context<'_>,
     request: FindCoordinatorRequest,
 ) -> FindCoordinatorResponse {
-    let config = &cx.broker.config;
-    let node = BrokerId(config.node_id);
-    let host = sb(config.advertised_host.clone());
+    let view = cx.broker.cluster.view();
+    let coordinator = cx
+        .broker
+        .cluster
+        .leader_id()
+        .and_then(|id| view.meta.brokers.get(&id))
+        .filter(|b| !b.fenced);
+    let (code, node, host, port) = match coordinator {
+        Some(b) => (codes::NONE, BrokerId(b.id), sb(b.host.clone()), b.port),
+        None => (codes::COORDINATOR_NOT_AVAILABLE, BrokerId(-1), sb(""), -1),
+    };
     if cx.version >= 4 {
         let coordinators = request
             .coordinator_keys
@@ -43,17 +53,19 @@ pub fn find_coordinator(
             .map(|key| {
                 Coordinator::default()
                     .with_key(key)
+                    .with_error_code(code)
                     .with_node_id(node)
                     .with_host(host.clone())
-                    .with_port(config.advertised_port)
+                    .with_port(port)
             })
             .collect();
         return FindCoordinatorResponse::default().with_coordinators(coordinators);
     }
     FindCoordinatorResponse::default()
+        .with_error_code(code)
         .with_node_id(node)
         .with_host(host)
-        .with_port(config.advertised_port)
+        .with_port(port)
 }
 
 fn millis(ms: i32) -> Duration {

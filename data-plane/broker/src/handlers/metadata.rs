@@ -1,7 +1,6 @@
-//! Metadata: brokers (this one), the cluster id, and topics with their partitions; auto-creates
-//! unknown topics when the request and the broker allow it.
-
-use std::sync::Arc;
+//! Metadata: the cluster's live brokers, its id and controller, and topics with each partition's
+//! leader, leader epoch, replicas, ISR and offline replicas; auto-creates unknown topics when the
+//! request and the broker allow it. Any broker answers for the whole cluster.
 
 use kafka_protocol::messages::metadata_response::{
     MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
@@ -9,13 +8,14 @@ use kafka_protocol::messages::metadata_response::{
 use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, TopicName};
 
 use super::{Context, sb};
+use crate::cluster::metadata::{ClusterMetadata, TopicRecord};
+use crate::cluster::topics::NewTopic;
 use crate::codes;
-use crate::state::{Topic, validate_topic_name};
+use crate::state::validate_topic_name;
 
 /// Handles Metadata.
-pub fn metadata(cx: &Context<'_>, request: MetadataRequest) -> MetadataResponse {
+pub async fn metadata(cx: &Context<'_>, request: MetadataRequest) -> MetadataResponse {
     let broker = cx.broker;
-    let node = BrokerId(broker.config.node_id);
     let mut topics = Vec::new();
     // In v0 the topic list is not nullable: an empty list means every topic.
     let requested = match request.topics {
@@ -23,92 +23,164 @@ pub fn metadata(cx: &Context<'_>, request: MetadataRequest) -> MetadataResponse 
         other => other,
     };
     match requested {
-        None => topics.extend(
-            broker
-                .topics
-                .all()
-                .iter()
-                .map(|t| describe(t, node, cx.version)),
-        ),
+        None => {
+            let view = broker.cluster.view();
+            topics.extend(
+                view.meta
+                    .topics
+                    .iter()
+                    .map(|(name, t)| describe(&view.meta, name, t, cx.version)),
+            );
+        }
         Some(requested) => {
             // Before v4 auto-creation was implied.
             let allow_create = (cx.version < 4 || request.allow_auto_topic_creation)
                 && broker.config.auto_create_topics;
             for wanted in requested {
-                let topic = match &wanted.name {
+                let found: Result<String, (i16, String)> = match &wanted.name {
                     Some(name) => {
-                        let name = name.0.as_str();
-                        match broker.topics.get(name) {
-                            Some(topic) => Ok(topic),
-                            None if allow_create => match validate_topic_name(name) {
-                                Err(e) => Err((e.code, name.to_owned())),
-                                Ok(()) => super::blocking(|| {
-                                    broker
-                                        .topics
-                                        .create(
-                                            name,
-                                            broker.config.default_partitions,
-                                            Default::default(),
-                                            false,
-                                        )
-                                        .or_else(|e| broker.topics.get(name).ok_or(e))
-                                        .map_err(|e| (e.code, name.to_owned()))
-                                }),
-                            },
-                            None => Err((codes::UNKNOWN_TOPIC_OR_PARTITION, name.to_owned())),
+                        let name = name.0.as_str().to_owned();
+                        let exists = broker.cluster.view().meta.topics.contains_key(&name);
+                        if exists {
+                            Ok(name)
+                        } else if !allow_create {
+                            Err((codes::UNKNOWN_TOPIC_OR_PARTITION, name))
+                        } else if let Err(e) = validate_topic_name(&name) {
+                            Err((e.code, name))
+                        } else {
+                            let created = broker
+                                .cluster
+                                .create_topic(
+                                    NewTopic {
+                                        name: name.clone(),
+                                        partitions: broker.config.default_partitions,
+                                        replication_factor: -1,
+                                        assignments: None,
+                                        configs: Default::default(),
+                                    },
+                                    broker.config.default_replication_factor,
+                                    false,
+                                )
+                                .await;
+                            match created {
+                                Ok(_) => {
+                                    let index = broker.cluster.view().applied_index;
+                                    broker.replicas.wait_reconciled(index).await;
+                                    Ok(name)
+                                }
+                                Err(_) if broker.cluster.view().meta.topics.contains_key(&name) => {
+                                    Ok(name)
+                                }
+                                // Kafka answers LEADER_NOT_AVAILABLE while a topic is being created.
+                                Err(e) if e.code == codes::REQUEST_TIMED_OUT => {
+                                    Err((codes::LEADER_NOT_AVAILABLE, name))
+                                }
+                                Err(e) => Err((e.code, name)),
+                            }
                         }
                     }
                     None => broker
+                        .cluster
+                        .view()
+                        .meta
                         .topics
-                        .get_by_id(wanted.topic_id)
+                        .iter()
+                        .find(|(_, t)| t.id == wanted.topic_id)
+                        .map(|(n, _)| n.clone())
                         .ok_or((codes::UNKNOWN_TOPIC_ID, String::new())),
                 };
-                topics.push(match topic {
-                    Ok(topic) => describe(&topic, node, cx.version),
-                    Err((code, name)) => MetadataResponseTopic::default()
-                        .with_error_code(code)
-                        .with_name(if name.is_empty() {
-                            None
-                        } else {
-                            Some(TopicName(sb(name)))
-                        })
-                        .with_topic_id(if cx.version >= 10 {
-                            wanted.topic_id
-                        } else {
-                            uuid::Uuid::nil()
-                        }),
+                let view = broker.cluster.view();
+                topics.push(match found.as_ref().map(|n| (n, view.meta.topics.get(n))) {
+                    Ok((name, Some(topic))) => describe(&view.meta, name, topic, cx.version),
+                    Ok((name, None)) => error_topic(
+                        codes::UNKNOWN_TOPIC_OR_PARTITION,
+                        name.clone(),
+                        wanted.topic_id,
+                        cx.version,
+                    ),
+                    Err((code, name)) => {
+                        error_topic(*code, name.clone(), wanted.topic_id, cx.version)
+                    }
                 });
             }
         }
     }
-    MetadataResponse::default()
-        .with_brokers(vec![
+    let view = broker.cluster.view();
+    let brokers = view
+        .meta
+        .live_brokers()
+        .map(|b| {
             MetadataResponseBroker::default()
-                .with_node_id(node)
-                .with_host(sb(broker.config.advertised_host.clone()))
-                .with_port(broker.config.advertised_port),
-        ])
+                .with_node_id(BrokerId(b.id))
+                .with_host(sb(b.host.clone()))
+                .with_port(b.port)
+                // rack exists from v1.
+                .with_rack(if cx.version >= 1 {
+                    b.rack.clone().map(sb)
+                } else {
+                    None
+                })
+        })
+        .collect();
+    let controller = broker.cluster.leader_id().unwrap_or(-1);
+    MetadataResponse::default()
+        .with_brokers(brokers)
         // cluster_id exists from v2, controller_id from v1.
-        .with_cluster_id((cx.version >= 2).then(|| sb(broker.cluster_id.clone())))
-        .with_controller_id(if cx.version >= 1 { node } else { BrokerId(-1) })
+        .with_cluster_id((cx.version >= 2).then(|| sb(view.meta.cluster_id.clone())))
+        .with_controller_id(BrokerId(if cx.version >= 1 { controller } else { -1 }))
         .with_topics(topics)
 }
 
-fn describe(topic: &Arc<Topic>, node: BrokerId, version: i16) -> MetadataResponseTopic {
+fn error_topic(code: i16, name: String, id: uuid::Uuid, version: i16) -> MetadataResponseTopic {
+    MetadataResponseTopic::default()
+        .with_error_code(code)
+        .with_name(if name.is_empty() {
+            None
+        } else {
+            Some(TopicName(sb(name)))
+        })
+        .with_topic_id(if version >= 10 { id } else { uuid::Uuid::nil() })
+}
+
+fn describe(
+    meta: &ClusterMetadata,
+    name: &str,
+    topic: &TopicRecord,
+    version: i16,
+) -> MetadataResponseTopic {
     let partitions = topic
-        .partitions()
+        .partitions
         .iter()
-        .map(|p| {
+        .enumerate()
+        .map(|(index, p)| {
+            let ids = |list: &[i32]| list.iter().map(|id| BrokerId(*id)).collect::<Vec<_>>();
+            let offline: Vec<i32> = p
+                .replicas
+                .iter()
+                .copied()
+                .filter(|r| meta.brokers.get(r).is_none_or(|b| b.fenced))
+                .collect();
             MetadataResponsePartition::default()
-                .with_partition_index(p.index)
-                .with_leader_id(node)
-                .with_leader_epoch(if version >= 7 { 0 } else { -1 })
-                .with_replica_nodes(vec![node])
-                .with_isr_nodes(vec![node])
+                .with_error_code(if p.leader < 0 {
+                    codes::LEADER_NOT_AVAILABLE
+                } else {
+                    codes::NONE
+                })
+                .with_partition_index(index as i32)
+                .with_leader_id(BrokerId(p.leader))
+                // leader_epoch exists from v7, offline_replicas from v5.
+                .with_leader_epoch(if version >= 7 { p.leader_epoch } else { -1 })
+                .with_replica_nodes(ids(&p.replicas))
+                .with_isr_nodes(ids(&p.isr))
+                .with_offline_replicas(if version >= 5 {
+                    ids(&offline)
+                } else {
+                    Vec::new()
+                })
         })
         .collect();
     MetadataResponseTopic::default()
-        .with_name(Some(TopicName(sb(topic.name.clone()))))
+        .with_name(Some(TopicName(sb(name.to_owned()))))
         .with_topic_id(if version >= 10 {
             topic.id
         } else {

@@ -109,11 +109,13 @@ pub async fn dispatch(cx: &Context<'_>, request: RequestKind) -> Outcome {
         RequestKind::ApiVersions(_) => {
             ResponseKind::ApiVersions(api_versions_response(codes::NONE))
         }
-        RequestKind::Metadata(r) => ResponseKind::Metadata(metadata::metadata(cx, r)),
+        RequestKind::Metadata(r) => ResponseKind::Metadata(metadata::metadata(cx, r).await),
         RequestKind::Produce(r) => {
-            return produce::produce(cx, r).map_or(Outcome::NoResponse, |r| {
-                Outcome::Respond(ResponseKind::Produce(r))
-            });
+            return produce::produce(cx, r)
+                .await
+                .map_or(Outcome::NoResponse, |r| {
+                    Outcome::Respond(ResponseKind::Produce(r))
+                });
         }
         RequestKind::Fetch(r) => ResponseKind::Fetch(fetch::fetch(cx, r).await),
         RequestKind::ListOffsets(r) => ResponseKind::ListOffsets(offsets::list_offsets(cx, r)),
@@ -123,17 +125,23 @@ pub async fn dispatch(cx: &Context<'_>, request: RequestKind) -> Outcome {
         RequestKind::OffsetForLeaderEpoch(r) => {
             ResponseKind::OffsetForLeaderEpoch(offsets::offset_for_leader_epoch(cx, r))
         }
-        RequestKind::CreateTopics(r) => ResponseKind::CreateTopics(admin::create_topics(cx, r)),
-        RequestKind::DeleteTopics(r) => ResponseKind::DeleteTopics(admin::delete_topics(cx, r)),
+        RequestKind::CreateTopics(r) => {
+            ResponseKind::CreateTopics(admin::create_topics(cx, r).await)
+        }
+        RequestKind::DeleteTopics(r) => {
+            ResponseKind::DeleteTopics(admin::delete_topics(cx, r).await)
+        }
         RequestKind::CreatePartitions(r) => {
-            ResponseKind::CreatePartitions(admin::create_partitions(cx, r))
+            ResponseKind::CreatePartitions(admin::create_partitions(cx, r).await)
         }
         RequestKind::DescribeConfigs(r) => {
             ResponseKind::DescribeConfigs(admin::describe_configs(cx, r))
         }
-        RequestKind::AlterConfigs(r) => ResponseKind::AlterConfigs(admin::alter_configs(cx, r)),
+        RequestKind::AlterConfigs(r) => {
+            ResponseKind::AlterConfigs(admin::alter_configs(cx, r).await)
+        }
         RequestKind::IncrementalAlterConfigs(r) => {
-            ResponseKind::IncrementalAlterConfigs(admin::incremental_alter_configs(cx, r))
+            ResponseKind::IncrementalAlterConfigs(admin::incremental_alter_configs(cx, r).await)
         }
         RequestKind::DescribeCluster(_) => {
             ResponseKind::DescribeCluster(admin::describe_cluster(cx))

@@ -22,26 +22,35 @@ const EARLIEST: i64 = -2;
 
 /// Handles ListOffsets.
 pub fn list_offsets(cx: &Context<'_>, request: ListOffsetsRequest) -> ListOffsetsResponse {
+    let view = cx.broker.cluster.view();
     let topics = request
         .topics
         .into_iter()
         .map(|wanted| {
-            let topic = cx.broker.topics.get(wanted.name.0.as_str());
+            let name = wanted.name.0.as_str().to_owned();
             let partitions = wanted
                 .partitions
                 .iter()
                 .map(|lp| {
                     let response = ListOffsetsPartitionResponse::default()
                         .with_partition_index(lp.partition_index);
-                    let Some(partition) =
-                        topic.as_ref().and_then(|t| t.partition(lp.partition_index))
-                    else {
-                        return response
-                            .with_error_code(codes::UNKNOWN_TOPIC_OR_PARTITION)
-                            .with_offset(-1)
-                            .with_timestamp(-1);
-                    };
-                    let (start, end) = partition.offsets();
+                    let partition =
+                        match cx
+                            .broker
+                            .replicas
+                            .leader(&view.meta, &name, lp.partition_index)
+                        {
+                            Ok(partition) => partition,
+                            Err(error) => {
+                                return response
+                                    .with_error_code(error.code)
+                                    .with_offset(-1)
+                                    .with_timestamp(-1);
+                            }
+                        };
+                    let epoch = partition.leader_epoch();
+                    // Consumers see the high watermark as the end (records above it may vanish).
+                    let (start, end, _) = partition.offsets();
                     let found = match lp.timestamp {
                         // Earliest and latest carry no timestamp (-1), as in Kafka.
                         LATEST => Ok(Some((end, -1))),
@@ -59,7 +68,7 @@ pub fn list_offsets(cx: &Context<'_>, request: ListOffsetsRequest) -> ListOffset
                         Ok(Some((offset, timestamp))) => response
                             .with_offset(offset)
                             .with_timestamp(timestamp)
-                            .with_leader_epoch(if cx.version >= 4 { 0 } else { -1 }),
+                            .with_leader_epoch(if cx.version >= 4 { epoch } else { -1 }),
                         Ok(None) => response.with_offset(-1).with_timestamp(-1),
                         Err(error) => response
                             .with_error_code(error.code)
@@ -78,22 +87,25 @@ pub fn list_offsets(cx: &Context<'_>, request: ListOffsetsRequest) -> ListOffset
 
 /// Handles DeleteRecords.
 pub fn delete_records(cx: &Context<'_>, request: DeleteRecordsRequest) -> DeleteRecordsResponse {
+    let view = cx.broker.cluster.view();
     let topics = request
         .topics
         .into_iter()
         .map(|wanted| {
-            let topic = cx.broker.topics.get(wanted.name.0.as_str());
+            let name = wanted.name.0.as_str().to_owned();
             let partitions = wanted
                 .partitions
                 .iter()
                 .map(|dp| {
                     let result = DeleteRecordsPartitionResult::default()
                         .with_partition_index(dp.partition_index);
-                    match topic.as_ref().and_then(|t| t.partition(dp.partition_index)) {
-                        None => result
-                            .with_error_code(codes::UNKNOWN_TOPIC_OR_PARTITION)
-                            .with_low_watermark(-1),
-                        Some(partition) => match super::blocking(|| {
+                    match cx
+                        .broker
+                        .replicas
+                        .leader(&view.meta, &name, dp.partition_index)
+                    {
+                        Err(error) => result.with_error_code(error.code).with_low_watermark(-1),
+                        Ok(partition) => match super::blocking(|| {
                             partition.delete_records_before(dp.offset)
                         }) {
                             Ok(start) => result.with_low_watermark(start),
@@ -110,32 +122,45 @@ pub fn delete_records(cx: &Context<'_>, request: DeleteRecordsRequest) -> Delete
     DeleteRecordsResponse::default().with_topics(topics)
 }
 
-/// Handles OffsetForLeaderEpoch. A single node has one leader epoch, 0: its end is the log end.
+/// Handles OffsetForLeaderEpoch from the leader's epoch cache (KIP-101/320): the largest epoch
+/// at or below the one asked and where it ended.
 pub fn offset_for_leader_epoch(
     cx: &Context<'_>,
     request: OffsetForLeaderEpochRequest,
 ) -> OffsetForLeaderEpochResponse {
+    let view = cx.broker.cluster.view();
     let topics = request
         .topics
         .into_iter()
         .map(|wanted| {
-            let topic = cx.broker.topics.get(wanted.topic.0.as_str());
+            let name = wanted.topic.0.as_str().to_owned();
             let partitions = wanted
                 .partitions
                 .iter()
                 .map(|op| {
                     let result = EpochEndOffset::default().with_partition(op.partition);
-                    match topic.as_ref().and_then(|t| t.partition(op.partition)) {
-                        None => result
-                            .with_error_code(codes::UNKNOWN_TOPIC_OR_PARTITION)
+                    match cx.broker.replicas.leader(&view.meta, &name, op.partition) {
+                        Err(error) => result
+                            .with_error_code(error.code)
                             .with_end_offset(-1)
                             .with_leader_epoch(-1),
-                        Some(_) if op.leader_epoch > 0 => {
-                            result.with_end_offset(-1).with_leader_epoch(-1)
+                        Ok(partition) => {
+                            let current = partition.leader_epoch();
+                            if op.current_leader_epoch >= 0 && op.current_leader_epoch < current {
+                                return result
+                                    .with_error_code(codes::FENCED_LEADER_EPOCH)
+                                    .with_end_offset(-1)
+                                    .with_leader_epoch(-1);
+                            }
+                            if op.current_leader_epoch > current {
+                                return result
+                                    .with_error_code(codes::UNKNOWN_LEADER_EPOCH)
+                                    .with_end_offset(-1)
+                                    .with_leader_epoch(-1);
+                            }
+                            let (epoch, end) = partition.end_offset_for_epoch(op.leader_epoch);
+                            result.with_end_offset(end).with_leader_epoch(epoch)
                         }
-                        Some(partition) => result
-                            .with_end_offset(partition.offsets().1)
-                            .with_leader_epoch(0),
                     }
                 })
                 .collect();

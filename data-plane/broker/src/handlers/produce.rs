@@ -1,72 +1,117 @@
-//! Produce: appends each partition's record batches (validated, idempotence-checked) and answers
-//! with base offsets; acks=0 gets no response, as Kafka does.
+//! Produce: appends each partition's record batches on its leader (validated, idempotence
+//! checked) and answers with base offsets. `acks=all` refuses the write when the ISR is smaller
+//! than `min.insync.replicas` (NOT_ENOUGH_REPLICAS) and otherwise answers only once the high
+//! watermark covers it (every ISR member has it), or REQUEST_TIMED_OUT after the request's
+//! timeout. acks=0 gets no response, as Kafka does.
+
+use std::sync::Arc;
+use std::time::Duration;
 
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 
 use super::{Context, sb};
 use crate::codes;
+use crate::replica::{Produced, Replica};
+use crate::state::KafkaError;
+
+type Pending = (
+    i32,
+    Result<(Produced, Option<(Arc<Replica>, i32)>), KafkaError>,
+);
 
 /// Handles Produce; `None` for acks=0.
-pub fn produce(cx: &Context<'_>, request: ProduceRequest) -> Option<ProduceResponse> {
+pub async fn produce(cx: &Context<'_>, request: ProduceRequest) -> Option<ProduceResponse> {
     let broker = cx.broker;
     let acks = request.acks;
     let valid_acks = (-1..=1).contains(&acks);
-    let mut responses = Vec::with_capacity(request.topic_data.len());
+    let view = broker.cluster.view();
     let mut appended = false;
+    let mut pending: Vec<(kafka_protocol::messages::TopicName, Vec<Pending>)> = Vec::new();
     for topic_data in request.topic_data {
         let name = topic_data.name.0.as_str().to_owned();
-        let topic = broker.topics.get(&name);
+        let min_insync = view
+            .meta
+            .topics
+            .get(&name)
+            .and_then(|t| t.configs.get("min.insync.replicas"))
+            .and_then(|v| v.parse::<usize>().ok())
+            .unwrap_or(1);
         let mut partitions = Vec::with_capacity(topic_data.partition_data.len());
         for data in topic_data.partition_data {
-            let response = PartitionProduceResponse::default().with_index(data.index);
             let outcome = if !valid_acks {
-                Err((
+                Err(KafkaError::new(
                     codes::INVALID_REQUIRED_ACKS,
                     format!("acks must be 0, 1 or -1, got {acks}"),
                 ))
             } else if request.transactional_id.is_some() {
-                Err((
+                Err(KafkaError::new(
                     codes::INVALID_REQUEST,
-                    "transactions are not supported".to_owned(),
+                    "transactions are not supported",
                 ))
             } else {
-                match topic.as_ref().and_then(|t| t.partition(data.index)) {
-                    None => Err((
-                        codes::UNKNOWN_TOPIC_OR_PARTITION,
-                        format!("no partition {name}-{}", data.index),
-                    )),
-                    Some(partition) => {
+                match broker.replicas.leader(&view.meta, &name, data.index) {
+                    Err(error) => Err(error),
+                    Ok(replica) => {
                         let records = data.records.unwrap_or_default();
-                        super::blocking(|| partition.produce(&records))
-                            .map_err(|e| (e.code, e.message))
+                        let min = (acks == -1).then_some(min_insync);
+                        let epoch = replica.leader_epoch();
+                        super::blocking(|| replica.produce(&records, min)).map(|produced| {
+                            appended = true;
+                            (
+                                produced,
+                                (acks == -1).then(|| (Arc::clone(&replica), epoch)),
+                            )
+                        })
                     }
                 }
             };
-            partitions.push(match outcome {
+            partitions.push((data.index, outcome));
+        }
+        pending.push((topic_data.name, partitions));
+    }
+    if appended {
+        broker.appended.notify_waiters();
+    }
+    if acks == 0 {
+        return None;
+    }
+    let timeout = Duration::from_millis(
+        u64::try_from(request.timeout_ms)
+            .unwrap_or(0)
+            .clamp(1, 300_000),
+    );
+    let mut responses = Vec::with_capacity(pending.len());
+    for (topic_name, partitions) in pending {
+        let mut out = Vec::with_capacity(partitions.len());
+        for (index, outcome) in partitions {
+            let outcome = match outcome {
+                Ok((produced, Some((replica, epoch)))) => replica
+                    .wait_replicated(produced.log_end, Some(epoch), timeout)
+                    .await
+                    .map(|()| produced),
+                Ok((produced, None)) => Ok(produced),
+                Err(error) => Err(error),
+            };
+            let response = PartitionProduceResponse::default().with_index(index);
+            out.push(match outcome {
                 // log_start_offset exists from v5, error_message from v8.
-                Ok(produced) => {
-                    appended = true;
-                    response
-                        .with_base_offset(produced.base_offset)
-                        .with_log_start_offset(if cx.version >= 5 { produced.log_start_offset } else { -1 })
-                        .with_log_append_time_ms(-1)
-                }
-                Err((code, message)) => {
-                    tracing::debug!(topic = %name, partition = data.index, code, %message, "produce refused");
-                    let response = response.with_error_code(code).with_base_offset(-1);
-                    if cx.version >= 8 { response.with_error_message(Some(sb(message))) } else { response }
+                Ok(produced) => response
+                    .with_base_offset(produced.base_offset)
+                    .with_log_start_offset(if cx.version >= 5 { produced.log_start_offset } else { -1 })
+                    .with_log_append_time_ms(-1),
+                Err(error) => {
+                    tracing::debug!(topic = %topic_name.0.as_str(), partition = index, code = error.code, message = %error.message, "produce refused");
+                    let response = response.with_error_code(error.code).with_base_offset(-1);
+                    if cx.version >= 8 { response.with_error_message(Some(sb(error.message))) } else { response }
                 }
             });
         }
         responses.push(
             TopicProduceResponse::default()
-                .with_name(topic_data.name)
-                .with_partition_responses(partitions),
+                .with_name(topic_name)
+                .with_partition_responses(out),
         );
     }
-    if appended {
-        broker.appended.notify_waiters();
-    }
-    (acks != 0).then(|| ProduceResponse::default().with_responses(responses))
+    Some(ProduceResponse::default().with_responses(responses))
 }

@@ -23,8 +23,34 @@ pub fn temp_dir(tag: &str) -> PathBuf {
     dir
 }
 
-/// A broker over `dir`, as `hdi-broker --node-id 1 --listen 127.0.0.1:9092` would open it.
-pub fn open(dir: &Path) -> Arc<Broker> {
+/// An in-process single-node broker with its background tasks; [`TestBroker::stop`] stops it
+/// (Raft included) before the same directory is opened again.
+pub struct TestBroker {
+    /// The broker.
+    pub broker: Arc<Broker>,
+    tasks: tokio::task::JoinSet<()>,
+}
+
+impl std::ops::Deref for TestBroker {
+    type Target = Broker;
+    fn deref(&self) -> &Broker {
+        &self.broker
+    }
+}
+
+impl TestBroker {
+    /// Stops the tasks and the Raft node, and flushes.
+    pub async fn stop(mut self) {
+        self.tasks.abort_all();
+        while self.tasks.join_next().await.is_some() {}
+        self.broker.cluster.raft.shutdown().await.unwrap();
+        self.broker.flush_all();
+    }
+}
+
+/// A broker over `dir`, as `hdi-broker --node-id 1 --listen 127.0.0.1:9092` would open it, once
+/// it serves (registered and unfenced in its one-member cluster).
+pub async fn open(dir: &Path) -> TestBroker {
     let flags = Flags::parse_from([
         "hdi-broker",
         "--node-id",
@@ -34,7 +60,16 @@ pub fn open(dir: &Path) -> Arc<Broker> {
         "--data-dir",
         dir.to_str().unwrap(),
     ]);
-    Broker::open(flags.resolve().unwrap()).unwrap()
+    let broker = Broker::open(flags.resolve().unwrap(), String::new())
+        .await
+        .unwrap();
+    let tasks = broker.start_tasks();
+    assert!(
+        broker
+            .wait_until_unfenced(std::time::Duration::from_secs(20))
+            .await
+    );
+    TestBroker { broker, tasks }
 }
 
 /// A request frame body (without the length prefix).
@@ -97,4 +132,31 @@ pub async fn produce(broker: &Broker, topic: &str, timestamp: i64, payload: &[u8
     let response: ProduceResponse =
         call(broker, ApiKey::Produce, 7, RequestKind::Produce(request)).await;
     assert_eq!(response.responses[0].partition_responses[0].error_code, 0);
+}
+
+/// Creates a topic with replication factor 1 through the metadata quorum.
+pub async fn create_topic(broker: &Broker, topic: &str, partitions: i32) {
+    broker
+        .cluster
+        .create_topic(
+            hdi_broker::cluster::topics::NewTopic {
+                name: topic.to_owned(),
+                partitions,
+                replication_factor: 1,
+                assignments: None,
+                configs: Default::default(),
+            },
+            1,
+            false,
+        )
+        .await
+        .unwrap();
+    // Wait until the replicas exist locally.
+    for _ in 0..200 {
+        if (0..partitions).all(|p| broker.replicas.get(topic, p).is_some_and(|r| r.is_leader())) {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    panic!("topic {topic} has no local leaders");
 }

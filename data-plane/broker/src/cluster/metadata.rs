@@ -1,0 +1,795 @@
+//! The cluster's metadata as the Raft log replicates it: brokers, topics, partitions with their
+//! replicas, leader, ISR and epochs, and topic configs; the [`Command`]s that change it; and
+//! [`ClusterMetadata::apply`], which every broker runs on every committed command.
+//!
+//! `apply` is pure and deterministic: the same commands in the same order give the same state on
+//! every broker. Elections are made inside `apply` from the state alone (never from a clock or a
+//! broker's local view), so no two brokers can disagree about a leader or an epoch. The rules:
+//! - A partition's leader is always an unfenced member of its ISR, or -1 (offline). Only ISR
+//!   members can become leader (no unclean election).
+//! - Every leader change bumps `leader_epoch`; every leader or ISR change bumps
+//!   `partition_epoch`. An `AlterPartition` from a leader applies only if it names the current
+//!   leader epoch and partition epoch (a zombie leader's request is refused).
+//! - Fencing a broker (dead, or shutting down) moves leadership to another ISR member and removes
+//!   it from ISRs, except where it is the last ISR member: there the ISR is kept and the partition
+//!   stays offline until that broker returns.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::codes;
+use crate::topic_config::TopicConfigs;
+
+/// A broker id (Kafka's node id).
+pub type BrokerId = i32;
+
+/// A registered broker.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BrokerRecord {
+    /// Node id.
+    pub id: BrokerId,
+    /// Changes on every start of the broker process.
+    pub incarnation: Uuid,
+    /// Advertised Kafka listener host.
+    pub host: String,
+    /// Advertised Kafka listener port.
+    pub port: i32,
+    /// Rack (fault domain), if set.
+    pub rack: Option<String>,
+    /// `host:port` of the broker's quorum/replication listener.
+    pub quorum_addr: String,
+    /// A fenced broker leads nothing and is not offered to clients.
+    pub fenced: bool,
+}
+
+/// One partition's replica set and leadership.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartitionRecord {
+    /// Assigned replicas; the first is the preferred leader.
+    pub replicas: Vec<BrokerId>,
+    /// In-sync replicas.
+    pub isr: Vec<BrokerId>,
+    /// Leader, or -1 when offline.
+    pub leader: BrokerId,
+    /// Bumped on every leader change.
+    pub leader_epoch: i32,
+    /// Bumped on every leader or ISR change.
+    pub partition_epoch: i32,
+}
+
+/// A topic.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TopicRecord {
+    /// Topic id.
+    pub id: Uuid,
+    /// Explicit configs.
+    pub configs: TopicConfigs,
+    /// Partitions, by index.
+    pub partitions: Vec<PartitionRecord>,
+}
+
+/// The whole replicated metadata.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterMetadata {
+    /// Cluster id: set by the first broker registration.
+    pub cluster_id: String,
+    /// Brokers by id.
+    pub brokers: BTreeMap<BrokerId, BrokerRecord>,
+    /// Topics by name.
+    pub topics: BTreeMap<String, TopicRecord>,
+}
+
+/// A change to the metadata.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Command {
+    /// A broker (re)started. A new incarnation of a known broker is fenced first (its old
+    /// leaderships move away); it is unfenced once it has caught up with the metadata.
+    RegisterBroker(BrokerRecord),
+    /// The controller lost the broker's heartbeats, or the broker is shutting down.
+    FenceBroker {
+        /// Broker.
+        id: BrokerId,
+    },
+    /// A fenced broker is back and caught up.
+    UnfenceBroker {
+        /// Broker.
+        id: BrokerId,
+    },
+    /// Creates a topic; the replicas are placed by `apply` unless given.
+    CreateTopic {
+        /// Name.
+        name: String,
+        /// Id (chosen by the proposer).
+        id: Uuid,
+        /// Partition count.
+        partitions: i32,
+        /// Replication factor.
+        replication_factor: i16,
+        /// Explicit replica lists per partition, if the client gave them.
+        assignments: Option<Vec<Vec<BrokerId>>>,
+        /// Configs.
+        configs: TopicConfigs,
+    },
+    /// Deletes a topic.
+    DeleteTopic {
+        /// Name.
+        name: String,
+    },
+    /// Raises a topic's partition count.
+    CreatePartitions {
+        /// Name.
+        name: String,
+        /// The new count.
+        count: i32,
+    },
+    /// Replaces a topic's explicit configs.
+    SetTopicConfigs {
+        /// Name.
+        name: String,
+        /// The configs.
+        configs: TopicConfigs,
+    },
+    /// A leader changes its partition's ISR (Kafka's AlterPartition).
+    AlterPartition {
+        /// Topic.
+        topic: String,
+        /// Partition.
+        partition: i32,
+        /// The leader asking.
+        leader: BrokerId,
+        /// The leader epoch it holds.
+        leader_epoch: i32,
+        /// The partition epoch it holds.
+        partition_epoch: i32,
+        /// The ISR it wants.
+        isr: Vec<BrokerId>,
+    },
+    /// Moves leadership to the preferred replica where it is in sync and unfenced.
+    ElectPreferredLeaders {
+        /// Partitions; `None` means every partition.
+        partitions: Option<Vec<(String, i32)>>,
+    },
+}
+
+/// What applying a command gave.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Outcome {
+    /// Done.
+    Ok,
+    /// Refused with a Kafka error code.
+    Refused {
+        /// Kafka error code.
+        code: i16,
+        /// For people.
+        message: String,
+    },
+}
+
+fn refuse(code: i16, message: impl Into<String>) -> Outcome {
+    Outcome::Refused {
+        code,
+        message: message.into(),
+    }
+}
+
+impl PartitionRecord {
+    fn elect(&mut self, leader: BrokerId) {
+        if self.leader != leader {
+            self.leader = leader;
+            self.leader_epoch += 1;
+        }
+        self.partition_epoch += 1;
+    }
+}
+
+impl ClusterMetadata {
+    /// Applies one committed command.
+    pub fn apply(&mut self, command: &Command) -> Outcome {
+        match command {
+            Command::RegisterBroker(record) => self.register(record),
+            Command::FenceBroker { id } => self.fence(*id),
+            Command::UnfenceBroker { id } => self.unfence(*id),
+            Command::CreateTopic {
+                name,
+                id,
+                partitions,
+                replication_factor,
+                assignments,
+                configs,
+            } => self.create_topic(
+                name,
+                *id,
+                *partitions,
+                *replication_factor,
+                assignments.as_deref(),
+                configs,
+            ),
+            Command::DeleteTopic { name } => match self.topics.remove(name) {
+                Some(_) => Outcome::Ok,
+                None => refuse(
+                    codes::UNKNOWN_TOPIC_OR_PARTITION,
+                    format!("no topic {name:?}"),
+                ),
+            },
+            Command::CreatePartitions { name, count } => self.create_partitions(name, *count),
+            Command::SetTopicConfigs { name, configs } => match self.topics.get_mut(name) {
+                Some(topic) => {
+                    topic.configs = configs.clone();
+                    Outcome::Ok
+                }
+                None => refuse(
+                    codes::UNKNOWN_TOPIC_OR_PARTITION,
+                    format!("no topic {name:?}"),
+                ),
+            },
+            Command::AlterPartition {
+                topic,
+                partition,
+                leader,
+                leader_epoch,
+                partition_epoch,
+                isr,
+            } => self.alter_partition(
+                topic,
+                *partition,
+                *leader,
+                *leader_epoch,
+                *partition_epoch,
+                isr,
+            ),
+            Command::ElectPreferredLeaders { partitions } => {
+                self.elect_preferred(partitions.as_deref());
+                Outcome::Ok
+            }
+        }
+    }
+
+    /// Unfenced brokers, by id.
+    pub fn live_brokers(&self) -> impl Iterator<Item = &BrokerRecord> {
+        self.brokers.values().filter(|b| !b.fenced)
+    }
+
+    fn is_live(&self, id: BrokerId) -> bool {
+        self.brokers.get(&id).is_some_and(|b| !b.fenced)
+    }
+
+    /// A partition.
+    pub fn partition(&self, topic: &str, index: i32) -> Option<&PartitionRecord> {
+        self.topics
+            .get(topic)?
+            .partitions
+            .get(usize::try_from(index).ok()?)
+    }
+
+    fn register(&mut self, record: &BrokerRecord) -> Outcome {
+        if self.cluster_id.is_empty() {
+            self.cluster_id = record.incarnation.simple().to_string()[..22].to_owned();
+        }
+        let known = self.brokers.get(&record.id).cloned();
+        match known {
+            Some(old) if old.incarnation == record.incarnation => {
+                // A retried registration: nothing changes.
+                Outcome::Ok
+            }
+            Some(old) => {
+                // A restarted broker: whatever it led in its previous life moves away now; it is
+                // unfenced when it reports that it has caught up.
+                if !old.fenced {
+                    self.fence(record.id);
+                }
+                self.brokers.insert(
+                    record.id,
+                    BrokerRecord {
+                        fenced: true,
+                        ..record.clone()
+                    },
+                );
+                Outcome::Ok
+            }
+            None => {
+                self.brokers.insert(
+                    record.id,
+                    BrokerRecord {
+                        fenced: true,
+                        ..record.clone()
+                    },
+                );
+                Outcome::Ok
+            }
+        }
+    }
+
+    fn fence(&mut self, id: BrokerId) -> Outcome {
+        let Some(broker) = self.brokers.get_mut(&id) else {
+            return refuse(codes::BROKER_NOT_AVAILABLE, format!("no broker {id}"));
+        };
+        broker.fenced = true;
+        let live: Vec<BrokerId> = self.live_brokers().map(|b| b.id).collect();
+        for topic in self.topics.values_mut() {
+            for partition in &mut topic.partitions {
+                if !partition.isr.contains(&id) && partition.leader != id {
+                    continue;
+                }
+                if partition.isr.len() > 1 {
+                    partition.isr.retain(|r| *r != id);
+                }
+                let leader = if partition.leader == id || partition.leader < 0 {
+                    partition
+                        .replicas
+                        .iter()
+                        .copied()
+                        .find(|r| partition.isr.contains(r) && live.contains(r))
+                        .unwrap_or(-1)
+                } else {
+                    partition.leader
+                };
+                partition.elect(leader);
+            }
+        }
+        Outcome::Ok
+    }
+
+    fn unfence(&mut self, id: BrokerId) -> Outcome {
+        let Some(broker) = self.brokers.get_mut(&id) else {
+            return refuse(codes::BROKER_NOT_AVAILABLE, format!("no broker {id}"));
+        };
+        broker.fenced = false;
+        for topic in self.topics.values_mut() {
+            for partition in &mut topic.partitions {
+                if partition.leader < 0 && partition.isr.contains(&id) {
+                    partition.elect(id);
+                }
+            }
+        }
+        Outcome::Ok
+    }
+
+    fn create_topic(
+        &mut self,
+        name: &str,
+        id: Uuid,
+        partitions: i32,
+        replication_factor: i16,
+        assignments: Option<&[Vec<BrokerId>]>,
+        configs: &TopicConfigs,
+    ) -> Outcome {
+        if self.topics.contains_key(name) {
+            return refuse(
+                codes::TOPIC_ALREADY_EXISTS,
+                format!("topic {name:?} already exists"),
+            );
+        }
+        let replicas = match assignments {
+            Some(lists) => {
+                if let Err(outcome) = self.check_assignments(lists) {
+                    return outcome;
+                }
+                lists.to_vec()
+            }
+            None => match self.place(0, partitions, replication_factor) {
+                Ok(lists) => lists,
+                Err(outcome) => return outcome,
+            },
+        };
+        let partitions = replicas
+            .into_iter()
+            .map(|replicas| self.new_partition(replicas))
+            .collect();
+        self.topics.insert(
+            name.to_owned(),
+            TopicRecord {
+                id,
+                configs: configs.clone(),
+                partitions,
+            },
+        );
+        Outcome::Ok
+    }
+
+    fn new_partition(&self, replicas: Vec<BrokerId>) -> PartitionRecord {
+        let leader = replicas
+            .iter()
+            .copied()
+            .find(|r| self.is_live(*r))
+            .unwrap_or(-1);
+        PartitionRecord {
+            isr: replicas.clone(),
+            replicas,
+            leader,
+            leader_epoch: 0,
+            partition_epoch: 0,
+        }
+    }
+
+    fn check_assignments(&self, lists: &[Vec<BrokerId>]) -> Result<(), Outcome> {
+        for (index, list) in lists.iter().enumerate() {
+            let mut seen = list.clone();
+            seen.sort_unstable();
+            seen.dedup();
+            if list.is_empty() || seen.len() != list.len() {
+                return Err(refuse(
+                    codes::INVALID_REPLICA_ASSIGNMENT,
+                    format!("partition {index}: replicas must be distinct and non-empty"),
+                ));
+            }
+            if let Some(unknown) = list.iter().find(|r| !self.brokers.contains_key(r)) {
+                return Err(refuse(
+                    codes::INVALID_REPLICA_ASSIGNMENT,
+                    format!("partition {index}: no broker {unknown}"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Places `count` partitions (numbered from `first`) with `replication_factor` replicas on
+    /// the unfenced brokers: round-robin over brokers ordered so that consecutive ones are on
+    /// different racks (Kafka's rack-alternating list), each partition's replicas on distinct
+    /// brokers, the leaders spread by starting each partition at the next broker.
+    fn place(
+        &self,
+        first: i32,
+        count: i32,
+        replication_factor: i16,
+    ) -> Result<Vec<Vec<BrokerId>>, Outcome> {
+        let brokers = self.rack_alternating();
+        let rf = usize::try_from(replication_factor).unwrap_or(0);
+        if rf == 0 || rf > brokers.len() {
+            return Err(refuse(
+                codes::INVALID_REPLICATION_FACTOR,
+                format!(
+                    "replication factor {replication_factor} with {} available brokers",
+                    brokers.len()
+                ),
+            ));
+        }
+        let n = brokers.len();
+        Ok((first..first + count)
+            .map(|p| {
+                let start = usize::try_from(p).unwrap_or(0) % n;
+                // Followers are shifted by a per-"round" step so that large topics do not
+                // always pair the same brokers.
+                let step = 1 + (usize::try_from(p).unwrap_or(0) / n) % (n - 1).max(1);
+                let mut list = vec![brokers[start]];
+                let mut at = start;
+                while list.len() < rf {
+                    at = (at + step) % n;
+                    if !list.contains(&brokers[at]) {
+                        list.push(brokers[at]);
+                    } else {
+                        at = (at + 1) % n;
+                        if !list.contains(&brokers[at]) {
+                            list.push(brokers[at]);
+                        }
+                    }
+                }
+                list
+            })
+            .collect())
+    }
+
+    /// Unfenced brokers ordered rack by rack in turn: `[r1a, r2a, r3a, r1b, ...]`.
+    fn rack_alternating(&self) -> Vec<BrokerId> {
+        let mut racks: BTreeMap<Option<&str>, Vec<BrokerId>> = BTreeMap::new();
+        for broker in self.live_brokers() {
+            racks
+                .entry(broker.rack.as_deref())
+                .or_default()
+                .push(broker.id);
+        }
+        let mut out = Vec::new();
+        let mut round = 0;
+        loop {
+            let before = out.len();
+            for ids in racks.values() {
+                if let Some(id) = ids.get(round) {
+                    out.push(*id);
+                }
+            }
+            if out.len() == before {
+                return out;
+            }
+            round += 1;
+        }
+    }
+
+    fn create_partitions(&mut self, name: &str, count: i32) -> Outcome {
+        let Some(topic) = self.topics.get(name) else {
+            return refuse(
+                codes::UNKNOWN_TOPIC_OR_PARTITION,
+                format!("no topic {name:?}"),
+            );
+        };
+        let current = topic.partitions.len() as i32;
+        if count <= current || count > 10_000 {
+            return refuse(
+                codes::INVALID_PARTITIONS,
+                format!(
+                    "topic has {current} partitions; the new count must be larger (and at most 10000), got {count}"
+                ),
+            );
+        }
+        let rf = topic
+            .partitions
+            .first()
+            .map_or(1, |p| p.replicas.len() as i16);
+        let lists = match self.place(current, count - current, rf) {
+            Ok(lists) => lists,
+            Err(outcome) => return outcome,
+        };
+        let new: Vec<PartitionRecord> = lists
+            .into_iter()
+            .map(|replicas| self.new_partition(replicas))
+            .collect();
+        if let Some(topic) = self.topics.get_mut(name) {
+            topic.partitions.extend(new);
+        }
+        Outcome::Ok
+    }
+
+    fn alter_partition(
+        &mut self,
+        topic: &str,
+        index: i32,
+        leader: BrokerId,
+        leader_epoch: i32,
+        partition_epoch: i32,
+        isr: &[BrokerId],
+    ) -> Outcome {
+        let live: Vec<BrokerId> = self.live_brokers().map(|b| b.id).collect();
+        let Some(partition) = self
+            .topics
+            .get_mut(topic)
+            .and_then(|t| t.partitions.get_mut(usize::try_from(index).ok()?))
+        else {
+            return refuse(
+                codes::UNKNOWN_TOPIC_OR_PARTITION,
+                format!("no partition {topic}-{index}"),
+            );
+        };
+        if partition.leader != leader || partition.leader_epoch != leader_epoch {
+            return refuse(
+                codes::FENCED_LEADER_EPOCH,
+                format!(
+                    "{topic}-{index}: leader is {} in epoch {}, not {leader} in {leader_epoch}",
+                    partition.leader, partition.leader_epoch
+                ),
+            );
+        }
+        if partition.partition_epoch != partition_epoch {
+            return refuse(
+                codes::INVALID_REQUEST,
+                format!(
+                    "{topic}-{index}: partition epoch is {}, not {partition_epoch}",
+                    partition.partition_epoch
+                ),
+            );
+        }
+        if !isr.contains(&leader) {
+            return refuse(codes::INVALID_REQUEST, "the ISR must contain the leader");
+        }
+        let added_ineligible = isr.iter().any(|r| {
+            !partition.isr.contains(r) && (!live.contains(r) || !partition.replicas.contains(r))
+        });
+        if added_ineligible {
+            return refuse(
+                codes::INELIGIBLE_REPLICA,
+                "only live assigned replicas can join the ISR",
+            );
+        }
+        partition.isr = partition
+            .replicas
+            .iter()
+            .copied()
+            .filter(|r| isr.contains(r))
+            .collect();
+        partition.partition_epoch += 1;
+        Outcome::Ok
+    }
+
+    fn elect_preferred(&mut self, only: Option<&[(String, i32)]>) {
+        let live: Vec<BrokerId> = self.live_brokers().map(|b| b.id).collect();
+        for (name, topic) in &mut self.topics {
+            for (index, partition) in topic.partitions.iter_mut().enumerate() {
+                if let Some(only) = only
+                    && !only.iter().any(|(t, p)| t == name && *p as usize == index)
+                {
+                    continue;
+                }
+                let Some(preferred) = partition.replicas.first().copied() else {
+                    continue;
+                };
+                if partition.leader != preferred
+                    && partition.isr.contains(&preferred)
+                    && live.contains(&preferred)
+                {
+                    partition.elect(preferred);
+                }
+            }
+        }
+    }
+
+    /// Partitions whose leader is not their preferred replica although it could be.
+    pub fn imbalanced(&self) -> usize {
+        self.topics
+            .values()
+            .flat_map(|t| &t.partitions)
+            .filter(|p| {
+                p.replicas.first().is_some_and(|pref| {
+                    p.leader != *pref && p.isr.contains(pref) && self.is_live(*pref)
+                })
+            })
+            .count()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests")]
+    use super::*;
+
+    fn broker(id: BrokerId, rack: &str) -> BrokerRecord {
+        BrokerRecord {
+            id,
+            incarnation: Uuid::from_u128(id as u128),
+            host: "127.0.0.1".into(),
+            port: 9000 + id,
+            rack: Some(rack.into()),
+            quorum_addr: format!("127.0.0.1:{}", 9100 + id),
+            fenced: false,
+        }
+    }
+
+    fn cluster(brokers: &[(BrokerId, &str)]) -> ClusterMetadata {
+        let mut meta = ClusterMetadata::default();
+        for (id, rack) in brokers {
+            assert_eq!(
+                meta.apply(&Command::RegisterBroker(broker(*id, rack))),
+                Outcome::Ok
+            );
+            assert!(meta.brokers[id].fenced, "registered brokers start fenced");
+            meta.apply(&Command::UnfenceBroker { id: *id });
+        }
+        meta
+    }
+
+    fn create(meta: &mut ClusterMetadata, name: &str, partitions: i32, rf: i16) -> Outcome {
+        meta.apply(&Command::CreateTopic {
+            name: name.into(),
+            id: Uuid::nil(),
+            partitions,
+            replication_factor: rf,
+            assignments: None,
+            configs: TopicConfigs::new(),
+        })
+    }
+
+    #[test]
+    fn placement_spreads_replicas_over_racks_and_leaders_over_brokers() {
+        let mut meta = cluster(&[(1, "a"), (2, "a"), (3, "b"), (4, "b"), (5, "c"), (6, "c")]);
+        assert_eq!(create(&mut meta, "t", 12, 3), Outcome::Ok);
+        let partitions = &meta.topics["t"].partitions;
+        let mut leaders = BTreeMap::new();
+        for p in partitions {
+            let racks: std::collections::BTreeSet<_> = p
+                .replicas
+                .iter()
+                .map(|r| meta.brokers[r].rack.clone())
+                .collect();
+            assert_eq!(racks.len(), 3, "{p:?} spans every rack");
+            assert_eq!(p.isr, p.replicas);
+            assert_eq!(p.leader, p.replicas[0]);
+            *leaders.entry(p.leader).or_insert(0) += 1;
+        }
+        assert_eq!(leaders.values().copied().collect::<Vec<_>>(), vec![2; 6]);
+        assert_eq!(
+            create(&mut meta, "u", 1, 7),
+            refuse(
+                codes::INVALID_REPLICATION_FACTOR,
+                "replication factor 7 with 6 available brokers"
+            )
+        );
+    }
+
+    #[test]
+    fn fencing_moves_leadership_within_the_isr_and_never_to_an_out_of_sync_replica() {
+        let mut meta = cluster(&[(1, "a"), (2, "b"), (3, "c")]);
+        meta.apply(&Command::CreateTopic {
+            name: "t".into(),
+            id: Uuid::nil(),
+            partitions: 1,
+            replication_factor: 3,
+            assignments: Some(vec![vec![1, 2, 3]]),
+            configs: TopicConfigs::new(),
+        });
+        // Replica 3 fell out of sync.
+        let out = meta.apply(&Command::AlterPartition {
+            topic: "t".into(),
+            partition: 0,
+            leader: 1,
+            leader_epoch: 0,
+            partition_epoch: 0,
+            isr: vec![1, 2],
+        });
+        assert_eq!(out, Outcome::Ok);
+        meta.apply(&Command::FenceBroker { id: 1 });
+        let p = meta.partition("t", 0).unwrap().clone();
+        assert_eq!((p.leader, p.isr.clone(), p.leader_epoch), (2, vec![2], 1));
+        // The last ISR member dies: offline, ISR kept; 3 (out of sync) is never elected.
+        meta.apply(&Command::FenceBroker { id: 2 });
+        let p = meta.partition("t", 0).unwrap().clone();
+        assert_eq!((p.leader, p.isr.clone(), p.leader_epoch), (-1, vec![2], 2));
+        meta.apply(&Command::UnfenceBroker { id: 1 });
+        assert_eq!(meta.partition("t", 0).unwrap().leader, -1);
+        meta.apply(&Command::UnfenceBroker { id: 2 });
+        let p = meta.partition("t", 0).unwrap().clone();
+        assert_eq!((p.leader, p.leader_epoch), (2, 3));
+    }
+
+    #[test]
+    fn a_zombie_leaders_isr_change_is_refused() {
+        let mut meta = cluster(&[(1, "a"), (2, "b"), (3, "c")]);
+        create(&mut meta, "t", 1, 3);
+        let leader = meta.partition("t", 0).unwrap().leader;
+        meta.apply(&Command::FenceBroker { id: leader });
+        let out = meta.apply(&Command::AlterPartition {
+            topic: "t".into(),
+            partition: 0,
+            leader,
+            leader_epoch: 0,
+            partition_epoch: 0,
+            isr: vec![leader],
+        });
+        assert!(matches!(out, Outcome::Refused { code, .. } if code == codes::FENCED_LEADER_EPOCH));
+        // The new leader may not add a fenced broker back.
+        let p = meta.partition("t", 0).unwrap().clone();
+        let out = meta.apply(&Command::AlterPartition {
+            topic: "t".into(),
+            partition: 0,
+            leader: p.leader,
+            leader_epoch: p.leader_epoch,
+            partition_epoch: p.partition_epoch,
+            isr: p.replicas.clone(),
+        });
+        assert!(matches!(out, Outcome::Refused { code, .. } if code == codes::INELIGIBLE_REPLICA));
+    }
+
+    #[test]
+    fn a_restarted_broker_loses_its_leaderships_and_gets_the_preferred_ones_back() {
+        let mut meta = cluster(&[(1, "a"), (2, "b"), (3, "c")]);
+        create(&mut meta, "t", 3, 3);
+        let led_by_1 = |m: &ClusterMetadata| {
+            m.topics["t"]
+                .partitions
+                .iter()
+                .filter(|p| p.leader == 1)
+                .count()
+        };
+        assert_eq!(led_by_1(&meta), 1);
+        let mut again = broker(1, "a");
+        again.incarnation = Uuid::from_u128(99);
+        meta.apply(&Command::RegisterBroker(again));
+        assert!(meta.brokers[&1].fenced);
+        assert_eq!(led_by_1(&meta), 0);
+        meta.apply(&Command::UnfenceBroker { id: 1 });
+        // Broker 1 is out of every ISR until its leaders add it back.
+        assert_eq!(meta.imbalanced(), 0);
+        for index in 0..3 {
+            let p = meta.partition("t", index).unwrap().clone();
+            meta.apply(&Command::AlterPartition {
+                topic: "t".into(),
+                partition: index,
+                leader: p.leader,
+                leader_epoch: p.leader_epoch,
+                partition_epoch: p.partition_epoch,
+                isr: p.replicas.clone(),
+            });
+        }
+        assert_eq!(meta.imbalanced(), 1);
+        meta.apply(&Command::ElectPreferredLeaders { partitions: None });
+        assert_eq!(meta.imbalanced(), 0);
+        assert_eq!(led_by_1(&meta), 1);
+    }
+}

@@ -1,0 +1,910 @@
+//! One partition replica on this broker: its log, idempotent-producer state, and its role in the
+//! partition (leader or follower, with the epoch the metadata gave it).
+//!
+//! As **leader** it appends produced batches in its leader epoch, tracks each follower's log end
+//! offset from their fetches, and advances the **high watermark** to the smallest log end offset
+//! over the ISR (its own included); consumers only read below it and `acks=all` waits for it. It
+//! decides which followers are out of sync (not caught up for `replica.lag.time.max.ms`) and which
+//! have caught up, for the caller to propose ISR changes to the controller.
+//!
+//! As **follower** it appends the leader's batches unchanged and takes the leader's high
+//! watermark (capped by its own log end). On a new leader epoch it first truncates by leader epoch
+//! (KIP-101), never by high watermark.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use hdi_log::{Log, LogError};
+use tokio::sync::watch;
+use uuid::Uuid;
+
+use crate::cluster::metadata::{BrokerId, PartitionRecord};
+use crate::codes;
+use crate::producers::{Decision, ProducerStates};
+use crate::state::{KafkaError, chain, lock, read_lock, write_lock};
+
+fn storage_error(error: LogError) -> KafkaError {
+    tracing::error!(error = %chain(&error), "storage error");
+    KafkaError::new(codes::KAFKA_STORAGE_ERROR, error.to_string())
+}
+
+/// What the leader knows of one follower.
+#[derive(Clone, Copy, Debug)]
+struct FollowerState {
+    /// The follower's log end offset (its last fetch offset), -1 before it fetched.
+    log_end: i64,
+    /// The last time it was caught up with the leader's log end.
+    caught_up_at: Instant,
+    /// The leader's log end when the follower last fetched, and when.
+    leader_end_at_last_fetch: i64,
+    last_fetch_at: Instant,
+}
+
+/// The replica's role, from the metadata.
+#[derive(Clone, Debug)]
+pub struct Role {
+    /// Leader broker, -1 when offline.
+    pub leader: BrokerId,
+    /// Leader epoch.
+    pub leader_epoch: i32,
+    /// Partition epoch (for AlterPartition).
+    pub partition_epoch: i32,
+    /// Assigned replicas.
+    pub replicas: Vec<BrokerId>,
+    /// In-sync replicas.
+    pub isr: Vec<BrokerId>,
+}
+
+struct Leadership {
+    role: Role,
+    /// Only meaningful while this broker leads.
+    followers: HashMap<BrokerId, FollowerState>,
+    /// Where the current leader epoch started in the log.
+    epoch_start_offset: i64,
+    /// A follower needs to truncate before fetching in this epoch.
+    needs_truncation: bool,
+    /// An ISR change proposal is in flight.
+    isr_change_pending: bool,
+}
+
+/// Where a produce landed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Produced {
+    /// Offset of the first record (or the original one, for a duplicate).
+    pub base_offset: i64,
+    /// The log start offset after the append.
+    pub log_start_offset: i64,
+    /// The log end after the append: `acks=all` waits until the high watermark reaches it.
+    pub log_end: i64,
+}
+
+/// A proposed ISR change.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IsrChange {
+    /// Leader epoch it was decided in.
+    pub leader_epoch: i32,
+    /// Partition epoch it was decided in.
+    pub partition_epoch: i32,
+    /// The ISR wanted.
+    pub isr: Vec<BrokerId>,
+}
+
+/// A partition replica.
+pub struct Replica {
+    /// Topic name.
+    pub topic: String,
+    /// Topic id.
+    pub topic_id: Uuid,
+    /// Partition index.
+    pub index: i32,
+    /// This broker.
+    node_id: BrokerId,
+    dir: PathBuf,
+    log: RwLock<Log>,
+    producers: Mutex<ProducerStates>,
+    leadership: Mutex<Leadership>,
+    high_watermark: watch::Sender<i64>,
+}
+
+impl Replica {
+    /// Opens (or creates) the replica's log in `dir`.
+    ///
+    /// # Errors
+    /// A storage error.
+    pub fn open(
+        dir: &Path,
+        topic: &str,
+        topic_id: Uuid,
+        index: i32,
+        node_id: BrokerId,
+        config: hdi_log::LogConfig,
+    ) -> Result<Replica, LogError> {
+        let (log, recovery) = Log::open(dir, config)?;
+        if !recovery.truncated.is_empty() || !recovery.removed.is_empty() {
+            tracing::warn!(dir = %dir.display(), ?recovery, "recovered partition log");
+        }
+        let mut producers = ProducerStates::default();
+        log.for_each_batch_header(|header| producers.record(header))?;
+        // The high watermark is not persisted: a restarted replica starts at its log start and
+        // learns the real one from the leader (or, leading, from its followers).
+        let start = log.log_start_offset();
+        std::fs::write(dir.join("topic-name"), topic).map_err(|source| LogError::Io {
+            action: "cannot write",
+            path: dir.join("topic-name"),
+            source,
+        })?;
+        Ok(Replica {
+            topic: topic.to_owned(),
+            topic_id,
+            index,
+            node_id,
+            dir: dir.to_owned(),
+            log: RwLock::new(log),
+            producers: Mutex::new(producers),
+            leadership: Mutex::new(Leadership {
+                role: Role {
+                    leader: -1,
+                    leader_epoch: -1,
+                    partition_epoch: -1,
+                    replicas: Vec::new(),
+                    isr: Vec::new(),
+                },
+                followers: HashMap::new(),
+                epoch_start_offset: 0,
+                needs_truncation: false,
+                isr_change_pending: false,
+            }),
+            high_watermark: watch::channel(start).0,
+        })
+    }
+
+    /// The replica's directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The current role.
+    pub fn role(&self) -> Role {
+        lock(&self.leadership).role.clone()
+    }
+
+    /// Whether this broker leads the partition.
+    pub fn is_leader(&self) -> bool {
+        lock(&self.leadership).role.leader == self.node_id
+    }
+
+    /// Takes the role the metadata gives. Returns whether the leader or epoch changed.
+    pub fn update_role(&self, record: &PartitionRecord) -> bool {
+        let mut leadership = lock(&self.leadership);
+        let old = leadership.role.clone();
+        leadership.role = Role {
+            leader: record.leader,
+            leader_epoch: record.leader_epoch,
+            partition_epoch: record.partition_epoch,
+            replicas: record.replicas.clone(),
+            isr: record.isr.clone(),
+        };
+        if old.partition_epoch != record.partition_epoch {
+            leadership.isr_change_pending = false;
+        }
+        let changed = old.leader != record.leader || old.leader_epoch != record.leader_epoch;
+        if !changed {
+            drop(leadership);
+            if self.is_leader() {
+                self.maybe_advance_high_watermark();
+            }
+            return false;
+        }
+        leadership.followers.clear();
+        if record.leader == self.node_id {
+            let mut log = write_lock(&self.log);
+            log.assign_epoch_start(record.leader_epoch);
+            leadership.epoch_start_offset = log.next_offset();
+            let now = Instant::now();
+            for follower in record.replicas.iter().filter(|r| **r != self.node_id) {
+                leadership.followers.insert(
+                    *follower,
+                    FollowerState {
+                        log_end: -1,
+                        caught_up_at: now,
+                        leader_end_at_last_fetch: -1,
+                        last_fetch_at: now,
+                    },
+                );
+            }
+            leadership.needs_truncation = false;
+            tracing::info!(topic = %self.topic, partition = self.index, epoch = record.leader_epoch, log_end = leadership.epoch_start_offset, "leading");
+        } else {
+            leadership.needs_truncation = record.leader >= 0;
+            tracing::info!(topic = %self.topic, partition = self.index, epoch = record.leader_epoch, leader = record.leader, "following");
+        }
+        drop(leadership);
+        if self.is_leader() {
+            self.maybe_advance_high_watermark();
+        }
+        true
+    }
+
+    /// The high watermark.
+    pub fn high_watermark(&self) -> i64 {
+        *self.high_watermark.borrow()
+    }
+
+    /// `(log start offset, high watermark, log end offset)`.
+    pub fn offsets(&self) -> (i64, i64, i64) {
+        let log = read_lock(&self.log);
+        (
+            log.log_start_offset(),
+            self.high_watermark(),
+            log.next_offset(),
+        )
+    }
+
+    fn check_leader(&self, leadership: &Leadership) -> Result<(), KafkaError> {
+        if leadership.role.leader == self.node_id {
+            Ok(())
+        } else {
+            Err(KafkaError::new(
+                codes::NOT_LEADER_OR_FOLLOWER,
+                format!(
+                    "broker {} does not lead {}-{} (leader: {})",
+                    self.node_id, self.topic, self.index, leadership.role.leader
+                ),
+            ))
+        }
+    }
+
+    /// Appends a produce request's batches as leader (idempotence checked per batch).
+    /// `min_insync` is checked first for `acks=all`.
+    ///
+    /// # Errors
+    /// NOT_LEADER_OR_FOLLOWER, NOT_ENOUGH_REPLICAS, CORRUPT_MESSAGE, MESSAGE_TOO_LARGE, sequence
+    /// errors, or a storage error.
+    pub fn produce(
+        &self,
+        records: &[u8],
+        min_insync: Option<usize>,
+    ) -> Result<Produced, KafkaError> {
+        let leadership = lock(&self.leadership);
+        self.check_leader(&leadership)?;
+        if let Some(min) = min_insync
+            && leadership.role.isr.len() < min
+        {
+            return Err(KafkaError::new(
+                codes::NOT_ENOUGH_REPLICAS,
+                format!(
+                    "{}-{}: {} in-sync replicas, min.insync.replicas is {min}",
+                    self.topic,
+                    self.index,
+                    leadership.role.isr.len()
+                ),
+            ));
+        }
+        let epoch = leadership.role.leader_epoch;
+        drop(leadership);
+        let mut log = write_lock(&self.log);
+        let max = log.config().max_batch_bytes;
+        let headers = hdi_log::batch::validate_all(records, max).map_err(|(index, error)| {
+            let code = match error {
+                hdi_log::BatchError::InvalidLength(_) if records.len() > max => {
+                    codes::MESSAGE_TOO_LARGE
+                }
+                _ => codes::CORRUPT_MESSAGE,
+            };
+            KafkaError::new(code, format!("batch {index}: {error}"))
+        })?;
+        if headers.is_empty() {
+            return Err(KafkaError::new(codes::CORRUPT_MESSAGE, "no record batch"));
+        }
+        let mut producers = lock(&self.producers);
+        let first = if headers.iter().all(|h| h.producer_id < 0) {
+            let mut bytes = records.to_vec();
+            log.append(&mut bytes, epoch)
+                .map_err(storage_error)?
+                .first_offset
+        } else {
+            // Idempotent batches: each is checked and appended on its own.
+            let mut first: Option<i64> = None;
+            let mut at = 0;
+            for header in &headers {
+                let bytes = &records[at..at + header.size()];
+                at += header.size();
+                let offset = match producers.check(header) {
+                    Decision::Reject(code) => {
+                        return Err(KafkaError::new(
+                            code,
+                            format!(
+                                "producer {} sequence {}",
+                                header.producer_id, header.base_sequence
+                            ),
+                        ));
+                    }
+                    Decision::Duplicate(offset) => offset,
+                    Decision::Append => {
+                        let mut owned = bytes.to_vec();
+                        let info = log.append(&mut owned, epoch).map_err(storage_error)?;
+                        let mut stored = *header;
+                        stored.base_offset = info.first_offset;
+                        stored.partition_leader_epoch = epoch;
+                        producers.record(&stored);
+                        info.first_offset
+                    }
+                };
+                first.get_or_insert(offset);
+            }
+            first.unwrap_or(-1)
+        };
+        let produced = Produced {
+            base_offset: first,
+            log_start_offset: log.log_start_offset(),
+            log_end: log.next_offset(),
+        };
+        drop(producers);
+        drop(log);
+        self.maybe_advance_high_watermark();
+        Ok(produced)
+    }
+
+    /// Waits until the high watermark reaches `offset` (acks=all), leadership is lost, or
+    /// `timeout` passes. Cancel safe.
+    ///
+    /// # Errors
+    /// REQUEST_TIMED_OUT or NOT_LEADER_OR_FOLLOWER.
+    pub async fn wait_replicated(
+        &self,
+        offset: i64,
+        epoch_at_append: Option<i32>,
+        timeout: Duration,
+    ) -> Result<(), KafkaError> {
+        let mut hw = self.high_watermark.subscribe();
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if *hw.borrow_and_update() >= offset {
+                return Ok(());
+            }
+            {
+                let leadership = lock(&self.leadership);
+                self.check_leader(&leadership)?;
+                if epoch_at_append.is_some_and(|e| e != leadership.role.leader_epoch) {
+                    return Err(KafkaError::new(
+                        codes::NOT_LEADER_OR_FOLLOWER,
+                        "leadership changed while waiting for replication",
+                    ));
+                }
+            }
+            // Re-check leadership at least every 100 ms (a change does not move the watermark).
+            let wake = (tokio::time::Instant::now() + Duration::from_millis(100)).min(deadline);
+            tokio::select! {
+                _ = hw.changed() => {}
+                () = tokio::time::sleep_until(wake) => {}
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(KafkaError::new(
+                    codes::REQUEST_TIMED_OUT,
+                    format!(
+                        "{}-{}: not replicated to the ISR in time",
+                        self.topic, self.index
+                    ),
+                ));
+            }
+        }
+    }
+
+    /// The current leader epoch (for `wait_replicated`).
+    pub fn leader_epoch(&self) -> i32 {
+        lock(&self.leadership).role.leader_epoch
+    }
+
+    fn maybe_advance_high_watermark(&self) {
+        let leadership = lock(&self.leadership);
+        if leadership.role.leader != self.node_id {
+            return;
+        }
+        let own_end = read_lock(&self.log).next_offset();
+        let mut candidate = own_end;
+        for member in &leadership.role.isr {
+            if *member == self.node_id {
+                continue;
+            }
+            match leadership.followers.get(member) {
+                Some(state) if state.log_end >= 0 => candidate = candidate.min(state.log_end),
+                // An ISR member that has not fetched in this epoch holds the watermark.
+                _ => return,
+            }
+        }
+        self.high_watermark.send_if_modified(|hw| {
+            if candidate > *hw {
+                *hw = candidate;
+                true
+            } else {
+                false
+            }
+        });
+    }
+
+    /// Records a follower's fetch at `fetch_offset` (its log end) in `leader_epoch`.
+    ///
+    /// # Errors
+    /// NOT_LEADER_OR_FOLLOWER, FENCED_LEADER_EPOCH (the follower is behind), UNKNOWN_LEADER_EPOCH
+    /// (this broker is behind).
+    pub fn follower_fetched(
+        &self,
+        follower: BrokerId,
+        fetch_offset: i64,
+        leader_epoch: i32,
+    ) -> Result<(), KafkaError> {
+        let mut leadership = lock(&self.leadership);
+        self.check_leader(&leadership)?;
+        let epoch = leadership.role.leader_epoch;
+        if leader_epoch < epoch {
+            return Err(KafkaError::new(
+                codes::FENCED_LEADER_EPOCH,
+                format!("epoch {leader_epoch} < {epoch}"),
+            ));
+        }
+        if leader_epoch > epoch {
+            return Err(KafkaError::new(
+                codes::UNKNOWN_LEADER_EPOCH,
+                format!("epoch {leader_epoch} > {epoch}"),
+            ));
+        }
+        if !leadership.role.replicas.contains(&follower) {
+            return Err(KafkaError::new(
+                codes::NOT_LEADER_OR_FOLLOWER,
+                format!(
+                    "broker {follower} is not a replica of {}-{}",
+                    self.topic, self.index
+                ),
+            ));
+        }
+        let leader_end = read_lock(&self.log).next_offset();
+        if fetch_offset > leader_end {
+            return Err(KafkaError::new(
+                codes::OFFSET_OUT_OF_RANGE,
+                format!("follower at {fetch_offset}, leader log ends at {leader_end}"),
+            ));
+        }
+        let now = Instant::now();
+        let state = leadership
+            .followers
+            .entry(follower)
+            .or_insert(FollowerState {
+                log_end: -1,
+                caught_up_at: now,
+                leader_end_at_last_fetch: -1,
+                last_fetch_at: now,
+            });
+        // Kafka's rule: caught up now if at the leader's end; else caught up as of the previous
+        // fetch if it has reached the end the leader had then.
+        if fetch_offset >= leader_end {
+            state.caught_up_at = now;
+        } else if fetch_offset >= state.leader_end_at_last_fetch
+            && state.leader_end_at_last_fetch >= 0
+        {
+            state.caught_up_at = state.caught_up_at.max(state.last_fetch_at);
+        }
+        state.log_end = fetch_offset;
+        state.leader_end_at_last_fetch = leader_end;
+        state.last_fetch_at = now;
+        drop(leadership);
+        self.maybe_advance_high_watermark();
+        Ok(())
+    }
+
+    /// The ISR this leader wants now, if it differs from the metadata's: followers that have not
+    /// been caught up for `lag_max` leave; replicas caught up to the high watermark (and into this
+    /// epoch) join. `None` when nothing should change or a change is in flight. Marks the change
+    /// as in flight.
+    pub fn isr_change(&self, lag_max: Duration) -> Option<IsrChange> {
+        let mut leadership = lock(&self.leadership);
+        if leadership.role.leader != self.node_id || leadership.isr_change_pending {
+            return None;
+        }
+        let hw = self.high_watermark();
+        let now = Instant::now();
+        let mut isr = leadership.role.isr.clone();
+        let lagging = |id: &BrokerId| {
+            leadership
+                .followers
+                .get(id)
+                .is_some_and(|s| now.duration_since(s.caught_up_at) > lag_max)
+        };
+        let before = isr.clone();
+        isr.retain(|r| *r == self.node_id || !lagging(r));
+        for replica in &leadership.role.replicas {
+            if isr.contains(replica) {
+                continue;
+            }
+            if let Some(state) = leadership.followers.get(replica)
+                && state.log_end >= hw
+                && state.log_end >= leadership.epoch_start_offset
+                && !lagging(replica)
+            {
+                isr.push(*replica);
+            }
+        }
+        if isr == before {
+            return None;
+        }
+        leadership.isr_change_pending = true;
+        Some(IsrChange {
+            leader_epoch: leadership.role.leader_epoch,
+            partition_epoch: leadership.role.partition_epoch,
+            isr,
+        })
+    }
+
+    /// Clears the in-flight mark after a refused or failed ISR proposal.
+    pub fn isr_change_failed(&self) {
+        lock(&self.leadership).isr_change_pending = false;
+    }
+
+    /// Whole batches from `offset` up to `max_bytes`: consumers read below the high watermark
+    /// (`committed_only`), followers up to the log end.
+    ///
+    /// # Errors
+    /// `OFFSET_OUT_OF_RANGE` or a storage error.
+    pub fn read(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        committed_only: bool,
+    ) -> Result<Bytes, KafkaError> {
+        let log = read_lock(&self.log);
+        let limit = if committed_only {
+            self.high_watermark()
+        } else {
+            log.next_offset()
+        };
+        match log.read_below(offset, max_bytes, limit) {
+            Ok(bytes) => Ok(Bytes::from(bytes)),
+            Err(LogError::OffsetOutOfRange { offset, start, end }) => Err(KafkaError::new(
+                codes::OFFSET_OUT_OF_RANGE,
+                format!("offset {offset} not in [{start}, {end}]"),
+            )),
+            Err(error) => Err(storage_error(error)),
+        }
+    }
+
+    /// ListOffsets by timestamp (leader; below the high watermark).
+    ///
+    /// # Errors
+    /// A storage error.
+    pub fn offset_for_timestamp(&self, timestamp: i64) -> Result<Option<(i64, i64)>, KafkaError> {
+        let found = read_lock(&self.log)
+            .offset_for_timestamp(timestamp)
+            .map_err(storage_error)?;
+        Ok(found.filter(|(offset, _)| *offset < self.high_watermark()))
+    }
+
+    /// `OffsetForLeaderEpoch`: `(epoch, end offset)` from the epoch cache.
+    pub fn end_offset_for_epoch(&self, epoch: i32) -> (i32, i64) {
+        read_lock(&self.log).end_offset_for_epoch(epoch)
+    }
+
+    /// DeleteRecords (leader): `-1` means the high watermark; never beyond it.
+    ///
+    /// # Errors
+    /// `OFFSET_OUT_OF_RANGE`, NOT_LEADER_OR_FOLLOWER, or a storage error.
+    pub fn delete_records_before(&self, offset: i64) -> Result<i64, KafkaError> {
+        self.check_leader(&lock(&self.leadership))?;
+        let hw = self.high_watermark();
+        let target = if offset == -1 { hw } else { offset };
+        if target > hw {
+            return Err(KafkaError::new(
+                codes::OFFSET_OUT_OF_RANGE,
+                "beyond the high watermark",
+            ));
+        }
+        match write_lock(&self.log).delete_records_before(target) {
+            Ok(start) => Ok(start),
+            Err(LogError::OffsetOutOfRange { .. }) => Err(KafkaError::new(
+                codes::OFFSET_OUT_OF_RANGE,
+                "beyond the high watermark",
+            )),
+            Err(error) => Err(storage_error(error)),
+        }
+    }
+
+    // ---- follower side ----
+
+    /// The follower's fetch position and the epoch it follows, or `None` when it does not follow
+    /// `leader` (or must truncate first).
+    pub fn fetch_position(&self, leader: BrokerId) -> Option<(i64, i32)> {
+        let leadership = lock(&self.leadership);
+        if leadership.role.leader != leader || leader == self.node_id || leadership.needs_truncation
+        {
+            return None;
+        }
+        Some((
+            read_lock(&self.log).next_offset(),
+            leadership.role.leader_epoch,
+        ))
+    }
+
+    /// Whether the follower must truncate before fetching from `leader`; with the epoch to ask.
+    pub fn truncation_needed(&self, leader: BrokerId) -> Option<(i32, i32)> {
+        let leadership = lock(&self.leadership);
+        (leadership.role.leader == leader && leadership.needs_truncation).then(|| {
+            (
+                leadership.role.leader_epoch,
+                read_lock(&self.log).latest_epoch(),
+            )
+        })
+    }
+
+    /// Applies the leader's `(epoch, end offset)` answer for our latest epoch (Kafka's follower
+    /// truncation): returns `true` when done, `false` to ask again about an older epoch.
+    ///
+    /// # Errors
+    /// A storage error.
+    pub fn truncate_by_epoch(
+        &self,
+        asked_epoch: i32,
+        leader_answer: (i32, i64),
+        leader_epoch: i32,
+    ) -> Result<bool, KafkaError> {
+        let (leader_end_epoch, leader_end) = leader_answer;
+        let mut log = write_lock(&self.log);
+        let own_end = log.next_offset();
+        let (target, done) = if asked_epoch < 0 {
+            // Nothing stored under any epoch: nothing to truncate.
+            (own_end, true)
+        } else if leader_end < 0 {
+            // The leader knows no epoch up to ours (its log starts later or is empty): keep
+            // nothing we cannot verify.
+            (log.log_start_offset(), true)
+        } else if leader_end_epoch == asked_epoch {
+            (leader_end.min(own_end), true)
+        } else {
+            // The leader's floor epoch is older than ours: cut where that epoch ends here too,
+            // then ask again.
+            let (own_epoch, own_epoch_end) = log.end_offset_for_epoch(leader_end_epoch);
+            let cut = if own_epoch == leader_end_epoch {
+                own_epoch_end.min(leader_end)
+            } else {
+                leader_end.min(own_end)
+            };
+            (cut, own_epoch == leader_end_epoch || cut >= own_end)
+        };
+        if target < own_end {
+            let end = log.truncate_to(target).map_err(storage_error)?;
+            tracing::warn!(topic = %self.topic, partition = self.index, from = own_end, to = end, "truncated diverged log tail");
+            let mut producers = ProducerStates::default();
+            log.for_each_batch_header(|h| producers.record(h))
+                .map_err(storage_error)?;
+            *lock(&self.producers) = producers;
+        }
+        let end = log.next_offset();
+        drop(log);
+        self.high_watermark.send_if_modified(|hw| {
+            if *hw > end {
+                *hw = end;
+                true
+            } else {
+                false
+            }
+        });
+        if done {
+            let mut leadership = lock(&self.leadership);
+            if leadership.role.leader_epoch == leader_epoch {
+                leadership.needs_truncation = false;
+            }
+        }
+        Ok(done)
+    }
+
+    /// Appends a fetch answer's batches (follower) and takes the leader's high watermark and log
+    /// start.
+    ///
+    /// # Errors
+    /// A storage error (or batches that do not continue the log).
+    pub fn append_fetched(
+        &self,
+        records: &[u8],
+        leader_hw: i64,
+        leader_start: i64,
+    ) -> Result<(), KafkaError> {
+        let mut log = write_lock(&self.log);
+        if !records.is_empty() {
+            log.append_replicated(records).map_err(storage_error)?;
+            let mut producers = lock(&self.producers);
+            let mut at = 0;
+            while at < records.len() {
+                let Ok(header) = hdi_log::batch::parse_header(&records[at..], usize::MAX) else {
+                    break;
+                };
+                producers.record(&header);
+                at += header.size();
+            }
+        }
+        let end = log.next_offset();
+        if leader_start > log.log_start_offset() && leader_start <= end {
+            log.delete_records_before(leader_start)
+                .map_err(storage_error)?;
+        }
+        drop(log);
+        let hw = leader_hw.min(end);
+        self.high_watermark.send_if_modified(|current| {
+            if hw > *current {
+                *current = hw;
+                true
+            } else {
+                false
+            }
+        });
+        Ok(())
+    }
+
+    /// Makes the follower truncate by epoch before it fetches again (its fetch offset was past
+    /// the leader's log end: the logs diverged).
+    pub fn mark_needs_truncation(&self) {
+        lock(&self.leadership).needs_truncation = true;
+    }
+
+    /// Empties the log to restart at the leader's start offset (follower fell behind it).
+    ///
+    /// # Errors
+    /// A storage error.
+    pub fn reset_to(&self, offset: i64) -> Result<(), KafkaError> {
+        let mut log = write_lock(&self.log);
+        log.reset_to(offset).map_err(storage_error)?;
+        *lock(&self.producers) = ProducerStates::default();
+        self.high_watermark.send_replace(offset);
+        Ok(())
+    }
+
+    // ---- housekeeping ----
+
+    /// fsyncs the log.
+    ///
+    /// # Errors
+    /// A storage error.
+    pub fn flush(&self) -> Result<(), KafkaError> {
+        write_lock(&self.log).flush().map_err(storage_error)
+    }
+
+    /// fsyncs if `flush.ms` says it is time.
+    pub fn flush_if_due(&self) {
+        if let Err(error) = write_lock(&self.log).flush_if_due() {
+            tracing::error!(error = %chain(&error), partition = self.index, "flush.ms sync failed");
+        }
+    }
+
+    /// Applies retention; returns segments deleted.
+    pub fn apply_retention(&self, now_ms: i64) -> usize {
+        let mut log = write_lock(&self.log);
+        log.apply_retention(now_ms).unwrap_or_else(|error| {
+            tracing::error!(error = %chain(&error), "retention failed");
+            0
+        })
+    }
+
+    /// The log's settings.
+    pub fn log_config(&self) -> hdi_log::LogConfig {
+        read_lock(&self.log).config().clone()
+    }
+
+    /// Reopens the log with new settings.
+    ///
+    /// # Errors
+    /// A storage error.
+    pub fn reconfigure(&self, config: hdi_log::LogConfig) -> Result<(), KafkaError> {
+        let mut log = write_lock(&self.log);
+        log.flush().map_err(storage_error)?;
+        let (reopened, _) = Log::open(&self.dir, config).map_err(storage_error)?;
+        *log = reopened;
+        Ok(())
+    }
+
+    /// Bytes on disk.
+    pub fn size_bytes(&self) -> u64 {
+        read_lock(&self.log).size_bytes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests")]
+    use super::*;
+    use hdi_log::batch::{build_batch, with_producer};
+
+    fn lead(replica: &Replica) {
+        replica.update_role(&PartitionRecord {
+            replicas: vec![1],
+            isr: vec![1],
+            leader: 1,
+            leader_epoch: 0,
+            partition_epoch: 0,
+        });
+    }
+
+    #[test]
+    fn idempotence_state_survives_a_restart() {
+        let dir = std::env::temp_dir().join(format!("hdi-replica-idem-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let config = hdi_log::LogConfig::default();
+        let open = || Replica::open(&dir, "t", Uuid::nil(), 0, 1, config.clone()).unwrap();
+        let first = with_producer(build_batch(0, 0, &[b"a", b"b"]), 42, 0, 0);
+        let second = with_producer(build_batch(0, 0, &[b"c"]), 42, 0, 2);
+        {
+            let replica = open();
+            lead(&replica);
+            assert_eq!(replica.produce(&first, None).unwrap().base_offset, 0);
+            assert_eq!(replica.produce(&second, None).unwrap().base_offset, 2);
+        }
+        // After a restart, retries are recognised from the stored headers: same offsets, no append.
+        let replica = open();
+        lead(&replica);
+        assert_eq!(replica.produce(&first, None).unwrap().base_offset, 0);
+        assert_eq!(replica.produce(&second, None).unwrap().base_offset, 2);
+        assert_eq!(replica.offsets(), (0, 3, 3));
+        let gap = with_producer(build_batch(0, 0, &[b"d"]), 42, 0, 7);
+        assert_eq!(
+            replica.produce(&gap, None).unwrap_err().code,
+            codes::OUT_OF_ORDER_SEQUENCE_NUMBER
+        );
+        let next = with_producer(build_batch(0, 0, &[b"d"]), 42, 0, 3);
+        assert_eq!(replica.produce(&next, None).unwrap().base_offset, 3);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn the_high_watermark_waits_for_every_isr_member_and_a_follower_not_in_sync_leaves() {
+        let dir = std::env::temp_dir().join(format!("hdi-replica-hw-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let replica =
+            Replica::open(&dir, "t", Uuid::nil(), 0, 1, hdi_log::LogConfig::default()).unwrap();
+        replica.update_role(&PartitionRecord {
+            replicas: vec![1, 2, 3],
+            isr: vec![1, 2, 3],
+            leader: 1,
+            leader_epoch: 4,
+            partition_epoch: 9,
+        });
+        let batch = build_batch(0, 0, &[b"a", b"b"]);
+        assert_eq!(
+            replica.produce(&batch, Some(4)).unwrap_err().code,
+            codes::NOT_ENOUGH_REPLICAS
+        );
+        let produced = replica.produce(&batch, Some(2)).unwrap();
+        assert_eq!(produced.log_end, 2);
+        assert_eq!(replica.high_watermark(), 0);
+        replica.follower_fetched(2, 2, 4).unwrap();
+        assert_eq!(replica.high_watermark(), 0, "replica 3 has not fetched");
+        assert_eq!(
+            replica.follower_fetched(3, 1, 3).unwrap_err().code,
+            codes::FENCED_LEADER_EPOCH
+        );
+        replica.follower_fetched(3, 1, 4).unwrap();
+        assert_eq!(replica.high_watermark(), 1);
+        // Consumers read only below the high watermark (whole batches: nothing yet).
+        assert!(replica.read(0, 1 << 20, true).unwrap().is_empty());
+        assert!(!replica.read(0, 1 << 20, false).unwrap().is_empty());
+        replica.follower_fetched(3, 2, 4).unwrap();
+        assert_eq!(replica.high_watermark(), 2);
+        assert!(!replica.read(0, 1 << 20, true).unwrap().is_empty());
+        // Replica 3 stops fetching while 2 keeps up: only 3 leaves the ISR.
+        replica.produce(&batch, None).unwrap();
+        std::thread::sleep(Duration::from_millis(30));
+        replica.follower_fetched(2, 4, 4).unwrap();
+        let change = replica.isr_change(Duration::from_millis(20)).unwrap();
+        assert_eq!(
+            change,
+            IsrChange {
+                leader_epoch: 4,
+                partition_epoch: 9,
+                isr: vec![1, 2]
+            }
+        );
+        assert_eq!(
+            replica.isr_change(Duration::from_millis(20)),
+            None,
+            "one change in flight"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
