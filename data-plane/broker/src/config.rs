@@ -56,6 +56,14 @@ pub struct Flags {
     /// A follower not caught up for this long leaves the ISR (`replica.lag.time.max.ms`).
     #[arg(long, default_value = "10s", value_parser = humantime_duration)]
     pub replica_lag_time_max: Duration,
+    /// Test only: reach node ID's quorum listener at HOST:PORT instead of its own address
+    /// (`ID@HOST:PORT,...`; the fault suite puts proxies there to cut links).
+    #[arg(long, hide = true)]
+    pub peer_route: Option<String>,
+    /// Test only, unsafe: answer acks=all as soon as the leader has appended (no replication
+    /// wait). The fault suite uses it to show that its checker catches lost writes.
+    #[arg(long, hide = true)]
+    pub testing_ack_before_replication: bool,
     /// Replication factor of auto-created topics and of CreateTopics with -1 (capped at the
     /// number of live brokers).
     #[arg(long, default_value_t = 3)]
@@ -113,6 +121,10 @@ pub struct BrokerConfig {
     pub replica_lag_time_max: Duration,
     /// Default replication factor.
     pub default_replication_factor: i16,
+    /// Test-only address overrides of peers' quorum listeners.
+    pub peer_routes: std::collections::BTreeMap<u64, String>,
+    /// Test-only: acks=all does not wait for replication.
+    pub testing_ack_before_replication: bool,
 }
 
 /// Why the flags are unusable.
@@ -171,6 +183,10 @@ impl Flags {
             None => std::collections::BTreeMap::new(),
             Some(text) => parse_quorum(text).ok_or_else(|| ConfigError::BadQuorum(text.clone()))?,
         };
+        let peer_routes = match &self.peer_route {
+            None => std::collections::BTreeMap::new(),
+            Some(text) => parse_quorum(text).ok_or_else(|| ConfigError::BadQuorum(text.clone()))?,
+        };
         if !quorum.is_empty() && self.quorum_listen.is_none() {
             return Err(ConfigError::QuorumWithoutListener);
         }
@@ -191,6 +207,8 @@ impl Flags {
             broker_session_timeout: self.broker_session_timeout,
             replica_lag_time_max: self.replica_lag_time_max,
             default_replication_factor: self.default_replication_factor,
+            peer_routes,
+            testing_ack_before_replication: self.testing_ack_before_replication,
         })
     }
 }

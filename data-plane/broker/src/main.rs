@@ -62,6 +62,11 @@ async fn run(mut config: hdi_broker::config::BrokerConfig) -> anyhow::Result<()>
         Some(l) => l.local_addr()?.to_string(),
         None => String::new(),
     };
+    if config.testing_ack_before_replication {
+        tracing::warn!(
+            "--testing-ack-before-replication: acks=all does NOT wait for replication; acknowledged writes can be lost (test use only)"
+        );
+    }
     let data_dir = config.data_dir.clone();
     let broker = Broker::open(config, quorum_addr)
         .await

@@ -2,7 +2,9 @@
 //! follower fetchers, serves followers' fetches as leader, and proposes ISR changes.
 //!
 //! - [`Replicas::reconcile`] runs on every metadata change: it opens replicas newly assigned
-//!   here, gives every replica its role (leader or follower, epoch, ISR), reconfigures logs whose
+//!   here, gives every replica its role (leader or follower, epoch, ISR; only once this broker
+//!   has caught up with the metadata after a start, as a stale view could name it leader of
+//!   partitions that moved away), reconfigures logs whose
 //!   topic configs changed, and deletes replicas no longer assigned (only once this broker has
 //!   caught up with the metadata, so a stale view never deletes data).
 //! - One fetcher task per leader broker ([`run_fetcher`]) fetches every partition this broker
@@ -161,6 +163,11 @@ impl Replicas {
                         }
                     }
                 };
+                // Until this broker has caught up with the metadata (after a restart), its view
+                // may name it leader of partitions that moved away: take no role before that.
+                if !caught_up {
+                    continue;
+                }
                 replica.update_role(record);
                 if record.leader >= 0 && record.leader != self.node_id {
                     leaders.insert(record.leader);
@@ -271,7 +278,7 @@ pub async fn run_fetcher(broker: Arc<Broker>, leader: BrokerId) {
             .meta
             .brokers
             .get(&leader)
-            .map(|b| b.quorum_addr.clone())
+            .map(|b| broker.cluster.broker_addr(leader, &b.quorum_addr))
         else {
             tokio::time::sleep(Duration::from_millis(100)).await;
             continue;

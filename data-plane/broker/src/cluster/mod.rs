@@ -49,6 +49,8 @@ pub struct Cluster {
     pub metadata: watch::Receiver<Arc<MetadataView>>,
     /// Quorum members (`id -> quorum address`) from `--quorum`.
     seeds: BTreeMap<u64, String>,
+    /// Address overrides by node id (`--peer-route`).
+    routes: rpc::Routes,
     /// This broker's registration record.
     record: BrokerRecord,
     /// The Raft index of this incarnation's registration, once committed.
@@ -82,7 +84,11 @@ impl Cluster {
         let log = LogStore::open(&dir)?;
         let (machine, metadata) = StateMachine::open(&dir)?;
         let node_id = u64::try_from(config.node_id)?;
-        let raft = Raft::new(node_id, raft_config()?, rpc::Network, log, machine).await?;
+        let routes: rpc::Routes = Arc::new(config.peer_routes.clone());
+        let network = rpc::Network {
+            routes: Arc::clone(&routes),
+        };
+        let raft = Raft::new(node_id, raft_config()?, network, log, machine).await?;
         let seeds: BTreeMap<u64, String> = if config.quorum.is_empty() {
             BTreeMap::from([(node_id, quorum_addr.clone())])
         } else {
@@ -113,6 +119,7 @@ impl Cluster {
             raft,
             metadata,
             seeds,
+            routes,
             record,
             registered_at: Mutex::new(None),
             shutting_down: std::sync::atomic::AtomicBool::new(false),
@@ -142,15 +149,30 @@ impl Cluster {
     }
 
     fn leader_addr(&self) -> Option<String> {
+        let leader = self.raft.metrics().borrow().current_leader?;
+        self.node_addr(leader)
+    }
+
+    /// Where to reach node `id`'s quorum listener (its route override applied).
+    pub fn node_addr(&self, id: u64) -> Option<String> {
         let metrics = self.raft.metrics();
         let metrics = metrics.borrow();
-        let leader = metrics.current_leader?;
-        metrics
+        let known = metrics
             .membership_config
             .membership()
-            .get_node(&leader)
+            .get_node(&id)
             .map(|n| n.addr.clone())
-            .or_else(|| self.seeds.get(&leader).cloned())
+            .or_else(|| self.seeds.get(&id).cloned())?;
+        Some(rpc::route(&self.routes, id, &known))
+    }
+
+    /// Where to reach a broker's quorum listener given its registered address.
+    pub fn broker_addr(&self, id: BrokerId, registered: &str) -> String {
+        rpc::route(
+            &self.routes,
+            u64::try_from(id).unwrap_or(u64::MAX),
+            registered,
+        )
     }
 
     /// Whether this broker leads the quorum (and so is the controller).
@@ -177,21 +199,29 @@ impl Cluster {
         request: Request,
         deadline: tokio::time::Instant,
     ) -> Result<(u64, Outcome), KafkaError> {
-        let mut hint: Option<String> = None;
+        let mut hint: Option<u64> = None;
         let mut seed_turn = 0usize;
         let mut last_error = String::from("no quorum leader");
         while tokio::time::Instant::now() < deadline {
             let answer = if self.is_controller() {
                 Some(self.handle_locally(&request).await)
             } else {
-                let addr = hint.take().or_else(|| self.leader_addr()).or_else(|| {
-                    // No leader known (a joining broker, or an election): try the seeds in turn.
-                    let seeds: Vec<&String> = self.seeds.values().collect();
-                    seed_turn += 1;
-                    seeds
-                        .get(seed_turn % seeds.len().max(1))
-                        .map(|s| (*s).clone())
-                });
+                let addr = hint
+                    .take()
+                    .and_then(|id| self.node_addr(id))
+                    .or_else(|| self.leader_addr())
+                    .or_else(|| {
+                        // No leader known (a joining broker, or an election): try the seeds in turn.
+                        let seeds: Vec<String> = self
+                            .seeds
+                            .iter()
+                            .map(|(id, addr)| rpc::route(&self.routes, *id, addr))
+                            .collect();
+                        seed_turn += 1;
+                        seeds
+                            .get(seed_turn % seeds.len().max(1))
+                            .map(|s| (*s).clone())
+                    });
                 match addr {
                     Some(addr) if addr != self.record.quorum_addr => {
                         let mut peer = Peer::new(addr);
@@ -237,7 +267,7 @@ impl Cluster {
             Request::Heartbeat(heartbeat) => {
                 if !self.is_controller() {
                     return ProposeAnswer::NotLeader {
-                        leader: self.leader_addr(),
+                        leader: self.raft.metrics().borrow().current_leader,
                     };
                 }
                 return self.controller.heartbeat(self, heartbeat).await;
@@ -256,7 +286,7 @@ impl Cluster {
             },
             Err(error) => match error.forward_to_leader::<BasicNode>() {
                 Some(forward) => ProposeAnswer::NotLeader {
-                    leader: forward.leader_node.as_ref().map(|n| n.addr.clone()),
+                    leader: forward.leader_id,
                 },
                 None => ProposeAnswer::Failed(error.to_string()),
             },

@@ -61,8 +61,8 @@ pub enum ProposeAnswer {
     },
     /// Not the leader; try this one (if known).
     NotLeader {
-        /// The leader's quorum address.
-        leader: Option<String>,
+        /// The leader's node id.
+        leader: Option<u64>,
     },
     /// Failed for another reason.
     Failed(String),
@@ -301,9 +301,23 @@ impl Peer {
     }
 }
 
+/// Address overrides by node id (`--peer-route`, for fault-injection proxies in tests).
+pub type Routes = std::sync::Arc<std::collections::BTreeMap<u64, String>>;
+
+/// The address to reach node `id` at: its route override, else `default`.
+pub fn route(routes: &Routes, id: u64, default: &str) -> String {
+    routes
+        .get(&id)
+        .cloned()
+        .unwrap_or_else(|| default.to_owned())
+}
+
 /// Creates Raft connections to the other quorum members.
 #[derive(Clone, Debug, Default)]
-pub struct Network;
+pub struct Network {
+    /// Address overrides.
+    pub routes: Routes,
+}
 
 /// A Raft connection to one member.
 pub struct Connection {
@@ -317,7 +331,7 @@ impl RaftNetworkFactory<TypeConfig> for Network {
     async fn new_client(&mut self, target: u64, node: &BasicNode) -> Connection {
         Connection {
             target,
-            peer: Peer::new(node.addr.clone()),
+            peer: Peer::new(route(&self.routes, target, &node.addr)),
         }
     }
 }

@@ -58,10 +58,8 @@ pub async fn produce(cx: &Context<'_>, request: ProduceRequest) -> Option<Produc
                         let epoch = replica.leader_epoch();
                         super::blocking(|| replica.produce(&records, min)).map(|produced| {
                             appended = true;
-                            (
-                                produced,
-                                (acks == -1).then(|| (Arc::clone(&replica), epoch)),
-                            )
+                            let wait = acks == -1 && !broker.config.testing_ack_before_replication;
+                            (produced, wait.then(|| (Arc::clone(&replica), epoch)))
                         })
                     }
                 }

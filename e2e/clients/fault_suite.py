@@ -1,0 +1,518 @@
+"""Fault suite for an hdi-broker cluster: real brokers, real faults, a checker.
+
+Starts three `hdi-broker` processes forming one cluster. Every broker-to-broker link (Raft,
+heartbeats, replication) goes through a userspace proxy of this script (`--peer-route`), so a
+broker can be cut off from the others while clients still reach it. A topic with replication
+factor 3 and min.insync.replicas=2 takes writes from an idempotent acks=all producer (unique
+values) while a consumer reads; meanwhile the suite injects faults one after another:
+
+  kill       SIGKILL the leader of a partition, restart it a moment later
+  kill-ctl   SIGKILL the controller (metadata quorum leader), restart it
+  stop       SIGSTOP a partition leader past the session timeout, then SIGCONT
+  partition  cut a partition leader off from the other brokers (both directions), then heal
+  partition-kill  cut a leader off, let it take writes it cannot replicate, SIGKILL it, heal
+
+After each fault it waits until the cluster is whole again (every broker serving, every ISR
+full). Then the checker reads every partition from the start and requires:
+
+  - 0 acknowledged records lost (each acked value at its acked partition and offset);
+  - 0 duplicates (the idempotent producer's retries across failovers are recognised);
+  - no record the consumer saw during the run later disappeared or changed;
+  - every replica's log byte-identical to the leader's.
+
+With --expect-loss the brokers run with --testing-ack-before-replication (acks=all answered
+before replication) and only partition-kill faults are injected: the suite then succeeds only if the
+checker *finds* lost writes, which shows the checker can fail.
+
+Prints one JSON summary line; exits non-zero when a check fails.
+"""
+
+import argparse
+import asyncio
+import glob
+import json
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+
+TOPIC = "chaos"
+PARTITIONS = 3
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def log(*args):
+    print(f"[{time.strftime('%H:%M:%S')}]", *args, file=sys.stderr, flush=True)
+
+
+class Link:
+    """A proxy from one broker to another's quorum listener that can be cut."""
+
+    def __init__(self, target_port):
+        self.target_port = target_port
+        self.port = free_port()
+        self.blocked = False
+        self.writers = set()
+
+    async def serve(self):
+        server = await asyncio.start_server(self.handle, "127.0.0.1", self.port)
+        async with server:
+            await server.serve_forever()
+
+    async def handle(self, reader, writer):
+        self.writers.add(writer)
+        try:
+            if self.blocked:
+                # A cut link: hold the connection and swallow what comes (a black hole).
+                while await reader.read(65536):
+                    pass
+                return
+            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
+            self.writers.add(up_writer)
+
+            async def pump(src, dst):
+                try:
+                    while True:
+                        data = await src.read(65536)
+                        if not data:
+                            break
+                        if self.blocked:
+                            continue
+                        dst.write(data)
+                        await dst.drain()
+                except (ConnectionError, OSError):
+                    pass
+                finally:
+                    try:
+                        dst.close()
+                    except Exception:
+                        pass
+
+            await asyncio.gather(pump(reader, up_writer), pump(up_reader, writer))
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            try:
+                writer.close()
+            except Exception:
+                pass
+
+    def close_all(self):
+        for w in list(self.writers):
+            try:
+                w.close()
+            except Exception:
+                pass
+        self.writers.clear()
+
+
+class Cluster:
+    def __init__(self, binary, work, extra_flags):
+        self.binary = binary
+        self.work = work
+        self.extra = extra_flags
+        self.ids = [1, 2, 3]
+        self.kafka = {i: free_port() for i in self.ids}
+        self.quorum = {i: free_port() for i in self.ids}
+        self.links = {(a, b): Link(self.quorum[b]) for a in self.ids for b in self.ids if a != b}
+        self.procs = {}
+        self.loop = asyncio.new_event_loop()
+        threading.Thread(target=self._run_proxies, daemon=True).start()
+
+    def _run_proxies(self):
+        asyncio.set_event_loop(self.loop)
+        for link in self.links.values():
+            self.loop.create_task(link.serve())
+        self.loop.run_forever()
+
+    def bootstrap(self):
+        return ",".join(f"127.0.0.1:{self.kafka[i]}" for i in self.ids)
+
+    def start(self, i):
+        quorum = ",".join(f"{j}@127.0.0.1:{self.quorum[j]}" for j in self.ids)
+        routes = ",".join(f"{j}@127.0.0.1:{self.links[(i, j)].port}" for j in self.ids if j != i)
+        args = [
+            self.binary, "--node-id", str(i),
+            "--data-dir", os.path.join(self.work, f"broker-{i}"),
+            "--listen", f"127.0.0.1:{self.kafka[i]}",
+            "--quorum-listen", f"127.0.0.1:{self.quorum[i]}",
+            "--quorum", quorum, "--peer-route", routes,
+            "--rack", f"rack-{i}",
+            "--replica-lag-time-max", "3s",
+            "--broker-session-timeout", "2s",
+        ] + self.extra
+        out = open(os.path.join(self.work, f"broker-{i}.log"), "a")
+        env = dict(os.environ, RUST_LOG="info,openraft=warn", NO_COLOR="1")
+        self.procs[i] = subprocess.Popen(args, stdout=out, stderr=out, env=env)
+
+    def kill(self, i, sig=signal.SIGKILL):
+        self.procs[i].send_signal(sig)
+        if sig == signal.SIGKILL:
+            self.procs[i].wait()
+
+    def cut(self, i, blocked):
+        for (a, b), link in self.links.items():
+            if i in (a, b):
+                link.blocked = blocked
+                self.loop.call_soon_threadsafe(link.close_all)
+
+    def stop_all(self):
+        for p in self.procs.values():
+            if p.poll() is None:
+                p.send_signal(signal.SIGCONT)
+                p.kill()
+                p.wait()
+
+
+def metadata(admin):
+    md = admin.list_topics(timeout=5)
+    return md
+
+
+def wait_whole(cluster, admin, timeout=60):
+    """Until all three brokers serve and every partition has a leader and a full ISR."""
+    deadline = time.time() + timeout
+    last = None
+    while time.time() < deadline:
+        try:
+            md = metadata(admin)
+            topic = md.topics.get(TOPIC)
+            if len(md.brokers) == 3 and topic is not None and len(topic.partitions) == PARTITIONS:
+                parts = topic.partitions.values()
+                last = [(p.id, p.leader, p.isrs) for p in parts]
+                if all(p.leader >= 0 and len(p.isrs) == 3 for p in parts):
+                    return
+            else:
+                last = (sorted(md.brokers), topic)
+        except KafkaException as e:
+            last = str(e)
+        time.sleep(0.3)
+    log(f"cluster not whole after {timeout}s: {last}")
+    for i in cluster.ids:
+        log(f"broker {i} running: {cluster.procs[i].poll() is None}")
+    raise RuntimeError(f"cluster not whole after {timeout}s: {last}")
+
+
+def leader_of(admin, partition):
+    return metadata(admin).topics[TOPIC].partitions[partition].leader
+
+
+class Workload:
+    def __init__(self, bootstrap, rate):
+        self.bootstrap = bootstrap
+        self.rate = rate
+        self.acked = {}  # value -> (partition, offset)
+        self.failed = 0
+        self.seen = {}  # (partition, offset) -> value
+        self.running = True
+        self.lock = threading.Lock()
+        self.sent = 0
+        self.fatal = None  # a fatal producer error (librdkafka detects some losses itself)
+
+    def produce(self):
+        p = Producer({
+            "bootstrap.servers": self.bootstrap, "acks": "all", "enable.idempotence": True,
+            "linger.ms": 5, "message.timeout.ms": 60000, "retry.backoff.ms": 100,
+        })
+
+        def done(err, msg):
+            if err is None:
+                with self.lock:
+                    self.acked[msg.value().decode()] = (msg.partition(), msg.offset())
+            else:
+                self.failed += 1
+
+        seq = 0
+        started = time.time()
+        try:
+            while self.running:
+                target = int((time.time() - started) * self.rate)
+                while seq < target and self.running:
+                    try:
+                        p.produce(TOPIC, f"v{seq:09d}".encode(), partition=seq % PARTITIONS, on_delivery=done)
+                        seq += 1
+                    except BufferError:
+                        p.poll(0.05)
+                p.poll(0.01)
+            p.flush(120)
+        except KafkaException as e:
+            self.fatal = str(e)
+            log(f"producer failed: {e}")
+        self.sent = seq
+
+    def consume(self):
+        c = Consumer({"bootstrap.servers": self.bootstrap, "group.id": "fault-suite-live",
+                      "enable.auto.commit": False, "auto.offset.reset": "earliest"})
+        c.assign([TopicPartition(TOPIC, k, 0) for k in range(PARTITIONS)])
+        while self.running or self.consuming:
+            m = c.poll(0.2)
+            if m is None or m.error():
+                continue
+            with self.lock:
+                self.seen[(m.partition(), m.offset())] = m.value().decode()
+        c.close()
+
+
+def read_all(bootstrap):
+    """Every record of every partition up to its high watermark as of the call."""
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "fault-suite-check",
+                  "enable.auto.commit": False, "auto.offset.reset": "earliest"})
+    ends = {}
+    for k in range(PARTITIONS):
+        for attempt in range(50):
+            try:
+                ends[k] = c.get_watermark_offsets(TopicPartition(TOPIC, k), timeout=10)[1]
+                break
+            except KafkaException:
+                # A leadership move in progress (the client refreshes its metadata).
+                if attempt == 49:
+                    raise
+                time.sleep(0.2)
+    c.assign([TopicPartition(TOPIC, k, 0) for k in range(PARTITIONS) if ends[k] > 0])
+    final = {}
+    next_offset = {k: 0 for k in range(PARTITIONS)}
+    deadline = time.time() + 120
+    while any(next_offset[k] < ends[k] for k in range(PARTITIONS)) and time.time() < deadline:
+        m = c.poll(0.5)
+        if m is None or m.error():
+            continue
+        if m.offset() < ends[m.partition()]:
+            final[(m.partition(), m.offset())] = m.value().decode()
+        next_offset[m.partition()] = m.offset() + 1
+    c.close()
+    return final
+
+
+def replica_bytes(work, broker, partition):
+    dirs = glob.glob(os.path.join(work, f"broker-{broker}", "replicas", f"*-{partition}"))
+    data = b""
+    for d in dirs:
+        for f in sorted(glob.glob(os.path.join(d, "*.log"))):
+            with open(f, "rb") as fh:
+                data += fh.read()
+    return data
+
+
+def create_topic(cluster, admin):
+    deadline = time.time() + 60
+    while True:
+        try:
+            md = metadata(admin)
+            if len(md.brokers) < 3 or md.controller_id < 0:
+                raise RuntimeError(f"cluster forming: brokers {sorted(md.brokers)}")
+            fs = admin.create_topics(
+                [NewTopic(TOPIC, PARTITIONS, 3, config={"min.insync.replicas": "2"})],
+                request_timeout=10)
+            fs[TOPIC].result()
+            return
+        except Exception:
+            if time.time() > deadline:
+                raise
+            time.sleep(0.5)
+
+
+def minority(args):
+    """Two of three brokers down: acks=all writes are not acknowledged, and committed data is
+    still read from the surviving leader; after the restart nothing acknowledged is missing."""
+    cluster = Cluster(args.broker_bin, args.work_dir, [])
+    for i in cluster.ids:
+        cluster.start(i)
+    admin = AdminClient({"bootstrap.servers": cluster.bootstrap()})
+    summary = {"scenario": "minority"}
+    try:
+        create_topic(cluster, admin)
+        wait_whole(cluster, admin)
+        p = Producer({"bootstrap.servers": cluster.bootstrap(), "acks": "all",
+                      "enable.idempotence": True, "message.timeout.ms": 8000})
+        acked, failed = {}, []
+
+        def done(err, msg):
+            if err is None:
+                acked[msg.value().decode()] = (msg.partition(), msg.offset())
+            else:
+                failed.append(str(err))
+
+        for i in range(3000):
+            p.produce(TOPIC, f"before-{i}".encode(), partition=0, on_delivery=done)
+        p.flush(30)
+        summary["acked_before"] = len(acked)
+        survivor = leader_of(admin, 0)
+        for i in cluster.ids:
+            if i != survivor:
+                cluster.kill(i)
+        log(f"killed every broker but {survivor}, the leader of partition 0")
+        time.sleep(1)
+        before = len(acked)
+        for i in range(500):
+            p.produce(TOPIC, f"during-{i}".encode(), partition=0, on_delivery=done)
+        p.flush(20)
+        summary["acked_during"] = len(acked) - before
+        summary["refused_during"] = len(failed)
+        # Committed data is still readable from the survivor.
+        c = Consumer({"bootstrap.servers": f"127.0.0.1:{cluster.kafka[survivor]}",
+                      "group.id": "minority-read", "enable.auto.commit": False})
+        c.assign([TopicPartition(TOPIC, 0, 0)])
+        read = set()
+        deadline = time.time() + 30
+        while len(read) < summary["acked_before"] and time.time() < deadline:
+            m = c.poll(0.5)
+            if m is not None and not m.error():
+                read.add(m.value().decode())
+        c.close()
+        summary["read_from_survivor"] = len(read)
+        for i in cluster.ids:
+            if i != survivor:
+                cluster.start(i)
+        wait_whole(cluster, admin)
+        final = read_all(cluster.bootstrap())
+        summary["lost"] = len([v for v, at in acked.items() if final.get(at) != v])
+    except Exception as e:
+        summary["error"] = repr(e)
+    finally:
+        cluster.stop_all()
+    print(json.dumps(summary), flush=True)
+    ok = ("error" not in summary and summary["acked_during"] == 0 and summary["lost"] == 0
+          and summary["read_from_survivor"] == summary["acked_before"] == 3000
+          and summary["refused_during"] == 500)
+    sys.stdout.flush()
+    os._exit(0 if ok else 1)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--broker-bin", required=True)
+    ap.add_argument("--work-dir", required=True)
+    ap.add_argument("--faults", type=int, default=20)
+    ap.add_argument("--kinds", default="kill,stop,partition,partition-kill,kill-ctl")
+    ap.add_argument("--rate", type=int, default=1500, help="records per second")
+    ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--expect-loss", action="store_true")
+    ap.add_argument("--scenario", choices=["faults", "minority"], default="faults")
+    args = ap.parse_args()
+    if args.scenario == "minority":
+        minority(args)
+    random.seed(args.seed)
+    extra = ["--testing-ack-before-replication"] if args.expect_loss else []
+    kinds = ["partition-kill"] if args.expect_loss else args.kinds.split(",")
+    cluster = Cluster(args.broker_bin, args.work_dir, extra)
+    for i in cluster.ids:
+        cluster.start(i)
+    admin = AdminClient({"bootstrap.servers": cluster.bootstrap()})
+    summary = {"faults": 0, "kinds": {}}
+    try:
+        create_topic(cluster, admin)
+        wait_whole(cluster, admin)
+        work = Workload(cluster.bootstrap(), args.rate)
+        work.consuming = True
+        producer = threading.Thread(target=work.produce, daemon=True)
+        consumer = threading.Thread(target=work.consume, daemon=True)
+        producer.start()
+        consumer.start()
+        time.sleep(2)
+        failovers = []
+        for n in range(args.faults):
+            kind = kinds[n % len(kinds)]
+            part = n % PARTITIONS
+            victim = leader_of(admin, part)
+            if kind == "kill-ctl":
+                victim = metadata(admin).controller_id
+            if victim not in cluster.ids:
+                wait_whole(cluster, admin)
+                victim = leader_of(admin, part)
+            log(f"fault {n + 1}/{args.faults}: {kind} broker {victim}")
+            started = time.time()
+            if kind in ("kill", "kill-ctl"):
+                cluster.kill(victim)
+                time.sleep(random.uniform(2.5, 4.0))
+                cluster.start(victim)
+            elif kind == "stop":
+                cluster.kill(victim, signal.SIGSTOP)
+                time.sleep(random.uniform(3.0, 4.5))
+                cluster.kill(victim, signal.SIGCONT)
+            elif kind == "partition":
+                cluster.cut(victim, True)
+                time.sleep(random.uniform(3.0, 4.5))
+                cluster.cut(victim, False)
+            elif kind == "partition-kill":
+                # The leader keeps taking writes it cannot replicate, then dies: nothing it
+                # acknowledged may be lost.
+                cluster.cut(victim, True)
+                time.sleep(1.5)
+                cluster.kill(victim)
+                cluster.cut(victim, False)
+                time.sleep(random.uniform(1.5, 2.5))
+                cluster.start(victim)
+            wait_whole(cluster, admin)
+            failovers.append(round(time.time() - started, 1))
+            summary["faults"] += 1
+            summary["kinds"][kind] = summary["kinds"].get(kind, 0) + 1
+        time.sleep(2)
+        work.running = False
+        producer.join()
+        wait_whole(cluster, admin)
+        with work.lock:
+            acked = dict(work.acked)
+        # Let the live consumer catch up, then stop it.
+        catch_up = time.time() + 30
+        while time.time() < catch_up:
+            with work.lock:
+                if len(work.seen) >= len(acked):
+                    break
+            time.sleep(0.5)
+        work.consuming = False
+        consumer.join()
+        final = read_all(cluster.bootstrap())
+        values = list(final.values())
+        lost = [v for v, at in acked.items() if final.get(at) != v]
+        duplicates = len(values) - len(set(values))
+        vanished = [(k, v) for k, v in work.seen.items() if final.get(k) != v]
+        diverged = []
+        for part in range(PARTITIONS):
+            ok = False
+            for _ in range(60):
+                logs = [replica_bytes(args.work_dir, b, part) for b in cluster.ids]
+                if logs[0] and all(l == logs[0] for l in logs):
+                    ok = True
+                    break
+                time.sleep(0.5)
+            if not ok:
+                diverged.append((part, [len(l) for l in logs]))
+        summary.update({
+            "sent": work.sent, "acked": len(acked), "not_acked": work.failed, "read": len(final),
+            "producer_fatal": work.fatal,
+            "lost": len(lost), "duplicates": duplicates, "vanished": len(vanished),
+            "diverged_replicas": diverged, "heal_seconds": failovers,
+            "lost_examples": lost[:5], "vanished_examples": vanished[:5],
+        })
+    except Exception as e:
+        summary["error"] = repr(e)
+    finally:
+        cluster.stop_all()
+    print(json.dumps(summary), flush=True)
+    if "error" in summary:
+        os._exit(2)
+    if args.expect_loss:
+        ok = "error" not in summary and (summary.get("lost", 0) > 0 or bool(summary.get("producer_fatal")))
+        log("checker found lost writes in the broken build" if ok else "checker found NO loss in the broken build")
+    else:
+        ok = (summary["lost"] == 0 and summary["duplicates"] == 0 and summary["vanished"] == 0
+              and not summary["producer_fatal"]
+              and not summary["diverged_replicas"] and summary["acked"] > 0)
+    sys.stdout.flush()
+    os._exit(0 if ok else 1)
+
+
+if __name__ == "__main__":
+    main()
