@@ -18,7 +18,9 @@ full). Then the checker reads every partition from the start and requires:
   - 0 acknowledged records lost (each acked value at its acked partition and offset);
   - 0 duplicates (the idempotent producer's retries across failovers are recognised);
   - no record the consumer saw during the run later disappeared or changed;
-  - every replica's log byte-identical to the leader's.
+  - every replica's log byte-identical to the leader's;
+  - a consumer group that commits throughout (its coordinator is the controller, killed too)
+    ends with its committed offsets at the end of every partition.
 
 With --expect-loss the brokers run with --testing-ack-before-replication (acks=all answered
 before replication) and only partition-kill faults are injected: the suite then succeeds only if the
@@ -40,7 +42,7 @@ import sys
 import threading
 import time
 
-from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 TOPIC = "chaos"
@@ -219,6 +221,7 @@ class Workload:
         self.running = True
         self.lock = threading.Lock()
         self.sent = 0
+        self.group_pos = {}
         self.fatal = None  # a fatal producer error (librdkafka detects some losses itself)
 
     def produce(self):
@@ -251,6 +254,32 @@ class Workload:
             self.fatal = str(e)
             log(f"producer failed: {e}")
         self.sent = seq
+
+    def consume_group(self):
+        """A consumer group member committing as it goes: it must keep working when its
+        coordinator (the controller) or a partition leader dies."""
+        c = Consumer({"bootstrap.servers": self.bootstrap, "group.id": "fault-suite-group",
+                      "enable.auto.commit": True, "auto.commit.interval.ms": 500,
+                      "auto.offset.reset": "earliest", "session.timeout.ms": 10000})
+        c.subscribe([TOPIC])
+        self.group_read = 0
+        self.group_pos = {}
+        while self.running or self.consuming:
+            m = c.poll(0.2)
+            if m is None or m.error():
+                continue
+            self.group_read += 1
+            self.group_pos[m.partition()] = m.offset() + 1
+        for attempt in range(20):
+            try:
+                c.commit(asynchronous=False)
+                break
+            except KafkaException as e:
+                if e.args[0].code() == KafkaError._NO_OFFSET:
+                    break  # auto-commit already committed the final positions
+                log(f"final group commit failed ({e}); retrying")
+                time.sleep(0.5)
+        c.close()
 
     def consume(self):
         c = Consumer({"bootstrap.servers": self.bootstrap, "group.id": "fault-suite-live",
@@ -418,8 +447,10 @@ def main():
         work.consuming = True
         producer = threading.Thread(target=work.produce, daemon=True)
         consumer = threading.Thread(target=work.consume, daemon=True)
+        group = threading.Thread(target=work.consume_group, daemon=True)
         producer.start()
         consumer.start()
+        group.start()
         time.sleep(2)
         failovers = []
         for n in range(args.faults):
@@ -471,9 +502,25 @@ def main():
                 if len(work.seen) >= len(acked):
                     break
             time.sleep(0.5)
+        acked_ends = {}
+        for (part, offset) in acked.values():
+            acked_ends[part] = max(acked_ends.get(part, 0), offset + 1)
+        while time.time() < catch_up and any(
+                work.group_pos.get(k, 0) < acked_ends.get(k, 0) for k in range(PARTITIONS)):
+            time.sleep(0.5)
         work.consuming = False
         consumer.join()
+        group.join()
         final = read_all(cluster.bootstrap())
+        # The group's committed offsets survived every coordinator change and reached the end.
+        checker = Consumer({"bootstrap.servers": cluster.bootstrap(), "group.id": "fault-suite-group"})
+        committed = checker.committed([TopicPartition(TOPIC, k) for k in range(PARTITIONS)], timeout=20)
+        checker.close()
+        ends = {}
+        for (part, offset) in final:
+            ends[part] = max(ends.get(part, 0), offset + 1)
+        summary["group_read"] = work.group_read
+        summary["group_committed_behind"] = sum(ends.get(tp.partition, 0) - max(tp.offset, 0) for tp in committed)
         values = list(final.values())
         lost = [v for v, at in acked.items() if final.get(at) != v]
         duplicates = len(values) - len(set(values))
@@ -508,7 +555,7 @@ def main():
         log("checker found lost writes in the broken build" if ok else "checker found NO loss in the broken build")
     else:
         ok = (summary["lost"] == 0 and summary["duplicates"] == 0 and summary["vanished"] == 0
-              and not summary["producer_fatal"]
+              and not summary["producer_fatal"] and summary["group_committed_behind"] == 0
               and not summary["diverged_replicas"] and summary["acked"] > 0)
     sys.stdout.flush()
     os._exit(0 if ok else 1)

@@ -6,8 +6,10 @@
 //!   private PostgreSQL, and a smoke run of `up`.
 //! - `codegen`: regenerate checked-in artifacts (`openapi/hdi.json`).
 //! - `bench broker`: hdi-broker against tansu with one load generator, ratios printed.
+//! - `chaos broker`: the 200-fault version of the broker cluster fault suite.
 
 mod bench;
+mod chaos;
 mod postgres;
 mod sys;
 mod test;
@@ -39,6 +41,8 @@ enum Command {
     Codegen,
     /// Benchmarks against named peers (`broker`: hdi-broker vs tansu).
     Bench(bench::BenchArgs),
+    /// The long fault suites (`broker`: 200 faults against a 3-broker cluster).
+    Chaos(chaos::ChaosArgs),
 }
 
 fn main() -> ExitCode {
@@ -56,6 +60,7 @@ fn main() -> ExitCode {
         Command::Test(args) => test::run(args),
         Command::Codegen => util::codegen(),
         Command::Bench(args) => bench::run_bench(args),
+        Command::Chaos(args) => chaos::run_chaos(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

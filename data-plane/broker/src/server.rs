@@ -52,13 +52,11 @@ impl Broker {
     pub async fn open(config: BrokerConfig, quorum_addr: String) -> anyhow::Result<Arc<Broker>> {
         std::fs::create_dir_all(&config.data_dir)?;
         let replicas = Replicas::open(&config)?;
-        let groups = Coordinator::open(
-            &config.data_dir.join("groups"),
-            config.group_initial_rebalance_delay,
-        )?;
+        let offsets = crate::groups::SharedOffsets::default();
+        let groups = Coordinator::new(offsets.clone(), config.group_initial_rebalance_delay);
         let producer_ids =
             ProducerIdAllocator::open(&config.data_dir.join("producer-ids"), config.node_id)?;
-        let cluster = Cluster::start(&config, quorum_addr).await?;
+        let cluster = Cluster::start(&config, quorum_addr, offsets).await?;
         Ok(Arc::new(Broker {
             config,
             cluster,
@@ -135,7 +133,7 @@ impl Broker {
         let mut watch = self.cluster.metadata.clone();
         let id = self.config.node_id;
         let incarnation = self.cluster.incarnation;
-        tokio::time::timeout(
+        let unfenced = tokio::time::timeout(
             timeout,
             watch.wait_for(|v| {
                 v.meta
@@ -145,7 +143,13 @@ impl Broker {
             }),
         )
         .await
-        .is_ok_and(|r| r.is_ok())
+        .is_ok_and(|r| r.is_ok());
+        if unfenced {
+            // And serving: the local replicas have taken their roles.
+            let index = self.cluster.view().applied_index;
+            self.replicas.wait_reconciled(index).await;
+        }
+        unfenced
     }
 
     /// Controlled shutdown: asks the controller to move this broker's leaderships away and waits

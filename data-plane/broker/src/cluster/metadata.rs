@@ -146,6 +146,19 @@ pub enum Command {
         /// The ISR it wants.
         isr: Vec<BrokerId>,
     },
+    /// Commits consumer-group offsets (applied to the shared offsets map, not to
+    /// [`ClusterMetadata`]).
+    CommitOffsets {
+        /// Group.
+        group: String,
+        /// `(topic, partition, offset, metadata)`.
+        offsets: Vec<(String, i32, i64, Option<String>)>,
+    },
+    /// Deletes a consumer group's committed offsets.
+    DeleteGroup {
+        /// Group.
+        group: String,
+    },
     /// Moves leadership to the preferred replica where it is in sync and unfenced.
     ElectPreferredLeaders {
         /// Partitions; `None` means every partition.
@@ -243,6 +256,8 @@ impl ClusterMetadata {
                 self.elect_preferred(partitions.as_deref());
                 Outcome::Ok
             }
+            // Offsets live outside the metadata (see `raft::StateMachine`).
+            Command::CommitOffsets { .. } | Command::DeleteGroup { .. } => Outcome::Ok,
         }
     }
 

@@ -79,10 +79,14 @@ impl Cluster {
     ///
     /// # Errors
     /// When the quorum files cannot be opened or Raft cannot start.
-    pub async fn start(config: &BrokerConfig, quorum_addr: String) -> anyhow::Result<Arc<Cluster>> {
+    pub async fn start(
+        config: &BrokerConfig,
+        quorum_addr: String,
+        offsets: crate::groups::SharedOffsets,
+    ) -> anyhow::Result<Arc<Cluster>> {
         let dir = config.data_dir.join("quorum");
         let log = LogStore::open(&dir)?;
-        let (machine, metadata) = StateMachine::open(&dir)?;
+        let (machine, metadata) = StateMachine::open(&dir, offsets)?;
         let node_id = u64::try_from(config.node_id)?;
         let routes: rpc::Routes = Arc::new(config.peer_routes.clone());
         let network = rpc::Network {

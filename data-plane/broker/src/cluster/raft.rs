@@ -30,6 +30,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
 use super::metadata::{ClusterMetadata, Command, Outcome};
+use crate::groups::offsets::{self, OffsetRecord, SharedOffsets};
 
 openraft::declare_raft_types!(
     /// The metadata quorum's Raft types.
@@ -302,6 +303,9 @@ struct SnapshotData {
     meta: ClusterMetadata,
     last_applied: Option<LogId<u64>>,
     membership: StoredMembership<u64, BasicNode>,
+    /// Committed consumer-group offsets (kept in the shared map between snapshots).
+    #[serde(default)]
+    offsets: Vec<OffsetRecord>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -312,7 +316,9 @@ struct StoredSnapshot {
 
 struct MachineInner {
     dir: PathBuf,
+    /// `state.offsets` is empty in memory: the offsets live in `offsets`.
     state: SnapshotData,
+    offsets: SharedOffsets,
     snapshot: Option<StoredSnapshot>,
     snapshot_seq: u64,
 }
@@ -329,13 +335,17 @@ impl StateMachine {
     ///
     /// # Errors
     /// When the snapshot cannot be read or is corrupt.
-    pub fn open(dir: &Path) -> std::io::Result<(StateMachine, watch::Receiver<Arc<MetadataView>>)> {
+    pub fn open(
+        dir: &Path,
+        offsets: SharedOffsets,
+    ) -> std::io::Result<(StateMachine, watch::Receiver<Arc<MetadataView>>)> {
         std::fs::create_dir_all(dir)?;
         let snapshot: Option<StoredSnapshot> = read_json(&dir.join("snapshot.json"))?;
-        let state = match &snapshot {
+        let mut state: SnapshotData = match &snapshot {
             Some(s) => serde_json::from_slice(&s.data).map_err(std::io::Error::other)?,
             None => SnapshotData::default(),
         };
+        *lock(&offsets) = offsets::from_records(std::mem::take(&mut state.offsets));
         let view = Arc::new(MetadataView {
             meta: state.meta.clone(),
             applied_index: state.last_applied.map_or(0, |l| l.index),
@@ -346,6 +356,7 @@ impl StateMachine {
                 inner: Arc::new(Mutex::new(MachineInner {
                     dir: dir.to_owned(),
                     state,
+                    offsets,
                     snapshot,
                     snapshot_seq: 0,
                 })),
@@ -366,7 +377,9 @@ impl StateMachine {
 impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
     async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StoreError> {
         let mut inner = lock(&self.inner);
-        let data = serde_json::to_vec(&inner.state).map_err(write_error)?;
+        let mut state = inner.state.clone();
+        state.offsets = offsets::to_records(&lock(&inner.offsets));
+        let data = serde_json::to_vec(&state).map_err(write_error)?;
         inner.snapshot_seq += 1;
         let meta = SnapshotMeta {
             last_log_id: inner.state.last_applied,
@@ -411,7 +424,24 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             inner.state.last_applied = Some(entry.log_id);
             let outcome = match &entry.payload {
                 EntryPayload::Blank => Outcome::Ok,
+                EntryPayload::Normal(Command::CommitOffsets {
+                    group,
+                    offsets: committed,
+                }) => {
+                    offsets::apply_commit(&mut lock(&inner.offsets), group, committed);
+                    Outcome::Ok
+                }
+                EntryPayload::Normal(Command::DeleteGroup { group }) => {
+                    offsets::apply_delete(&mut lock(&inner.offsets), group);
+                    Outcome::Ok
+                }
                 EntryPayload::Normal(command) => {
+                    if let Command::DeleteTopic { name } = command {
+                        // Kafka drops a deleted topic's committed offsets.
+                        for entries in lock(&inner.offsets).values_mut() {
+                            entries.retain(|(topic, _), _| topic != name);
+                        }
+                    }
                     let outcome = inner.state.meta.apply(command);
                     tracing::debug!(
                         index = entry.log_id.index,
@@ -447,8 +477,9 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         snapshot: Box<Cursor<Vec<u8>>>,
     ) -> Result<(), StoreError> {
         let data = snapshot.into_inner();
-        let state: SnapshotData = serde_json::from_slice(&data).map_err(read_error)?;
+        let mut state: SnapshotData = serde_json::from_slice(&data).map_err(read_error)?;
         let mut inner = lock(&self.inner);
+        *lock(&inner.offsets) = offsets::from_records(std::mem::take(&mut state.offsets));
         let stored = StoredSnapshot {
             meta: meta.clone(),
             data,

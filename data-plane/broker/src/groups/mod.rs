@@ -6,10 +6,11 @@
 //! oneshot channel that the state machine answers; no lock is held across an await. A ticker
 //! expires members whose session timed out and completes rebalances whose deadline passed.
 //!
-//! Committed offsets persist through [`offsets`] (a fsynced JSON-lines file).
+//! Committed offsets are replicated through the metadata quorum ([`offsets`]): the coordinator
+//! validates a commit or deletion ([`Coordinator::commit_check`], [`Coordinator::delete_check`]),
+//! the caller proposes it, and the state machine applies it on every broker.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -18,10 +19,9 @@ use tokio::sync::oneshot;
 
 use crate::codes;
 
-mod offsets;
+pub mod offsets;
 
-pub use offsets::Committed;
-use offsets::{OffsetLine, OffsetMap, OffsetStore};
+pub use offsets::{Committed, SharedOffsets};
 
 /// How long a member id from MEMBER_ID_REQUIRED stays valid without a join that uses it.
 const PENDING_MEMBER_TTL: Duration = Duration::from_secs(300);
@@ -263,16 +263,15 @@ impl Group {
 
 struct Inner {
     groups: BTreeMap<String, Group>,
-    offsets: OffsetMap,
 }
 
 /// The group coordinator of this broker.
 ///
-/// Two locks: `store` (the offsets file) is taken before `inner` when both are needed, and only
-/// by commits and deletions, so that their fsync never holds up heartbeats, joins or the ticker.
+/// Two locks: `inner` (groups) and the shared offsets map; `inner` is taken first when both are
+/// needed.
 pub struct Coordinator {
     inner: Mutex<Inner>,
-    store: Mutex<OffsetStore>,
+    offsets: SharedOffsets,
     initial_delay: Duration,
 }
 
@@ -307,24 +306,19 @@ pub struct GroupDescription {
 }
 
 impl Coordinator {
-    /// Opens the coordinator with its offsets under `dir`.
-    ///
-    /// # Errors
-    /// When the offsets file cannot be read or rewritten.
-    pub fn open(dir: &Path, initial_delay: Duration) -> std::io::Result<Coordinator> {
-        let (store, offsets) = OffsetStore::open(dir)?;
-        Ok(Coordinator {
+    /// A coordinator reading committed offsets from `offsets`.
+    pub fn new(offsets: SharedOffsets, initial_delay: Duration) -> Coordinator {
+        Coordinator {
             inner: Mutex::new(Inner {
                 groups: BTreeMap::new(),
-                offsets,
             }),
-            store: Mutex::new(store),
+            offsets,
             initial_delay,
-        })
+        }
     }
 
-    fn lock_store(&self) -> std::sync::MutexGuard<'_, OffsetStore> {
-        self.store
+    fn lock_offsets(&self) -> std::sync::MutexGuard<'_, offsets::OffsetMap> {
+        self.offsets
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
@@ -569,15 +563,10 @@ impl Coordinator {
         });
     }
 
-    /// OffsetCommit: validates membership when a generation is given, then persists.
-    pub fn commit(
-        &self,
-        group_id: &str,
-        generation: i32,
-        member_id: &str,
-        offsets: Vec<(String, i32, i64, Option<String>)>,
-    ) -> Vec<i16> {
-        let inner = self.lock();
+    /// OffsetCommit: validates membership when a generation is given (and counts the commit as a
+    /// sign of life). NONE means the caller may propose the commit.
+    pub fn commit_check(&self, group_id: &str, generation: i32, member_id: &str) -> i16 {
+        let mut inner = self.lock();
         let check = match inner.groups.get(group_id) {
             _ if group_id.is_empty() => codes::INVALID_GROUP_ID,
             Some(group) if generation >= 0 || !member_id.is_empty() => {
@@ -595,44 +584,13 @@ impl Coordinator {
             None if generation >= 0 => codes::ILLEGAL_GENERATION,
             _ => codes::NONE,
         };
-        drop(inner);
-        if check != codes::NONE {
-            return vec![check; offsets.len()];
-        }
-        let lines: Vec<OffsetLine> = offsets
-            .iter()
-            .map(|(t, p, o, m)| OffsetLine {
-                g: group_id.to_owned(),
-                t: Some(t.clone()),
-                p: *p,
-                o: *o,
-                m: m.clone(),
-                deleted: false,
-            })
-            .collect();
-        // fsync holding only the store lock; the map is updated under both, in file order.
-        let mut store = self.lock_store();
-        if let Err(error) = store.append(&lines) {
-            tracing::error!(%error, path = %store.path.display(), "cannot persist committed offsets");
-            return vec![codes::UNKNOWN_SERVER_ERROR; offsets.len()];
-        }
-        let mut inner = self.lock();
-        let entries = inner.offsets.entry(group_id.to_owned()).or_default();
-        for (t, p, o, m) in offsets {
-            entries.insert(
-                (t, p),
-                Committed {
-                    offset: o,
-                    metadata: m,
-                },
-            );
-        }
-        if let Some(group) = inner.groups.get_mut(group_id)
+        if check == codes::NONE
+            && let Some(group) = inner.groups.get_mut(group_id)
             && let Some(member) = group.members.get_mut(member_id)
         {
             member.last_seen = Instant::now();
         }
-        vec![codes::NONE; lines.len()]
+        check
     }
 
     /// OffsetFetch: committed offsets of a group (all of them when `topics` is `None`).
@@ -641,8 +599,8 @@ impl Coordinator {
         group_id: &str,
         topics: Option<Vec<(String, Vec<i32>)>>,
     ) -> Vec<(String, i32, Option<Committed>)> {
-        let inner = self.lock();
-        let entries = inner.offsets.get(group_id);
+        let offsets = self.lock_offsets();
+        let entries = offsets.get(group_id);
         match topics {
             Some(topics) => topics
                 .into_iter()
@@ -665,13 +623,13 @@ impl Coordinator {
     /// ListGroups: `(group id, protocol type, state)`.
     pub fn list(&self) -> Vec<(String, String, &'static str)> {
         let inner = self.lock();
-        let mut out: BTreeMap<String, (String, &'static str)> = inner
-            .offsets
+        let offsets = self.lock_offsets();
+        let mut out: BTreeMap<String, (String, &'static str)> = offsets
             .keys()
             .map(|g| (g.clone(), (String::new(), "Empty")))
             .collect();
         for (id, group) in &inner.groups {
-            if group.members.is_empty() && !inner.offsets.contains_key(id) {
+            if group.members.is_empty() && !offsets.contains_key(id) {
                 continue;
             }
             out.insert(
@@ -711,7 +669,7 @@ impl Coordinator {
                     })
                     .collect(),
             },
-            None if inner.offsets.contains_key(group_id) => GroupDescription {
+            None if self.lock_offsets().contains_key(group_id) => GroupDescription {
                 state: "Empty",
                 protocol_type: String::new(),
                 protocol: String::new(),
@@ -726,10 +684,10 @@ impl Coordinator {
         }
     }
 
-    /// DeleteGroups: only groups without members.
-    pub fn delete(&self, group_id: &str) -> i16 {
-        let mut store = self.lock_store();
-        let inner = self.lock();
+    /// DeleteGroups: only groups without members. NONE means the caller may propose the
+    /// deletion of the committed offsets; the group's state here is forgotten at once.
+    pub fn delete_check(&self, group_id: &str) -> i16 {
+        let mut inner = self.lock();
         let has_members = inner
             .groups
             .get(group_id)
@@ -737,48 +695,18 @@ impl Coordinator {
         if has_members {
             return codes::NON_EMPTY_GROUP;
         }
-        let known = inner.groups.contains_key(group_id) || inner.offsets.contains_key(group_id);
-        drop(inner);
+        let known =
+            inner.groups.contains_key(group_id) || self.lock_offsets().contains_key(group_id);
         if !known {
             return codes::GROUP_ID_NOT_FOUND;
         }
-        let tombstone = OffsetLine {
-            g: group_id.to_owned(),
-            t: None,
-            p: 0,
-            o: 0,
-            m: None,
-            deleted: true,
-        };
-        if let Err(error) = store.append(&[tombstone]) {
-            tracing::error!(%error, "cannot persist group deletion");
-            return codes::UNKNOWN_SERVER_ERROR;
-        }
-        let mut inner = self.lock();
-        if inner
-            .groups
-            .get(group_id)
-            .is_some_and(|g| !g.members.is_empty())
-        {
-            // A member joined while the tombstone was written: the offsets are gone from the file
-            // at the next start, but the live group stays.
-            tracing::warn!(
-                group = group_id,
-                "group gained a member while being deleted"
-            );
-        } else {
-            inner.groups.remove(group_id);
-        }
-        inner.offsets.remove(group_id);
+        inner.groups.remove(group_id);
         codes::NONE
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use std::io::Write;
-    use std::path::PathBuf;
-
     use super::*;
 
     fn request(group: &str, member: &str) -> JoinRequest {
@@ -796,17 +724,12 @@ mod tests {
         }
     }
 
-    fn temp_dir(tag: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("hdi-groups-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        dir
-    }
-
     #[tokio::test]
     async fn two_members_join_sync_and_rebalance_on_leave() {
-        let dir = temp_dir("join");
-        let coordinator =
-            std::sync::Arc::new(Coordinator::open(&dir, Duration::from_millis(100)).unwrap());
+        let coordinator = std::sync::Arc::new(Coordinator::new(
+            SharedOffsets::default(),
+            Duration::from_millis(100),
+        ));
         let ticker = {
             let c = std::sync::Arc::clone(&coordinator);
             tokio::spawn(async move {
@@ -877,13 +800,11 @@ mod tests {
             (0, generation + 1, 1)
         );
         ticker.abort();
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[tokio::test]
     async fn empty_groups_are_forgotten_but_their_offsets_stay() {
-        let dir = temp_dir("forget");
-        let coordinator = Coordinator::open(&dir, Duration::ZERO).unwrap();
+        let coordinator = Coordinator::new(SharedOffsets::default(), Duration::ZERO);
         let mut join = request("lonely", "");
         join.require_known_member_id = false;
         let joined = coordinator.join(join).await;
@@ -897,13 +818,13 @@ mod tests {
             codes::NONE
         );
         assert_eq!(
-            coordinator.commit(
-                "lonely",
-                joined.generation,
-                &joined.member_id,
-                vec![("t".into(), 0, 5, None)]
-            ),
-            vec![0]
+            coordinator.commit_check("lonely", joined.generation, &joined.member_id),
+            codes::NONE
+        );
+        offsets::apply_commit(
+            &mut coordinator.lock_offsets(),
+            "lonely",
+            &[("t".into(), 0, 5, None)],
         );
         assert_eq!(
             coordinator.leave("lonely", std::slice::from_ref(&joined.member_id)),
@@ -926,38 +847,34 @@ mod tests {
             coordinator.list(),
             vec![("lonely".into(), String::new(), "Empty")]
         );
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[tokio::test]
-    async fn offsets_are_durable_and_deletable() {
-        let dir = temp_dir("offsets");
-        let coordinator = Coordinator::open(&dir, Duration::ZERO).unwrap();
+    async fn commits_and_deletions_are_checked_before_they_are_proposed() {
+        let coordinator = Coordinator::new(SharedOffsets::default(), Duration::ZERO);
         assert_eq!(
-            coordinator.commit(
-                "g",
-                -1,
-                "",
-                vec![
-                    ("t".into(), 0, 42, None),
-                    ("t".into(), 1, 7, Some("m".into()))
-                ]
-            ),
-            vec![0, 0]
+            coordinator.commit_check("", -1, ""),
+            codes::INVALID_GROUP_ID
         );
         assert_eq!(
-            coordinator.commit("g", -1, "", vec![("t".into(), 0, 43, None)]),
-            vec![0]
+            coordinator.commit_check("g", 3, "m"),
+            codes::ILLEGAL_GENERATION
         );
-        drop(coordinator);
-        // A torn last line is ignored.
-        let mut file = std::fs::OpenOptions::new()
-            .append(true)
-            .open(dir.join("offsets.jsonl"))
-            .unwrap();
-        file.write_all(b"{\"g\":\"g\",\"t\":\"t\",\"p\":0,\"o\":9")
-            .unwrap();
-        let coordinator = Coordinator::open(&dir, Duration::ZERO).unwrap();
+        assert_eq!(coordinator.commit_check("g", -1, ""), codes::NONE);
+        assert_eq!(coordinator.delete_check("g"), codes::GROUP_ID_NOT_FOUND);
+        offsets::apply_commit(
+            &mut coordinator.lock_offsets(),
+            "g",
+            &[
+                ("t".into(), 0, 42, None),
+                ("t".into(), 1, 7, Some("m".into())),
+            ],
+        );
+        offsets::apply_commit(
+            &mut coordinator.lock_offsets(),
+            "g",
+            &[("t".into(), 0, 43, None)],
+        );
         let fetched = coordinator.fetch("g", Some(vec![("t".into(), vec![0, 1, 2])]));
         assert_eq!(fetched[0].2.as_ref().map(|c| c.offset), Some(43));
         assert_eq!(
@@ -969,11 +886,12 @@ mod tests {
             coordinator.list(),
             vec![("g".into(), String::new(), "Empty")]
         );
-        assert_eq!(coordinator.delete("g"), codes::NONE);
-        assert_eq!(coordinator.delete("g"), codes::GROUP_ID_NOT_FOUND);
-        drop(coordinator);
-        let coordinator = Coordinator::open(&dir, Duration::ZERO).unwrap();
+        // Snapshots carry the map unchanged.
+        let records = offsets::to_records(&coordinator.lock_offsets());
+        assert_eq!(offsets::from_records(records), *coordinator.lock_offsets());
+        assert_eq!(coordinator.delete_check("g"), codes::NONE);
+        offsets::apply_delete(&mut coordinator.lock_offsets(), "g");
+        assert_eq!(coordinator.delete_check("g"), codes::GROUP_ID_NOT_FOUND);
         assert!(coordinator.fetch("g", None).is_empty());
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

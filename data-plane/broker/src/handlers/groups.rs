@@ -79,6 +79,14 @@ pub async fn join_group(cx: &Context<'_>, request: JoinGroupRequest) -> JoinGrou
     } else {
         request.session_timeout_ms
     };
+    if !cx.broker.cluster.is_controller() {
+        // Only the controller coordinates groups: the client looks the coordinator up again.
+        return JoinGroupResponse::default()
+            .with_error_code(codes::NOT_COORDINATOR)
+            .with_generation_id(-1)
+            .with_protocol_name((cx.version < 7).then(|| sb("")))
+            .with_member_id(request.member_id);
+    }
     let result = cx
         .broker
         .groups
@@ -148,6 +156,9 @@ pub async fn sync_group(cx: &Context<'_>, request: SyncGroupRequest) -> SyncGrou
         .iter()
         .map(|a| (a.member_id.as_str().to_owned(), a.assignment.clone()))
         .collect();
+    if !cx.broker.cluster.is_controller() {
+        return SyncGroupResponse::default().with_error_code(codes::NOT_COORDINATOR);
+    }
     let (error, assignment) = cx
         .broker
         .groups
@@ -167,11 +178,15 @@ pub async fn sync_group(cx: &Context<'_>, request: SyncGroupRequest) -> SyncGrou
 
 /// Handles Heartbeat.
 pub fn heartbeat(cx: &Context<'_>, request: HeartbeatRequest) -> HeartbeatResponse {
-    let code = cx.broker.groups.heartbeat(
-        request.group_id.0.as_str(),
-        request.generation_id,
-        request.member_id.as_str(),
-    );
+    let code = if cx.broker.cluster.is_controller() {
+        cx.broker.groups.heartbeat(
+            request.group_id.0.as_str(),
+            request.generation_id,
+            request.member_id.as_str(),
+        )
+    } else {
+        codes::NOT_COORDINATOR
+    };
     HeartbeatResponse::default().with_error_code(code)
 }
 
@@ -205,8 +220,29 @@ pub fn leave_group(cx: &Context<'_>, request: LeaveGroupRequest) -> LeaveGroupRe
     LeaveGroupResponse::default().with_members(members)
 }
 
+/// Commits offsets through the metadata quorum (so they survive this broker); the error code for
+/// every partition.
+async fn propose_commit(
+    cx: &Context<'_>,
+    group: &str,
+    offsets: Vec<(String, i32, i64, Option<String>)>,
+) -> i16 {
+    let command = crate::cluster::metadata::Command::CommitOffsets {
+        group: group.to_owned(),
+        offsets,
+    };
+    match cx.broker.cluster.propose(command).await {
+        Ok(_) => codes::NONE,
+        Err(error) => {
+            tracing::warn!(group, message = %error.message, "offset commit not replicated");
+            // Retriable: the client commits again (to the new coordinator, if it moved).
+            codes::COORDINATOR_NOT_AVAILABLE
+        }
+    }
+}
+
 /// Handles OffsetCommit.
-pub fn offset_commit(cx: &Context<'_>, request: OffsetCommitRequest) -> OffsetCommitResponse {
+pub async fn offset_commit(cx: &Context<'_>, request: OffsetCommitRequest) -> OffsetCommitResponse {
     let mut flat = Vec::new();
     for topic in &request.topics {
         for p in &topic.partitions {
@@ -218,15 +254,21 @@ pub fn offset_commit(cx: &Context<'_>, request: OffsetCommitRequest) -> OffsetCo
             ));
         }
     }
-    let codes = super::blocking(|| {
-        cx.broker.groups.commit(
-            request.group_id.0.as_str(),
+    let group = request.group_id.0.as_str();
+    let check = if cx.broker.cluster.is_controller() {
+        cx.broker.groups.commit_check(
+            group,
             request.generation_id_or_member_epoch,
             request.member_id.as_str(),
-            flat,
         )
-    });
-    let mut codes = codes.into_iter();
+    } else {
+        codes::NOT_COORDINATOR
+    };
+    let code = if check == codes::NONE {
+        propose_commit(cx, group, flat).await
+    } else {
+        check
+    };
     let topics = request
         .topics
         .into_iter()
@@ -237,7 +279,7 @@ pub fn offset_commit(cx: &Context<'_>, request: OffsetCommitRequest) -> OffsetCo
                 .map(|p| {
                     OffsetCommitResponsePartition::default()
                         .with_partition_index(p.partition_index)
-                        .with_error_code(codes.next().unwrap_or(0))
+                        .with_error_code(code)
                 })
                 .collect();
             OffsetCommitResponseTopic::default()
@@ -345,16 +387,30 @@ pub fn describe_groups(cx: &Context<'_>, request: DescribeGroupsRequest) -> Desc
 }
 
 /// Handles DeleteGroups.
-pub fn delete_groups(cx: &Context<'_>, request: DeleteGroupsRequest) -> DeleteGroupsResponse {
-    let results = request
-        .groups_names
-        .into_iter()
-        .map(|id| {
-            let code = super::blocking(|| cx.broker.groups.delete(id.0.as_str()));
+pub async fn delete_groups(cx: &Context<'_>, request: DeleteGroupsRequest) -> DeleteGroupsResponse {
+    let mut results = Vec::with_capacity(request.groups_names.len());
+    for id in request.groups_names {
+        let code = if !cx.broker.cluster.is_controller() {
+            codes::NOT_COORDINATOR
+        } else {
+            match cx.broker.groups.delete_check(id.0.as_str()) {
+                codes::NONE => {
+                    let command = crate::cluster::metadata::Command::DeleteGroup {
+                        group: id.0.as_str().to_owned(),
+                    };
+                    match cx.broker.cluster.propose(command).await {
+                        Ok(_) => codes::NONE,
+                        Err(_) => codes::COORDINATOR_NOT_AVAILABLE,
+                    }
+                }
+                other => other,
+            }
+        };
+        results.push(
             DeletableGroupResult::default()
                 .with_group_id(id)
-                .with_error_code(code)
-        })
-        .collect();
+                .with_error_code(code),
+        );
+    }
     DeleteGroupsResponse::default().with_results(results)
 }

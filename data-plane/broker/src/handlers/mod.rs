@@ -153,13 +153,17 @@ pub async fn dispatch(cx: &Context<'_>, request: RequestKind) -> Outcome {
         RequestKind::SyncGroup(r) => ResponseKind::SyncGroup(groups::sync_group(cx, r).await),
         RequestKind::Heartbeat(r) => ResponseKind::Heartbeat(groups::heartbeat(cx, r)),
         RequestKind::LeaveGroup(r) => ResponseKind::LeaveGroup(groups::leave_group(cx, r)),
-        RequestKind::OffsetCommit(r) => ResponseKind::OffsetCommit(groups::offset_commit(cx, r)),
+        RequestKind::OffsetCommit(r) => {
+            ResponseKind::OffsetCommit(groups::offset_commit(cx, r).await)
+        }
         RequestKind::OffsetFetch(r) => ResponseKind::OffsetFetch(groups::offset_fetch(cx, r)),
         RequestKind::ListGroups(r) => ResponseKind::ListGroups(groups::list_groups(cx, r)),
         RequestKind::DescribeGroups(r) => {
             ResponseKind::DescribeGroups(groups::describe_groups(cx, r))
         }
-        RequestKind::DeleteGroups(r) => ResponseKind::DeleteGroups(groups::delete_groups(cx, r)),
+        RequestKind::DeleteGroups(r) => {
+            ResponseKind::DeleteGroups(groups::delete_groups(cx, r).await)
+        }
         RequestKind::InitProducerId(r) => {
             ResponseKind::InitProducerId(producer::init_producer_id(cx, r))
         }
