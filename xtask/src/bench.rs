@@ -27,10 +27,16 @@ pub struct BenchArgs {
     /// Skip the tansu peer (hdi figures only, no ratios).
     #[arg(long)]
     skip_tansu: bool,
+    /// Benchmark a 3-broker cluster (RF=3, acks=all, failover) against a single broker.
+    #[arg(long)]
+    cluster: bool,
+    /// Leader kills in the failover part of `--cluster`.
+    #[arg(long, default_value_t = 20)]
+    faults: usize,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Peer {
+pub(crate) enum Peer {
     Hdi,
     TansuSqlite,
     TansuMemory,
@@ -47,15 +53,15 @@ impl Peer {
 }
 
 #[derive(Default, Clone)]
-struct Figures {
-    produce_mb_s: f64,
-    produce_rec_s: f64,
-    p50_ms: f64,
-    p99_ms: f64,
-    consume_mb_s: f64,
-    produce_cpu_s_per_gb: f64,
-    consume_cpu_s_per_gb: f64,
-    peak_rss_mb: f64,
+pub(crate) struct Figures {
+    pub(crate) produce_mb_s: f64,
+    pub(crate) produce_rec_s: f64,
+    pub(crate) p50_ms: f64,
+    pub(crate) p99_ms: f64,
+    pub(crate) consume_mb_s: f64,
+    pub(crate) produce_cpu_s_per_gb: f64,
+    pub(crate) consume_cpu_s_per_gb: f64,
+    pub(crate) peak_rss_mb: f64,
 }
 
 /// Runs the benchmark.
@@ -79,6 +85,9 @@ pub fn run_bench(args: BenchArgs) -> anyhow::Result<()> {
         ]),
     )?;
     let release = target_dir()?.join("release");
+    if args.cluster {
+        return crate::bench_cluster::run(&release, args.records, args.faults);
+    }
     let tansu = if args.skip_tansu {
         None
     } else {
@@ -135,7 +144,7 @@ fn ensure_tansu() -> anyhow::Result<PathBuf> {
     Ok(bin)
 }
 
-fn free_port() -> anyhow::Result<u16> {
+pub(crate) fn free_port() -> anyhow::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port())
@@ -192,7 +201,11 @@ fn start(
     Ok(child)
 }
 
-fn perf(release: &Path, bootstrap: &str, args: &[&str]) -> anyhow::Result<serde_json::Value> {
+pub(crate) fn perf(
+    release: &Path,
+    bootstrap: &str,
+    args: &[&str],
+) -> anyhow::Result<serde_json::Value> {
     let out = Command::new(release.join("hdi-kafka-perf"))
         .args(["--bootstrap", bootstrap])
         .args(args)
@@ -242,7 +255,7 @@ fn peak_rss_mb(pid: u32) -> f64 {
         .map_or(0.0, |kb| kb / 1024.0)
 }
 
-fn one_run(
+pub(crate) fn one_run(
     peer: Peer,
     release: &Path,
     tansu: Option<&Path>,

@@ -5,10 +5,12 @@
 //! - `test`: everything CI runs: install test dependencies, fmt, clippy, the whole suite against a
 //!   private PostgreSQL, and a smoke run of `up`.
 //! - `codegen`: regenerate checked-in artifacts (`openapi/hdi.json`).
-//! - `bench broker`: hdi-broker against tansu with one load generator, ratios printed.
+//! - `bench broker`: hdi-broker against tansu with one load generator, ratios printed;
+//!   `bench broker --cluster`: a 3-broker RF=3 cluster against a single broker, with failover.
 //! - `chaos broker`: the 200-fault version of the broker cluster fault suite.
 
 mod bench;
+mod bench_cluster;
 mod chaos;
 mod postgres;
 mod sys;

@@ -5,6 +5,9 @@
 //! - `produce`: N records of S bytes as fast as the broker takes them; latency is measured per
 //!   record from `send` to its delivery report (queueing included, as Kafka's tool does).
 //! - `consume`: reads N records from the beginning of partition 0.
+//! - `leader`: the leader, replicas and ISR of partition 0 (from Metadata).
+//! - `probe`: produces one acks=all record again and again until one succeeds; prints how long
+//!   that took (the failover benchmark starts it right after killing a leader).
 //!
 //! Each command prints one JSON line with its figures. Used by `cargo xtask bench broker`.
 
@@ -38,6 +41,24 @@ enum Command {
         topic: String,
         #[arg(long, default_value_t = 1)]
         partitions: i32,
+        #[arg(long, default_value_t = 1)]
+        replication_factor: i32,
+        /// Topic configs, `KEY=VALUE`.
+        #[arg(long)]
+        config: Vec<String>,
+    },
+    /// Leader, replicas and ISR of partition 0.
+    Leader {
+        #[arg(long)]
+        topic: String,
+    },
+    /// Produce single acks=all records until one is acknowledged.
+    Probe {
+        #[arg(long)]
+        topic: String,
+        /// Give up after this many seconds.
+        #[arg(long, default_value_t = 60)]
+        timeout_s: u64,
     },
     /// Produce records.
     Produce {
@@ -105,18 +126,29 @@ fn percentile(sorted: &[u64], p: f64) -> f64 {
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
-        Command::CreateTopic { topic, partitions } => {
+        Command::CreateTopic {
+            topic,
+            partitions,
+            replication_factor,
+            config,
+        } => {
             let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
                 .set("bootstrap.servers", &cli.bootstrap)
                 .create()
                 .context("admin client")?;
             let runtime = std::thread::spawn(move || {
+                let mut new = NewTopic::new(
+                    &topic,
+                    partitions,
+                    TopicReplication::Fixed(replication_factor),
+                );
+                for pair in &config {
+                    if let Some((key, value)) = pair.split_once('=') {
+                        new = new.set(key, value);
+                    }
+                }
                 futures_lite_block_on(admin.create_topics(
-                    &[NewTopic::new(
-                        &topic,
-                        partitions,
-                        TopicReplication::Fixed(1),
-                    )],
+                    &[new],
                     &AdminOptions::new().operation_timeout(Some(Duration::from_secs(30))),
                 ))
             });
@@ -198,6 +230,65 @@ fn main() -> anyhow::Result<()> {
                     "p50_ms": percentile(&stats.latencies_us, 0.50), "p99_ms": percentile(&stats.latencies_us, 0.99),
                     "p999_ms": percentile(&stats.latencies_us, 0.999),
                 })
+            );
+        }
+        Command::Leader { topic } => {
+            let consumer: BaseConsumer = ClientConfig::new()
+                .set("bootstrap.servers", &cli.bootstrap)
+                .create()
+                .context("client")?;
+            let metadata = consumer
+                .fetch_metadata(Some(&topic), Duration::from_secs(10))
+                .context("metadata")?;
+            let partition = metadata
+                .topics()
+                .first()
+                .and_then(|t| t.partitions().iter().find(|p| p.id() == 0))
+                .context("no partition 0")?;
+            println!(
+                "{}",
+                serde_json::json!({"leader": partition.leader(), "replicas": partition.replicas(), "isr": partition.isr()})
+            );
+        }
+        Command::Probe { topic, timeout_s } => {
+            let started = Instant::now();
+            let producer: BaseProducer<LatencyContext> = ClientConfig::new()
+                .set("bootstrap.servers", &cli.bootstrap)
+                .set("acks", "all")
+                .set("message.timeout.ms", "1000")
+                .set("topic.metadata.refresh.interval.ms", "200")
+                .set("retry.backoff.ms", "20")
+                .create_with_context(LatencyContext)
+                .context("producer")?;
+            let stats = std::sync::Arc::new(std::sync::Mutex::new(Stats::default()));
+            let mut attempts = 0u32;
+            loop {
+                attempts += 1;
+                let record: BaseRecord<'_, (), [u8], _> = BaseRecord::with_opaque_to(
+                    &topic,
+                    Box::new((Instant::now(), std::sync::Arc::clone(&stats))),
+                )
+                .payload(b"probe".as_slice())
+                .partition(0);
+                if producer.send(record).is_ok() {
+                    let _ = producer.flush(Duration::from_millis(1500));
+                }
+                let acknowledged = !stats
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .latencies_us
+                    .is_empty();
+                if acknowledged {
+                    break;
+                }
+                if started.elapsed() > Duration::from_secs(timeout_s) {
+                    bail!("no record acknowledged within {timeout_s} s");
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            println!(
+                "{}",
+                serde_json::json!({"waited_ms": started.elapsed().as_secs_f64() * 1000.0, "attempts": attempts})
             );
         }
         Command::Consume { topic, records } => {
