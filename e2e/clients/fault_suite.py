@@ -121,11 +121,12 @@ class Link:
 
 
 class Cluster:
-    def __init__(self, binary, work, extra_flags):
+    def __init__(self, binary, work, extra_flags, ids=(1, 2, 3)):
         self.binary = binary
         self.work = work
         self.extra = extra_flags
-        self.ids = [1, 2, 3]
+        self.ids = list(ids)
+        self.voters = [1, 2, 3]
         self.kafka = {i: free_port() for i in self.ids}
         self.quorum = {i: free_port() for i in self.ids}
         self.links = {(a, b): Link(self.quorum[b]) for a in self.ids for b in self.ids if a != b}
@@ -140,10 +141,10 @@ class Cluster:
         self.loop.run_forever()
 
     def bootstrap(self):
-        return ",".join(f"127.0.0.1:{self.kafka[i]}" for i in self.ids)
+        return ",".join(f"127.0.0.1:{self.kafka[i]}" for i in self.voters)
 
     def start(self, i):
-        quorum = ",".join(f"{j}@127.0.0.1:{self.quorum[j]}" for j in self.ids)
+        quorum = ",".join(f"{j}@127.0.0.1:{self.quorum[j]}" for j in self.voters)
         routes = ",".join(f"{j}@127.0.0.1:{self.links[(i, j)].port}" for j in self.ids if j != i)
         args = [
             self.binary, "--node-id", str(i),
@@ -419,6 +420,114 @@ def minority(args):
     os._exit(0 if ok else 1)
 
 
+def reassign(args):
+    """A fourth broker joins the running cluster; broker 1 is drained onto it by partition
+    reassignment while a producer, a consumer and a consumer group keep working. Nothing
+    acknowledged is lost, the drained broker ends with no replica, and the moved replicas are
+    byte-identical to their leaders'."""
+    from kafka import TopicPartition as KTopicPartition
+    from kafka.admin import KafkaAdminClient
+    extra = ["--reassignment-throttle", str(args.throttle)] if args.throttle else []
+    cluster = Cluster(args.broker_bin, args.work_dir, extra, ids=(1, 2, 3, 4))
+    for i in (1, 2, 3):
+        cluster.start(i)
+    admin = AdminClient({"bootstrap.servers": cluster.bootstrap()})
+    summary = {"scenario": "reassign", "throttle": args.throttle}
+    try:
+        create_topic(cluster, admin)
+        wait_whole(cluster, admin)
+        work = Workload(cluster.bootstrap(), args.rate)
+        work.consuming = True
+        threads = [threading.Thread(target=t, daemon=True)
+                   for t in (work.produce, work.consume, work.consume_group)]
+        for t in threads:
+            t.start()
+        time.sleep(args.preload_seconds)
+        cluster.start(4)
+        deadline = time.time() + 60
+        while len(metadata(admin).brokers) < 4:
+            if time.time() > deadline:
+                raise RuntimeError("broker 4 did not join")
+            time.sleep(0.3)
+        log("broker 4 joined; draining broker 1 onto it")
+        kadmin = KafkaAdminClient(bootstrap_servers=cluster.bootstrap())
+        topic = metadata(admin).topics[TOPIC]
+        targets = {KTopicPartition(TOPIC, p.id): [4 if r == 1 else r for r in p.replicas]
+                   for p in topic.partitions.values()}
+        # Each leader sends its partition to broker 4 under its own throttle: the largest
+        # partition bounds the time from below.
+        summary["bytes_to_move"] = max(
+            sum(os.path.getsize(f) for f in glob.glob(os.path.join(d, "*.log")))
+            for d in glob.glob(os.path.join(args.work_dir, "broker-1", "replicas", "*")))
+        started = time.time()
+        answers = kadmin.alter_partition_reassignments(targets)
+        summary["alter_errors"] = [str(e) for e in answers.values() if e is not None]
+        seen_ongoing = False
+        while True:
+            ongoing = kadmin.list_partition_reassignments()
+            seen_ongoing |= bool(ongoing)
+            if not ongoing:
+                break
+            if time.time() - started > 120:
+                raise RuntimeError(f"reassignment did not finish: {ongoing}")
+            time.sleep(0.2)
+        summary["reassign_seconds"] = round(time.time() - started, 1)
+        summary["seen_ongoing"] = seen_ongoing
+        md = metadata(admin)
+        summary["replicas_after"] = {p.id: p.replicas for p in md.topics[TOPIC].partitions.values()}
+        time.sleep(1)
+        summary["drained_dirs_left"] = len(glob.glob(os.path.join(args.work_dir, "broker-1", "replicas", "*")))
+        summary["new_broker_dirs"] = len(glob.glob(os.path.join(args.work_dir, "broker-4", "replicas", "*")))
+        # Preferred elections and log dirs through the admin APIs.
+        kadmin.elect_leaders(0, raise_errors=False)
+        dirs = kadmin.describe_log_dirs(brokers=[4]) if "brokers" in kadmin.describe_log_dirs.__code__.co_varnames else None
+        summary["log_dirs_broker_4"] = str(dirs)[:200] if dirs is not None else None
+        kadmin.close()
+        time.sleep(2)
+        work.running = False
+        threads[0].join()
+        with work.lock:
+            acked = dict(work.acked)
+        deadline = time.time() + 30
+        while time.time() < deadline and len(work.seen) < len(acked):
+            time.sleep(0.5)
+        work.consuming = False
+        for t in threads[1:]:
+            t.join()
+        final = read_all(cluster.bootstrap())
+        values = list(final.values())
+        summary.update({
+            "acked": len(acked), "lost": len([v for v, at in acked.items() if final.get(at) != v]),
+            "duplicates": len(values) - len(set(values)),
+            "vanished": len([k for k, v in work.seen.items() if final.get(k) != v]),
+            "producer_fatal": work.fatal,
+        })
+        diverged = []
+        for part, replicas in summary["replicas_after"].items():
+            logs = [replica_bytes(args.work_dir, b, part) for b in replicas]
+            if not logs[0] or any(l != logs[0] for l in logs):
+                diverged.append(part)
+        summary["diverged_replicas"] = diverged
+    except Exception as e:
+        summary["error"] = repr(e)
+    finally:
+        cluster.stop_all()
+    print(json.dumps(summary), flush=True)
+    throttled_ok = True
+    if args.throttle and "error" not in summary:
+        # A tenth of a second of burst, then at most `throttle` bytes per second per leader.
+        floor = 0.7 * (summary["bytes_to_move"] - args.throttle / 10) / args.throttle
+        summary["throttle_floor_seconds"] = round(floor, 1)
+        throttled_ok = summary["reassign_seconds"] >= floor
+    ok = (throttled_ok and "error" not in summary and summary["lost"] == 0 and summary["duplicates"] == 0
+          and summary["vanished"] == 0 and not summary["producer_fatal"] and not summary["alter_errors"]
+          and summary["drained_dirs_left"] == 0 and summary["new_broker_dirs"] == PARTITIONS
+          and all(1 not in r and 4 in r for r in summary["replicas_after"].values())
+          and not summary["diverged_replicas"] and summary["acked"] > 0)
+    sys.stdout.flush()
+    os._exit(0 if ok else 1)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--broker-bin", required=True)
@@ -428,10 +537,14 @@ def main():
     ap.add_argument("--rate", type=int, default=1500, help="records per second")
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--expect-loss", action="store_true")
-    ap.add_argument("--scenario", choices=["faults", "minority"], default="faults")
+    ap.add_argument("--scenario", choices=["faults", "minority", "reassign"], default="faults")
+    ap.add_argument("--throttle", type=int, default=0, help="reassignment throttle, bytes/s")
+    ap.add_argument("--preload-seconds", type=float, default=2.0)
     args = ap.parse_args()
     if args.scenario == "minority":
         minority(args)
+    if args.scenario == "reassign":
+        reassign(args)
     random.seed(args.seed)
     extra = ["--testing-ack-before-replication"] if args.expect_loss else []
     kinds = ["partition-kill"] if args.expect_loss else args.kinds.split(",")

@@ -5,7 +5,9 @@
 //! lost, no duplicate, no record seen by a consumer that later disappears, and byte-identical
 //! replicas; the same checker must catch a deliberately broken broker (acks=all answered before
 //! replication). With two of three brokers down, acks=all writes are not acknowledged and
-//! committed data is still read from the survivor.
+//! committed data is still read from the survivor. A fourth broker joins a running cluster and a
+//! broker is drained onto it by partition reassignment under traffic, with and without a
+//! replication throttle.
 #![allow(clippy::unwrap_used, reason = "tests")]
 
 use std::time::Instant;
@@ -72,4 +74,33 @@ fn with_two_of_three_brokers_down_acks_all_writes_are_not_acknowledged() {
     assert!(ok, "{summary}");
     assert_eq!(summary["acked_during"], 0);
     assert_eq!(summary["read_from_survivor"], 3000);
+}
+
+#[test]
+fn a_new_broker_joins_and_a_drained_broker_hands_its_replicas_over_under_traffic() {
+    let (summary, ok) = fault_suite("reassign", &["--scenario", "reassign"]);
+    assert!(ok, "{summary}");
+    assert_eq!(summary["drained_dirs_left"], 0);
+    assert_eq!(summary["lost"], 0);
+    assert_eq!(summary["seen_ongoing"], true, "{summary}");
+}
+
+#[test]
+fn a_throttled_reassignment_moves_no_faster_than_its_rate() {
+    let (summary, ok) = fault_suite(
+        "throttle",
+        &[
+            "--scenario",
+            "reassign",
+            "--throttle",
+            "30000",
+            "--preload-seconds",
+            "5",
+        ],
+    );
+    assert!(ok, "{summary}");
+    assert!(
+        summary["reassign_seconds"].as_f64().unwrap()
+            >= summary["throttle_floor_seconds"].as_f64().unwrap()
+    );
 }

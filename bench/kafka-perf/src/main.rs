@@ -147,10 +147,14 @@ fn main() -> anyhow::Result<()> {
                         new = new.set(key, value);
                     }
                 }
-                futures_lite_block_on(admin.create_topics(
-                    &[new],
-                    &AdminOptions::new().operation_timeout(Some(Duration::from_secs(30))),
-                ))
+                futures_lite_block_on(
+                    admin.create_topics(
+                        &[new],
+                        &AdminOptions::new()
+                            .operation_timeout(Some(Duration::from_secs(10)))
+                            .request_timeout(Some(Duration::from_secs(5))),
+                    ),
+                )
             });
             let results = runtime
                 .join()

@@ -56,6 +56,11 @@ pub struct Flags {
     /// A follower not caught up for this long leaves the ISR (`replica.lag.time.max.ms`).
     #[arg(long, default_value = "10s", value_parser = humantime_duration)]
     pub replica_lag_time_max: Duration,
+    /// Bytes per second this broker, as leader, sends to replicas that a reassignment is adding
+    /// (Kafka's `leader.replication.throttled.rate`); 0 = unlimited. In-sync followers are never
+    /// throttled.
+    #[arg(long, default_value_t = 0)]
+    pub reassignment_throttle: u64,
     /// Test only: reach node ID's quorum listener at HOST:PORT instead of its own address
     /// (`ID@HOST:PORT,...`; the fault suite puts proxies there to cut links).
     #[arg(long, hide = true)]
@@ -125,6 +130,8 @@ pub struct BrokerConfig {
     pub peer_routes: std::collections::BTreeMap<u64, String>,
     /// Test-only: acks=all does not wait for replication.
     pub testing_ack_before_replication: bool,
+    /// Reassignment throttle in bytes per second (None = unlimited).
+    pub reassignment_throttle: Option<u64>,
 }
 
 /// Why the flags are unusable.
@@ -209,6 +216,8 @@ impl Flags {
             default_replication_factor: self.default_replication_factor,
             peer_routes,
             testing_ack_before_replication: self.testing_ack_before_replication,
+            reassignment_throttle: (self.reassignment_throttle > 0)
+                .then_some(self.reassignment_throttle),
         })
     }
 }

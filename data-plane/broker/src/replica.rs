@@ -56,6 +56,8 @@ pub struct Role {
     pub replicas: Vec<BrokerId>,
     /// In-sync replicas.
     pub isr: Vec<BrokerId>,
+    /// Replicas being added by a reassignment (their fetches may be throttled).
+    pub adding: Vec<BrokerId>,
 }
 
 struct Leadership {
@@ -151,6 +153,7 @@ impl Replica {
                     partition_epoch: -1,
                     replicas: Vec::new(),
                     isr: Vec::new(),
+                    adding: Vec::new(),
                 },
                 followers: HashMap::new(),
                 epoch_start_offset: 0,
@@ -186,6 +189,7 @@ impl Replica {
             partition_epoch: record.partition_epoch,
             replicas: record.replicas.clone(),
             isr: record.isr.clone(),
+            adding: record.adding.clone(),
         };
         if old.partition_epoch != record.partition_epoch {
             leadership.isr_change_pending = false;
@@ -819,6 +823,9 @@ mod tests {
             leader: 1,
             leader_epoch: 0,
             partition_epoch: 0,
+            adding: Vec::new(),
+            removing: Vec::new(),
+            original: Vec::new(),
         });
     }
 
@@ -864,6 +871,9 @@ mod tests {
             leader: 1,
             leader_epoch: 4,
             partition_epoch: 9,
+            adding: Vec::new(),
+            removing: Vec::new(),
+            original: Vec::new(),
         });
         let batch = build_batch(0, 0, &[b"a", b"b"]);
         assert_eq!(

@@ -433,6 +433,40 @@ pub fn serve_epoch_end(broker: &Broker, request: &EpochEndRequest) -> EpochEndAn
     }
 }
 
+/// A token bucket for reassignment traffic: `rate` bytes per second with a tenth of a second of
+/// burst, per leader broker (as Kafka's throttle is).
+pub struct Throttle {
+    rate: f64,
+    burst: f64,
+    state: Mutex<(f64, std::time::Instant)>,
+}
+
+impl Throttle {
+    /// A bucket of `rate` bytes per second, full.
+    pub fn new(rate: u64) -> Throttle {
+        let burst = rate as f64 / 10.0;
+        Throttle {
+            rate: rate as f64,
+            burst,
+            state: Mutex::new((burst, std::time::Instant::now())),
+        }
+    }
+
+    /// How many bytes may be sent now (0 while the bucket is in debt).
+    fn available(&self) -> usize {
+        let mut state = lock(&self.state);
+        let now = std::time::Instant::now();
+        state.0 = (state.0 + now.duration_since(state.1).as_secs_f64() * self.rate).min(self.burst);
+        state.1 = now;
+        state.0.max(0.0) as usize
+    }
+
+    /// Takes `bytes` from the bucket (it may go into debt: the next sends wait).
+    fn take(&self, bytes: usize) {
+        lock(&self.state).0 -= bytes as f64;
+    }
+}
+
 /// Answers a follower's fetch as leader, long-polling up to its `max_wait_ms` for new data.
 pub async fn serve_fetch(
     broker: &Broker,
@@ -472,10 +506,23 @@ pub async fn serve_fetch(
                 }
                 Ok(replica) => {
                     let (start, hw, end) = replica.offsets();
-                    let records = if asked.fetch_offset < end {
-                        replica.read(asked.fetch_offset, request.partition_max_bytes, false)
-                    } else {
+                    let throttled = broker
+                        .throttle
+                        .as_ref()
+                        .filter(|_| replica.role().adding.contains(&request.replica_id));
+                    let budget = match throttled {
+                        Some(throttle) => throttle.available().min(request.partition_max_bytes),
+                        None => request.partition_max_bytes,
+                    };
+                    let records = if asked.fetch_offset >= end || budget == 0 {
                         Ok(Bytes::new())
+                    } else {
+                        // The first batch is always whole (the bucket may go into debt by it).
+                        let read = replica.read(asked.fetch_offset, budget, false);
+                        if let (Some(throttle), Ok(bytes)) = (throttled, &read) {
+                            throttle.take(bytes.len());
+                        }
+                        read
                     };
                     match records {
                         Ok(records) => {

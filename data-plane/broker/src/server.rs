@@ -41,6 +41,8 @@ pub struct Broker {
     /// Woken whenever records are appended or the metadata changes (long-polling fetches wait
     /// on it).
     pub appended: Notify,
+    /// Rate limit of replication traffic to replicas being added by a reassignment.
+    pub throttle: Option<crate::replicas::Throttle>,
 }
 
 impl Broker {
@@ -57,6 +59,9 @@ impl Broker {
         let producer_ids =
             ProducerIdAllocator::open(&config.data_dir.join("producer-ids"), config.node_id)?;
         let cluster = Cluster::start(&config, quorum_addr, offsets).await?;
+        let throttle = config
+            .reassignment_throttle
+            .map(crate::replicas::Throttle::new);
         Ok(Arc::new(Broker {
             config,
             cluster,
@@ -64,6 +69,7 @@ impl Broker {
             groups,
             producer_ids,
             appended: Notify::new(),
+            throttle,
         }))
     }
 

@@ -9,6 +9,8 @@
 //!   it is still alive), which moves its leaderships before it stops.
 //! - **Learners.** A broker that heartbeats but is not a quorum member is added as a Raft learner,
 //!   so that it receives the metadata log (how a broker joins a running cluster).
+//! - **Reassignments.** A partition whose added replicas are all in sync has its reassignment
+//!   completed (the removed replicas dropped, leadership moved into the target if needed).
 //! - **Preferred leaders.** Every few seconds, partitions whose preferred replica is in sync and
 //!   alive but not leading are moved back to it.
 //!
@@ -130,6 +132,12 @@ impl Controller {
                 {
                     tracing::warn!(broker = id, %error, "cannot fence broker");
                 }
+            }
+            for (topic, partition) in cluster.view().meta.completable_reassignments() {
+                tracing::info!(%topic, partition, "reassignment caught up: completing it");
+                let _ = cluster
+                    .client_write(Command::CompleteReassignment { topic, partition })
+                    .await;
             }
             if now.duration_since(last_balance) >= PREFERRED_LEADER_CHECK {
                 last_balance = now;

@@ -57,6 +57,15 @@ pub struct PartitionRecord {
     pub leader_epoch: i32,
     /// Bumped on every leader or ISR change.
     pub partition_epoch: i32,
+    /// Replicas being added by a reassignment (also in `replicas`).
+    #[serde(default)]
+    pub adding: Vec<BrokerId>,
+    /// Replicas being removed by a reassignment (still in `replicas` until it completes).
+    #[serde(default)]
+    pub removing: Vec<BrokerId>,
+    /// The replica list before the reassignment in progress (what a cancel restores).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub original: Vec<BrokerId>,
 }
 
 /// A topic.
@@ -159,6 +168,23 @@ pub enum Command {
         /// Group.
         group: String,
     },
+    /// Starts (`Some`) or cancels (`None`) moving a partition to a new replica list: the new
+    /// replicas join as followers, and once they are all in sync the controller completes it.
+    ReassignPartition {
+        /// Topic.
+        topic: String,
+        /// Partition.
+        partition: i32,
+        /// The target replicas (the first is the preferred leader).
+        target: Option<Vec<BrokerId>>,
+    },
+    /// Finishes a reassignment whose added replicas are all in sync: drops the removed ones.
+    CompleteReassignment {
+        /// Topic.
+        topic: String,
+        /// Partition.
+        partition: i32,
+    },
     /// Moves leadership to the preferred replica where it is in sync and unfenced.
     ElectPreferredLeaders {
         /// Partitions; `None` means every partition.
@@ -255,6 +281,14 @@ impl ClusterMetadata {
             Command::ElectPreferredLeaders { partitions } => {
                 self.elect_preferred(partitions.as_deref());
                 Outcome::Ok
+            }
+            Command::ReassignPartition {
+                topic,
+                partition,
+                target,
+            } => self.reassign(topic, *partition, target.as_deref()),
+            Command::CompleteReassignment { topic, partition } => {
+                self.complete_reassignment(topic, *partition)
             }
             // Offsets live outside the metadata (see `raft::StateMachine`).
             Command::CommitOffsets { .. } | Command::DeleteGroup { .. } => Outcome::Ok,
@@ -415,6 +449,9 @@ impl ClusterMetadata {
             leader,
             leader_epoch: 0,
             partition_epoch: 0,
+            adding: Vec::new(),
+            removing: Vec::new(),
+            original: Vec::new(),
         }
     }
 
@@ -626,6 +663,115 @@ impl ClusterMetadata {
         }
     }
 
+    fn reassign(&mut self, topic: &str, index: i32, target: Option<&[BrokerId]>) -> Outcome {
+        if let Some(target) = target
+            && let Err(outcome) = self.check_assignments(&[target.to_vec()])
+        {
+            return outcome;
+        }
+        let live: Vec<BrokerId> = self.live_brokers().map(|b| b.id).collect();
+        let Some(partition) = self
+            .topics
+            .get_mut(topic)
+            .and_then(|t| t.partitions.get_mut(usize::try_from(index).ok()?))
+        else {
+            return refuse(
+                codes::UNKNOWN_TOPIC_OR_PARTITION,
+                format!("no partition {topic}-{index}"),
+            );
+        };
+        // The replica list before any reassignment in progress.
+        let original: Vec<BrokerId> = if partition.original.is_empty() {
+            partition.replicas.clone()
+        } else {
+            partition.original.clone()
+        };
+        let target = match target {
+            Some(target) => target.to_vec(),
+            None if partition.adding.is_empty() && partition.removing.is_empty() => {
+                return refuse(
+                    codes::NO_REASSIGNMENT_IN_PROGRESS,
+                    format!("no reassignment of {topic}-{index} in progress"),
+                );
+            }
+            None => original.clone(),
+        };
+        let adding: Vec<BrokerId> = target
+            .iter()
+            .copied()
+            .filter(|r| !original.contains(r))
+            .collect();
+        let removing: Vec<BrokerId> = original
+            .iter()
+            .copied()
+            .filter(|r| !target.contains(r))
+            .collect();
+        if adding.is_empty() && !target.iter().any(|r| partition.isr.contains(r)) {
+            return refuse(
+                codes::INVALID_REPLICA_ASSIGNMENT,
+                format!("{topic}-{index}: no in-sync replica would remain"),
+            );
+        }
+        // Target first (its order is the new preference), then the replicas on their way out.
+        let mut replicas = target.clone();
+        replicas.extend(removing.iter().copied());
+        partition.isr.retain(|r| replicas.contains(r));
+        if partition.isr.is_empty() {
+            partition.isr = vec![partition.leader];
+        }
+        partition.replicas = replicas;
+        partition.adding = adding;
+        partition.removing = removing;
+        partition.original = original;
+        partition.partition_epoch += 1;
+        if partition.adding.is_empty() {
+            finish_reassignment(partition, &live);
+        }
+        Outcome::Ok
+    }
+
+    fn complete_reassignment(&mut self, topic: &str, index: i32) -> Outcome {
+        let live: Vec<BrokerId> = self.live_brokers().map(|b| b.id).collect();
+        let Some(partition) = self
+            .topics
+            .get_mut(topic)
+            .and_then(|t| t.partitions.get_mut(usize::try_from(index).ok()?))
+        else {
+            return refuse(
+                codes::UNKNOWN_TOPIC_OR_PARTITION,
+                format!("no partition {topic}-{index}"),
+            );
+        };
+        if partition.adding.is_empty() && partition.removing.is_empty() {
+            return refuse(
+                codes::NO_REASSIGNMENT_IN_PROGRESS,
+                format!("no reassignment of {topic}-{index} in progress"),
+            );
+        }
+        if !partition.adding.iter().all(|r| partition.isr.contains(r)) {
+            return refuse(
+                codes::REASSIGNMENT_IN_PROGRESS,
+                format!("{topic}-{index}: added replicas are not all in sync yet"),
+            );
+        }
+        finish_reassignment(partition, &live);
+        Outcome::Ok
+    }
+
+    /// Partitions whose reassignment can complete (every added replica is in sync).
+    pub fn completable_reassignments(&self) -> Vec<(String, i32)> {
+        self.topics
+            .iter()
+            .flat_map(|(name, t)| {
+                t.partitions.iter().enumerate().filter_map(move |(i, p)| {
+                    let pending = !p.adding.is_empty() || !p.removing.is_empty();
+                    (pending && p.adding.iter().all(|r| p.isr.contains(r)))
+                        .then(|| (name.clone(), i as i32))
+                })
+            })
+            .collect()
+    }
+
     /// Partitions whose leader is not their preferred replica although it could be.
     pub fn imbalanced(&self) -> usize {
         self.topics
@@ -637,6 +783,35 @@ impl ClusterMetadata {
                 })
             })
             .count()
+    }
+}
+
+/// Drops the removed replicas of a reassignment whose added ones are in sync; moves leadership
+/// into the target if the leader is leaving (to an in-sync, live target replica).
+fn finish_reassignment(partition: &mut PartitionRecord, live: &[BrokerId]) {
+    let removing = std::mem::take(&mut partition.removing);
+    partition.adding.clear();
+    partition.original.clear();
+    partition.replicas.retain(|r| !removing.contains(r));
+    let isr: Vec<BrokerId> = partition
+        .isr
+        .iter()
+        .copied()
+        .filter(|r| !removing.contains(r))
+        .collect();
+    if !isr.is_empty() {
+        partition.isr = isr;
+    }
+    if removing.contains(&partition.leader) || partition.leader < 0 {
+        let leader = partition
+            .replicas
+            .iter()
+            .copied()
+            .find(|r| partition.isr.contains(r) && live.contains(r))
+            .unwrap_or(-1);
+        partition.elect(leader);
+    } else {
+        partition.partition_epoch += 1;
     }
 }
 
@@ -769,6 +944,86 @@ mod tests {
             isr: p.replicas.clone(),
         });
         assert!(matches!(out, Outcome::Refused { code, .. } if code == codes::INELIGIBLE_REPLICA));
+    }
+
+    fn alter(meta: &mut ClusterMetadata, isr: Vec<BrokerId>) -> Outcome {
+        let p = meta.partition("t", 0).unwrap().clone();
+        meta.apply(&Command::AlterPartition {
+            topic: "t".into(),
+            partition: 0,
+            leader: p.leader,
+            leader_epoch: p.leader_epoch,
+            partition_epoch: p.partition_epoch,
+            isr,
+        })
+    }
+
+    #[test]
+    fn a_reassignment_completes_only_when_the_new_replicas_are_in_sync() {
+        let mut meta = cluster(&[(1, "a"), (2, "b"), (3, "c"), (4, "d")]);
+        meta.apply(&Command::CreateTopic {
+            name: "t".into(),
+            id: Uuid::nil(),
+            partitions: 1,
+            replication_factor: 3,
+            assignments: Some(vec![vec![1, 2, 3]]),
+            configs: TopicConfigs::new(),
+        });
+        let reassign = |target: Option<Vec<BrokerId>>| Command::ReassignPartition {
+            topic: "t".into(),
+            partition: 0,
+            target,
+        };
+        assert_eq!(meta.apply(&reassign(Some(vec![2, 3, 4]))), Outcome::Ok);
+        let p = meta.partition("t", 0).unwrap().clone();
+        assert_eq!(
+            (p.replicas.clone(), p.adding.clone(), p.removing.clone()),
+            (vec![2, 3, 4, 1], vec![4], vec![1])
+        );
+        assert_eq!((p.leader, p.isr.clone()), (1, vec![1, 2, 3]));
+        let complete = Command::CompleteReassignment {
+            topic: "t".into(),
+            partition: 0,
+        };
+        assert!(
+            matches!(meta.apply(&complete), Outcome::Refused { code, .. } if code == codes::REASSIGNMENT_IN_PROGRESS)
+        );
+        assert!(meta.completable_reassignments().is_empty());
+        // The leader adds the new replica once it has caught up.
+        assert_eq!(alter(&mut meta, vec![1, 2, 3, 4]), Outcome::Ok);
+        assert_eq!(meta.completable_reassignments(), vec![("t".to_owned(), 0)]);
+        assert_eq!(meta.apply(&complete), Outcome::Ok);
+        let done = meta.partition("t", 0).unwrap().clone();
+        assert_eq!(
+            (done.replicas.clone(), done.isr.clone()),
+            (vec![2, 3, 4], vec![2, 3, 4])
+        );
+        assert_eq!(
+            (done.leader, done.leader_epoch),
+            (2, p.leader_epoch + 1),
+            "the leaving leader hands over"
+        );
+        assert!(done.adding.is_empty() && done.removing.is_empty());
+        // Cancelling: back to the original replicas.
+        meta.apply(&reassign(Some(vec![1, 3, 4])));
+        assert_eq!(meta.partition("t", 0).unwrap().replicas, vec![1, 3, 4, 2]);
+        assert_eq!(meta.apply(&reassign(None)), Outcome::Ok);
+        let back = meta.partition("t", 0).unwrap().clone();
+        assert_eq!(
+            (back.replicas, back.isr, back.leader),
+            (vec![2, 3, 4], vec![2, 3, 4], 2)
+        );
+        assert!(
+            matches!(meta.apply(&reassign(None)), Outcome::Refused { code, .. } if code == codes::NO_REASSIGNMENT_IN_PROGRESS)
+        );
+        // Shrinking to replicas that are all out of sync is refused.
+        assert_eq!(alter(&mut meta, vec![2]), Outcome::Ok);
+        assert!(
+            matches!(meta.apply(&reassign(Some(vec![3, 4]))), Outcome::Refused { code, .. } if code == codes::INVALID_REPLICA_ASSIGNMENT)
+        );
+        assert!(
+            matches!(meta.apply(&reassign(Some(vec![2, 9]))), Outcome::Refused { code, .. } if code == codes::INVALID_REPLICA_ASSIGNMENT)
+        );
     }
 
     #[test]

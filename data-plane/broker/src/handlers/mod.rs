@@ -3,6 +3,7 @@
 //! take and return plain Rust types).
 
 mod admin;
+mod cluster_admin;
 mod fetch;
 mod groups;
 mod metadata;
@@ -59,6 +60,10 @@ const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DeleteGroups, 0, 2),
     (ApiKey::IncrementalAlterConfigs, 0, 1),
     (ApiKey::DescribeCluster, 0, 1),
+    (ApiKey::AlterPartitionReassignments, 0, 0),
+    (ApiKey::ListPartitionReassignments, 0, 0),
+    (ApiKey::ElectLeaders, 0, 2),
+    (ApiKey::DescribeLogDirs, 1, 4),
 ];
 
 /// The version range accepted for `key`, if implemented (clamped to what the codec supports).
@@ -163,6 +168,18 @@ pub async fn dispatch(cx: &Context<'_>, request: RequestKind) -> Outcome {
         }
         RequestKind::DeleteGroups(r) => {
             ResponseKind::DeleteGroups(groups::delete_groups(cx, r).await)
+        }
+        RequestKind::AlterPartitionReassignments(r) => ResponseKind::AlterPartitionReassignments(
+            cluster_admin::alter_partition_reassignments(cx, r).await,
+        ),
+        RequestKind::ListPartitionReassignments(r) => ResponseKind::ListPartitionReassignments(
+            cluster_admin::list_partition_reassignments(cx, r),
+        ),
+        RequestKind::ElectLeaders(r) => {
+            ResponseKind::ElectLeaders(cluster_admin::elect_leaders(cx, r).await)
+        }
+        RequestKind::DescribeLogDirs(r) => {
+            ResponseKind::DescribeLogDirs(cluster_admin::describe_log_dirs(cx, r))
         }
         RequestKind::InitProducerId(r) => {
             ResponseKind::InitProducerId(producer::init_producer_id(cx, r))
