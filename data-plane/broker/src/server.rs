@@ -215,7 +215,8 @@ async fn quorum_connection(broker: &Broker, mut stream: TcpStream) -> std::io::R
             Err(error) if error.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(()),
             Err(error) => return Err(error),
         };
-        let request: Request = serde_json::from_slice(&body).map_err(std::io::Error::other)?;
+        let request: Request =
+            crate::cluster::rpc::decode_request(&body).map_err(std::io::Error::other)?;
         let raft = &broker.cluster.raft;
         match request {
             Request::AppendEntries(rpc) => {

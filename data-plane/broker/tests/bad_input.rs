@@ -49,6 +49,10 @@ const APIS: &[ApiKey] = &[
     ApiKey::DeleteGroups,
     ApiKey::IncrementalAlterConfigs,
     ApiKey::DescribeCluster,
+    ApiKey::AlterPartitionReassignments,
+    ApiKey::ListPartitionReassignments,
+    ApiKey::ElectLeaders,
+    ApiKey::DescribeLogDirs,
 ];
 
 fn default_request(key: ApiKey) -> RequestKind {
@@ -84,6 +88,14 @@ fn default_request(key: ApiKey) -> RequestKind {
             RequestKind::IncrementalAlterConfigs(IncrementalAlterConfigsRequest::default())
         }
         ApiKey::DescribeCluster => RequestKind::DescribeCluster(DescribeClusterRequest::default()),
+        ApiKey::AlterPartitionReassignments => {
+            RequestKind::AlterPartitionReassignments(AlterPartitionReassignmentsRequest::default())
+        }
+        ApiKey::ListPartitionReassignments => {
+            RequestKind::ListPartitionReassignments(ListPartitionReassignmentsRequest::default())
+        }
+        ApiKey::ElectLeaders => RequestKind::ElectLeaders(ElectLeadersRequest::default()),
+        ApiKey::DescribeLogDirs => RequestKind::DescribeLogDirs(DescribeLogDirsRequest::default()),
         other => panic!("no default request for {other:?}"),
     }
 }
@@ -458,5 +470,82 @@ fn corrupt_batches_and_bad_topic_names_get_kafka_error_codes() {
     assert_eq!(
         offsets.topics[0].partitions[0].offset, 0,
         "the corrupt batch was not stored"
+    );
+}
+
+/// The quorum listener's decoder (broker-to-broker requests) gets mutated valid requests and
+/// noise: it answers with an error, never a panic.
+#[test]
+fn fuzzed_quorum_requests_never_panic() {
+    use hdi_broker::cluster::metadata::Command;
+    use hdi_broker::cluster::rpc::{
+        EpochEndRequest, FetchPartition, Heartbeat, ReplicaFetch, Request, decode_request,
+    };
+    let seeds: Vec<Vec<u8>> = [
+        Request::Propose(Command::DeleteTopic { name: "t".into() }),
+        Request::Propose(Command::ReassignPartition {
+            topic: "t".into(),
+            partition: 0,
+            target: Some(vec![1, 2, 3]),
+        }),
+        Request::Heartbeat(Heartbeat {
+            id: 1,
+            incarnation: uuid::Uuid::nil(),
+            caught_up: true,
+            shutting_down: false,
+            quorum_addr: "127.0.0.1:1".into(),
+        }),
+        Request::Fetch(ReplicaFetch {
+            replica_id: 2,
+            partitions: vec![FetchPartition {
+                topic: "t".into(),
+                partition: 0,
+                fetch_offset: 5,
+                leader_epoch: 1,
+            }],
+            max_wait_ms: 500,
+            partition_max_bytes: 1 << 20,
+        }),
+        Request::EpochEnd(EpochEndRequest {
+            topic: "t".into(),
+            partition: 0,
+            current_leader_epoch: 1,
+            epoch: 0,
+        }),
+    ]
+    .iter()
+    .map(|r| serde_json::to_vec(r).unwrap())
+    .collect();
+    for seed in &seeds {
+        assert!(decode_request(seed).is_ok());
+    }
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let mut refused = 0;
+    for round in 0..20_000 {
+        let mut bytes = seeds[round % seeds.len()].clone();
+        match next() % 4 {
+            0 => bytes.truncate((next() as usize) % (bytes.len() + 1)),
+            1 => {
+                for _ in 0..1 + next() % 4 {
+                    let at = (next() as usize) % bytes.len();
+                    bytes[at] = next() as u8;
+                }
+            }
+            2 => bytes.extend((0..next() % 64).map(|_| next() as u8)),
+            _ => bytes = (0..next() % 256).map(|_| next() as u8).collect(),
+        }
+        if decode_request(&bytes).is_err() {
+            refused += 1;
+        }
+    }
+    assert!(
+        refused > 10_000,
+        "only {refused} of 20000 mutations refused"
     );
 }

@@ -152,8 +152,18 @@ pub async fn read_frame(stream: &mut TcpStream) -> std::io::Result<Vec<u8>> {
             "frame of {len} bytes is too large"
         )));
     }
-    let mut body = vec![0u8; len];
-    stream.read_exact(&mut body).await?;
+    // Grow with what arrives rather than trusting the length prefix with an allocation.
+    let mut body = Vec::with_capacity(len.min(1 << 20));
+    let read = (&mut *stream)
+        .take(len as u64)
+        .read_to_end(&mut body)
+        .await?;
+    if read < len {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            "connection closed inside a frame",
+        ));
+    }
     Ok(body)
 }
 
@@ -389,4 +399,12 @@ impl RaftNetwork<TypeConfig> for Connection {
     ) -> Result<VoteResponse<u64>, RPCError<u64, BasicNode, RaftError<u64>>> {
         self.raft_call(Request::Vote(rpc), &option).await
     }
+}
+
+/// Decodes a request body: the quorum listener's decoder of untrusted input.
+///
+/// # Errors
+/// A message saying why the body is not a request.
+pub fn decode_request(body: &[u8]) -> Result<Request, String> {
+    serde_json::from_slice(body).map_err(|e| format!("malformed quorum request: {e}"))
 }
