@@ -11,6 +11,7 @@ values) while a consumer reads; meanwhile the suite injects faults one after ano
   stop       SIGSTOP a partition leader past the session timeout, then SIGCONT
   partition  cut a partition leader off from the other brokers (both directions), then heal
   partition-kill  cut a leader off, let it take writes it cannot replicate, SIGKILL it, heal
+  term       SIGTERM a partition leader (controlled shutdown), restart it
 
 After each fault it waits until the cluster is whole again (every broker serving, every ISR
 full). Then the checker reads every partition from the start and requires:
@@ -533,7 +534,7 @@ def main():
     ap.add_argument("--broker-bin", required=True)
     ap.add_argument("--work-dir", required=True)
     ap.add_argument("--faults", type=int, default=20)
-    ap.add_argument("--kinds", default="kill,stop,partition,partition-kill,kill-ctl")
+    ap.add_argument("--kinds", default="kill,stop,partition,partition-kill,kill-ctl,term")
     ap.add_argument("--rate", type=int, default=1500, help="records per second")
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--expect-loss", action="store_true")
@@ -580,6 +581,12 @@ def main():
             if kind in ("kill", "kill-ctl"):
                 cluster.kill(victim)
                 time.sleep(random.uniform(2.5, 4.0))
+                cluster.start(victim)
+            elif kind == "term":
+                # Controlled shutdown: leadership moves away before the process exits.
+                cluster.kill(victim, signal.SIGTERM)
+                cluster.procs[victim].wait(timeout=30)
+                time.sleep(random.uniform(0.5, 1.5))
                 cluster.start(victim)
             elif kind == "stop":
                 cluster.kill(victim, signal.SIGSTOP)
@@ -649,6 +656,9 @@ def main():
                 time.sleep(0.5)
             if not ok:
                 diverged.append((part, [len(l) for l in logs]))
+        logs = "".join(open(os.path.join(args.work_dir, f"broker-{i}.log")).read() for i in cluster.ids)
+        summary["controlled_shutdowns_clean"] = logs.count("controlled shutdown: no leaderships left")
+        summary["controlled_shutdowns_late"] = logs.count("controlled shutdown: leaderships not moved in time")
         summary.update({
             "sent": work.sent, "acked": len(acked), "not_acked": work.failed, "read": len(final),
             "producer_fatal": work.fatal,
@@ -669,6 +679,7 @@ def main():
     else:
         ok = (summary["lost"] == 0 and summary["duplicates"] == 0 and summary["vanished"] == 0
               and not summary["producer_fatal"] and summary["group_committed_behind"] == 0
+              and summary["controlled_shutdowns_late"] == 0
               and not summary["diverged_replicas"] and summary["acked"] > 0)
     sys.stdout.flush()
     os._exit(0 if ok else 1)

@@ -1,5 +1,6 @@
 //! A three-broker `hdi-broker` cluster under real faults, driven by `e2e/clients/fault_suite.py`
-//! (confluent-kafka): SIGKILL of partition leaders and of the controller, SIGSTOP past the
+//! (confluent-kafka): SIGKILL of partition leaders and of the controller, SIGTERM (controlled
+//! shutdown, which must move leadership away first), SIGSTOP past the
 //! session timeout, network partitions through per-link proxies, and a partitioned leader killed
 //! while it holds writes it could not replicate. The checker requires no acknowledged record
 //! lost, no duplicate, no record seen by a consumer that later disappears, and byte-identical
