@@ -6,8 +6,9 @@
 //!   record from `send` to its delivery report (queueing included, as Kafka's tool does).
 //! - `consume`: reads N records from the beginning of partition 0.
 //! - `leader`: the leader, replicas and ISR of partition 0 (from Metadata).
-//! - `probe`: produces one acks=all record again and again until one succeeds; prints how long
-//!   that took (the failover benchmark starts it right after killing a leader).
+//! - `probe`: produces one acks=all record (librdkafka retries it with short backoffs) and prints
+//!   how long until it was acknowledged (the failover benchmark starts it right after killing a
+//!   leader).
 //!
 //! Each command prints one JSON line with its figures. Used by `cargo xtask bench broker`.
 
@@ -52,7 +53,7 @@ enum Command {
         #[arg(long)]
         topic: String,
     },
-    /// Produce single acks=all records until one is acknowledged.
+    /// Produce one acks=all record and time its acknowledgement.
     Probe {
         #[arg(long)]
         topic: String,
@@ -256,43 +257,41 @@ fn main() -> anyhow::Result<()> {
         }
         Command::Probe { topic, timeout_s } => {
             let started = Instant::now();
+            // One record, retried by librdkafka itself (short backoffs, metadata refreshed on
+            // NOT_LEADER and connection loss) until a leader acknowledges it.
             let producer: BaseProducer<LatencyContext> = ClientConfig::new()
                 .set("bootstrap.servers", &cli.bootstrap)
                 .set("acks", "all")
-                .set("message.timeout.ms", "1000")
-                .set("topic.metadata.refresh.interval.ms", "200")
-                .set("retry.backoff.ms", "20")
+                .set("message.timeout.ms", (timeout_s * 1000).to_string())
+                .set("retry.backoff.ms", "10")
+                .set("retry.backoff.max.ms", "50")
+                .set("reconnect.backoff.ms", "10")
+                .set("reconnect.backoff.max.ms", "100")
+                .set("topic.metadata.refresh.interval.ms", "500")
                 .create_with_context(LatencyContext)
                 .context("producer")?;
             let stats = std::sync::Arc::new(std::sync::Mutex::new(Stats::default()));
-            let mut attempts = 0u32;
-            loop {
-                attempts += 1;
-                let record: BaseRecord<'_, (), [u8], _> = BaseRecord::with_opaque_to(
-                    &topic,
-                    Box::new((Instant::now(), std::sync::Arc::clone(&stats))),
-                )
-                .payload(b"probe".as_slice())
-                .partition(0);
-                if producer.send(record).is_ok() {
-                    let _ = producer.flush(Duration::from_millis(1500));
-                }
-                let acknowledged = !stats
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .latencies_us
-                    .is_empty();
-                if acknowledged {
-                    break;
-                }
-                if started.elapsed() > Duration::from_secs(timeout_s) {
-                    bail!("no record acknowledged within {timeout_s} s");
-                }
-                std::thread::sleep(Duration::from_millis(10));
+            let record: BaseRecord<'_, (), [u8], _> = BaseRecord::with_opaque_to(
+                &topic,
+                Box::new((Instant::now(), std::sync::Arc::clone(&stats))),
+            )
+            .payload(b"probe".as_slice())
+            .partition(0);
+            producer
+                .send(record)
+                .map_err(|(e, _)| anyhow::anyhow!("send: {e}"))?;
+            let _ = producer.flush(Duration::from_secs(timeout_s + 5));
+            let acknowledged = !stats
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .latencies_us
+                .is_empty();
+            if !acknowledged {
+                bail!("no record acknowledged within {timeout_s} s");
             }
             println!(
                 "{}",
-                serde_json::json!({"waited_ms": started.elapsed().as_secs_f64() * 1000.0, "attempts": attempts})
+                serde_json::json!({"waited_ms": started.elapsed().as_secs_f64() * 1000.0})
             );
         }
         Command::Consume { topic, records } => {

@@ -98,7 +98,7 @@ impl Cluster {
         } else {
             config.quorum.clone()
         };
-        if seeds.contains_key(&node_id) {
+        if seeds.contains_key(&node_id) && !raft.is_initialized().await? {
             let members: BTreeMap<u64, BasicNode> = seeds
                 .iter()
                 .map(|(id, addr)| (*id, BasicNode { addr: addr.clone() }))
