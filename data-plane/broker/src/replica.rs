@@ -70,6 +70,10 @@ struct Leadership {
     needs_truncation: bool,
     /// An ISR change proposal is in flight.
     isr_change_pending: bool,
+    /// Replicas a proposal in flight would add: they count for the high watermark at once
+    /// (Kafka's "maximal ISR"), so a replica never joins the ISR without what was acknowledged
+    /// while its addition was being committed.
+    pending_additions: Vec<BrokerId>,
 }
 
 /// Where a produce landed.
@@ -81,6 +85,8 @@ pub struct Produced {
     pub log_start_offset: i64,
     /// The log end after the append: `acks=all` waits until the high watermark reaches it.
     pub log_end: i64,
+    /// The leader epoch the records were appended in.
+    pub leader_epoch: i32,
 }
 
 /// A proposed ISR change.
@@ -159,6 +165,7 @@ impl Replica {
                 epoch_start_offset: 0,
                 needs_truncation: false,
                 isr_change_pending: false,
+                pending_additions: Vec::new(),
             }),
             high_watermark: watch::channel(start).0,
         })
@@ -193,6 +200,15 @@ impl Replica {
         };
         if old.partition_epoch != record.partition_epoch {
             leadership.isr_change_pending = false;
+            leadership.pending_additions.clear();
+        }
+        // A follower that left the ISR (fenced, restarted, lagging) must prove its position with
+        // a fresh fetch before it can count again (KIP-903's concern).
+        for gone in old.isr.iter().filter(|r| !record.isr.contains(r)) {
+            if let Some(state) = leadership.followers.get_mut(gone) {
+                state.log_end = -1;
+                state.leader_end_at_last_fetch = -1;
+            }
         }
         let changed = old.leader != record.leader || old.leader_epoch != record.leader_epoch;
         if !changed {
@@ -287,8 +303,9 @@ impl Replica {
                 ),
             ));
         }
+        // Held across the append: a demotion (and the truncation that follows it) cannot slip
+        // in between the leadership check and the write.
         let epoch = leadership.role.leader_epoch;
-        drop(leadership);
         let mut log = write_lock(&self.log);
         let max = log.config().max_batch_bytes;
         let headers = hdi_log::batch::validate_all(records, max).map_err(|(index, error)| {
@@ -345,38 +362,57 @@ impl Replica {
             base_offset: first,
             log_start_offset: log.log_start_offset(),
             log_end: log.next_offset(),
+            leader_epoch: epoch,
         };
         drop(producers);
         drop(log);
+        drop(leadership);
         self.maybe_advance_high_watermark();
         Ok(produced)
     }
 
-    /// Waits until the high watermark reaches `offset` (acks=all), leadership is lost, or
-    /// `timeout` passes. Cancel safe.
+    /// Waits until the high watermark reaches `offset` (acks=all) while this broker still leads
+    /// in `epoch`, leadership is lost, or `timeout` passes. With `min_insync`, an ISR that shrank
+    /// below it meanwhile fails the write (NOT_ENOUGH_REPLICAS_AFTER_APPEND). Cancel safe.
     ///
     /// # Errors
-    /// REQUEST_TIMED_OUT or NOT_LEADER_OR_FOLLOWER.
+    /// REQUEST_TIMED_OUT, NOT_LEADER_OR_FOLLOWER or NOT_ENOUGH_REPLICAS_AFTER_APPEND.
     pub async fn wait_replicated(
         &self,
         offset: i64,
-        epoch_at_append: Option<i32>,
+        epoch: i32,
+        min_insync: Option<usize>,
         timeout: Duration,
     ) -> Result<(), KafkaError> {
         let mut hw = self.high_watermark.subscribe();
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
-            if *hw.borrow_and_update() >= offset {
-                return Ok(());
-            }
             {
+                // Leadership first, and the watermark read under the same lock: a watermark
+                // raised after a demotion (as a follower) must never count.
                 let leadership = lock(&self.leadership);
                 self.check_leader(&leadership)?;
-                if epoch_at_append.is_some_and(|e| e != leadership.role.leader_epoch) {
+                if epoch != leadership.role.leader_epoch {
                     return Err(KafkaError::new(
                         codes::NOT_LEADER_OR_FOLLOWER,
                         "leadership changed while waiting for replication",
                     ));
+                }
+                if *hw.borrow_and_update() >= offset {
+                    if let Some(min) = min_insync
+                        && leadership.role.isr.len() < min
+                    {
+                        return Err(KafkaError::new(
+                            codes::NOT_ENOUGH_REPLICAS_AFTER_APPEND,
+                            format!(
+                                "{}-{}: the ISR shrank to {} below min.insync.replicas {min}",
+                                self.topic,
+                                self.index,
+                                leadership.role.isr.len()
+                            ),
+                        ));
+                    }
+                    return Ok(());
                 }
             }
             // Re-check leadership at least every 100 ms (a change does not move the watermark).
@@ -409,7 +445,12 @@ impl Replica {
         }
         let own_end = read_lock(&self.log).next_offset();
         let mut candidate = own_end;
-        for member in &leadership.role.isr {
+        let members = leadership
+            .role
+            .isr
+            .iter()
+            .chain(leadership.pending_additions.iter());
+        for member in members {
             if *member == self.node_id {
                 continue;
             }
@@ -534,6 +575,11 @@ impl Replica {
             return None;
         }
         leadership.isr_change_pending = true;
+        leadership.pending_additions = isr
+            .iter()
+            .copied()
+            .filter(|r| !leadership.role.isr.contains(r))
+            .collect();
         Some(IsrChange {
             leader_epoch: leadership.role.leader_epoch,
             partition_epoch: leadership.role.partition_epoch,
@@ -543,7 +589,9 @@ impl Replica {
 
     /// Clears the in-flight mark after a refused or failed ISR proposal.
     pub fn isr_change_failed(&self) {
-        lock(&self.leadership).isr_change_pending = false;
+        let mut leadership = lock(&self.leadership);
+        leadership.isr_change_pending = false;
+        leadership.pending_additions.clear();
     }
 
     /// Whole batches from `offset` up to `max_bytes`: consumers read below the high watermark
@@ -711,7 +759,14 @@ impl Replica {
         records: &[u8],
         leader_hw: i64,
         leader_start: i64,
+        asked: (BrokerId, i32),
     ) -> Result<(), KafkaError> {
+        // A reply to a fetch sent under an older role (another leader or epoch, or before a
+        // truncation became due) is dropped: its records may be a deposed leader's tail.
+        let leadership = lock(&self.leadership);
+        if !self.still_following(&leadership, asked) {
+            return Ok(());
+        }
         let mut log = write_lock(&self.log);
         if !records.is_empty() {
             log.append_replicated(records).map_err(storage_error)?;
@@ -731,6 +786,7 @@ impl Replica {
                 .map_err(storage_error)?;
         }
         drop(log);
+        drop(leadership);
         let hw = leader_hw.min(end);
         self.high_watermark.send_if_modified(|current| {
             if hw > *current {
@@ -745,15 +801,29 @@ impl Replica {
 
     /// Makes the follower truncate by epoch before it fetches again (its fetch offset was past
     /// the leader's log end: the logs diverged).
-    pub fn mark_needs_truncation(&self) {
-        lock(&self.leadership).needs_truncation = true;
+    pub fn mark_needs_truncation(&self, asked: (BrokerId, i32)) {
+        let mut leadership = lock(&self.leadership);
+        if self.still_following(&leadership, asked) {
+            leadership.needs_truncation = true;
+        }
+    }
+
+    fn still_following(&self, leadership: &Leadership, asked: (BrokerId, i32)) -> bool {
+        leadership.role.leader == asked.0
+            && leadership.role.leader_epoch == asked.1
+            && asked.0 != self.node_id
+            && !leadership.needs_truncation
     }
 
     /// Empties the log to restart at the leader's start offset (follower fell behind it).
     ///
     /// # Errors
     /// A storage error.
-    pub fn reset_to(&self, offset: i64) -> Result<(), KafkaError> {
+    pub fn reset_to(&self, offset: i64, asked: (BrokerId, i32)) -> Result<(), KafkaError> {
+        let leadership = lock(&self.leadership);
+        if !self.still_following(&leadership, asked) {
+            return Ok(());
+        }
         let mut log = write_lock(&self.log);
         log.reset_to(offset).map_err(storage_error)?;
         *lock(&self.producers) = ProducerStates::default();
@@ -799,7 +869,12 @@ impl Replica {
     pub fn reconfigure(&self, config: hdi_log::LogConfig) -> Result<(), KafkaError> {
         let mut log = write_lock(&self.log);
         log.flush().map_err(storage_error)?;
-        let (reopened, _) = Log::open(&self.dir, config).map_err(storage_error)?;
+        let (mut reopened, _) = Log::open(&self.dir, config).map_err(storage_error)?;
+        // The epoch a leader started without appending lives only in memory: keep it.
+        let latest = log.latest_epoch();
+        if latest > reopened.latest_epoch() {
+            reopened.assign_epoch_start(latest);
+        }
         *log = reopened;
         Ok(())
     }
@@ -915,6 +990,110 @@ mod tests {
             None,
             "one change in flight"
         );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    fn record(
+        leader: BrokerId,
+        epoch: i32,
+        isr: Vec<BrokerId>,
+        partition_epoch: i32,
+    ) -> PartitionRecord {
+        PartitionRecord {
+            replicas: vec![1, 2, 3],
+            isr,
+            leader,
+            leader_epoch: epoch,
+            partition_epoch,
+            adding: Vec::new(),
+            removing: Vec::new(),
+            original: Vec::new(),
+        }
+    }
+
+    fn temp(tag: &str) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("hdi-replica-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        dir
+    }
+
+    #[test]
+    fn a_joining_replica_holds_the_watermark_while_its_addition_is_in_flight() {
+        let dir = temp("maximal");
+        let replica =
+            Replica::open(&dir, "t", Uuid::nil(), 0, 1, hdi_log::LogConfig::default()).unwrap();
+        replica.update_role(&record(1, 1, vec![1, 3], 1));
+        let batch = build_batch(0, 0, &[b"a", b"b"]);
+        replica.produce(&batch, None).unwrap();
+        replica.follower_fetched(3, 2, 1).unwrap();
+        replica.follower_fetched(2, 2, 1).unwrap();
+        assert_eq!(replica.high_watermark(), 2);
+        let change = replica.isr_change(Duration::from_secs(10)).unwrap();
+        assert_eq!(change.isr, vec![1, 3, 2]);
+        // While the addition of 2 is being committed, an append is not committed without it.
+        replica.produce(&batch, None).unwrap();
+        replica.follower_fetched(3, 4, 1).unwrap();
+        assert_eq!(
+            replica.high_watermark(),
+            2,
+            "replica 2 (joining) has not fetched 2..4"
+        );
+        replica.follower_fetched(2, 4, 1).unwrap();
+        assert_eq!(replica.high_watermark(), 4);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_fetch_reply_for_an_older_role_is_dropped() {
+        let (a, b) = (temp("stale-leader"), temp("stale-follower"));
+        let leader =
+            Replica::open(&a, "t", Uuid::nil(), 0, 1, hdi_log::LogConfig::default()).unwrap();
+        leader.update_role(&record(1, 5, vec![1, 2], 1));
+        leader.produce(&build_batch(0, 0, &[b"x"]), None).unwrap();
+        let tail = leader.read(0, 1 << 20, false).unwrap();
+        let follower =
+            Replica::open(&b, "t", Uuid::nil(), 0, 2, hdi_log::LogConfig::default()).unwrap();
+        follower.update_role(&record(3, 6, vec![2, 3], 2));
+        // The reply of a fetch sent to broker 1 in epoch 5 arrives after the move to 3 / 6.
+        follower.append_fetched(&tail, 1, 0, (1, 5)).unwrap();
+        assert_eq!(follower.offsets().2, 0, "nothing appended");
+        std::fs::remove_dir_all(&a).unwrap();
+        std::fs::remove_dir_all(&b).unwrap();
+    }
+
+    #[tokio::test]
+    async fn acks_all_fails_when_the_isr_shrinks_below_min_insync_or_leadership_moves() {
+        let dir = temp("after-append");
+        let replica =
+            Replica::open(&dir, "t", Uuid::nil(), 0, 1, hdi_log::LogConfig::default()).unwrap();
+        replica.update_role(&record(1, 1, vec![1, 2], 1));
+        let produced = replica
+            .produce(&build_batch(0, 0, &[b"a"]), Some(2))
+            .unwrap();
+        replica.update_role(&record(1, 1, vec![1], 2));
+        let error = replica
+            .wait_replicated(
+                produced.log_end,
+                produced.leader_epoch,
+                Some(2),
+                Duration::from_secs(2),
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(error.code, codes::NOT_ENOUGH_REPLICAS_AFTER_APPEND);
+        let produced = replica.produce(&build_batch(0, 0, &[b"b"]), None).unwrap();
+        // Demoted before the wait: never acknowledged, whatever the watermark says later.
+        replica.update_role(&record(2, 2, vec![1, 2], 3));
+        let error = replica
+            .wait_replicated(
+                produced.log_end,
+                produced.leader_epoch,
+                None,
+                Duration::from_secs(2),
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(error.code, codes::NOT_LEADER_OR_FOLLOWER);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -338,25 +338,28 @@ pub async fn run_fetcher(broker: Arc<Broker>, leader: BrokerId) {
                 break;
             };
             at += answer.records_len;
+            // The role the request was sent under: replies to an older one are dropped.
+            let role = (leader, asked.leader_epoch);
             match answer.error {
                 codes::NONE => {
                     progressed |= !records.is_empty();
                     let r = Arc::clone(replica);
                     let records = raw.slice(at - answer.records_len..at);
                     let (hw, start) = (answer.high_watermark, answer.log_start_offset);
-                    let result =
-                        tokio::task::spawn_blocking(move || r.append_fetched(&records, hw, start))
-                            .await;
+                    let result = tokio::task::spawn_blocking(move || {
+                        r.append_fetched(&records, hw, start, role)
+                    })
+                    .await;
                     if let Ok(Err(error)) = result {
                         tracing::warn!(topic = %replica.topic, partition = replica.index, message = %error.message, "cannot append fetched records");
-                        replica.mark_needs_truncation();
+                        replica.mark_needs_truncation(role);
                     }
                 }
                 codes::OFFSET_OUT_OF_RANGE if asked.fetch_offset < answer.log_start_offset => {
                     tracing::warn!(topic = %replica.topic, partition = replica.index, start = answer.log_start_offset, "behind the leader's log start: resetting");
-                    let _ = replica.reset_to(answer.log_start_offset);
+                    let _ = replica.reset_to(answer.log_start_offset, role);
                 }
-                codes::OFFSET_OUT_OF_RANGE => replica.mark_needs_truncation(),
+                codes::OFFSET_OUT_OF_RANGE => replica.mark_needs_truncation(role),
                 _ => {}
             }
         }

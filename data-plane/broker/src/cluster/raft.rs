@@ -154,6 +154,12 @@ impl LogStore {
             if line.is_empty() {
                 continue;
             }
+            if i + 1 == count {
+                // Text after the last newline: an append cut short before its fsync (so never
+                // acknowledged), even when it happens to parse.
+                torn = true;
+                continue;
+            }
             match serde_json::from_slice::<LogEntry>(line) {
                 Ok(entry) => {
                     entries.insert(entry.log_id.index, entry);

@@ -15,9 +15,10 @@ use crate::codes;
 use crate::replica::{Produced, Replica};
 use crate::state::KafkaError;
 
+/// A partition's append and, for acks=all, the replica to wait on with its min.insync.replicas.
 type Pending = (
     i32,
-    Result<(Produced, Option<(Arc<Replica>, i32)>), KafkaError>,
+    Result<(Produced, Option<(Arc<Replica>, usize)>), KafkaError>,
 );
 
 /// Handles Produce; `None` for acks=0.
@@ -55,11 +56,10 @@ pub async fn produce(cx: &Context<'_>, request: ProduceRequest) -> Option<Produc
                     Ok(replica) => {
                         let records = data.records.unwrap_or_default();
                         let min = (acks == -1).then_some(min_insync);
-                        let epoch = replica.leader_epoch();
                         super::blocking(|| replica.produce(&records, min)).map(|produced| {
                             appended = true;
                             let wait = acks == -1 && !broker.config.testing_ack_before_replication;
-                            (produced, wait.then(|| (Arc::clone(&replica), epoch)))
+                            (produced, wait.then(|| (Arc::clone(&replica), min_insync)))
                         })
                     }
                 }
@@ -84,8 +84,13 @@ pub async fn produce(cx: &Context<'_>, request: ProduceRequest) -> Option<Produc
         let mut out = Vec::with_capacity(partitions.len());
         for (index, outcome) in partitions {
             let outcome = match outcome {
-                Ok((produced, Some((replica, epoch)))) => replica
-                    .wait_replicated(produced.log_end, Some(epoch), timeout)
+                Ok((produced, Some((replica, min_insync)))) => replica
+                    .wait_replicated(
+                        produced.log_end,
+                        produced.leader_epoch,
+                        Some(min_insync),
+                        timeout,
+                    )
                     .await
                     .map(|()| produced),
                 Ok((produced, None)) => Ok(produced),
