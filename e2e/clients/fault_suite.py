@@ -181,8 +181,23 @@ class Cluster:
 
 
 def metadata(admin):
-    md = admin.list_topics(timeout=5)
-    return md
+    try:
+        return admin.list_topics(timeout=5)
+    except KafkaException:
+        # librdkafka's admin client can stay stuck on a broken connection after many broker
+        # restarts ("Broker transport failure"): ask again through a fresh client.
+        fresh = AdminClient({"bootstrap.servers": admin.hdi_bootstrap})
+        return fresh.list_topics(timeout=5)
+
+
+class HdiAdmin(AdminClient):
+    """An AdminClient that remembers its bootstrap servers."""
+
+
+def admin_client(bootstrap):
+    admin = HdiAdmin({"bootstrap.servers": bootstrap})
+    admin.hdi_bootstrap = bootstrap
+    return admin
 
 
 def wait_whole(cluster, admin, timeout=60):
@@ -377,7 +392,7 @@ def minority(args):
     cluster = Cluster(args.broker_bin, args.work_dir, [])
     for i in cluster.ids:
         cluster.start(i)
-    admin = AdminClient({"bootstrap.servers": cluster.bootstrap()})
+    admin = admin_client(cluster.bootstrap())
     summary = {"scenario": "minority"}
     try:
         create_topic(cluster, admin)
@@ -449,7 +464,7 @@ def reassign(args):
     cluster = Cluster(args.broker_bin, args.work_dir, extra, ids=(1, 2, 3, 4))
     for i in (1, 2, 3):
         cluster.start(i)
-    admin = AdminClient({"bootstrap.servers": cluster.bootstrap()})
+    admin = admin_client(cluster.bootstrap())
     summary = {"scenario": "reassign", "throttle": args.throttle}
     try:
         create_topic(cluster, admin)
@@ -570,7 +585,7 @@ def main():
     cluster = Cluster(args.broker_bin, args.work_dir, extra)
     for i in cluster.ids:
         cluster.start(i)
-    admin = AdminClient({"bootstrap.servers": cluster.bootstrap()})
+    admin = admin_client(cluster.bootstrap())
     summary = {"faults": 0, "kinds": {}}
     try:
         create_topic(cluster, admin)

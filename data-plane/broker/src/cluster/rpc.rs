@@ -11,9 +11,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use openraft::BasicNode;
-use openraft::error::{
-    InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable,
-};
+use openraft::error::{InstallSnapshotError, RPCError, RaftError, RemoteError, Unreachable};
 use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
 use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
@@ -364,15 +362,18 @@ impl Connection {
         {
             Ok((Ok(answer), _)) => Ok(answer),
             Ok((Err(error), _)) => Err(RPCError::RemoteError(RemoteError::new(self.target, error))),
-            Err(error @ CallError::Connect { .. }) => {
-                Err(RPCError::Unreachable(Unreachable::new(&error)))
-            }
-            Err(error) => Err(RPCError::Network(NetworkError::new(&error))),
+            // Any transport failure (refused, reset, timed out) makes openraft back off
+            // (`backoff`) instead of retrying at once and logging every attempt.
+            Err(error) => Err(RPCError::Unreachable(Unreachable::new(&error))),
         }
     }
 }
 
 impl RaftNetwork<TypeConfig> for Connection {
+    fn backoff(&self) -> openraft::network::Backoff {
+        openraft::network::Backoff::new(std::iter::repeat(Duration::from_millis(200)))
+    }
+
     async fn append_entries(
         &mut self,
         rpc: AppendEntriesRequest<TypeConfig>,
