@@ -546,13 +546,13 @@ def reassign(args):
         summary["error"] = repr(e)
     finally:
         cluster.stop_all()
-    print(json.dumps(summary), flush=True)
     throttled_ok = True
     if args.throttle and "error" not in summary:
         # A tenth of a second of burst, then at most `throttle` bytes per second per leader.
         floor = 0.7 * (summary["bytes_to_move"] - args.throttle / 10) / args.throttle
         summary["throttle_floor_seconds"] = round(floor, 1)
         throttled_ok = summary["reassign_seconds"] >= floor
+    print(json.dumps(summary), flush=True)
     ok = (throttled_ok and "error" not in summary and summary["lost"] == 0 and summary["duplicates"] == 0
           and summary["vanished"] == 0 and not summary["producer_fatal"] and not summary["alter_errors"]
           and summary["drained_dirs_left"] == 0 and summary["new_broker_dirs"] == PARTITIONS
