@@ -347,6 +347,18 @@ impl Log {
         let active = self.segments.len() - 1;
         self.segments[active].append(records, &assigned)?;
         replication::track_epoch(&mut self.epochs, leader_epoch, first_offset);
+        self.appended(count)?;
+        Ok(AppendInfo {
+            first_offset,
+            last_offset: next - 1,
+            max_timestamp,
+            records: count,
+        })
+    }
+
+    /// Bookkeeping after `count` records reached the active segment: the `segment.ms` clock, and
+    /// an fsync when `flush.messages` says so.
+    fn appended(&mut self, count: u64) -> Result<(), LogError> {
         self.active_since
             .get_or_insert_with(std::time::Instant::now);
         self.unflushed_records += count;
@@ -359,12 +371,7 @@ impl Log {
         {
             self.flush()?;
         }
-        Ok(AppendInfo {
-            first_offset,
-            last_offset: next - 1,
-            max_timestamp,
-            records: count,
-        })
+        Ok(())
     }
 
     /// fsyncs the active segment.

@@ -63,18 +63,7 @@ impl Log {
             count += header.records_count as u64;
             max_timestamp = max_timestamp.max(header.max_timestamp);
         }
-        self.active_since
-            .get_or_insert_with(std::time::Instant::now);
-        self.unflushed_records += count;
-        self.unflushed_since
-            .get_or_insert_with(std::time::Instant::now);
-        if self
-            .config
-            .flush_messages
-            .is_some_and(|n| self.unflushed_records >= n)
-        {
-            self.flush()?;
-        }
+        self.appended(count)?;
         Ok(AppendInfo {
             first_offset,
             last_offset: expected - 1,

@@ -2,27 +2,14 @@
 //! corrupt tails, DeleteRecords, retention and time lookups.
 #![allow(clippy::unwrap_used, reason = "tests")]
 
+mod common;
+
 use std::path::PathBuf;
 use std::time::Duration;
 
+use common::Dir;
 use hdi_log::batch::{build_batch, parse_header};
 use hdi_log::{Log, LogConfig, LogError};
-
-struct Dir(PathBuf);
-
-impl Dir {
-    fn new(tag: &str) -> Dir {
-        let path = std::env::temp_dir().join(format!("hdi-log-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&path);
-        Dir(path)
-    }
-}
-
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 fn small_segments() -> LogConfig {
     LogConfig {

@@ -4,26 +4,11 @@
 //! `OffsetForLeaderEpoch`.
 #![allow(clippy::unwrap_used, reason = "tests")]
 
-use std::path::PathBuf;
+mod common;
 
+use common::Dir;
 use hdi_log::batch::build_batch;
 use hdi_log::{Log, LogConfig, LogError, UNDEFINED};
-
-struct Dir(PathBuf);
-
-impl Dir {
-    fn new(tag: &str) -> Dir {
-        let path = std::env::temp_dir().join(format!("hdi-repl-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&path);
-        Dir(path)
-    }
-}
-
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 fn small_segments() -> LogConfig {
     LogConfig {
@@ -49,7 +34,7 @@ fn replicate(leader: &Log, follower: &mut Log) {
 
 #[test]
 fn a_follower_stores_the_leaders_batches_byte_for_byte() {
-    let (a, b) = (Dir::new("copy-a"), Dir::new("copy-b"));
+    let (a, b) = (Dir::new("repl-copy-a"), Dir::new("repl-copy-b"));
     let (mut leader, _) = Log::open(&a.0, small_segments()).unwrap();
     let (mut follower, _) = Log::open(&b.0, small_segments()).unwrap();
     for epoch in [0, 0, 0, 2, 2, 7] {
@@ -77,7 +62,7 @@ fn a_follower_stores_the_leaders_batches_byte_for_byte() {
 
 #[test]
 fn the_epoch_cache_answers_offset_for_leader_epoch_as_kafka_does() {
-    let dir = Dir::new("epochs");
+    let dir = Dir::new("repl-epochs");
     let (mut log, _) = Log::open(&dir.0, small_segments()).unwrap();
     assert_eq!(log.end_offset_for_epoch(0), UNDEFINED);
     lead(&mut log, 1); // 0..2
@@ -112,7 +97,7 @@ fn the_epoch_cache_answers_offset_for_leader_epoch_as_kafka_does() {
 
 #[test]
 fn truncation_cuts_whole_batches_across_segments_and_survives_a_reopen() {
-    let dir = Dir::new("truncate");
+    let dir = Dir::new("repl-truncate");
     let (mut log, _) = Log::open(&dir.0, small_segments()).unwrap();
     for i in 0..20 {
         lead(&mut log, if i < 10 { 1 } else { 2 });
@@ -143,7 +128,7 @@ fn truncation_cuts_whole_batches_across_segments_and_survives_a_reopen() {
 
 #[test]
 fn a_reset_log_restarts_at_the_leaders_start_offset() {
-    let dir = Dir::new("reset");
+    let dir = Dir::new("repl-reset");
     let (mut log, _) = Log::open(&dir.0, small_segments()).unwrap();
     lead(&mut log, 0);
     log.reset_to(1000).unwrap();

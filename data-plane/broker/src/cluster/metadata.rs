@@ -591,15 +591,9 @@ impl ClusterMetadata {
         isr: &[BrokerId],
     ) -> Outcome {
         let live: Vec<BrokerId> = self.live_brokers().map(|b| b.id).collect();
-        let Some(partition) = self
-            .topics
-            .get_mut(topic)
-            .and_then(|t| t.partitions.get_mut(usize::try_from(index).ok()?))
-        else {
-            return refuse(
-                codes::UNKNOWN_TOPIC_OR_PARTITION,
-                format!("no partition {topic}-{index}"),
-            );
+        let partition = match self.partition_mut(topic, index) {
+            Ok(partition) => partition,
+            Err(outcome) => return outcome,
         };
         if partition.leader != leader || partition.leader_epoch != leader_epoch {
             return refuse(
@@ -663,6 +657,18 @@ impl ClusterMetadata {
         }
     }
 
+    fn partition_mut(&mut self, topic: &str, index: i32) -> Result<&mut PartitionRecord, Outcome> {
+        self.topics
+            .get_mut(topic)
+            .and_then(|t| t.partitions.get_mut(usize::try_from(index).ok()?))
+            .ok_or_else(|| {
+                refuse(
+                    codes::UNKNOWN_TOPIC_OR_PARTITION,
+                    format!("no partition {topic}-{index}"),
+                )
+            })
+    }
+
     fn reassign(&mut self, topic: &str, index: i32, target: Option<&[BrokerId]>) -> Outcome {
         if let Some(target) = target
             && let Err(outcome) = self.check_assignments(&[target.to_vec()])
@@ -670,15 +676,9 @@ impl ClusterMetadata {
             return outcome;
         }
         let live: Vec<BrokerId> = self.live_brokers().map(|b| b.id).collect();
-        let Some(partition) = self
-            .topics
-            .get_mut(topic)
-            .and_then(|t| t.partitions.get_mut(usize::try_from(index).ok()?))
-        else {
-            return refuse(
-                codes::UNKNOWN_TOPIC_OR_PARTITION,
-                format!("no partition {topic}-{index}"),
-            );
+        let partition = match self.partition_mut(topic, index) {
+            Ok(partition) => partition,
+            Err(outcome) => return outcome,
         };
         // The replica list before any reassignment in progress.
         let original: Vec<BrokerId> = if partition.original.is_empty() {
@@ -732,15 +732,9 @@ impl ClusterMetadata {
 
     fn complete_reassignment(&mut self, topic: &str, index: i32) -> Outcome {
         let live: Vec<BrokerId> = self.live_brokers().map(|b| b.id).collect();
-        let Some(partition) = self
-            .topics
-            .get_mut(topic)
-            .and_then(|t| t.partitions.get_mut(usize::try_from(index).ok()?))
-        else {
-            return refuse(
-                codes::UNKNOWN_TOPIC_OR_PARTITION,
-                format!("no partition {topic}-{index}"),
-            );
+        let partition = match self.partition_mut(topic, index) {
+            Ok(partition) => partition,
+            Err(outcome) => return outcome,
         };
         if partition.adding.is_empty() && partition.removing.is_empty() {
             return refuse(
