@@ -266,7 +266,7 @@ class Workload:
                     except BufferError:
                         p.poll(0.05)
                 p.poll(0.01)
-            p.flush(120)
+            p.flush(60)
         except KafkaException as e:
             self.fatal = str(e)
             log(f"producer failed: {e}")
