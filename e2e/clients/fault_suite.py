@@ -513,8 +513,10 @@ def reassign(args):
         summary["new_broker_dirs"] = len(glob.glob(os.path.join(args.work_dir, "broker-4", "replicas", "*")))
         # Preferred elections and log dirs through the admin APIs.
         kadmin.elect_leaders(0, raise_errors=False)
-        dirs = kadmin.describe_log_dirs(brokers=[4]) if "brokers" in kadmin.describe_log_dirs.__code__.co_varnames else None
-        summary["log_dirs_broker_4"] = str(dirs)[:200] if dirs is not None else None
+        dirs = kadmin.describe_log_dirs(brokers=[4])
+        summary["log_dir_partitions_broker_4"] = sum(
+            len(t["partitions"]) for b in dirs for d in b["log_dirs"] for t in d["topics"]
+            if t["name"] == TOPIC)
         kadmin.close()
         time.sleep(2)
         work.running = False
@@ -556,6 +558,7 @@ def reassign(args):
     ok = (throttled_ok and "error" not in summary and summary["lost"] == 0 and summary["duplicates"] == 0
           and summary["vanished"] == 0 and not summary["producer_fatal"] and not summary["alter_errors"]
           and summary["drained_dirs_left"] == 0 and summary["new_broker_dirs"] == PARTITIONS
+          and summary["log_dir_partitions_broker_4"] == PARTITIONS
           and all(1 not in r and 4 in r for r in summary["replicas_after"].values())
           and not summary["diverged_replicas"] and summary["acked"] > 0)
     sys.stdout.flush()

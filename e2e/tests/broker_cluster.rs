@@ -82,6 +82,10 @@ fn a_new_broker_joins_and_a_drained_broker_hands_its_replicas_over_under_traffic
     let (summary, ok) = fault_suite("reassign", &["--scenario", "reassign"]);
     assert!(ok, "{summary}");
     assert_eq!(summary["drained_dirs_left"], 0);
+    assert_eq!(
+        summary["log_dir_partitions_broker_4"], 3,
+        "DescribeLogDirs of the new broker"
+    );
     assert_eq!(summary["lost"], 0);
     assert_eq!(summary["seen_ongoing"], true, "{summary}");
 }

@@ -322,22 +322,12 @@ impl ClusterMetadata {
                 // A retried registration: nothing changes.
                 Outcome::Ok
             }
-            Some(old) => {
-                // A restarted broker: whatever it led in its previous life moves away now; it is
-                // unfenced when it reports that it has caught up.
-                if !old.fenced {
+            previous => {
+                // New, or a restarted broker: whatever it led in its previous life moves away
+                // now; it is unfenced when it reports that it has caught up.
+                if previous.is_some_and(|old| !old.fenced) {
                     self.fence(record.id);
                 }
-                self.brokers.insert(
-                    record.id,
-                    BrokerRecord {
-                        fenced: true,
-                        ..record.clone()
-                    },
-                );
-                Outcome::Ok
-            }
-            None => {
                 self.brokers.insert(
                     record.id,
                     BrokerRecord {

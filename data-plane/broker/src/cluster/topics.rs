@@ -10,6 +10,13 @@ use crate::codes;
 use crate::state::{KafkaError, validate_topic_name};
 use crate::topic_config::{self, TopicConfigs};
 
+fn unknown_topic(name: &str) -> KafkaError {
+    KafkaError::new(
+        codes::UNKNOWN_TOPIC_OR_PARTITION,
+        format!("no topic {name:?}"),
+    )
+}
+
 fn outcome(result: Result<Outcome, KafkaError>) -> Result<(), KafkaError> {
     match result? {
         Outcome::Ok => Ok(()),
@@ -119,10 +126,7 @@ impl Cluster {
     /// UNKNOWN_TOPIC_OR_PARTITION or REQUEST_TIMED_OUT.
     pub async fn delete_topic(&self, name: &str) -> Result<(), KafkaError> {
         if !self.view().meta.topics.contains_key(name) {
-            return Err(KafkaError::new(
-                codes::UNKNOWN_TOPIC_OR_PARTITION,
-                format!("no topic {name:?}"),
-            ));
+            return Err(unknown_topic(name));
         }
         outcome(
             self.propose(Command::DeleteTopic {
@@ -146,10 +150,7 @@ impl Cluster {
     ) -> Result<(), KafkaError> {
         let view = self.view();
         let Some(topic) = view.meta.topics.get(name) else {
-            return Err(KafkaError::new(
-                codes::UNKNOWN_TOPIC_OR_PARTITION,
-                format!("no topic {name:?}"),
-            ));
+            return Err(unknown_topic(name));
         };
         let current = topic.partitions.len() as i32;
         if count <= current || count > 10_000 {
@@ -186,10 +187,7 @@ impl Cluster {
     ) -> Result<(), KafkaError> {
         let view = self.view();
         let Some(topic) = view.meta.topics.get(name) else {
-            return Err(KafkaError::new(
-                codes::UNKNOWN_TOPIC_OR_PARTITION,
-                format!("no topic {name:?}"),
-            ));
+            return Err(unknown_topic(name));
         };
         let mut configs = if incremental {
             topic.configs.clone()

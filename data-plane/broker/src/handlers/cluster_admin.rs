@@ -217,7 +217,8 @@ pub fn describe_log_dirs(
                 .with_partitions(partitions)
         })
         .collect();
-    let (total, usable) = disk_space(&broker.config.data_dir);
+    // `df` is a child process: off the async workers.
+    let (total, usable) = super::blocking(|| disk_space(&broker.config.data_dir));
     let result = DescribeLogDirsResult::default()
         .with_log_dir(sb(broker.config.data_dir.display().to_string()))
         .with_topics(topics);
