@@ -106,7 +106,7 @@ async fn tick(
     let capacity = inventory::capacity(&config.data_dir, config.cpu_millis, config.memory_bytes);
     if *registration == Registration::Registered {
         match client
-            .agent_heartbeat(identity.id, &NodeHeartbeat { capacity })
+            .agent_heartbeat(identity.id, &NodeHeartbeat { capacity, applied_generation: 0, workloads: Vec::new() })
             .await
         {
             Ok(()) => return Ok(()),

@@ -11,6 +11,7 @@ use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
 use crate::types::{Health, Node, NodeHeartbeat, NodeList, NodeRegistration, Problem, Readiness};
+use crate::workload::WorkloadAssignment;
 
 /// Why a call failed.
 #[derive(Debug, thiserror::Error)]
@@ -185,6 +186,16 @@ impl Client {
             return Ok(());
         }
         Err(Self::error_from(response, &url).await)
+    }
+
+    /// `GET /v1/agent/nodes/{id}/workloads`: the workloads the node must run.
+    pub async fn agent_workloads(&self, id: Uuid) -> Result<WorkloadAssignment, ClientError> {
+        self.call(
+            Method::GET,
+            &format!("/v1/agent/nodes/{id}/workloads"),
+            None::<&()>,
+        )
+        .await
     }
 
     fn request(&self, method: Method, url: &str) -> RequestBuilder {

@@ -7,9 +7,11 @@
 
 pub mod client;
 pub mod types;
+pub mod workload;
 
 pub use client::{Client, ClientError};
 pub use types::*;
+pub use workload::*;
 
 /// The version of this build, reported by `/healthz` and `hdictl version`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

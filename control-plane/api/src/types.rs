@@ -81,6 +81,12 @@ pub struct NodeRegistration {
 pub struct NodeHeartbeat {
     /// Resources the node offers now (disk shrinks as data grows).
     pub capacity: NodeCapacity,
+    /// The generation of the last workload assignment the agent applied (0: none yet).
+    #[serde(default)]
+    pub applied_generation: u64,
+    /// Every workload the agent runs or is still stopping.
+    #[serde(default)]
+    pub workloads: Vec<crate::workload::WorkloadStatus>,
 }
 
 /// Whether a node is heartbeating.

@@ -1,0 +1,124 @@
+//! Wire types between the control plane and node agents: the workloads a node must run, and what
+//! the agent reports about them.
+//!
+//! A node's assignment is the whole desired set with a generation number that grows whenever the
+//! set changes; an agent applies a set only if its generation is not older than the one it has
+//! applied, so a stale answer (from a lagging control-plane replica) cannot undo a newer one.
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+/// `GET /v1/agent/nodes/{id}/workloads`: everything the node must run.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct WorkloadAssignment {
+    /// Grows whenever the set changes.
+    pub generation: u64,
+    /// The workloads; any other workload on the node is stopped and its data removed.
+    pub workloads: Vec<Workload>,
+}
+
+/// One data-plane process to run.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Workload {
+    /// Unique on the node and stable for the workload's life; names its data directory
+    /// (`<data-dir>/workloads/<name>`). Lowercase letters, digits and `-`.
+    pub name: String,
+    /// The cluster the workload belongs to.
+    pub cluster_id: Uuid,
+    /// What to run.
+    pub spec: WorkloadSpec,
+}
+
+/// The process and its configuration.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum WorkloadSpec {
+    /// An `hdi-broker` of a Kafka cluster.
+    Broker(BrokerWorkload),
+    /// An `hdi-executor` (driver or worker) of a Spark cluster.
+    Executor(ExecutorWorkload),
+}
+
+/// `hdi-broker --node-id N --listen HOST:KAFKA_PORT --quorum-listen HOST:QUORUM_PORT --quorum ...`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct BrokerWorkload {
+    /// The broker id in its cluster.
+    pub broker_id: i32,
+    /// Host the broker listens on and advertises (the node's address).
+    pub host: String,
+    /// Kafka listener port.
+    pub kafka_port: u16,
+    /// Broker-to-broker (metadata quorum and replication) port.
+    pub quorum_port: u16,
+    /// The metadata quorum's voters; a broker not among them joins as a learner.
+    pub voters: Vec<QuorumVoter>,
+    /// Rack (the node's fault domain) for replica placement.
+    pub rack: String,
+}
+
+/// One voter of a broker cluster's metadata quorum.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct QuorumVoter {
+    /// Broker id.
+    pub broker_id: i32,
+    /// Host of its quorum listener.
+    pub host: String,
+    /// Port of its quorum listener.
+    pub port: u16,
+}
+
+/// Which half of a Spark cluster an executor process is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ExecutorRole {
+    /// Plans jobs, owns the job API and assigns work to workers.
+    Driver,
+    /// Runs the work the driver assigns.
+    Worker,
+}
+
+/// `hdi-executor driver --listen HOST:PORT` or `hdi-executor worker --id N --listen HOST:PORT --driver HOST:PORT`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ExecutorWorkload {
+    /// Driver or worker.
+    pub role: ExecutorRole,
+    /// The worker's id in its cluster (0 for the driver).
+    pub worker_id: u32,
+    /// Host the process listens on (the node's address).
+    pub host: String,
+    /// Its HTTP port (the driver's is the job API).
+    pub port: u16,
+    /// The driver's `host:port` (workers register there; the driver's own address for the driver).
+    pub driver: String,
+}
+
+/// What an agent knows of one of its workloads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub enum WorkloadState {
+    /// Started, not ready yet.
+    Starting,
+    /// The process runs and said it is ready.
+    Running,
+    /// The process exited; it is restarted after a backoff.
+    Backoff,
+    /// Being stopped because it is no longer assigned.
+    Stopping,
+}
+
+/// One workload, as its agent sees it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct WorkloadStatus {
+    /// The workload's name.
+    pub name: String,
+    /// Its state.
+    pub state: WorkloadState,
+    /// The process id while one runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid: Option<u32>,
+    /// How many times it was restarted after exiting.
+    pub restarts: u32,
+    /// How the last process ended, e.g. `exit status 1` or `signal 9`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_exit: Option<String>,
+}
