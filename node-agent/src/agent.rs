@@ -1,9 +1,15 @@
 //! The agent's main loop: one closed [`Event`] enum, handled one event at a time.
 //!
 //! The agent registers (again after every start, and whenever the control plane forgets it),
-//! then heartbeats every interval. An unreachable control plane is retried forever (the node's
-//! workloads keep running meanwhile: the control plane is not on the data path); a refused token is
-//! fatal, because retrying cannot fix it.
+//! then heartbeats every interval with the applied assignment generation and the state of every
+//! workload. Every poll interval it fetches the node's workload assignment and hands it to the
+//! [`Supervisor`] (a 404 means "nothing assigned yet"); events of the workload processes arrive as
+//! [`Event::Workload`]. An unreachable control plane is retried forever (the node's workloads keep
+//! running meanwhile, from the persisted assignment: the control plane is not on the data path); a
+//! refused token is fatal, because retrying cannot fix it.
+//!
+//! On SIGTERM or SIGINT the agent exits and leaves its workloads running; the next agent adopts
+//! them.
 
 use std::time::Duration;
 
@@ -14,15 +20,22 @@ use tokio::signal::unix::{SignalKind, signal};
 use crate::config::AgentConfig;
 use crate::identity::{self, Identity};
 use crate::inventory;
+use crate::supervisor::{self, Supervisor, SupervisorConfig};
 
 /// How often a persisting failure to reach the control plane is logged again.
 const WARN_EVERY: Duration = Duration::from_secs(30);
+/// How long one assignment fetch may take, so a hung control plane cannot stall the loop.
+const POLL_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Everything that can happen to the agent.
 #[derive(Debug)]
 enum Event {
     /// Time to register (if not registered) or heartbeat.
     Tick,
+    /// Time to fetch the workload assignment.
+    Poll,
+    /// Something happened to a workload process.
+    Workload(supervisor::Event),
     /// A signal asked the agent to stop.
     Shutdown(&'static str),
 }
@@ -47,25 +60,59 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
 
     let mut term = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
     let mut int = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
+    let mut supervisor = Supervisor::start(SupervisorConfig {
+        data_dir: config.data_dir.clone(),
+        bin_dir: config.bin_dir.clone(),
+        stop_timeout: supervisor::STOP_TIMEOUT,
+    })?;
     let mut ticks = tokio::time::interval(config.heartbeat_interval);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut polls = tokio::time::interval(config.poll_interval);
+    polls.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut registration = Registration::Unregistered;
     // When the last retryable failure was logged; `None` while the control plane answers.
     let mut last_warned: Option<tokio::time::Instant> = None;
+    // The same, for fetching the assignment.
+    let mut last_poll_warned: Option<tokio::time::Instant> = None;
 
     loop {
         let event = tokio::select! {
+            event = supervisor.next_event() => Event::Workload(event),
             _ = ticks.tick() => Event::Tick,
+            _ = polls.tick() => Event::Poll,
             _ = term.recv() => Event::Shutdown("SIGTERM"),
             _ = int.recv() => Event::Shutdown("SIGINT"),
         };
         match event {
             Event::Shutdown(signal) => {
-                tracing::info!(signal, "hdi-node-agent stopping");
+                // Workloads keep serving; the next agent adopts them.
+                tracing::info!(
+                    signal,
+                    "hdi-node-agent stopping; its workloads keep running"
+                );
                 return Ok(());
             }
+            Event::Workload(event) => supervisor.handle(event),
+            Event::Poll => match poll(&client, &identity, &mut supervisor).await {
+                Ok(()) => {
+                    if last_poll_warned.take().is_some() {
+                        tracing::info!("workload assignment reachable again");
+                    }
+                }
+                Err(error) => {
+                    let now = tokio::time::Instant::now();
+                    if last_poll_warned.is_none_or(|at| now.duration_since(at) >= WARN_EVERY) {
+                        last_poll_warned = Some(now);
+                        tracing::warn!(
+                            "{error:#}; running the last applied assignment (generation {}) meanwhile",
+                            supervisor.applied_generation()
+                        );
+                    }
+                }
+            },
             Event::Tick => {
-                let outcome = tick(&client, &config, &identity, &mut registration).await;
+                let outcome =
+                    tick(&client, &config, &identity, &supervisor, &mut registration).await;
                 match outcome {
                     Ok(()) => {
                         if last_warned.take().is_some() {
@@ -97,18 +144,51 @@ enum TickError {
     Retry(anyhow::Error),
 }
 
+/// Fetches the assignment and applies it. A 404 means nothing is assigned yet (or the endpoint
+/// is not deployed yet): the supervisor keeps what it runs.
+async fn poll(
+    client: &Client,
+    identity: &Identity,
+    supervisor: &mut Supervisor,
+) -> anyhow::Result<()> {
+    let fetched = tokio::time::timeout(POLL_TIMEOUT, client.agent_workloads(identity.id))
+        .await
+        .map_err(|_| {
+            anyhow::anyhow!(
+                "fetching the workload assignment timed out after {}",
+                humantime::format_duration(POLL_TIMEOUT)
+            )
+        })?;
+    match fetched {
+        Ok(assignment) => {
+            supervisor.apply(assignment);
+            Ok(())
+        }
+        Err(error) if error.status() == Some(404) => {
+            tracing::debug!("no workload assignment for this node yet");
+            Ok(())
+        }
+        Err(error) => {
+            Err(anyhow::Error::new(error).context("cannot fetch the workload assignment"))
+        }
+    }
+}
+
 async fn tick(
     client: &Client,
     config: &AgentConfig,
     identity: &Identity,
+    supervisor: &Supervisor,
     registration: &mut Registration,
 ) -> Result<(), TickError> {
     let capacity = inventory::capacity(&config.data_dir, config.cpu_millis, config.memory_bytes);
     if *registration == Registration::Registered {
-        match client
-            .agent_heartbeat(identity.id, &NodeHeartbeat { capacity, applied_generation: 0, workloads: Vec::new() })
-            .await
-        {
+        let heartbeat = NodeHeartbeat {
+            capacity,
+            applied_generation: supervisor.applied_generation(),
+            workloads: supervisor.statuses(),
+        };
+        match client.agent_heartbeat(identity.id, &heartbeat).await {
             Ok(()) => return Ok(()),
             Err(error) if error.status() == Some(404) => {
                 tracing::warn!("the control plane does not know this node; registering again");

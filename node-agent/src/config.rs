@@ -30,6 +30,12 @@ pub struct Flags {
     /// How often to heartbeat.
     #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
     pub heartbeat_interval: Duration,
+    /// How often to fetch the node's workload assignment.
+    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+    pub poll_interval: Duration,
+    /// Directory holding `hdi-broker` and `hdi-executor` (default: the agent's own directory).
+    #[arg(long)]
+    pub bin_dir: Option<PathBuf>,
     /// CPU offered, in thousandths of a core (default: the cores this process may use).
     #[arg(long)]
     pub cpu_millis: Option<u64>,
@@ -55,6 +61,10 @@ pub struct AgentConfig {
     pub address: String,
     /// Heartbeat period.
     pub heartbeat_interval: Duration,
+    /// Assignment poll period.
+    pub poll_interval: Duration,
+    /// Where the workload binaries are.
+    pub bin_dir: PathBuf,
     /// CPU override.
     pub cpu_millis: Option<u64>,
     /// Memory override.
@@ -82,6 +92,16 @@ pub enum ConfigError {
     /// The heartbeat interval is zero.
     #[error("--heartbeat-interval must be greater than zero")]
     ZeroInterval,
+    /// The poll interval is zero.
+    #[error("--poll-interval must be greater than zero")]
+    ZeroPollInterval,
+    /// No `--bin-dir` and the agent's own executable cannot be located.
+    #[error("cannot locate the agent's executable to default --bin-dir; pass --bin-dir")]
+    NoBinDir {
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
     /// The control-plane URL is not http(s).
     #[error("--control-plane {url:?} must start with http:// or https://")]
     BadUrl {
@@ -99,6 +119,9 @@ impl Flags {
         if self.heartbeat_interval.is_zero() {
             return Err(ConfigError::ZeroInterval);
         }
+        if self.poll_interval.is_zero() {
+            return Err(ConfigError::ZeroPollInterval);
+        }
         if !(self.control_plane.starts_with("http://")
             || self.control_plane.starts_with("https://"))
         {
@@ -106,8 +129,14 @@ impl Flags {
                 url: self.control_plane,
             });
         }
+        let bin_dir = match self.bin_dir {
+            Some(dir) => dir,
+            None => default_bin_dir()?,
+        };
         Ok(AgentConfig {
             token: read_token(&self.token_file)?,
+            bin_dir,
+            poll_interval: self.poll_interval,
             control_plane: self.control_plane,
             data_dir: self.data_dir,
             fault_domain: self.fault_domain,
@@ -118,6 +147,16 @@ impl Flags {
             memory_bytes: self.memory_bytes,
         })
     }
+}
+
+/// The directory of the running executable: the binaries are installed side by side.
+fn default_bin_dir() -> Result<PathBuf, ConfigError> {
+    let exe = std::env::current_exe().map_err(|source| ConfigError::NoBinDir { source })?;
+    exe.parent()
+        .map(Path::to_path_buf)
+        .ok_or_else(|| ConfigError::NoBinDir {
+            source: std::io::Error::other(format!("{} has no parent directory", exe.display())),
+        })
 }
 
 fn read_token(path: &Path) -> Result<String, ConfigError> {

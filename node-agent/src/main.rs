@@ -1,20 +1,16 @@
 //! `hdi-node-agent`: the daemon on every node. It keeps the node's identity in its data directory,
-//! registers with the control plane, heartbeats its inventory and (as the roadmap reaches it)
-//! supervises the data-plane processes assigned to the node. It runs those processes; it never
-//! links data-plane crates.
+//! registers with the control plane, heartbeats its inventory and the state of its workloads, and
+//! supervises the data-plane processes assigned to the node (`hdi-broker`, `hdi-executor`, found in
+//! `--bin-dir`). It runs those processes; it never links data-plane crates.
 //!
 //! Start-up failures and a control plane that refuses the agent's token print one line naming the
 //! problem and exit 1.
-
-mod agent;
-mod config;
-mod identity;
-mod inventory;
 
 use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Parser;
+use hdi_node_agent::{agent, config};
 
 fn main() -> ExitCode {
     let flags = config::Flags::parse();

@@ -1,0 +1,392 @@
+//! The pure rules of supervision, free of processes and files: which workload names are valid,
+//! which offered assignment is applied, the command line and ready line of each workload kind,
+//! how an exit is described, and the restart backoff.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use hdi_api::{BrokerWorkload, ExecutorRole, ExecutorWorkload, WorkloadAssignment, WorkloadSpec};
+
+/// Longest accepted workload name.
+pub const MAX_NAME_LEN: usize = 100;
+/// First restart delay after an exit.
+pub const BACKOFF_MIN: Duration = Duration::from_secs(1);
+/// Longest restart delay.
+pub const BACKOFF_MAX: Duration = Duration::from_secs(30);
+/// A process that ran this long before exiting restarts after [`BACKOFF_MIN`] again.
+pub const BACKOFF_RESET_AFTER: Duration = Duration::from_secs(60);
+
+/// The broker's executable, looked up in the agent's bin directory.
+pub const BROKER_BINARY: &str = "hdi-broker";
+/// The executor's executable, looked up in the agent's bin directory.
+pub const EXECUTOR_BINARY: &str = "hdi-executor";
+
+/// Whether `name` may name a workload (and so a directory): 1 to 100 of `a-z`, `0-9` and `-`.
+/// Nothing else passes, so a name can never be `.`/`..` or contain a `/`.
+pub fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= MAX_NAME_LEN
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
+
+/// What to do with an assignment the control plane offers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Offer {
+    /// Newer than (or as new as, but different from) the applied one: apply it.
+    Apply,
+    /// Identical to the applied one: nothing to do.
+    Same,
+    /// Older than the applied one (e.g. from a lagging replica): refuse it.
+    Stale,
+}
+
+/// Judges `offered` against the applied assignment: a generation lower than the applied one is
+/// refused, so a stale answer cannot undo a newer one.
+pub fn judge(applied: Option<&WorkloadAssignment>, offered: &WorkloadAssignment) -> Offer {
+    match applied {
+        None => Offer::Apply,
+        Some(applied) if offered.generation < applied.generation => Offer::Stale,
+        Some(applied) if applied == offered => Offer::Same,
+        Some(_) => Offer::Apply,
+    }
+}
+
+/// A program and its arguments.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CommandLine {
+    /// The executable.
+    pub program: PathBuf,
+    /// Its arguments (without the program).
+    pub args: Vec<OsString>,
+}
+
+/// The executable file name a spec runs.
+pub fn binary_name(spec: &WorkloadSpec) -> &'static str {
+    match spec {
+        WorkloadSpec::Broker(_) => BROKER_BINARY,
+        WorkloadSpec::Executor(_) => EXECUTOR_BINARY,
+    }
+}
+
+/// The data directory a workload's process is given: `<wdir>/data`.
+pub fn process_data_dir(wdir: &Path) -> PathBuf {
+    wdir.join("data")
+}
+
+/// The command line of `spec`, with binaries from `bin_dir` and its data in `<wdir>/data`.
+pub fn command_line(bin_dir: &Path, wdir: &Path, spec: &WorkloadSpec) -> CommandLine {
+    let data_dir = process_data_dir(wdir).into_os_string();
+    let args = match spec {
+        WorkloadSpec::Broker(broker) => broker_args(broker, data_dir),
+        WorkloadSpec::Executor(executor) => executor_args(executor, data_dir),
+    };
+    CommandLine {
+        program: bin_dir.join(binary_name(spec)),
+        args,
+    }
+}
+
+fn broker_args(broker: &BrokerWorkload, data_dir: OsString) -> Vec<OsString> {
+    let kafka = host_port(&broker.host, broker.kafka_port);
+    let mut args: Vec<OsString> = vec![
+        "--node-id".into(),
+        broker.broker_id.to_string().into(),
+        "--data-dir".into(),
+        data_dir,
+        "--listen".into(),
+        kafka.clone().into(),
+        "--advertised-listener".into(),
+        kafka.into(),
+        "--quorum-listen".into(),
+        host_port(&broker.host, broker.quorum_port).into(),
+    ];
+    if !broker.voters.is_empty() {
+        let voters: Vec<String> = broker
+            .voters
+            .iter()
+            .map(|v| format!("{}@{}", v.broker_id, host_port(&v.host, v.port)))
+            .collect();
+        args.push("--quorum".into());
+        args.push(voters.join(",").into());
+    }
+    if !broker.rack.is_empty() {
+        args.push("--rack".into());
+        args.push(broker.rack.clone().into());
+    }
+    args
+}
+
+fn executor_args(executor: &ExecutorWorkload, data_dir: OsString) -> Vec<OsString> {
+    let listen = host_port(&executor.host, executor.port);
+    match executor.role {
+        ExecutorRole::Driver => vec![
+            "driver".into(),
+            "--listen".into(),
+            listen.into(),
+            "--data-dir".into(),
+            data_dir,
+        ],
+        ExecutorRole::Worker => vec![
+            "worker".into(),
+            "--id".into(),
+            executor.worker_id.to_string().into(),
+            "--listen".into(),
+            listen.into(),
+            "--driver".into(),
+            executor.driver.clone().into(),
+            "--data-dir".into(),
+            data_dir,
+        ],
+    }
+}
+
+/// `host:port`, with an IPv6 literal in brackets.
+fn host_port(host: &str, port: u16) -> String {
+    if host.contains(':') && !host.starts_with('[') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
+}
+
+/// Whether a line of the process's output says that it is ready to serve.
+pub fn is_ready_line(spec: &WorkloadSpec, line: &str) -> bool {
+    match spec {
+        WorkloadSpec::Broker(_) => line.contains("hdi-broker ready on"),
+        WorkloadSpec::Executor(_) => line.contains("hdi-executor") && line.contains("ready"),
+    }
+}
+
+/// How a process ended: `exit status N` or `signal N`.
+pub fn describe_exit(code: Option<i32>, signal: Option<i32>) -> String {
+    match (code, signal) {
+        (Some(code), _) => format!("exit status {code}"),
+        (None, Some(signal)) => format!("signal {signal}"),
+        (None, None) => "exited (status unknown)".to_owned(),
+    }
+}
+
+/// The restart delay after `failures` consecutive quick exits: 1 s, doubling, at most 30 s.
+pub fn backoff_delay(failures: u32) -> Duration {
+    BACKOFF_MIN
+        .saturating_mul(1u32 << failures.min(16))
+        .min(BACKOFF_MAX)
+}
+
+/// The consecutive-failure count to use for an exit after `ran_for`: a process that ran at least
+/// [`BACKOFF_RESET_AFTER`] starts the backoff over.
+pub fn failures_after_run(failures: u32, ran_for: Duration) -> u32 {
+    if ran_for >= BACKOFF_RESET_AFTER {
+        0
+    } else {
+        failures
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use hdi_api::{QuorumVoter, Workload};
+    use uuid::Uuid;
+
+    use super::*;
+
+    fn broker() -> WorkloadSpec {
+        WorkloadSpec::Broker(BrokerWorkload {
+            broker_id: 2,
+            host: "10.0.0.2".into(),
+            kafka_port: 9092,
+            quorum_port: 9192,
+            voters: vec![
+                QuorumVoter {
+                    broker_id: 1,
+                    host: "10.0.0.1".into(),
+                    port: 9192,
+                },
+                QuorumVoter {
+                    broker_id: 2,
+                    host: "10.0.0.2".into(),
+                    port: 9192,
+                },
+            ],
+            rack: "3".into(),
+        })
+    }
+
+    fn strings(line: &CommandLine) -> Vec<String> {
+        line.args
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect()
+    }
+
+    #[test]
+    fn names() {
+        assert!(valid_name("broker-1"));
+        assert!(valid_name("0"));
+        assert!(valid_name(&"a".repeat(100)));
+        for bad in [
+            "", "Broker", "a_b", "a.b", "..", ".", "a/b", "../x", "a b", "é", "a\0",
+        ] {
+            assert!(!valid_name(bad), "{bad:?}");
+        }
+        assert!(!valid_name(&"a".repeat(101)));
+    }
+
+    #[test]
+    fn generations() {
+        let assignment = |generation, names: &[&str]| WorkloadAssignment {
+            generation,
+            workloads: names
+                .iter()
+                .map(|n| Workload {
+                    name: (*n).to_owned(),
+                    cluster_id: Uuid::nil(),
+                    spec: broker(),
+                })
+                .collect(),
+        };
+        let applied = assignment(5, &["a"]);
+        assert_eq!(judge(None, &assignment(0, &[])), Offer::Apply);
+        assert_eq!(judge(Some(&applied), &assignment(4, &[])), Offer::Stale);
+        assert_eq!(judge(Some(&applied), &assignment(5, &["a"])), Offer::Same);
+        assert_eq!(judge(Some(&applied), &assignment(5, &["b"])), Offer::Apply);
+        assert_eq!(judge(Some(&applied), &assignment(6, &["a"])), Offer::Apply);
+    }
+
+    #[test]
+    fn broker_command_line() {
+        let line = command_line(
+            Path::new("/opt/hdi"),
+            Path::new("/var/hdi/workloads/b"),
+            &broker(),
+        );
+        assert_eq!(line.program, Path::new("/opt/hdi/hdi-broker"));
+        assert_eq!(
+            strings(&line),
+            [
+                "--node-id",
+                "2",
+                "--data-dir",
+                "/var/hdi/workloads/b/data",
+                "--listen",
+                "10.0.0.2:9092",
+                "--advertised-listener",
+                "10.0.0.2:9092",
+                "--quorum-listen",
+                "10.0.0.2:9192",
+                "--quorum",
+                "1@10.0.0.1:9192,2@10.0.0.2:9192",
+                "--rack",
+                "3",
+            ]
+        );
+        let WorkloadSpec::Broker(mut v6) = broker() else {
+            unreachable!()
+        };
+        v6.host = "::1".into();
+        v6.voters.clear();
+        v6.rack.clear();
+        let line = command_line(Path::new("/b"), Path::new("/w"), &WorkloadSpec::Broker(v6));
+        assert_eq!(
+            strings(&line),
+            [
+                "--node-id",
+                "2",
+                "--data-dir",
+                "/w/data",
+                "--listen",
+                "[::1]:9092",
+                "--advertised-listener",
+                "[::1]:9092",
+                "--quorum-listen",
+                "[::1]:9192",
+            ]
+        );
+    }
+
+    #[test]
+    fn executor_command_lines() {
+        let mut executor = ExecutorWorkload {
+            role: ExecutorRole::Driver,
+            worker_id: 0,
+            host: "10.0.0.1".into(),
+            port: 7000,
+            driver: "10.0.0.1:7000".into(),
+        };
+        let line = command_line(
+            Path::new("/b"),
+            Path::new("/w"),
+            &WorkloadSpec::Executor(executor.clone()),
+        );
+        assert_eq!(line.program, Path::new("/b/hdi-executor"));
+        assert_eq!(
+            strings(&line),
+            [
+                "driver",
+                "--listen",
+                "10.0.0.1:7000",
+                "--data-dir",
+                "/w/data"
+            ]
+        );
+        executor.role = ExecutorRole::Worker;
+        executor.worker_id = 3;
+        executor.port = 7003;
+        let line = command_line(
+            Path::new("/b"),
+            Path::new("/w"),
+            &WorkloadSpec::Executor(executor),
+        );
+        assert_eq!(
+            strings(&line),
+            [
+                "worker",
+                "--id",
+                "3",
+                "--listen",
+                "10.0.0.1:7003",
+                "--driver",
+                "10.0.0.1:7000",
+                "--data-dir",
+                "/w/data"
+            ]
+        );
+    }
+
+    #[test]
+    fn ready_lines() {
+        let broker = broker();
+        assert!(is_ready_line(
+            &broker,
+            "2026-01-01T00:00:00Z  INFO hdi_broker: hdi-broker ready on 127.0.0.1:9092 node_id=1"
+        ));
+        assert!(!is_ready_line(&broker, "INFO hdi-broker starting"));
+        let executor = WorkloadSpec::Executor(ExecutorWorkload {
+            role: ExecutorRole::Driver,
+            worker_id: 0,
+            host: "h".into(),
+            port: 1,
+            driver: "h:1".into(),
+        });
+        assert!(is_ready_line(&executor, "hdi-executor driver ready on h:1"));
+        assert!(!is_ready_line(&executor, "hdi-broker ready on h:1"));
+    }
+
+    #[test]
+    fn exits() {
+        assert_eq!(describe_exit(Some(1), None), "exit status 1");
+        assert_eq!(describe_exit(None, Some(9)), "signal 9");
+    }
+
+    #[test]
+    fn backoff() {
+        let delays: Vec<u64> = (0..8).map(|n| backoff_delay(n).as_secs()).collect();
+        assert_eq!(delays, [1, 2, 4, 8, 16, 30, 30, 30]);
+        assert_eq!(backoff_delay(u32::MAX), BACKOFF_MAX);
+        assert_eq!(failures_after_run(4, Duration::from_secs(59)), 4);
+        assert_eq!(failures_after_run(4, Duration::from_secs(60)), 0);
+    }
+}

@@ -1,0 +1,271 @@
+//! The supervisor against a real single-node `hdi-broker` (build it first with
+//! `cargo build -p hdi-broker`): it starts and becomes Running, a SIGKILLed broker is restarted,
+//! a new supervisor over the same data directory adopts the live process, a changed spec restarts
+//! it on the same data, and an empty assignment of a higher generation stops the broker and
+//! removes its directory.
+
+#![allow(clippy::unwrap_used, reason = "tests")]
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use hdi_api::{
+    BrokerWorkload, QuorumVoter, Workload, WorkloadAssignment, WorkloadSpec, WorkloadState,
+    WorkloadStatus,
+};
+use hdi_node_agent::supervisor::{Applied, STOP_TIMEOUT, Supervisor, SupervisorConfig};
+use tokio::time::Instant;
+use uuid::Uuid;
+
+/// The directory of the workspace binaries these tests were built beside.
+fn bin_dir() -> PathBuf {
+    // Test executables live in <target>/debug/deps/; binaries in <target>/debug/.
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().and_then(Path::parent).unwrap().to_owned();
+    assert!(
+        dir.join("hdi-broker").exists(),
+        "{} is missing: run `cargo build -p hdi-broker` first",
+        dir.join("hdi-broker").display()
+    );
+    dir
+}
+
+/// Removes the data directory when the test ends, first SIGKILLing any workload process still
+/// named by a pid file, so a failing test leaves no broker behind.
+struct Cleanup(PathBuf);
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        let pid_files = std::fs::read_dir(self.0.join("workloads"))
+            .into_iter()
+            .flatten()
+            .filter_map(Result::ok)
+            .map(|entry| entry.path().join("pid"));
+        for pid_file in pid_files {
+            let pid = std::fs::read(&pid_file)
+                .ok()
+                .and_then(|bytes| serde_json::from_slice::<serde_json::Value>(&bytes).ok())
+                .and_then(|json| json["pid"].as_u64());
+            if let Some(pid) = pid {
+                let _ = std::process::Command::new("kill")
+                    .args(["-KILL", &pid.to_string()])
+                    .status();
+            }
+        }
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn alive(pid: u32) -> bool {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    stat.rsplit_once(')')
+        .is_some_and(|(_, rest)| !rest.trim_start().starts_with(['Z', 'X']))
+}
+
+/// Handles the supervisor's events until `done` holds, failing after `timeout`.
+async fn until(
+    supervisor: &mut Supervisor,
+    timeout: Duration,
+    what: &str,
+    done: impl Fn(&Supervisor) -> bool,
+) {
+    let deadline = Instant::now() + timeout;
+    while !done(supervisor) {
+        match tokio::time::timeout_at(deadline, supervisor.next_event()).await {
+            Ok(event) => supervisor.handle(event),
+            Err(_) => panic!(
+                "timed out waiting until {what}: {:#?}",
+                supervisor.statuses()
+            ),
+        }
+    }
+}
+
+fn status(supervisor: &Supervisor, name: &str) -> WorkloadStatus {
+    supervisor
+        .status(name)
+        .unwrap_or_else(|| panic!("{name} not reported: {:#?}", supervisor.statuses()))
+}
+
+fn running(name: &str) -> impl Fn(&Supervisor) -> bool + '_ {
+    move |s| {
+        s.status(name)
+            .is_some_and(|s| s.state == WorkloadState::Running)
+    }
+}
+
+#[tokio::test]
+async fn supervises_a_single_node_broker() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter("info")
+        .with_test_writer()
+        .try_init();
+    let data_dir =
+        std::env::temp_dir().join(format!("hdi-agent-supervisor-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&data_dir);
+    let _cleanup = Cleanup(data_dir.clone());
+    let config = SupervisorConfig {
+        data_dir: data_dir.clone(),
+        bin_dir: bin_dir(),
+        stop_timeout: STOP_TIMEOUT,
+    };
+    // A directory of no assigned workload, left by an earlier life of the node.
+    std::fs::create_dir_all(data_dir.join("workloads/stray/data")).unwrap();
+
+    let (kafka_port, quorum_port) = (free_port(), free_port());
+    let broker = Workload {
+        name: "broker-1".into(),
+        cluster_id: Uuid::new_v4(),
+        spec: WorkloadSpec::Broker(BrokerWorkload {
+            broker_id: 1,
+            host: "127.0.0.1".into(),
+            kafka_port,
+            quorum_port,
+            voters: vec![QuorumVoter {
+                broker_id: 1,
+                host: "127.0.0.1".into(),
+                port: quorum_port,
+            }],
+            rack: "1".into(),
+        }),
+    };
+    let mut evil = broker.clone();
+    evil.name = "../evil".into();
+    let assignment = WorkloadAssignment {
+        generation: 1,
+        workloads: vec![broker.clone(), evil],
+    };
+
+    let mut supervisor = Supervisor::start(config.clone()).unwrap();
+    assert_eq!(supervisor.applied_generation(), 0);
+    assert_eq!(supervisor.apply(assignment.clone()), Applied::Applied);
+    assert_eq!(supervisor.apply(assignment.clone()), Applied::Unchanged);
+    let wdir = supervisor.workload_dir("broker-1");
+    assert!(data_dir.join("assignment.json").exists());
+
+    // Starts and becomes Running; the invalid name is refused; the stray directory goes.
+    until(
+        &mut supervisor,
+        Duration::from_secs(20),
+        "broker-1 runs and stray is removed",
+        |s| running("broker-1")(s) && s.status("stray").is_none(),
+    )
+    .await;
+    assert!(!data_dir.join("workloads/stray").exists());
+    assert!(!data_dir.join("evil").exists());
+    assert_eq!(
+        supervisor.statuses().len(),
+        1,
+        "{:#?}",
+        supervisor.statuses()
+    );
+    let first = status(&supervisor, "broker-1");
+    let first_pid = first.pid.unwrap();
+    assert_eq!(first.restarts, 0);
+    std::net::TcpStream::connect(("127.0.0.1", kafka_port)).unwrap();
+    assert!(wdir.join("pid").exists());
+    let log = std::fs::read_to_string(wdir.join("process.log")).unwrap();
+    assert!(log.contains("hdi-broker ready on"), "{log}");
+
+    // SIGKILLed: restarted after the backoff, and Running again.
+    let killed = std::process::Command::new("kill")
+        .args(["-KILL", &first_pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    until(
+        &mut supervisor,
+        Duration::from_secs(20),
+        "broker-1 is restarted",
+        |s| running("broker-1")(s) && s.status("broker-1").is_some_and(|s| s.restarts == 1),
+    )
+    .await;
+    let second = status(&supervisor, "broker-1");
+    let second_pid = second.pid.unwrap();
+    assert_ne!(second_pid, first_pid);
+    assert_eq!(second.last_exit.as_deref(), Some("signal 9"));
+
+    // A stale generation is refused and changes nothing.
+    let stale = WorkloadAssignment {
+        generation: 0,
+        workloads: Vec::new(),
+    };
+    assert_eq!(supervisor.apply(stale), Applied::Refused);
+    assert_eq!(status(&supervisor, "broker-1").pid, Some(second_pid));
+
+    // The agent goes away; the broker keeps running; a new supervisor adopts it.
+    drop(supervisor);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(alive(second_pid), "the broker died with its supervisor");
+    let mut supervisor = Supervisor::start(config.clone()).unwrap();
+    assert_eq!(supervisor.applied_generation(), 1);
+    let adopted = status(&supervisor, "broker-1");
+    assert_eq!(
+        (adopted.state, adopted.pid),
+        (WorkloadState::Running, Some(second_pid))
+    );
+
+    // A changed spec (same name) stops the adopted process and starts the new spec on the same data.
+    let marker = wdir.join("data/kept");
+    std::fs::write(&marker, b"data survives a spec change").unwrap();
+    let mut changed = broker.clone();
+    let WorkloadSpec::Broker(spec) = &mut changed.spec else {
+        unreachable!()
+    };
+    spec.rack = "2".into();
+    let changed_assignment = WorkloadAssignment {
+        generation: 2,
+        workloads: vec![changed],
+    };
+    assert_eq!(supervisor.apply(changed_assignment), Applied::Applied);
+    assert_eq!(
+        status(&supervisor, "broker-1").state,
+        WorkloadState::Stopping
+    );
+    until(
+        &mut supervisor,
+        Duration::from_secs(20),
+        "broker-1 runs the new spec",
+        |s| {
+            running("broker-1")(s)
+                && s.status("broker-1")
+                    .is_some_and(|s| s.pid != Some(second_pid))
+        },
+    )
+    .await;
+    assert!(!alive(second_pid));
+    assert!(marker.exists());
+    let third_pid = status(&supervisor, "broker-1").pid.unwrap();
+    let cmdline = std::fs::read(format!("/proc/{third_pid}/cmdline")).unwrap();
+    assert!(String::from_utf8_lossy(&cmdline).contains("--rack\u{0}2\u{0}"));
+
+    // An empty assignment of a higher generation stops the broker and removes its directory.
+    let empty = WorkloadAssignment {
+        generation: 3,
+        workloads: Vec::new(),
+    };
+    assert_eq!(supervisor.apply(empty), Applied::Applied);
+    assert_eq!(
+        status(&supervisor, "broker-1").state,
+        WorkloadState::Stopping
+    );
+    until(
+        &mut supervisor,
+        Duration::from_secs(20),
+        "broker-1 is removed",
+        |s| s.statuses().is_empty(),
+    )
+    .await;
+    assert!(!wdir.exists());
+    assert!(!alive(third_pid));
+    assert_eq!(supervisor.applied_generation(), 3);
+}
