@@ -3,5 +3,13 @@
 //!
 //! It knows nothing of the control plane beyond its own configuration.
 //!
-//! Status: not built yet (the executor issue builds it). This crate exports nothing and ships no
-//! binary until then.
+//! Status: the process model is built, not the SQL engine. One binary, `hdi-executor`, runs as a
+//! **driver** ([`driver`]) or a **worker** ([`worker`]); workers register with the driver and
+//! heartbeat it, and the driver keeps the cluster's membership ([`cluster`]), dropping workers it
+//! stops hearing from, and serves it over HTTP (`GET /v1/cluster`). The planner, the micro-batch
+//! runtime and the connectors (the executor issue) will run on this cluster.
+
+pub mod cluster;
+pub mod driver;
+pub mod process;
+pub mod worker;

@@ -1,0 +1,411 @@
+//! The driver: the one process of a cluster that knows its workers.
+//!
+//! It serves HTTP on its listen address:
+//! - `GET /v1/cluster` — the live workers, in id order;
+//! - `PUT /v1/workers/{id}` — a worker's registration and heartbeat (the same call), body
+//!   `{"address":"host:port","incarnation":"<uuid>"}`;
+//! - `GET /healthz`.
+//!
+//! A background ticker drops workers not heard from within `--worker-timeout`. Malformed requests
+//! answer `application/problem+json` documents with a stable `code` and the `field` at fault.
+
+use std::num::NonZeroU32;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant, SystemTime};
+
+use anyhow::Context as _;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, put};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::cluster::{Membership, Registration, WorkerId};
+use crate::process::{StopSignals, lock_data_dir, parse_host_port};
+
+/// The driver's resolved configuration.
+#[derive(Debug, Clone)]
+pub struct DriverConfig {
+    /// Where to serve HTTP, `host:port` (port 0 picks a free one).
+    pub listen: String,
+    /// The data directory (created if missing, locked while running).
+    pub data_dir: PathBuf,
+    /// How long a silent worker stays a member.
+    pub worker_timeout: Duration,
+}
+
+/// `GET /v1/cluster`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterView {
+    /// Always `"driver"`.
+    pub role: String,
+    /// The live workers, in id order.
+    pub workers: Vec<WorkerView>,
+    /// When the driver started, RFC 3339.
+    pub started_at: String,
+}
+
+/// One worker in [`ClusterView`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkerView {
+    /// The worker's id.
+    pub id: u32,
+    /// Where it listens, `host:port`.
+    pub address: String,
+    /// Milliseconds since it was last heard from.
+    pub last_seen_ms: u64,
+    /// Its process incarnation.
+    pub incarnation: Uuid,
+}
+
+/// The body of `PUT /v1/workers/{id}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct WorkerRegistration {
+    /// Where the worker listens, `host:port`.
+    pub address: String,
+    /// The worker's process incarnation, chosen at its start.
+    pub incarnation: Uuid,
+}
+
+/// A request field the driver refuses, with why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvalidField {
+    /// The field at fault (`body` when the body is not a JSON object).
+    pub field: &'static str,
+    /// Why, for people.
+    pub detail: String,
+}
+
+impl InvalidField {
+    fn new(field: &'static str, detail: impl Into<String>) -> InvalidField {
+        InvalidField {
+            field,
+            detail: detail.into(),
+        }
+    }
+}
+
+impl WorkerRegistration {
+    /// Parses a registration body, naming the field at fault when it is malformed (which a
+    /// derived `Deserialize` would not).
+    ///
+    /// # Errors
+    /// [`InvalidField`] for a body that is not a JSON object, or a missing or malformed field.
+    pub fn parse(body: &[u8]) -> Result<WorkerRegistration, InvalidField> {
+        let value: serde_json::Value = serde_json::from_slice(body)
+            .map_err(|error| InvalidField::new("body", format!("body is not JSON: {error}")))?;
+        let object = value
+            .as_object()
+            .ok_or_else(|| InvalidField::new("body", "body must be a JSON object"))?;
+        let address = match object.get("address") {
+            Some(serde_json::Value::String(address)) => {
+                parse_host_port(address).map_err(|why| InvalidField::new("address", why))?
+            }
+            Some(_) => return Err(InvalidField::new("address", "address must be a string")),
+            None => return Err(InvalidField::new("address", "address is required")),
+        };
+        let incarnation = match object.get("incarnation") {
+            Some(serde_json::Value::String(text)) => Uuid::parse_str(text).map_err(|error| {
+                InvalidField::new("incarnation", format!("incarnation is not a UUID: {error}"))
+            })?,
+            Some(_) => {
+                return Err(InvalidField::new(
+                    "incarnation",
+                    "incarnation must be a UUID string",
+                ));
+            }
+            None => return Err(InvalidField::new("incarnation", "incarnation is required")),
+        };
+        Ok(WorkerRegistration {
+            address,
+            incarnation,
+        })
+    }
+}
+
+/// Parses the `{id}` of `/v1/workers/{id}`: a positive 32-bit integer.
+///
+/// # Errors
+/// [`InvalidField`] naming `id`.
+pub fn parse_worker_id(text: &str) -> Result<WorkerId, InvalidField> {
+    text.parse::<NonZeroU32>().map_err(|_| {
+        InvalidField::new(
+            "id",
+            format!(
+                "worker id must be an integer from 1 to {}, got '{text}'",
+                u32::MAX
+            ),
+        )
+    })
+}
+
+/// An error answer, rendered as `application/problem+json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Problem {
+    /// Always `about:blank`.
+    #[serde(rename = "type")]
+    pub problem_type: String,
+    /// The status's reason phrase.
+    pub title: String,
+    /// The HTTP status.
+    pub status: u16,
+    /// A stable machine-readable code.
+    pub code: String,
+    /// The request field at fault, if one is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+    /// What went wrong, for people.
+    pub detail: String,
+}
+
+impl Problem {
+    fn new(status: StatusCode, code: &str, detail: impl Into<String>) -> Problem {
+        Problem {
+            problem_type: "about:blank".into(),
+            title: status.canonical_reason().unwrap_or("Error").to_owned(),
+            status: status.as_u16(),
+            code: code.to_owned(),
+            field: None,
+            detail: detail.into(),
+        }
+    }
+}
+
+impl From<InvalidField> for Problem {
+    fn from(error: InvalidField) -> Problem {
+        let mut problem = Problem::new(StatusCode::BAD_REQUEST, "invalid_field", error.detail);
+        problem.field = Some(error.field.to_owned());
+        problem
+    }
+}
+
+impl IntoResponse for Problem {
+    fn into_response(self) -> Response {
+        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let body = serde_json::to_vec(&self).unwrap_or_else(|_| {
+            b"{\"type\":\"about:blank\",\"title\":\"Internal Server Error\",\"status\":500,\"code\":\"internal\"}".to_vec()
+        });
+        let mut response = (status, body).into_response();
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        response
+    }
+}
+
+struct DriverState {
+    membership: Mutex<Membership>,
+    started_at: String,
+}
+
+impl DriverState {
+    fn membership(&self) -> MutexGuard<'_, Membership> {
+        // The membership stays consistent whatever panicked while holding it: each call is one
+        // map operation.
+        self.membership
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Runs the driver until SIGTERM or SIGINT.
+///
+/// # Errors
+/// When the data directory cannot be locked, the address cannot be bound, or serving fails.
+pub async fn run(config: DriverConfig) -> anyhow::Result<()> {
+    let _lock = lock_data_dir(&config.data_dir)?;
+    let mut signals = StopSignals::watch()?;
+    let listener = tokio::net::TcpListener::bind(&config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {} (--listen)", config.listen))?;
+    let local = listener
+        .local_addr()
+        .context("cannot read the listen address")?;
+    let state = Arc::new(DriverState {
+        membership: Mutex::new(Membership::new(config.worker_timeout)),
+        started_at: humantime::format_rfc3339_millis(SystemTime::now()).to_string(),
+    });
+    let expiry = tokio::spawn(expire_workers(Arc::clone(&state)));
+    tracing::info!(
+        worker_timeout = %humantime::format_duration(config.worker_timeout),
+        data_dir = %config.data_dir.display(),
+        "hdi-executor driver ready on {local}"
+    );
+    let served = axum::serve(listener, router(state))
+        .with_graceful_shutdown(async move {
+            let name = signals.recv().await;
+            tracing::info!("{name}: stopping");
+        })
+        .await;
+    expiry.abort();
+    served.context("the HTTP server failed")?;
+    tracing::info!("hdi-executor driver stopped");
+    Ok(())
+}
+
+/// The driver's routes.
+fn router(state: Arc<DriverState>) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/v1/cluster", get(cluster))
+        .route("/v1/workers/{id}", put(register))
+        .fallback(|| async {
+            Problem::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                "no such resource or endpoint",
+            )
+        })
+        .with_state(state)
+}
+
+async fn healthz() -> axum::Json<serde_json::Value> {
+    axum::Json(serde_json::json!({"status": "ok", "role": "driver"}))
+}
+
+async fn cluster(State(state): State<Arc<DriverState>>) -> axum::Json<ClusterView> {
+    let now = Instant::now();
+    let workers = state
+        .membership()
+        .workers(now)
+        .into_iter()
+        .map(|worker| WorkerView {
+            id: worker.id.get(),
+            address: worker.address,
+            last_seen_ms: u64::try_from(worker.since_seen.as_millis()).unwrap_or(u64::MAX),
+            incarnation: worker.incarnation,
+        })
+        .collect();
+    axum::Json(ClusterView {
+        role: "driver".into(),
+        workers,
+        started_at: state.started_at.clone(),
+    })
+}
+
+async fn register(
+    State(state): State<Arc<DriverState>>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<axum::Json<serde_json::Value>, Problem> {
+    let id = parse_worker_id(&id)?;
+    let registration = WorkerRegistration::parse(&body)?;
+    let outcome = state.membership().register(
+        id,
+        &registration.address,
+        registration.incarnation,
+        Instant::now(),
+    );
+    let (address, incarnation) = (&registration.address, registration.incarnation);
+    match outcome {
+        Registration::Joined => {
+            tracing::info!(worker = id, %address, %incarnation, "worker joined");
+        }
+        Registration::Restarted => {
+            tracing::info!(worker = id, %address, %incarnation, "worker restarted (new incarnation)");
+        }
+        Registration::Renewed => {
+            tracing::debug!(worker = id, "worker heartbeat");
+        }
+    }
+    Ok(axum::Json(serde_json::json!({"ok": true})))
+}
+
+/// Drops silent workers, checking several times per timeout so that one is dropped soon after
+/// its timeout passes (listings never show it past the timeout anyway).
+async fn expire_workers(state: Arc<DriverState>) {
+    let timeout = state.membership().timeout();
+    let period = (timeout / 4).clamp(Duration::from_millis(50), Duration::from_secs(1));
+    let mut ticks = tokio::time::interval(period);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        let expired = state.membership().expire(Instant::now());
+        for worker in expired {
+            tracing::warn!(
+                worker = worker.id,
+                address = %worker.address,
+                incarnation = %worker.incarnation,
+                "worker dropped: not heard from for {}",
+                humantime::format_duration(Duration::from_millis(
+                    u64::try_from(worker.since_seen.as_millis()).unwrap_or(u64::MAX)
+                ))
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn a_registration_parses() {
+        let incarnation = Uuid::new_v4();
+        let body = format!(r#"{{"address":"127.0.0.1:7078","incarnation":"{incarnation}"}}"#);
+        assert_eq!(
+            WorkerRegistration::parse(body.as_bytes()).unwrap(),
+            WorkerRegistration {
+                address: "127.0.0.1:7078".into(),
+                incarnation
+            }
+        );
+    }
+
+    #[test]
+    fn a_malformed_registration_names_its_field() {
+        let uuid = Uuid::new_v4();
+        let cases = [
+            ("{not json".to_owned(), "body"),
+            ("[1,2]".to_owned(), "body"),
+            (format!(r#"{{"incarnation":"{uuid}"}}"#), "address"),
+            (
+                format!(r#"{{"address":7,"incarnation":"{uuid}"}}"#),
+                "address",
+            ),
+            (
+                format!(r#"{{"address":"nohost","incarnation":"{uuid}"}}"#),
+                "address",
+            ),
+            (r#"{"address":"h:1"}"#.to_owned(), "incarnation"),
+            (
+                r#"{"address":"h:1","incarnation":"x"}"#.to_owned(),
+                "incarnation",
+            ),
+            (
+                r#"{"address":"h:1","incarnation":3}"#.to_owned(),
+                "incarnation",
+            ),
+        ];
+        for (body, field) in cases {
+            let error = WorkerRegistration::parse(body.as_bytes()).unwrap_err();
+            assert_eq!(error.field, field, "{body}: {error:?}");
+        }
+    }
+
+    #[test]
+    fn worker_ids_are_positive() {
+        assert_eq!(parse_worker_id("42").unwrap().get(), 42);
+        for bad in ["0", "-1", "x", "4294967296", ""] {
+            assert_eq!(parse_worker_id(bad).unwrap_err().field, "id", "{bad}");
+        }
+    }
+
+    #[test]
+    fn an_invalid_field_renders_as_a_problem() {
+        let problem = Problem::from(InvalidField::new("id", "bad id"));
+        let json = serde_json::to_value(&problem).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"type": "about:blank", "title": "Bad Request", "status": 400,
+                "code": "invalid_field", "field": "id", "detail": "bad id"})
+        );
+    }
+}

@@ -1,0 +1,188 @@
+//! The worker: serves `GET /healthz` on its listen address and registers with the driver, then
+//! heartbeats it every second (`PUT /v1/workers/{id}`, the same call).
+//!
+//! The worker picks a random incarnation at start, so the driver can tell a restarted worker from
+//! a live one. An unreachable driver (or one answering 5xx) is retried forever and logged at most
+//! every 30 s; a driver that refuses the registration (4xx) stops the worker, since retrying the
+//! same request cannot fix it.
+
+use std::net::SocketAddr;
+use std::num::NonZeroU32;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use axum::Router;
+use axum::extract::State;
+use axum::routing::get;
+use reqwest::StatusCode;
+use tokio::time::{Instant, MissedTickBehavior};
+use uuid::Uuid;
+
+use crate::driver::WorkerRegistration;
+use crate::process::{StopSignals, lock_data_dir};
+
+/// How often the worker heartbeats the driver.
+pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(1);
+
+/// How long one heartbeat may take before it counts as failed.
+const HEARTBEAT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// How often a persisting failure to reach the driver is logged again.
+const WARN_EVERY: Duration = Duration::from_secs(30);
+
+/// The worker's resolved configuration.
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    /// The worker's id in its cluster.
+    pub id: NonZeroU32,
+    /// Where to serve HTTP, `host:port` (port 0 picks a free one). The bound address is what the
+    /// worker reports to the driver.
+    pub listen: String,
+    /// The driver's address, `host:port`.
+    pub driver: String,
+    /// The data directory (created if missing, locked while running).
+    pub data_dir: PathBuf,
+}
+
+struct WorkerState {
+    id: NonZeroU32,
+    /// Whether the driver accepted the latest heartbeat.
+    registered: AtomicBool,
+}
+
+/// Runs the worker until SIGTERM or SIGINT.
+///
+/// # Errors
+/// When the data directory cannot be locked, the address cannot be bound, serving fails, or the
+/// driver refuses the registration.
+pub async fn run(config: WorkerConfig) -> anyhow::Result<()> {
+    let _lock = lock_data_dir(&config.data_dir)?;
+    let mut signals = StopSignals::watch()?;
+    let listener = tokio::net::TcpListener::bind(&config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {} (--listen)", config.listen))?;
+    let local = listener
+        .local_addr()
+        .context("cannot read the listen address")?;
+    let state = Arc::new(WorkerState {
+        id: config.id,
+        registered: AtomicBool::new(false),
+    });
+    let incarnation = Uuid::new_v4();
+    tracing::info!(worker = config.id, %incarnation, driver = %config.driver,
+        "hdi-executor worker listening on {local}; registering with the driver");
+
+    let (stop_server, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(
+        axum::serve(listener, router(Arc::clone(&state)))
+            .with_graceful_shutdown(async move {
+                let _ = stopped.await;
+            })
+            .into_future(),
+    );
+    let outcome = heartbeat(&config, &state, local, incarnation, &mut signals).await;
+    let _ = stop_server.send(());
+    let served = server.await.context("the HTTP server task failed")?;
+    outcome?;
+    served.context("the HTTP server failed")?;
+    tracing::info!(worker = config.id, "hdi-executor worker stopped");
+    Ok(())
+}
+
+fn router(state: Arc<WorkerState>) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .with_state(state)
+}
+
+async fn healthz(State(state): State<Arc<WorkerState>>) -> axum::Json<serde_json::Value> {
+    axum::Json(serde_json::json!({
+        "status": "ok",
+        "role": "worker",
+        "id": state.id.get(),
+        "registered": state.registered.load(Ordering::Relaxed),
+    }))
+}
+
+/// Heartbeats the driver until a stop signal (`Ok`) or a refused registration (`Err`).
+async fn heartbeat(
+    config: &WorkerConfig,
+    state: &WorkerState,
+    local: SocketAddr,
+    incarnation: Uuid,
+    signals: &mut StopSignals,
+) -> anyhow::Result<()> {
+    let client = reqwest::Client::builder()
+        .timeout(HEARTBEAT_TIMEOUT)
+        .build()
+        .context("cannot build the HTTP client")?;
+    let url = format!("http://{}/v1/workers/{}", config.driver, config.id);
+    let body = WorkerRegistration {
+        address: local.to_string(),
+        incarnation,
+    };
+    let mut ticks = tokio::time::interval(HEARTBEAT_INTERVAL);
+    ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut ever_registered = false;
+    // When the last failure was logged; `None` while the driver answers.
+    let mut last_warned: Option<Instant> = None;
+    loop {
+        tokio::select! {
+            _ = ticks.tick() => {}
+            name = signals.recv() => {
+                tracing::info!("{name}: stopping");
+                return Ok(());
+            }
+        }
+        let sent = tokio::select! {
+            sent = client.put(&url).json(&body).send() => sent,
+            name = signals.recv() => {
+                tracing::info!("{name}: stopping");
+                return Ok(());
+            }
+        };
+        let failure = match sent {
+            Ok(response) if response.status().is_success() => {
+                if !state.registered.swap(true, Ordering::Relaxed) {
+                    if ever_registered {
+                        tracing::info!(driver = %config.driver, "registered with the driver again");
+                    } else {
+                        tracing::info!(worker = config.id, driver = %config.driver,
+                            "hdi-executor worker ready on {local}");
+                        ever_registered = true;
+                    }
+                }
+                last_warned = None;
+                continue;
+            }
+            Ok(response) if is_refusal(response.status()) => {
+                let status = response.status();
+                let detail = response.text().await.unwrap_or_default();
+                anyhow::bail!(
+                    "the driver at {} refused worker {}'s registration: {status}: {detail}",
+                    config.driver,
+                    config.id
+                );
+            }
+            Ok(response) => format!("the driver answered {}", response.status()),
+            Err(error) => format!("{:#}", anyhow::Error::from(error)),
+        };
+        let was_registered = state.registered.swap(false, Ordering::Relaxed);
+        if was_registered || last_warned.is_none_or(|at| at.elapsed() >= WARN_EVERY) {
+            tracing::warn!(driver = %config.driver,
+                "cannot reach the driver (retrying every {}s): {failure}",
+                HEARTBEAT_INTERVAL.as_secs());
+            last_warned = Some(Instant::now());
+        }
+    }
+}
+
+/// A 4xx other than a timeout or rate limit: the driver will refuse the same request again.
+fn is_refusal(status: StatusCode) -> bool {
+    status.is_client_error()
+        && status != StatusCode::REQUEST_TIMEOUT
+        && status != StatusCode::TOO_MANY_REQUESTS
+}
