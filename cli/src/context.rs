@@ -17,6 +17,9 @@ pub struct Context {
     /// Bearer token.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token: Option<String>,
+    /// The workspace commands use when `--workspace` is not given (default `default`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workspace: Option<String>,
 }
 
 /// The whole config file.

@@ -4,6 +4,7 @@
 //! by `cargo xtask up`, later by `hdictl login`). Errors print one line naming the problem and exit
 //! non-zero; data goes to stdout as a table or JSON.
 
+mod clusters;
 mod context;
 mod output;
 
@@ -34,6 +35,9 @@ struct Cli {
     /// Output format.
     #[arg(short, long, global = true, value_enum, default_value_t = Format::Table)]
     output: Format,
+    /// Workspace (default: the context's, else `default`).
+    #[arg(short, long, global = true, env = "HDI_WORKSPACE")]
+    workspace: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -42,6 +46,7 @@ struct Cli {
 enum Format {
     Table,
     Json,
+    Yaml,
 }
 
 #[derive(Debug, Subcommand)]
@@ -56,6 +61,21 @@ enum Command {
     Node {
         #[command(subcommand)]
         command: NodeCommand,
+    },
+    /// Workspaces: the tenants clusters live in.
+    Workspace {
+        #[command(subcommand)]
+        command: clusters::WorkspaceCommand,
+    },
+    /// Kafka and Spark clusters.
+    Cluster {
+        #[command(subcommand)]
+        command: clusters::ClusterCommand,
+    },
+    /// Long-running operations (every mutation is one).
+    Operation {
+        #[command(subcommand)]
+        command: clusters::OperationCommand,
     },
 }
 
@@ -88,6 +108,19 @@ fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
+        Command::Workspace { command } => {
+            let (api, _) = connect_with_workspace(cli.config, cli.context.as_deref(), None)?;
+            clusters::workspace(&api, command, cli.output).await?;
+        }
+        Command::Cluster { command } => {
+            let (api, ws) =
+                connect_with_workspace(cli.config, cli.context.as_deref(), cli.workspace)?;
+            clusters::cluster(&api, &ws, command, cli.output).await?;
+        }
+        Command::Operation { command } => {
+            let (api, _) = connect_with_workspace(cli.config, cli.context.as_deref(), None)?;
+            clusters::operation(&api, command, cli.output).await?;
+        }
         Command::Version { client } => {
             let mut versions = serde_json::json!({"client": hdi_api::VERSION});
             let server = if client {
@@ -100,7 +133,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 Some((health.version, api.base_url().to_owned()))
             };
             match cli.output {
-                Format::Json => println!("{}", serde_json::to_string_pretty(&versions)?),
+                Format::Json | Format::Yaml => output::print_value(cli.output, &versions)?,
                 Format::Table => {
                     println!("hdictl {}", hdi_api::VERSION);
                     if let Some((version, url)) = server {
@@ -115,7 +148,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let api = connect(cli.config, cli.context.as_deref())?;
             let nodes = api.nodes_list_all().await?;
             match cli.output {
-                Format::Json => println!("{}", serde_json::to_string_pretty(&nodes)?),
+                Format::Json | Format::Yaml => output::print_value(cli.output, &nodes)?,
                 Format::Table => {
                     let mut table = Table::new([
                         "NAME",
@@ -145,6 +178,28 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// A client for the chosen context and the workspace to use.
+fn connect_with_workspace(
+    config: Option<PathBuf>,
+    context: Option<&str>,
+    workspace: Option<String>,
+) -> anyhow::Result<(Client, String)> {
+    let path = match config {
+        Some(path) => path,
+        None => context::default_path()?,
+    };
+    let file = ContextFile::load(&path)?;
+    let (name, ctx) = file
+        .select(context)
+        .with_context(|| format!("config {}", path.display()))?;
+    let client = Client::new(&ctx.api_url, ctx.token.clone())
+        .with_context(|| format!("context {name:?}"))?;
+    let workspace = workspace
+        .or_else(|| ctx.workspace.clone())
+        .unwrap_or_else(|| "default".to_owned());
+    Ok((client, workspace))
 }
 
 /// A client for the chosen context.

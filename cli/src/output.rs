@@ -83,6 +83,15 @@ pub fn age(seconds: f64) -> String {
     }
 }
 
+/// Prints a value as JSON or YAML (tables are printed by each command).
+pub fn print_value<T: serde::Serialize>(format: crate::Format, value: &T) -> anyhow::Result<()> {
+    match format {
+        crate::Format::Yaml => print!("{}", serde_yaml::to_string(value)?),
+        _ => println!("{}", serde_json::to_string_pretty(value)?),
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

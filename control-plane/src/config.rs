@@ -48,6 +48,12 @@ pub struct ServeFlags {
     /// How long to wait for the database at start-up.
     #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
     pub database_connect_timeout: Duration,
+    /// Ports the local provisioner gives workloads, `FIRST-LAST` (each broker takes two).
+    #[arg(long, default_value = "20000-29999")]
+    pub workload_ports: String,
+    /// Time between reconcile passes when nothing changes.
+    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+    pub reconcile_interval: Duration,
 }
 
 /// The resolved configuration of `serve`.
@@ -65,6 +71,10 @@ pub struct ServeConfig {
     pub node_ready_timeout: Duration,
     /// Database connect timeout.
     pub database_connect_timeout: Duration,
+    /// Workload ports.
+    pub workload_ports: std::ops::RangeInclusive<u16>,
+    /// Reconcile interval.
+    pub reconcile_interval: Duration,
 }
 
 impl std::fmt::Debug for ServeConfig {
@@ -80,6 +90,14 @@ impl std::fmt::Debug for ServeConfig {
 /// Why the configuration is unusable.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
+    /// `--workload-ports` is not a usable range.
+    #[error(
+        "--workload-ports {value:?} must be FIRST-LAST with 1024 <= FIRST and at least 16 ports"
+    )]
+    BadPortRange {
+        /// The value given.
+        value: String,
+    },
     /// A token file cannot be read.
     #[error("cannot read {flag} {path}")]
     ReadToken {
@@ -123,7 +141,18 @@ impl ServeFlags {
                 flag: "--database-connect-timeout",
             });
         }
+        if self.reconcile_interval.is_zero() {
+            return Err(ConfigError::ZeroDuration {
+                flag: "--reconcile-interval",
+            });
+        }
+        let workload_ports =
+            parse_port_range(&self.workload_ports).ok_or_else(|| ConfigError::BadPortRange {
+                value: self.workload_ports.clone(),
+            })?;
         Ok(ServeConfig {
+            workload_ports,
+            reconcile_interval: self.reconcile_interval,
             listen: self.listen,
             database_url: self.database_url,
             admin_token: read_token("--admin-token-file", &self.admin_token_file)?,
@@ -132,6 +161,14 @@ impl ServeFlags {
             database_connect_timeout: self.database_connect_timeout,
         })
     }
+}
+
+/// `FIRST-LAST` with `1024 <= FIRST <= LAST`, at least 16 ports.
+fn parse_port_range(text: &str) -> Option<std::ops::RangeInclusive<u16>> {
+    let (first, last) = text.split_once('-')?;
+    let first: u16 = first.trim().parse().ok()?;
+    let last: u16 = last.trim().parse().ok()?;
+    (first >= 1024 && last >= first && last - first >= 15).then_some(first..=last)
 }
 
 fn read_token(flag: &'static str, path: &Path) -> Result<String, ConfigError> {
@@ -187,6 +224,16 @@ mod tests {
     }
 
     #[test]
+    fn port_ranges_are_checked() {
+        assert_eq!(parse_port_range("20000-29999"), Some(20000..=29999));
+        assert_eq!(parse_port_range("80-200"), None);
+        assert_eq!(parse_port_range("30000-20000"), None);
+        assert_eq!(parse_port_range("20000-20003"), None);
+        assert_eq!(parse_port_range("x-y"), None);
+        assert_eq!(parse_port_range("20000"), None);
+    }
+
+    #[test]
     fn token_files_are_read_trimmed_and_checked() {
         let dir = std::env::temp_dir().join(format!("hdi-config-test-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
@@ -201,6 +248,8 @@ mod tests {
             agent_token_file: good.clone(),
             node_ready_timeout: Duration::from_secs(10),
             database_connect_timeout: Duration::from_secs(5),
+            workload_ports: "20000-20100".into(),
+            reconcile_interval: Duration::from_secs(1),
         };
         assert_eq!(
             flags(&good).resolve().unwrap().admin_token,

@@ -14,7 +14,10 @@
 pub mod auth;
 pub mod config;
 pub mod http;
+pub mod kafka_admin;
 pub mod model;
+pub mod provision;
+pub mod reconcile;
 pub mod service;
 pub mod store;
 

@@ -3,13 +3,17 @@
 
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
 use hdi_control_plane::config::{Cli, Command, ServeConfig, redact_url};
+use hdi_control_plane::provision::local::LocalProvisioner;
+use hdi_control_plane::reconcile::{Reconciler, ReconcilerConfig};
 use hdi_control_plane::service::{Service, ServiceConfig};
 use hdi_control_plane::store::Store;
 use hdi_control_plane::{AppState, auth, http};
+use tokio::sync::Notify;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -54,12 +58,31 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     let store = Store::connect(&config.database_url, config.database_connect_timeout)
         .await
         .with_context(|| format!("database {}", redact_url(&config.database_url)))?;
+    let poke = Arc::new(Notify::new());
     let service = Service::new(
-        store,
+        store.clone(),
         ServiceConfig {
             node_ready_timeout: config.node_ready_timeout,
         },
+        poke.clone(),
     );
+    let provisioner = LocalProvisioner::new(
+        store.clone(),
+        config.workload_ports.clone(),
+        config.node_ready_timeout,
+    );
+    let reconciler = Reconciler::new(
+        store,
+        provisioner,
+        ReconcilerConfig {
+            interval: config.reconcile_interval,
+            lease: (config.reconcile_interval * 10).max(Duration::from_secs(10)),
+            probe_timeout: Duration::from_secs(2),
+        },
+        poke,
+    );
+    let stop = Arc::new(Notify::new());
+    let reconciling = tokio::spawn(reconciler.run(stop.clone()));
     let state = AppState {
         service: Arc::new(service),
         auth: Arc::new(auth::Authenticator::new(
@@ -81,6 +104,8 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         .with_graceful_shutdown(shutdown_signal())
         .await
         .context("HTTP server failed")?;
+    stop.notify_one();
+    let _ = tokio::time::timeout(Duration::from_secs(5), reconciling).await;
     tracing::info!("hdi-control-plane stopped");
     Ok(())
 }

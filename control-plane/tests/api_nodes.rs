@@ -32,6 +32,7 @@ fn app(pool: PgPool, timeout: Duration) -> axum::Router {
         ServiceConfig {
             node_ready_timeout: timeout,
         },
+        Arc::new(tokio::sync::Notify::new()),
     );
     http::router(AppState {
         service: Arc::new(service),

@@ -484,3 +484,216 @@ pub fn run_phase(
     );
     value
 }
+
+/// Runs kcat against `bootstrap` with `args`, feeding `stdin`; returns (success, stdout, stderr).
+pub fn kcat(bootstrap: &str, args: &[&str], stdin: Option<&[u8]>) -> (bool, Vec<u8>, String) {
+    use std::io::Write as _;
+    let mut child = client_command("kcat")
+        .args(["-b", bootstrap])
+        .args(args)
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("kcat is not installed: run the tests with `cargo xtask test`");
+    // Feed stdin from a thread: if kcat exits early, its stderr (below) says why, not a broken pipe.
+    let feeder = stdin.map(|input| {
+        let mut pipe = child.stdin.take().unwrap();
+        let input = input.to_vec();
+        std::thread::spawn(move || {
+            let _ = pipe.write_all(&input);
+        })
+    });
+    let out = child.wait_with_output().unwrap();
+    if let Some(feeder) = feeder {
+        let _ = feeder.join();
+    }
+    (
+        out.status.success(),
+        out.stdout,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// A local fleet for cluster-lifecycle tests: a control plane and node agents over one temp
+/// directory. Workloads outlive their agents by design, so dropping the fleet SIGKILLs every
+/// process whose command line names a path under its directory.
+pub struct Fleet {
+    /// The control plane.
+    pub control_plane: ControlPlane,
+    /// Agents by index (fault domain = index).
+    pub agents: Vec<Proc>,
+    /// Secrets.
+    pub secrets: Secrets,
+    /// The database URL.
+    pub database_url: String,
+    /// The `--workload-ports` range given to the control plane.
+    pub workload_ports: String,
+    /// An hdictl config file for the admin, with workspace `test`.
+    pub hdictl_config: PathBuf,
+    /// The temp dir holding everything (last field: dropped last).
+    pub dir: TempDir,
+}
+
+impl Fleet {
+    /// Starts a control plane (fast reconcile) and `agents` agents in fault domains 0..agents.
+    pub async fn start(tag: &str, agents: u32) -> Fleet {
+        let dir = TempDir::new(tag);
+        let database_url = fresh_database().await;
+        let secrets = Secrets::create(dir.path());
+        // A port range of its own, so that tests running at once do not collide.
+        let base = 20_000
+            + (std::process::id() % 40) * 250
+            + (uuid::Uuid::new_v4().as_u128() % 4) as u32 * 60;
+        let workload_ports = format!("{base}-{}", base + 59);
+        let control_plane =
+            Self::start_control_plane(&database_url, &secrets, "127.0.0.1:0", &workload_ports);
+        let mut procs = Vec::new();
+        for i in 0..agents {
+            procs.push(Self::agent(&control_plane.url, &secrets, dir.path(), i));
+        }
+        let hdictl_config = dir.path().join("hdictl.json");
+        std::fs::write(
+            &hdictl_config,
+            serde_json::json!({
+                "current_context": "test",
+                "contexts": {"test": {"api_url": control_plane.url, "token": secrets.admin_token, "workspace": "test"}}
+            })
+            .to_string(),
+        )
+        .unwrap();
+        Fleet {
+            control_plane,
+            agents: procs,
+            secrets,
+            database_url,
+            workload_ports,
+            hdictl_config,
+            dir,
+        }
+    }
+
+    /// Starts a control plane for this fleet's database.
+    pub fn start_control_plane(
+        database_url: &str,
+        secrets: &Secrets,
+        listen: &str,
+        ports: &str,
+    ) -> ControlPlane {
+        let mut proc = Proc::spawn(
+            "hdi-control-plane",
+            Command::new(bin("hdi-control-plane"))
+                .args(["serve", "--listen", listen, "--node-ready-timeout", "3s"])
+                .args(["--workload-ports", ports, "--reconcile-interval", "300ms"])
+                .arg("--admin-token-file")
+                .arg(&secrets.admin_token_file)
+                .arg("--agent-token-file")
+                .arg(&secrets.agent_token_file)
+                .env("DATABASE_URL", database_url)
+                .env("RUST_LOG", "info"),
+        );
+        let line = proc
+            .wait_for_line("listening on http://", Duration::from_secs(30))
+            .unwrap();
+        let url = line
+            .split("listening on ")
+            .nth(1)
+            .unwrap()
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .to_owned();
+        ControlPlane { proc, url }
+    }
+
+    /// Restarts the control plane on the same address (after it was killed).
+    pub fn restart_control_plane(&mut self) {
+        let listen = self.control_plane.listen_addr();
+        self.control_plane = Self::start_control_plane(
+            &self.database_url,
+            &self.secrets,
+            &listen,
+            &self.workload_ports,
+        );
+    }
+
+    /// The data directory of agent `index`.
+    pub fn agent_dir(&self, index: u32) -> PathBuf {
+        self.dir.path().join(format!("node-{index}"))
+    }
+
+    fn agent(url: &str, secrets: &Secrets, dir: &Path, index: u32) -> Proc {
+        Proc::spawn(
+            &format!("node-{index}"),
+            Command::new(bin("hdi-node-agent"))
+                .args(["--control-plane", url, "--name", &format!("node-{index}")])
+                .args(["--fault-domain", &index.to_string()])
+                .args(["--heartbeat-interval", "500ms", "--poll-interval", "300ms"])
+                .args(["--cpu-millis", "4000"])
+                .arg("--data-dir")
+                .arg(dir.join(format!("node-{index}")))
+                .arg("--token-file")
+                .arg(&secrets.agent_token_file)
+                .env("RUST_LOG", "info"),
+        )
+    }
+
+    /// An admin API client.
+    pub fn api(&self) -> hdi_api::Client {
+        self.control_plane.admin(&self.secrets)
+    }
+
+    /// Runs hdictl with this fleet's config; returns (success, stdout, stderr).
+    pub fn hdictl(&self, args: &[&str]) -> (bool, String, String) {
+        hdictl(&self.hdictl_config, args)
+    }
+
+    /// Pids of live processes whose command line names a path under the fleet's directory,
+    /// with their command lines.
+    pub fn processes(&self) -> Vec<(u32, String)> {
+        processes_under(self.dir.path())
+    }
+}
+
+/// Live processes whose command line mentions `dir`.
+pub fn processes_under(dir: &Path) -> Vec<(u32, String)> {
+    let needle = dir.to_string_lossy().into_owned();
+    let mut found = Vec::new();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return found;
+    };
+    for entry in entries.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Ok(raw) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        let cmdline = String::from_utf8_lossy(&raw).replace('\0', " ");
+        if cmdline.contains(&needle) {
+            // A zombie has an empty cmdline, so whatever matched is alive.
+            found.push((pid, cmdline));
+        }
+    }
+    found
+}
+
+impl Drop for Fleet {
+    fn drop(&mut self) {
+        for (pid, _) in processes_under(self.dir.path()) {
+            #[allow(unsafe_code, reason = "kill(2) on a pid we just read from /proc")]
+            // SAFETY: kill has no memory-safety preconditions.
+            unsafe {
+                libc::kill(pid as i32, libc::SIGKILL);
+            }
+        }
+    }
+}

@@ -5,13 +5,12 @@
 //! idempotent producer, and exercises the admin APIs and their error codes.
 #![allow(clippy::unwrap_used, reason = "tests")]
 
-use std::io::Write;
 use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
 use hdi_e2e::{
-    Broker, TempDir, client_command, client_script, run_phase, test_node_path, test_python,
+    Broker, TempDir, client_command, client_script, kcat, run_phase, test_node_path, test_python,
 };
 
 /// Records per produce/consume round trip: the issue asks for at least 100,000.
@@ -78,38 +77,6 @@ fn kafkajs_suite() {
         &[("NODE_PATH", node_path.as_path())],
         "kjs",
     );
-}
-
-fn kcat(bootstrap: &str, args: &[&str], stdin: Option<&[u8]>) -> (bool, Vec<u8>, String) {
-    let mut child = client_command("kcat")
-        .args(["-b", bootstrap])
-        .args(args)
-        .stdin(if stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("kcat is not installed: run the tests with `cargo xtask test`");
-    // Feed stdin from a thread: if kcat exits early, its stderr (below) says why, not a broken pipe.
-    let feeder = stdin.map(|input| {
-        let mut pipe = child.stdin.take().unwrap();
-        let input = input.to_vec();
-        std::thread::spawn(move || {
-            let _ = pipe.write_all(&input);
-        })
-    });
-    let out = child.wait_with_output().unwrap();
-    if let Some(feeder) = feeder {
-        let _ = feeder.join();
-    }
-    (
-        out.status.success(),
-        out.stdout,
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
 }
 
 /// kcat 1.7.1 on librdkafka 2.0.2 (the one that breaks on default-valued tagged fields): 100,000

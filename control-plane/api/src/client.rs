@@ -10,6 +10,10 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
+use crate::cluster::{
+    AuditEventList, Capabilities, Cluster, ClusterList, ClusterPatch, ClusterSpec, Operation,
+    OperationList, OperationState, Workspace, WorkspaceCreate, WorkspaceList,
+};
 use crate::types::{Health, Node, NodeHeartbeat, NodeList, NodeRegistration, Problem, Readiness};
 use crate::workload::WorkloadAssignment;
 
@@ -36,6 +40,14 @@ pub enum ClientError {
     Api {
         /// The problem the server reported.
         problem: Box<Problem>,
+    },
+    /// Waiting gave up.
+    #[error("{what} did not finish within {after:?}")]
+    Timeout {
+        /// What was awaited.
+        what: String,
+        /// How long.
+        after: Duration,
     },
     /// The server answered with a body this client cannot decode.
     #[error("unexpected response from {url} (HTTP {status}): {body}")]
@@ -188,6 +200,147 @@ impl Client {
         Err(Self::error_from(response, &url).await)
     }
 
+    /// `GET /v1/capabilities`.
+    pub async fn capabilities(&self) -> Result<Capabilities, ClientError> {
+        self.call(Method::GET, "/v1/capabilities", None::<&()>)
+            .await
+    }
+
+    /// `POST /v1/workspaces`.
+    pub async fn workspace_create(&self, name: &str) -> Result<Workspace, ClientError> {
+        let body = WorkspaceCreate {
+            name: name.to_owned(),
+        };
+        self.call(Method::POST, "/v1/workspaces", Some(&body)).await
+    }
+
+    /// `GET /v1/workspaces` (one page).
+    pub async fn workspaces_list(
+        &self,
+        page_token: Option<&str>,
+    ) -> Result<WorkspaceList, ClientError> {
+        self.call(
+            Method::GET,
+            &paged("/v1/workspaces", page_token),
+            None::<&()>,
+        )
+        .await
+    }
+
+    /// `GET /v1/workspaces/{ws}/clusters` (one page).
+    pub async fn clusters_list(
+        &self,
+        workspace: &str,
+        page_token: Option<&str>,
+    ) -> Result<ClusterList, ClientError> {
+        let path = paged(
+            &format!("/v1/workspaces/{}/clusters", segment(workspace)),
+            page_token,
+        );
+        self.call(Method::GET, &path, None::<&()>).await
+    }
+
+    /// `GET /v1/workspaces/{ws}/clusters/{name}`.
+    pub async fn cluster_get(&self, workspace: &str, name: &str) -> Result<Cluster, ClientError> {
+        self.call(Method::GET, &cluster_path(workspace, name), None::<&()>)
+            .await
+    }
+
+    /// `PUT /v1/workspaces/{ws}/clusters/{name}`: the operation that converges on the spec.
+    pub async fn cluster_put(
+        &self,
+        workspace: &str,
+        name: &str,
+        spec: &ClusterSpec,
+    ) -> Result<Operation, ClientError> {
+        self.call(Method::PUT, &cluster_path(workspace, name), Some(spec))
+            .await
+    }
+
+    /// `PATCH /v1/workspaces/{ws}/clusters/{name}`.
+    pub async fn cluster_patch(
+        &self,
+        workspace: &str,
+        name: &str,
+        patch: &ClusterPatch,
+    ) -> Result<Operation, ClientError> {
+        self.call(Method::PATCH, &cluster_path(workspace, name), Some(patch))
+            .await
+    }
+
+    /// `DELETE /v1/workspaces/{ws}/clusters/{name}`.
+    pub async fn cluster_delete(
+        &self,
+        workspace: &str,
+        name: &str,
+    ) -> Result<Operation, ClientError> {
+        self.call(Method::DELETE, &cluster_path(workspace, name), None::<&()>)
+            .await
+    }
+
+    /// `GET /v1/operations/{id}`.
+    pub async fn operation_get(&self, id: Uuid) -> Result<Operation, ClientError> {
+        self.call(Method::GET, &format!("/v1/operations/{id}"), None::<&()>)
+            .await
+    }
+
+    /// `GET /v1/workspaces/{ws}/operations` (one page).
+    pub async fn operations_list(
+        &self,
+        workspace: &str,
+        page_token: Option<&str>,
+    ) -> Result<OperationList, ClientError> {
+        let path = paged(
+            &format!("/v1/workspaces/{}/operations", segment(workspace)),
+            page_token,
+        );
+        self.call(Method::GET, &path, None::<&()>).await
+    }
+
+    /// `GET /v1/audit-events` (one page).
+    pub async fn audit_list(
+        &self,
+        page_token: Option<&str>,
+    ) -> Result<AuditEventList, ClientError> {
+        self.call(
+            Method::GET,
+            &paged("/v1/audit-events", page_token),
+            None::<&()>,
+        )
+        .await
+    }
+
+    /// Polls an operation until it ends (or `timeout` passes), calling `progress` on every change.
+    ///
+    /// # Errors
+    /// A transport or API error, or [`ClientError::Timeout`].
+    pub async fn operation_wait(
+        &self,
+        id: Uuid,
+        timeout: Duration,
+        mut progress: impl FnMut(&Operation),
+    ) -> Result<Operation, ClientError> {
+        let deadline = std::time::Instant::now() + timeout;
+        let mut last: Option<Operation> = None;
+        loop {
+            let op = self.operation_get(id).await?;
+            if last.as_ref() != Some(&op) {
+                progress(&op);
+            }
+            if op.state != OperationState::Running {
+                return Ok(op);
+            }
+            if std::time::Instant::now() >= deadline {
+                return Err(ClientError::Timeout {
+                    what: format!("operation {id}"),
+                    after: timeout,
+                });
+            }
+            last = Some(op);
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
     /// `GET /v1/agent/nodes/{id}/workloads`: the workloads the node must run.
     pub async fn agent_workloads(&self, id: Uuid) -> Result<WorkloadAssignment, ClientError> {
         self.call(
@@ -271,6 +424,34 @@ impl Client {
                 body: String::from_utf8_lossy(&bytes[..bytes.len().min(512)]).into_owned(),
             },
         }
+    }
+}
+
+/// A path segment, percent-encoded where it must be (names are DNS labels, so rarely).
+fn segment(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'~') {
+            out.push(char::from(byte));
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
+fn cluster_path(workspace: &str, name: &str) -> String {
+    format!(
+        "/v1/workspaces/{}/clusters/{}",
+        segment(workspace),
+        segment(name)
+    )
+}
+
+fn paged(path: &str, page_token: Option<&str>) -> String {
+    match page_token {
+        Some(token) => format!("{path}?page_token={}", segment(token)),
+        None => path.to_owned(),
     }
 }
 

@@ -6,10 +6,12 @@
 //! types to and from its domain types at its HTTP boundary.
 
 pub mod client;
+pub mod cluster;
 pub mod types;
 pub mod workload;
 
 pub use client::{Client, ClientError};
+pub use cluster::*;
 pub use types::*;
 pub use workload::*;
 

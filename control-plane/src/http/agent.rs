@@ -1,16 +1,23 @@
-//! Endpoints for node agents: registration and heartbeats (agent token).
+//! Endpoints for node agents: registration, heartbeats with workload reports, and assignments
+//! (agent token).
 
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use hdi_api::{Node, NodeHeartbeat, NodeRegistration};
+use hdi_api::{
+    BrokerWorkload, ExecutorRole, ExecutorWorkload, Node, NodeHeartbeat, NodeRegistration,
+    QuorumVoter, Workload, WorkloadAssignment, WorkloadSpec, WorkloadState,
+};
 use uuid::Uuid;
 
 use super::error::ApiError;
 use super::extract::{AgentCaller, ApiJson, ApiPath};
 use super::node::{capacity_from_wire, node_to_wire};
 use crate::AppState;
-use crate::model::{NodeId, NodeSpec};
+use crate::model::{
+    NodeId, NodeSpec, ObservedProcess, WorkloadConfig, WorkloadRecord, WorkloadRole,
+};
+use crate::store::ReportedWorkload;
 
 /// Registers a node agent (or re-registers it after a restart, keeping its identity).
 #[utoipa::path(put, path = "/v1/agent/nodes/{id}", tag = "agent",
@@ -58,9 +65,97 @@ pub async fn agent_node_heartbeat(
     ApiPath(id): ApiPath<Uuid>,
     ApiJson(heartbeat): ApiJson<NodeHeartbeat>,
 ) -> Result<StatusCode, ApiError> {
+    let reports: Vec<ReportedWorkload> = heartbeat
+        .workloads
+        .iter()
+        .map(|w| ReportedWorkload {
+            name: w.name.clone(),
+            state: match w.state {
+                WorkloadState::Starting => ObservedProcess::Starting,
+                WorkloadState::Running => ObservedProcess::Running,
+                WorkloadState::Backoff => ObservedProcess::Backoff,
+                WorkloadState::Stopping => ObservedProcess::Stopping,
+            },
+            pid: w.pid,
+            restarts: w.restarts,
+            last_exit: w.last_exit.clone(),
+        })
+        .collect();
     state
         .service
-        .node_heartbeat(NodeId(id), capacity_from_wire(heartbeat.capacity))
+        .node_heartbeat(
+            NodeId(id),
+            capacity_from_wire(heartbeat.capacity),
+            heartbeat.applied_generation,
+            &reports,
+        )
         .await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// The workloads the node must run, with the assignment's generation.
+#[utoipa::path(get, path = "/v1/agent/nodes/{id}/workloads", tag = "agent",
+    params(("id" = Uuid, Path, description = "Node id")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The assignment", body = WorkloadAssignment),
+        (status = 401, description = "No valid agent token", body = hdi_api::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Unknown node: register first", body = hdi_api::Problem, content_type = "application/problem+json")))]
+pub async fn agent_node_workloads(
+    _caller: AgentCaller,
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<Uuid>,
+) -> Result<Json<WorkloadAssignment>, ApiError> {
+    let (generation, workloads) = state.service.node_assignment(id).await?;
+    Ok(Json(WorkloadAssignment {
+        generation,
+        workloads: workloads.iter().map(workload_to_wire).collect(),
+    }))
+}
+
+fn workload_to_wire(w: &WorkloadRecord) -> Workload {
+    let spec = match &w.config {
+        WorkloadConfig::Broker {
+            broker_id,
+            kafka_port,
+            quorum_port,
+            voters,
+            rack,
+        } => WorkloadSpec::Broker(BrokerWorkload {
+            broker_id: *broker_id,
+            host: w.address.clone(),
+            kafka_port: *kafka_port,
+            quorum_port: *quorum_port,
+            voters: voters
+                .iter()
+                .map(|(id, host, port)| QuorumVoter {
+                    broker_id: *id,
+                    host: host.clone(),
+                    port: *port,
+                })
+                .collect(),
+            rack: rack.clone(),
+        }),
+        WorkloadConfig::Executor {
+            role,
+            worker_id,
+            port,
+            driver,
+        } => WorkloadSpec::Executor(ExecutorWorkload {
+            role: if *role == WorkloadRole::Driver {
+                ExecutorRole::Driver
+            } else {
+                ExecutorRole::Worker
+            },
+            worker_id: *worker_id,
+            host: w.address.clone(),
+            port: *port,
+            driver: driver.clone(),
+        }),
+    };
+    Workload {
+        name: w.name.clone(),
+        cluster_id: w.cluster_id,
+        spec,
+    }
 }

@@ -96,6 +96,11 @@ impl From<ServiceError> for ApiError {
             ServiceError::Conflict { code, message } => {
                 ApiError::new(StatusCode::CONFLICT, code, message)
             }
+            ServiceError::PreconditionFailed { message } => ApiError::new(
+                StatusCode::PRECONDITION_FAILED,
+                "precondition_failed",
+                message,
+            ),
             ServiceError::Unavailable(source) => {
                 tracing::warn!(error = %error_chain(&source), "dependency unavailable");
                 ApiError::new(

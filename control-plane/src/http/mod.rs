@@ -6,6 +6,7 @@
 //! `openapi/hdi.json` (a test fails when it is stale; `cargo xtask codegen` rewrites it).
 
 mod agent;
+mod cluster;
 pub mod error;
 mod extract;
 mod health;
@@ -30,6 +31,19 @@ use error::ApiError;
         node::node_get,
         agent::agent_node_register,
         agent::agent_node_heartbeat,
+        agent::agent_node_workloads,
+        cluster::capabilities,
+        cluster::workspace_create,
+        cluster::workspaces_list,
+        cluster::workspace_get,
+        cluster::clusters_list,
+        cluster::cluster_get,
+        cluster::cluster_put,
+        cluster::cluster_patch,
+        cluster::cluster_delete,
+        cluster::operations_list,
+        cluster::operation_get,
+        cluster::audit_list,
     ),
     components(schemas(hdi_api::Problem)),
     modifiers(&BearerAuth),
@@ -37,6 +51,10 @@ use error::ApiError;
         (name = "health", description = "Liveness and readiness probes"),
         (name = "nodes", description = "Registered node agents"),
         (name = "agent", description = "Endpoints for node agents (agent token)"),
+        (name = "workspaces", description = "Tenants"),
+        (name = "clusters", description = "Kafka and Spark clusters"),
+        (name = "operations", description = "Long-running mutations"),
+        (name = "audit", description = "Who changed what"),
     )
 )]
 pub struct ApiDoc;
@@ -80,6 +98,30 @@ pub fn router(state: AppState) -> Router {
             "/v1/agent/nodes/{id}/heartbeat",
             post(agent::agent_node_heartbeat),
         )
+        .route(
+            "/v1/agent/nodes/{id}/workloads",
+            get(agent::agent_node_workloads),
+        )
+        .route("/v1/capabilities", get(cluster::capabilities))
+        .route(
+            "/v1/workspaces",
+            post(cluster::workspace_create).get(cluster::workspaces_list),
+        )
+        .route("/v1/workspaces/{ws}", get(cluster::workspace_get))
+        .route("/v1/workspaces/{ws}/clusters", get(cluster::clusters_list))
+        .route(
+            "/v1/workspaces/{ws}/clusters/{name}",
+            get(cluster::cluster_get)
+                .put(cluster::cluster_put)
+                .patch(cluster::cluster_patch)
+                .delete(cluster::cluster_delete),
+        )
+        .route(
+            "/v1/workspaces/{ws}/operations",
+            get(cluster::operations_list),
+        )
+        .route("/v1/operations/{id}", get(cluster::operation_get))
+        .route("/v1/audit-events", get(cluster::audit_list))
         .fallback(|| async { ApiError::route_not_found() })
         .method_not_allowed_fallback(|| async {
             ApiError::new(

@@ -81,3 +81,6 @@ impl NodeRecord {
         }
     }
 }
+
+mod cluster;
+pub use cluster::*;

@@ -3,10 +3,15 @@
 //! It validates input, applies the business rules and calls the [`Store`]. It knows neither axum
 //! nor SQL. One file per resource, methods named `<resource>_<verb>`.
 
+mod cluster;
 mod node;
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::sync::Notify;
+
+pub use cluster::{ClusterPatchInput, ClusterView, PutOutcome, validate_spec};
 pub use node::{NodePage, PageRequest};
 
 use crate::store::{Store, StoreError};
@@ -43,6 +48,12 @@ pub enum ServiceError {
         /// What conflicts.
         message: String,
     },
+    /// An `If-Match` precondition does not hold.
+    #[error("{message}")]
+    PreconditionFailed {
+        /// What did not match.
+        message: String,
+    },
     /// A dependency (the database) is not available.
     #[error("service unavailable")]
     Unavailable(#[source] StoreError),
@@ -68,12 +79,17 @@ impl From<StoreError> for ServiceError {
 pub struct Service {
     store: Store,
     config: ServiceConfig,
+    poke: Arc<Notify>,
 }
 
 impl Service {
     /// A service over `store`.
-    pub fn new(store: Store, config: ServiceConfig) -> Service {
-        Service { store, config }
+    pub fn new(store: Store, config: ServiceConfig, poke: Arc<Notify>) -> Service {
+        Service {
+            store,
+            config,
+            poke,
+        }
     }
 
     /// The settings in force.

@@ -55,9 +55,18 @@ impl Service {
     ///
     /// # Errors
     /// [`ServiceError::NotFound`] when the node is not registered (the agent must register again).
-    pub async fn node_heartbeat(&self, id: NodeId, capacity: Capacity) -> Result<(), ServiceError> {
+    pub async fn node_heartbeat(
+        &self,
+        id: NodeId,
+        capacity: Capacity,
+        applied_generation: u64,
+        workloads: &[crate::store::ReportedWorkload],
+    ) -> Result<(), ServiceError> {
         validate_capacity(&capacity)?;
         if self.store.node_heartbeat(id, &capacity).await? {
+            self.store
+                .node_report_workloads(id.0, applied_generation, workloads)
+                .await?;
             Ok(())
         } else {
             Err(ServiceError::NotFound {
@@ -179,11 +188,11 @@ pub fn is_dns_label(name: &str) -> bool {
         && bytes.iter().all(|b| edge_ok(b) || *b == b'-')
 }
 
-fn encode_page_token(name: &str) -> String {
+pub(super) fn encode_page_token(name: &str) -> String {
     name.bytes().map(|b| format!("{b:02x}")).collect()
 }
 
-fn decode_page_token(token: &str) -> Result<String, ServiceError> {
+pub(super) fn decode_page_token(token: &str) -> Result<String, ServiceError> {
     let bad = || ServiceError::InvalidField {
         field: "page_token".into(),
         message: "is not a token returned by a previous page".into(),

@@ -4,7 +4,12 @@
 //! [`crate::model`] types here; no SQL type leaks out. Migrations live in the repository's
 //! `migrations/` folder and are embedded into the binary.
 
+mod cluster;
 mod node;
+mod workload;
+
+pub use cluster::{NewOperation, SpecChange};
+pub use workload::{FleetNode, FleetSnapshot, NewWorkload, ReportedWorkload};
 
 use std::time::Duration;
 

@@ -1,0 +1,888 @@
+//! `kafka_admin`: the control plane's Kafka admin client, and the partition-placement planner.
+//!
+//! This module owns everything the control plane says to the Kafka clusters it provisions over
+//! the Kafka protocol: probing readiness (`Metadata`), topic management (`CreateTopics`,
+//! `DeleteTopics`, `CreatePartitions`, `DescribeConfigs`) and moving partitions when brokers are
+//! added or drained (`AlterPartitionReassignments`, `ListPartitionReassignments`, planned by the
+//! pure [`plan_rebalance`]). Kafka wire types (`kafka-protocol`) stay inside this module; callers
+//! see plain Rust types and one error type, [`AdminError`], whose Kafka `code`/`name` are stable
+//! so that they can be mapped to HTTP problems.
+//!
+//! Wire details:
+//! - Requests are length-prefixed frames with request header v1 or v2 as the API version
+//!   requires; responses are matched by correlation id. Nothing read from the network is trusted:
+//!   frame sizes are bounded, every decode error is an [`AdminError::Protocol`], nothing panics.
+//! - Fixed API versions, all within what `hdi-broker` advertises (`handlers/mod.rs`): Metadata
+//!   v12, CreateTopics v7, DeleteTopics v6, CreatePartitions v3, DescribeConfigs v4,
+//!   AlterPartitionReassignments v0, ListPartitionReassignments v0. (No ApiVersions round trip:
+//!   a broker that does not support a version closes the connection, which surfaces as
+//!   [`AdminError::Protocol`].)
+//! - Read-only calls (Metadata, DescribeConfigs) go to the first reachable bootstrap address,
+//!   tried in order. Admin calls go to the controller named by Metadata's `controller_id` (cached,
+//!   refreshed on `NOT_CONTROLLER` or when it cannot be reached, then retried; if the controller's
+//!   advertised address cannot be reached at all the bootstrap broker is used, which `hdi-broker`
+//!   and KRaft-mode Kafka forward to the controller).
+//! - One connection per broker address is kept and reused; calls to the same broker are
+//!   serialised on it. A connection that failed or timed out is dropped.
+//! - Every public call has one deadline, `timeout` from its start, covering connection set-up,
+//!   controller look-up, retries and the response. Connection failures (refused, unreachable,
+//!   connect timed out) on every candidate address are [`AdminError::Connect`]; a request that got
+//!   no answer in time is [`AdminError::Timeout`].
+
+mod connection;
+mod rebalance;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::alter_partition_reassignments_request::{
+    ReassignablePartition, ReassignableTopic,
+};
+use kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
+use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
+use kafka_protocol::messages::delete_topics_request::DeleteTopicState;
+use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
+use kafka_protocol::messages::{
+    AlterPartitionReassignmentsRequest, AlterPartitionReassignmentsResponse, BrokerId,
+    CreatePartitionsRequest, CreatePartitionsResponse, CreateTopicsRequest, CreateTopicsResponse,
+    DeleteTopicsRequest, DeleteTopicsResponse, DescribeConfigsRequest,
+    ListPartitionReassignmentsRequest, MetadataRequest, MetadataResponse, TopicName,
+};
+use kafka_protocol::protocol::StrBytes;
+use tokio::time::Instant;
+
+use connection::{AdminRequest, Connection, Slot};
+pub use rebalance::plan_rebalance;
+
+/// Metadata v12: nullable topic list (null = all topics), topic ids, cluster id, controller id.
+const METADATA_VERSION: i16 = 12;
+/// CreateTopics v7: topic ids in the answer.
+const CREATE_TOPICS_VERSION: i16 = 7;
+/// DeleteTopics v6: topics by name or id, error messages.
+const DELETE_TOPICS_VERSION: i16 = 6;
+/// CreatePartitions v3 (flexible).
+const CREATE_PARTITIONS_VERSION: i16 = 3;
+/// DescribeConfigs v4 (flexible).
+const DESCRIBE_CONFIGS_VERSION: i16 = 4;
+/// The only version `hdi-broker` accepts.
+const ALTER_REASSIGNMENTS_VERSION: i16 = 0;
+/// The only version there is.
+const LIST_REASSIGNMENTS_VERSION: i16 = 0;
+
+/// `resource_type` of a topic in DescribeConfigs.
+const RESOURCE_TOPIC: i8 = 2;
+/// Kafka's NOT_CONTROLLER.
+const NOT_CONTROLLER: i16 = 41;
+/// How often an admin request is sent again after NOT_CONTROLLER or an unreachable controller.
+const CONTROLLER_ATTEMPTS: usize = 3;
+
+/// What went wrong in a [`KafkaAdmin`] call.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum AdminError {
+    /// No connection could be made to any of `addrs`.
+    #[error("cannot connect to Kafka at {}: {reason}", addrs.join(", "))]
+    Connect {
+        /// The addresses tried, in order.
+        addrs: Vec<String>,
+        /// Why the last attempt(s) failed, for people.
+        reason: String,
+    },
+    /// The call did not complete within the client's timeout.
+    #[error("{api}: no answer from Kafka within {timeout:?}")]
+    Timeout {
+        /// The Kafka API being called.
+        api: &'static str,
+        /// The per-call timeout.
+        timeout: Duration,
+    },
+    /// The peer broke the protocol: a closed connection, an oversized or undecodable frame, a
+    /// mismatched correlation id, an answer missing what was asked for.
+    #[error("Kafka protocol error: {0}")]
+    Protocol(String),
+    /// Kafka answered with an error code.
+    #[error("{api}: Kafka error {name} ({code}){}", message.as_deref().map(|m| format!(": {m}")).unwrap_or_default())]
+    Kafka {
+        /// The Kafka API that failed (`"CreateTopics"`).
+        api: &'static str,
+        /// The Kafka error code (`36`).
+        code: i16,
+        /// The Kafka error name (`"TOPIC_ALREADY_EXISTS"`), see [`error_name`].
+        name: String,
+        /// The broker's error message, if it sent one.
+        message: Option<String>,
+    },
+}
+
+impl AdminError {
+    fn kafka(api: &'static str, code: i16, message: Option<&StrBytes>) -> AdminError {
+        AdminError::Kafka {
+            api,
+            code,
+            name: error_name(code),
+            message: message.map(|m| m.as_str().to_owned()),
+        }
+    }
+
+    /// The Kafka error name when this is a [`AdminError::Kafka`].
+    pub fn kafka_name(&self) -> Option<&str> {
+        match self {
+            AdminError::Kafka { name, .. } => Some(name),
+            _ => None,
+        }
+    }
+}
+
+/// The Kafka name of an error code as in the protocol guide and `Errors.java`
+/// (`36` → `"TOPIC_ALREADY_EXISTS"`); `"NONE"` for 0 and `"UNKNOWN"` for codes this client does
+/// not know.
+pub fn error_name(code: i16) -> String {
+    match ResponseError::try_from_code(code) {
+        None => "NONE".to_owned(),
+        Some(ResponseError::Unknown(_)) => "UNKNOWN".to_owned(),
+        // The variant names are the Java names in CamelCase (`TopicAlreadyExists`).
+        Some(error) => {
+            let camel = error.to_string();
+            let mut name = String::with_capacity(camel.len() + 8);
+            for (i, c) in camel.chars().enumerate() {
+                if c.is_ascii_uppercase() && i > 0 {
+                    name.push('_');
+                }
+                name.push(c.to_ascii_uppercase());
+            }
+            name
+        }
+    }
+}
+
+/// A Kafka error code with its name, where a result carries one instead of failing the call.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KafkaErrorCode {
+    /// The code (`3`).
+    pub code: i16,
+    /// Its name (`"UNKNOWN_TOPIC_OR_PARTITION"`).
+    pub name: String,
+}
+
+impl KafkaErrorCode {
+    fn from_code(code: i16) -> Option<KafkaErrorCode> {
+        (code != 0).then(|| KafkaErrorCode {
+            code,
+            name: error_name(code),
+        })
+    }
+}
+
+/// The cluster as Metadata describes it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ClusterMetadata {
+    /// The cluster id (`None` before the cluster has one).
+    pub cluster_id: Option<String>,
+    /// The controller's broker id, -1 when unknown.
+    pub controller_id: i32,
+    /// Live brokers, by id.
+    pub brokers: Vec<BrokerInfo>,
+    /// All topics, by name.
+    pub topics: Vec<TopicInfo>,
+}
+
+impl ClusterMetadata {
+    /// A topic by name.
+    pub fn topic(&self, name: &str) -> Option<&TopicInfo> {
+        self.topics.iter().find(|t| t.name == name)
+    }
+
+    /// A broker by id.
+    pub fn broker(&self, id: i32) -> Option<&BrokerInfo> {
+        self.brokers.iter().find(|b| b.id == id)
+    }
+}
+
+/// One broker.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BrokerInfo {
+    /// Broker id.
+    pub id: i32,
+    /// Advertised host.
+    pub host: String,
+    /// Advertised port.
+    pub port: i32,
+    /// Rack, if configured.
+    pub rack: Option<String>,
+}
+
+impl BrokerInfo {
+    /// `host:port` (IPv6 hosts in brackets), as a connection address.
+    pub fn address(&self) -> String {
+        if self.host.contains(':') && !self.host.starts_with('[') {
+            format!("[{}]:{}", self.host, self.port)
+        } else {
+            format!("{}:{}", self.host, self.port)
+        }
+    }
+}
+
+/// One topic.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TopicInfo {
+    /// Name.
+    pub name: String,
+    /// Topic id (`None` if the broker sent the nil id).
+    pub topic_id: Option<uuid::Uuid>,
+    /// Whether it is an internal topic.
+    pub internal: bool,
+    /// The topic-level error Metadata reported, if any.
+    pub error: Option<KafkaErrorCode>,
+    /// Partitions, by index.
+    pub partitions: Vec<PartitionInfo>,
+}
+
+/// One partition.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PartitionInfo {
+    /// Partition index.
+    pub partition: i32,
+    /// Leader broker id, -1 when there is none.
+    pub leader: i32,
+    /// Replicas, preferred leader first.
+    pub replicas: Vec<i32>,
+    /// In-sync replicas.
+    pub isr: Vec<i32>,
+    /// Replicas on brokers that are offline.
+    pub offline: Vec<i32>,
+}
+
+/// A reassignment in progress: `(topic, partition, replicas, adding, removing)`.
+pub type OngoingReassignment = (String, i32, Vec<i32>, Vec<i32>, Vec<i32>);
+
+/// An async Kafka admin client. Cheap to share (`&self` everywhere); see the module docs for
+/// routing, connections and timeouts.
+pub struct KafkaAdmin {
+    bootstrap: Vec<String>,
+    timeout: Duration,
+    client_id: String,
+    /// One connection slot per broker address.
+    connections: std::sync::Mutex<HashMap<String, Slot>>,
+    /// The controller's address from the last Metadata, until it proves wrong.
+    controller: std::sync::Mutex<Option<String>>,
+}
+
+impl std::fmt::Debug for KafkaAdmin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KafkaAdmin")
+            .field("bootstrap", &self.bootstrap)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Where an admin request goes.
+enum Target {
+    Address(String),
+    Bootstrap,
+}
+
+impl KafkaAdmin {
+    /// A client for the cluster reachable at any of `bootstrap` (`host:port`, tried in order);
+    /// every call must complete within `timeout`. Connects lazily.
+    pub fn new(bootstrap: Vec<String>, timeout: Duration) -> KafkaAdmin {
+        KafkaAdmin {
+            bootstrap,
+            timeout,
+            client_id: "hdi-control-plane".to_owned(),
+            connections: std::sync::Mutex::new(HashMap::new()),
+            controller: std::sync::Mutex::new(None),
+        }
+    }
+
+    /// The whole cluster: brokers, controller and all topics with their partitions (sorted by
+    /// broker id, topic name and partition index).
+    ///
+    /// # Errors
+    /// [`AdminError::Connect`] when no bootstrap address answers, [`AdminError::Timeout`],
+    /// [`AdminError::Protocol`], or [`AdminError::Kafka`] for a top-level Metadata error.
+    pub async fn metadata(&self) -> Result<ClusterMetadata, AdminError> {
+        let deadline = self.deadline();
+        self.metadata_until(deadline).await
+    }
+
+    /// Creates a topic with `partitions` partitions of `replication_factor` replicas and the
+    /// given topic configs (e.g. `("retention.ms", "3600000")`).
+    ///
+    /// # Errors
+    /// As [`KafkaAdmin::metadata`]; Kafka refusals such as `TOPIC_ALREADY_EXISTS`,
+    /// `INVALID_REPLICATION_FACTOR`, `INVALID_PARTITIONS`, `INVALID_CONFIG`,
+    /// `INVALID_TOPIC_EXCEPTION` are [`AdminError::Kafka`].
+    pub async fn create_topic(
+        &self,
+        name: &str,
+        partitions: i32,
+        replication_factor: i16,
+        configs: Vec<(String, String)>,
+    ) -> Result<(), AdminError> {
+        const API: &str = "CreateTopics";
+        let deadline = self.deadline();
+        let topic = CreatableTopic::default()
+            .with_name(topic_name(name))
+            .with_num_partitions(partitions)
+            .with_replication_factor(replication_factor)
+            .with_configs(
+                configs
+                    .into_iter()
+                    .map(|(k, v)| {
+                        CreatableTopicConfig::default()
+                            .with_name(StrBytes::from_string(k))
+                            .with_value(Some(StrBytes::from_string(v)))
+                    })
+                    .collect(),
+            );
+        let request = CreateTopicsRequest::default()
+            .with_topics(vec![topic])
+            .with_timeout_ms(remaining_ms(deadline));
+        let response: CreateTopicsResponse = self
+            .send_controller(API, &request, CREATE_TOPICS_VERSION, deadline, |r| {
+                r.topics.iter().any(|t| t.error_code == NOT_CONTROLLER)
+            })
+            .await?;
+        let result = response
+            .topics
+            .iter()
+            .find(|t| t.name.0.as_str() == name)
+            .ok_or_else(|| missing(API, name))?;
+        check(API, result.error_code, result.error_message.as_ref())
+    }
+
+    /// Deletes a topic.
+    ///
+    /// # Errors
+    /// As [`KafkaAdmin::metadata`]; `UNKNOWN_TOPIC_OR_PARTITION` when there is no such topic.
+    pub async fn delete_topic(&self, name: &str) -> Result<(), AdminError> {
+        const API: &str = "DeleteTopics";
+        let deadline = self.deadline();
+        let request = DeleteTopicsRequest::default()
+            .with_topics(vec![
+                DeleteTopicState::default().with_name(Some(topic_name(name))),
+            ])
+            .with_timeout_ms(remaining_ms(deadline));
+        let response: DeleteTopicsResponse = self
+            .send_controller(API, &request, DELETE_TOPICS_VERSION, deadline, |r| {
+                r.responses.iter().any(|t| t.error_code == NOT_CONTROLLER)
+            })
+            .await?;
+        let result = response
+            .responses
+            .iter()
+            .find(|t| t.name.as_ref().is_some_and(|n| n.0.as_str() == name))
+            .ok_or_else(|| missing(API, name))?;
+        check(API, result.error_code, result.error_message.as_ref())
+    }
+
+    /// Grows a topic to `total` partitions.
+    ///
+    /// # Errors
+    /// As [`KafkaAdmin::metadata`]; `INVALID_PARTITIONS` when `total` is not more than now,
+    /// `UNKNOWN_TOPIC_OR_PARTITION` when there is no such topic.
+    pub async fn create_partitions(&self, name: &str, total: i32) -> Result<(), AdminError> {
+        const API: &str = "CreatePartitions";
+        let deadline = self.deadline();
+        let request = CreatePartitionsRequest::default()
+            .with_topics(vec![
+                CreatePartitionsTopic::default()
+                    .with_name(topic_name(name))
+                    .with_count(total)
+                    // The default is an empty list, which means "explicit assignments".
+                    .with_assignments(None),
+            ])
+            .with_timeout_ms(remaining_ms(deadline));
+        let response: CreatePartitionsResponse = self
+            .send_controller(API, &request, CREATE_PARTITIONS_VERSION, deadline, |r| {
+                r.results.iter().any(|t| t.error_code == NOT_CONTROLLER)
+            })
+            .await?;
+        let result = response
+            .results
+            .iter()
+            .find(|t| t.name.0.as_str() == name)
+            .ok_or_else(|| missing(API, name))?;
+        check(API, result.error_code, result.error_message.as_ref())
+    }
+
+    /// A topic's configs, `(name, value)` sorted by name: the explicit ones and the defaults
+    /// (configs without a value, such as sensitive ones, are left out).
+    ///
+    /// # Errors
+    /// As [`KafkaAdmin::metadata`]; `UNKNOWN_TOPIC_OR_PARTITION` when there is no such topic.
+    pub async fn describe_topic_configs(
+        &self,
+        name: &str,
+    ) -> Result<Vec<(String, String)>, AdminError> {
+        const API: &str = "DescribeConfigs";
+        let deadline = self.deadline();
+        let request = DescribeConfigsRequest::default().with_resources(vec![
+            DescribeConfigsResource::default()
+                .with_resource_type(RESOURCE_TOPIC)
+                .with_resource_name(StrBytes::from_string(name.to_owned()))
+                .with_configuration_keys(None),
+        ]);
+        let response = self
+            .send_bootstrap(API, &request, DESCRIBE_CONFIGS_VERSION, deadline, true)
+            .await?;
+        let result = response
+            .results
+            .iter()
+            .find(|r| r.resource_type == RESOURCE_TOPIC && r.resource_name.as_str() == name)
+            .ok_or_else(|| missing(API, name))?;
+        check(API, result.error_code, result.error_message.as_ref())?;
+        let mut configs: Vec<(String, String)> = result
+            .configs
+            .iter()
+            .filter_map(|c| {
+                c.value
+                    .as_ref()
+                    .map(|v| (c.name.as_str().to_owned(), v.as_str().to_owned()))
+            })
+            .collect();
+        configs.sort();
+        Ok(configs)
+    }
+
+    /// Starts moving partitions: `(topic, partition, target replicas)`, the first replica being
+    /// the preferred leader (the shape [`plan_rebalance`] returns). Returns the accepted
+    /// `(topic, partition)`s, sorted. The broker proposes each partition on its own, so when one
+    /// is refused the others may still have been accepted; the error says which failed and how
+    /// many were accepted.
+    ///
+    /// # Errors
+    /// As [`KafkaAdmin::metadata`]; a top-level or per-partition refusal (e.g.
+    /// `INVALID_REPLICA_ASSIGNMENT`, `UNKNOWN_TOPIC_OR_PARTITION`) is [`AdminError::Kafka`]
+    /// naming the first failed partition in its message.
+    pub async fn alter_partition_reassignments(
+        &self,
+        reassignments: Vec<(String, i32, Vec<i32>)>,
+    ) -> Result<Vec<(String, i32)>, AdminError> {
+        const API: &str = "AlterPartitionReassignments";
+        let deadline = self.deadline();
+        if reassignments.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut asked: Vec<(String, i32)> = reassignments
+            .iter()
+            .map(|(t, p, _)| (t.clone(), *p))
+            .collect();
+        asked.sort();
+        let mut by_topic: std::collections::BTreeMap<String, Vec<ReassignablePartition>> =
+            std::collections::BTreeMap::new();
+        for (topic, partition, replicas) in reassignments {
+            by_topic.entry(topic).or_default().push(
+                ReassignablePartition::default()
+                    .with_partition_index(partition)
+                    .with_replicas(Some(replicas.into_iter().map(BrokerId).collect())),
+            );
+        }
+        let request = AlterPartitionReassignmentsRequest::default()
+            .with_timeout_ms(remaining_ms(deadline))
+            .with_topics(
+                by_topic
+                    .into_iter()
+                    .map(|(name, partitions)| {
+                        ReassignableTopic::default()
+                            .with_name(topic_name(&name))
+                            .with_partitions(partitions)
+                    })
+                    .collect(),
+            );
+        let response: AlterPartitionReassignmentsResponse = self
+            .send_controller(API, &request, ALTER_REASSIGNMENTS_VERSION, deadline, |r| {
+                r.error_code == NOT_CONTROLLER
+            })
+            .await?;
+        check(API, response.error_code, response.error_message.as_ref())?;
+        let mut accepted = Vec::new();
+        let mut failed = None;
+        for topic in &response.responses {
+            for p in &topic.partitions {
+                let key = (topic.name.0.as_str().to_owned(), p.partition_index);
+                if p.error_code == 0 {
+                    accepted.push(key);
+                } else if failed.is_none() {
+                    failed = Some((key, p.error_code, p.error_message.clone()));
+                }
+            }
+        }
+        accepted.sort();
+        if let Some(((topic, partition), code, message)) = failed {
+            let others = accepted.len();
+            return Err(AdminError::Kafka {
+                api: API,
+                code,
+                name: error_name(code),
+                message: Some(format!(
+                    "{topic}-{partition}: {} ({others} other partition(s) accepted)",
+                    message.as_ref().map_or("refused", |m| m.as_str())
+                )),
+            });
+        }
+        if let Some((t, p)) = asked.iter().find(|k| accepted.binary_search(k).is_err()) {
+            return Err(AdminError::Protocol(format!(
+                "{API}: no answer for {t}-{p} in the response"
+            )));
+        }
+        Ok(accepted)
+    }
+
+    /// The reassignments in progress: `(topic, partition, replicas, adding, removing)`, sorted.
+    ///
+    /// # Errors
+    /// As [`KafkaAdmin::metadata`].
+    pub async fn list_partition_reassignments(
+        &self,
+    ) -> Result<Vec<OngoingReassignment>, AdminError> {
+        const API: &str = "ListPartitionReassignments";
+        let deadline = self.deadline();
+        let request = ListPartitionReassignmentsRequest::default()
+            .with_timeout_ms(remaining_ms(deadline))
+            .with_topics(None);
+        let response = self
+            .send_controller(API, &request, LIST_REASSIGNMENTS_VERSION, deadline, |r| {
+                r.error_code == NOT_CONTROLLER
+            })
+            .await?;
+        check(API, response.error_code, response.error_message.as_ref())?;
+        let ids = |list: &[BrokerId]| list.iter().map(|b| b.0).collect::<Vec<i32>>();
+        let mut ongoing: Vec<OngoingReassignment> = response
+            .topics
+            .iter()
+            .flat_map(|t| {
+                t.partitions.iter().map(|p| {
+                    (
+                        t.name.0.as_str().to_owned(),
+                        p.partition_index,
+                        ids(&p.replicas),
+                        ids(&p.adding_replicas),
+                        ids(&p.removing_replicas),
+                    )
+                })
+            })
+            .collect();
+        ongoing.sort();
+        Ok(ongoing)
+    }
+
+    fn deadline(&self) -> Instant {
+        Instant::now() + self.timeout
+    }
+
+    async fn metadata_until(&self, deadline: Instant) -> Result<ClusterMetadata, AdminError> {
+        const API: &str = "Metadata";
+        let request = MetadataRequest::default()
+            .with_topics(None)
+            .with_allow_auto_topic_creation(false);
+        let response = self
+            .send_bootstrap(API, &request, METADATA_VERSION, deadline, true)
+            .await?;
+        check(API, response.error_code, None)?;
+        let metadata = convert_metadata(response);
+        let controller = metadata
+            .broker(metadata.controller_id)
+            .map(BrokerInfo::address);
+        *lock(&self.controller) = controller;
+        Ok(metadata)
+    }
+
+    /// Sends to the first bootstrap address that accepts a connection.
+    async fn send_bootstrap<R: AdminRequest>(
+        &self,
+        api: &'static str,
+        request: &R,
+        version: i16,
+        deadline: Instant,
+        idempotent: bool,
+    ) -> Result<R::Response, AdminError> {
+        let mut failures = Vec::new();
+        for addr in &self.bootstrap {
+            match self
+                .send_to(api, addr, request, version, deadline, idempotent)
+                .await
+            {
+                Err(AdminError::Connect { reason, .. }) => failures.push(reason),
+                other => return other,
+            }
+        }
+        Err(AdminError::Connect {
+            addrs: self.bootstrap.clone(),
+            reason: if failures.is_empty() {
+                "no bootstrap address given".to_owned()
+            } else {
+                failures.join("; ")
+            },
+        })
+    }
+
+    /// Sends an admin request to the controller; sends it again after NOT_CONTROLLER (as told
+    /// by `not_controller`) or when the controller cannot be reached, with fresh Metadata.
+    async fn send_controller<R: AdminRequest>(
+        &self,
+        api: &'static str,
+        request: &R,
+        version: i16,
+        deadline: Instant,
+        not_controller: impl Fn(&R::Response) -> bool,
+    ) -> Result<R::Response, AdminError> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let last = attempt >= CONTROLLER_ATTEMPTS;
+            let cached = lock(&self.controller).clone();
+            let target = match cached {
+                Some(addr) => Target::Address(addr),
+                None => {
+                    let metadata = self.metadata_until(deadline).await?;
+                    match metadata.broker(metadata.controller_id) {
+                        Some(b) => Target::Address(b.address()),
+                        None => Target::Bootstrap,
+                    }
+                }
+            };
+            let sent = match &target {
+                Target::Address(addr) => {
+                    match self
+                        .send_to(api, addr, request, version, deadline, false)
+                        .await
+                    {
+                        // The advertised address may not be reachable from here: any broker
+                        // forwards admin requests to the controller.
+                        Err(AdminError::Connect { .. }) => {
+                            *lock(&self.controller) = None;
+                            self.send_bootstrap(api, request, version, deadline, false)
+                                .await
+                        }
+                        other => other,
+                    }
+                }
+                Target::Bootstrap => {
+                    self.send_bootstrap(api, request, version, deadline, false)
+                        .await
+                }
+            };
+            let response = sent?;
+            if !not_controller(&response) || last {
+                return Ok(response);
+            }
+            tracing::debug!(api, attempt, "NOT_CONTROLLER: refreshing metadata");
+            *lock(&self.controller) = None;
+            // The quorum may be electing a leader: give it a moment.
+            let pause = Duration::from_millis(100 * attempt as u64);
+            if Instant::now() + pause >= deadline {
+                return Ok(response);
+            }
+            tokio::time::sleep(pause).await;
+        }
+    }
+
+    /// Sends one request to `addr` on its (cached or new) connection. An I/O failure on a reused
+    /// connection is retried once on a new one when `idempotent`.
+    async fn send_to<R: AdminRequest>(
+        &self,
+        api: &'static str,
+        addr: &str,
+        request: &R,
+        version: i16,
+        deadline: Instant,
+        idempotent: bool,
+    ) -> Result<R::Response, AdminError> {
+        let slot = {
+            let mut connections = lock(&self.connections);
+            Arc::clone(connections.entry(addr.to_owned()).or_default())
+        };
+        let timeout = AdminError::Timeout {
+            api,
+            timeout: self.timeout,
+        };
+        let mut guard = tokio::time::timeout_at(deadline, slot.lock())
+            .await
+            .map_err(|_| timeout.clone())?;
+        let mut retried = false;
+        loop {
+            let reused = guard.is_some();
+            let connection = match guard.as_mut() {
+                Some(connection) => connection,
+                None => {
+                    let connection =
+                        match tokio::time::timeout_at(deadline, Connection::connect(addr)).await {
+                            Ok(Ok(connection)) => connection,
+                            Ok(Err(error)) => {
+                                return Err(AdminError::Connect {
+                                    addrs: vec![addr.to_owned()],
+                                    reason: format!("{addr}: {error}"),
+                                });
+                            }
+                            Err(_) => {
+                                return Err(AdminError::Connect {
+                                    addrs: vec![addr.to_owned()],
+                                    reason: format!("{addr}: connect timed out"),
+                                });
+                            }
+                        };
+                    guard.insert(connection)
+                }
+            };
+            let outcome = tokio::time::timeout_at(
+                deadline,
+                connection.call(request, version, &self.client_id, api),
+            )
+            .await;
+            match outcome {
+                Ok(Ok(response)) => return Ok(response),
+                Ok(Err(error)) => {
+                    // The connection's state is unknown after any failure: start afresh.
+                    *guard = None;
+                    if reused && idempotent && !retried && error.is_io() {
+                        retried = true;
+                        continue;
+                    }
+                    return Err(AdminError::Protocol(format!("{addr}: {error}")));
+                }
+                Err(_) => {
+                    *guard = None;
+                    return Err(timeout);
+                }
+            }
+        }
+    }
+}
+
+/// Locks a std mutex; a poisoned one is still usable (the data are plain caches).
+fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn topic_name(name: &str) -> TopicName {
+    TopicName(StrBytes::from_string(name.to_owned()))
+}
+
+fn remaining_ms(deadline: Instant) -> i32 {
+    let ms = deadline
+        .saturating_duration_since(Instant::now())
+        .as_millis();
+    i32::try_from(ms).unwrap_or(i32::MAX)
+}
+
+fn check(api: &'static str, code: i16, message: Option<&StrBytes>) -> Result<(), AdminError> {
+    if code == 0 {
+        Ok(())
+    } else {
+        Err(AdminError::kafka(api, code, message))
+    }
+}
+
+fn missing(api: &'static str, name: &str) -> AdminError {
+    AdminError::Protocol(format!("{api}: no result for {name:?} in the response"))
+}
+
+fn convert_metadata(response: MetadataResponse) -> ClusterMetadata {
+    let ids = |list: &[BrokerId]| list.iter().map(|b| b.0).collect::<Vec<i32>>();
+    let mut brokers: Vec<BrokerInfo> = response
+        .brokers
+        .iter()
+        .map(|b| BrokerInfo {
+            id: b.node_id.0,
+            host: b.host.as_str().to_owned(),
+            port: b.port,
+            rack: b.rack.as_ref().map(|r| r.as_str().to_owned()),
+        })
+        .collect();
+    brokers.sort_by_key(|b| b.id);
+    let mut topics: Vec<TopicInfo> = response
+        .topics
+        .iter()
+        .map(|t| {
+            let mut partitions: Vec<PartitionInfo> = t
+                .partitions
+                .iter()
+                .map(|p| PartitionInfo {
+                    partition: p.partition_index,
+                    leader: p.leader_id.0,
+                    replicas: ids(&p.replica_nodes),
+                    isr: ids(&p.isr_nodes),
+                    offline: ids(&p.offline_replicas),
+                })
+                .collect();
+            partitions.sort_by_key(|p| p.partition);
+            TopicInfo {
+                name: t
+                    .name
+                    .as_ref()
+                    .map(|n| n.0.as_str().to_owned())
+                    .unwrap_or_default(),
+                topic_id: (!t.topic_id.is_nil()).then_some(t.topic_id),
+                internal: t.is_internal,
+                error: KafkaErrorCode::from_code(t.error_code),
+                partitions,
+            }
+        })
+        .collect();
+    topics.sort_by(|a, b| a.name.cmp(&b.name));
+    ClusterMetadata {
+        cluster_id: response
+            .cluster_id
+            .as_ref()
+            .map(|c| c.as_str().to_owned())
+            .filter(|c| !c.is_empty()),
+        controller_id: response.controller_id.0,
+        brokers,
+        topics,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_names_are_the_kafka_names() {
+        assert_eq!(error_name(0), "NONE");
+        assert_eq!(error_name(-1), "UNKNOWN_SERVER_ERROR");
+        assert_eq!(error_name(3), "UNKNOWN_TOPIC_OR_PARTITION");
+        assert_eq!(error_name(17), "INVALID_TOPIC_EXCEPTION");
+        assert_eq!(error_name(36), "TOPIC_ALREADY_EXISTS");
+        assert_eq!(error_name(37), "INVALID_PARTITIONS");
+        assert_eq!(error_name(38), "INVALID_REPLICATION_FACTOR");
+        assert_eq!(error_name(39), "INVALID_REPLICA_ASSIGNMENT");
+        assert_eq!(error_name(40), "INVALID_CONFIG");
+        assert_eq!(error_name(41), "NOT_CONTROLLER");
+        assert_eq!(error_name(56), "KAFKA_STORAGE_ERROR");
+        assert_eq!(error_name(60), "REASSIGNMENT_IN_PROGRESS");
+        assert_eq!(error_name(85), "NO_REASSIGNMENT_IN_PROGRESS");
+        assert_eq!(error_name(100), "UNKNOWN_TOPIC_ID");
+        assert_eq!(error_name(12345), "UNKNOWN");
+    }
+
+    #[test]
+    fn kafka_errors_display_name_code_and_message() {
+        let error = AdminError::kafka(
+            "CreateTopics",
+            36,
+            Some(&StrBytes::from_static_str("topic \"t\" exists")),
+        );
+        assert_eq!(
+            error.to_string(),
+            "CreateTopics: Kafka error TOPIC_ALREADY_EXISTS (36): topic \"t\" exists"
+        );
+        assert_eq!(error.kafka_name(), Some("TOPIC_ALREADY_EXISTS"));
+    }
+
+    #[test]
+    fn ipv6_broker_addresses_are_bracketed() {
+        let broker = |host: &str| BrokerInfo {
+            id: 1,
+            host: host.to_owned(),
+            port: 9092,
+            rack: None,
+        };
+        assert_eq!(broker("::1").address(), "[::1]:9092");
+        assert_eq!(broker("kafka-0").address(), "kafka-0:9092");
+    }
+}

@@ -1,0 +1,584 @@
+//! Domain types of workspaces, clusters, operations and workloads.
+//!
+//! The cluster's desired spec and its status are kept as JSON documents in PostgreSQL; the serde
+//! shapes here are the storage format (field renames are migrations), distinct from the wire types.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// A workspace.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WorkspaceRecord {
+    /// Identity.
+    pub id: Uuid,
+    /// Unique name.
+    pub name: String,
+    /// Created.
+    pub created_at: DateTime<Utc>,
+}
+
+/// Kafka or Spark.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    /// Brokers.
+    Kafka,
+    /// A driver and executors.
+    Spark,
+}
+
+impl Kind {
+    /// The name stored in `clusters.kind`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Kafka => "kafka",
+            Kind::Spark => "spark",
+        }
+    }
+
+    /// The pool role clusters of this kind take.
+    pub fn pool_role(self) -> PoolRole {
+        match self {
+            Kind::Kafka => PoolRole::Broker,
+            Kind::Spark => PoolRole::Executor,
+        }
+    }
+}
+
+/// What a pool's workloads do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PoolRole {
+    /// Kafka brokers.
+    Broker,
+    /// Spark executors.
+    Executor,
+}
+
+/// One node pool of a desired cluster.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PoolSpec {
+    /// Name.
+    pub name: String,
+    /// Role.
+    pub role: PoolRole,
+    /// Workloads wanted.
+    pub replicas: u32,
+    /// Size name.
+    pub size: String,
+    /// Disk per workload.
+    pub storage_gib: u32,
+}
+
+/// The desired cluster as stored in `clusters.spec`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterSpec {
+    /// Version.
+    pub version: String,
+    /// Pools (exactly one today).
+    pub pools: Vec<PoolSpec>,
+    /// Reserved settings.
+    #[serde(default)]
+    pub config: BTreeMap<String, String>,
+    /// Refuse `DELETE` while set.
+    #[serde(default)]
+    pub deletion_protection: bool,
+    /// Removing brokers that hold partitions moves them first (set by the resize that asked).
+    #[serde(default)]
+    pub drain: bool,
+}
+
+impl ClusterSpec {
+    /// Workloads wanted in the first pool (the only one today).
+    pub fn replicas(&self) -> u32 {
+        self.pools.first().map_or(0, |pool| pool.replicas)
+    }
+
+    /// The first pool's size name.
+    pub fn size(&self) -> &str {
+        self.pools
+            .first()
+            .map_or("small", |pool| pool.size.as_str())
+    }
+}
+
+/// The state of a cluster, for people.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ClusterState {
+    /// Being created.
+    Creating,
+    /// Converged and healthy.
+    Running,
+    /// Converging on a changed spec.
+    Resizing,
+    /// Being deleted.
+    Deleting,
+    /// Cannot converge; see the conditions.
+    Failed,
+}
+
+impl ClusterState {
+    /// The name stored in `clusters.state`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ClusterState::Creating => "Creating",
+            ClusterState::Running => "Running",
+            ClusterState::Resizing => "Resizing",
+            ClusterState::Deleting => "Deleting",
+            ClusterState::Failed => "Failed",
+        }
+    }
+
+    /// Parses a stored name.
+    pub fn parse(text: &str) -> Option<ClusterState> {
+        Some(match text {
+            "Creating" => ClusterState::Creating,
+            "Running" => ClusterState::Running,
+            "Resizing" => ClusterState::Resizing,
+            "Deleting" => ClusterState::Deleting,
+            "Failed" => ClusterState::Failed,
+            _ => return None,
+        })
+    }
+}
+
+/// A Kubernetes-style condition.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Condition {
+    /// Type, e.g. `Ready`.
+    pub condition_type: String,
+    /// `True`, `False` or `Unknown`.
+    pub status: String,
+    /// CamelCase reason.
+    pub reason: String,
+    /// For people.
+    pub message: String,
+    /// When `status` last changed.
+    pub last_transition_time: DateTime<Utc>,
+}
+
+/// Observed facts the reconciler keeps in `clusters.status`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterStatusDoc {
+    /// Conditions.
+    #[serde(default)]
+    pub conditions: Vec<Condition>,
+    /// Ready workloads per pool (`driver` is a pool of its own for Spark).
+    #[serde(default)]
+    pub ready: BTreeMap<String, u32>,
+    /// Kafka bootstrap servers.
+    #[serde(default)]
+    pub bootstrap_servers: Option<String>,
+    /// Executor job API URL.
+    #[serde(default)]
+    pub job_api: Option<String>,
+}
+
+/// A cluster row.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClusterRecord {
+    /// Identity.
+    pub id: Uuid,
+    /// Workspace id.
+    pub workspace_id: Uuid,
+    /// Workspace name.
+    pub workspace: String,
+    /// Name in the workspace.
+    pub name: String,
+    /// Kind.
+    pub kind: Kind,
+    /// Desired spec.
+    pub spec: ClusterSpec,
+    /// Spec generation.
+    pub generation: u64,
+    /// `DELETE` was accepted.
+    pub deleting: bool,
+    /// Observed state.
+    pub state: ClusterState,
+    /// Generation reached.
+    pub observed_generation: u64,
+    /// Observed details.
+    pub status: ClusterStatusDoc,
+    /// Size of the Kafka metadata quorum (0 until the first brokers are placed).
+    pub voters: u32,
+    /// Created.
+    pub created_at: DateTime<Utc>,
+    /// Last spec change.
+    pub updated_at: DateTime<Utc>,
+}
+
+impl ClusterRecord {
+    /// The entity tag of the spec: changes exactly when the generation does.
+    pub fn etag(&self) -> String {
+        format!("\"{}-{}\"", self.id.simple(), self.generation)
+    }
+}
+
+/// What a mutation does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OperationKind {
+    /// Create.
+    Create,
+    /// Replace the spec.
+    Update,
+    /// Resize a pool.
+    Resize,
+    /// Delete.
+    Delete,
+}
+
+impl OperationKind {
+    /// Stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OperationKind::Create => "create",
+            OperationKind::Update => "update",
+            OperationKind::Resize => "resize",
+            OperationKind::Delete => "delete",
+        }
+    }
+
+    /// Parses a stored name.
+    pub fn parse(text: &str) -> Option<OperationKind> {
+        Some(match text {
+            "create" => OperationKind::Create,
+            "update" => OperationKind::Update,
+            "resize" => OperationKind::Resize,
+            "delete" => OperationKind::Delete,
+            _ => return None,
+        })
+    }
+}
+
+/// Where an operation is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OperationState {
+    /// In progress.
+    Running,
+    /// Done.
+    Succeeded,
+    /// Gave up.
+    Failed,
+}
+
+impl OperationState {
+    /// Stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OperationState::Running => "Running",
+            OperationState::Succeeded => "Succeeded",
+            OperationState::Failed => "Failed",
+        }
+    }
+
+    /// Parses a stored name.
+    pub fn parse(text: &str) -> Option<OperationState> {
+        Some(match text {
+            "Running" => OperationState::Running,
+            "Succeeded" => OperationState::Succeeded,
+            "Failed" => OperationState::Failed,
+            _ => return None,
+        })
+    }
+}
+
+/// One step of an operation, as stored in `operations.steps`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OperationStep {
+    /// What it does.
+    pub name: String,
+    /// `Running`, `Done` or `Failed`.
+    pub state: String,
+    /// Detail.
+    #[serde(default)]
+    pub detail: Option<String>,
+    /// Started.
+    pub started_at: DateTime<Utc>,
+}
+
+/// An operation row.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OperationRecord {
+    /// Identity.
+    pub id: Uuid,
+    /// Workspace id.
+    pub workspace_id: Uuid,
+    /// Workspace name (joined; empty if the workspace is gone).
+    pub workspace: String,
+    /// Cluster id.
+    pub cluster_id: Uuid,
+    /// Cluster name.
+    pub cluster_name: String,
+    /// Kind.
+    pub kind: OperationKind,
+    /// State.
+    pub state: OperationState,
+    /// Generation it converges on.
+    pub target_generation: u64,
+    /// Steps.
+    pub steps: Vec<OperationStep>,
+    /// Failure code.
+    pub error_code: Option<String>,
+    /// Failure detail.
+    pub error_detail: Option<String>,
+    /// Who asked.
+    pub created_by: String,
+    /// Started.
+    pub created_at: DateTime<Utc>,
+    /// Last change.
+    pub updated_at: DateTime<Utc>,
+    /// Ended.
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+/// What a workload does in its cluster.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WorkloadRole {
+    /// A Kafka broker.
+    Broker,
+    /// The Spark driver.
+    Driver,
+    /// A Spark executor worker.
+    Worker,
+}
+
+impl WorkloadRole {
+    /// Stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WorkloadRole::Broker => "broker",
+            WorkloadRole::Driver => "driver",
+            WorkloadRole::Worker => "worker",
+        }
+    }
+
+    /// Parses a stored name.
+    pub fn parse(text: &str) -> Option<WorkloadRole> {
+        Some(match text {
+            "broker" => WorkloadRole::Broker,
+            "driver" => WorkloadRole::Driver,
+            "worker" => WorkloadRole::Worker,
+            _ => return None,
+        })
+    }
+}
+
+/// How a workload's process is configured, as stored in `workloads.spec`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum WorkloadConfig {
+    /// `hdi-broker`.
+    Broker {
+        /// Broker id.
+        broker_id: i32,
+        /// Kafka port.
+        kafka_port: u16,
+        /// Quorum port.
+        quorum_port: u16,
+        /// Voters: (broker id, host, quorum port).
+        voters: Vec<(i32, String, u16)>,
+        /// Rack.
+        rack: String,
+    },
+    /// `hdi-executor`.
+    Executor {
+        /// Driver or worker.
+        role: WorkloadRole,
+        /// Worker id (0: driver).
+        worker_id: u32,
+        /// HTTP port.
+        port: u16,
+        /// The driver's `host:port`.
+        driver: String,
+    },
+}
+
+/// What an agent last reported about a workload.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ObservedProcess {
+    /// Nothing reported yet.
+    Pending,
+    /// Starting.
+    Starting,
+    /// Running and ready.
+    Running,
+    /// Exited; restarting after a backoff.
+    Backoff,
+    /// Being stopped.
+    Stopping,
+}
+
+impl ObservedProcess {
+    /// Stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ObservedProcess::Pending => "Pending",
+            ObservedProcess::Starting => "Starting",
+            ObservedProcess::Running => "Running",
+            ObservedProcess::Backoff => "Backoff",
+            ObservedProcess::Stopping => "Stopping",
+        }
+    }
+
+    /// Parses a stored name (unknown: `Pending`).
+    pub fn parse(text: Option<&str>) -> ObservedProcess {
+        match text {
+            Some("Starting") => ObservedProcess::Starting,
+            Some("Running") => ObservedProcess::Running,
+            Some("Backoff") => ObservedProcess::Backoff,
+            Some("Stopping") => ObservedProcess::Stopping,
+            _ => ObservedProcess::Pending,
+        }
+    }
+}
+
+/// A workload row joined with its node.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WorkloadRecord {
+    /// Identity.
+    pub id: Uuid,
+    /// Cluster.
+    pub cluster_id: Uuid,
+    /// Node.
+    pub node_id: Uuid,
+    /// Node name.
+    pub node_name: String,
+    /// Node address.
+    pub address: String,
+    /// Node fault domain.
+    pub fault_domain: u32,
+    /// Whether the node heartbeats.
+    pub node_ready: bool,
+    /// Unique name.
+    pub name: String,
+    /// Role.
+    pub role: WorkloadRole,
+    /// Broker id / worker id.
+    pub ordinal: u32,
+    /// Process configuration.
+    pub config: WorkloadConfig,
+    /// To be stopped.
+    pub removing: bool,
+    /// The agent applied the removal and no longer reports the workload: the row can go.
+    pub gone: bool,
+    /// What the agent reports.
+    pub observed: ObservedProcess,
+    /// Restarts reported.
+    pub restarts: u32,
+}
+
+impl WorkloadRecord {
+    /// `host:port` of the process's main listener.
+    pub fn endpoint(&self) -> String {
+        match &self.config {
+            WorkloadConfig::Broker { kafka_port, .. } => format!("{}:{kafka_port}", self.address),
+            WorkloadConfig::Executor { port, .. } => format!("{}:{port}", self.address),
+        }
+    }
+}
+
+/// An audit event to record.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuditRecord {
+    /// Sequence number (0 before insertion).
+    pub id: i64,
+    /// When.
+    pub at: DateTime<Utc>,
+    /// Who.
+    pub actor: String,
+    /// What.
+    pub action: String,
+    /// On what.
+    pub resource: String,
+    /// `accepted` or a problem code.
+    pub outcome: String,
+    /// Detail.
+    pub detail: Option<String>,
+}
+
+/// A workload size of the catalog.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SizeSpec {
+    /// Name.
+    pub name: &'static str,
+    /// CPU reserved.
+    pub cpu_millis: u64,
+    /// Memory reserved.
+    pub memory_bytes: u64,
+}
+
+/// What a kind offers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KindSpec {
+    /// Kind.
+    pub kind: Kind,
+    /// Versions, newest first; the first is the default.
+    pub versions: &'static [&'static str],
+    /// Fewest replicas in the pool.
+    pub min_replicas: u32,
+    /// Most replicas in the pool.
+    pub max_replicas: u32,
+}
+
+const GIB: u64 = 1 << 30;
+
+/// The sizes on offer.
+pub const SIZES: &[SizeSpec] = &[
+    SizeSpec {
+        name: "small",
+        cpu_millis: 250,
+        memory_bytes: GIB / 2,
+    },
+    SizeSpec {
+        name: "medium",
+        cpu_millis: 1000,
+        memory_bytes: 2 * GIB,
+    },
+    SizeSpec {
+        name: "large",
+        cpu_millis: 2000,
+        memory_bytes: 8 * GIB,
+    },
+];
+
+/// The kinds on offer.
+pub const KINDS: &[KindSpec] = &[
+    KindSpec {
+        kind: Kind::Kafka,
+        versions: &["4.1"],
+        min_replicas: 1,
+        max_replicas: 16,
+    },
+    KindSpec {
+        kind: Kind::Spark,
+        versions: &["3.5"],
+        min_replicas: 1,
+        max_replicas: 32,
+    },
+];
+
+/// The largest disk per workload.
+pub const MAX_STORAGE_GIB: u32 = 16 * 1024;
+
+/// A size by name.
+pub fn size_spec(name: &str) -> Option<SizeSpec> {
+    SIZES.iter().copied().find(|size| size.name == name)
+}
+
+/// A kind's offer.
+pub fn kind_spec(kind: Kind) -> KindSpec {
+    KINDS
+        .iter()
+        .copied()
+        .find(|spec| spec.kind == kind)
+        .unwrap_or(KindSpec {
+            kind,
+            versions: &[],
+            min_replicas: 1,
+            max_replicas: 1,
+        })
+}

@@ -1,0 +1,283 @@
+//! The local provisioner: workloads on the registered node agents.
+//!
+//! Placement is one transaction under a fleet-wide lock ([`crate::store::Store::workloads_place`])
+//! around a pure scheduler ([`schedule`]): capacity accounting (CPU and memory reserved by each
+//! size), anti-affinity (a workload goes to the fault domain, then the node, holding fewest
+//! workloads of its cluster), and ports allocated per address from a configured range. Agents
+//! pull their node's assignment; removal is a flag the agent honours, then the row is forgotten.
+
+use std::collections::BTreeMap;
+use std::ops::RangeInclusive;
+use std::time::Duration;
+
+use uuid::Uuid;
+
+use super::{PlaceRequest, ProvisionError, Provisioner};
+use crate::model::{
+    ClusterRecord, SizeSpec, WorkloadConfig, WorkloadRecord, WorkloadRole, size_spec,
+};
+use crate::store::{FleetSnapshot, NewWorkload, Store};
+
+/// The local provisioner.
+#[derive(Clone, Debug)]
+pub struct LocalProvisioner {
+    store: Store,
+    ports: RangeInclusive<u16>,
+    node_ready_timeout: Duration,
+}
+
+impl LocalProvisioner {
+    /// A provisioner allocating workload ports from `ports`.
+    pub fn new(store: Store, ports: RangeInclusive<u16>, node_ready_timeout: Duration) -> Self {
+        LocalProvisioner {
+            store,
+            ports,
+            node_ready_timeout,
+        }
+    }
+}
+
+impl Provisioner for LocalProvisioner {
+    async fn workloads(
+        &self,
+        cluster: &ClusterRecord,
+    ) -> Result<Vec<WorkloadRecord>, ProvisionError> {
+        Ok(self
+            .store
+            .workloads_of_cluster(cluster.id, self.node_ready_timeout)
+            .await?)
+    }
+
+    async fn place(
+        &self,
+        cluster: &ClusterRecord,
+        requests: &[PlaceRequest],
+    ) -> Result<Vec<String>, ProvisionError> {
+        let size = size_spec(cluster.spec.size()).ok_or_else(|| {
+            ProvisionError::InsufficientCapacity(format!("unknown size {:?}", cluster.spec.size()))
+        })?;
+        let ports = self.ports.clone();
+        let placed = self
+            .store
+            .workloads_place(cluster.id, self.node_ready_timeout, |fleet| {
+                schedule(fleet, cluster, requests, size, &ports)
+            })
+            .await?
+            .map_err(ProvisionError::InsufficientCapacity)?;
+        Ok(placed
+            .iter()
+            .map(|w| {
+                let node = w.node_id;
+                format!(
+                    "{} {} on node {node} (ports {:?})",
+                    w.role.as_str(),
+                    w.ordinal,
+                    w.ports
+                )
+            })
+            .collect())
+    }
+
+    async fn remove(&self, workload: Uuid) -> Result<(), ProvisionError> {
+        Ok(self.store.workload_remove(workload).await?)
+    }
+
+    async fn forget(&self, workload: Uuid) -> Result<(), ProvisionError> {
+        Ok(self.store.workload_forget(workload).await?)
+    }
+}
+
+/// The name of a workload: unique across the fleet, stable, a valid directory name.
+pub fn workload_name(cluster_id: Uuid, role: WorkloadRole, ordinal: u32) -> String {
+    format!("{}-{}-{ordinal}", cluster_id.simple(), role.as_str())
+}
+
+/// Decides where each request goes (pure). Errors say why a workload cannot be placed.
+///
+/// # Errors
+/// A message naming the workload and the shortage.
+pub fn schedule(
+    fleet: &FleetSnapshot,
+    cluster: &ClusterRecord,
+    requests: &[PlaceRequest],
+    size: SizeSpec,
+    ports: &RangeInclusive<u16>,
+) -> Result<Vec<NewWorkload>, String> {
+    struct Slot {
+        free_cpu: u64,
+        free_memory: u64,
+        mine: usize,
+    }
+    let mut slots: BTreeMap<Uuid, Slot> = fleet
+        .nodes
+        .iter()
+        .map(|node| {
+            let mine = node
+                .workloads
+                .iter()
+                .filter(|(c, _)| *c == cluster.id)
+                .count();
+            (
+                node.id,
+                Slot {
+                    free_cpu: node.cpu_millis.saturating_sub(node.reserved_cpu_millis),
+                    free_memory: node.memory_bytes.saturating_sub(node.reserved_memory_bytes),
+                    mine,
+                },
+            )
+        })
+        .collect();
+    let mut taken = fleet.taken_ports.clone();
+    let mut chosen: Vec<(PlaceRequest, Uuid, Vec<u16>)> = Vec::new();
+    let mut sorted = requests.to_vec();
+    sorted.sort();
+    for request in &sorted {
+        // Workloads of this cluster per fault domain, counting those chosen so far.
+        let mut per_domain: BTreeMap<u32, usize> = BTreeMap::new();
+        for node in &fleet.nodes {
+            let entry = per_domain.entry(node.fault_domain).or_default();
+            *entry += slots.get(&node.id).map_or(0, |slot| slot.mine);
+        }
+        let candidate = fleet
+            .nodes
+            .iter()
+            .filter(|node| node.ready)
+            .filter_map(|node| Some((node, slots.get(&node.id)?)))
+            .filter(|(_, slot)| {
+                slot.free_cpu >= size.cpu_millis && slot.free_memory >= size.memory_bytes
+            })
+            .min_by_key(|(node, slot)| {
+                (
+                    per_domain.get(&node.fault_domain).copied().unwrap_or(0),
+                    slot.mine,
+                    u64::MAX - slot.free_cpu,
+                    node.name.clone(),
+                )
+            })
+            .map(|(node, _)| node);
+        let Some(node) = candidate else {
+            let ready = fleet.nodes.iter().filter(|n| n.ready).count();
+            let free: Vec<String> = fleet
+                .nodes
+                .iter()
+                .filter(|n| n.ready)
+                .filter_map(|n| {
+                    let slot = slots.get(&n.id)?;
+                    Some(format!(
+                        "{} {}m/{}MiB",
+                        n.name,
+                        slot.free_cpu,
+                        slot.free_memory >> 20
+                    ))
+                })
+                .collect();
+            return Err(format!(
+                "no ready node has room for {} {} of size {} ({}m CPU, {} MiB): {ready} ready node(s){}{}",
+                request.role.as_str(),
+                request.ordinal,
+                size.name,
+                size.cpu_millis,
+                size.memory_bytes >> 20,
+                if free.is_empty() { "" } else { ", free: " },
+                free.join(", ")
+            ));
+        };
+        let wanted = match request.role {
+            WorkloadRole::Broker => 2,
+            WorkloadRole::Driver | WorkloadRole::Worker => 1,
+        };
+        let used = taken.entry(node.address.clone()).or_default();
+        let mut picked = Vec::new();
+        for port in ports.clone() {
+            if picked.len() == wanted {
+                break;
+            }
+            if !used.contains(&port) {
+                picked.push(port);
+            }
+        }
+        if picked.len() < wanted {
+            return Err(format!(
+                "no free port left in {}-{} on {}",
+                ports.start(),
+                ports.end(),
+                node.address
+            ));
+        }
+        used.extend(picked.iter().copied());
+        if let Some(slot) = slots.get_mut(&node.id) {
+            slot.free_cpu -= size.cpu_millis;
+            slot.free_memory -= size.memory_bytes;
+            slot.mine += 1;
+        }
+        chosen.push((*request, node.id, picked));
+    }
+    // Configurations need every address: the voters (existing and new) and the driver.
+    let address_of = |role: WorkloadRole, ordinal: u32| -> Option<(String, Vec<u16>)> {
+        if let Some((_, node_id, ports)) = chosen
+            .iter()
+            .find(|(r, _, _)| r.role == role && r.ordinal == ordinal)
+        {
+            let node = fleet.nodes.iter().find(|n| n.id == *node_id)?;
+            return Some((node.address.clone(), ports.clone()));
+        }
+        let existing = fleet
+            .cluster_workloads
+            .iter()
+            .find(|w| w.role == role && w.ordinal == ordinal && !w.removing)?;
+        let ports = match &existing.config {
+            WorkloadConfig::Broker {
+                kafka_port,
+                quorum_port,
+                ..
+            } => vec![*kafka_port, *quorum_port],
+            WorkloadConfig::Executor { port, .. } => vec![*port],
+        };
+        Some((existing.address.clone(), ports))
+    };
+    let mut voters = Vec::new();
+    for id in 1..=cluster.voters {
+        let (host, ports) = address_of(WorkloadRole::Broker, id)
+            .ok_or_else(|| format!("voter broker {id} is not placed"))?;
+        let port = ports.get(1).copied().unwrap_or(0);
+        voters.push((i32::try_from(id).unwrap_or(i32::MAX), host, port));
+    }
+    let driver = address_of(WorkloadRole::Driver, 0)
+        .map(|(host, ports)| format!("{host}:{}", ports.first().copied().unwrap_or(0)));
+    let mut out = Vec::new();
+    for (request, node_id, ports) in chosen {
+        let node = fleet
+            .nodes
+            .iter()
+            .find(|n| n.id == node_id)
+            .ok_or_else(|| "node vanished".to_owned())?;
+        let config = match request.role {
+            WorkloadRole::Broker => WorkloadConfig::Broker {
+                broker_id: i32::try_from(request.ordinal).unwrap_or(i32::MAX),
+                kafka_port: ports[0],
+                quorum_port: ports[1],
+                voters: voters.clone(),
+                rack: format!("fd-{}", node.fault_domain),
+            },
+            WorkloadRole::Driver | WorkloadRole::Worker => WorkloadConfig::Executor {
+                role: request.role,
+                worker_id: request.ordinal,
+                port: ports[0],
+                driver: driver
+                    .clone()
+                    .unwrap_or_else(|| format!("{}:{}", node.address, ports[0])),
+            },
+        };
+        out.push(NewWorkload {
+            node_id,
+            name: workload_name(cluster.id, request.role, request.ordinal),
+            role: request.role,
+            ordinal: request.ordinal,
+            config,
+            cpu_millis: size.cpu_millis,
+            memory_bytes: size.memory_bytes,
+            ports,
+        });
+    }
+    Ok(out)
+}

@@ -1,0 +1,67 @@
+//! Provisioners: where a cluster's workloads run and how they get there.
+//!
+//! Reconcilers plan purely and execute through the [`Provisioner`] trait. The local provisioner
+//! ([`local`]) places workloads on registered node agents, which pull their assignments; a
+//! Kubernetes provisioner joins later behind the same trait.
+
+pub mod local;
+
+use std::future::Future;
+
+use uuid::Uuid;
+
+use crate::model::{ClusterRecord, WorkloadRecord, WorkloadRole};
+use crate::store::StoreError;
+
+/// One workload the planner wants placed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct PlaceRequest {
+    /// Role.
+    pub role: WorkloadRole,
+    /// Broker id, worker id, or 0 for the driver.
+    pub ordinal: u32,
+}
+
+/// Why a provisioner could not act.
+#[derive(Debug, thiserror::Error)]
+pub enum ProvisionError {
+    /// Not enough capacity (or no ready node) for a workload; retrying may succeed once nodes
+    /// join or free up.
+    #[error("{0}")]
+    InsufficientCapacity(String),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl ProvisionError {
+    /// A stable code for operations and conditions.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ProvisionError::InsufficientCapacity(_) => "insufficient_capacity",
+            ProvisionError::Store(_) => "store_unavailable",
+        }
+    }
+}
+
+/// Runs a cluster's workloads somewhere.
+pub trait Provisioner: Send + Sync + 'static {
+    /// The cluster's workloads as placed, with what their hosts report.
+    fn workloads(
+        &self,
+        cluster: &ClusterRecord,
+    ) -> impl Future<Output = Result<Vec<WorkloadRecord>, ProvisionError>> + Send;
+
+    /// Places workloads (all of them or none). Returns a line per placement for the operation log.
+    fn place(
+        &self,
+        cluster: &ClusterRecord,
+        requests: &[PlaceRequest],
+    ) -> impl Future<Output = Result<Vec<String>, ProvisionError>> + Send;
+
+    /// Asks for a workload to be stopped and its data removed.
+    fn remove(&self, workload: Uuid) -> impl Future<Output = Result<(), ProvisionError>> + Send;
+
+    /// Forgets a workload whose host has stopped it and removed its data.
+    fn forget(&self, workload: Uuid) -> impl Future<Output = Result<(), ProvisionError>> + Send;
+}

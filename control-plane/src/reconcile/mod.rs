@@ -1,0 +1,365 @@
+//! Level-triggered reconcilers: observe, plan ([`plan`], pure), act through the provisioner.
+//!
+//! Each pass leases the clusters it works on (`clusters_claim`: several control planes split the
+//! clusters, none reconciles one twice at once), reads what the provisioner and the data plane
+//! report, plans, executes the actions, and records the status and the operation's progress. A
+//! control plane killed at any point plans again from what it observes: every action is
+//! idempotent (placement and removal are single transactions; reassignments are recomputed).
+
+pub mod plan;
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use tokio::sync::Notify;
+use uuid::Uuid;
+
+use crate::kafka_admin::KafkaAdmin;
+use crate::model::{
+    ClusterRecord, ClusterStatusDoc, Condition, Kind, OperationRecord, OperationState,
+    OperationStep, WorkloadRole,
+};
+use crate::provision::{ProvisionError, Provisioner};
+use crate::store::{Store, StoreError};
+use plan::{Action, Input, KafkaObservation, Outcome, Plan, SparkObservation};
+
+/// Settings of the reconciler.
+#[derive(Clone, Debug)]
+pub struct ReconcilerConfig {
+    /// Time between passes when nothing pokes.
+    pub interval: Duration,
+    /// How long a lease on a cluster lasts (renewed every pass).
+    pub lease: Duration,
+    /// Timeout of each call to a data-plane process.
+    pub probe_timeout: Duration,
+}
+
+/// The cluster reconciler.
+pub struct Reconciler<P> {
+    store: Store,
+    provisioner: P,
+    owner: Uuid,
+    config: ReconcilerConfig,
+    poke: Arc<Notify>,
+    http: reqwest::Client,
+}
+
+impl<P: Provisioner> Reconciler<P> {
+    /// A reconciler; `poke` wakes it early (the service pokes after every mutation).
+    pub fn new(store: Store, provisioner: P, config: ReconcilerConfig, poke: Arc<Notify>) -> Self {
+        let http = reqwest::Client::builder()
+            .timeout(config.probe_timeout)
+            .build()
+            .unwrap_or_default();
+        Reconciler {
+            store,
+            provisioner,
+            owner: Uuid::new_v4(),
+            config,
+            poke,
+            http,
+        }
+    }
+
+    /// Runs passes until `stop` is notified, then releases the leases.
+    pub async fn run(self, stop: Arc<Notify>) {
+        tracing::info!(owner = %self.owner, "reconciler started");
+        loop {
+            if let Err(error) = self.pass().await {
+                tracing::warn!(error = %crate::http::error::error_chain(&error), "reconcile pass failed");
+            }
+            tokio::select! {
+                _ = self.poke.notified() => {}
+                _ = tokio::time::sleep(self.config.interval) => {}
+                _ = stop.notified() => break,
+            }
+        }
+        if let Err(error) = self.store.clusters_release(self.owner).await {
+            tracing::warn!(error = %error, "cannot release cluster leases");
+        }
+    }
+
+    /// One pass over the clusters this reconciler can lease.
+    ///
+    /// # Errors
+    /// When the store fails.
+    pub async fn pass(&self) -> Result<(), StoreError> {
+        let ids = self
+            .store
+            .clusters_claim(self.owner, self.config.lease, 256)
+            .await?;
+        for id in ids {
+            if let Err(error) = self.reconcile(id).await {
+                tracing::warn!(cluster = %id, error = %crate::http::error::error_chain(&error), "reconcile failed");
+            }
+        }
+        Ok(())
+    }
+
+    async fn reconcile(&self, id: Uuid) -> Result<(), ProvisionError> {
+        let Some(cluster) = self.store.cluster_get_by_id(id).await? else {
+            return Ok(());
+        };
+        let workloads = self.provisioner.workloads(&cluster).await?;
+        let kafka = match cluster.kind {
+            Kind::Kafka if !cluster.deleting => self.observe_kafka(&workloads).await,
+            _ => None,
+        };
+        let spark = match cluster.kind {
+            Kind::Spark if !cluster.deleting => self.observe_spark(&workloads).await,
+            _ => None,
+        };
+        let plan = plan::plan(Input {
+            cluster: &cluster,
+            workloads: &workloads,
+            kafka: kafka.as_ref(),
+            spark: spark.as_ref(),
+        });
+        if let Some(voters) = plan.set_voters {
+            self.store.cluster_set_voters(cluster.id, voters).await?;
+        }
+        let mut cluster = cluster;
+        if let Some(voters) = plan.set_voters {
+            cluster.voters = voters;
+        }
+        let mut detail: Option<String> = None;
+        let mut blocked: Option<(&'static str, String)> = None;
+        for action in &plan.actions {
+            match self.execute(&cluster, action, &workloads).await {
+                Ok(Some(text)) => detail = Some(text),
+                Ok(None) => {}
+                Err(ActionError::Provision(ProvisionError::InsufficientCapacity(message))) => {
+                    blocked = Some(("insufficient_capacity", message));
+                    break;
+                }
+                Err(ActionError::Kafka(message)) => {
+                    detail = Some(message);
+                    break;
+                }
+                Err(other) => return Err(other.into_provision()),
+            }
+        }
+        if plan.actions.contains(&Action::RemoveCluster) {
+            if self.store.cluster_remove(cluster.id).await? {
+                tracing::info!(cluster = %cluster.id, name = %cluster.name, "cluster deleted");
+            }
+            return Ok(());
+        }
+        self.record(&cluster, &plan, detail, blocked).await?;
+        Ok(())
+    }
+
+    async fn record(
+        &self,
+        cluster: &ClusterRecord,
+        plan: &Plan,
+        detail: Option<String>,
+        blocked: Option<(&'static str, String)>,
+    ) -> Result<(), StoreError> {
+        let now = Utc::now();
+        let outcome = match blocked {
+            Some((code, message)) => Outcome::Blocked { code, message },
+            None => plan.outcome.clone(),
+        };
+        let mut conditions: Vec<Condition> = Vec::new();
+        for draft in &plan.conditions {
+            let previous = cluster
+                .status
+                .conditions
+                .iter()
+                .find(|c| c.condition_type == draft.condition_type);
+            let last_transition_time = match previous {
+                Some(previous) if previous.status == draft.status => previous.last_transition_time,
+                _ => now,
+            };
+            conditions.push(Condition {
+                condition_type: draft.condition_type.to_owned(),
+                status: draft.status.to_owned(),
+                reason: draft.reason.to_owned(),
+                message: draft.message.clone(),
+                last_transition_time,
+            });
+        }
+        if let Outcome::Blocked { code, message } = &outcome {
+            conditions.push(Condition {
+                condition_type: "Progressing".to_owned(),
+                status: "False".to_owned(),
+                reason: (*code).to_owned(),
+                message: message.clone(),
+                last_transition_time: now,
+            });
+        }
+        let state = match outcome {
+            Outcome::Blocked { .. } => crate::model::ClusterState::Failed,
+            _ => plan.state,
+        };
+        let observed_generation = if outcome == Outcome::Converged {
+            cluster.generation
+        } else {
+            cluster.observed_generation
+        };
+        let status = ClusterStatusDoc {
+            conditions,
+            ready: plan.ready.clone(),
+            bootstrap_servers: plan.bootstrap_servers.clone(),
+            job_api: plan.job_api.clone(),
+        };
+        self.store
+            .cluster_set_observed(cluster.id, state, observed_generation, &status)
+            .await?;
+        if let Some(op) = self.store.operation_running(cluster.id).await? {
+            self.progress(&op, plan, detail, &outcome).await?;
+        }
+        Ok(())
+    }
+
+    async fn progress(
+        &self,
+        op: &OperationRecord,
+        plan: &Plan,
+        detail: Option<String>,
+        outcome: &Outcome,
+    ) -> Result<(), StoreError> {
+        let now = Utc::now();
+        let mut steps = op.steps.clone();
+        let same = steps.last().is_some_and(|s| s.name == plan.phase);
+        if !same && !plan.phase.is_empty() {
+            if let Some(last) = steps.last_mut()
+                && last.state == "Running"
+            {
+                last.state = "Done".to_owned();
+            }
+            steps.push(OperationStep {
+                name: plan.phase.clone(),
+                state: "Running".to_owned(),
+                detail: detail.clone(),
+                started_at: now,
+            });
+        } else if let (Some(last), Some(detail)) = (steps.last_mut(), detail) {
+            last.detail = Some(detail);
+        }
+        // An operation for an older generation is finished by reaching any newer one too.
+        match outcome {
+            Outcome::Converged if !plan.phase.is_empty() => {
+                if let Some(last) = steps.last_mut() {
+                    last.state = "Done".to_owned();
+                }
+                self.store
+                    .operation_finish(op.id, OperationState::Succeeded, &steps, None)
+                    .await
+            }
+            Outcome::Blocked { code, message } => {
+                if let Some(last) = steps.last_mut() {
+                    last.state = "Failed".to_owned();
+                }
+                self.store
+                    .operation_finish(op.id, OperationState::Failed, &steps, Some((code, message)))
+                    .await
+            }
+            _ if steps != op.steps => self.store.operation_set_steps(op.id, &steps).await,
+            _ => Ok(()),
+        }
+    }
+
+    async fn execute(
+        &self,
+        cluster: &ClusterRecord,
+        action: &Action,
+        workloads: &[crate::model::WorkloadRecord],
+    ) -> Result<Option<String>, ActionError> {
+        match action {
+            Action::Place(requests) => {
+                let lines = self.provisioner.place(cluster, requests).await?;
+                tracing::info!(cluster = %cluster.name, placed = ?lines, "workloads placed");
+                Ok(Some(lines.join("; ")))
+            }
+            Action::Remove(ids) => {
+                for id in ids {
+                    self.provisioner.remove(*id).await?;
+                }
+                Ok(None)
+            }
+            Action::Forget(ids) => {
+                for id in ids {
+                    self.provisioner.forget(*id).await?;
+                }
+                Ok(None)
+            }
+            Action::Reassign(moves) => {
+                let admin = KafkaAdmin::new(bootstrap(workloads), self.config.probe_timeout * 4);
+                let count = moves.len();
+                admin
+                    .alter_partition_reassignments(moves.clone())
+                    .await
+                    .map_err(|e| ActionError::Kafka(format!("reassignment refused: {e}")))?;
+                tracing::info!(cluster = %cluster.name, partitions = count, "partition reassignment submitted");
+                Ok(Some(format!("{count} partition(s) reassigned")))
+            }
+            Action::RemoveCluster => Ok(None),
+        }
+    }
+
+    async fn observe_kafka(
+        &self,
+        workloads: &[crate::model::WorkloadRecord],
+    ) -> Option<KafkaObservation> {
+        let servers = bootstrap(workloads);
+        if servers.is_empty() {
+            return None;
+        }
+        let admin = KafkaAdmin::new(servers, self.config.probe_timeout);
+        let metadata = admin.metadata().await.ok()?;
+        let reassigning = admin.list_partition_reassignments().await.ok()?.len();
+        Some(KafkaObservation {
+            metadata,
+            reassigning,
+        })
+    }
+
+    async fn observe_spark(
+        &self,
+        workloads: &[crate::model::WorkloadRecord],
+    ) -> Option<SparkObservation> {
+        let driver = workloads
+            .iter()
+            .find(|w| w.role == WorkloadRole::Driver && !w.removing)?;
+        let url = format!("http://{}/v1/cluster", driver.endpoint());
+        let body: serde_json::Value = self.http.get(&url).send().await.ok()?.json().await.ok()?;
+        let workers: BTreeSet<u32> = body
+            .get("workers")?
+            .as_array()?
+            .iter()
+            .filter_map(|w| u32::try_from(w.get("id")?.as_u64()?).ok())
+            .collect();
+        Some(SparkObservation { workers })
+    }
+}
+
+/// Bootstrap servers: the Kafka listeners of the running brokers.
+fn bootstrap(workloads: &[crate::model::WorkloadRecord]) -> Vec<String> {
+    workloads
+        .iter()
+        .filter(|w| w.role == WorkloadRole::Broker && !w.removing)
+        .map(|w| w.endpoint())
+        .collect()
+}
+
+/// Why an action failed.
+#[derive(Debug, thiserror::Error)]
+enum ActionError {
+    #[error(transparent)]
+    Provision(#[from] ProvisionError),
+    #[error("{0}")]
+    Kafka(String),
+}
+
+impl ActionError {
+    fn into_provision(self) -> ProvisionError {
+        match self {
+            ActionError::Provision(error) => error,
+            ActionError::Kafka(message) => ProvisionError::InsufficientCapacity(message),
+        }
+    }
+}

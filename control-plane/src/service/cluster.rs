@@ -1,0 +1,815 @@
+//! Workspaces, clusters, operations and audit events: the desired state of the platform.
+//!
+//! Every mutation is validated here, stored together with its operation in one transaction,
+//! audited (accepted or refused), and pokes the reconciler. Nothing here waits for the data plane
+//! except the scale-in check, which asks the Kafka cluster whether the brokers to remove hold
+//! partitions so that the refusal is immediate.
+
+use std::time::Duration;
+
+use uuid::Uuid;
+
+use super::node::{PageRequest, is_dns_label};
+use super::{Service, ServiceError};
+use crate::kafka_admin::KafkaAdmin;
+use crate::model::{
+    AuditRecord, ClusterRecord, ClusterSpec, Kind, MAX_STORAGE_GIB, OperationKind, OperationRecord,
+    PoolRole, WorkloadRecord, WorkspaceRecord, kind_spec, size_spec,
+};
+use crate::store::{NewOperation, SpecChange, StoreError};
+
+/// The largest page of clusters, workspaces, operations or audit events.
+const MAX_PAGE: u32 = 500;
+/// The default page.
+const DEFAULT_PAGE: u32 = 100;
+
+/// A `PATCH` of a cluster.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ClusterPatchInput {
+    /// `(pool name, replicas)` to resize.
+    pub pools: Vec<(String, u32)>,
+    /// New deletion protection.
+    pub deletion_protection: Option<bool>,
+    /// Drain brokers before removing them.
+    pub drain: bool,
+}
+
+/// What a `PUT` did.
+#[derive(Clone, Debug)]
+pub struct PutOutcome {
+    /// The cluster now.
+    pub cluster: ClusterRecord,
+    /// The operation started (or the one still running for an identical spec).
+    pub operation: Option<OperationRecord>,
+    /// True when the cluster was created by this call.
+    pub created: bool,
+}
+
+/// A cluster with its workloads and latest operation, for reads.
+#[derive(Clone, Debug)]
+pub struct ClusterView {
+    /// The row.
+    pub cluster: ClusterRecord,
+    /// Its workloads.
+    pub workloads: Vec<WorkloadRecord>,
+    /// Its latest operation.
+    pub last_operation: Option<Uuid>,
+}
+
+fn page_size(page: &PageRequest) -> Result<u32, ServiceError> {
+    match page.page_size {
+        None => Ok(DEFAULT_PAGE),
+        Some(size) if (1..=MAX_PAGE).contains(&size) => Ok(size),
+        Some(_) => Err(invalid(
+            "page_size",
+            &format!("must be between 1 and {MAX_PAGE}"),
+        )),
+    }
+}
+
+fn invalid(field: &str, message: &str) -> ServiceError {
+    ServiceError::InvalidField {
+        field: field.to_owned(),
+        message: message.to_owned(),
+    }
+}
+
+fn check_name(field: &str, name: &str) -> Result<(), ServiceError> {
+    if is_dns_label(name) {
+        Ok(())
+    } else {
+        Err(invalid(
+            field,
+            "must be 1-63 lowercase letters, digits or '-', starting and ending with a letter or digit",
+        ))
+    }
+}
+
+/// Checks a desired spec against the catalog, filling the default version.
+///
+/// # Errors
+/// [`ServiceError::InvalidField`] naming the field.
+pub fn validate_spec(kind: Kind, spec: &mut ClusterSpec) -> Result<(), ServiceError> {
+    let offer = kind_spec(kind);
+    if spec.version.is_empty() {
+        spec.version = offer
+            .versions
+            .first()
+            .copied()
+            .unwrap_or_default()
+            .to_owned();
+    }
+    if !offer.versions.contains(&spec.version.as_str()) {
+        return Err(invalid(
+            "version",
+            &format!(
+                "must be one of {:?} for a {} cluster",
+                offer.versions,
+                kind.as_str()
+            ),
+        ));
+    }
+    if spec.pools.len() != 1 {
+        return Err(invalid("node_pools", "must hold exactly one pool"));
+    }
+    let role = kind.pool_role();
+    for (index, pool) in spec.pools.iter().enumerate() {
+        let field = |name: &str| format!("node_pools[{index}].{name}");
+        check_name(&field("name"), &pool.name)?;
+        if pool.role != role {
+            return Err(invalid(
+                &field("role"),
+                &format!(
+                    "must be {} for a {} cluster",
+                    match role {
+                        PoolRole::Broker => "broker",
+                        PoolRole::Executor => "executor",
+                    },
+                    kind.as_str()
+                ),
+            ));
+        }
+        if !(offer.min_replicas..=offer.max_replicas).contains(&pool.replicas) {
+            return Err(invalid(
+                &field("replicas"),
+                &format!(
+                    "must be between {} and {}",
+                    offer.min_replicas, offer.max_replicas
+                ),
+            ));
+        }
+        if size_spec(&pool.size).is_none() {
+            return Err(invalid(
+                &field("size"),
+                "is not a size of GET /v1/capabilities (small, medium, large)",
+            ));
+        }
+        if !(1..=MAX_STORAGE_GIB).contains(&pool.storage_gib) {
+            return Err(invalid(
+                &field("storage_gib"),
+                &format!("must be between 1 and {MAX_STORAGE_GIB}"),
+            ));
+        }
+    }
+    if let Some(key) = spec.config.keys().next() {
+        return Err(invalid(
+            &format!("config.{key}"),
+            "is not a known cluster setting (none are settable yet)",
+        ));
+    }
+    Ok(())
+}
+
+impl Service {
+    async fn audit(
+        &self,
+        actor: &str,
+        action: &str,
+        resource: &str,
+        outcome: &Result<(), &ServiceError>,
+    ) {
+        let (outcome, detail) = match outcome {
+            Ok(()) => ("accepted".to_owned(), None),
+            Err(error) => (error_code(error).to_owned(), Some(error.to_string())),
+        };
+        let event = AuditRecord {
+            id: 0,
+            at: chrono::Utc::now(),
+            actor: actor.to_owned(),
+            action: action.to_owned(),
+            resource: resource.to_owned(),
+            outcome,
+            detail,
+        };
+        if let Err(error) = self.store.audit_insert(&event).await {
+            tracing::error!(error = %error, action, resource, "cannot write the audit event");
+        }
+    }
+
+    async fn audited<T>(
+        &self,
+        actor: &str,
+        action: &str,
+        resource: String,
+        result: Result<T, ServiceError>,
+    ) -> Result<T, ServiceError> {
+        self.audit(actor, action, &resource, &result.as_ref().map(|_| ()))
+            .await;
+        if result.is_ok() {
+            self.poke.notify_one();
+        }
+        result
+    }
+
+    /// Creates a workspace.
+    ///
+    /// # Errors
+    /// `invalid_field` or `workspace_exists`.
+    pub async fn workspace_create(
+        &self,
+        actor: &str,
+        name: &str,
+    ) -> Result<WorkspaceRecord, ServiceError> {
+        let result = async {
+            check_name("name", name)?;
+            match self.store.workspace_insert(name).await {
+                Ok(record) => Ok(record),
+                Err(StoreError::Conflict { what }) => Err(ServiceError::Conflict {
+                    code: "workspace_exists",
+                    message: format!("{what} already exists"),
+                }),
+                Err(other) => Err(other.into()),
+            }
+        }
+        .await;
+        self.audited(
+            actor,
+            "workspace.create",
+            format!("workspaces/{name}"),
+            result,
+        )
+        .await
+    }
+
+    /// One workspace.
+    ///
+    /// # Errors
+    /// `not_found`.
+    pub async fn workspace_get(&self, name: &str) -> Result<WorkspaceRecord, ServiceError> {
+        self.store
+            .workspace_get(name)
+            .await?
+            .ok_or_else(|| ServiceError::NotFound {
+                what: format!("workspace {name:?}"),
+            })
+    }
+
+    /// A page of workspaces.
+    ///
+    /// # Errors
+    /// `invalid_field` for a bad page.
+    pub async fn workspaces_list(
+        &self,
+        page: PageRequest,
+    ) -> Result<(Vec<WorkspaceRecord>, Option<String>), ServiceError> {
+        let size = page_size(&page)?;
+        let after = page
+            .page_token
+            .as_deref()
+            .map(super::node::decode_page_token)
+            .transpose()?;
+        let mut items = self
+            .store
+            .workspaces_list(after.as_deref(), size + 1)
+            .await?;
+        let next = if items.len() > size as usize {
+            items.truncate(size as usize);
+            items
+                .last()
+                .map(|w| super::node::encode_page_token(&w.name))
+        } else {
+            None
+        };
+        Ok((items, next))
+    }
+
+    /// Creates a cluster or replaces its spec (idempotent: an identical spec changes nothing).
+    ///
+    /// # Errors
+    /// `invalid_field`, `not_found` (workspace), `precondition_failed` (If-Match),
+    /// `operation_in_progress`, `cluster_deleting`.
+    pub async fn cluster_put(
+        &self,
+        actor: &str,
+        workspace: &str,
+        name: &str,
+        kind: Kind,
+        spec: ClusterSpec,
+        if_match: Option<&str>,
+    ) -> Result<PutOutcome, ServiceError> {
+        let result = self
+            .cluster_put_inner(actor, workspace, name, kind, spec, if_match)
+            .await;
+        let action = match &result {
+            Ok(outcome) if outcome.created => "cluster.create",
+            _ => "cluster.update",
+        };
+        self.audited(
+            actor,
+            action,
+            format!("workspaces/{workspace}/clusters/{name}"),
+            result,
+        )
+        .await
+    }
+
+    async fn cluster_put_inner(
+        &self,
+        actor: &str,
+        workspace: &str,
+        name: &str,
+        kind: Kind,
+        mut spec: ClusterSpec,
+        if_match: Option<&str>,
+    ) -> Result<PutOutcome, ServiceError> {
+        check_name("name", name)?;
+        validate_spec(kind, &mut spec)?;
+        spec.drain = false;
+        let ws = self.workspace_get(workspace).await?;
+        for _ in 0..3 {
+            let existing = self.store.cluster_get(ws.id, name).await?;
+            let Some(existing) = existing else {
+                if if_match.is_some_and(|tag| tag != "*") {
+                    return Err(ServiceError::PreconditionFailed {
+                        message: format!(
+                            "cluster {name:?} does not exist, so If-Match cannot match"
+                        ),
+                    });
+                }
+                let op = NewOperation {
+                    id: Uuid::new_v4(),
+                    kind: OperationKind::Create,
+                    created_by: actor.to_owned(),
+                };
+                match self
+                    .store
+                    .cluster_insert(ws.id, name, kind, &spec, &op)
+                    .await?
+                {
+                    Some((cluster, operation)) => {
+                        return Ok(PutOutcome {
+                            cluster,
+                            operation: Some(operation),
+                            created: true,
+                        });
+                    }
+                    None => continue,
+                }
+            };
+            check_if_match(&existing, if_match)?;
+            if existing.deleting {
+                return Err(ServiceError::Conflict {
+                    code: "cluster_deleting",
+                    message: format!("cluster {name:?} is being deleted"),
+                });
+            }
+            if existing.kind != kind {
+                return Err(invalid("kind", "cannot change after creation"));
+            }
+            let mut current = existing.spec.clone();
+            current.drain = false;
+            if current == spec {
+                let operation = self.store.operation_running(existing.id).await?;
+                return Ok(PutOutcome {
+                    cluster: existing,
+                    operation,
+                    created: false,
+                });
+            }
+            let resize_only = current.pools.len() == spec.pools.len()
+                && current.pools.iter().zip(&spec.pools).all(|(a, b)| {
+                    a.name == b.name
+                        && a.size == b.size
+                        && a.storage_gib == b.storage_gib
+                        && a.role == b.role
+                });
+            if resize_only {
+                self.check_scale_in(&existing, spec.replicas(), false)
+                    .await?;
+            } else if current.pools != spec.pools {
+                return Err(invalid(
+                    "node_pools",
+                    "only replicas can change after creation (size, storage and names are fixed)",
+                ));
+            }
+            let op = NewOperation {
+                id: Uuid::new_v4(),
+                kind: if resize_only && current.replicas() != spec.replicas() {
+                    OperationKind::Resize
+                } else {
+                    OperationKind::Update
+                },
+                created_by: actor.to_owned(),
+            };
+            match self
+                .store
+                .cluster_change(existing.id, existing.generation, &spec, false, &op, false)
+                .await?
+            {
+                SpecChange::Done(done) => {
+                    let (cluster, operation) = *done;
+                    return Ok(PutOutcome {
+                        cluster,
+                        operation: Some(operation),
+                        created: false,
+                    });
+                }
+                SpecChange::Busy(running) => return Err(busy(&running)),
+                SpecChange::Stale => continue,
+            }
+        }
+        Err(ServiceError::Conflict {
+            code: "concurrent_change",
+            message: format!("cluster {name:?} changed concurrently; retry"),
+        })
+    }
+
+    /// Resizes a pool or toggles deletion protection.
+    ///
+    /// # Errors
+    /// As [`Service::cluster_put`], plus `brokers_hold_partitions` and `below_quorum`.
+    pub async fn cluster_patch(
+        &self,
+        actor: &str,
+        workspace: &str,
+        name: &str,
+        patch: ClusterPatchInput,
+        if_match: Option<&str>,
+    ) -> Result<(ClusterRecord, OperationRecord), ServiceError> {
+        let result = async {
+            let ws = self.workspace_get(workspace).await?;
+            let existing = self.cluster_record(&ws, name).await?;
+            check_if_match(&existing, if_match)?;
+            if existing.deleting {
+                return Err(ServiceError::Conflict {
+                    code: "cluster_deleting",
+                    message: format!("cluster {name:?} is being deleted"),
+                });
+            }
+            let mut spec = existing.spec.clone();
+            for (index, (pool, replicas)) in patch.pools.iter().enumerate() {
+                let Some(target) = spec.pools.iter_mut().find(|p| &p.name == pool) else {
+                    return Err(invalid(
+                        &format!("node_pools[{index}].name"),
+                        &format!("names no pool of cluster {name:?}"),
+                    ));
+                };
+                target.replicas = *replicas;
+            }
+            if let Some(protect) = patch.deletion_protection {
+                spec.deletion_protection = protect;
+            }
+            spec.drain = patch.drain;
+            validate_spec(existing.kind, &mut spec)?;
+            if patch.pools.is_empty() && patch.deletion_protection.is_none() {
+                return Err(invalid("node_pools", "the patch changes nothing"));
+            }
+            self.check_scale_in(&existing, spec.replicas(), patch.drain)
+                .await?;
+            let op = NewOperation {
+                id: Uuid::new_v4(),
+                kind: if spec.replicas() != existing.spec.replicas() {
+                    OperationKind::Resize
+                } else {
+                    OperationKind::Update
+                },
+                created_by: actor.to_owned(),
+            };
+            match self
+                .store
+                .cluster_change(existing.id, existing.generation, &spec, false, &op, false)
+                .await?
+            {
+                SpecChange::Done(done) => Ok(*done),
+                SpecChange::Busy(running) => Err(busy(&running)),
+                SpecChange::Stale => Err(ServiceError::Conflict {
+                    code: "concurrent_change",
+                    message: format!("cluster {name:?} changed concurrently; retry"),
+                }),
+            }
+        }
+        .await;
+        self.audited(
+            actor,
+            "cluster.resize",
+            format!("workspaces/{workspace}/clusters/{name}"),
+            result,
+        )
+        .await
+    }
+
+    /// Deletes a cluster (refused while deletion protection is on). A running operation is
+    /// superseded.
+    ///
+    /// # Errors
+    /// `not_found`, `deletion_protected`, `precondition_failed`.
+    pub async fn cluster_delete(
+        &self,
+        actor: &str,
+        workspace: &str,
+        name: &str,
+        if_match: Option<&str>,
+    ) -> Result<(ClusterRecord, OperationRecord), ServiceError> {
+        let result = async {
+            let ws = self.workspace_get(workspace).await?;
+            let existing = self.cluster_record(&ws, name).await?;
+            check_if_match(&existing, if_match)?;
+            if existing.spec.deletion_protection {
+                return Err(ServiceError::Conflict {
+                    code: "deletion_protected",
+                    message: format!(
+                        "cluster {name:?} has deletion_protection on; PATCH it off first"
+                    ),
+                });
+            }
+            if existing.deleting
+                && let Some(op) = self.store.operation_running(existing.id).await?
+            {
+                return Ok((existing, op));
+            }
+            let op = NewOperation {
+                id: Uuid::new_v4(),
+                kind: OperationKind::Delete,
+                created_by: actor.to_owned(),
+            };
+            match self
+                .store
+                .cluster_change(
+                    existing.id,
+                    existing.generation,
+                    &existing.spec,
+                    true,
+                    &op,
+                    true,
+                )
+                .await?
+            {
+                SpecChange::Done(done) => Ok(*done),
+                SpecChange::Busy(running) => Err(busy(&running)),
+                SpecChange::Stale => Err(ServiceError::Conflict {
+                    code: "concurrent_change",
+                    message: format!("cluster {name:?} changed concurrently; retry"),
+                }),
+            }
+        }
+        .await;
+        self.audited(
+            actor,
+            "cluster.delete",
+            format!("workspaces/{workspace}/clusters/{name}"),
+            result,
+        )
+        .await
+    }
+
+    async fn cluster_record(
+        &self,
+        ws: &WorkspaceRecord,
+        name: &str,
+    ) -> Result<ClusterRecord, ServiceError> {
+        self.store
+            .cluster_get(ws.id, name)
+            .await?
+            .ok_or_else(|| ServiceError::NotFound {
+                what: format!("cluster {name:?} in workspace {:?}", ws.name),
+            })
+    }
+
+    /// Refuses a scale-in below the quorum, or off brokers that hold partitions without drain.
+    async fn check_scale_in(
+        &self,
+        cluster: &ClusterRecord,
+        replicas: u32,
+        drain: bool,
+    ) -> Result<(), ServiceError> {
+        if cluster.kind != Kind::Kafka || replicas >= cluster.spec.replicas() {
+            return Ok(());
+        }
+        if cluster.voters > 0 && replicas < cluster.voters {
+            return Err(ServiceError::Conflict {
+                code: "below_quorum",
+                message: format!(
+                    "the cluster's first {} brokers are its metadata quorum; it cannot shrink below {}",
+                    cluster.voters, cluster.voters
+                ),
+            });
+        }
+        if drain {
+            return Ok(());
+        }
+        let Some(bootstrap) = cluster.status.bootstrap_servers.clone() else {
+            return Ok(());
+        };
+        let admin = KafkaAdmin::new(
+            bootstrap.split(',').map(str::to_owned).collect(),
+            Duration::from_secs(3),
+        );
+        let Ok(metadata) = admin.metadata().await else {
+            // The reconciler checks again before it removes anything.
+            return Ok(());
+        };
+        let removed = |id: i32| u32::try_from(id).is_ok_and(|id| id > replicas);
+        let held: Vec<String> = metadata
+            .topics
+            .iter()
+            .flat_map(|t| t.partitions.iter().map(move |p| (t, p)))
+            .filter(|(_, p)| p.replicas.iter().any(|r| removed(*r)))
+            .map(|(t, p)| format!("{}-{}", t.name, p.partition))
+            .collect();
+        if held.is_empty() {
+            return Ok(());
+        }
+        let shown: Vec<&str> = held.iter().take(5).map(String::as_str).collect();
+        Err(ServiceError::Conflict {
+            code: "brokers_hold_partitions",
+            message: format!(
+                "brokers above {replicas} hold {} partition replica(s) ({}{}); resize with drain to move them first",
+                held.len(),
+                shown.join(", "),
+                if held.len() > shown.len() {
+                    ", ..."
+                } else {
+                    ""
+                }
+            ),
+        })
+    }
+
+    /// One cluster with its workloads.
+    ///
+    /// # Errors
+    /// `not_found`.
+    pub async fn cluster_get(
+        &self,
+        workspace: &str,
+        name: &str,
+    ) -> Result<ClusterView, ServiceError> {
+        let ws = self.workspace_get(workspace).await?;
+        let cluster = self.cluster_record(&ws, name).await?;
+        self.cluster_view(cluster).await
+    }
+
+    async fn cluster_view(&self, cluster: ClusterRecord) -> Result<ClusterView, ServiceError> {
+        let workloads = self
+            .store
+            .workloads_of_cluster(cluster.id, self.config.node_ready_timeout)
+            .await?;
+        let last_operation = self
+            .store
+            .operation_latest(cluster.id)
+            .await?
+            .map(|op| op.id);
+        Ok(ClusterView {
+            cluster,
+            workloads,
+            last_operation,
+        })
+    }
+
+    /// A page of a workspace's clusters.
+    ///
+    /// # Errors
+    /// `not_found`, `invalid_field`.
+    pub async fn clusters_list(
+        &self,
+        workspace: &str,
+        page: PageRequest,
+    ) -> Result<(Vec<ClusterView>, Option<String>), ServiceError> {
+        let ws = self.workspace_get(workspace).await?;
+        let size = page_size(&page)?;
+        let after = page
+            .page_token
+            .as_deref()
+            .map(super::node::decode_page_token)
+            .transpose()?;
+        let mut items = self
+            .store
+            .clusters_list(ws.id, after.as_deref(), size + 1)
+            .await?;
+        let next = if items.len() > size as usize {
+            items.truncate(size as usize);
+            items
+                .last()
+                .map(|c| super::node::encode_page_token(&c.name))
+        } else {
+            None
+        };
+        let mut views = Vec::with_capacity(items.len());
+        for cluster in items {
+            views.push(self.cluster_view(cluster).await?);
+        }
+        Ok((views, next))
+    }
+
+    /// One operation.
+    ///
+    /// # Errors
+    /// `not_found`.
+    pub async fn operation_get(&self, id: Uuid) -> Result<OperationRecord, ServiceError> {
+        self.store
+            .operation_get(id)
+            .await?
+            .ok_or_else(|| ServiceError::NotFound {
+                what: format!("operation {id}"),
+            })
+    }
+
+    /// A page of a workspace's operations, newest first.
+    ///
+    /// # Errors
+    /// `not_found`, `invalid_field`.
+    pub async fn operations_list(
+        &self,
+        workspace: &str,
+        page: PageRequest,
+    ) -> Result<(Vec<OperationRecord>, Option<String>), ServiceError> {
+        let ws = self.workspace_get(workspace).await?;
+        let size = page_size(&page)?;
+        let before = page
+            .page_token
+            .as_deref()
+            .map(|token| {
+                Uuid::parse_str(token)
+                    .map_err(|_| invalid("page_token", "is not a token this API issued"))
+            })
+            .transpose()?;
+        let mut items = self.store.operations_list(ws.id, before, size + 1).await?;
+        let next = if items.len() > size as usize {
+            items.truncate(size as usize);
+            items.last().map(|op| op.id.to_string())
+        } else {
+            None
+        };
+        Ok((items, next))
+    }
+
+    /// A page of audit events, newest first.
+    ///
+    /// # Errors
+    /// `invalid_field`.
+    pub async fn audit_list(
+        &self,
+        page: PageRequest,
+    ) -> Result<(Vec<AuditRecord>, Option<String>), ServiceError> {
+        let size = page_size(&page)?;
+        let before = page
+            .page_token
+            .as_deref()
+            .map(|token| {
+                token
+                    .parse::<i64>()
+                    .map_err(|_| invalid("page_token", "is not a token this API issued"))
+            })
+            .transpose()?;
+        let mut items = self.store.audit_list(before, size + 1).await?;
+        let next = if items.len() > size as usize {
+            items.truncate(size as usize);
+            items.last().map(|e| e.id.to_string())
+        } else {
+            None
+        };
+        Ok((items, next))
+    }
+
+    /// What a node must run.
+    ///
+    /// # Errors
+    /// `not_found` for an unknown node.
+    pub async fn node_assignment(
+        &self,
+        node: Uuid,
+    ) -> Result<(u64, Vec<WorkloadRecord>), ServiceError> {
+        self.store
+            .node_assignment(node)
+            .await?
+            .ok_or_else(|| ServiceError::NotFound {
+                what: format!("node {node}"),
+            })
+    }
+}
+
+fn check_if_match(cluster: &ClusterRecord, if_match: Option<&str>) -> Result<(), ServiceError> {
+    match if_match {
+        None | Some("*") => Ok(()),
+        Some(tag) if tag.split(',').any(|t| t.trim() == cluster.etag()) => Ok(()),
+        Some(tag) => Err(ServiceError::PreconditionFailed {
+            message: format!(
+                "If-Match {tag} does not match the cluster's current ETag {}",
+                cluster.etag()
+            ),
+        }),
+    }
+}
+
+fn busy(running: &OperationRecord) -> ServiceError {
+    ServiceError::Conflict {
+        code: "operation_in_progress",
+        message: format!(
+            "operation {} ({}) is still running on cluster {:?}; wait for it or delete the cluster",
+            running.id,
+            running.kind.as_str(),
+            running.cluster_name
+        ),
+    }
+}
+
+fn error_code(error: &ServiceError) -> &'static str {
+    match error {
+        ServiceError::InvalidField { .. } => "invalid_field",
+        ServiceError::NotFound { .. } => "not_found",
+        ServiceError::Conflict { code, .. } => code,
+        ServiceError::PreconditionFailed { .. } => "precondition_failed",
+        ServiceError::Unavailable(_) => "unavailable",
+        ServiceError::Internal(_) => "internal",
+    }
+}

@@ -1,0 +1,776 @@
+//! Rows of `workspaces`, `clusters`, `operations` and `audit_events`.
+
+use chrono::{DateTime, Utc};
+use sqlx::types::Json;
+use uuid::Uuid;
+
+use super::{Store, StoreError, to_u64};
+use crate::model::{
+    AuditRecord, ClusterRecord, ClusterSpec, ClusterState, ClusterStatusDoc, Kind, OperationKind,
+    OperationRecord, OperationState, OperationStep, WorkspaceRecord,
+};
+
+fn query_error(context: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
+    move |source| StoreError::Query { context, source }
+}
+
+#[derive(sqlx::FromRow)]
+struct WorkspaceRow {
+    id: Uuid,
+    name: String,
+    created_at: DateTime<Utc>,
+}
+
+impl From<WorkspaceRow> for WorkspaceRecord {
+    fn from(row: WorkspaceRow) -> WorkspaceRecord {
+        WorkspaceRecord {
+            id: row.id,
+            name: row.name,
+            created_at: row.created_at,
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct ClusterRow {
+    id: Uuid,
+    workspace_id: Uuid,
+    workspace: String,
+    name: String,
+    kind: String,
+    spec: Json<ClusterSpec>,
+    generation: i64,
+    deleting: bool,
+    state: String,
+    observed_generation: i64,
+    status: Json<ClusterStatusDoc>,
+    voters: i32,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+macro_rules! cluster_columns {
+    () => {
+        "c.id, c.workspace_id, w.name AS workspace, c.name, c.kind, c.spec, c.generation, c.deleting, \
+         c.state, c.observed_generation, c.status, c.voters, c.created_at, c.updated_at \
+         FROM clusters c JOIN workspaces w ON w.id = c.workspace_id"
+    };
+}
+
+impl TryFrom<ClusterRow> for ClusterRecord {
+    type Error = StoreError;
+
+    fn try_from(row: ClusterRow) -> Result<ClusterRecord, StoreError> {
+        let kind = match row.kind.as_str() {
+            "kafka" => Kind::Kafka,
+            "spark" => Kind::Spark,
+            other => {
+                return Err(StoreError::Corrupt {
+                    column: "clusters.kind",
+                    value: other.to_owned(),
+                });
+            }
+        };
+        let state = ClusterState::parse(&row.state).ok_or_else(|| StoreError::Corrupt {
+            column: "clusters.state",
+            value: row.state.clone(),
+        })?;
+        Ok(ClusterRecord {
+            id: row.id,
+            workspace_id: row.workspace_id,
+            workspace: row.workspace,
+            name: row.name,
+            kind,
+            spec: row.spec.0,
+            generation: to_u64(row.generation, "clusters.generation")?,
+            deleting: row.deleting,
+            state,
+            observed_generation: to_u64(row.observed_generation, "clusters.observed_generation")?,
+            status: row.status.0,
+            voters: u32::try_from(row.voters).map_err(|_| StoreError::Corrupt {
+                column: "clusters.voters",
+                value: row.voters.to_string(),
+            })?,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct OperationRow {
+    id: Uuid,
+    workspace_id: Uuid,
+    workspace: Option<String>,
+    cluster_id: Uuid,
+    cluster_name: String,
+    kind: String,
+    state: String,
+    target_generation: i64,
+    steps: Json<Vec<OperationStep>>,
+    error_code: Option<String>,
+    error_detail: Option<String>,
+    created_by: String,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+    finished_at: Option<DateTime<Utc>>,
+}
+
+macro_rules! operation_columns {
+    () => {
+        "o.id, o.workspace_id, w.name AS workspace, o.cluster_id, o.cluster_name, o.kind, o.state, \
+         o.target_generation, o.steps, o.error_code, o.error_detail, o.created_by, o.created_at, \
+         o.updated_at, o.finished_at \
+         FROM operations o LEFT JOIN workspaces w ON w.id = o.workspace_id"
+    };
+}
+
+impl TryFrom<OperationRow> for OperationRecord {
+    type Error = StoreError;
+
+    fn try_from(row: OperationRow) -> Result<OperationRecord, StoreError> {
+        Ok(OperationRecord {
+            id: row.id,
+            workspace_id: row.workspace_id,
+            workspace: row.workspace.unwrap_or_default(),
+            cluster_id: row.cluster_id,
+            cluster_name: row.cluster_name,
+            kind: OperationKind::parse(&row.kind).ok_or_else(|| StoreError::Corrupt {
+                column: "operations.kind",
+                value: row.kind.clone(),
+            })?,
+            state: OperationState::parse(&row.state).ok_or_else(|| StoreError::Corrupt {
+                column: "operations.state",
+                value: row.state.clone(),
+            })?,
+            target_generation: to_u64(row.target_generation, "operations.target_generation")?,
+            steps: row.steps.0,
+            error_code: row.error_code,
+            error_detail: row.error_detail,
+            created_by: row.created_by,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+            finished_at: row.finished_at,
+        })
+    }
+}
+
+/// `audit_events` columns in order.
+type AuditRow = (
+    i64,
+    DateTime<Utc>,
+    String,
+    String,
+    String,
+    String,
+    Option<String>,
+);
+
+/// An operation to start together with a spec change.
+#[derive(Clone, Debug)]
+pub struct NewOperation {
+    /// Identity.
+    pub id: Uuid,
+    /// Kind.
+    pub kind: OperationKind,
+    /// Who asked.
+    pub created_by: String,
+}
+
+/// Why a spec change was not stored.
+#[derive(Debug)]
+pub enum SpecChange {
+    /// Stored.
+    Done(Box<(ClusterRecord, OperationRecord)>),
+    /// Another operation on the cluster is running.
+    Busy(Box<OperationRecord>),
+    /// The cluster changed (or went) since it was read.
+    Stale,
+}
+
+impl Store {
+    /// Inserts a workspace.
+    ///
+    /// # Errors
+    /// [`StoreError::Conflict`] when the name is taken.
+    pub async fn workspace_insert(&self, name: &str) -> Result<WorkspaceRecord, StoreError> {
+        let row: Result<WorkspaceRow, sqlx::Error> = sqlx::query_as(
+            "INSERT INTO workspaces (id, name) VALUES ($1, $2) RETURNING id, name, created_at",
+        )
+        .bind(Uuid::new_v4())
+        .bind(name)
+        .fetch_one(&self.pool)
+        .await;
+        match row {
+            Ok(row) => Ok(row.into()),
+            Err(sqlx::Error::Database(db)) if db.is_unique_violation() => {
+                Err(StoreError::Conflict {
+                    what: format!("workspace {name:?}"),
+                })
+            }
+            Err(source) => Err(StoreError::Query {
+                context: "workspace_insert",
+                source,
+            }),
+        }
+    }
+
+    /// A workspace by name.
+    ///
+    /// # Errors
+    /// [`StoreError::Query`].
+    pub async fn workspace_get(&self, name: &str) -> Result<Option<WorkspaceRecord>, StoreError> {
+        let row: Option<WorkspaceRow> =
+            sqlx::query_as("SELECT id, name, created_at FROM workspaces WHERE name = $1")
+                .bind(name)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(query_error("workspace_get"))?;
+        Ok(row.map(Into::into))
+    }
+
+    /// Up to `limit` workspaces by name after `after`.
+    ///
+    /// # Errors
+    /// [`StoreError::Query`].
+    pub async fn workspaces_list(
+        &self,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<WorkspaceRecord>, StoreError> {
+        let rows: Vec<WorkspaceRow> = sqlx::query_as(
+            "SELECT id, name, created_at FROM workspaces WHERE ($1::text IS NULL OR name > $1) \
+             ORDER BY name LIMIT $2",
+        )
+        .bind(after)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(query_error("workspaces_list"))?;
+        Ok(rows.into_iter().map(Into::into).collect())
+    }
+
+    /// A cluster by workspace and name.
+    ///
+    /// # Errors
+    /// [`StoreError::Query`] or [`StoreError::Corrupt`].
+    pub async fn cluster_get(
+        &self,
+        workspace_id: Uuid,
+        name: &str,
+    ) -> Result<Option<ClusterRecord>, StoreError> {
+        const SQL: &str = concat!(
+            "SELECT ",
+            cluster_columns!(),
+            " WHERE c.workspace_id = $1 AND c.name = $2"
+        );
+        let row: Option<ClusterRow> = sqlx::query_as(SQL)
+            .bind(workspace_id)
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(query_error("cluster_get"))?;
+        row.map(ClusterRecord::try_from).transpose()
+    }
+
+    /// A cluster by id.
+    ///
+    /// # Errors
+    /// [`StoreError::Query`] or [`StoreError::Corrupt`].
+    pub async fn cluster_get_by_id(&self, id: Uuid) -> Result<Option<ClusterRecord>, StoreError> {
+        const SQL: &str = concat!("SELECT ", cluster_columns!(), " WHERE c.id = $1");
+        let row: Option<ClusterRow> = sqlx::query_as(SQL)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(query_error("cluster_get_by_id"))?;
+        row.map(ClusterRecord::try_from).transpose()
+    }
+
+    /// Up to `limit` clusters of a workspace by name after `after`.
+    ///
+    /// # Errors
+    /// [`StoreError::Query`] or [`StoreError::Corrupt`].
+    pub async fn clusters_list(
+        &self,
+        workspace_id: Uuid,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<ClusterRecord>, StoreError> {
+        const SQL: &str = concat!(
+            "SELECT ",
+            cluster_columns!(),
+            " WHERE c.workspace_id = $1 AND ($2::text IS NULL OR c.name > $2) ORDER BY c.name LIMIT $3"
+        );
+        let rows: Vec<ClusterRow> = sqlx::query_as(SQL)
+            .bind(workspace_id)
+            .bind(after)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(query_error("clusters_list"))?;
+        rows.into_iter().map(ClusterRecord::try_from).collect()
+    }
+
+    /// Inserts a cluster and its create operation in one transaction. `None` when a cluster of
+    /// that name already exists (the caller reads it and decides).
+    ///
+    /// # Errors
+    /// [`StoreError::Query`].
+    pub async fn cluster_insert(
+        &self,
+        workspace_id: Uuid,
+        name: &str,
+        kind: Kind,
+        spec: &ClusterSpec,
+        operation: &NewOperation,
+    ) -> Result<Option<(ClusterRecord, OperationRecord)>, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(query_error("begin"))?;
+        let id = Uuid::new_v4();
+        let inserted = sqlx::query(
+            "INSERT INTO clusters (id, workspace_id, name, kind, spec) VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (workspace_id, name) DO NOTHING",
+        )
+        .bind(id)
+        .bind(workspace_id)
+        .bind(name)
+        .bind(kind.as_str())
+        .bind(Json(spec))
+        .execute(&mut *tx)
+        .await
+        .map_err(query_error("cluster_insert"))?;
+        if inserted.rows_affected() == 0 {
+            return Ok(None);
+        }
+        sqlx::query(
+            "INSERT INTO operations (id, workspace_id, cluster_id, cluster_name, kind, target_generation, created_by) \
+             VALUES ($1, $2, $3, $4, $5, 1, $6)",
+        )
+        .bind(operation.id)
+        .bind(workspace_id)
+        .bind(id)
+        .bind(name)
+        .bind(operation.kind.as_str())
+        .bind(&operation.created_by)
+        .execute(&mut *tx)
+        .await
+        .map_err(query_error("operation_insert"))?;
+        tx.commit().await.map_err(query_error("commit"))?;
+        let cluster = self
+            .cluster_get_by_id(id)
+            .await?
+            .ok_or(StoreError::Corrupt {
+                column: "clusters.id",
+                value: id.to_string(),
+            })?;
+        let op = self
+            .operation_get(operation.id)
+            .await?
+            .ok_or(StoreError::Corrupt {
+                column: "operations.id",
+                value: operation.id.to_string(),
+            })?;
+        Ok(Some((cluster, op)))
+    }
+
+    /// Replaces a cluster's spec (or marks it deleting) if its generation is still `generation`,
+    /// bumping the generation and starting `operation`. With `supersede`, a running operation is
+    /// failed as superseded first (DELETE wins over a stuck change).
+    ///
+    /// # Errors
+    /// [`StoreError::Query`].
+    pub async fn cluster_change(
+        &self,
+        cluster_id: Uuid,
+        generation: u64,
+        spec: &ClusterSpec,
+        deleting: bool,
+        operation: &NewOperation,
+        supersede: bool,
+    ) -> Result<SpecChange, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(query_error("begin"))?;
+        let generation = i64::try_from(generation).map_err(|_| StoreError::Corrupt {
+            column: "clusters.generation",
+            value: generation.to_string(),
+        })?;
+        let locked: Option<(i64, String, Uuid)> = sqlx::query_as(
+            "SELECT generation, name, workspace_id FROM clusters WHERE id = $1 FOR UPDATE",
+        )
+        .bind(cluster_id)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(query_error("cluster_lock"))?;
+        let Some((current, name, workspace_id)) = locked else {
+            return Ok(SpecChange::Stale);
+        };
+        if current != generation {
+            return Ok(SpecChange::Stale);
+        }
+        let running: Option<Uuid> = sqlx::query_scalar(
+            "SELECT id FROM operations WHERE cluster_id = $1 AND state = 'Running'",
+        )
+        .bind(cluster_id)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(query_error("operation_running"))?;
+        if let Some(running) = running {
+            if supersede {
+                sqlx::query(
+                    "UPDATE operations SET state = 'Failed', error_code = 'superseded', \
+                     error_detail = $2, updated_at = now(), finished_at = now() WHERE id = $1",
+                )
+                .bind(running)
+                .bind(format!("superseded by operation {}", operation.id))
+                .execute(&mut *tx)
+                .await
+                .map_err(query_error("operation_supersede"))?;
+            } else {
+                drop(tx);
+                let op = self
+                    .operation_get(running)
+                    .await?
+                    .ok_or(StoreError::Corrupt {
+                        column: "operations.id",
+                        value: running.to_string(),
+                    })?;
+                return Ok(SpecChange::Busy(Box::new(op)));
+            }
+        }
+        let state = if deleting { "Deleting" } else { "Resizing" };
+        sqlx::query(
+            "UPDATE clusters SET spec = $2, generation = generation + 1, deleting = $3, \
+             state = CASE WHEN $3 OR state <> 'Creating' THEN $4 ELSE state END, updated_at = now() \
+             WHERE id = $1",
+        )
+        .bind(cluster_id)
+        .bind(Json(spec))
+        .bind(deleting)
+        .bind(state)
+        .execute(&mut *tx)
+        .await
+        .map_err(query_error("cluster_change"))?;
+        sqlx::query(
+            "INSERT INTO operations (id, workspace_id, cluster_id, cluster_name, kind, target_generation, created_by) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(operation.id)
+        .bind(workspace_id)
+        .bind(cluster_id)
+        .bind(&name)
+        .bind(operation.kind.as_str())
+        .bind(current + 1)
+        .bind(&operation.created_by)
+        .execute(&mut *tx)
+        .await
+        .map_err(query_error("operation_insert"))?;
+        tx.commit().await.map_err(query_error("commit"))?;
+        let cluster = self.cluster_get_by_id(cluster_id).await?;
+        let op = self.operation_get(operation.id).await?;
+        match (cluster, op) {
+            (Some(cluster), Some(op)) => Ok(SpecChange::Done(Box::new((cluster, op)))),
+            _ => Ok(SpecChange::Stale),
+        }
+    }
+
+    /// Records what a reconciler observed.
+    ///
+    /// # Errors
+    /// [`StoreError::Query`].
+    pub async fn cluster_set_observed(
+        &self,
+        cluster_id: Uuid,
+        state: ClusterState,
+        observed_generation: u64,
+        status: &ClusterStatusDoc,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE clusters SET state = $2, observed_generation = $3, status = $4, reconciled_at = now() \
+             WHERE id = $1",
+        )
+        .bind(cluster_id)
+        .bind(state.as_str())
+        .bind(i64::try_from(observed_generation).unwrap_or(i64::MAX))
+        .bind(Json(status))
+        .execute(&self.pool)
+        .await
+        .map_err(query_error("cluster_set_observed"))?;
+        Ok(())
+    }
+
+    /// Fixes the size of a Kafka cluster's voter set (only the first time).
+    ///
+    /// # Errors
+    /// [`StoreError::Query`].
+    pub async fn cluster_set_voters(
+        &self,
+        cluster_id: Uuid,
+        voters: u32,
+    ) -> Result<(), StoreError> {
+        sqlx::query("UPDATE clusters SET voters = $2 WHERE id = $1 AND voters = 0")
+            .bind(cluster_id)
+            .bind(i32::try_from(voters).unwrap_or(i32::MAX))
+            .execute(&self.pool)
+            .await
+            .map_err(query_error("cluster_set_voters"))?;
+        Ok(())
+    }
+
+    /// Deletes a cluster row whose workloads are all gone, finishing its delete operation.
+    /// Returns `false` while workloads remain.
+    ///
+    /// # Errors
+    /// [`StoreError::Query`].
+    pub async fn cluster_remove(&self, cluster_id: Uuid) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(query_error("begin"))?;
+        let remaining: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM workloads WHERE cluster_id = $1")
+                .bind(cluster_id)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(query_error("cluster_remove_count"))?;
+        if remaining > 0 {
+            return Ok(false);
+        }
+        sqlx::query(
+            "UPDATE operations SET state = 'Succeeded', updated_at = now(), finished_at = now(), \
+             steps = steps || jsonb_build_array(jsonb_build_object('name', 'remove the cluster record', \
+             'state', 'Done', 'detail', NULL, 'started_at', now())) \
+             WHERE cluster_id = $1 AND state = 'Running'",
+        )
+        .bind(cluster_id)
+        .execute(&mut *tx)
+        .await
+        .map_err(query_error("cluster_remove_operation"))?;
+        sqlx::query("DELETE FROM clusters WHERE id = $1 AND deleting")
+            .bind(cluster_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(query_error("cluster_remove"))?;
+        tx.commit().await.map_err(query_error("commit"))?;
+        Ok(true)
+    }
+
+    /// Takes (or renews) the reconcile lease of up to `limit` clusters for `owner`: clusters whose
+    /// lease is free or expired, or already `owner`'s. Several control planes share the work this
+    /// way without reconciling one cluster twice at once.
+    ///
+    /// # Errors
+    /// [`StoreError::Query`].
+    pub async fn clusters_claim(
+        &self,
+        owner: Uuid,
+        lease: std::time::Duration,
+        limit: u32,
+    ) -> Result<Vec<Uuid>, StoreError> {
+        sqlx::query_scalar(
+            "UPDATE clusters SET lease_owner = $1, lease_until = now() + make_interval(secs => $2) \
+             WHERE id IN (SELECT id FROM clusters \
+                          WHERE lease_owner IS NULL OR lease_owner = $1 OR lease_until < now() \
+                          ORDER BY reconciled_at NULLS FIRST LIMIT $3 FOR UPDATE SKIP LOCKED) \
+             RETURNING id",
+        )
+        .bind(owner)
+        .bind(lease.as_secs_f64())
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(query_error("clusters_claim"))
+    }
+
+    /// Gives up `owner`'s leases (at shutdown), so another control plane takes over at once.
+    ///
+    /// # Errors
+    /// [`StoreError::Query`].
+    pub async fn clusters_release(&self, owner: Uuid) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE clusters SET lease_owner = NULL, lease_until = NULL WHERE lease_owner = $1",
+        )
+        .bind(owner)
+        .execute(&self.pool)
+        .await
+        .map_err(query_error("clusters_release"))?;
+        Ok(())
+    }
+
+    /// One operation.
+    ///
+    /// # Errors
+    /// [`StoreError::Query`] or [`StoreError::Corrupt`].
+    pub async fn operation_get(&self, id: Uuid) -> Result<Option<OperationRecord>, StoreError> {
+        const SQL: &str = concat!("SELECT ", operation_columns!(), " WHERE o.id = $1");
+        let row: Option<OperationRow> = sqlx::query_as(SQL)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(query_error("operation_get"))?;
+        row.map(OperationRecord::try_from).transpose()
+    }
+
+    /// The running operation of a cluster, if any.
+    ///
+    /// # Errors
+    /// [`StoreError::Query`] or [`StoreError::Corrupt`].
+    pub async fn operation_running(
+        &self,
+        cluster_id: Uuid,
+    ) -> Result<Option<OperationRecord>, StoreError> {
+        const SQL: &str = concat!(
+            "SELECT ",
+            operation_columns!(),
+            " WHERE o.cluster_id = $1 AND o.state = 'Running'"
+        );
+        let row: Option<OperationRow> = sqlx::query_as(SQL)
+            .bind(cluster_id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(query_error("operation_running"))?;
+        row.map(OperationRecord::try_from).transpose()
+    }
+
+    /// The newest operation of a cluster, if any.
+    ///
+    /// # Errors
+    /// [`StoreError::Query`] or [`StoreError::Corrupt`].
+    pub async fn operation_latest(
+        &self,
+        cluster_id: Uuid,
+    ) -> Result<Option<OperationRecord>, StoreError> {
+        const SQL: &str = concat!(
+            "SELECT ",
+            operation_columns!(),
+            " WHERE o.cluster_id = $1 ORDER BY o.created_at DESC, o.id LIMIT 1"
+        );
+        let row: Option<OperationRow> = sqlx::query_as(SQL)
+            .bind(cluster_id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(query_error("operation_latest"))?;
+        row.map(OperationRecord::try_from).transpose()
+    }
+
+    /// Up to `limit` operations of a workspace, newest first, older than the operation `before`.
+    ///
+    /// # Errors
+    /// [`StoreError::Query`] or [`StoreError::Corrupt`].
+    pub async fn operations_list(
+        &self,
+        workspace_id: Uuid,
+        before: Option<Uuid>,
+        limit: u32,
+    ) -> Result<Vec<OperationRecord>, StoreError> {
+        const SQL: &str = concat!(
+            "SELECT ",
+            operation_columns!(),
+            " WHERE o.workspace_id = $1 AND ($2::uuid IS NULL OR (o.created_at, o.id) < \
+               (SELECT created_at, id FROM operations WHERE id = $2)) \
+             ORDER BY o.created_at DESC, o.id DESC LIMIT $3"
+        );
+        let rows: Vec<OperationRow> = sqlx::query_as(SQL)
+            .bind(workspace_id)
+            .bind(before)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(query_error("operations_list"))?;
+        rows.into_iter().map(OperationRecord::try_from).collect()
+    }
+
+    /// Replaces the steps of a running operation.
+    ///
+    /// # Errors
+    /// [`StoreError::Query`].
+    pub async fn operation_set_steps(
+        &self,
+        id: Uuid,
+        steps: &[OperationStep],
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE operations SET steps = $2, updated_at = now() WHERE id = $1 AND state = 'Running'",
+        )
+        .bind(id)
+        .bind(Json(steps))
+        .execute(&self.pool)
+        .await
+        .map_err(query_error("operation_set_steps"))?;
+        Ok(())
+    }
+
+    /// Ends a running operation.
+    ///
+    /// # Errors
+    /// [`StoreError::Query`].
+    pub async fn operation_finish(
+        &self,
+        id: Uuid,
+        state: OperationState,
+        steps: &[OperationStep],
+        error: Option<(&str, &str)>,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE operations SET state = $2, steps = $3, error_code = $4, error_detail = $5, \
+             updated_at = now(), finished_at = now() WHERE id = $1 AND state = 'Running'",
+        )
+        .bind(id)
+        .bind(state.as_str())
+        .bind(Json(steps))
+        .bind(error.map(|e| e.0))
+        .bind(error.map(|e| e.1))
+        .execute(&self.pool)
+        .await
+        .map_err(query_error("operation_finish"))?;
+        Ok(())
+    }
+
+    /// Appends an audit event.
+    ///
+    /// # Errors
+    /// [`StoreError::Query`].
+    pub async fn audit_insert(&self, event: &AuditRecord) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO audit_events (actor, action, resource, outcome, detail) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(&event.actor)
+        .bind(&event.action)
+        .bind(&event.resource)
+        .bind(&event.outcome)
+        .bind(&event.detail)
+        .execute(&self.pool)
+        .await
+        .map_err(query_error("audit_insert"))?;
+        Ok(())
+    }
+
+    /// Up to `limit` audit events, newest first, below the id `before`.
+    ///
+    /// # Errors
+    /// [`StoreError::Query`].
+    pub async fn audit_list(
+        &self,
+        before: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<AuditRecord>, StoreError> {
+        let rows: Vec<AuditRow> = sqlx::query_as(
+            "SELECT id, at, actor, action, resource, outcome, detail FROM audit_events \
+                 WHERE ($1::bigint IS NULL OR id < $1) ORDER BY id DESC LIMIT $2",
+        )
+        .bind(before)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(query_error("audit_list"))?;
+        Ok(rows
+            .into_iter()
+            .map(
+                |(id, at, actor, action, resource, outcome, detail)| AuditRecord {
+                    id,
+                    at,
+                    actor,
+                    action,
+                    resource,
+                    outcome,
+                    detail,
+                },
+            )
+            .collect())
+    }
+}

@@ -1,0 +1,445 @@
+//! Rows of `workloads` and `ports`, the placement transaction, and what agents report.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use sqlx::types::Json;
+use uuid::Uuid;
+
+use super::{Store, StoreError, to_u64};
+use crate::model::{ObservedProcess, WorkloadConfig, WorkloadRecord, WorkloadRole};
+
+fn query_error(context: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
+    move |source| StoreError::Query { context, source }
+}
+
+/// A node as the scheduler sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FleetNode {
+    /// Identity.
+    pub id: Uuid,
+    /// Name.
+    pub name: String,
+    /// Address of its workloads.
+    pub address: String,
+    /// Fault domain.
+    pub fault_domain: u32,
+    /// Heartbeating.
+    pub ready: bool,
+    /// Offered CPU.
+    pub cpu_millis: u64,
+    /// Offered memory.
+    pub memory_bytes: u64,
+    /// CPU reserved by its workloads.
+    pub reserved_cpu_millis: u64,
+    /// Memory reserved by its workloads.
+    pub reserved_memory_bytes: u64,
+    /// `(cluster, role)` of each workload on it.
+    pub workloads: Vec<(Uuid, WorkloadRole)>,
+}
+
+/// The fleet at the moment of a placement, read under the placement lock.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FleetSnapshot {
+    /// Nodes by name.
+    pub nodes: Vec<FleetNode>,
+    /// Ports taken, per address.
+    pub taken_ports: BTreeMap<String, BTreeSet<u16>>,
+    /// The cluster's existing workloads (for voter addresses).
+    pub cluster_workloads: Vec<WorkloadRecord>,
+}
+
+/// A workload to insert.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewWorkload {
+    /// The node.
+    pub node_id: Uuid,
+    /// Unique name.
+    pub name: String,
+    /// Role.
+    pub role: WorkloadRole,
+    /// Broker or worker id.
+    pub ordinal: u32,
+    /// Process configuration.
+    pub config: WorkloadConfig,
+    /// Reserved CPU.
+    pub cpu_millis: u64,
+    /// Reserved memory.
+    pub memory_bytes: u64,
+    /// Ports it takes on the node's address.
+    pub ports: Vec<u16>,
+}
+
+/// One workload in an agent's heartbeat.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReportedWorkload {
+    /// Name.
+    pub name: String,
+    /// State.
+    pub state: ObservedProcess,
+    /// Process id.
+    pub pid: Option<u32>,
+    /// Restarts.
+    pub restarts: u32,
+    /// How the last process ended.
+    pub last_exit: Option<String>,
+}
+
+#[derive(sqlx::FromRow)]
+struct WorkloadRow {
+    id: Uuid,
+    cluster_id: Uuid,
+    node_id: Uuid,
+    node_name: String,
+    address: String,
+    fault_domain: i32,
+    node_ready: bool,
+    name: String,
+    role: String,
+    ordinal: i32,
+    spec: Json<WorkloadConfig>,
+    removing: bool,
+    gone: bool,
+    observed_state: Option<String>,
+    observed_restarts: i64,
+}
+
+macro_rules! workload_columns {
+    () => {
+        "w.id, w.cluster_id, w.node_id, n.name AS node_name, n.address, n.fault_domain, \
+         (now() - n.last_heartbeat_at) < make_interval(secs => $2) AS node_ready, \
+         w.name, w.role, w.ordinal, w.spec, w.removing, \
+         (w.removing AND w.removed_generation IS NOT NULL AND n.applied_generation >= w.removed_generation \
+          AND w.observed_state = 'Absent') AS gone, \
+         w.observed_state, w.observed_restarts \
+         FROM workloads w JOIN nodes n ON n.id = w.node_id"
+    };
+}
+
+impl TryFrom<WorkloadRow> for WorkloadRecord {
+    type Error = StoreError;
+
+    fn try_from(row: WorkloadRow) -> Result<WorkloadRecord, StoreError> {
+        Ok(WorkloadRecord {
+            id: row.id,
+            cluster_id: row.cluster_id,
+            node_id: row.node_id,
+            node_name: row.node_name,
+            address: row.address,
+            fault_domain: u32::try_from(row.fault_domain).map_err(|_| StoreError::Corrupt {
+                column: "nodes.fault_domain",
+                value: row.fault_domain.to_string(),
+            })?,
+            node_ready: row.node_ready,
+            role: WorkloadRole::parse(&row.role).ok_or_else(|| StoreError::Corrupt {
+                column: "workloads.role",
+                value: row.role.clone(),
+            })?,
+            name: row.name,
+            ordinal: u32::try_from(row.ordinal).map_err(|_| StoreError::Corrupt {
+                column: "workloads.ordinal",
+                value: row.ordinal.to_string(),
+            })?,
+            config: row.spec.0,
+            removing: row.removing,
+            gone: row.gone,
+            observed: ObservedProcess::parse(row.observed_state.as_deref()),
+            restarts: u32::try_from(to_u64(
+                row.observed_restarts,
+                "workloads.observed_restarts",
+            )?)
+            .unwrap_or(u32::MAX),
+        })
+    }
+}
+
+fn i64_of(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+impl Store {
+    /// The workloads of a cluster (removing ones included), by role and ordinal.
+    ///
+    /// # Errors
+    /// [`StoreError::Query`] or [`StoreError::Corrupt`].
+    pub async fn workloads_of_cluster(
+        &self,
+        cluster_id: Uuid,
+        node_ready_timeout: Duration,
+    ) -> Result<Vec<WorkloadRecord>, StoreError> {
+        const SQL: &str = concat!(
+            "SELECT ",
+            workload_columns!(),
+            " WHERE w.cluster_id = $1 ORDER BY w.role, w.ordinal"
+        );
+        let rows: Vec<WorkloadRow> = sqlx::query_as(SQL)
+            .bind(cluster_id)
+            .bind(node_ready_timeout.as_secs_f64())
+            .fetch_all(&self.pool)
+            .await
+            .map_err(query_error("workloads_of_cluster"))?;
+        rows.into_iter().map(WorkloadRecord::try_from).collect()
+    }
+
+    /// What a node must run: its assignment generation and its workloads that are not being
+    /// removed. `None` for an unknown node.
+    ///
+    /// # Errors
+    /// [`StoreError::Query`] or [`StoreError::Corrupt`].
+    pub async fn node_assignment(
+        &self,
+        node_id: Uuid,
+    ) -> Result<Option<(u64, Vec<WorkloadRecord>)>, StoreError> {
+        // One snapshot, so that the generation matches the set.
+        let mut tx = self.pool.begin().await.map_err(query_error("begin"))?;
+        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            .execute(&mut *tx)
+            .await
+            .map_err(query_error("node_assignment_isolation"))?;
+        let generation: Option<i64> =
+            sqlx::query_scalar("SELECT workload_generation FROM nodes WHERE id = $1")
+                .bind(node_id)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(query_error("node_assignment_generation"))?;
+        let Some(generation) = generation else {
+            return Ok(None);
+        };
+        const SQL: &str = concat!(
+            "SELECT ",
+            workload_columns!(),
+            " WHERE w.node_id = $1 AND NOT w.removing ORDER BY w.name"
+        );
+        let rows: Vec<WorkloadRow> = sqlx::query_as(SQL)
+            .bind(node_id)
+            .bind(3600.0_f64)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(query_error("node_assignment"))?;
+        tx.commit().await.map_err(query_error("commit"))?;
+        let workloads = rows
+            .into_iter()
+            .map(WorkloadRecord::try_from)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Some((
+            to_u64(generation, "nodes.workload_generation")?,
+            workloads,
+        )))
+    }
+
+    /// Places workloads: under a fleet-wide lock, reads the fleet, lets `choose` (pure) decide,
+    /// and inserts its workloads with their ports, bumping each affected node's generation.
+    ///
+    /// # Errors
+    /// [`StoreError::Query`]; `choose`'s error is returned inside `Ok(Err(..))`.
+    pub async fn workloads_place<E>(
+        &self,
+        cluster_id: Uuid,
+        node_ready_timeout: Duration,
+        choose: impl FnOnce(&FleetSnapshot) -> Result<Vec<NewWorkload>, E>,
+    ) -> Result<Result<Vec<NewWorkload>, E>, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(query_error("begin"))?;
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtext('hdi.placement'))")
+            .execute(&mut *tx)
+            .await
+            .map_err(query_error("placement_lock"))?;
+        #[allow(clippy::type_complexity)]
+        let nodes: Vec<(Uuid, String, String, i32, bool, i64, i64, i64, i64)> = sqlx::query_as(
+            "SELECT n.id, n.name, n.address, n.fault_domain, \
+               (now() - n.last_heartbeat_at) < make_interval(secs => $1), n.cpu_millis, n.memory_bytes, \
+               COALESCE((SELECT sum(cpu_millis) FROM workloads w WHERE w.node_id = n.id), 0)::bigint, \
+               COALESCE((SELECT sum(memory_bytes) FROM workloads w WHERE w.node_id = n.id), 0)::bigint \
+             FROM nodes n ORDER BY n.name",
+        )
+        .bind(node_ready_timeout.as_secs_f64())
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(query_error("placement_nodes"))?;
+        let placed: Vec<(Uuid, Uuid, String)> =
+            sqlx::query_as("SELECT node_id, cluster_id, role FROM workloads")
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(query_error("placement_workloads"))?;
+        let ports: Vec<(String, i32)> = sqlx::query_as("SELECT address, port FROM ports")
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(query_error("placement_ports"))?;
+        const SQL: &str = concat!(
+            "SELECT ",
+            workload_columns!(),
+            " WHERE w.cluster_id = $1 ORDER BY w.role, w.ordinal"
+        );
+        let existing: Vec<WorkloadRow> = sqlx::query_as(SQL)
+            .bind(cluster_id)
+            .bind(node_ready_timeout.as_secs_f64())
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(query_error("placement_cluster_workloads"))?;
+        let mut snapshot = FleetSnapshot {
+            cluster_workloads: existing
+                .into_iter()
+                .map(WorkloadRecord::try_from)
+                .collect::<Result<_, _>>()?,
+            ..FleetSnapshot::default()
+        };
+        for (id, name, address, fault_domain, ready, cpu, memory, reserved_cpu, reserved_memory) in
+            nodes
+        {
+            snapshot.nodes.push(FleetNode {
+                id,
+                name,
+                address,
+                fault_domain: u32::try_from(fault_domain).unwrap_or(0),
+                ready,
+                cpu_millis: to_u64(cpu, "nodes.cpu_millis")?,
+                memory_bytes: to_u64(memory, "nodes.memory_bytes")?,
+                reserved_cpu_millis: to_u64(reserved_cpu, "workloads.cpu_millis")?,
+                reserved_memory_bytes: to_u64(reserved_memory, "workloads.memory_bytes")?,
+                workloads: placed
+                    .iter()
+                    .filter(|(node, _, _)| *node == id)
+                    .filter_map(|(_, cluster, role)| Some((*cluster, WorkloadRole::parse(role)?)))
+                    .collect(),
+            });
+        }
+        for (address, port) in ports {
+            if let Ok(port) = u16::try_from(port) {
+                snapshot
+                    .taken_ports
+                    .entry(address)
+                    .or_default()
+                    .insert(port);
+            }
+        }
+        let chosen = match choose(&snapshot) {
+            Ok(chosen) => chosen,
+            Err(error) => return Ok(Err(error)),
+        };
+        for workload in &chosen {
+            let id = Uuid::new_v4();
+            sqlx::query(
+                "INSERT INTO workloads (id, cluster_id, node_id, name, role, ordinal, spec, cpu_millis, memory_bytes) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            )
+            .bind(id)
+            .bind(cluster_id)
+            .bind(workload.node_id)
+            .bind(&workload.name)
+            .bind(workload.role.as_str())
+            .bind(i32::try_from(workload.ordinal).unwrap_or(i32::MAX))
+            .bind(Json(&workload.config))
+            .bind(i64_of(workload.cpu_millis))
+            .bind(i64_of(workload.memory_bytes))
+            .execute(&mut *tx)
+            .await
+            .map_err(query_error("workload_insert"))?;
+            for port in &workload.ports {
+                sqlx::query(
+                    "INSERT INTO ports (address, port, workload_id) \
+                     SELECT address, $2, $3 FROM nodes WHERE id = $1",
+                )
+                .bind(workload.node_id)
+                .bind(i32::from(*port))
+                .bind(id)
+                .execute(&mut *tx)
+                .await
+                .map_err(query_error("port_insert"))?;
+            }
+            sqlx::query(
+                "UPDATE nodes SET workload_generation = workload_generation + 1 WHERE id = $1",
+            )
+            .bind(workload.node_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(query_error("node_generation"))?;
+        }
+        tx.commit().await.map_err(query_error("commit"))?;
+        Ok(Ok(chosen))
+    }
+
+    /// Marks a workload for removal: its node's next assignment leaves it out.
+    ///
+    /// # Errors
+    /// [`StoreError::Query`].
+    pub async fn workload_remove(&self, id: Uuid) -> Result<(), StoreError> {
+        sqlx::query(
+            "WITH bumped AS (UPDATE nodes SET workload_generation = workload_generation + 1 \
+                             WHERE id = (SELECT node_id FROM workloads WHERE id = $1 AND NOT removing) \
+                             RETURNING workload_generation) \
+             UPDATE workloads SET removing = true, removed_generation = (SELECT workload_generation FROM bumped) \
+             WHERE id = $1 AND NOT removing",
+        )
+        .bind(id)
+        .execute(&self.pool)
+        .await
+        .map_err(query_error("workload_remove"))?;
+        Ok(())
+    }
+
+    /// Deletes the row of a workload its agent has stopped and cleaned up (ports go with it).
+    ///
+    /// # Errors
+    /// [`StoreError::Query`].
+    pub async fn workload_forget(&self, id: Uuid) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM workloads WHERE id = $1 AND removing")
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map_err(query_error("workload_forget"))?;
+        Ok(())
+    }
+
+    /// Records what an agent reports: the generation it applied and the state of each workload
+    /// it runs; workloads of the node it does not mention are `Absent`.
+    ///
+    /// # Errors
+    /// [`StoreError::Query`].
+    pub async fn node_report_workloads(
+        &self,
+        node_id: Uuid,
+        applied_generation: u64,
+        reports: &[ReportedWorkload],
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(query_error("begin"))?;
+        sqlx::query(
+            "UPDATE nodes SET applied_generation = GREATEST(applied_generation, $2) WHERE id = $1",
+        )
+        .bind(node_id)
+        .bind(i64_of(applied_generation))
+        .execute(&mut *tx)
+        .await
+        .map_err(query_error("node_applied_generation"))?;
+        let names: Vec<&str> = reports.iter().map(|r| r.name.as_str()).collect();
+        let states: Vec<&str> = reports.iter().map(|r| r.state.as_str()).collect();
+        let pids: Vec<Option<i64>> = reports.iter().map(|r| r.pid.map(i64::from)).collect();
+        let restarts: Vec<i64> = reports.iter().map(|r| i64::from(r.restarts)).collect();
+        let exits: Vec<Option<&str>> = reports.iter().map(|r| r.last_exit.as_deref()).collect();
+        sqlx::query(
+            "UPDATE workloads w SET observed_state = r.state, observed_pid = r.pid, \
+               observed_restarts = r.restarts, observed_last_exit = r.last_exit, observed_at = now() \
+             FROM unnest($2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::text[]) \
+               AS r(name, state, pid, restarts, last_exit) \
+             WHERE w.node_id = $1 AND w.name = r.name",
+        )
+        .bind(node_id)
+        .bind(&names)
+        .bind(&states)
+        .bind(&pids)
+        .bind(&restarts)
+        .bind(&exits)
+        .execute(&mut *tx)
+        .await
+        .map_err(query_error("workload_report"))?;
+        sqlx::query(
+            "UPDATE workloads SET observed_state = 'Absent', observed_pid = NULL, observed_at = now() \
+             WHERE node_id = $1 AND NOT (name = ANY($2::text[]))",
+        )
+        .bind(node_id)
+        .bind(&names)
+        .execute(&mut *tx)
+        .await
+        .map_err(query_error("workload_absent"))?;
+        tx.commit().await.map_err(query_error("commit"))?;
+        Ok(())
+    }
+}

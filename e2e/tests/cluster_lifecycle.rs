@@ -1,0 +1,262 @@
+//! Cluster lifecycle on the local fleet, end to end: a control plane, three node agents and the
+//! brokers and executors they run, driven through `hdictl` and REST, checked with kcat and a
+//! Kafka admin client at the bootstrap address.
+#![allow(clippy::unwrap_used, reason = "tests")]
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use hdi_e2e::{Fleet, client_command, eventually, kcat, test_python};
+use serde_json::Value;
+
+/// Runs hdictl and returns stdout, failing the test with stderr when it fails.
+fn ok(fleet: &Fleet, args: &[&str]) -> String {
+    let (success, out, err) = fleet.hdictl(args);
+    assert!(success, "hdictl {args:?} failed:\n{err}\n{out}");
+    out
+}
+
+fn show(fleet: &Fleet, name: &str) -> Value {
+    serde_json::from_str(&ok(fleet, &["cluster", "show", name, "-o", "json"])).unwrap()
+}
+
+/// Topic metadata through confluent-kafka's admin client: `{partition: replicas}`.
+fn replicas(bootstrap: &str, topic: &str) -> Vec<Vec<i64>> {
+    let script = format!(
+        "import json\nfrom confluent_kafka.admin import AdminClient\n\
+         a = AdminClient({{'bootstrap.servers': '{bootstrap}'}})\n\
+         t = a.list_topics('{topic}', timeout=10).topics['{topic}']\n\
+         print(json.dumps([t.partitions[p].replicas for p in sorted(t.partitions)]))\n"
+    );
+    let out = client_command(test_python())
+        .args(["-c", &script])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn create_topic(bootstrap: &str, topic: &str, partitions: u32, rf: u32) {
+    let script = format!(
+        "from confluent_kafka.admin import AdminClient, NewTopic\n\
+         a = AdminClient({{'bootstrap.servers': '{bootstrap}'}})\n\
+         for f in a.create_topics([NewTopic('{topic}', {partitions}, {rf})], request_timeout=15).values(): f.result()\n"
+    );
+    let out = client_command(test_python())
+        .args(["-c", &script])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "create topic: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn consume_all(bootstrap: &str, topic: &str) -> Vec<String> {
+    let (success, out, err) = kcat(
+        bootstrap,
+        &["-C", "-t", topic, "-o", "beginning", "-e", "-q"],
+        None,
+    );
+    assert!(success, "kcat consume: {err}");
+    let mut lines: Vec<String> = String::from_utf8_lossy(&out)
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    lines.sort();
+    lines
+}
+
+fn workloads(cluster: &Value) -> Vec<Value> {
+    cluster["status"]["workloads"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_and_spark_clusters_through_hdictl() {
+    let fleet = Fleet::start("lifecycle", 3).await;
+    let api = fleet.api();
+    eventually("three ready nodes", Duration::from_secs(30), || async {
+        let nodes = api.nodes_list_all().await.ok()?;
+        (nodes
+            .iter()
+            .filter(|n| n.status == hdi_api::NodeStatus::Ready)
+            .count()
+            == 3)
+            .then_some(())
+    })
+    .await
+    .unwrap();
+    ok(&fleet, &["workspace", "create", "test"]);
+
+    // Create: three brokers on three fault domains, Running only once they are one cluster.
+    let out = fleet.hdictl(&[
+        "cluster",
+        "create",
+        "pay",
+        "--kind",
+        "kafka",
+        "--brokers",
+        "3",
+    ]);
+    assert!(out.0, "create: {}\n{}", out.2, out.1);
+    assert!(
+        out.2.contains("place brokers 1, 2, 3"),
+        "progress shows the steps: {}",
+        out.2
+    );
+    let cluster = show(&fleet, "pay");
+    assert_eq!(cluster["status"]["state"], "Running", "{cluster:#}");
+    let domains: BTreeSet<u64> = workloads(&cluster)
+        .iter()
+        .map(|w| w["fault_domain"].as_u64().unwrap())
+        .collect();
+    assert_eq!(domains.len(), 3, "one broker per fault domain: {cluster:#}");
+    let bootstrap = cluster["status"]["endpoints"]["bootstrap_servers"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // A topic with RF=3, written and read with kcat at the bootstrap address.
+    create_topic(&bootstrap, "payments", 12, 3);
+    let records: Vec<String> = (0..300).map(|i| format!("payment-{i:04}")).collect();
+    let input = records.join("\n") + "\n";
+    let (success, _, err) = kcat(
+        &bootstrap,
+        &["-P", "-t", "payments", "-X", "acks=all"],
+        Some(input.as_bytes()),
+    );
+    assert!(success, "kcat produce: {err}");
+    let mut expected = records.clone();
+    expected.sort();
+    assert_eq!(consume_all(&bootstrap, "payments"), expected);
+
+    // Resize 3 -> 4: the new broker joins and partitions move onto it.
+    ok(&fleet, &["cluster", "resize", "pay", "--brokers", "4"]);
+    let cluster = show(&fleet, "pay");
+    assert_eq!(cluster["status"]["state"], "Running", "{cluster:#}");
+    assert_eq!(workloads(&cluster).len(), 4);
+    let bootstrap4 = cluster["status"]["endpoints"]["bootstrap_servers"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let placement = replicas(&bootstrap4, "payments");
+    let on_four = placement.iter().filter(|r| r.contains(&4)).count();
+    assert!(
+        on_four >= 3,
+        "broker 4 holds a share of the replicas after the rebalance: {placement:?}"
+    );
+
+    // Resize 4 -> 3 without drain is refused: broker 4 holds partitions.
+    let (success, out, err) = fleet.hdictl(&["cluster", "resize", "pay", "--brokers", "3"]);
+    assert!(
+        !success,
+        "scale-in over held partitions must be refused: {out}"
+    );
+    assert!(err.contains("brokers_hold_partitions"), "{err}");
+
+    // With drain: partitions move off broker 4, then it stops and its data goes.
+    ok(
+        &fleet,
+        &["cluster", "resize", "pay", "--brokers", "3", "--drain"],
+    );
+    let cluster = show(&fleet, "pay");
+    assert_eq!(cluster["status"]["state"], "Running", "{cluster:#}");
+    assert_eq!(workloads(&cluster).len(), 3, "{cluster:#}");
+    let placement = replicas(&bootstrap, "payments");
+    assert!(
+        placement.iter().all(|r| !r.contains(&4) && r.len() == 3),
+        "{placement:?}"
+    );
+    assert_eq!(
+        consume_all(&bootstrap, "payments"),
+        expected,
+        "nothing lost across the resizes"
+    );
+
+    // Spark: a driver and two executors; resize 2 -> 3 -> 1.
+    ok(
+        &fleet,
+        &[
+            "cluster",
+            "create",
+            "etl",
+            "--kind",
+            "spark",
+            "--executors",
+            "2",
+        ],
+    );
+    let spark = show(&fleet, "etl");
+    assert_eq!(spark["status"]["state"], "Running", "{spark:#}");
+    assert_eq!(workloads(&spark).len(), 3);
+    let job_api = spark["status"]["endpoints"]["job_api"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let members: Value = reqwest_get(&format!("{job_api}/v1/cluster")).await;
+    assert_eq!(
+        members["workers"].as_array().unwrap().len(),
+        2,
+        "{members:#}"
+    );
+    ok(&fleet, &["cluster", "resize", "etl", "--executors", "3"]);
+    ok(&fleet, &["cluster", "resize", "etl", "--executors", "1"]);
+    let spark = show(&fleet, "etl");
+    assert_eq!(workloads(&spark).len(), 2, "{spark:#}");
+
+    let listing = ok(&fleet, &["cluster", "list"]);
+    assert!(
+        listing.contains("pay") && listing.contains("etl"),
+        "{listing}"
+    );
+
+    // Delete both: every process stops and every data directory goes.
+    ok(&fleet, &["cluster", "delete", "pay"]);
+    ok(&fleet, &["cluster", "delete", "etl"]);
+    let (success, _, err) = fleet.hdictl(&["cluster", "show", "pay"]);
+    assert!(!success && err.contains("not_found"), "{err}");
+    let leftovers: Vec<(u32, String)> = fleet
+        .processes()
+        .into_iter()
+        .filter(|(_, cmd)| cmd.contains("hdi-broker") || cmd.contains("hdi-executor"))
+        .collect();
+    assert!(leftovers.is_empty(), "processes left behind: {leftovers:?}");
+    for node in 0..3 {
+        let dir = fleet.agent_dir(node).join("workloads");
+        let left: Vec<_> = std::fs::read_dir(&dir)
+            .map(|d| d.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default();
+        assert!(left.is_empty(), "data left on node-{node}: {left:?}");
+    }
+    let audit = api.audit_list(None).await.unwrap();
+    let actions: Vec<&str> = audit.items.iter().map(|e| e.action.as_str()).collect();
+    assert!(
+        actions.contains(&"cluster.create") && actions.contains(&"cluster.delete"),
+        "{actions:?}"
+    );
+    assert!(
+        audit
+            .items
+            .iter()
+            .any(|e| e.outcome == "brokers_hold_partitions"),
+        "refusals are audited too"
+    );
+}
+
+async fn reqwest_get(url: &str) -> Value {
+    let out = tokio::process::Command::new("curl")
+        .args(["-sf", url])
+        .output()
+        .await
+        .unwrap();
+    assert!(out.status.success(), "GET {url}");
+    serde_json::from_slice(&out.stdout).unwrap()
+}
