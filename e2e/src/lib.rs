@@ -546,8 +546,8 @@ impl Fleet {
         let database_url = fresh_database().await;
         let secrets = Secrets::create(dir.path());
         // A port range of its own, so that tests running at once do not collide.
-        let base = 20_000
-            + (std::process::id() % 40) * 250
+        let base = 30_000
+            + (std::process::id() % 10) * 250
             + (uuid::Uuid::new_v4().as_u128() % 4) as u32 * 60;
         let workload_ports = format!("{base}-{}", base + 59);
         let control_plane =
@@ -624,6 +624,11 @@ impl Fleet {
     /// The data directory of agent `index`.
     pub fn agent_dir(&self, index: u32) -> PathBuf {
         self.dir.path().join(format!("node-{index}"))
+    }
+
+    /// Starts agent `index` again (same name, data dir and fault domain).
+    pub fn start_agent(&self, index: u32, url: &str) -> Proc {
+        Self::agent(url, &self.secrets, self.dir.path(), index)
     }
 
     fn agent(url: &str, secrets: &Secrets, dir: &Path, index: u32) -> Proc {

@@ -19,7 +19,7 @@ use crate::util::{cargo, run, target_dir, wait_for};
 /// Flags of `cargo xtask bench broker`.
 #[derive(Debug, Args)]
 pub struct BenchArgs {
-    /// What to benchmark (`broker`).
+    /// What to benchmark (`broker` or `control-plane`).
     what: String,
     /// Records per run.
     #[arg(long, default_value_t = 1_000_000)]
@@ -33,6 +33,9 @@ pub struct BenchArgs {
     /// Leader kills in the failover part of `--cluster`.
     #[arg(long, default_value_t = 20)]
     faults: usize,
+    /// Clusters created per kind (`control-plane`).
+    #[arg(long, default_value_t = 10)]
+    runs: usize,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -66,9 +69,30 @@ pub(crate) struct Figures {
 
 /// Runs the benchmark.
 pub fn run_bench(args: BenchArgs) -> anyhow::Result<()> {
+    if args.what == "control-plane" {
+        run(
+            "cargo build --release",
+            cargo().args([
+                "build",
+                "--release",
+                "--locked",
+                "-p",
+                "hdi-control-plane",
+                "-p",
+                "hdi-node-agent",
+                "-p",
+                "hdi-broker",
+                "-p",
+                "hdi-executor",
+                "-p",
+                "hdi-kafka-perf",
+            ]),
+        )?;
+        return crate::bench_control_plane::run(&target_dir()?.join("release"), args.runs);
+    }
     if args.what != "broker" {
         bail!(
-            "unknown benchmark {:?}: try `cargo xtask bench broker`",
+            "unknown benchmark {:?}: try `cargo xtask bench broker` or `cargo xtask bench control-plane`",
             args.what
         );
     }

@@ -126,7 +126,7 @@ fn wait_whole(release: &Path, bootstrap: &str) -> anyhow::Result<i64> {
 }
 
 /// Percentile of `values` (sorted copy).
-fn percentile(values: &[f64], p: f64) -> f64 {
+pub(crate) fn percentile(values: &[f64], p: f64) -> f64 {
     let mut sorted = values.to_vec();
     sorted.sort_by(f64::total_cmp);
     if sorted.is_empty() {

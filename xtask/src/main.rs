@@ -11,6 +11,7 @@
 
 mod bench;
 mod bench_cluster;
+mod bench_control_plane;
 mod chaos;
 mod postgres;
 mod sys;
@@ -41,7 +42,8 @@ enum Command {
     Test(test::TestArgs),
     /// Regenerate checked-in generated files (OpenAPI document).
     Codegen,
-    /// Benchmarks against named peers (`broker`: hdi-broker vs tansu).
+    /// Benchmarks against named peers (`broker`: hdi-broker vs tansu; `control-plane`: cluster
+    /// lifecycle times and API latency).
     Bench(bench::BenchArgs),
     /// The long fault suites (`broker`: 200 faults against a 3-broker cluster).
     Chaos(chaos::ChaosArgs),

@@ -238,6 +238,23 @@ fn check_nodes(hdictl: &Path, config: &Path) -> anyhow::Result<Vec<String>> {
     if ready != 3 {
         bail!("hdictl node list shows {ready} Ready nodes, expected 3:\n{table}");
     }
+    let clusters = crate::util::output(
+        "hdictl cluster list",
+        Command::new(hdictl)
+            .arg("--config")
+            .arg(config)
+            .args(["cluster", "list"]),
+    )?;
+    eprint!("{clusters}");
+    for demo in ["demo-kafka", "demo-spark"] {
+        let running = clusters.lines().any(|line| {
+            let mut cells = line.split_whitespace();
+            cells.next() == Some(demo) && cells.nth(1) == Some("Running")
+        });
+        if !running {
+            bail!("hdictl cluster list does not show {demo} Running:\n{clusters}");
+        }
+    }
     let json = crate::util::output(
         "hdictl node list -o json",
         Command::new(hdictl)
@@ -264,29 +281,8 @@ fn check_nodes(hdictl: &Path, config: &Path) -> anyhow::Result<Vec<String>> {
 
 /// Process ids whose command line mentions `path` (our agents, control plane and PostgreSQL do).
 fn processes_mentioning(path: &Path) -> Vec<String> {
-    let needle = path.to_string_lossy().into_owned();
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    entries
-        .filter_map(Result::ok)
-        .filter(|entry| {
-            entry
-                .file_name()
-                .to_string_lossy()
-                .chars()
-                .all(|c| c.is_ascii_digit())
-        })
-        .filter_map(|entry| {
-            let cmdline = std::fs::read(entry.path().join("cmdline")).ok()?;
-            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
-            cmdline.contains(&needle).then(|| {
-                format!(
-                    "{}: {}",
-                    entry.file_name().to_string_lossy(),
-                    cmdline.trim()
-                )
-            })
-        })
+    crate::util::pids_mentioning(path)
+        .into_iter()
+        .map(|(pid, cmdline)| format!("{pid}: {cmdline}"))
         .collect()
 }

@@ -3,7 +3,9 @@
 //!
 //! State lives in one directory (default `.hdi/`): the database, the node agents' data directories
 //! (so nodes keep their identity across restarts), generated secrets and logs. `up` also writes the
-//! `local` hdictl context so that `hdictl node list` works with no further set-up.
+//! `local` hdictl context so that `hdictl node list` works with no further set-up, and ends by
+//! creating the demo: a 3-broker Kafka cluster and a 2-executor Spark cluster in workspace
+//! `default`. Stopping `up` stops the brokers and executors too; the next `up` restarts them.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -17,7 +19,9 @@ use clap::Args;
 
 use crate::postgres::{Binaries, Durability, Postgres};
 use crate::sys;
-use crate::util::{cargo, http_get, random_token, repo_root, tail, target_dir, wait_for};
+use crate::util::{
+    cargo, http_get, http_request, random_token, repo_root, tail, target_dir, wait_for,
+};
 
 /// The number of node agents `up` starts, one per fault domain.
 const NODES: u32 = 3;
@@ -64,6 +68,10 @@ pub fn run(args: UpArgs, shutdown: &Receiver<()>) -> anyhow::Result<()> {
             "hdi-node-agent",
             "-p",
             "hdictl",
+            "-p",
+            "hdi-broker",
+            "-p",
+            "hdi-executor",
         ]);
         if !args.debug {
             build.arg("--release");
@@ -84,6 +92,7 @@ pub fn run(args: UpArgs, shutdown: &Receiver<()>) -> anyhow::Result<()> {
     let mut platform = Platform {
         children: Vec::new(),
         postgres,
+        workloads: state.join("nodes"),
     };
     let result = bring_up(&args, &state, &bin, &mut platform).map(|_api| {
         eprintln!("\nPress Ctrl-C to stop everything.");
@@ -97,6 +106,9 @@ pub fn run(args: UpArgs, shutdown: &Receiver<()>) -> anyhow::Result<()> {
 struct Platform {
     children: Vec<(String, Child)>,
     postgres: Postgres,
+    /// The agents' data directories: workloads (brokers, executors) run from under it and,
+    /// by design, outlive their agent, so `stop` stops them explicitly.
+    workloads: PathBuf,
 }
 
 impl Platform {
@@ -140,6 +152,22 @@ impl Platform {
             }
         }
         self.children.clear();
+        // Brokers and executors: SIGTERM (brokers flush and move leaderships), SIGKILL after 15 s.
+        // The agents start them again from their saved assignments at the next `up`.
+        for (pid, _) in crate::util::pids_mentioning(&self.workloads) {
+            sys::signal(pid, libc::SIGTERM);
+        }
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while !crate::util::pids_mentioning(&self.workloads).is_empty() {
+            if Instant::now() > deadline {
+                for (pid, command) in crate::util::pids_mentioning(&self.workloads) {
+                    eprintln!("xtask: {command} ignored SIGTERM for 15 s; killing it");
+                    sys::signal(pid, libc::SIGKILL);
+                }
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
         if let Err(error) = self.postgres.stop() {
             eprintln!("xtask: warning: {error:#}");
         }
@@ -246,8 +274,11 @@ fn bring_up(
         )
     })?;
 
+    let demo = create_demo(api, &admin_token)?;
     let config_path = write_hdictl_context(&api_url, &admin_token)?;
     println!("hdi is up.");
+    println!("  demo Kafka:     demo-kafka, bootstrap servers {}", demo.0);
+    println!("  demo Spark:     demo-spark, job API {}", demo.1);
     println!("  API:            {api_url}   (OpenAPI document: {api_url}/openapi.json)");
     println!("  admin token:    {admin_token}");
     println!("                  (kept in {})", admin_token_file.display());
@@ -258,11 +289,69 @@ fn bring_up(
     println!("  state and logs: {}", state.display());
     println!("Try:");
     println!("  {} node list", bin("hdictl")?.display());
+    println!("  {} cluster show demo-kafka", bin("hdictl")?.display());
+    println!("  kcat -b {} -L", demo.0);
     println!(
         "  curl -H \"Authorization: Bearer $(cat {})\" {api_url}/v1/nodes",
         admin_token_file.display()
     );
     Ok(api)
+}
+
+/// The demo: workspace `default` with a 3-broker Kafka cluster and a 2-executor Spark cluster,
+/// created through the REST API (idempotent: an existing demo is left as it is) and awaited until
+/// Running. Returns the bootstrap servers and the job API URL.
+fn create_demo(api: SocketAddr, token: &str) -> anyhow::Result<(String, String)> {
+    let (status, body) = http_request(
+        api,
+        "POST",
+        "/v1/workspaces",
+        Some(token),
+        Some(r#"{"name":"default"}"#),
+    )?;
+    if status != 201 && status != 409 {
+        bail!("cannot create workspace default: HTTP {status}: {body}");
+    }
+    let clusters = [
+        (
+            "demo-kafka",
+            r#"{"kind":"kafka","node_pools":[{"name":"brokers","role":"broker","replicas":3}]}"#,
+        ),
+        (
+            "demo-spark",
+            r#"{"kind":"spark","node_pools":[{"name":"executors","role":"executor","replicas":2}]}"#,
+        ),
+    ];
+    for (name, spec) in clusters {
+        let path = format!("/v1/workspaces/default/clusters/{name}");
+        let (status, body) = http_request(api, "PUT", &path, Some(token), Some(spec))?;
+        if status != 200 && status != 202 {
+            bail!("cannot create {name}: HTTP {status}: {body}");
+        }
+        eprintln!("xtask: {name} requested");
+    }
+    let mut endpoints = Vec::new();
+    for (name, _) in clusters {
+        let path = format!("/v1/workspaces/default/clusters/{name}");
+        let cluster = wait_for(
+            &format!("{name} to be Running"),
+            Duration::from_secs(120),
+            || {
+                let (status, body) = http_get(api, &path, Some(token)).ok()?;
+                let cluster: serde_json::Value = serde_json::from_str(&body).ok()?;
+                (status == 200 && cluster["status"]["state"] == "Running").then_some(cluster)
+            },
+        )?;
+        let endpoint = &cluster["status"]["endpoints"];
+        let value = endpoint["bootstrap_servers"]
+            .as_str()
+            .or_else(|| endpoint["job_api"].as_str())
+            .unwrap_or("-")
+            .to_owned();
+        eprintln!("xtask: {name} is Running ({value})");
+        endpoints.push(value);
+    }
+    Ok((endpoints[0].clone(), endpoints[1].clone()))
 }
 
 /// Reads a secret file, creating it (mode 0600) with a random token first if missing.

@@ -1,0 +1,283 @@
+//! Crash safety and static stability of the cluster lifecycle: the control plane is SIGKILLed at
+//! each step of create, resize and delete and restarted; every operation converges and nothing is
+//! orphaned (no process, data directory or row). 100 identical PUTs at once make one cluster. With
+//! the control plane and the node agents gone, the brokers keep serving.
+#![allow(clippy::unwrap_used, reason = "tests")]
+
+use std::time::Duration;
+
+use hdi_api::{
+    ClusterKind, ClusterPatch, ClusterSpec, NodePool, NodePoolPatch, OperationState, PoolRole,
+};
+use hdi_e2e::{Fleet, eventually, kcat};
+use uuid::Uuid;
+
+fn kafka_spec(brokers: u32) -> ClusterSpec {
+    ClusterSpec {
+        kind: ClusterKind::Kafka,
+        version: None,
+        node_pools: vec![NodePool {
+            name: "brokers".into(),
+            role: PoolRole::Broker,
+            replicas: brokers,
+            size: "small".into(),
+            storage_gib: 10,
+        }],
+        config: Default::default(),
+        deletion_protection: false,
+    }
+}
+
+async fn ready_fleet(tag: &str) -> Fleet {
+    let fleet = Fleet::start(tag, 3).await;
+    let api = fleet.api();
+    eventually("three ready nodes", Duration::from_secs(30), || async {
+        let nodes = api.nodes_list_all().await.ok()?;
+        (nodes
+            .iter()
+            .filter(|n| n.status == hdi_api::NodeStatus::Ready)
+            .count()
+            == 3)
+            .then_some(())
+    })
+    .await
+    .unwrap();
+    api.workspace_create("test").await.unwrap();
+    fleet
+}
+
+/// Waits until the operation shows a step whose name starts with `prefix`, then SIGKILLs the
+/// control plane, restarts it, and returns the steps seen before the kill.
+async fn kill_at_step(fleet: &mut Fleet, op: Uuid, prefix: &str) -> Vec<String> {
+    let api = fleet.api();
+    let (steps, _) = eventually(
+        &format!("step {prefix:?}"),
+        Duration::from_secs(60),
+        || async {
+            let op = api.operation_get(op).await.ok()?;
+            let names: Vec<String> = op.steps.iter().map(|s| s.name.clone()).collect();
+            names.iter().any(|n| n.starts_with(prefix)).then_some(names)
+        },
+    )
+    .await
+    .unwrap();
+    fleet.control_plane.proc.kill9();
+    fleet.restart_control_plane();
+    steps
+}
+
+async fn wait_op(fleet: &Fleet, op: Uuid) {
+    let done = fleet
+        .api()
+        .operation_wait(op, Duration::from_secs(120), |_| {})
+        .await
+        .unwrap();
+    assert_eq!(done.state, OperationState::Succeeded, "{done:#?}");
+}
+
+fn workload_processes(fleet: &Fleet) -> Vec<(u32, String)> {
+    fleet
+        .processes()
+        .into_iter()
+        .filter(|(_, cmd)| cmd.contains("hdi-broker") || cmd.contains("hdi-executor"))
+        .collect()
+}
+
+async fn count(database_url: &str, sql: &str) -> i64 {
+    let pool = sqlx::PgPool::connect(database_url).await.unwrap();
+    let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned()))
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    n
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn control_plane_killed_at_every_step_converges_without_orphans() {
+    let mut fleet = ready_fleet("crash").await;
+    let api = fleet.api();
+
+    // Create: killed right after the PUT is accepted, then again once brokers are placed.
+    let op = api
+        .cluster_put("test", "pay", &kafka_spec(3))
+        .await
+        .unwrap();
+    fleet.control_plane.proc.kill9();
+    fleet.restart_control_plane();
+    kill_at_step(&mut fleet, op.id, "place brokers").await;
+    wait_op(&fleet, op.id).await;
+    let api = fleet.api();
+    let cluster = api.cluster_get("test", "pay").await.unwrap();
+    assert_eq!(cluster.status.state, hdi_api::ClusterState::Running);
+    assert_eq!(cluster.status.workloads.len(), 3, "placed once, not twice");
+    let bootstrap = cluster.status.endpoints.bootstrap_servers.clone().unwrap();
+    let input: String = (0..200).map(|i| format!("r{i}\n")).collect();
+    let (ok, _, err) = kcat(
+        &bootstrap,
+        &["-P", "-t", "events", "-X", "acks=all"],
+        Some(input.as_bytes()),
+    );
+    assert!(ok, "{err}");
+
+    // Resize out: killed while the new broker starts.
+    let patch = |n: u32, drain: bool| ClusterPatch {
+        node_pools: Some(vec![NodePoolPatch {
+            name: "brokers".into(),
+            replicas: n,
+        }]),
+        deletion_protection: None,
+        drain,
+    };
+    let op = api
+        .cluster_patch("test", "pay", &patch(4, false))
+        .await
+        .unwrap();
+    kill_at_step(&mut fleet, op.id, "place brokers 4").await;
+    wait_op(&fleet, op.id).await;
+    let api = fleet.api();
+    assert_eq!(
+        api.cluster_get("test", "pay")
+            .await
+            .unwrap()
+            .status
+            .workloads
+            .len(),
+        4
+    );
+
+    // Resize in with drain: killed while partitions move.
+    let op = api
+        .cluster_patch("test", "pay", &patch(3, true))
+        .await
+        .unwrap();
+    let seen = kill_at_step(&mut fleet, op.id, "").await;
+    assert!(!seen.is_empty());
+    wait_op(&fleet, op.id).await;
+    let api = fleet.api();
+    let cluster = api.cluster_get("test", "pay").await.unwrap();
+    assert_eq!(cluster.status.workloads.len(), 3, "{cluster:#?}");
+    let (ok, out, err) = kcat(
+        &bootstrap,
+        &["-C", "-t", "events", "-o", "beginning", "-e", "-q"],
+        None,
+    );
+    assert!(ok, "{err}");
+    assert_eq!(
+        String::from_utf8_lossy(&out).lines().count(),
+        200,
+        "nothing acknowledged is lost"
+    );
+
+    // Delete: killed while the workloads stop.
+    let op = api.cluster_delete("test", "pay").await.unwrap();
+    kill_at_step(&mut fleet, op.id, "stop the workloads").await;
+    wait_op(&fleet, op.id).await;
+    let api = fleet.api();
+    let gone = api.cluster_get("test", "pay").await.unwrap_err();
+    assert_eq!(gone.status(), Some(404));
+    eventually(
+        "no broker process left",
+        Duration::from_secs(20),
+        || async { workload_processes(&fleet).is_empty().then_some(()) },
+    )
+    .await
+    .unwrap();
+    for node in 0..3 {
+        let dir = fleet.agent_dir(node).join("workloads");
+        let left: Vec<_> = std::fs::read_dir(&dir)
+            .map(|d| d.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default();
+        assert!(left.is_empty(), "data left on node-{node}: {left:?}");
+    }
+    let db = fleet.database_url.clone();
+    assert_eq!(count(&db, "SELECT count(*) FROM clusters").await, 0);
+    assert_eq!(count(&db, "SELECT count(*) FROM workloads").await, 0);
+    assert_eq!(count(&db, "SELECT count(*) FROM ports").await, 0);
+    assert_eq!(
+        count(
+            &db,
+            "SELECT count(*) FROM operations WHERE state = 'Running'"
+        )
+        .await,
+        0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hundred_identical_puts_make_one_cluster_and_brokers_serve_without_the_control_plane() {
+    let mut fleet = ready_fleet("puts").await;
+    let api = fleet.api();
+    let mut tasks = Vec::new();
+    for _ in 0..100 {
+        let api = api.clone();
+        tasks.push(tokio::spawn(async move {
+            api.cluster_put("test", "one", &kafka_spec(3)).await
+        }));
+    }
+    let mut ops = std::collections::BTreeSet::new();
+    for task in tasks {
+        let op = task.await.unwrap().unwrap();
+        ops.insert(op.id);
+    }
+    assert_eq!(
+        ops.len(),
+        1,
+        "every PUT answers with the one create operation: {ops:?}"
+    );
+    let db = fleet.database_url.clone();
+    assert_eq!(count(&db, "SELECT count(*) FROM clusters").await, 1);
+    assert_eq!(count(&db, "SELECT count(*) FROM operations").await, 1);
+    let op = *ops.iter().next().unwrap();
+    wait_op(&fleet, op).await;
+    let cluster = api.cluster_get("test", "one").await.unwrap();
+    let bootstrap = cluster.status.endpoints.bootstrap_servers.clone().unwrap();
+
+    // Static stability: control plane and agents SIGKILLed; the brokers keep serving.
+    fleet.control_plane.proc.kill9();
+    for agent in &mut fleet.agents {
+        agent.kill9();
+    }
+    let input: String = (0..500).map(|i| format!("s{i}\n")).collect();
+    let (ok, _, err) = kcat(
+        &bootstrap,
+        &["-P", "-t", "static", "-X", "acks=all"],
+        Some(input.as_bytes()),
+    );
+    assert!(ok, "produce without a control plane: {err}");
+    let (ok, out, err) = kcat(
+        &bootstrap,
+        &["-C", "-t", "static", "-o", "beginning", "-e", "-q"],
+        None,
+    );
+    assert!(ok, "consume without a control plane: {err}");
+    assert_eq!(String::from_utf8_lossy(&out).lines().count(), 500);
+    assert_eq!(
+        workload_processes(&fleet).len(),
+        3,
+        "the brokers outlive their agents"
+    );
+
+    // Everything back: the agents adopt their brokers (no restart), the cluster stays Running.
+    fleet.restart_control_plane();
+    let url = fleet.control_plane.url.clone();
+    for i in 0..3 {
+        fleet.agents[i] = fleet.start_agent(u32::try_from(i).unwrap(), &url);
+    }
+    let api = fleet.api();
+    eventually(
+        "the cluster Running again",
+        Duration::from_secs(60),
+        || async {
+            let c = api.cluster_get("test", "one").await.ok()?;
+            (c.status.state == hdi_api::ClusterState::Running
+                && c.status
+                    .workloads
+                    .iter()
+                    .all(|w| w.state == "Running" && w.restarts == 0))
+            .then_some(())
+        },
+    )
+    .await
+    .unwrap();
+}
