@@ -7,6 +7,7 @@
 mod clusters;
 mod context;
 mod output;
+mod topics;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -77,6 +78,11 @@ enum Command {
         #[command(subcommand)]
         command: clusters::OperationCommand,
     },
+    /// Topics of Kafka clusters: create, list, describe, delete, produce, consume.
+    Topic {
+        #[command(subcommand)]
+        command: topics::TopicCommand,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -116,6 +122,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let (api, ws) =
                 connect_with_workspace(cli.config, cli.context.as_deref(), cli.workspace)?;
             clusters::cluster(&api, &ws, command, cli.output).await?;
+        }
+        Command::Topic { command } => {
+            let (api, ws) =
+                connect_with_workspace(cli.config, cli.context.as_deref(), cli.workspace)?;
+            topics::topic(&api, &ws, command, cli.output).await?;
         }
         Command::Operation { command } => {
             let (api, _) = connect_with_workspace(cli.config, cli.context.as_deref(), None)?;

@@ -141,9 +141,49 @@ async fn admin_calls_against_a_real_broker() {
         assert!(p.offline.is_empty());
     }
     let configs = admin.describe_topic_configs("orders").await.unwrap();
-    assert!(
-        configs.contains(&("retention.ms".to_owned(), "3600000".to_owned())),
+    let config = |configs: &[hdi_control_plane::kafka_admin::TopicConfigEntry], key: &str| {
+        configs
+            .iter()
+            .find(|c| c.name == key)
+            .map(|c| (c.value.clone(), c.explicit))
+    };
+    assert_eq!(
+        config(&configs, "retention.ms"),
+        Some(("3600000".to_owned(), true)),
         "{configs:?}"
+    );
+    assert_eq!(
+        config(&configs, "cleanup.policy"),
+        Some(("delete".to_owned(), false)),
+        "defaults are reported as such: {configs:?}"
+    );
+    // IncrementalAlterConfigs: set one key, reset another to its default.
+    admin
+        .alter_topic_configs(
+            "orders",
+            vec![
+                ("retention.bytes".to_owned(), Some("1048576".to_owned())),
+                ("retention.ms".to_owned(), None),
+            ],
+        )
+        .await
+        .unwrap();
+    let configs = admin.describe_topic_configs("orders").await.unwrap();
+    assert_eq!(
+        config(&configs, "retention.bytes"),
+        Some(("1048576".to_owned(), true))
+    );
+    assert_eq!(config(&configs, "retention.ms").map(|c| c.1), Some(false));
+    assert_eq!(
+        kafka_name(
+            admin
+                .alter_topic_configs(
+                    "orders",
+                    vec![("retention.ms".to_owned(), Some("soon".to_owned()))]
+                )
+                .await
+        ),
+        "INVALID_CONFIG"
     );
 
     assert_eq!(

@@ -14,6 +14,7 @@ use crate::cluster::{
     AuditEventList, Capabilities, Cluster, ClusterList, ClusterPatch, ClusterSpec, Operation,
     OperationList, OperationState, Workspace, WorkspaceCreate, WorkspaceList,
 };
+use crate::topic::{Topic, TopicCreate, TopicList, TopicPatch};
 use crate::types::{Health, Node, NodeHeartbeat, NodeList, NodeRegistration, Problem, Readiness};
 use crate::workload::WorkloadAssignment;
 
@@ -351,6 +352,97 @@ impl Client {
         .await
     }
 
+    /// `GET /v1/workspaces/{ws}/clusters/{cluster}/topics` (one page).
+    pub async fn topics_list(
+        &self,
+        workspace: &str,
+        cluster: &str,
+        page_token: Option<&str>,
+    ) -> Result<TopicList, ClientError> {
+        let path = paged(
+            &format!("{}/topics", cluster_path(workspace, cluster)),
+            page_token,
+        );
+        self.call(Method::GET, &path, None::<&()>).await
+    }
+
+    /// All topics of a cluster, following page tokens.
+    pub async fn topics_list_all(
+        &self,
+        workspace: &str,
+        cluster: &str,
+    ) -> Result<Vec<Topic>, ClientError> {
+        let mut topics = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let page = self
+                .topics_list(workspace, cluster, token.as_deref())
+                .await?;
+            topics.extend(page.items);
+            match page.next_page_token {
+                Some(next) => token = Some(next),
+                None => return Ok(topics),
+            }
+        }
+    }
+
+    /// `POST /v1/workspaces/{ws}/clusters/{cluster}/topics`: the created topic.
+    pub async fn topic_create(
+        &self,
+        workspace: &str,
+        cluster: &str,
+        topic: &TopicCreate,
+    ) -> Result<Topic, ClientError> {
+        let path = format!("{}/topics", cluster_path(workspace, cluster));
+        self.call(Method::POST, &path, Some(topic)).await
+    }
+
+    /// `GET /v1/workspaces/{ws}/clusters/{cluster}/topics/{topic}`.
+    pub async fn topic_get(
+        &self,
+        workspace: &str,
+        cluster: &str,
+        topic: &str,
+    ) -> Result<Topic, ClientError> {
+        self.call(
+            Method::GET,
+            &topic_path(workspace, cluster, topic),
+            None::<&()>,
+        )
+        .await
+    }
+
+    /// `PATCH /v1/workspaces/{ws}/clusters/{cluster}/topics/{topic}`: the topic after the change.
+    pub async fn topic_patch(
+        &self,
+        workspace: &str,
+        cluster: &str,
+        topic: &str,
+        patch: &TopicPatch,
+    ) -> Result<Topic, ClientError> {
+        self.call(
+            Method::PATCH,
+            &topic_path(workspace, cluster, topic),
+            Some(patch),
+        )
+        .await
+    }
+
+    /// `DELETE /v1/workspaces/{ws}/clusters/{cluster}/topics/{topic}` (204, no body).
+    pub async fn topic_delete(
+        &self,
+        workspace: &str,
+        cluster: &str,
+        topic: &str,
+    ) -> Result<(), ClientError> {
+        let url = format!("{}{}", self.base_url, topic_path(workspace, cluster, topic));
+        let response = self.send(self.request(Method::DELETE, &url), &url).await?;
+        if response.status().is_success() {
+            return Ok(());
+        }
+        Err(Self::error_from(response, &url).await)
+    }
+
     fn request(&self, method: Method, url: &str) -> RequestBuilder {
         let builder = self.http.request(method, url);
         match &self.token {
@@ -445,6 +537,14 @@ fn cluster_path(workspace: &str, name: &str) -> String {
         "/v1/workspaces/{}/clusters/{}",
         segment(workspace),
         segment(name)
+    )
+}
+
+fn topic_path(workspace: &str, cluster: &str, topic: &str) -> String {
+    format!(
+        "{}/topics/{}",
+        cluster_path(workspace, cluster),
+        segment(topic)
     )
 }
 

@@ -7,11 +7,13 @@
 
 pub mod client;
 pub mod cluster;
+pub mod topic;
 pub mod types;
 pub mod workload;
 
 pub use client::{Client, ClientError};
 pub use cluster::*;
+pub use topic::*;
 pub use types::*;
 pub use workload::*;
 

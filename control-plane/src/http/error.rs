@@ -101,6 +101,15 @@ impl From<ServiceError> for ApiError {
                 "precondition_failed",
                 message,
             ),
+            ServiceError::Refused { code, message } => {
+                ApiError::new(StatusCode::BAD_REQUEST, code, message)
+            }
+            ServiceError::Unreachable { code, message } => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, code, message)
+            }
+            ServiceError::Upstream { code, message } => {
+                ApiError::new(StatusCode::BAD_GATEWAY, code, message)
+            }
             ServiceError::Unavailable(source) => {
                 tracing::warn!(error = %error_chain(&source), "dependency unavailable");
                 ApiError::new(

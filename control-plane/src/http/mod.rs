@@ -11,6 +11,7 @@ pub mod error;
 mod extract;
 mod health;
 mod node;
+mod topic;
 
 use axum::Router;
 use axum::routing::{get, post, put};
@@ -44,6 +45,11 @@ use error::ApiError;
         cluster::operations_list,
         cluster::operation_get,
         cluster::audit_list,
+        topic::topics_list,
+        topic::topic_create,
+        topic::topic_get,
+        topic::topic_patch,
+        topic::topic_delete,
     ),
     components(schemas(hdi_api::Problem)),
     modifiers(&BearerAuth),
@@ -53,6 +59,7 @@ use error::ApiError;
         (name = "agent", description = "Endpoints for node agents (agent token)"),
         (name = "workspaces", description = "Tenants"),
         (name = "clusters", description = "Kafka and Spark clusters"),
+        (name = "topics", description = "Topics of Kafka clusters, through the Kafka admin protocol"),
         (name = "operations", description = "Long-running mutations"),
         (name = "audit", description = "Who changed what"),
     )
@@ -115,6 +122,16 @@ pub fn router(state: AppState) -> Router {
                 .put(cluster::cluster_put)
                 .patch(cluster::cluster_patch)
                 .delete(cluster::cluster_delete),
+        )
+        .route(
+            "/v1/workspaces/{ws}/clusters/{cluster}/topics",
+            get(topic::topics_list).post(topic::topic_create),
+        )
+        .route(
+            "/v1/workspaces/{ws}/clusters/{cluster}/topics/{topic}",
+            get(topic::topic_get)
+                .patch(topic::topic_patch)
+                .delete(topic::topic_delete),
         )
         .route(
             "/v1/workspaces/{ws}/operations",

@@ -2,9 +2,9 @@
 //!
 //! This module owns everything the control plane says to the Kafka clusters it provisions over
 //! the Kafka protocol: probing readiness (`Metadata`), topic management (`CreateTopics`,
-//! `DeleteTopics`, `CreatePartitions`, `DescribeConfigs`) and moving partitions when brokers are
-//! added or drained (`AlterPartitionReassignments`, `ListPartitionReassignments`, planned by the
-//! pure [`plan_rebalance`]). Kafka wire types (`kafka-protocol`) stay inside this module; callers
+//! `DeleteTopics`, `CreatePartitions`, `DescribeConfigs`, `IncrementalAlterConfigs`) and moving
+//! partitions when brokers are added or drained (`AlterPartitionReassignments`,
+//! `ListPartitionReassignments`, planned by the pure [`plan_rebalance`]). Kafka wire types (`kafka-protocol`) stay inside this module; callers
 //! see plain Rust types and one error type, [`AdminError`], whose Kafka `code`/`name` are stable
 //! so that they can be mapped to HTTP problems.
 //!
@@ -14,9 +14,9 @@
 //!   frame sizes are bounded, every decode error is an [`AdminError::Protocol`], nothing panics.
 //! - Fixed API versions, all within what `hdi-broker` advertises (`handlers/mod.rs`): Metadata
 //!   v12, CreateTopics v7, DeleteTopics v6, CreatePartitions v3, DescribeConfigs v4,
-//!   AlterPartitionReassignments v0, ListPartitionReassignments v0. (No ApiVersions round trip:
-//!   a broker that does not support a version closes the connection, which surfaces as
-//!   [`AdminError::Protocol`].)
+//!   IncrementalAlterConfigs v1, AlterPartitionReassignments v0, ListPartitionReassignments v0.
+//!   (No ApiVersions round trip: a broker that does not support a version closes the
+//!   connection, which surfaces as [`AdminError::Protocol`].)
 //! - Read-only calls (Metadata, DescribeConfigs) go to the first reachable bootstrap address,
 //!   tried in order. Admin calls go to the controller named by Metadata's `controller_id` (cached,
 //!   refreshed on `NOT_CONTROLLER` or when it cannot be reached, then retried; if the controller's
@@ -44,10 +44,14 @@ use kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
 use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
 use kafka_protocol::messages::delete_topics_request::DeleteTopicState;
 use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
+use kafka_protocol::messages::incremental_alter_configs_request::{
+    AlterConfigsResource, AlterableConfig,
+};
 use kafka_protocol::messages::{
     AlterPartitionReassignmentsRequest, AlterPartitionReassignmentsResponse, BrokerId,
     CreatePartitionsRequest, CreatePartitionsResponse, CreateTopicsRequest, CreateTopicsResponse,
     DeleteTopicsRequest, DeleteTopicsResponse, DescribeConfigsRequest,
+    IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse,
     ListPartitionReassignmentsRequest, MetadataRequest, MetadataResponse, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
@@ -66,6 +70,10 @@ const DELETE_TOPICS_VERSION: i16 = 6;
 const CREATE_PARTITIONS_VERSION: i16 = 3;
 /// DescribeConfigs v4 (flexible).
 const DESCRIBE_CONFIGS_VERSION: i16 = 4;
+/// IncrementalAlterConfigs v1 (flexible).
+const INCREMENTAL_ALTER_CONFIGS_VERSION: i16 = 1;
+/// DescribeConfigs `config_source` of a value set on the topic itself (`TOPIC_CONFIG`).
+const SOURCE_TOPIC_CONFIG: i8 = 1;
 /// The only version `hdi-broker` accepts.
 const ALTER_REASSIGNMENTS_VERSION: i16 = 0;
 /// The only version there is.
@@ -253,6 +261,17 @@ pub struct PartitionInfo {
     pub offline: Vec<i32>,
 }
 
+/// One config of a topic, as DescribeConfigs reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TopicConfigEntry {
+    /// Key (`retention.ms`).
+    pub name: String,
+    /// Value in force.
+    pub value: String,
+    /// Set on the topic itself (`TOPIC_CONFIG`), not a broker or built-in default.
+    pub explicit: bool,
+}
+
 /// A reassignment in progress: `(topic, partition, replicas, adding, removing)`.
 pub type OngoingReassignment = (String, i32, Vec<i32>, Vec<i32>, Vec<i32>);
 
@@ -408,7 +427,7 @@ impl KafkaAdmin {
         check(API, result.error_code, result.error_message.as_ref())
     }
 
-    /// A topic's configs, `(name, value)` sorted by name: the explicit ones and the defaults
+    /// A topic's configs sorted by name: the ones set on the topic and the defaults in force
     /// (configs without a value, such as sensitive ones, are left out).
     ///
     /// # Errors
@@ -416,7 +435,7 @@ impl KafkaAdmin {
     pub async fn describe_topic_configs(
         &self,
         name: &str,
-    ) -> Result<Vec<(String, String)>, AdminError> {
+    ) -> Result<Vec<TopicConfigEntry>, AdminError> {
         const API: &str = "DescribeConfigs";
         let deadline = self.deadline();
         let request = DescribeConfigsRequest::default().with_resources(vec![
@@ -434,17 +453,65 @@ impl KafkaAdmin {
             .find(|r| r.resource_type == RESOURCE_TOPIC && r.resource_name.as_str() == name)
             .ok_or_else(|| missing(API, name))?;
         check(API, result.error_code, result.error_message.as_ref())?;
-        let mut configs: Vec<(String, String)> = result
+        let mut configs: Vec<TopicConfigEntry> = result
             .configs
             .iter()
             .filter_map(|c| {
-                c.value
-                    .as_ref()
-                    .map(|v| (c.name.as_str().to_owned(), v.as_str().to_owned()))
+                c.value.as_ref().map(|v| TopicConfigEntry {
+                    name: c.name.as_str().to_owned(),
+                    value: v.as_str().to_owned(),
+                    explicit: c.config_source == SOURCE_TOPIC_CONFIG,
+                })
             })
             .collect();
-        configs.sort();
+        configs.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(configs)
+    }
+
+    /// Sets (`Some(value)`) or removes (`None`, back to the default) configs of a topic, leaving
+    /// the others as they are.
+    ///
+    /// # Errors
+    /// As [`KafkaAdmin::metadata`]; `UNKNOWN_TOPIC_OR_PARTITION` when there is no such topic,
+    /// `INVALID_CONFIG` for an unknown key or a bad value.
+    pub async fn alter_topic_configs(
+        &self,
+        name: &str,
+        changes: Vec<(String, Option<String>)>,
+    ) -> Result<(), AdminError> {
+        const API: &str = "IncrementalAlterConfigs";
+        let deadline = self.deadline();
+        let configs = changes
+            .into_iter()
+            .map(|(key, value)| {
+                AlterableConfig::default()
+                    .with_name(StrBytes::from_string(key))
+                    // 0 = SET, 1 = DELETE.
+                    .with_config_operation(if value.is_some() { 0 } else { 1 })
+                    .with_value(value.map(StrBytes::from_string))
+            })
+            .collect();
+        let request = IncrementalAlterConfigsRequest::default().with_resources(vec![
+            AlterConfigsResource::default()
+                .with_resource_type(RESOURCE_TOPIC)
+                .with_resource_name(StrBytes::from_string(name.to_owned()))
+                .with_configs(configs),
+        ]);
+        let response: IncrementalAlterConfigsResponse = self
+            .send_controller(
+                API,
+                &request,
+                INCREMENTAL_ALTER_CONFIGS_VERSION,
+                deadline,
+                |r| r.responses.iter().any(|t| t.error_code == NOT_CONTROLLER),
+            )
+            .await?;
+        let result = response
+            .responses
+            .iter()
+            .find(|r| r.resource_type == RESOURCE_TOPIC && r.resource_name.as_str() == name)
+            .ok_or_else(|| missing(API, name))?;
+        check(API, result.error_code, result.error_message.as_ref())
     }
 
     /// Starts moving partitions: `(topic, partition, target replicas)`, the first replica being

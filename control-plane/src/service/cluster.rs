@@ -186,7 +186,7 @@ impl Service {
         }
     }
 
-    async fn audited<T>(
+    pub(super) async fn audited<T>(
         &self,
         actor: &str,
         action: &str,
@@ -809,6 +809,9 @@ fn error_code(error: &ServiceError) -> &'static str {
         ServiceError::NotFound { .. } => "not_found",
         ServiceError::Conflict { code, .. } => code,
         ServiceError::PreconditionFailed { .. } => "precondition_failed",
+        ServiceError::Refused { code, .. }
+        | ServiceError::Unreachable { code, .. }
+        | ServiceError::Upstream { code, .. } => code,
         ServiceError::Unavailable(_) => "unavailable",
         ServiceError::Internal(_) => "internal",
     }

@@ -5,6 +5,7 @@
 
 mod cluster;
 mod node;
+mod topic;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,6 +14,7 @@ use tokio::sync::Notify;
 
 pub use cluster::{ClusterPatchInput, ClusterView, PutOutcome, validate_spec};
 pub use node::{NodePage, PageRequest};
+pub use topic::{TopicConfigs, TopicInput, TopicPatchInput, TopicView};
 
 use crate::store::{Store, StoreError};
 
@@ -52,6 +54,33 @@ pub enum ServiceError {
     #[error("{message}")]
     PreconditionFailed {
         /// What did not match.
+        message: String,
+    },
+    /// The request as a whole cannot be served (not one field's fault), e.g.
+    /// `not_a_kafka_cluster` or `policy_violation`.
+    #[error("{message}")]
+    Refused {
+        /// Stable code.
+        code: &'static str,
+        /// Why.
+        message: String,
+    },
+    /// A data-plane system the call needs (a Kafka cluster) cannot be reached or did not answer
+    /// in time, e.g. `cluster_unreachable`.
+    #[error("{message}")]
+    Unreachable {
+        /// Stable code.
+        code: &'static str,
+        /// What could not be reached.
+        message: String,
+    },
+    /// A data-plane system answered with an error the request cannot be blamed for, e.g.
+    /// `kafka_error` with the Kafka error name in the message.
+    #[error("{message}")]
+    Upstream {
+        /// Stable code.
+        code: &'static str,
+        /// What it answered.
         message: String,
     },
     /// A dependency (the database) is not available.

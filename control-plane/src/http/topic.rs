@@ -1,0 +1,193 @@
+//! Topics of Kafka clusters over REST (`/v1/workspaces/{ws}/clusters/{cluster}/topics`), with
+//! their wire conversions. The service answers synchronously through the Kafka admin protocol:
+//! create is `201` with the topic, patch `200`, delete `204`; no operation is involved.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use hdi_api as api;
+
+use super::error::ApiError;
+use super::extract::{AdminCaller, ApiJson, ApiPath, ApiQuery};
+use super::node::PageParams;
+use crate::AppState;
+use crate::service::{PageRequest, TopicInput, TopicPatchInput, TopicView};
+
+/// The actor recorded in audit events for admin-token callers.
+const ADMIN_ACTOR: &str = "admin";
+
+fn ids(list: &[i32]) -> Vec<u32> {
+    list.iter()
+        .filter_map(|id| u32::try_from(*id).ok())
+        .collect()
+}
+
+fn topic_to_wire(view: TopicView) -> api::Topic {
+    let replication_factor = view.replication_factor();
+    let (configs, default_configs) = match view.configs {
+        Some(c) => (Some(c.explicit), Some(c.defaults)),
+        None => (None, None),
+    };
+    api::Topic {
+        name: view.name,
+        topic_id: view.topic_id,
+        partitions: view
+            .partitions
+            .iter()
+            .map(|p| api::PartitionState {
+                partition: u32::try_from(p.partition).unwrap_or_default(),
+                leader: u32::try_from(p.leader).ok(),
+                replicas: ids(&p.replicas),
+                isr: ids(&p.isr),
+                offline: ids(&p.offline),
+            })
+            .collect(),
+        replication_factor,
+        configs,
+        default_configs,
+    }
+}
+
+/// Lists a Kafka cluster's topics by name.
+#[utoipa::path(get, path = "/v1/workspaces/{ws}/clusters/{cluster}/topics", tag = "topics",
+    params(("ws" = String, Path, description = "Workspace name"),
+           ("cluster" = String, Path, description = "Kafka cluster name"), PageParams),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "A page of topics (without configs)", body = api::TopicList),
+        (status = 400, description = "Bad paging parameters, or not a Kafka cluster (`not_a_kafka_cluster`)", body = api::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid token", body = api::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such workspace or cluster", body = api::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The cluster is not running (`cluster_not_ready`)", body = api::Problem, content_type = "application/problem+json"),
+        (status = 502, description = "Kafka answered with an error (`kafka_error`)", body = api::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The cluster cannot be reached (`cluster_unreachable`)", body = api::Problem, content_type = "application/problem+json")))]
+pub async fn topics_list(
+    _caller: AdminCaller,
+    State(state): State<AppState>,
+    ApiPath((ws, cluster)): ApiPath<(String, String)>,
+    ApiQuery(params): ApiQuery<PageParams>,
+) -> Result<Json<api::TopicList>, ApiError> {
+    let page = PageRequest {
+        page_size: params.page_size,
+        page_token: params.page_token,
+    };
+    let (items, next) = state.service.topics_list(&ws, &cluster, page).await?;
+    Ok(Json(api::TopicList {
+        items: items.into_iter().map(topic_to_wire).collect(),
+        next_page_token: next,
+    }))
+}
+
+/// Creates a topic through the Kafka admin protocol; answers once the cluster shows it.
+#[utoipa::path(post, path = "/v1/workspaces/{ws}/clusters/{cluster}/topics", tag = "topics",
+    params(("ws" = String, Path, description = "Workspace name"),
+           ("cluster" = String, Path, description = "Kafka cluster name")),
+    request_body = api::TopicCreate,
+    security(("bearer" = [])),
+    responses(
+        (status = 201, description = "Created", body = api::Topic),
+        (status = 400, description = "An invalid field (`field` names it: `name`, `partitions`, `replication_factor`, `configs.<key>`), `not_a_kafka_cluster` or `policy_violation`", body = api::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid token", body = api::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such workspace or cluster", body = api::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`topic_exists` or `cluster_not_ready`", body = api::Problem, content_type = "application/problem+json"),
+        (status = 502, description = "Kafka answered with an error (`kafka_error`)", body = api::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The cluster cannot be reached (`cluster_unreachable`)", body = api::Problem, content_type = "application/problem+json")))]
+pub async fn topic_create(
+    _caller: AdminCaller,
+    State(state): State<AppState>,
+    ApiPath((ws, cluster)): ApiPath<(String, String)>,
+    ApiJson(body): ApiJson<api::TopicCreate>,
+) -> Result<(StatusCode, Json<api::Topic>), ApiError> {
+    let input = TopicInput {
+        name: body.name,
+        partitions: body.partitions,
+        replication_factor: body.replication_factor,
+        configs: body.configs,
+    };
+    let view = state
+        .service
+        .topic_create(ADMIN_ACTOR, &ws, &cluster, input)
+        .await?;
+    Ok((StatusCode::CREATED, Json(topic_to_wire(view))))
+}
+
+/// One topic with its partitions (leader, replicas, ISR) and configs.
+#[utoipa::path(get, path = "/v1/workspaces/{ws}/clusters/{cluster}/topics/{topic}", tag = "topics",
+    params(("ws" = String, Path, description = "Workspace name"),
+           ("cluster" = String, Path, description = "Kafka cluster name"),
+           ("topic" = String, Path, description = "Topic name")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The topic", body = api::Topic),
+        (status = 400, description = "An invalid topic name, or `not_a_kafka_cluster`", body = api::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid token", body = api::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such workspace, cluster or topic", body = api::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The cluster is not running (`cluster_not_ready`)", body = api::Problem, content_type = "application/problem+json"),
+        (status = 502, description = "Kafka answered with an error (`kafka_error`)", body = api::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The cluster cannot be reached (`cluster_unreachable`)", body = api::Problem, content_type = "application/problem+json")))]
+pub async fn topic_get(
+    _caller: AdminCaller,
+    State(state): State<AppState>,
+    ApiPath((ws, cluster, topic)): ApiPath<(String, String, String)>,
+) -> Result<Json<api::Topic>, ApiError> {
+    let view = state.service.topic_get(&ws, &cluster, &topic).await?;
+    Ok(Json(topic_to_wire(view)))
+}
+
+/// Adds partitions (never removes them) and sets or resets configs.
+#[utoipa::path(patch, path = "/v1/workspaces/{ws}/clusters/{cluster}/topics/{topic}", tag = "topics",
+    params(("ws" = String, Path, description = "Workspace name"),
+           ("cluster" = String, Path, description = "Kafka cluster name"),
+           ("topic" = String, Path, description = "Topic name")),
+    request_body = api::TopicPatch,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The topic after the change", body = api::Topic),
+        (status = 400, description = "An invalid field (`partitions`, also for a shrink; `configs.<key>`), or `not_a_kafka_cluster`", body = api::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid token", body = api::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such workspace, cluster or topic", body = api::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The cluster is not running (`cluster_not_ready`)", body = api::Problem, content_type = "application/problem+json"),
+        (status = 502, description = "Kafka answered with an error (`kafka_error`)", body = api::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The cluster cannot be reached (`cluster_unreachable`)", body = api::Problem, content_type = "application/problem+json")))]
+pub async fn topic_patch(
+    _caller: AdminCaller,
+    State(state): State<AppState>,
+    ApiPath((ws, cluster, topic)): ApiPath<(String, String, String)>,
+    ApiJson(body): ApiJson<api::TopicPatch>,
+) -> Result<Json<api::Topic>, ApiError> {
+    let patch = TopicPatchInput {
+        partitions: body.partitions,
+        configs: body.configs,
+    };
+    let view = state
+        .service
+        .topic_patch(ADMIN_ACTOR, &ws, &cluster, &topic, patch)
+        .await?;
+    Ok(Json(topic_to_wire(view)))
+}
+
+/// Deletes a topic and its data; answers once the cluster no longer shows it.
+#[utoipa::path(delete, path = "/v1/workspaces/{ws}/clusters/{cluster}/topics/{topic}", tag = "topics",
+    params(("ws" = String, Path, description = "Workspace name"),
+           ("cluster" = String, Path, description = "Kafka cluster name"),
+           ("topic" = String, Path, description = "Topic name")),
+    security(("bearer" = [])),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 400, description = "An invalid topic name, or `not_a_kafka_cluster`", body = api::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid token", body = api::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such workspace, cluster or topic", body = api::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The cluster is not running (`cluster_not_ready`)", body = api::Problem, content_type = "application/problem+json"),
+        (status = 502, description = "Kafka answered with an error (`kafka_error`)", body = api::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The cluster cannot be reached (`cluster_unreachable`)", body = api::Problem, content_type = "application/problem+json")))]
+pub async fn topic_delete(
+    _caller: AdminCaller,
+    State(state): State<AppState>,
+    ApiPath((ws, cluster, topic)): ApiPath<(String, String, String)>,
+) -> Result<StatusCode, ApiError> {
+    state
+        .service
+        .topic_delete(ADMIN_ACTOR, &ws, &cluster, &topic)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,348 @@
+//! Topics end to end: a control plane, three node agents and a 3-broker Kafka cluster; topics
+//! created, described, grown and deleted through `hdictl` and REST (the Kafka admin protocol
+//! behind them), records written with `hdictl topic produce` and read back with kcat and
+//! `hdictl topic consume` in a consumer group.
+#![allow(clippy::unwrap_used, reason = "tests")]
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use hdi_api::TopicPatch;
+use hdi_e2e::{Fleet, eventually, kcat};
+use serde_json::Value;
+
+/// Runs hdictl and returns stdout, failing the test with stderr when it fails.
+fn ok(fleet: &Fleet, args: &[&str]) -> String {
+    let (success, out, err) = fleet.hdictl(args);
+    assert!(success, "hdictl {args:?} failed:\n{err}\n{out}");
+    out
+}
+
+/// Runs hdictl expecting it to fail; returns stderr.
+fn fails(fleet: &Fleet, args: &[&str]) -> String {
+    let (success, out, err) = fleet.hdictl(args);
+    assert!(
+        !success,
+        "hdictl {args:?} should have failed:\n{out}\n{err}"
+    );
+    err
+}
+
+/// JSON lines of `hdictl topic consume -o json`: `{partition: [(offset, value)]}`.
+fn by_partition(out: &str) -> BTreeMap<i64, Vec<(i64, String)>> {
+    let mut partitions: BTreeMap<i64, Vec<(i64, String)>> = BTreeMap::new();
+    for line in out.lines() {
+        let record: Value = serde_json::from_str(line).unwrap();
+        partitions
+            .entry(record["partition"].as_i64().unwrap())
+            .or_default()
+            .push((
+                record["offset"].as_i64().unwrap(),
+                record["value"].as_str().unwrap().to_owned(),
+            ));
+    }
+    partitions
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn topics_through_hdictl_and_rest() {
+    let fleet = Fleet::start("topics", 3).await;
+    let api = fleet.api();
+    eventually("three ready nodes", Duration::from_secs(30), || async {
+        let nodes = api.nodes_list_all().await.ok()?;
+        (nodes
+            .iter()
+            .filter(|n| n.status == hdi_api::NodeStatus::Ready)
+            .count()
+            == 3)
+            .then_some(())
+    })
+    .await
+    .unwrap();
+    ok(&fleet, &["workspace", "create", "test"]);
+    ok(
+        &fleet,
+        &[
+            "cluster",
+            "create",
+            "pay",
+            "--kind",
+            "kafka",
+            "--brokers",
+            "3",
+        ],
+    );
+    let cluster: Value =
+        serde_json::from_str(&ok(&fleet, &["cluster", "show", "pay", "-o", "json"])).unwrap();
+    assert_eq!(cluster["status"]["state"], "Running", "{cluster:#}");
+    let bootstrap = cluster["status"]["endpoints"]["bootstrap_servers"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // Create with RF=3 and a config; describe shows three replicas per partition and the config.
+    let out = ok(
+        &fleet,
+        &[
+            "topic",
+            "create",
+            "pay",
+            "payments",
+            "--partitions",
+            "6",
+            "--replication-factor",
+            "3",
+            "--topic-config",
+            "retention.ms=3600000",
+        ],
+    );
+    assert!(out.contains("retention.ms=3600000"), "{out}");
+    let topic: Value = serde_json::from_str(&ok(
+        &fleet,
+        &["topic", "describe", "pay", "payments", "-o", "json"],
+    ))
+    .unwrap();
+    let partitions = topic["partitions"].as_array().unwrap();
+    assert_eq!(partitions.len(), 6, "{topic:#}");
+    for p in partitions {
+        assert_eq!(p["replicas"].as_array().unwrap().len(), 3, "{topic:#}");
+        assert!(
+            p["leader"].is_u64(),
+            "every partition has a leader: {topic:#}"
+        );
+    }
+    assert_eq!(topic["replication_factor"], 3);
+    assert_eq!(topic["configs"]["retention.ms"], "3600000", "{topic:#}");
+    assert_eq!(topic["default_configs"]["cleanup.policy"], "delete");
+    let table = ok(&fleet, &["topic", "describe", "pay", "payments"]);
+    assert!(
+        table.contains("config:       retention.ms=3600000"),
+        "{table}"
+    );
+    assert!(table.contains("PARTITION"), "{table}");
+
+    // Produce 1,000 lines from a file with hdictl.
+    let records: Vec<String> = (0..1000).map(|i| format!("payment-{i:04}")).collect();
+    let input = fleet.dir.path().join("payments.txt");
+    std::fs::write(&input, records.join("\n") + "\n").unwrap();
+    let out = ok(
+        &fleet,
+        &[
+            "topic",
+            "produce",
+            "pay",
+            "payments",
+            "--file",
+            input.to_str().unwrap(),
+        ],
+    );
+    assert!(out.contains("wrote 1000 of 1000 records"), "{out}");
+
+    // kcat at the bootstrap address reads them all.
+    let (success, out, err) = kcat(
+        &bootstrap,
+        &["-C", "-t", "payments", "-o", "beginning", "-e", "-q"],
+        None,
+    );
+    assert!(success, "kcat consume: {err}");
+    let mut seen: Vec<String> = String::from_utf8_lossy(&out)
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    seen.sort();
+    assert_eq!(seen, records, "kcat reads exactly what was written");
+
+    // hdictl in group g1 reads them all, in order within each partition, and commits.
+    let out = ok(
+        &fleet,
+        &[
+            "topic",
+            "consume",
+            "pay",
+            "payments",
+            "--from-beginning",
+            "--max",
+            "1000",
+            "--group",
+            "g1",
+            "--timeout",
+            "30s",
+            "-o",
+            "json",
+        ],
+    );
+    let partitions = by_partition(&out);
+    let mut all: Vec<String> = Vec::new();
+    for (partition, records) in &partitions {
+        let offsets: Vec<i64> = records.iter().map(|r| r.0).collect();
+        let values: Vec<&String> = records.iter().map(|r| &r.1).collect();
+        assert!(
+            offsets.windows(2).all(|w| w[0] < w[1]),
+            "offsets of partition {partition} in order: {offsets:?}"
+        );
+        assert!(
+            values.windows(2).all(|w| w[0] < w[1]),
+            "values of partition {partition} in production order"
+        );
+        all.extend(records.iter().map(|r| r.1.clone()));
+    }
+    all.sort();
+    assert_eq!(all, records, "hdictl consume reads all 1000 once");
+
+    // The group's committed offsets: nothing new now; later records, exactly those.
+    let (success, out, err) = fleet.hdictl(&[
+        "topic",
+        "consume",
+        "pay",
+        "payments",
+        "--group",
+        "g1",
+        "--timeout",
+        "5s",
+    ]);
+    assert!(success, "{err}");
+    assert_eq!(out, "", "a second consume in g1 gets nothing new");
+    let more = fleet.dir.path().join("more.txt");
+    std::fs::write(&more, "late-1\nlate-2\nlate-3\n").unwrap();
+    ok(
+        &fleet,
+        &[
+            "topic",
+            "produce",
+            "pay",
+            "payments",
+            "--file",
+            more.to_str().unwrap(),
+        ],
+    );
+    let out = ok(
+        &fleet,
+        &[
+            "topic",
+            "consume",
+            "pay",
+            "payments",
+            "--group",
+            "g1",
+            "--max",
+            "3",
+            "--timeout",
+            "30s",
+        ],
+    );
+    let mut late: Vec<&str> = out.lines().collect();
+    late.sort_unstable();
+    assert_eq!(
+        late,
+        ["late-1", "late-2", "late-3"],
+        "g1 resumes where it left"
+    );
+
+    // Errors name the problem and exit non-zero.
+    let err = fails(
+        &fleet,
+        &[
+            "topic",
+            "create",
+            "pay",
+            "payments",
+            "--partitions",
+            "6",
+            "--replication-factor",
+            "3",
+        ],
+    );
+    assert!(err.contains("topic_exists"), "{err}");
+    let err = fails(
+        &fleet,
+        &[
+            "topic",
+            "create",
+            "pay",
+            "wide",
+            "--partitions",
+            "1",
+            "--replication-factor",
+            "5",
+        ],
+    );
+    assert!(err.contains("replication_factor"), "{err}");
+    let err = fails(&fleet, &["topic", "create", "pay", "bad/name"]);
+    assert!(
+        err.contains("invalid_field") && err.contains("name"),
+        "{err}"
+    );
+    let err = fails(
+        &fleet,
+        &["topic", "create", "pay", "t2", "-c", "retention=1"],
+    );
+    assert!(err.contains("configs.retention"), "{err}");
+    let err = fails(&fleet, &["topic", "describe", "nope", "payments"]);
+    assert!(err.contains("not_found"), "{err}");
+
+    // REST: grow 6 -> 8 partitions; a shrink is refused naming the field.
+    let grown = api
+        .topic_patch(
+            "test",
+            "pay",
+            "payments",
+            &TopicPatch {
+                partitions: Some(8),
+                configs: None,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(grown.partitions.len(), 8, "{grown:?}");
+    assert!(grown.partitions.iter().all(|p| p.replicas.len() == 3));
+    let error = api
+        .topic_patch(
+            "test",
+            "pay",
+            "payments",
+            &TopicPatch {
+                partitions: Some(4),
+                configs: None,
+            },
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(error.status(), Some(400), "{error}");
+    match &error {
+        hdi_api::ClientError::Api { problem } => {
+            assert_eq!(problem.field.as_deref(), Some("partitions"), "{problem:?}");
+        }
+        other => panic!("{other:?}"),
+    }
+    // Configs: reset retention.ms to its default.
+    let reset = api
+        .topic_patch(
+            "test",
+            "pay",
+            "payments",
+            &TopicPatch {
+                partitions: None,
+                configs: Some(BTreeMap::from([("retention.ms".to_owned(), None)])),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(reset.configs, Some(BTreeMap::new()), "{reset:?}");
+
+    // -o yaml, and the list.
+    let yaml = ok(&fleet, &["topic", "list", "pay", "-o", "yaml"]);
+    assert!(yaml.contains("name: payments"), "{yaml}");
+    assert!(yaml.contains("replication_factor: 3"), "{yaml}");
+    let table = ok(&fleet, &["topic", "list", "pay"]);
+    assert!(table.contains("payments"), "{table}");
+
+    // Delete, then it is gone: 404 over REST, not_found through hdictl.
+    let out = ok(&fleet, &["topic", "delete", "pay", "payments"]);
+    assert!(out.contains("deleted"), "{out}");
+    let error = api.topic_get("test", "pay", "payments").await.unwrap_err();
+    assert_eq!(error.status(), Some(404), "{error}");
+    let err = fails(&fleet, &["topic", "describe", "pay", "payments"]);
+    assert!(err.contains("not_found"), "{err}");
+    let err = fails(&fleet, &["topic", "delete", "pay", "payments"]);
+    assert!(err.contains("not_found"), "{err}");
+}
