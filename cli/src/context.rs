@@ -1,7 +1,11 @@
-//! The hdictl config file: named contexts (control-plane URL and token) and the current one.
+//! The hdictl config file: named contexts (control-plane URL and credential) and the current one.
 //!
 //! The same JSON format is written by `cargo xtask up`: `{"current_context": "local", "contexts":
-//! {"local": {"api_url": "http://127.0.0.1:7420", "token": "..."}}}`.
+//! {"local": {"api_url": "http://127.0.0.1:7420", "token": "..."}}}`. A plain `token` is sent as
+//! the bearer as it is (the control plane takes a non-JWT bearer as an API token). `hdictl login`
+//! writes an `api_token` instead, which each command exchanges for a short-lived access token,
+//! cached in `access_token` until shortly before `access_token_expires_at`. The file is written
+//! with mode 0600.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -14,9 +18,18 @@ use serde::{Deserialize, Serialize};
 pub struct Context {
     /// Base URL of the control plane.
     pub api_url: String,
-    /// Bearer token.
+    /// Bearer token, sent as it is.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token: Option<String>,
+    /// API token exchanged at `POST /v1/auth/token` for an access token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_token: Option<String>,
+    /// The cached access token (a JWT).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_token: Option<String>,
+    /// When the cached access token expires (seconds since the epoch).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_token_expires_at: Option<i64>,
     /// The workspace commands use when `--workspace` is not given (default `default`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub workspace: Option<String>,
@@ -61,6 +74,40 @@ impl ContextFile {
         };
         serde_json::from_slice(&bytes)
             .with_context(|| format!("{} is not a valid hdictl config", path.display()))
+    }
+
+    /// Reads the file, or an empty one if it does not exist.
+    pub fn load_or_default(path: &Path) -> anyhow::Result<ContextFile> {
+        if path.exists() {
+            ContextFile::load(path)
+        } else {
+            Ok(ContextFile::default())
+        }
+    }
+
+    /// Writes the file atomically (a temporary file renamed over it), readable by its owner only.
+    pub fn save(&self, path: &Path) -> anyhow::Result<()> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("cannot create {}", dir.display()))?;
+        }
+        let mut text = serde_json::to_string_pretty(self)?;
+        text.push('\n');
+        let tmp = path.with_extension("json.tmp");
+        {
+            use std::io::Write as _;
+            use std::os::unix::fs::OpenOptionsExt as _;
+            let mut file = std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(&tmp)
+                .with_context(|| format!("cannot write {}", tmp.display()))?;
+            file.write_all(text.as_bytes())
+                .with_context(|| format!("cannot write {}", tmp.display()))?;
+        }
+        std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))
     }
 
     /// The named context, or the current one.

@@ -6,6 +6,7 @@
 
 mod clusters;
 mod context;
+mod login;
 mod output;
 mod topics;
 
@@ -52,6 +53,8 @@ enum Format {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Log in to a control plane and save the context (named by --context, default `default`).
+    Login(login::LoginArgs),
     /// Print the versions of hdictl and of the control plane.
     Version {
         /// Only the client's version; do not contact the control plane.
@@ -114,22 +117,31 @@ fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
+        Command::Login(args) => {
+            let path = match cli.config {
+                Some(path) => path,
+                None => context::default_path()?,
+            };
+            let name = cli.context.unwrap_or_else(|| "default".to_owned());
+            let name = login::login(&path, &name, cli.workspace, args).await?;
+            eprintln!("logged in; context {name:?} saved in {}", path.display());
+        }
         Command::Workspace { command } => {
-            let (api, _) = connect_with_workspace(cli.config, cli.context.as_deref(), None)?;
+            let (api, _) = connect_with_workspace(cli.config, cli.context.as_deref(), None).await?;
             clusters::workspace(&api, command, cli.output).await?;
         }
         Command::Cluster { command } => {
             let (api, ws) =
-                connect_with_workspace(cli.config, cli.context.as_deref(), cli.workspace)?;
+                connect_with_workspace(cli.config, cli.context.as_deref(), cli.workspace).await?;
             clusters::cluster(&api, &ws, command, cli.output).await?;
         }
         Command::Topic { command } => {
             let (api, ws) =
-                connect_with_workspace(cli.config, cli.context.as_deref(), cli.workspace)?;
+                connect_with_workspace(cli.config, cli.context.as_deref(), cli.workspace).await?;
             topics::topic(&api, &ws, command, cli.output).await?;
         }
         Command::Operation { command } => {
-            let (api, _) = connect_with_workspace(cli.config, cli.context.as_deref(), None)?;
+            let (api, _) = connect_with_workspace(cli.config, cli.context.as_deref(), None).await?;
             clusters::operation(&api, command, cli.output).await?;
         }
         Command::Version { client } => {
@@ -137,7 +149,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let server = if client {
                 None
             } else {
-                let api = connect(cli.config, cli.context.as_deref())?;
+                let api = connect(cli.config, cli.context.as_deref()).await?;
                 let health = api.health().await?;
                 versions["server"] = serde_json::json!(health.version);
                 versions["server_url"] = serde_json::json!(api.base_url());
@@ -156,7 +168,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Node {
             command: NodeCommand::List,
         } => {
-            let api = connect(cli.config, cli.context.as_deref())?;
+            let api = connect(cli.config, cli.context.as_deref()).await?;
             let nodes = api.nodes_list_all().await?;
             match cli.output {
                 Format::Json | Format::Yaml => output::print_value(cli.output, &nodes)?,
@@ -192,7 +204,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 /// A client for the chosen context and the workspace to use.
-fn connect_with_workspace(
+async fn connect_with_workspace(
     config: Option<PathBuf>,
     context: Option<&str>,
     workspace: Option<String>,
@@ -205,8 +217,8 @@ fn connect_with_workspace(
     let (name, ctx) = file
         .select(context)
         .with_context(|| format!("config {}", path.display()))?;
-    let client = Client::new(&ctx.api_url, ctx.token.clone())
-        .with_context(|| format!("context {name:?}"))?;
+    let bearer = login::bearer(&path, &name, ctx).await?;
+    let client = Client::new(&ctx.api_url, bearer).with_context(|| format!("context {name:?}"))?;
     let workspace = workspace
         .or_else(|| ctx.workspace.clone())
         .unwrap_or_else(|| "default".to_owned());
@@ -214,7 +226,7 @@ fn connect_with_workspace(
 }
 
 /// A client for the chosen context.
-fn connect(config: Option<PathBuf>, context: Option<&str>) -> anyhow::Result<Client> {
+async fn connect(config: Option<PathBuf>, context: Option<&str>) -> anyhow::Result<Client> {
     let path = match config {
         Some(path) => path,
         None => context::default_path()?,
@@ -223,5 +235,6 @@ fn connect(config: Option<PathBuf>, context: Option<&str>) -> anyhow::Result<Cli
     let (name, ctx) = file
         .select(context)
         .with_context(|| format!("config {}", path.display()))?;
-    Client::new(&ctx.api_url, ctx.token.clone()).with_context(|| format!("context {name:?}"))
+    let bearer = login::bearer(&path, &name, ctx).await?;
+    Client::new(&ctx.api_url, bearer).with_context(|| format!("context {name:?}"))
 }

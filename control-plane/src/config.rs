@@ -20,6 +20,10 @@ pub struct Cli {
 
 /// Subcommands.
 #[derive(Debug, Subcommand)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "parsed once at start-up; boxing buys nothing"
+)]
 pub enum Command {
     /// Serve the REST API.
     Serve(ServeFlags),
@@ -36,7 +40,8 @@ pub struct ServeFlags {
     /// PostgreSQL URL, e.g. postgres://user@localhost/hdi?host=/run/postgresql.
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     pub database_url: String,
-    /// File holding the admin bearer token.
+    /// File holding the admin secret: the API token of the built-in platform-admin user `admin`
+    /// (created or updated at start-up).
     #[arg(long)]
     pub admin_token_file: PathBuf,
     /// File holding the token node agents present.
@@ -54,6 +59,15 @@ pub struct ServeFlags {
     /// Time between reconcile passes when nothing changes.
     #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
     pub reconcile_interval: Duration,
+    /// The `iss` of the access tokens this control plane signs (and requires).
+    #[arg(long, default_value = "hdi-control-plane")]
+    pub jwt_issuer: String,
+    /// The `aud` of the access tokens this control plane signs (and requires).
+    #[arg(long, default_value = "hdi-api")]
+    pub jwt_audience: String,
+    /// Lifetime of an access token from `POST /v1/auth/token`.
+    #[arg(long, default_value = "15m", value_parser = humantime::parse_duration)]
+    pub access_token_ttl: Duration,
 }
 
 /// The resolved configuration of `serve`.
@@ -75,6 +89,8 @@ pub struct ServeConfig {
     pub workload_ports: std::ops::RangeInclusive<u16>,
     /// Reconcile interval.
     pub reconcile_interval: Duration,
+    /// Issuer, audience and lifetime of access tokens.
+    pub tokens: crate::auth::jwt::TokenSettings,
 }
 
 impl std::fmt::Debug for ServeConfig {
@@ -118,6 +134,10 @@ pub enum ConfigError {
         path: PathBuf,
     },
     /// A duration flag is zero.
+    #[error("--admin-token-file and --agent-token-file hold the same token; they must differ")]
+    SameTokens,
+    #[error("{flag} must not be empty")]
+    Empty { flag: &'static str },
     #[error("{flag} must be greater than zero")]
     ZeroDuration {
         /// The flag.
@@ -141,6 +161,21 @@ impl ServeFlags {
                 flag: "--database-connect-timeout",
             });
         }
+        if self.access_token_ttl.is_zero() {
+            return Err(ConfigError::ZeroDuration {
+                flag: "--access-token-ttl",
+            });
+        }
+        if self.jwt_issuer.trim().is_empty() {
+            return Err(ConfigError::Empty {
+                flag: "--jwt-issuer",
+            });
+        }
+        if self.jwt_audience.trim().is_empty() {
+            return Err(ConfigError::Empty {
+                flag: "--jwt-audience",
+            });
+        }
         if self.reconcile_interval.is_zero() {
             return Err(ConfigError::ZeroDuration {
                 flag: "--reconcile-interval",
@@ -150,13 +185,23 @@ impl ServeFlags {
             parse_port_range(&self.workload_ports).ok_or_else(|| ConfigError::BadPortRange {
                 value: self.workload_ports.clone(),
             })?;
+        let admin_token = read_token("--admin-token-file", &self.admin_token_file)?;
+        let agent_token = read_token("--agent-token-file", &self.agent_token_file)?;
+        if admin_token == agent_token {
+            return Err(ConfigError::SameTokens);
+        }
         Ok(ServeConfig {
+            tokens: crate::auth::jwt::TokenSettings {
+                issuer: self.jwt_issuer,
+                audience: self.jwt_audience,
+                ttl: self.access_token_ttl,
+            },
             workload_ports,
             reconcile_interval: self.reconcile_interval,
             listen: self.listen,
             database_url: self.database_url,
-            admin_token: read_token("--admin-token-file", &self.admin_token_file)?,
-            agent_token: read_token("--agent-token-file", &self.agent_token_file)?,
+            admin_token,
+            agent_token,
             node_ready_timeout: self.node_ready_timeout,
             database_connect_timeout: self.database_connect_timeout,
         })
@@ -241,15 +286,20 @@ mod tests {
         std::fs::write(&good, "0123456789abcdef0123\n").unwrap();
         let weak = dir.join("weak");
         std::fs::write(&weak, "short\n").unwrap();
+        let agent = dir.join("agent");
+        std::fs::write(&agent, "agent-0123456789abcdef\n").unwrap();
         let flags = |admin: &Path| ServeFlags {
             listen: "127.0.0.1:0".parse().unwrap(),
             database_url: "postgres://x@y/z".into(),
             admin_token_file: admin.to_owned(),
-            agent_token_file: good.clone(),
+            agent_token_file: agent.clone(),
             node_ready_timeout: Duration::from_secs(10),
             database_connect_timeout: Duration::from_secs(5),
             workload_ports: "20000-20100".into(),
             reconcile_interval: Duration::from_secs(1),
+            jwt_issuer: "hdi-control-plane".into(),
+            jwt_audience: "hdi-api".into(),
+            access_token_ttl: Duration::from_secs(900),
         };
         assert_eq!(
             flags(&good).resolve().unwrap().admin_token,
@@ -257,6 +307,8 @@ mod tests {
         );
         let err = flags(&weak).resolve().unwrap_err();
         assert!(err.to_string().starts_with("--admin-token-file"), "{err}");
+        let err = flags(&agent).resolve().unwrap_err();
+        assert!(err.to_string().contains("must differ"), "{err}");
         let err = flags(&dir.join("missing")).resolve().unwrap_err();
         assert!(
             err.to_string().contains("cannot read --admin-token-file"),

@@ -66,6 +66,15 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         },
         poke.clone(),
     );
+    service
+        .auth_start(config.tokens.clone(), &config.admin_token)
+        .await
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "cannot set up authentication: {}",
+                http::error::error_chain(&e)
+            )
+        })?;
     let provisioner = LocalProvisioner::new(
         store.clone(),
         config.workload_ports.clone(),
@@ -85,10 +94,7 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     let reconciling = tokio::spawn(reconciler.run(stop.clone()));
     let state = AppState {
         service: Arc::new(service),
-        auth: Arc::new(auth::Authenticator::new(
-            &config.admin_token,
-            &config.agent_token,
-        )),
+        auth: Arc::new(auth::Authenticator::new(&config.agent_token)),
     };
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await

@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
+use hdi_control_plane::auth::jwt::TokenSettings;
 use hdi_control_plane::service::{Service, ServiceConfig};
 use hdi_control_plane::store::Store;
 use hdi_control_plane::{AppState, auth::Authenticator, http};
@@ -26,7 +27,7 @@ use tower::ServiceExt;
 const ADMIN: &str = "admin-token-0123456789";
 const AGENT: &str = "agent-token-0123456789";
 
-fn app(pool: PgPool, timeout: Duration) -> axum::Router {
+async fn app(pool: PgPool, timeout: Duration) -> axum::Router {
     let service = Service::new(
         Store::from_pool(pool),
         ServiceConfig {
@@ -34,9 +35,20 @@ fn app(pool: PgPool, timeout: Duration) -> axum::Router {
         },
         Arc::new(tokio::sync::Notify::new()),
     );
+    service
+        .auth_start(
+            TokenSettings {
+                issuer: "hdi-control-plane".into(),
+                audience: "hdi-api".into(),
+                ttl: Duration::from_secs(900),
+            },
+            ADMIN,
+        )
+        .await
+        .unwrap();
     http::router(AppState {
         service: Arc::new(service),
-        auth: Arc::new(Authenticator::new(ADMIN, AGENT)),
+        auth: Arc::new(Authenticator::new(AGENT)),
     })
 }
 
@@ -103,7 +115,7 @@ const ID_B: &str = "6f1c1d2e-0000-4000-8000-00000000000b";
 
 #[sqlx::test(migrations = "../migrations")]
 async fn register_list_and_readiness(pool: PgPool) {
-    let app = app(pool, Duration::from_millis(700));
+    let app = app(pool, Duration::from_millis(700)).await;
     let reply = call(
         &app,
         "PUT",
@@ -155,7 +167,7 @@ async fn register_list_and_readiness(pool: PgPool) {
 
 #[sqlx::test(migrations = "../migrations")]
 async fn bad_input_gets_problem_documents(pool: PgPool) {
-    let app = app(pool, Duration::from_secs(10));
+    let app = app(pool, Duration::from_secs(10)).await;
     call(
         &app,
         "PUT",
@@ -353,7 +365,7 @@ async fn bad_input_gets_problem_documents(pool: PgPool) {
 
 #[sqlx::test(migrations = "../migrations")]
 async fn lists_are_paginated_by_name(pool: PgPool) {
-    let app = app(pool, Duration::from_secs(10));
+    let app = app(pool, Duration::from_secs(10)).await;
     for i in 0..5 {
         let id = format!("6f1c1d2e-0000-4000-8000-00000000010{i}");
         let reply = call(
@@ -391,7 +403,7 @@ async fn lists_are_paginated_by_name(pool: PgPool) {
 
 #[sqlx::test(migrations = "../migrations")]
 async fn health_and_readiness(pool: PgPool) {
-    let app = app(pool.clone(), Duration::from_secs(10));
+    let app = app(pool.clone(), Duration::from_secs(10)).await;
     let health = call(&app, "GET", "/healthz", None, None).await;
     assert_eq!(
         (health.status, health.body["status"].as_str()),

@@ -10,6 +10,10 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
+use crate::auth::{
+    ApiTokenCreate, ApiTokenCreated, Jwks, Role, RoleBinding, RoleBindingList, RoleBindingPut,
+    TokenRequest, TokenResponse, User, UserCreate, UserList,
+};
 use crate::cluster::{
     AuditEventList, Capabilities, Cluster, ClusterList, ClusterPatch, ClusterSpec, Operation,
     OperationList, OperationState, Workspace, WorkspaceCreate, WorkspaceList,
@@ -441,6 +445,129 @@ impl Client {
             return Ok(());
         }
         Err(Self::error_from(response, &url).await)
+    }
+
+    /// The same client with another bearer token.
+    pub fn with_token(&self, token: Option<String>) -> Client {
+        Client {
+            http: self.http.clone(),
+            base_url: self.base_url.clone(),
+            token,
+        }
+    }
+
+    /// `POST /v1/auth/token`: exchanges a password or an API token for an access token.
+    pub async fn token_exchange(
+        &self,
+        request: &TokenRequest,
+    ) -> Result<TokenResponse, ClientError> {
+        self.call(Method::POST, "/v1/auth/token", Some(request))
+            .await
+    }
+
+    /// `GET /.well-known/jwks.json`.
+    pub async fn jwks(&self) -> Result<Jwks, ClientError> {
+        self.call(Method::GET, "/.well-known/jwks.json", None::<&()>)
+            .await
+    }
+
+    /// `POST /v1/users`.
+    pub async fn user_create(&self, username: &str, password: &str) -> Result<User, ClientError> {
+        let body = UserCreate {
+            username: username.to_owned(),
+            password: password.to_owned(),
+        };
+        self.call(Method::POST, "/v1/users", Some(&body)).await
+    }
+
+    /// `GET /v1/users` (one page).
+    pub async fn users_list(&self, page_token: Option<&str>) -> Result<UserList, ClientError> {
+        self.call(Method::GET, &paged("/v1/users", page_token), None::<&()>)
+            .await
+    }
+
+    /// `DELETE /v1/users/{username}`.
+    pub async fn user_delete(&self, username: &str) -> Result<(), ClientError> {
+        let url = format!("{}/v1/users/{}", self.base_url, segment(username));
+        self.call_empty(Method::DELETE, &url, None::<&()>).await
+    }
+
+    /// `POST /v1/users/{username}/api-tokens`: the secret is in the answer only.
+    pub async fn api_token_create(
+        &self,
+        username: &str,
+        request: &ApiTokenCreate,
+    ) -> Result<ApiTokenCreated, ClientError> {
+        self.call(
+            Method::POST,
+            &format!("/v1/users/{}/api-tokens", segment(username)),
+            Some(request),
+        )
+        .await
+    }
+
+    /// `GET /v1/workspaces/{ws}/role-bindings`.
+    pub async fn role_bindings_list(
+        &self,
+        workspace: &str,
+    ) -> Result<RoleBindingList, ClientError> {
+        self.call(
+            Method::GET,
+            &format!("/v1/workspaces/{}/role-bindings", segment(workspace)),
+            None::<&()>,
+        )
+        .await
+    }
+
+    /// `PUT /v1/workspaces/{ws}/role-bindings/{username}`.
+    pub async fn role_binding_put(
+        &self,
+        workspace: &str,
+        username: &str,
+        role: Role,
+    ) -> Result<RoleBinding, ClientError> {
+        self.call(
+            Method::PUT,
+            &format!(
+                "/v1/workspaces/{}/role-bindings/{}",
+                segment(workspace),
+                segment(username)
+            ),
+            Some(&RoleBindingPut { role }),
+        )
+        .await
+    }
+
+    /// `DELETE /v1/workspaces/{ws}/role-bindings/{username}`.
+    pub async fn role_binding_delete(
+        &self,
+        workspace: &str,
+        username: &str,
+    ) -> Result<(), ClientError> {
+        let url = format!(
+            "{}/v1/workspaces/{}/role-bindings/{}",
+            self.base_url,
+            segment(workspace),
+            segment(username)
+        );
+        self.call_empty(Method::DELETE, &url, None::<&()>).await
+    }
+
+    async fn call_empty<B: Serialize>(
+        &self,
+        method: Method,
+        url: &str,
+        body: Option<&B>,
+    ) -> Result<(), ClientError> {
+        let mut builder = self.request(method, url);
+        if let Some(body) = body {
+            builder = builder.json(body);
+        }
+        let response = self.send(builder, url).await?;
+        if response.status().is_success() {
+            return Ok(());
+        }
+        Err(Self::error_from(response, url).await)
     }
 
     fn request(&self, method: Method, url: &str) -> RequestBuilder {

@@ -5,12 +5,14 @@
 //! ([`client`]). It holds no business rules and no storage types: the control plane converts these
 //! types to and from its domain types at its HTTP boundary.
 
+pub mod auth;
 pub mod client;
 pub mod cluster;
 pub mod topic;
 pub mod types;
 pub mod workload;
 
+pub use auth::*;
 pub use client::{Client, ClientError};
 pub use cluster::*;
 pub use topic::*;

@@ -9,7 +9,7 @@ use hdi_api as api;
 use uuid::Uuid;
 
 use super::error::ApiError;
-use super::extract::{AdminCaller, ApiJson, ApiPath, ApiQuery};
+use super::extract::{ApiJson, ApiPath, ApiQuery, Caller};
 use super::node::PageParams;
 use crate::AppState;
 use crate::model::{
@@ -17,9 +17,6 @@ use crate::model::{
     WorkloadRecord, WorkspaceRecord,
 };
 use crate::service::{ClusterPatchInput, ClusterView, PageRequest};
-
-/// The actor recorded in audit events and operations for admin-token callers.
-const ADMIN_ACTOR: &str = "admin";
 
 fn page(params: PageParams) -> PageRequest {
     PageRequest {
@@ -71,14 +68,11 @@ pub async fn capabilities() -> Json<api::Capabilities> {
         (status = 401, description = "No valid token", body = api::Problem, content_type = "application/problem+json"),
         (status = 409, description = "The name is taken", body = api::Problem, content_type = "application/problem+json")))]
 pub async fn workspace_create(
-    _caller: AdminCaller,
+    Caller(caller): Caller,
     State(state): State<AppState>,
     ApiJson(body): ApiJson<api::WorkspaceCreate>,
 ) -> Result<(StatusCode, Json<api::Workspace>), ApiError> {
-    let record = state
-        .service
-        .workspace_create(ADMIN_ACTOR, &body.name)
-        .await?;
+    let record = state.service.workspace_create(&caller, &body.name).await?;
     Ok((StatusCode::CREATED, Json(workspace_to_wire(&record))))
 }
 
@@ -90,11 +84,11 @@ pub async fn workspace_create(
         (status = 400, description = "Bad paging parameters", body = api::Problem, content_type = "application/problem+json"),
         (status = 401, description = "No valid token", body = api::Problem, content_type = "application/problem+json")))]
 pub async fn workspaces_list(
-    _caller: AdminCaller,
+    Caller(caller): Caller,
     State(state): State<AppState>,
     ApiQuery(params): ApiQuery<PageParams>,
 ) -> Result<Json<api::WorkspaceList>, ApiError> {
-    let (items, next) = state.service.workspaces_list(page(params)).await?;
+    let (items, next) = state.service.workspaces_list(&caller, page(params)).await?;
     Ok(Json(api::WorkspaceList {
         items: items.iter().map(workspace_to_wire).collect(),
         next_page_token: next,
@@ -110,11 +104,11 @@ pub async fn workspaces_list(
         (status = 401, description = "No valid token", body = api::Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such workspace", body = api::Problem, content_type = "application/problem+json")))]
 pub async fn workspace_get(
-    _caller: AdminCaller,
+    Caller(caller): Caller,
     State(state): State<AppState>,
     ApiPath(ws): ApiPath<String>,
 ) -> Result<Json<api::Workspace>, ApiError> {
-    let record = state.service.workspace_get(&ws).await?;
+    let record = state.service.workspace_get_for(&caller, &ws).await?;
     Ok(Json(workspace_to_wire(&record)))
 }
 
@@ -128,12 +122,15 @@ pub async fn workspace_get(
         (status = 401, description = "No valid token", body = api::Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such workspace", body = api::Problem, content_type = "application/problem+json")))]
 pub async fn clusters_list(
-    _caller: AdminCaller,
+    Caller(caller): Caller,
     State(state): State<AppState>,
     ApiPath(ws): ApiPath<String>,
     ApiQuery(params): ApiQuery<PageParams>,
 ) -> Result<Json<api::ClusterList>, ApiError> {
-    let (items, next) = state.service.clusters_list(&ws, page(params)).await?;
+    let (items, next) = state
+        .service
+        .clusters_list(&caller, &ws, page(params))
+        .await?;
     Ok(Json(api::ClusterList {
         items: items.iter().map(cluster_to_wire).collect(),
         next_page_token: next,
@@ -149,11 +146,11 @@ pub async fn clusters_list(
         (status = 401, description = "No valid token", body = api::Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such workspace or cluster", body = api::Problem, content_type = "application/problem+json")))]
 pub async fn cluster_get(
-    _caller: AdminCaller,
+    Caller(caller): Caller,
     State(state): State<AppState>,
     ApiPath((ws, name)): ApiPath<(String, String)>,
 ) -> Result<Response, ApiError> {
-    let view = state.service.cluster_get(&ws, &name).await?;
+    let view = state.service.cluster_get_for(&caller, &ws, &name).await?;
     let mut response = Json(cluster_to_wire(&view)).into_response();
     set_etag(&mut response, &view.cluster);
     Ok(response)
@@ -171,11 +168,12 @@ pub async fn cluster_get(
         (status = 202, description = "Accepted; follow Location", body = api::Operation, headers(("Location" = String, description = "The operation"))),
         (status = 400, description = "Invalid spec", body = api::Problem, content_type = "application/problem+json"),
         (status = 401, description = "No valid token", body = api::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The caller's role does not allow this", body = api::Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such workspace", body = api::Problem, content_type = "application/problem+json"),
         (status = 409, description = "Another operation runs, or the brokers to remove hold partitions", body = api::Problem, content_type = "application/problem+json"),
         (status = 412, description = "If-Match does not match", body = api::Problem, content_type = "application/problem+json")))]
 pub async fn cluster_put(
-    _caller: AdminCaller,
+    Caller(caller): Caller,
     State(state): State<AppState>,
     ApiPath((ws, name)): ApiPath<(String, String)>,
     headers: HeaderMap,
@@ -186,7 +184,7 @@ pub async fn cluster_put(
     let outcome = state
         .service
         .cluster_put(
-            ADMIN_ACTOR,
+            &caller,
             &ws,
             &name,
             kind,
@@ -199,11 +197,11 @@ pub async fn cluster_put(
         None => {
             let latest = state
                 .service
-                .cluster_get(&ws, &name)
+                .cluster_get_for(&caller, &ws, &name)
                 .await?
                 .last_operation
                 .ok_or_else(ApiError::route_not_found)?;
-            let op = state.service.operation_get(latest).await?;
+            let op = state.service.operation_get(&caller, latest).await?;
             let mut response = (StatusCode::OK, Json(operation_to_wire(&op))).into_response();
             set_etag(&mut response, &outcome.cluster);
             return Ok(response);
@@ -222,11 +220,12 @@ pub async fn cluster_put(
         (status = 202, description = "Accepted; follow Location", body = api::Operation, headers(("Location" = String, description = "The operation"))),
         (status = 400, description = "Invalid patch", body = api::Problem, content_type = "application/problem+json"),
         (status = 401, description = "No valid token", body = api::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The caller's role does not allow this", body = api::Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such workspace or cluster", body = api::Problem, content_type = "application/problem+json"),
         (status = 409, description = "Another operation runs, or the brokers to remove hold partitions", body = api::Problem, content_type = "application/problem+json"),
         (status = 412, description = "If-Match does not match", body = api::Problem, content_type = "application/problem+json")))]
 pub async fn cluster_patch(
-    _caller: AdminCaller,
+    Caller(caller): Caller,
     State(state): State<AppState>,
     ApiPath((ws, name)): ApiPath<(String, String)>,
     headers: HeaderMap,
@@ -244,13 +243,7 @@ pub async fn cluster_patch(
     };
     let (cluster, operation) = state
         .service
-        .cluster_patch(
-            ADMIN_ACTOR,
-            &ws,
-            &name,
-            patch,
-            if_match(&headers).as_deref(),
-        )
+        .cluster_patch(&caller, &ws, &name, patch, if_match(&headers).as_deref())
         .await?;
     Ok(accepted(&cluster, &operation))
 }
@@ -263,18 +256,19 @@ pub async fn cluster_patch(
     responses(
         (status = 202, description = "Accepted; follow Location", body = api::Operation, headers(("Location" = String, description = "The operation"))),
         (status = 401, description = "No valid token", body = api::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The caller's role does not allow this", body = api::Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such workspace or cluster", body = api::Problem, content_type = "application/problem+json"),
         (status = 409, description = "Deletion protection is on", body = api::Problem, content_type = "application/problem+json"),
         (status = 412, description = "If-Match does not match", body = api::Problem, content_type = "application/problem+json")))]
 pub async fn cluster_delete(
-    _caller: AdminCaller,
+    Caller(caller): Caller,
     State(state): State<AppState>,
     ApiPath((ws, name)): ApiPath<(String, String)>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let (cluster, operation) = state
         .service
-        .cluster_delete(ADMIN_ACTOR, &ws, &name, if_match(&headers).as_deref())
+        .cluster_delete(&caller, &ws, &name, if_match(&headers).as_deref())
         .await?;
     Ok(accepted(&cluster, &operation))
 }
@@ -289,12 +283,15 @@ pub async fn cluster_delete(
         (status = 401, description = "No valid token", body = api::Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such workspace", body = api::Problem, content_type = "application/problem+json")))]
 pub async fn operations_list(
-    _caller: AdminCaller,
+    Caller(caller): Caller,
     State(state): State<AppState>,
     ApiPath(ws): ApiPath<String>,
     ApiQuery(params): ApiQuery<PageParams>,
 ) -> Result<Json<api::OperationList>, ApiError> {
-    let (items, next) = state.service.operations_list(&ws, page(params)).await?;
+    let (items, next) = state
+        .service
+        .operations_list(&caller, &ws, page(params))
+        .await?;
     Ok(Json(api::OperationList {
         items: items.iter().map(operation_to_wire).collect(),
         next_page_token: next,
@@ -310,11 +307,11 @@ pub async fn operations_list(
         (status = 401, description = "No valid token", body = api::Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such operation", body = api::Problem, content_type = "application/problem+json")))]
 pub async fn operation_get(
-    _caller: AdminCaller,
+    Caller(caller): Caller,
     State(state): State<AppState>,
     ApiPath(id): ApiPath<Uuid>,
 ) -> Result<Json<api::Operation>, ApiError> {
-    let op = state.service.operation_get(id).await?;
+    let op = state.service.operation_get(&caller, id).await?;
     Ok(Json(operation_to_wire(&op)))
 }
 
@@ -324,13 +321,14 @@ pub async fn operation_get(
     responses(
         (status = 200, description = "A page of audit events", body = api::AuditEventList),
         (status = 400, description = "Bad paging parameters", body = api::Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No valid token", body = api::Problem, content_type = "application/problem+json")))]
+        (status = 401, description = "No valid token", body = api::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not a platform admin", body = api::Problem, content_type = "application/problem+json")))]
 pub async fn audit_list(
-    _caller: AdminCaller,
+    Caller(caller): Caller,
     State(state): State<AppState>,
     ApiQuery(params): ApiQuery<PageParams>,
 ) -> Result<Json<api::AuditEventList>, ApiError> {
-    let (items, next) = state.service.audit_list(page(params)).await?;
+    let (items, next) = state.service.audit_list(&caller, page(params)).await?;
     Ok(Json(api::AuditEventList {
         items: items
             .into_iter()

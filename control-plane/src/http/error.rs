@@ -110,6 +110,15 @@ impl From<ServiceError> for ApiError {
             ServiceError::Upstream { code, message } => {
                 ApiError::new(StatusCode::BAD_GATEWAY, code, message)
             }
+            ServiceError::Unauthenticated(reason) => ApiError::from(reason),
+            ServiceError::InvalidCredentials => ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "invalid_credentials",
+                "unknown user, wrong password, or unknown or expired API token",
+            ),
+            ServiceError::Forbidden { message } => {
+                ApiError::new(StatusCode::FORBIDDEN, "forbidden", message)
+            }
             ServiceError::Unavailable(source) => {
                 tracing::warn!(error = %error_chain(&source), "dependency unavailable");
                 ApiError::new(
@@ -135,7 +144,10 @@ impl From<AuthError> for ApiError {
         let detail = match error {
             AuthError::Missing => "this endpoint needs a bearer token",
             AuthError::NotBearer => "the Authorization header must be 'Bearer <token>'",
-            AuthError::WrongToken { .. } => "the bearer token is not valid for this endpoint",
+            AuthError::WrongToken { .. }
+            | AuthError::InvalidJwt(_)
+            | AuthError::UnknownApiToken
+            | AuthError::UnknownUser(_) => "the bearer token is not valid for this endpoint",
         };
         ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", detail)
     }

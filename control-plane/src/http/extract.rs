@@ -10,7 +10,8 @@ use serde::de::DeserializeOwned;
 
 use super::error::ApiError;
 use crate::AppState;
-use crate::auth::Principal;
+use crate::auth::{self, Identity};
+use crate::service::ServiceError;
 
 /// A JSON body; a malformed one answers `400 invalid_body` (or `415 unsupported_media_type`).
 pub struct ApiJson<T>(pub T);
@@ -75,37 +76,58 @@ impl<T: DeserializeOwned> FromRequestParts<AppState> for ApiQuery<T> {
     }
 }
 
-/// Proof that the caller holds the admin token.
+/// An authenticated user: a JWT of ours, or (when the bearer is not JWT-shaped) an API token.
+/// What the user may do is decided by the service call it makes.
+pub struct Caller(pub Identity);
+
+/// An authenticated platform admin (anyone else gets `403 forbidden`).
 pub struct AdminCaller;
-
-/// Proof that the caller holds the node-agent token.
-pub struct AgentCaller;
-
-fn authenticate(parts: &Parts, state: &AppState, expected: Principal) -> Result<(), ApiError> {
-    let header = parts
-        .headers
-        .get(AUTHORIZATION)
-        .map(|value| value.to_str().unwrap_or(""));
-    state
-        .auth
-        .check(header, expected)
-        .map(|_| ())
-        .map_err(|reason| {
-            tracing::warn!(
-                method = %parts.method,
-                path = %parts.uri.path(),
-                %reason,
-                "refused request: 401 unauthorized"
-            );
-            ApiError::from(reason)
-        })
-}
 
 impl FromRequestParts<AppState> for AdminCaller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        authenticate(parts, state, Principal::Admin).map(|()| AdminCaller)
+        let Caller(identity) = Caller::from_request_parts(parts, state).await?;
+        crate::service::require_platform_admin(&identity).map_err(ApiError::from)?;
+        Ok(AdminCaller)
+    }
+}
+
+/// Proof that the caller holds the node-agent token.
+pub struct AgentCaller;
+
+fn refuse(parts: &Parts, reason: &dyn std::fmt::Display) {
+    tracing::warn!(
+        method = %parts.method,
+        path = %parts.uri.path(),
+        %reason,
+        "refused request: 401 unauthorized"
+    );
+}
+
+fn header(parts: &Parts) -> Option<&str> {
+    parts
+        .headers
+        .get(AUTHORIZATION)
+        .map(|value| value.to_str().unwrap_or(""))
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let token = auth::bearer(header(parts)).map_err(|reason| {
+            refuse(parts, &reason);
+            ApiError::from(reason)
+        })?;
+        match state.service.authenticate(token).await {
+            Ok(identity) => Ok(Caller(identity)),
+            Err(ServiceError::Unauthenticated(reason)) => {
+                refuse(parts, &reason);
+                Err(ApiError::from(reason))
+            }
+            Err(other) => Err(ApiError::from(other)),
+        }
     }
 }
 
@@ -113,6 +135,13 @@ impl FromRequestParts<AppState> for AgentCaller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        authenticate(parts, state, Principal::Agent).map(|()| AgentCaller)
+        state
+            .auth
+            .check_agent(header(parts))
+            .map(|_| AgentCaller)
+            .map_err(|reason| {
+                refuse(parts, &reason);
+                ApiError::from(reason)
+            })
     }
 }

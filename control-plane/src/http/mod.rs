@@ -6,6 +6,7 @@
 //! `openapi/hdi.json` (a test fails when it is stale; `cargo xtask codegen` rewrites it).
 
 mod agent;
+mod auth;
 mod cluster;
 pub mod error;
 mod extract;
@@ -14,7 +15,7 @@ mod node;
 mod topic;
 
 use axum::Router;
-use axum::routing::{get, post, put};
+use axum::routing::{delete, get, post, put};
 use utoipa::OpenApi;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 
@@ -45,6 +46,15 @@ use error::ApiError;
         cluster::operations_list,
         cluster::operation_get,
         cluster::audit_list,
+        auth::jwks,
+        auth::token,
+        auth::user_create,
+        auth::users_list,
+        auth::user_delete,
+        auth::api_token_create,
+        auth::role_bindings_list,
+        auth::role_binding_put,
+        auth::role_binding_delete,
         topic::topics_list,
         topic::topic_create,
         topic::topic_get,
@@ -62,6 +72,8 @@ use error::ApiError;
         (name = "topics", description = "Topics of Kafka clusters, through the Kafka admin protocol"),
         (name = "operations", description = "Long-running mutations"),
         (name = "audit", description = "Who changed what"),
+        (name = "auth", description = "Access tokens and the keys that sign them"),
+        (name = "users", description = "Users and their API tokens"),
     )
 )]
 pub struct ApiDoc;
@@ -97,6 +109,22 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/openapi.json",
             get(|| async { ([("content-type", "application/json")], openapi_json()) }),
+        )
+        .route("/.well-known/jwks.json", get(auth::jwks))
+        .route("/v1/auth/token", post(auth::token))
+        .route("/v1/users", post(auth::user_create).get(auth::users_list))
+        .route("/v1/users/{username}", delete(auth::user_delete))
+        .route(
+            "/v1/users/{username}/api-tokens",
+            post(auth::api_token_create),
+        )
+        .route(
+            "/v1/workspaces/{ws}/role-bindings",
+            get(auth::role_bindings_list),
+        )
+        .route(
+            "/v1/workspaces/{ws}/role-bindings/{username}",
+            put(auth::role_binding_put).delete(auth::role_binding_delete),
         )
         .route("/v1/nodes", get(node::nodes_list))
         .route("/v1/nodes/{id}", get(node::node_get))

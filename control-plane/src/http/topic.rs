@@ -8,13 +8,11 @@ use axum::http::StatusCode;
 use hdi_api as api;
 
 use super::error::ApiError;
-use super::extract::{AdminCaller, ApiJson, ApiPath, ApiQuery};
+use super::extract::{ApiJson, ApiPath, ApiQuery, Caller};
 use super::node::PageParams;
 use crate::AppState;
+use crate::auth::Role;
 use crate::service::{PageRequest, TopicInput, TopicPatchInput, TopicView};
-
-/// The actor recorded in audit events for admin-token callers.
-const ADMIN_ACTOR: &str = "admin";
 
 fn ids(list: &[i32]) -> Vec<u32> {
     list.iter()
@@ -62,7 +60,7 @@ fn topic_to_wire(view: TopicView) -> api::Topic {
         (status = 502, description = "Kafka answered with an error (`kafka_error`)", body = api::Problem, content_type = "application/problem+json"),
         (status = 503, description = "The cluster cannot be reached (`cluster_unreachable`)", body = api::Problem, content_type = "application/problem+json")))]
 pub async fn topics_list(
-    _caller: AdminCaller,
+    Caller(caller): Caller,
     State(state): State<AppState>,
     ApiPath((ws, cluster)): ApiPath<(String, String)>,
     ApiQuery(params): ApiQuery<PageParams>,
@@ -71,6 +69,7 @@ pub async fn topics_list(
         page_size: params.page_size,
         page_token: params.page_token,
     };
+    state.service.authorize(&caller, &ws, Role::Viewer).await?;
     let (items, next) = state.service.topics_list(&ws, &cluster, page).await?;
     Ok(Json(api::TopicList {
         items: items.into_iter().map(topic_to_wire).collect(),
@@ -93,7 +92,7 @@ pub async fn topics_list(
         (status = 502, description = "Kafka answered with an error (`kafka_error`)", body = api::Problem, content_type = "application/problem+json"),
         (status = 503, description = "The cluster cannot be reached (`cluster_unreachable`)", body = api::Problem, content_type = "application/problem+json")))]
 pub async fn topic_create(
-    _caller: AdminCaller,
+    Caller(caller): Caller,
     State(state): State<AppState>,
     ApiPath((ws, cluster)): ApiPath<(String, String)>,
     ApiJson(body): ApiJson<api::TopicCreate>,
@@ -104,9 +103,13 @@ pub async fn topic_create(
         replication_factor: body.replication_factor,
         configs: body.configs,
     };
+    state
+        .service
+        .authorize(&caller, &ws, Role::Operator)
+        .await?;
     let view = state
         .service
-        .topic_create(ADMIN_ACTOR, &ws, &cluster, input)
+        .topic_create(&caller.username, &ws, &cluster, input)
         .await?;
     Ok((StatusCode::CREATED, Json(topic_to_wire(view))))
 }
@@ -121,15 +124,17 @@ pub async fn topic_create(
         (status = 200, description = "The topic", body = api::Topic),
         (status = 400, description = "An invalid topic name, or `not_a_kafka_cluster`", body = api::Problem, content_type = "application/problem+json"),
         (status = 401, description = "No valid token", body = api::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The caller's role does not allow this", body = api::Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such workspace, cluster or topic", body = api::Problem, content_type = "application/problem+json"),
         (status = 409, description = "The cluster is not running (`cluster_not_ready`)", body = api::Problem, content_type = "application/problem+json"),
         (status = 502, description = "Kafka answered with an error (`kafka_error`)", body = api::Problem, content_type = "application/problem+json"),
         (status = 503, description = "The cluster cannot be reached (`cluster_unreachable`)", body = api::Problem, content_type = "application/problem+json")))]
 pub async fn topic_get(
-    _caller: AdminCaller,
+    Caller(caller): Caller,
     State(state): State<AppState>,
     ApiPath((ws, cluster, topic)): ApiPath<(String, String, String)>,
 ) -> Result<Json<api::Topic>, ApiError> {
+    state.service.authorize(&caller, &ws, Role::Viewer).await?;
     let view = state.service.topic_get(&ws, &cluster, &topic).await?;
     Ok(Json(topic_to_wire(view)))
 }
@@ -145,12 +150,13 @@ pub async fn topic_get(
         (status = 200, description = "The topic after the change", body = api::Topic),
         (status = 400, description = "An invalid field (`partitions`, also for a shrink; `configs.<key>`), or `not_a_kafka_cluster`", body = api::Problem, content_type = "application/problem+json"),
         (status = 401, description = "No valid token", body = api::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The caller's role does not allow this", body = api::Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such workspace, cluster or topic", body = api::Problem, content_type = "application/problem+json"),
         (status = 409, description = "The cluster is not running (`cluster_not_ready`)", body = api::Problem, content_type = "application/problem+json"),
         (status = 502, description = "Kafka answered with an error (`kafka_error`)", body = api::Problem, content_type = "application/problem+json"),
         (status = 503, description = "The cluster cannot be reached (`cluster_unreachable`)", body = api::Problem, content_type = "application/problem+json")))]
 pub async fn topic_patch(
-    _caller: AdminCaller,
+    Caller(caller): Caller,
     State(state): State<AppState>,
     ApiPath((ws, cluster, topic)): ApiPath<(String, String, String)>,
     ApiJson(body): ApiJson<api::TopicPatch>,
@@ -159,9 +165,13 @@ pub async fn topic_patch(
         partitions: body.partitions,
         configs: body.configs,
     };
+    state
+        .service
+        .authorize(&caller, &ws, Role::Operator)
+        .await?;
     let view = state
         .service
-        .topic_patch(ADMIN_ACTOR, &ws, &cluster, &topic, patch)
+        .topic_patch(&caller.username, &ws, &cluster, &topic, patch)
         .await?;
     Ok(Json(topic_to_wire(view)))
 }
@@ -176,18 +186,23 @@ pub async fn topic_patch(
         (status = 204, description = "Deleted"),
         (status = 400, description = "An invalid topic name, or `not_a_kafka_cluster`", body = api::Problem, content_type = "application/problem+json"),
         (status = 401, description = "No valid token", body = api::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The caller's role does not allow this", body = api::Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such workspace, cluster or topic", body = api::Problem, content_type = "application/problem+json"),
         (status = 409, description = "The cluster is not running (`cluster_not_ready`)", body = api::Problem, content_type = "application/problem+json"),
         (status = 502, description = "Kafka answered with an error (`kafka_error`)", body = api::Problem, content_type = "application/problem+json"),
         (status = 503, description = "The cluster cannot be reached (`cluster_unreachable`)", body = api::Problem, content_type = "application/problem+json")))]
 pub async fn topic_delete(
-    _caller: AdminCaller,
+    Caller(caller): Caller,
     State(state): State<AppState>,
     ApiPath((ws, cluster, topic)): ApiPath<(String, String, String)>,
 ) -> Result<StatusCode, ApiError> {
     state
         .service
-        .topic_delete(ADMIN_ACTOR, &ws, &cluster, &topic)
+        .authorize(&caller, &ws, Role::Operator)
+        .await?;
+    state
+        .service
+        .topic_delete(&caller.username, &ws, &cluster, &topic)
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }

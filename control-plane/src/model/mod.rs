@@ -82,5 +82,7 @@ impl NodeRecord {
     }
 }
 
+mod auth;
 mod cluster;
+pub use auth::*;
 pub use cluster::*;

@@ -9,8 +9,10 @@ use std::time::Duration;
 
 use uuid::Uuid;
 
+use super::auth::require_platform_admin;
 use super::node::{PageRequest, is_dns_label};
 use super::{Service, ServiceError};
+use crate::auth::{Identity, Role};
 use crate::kafka_admin::KafkaAdmin;
 use crate::model::{
     AuditRecord, ClusterRecord, ClusterSpec, Kind, MAX_STORAGE_GIB, OperationKind, OperationRecord,
@@ -161,7 +163,7 @@ pub fn validate_spec(kind: Kind, spec: &mut ClusterSpec) -> Result<(), ServiceEr
 }
 
 impl Service {
-    async fn audit(
+    pub(super) async fn audit(
         &self,
         actor: &str,
         action: &str,
@@ -207,12 +209,17 @@ impl Service {
     /// `invalid_field` or `workspace_exists`.
     pub async fn workspace_create(
         &self,
-        actor: &str,
+        caller: &Identity,
         name: &str,
     ) -> Result<WorkspaceRecord, ServiceError> {
+        let actor = caller.username.as_str();
         let result = async {
             check_name("name", name)?;
-            match self.store.workspace_insert(name).await {
+            match self
+                .store
+                .workspace_insert_with_admin(name, caller.user_id)
+                .await
+            {
                 Ok(record) => Ok(record),
                 Err(StoreError::Conflict { what }) => Err(ServiceError::Conflict {
                     code: "workspace_exists",
@@ -244,12 +251,25 @@ impl Service {
             })
     }
 
-    /// A page of workspaces.
+    /// One workspace the caller may view.
+    ///
+    /// # Errors
+    /// `not_found` (also when the caller has no role in it).
+    pub async fn workspace_get_for(
+        &self,
+        caller: &Identity,
+        name: &str,
+    ) -> Result<WorkspaceRecord, ServiceError> {
+        self.authorize(caller, name, Role::Viewer).await
+    }
+
+    /// A page of the workspaces the caller has a role in (all of them for a platform admin).
     ///
     /// # Errors
     /// `invalid_field` for a bad page.
     pub async fn workspaces_list(
         &self,
+        caller: &Identity,
         page: PageRequest,
     ) -> Result<(Vec<WorkspaceRecord>, Option<String>), ServiceError> {
         let size = page_size(&page)?;
@@ -258,10 +278,15 @@ impl Service {
             .as_deref()
             .map(super::node::decode_page_token)
             .transpose()?;
-        let mut items = self
-            .store
-            .workspaces_list(after.as_deref(), size + 1)
-            .await?;
+        let mut items = if caller.platform_admin {
+            self.store
+                .workspaces_list(after.as_deref(), size + 1)
+                .await?
+        } else {
+            self.store
+                .workspaces_list_for_user(caller.user_id, after.as_deref(), size + 1)
+                .await?
+        };
         let next = if items.len() > size as usize {
             items.truncate(size as usize);
             items
@@ -280,15 +305,16 @@ impl Service {
     /// `operation_in_progress`, `cluster_deleting`.
     pub async fn cluster_put(
         &self,
-        actor: &str,
+        caller: &Identity,
         workspace: &str,
         name: &str,
         kind: Kind,
         spec: ClusterSpec,
         if_match: Option<&str>,
     ) -> Result<PutOutcome, ServiceError> {
+        let actor = caller.username.as_str();
         let result = self
-            .cluster_put_inner(actor, workspace, name, kind, spec, if_match)
+            .cluster_put_inner(caller, workspace, name, kind, spec, if_match)
             .await;
         let action = match &result {
             Ok(outcome) if outcome.created => "cluster.create",
@@ -305,17 +331,18 @@ impl Service {
 
     async fn cluster_put_inner(
         &self,
-        actor: &str,
+        caller: &Identity,
         workspace: &str,
         name: &str,
         kind: Kind,
         mut spec: ClusterSpec,
         if_match: Option<&str>,
     ) -> Result<PutOutcome, ServiceError> {
+        let actor = caller.username.as_str();
+        let ws = self.authorize(caller, workspace, Role::Operator).await?;
         check_name("name", name)?;
         validate_spec(kind, &mut spec)?;
         spec.drain = false;
-        let ws = self.workspace_get(workspace).await?;
         for _ in 0..3 {
             let existing = self.store.cluster_get(ws.id, name).await?;
             let Some(existing) = existing else {
@@ -420,14 +447,15 @@ impl Service {
     /// As [`Service::cluster_put`], plus `brokers_hold_partitions` and `below_quorum`.
     pub async fn cluster_patch(
         &self,
-        actor: &str,
+        caller: &Identity,
         workspace: &str,
         name: &str,
         patch: ClusterPatchInput,
         if_match: Option<&str>,
     ) -> Result<(ClusterRecord, OperationRecord), ServiceError> {
+        let actor = caller.username.as_str();
         let result = async {
-            let ws = self.workspace_get(workspace).await?;
+            let ws = self.authorize(caller, workspace, Role::Operator).await?;
             let existing = self.cluster_record(&ws, name).await?;
             check_if_match(&existing, if_match)?;
             if existing.deleting {
@@ -495,13 +523,14 @@ impl Service {
     /// `not_found`, `deletion_protected`, `precondition_failed`.
     pub async fn cluster_delete(
         &self,
-        actor: &str,
+        caller: &Identity,
         workspace: &str,
         name: &str,
         if_match: Option<&str>,
     ) -> Result<(ClusterRecord, OperationRecord), ServiceError> {
+        let actor = caller.username.as_str();
         let result = async {
-            let ws = self.workspace_get(workspace).await?;
+            let ws = self.authorize(caller, workspace, Role::Operator).await?;
             let existing = self.cluster_record(&ws, name).await?;
             check_if_match(&existing, if_match)?;
             if existing.spec.deletion_protection {
@@ -625,7 +654,22 @@ impl Service {
         })
     }
 
-    /// One cluster with its workloads.
+    /// One cluster with its workloads, if the caller may view its workspace.
+    ///
+    /// # Errors
+    /// `not_found` (also when the caller has no role in the workspace).
+    pub async fn cluster_get_for(
+        &self,
+        caller: &Identity,
+        workspace: &str,
+        name: &str,
+    ) -> Result<ClusterView, ServiceError> {
+        self.authorize(caller, workspace, Role::Viewer).await?;
+        self.cluster_get(workspace, name).await
+    }
+
+    /// One cluster with its workloads, without an access check (for other service calls that
+    /// made theirs).
     ///
     /// # Errors
     /// `not_found`.
@@ -662,10 +706,11 @@ impl Service {
     /// `not_found`, `invalid_field`.
     pub async fn clusters_list(
         &self,
+        caller: &Identity,
         workspace: &str,
         page: PageRequest,
     ) -> Result<(Vec<ClusterView>, Option<String>), ServiceError> {
-        let ws = self.workspace_get(workspace).await?;
+        let ws = self.authorize(caller, workspace, Role::Viewer).await?;
         let size = page_size(&page)?;
         let after = page
             .page_token
@@ -691,17 +736,24 @@ impl Service {
         Ok((views, next))
     }
 
-    /// One operation.
+    /// One operation, if the caller may view its workspace.
     ///
     /// # Errors
-    /// `not_found`.
-    pub async fn operation_get(&self, id: Uuid) -> Result<OperationRecord, ServiceError> {
-        self.store
-            .operation_get(id)
-            .await?
-            .ok_or_else(|| ServiceError::NotFound {
-                what: format!("operation {id}"),
-            })
+    /// `not_found` (also when the caller has no role in the operation's workspace).
+    pub async fn operation_get(
+        &self,
+        caller: &Identity,
+        id: Uuid,
+    ) -> Result<OperationRecord, ServiceError> {
+        let not_found = || ServiceError::NotFound {
+            what: format!("operation {id}"),
+        };
+        let op = self.store.operation_get(id).await?.ok_or_else(not_found)?;
+        match self.authorize(caller, &op.workspace, Role::Viewer).await {
+            Ok(_) => Ok(op),
+            Err(ServiceError::NotFound { .. }) => Err(not_found()),
+            Err(other) => Err(other),
+        }
     }
 
     /// A page of a workspace's operations, newest first.
@@ -710,10 +762,11 @@ impl Service {
     /// `not_found`, `invalid_field`.
     pub async fn operations_list(
         &self,
+        caller: &Identity,
         workspace: &str,
         page: PageRequest,
     ) -> Result<(Vec<OperationRecord>, Option<String>), ServiceError> {
-        let ws = self.workspace_get(workspace).await?;
+        let ws = self.authorize(caller, workspace, Role::Viewer).await?;
         let size = page_size(&page)?;
         let before = page
             .page_token
@@ -733,14 +786,16 @@ impl Service {
         Ok((items, next))
     }
 
-    /// A page of audit events, newest first.
+    /// A page of audit events, newest first (platform admins only).
     ///
     /// # Errors
-    /// `invalid_field`.
+    /// `forbidden`, `invalid_field`.
     pub async fn audit_list(
         &self,
+        caller: &Identity,
         page: PageRequest,
     ) -> Result<(Vec<AuditRecord>, Option<String>), ServiceError> {
+        require_platform_admin(caller)?;
         let size = page_size(&page)?;
         let before = page
             .page_token
@@ -809,6 +864,9 @@ fn error_code(error: &ServiceError) -> &'static str {
         ServiceError::NotFound { .. } => "not_found",
         ServiceError::Conflict { code, .. } => code,
         ServiceError::PreconditionFailed { .. } => "precondition_failed",
+        ServiceError::Unauthenticated(_) => "unauthorized",
+        ServiceError::InvalidCredentials => "invalid_credentials",
+        ServiceError::Forbidden { .. } => "forbidden",
         ServiceError::Refused { code, .. }
         | ServiceError::Unreachable { code, .. }
         | ServiceError::Upstream { code, .. } => code,

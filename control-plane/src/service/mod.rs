@@ -3,6 +3,7 @@
 //! It validates input, applies the business rules and calls the [`Store`]. It knows neither axum
 //! nor SQL. One file per resource, methods named `<resource>_<verb>`.
 
+mod auth;
 mod cluster;
 mod node;
 mod topic;
@@ -12,6 +13,7 @@ use std::time::Duration;
 
 use tokio::sync::Notify;
 
+pub use auth::{BOOTSTRAP_ADMIN, Grant, NewApiToken, require_platform_admin};
 pub use cluster::{ClusterPatchInput, ClusterView, PutOutcome, validate_spec};
 pub use node::{NodePage, PageRequest};
 pub use topic::{TopicConfigs, TopicInput, TopicPatchInput, TopicView};
@@ -83,6 +85,19 @@ pub enum ServiceError {
         /// What it answered.
         message: String,
     },
+    /// The caller is not authenticated (no, or no valid, bearer token); the reason is for the
+    /// log only.
+    #[error("unauthenticated: {0}")]
+    Unauthenticated(#[source] crate::auth::AuthError),
+    /// A token exchange with a wrong username, password or API token.
+    #[error("invalid credentials")]
+    InvalidCredentials,
+    /// The caller is authenticated but its role does not allow the call.
+    #[error("{message}")]
+    Forbidden {
+        /// Which role or privilege the call needs.
+        message: String,
+    },
     /// A dependency (the database) is not available.
     #[error("service unavailable")]
     Unavailable(#[source] StoreError),
@@ -109,6 +124,8 @@ pub struct Service {
     store: Store,
     config: ServiceConfig,
     poke: Arc<Notify>,
+    /// JWT keys, loaded by [`Service::auth_start`].
+    tokens: std::sync::RwLock<Option<Arc<crate::auth::jwt::TokenKeys>>>,
 }
 
 impl Service {
@@ -118,6 +135,7 @@ impl Service {
             store,
             config,
             poke,
+            tokens: std::sync::RwLock::new(None),
         }
     }
 

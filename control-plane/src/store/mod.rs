@@ -4,6 +4,7 @@
 //! [`crate::model`] types here; no SQL type leaks out. Migrations live in the repository's
 //! `migrations/` folder and are embedded into the binary.
 
+mod auth;
 mod cluster;
 mod node;
 mod workload;

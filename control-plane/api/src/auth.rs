@@ -1,0 +1,202 @@
+//! Wire types of authentication and authorization: token exchange, the JWKS, users, API tokens
+//! and role bindings.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+/// `POST /v1/auth/token`: what is exchanged for an access token.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(tag = "grant_type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum TokenRequest {
+    /// A username and password.
+    Password {
+        /// The username.
+        username: String,
+        /// The password.
+        password: String,
+    },
+    /// An API token (from `POST /v1/users/{username}/api-tokens`, or the admin token file).
+    ApiToken {
+        /// The API token's secret.
+        token: String,
+    },
+}
+
+impl std::fmt::Debug for TokenRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TokenRequest::Password { username, .. } => f
+                .debug_struct("Password")
+                .field("username", username)
+                .finish_non_exhaustive(),
+            TokenRequest::ApiToken { .. } => f.write_str("ApiToken { .. }"),
+        }
+    }
+}
+
+/// A short-lived access token (a JWT) to send as `Authorization: Bearer <access_token>`.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct TokenResponse {
+    /// The JWT.
+    pub access_token: String,
+    /// Always `Bearer`.
+    pub token_type: String,
+    /// Seconds until it expires.
+    pub expires_in: u64,
+}
+
+impl std::fmt::Debug for TokenResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenResponse")
+            .field("token_type", &self.token_type)
+            .field("expires_in", &self.expires_in)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One public key of the JWKS (RFC 7517; Ed25519 keys are `OKP`, RFC 8037).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Jwk {
+    /// Key type: `OKP`.
+    pub kty: String,
+    /// Curve: `Ed25519`.
+    pub crv: String,
+    /// The public key, unpadded base64url.
+    pub x: String,
+    /// Key id, as in the tokens' `kid` header.
+    pub kid: String,
+    /// Algorithm: `EdDSA`.
+    pub alg: String,
+    /// Use: `sig`.
+    #[serde(rename = "use")]
+    pub key_use: String,
+}
+
+/// `GET /.well-known/jwks.json`: the keys access tokens are signed with.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Jwks {
+    /// The keys.
+    pub keys: Vec<Jwk>,
+}
+
+/// `POST /v1/users`.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UserCreate {
+    /// 1-64 lowercase letters, digits, `.`, `_`, `-`.
+    pub username: String,
+    /// At least 12 characters.
+    pub password: String,
+}
+
+impl std::fmt::Debug for UserCreate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UserCreate")
+            .field("username", &self.username)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A user.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct User {
+    /// Identity (the `sub` of its access tokens).
+    pub id: Uuid,
+    /// Unique name.
+    pub username: String,
+    /// May do everything in every workspace.
+    pub platform_admin: bool,
+    /// Created.
+    pub created_at: DateTime<Utc>,
+}
+
+/// A page of users.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct UserList {
+    /// Users by name.
+    pub items: Vec<User>,
+    /// Pass as `page_token` for the next page; absent on the last page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_page_token: Option<String>,
+}
+
+/// `POST /v1/users/{username}/api-tokens`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ApiTokenCreate {
+    /// Unique per user: 1-64 letters, digits, `.`, `_`, `-`.
+    pub name: String,
+    /// Lifetime in days (1-3650); absent: it never expires.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_in_days: Option<u32>,
+}
+
+/// A created API token. The secret is shown only in this answer.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ApiTokenCreated {
+    /// Identity.
+    pub id: Uuid,
+    /// Its name.
+    pub name: String,
+    /// Its user.
+    pub username: String,
+    /// The secret: exchange it at `POST /v1/auth/token` or send it as a bearer token.
+    pub token: String,
+    /// Created.
+    pub created_at: DateTime<Utc>,
+    /// When it stops working; absent: never.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+impl std::fmt::Debug for ApiTokenCreated {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiTokenCreated")
+            .field("id", &self.id)
+            .field("name", &self.name)
+            .field("username", &self.username)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A role in a workspace; each includes the ones before it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Reads clusters, operations and topics.
+    Viewer,
+    /// Also creates, changes and deletes clusters and topics.
+    Operator,
+    /// Also manages the workspace's role bindings.
+    Admin,
+}
+
+/// `PUT /v1/workspaces/{ws}/role-bindings/{username}`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RoleBindingPut {
+    /// The role to grant.
+    pub role: Role,
+}
+
+/// A user's role in a workspace.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct RoleBinding {
+    /// The workspace.
+    pub workspace: String,
+    /// The user.
+    pub username: String,
+    /// The role.
+    pub role: Role,
+    /// Granted (or last changed).
+    pub created_at: DateTime<Utc>,
+}
+
+/// A workspace's role bindings.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct RoleBindingList {
+    /// Bindings by username.
+    pub items: Vec<RoleBinding>,
+}

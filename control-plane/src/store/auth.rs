@@ -1,0 +1,515 @@
+//! Rows of `signing_keys`, `users`, `api_tokens` and `role_bindings`.
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use super::{Store, StoreError};
+use crate::auth::jwt::KeyMaterial;
+use crate::auth::{Identity, Role};
+use crate::model::{ApiTokenRecord, RoleBindingRecord, UserRecord, WorkspaceRecord};
+
+fn query_error(context: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
+    move |source| StoreError::Query { context, source }
+}
+
+fn conflict_or(
+    context: &'static str,
+    what: impl FnOnce() -> String,
+) -> impl FnOnce(sqlx::Error) -> StoreError {
+    move |source| match &source {
+        sqlx::Error::Database(db) if db.is_unique_violation() => {
+            StoreError::Conflict { what: what() }
+        }
+        _ => StoreError::Query { context, source },
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct KeyRow {
+    kid: String,
+    private_key: Vec<u8>,
+    public_key: Vec<u8>,
+    active: bool,
+}
+
+#[derive(sqlx::FromRow)]
+struct UserRow {
+    id: Uuid,
+    username: String,
+    password_hash: Option<String>,
+    platform_admin: bool,
+    created_at: DateTime<Utc>,
+}
+
+impl From<UserRow> for UserRecord {
+    fn from(row: UserRow) -> UserRecord {
+        UserRecord {
+            id: row.id,
+            username: row.username,
+            password_hash: row.password_hash,
+            platform_admin: row.platform_admin,
+            created_at: row.created_at,
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct IdentityRow {
+    id: Uuid,
+    username: String,
+    platform_admin: bool,
+}
+
+#[derive(sqlx::FromRow)]
+struct TokenRow {
+    id: Uuid,
+    user_id: Uuid,
+    name: String,
+    created_at: DateTime<Utc>,
+    expires_at: Option<DateTime<Utc>>,
+}
+
+#[derive(sqlx::FromRow)]
+struct BindingRow {
+    username: String,
+    workspace: String,
+    role: String,
+    created_at: DateTime<Utc>,
+}
+
+fn role(text: &str) -> Result<Role, StoreError> {
+    Role::parse(text).ok_or_else(|| StoreError::Corrupt {
+        column: "role_bindings.role",
+        value: text.to_owned(),
+    })
+}
+
+macro_rules! user_columns {
+    () => {
+        "id, username, password_hash, platform_admin, created_at"
+    };
+}
+
+impl Store {
+    /// Every signing key, the active one first (`None` when there is none yet).
+    ///
+    /// # Errors
+    /// [`StoreError::Query`].
+    pub async fn signing_keys(
+        &self,
+    ) -> Result<(Option<KeyMaterial>, Vec<KeyMaterial>), StoreError> {
+        let rows: Vec<KeyRow> = sqlx::query_as(
+            "SELECT kid, private_key, public_key, active FROM signing_keys \
+             WHERE algorithm = 'EdDSA' ORDER BY created_at DESC",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(query_error("signing_keys"))?;
+        let mut active = None;
+        let mut others = Vec::new();
+        for row in rows {
+            let key = KeyMaterial {
+                kid: row.kid,
+                private_pkcs8: row.private_key,
+                public: row.public_key,
+            };
+            if row.active && active.is_none() {
+                active = Some(key);
+            } else {
+                others.push(key);
+            }
+        }
+        Ok((active, others))
+    }
+
+    /// Inserts `key` as the active signing key unless one is already active (then nothing
+    /// changes: several control planes starting at once all end up with the winner's key).
+    ///
+    /// # Errors
+    /// [`StoreError::Query`].
+    pub async fn signing_key_insert_if_none(&self, key: &KeyMaterial) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO signing_keys (kid, algorithm, private_key, public_key, active) \
+             VALUES ($1, 'EdDSA', $2, $3, true) ON CONFLICT DO NOTHING",
+        )
+        .bind(&key.kid)
+        .bind(&key.private_pkcs8)
+        .bind(&key.public)
+        .execute(&self.pool)
+        .await
+        .map_err(query_error("signing_key_insert_if_none"))?;
+        Ok(())
+    }
+
+    /// Creates or updates the built-in platform admin `username` and makes `secret_sha256` its API
+    /// token `token_name` (replacing the previous secret of that name), in one transaction.
+    ///
+    /// # Errors
+    /// [`StoreError::Query`].
+    pub async fn bootstrap_admin(
+        &self,
+        username: &str,
+        token_name: &str,
+        secret_sha256: &[u8],
+    ) -> Result<Identity, StoreError> {
+        let mut tx = self
+            .pool
+            .begin()
+            .await
+            .map_err(query_error("bootstrap_admin"))?;
+        let row: IdentityRow = sqlx::query_as(
+            "INSERT INTO users (id, username, platform_admin) VALUES ($1, $2, true) \
+             ON CONFLICT (username) DO UPDATE SET platform_admin = true \
+             RETURNING id, username, platform_admin",
+        )
+        .bind(Uuid::new_v4())
+        .bind(username)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(query_error("bootstrap_admin user"))?;
+        // Another user's token with the same secret would be ambiguous: the secret is the admin's.
+        sqlx::query("DELETE FROM api_tokens WHERE secret_sha256 = $1 AND user_id <> $2")
+            .bind(secret_sha256)
+            .bind(row.id)
+            .execute(&mut *tx)
+            .await
+            .map_err(query_error("bootstrap_admin clear"))?;
+        sqlx::query(
+            "INSERT INTO api_tokens (id, user_id, name, secret_sha256) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (user_id, name) DO UPDATE \
+             SET secret_sha256 = EXCLUDED.secret_sha256, expires_at = NULL",
+        )
+        .bind(Uuid::new_v4())
+        .bind(row.id)
+        .bind(token_name)
+        .bind(secret_sha256)
+        .execute(&mut *tx)
+        .await
+        .map_err(query_error("bootstrap_admin token"))?;
+        tx.commit()
+            .await
+            .map_err(query_error("bootstrap_admin commit"))?;
+        Ok(Identity {
+            user_id: row.id,
+            username: row.username,
+            platform_admin: row.platform_admin,
+        })
+    }
+
+    /// Inserts a user.
+    ///
+    /// # Errors
+    /// [`StoreError::Conflict`] when the name is taken.
+    pub async fn user_insert(
+        &self,
+        username: &str,
+        password_hash: &str,
+        platform_admin: bool,
+    ) -> Result<UserRecord, StoreError> {
+        let row: UserRow = sqlx::query_as(concat!(
+            "INSERT INTO users (id, username, password_hash, platform_admin) \
+             VALUES ($1, $2, $3, $4) RETURNING ",
+            user_columns!()
+        ))
+        .bind(Uuid::new_v4())
+        .bind(username)
+        .bind(password_hash)
+        .bind(platform_admin)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(conflict_or("user_insert", || format!("user {username:?}")))?;
+        Ok(row.into())
+    }
+
+    /// A user by id.
+    ///
+    /// # Errors
+    /// [`StoreError::Query`].
+    pub async fn user_by_id(&self, id: Uuid) -> Result<Option<UserRecord>, StoreError> {
+        let row: Option<UserRow> = sqlx::query_as(concat!(
+            "SELECT ",
+            user_columns!(),
+            " FROM users WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(query_error("user_by_id"))?;
+        Ok(row.map(Into::into))
+    }
+
+    /// A user by name.
+    ///
+    /// # Errors
+    /// [`StoreError::Query`].
+    pub async fn user_by_name(&self, username: &str) -> Result<Option<UserRecord>, StoreError> {
+        let row: Option<UserRow> = sqlx::query_as(concat!(
+            "SELECT ",
+            user_columns!(),
+            " FROM users WHERE username = $1"
+        ))
+        .bind(username)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(query_error("user_by_name"))?;
+        Ok(row.map(Into::into))
+    }
+
+    /// Up to `limit` users by name after `after`.
+    ///
+    /// # Errors
+    /// [`StoreError::Query`].
+    pub async fn users_list(
+        &self,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<UserRecord>, StoreError> {
+        let rows: Vec<UserRow> = sqlx::query_as(concat!(
+            "SELECT ",
+            user_columns!(),
+            " FROM users WHERE ($1::text IS NULL OR username > $1) ORDER BY username LIMIT $2"
+        ))
+        .bind(after)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(query_error("users_list"))?;
+        Ok(rows.into_iter().map(Into::into).collect())
+    }
+
+    /// Deletes a user with its API tokens and role bindings; false when there was none.
+    ///
+    /// # Errors
+    /// [`StoreError::Query`].
+    pub async fn user_delete(&self, username: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query("DELETE FROM users WHERE username = $1")
+            .bind(username)
+            .execute(&self.pool)
+            .await
+            .map_err(query_error("user_delete"))?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// Inserts an API token of `user`.
+    ///
+    /// # Errors
+    /// [`StoreError::Conflict`] when the user has a token of that name.
+    pub async fn api_token_insert(
+        &self,
+        user: Uuid,
+        name: &str,
+        secret_sha256: &[u8],
+        expires_at: Option<DateTime<Utc>>,
+    ) -> Result<ApiTokenRecord, StoreError> {
+        let row: TokenRow = sqlx::query_as(
+            "INSERT INTO api_tokens (id, user_id, name, secret_sha256, expires_at) \
+             VALUES ($1, $2, $3, $4, $5) RETURNING id, user_id, name, created_at, expires_at",
+        )
+        .bind(Uuid::new_v4())
+        .bind(user)
+        .bind(name)
+        .bind(secret_sha256)
+        .bind(expires_at)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(conflict_or("api_token_insert", || {
+            format!("API token {name:?}")
+        }))?;
+        Ok(ApiTokenRecord {
+            id: row.id,
+            user_id: row.user_id,
+            name: row.name,
+            created_at: row.created_at,
+            expires_at: row.expires_at,
+        })
+    }
+
+    /// The user of the unexpired API token with this digest, marking the token used.
+    ///
+    /// # Errors
+    /// [`StoreError::Query`].
+    pub async fn api_token_authenticate(
+        &self,
+        secret_sha256: &[u8],
+    ) -> Result<Option<Identity>, StoreError> {
+        let row: Option<IdentityRow> = sqlx::query_as(
+            "UPDATE api_tokens t SET last_used_at = now() FROM users u \
+             WHERE t.secret_sha256 = $1 AND u.id = t.user_id \
+             AND (t.expires_at IS NULL OR t.expires_at > now()) \
+             RETURNING u.id, u.username, u.platform_admin",
+        )
+        .bind(secret_sha256)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(query_error("api_token_authenticate"))?;
+        Ok(row.map(|row| Identity {
+            user_id: row.id,
+            username: row.username,
+            platform_admin: row.platform_admin,
+        }))
+    }
+
+    /// The role of `user` in the workspace, if any.
+    ///
+    /// # Errors
+    /// [`StoreError::Query`] or [`StoreError::Corrupt`].
+    pub async fn role_binding_get(
+        &self,
+        user: Uuid,
+        workspace: Uuid,
+    ) -> Result<Option<Role>, StoreError> {
+        let text: Option<String> = sqlx::query_scalar(
+            "SELECT role FROM role_bindings WHERE user_id = $1 AND workspace_id = $2",
+        )
+        .bind(user)
+        .bind(workspace)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(query_error("role_binding_get"))?;
+        text.as_deref().map(role).transpose()
+    }
+
+    /// Grants `role` to `user` in the workspace (replacing a previous role).
+    ///
+    /// # Errors
+    /// [`StoreError::Query`].
+    pub async fn role_binding_put(
+        &self,
+        user: Uuid,
+        workspace: Uuid,
+        role: Role,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO role_bindings (user_id, workspace_id, role) VALUES ($1, $2, $3) \
+             ON CONFLICT (user_id, workspace_id) DO UPDATE SET role = EXCLUDED.role, created_at = now()",
+        )
+        .bind(user)
+        .bind(workspace)
+        .bind(role.as_str())
+        .execute(&self.pool)
+        .await
+        .map_err(query_error("role_binding_put"))?;
+        Ok(())
+    }
+
+    /// Removes `user`'s role in the workspace; false when there was none.
+    ///
+    /// # Errors
+    /// [`StoreError::Query`].
+    pub async fn role_binding_delete(
+        &self,
+        user: Uuid,
+        workspace: Uuid,
+    ) -> Result<bool, StoreError> {
+        let done =
+            sqlx::query("DELETE FROM role_bindings WHERE user_id = $1 AND workspace_id = $2")
+                .bind(user)
+                .bind(workspace)
+                .execute(&self.pool)
+                .await
+                .map_err(query_error("role_binding_delete"))?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// The workspace's role bindings by username.
+    ///
+    /// # Errors
+    /// [`StoreError::Query`] or [`StoreError::Corrupt`].
+    pub async fn role_bindings_list(
+        &self,
+        workspace: Uuid,
+    ) -> Result<Vec<RoleBindingRecord>, StoreError> {
+        let rows: Vec<BindingRow> = sqlx::query_as(
+            "SELECT u.username, w.name AS workspace, b.role, b.created_at FROM role_bindings b \
+             JOIN users u ON u.id = b.user_id JOIN workspaces w ON w.id = b.workspace_id \
+             WHERE b.workspace_id = $1 ORDER BY u.username",
+        )
+        .bind(workspace)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(query_error("role_bindings_list"))?;
+        rows.into_iter()
+            .map(|row| {
+                Ok(RoleBindingRecord {
+                    role: role(&row.role)?,
+                    username: row.username,
+                    workspace: row.workspace,
+                    created_at: row.created_at,
+                })
+            })
+            .collect()
+    }
+
+    /// Up to `limit` workspaces by name after `after` in which `user` has a role.
+    ///
+    /// # Errors
+    /// [`StoreError::Query`].
+    pub async fn workspaces_list_for_user(
+        &self,
+        user: Uuid,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<WorkspaceRecord>, StoreError> {
+        let rows: Vec<(Uuid, String, DateTime<Utc>)> = sqlx::query_as(
+            "SELECT w.id, w.name, w.created_at FROM workspaces w \
+             JOIN role_bindings b ON b.workspace_id = w.id AND b.user_id = $1 \
+             WHERE ($2::text IS NULL OR w.name > $2) ORDER BY w.name LIMIT $3",
+        )
+        .bind(user)
+        .bind(after)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(query_error("workspaces_list_for_user"))?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, name, created_at)| WorkspaceRecord {
+                id,
+                name,
+                created_at,
+            })
+            .collect())
+    }
+
+    /// Inserts a workspace and makes `admin` its admin, in one transaction.
+    ///
+    /// # Errors
+    /// [`StoreError::Conflict`] when the name is taken.
+    pub async fn workspace_insert_with_admin(
+        &self,
+        name: &str,
+        admin: Uuid,
+    ) -> Result<WorkspaceRecord, StoreError> {
+        let mut tx = self
+            .pool
+            .begin()
+            .await
+            .map_err(query_error("workspace_insert_with_admin"))?;
+        let (id, name, created_at): (Uuid, String, DateTime<Utc>) = sqlx::query_as(
+            "INSERT INTO workspaces (id, name) VALUES ($1, $2) RETURNING id, name, created_at",
+        )
+        .bind(Uuid::new_v4())
+        .bind(name)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(conflict_or("workspace_insert", || {
+            format!("workspace {name:?}")
+        }))?;
+        sqlx::query(
+            "INSERT INTO role_bindings (user_id, workspace_id, role) VALUES ($1, $2, 'admin')",
+        )
+        .bind(admin)
+        .bind(id)
+        .execute(&mut *tx)
+        .await
+        .map_err(query_error("workspace_insert_with_admin binding"))?;
+        tx.commit()
+            .await
+            .map_err(query_error("workspace_insert_with_admin commit"))?;
+        Ok(WorkspaceRecord {
+            id,
+            name,
+            created_at,
+        })
+    }
+}
