@@ -499,3 +499,303 @@ fn plan_spark(
         message: format!("the driver and {desired} executors run"),
     });
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::collections::BTreeMap;
+
+    use chrono::Utc;
+
+    use super::*;
+    use crate::kafka_admin::{BrokerInfo, PartitionInfo, TopicInfo};
+    use crate::model::{ClusterSpec, ClusterStatusDoc, PoolRole, PoolSpec, WorkloadConfig};
+
+    fn cluster(kind: Kind, replicas: u32, generation: u64, observed: u64) -> ClusterRecord {
+        ClusterRecord {
+            id: Uuid::from_u128(7),
+            workspace_id: Uuid::from_u128(1),
+            workspace: "ws".into(),
+            name: "c".into(),
+            kind,
+            spec: ClusterSpec {
+                version: "4.1".into(),
+                pools: vec![PoolSpec {
+                    name: "pool".into(),
+                    role: kind.pool_role(),
+                    replicas,
+                    size: "small".into(),
+                    storage_gib: 10,
+                }],
+                config: BTreeMap::new(),
+                deletion_protection: false,
+                drain: false,
+            },
+            generation,
+            deleting: false,
+            state: ClusterState::Creating,
+            observed_generation: observed,
+            status: ClusterStatusDoc::default(),
+            voters: if kind == Kind::Kafka && observed > 0 { 3 } else { 0 },
+            created_at: Utc::now(),
+            updated_at: Utc::now(),
+        }
+    }
+
+    fn workload(role: WorkloadRole, ordinal: u32, observed: ObservedProcess) -> WorkloadRecord {
+        let config = match role {
+            WorkloadRole::Broker => WorkloadConfig::Broker {
+                broker_id: i32::try_from(ordinal).unwrap(),
+                kafka_port: 20_000 + u16::try_from(ordinal).unwrap() * 2,
+                quorum_port: 20_001 + u16::try_from(ordinal).unwrap() * 2,
+                voters: Vec::new(),
+                rack: "fd-0".into(),
+            },
+            _ => WorkloadConfig::Executor {
+                role,
+                worker_id: ordinal,
+                port: 21_000 + u16::try_from(ordinal).unwrap(),
+                driver: "127.0.0.1:21000".into(),
+            },
+        };
+        WorkloadRecord {
+            id: Uuid::from_u128(u128::from(ordinal) + if role == WorkloadRole::Driver { 100 } else { 0 }),
+            cluster_id: Uuid::from_u128(7),
+            node_id: Uuid::from_u128(50 + u128::from(ordinal)),
+            node_name: format!("node-{ordinal}"),
+            address: "127.0.0.1".into(),
+            fault_domain: ordinal,
+            node_ready: true,
+            name: format!("w-{}-{ordinal}", role.as_str()),
+            role,
+            ordinal,
+            config,
+            removing: false,
+            gone: false,
+            observed,
+            restarts: 0,
+        }
+    }
+
+    fn brokers(ids: &[u32]) -> Vec<WorkloadRecord> {
+        ids.iter()
+            .map(|&id| workload(WorkloadRole::Broker, id, ObservedProcess::Running))
+            .collect()
+    }
+
+    /// Metadata with `topics` topics of 4 partitions each, RF 3, replicas round-robin on `on`.
+    fn kafka(live: &[i32], on: &[i32], topics: usize) -> KafkaObservation {
+        let mut metadata = ClusterMetadata {
+            cluster_id: Some("x".into()),
+            controller_id: live[0],
+            brokers: live
+                .iter()
+                .map(|&id| BrokerInfo {
+                    id,
+                    host: "127.0.0.1".into(),
+                    port: 9000 + id,
+                    rack: None,
+                })
+                .collect(),
+            topics: Vec::new(),
+        };
+        for t in 0..topics {
+            metadata.topics.push(TopicInfo {
+                name: format!("t{t}"),
+                topic_id: None,
+                internal: false,
+                error: None,
+                partitions: (0..4)
+                    .map(|p| {
+                        let replicas: Vec<i32> = (0..3).map(|r| on[(p + r + t) % on.len()]).collect();
+                        PartitionInfo {
+                            partition: i32::try_from(p).unwrap(),
+                            leader: replicas[0],
+                            isr: replicas.clone(),
+                            replicas,
+                            offline: Vec::new(),
+                        }
+                    })
+                    .collect(),
+            });
+        }
+        KafkaObservation {
+            metadata,
+            reassigning: 0,
+        }
+    }
+
+    fn run(
+        c: &ClusterRecord,
+        w: &[WorkloadRecord],
+        k: Option<&KafkaObservation>,
+        s: Option<&SparkObservation>,
+    ) -> Plan {
+        plan(Input {
+            cluster: c,
+            workloads: w,
+            kafka: k,
+            spark: s,
+        })
+    }
+
+    fn placed(plan: &Plan) -> Vec<u32> {
+        plan.actions
+            .iter()
+            .find_map(|a| match a {
+                Action::Place(requests) => Some(requests.iter().map(|r| r.ordinal).collect()),
+                _ => None,
+            })
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn a_new_kafka_cluster_places_all_voters_at_once() {
+        let c = cluster(Kind::Kafka, 3, 1, 0);
+        let p = run(&c, &[], None, None);
+        assert_eq!(placed(&p), vec![1, 2, 3]);
+        assert_eq!(p.set_voters, Some(3));
+        assert_eq!(p.state, ClusterState::Creating);
+        assert_eq!(p.outcome, Outcome::InProgress);
+        // One broker only: a one-voter quorum.
+        assert_eq!(run(&cluster(Kind::Kafka, 1, 1, 0), &[], None, None).set_voters, Some(1));
+    }
+
+    #[test]
+    fn running_needs_processes_and_one_cluster() {
+        let c = cluster(Kind::Kafka, 3, 1, 0);
+        let mut w = brokers(&[1, 2, 3]);
+        w[1].observed = ObservedProcess::Starting;
+        let p = run(&c, &w, None, None);
+        assert_eq!(p.outcome, Outcome::InProgress);
+        assert_eq!(p.phase, "start the brokers");
+        let w = brokers(&[1, 2, 3]);
+        let p = run(&c, &w, None, None);
+        assert_eq!(p.phase, "wait for the brokers to form one cluster");
+        let p = run(&c, &w, Some(&kafka(&[1, 2], &[1, 2], 0)), None);
+        assert_eq!(p.outcome, Outcome::InProgress, "broker 3 is not in the metadata");
+        let p = run(&c, &w, Some(&kafka(&[1, 2, 3], &[1, 2, 3], 0)), None);
+        assert_eq!(p.outcome, Outcome::Converged);
+        assert_eq!(p.state, ClusterState::Running);
+        assert_eq!(p.ready.get("brokers"), Some(&3));
+        assert_eq!(
+            p.bootstrap_servers.as_deref(),
+            Some("127.0.0.1:20002,127.0.0.1:20004,127.0.0.1:20006")
+        );
+        assert!(p.actions.is_empty());
+    }
+
+    #[test]
+    fn scale_out_places_then_rebalances_then_converges() {
+        let c = cluster(Kind::Kafka, 4, 2, 1);
+        let p = run(&c, &brokers(&[1, 2, 3]), Some(&kafka(&[1, 2, 3], &[1, 2, 3], 5)), None);
+        assert_eq!(placed(&p), vec![4]);
+        assert_eq!(p.state, ClusterState::Resizing);
+        let w = brokers(&[1, 2, 3, 4]);
+        let p = run(&c, &w, Some(&kafka(&[1, 2, 3, 4], &[1, 2, 3], 5)), None);
+        let Some(Action::Reassign(moves)) = p.actions.first() else {
+            panic!("expected a rebalance: {p:?}");
+        };
+        assert!(moves.iter().any(|(_, _, replicas)| replicas.contains(&4)));
+        let mut busy = kafka(&[1, 2, 3, 4], &[1, 2, 3, 4], 5);
+        busy.reassigning = 3;
+        assert_eq!(run(&c, &w, Some(&busy), None).phase, "rebalance partitions");
+        // Balanced and nothing in flight: converged.
+        let settled = kafka(&[1, 2, 3, 4], &[1, 2, 3, 4], 0);
+        assert_eq!(run(&c, &w, Some(&settled), None).outcome, Outcome::Converged);
+    }
+
+    #[test]
+    fn scale_in_is_blocked_by_held_partitions_unless_drained() {
+        let mut c = cluster(Kind::Kafka, 3, 3, 2);
+        let w = brokers(&[1, 2, 3, 4]);
+        let held = kafka(&[1, 2, 3, 4], &[1, 2, 3, 4], 2);
+        let p = run(&c, &w, Some(&held), None);
+        assert!(
+            matches!(&p.outcome, Outcome::Blocked { code: "brokers_hold_partitions", .. }),
+            "{p:?}"
+        );
+        assert_eq!(p.state, ClusterState::Failed);
+        assert!(p.actions.is_empty(), "nothing is removed");
+        c.spec.drain = true;
+        let p = run(&c, &w, Some(&held), None);
+        let Some(Action::Reassign(moves)) = p.actions.first() else {
+            panic!("expected moves off broker 4: {p:?}");
+        };
+        assert!(moves.iter().all(|(_, _, replicas)| !replicas.contains(&4)));
+        // Without the cluster answering, nothing is removed.
+        assert!(run(&c, &w, None, None).actions.is_empty());
+        // Once broker 4 holds nothing: stop it.
+        let drained = kafka(&[1, 2, 3, 4], &[1, 2, 3], 2);
+        let p = run(&c, &w, Some(&drained), None);
+        assert_eq!(p.actions, vec![Action::Remove(vec![w[3].id])]);
+    }
+
+    #[test]
+    fn removed_workloads_are_forgotten_once_gone_and_voters_stay() {
+        let c = cluster(Kind::Kafka, 3, 3, 2);
+        let mut w = brokers(&[1, 2, 3, 4]);
+        w[3].removing = true;
+        let p = run(&c, &w, Some(&kafka(&[1, 2, 3], &[1, 2, 3], 1)), None);
+        assert!(p.actions.is_empty());
+        assert!(p.phase.starts_with("wait for brokers 4"), "{}", p.phase);
+        w[3].gone = true;
+        let p = run(&c, &w, Some(&kafka(&[1, 2, 3], &[1, 2, 3], 1)), None);
+        assert_eq!(p.actions, vec![Action::Forget(vec![w[3].id])]);
+        assert_eq!(p.outcome, Outcome::Converged);
+        let below = cluster(Kind::Kafka, 2, 3, 2);
+        assert!(matches!(
+            run(&below, &brokers(&[1, 2, 3]), None, None).outcome,
+            Outcome::Blocked { code: "below_quorum", .. }
+        ));
+    }
+
+    #[test]
+    fn deletion_removes_everything_then_the_record() {
+        let mut c = cluster(Kind::Kafka, 3, 2, 1);
+        c.deleting = true;
+        let mut w = brokers(&[1, 2, 3]);
+        let p = run(&c, &w, None, None);
+        assert_eq!(p.actions, vec![Action::Remove(w.iter().map(|w| w.id).collect())]);
+        assert_eq!(p.state, ClusterState::Deleting);
+        for x in &mut w {
+            x.removing = true;
+        }
+        w[0].gone = true;
+        let p = run(&c, &w, None, None);
+        assert_eq!(p.actions, vec![Action::Forget(vec![w[0].id])]);
+        for x in &mut w {
+            x.gone = true;
+        }
+        let p = run(&c, &w, None, None);
+        assert!(p.actions.contains(&Action::RemoveCluster));
+        assert!(run(&c, &[], None, None).actions.contains(&Action::RemoveCluster));
+    }
+
+    #[test]
+    fn spark_places_driver_and_workers_and_waits_for_registration() {
+        let c = cluster(Kind::Spark, 2, 1, 0);
+        let p = run(&c, &[], None, None);
+        assert_eq!(placed(&p), vec![0, 1, 2]);
+        let w = vec![
+            workload(WorkloadRole::Driver, 0, ObservedProcess::Running),
+            workload(WorkloadRole::Worker, 1, ObservedProcess::Running),
+            workload(WorkloadRole::Worker, 2, ObservedProcess::Running),
+        ];
+        let one = SparkObservation {
+            workers: [1].into_iter().collect(),
+        };
+        assert_eq!(run(&c, &w, None, Some(&one)).outcome, Outcome::InProgress);
+        let both = SparkObservation {
+            workers: [1, 2].into_iter().collect(),
+        };
+        let p = run(&c, &w, None, Some(&both));
+        assert_eq!(p.outcome, Outcome::Converged);
+        assert_eq!(p.job_api.as_deref(), Some("http://127.0.0.1:21000"));
+        let smaller = cluster(Kind::Spark, 1, 2, 1);
+        let p = run(&smaller, &w, None, Some(&both));
+        assert_eq!(p.actions, vec![Action::Remove(vec![w[2].id])]);
+        assert_eq!(PoolRole::Executor, Kind::Spark.pool_role());
+    }
+}
