@@ -537,7 +537,11 @@ mod tests {
             state: ClusterState::Creating,
             observed_generation: observed,
             status: ClusterStatusDoc::default(),
-            voters: if kind == Kind::Kafka && observed > 0 { 3 } else { 0 },
+            voters: if kind == Kind::Kafka && observed > 0 {
+                3
+            } else {
+                0
+            },
             created_at: Utc::now(),
             updated_at: Utc::now(),
         }
@@ -560,7 +564,9 @@ mod tests {
             },
         };
         WorkloadRecord {
-            id: Uuid::from_u128(u128::from(ordinal) + if role == WorkloadRole::Driver { 100 } else { 0 }),
+            id: Uuid::from_u128(
+                u128::from(ordinal) + if role == WorkloadRole::Driver { 100 } else { 0 },
+            ),
             cluster_id: Uuid::from_u128(7),
             node_id: Uuid::from_u128(50 + u128::from(ordinal)),
             node_name: format!("node-{ordinal}"),
@@ -608,7 +614,8 @@ mod tests {
                 error: None,
                 partitions: (0..4)
                     .map(|p| {
-                        let replicas: Vec<i32> = (0..3).map(|r| on[(p + r + t) % on.len()]).collect();
+                        let replicas: Vec<i32> =
+                            (0..3).map(|r| on[(p + r + t) % on.len()]).collect();
                         PartitionInfo {
                             partition: i32::try_from(p).unwrap(),
                             leader: replicas[0],
@@ -659,7 +666,10 @@ mod tests {
         assert_eq!(p.state, ClusterState::Creating);
         assert_eq!(p.outcome, Outcome::InProgress);
         // One broker only: a one-voter quorum.
-        assert_eq!(run(&cluster(Kind::Kafka, 1, 1, 0), &[], None, None).set_voters, Some(1));
+        assert_eq!(
+            run(&cluster(Kind::Kafka, 1, 1, 0), &[], None, None).set_voters,
+            Some(1)
+        );
     }
 
     #[test]
@@ -674,7 +684,11 @@ mod tests {
         let p = run(&c, &w, None, None);
         assert_eq!(p.phase, "wait for the brokers to form one cluster");
         let p = run(&c, &w, Some(&kafka(&[1, 2], &[1, 2], 0)), None);
-        assert_eq!(p.outcome, Outcome::InProgress, "broker 3 is not in the metadata");
+        assert_eq!(
+            p.outcome,
+            Outcome::InProgress,
+            "broker 3 is not in the metadata"
+        );
         let p = run(&c, &w, Some(&kafka(&[1, 2, 3], &[1, 2, 3], 0)), None);
         assert_eq!(p.outcome, Outcome::Converged);
         assert_eq!(p.state, ClusterState::Running);
@@ -689,7 +703,12 @@ mod tests {
     #[test]
     fn scale_out_places_then_rebalances_then_converges() {
         let c = cluster(Kind::Kafka, 4, 2, 1);
-        let p = run(&c, &brokers(&[1, 2, 3]), Some(&kafka(&[1, 2, 3], &[1, 2, 3], 5)), None);
+        let p = run(
+            &c,
+            &brokers(&[1, 2, 3]),
+            Some(&kafka(&[1, 2, 3], &[1, 2, 3], 5)),
+            None,
+        );
         assert_eq!(placed(&p), vec![4]);
         assert_eq!(p.state, ClusterState::Resizing);
         let w = brokers(&[1, 2, 3, 4]);
@@ -703,7 +722,10 @@ mod tests {
         assert_eq!(run(&c, &w, Some(&busy), None).phase, "rebalance partitions");
         // Balanced and nothing in flight: converged.
         let settled = kafka(&[1, 2, 3, 4], &[1, 2, 3, 4], 0);
-        assert_eq!(run(&c, &w, Some(&settled), None).outcome, Outcome::Converged);
+        assert_eq!(
+            run(&c, &w, Some(&settled), None).outcome,
+            Outcome::Converged
+        );
     }
 
     #[test]
@@ -713,7 +735,13 @@ mod tests {
         let held = kafka(&[1, 2, 3, 4], &[1, 2, 3, 4], 2);
         let p = run(&c, &w, Some(&held), None);
         assert!(
-            matches!(&p.outcome, Outcome::Blocked { code: "brokers_hold_partitions", .. }),
+            matches!(
+                &p.outcome,
+                Outcome::Blocked {
+                    code: "brokers_hold_partitions",
+                    ..
+                }
+            ),
             "{p:?}"
         );
         assert_eq!(p.state, ClusterState::Failed);
@@ -747,7 +775,10 @@ mod tests {
         let below = cluster(Kind::Kafka, 2, 3, 2);
         assert!(matches!(
             run(&below, &brokers(&[1, 2, 3]), None, None).outcome,
-            Outcome::Blocked { code: "below_quorum", .. }
+            Outcome::Blocked {
+                code: "below_quorum",
+                ..
+            }
         ));
     }
 
@@ -757,7 +788,10 @@ mod tests {
         c.deleting = true;
         let mut w = brokers(&[1, 2, 3]);
         let p = run(&c, &w, None, None);
-        assert_eq!(p.actions, vec![Action::Remove(w.iter().map(|w| w.id).collect())]);
+        assert_eq!(
+            p.actions,
+            vec![Action::Remove(w.iter().map(|w| w.id).collect())]
+        );
         assert_eq!(p.state, ClusterState::Deleting);
         for x in &mut w {
             x.removing = true;
@@ -770,7 +804,11 @@ mod tests {
         }
         let p = run(&c, &w, None, None);
         assert!(p.actions.contains(&Action::RemoveCluster));
-        assert!(run(&c, &[], None, None).actions.contains(&Action::RemoveCluster));
+        assert!(
+            run(&c, &[], None, None)
+                .actions
+                .contains(&Action::RemoveCluster)
+        );
     }
 
     #[test]
