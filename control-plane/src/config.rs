@@ -68,6 +68,9 @@ pub struct ServeFlags {
     /// Lifetime of an access token from `POST /v1/auth/token`.
     #[arg(long, default_value = "15m", value_parser = humantime::parse_duration)]
     pub access_token_ttl: Duration,
+    /// Serve the API only: run no reconciler (an API replica beside others that reconcile).
+    #[arg(long)]
+    pub no_reconciler: bool,
 }
 
 /// The resolved configuration of `serve`.
@@ -89,6 +92,8 @@ pub struct ServeConfig {
     pub workload_ports: std::ops::RangeInclusive<u16>,
     /// Reconcile interval.
     pub reconcile_interval: Duration,
+    /// Whether this process runs the reconciler.
+    pub reconciler: bool,
     /// Issuer, audience and lifetime of access tokens.
     pub tokens: crate::auth::jwt::TokenSettings,
 }
@@ -198,6 +203,7 @@ impl ServeFlags {
             },
             workload_ports,
             reconcile_interval: self.reconcile_interval,
+            reconciler: !self.no_reconciler,
             listen: self.listen,
             database_url: self.database_url,
             admin_token,
@@ -297,6 +303,7 @@ mod tests {
             database_connect_timeout: Duration::from_secs(5),
             workload_ports: "20000-20100".into(),
             reconcile_interval: Duration::from_secs(1),
+            no_reconciler: false,
             jwt_issuer: "hdi-control-plane".into(),
             jwt_audience: "hdi-api".into(),
             access_token_ttl: Duration::from_secs(900),

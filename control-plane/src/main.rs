@@ -91,7 +91,12 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         poke,
     );
     let stop = Arc::new(Notify::new());
-    let reconciling = tokio::spawn(reconciler.run(stop.clone()));
+    let reconciling = if config.reconciler {
+        Some(tokio::spawn(reconciler.run(stop.clone())))
+    } else {
+        tracing::info!("--no-reconciler: serving the API only");
+        None
+    };
     let state = AppState {
         service: Arc::new(service),
         auth: Arc::new(auth::Authenticator::new(&config.agent_token)),
@@ -111,7 +116,9 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         .await
         .context("HTTP server failed")?;
     stop.notify_one();
-    let _ = tokio::time::timeout(Duration::from_secs(5), reconciling).await;
+    if let Some(reconciling) = reconciling {
+        let _ = tokio::time::timeout(Duration::from_secs(5), reconciling).await;
+    }
     tracing::info!("hdi-control-plane stopped");
     Ok(())
 }

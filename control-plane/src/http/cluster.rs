@@ -61,12 +61,15 @@ pub async fn capabilities() -> Json<api::Capabilities> {
 
 /// Creates a workspace.
 #[utoipa::path(post, path = "/v1/workspaces", tag = "workspaces", request_body = api::WorkspaceCreate,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Retries with the same key (per user, 24 h) get the first answer instead of acting twice")),
     security(("bearer" = [])),
     responses(
         (status = 201, description = "Created", body = api::Workspace),
         (status = 400, description = "Invalid name", body = api::Problem, content_type = "application/problem+json"),
         (status = 401, description = "No valid token", body = api::Problem, content_type = "application/problem+json"),
-        (status = 409, description = "The name is taken", body = api::Problem, content_type = "application/problem+json")))]
+        (status = 409, description = "`workspace_exists`, or `idempotency_key_in_use` while a request with the same key runs", body = api::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`idempotency_key_reused`: the Idempotency-Key was used for a different request", body = api::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The database is unavailable", body = api::Problem, content_type = "application/problem+json")))]
 pub async fn workspace_create(
     Caller(caller): Caller,
     State(state): State<AppState>,

@@ -80,7 +80,8 @@ pub async fn topics_list(
 /// Creates a topic through the Kafka admin protocol; answers once the cluster shows it.
 #[utoipa::path(post, path = "/v1/workspaces/{ws}/clusters/{cluster}/topics", tag = "topics",
     params(("ws" = String, Path, description = "Workspace name"),
-           ("cluster" = String, Path, description = "Kafka cluster name")),
+           ("cluster" = String, Path, description = "Kafka cluster name"),
+           ("Idempotency-Key" = Option<String>, Header, description = "Retries with the same key (per user, 24 h) get the first answer instead of acting twice")),
     request_body = api::TopicCreate,
     security(("bearer" = [])),
     responses(
@@ -88,7 +89,8 @@ pub async fn topics_list(
         (status = 400, description = "An invalid field (`field` names it: `name`, `partitions`, `replication_factor`, `configs.<key>`), `not_a_kafka_cluster` or `policy_violation`", body = api::Problem, content_type = "application/problem+json"),
         (status = 401, description = "No valid token", body = api::Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such workspace or cluster", body = api::Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`topic_exists` or `cluster_not_ready`", body = api::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`topic_exists`, `cluster_not_ready`, or `idempotency_key_in_use`", body = api::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`idempotency_key_reused`: the Idempotency-Key was used for a different request", body = api::Problem, content_type = "application/problem+json"),
         (status = 502, description = "Kafka answered with an error (`kafka_error`)", body = api::Problem, content_type = "application/problem+json"),
         (status = 503, description = "The cluster cannot be reached (`cluster_unreachable`)", body = api::Problem, content_type = "application/problem+json")))]
 pub async fn topic_create(

@@ -729,9 +729,29 @@ impl Service {
         } else {
             None
         };
+        // Three queries per page, not two per cluster.
+        let ids: Vec<Uuid> = items.iter().map(|c| c.id).collect();
+        let mut workloads = self
+            .store
+            .workloads_of_clusters(&ids, self.config.node_ready_timeout)
+            .await?;
+        let latest: std::collections::HashMap<Uuid, Uuid> = self
+            .store
+            .operations_latest_ids(&ids)
+            .await?
+            .into_iter()
+            .collect();
         let mut views = Vec::with_capacity(items.len());
         for cluster in items {
-            views.push(self.cluster_view(cluster).await?);
+            let mine: Vec<WorkloadRecord>;
+            (mine, workloads) = workloads
+                .into_iter()
+                .partition(|w| w.cluster_id == cluster.id);
+            views.push(ClusterView {
+                last_operation: latest.get(&cluster.id).copied(),
+                workloads: mine,
+                cluster,
+            });
         }
         Ok((views, next))
     }

@@ -5,6 +5,7 @@
 
 mod auth;
 mod cluster;
+mod idempotency;
 mod node;
 mod topic;
 
@@ -15,6 +16,7 @@ use tokio::sync::Notify;
 
 pub use auth::{BOOTSTRAP_ADMIN, Grant, NewApiToken, require_platform_admin};
 pub use cluster::{ClusterPatchInput, ClusterView, PutOutcome, validate_spec};
+pub use idempotency::validate_idempotency_key;
 pub use node::{NodePage, PageRequest};
 pub use topic::{TopicConfigs, TopicInput, TopicPatchInput, TopicView};
 

@@ -648,6 +648,24 @@ impl Store {
         row.map(OperationRecord::try_from).transpose()
     }
 
+    /// The newest operation id of each of `cluster_ids` that has one: `(cluster, operation)`.
+    ///
+    /// # Errors
+    /// [`StoreError::Query`].
+    pub async fn operations_latest_ids(
+        &self,
+        cluster_ids: &[Uuid],
+    ) -> Result<Vec<(Uuid, Uuid)>, StoreError> {
+        sqlx::query_as(
+            "SELECT DISTINCT ON (cluster_id) cluster_id, id FROM operations \
+             WHERE cluster_id = ANY($1) ORDER BY cluster_id, created_at DESC, id",
+        )
+        .bind(cluster_ids)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(query_error("operations_latest_ids"))
+    }
+
     /// Up to `limit` operations of a workspace, newest first, older than the operation `before`.
     ///
     /// # Errors

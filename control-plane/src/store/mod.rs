@@ -6,9 +6,11 @@
 
 mod auth;
 mod cluster;
+mod idempotency;
 mod node;
 mod workload;
 
+pub use idempotency::{KeyClaim, StoredResponse};
 pub use cluster::{NewOperation, SpecChange};
 pub use workload::{FleetNode, FleetSnapshot, NewWorkload, ReportedWorkload};
 

@@ -181,6 +181,29 @@ impl Store {
         rows.into_iter().map(WorkloadRecord::try_from).collect()
     }
 
+    /// The workloads of several clusters at once (for list pages), by cluster, role, ordinal.
+    ///
+    /// # Errors
+    /// [`StoreError::Query`] or [`StoreError::Corrupt`].
+    pub async fn workloads_of_clusters(
+        &self,
+        cluster_ids: &[Uuid],
+        node_ready_timeout: Duration,
+    ) -> Result<Vec<WorkloadRecord>, StoreError> {
+        const SQL: &str = concat!(
+            "SELECT ",
+            workload_columns!(),
+            " WHERE w.cluster_id = ANY($1) ORDER BY w.cluster_id, w.role, w.ordinal"
+        );
+        let rows: Vec<WorkloadRow> = sqlx::query_as(SQL)
+            .bind(cluster_ids)
+            .bind(node_ready_timeout.as_secs_f64())
+            .fetch_all(&self.pool)
+            .await
+            .map_err(query_error("workloads_of_clusters"))?;
+        rows.into_iter().map(WorkloadRecord::try_from).collect()
+    }
+
     /// What a node must run: its assignment generation and its workloads that are not being
     /// removed. `None` for an unknown node.
     ///

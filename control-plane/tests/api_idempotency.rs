@@ -1,0 +1,177 @@
+//! `Idempotency-Key` on POSTs, in-process against a real PostgreSQL database per test: a retry
+//! replays the first answer, a reused key with another body is refused, keys are per user.
+#![allow(
+    clippy::unwrap_used,
+    reason = "tests: a failed step should fail the test loudly"
+)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use hdi_control_plane::auth::jwt::TokenSettings;
+use hdi_control_plane::service::{Service, ServiceConfig};
+use hdi_control_plane::store::Store;
+use hdi_control_plane::{AppState, auth::Authenticator, http};
+use serde_json::{Value, json};
+use sqlx::PgPool;
+use tower::ServiceExt;
+
+const ADMIN: &str = "admin-token-0123456789";
+const AGENT: &str = "agent-token-0123456789";
+
+async fn app(pool: PgPool) -> axum::Router {
+    let service = Service::new(
+        Store::from_pool(pool),
+        ServiceConfig {
+            node_ready_timeout: Duration::from_secs(10),
+        },
+        Arc::new(tokio::sync::Notify::new()),
+    );
+    let settings = TokenSettings {
+        issuer: "hdi-control-plane".into(),
+        audience: "hdi-api".into(),
+        ttl: Duration::from_secs(900),
+    };
+    service.auth_start(settings, ADMIN).await.unwrap();
+    http::router(AppState {
+        service: Arc::new(service),
+        auth: Arc::new(Authenticator::new(AGENT)),
+    })
+}
+
+async fn post(
+    app: &axum::Router,
+    uri: &str,
+    key: Option<&str>,
+    body: Value,
+) -> (StatusCode, Value, Option<String>) {
+    let mut request = Request::builder()
+        .method("POST")
+        .uri(uri)
+        .header("authorization", format!("Bearer {ADMIN}"))
+        .header("content-type", "application/json");
+    if let Some(key) = key {
+        request = request.header("idempotency-key", key);
+    }
+    let response = app
+        .clone()
+        .oneshot(request.body(Body::from(body.to_string())).unwrap())
+        .await
+        .unwrap();
+    let status = response.status();
+    let replayed = response
+        .headers()
+        .get("idempotent-replayed")
+        .map(|v| v.to_str().unwrap().to_owned());
+    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        replayed,
+    )
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_retried_post_gets_the_first_answer(pool: PgPool) {
+    let app = app(pool.clone()).await;
+    let (status, first, replayed) = post(
+        &app,
+        "/v1/workspaces",
+        Some("create-ws-1"),
+        json!({"name": "pay"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{first}");
+    assert_eq!(replayed, None);
+    // The retry: same answer, marked replayed, and still one workspace.
+    let (status, again, replayed) = post(
+        &app,
+        "/v1/workspaces",
+        Some("create-ws-1"),
+        json!({"name": "pay"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(again, first);
+    assert_eq!(replayed.as_deref(), Some("true"));
+    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM workspaces")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(count, 1);
+    // Without a key the second create is a conflict, as always.
+    let (status, body, _) = post(&app, "/v1/workspaces", None, json!({"name": "pay"})).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert_eq!(body["code"], "workspace_exists");
+    // The key with another body is refused and creates nothing.
+    let (status, body, _) = post(
+        &app,
+        "/v1/workspaces",
+        Some("create-ws-1"),
+        json!({"name": "other"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(body["code"], "idempotency_key_reused");
+    // A refusal is an answer too: replayed, not re-run.
+    let (status, body, _) = post(
+        &app,
+        "/v1/workspaces",
+        Some("bad-name"),
+        json!({"name": "Not A Label"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let (status, _, replayed) = post(
+        &app,
+        "/v1/workspaces",
+        Some("bad-name"),
+        json!({"name": "Not A Label"}),
+    )
+    .await;
+    assert_eq!(
+        (status, replayed.as_deref()),
+        (StatusCode::BAD_REQUEST, Some("true"))
+    );
+    // A malformed key names the header.
+    let (status, body, _) = post(
+        &app,
+        "/v1/workspaces",
+        Some(&"k".repeat(300)),
+        json!({"name": "x1"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["field"], "Idempotency-Key");
+    // Concurrent first requests with one key: one creates, the others replay or wait.
+    let mut tasks = Vec::new();
+    for _ in 0..20 {
+        let app = app.clone();
+        tasks.push(tokio::spawn(async move {
+            post(
+                &app,
+                "/v1/workspaces",
+                Some("burst"),
+                json!({"name": "burst"}),
+            )
+            .await
+            .0
+        }));
+    }
+    for task in tasks {
+        let status = task.await.unwrap();
+        assert!(
+            status == StatusCode::CREATED || status == StatusCode::CONFLICT,
+            "{status}"
+        );
+    }
+    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM workspaces WHERE name = 'burst'")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(count, 1);
+}
