@@ -71,6 +71,9 @@ pub struct ServeFlags {
     /// Serve the API only: run no reconciler (an API replica beside others that reconcile).
     #[arg(long)]
     pub no_reconciler: bool,
+    /// An operation still converging after this long is failed with `timed_out`.
+    #[arg(long, default_value = "15m", value_parser = humantime::parse_duration)]
+    pub operation_timeout: Duration,
 }
 
 /// The resolved configuration of `serve`.
@@ -94,6 +97,8 @@ pub struct ServeConfig {
     pub reconcile_interval: Duration,
     /// Whether this process runs the reconciler.
     pub reconciler: bool,
+    /// Operation timeout.
+    pub operation_timeout: Duration,
     /// Issuer, audience and lifetime of access tokens.
     pub tokens: crate::auth::jwt::TokenSettings,
 }
@@ -204,6 +209,7 @@ impl ServeFlags {
             workload_ports,
             reconcile_interval: self.reconcile_interval,
             reconciler: !self.no_reconciler,
+            operation_timeout: self.operation_timeout,
             listen: self.listen,
             database_url: self.database_url,
             admin_token,
@@ -304,6 +310,7 @@ mod tests {
             workload_ports: "20000-20100".into(),
             reconcile_interval: Duration::from_secs(1),
             no_reconciler: false,
+            operation_timeout: Duration::from_secs(900),
             jwt_issuer: "hdi-control-plane".into(),
             jwt_audience: "hdi-api".into(),
             access_token_ttl: Duration::from_secs(900),

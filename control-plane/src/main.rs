@@ -87,6 +87,7 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
             interval: config.reconcile_interval,
             lease: (config.reconcile_interval * 10).max(Duration::from_secs(10)),
             probe_timeout: Duration::from_secs(2),
+            operation_timeout: config.operation_timeout,
         },
         poke,
     );

@@ -34,6 +34,9 @@ pub struct ReconcilerConfig {
     pub lease: Duration,
     /// Timeout of each call to a data-plane process.
     pub probe_timeout: Duration,
+    /// An operation still converging after this long is failed (`timed_out`); the reconciler
+    /// keeps working towards the spec, a new operation can be started.
+    pub operation_timeout: Duration,
 }
 
 /// The cluster reconciler.
@@ -256,6 +259,27 @@ impl<P: Provisioner> Reconciler<P> {
                 }
                 self.store
                     .operation_finish(op.id, OperationState::Failed, &steps, Some((code, message)))
+                    .await
+            }
+            Outcome::InProgress
+                if (now - op.created_at).to_std().unwrap_or_default()
+                    > self.config.operation_timeout =>
+            {
+                if let Some(last) = steps.last_mut() {
+                    last.state = "Failed".to_owned();
+                }
+                let detail = format!(
+                    "did not converge within {}; stuck at: {}",
+                    humantime::format_duration(self.config.operation_timeout),
+                    plan.phase
+                );
+                self.store
+                    .operation_finish(
+                        op.id,
+                        OperationState::Failed,
+                        &steps,
+                        Some(("timed_out", &detail)),
+                    )
                     .await
             }
             _ if steps != op.steps => self.store.operation_set_steps(op.id, &steps).await,
