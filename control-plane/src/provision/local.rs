@@ -129,7 +129,18 @@ pub fn schedule(
         .collect();
     let mut taken = fleet.taken_ports.clone();
     let mut chosen: Vec<(PlaceRequest, Uuid, Vec<u16>)> = Vec::new();
-    let mut sorted = requests.to_vec();
+    // Under the placement lock: a request another control plane has just served is skipped
+    // (the planner of either may have read the workloads before the other placed them).
+    let mut sorted: Vec<PlaceRequest> = requests
+        .iter()
+        .copied()
+        .filter(|r| {
+            !fleet
+                .cluster_workloads
+                .iter()
+                .any(|w| w.role == r.role && w.ordinal == r.ordinal)
+        })
+        .collect();
     sorted.sort();
     for request in &sorted {
         // Workloads of this cluster per fault domain, counting those chosen so far.
@@ -280,4 +291,227 @@ pub fn schedule(
         });
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::collections::BTreeSet;
+
+    use chrono::Utc;
+
+    use super::*;
+    use crate::model::{
+        ClusterSpec, ClusterState, ClusterStatusDoc, Kind, ObservedProcess, PoolSpec, SIZES,
+    };
+    use crate::store::FleetNode;
+
+    fn node(i: u128, fault_domain: u32, cpu: u64) -> FleetNode {
+        FleetNode {
+            id: Uuid::from_u128(i),
+            name: format!("node-{i}"),
+            address: "127.0.0.1".into(),
+            fault_domain,
+            ready: true,
+            cpu_millis: cpu,
+            memory_bytes: 64 << 30,
+            reserved_cpu_millis: 0,
+            reserved_memory_bytes: 0,
+            workloads: Vec::new(),
+        }
+    }
+
+    fn kafka(voters: u32) -> ClusterRecord {
+        ClusterRecord {
+            id: Uuid::from_u128(99),
+            workspace_id: Uuid::from_u128(1),
+            workspace: "ws".into(),
+            name: "k".into(),
+            kind: Kind::Kafka,
+            spec: ClusterSpec {
+                version: "4.1".into(),
+                pools: vec![PoolSpec {
+                    name: "brokers".into(),
+                    role: crate::model::PoolRole::Broker,
+                    replicas: 3,
+                    size: "small".into(),
+                    storage_gib: 10,
+                }],
+                config: Default::default(),
+                deletion_protection: false,
+                drain: false,
+            },
+            generation: 1,
+            deleting: false,
+            state: ClusterState::Creating,
+            observed_generation: 0,
+            status: ClusterStatusDoc::default(),
+            voters,
+            created_at: Utc::now(),
+            updated_at: Utc::now(),
+        }
+    }
+
+    fn brokers(ordinals: &[u32]) -> Vec<PlaceRequest> {
+        ordinals
+            .iter()
+            .map(|&ordinal| PlaceRequest {
+                role: WorkloadRole::Broker,
+                ordinal,
+            })
+            .collect()
+    }
+
+    fn as_record(w: &NewWorkload, fleet: &FleetSnapshot) -> WorkloadRecord {
+        let node = fleet.nodes.iter().find(|n| n.id == w.node_id).unwrap();
+        WorkloadRecord {
+            id: Uuid::new_v4(),
+            cluster_id: Uuid::from_u128(99),
+            node_id: w.node_id,
+            node_name: node.name.clone(),
+            address: node.address.clone(),
+            fault_domain: node.fault_domain,
+            node_ready: true,
+            name: w.name.clone(),
+            role: w.role,
+            ordinal: w.ordinal,
+            config: w.config.clone(),
+            removing: false,
+            gone: false,
+            observed: ObservedProcess::Running,
+            restarts: 0,
+        }
+    }
+
+    #[test]
+    fn three_brokers_go_to_three_fault_domains_with_their_own_ports() {
+        let fleet = FleetSnapshot {
+            nodes: vec![
+                node(1, 0, 2000),
+                node(2, 0, 2000),
+                node(3, 1, 2000),
+                node(4, 2, 2000),
+            ],
+            ..FleetSnapshot::default()
+        };
+        let placed = schedule(
+            &fleet,
+            &kafka(3),
+            &brokers(&[1, 2, 3]),
+            SIZES[0],
+            &(20_000..=20_100),
+        )
+        .unwrap();
+        let domains: BTreeSet<u32> = placed
+            .iter()
+            .map(|w| {
+                fleet
+                    .nodes
+                    .iter()
+                    .find(|n| n.id == w.node_id)
+                    .unwrap()
+                    .fault_domain
+            })
+            .collect();
+        assert_eq!(domains.len(), 3, "{placed:?}");
+        let ports: BTreeSet<u16> = placed.iter().flat_map(|w| w.ports.clone()).collect();
+        assert_eq!(ports.len(), 6, "two ports per broker, none shared");
+        for w in &placed {
+            let WorkloadConfig::Broker {
+                voters,
+                quorum_port,
+                ..
+            } = &w.config
+            else {
+                panic!("a broker config");
+            };
+            assert_eq!(voters.len(), 3);
+            assert!(voters.iter().any(
+                |(id, _, port)| *id == i32::try_from(w.ordinal).unwrap() && port == quorum_port
+            ));
+        }
+    }
+
+    #[test]
+    fn a_joining_broker_learns_the_existing_voters_and_taken_ports_are_skipped() {
+        let mut fleet = FleetSnapshot {
+            nodes: vec![node(1, 0, 2000), node(2, 1, 2000), node(3, 2, 2000)],
+            ..FleetSnapshot::default()
+        };
+        let first = schedule(
+            &fleet,
+            &kafka(3),
+            &brokers(&[1, 2, 3]),
+            SIZES[0],
+            &(20_000..=20_100),
+        )
+        .unwrap();
+        fleet.cluster_workloads = first.iter().map(|w| as_record(w, &fleet)).collect();
+        for w in &first {
+            fleet
+                .taken_ports
+                .entry("127.0.0.1".into())
+                .or_default()
+                .extend(w.ports.iter().copied());
+        }
+        // Also taken by another cluster.
+        fleet
+            .taken_ports
+            .entry("127.0.0.1".into())
+            .or_default()
+            .insert(20_006);
+        // Asking again for an existing broker places nothing new for it.
+        let next = schedule(
+            &fleet,
+            &kafka(3),
+            &brokers(&[3, 4]),
+            SIZES[0],
+            &(20_000..=20_100),
+        )
+        .unwrap();
+        assert_eq!(next.len(), 1);
+        assert_eq!(next[0].ordinal, 4);
+        assert_eq!(next[0].ports, vec![20_007, 20_008]);
+        let WorkloadConfig::Broker { voters, .. } = &next[0].config else {
+            panic!("a broker config");
+        };
+        assert_eq!(
+            voters.iter().map(|v| v.0).collect::<Vec<_>>(),
+            vec![1, 2, 3]
+        );
+    }
+
+    #[test]
+    fn shortage_is_refused_with_the_reason_and_not_ready_nodes_are_skipped() {
+        let mut down = node(3, 2, 2000);
+        down.ready = false;
+        let fleet = FleetSnapshot {
+            nodes: vec![node(1, 0, 2000), node(2, 1, 2000), down],
+            ..FleetSnapshot::default()
+        };
+        let large = SIZES.iter().copied().find(|s| s.name == "large").unwrap();
+        let error = schedule(
+            &fleet,
+            &kafka(3),
+            &brokers(&[1, 2, 3]),
+            large,
+            &(20_000..=20_100),
+        )
+        .unwrap_err();
+        assert!(
+            error.contains("no ready node has room for broker 3"),
+            "{error}"
+        );
+        assert!(error.contains("2 ready node(s)"), "{error}");
+        let error = schedule(
+            &fleet,
+            &kafka(3),
+            &brokers(&[1, 2]),
+            SIZES[0],
+            &(20_000..=20_002),
+        )
+        .unwrap_err();
+        assert!(error.contains("no free port"), "{error}");
+    }
 }
