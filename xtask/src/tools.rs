@@ -1,5 +1,5 @@
 //! Test dependencies outside cargo, installed idempotently: Debian packages (PostgreSQL, kcat),
-//! a Python venv with the Kafka client libraries, and kafkajs from npm. Versions are pinned so
+//! a Python venv with the Kafka client libraries and schemathesis, and kafkajs from npm. Versions are pinned so
 //! that a fresh machine tests against the same clients.
 
 use std::path::{Path, PathBuf};
@@ -9,8 +9,13 @@ use anyhow::{Context, bail};
 
 use crate::util::{output, run};
 
-/// Python packages of the client suites.
-const PYTHON_PACKAGES: &[&str] = &["confluent-kafka==2.16.1", "kafka-python==3.0.12"];
+/// Python packages of the client suites and the API conformance test. The venv records this
+/// list in a stamp file and is recreated from scratch whenever the list changes.
+const PYTHON_PACKAGES: &[&str] = &[
+    "confluent-kafka==2.16.1",
+    "kafka-python==3.0.12",
+    "schemathesis==4.32.5",
+];
 /// npm packages of the client suites.
 const NPM_PACKAGES: &[&str] = &["kafkajs@2.2.4"];
 

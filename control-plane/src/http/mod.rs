@@ -8,6 +8,7 @@
 mod agent;
 mod auth;
 mod cluster;
+mod doc;
 pub mod error;
 mod extract;
 mod health;
@@ -20,6 +21,7 @@ use utoipa::OpenApi;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 
 use crate::AppState;
+use doc::ExtractorResponses;
 use error::ApiError;
 
 /// The OpenAPI description of the REST API.
@@ -62,7 +64,7 @@ use error::ApiError;
         topic::topic_delete,
     ),
     components(schemas(hdi_api::Problem)),
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &ExtractorResponses),
     tags(
         (name = "health", description = "Liveness and readiness probes"),
         (name = "nodes", description = "Registered node agents"),

@@ -18,6 +18,7 @@ use crate::service::PageRequest;
 #[into_params(parameter_in = Query)]
 pub struct PageParams {
     /// At most this many items (1-500, default 100).
+    #[param(minimum = 1, maximum = 500)]
     pub page_size: Option<u32>,
     /// The `next_page_token` of the previous page.
     pub page_token: Option<String>,
