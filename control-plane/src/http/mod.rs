@@ -12,6 +12,7 @@ mod doc;
 pub mod error;
 mod extract;
 mod health;
+mod idempotency;
 mod node;
 mod topic;
 
@@ -177,5 +178,9 @@ pub fn router(state: AppState) -> Router {
                 "this endpoint does not take that method",
             )
         })
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            idempotency::idempotency,
+        ))
         .with_state(state)
 }
