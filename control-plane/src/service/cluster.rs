@@ -493,18 +493,11 @@ impl Service {
                 },
                 created_by: actor.to_owned(),
             };
-            match self
+            let change = self
                 .store
                 .cluster_change(existing.id, existing.generation, &spec, false, &op, false)
-                .await?
-            {
-                SpecChange::Done(done) => Ok(*done),
-                SpecChange::Busy(running) => Err(busy(&running)),
-                SpecChange::Stale => Err(ServiceError::Conflict {
-                    code: "concurrent_change",
-                    message: format!("cluster {name:?} changed concurrently; retry"),
-                }),
-            }
+                .await?;
+            changed(change, name)
         }
         .await;
         self.audited(
@@ -551,7 +544,7 @@ impl Service {
                 kind: OperationKind::Delete,
                 created_by: actor.to_owned(),
             };
-            match self
+            let change = self
                 .store
                 .cluster_change(
                     existing.id,
@@ -561,15 +554,8 @@ impl Service {
                     &op,
                     true,
                 )
-                .await?
-            {
-                SpecChange::Done(done) => Ok(*done),
-                SpecChange::Busy(running) => Err(busy(&running)),
-                SpecChange::Stale => Err(ServiceError::Conflict {
-                    code: "concurrent_change",
-                    message: format!("cluster {name:?} changed concurrently; retry"),
-                }),
-            }
+                .await?;
+            changed(change, name)
         }
         .await;
         self.audited(
@@ -862,6 +848,21 @@ fn check_if_match(cluster: &ClusterRecord, if_match: Option<&str>) -> Result<(),
                 "If-Match {tag} does not match the cluster's current ETag {}",
                 cluster.etag()
             ),
+        }),
+    }
+}
+
+/// The answer to a PATCH or DELETE from the store's verdict on the change.
+fn changed(
+    change: SpecChange,
+    name: &str,
+) -> Result<(ClusterRecord, OperationRecord), ServiceError> {
+    match change {
+        SpecChange::Done(done) => Ok(*done),
+        SpecChange::Busy(running) => Err(busy(&running)),
+        SpecChange::Stale => Err(ServiceError::Conflict {
+            code: "concurrent_change",
+            message: format!("cluster {name:?} changed concurrently; retry"),
         }),
     }
 }
