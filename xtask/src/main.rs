@@ -4,7 +4,8 @@
 //!   on this machine, and keep them running until Ctrl-C or SIGTERM.
 //! - `test`: everything CI runs: install test dependencies, fmt, clippy, the whole suite against a
 //!   private PostgreSQL, and a smoke run of `up`.
-//! - `codegen`: regenerate checked-in artifacts (`openapi/hdi.json`).
+//! - `codegen`: regenerate checked-in artifacts (`openapi/hdi.json`, the sqlx offline data in
+//!   `.sqlx/`).
 //! - `bench broker`: hdi-broker against tansu with one load generator, ratios printed;
 //!   `bench broker --cluster`: a 3-broker RF=3 cluster against a single broker, with failover.
 //! - `chaos broker`: the 200-fault version of the broker cluster fault suite.
@@ -13,6 +14,7 @@ mod bench;
 mod bench_cluster;
 mod bench_control_plane;
 mod chaos;
+mod codegen;
 mod postgres;
 mod sys;
 mod test;
@@ -40,7 +42,7 @@ enum Command {
     Up(up::UpArgs),
     /// Run every check CI runs.
     Test(test::TestArgs),
-    /// Regenerate checked-in generated files (OpenAPI document).
+    /// Regenerate checked-in generated files (OpenAPI document, sqlx offline data in `.sqlx/`).
     Codegen,
     /// Benchmarks against named peers (`broker`: hdi-broker vs tansu; `control-plane`: cluster
     /// lifecycle times and API latency).
@@ -62,7 +64,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Up(args) => up::run(args, &shutdown),
         Command::Test(args) => test::run(args),
-        Command::Codegen => util::codegen(),
+        Command::Codegen => codegen::run_codegen(),
         Command::Bench(args) => bench::run_bench(args),
         Command::Chaos(args) => chaos::run_chaos(args),
     };

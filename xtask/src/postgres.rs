@@ -193,6 +193,17 @@ impl Postgres {
         Ok(())
     }
 
+    /// Runs the SQL file `file` in database `db`, in one transaction, stopping at the first error.
+    pub fn run_file(&self, db: &str, file: &Path) -> anyhow::Result<()> {
+        output(
+            &format!("psql -f {}", file.display()),
+            self.psql()
+                .args(["-q", "--single-transaction", "-d", db, "-f"])
+                .arg(file),
+        )
+        .map(|_| ())
+    }
+
     /// Stops the server (fast shutdown: disconnects clients, no data loss).
     pub fn stop(&self) -> anyhow::Result<()> {
         if !self.is_running() {

@@ -1,4 +1,4 @@
-//! Helpers shared by the tasks: paths, running commands, a tiny loopback HTTP client, codegen.
+//! Helpers shared by the tasks: paths, running commands, a tiny loopback HTTP client.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -139,18 +139,6 @@ pub fn random_token() -> anyhow::Result<String> {
         .and_then(|mut f| f.read_exact(&mut bytes))
         .context("cannot read /dev/urandom")?;
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
-}
-
-/// `cargo xtask codegen`: rewrites `openapi/hdi.json` from the code.
-pub fn codegen() -> anyhow::Result<()> {
-    let spec = output(
-        "hdi-control-plane openapi",
-        cargo().args(["run", "--quiet", "-p", "hdi-control-plane", "--", "openapi"]),
-    )?;
-    let path = repo_root().join("openapi/hdi.json");
-    std::fs::write(&path, spec).with_context(|| format!("cannot write {}", path.display()))?;
-    println!("wrote {}", path.display());
-    Ok(())
 }
 
 /// Live processes whose command line mentions `path`: `(pid, command line)`.

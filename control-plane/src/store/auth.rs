@@ -24,7 +24,6 @@ fn conflict_or(
     }
 }
 
-#[derive(sqlx::FromRow)]
 struct KeyRow {
     kid: String,
     private_key: Vec<u8>,
@@ -32,7 +31,6 @@ struct KeyRow {
     active: bool,
 }
 
-#[derive(sqlx::FromRow)]
 struct UserRow {
     id: Uuid,
     username: String,
@@ -53,14 +51,12 @@ impl From<UserRow> for UserRecord {
     }
 }
 
-#[derive(sqlx::FromRow)]
 struct IdentityRow {
     id: Uuid,
     username: String,
     platform_admin: bool,
 }
 
-#[derive(sqlx::FromRow)]
 struct TokenRow {
     id: Uuid,
     user_id: Uuid,
@@ -69,7 +65,6 @@ struct TokenRow {
     expires_at: Option<DateTime<Utc>>,
 }
 
-#[derive(sqlx::FromRow)]
 struct BindingRow {
     username: String,
     workspace: String,
@@ -84,12 +79,6 @@ fn role(text: &str) -> Result<Role, StoreError> {
     })
 }
 
-macro_rules! user_columns {
-    () => {
-        "id, username, password_hash, platform_admin, created_at"
-    };
-}
-
 impl Store {
     /// Every signing key, the active one first (`None` when there is none yet).
     ///
@@ -98,9 +87,10 @@ impl Store {
     pub async fn signing_keys(
         &self,
     ) -> Result<(Option<KeyMaterial>, Vec<KeyMaterial>), StoreError> {
-        let rows: Vec<KeyRow> = sqlx::query_as(
+        let rows = sqlx::query_as!(
+            KeyRow,
             "SELECT kid, private_key, public_key, active FROM signing_keys \
-             WHERE algorithm = 'EdDSA' ORDER BY created_at DESC",
+             WHERE algorithm = 'EdDSA' ORDER BY created_at DESC"
         )
         .fetch_all(&self.pool)
         .await
@@ -128,13 +118,13 @@ impl Store {
     /// # Errors
     /// [`StoreError::Query`].
     pub async fn signing_key_insert_if_none(&self, key: &KeyMaterial) -> Result<(), StoreError> {
-        sqlx::query(
+        sqlx::query!(
             "INSERT INTO signing_keys (kid, algorithm, private_key, public_key, active) \
              VALUES ($1, 'EdDSA', $2, $3, true) ON CONFLICT DO NOTHING",
+            key.kid,
+            key.private_pkcs8,
+            key.public
         )
-        .bind(&key.kid)
-        .bind(&key.private_pkcs8)
-        .bind(&key.public)
         .execute(&self.pool)
         .await
         .map_err(query_error("signing_key_insert_if_none"))?;
@@ -157,32 +147,35 @@ impl Store {
             .begin()
             .await
             .map_err(query_error("bootstrap_admin"))?;
-        let row: IdentityRow = sqlx::query_as(
+        let row = sqlx::query_as!(
+            IdentityRow,
             "INSERT INTO users (id, username, platform_admin) VALUES ($1, $2, true) \
              ON CONFLICT (username) DO UPDATE SET platform_admin = true \
              RETURNING id, username, platform_admin",
+            Uuid::new_v4(),
+            username
         )
-        .bind(Uuid::new_v4())
-        .bind(username)
         .fetch_one(&mut *tx)
         .await
         .map_err(query_error("bootstrap_admin user"))?;
         // Another user's token with the same secret would be ambiguous: the secret is the admin's.
-        sqlx::query("DELETE FROM api_tokens WHERE secret_sha256 = $1 AND user_id <> $2")
-            .bind(secret_sha256)
-            .bind(row.id)
-            .execute(&mut *tx)
-            .await
-            .map_err(query_error("bootstrap_admin clear"))?;
-        sqlx::query(
+        sqlx::query!(
+            "DELETE FROM api_tokens WHERE secret_sha256 = $1 AND user_id <> $2",
+            secret_sha256,
+            row.id
+        )
+        .execute(&mut *tx)
+        .await
+        .map_err(query_error("bootstrap_admin clear"))?;
+        sqlx::query!(
             "INSERT INTO api_tokens (id, user_id, name, secret_sha256) VALUES ($1, $2, $3, $4) \
              ON CONFLICT (user_id, name) DO UPDATE \
              SET secret_sha256 = EXCLUDED.secret_sha256, expires_at = NULL",
+            Uuid::new_v4(),
+            row.id,
+            token_name,
+            secret_sha256
         )
-        .bind(Uuid::new_v4())
-        .bind(row.id)
-        .bind(token_name)
-        .bind(secret_sha256)
         .execute(&mut *tx)
         .await
         .map_err(query_error("bootstrap_admin token"))?;
@@ -206,15 +199,15 @@ impl Store {
         password_hash: &str,
         platform_admin: bool,
     ) -> Result<UserRecord, StoreError> {
-        let row: UserRow = sqlx::query_as(concat!(
-            "INSERT INTO users (id, username, password_hash, platform_admin) \
-             VALUES ($1, $2, $3, $4) RETURNING ",
-            user_columns!()
-        ))
-        .bind(Uuid::new_v4())
-        .bind(username)
-        .bind(password_hash)
-        .bind(platform_admin)
+        let row = sqlx::query_as!(
+            UserRow,
+            "INSERT INTO users (id, username, password_hash, platform_admin) VALUES ($1, $2, $3, $4) \
+             RETURNING id, username, password_hash, platform_admin, created_at",
+            Uuid::new_v4(),
+            username,
+            password_hash,
+            platform_admin
+        )
         .fetch_one(&self.pool)
         .await
         .map_err(conflict_or("user_insert", || format!("user {username:?}")))?;
@@ -226,12 +219,11 @@ impl Store {
     /// # Errors
     /// [`StoreError::Query`].
     pub async fn user_by_id(&self, id: Uuid) -> Result<Option<UserRecord>, StoreError> {
-        let row: Option<UserRow> = sqlx::query_as(concat!(
-            "SELECT ",
-            user_columns!(),
-            " FROM users WHERE id = $1"
-        ))
-        .bind(id)
+        let row = sqlx::query_as!(
+            UserRow,
+            "SELECT id, username, password_hash, platform_admin, created_at FROM users WHERE id = $1",
+            id
+        )
         .fetch_optional(&self.pool)
         .await
         .map_err(query_error("user_by_id"))?;
@@ -243,12 +235,12 @@ impl Store {
     /// # Errors
     /// [`StoreError::Query`].
     pub async fn user_by_name(&self, username: &str) -> Result<Option<UserRecord>, StoreError> {
-        let row: Option<UserRow> = sqlx::query_as(concat!(
-            "SELECT ",
-            user_columns!(),
-            " FROM users WHERE username = $1"
-        ))
-        .bind(username)
+        let row = sqlx::query_as!(
+            UserRow,
+            "SELECT id, username, password_hash, platform_admin, created_at FROM users \
+             WHERE username = $1",
+            username
+        )
         .fetch_optional(&self.pool)
         .await
         .map_err(query_error("user_by_name"))?;
@@ -264,13 +256,13 @@ impl Store {
         after: Option<&str>,
         limit: u32,
     ) -> Result<Vec<UserRecord>, StoreError> {
-        let rows: Vec<UserRow> = sqlx::query_as(concat!(
-            "SELECT ",
-            user_columns!(),
-            " FROM users WHERE ($1::text IS NULL OR username > $1) ORDER BY username LIMIT $2"
-        ))
-        .bind(after)
-        .bind(i64::from(limit))
+        let rows = sqlx::query_as!(
+            UserRow,
+            "SELECT id, username, password_hash, platform_admin, created_at FROM users \
+             WHERE ($1::text IS NULL OR username > $1) ORDER BY username LIMIT $2",
+            after,
+            i64::from(limit)
+        )
         .fetch_all(&self.pool)
         .await
         .map_err(query_error("users_list"))?;
@@ -282,8 +274,7 @@ impl Store {
     /// # Errors
     /// [`StoreError::Query`].
     pub async fn user_delete(&self, username: &str) -> Result<bool, StoreError> {
-        let done = sqlx::query("DELETE FROM users WHERE username = $1")
-            .bind(username)
+        let done = sqlx::query!("DELETE FROM users WHERE username = $1", username)
             .execute(&self.pool)
             .await
             .map_err(query_error("user_delete"))?;
@@ -301,15 +292,16 @@ impl Store {
         secret_sha256: &[u8],
         expires_at: Option<DateTime<Utc>>,
     ) -> Result<ApiTokenRecord, StoreError> {
-        let row: TokenRow = sqlx::query_as(
+        let row = sqlx::query_as!(
+            TokenRow,
             "INSERT INTO api_tokens (id, user_id, name, secret_sha256, expires_at) \
              VALUES ($1, $2, $3, $4, $5) RETURNING id, user_id, name, created_at, expires_at",
+            Uuid::new_v4(),
+            user,
+            name,
+            secret_sha256,
+            expires_at
         )
-        .bind(Uuid::new_v4())
-        .bind(user)
-        .bind(name)
-        .bind(secret_sha256)
-        .bind(expires_at)
         .fetch_one(&self.pool)
         .await
         .map_err(conflict_or("api_token_insert", || {
@@ -332,13 +324,14 @@ impl Store {
         &self,
         secret_sha256: &[u8],
     ) -> Result<Option<Identity>, StoreError> {
-        let row: Option<IdentityRow> = sqlx::query_as(
+        let row = sqlx::query_as!(
+            IdentityRow,
             "UPDATE api_tokens t SET last_used_at = now() FROM users u \
              WHERE t.secret_sha256 = $1 AND u.id = t.user_id \
              AND (t.expires_at IS NULL OR t.expires_at > now()) \
              RETURNING u.id, u.username, u.platform_admin",
+            secret_sha256
         )
-        .bind(secret_sha256)
         .fetch_optional(&self.pool)
         .await
         .map_err(query_error("api_token_authenticate"))?;
@@ -358,11 +351,11 @@ impl Store {
         user: Uuid,
         workspace: Uuid,
     ) -> Result<Option<Role>, StoreError> {
-        let text: Option<String> = sqlx::query_scalar(
+        let text = sqlx::query_scalar!(
             "SELECT role FROM role_bindings WHERE user_id = $1 AND workspace_id = $2",
+            user,
+            workspace
         )
-        .bind(user)
-        .bind(workspace)
         .fetch_optional(&self.pool)
         .await
         .map_err(query_error("role_binding_get"))?;
@@ -379,13 +372,13 @@ impl Store {
         workspace: Uuid,
         role: Role,
     ) -> Result<(), StoreError> {
-        sqlx::query(
+        sqlx::query!(
             "INSERT INTO role_bindings (user_id, workspace_id, role) VALUES ($1, $2, $3) \
              ON CONFLICT (user_id, workspace_id) DO UPDATE SET role = EXCLUDED.role, created_at = now()",
+            user,
+            workspace,
+            role.as_str()
         )
-        .bind(user)
-        .bind(workspace)
-        .bind(role.as_str())
         .execute(&self.pool)
         .await
         .map_err(query_error("role_binding_put"))?;
@@ -401,13 +394,14 @@ impl Store {
         user: Uuid,
         workspace: Uuid,
     ) -> Result<bool, StoreError> {
-        let done =
-            sqlx::query("DELETE FROM role_bindings WHERE user_id = $1 AND workspace_id = $2")
-                .bind(user)
-                .bind(workspace)
-                .execute(&self.pool)
-                .await
-                .map_err(query_error("role_binding_delete"))?;
+        let done = sqlx::query!(
+            "DELETE FROM role_bindings WHERE user_id = $1 AND workspace_id = $2",
+            user,
+            workspace
+        )
+        .execute(&self.pool)
+        .await
+        .map_err(query_error("role_binding_delete"))?;
         Ok(done.rows_affected() > 0)
     }
 
@@ -419,12 +413,13 @@ impl Store {
         &self,
         workspace: Uuid,
     ) -> Result<Vec<RoleBindingRecord>, StoreError> {
-        let rows: Vec<BindingRow> = sqlx::query_as(
+        let rows = sqlx::query_as!(
+            BindingRow,
             "SELECT u.username, w.name AS workspace, b.role, b.created_at FROM role_bindings b \
              JOIN users u ON u.id = b.user_id JOIN workspaces w ON w.id = b.workspace_id \
              WHERE b.workspace_id = $1 ORDER BY u.username",
+            workspace
         )
-        .bind(workspace)
         .fetch_all(&self.pool)
         .await
         .map_err(query_error("role_bindings_list"))?;
@@ -450,23 +445,23 @@ impl Store {
         after: Option<&str>,
         limit: u32,
     ) -> Result<Vec<WorkspaceRecord>, StoreError> {
-        let rows: Vec<(Uuid, String, DateTime<Utc>)> = sqlx::query_as(
+        let rows = sqlx::query!(
             "SELECT w.id, w.name, w.created_at FROM workspaces w \
              JOIN role_bindings b ON b.workspace_id = w.id AND b.user_id = $1 \
              WHERE ($2::text IS NULL OR w.name > $2) ORDER BY w.name LIMIT $3",
+            user,
+            after,
+            i64::from(limit)
         )
-        .bind(user)
-        .bind(after)
-        .bind(i64::from(limit))
         .fetch_all(&self.pool)
         .await
         .map_err(query_error("workspaces_list_for_user"))?;
         Ok(rows
             .into_iter()
-            .map(|(id, name, created_at)| WorkspaceRecord {
-                id,
-                name,
-                created_at,
+            .map(|row| WorkspaceRecord {
+                id: row.id,
+                name: row.name,
+                created_at: row.created_at,
             })
             .collect())
     }
@@ -485,21 +480,21 @@ impl Store {
             .begin()
             .await
             .map_err(query_error("workspace_insert_with_admin"))?;
-        let (id, name, created_at): (Uuid, String, DateTime<Utc>) = sqlx::query_as(
+        let workspace = sqlx::query!(
             "INSERT INTO workspaces (id, name) VALUES ($1, $2) RETURNING id, name, created_at",
+            Uuid::new_v4(),
+            name
         )
-        .bind(Uuid::new_v4())
-        .bind(name)
         .fetch_one(&mut *tx)
         .await
         .map_err(conflict_or("workspace_insert", || {
             format!("workspace {name:?}")
         }))?;
-        sqlx::query(
+        sqlx::query!(
             "INSERT INTO role_bindings (user_id, workspace_id, role) VALUES ($1, $2, 'admin')",
+            admin,
+            workspace.id
         )
-        .bind(admin)
-        .bind(id)
         .execute(&mut *tx)
         .await
         .map_err(query_error("workspace_insert_with_admin binding"))?;
@@ -507,9 +502,9 @@ impl Store {
             .await
             .map_err(query_error("workspace_insert_with_admin commit"))?;
         Ok(WorkspaceRecord {
-            id,
-            name,
-            created_at,
+            id: workspace.id,
+            name: workspace.name,
+            created_at: workspace.created_at,
         })
     }
 }

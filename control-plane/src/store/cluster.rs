@@ -14,7 +14,6 @@ fn query_error(context: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError 
     move |source| StoreError::Query { context, source }
 }
 
-#[derive(sqlx::FromRow)]
 struct WorkspaceRow {
     id: Uuid,
     name: String,
@@ -31,7 +30,6 @@ impl From<WorkspaceRow> for WorkspaceRecord {
     }
 }
 
-#[derive(sqlx::FromRow)]
 struct ClusterRow {
     id: Uuid,
     workspace_id: Uuid,
@@ -47,14 +45,6 @@ struct ClusterRow {
     voters: i32,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
-}
-
-macro_rules! cluster_columns {
-    () => {
-        "c.id, c.workspace_id, w.name AS workspace, c.name, c.kind, c.spec, c.generation, c.deleting, \
-         c.state, c.observed_generation, c.status, c.voters, c.created_at, c.updated_at \
-         FROM clusters c JOIN workspaces w ON w.id = c.workspace_id"
-    };
 }
 
 impl TryFrom<ClusterRow> for ClusterRecord {
@@ -97,7 +87,6 @@ impl TryFrom<ClusterRow> for ClusterRecord {
     }
 }
 
-#[derive(sqlx::FromRow)]
 struct OperationRow {
     id: Uuid,
     workspace_id: Uuid,
@@ -114,15 +103,6 @@ struct OperationRow {
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
     finished_at: Option<DateTime<Utc>>,
-}
-
-macro_rules! operation_columns {
-    () => {
-        "o.id, o.workspace_id, w.name AS workspace, o.cluster_id, o.cluster_name, o.kind, o.state, \
-         o.target_generation, o.steps, o.error_code, o.error_detail, o.created_by, o.created_at, \
-         o.updated_at, o.finished_at \
-         FROM operations o LEFT JOIN workspaces w ON w.id = o.workspace_id"
-    };
 }
 
 impl TryFrom<OperationRow> for OperationRecord {
@@ -155,17 +135,6 @@ impl TryFrom<OperationRow> for OperationRecord {
     }
 }
 
-/// `audit_events` columns in order.
-type AuditRow = (
-    i64,
-    DateTime<Utc>,
-    String,
-    String,
-    String,
-    String,
-    Option<String>,
-);
-
 /// An operation to start together with a spec change.
 #[derive(Clone, Debug)]
 pub struct NewOperation {
@@ -194,11 +163,12 @@ impl Store {
     /// # Errors
     /// [`StoreError::Conflict`] when the name is taken.
     pub async fn workspace_insert(&self, name: &str) -> Result<WorkspaceRecord, StoreError> {
-        let row: Result<WorkspaceRow, sqlx::Error> = sqlx::query_as(
+        let row = sqlx::query_as!(
+            WorkspaceRow,
             "INSERT INTO workspaces (id, name) VALUES ($1, $2) RETURNING id, name, created_at",
+            Uuid::new_v4(),
+            name
         )
-        .bind(Uuid::new_v4())
-        .bind(name)
         .fetch_one(&self.pool)
         .await;
         match row {
@@ -220,12 +190,14 @@ impl Store {
     /// # Errors
     /// [`StoreError::Query`].
     pub async fn workspace_get(&self, name: &str) -> Result<Option<WorkspaceRecord>, StoreError> {
-        let row: Option<WorkspaceRow> =
-            sqlx::query_as("SELECT id, name, created_at FROM workspaces WHERE name = $1")
-                .bind(name)
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(query_error("workspace_get"))?;
+        let row = sqlx::query_as!(
+            WorkspaceRow,
+            "SELECT id, name, created_at FROM workspaces WHERE name = $1",
+            name
+        )
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(query_error("workspace_get"))?;
         Ok(row.map(Into::into))
     }
 
@@ -238,12 +210,13 @@ impl Store {
         after: Option<&str>,
         limit: u32,
     ) -> Result<Vec<WorkspaceRecord>, StoreError> {
-        let rows: Vec<WorkspaceRow> = sqlx::query_as(
+        let rows = sqlx::query_as!(
+            WorkspaceRow,
             "SELECT id, name, created_at FROM workspaces WHERE ($1::text IS NULL OR name > $1) \
              ORDER BY name LIMIT $2",
+            after,
+            i64::from(limit)
         )
-        .bind(after)
-        .bind(i64::from(limit))
         .fetch_all(&self.pool)
         .await
         .map_err(query_error("workspaces_list"))?;
@@ -259,17 +232,20 @@ impl Store {
         workspace_id: Uuid,
         name: &str,
     ) -> Result<Option<ClusterRecord>, StoreError> {
-        const SQL: &str = concat!(
-            "SELECT ",
-            cluster_columns!(),
-            " WHERE c.workspace_id = $1 AND c.name = $2"
-        );
-        let row: Option<ClusterRow> = sqlx::query_as(SQL)
-            .bind(workspace_id)
-            .bind(name)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(query_error("cluster_get"))?;
+        let row = sqlx::query_as!(
+            ClusterRow,
+            r#"SELECT c.id, c.workspace_id, w.name AS workspace, c.name, c.kind,
+                 c.spec AS "spec: Json<ClusterSpec>", c.generation, c.deleting, c.state,
+                 c.observed_generation, c.status AS "status: Json<ClusterStatusDoc>", c.voters,
+                 c.created_at, c.updated_at
+               FROM clusters c JOIN workspaces w ON w.id = c.workspace_id
+               WHERE c.workspace_id = $1 AND c.name = $2"#,
+            workspace_id,
+            name
+        )
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(query_error("cluster_get"))?;
         row.map(ClusterRecord::try_from).transpose()
     }
 
@@ -278,12 +254,19 @@ impl Store {
     /// # Errors
     /// [`StoreError::Query`] or [`StoreError::Corrupt`].
     pub async fn cluster_get_by_id(&self, id: Uuid) -> Result<Option<ClusterRecord>, StoreError> {
-        const SQL: &str = concat!("SELECT ", cluster_columns!(), " WHERE c.id = $1");
-        let row: Option<ClusterRow> = sqlx::query_as(SQL)
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(query_error("cluster_get_by_id"))?;
+        let row = sqlx::query_as!(
+            ClusterRow,
+            r#"SELECT c.id, c.workspace_id, w.name AS workspace, c.name, c.kind,
+                 c.spec AS "spec: Json<ClusterSpec>", c.generation, c.deleting, c.state,
+                 c.observed_generation, c.status AS "status: Json<ClusterStatusDoc>", c.voters,
+                 c.created_at, c.updated_at
+               FROM clusters c JOIN workspaces w ON w.id = c.workspace_id
+               WHERE c.id = $1"#,
+            id
+        )
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(query_error("cluster_get_by_id"))?;
         row.map(ClusterRecord::try_from).transpose()
     }
 
@@ -297,18 +280,22 @@ impl Store {
         after: Option<&str>,
         limit: u32,
     ) -> Result<Vec<ClusterRecord>, StoreError> {
-        const SQL: &str = concat!(
-            "SELECT ",
-            cluster_columns!(),
-            " WHERE c.workspace_id = $1 AND ($2::text IS NULL OR c.name > $2) ORDER BY c.name LIMIT $3"
-        );
-        let rows: Vec<ClusterRow> = sqlx::query_as(SQL)
-            .bind(workspace_id)
-            .bind(after)
-            .bind(i64::from(limit))
-            .fetch_all(&self.pool)
-            .await
-            .map_err(query_error("clusters_list"))?;
+        let rows = sqlx::query_as!(
+            ClusterRow,
+            r#"SELECT c.id, c.workspace_id, w.name AS workspace, c.name, c.kind,
+                 c.spec AS "spec: Json<ClusterSpec>", c.generation, c.deleting, c.state,
+                 c.observed_generation, c.status AS "status: Json<ClusterStatusDoc>", c.voters,
+                 c.created_at, c.updated_at
+               FROM clusters c JOIN workspaces w ON w.id = c.workspace_id
+               WHERE c.workspace_id = $1 AND ($2::text IS NULL OR c.name > $2)
+               ORDER BY c.name LIMIT $3"#,
+            workspace_id,
+            after,
+            i64::from(limit)
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(query_error("clusters_list"))?;
         rows.into_iter().map(ClusterRecord::try_from).collect()
     }
 
@@ -327,31 +314,31 @@ impl Store {
     ) -> Result<Option<(ClusterRecord, OperationRecord)>, StoreError> {
         let mut tx = self.pool.begin().await.map_err(query_error("begin"))?;
         let id = Uuid::new_v4();
-        let inserted = sqlx::query(
+        let inserted = sqlx::query!(
             "INSERT INTO clusters (id, workspace_id, name, kind, spec) VALUES ($1, $2, $3, $4, $5) \
              ON CONFLICT (workspace_id, name) DO NOTHING",
+            id,
+            workspace_id,
+            name,
+            kind.as_str(),
+            Json(spec) as _
         )
-        .bind(id)
-        .bind(workspace_id)
-        .bind(name)
-        .bind(kind.as_str())
-        .bind(Json(spec))
         .execute(&mut *tx)
         .await
         .map_err(query_error("cluster_insert"))?;
         if inserted.rows_affected() == 0 {
             return Ok(None);
         }
-        sqlx::query(
+        sqlx::query!(
             "INSERT INTO operations (id, workspace_id, cluster_id, cluster_name, kind, target_generation, created_by) \
              VALUES ($1, $2, $3, $4, $5, 1, $6)",
+            operation.id,
+            workspace_id,
+            id,
+            name,
+            operation.kind.as_str(),
+            operation.created_by
         )
-        .bind(operation.id)
-        .bind(workspace_id)
-        .bind(id)
-        .bind(name)
-        .bind(operation.kind.as_str())
-        .bind(&operation.created_by)
         .execute(&mut *tx)
         .await
         .map_err(query_error("operation_insert"))?;
@@ -393,34 +380,35 @@ impl Store {
             column: "clusters.generation",
             value: generation.to_string(),
         })?;
-        let locked: Option<(i64, String, Uuid)> = sqlx::query_as(
+        let locked = sqlx::query!(
             "SELECT generation, name, workspace_id FROM clusters WHERE id = $1 FOR UPDATE",
+            cluster_id
         )
-        .bind(cluster_id)
         .fetch_optional(&mut *tx)
         .await
         .map_err(query_error("cluster_lock"))?;
-        let Some((current, name, workspace_id)) = locked else {
+        let Some(locked) = locked else {
             return Ok(SpecChange::Stale);
         };
+        let (current, name, workspace_id) = (locked.generation, locked.name, locked.workspace_id);
         if current != generation {
             return Ok(SpecChange::Stale);
         }
-        let running: Option<Uuid> = sqlx::query_scalar(
+        let running = sqlx::query_scalar!(
             "SELECT id FROM operations WHERE cluster_id = $1 AND state = 'Running'",
+            cluster_id
         )
-        .bind(cluster_id)
         .fetch_optional(&mut *tx)
         .await
         .map_err(query_error("operation_running"))?;
         if let Some(running) = running {
             if supersede {
-                sqlx::query(
+                sqlx::query!(
                     "UPDATE operations SET state = 'Failed', error_code = 'superseded', \
                      error_detail = $2, updated_at = now(), finished_at = now() WHERE id = $1",
+                    running,
+                    format!("superseded by operation {}", operation.id)
                 )
-                .bind(running)
-                .bind(format!("superseded by operation {}", operation.id))
                 .execute(&mut *tx)
                 .await
                 .map_err(query_error("operation_supersede"))?;
@@ -437,29 +425,29 @@ impl Store {
             }
         }
         let state = if deleting { "Deleting" } else { "Resizing" };
-        sqlx::query(
+        sqlx::query!(
             "UPDATE clusters SET spec = $2, generation = generation + 1, deleting = $3, \
              state = CASE WHEN $3 OR state <> 'Creating' THEN $4 ELSE state END, updated_at = now() \
              WHERE id = $1",
+            cluster_id,
+            Json(spec) as _,
+            deleting,
+            state
         )
-        .bind(cluster_id)
-        .bind(Json(spec))
-        .bind(deleting)
-        .bind(state)
         .execute(&mut *tx)
         .await
         .map_err(query_error("cluster_change"))?;
-        sqlx::query(
+        sqlx::query!(
             "INSERT INTO operations (id, workspace_id, cluster_id, cluster_name, kind, target_generation, created_by) \
              VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            operation.id,
+            workspace_id,
+            cluster_id,
+            name,
+            operation.kind.as_str(),
+            current + 1,
+            operation.created_by
         )
-        .bind(operation.id)
-        .bind(workspace_id)
-        .bind(cluster_id)
-        .bind(&name)
-        .bind(operation.kind.as_str())
-        .bind(current + 1)
-        .bind(&operation.created_by)
         .execute(&mut *tx)
         .await
         .map_err(query_error("operation_insert"))?;
@@ -483,14 +471,14 @@ impl Store {
         observed_generation: u64,
         status: &ClusterStatusDoc,
     ) -> Result<(), StoreError> {
-        sqlx::query(
+        sqlx::query!(
             "UPDATE clusters SET state = $2, observed_generation = $3, status = $4, reconciled_at = now() \
              WHERE id = $1",
+            cluster_id,
+            state.as_str(),
+            i64::try_from(observed_generation).unwrap_or(i64::MAX),
+            Json(status) as _
         )
-        .bind(cluster_id)
-        .bind(state.as_str())
-        .bind(i64::try_from(observed_generation).unwrap_or(i64::MAX))
-        .bind(Json(status))
         .execute(&self.pool)
         .await
         .map_err(query_error("cluster_set_observed"))?;
@@ -506,12 +494,14 @@ impl Store {
         cluster_id: Uuid,
         voters: u32,
     ) -> Result<(), StoreError> {
-        sqlx::query("UPDATE clusters SET voters = $2 WHERE id = $1 AND voters = 0")
-            .bind(cluster_id)
-            .bind(i32::try_from(voters).unwrap_or(i32::MAX))
-            .execute(&self.pool)
-            .await
-            .map_err(query_error("cluster_set_voters"))?;
+        sqlx::query!(
+            "UPDATE clusters SET voters = $2 WHERE id = $1 AND voters = 0",
+            cluster_id,
+            i32::try_from(voters).unwrap_or(i32::MAX)
+        )
+        .execute(&self.pool)
+        .await
+        .map_err(query_error("cluster_set_voters"))?;
         Ok(())
     }
 
@@ -522,30 +512,33 @@ impl Store {
     /// [`StoreError::Query`].
     pub async fn cluster_remove(&self, cluster_id: Uuid) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin().await.map_err(query_error("begin"))?;
-        let remaining: i64 =
-            sqlx::query_scalar("SELECT count(*) FROM workloads WHERE cluster_id = $1")
-                .bind(cluster_id)
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(query_error("cluster_remove_count"))?;
+        let remaining = sqlx::query_scalar!(
+            r#"SELECT count(*) AS "count!" FROM workloads WHERE cluster_id = $1"#,
+            cluster_id
+        )
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(query_error("cluster_remove_count"))?;
         if remaining > 0 {
             return Ok(false);
         }
-        sqlx::query(
+        sqlx::query!(
             "UPDATE operations SET state = 'Succeeded', updated_at = now(), finished_at = now(), \
              steps = steps || jsonb_build_array(jsonb_build_object('name', 'remove the cluster record', \
              'state', 'Done', 'detail', NULL, 'started_at', now())) \
              WHERE cluster_id = $1 AND state = 'Running'",
+            cluster_id
         )
-        .bind(cluster_id)
         .execute(&mut *tx)
         .await
         .map_err(query_error("cluster_remove_operation"))?;
-        sqlx::query("DELETE FROM clusters WHERE id = $1 AND deleting")
-            .bind(cluster_id)
-            .execute(&mut *tx)
-            .await
-            .map_err(query_error("cluster_remove"))?;
+        sqlx::query!(
+            "DELETE FROM clusters WHERE id = $1 AND deleting",
+            cluster_id
+        )
+        .execute(&mut *tx)
+        .await
+        .map_err(query_error("cluster_remove"))?;
         tx.commit().await.map_err(query_error("commit"))?;
         Ok(true)
     }
@@ -562,16 +555,16 @@ impl Store {
         lease: std::time::Duration,
         limit: u32,
     ) -> Result<Vec<Uuid>, StoreError> {
-        sqlx::query_scalar(
+        sqlx::query_scalar!(
             "UPDATE clusters SET lease_owner = $1, lease_until = now() + make_interval(secs => $2) \
              WHERE id IN (SELECT id FROM clusters \
                           WHERE lease_owner IS NULL OR lease_owner = $1 OR lease_until < now() \
                           ORDER BY reconciled_at NULLS FIRST LIMIT $3 FOR UPDATE SKIP LOCKED) \
              RETURNING id",
+            owner,
+            lease.as_secs_f64(),
+            i64::from(limit)
         )
-        .bind(owner)
-        .bind(lease.as_secs_f64())
-        .bind(i64::from(limit))
         .fetch_all(&self.pool)
         .await
         .map_err(query_error("clusters_claim"))
@@ -582,10 +575,10 @@ impl Store {
     /// # Errors
     /// [`StoreError::Query`].
     pub async fn clusters_release(&self, owner: Uuid) -> Result<(), StoreError> {
-        sqlx::query(
+        sqlx::query!(
             "UPDATE clusters SET lease_owner = NULL, lease_until = NULL WHERE lease_owner = $1",
+            owner
         )
-        .bind(owner)
         .execute(&self.pool)
         .await
         .map_err(query_error("clusters_release"))?;
@@ -597,12 +590,18 @@ impl Store {
     /// # Errors
     /// [`StoreError::Query`] or [`StoreError::Corrupt`].
     pub async fn operation_get(&self, id: Uuid) -> Result<Option<OperationRecord>, StoreError> {
-        const SQL: &str = concat!("SELECT ", operation_columns!(), " WHERE o.id = $1");
-        let row: Option<OperationRow> = sqlx::query_as(SQL)
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(query_error("operation_get"))?;
+        let row = sqlx::query_as!(
+            OperationRow,
+            r#"SELECT o.id, o.workspace_id, w.name AS "workspace?", o.cluster_id, o.cluster_name, o.kind,
+                 o.state, o.target_generation, o.steps AS "steps: Json<Vec<OperationStep>>",
+                 o.error_code, o.error_detail, o.created_by, o.created_at, o.updated_at, o.finished_at
+               FROM operations o LEFT JOIN workspaces w ON w.id = o.workspace_id
+               WHERE o.id = $1"#,
+            id
+        )
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(query_error("operation_get"))?;
         row.map(OperationRecord::try_from).transpose()
     }
 
@@ -614,16 +613,18 @@ impl Store {
         &self,
         cluster_id: Uuid,
     ) -> Result<Option<OperationRecord>, StoreError> {
-        const SQL: &str = concat!(
-            "SELECT ",
-            operation_columns!(),
-            " WHERE o.cluster_id = $1 AND o.state = 'Running'"
-        );
-        let row: Option<OperationRow> = sqlx::query_as(SQL)
-            .bind(cluster_id)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(query_error("operation_running"))?;
+        let row = sqlx::query_as!(
+            OperationRow,
+            r#"SELECT o.id, o.workspace_id, w.name AS "workspace?", o.cluster_id, o.cluster_name, o.kind,
+                 o.state, o.target_generation, o.steps AS "steps: Json<Vec<OperationStep>>",
+                 o.error_code, o.error_detail, o.created_by, o.created_at, o.updated_at, o.finished_at
+               FROM operations o LEFT JOIN workspaces w ON w.id = o.workspace_id
+               WHERE o.cluster_id = $1 AND o.state = 'Running'"#,
+            cluster_id
+        )
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(query_error("operation_running"))?;
         row.map(OperationRecord::try_from).transpose()
     }
 
@@ -635,16 +636,18 @@ impl Store {
         &self,
         cluster_id: Uuid,
     ) -> Result<Option<OperationRecord>, StoreError> {
-        const SQL: &str = concat!(
-            "SELECT ",
-            operation_columns!(),
-            " WHERE o.cluster_id = $1 ORDER BY o.created_at DESC, o.id LIMIT 1"
-        );
-        let row: Option<OperationRow> = sqlx::query_as(SQL)
-            .bind(cluster_id)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(query_error("operation_latest"))?;
+        let row = sqlx::query_as!(
+            OperationRow,
+            r#"SELECT o.id, o.workspace_id, w.name AS "workspace?", o.cluster_id, o.cluster_name, o.kind,
+                 o.state, o.target_generation, o.steps AS "steps: Json<Vec<OperationStep>>",
+                 o.error_code, o.error_detail, o.created_by, o.created_at, o.updated_at, o.finished_at
+               FROM operations o LEFT JOIN workspaces w ON w.id = o.workspace_id
+               WHERE o.cluster_id = $1 ORDER BY o.created_at DESC, o.id LIMIT 1"#,
+            cluster_id
+        )
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(query_error("operation_latest"))?;
         row.map(OperationRecord::try_from).transpose()
     }
 
@@ -656,14 +659,18 @@ impl Store {
         &self,
         cluster_ids: &[Uuid],
     ) -> Result<Vec<(Uuid, Uuid)>, StoreError> {
-        sqlx::query_as(
+        let rows = sqlx::query!(
             "SELECT DISTINCT ON (cluster_id) cluster_id, id FROM operations \
              WHERE cluster_id = ANY($1) ORDER BY cluster_id, created_at DESC, id",
+            cluster_ids
         )
-        .bind(cluster_ids)
         .fetch_all(&self.pool)
         .await
-        .map_err(query_error("operations_latest_ids"))
+        .map_err(query_error("operations_latest_ids"))?;
+        Ok(rows
+            .into_iter()
+            .map(|row| (row.cluster_id, row.id))
+            .collect())
     }
 
     /// Up to `limit` operations of a workspace, newest first, older than the operation `before`.
@@ -676,20 +683,22 @@ impl Store {
         before: Option<Uuid>,
         limit: u32,
     ) -> Result<Vec<OperationRecord>, StoreError> {
-        const SQL: &str = concat!(
-            "SELECT ",
-            operation_columns!(),
-            " WHERE o.workspace_id = $1 AND ($2::uuid IS NULL OR (o.created_at, o.id) < \
-               (SELECT created_at, id FROM operations WHERE id = $2)) \
-             ORDER BY o.created_at DESC, o.id DESC LIMIT $3"
-        );
-        let rows: Vec<OperationRow> = sqlx::query_as(SQL)
-            .bind(workspace_id)
-            .bind(before)
-            .bind(i64::from(limit))
-            .fetch_all(&self.pool)
-            .await
-            .map_err(query_error("operations_list"))?;
+        let rows = sqlx::query_as!(
+            OperationRow,
+            r#"SELECT o.id, o.workspace_id, w.name AS "workspace?", o.cluster_id, o.cluster_name, o.kind,
+                 o.state, o.target_generation, o.steps AS "steps: Json<Vec<OperationStep>>",
+                 o.error_code, o.error_detail, o.created_by, o.created_at, o.updated_at, o.finished_at
+               FROM operations o LEFT JOIN workspaces w ON w.id = o.workspace_id
+               WHERE o.workspace_id = $1 AND ($2::uuid IS NULL OR (o.created_at, o.id) <
+                 (SELECT created_at, id FROM operations WHERE id = $2))
+               ORDER BY o.created_at DESC, o.id DESC LIMIT $3"#,
+            workspace_id,
+            before,
+            i64::from(limit)
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(query_error("operations_list"))?;
         rows.into_iter().map(OperationRecord::try_from).collect()
     }
 
@@ -702,11 +711,11 @@ impl Store {
         id: Uuid,
         steps: &[OperationStep],
     ) -> Result<(), StoreError> {
-        sqlx::query(
+        sqlx::query!(
             "UPDATE operations SET steps = $2, updated_at = now() WHERE id = $1 AND state = 'Running'",
+            id,
+            Json(steps) as _
         )
-        .bind(id)
-        .bind(Json(steps))
         .execute(&self.pool)
         .await
         .map_err(query_error("operation_set_steps"))?;
@@ -724,15 +733,15 @@ impl Store {
         steps: &[OperationStep],
         error: Option<(&str, &str)>,
     ) -> Result<(), StoreError> {
-        sqlx::query(
+        sqlx::query!(
             "UPDATE operations SET state = $2, steps = $3, error_code = $4, error_detail = $5, \
              updated_at = now(), finished_at = now() WHERE id = $1 AND state = 'Running'",
+            id,
+            state.as_str(),
+            Json(steps) as _,
+            error.map(|e| e.0),
+            error.map(|e| e.1)
         )
-        .bind(id)
-        .bind(state.as_str())
-        .bind(Json(steps))
-        .bind(error.map(|e| e.0))
-        .bind(error.map(|e| e.1))
         .execute(&self.pool)
         .await
         .map_err(query_error("operation_finish"))?;
@@ -744,14 +753,14 @@ impl Store {
     /// # Errors
     /// [`StoreError::Query`].
     pub async fn audit_insert(&self, event: &AuditRecord) -> Result<(), StoreError> {
-        sqlx::query(
+        sqlx::query!(
             "INSERT INTO audit_events (actor, action, resource, outcome, detail) VALUES ($1, $2, $3, $4, $5)",
+            event.actor,
+            event.action,
+            event.resource,
+            event.outcome,
+            event.detail
         )
-        .bind(&event.actor)
-        .bind(&event.action)
-        .bind(&event.resource)
-        .bind(&event.outcome)
-        .bind(&event.detail)
         .execute(&self.pool)
         .await
         .map_err(query_error("audit_insert"))?;
@@ -767,28 +776,26 @@ impl Store {
         before: Option<i64>,
         limit: u32,
     ) -> Result<Vec<AuditRecord>, StoreError> {
-        let rows: Vec<AuditRow> = sqlx::query_as(
+        let rows = sqlx::query!(
             "SELECT id, at, actor, action, resource, outcome, detail FROM audit_events \
-                 WHERE ($1::bigint IS NULL OR id < $1) ORDER BY id DESC LIMIT $2",
+             WHERE ($1::bigint IS NULL OR id < $1) ORDER BY id DESC LIMIT $2",
+            before,
+            i64::from(limit)
         )
-        .bind(before)
-        .bind(i64::from(limit))
         .fetch_all(&self.pool)
         .await
         .map_err(query_error("audit_list"))?;
         Ok(rows
             .into_iter()
-            .map(
-                |(id, at, actor, action, resource, outcome, detail)| AuditRecord {
-                    id,
-                    at,
-                    actor,
-                    action,
-                    resource,
-                    outcome,
-                    detail,
-                },
-            )
+            .map(|row| AuditRecord {
+                id: row.id,
+                at: row.at,
+                actor: row.actor,
+                action: row.action,
+                resource: row.resource,
+                outcome: row.outcome,
+                detail: row.detail,
+            })
             .collect())
     }
 }

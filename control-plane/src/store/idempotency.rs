@@ -32,15 +32,6 @@ fn query_error(context: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError 
     move |source| StoreError::Query { context, source }
 }
 
-type KeyRow = (
-    Vec<u8>,
-    Option<i32>,
-    Option<String>,
-    Option<String>,
-    Option<Vec<u8>>,
-    bool,
-);
-
 impl Store {
     /// Claims `(scope, key)` for a request whose hash is `request_hash`. Keys older than 24 h,
     /// and claims whose request has not finished within 60 s (a crashed control plane), are
@@ -54,45 +45,45 @@ impl Store {
         key: &str,
         request_hash: &[u8],
     ) -> Result<KeyClaim, StoreError> {
-        let claimed = sqlx::query(
+        let claimed = sqlx::query!(
             "INSERT INTO idempotency_keys (scope, key, request_hash) VALUES ($1, $2, $3) \
              ON CONFLICT (scope, key) DO UPDATE SET request_hash = EXCLUDED.request_hash, status = NULL, \
                content_type = NULL, location = NULL, body = NULL, created_at = now() \
              WHERE idempotency_keys.created_at < now() - interval '24 hours' \
                 OR (idempotency_keys.status IS NULL AND idempotency_keys.created_at < now() - interval '60 seconds')",
+            scope,
+            key,
+            request_hash
         )
-        .bind(scope)
-        .bind(key)
-        .bind(request_hash)
         .execute(&self.pool)
         .await
         .map_err(query_error("idempotency_claim"))?;
         if claimed.rows_affected() == 1 {
             return Ok(KeyClaim::Claimed);
         }
-        let row: Option<KeyRow> = sqlx::query_as(
-            "SELECT request_hash, status, content_type, location, body, false FROM idempotency_keys \
+        let row = sqlx::query!(
+            "SELECT request_hash, status, content_type, location, body FROM idempotency_keys \
              WHERE scope = $1 AND key = $2",
+            scope,
+            key
         )
-        .bind(scope)
-        .bind(key)
         .fetch_optional(&self.pool)
         .await
         .map_err(query_error("idempotency_read"))?;
-        let Some((hash, status, content_type, location, body, _)) = row else {
+        let Some(row) = row else {
             // Removed in between (an abandoned claim): claim again next time.
             return Ok(KeyClaim::InProgress);
         };
-        if hash != request_hash {
+        if row.request_hash != request_hash {
             return Ok(KeyClaim::Mismatch);
         }
-        Ok(match status.and_then(|s| u16::try_from(s).ok()) {
+        Ok(match row.status.and_then(|s| u16::try_from(s).ok()) {
             None => KeyClaim::InProgress,
             Some(status) => KeyClaim::Done(StoredResponse {
                 status,
-                content_type,
-                location,
-                body: body.unwrap_or_default(),
+                content_type: row.content_type,
+                location: row.location,
+                body: row.body.unwrap_or_default(),
             }),
         })
     }
@@ -107,16 +98,16 @@ impl Store {
         key: &str,
         response: &StoredResponse,
     ) -> Result<(), StoreError> {
-        sqlx::query(
+        sqlx::query!(
             "UPDATE idempotency_keys SET status = $3, content_type = $4, location = $5, body = $6 \
              WHERE scope = $1 AND key = $2",
+            scope,
+            key,
+            i32::from(response.status),
+            response.content_type,
+            response.location,
+            response.body
         )
-        .bind(scope)
-        .bind(key)
-        .bind(i32::from(response.status))
-        .bind(&response.content_type)
-        .bind(&response.location)
-        .bind(&response.body)
         .execute(&self.pool)
         .await
         .map_err(query_error("idempotency_complete"))?;
@@ -128,11 +119,11 @@ impl Store {
     /// # Errors
     /// [`StoreError::Query`].
     pub async fn idempotency_abandon(&self, scope: &str, key: &str) -> Result<(), StoreError> {
-        sqlx::query(
+        sqlx::query!(
             "DELETE FROM idempotency_keys WHERE scope = $1 AND key = $2 AND status IS NULL",
+            scope,
+            key
         )
-        .bind(scope)
-        .bind(key)
         .execute(&self.pool)
         .await
         .map_err(query_error("idempotency_abandon"))?;

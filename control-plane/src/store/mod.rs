@@ -10,8 +10,8 @@ mod idempotency;
 mod node;
 mod workload;
 
-pub use idempotency::{KeyClaim, StoredResponse};
 pub use cluster::{NewOperation, SpecChange};
+pub use idempotency::{KeyClaim, StoredResponse};
 pub use workload::{FleetNode, FleetSnapshot, NewWorkload, ReportedWorkload};
 
 use std::time::Duration;
@@ -105,8 +105,8 @@ impl Store {
     /// # Errors
     /// [`StoreError::Query`] when it does not.
     pub async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1")
-            .execute(&self.pool)
+        sqlx::query_scalar!("SELECT 1 AS one")
+            .fetch_one(&self.pool)
             .await
             .map(|_| ())
             .map_err(|source| StoreError::Query {

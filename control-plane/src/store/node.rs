@@ -8,7 +8,6 @@ use uuid::Uuid;
 use super::{Store, StoreError, to_i64, to_u64};
 use crate::model::{Capacity, NodeId, NodeRecord, NodeSpec};
 
-#[derive(sqlx::FromRow)]
 struct NodeRow {
     id: Uuid,
     name: String,
@@ -22,16 +21,6 @@ struct NodeRow {
     last_heartbeat_at: DateTime<Utc>,
     heartbeat_age_seconds: f64,
     incarnation: i64,
-}
-
-/// The columns of a [`NodeRow`], as a macro so that queries stay `&'static str` literals.
-macro_rules! node_columns {
-    () => {
-        "id, name, fault_domain, address, agent_version, cpu_millis, memory_bytes, disk_bytes, \
-         registered_at, last_heartbeat_at, \
-         GREATEST(EXTRACT(EPOCH FROM now() - last_heartbeat_at), 0)::float8 AS heartbeat_age_seconds, \
-         incarnation"
-    };
 }
 
 impl TryFrom<NodeRow> for NodeRecord {
@@ -74,28 +63,30 @@ impl Store {
             column: "nodes.fault_domain",
             value: spec.fault_domain.to_string(),
         })?;
-        const SQL: &str = concat!(
-            "INSERT INTO nodes (id, name, fault_domain, address, agent_version, cpu_millis, memory_bytes, disk_bytes) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
-             ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, fault_domain = EXCLUDED.fault_domain, \
-               address = EXCLUDED.address, agent_version = EXCLUDED.agent_version, \
-               cpu_millis = EXCLUDED.cpu_millis, memory_bytes = EXCLUDED.memory_bytes, \
-               disk_bytes = EXCLUDED.disk_bytes, last_heartbeat_at = now(), \
-               incarnation = nodes.incarnation + 1 \
-             RETURNING ",
-            node_columns!()
-        );
-        let row: Result<NodeRow, sqlx::Error> = sqlx::query_as(SQL)
-            .bind(id.0)
-            .bind(&spec.name)
-            .bind(fault_domain)
-            .bind(&spec.address)
-            .bind(&spec.agent_version)
-            .bind(to_i64(spec.capacity.cpu_millis, "nodes.cpu_millis")?)
-            .bind(to_i64(spec.capacity.memory_bytes, "nodes.memory_bytes")?)
-            .bind(to_i64(spec.capacity.disk_bytes, "nodes.disk_bytes")?)
-            .fetch_one(&self.pool)
-            .await;
+        let row = sqlx::query_as!(
+            NodeRow,
+            r#"INSERT INTO nodes (id, name, fault_domain, address, agent_version, cpu_millis, memory_bytes, disk_bytes)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+               ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, fault_domain = EXCLUDED.fault_domain,
+                 address = EXCLUDED.address, agent_version = EXCLUDED.agent_version,
+                 cpu_millis = EXCLUDED.cpu_millis, memory_bytes = EXCLUDED.memory_bytes,
+                 disk_bytes = EXCLUDED.disk_bytes, last_heartbeat_at = now(),
+                 incarnation = nodes.incarnation + 1
+               RETURNING id, name, fault_domain, address, agent_version, cpu_millis, memory_bytes, disk_bytes,
+                 registered_at, last_heartbeat_at,
+                 GREATEST(EXTRACT(EPOCH FROM now() - last_heartbeat_at), 0)::float8 AS "heartbeat_age_seconds!",
+                 incarnation"#,
+            id.0,
+            spec.name,
+            fault_domain,
+            spec.address,
+            spec.agent_version,
+            to_i64(spec.capacity.cpu_millis, "nodes.cpu_millis")?,
+            to_i64(spec.capacity.memory_bytes, "nodes.memory_bytes")?,
+            to_i64(spec.capacity.disk_bytes, "nodes.disk_bytes")?,
+        )
+        .fetch_one(&self.pool)
+        .await;
         match row {
             Ok(row) => row.try_into(),
             Err(sqlx::Error::Database(db)) if db.is_unique_violation() => {
@@ -119,14 +110,14 @@ impl Store {
         id: NodeId,
         capacity: &Capacity,
     ) -> Result<bool, StoreError> {
-        let result = sqlx::query(
+        let result = sqlx::query!(
             "UPDATE nodes SET last_heartbeat_at = now(), cpu_millis = $2, memory_bytes = $3, disk_bytes = $4 \
              WHERE id = $1",
+            id.0,
+            to_i64(capacity.cpu_millis, "nodes.cpu_millis")?,
+            to_i64(capacity.memory_bytes, "nodes.memory_bytes")?,
+            to_i64(capacity.disk_bytes, "nodes.disk_bytes")?,
         )
-        .bind(id.0)
-        .bind(to_i64(capacity.cpu_millis, "nodes.cpu_millis")?)
-        .bind(to_i64(capacity.memory_bytes, "nodes.memory_bytes")?)
-        .bind(to_i64(capacity.disk_bytes, "nodes.disk_bytes")?)
         .execute(&self.pool)
         .await
         .map_err(|source| StoreError::Query { context: "node_heartbeat", source })?;
@@ -138,9 +129,15 @@ impl Store {
     /// # Errors
     /// [`StoreError::Query`] or [`StoreError::Corrupt`].
     pub async fn node_get(&self, id: NodeId) -> Result<Option<NodeRecord>, StoreError> {
-        const SQL: &str = concat!("SELECT ", node_columns!(), " FROM nodes WHERE id = $1");
-        let row: Option<NodeRow> = sqlx::query_as(SQL)
-            .bind(id.0)
+        let row = sqlx::query_as!(
+            NodeRow,
+            r#"SELECT id, name, fault_domain, address, agent_version, cpu_millis, memory_bytes, disk_bytes,
+                 registered_at, last_heartbeat_at,
+                 GREATEST(EXTRACT(EPOCH FROM now() - last_heartbeat_at), 0)::float8 AS "heartbeat_age_seconds!",
+                 incarnation
+               FROM nodes WHERE id = $1"#,
+            id.0
+        )
             .fetch_optional(&self.pool)
             .await
             .map_err(|source| StoreError::Query {
@@ -159,14 +156,16 @@ impl Store {
         after: Option<&str>,
         limit: u32,
     ) -> Result<Vec<NodeRecord>, StoreError> {
-        const SQL: &str = concat!(
-            "SELECT ",
-            node_columns!(),
-            " FROM nodes WHERE ($1::text IS NULL OR name > $1) ORDER BY name LIMIT $2"
-        );
-        let rows: Vec<NodeRow> = sqlx::query_as(SQL)
-            .bind(after)
-            .bind(i64::from(limit))
+        let rows = sqlx::query_as!(
+            NodeRow,
+            r#"SELECT id, name, fault_domain, address, agent_version, cpu_millis, memory_bytes, disk_bytes,
+                 registered_at, last_heartbeat_at,
+                 GREATEST(EXTRACT(EPOCH FROM now() - last_heartbeat_at), 0)::float8 AS "heartbeat_age_seconds!",
+                 incarnation
+               FROM nodes WHERE ($1::text IS NULL OR name > $1) ORDER BY name LIMIT $2"#,
+            after,
+            i64::from(limit)
+        )
             .fetch_all(&self.pool)
             .await
             .map_err(|source| StoreError::Query {

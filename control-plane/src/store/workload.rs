@@ -85,7 +85,6 @@ pub struct ReportedWorkload {
     pub last_exit: Option<String>,
 }
 
-#[derive(sqlx::FromRow)]
 struct WorkloadRow {
     id: Uuid,
     cluster_id: Uuid,
@@ -102,18 +101,6 @@ struct WorkloadRow {
     gone: bool,
     observed_state: Option<String>,
     observed_restarts: i64,
-}
-
-macro_rules! workload_columns {
-    () => {
-        "w.id, w.cluster_id, w.node_id, n.name AS node_name, n.address, n.fault_domain, \
-         (now() - n.last_heartbeat_at) < make_interval(secs => $2) AS node_ready, \
-         w.name, w.role, w.ordinal, w.spec, w.removing, \
-         (w.removing AND w.removed_generation IS NOT NULL AND n.applied_generation >= w.removed_generation \
-          AND w.observed_state = 'Absent') AS gone, \
-         w.observed_state, w.observed_restarts \
-         FROM workloads w JOIN nodes n ON n.id = w.node_id"
-    };
 }
 
 impl TryFrom<WorkloadRow> for WorkloadRecord {
@@ -157,6 +144,34 @@ fn i64_of(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)
 }
 
+/// The workloads of `cluster_ids` (removing ones included) by cluster, role and ordinal, on the
+/// pool or inside a transaction.
+async fn workloads_of_clusters(
+    executor: impl sqlx::PgExecutor<'_>,
+    cluster_ids: &[Uuid],
+    node_ready_timeout: Duration,
+    context: &'static str,
+) -> Result<Vec<WorkloadRecord>, StoreError> {
+    let rows = sqlx::query_as!(
+        WorkloadRow,
+        r#"SELECT w.id, w.cluster_id, w.node_id, n.name AS node_name, n.address, n.fault_domain,
+             (now() - n.last_heartbeat_at) < make_interval(secs => $2) AS "node_ready!",
+             w.name, w.role, w.ordinal, w.spec AS "spec: Json<WorkloadConfig>", w.removing,
+             (w.removing AND w.removed_generation IS NOT NULL
+              AND n.applied_generation >= w.removed_generation
+              AND w.observed_state = 'Absent') AS "gone!",
+             w.observed_state, w.observed_restarts
+           FROM workloads w JOIN nodes n ON n.id = w.node_id
+           WHERE w.cluster_id = ANY($1) ORDER BY w.cluster_id, w.role, w.ordinal"#,
+        cluster_ids,
+        node_ready_timeout.as_secs_f64()
+    )
+    .fetch_all(executor)
+    .await
+    .map_err(query_error(context))?;
+    rows.into_iter().map(WorkloadRecord::try_from).collect()
+}
+
 impl Store {
     /// The workloads of a cluster (removing ones included), by role and ordinal.
     ///
@@ -167,18 +182,13 @@ impl Store {
         cluster_id: Uuid,
         node_ready_timeout: Duration,
     ) -> Result<Vec<WorkloadRecord>, StoreError> {
-        const SQL: &str = concat!(
-            "SELECT ",
-            workload_columns!(),
-            " WHERE w.cluster_id = $1 ORDER BY w.role, w.ordinal"
-        );
-        let rows: Vec<WorkloadRow> = sqlx::query_as(SQL)
-            .bind(cluster_id)
-            .bind(node_ready_timeout.as_secs_f64())
-            .fetch_all(&self.pool)
-            .await
-            .map_err(query_error("workloads_of_cluster"))?;
-        rows.into_iter().map(WorkloadRecord::try_from).collect()
+        workloads_of_clusters(
+            &self.pool,
+            &[cluster_id],
+            node_ready_timeout,
+            "workloads_of_cluster",
+        )
+        .await
     }
 
     /// The workloads of several clusters at once (for list pages), by cluster, role, ordinal.
@@ -190,18 +200,13 @@ impl Store {
         cluster_ids: &[Uuid],
         node_ready_timeout: Duration,
     ) -> Result<Vec<WorkloadRecord>, StoreError> {
-        const SQL: &str = concat!(
-            "SELECT ",
-            workload_columns!(),
-            " WHERE w.cluster_id = ANY($1) ORDER BY w.cluster_id, w.role, w.ordinal"
-        );
-        let rows: Vec<WorkloadRow> = sqlx::query_as(SQL)
-            .bind(cluster_ids)
-            .bind(node_ready_timeout.as_secs_f64())
-            .fetch_all(&self.pool)
-            .await
-            .map_err(query_error("workloads_of_clusters"))?;
-        rows.into_iter().map(WorkloadRecord::try_from).collect()
+        workloads_of_clusters(
+            &self.pool,
+            cluster_ids,
+            node_ready_timeout,
+            "workloads_of_clusters",
+        )
+        .await
     }
 
     /// What a node must run: its assignment generation and its workloads that are not being
@@ -215,30 +220,37 @@ impl Store {
     ) -> Result<Option<(u64, Vec<WorkloadRecord>)>, StoreError> {
         // One snapshot, so that the generation matches the set.
         let mut tx = self.pool.begin().await.map_err(query_error("begin"))?;
-        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        sqlx::query!("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
             .execute(&mut *tx)
             .await
             .map_err(query_error("node_assignment_isolation"))?;
-        let generation: Option<i64> =
-            sqlx::query_scalar("SELECT workload_generation FROM nodes WHERE id = $1")
-                .bind(node_id)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(query_error("node_assignment_generation"))?;
+        let generation = sqlx::query_scalar!(
+            "SELECT workload_generation FROM nodes WHERE id = $1",
+            node_id
+        )
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(query_error("node_assignment_generation"))?;
         let Some(generation) = generation else {
             return Ok(None);
         };
-        const SQL: &str = concat!(
-            "SELECT ",
-            workload_columns!(),
-            " WHERE w.node_id = $1 AND NOT w.removing ORDER BY w.name"
-        );
-        let rows: Vec<WorkloadRow> = sqlx::query_as(SQL)
-            .bind(node_id)
-            .bind(3600.0_f64)
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(query_error("node_assignment"))?;
+        let rows = sqlx::query_as!(
+            WorkloadRow,
+            r#"SELECT w.id, w.cluster_id, w.node_id, n.name AS node_name, n.address, n.fault_domain,
+                 (now() - n.last_heartbeat_at) < make_interval(secs => $2) AS "node_ready!",
+                 w.name, w.role, w.ordinal, w.spec AS "spec: Json<WorkloadConfig>", w.removing,
+                 (w.removing AND w.removed_generation IS NOT NULL
+                  AND n.applied_generation >= w.removed_generation
+                  AND w.observed_state = 'Absent') AS "gone!",
+                 w.observed_state, w.observed_restarts
+               FROM workloads w JOIN nodes n ON n.id = w.node_id
+               WHERE w.node_id = $1 AND NOT w.removing ORDER BY w.name"#,
+            node_id,
+            3600.0_f64
+        )
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(query_error("node_assignment"))?;
         tx.commit().await.map_err(query_error("commit"))?;
         let workloads = rows
             .into_iter()
@@ -262,74 +274,67 @@ impl Store {
         choose: impl FnOnce(&FleetSnapshot) -> Result<Vec<NewWorkload>, E>,
     ) -> Result<Result<Vec<NewWorkload>, E>, StoreError> {
         let mut tx = self.pool.begin().await.map_err(query_error("begin"))?;
-        sqlx::query("SELECT pg_advisory_xact_lock(hashtext('hdi.placement'))")
+        sqlx::query!("SELECT pg_advisory_xact_lock(hashtext('hdi.placement'))")
             .execute(&mut *tx)
             .await
             .map_err(query_error("placement_lock"))?;
-        #[allow(clippy::type_complexity)]
-        let nodes: Vec<(Uuid, String, String, i32, bool, i64, i64, i64, i64)> = sqlx::query_as(
-            "SELECT n.id, n.name, n.address, n.fault_domain, \
-               (now() - n.last_heartbeat_at) < make_interval(secs => $1), n.cpu_millis, n.memory_bytes, \
-               COALESCE((SELECT sum(cpu_millis) FROM workloads w WHERE w.node_id = n.id), 0)::bigint, \
-               COALESCE((SELECT sum(memory_bytes) FROM workloads w WHERE w.node_id = n.id), 0)::bigint \
-             FROM nodes n ORDER BY n.name",
+        let nodes = sqlx::query!(
+            r#"SELECT n.id, n.name, n.address, n.fault_domain,
+                 (now() - n.last_heartbeat_at) < make_interval(secs => $1) AS "ready!",
+                 n.cpu_millis, n.memory_bytes,
+                 COALESCE((SELECT sum(cpu_millis) FROM workloads w WHERE w.node_id = n.id), 0)::bigint
+                   AS "reserved_cpu!",
+                 COALESCE((SELECT sum(memory_bytes) FROM workloads w WHERE w.node_id = n.id), 0)::bigint
+                   AS "reserved_memory!"
+               FROM nodes n ORDER BY n.name"#,
+            node_ready_timeout.as_secs_f64()
         )
-        .bind(node_ready_timeout.as_secs_f64())
         .fetch_all(&mut *tx)
         .await
         .map_err(query_error("placement_nodes"))?;
-        let placed: Vec<(Uuid, Uuid, String)> =
-            sqlx::query_as("SELECT node_id, cluster_id, role FROM workloads")
-                .fetch_all(&mut *tx)
-                .await
-                .map_err(query_error("placement_workloads"))?;
-        let ports: Vec<(String, i32)> = sqlx::query_as("SELECT address, port FROM ports")
+        let placed = sqlx::query!("SELECT node_id, cluster_id, role FROM workloads")
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(query_error("placement_workloads"))?;
+        let ports = sqlx::query!("SELECT address, port FROM ports")
             .fetch_all(&mut *tx)
             .await
             .map_err(query_error("placement_ports"))?;
-        const SQL: &str = concat!(
-            "SELECT ",
-            workload_columns!(),
-            " WHERE w.cluster_id = $1 ORDER BY w.role, w.ordinal"
-        );
-        let existing: Vec<WorkloadRow> = sqlx::query_as(SQL)
-            .bind(cluster_id)
-            .bind(node_ready_timeout.as_secs_f64())
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(query_error("placement_cluster_workloads"))?;
         let mut snapshot = FleetSnapshot {
-            cluster_workloads: existing
-                .into_iter()
-                .map(WorkloadRecord::try_from)
-                .collect::<Result<_, _>>()?,
+            cluster_workloads: workloads_of_clusters(
+                &mut *tx,
+                &[cluster_id],
+                node_ready_timeout,
+                "placement_cluster_workloads",
+            )
+            .await?,
             ..FleetSnapshot::default()
         };
-        for (id, name, address, fault_domain, ready, cpu, memory, reserved_cpu, reserved_memory) in
-            nodes
-        {
+        for node in nodes {
             snapshot.nodes.push(FleetNode {
-                id,
-                name,
-                address,
-                fault_domain: u32::try_from(fault_domain).unwrap_or(0),
-                ready,
-                cpu_millis: to_u64(cpu, "nodes.cpu_millis")?,
-                memory_bytes: to_u64(memory, "nodes.memory_bytes")?,
-                reserved_cpu_millis: to_u64(reserved_cpu, "workloads.cpu_millis")?,
-                reserved_memory_bytes: to_u64(reserved_memory, "workloads.memory_bytes")?,
+                id: node.id,
+                fault_domain: u32::try_from(node.fault_domain).unwrap_or(0),
+                ready: node.ready,
+                cpu_millis: to_u64(node.cpu_millis, "nodes.cpu_millis")?,
+                memory_bytes: to_u64(node.memory_bytes, "nodes.memory_bytes")?,
+                reserved_cpu_millis: to_u64(node.reserved_cpu, "workloads.cpu_millis")?,
+                reserved_memory_bytes: to_u64(node.reserved_memory, "workloads.memory_bytes")?,
                 workloads: placed
                     .iter()
-                    .filter(|(node, _, _)| *node == id)
-                    .filter_map(|(_, cluster, role)| Some((*cluster, WorkloadRole::parse(role)?)))
+                    .filter(|placed| placed.node_id == node.id)
+                    .filter_map(|placed| {
+                        Some((placed.cluster_id, WorkloadRole::parse(&placed.role)?))
+                    })
                     .collect(),
+                name: node.name,
+                address: node.address,
             });
         }
-        for (address, port) in ports {
-            if let Ok(port) = u16::try_from(port) {
+        for taken in ports {
+            if let Ok(port) = u16::try_from(taken.port) {
                 snapshot
                     .taken_ports
-                    .entry(address)
+                    .entry(taken.address)
                     .or_default()
                     .insert(port);
             }
@@ -340,38 +345,38 @@ impl Store {
         };
         for workload in &chosen {
             let id = Uuid::new_v4();
-            sqlx::query(
+            sqlx::query!(
                 "INSERT INTO workloads (id, cluster_id, node_id, name, role, ordinal, spec, cpu_millis, memory_bytes) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                id,
+                cluster_id,
+                workload.node_id,
+                workload.name,
+                workload.role.as_str(),
+                i32::try_from(workload.ordinal).unwrap_or(i32::MAX),
+                Json(&workload.config) as _,
+                i64_of(workload.cpu_millis),
+                i64_of(workload.memory_bytes)
             )
-            .bind(id)
-            .bind(cluster_id)
-            .bind(workload.node_id)
-            .bind(&workload.name)
-            .bind(workload.role.as_str())
-            .bind(i32::try_from(workload.ordinal).unwrap_or(i32::MAX))
-            .bind(Json(&workload.config))
-            .bind(i64_of(workload.cpu_millis))
-            .bind(i64_of(workload.memory_bytes))
             .execute(&mut *tx)
             .await
             .map_err(query_error("workload_insert"))?;
             for port in &workload.ports {
-                sqlx::query(
+                sqlx::query!(
                     "INSERT INTO ports (address, port, workload_id) \
                      SELECT address, $2, $3 FROM nodes WHERE id = $1",
+                    workload.node_id,
+                    i32::from(*port),
+                    id
                 )
-                .bind(workload.node_id)
-                .bind(i32::from(*port))
-                .bind(id)
                 .execute(&mut *tx)
                 .await
                 .map_err(query_error("port_insert"))?;
             }
-            sqlx::query(
+            sqlx::query!(
                 "UPDATE nodes SET workload_generation = workload_generation + 1 WHERE id = $1",
+                workload.node_id
             )
-            .bind(workload.node_id)
             .execute(&mut *tx)
             .await
             .map_err(query_error("node_generation"))?;
@@ -385,14 +390,14 @@ impl Store {
     /// # Errors
     /// [`StoreError::Query`].
     pub async fn workload_remove(&self, id: Uuid) -> Result<(), StoreError> {
-        sqlx::query(
+        sqlx::query!(
             "WITH bumped AS (UPDATE nodes SET workload_generation = workload_generation + 1 \
                              WHERE id = (SELECT node_id FROM workloads WHERE id = $1 AND NOT removing) \
                              RETURNING workload_generation) \
              UPDATE workloads SET removing = true, removed_generation = (SELECT workload_generation FROM bumped) \
              WHERE id = $1 AND NOT removing",
+            id
         )
-        .bind(id)
         .execute(&self.pool)
         .await
         .map_err(query_error("workload_remove"))?;
@@ -404,8 +409,7 @@ impl Store {
     /// # Errors
     /// [`StoreError::Query`].
     pub async fn workload_forget(&self, id: Uuid) -> Result<(), StoreError> {
-        sqlx::query("DELETE FROM workloads WHERE id = $1 AND removing")
-            .bind(id)
+        sqlx::query!("DELETE FROM workloads WHERE id = $1 AND removing", id)
             .execute(&self.pool)
             .await
             .map_err(query_error("workload_forget"))?;
@@ -424,11 +428,11 @@ impl Store {
         reports: &[ReportedWorkload],
     ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await.map_err(query_error("begin"))?;
-        sqlx::query(
+        sqlx::query!(
             "UPDATE nodes SET applied_generation = GREATEST(applied_generation, $2) WHERE id = $1",
+            node_id,
+            i64_of(applied_generation)
         )
-        .bind(node_id)
-        .bind(i64_of(applied_generation))
         .execute(&mut *tx)
         .await
         .map_err(query_error("node_applied_generation"))?;
@@ -437,28 +441,28 @@ impl Store {
         let pids: Vec<Option<i64>> = reports.iter().map(|r| r.pid.map(i64::from)).collect();
         let restarts: Vec<i64> = reports.iter().map(|r| i64::from(r.restarts)).collect();
         let exits: Vec<Option<&str>> = reports.iter().map(|r| r.last_exit.as_deref()).collect();
-        sqlx::query(
+        sqlx::query!(
             "UPDATE workloads w SET observed_state = r.state, observed_pid = r.pid, \
                observed_restarts = r.restarts, observed_last_exit = r.last_exit, observed_at = now() \
              FROM unnest($2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::text[]) \
                AS r(name, state, pid, restarts, last_exit) \
              WHERE w.node_id = $1 AND w.name = r.name",
+            node_id,
+            &names as &[&str],
+            &states as &[&str],
+            &pids as &[Option<i64>],
+            &restarts,
+            &exits as &[Option<&str>]
         )
-        .bind(node_id)
-        .bind(&names)
-        .bind(&states)
-        .bind(&pids)
-        .bind(&restarts)
-        .bind(&exits)
         .execute(&mut *tx)
         .await
         .map_err(query_error("workload_report"))?;
-        sqlx::query(
+        sqlx::query!(
             "UPDATE workloads SET observed_state = 'Absent', observed_pid = NULL, observed_at = now() \
              WHERE node_id = $1 AND NOT (name = ANY($2::text[]))",
+            node_id,
+            &names as &[&str]
         )
-        .bind(node_id)
-        .bind(&names)
         .execute(&mut *tx)
         .await
         .map_err(query_error("workload_absent"))?;
