@@ -542,8 +542,14 @@ pub struct Fleet {
 impl Fleet {
     /// Starts a control plane (fast reconcile) and `agents` agents in fault domains 0..agents.
     pub async fn start(tag: &str, agents: u32) -> Fleet {
-        let dir = TempDir::new(tag);
         let database_url = fresh_database().await;
+        Self::start_with_database(tag, agents, database_url)
+    }
+
+    /// Like [`Fleet::start`], on the (empty) database at `database_url`, e.g. one of a
+    /// [`PrivatePostgres`].
+    pub fn start_with_database(tag: &str, agents: u32, database_url: String) -> Fleet {
+        let dir = TempDir::new(tag);
         let secrets = Secrets::create(dir.path());
         // A port range of its own, so that tests running at once do not collide.
         let base = 30_000
@@ -701,4 +707,268 @@ impl Drop for Fleet {
             }
         }
     }
+}
+
+/// A PostgreSQL server of a test's own (not the shared scratch server of `DATABASE_URL`), so that
+/// the test may stop, restart or SIGKILL it. Initialised into a fresh directory under `/tmp`,
+/// listening only on a unix socket there; run as the `postgres` user when the tests run as root
+/// (the server refuses root). Stopped (immediately) and removed on drop.
+///
+/// `fsync=off` is safe here: a SIGKILLed server loses nothing the OS page cache holds; commits
+/// stay synchronous, so an acknowledged commit survives [`PrivatePostgres::kill9`].
+pub struct PrivatePostgres {
+    bindir: PathBuf,
+    root: PathBuf,
+    as_postgres: bool,
+}
+
+impl PrivatePostgres {
+    /// Runs `initdb` and starts the server.
+    pub fn new() -> PrivatePostgres {
+        static COUNTER: AtomicU32 = AtomicU32::new(0);
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        // Short: the socket path (root/s/.s.PGSQL.5432) must fit in 107 bytes.
+        let root = PathBuf::from(format!("/tmp/hdi-e2e-pg-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        std::fs::create_dir_all(root.join("s")).unwrap();
+        // Who we are: /proc/self belongs to the effective user.
+        let as_postgres = {
+            use std::os::unix::fs::MetadataExt as _;
+            std::fs::metadata("/proc/self").unwrap().uid() == 0
+        };
+        let pg = PrivatePostgres {
+            bindir: Self::bindir(),
+            root,
+            as_postgres,
+        };
+        if as_postgres {
+            let uid = Self::id_of_postgres("-u");
+            let gid = Self::id_of_postgres("-g");
+            for dir in [pg.root.clone(), pg.root.join("s")] {
+                std::os::unix::fs::chown(&dir, Some(uid), Some(gid)).unwrap();
+            }
+        }
+        let out = pg
+            .command("initdb")
+            .arg("-D")
+            .arg(pg.data())
+            .args(["-U", "postgres", "-A", "trust", "-E", "UTF8", "--locale=C"])
+            .arg("--no-sync")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "initdb failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        pg.start();
+        pg
+    }
+
+    fn bindir() -> PathBuf {
+        let from_pg_config = Command::new("pg_config")
+            .arg("--bindir")
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()))
+            .filter(|dir| dir.join("pg_ctl").exists());
+        from_pg_config.unwrap_or_else(|| PathBuf::from("/usr/lib/postgresql/15/bin"))
+    }
+
+    fn id_of_postgres(flag: &str) -> u32 {
+        let out = Command::new("id")
+            .args([flag, "postgres"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "no postgres user on this machine");
+        String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+    }
+
+    /// A command running the server tool `tool` (as `postgres` when we are root).
+    fn command(&self, tool: &str) -> Command {
+        let path = self.bindir.join(tool);
+        if self.as_postgres {
+            let mut command = Command::new("runuser");
+            command.args(["-u", "postgres", "--"]).arg(path);
+            command
+        } else {
+            Command::new(path)
+        }
+    }
+
+    fn data(&self) -> PathBuf {
+        self.root.join("data")
+    }
+
+    /// The socket directory.
+    pub fn socket_dir(&self) -> PathBuf {
+        self.root.join("s")
+    }
+
+    /// The URL of database `db` on this server.
+    pub fn url(&self, db: &str) -> String {
+        format!(
+            "postgres://postgres@localhost/{db}?host={}",
+            self.socket_dir().display()
+        )
+    }
+
+    /// Creates database `name` and returns its URL.
+    pub async fn create_database(&self, name: &str) -> String {
+        let pool = sqlx::PgPool::connect(&self.url("postgres")).await.unwrap();
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
+            .execute(&pool)
+            .await
+            .unwrap();
+        pool.close().await;
+        self.url(name)
+    }
+
+    /// Starts the (stopped or killed) server and waits until it accepts connections.
+    pub fn start(&self) {
+        let options = format!(
+            "-k {} -c listen_addresses='' -c fsync=off",
+            self.socket_dir().display()
+        );
+        let out = self
+            .command("pg_ctl")
+            .arg("-D")
+            .arg(self.data())
+            .arg("-l")
+            .arg(self.root.join("server.log"))
+            .args(["-w", "-t", "60", "-o", &options, "start"])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "pg_ctl start failed: {}\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            self.log()
+        );
+    }
+
+    /// Fast shutdown (`pg_ctl stop -m fast`): clients are disconnected, nothing is lost.
+    pub fn stop(&self) {
+        let out = self
+            .command("pg_ctl")
+            .arg("-D")
+            .arg(self.data())
+            .args(["-m", "fast", "-w", "-t", "60", "stop"])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "pg_ctl stop failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// SIGKILLs the postmaster and every backend, as a crash of the database machine's processes
+    /// would; returns once they are gone. The next [`PrivatePostgres::start`] runs crash recovery.
+    pub fn kill9(&self) {
+        let Some(postmaster) = self.postmaster_pid() else {
+            return;
+        };
+        let mut pids = vec![postmaster];
+        pids.extend(children_of(postmaster));
+        for &pid in &pids {
+            #[allow(unsafe_code, reason = "kill(2) on the server we started")]
+            // SAFETY: kill has no memory-safety preconditions.
+            unsafe {
+                libc::kill(pid as i32, libc::SIGKILL);
+            }
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while pids.iter().any(|&pid| alive(pid)) {
+            assert!(
+                Instant::now() < deadline,
+                "PostgreSQL processes survive SIGKILL"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The postmaster's pid while the server runs.
+    pub fn postmaster_pid(&self) -> Option<u32> {
+        let text = std::fs::read_to_string(self.data().join("postmaster.pid")).ok()?;
+        let pid: u32 = text.lines().next()?.trim().parse().ok()?;
+        alive(pid).then_some(pid)
+    }
+
+    /// The server's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.root.join("server.log")).unwrap_or_default()
+    }
+}
+
+impl Default for PrivatePostgres {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for PrivatePostgres {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("----- PostgreSQL server log -----\n{}", self.log());
+        }
+        if self.postmaster_pid().is_some() {
+            let stopped = self
+                .command("pg_ctl")
+                .arg("-D")
+                .arg(self.data())
+                .args(["-m", "immediate", "-w", "-t", "10", "stop"])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success());
+            if !stopped {
+                self.kill9();
+            }
+        }
+        let _ = std::fs::remove_dir_all(&self.root);
+    }
+}
+
+/// Whether `pid` is a live (not zombie) process.
+fn alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // The state follows the parenthesised command name.
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z')),
+        Err(_) => false,
+    }
+}
+
+/// Pids of the live children of `parent`.
+fn children_of(parent: u32) -> Vec<u32> {
+    let mut found = Vec::new();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return found;
+    };
+    for entry in entries.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        let ppid = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+            .and_then(|p| p.parse::<u32>().ok());
+        if ppid == Some(parent) {
+            found.push(pid);
+        }
+    }
+    found
 }
