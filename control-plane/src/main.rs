@@ -88,6 +88,7 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
             lease: (config.reconcile_interval * 10).max(Duration::from_secs(10)),
             probe_timeout: Duration::from_secs(2),
             operation_timeout: config.operation_timeout,
+            capacity_grace: (config.node_ready_timeout * 3).max(Duration::from_secs(15)),
         },
         poke,
     );

@@ -288,10 +288,6 @@ async fn postgres_killed_and_stopped_mid_operation_loses_nothing_acknowledged() 
 /// An operation acknowledged (202) just before the outage, its placement in flight when the
 /// database goes down, must still succeed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "product bug: right after a database outage longer than --node-ready-timeout every node \
-            looks NotReady until its next heartbeat lands; the reconciler's first pass places in \
-            that window, gets insufficient_capacity (0 ready nodes) and fails the operation for \
-            good, although the next pass places the workloads and the cluster runs"]
 async fn create_acknowledged_right_before_a_postgres_outage_converges() {
     let started = Instant::now();
     let pg = PrivatePostgres::new();

@@ -260,3 +260,45 @@ async fn reqwest_get(url: &str) -> Value {
     assert!(out.status.success(), "GET {url}");
     serde_json::from_slice(&out.stdout).unwrap()
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_capacity_shortage_is_refused_with_the_reason() {
+    let fleet = Fleet::start("shortage", 3).await;
+    let api = fleet.api();
+    eventually("three ready nodes", Duration::from_secs(30), || async {
+        let nodes = api.nodes_list_all().await.ok()?;
+        (nodes
+            .iter()
+            .filter(|n| n.status == hdi_api::NodeStatus::Ready)
+            .count()
+            == 3)
+            .then_some(())
+    })
+    .await
+    .unwrap();
+    ok(&fleet, &["workspace", "create", "test"]);
+    // 16 large brokers (2 cores each) do not fit on three 4-core nodes.
+    let (success, out, err) = fleet.hdictl(&[
+        "cluster",
+        "create",
+        "huge",
+        "--kind",
+        "kafka",
+        "--brokers",
+        "16",
+        "--size",
+        "large",
+    ]);
+    assert!(!success, "{out}");
+    assert!(
+        err.contains("insufficient_capacity") && err.contains("no ready node has room"),
+        "{err}"
+    );
+    let cluster = show(&fleet, "huge");
+    assert_eq!(cluster["status"]["state"], "Failed", "{cluster:#}");
+    assert!(
+        workloads(&cluster).is_empty(),
+        "all or nothing: {cluster:#}"
+    );
+    ok(&fleet, &["cluster", "delete", "huge"]);
+}

@@ -37,6 +37,8 @@ pub struct ReconcilerConfig {
     /// An operation still converging after this long is failed (`timed_out`); the reconciler
     /// keeps working towards the spec, a new operation can be started.
     pub operation_timeout: Duration,
+    /// How long an operation waits for capacity before it fails with `insufficient_capacity`.
+    pub capacity_grace: Duration,
 }
 
 /// The cluster reconciler.
@@ -134,7 +136,19 @@ impl<P: Provisioner> Reconciler<P> {
                 Ok(Some(text)) => detail = Some(text),
                 Ok(None) => {}
                 Err(ActionError::Provision(ProvisionError::InsufficientCapacity(message))) => {
-                    blocked = Some(("insufficient_capacity", message));
+                    // Readiness is heartbeat age on the database clock: right after the database
+                    // or this control plane was away, every node looks NotReady until its next
+                    // heartbeat. A shortage fails the operation only once it has lasted.
+                    let age = self
+                        .store
+                        .operation_running(cluster.id)
+                        .await?
+                        .map(|op| (Utc::now() - op.created_at).to_std().unwrap_or_default());
+                    if age.is_some_and(|age| age < self.config.capacity_grace) {
+                        detail = Some(format!("waiting for capacity: {message}"));
+                    } else {
+                        blocked = Some(("insufficient_capacity", message));
+                    }
                     break;
                 }
                 Err(ActionError::Kafka(message)) => {
