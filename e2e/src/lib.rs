@@ -649,7 +649,8 @@ impl Fleet {
                 .arg(dir.join(format!("node-{index}")))
                 .arg("--token-file")
                 .arg(&secrets.agent_token_file)
-                .env("RUST_LOG", "info"),
+                // The agent's own filter must not reach its workloads (their ready lines are info).
+                .env("RUST_LOG", "warn,hdi_node_agent=info"),
         )
     }
 

@@ -181,6 +181,27 @@ pub fn run(release: &Path, runs: usize) -> anyhow::Result<()> {
         children: Vec::new(),
         postgres,
     };
+    let result = measure(&mut fleet, release, runs, &token);
+    if result.is_err() {
+        // The logs go with the fleet's directory: show their ends first.
+        if let Ok(entries) = std::fs::read_dir(&dir) {
+            for entry in entries.flatten() {
+                let path = entry.path();
+                if path.extension().is_some_and(|e| e == "log") {
+                    eprintln!("==> {}:\n{}", path.display(), crate::util::tail(&path, 15));
+                }
+            }
+        }
+        for (pid, command) in crate::util::pids_mentioning(&dir) {
+            eprintln!("running: {pid} {command}");
+        }
+    }
+    result
+}
+
+fn measure(fleet: &mut Fleet, release: &Path, runs: usize, token: &str) -> anyhow::Result<()> {
+    let dir = fleet.dir.clone();
+    let token = token.to_owned();
     let api: SocketAddr = SocketAddr::from(([127, 0, 0, 1], free_port()?));
     fleet.control_plane(release, api, &[])?;
     for i in 0..3u32 {

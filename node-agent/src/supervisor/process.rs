@@ -49,10 +49,13 @@ pub fn spawn(
     let err = out.try_clone()?;
     // No PR_SET_PDEATHSIG and no kill-on-drop: workloads outlive the agent. Their own process
     // group keeps a terminal's Ctrl-C (sent to the agent's group) away from them.
+    // The workload's log filter is its own, not the agent's: its ready line is an info line.
+    let filter = std::env::var("HDI_WORKLOAD_LOG").unwrap_or_else(|_| "info".to_owned());
     let child = tokio::process::Command::new(&command.program)
         .args(&command.args)
         .current_dir(wdir)
         .env("NO_COLOR", "1")
+        .env("RUST_LOG", filter)
         .stdin(Stdio::null())
         .stdout(Stdio::from(out))
         .stderr(Stdio::from(err))
