@@ -282,6 +282,28 @@ async fn postgres_killed_and_stopped_mid_operation_loses_nothing_acknowledged() 
     before_sorted.sort();
     assert_eq!(consume(&bootstrap, "before"), before_sorted);
     assert_eq!(consume(&bootstrap, "during"), expected);
+
+    // 3. Static stability with both gone: PostgreSQL stopped and the control plane SIGKILLed.
+    pg.stop();
+    fleet.control_plane.proc.kill9();
+    let dark: Vec<String> = (0..300).map(|i| format!("dark-{i:03}")).collect();
+    produce(&bootstrap, "dark", &dark);
+    let mut dark_sorted = dark.clone();
+    dark_sorted.sort();
+    assert_eq!(consume(&bootstrap, "dark"), dark_sorted);
+    pg.start();
+    fleet.restart_control_plane();
+    let api = fleet.api();
+    eventually(
+        "pay Running after both came back",
+        Duration::from_secs(30),
+        || async {
+            let pay = api.cluster_get("test", "pay").await.ok()?;
+            (pay.status.state == ClusterState::Running).then_some(())
+        },
+    )
+    .await
+    .unwrap();
     eprintln!("test took {:.1}s", started.elapsed().as_secs_f64());
 }
 

@@ -1,0 +1,250 @@
+//! Cluster REST conventions in-process against a real PostgreSQL database per test (no
+//! reconciler runs, so operations stay Running): `202` + `Location`, `ETag`/`If-Match`, one
+//! running operation per cluster (`409` naming it), identical PUTs, deletion protection,
+//! validation naming the field, pagination.
+#![allow(
+    clippy::unwrap_used,
+    reason = "tests: a failed step should fail the test loudly"
+)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use hdi_control_plane::auth::jwt::TokenSettings;
+use hdi_control_plane::service::{Service, ServiceConfig};
+use hdi_control_plane::store::Store;
+use hdi_control_plane::{AppState, auth::Authenticator, http};
+use serde_json::{Value, json};
+use sqlx::PgPool;
+use tower::ServiceExt;
+
+const ADMIN: &str = "admin-token-0123456789";
+
+async fn app(pool: PgPool) -> axum::Router {
+    let service = Service::new(
+        Store::from_pool(pool),
+        ServiceConfig {
+            node_ready_timeout: Duration::from_secs(10),
+        },
+        Arc::new(tokio::sync::Notify::new()),
+    );
+    let settings = TokenSettings {
+        issuer: "hdi-control-plane".into(),
+        audience: "hdi-api".into(),
+        ttl: Duration::from_secs(900),
+    };
+    service.auth_start(settings, ADMIN).await.unwrap();
+    http::router(AppState {
+        service: Arc::new(service),
+        auth: Arc::new(Authenticator::new("agent-token-0123456789")),
+    })
+}
+
+struct Reply {
+    status: StatusCode,
+    body: Value,
+    etag: Option<String>,
+    location: Option<String>,
+}
+
+async fn call(
+    app: &axum::Router,
+    method: &str,
+    uri: &str,
+    if_match: Option<&str>,
+    body: Option<Value>,
+) -> Reply {
+    let mut request = Request::builder()
+        .method(method)
+        .uri(uri)
+        .header("authorization", format!("Bearer {ADMIN}"));
+    if let Some(tag) = if_match {
+        request = request.header("if-match", tag);
+    }
+    let request = match body {
+        Some(body) => request
+            .header("content-type", "application/json")
+            .body(Body::from(body.to_string())),
+        None => request.body(Body::empty()),
+    }
+    .unwrap();
+    let response = app.clone().oneshot(request).await.unwrap();
+    let header = |name: &str| {
+        response
+            .headers()
+            .get(name)
+            .map(|v| v.to_str().unwrap().to_owned())
+    };
+    let (status, etag, location) = (response.status(), header("etag"), header("location"));
+    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    Reply {
+        status,
+        body,
+        etag,
+        location,
+    }
+}
+
+fn kafka(replicas: u32) -> Value {
+    json!({"kind": "kafka", "node_pools": [{"name": "brokers", "role": "broker", "replicas": replicas}]})
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn cluster_mutations_follow_the_rest_conventions(pool: PgPool) {
+    let app = app(pool.clone()).await;
+    let ws = call(
+        &app,
+        "POST",
+        "/v1/workspaces",
+        None,
+        Some(json!({"name": "ws"})),
+    )
+    .await;
+    assert_eq!(ws.status, StatusCode::CREATED);
+    let uri = "/v1/workspaces/ws/clusters/pay";
+
+    let created = call(&app, "PUT", uri, None, Some(kafka(3))).await;
+    assert_eq!(created.status, StatusCode::ACCEPTED, "{}", created.body);
+    let op = created.body["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        created.location.as_deref(),
+        Some(format!("/v1/operations/{op}").as_str())
+    );
+    assert_eq!(created.body["kind"], "create");
+    let etag = created.etag.clone().unwrap();
+
+    // The same spec again changes nothing and points at the same operation.
+    let again = call(&app, "PUT", uri, None, Some(kafka(3))).await;
+    assert_eq!(again.status, StatusCode::ACCEPTED);
+    assert_eq!(again.body["id"], op.as_str());
+    assert_eq!(again.etag.as_deref(), Some(etag.as_str()));
+
+    // A change while the create runs: 409 naming the running operation.
+    let busy = call(&app, "PUT", uri, None, Some(kafka(4))).await;
+    assert_eq!(busy.status, StatusCode::CONFLICT, "{}", busy.body);
+    assert_eq!(busy.body["code"], "operation_in_progress");
+    assert!(
+        busy.body["detail"].as_str().unwrap().contains(&op),
+        "{}",
+        busy.body
+    );
+    let patch = json!({"node_pools": [{"name": "brokers", "replicas": 4}]});
+    let busy = call(&app, "PATCH", uri, None, Some(patch.clone())).await;
+    assert_eq!(busy.body["code"], "operation_in_progress");
+
+    // If-Match: a stale tag is 412 and changes nothing.
+    let stale = call(
+        &app,
+        "PATCH",
+        uri,
+        Some("\"not-the-tag\""),
+        Some(patch.clone()),
+    )
+    .await;
+    assert_eq!(
+        stale.status,
+        StatusCode::PRECONDITION_FAILED,
+        "{}",
+        stale.body
+    );
+    assert_eq!(stale.body["code"], "precondition_failed");
+    let got = call(&app, "GET", uri, None, None).await;
+    assert_eq!(got.status, StatusCode::OK);
+    assert_eq!(got.etag.as_deref(), Some(etag.as_str()));
+    assert_eq!(got.body["generation"], 1);
+    assert_eq!(got.body["status"]["state"], "Creating");
+    assert_eq!(got.body["status"]["last_operation"], op.as_str());
+
+    // Validation names the field.
+    let bad = call(&app, "PUT", "/v1/workspaces/ws/clusters/bad", None, Some(json!({"kind": "kafka", "node_pools": [{"name": "brokers", "role": "executor", "replicas": 3}]}))).await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    assert_eq!(bad.body["field"], "node_pools[0].role");
+    let bad = call(&app, "PUT", "/v1/workspaces/ws/clusters/bad", None, Some(json!({"kind": "spark", "node_pools": [{"name": "x", "role": "executor", "replicas": 1, "size": "huge"}]}))).await;
+    assert_eq!(bad.body["field"], "node_pools[0].size");
+    let bad = call(
+        &app,
+        "PUT",
+        "/v1/workspaces/ws/clusters/Bad_Name",
+        None,
+        Some(kafka(3)),
+    )
+    .await;
+    assert_eq!(bad.body["field"], "name");
+    let bad = call(
+        &app,
+        "PUT",
+        "/v1/workspaces/nope/clusters/x",
+        None,
+        Some(kafka(3)),
+    )
+    .await;
+    assert_eq!(bad.status, StatusCode::NOT_FOUND);
+
+    // Deletion protection: set by PUT of a new cluster, DELETE refused; DELETE supersedes a
+    // running operation otherwise, with the matching If-Match.
+    let mut protected = kafka(1);
+    protected["deletion_protection"] = json!(true);
+    let p = call(
+        &app,
+        "PUT",
+        "/v1/workspaces/ws/clusters/keep",
+        None,
+        Some(protected),
+    )
+    .await;
+    assert_eq!(p.status, StatusCode::ACCEPTED);
+    let refused = call(
+        &app,
+        "DELETE",
+        "/v1/workspaces/ws/clusters/keep",
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(refused.status, StatusCode::CONFLICT);
+    assert_eq!(refused.body["code"], "deletion_protected");
+    let deleted = call(&app, "DELETE", uri, Some(&etag), None).await;
+    assert_eq!(deleted.status, StatusCode::ACCEPTED, "{}", deleted.body);
+    assert_eq!(deleted.body["kind"], "delete");
+    let first = call(&app, "GET", &format!("/v1/operations/{op}"), None, None).await;
+    assert_eq!(first.body["state"], "Failed");
+    assert_eq!(first.body["error"]["code"], "superseded");
+    let got = call(&app, "GET", uri, None, None).await;
+    assert_eq!(got.body["status"]["state"], "Deleting");
+
+    // Pages.
+    for i in 0..5 {
+        let r = call(
+            &app,
+            "PUT",
+            &format!("/v1/workspaces/ws/clusters/c{i}"),
+            None,
+            Some(kafka(3)),
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::ACCEPTED);
+    }
+    let mut names = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        let uri = match &token {
+            Some(t) => format!("/v1/workspaces/ws/clusters?page_size=3&page_token={t}"),
+            None => "/v1/workspaces/ws/clusters?page_size=3".to_owned(),
+        };
+        let page = call(&app, "GET", &uri, None, None).await;
+        assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+        for item in page.body["items"].as_array().unwrap() {
+            names.push(item["name"].as_str().unwrap().to_owned());
+        }
+        match page.body["next_page_token"].as_str() {
+            Some(t) => token = Some(t.to_owned()),
+            None => break,
+        }
+    }
+    assert_eq!(names, ["c0", "c1", "c2", "c3", "c4", "keep", "pay"]);
+}
