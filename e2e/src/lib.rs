@@ -260,16 +260,26 @@ impl ControlPlane {
         listen: &str,
         node_ready_timeout: &str,
     ) -> ControlPlane {
+        Self::start_with(
+            database_url,
+            secrets,
+            listen,
+            &["--node-ready-timeout", node_ready_timeout],
+        )
+    }
+
+    /// Starts a control plane with extra `serve` flags and waits for its ready line.
+    pub fn start_with(
+        database_url: &str,
+        secrets: &Secrets,
+        listen: &str,
+        extra: &[&str],
+    ) -> ControlPlane {
         let mut proc = Proc::spawn(
             "hdi-control-plane",
             Command::new(bin("hdi-control-plane"))
-                .args([
-                    "serve",
-                    "--listen",
-                    listen,
-                    "--node-ready-timeout",
-                    node_ready_timeout,
-                ])
+                .args(["serve", "--listen", listen])
+                .args(extra)
                 .arg("--admin-token-file")
                 .arg(&secrets.admin_token_file)
                 .arg("--agent-token-file")
@@ -351,6 +361,25 @@ where
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// Waits (up to 30 s) until exactly `n` nodes are Ready.
+pub async fn wait_ready_nodes(api: &hdi_api::Client, n: usize) {
+    eventually(
+        &format!("{n} ready nodes"),
+        Duration::from_secs(30),
+        || async {
+            let nodes = api.nodes_list_all().await.ok()?;
+            (nodes
+                .iter()
+                .filter(|node| node.status == hdi_api::NodeStatus::Ready)
+                .count()
+                == n)
+                .then_some(())
+        },
+    )
+    .await
+    .unwrap();
 }
 
 /// Runs `hdictl` with the given config file; returns (success, stdout, stderr).
@@ -590,30 +619,19 @@ impl Fleet {
         listen: &str,
         ports: &str,
     ) -> ControlPlane {
-        let mut proc = Proc::spawn(
-            "hdi-control-plane",
-            Command::new(bin("hdi-control-plane"))
-                .args(["serve", "--listen", listen, "--node-ready-timeout", "3s"])
-                .args(["--workload-ports", ports, "--reconcile-interval", "300ms"])
-                .arg("--admin-token-file")
-                .arg(&secrets.admin_token_file)
-                .arg("--agent-token-file")
-                .arg(&secrets.agent_token_file)
-                .env("DATABASE_URL", database_url)
-                .env("RUST_LOG", "info"),
-        );
-        let line = proc
-            .wait_for_line("listening on http://", Duration::from_secs(30))
-            .unwrap();
-        let url = line
-            .split("listening on ")
-            .nth(1)
-            .unwrap()
-            .split_whitespace()
-            .next()
-            .unwrap()
-            .to_owned();
-        ControlPlane { proc, url }
+        ControlPlane::start_with(
+            database_url,
+            secrets,
+            listen,
+            &[
+                "--node-ready-timeout",
+                "3s",
+                "--workload-ports",
+                ports,
+                "--reconcile-interval",
+                "300ms",
+            ],
+        )
     }
 
     /// Restarts the control plane on the same address (after it was killed).

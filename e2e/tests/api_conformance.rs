@@ -10,9 +10,9 @@
 
 use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use hdi_e2e::{Fleet, eventually, test_python};
+use hdi_e2e::{Fleet, test_python, wait_ready_nodes};
 
 /// Generated cases per operation and phase: about a minute on two cores for both runs.
 const MAX_EXAMPLES: &str = "100";
@@ -61,15 +61,7 @@ fn schemathesis(fleet: &Fleet, config: &Path, token: &str, extra: &[&str]) {
 async fn api_conforms_to_its_openapi_document() {
     let fleet = Fleet::start("api-conformance", 1).await;
     let api = fleet.api();
-    eventually("a ready node", Duration::from_secs(30), || async {
-        let nodes = api.nodes_list_all().await.ok()?;
-        nodes
-            .iter()
-            .any(|n| n.status == hdi_api::NodeStatus::Ready)
-            .then_some(())
-    })
-    .await
-    .unwrap();
+    wait_ready_nodes(&api, 1).await;
     api.workspace_create("test").await.unwrap();
     // Waits until the cluster is Running.
     let (created, out, err) = fleet.hdictl(&[

@@ -9,7 +9,7 @@ use std::time::Duration;
 use hdi_api::{
     ClusterKind, ClusterPatch, ClusterSpec, NodePool, NodePoolPatch, OperationState, PoolRole,
 };
-use hdi_e2e::{Fleet, eventually, kcat};
+use hdi_e2e::{Fleet, eventually, kcat, wait_ready_nodes};
 use uuid::Uuid;
 
 fn kafka_spec(brokers: u32) -> ClusterSpec {
@@ -31,17 +31,7 @@ fn kafka_spec(brokers: u32) -> ClusterSpec {
 async fn ready_fleet(tag: &str) -> Fleet {
     let fleet = Fleet::start(tag, 3).await;
     let api = fleet.api();
-    eventually("three ready nodes", Duration::from_secs(30), || async {
-        let nodes = api.nodes_list_all().await.ok()?;
-        (nodes
-            .iter()
-            .filter(|n| n.status == hdi_api::NodeStatus::Ready)
-            .count()
-            == 3)
-            .then_some(())
-    })
-    .await
-    .unwrap();
+    wait_ready_nodes(&api, 3).await;
     api.workspace_create("test").await.unwrap();
     fleet
 }

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use hdi_api::{
     Client, ClusterKind, ClusterSpec, ClusterState, NodePool, Operation, OperationState, PoolRole,
 };
-use hdi_e2e::{Fleet, PrivatePostgres, eventually, kcat, start_agent};
+use hdi_e2e::{Fleet, PrivatePostgres, eventually, kcat, start_agent, wait_ready_nodes};
 use uuid::Uuid;
 
 fn spec(kind: ClusterKind, replicas: u32) -> ClusterSpec {
@@ -31,20 +31,6 @@ fn spec(kind: ClusterKind, replicas: u32) -> ClusterSpec {
         config: Default::default(),
         deletion_protection: false,
     }
-}
-
-async fn ready_nodes(api: &Client, n: usize) {
-    eventually("ready nodes", Duration::from_secs(30), || async {
-        let nodes = api.nodes_list_all().await.ok()?;
-        (nodes
-            .iter()
-            .filter(|n| n.status == hdi_api::NodeStatus::Ready)
-            .count()
-            == n)
-            .then_some(())
-    })
-    .await
-    .unwrap();
 }
 
 async fn wait_op(api: &Client, op: Uuid) -> Operation {
@@ -153,7 +139,7 @@ async fn postgres_killed_and_stopped_mid_operation_loses_nothing_acknowledged() 
     let db = pg.create_database("hdi").await;
     let mut fleet = Fleet::start_with_database("pgha", 3, db.clone());
     let api = fleet.api();
-    ready_nodes(&api, 3).await;
+    wait_ready_nodes(&api, 3).await;
     api.workspace_create("test").await.unwrap();
     assert!(is_ready(&api).await);
 
@@ -328,7 +314,7 @@ async fn create_acknowledged_right_before_a_postgres_outage_converges() {
         fleet.agents.push(agent);
     }
     let api = fleet.api();
-    ready_nodes(&api, 3).await;
+    wait_ready_nodes(&api, 3).await;
     api.workspace_create("test").await.unwrap();
 
     // Hold the control plane's placement lock, so that the create is acknowledged and its
@@ -452,7 +438,7 @@ async fn two_control_planes_on_one_database_do_no_double_work() {
         &fleet.workload_ports,
     );
     let apis = [fleet.api(), second.admin(&fleet.secrets)];
-    ready_nodes(&apis[1], 3).await;
+    wait_ready_nodes(&apis[1], 3).await;
     apis[1].workspace_create("test").await.unwrap();
 
     // Three creates through alternating control planes, all at once.

@@ -4,9 +4,8 @@
 #![allow(clippy::unwrap_used, reason = "tests")]
 
 use std::collections::BTreeSet;
-use std::time::Duration;
 
-use hdi_e2e::{Fleet, client_command, eventually, kcat, test_python};
+use hdi_e2e::{Fleet, client_command, kcat, test_python, wait_ready_nodes};
 use serde_json::Value;
 
 /// Runs hdictl and returns stdout, failing the test with stderr when it fails.
@@ -83,17 +82,7 @@ fn workloads(cluster: &Value) -> Vec<Value> {
 async fn kafka_and_spark_clusters_through_hdictl() {
     let fleet = Fleet::start("lifecycle", 3).await;
     let api = fleet.api();
-    eventually("three ready nodes", Duration::from_secs(30), || async {
-        let nodes = api.nodes_list_all().await.ok()?;
-        (nodes
-            .iter()
-            .filter(|n| n.status == hdi_api::NodeStatus::Ready)
-            .count()
-            == 3)
-            .then_some(())
-    })
-    .await
-    .unwrap();
+    wait_ready_nodes(&api, 3).await;
     ok(&fleet, &["workspace", "create", "test"]);
 
     // Create: three brokers on three fault domains, Running only once they are one cluster.
@@ -265,17 +254,7 @@ async fn reqwest_get(url: &str) -> Value {
 async fn a_capacity_shortage_is_refused_with_the_reason() {
     let fleet = Fleet::start("shortage", 3).await;
     let api = fleet.api();
-    eventually("three ready nodes", Duration::from_secs(30), || async {
-        let nodes = api.nodes_list_all().await.ok()?;
-        (nodes
-            .iter()
-            .filter(|n| n.status == hdi_api::NodeStatus::Ready)
-            .count()
-            == 3)
-            .then_some(())
-    })
-    .await
-    .unwrap();
+    wait_ready_nodes(&api, 3).await;
     ok(&fleet, &["workspace", "create", "test"]);
     // 16 large brokers (2 cores each) do not fit on three 4-core nodes.
     let (success, out, err) = fleet.hdictl(&[

@@ -10,7 +10,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use hdi_api::{OperationState, Role};
-use hdi_e2e::{Fleet, bin, eventually, hdictl};
+use hdi_e2e::{Fleet, bin, hdictl, wait_ready_nodes};
 
 const PASSWORD: &str = "correct-horse-battery-staple";
 
@@ -44,17 +44,7 @@ async fn hdictl_login_with_a_password_and_roles() {
     let started = Instant::now();
     let fleet = Fleet::start("login", 2).await;
     let admin = fleet.api();
-    eventually("two ready nodes", Duration::from_secs(30), || async {
-        let nodes = admin.nodes_list_all().await.ok()?;
-        (nodes
-            .iter()
-            .filter(|n| n.status == hdi_api::NodeStatus::Ready)
-            .count()
-            == 2)
-            .then_some(())
-    })
-    .await
-    .unwrap();
+    wait_ready_nodes(&admin, 2).await;
     admin.workspace_create("test").await.unwrap();
     admin.workspace_create("other").await.unwrap();
     admin.user_create("alice", PASSWORD).await.unwrap();

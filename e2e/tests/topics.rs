@@ -5,10 +5,9 @@
 #![allow(clippy::unwrap_used, reason = "tests")]
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use hdi_api::TopicPatch;
-use hdi_e2e::{Fleet, eventually, kcat};
+use hdi_e2e::{Fleet, kcat, wait_ready_nodes};
 use serde_json::Value;
 
 /// Runs hdictl and returns stdout, failing the test with stderr when it fails.
@@ -48,17 +47,7 @@ fn by_partition(out: &str) -> BTreeMap<i64, Vec<(i64, String)>> {
 async fn topics_through_hdictl_and_rest() {
     let fleet = Fleet::start("topics", 3).await;
     let api = fleet.api();
-    eventually("three ready nodes", Duration::from_secs(30), || async {
-        let nodes = api.nodes_list_all().await.ok()?;
-        (nodes
-            .iter()
-            .filter(|n| n.status == hdi_api::NodeStatus::Ready)
-            .count()
-            == 3)
-            .then_some(())
-    })
-    .await
-    .unwrap();
+    wait_ready_nodes(&api, 3).await;
     ok(&fleet, &["workspace", "create", "test"]);
     ok(
         &fleet,
