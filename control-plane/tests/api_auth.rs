@@ -8,52 +8,22 @@
     reason = "tests: a failed step should fail the test loudly"
 )]
 
-use std::sync::Arc;
+mod common;
+
 use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use hdi_control_plane::auth::jwt::{KeyMaterial, TokenKeys, TokenSettings};
-use hdi_control_plane::service::{Service, ServiceConfig};
-use hdi_control_plane::store::Store;
-use hdi_control_plane::{AppState, auth::Authenticator, http};
+use hdi_control_plane::auth::jwt::{KeyMaterial, TokenKeys};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
 use sqlx::PgPool;
 use tower::ServiceExt;
 
-const ADMIN: &str = "admin-token-0123456789";
-const AGENT: &str = "agent-token-0123456789";
+use common::{ADMIN, AGENT, settings};
 const PASSWORD: &str = "correct horse battery staple";
-
-fn settings() -> TokenSettings {
-    TokenSettings {
-        issuer: "hdi-control-plane".into(),
-        audience: "hdi-api".into(),
-        ttl: Duration::from_secs(900),
-    }
-}
-
-async fn service(pool: PgPool) -> Service {
-    let service = Service::new(
-        Store::from_pool(pool),
-        ServiceConfig {
-            node_ready_timeout: Duration::from_secs(10),
-        },
-        Arc::new(tokio::sync::Notify::new()),
-    );
-    service.auth_start(settings(), ADMIN).await.unwrap();
-    service
-}
-
-async fn app(pool: PgPool) -> axum::Router {
-    http::router(AppState {
-        service: Arc::new(service(pool).await),
-        auth: Arc::new(Authenticator::new(AGENT)),
-    })
-}
 
 struct Reply {
     status: StatusCode,
@@ -161,7 +131,7 @@ fn sign(header: &Header, claims: &Value, key: &EncodingKey) -> String {
 
 #[sqlx::test(migrations = "../migrations")]
 async fn jwks_and_token_exchange(pool: PgPool) {
-    let app = app(pool.clone()).await;
+    let app = common::app(pool.clone(), Duration::from_secs(10)).await;
     let jwks = call_raw(&app, "GET", "/.well-known/jwks.json", None, None).await;
     assert_eq!(jwks.status, StatusCode::OK);
     let keys = jwks.body["keys"].as_array().unwrap();
@@ -327,7 +297,7 @@ async fn jwks_and_token_exchange(pool: PgPool) {
 
 #[sqlx::test(migrations = "../migrations")]
 async fn forged_and_broken_tokens_are_refused(pool: PgPool) {
-    let app = app(pool.clone()).await;
+    let app = common::app(pool.clone(), Duration::from_secs(10)).await;
     let (alice_id, valid) = user_with_token(&app, "alice").await;
     let (bob_id, bob_token) = user_with_token(&app, "bob").await;
     let admin_id: String =
@@ -614,7 +584,7 @@ async fn forged_and_broken_tokens_are_refused(pool: PgPool) {
 
 #[sqlx::test(migrations = "../migrations")]
 async fn roles_decide_what_each_user_may_do(pool: PgPool) {
-    let app = app(pool.clone()).await;
+    let app = common::app(pool.clone(), Duration::from_secs(10)).await;
     let (_, viewer) = user_with_token(&app, "vera").await;
     let (_, operator) = user_with_token(&app, "otto").await;
     let (_, stranger) = user_with_token(&app, "sam").await;
@@ -885,9 +855,12 @@ async fn control_planes_starting_together_share_one_key(pool: PgPool) {
     let mut starts = Vec::new();
     for _ in 0..4 {
         let pool = pool.clone();
-        starts.push(tokio::spawn(
-            async move { service(pool).await.jwks().unwrap() },
-        ));
+        starts.push(tokio::spawn(async move {
+            common::service(pool, Duration::from_secs(10))
+                .await
+                .jwks()
+                .unwrap()
+        }));
     }
     let mut kids = Vec::new();
     for start in starts {
@@ -908,8 +881,8 @@ async fn control_planes_starting_together_share_one_key(pool: PgPool) {
     .unwrap();
     assert_eq!(admins, 1);
     // A token signed by one control plane verifies at another (same database).
-    let a = service(pool.clone()).await;
-    let b = service(pool.clone()).await;
+    let a = common::service(pool.clone(), Duration::from_secs(10)).await;
+    let b = common::service(pool.clone(), Duration::from_secs(10)).await;
     let issued = a
         .token_issue(hdi_control_plane::service::Grant::ApiToken {
             token: ADMIN.to_owned(),

@@ -7,40 +7,17 @@
     reason = "tests: a failed step should fail the test loudly"
 )]
 
-use std::sync::Arc;
+mod common;
+
 use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use hdi_control_plane::auth::jwt::TokenSettings;
-use hdi_control_plane::service::{Service, ServiceConfig};
-use hdi_control_plane::store::Store;
-use hdi_control_plane::{AppState, auth::Authenticator, http};
 use serde_json::{Value, json};
 use sqlx::PgPool;
 use tower::ServiceExt;
 
-const ADMIN: &str = "admin-token-0123456789";
-
-async fn app(pool: PgPool) -> axum::Router {
-    let service = Service::new(
-        Store::from_pool(pool),
-        ServiceConfig {
-            node_ready_timeout: Duration::from_secs(10),
-        },
-        Arc::new(tokio::sync::Notify::new()),
-    );
-    let settings = TokenSettings {
-        issuer: "hdi-control-plane".into(),
-        audience: "hdi-api".into(),
-        ttl: Duration::from_secs(900),
-    };
-    service.auth_start(settings, ADMIN).await.unwrap();
-    http::router(AppState {
-        service: Arc::new(service),
-        auth: Arc::new(Authenticator::new("agent-token-0123456789")),
-    })
-}
+use common::ADMIN;
 
 struct Reply {
     status: StatusCode,
@@ -96,7 +73,7 @@ fn kafka(replicas: u32) -> Value {
 
 #[sqlx::test(migrations = "../migrations")]
 async fn cluster_mutations_follow_the_rest_conventions(pool: PgPool) {
-    let app = app(pool.clone()).await;
+    let app = common::app(pool.clone(), Duration::from_secs(10)).await;
     let ws = call(
         &app,
         "POST",

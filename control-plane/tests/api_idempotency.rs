@@ -5,41 +5,17 @@
     reason = "tests: a failed step should fail the test loudly"
 )]
 
-use std::sync::Arc;
+mod common;
+
 use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use hdi_control_plane::auth::jwt::TokenSettings;
-use hdi_control_plane::service::{Service, ServiceConfig};
-use hdi_control_plane::store::Store;
-use hdi_control_plane::{AppState, auth::Authenticator, http};
 use serde_json::{Value, json};
 use sqlx::PgPool;
 use tower::ServiceExt;
 
-const ADMIN: &str = "admin-token-0123456789";
-const AGENT: &str = "agent-token-0123456789";
-
-async fn app(pool: PgPool) -> axum::Router {
-    let service = Service::new(
-        Store::from_pool(pool),
-        ServiceConfig {
-            node_ready_timeout: Duration::from_secs(10),
-        },
-        Arc::new(tokio::sync::Notify::new()),
-    );
-    let settings = TokenSettings {
-        issuer: "hdi-control-plane".into(),
-        audience: "hdi-api".into(),
-        ttl: Duration::from_secs(900),
-    };
-    service.auth_start(settings, ADMIN).await.unwrap();
-    http::router(AppState {
-        service: Arc::new(service),
-        auth: Arc::new(Authenticator::new(AGENT)),
-    })
-}
+use common::ADMIN;
 
 async fn post(
     app: &axum::Router,
@@ -77,7 +53,7 @@ async fn post(
 
 #[sqlx::test(migrations = "../migrations")]
 async fn a_retried_post_gets_the_first_answer(pool: PgPool) {
-    let app = app(pool.clone()).await;
+    let app = common::app(pool.clone(), Duration::from_secs(10)).await;
     let (status, first, replayed) = post(
         &app,
         "/v1/workspaces",

@@ -11,46 +11,17 @@
     reason = "the table of bad-input cases reads best inline"
 )]
 
-use std::sync::Arc;
+mod common;
+
 use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use hdi_control_plane::auth::jwt::TokenSettings;
-use hdi_control_plane::service::{Service, ServiceConfig};
-use hdi_control_plane::store::Store;
-use hdi_control_plane::{AppState, auth::Authenticator, http};
 use serde_json::{Value, json};
 use sqlx::PgPool;
 use tower::ServiceExt;
 
-const ADMIN: &str = "admin-token-0123456789";
-const AGENT: &str = "agent-token-0123456789";
-
-async fn app(pool: PgPool, timeout: Duration) -> axum::Router {
-    let service = Service::new(
-        Store::from_pool(pool),
-        ServiceConfig {
-            node_ready_timeout: timeout,
-        },
-        Arc::new(tokio::sync::Notify::new()),
-    );
-    service
-        .auth_start(
-            TokenSettings {
-                issuer: "hdi-control-plane".into(),
-                audience: "hdi-api".into(),
-                ttl: Duration::from_secs(900),
-            },
-            ADMIN,
-        )
-        .await
-        .unwrap();
-    http::router(AppState {
-        service: Arc::new(service),
-        auth: Arc::new(Authenticator::new(AGENT)),
-    })
-}
+use common::{ADMIN, AGENT, app};
 
 struct Reply {
     status: StatusCode,

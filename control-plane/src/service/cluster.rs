@@ -69,6 +69,33 @@ fn page_size(page: &PageRequest) -> Result<u32, ServiceError> {
     }
 }
 
+/// Cuts a page fetched with one extra row: the rows to return and the next page's token.
+fn paginate<T>(
+    mut items: Vec<T>,
+    size: u32,
+    token: impl Fn(&T) -> String,
+) -> (Vec<T>, Option<String>) {
+    let next = if items.len() > size as usize {
+        items.truncate(size as usize);
+        items.last().map(token)
+    } else {
+        None
+    };
+    (items, next)
+}
+
+/// Parses a page token this API issued as a `T` (an id).
+fn page_after<T: std::str::FromStr>(page: &PageRequest) -> Result<Option<T>, ServiceError> {
+    page.page_token
+        .as_deref()
+        .map(|token| {
+            token
+                .parse::<T>()
+                .map_err(|_| invalid("page_token", "is not a token this API issued"))
+        })
+        .transpose()
+}
+
 fn invalid(field: &str, message: &str) -> ServiceError {
     ServiceError::InvalidField {
         field: field.to_owned(),
@@ -278,7 +305,7 @@ impl Service {
             .as_deref()
             .map(super::node::decode_page_token)
             .transpose()?;
-        let mut items = if caller.platform_admin {
+        let items = if caller.platform_admin {
             self.store
                 .workspaces_list(after.as_deref(), size + 1)
                 .await?
@@ -287,15 +314,9 @@ impl Service {
                 .workspaces_list_for_user(caller.user_id, after.as_deref(), size + 1)
                 .await?
         };
-        let next = if items.len() > size as usize {
-            items.truncate(size as usize);
-            items
-                .last()
-                .map(|w| super::node::encode_page_token(&w.name))
-        } else {
-            None
-        };
-        Ok((items, next))
+        Ok(paginate(items, size, |w| {
+            super::node::encode_page_token(&w.name)
+        }))
     }
 
     /// Creates a cluster or replaces its spec (idempotent: an identical spec changes nothing).
@@ -703,18 +724,11 @@ impl Service {
             .as_deref()
             .map(super::node::decode_page_token)
             .transpose()?;
-        let mut items = self
+        let items = self
             .store
             .clusters_list(ws.id, after.as_deref(), size + 1)
             .await?;
-        let next = if items.len() > size as usize {
-            items.truncate(size as usize);
-            items
-                .last()
-                .map(|c| super::node::encode_page_token(&c.name))
-        } else {
-            None
-        };
+        let (items, next) = paginate(items, size, |c| super::node::encode_page_token(&c.name));
         // Three queries per page, not two per cluster.
         let ids: Vec<Uuid> = items.iter().map(|c| c.id).collect();
         let mut workloads = self
@@ -774,22 +788,9 @@ impl Service {
     ) -> Result<(Vec<OperationRecord>, Option<String>), ServiceError> {
         let ws = self.authorize(caller, workspace, Role::Viewer).await?;
         let size = page_size(&page)?;
-        let before = page
-            .page_token
-            .as_deref()
-            .map(|token| {
-                Uuid::parse_str(token)
-                    .map_err(|_| invalid("page_token", "is not a token this API issued"))
-            })
-            .transpose()?;
-        let mut items = self.store.operations_list(ws.id, before, size + 1).await?;
-        let next = if items.len() > size as usize {
-            items.truncate(size as usize);
-            items.last().map(|op| op.id.to_string())
-        } else {
-            None
-        };
-        Ok((items, next))
+        let before = page_after::<Uuid>(&page)?;
+        let items = self.store.operations_list(ws.id, before, size + 1).await?;
+        Ok(paginate(items, size, |op| op.id.to_string()))
     }
 
     /// A page of audit events, newest first (platform admins only).
@@ -803,23 +804,9 @@ impl Service {
     ) -> Result<(Vec<AuditRecord>, Option<String>), ServiceError> {
         require_platform_admin(caller)?;
         let size = page_size(&page)?;
-        let before = page
-            .page_token
-            .as_deref()
-            .map(|token| {
-                token
-                    .parse::<i64>()
-                    .map_err(|_| invalid("page_token", "is not a token this API issued"))
-            })
-            .transpose()?;
-        let mut items = self.store.audit_list(before, size + 1).await?;
-        let next = if items.len() > size as usize {
-            items.truncate(size as usize);
-            items.last().map(|e| e.id.to_string())
-        } else {
-            None
-        };
-        Ok((items, next))
+        let before = page_after::<i64>(&page)?;
+        let items = self.store.audit_list(before, size + 1).await?;
+        Ok(paginate(items, size, |e| e.id.to_string()))
     }
 
     /// What a node must run.
