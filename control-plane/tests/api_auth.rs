@@ -673,6 +673,12 @@ async fn roles_decide_what_each_user_may_do(pool: PgPool) {
             Some(spec(3)),
         ),
         (
+            "POST",
+            format!("{cluster}/topics"),
+            Some(json!({"name": "t", "partitions": 1, "replication_factor": 1})),
+        ),
+        ("DELETE", format!("{cluster}/topics/t"), None),
+        (
             "PUT",
             "/v1/workspaces/team/role-bindings/sam".to_owned(),
             Some(json!({"role": "admin"})),
@@ -836,6 +842,8 @@ async fn roles_decide_what_each_user_may_do(pool: PgPool) {
         ("vera", "cluster.resize", "forbidden"),
         ("vera", "cluster.delete", "forbidden"),
         ("vera", "role_binding.put", "forbidden"),
+        ("vera", "topic.create", "forbidden"),
+        ("vera", "topic.delete", "forbidden"),
         ("sam", "cluster.delete", "not_found"),
         ("admin", "user.create", "accepted"),
         ("wanda", "role_binding.delete", "accepted"),

@@ -11,7 +11,6 @@ use super::error::ApiError;
 use super::extract::{ApiJson, ApiPath, ApiQuery, Caller};
 use super::node::PageParams;
 use crate::AppState;
-use crate::auth::Role;
 use crate::service::{PageRequest, TopicInput, TopicPatchInput, TopicView};
 
 fn ids(list: &[i32]) -> Vec<u32> {
@@ -69,8 +68,10 @@ pub async fn topics_list(
         page_size: params.page_size,
         page_token: params.page_token,
     };
-    state.service.authorize(&caller, &ws, Role::Viewer).await?;
-    let (items, next) = state.service.topics_list(&ws, &cluster, page).await?;
+    let (items, next) = state
+        .service
+        .topics_list(&caller, &ws, &cluster, page)
+        .await?;
     Ok(Json(api::TopicList {
         items: items.into_iter().map(topic_to_wire).collect(),
         next_page_token: next,
@@ -105,13 +106,9 @@ pub async fn topic_create(
         replication_factor: body.replication_factor,
         configs: body.configs,
     };
-    state
-        .service
-        .authorize(&caller, &ws, Role::Operator)
-        .await?;
     let view = state
         .service
-        .topic_create(&caller.username, &ws, &cluster, input)
+        .topic_create(&caller, &ws, &cluster, input)
         .await?;
     Ok((StatusCode::CREATED, Json(topic_to_wire(view))))
 }
@@ -136,8 +133,10 @@ pub async fn topic_get(
     State(state): State<AppState>,
     ApiPath((ws, cluster, topic)): ApiPath<(String, String, String)>,
 ) -> Result<Json<api::Topic>, ApiError> {
-    state.service.authorize(&caller, &ws, Role::Viewer).await?;
-    let view = state.service.topic_get(&ws, &cluster, &topic).await?;
+    let view = state
+        .service
+        .topic_get(&caller, &ws, &cluster, &topic)
+        .await?;
     Ok(Json(topic_to_wire(view)))
 }
 
@@ -167,13 +166,9 @@ pub async fn topic_patch(
         partitions: body.partitions,
         configs: body.configs,
     };
-    state
-        .service
-        .authorize(&caller, &ws, Role::Operator)
-        .await?;
     let view = state
         .service
-        .topic_patch(&caller.username, &ws, &cluster, &topic, patch)
+        .topic_patch(&caller, &ws, &cluster, &topic, patch)
         .await?;
     Ok(Json(topic_to_wire(view)))
 }
@@ -200,11 +195,7 @@ pub async fn topic_delete(
 ) -> Result<StatusCode, ApiError> {
     state
         .service
-        .authorize(&caller, &ws, Role::Operator)
-        .await?;
-    state
-        .service
-        .topic_delete(&caller.username, &ws, &cluster, &topic)
+        .topic_delete(&caller, &ws, &cluster, &topic)
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }

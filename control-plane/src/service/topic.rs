@@ -18,6 +18,7 @@ use tokio::time::Instant;
 
 use super::node::PageRequest;
 use super::{Service, ServiceError};
+use crate::auth::{Identity, Role};
 use crate::kafka_admin::{AdminError, ClusterMetadata, KafkaAdmin, PartitionInfo, TopicInfo};
 use crate::model::{ClusterState, Kind};
 
@@ -421,12 +422,13 @@ impl Service {
     /// `cluster_unreachable`, `topic_exists`, `policy_violation`, `kafka_error`.
     pub async fn topic_create(
         &self,
-        actor: &str,
+        caller: &Identity,
         workspace: &str,
         cluster: &str,
         input: TopicInput,
     ) -> Result<TopicView, ServiceError> {
         let result = async {
+            self.authorize(caller, workspace, Role::Operator).await?;
             validate_topic(&input)?;
             let admin = self.topic_admin(workspace, cluster).await?;
             let keys: Vec<String> = input.configs.keys().cloned().collect();
@@ -461,7 +463,7 @@ impl Service {
         }
         .await;
         self.audited(
-            actor,
+            &caller.username,
             "topic.create",
             format!(
                 "workspaces/{workspace}/clusters/{cluster}/topics/{}",
@@ -479,10 +481,12 @@ impl Service {
     /// `cluster_unreachable`, `kafka_error`.
     pub async fn topics_list(
         &self,
+        caller: &Identity,
         workspace: &str,
         cluster: &str,
         page: PageRequest,
     ) -> Result<(Vec<TopicView>, Option<String>), ServiceError> {
+        self.authorize(caller, workspace, Role::Viewer).await?;
         page_size(&page)?;
         let admin = self.topic_admin(workspace, cluster).await?;
         let metadata = admin
@@ -499,10 +503,12 @@ impl Service {
     /// `cluster_unreachable`, `kafka_error`.
     pub async fn topic_get(
         &self,
+        caller: &Identity,
         workspace: &str,
         cluster: &str,
         topic: &str,
     ) -> Result<TopicView, ServiceError> {
+        self.authorize(caller, workspace, Role::Viewer).await?;
         check_topic_name("topic", topic)?;
         let admin = self.topic_admin(workspace, cluster).await?;
         let metadata = admin
@@ -525,13 +531,14 @@ impl Service {
     /// and as [`Service::topic_get`].
     pub async fn topic_patch(
         &self,
-        actor: &str,
+        caller: &Identity,
         workspace: &str,
         cluster: &str,
         topic: &str,
         patch: TopicPatchInput,
     ) -> Result<TopicView, ServiceError> {
         let result = async {
+            self.authorize(caller, workspace, Role::Operator).await?;
             check_topic_name("topic", topic)?;
             if patch.partitions.is_none() && patch.configs.as_ref().is_none_or(BTreeMap::is_empty) {
                 return Err(invalid("partitions", "the patch changes nothing"));
@@ -584,7 +591,7 @@ impl Service {
         }
         .await;
         self.audited(
-            actor,
+            &caller.username,
             "topic.update",
             format!("workspaces/{workspace}/clusters/{cluster}/topics/{topic}"),
             result,
@@ -599,12 +606,13 @@ impl Service {
     /// As [`Service::topic_get`].
     pub async fn topic_delete(
         &self,
-        actor: &str,
+        caller: &Identity,
         workspace: &str,
         cluster: &str,
         topic: &str,
     ) -> Result<(), ServiceError> {
         let result = async {
+            self.authorize(caller, workspace, Role::Operator).await?;
             check_topic_name("topic", topic)?;
             let admin = self.topic_admin(workspace, cluster).await?;
             let fail = |e| admin_error(cluster, topic, &[], e);
@@ -616,7 +624,7 @@ impl Service {
         }
         .await;
         self.audited(
-            actor,
+            &caller.username,
             "topic.delete",
             format!("workspaces/{workspace}/clusters/{cluster}/topics/{topic}"),
             result,
