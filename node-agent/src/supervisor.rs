@@ -144,6 +144,10 @@ struct Slot {
     restart: Option<(u64, JoinHandle<()>)>,
     /// The directory is being deleted.
     removing: bool,
+    /// Found on disk but never in an assignment this agent applied: its process is stopped and
+    /// its directory moved aside to `<data-dir>/orphaned/`, never deleted (a lost assignment
+    /// file or a control plane restored from a backup must not wipe brokers' data).
+    orphan: bool,
     /// Consecutive quick exits, for the backoff.
     failures: u32,
     restarts: u32,
@@ -477,7 +481,13 @@ impl Supervisor {
                 workload = name,
                 "found the directory of an unassigned workload"
             );
-            self.slots.insert(name, Slot::default());
+            self.slots.insert(
+                name,
+                Slot {
+                    orphan: true,
+                    ..Slot::default()
+                },
+            );
         }
     }
 
@@ -693,10 +703,36 @@ impl Supervisor {
             timer.abort();
         }
         let wdir = self.workloads_dir.join(name);
+        let orphaned = slot.orphan.then(|| {
+            let stamp = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or_default();
+            self.config
+                .data_dir
+                .join("orphaned")
+                .join(format!("{name}-{stamp}"))
+        });
         let (tx, owned) = (self.tx.clone(), name.to_owned());
         tokio::task::spawn_blocking(move || {
-            let error = match std::fs::remove_dir_all(&wdir) {
-                Ok(()) => None,
+            let result = match &orphaned {
+                Some(target) => target
+                    .parent()
+                    .map_or(Ok(()), std::fs::create_dir_all)
+                    .and_then(|()| std::fs::rename(&wdir, target)),
+                None => std::fs::remove_dir_all(&wdir),
+            };
+            let error = match result {
+                Ok(()) => {
+                    if let Some(target) = &orphaned {
+                        tracing::warn!(
+                            workload = owned,
+                            "moved the directory of a workload no applied assignment names to {}",
+                            target.display()
+                        );
+                    }
+                    None
+                }
                 Err(error) if error.kind() == std::io::ErrorKind::NotFound => None,
                 Err(error) => Some(format!("{}: {error}", wdir.display())),
             };

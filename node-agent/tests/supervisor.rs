@@ -152,7 +152,7 @@ async fn supervises_a_single_node_broker() {
     let wdir = supervisor.workload_dir("broker-1");
     assert!(data_dir.join("assignment.json").exists());
 
-    // Starts and becomes Running; the invalid name is refused; the stray directory goes.
+    // Starts and becomes Running; the invalid name is refused; the stray directory is moved aside.
     until(
         &mut supervisor,
         Duration::from_secs(20),
@@ -161,6 +161,23 @@ async fn supervises_a_single_node_broker() {
     )
     .await;
     assert!(!data_dir.join("workloads/stray").exists());
+    // Never deleted: a directory no applied assignment named is moved aside with its data.
+    let aside: Vec<_> = std::fs::read_dir(data_dir.join("orphaned"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        aside.len() == 1 && aside[0].starts_with("stray-"),
+        "{aside:?}"
+    );
+    assert!(
+        data_dir
+            .join("orphaned")
+            .join(&aside[0])
+            .join("data")
+            .exists()
+    );
     assert!(!data_dir.join("evil").exists());
     assert_eq!(
         supervisor.statuses().len(),

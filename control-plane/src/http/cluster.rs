@@ -485,7 +485,16 @@ pub(super) fn cluster_to_wire(view: &ClusterView) -> api::Cluster {
         },
         generation: c.generation,
         status: api::ClusterStatus {
-            state: state_to_wire(c.state),
+            state: state_to_wire(if c.deleting {
+                model::ClusterState::Deleting
+            } else if c.generation != c.observed_generation
+                && c.state == model::ClusterState::Running
+            {
+                // A change the reconcilers have not reached yet.
+                model::ClusterState::Resizing
+            } else {
+                c.state
+            }),
             observed_generation: c.observed_generation,
             conditions: c
                 .status

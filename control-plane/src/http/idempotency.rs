@@ -5,7 +5,8 @@
 //! `Idempotent-Replayed: true`. The same key with a different request is `422
 //! idempotency_key_reused`; a retry while the first request still runs is `409
 //! idempotency_key_in_use`. Requests without the header, or whose caller does not authenticate
-//! (the handler then answers 401), pass through untouched.
+//! (the handler then answers 401), pass through untouched, and so do requests whose answer holds a
+//! secret (`POST .../api-tokens`: the token must not be stored in the clear).
 
 use axum::body::{Body, Bytes, to_bytes};
 use axum::extract::{FromRequestParts, Request, State};
@@ -27,7 +28,8 @@ const MAX_BODY: usize = 4 << 20;
 
 /// The middleware; install with `axum::middleware::from_fn_with_state`.
 pub async fn idempotency(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    if request.method() != Method::POST {
+    // Answers that carry a secret (a new API token) are never stored for replay.
+    if request.method() != Method::POST || request.uri().path().ends_with("/api-tokens") {
         return next.run(request).await;
     }
     let Some(key) = request.headers().get(IDEMPOTENCY_KEY) else {
@@ -103,6 +105,13 @@ pub async fn idempotency(State(state): State<AppState>, request: Request, next: 
             let body = match to_bytes(body, MAX_BODY).await {
                 Ok(body) => body,
                 Err(_) => {
+                    if let Err(error) = state
+                        .service
+                        .idempotency_abandon(identity.user_id, &key)
+                        .await
+                    {
+                        tracing::warn!(error = %error, "cannot release an idempotency key");
+                    }
                     return ApiError::new(
                         StatusCode::INTERNAL_SERVER_ERROR,
                         "internal",

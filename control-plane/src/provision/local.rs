@@ -274,9 +274,14 @@ pub fn schedule(
                 role: request.role,
                 worker_id: request.ordinal,
                 port: ports[0],
-                driver: driver
-                    .clone()
-                    .unwrap_or_else(|| format!("{}:{}", node.address, ports[0])),
+                driver: match (request.role, &driver) {
+                    (_, Some(driver)) => driver.clone(),
+                    // Only the driver itself is placed before a driver exists.
+                    (WorkloadRole::Driver, None) => format!("{}:{}", node.address, ports[0]),
+                    (_, None) => {
+                        return Err("executors wait for their driver to be placed".to_owned());
+                    }
+                },
             },
         };
         out.push(NewWorkload {

@@ -49,6 +49,8 @@ pub struct Reconciler<P> {
     config: ReconcilerConfig,
     poke: Arc<Notify>,
     http: reqwest::Client,
+    /// When this reconciler started: node readiness is stale until agents heartbeat again.
+    started: std::time::Instant,
 }
 
 impl<P: Provisioner> Reconciler<P> {
@@ -65,6 +67,7 @@ impl<P: Provisioner> Reconciler<P> {
             config,
             poke,
             http,
+            started: std::time::Instant::now(),
         }
     }
 
@@ -73,7 +76,7 @@ impl<P: Provisioner> Reconciler<P> {
         tracing::info!(owner = %self.owner, "reconciler started");
         loop {
             if let Err(error) = self.pass().await {
-                tracing::warn!(error = %crate::http::error::error_chain(&error), "reconcile pass failed");
+                tracing::warn!(error = %crate::error_chain(&error), "reconcile pass failed");
             }
             tokio::select! {
                 _ = self.poke.notified() => {}
@@ -97,7 +100,7 @@ impl<P: Provisioner> Reconciler<P> {
             .await?;
         for id in ids {
             if let Err(error) = self.reconcile(id).await {
-                tracing::warn!(cluster = %id, error = %crate::http::error::error_chain(&error), "reconcile failed");
+                tracing::warn!(cluster = %id, error = %crate::error_chain(&error), "reconcile failed");
             }
         }
         Ok(())
@@ -116,6 +119,15 @@ impl<P: Provisioner> Reconciler<P> {
             Kind::Spark if !cluster.deleting => self.observe_spark(&workloads).await,
             _ => None,
         };
+        // The pass may have run long since the claim: act only while still holding the lease
+        // (another control plane may have taken the cluster over).
+        if !self
+            .store
+            .cluster_renew_lease(cluster.id, self.owner, self.config.lease)
+            .await?
+        {
+            return Ok(());
+        }
         let plan = plan::plan(Input {
             cluster: &cluster,
             workloads: &workloads,
@@ -144,7 +156,8 @@ impl<P: Provisioner> Reconciler<P> {
                         .operation_running(cluster.id)
                         .await?
                         .map(|op| (Utc::now() - op.created_at).to_std().unwrap_or_default());
-                    if age.is_some_and(|age| age < self.config.capacity_grace) {
+                    let fresh = self.started.elapsed() < self.config.capacity_grace;
+                    if fresh || age.is_some_and(|age| age < self.config.capacity_grace) {
                         detail = Some(format!("waiting for capacity: {message}"));
                     } else {
                         blocked = Some(("insufficient_capacity", message));
@@ -223,10 +236,24 @@ impl<P: Provisioner> Reconciler<P> {
             bootstrap_servers: plan.bootstrap_servers.clone(),
             job_api: plan.job_api.clone(),
         };
-        self.store
-            .cluster_set_observed(cluster.id, state, observed_generation, &status)
-            .await?;
-        if let Some(op) = self.store.operation_running(cluster.id).await? {
+        // A plan of an older spec (the spec changed during this pass) records nothing: the
+        // next pass plans the new one.
+        if !self
+            .store
+            .cluster_set_observed(
+                cluster.id,
+                cluster.generation,
+                state,
+                observed_generation,
+                &status,
+            )
+            .await?
+        {
+            return Ok(());
+        }
+        if let Some(op) = self.store.operation_running(cluster.id).await?
+            && op.target_generation <= cluster.generation
+        {
             self.progress(&op, plan, detail, &outcome).await?;
         }
         Ok(())
@@ -310,6 +337,10 @@ impl<P: Provisioner> Reconciler<P> {
         match action {
             Action::Place(requests) => {
                 let lines = self.provisioner.place(cluster, requests).await?;
+                if lines.is_empty() {
+                    // Another control plane placed them first.
+                    return Ok(None);
+                }
                 tracing::info!(cluster = %cluster.name, placed = ?lines, "workloads placed");
                 Ok(Some(lines.join("; ")))
             }

@@ -430,6 +430,10 @@ impl Service {
                     "only replicas can change after creation (size, storage and names are fixed)",
                 ));
             }
+            // A PUT that keeps the size keeps a drain in progress; a new size never drains.
+            if current.replicas() == spec.replicas() {
+                spec.drain = existing.spec.drain;
+            }
             let op = NewOperation {
                 id: Uuid::new_v4(),
                 kind: if resize_only && current.replicas() != spec.replicas() {
@@ -498,7 +502,11 @@ impl Service {
             if let Some(protect) = patch.deletion_protection {
                 spec.deletion_protection = protect;
             }
-            spec.drain = patch.drain;
+            // Only a resize says whether to drain; a patch of other fields keeps the drain of a
+            // resize still converging.
+            if !patch.pools.is_empty() {
+                spec.drain = patch.drain;
+            }
             validate_spec(existing.kind, &mut spec)?;
             if patch.pools.is_empty() && patch.deletion_protection.is_none() {
                 return Err(invalid("node_pools", "the patch changes nothing"));

@@ -424,15 +424,14 @@ impl Store {
                 return Ok(SpecChange::Busy(Box::new(op)));
             }
         }
-        let state = if deleting { "Deleting" } else { "Resizing" };
+        // Desired state only: `state` is the reconcilers' (the API shows a pending change as
+        // Resizing or Deleting until they catch up).
         sqlx::query!(
-            "UPDATE clusters SET spec = $2, generation = generation + 1, deleting = $3, \
-             state = CASE WHEN $3 OR state <> 'Creating' THEN $4 ELSE state END, updated_at = now() \
+            "UPDATE clusters SET spec = $2, generation = generation + 1, deleting = $3, updated_at = now() \
              WHERE id = $1",
             cluster_id,
             Json(spec) as _,
-            deleting,
-            state
+            deleting
         )
         .execute(&mut *tx)
         .await
@@ -464,25 +463,54 @@ impl Store {
     ///
     /// # Errors
     /// [`StoreError::Query`].
+    ///
+    /// Only if the spec is still at `planned_generation` (a pass that planned an older spec writes
+    /// nothing); returns whether it wrote.
     pub async fn cluster_set_observed(
         &self,
         cluster_id: Uuid,
+        planned_generation: u64,
         state: ClusterState,
         observed_generation: u64,
         status: &ClusterStatusDoc,
-    ) -> Result<(), StoreError> {
-        sqlx::query!(
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query!(
             "UPDATE clusters SET state = $2, observed_generation = $3, status = $4, reconciled_at = now() \
-             WHERE id = $1",
+             WHERE id = $1 AND generation = $5",
             cluster_id,
             state.as_str(),
             i64::try_from(observed_generation).unwrap_or(i64::MAX),
-            Json(status) as _
+            Json(status) as _,
+            i64::try_from(planned_generation).unwrap_or(i64::MAX)
         )
         .execute(&self.pool)
         .await
         .map_err(query_error("cluster_set_observed"))?;
-        Ok(())
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Renews `owner`'s lease on one cluster just before acting on it; `false` when another
+    /// control plane holds it now (the pass skips the cluster).
+    ///
+    /// # Errors
+    /// [`StoreError::Query`].
+    pub async fn cluster_renew_lease(
+        &self,
+        cluster_id: Uuid,
+        owner: Uuid,
+        lease: std::time::Duration,
+    ) -> Result<bool, StoreError> {
+        let renewed = sqlx::query!(
+            "UPDATE clusters SET lease_owner = $2, lease_until = now() + make_interval(secs => $3) \
+             WHERE id = $1 AND (lease_owner = $2 OR lease_owner IS NULL OR lease_until < now())",
+            cluster_id,
+            owner,
+            lease.as_secs_f64()
+        )
+        .execute(&self.pool)
+        .await
+        .map_err(query_error("cluster_renew_lease"))?;
+        Ok(renewed.rows_affected() == 1)
     }
 
     /// Fixes the size of a Kafka cluster's voter set (only the first time).
@@ -512,6 +540,16 @@ impl Store {
     /// [`StoreError::Query`].
     pub async fn cluster_remove(&self, cluster_id: Uuid) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin().await.map_err(query_error("begin"))?;
+        let locked = sqlx::query_scalar!(
+            "SELECT id FROM clusters WHERE id = $1 AND deleting FOR UPDATE",
+            cluster_id
+        )
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(query_error("cluster_remove_lock"))?;
+        if locked.is_none() {
+            return Ok(false);
+        }
         let remaining = sqlx::query_scalar!(
             r#"SELECT count(*) AS "count!" FROM workloads WHERE cluster_id = $1"#,
             cluster_id
@@ -532,13 +570,16 @@ impl Store {
         .execute(&mut *tx)
         .await
         .map_err(query_error("cluster_remove_operation"))?;
-        sqlx::query!(
+        let deleted = sqlx::query!(
             "DELETE FROM clusters WHERE id = $1 AND deleting",
             cluster_id
         )
         .execute(&mut *tx)
         .await
         .map_err(query_error("cluster_remove"))?;
+        if deleted.rows_affected() != 1 {
+            return Ok(false);
+        }
         tx.commit().await.map_err(query_error("commit"))?;
         Ok(true)
     }

@@ -429,7 +429,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await.map_err(query_error("begin"))?;
         sqlx::query!(
-            "UPDATE nodes SET applied_generation = GREATEST(applied_generation, $2) WHERE id = $1",
+            "UPDATE nodes SET applied_generation = GREATEST(applied_generation, LEAST($2, workload_generation)) WHERE id = $1",
             node_id,
             i64_of(applied_generation)
         )
