@@ -572,10 +572,28 @@ impl Service {
                 _ => None,
             };
             if !configs.is_empty() {
+                let wanted = configs.clone();
                 admin
                     .alter_topic_configs(topic, configs.into_iter().collect())
                     .await
                     .map_err(fail)?;
+                // The change is applied by the controller, then by the broker that answers
+                // DescribeConfigs: wait (up to SETTLE) until that broker shows it.
+                let deadline = Instant::now() + SETTLE;
+                loop {
+                    let entries = admin.describe_topic_configs(topic).await.map_err(fail)?;
+                    let applied = wanted.iter().all(|(key, value)| {
+                        let entry = entries.iter().find(|e| &e.name == key);
+                        match value {
+                            Some(value) => entry.is_some_and(|e| e.explicit && &e.value == value),
+                            None => !entry.is_some_and(|e| e.explicit),
+                        }
+                    });
+                    if applied || Instant::now() >= deadline {
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
             }
             if let Some(wanted) = grow {
                 admin
