@@ -682,11 +682,30 @@ impl Fleet {
         hdictl(&self.hdictl_config, args)
     }
 
+    /// The fleet's brokers and executors (they run from under the agents' data directories).
+    pub fn workload_processes(&self) -> Vec<(u32, String)> {
+        self.processes()
+            .into_iter()
+            .filter(|(_, cmd)| cmd.contains("hdi-broker") || cmd.contains("hdi-executor"))
+            .collect()
+    }
+
     /// Pids of live processes whose command line names a path under the fleet's directory,
     /// with their command lines.
     pub fn processes(&self) -> Vec<(u32, String)> {
         processes_under(self.dir.path())
     }
+}
+
+/// The number a `SELECT count(*) ...` returns on the database at `database_url`.
+pub async fn count_rows(database_url: &str, sql: &str) -> i64 {
+    let pool = sqlx::PgPool::connect(database_url).await.unwrap();
+    let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned()))
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    n
 }
 
 /// Live processes whose command line mentions `dir`.

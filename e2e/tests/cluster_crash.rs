@@ -9,7 +9,7 @@ use std::time::Duration;
 use hdi_api::{
     ClusterKind, ClusterPatch, ClusterSpec, NodePool, NodePoolPatch, OperationState, PoolRole,
 };
-use hdi_e2e::{Fleet, eventually, kcat, wait_ready_nodes};
+use hdi_e2e::{Fleet, count_rows, eventually, kcat, wait_ready_nodes};
 use uuid::Uuid;
 
 fn kafka_spec(brokers: u32) -> ClusterSpec {
@@ -63,24 +63,6 @@ async fn wait_op(fleet: &Fleet, op: Uuid) {
         .await
         .unwrap();
     assert_eq!(done.state, OperationState::Succeeded, "{done:#?}");
-}
-
-fn workload_processes(fleet: &Fleet) -> Vec<(u32, String)> {
-    fleet
-        .processes()
-        .into_iter()
-        .filter(|(_, cmd)| cmd.contains("hdi-broker") || cmd.contains("hdi-executor"))
-        .collect()
-}
-
-async fn count(database_url: &str, sql: &str) -> i64 {
-    let pool = sqlx::PgPool::connect(database_url).await.unwrap();
-    let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned()))
-        .fetch_one(&pool)
-        .await
-        .unwrap();
-    pool.close().await;
-    n
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -169,7 +151,7 @@ async fn control_plane_killed_at_every_step_converges_without_orphans() {
     eventually(
         "no broker process left",
         Duration::from_secs(20),
-        || async { workload_processes(&fleet).is_empty().then_some(()) },
+        || async { fleet.workload_processes().is_empty().then_some(()) },
     )
     .await
     .unwrap();
@@ -181,13 +163,19 @@ async fn control_plane_killed_at_every_step_converges_without_orphans() {
         assert!(left.is_empty(), "data left on node-{node}: {left:?}");
     }
     let db = fleet.database_url.clone();
-    assert_eq!(count(&db, "SELECT count(*) FROM clusters").await, 0);
-    assert_eq!(count(&db, "SELECT count(*) FROM workloads").await, 0);
-    assert_eq!(count(&db, "SELECT count(*) FROM ports").await, 0);
     assert_eq!(
-        count(
+        count_rows(&db, "SELECT count_rows(*) FROM clusters").await,
+        0
+    );
+    assert_eq!(
+        count_rows(&db, "SELECT count_rows(*) FROM workloads").await,
+        0
+    );
+    assert_eq!(count_rows(&db, "SELECT count_rows(*) FROM ports").await, 0);
+    assert_eq!(
+        count_rows(
             &db,
-            "SELECT count(*) FROM operations WHERE state = 'Running'"
+            "SELECT count_rows(*) FROM operations WHERE state = 'Running'"
         )
         .await,
         0
@@ -216,8 +204,14 @@ async fn hundred_identical_puts_make_one_cluster_and_brokers_serve_without_the_c
         "every PUT answers with the one create operation: {ops:?}"
     );
     let db = fleet.database_url.clone();
-    assert_eq!(count(&db, "SELECT count(*) FROM clusters").await, 1);
-    assert_eq!(count(&db, "SELECT count(*) FROM operations").await, 1);
+    assert_eq!(
+        count_rows(&db, "SELECT count_rows(*) FROM clusters").await,
+        1
+    );
+    assert_eq!(
+        count_rows(&db, "SELECT count_rows(*) FROM operations").await,
+        1
+    );
     let op = *ops.iter().next().unwrap();
     wait_op(&fleet, op).await;
     let cluster = api.cluster_get("test", "one").await.unwrap();
@@ -243,7 +237,7 @@ async fn hundred_identical_puts_make_one_cluster_and_brokers_serve_without_the_c
     assert!(ok, "consume without a control plane: {err}");
     assert_eq!(String::from_utf8_lossy(&out).lines().count(), 500);
     assert_eq!(
-        workload_processes(&fleet).len(),
+        fleet.workload_processes().len(),
         3,
         "the brokers outlive their agents"
     );

@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 use hdi_api::{
     Client, ClusterKind, ClusterSpec, ClusterState, NodePool, Operation, OperationState, PoolRole,
 };
-use hdi_e2e::{Fleet, PrivatePostgres, eventually, kcat, start_agent, wait_ready_nodes};
+use hdi_e2e::{
+    Fleet, PrivatePostgres, count_rows, eventually, kcat, start_agent, wait_ready_nodes,
+};
 use uuid::Uuid;
 
 fn spec(kind: ClusterKind, replicas: u32) -> ClusterSpec {
@@ -58,16 +60,6 @@ async fn wait_step(api: &Client, op: Uuid, prefix: &str) -> Vec<String> {
     .0
 }
 
-async fn query_count(database_url: &str, sql: &str) -> i64 {
-    let pool = sqlx::PgPool::connect(database_url).await.unwrap();
-    let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned()))
-        .fetch_one(&pool)
-        .await
-        .unwrap();
-    pool.close().await;
-    n
-}
-
 async fn query_pairs(database_url: &str, sql: &str) -> Vec<(String, Option<String>)> {
     let pool = sqlx::PgPool::connect(database_url).await.unwrap();
     let rows: Vec<(String, Option<String>)> = sqlx::query_as(sqlx::AssertSqlSafe(sql.to_owned()))
@@ -76,15 +68,6 @@ async fn query_pairs(database_url: &str, sql: &str) -> Vec<(String, Option<Strin
         .unwrap();
     pool.close().await;
     rows
-}
-
-/// Broker and executor processes under the fleet's directory.
-fn workload_processes(fleet: &Fleet) -> Vec<(u32, String)> {
-    fleet
-        .processes()
-        .into_iter()
-        .filter(|(_, cmd)| cmd.contains("hdi-broker") || cmd.contains("hdi-executor"))
-        .collect()
 }
 
 /// Produces `records` with acks=all; fails the test with kcat's stderr.
@@ -180,11 +163,11 @@ async fn postgres_killed_and_stopped_mid_operation_loses_nothing_acknowledged() 
     let pay = api.cluster_get("test", "pay").await.unwrap();
     assert_eq!(pay.status.state, ClusterState::Running, "{pay:#?}");
     assert_eq!(pay.status.workloads.len(), 3, "{pay:#?}");
-    assert_eq!(query_count(&db, "SELECT count(*) FROM workloads").await, 3);
+    assert_eq!(count_rows(&db, "SELECT count(*) FROM workloads").await, 3);
     let bootstrap = pay.status.endpoints.bootstrap_servers.clone().unwrap();
     let before: Vec<String> = (0..100).map(|i| format!("before-{i:03}")).collect();
     produce(&bootstrap, "before", &before);
-    let broker_pids: BTreeSet<u32> = workload_processes(&fleet).iter().map(|p| p.0).collect();
+    let broker_pids: BTreeSet<u32> = fleet.workload_processes().iter().map(|p| p.0).collect();
     assert_eq!(broker_pids.len(), 3);
 
     // 2. A Spark create acknowledged with 202; once its workloads are placed (its first step),
@@ -253,9 +236,10 @@ async fn postgres_killed_and_stopped_mid_operation_loses_nothing_acknowledged() 
         BTreeSet::from([create.id, etl.id]),
         "both operations, once"
     );
-    assert_eq!(query_count(&db, "SELECT count(*) FROM clusters").await, 2);
-    assert_eq!(query_count(&db, "SELECT count(*) FROM workloads").await, 5);
-    let now_pids: BTreeSet<u32> = workload_processes(&fleet)
+    assert_eq!(count_rows(&db, "SELECT count(*) FROM clusters").await, 2);
+    assert_eq!(count_rows(&db, "SELECT count(*) FROM workloads").await, 5);
+    let now_pids: BTreeSet<u32> = fleet
+        .workload_processes()
         .iter()
         .filter(|p| p.1.contains("hdi-broker"))
         .map(|p| p.0)
@@ -474,8 +458,8 @@ async fn two_control_planes_on_one_database_do_no_double_work() {
         assert_eq!(cluster.status.state, ClusterState::Running, "{cluster:#?}");
         assert_eq!(cluster.status.workloads.len(), *workloads, "{cluster:#?}");
     }
-    assert_eq!(query_count(&db, "SELECT count(*) FROM workloads").await, 9);
-    assert_eq!(query_count(&db, "SELECT count(*) FROM operations").await, 3);
+    assert_eq!(count_rows(&db, "SELECT count(*) FROM workloads").await, 9);
+    assert_eq!(count_rows(&db, "SELECT count(*) FROM operations").await, 3);
 
     // Exactly one process per workload (and none that is no workload's).
     let names = query_pairs(
@@ -483,7 +467,7 @@ async fn two_control_planes_on_one_database_do_no_double_work() {
         "SELECT w.name, c.name FROM workloads w JOIN clusters c ON c.id = w.cluster_id",
     )
     .await;
-    let procs = workload_processes(&fleet);
+    let procs = fleet.workload_processes();
     for (name, _) in &names {
         let needle = format!("/workloads/{name}/");
         let running: Vec<&(u32, String)> = procs.iter().filter(|p| p.1.contains(&needle)).collect();
@@ -565,17 +549,17 @@ async fn two_control_planes_on_one_database_do_no_double_work() {
     let gone = apis[survivor].cluster_get("test", "b").await.unwrap_err();
     assert_eq!(gone.status(), Some(404));
     eventually("b's processes gone", Duration::from_secs(20), || async {
-        (workload_processes(&fleet).len() == 6).then_some(())
+        (fleet.workload_processes().len() == 6).then_some(())
     })
     .await
     .unwrap();
-    let pids_after: BTreeSet<u32> = workload_processes(&fleet).iter().map(|p| p.0).collect();
+    let pids_after: BTreeSet<u32> = fleet.workload_processes().iter().map(|p| p.0).collect();
     assert_eq!(
         pids_after, pids_before,
         "a and c keep their processes across the takeover"
     );
-    assert_eq!(query_count(&db, "SELECT count(*) FROM workloads").await, 6);
-    assert_eq!(query_count(&db, "SELECT count(*) FROM clusters").await, 2);
+    assert_eq!(count_rows(&db, "SELECT count(*) FROM workloads").await, 6);
+    assert_eq!(count_rows(&db, "SELECT count(*) FROM clusters").await, 2);
     for name in ["a", "c"] {
         let cluster = apis[survivor].cluster_get("test", name).await.unwrap();
         assert_eq!(cluster.status.state, ClusterState::Running, "{cluster:#?}");
