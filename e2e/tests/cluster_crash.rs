@@ -164,18 +164,18 @@ async fn control_plane_killed_at_every_step_converges_without_orphans() {
     }
     let db = fleet.database_url.clone();
     assert_eq!(
-        count_rows(&db, "SELECT count_rows(*) FROM clusters").await,
+        count_rows(&db, "SELECT count(*) FROM clusters").await,
         0
     );
     assert_eq!(
-        count_rows(&db, "SELECT count_rows(*) FROM workloads").await,
+        count_rows(&db, "SELECT count(*) FROM workloads").await,
         0
     );
-    assert_eq!(count_rows(&db, "SELECT count_rows(*) FROM ports").await, 0);
+    assert_eq!(count_rows(&db, "SELECT count(*) FROM ports").await, 0);
     assert_eq!(
         count_rows(
             &db,
-            "SELECT count_rows(*) FROM operations WHERE state = 'Running'"
+            "SELECT count(*) FROM operations WHERE state = 'Running'"
         )
         .await,
         0
@@ -205,11 +205,11 @@ async fn hundred_identical_puts_make_one_cluster_and_brokers_serve_without_the_c
     );
     let db = fleet.database_url.clone();
     assert_eq!(
-        count_rows(&db, "SELECT count_rows(*) FROM clusters").await,
+        count_rows(&db, "SELECT count(*) FROM clusters").await,
         1
     );
     assert_eq!(
-        count_rows(&db, "SELECT count_rows(*) FROM operations").await,
+        count_rows(&db, "SELECT count(*) FROM operations").await,
         1
     );
     let op = *ops.iter().next().unwrap();
