@@ -163,14 +163,8 @@ async fn control_plane_killed_at_every_step_converges_without_orphans() {
         assert!(left.is_empty(), "data left on node-{node}: {left:?}");
     }
     let db = fleet.database_url.clone();
-    assert_eq!(
-        count_rows(&db, "SELECT count(*) FROM clusters").await,
-        0
-    );
-    assert_eq!(
-        count_rows(&db, "SELECT count(*) FROM workloads").await,
-        0
-    );
+    assert_eq!(count_rows(&db, "SELECT count(*) FROM clusters").await, 0);
+    assert_eq!(count_rows(&db, "SELECT count(*) FROM workloads").await, 0);
     assert_eq!(count_rows(&db, "SELECT count(*) FROM ports").await, 0);
     assert_eq!(
         count_rows(
@@ -204,14 +198,8 @@ async fn hundred_identical_puts_make_one_cluster_and_brokers_serve_without_the_c
         "every PUT answers with the one create operation: {ops:?}"
     );
     let db = fleet.database_url.clone();
-    assert_eq!(
-        count_rows(&db, "SELECT count(*) FROM clusters").await,
-        1
-    );
-    assert_eq!(
-        count_rows(&db, "SELECT count(*) FROM operations").await,
-        1
-    );
+    assert_eq!(count_rows(&db, "SELECT count(*) FROM clusters").await, 1);
+    assert_eq!(count_rows(&db, "SELECT count(*) FROM operations").await, 1);
     let op = *ops.iter().next().unwrap();
     wait_op(&fleet, op).await;
     let cluster = api.cluster_get("test", "one").await.unwrap();
