@@ -32,6 +32,7 @@ Prints one JSON summary line; exits non-zero when a check fails.
 
 import argparse
 import asyncio
+import faulthandler
 import glob
 import json
 import os
@@ -58,6 +59,26 @@ def free_port():
 
 def log(*args):
     print(f"[{time.strftime('%H:%M:%S')}]", *args, file=sys.stderr, flush=True)
+
+
+def start_watchdog(seconds, cluster, summary):
+    """Ends the suite after `seconds` whatever it is waiting on: prints every thread's stack (to
+    show where it hung), stops the brokers, prints the summary with an error and exits 3. The test
+    harness's own timeout would kill the suite without any of that."""
+
+    def fire():
+        log(f"watchdog: the suite ran past its {seconds}s deadline; thread stacks follow")
+        faulthandler.dump_traceback(file=sys.stderr, all_threads=True)
+        summary["error"] = f"deadline of {seconds}s exceeded"
+        try:
+            cluster.stop_all()
+        finally:
+            print(json.dumps(summary, default=str), flush=True)
+            os._exit(3)
+
+    timer = threading.Timer(seconds, fire)
+    timer.daemon = True
+    timer.start()
 
 
 class Link:
@@ -439,6 +460,7 @@ def minority(args):
             if i != survivor:
                 cluster.start(i)
         wait_whole(cluster, admin)
+        summary["phase"] = "reading every partition"
         final = read_all(cluster.bootstrap())
         summary["lost"] = len(lost_values(acked, final))
     except Exception as e:
@@ -529,6 +551,7 @@ def reassign(args):
         work.consuming = False
         for t in threads[1:]:
             t.join()
+        summary["phase"] = "reading every partition"
         final = read_all(cluster.bootstrap())
         values = list(final.values())
         summary.update({
@@ -538,6 +561,7 @@ def reassign(args):
             "producer_fatal": work.fatal,
         })
         summary["acked_without_offset"] = sum(1 for _, o in acked.values() if o is None)
+        summary["phase"] = "comparing replicas"
         diverged = []
         for part, replicas in summary["replicas_after"].items():
             logs = [replica_bytes(args.work_dir, b, part) for b in replicas]
@@ -577,6 +601,8 @@ def main():
     ap.add_argument("--scenario", choices=["faults", "minority", "reassign"], default="faults")
     ap.add_argument("--throttle", type=int, default=0, help="reassignment throttle, bytes/s")
     ap.add_argument("--preload-seconds", type=float, default=2.0)
+    ap.add_argument("--deadline", type=float, default=420.0,
+                    help="seconds before the watchdog ends the fault scenario with its stacks")
     args = ap.parse_args()
     if args.scenario == "minority":
         minority(args)
@@ -590,6 +616,7 @@ def main():
         cluster.start(i)
     admin = admin_client(cluster.bootstrap())
     summary = {"faults": 0, "kinds": {}}
+    start_watchdog(args.deadline, cluster, summary)
     try:
         create_topic(cluster, admin)
         wait_whole(cluster, admin)
@@ -612,6 +639,7 @@ def main():
             if victim not in cluster.ids:
                 wait_whole(cluster, admin)
                 victim = leader_of(admin, part)
+            summary["phase"] = f"fault {n + 1} ({kind} broker {victim})"
             log(f"fault {n + 1}/{args.faults}: {kind} broker {victim}")
             started = time.time()
             if kind in ("kill", "kill-ctl"):
@@ -646,6 +674,7 @@ def main():
             summary["faults"] += 1
             summary["kinds"][kind] = summary["kinds"].get(kind, 0) + 1
         time.sleep(2)
+        summary["phase"] = "stopping the producer"
         work.running = False
         producer.join()
         wait_whole(cluster, admin)
@@ -665,9 +694,11 @@ def main():
         while time.time() < catch_up and any(
                 work.group_pos.get(k, 0) < acked_ends.get(k, 0) for k in range(PARTITIONS)):
             time.sleep(0.5)
+        summary["phase"] = "stopping the consumers"
         work.consuming = False
         consumer.join()
         group.join()
+        summary["phase"] = "reading every partition"
         final = read_all(cluster.bootstrap())
         # The group's committed offsets survived every coordinator change and reached the end.
         checker = Consumer({"bootstrap.servers": cluster.bootstrap(), "group.id": "fault-suite-group"})
@@ -683,6 +714,7 @@ def main():
         summary["acked_without_offset"] = sum(1 for _, o in acked.values() if o is None)
         duplicates = len(values) - len(set(values))
         vanished = [(k, v) for k, v in work.seen.items() if final.get(k) != v]
+        summary["phase"] = "comparing replicas"
         diverged = []
         for part in range(PARTITIONS):
             ok = False
