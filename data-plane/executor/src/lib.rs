@@ -11,5 +11,7 @@
 
 pub mod cluster;
 pub mod driver;
+pub mod plan;
 pub mod process;
+pub mod sql;
 pub mod worker;
