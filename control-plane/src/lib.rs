@@ -13,6 +13,7 @@
 
 pub mod auth;
 pub mod config;
+pub mod driver;
 pub mod http;
 pub mod kafka_admin;
 pub mod model;

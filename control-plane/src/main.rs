@@ -9,7 +9,7 @@ use anyhow::Context;
 use clap::Parser;
 use hdi_control_plane::config::{Cli, Command, ServeConfig, redact_url};
 use hdi_control_plane::provision::local::LocalProvisioner;
-use hdi_control_plane::reconcile::{Reconciler, ReconcilerConfig};
+use hdi_control_plane::reconcile::{JobReconciler, Reconciler, ReconcilerConfig};
 use hdi_control_plane::service::{Service, ServiceConfig};
 use hdi_control_plane::store::Store;
 use hdi_control_plane::{AppState, auth, http};
@@ -80,6 +80,10 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         config.workload_ports.clone(),
         config.node_ready_timeout,
     );
+    let job_reconciler = JobReconciler::new(
+        store.clone(),
+        config.reconcile_interval.max(Duration::from_secs(2)),
+    );
     let reconciler = Reconciler::new(
         store,
         provisioner,
@@ -93,8 +97,11 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         poke,
     );
     let stop = Arc::new(Notify::new());
+    let stop_jobs = Arc::new(Notify::new());
     let reconciling = if config.reconciler {
-        Some(tokio::spawn(reconciler.run(stop.clone())))
+        let jobs = tokio::spawn(job_reconciler.run(stop_jobs.clone()));
+        let clusters = tokio::spawn(reconciler.run(stop.clone()));
+        Some((clusters, jobs))
     } else {
         tracing::info!("--no-reconciler: serving the API only");
         None
@@ -118,8 +125,10 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         .await
         .context("HTTP server failed")?;
     stop.notify_one();
-    if let Some(reconciling) = reconciling {
-        let _ = tokio::time::timeout(Duration::from_secs(5), reconciling).await;
+    stop_jobs.notify_one();
+    if let Some((clusters, jobs)) = reconciling {
+        let _ = tokio::time::timeout(Duration::from_secs(5), clusters).await;
+        let _ = tokio::time::timeout(Duration::from_secs(5), jobs).await;
     }
     tracing::info!("hdi-control-plane stopped");
     Ok(())

@@ -8,6 +8,7 @@
 pub mod auth;
 pub mod client;
 pub mod cluster;
+pub mod job;
 pub mod topic;
 pub mod types;
 pub mod workload;
@@ -15,6 +16,7 @@ pub mod workload;
 pub use auth::*;
 pub use client::{Client, ClientError};
 pub use cluster::*;
+pub use job::*;
 pub use topic::*;
 pub use types::*;
 pub use workload::*;

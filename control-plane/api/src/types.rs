@@ -26,6 +26,16 @@ pub struct Problem {
     /// The request field at fault, as a JSON-pointer-like path (`capacity.cpu_millis`), if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
+    /// For `invalid_sql`: the executor's own code (`sql_error`, `unknown_topic`,
+    /// `unknown_column`, `unsupported`, `invalid_option`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sql_code: Option<String>,
+    /// For `invalid_sql`: the 1-based line of the SQL at fault, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub line: Option<u32>,
+    /// For `invalid_sql`: the 1-based column of the SQL at fault, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub column: Option<u32>,
 }
 
 fn about_blank() -> String {
@@ -157,6 +167,9 @@ mod tests {
             detail: None,
             code: "not_found".into(),
             field: None,
+            sql_code: None,
+            line: None,
+            column: None,
         };
         let json = serde_json::to_value(&problem).unwrap();
         assert_eq!(

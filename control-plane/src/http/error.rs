@@ -17,6 +17,15 @@ pub struct ApiError {
     code: &'static str,
     detail: Option<String>,
     field: Option<String>,
+    sql: Option<SqlPosition>,
+}
+
+/// Where a job's SQL is wrong, as the executor reported it.
+#[derive(Debug)]
+struct SqlPosition {
+    code: String,
+    line: Option<u32>,
+    column: Option<u32>,
 }
 
 impl ApiError {
@@ -27,6 +36,7 @@ impl ApiError {
             code,
             detail: Some(detail.into()),
             field: None,
+            sql: None,
         }
     }
 
@@ -54,6 +64,9 @@ impl ApiError {
             detail: self.detail.clone(),
             code: self.code.to_owned(),
             field: self.field.clone(),
+            sql_code: self.sql.as_ref().map(|s| s.code.clone()),
+            line: self.sql.as_ref().and_then(|s| s.line),
+            column: self.sql.as_ref().and_then(|s| s.column),
         }
     }
 }
@@ -88,6 +101,21 @@ impl From<ServiceError> for ApiError {
                 format!("{field} {message}"),
             )
             .with_field(field),
+            ServiceError::InvalidSql {
+                sql_code,
+                message,
+                line,
+                column,
+            } => {
+                let mut error = ApiError::new(StatusCode::BAD_REQUEST, "invalid_sql", message)
+                    .with_field("sql");
+                error.sql = Some(SqlPosition {
+                    code: sql_code,
+                    line,
+                    column,
+                });
+                error
+            }
             ServiceError::NotFound { what } => ApiError::new(
                 StatusCode::NOT_FOUND,
                 "not_found",

@@ -13,6 +13,7 @@ pub mod error;
 mod extract;
 mod health;
 mod idempotency;
+mod job;
 mod node;
 mod topic;
 
@@ -63,6 +64,12 @@ use error::ApiError;
         topic::topic_get,
         topic::topic_patch,
         topic::topic_delete,
+        job::jobs_list,
+        job::job_create,
+        job::job_get,
+        job::job_progress,
+        job::job_preview,
+        job::job_delete,
     ),
     components(schemas(hdi_api::Problem)),
     modifiers(&BearerAuth, &ExtractorResponses),
@@ -73,6 +80,7 @@ use error::ApiError;
         (name = "workspaces", description = "Tenants"),
         (name = "clusters", description = "Kafka and Spark clusters"),
         (name = "topics", description = "Topics of Kafka clusters, through the Kafka admin protocol"),
+        (name = "jobs", description = "Streaming SQL jobs of Spark clusters, run by their executor driver"),
         (name = "operations", description = "Long-running mutations"),
         (name = "audit", description = "Who changed what"),
         (name = "auth", description = "Access tokens and the keys that sign them"),
@@ -163,6 +171,22 @@ pub fn router(state: AppState) -> Router {
             get(topic::topic_get)
                 .patch(topic::topic_patch)
                 .delete(topic::topic_delete),
+        )
+        .route(
+            "/v1/workspaces/{ws}/clusters/{cluster}/jobs",
+            get(job::jobs_list).post(job::job_create),
+        )
+        .route(
+            "/v1/workspaces/{ws}/clusters/{cluster}/jobs/{job}",
+            get(job::job_get).delete(job::job_delete),
+        )
+        .route(
+            "/v1/workspaces/{ws}/clusters/{cluster}/jobs/{job}/progress",
+            get(job::job_progress),
+        )
+        .route(
+            "/v1/workspaces/{ws}/clusters/{cluster}/jobs/{job}/preview",
+            get(job::job_preview),
         )
         .route(
             "/v1/workspaces/{ws}/operations",

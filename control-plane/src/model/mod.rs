@@ -84,5 +84,7 @@ impl NodeRecord {
 
 mod auth;
 mod cluster;
+mod job;
 pub use auth::*;
 pub use cluster::*;
+pub use job::*;

@@ -6,6 +6,7 @@
 //! control plane killed at any point plans again from what it observes: every action is
 //! idempotent (placement and removal are single transactions; reassignments are recomputed).
 
+pub mod jobs;
 pub mod plan;
 
 use std::collections::BTreeSet;
@@ -23,6 +24,7 @@ use crate::model::{
 };
 use crate::provision::{ProvisionError, Provisioner};
 use crate::store::{Store, StoreError};
+pub use jobs::{JobPassReport, JobReconciler};
 use plan::{Action, Input, KafkaObservation, Outcome, Plan, SparkObservation};
 
 /// Settings of the reconciler.

@@ -877,6 +877,7 @@ fn busy(running: &OperationRecord) -> ServiceError {
 fn error_code(error: &ServiceError) -> &'static str {
     match error {
         ServiceError::InvalidField { .. } => "invalid_field",
+        ServiceError::InvalidSql { .. } => "invalid_sql",
         ServiceError::NotFound { .. } => "not_found",
         ServiceError::Conflict { code, .. } => code,
         ServiceError::PreconditionFailed { .. } => "precondition_failed",

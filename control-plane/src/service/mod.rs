@@ -6,6 +6,7 @@
 mod auth;
 mod cluster;
 mod idempotency;
+mod job;
 mod node;
 mod topic;
 
@@ -17,6 +18,7 @@ use tokio::sync::Notify;
 pub use auth::{BOOTSTRAP_ADMIN, Grant, NewApiToken, require_platform_admin};
 pub use cluster::{ClusterPatchInput, ClusterView, PutOutcome, validate_spec};
 pub use idempotency::validate_idempotency_key;
+pub use job::{JobInput, JobPreview, JobStatusView, JobView, MAX_SQL_BYTES};
 pub use node::{NodePage, PageRequest};
 pub use topic::{TopicConfigs, TopicInput, TopicPatchInput, TopicView};
 
@@ -45,6 +47,19 @@ pub enum ServiceError {
     NotFound {
         /// What was looked for, e.g. `node 4f0c...`.
         what: String,
+    },
+    /// The SQL of a job does not compile on the cluster's driver.
+    #[error("sql: {message}")]
+    InvalidSql {
+        /// The driver's code: `sql_error`, `unknown_topic`, `unknown_column`, `unsupported`,
+        /// `invalid_option`.
+        sql_code: String,
+        /// What is wrong.
+        message: String,
+        /// 1-based line, when known.
+        line: Option<u32>,
+        /// 1-based column, when known.
+        column: Option<u32>,
     },
     /// The request conflicts with existing state.
     #[error("{message}")]
@@ -126,6 +141,8 @@ pub struct Service {
     store: Store,
     config: ServiceConfig,
     poke: Arc<Notify>,
+    /// The connection pool of calls to executor drivers.
+    drivers: reqwest::Client,
     /// JWT keys, loaded by [`Service::auth_start`].
     tokens: std::sync::RwLock<Option<Arc<crate::auth::jwt::TokenKeys>>>,
 }
@@ -137,6 +154,7 @@ impl Service {
             store,
             config,
             poke,
+            drivers: crate::driver::DriverClient::pool(),
             tokens: std::sync::RwLock::new(None),
         }
     }

@@ -7,6 +7,7 @@
 mod auth;
 mod cluster;
 mod idempotency;
+mod job;
 mod node;
 mod workload;
 

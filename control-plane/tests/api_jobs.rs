@@ -1,0 +1,826 @@
+//! Streaming SQL jobs in-process against a real PostgreSQL database per test and a fake executor
+//! driver: an axum server on 127.0.0.1 inside the test that implements the driver's job API
+//! contract and records every request it gets, so the tests assert exactly what the control plane
+//! sent. Submit, list, show, progress, preview, delete; validation (field names, not Spark, not
+//! ready, unknown Kafka cluster, the driver's SQL errors with line and column, a driver that is
+//! down); roles; the job reconciler resubmitting lost jobs and removing unknown ones.
+#![allow(
+    clippy::unwrap_used,
+    reason = "tests: a failed step should fail the test loudly"
+)]
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{Method, Request, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use hdi_control_plane::model::{ClusterState, ClusterStatusDoc};
+use hdi_control_plane::reconcile::JobReconciler;
+use hdi_control_plane::store::Store;
+use serde_json::{Value, json};
+use sqlx::PgPool;
+use tower::ServiceExt;
+
+use common::ADMIN;
+
+const BOOTSTRAP: &str = "127.0.0.1:19092,127.0.0.1:19093";
+const SQL: &str = "CREATE SINK counts AS\nSELECT window_start, count(*) AS n\nFROM clicks GROUP BY TUMBLE(ts, INTERVAL '1' MINUTE)";
+
+/// One request the fake driver got.
+#[derive(Clone, Debug, PartialEq)]
+struct Seen {
+    method: String,
+    uri: String,
+    body: Value,
+}
+
+fn seen(method: &str, uri: &str, body: Value) -> Seen {
+    Seen {
+        method: method.to_owned(),
+        uri: uri.to_owned(),
+        body,
+    }
+}
+
+/// The fake driver's state.
+#[derive(Default)]
+struct Driver {
+    /// JobStatus documents by id.
+    jobs: BTreeMap<String, Value>,
+    requests: Vec<Seen>,
+    /// When set, validation answers 400 with this problem.
+    validate_error: Option<Value>,
+    /// When set, PUTs answer 500.
+    put_fails: bool,
+}
+
+type Shared = Arc<Mutex<Driver>>;
+
+fn problem(status: StatusCode, body: Value) -> Response {
+    (
+        status,
+        [("content-type", "application/problem+json")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+fn json_reply(status: StatusCode, body: Value) -> Response {
+    (
+        status,
+        [("content-type", "application/json")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+fn progress(batch: u64) -> Value {
+    json!({
+        "id": "q", "name": "clicks", "batch_id": batch, "timestamp": "2025-01-01T00:00:00Z",
+        "num_input_rows": 100 * batch, "input_rows_per_second": 50.0,
+        "processed_rows_per_second": 75.5, "duration_ms": {"triggerExecution": 120},
+        "event_time": {"min": "2025-01-01T00:00:00Z", "max": "2025-01-01T00:01:00Z",
+                        "watermark": "2025-01-01T00:00:30Z"},
+        "state_operators": [{"num_rows_total": 7, "num_rows_updated": 2,
+                              "memory_used_bytes": 1024, "num_rows_dropped_by_watermark": 1}],
+        "sources": [{"description": "kafka[clicks]", "start_offset": {"0": 0},
+                     "end_offset": {"0": 100}, "num_input_rows": 100, "malformed_rows": 0}],
+        "sink": {"description": "kafka[counts]", "num_output_rows": 3}
+    })
+}
+
+/// The driver's job API contract, recording every request.
+async fn driver_handler(
+    State(driver): State<Shared>,
+    method: Method,
+    uri: Uri,
+    body: Bytes,
+) -> Response {
+    let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let mut d = driver.lock().unwrap();
+    d.requests.push(seen(
+        method.as_str(),
+        &uri.path_and_query().unwrap().to_string(),
+        body.clone(),
+    ));
+    let parts: Vec<&str> = uri.path().trim_start_matches('/').split('/').collect();
+    let limit = uri
+        .query()
+        .and_then(|q| q.strip_prefix("limit="))
+        .and_then(|n| n.parse::<usize>().ok())
+        .unwrap_or(20);
+    let not_found = || {
+        problem(
+            StatusCode::NOT_FOUND,
+            json!({"code": "job_not_found", "detail": "no such job"}),
+        )
+    };
+    match (method.as_str(), parts.as_slice()) {
+        ("POST", ["v1", "jobs", "validate"]) => match d.validate_error.clone() {
+            Some(error) => problem(StatusCode::BAD_REQUEST, error),
+            None => json_reply(StatusCode::OK, json!({"ok": true})),
+        },
+        ("PUT", ["v1", "jobs", id]) => {
+            if d.put_fails {
+                return problem(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    json!({"code": "internal", "detail": "disk full"}),
+                );
+            }
+            let id = (*id).to_owned();
+            if let Some(job) = d.jobs.get(&id) {
+                let same = job["name"] == body["name"] && job["sql"] == body["sql"];
+                return if same {
+                    json_reply(StatusCode::OK, job.clone())
+                } else {
+                    problem(
+                        StatusCode::CONFLICT,
+                        json!({"code": "job_conflict", "detail": "other definition"}),
+                    )
+                };
+            }
+            let job = json!({
+                "id": id, "name": body["name"], "sql": body["sql"], "state": "running",
+                "error": null, "batches_committed": 3, "last_progress": progress(3),
+                "submitted_at": "2025-01-01T00:00:00Z"
+            });
+            d.jobs.insert(id, job.clone());
+            json_reply(StatusCode::CREATED, job)
+        }
+        ("GET", ["v1", "jobs"]) => json_reply(
+            StatusCode::OK,
+            json!({"jobs": d.jobs.values().cloned().collect::<Vec<_>>()}),
+        ),
+        ("GET", ["v1", "jobs", id]) => match d.jobs.get(*id) {
+            Some(job) => json_reply(StatusCode::OK, job.clone()),
+            None => not_found(),
+        },
+        ("GET", ["v1", "jobs", id, "progress"]) => {
+            if !d.jobs.contains_key(*id) {
+                return not_found();
+            }
+            let all: Vec<Value> = (1..=3).map(progress).collect();
+            let start = all.len().saturating_sub(limit);
+            json_reply(StatusCode::OK, json!({"progress": all[start..]}))
+        }
+        ("GET", ["v1", "jobs", id, "preview"]) => {
+            if !d.jobs.contains_key(*id) {
+                return not_found();
+            }
+            let rows: Vec<Value> = (0..limit.min(2))
+                .map(|i| json!({"window_start": format!("00:0{i}"), "n": i}))
+                .collect();
+            json_reply(
+                StatusCode::OK,
+                json!({"columns": ["window_start", "n"], "rows": rows}),
+            )
+        }
+        ("DELETE", ["v1", "jobs", id]) => match d.jobs.remove(*id) {
+            Some(_) => StatusCode::NO_CONTENT.into_response(),
+            None => not_found(),
+        },
+        _ => problem(
+            StatusCode::NOT_FOUND,
+            json!({"code": "not_found", "detail": "no such endpoint"}),
+        ),
+    }
+}
+
+/// Starts the fake driver; its base URL and state.
+async fn fake_driver() -> (String, Shared) {
+    let shared: Shared = Arc::default();
+    let app = axum::Router::new()
+        .fallback(driver_handler)
+        .with_state(shared.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, shared)
+}
+
+fn requests(driver: &Shared) -> Vec<Seen> {
+    std::mem::take(&mut driver.lock().unwrap().requests)
+}
+
+struct Reply {
+    status: StatusCode,
+    body: Value,
+    location: Option<String>,
+}
+
+async fn call(
+    app: &axum::Router,
+    token: &str,
+    method: &str,
+    uri: &str,
+    body: Option<Value>,
+) -> Reply {
+    let request = Request::builder()
+        .method(method)
+        .uri(uri)
+        .header("authorization", format!("Bearer {token}"));
+    let request = match body {
+        Some(body) => request
+            .header("content-type", "application/json")
+            .body(Body::from(body.to_string())),
+        None => request.body(Body::empty()),
+    }
+    .unwrap();
+    let response = app.clone().oneshot(request).await.unwrap();
+    let location = response
+        .headers()
+        .get("location")
+        .map(|v| v.to_str().unwrap().to_owned());
+    let status = response.status();
+    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    Reply {
+        status,
+        body,
+        location,
+    }
+}
+
+/// The app, its store, and a workspace `ws` with a Running Spark cluster `spark` whose job API is
+/// the fake driver, a Running Kafka cluster `kafka`, and a Spark cluster `fresh` still Creating.
+struct Fixture {
+    app: axum::Router,
+    store: Store,
+    driver: Shared,
+    driver_url: String,
+}
+
+impl Fixture {
+    async fn new(pool: PgPool) -> Fixture {
+        let app = common::app(pool.clone(), Duration::from_secs(10)).await;
+        let store = Store::from_pool(pool);
+        let (driver_url, driver) = fake_driver().await;
+        let reply = call(
+            &app,
+            ADMIN,
+            "POST",
+            "/v1/workspaces",
+            Some(json!({"name": "ws"})),
+        )
+        .await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+        for (name, kind, role) in [
+            ("spark", "spark", "executor"),
+            ("fresh", "spark", "executor"),
+            ("kafka", "kafka", "broker"),
+        ] {
+            let spec = json!({"kind": kind, "node_pools": [{"name": "pool", "role": role, "replicas": 1}]});
+            let uri = format!("/v1/workspaces/ws/clusters/{name}");
+            let reply = call(&app, ADMIN, "PUT", &uri, Some(spec)).await;
+            assert_eq!(reply.status, StatusCode::ACCEPTED, "{}", reply.body);
+        }
+        let fixture = Fixture {
+            app,
+            store,
+            driver,
+            driver_url: driver_url.clone(),
+        };
+        fixture.set_job_api("spark", &driver_url).await;
+        fixture
+            .set_status(
+                "kafka",
+                ClusterStatusDoc {
+                    bootstrap_servers: Some(BOOTSTRAP.to_owned()),
+                    ..ClusterStatusDoc::default()
+                },
+            )
+            .await;
+        fixture
+    }
+
+    /// Marks a cluster Running with `status`, as the reconciler would.
+    async fn set_status(&self, name: &str, status: ClusterStatusDoc) {
+        let ws = self.store.workspace_get("ws").await.unwrap().unwrap();
+        let cluster = self.store.cluster_get(ws.id, name).await.unwrap().unwrap();
+        let written = self
+            .store
+            .cluster_set_observed(
+                cluster.id,
+                cluster.generation,
+                ClusterState::Running,
+                cluster.generation,
+                &status,
+            )
+            .await
+            .unwrap();
+        assert!(written);
+    }
+
+    /// Marks a Spark cluster Running with its driver's job API at `url`.
+    async fn set_job_api(&self, name: &str, url: &str) {
+        self.set_status(
+            name,
+            ClusterStatusDoc {
+                job_api: Some(url.to_owned()),
+                ..ClusterStatusDoc::default()
+            },
+        )
+        .await;
+    }
+
+    async fn call(&self, method: &str, uri: &str, body: Option<Value>) -> Reply {
+        call(&self.app, ADMIN, method, uri, body).await
+    }
+
+    async fn submit(&self, name: &str, kafka: Option<&str>) -> Reply {
+        let mut body = json!({"name": name, "sql": SQL});
+        if let Some(kafka) = kafka {
+            body["kafka_cluster"] = json!(kafka);
+        }
+        self.call("POST", JOBS, Some(body)).await
+    }
+}
+
+const JOBS: &str = "/v1/workspaces/ws/clusters/spark/jobs";
+
+/// A base URL where nothing listens.
+async fn dead_url() -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    drop(listener);
+    url
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn jobs_are_submitted_listed_shown_and_deleted(pool: PgPool) {
+    let f = Fixture::new(pool).await;
+
+    let created = f.submit("clicks", Some("kafka")).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    let id = created.body["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        created.location.as_deref(),
+        Some(format!("{JOBS}/{id}").as_str())
+    );
+    assert_eq!(created.body["name"], "clicks");
+    assert_eq!(created.body["cluster"], "spark");
+    assert_eq!(created.body["kafka_cluster"], "kafka");
+    assert_eq!(created.body["sql"], SQL);
+    assert_eq!(created.body["created_by"], "admin");
+    assert_eq!(created.body["status"]["state"], "Running");
+    assert_eq!(created.body["status"]["batches_committed"], 3);
+    // Validate, then the idempotent PUT under the control plane's id, then the status read.
+    assert_eq!(
+        requests(&f.driver),
+        [
+            seen(
+                "POST",
+                "/v1/jobs/validate",
+                json!({"sql": SQL, "bootstrap_servers": BOOTSTRAP})
+            ),
+            seen(
+                "PUT",
+                &format!("/v1/jobs/{id}"),
+                json!({"name": "clicks", "sql": SQL, "bootstrap_servers": BOOTSTRAP})
+            ),
+            seen("GET", &format!("/v1/jobs/{id}"), Value::Null),
+        ]
+    );
+
+    // Without a Kafka cluster the driver gets `null` bootstrap servers.
+    let plain = f.submit("plain", None).await;
+    assert_eq!(plain.status, StatusCode::CREATED, "{}", plain.body);
+    assert!(plain.body.get("kafka_cluster").is_none(), "{}", plain.body);
+    let plain_id = plain.body["id"].as_str().unwrap().to_owned();
+    let sent = requests(&f.driver);
+    assert_eq!(sent[0].body, json!({"sql": SQL, "bootstrap_servers": null}));
+    assert_eq!(
+        sent[1].body,
+        json!({"name": "plain", "sql": SQL, "bootstrap_servers": null})
+    );
+
+    let taken = f.submit("clicks", None).await;
+    assert_eq!(taken.status, StatusCode::CONFLICT, "{}", taken.body);
+    assert_eq!(taken.body["code"], "job_exists");
+    assert!(
+        requests(&f.driver).is_empty(),
+        "a duplicate never reaches the driver"
+    );
+
+    // The list: by name, one call to the driver for every status; pages.
+    let list = f.call("GET", JOBS, None).await;
+    assert_eq!(list.status, StatusCode::OK, "{}", list.body);
+    let names: Vec<&str> = list.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["clicks", "plain"]);
+    assert_eq!(list.body["items"][0]["status"]["state"], "Running");
+    assert_eq!(
+        list.body["items"][0]["status"]["last_progress"]["batch_id"],
+        3
+    );
+    assert_eq!(requests(&f.driver), [seen("GET", "/v1/jobs", Value::Null)]);
+    let first = f.call("GET", &format!("{JOBS}?page_size=1"), None).await;
+    assert_eq!(first.body["items"].as_array().unwrap().len(), 1);
+    let token = first.body["next_page_token"].as_str().unwrap().to_owned();
+    let second = f
+        .call(
+            "GET",
+            &format!("{JOBS}?page_size=1&page_token={token}"),
+            None,
+        )
+        .await;
+    assert_eq!(second.body["items"][0]["name"], "plain");
+    assert!(second.body.get("next_page_token").is_none());
+    requests(&f.driver);
+
+    // Show by name and by id.
+    for key in ["clicks", id.as_str()] {
+        let shown = f.call("GET", &format!("{JOBS}/{key}"), None).await;
+        assert_eq!(shown.status, StatusCode::OK, "{}", shown.body);
+        assert_eq!(shown.body["id"], id.as_str());
+        assert_eq!(shown.body["status"]["state"], "Running");
+    }
+    let missing = f.call("GET", &format!("{JOBS}/nope"), None).await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+    requests(&f.driver);
+
+    // Progress and preview are proxied with the limit.
+    let progress = f
+        .call("GET", &format!("{JOBS}/clicks/progress?limit=2"), None)
+        .await;
+    assert_eq!(progress.status, StatusCode::OK, "{}", progress.body);
+    let batches: Vec<u64> = progress.body["progress"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["batch_id"].as_u64().unwrap())
+        .collect();
+    assert_eq!(batches, [2, 3]);
+    let preview = f
+        .call("GET", &format!("{JOBS}/clicks/preview?limit=5"), None)
+        .await;
+    assert_eq!(preview.status, StatusCode::OK, "{}", preview.body);
+    assert_eq!(preview.body["columns"], json!(["window_start", "n"]));
+    assert_eq!(
+        preview.body["rows"][1],
+        json!({"window_start": "00:01", "n": 1})
+    );
+    assert_eq!(
+        requests(&f.driver),
+        [
+            seen(
+                "GET",
+                &format!("/v1/jobs/{id}/progress?limit=2"),
+                Value::Null
+            ),
+            seen(
+                "GET",
+                &format!("/v1/jobs/{id}/preview?limit=5"),
+                Value::Null
+            ),
+        ]
+    );
+    let bad = f
+        .call("GET", &format!("{JOBS}/clicks/progress?limit=0"), None)
+        .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    assert_eq!(bad.body["field"], "limit");
+
+    // Delete by name: the row, then the driver's job.
+    let deleted = f.call("DELETE", &format!("{JOBS}/clicks"), None).await;
+    assert_eq!(deleted.status, StatusCode::NO_CONTENT, "{}", deleted.body);
+    assert_eq!(
+        requests(&f.driver),
+        [seen("DELETE", &format!("/v1/jobs/{id}"), Value::Null)]
+    );
+    assert_eq!(
+        f.call("GET", &format!("{JOBS}/{id}"), None).await.status,
+        StatusCode::NOT_FOUND
+    );
+    let again = f.call("DELETE", &format!("{JOBS}/clicks"), None).await;
+    assert_eq!(again.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        f.driver.lock().unwrap().jobs.keys().collect::<Vec<_>>(),
+        [&plain_id]
+    );
+
+    // Every mutation and refusal is audited.
+    let audit = f.call("GET", "/v1/audit-events", None).await;
+    let events: Vec<(String, String)> = audit.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"].as_str().unwrap().starts_with("job."))
+        .map(|e| {
+            (
+                format!(
+                    "{} {}",
+                    e["action"].as_str().unwrap(),
+                    e["resource"].as_str().unwrap()
+                ),
+                e["outcome"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let resource = "workspaces/ws/clusters/spark/jobs";
+    let expected: Vec<(String, String)> = [
+        ("job.delete", "clicks", "not_found"),
+        ("job.delete", "clicks", "accepted"),
+        ("job.create", "clicks", "job_exists"),
+        ("job.create", "plain", "accepted"),
+        ("job.create", "clicks", "accepted"),
+    ]
+    .iter()
+    .map(|(a, n, o)| (format!("{a} {resource}/{n}"), (*o).to_owned()))
+    .collect();
+    assert_eq!(events, expected);
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn job_submissions_are_validated(pool: PgPool) {
+    let f = Fixture::new(pool).await;
+    type Case = (
+        &'static str,
+        Value,
+        StatusCode,
+        &'static str,
+        Option<&'static str>,
+    );
+    let cases: Vec<Case> = vec![
+        (
+            "spark",
+            json!({"name": "Bad_Name", "sql": SQL}),
+            StatusCode::BAD_REQUEST,
+            "invalid_field",
+            Some("name"),
+        ),
+        (
+            "spark",
+            json!({"name": "00000000-0000-0000-0000-000000000000", "sql": SQL}),
+            StatusCode::BAD_REQUEST,
+            "invalid_field",
+            Some("name"),
+        ),
+        (
+            "spark",
+            json!({"name": "j", "sql": "  "}),
+            StatusCode::BAD_REQUEST,
+            "invalid_field",
+            Some("sql"),
+        ),
+        (
+            "spark",
+            json!({"name": "j", "sql": "x".repeat(256 * 1024 + 1)}),
+            StatusCode::BAD_REQUEST,
+            "invalid_field",
+            Some("sql"),
+        ),
+        (
+            "spark",
+            json!({"name": "j", "sql": SQL, "kafka_cluster": "nope"}),
+            StatusCode::BAD_REQUEST,
+            "invalid_field",
+            Some("kafka_cluster"),
+        ),
+        (
+            "spark",
+            json!({"name": "j", "sql": SQL, "kafka_cluster": "fresh"}),
+            StatusCode::BAD_REQUEST,
+            "invalid_field",
+            Some("kafka_cluster"),
+        ),
+        (
+            "spark",
+            json!({"name": "j", "sql": SQL, "extra": 1}),
+            StatusCode::BAD_REQUEST,
+            "invalid_body",
+            None,
+        ),
+        (
+            "kafka",
+            json!({"name": "j", "sql": SQL}),
+            StatusCode::BAD_REQUEST,
+            "not_a_spark_cluster",
+            None,
+        ),
+        (
+            "fresh",
+            json!({"name": "j", "sql": SQL}),
+            StatusCode::CONFLICT,
+            "cluster_not_ready",
+            None,
+        ),
+        (
+            "ghost",
+            json!({"name": "j", "sql": SQL}),
+            StatusCode::NOT_FOUND,
+            "not_found",
+            None,
+        ),
+    ];
+    for (cluster, body, status, code, field) in cases {
+        let uri = format!("/v1/workspaces/ws/clusters/{cluster}/jobs");
+        let reply = f.call("POST", &uri, Some(body.clone())).await;
+        assert_eq!(reply.status, status, "{cluster} {body}: {}", reply.body);
+        assert_eq!(reply.body["code"], code, "{cluster} {body}: {}", reply.body);
+        assert_eq!(
+            reply.body["field"].as_str(),
+            field,
+            "{cluster} {body}: {}",
+            reply.body
+        );
+    }
+    assert!(
+        requests(&f.driver).is_empty(),
+        "nothing invalid reaches the driver"
+    );
+
+    // The driver's SQL error: 400 invalid_sql with its code, line and column; nothing stored.
+    f.driver.lock().unwrap().validate_error = Some(json!({
+        "type": "about:blank", "title": "Bad Request", "status": 400,
+        "code": "unknown_column", "detail": "column \"ts\" not found in clicks", "line": 3, "column": 41
+    }));
+    let refused = f.submit("clicks", Some("kafka")).await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{}", refused.body);
+    assert_eq!(refused.body["code"], "invalid_sql");
+    assert_eq!(refused.body["field"], "sql");
+    assert_eq!(refused.body["sql_code"], "unknown_column");
+    assert_eq!(refused.body["line"], 3);
+    assert_eq!(refused.body["column"], 41);
+    assert_eq!(refused.body["detail"], "column \"ts\" not found in clicks");
+    let sent = requests(&f.driver);
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!(sent[0].uri, "/v1/jobs/validate");
+    let list = f.call("GET", JOBS, None).await;
+    assert_eq!(list.body["items"], json!([]));
+
+    // A driver that is down: 503 driver_unavailable, nothing stored.
+    f.driver.lock().unwrap().validate_error = None;
+    f.set_job_api("spark", &dead_url().await).await;
+    let down = f.submit("clicks", None).await;
+    assert_eq!(
+        down.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        down.body
+    );
+    assert_eq!(down.body["code"], "driver_unavailable");
+    assert_eq!(f.call("GET", JOBS, None).await.body["items"], json!([]));
+
+    let audit = f.call("GET", "/v1/audit-events", None).await;
+    let outcomes: Vec<&str> = audit.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "job.create")
+        .map(|e| e["outcome"].as_str().unwrap())
+        .collect();
+    assert_eq!(outcomes.len(), 11, "{outcomes:?}");
+    assert_eq!(outcomes[..2], ["driver_unavailable", "invalid_sql"]);
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn viewers_read_jobs_but_cannot_submit_or_delete(pool: PgPool) {
+    let f = Fixture::new(pool).await;
+    assert_eq!(f.submit("clicks", None).await.status, StatusCode::CREATED);
+    let user = f
+        .call(
+            "POST",
+            "/v1/users",
+            Some(json!({"username": "vera", "password": "correct horse battery staple"})),
+        )
+        .await;
+    assert_eq!(user.status, StatusCode::CREATED, "{}", user.body);
+    let bound = f
+        .call(
+            "PUT",
+            "/v1/workspaces/ws/role-bindings/vera",
+            Some(json!({"role": "viewer"})),
+        )
+        .await;
+    assert_eq!(bound.status, StatusCode::OK, "{}", bound.body);
+    let token = call(
+        &f.app,
+        ADMIN,
+        "POST",
+        "/v1/auth/token",
+        Some(json!({"grant_type": "password", "username": "vera", "password": "correct horse battery staple"})),
+    )
+    .await;
+    let vera = token.body["access_token"].as_str().unwrap().to_owned();
+    requests(&f.driver);
+
+    let body = json!({"name": "mine", "sql": SQL});
+    let submit = call(&f.app, &vera, "POST", JOBS, Some(body)).await;
+    assert_eq!(submit.status, StatusCode::FORBIDDEN, "{}", submit.body);
+    assert_eq!(submit.body["code"], "forbidden");
+    let delete = call(&f.app, &vera, "DELETE", &format!("{JOBS}/clicks"), None).await;
+    assert_eq!(delete.status, StatusCode::FORBIDDEN, "{}", delete.body);
+    assert!(
+        requests(&f.driver).is_empty(),
+        "refused calls never reach the driver"
+    );
+    for uri in [
+        JOBS.to_owned(),
+        format!("{JOBS}/clicks"),
+        format!("{JOBS}/clicks/progress"),
+        format!("{JOBS}/clicks/preview"),
+    ] {
+        let reply = call(&f.app, &vera, "GET", &uri, None).await;
+        assert_eq!(reply.status, StatusCode::OK, "{uri}: {}", reply.body);
+    }
+    assert_eq!(f.driver.lock().unwrap().jobs.len(), 1);
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn the_job_reconciler_resubmits_lost_jobs_and_removes_unknown_ones(pool: PgPool) {
+    let f = Fixture::new(pool.clone()).await;
+    let reconciler = JobReconciler::new(f.store.clone(), Duration::from_secs(1));
+    let a = f.submit("a", Some("kafka")).await.body["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // A PUT that fails is not the submission's failure: the job is stored and Pending.
+    f.driver.lock().unwrap().put_fails = true;
+    let pending = f.submit("b", None).await;
+    assert_eq!(pending.status, StatusCode::CREATED, "{}", pending.body);
+    assert_eq!(pending.body["status"]["state"], "Pending");
+    let b = pending.body["id"].as_str().unwrap().to_owned();
+    f.driver.lock().unwrap().put_fails = false;
+
+    // The driver lost `a` (a new driver, a lost data dir) and runs a job nothing stores.
+    let unknown = "6b1c3f0e-0000-4000-8000-000000000001";
+    {
+        let mut d = f.driver.lock().unwrap();
+        d.jobs.remove(&a);
+        d.jobs.insert(
+            unknown.to_owned(),
+            json!({"id": unknown, "name": "stray", "state": "running"}),
+        );
+    }
+    requests(&f.driver);
+    let report = reconciler.pass().await.unwrap();
+    assert_eq!(
+        (
+            report.drivers,
+            report.submitted,
+            report.removed,
+            report.failed
+        ),
+        (1, 2, 1, 0),
+        "{report:?}"
+    );
+    let mut sent = requests(&f.driver);
+    assert_eq!(sent.remove(0), seen("GET", "/v1/jobs", Value::Null));
+    sent.sort_by(|x, y| x.uri.cmp(&y.uri));
+    let mut expected = vec![
+        seen(
+            "PUT",
+            &format!("/v1/jobs/{a}"),
+            json!({"name": "a", "sql": SQL, "bootstrap_servers": BOOTSTRAP}),
+        ),
+        seen(
+            "PUT",
+            &format!("/v1/jobs/{b}"),
+            json!({"name": "b", "sql": SQL, "bootstrap_servers": null}),
+        ),
+        seen("DELETE", &format!("/v1/jobs/{unknown}"), Value::Null),
+    ];
+    expected.sort_by(|x, y| x.uri.cmp(&y.uri));
+    assert_eq!(sent, expected);
+
+    // Converged: the next pass only lists.
+    let report = reconciler.pass().await.unwrap();
+    assert_eq!((report.submitted, report.removed), (0, 0), "{report:?}");
+    assert_eq!(requests(&f.driver), [seen("GET", "/v1/jobs", Value::Null)]);
+    let shown = f.call("GET", &format!("{JOBS}/b"), None).await;
+    assert_eq!(shown.body["status"]["state"], "Running");
+
+    // A driver that is down is skipped, and its jobs show Unknown.
+    f.set_job_api("spark", &dead_url().await).await;
+    let report = reconciler.pass().await.unwrap();
+    assert_eq!((report.drivers, report.unreachable), (1, 1), "{report:?}");
+    let list = f.call("GET", JOBS, None).await;
+    assert_eq!(list.body["items"][0]["status"]["state"], "Unknown");
+    f.set_job_api("spark", &f.driver_url).await;
+
+    // Deleting the Spark cluster deletes its jobs.
+    let deleted = f
+        .call("DELETE", "/v1/workspaces/ws/clusters/spark", None)
+        .await;
+    assert_eq!(deleted.status, StatusCode::ACCEPTED, "{}", deleted.body);
+    let ws = f.store.workspace_get("ws").await.unwrap().unwrap();
+    let spark = f.store.cluster_get(ws.id, "spark").await.unwrap().unwrap();
+    assert!(f.store.cluster_remove(spark.id).await.unwrap());
+    let left: i64 = sqlx::query_scalar("SELECT count(*) FROM jobs")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(left, 0);
+}
