@@ -6,6 +6,7 @@
 
 mod clusters;
 mod context;
+mod jobs;
 mod login;
 mod output;
 mod topics;
@@ -86,6 +87,11 @@ enum Command {
         #[command(subcommand)]
         command: topics::TopicCommand,
     },
+    /// Streaming SQL jobs of Spark clusters: submit, list, show, progress, preview, stop.
+    Job {
+        #[command(subcommand)]
+        command: jobs::JobCommand,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -139,6 +145,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let (api, ws) =
                 connect_with_workspace(cli.config, cli.context.as_deref(), cli.workspace).await?;
             topics::topic(&api, &ws, command, cli.output).await?;
+        }
+        Command::Job { command } => {
+            let (api, ws) =
+                connect_with_workspace(cli.config, cli.context.as_deref(), cli.workspace).await?;
+            jobs::job(&api, &ws, command, cli.output).await?;
         }
         Command::Operation { command } => {
             let (api, _) = connect_with_workspace(cli.config, cli.context.as_deref(), None).await?;

@@ -13,6 +13,18 @@ impl Table {
         }
     }
 
+    /// A table whose column headers are known only at run time.
+    pub fn with_headers(headers: Vec<String>) -> Table {
+        Table {
+            rows: vec![headers],
+        }
+    }
+
+    /// Appends a row of any length.
+    pub fn push(&mut self, cells: Vec<String>) {
+        self.rows.push(cells);
+    }
+
     /// Appends a row.
     pub fn row<const N: usize>(&mut self, cells: [String; N]) {
         self.rows.push(cells.to_vec());

@@ -18,6 +18,7 @@ use crate::cluster::{
     AuditEventList, Capabilities, Cluster, ClusterList, ClusterPatch, ClusterSpec, Operation,
     OperationList, OperationState, Workspace, WorkspaceCreate, WorkspaceList,
 };
+use crate::job::{Job, JobCreate, JobList, JobPreview, JobProgressList};
 use crate::topic::{Topic, TopicCreate, TopicList, TopicPatch};
 use crate::types::{Health, Node, NodeHeartbeat, NodeList, NodeRegistration, Problem, Readiness};
 use crate::workload::WorkloadAssignment;
@@ -447,6 +448,101 @@ impl Client {
         Err(Self::error_from(response, &url).await)
     }
 
+    /// `GET /v1/workspaces/{ws}/clusters/{cluster}/jobs` (one page).
+    pub async fn jobs_list(
+        &self,
+        workspace: &str,
+        cluster: &str,
+        page_token: Option<&str>,
+    ) -> Result<JobList, ClientError> {
+        let path = paged(
+            &format!("{}/jobs", cluster_path(workspace, cluster)),
+            page_token,
+        );
+        self.call(Method::GET, &path, None::<&()>).await
+    }
+
+    /// All jobs of a Spark cluster, following page tokens.
+    pub async fn jobs_list_all(
+        &self,
+        workspace: &str,
+        cluster: &str,
+    ) -> Result<Vec<Job>, ClientError> {
+        let mut jobs = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let page = self.jobs_list(workspace, cluster, token.as_deref()).await?;
+            jobs.extend(page.items);
+            match page.next_page_token {
+                Some(next) => token = Some(next),
+                None => return Ok(jobs),
+            }
+        }
+    }
+
+    /// `POST /v1/workspaces/{ws}/clusters/{cluster}/jobs`: the submitted job.
+    pub async fn job_create(
+        &self,
+        workspace: &str,
+        cluster: &str,
+        job: &JobCreate,
+    ) -> Result<Job, ClientError> {
+        let path = format!("{}/jobs", cluster_path(workspace, cluster));
+        self.call(Method::POST, &path, Some(job)).await
+    }
+
+    /// `GET /v1/workspaces/{ws}/clusters/{cluster}/jobs/{job}` (`job`: id or name).
+    pub async fn job_get(
+        &self,
+        workspace: &str,
+        cluster: &str,
+        job: &str,
+    ) -> Result<Job, ClientError> {
+        self.call(Method::GET, &job_path(workspace, cluster, job), None::<&()>)
+            .await
+    }
+
+    /// `GET .../jobs/{job}/progress?limit=N`: the latest progress documents, oldest first.
+    pub async fn job_progress(
+        &self,
+        workspace: &str,
+        cluster: &str,
+        job: &str,
+        limit: Option<u32>,
+    ) -> Result<JobProgressList, ClientError> {
+        let path = limited(
+            &format!("{}/progress", job_path(workspace, cluster, job)),
+            limit,
+        );
+        self.call(Method::GET, &path, None::<&()>).await
+    }
+
+    /// `GET .../jobs/{job}/preview?limit=N`: the latest rows the job wrote.
+    pub async fn job_preview(
+        &self,
+        workspace: &str,
+        cluster: &str,
+        job: &str,
+        limit: Option<u32>,
+    ) -> Result<JobPreview, ClientError> {
+        let path = limited(
+            &format!("{}/preview", job_path(workspace, cluster, job)),
+            limit,
+        );
+        self.call(Method::GET, &path, None::<&()>).await
+    }
+
+    /// `DELETE /v1/workspaces/{ws}/clusters/{cluster}/jobs/{job}`: stops and deletes the job.
+    pub async fn job_delete(
+        &self,
+        workspace: &str,
+        cluster: &str,
+        job: &str,
+    ) -> Result<(), ClientError> {
+        let url = format!("{}{}", self.base_url, job_path(workspace, cluster, job));
+        self.call_empty(Method::DELETE, &url, None::<&()>).await
+    }
+
     /// The same client with another bearer token.
     pub fn with_token(&self, token: Option<String>) -> Client {
         Client {
@@ -673,6 +769,17 @@ fn topic_path(workspace: &str, cluster: &str, topic: &str) -> String {
         cluster_path(workspace, cluster),
         segment(topic)
     )
+}
+
+fn job_path(workspace: &str, cluster: &str, job: &str) -> String {
+    format!("{}/jobs/{}", cluster_path(workspace, cluster), segment(job))
+}
+
+fn limited(path: &str, limit: Option<u32>) -> String {
+    match limit {
+        Some(limit) => format!("{path}?limit={limit}"),
+        None => path.to_owned(),
+    }
 }
 
 fn paged(path: &str, page_token: Option<&str>) -> String {
