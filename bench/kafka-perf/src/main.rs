@@ -10,7 +10,15 @@
 //!   how long until it was acknowledged (the failover benchmark starts it right after killing a
 //!   leader).
 //!
-//! Each command prints one JSON line with its figures. Used by `cargo xtask bench broker`.
+//! - `produce-files`: every line of every file in a directory (in name order) as one record,
+//!   spread round-robin over the topic's partitions, as fast as the broker takes them.
+//! - `e2e-latency`: produces JSON events `{"id", "account", "amount", "ts"}` (`ts` = now) at a
+//!   steady rate while consuming an output topic, and times each event whose `amount > 900` from
+//!   its `send` to the arrival of the output record carrying its `id` (the filter job of
+//!   `cargo xtask bench executor`). A warm-up first waits until the job answers at all.
+//!
+//! Each command prints one JSON line with its figures. Used by `cargo xtask bench broker` and
+//! `cargo xtask bench executor`.
 
 use std::time::{Duration, Instant};
 
@@ -82,6 +90,40 @@ enum Command {
         topic: String,
         #[arg(long)]
         records: u64,
+    },
+    /// Produce each line of the files in a directory as a record.
+    ProduceFiles {
+        #[arg(long)]
+        topic: String,
+        #[arg(long)]
+        dir: std::path::PathBuf,
+        /// Records go round-robin to partitions 0..N.
+        #[arg(long, default_value_t = 1)]
+        partitions: i32,
+    },
+    /// Produce events at a steady rate and time the filtered ones' arrival on an output topic.
+    E2eLatency {
+        /// The input topic of the job.
+        #[arg(long)]
+        topic: String,
+        /// The job's output topic.
+        #[arg(long)]
+        alerts_topic: String,
+        #[arg(long, default_value_t = 1)]
+        partitions: i32,
+        /// Events per second.
+        #[arg(long, default_value_t = 50_000)]
+        rate: u64,
+        #[arg(long, default_value_t = 30)]
+        seconds: u64,
+        #[arg(long, default_value_t = 10_000)]
+        accounts: u64,
+        /// Give up when the job has answered no warm-up event after this long.
+        #[arg(long, default_value_t = 180)]
+        warmup_timeout_s: u64,
+        /// After the last event, wait at most this long for the missing alerts.
+        #[arg(long, default_value_t = 15)]
+        drain_s: u64,
     },
 }
 
@@ -335,8 +377,390 @@ fn main() -> anyhow::Result<()> {
                 serde_json::json!({"records": count, "seconds": seconds, "records_per_s": count as f64 / seconds, "mb_per_s": bytes as f64 / seconds / 1e6})
             );
         }
+        Command::ProduceFiles {
+            topic,
+            dir,
+            partitions,
+        } => produce_files(&cli.bootstrap, &topic, &dir, partitions)?,
+        Command::E2eLatency {
+            topic,
+            alerts_topic,
+            partitions,
+            rate,
+            seconds,
+            accounts,
+            warmup_timeout_s,
+            drain_s,
+        } => e2e_latency(
+            &cli.bootstrap,
+            &E2eOptions {
+                topic,
+                alerts_topic,
+                partitions,
+                rate,
+                seconds,
+                accounts,
+                warmup_timeout: Duration::from_secs(warmup_timeout_s),
+                drain: Duration::from_secs(drain_s),
+            },
+        )?,
     }
     Ok(())
+}
+
+/// Counts failed deliveries.
+#[derive(Default)]
+struct ErrorCounter {
+    errors: std::sync::atomic::AtomicU64,
+    first: std::sync::Mutex<Option<String>>,
+}
+
+impl ClientContext for ErrorCounter {}
+
+impl ProducerContext for ErrorCounter {
+    type DeliveryOpaque = ();
+
+    fn delivery(&self, result: &DeliveryResult<'_>, (): ()) {
+        if let Err((error, _)) = result {
+            self.errors
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            self.first
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .get_or_insert_with(|| error.to_string());
+        }
+    }
+}
+
+impl ErrorCounter {
+    fn check(&self) -> anyhow::Result<()> {
+        let errors = self.errors.load(std::sync::atomic::Ordering::Relaxed);
+        if errors > 0 {
+            bail!(
+                "{errors} records failed: {}",
+                self.first
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .clone()
+                    .unwrap_or_default()
+            );
+        }
+        Ok(())
+    }
+}
+
+/// Sends `record`, polling for delivery reports while the local queue is full.
+fn send_blocking<'a, C: ProducerContext<DeliveryOpaque = ()>>(
+    producer: &BaseProducer<C>,
+    mut record: BaseRecord<'a, (), [u8], ()>,
+) {
+    loop {
+        match producer.send(record) {
+            Ok(()) => break,
+            Err((_, back)) => {
+                record = back;
+                producer.poll(Duration::from_millis(1));
+            }
+        }
+    }
+    producer.poll(Duration::ZERO);
+}
+
+fn produce_files(
+    bootstrap: &str,
+    topic: &str,
+    dir: &std::path::Path,
+    partitions: i32,
+) -> anyhow::Result<()> {
+    use std::io::BufRead;
+    let producer: BaseProducer<ErrorCounter> = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("acks", "1")
+        .set("linger.ms", "20")
+        .set("batch.size", "1000000")
+        .set("batch.num.messages", "100000")
+        .set("queue.buffering.max.kbytes", "1048576")
+        .set("queue.buffering.max.messages", "1000000")
+        .set("compression.type", "none")
+        .set("enable.idempotence", "false")
+        .create_with_context(ErrorCounter::default())
+        .context("producer")?;
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .with_context(|| format!("read {}", dir.display()))?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.is_file())
+        .collect();
+    files.sort();
+    let started = Instant::now();
+    let (mut records, mut bytes) = (0u64, 0u64);
+    let mut line = Vec::with_capacity(256);
+    for path in &files {
+        let mut reader = std::io::BufReader::with_capacity(1 << 20, std::fs::File::open(path)?);
+        loop {
+            line.clear();
+            if reader.read_until(b'\n', &mut line)? == 0 {
+                break;
+            }
+            if line.last() == Some(&b'\n') {
+                line.pop();
+            }
+            if line.is_empty() {
+                continue;
+            }
+            let partition = (records % partitions.max(1) as u64) as i32;
+            send_blocking(
+                &producer,
+                BaseRecord::to(topic)
+                    .payload(line.as_slice())
+                    .partition(partition),
+            );
+            records += 1;
+            bytes += line.len() as u64;
+        }
+    }
+    producer.flush(Duration::from_secs(300)).context("flush")?;
+    producer.context().check()?;
+    let seconds = started.elapsed().as_secs_f64();
+    println!(
+        "{}",
+        serde_json::json!({
+            "records": records, "seconds": seconds, "records_per_s": records as f64 / seconds,
+            "mb_per_s": bytes as f64 / seconds / 1e6,
+        })
+    );
+    Ok(())
+}
+
+struct E2eOptions {
+    topic: String,
+    alerts_topic: String,
+    partitions: i32,
+    rate: u64,
+    seconds: u64,
+    accounts: u64,
+    warmup_timeout: Duration,
+    drain: Duration,
+}
+
+/// Ids of warm-up events start here; measured events are numbered from 0.
+const WARMUP_ID_BASE: u64 = 1 << 40;
+
+fn e2e_latency(bootstrap: &str, opts: &E2eOptions) -> anyhow::Result<()> {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+    let origin = Instant::now();
+    let stop = Arc::new(AtomicBool::new(false));
+    let warmed_up = Arc::new(AtomicBool::new(false));
+    let arrived = Arc::new(AtomicU64::new(0));
+    // The consumer: every partition of the output topic from the beginning; records each id's
+    // first arrival (ns since `origin`).
+    let consumer_thread = {
+        let bootstrap = bootstrap.to_owned();
+        let alerts = opts.alerts_topic.clone();
+        let (stop, warmed_up, arrived) = (
+            Arc::clone(&stop),
+            Arc::clone(&warmed_up),
+            Arc::clone(&arrived),
+        );
+        std::thread::spawn(move || -> anyhow::Result<(Vec<(u64, u64)>, u64)> {
+            let consumer: BaseConsumer = ClientConfig::new()
+                .set("bootstrap.servers", &bootstrap)
+                .set("group.id", "hdi-kafka-perf-e2e")
+                .set("enable.auto.commit", "false")
+                .set("fetch.wait.max.ms", "10")
+                .create()
+                .context("consumer")?;
+            let metadata = consumer
+                .fetch_metadata(Some(&alerts), Duration::from_secs(10))
+                .context("metadata")?;
+            let mut assignment = TopicPartitionList::new();
+            for topic in metadata.topics() {
+                for partition in topic.partitions() {
+                    assignment.add_partition_offset(
+                        &alerts,
+                        partition.id(),
+                        rdkafka::Offset::Beginning,
+                    )?;
+                }
+            }
+            if assignment.count() == 0 {
+                bail!("topic {alerts} has no partitions");
+            }
+            consumer.assign(&assignment)?;
+            let (mut seen, mut unparsed) = (Vec::new(), 0u64);
+            while !stop.load(Ordering::Relaxed) {
+                match consumer.poll(Duration::from_millis(50)) {
+                    Some(Ok(message)) => {
+                        let at = origin.elapsed().as_nanos() as u64;
+                        let id = message
+                            .payload()
+                            .and_then(|p| serde_json::from_slice::<serde_json::Value>(p).ok())
+                            .and_then(|v| match &v["id"] {
+                                serde_json::Value::Number(n) => n.as_u64(),
+                                serde_json::Value::String(s) => s.parse().ok(),
+                                _ => None,
+                            });
+                        match id {
+                            Some(id) if id >= WARMUP_ID_BASE => {
+                                warmed_up.store(true, Ordering::Relaxed);
+                            }
+                            Some(id) => {
+                                seen.push((id, at));
+                                arrived.fetch_add(1, Ordering::Relaxed);
+                            }
+                            None => unparsed += 1,
+                        }
+                    }
+                    Some(Err(error)) => bail!("consume: {error}"),
+                    None => {}
+                }
+            }
+            Ok((seen, unparsed))
+        })
+    };
+    let producer: BaseProducer<ErrorCounter> = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("acks", "1")
+        .set("linger.ms", "5")
+        .set("compression.type", "none")
+        .set("enable.idempotence", "false")
+        .create_with_context(ErrorCounter::default())
+        .context("producer")?;
+    let partitions = opts.partitions.max(1) as u64;
+    let event = |id: u64, account: u64, cents: u64| {
+        format!(
+            r#"{{"id":{id},"account":"acct-{account:05}","amount":{}.{:02},"ts":"{}"}}"#,
+            cents / 100,
+            cents % 100,
+            now_iso()
+        )
+    };
+    // Warm-up: one matching event every 200 ms until the job's answer arrives.
+    let warmup_started = Instant::now();
+    let mut warmup_id = WARMUP_ID_BASE;
+    while !warmed_up.load(Ordering::Relaxed) {
+        if warmup_started.elapsed() > opts.warmup_timeout {
+            stop.store(true, Ordering::Relaxed);
+            let _ = consumer_thread.join();
+            bail!(
+                "no output on {} within {:?} of the first warm-up event",
+                opts.alerts_topic,
+                opts.warmup_timeout
+            );
+        }
+        let payload = event(warmup_id, 0, 99_999);
+        send_blocking(
+            &producer,
+            BaseRecord::to(&opts.topic)
+                .payload(payload.as_bytes())
+                .partition((warmup_id % partitions) as i32),
+        );
+        warmup_id += 1;
+        producer.flush(Duration::from_secs(10))?;
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let warmup_s = warmup_started.elapsed().as_secs_f64();
+    // The steady load: send times (ns since `origin`) by id; u64::MAX for events not expected to
+    // come out of the filter.
+    let total = opts.rate * opts.seconds;
+    let mut sent_at = Vec::with_capacity(total as usize);
+    let mut rng = 0x5eed_u64;
+    let mut next = move || {
+        rng = rng.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = rng;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    };
+    let mut expected = 0u64;
+    let started = Instant::now();
+    let mut id = 0u64;
+    while id < total {
+        let due = ((started.elapsed().as_secs_f64() * opts.rate as f64) as u64).min(total);
+        while id < due {
+            let account = next() % opts.accounts.max(1);
+            let cents = next() % 100_000 + 1;
+            let payload = event(id, account, cents);
+            let at = origin.elapsed().as_nanos() as u64;
+            if cents > 90_000 {
+                expected += 1;
+                sent_at.push(at);
+            } else {
+                sent_at.push(u64::MAX);
+            }
+            send_blocking(
+                &producer,
+                BaseRecord::to(&opts.topic)
+                    .payload(payload.as_bytes())
+                    .partition((id % partitions) as i32),
+            );
+            id += 1;
+        }
+        producer.poll(Duration::from_millis(1));
+    }
+    let produce_s = started.elapsed().as_secs_f64();
+    producer.flush(Duration::from_secs(60)).context("flush")?;
+    producer.context().check()?;
+    let drain_until = Instant::now() + opts.drain;
+    while arrived.load(Ordering::Relaxed) < expected && Instant::now() < drain_until {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    stop.store(true, Ordering::Relaxed);
+    let (seen, unparsed) = consumer_thread
+        .join()
+        .map_err(|_| anyhow::anyhow!("consumer thread panicked"))??;
+    let mut first: std::collections::HashMap<u64, u64> = std::collections::HashMap::new();
+    let (mut duplicates, mut unexpected) = (0u64, 0u64);
+    for (id, at) in seen {
+        if sent_at.get(id as usize).is_none_or(|s| *s == u64::MAX) {
+            unexpected += 1;
+        } else if first.insert(id, at).is_some() {
+            duplicates += 1;
+        }
+    }
+    let mut latencies_us: Vec<u64> = first
+        .iter()
+        .map(|(id, at)| at.saturating_sub(sent_at[*id as usize]) / 1000)
+        .collect();
+    latencies_us.sort_unstable();
+    println!(
+        "{}",
+        serde_json::json!({
+            "sent": total, "achieved_rate": total as f64 / produce_s, "warmup_s": warmup_s,
+            "expected_alerts": expected, "received_alerts": first.len(), "duplicates": duplicates,
+            "unexpected": unexpected, "unparsed": unparsed,
+            "p50_ms": percentile(&latencies_us, 0.50), "p99_ms": percentile(&latencies_us, 0.99),
+            "max_ms": latencies_us.last().map_or(0.0, |us| *us as f64 / 1000.0),
+        })
+    );
+    Ok(())
+}
+
+/// The current time as `YYYY-MM-DDTHH:MM:SS.mmmZ`.
+fn now_iso() -> String {
+    let ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
+    let (days, in_day) = (ms.div_euclid(86_400_000), ms.rem_euclid(86_400_000));
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
+        in_day / 3_600_000,
+        in_day / 60_000 % 60,
+        in_day / 1000 % 60,
+        in_day % 1000
+    )
 }
 
 /// Drives one future to completion on this thread (the admin client's futures need no runtime).
