@@ -19,7 +19,7 @@ use crate::util::{cargo, run, target_dir, wait_for};
 /// Flags of `cargo xtask bench broker`.
 #[derive(Debug, Args)]
 pub struct BenchArgs {
-    /// What to benchmark (`broker` or `control-plane`).
+    /// What to benchmark (`broker`, `control-plane` or `executor`).
     what: String,
     /// Records per run.
     #[arg(long, default_value_t = 1_000_000)]
@@ -36,6 +36,27 @@ pub struct BenchArgs {
     /// Clusters created per kind (`control-plane`).
     #[arg(long, default_value_t = 10)]
     runs: usize,
+    /// JSON events in the data set (`executor`).
+    #[arg(long, default_value_t = 5_000_000)]
+    events: u64,
+    /// Distinct accounts (`executor`).
+    #[arg(long, default_value_t = 10_000)]
+    accounts: u64,
+    /// Files the events are split into (`executor`).
+    #[arg(long, default_value_t = 50)]
+    files: u64,
+    /// Files read per micro-batch (`executor`).
+    #[arg(long, default_value_t = 5)]
+    max_files_per_trigger: u64,
+    /// Skip Spark (`executor`: hdi figures only, no ratios).
+    #[arg(long)]
+    skip_spark: bool,
+    /// Skip the Kafka part (`executor`).
+    #[arg(long)]
+    skip_kafka: bool,
+    /// Skip hdi-executor (`executor`: Spark figures only).
+    #[arg(long)]
+    skip_hdi: bool,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -90,9 +111,20 @@ pub fn run_bench(args: BenchArgs) -> anyhow::Result<()> {
         )?;
         return crate::bench_control_plane::run(&target_dir()?.join("release"), args.runs);
     }
+    if args.what == "executor" {
+        return crate::bench_executor::run_bench(&crate::bench_executor::Options {
+            events: args.events,
+            accounts: args.accounts,
+            files: args.files,
+            max_files_per_trigger: args.max_files_per_trigger,
+            skip_spark: args.skip_spark,
+            skip_kafka: args.skip_kafka,
+            skip_hdi: args.skip_hdi,
+        });
+    }
     if args.what != "broker" {
         bail!(
-            "unknown benchmark {:?}: try `cargo xtask bench broker` or `cargo xtask bench control-plane`",
+            "unknown benchmark {:?}: try `cargo xtask bench broker`, `cargo xtask bench control-plane` or `cargo xtask bench executor`",
             args.what
         );
     }
@@ -174,7 +206,7 @@ pub(crate) fn free_port() -> anyhow::Result<u16> {
         .port())
 }
 
-fn start(
+pub(crate) fn start(
     peer: Peer,
     release: &Path,
     tansu: Option<&Path>,

@@ -7,12 +7,14 @@
 //! - `codegen`: regenerate checked-in artifacts (`openapi/hdi.json`, the sqlx offline data in
 //!   `.sqlx/`).
 //! - `bench broker`: hdi-broker against tansu with one load generator, ratios printed;
-//!   `bench broker --cluster`: a 3-broker RF=3 cluster against a single broker, with failover.
+//!   `bench broker --cluster`: a 3-broker RF=3 cluster against a single broker, with failover;
+//!   `bench executor`: hdi-executor against Spark Structured Streaming on one windowed query.
 //! - `chaos broker`: the 200-fault version of the broker cluster fault suite.
 
 mod bench;
 mod bench_cluster;
 mod bench_control_plane;
+mod bench_executor;
 mod chaos;
 mod codegen;
 mod postgres;
@@ -45,7 +47,7 @@ enum Command {
     /// Regenerate checked-in generated files (OpenAPI document, sqlx offline data in `.sqlx/`).
     Codegen,
     /// Benchmarks against named peers (`broker`: hdi-broker vs tansu; `control-plane`: cluster
-    /// lifecycle times and API latency).
+    /// lifecycle times and API latency; `executor`: hdi-executor vs Spark Structured Streaming).
     Bench(bench::BenchArgs),
     /// The long fault suites (`broker`: 200 faults against a 3-broker cluster).
     Chaos(chaos::ChaosArgs),

@@ -35,3 +35,25 @@ pub fn die_with_parent(command: &mut Command) -> &mut Command {
         })
     }
 }
+
+/// Waits for child `pid` to exit: its exit code (`None` if killed by a signal) and its peak
+/// resident set size in KiB (`ru_maxrss` from `wait4`).
+pub fn wait_with_max_rss(pid: u32) -> std::io::Result<(Option<i32>, u64)> {
+    let pid = i32::try_from(pid).map_err(|_| std::io::Error::other("pid out of range"))?;
+    let mut status = 0i32;
+    // SAFETY: an all-zero rusage is a valid value of this plain C struct.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    loop {
+        // SAFETY: both pointers refer to live locals of the right types for the call's duration.
+        let rc = unsafe { libc::wait4(pid, &raw mut status, 0, &raw mut usage) };
+        if rc == pid {
+            break;
+        }
+        let error = std::io::Error::last_os_error();
+        if error.kind() != std::io::ErrorKind::Interrupted {
+            return Err(error);
+        }
+    }
+    let code = libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status));
+    Ok((code, u64::try_from(usage.ru_maxrss).unwrap_or(0)))
+}

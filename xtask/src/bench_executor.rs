@@ -1,0 +1,1033 @@
+//! `cargo xtask bench executor`: `hdi-executor` against Spark Structured Streaming on the same
+//! machine in the same run, on one query: a 1-minute tumbling-window sum/count per account with a
+//! 10 s watermark, append mode, trigger available-now.
+//!
+//! - Data: newline-delimited JSON files generated here from a fixed seed (`--events` events over
+//!   `--accounts` accounts in `--files` files; event time advances 1 ms per event, i.e. 1,000
+//!   events per simulated second, with up to 4 s of disorder, so nothing is late), written once
+//!   into `<target>/bench-data/` and reused. The generator also counts the (window, account) pairs:
+//!   all of them, and those whose window closes under the final watermark (max event time − 10 s),
+//!   which is what an append-mode query emits when the input ends.
+//! - Validation: both engines run on a small data set (`foreachBatch` count for Spark, the
+//!   blackhole sink's `output_rows` for hdi) and on the full one (hdi only) and their output rows
+//!   are checked against those counts.
+//! - Files: `hdi-executor run --sql JOB --data-dir DIR --workers 2` (release build) and
+//!   `bench/spark/executor_bench.py` (pyspark from PyPI in `<target>/bench-tools/pyspark-venv`,
+//!   `local[2]`, 2 shuffle partitions, `maxFilesPerTrigger`, `noop` sink). Figures: rows/s over the
+//!   query's own elapsed time (JVM start-up excluded), per-batch trigger-execution p50/max, peak RSS
+//!   (`wait4`'s `ru_maxrss` for hdi; the `VmHWM` of the JVM process(es) under pyspark, sampled
+//!   every 100 ms, for Spark), and the ratios against the targets (≥ 5× throughput, < ¼ memory).
+//! - Kafka (`--skip-kafka` skips): a release `hdi-broker`, topic `tx` with 4 partitions loaded with
+//!   the same events by `hdi-kafka-perf produce-files`, the same query from Kafka (target
+//!   ≥ 1,000,000 events/s); then a filter job (`amount > 900` into topic `alerts`, 1 s
+//!   processing-time trigger) under a steady 50,000 events/s for 30 s, timed from produce to the
+//!   alert's arrival by `hdi-kafka-perf e2e-latency` (target p99 < 2 s).
+//!
+//! Not part of `cargo xtask test`.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fmt::Write as _;
+use std::io::{BufRead, BufReader, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant, SystemTime};
+
+use anyhow::{Context, bail};
+
+use crate::bench::{Peer, free_port, perf};
+use crate::bench_cluster::percentile;
+use crate::util::{cargo, run, tail, target_dir, wait_for};
+
+/// Flags of `cargo xtask bench executor`.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub events: u64,
+    pub accounts: u64,
+    pub files: u64,
+    pub max_files_per_trigger: u64,
+    pub skip_spark: bool,
+    pub skip_kafka: bool,
+    pub skip_hdi: bool,
+}
+
+/// Size of the validation data set (capped by the run's own size).
+const VALIDATION_EVENTS: u64 = 200_000;
+const VALIDATION_ACCOUNTS: u64 = 1_000;
+const VALIDATION_FILES: u64 = 10;
+const VALIDATION_FILES_PER_TRIGGER: u64 = 2;
+/// Bump when the generator's output changes, so that cached data sets are not reused.
+const GENERATOR_VERSION: u32 = 1;
+/// Kills an engine run that takes longer than this.
+const RUN_TIMEOUT: Duration = Duration::from_secs(45 * 60);
+/// Steady load of the end-to-end latency part.
+const LATENCY_RATE: u64 = 50_000;
+const LATENCY_SECONDS: u64 = 30;
+
+/// Runs the benchmark.
+pub fn run_bench(opts: &Options) -> anyhow::Result<()> {
+    if opts.events == 0 || opts.accounts == 0 || opts.files == 0 || opts.max_files_per_trigger == 0
+    {
+        bail!("--events, --accounts, --files and --max-files-per-trigger must be positive");
+    }
+    let target = target_dir()?;
+    let release = target.join("release");
+    if !opts.skip_hdi {
+        eprintln!(
+            "xtask bench: building hdi-executor in release (cargo build --release; a cold build of \
+             DataFusion takes 20-30 minutes, later ones seconds)"
+        );
+        let mut build = cargo();
+        build.args(["build", "--release", "--locked", "-p", "hdi-executor"]);
+        if !opts.skip_kafka {
+            build.args(["-p", "hdi-broker", "-p", "hdi-kafka-perf"]);
+        }
+        run("cargo build --release", &mut build)?;
+        let help = Command::new(release.join("hdi-executor"))
+            .args(["run", "--help"])
+            .output()
+            .context("cannot start hdi-executor")?;
+        if !help.status.success() {
+            bail!(
+                "this hdi-executor has no `run` subcommand yet (`hdi-executor run --help` failed): \
+                 use --skip-hdi for the Spark side alone"
+            );
+        }
+    }
+    let python = if opts.skip_spark {
+        None
+    } else {
+        Some(ensure_pyspark(&target)?)
+    };
+
+    let data_root = target.join("bench-data");
+    let small_shape = Shape {
+        events: opts.events.min(VALIDATION_EVENTS),
+        accounts: opts.accounts.min(VALIDATION_ACCOUNTS),
+        files: opts.files.min(VALIDATION_FILES),
+    };
+    let shape = Shape {
+        events: opts.events,
+        accounts: opts.accounts,
+        files: opts.files,
+    };
+    let small = dataset(&data_root, small_shape)?;
+    let full = dataset(&data_root, shape)?;
+    let work = std::env::temp_dir().join(format!("hdi-bench-executor-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&work);
+    std::fs::create_dir_all(&work)?;
+    let result = (|| {
+        let mut report = Report::default();
+        // Validation on the small data set: output rows against the generator's counts.
+        let small_mfpt = VALIDATION_FILES_PER_TRIGGER.min(small_shape.files);
+        if !opts.skip_hdi {
+            eprintln!(
+                "xtask bench: validation, hdi-executor on {} events",
+                small_shape.events
+            );
+            let hdi = run_hdi(
+                &release,
+                &work.join("hdi-validate"),
+                &files_job(&small.files_dir, small_mfpt),
+            )?;
+            report
+                .checks
+                .push(check("hdi-executor, validation", hdi.output_rows, &small));
+        }
+        if let Some(python) = &python {
+            eprintln!(
+                "xtask bench: validation, Spark on {} events (foreachBatch count)",
+                small_shape.events
+            );
+            let spark = run_spark(
+                python,
+                &work.join("spark-validate"),
+                &small.files_dir,
+                small_mfpt,
+                "count",
+            )?;
+            report
+                .checks
+                .push(check("Spark, validation", spark.output_rows, &small));
+        }
+        // The benchmark itself.
+        if !opts.skip_hdi {
+            eprintln!(
+                "xtask bench: hdi-executor on {} events ({} files, {} per trigger)",
+                shape.events, shape.files, opts.max_files_per_trigger
+            );
+            let hdi = run_hdi(
+                &release,
+                &work.join("hdi"),
+                &files_job(&full.files_dir, opts.max_files_per_trigger),
+            )?;
+            report
+                .checks
+                .push(check("hdi-executor, full run", hdi.output_rows, &full));
+            report.hdi = Some(hdi);
+        }
+        if let Some(python) = &python {
+            eprintln!(
+                "xtask bench: Spark Structured Streaming on {} events ({} files, {} per trigger)",
+                shape.events, shape.files, opts.max_files_per_trigger
+            );
+            let spark = run_spark(
+                python,
+                &work.join("spark"),
+                &full.files_dir,
+                opts.max_files_per_trigger,
+                "noop",
+            )?;
+            // The noop sink's `numOutputRows` from the progress.
+            report
+                .checks
+                .push(check("Spark, full run", spark.output_rows, &full));
+            report.spark = Some(spark);
+        }
+        if !opts.skip_hdi && !opts.skip_kafka {
+            let kafka = run_kafka(&release, &work.join("kafka"), &full, shape)?;
+            report.checks.extend(kafka.output_check.clone());
+            report.kafka = Some(kafka);
+        }
+        Ok(report)
+    })();
+    let report = match result {
+        Ok(report) => report,
+        Err(error) => {
+            eprintln!("xtask bench: work directory kept: {}", work.display());
+            return Err(error);
+        }
+    };
+    let _ = std::fs::remove_dir_all(&work);
+    print_report(&report, shape, opts.max_files_per_trigger, &full);
+    let failed: Vec<&str> = report
+        .checks
+        .iter()
+        .filter(|c| !c.ok)
+        .map(|c| c.what.as_str())
+        .collect();
+    if !failed.is_empty() {
+        bail!(
+            "output rows differ from the generator's count: {}",
+            failed.join(", ")
+        );
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Data
+
+/// The parameters a data set is keyed by.
+#[derive(Debug, Clone, Copy)]
+struct Shape {
+    events: u64,
+    accounts: u64,
+    files: u64,
+}
+
+/// A generated data set and what the query must output on it.
+struct Dataset {
+    files_dir: PathBuf,
+    /// Distinct (1-minute window, account) pairs.
+    pairs_all: u64,
+    /// Those pairs whose window ends at or before the final watermark (max event time − 10 s).
+    pairs_closed: u64,
+}
+
+/// Event time of the first event: 2026-11-26T10:00:00Z, in ms since the epoch.
+fn start_ms() -> i64 {
+    days_from_civil(2026, 11, 26) * 86_400_000 + 10 * 3_600_000
+}
+
+/// A deterministic generator (SplitMix64).
+struct SplitMix(u64);
+
+impl SplitMix {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+}
+
+/// The generated data set for `shape`, from the cache or written now.
+fn dataset(root: &Path, shape: Shape) -> anyhow::Result<Dataset> {
+    let name = format!(
+        "executor-v{GENERATOR_VERSION}-e{}-a{}-f{}",
+        shape.events, shape.accounts, shape.files
+    );
+    let dir = root.join(&name);
+    let read = |dir: &Path| -> Option<Dataset> {
+        let text = std::fs::read_to_string(dir.join("expected.json")).ok()?;
+        let json: serde_json::Value = serde_json::from_str(&text).ok()?;
+        Some(Dataset {
+            files_dir: dir.join("files"),
+            pairs_all: json["pairs_all"].as_u64()?,
+            pairs_closed: json["pairs_closed"].as_u64()?,
+        })
+    };
+    if let Some(cached) = read(&dir) {
+        return Ok(cached);
+    }
+    eprintln!(
+        "xtask bench: generating {} JSON events ({} accounts, {} files) into {}",
+        shape.events,
+        shape.accounts,
+        shape.files,
+        dir.display()
+    );
+    let started = Instant::now();
+    let tmp = root.join(format!("{name}.tmp-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::create_dir_all(tmp.join("files"))?;
+    let mut rng = SplitMix(0x5eed_0000_0000_2026);
+    let mut pairs: HashSet<u64> = HashSet::new();
+    let mut max_ts = i64::MIN;
+    let t0 = start_ms();
+    // Increasing modification times, so that Spark's file source (oldest first) and a source that
+    // orders by name see the same order.
+    let mtime0 = SystemTime::now() - Duration::from_secs(shape.files + 60);
+    let mut line = String::with_capacity(128);
+    for f in 0..shape.files {
+        let (from, to) = (
+            f * shape.events / shape.files,
+            (f + 1) * shape.events / shape.files,
+        );
+        let path = tmp.join("files").join(format!("part-{f:05}.json"));
+        let mut out = BufWriter::with_capacity(1 << 20, std::fs::File::create(&path)?);
+        for i in from..to {
+            let account = rng.next() % shape.accounts;
+            let cents = rng.next() % 100_000 + 1;
+            let jitter = (rng.next() % 4_000) as i64;
+            let ts = t0 + i as i64 + jitter;
+            line.clear();
+            let _ = writeln!(
+                line,
+                r#"{{"account":"acct-{account:05}","amount":{}.{:02},"ts":"{}"}}"#,
+                cents / 100,
+                cents % 100,
+                format_ts(ts)
+            );
+            out.write_all(line.as_bytes())?;
+            pairs.insert(((ts.div_euclid(60_000) as u64) << 32) | account);
+            max_ts = max_ts.max(ts);
+        }
+        let file = out.into_inner().map_err(|e| e.into_error())?;
+        file.set_modified(mtime0 + Duration::from_secs(f))?;
+    }
+    let watermark = max_ts - 10_000;
+    let pairs_closed = pairs
+        .iter()
+        .filter(|p| ((**p >> 32) as i64 + 1) * 60_000 <= watermark)
+        .count() as u64;
+    std::fs::write(
+        tmp.join("expected.json"),
+        serde_json::json!({
+            "events": shape.events, "accounts": shape.accounts, "files": shape.files,
+            "pairs_all": pairs.len(), "pairs_closed": pairs_closed,
+            "max_event_time": format_ts(max_ts),
+        })
+        .to_string(),
+    )?;
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::rename(&tmp, &dir)?;
+    eprintln!("  done in {:.1}s", started.elapsed().as_secs_f64());
+    read(&dir).context("the generated data set cannot be read back")
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (m + if m > 2 { -3 } else { 9 }) + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// `YYYY-MM-DDTHH:MM:SS.mmmZ` of ms since the epoch.
+fn format_ts(ms: i64) -> String {
+    let days = ms.div_euclid(86_400_000);
+    let in_day = ms.rem_euclid(86_400_000);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
+        in_day / 3_600_000,
+        in_day / 60_000 % 60,
+        in_day / 1000 % 60,
+        in_day % 1000
+    )
+}
+
+// ---------------------------------------------------------------------------------------------
+// Jobs
+
+const WINDOW_QUERY: &str = "INSERT INTO out
+SELECT window_start, window_end, account, sum(amount) AS total, count(*) AS n
+FROM TUMBLE(tx, ts, INTERVAL '1' MINUTE)
+GROUP BY window_start, window_end, account;
+";
+
+fn files_job(dir: &Path, max_files_per_trigger: u64) -> String {
+    format!(
+        "CREATE TABLE tx (account TEXT, amount DOUBLE, ts TIMESTAMP, WATERMARK FOR ts AS ts - INTERVAL '10' SECOND)
+  WITH (connector = 'files', path = '{}', format = 'json', max_files_per_trigger = '{max_files_per_trigger}');
+CREATE TABLE out WITH (connector = 'blackhole');
+SET trigger = 'available_now';
+{WINDOW_QUERY}",
+        dir.display()
+    )
+}
+
+fn kafka_job(bootstrap: &str) -> String {
+    format!(
+        "CREATE TABLE tx (account TEXT, amount DOUBLE, ts TIMESTAMP, WATERMARK FOR ts AS ts - INTERVAL '10' SECOND)
+  WITH (connector = 'kafka', topic = 'tx', format = 'json', starting_offsets = 'earliest', bootstrap_servers = '{bootstrap}');
+CREATE TABLE out WITH (connector = 'blackhole');
+SET trigger = 'available_now';
+{WINDOW_QUERY}"
+    )
+}
+
+/// The end-to-end latency job: a filter from `tx_live` into `alerts`. `id` (unique per event) is
+/// carried through so that each alert is matched to the moment its event was produced.
+fn alerts_job(bootstrap: &str) -> String {
+    format!(
+        "CREATE TABLE tx (id BIGINT, account TEXT, amount DOUBLE, ts TIMESTAMP)
+  WITH (connector = 'kafka', topic = 'tx_live', format = 'json', starting_offsets = 'earliest', bootstrap_servers = '{bootstrap}');
+CREATE TABLE alerts WITH (connector = 'kafka', topic = 'alerts', format = 'json', bootstrap_servers = '{bootstrap}');
+SET trigger = 'processing_time 1s';
+INSERT INTO alerts SELECT id, account, amount, ts FROM tx WHERE amount > 900;
+"
+    )
+}
+
+// ---------------------------------------------------------------------------------------------
+// Running the engines
+
+/// What one engine run measured.
+#[derive(Debug, Default, Clone)]
+struct EngineRun {
+    input_rows: u64,
+    output_rows: Option<u64>,
+    /// The query's own elapsed time (hdi: `elapsed_ms` of the final line; Spark: `start()` to the
+    /// end of `awaitTermination()`).
+    query_s: f64,
+    /// The process's whole life, start-up included.
+    wall_s: f64,
+    batch_ms: Vec<f64>,
+    peak_rss_mb: f64,
+    /// Spark only: the python driver's peak, not counted in `peak_rss_mb`.
+    python_rss_mb: f64,
+    version: String,
+}
+
+impl EngineRun {
+    fn rows_per_s(&self) -> f64 {
+        if self.query_s > 0.0 {
+            self.input_rows as f64 / self.query_s
+        } else {
+            0.0
+        }
+    }
+}
+
+/// Peak memory of a process tree, sampled every 100 ms.
+#[derive(Debug, Default)]
+struct TreeMemory {
+    /// Largest sum of VmRSS over the whole tree, in KiB.
+    peak_total_kb: u64,
+    /// Largest sum of VmRSS over the tree's `java` processes, in KiB.
+    peak_java_kb: u64,
+    /// pid -> (name when last seen, largest VmHWM seen in KiB).
+    by_pid: BTreeMap<u32, (String, u64)>,
+}
+
+impl TreeMemory {
+    /// The largest single-process VmHWM among processes named by `name_matches`, in MiB.
+    fn max_hwm_mb(&self, name_matches: impl Fn(&str) -> bool) -> f64 {
+        self.by_pid
+            .values()
+            .filter(|(name, _)| name_matches(name))
+            .map(|(_, kb)| *kb as f64 / 1024.0)
+            .fold(0.0, f64::max)
+    }
+
+    /// The JVM side of a pyspark run: the peak of the concurrent java processes' RSS (a launcher
+    /// JVM runs before the real one), at least the real JVM's own VmHWM.
+    fn java_mb(&self) -> f64 {
+        (self.peak_java_kb as f64 / 1024.0).max(self.max_hwm_mb(|name| name == "java"))
+    }
+}
+
+struct Sampler {
+    stop: Arc<AtomicBool>,
+    handle: std::thread::JoinHandle<TreeMemory>,
+}
+
+impl Sampler {
+    fn start(root: u32) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&stop);
+        let handle = std::thread::spawn(move || {
+            let mut memory = TreeMemory::default();
+            while !flag.load(Ordering::Relaxed) {
+                let (mut total, mut java) = (0, 0);
+                for pid in process_tree(root) {
+                    if let Some((name, rss, hwm)) = memory_of(pid) {
+                        total += rss;
+                        if name == "java" {
+                            java += rss;
+                        }
+                        // A forked child execs (python -> bash -> java): keep the latest name.
+                        let entry = memory.by_pid.entry(pid).or_default();
+                        entry.0 = name;
+                        entry.1 = entry.1.max(hwm);
+                    }
+                }
+                memory.peak_total_kb = memory.peak_total_kb.max(total);
+                memory.peak_java_kb = memory.peak_java_kb.max(java);
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            memory
+        });
+        Sampler { stop, handle }
+    }
+
+    fn finish(self) -> TreeMemory {
+        self.stop.store(true, Ordering::Relaxed);
+        self.handle.join().unwrap_or_default()
+    }
+}
+
+/// `root` and all its live descendants.
+fn process_tree(root: u32) -> Vec<u32> {
+    let mut children: HashMap<u32, Vec<u32>> = HashMap::new();
+    if let Ok(entries) = std::fs::read_dir("/proc") {
+        for entry in entries.filter_map(Result::ok) {
+            let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+                continue;
+            };
+            let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+                continue;
+            };
+            let ppid = stat
+                .rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().nth(1)?.parse::<u32>().ok());
+            if let Some(ppid) = ppid {
+                children.entry(ppid).or_default().push(pid);
+            }
+        }
+    }
+    let mut tree = vec![root];
+    let mut i = 0;
+    while i < tree.len() {
+        if let Some(kids) = children.get(&tree[i]) {
+            tree.extend(kids);
+        }
+        i += 1;
+    }
+    tree
+}
+
+/// Name, VmRSS and VmHWM (KiB) of a live process.
+fn memory_of(pid: u32) -> Option<(String, u64, u64)> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let field = |key: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(key))
+            .map(str::trim)
+    };
+    let kb = |key: &str| field(key)?.split_whitespace().next()?.parse::<u64>().ok();
+    Some((field("Name:")?.to_owned(), kb("VmRSS:")?, kb("VmHWM:")?))
+}
+
+/// SIGKILLs `pid` unless `done` is set within `timeout`.
+fn watchdog(pid: u32, timeout: Duration) -> Arc<AtomicBool> {
+    let done = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&done);
+    std::thread::spawn(move || {
+        let deadline = Instant::now() + timeout;
+        while !flag.load(Ordering::Relaxed) {
+            if Instant::now() > deadline {
+                eprintln!("xtask bench: run exceeded {timeout:?}; killing pid {pid}");
+                crate::sys::signal(pid, libc::SIGKILL);
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    });
+    done
+}
+
+/// Runs one `hdi-executor run` job to completion and reads its progress lines.
+fn run_hdi(release: &Path, dir: &Path, sql: &str) -> anyhow::Result<EngineRun> {
+    std::fs::create_dir_all(dir)?;
+    let job = dir.join("job.sql");
+    std::fs::write(&job, sql)?;
+    let log_path = dir.join("executor.log");
+    let started = Instant::now();
+    let mut child = Command::new(release.join("hdi-executor"))
+        .arg("run")
+        .arg("--sql")
+        .arg(&job)
+        .arg("--data-dir")
+        .arg(dir.join("data"))
+        .args(["--workers", "2"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&log_path)?)
+        .spawn()
+        .context("cannot start hdi-executor")?;
+    let pid = child.id();
+    let sampler = Sampler::start(pid);
+    let done_flag = watchdog(pid, RUN_TIMEOUT);
+    let mut result = EngineRun {
+        version: "hdi-executor".into(),
+        ..EngineRun::default()
+    };
+    let mut done = None;
+    let mut progress_output = 0u64;
+    let stdout = child.stdout.take().context("no stdout")?;
+    let mut lines = Vec::new();
+    for line in BufReader::new(stdout).lines() {
+        let line = line?;
+        let Ok(json) = serde_json::from_str::<serde_json::Value>(&line) else {
+            continue;
+        };
+        if json["done"].as_bool() == Some(true) {
+            done = Some(json);
+        } else if json.get("batch_id").is_some() {
+            if let Some(ms) = json["duration_ms"]["trigger_execution"].as_f64() {
+                result.batch_ms.push(ms);
+            }
+            progress_output += json["sink"]["num_output_rows"].as_u64().unwrap_or(0);
+        }
+        lines.push(line);
+    }
+    let (code, max_rss_kb) = crate::sys::wait_with_max_rss(pid)?;
+    done_flag.store(true, Ordering::Relaxed);
+    result.wall_s = started.elapsed().as_secs_f64();
+    let memory = sampler.finish();
+    std::fs::write(dir.join("progress.jsonl"), lines.join("\n"))?;
+    if code != Some(0) {
+        bail!(
+            "hdi-executor run exited with {code:?}; its log ends:\n{}",
+            tail(&log_path, 30)
+        );
+    }
+    let done = done.with_context(|| {
+        format!(
+            "hdi-executor printed no final {{\"done\": true}} line; its log ends:\n{}",
+            tail(&log_path, 30)
+        )
+    })?;
+    result.input_rows = done["input_rows"].as_u64().unwrap_or(0);
+    result.output_rows = Some(done["output_rows"].as_u64().unwrap_or(progress_output));
+    result.query_s = done["elapsed_ms"].as_f64().unwrap_or(0.0) / 1000.0;
+    result.peak_rss_mb = (max_rss_kb as f64 / 1024.0).max(memory.peak_total_kb as f64 / 1024.0);
+    Ok(result)
+}
+
+/// Installs pyspark into a venv under the target directory once; returns its python.
+fn ensure_pyspark(target: &Path) -> anyhow::Result<PathBuf> {
+    let java = Command::new("java").arg("-version").output();
+    if !java.is_ok_and(|o| o.status.success()) {
+        bail!("Spark needs a Java runtime (java 17) on PATH; or run with --skip-spark");
+    }
+    let venv = target.join("bench-tools/pyspark-venv");
+    let python = venv.join("bin/python");
+    let has_pyspark = |python: &Path| {
+        Command::new(python)
+            .args(["-c", "import pyspark"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if !has_pyspark(&python) {
+        eprintln!(
+            "xtask bench: installing pyspark from PyPI into {}",
+            venv.display()
+        );
+        run(
+            "python3 -m venv",
+            Command::new("python3").args(["-m", "venv"]).arg(&venv),
+        )?;
+        run(
+            "pip install pyspark",
+            Command::new(&python).args(["-m", "pip", "install", "--quiet", "pyspark"]),
+        )?;
+    }
+    Ok(python)
+}
+
+/// Runs `bench/spark/executor_bench.py` once.
+fn run_spark(
+    python: &Path,
+    dir: &Path,
+    files: &Path,
+    max_files_per_trigger: u64,
+    sink: &str,
+) -> anyhow::Result<EngineRun> {
+    std::fs::create_dir_all(dir)?;
+    let log_path = dir.join("spark.log");
+    let started = Instant::now();
+    let mut child = Command::new(python)
+        .arg(crate::util::repo_root().join("bench/spark/executor_bench.py"))
+        .arg("--input")
+        .arg(files)
+        .arg("--checkpoint")
+        .arg(dir.join("checkpoint"))
+        .args([
+            "--max-files-per-trigger",
+            &max_files_per_trigger.to_string(),
+            "--sink",
+            sink,
+        ])
+        .env("PYSPARK_PYTHON", python)
+        .env("SPARK_LOCAL_IP", "127.0.0.1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&log_path)?)
+        .spawn()
+        .context("cannot start the Spark script")?;
+    let pid = child.id();
+    let sampler = Sampler::start(pid);
+    let done_flag = watchdog(pid, RUN_TIMEOUT);
+    let mut stdout = String::new();
+    child
+        .stdout
+        .take()
+        .context("no stdout")?
+        .read_to_string(&mut stdout)?;
+    // wait4's ru_maxrss of the python process would cover the JVM it reaped too: sample instead.
+    let (code, _) = crate::sys::wait_with_max_rss(pid)?;
+    done_flag.store(true, Ordering::Relaxed);
+    let wall_s = started.elapsed().as_secs_f64();
+    let memory = sampler.finish();
+    if code != Some(0) {
+        bail!(
+            "the Spark script exited with {code:?}; its log ends:\n{}",
+            tail(&log_path, 30)
+        );
+    }
+    let json: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap_or(""))
+        .with_context(|| format!("Spark script output: {stdout}"))?;
+    let batches = json["batches"].as_array().cloned().unwrap_or_default();
+    Ok(EngineRun {
+        input_rows: json["input_rows"].as_u64().unwrap_or(0),
+        output_rows: json["output_rows"].as_u64(),
+        query_s: json["elapsed_s"].as_f64().unwrap_or(0.0),
+        wall_s,
+        batch_ms: batches
+            .iter()
+            .filter_map(|b| b["trigger_execution_ms"].as_f64())
+            .collect(),
+        peak_rss_mb: memory.java_mb(),
+        python_rss_mb: memory.max_hwm_mb(|name| name.starts_with("python")),
+        version: format!(
+            "Spark {} (pyspark {})",
+            json["spark"].as_str().unwrap_or("?"),
+            json["pyspark"].as_str().unwrap_or("?")
+        ),
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Kafka
+
+#[derive(Debug, Default)]
+struct KafkaFigures {
+    load_records_per_s: f64,
+    run: EngineRun,
+    output_check: Option<Check>,
+    latency: serde_json::Value,
+}
+
+fn run_kafka(
+    release: &Path,
+    dir: &Path,
+    data: &Dataset,
+    shape: Shape,
+) -> anyhow::Result<KafkaFigures> {
+    std::fs::create_dir_all(dir)?;
+    let port = free_port()?;
+    let mut broker = crate::bench::start(Peer::Hdi, release, None, dir, port)?;
+    let bootstrap = format!("127.0.0.1:{port}");
+    let result = (|| {
+        let mut figures = KafkaFigures::default();
+        perf(
+            release,
+            &bootstrap,
+            &["create-topic", "--topic", "tx", "--partitions", "4"],
+        )?;
+        eprintln!(
+            "xtask bench: loading {} events into topic tx (4 partitions) of hdi-broker",
+            shape.events
+        );
+        let loaded = perf(
+            release,
+            &bootstrap,
+            &[
+                "produce-files",
+                "--topic",
+                "tx",
+                "--partitions",
+                "4",
+                "--dir",
+                &data.files_dir.to_string_lossy(),
+            ],
+        )?;
+        figures.load_records_per_s = loaded["records_per_s"].as_f64().unwrap_or(0.0);
+        eprintln!("xtask bench: hdi-executor on topic tx (available_now)");
+        figures.run = run_hdi(release, &dir.join("hdi-kafka"), &kafka_job(&bootstrap))?;
+        figures.output_check = Some(check(
+            "hdi-executor, from Kafka",
+            figures.run.output_rows,
+            data,
+        ));
+
+        eprintln!(
+            "xtask bench: end-to-end latency, {LATENCY_RATE} events/s for {LATENCY_SECONDS} s through a filter job"
+        );
+        perf(
+            release,
+            &bootstrap,
+            &["create-topic", "--topic", "tx_live", "--partitions", "4"],
+        )?;
+        perf(release, &bootstrap, &["create-topic", "--topic", "alerts"])?;
+        let job_dir = dir.join("hdi-alerts");
+        std::fs::create_dir_all(&job_dir)?;
+        std::fs::write(job_dir.join("job.sql"), alerts_job(&bootstrap))?;
+        let log = std::fs::File::create(job_dir.join("executor.log"))?;
+        let mut executor = Command::new(release.join("hdi-executor"))
+            .arg("run")
+            .arg("--sql")
+            .arg(job_dir.join("job.sql"))
+            .arg("--data-dir")
+            .arg(job_dir.join("data"))
+            .args(["--workers", "2"])
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .context("cannot start hdi-executor")?;
+        let latency = perf(
+            release,
+            &bootstrap,
+            &[
+                "e2e-latency",
+                "--topic",
+                "tx_live",
+                "--alerts-topic",
+                "alerts",
+                "--partitions",
+                "4",
+                "--rate",
+                &LATENCY_RATE.to_string(),
+                "--seconds",
+                &LATENCY_SECONDS.to_string(),
+                "--accounts",
+                &shape.accounts.to_string(),
+            ],
+        );
+        crate::sys::signal(executor.id(), libc::SIGTERM);
+        let stopped = wait_for("the executor to stop", Duration::from_secs(20), || {
+            executor.try_wait().ok().flatten()
+        });
+        if stopped.is_err() {
+            eprintln!("xtask bench: hdi-executor ignored SIGTERM for 20 s; killing it");
+            let _ = executor.kill();
+            let _ = executor.wait();
+        }
+        figures.latency = latency.with_context(|| {
+            format!(
+                "end-to-end latency; the executor's log ends:\n{}",
+                tail(&job_dir.join("executor.log"), 30)
+            )
+        })?;
+        Ok(figures)
+    })();
+    crate::sys::signal(broker.id(), libc::SIGTERM);
+    let _ = wait_for("the broker to stop", Duration::from_secs(20), || {
+        broker.try_wait().ok().flatten()
+    });
+    let _ = broker.kill();
+    let _ = broker.wait();
+    result
+}
+
+// ---------------------------------------------------------------------------------------------
+// Report
+
+#[derive(Debug, Clone)]
+struct Check {
+    what: String,
+    ok: bool,
+    line: String,
+}
+
+/// Output rows must be the windows closed under the final watermark (what Spark's append mode
+/// emits) or, for an engine that flushes open windows when its input ends, all windows.
+fn check(what: &str, got: Option<u64>, data: &Dataset) -> Check {
+    let (ok, verdict) = match got {
+        Some(n) if n == data.pairs_closed => {
+            (true, "= windows closed by the final watermark".to_owned())
+        }
+        Some(n) if n == data.pairs_all => (
+            true,
+            "= all windows (open ones flushed at end of input)".to_owned(),
+        ),
+        Some(n) => (
+            false,
+            format!(
+                "MISMATCH: {n} (expected {} closed or {} in all)",
+                data.pairs_closed, data.pairs_all
+            ),
+        ),
+        None => (false, "no output count reported".to_owned()),
+    };
+    Check {
+        what: what.to_owned(),
+        ok,
+        line: format!(
+            "{what}: output rows {} {verdict}",
+            got.map_or("-".to_owned(), |n| n.to_string())
+        ),
+    }
+}
+
+#[derive(Debug, Default)]
+struct Report {
+    hdi: Option<EngineRun>,
+    spark: Option<EngineRun>,
+    kafka: Option<KafkaFigures>,
+    checks: Vec<Check>,
+}
+
+fn met(ok: bool) -> &'static str {
+    if ok { "met" } else { "MISSED" }
+}
+
+fn print_report(report: &Report, shape: Shape, max_files_per_trigger: u64, data: &Dataset) {
+    println!(
+        "\nhdi-executor vs Spark Structured Streaming: 1-minute tumbling windows, sum and count per \
+         account, 10 s watermark, append, trigger available-now"
+    );
+    println!(
+        "{} JSON events, {} accounts, {} files, {} files per trigger; hdi --workers 2, Spark local[2] \
+         with 2 shuffle partitions and the noop sink; expected output {} windows ({} incl. open ones)",
+        shape.events,
+        shape.accounts,
+        shape.files,
+        max_files_per_trigger,
+        data.pairs_closed,
+        data.pairs_all
+    );
+    let engines: Vec<(&str, &EngineRun)> = [
+        report.hdi.as_ref().map(|r| ("hdi-executor", r)),
+        report.spark.as_ref().map(|r| (r.version.as_str(), r)),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    let both = report.hdi.is_some() && report.spark.is_some();
+    print!("\n{:<26}", "");
+    for (name, _) in &engines {
+        print!("{name:>28}");
+    }
+    println!("{}", if both { "   hdi/Spark   target" } else { "" });
+    type Metric = (&'static str, fn(&EngineRun) -> f64);
+    let metrics: [Metric; 7] = [
+        ("rows/s", EngineRun::rows_per_s),
+        ("batch latency p50 ms", |r| percentile(&r.batch_ms, 0.5)),
+        ("batch latency max ms", |r| {
+            r.batch_ms.iter().copied().fold(0.0, f64::max)
+        }),
+        ("micro-batches", |r| r.batch_ms.len() as f64),
+        ("peak RSS MB", |r| r.peak_rss_mb),
+        ("query time s", |r| r.query_s),
+        ("process wall time s", |r| r.wall_s),
+    ];
+    for (name, get) in metrics {
+        print!("{name:<26}");
+        for (_, run) in &engines {
+            print!("{:>28.1}", get(run));
+        }
+        if let (Some(hdi), Some(spark)) = (&report.hdi, &report.spark) {
+            let ratio = get(hdi) / get(spark);
+            match name {
+                "rows/s" => print!("   {ratio:>8.2}x   >= 5x: {}", met(ratio >= 5.0)),
+                "peak RSS MB" => print!("   {ratio:>8.2}x   < 0.25x: {}", met(ratio < 0.25)),
+                _ => print!("   {ratio:>8.2}x"),
+            }
+        }
+        println!();
+    }
+    if let Some(spark) = &report.spark {
+        println!(
+            "(Spark's peak RSS is its JVM's VmHWM; the pyspark python driver adds {:.1} MB, not counted)",
+            spark.python_rss_mb
+        );
+    }
+    if let Some(kafka) = &report.kafka {
+        let eps = kafka.run.rows_per_s();
+        println!("\nFrom Kafka (one hdi-broker, topic tx with 4 partitions):");
+        println!(
+            "  load with hdi-kafka-perf produce-files: {:.0} records/s",
+            kafka.load_records_per_s
+        );
+        println!(
+            "  hdi-executor, same query, available-now: {eps:.0} events/s in {} batches, peak RSS {:.1} MB   >= 1,000,000/s: {}",
+            kafka.run.batch_ms.len(),
+            kafka.run.peak_rss_mb,
+            met(eps >= 1_000_000.0)
+        );
+        let l = &kafka.latency;
+        let p99 = l["p99_ms"].as_f64().unwrap_or(f64::INFINITY);
+        println!(
+            "  end to end, {:.0} events/s for {LATENCY_SECONDS} s, filter amount > 900 into topic alerts (1 s trigger): \
+             p50 {:.0} ms, p99 {p99:.0} ms, max {:.0} ms; {} of {} alerts arrived   p99 < 2 s: {}",
+            l["achieved_rate"].as_f64().unwrap_or(0.0),
+            l["p50_ms"].as_f64().unwrap_or(0.0),
+            l["max_ms"].as_f64().unwrap_or(0.0),
+            l["received_alerts"].as_u64().unwrap_or(0),
+            l["expected_alerts"].as_u64().unwrap_or(0),
+            met(p99 < 2000.0)
+        );
+    }
+    println!("\nOutput checked against the generator's count of (window, account) pairs:");
+    for c in &report.checks {
+        println!("  {}", c.line);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_format_as_iso_8601_utc() {
+        assert_eq!(format_ts(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(format_ts(start_ms() + 123), "2026-11-26T10:00:00.123Z");
+        assert_eq!(format_ts(951_782_400_000 - 1), "2000-02-28T23:59:59.999Z");
+        assert_eq!(
+            format_ts(951_782_400_000 + 86_400_000),
+            "2000-03-01T00:00:00.000Z"
+        );
+    }
+}
