@@ -13,5 +13,8 @@ pub mod cluster;
 pub mod driver;
 pub mod plan;
 pub mod process;
+pub mod source;
 pub mod sql;
+pub mod state;
+pub mod task;
 pub mod worker;

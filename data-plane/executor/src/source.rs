@@ -1,0 +1,372 @@
+//! Source connectors: where a micro-batch's records come from.
+//!
+//! - `kafka`: a topic's partitions, read by offset range with librdkafka (`rdkafka`); offsets are
+//!   per partition, `[start, end)`. Options: `topic`, `bootstrap_servers` (default: the job's),
+//!   `format = 'json'`, `starting_offsets = 'earliest' | 'latest'`, `dead_letter_topic`,
+//!   `max_records_per_trigger`.
+//! - `files`: a directory of newline-delimited JSON files, taken in name order (a file that sorts
+//!   before the last one taken is never read: write files with increasing names). Options: `path`,
+//!   `format = 'json'`, `max_files_per_trigger`. Its "offset" is the number of files taken.
+//!
+//! Calls here block (librdkafka, file I/O): the runtime calls them from blocking threads.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use rdkafka::ClientConfig;
+use rdkafka::Message as _;
+use rdkafka::Offset;
+use rdkafka::TopicPartitionList;
+use rdkafka::consumer::{BaseConsumer, Consumer as _};
+use rdkafka::error::KafkaError;
+use rdkafka::types::RDKafkaErrorCode;
+
+use crate::sql::{JobError, TableDef};
+
+/// How long a metadata or offsets call may take.
+const KAFKA_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long fetching one task's range may take before the task fails (and is retried).
+const FETCH_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A streaming source, resolved from its table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SourceSpec {
+    /// A Kafka topic.
+    Kafka {
+        /// `host:port,...`.
+        bootstrap: String,
+        /// The topic.
+        topic: String,
+        /// Where a new job starts.
+        earliest: bool,
+    },
+    /// A directory of JSON-lines files.
+    Files {
+        /// The directory.
+        dir: PathBuf,
+        /// Files per batch at most.
+        max_files: Option<usize>,
+    },
+}
+
+impl SourceSpec {
+    /// Resolves `table`'s options; `default_bootstrap` is the job's Kafka cluster.
+    pub fn from_table(
+        table: &TableDef,
+        default_bootstrap: Option<&str>,
+    ) -> Result<SourceSpec, JobError> {
+        let format = table.option("format").unwrap_or("json");
+        if format != "json" {
+            return Err(JobError::new(
+                "invalid_option",
+                format!(
+                    "table {}: format '{format}' is not supported (json)",
+                    table.name
+                ),
+            )
+            .at_span(table.span));
+        }
+        match table.connector()? {
+            "kafka" => {
+                let topic = table.required("topic")?.to_string();
+                let bootstrap = table
+                    .option("bootstrap_servers")
+                    .or(default_bootstrap)
+                    .ok_or_else(|| {
+                        JobError::new(
+                            "invalid_option",
+                            format!(
+                                "table {}: no Kafka cluster: give bootstrap_servers or submit the job with a Kafka cluster",
+                                table.name
+                            ),
+                        )
+                        .at_span(table.span)
+                    })?
+                    .to_string();
+                let earliest = match table.option("starting_offsets").unwrap_or("latest") {
+                    "earliest" => true,
+                    "latest" => false,
+                    other => {
+                        return Err(JobError::new(
+                            "invalid_option",
+                            format!("starting_offsets '{other}': use earliest or latest"),
+                        )
+                        .at_span(table.span));
+                    }
+                };
+                Ok(SourceSpec::Kafka {
+                    bootstrap,
+                    topic,
+                    earliest,
+                })
+            }
+            "files" => {
+                let max_files = match table.option("max_files_per_trigger") {
+                    None => None,
+                    Some(text) => Some(text.parse::<usize>().ok().filter(|n| *n > 0).ok_or_else(
+                        || {
+                            JobError::new(
+                                "invalid_option",
+                                format!("max_files_per_trigger '{text}' is not a positive number"),
+                            )
+                            .at_span(table.span)
+                        },
+                    )?),
+                };
+                Ok(SourceSpec::Files {
+                    dir: PathBuf::from(table.required("path")?),
+                    max_files,
+                })
+            }
+            other => Err(JobError::new(
+                "invalid_option",
+                format!("{other} is not a streaming connector"),
+            )),
+        }
+    }
+
+    /// A short description for progress reports.
+    pub fn describe(&self) -> String {
+        match self {
+            SourceSpec::Kafka { topic, .. } => format!("kafka[{topic}]"),
+            SourceSpec::Files { dir, .. } => format!("files[{}]", dir.display()),
+        }
+    }
+}
+
+/// One partition's offsets, or the files source's count of files taken (partition 0).
+pub type Offsets = BTreeMap<i32, i64>;
+
+/// Records read from a source: their payloads back to back (newline-separated) in one buffer.
+#[derive(Debug, Clone, Default)]
+pub struct RawBatch {
+    /// The payloads, each followed by a newline.
+    pub buffer: Vec<u8>,
+    /// Each record's byte range in `buffer`.
+    pub records: Vec<std::ops::Range<usize>>,
+}
+
+impl RawBatch {
+    /// Appends one record.
+    pub fn push(&mut self, payload: &[u8]) {
+        let start = self.buffer.len();
+        self.buffer.extend_from_slice(payload);
+        self.records.push(start..self.buffer.len());
+        self.buffer.push(b'\n');
+    }
+
+    /// The record at `index`.
+    pub fn record(&self, index: usize) -> &[u8] {
+        self.records
+            .get(index)
+            .and_then(|r| self.buffer.get(r.clone()))
+            .unwrap_or_default()
+    }
+
+    /// Number of records.
+    pub fn len(&self) -> usize {
+        self.records.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.records.is_empty()
+    }
+}
+
+/// librdkafka consumers kept for reuse (creating one costs a connection and a metadata call).
+#[derive(Default)]
+pub struct ConsumerPool {
+    idle: Mutex<BTreeMap<String, Vec<BaseConsumer>>>,
+}
+
+impl std::fmt::Debug for ConsumerPool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConsumerPool").finish_non_exhaustive()
+    }
+}
+
+impl ConsumerPool {
+    /// A shared pool.
+    pub fn shared() -> Arc<ConsumerPool> {
+        Arc::new(ConsumerPool::default())
+    }
+
+    fn take(&self, bootstrap: &str) -> anyhow::Result<BaseConsumer> {
+        let pooled = self
+            .idle
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get_mut(bootstrap)
+            .and_then(Vec::pop);
+        match pooled {
+            Some(consumer) => Ok(consumer),
+            None => consumer(bootstrap),
+        }
+    }
+
+    fn give(&self, bootstrap: &str, consumer: BaseConsumer) {
+        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        let list = idle.entry(bootstrap.to_string()).or_default();
+        if list.len() < 8 {
+            list.push(consumer);
+        }
+    }
+}
+
+fn consumer(bootstrap: &str) -> anyhow::Result<BaseConsumer> {
+    ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", "hdi-executor")
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("allow.auto.create.topics", "false")
+        .set("fetch.wait.max.ms", "20")
+        .set("fetch.max.bytes", "52428800")
+        .set("max.partition.fetch.bytes", "8388608")
+        .set("queued.max.messages.kbytes", "262144")
+        .set("log_level", "3")
+        .create()
+        .with_context(|| format!("cannot create a Kafka consumer for {bootstrap}"))
+}
+
+/// The partitions of `topic`, or `unknown_topic`.
+pub fn kafka_partitions(
+    pool: &ConsumerPool,
+    bootstrap: &str,
+    topic: &str,
+) -> Result<Vec<i32>, JobError> {
+    let consumer = pool
+        .take(bootstrap)
+        .map_err(|e| JobError::new("kafka_unavailable", format!("{e:#}")))?;
+    let result = consumer.fetch_metadata(Some(topic), KAFKA_TIMEOUT);
+    let answer = match result {
+        Ok(metadata) => match metadata.topics().iter().find(|t| t.name() == topic) {
+            Some(t) if t.error().is_none() && !t.partitions().is_empty() => {
+                Ok(t.partitions().iter().map(|p| p.id()).collect())
+            }
+            _ => Err(JobError::new(
+                "unknown_topic",
+                format!("topic {topic} does not exist on {bootstrap}"),
+            )),
+        },
+        Err(KafkaError::MetadataFetch(RDKafkaErrorCode::UnknownTopicOrPartition)) => {
+            Err(JobError::new(
+                "unknown_topic",
+                format!("topic {topic} does not exist on {bootstrap}"),
+            ))
+        }
+        Err(e) => Err(JobError::new(
+            "kafka_unavailable",
+            format!("cannot read the metadata of {topic} from {bootstrap}: {e}"),
+        )),
+    };
+    pool.give(bootstrap, consumer);
+    answer
+}
+
+/// Each partition's (low, high) watermark.
+pub fn kafka_watermarks(
+    pool: &ConsumerPool,
+    bootstrap: &str,
+    topic: &str,
+    partitions: &[i32],
+) -> anyhow::Result<BTreeMap<i32, (i64, i64)>> {
+    let consumer = pool.take(bootstrap)?;
+    let mut out = BTreeMap::new();
+    for partition in partitions {
+        let marks = consumer
+            .fetch_watermarks(topic, *partition, KAFKA_TIMEOUT)
+            .with_context(|| format!("cannot read the offsets of {topic}[{partition}]"))?;
+        out.insert(*partition, marks);
+    }
+    pool.give(bootstrap, consumer);
+    Ok(out)
+}
+
+/// The records of `topic[partition]` in `[start, end)` (with the offset of each).
+pub fn kafka_fetch(
+    pool: &ConsumerPool,
+    bootstrap: &str,
+    topic: &str,
+    partition: i32,
+    start: i64,
+    end: i64,
+) -> anyhow::Result<RawBatch> {
+    let mut out = RawBatch::default();
+    if end <= start {
+        return Ok(out);
+    }
+    let consumer = pool.take(bootstrap)?;
+    let mut assignment = TopicPartitionList::new();
+    assignment.add_partition_offset(topic, partition, Offset::Offset(start))?;
+    consumer.assign(&assignment)?;
+    let deadline = Instant::now() + FETCH_TIMEOUT;
+    let mut next = start;
+    while next < end {
+        if Instant::now() > deadline {
+            bail!(
+                "reading {topic}[{partition}] offsets {start}..{end} took over {FETCH_TIMEOUT:?} (got to {next})"
+            );
+        }
+        match consumer.poll(Duration::from_millis(200)) {
+            None => {}
+            Some(Err(e)) => bail!("reading {topic}[{partition}]: {e}"),
+            Some(Ok(message)) => {
+                if message.partition() != partition || message.topic() != topic {
+                    continue;
+                }
+                let offset = message.offset();
+                if offset < next || offset >= end {
+                    continue;
+                }
+                // Compacted topics and transaction markers leave gaps: take what is there.
+                next = offset + 1;
+                out.push(message.payload().unwrap_or_default());
+            }
+        }
+    }
+    consumer.unassign()?;
+    pool.give(bootstrap, consumer);
+    Ok(out)
+}
+
+/// The files of a `files` source, in name order.
+pub fn list_files(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).with_context(|| format!("cannot list {}", dir.display()))? {
+        let entry = entry?;
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with('.') || name.starts_with('_') || !entry.file_type()?.is_file() {
+            continue;
+        }
+        files.push(entry.path());
+    }
+    files.sort();
+    Ok(files)
+}
+
+/// Each non-blank line of the files as a record.
+pub fn read_lines(paths: &[PathBuf]) -> anyhow::Result<RawBatch> {
+    let mut out = RawBatch::default();
+    for path in paths {
+        let bytes =
+            std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+        let base = out.buffer.len();
+        let mut start = 0;
+        for line in bytes.split(|b| *b == b'\n') {
+            let end = start + line.len();
+            if !line.iter().all(u8::is_ascii_whitespace) {
+                out.records.push(base + start..base + end);
+            }
+            start = end + 1;
+        }
+        out.buffer.extend_from_slice(&bytes);
+        out.buffer.push(b'\n');
+    }
+    Ok(out)
+}
