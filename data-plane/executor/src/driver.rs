@@ -231,18 +231,32 @@ pub async fn run(config: DriverConfig) -> anyhow::Result<()> {
         started_at: humantime::format_rfc3339_millis(SystemTime::now()).to_string(),
     });
     let expiry = tokio::spawn(expire_workers(Arc::clone(&state)));
+    let members = Arc::clone(&state);
+    let runner = crate::jobs::ClusterRunner::new(Arc::new(move || {
+        members
+            .membership()
+            .workers(Instant::now())
+            .into_iter()
+            .map(|w| w.address)
+            .collect()
+    }))?;
+    let jobs = crate::jobs::JobManager::open(&config.data_dir, Arc::new(runner))?;
     tracing::info!(
         worker_timeout = %humantime::format_duration(config.worker_timeout),
         data_dir = %config.data_dir.display(),
         "hdi-executor driver ready on {local}"
     );
-    let served = axum::serve(listener, router(state))
-        .with_graceful_shutdown(async move {
-            let name = signals.recv().await;
-            tracing::info!("{name}: stopping");
-        })
-        .await;
+    let served = axum::serve(
+        listener,
+        router(state).merge(crate::jobs::router(Arc::clone(&jobs))),
+    )
+    .with_graceful_shutdown(async move {
+        let name = signals.recv().await;
+        tracing::info!("{name}: stopping");
+    })
+    .await;
     expiry.abort();
+    jobs.stop_all().await;
     served.context("the HTTP server failed")?;
     tracing::info!("hdi-executor driver stopped");
     Ok(())

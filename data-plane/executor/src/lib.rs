@@ -9,10 +9,14 @@
 //! stops hearing from, and serves it over HTTP (`GET /v1/cluster`). The planner, the micro-batch
 //! runtime and the connectors (the executor issue) will run on this cluster.
 
+pub mod checkpoint;
 pub mod cluster;
 pub mod driver;
+pub mod jobs;
 pub mod plan;
 pub mod process;
+pub mod query;
+pub mod sink;
 pub mod source;
 pub mod sql;
 pub mod state;

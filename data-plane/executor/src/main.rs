@@ -32,6 +32,24 @@ enum Role {
     Driver(DriverFlags),
     /// Run a worker: registers with the driver and heartbeats it.
     Worker(WorkerFlags),
+    /// Run one job in this process (tasks in-process) and print its progress as JSON lines.
+    Run(RunFlags),
+}
+
+#[derive(Debug, Args)]
+struct RunFlags {
+    /// The job script.
+    #[arg(long, value_name = "FILE")]
+    sql: PathBuf,
+    /// Where the checkpoint goes (reused: a rerun resumes).
+    #[arg(long, value_name = "DIR")]
+    data_dir: PathBuf,
+    /// Threads running tasks.
+    #[arg(long, value_name = "N", default_value_t = 2)]
+    workers: usize,
+    /// The default Kafka cluster for tables without bootstrap_servers.
+    #[arg(long, value_name = "HOST:PORT,...")]
+    bootstrap_servers: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -71,6 +89,87 @@ fn positive_duration(value: &str) -> Result<Duration, String> {
     }
 }
 
+/// `hdi-executor run`: one job, in-process, until it completes (available-now) or a signal.
+async fn run_job(flags: RunFlags) -> anyhow::Result<()> {
+    use std::sync::Arc;
+
+    use hdi_executor::query::{LocalRunner, Query, QueryConfig, QueryHandle, QueryState};
+    use hdi_executor::source::ConsumerPool;
+
+    let script = std::fs::read_to_string(&flags.sql)
+        .with_context(|| format!("cannot read {} (--sql)", flags.sql.display()))?;
+    let handle = Arc::new(QueryHandle::default());
+    let config = QueryConfig {
+        id: "local".into(),
+        name: flags
+            .sql
+            .file_stem()
+            .map_or_else(|| "job".into(), |s| s.to_string_lossy().into_owned()),
+        script,
+        bootstrap: flags.bootstrap_servers,
+        checkpoint: flags.data_dir.join("checkpoint"),
+    };
+    let query = Query::start(
+        config,
+        Arc::new(LocalRunner::default()),
+        ConsumerPool::shared(),
+        Arc::clone(&handle),
+    )
+    .await
+    .map_err(|e| match (e.line, e.column) {
+        (Some(line), Some(column)) => anyhow::anyhow!(
+            "{}:{line}:{column}: {} ({})",
+            flags.sql.display(),
+            e.message,
+            e.code
+        ),
+        _ => anyhow::anyhow!("{}: {} ({})", flags.sql.display(), e.message, e.code),
+    })?;
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let mut signals = hdi_executor::process::StopSignals::watch()?;
+    tokio::spawn(async move {
+        let _ = signals.recv().await;
+        let _ = stop.send(true);
+    });
+    let started = std::time::Instant::now();
+    let printer = {
+        let handle = Arc::clone(&handle);
+        tokio::spawn(async move {
+            let mut printed: Option<u64> = None;
+            loop {
+                for progress in handle.recent(1000) {
+                    if printed.is_none_or(|p| progress.batch_id > p) {
+                        println!("{}", serde_json::to_string(&progress).unwrap_or_default());
+                        printed = Some(progress.batch_id);
+                    }
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+        })
+    };
+    let state = query.run(stopped).await;
+    tokio::time::sleep(std::time::Duration::from_millis(120)).await;
+    printer.abort();
+    let progress = handle.recent(100_000);
+    let status = handle.status.lock().map(|s| s.clone()).ok();
+    println!(
+        "{}",
+        serde_json::json!({
+            "done": true,
+            "state": state,
+            "batches": status.as_ref().map_or(0, |s| s.batches_committed),
+            "input_rows": progress.iter().map(|p| p.num_input_rows).sum::<u64>(),
+            "output_rows": progress.iter().map(|p| p.sink.num_output_rows).sum::<u64>(),
+            "elapsed_ms": started.elapsed().as_millis() as u64,
+            "error": status.and_then(|s| s.error),
+        })
+    );
+    if state == QueryState::Failed {
+        anyhow::bail!("the job failed");
+    }
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
@@ -80,7 +179,12 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .init();
-    let result = tokio::runtime::Builder::new_current_thread()
+    let threads = match &cli.role {
+        Role::Run(flags) => flags.workers.max(1),
+        _ => std::thread::available_parallelism().map_or(2, |n| n.get()),
+    };
+    let result = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads)
         .enable_all()
         .build()
         .context("cannot start the async runtime")
@@ -95,6 +199,7 @@ fn main() -> ExitCode {
                         })
                         .await
                     }
+                    Role::Run(flags) => run_job(flags).await,
                     Role::Worker(flags) => {
                         worker::run(WorkerConfig {
                             id: flags.id,

@@ -23,6 +23,7 @@ use uuid::Uuid;
 
 use crate::driver::WorkerRegistration;
 use crate::process::{StopSignals, lock_data_dir};
+use crate::task::{TaskContext, TaskRequest};
 
 /// How often the worker heartbeats the driver.
 pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(1);
@@ -51,6 +52,8 @@ struct WorkerState {
     id: NonZeroU32,
     /// Whether the driver accepted the latest heartbeat.
     registered: AtomicBool,
+    /// Cached plans and Kafka consumers for the tasks it runs.
+    tasks: TaskContext,
 }
 
 /// Runs the worker until SIGTERM or SIGINT.
@@ -70,6 +73,7 @@ pub async fn run(config: WorkerConfig) -> anyhow::Result<()> {
     let state = Arc::new(WorkerState {
         id: config.id,
         registered: AtomicBool::new(false),
+        tasks: TaskContext::default(),
     });
     let incarnation = Uuid::new_v4();
     tracing::info!(worker = config.id, %incarnation, driver = %config.driver,
@@ -95,7 +99,40 @@ pub async fn run(config: WorkerConfig) -> anyhow::Result<()> {
 fn router(state: Arc<WorkerState>) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
+        .route("/v1/tasks", axum::routing::post(run_task))
         .with_state(state)
+}
+
+/// `POST /v1/tasks`: runs one task of a batch (a JSON [`TaskRequest`]) and answers its output
+/// ([`crate::task::TaskOutput::encode`]); a failure answers 500 with the reason as text.
+async fn run_task(
+    State(state): State<Arc<WorkerState>>,
+    body: axum::body::Bytes,
+) -> axum::response::Response {
+    use axum::response::IntoResponse as _;
+    let request: TaskRequest = match serde_json::from_slice(&body) {
+        Ok(request) => request,
+        Err(error) => {
+            return (StatusCode::BAD_REQUEST, format!("not a task: {error}")).into_response();
+        }
+    };
+    let result = async {
+        let job = state.tasks.prepared(&request).await?;
+        let output = crate::task::run_task(&job, &state.tasks.pool, &request).await?;
+        let schema = output
+            .batches
+            .first()
+            .map_or_else(|| Arc::clone(&job.plan.task_output_schema), |b| b.schema());
+        output.encode(&schema)
+    }
+    .await;
+    match result {
+        Ok(bytes) => (StatusCode::OK, bytes).into_response(),
+        Err(error) => {
+            tracing::warn!(job = %request.job_id, batch = request.batch_id, "task failed: {error:#}");
+            (StatusCode::INTERNAL_SERVER_ERROR, format!("{error:#}")).into_response()
+        }
+    }
 }
 
 async fn healthz(State(state): State<Arc<WorkerState>>) -> axum::Json<serde_json::Value> {

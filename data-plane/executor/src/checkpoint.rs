@@ -1,0 +1,198 @@
+//! A job's checkpoint directory, as Spark's: `offsets/<batch>` is written before a batch runs
+//! (what it reads, the watermark it runs with, the sink's mark), `state/<batch>` (the streaming
+//! state after it) and then `commits/<batch>` once its output is durable. A restarted job resumes
+//! after the last committed batch, or runs an uncommitted one again with exactly its logged input.
+//! Every file is written atomically; old entries are pruned, keeping the last few.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+use serde::{Deserialize, Serialize};
+
+use crate::sink::{SinkMark, write_atomic};
+
+/// Entries kept per directory.
+const KEEP: u64 = 20;
+
+/// What one batch reads.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum BatchInput {
+    /// Per Kafka partition, `[start, end)`.
+    Kafka {
+        /// Offset ranges by partition.
+        ranges: BTreeMap<i32, (i64, i64)>,
+    },
+    /// Files, in order; `taken` counts the files taken before this batch.
+    Files {
+        /// Files taken before this batch.
+        taken: u64,
+        /// This batch's files.
+        files: Vec<PathBuf>,
+    },
+}
+
+impl BatchInput {
+    /// Whether it reads nothing.
+    pub fn is_empty(&self) -> bool {
+        match self {
+            BatchInput::Kafka { ranges } => ranges.values().all(|(s, e)| e <= s),
+            BatchInput::Files { files, .. } => files.is_empty(),
+        }
+    }
+}
+
+/// `offsets/<batch>`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OffsetEntry {
+    /// The batch.
+    pub batch_id: u64,
+    /// What it reads.
+    pub input: BatchInput,
+    /// The watermark rows are judged late against.
+    pub watermark_ms: Option<i64>,
+    /// The sink's mark before the batch first ran.
+    pub sink_mark: SinkMark,
+}
+
+/// `commits/<batch>`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommitEntry {
+    /// The batch.
+    pub batch_id: u64,
+    /// The watermark after it.
+    pub watermark_ms: Option<i64>,
+    /// Rows it wrote to the sink.
+    pub output_rows: u64,
+}
+
+/// A checkpoint directory.
+#[derive(Debug, Clone)]
+pub struct Checkpoint {
+    dir: PathBuf,
+}
+
+impl Checkpoint {
+    /// Opens (creating) `dir`.
+    pub fn open(dir: &Path) -> anyhow::Result<Checkpoint> {
+        for sub in ["offsets", "commits", "state"] {
+            std::fs::create_dir_all(dir.join(sub))
+                .with_context(|| format!("cannot create {}", dir.join(sub).display()))?;
+        }
+        Ok(Checkpoint {
+            dir: dir.to_path_buf(),
+        })
+    }
+
+    fn path(&self, sub: &str, batch: u64) -> PathBuf {
+        self.dir.join(sub).join(format!("{batch:020}"))
+    }
+
+    fn latest(&self, sub: &str) -> anyhow::Result<Option<u64>> {
+        let mut best = None;
+        for entry in std::fs::read_dir(self.dir.join(sub))? {
+            let name = entry?.file_name();
+            if let Ok(n) = name.to_string_lossy().parse::<u64>() {
+                best = best.max(Some(n));
+            }
+        }
+        Ok(best)
+    }
+
+    /// The newest offset-log entry.
+    pub fn latest_offsets(&self) -> anyhow::Result<Option<OffsetEntry>> {
+        match self.latest("offsets")? {
+            Some(n) => Ok(Some(self.read("offsets", n)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// The commit entry of `batch`, if it committed.
+    pub fn commit_of(&self, batch: u64) -> anyhow::Result<Option<CommitEntry>> {
+        if self.path("commits", batch).exists() {
+            Ok(Some(self.read("commits", batch)?))
+        } else {
+            Ok(None)
+        }
+    }
+
+    /// The state snapshot after `batch`, if kept.
+    pub fn state_of(&self, batch: u64) -> anyhow::Result<Option<Vec<u8>>> {
+        match std::fs::read(self.path("state", batch)) {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn read<T: for<'de> Deserialize<'de>>(&self, sub: &str, batch: u64) -> anyhow::Result<T> {
+        let path = self.path(sub, batch);
+        let bytes =
+            std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+        serde_json::from_slice(&bytes).with_context(|| format!("{} is damaged", path.display()))
+    }
+
+    /// Logs a batch before it runs.
+    pub fn write_offsets(&self, entry: &OffsetEntry) -> anyhow::Result<()> {
+        write_atomic(
+            &self.path("offsets", entry.batch_id),
+            &serde_json::to_vec(entry)?,
+        )
+    }
+
+    /// Keeps the state after `batch`.
+    pub fn write_state(&self, batch: u64, bytes: &[u8]) -> anyhow::Result<()> {
+        write_atomic(&self.path("state", batch), bytes)
+    }
+
+    /// Commits a batch, and prunes entries older than the kept window.
+    pub fn write_commit(&self, entry: &CommitEntry) -> anyhow::Result<()> {
+        write_atomic(
+            &self.path("commits", entry.batch_id),
+            &serde_json::to_vec(entry)?,
+        )?;
+        if let Some(oldest) = entry.batch_id.checked_sub(KEEP) {
+            for sub in ["offsets", "commits", "state"] {
+                let _ = std::fs::remove_file(self.path(sub, oldest));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests")]
+
+    use super::*;
+
+    #[test]
+    fn entries_round_trip_and_the_latest_wins() {
+        let dir = std::env::temp_dir().join(format!("hdi-ckpt-{}", uuid::Uuid::new_v4()));
+        let ckpt = Checkpoint::open(&dir).unwrap();
+        assert_eq!(ckpt.latest_offsets().unwrap(), None);
+        for n in 0..3 {
+            ckpt.write_offsets(&OffsetEntry {
+                batch_id: n,
+                input: BatchInput::Kafka {
+                    ranges: BTreeMap::from([(0, (n as i64 * 10, n as i64 * 10 + 10))]),
+                },
+                watermark_ms: Some(5),
+                sink_mark: SinkMark::new(),
+            })
+            .unwrap();
+        }
+        ckpt.write_commit(&CommitEntry {
+            batch_id: 1,
+            watermark_ms: Some(7),
+            output_rows: 3,
+        })
+        .unwrap();
+        let latest = ckpt.latest_offsets().unwrap().unwrap();
+        assert_eq!(latest.batch_id, 2);
+        assert!(ckpt.commit_of(2).unwrap().is_none());
+        assert_eq!(ckpt.commit_of(1).unwrap().unwrap().watermark_ms, Some(7));
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}

@@ -1,0 +1,625 @@
+//! The driver's jobs: their definitions (kept in `<data-dir>/jobs/<id>/job.json`, so a restarted
+//! driver resumes every job from its checkpoint in `<data-dir>/jobs/<id>/checkpoint`), the running
+//! queries, the job API, and the runner that sends tasks to workers.
+//!
+//! Job API (JSON; errors are `application/problem+json` with `code`, `detail`, and for SQL
+//! errors `line` and `column`):
+//! - `POST /v1/jobs/validate` `{"sql", "bootstrap_servers"}` → 200 `{"ok": true}` or 400;
+//! - `PUT /v1/jobs/{id}` `{"name", "sql", "bootstrap_servers"}` → 201 (started), 200 (the same
+//!   definition is there), 409 `job_conflict`, 400;
+//! - `GET /v1/jobs`, `GET /v1/jobs/{id}` (status with the last progress),
+//!   `GET /v1/jobs/{id}/progress?limit=N`, `GET /v1/jobs/{id}/preview?limit=N`;
+//! - `DELETE /v1/jobs/{id}` → 204 (stops it and removes its checkpoint).
+//!
+//! Tasks go to the live workers round-robin at each batch (so a worker that joins or leaves
+//! changes the next batch's assignment); a task whose worker fails is retried on another.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, Query as UrlQuery, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use futures::future::BoxFuture;
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+
+use crate::query::{Progress, Query, QueryConfig, QueryHandle, QueryState, TaskRunner, validate};
+use crate::sink::write_atomic;
+use crate::source::ConsumerPool;
+use crate::sql::JobError;
+use crate::task::{TaskOutput, TaskRequest};
+
+/// A job's definition.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobDef {
+    /// Id (chosen by the control plane).
+    pub id: String,
+    /// Name.
+    pub name: String,
+    /// The script.
+    pub sql: String,
+    /// Default Kafka cluster.
+    pub bootstrap_servers: Option<String>,
+    /// When it was submitted (RFC 3339).
+    pub submitted_at: String,
+}
+
+/// `GET /v1/jobs/{id}`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct JobStatus {
+    /// Id.
+    pub id: String,
+    /// Name.
+    pub name: String,
+    /// The script.
+    pub sql: String,
+    /// `running`, `stopped`, `failed`, `completed`.
+    pub state: QueryState,
+    /// The last error.
+    pub error: Option<crate::query::ErrorView>,
+    /// Batches committed.
+    pub batches_committed: u64,
+    /// The last batch's progress.
+    pub last_progress: Option<Progress>,
+    /// When it was submitted.
+    pub submitted_at: String,
+}
+
+struct Entry {
+    def: JobDef,
+    handle: Arc<QueryHandle>,
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+/// The driver's jobs.
+pub struct JobManager {
+    dir: PathBuf,
+    runner: Arc<dyn TaskRunner>,
+    pool: Arc<ConsumerPool>,
+    jobs: Mutex<BTreeMap<String, Entry>>,
+}
+
+impl std::fmt::Debug for JobManager {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JobManager")
+            .field("dir", &self.dir)
+            .finish_non_exhaustive()
+    }
+}
+
+impl JobManager {
+    /// Opens `<data_dir>/jobs` and starts every job defined there.
+    pub fn open(
+        data_dir: &std::path::Path,
+        runner: Arc<dyn TaskRunner>,
+    ) -> anyhow::Result<Arc<JobManager>> {
+        let dir = data_dir.join("jobs");
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("cannot create {}", dir.display()))?;
+        let manager = Arc::new(JobManager {
+            dir: dir.clone(),
+            runner,
+            pool: ConsumerPool::shared(),
+            jobs: Mutex::new(BTreeMap::new()),
+        });
+        for entry in std::fs::read_dir(&dir)? {
+            let path = entry?.path().join("job.json");
+            let Ok(bytes) = std::fs::read(&path) else {
+                continue;
+            };
+            match serde_json::from_slice::<JobDef>(&bytes) {
+                Ok(def) => {
+                    tracing::info!(job = %def.id, name = %def.name, "resuming job");
+                    manager.start(def);
+                }
+                Err(error) => tracing::warn!("ignoring {}: {error}", path.display()),
+            }
+        }
+        Ok(manager)
+    }
+
+    fn jobs(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Entry>> {
+        self.jobs.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn start(self: &Arc<Self>, def: JobDef) {
+        let handle = Arc::new(QueryHandle::default());
+        let (stop, stop_rx) = watch::channel(false);
+        let config = QueryConfig {
+            id: def.id.clone(),
+            name: def.name.clone(),
+            script: def.sql.clone(),
+            bootstrap: def.bootstrap_servers.clone(),
+            checkpoint: self.dir.join(&def.id).join("checkpoint"),
+        };
+        let runner = Arc::clone(&self.runner);
+        let pool = Arc::clone(&self.pool);
+        let query_handle = Arc::clone(&handle);
+        let task = tokio::spawn(async move {
+            let mut delay = Duration::from_secs(1);
+            loop {
+                match Query::start(
+                    config.clone(),
+                    Arc::clone(&runner),
+                    Arc::clone(&pool),
+                    Arc::clone(&query_handle),
+                )
+                .await
+                {
+                    Ok(query) => {
+                        let state = query.run(stop_rx.clone()).await;
+                        tracing::info!(job = %config.id, ?state, "job ended");
+                        return;
+                    }
+                    Err(error) if error.code == "kafka_unavailable" || error.code == "internal" => {
+                        // The cluster may come back: keep trying.
+                        tracing::warn!(job = %config.id, "cannot start the job yet: {error}");
+                        query_handle
+                            .status
+                            .lock()
+                            .unwrap_or_else(PoisonError::into_inner)
+                            .error = Some(crate::query::ErrorView {
+                            code: error.code.into(),
+                            detail: error.message.clone(),
+                        });
+                        let mut stop = stop_rx.clone();
+                        tokio::select! {
+                            _ = tokio::time::sleep(delay) => {}
+                            _ = stop.changed() => return,
+                        }
+                        delay = (delay * 2).min(Duration::from_secs(15));
+                    }
+                    Err(error) => {
+                        tracing::error!(job = %config.id, "the job cannot run: {error}");
+                        let mut status = query_handle
+                            .status
+                            .lock()
+                            .unwrap_or_else(PoisonError::into_inner);
+                        status.state = QueryState::Failed;
+                        status.error = Some(crate::query::ErrorView {
+                            code: error.code.into(),
+                            detail: error.message.clone(),
+                        });
+                        return;
+                    }
+                }
+            }
+        });
+        self.jobs().insert(
+            def.id.clone(),
+            Entry {
+                def,
+                handle,
+                stop,
+                task,
+            },
+        );
+    }
+
+    fn status(entry: &Entry) -> JobStatus {
+        let status = entry
+            .handle
+            .status
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        JobStatus {
+            id: entry.def.id.clone(),
+            name: entry.def.name.clone(),
+            sql: entry.def.sql.clone(),
+            state: status.state,
+            error: status.error,
+            batches_committed: status.batches_committed,
+            last_progress: entry.handle.recent(1).pop(),
+            submitted_at: entry.def.submitted_at.clone(),
+        }
+    }
+
+    /// Stops every job (driver shutdown).
+    pub async fn stop_all(&self) {
+        let tasks: Vec<_> = {
+            let mut jobs = self.jobs();
+            std::mem::take(&mut *jobs)
+                .into_values()
+                .map(|e| {
+                    let _ = e.stop.send(true);
+                    e.task
+                })
+                .collect()
+        };
+        for task in tasks {
+            let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
+        }
+    }
+}
+
+/// The job API's routes.
+pub fn router(manager: Arc<JobManager>) -> Router {
+    Router::new()
+        .route("/v1/jobs/validate", post(validate_job))
+        .route("/v1/jobs", get(list_jobs))
+        .route(
+            "/v1/jobs/{id}",
+            get(get_job).put(put_job).delete(delete_job),
+        )
+        .route("/v1/jobs/{id}/progress", get(job_progress))
+        .route("/v1/jobs/{id}/preview", get(job_preview))
+        .with_state(manager)
+}
+
+/// A job API error.
+#[derive(Debug)]
+struct Problem {
+    status: StatusCode,
+    code: String,
+    detail: String,
+    line: Option<u64>,
+    column: Option<u64>,
+}
+
+impl Problem {
+    fn new(status: StatusCode, code: &str, detail: impl Into<String>) -> Problem {
+        Problem {
+            status,
+            code: code.into(),
+            detail: detail.into(),
+            line: None,
+            column: None,
+        }
+    }
+}
+
+impl From<JobError> for Problem {
+    fn from(error: JobError) -> Problem {
+        let status = if error.code == "kafka_unavailable" || error.code == "internal" {
+            StatusCode::SERVICE_UNAVAILABLE
+        } else {
+            StatusCode::BAD_REQUEST
+        };
+        Problem {
+            status,
+            code: error.code.into(),
+            detail: error.message,
+            line: error.line,
+            column: error.column,
+        }
+    }
+}
+
+impl IntoResponse for Problem {
+    fn into_response(self) -> Response {
+        let body = serde_json::json!({
+            "type": "about:blank",
+            "title": self.status.canonical_reason().unwrap_or("Error"),
+            "status": self.status.as_u16(),
+            "code": self.code,
+            "detail": self.detail,
+            "line": self.line,
+            "column": self.column,
+        });
+        let mut response = (self.status, axum::Json(body)).into_response();
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        response
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct ValidateBody {
+    sql: String,
+    #[serde(default)]
+    bootstrap_servers: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct PutBody {
+    name: String,
+    sql: String,
+    #[serde(default)]
+    bootstrap_servers: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Limit {
+    limit: Option<usize>,
+}
+
+fn body<T: for<'de> Deserialize<'de>>(bytes: &Bytes) -> Result<T, Problem> {
+    serde_json::from_slice(bytes).map_err(|e| {
+        Problem::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_body",
+            format!("the body is not valid: {e}"),
+        )
+    })
+}
+
+async fn validate_job(
+    State(manager): State<Arc<JobManager>>,
+    bytes: Bytes,
+) -> Result<axum::Json<serde_json::Value>, Problem> {
+    let request: ValidateBody = body(&bytes)?;
+    validate(
+        &request.sql,
+        request.bootstrap_servers.as_deref(),
+        &manager.pool,
+    )
+    .await?;
+    Ok(axum::Json(serde_json::json!({"ok": true})))
+}
+
+fn valid_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 64
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+async fn put_job(
+    State(manager): State<Arc<JobManager>>,
+    Path(id): Path<String>,
+    bytes: Bytes,
+) -> Result<Response, Problem> {
+    if !valid_id(&id) {
+        return Err(Problem::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_id",
+            "a job id is 1-64 letters, digits, '-' or '_'",
+        ));
+    }
+    let request: PutBody = body(&bytes)?;
+    if let Some(entry) = manager.jobs().get(&id) {
+        let same = entry.def.sql == request.sql
+            && entry.def.name == request.name
+            && entry.def.bootstrap_servers == request.bootstrap_servers;
+        if same {
+            return Ok((StatusCode::OK, axum::Json(JobManager::status(entry))).into_response());
+        }
+        return Err(Problem::new(
+            StatusCode::CONFLICT,
+            "job_conflict",
+            format!("job {id} exists with another definition"),
+        ));
+    }
+    validate(
+        &request.sql,
+        request.bootstrap_servers.as_deref(),
+        &manager.pool,
+    )
+    .await?;
+    let def = JobDef {
+        id: id.clone(),
+        name: request.name,
+        sql: request.sql,
+        bootstrap_servers: request.bootstrap_servers,
+        submitted_at: crate::query::rfc3339_ms(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(0)),
+        ),
+    };
+    let dir = manager.dir.join(&id);
+    std::fs::create_dir_all(&dir)
+        .and_then(|()| Ok(serde_json::to_vec(&def)?))
+        .map_err(|e| Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))
+        .and_then(|json| {
+            write_atomic(&dir.join("job.json"), &json).map_err(|e| {
+                Problem::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    format!("{e:#}"),
+                )
+            })
+        })?;
+    // A concurrent PUT of the same id may have won while this one validated.
+    if manager.jobs().contains_key(&id) {
+        return Err(Problem::new(
+            StatusCode::CONFLICT,
+            "job_conflict",
+            format!("job {id} was just created"),
+        ));
+    }
+    tracing::info!(job = %id, name = %def.name, "job submitted");
+    manager.start(def);
+    let jobs = manager.jobs();
+    let entry = jobs.get(&id).ok_or_else(|| {
+        Problem::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "job vanished",
+        )
+    })?;
+    Ok((StatusCode::CREATED, axum::Json(JobManager::status(entry))).into_response())
+}
+
+async fn list_jobs(State(manager): State<Arc<JobManager>>) -> axum::Json<serde_json::Value> {
+    let jobs: Vec<JobStatus> = manager.jobs().values().map(JobManager::status).collect();
+    axum::Json(serde_json::json!({ "jobs": jobs }))
+}
+
+fn not_found(id: &str) -> Problem {
+    Problem::new(
+        StatusCode::NOT_FOUND,
+        "job_not_found",
+        format!("no job {id}"),
+    )
+}
+
+async fn get_job(
+    State(manager): State<Arc<JobManager>>,
+    Path(id): Path<String>,
+) -> Result<axum::Json<JobStatus>, Problem> {
+    let jobs = manager.jobs();
+    let entry = jobs.get(&id).ok_or_else(|| not_found(&id))?;
+    Ok(axum::Json(JobManager::status(entry)))
+}
+
+async fn job_progress(
+    State(manager): State<Arc<JobManager>>,
+    Path(id): Path<String>,
+    UrlQuery(limit): UrlQuery<Limit>,
+) -> Result<axum::Json<serde_json::Value>, Problem> {
+    let jobs = manager.jobs();
+    let entry = jobs.get(&id).ok_or_else(|| not_found(&id))?;
+    let progress = entry
+        .handle
+        .recent(limit.limit.unwrap_or(20).clamp(1, 1000));
+    Ok(axum::Json(serde_json::json!({ "progress": progress })))
+}
+
+async fn job_preview(
+    State(manager): State<Arc<JobManager>>,
+    Path(id): Path<String>,
+    UrlQuery(limit): UrlQuery<Limit>,
+) -> Result<axum::Json<serde_json::Value>, Problem> {
+    let sink = {
+        let jobs = manager.jobs();
+        let entry = jobs.get(&id).ok_or_else(|| not_found(&id))?;
+        entry
+            .handle
+            .sink
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    };
+    let rows = sink
+        .as_ref()
+        .and_then(|s| {
+            s.preview()
+                .map(|m| m.rows(limit.limit.unwrap_or(20).clamp(1, 1000)))
+        })
+        .unwrap_or_default();
+    let mut columns: Vec<String> = Vec::new();
+    for row in &rows {
+        if let Some(object) = row.as_object() {
+            for key in object.keys() {
+                if !columns.contains(key) {
+                    columns.push(key.clone());
+                }
+            }
+        }
+    }
+    Ok(axum::Json(
+        serde_json::json!({ "columns": columns, "rows": rows }),
+    ))
+}
+
+async fn delete_job(
+    State(manager): State<Arc<JobManager>>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, Problem> {
+    let entry = manager.jobs().remove(&id).ok_or_else(|| not_found(&id))?;
+    let _ = entry.stop.send(true);
+    entry.task.abort();
+    let _ = entry.task.await;
+    let dir = manager.dir.join(&id);
+    if let Err(error) = std::fs::remove_dir_all(&dir)
+        && error.kind() != std::io::ErrorKind::NotFound
+    {
+        return Err(Problem::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            format!("cannot remove {}: {error}", dir.display()),
+        ));
+    }
+    tracing::info!(job = %id, "job deleted");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Sends tasks to the live workers.
+pub struct ClusterRunner {
+    workers: Arc<dyn Fn() -> Vec<String> + Send + Sync>,
+    client: reqwest::Client,
+    next: AtomicUsize,
+}
+
+impl std::fmt::Debug for ClusterRunner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClusterRunner").finish_non_exhaustive()
+    }
+}
+
+/// How long a task may run on a worker.
+const TASK_TIMEOUT: Duration = Duration::from_secs(120);
+/// How long a task waits for a worker to appear.
+const NO_WORKER_WAIT: Duration = Duration::from_secs(60);
+
+impl ClusterRunner {
+    /// A runner over the workers `workers` lists (addresses, in id order).
+    pub fn new(
+        workers: Arc<dyn Fn() -> Vec<String> + Send + Sync>,
+    ) -> anyhow::Result<ClusterRunner> {
+        Ok(ClusterRunner {
+            workers,
+            client: reqwest::Client::builder()
+                .timeout(TASK_TIMEOUT)
+                .build()
+                .context("cannot build the HTTP client")?,
+            next: AtomicUsize::new(0),
+        })
+    }
+
+    async fn run_task(&self, request: TaskRequest) -> anyhow::Result<TaskOutput> {
+        let body = serde_json::to_vec(&request)?;
+        let waiting_since = Instant::now();
+        let mut attempts = 0;
+        loop {
+            let workers = (self.workers)();
+            if workers.is_empty() {
+                if waiting_since.elapsed() > NO_WORKER_WAIT {
+                    bail!("no worker has been live for {NO_WORKER_WAIT:?}");
+                }
+                tokio::time::sleep(Duration::from_millis(250)).await;
+                continue;
+            }
+            let n = self.next.fetch_add(1, Ordering::Relaxed);
+            let worker = &workers[n % workers.len()];
+            let url = format!("http://{worker}/v1/tasks");
+            let outcome = async {
+                let response = self.client.post(&url).body(body.clone()).send().await?;
+                let status = response.status();
+                let bytes = response.bytes().await?;
+                if !status.is_success() {
+                    bail!(
+                        "worker {worker} answered {status}: {}",
+                        String::from_utf8_lossy(&bytes)
+                    );
+                }
+                TaskOutput::decode(&bytes)
+            }
+            .await;
+            match outcome {
+                Ok(output) => return Ok(output),
+                Err(error) => {
+                    attempts += 1;
+                    tracing::warn!(%worker, batch = request.batch_id, attempts, "task failed, retrying on another worker: {error:#}");
+                    if attempts >= 10 {
+                        return Err(error.context(format!(
+                            "a task of batch {} failed {attempts} times",
+                            request.batch_id
+                        )));
+                    }
+                    tokio::time::sleep(Duration::from_millis(200 * attempts)).await;
+                }
+            }
+        }
+    }
+}
+
+impl TaskRunner for ClusterRunner {
+    fn run(&self, request: TaskRequest) -> BoxFuture<'_, anyhow::Result<TaskOutput>> {
+        Box::pin(self.run_task(request))
+    }
+}
