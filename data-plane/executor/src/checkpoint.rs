@@ -16,8 +16,10 @@ use crate::sink::{SinkMark, write_atomic};
 const KEEP: u64 = 20;
 
 /// What one batch reads.
+// Externally tagged: serde's internally tagged enums buffer their content, and integer map keys
+// (partitions) then no longer read back from JSON's string keys.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 pub enum BatchInput {
     /// Per Kafka partition, `[start, end)`.
     Kafka {
@@ -191,6 +193,12 @@ mod tests {
         .unwrap();
         let latest = ckpt.latest_offsets().unwrap().unwrap();
         assert_eq!(latest.batch_id, 2);
+        assert_eq!(
+            latest.input,
+            BatchInput::Kafka {
+                ranges: BTreeMap::from([(0, (20, 30))])
+            }
+        );
         assert!(ckpt.commit_of(2).unwrap().is_none());
         assert_eq!(ckpt.commit_of(1).unwrap().unwrap().watermark_ms, Some(7));
         std::fs::remove_dir_all(dir).unwrap();

@@ -539,7 +539,7 @@ fn trigger(script: &Script) -> Result<Trigger, JobError> {
     let interval = lower
         .strip_prefix("processing_time")
         .map(str::trim)
-        .and_then(|rest| humantime_like(rest));
+        .and_then(humantime_like);
     match interval {
         Some(interval) if !interval.is_zero() => Ok(Trigger::ProcessingTime(interval)),
         _ => Err(JobError::new(

@@ -191,7 +191,9 @@ impl Acc {
                 *c += c2;
             }
             (Acc::Distinct(a), Acc::Distinct(b)) => a.merge(b),
-            (acc, Acc::Sum(v) | Acc::Min(v) | Acc::Max(v)) => acc.merge_partial(&[v.clone()])?,
+            (acc, Acc::Sum(v) | Acc::Min(v) | Acc::Max(v)) => {
+                acc.merge_partial(std::slice::from_ref(v))?
+            }
             (a, b) => bail!("cannot merge {b:?} into {a:?}"),
         }
         Ok(())

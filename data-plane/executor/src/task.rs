@@ -395,13 +395,16 @@ fn decode_bytes(bytes: &[u8], schema: &SchemaRef, rows: usize) -> anyhow::Result
     Ok(concat_batches(schema, &batches)?)
 }
 
+/// Kept rows, late count, missing-time count, and the kept rows' smallest and largest event time.
+type LateSplit = (RecordBatch, u64, u64, Option<i64>, Option<i64>);
+
 /// Drops rows whose event time is below `watermark` or missing; returns the kept rows, the
 /// late count, the missing-time count and the kept rows' event-time range.
 fn drop_late(
     batch: &RecordBatch,
     column: usize,
     watermark: Option<i64>,
-) -> anyhow::Result<(RecordBatch, u64, u64, Option<i64>, Option<i64>)> {
+) -> anyhow::Result<LateSplit> {
     let times = batch
         .column(column)
         .as_any()

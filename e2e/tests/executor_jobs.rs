@@ -1,0 +1,399 @@
+//! The stream executor end to end: a real `hdi-broker`, an `hdi-executor` driver and workers, and
+//! the banking query (1-minute tumbling windows per account with a 10 s watermark, alerts above a
+//! threshold, written to a Kafka topic) over a generated stream with known totals
+//! (`e2e/clients/executor_feed.py`). While it runs, a worker is SIGKILLed, workers scale 2→3→1,
+//! and the driver is SIGKILLed and restarted on its data directory; the alerts must still equal
+//! a batch recomputation exactly — every window, every account, no row missing or repeated.
+//! Records behind the watermark are dropped and counted; records that are not JSON are counted
+//! and land in the dead-letter topic without stopping the job.
+#![allow(clippy::unwrap_used, reason = "tests")]
+
+use std::collections::BTreeMap;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use hdi_e2e::{Broker, Proc, TempDir, bin, client_command, client_script, test_python};
+
+const T0: i64 = 1_795_687_200_000;
+const THRESHOLD: f64 = 37_000.0;
+const CHUNK: u64 = 3_000;
+const CHUNKS: u64 = 12;
+
+fn feed(bootstrap: &str, args: &[&str]) -> String {
+    let out = client_command(test_python())
+        .arg(client_script("executor_feed.py"))
+        .args(args)
+        .args(["--bootstrap", bootstrap])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "executor_feed.py {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn curl(method: &str, url: &str, body: Option<&str>) -> (u16, serde_json::Value) {
+    let mut command = Command::new("curl");
+    command.args([
+        "-s",
+        "-m",
+        "30",
+        "-o",
+        "-",
+        "-w",
+        "\n%{http_code}",
+        "-X",
+        method,
+        url,
+    ]);
+    if let Some(body) = body {
+        command.args([
+            "-H",
+            "content-type: application/json",
+            "--data-binary",
+            body,
+        ]);
+    }
+    let out = command.output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
+    (
+        code.trim().parse().unwrap_or(0),
+        serde_json::from_str(body).unwrap_or(serde_json::Value::Null),
+    )
+}
+
+fn start_driver(dir: &std::path::Path, listen: &str) -> (Proc, String) {
+    let mut proc = Proc::spawn(
+        "hdi-executor-driver",
+        Command::new(bin("hdi-executor"))
+            .args(["driver", "--listen", listen, "--worker-timeout", "3s"])
+            .arg("--data-dir")
+            .arg(dir)
+            .env("RUST_LOG", "info"),
+    );
+    let line = proc
+        .wait_for_line("hdi-executor driver ready on ", Duration::from_secs(30))
+        .unwrap();
+    let address = line
+        .split("ready on ")
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string();
+    (proc, address)
+}
+
+fn start_worker(dir: &std::path::Path, id: u32, driver: &str) -> Proc {
+    let mut proc = Proc::spawn(
+        &format!("hdi-executor-worker-{id}"),
+        Command::new(bin("hdi-executor"))
+            .args([
+                "worker",
+                "--id",
+                &id.to_string(),
+                "--listen",
+                "127.0.0.1:0",
+                "--driver",
+                driver,
+            ])
+            .arg("--data-dir")
+            .arg(dir.join(format!("worker-{id}")))
+            .env("RUST_LOG", "info"),
+    );
+    proc.wait_for_line("listening on", Duration::from_secs(30))
+        .unwrap();
+    proc
+}
+
+fn live_workers(driver: &str) -> Vec<u64> {
+    let (_, body) = curl("GET", &format!("http://{driver}/v1/cluster"), None);
+    body["workers"]
+        .as_array()
+        .map(|w| w.iter().filter_map(|w| w["id"].as_u64()).collect())
+        .unwrap_or_default()
+}
+
+fn wait_workers(driver: &str, want: &[u64]) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while live_workers(driver) != want {
+        assert!(
+            Instant::now() < deadline,
+            "workers {:?}, wanted {want:?}",
+            live_workers(driver)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn status(driver: &str) -> serde_json::Value {
+    curl("GET", &format!("http://{driver}/v1/jobs/banking"), None).1
+}
+
+/// Waits until the job has read `records` records of `tx` (every partition's end offset summed);
+/// on timeout shows the processes' last log lines.
+fn wait_consumed(driver: &str, records: u64, procs: &[&Proc]) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let now = status(driver);
+        let read: u64 = now["last_progress"]["sources"][0]["end_offset"]
+            .as_object()
+            .map(|o| o.values().filter_map(serde_json::Value::as_u64).sum())
+            .unwrap_or(0);
+        if read >= records {
+            return;
+        }
+        if Instant::now() > deadline {
+            for proc in procs {
+                let lines = proc.lines();
+                let tail: Vec<&String> = lines.iter().rev().take(40).collect();
+                eprintln!(
+                    "---\n{}",
+                    tail.into_iter()
+                        .rev()
+                        .map(String::as_str)
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                );
+            }
+            panic!("the job did not read {records} records: {now}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Produces transactions `chunk * CHUNK .. (chunk + 1) * CHUNK`.
+fn produce_chunk(bootstrap: &str, chunk: u64) {
+    feed(
+        bootstrap,
+        &[
+            "produce",
+            "--start",
+            &(chunk * CHUNK).to_string(),
+            "--count",
+            &CHUNK.to_string(),
+        ],
+    );
+}
+
+fn alerts(bootstrap: &str) -> Vec<serde_json::Value> {
+    feed(bootstrap, &["read", "--topic", "alerts", "--json"])
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn the_banking_job_is_exact_across_worker_and_driver_crashes_and_rescaling() {
+    let dir = TempDir::new("executor-jobs");
+    let broker = Broker::start(&dir.path().join("broker"), None, &[]);
+    let bootstrap = broker.bootstrap.clone();
+    feed(&bootstrap, &["create"]);
+
+    let driver_dir = dir.path().join("driver");
+    let (mut driver, address) = start_driver(&driver_dir, "127.0.0.1:0");
+    let mut workers: BTreeMap<u32, Proc> = BTreeMap::new();
+    for id in [1, 2] {
+        workers.insert(id, start_worker(dir.path(), id, &address));
+    }
+    wait_workers(&address, &[1, 2]);
+
+    // The first chunks, with records that are not JSON (7 of them).
+    for chunk in 0..3 {
+        produce_chunk(&bootstrap, chunk);
+    }
+    feed(&bootstrap, &["garbage", "--count", "7"]);
+
+    // An unknown column is refused at submit time, with its position.
+    let bad = "CREATE TABLE tx (account TEXT, amount DOUBLE, ts TIMESTAMP, WATERMARK FOR ts AS ts - INTERVAL '10' SECOND) WITH (connector = 'kafka', topic = 'tx');\nCREATE TABLE alerts WITH (connector = 'kafka', topic = 'alerts');\nINSERT INTO alerts SELECT accnt FROM tx;";
+    let body =
+        serde_json::json!({"name": "bad", "sql": bad, "bootstrap_servers": bootstrap}).to_string();
+    let (code, problem) = curl("PUT", &format!("http://{address}/v1/jobs/bad"), Some(&body));
+    assert_eq!(code, 400, "{problem}");
+    assert_eq!(problem["code"], "unknown_column", "{problem}");
+    assert_eq!(
+        (problem["line"].as_u64(), problem["column"].as_u64()),
+        (Some(3), Some(27)),
+        "{problem}"
+    );
+    // So is an unknown topic.
+    let body = serde_json::json!({"name": "bad", "sql": bad.replace("topic = 'tx'", "topic = 'nope'").replace("accnt", "account"), "bootstrap_servers": bootstrap}).to_string();
+    let (code, problem) = curl(
+        "POST",
+        &format!("http://{address}/v1/jobs/validate"),
+        Some(&body),
+    );
+    assert_eq!(
+        (code, problem["code"].as_str()),
+        (400, Some("unknown_topic")),
+        "{problem}"
+    );
+
+    let sql = format!(
+        "CREATE TABLE tx (account TEXT, amount DOUBLE, ts TIMESTAMP, WATERMARK FOR ts AS ts - INTERVAL '10' SECOND)
+           WITH (connector = 'kafka', topic = 'tx', format = 'json', starting_offsets = 'earliest',
+                 dead_letter_topic = 'tx-dlq', max_records_per_trigger = '5000');
+         CREATE TABLE alerts WITH (connector = 'kafka', topic = 'alerts', format = 'json', key = 'account');
+         SET trigger = 'processing_time 300ms';
+         INSERT INTO alerts
+         SELECT CAST(window_start AS BIGINT) AS ws, account, sum(amount) AS total, count(*) AS n
+         FROM TUMBLE(tx, ts, INTERVAL '1' MINUTE)
+         GROUP BY window_start, window_end, account HAVING sum(amount) > {THRESHOLD};"
+    );
+    let body = serde_json::json!({"name": "banking", "sql": sql, "bootstrap_servers": bootstrap})
+        .to_string();
+    let (code, created) = curl(
+        "PUT",
+        &format!("http://{address}/v1/jobs/banking"),
+        Some(&body),
+    );
+    assert_eq!(code, 201, "{created}");
+    // The same definition again is a no-op.
+    let (code, _) = curl(
+        "PUT",
+        &format!("http://{address}/v1/jobs/banking"),
+        Some(&body),
+    );
+    assert_eq!(code, 200);
+    wait_consumed(&address, 3 * CHUNK + 7, &[&driver]);
+
+    // A worker is SIGKILLed while there is work; then workers go 2 → 3 → 1.
+    produce_chunk(&bootstrap, 3);
+    workers.get_mut(&1).unwrap().kill9();
+    wait_consumed(&address, 4 * CHUNK + 7, &[&driver]);
+    produce_chunk(&bootstrap, 4);
+    workers.insert(3, start_worker(dir.path(), 3, &address));
+    workers.insert(1, start_worker(dir.path(), 1, &address));
+    wait_workers(&address, &[1, 2, 3]);
+    produce_chunk(&bootstrap, 5);
+    wait_consumed(&address, 6 * CHUNK + 7, &[&driver]);
+    produce_chunk(&bootstrap, 6);
+    for id in [2, 3] {
+        workers
+            .get_mut(&id)
+            .unwrap()
+            .terminate(Duration::from_secs(10))
+            .unwrap();
+    }
+    wait_workers(&address, &[1]);
+    produce_chunk(&bootstrap, 7);
+    wait_consumed(&address, 8 * CHUNK + 7, &[&driver]);
+
+    // The driver is SIGKILLed mid-run and restarted on its data directory.
+    produce_chunk(&bootstrap, 8);
+    produce_chunk(&bootstrap, 9);
+    std::thread::sleep(Duration::from_millis(300));
+    driver.kill9();
+    let (restarted, address) = start_driver(&driver_dir, &address);
+    driver = restarted;
+    wait_workers(&address, &[1]);
+    produce_chunk(&bootstrap, 10);
+    produce_chunk(&bootstrap, 11);
+    wait_consumed(&address, CHUNKS * CHUNK + 7, &[&driver, &workers[&1]]);
+
+    // An event an hour later moves the watermark past every window of the three phases.
+    feed(
+        &bootstrap,
+        &[
+            "late",
+            "--count",
+            "1",
+            "--ts",
+            &(T0 + 3_600_000).to_string(),
+        ],
+    );
+    let expected: Vec<serde_json::Value> = feed(
+        "unused",
+        &[
+            "expect",
+            "--count",
+            &(CHUNKS * CHUNK).to_string(),
+            "--threshold",
+            &THRESHOLD.to_string(),
+        ],
+    )
+    .lines()
+    .map(|l| serde_json::from_str(l).unwrap())
+    .collect();
+    assert!(
+        expected.len() > 20,
+        "too few expected alerts: {}",
+        expected.len()
+    );
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let got = loop {
+        let got = alerts(&bootstrap);
+        if got.len() >= expected.len() || Instant::now() > deadline {
+            break got;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    let mut rows: Vec<serde_json::Value> = got.iter().map(|r| r["value"].clone()).collect();
+    rows.sort_by_key(|r| (r["ws"].as_i64(), r["account"].as_str().map(str::to_string)));
+    assert_eq!(
+        rows.len(),
+        expected.len(),
+        "alerts {rows:?}\nexpected {expected:?}"
+    );
+    for (got, want) in rows.iter().zip(&expected) {
+        assert_eq!(got["ws"], want["ws"]);
+        assert_eq!(got["account"], want["account"]);
+        assert_eq!(
+            got["total"].as_f64(),
+            want["total"].as_f64(),
+            "{got} vs {want}"
+        );
+        assert_eq!(got["n"], want["n"], "{got} vs {want}");
+    }
+
+    // Late records: dropped and counted, not in any output.
+    feed(
+        &bootstrap,
+        &["late", "--count", "25", "--ts", &T0.to_string()],
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, body) = curl(
+            "GET",
+            &format!("http://{address}/v1/jobs/banking/progress?limit=1000"),
+            None,
+        );
+        let dropped: u64 = body["progress"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| {
+                p["state_operators"][0]["num_rows_dropped_by_watermark"]
+                    .as_u64()
+                    .unwrap_or(0)
+            })
+            .sum();
+        if dropped == 25 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "late rows dropped: {dropped}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(alerts(&bootstrap).len(), expected.len());
+
+    // The malformed records went to the dead-letter topic.
+    let dead: std::collections::BTreeSet<String> = feed(&bootstrap, &["read", "--topic", "tx-dlq"])
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["value"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(dead.len(), 7, "{dead:?}");
+
+    let (code, _) = curl("DELETE", &format!("http://{address}/v1/jobs/banking"), None);
+    assert_eq!(code, 204);
+    assert!(!driver_dir.join("jobs/banking").exists());
+    drop(broker);
+}
