@@ -197,7 +197,8 @@ fn smoke_once(state: &Path, round: u32) -> anyhow::Result<Vec<String>> {
     );
     let checked = ready
         .and_then(|inner| inner)
-        .and_then(|()| check_nodes(&hdictl, &config));
+        .and_then(|()| check_nodes(&hdictl, &config))
+        .and_then(|ids| check_demo_jobs(&hdictl, &config).map(|()| ids));
     crate::sys::signal(up.id(), libc::SIGTERM);
     let stopped = wait_for(
         "xtask up to stop after SIGTERM",
@@ -219,6 +220,44 @@ fn smoke_once(state: &Path, round: u32) -> anyhow::Result<Vec<String>> {
         let _ = up.kill();
     }
     result.with_context(|| format!("xtask up output:\n{}", up_log()))
+}
+
+/// The demo jobs run: `hdictl job list demo-spark` shows card-generator and card-alerts Running,
+/// each having committed batches (within a minute).
+fn check_demo_jobs(hdictl: &Path, config: &Path) -> anyhow::Result<()> {
+    let mut last = String::new();
+    let done = wait_for(
+        "the demo jobs to commit batches",
+        Duration::from_secs(60),
+        || {
+            let json = crate::util::output(
+                "hdictl job list demo-spark -o json",
+                Command::new(hdictl).arg("--config").arg(config).args([
+                    "job",
+                    "list",
+                    "demo-spark",
+                    "-o",
+                    "json",
+                ]),
+            )
+            .ok()?;
+            last = json.clone();
+            let jobs: serde_json::Value = serde_json::from_str(&json).ok()?;
+            let running = |name: &str| {
+                jobs.as_array().is_some_and(|list| {
+                    list.iter().any(|job| {
+                        job["name"] == name
+                            && job["status"]["state"] == "Running"
+                            && job["status"]["batches_committed"].as_u64().unwrap_or(0) > 0
+                    })
+                })
+            };
+            (running("card-generator") && running("card-alerts")).then_some(())
+        },
+    );
+    done.with_context(|| format!("hdictl job list demo-spark -o json:\n{last}"))?;
+    eprintln!("xtask: the demo jobs card-generator and card-alerts are running");
+    Ok(())
 }
 
 /// `hdictl node list` shows 3 Ready nodes; returns `name id` of each.

@@ -292,6 +292,14 @@ fn bring_up(
     println!("  {} cluster show demo-kafka", bin("hdictl")?.display());
     println!("  kcat -b {} -L", demo.0);
     println!(
+        "  {} job progress demo-spark card-alerts",
+        bin("hdictl")?.display()
+    );
+    println!(
+        "  {} topic consume demo-kafka alerts --from-beginning --max 5",
+        bin("hdictl")?.display()
+    );
+    println!(
         "  curl -H \"Authorization: Bearer $(cat {})\" {api_url}/v1/nodes",
         admin_token_file.display()
     );
@@ -351,7 +359,65 @@ fn create_demo(api: SocketAddr, token: &str) -> anyhow::Result<(String, String)>
         eprintln!("xtask: {name} is Running ({value})");
         endpoints.push(value);
     }
+    submit_demo_jobs(api, token)?;
     Ok((endpoints[0].clone(), endpoints[1].clone()))
+}
+
+/// The demo pipeline: topics `transactions` and `alerts` on demo-kafka, and two jobs on
+/// demo-spark reading and writing them (`examples/card-generator.sql` makes card transactions,
+/// `examples/card-alerts.sql` is the windowed alert query). Idempotent: what exists is kept.
+fn submit_demo_jobs(api: SocketAddr, token: &str) -> anyhow::Result<()> {
+    for topic in ["transactions", "alerts"] {
+        let body = serde_json::json!({"name": topic, "partitions": 3, "replication_factor": 3});
+        let (status, answer) = http_request(
+            api,
+            "POST",
+            "/v1/workspaces/default/clusters/demo-kafka/topics",
+            Some(token),
+            Some(&body.to_string()),
+        )?;
+        if !(200..300).contains(&status) && status != 409 {
+            bail!("cannot create topic {topic}: HTTP {status}: {answer}");
+        }
+    }
+    let jobs = [
+        (
+            "card-generator",
+            include_str!("../../examples/card-generator.sql"),
+        ),
+        (
+            "card-alerts",
+            include_str!("../../examples/card-alerts.sql"),
+        ),
+    ];
+    for (name, sql) in jobs {
+        let body = serde_json::json!({"name": name, "sql": sql, "kafka_cluster": "demo-kafka"});
+        // The driver may still be loading its topics' metadata right after the cluster is up.
+        let submitted = wait_for(
+            &format!("job {name} to be accepted"),
+            Duration::from_secs(60),
+            || {
+                let (status, answer) = http_request(
+                    api,
+                    "POST",
+                    "/v1/workspaces/default/clusters/demo-spark/jobs",
+                    Some(token),
+                    Some(&body.to_string()),
+                )
+                .ok()?;
+                match status {
+                    201 | 409 => Some(Ok(())),
+                    503 => None,
+                    _ => Some(Err(anyhow::anyhow!(
+                        "cannot submit job {name}: HTTP {status}: {answer}"
+                    ))),
+                }
+            },
+        )?;
+        submitted?;
+        eprintln!("xtask: job {name} submitted");
+    }
+    Ok(())
 }
 
 /// Reads a secret file, creating it (mode 0600) with a random token first if missing.

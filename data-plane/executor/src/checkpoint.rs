@@ -27,6 +27,15 @@ pub enum BatchInput {
         ranges: BTreeMap<i32, (i64, i64)>,
     },
     /// Files, in order; `taken` counts the files taken before this batch.
+    /// Rows `[from, to)` of a `rate` source that started at `start_ms`.
+    Rate {
+        /// When row 0 was due (epoch ms).
+        start_ms: i64,
+        /// First row.
+        from: i64,
+        /// One past the last row.
+        to: i64,
+    },
     Files {
         /// Files taken before this batch.
         taken: u64,
@@ -41,6 +50,7 @@ impl BatchInput {
         match self {
             BatchInput::Kafka { ranges } => ranges.values().all(|(s, e)| e <= s),
             BatchInput::Files { files, .. } => files.is_empty(),
+            BatchInput::Rate { from, to, .. } => to <= from,
         }
     }
 }

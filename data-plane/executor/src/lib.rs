@@ -3,11 +3,12 @@
 //!
 //! It knows nothing of the control plane beyond its own configuration.
 //!
-//! Status: the process model is built, not the SQL engine. One binary, `hdi-executor`, runs as a
-//! **driver** ([`driver`]) or a **worker** ([`worker`]); workers register with the driver and
-//! heartbeat it, and the driver keeps the cluster's membership ([`cluster`]), dropping workers it
-//! stops hearing from, and serves it over HTTP (`GET /v1/cluster`). The planner, the micro-batch
-//! runtime and the connectors (the executor issue) will run on this cluster.
+//! One binary, `hdi-executor`, runs as a **driver** ([`driver`], with the jobs of [`jobs`]) or a
+//! **worker** ([`worker`]), or runs one job in-process (`hdi-executor run`). A job script
+//! ([`sql`]) is planned ([`plan`]) into per-task and final queries; the driver's micro-batch loop
+//! ([`query`]) reads offsets ([`source`]), logs each batch ([`checkpoint`]), has workers run its
+//! tasks ([`task`]), merges their partial results into the streaming state ([`state`]), emits
+//! and writes the sink exactly once per batch ([`sink`]), then commits.
 
 pub mod checkpoint;
 pub mod cluster;

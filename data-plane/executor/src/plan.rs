@@ -190,7 +190,7 @@ pub struct JobPlan {
 }
 
 /// Source connectors.
-pub const STREAMING_CONNECTORS: &[&str] = &["kafka", "files"];
+pub const STREAMING_CONNECTORS: &[&str] = &["kafka", "files", "rate"];
 /// Static-table connectors.
 pub const STATIC_CONNECTORS: &[&str] = &["file"];
 /// Sink connectors.
@@ -623,7 +623,32 @@ fn visit_factor(
             columns: vec![],
             at: None,
         });
-        found.source = Some(table.clone());
+        let mut table = table.clone();
+        if connector == "rate" {
+            // Spark's rate source: fixed columns.
+            let fixed = Schema::new(vec![
+                Field::new("ts", DataType::Timestamp(TimeUnit::Millisecond, None), true),
+                Field::new("value", DataType::Int64, true),
+            ]);
+            let declared: Vec<&str> = table
+                .schema
+                .fields()
+                .iter()
+                .map(|f| f.name().as_str())
+                .collect();
+            if !declared.is_empty() && declared != ["ts", "value"] {
+                return Err(JobError::new(
+                    "invalid_option",
+                    format!(
+                        "a rate table has the columns (ts TIMESTAMP, value BIGINT), not ({})",
+                        declared.join(", ")
+                    ),
+                )
+                .at_span(table.span));
+            }
+            table.schema = fixed;
+        }
+        found.source = Some(table);
         found.window = window;
     } else if STATIC_CONNECTORS.contains(&connector) {
         if window.is_some() {

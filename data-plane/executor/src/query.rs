@@ -262,6 +262,7 @@ pub struct QueryConfig {
 enum Position {
     Kafka(BTreeMap<i32, i64>),
     Files(u64),
+    Rate { start_ms: i64, next: i64 },
 }
 
 enum StreamState {
@@ -340,6 +341,7 @@ pub async fn validate(
                 } => {
                     kafka_partitions(&pool, bootstrap, topic)?;
                 }
+                SourceSpec::Rate { .. } => {}
                 SourceSpec::Files { dir, .. } => {
                     if !dir.is_dir() {
                         return Err(JobError::new(
@@ -385,7 +387,7 @@ impl Query {
             Some(topic) => {
                 let bootstrap = match &job.source {
                     SourceSpec::Kafka { bootstrap, .. } => Some(bootstrap.clone()),
-                    SourceSpec::Files { .. } => config.bootstrap.clone(),
+                    SourceSpec::Files { .. } | SourceSpec::Rate { .. } => config.bootstrap.clone(),
                 };
                 let bootstrap = bootstrap.ok_or_else(|| {
                     JobError::new("invalid_option", "dead_letter_topic needs a Kafka cluster")
@@ -536,6 +538,18 @@ impl Query {
 
     /// The sources' latest position.
     async fn latest(&self) -> anyhow::Result<Position> {
+        if let SourceSpec::Rate { rows_per_second } = &self.job.source {
+            let now = now_ms();
+            let start_ms = match &self.position {
+                Some(Position::Rate { start_ms, .. }) => *start_ms,
+                _ => now,
+            };
+            let due = (now - start_ms).max(0) * i64::try_from(*rows_per_second)? / 1000;
+            return Ok(Position::Rate {
+                start_ms,
+                next: due,
+            });
+        }
         let pool = Arc::clone(&self.pool);
         let source = self.job.source.clone();
         tokio::task::spawn_blocking(move || -> anyhow::Result<Position> {
@@ -551,6 +565,7 @@ impl Query {
                     ))
                 }
                 SourceSpec::Files { dir, .. } => Ok(Position::Files(list_files(dir)?.len() as u64)),
+                SourceSpec::Rate { .. } => bail!("a rate source has no offsets to read"),
             }
         })
         .await?
@@ -653,6 +668,33 @@ impl Query {
                 }
                 Ok(BatchInput::Kafka { ranges })
             }
+            (
+                SourceSpec::Rate { .. },
+                Position::Rate {
+                    start_ms,
+                    next: due,
+                },
+            ) => {
+                let (start_ms, from) = match &self.position {
+                    Some(Position::Rate { start_ms, next }) => (*start_ms, *next),
+                    _ => {
+                        self.position = Some(Position::Rate {
+                            start_ms: *start_ms,
+                            next: 0,
+                        });
+                        (*start_ms, 0)
+                    }
+                };
+                let to = match limit {
+                    Some(limit) => (*due).min(from + i64::try_from(limit).unwrap_or(i64::MAX)),
+                    None => *due,
+                };
+                Ok(BatchInput::Rate {
+                    start_ms,
+                    from,
+                    to: to.max(from),
+                })
+            }
             (SourceSpec::Files { dir, max_files }, Position::Files(available)) => {
                 let taken = match &self.position {
                     Some(Position::Files(taken)) => *taken,
@@ -692,6 +734,18 @@ impl Query {
                     end: *e,
                 })
                 .collect(),
+            BatchInput::Rate { start_ms, from, to } => {
+                let rate = match &self.job.source {
+                    SourceSpec::Rate { rows_per_second } => *rows_per_second,
+                    _ => 1,
+                };
+                vec![TaskInput::Rate {
+                    start_ms: *start_ms,
+                    rows_per_second: rate,
+                    from: *from,
+                    to: *to,
+                }]
+            }
             BatchInput::Files { files, .. } => files
                 .iter()
                 .map(|f| TaskInput::Files {
@@ -926,6 +980,10 @@ fn start_position(input: &BatchInput) -> Position {
             Position::Kafka(ranges.iter().map(|(p, (s, _))| (*p, *s)).collect())
         }
         BatchInput::Files { taken, .. } => Position::Files(*taken),
+        BatchInput::Rate { start_ms, from, .. } => Position::Rate {
+            start_ms: *start_ms,
+            next: *from,
+        },
     }
 }
 
@@ -935,6 +993,10 @@ fn end_position(input: &BatchInput) -> Position {
             Position::Kafka(ranges.iter().map(|(p, (_, e))| (*p, *e)).collect())
         }
         BatchInput::Files { taken, files } => Position::Files(taken + files.len() as u64),
+        BatchInput::Rate { start_ms, to, .. } => Position::Rate {
+            start_ms: *start_ms,
+            next: *to,
+        },
     }
 }
 
@@ -949,6 +1011,10 @@ fn offsets_view(input: &BatchInput) -> (BTreeMap<String, i64>, BTreeMap<String, 
                 .iter()
                 .map(|(p, (_, e))| (p.to_string(), *e))
                 .collect(),
+        ),
+        BatchInput::Rate { from, to, .. } => (
+            BTreeMap::from([("rows".to_string(), *from)]),
+            BTreeMap::from([("rows".to_string(), *to)]),
         ),
         BatchInput::Files { taken, files } => {
             let taken = i64::try_from(*taken).unwrap_or(i64::MAX);
@@ -1008,11 +1074,14 @@ fn civil_from_days(days: i64) -> (i64, i64, i64) {
     (if m <= 2 { y + 1 } else { y }, m, d)
 }
 
-fn chrono_now() -> String {
-    let ms = std::time::SystemTime::now()
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
-    rfc3339_ms(ms)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+fn chrono_now() -> String {
+    rfc3339_ms(now_ms())
 }
 
 #[cfg(test)]

@@ -50,6 +50,11 @@ pub enum SourceSpec {
         /// Files per batch at most.
         max_files: Option<usize>,
     },
+    /// Generated rows `(ts, value)`, `rows_per_second` of them (Spark's `rate` source).
+    Rate {
+        /// Rows per second of processing time.
+        rows_per_second: u64,
+    },
 }
 
 impl SourceSpec {
@@ -59,6 +64,21 @@ impl SourceSpec {
         default_bootstrap: Option<&str>,
     ) -> Result<SourceSpec, JobError> {
         let format = table.option("format").unwrap_or("json");
+        if table.connector()? == "rate" {
+            let text = table.option("rows_per_second").unwrap_or("1");
+            let rows_per_second = text
+                .parse::<u64>()
+                .ok()
+                .filter(|n| (1..=10_000_000).contains(n))
+                .ok_or_else(|| {
+                    JobError::new(
+                        "invalid_option",
+                        format!("rows_per_second '{text}' is not a number from 1 to 10000000"),
+                    )
+                    .at_span(table.span)
+                })?;
+            return Ok(SourceSpec::Rate { rows_per_second });
+        }
         if format != "json" {
             return Err(JobError::new(
                 "invalid_option",
@@ -133,6 +153,7 @@ impl SourceSpec {
         match self {
             SourceSpec::Kafka { topic, .. } => format!("kafka[{topic}]"),
             SourceSpec::Files { dir, .. } => format!("files[{}]", dir.display()),
+            SourceSpec::Rate { rows_per_second } => format!("rate[{rows_per_second}/s]"),
         }
     }
 }

@@ -41,6 +41,17 @@ pub enum TaskInput {
         /// One past the last offset.
         end: i64,
     },
+    /// Generated rows `[from, to)` of a `rate` source.
+    Rate {
+        /// When row 0 was due.
+        start_ms: i64,
+        /// Rows per second.
+        rows_per_second: u64,
+        /// First row.
+        from: i64,
+        /// One past the last row.
+        to: i64,
+    },
     /// Whole files.
     Files {
         /// The files, read in this order.
@@ -277,7 +288,19 @@ pub async fn run_task(
 ) -> anyhow::Result<TaskOutput> {
     let mut meta = TaskMeta::default();
     let started = Instant::now();
-    let raw = {
+    let schema = Arc::new(job.plan.source.schema.clone());
+    let generated = match &request.input {
+        TaskInput::Rate {
+            start_ms,
+            rows_per_second,
+            from,
+            to,
+        } => Some(rate_rows(&schema, *start_ms, *rows_per_second, *from, *to)?),
+        _ => None,
+    };
+    let raw = if generated.is_some() {
+        RawBatch::default()
+    } else {
         let pool = Arc::clone(pool);
         let source = job.source.clone();
         let input = request.input.clone();
@@ -287,8 +310,13 @@ pub async fn run_task(
     meta.input_rows = raw.len() as u64;
 
     let started = Instant::now();
-    let schema = Arc::new(job.plan.source.schema.clone());
-    let (batch, malformed) = decode(&raw, &schema)?;
+    let (batch, malformed) = match generated {
+        Some(batch) => {
+            meta.input_rows = batch.num_rows() as u64;
+            (batch, Vec::new())
+        }
+        None => decode(&raw, &schema)?,
+    };
     meta.malformed_rows = malformed.len() as u64;
     meta.dead_letters = malformed
         .iter()
@@ -342,6 +370,26 @@ fn fetch(pool: &ConsumerPool, source: &SourceSpec, input: &TaskInput) -> anyhow:
         (SourceSpec::Files { .. }, TaskInput::Files { paths }) => read_lines(paths),
         (source, input) => bail!("task input {input:?} does not fit the source {source:?}"),
     }
+}
+
+/// Rows `[from, to)` of a `rate` source: `ts` = when the row was due, `value` = its number.
+fn rate_rows(
+    schema: &SchemaRef,
+    start_ms: i64,
+    rows_per_second: u64,
+    from: i64,
+    to: i64,
+) -> anyhow::Result<RecordBatch> {
+    let rate = i64::try_from(rows_per_second.max(1))?;
+    let values: Vec<i64> = (from..to).collect();
+    let times: Vec<i64> = values.iter().map(|i| start_ms + i * 1000 / rate).collect();
+    Ok(RecordBatch::try_new(
+        Arc::clone(schema),
+        vec![
+            Arc::new(TimestampMillisecondArray::from(times)),
+            Arc::new(datafusion::arrow::array::Int64Array::from(values)),
+        ],
+    )?)
 }
 
 /// Decodes JSON records into rows of `schema`; returns the rows and the indexes of the records

@@ -1,0 +1,11 @@
+-- shape: map
+-- task: SELECT concat('acct-', lpad(CAST(value % 100 AS VARCHAR), 3, '0')) AS account, CASE WHEN value % 97 = 0 THEN 4000.0 ELSE CAST((value * 31) % 500 AS DOUBLE) END AS amount, ts FROM __src AS ticks
+-- output: account Utf8, amount Float64, ts Timestamp(ms)
+CREATE TABLE ticks (ts TIMESTAMP, value BIGINT) WITH (connector = 'rate', rows_per_second = '200');
+CREATE TABLE transactions WITH (connector = 'kafka', topic = 'transactions', bootstrap_servers = 'localhost:9092', format = 'json', key = 'account');
+SET trigger = 'processing_time 1s';
+INSERT INTO transactions
+SELECT concat('acct-', lpad(CAST(value % 100 AS VARCHAR), 3, '0')) AS account,
+       CASE WHEN value % 97 = 0 THEN 4000.0 ELSE CAST((value * 31) % 500 AS DOUBLE) END AS amount,
+       ts
+FROM ticks;
