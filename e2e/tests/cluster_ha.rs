@@ -385,7 +385,7 @@ fn owner_of(lines: &[String]) -> String {
     let line = lines
         .iter()
         .map(|l| plain(l))
-        .find(|l| l.contains("reconciler started"))
+        .find(|l| l.contains("reconciler started") && l.contains("owner="))
         .expect("a 'reconciler started' line");
     line.split("owner=")
         .nth(1)

@@ -80,7 +80,7 @@ impl JobReconciler {
 
     /// Runs passes until `stop` is notified.
     pub async fn run(self, stop: Arc<Notify>) {
-        tracing::info!("job reconciler started");
+        tracing::info!("job reconciler running");
         loop {
             match self.pass().await {
                 Ok(report) if report.submitted + report.removed + report.failed > 0 => {
