@@ -602,8 +602,9 @@ pub fn to_array(values: Vec<ScalarValue>, data_type: &DataType) -> anyhow::Resul
     Ok(ScalarValue::iter_to_array(values)?)
 }
 
-/// Arrow IPC file bytes.
+/// Arrow IPC file bytes, followed by their SHA-256.
 pub fn write_ipc(schema: &SchemaRef, batches: &[RecordBatch]) -> anyhow::Result<Vec<u8>> {
+    use sha2::Digest as _;
     let mut out = Vec::new();
     {
         let mut writer = FileWriter::try_new(&mut out, schema)?;
@@ -612,13 +613,37 @@ pub fn write_ipc(schema: &SchemaRef, batches: &[RecordBatch]) -> anyhow::Result<
         }
         writer.finish()?;
     }
+    let digest = sha2::Sha256::digest(&out);
+    out.extend_from_slice(&digest);
     Ok(out)
 }
 
-/// Batches from Arrow IPC file bytes.
+/// Batches from [`write_ipc`]'s bytes. The digest is checked first: arrow's IPC reader trusts the
+/// lengths inside its input and can panic, or abort on a huge allocation, on damaged bytes (found
+/// by `tests/fuzz.rs`); a panic that still happens is caught.
 pub fn read_ipc(bytes: &[u8]) -> anyhow::Result<Vec<RecordBatch>> {
-    let reader = FileReader::try_new(Cursor::new(bytes), None)?;
-    Ok(reader.collect::<Result<Vec<_>, _>>()?)
+    use sha2::Digest as _;
+    let Some(split) = bytes.len().checked_sub(32) else {
+        bail!("Arrow IPC data shorter than its digest");
+    };
+    let (data, digest) = bytes.split_at(split);
+    if sha2::Sha256::digest(data).as_slice() != digest {
+        bail!("damaged Arrow IPC data (digest mismatch)");
+    }
+    let read = std::panic::catch_unwind(|| -> anyhow::Result<Vec<RecordBatch>> {
+        let reader = FileReader::try_new(Cursor::new(data), None)?;
+        let batches = reader.collect::<Result<Vec<_>, _>>()?;
+        for batch in &batches {
+            for column in batch.columns() {
+                column.to_data().validate_full()?;
+            }
+        }
+        Ok(batches)
+    });
+    match read {
+        Ok(result) => result,
+        Err(_) => bail!("damaged Arrow IPC data"),
+    }
 }
 
 /// The state of a `SELECT DISTINCT`: rows already emitted, with their event time (evicted when
