@@ -627,7 +627,7 @@ pub fn read_ipc(bytes: &[u8]) -> anyhow::Result<Vec<RecordBatch>> {
         bail!("Arrow IPC data shorter than its digest");
     };
     let (data, digest) = bytes.split_at(split);
-    if sha2::Sha256::digest(data).as_slice() != digest {
+    if sha2::Sha256::digest(data)[..] != *digest {
         bail!("damaged Arrow IPC data (digest mismatch)");
     }
     let read = std::panic::catch_unwind(|| -> anyhow::Result<Vec<RecordBatch>> {
