@@ -79,10 +79,20 @@ pub fn run_bench(opts: &Options) -> anyhow::Result<()> {
              DataFusion takes 20-30 minutes, later ones seconds)"
         );
         let mut build = cargo();
-        build.args(["build", "--release", "--locked", "-p", "hdi-executor"]);
-        if !opts.skip_kafka {
-            build.args(["-p", "hdi-broker", "-p", "hdi-kafka-perf"]);
-        }
+        // Into the target directory this xtask runs from, where the binaries are looked for.
+        // Always the same set, even with --skip-kafka: another set unifies other features and
+        // rebuilds DataFusion.
+        build.env("CARGO_TARGET_DIR", &target).args([
+            "build",
+            "--release",
+            "--locked",
+            "-p",
+            "hdi-executor",
+            "-p",
+            "hdi-broker",
+            "-p",
+            "hdi-kafka-perf",
+        ]);
         run("cargo build --release", &mut build)?;
         let help = Command::new(release.join("hdi-executor"))
             .args(["run", "--help"])
