@@ -404,7 +404,7 @@ SET trigger = 'available_now';
 fn kafka_job(bootstrap: &str) -> String {
     format!(
         "CREATE TABLE tx (account TEXT, amount DOUBLE, ts TIMESTAMP, WATERMARK FOR ts AS ts - INTERVAL '10' SECOND)
-  WITH (connector = 'kafka', topic = 'tx', format = 'json', starting_offsets = 'earliest', bootstrap_servers = '{bootstrap}');
+  WITH (connector = 'kafka', topic = 'tx', format = 'json', starting_offsets = 'earliest', max_records_per_trigger = '500000', bootstrap_servers = '{bootstrap}');
 CREATE TABLE out WITH (connector = 'blackhole');
 SET trigger = 'available_now';
 {WINDOW_QUERY}"

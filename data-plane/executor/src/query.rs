@@ -20,6 +20,7 @@ use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::datasource::MemTable;
 use datafusion::prelude::SessionContext;
+use futures::StreamExt as _;
 use futures::future::BoxFuture;
 use rdkafka::ClientConfig;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer as _};
@@ -43,16 +44,22 @@ pub trait TaskRunner: Send + Sync + std::fmt::Debug {
     fn run(&self, request: TaskRequest) -> BoxFuture<'_, anyhow::Result<TaskOutput>>;
 }
 
-/// Runs tasks in this process.
+/// Runs tasks in this process, each on the runtime's worker threads (so a batch's tasks use
+/// every core, as they would on separate workers).
 #[derive(Debug, Default)]
 pub struct LocalRunner {
     /// Plans and Kafka consumers.
-    pub context: TaskContext,
+    pub context: Arc<TaskContext>,
 }
 
 impl TaskRunner for LocalRunner {
     fn run(&self, request: TaskRequest) -> BoxFuture<'_, anyhow::Result<TaskOutput>> {
-        Box::pin(async move { self.context.run(&request).await })
+        let context = Arc::clone(&self.context);
+        Box::pin(async move {
+            tokio::spawn(async move { context.run(&request).await })
+                .await
+                .context("a task panicked")?
+        })
     }
 }
 
@@ -372,17 +379,7 @@ impl Query {
         let (job, sink) = validate(&config.script, config.bootstrap.as_deref(), &pool).await?;
         let checkpoint = Checkpoint::open(&config.checkpoint)
             .map_err(|e| JobError::new("internal", format!("{e:#}")))?;
-        let state = match &job.plan.shape {
-            Shape::Map => StreamState::None,
-            Shape::Aggregate(plan) => StreamState::Aggregate(AggState::new(
-                plan,
-                job.plan.window.as_ref().map(|w| w.kind),
-            )),
-            Shape::Dedup { time_column } => StreamState::Dedup(DedupState::new(
-                Arc::clone(&job.plan.task_output_schema),
-                *time_column,
-            )),
-        };
+        let state = new_state(&job);
         let dead_letters = match job.plan.source.option("dead_letter_topic") {
             Some(topic) => {
                 let bootstrap = match &job.source {
@@ -482,17 +479,7 @@ impl Query {
 
     /// Restores the state and position from the checkpoint; runs an uncommitted batch again.
     async fn recover(&mut self) -> anyhow::Result<()> {
-        self.state = match &self.job.plan.shape {
-            Shape::Map => StreamState::None,
-            Shape::Aggregate(plan) => StreamState::Aggregate(AggState::new(
-                plan,
-                self.job.plan.window.as_ref().map(|w| w.kind),
-            )),
-            Shape::Dedup { time_column } => StreamState::Dedup(DedupState::new(
-                Arc::clone(&self.job.plan.task_output_schema),
-                *time_column,
-            )),
-        };
+        self.state = new_state(&self.job);
         let Some(entry) = self.checkpoint.latest_offsets()? else {
             self.watermark_ms = None;
             self.position = None;
@@ -764,12 +751,14 @@ impl Query {
                 input,
             })
             .collect();
+        // Every task runs at once; their results are merged in task order (deterministic) as
+        // they come, overlapping the merge with the tasks still running.
         let run_started = Instant::now();
-        let outputs =
-            futures::future::try_join_all(requests.into_iter().map(|r| self.runner.run(r))).await?;
-        durations.execution = elapsed_ms(run_started);
+        let runner = Arc::clone(&self.runner);
+        let mut outputs =
+            futures::stream::iter(requests.into_iter().map(|r| runner.run(r))).buffered(usize::MAX);
+        let mut merge_ms = 0u64;
 
-        let merge_started = Instant::now();
         let mut input_rows = 0u64;
         let mut malformed = 0u64;
         let mut late = 0u64;
@@ -778,7 +767,9 @@ impl Query {
         let mut dead_letters = Vec::new();
         let mut rows_updated = 0u64;
         let mut output: Vec<RecordBatch> = Vec::new();
-        for task in outputs {
+        while let Some(task) = outputs.next().await {
+            let task = task?;
+            let merge_started = Instant::now();
             let meta = task.meta;
             input_rows += meta.input_rows;
             malformed += meta.malformed_rows;
@@ -800,7 +791,11 @@ impl Query {
                     StreamState::None => output.push(batch.clone()),
                 }
             }
+            merge_ms += elapsed_ms(merge_started);
         }
+        drop(outputs);
+        durations.execution = elapsed_ms(run_started);
+        let emit_started = Instant::now();
         // The watermark moves with the largest event time seen; it never goes back.
         let mut watermark = entry.watermark_ms;
         if let (Some(def), Some(max)) = (&self.job.plan.source.watermark, max_event) {
@@ -823,7 +818,7 @@ impl Query {
             }
             StreamState::None => {}
         }
-        durations.state_merge = elapsed_ms(merge_started);
+        durations.state_merge = merge_ms + elapsed_ms(emit_started);
         if let (Some(groups), Some(plan)) = (groups, self.job.plan.aggregate()) {
             let final_started = Instant::now();
             if groups.num_rows() > 0 {
@@ -941,6 +936,22 @@ impl Query {
             "batch committed"
         );
         Ok(progress)
+    }
+}
+
+/// Empty streaming state for `job`'s shape.
+fn new_state(job: &PreparedJob) -> StreamState {
+    match &job.plan.shape {
+        Shape::Map => StreamState::None,
+        Shape::Aggregate(plan) => {
+            let mut state = AggState::new(plan, job.plan.window.as_ref().map(|w| w.kind));
+            state.track_updates(job.plan.output_mode == OutputMode::Update);
+            StreamState::Aggregate(state)
+        }
+        Shape::Dedup { time_column } => StreamState::Dedup(DedupState::new(
+            Arc::clone(&job.plan.task_output_schema),
+            *time_column,
+        )),
     }
 }
 

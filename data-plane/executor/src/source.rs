@@ -386,7 +386,12 @@ pub fn read_lines(paths: &[PathBuf]) -> anyhow::Result<RawBatch> {
             }
             start = end + 1;
         }
-        out.buffer.extend_from_slice(&bytes);
+        if out.buffer.is_empty() {
+            // One file (the usual task): take its bytes, no copy.
+            out.buffer = bytes;
+        } else {
+            out.buffer.extend_from_slice(&bytes);
+        }
         out.buffer.push(b'\n');
     }
     Ok(out)

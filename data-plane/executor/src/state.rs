@@ -148,7 +148,7 @@ impl Acc {
                     *acc = if acc.is_null() {
                         v.clone()
                     } else {
-                        acc.add(v)?
+                        add_scalars(acc, v)?
                     };
                 }
             }
@@ -245,6 +245,23 @@ impl Acc {
     }
 }
 
+/// `a + b`, with the common numeric types added directly (`ScalarValue::add` goes through arrow's
+/// kernels, slow once per group and batch).
+fn add_scalars(a: &ScalarValue, b: &ScalarValue) -> anyhow::Result<ScalarValue> {
+    Ok(match (a, b) {
+        (ScalarValue::Float64(Some(x)), ScalarValue::Float64(Some(y))) => {
+            ScalarValue::Float64(Some(x + y))
+        }
+        (ScalarValue::Float32(Some(x)), ScalarValue::Float32(Some(y))) => {
+            ScalarValue::Float32(Some(x + y))
+        }
+        (ScalarValue::Int64(Some(x)), ScalarValue::Int64(Some(y))) => {
+            ScalarValue::Int64(Some(x.checked_add(*y).context("a sum overflows BIGINT")?))
+        }
+        _ => a.add(b)?,
+    })
+}
+
 /// A window's bounds in epoch milliseconds; `(0, 0)` when the aggregation has no window.
 type Bounds = (i64, i64);
 
@@ -259,6 +276,8 @@ pub struct AggState {
     agg_types: Vec<DataType>,
     groups: HashMap<Vec<ScalarValue>, BTreeMap<Bounds, Vec<Acc>>>,
     touched: HashSet<(Vec<ScalarValue>, Bounds)>,
+    /// Whether to remember which groups a batch changed (update mode needs it).
+    track_updates: bool,
 }
 
 /// What one merge did.
@@ -285,6 +304,16 @@ impl AggState {
             agg_types,
             groups: HashMap::new(),
             touched: HashSet::new(),
+            track_updates: true,
+        }
+    }
+
+    /// Whether [`AggState::emit_updated`] will be used (append mode turns this off: no need to
+    /// remember which groups each batch changed).
+    pub fn track_updates(&mut self, on: bool) {
+        self.track_updates = on;
+        if !on {
+            self.touched.clear();
         }
     }
 
@@ -327,13 +356,42 @@ impl AggState {
                 partials.push(values);
                 column += width;
             }
+            stats.rows_updated += 1;
+            if !matches!(self.window, Some(WindowKind::Session { .. })) {
+                // Fast path: fold the partials straight into the group's accumulators.
+                let windows = match self.groups.get_mut(&key) {
+                    Some(windows) => windows,
+                    None => self.groups.entry(key.clone()).or_default(),
+                };
+                let accs = match windows.get_mut(&bounds) {
+                    Some(accs) => accs,
+                    None => {
+                        let fresh = self
+                            .plan
+                            .aggs
+                            .iter()
+                            .zip(&self.agg_types)
+                            .map(|(f, t)| Acc::new(*f, t))
+                            .collect::<anyhow::Result<Vec<_>>>()?;
+                        windows.entry(bounds).or_insert(fresh)
+                    }
+                };
+                for (acc, partial) in accs.iter_mut().zip(&partials) {
+                    acc.merge_partial(partial)?;
+                }
+                if self.track_updates {
+                    self.touched.insert((key, bounds));
+                }
+                continue;
+            }
             let mut accs = self.new_accs()?;
             for (acc, partial) in accs.iter_mut().zip(&partials) {
                 acc.merge_partial(partial)?;
             }
             let bounds = self.insert(key.clone(), bounds, accs)?;
-            self.touched.insert((key, bounds));
-            stats.rows_updated += 1;
+            if self.track_updates {
+                self.touched.insert((key, bounds));
+            }
         }
         Ok(stats)
     }

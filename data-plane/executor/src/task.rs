@@ -323,6 +323,7 @@ pub async fn run_task(
         .take(MAX_DEAD_LETTERS)
         .map(|i| String::from_utf8_lossy(raw.record(*i)).into_owned())
         .collect();
+    drop(raw);
     let mut batch = batch;
     if let Some(watermark) = &job.plan.source.watermark {
         let column = schema.index_of(&watermark.column)?;
