@@ -43,6 +43,8 @@ def create(args):
         NewTopic("tx", num_partitions=4, replication_factor=1),
         NewTopic("alerts", num_partitions=3, replication_factor=1),
         NewTopic("tx-dlq", num_partitions=1, replication_factor=1),
+        # hdi-broker has no compaction yet; the upsert reader keeps the latest value per key itself.
+        NewTopic("accounts", num_partitions=2, replication_factor=1),
     ])
     for f in futures.values():
         f.result(30)
@@ -60,6 +62,18 @@ def late(args):
     p = producer(args.bootstrap)
     for k in range(args.count):
         p.produce("tx", json.dumps({"account": "acct-late", "amount": 1.0, "ts": args.ts}).encode(), partition=k % 4)
+    assert p.flush(60) == 0
+
+
+def accounts(args):
+    """The compacted `accounts` topic: acct-000..039 gold (even) or basic (odd), then acct-000
+    upgraded to platinum and acct-001 deleted (a tombstone)."""
+    p = producer(args.bootstrap)
+    for a in range(40):
+        key = f"acct-{a:03d}"
+        p.produce("accounts", json.dumps({"id": key, "tier": "gold" if a % 2 == 0 else "basic"}).encode(), key=key.encode())
+    p.produce("accounts", json.dumps({"id": "acct-000", "tier": "platinum"}).encode(), key=b"acct-000")
+    p.produce("accounts", None, key=b"acct-001")
     assert p.flush(60) == 0
 
 
@@ -118,7 +132,7 @@ def main():
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     {"create": create, "produce": produce, "late": late, "garbage": garbage, "read": read,
-     "expect": expect}[args.command](args)
+     "expect": expect, "accounts": accounts}[args.command](args)
     sys.stdout.flush()
 
 

@@ -392,6 +392,63 @@ fn the_banking_job_is_exact_across_worker_and_driver_crashes_and_rescaling() {
         .collect();
     assert_eq!(dead.len(), 7, "{dead:?}");
 
+    // A stream-static join with a compacted topic (latest value per key, tombstones delete),
+    // run available-now into the memory sink and read through the preview API.
+    feed(&bootstrap, &["accounts"]);
+    let enrich = "CREATE TABLE tx (account TEXT, amount DOUBLE, ts TIMESTAMP)
+           WITH (connector = 'kafka', topic = 'tx', starting_offsets = 'earliest');
+         CREATE TABLE accounts (id TEXT, tier TEXT) WITH (connector = 'upsert-kafka', topic = 'accounts');
+         CREATE TABLE preview WITH (connector = 'memory', rows = '5000');
+         SET trigger = 'available_now';
+         INSERT INTO preview SELECT tx.account, a.tier, tx.amount
+         FROM tx JOIN accounts a ON tx.account = a.id WHERE tx.amount > 495;";
+    let body = serde_json::json!({"name": "enrich", "sql": enrich, "bootstrap_servers": bootstrap})
+        .to_string();
+    let (code, created) = curl(
+        "PUT",
+        &format!("http://{address}/v1/jobs/enrich"),
+        Some(&body),
+    );
+    assert_eq!(code, 201, "{created}");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (_, job) = curl("GET", &format!("http://{address}/v1/jobs/enrich"), None);
+        if job["state"] == "completed" {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline && job["state"] == "running",
+            "{job}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let (_, preview) = curl(
+        "GET",
+        &format!("http://{address}/v1/jobs/enrich/preview?limit=1000"),
+        None,
+    );
+    let rows = preview["rows"].as_array().unwrap();
+    let mut expected = 0;
+    for i in 0..CHUNKS * CHUNK {
+        let account = (i * 7919) % 40;
+        if (i * 31) % 500 + 1 > 495 && account != 1 {
+            expected += 1;
+        }
+    }
+    assert_eq!(rows.len(), expected, "{preview}");
+    for row in rows {
+        let account = row["account"].as_str().unwrap();
+        let n: u64 = account.trim_start_matches("acct-").parse().unwrap();
+        let tier = match n {
+            0 => "platinum",
+            1 => panic!("acct-001 was deleted: {row}"),
+            n if n % 2 == 0 => "gold",
+            _ => "basic",
+        };
+        assert_eq!(row["tier"], tier, "{row}");
+        assert!(row["amount"].as_f64().unwrap() > 495.0);
+    }
+
     let (code, _) = curl("DELETE", &format!("http://{address}/v1/jobs/banking"), None);
     assert_eq!(code, 204);
     assert!(!driver_dir.join("jobs/banking").exists());

@@ -192,7 +192,9 @@ pub struct JobPlan {
 /// Source connectors.
 pub const STREAMING_CONNECTORS: &[&str] = &["kafka", "files", "rate"];
 /// Static-table connectors.
-pub const STATIC_CONNECTORS: &[&str] = &["file"];
+/// Static-table connectors: `file` (CSV, Parquet, JSON) and `upsert-kafka` (a compacted topic:
+/// the latest value per record key, a null value deleting the key).
+pub const STATIC_CONNECTORS: &[&str] = &["file", "upsert-kafka"];
 /// Sink connectors.
 pub const SINK_CONNECTORS: &[&str] = &["kafka", "files", "memory", "blackhole"];
 

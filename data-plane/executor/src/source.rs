@@ -355,6 +355,63 @@ pub fn kafka_fetch(
     Ok(out)
 }
 
+/// A compacted topic read whole, as a table: per record key the latest value (a record with no
+/// value deletes its key), then the values, in key order. Blocking.
+pub fn kafka_read_table(
+    pool: &ConsumerPool,
+    bootstrap: &str,
+    topic: &str,
+) -> Result<RawBatch, JobError> {
+    let unavailable = |e: String| JobError::new("kafka_unavailable", e);
+    let partitions = kafka_partitions(pool, bootstrap, topic)?;
+    let marks = kafka_watermarks(pool, bootstrap, topic, &partitions)
+        .map_err(|e| unavailable(format!("{e:#}")))?;
+    let consumer = consumer(bootstrap).map_err(|e| unavailable(format!("{e:#}")))?;
+    let mut latest: BTreeMap<Vec<u8>, Option<Vec<u8>>> = BTreeMap::new();
+    for (partition, (low, high)) in marks {
+        if high <= low {
+            continue;
+        }
+        let mut assignment = TopicPartitionList::new();
+        assignment
+            .add_partition_offset(topic, partition, Offset::Offset(low))
+            .map_err(|e| unavailable(e.to_string()))?;
+        consumer
+            .assign(&assignment)
+            .map_err(|e| unavailable(e.to_string()))?;
+        let deadline = Instant::now() + FETCH_TIMEOUT;
+        let mut next = low;
+        while next < high {
+            if Instant::now() > deadline {
+                return Err(unavailable(format!(
+                    "reading the table topic {topic}[{partition}] took too long"
+                )));
+            }
+            match consumer.poll(Duration::from_millis(200)) {
+                None => {}
+                Some(Err(e)) => {
+                    return Err(unavailable(format!("reading {topic}[{partition}]: {e}")));
+                }
+                Some(Ok(message)) => {
+                    if message.partition() != partition || message.offset() < next {
+                        continue;
+                    }
+                    next = message.offset() + 1;
+                    let Some(key) = message.key() else {
+                        continue;
+                    };
+                    latest.insert(key.to_vec(), message.payload().map(<[u8]>::to_vec));
+                }
+            }
+        }
+    }
+    let mut out = RawBatch::default();
+    for value in latest.into_values().flatten() {
+        out.push(&value);
+    }
+    Ok(out)
+}
+
 /// The files of a `files` source, in name order.
 pub fn list_files(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
     let mut files = Vec::new();

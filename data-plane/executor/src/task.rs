@@ -154,7 +154,11 @@ impl PreparedJob {
         let source = SourceSpec::from_table(&plan.source, bootstrap)?;
         let mut statics = Vec::new();
         for table in &plan.statics {
-            let rows = load_static(table).await?;
+            let rows = if table.connector()? == "upsert-kafka" {
+                load_compacted_topic(table, bootstrap).await?
+            } else {
+                load_static(table).await?
+            };
             statics.push((table.name.clone(), rows));
         }
         Ok(PreparedJob {
@@ -163,6 +167,37 @@ impl PreparedJob {
             statics,
         })
     }
+}
+
+/// Reads a compacted topic (`connector = 'upsert-kafka'`, `topic`, `bootstrap_servers` or the
+/// job's cluster, JSON values) into a table, when the job is planned.
+async fn load_compacted_topic(
+    table: &TableDef,
+    default_bootstrap: Option<&str>,
+) -> Result<Arc<MemTable>, JobError> {
+    let topic = table.required("topic")?.to_string();
+    let bootstrap = table
+        .option("bootstrap_servers")
+        .or(default_bootstrap)
+        .ok_or_else(|| {
+            JobError::new(
+                "invalid_option",
+                format!("table {}: no Kafka cluster (bootstrap_servers)", table.name),
+            )
+            .at_span(table.span)
+        })?
+        .to_string();
+    let raw = tokio::task::spawn_blocking(move || {
+        crate::source::kafka_read_table(&ConsumerPool::default(), &bootstrap, &topic)
+    })
+    .await
+    .map_err(|e| JobError::new("internal", e.to_string()))??;
+    let schema: SchemaRef = Arc::new(table.schema.clone());
+    let (batch, _malformed) =
+        decode(&raw, &schema).map_err(|e| JobError::new("invalid_option", format!("{e:#}")))?;
+    MemTable::try_new(schema, vec![vec![batch]])
+        .map(Arc::new)
+        .map_err(|e| JobError::new("invalid_option", e.to_string()))
 }
 
 /// Reads a static table (`connector = 'file'`, `format = 'csv' | 'parquet' | 'json'`, `path`).
