@@ -65,14 +65,15 @@ fn curl(method: &str, url: &str, body: Option<&str>) -> (u16, serde_json::Value)
     )
 }
 
-fn start_driver(dir: &std::path::Path, listen: &str) -> (Proc, String) {
+fn start_driver(dir: &std::path::Path, listen: &str, env: &[(&str, &str)]) -> (Proc, String) {
     let mut proc = Proc::spawn(
         "hdi-executor-driver",
         Command::new(bin("hdi-executor"))
             .args(["driver", "--listen", listen, "--worker-timeout", "3s"])
             .arg("--data-dir")
             .arg(dir)
-            .env("RUST_LOG", "info"),
+            .env("RUST_LOG", "info")
+            .envs(env.iter().copied()),
     );
     let line = proc
         .wait_for_line("hdi-executor driver ready on ", Duration::from_secs(30))
@@ -195,7 +196,12 @@ fn the_banking_job_is_exact_across_worker_and_driver_crashes_and_rescaling() {
     feed(&bootstrap, &["create"]);
 
     let driver_dir = dir.path().join("driver");
-    let (mut driver, address) = start_driver(&driver_dir, "127.0.0.1:0");
+    // The first driver aborts after writing batch 1's alerts, before committing it.
+    let (mut driver, address) = start_driver(
+        &driver_dir,
+        "127.0.0.1:0",
+        &[("HDI_EXECUTOR_CRASH_AFTER_SINK_WRITE", "1")],
+    );
     let mut workers: BTreeMap<u32, Proc> = BTreeMap::new();
     for id in [1, 2] {
         workers.insert(id, start_worker(dir.path(), id, &address));
@@ -252,6 +258,33 @@ fn the_banking_job_is_exact_across_worker_and_driver_crashes_and_rescaling() {
         Some(&body),
     );
     assert_eq!(code, 201, "{created}");
+    // The driver aborts after batch 1's alerts are written, before the commit; restarted on its
+    // data directory, it runs batch 1 again, and the Kafka sink must skip what it already wrote
+    // (checked below: no alert twice).
+    driver.wait_exit(Duration::from_secs(60)).unwrap();
+    assert!(
+        driver
+            .lines()
+            .iter()
+            .any(|l| l.contains("aborting after batch 1's sink write")),
+        "the driver did not stop at the crash point"
+    );
+    let (restarted, again) = start_driver(&driver_dir, &address, &[]);
+    driver = restarted;
+    assert_eq!(again, address);
+    wait_workers(&address, &[1, 2]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !driver
+        .lines()
+        .iter()
+        .any(|l| l.contains("was written before a crash: skipping its"))
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the rerun of batch 1 skipped nothing"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
     // The same definition again is a no-op.
     let (code, _) = curl(
         "PUT",
@@ -288,7 +321,7 @@ fn the_banking_job_is_exact_across_worker_and_driver_crashes_and_rescaling() {
     produce_chunk(&bootstrap, 9);
     std::thread::sleep(Duration::from_millis(300));
     driver.kill9();
-    let (restarted, address) = start_driver(&driver_dir, &address);
+    let (restarted, address) = start_driver(&driver_dir, &address, &[]);
     driver = restarted;
     wait_workers(&address, &[1]);
     produce_chunk(&bootstrap, 10);
@@ -334,6 +367,11 @@ fn the_banking_job_is_exact_across_worker_and_driver_crashes_and_rescaling() {
     };
     let mut rows: Vec<serde_json::Value> = got.iter().map(|r| r["value"].clone()).collect();
     rows.sort_by_key(|r| (r["ws"].as_i64(), r["account"].as_str().map(str::to_string)));
+    if rows != expected {
+        for line in driver.lines() {
+            eprintln!("driver: {line}");
+        }
+    }
     assert_eq!(
         rows.len(),
         expected.len(),

@@ -849,6 +849,7 @@ impl Query {
             let _ = producer.flush(Duration::from_secs(10));
         }
         durations.add_batch = elapsed_ms(sink_started);
+        crash_point_after_sink_write(entry.batch_id);
 
         let commit_started = Instant::now();
         if let Some(bytes) = self.state.snapshot()? {
@@ -936,6 +937,24 @@ impl Query {
             "batch committed"
         );
         Ok(progress)
+    }
+}
+
+/// A test hook: with `HDI_EXECUTOR_CRASH_AFTER_SINK_WRITE=N` in the environment, the process
+/// aborts right after batch `N`'s output is written and before it commits, the worst moment for
+/// exactly-once (the e2e test restarts it and checks no output row is repeated).
+fn crash_point_after_sink_write(batch_id: u64) {
+    static AT: std::sync::OnceLock<Option<u64>> = std::sync::OnceLock::new();
+    let at = AT.get_or_init(|| {
+        std::env::var("HDI_EXECUTOR_CRASH_AFTER_SINK_WRITE")
+            .ok()
+            .and_then(|v| v.parse().ok())
+    });
+    if *at == Some(batch_id) {
+        eprintln!(
+            "HDI_EXECUTOR_CRASH_AFTER_SINK_WRITE: aborting after batch {batch_id}'s sink write"
+        );
+        std::process::abort();
     }
 }
 

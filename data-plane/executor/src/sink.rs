@@ -15,7 +15,7 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use datafusion::arrow::array::{Array, AsArray as _};
@@ -26,14 +26,11 @@ use datafusion::parquet::arrow::ArrowWriter;
 use rdkafka::ClientConfig;
 use rdkafka::ClientContext;
 use rdkafka::Message as _;
-use rdkafka::Offset;
-use rdkafka::TopicPartitionList;
-use rdkafka::consumer::Consumer as _;
 use rdkafka::message::{Header, Headers as _, OwnedHeaders};
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer as _, ProducerContext};
 use serde::{Deserialize, Serialize};
 
-use crate::source::{ConsumerPool, kafka_partitions, kafka_watermarks};
+use crate::source::{ConsumerPool, for_each_record, kafka_partitions, kafka_watermarks};
 use crate::sql::{JobError, TableDef};
 
 /// The record header that names the job and batch a sink record came from.
@@ -271,6 +268,14 @@ impl KafkaSink {
         } else {
             BTreeMap::new()
         };
+        let skipped: u64 = skip.values().sum();
+        if skipped > 0 {
+            tracing::info!(
+                batch = batch_id,
+                topic = %self.topic,
+                "batch {batch_id} was written before a crash: skipping its {skipped} records already in the topic"
+            );
+        }
         let values = json_rows(batches)?;
         let keys = match &self.key {
             Some(column) => Some(key_strings(batches, column)?),
@@ -380,38 +385,17 @@ impl KafkaSink {
         let mut out = BTreeMap::new();
         for (partition, start) in mark {
             let end = ends.get(partition).map_or(*start, |(_, high)| *high);
-            if end <= *start {
-                continue;
-            }
-            let mut assignment = TopicPartitionList::new();
-            assignment.add_partition_offset(&self.topic, *partition, Offset::Offset(*start))?;
-            consumer.assign(&assignment)?;
-            let deadline = Instant::now() + Duration::from_secs(60);
-            let mut next = *start;
             let mut count = 0u64;
-            while next < end {
-                if Instant::now() > deadline {
-                    bail!("reading back {}[{partition}] took too long", self.topic);
+            for_each_record(&consumer, &self.topic, *partition, *start, end, |message| {
+                let tagged = message.headers().is_some_and(|headers| {
+                    headers
+                        .iter()
+                        .any(|h| h.key == BATCH_HEADER && h.value == Some(tag.as_bytes()))
+                });
+                if tagged {
+                    count += 1;
                 }
-                match consumer.poll(Duration::from_millis(200)) {
-                    None => {}
-                    Some(Err(e)) => bail!("reading back {}[{partition}]: {e}", self.topic),
-                    Some(Ok(message)) => {
-                        if message.partition() != *partition || message.offset() < next {
-                            continue;
-                        }
-                        next = message.offset() + 1;
-                        let tagged = message.headers().is_some_and(|headers| {
-                            headers
-                                .iter()
-                                .any(|h| h.key == BATCH_HEADER && h.value == Some(tag.as_bytes()))
-                        });
-                        if tagged {
-                            count += 1;
-                        }
-                    }
-                }
-            }
+            })?;
             out.insert(*partition, count);
         }
         Ok(out)

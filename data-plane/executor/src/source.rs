@@ -308,20 +308,19 @@ pub fn kafka_watermarks(
     Ok(out)
 }
 
-/// The records of `topic[partition]` in `[start, end)` (with the offset of each).
-pub fn kafka_fetch(
-    pool: &ConsumerPool,
-    bootstrap: &str,
+/// Calls `each` with every record of `topic[partition]` in `[start, end)`, in offset order
+/// (compacted topics and transaction markers leave gaps: it takes what is there). Blocking.
+pub fn for_each_record(
+    consumer: &BaseConsumer,
     topic: &str,
     partition: i32,
     start: i64,
     end: i64,
-) -> anyhow::Result<RawBatch> {
-    let mut out = RawBatch::default();
+    mut each: impl FnMut(&rdkafka::message::BorrowedMessage<'_>),
+) -> anyhow::Result<()> {
     if end <= start {
-        return Ok(out);
+        return Ok(());
     }
-    let consumer = pool.take(bootstrap)?;
     let mut assignment = TopicPartitionList::new();
     assignment.add_partition_offset(topic, partition, Offset::Offset(start))?;
     consumer.assign(&assignment)?;
@@ -337,74 +336,62 @@ pub fn kafka_fetch(
             None => {}
             Some(Err(e)) => bail!("reading {topic}[{partition}]: {e}"),
             Some(Ok(message)) => {
-                if message.partition() != partition || message.topic() != topic {
-                    continue;
-                }
                 let offset = message.offset();
-                if offset < next || offset >= end {
+                if message.partition() != partition
+                    || message.topic() != topic
+                    || offset < next
+                    || offset >= end
+                {
                     continue;
                 }
-                // Compacted topics and transaction markers leave gaps: take what is there.
                 next = offset + 1;
-                out.push(message.payload().unwrap_or_default());
+                each(&message);
             }
         }
     }
     consumer.unassign()?;
+    Ok(())
+}
+
+/// The records of `topic[partition]` in `[start, end)`.
+pub fn kafka_fetch(
+    pool: &ConsumerPool,
+    bootstrap: &str,
+    topic: &str,
+    partition: i32,
+    start: i64,
+    end: i64,
+) -> anyhow::Result<RawBatch> {
+    let mut out = RawBatch::default();
+    let consumer = pool.take(bootstrap)?;
+    for_each_record(&consumer, topic, partition, start, end, |message| {
+        out.push(message.payload().unwrap_or_default());
+    })?;
     pool.give(bootstrap, consumer);
     Ok(out)
 }
 
-/// A compacted topic read whole, as a table: per record key the latest value (a record with no
-/// value deletes its key), then the values, in key order. Blocking.
+/// A topic read whole, as a table: per record key the latest value (a record with no value
+/// deletes its key), then the values, in key order. Blocking.
 pub fn kafka_read_table(
     pool: &ConsumerPool,
     bootstrap: &str,
     topic: &str,
 ) -> Result<RawBatch, JobError> {
-    let unavailable = |e: String| JobError::new("kafka_unavailable", e);
+    let unavailable = |e: anyhow::Error| JobError::new("kafka_unavailable", format!("{e:#}"));
     let partitions = kafka_partitions(pool, bootstrap, topic)?;
-    let marks = kafka_watermarks(pool, bootstrap, topic, &partitions)
-        .map_err(|e| unavailable(format!("{e:#}")))?;
-    let consumer = consumer(bootstrap).map_err(|e| unavailable(format!("{e:#}")))?;
+    let marks = kafka_watermarks(pool, bootstrap, topic, &partitions).map_err(unavailable)?;
+    let consumer = pool.take(bootstrap).map_err(unavailable)?;
     let mut latest: BTreeMap<Vec<u8>, Option<Vec<u8>>> = BTreeMap::new();
     for (partition, (low, high)) in marks {
-        if high <= low {
-            continue;
-        }
-        let mut assignment = TopicPartitionList::new();
-        assignment
-            .add_partition_offset(topic, partition, Offset::Offset(low))
-            .map_err(|e| unavailable(e.to_string()))?;
-        consumer
-            .assign(&assignment)
-            .map_err(|e| unavailable(e.to_string()))?;
-        let deadline = Instant::now() + FETCH_TIMEOUT;
-        let mut next = low;
-        while next < high {
-            if Instant::now() > deadline {
-                return Err(unavailable(format!(
-                    "reading the table topic {topic}[{partition}] took too long"
-                )));
+        for_each_record(&consumer, topic, partition, low, high, |message| {
+            if let Some(key) = message.key() {
+                latest.insert(key.to_vec(), message.payload().map(<[u8]>::to_vec));
             }
-            match consumer.poll(Duration::from_millis(200)) {
-                None => {}
-                Some(Err(e)) => {
-                    return Err(unavailable(format!("reading {topic}[{partition}]: {e}")));
-                }
-                Some(Ok(message)) => {
-                    if message.partition() != partition || message.offset() < next {
-                        continue;
-                    }
-                    next = message.offset() + 1;
-                    let Some(key) = message.key() else {
-                        continue;
-                    };
-                    latest.insert(key.to_vec(), message.payload().map(<[u8]>::to_vec));
-                }
-            }
-        }
+        })
+        .map_err(unavailable)?;
     }
+    pool.give(bootstrap, consumer);
     let mut out = RawBatch::default();
     for value in latest.into_values().flatten() {
         out.push(&value);
