@@ -1,5 +1,5 @@
 //! The stream executor end to end: a real `hdi-broker`, an `hdi-executor` driver and workers, and
-//! the banking query (1-minute tumbling windows per account with a 10 s watermark, alerts above a
+//! the banking query (1-minute tumbling windows per account with a 2-minute watermark, alerts above a
 //! threshold, written to a Kafka topic) over a generated stream with known totals
 //! (`e2e/clients/executor_feed.py`). While it runs, a worker is SIGKILLed, workers scale 2→3→1,
 //! and the driver is SIGKILLed and restarted on its data directory; the alerts must still equal
@@ -196,11 +196,12 @@ fn the_banking_job_is_exact_across_worker_and_driver_crashes_and_rescaling() {
     feed(&bootstrap, &["create"]);
 
     let driver_dir = dir.path().join("driver");
-    // The first driver aborts after writing batch 1's alerts, before committing it.
+    // The first driver aborts after writing batch 3's alerts, before committing it (7 chunks are
+    // there at submit, read 5,000 records a batch: batch 3 is the first to close a window).
     let (mut driver, address) = start_driver(
         &driver_dir,
         "127.0.0.1:0",
-        &[("HDI_EXECUTOR_CRASH_AFTER_SINK_WRITE", "1")],
+        &[("HDI_EXECUTOR_CRASH_AFTER_SINK_WRITE", "3")],
     );
     let mut workers: BTreeMap<u32, Proc> = BTreeMap::new();
     for id in [1, 2] {
@@ -209,7 +210,7 @@ fn the_banking_job_is_exact_across_worker_and_driver_crashes_and_rescaling() {
     wait_workers(&address, &[1, 2]);
 
     // The first chunks, with records that are not JSON (7 of them).
-    for chunk in 0..3 {
+    for chunk in 0..7 {
         produce_chunk(&bootstrap, chunk);
     }
     feed(&bootstrap, &["garbage", "--count", "7"]);
@@ -240,7 +241,12 @@ fn the_banking_job_is_exact_across_worker_and_driver_crashes_and_rescaling() {
     );
 
     let sql = format!(
-        "CREATE TABLE tx (account TEXT, amount DOUBLE, ts TIMESTAMP, WATERMARK FOR ts AS ts - INTERVAL '10' SECOND)
+        // The watermark is global, as Spark's: the largest event time read minus the delay. A
+        // chunk being produced while the job reads it can be read further on one partition than
+        // on another (up to a chunk, 30 s of event time), and records of the lagging partition
+        // would then be late (with a 10 s delay, one run in ten lost a few). A 2-minute delay
+        // keeps every generated record on time; the flush event an hour later closes all windows.
+        "CREATE TABLE tx (account TEXT, amount DOUBLE, ts TIMESTAMP, WATERMARK FOR ts AS ts - INTERVAL '2' MINUTE)
            WITH (connector = 'kafka', topic = 'tx', format = 'json', starting_offsets = 'earliest',
                  dead_letter_topic = 'tx-dlq', max_records_per_trigger = '5000');
          CREATE TABLE alerts WITH (connector = 'kafka', topic = 'alerts', format = 'json', key = 'account');
@@ -258,7 +264,7 @@ fn the_banking_job_is_exact_across_worker_and_driver_crashes_and_rescaling() {
         Some(&body),
     );
     assert_eq!(code, 201, "{created}");
-    // The driver aborts after batch 1's alerts are written, before the commit; restarted on its
+    // The driver aborts after batch 3's alerts are written, before the commit; restarted on its
     // data directory, it runs batch 1 again, and the Kafka sink must skip what it already wrote
     // (checked below: no alert twice).
     driver.wait_exit(Duration::from_secs(60)).unwrap();
@@ -266,7 +272,7 @@ fn the_banking_job_is_exact_across_worker_and_driver_crashes_and_rescaling() {
         driver
             .lines()
             .iter()
-            .any(|l| l.contains("aborting after batch 1's sink write")),
+            .any(|l| l.contains("aborting after batch 3's sink write")),
         "the driver did not stop at the crash point"
     );
     let (restarted, again) = start_driver(&driver_dir, &address, &[]);
@@ -281,7 +287,7 @@ fn the_banking_job_is_exact_across_worker_and_driver_crashes_and_rescaling() {
     {
         assert!(
             Instant::now() < deadline,
-            "the rerun of batch 1 skipped nothing"
+            "the rerun of batch 3 skipped nothing"
         );
         std::thread::sleep(Duration::from_millis(100));
     }
@@ -292,19 +298,18 @@ fn the_banking_job_is_exact_across_worker_and_driver_crashes_and_rescaling() {
         Some(&body),
     );
     assert_eq!(code, 200);
-    wait_consumed(&address, 3 * CHUNK + 7, &[&driver]);
+    wait_consumed(&address, 7 * CHUNK + 7, &[&driver]);
 
     // A worker is SIGKILLed while there is work; then workers go 2 → 3 → 1.
-    produce_chunk(&bootstrap, 3);
+    produce_chunk(&bootstrap, 7);
     workers.get_mut(&1).unwrap().kill9();
-    wait_consumed(&address, 4 * CHUNK + 7, &[&driver]);
-    produce_chunk(&bootstrap, 4);
+    wait_consumed(&address, 8 * CHUNK + 7, &[&driver]);
+    produce_chunk(&bootstrap, 8);
     workers.insert(3, start_worker(dir.path(), 3, &address));
     workers.insert(1, start_worker(dir.path(), 1, &address));
     wait_workers(&address, &[1, 2, 3]);
-    produce_chunk(&bootstrap, 5);
-    wait_consumed(&address, 6 * CHUNK + 7, &[&driver]);
-    produce_chunk(&bootstrap, 6);
+    produce_chunk(&bootstrap, 9);
+    wait_consumed(&address, 10 * CHUNK + 7, &[&driver]);
     for id in [2, 3] {
         workers
             .get_mut(&id)
@@ -313,22 +318,18 @@ fn the_banking_job_is_exact_across_worker_and_driver_crashes_and_rescaling() {
             .unwrap();
     }
     wait_workers(&address, &[1]);
-    produce_chunk(&bootstrap, 7);
-    wait_consumed(&address, 8 * CHUNK + 7, &[&driver]);
+    produce_chunk(&bootstrap, 10);
+    wait_consumed(&address, 11 * CHUNK + 7, &[&driver]);
 
     // The driver is SIGKILLed mid-run and restarted on its data directory.
-    produce_chunk(&bootstrap, 8);
-    produce_chunk(&bootstrap, 9);
-    std::thread::sleep(Duration::from_millis(300));
+    produce_chunk(&bootstrap, 11);
+    std::thread::sleep(Duration::from_millis(150));
     driver.kill9();
     let (restarted, address) = start_driver(&driver_dir, &address, &[]);
     driver = restarted;
     wait_workers(&address, &[1]);
-    produce_chunk(&bootstrap, 10);
-    produce_chunk(&bootstrap, 11);
-    wait_consumed(&address, CHUNKS * CHUNK + 7, &[&driver, &workers[&1]]);
-
-    // An event an hour later moves the watermark past every window of the three phases.
+    // An event an hour later moves the watermark past every window (and gives the restarted
+    // driver something to read even when the killed one had committed everything).
     feed(
         &bootstrap,
         &[
@@ -339,6 +340,7 @@ fn the_banking_job_is_exact_across_worker_and_driver_crashes_and_rescaling() {
             &(T0 + 3_600_000).to_string(),
         ],
     );
+    wait_consumed(&address, CHUNKS * CHUNK + 8, &[&driver, &workers[&1]]);
     let expected: Vec<serde_json::Value> = feed(
         "unused",
         &[

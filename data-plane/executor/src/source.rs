@@ -308,8 +308,8 @@ pub fn kafka_watermarks(
     Ok(out)
 }
 
-/// Calls `each` with every record of `topic[partition]` in `[start, end)`, in offset order
-/// (compacted topics and transaction markers leave gaps: it takes what is there). Blocking.
+/// Calls `each` with every record of `topic[partition]` in `[start, end)`, in offset order;
+/// a gap in the offsets is an error (see below). Blocking.
 pub fn for_each_record(
     consumer: &BaseConsumer,
     topic: &str,
@@ -343,6 +343,12 @@ pub fn for_each_record(
                     || offset >= end
                 {
                     continue;
+                }
+                if offset > next {
+                    // hdi-broker neither compacts nor writes transaction markers, so a gap means
+                    // the client jumped (a stale prefetch or an offset reset): fail the task (it
+                    // is retried) rather than lose the records in between.
+                    bail!("reading {topic}[{partition}]: got offset {offset} while expecting {next}");
                 }
                 next = offset + 1;
                 each(&message);
