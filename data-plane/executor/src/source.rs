@@ -348,7 +348,9 @@ pub fn for_each_record(
                     // hdi-broker neither compacts nor writes transaction markers, so a gap means
                     // the client jumped (a stale prefetch or an offset reset): fail the task (it
                     // is retried) rather than lose the records in between.
-                    bail!("reading {topic}[{partition}]: got offset {offset} while expecting {next}");
+                    bail!(
+                        "reading {topic}[{partition}]: got offset {offset} while expecting {next}"
+                    );
                 }
                 next = offset + 1;
                 each(&message);
