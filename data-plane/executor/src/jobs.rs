@@ -131,7 +131,14 @@ impl JobManager {
         self.jobs.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// Starts `def` and adds it to the jobs.
     fn start(self: &Arc<Self>, def: JobDef) {
+        let entry = self.entry(def);
+        self.jobs().insert(entry.def.id.clone(), entry);
+    }
+
+    /// Starts running `def`; the caller adds the entry to the jobs.
+    fn entry(self: &Arc<Self>, def: JobDef) -> Entry {
         let handle = Arc::new(QueryHandle::default());
         let (stop, stop_rx) = watch::channel(false);
         let config = QueryConfig {
@@ -194,15 +201,12 @@ impl JobManager {
                 }
             }
         });
-        self.jobs().insert(
-            def.id.clone(),
-            Entry {
-                def,
-                handle,
-                stop,
-                task,
-            },
-        );
+        Entry {
+            def,
+            handle,
+            stop,
+            task,
+        }
     }
 
     fn status(entry: &Entry) -> JobStatus {
@@ -410,38 +414,27 @@ async fn put_job(
                 .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(0)),
         ),
     };
-    let dir = manager.dir.join(&id);
-    std::fs::create_dir_all(&dir)
-        .and_then(|()| Ok(serde_json::to_vec(&def)?))
-        .map_err(|e| Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))
-        .and_then(|json| {
-            write_atomic(&dir.join("job.json"), &json).map_err(|e| {
-                Problem::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "internal",
-                    format!("{e:#}"),
-                )
-            })
-        })?;
-    // A concurrent PUT of the same id may have won while this one validated.
-    if manager.jobs().contains_key(&id) {
+    // Check, write and start under the jobs lock: a concurrent PUT of the same id with another
+    // definition must neither overwrite job.json nor start a second query.
+    let mut jobs = manager.jobs();
+    if jobs.contains_key(&id) {
         return Err(Problem::new(
             StatusCode::CONFLICT,
             "job_conflict",
             format!("job {id} was just created"),
         ));
     }
+    let dir = manager.dir.join(&id);
+    let internal = |e: String| Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e);
+    std::fs::create_dir_all(&dir).map_err(|e| internal(e.to_string()))?;
+    let json = serde_json::to_vec(&def).map_err(|e| internal(e.to_string()))?;
+    write_atomic(&dir.join("job.json"), &json).map_err(|e| internal(format!("{e:#}")))?;
     tracing::info!(job = %id, name = %def.name, "job submitted");
-    manager.start(def);
-    let jobs = manager.jobs();
-    let entry = jobs.get(&id).ok_or_else(|| {
-        Problem::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            "job vanished",
-        )
-    })?;
-    Ok((StatusCode::CREATED, axum::Json(JobManager::status(entry))).into_response())
+    let entry = manager.entry(def);
+    let status = JobManager::status(&entry);
+    jobs.insert(id, entry);
+    drop(jobs);
+    Ok((StatusCode::CREATED, axum::Json(status)).into_response())
 }
 
 async fn list_jobs(State(manager): State<Arc<JobManager>>) -> axum::Json<serde_json::Value> {

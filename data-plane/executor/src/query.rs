@@ -843,10 +843,29 @@ impl Query {
                 .await??;
         }
         if let Some((producer, topic)) = &self.dead_letters {
+            // At least once: a batch whose dead letters are not all handed over fails and runs
+            // again (resending them) rather than losing them.
             for record in &dead_letters {
-                let _ = producer.send(BaseRecord::<(), [u8]>::to(topic).payload(record.as_bytes()));
+                let mut attempt = BaseRecord::<(), [u8]>::to(topic).payload(record.as_bytes());
+                loop {
+                    match producer.send(attempt) {
+                        Ok(()) => break,
+                        Err((
+                            rdkafka::error::KafkaError::MessageProduction(
+                                rdkafka::types::RDKafkaErrorCode::QueueFull,
+                            ),
+                            back,
+                        )) => {
+                            producer.poll(Duration::from_millis(10));
+                            attempt = back;
+                        }
+                        Err((error, _)) => bail!("cannot send a dead letter to {topic}: {error}"),
+                    }
+                }
             }
-            let _ = producer.flush(Duration::from_secs(10));
+            producer
+                .flush(Duration::from_secs(30))
+                .with_context(|| format!("dead letters of batch {} to {topic}", entry.batch_id))?;
         }
         durations.add_batch = elapsed_ms(sink_started);
         crash_point_after_sink_write(entry.batch_id);

@@ -543,26 +543,27 @@ pub fn assign_windows(
         let t = times.value(i);
         let row = u32::try_from(i)?;
         match kind {
+            // Event times come from outside: saturating arithmetic, so a timestamp at the edge
+            // of the range gives an odd window rather than an overflow panic.
             WindowKind::Tumble { size_ms } => {
-                let start = t - t.rem_euclid(size_ms);
+                let start = t.saturating_sub(t.rem_euclid(size_ms));
                 rows.push(row);
                 starts.push(start);
-                ends.push(start + size_ms);
+                ends.push(start.saturating_add(size_ms));
             }
             WindowKind::Hop { slide_ms, size_ms } => {
-                let last = t - t.rem_euclid(slide_ms);
-                let mut start = last;
-                while start > t - size_ms {
+                let mut start = t.saturating_sub(t.rem_euclid(slide_ms));
+                for _ in 0..size_ms / slide_ms {
                     rows.push(row);
                     starts.push(start);
-                    ends.push(start + size_ms);
-                    start -= slide_ms;
+                    ends.push(start.saturating_add(size_ms));
+                    start = start.saturating_sub(slide_ms);
                 }
             }
             WindowKind::Session { gap_ms } => {
                 rows.push(row);
                 starts.push(t);
-                ends.push(t + gap_ms);
+                ends.push(t.saturating_add(gap_ms));
             }
         }
     }
@@ -626,6 +627,43 @@ mod tests {
             (kept.num_rows(), late, missing, min, max),
             (2, 2, 1, Some(1000), Some(1500))
         );
+    }
+
+    #[test]
+    fn event_times_at_the_edges_do_not_overflow() {
+        let mut raw = RawBatch::default();
+        for t in [i64::MIN, i64::MIN + 1, i64::MAX - 1, i64::MAX] {
+            raw.push(format!(r#"{{"account":"a","amount":1,"ts":{t}}}"#).as_bytes());
+        }
+        let (batch, bad) = decode(&raw, &schema()).unwrap();
+        assert_eq!(batch.num_rows() + bad.len(), 4);
+        let mut fields: Vec<Field> = schema()
+            .fields()
+            .iter()
+            .map(|f| f.as_ref().clone())
+            .collect();
+        fields.push(Field::new(
+            "window_start",
+            DataType::Timestamp(TimeUnit::Millisecond, None),
+            false,
+        ));
+        fields.push(Field::new(
+            "window_end",
+            DataType::Timestamp(TimeUnit::Millisecond, None),
+            false,
+        ));
+        let windowed = Arc::new(Schema::new(fields));
+        for kind in [
+            WindowKind::Tumble { size_ms: 60_000 },
+            WindowKind::Hop {
+                slide_ms: 10_000,
+                size_ms: 60_000,
+            },
+            WindowKind::Session { gap_ms: 30_000 },
+        ] {
+            assign_windows(&batch, 2, kind, &windowed).unwrap();
+        }
+        drop_late(&batch, 2, Some(0)).unwrap();
     }
 
     #[test]
