@@ -1,8 +1,9 @@
 //! The stream executor end to end: a real `hdi-broker`, an `hdi-executor` driver and workers, and
 //! the banking query (1-minute tumbling windows per account with a 2-minute watermark, alerts above a
 //! threshold, written to a Kafka topic) over a generated stream with known totals
-//! (`e2e/clients/executor_feed.py`). While it runs, a worker is SIGKILLed, workers scale 2→3→1,
-//! and the driver is SIGKILLed and restarted on its data directory; the alerts must still equal
+//! (`e2e/clients/executor_feed.py`). While it runs, a worker is SIGKILLed, workers scale 2→3→1
+//! (the state partitions move with them: checked in the progress), and the driver is SIGKILLed
+//! and restarted on its data directory; the alerts must still equal
 //! a batch recomputation exactly — every window, every account, no row missing or repeated.
 //! Records behind the watermark are dropped and counted; records that are not JSON are counted
 //! and land in the dead-letter topic without stopping the job.
@@ -129,6 +130,26 @@ fn wait_workers(driver: &str, want: &[u64]) {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// The live workers' addresses, by id.
+fn worker_addresses(driver: &str) -> BTreeMap<u64, String> {
+    let (_, body) = curl("GET", &format!("http://{driver}/v1/cluster"), None);
+    body["workers"]
+        .as_array()
+        .map(|w| {
+            w.iter()
+                .filter_map(|w| Some((w["id"].as_u64()?, w["address"].as_str()?.to_string())))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The last batch's state partitions by owner (worker address → partitions).
+fn state_owners(driver: &str) -> BTreeMap<String, Vec<u64>> {
+    let now = status(driver);
+    serde_json::from_value(now["last_progress"]["state_operators"][0]["partition_owners"].clone())
+        .unwrap_or_else(|e| panic!("no partition owners in {now}: {e}"))
 }
 
 fn status(driver: &str) -> serde_json::Value {
@@ -310,6 +331,24 @@ fn the_banking_job_is_exact_across_worker_and_driver_crashes_and_rescaling() {
     wait_workers(&address, &[1, 2, 3]);
     produce_chunk(&bootstrap, 9);
     wait_consumed(&address, 10 * CHUNK + 7, &[&driver]);
+    // The 4 state partitions now live on all three workers (2/1/1), the restarted worker 1
+    // included (its memory was lost: it was sent the snapshots from the checkpoint).
+    let owners = state_owners(&address);
+    let addresses = worker_addresses(&address);
+    assert_eq!(owners.len(), 3, "{owners:?}");
+    assert_eq!(
+        owners.values().map(Vec::len).sum::<usize>(),
+        4,
+        "{owners:?}"
+    );
+    assert!(
+        owners.values().all(|p| !p.is_empty() && p.len() <= 2),
+        "{owners:?}"
+    );
+    assert!(
+        owners.keys().all(|o| addresses.values().any(|a| a == o)),
+        "{owners:?} {addresses:?}"
+    );
     for id in [2, 3] {
         workers
             .get_mut(&id)
@@ -320,6 +359,19 @@ fn the_banking_job_is_exact_across_worker_and_driver_crashes_and_rescaling() {
     wait_workers(&address, &[1]);
     produce_chunk(&bootstrap, 10);
     wait_consumed(&address, 11 * CHUNK + 7, &[&driver]);
+    // Scaled down to worker 1: it owns every state partition.
+    let owners = state_owners(&address);
+    assert_eq!(
+        owners.into_iter().collect::<Vec<_>>(),
+        vec![(worker_addresses(&address)[&1].clone(), vec![0, 1, 2, 3])]
+    );
+    assert!(
+        driver
+            .lines()
+            .iter()
+            .any(|l| l.contains("state partition moves")),
+        "no state partition moved"
+    );
 
     // The driver is SIGKILLed mid-run and restarted on its data directory.
     produce_chunk(&bootstrap, 11);

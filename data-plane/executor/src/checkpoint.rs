@@ -1,6 +1,7 @@
-//! A job's checkpoint directory, as Spark's: `offsets/<batch>` is written before a batch runs
-//! (what it reads, the watermark it runs with, the sink's mark), `state/<batch>` (the streaming
-//! state after it) and then `commits/<batch>` once its output is durable. A restarted job resumes
+//! A job's checkpoint directory, as Spark's: `metadata` (the query's id and its number of state
+//! partitions, written once), `offsets/<batch>` written before a batch runs (what it reads, the
+//! watermark it runs with, the sink's mark), `state/<batch>/<partition>` (each state partition
+//! after it) and then `commits/<batch>` once its output is durable. A restarted job resumes
 //! after the last committed batch, or runs an uncommitted one again with exactly its logged input.
 //! Every file is written atomically; old entries are pruned, keeping the last few.
 
@@ -79,6 +80,15 @@ pub struct CommitEntry {
     pub output_rows: u64,
 }
 
+/// `metadata`: what stays fixed for the life of a checkpoint.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Metadata {
+    /// The query's id (a new one when the checkpoint is new).
+    pub id: String,
+    /// State partitions (fixed once the query has run: state is partitioned by it).
+    pub state_partitions: u32,
+}
+
 /// A checkpoint directory.
 #[derive(Debug, Clone)]
 pub struct Checkpoint {
@@ -95,6 +105,28 @@ impl Checkpoint {
         Ok(Checkpoint {
             dir: dir.to_path_buf(),
         })
+    }
+
+    /// The checkpoint's metadata, written with `id` and `state_partitions` if it has none yet.
+    pub fn metadata(&self, id: &str, state_partitions: u32) -> anyhow::Result<Metadata> {
+        let path = self.dir.join("metadata");
+        match std::fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .with_context(|| format!("{} is damaged", path.display())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let metadata = Metadata {
+                    id: id.to_string(),
+                    state_partitions,
+                };
+                write_atomic(&path, &serde_json::to_vec(&metadata)?)?;
+                Ok(metadata)
+            }
+            Err(e) => Err(anyhow::Error::new(e).context(format!("cannot read {}", path.display()))),
+        }
+    }
+
+    fn state_path(&self, batch: u64, partition: u32) -> PathBuf {
+        self.path("state", batch).join(format!("{partition:05}"))
     }
 
     fn path(&self, sub: &str, batch: u64) -> PathBuf {
@@ -129,9 +161,9 @@ impl Checkpoint {
         }
     }
 
-    /// The state snapshot after `batch`, if kept.
-    pub fn state_of(&self, batch: u64) -> anyhow::Result<Option<Vec<u8>>> {
-        match std::fs::read(self.path("state", batch)) {
+    /// State partition `partition`'s snapshot after `batch`, if kept.
+    pub fn state_of(&self, batch: u64, partition: u32) -> anyhow::Result<Option<Vec<u8>>> {
+        match std::fs::read(self.state_path(batch, partition)) {
             Ok(bytes) => Ok(Some(bytes)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(e.into()),
@@ -153,9 +185,12 @@ impl Checkpoint {
         )
     }
 
-    /// Keeps the state after `batch`.
-    pub fn write_state(&self, batch: u64, bytes: &[u8]) -> anyhow::Result<()> {
-        write_atomic(&self.path("state", batch), bytes)
+    /// Keeps state partition `partition` after `batch`.
+    pub fn write_state(&self, batch: u64, partition: u32, bytes: &[u8]) -> anyhow::Result<()> {
+        let dir = self.path("state", batch);
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("cannot create {}", dir.display()))?;
+        write_atomic(&self.state_path(batch, partition), bytes)
     }
 
     /// Commits a batch, and prunes entries older than the kept window.
@@ -165,9 +200,10 @@ impl Checkpoint {
             &serde_json::to_vec(entry)?,
         )?;
         if let Some(oldest) = entry.batch_id.checked_sub(KEEP) {
-            for sub in ["offsets", "commits", "state"] {
+            for sub in ["offsets", "commits"] {
                 let _ = std::fs::remove_file(self.path(sub, oldest));
             }
+            let _ = std::fs::remove_dir_all(self.path("state", oldest));
         }
         Ok(())
     }

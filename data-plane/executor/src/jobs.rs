@@ -12,8 +12,10 @@
 //! - `DELETE /v1/jobs/{id}` → 204 (stops it and removes its checkpoint).
 //!
 //! Tasks go to the live workers round-robin at each batch (so a worker that joins or leaves
-//! changes the next batch's assignment); a task whose worker fails is retried on another.
+//! changes the next batch's assignment); a task whose worker fails is retried on another. State
+//! partitions go to their owners (`POST /v1/state`, see [`crate::stateful`]).
 
+use datafusion::arrow::datatypes::SchemaRef;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -31,10 +33,13 @@ use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
-use crate::query::{Progress, Query, QueryConfig, QueryHandle, QueryState, TaskRunner, validate};
+use crate::query::{
+    Progress, Query, QueryConfig, QueryHandle, QueryState, StateCallError, TaskRunner, validate,
+};
 use crate::sink::write_atomic;
 use crate::source::ConsumerPool;
 use crate::sql::JobError;
+use crate::stateful::{StateReply, StateRequest};
 use crate::task::{TaskOutput, TaskRequest};
 
 /// A job's definition.
@@ -614,5 +619,57 @@ impl ClusterRunner {
 impl TaskRunner for ClusterRunner {
     fn run(&self, request: TaskRequest) -> BoxFuture<'_, anyhow::Result<TaskOutput>> {
         Box::pin(self.run_task(request))
+    }
+
+    fn state_workers(&self) -> BoxFuture<'_, anyhow::Result<Vec<String>>> {
+        Box::pin(async move {
+            let waiting_since = Instant::now();
+            loop {
+                let workers = (self.workers)();
+                if !workers.is_empty() {
+                    return Ok(workers);
+                }
+                if waiting_since.elapsed() > NO_WORKER_WAIT {
+                    bail!("no worker has been live for {NO_WORKER_WAIT:?}");
+                }
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+        })
+    }
+
+    fn run_state(
+        &self,
+        worker: String,
+        request: Arc<StateRequest>,
+        schema: SchemaRef,
+    ) -> BoxFuture<'_, Result<StateReply, StateCallError>> {
+        Box::pin(async move {
+            let body = request.encode(&schema).map_err(StateCallError::Failed)?;
+            let url = format!("http://{worker}/v1/state");
+            let response = self
+                .client
+                .post(&url)
+                .body(body)
+                .send()
+                .await
+                .map_err(|e| StateCallError::Failed(e.into()))?;
+            let status = response.status();
+            let bytes = response
+                .bytes()
+                .await
+                .map_err(|e| StateCallError::Failed(e.into()))?;
+            if status == reqwest::StatusCode::CONFLICT {
+                return Err(StateCallError::Missing(
+                    String::from_utf8_lossy(&bytes).into_owned(),
+                ));
+            }
+            if !status.is_success() {
+                return Err(StateCallError::Failed(anyhow::anyhow!(
+                    "worker {worker} answered {status}: {}",
+                    String::from_utf8_lossy(&bytes)
+                )));
+            }
+            StateReply::decode(&bytes).map_err(StateCallError::Failed)
+        })
     }
 }

@@ -21,5 +21,6 @@ pub mod sink;
 pub mod source;
 pub mod sql;
 pub mod state;
+pub mod stateful;
 pub mod task;
 pub mod worker;

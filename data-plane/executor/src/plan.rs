@@ -304,6 +304,7 @@ impl JobPlan {
             }
         };
         let trigger = trigger(&script)?;
+        state_partitions(&script)?;
         let max_records_per_trigger = match script
             .settings
             .get("max_records_per_trigger")
@@ -789,6 +790,26 @@ fn task_input_schema(source: &TableDef, windowed: bool) -> SchemaRef {
         ));
     }
     Arc::new(Schema::new(fields))
+}
+
+/// `SET state_partitions = N`: how many partitions the streaming state is split into (see
+/// [`crate::stateful`]); 1 to [`crate::stateful::MAX_STATE_PARTITIONS`], default
+/// [`crate::stateful::DEFAULT_STATE_PARTITIONS`].
+pub fn state_partitions(script: &Script) -> Result<u32, JobError> {
+    use crate::stateful::{DEFAULT_STATE_PARTITIONS, MAX_STATE_PARTITIONS};
+    match script.settings.get("state_partitions") {
+        None => Ok(DEFAULT_STATE_PARTITIONS),
+        Some(text) => text
+            .parse::<u32>()
+            .ok()
+            .filter(|n| (1..=MAX_STATE_PARTITIONS).contains(n))
+            .ok_or_else(|| {
+                JobError::new(
+                    "invalid_option",
+                    format!("state_partitions '{text}': a number from 1 to {MAX_STATE_PARTITIONS}"),
+                )
+            }),
+    }
 }
 
 /// DataFusion settings for our small per-batch plans: one partition keeps output order stable.

@@ -3,10 +3,12 @@
 //! Each trigger: decide the batch's input (per Kafka partition an offset range, bounded by
 //! `max_records_per_trigger`; or the next files), note the sink's mark, write the offset-log
 //! entry, split the input into tasks (one per partition or file), run them on the workers (or
-//! in-process), merge their partial results into the state in task order, advance the watermark
-//! (largest event time seen minus the delay; it never goes back), emit (append: windows the
-//! watermark has passed; update: groups the batch changed), run the final query, write the sink,
-//! snapshot the state and commit. A restarted query resumes after its last commit; an
+//! in-process), split their partial results by state partition (in task order), advance the
+//! watermark (largest event time seen minus the delay; it never goes back), send each state
+//! partition's share to the worker that owns it ([`crate::stateful`]: it merges, emits — append:
+//! windows the watermark has passed; update: groups the batch changed — and answers a snapshot),
+//! write the snapshots to the checkpoint, run the final query over the emitted groups in
+//! partition order, write the sink and commit. A restarted query resumes after its last commit; an
 //! uncommitted batch runs again with exactly its logged input and watermark, and the sink skips
 //! what that batch already wrote. Progress per batch mirrors Spark's `StreamingQueryProgress`.
 
@@ -28,28 +30,52 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
 use crate::checkpoint::{BatchInput, Checkpoint, CommitEntry, OffsetEntry};
-use crate::plan::{GROUPS_TABLE, OutputMode, Shape, Trigger, session_config};
+use crate::plan::{GROUPS_TABLE, Trigger, session_config};
 use crate::sink::Sink;
 use crate::source::{ConsumerPool, SourceSpec, kafka_partitions, kafka_watermarks, list_files};
 use crate::sql::JobError;
-use crate::state::{AggState, DedupState};
+use crate::stateful::{
+    ApplyError, StateHeader, StateReply, StateRequest, StateStore, assign, partition_columns, split,
+};
 use crate::task::{PreparedJob, TaskContext, TaskInput, TaskOutput, TaskRequest};
 
 /// Progress entries kept per query.
 const PROGRESS_KEPT: usize = 100;
 
-/// Runs tasks somewhere: in this process or on workers.
+/// Why a state request did not give an answer.
+#[derive(Debug)]
+pub enum StateCallError {
+    /// The worker does not hold the base state (send it the snapshot).
+    Missing(String),
+    /// The worker failed or could not be reached.
+    Failed(anyhow::Error),
+}
+
+/// Runs tasks and state partitions somewhere: in this process or on workers.
 pub trait TaskRunner: Send + Sync + std::fmt::Debug {
     /// Runs one task to its output (retrying elsewhere as the runner sees fit).
     fn run(&self, request: TaskRequest) -> BoxFuture<'_, anyhow::Result<TaskOutput>>;
+
+    /// The workers that can own state partitions now, in a stable order (waits for one).
+    fn state_workers(&self) -> BoxFuture<'_, anyhow::Result<Vec<String>>>;
+
+    /// Applies one state partition's share of a batch on `worker` (once; the caller retries).
+    fn run_state(
+        &self,
+        worker: String,
+        request: Arc<StateRequest>,
+        schema: SchemaRef,
+    ) -> BoxFuture<'_, Result<StateReply, StateCallError>>;
 }
 
 /// Runs tasks in this process, each on the runtime's worker threads (so a batch's tasks use
-/// every core, as they would on separate workers).
+/// every core, as they would on separate workers), and holds every state partition.
 #[derive(Debug, Default)]
 pub struct LocalRunner {
     /// Plans and Kafka consumers.
     pub context: Arc<TaskContext>,
+    /// The state partitions.
+    pub states: Arc<StateStore>,
 }
 
 impl TaskRunner for LocalRunner {
@@ -59,6 +85,38 @@ impl TaskRunner for LocalRunner {
             tokio::spawn(async move { context.run(&request).await })
                 .await
                 .context("a task panicked")?
+        })
+    }
+
+    fn state_workers(&self) -> BoxFuture<'_, anyhow::Result<Vec<String>>> {
+        Box::pin(async { Ok(vec!["local".to_string()]) })
+    }
+
+    fn run_state(
+        &self,
+        _worker: String,
+        request: Arc<StateRequest>,
+        _schema: SchemaRef,
+    ) -> BoxFuture<'_, Result<StateReply, StateCallError>> {
+        let context = Arc::clone(&self.context);
+        let states = Arc::clone(&self.states);
+        Box::pin(async move {
+            let h = &request.header;
+            let job = context
+                .prepared_job(&h.job_id, &h.script, h.bootstrap.as_deref())
+                .await
+                .map_err(StateCallError::Failed)?;
+            let applied = tokio::task::spawn_blocking(move || states.apply(&job, &request)).await;
+            match applied {
+                Ok(Ok(reply)) => Ok(reply),
+                Ok(Err(ApplyError::Missing { .. })) => {
+                    Err(StateCallError::Missing("not held".into()))
+                }
+                Ok(Err(ApplyError::Failed(e))) => Err(StateCallError::Failed(e)),
+                Err(e) => Err(StateCallError::Failed(
+                    anyhow::Error::new(e).context("a state partition panicked"),
+                )),
+            }
         })
     }
 }
@@ -108,6 +166,10 @@ pub struct StateOperator {
     pub memory_used_bytes: u64,
     /// Late rows dropped.
     pub num_rows_dropped_by_watermark: u64,
+    /// State partitions.
+    pub num_state_partitions: u32,
+    /// Which worker owns which state partitions in this batch.
+    pub partition_owners: BTreeMap<String, Vec<u32>>,
 }
 
 /// The source's figures.
@@ -272,38 +334,6 @@ enum Position {
     Rate { start_ms: i64, next: i64 },
 }
 
-enum StreamState {
-    None,
-    Aggregate(AggState),
-    Dedup(DedupState),
-}
-
-impl StreamState {
-    fn snapshot(&self) -> anyhow::Result<Option<Vec<u8>>> {
-        Ok(match self {
-            StreamState::None => None,
-            StreamState::Aggregate(s) => Some(s.snapshot()?),
-            StreamState::Dedup(s) => Some(s.snapshot()?),
-        })
-    }
-
-    fn restore(&mut self, bytes: &[u8]) -> anyhow::Result<()> {
-        match self {
-            StreamState::None => Ok(()),
-            StreamState::Aggregate(s) => s.restore(bytes),
-            StreamState::Dedup(s) => s.restore(bytes),
-        }
-    }
-
-    fn rows_bytes(&self) -> (u64, u64) {
-        match self {
-            StreamState::None => (0, 0),
-            StreamState::Aggregate(s) => (s.rows(), s.bytes()),
-            StreamState::Dedup(s) => (s.rows(), s.bytes()),
-        }
-    }
-}
-
 /// A running query.
 pub struct Query {
     config: QueryConfig,
@@ -312,7 +342,14 @@ pub struct Query {
     checkpoint: Checkpoint,
     runner: Arc<dyn TaskRunner>,
     pool: Arc<ConsumerPool>,
-    state: StreamState,
+    /// The checkpoint's query id.
+    query_id: String,
+    /// State partitions (fixed by the checkpoint).
+    partitions: u32,
+    /// The columns that pick a row's state partition; `None` for a map job.
+    partition_columns: Option<Vec<usize>>,
+    /// Each state partition's owner after the last batch (`None`: not known).
+    owners: Vec<Option<String>>,
     watermark_ms: Option<i64>,
     position: Option<Position>,
     next_batch: u64,
@@ -379,7 +416,15 @@ impl Query {
         let (job, sink) = validate(&config.script, config.bootstrap.as_deref(), &pool).await?;
         let checkpoint = Checkpoint::open(&config.checkpoint)
             .map_err(|e| JobError::new("internal", format!("{e:#}")))?;
-        let state = new_state(&job);
+        let wanted = crate::plan::state_partitions(&job.plan.script)?;
+        let metadata = checkpoint
+            .metadata(&uuid::Uuid::new_v4().to_string(), wanted)
+            .map_err(|e| JobError::new("internal", format!("{e:#}")))?;
+        if metadata.state_partitions != wanted {
+            tracing::warn!(job = %config.id, checkpoint = metadata.state_partitions, wanted,
+                "the checkpoint fixes the number of state partitions; keeping its number");
+        }
+        let partition_columns = partition_columns(&job.plan);
         let dead_letters = match job.plan.source.option("dead_letter_topic") {
             Some(topic) => {
                 let bootstrap = match &job.source {
@@ -408,7 +453,10 @@ impl Query {
             checkpoint,
             runner,
             pool,
-            state,
+            query_id: metadata.id,
+            partitions: metadata.state_partitions,
+            partition_columns,
+            owners: Vec::new(),
             watermark_ms: None,
             position: None,
             next_batch: 0,
@@ -479,7 +527,9 @@ impl Query {
 
     /// Restores the state and position from the checkpoint; runs an uncommitted batch again.
     async fn recover(&mut self) -> anyhow::Result<()> {
-        self.state = new_state(&self.job);
+        // Where the state partitions are is not known any more: the next batch sends each owner
+        // its partition's snapshot from the checkpoint.
+        self.owners = vec![None; self.partitions as usize];
         let Some(entry) = self.checkpoint.latest_offsets()? else {
             self.watermark_ms = None;
             self.position = None;
@@ -487,16 +537,6 @@ impl Query {
             return Ok(());
         };
         let committed = self.checkpoint.commit_of(entry.batch_id)?;
-        let state_batch = if committed.is_some() {
-            Some(entry.batch_id)
-        } else {
-            entry.batch_id.checked_sub(1)
-        };
-        if let Some(batch) = state_batch
-            && let Some(bytes) = self.checkpoint.state_of(batch)?
-        {
-            self.state.restore(&bytes)?;
-        }
         self.handle
             .status
             .lock()
@@ -765,8 +805,8 @@ impl Query {
         let mut min_event: Option<i64> = None;
         let mut max_event: Option<i64> = None;
         let mut dead_letters = Vec::new();
-        let mut rows_updated = 0u64;
         let mut output: Vec<RecordBatch> = Vec::new();
+        let mut partials: Vec<Vec<RecordBatch>> = vec![Vec::new(); self.partitions as usize];
         while let Some(task) = outputs.next().await {
             let task = task?;
             let merge_started = Instant::now();
@@ -778,17 +818,19 @@ impl Query {
             min_event = min_opt(min_event, meta.min_event_ms);
             max_event = max_opt(max_event, meta.max_event_ms);
             dead_letters.extend(meta.dead_letters);
-            for batch in &task.batches {
-                match &mut self.state {
-                    StreamState::Aggregate(state) => {
-                        rows_updated += state.merge(batch)?.rows_updated;
+            for batch in task.batches.into_iter().filter(|b| b.num_rows() > 0) {
+                match &self.partition_columns {
+                    None => output.push(batch),
+                    Some(columns) => {
+                        let parts = split(&batch, columns, self.partitions)?;
+                        for (p, part) in parts.into_iter().enumerate() {
+                            if part.num_rows() > 0
+                                && let Some(rows) = partials.get_mut(p)
+                            {
+                                rows.push(part);
+                            }
+                        }
                     }
-                    StreamState::Dedup(state) => {
-                        let kept = state.filter(batch)?;
-                        rows_updated += kept.num_rows() as u64;
-                        output.push(kept);
-                    }
-                    StreamState::None => output.push(batch.clone()),
                 }
             }
             merge_ms += elapsed_ms(merge_started);
@@ -803,31 +845,55 @@ impl Query {
             let candidate = max.saturating_sub(delay);
             watermark = Some(watermark.map_or(candidate, |w| w.max(candidate)));
         }
-        let mut groups = None;
-        match &mut self.state {
-            StreamState::Aggregate(state) => {
-                groups = Some(match self.job.plan.output_mode {
-                    OutputMode::Append => state.emit_closed(watermark.unwrap_or(i64::MIN))?,
-                    OutputMode::Update => state.emit_updated(watermark)?,
-                });
+        let mut rows_updated = 0u64;
+        let (mut state_rows, mut state_bytes) = (0u64, 0u64);
+        let mut partition_owners: BTreeMap<String, Vec<u32>> = BTreeMap::new();
+        let mut snapshot_ms = 0;
+        durations.state_merge = merge_ms;
+        if self.partition_columns.is_some() {
+            let replies = self
+                .apply_state(entry.batch_id, watermark, partials)
+                .await?;
+            durations.state_merge = merge_ms + elapsed_ms(emit_started);
+            let mut emitted = Vec::new();
+            let mut snapshots = Vec::new();
+            for (p, (worker, reply)) in replies.into_iter().enumerate() {
+                rows_updated += reply.meta.rows_updated;
+                state_rows += reply.meta.state_rows;
+                state_bytes += reply.meta.state_bytes;
+                partition_owners
+                    .entry(worker)
+                    .or_default()
+                    .push(u32::try_from(p)?);
+                emitted.extend(reply.emitted);
+                snapshots.push(reply.snapshot);
             }
-            StreamState::Dedup(state) => {
-                if let Some(w) = watermark {
-                    state.evict(w);
+            // The snapshots are durable before the batch commits.
+            let snapshot_started = Instant::now();
+            let checkpoint = self.checkpoint.clone();
+            let batch_id = entry.batch_id;
+            tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
+                for (p, bytes) in snapshots.iter().enumerate() {
+                    checkpoint.write_state(batch_id, u32::try_from(p)?, bytes)?;
                 }
+                Ok(())
+            })
+            .await??;
+            snapshot_ms = elapsed_ms(snapshot_started);
+            match self.job.plan.aggregate() {
+                Some(plan) => {
+                    let final_started = Instant::now();
+                    if emitted.iter().any(|b| b.num_rows() > 0) {
+                        let ctx = SessionContext::new_with_config(session_config());
+                        let table =
+                            MemTable::try_new(Arc::clone(&plan.groups_schema), vec![emitted])?;
+                        ctx.register_table(GROUPS_TABLE, Arc::new(table))?;
+                        output = ctx.sql(&plan.final_sql).await?.collect().await?;
+                    }
+                    durations.query_planning = elapsed_ms(final_started);
+                }
+                None => output = emitted,
             }
-            StreamState::None => {}
-        }
-        durations.state_merge = merge_ms + elapsed_ms(emit_started);
-        if let (Some(groups), Some(plan)) = (groups, self.job.plan.aggregate()) {
-            let final_started = Instant::now();
-            if groups.num_rows() > 0 {
-                let ctx = SessionContext::new_with_config(session_config());
-                let table = MemTable::try_new(Arc::clone(&plan.groups_schema), vec![vec![groups]])?;
-                ctx.register_table(GROUPS_TABLE, Arc::new(table))?;
-                output = ctx.sql(&plan.final_sql).await?.collect().await?;
-            }
-            durations.query_planning = elapsed_ms(final_started);
         }
         let output = conform(output, &self.job.plan.output_schema)?;
         let output_rows: u64 = output.iter().map(|b| b.num_rows() as u64).sum();
@@ -871,21 +937,17 @@ impl Query {
         crash_point_after_sink_write(entry.batch_id);
 
         let commit_started = Instant::now();
-        if let Some(bytes) = self.state.snapshot()? {
-            self.checkpoint.write_state(entry.batch_id, &bytes)?;
-        }
         self.checkpoint.write_commit(&CommitEntry {
             batch_id: entry.batch_id,
             watermark_ms: watermark,
             output_rows,
         })?;
-        durations.commit = elapsed_ms(commit_started);
+        durations.commit = snapshot_ms + elapsed_ms(commit_started);
         durations.trigger_execution = elapsed_ms(started);
 
         self.watermark_ms = watermark;
         self.position = Some(end_position(&entry.input));
         self.next_batch = entry.batch_id + 1;
-        let (state_rows, state_bytes) = self.state.rows_bytes();
         let since_last = self.last_trigger.map(|t| t.elapsed());
         self.last_trigger = Some(started);
         let (start_offset, end_offset) = offsets_view(&entry.input);
@@ -914,6 +976,12 @@ impl Query {
                 num_rows_updated: rows_updated,
                 memory_used_bytes: state_bytes,
                 num_rows_dropped_by_watermark: late,
+                num_state_partitions: if self.partition_columns.is_some() {
+                    self.partitions
+                } else {
+                    0
+                },
+                partition_owners,
             }],
             sources: vec![SourceProgress {
                 description: self.job.source.describe(),
@@ -957,6 +1025,149 @@ impl Query {
         );
         Ok(progress)
     }
+
+    /// Sends each state partition its share of batch `batch_id` (emitting by `watermark`) on
+    /// its owner (assigned afresh from the live workers); answers the owners and replies in
+    /// partition order.
+    async fn apply_state(
+        &mut self,
+        batch_id: u64,
+        watermark: Option<i64>,
+        partials: Vec<Vec<RecordBatch>>,
+    ) -> anyhow::Result<Vec<(String, StateReply)>> {
+        let workers = self.runner.state_workers().await?;
+        let owners = assign(self.partitions, &self.owners, &workers);
+        if owners.len() != partials.len() {
+            bail!("no worker can own the state partitions");
+        }
+        for (p, owner) in owners.iter().enumerate() {
+            if let Some(Some(previous)) = self.owners.get(p)
+                && previous != owner
+            {
+                tracing::info!(job = %self.config.id, batch = batch_id, partition = p,
+                    from = %previous, to = %owner, "state partition moves");
+            }
+        }
+        let schema = partials.iter().flatten().next().map_or_else(
+            || Arc::clone(&self.job.plan.task_output_schema),
+            RecordBatch::schema,
+        );
+        let calls = partials.into_iter().enumerate().map(|(p, rows)| {
+            let owner = owners[p].clone();
+            let owned = owners
+                .iter()
+                .enumerate()
+                .filter(|(_, o)| **o == owner)
+                .map(|(i, _)| i as u32)
+                .collect();
+            let moved = self.owners.get(p).and_then(Option::as_ref) != Some(&owner);
+            let request = StateRequest {
+                header: StateHeader {
+                    job_id: self.config.id.clone(),
+                    query_id: self.query_id.clone(),
+                    script: self.config.script.clone(),
+                    bootstrap: self.config.bootstrap.clone(),
+                    batch_id,
+                    partition: p as u32,
+                    partitions: self.partitions,
+                    base: batch_id.checked_sub(1),
+                    watermark_ms: watermark,
+                    owned,
+                    with_snapshot: false,
+                },
+                partials: rows,
+                snapshot: None,
+            };
+            apply_partition(
+                Arc::clone(&self.runner),
+                self.checkpoint.clone(),
+                request,
+                owner,
+                moved,
+                Arc::clone(&schema),
+            )
+        });
+        let replies = futures::future::try_join_all(calls).await?;
+        self.owners = replies.iter().map(|(w, _)| Some(w.clone())).collect();
+        Ok(replies)
+    }
+}
+
+/// Applies one state partition's share of a batch on `worker`, sending the base snapshot along
+/// when the partition moved or the worker lacks it, and moving the partition to another live
+/// worker when its owner fails.
+async fn apply_partition(
+    runner: Arc<dyn TaskRunner>,
+    checkpoint: Checkpoint,
+    request: StateRequest,
+    mut worker: String,
+    moved: bool,
+    schema: SchemaRef,
+) -> anyhow::Result<(String, StateReply)> {
+    let partition = request.header.partition;
+    let partitions = request.header.partitions;
+    let batch_id = request.header.batch_id;
+    let base = request.header.base;
+    let load = |checkpoint: &Checkpoint| -> anyhow::Result<Option<Arc<Vec<u8>>>> {
+        match base {
+            None => Ok(None),
+            Some(b) => checkpoint
+                .state_of(b, partition)?
+                .map(|bytes| Some(Arc::new(bytes)))
+                .with_context(|| {
+                    format!("the checkpoint lacks state partition {partition} after batch {b}")
+                }),
+        }
+    };
+    let mut request = Arc::new(request);
+    if moved {
+        Arc::make_mut(&mut request).snapshot = load(&checkpoint)?;
+    }
+    let mut attempts = 0u32;
+    loop {
+        let error = match runner
+            .run_state(worker.clone(), Arc::clone(&request), Arc::clone(&schema))
+            .await
+        {
+            Ok(reply) => return Ok((worker, reply)),
+            Err(StateCallError::Missing(why)) if request.snapshot.is_none() && base.is_some() => {
+                tracing::info!(%worker, batch = batch_id, partition,
+                    "the worker lacks the partition's state ({why}); sending the snapshot");
+                Arc::make_mut(&mut request).snapshot = load(&checkpoint)?;
+                continue;
+            }
+            Err(StateCallError::Missing(why)) => anyhow::anyhow!(why),
+            Err(StateCallError::Failed(error)) => error,
+        };
+        attempts += 1;
+        if attempts >= 10 {
+            return Err(error.context(format!(
+                "state partition {partition} of batch {batch_id} failed {attempts} times"
+            )));
+        }
+        tracing::warn!(%worker, batch = batch_id, partition, attempts,
+            "state partition failed, retrying: {error:#}");
+        tokio::time::sleep(Duration::from_millis(200 * u64::from(attempts))).await;
+        let workers = runner.state_workers().await?;
+        if attempts >= 2 || !workers.contains(&worker) {
+            let next = workers
+                .iter()
+                .position(|w| *w == worker)
+                .map_or(0, |i| (i + 1) % workers.len());
+            if let Some(other) = workers.get(next)
+                && *other != worker
+            {
+                tracing::info!(batch = batch_id, partition, from = %worker, to = %other,
+                    "state partition moves after a failure");
+                worker = other.clone();
+                // The new owner must not forget partitions it owns that this request does
+                // not know of.
+                Arc::make_mut(&mut request).header.owned = (0..partitions).collect();
+            }
+        }
+        // A failed attempt leaves the owner without a valid state: always send the base.
+        Arc::make_mut(&mut request).snapshot = load(&checkpoint)?;
+    }
 }
 
 /// A test hook: with `HDI_EXECUTOR_CRASH_AFTER_SINK_WRITE=N` in the environment, the process
@@ -974,22 +1185,6 @@ fn crash_point_after_sink_write(batch_id: u64) {
             "HDI_EXECUTOR_CRASH_AFTER_SINK_WRITE: aborting after batch {batch_id}'s sink write"
         );
         std::process::abort();
-    }
-}
-
-/// Empty streaming state for `job`'s shape.
-fn new_state(job: &PreparedJob) -> StreamState {
-    match &job.plan.shape {
-        Shape::Map => StreamState::None,
-        Shape::Aggregate(plan) => {
-            let mut state = AggState::new(plan, job.plan.window.as_ref().map(|w| w.kind));
-            state.track_updates(job.plan.output_mode == OutputMode::Update);
-            StreamState::Aggregate(state)
-        }
-        Shape::Dedup { time_column } => StreamState::Dedup(DedupState::new(
-            Arc::clone(&job.plan.task_output_schema),
-            *time_column,
-        )),
     }
 }
 

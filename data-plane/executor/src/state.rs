@@ -1,6 +1,7 @@
-//! Streaming state kept by the driver across micro-batches: partial aggregates per group and
-//! window (merged batch after batch), sessions that merge when they meet, rows already emitted by
-//! a `SELECT DISTINCT`, and their snapshots (Arrow IPC) for checkpoints.
+//! Streaming state kept across micro-batches (one per state partition, on the worker that owns
+//! it; see [`crate::stateful`]): partial aggregates per group and window (merged batch after
+//! batch), sessions that merge when they meet, rows already emitted by a `SELECT DISTINCT`, and
+//! their snapshots (Arrow IPC) for checkpoints.
 //!
 //! Everything here is deterministic: merging the same partials in the same order gives the same
 //! state, and emission sorts rows by key, so a batch that is run again after a crash emits exactly

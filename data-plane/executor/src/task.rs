@@ -289,7 +289,22 @@ pub struct TaskContext {
 impl TaskContext {
     /// The prepared job for a request (planned on first use).
     pub async fn prepared(&self, request: &TaskRequest) -> anyhow::Result<Arc<PreparedJob>> {
-        let key = (request.job_id.clone(), request.script.clone());
+        self.prepared_job(
+            &request.job_id,
+            &request.script,
+            request.bootstrap.as_deref(),
+        )
+        .await
+    }
+
+    /// The prepared job `job_id` running `script` (planned on first use).
+    pub async fn prepared_job(
+        &self,
+        job_id: &str,
+        script: &str,
+        bootstrap: Option<&str>,
+    ) -> anyhow::Result<Arc<PreparedJob>> {
+        let key = (job_id.to_string(), script.to_string());
         if let Some(job) = self
             .jobs
             .lock()
@@ -298,12 +313,12 @@ impl TaskContext {
         {
             return Ok(Arc::clone(job));
         }
-        let job = PreparedJob::new(&request.script, request.bootstrap.as_deref())
+        let job = PreparedJob::new(script, bootstrap)
             .await
             .map_err(|e| anyhow::anyhow!("the job does not plan: {e}"))?;
         let job = Arc::new(job);
         let mut jobs = self.jobs.lock().unwrap_or_else(PoisonError::into_inner);
-        jobs.retain(|(id, _), _| id != &request.job_id);
+        jobs.retain(|(id, _), _| id != job_id);
         jobs.insert(key, Arc::clone(&job));
         Ok(job)
     }

@@ -1,5 +1,6 @@
-//! The worker: serves `GET /healthz` on its listen address and registers with the driver, then
-//! heartbeats it every second (`PUT /v1/workers/{id}`, the same call).
+//! The worker: serves `GET /healthz`, tasks (`POST /v1/tasks`) and the state partitions it owns
+//! (`POST /v1/state`, see [`crate::stateful`]) on its listen address, and registers with the
+//! driver, then heartbeats it every second (`PUT /v1/workers/{id}`, the same call).
 //!
 //! The worker picks a random incarnation at start, so the driver can tell a restarted worker from
 //! a live one. An unreachable driver (or one answering 5xx) is retried forever and logged at most
@@ -15,7 +16,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use axum::Router;
-use axum::extract::State;
+use axum::extract::{DefaultBodyLimit, State};
 use axum::routing::get;
 use reqwest::StatusCode;
 use tokio::time::{Instant, MissedTickBehavior};
@@ -23,6 +24,7 @@ use uuid::Uuid;
 
 use crate::driver::WorkerRegistration;
 use crate::process::{StopSignals, lock_data_dir};
+use crate::stateful::{ApplyError, StateRequest, StateStore, emitted_schema};
 use crate::task::{TaskContext, TaskRequest};
 
 /// How often the worker heartbeats the driver.
@@ -54,6 +56,8 @@ struct WorkerState {
     registered: AtomicBool,
     /// Cached plans and Kafka consumers for the tasks it runs.
     tasks: TaskContext,
+    /// The state partitions it owns.
+    states: Arc<StateStore>,
 }
 
 /// Runs the worker until SIGTERM or SIGINT.
@@ -74,6 +78,7 @@ pub async fn run(config: WorkerConfig) -> anyhow::Result<()> {
         id: config.id,
         registered: AtomicBool::new(false),
         tasks: TaskContext::default(),
+        states: Arc::default(),
     });
     let incarnation = Uuid::new_v4();
     tracing::info!(worker = config.id, %incarnation, driver = %config.driver,
@@ -100,6 +105,11 @@ fn router(state: Arc<WorkerState>) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/v1/tasks", axum::routing::post(run_task))
+        // A state request carries a partition's partial rows and, when it moved, its snapshot.
+        .route(
+            "/v1/state",
+            axum::routing::post(apply_state).layer(DefaultBodyLimit::max(STATE_BODY_LIMIT)),
+        )
         .with_state(state)
 }
 
@@ -132,6 +142,69 @@ async fn run_task(
             tracing::warn!(job = %request.job_id, batch = request.batch_id, "task failed: {error:#}");
             (StatusCode::INTERNAL_SERVER_ERROR, format!("{error:#}")).into_response()
         }
+    }
+}
+
+/// The largest state request a worker takes (partials and a snapshot of one partition).
+const STATE_BODY_LIMIT: usize = 1 << 30;
+
+/// `POST /v1/state`: applies one state partition's share of a batch
+/// ([`crate::stateful::StateRequest::encode`]) and answers [`crate::stateful::StateReply::encode`]; `409` when it
+/// does not hold the base state and no snapshot came with the request, `400` for a request it
+/// cannot read, `500` when applying fails.
+async fn apply_state(
+    State(state): State<Arc<WorkerState>>,
+    body: axum::body::Bytes,
+) -> axum::response::Response {
+    use axum::response::IntoResponse as _;
+    let request = match StateRequest::decode(&body) {
+        Ok(request) => Arc::new(request),
+        Err(error) => {
+            return (
+                StatusCode::BAD_REQUEST,
+                format!("not a state request: {error:#}"),
+            )
+                .into_response();
+        }
+    };
+    let h = &request.header;
+    let job = match state
+        .tasks
+        .prepared_job(&h.job_id, &h.script, h.bootstrap.as_deref())
+        .await
+    {
+        Ok(job) => job,
+        Err(error) => {
+            return (StatusCode::INTERNAL_SERVER_ERROR, format!("{error:#}")).into_response();
+        }
+    };
+    let states = Arc::clone(&state.states);
+    let applied = {
+        let request = Arc::clone(&request);
+        let job = Arc::clone(&job);
+        tokio::task::spawn_blocking(move || states.apply(&job, &request)).await
+    };
+    let reply = match applied {
+        Ok(Ok(reply)) => reply,
+        Ok(Err(missing @ ApplyError::Missing { .. })) => {
+            return (StatusCode::CONFLICT, missing.to_string()).into_response();
+        }
+        Ok(Err(ApplyError::Failed(error))) => {
+            tracing::warn!(job = %h.job_id, batch = h.batch_id, partition = h.partition,
+                "state partition failed: {error:#}");
+            return (StatusCode::INTERNAL_SERVER_ERROR, format!("{error:#}")).into_response();
+        }
+        Err(error) => {
+            return (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("panicked: {error}"),
+            )
+                .into_response();
+        }
+    };
+    match reply.encode(&emitted_schema(&job.plan)) {
+        Ok(bytes) => (StatusCode::OK, bytes).into_response(),
+        Err(error) => (StatusCode::INTERNAL_SERVER_ERROR, format!("{error:#}")).into_response(),
     }
 }
 

@@ -1,7 +1,7 @@
 //! Deterministic fuzzing of the executor's decoders of outside input (as the broker's
 //! `bad_input.rs`): job scripts (they arrive over the job API), Kafka record payloads (any
-//! producer writes them), task requests (a worker's `POST /v1/tasks` body) and task answers (a
-//! worker's reply the driver decodes). Truncations, bit flips, byte insertions and random bytes:
+//! producer writes them), task requests (a worker's `POST /v1/tasks` body), task answers (a
+//! worker's reply the driver decodes), and state requests and answers (`POST /v1/state`). Truncations, bit flips, byte insertions and random bytes:
 //! each decoder must answer an error or a value, never panic.
 #![allow(clippy::unwrap_used, reason = "tests")]
 
@@ -13,6 +13,7 @@ use datafusion::arrow::record_batch::RecordBatch;
 use hdi_executor::plan::JobPlan;
 use hdi_executor::source::RawBatch;
 use hdi_executor::sql::parse_script;
+use hdi_executor::stateful::{StateHeader, StateMeta, StateReply, StateRequest};
 use hdi_executor::task::{TaskMeta, TaskOutput, TaskRequest, decode};
 
 /// xorshift64*: the same cases every run.
@@ -167,5 +168,57 @@ fn mutated_task_answers_never_panic() {
     let mut rng = Rng(0x5eed_0004);
     for bytes in mutations(&seed, &mut rng, 3000) {
         let _ = TaskOutput::decode(&bytes);
+    }
+}
+
+#[test]
+fn mutated_state_requests_and_answers_never_panic() {
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("account", DataType::Utf8, true),
+        Field::new("total", DataType::Float64, true),
+    ]));
+    let batch = RecordBatch::try_new(
+        Arc::clone(&schema),
+        vec![
+            Arc::new(StringArray::from(vec!["a", "b", "c"])),
+            Arc::new(Float64Array::from(vec![1.0, 2.5, 3.0])),
+        ],
+    )
+    .unwrap();
+    let request = StateRequest {
+        header: StateHeader {
+            job_id: "job".into(),
+            query_id: "q".into(),
+            script: SCRIPT.into(),
+            bootstrap: None,
+            batch_id: 3,
+            partition: 1,
+            partitions: 4,
+            base: Some(2),
+            watermark_ms: Some(1_795_687_200_000),
+            owned: vec![1, 3],
+            with_snapshot: false,
+        },
+        partials: vec![batch.clone()],
+        snapshot: Some(Arc::new(vec![7; 40])),
+    };
+    let seed = request.encode(&schema).unwrap();
+    assert_eq!(StateRequest::decode(&seed).unwrap().header.batch_id, 3);
+    let mut rng = Rng(0x5eed_0005);
+    for bytes in mutations(&seed, &mut rng, 3000) {
+        let _ = StateRequest::decode(&bytes);
+    }
+    let reply = StateReply {
+        meta: StateMeta {
+            state_rows: 3,
+            ..StateMeta::default()
+        },
+        emitted: vec![batch],
+        snapshot: vec![9; 40],
+    };
+    let seed = reply.encode(&schema).unwrap();
+    assert_eq!(StateReply::decode(&seed).unwrap().meta.state_rows, 3);
+    for bytes in mutations(&seed, &mut rng, 3000) {
+        let _ = StateReply::decode(&bytes);
     }
 }

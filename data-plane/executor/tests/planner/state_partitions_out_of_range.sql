@@ -1,0 +1,7 @@
+-- error: invalid_option 0:0
+CREATE TABLE tx (account TEXT, amount DOUBLE, ts TIMESTAMP, WATERMARK FOR ts AS ts - INTERVAL '10' SECOND)
+  WITH (connector = 'kafka', topic = 'transactions', bootstrap_servers = 'localhost:9092');
+CREATE TABLE out WITH (connector = 'memory');
+SET state_partitions = 0;
+INSERT INTO out SELECT window_start, account, count(*) AS n
+FROM TUMBLE(tx, ts, INTERVAL '1' MINUTE) GROUP BY window_start, window_end, account;
