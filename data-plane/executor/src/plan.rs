@@ -1,15 +1,20 @@
 //! The job planner: turns a parsed [`Script`] into what runs each micro-batch.
 //!
-//! A job has one streaming source (a `kafka` or `files` table), optional static tables joined to
-//! it (`file` tables: CSV, Parquet or JSON), and one sink. The query takes one of three shapes:
+//! A job has one streaming source (a `kafka`, `files` or `rate` table), optional static tables
+//! joined to it (`file` tables: CSV, Parquet or JSON; `upsert-kafka`: a topic read as a table),
+//! and one sink. The query takes one of three shapes:
 //! - **map**: projections, filters and static joins; each task's rows are the output;
-//! - **dedup**: `SELECT DISTINCT ...`; tasks de-duplicate their rows, the driver drops rows seen in
-//!   earlier batches (state kept until the watermark passes the row's event time);
+//! - **dedup**: `SELECT DISTINCT ...`; tasks de-duplicate their rows, the state partitions drop
+//!   rows seen in earlier batches (kept until the watermark passes the row's event time);
 //! - **aggregate**: `GROUP BY` with count, sum, min, max, avg, approx_distinct, optionally over a
 //!   window (`TUMBLE`, `HOP`, `SESSION` in `FROM`). The query is split in two: the **task query**
-//!   computes partial aggregates per group over one task's rows (DataFusion), the driver merges
-//!   them into its state across batches ([`crate::state`]), and the **final query** turns emitted
-//!   groups into output rows (projection and `HAVING`, DataFusion again).
+//!   computes partial aggregates per group over one task's rows (DataFusion), the state
+//!   partitions merge them across batches ([`crate::state`], [`crate::stateful`]), and the
+//!   **final query** turns emitted groups into output rows (projection and `HAVING`, DataFusion
+//!   again).
+//!
+//! Settings (`SET key = 'value'`): `trigger` (`processing_time 1s`, `available_now`),
+//! `max_records_per_trigger`, `state_partitions` (see [`state_partitions`]).
 //!
 //! Windows (our dialect): `FROM TUMBLE(tx, ts, INTERVAL '1' MINUTE)`,
 //! `FROM HOP(tx, ts, INTERVAL '10' SECOND, INTERVAL '1' MINUTE)` (slide, then size),
@@ -303,6 +308,20 @@ impl JobPlan {
                 .at_span(sink.span));
             }
         };
+        if let Some(key) = script
+            .settings
+            .keys()
+            .find(|k| !SETTINGS.contains(&k.as_str()))
+        {
+            return Err(JobError::new(
+                "invalid_option",
+                format!(
+                    "unknown setting '{key}' (settings: {})",
+                    SETTINGS.join(", ")
+                ),
+            )
+            .at_span(script.setting_span(key)));
+        }
         let trigger = trigger(&script)?;
         state_partitions(&script)?;
         let max_records_per_trigger = match script
@@ -316,6 +335,13 @@ impl JobPlan {
                 JobError::new(
                     "invalid_option",
                     format!("max_records_per_trigger '{text}' is not a positive number"),
+                )
+                .at_span(
+                    if script.settings.contains_key("max_records_per_trigger") {
+                        script.setting_span("max_records_per_trigger")
+                    } else {
+                        source.span
+                    },
                 )
             })?),
         };
@@ -550,7 +576,8 @@ fn trigger(script: &Script) -> Result<Trigger, JobError> {
             format!(
                 "trigger '{text}': use 'processing_time 1s' (any interval above 0) or 'available_now'"
             ),
-        )),
+        )
+        .at_span(script.setting_span("trigger"))),
     }
 }
 
@@ -792,6 +819,9 @@ fn task_input_schema(source: &TableDef, windowed: bool) -> SchemaRef {
     Arc::new(Schema::new(fields))
 }
 
+/// The settings a script may `SET`.
+pub const SETTINGS: &[&str] = &["trigger", "max_records_per_trigger", "state_partitions"];
+
 /// `SET state_partitions = N`: how many partitions the streaming state is split into (see
 /// [`crate::stateful`]); 1 to [`crate::stateful::MAX_STATE_PARTITIONS`], default
 /// [`crate::stateful::DEFAULT_STATE_PARTITIONS`].
@@ -808,6 +838,7 @@ pub fn state_partitions(script: &Script) -> Result<u32, JobError> {
                     "invalid_option",
                     format!("state_partitions '{text}': a number from 1 to {MAX_STATE_PARTITIONS}"),
                 )
+                .at_span(script.setting_span("state_partitions"))
             }),
     }
 }

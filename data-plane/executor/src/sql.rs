@@ -114,6 +114,8 @@ pub struct Script {
     pub tables: Vec<TableDef>,
     /// `SET key = value` settings, keys lower-cased.
     pub settings: BTreeMap<String, String>,
+    /// Where each setting's `SET` starts.
+    pub setting_spans: BTreeMap<String, Span>,
     /// The sink table named by `INSERT INTO`.
     pub sink: String,
     /// The query whose rows go to the sink.
@@ -123,6 +125,14 @@ pub struct Script {
 }
 
 impl Script {
+    /// Where setting `key`'s `SET` is (line 0 when it is not set).
+    pub fn setting_span(&self, key: &str) -> Span {
+        self.setting_spans
+            .get(key)
+            .copied()
+            .unwrap_or(Span::empty())
+    }
+
     /// The table named `name`.
     pub fn table(&self, name: &str) -> Option<&TableDef> {
         self.tables.iter().find(|t| t.name == name)
@@ -136,9 +146,25 @@ pub fn parse_script(text: &str) -> Result<Script, JobError> {
     let statements = Parser::parse_sql(&dialect, &text).map_err(parser_error)?;
     let mut tables: Vec<TableDef> = Vec::new();
     let mut settings = BTreeMap::new();
+    let mut setting_spans = BTreeMap::new();
+    // sqlparser gives a `SET` statement no span: the n-th `SET` keyword is the n-th statement's.
+    let mut set_keywords = Tokenizer::new(&dialect, &text)
+        .tokenize_with_location()
+        .map_err(parser_error_tokens)?
+        .into_iter()
+        .filter(|t| {
+            matches!(&t.token, Token::Word(w) if w.quote_style.is_none() && w.value.eq_ignore_ascii_case("set"))
+        })
+        .map(|t| t.span);
     let mut insert = None;
     for statement in statements {
-        let span = ast::Spanned::span(&statement);
+        let mut span = ast::Spanned::span(&statement);
+        if matches!(statement, Statement::Set(_))
+            && let Some(keyword) = set_keywords.next()
+            && span.start.line == 0
+        {
+            span = keyword;
+        }
         match statement {
             Statement::CreateTable(create) => {
                 let name = object_name(&create.name);
@@ -212,6 +238,7 @@ pub fn parse_script(text: &str) -> Result<Script, JobError> {
             }
             Statement::Set(set) => {
                 let (key, value) = set_statement(&set).map_err(|e| e.at_span(span))?;
+                setting_spans.insert(key.clone(), span);
                 settings.insert(key, value);
             }
             Statement::Insert(insert_statement) => {
@@ -279,6 +306,7 @@ pub fn parse_script(text: &str) -> Result<Script, JobError> {
     Ok(Script {
         tables,
         settings,
+        setting_spans,
         sink,
         query,
         insert_span,
@@ -407,6 +435,10 @@ struct CutWatermark {
     /// Where the clause was (used to find the statement it belongs to).
     position: Location,
     def: WatermarkDef,
+}
+
+fn parser_error_tokens(e: datafusion::sql::sqlparser::tokenizer::TokenizerError) -> JobError {
+    JobError::new("sql_error", e.message.clone()).at(e.location.line, e.location.column)
 }
 
 /// Blanks every `WATERMARK FOR col AS col - INTERVAL '...' unit` clause (and the comma before it)
