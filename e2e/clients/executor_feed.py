@@ -77,6 +77,13 @@ def accounts(args):
     assert p.flush(60) == 0
 
 
+def tier(args):
+    """Sets `--account`'s tier to `--tier` in the `accounts` topic."""
+    p = producer(args.bootstrap)
+    p.produce("accounts", json.dumps({"id": args.account, "tier": args.tier}).encode(), key=args.account.encode())
+    assert p.flush(60) == 0
+
+
 def garbage(args):
     p = producer(args.bootstrap)
     for k in range(args.count):
@@ -130,9 +137,11 @@ def main():
     ap.add_argument("--topic")
     ap.add_argument("--threshold", type=float, default=0)
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--account")
+    ap.add_argument("--tier")
     args = ap.parse_args()
     {"create": create, "produce": produce, "late": late, "garbage": garbage, "read": read,
-     "expect": expect, "accounts": accounts}[args.command](args)
+     "expect": expect, "accounts": accounts, "tier": tier}[args.command](args)
     sys.stdout.flush()
 
 

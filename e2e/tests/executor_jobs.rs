@@ -541,6 +541,68 @@ fn the_banking_job_is_exact_across_worker_and_driver_crashes_and_rescaling() {
         assert!(row["amount"].as_f64().unwrap() > 495.0);
     }
 
+    // A running job joins the compacted topic as of each batch: a tier changed between two
+    // batches shows in the second batch's rows, and the first batch's rows keep the old tier.
+    let live = "CREATE TABLE tx (account TEXT, amount DOUBLE, ts TIMESTAMP)
+           WITH (connector = 'kafka', topic = 'tx', starting_offsets = 'latest');
+         CREATE TABLE accounts (id TEXT, tier TEXT) WITH (connector = 'upsert-kafka', topic = 'accounts');
+         CREATE TABLE preview WITH (connector = 'memory');
+         SET trigger = 'processing_time 200ms';
+         INSERT INTO preview SELECT tx.account, a.tier FROM tx JOIN accounts a ON tx.account = a.id;";
+    feed(
+        &bootstrap,
+        &["tier", "--account", "acct-late", "--tier", "silver"],
+    );
+    let body = serde_json::json!({"name": "tiers", "sql": live, "bootstrap_servers": bootstrap})
+        .to_string();
+    let (code, created) = curl(
+        "PUT",
+        &format!("http://{address}/v1/jobs/tiers"),
+        Some(&body),
+    );
+    assert_eq!(code, 201, "{created}");
+    let tiers = |want: usize| -> Vec<String> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let (_, preview) = curl(
+                "GET",
+                &format!("http://{address}/v1/jobs/tiers/preview?limit=100"),
+                None,
+            );
+            let rows: Vec<String> = preview["rows"]
+                .as_array()
+                .map(|r| {
+                    r.iter()
+                        .filter_map(|r| r["tier"].as_str().map(str::to_string))
+                        .collect()
+                })
+                .unwrap_or_default();
+            if rows.len() >= want {
+                return rows;
+            }
+            assert!(Instant::now() < deadline, "{preview}");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    };
+    // The job starts at the topic's end once it has run its first trigger.
+    std::thread::sleep(Duration::from_secs(2));
+    feed(
+        &bootstrap,
+        &["late", "--count", "4", "--ts", &T0.to_string()],
+    );
+    assert_eq!(tiers(4), vec!["silver"; 4]);
+    feed(
+        &bootstrap,
+        &["tier", "--account", "acct-late", "--tier", "diamond"],
+    );
+    feed(
+        &bootstrap,
+        &["late", "--count", "4", "--ts", &T0.to_string()],
+    );
+    let mut rows = tiers(8);
+    rows.sort();
+    assert_eq!(rows, [vec!["diamond"; 4], vec!["silver"; 4]].concat());
+
     let (code, _) = curl("DELETE", &format!("http://{address}/v1/jobs/banking"), None);
     assert_eq!(code, 204);
     assert!(!driver_dir.join("jobs/banking").exists());

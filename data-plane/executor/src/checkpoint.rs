@@ -67,6 +67,10 @@ pub struct OffsetEntry {
     pub watermark_ms: Option<i64>,
     /// The sink's mark before the batch first ran.
     pub sink_mark: SinkMark,
+    /// Each compacted-topic (`upsert-kafka`) table's end offsets: the batch joins the table as
+    /// of these.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub tables: BTreeMap<String, BTreeMap<i32, i64>>,
 }
 
 /// `commits/<batch>`.
@@ -228,6 +232,7 @@ mod tests {
                 },
                 watermark_ms: Some(5),
                 sink_mark: SinkMark::new(),
+                tables: BTreeMap::new(),
             })
             .unwrap();
         }

@@ -612,11 +612,34 @@ impl Query {
         }
         let sink = Arc::clone(&self.sink);
         let sink_mark = tokio::task::spawn_blocking(move || sink.mark()).await??;
+        // Compacted-topic tables are joined as of their ends now, the same on every worker and
+        // in a rerun of this batch.
+        let tables = {
+            let pool = Arc::clone(&self.pool);
+            let upserts: Vec<(String, String, String)> = self
+                .job
+                .upserts
+                .iter()
+                .map(|u| (u.name.clone(), u.bootstrap.clone(), u.topic.clone()))
+                .collect();
+            tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+                let mut tables = BTreeMap::new();
+                for (name, bootstrap, topic) in upserts {
+                    let partitions = kafka_partitions(&pool, &bootstrap, &topic)
+                        .map_err(|e| anyhow::anyhow!("{e}"))?;
+                    let marks = kafka_watermarks(&pool, &bootstrap, &topic, &partitions)?;
+                    tables.insert(name, marks.into_iter().map(|(p, (_, h))| (p, h)).collect());
+                }
+                Ok(tables)
+            })
+            .await??
+        };
         let entry = OffsetEntry {
             batch_id: self.next_batch,
             input,
             watermark_ms: self.watermark_ms,
             sink_mark,
+            tables,
         };
         self.checkpoint.write_offsets(&entry)?;
         let mut progress = self.run_batch(entry, false).await?;
@@ -789,6 +812,7 @@ impl Query {
                 batch_id: entry.batch_id,
                 watermark_ms: entry.watermark_ms,
                 input,
+                tables: entry.tables.clone(),
             })
             .collect();
         // Every task runs at once; their results are merged in task order (deterministic) as

@@ -386,13 +386,39 @@ pub fn kafka_read_table(
     bootstrap: &str,
     topic: &str,
 ) -> Result<RawBatch, JobError> {
+    Ok(kafka_read_table_at(pool, bootstrap, topic, None)?.0)
+}
+
+/// [`kafka_read_table`] up to `ends` (per partition; a partition not named is not read), or up
+/// to the current ends when `None`; answers the rows and the ends it read to.
+pub fn kafka_read_table_at(
+    pool: &ConsumerPool,
+    bootstrap: &str,
+    topic: &str,
+    ends: Option<&BTreeMap<i32, i64>>,
+) -> Result<(RawBatch, BTreeMap<i32, i64>), JobError> {
     let unavailable = |e: anyhow::Error| JobError::new("kafka_unavailable", format!("{e:#}"));
     let partitions = kafka_partitions(pool, bootstrap, topic)?;
     let marks = kafka_watermarks(pool, bootstrap, topic, &partitions).map_err(unavailable)?;
     let consumer = pool.take(bootstrap).map_err(unavailable)?;
     let mut latest: BTreeMap<Vec<u8>, Option<Vec<u8>>> = BTreeMap::new();
+    let mut read_to = BTreeMap::new();
     for (partition, (low, high)) in marks {
-        for_each_record(&consumer, topic, partition, low, high, |message| {
+        let end = match ends {
+            None => high,
+            Some(ends) => match ends.get(&partition) {
+                None => continue,
+                Some(end) if *end > high => {
+                    return Err(JobError::new(
+                        "kafka_unavailable",
+                        format!("{topic}[{partition}] ends at {high}, before offset {end}"),
+                    ));
+                }
+                Some(end) => *end,
+            },
+        };
+        read_to.insert(partition, end);
+        for_each_record(&consumer, topic, partition, low.min(end), end, |message| {
             if let Some(key) = message.key() {
                 latest.insert(key.to_vec(), message.payload().map(<[u8]>::to_vec));
             }
@@ -404,7 +430,7 @@ pub fn kafka_read_table(
     for value in latest.into_values().flatten() {
         out.push(&value);
     }
-    Ok(out)
+    Ok((out, read_to))
 }
 
 /// The files of a `files` source, in name order.

@@ -694,6 +694,7 @@ mod tests {
             input: crate::task::TaskInput::Files {
                 paths: vec![dir.join("part-0.json")],
             },
+            tables: Default::default(),
         };
         let output = crate::task::run_task(&job, &Arc::default(), &request)
             .await

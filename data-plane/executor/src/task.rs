@@ -4,7 +4,7 @@
 //! request (the same range and watermark give the same rows), which is what lets a batch be
 //! retried on another worker, or run again after a crash, with the same result.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
@@ -74,6 +74,10 @@ pub struct TaskRequest {
     pub watermark_ms: Option<i64>,
     /// What to read.
     pub input: TaskInput,
+    /// Compacted-topic tables to join as of these end offsets (from the batch's offset-log
+    /// entry; a table not named is joined as loaded when the job was planned).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub tables: BTreeMap<String, BTreeMap<i32, i64>>,
 }
 
 /// Counters and timings of a task.
@@ -145,6 +149,41 @@ pub struct PreparedJob {
     pub source: SourceSpec,
     /// Static tables, loaded.
     pub statics: Vec<(String, Arc<MemTable>)>,
+    /// The compacted-topic (`upsert-kafka`) tables among them, re-read as batches name newer
+    /// offsets.
+    pub upserts: Vec<UpsertTable>,
+}
+
+/// A compacted topic joined as a table, as of the offsets the current batch names.
+#[derive(Debug)]
+pub struct UpsertTable {
+    /// The table's name.
+    pub name: String,
+    /// Its Kafka cluster.
+    pub bootstrap: String,
+    /// Its topic.
+    pub topic: String,
+    schema: SchemaRef,
+    /// The end offsets last read to, and the table as of them.
+    loaded: tokio::sync::Mutex<(BTreeMap<i32, i64>, Arc<MemTable>)>,
+}
+
+impl UpsertTable {
+    /// The table as of `ends` (read again when they differ from the loaded ones).
+    pub async fn at(
+        &self,
+        pool: &Arc<ConsumerPool>,
+        ends: &BTreeMap<i32, i64>,
+    ) -> anyhow::Result<Arc<MemTable>> {
+        let mut loaded = self.loaded.lock().await;
+        if loaded.0 != *ends {
+            let table = read_upsert(pool, &self.bootstrap, &self.topic, &self.schema, Some(ends))
+                .await
+                .map_err(|e| anyhow::anyhow!("table {}: {e}", self.name))?;
+            *loaded = table;
+        }
+        Ok(Arc::clone(&loaded.1))
+    }
 }
 
 impl PreparedJob {
@@ -153,9 +192,12 @@ impl PreparedJob {
         let plan = JobPlan::new(parse_script(script)?).await?;
         let source = SourceSpec::from_table(&plan.source, bootstrap)?;
         let mut statics = Vec::new();
+        let mut upserts = Vec::new();
         for table in &plan.statics {
             let rows = if table.connector()? == "upsert-kafka" {
-                load_compacted_topic(table, bootstrap).await?
+                let (upsert, rows) = load_compacted_topic(table, bootstrap).await?;
+                upserts.push(upsert);
+                rows
             } else {
                 load_static(table).await?
             };
@@ -165,6 +207,7 @@ impl PreparedJob {
             plan,
             source,
             statics,
+            upserts,
         })
     }
 }
@@ -174,7 +217,7 @@ impl PreparedJob {
 async fn load_compacted_topic(
     table: &TableDef,
     default_bootstrap: Option<&str>,
-) -> Result<Arc<MemTable>, JobError> {
+) -> Result<(UpsertTable, Arc<MemTable>), JobError> {
     let topic = table.required("topic")?.to_string();
     let bootstrap = table
         .option("bootstrap_servers")
@@ -187,17 +230,38 @@ async fn load_compacted_topic(
             .at_span(table.span)
         })?
         .to_string();
-    let raw = tokio::task::spawn_blocking(move || {
-        crate::source::kafka_read_table(&ConsumerPool::default(), &bootstrap, &topic)
+    let schema: SchemaRef = Arc::new(table.schema.clone());
+    let (ends, rows) = read_upsert(&Arc::default(), &bootstrap, &topic, &schema, None).await?;
+    let upsert = UpsertTable {
+        name: table.name.clone(),
+        bootstrap,
+        topic,
+        schema,
+        loaded: tokio::sync::Mutex::new((ends, Arc::clone(&rows))),
+    };
+    Ok((upsert, rows))
+}
+
+/// A compacted topic as a table, up to `ends` (or its current ends); with the ends read to.
+async fn read_upsert(
+    pool: &Arc<ConsumerPool>,
+    bootstrap: &str,
+    topic: &str,
+    schema: &SchemaRef,
+    ends: Option<&BTreeMap<i32, i64>>,
+) -> Result<(BTreeMap<i32, i64>, Arc<MemTable>), JobError> {
+    let (pool, bootstrap, topic) = (Arc::clone(pool), bootstrap.to_string(), topic.to_string());
+    let ends = ends.cloned();
+    let (raw, read_to) = tokio::task::spawn_blocking(move || {
+        crate::source::kafka_read_table_at(&pool, &bootstrap, &topic, ends.as_ref())
     })
     .await
     .map_err(|e| JobError::new("internal", e.to_string()))??;
-    let schema: SchemaRef = Arc::new(table.schema.clone());
     let (batch, _malformed) =
-        decode(&raw, &schema).map_err(|e| JobError::new("invalid_option", format!("{e:#}")))?;
-    MemTable::try_new(schema, vec![vec![batch]])
-        .map(Arc::new)
-        .map_err(|e| JobError::new("invalid_option", e.to_string()))
+        decode(&raw, schema).map_err(|e| JobError::new("invalid_option", format!("{e:#}")))?;
+    let table = MemTable::try_new(Arc::clone(schema), vec![vec![batch]])
+        .map_err(|e| JobError::new("invalid_option", e.to_string()))?;
+    Ok((read_to, Arc::new(table)))
 }
 
 /// Reads a static table (`connector = 'file'`, `format = 'csv' | 'parquet' | 'json'`, `path`).
@@ -395,7 +459,14 @@ pub async fn run_task(
     let source = MemTable::try_new(Arc::clone(&job.plan.task_input_schema), vec![vec![batch]])?;
     ctx.register_table(SOURCE_TABLE, Arc::new(source))?;
     for (name, table) in &job.statics {
-        ctx.register_table(name.as_str(), Arc::clone(table) as _)?;
+        let table = match (
+            job.upserts.iter().find(|u| &u.name == name),
+            request.tables.get(name),
+        ) {
+            (Some(upsert), Some(ends)) => upsert.at(pool, ends).await?,
+            _ => Arc::clone(table),
+        };
+        ctx.register_table(name.as_str(), table as _)?;
     }
     let batches = ctx.sql(&job.plan.task_sql).await?.collect().await?;
     meta.execute_ms = elapsed_ms(started);

@@ -128,6 +128,7 @@ fn mutated_task_requests_never_panic() {
             start: 10,
             end: 20,
         },
+        tables: [("accounts".to_string(), [(0, 5), (1, 7)].into())].into(),
     };
     let seed = serde_json::to_vec(&request).unwrap();
     let mut rng = Rng(0x5eed_0003);
