@@ -1,14 +1,15 @@
 //! Source connectors: where a micro-batch's records come from.
 //!
-//! - `kafka`: a topic's partitions, read by offset range with librdkafka (`rdkafka`); offsets are
-//!   per partition, `[start, end)`. Options: `topic`, `bootstrap_servers` (default: the job's),
-//!   `format = 'json'`, `starting_offsets = 'earliest' | 'latest'`, `dead_letter_topic`,
-//!   `max_records_per_trigger`.
+//! - `kafka`: a topic's partitions, read by offset range; offsets are per partition, `[start, end)`.
+//!   Tasks read with Fetch requests of their own (`direct.rs`; librdkafka for compressed or pre-v2
+//!   batches); offsets, metadata, upsert tables and the sink's checks use librdkafka (`rdkafka`).
+//!   Options: `topic`, `bootstrap_servers` (default: the job's), `format = 'json'`,
+//!   `starting_offsets = 'earliest' | 'latest'`, `dead_letter_topic`, `max_records_per_trigger`.
 //! - `files`: a directory of newline-delimited JSON files, taken in name order (a file that sorts
 //!   before the last one taken is never read: write files with increasing names). Options: `path`,
 //!   `format = 'json'`, `max_files_per_trigger`. Its "offset" is the number of files taken.
 //!
-//! Calls here block (librdkafka, file I/O): the runtime calls them from blocking threads.
+//! Calls here block (librdkafka, sockets, file I/O): the runtime calls them from blocking threads.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -25,6 +26,8 @@ use rdkafka::error::KafkaError;
 use rdkafka::types::RDKafkaErrorCode;
 
 use crate::sql::{JobError, TableDef};
+
+mod direct;
 
 /// How long a metadata or offsets call may take.
 const KAFKA_TIMEOUT: Duration = Duration::from_secs(10);
@@ -198,10 +201,12 @@ impl RawBatch {
     }
 }
 
-/// librdkafka consumers kept for reuse (creating one costs a connection and a metadata call).
+/// librdkafka consumers kept for reuse (creating one costs a connection and a metadata call),
+/// and the direct reader's connections and partition leaders.
 #[derive(Default)]
 pub struct ConsumerPool {
     idle: Mutex<BTreeMap<String, Vec<BaseConsumer>>>,
+    direct: direct::Pool,
 }
 
 impl std::fmt::Debug for ConsumerPool {
@@ -361,7 +366,9 @@ pub fn for_each_record(
     Ok(())
 }
 
-/// The records of `topic[partition]` in `[start, end)`.
+/// The records of `topic[partition]` in `[start, end)`: read with the Kafka Fetch protocol
+/// directly ([`direct`]), or with librdkafka when the partition holds batches the direct reader
+/// does not decode (compressed, or older than the v2 format).
 pub fn kafka_fetch(
     pool: &ConsumerPool,
     bootstrap: &str,
@@ -370,6 +377,12 @@ pub fn kafka_fetch(
     start: i64,
     end: i64,
 ) -> anyhow::Result<RawBatch> {
+    if end <= start {
+        return Ok(RawBatch::default());
+    }
+    if let Some(out) = direct::fetch(pool, bootstrap, topic, partition, start, end)? {
+        return Ok(out);
+    }
     let mut out = RawBatch::default();
     let consumer = pool.take(bootstrap)?;
     for_each_record(&consumer, topic, partition, start, end, |message| {

@@ -1,0 +1,823 @@
+//! The Kafka source's task reads without librdkafka: Fetch requests (the `kafka-protocol` crate)
+//! on a plain blocking socket to the partition's leader, and the v2 record batches of the answer
+//! decoded straight into a [`RawBatch`]. librdkafka hands records over one `poll` (and one
+//! allocation, lock and clock read) at a time and prefetches past the range's end; reading a
+//! task's range this way costs about a memcpy per record.
+//!
+//! Semantics, as the librdkafka path: exactly the offsets `[start, end)`, in order; a missing
+//! offset fails the read (hdi-broker neither compacts nor writes transaction markers, so a gap
+//! means data went missing); `read_committed`: batches of aborted transactions and control
+//! batches (commit/abort markers) occupy offsets but give no records. A batch this reader does
+//! not decode (compressed, or the pre-v2 message format) makes [`fetch`] answer `None`, and the
+//! caller reads the range with librdkafka instead.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::io::{Read as _, Write as _};
+use std::net::{TcpStream, ToSocketAddrs as _};
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, anyhow, bail};
+use bytes::{BufMut as _, BytesMut};
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+use kafka_protocol::messages::{
+    ApiKey, BrokerId, FetchRequest, FetchResponse, MetadataRequest, MetadataResponse,
+    RequestHeader, ResponseHeader, TopicName,
+};
+use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, StrBytes};
+
+use super::{FETCH_TIMEOUT, RawBatch};
+
+/// Fetch v11 (Kafka 2.3+; hdi-broker serves 4..=12): topic names, isolation level, not flexible.
+const FETCH_VERSION: i16 = 11;
+/// Metadata v8 (Kafka 2.3+; hdi-broker serves 0..=12).
+const METADATA_VERSION: i16 = 8;
+const CLIENT_ID: &str = "hdi-executor";
+/// How long a connect, or a request's answer, may take.
+const SOCKET_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long the broker may hold a fetch with no data (the range is below the high watermark, so
+/// data is normally there at once).
+const FETCH_MAX_WAIT_MS: i32 = 500;
+/// Bytes asked for per fetch at most; the first fetch of a range asks for this much, later ones
+/// for about what the rest of the range needs.
+const FETCH_MAX_BYTES: usize = 16 * 1024 * 1024;
+/// Bytes asked for per fetch at least.
+const FETCH_MIN_BYTES: usize = 64 * 1024;
+/// The largest answer frame accepted.
+const MAX_RESPONSE_BYTES: usize = 128 * 1024 * 1024;
+/// Idle connections kept per broker address.
+const IDLE_PER_ADDRESS: usize = 8;
+/// Pause before retrying after a retriable error.
+const RETRY_PAUSE: Duration = Duration::from_millis(100);
+
+/// Kafka error codes this reader acts on.
+mod code {
+    pub const NONE: i16 = 0;
+    pub const OFFSET_OUT_OF_RANGE: i16 = 1;
+    pub const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
+    pub const LEADER_NOT_AVAILABLE: i16 = 5;
+    pub const NOT_LEADER_OR_FOLLOWER: i16 = 6;
+    pub const REQUEST_TIMED_OUT: i16 = 7;
+    pub const REPLICA_NOT_AVAILABLE: i16 = 9;
+    pub const NOT_ENOUGH_REPLICAS: i16 = 19;
+    pub const KAFKA_STORAGE_ERROR: i16 = 56;
+    pub const FENCED_LEADER_EPOCH: i16 = 74;
+    pub const UNKNOWN_LEADER_EPOCH: i16 = 75;
+    pub const OFFSET_NOT_AVAILABLE: i16 = 78;
+
+    /// Errors after which the leader is looked up again and the fetch retried.
+    pub fn retriable(code: i16) -> bool {
+        matches!(
+            code,
+            UNKNOWN_TOPIC_OR_PARTITION
+                | LEADER_NOT_AVAILABLE
+                | NOT_LEADER_OR_FOLLOWER
+                | REQUEST_TIMED_OUT
+                | REPLICA_NOT_AVAILABLE
+                | NOT_ENOUGH_REPLICAS
+                | KAFKA_STORAGE_ERROR
+                | FENCED_LEADER_EPOCH
+                | UNKNOWN_LEADER_EPOCH
+                | OFFSET_NOT_AVAILABLE
+        )
+    }
+}
+
+/// Connections by broker address and partition leaders by (bootstrap, topic, partition).
+#[derive(Default)]
+pub(super) struct Pool {
+    idle: Mutex<BTreeMap<String, Vec<Connection>>>,
+    leaders: Mutex<HashMap<(String, String, i32), String>>,
+}
+
+impl Pool {
+    fn take(&self, addr: &str) -> anyhow::Result<Connection> {
+        let pooled = self
+            .idle
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get_mut(addr)
+            .and_then(Vec::pop);
+        match pooled {
+            Some(connection) => Ok(connection),
+            None => Connection::connect(addr),
+        }
+    }
+
+    fn give(&self, addr: &str, connection: Connection) {
+        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        let list = idle.entry(addr.to_string()).or_default();
+        if list.len() < IDLE_PER_ADDRESS {
+            list.push(connection);
+        }
+    }
+
+    fn leader(&self, bootstrap: &str, topic: &str, partition: i32) -> Option<String> {
+        self.leaders
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&(bootstrap.to_string(), topic.to_string(), partition))
+            .cloned()
+    }
+
+    fn forget_leader(&self, bootstrap: &str, topic: &str, partition: i32) {
+        self.leaders
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&(bootstrap.to_string(), topic.to_string(), partition));
+    }
+
+    /// Asks the bootstrap servers for `topic`'s leaders and caches them; returns `partition`'s.
+    fn lookup_leader(
+        &self,
+        bootstrap: &str,
+        topic: &str,
+        partition: i32,
+    ) -> anyhow::Result<String> {
+        let metadata = metadata(bootstrap, topic)?;
+        let brokers: HashMap<i32, String> = metadata
+            .brokers
+            .iter()
+            .map(|b| (b.node_id.0, format!("{}:{}", b.host.as_str(), b.port)))
+            .collect();
+        let found = metadata
+            .topics
+            .iter()
+            .find(|t| t.name.as_ref().is_some_and(|n| n.0.as_str() == topic))
+            .with_context(|| format!("{bootstrap} answered no metadata for topic {topic}"))?;
+        if found.error_code != code::NONE {
+            bail!(
+                "the metadata of topic {topic} from {bootstrap}: error code {}",
+                found.error_code
+            );
+        }
+        let mut leaders = self.leaders.lock().unwrap_or_else(PoisonError::into_inner);
+        for p in &found.partitions {
+            let key = (bootstrap.to_string(), topic.to_string(), p.partition_index);
+            match brokers.get(&p.leader_id.0) {
+                Some(addr) if p.leader_id.0 >= 0 => {
+                    leaders.insert(key, addr.clone());
+                }
+                _ => {
+                    leaders.remove(&key);
+                }
+            }
+        }
+        leaders
+            .get(&(bootstrap.to_string(), topic.to_string(), partition))
+            .cloned()
+            .with_context(|| format!("{topic}[{partition}] has no leader (from {bootstrap})"))
+    }
+}
+
+/// The records of `topic[partition]` in `[start, end)` (`start < end`), or `None` when the
+/// partition holds a batch this reader does not decode (the caller falls back to librdkafka).
+pub(super) fn fetch(
+    pool: &super::ConsumerPool,
+    bootstrap: &str,
+    topic: &str,
+    partition: i32,
+    start: i64,
+    end: i64,
+) -> anyhow::Result<Option<RawBatch>> {
+    let pool = &pool.direct;
+    let deadline = Instant::now() + FETCH_TIMEOUT;
+    let mut out = RawBatch::default();
+    let mut reader = BatchReader::new(start, end);
+    let mut want = FETCH_MAX_BYTES;
+    let mut last_error: Option<anyhow::Error> = None;
+    let mut reserved = false;
+    while reader.next < end {
+        if Instant::now() > deadline {
+            let why = last_error.map(|e| format!(": {e:#}")).unwrap_or_default();
+            bail!(
+                "reading {topic}[{partition}] offsets {start}..{end} took over {FETCH_TIMEOUT:?} (got to {}){why}",
+                reader.next
+            );
+        }
+        if last_error.is_some() {
+            std::thread::sleep(RETRY_PAUSE);
+        }
+        let addr = match pool.leader(bootstrap, topic, partition) {
+            Some(addr) => addr,
+            None => match pool.lookup_leader(bootstrap, topic, partition) {
+                Ok(addr) => addr,
+                Err(e) => {
+                    last_error = Some(e);
+                    continue;
+                }
+            },
+        };
+        let mut connection = match pool.take(&addr) {
+            Ok(c) => c,
+            Err(e) => {
+                pool.forget_leader(bootstrap, topic, partition);
+                last_error = Some(e);
+                continue;
+            }
+        };
+        let request = fetch_request(topic, partition, reader.next, want);
+        let response: FetchResponse = match connection.call(ApiKey::Fetch, &request, FETCH_VERSION)
+        {
+            Ok(r) => r,
+            Err(e) => {
+                // The connection is dropped: its state after a failure is unknown.
+                pool.forget_leader(bootstrap, topic, partition);
+                last_error = Some(e.context(format!("fetch from {addr}")));
+                continue;
+            }
+        };
+        pool.give(&addr, connection);
+        let data = response
+            .responses
+            .into_iter()
+            .filter(|t| t.topic.0.as_str() == topic)
+            .flat_map(|t| t.partitions)
+            .find(|p| p.partition_index == partition);
+        let Some(data) = data else {
+            last_error = Some(anyhow!(
+                "{addr} answered a fetch without {topic}[{partition}]"
+            ));
+            continue;
+        };
+        match data.error_code {
+            code::NONE => {}
+            code::OFFSET_OUT_OF_RANGE => bail!(
+                "reading {topic}[{partition}]: offset {} is out of range (log start {}, high watermark {})",
+                reader.next,
+                data.log_start_offset,
+                data.high_watermark
+            ),
+            c if code::retriable(c) => {
+                pool.forget_leader(bootstrap, topic, partition);
+                last_error = Some(anyhow!(
+                    "fetch {topic}[{partition}] from {addr}: error code {c}"
+                ));
+                continue;
+            }
+            c => bail!("reading {topic}[{partition}] from {addr}: error code {c}"),
+        }
+        let records = data.records.unwrap_or_default();
+        let aborted: Vec<(i64, i64)> = data
+            .aborted_transactions
+            .unwrap_or_default()
+            .iter()
+            .map(|a| (a.first_offset, a.producer_id.0))
+            .collect();
+        let before = reader.next;
+        let consumed = match reader.read(&records, &aborted, &mut out) {
+            Ok(Some(consumed)) => consumed,
+            Ok(None) => return Ok(None),
+            Err(e) => {
+                return Err(e.context(format!("reading {topic}[{partition}] from {addr}")));
+            }
+        };
+        last_error = None;
+        if reader.next == before && !records.is_empty() {
+            // Only a partial batch came back: ask for more (KIP-74 brokers always return the
+            // first batch whole, so this is an old or odd broker).
+            if want >= MAX_RESPONSE_BYTES / 2 {
+                bail!(
+                    "reading {topic}[{partition}] from {addr}: no whole record batch at offset {} in {} bytes",
+                    reader.next,
+                    records.len()
+                );
+            }
+            want *= 2;
+            continue;
+        }
+        if reader.next > before {
+            // Ask for about what the rest of the range needs (the last fetch of a task otherwise
+            // reads, and the broker sends, up to a whole fetch past the range's end).
+            let per_offset = consumed as f64 / (reader.next - before) as f64;
+            let rest = (end - reader.next) as f64 * per_offset * 1.05;
+            want = (rest as usize).clamp(FETCH_MIN_BYTES, FETCH_MAX_BYTES);
+            if !reserved {
+                // The rest of the range is about as large: one allocation, not a doubling series.
+                reserved = true;
+                let rest = usize::try_from(end - reader.next).unwrap_or(0);
+                out.records.reserve(rest);
+                out.buffer.reserve((rest as f64 * per_offset) as usize);
+            }
+        }
+    }
+    Ok(Some(out))
+}
+
+fn fetch_request(topic: &str, partition: i32, offset: i64, max_bytes: usize) -> FetchRequest {
+    let max_bytes = i32::try_from(max_bytes).unwrap_or(i32::MAX);
+    FetchRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_max_wait_ms(FETCH_MAX_WAIT_MS)
+        .with_min_bytes(1)
+        .with_max_bytes(max_bytes)
+        // read_committed, as librdkafka's default.
+        .with_isolation_level(1)
+        .with_session_id(0)
+        .with_session_epoch(-1)
+        .with_topics(vec![
+            FetchTopic::default()
+                .with_topic(TopicName(StrBytes::from_string(topic.to_string())))
+                .with_partitions(vec![
+                    FetchPartition::default()
+                        .with_partition(partition)
+                        .with_current_leader_epoch(-1)
+                        .with_fetch_offset(offset)
+                        .with_log_start_offset(-1)
+                        .with_partition_max_bytes(max_bytes),
+                ]),
+        ])
+}
+
+/// Metadata of `topic` from the first bootstrap server that answers.
+fn metadata(bootstrap: &str, topic: &str) -> anyhow::Result<MetadataResponse> {
+    let request = MetadataRequest::default()
+        .with_topics(Some(vec![MetadataRequestTopic::default().with_name(Some(
+            TopicName(StrBytes::from_string(topic.to_string())),
+        ))]))
+        .with_allow_auto_topic_creation(false);
+    let mut errors = Vec::new();
+    for addr in bootstrap
+        .split(',')
+        .map(str::trim)
+        .filter(|a| !a.is_empty())
+    {
+        // librdkafka accepts `PLAINTEXT://host:port` too.
+        let addr = addr.rsplit_once("://").map_or(addr, |(_, a)| a);
+        match Connection::connect(addr)
+            .and_then(|mut c| c.call(ApiKey::Metadata, &request, METADATA_VERSION))
+        {
+            Ok(response) => return Ok(response),
+            Err(e) => errors.push(format!("{addr}: {e:#}")),
+        }
+    }
+    bail!("no bootstrap server answered: {}", errors.join("; "))
+}
+
+/// A blocking connection to one broker.
+struct Connection {
+    stream: TcpStream,
+    next_correlation_id: i32,
+    /// The answer buffer, reused when the previous answer has been dropped.
+    buffer: BytesMut,
+}
+
+impl Connection {
+    fn connect(addr: &str) -> anyhow::Result<Connection> {
+        let mut last = None;
+        for resolved in addr
+            .to_socket_addrs()
+            .with_context(|| format!("cannot resolve {addr}"))?
+        {
+            match TcpStream::connect_timeout(&resolved, SOCKET_TIMEOUT) {
+                Ok(stream) => {
+                    stream.set_nodelay(true)?;
+                    stream.set_read_timeout(Some(SOCKET_TIMEOUT))?;
+                    stream.set_write_timeout(Some(SOCKET_TIMEOUT))?;
+                    return Ok(Connection {
+                        stream,
+                        next_correlation_id: 1,
+                        buffer: BytesMut::new(),
+                    });
+                }
+                Err(e) => last = Some(e),
+            }
+        }
+        match last {
+            Some(e) => Err(anyhow!(e).context(format!("cannot connect to {addr}"))),
+            None => bail!("{addr} resolves to no address"),
+        }
+    }
+
+    fn call<Req, Resp>(&mut self, key: ApiKey, request: &Req, version: i16) -> anyhow::Result<Resp>
+    where
+        Req: Encodable + HeaderVersion,
+        Resp: Decodable + HeaderVersion,
+    {
+        let correlation_id = self.next_correlation_id;
+        self.next_correlation_id = self.next_correlation_id.wrapping_add(1).max(1);
+        let header = RequestHeader::default()
+            .with_request_api_key(key as i16)
+            .with_request_api_version(version)
+            .with_correlation_id(correlation_id)
+            .with_client_id(Some(StrBytes::from_static_str(CLIENT_ID)));
+        let mut frame = BytesMut::new();
+        frame.put_i32(0);
+        header.encode(&mut frame, Req::header_version(version))?;
+        request.encode(&mut frame, version)?;
+        let size = i32::try_from(frame.len() - 4)?;
+        frame[..4].copy_from_slice(&size.to_be_bytes());
+        self.stream.write_all(&frame)?;
+
+        let mut size = [0u8; 4];
+        self.stream.read_exact(&mut size)?;
+        let size = usize::try_from(i32::from_be_bytes(size))
+            .ok()
+            .filter(|s| *s <= MAX_RESPONSE_BYTES)
+            .with_context(|| format!("{key:?} v{version}: bad answer frame size"))?;
+        self.buffer.clear();
+        // Reclaims the previous answer's allocation once nothing refers to it.
+        self.buffer.reserve(size);
+        self.buffer.resize(size, 0);
+        self.stream.read_exact(&mut self.buffer[..])?;
+        let mut body = self.buffer.split().freeze();
+        let header = ResponseHeader::decode(&mut body, Resp::header_version(version))
+            .with_context(|| format!("{key:?} v{version}: bad answer header"))?;
+        if header.correlation_id != correlation_id {
+            bail!(
+                "{key:?} v{version}: answer to request {} where {correlation_id} was expected",
+                header.correlation_id
+            );
+        }
+        Resp::decode(&mut body, version).with_context(|| format!("{key:?} v{version}: bad answer"))
+    }
+}
+
+/// Decodes the record batches of fetch answers into a [`RawBatch`], checking offsets.
+#[derive(Debug)]
+struct BatchReader {
+    /// The next offset expected.
+    next: i64,
+    /// One past the last offset wanted.
+    end: i64,
+}
+
+/// Offsets of the v2 record batch header fields.
+const BATCH_HEADER_BYTES: usize = 61;
+
+impl BatchReader {
+    fn new(start: i64, end: i64) -> BatchReader {
+        BatchReader { next: start, end }
+    }
+
+    /// Reads the whole batches of one fetch answer's `records` (a partial batch at the end is
+    /// left for the next fetch), given the answer's aborted transactions `(first offset,
+    /// producer id)`; returns the bytes of the batches read, or `None` on a batch this reader
+    /// does not decode.
+    fn read(
+        &mut self,
+        records: &[u8],
+        aborted: &[(i64, i64)],
+        out: &mut RawBatch,
+    ) -> anyhow::Result<Option<usize>> {
+        let mut aborted: Vec<(i64, i64)> = aborted.to_vec();
+        // Popped from the back in first-offset order.
+        aborted.sort_unstable_by(|a, b| b.cmp(a));
+        let mut aborting: HashSet<i64> = HashSet::new();
+        let mut pos = 0usize;
+        while self.next < self.end {
+            let rest = &records[pos..];
+            if rest.len() < 17 {
+                break;
+            }
+            let base_offset = i64::from_be_bytes(array(&rest[0..8]));
+            let length = i32::from_be_bytes(array(&rest[8..12]));
+            let magic = rest[16];
+            let total = usize::try_from(length)
+                .ok()
+                .and_then(|l| l.checked_add(12))
+                .with_context(|| {
+                    format!("a record batch at offset {base_offset} with length {length}")
+                })?;
+            if rest.len() < total {
+                break;
+            }
+            if magic != 2 {
+                return Ok(None);
+            }
+            if total < BATCH_HEADER_BYTES {
+                bail!("a record batch at offset {base_offset} of {total} bytes");
+            }
+            let batch = &rest[..total];
+            pos += total;
+            let attributes = i16::from_be_bytes(array(&batch[21..23]));
+            let last_offset_delta = i32::from_be_bytes(array(&batch[23..27]));
+            let producer_id = i64::from_be_bytes(array(&batch[43..51]));
+            let count = i32::from_be_bytes(array(&batch[57..61]));
+            let batch_end = base_offset + i64::from(last_offset_delta) + 1;
+            if batch_end <= self.next {
+                // Before the range (a fetch answers from the batch holding the offset asked).
+                continue;
+            }
+            if base_offset > self.next {
+                bail!(
+                    "got offset {base_offset} while expecting {} (a gap in the log)",
+                    self.next
+                );
+            }
+            let transactional = attributes & 0x10 != 0;
+            let control = attributes & 0x20 != 0;
+            while aborted.last().is_some_and(|(first, _)| *first < batch_end) {
+                if let Some((_, id)) = aborted.pop() {
+                    aborting.insert(id);
+                }
+            }
+            if control {
+                // A commit or abort marker: its one record's key is (version, type), 0 = abort.
+                if transactional && control_type(&batch[BATCH_HEADER_BYTES..]) == Some(0) {
+                    aborting.remove(&producer_id);
+                }
+                self.next = batch_end.min(self.end);
+                continue;
+            }
+            if transactional && aborting.contains(&producer_id) {
+                self.next = batch_end.min(self.end);
+                continue;
+            }
+            if attributes & 0x07 != 0 {
+                return Ok(None);
+            }
+            self.read_records(&batch[BATCH_HEADER_BYTES..], base_offset, count, out)
+                .with_context(|| format!("the record batch at offset {base_offset}"))?;
+            if self.next < batch_end.min(self.end) {
+                bail!(
+                    "the record batch at offset {base_offset} ends at {batch_end} but its records stop at {} (a gap in the log)",
+                    self.next
+                );
+            }
+        }
+        Ok(Some(pos))
+    }
+
+    fn read_records(
+        &mut self,
+        mut rest: &[u8],
+        base_offset: i64,
+        count: i32,
+        out: &mut RawBatch,
+    ) -> anyhow::Result<()> {
+        for _ in 0..count {
+            let length = usize::try_from(varint(&mut rest)?)
+                .ok()
+                .filter(|l| *l <= rest.len())
+                .context("a record's length is outside its batch")?;
+            let (mut record, after) = rest.split_at(length);
+            rest = after;
+            skip(&mut record, 1)?; // attributes
+            varint(&mut record)?; // timestamp delta
+            let offset = base_offset + varint(&mut record)?;
+            let key_length = varint(&mut record)?;
+            if key_length > 0 {
+                skip(&mut record, usize::try_from(key_length)?)?;
+            }
+            let value_length = varint(&mut record)?;
+            if offset < self.next {
+                continue;
+            }
+            if offset >= self.end {
+                return Ok(());
+            }
+            if offset > self.next {
+                bail!(
+                    "got offset {offset} while expecting {} (a gap in the log)",
+                    self.next
+                );
+            }
+            let value = if value_length > 0 {
+                record
+                    .get(..usize::try_from(value_length)?)
+                    .context("a record's value is outside the record")?
+            } else {
+                &[]
+            };
+            out.push(value);
+            self.next = offset + 1;
+        }
+        Ok(())
+    }
+}
+
+/// The type of a control batch's record (0 = abort, 1 = commit).
+fn control_type(mut records: &[u8]) -> Option<i16> {
+    varint(&mut records).ok()?; // length
+    skip(&mut records, 1).ok()?; // attributes
+    varint(&mut records).ok()?; // timestamp delta
+    varint(&mut records).ok()?; // offset delta
+    let key_length = varint(&mut records).ok()?;
+    if key_length < 4 {
+        return None;
+    }
+    let key = records.get(..4)?;
+    Some(i16::from_be_bytes([key[2], key[3]]))
+}
+
+fn array<const N: usize>(bytes: &[u8]) -> [u8; N] {
+    let mut out = [0u8; N];
+    out.copy_from_slice(bytes);
+    out
+}
+
+fn skip(bytes: &mut &[u8], n: usize) -> anyhow::Result<()> {
+    *bytes = bytes.get(n..).context("a record ends early")?;
+    Ok(())
+}
+
+/// A zig-zag varint (Kafka's record fields), up to 64 bits.
+fn varint(bytes: &mut &[u8]) -> anyhow::Result<i64> {
+    let mut value: u64 = 0;
+    for (i, byte) in bytes.iter().enumerate().take(10) {
+        value |= u64::from(byte & 0x7f) << (7 * i);
+        if byte & 0x80 == 0 {
+            *bytes = &bytes[i + 1..];
+            return Ok(((value >> 1) as i64) ^ -((value & 1) as i64));
+        }
+    }
+    bail!("a malformed varint in a record")
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests")]
+
+    use super::*;
+
+    /// A test record: offset delta, key, value.
+    type TestRecord<'a> = (i32, Option<&'a [u8]>, Option<&'a [u8]>);
+    /// A fetch answer's records and aborted transactions.
+    type Answer = (Vec<u8>, Vec<(i64, i64)>);
+
+    fn put_varint(out: &mut Vec<u8>, value: i64) {
+        let mut v = ((value << 1) ^ (value >> 63)) as u64;
+        while v >= 0x80 {
+            out.push((v as u8) | 0x80);
+            v >>= 7;
+        }
+        out.push(v as u8);
+    }
+
+    /// A v2 batch of records `(offset delta, key, value)` (CRC not filled: not checked).
+    fn batch(base: i64, records: &[TestRecord<'_>], attributes: i16, producer_id: i64) -> Vec<u8> {
+        let mut body = Vec::new();
+        for (delta, key, value) in records {
+            let mut r = vec![0u8];
+            put_varint(&mut r, 0);
+            put_varint(&mut r, i64::from(*delta));
+            for field in [key, value] {
+                match field {
+                    Some(v) => {
+                        put_varint(&mut r, v.len() as i64);
+                        r.extend_from_slice(v);
+                    }
+                    None => put_varint(&mut r, -1),
+                }
+            }
+            put_varint(&mut r, 0);
+            put_varint(&mut body, r.len() as i64);
+            body.extend_from_slice(&r);
+        }
+        let last_delta = records.last().map_or(0, |r| r.0);
+        let mut out = Vec::new();
+        out.extend_from_slice(&base.to_be_bytes());
+        let length = (BATCH_HEADER_BYTES - 12 + body.len()) as i32;
+        out.extend_from_slice(&length.to_be_bytes());
+        out.extend_from_slice(&0i32.to_be_bytes()); // leader epoch
+        out.push(2);
+        out.extend_from_slice(&0u32.to_be_bytes()); // crc
+        out.extend_from_slice(&attributes.to_be_bytes());
+        out.extend_from_slice(&last_delta.to_be_bytes());
+        out.extend_from_slice(&0i64.to_be_bytes());
+        out.extend_from_slice(&0i64.to_be_bytes());
+        out.extend_from_slice(&producer_id.to_be_bytes());
+        out.extend_from_slice(&0i16.to_be_bytes());
+        out.extend_from_slice(&0i32.to_be_bytes());
+        out.extend_from_slice(&(records.len() as i32).to_be_bytes());
+        out.extend_from_slice(&body);
+        out
+    }
+
+    fn plain(base: i64, values: &[&[u8]]) -> Vec<u8> {
+        let records: Vec<TestRecord<'_>> = (0i32..)
+            .zip(values)
+            .map(|(delta, v)| (delta, None, Some(*v)))
+            .collect();
+        batch(base, &records, 0, -1)
+    }
+
+    fn read_all(start: i64, end: i64, answers: &[Answer]) -> anyhow::Result<Option<RawBatch>> {
+        let mut reader = BatchReader::new(start, end);
+        let mut out = RawBatch::default();
+        for (records, aborted) in answers {
+            if reader.read(records, aborted, &mut out)?.is_none() {
+                return Ok(None);
+            }
+        }
+        Ok(Some(out))
+    }
+
+    fn values(out: &RawBatch) -> Vec<String> {
+        (0..out.len())
+            .map(|i| String::from_utf8_lossy(out.record(i)).into_owned())
+            .collect()
+    }
+
+    #[test]
+    fn reads_exactly_the_range_across_batches_and_partial_tails() {
+        let mut answer = plain(10, &[b"a", b"b", b"c"]);
+        answer.extend(plain(13, &[b"d", b"e"]));
+        let second = plain(15, &[b"f", b"g", b"h"]);
+        // The answer ends with the first 20 bytes of the next batch.
+        answer.extend_from_slice(&second[..20]);
+        let mut reader = BatchReader::new(11, 17);
+        let mut out = RawBatch::default();
+        let consumed = reader.read(&answer, &[], &mut out).unwrap().unwrap();
+        assert_eq!(consumed, answer.len() - 20);
+        assert_eq!(reader.next, 15);
+        reader.read(&second, &[], &mut out).unwrap().unwrap();
+        assert_eq!(reader.next, 17);
+        assert_eq!(values(&out), ["b", "c", "d", "e", "f", "g"]);
+        assert_eq!(out.buffer, b"b\nc\nd\ne\nf\ng\n");
+    }
+
+    #[test]
+    fn a_null_value_is_an_empty_record() {
+        let answer = batch(0, &[(0, None, None), (1, None, Some(b"x"))], 0, -1);
+        let out = read_all(0, 2, &[(answer, vec![])]).unwrap().unwrap();
+        assert_eq!(values(&out), ["", "x"]);
+    }
+
+    #[test]
+    fn gaps_fail() {
+        // Between batches.
+        let mut answer = plain(0, &[b"a", b"b"]);
+        answer.extend(plain(3, &[b"d"]));
+        let error = read_all(0, 4, &[(answer, vec![])]).unwrap_err();
+        assert!(
+            format!("{error:#}").contains("got offset 3 while expecting 2"),
+            "{error:#}"
+        );
+        // Inside a batch (a compacted one).
+        let answer = batch(0, &[(0, None, Some(b"a")), (2, None, Some(b"c"))], 0, -1);
+        let error = read_all(0, 3, &[(answer, vec![])]).unwrap_err();
+        assert!(
+            format!("{error:#}").contains("got offset 2 while expecting 1"),
+            "{error:#}"
+        );
+        // At a batch's end.
+        let mut answer = plain(0, &[b"a", b"b"]);
+        answer[23..27].copy_from_slice(&2i32.to_be_bytes());
+        let error = read_all(0, 5, &[(answer, vec![])]).unwrap_err();
+        assert!(
+            format!("{error:#}").contains("a gap in the log"),
+            "{error:#}"
+        );
+    }
+
+    #[test]
+    fn compressed_or_old_batches_fall_back() {
+        let compressed = batch(0, &[(0, None, Some(b"a"))], 1, -1);
+        assert!(read_all(0, 1, &[(compressed, vec![])]).unwrap().is_none());
+        let mut old = plain(0, &[b"a"]);
+        old[16] = 1;
+        assert!(read_all(0, 1, &[(old, vec![])]).unwrap().is_none());
+    }
+
+    #[test]
+    fn aborted_transactions_and_markers_take_offsets_but_give_no_records() {
+        const TXN: i16 = 0x10;
+        const CONTROL: i16 = 0x20;
+        // A marker's key: version 0, type (0 = abort, 1 = commit).
+        const ABORT: &[u8] = &[0, 0, 0, 0];
+        const COMMIT: &[u8] = &[0, 0, 0, 1];
+        let mut answer = plain(0, &[b"a"]);
+        // Producer 7 writes 1..=2 and aborts (marker at 3); producer 8 writes 4 and commits (5).
+        let txn = [(0, None, Some(&b"x"[..])), (1, None, Some(&b"y"[..]))];
+        answer.extend(batch(1, &txn, TXN, 7));
+        answer.extend(batch(3, &[(0, Some(ABORT), None)], TXN | CONTROL, 7));
+        answer.extend(batch(4, &[(0, None, Some(b"z"))], TXN, 8));
+        answer.extend(batch(5, &[(0, Some(COMMIT), None)], TXN | CONTROL, 8));
+        answer.extend(plain(6, &[b"b"]));
+        let out = read_all(0, 7, &[(answer.clone(), vec![(1, 7)])])
+            .unwrap()
+            .unwrap();
+        assert_eq!(values(&out), ["a", "z", "b"]);
+        // Without the abort in the answer, producer 7's records are read.
+        let out = read_all(0, 7, &[(answer, vec![])]).unwrap().unwrap();
+        assert_eq!(values(&out), ["a", "x", "y", "z", "b"]);
+    }
+
+    #[test]
+    fn varints_decode() {
+        for v in [
+            0i64,
+            1,
+            -1,
+            63,
+            -64,
+            64,
+            300,
+            -300,
+            i64::from(i32::MAX),
+            i64::MIN,
+            i64::MAX,
+        ] {
+            let mut buf = Vec::new();
+            put_varint(&mut buf, v);
+            let mut slice = buf.as_slice();
+            assert_eq!(varint(&mut slice).unwrap(), v);
+            assert!(slice.is_empty());
+        }
+        let mut bad: &[u8] = &[0xff; 11];
+        assert!(varint(&mut bad).is_err());
+    }
+}
