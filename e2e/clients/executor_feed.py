@@ -45,6 +45,7 @@ def create(args):
         NewTopic("tx-dlq", num_partitions=1, replication_factor=1),
         # hdi-broker has no compaction yet; the upsert reader keeps the latest value per key itself.
         NewTopic("accounts", num_partitions=2, replication_factor=1),
+        NewTopic("tx-codecs", num_partitions=2, replication_factor=1),
     ])
     for f in futures.values():
         f.result(30)
@@ -82,6 +83,17 @@ def tier(args):
     p = producer(args.bootstrap)
     p.produce("accounts", json.dumps({"id": args.account, "tier": args.tier}).encode(), key=args.account.encode())
     assert p.flush(60) == 0
+
+
+def codecs(args):
+    """40 transactions of account `<codec>` per compression codec into `tx-codecs` (several
+    records per batch: linger)."""
+    for codec in ["none", "gzip", "snappy", "lz4", "zstd"]:
+        p = Producer({"bootstrap.servers": args.bootstrap, "enable.idempotence": True, "linger.ms": 50,
+                      "compression.type": codec})
+        for k in range(40):
+            p.produce("tx-codecs", json.dumps({"account": codec, "amount": float(k), "ts": T0}).encode(), partition=k % 2)
+        assert p.flush(60) == 0
 
 
 def garbage(args):
@@ -141,7 +153,7 @@ def main():
     ap.add_argument("--tier")
     args = ap.parse_args()
     {"create": create, "produce": produce, "late": late, "garbage": garbage, "read": read,
-     "expect": expect, "accounts": accounts, "tier": tier}[args.command](args)
+     "expect": expect, "accounts": accounts, "tier": tier, "codecs": codecs}[args.command](args)
     sys.stdout.flush()
 
 

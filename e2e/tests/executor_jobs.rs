@@ -541,6 +541,53 @@ fn the_banking_job_is_exact_across_worker_and_driver_crashes_and_rescaling() {
         assert!(row["amount"].as_f64().unwrap() > 495.0);
     }
 
+    // Batches compressed with every Kafka codec (by confluent-kafka's librdkafka), read by the
+    // workers' own Fetch path.
+    feed(&bootstrap, &["codecs"]);
+    let codecs = "CREATE TABLE tx (account TEXT, amount DOUBLE, ts TIMESTAMP)
+           WITH (connector = 'kafka', topic = 'tx-codecs', starting_offsets = 'earliest');
+         CREATE TABLE preview WITH (connector = 'memory', rows = '1000');
+         SET trigger = 'available_now';
+         INSERT INTO preview SELECT account, amount FROM tx;";
+    let body = serde_json::json!({"name": "codecs", "sql": codecs, "bootstrap_servers": bootstrap})
+        .to_string();
+    let (code, created) = curl(
+        "PUT",
+        &format!("http://{address}/v1/jobs/codecs"),
+        Some(&body),
+    );
+    assert_eq!(code, 201, "{created}");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (_, job) = curl("GET", &format!("http://{address}/v1/jobs/codecs"), None);
+        if job["state"] == "completed" {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline && job["state"] == "running",
+            "{job}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let (_, preview) = curl(
+        "GET",
+        &format!("http://{address}/v1/jobs/codecs/preview?limit=1000"),
+        None,
+    );
+    let mut per_codec: BTreeMap<String, (u64, f64)> = BTreeMap::new();
+    for row in preview["rows"].as_array().unwrap() {
+        let entry = per_codec
+            .entry(row["account"].as_str().unwrap().to_string())
+            .or_default();
+        entry.0 += 1;
+        entry.1 += row["amount"].as_f64().unwrap();
+    }
+    let want: BTreeMap<String, (u64, f64)> = ["gzip", "lz4", "none", "snappy", "zstd"]
+        .iter()
+        .map(|c| ((*c).to_string(), (40, 780.0)))
+        .collect();
+    assert_eq!(per_codec, want, "{preview}");
+
     // A running job joins the compacted topic as of each batch: a tier changed between two
     // batches shows in the second batch's rows, and the first batch's rows keep the old tier.
     let live = "CREATE TABLE tx (account TEXT, amount DOUBLE, ts TIMESTAMP)

@@ -366,6 +366,13 @@ pub fn for_each_record(
     Ok(())
 }
 
+/// Decodes the record batches of one Fetch answer for the range `[start, end)`, as a task's
+/// read does: the records in the range, or `None` when a batch is compressed or older than v2.
+/// (Public for the fuzz tests: these bytes come from the network.)
+pub fn decode_fetched(start: i64, end: i64, records: &[u8]) -> anyhow::Result<Option<RawBatch>> {
+    direct::decode(start, end, records)
+}
+
 /// The records of `topic[partition]` in `[start, end)`: read with the Kafka Fetch protocol
 /// directly ([`direct`]), or with librdkafka when the partition holds batches the direct reader
 /// does not decode (compressed, or older than the v2 format).

@@ -1,7 +1,8 @@
 //! Deterministic fuzzing of the executor's decoders of outside input (as the broker's
 //! `bad_input.rs`): job scripts (they arrive over the job API), Kafka record payloads (any
 //! producer writes them), task requests (a worker's `POST /v1/tasks` body), task answers (a
-//! worker's reply the driver decodes), and state requests and answers (`POST /v1/state`). Truncations, bit flips, byte insertions and random bytes:
+//! worker's reply the driver decodes), state requests and answers (`POST /v1/state`), and the
+//! record batches of a Fetch answer (a task's direct Kafka read). Truncations, bit flips, byte insertions and random bytes:
 //! each decoder must answer an error or a value, never panic.
 #![allow(clippy::unwrap_used, reason = "tests")]
 
@@ -11,7 +12,7 @@ use datafusion::arrow::array::{Float64Array, StringArray, TimestampMillisecondAr
 use datafusion::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 use datafusion::arrow::record_batch::RecordBatch;
 use hdi_executor::plan::JobPlan;
-use hdi_executor::source::RawBatch;
+use hdi_executor::source::{RawBatch, decode_fetched};
 use hdi_executor::sql::parse_script;
 use hdi_executor::stateful::{StateHeader, StateMeta, StateReply, StateRequest};
 use hdi_executor::task::{TaskMeta, TaskOutput, TaskRequest, decode};
@@ -221,5 +222,33 @@ fn mutated_state_requests_and_answers_never_panic() {
     assert_eq!(StateReply::decode(&seed).unwrap().meta.state_rows, 3);
     for bytes in mutations(&seed, &mut rng, 3000) {
         let _ = StateReply::decode(&bytes);
+    }
+}
+
+#[test]
+fn mutated_fetch_answers_never_panic_the_record_decoder() {
+    let values: Vec<Vec<u8>> = (0..20)
+        .map(|i| format!("{{\"account\":\"acct-{i}\",\"amount\":{i}}}").into_bytes())
+        .collect();
+    let refs: Vec<&[u8]> = values.iter().map(Vec::as_slice).collect();
+    let t0 = 1_795_687_200_000;
+    let mut seed = hdi_log::batch::build_batch(100, t0, &refs[..10]);
+    seed.extend(hdi_log::batch::build_batch(110, t0, &refs[10..]));
+    let read = decode_fetched(103, 118, &seed).unwrap().unwrap();
+    assert_eq!(read.len(), 15);
+    assert_eq!(read.record(0), refs[3]);
+    let mut rng = Rng(0x5eed_0006);
+    for bytes in mutations(&seed, &mut rng, 3000) {
+        let _ = decode_fetched(103, 118, &bytes);
+    }
+    // With the CRC made right again, so the mutations reach the record decoding.
+    let single = hdi_log::batch::build_batch(0, t0, &refs);
+    for mut bytes in mutations(&single, &mut rng, 3000) {
+        if bytes.len() > 21 {
+            let crc = crc32c::crc32c(&bytes[21..]);
+            bytes[17..21].copy_from_slice(&crc.to_be_bytes());
+        }
+        let _ = decode_fetched(0, 20, &bytes);
+        let _ = decode_fetched(i64::MAX - 5, i64::MAX, &bytes);
     }
 }

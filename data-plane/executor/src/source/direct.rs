@@ -7,9 +7,11 @@
 //! Semantics, as the librdkafka path: exactly the offsets `[start, end)`, in order; a missing
 //! offset fails the read (hdi-broker neither compacts nor writes transaction markers, so a gap
 //! means data went missing); `read_committed`: batches of aborted transactions and control
-//! batches (commit/abort markers) occupy offsets but give no records. A batch this reader does
-//! not decode (compressed, or the pre-v2 message format) makes [`fetch`] answer `None`, and the
-//! caller reads the range with librdkafka instead.
+//! batches (commit/abort markers) occupy offsets but give no records. Every batch's CRC-32C is
+//! checked (`hdi_log::batch::validate`, as the broker checks produced batches), and compressed
+//! batches are decompressed here (gzip, snappy, lz4, zstd: the codecs DataFusion already links;
+//! the bundled librdkafka has no zstd). A batch in the pre-v2 message format makes [`fetch`]
+//! answer `None`, and the caller reads the range with librdkafka instead.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::{Read as _, Write as _};
@@ -48,6 +50,10 @@ const FETCH_MIN_BYTES: usize = 64 * 1024;
 const MAX_RESPONSE_BYTES: usize = 128 * 1024 * 1024;
 /// Idle connections kept per broker address.
 const IDLE_PER_ADDRESS: usize = 8;
+/// The most records and bytes reserved ahead for a range (beyond, the buffer grows as it fills:
+/// the estimate comes from record sizes, which any producer decides).
+const RESERVE_RECORDS_MAX: usize = 4 * 1024 * 1024;
+const RESERVE_BYTES_MAX: usize = 256 * 1024 * 1024;
 /// Pause before retrying after a retriable error.
 const RETRY_PAUSE: Duration = Duration::from_millis(100);
 
@@ -297,8 +303,9 @@ pub(super) fn fetch(
                 // The rest of the range is about as large: one allocation, not a doubling series.
                 reserved = true;
                 let rest = usize::try_from(end - reader.next).unwrap_or(0);
-                out.records.reserve(rest);
-                out.buffer.reserve((rest as f64 * per_offset) as usize);
+                out.records.reserve(rest.min(RESERVE_RECORDS_MAX));
+                out.buffer
+                    .reserve(((rest as f64 * per_offset) as usize).min(RESERVE_BYTES_MAX));
             }
         }
     }
@@ -443,8 +450,16 @@ struct BatchReader {
     end: i64,
 }
 
+/// Decodes one Fetch answer's `records` for the range `[start, end)` (what [`fetch`] does with
+/// each answer): the records read, or `None` for a batch this reader does not decode.
+pub(super) fn decode(start: i64, end: i64, records: &[u8]) -> anyhow::Result<Option<RawBatch>> {
+    let mut out = RawBatch::default();
+    let mut reader = BatchReader::new(start, end);
+    Ok(reader.read(records, &[], &mut out)?.map(|_| out))
+}
+
 /// Offsets of the v2 record batch header fields.
-const BATCH_HEADER_BYTES: usize = 61;
+const BATCH_HEADER_BYTES: usize = hdi_log::batch::HEADER_SIZE;
 
 impl BatchReader {
     fn new(start: i64, end: i64) -> BatchReader {
@@ -486,16 +501,17 @@ impl BatchReader {
             if magic != 2 {
                 return Ok(None);
             }
-            if total < BATCH_HEADER_BYTES {
-                bail!("a record batch at offset {base_offset} of {total} bytes");
-            }
             let batch = &rest[..total];
+            // The header's fields checked against each other, and the CRC-32C over the batch
+            // (the broker checked it on produce; this catches damage on the way).
+            let header = hdi_log::batch::validate(batch, total).with_context(|| {
+                format!("the record batch at offset {base_offset} ({total} bytes)")
+            })?;
             pos += total;
-            let attributes = i16::from_be_bytes(array(&batch[21..23]));
-            let last_offset_delta = i32::from_be_bytes(array(&batch[23..27]));
-            let producer_id = i64::from_be_bytes(array(&batch[43..51]));
-            let count = i32::from_be_bytes(array(&batch[57..61]));
-            let batch_end = base_offset + i64::from(last_offset_delta) + 1;
+            let attributes = header.attributes;
+            let producer_id = header.producer_id;
+            let count = header.records_count;
+            let batch_end = header.last_offset() + 1;
             if batch_end <= self.next {
                 // Before the range (a fetch answers from the batch holding the offset asked).
                 continue;
@@ -525,10 +541,17 @@ impl BatchReader {
                 self.next = batch_end.min(self.end);
                 continue;
             }
-            if attributes & 0x07 != 0 {
-                return Ok(None);
-            }
-            self.read_records(&batch[BATCH_HEADER_BYTES..], base_offset, count, out)
+            let body = &batch[BATCH_HEADER_BYTES..];
+            let decompressed;
+            let body = match attributes & 0x07 {
+                0 => body,
+                codec => {
+                    decompressed = decompress(codec, body)
+                        .with_context(|| format!("the record batch at offset {base_offset}"))?;
+                    &decompressed[..]
+                }
+            };
+            self.read_records(body, base_offset, count, out)
                 .with_context(|| format!("the record batch at offset {base_offset}"))?;
             if self.next < batch_end.min(self.end) {
                 bail!(
@@ -556,7 +579,9 @@ impl BatchReader {
             rest = after;
             skip(&mut record, 1)?; // attributes
             varint(&mut record)?; // timestamp delta
-            let offset = base_offset + varint(&mut record)?;
+            let offset = base_offset
+                .checked_add(varint(&mut record)?)
+                .context("a record's offset delta is out of range")?;
             let key_length = varint(&mut record)?;
             if key_length > 0 {
                 skip(&mut record, usize::try_from(key_length)?)?;
@@ -586,6 +611,70 @@ impl BatchReader {
         }
         Ok(())
     }
+}
+
+/// The most bytes one record batch may decompress to.
+const MAX_DECOMPRESSED: usize = 256 * 1024 * 1024;
+
+/// A compressed batch's records: gzip (1), snappy (2, raw or in the xerial framing of the Java
+/// client), lz4 (3, the LZ4 frame format) or zstd (4).
+fn decompress(codec: i16, data: &[u8]) -> anyhow::Result<Vec<u8>> {
+    let limit = MAX_DECOMPRESSED as u64 + 1;
+    let mut out = Vec::new();
+    match codec {
+        1 => flate2::read::GzDecoder::new(data)
+            .take(limit)
+            .read_to_end(&mut out)
+            .context("gzip")?,
+        2 => return snappy(data),
+        3 => lz4_flex::frame::FrameDecoder::new(data)
+            .take(limit)
+            .read_to_end(&mut out)
+            .context("lz4")?,
+        4 => zstd::stream::read::Decoder::new(data)
+            .context("zstd")?
+            .take(limit)
+            .read_to_end(&mut out)
+            .context("zstd")?,
+        other => bail!("unknown compression codec {other}"),
+    };
+    if out.len() > MAX_DECOMPRESSED {
+        bail!("it decompresses to over {MAX_DECOMPRESSED} bytes");
+    }
+    Ok(out)
+}
+
+fn snappy(data: &[u8]) -> anyhow::Result<Vec<u8>> {
+    const XERIAL: &[u8] = b"\x82SNAPPY\x00";
+    let raw = |block: &[u8], out: &mut Vec<u8>| -> anyhow::Result<()> {
+        let len = snap::raw::decompress_len(block).context("snappy")?;
+        if out.len().saturating_add(len) > MAX_DECOMPRESSED {
+            bail!("it decompresses to over {MAX_DECOMPRESSED} bytes");
+        }
+        out.extend_from_slice(
+            &snap::raw::Decoder::new()
+                .decompress_vec(block)
+                .context("snappy")?,
+        );
+        Ok(())
+    };
+    let mut out = Vec::new();
+    if !data.starts_with(XERIAL) {
+        raw(data, &mut out)?;
+        return Ok(out);
+    }
+    // The magic, a version and a compatible version, then blocks of (u32 length, raw snappy).
+    let mut rest = data.get(16..).context("a short xerial snappy header")?;
+    while !rest.is_empty() {
+        let (len, after) = rest
+            .split_first_chunk::<4>()
+            .context("a short xerial snappy block")?;
+        let len = usize::try_from(u32::from_be_bytes(*len))?;
+        let block = after.get(..len).context("a short xerial snappy block")?;
+        raw(block, &mut out)?;
+        rest = &after[len..];
+    }
+    Ok(out)
 }
 
 /// The type of a control batch's record (0 = abort, 1 = commit).
@@ -646,7 +735,13 @@ mod tests {
         out.push(v as u8);
     }
 
-    /// A v2 batch of records `(offset delta, key, value)` (CRC not filled: not checked).
+    /// Writes `batch`'s CRC-32C.
+    fn seal(batch: &mut [u8]) {
+        let crc = crc32c::crc32c(&batch[21..]);
+        batch[17..21].copy_from_slice(&crc.to_be_bytes());
+    }
+
+    /// A v2 batch of records `(offset delta, key, value)`.
     fn batch(base: i64, records: &[TestRecord<'_>], attributes: i16, producer_id: i64) -> Vec<u8> {
         let mut body = Vec::new();
         for (delta, key, value) in records {
@@ -683,6 +778,7 @@ mod tests {
         out.extend_from_slice(&0i32.to_be_bytes());
         out.extend_from_slice(&(records.len() as i32).to_be_bytes());
         out.extend_from_slice(&body);
+        seal(&mut out);
         out
     }
 
@@ -756,6 +852,7 @@ mod tests {
         // At a batch's end.
         let mut answer = plain(0, &[b"a", b"b"]);
         answer[23..27].copy_from_slice(&2i32.to_be_bytes());
+        seal(&mut answer);
         let error = read_all(0, 5, &[(answer, vec![])]).unwrap_err();
         assert!(
             format!("{error:#}").contains("a gap in the log"),
@@ -764,9 +861,78 @@ mod tests {
     }
 
     #[test]
-    fn compressed_or_old_batches_fall_back() {
-        let compressed = batch(0, &[(0, None, Some(b"a"))], 1, -1);
-        assert!(read_all(0, 1, &[(compressed, vec![])]).unwrap().is_none());
+    fn a_damaged_batch_fails_its_crc() {
+        let mut answer = plain(0, &[b"abc", b"def"]);
+        let at = answer.len() - 2;
+        answer[at] ^= 0x20;
+        let error = read_all(0, 2, &[(answer, vec![])]).unwrap_err();
+        assert!(format!("{error:#}").contains("CRC-32C"), "{error:#}");
+    }
+
+    /// `plain`'s batch with its records compressed by `codec`.
+    fn compressed(codec: i16, base: i64, values: &[&[u8]]) -> Vec<u8> {
+        use std::io::Write as _;
+        let plain = plain(base, values);
+        let body = &plain[BATCH_HEADER_BYTES..];
+        let packed = match codec {
+            1 => {
+                let mut e =
+                    flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+                e.write_all(body).unwrap();
+                e.finish().unwrap()
+            }
+            2 => snap::raw::Encoder::new().compress_vec(body).unwrap(),
+            3 => {
+                let mut e = lz4_flex::frame::FrameEncoder::new(Vec::new());
+                e.write_all(body).unwrap();
+                e.finish().unwrap()
+            }
+            4 => zstd::stream::encode_all(body, 3).unwrap(),
+            _ => body.to_vec(),
+        };
+        let mut out = plain[..BATCH_HEADER_BYTES].to_vec();
+        out.extend_from_slice(&packed);
+        let length = (out.len() - 12) as i32;
+        out[8..12].copy_from_slice(&length.to_be_bytes());
+        out[21..23].copy_from_slice(&codec.to_be_bytes());
+        seal(&mut out);
+        out
+    }
+
+    #[test]
+    fn compressed_batches_decode_with_every_codec() {
+        let json: Vec<String> = (0..50).map(|i| format!("{{\"n\":{i}}}")).collect();
+        let refs: Vec<&[u8]> = json.iter().map(|v| v.as_bytes()).collect();
+        for codec in 1..=4 {
+            let mut answer = compressed(codec, 0, &refs[..30]);
+            answer.extend(compressed(codec, 30, &refs[30..]));
+            let out = read_all(5, 45, &[(answer, vec![])]).unwrap().unwrap();
+            assert_eq!(values(&out), json[5..45], "codec {codec}");
+        }
+        // The Java client's xerial framing of snappy.
+        let plain = plain(0, &refs);
+        let body = &plain[BATCH_HEADER_BYTES..];
+        let block = snap::raw::Encoder::new().compress_vec(body).unwrap();
+        let mut framed = b"\x82SNAPPY\x00".to_vec();
+        framed.extend_from_slice(&1i32.to_be_bytes());
+        framed.extend_from_slice(&1i32.to_be_bytes());
+        framed.extend_from_slice(&(block.len() as u32).to_be_bytes());
+        framed.extend_from_slice(&block);
+        let mut answer = plain[..BATCH_HEADER_BYTES].to_vec();
+        answer.extend_from_slice(&framed);
+        let length = (answer.len() - 12) as i32;
+        answer[8..12].copy_from_slice(&length.to_be_bytes());
+        answer[21..23].copy_from_slice(&2i16.to_be_bytes());
+        seal(&mut answer);
+        let out = read_all(0, 50, &[(answer, vec![])]).unwrap().unwrap();
+        assert_eq!(values(&out), json);
+        // An unknown codec is an error, not a guess.
+        let error = read_all(0, 50, &[(compressed(6, 0, &refs), vec![])]).unwrap_err();
+        assert!(format!("{error:#}").contains("codec 6"), "{error:#}");
+    }
+
+    #[test]
+    fn old_batches_fall_back() {
         let mut old = plain(0, &[b"a"]);
         old[16] = 1;
         assert!(read_all(0, 1, &[(old, vec![])]).unwrap().is_none());
