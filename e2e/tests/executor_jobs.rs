@@ -152,6 +152,36 @@ fn state_owners(driver: &str) -> BTreeMap<String, Vec<u64>> {
         .unwrap_or_else(|e| panic!("no partition owners in {now}: {e}"))
 }
 
+/// Submits an available-now job, waits for it to complete and answers its preview.
+fn run_available_now(driver: &str, name: &str, sql: &str, bootstrap: &str) -> serde_json::Value {
+    let body =
+        serde_json::json!({"name": name, "sql": sql, "bootstrap_servers": bootstrap}).to_string();
+    let (code, created) = curl(
+        "PUT",
+        &format!("http://{driver}/v1/jobs/{name}"),
+        Some(&body),
+    );
+    assert_eq!(code, 201, "{created}");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (_, job) = curl("GET", &format!("http://{driver}/v1/jobs/{name}"), None);
+        if job["state"] == "completed" {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline && job["state"] == "running",
+            "{job}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    curl(
+        "GET",
+        &format!("http://{driver}/v1/jobs/{name}/preview?limit=1000"),
+        None,
+    )
+    .1
+}
+
 fn status(driver: &str) -> serde_json::Value {
     curl("GET", &format!("http://{driver}/v1/jobs/banking"), None).1
 }
@@ -494,31 +524,7 @@ fn the_banking_job_is_exact_across_worker_and_driver_crashes_and_rescaling() {
          SET trigger = 'available_now';
          INSERT INTO preview SELECT tx.account, a.tier, tx.amount
          FROM tx JOIN accounts a ON tx.account = a.id WHERE tx.amount > 495;";
-    let body = serde_json::json!({"name": "enrich", "sql": enrich, "bootstrap_servers": bootstrap})
-        .to_string();
-    let (code, created) = curl(
-        "PUT",
-        &format!("http://{address}/v1/jobs/enrich"),
-        Some(&body),
-    );
-    assert_eq!(code, 201, "{created}");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let (_, job) = curl("GET", &format!("http://{address}/v1/jobs/enrich"), None);
-        if job["state"] == "completed" {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline && job["state"] == "running",
-            "{job}"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    let (_, preview) = curl(
-        "GET",
-        &format!("http://{address}/v1/jobs/enrich/preview?limit=1000"),
-        None,
-    );
+    let preview = run_available_now(&address, "enrich", enrich, &bootstrap);
     let rows = preview["rows"].as_array().unwrap();
     let mut expected = 0;
     for i in 0..CHUNKS * CHUNK {
@@ -549,31 +555,7 @@ fn the_banking_job_is_exact_across_worker_and_driver_crashes_and_rescaling() {
          CREATE TABLE preview WITH (connector = 'memory', rows = '1000');
          SET trigger = 'available_now';
          INSERT INTO preview SELECT account, amount FROM tx;";
-    let body = serde_json::json!({"name": "codecs", "sql": codecs, "bootstrap_servers": bootstrap})
-        .to_string();
-    let (code, created) = curl(
-        "PUT",
-        &format!("http://{address}/v1/jobs/codecs"),
-        Some(&body),
-    );
-    assert_eq!(code, 201, "{created}");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let (_, job) = curl("GET", &format!("http://{address}/v1/jobs/codecs"), None);
-        if job["state"] == "completed" {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline && job["state"] == "running",
-            "{job}"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    let (_, preview) = curl(
-        "GET",
-        &format!("http://{address}/v1/jobs/codecs/preview?limit=1000"),
-        None,
-    );
+    let preview = run_available_now(&address, "codecs", codecs, &bootstrap);
     let mut per_codec: BTreeMap<String, (u64, f64)> = BTreeMap::new();
     for row in preview["rows"].as_array().unwrap() {
         let entry = per_codec
