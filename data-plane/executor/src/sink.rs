@@ -425,7 +425,8 @@ pub fn murmur2_partition(key: &[u8], partitions: i32) -> i32 {
     i32::try_from(positive % u32::try_from(partitions.max(1)).unwrap_or(1)).unwrap_or(0)
 }
 
-fn murmur2(data: &[u8]) -> u32 {
+/// Kafka's murmur2 (the Java client's, seed included).
+pub(crate) fn murmur2(data: &[u8]) -> u32 {
     const SEED: u32 = 0x9747_b28c;
     const M: u32 = 0x5bd1_e995;
     let length = data.len();

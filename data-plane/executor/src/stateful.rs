@@ -5,8 +5,11 @@
 //! checkpoint when the job first runs, as Spark fixes `spark.sql.shuffle.partitions`). A row of a
 //! task's partial result belongs to partition `hash(key) % N` ([`split`]): for an aggregation the
 //! key is the group key without the window columns (so a key's session windows, which merge, stay
-//! in one partition), for `DISTINCT` the whole row. The hash is DataFusion's `create_hashes` with
-//! a fixed seed, the same in every process.
+//! in one partition), for `DISTINCT` the whole row. The hash ([`stable_hashes`]) is Kafka's
+//! murmur2 over a fixed encoding of the key's values, so it is the same in every process and
+//! stays the same across versions of hdi and its libraries: a checkpoint's state is partitioned
+//! by it, and a hash that changed under a running job would send a key's rows to another
+//! partition than its state.
 //!
 //! Each partition has an owner, a worker ([`assign`]: sticky, balanced to within one partition,
 //! recomputed from the live workers at every batch boundary). The driver sends each owner, per
@@ -31,10 +34,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 use datafusion::arrow::array::UInt32Array;
+use datafusion::arrow::array::{Array, ArrayData, ArrayRef, AsArray as _};
 use datafusion::arrow::compute::take_record_batch;
+use datafusion::arrow::datatypes::DataType;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
-use datafusion::common::hash_utils::{RandomState, create_hashes};
+use datafusion::common::ScalarValue;
 use serde::{Deserialize, Serialize};
 
 use crate::plan::{JobPlan, OutputMode, Shape};
@@ -176,18 +181,107 @@ pub fn split(
     if n == 1 {
         return Ok(vec![batch.clone()]);
     }
-    let mut hashes = vec![0u64; batch.num_rows()];
-    if !columns.is_empty() {
-        let arrays: Vec<_> = columns.iter().map(|c| batch.column(*c)).collect();
-        create_hashes(arrays, &RandomState::with_seed(0), &mut hashes)?;
-    }
+    let hashes = stable_hashes(batch, columns)?;
     let mut rows: Vec<Vec<u32>> = vec![Vec::new(); n];
     for (row, hash) in hashes.iter().enumerate() {
-        rows[(*hash % n as u64) as usize].push(u32::try_from(row)?);
+        rows[(*hash as usize) % n].push(u32::try_from(row)?);
     }
     rows.into_iter()
         .map(|r| Ok(take_record_batch(batch, &UInt32Array::from(r))?))
         .collect()
+}
+
+/// How one key column's values are read for hashing.
+enum KeyColumn<'a> {
+    /// Fixed-width values (integers, floats, timestamps, dates, decimals): their bytes.
+    Fixed {
+        array: &'a ArrayRef,
+        values: &'a [u8],
+        width: usize,
+        offset: usize,
+    },
+    /// Strings: their UTF-8 bytes.
+    Text(&'a ArrayRef),
+    /// Anything else: the value's text.
+    Other(&'a ArrayRef),
+}
+
+/// Per row, murmur2 over the key's values, each as a presence byte (0 for null) and then its
+/// little-endian bytes (fixed-width types), its length and UTF-8 bytes (strings), or its text
+/// (other types). Without columns every hash is 0.
+pub fn stable_hashes(batch: &RecordBatch, columns: &[usize]) -> anyhow::Result<Vec<u32>> {
+    let rows = batch.num_rows();
+    if columns.is_empty() {
+        return Ok(vec![0; rows]);
+    }
+    let data: Vec<ArrayData> = columns.iter().map(|c| batch.column(*c).to_data()).collect();
+    let keys: Vec<KeyColumn<'_>> = columns
+        .iter()
+        .zip(&data)
+        .map(|(c, data)| {
+            let array = batch.column(*c);
+            match array.data_type() {
+                DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => KeyColumn::Text(array),
+                t => match (t.primitive_width(), data.buffers().first()) {
+                    (Some(width), Some(buffer)) => KeyColumn::Fixed {
+                        array,
+                        values: buffer.as_slice(),
+                        width,
+                        offset: data.offset(),
+                    },
+                    _ => KeyColumn::Other(array),
+                },
+            }
+        })
+        .collect();
+    let mut key = Vec::with_capacity(64);
+    let mut out = Vec::with_capacity(rows);
+    for row in 0..rows {
+        key.clear();
+        for column in &keys {
+            let array = match column {
+                KeyColumn::Fixed { array, .. }
+                | KeyColumn::Text(array)
+                | KeyColumn::Other(array) => array,
+            };
+            if array.is_null(row) {
+                key.push(0);
+                continue;
+            }
+            key.push(1);
+            match column {
+                KeyColumn::Fixed {
+                    values,
+                    width,
+                    offset,
+                    ..
+                } => {
+                    let at = (offset + row) * width;
+                    key.extend_from_slice(
+                        values
+                            .get(at..at + width)
+                            .context("a key value outside its buffer")?,
+                    );
+                }
+                KeyColumn::Text(array) => {
+                    let text = match array.data_type() {
+                        DataType::Utf8 => array.as_string::<i32>().value(row),
+                        DataType::LargeUtf8 => array.as_string::<i64>().value(row),
+                        _ => array.as_string_view().value(row),
+                    };
+                    key.extend_from_slice(&(text.len() as u64).to_le_bytes());
+                    key.extend_from_slice(text.as_bytes());
+                }
+                KeyColumn::Other(array) => {
+                    let text = ScalarValue::try_from_array(array, row)?.to_string();
+                    key.extend_from_slice(&(text.len() as u64).to_le_bytes());
+                    key.extend_from_slice(text.as_bytes());
+                }
+            }
+        }
+        out.push(crate::sink::murmur2(&key));
+    }
+    Ok(out)
 }
 
 /// Owners of `count` partitions among `workers` (non-empty, in a stable order), keeping each
@@ -614,6 +708,32 @@ mod tests {
         }
         assert_eq!(split(&batch, &[0], 4).unwrap(), parts);
         assert_eq!(split(&batch, &[], 4).unwrap()[0].num_rows(), 1000);
+    }
+
+    const PINNED_BOTH: [u32; 3] = [1_416_481_579, 3_088_298_508, 3_538_766_560];
+    const PINNED_TEXT: [u32; 3] = [2_597_653_261, 375_494_588, 3_783_811_076];
+
+    #[test]
+    fn key_hashes_are_pinned() {
+        // These values must never change: checkpoints hold state partitioned by them.
+        let batch = RecordBatch::try_new(
+            Arc::new(Schema::new(vec![
+                Field::new("k", DataType::Utf8, true),
+                Field::new("v", DataType::Int64, true),
+            ])),
+            vec![
+                Arc::new(StringArray::from(vec![Some("acct-1"), None, Some("")])),
+                Arc::new(Int64Array::from(vec![Some(7), Some(7), None])),
+            ],
+        )
+        .unwrap();
+        let both = stable_hashes(&batch, &[0, 1]).unwrap();
+        let text = stable_hashes(&batch, &[0]).unwrap();
+        // The same key as a slice at an offset hashes the same.
+        let sliced = stable_hashes(&batch.slice(1, 2), &[0, 1]).unwrap();
+        assert_eq!(sliced, both[1..]);
+        assert_eq!(stable_hashes(&batch, &[]).unwrap(), vec![0, 0, 0]);
+        assert_eq!((both, text), (PINNED_BOTH.to_vec(), PINNED_TEXT.to_vec()));
     }
 
     #[test]
