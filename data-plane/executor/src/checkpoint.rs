@@ -112,15 +112,21 @@ impl Checkpoint {
     }
 
     /// The checkpoint's metadata, written with `id` and `state_partitions` if it has none yet.
+    /// A checkpoint of an earlier version (one state file per batch, no metadata) gets one
+    /// partition: every key hashes to partition 0, which [`Checkpoint::state_of`] reads from the
+    /// old file.
     pub fn metadata(&self, id: &str, state_partitions: u32) -> anyhow::Result<Metadata> {
         let path = self.dir.join("metadata");
         match std::fs::read(&path) {
             Ok(bytes) => serde_json::from_slice(&bytes)
                 .with_context(|| format!("{} is damaged", path.display())),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let legacy = std::fs::read_dir(self.dir.join("state"))?
+                    .filter_map(Result::ok)
+                    .any(|e| e.file_type().is_ok_and(|t| t.is_file()));
                 let metadata = Metadata {
                     id: id.to_string(),
-                    state_partitions,
+                    state_partitions: if legacy { 1 } else { state_partitions },
                 };
                 write_atomic(&path, &serde_json::to_vec(&metadata)?)?;
                 Ok(metadata)
@@ -167,6 +173,10 @@ impl Checkpoint {
 
     /// State partition `partition`'s snapshot after `batch`, if kept.
     pub fn state_of(&self, batch: u64, partition: u32) -> anyhow::Result<Option<Vec<u8>>> {
+        let legacy = self.path("state", batch);
+        if partition == 0 && legacy.is_file() {
+            return Ok(Some(std::fs::read(&legacy)?));
+        }
         match std::fs::read(self.state_path(batch, partition)) {
             Ok(bytes) => Ok(Some(bytes)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
@@ -192,6 +202,10 @@ impl Checkpoint {
     /// Keeps state partition `partition` after `batch`.
     pub fn write_state(&self, batch: u64, partition: u32, bytes: &[u8]) -> anyhow::Result<()> {
         let dir = self.path("state", batch);
+        if dir.is_file() {
+            // An earlier version's state file of a batch that runs again.
+            std::fs::remove_file(&dir)?;
+        }
         std::fs::create_dir_all(&dir)
             .with_context(|| format!("cannot create {}", dir.display()))?;
         write_atomic(&self.state_path(batch, partition), bytes)
@@ -207,7 +221,8 @@ impl Checkpoint {
             for sub in ["offsets", "commits"] {
                 let _ = std::fs::remove_file(self.path(sub, oldest));
             }
-            let _ = std::fs::remove_dir_all(self.path("state", oldest));
+            let state = self.path("state", oldest);
+            let _ = std::fs::remove_dir_all(&state).or_else(|_| std::fs::remove_file(&state));
         }
         Ok(())
     }
@@ -253,5 +268,30 @@ mod tests {
         assert!(ckpt.commit_of(2).unwrap().is_none());
         assert_eq!(ckpt.commit_of(1).unwrap().unwrap().watermark_ms, Some(7));
         std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn an_earlier_versions_state_file_reads_as_partition_0_of_1() {
+        let dir = std::env::temp_dir().join(format!("hdi-ckpt-{}", uuid::Uuid::new_v4()));
+        let ckpt = Checkpoint::open(&dir).unwrap();
+        std::fs::write(dir.join("state").join(format!("{:020}", 4)), b"old").unwrap();
+        assert_eq!(ckpt.metadata("q", 4).unwrap().state_partitions, 1);
+        assert_eq!(ckpt.state_of(4, 0).unwrap().unwrap(), b"old");
+        // The batch run again writes the new layout over it.
+        ckpt.write_state(4, 0, b"new").unwrap();
+        assert_eq!(ckpt.state_of(4, 0).unwrap().unwrap(), b"new");
+        // A new checkpoint takes the number asked for, and keeps it.
+        let fresh = std::env::temp_dir().join(format!("hdi-ckpt-{}", uuid::Uuid::new_v4()));
+        let ckpt = Checkpoint::open(&fresh).unwrap();
+        assert_eq!(ckpt.metadata("q", 4).unwrap().state_partitions, 4);
+        assert_eq!(
+            ckpt.metadata("r", 8).unwrap(),
+            Metadata {
+                id: "q".into(),
+                state_partitions: 4
+            }
+        );
+        std::fs::remove_dir_all(dir).unwrap();
+        std::fs::remove_dir_all(fresh).unwrap();
     }
 }

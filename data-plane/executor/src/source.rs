@@ -1,8 +1,9 @@
 //! Source connectors: where a micro-batch's records come from.
 //!
 //! - `kafka`: a topic's partitions, read by offset range; offsets are per partition, `[start, end)`.
-//!   Tasks read with Fetch requests of their own (`direct.rs`; librdkafka for compressed or pre-v2
-//!   batches); offsets, metadata, upsert tables and the sink's checks use librdkafka (`rdkafka`).
+//!   Tasks read with Fetch requests of their own (`direct.rs`, which also decompresses; librdkafka
+//!   for pre-v2 batches); offsets, metadata, upsert tables and the sink's checks use librdkafka
+//!   (`rdkafka`).
 //!   Options: `topic`, `bootstrap_servers` (default: the job's), `format = 'json'`,
 //!   `starting_offsets = 'earliest' | 'latest'`, `dead_letter_topic`, `max_records_per_trigger`.
 //! - `files`: a directory of newline-delimited JSON files, taken in name order (a file that sorts
@@ -367,7 +368,7 @@ pub fn for_each_record(
 }
 
 /// Decodes the record batches of one Fetch answer for the range `[start, end)`, as a task's
-/// read does: the records in the range, or `None` when a batch is compressed or older than v2.
+/// read does: the records in the range, or `None` when a batch is older than v2.
 /// (Public for the fuzz tests: these bytes come from the network.)
 pub fn decode_fetched(start: i64, end: i64, records: &[u8]) -> anyhow::Result<Option<RawBatch>> {
     direct::decode(start, end, records)
@@ -375,7 +376,7 @@ pub fn decode_fetched(start: i64, end: i64, records: &[u8]) -> anyhow::Result<Op
 
 /// The records of `topic[partition]` in `[start, end)`: read with the Kafka Fetch protocol
 /// directly ([`direct`]), or with librdkafka when the partition holds batches the direct reader
-/// does not decode (compressed, or older than the v2 format).
+/// does not decode (older than the v2 format).
 pub fn kafka_fetch(
     pool: &ConsumerPool,
     bootstrap: &str,

@@ -6,10 +6,11 @@
 //! task's partial result belongs to partition `hash(key) % N` ([`split`]): for an aggregation the
 //! key is the group key without the window columns (so a key's session windows, which merge, stay
 //! in one partition), for `DISTINCT` the whole row. The hash ([`stable_hashes`]) is Kafka's
-//! murmur2 over a fixed encoding of the key's values, so it is the same in every process and
-//! stays the same across versions of hdi and its libraries: a checkpoint's state is partitioned
-//! by it, and a hash that changed under a running job would send a key's rows to another
-//! partition than its state.
+//! murmur2 over a fixed encoding of the key's values, so it is the same in every process and,
+//! for string and fixed-width keys (integers, floats, timestamps, dates, decimals), across
+//! versions of hdi and its libraries (other types are hashed through their text): a checkpoint's
+//! state is partitioned by it, and a hash that changed under a running job would send a key's
+//! rows to another partition than its state.
 //!
 //! Each partition has an owner, a worker ([`assign`]: sticky, balanced to within one partition,
 //! recomputed from the live workers at every batch boundary). The driver sends each owner, per
@@ -50,9 +51,9 @@ use crate::task::PreparedJob;
 pub const DEFAULT_STATE_PARTITIONS: u32 = 4;
 /// The most state partitions a job may have.
 pub const MAX_STATE_PARTITIONS: u32 = 256;
-/// A worker forgets a partition's state that no request has used for this long (the driver
-/// sends every partition a request at every batch, so only a moved-away or deleted job's state
-/// grows this old; if it is needed again, the checkpoint has it).
+/// A worker forgets a partition's state that no request has used for this long (checked when a
+/// state request arrives): a partition moved away, a deleted job, or a job whose batches are
+/// further apart; if the state is needed again, the driver sends it from the checkpoint.
 const IDLE: Duration = Duration::from_secs(600);
 
 /// The streaming state of one partition.
@@ -846,8 +847,15 @@ mod tests {
     #[tokio::test]
     async fn an_owner_applies_on_its_version_and_asks_for_the_snapshot_otherwise() {
         let (job, partials) = job_and_partials().await;
-        assert!(partials.iter().map(RecordBatch::num_rows).sum::<usize>() > 13);
-        let (first, second) = partials.split_at(1);
+        let all =
+            datafusion::arrow::compute::concat_batches(&partials[0].schema(), &partials).unwrap();
+        assert!(all.num_rows() > 13);
+        // Two batches of partials, both with rows: the rerun merges as well as restores.
+        let half = all.num_rows() / 2;
+        let (first, second) = (
+            [all.slice(0, half)],
+            [all.slice(half, all.num_rows() - half)],
+        );
         let w1 = 1_795_687_200_000 + 60_000;
         let w2 = 1_795_687_200_000 + 240_000;
         let store = StateStore::default();

@@ -4,7 +4,7 @@
 //! allocation, lock and clock read) at a time and prefetches past the range's end; reading a
 //! task's range this way costs about a memcpy per record.
 //!
-//! Semantics, as the librdkafka path: exactly the offsets `[start, end)`, in order; a missing
+//! Semantics: exactly the offsets `[start, end)`, in order; a missing
 //! offset fails the read (hdi-broker neither compacts nor writes transaction markers, so a gap
 //! means data went missing); `read_committed`: batches of aborted transactions and control
 //! batches (commit/abort markers) occupy offsets but give no records. Every batch's CRC-32C is
