@@ -295,7 +295,7 @@ impl JobPlan {
             )
             .at_span(script.insert_span));
         }
-        let task_input_schema = task_input_schema(&source, window.is_some());
+        let task_input_schema = task_input_schema(&source.schema, window.is_some());
 
         let output_mode = match sink.option("output_mode").unwrap_or("append") {
             "append" => OutputMode::Append,
@@ -797,13 +797,10 @@ fn window_function(name: &str, args: &[FunctionArg]) -> Result<(String, WindowSp
     Ok((table, WindowSpec { kind, time_column }))
 }
 
-fn task_input_schema(source: &TableDef, windowed: bool) -> SchemaRef {
-    let mut fields: Vec<Field> = source
-        .schema
-        .fields()
-        .iter()
-        .map(|f| f.as_ref().clone())
-        .collect();
+/// A task's source rows: the source table's columns, then `window_start` and `window_end` when
+/// the query is windowed.
+pub fn task_input_schema(source: &Schema, windowed: bool) -> SchemaRef {
+    let mut fields: Vec<Field> = source.fields().iter().map(|f| f.as_ref().clone()).collect();
     if windowed {
         fields.push(Field::new(
             "window_start",

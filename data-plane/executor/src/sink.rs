@@ -69,17 +69,7 @@ impl Sink {
                     )
                     .at_span(table.span));
                 }
-                let bootstrap = table
-                    .option("bootstrap_servers")
-                    .or(default_bootstrap)
-                    .ok_or_else(|| {
-                        JobError::new(
-                            "invalid_option",
-                            format!("sink {}: no Kafka cluster (bootstrap_servers)", table.name),
-                        )
-                        .at_span(table.span)
-                    })?
-                    .to_string();
+                let bootstrap = table.bootstrap(default_bootstrap)?;
                 let topic = table.required("topic")?.to_string();
                 Ok(Sink::Kafka(KafkaSink {
                     bootstrap,

@@ -96,20 +96,7 @@ impl SourceSpec {
         match table.connector()? {
             "kafka" => {
                 let topic = table.required("topic")?.to_string();
-                let bootstrap = table
-                    .option("bootstrap_servers")
-                    .or(default_bootstrap)
-                    .ok_or_else(|| {
-                        JobError::new(
-                            "invalid_option",
-                            format!(
-                                "table {}: no Kafka cluster: give bootstrap_servers or submit the job with a Kafka cluster",
-                                table.name
-                            ),
-                        )
-                        .at_span(table.span)
-                    })?
-                    .to_string();
+                let bootstrap = table.bootstrap(default_bootstrap)?;
                 let earliest = match table.option("starting_offsets").unwrap_or("latest") {
                     "earliest" => true,
                     "latest" => false,

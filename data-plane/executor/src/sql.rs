@@ -96,6 +96,23 @@ impl TableDef {
         })
     }
 
+    /// The table's Kafka cluster: its `bootstrap_servers` option, or the job's cluster.
+    pub fn bootstrap(&self, job_cluster: Option<&str>) -> Result<String, JobError> {
+        self.option("bootstrap_servers")
+            .or(job_cluster)
+            .map(str::to_string)
+            .ok_or_else(|| {
+                JobError::new(
+                    "invalid_option",
+                    format!(
+                        "table {}: no Kafka cluster: give bootstrap_servers or submit the job with a Kafka cluster",
+                        self.name
+                    ),
+                )
+                .at_span(self.span)
+            })
+    }
+
     /// The option `key`, if given.
     pub fn option(&self, key: &str) -> Option<&str> {
         self.options.get(key).map(String::as_str)

@@ -219,17 +219,7 @@ async fn load_compacted_topic(
     default_bootstrap: Option<&str>,
 ) -> Result<(UpsertTable, Arc<MemTable>), JobError> {
     let topic = table.required("topic")?.to_string();
-    let bootstrap = table
-        .option("bootstrap_servers")
-        .or(default_bootstrap)
-        .ok_or_else(|| {
-            JobError::new(
-                "invalid_option",
-                format!("table {}: no Kafka cluster (bootstrap_servers)", table.name),
-            )
-            .at_span(table.span)
-        })?
-        .to_string();
+    let bootstrap = table.bootstrap(default_bootstrap)?;
     let schema: SchemaRef = Arc::new(table.schema.clone());
     let (ends, rows) = read_upsert(&Arc::default(), &bootstrap, &topic, &schema, None).await?;
     let upsert = UpsertTable {
@@ -723,22 +713,7 @@ mod tests {
         }
         let (batch, bad) = decode(&raw, &schema()).unwrap();
         assert_eq!(batch.num_rows() + bad.len(), 4);
-        let mut fields: Vec<Field> = schema()
-            .fields()
-            .iter()
-            .map(|f| f.as_ref().clone())
-            .collect();
-        fields.push(Field::new(
-            "window_start",
-            DataType::Timestamp(TimeUnit::Millisecond, None),
-            false,
-        ));
-        fields.push(Field::new(
-            "window_end",
-            DataType::Timestamp(TimeUnit::Millisecond, None),
-            false,
-        ));
-        let windowed = Arc::new(Schema::new(fields));
+        let windowed = crate::plan::task_input_schema(&schema(), true);
         for kind in [
             WindowKind::Tumble { size_ms: 60_000 },
             WindowKind::Hop {
@@ -757,21 +732,7 @@ mod tests {
         let mut raw = RawBatch::default();
         raw.push(br#"{"account":"a","amount":1,"ts":65000}"#);
         let (batch, _) = decode(&raw, &schema()).unwrap();
-        let mut fields: Vec<Field> = schema()
-            .fields()
-            .iter()
-            .map(|f| f.as_ref().clone())
-            .collect();
-        fields.push(Field::new(
-            "window_start",
-            DataType::Timestamp(TimeUnit::Millisecond, None),
-            false,
-        ));
-        fields.push(Field::new(
-            "window_end",
-            DataType::Timestamp(TimeUnit::Millisecond, None),
-            false,
-        ));
+        let windowed = crate::plan::task_input_schema(&schema(), true);
         let out = assign_windows(
             &batch,
             2,
@@ -779,7 +740,7 @@ mod tests {
                 slide_ms: 30_000,
                 size_ms: 60_000,
             },
-            &Arc::new(Schema::new(fields)),
+            &windowed,
         )
         .unwrap();
         let starts = out

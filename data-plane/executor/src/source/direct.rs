@@ -224,6 +224,15 @@ pub(super) fn fetch(
             }
         };
         let request = fetch_request(topic, partition, reader.next, want);
+        // An answer may not outlast the task's deadline (the driver retries a late task
+        // elsewhere).
+        let left = deadline
+            .saturating_duration_since(Instant::now())
+            .clamp(Duration::from_millis(100), SOCKET_TIMEOUT);
+        if let Err(e) = connection.stream.set_read_timeout(Some(left)) {
+            last_error = Some(e.into());
+            continue;
+        }
         let response: FetchResponse = match connection.call(ApiKey::Fetch, &request, FETCH_VERSION)
         {
             Ok(r) => r,
