@@ -1,7 +1,7 @@
 //! `hdictl`: the command-line client of hdi, on `hdi-api`'s typed client.
 //!
 //! Commands talk to the control plane named by the current context of the config file (written
-//! by `cargo xtask up`, later by `hdictl login`). Errors print one line naming the problem and exit
+//! by `cargo xtask up` or `hdictl login`). Errors print one line naming the problem and exit
 //! non-zero; data goes to stdout as a table or JSON.
 
 mod clusters;

@@ -6,10 +6,17 @@
 //! - [`service`]: the application layer with the business rules (validation, readiness); the
 //!   only writer of desired state.
 //! - [`store`]: PostgreSQL through sqlx; the only module that knows SQL.
-//! - [`auth`]: bearer-token checks for people and node agents.
+//! - [`model`]: the domain types the service, store and reconcilers share.
+//! - [`reconcile`]: the level-triggered reconcilers (a pure planner, then actions through the
+//!   [`provision`] trait); they write observed state only.
+//! - [`provision`]: where workloads go (the local fleet of node agents).
+//! - [`kafka_admin`]: the control plane's Kafka admin client (topics, configs, reassignments).
+//! - [`driver`]: the client of a Spark cluster's executor driver (its job API).
+//! - [`auth`]: the crypto of authentication (JWTs, password hashes, token digests).
 //! - [`config`]: the typed configuration of the `hdi-control-plane` binary.
 //!
-//! Reconcilers, provisioners, the operator and the portal join as the roadmap reaches them.
+//! The tidy tests in `xtask/src/tidy.rs` check the layering: no `sqlx` outside `store/`, no
+//! `axum` outside `http/`.
 
 pub mod auth;
 pub mod config;

@@ -248,7 +248,9 @@ struct Dataset {
 
 /// Event time of the first event: 2026-11-26T10:00:00Z, in ms since the epoch.
 fn start_ms() -> i64 {
-    days_from_civil(2026, 11, 26) * 86_400_000 + 10 * 3_600_000
+    chrono::NaiveDate::from_ymd_opt(2026, 11, 26)
+        .and_then(|day| day.and_hms_opt(10, 0, 0))
+        .map_or(0, |start| start.and_utc().timestamp_millis())
 }
 
 /// A deterministic generator (SplitMix64).
@@ -349,36 +351,11 @@ fn dataset(root: &Path, shape: Shape) -> anyhow::Result<Dataset> {
     read(&dir).context("the generated data set cannot be read back")
 }
 
-/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let doy = (153 * (m + if m > 2 { -3 } else { 9 }) + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
 /// `YYYY-MM-DDTHH:MM:SS.mmmZ` of ms since the epoch.
 fn format_ts(ms: i64) -> String {
-    let days = ms.div_euclid(86_400_000);
-    let in_day = ms.rem_euclid(86_400_000);
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
-        in_day / 3_600_000,
-        in_day / 60_000 % 60,
-        in_day / 1000 % 60,
-        in_day % 1000
-    )
+    chrono::DateTime::from_timestamp_millis(ms)
+        .unwrap_or_default()
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -8,7 +8,9 @@
 //!   `.sqlx/`).
 //! - `bench broker`: hdi-broker against tansu with one load generator, ratios printed;
 //!   `bench broker --cluster`: a 3-broker RF=3 cluster against a single broker, with failover;
-//!   `bench executor`: hdi-executor against Spark Structured Streaming on one windowed query.
+//!   `bench control-plane`: PUT-to-Running, a resize with a rebalance, and API latency over 1,000
+//!   stored clusters; `bench executor`: hdi-executor against Spark Structured Streaming on one
+//!   windowed query.
 //! - `chaos broker`: the 200-fault version of the broker cluster fault suite.
 
 mod bench;

@@ -1,7 +1,8 @@
 //! The pure planner: desired cluster + observed workloads and data plane → actions and status.
 //!
-//! No I/O, no clock: the same input always gives the same plan, so every branch is unit-tested
-//! and a control plane killed between two actions simply plans again from what it observes.
+//! No I/O, no clock: the same input always gives the same plan, so it is tested by scenarios
+//! (the unit tests below) and a control plane killed between two actions simply plans again from
+//! what it observes.
 
 use std::collections::{BTreeMap, BTreeSet};
 
