@@ -292,3 +292,29 @@ async fn a_silent_broker_is_a_timeout() {
     assert!(started.elapsed() < Duration::from_secs(2));
     drop(listener);
 }
+
+/// The control plane's copy of the broker's topic config keys (`KNOWN_CONFIGS`, which refuses an
+/// unknown key before it reaches the cluster) equals what a real broker describes for a topic.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn known_topic_configs_are_the_brokers() {
+    let broker = start_broker();
+    let admin = KafkaAdmin::new(vec![broker.addr.clone()], Duration::from_secs(5));
+    admin
+        .create_topic("configs", 1, 1, Vec::new())
+        .await
+        .unwrap();
+    let mut described: Vec<String> = admin
+        .describe_topic_configs("configs")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|entry| entry.name)
+        .collect();
+    described.sort();
+    let mut known: Vec<&str> = hdi_control_plane::service::KNOWN_CONFIGS.to_vec();
+    known.sort_unstable();
+    assert_eq!(
+        described, known,
+        "service::topic::KNOWN_CONFIGS differs from the broker's topic configs"
+    );
+}

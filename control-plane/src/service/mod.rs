@@ -20,7 +20,7 @@ pub use cluster::{ClusterPatchInput, ClusterView, PutOutcome, validate_spec};
 pub use idempotency::validate_idempotency_key;
 pub use job::{JobInput, JobPreview, JobStatusView, JobView, MAX_SQL_BYTES};
 pub use node::{NodePage, PageRequest};
-pub use topic::{TopicConfigs, TopicInput, TopicPatchInput, TopicView};
+pub use topic::{KNOWN_CONFIGS, TopicConfigs, TopicInput, TopicPatchInput, TopicView};
 
 use crate::store::{Store, StoreError};
 

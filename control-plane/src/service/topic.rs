@@ -37,7 +37,8 @@ const DEFAULT_PAGE: u32 = 100;
 
 /// The topic configs `hdi-broker` knows (`data-plane/broker/src/topic_config.rs`), copied so
 /// that an unknown key is refused with its field name before it reaches the cluster; values are
-/// checked by the broker (`INVALID_CONFIG`).
+/// checked by the broker (`INVALID_CONFIG`). `tests/kafka_admin.rs` checks the copy against what
+/// a real broker describes.
 pub const KNOWN_CONFIGS: &[&str] = &[
     "cleanup.policy",
     "compression.type",
