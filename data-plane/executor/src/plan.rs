@@ -819,11 +819,14 @@ pub fn task_input_schema(source: &Schema, windowed: bool) -> SchemaRef {
 /// The settings a script may `SET`.
 pub const SETTINGS: &[&str] = &["trigger", "max_records_per_trigger", "state_partitions"];
 
-/// `SET state_partitions = N`: how many partitions the streaming state is split into (see
-/// [`crate::stateful`]); 1 to [`crate::stateful::MAX_STATE_PARTITIONS`], default
-/// [`crate::stateful::DEFAULT_STATE_PARTITIONS`].
+/// State partitions of a job that does not set `state_partitions`.
+pub const DEFAULT_STATE_PARTITIONS: u32 = 4;
+/// The most state partitions a job may have.
+pub const MAX_STATE_PARTITIONS: u32 = 256;
+
+/// `SET state_partitions = N`: how many partitions the streaming state is split into; 1 to
+/// [`MAX_STATE_PARTITIONS`], default [`DEFAULT_STATE_PARTITIONS`].
 pub fn state_partitions(script: &Script) -> Result<u32, JobError> {
-    use crate::stateful::{DEFAULT_STATE_PARTITIONS, MAX_STATE_PARTITIONS};
     match script.settings.get("state_partitions") {
         None => Ok(DEFAULT_STATE_PARTITIONS),
         Some(text) => text

@@ -106,7 +106,8 @@ impl TaskRunner for LocalRunner {
                 .prepared_job(&h.job_id, &h.script, h.bootstrap.as_deref())
                 .await
                 .map_err(StateCallError::Failed)?;
-            let applied = tokio::task::spawn_blocking(move || states.apply(&job, &request)).await;
+            let applied =
+                tokio::task::spawn_blocking(move || states.apply(&job.plan, &request)).await;
             match applied {
                 Ok(Ok(reply)) => Ok(reply),
                 Ok(Err(ApplyError::Missing { .. })) => {
