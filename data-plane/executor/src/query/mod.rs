@@ -17,6 +17,8 @@ mod batch;
 mod input;
 mod progress;
 mod runner;
+#[cfg(test)]
+mod tests;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
