@@ -1,9 +1,9 @@
 //! The micro-batch runtime of one job (a "streaming query"), run by the driver.
 //!
-//! Each trigger decides the batch's input ([`input`]: per Kafka partition an offset range,
+//! Each trigger decides the batch's input (`input`: per Kafka partition an offset range,
 //! bounded by `max_records_per_trigger`, or the next files), notes the sink's mark and writes the
-//! offset-log entry. The batch then runs its stages ([`batch`]): tasks on the workers or
-//! in-process ([`runner`]), their partials split by state partition in task order, the watermark
+//! offset-log entry. The batch then runs its stages (`batch`): tasks on the workers or
+//! in-process (`runner`), their partials split by state partition in task order, the watermark
 //! advanced (largest event time seen minus the delay; it never goes back), each state
 //! partition's share sent to its owner ([`crate::stateful`]: it merges, emits and answers a
 //! snapshot), the snapshots written, the final query run over the emitted groups, the sink
@@ -11,7 +11,7 @@
 //!
 //! A restarted query resumes after its last commit. An uncommitted batch runs again with exactly
 //! its logged input and watermark, and the sink skips what that batch already wrote. Progress per
-//! batch ([`progress`]) mirrors Spark's `StreamingQueryProgress`.
+//! batch (`progress`) mirrors Spark's `StreamingQueryProgress`.
 
 mod batch;
 mod input;

@@ -7,16 +7,18 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::batch::{advance_watermark, tasks_for};
+use super::batch::{Applied, advance_watermark, finalize, tasks_for};
 use super::input::{
     Position, Resume, end_position, files_input, kafka_input, offsets_view, rate_input,
     start_position,
 };
 use super::{LocalRunner, Query, QueryConfig, QueryHandle, QueryState};
 use crate::checkpoint::{BatchInput, Checkpoint, CommitEntry, OffsetEntry};
+use crate::plan::JobPlan;
 use crate::sink::SinkMark;
 use crate::source::{ConsumerPool, SourceSpec};
-use crate::sql::WatermarkDef;
+use crate::sql::{WatermarkDef, parse_script};
+use crate::stateful::{StateMeta, StateReply};
 use crate::task::TaskInput;
 
 fn kafka(ranges: &[(i32, (i64, i64))]) -> BatchInput {
@@ -304,6 +306,84 @@ fn a_batch_has_a_task_per_partition_with_records_or_per_file() {
             }
         ]
     );
+}
+
+#[test]
+fn state_replies_add_up_in_partition_order() {
+    let reply = |rows_updated, snapshot: &[u8]| StateReply {
+        meta: StateMeta {
+            rows_updated,
+            state_rows: 10 * rows_updated,
+            state_bytes: 100 * rows_updated,
+            apply_ms: 0,
+        },
+        emitted: Vec::new(),
+        snapshot: snapshot.to_vec(),
+    };
+    let applied = Applied::from_replies(vec![
+        ("a".into(), reply(1, b"p0")),
+        ("b".into(), reply(2, b"p1")),
+        ("a".into(), reply(3, b"p2")),
+    ])
+    .unwrap();
+    assert_eq!(
+        applied.snapshots,
+        [b"p0".to_vec(), b"p1".to_vec(), b"p2".to_vec()]
+    );
+    assert_eq!(
+        (
+            applied.figures.rows_updated,
+            applied.figures.rows,
+            applied.figures.bytes
+        ),
+        (6, 60, 600)
+    );
+    assert_eq!(
+        applied.figures.owners,
+        BTreeMap::from([("a".to_string(), vec![0, 2]), ("b".to_string(), vec![1])])
+    );
+}
+
+#[tokio::test]
+async fn the_final_query_runs_over_the_emitted_groups_only_when_there_are_some() {
+    use datafusion::arrow::array::{Array, AsArray as _, Int64Array, StringArray};
+    use datafusion::arrow::datatypes::Int64Type;
+    use datafusion::arrow::record_batch::RecordBatch;
+
+    let plan = JobPlan::new(
+        parse_script(
+            "CREATE TABLE tx (account TEXT, amount BIGINT) WITH (connector = 'files', path = '/in');
+             CREATE TABLE out WITH (connector = 'memory', output_mode = 'update');
+             INSERT INTO out SELECT account, count(*) AS n FROM tx GROUP BY account HAVING count(*) > 1;",
+        )
+        .unwrap(),
+    )
+    .await
+    .unwrap();
+    let aggregate = plan.aggregate().unwrap();
+    let groups = RecordBatch::try_new(
+        Arc::clone(&aggregate.groups_schema),
+        vec![
+            Arc::new(StringArray::from(vec!["a", "b"])),
+            Arc::new(Int64Array::from(vec![1, 5])),
+        ],
+    )
+    .unwrap();
+    let output = finalize(Some(aggregate), vec![groups.clone()])
+        .await
+        .unwrap();
+    let rows: usize = output.iter().map(|b| b.num_rows()).sum();
+    assert_eq!(rows, 1, "HAVING keeps b alone");
+    assert_eq!(output[0].column(1).as_primitive::<Int64Type>().value(0), 5);
+    assert!(
+        finalize(Some(aggregate), Vec::new())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // DISTINCT emits its rows as they are.
+    let passed = finalize(None, vec![groups]).await.unwrap();
+    assert_eq!(passed[0].column(0).len(), 2);
 }
 
 /// A directory of JSON-lines files `part-<n>.json`, file `n` with `n + 1` records.
