@@ -5,10 +5,16 @@
 //!
 //! One binary, `hdi-executor`, runs as a **driver** ([`driver`], with the jobs of [`jobs`]) or a
 //! **worker** ([`worker`]), or runs one job in-process (`hdi-executor run`). A job script
-//! ([`sql`]) is planned ([`plan`]) into per-task and final queries; the driver's micro-batch loop
-//! ([`query`]) reads offsets ([`source`]), logs each batch ([`checkpoint`]), has workers run its
-//! tasks ([`task`]), merges their partial results into the streaming state ([`state`]), emits
-//! and writes the sink exactly once per batch ([`sink`]), then commits.
+//! ([`sql`]) is planned ([`plan`]) into per-task and final queries. The driver's micro-batch loop
+//! ([`query`]) reads offsets ([`source`]), logs each batch ([`checkpoint`]) and has workers run
+//! its tasks ([`task`]). It sends each state partition its share of the partial results
+//! ([`stateful`]), whose owner merges them into the streaming state ([`state`]) and emits. The
+//! loop writes the sink exactly once per batch ([`sink`]), then commits.
+//!
+//! Modules import only the ones beneath them: `sql`, then `plan` (the plan types), then `state`,
+//! then `task` and `stateful` (which take plans, not each other; `stateful`'s tests run a real
+//! task), then the runtime `query`, then `jobs`, `driver` and `worker` on top. The connectors
+//! `source`, `sink` and `checkpoint` (each using the one before) need only `sql`.
 
 pub mod checkpoint;
 pub mod cluster;

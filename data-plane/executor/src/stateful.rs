@@ -1,16 +1,16 @@
 //! State partitions: where a job's streaming state lives and how a batch reaches it.
 //!
-//! The state of an aggregation or a `SELECT DISTINCT` is split into a fixed number of
-//! partitions (`SET state_partitions = N`, default [`DEFAULT_STATE_PARTITIONS`]; fixed by the
+//! The state of an aggregation or a `SELECT DISTINCT` is split into a fixed number of partitions
+//! (`SET state_partitions = N`, default [`crate::plan::DEFAULT_STATE_PARTITIONS`]; fixed by the
 //! checkpoint when the job first runs, as Spark fixes `spark.sql.shuffle.partitions`). A row of a
 //! task's partial result belongs to partition `hash(key) % N` ([`split`]): for an aggregation the
 //! key is the group key without the window columns (so a key's session windows, which merge, stay
-//! in one partition), for `DISTINCT` the whole row. The hash ([`stable_hashes`]) is Kafka's
-//! murmur2 over a fixed encoding of the key's values, so it is the same in every process and,
-//! for string and fixed-width keys (integers, floats, timestamps, dates, decimals), across
-//! versions of hdi and its libraries (other types are hashed through their text): a checkpoint's
-//! state is partitioned by it, and a hash that changed under a running job would send a key's
-//! rows to another partition than its state.
+//! in one partition), for `DISTINCT` the whole row. The hash ([`stable_hashes`]) is Kafka's murmur2
+//! over a fixed encoding of the key's values, so it is the same in every process and, for string
+//! and fixed-width keys (integers, floats, timestamps, dates, decimals), across versions of hdi and
+//! its libraries (other types are hashed through their text): a checkpoint's state is partitioned
+//! by it, and a hash that changed under a running job would send a key's rows to another
+//! partition than its state.
 //!
 //! Each partition has an owner, a worker ([`assign`]: sticky, balanced to within one partition,
 //! recomputed from the live workers at every batch boundary). The driver sends each owner, per
@@ -45,12 +45,6 @@ use serde::{Deserialize, Serialize};
 
 use crate::plan::{JobPlan, OutputMode, Shape};
 use crate::state::{AggState, DedupState, read_ipc, write_ipc};
-use crate::task::PreparedJob;
-
-/// State partitions of a job that does not set `state_partitions`.
-pub const DEFAULT_STATE_PARTITIONS: u32 = 4;
-/// The most state partitions a job may have.
-pub const MAX_STATE_PARTITIONS: u32 = 256;
 /// A worker forgets a partition's state that no request has used for this long (checked when a
 /// state request arrives): a partition moved away, a deleted job, or a job whose batches are
 /// further apart; if the state is needed again, the driver sends it from the checkpoint.
@@ -528,11 +522,7 @@ pub struct StateStore {
 impl StateStore {
     /// Applies one partition's batch (blocking: call it off the async runtime). Partitions are
     /// applied in parallel; one partition's requests one after the other.
-    pub fn apply(
-        &self,
-        job: &PreparedJob,
-        request: &StateRequest,
-    ) -> Result<StateReply, ApplyError> {
+    pub fn apply(&self, plan: &JobPlan, request: &StateRequest) -> Result<StateReply, ApplyError> {
         let started = Instant::now();
         let h = &request.header;
         let slot = {
@@ -559,7 +549,7 @@ impl StateStore {
         let mut held = slot.lock().unwrap_or_else(PoisonError::into_inner);
         let current = held.version.is_some() && held.version == h.base && h.base.is_some();
         if !current {
-            let mut state = StreamState::new(&job.plan);
+            let mut state = StreamState::new(plan);
             match (h.base, &request.snapshot) {
                 (None, _) => {}
                 (Some(_), Some(bytes)) => state.restore(bytes)?,
@@ -579,7 +569,7 @@ impl StateStore {
         let Some(state) = held.state.as_mut() else {
             return Err(ApplyError::Failed(anyhow::anyhow!("no state to apply to")));
         };
-        let (emitted, rows_updated) = state.apply(&job.plan, &request.partials, h.watermark_ms)?;
+        let (emitted, rows_updated) = state.apply(plan, &request.partials, h.watermark_ms)?;
         let snapshot = state.snapshot()?.unwrap_or_default();
         let (state_rows, state_bytes) = state.rows_bytes();
         held.version = Some(h.batch_id);
@@ -784,7 +774,7 @@ mod tests {
     }
 
     /// A real job's partials: the task query over a JSON-lines file.
-    async fn job_and_partials() -> (Arc<PreparedJob>, Vec<RecordBatch>) {
+    async fn job_and_partials() -> (Arc<crate::task::PreparedJob>, Vec<RecordBatch>) {
         let dir = std::env::temp_dir().join(format!("hdi-stateful-{}", uuid::Uuid::new_v4()));
         std::fs::create_dir_all(&dir).unwrap();
         let mut text = String::new();
@@ -805,7 +795,7 @@ mod tests {
              FROM TUMBLE(tx, ts, INTERVAL '1' MINUTE) GROUP BY window_start, window_end, account;",
             dir.display()
         );
-        let job = Arc::new(PreparedJob::new(&script, None).await.unwrap());
+        let job = Arc::new(crate::task::PreparedJob::new(&script, None).await.unwrap());
         let request = crate::task::TaskRequest {
             job_id: "j".into(),
             script,
@@ -859,11 +849,15 @@ mod tests {
         let w1 = 1_795_687_200_000 + 60_000;
         let w2 = 1_795_687_200_000 + 240_000;
         let store = StateStore::default();
-        let r0 = store.apply(&job, &request(0, first.to_vec(), w1)).unwrap();
-        let r1 = store.apply(&job, &request(1, second.to_vec(), w2)).unwrap();
+        let r0 = store
+            .apply(&job.plan, &request(0, first.to_vec(), w1))
+            .unwrap();
+        let r1 = store
+            .apply(&job.plan, &request(1, second.to_vec(), w2))
+            .unwrap();
         assert!(r1.emitted.iter().map(RecordBatch::num_rows).sum::<usize>() > 0);
         // Batch 1 again (a rerun after a crash): the owner holds version 1, not its base 0.
-        match store.apply(&job, &request(1, second.to_vec(), w2)) {
+        match store.apply(&job.plan, &request(1, second.to_vec(), w2)) {
             Err(ApplyError::Missing { base, held, .. }) => {
                 assert_eq!((base, held), (Some(0), Some(1)));
             }
@@ -872,23 +866,23 @@ mod tests {
         // With batch 0's snapshot it gives exactly the first run's output and state.
         let mut again = request(1, second.to_vec(), w2);
         again.snapshot = Some(Arc::new(r0.snapshot.clone()));
-        let r1b = store.apply(&job, &again).unwrap();
+        let r1b = store.apply(&job.plan, &again).unwrap();
         assert_eq!(r1b.emitted, r1.emitted);
         assert_eq!(r1b.snapshot, r1.snapshot);
         // Another worker (a fresh store) that is sent the snapshot agrees too.
         let other = StateStore::default();
         assert!(matches!(
-            other.apply(&job, &request(1, second.to_vec(), w2)),
+            other.apply(&job.plan, &request(1, second.to_vec(), w2)),
             Err(ApplyError::Missing { held: None, .. })
         ));
-        let r1c = other.apply(&job, &again).unwrap();
+        let r1c = other.apply(&job.plan, &again).unwrap();
         assert_eq!(r1c.emitted, r1.emitted);
         assert_eq!(other.held(), vec![("j".to_string(), 0, Some(1))]);
         // A partition the driver no longer lists for this worker is forgotten.
         let mut moved = request(2, Vec::new(), w2);
         moved.header.partition = 1;
         moved.header.owned = vec![1];
-        other.apply(&job, &moved).unwrap_err();
+        other.apply(&job.plan, &moved).unwrap_err();
         assert_eq!(other.held(), vec![("j".to_string(), 1, None)]);
     }
 }

@@ -182,7 +182,7 @@ async fn apply_state(
     let applied = {
         let request = Arc::clone(&request);
         let job = Arc::clone(&job);
-        tokio::task::spawn_blocking(move || states.apply(&job, &request)).await
+        tokio::task::spawn_blocking(move || states.apply(&job.plan, &request)).await
     };
     let reply = match applied {
         Ok(Ok(reply)) => reply,
