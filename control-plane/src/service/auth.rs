@@ -13,7 +13,7 @@ use std::time::Duration;
 use chrono::Utc;
 
 use super::node::PageRequest;
-use super::{Service, ServiceError};
+use super::{ErrorCode, Service, ServiceError};
 use crate::auth::jwt::{IssuedToken, KeyMaterial, PublicJwk, TokenKeys, TokenSettings};
 use crate::auth::password::{self, MAX_PASSWORD_LEN, MIN_PASSWORD_LEN};
 use crate::auth::{self, AuthError, Identity, Role};
@@ -358,7 +358,7 @@ impl Service {
             match self.store.user_insert(username, &hash, false).await {
                 Ok(user) => Ok(user),
                 Err(StoreError::Conflict { what }) => Err(ServiceError::Conflict {
-                    code: "user_exists",
+                    code: ErrorCode::UserExists,
                     message: format!("{what} already exists"),
                 }),
                 Err(other) => Err(other.into()),
@@ -421,7 +421,7 @@ impl Service {
             require_platform_admin(caller)?;
             if username == BOOTSTRAP_ADMIN {
                 return Err(ServiceError::Conflict {
-                    code: "user_builtin",
+                    code: ErrorCode::UserBuiltin,
                     message: format!("{BOOTSTRAP_ADMIN:?} is built in and cannot be deleted"),
                 });
             }
@@ -490,7 +490,7 @@ impl Service {
                 {
                     Ok(record) => Ok(NewApiToken { record, secret }),
                     Err(StoreError::Conflict { what }) => Err(ServiceError::Conflict {
-                        code: "api_token_exists",
+                        code: ErrorCode::ApiTokenExists,
                         message: format!("{what} already exists for user {username:?}"),
                     }),
                     Err(other) => Err(other.into()),
