@@ -265,11 +265,14 @@ impl Service {
         .await
     }
 
-    /// One workspace.
+    /// One workspace, without an access check (for other service calls that made theirs).
     ///
     /// # Errors
     /// `not_found`.
-    pub async fn workspace_get(&self, name: &str) -> Result<WorkspaceRecord, ServiceError> {
+    pub(super) async fn workspace_get_unchecked(
+        &self,
+        name: &str,
+    ) -> Result<WorkspaceRecord, ServiceError> {
         self.store
             .workspace_get(name)
             .await?
@@ -680,7 +683,7 @@ impl Service {
         name: &str,
     ) -> Result<ClusterView, ServiceError> {
         self.authorize(caller, workspace, Role::Viewer).await?;
-        self.cluster_get(workspace, name).await
+        self.cluster_get_unchecked(workspace, name).await
     }
 
     /// One cluster with its workloads, without an access check (for other service calls that
@@ -688,12 +691,12 @@ impl Service {
     ///
     /// # Errors
     /// `not_found`.
-    pub async fn cluster_get(
+    pub(super) async fn cluster_get_unchecked(
         &self,
         workspace: &str,
         name: &str,
     ) -> Result<ClusterView, ServiceError> {
-        let ws = self.workspace_get(workspace).await?;
+        let ws = self.workspace_get_unchecked(workspace).await?;
         let cluster = self.cluster_record(&ws, name).await?;
         self.cluster_view(cluster).await
     }

@@ -181,7 +181,7 @@ impl Service {
         workspace: &str,
         cluster: &str,
     ) -> Result<ClusterRecord, ServiceError> {
-        let ws = self.workspace_get(workspace).await?;
+        let ws = self.workspace_get_unchecked(workspace).await?;
         let record = self
             .store
             .cluster_get(ws.id, cluster)

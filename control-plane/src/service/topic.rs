@@ -318,7 +318,7 @@ impl Service {
         workspace: &str,
         cluster: &str,
     ) -> Result<KafkaAdmin, ServiceError> {
-        let view = self.cluster_get(workspace, cluster).await?;
+        let view = self.cluster_get_unchecked(workspace, cluster).await?;
         let record = view.cluster;
         if record.kind != Kind::Kafka {
             return Err(ServiceError::Refused {
