@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, anyhow};
 use clap::Subcommand;
-use hdi_api::{Client, ClientError, Job, JobCreate, JobPreview, Problem};
+use hdi_api::{Client, ClientError, ErrorCode, Job, JobCreate, JobPreview, Problem};
 use serde_json::Value;
 
 use crate::Format;
@@ -204,7 +204,7 @@ fn stem(file: &Path) -> anyhow::Result<String> {
 /// points at; any other error unchanged.
 fn sql_error(error: ClientError, file: &Path, sql: &str) -> anyhow::Error {
     match &error {
-        ClientError::Api { problem } if problem.code == "invalid_sql" => {
+        ClientError::Api { problem } if problem.code == ErrorCode::InvalidSql => {
             anyhow!(describe_sql_error(
                 problem,
                 &file.display().to_string(),
@@ -376,7 +376,7 @@ mod tests {
             title: "Bad Request".into(),
             status: 400,
             detail: Some("column \"ts\" not found".into()),
-            code: "invalid_sql".into(),
+            code: ErrorCode::InvalidSql,
             field: Some("sql".into()),
             sql_code: Some("unknown_column".into()),
             line,

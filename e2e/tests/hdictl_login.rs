@@ -139,7 +139,11 @@ async fn hdictl_login_with_a_password_and_roles() {
         .await
         .expect_err("a viewer cannot delete");
     assert_eq!(refused.status(), Some(403), "{refused}");
-    assert_eq!(refused.code(), Some("forbidden"), "{refused}");
+    assert_eq!(
+        refused.code(),
+        Some(hdi_api::ErrorCode::Forbidden),
+        "{refused}"
+    );
     let (ok, out, err) = hdictl(&config, &["-w", "other", "cluster", "list"]);
     assert!(!ok, "unbound workspace: {out}");
     assert!(err.contains("not_found"), "{err}");

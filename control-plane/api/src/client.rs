@@ -20,7 +20,9 @@ use crate::cluster::{
 };
 use crate::job::{Job, JobCreate, JobList, JobPreview, JobProgressList};
 use crate::topic::{Topic, TopicCreate, TopicList, TopicPatch};
-use crate::types::{Health, Node, NodeHeartbeat, NodeList, NodeRegistration, Problem, Readiness};
+use crate::types::{
+    ErrorCode, Health, Node, NodeHeartbeat, NodeList, NodeRegistration, Problem, Readiness,
+};
 use crate::workload::WorkloadAssignment;
 
 /// Why a call failed.
@@ -78,9 +80,9 @@ impl ClientError {
     }
 
     /// The stable problem code of an API error, if any.
-    pub fn code(&self) -> Option<&str> {
+    pub fn code(&self) -> Option<ErrorCode> {
         match self {
-            ClientError::Api { problem } => Some(&problem.code),
+            ClientError::Api { problem } => Some(problem.code),
             _ => None,
         }
     }

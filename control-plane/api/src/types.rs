@@ -22,7 +22,7 @@ pub struct Problem {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
     /// A stable machine-readable code, e.g. `invalid_field`, `not_found`, `unauthorized`.
-    pub code: String,
+    pub code: ErrorCode,
     /// The request field at fault, as a JSON-pointer-like path (`capacity.cpu_millis`), if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
@@ -40,6 +40,127 @@ pub struct Problem {
 
 fn about_blank() -> String {
     "about:blank".to_owned()
+}
+
+/// Declares [`ErrorCode`] with each variant's wire name written once.
+macro_rules! error_codes {
+    ($($(#[doc = $doc:literal])+ $variant:ident = $wire:tt,)+) => {
+        /// The stable machine-readable `code` of a problem: what clients branch on.
+        ///
+        /// A client reads a code it does not know (one added by a newer control plane) as
+        /// `unknown`; the control plane never sends `unknown` itself. The HTTP status and `detail`
+        /// of such a problem still say what happened.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+        pub enum ErrorCode {
+            $($(#[doc = $doc])+ #[serde(rename = $wire)] $variant,)+
+            /// A code this client does not know.
+            #[serde(rename = "unknown", other)]
+            Unknown,
+        }
+
+        impl ErrorCode {
+            /// Every code the control plane sends.
+            pub const ALL: &[ErrorCode] = &[$(ErrorCode::$variant,)+];
+
+            /// The wire name, e.g. `not_found`.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(ErrorCode::$variant => $wire,)+
+                    ErrorCode::Unknown => "unknown",
+                }
+            }
+        }
+    };
+}
+
+error_codes! {
+    // The request.
+    /// A request field is invalid; `field` names it.
+    InvalidField = "invalid_field",
+    /// The JSON body does not parse or does not fit the request type.
+    InvalidBody = "invalid_body",
+    /// A path parameter does not parse (e.g. an id that is not a UUID).
+    InvalidPath = "invalid_path",
+    /// A query parameter does not parse.
+    InvalidQuery = "invalid_query",
+    /// The body is not sent as `Content-Type: application/json`.
+    UnsupportedMediaType = "unsupported_media_type",
+    /// The body is larger than the control plane accepts.
+    BodyTooLarge = "body_too_large",
+    /// The endpoint does not take this method.
+    MethodNotAllowed = "method_not_allowed",
+    /// The resource or endpoint does not exist (or the caller may not see it).
+    NotFound = "not_found",
+    /// An `If-Match` precondition does not hold.
+    PreconditionFailed = "precondition_failed",
+    /// A request with the same `Idempotency-Key` is still running.
+    IdempotencyKeyInUse = "idempotency_key_in_use",
+    /// The `Idempotency-Key` was used for a different request.
+    IdempotencyKeyReused = "idempotency_key_reused",
+    // Authentication and authorization.
+    /// No bearer token, or one that is not valid for the endpoint.
+    Unauthorized = "unauthorized",
+    /// A token exchange with an unknown user, a wrong password, or an unknown or expired API token.
+    InvalidCredentials = "invalid_credentials",
+    /// The caller's role does not allow the call.
+    Forbidden = "forbidden",
+    // Conflicts with existing state.
+    /// A workspace of that name exists.
+    WorkspaceExists = "workspace_exists",
+    /// A user of that name exists.
+    UserExists = "user_exists",
+    /// The built-in platform admin cannot be deleted.
+    UserBuiltin = "user_builtin",
+    /// An API token of that name exists for the user.
+    ApiTokenExists = "api_token_exists",
+    /// A node of that name is registered under another id.
+    NodeNameTaken = "node_name_taken",
+    /// The cluster is being deleted.
+    ClusterDeleting = "cluster_deleting",
+    /// The cluster changed while the request was served; retry.
+    ConcurrentChange = "concurrent_change",
+    /// Another operation is still running on the cluster.
+    OperationInProgress = "operation_in_progress",
+    /// The cluster cannot serve the request yet (not Running or Resizing).
+    ClusterNotReady = "cluster_not_ready",
+    /// A topic of that name exists.
+    TopicExists = "topic_exists",
+    /// A job of that name exists in the cluster.
+    JobExists = "job_exists",
+    // Refusals of the request as a whole.
+    /// The cluster has `deletion_protection` set.
+    DeletionProtected = "deletion_protected",
+    /// A Kafka cluster cannot shrink below its metadata quorum.
+    BelowQuorum = "below_quorum",
+    /// The brokers to remove still hold partitions (resize with `drain`).
+    BrokersHoldPartitions = "brokers_hold_partitions",
+    /// The call needs a Kafka cluster.
+    NotAKafkaCluster = "not_a_kafka_cluster",
+    /// The call needs a Spark cluster.
+    NotASparkCluster = "not_a_spark_cluster",
+    /// Kafka refused the change under its policy.
+    PolicyViolation = "policy_violation",
+    /// The job's SQL does not compile; `sql_code`, `line` and `column` say where.
+    InvalidSql = "invalid_sql",
+    // Failures of what the control plane depends on.
+    /// The Kafka cluster cannot be reached or did not answer in time.
+    ClusterUnreachable = "cluster_unreachable",
+    /// Kafka answered with an error; the detail names it.
+    KafkaError = "kafka_error",
+    /// The Spark cluster's executor driver cannot be reached.
+    DriverUnavailable = "driver_unavailable",
+    /// The executor driver answered with an error.
+    DriverError = "driver_error",
+    /// The control plane cannot reach its database; retry later.
+    Unavailable = "unavailable",
+    /// A fault of the control plane; its log has the details.
+    Internal = "internal",
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// Liveness of the control-plane process.
@@ -165,7 +286,7 @@ mod tests {
             title: "Not found".into(),
             status: 404,
             detail: None,
-            code: "not_found".into(),
+            code: ErrorCode::NotFound,
             field: None,
             sql_code: None,
             line: None,
@@ -178,6 +299,19 @@ mod tests {
         );
         let back: Problem = serde_json::from_value(json).unwrap();
         assert_eq!(back, problem);
+    }
+
+    #[test]
+    fn error_codes_serialize_as_their_wire_names() {
+        for code in ErrorCode::ALL.iter().copied().chain([ErrorCode::Unknown]) {
+            let json = serde_json::to_value(code).unwrap();
+            assert_eq!(json, serde_json::json!(code.as_str()));
+            let back: ErrorCode = serde_json::from_value(json).unwrap();
+            assert_eq!(back, code);
+        }
+        let unknown: ErrorCode = serde_json::from_str("\"added_later\"").unwrap();
+        assert_eq!(unknown, ErrorCode::Unknown);
+        assert!(!ErrorCode::ALL.contains(&ErrorCode::Unknown));
     }
 
     #[test]

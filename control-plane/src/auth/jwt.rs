@@ -44,11 +44,11 @@ impl std::fmt::Debug for KeyMaterial {
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
     /// The operating system's random source failed.
-    #[error("cannot get random bytes: {0}")]
-    Random(getrandom::Error),
+    #[error("cannot get random bytes")]
+    Random(#[source] getrandom::Error),
     /// The key could not be encoded.
-    #[error("cannot encode the key: {0}")]
-    Encode(String),
+    #[error("cannot encode the key")]
+    Encode(#[source] ed25519_dalek::pkcs8::Error),
     /// A stored public key is not 32 bytes.
     #[error("stored public key {kid:?} is not an Ed25519 key")]
     BadPublicKey {
@@ -56,8 +56,8 @@ pub enum KeyError {
         kid: String,
     },
     /// Signing failed.
-    #[error("cannot sign a token: {0}")]
-    Sign(jsonwebtoken::errors::Error),
+    #[error("cannot sign a token")]
+    Sign(#[source] jsonwebtoken::errors::Error),
 }
 
 impl KeyMaterial {
@@ -71,7 +71,7 @@ impl KeyMaterial {
         let key = ed25519_dalek::SigningKey::from_bytes(&seed);
         let private_pkcs8 = key
             .to_pkcs8_der()
-            .map_err(|e| KeyError::Encode(e.to_string()))?
+            .map_err(KeyError::Encode)?
             .as_bytes()
             .to_vec();
         let public = key.verifying_key().to_bytes().to_vec();

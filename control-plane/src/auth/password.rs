@@ -19,11 +19,11 @@ pub const MAX_PASSWORD_LEN: usize = 1024;
 #[derive(Debug, thiserror::Error)]
 pub enum HashError {
     /// The operating system's random source failed.
-    #[error("cannot get random bytes for a salt: {0}")]
-    Random(getrandom::Error),
+    #[error("cannot get random bytes for a salt")]
+    Random(#[source] getrandom::Error),
     /// The hasher failed.
-    #[error("cannot hash the password: {0}")]
-    Hash(String),
+    #[error("cannot hash the password")]
+    Hash(#[source] argon2::password_hash::Error),
 }
 
 /// An argon2id PHC string of `password` with a fresh salt.
@@ -33,11 +33,11 @@ pub enum HashError {
 pub fn hash(password: &str) -> Result<String, HashError> {
     let mut salt = [0_u8; 16];
     getrandom::fill(&mut salt).map_err(HashError::Random)?;
-    let salt = SaltString::encode_b64(&salt).map_err(|e| HashError::Hash(e.to_string()))?;
+    let salt = SaltString::encode_b64(&salt).map_err(HashError::Hash)?;
     Argon2::default()
         .hash_password(password.as_bytes(), &salt)
         .map(|hash| hash.to_string())
-        .map_err(|e| HashError::Hash(e.to_string()))
+        .map_err(HashError::Hash)
 }
 
 /// Whether `password` matches the stored hash; `None` (no such user, or no password) is always

@@ -26,9 +26,9 @@ use crate::store::ReportedWorkload;
     security(("bearer" = [])),
     responses(
         (status = 200, description = "Registered", body = Node),
-        (status = 400, description = "Invalid registration", body = hdi_api::Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No valid agent token", body = hdi_api::Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Another node has this name", body = hdi_api::Problem, content_type = "application/problem+json")))]
+        (status = 400, description = "Invalid registration"),
+        (status = 401, description = "No valid agent token"),
+        (status = 409, description = "Another node has this name")))]
 pub async fn agent_node_register(
     _caller: AgentCaller,
     State(state): State<AppState>,
@@ -57,8 +57,8 @@ pub async fn agent_node_register(
     security(("bearer" = [])),
     responses(
         (status = 204, description = "Recorded"),
-        (status = 401, description = "No valid agent token", body = hdi_api::Problem, content_type = "application/problem+json"),
-        (status = 404, description = "Unknown node: register first", body = hdi_api::Problem, content_type = "application/problem+json")))]
+        (status = 401, description = "No valid agent token"),
+        (status = 404, description = "Unknown node: register first")))]
 pub async fn agent_node_heartbeat(
     _caller: AgentCaller,
     State(state): State<AppState>,
@@ -99,8 +99,8 @@ pub async fn agent_node_heartbeat(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The assignment", body = WorkloadAssignment),
-        (status = 401, description = "No valid agent token", body = hdi_api::Problem, content_type = "application/problem+json"),
-        (status = 404, description = "Unknown node: register first", body = hdi_api::Problem, content_type = "application/problem+json")))]
+        (status = 401, description = "No valid agent token"),
+        (status = 404, description = "Unknown node: register first")))]
 pub async fn agent_node_workloads(
     _caller: AgentCaller,
     State(state): State<AppState>,

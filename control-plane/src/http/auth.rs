@@ -41,8 +41,8 @@ pub async fn jwks(State(state): State<AppState>) -> Result<Json<api::Jwks>, ApiE
 #[utoipa::path(post, path = "/v1/auth/token", tag = "auth", request_body = api::TokenRequest,
     responses(
         (status = 200, description = "An access token", body = api::TokenResponse),
-        (status = 400, description = "Malformed request", body = api::Problem, content_type = "application/problem+json"),
-        (status = 401, description = "`invalid_credentials`: unknown user, wrong password, or unknown or expired API token", body = api::Problem, content_type = "application/problem+json")))]
+        (status = 400, description = "Malformed request"),
+        (status = 401, description = "`invalid_credentials`: unknown user, wrong password, or unknown or expired API token")))]
 pub async fn token(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<api::TokenRequest>,
@@ -67,10 +67,9 @@ pub async fn token(
     security(("bearer" = [])),
     responses(
         (status = 201, description = "Created", body = api::User),
-        (status = 400, description = "Invalid username or password", body = api::Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No valid token", body = api::Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not a platform admin", body = api::Problem, content_type = "application/problem+json"),
-        (status = 409, description = "The username is taken", body = api::Problem, content_type = "application/problem+json")))]
+        (status = 400, description = "Invalid username or password"),
+        (status = 403, description = "Not a platform admin"),
+        (status = 409, description = "The username is taken")))]
 pub async fn user_create(
     Caller(caller): Caller,
     State(state): State<AppState>,
@@ -88,8 +87,7 @@ pub async fn user_create(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "A page of users", body = api::UserList),
-        (status = 401, description = "No valid token", body = api::Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not a platform admin", body = api::Problem, content_type = "application/problem+json")))]
+        (status = 403, description = "Not a platform admin")))]
 pub async fn users_list(
     Caller(caller): Caller,
     State(state): State<AppState>,
@@ -118,10 +116,9 @@ pub async fn users_list(
     security(("bearer" = [])),
     responses(
         (status = 204, description = "Deleted"),
-        (status = 401, description = "No valid token", body = api::Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not a platform admin", body = api::Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such user", body = api::Problem, content_type = "application/problem+json"),
-        (status = 409, description = "The built-in admin", body = api::Problem, content_type = "application/problem+json")))]
+        (status = 403, description = "Not a platform admin"),
+        (status = 404, description = "No such user"),
+        (status = 409, description = "The built-in admin")))]
 pub async fn user_delete(
     Caller(caller): Caller,
     State(state): State<AppState>,
@@ -139,11 +136,10 @@ pub async fn user_delete(
     security(("bearer" = [])),
     responses(
         (status = 201, description = "Created; `token` is the secret", body = api::ApiTokenCreated),
-        (status = 400, description = "Invalid name or lifetime", body = api::Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No valid token", body = api::Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Another user's, and not a platform admin", body = api::Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such user", body = api::Problem, content_type = "application/problem+json"),
-        (status = 409, description = "The user has a token of that name", body = api::Problem, content_type = "application/problem+json")))]
+        (status = 400, description = "Invalid name or lifetime"),
+        (status = 403, description = "Another user's, and not a platform admin"),
+        (status = 404, description = "No such user"),
+        (status = 409, description = "The user has a token of that name")))]
 pub async fn api_token_create(
     Caller(caller): Caller,
     State(state): State<AppState>,
@@ -176,9 +172,8 @@ pub async fn api_token_create(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The bindings", body = api::RoleBindingList),
-        (status = 401, description = "No valid token", body = api::Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not an admin of the workspace", body = api::Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such workspace", body = api::Problem, content_type = "application/problem+json")))]
+        (status = 403, description = "Not an admin of the workspace"),
+        (status = 404, description = "No such workspace")))]
 pub async fn role_bindings_list(
     Caller(caller): Caller,
     State(state): State<AppState>,
@@ -198,9 +193,8 @@ pub async fn role_bindings_list(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The binding", body = api::RoleBinding),
-        (status = 401, description = "No valid token", body = api::Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not an admin of the workspace", body = api::Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such workspace or user", body = api::Problem, content_type = "application/problem+json")))]
+        (status = 403, description = "Not an admin of the workspace"),
+        (status = 404, description = "No such workspace or user")))]
 pub async fn role_binding_put(
     Caller(caller): Caller,
     State(state): State<AppState>,
@@ -220,9 +214,8 @@ pub async fn role_binding_put(
     security(("bearer" = [])),
     responses(
         (status = 204, description = "Removed"),
-        (status = 401, description = "No valid token", body = api::Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not an admin of the workspace", body = api::Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such workspace, user or binding", body = api::Problem, content_type = "application/problem+json")))]
+        (status = 403, description = "Not an admin of the workspace"),
+        (status = 404, description = "No such workspace, user or binding")))]
 pub async fn role_binding_delete(
     Caller(caller): Caller,
     State(state): State<AppState>,

@@ -65,11 +65,10 @@ pub async fn capabilities() -> Json<api::Capabilities> {
     security(("bearer" = [])),
     responses(
         (status = 201, description = "Created", body = api::Workspace),
-        (status = 400, description = "Invalid name", body = api::Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No valid token", body = api::Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`workspace_exists`, or `idempotency_key_in_use` while a request with the same key runs", body = api::Problem, content_type = "application/problem+json"),
-        (status = 422, description = "`idempotency_key_reused`: the Idempotency-Key was used for a different request", body = api::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The database is unavailable", body = api::Problem, content_type = "application/problem+json")))]
+        (status = 400, description = "Invalid name"),
+        (status = 409, description = "`workspace_exists`, or `idempotency_key_in_use` while a request with the same key runs"),
+        (status = 422, description = "`idempotency_key_reused`: the Idempotency-Key was used for a different request"),
+        (status = 503, description = "The database is unavailable")))]
 pub async fn workspace_create(
     Caller(caller): Caller,
     State(state): State<AppState>,
@@ -84,8 +83,7 @@ pub async fn workspace_create(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "A page of workspaces", body = api::WorkspaceList),
-        (status = 400, description = "Bad paging parameters", body = api::Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No valid token", body = api::Problem, content_type = "application/problem+json")))]
+        (status = 400, description = "Bad paging parameters")))]
 pub async fn workspaces_list(
     Caller(caller): Caller,
     State(state): State<AppState>,
@@ -104,8 +102,7 @@ pub async fn workspaces_list(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The workspace", body = api::Workspace),
-        (status = 401, description = "No valid token", body = api::Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such workspace", body = api::Problem, content_type = "application/problem+json")))]
+        (status = 404, description = "No such workspace")))]
 pub async fn workspace_get(
     Caller(caller): Caller,
     State(state): State<AppState>,
@@ -121,9 +118,8 @@ pub async fn workspace_get(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "A page of clusters", body = api::ClusterList),
-        (status = 400, description = "Bad paging parameters", body = api::Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No valid token", body = api::Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such workspace", body = api::Problem, content_type = "application/problem+json")))]
+        (status = 400, description = "Bad paging parameters"),
+        (status = 404, description = "No such workspace")))]
 pub async fn clusters_list(
     Caller(caller): Caller,
     State(state): State<AppState>,
@@ -146,8 +142,7 @@ pub async fn clusters_list(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The cluster", body = api::Cluster, headers(("ETag" = String, description = "Entity tag of the spec"))),
-        (status = 401, description = "No valid token", body = api::Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such workspace or cluster", body = api::Problem, content_type = "application/problem+json")))]
+        (status = 404, description = "No such workspace or cluster")))]
 pub async fn cluster_get(
     Caller(caller): Caller,
     State(state): State<AppState>,
@@ -169,12 +164,11 @@ pub async fn cluster_get(
     responses(
         (status = 200, description = "Unchanged; the latest operation", body = api::Operation),
         (status = 202, description = "Accepted; follow Location", body = api::Operation, headers(("Location" = String, description = "The operation"))),
-        (status = 400, description = "Invalid spec", body = api::Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No valid token", body = api::Problem, content_type = "application/problem+json"),
-        (status = 403, description = "The caller's role does not allow this", body = api::Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such workspace", body = api::Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Another operation runs, or the brokers to remove hold partitions", body = api::Problem, content_type = "application/problem+json"),
-        (status = 412, description = "If-Match does not match", body = api::Problem, content_type = "application/problem+json")))]
+        (status = 400, description = "Invalid spec"),
+        (status = 403, description = "The caller's role does not allow this"),
+        (status = 404, description = "No such workspace"),
+        (status = 409, description = "Another operation runs, or the brokers to remove hold partitions"),
+        (status = 412, description = "If-Match does not match")))]
 pub async fn cluster_put(
     Caller(caller): Caller,
     State(state): State<AppState>,
@@ -221,12 +215,11 @@ pub async fn cluster_put(
     security(("bearer" = [])),
     responses(
         (status = 202, description = "Accepted; follow Location", body = api::Operation, headers(("Location" = String, description = "The operation"))),
-        (status = 400, description = "Invalid patch", body = api::Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No valid token", body = api::Problem, content_type = "application/problem+json"),
-        (status = 403, description = "The caller's role does not allow this", body = api::Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such workspace or cluster", body = api::Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Another operation runs, or the brokers to remove hold partitions", body = api::Problem, content_type = "application/problem+json"),
-        (status = 412, description = "If-Match does not match", body = api::Problem, content_type = "application/problem+json")))]
+        (status = 400, description = "Invalid patch"),
+        (status = 403, description = "The caller's role does not allow this"),
+        (status = 404, description = "No such workspace or cluster"),
+        (status = 409, description = "Another operation runs, or the brokers to remove hold partitions"),
+        (status = 412, description = "If-Match does not match")))]
 pub async fn cluster_patch(
     Caller(caller): Caller,
     State(state): State<AppState>,
@@ -258,11 +251,10 @@ pub async fn cluster_patch(
     security(("bearer" = [])),
     responses(
         (status = 202, description = "Accepted; follow Location", body = api::Operation, headers(("Location" = String, description = "The operation"))),
-        (status = 401, description = "No valid token", body = api::Problem, content_type = "application/problem+json"),
-        (status = 403, description = "The caller's role does not allow this", body = api::Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such workspace or cluster", body = api::Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Deletion protection is on", body = api::Problem, content_type = "application/problem+json"),
-        (status = 412, description = "If-Match does not match", body = api::Problem, content_type = "application/problem+json")))]
+        (status = 403, description = "The caller's role does not allow this"),
+        (status = 404, description = "No such workspace or cluster"),
+        (status = 409, description = "Deletion protection is on"),
+        (status = 412, description = "If-Match does not match")))]
 pub async fn cluster_delete(
     Caller(caller): Caller,
     State(state): State<AppState>,
@@ -282,9 +274,8 @@ pub async fn cluster_delete(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "A page of operations", body = api::OperationList),
-        (status = 400, description = "Bad paging parameters", body = api::Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No valid token", body = api::Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such workspace", body = api::Problem, content_type = "application/problem+json")))]
+        (status = 400, description = "Bad paging parameters"),
+        (status = 404, description = "No such workspace")))]
 pub async fn operations_list(
     Caller(caller): Caller,
     State(state): State<AppState>,
@@ -307,8 +298,7 @@ pub async fn operations_list(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The operation", body = api::Operation),
-        (status = 401, description = "No valid token", body = api::Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such operation", body = api::Problem, content_type = "application/problem+json")))]
+        (status = 404, description = "No such operation")))]
 pub async fn operation_get(
     Caller(caller): Caller,
     State(state): State<AppState>,
@@ -323,9 +313,8 @@ pub async fn operation_get(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "A page of audit events", body = api::AuditEventList),
-        (status = 400, description = "Bad paging parameters", body = api::Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No valid token", body = api::Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not a platform admin", body = api::Problem, content_type = "application/problem+json")))]
+        (status = 400, description = "Bad paging parameters"),
+        (status = 403, description = "Not a platform admin")))]
 pub async fn audit_list(
     Caller(caller): Caller,
     State(state): State<AppState>,

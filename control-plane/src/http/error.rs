@@ -5,7 +5,7 @@
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use hdi_api::Problem;
+use hdi_api::{ErrorCode, Problem};
 
 use crate::auth::AuthError;
 use crate::service::ServiceError;
@@ -14,7 +14,7 @@ use crate::service::ServiceError;
 #[derive(Debug)]
 pub struct ApiError {
     status: StatusCode,
-    code: &'static str,
+    code: ErrorCode,
     detail: Option<String>,
     field: Option<String>,
     sql: Option<SqlPosition>,
@@ -30,7 +30,7 @@ struct SqlPosition {
 
 impl ApiError {
     /// An error with a status, a stable code and a detail for people.
-    pub fn new(status: StatusCode, code: &'static str, detail: impl Into<String>) -> ApiError {
+    pub fn new(status: StatusCode, code: ErrorCode, detail: impl Into<String>) -> ApiError {
         ApiError {
             status,
             code,
@@ -50,7 +50,7 @@ impl ApiError {
     pub fn route_not_found() -> ApiError {
         ApiError::new(
             StatusCode::NOT_FOUND,
-            "not_found",
+            ErrorCode::NotFound,
             "no such resource or endpoint",
         )
     }
@@ -62,7 +62,7 @@ impl ApiError {
             title: self.status.canonical_reason().unwrap_or("Error").to_owned(),
             status: self.status.as_u16(),
             detail: self.detail.clone(),
-            code: self.code.to_owned(),
+            code: self.code,
             field: self.field.clone(),
             sql_code: self.sql.as_ref().map(|s| s.code.clone()),
             line: self.sql.as_ref().and_then(|s| s.line),
@@ -94,21 +94,20 @@ impl IntoResponse for ApiError {
 
 impl From<ServiceError> for ApiError {
     fn from(error: ServiceError) -> ApiError {
+        let code = error.code();
         match error {
-            ServiceError::InvalidField { field, message } => ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "invalid_field",
-                format!("{field} {message}"),
-            )
-            .with_field(field),
+            ServiceError::InvalidField { field, message } => {
+                ApiError::new(StatusCode::BAD_REQUEST, code, format!("{field} {message}"))
+                    .with_field(field)
+            }
             ServiceError::InvalidSql {
                 sql_code,
                 message,
                 line,
                 column,
             } => {
-                let mut error = ApiError::new(StatusCode::BAD_REQUEST, "invalid_sql", message)
-                    .with_field("sql");
+                let mut error =
+                    ApiError::new(StatusCode::BAD_REQUEST, code, message).with_field("sql");
                 error.sql = Some(SqlPosition {
                     code: sql_code,
                     line,
@@ -116,42 +115,38 @@ impl From<ServiceError> for ApiError {
                 });
                 error
             }
-            ServiceError::NotFound { what } => ApiError::new(
-                StatusCode::NOT_FOUND,
-                "not_found",
-                format!("{what} not found"),
-            ),
-            ServiceError::Conflict { code, message } => {
+            ServiceError::NotFound { what } => {
+                ApiError::new(StatusCode::NOT_FOUND, code, format!("{what} not found"))
+            }
+            ServiceError::Conflict { message, .. } => {
                 ApiError::new(StatusCode::CONFLICT, code, message)
             }
-            ServiceError::PreconditionFailed { message } => ApiError::new(
-                StatusCode::PRECONDITION_FAILED,
-                "precondition_failed",
-                message,
-            ),
-            ServiceError::Refused { code, message } => {
+            ServiceError::PreconditionFailed { message } => {
+                ApiError::new(StatusCode::PRECONDITION_FAILED, code, message)
+            }
+            ServiceError::Refused { message, .. } => {
                 ApiError::new(StatusCode::BAD_REQUEST, code, message)
             }
-            ServiceError::Unreachable { code, message } => {
+            ServiceError::Unreachable { message, .. } => {
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, code, message)
             }
-            ServiceError::Upstream { code, message } => {
+            ServiceError::Upstream { message, .. } => {
                 ApiError::new(StatusCode::BAD_GATEWAY, code, message)
             }
             ServiceError::Unauthenticated(reason) => ApiError::from(reason),
             ServiceError::InvalidCredentials => ApiError::new(
                 StatusCode::UNAUTHORIZED,
-                "invalid_credentials",
+                code,
                 "unknown user, wrong password, or unknown or expired API token",
             ),
             ServiceError::Forbidden { message } => {
-                ApiError::new(StatusCode::FORBIDDEN, "forbidden", message)
+                ApiError::new(StatusCode::FORBIDDEN, code, message)
             }
             ServiceError::Unavailable(source) => {
                 tracing::warn!(error = %error_chain(&source), "dependency unavailable");
                 ApiError::new(
                     StatusCode::SERVICE_UNAVAILABLE,
-                    "unavailable",
+                    code,
                     "the control plane cannot reach its database; retry later",
                 )
             }
@@ -159,7 +154,7 @@ impl From<ServiceError> for ApiError {
                 tracing::error!(error = %error_chain(&source), "internal error");
                 ApiError::new(
                     StatusCode::INTERNAL_SERVER_ERROR,
-                    "internal",
+                    code,
                     "internal error; see the control-plane log",
                 )
             }
@@ -177,7 +172,7 @@ impl From<AuthError> for ApiError {
             | AuthError::UnknownApiToken
             | AuthError::UnknownUser(_) => "the bearer token is not valid for this endpoint",
         };
-        ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", detail)
+        ApiError::new(StatusCode::UNAUTHORIZED, ErrorCode::Unauthorized, detail)
     }
 }
 

@@ -6,6 +6,7 @@ use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::StatusCode;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
+use hdi_api::ErrorCode;
 use serde::de::DeserializeOwned;
 
 use super::error::ApiError;
@@ -24,12 +25,12 @@ impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
             Ok(axum::Json(value)) => Ok(ApiJson(value)),
             Err(JsonRejection::MissingJsonContentType(_)) => Err(ApiError::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_media_type",
+                ErrorCode::UnsupportedMediaType,
                 "the body must be JSON with Content-Type: application/json",
             )),
             Err(rejection) => Err(ApiError::new(
                 StatusCode::BAD_REQUEST,
-                "invalid_body",
+                ErrorCode::InvalidBody,
                 rejection.body_text(),
             )),
         }
@@ -49,7 +50,7 @@ impl<T: DeserializeOwned + Send> FromRequestParts<AppState> for ApiPath<T> {
             .map_err(|rejection: PathRejection| {
                 ApiError::new(
                     StatusCode::BAD_REQUEST,
-                    "invalid_path",
+                    ErrorCode::InvalidPath,
                     rejection.body_text(),
                 )
             })
@@ -69,7 +70,7 @@ impl<T: DeserializeOwned> FromRequestParts<AppState> for ApiQuery<T> {
             .map_err(|rejection: QueryRejection| {
                 ApiError::new(
                     StatusCode::BAD_REQUEST,
-                    "invalid_query",
+                    ErrorCode::InvalidQuery,
                     rejection.body_text(),
                 )
             })

@@ -13,6 +13,7 @@ use axum::extract::{FromRequestParts, Request, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use hdi_api::ErrorCode;
 use sha2::{Digest, Sha256};
 
 use super::error::ApiError;
@@ -38,7 +39,7 @@ pub async fn idempotency(State(state): State<AppState>, request: Request, next: 
     let Ok(key) = key.to_str().map(str::to_owned) else {
         return ApiError::new(
             StatusCode::BAD_REQUEST,
-            "invalid_field",
+            ErrorCode::InvalidField,
             "Idempotency-Key must be visible ASCII",
         )
         .with_field("Idempotency-Key")
@@ -53,7 +54,7 @@ pub async fn idempotency(State(state): State<AppState>, request: Request, next: 
         Err(_) => {
             return ApiError::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
-                "body_too_large",
+                ErrorCode::BodyTooLarge,
                 "the request body is too large",
             )
             .into_response();
@@ -74,13 +75,13 @@ pub async fn idempotency(State(state): State<AppState>, request: Request, next: 
         Err(error) => ApiError::from(error).into_response(),
         Ok(KeyClaim::InProgress) => ApiError::new(
             StatusCode::CONFLICT,
-            "idempotency_key_in_use",
+            ErrorCode::IdempotencyKeyInUse,
             "a request with this Idempotency-Key is still being served; retry shortly",
         )
         .into_response(),
         Ok(KeyClaim::Mismatch) => ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
-            "idempotency_key_reused",
+            ErrorCode::IdempotencyKeyReused,
             "this Idempotency-Key was used for a different request",
         )
         .with_field("Idempotency-Key")
@@ -114,7 +115,7 @@ pub async fn idempotency(State(state): State<AppState>, request: Request, next: 
                     }
                     return ApiError::new(
                         StatusCode::INTERNAL_SERVER_ERROR,
-                        "internal",
+                        ErrorCode::Internal,
                         "the response could not be stored",
                     )
                     .into_response();

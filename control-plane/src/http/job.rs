@@ -69,14 +69,13 @@ fn job_to_wire(view: JobView) -> api::Job {
     responses(
         (status = 201, description = "Submitted; `Location` names the job", body = api::Job,
             headers(("Location" = String, description = "The job's URL"))),
-        (status = 400, description = "An invalid field (`name`, `sql`, `kafka_cluster`), `invalid_sql` (with `sql_code`, `line`, `column` from the executor) or `not_a_spark_cluster`", body = api::Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No valid token", body = api::Problem, content_type = "application/problem+json"),
-        (status = 403, description = "The caller's role does not allow this", body = api::Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such workspace or cluster", body = api::Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`job_exists`, `cluster_not_ready`, or `idempotency_key_in_use`", body = api::Problem, content_type = "application/problem+json"),
-        (status = 422, description = "`idempotency_key_reused`: the Idempotency-Key was used for a different request", body = api::Problem, content_type = "application/problem+json"),
-        (status = 502, description = "The driver answered with an error (`driver_error`)", body = api::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The driver cannot be reached (`driver_unavailable`)", body = api::Problem, content_type = "application/problem+json")))]
+        (status = 400, description = "An invalid field (`name`, `sql`, `kafka_cluster`), `invalid_sql` (with `sql_code`, `line`, `column` from the executor) or `not_a_spark_cluster`"),
+        (status = 403, description = "The caller's role does not allow this"),
+        (status = 404, description = "No such workspace or cluster"),
+        (status = 409, description = "`job_exists`, `cluster_not_ready`, or `idempotency_key_in_use`"),
+        (status = 422, description = "`idempotency_key_reused`: the Idempotency-Key was used for a different request"),
+        (status = 502, description = "The driver answered with an error (`driver_error`)"),
+        (status = 503, description = "The driver cannot be reached (`driver_unavailable`)")))]
 pub async fn job_create(
     Caller(caller): Caller,
     State(state): State<AppState>,
@@ -110,9 +109,8 @@ pub async fn job_create(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "A page of jobs; a status is `Unknown` while the driver does not answer", body = api::JobList),
-        (status = 400, description = "Bad paging parameters, or `not_a_spark_cluster`", body = api::Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No valid token", body = api::Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such workspace or cluster", body = api::Problem, content_type = "application/problem+json")))]
+        (status = 400, description = "Bad paging parameters, or `not_a_spark_cluster`"),
+        (status = 404, description = "No such workspace or cluster")))]
 pub async fn jobs_list(
     Caller(caller): Caller,
     State(state): State<AppState>,
@@ -141,9 +139,8 @@ pub async fn jobs_list(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The job", body = api::Job),
-        (status = 400, description = "`not_a_spark_cluster`", body = api::Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No valid token", body = api::Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such workspace, cluster or job", body = api::Problem, content_type = "application/problem+json")))]
+        (status = 400, description = "`not_a_spark_cluster`"),
+        (status = 404, description = "No such workspace, cluster or job")))]
 pub async fn job_get(
     Caller(caller): Caller,
     State(state): State<AppState>,
@@ -161,12 +158,11 @@ pub async fn job_get(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "Progress documents (none while the job is Pending)", body = api::JobProgressList),
-        (status = 400, description = "A bad `limit`, or `not_a_spark_cluster`", body = api::Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No valid token", body = api::Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such workspace, cluster or job", body = api::Problem, content_type = "application/problem+json"),
-        (status = 409, description = "The cluster is not running (`cluster_not_ready`)", body = api::Problem, content_type = "application/problem+json"),
-        (status = 502, description = "The driver answered with an error (`driver_error`)", body = api::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The driver cannot be reached (`driver_unavailable`)", body = api::Problem, content_type = "application/problem+json")))]
+        (status = 400, description = "A bad `limit`, or `not_a_spark_cluster`"),
+        (status = 404, description = "No such workspace, cluster or job"),
+        (status = 409, description = "The cluster is not running (`cluster_not_ready`)"),
+        (status = 502, description = "The driver answered with an error (`driver_error`)"),
+        (status = 503, description = "The driver cannot be reached (`driver_unavailable`)")))]
 pub async fn job_progress(
     Caller(caller): Caller,
     State(state): State<AppState>,
@@ -188,12 +184,11 @@ pub async fn job_progress(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "Columns and rows (none while the job is Pending)", body = api::JobPreview),
-        (status = 400, description = "A bad `limit`, or `not_a_spark_cluster`", body = api::Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No valid token", body = api::Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such workspace, cluster or job", body = api::Problem, content_type = "application/problem+json"),
-        (status = 409, description = "The cluster is not running (`cluster_not_ready`)", body = api::Problem, content_type = "application/problem+json"),
-        (status = 502, description = "The driver answered with an error (`driver_error`)", body = api::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The driver cannot be reached (`driver_unavailable`)", body = api::Problem, content_type = "application/problem+json")))]
+        (status = 400, description = "A bad `limit`, or `not_a_spark_cluster`"),
+        (status = 404, description = "No such workspace, cluster or job"),
+        (status = 409, description = "The cluster is not running (`cluster_not_ready`)"),
+        (status = 502, description = "The driver answered with an error (`driver_error`)"),
+        (status = 503, description = "The driver cannot be reached (`driver_unavailable`)")))]
 pub async fn job_preview(
     Caller(caller): Caller,
     State(state): State<AppState>,
@@ -218,10 +213,9 @@ pub async fn job_preview(
     security(("bearer" = [])),
     responses(
         (status = 204, description = "Deleted; the driver stops the job now or when the job reconciler reaches it"),
-        (status = 400, description = "`not_a_spark_cluster`", body = api::Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No valid token", body = api::Problem, content_type = "application/problem+json"),
-        (status = 403, description = "The caller's role does not allow this", body = api::Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such workspace, cluster or job", body = api::Problem, content_type = "application/problem+json")))]
+        (status = 400, description = "`not_a_spark_cluster`"),
+        (status = 403, description = "The caller's role does not allow this"),
+        (status = 404, description = "No such workspace, cluster or job")))]
 pub async fn job_delete(
     Caller(caller): Caller,
     State(state): State<AppState>,

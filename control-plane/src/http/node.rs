@@ -29,9 +29,8 @@ pub struct PageParams {
     security(("bearer" = [])),
     responses(
         (status = 200, description = "A page of nodes", body = NodeList),
-        (status = 400, description = "Bad paging parameters", body = hdi_api::Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No valid token", body = hdi_api::Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not a platform admin", body = hdi_api::Problem, content_type = "application/problem+json")))]
+        (status = 400, description = "Bad paging parameters"),
+        (status = 403, description = "Not a platform admin")))]
 pub async fn nodes_list(
     _caller: AdminCaller,
     State(state): State<AppState>,
@@ -61,9 +60,8 @@ pub async fn nodes_list(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The node", body = Node),
-        (status = 401, description = "No valid token", body = hdi_api::Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not a platform admin", body = hdi_api::Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such node", body = hdi_api::Problem, content_type = "application/problem+json")))]
+        (status = 403, description = "Not a platform admin"),
+        (status = 404, description = "No such node")))]
 pub async fn node_get(
     _caller: AdminCaller,
     State(state): State<AppState>,

@@ -52,12 +52,11 @@ fn topic_to_wire(view: TopicView) -> api::Topic {
     security(("bearer" = [])),
     responses(
         (status = 200, description = "A page of topics (without configs)", body = api::TopicList),
-        (status = 400, description = "Bad paging parameters, or not a Kafka cluster (`not_a_kafka_cluster`)", body = api::Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No valid token", body = api::Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such workspace or cluster", body = api::Problem, content_type = "application/problem+json"),
-        (status = 409, description = "The cluster is not running (`cluster_not_ready`)", body = api::Problem, content_type = "application/problem+json"),
-        (status = 502, description = "Kafka answered with an error (`kafka_error`)", body = api::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The cluster cannot be reached (`cluster_unreachable`)", body = api::Problem, content_type = "application/problem+json")))]
+        (status = 400, description = "Bad paging parameters, or not a Kafka cluster (`not_a_kafka_cluster`)"),
+        (status = 404, description = "No such workspace or cluster"),
+        (status = 409, description = "The cluster is not running (`cluster_not_ready`)"),
+        (status = 502, description = "Kafka answered with an error (`kafka_error`)"),
+        (status = 503, description = "The cluster cannot be reached (`cluster_unreachable`)")))]
 pub async fn topics_list(
     Caller(caller): Caller,
     State(state): State<AppState>,
@@ -87,13 +86,12 @@ pub async fn topics_list(
     security(("bearer" = [])),
     responses(
         (status = 201, description = "Created", body = api::Topic),
-        (status = 400, description = "An invalid field (`field` names it: `name`, `partitions`, `replication_factor`, `configs.<key>`), `not_a_kafka_cluster` or `policy_violation`", body = api::Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No valid token", body = api::Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such workspace or cluster", body = api::Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`topic_exists`, `cluster_not_ready`, or `idempotency_key_in_use`", body = api::Problem, content_type = "application/problem+json"),
-        (status = 422, description = "`idempotency_key_reused`: the Idempotency-Key was used for a different request", body = api::Problem, content_type = "application/problem+json"),
-        (status = 502, description = "Kafka answered with an error (`kafka_error`)", body = api::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The cluster cannot be reached (`cluster_unreachable`)", body = api::Problem, content_type = "application/problem+json")))]
+        (status = 400, description = "An invalid field (`field` names it: `name`, `partitions`, `replication_factor`, `configs.<key>`), `not_a_kafka_cluster` or `policy_violation`"),
+        (status = 404, description = "No such workspace or cluster"),
+        (status = 409, description = "`topic_exists`, `cluster_not_ready`, or `idempotency_key_in_use`"),
+        (status = 422, description = "`idempotency_key_reused`: the Idempotency-Key was used for a different request"),
+        (status = 502, description = "Kafka answered with an error (`kafka_error`)"),
+        (status = 503, description = "The cluster cannot be reached (`cluster_unreachable`)")))]
 pub async fn topic_create(
     Caller(caller): Caller,
     State(state): State<AppState>,
@@ -121,13 +119,12 @@ pub async fn topic_create(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The topic", body = api::Topic),
-        (status = 400, description = "An invalid topic name, or `not_a_kafka_cluster`", body = api::Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No valid token", body = api::Problem, content_type = "application/problem+json"),
-        (status = 403, description = "The caller's role does not allow this", body = api::Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such workspace, cluster or topic", body = api::Problem, content_type = "application/problem+json"),
-        (status = 409, description = "The cluster is not running (`cluster_not_ready`)", body = api::Problem, content_type = "application/problem+json"),
-        (status = 502, description = "Kafka answered with an error (`kafka_error`)", body = api::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The cluster cannot be reached (`cluster_unreachable`)", body = api::Problem, content_type = "application/problem+json")))]
+        (status = 400, description = "An invalid topic name, or `not_a_kafka_cluster`"),
+        (status = 403, description = "The caller's role does not allow this"),
+        (status = 404, description = "No such workspace, cluster or topic"),
+        (status = 409, description = "The cluster is not running (`cluster_not_ready`)"),
+        (status = 502, description = "Kafka answered with an error (`kafka_error`)"),
+        (status = 503, description = "The cluster cannot be reached (`cluster_unreachable`)")))]
 pub async fn topic_get(
     Caller(caller): Caller,
     State(state): State<AppState>,
@@ -149,13 +146,12 @@ pub async fn topic_get(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The topic after the change", body = api::Topic),
-        (status = 400, description = "An invalid field (`partitions`, also for a shrink; `configs.<key>`), or `not_a_kafka_cluster`", body = api::Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No valid token", body = api::Problem, content_type = "application/problem+json"),
-        (status = 403, description = "The caller's role does not allow this", body = api::Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such workspace, cluster or topic", body = api::Problem, content_type = "application/problem+json"),
-        (status = 409, description = "The cluster is not running (`cluster_not_ready`)", body = api::Problem, content_type = "application/problem+json"),
-        (status = 502, description = "Kafka answered with an error (`kafka_error`)", body = api::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The cluster cannot be reached (`cluster_unreachable`)", body = api::Problem, content_type = "application/problem+json")))]
+        (status = 400, description = "An invalid field (`partitions`, also for a shrink; `configs.<key>`), or `not_a_kafka_cluster`"),
+        (status = 403, description = "The caller's role does not allow this"),
+        (status = 404, description = "No such workspace, cluster or topic"),
+        (status = 409, description = "The cluster is not running (`cluster_not_ready`)"),
+        (status = 502, description = "Kafka answered with an error (`kafka_error`)"),
+        (status = 503, description = "The cluster cannot be reached (`cluster_unreachable`)")))]
 pub async fn topic_patch(
     Caller(caller): Caller,
     State(state): State<AppState>,
@@ -181,13 +177,12 @@ pub async fn topic_patch(
     security(("bearer" = [])),
     responses(
         (status = 204, description = "Deleted"),
-        (status = 400, description = "An invalid topic name, or `not_a_kafka_cluster`", body = api::Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No valid token", body = api::Problem, content_type = "application/problem+json"),
-        (status = 403, description = "The caller's role does not allow this", body = api::Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such workspace, cluster or topic", body = api::Problem, content_type = "application/problem+json"),
-        (status = 409, description = "The cluster is not running (`cluster_not_ready`)", body = api::Problem, content_type = "application/problem+json"),
-        (status = 502, description = "Kafka answered with an error (`kafka_error`)", body = api::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The cluster cannot be reached (`cluster_unreachable`)", body = api::Problem, content_type = "application/problem+json")))]
+        (status = 400, description = "An invalid topic name, or `not_a_kafka_cluster`"),
+        (status = 403, description = "The caller's role does not allow this"),
+        (status = 404, description = "No such workspace, cluster or topic"),
+        (status = 409, description = "The cluster is not running (`cluster_not_ready`)"),
+        (status = 502, description = "Kafka answered with an error (`kafka_error`)"),
+        (status = 503, description = "The cluster cannot be reached (`cluster_unreachable`)")))]
 pub async fn topic_delete(
     Caller(caller): Caller,
     State(state): State<AppState>,

@@ -13,7 +13,7 @@ use std::time::Duration;
 use chrono::Utc;
 
 use super::node::PageRequest;
-use super::{Service, ServiceError};
+use super::{ErrorCode, Service, ServiceError};
 use crate::auth::jwt::{IssuedToken, KeyMaterial, PublicJwk, TokenKeys, TokenSettings};
 use crate::auth::password::{self, MAX_PASSWORD_LEN, MIN_PASSWORD_LEN};
 use crate::auth::{self, AuthError, Identity, Role};
@@ -183,7 +183,7 @@ impl Service {
             let (active, others) = self.store.signing_keys().await?;
             if let Some(active) = active {
                 break TokenKeys::new(settings, &active, &others)
-                    .map_err(|e| internal("signing_keys", e.to_string()))?;
+                    .map_err(|e| internal("signing_keys", crate::error_chain(&e)))?;
             }
             if generated {
                 return Err(internal(
@@ -191,8 +191,8 @@ impl Service {
                     "no active key after inserting one".to_owned(),
                 ));
             }
-            let key =
-                KeyMaterial::generate().map_err(|e| internal("signing_keys", e.to_string()))?;
+            let key = KeyMaterial::generate()
+                .map_err(|e| internal("signing_keys", crate::error_chain(&e)))?;
             self.store.signing_key_insert_if_none(&key).await?;
             generated = true;
         };
@@ -275,7 +275,7 @@ impl Service {
             }
         };
         keys.issue(identity.user_id, &identity.username, Utc::now().timestamp())
-            .map_err(|e| internal("signing_keys", e.to_string()))
+            .map_err(|e| internal("signing_keys", crate::error_chain(&e)))
     }
 
     /// Who a bearer token is: a JWT of ours (whose user still exists) or, for a token that is not
@@ -354,11 +354,11 @@ impl Service {
             let password = password.to_owned();
             let hash = blocking(move || password::hash(&password))
                 .await?
-                .map_err(|e| internal("users.password_hash", e.to_string()))?;
+                .map_err(|e| internal("users.password_hash", crate::error_chain(&e)))?;
             match self.store.user_insert(username, &hash, false).await {
                 Ok(user) => Ok(user),
                 Err(StoreError::Conflict { what }) => Err(ServiceError::Conflict {
-                    code: "user_exists",
+                    code: ErrorCode::UserExists,
                     message: format!("{what} already exists"),
                 }),
                 Err(other) => Err(other.into()),
@@ -421,7 +421,7 @@ impl Service {
             require_platform_admin(caller)?;
             if username == BOOTSTRAP_ADMIN {
                 return Err(ServiceError::Conflict {
-                    code: "user_builtin",
+                    code: ErrorCode::UserBuiltin,
                     message: format!("{BOOTSTRAP_ADMIN:?} is built in and cannot be deleted"),
                 });
             }
@@ -490,7 +490,7 @@ impl Service {
                 {
                     Ok(record) => Ok(NewApiToken { record, secret }),
                     Err(StoreError::Conflict { what }) => Err(ServiceError::Conflict {
-                        code: "api_token_exists",
+                        code: ErrorCode::ApiTokenExists,
                         message: format!("{what} already exists for user {username:?}"),
                     }),
                     Err(other) => Err(other.into()),

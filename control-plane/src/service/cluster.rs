@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use super::auth::require_platform_admin;
 use super::node::{PageRequest, is_dns_label};
-use super::{Service, ServiceError};
+use super::{ErrorCode, Service, ServiceError};
 use crate::auth::{Identity, Role};
 use crate::kafka_admin::KafkaAdmin;
 use crate::model::{
@@ -199,7 +199,7 @@ impl Service {
     ) {
         let (outcome, detail) = match outcome {
             Ok(()) => ("accepted".to_owned(), None),
-            Err(error) => (error_code(error).to_owned(), Some(error.to_string())),
+            Err(error) => (error.code().as_str().to_owned(), Some(error.to_string())),
         };
         let event = AuditRecord {
             id: 0,
@@ -249,7 +249,7 @@ impl Service {
             {
                 Ok(record) => Ok(record),
                 Err(StoreError::Conflict { what }) => Err(ServiceError::Conflict {
-                    code: "workspace_exists",
+                    code: ErrorCode::WorkspaceExists,
                     message: format!("{what} already exists"),
                 }),
                 Err(other) => Err(other.into()),
@@ -265,11 +265,14 @@ impl Service {
         .await
     }
 
-    /// One workspace.
+    /// One workspace, without an access check (for other service calls that made theirs).
     ///
     /// # Errors
     /// `not_found`.
-    pub async fn workspace_get(&self, name: &str) -> Result<WorkspaceRecord, ServiceError> {
+    pub(super) async fn workspace_get_unchecked(
+        &self,
+        name: &str,
+    ) -> Result<WorkspaceRecord, ServiceError> {
         self.store
             .workspace_get(name)
             .await?
@@ -397,7 +400,7 @@ impl Service {
             check_if_match(&existing, if_match)?;
             if existing.deleting {
                 return Err(ServiceError::Conflict {
-                    code: "cluster_deleting",
+                    code: ErrorCode::ClusterDeleting,
                     message: format!("cluster {name:?} is being deleted"),
                 });
             }
@@ -461,7 +464,7 @@ impl Service {
             }
         }
         Err(ServiceError::Conflict {
-            code: "concurrent_change",
+            code: ErrorCode::ConcurrentChange,
             message: format!("cluster {name:?} changed concurrently; retry"),
         })
     }
@@ -485,7 +488,7 @@ impl Service {
             check_if_match(&existing, if_match)?;
             if existing.deleting {
                 return Err(ServiceError::Conflict {
-                    code: "cluster_deleting",
+                    code: ErrorCode::ClusterDeleting,
                     message: format!("cluster {name:?} is being deleted"),
                 });
             }
@@ -557,7 +560,7 @@ impl Service {
             check_if_match(&existing, if_match)?;
             if existing.spec.deletion_protection {
                 return Err(ServiceError::Conflict {
-                    code: "deletion_protected",
+                    code: ErrorCode::DeletionProtected,
                     message: format!(
                         "cluster {name:?} has deletion_protection on; PATCH it off first"
                     ),
@@ -621,7 +624,7 @@ impl Service {
         }
         if cluster.voters > 0 && replicas < cluster.voters {
             return Err(ServiceError::Conflict {
-                code: "below_quorum",
+                code: ErrorCode::BelowQuorum,
                 message: format!(
                     "the cluster's first {} brokers are its metadata quorum; it cannot shrink below {}",
                     cluster.voters, cluster.voters
@@ -655,7 +658,7 @@ impl Service {
         }
         let shown: Vec<&str> = held.iter().take(5).map(String::as_str).collect();
         Err(ServiceError::Conflict {
-            code: "brokers_hold_partitions",
+            code: ErrorCode::BrokersHoldPartitions,
             message: format!(
                 "brokers above {replicas} hold {} partition replica(s) ({}{}); resize with drain to move them first",
                 held.len(),
@@ -680,7 +683,7 @@ impl Service {
         name: &str,
     ) -> Result<ClusterView, ServiceError> {
         self.authorize(caller, workspace, Role::Viewer).await?;
-        self.cluster_get(workspace, name).await
+        self.cluster_get_unchecked(workspace, name).await
     }
 
     /// One cluster with its workloads, without an access check (for other service calls that
@@ -688,12 +691,12 @@ impl Service {
     ///
     /// # Errors
     /// `not_found`.
-    pub async fn cluster_get(
+    pub(super) async fn cluster_get_unchecked(
         &self,
         workspace: &str,
         name: &str,
     ) -> Result<ClusterView, ServiceError> {
-        let ws = self.workspace_get(workspace).await?;
+        let ws = self.workspace_get_unchecked(workspace).await?;
         let cluster = self.cluster_record(&ws, name).await?;
         self.cluster_view(cluster).await
     }
@@ -856,7 +859,7 @@ fn changed(
         SpecChange::Done(done) => Ok(*done),
         SpecChange::Busy(running) => Err(busy(&running)),
         SpecChange::Stale => Err(ServiceError::Conflict {
-            code: "concurrent_change",
+            code: ErrorCode::ConcurrentChange,
             message: format!("cluster {name:?} changed concurrently; retry"),
         }),
     }
@@ -864,30 +867,12 @@ fn changed(
 
 fn busy(running: &OperationRecord) -> ServiceError {
     ServiceError::Conflict {
-        code: "operation_in_progress",
+        code: ErrorCode::OperationInProgress,
         message: format!(
             "operation {} ({}) is still running on cluster {:?}; wait for it or delete the cluster",
             running.id,
             running.kind.as_str(),
             running.cluster_name
         ),
-    }
-}
-
-fn error_code(error: &ServiceError) -> &'static str {
-    match error {
-        ServiceError::InvalidField { .. } => "invalid_field",
-        ServiceError::InvalidSql { .. } => "invalid_sql",
-        ServiceError::NotFound { .. } => "not_found",
-        ServiceError::Conflict { code, .. } => code,
-        ServiceError::PreconditionFailed { .. } => "precondition_failed",
-        ServiceError::Unauthenticated(_) => "unauthorized",
-        ServiceError::InvalidCredentials => "invalid_credentials",
-        ServiceError::Forbidden { .. } => "forbidden",
-        ServiceError::Refused { code, .. }
-        | ServiceError::Unreachable { code, .. }
-        | ServiceError::Upstream { code, .. } => code,
-        ServiceError::Unavailable(_) => "unavailable",
-        ServiceError::Internal(_) => "internal",
     }
 }

@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use uuid::Uuid;
 
 use super::node::{PageRequest, decode_page_token, encode_page_token, is_dns_label};
-use super::{Service, ServiceError};
+use super::{ErrorCode, Service, ServiceError};
 use crate::auth::{Identity, Role};
 use crate::driver::{DriverClient, DriverError, DriverJob, JobDefinition};
 use crate::model::{ClusterRecord, ClusterState, JobRecord, JobRunState, Kind, NewJob};
@@ -145,11 +145,11 @@ fn limit(value: Option<u32>) -> Result<u32, ServiceError> {
 fn driver_error(cluster: &str, error: DriverError) -> ServiceError {
     match error {
         DriverError::Unreachable { .. } => ServiceError::Unreachable {
-            code: "driver_unavailable",
+            code: ErrorCode::DriverUnavailable,
             message: format!("the driver of Spark cluster {cluster:?} cannot be reached: {error}"),
         },
         DriverError::Refused { .. } | DriverError::Protocol { .. } => ServiceError::Upstream {
-            code: "driver_error",
+            code: ErrorCode::DriverError,
             message: format!("the driver of Spark cluster {cluster:?} failed: {error}"),
         },
     }
@@ -181,7 +181,7 @@ impl Service {
         workspace: &str,
         cluster: &str,
     ) -> Result<ClusterRecord, ServiceError> {
-        let ws = self.workspace_get(workspace).await?;
+        let ws = self.workspace_get_unchecked(workspace).await?;
         let record = self
             .store
             .cluster_get(ws.id, cluster)
@@ -191,7 +191,7 @@ impl Service {
             })?;
         if record.kind != Kind::Spark {
             return Err(ServiceError::Refused {
-                code: "not_a_spark_cluster",
+                code: ErrorCode::NotASparkCluster,
                 message: format!(
                     "cluster {cluster:?} is a {} cluster; jobs run on Spark clusters",
                     record.kind.as_str()
@@ -211,7 +211,7 @@ impl Service {
         match cluster.status.job_api.as_deref() {
             Some(url) if serving && !cluster.deleting => Ok(self.driver(url)),
             _ => Err(ServiceError::Conflict {
-                code: "cluster_not_ready",
+                code: ErrorCode::ClusterNotReady,
                 message: format!(
                     "cluster {:?} is {}{}; jobs can be run once it is Running",
                     cluster.name,
@@ -325,7 +325,7 @@ impl Service {
                 None => None,
             };
             let exists = || ServiceError::Conflict {
-                code: "job_exists",
+                code: ErrorCode::JobExists,
                 message: format!("cluster {cluster:?} already has a job named {:?}", input.name),
             };
             if self
@@ -634,7 +634,7 @@ mod tests {
         assert!(matches!(
             sql_error(refused(500), "s"),
             ServiceError::Upstream {
-                code: "driver_error",
+                code: ErrorCode::DriverError,
                 ..
             }
         ));
@@ -645,7 +645,7 @@ mod tests {
         assert!(matches!(
             sql_error(down, "s"),
             ServiceError::Unreachable {
-                code: "driver_unavailable",
+                code: ErrorCode::DriverUnavailable,
                 ..
             }
         ));

@@ -22,6 +22,10 @@ pub use job::{JobInput, JobPreview, JobStatusView, JobView, MAX_SQL_BYTES};
 pub use node::{NodePage, PageRequest};
 pub use topic::{KNOWN_CONFIGS, TopicConfigs, TopicInput, TopicPatchInput, TopicView};
 
+/// The stable codes of [`ServiceError`]: the one wire type the service layer names, so the
+/// HTTP answer and the audit log say the same code.
+pub use hdi_api::ErrorCode;
+
 use crate::store::{Store, StoreError};
 
 /// Settings of the service layer.
@@ -65,7 +69,7 @@ pub enum ServiceError {
     #[error("{message}")]
     Conflict {
         /// Stable code, e.g. `node_name_taken`.
-        code: &'static str,
+        code: ErrorCode,
         /// What conflicts.
         message: String,
     },
@@ -80,7 +84,7 @@ pub enum ServiceError {
     #[error("{message}")]
     Refused {
         /// Stable code.
-        code: &'static str,
+        code: ErrorCode,
         /// Why.
         message: String,
     },
@@ -89,7 +93,7 @@ pub enum ServiceError {
     #[error("{message}")]
     Unreachable {
         /// Stable code.
-        code: &'static str,
+        code: ErrorCode,
         /// What could not be reached.
         message: String,
     },
@@ -98,7 +102,7 @@ pub enum ServiceError {
     #[error("{message}")]
     Upstream {
         /// Stable code.
-        code: &'static str,
+        code: ErrorCode,
         /// What it answered.
         message: String,
     },
@@ -123,14 +127,33 @@ pub enum ServiceError {
     Internal(#[source] StoreError),
 }
 
+impl ServiceError {
+    /// The stable code of this error, as the HTTP answer and the audit log give it.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            ServiceError::InvalidField { .. } => ErrorCode::InvalidField,
+            ServiceError::InvalidSql { .. } => ErrorCode::InvalidSql,
+            ServiceError::NotFound { .. } => ErrorCode::NotFound,
+            ServiceError::PreconditionFailed { .. } => ErrorCode::PreconditionFailed,
+            ServiceError::Unauthenticated(_) => ErrorCode::Unauthorized,
+            ServiceError::InvalidCredentials => ErrorCode::InvalidCredentials,
+            ServiceError::Forbidden { .. } => ErrorCode::Forbidden,
+            ServiceError::Conflict { code, .. }
+            | ServiceError::Refused { code, .. }
+            | ServiceError::Unreachable { code, .. }
+            | ServiceError::Upstream { code, .. } => *code,
+            ServiceError::Unavailable(_) => ErrorCode::Unavailable,
+            ServiceError::Internal(_) => ErrorCode::Internal,
+        }
+    }
+}
+
 impl From<StoreError> for ServiceError {
     fn from(error: StoreError) -> ServiceError {
-        match error {
-            StoreError::Query {
-                source: sqlx::Error::PoolTimedOut | sqlx::Error::Io(_),
-                ..
-            } => ServiceError::Unavailable(error),
-            other => ServiceError::Internal(other),
+        if error.is_unavailable() {
+            ServiceError::Unavailable(error)
+        } else {
+            ServiceError::Internal(error)
         }
     }
 }

@@ -2,7 +2,7 @@
 
 use crate::model::{Capacity, NodeId, NodeRecord, NodeSpec};
 
-use super::{Service, ServiceError};
+use super::{ErrorCode, Service, ServiceError};
 
 /// The largest page a list call returns.
 pub const MAX_PAGE_SIZE: u32 = 500;
@@ -42,7 +42,7 @@ impl Service {
         match self.store.node_upsert(id, &spec).await {
             Ok(record) => Ok(record),
             Err(crate::store::StoreError::Conflict { what }) => Err(ServiceError::Conflict {
-                code: "node_name_taken",
+                code: ErrorCode::NodeNameTaken,
                 message: format!(
                     "{what} is registered by another node; pick another name or remove that node"
                 ),

@@ -17,7 +17,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::node::PageRequest;
-use super::{Service, ServiceError};
+use super::{ErrorCode, Service, ServiceError};
 use crate::auth::{Identity, Role};
 use crate::kafka_admin::{AdminError, ClusterMetadata, KafkaAdmin, PartitionInfo, TopicInfo};
 use crate::model::{ClusterState, Kind};
@@ -227,11 +227,11 @@ pub fn admin_error(
 ) -> ServiceError {
     match error {
         AdminError::Connect { .. } | AdminError::Timeout { .. } => ServiceError::Unreachable {
-            code: "cluster_unreachable",
+            code: ErrorCode::ClusterUnreachable,
             message: format!("the Kafka cluster {cluster:?} cannot be reached: {error}"),
         },
         AdminError::Protocol(_) => ServiceError::Upstream {
-            code: "kafka_error",
+            code: ErrorCode::KafkaError,
             message: format!("the Kafka cluster {cluster:?} answered badly: {error}"),
         },
         AdminError::Kafka {
@@ -245,7 +245,7 @@ pub fn admin_error(
             };
             match name.as_str() {
                 "TOPIC_ALREADY_EXISTS" => ServiceError::Conflict {
-                    code: "topic_exists",
+                    code: ErrorCode::TopicExists,
                     message: format!("topic {topic:?} already exists in cluster {cluster:?}"),
                 },
                 "UNKNOWN_TOPIC_OR_PARTITION" | "UNKNOWN_TOPIC_ID" => ServiceError::NotFound {
@@ -256,11 +256,11 @@ pub fn admin_error(
                 "INVALID_TOPIC_EXCEPTION" => invalid("name", why()),
                 "INVALID_CONFIG" => invalid(&config_field(message.as_deref(), config_keys), why()),
                 "POLICY_VIOLATION" => ServiceError::Refused {
-                    code: "policy_violation",
+                    code: ErrorCode::PolicyViolation,
                     message: format!("topic {topic:?} {}", why()),
                 },
                 _ => ServiceError::Upstream {
-                    code: "kafka_error",
+                    code: ErrorCode::KafkaError,
                     message: format!("the Kafka cluster {cluster:?} refused: {error}"),
                 },
             }
@@ -319,11 +319,11 @@ impl Service {
         workspace: &str,
         cluster: &str,
     ) -> Result<KafkaAdmin, ServiceError> {
-        let view = self.cluster_get(workspace, cluster).await?;
+        let view = self.cluster_get_unchecked(workspace, cluster).await?;
         let record = view.cluster;
         if record.kind != Kind::Kafka {
             return Err(ServiceError::Refused {
-                code: "not_a_kafka_cluster",
+                code: ErrorCode::NotAKafkaCluster,
                 message: format!(
                     "cluster {cluster:?} is a {} cluster; topics live in Kafka clusters",
                     record.kind.as_str()
@@ -342,7 +342,7 @@ impl Service {
                 ADMIN_TIMEOUT,
             )),
             _ => Err(ServiceError::Conflict {
-                code: "cluster_not_ready",
+                code: ErrorCode::ClusterNotReady,
                 message: format!(
                     "cluster {cluster:?} is {}{}; topics can be managed once it is Running",
                     record.state.as_str(),
@@ -407,7 +407,7 @@ impl Service {
         let info = metadata
             .topic(topic)
             .ok_or_else(|| ServiceError::Upstream {
-                code: "kafka_error",
+                code: ErrorCode::KafkaError,
                 message: format!(
                     "the Kafka cluster {cluster:?} accepted topic {topic:?} but its metadata does not show it after {SETTLE:?}"
                 ),
@@ -726,7 +726,7 @@ mod tests {
         assert!(matches!(
             map(kafka("TOPIC_ALREADY_EXISTS", None)),
             ServiceError::Conflict {
-                code: "topic_exists",
+                code: ErrorCode::TopicExists,
                 ..
             }
         ));
@@ -752,13 +752,13 @@ mod tests {
         assert!(matches!(
             map(kafka("POLICY_VIOLATION", None)),
             ServiceError::Refused {
-                code: "policy_violation",
+                code: ErrorCode::PolicyViolation,
                 ..
             }
         ));
         match map(kafka("REQUEST_TIMED_OUT", Some("slow"))) {
             ServiceError::Upstream { code, message } => {
-                assert_eq!(code, "kafka_error");
+                assert_eq!(code, ErrorCode::KafkaError);
                 assert!(message.contains("REQUEST_TIMED_OUT"), "{message}");
             }
             other => panic!("{other:?}"),
@@ -769,7 +769,7 @@ mod tests {
                 reason: "refused".into()
             }),
             ServiceError::Unreachable {
-                code: "cluster_unreachable",
+                code: ErrorCode::ClusterUnreachable,
                 ..
             }
         ));

@@ -57,6 +57,20 @@ pub enum StoreError {
     },
 }
 
+impl StoreError {
+    /// Whether the database could not be reached (no connection within the pool's timeout, or
+    /// the connection broke), rather than the call being at fault: a caller may retry later.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Query {
+                source: sqlx::Error::PoolTimedOut | sqlx::Error::Io(_),
+                ..
+            }
+        )
+    }
+}
+
 /// The handle to the control plane's database.
 #[derive(Clone, Debug)]
 pub struct Store {
