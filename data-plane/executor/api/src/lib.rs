@@ -35,7 +35,7 @@ pub use job::{
     Acknowledged, ErrorView, JobDefinition, JobList, JobStatus, Preview, ProgressList, QueryState,
     ValidateRequest,
 };
-pub use problem::Problem;
+pub use problem::{AboutBlank, PROBLEM_CONTENT_TYPE, Problem};
 pub use progress::{Durations, EventTime, Progress, SinkProgress, SourceProgress, StateOperator};
 /// The HTTP status type of [`Problem::new`] (the `http` crate's, as axum's and reqwest's).
 pub use reqwest::StatusCode;

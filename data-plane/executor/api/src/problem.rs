@@ -11,8 +11,8 @@ pub const PROBLEM_CONTENT_TYPE: &str = "application/problem+json";
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Problem {
     /// Always `about:blank`.
-    #[serde(rename = "type", default = "about_blank")]
-    pub problem_type: String,
+    #[serde(rename = "type", default)]
+    pub problem_type: AboutBlank,
     /// The status's reason phrase.
     #[serde(default)]
     pub title: String,
@@ -36,15 +36,28 @@ pub struct Problem {
     pub column: Option<u32>,
 }
 
-fn about_blank() -> String {
-    "about:blank".to_owned()
+/// A problem's `type`: always `about:blank` (the status and `code` say what happened). Reads any
+/// value, so that the problem stays small enough to be an error variant.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AboutBlank;
+
+impl Serialize for AboutBlank {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str("about:blank")
+    }
+}
+
+impl<'de> Deserialize<'de> for AboutBlank {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<AboutBlank, D::Error> {
+        serde::de::IgnoredAny::deserialize(deserializer).map(|_| AboutBlank)
+    }
 }
 
 impl Problem {
     /// A problem with `status`, `code` and `detail`.
     pub fn new(status: StatusCode, code: &str, detail: impl Into<String>) -> Problem {
         Problem {
-            problem_type: about_blank(),
+            problem_type: AboutBlank,
             title: status.canonical_reason().unwrap_or("Error").to_owned(),
             status: status.as_u16(),
             code: code.to_owned(),
@@ -133,7 +146,6 @@ mod tests {
     fn a_sparse_problem_reads() {
         let problem: Problem =
             serde_json::from_str(r#"{"code":"job_not_found"}"#).unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(problem.problem_type, "about:blank");
         assert_eq!(
             (problem.code.as_str(), problem.line),
             ("job_not_found", None)
