@@ -16,9 +16,9 @@
 //!
 //! A job id is 1-64 letters, digits, `-` or `_`; the control plane names its jobs by UUID, so
 //! [`JobStatus`] takes the id's type as a parameter (`String` on the driver, `Uuid` in the
-//! control plane's reads). The crate does no I/O of its own beyond the client, and knows nothing
-//! of how jobs run: no DataFusion, no axum unless a server asks for it (feature `axum`: the
-//! problem as a response; feature `fake`: [`fake::FakeDriver`] for tests).
+//! control plane's reads). The crate knows nothing of how jobs run: no DataFusion, and no axum
+//! unless a server asks for it (feature `axum`: the problem as a response; feature `fake`:
+//! `fake::FakeDriver`, an in-process driver for tests).
 
 mod client;
 mod cluster;
