@@ -1,7 +1,6 @@
 //! Streaming SQL jobs in-process against a real PostgreSQL database per test and a fake executor
-//! driver: an axum server on 127.0.0.1 inside the test that implements the driver's job API
-//! contract and records every request it gets, so the tests assert exactly what the control plane
-//! sent. Submit, list, show, progress, preview, delete; validation (field names, not Spark, not
+//! driver (`hdi_executor_api::fake`: the driver's job API on 127.0.0.1 inside the test, recording
+//! every request it gets), so the tests assert exactly what the control plane sent. Submit, list, show, progress, preview, delete; validation (field names, not Spark, not
 //! ready, unknown Kafka cluster, the driver's SQL errors with line and column, a driver that is
 //! down); roles; the job reconciler resubmitting lost jobs and removing unknown ones.
 #![allow(
@@ -11,17 +10,18 @@
 
 mod common;
 
-use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::body::{Body, Bytes};
-use axum::extract::State;
-use axum::http::{Method, Request, StatusCode, Uri};
-use axum::response::{IntoResponse, Response};
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
 use hdi_control_plane::model::{ClusterState, ClusterStatusDoc};
 use hdi_control_plane::reconcile::JobReconciler;
 use hdi_control_plane::store::Store;
+use hdi_executor_api::fake::{FakeDriver, Seen};
+use hdi_executor_api::{
+    Durations, EventTime, JobStatus, Preview, Problem, Progress, QueryState, SinkProgress,
+    SourceProgress, StateOperator,
+};
 use serde_json::{Value, json};
 use sqlx::PgPool;
 use tower::ServiceExt;
@@ -31,182 +31,64 @@ use common::ADMIN;
 const BOOTSTRAP: &str = "127.0.0.1:19092,127.0.0.1:19093";
 const SQL: &str = "CREATE SINK counts AS\nSELECT window_start, count(*) AS n\nFROM clicks GROUP BY TUMBLE(ts, INTERVAL '1' MINUTE)";
 
-/// One request the fake driver got.
-#[derive(Clone, Debug, PartialEq)]
-struct Seen {
-    method: String,
-    uri: String,
-    body: Value,
-}
-
 fn seen(method: &str, uri: &str, body: Value) -> Seen {
-    Seen {
-        method: method.to_owned(),
-        uri: uri.to_owned(),
-        body,
+    Seen::new(method, uri, body)
+}
+
+fn progress(batch: u64) -> Progress {
+    Progress {
+        id: "q".into(),
+        name: "clicks".into(),
+        batch_id: batch,
+        timestamp: "2025-01-01T00:00:00Z".into(),
+        num_input_rows: 100 * batch,
+        input_rows_per_second: 50.0,
+        processed_rows_per_second: 75.5,
+        duration_ms: Durations {
+            trigger_execution: 120,
+            ..Durations::default()
+        },
+        event_time: EventTime {
+            min: Some("2025-01-01T00:00:00Z".into()),
+            max: Some("2025-01-01T00:01:00Z".into()),
+            watermark: Some("2025-01-01T00:00:30Z".into()),
+        },
+        state_operators: vec![StateOperator {
+            num_rows_total: 7,
+            num_rows_updated: 2,
+            memory_used_bytes: 1024,
+            num_rows_dropped_by_watermark: 1,
+            ..StateOperator::default()
+        }],
+        sources: vec![SourceProgress {
+            description: "kafka[clicks]".into(),
+            start_offset: [("0".to_owned(), 0)].into(),
+            end_offset: [("0".to_owned(), 100)].into(),
+            num_input_rows: 100,
+            malformed_rows: 0,
+        }],
+        sink: SinkProgress {
+            description: "kafka[counts]".into(),
+            num_output_rows: 3,
+        },
     }
 }
 
-/// The fake driver's state.
-#[derive(Default)]
-struct Driver {
-    /// JobStatus documents by id.
-    jobs: BTreeMap<String, Value>,
-    requests: Vec<Seen>,
-    /// When set, validation answers 400 with this problem.
-    validate_error: Option<Value>,
-    /// When set, PUTs answer 500.
-    put_fails: bool,
-}
-
-type Shared = Arc<Mutex<Driver>>;
-
-fn problem(status: StatusCode, body: Value) -> Response {
-    (
-        status,
-        [("content-type", "application/problem+json")],
-        body.to_string(),
-    )
-        .into_response()
-}
-
-fn json_reply(status: StatusCode, body: Value) -> Response {
-    (
-        status,
-        [("content-type", "application/json")],
-        body.to_string(),
-    )
-        .into_response()
-}
-
-fn progress(batch: u64) -> Value {
-    json!({
-        "id": "q", "name": "clicks", "batch_id": batch, "timestamp": "2025-01-01T00:00:00Z",
-        "num_input_rows": 100 * batch, "input_rows_per_second": 50.0,
-        "processed_rows_per_second": 75.5, "duration_ms": {"triggerExecution": 120},
-        "event_time": {"min": "2025-01-01T00:00:00Z", "max": "2025-01-01T00:01:00Z",
-                        "watermark": "2025-01-01T00:00:30Z"},
-        "state_operators": [{"num_rows_total": 7, "num_rows_updated": 2,
-                              "memory_used_bytes": 1024, "num_rows_dropped_by_watermark": 1}],
-        "sources": [{"description": "kafka[clicks]", "start_offset": {"0": 0},
-                     "end_offset": {"0": 100}, "num_input_rows": 100, "malformed_rows": 0}],
-        "sink": {"description": "kafka[counts]", "num_output_rows": 3}
-    })
-}
-
-/// The driver's job API contract, recording every request.
-async fn driver_handler(
-    State(driver): State<Shared>,
-    method: Method,
-    uri: Uri,
-    body: Bytes,
-) -> Response {
-    let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-    let mut d = driver.lock().unwrap();
-    d.requests.push(seen(
-        method.as_str(),
-        &uri.path_and_query().unwrap().to_string(),
-        body.clone(),
-    ));
-    let parts: Vec<&str> = uri.path().trim_start_matches('/').split('/').collect();
-    let limit = uri
-        .query()
-        .and_then(|q| q.strip_prefix("limit="))
-        .and_then(|n| n.parse::<usize>().ok())
-        .unwrap_or(20);
-    let not_found = || {
-        problem(
-            StatusCode::NOT_FOUND,
-            json!({"code": "job_not_found", "detail": "no such job"}),
-        )
+/// The fake driver: every job has committed three batches; its preview has two rows.
+async fn fake_driver() -> FakeDriver {
+    let driver = FakeDriver::start().await.unwrap();
+    driver.state().progress = (1..=3).map(progress).collect();
+    driver.state().preview = Preview {
+        columns: vec!["window_start".into(), "n".into()],
+        rows: (0..2)
+            .map(|i| json!({"window_start": format!("00:0{i}"), "n": i}))
+            .collect(),
     };
-    match (method.as_str(), parts.as_slice()) {
-        ("POST", ["v1", "jobs", "validate"]) => match d.validate_error.clone() {
-            Some(error) => problem(StatusCode::BAD_REQUEST, error),
-            None => json_reply(StatusCode::OK, json!({"ok": true})),
-        },
-        ("PUT", ["v1", "jobs", id]) => {
-            if d.put_fails {
-                return problem(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    json!({"code": "internal", "detail": "disk full"}),
-                );
-            }
-            let id = (*id).to_owned();
-            if let Some(job) = d.jobs.get(&id) {
-                let same = job["name"] == body["name"] && job["sql"] == body["sql"];
-                return if same {
-                    json_reply(StatusCode::OK, job.clone())
-                } else {
-                    problem(
-                        StatusCode::CONFLICT,
-                        json!({"code": "job_conflict", "detail": "other definition"}),
-                    )
-                };
-            }
-            let job = json!({
-                "id": id, "name": body["name"], "sql": body["sql"], "state": "running",
-                "error": null, "batches_committed": 3, "last_progress": progress(3),
-                "submitted_at": "2025-01-01T00:00:00Z"
-            });
-            d.jobs.insert(id, job.clone());
-            json_reply(StatusCode::CREATED, job)
-        }
-        ("GET", ["v1", "jobs"]) => json_reply(
-            StatusCode::OK,
-            json!({"jobs": d.jobs.values().cloned().collect::<Vec<_>>()}),
-        ),
-        ("GET", ["v1", "jobs", id]) => match d.jobs.get(*id) {
-            Some(job) => json_reply(StatusCode::OK, job.clone()),
-            None => not_found(),
-        },
-        ("GET", ["v1", "jobs", id, "progress"]) => {
-            if !d.jobs.contains_key(*id) {
-                return not_found();
-            }
-            let all: Vec<Value> = (1..=3).map(progress).collect();
-            let start = all.len().saturating_sub(limit);
-            json_reply(StatusCode::OK, json!({"progress": all[start..]}))
-        }
-        ("GET", ["v1", "jobs", id, "preview"]) => {
-            if !d.jobs.contains_key(*id) {
-                return not_found();
-            }
-            let rows: Vec<Value> = (0..limit.min(2))
-                .map(|i| json!({"window_start": format!("00:0{i}"), "n": i}))
-                .collect();
-            json_reply(
-                StatusCode::OK,
-                json!({"columns": ["window_start", "n"], "rows": rows}),
-            )
-        }
-        ("DELETE", ["v1", "jobs", id]) => match d.jobs.remove(*id) {
-            Some(_) => StatusCode::NO_CONTENT.into_response(),
-            None => not_found(),
-        },
-        _ => problem(
-            StatusCode::NOT_FOUND,
-            json!({"code": "not_found", "detail": "no such endpoint"}),
-        ),
-    }
+    driver
 }
 
-/// Starts the fake driver; its base URL and state.
-async fn fake_driver() -> (String, Shared) {
-    let shared: Shared = Arc::default();
-    let app = axum::Router::new()
-        .fallback(driver_handler)
-        .with_state(shared.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    (url, shared)
-}
-
-fn requests(driver: &Shared) -> Vec<Seen> {
-    std::mem::take(&mut driver.lock().unwrap().requests)
-}
-
+/// What a call answered. Its fields and [`call`]'s signature are the shared helper's in
+/// `common/mod.rs` once that has one (then these two go).
 struct Reply {
     status: StatusCode,
     body: Value,
@@ -215,15 +97,15 @@ struct Reply {
 
 async fn call(
     app: &axum::Router,
-    token: &str,
     method: &str,
     uri: &str,
+    token: Option<&str>,
     body: Option<Value>,
 ) -> Reply {
-    let request = Request::builder()
-        .method(method)
-        .uri(uri)
-        .header("authorization", format!("Bearer {token}"));
+    let mut request = Request::builder().method(method).uri(uri);
+    if let Some(token) = token {
+        request = request.header("authorization", format!("Bearer {token}"));
+    }
     let request = match body {
         Some(body) => request
             .header("content-type", "application/json")
@@ -253,20 +135,19 @@ async fn call(
 struct Fixture {
     app: axum::Router,
     store: Store,
-    driver: Shared,
-    driver_url: String,
+    driver: FakeDriver,
 }
 
 impl Fixture {
     async fn new(pool: PgPool) -> Fixture {
         let app = common::app(pool.clone(), Duration::from_secs(10)).await;
         let store = Store::from_pool(pool);
-        let (driver_url, driver) = fake_driver().await;
+        let driver = fake_driver().await;
         let reply = call(
             &app,
-            ADMIN,
             "POST",
             "/v1/workspaces",
+            Some(ADMIN),
             Some(json!({"name": "ws"})),
         )
         .await;
@@ -278,16 +159,11 @@ impl Fixture {
         ] {
             let spec = json!({"kind": kind, "node_pools": [{"name": "pool", "role": role, "replicas": 1}]});
             let uri = format!("/v1/workspaces/ws/clusters/{name}");
-            let reply = call(&app, ADMIN, "PUT", &uri, Some(spec)).await;
+            let reply = call(&app, "PUT", &uri, Some(ADMIN), Some(spec)).await;
             assert_eq!(reply.status, StatusCode::ACCEPTED, "{}", reply.body);
         }
-        let fixture = Fixture {
-            app,
-            store,
-            driver,
-            driver_url: driver_url.clone(),
-        };
-        fixture.set_job_api("spark", &driver_url).await;
+        let fixture = Fixture { app, store, driver };
+        fixture.set_job_api("spark", fixture.driver.url()).await;
         fixture
             .set_status(
                 "kafka",
@@ -331,7 +207,7 @@ impl Fixture {
     }
 
     async fn call(&self, method: &str, uri: &str, body: Option<Value>) -> Reply {
-        call(&self.app, ADMIN, method, uri, body).await
+        call(&self.app, method, uri, Some(ADMIN), body).await
     }
 
     async fn submit(&self, name: &str, kafka: Option<&str>) -> Reply {
@@ -373,7 +249,7 @@ async fn jobs_are_submitted_listed_shown_and_deleted(pool: PgPool) {
     assert_eq!(created.body["status"]["batches_committed"], 3);
     // Validate, then the idempotent PUT under the control plane's id, then the status read.
     assert_eq!(
-        requests(&f.driver),
+        f.driver.requests(),
         [
             seen(
                 "POST",
@@ -394,7 +270,7 @@ async fn jobs_are_submitted_listed_shown_and_deleted(pool: PgPool) {
     assert_eq!(plain.status, StatusCode::CREATED, "{}", plain.body);
     assert!(plain.body.get("kafka_cluster").is_none(), "{}", plain.body);
     let plain_id = plain.body["id"].as_str().unwrap().to_owned();
-    let sent = requests(&f.driver);
+    let sent = f.driver.requests();
     assert_eq!(sent[0].body, json!({"sql": SQL, "bootstrap_servers": null}));
     assert_eq!(
         sent[1].body,
@@ -405,7 +281,7 @@ async fn jobs_are_submitted_listed_shown_and_deleted(pool: PgPool) {
     assert_eq!(taken.status, StatusCode::CONFLICT, "{}", taken.body);
     assert_eq!(taken.body["code"], "job_exists");
     assert!(
-        requests(&f.driver).is_empty(),
+        f.driver.requests().is_empty(),
         "a duplicate never reaches the driver"
     );
 
@@ -424,7 +300,7 @@ async fn jobs_are_submitted_listed_shown_and_deleted(pool: PgPool) {
         list.body["items"][0]["status"]["last_progress"]["batch_id"],
         3
     );
-    assert_eq!(requests(&f.driver), [seen("GET", "/v1/jobs", Value::Null)]);
+    assert_eq!(f.driver.requests(), [seen("GET", "/v1/jobs", Value::Null)]);
     let first = f.call("GET", &format!("{JOBS}?page_size=1"), None).await;
     assert_eq!(first.body["items"].as_array().unwrap().len(), 1);
     let token = first.body["next_page_token"].as_str().unwrap().to_owned();
@@ -437,7 +313,7 @@ async fn jobs_are_submitted_listed_shown_and_deleted(pool: PgPool) {
         .await;
     assert_eq!(second.body["items"][0]["name"], "plain");
     assert!(second.body.get("next_page_token").is_none());
-    requests(&f.driver);
+    f.driver.requests();
 
     // Show by name and by id.
     for key in ["clicks", id.as_str()] {
@@ -448,7 +324,7 @@ async fn jobs_are_submitted_listed_shown_and_deleted(pool: PgPool) {
     }
     let missing = f.call("GET", &format!("{JOBS}/nope"), None).await;
     assert_eq!(missing.status, StatusCode::NOT_FOUND);
-    requests(&f.driver);
+    f.driver.requests();
 
     // Progress and preview are proxied with the limit.
     let progress = f
@@ -472,7 +348,7 @@ async fn jobs_are_submitted_listed_shown_and_deleted(pool: PgPool) {
         json!({"window_start": "00:01", "n": 1})
     );
     assert_eq!(
-        requests(&f.driver),
+        f.driver.requests(),
         [
             seen(
                 "GET",
@@ -496,7 +372,7 @@ async fn jobs_are_submitted_listed_shown_and_deleted(pool: PgPool) {
     let deleted = f.call("DELETE", &format!("{JOBS}/clicks"), None).await;
     assert_eq!(deleted.status, StatusCode::NO_CONTENT, "{}", deleted.body);
     assert_eq!(
-        requests(&f.driver),
+        f.driver.requests(),
         [seen("DELETE", &format!("/v1/jobs/{id}"), Value::Null)]
     );
     assert_eq!(
@@ -506,7 +382,7 @@ async fn jobs_are_submitted_listed_shown_and_deleted(pool: PgPool) {
     let again = f.call("DELETE", &format!("{JOBS}/clicks"), None).await;
     assert_eq!(again.status, StatusCode::NOT_FOUND);
     assert_eq!(
-        f.driver.lock().unwrap().jobs.keys().collect::<Vec<_>>(),
+        f.driver.state().jobs.keys().collect::<Vec<_>>(),
         [&plain_id]
     );
 
@@ -637,15 +513,19 @@ async fn job_submissions_are_validated(pool: PgPool) {
         );
     }
     assert!(
-        requests(&f.driver).is_empty(),
+        f.driver.requests().is_empty(),
         "nothing invalid reaches the driver"
     );
 
     // The driver's SQL error: 400 invalid_sql with its code, line and column; nothing stored.
-    f.driver.lock().unwrap().validate_error = Some(json!({
-        "type": "about:blank", "title": "Bad Request", "status": 400,
-        "code": "unknown_column", "detail": "column \"ts\" not found in clicks", "line": 3, "column": 41
-    }));
+    f.driver.state().validate_error = Some(
+        Problem::new(
+            StatusCode::BAD_REQUEST,
+            "unknown_column",
+            "column \"ts\" not found in clicks",
+        )
+        .at(Some(3), Some(41)),
+    );
     let refused = f.submit("clicks", Some("kafka")).await;
     assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{}", refused.body);
     assert_eq!(refused.body["code"], "invalid_sql");
@@ -654,14 +534,14 @@ async fn job_submissions_are_validated(pool: PgPool) {
     assert_eq!(refused.body["line"], 3);
     assert_eq!(refused.body["column"], 41);
     assert_eq!(refused.body["detail"], "column \"ts\" not found in clicks");
-    let sent = requests(&f.driver);
+    let sent = f.driver.requests();
     assert_eq!(sent.len(), 1, "{sent:?}");
     assert_eq!(sent[0].uri, "/v1/jobs/validate");
     let list = f.call("GET", JOBS, None).await;
     assert_eq!(list.body["items"], json!([]));
 
     // A driver that is down: 503 driver_unavailable, nothing stored.
-    f.driver.lock().unwrap().validate_error = None;
+    f.driver.state().validate_error = None;
     f.set_job_api("spark", &dead_url().await).await;
     let down = f.submit("clicks", None).await;
     assert_eq!(
@@ -707,23 +587,30 @@ async fn viewers_read_jobs_but_cannot_submit_or_delete(pool: PgPool) {
     assert_eq!(bound.status, StatusCode::OK, "{}", bound.body);
     let token = call(
         &f.app,
-        ADMIN,
         "POST",
         "/v1/auth/token",
+        Some(ADMIN),
         Some(json!({"grant_type": "password", "username": "vera", "password": "correct horse battery staple"})),
     )
     .await;
     let vera = token.body["access_token"].as_str().unwrap().to_owned();
-    requests(&f.driver);
+    f.driver.requests();
 
     let body = json!({"name": "mine", "sql": SQL});
-    let submit = call(&f.app, &vera, "POST", JOBS, Some(body)).await;
+    let submit = call(&f.app, "POST", JOBS, Some(&vera), Some(body)).await;
     assert_eq!(submit.status, StatusCode::FORBIDDEN, "{}", submit.body);
     assert_eq!(submit.body["code"], "forbidden");
-    let delete = call(&f.app, &vera, "DELETE", &format!("{JOBS}/clicks"), None).await;
+    let delete = call(
+        &f.app,
+        "DELETE",
+        &format!("{JOBS}/clicks"),
+        Some(&vera),
+        None,
+    )
+    .await;
     assert_eq!(delete.status, StatusCode::FORBIDDEN, "{}", delete.body);
     assert!(
-        requests(&f.driver).is_empty(),
+        f.driver.requests().is_empty(),
         "refused calls never reach the driver"
     );
     for uri in [
@@ -732,10 +619,10 @@ async fn viewers_read_jobs_but_cannot_submit_or_delete(pool: PgPool) {
         format!("{JOBS}/clicks/progress"),
         format!("{JOBS}/clicks/preview"),
     ] {
-        let reply = call(&f.app, &vera, "GET", &uri, None).await;
+        let reply = call(&f.app, "GET", &uri, Some(&vera), None).await;
         assert_eq!(reply.status, StatusCode::OK, "{uri}: {}", reply.body);
     }
-    assert_eq!(f.driver.lock().unwrap().jobs.len(), 1);
+    assert_eq!(f.driver.state().jobs.len(), 1);
 }
 
 #[sqlx::test(migrations = "../migrations")]
@@ -747,24 +634,33 @@ async fn the_job_reconciler_resubmits_lost_jobs_and_removes_unknown_ones(pool: P
         .unwrap()
         .to_owned();
     // A PUT that fails is not the submission's failure: the job is stored and Pending.
-    f.driver.lock().unwrap().put_fails = true;
+    f.driver.state().put_error = Some(Problem::internal("disk full"));
     let pending = f.submit("b", None).await;
     assert_eq!(pending.status, StatusCode::CREATED, "{}", pending.body);
     assert_eq!(pending.body["status"]["state"], "Pending");
     let b = pending.body["id"].as_str().unwrap().to_owned();
-    f.driver.lock().unwrap().put_fails = false;
+    f.driver.state().put_error = None;
 
     // The driver lost `a` (a new driver, a lost data dir) and runs a job nothing stores.
     let unknown = "6b1c3f0e-0000-4000-8000-000000000001";
     {
-        let mut d = f.driver.lock().unwrap();
+        let mut d = f.driver.state();
         d.jobs.remove(&a);
         d.jobs.insert(
             unknown.to_owned(),
-            json!({"id": unknown, "name": "stray", "state": "running"}),
+            JobStatus {
+                id: unknown.to_owned(),
+                name: "stray".into(),
+                sql: String::new(),
+                state: QueryState::Running,
+                error: None,
+                batches_committed: 0,
+                last_progress: None,
+                submitted_at: String::new(),
+            },
         );
     }
-    requests(&f.driver);
+    f.driver.requests();
     let report = reconciler.pass().await.unwrap();
     assert_eq!(
         (
@@ -776,7 +672,7 @@ async fn the_job_reconciler_resubmits_lost_jobs_and_removes_unknown_ones(pool: P
         (1, 2, 1, 0),
         "{report:?}"
     );
-    let mut sent = requests(&f.driver);
+    let mut sent = f.driver.requests();
     assert_eq!(sent.remove(0), seen("GET", "/v1/jobs", Value::Null));
     sent.sort_by(|x, y| x.uri.cmp(&y.uri));
     let mut expected = vec![
@@ -798,7 +694,7 @@ async fn the_job_reconciler_resubmits_lost_jobs_and_removes_unknown_ones(pool: P
     // Converged: the next pass only lists.
     let report = reconciler.pass().await.unwrap();
     assert_eq!((report.submitted, report.removed), (0, 0), "{report:?}");
-    assert_eq!(requests(&f.driver), [seen("GET", "/v1/jobs", Value::Null)]);
+    assert_eq!(f.driver.requests(), [seen("GET", "/v1/jobs", Value::Null)]);
     let shown = f.call("GET", &format!("{JOBS}/b"), None).await;
     assert_eq!(shown.body["status"]["state"], "Running");
 
@@ -808,7 +704,7 @@ async fn the_job_reconciler_resubmits_lost_jobs_and_removes_unknown_ones(pool: P
     assert_eq!((report.drivers, report.unreachable), (1, 1), "{report:?}");
     let list = f.call("GET", JOBS, None).await;
     assert_eq!(list.body["items"][0]["status"]["state"], "Unknown");
-    f.set_job_api("spark", &f.driver_url).await;
+    f.set_job_api("spark", f.driver.url()).await;
 
     // Deleting the Spark cluster deletes its jobs.
     let deleted = f

@@ -1,149 +1,60 @@
 //! `hdictl job` end to end against a real control plane (`--no-reconciler`, so the Spark cluster
 //! stays as the test marks it: Running, its job API at a fake driver) and a fake executor driver
-//! inside the test: a minimal HTTP/1.1 server on 127.0.0.1 that implements the driver's job API
-//! contract and records every request. Submit from a file (name from the stem, Kafka bootstrap
-//! servers passed on), list, show, progress and preview tables, an invalid SQL pointed at by line
-//! and column, stop.
+//! inside the test (`hdi_executor_api::fake`: the driver's job API on 127.0.0.1, recording every
+//! request). Submit from a file (name from the stem, Kafka bootstrap servers passed on), list,
+//! show, progress and preview tables, an invalid SQL pointed at by line and column, stop.
 #![allow(clippy::unwrap_used, reason = "tests")]
 
-use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
-
 use hdi_e2e::{ControlPlane, Secrets, TempDir, fresh_database, hdictl};
+use hdi_executor_api::fake::FakeDriver;
+use hdi_executor_api::{
+    Durations, EventTime, Preview, Problem, Progress, SinkProgress, StateOperator, StatusCode,
+};
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt as _, AsyncReadExt as _, AsyncWriteExt as _, BufReader};
 
 const SQL: &str = "CREATE TABLE clicks (user_id BIGINT, ts TIMESTAMP)\n  WITH (topic = 'clicks');\nINSERT INTO counts SELECT count(*) AS n FROM clicks;\n";
 
-#[derive(Default)]
-struct Driver {
-    jobs: BTreeMap<String, Value>,
-    /// (method, path, body) of every request.
-    requests: Vec<(String, String, Value)>,
-    validate_error: Option<Value>,
-}
-
-type Shared = Arc<Mutex<Driver>>;
-
-fn progress(batch: u64) -> Value {
-    json!({
-        "id": "q", "name": "clicks", "batch_id": batch, "timestamp": "2025-01-01T00:00:00Z",
-        "num_input_rows": 1000 + batch, "input_rows_per_second": 10.0,
-        "processed_rows_per_second": 250.5, "duration_ms": {"trigger_execution": 40 + batch},
-        "event_time": {"watermark": "2025-01-01T00:00:30Z"},
-        "state_operators": [{"num_rows_total": 12, "num_rows_updated": 2,
-                             "memory_used_bytes": 1024, "num_rows_dropped_by_watermark": 4}],
-        "sources": [], "sink": {"description": "kafka[counts]", "num_output_rows": 6}
-    })
-}
-
-/// The driver's answer to one request: status and JSON body (`Null`: none).
-fn answer(driver: &Shared, method: &str, target: &str, body: Value) -> (u16, Value) {
-    let mut d = driver.lock().unwrap();
-    d.requests
-        .push((method.to_owned(), target.to_owned(), body.clone()));
-    let (path, _) = target.split_once('?').unwrap_or((target, ""));
-    let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-    let missing = (
-        404,
-        json!({"code": "job_not_found", "detail": "no such job"}),
-    );
-    match (method, parts.as_slice()) {
-        ("POST", ["v1", "jobs", "validate"]) => match d.validate_error.clone() {
-            Some(problem) => (400, problem),
-            None => (200, json!({"ok": true})),
+fn progress(batch: u64) -> Progress {
+    Progress {
+        id: "q".into(),
+        name: "clicks".into(),
+        batch_id: batch,
+        timestamp: "2025-01-01T00:00:00Z".into(),
+        num_input_rows: 1000 + batch,
+        input_rows_per_second: 10.0,
+        processed_rows_per_second: 250.5,
+        duration_ms: Durations {
+            trigger_execution: 40 + batch,
+            ..Durations::default()
         },
-        ("PUT", ["v1", "jobs", id]) => {
-            let job = json!({
-                "id": id, "name": body["name"], "sql": body["sql"], "state": "running",
-                "error": null, "batches_committed": 2, "last_progress": progress(2),
-                "submitted_at": "2025-01-01T00:00:00Z"
-            });
-            d.jobs.insert((*id).to_owned(), job.clone());
-            (201, job)
-        }
-        ("GET", ["v1", "jobs"]) => (
-            200,
-            json!({"jobs": d.jobs.values().cloned().collect::<Vec<_>>()}),
-        ),
-        ("GET", ["v1", "jobs", id]) => d.jobs.get(*id).map_or(missing, |j| (200, j.clone())),
-        ("GET", ["v1", "jobs", _, "progress"]) => {
-            (200, json!({"progress": [progress(1), progress(2)]}))
-        }
-        ("GET", ["v1", "jobs", _, "preview"]) => (
-            200,
-            json!({"columns": ["user_id", "n"], "rows": [{"user_id": 7, "n": 3}, {"user_id": 9, "n": 1}]}),
-        ),
-        ("DELETE", ["v1", "jobs", id]) => match d.jobs.remove(*id) {
-            Some(_) => (204, Value::Null),
-            None => missing,
+        event_time: EventTime {
+            watermark: Some("2025-01-01T00:00:30Z".into()),
+            ..EventTime::default()
         },
-        _ => (
-            404,
-            json!({"code": "not_found", "detail": "no such endpoint"}),
-        ),
+        state_operators: vec![StateOperator {
+            num_rows_total: 12,
+            num_rows_updated: 2,
+            memory_used_bytes: 1024,
+            num_rows_dropped_by_watermark: 4,
+            ..StateOperator::default()
+        }],
+        sources: Vec::new(),
+        sink: SinkProgress {
+            description: "kafka[counts]".into(),
+            num_output_rows: 6,
+        },
     }
 }
 
-/// Serves one connection: one request, one answer, then close.
-async fn serve(driver: Shared, stream: tokio::net::TcpStream) -> std::io::Result<()> {
-    let mut reader = BufReader::new(stream);
-    let mut line = String::new();
-    reader.read_line(&mut line).await?;
-    let mut words = line.split_whitespace();
-    let (method, target) = (
-        words.next().unwrap_or("").to_owned(),
-        words.next().unwrap_or("").to_owned(),
-    );
-    let mut length = 0;
-    loop {
-        let mut header = String::new();
-        reader.read_line(&mut header).await?;
-        let header = header.trim_end();
-        if header.is_empty() {
-            break;
-        }
-        if let Some((name, value)) = header.split_once(':')
-            && name.eq_ignore_ascii_case("content-length")
-        {
-            length = value.trim().parse().unwrap_or(0);
-        }
-    }
-    let mut body = vec![0; length];
-    reader.read_exact(&mut body).await?;
-    let body = serde_json::from_slice(&body).unwrap_or(Value::Null);
-    let (status, reply) = answer(&driver, &method, &target, body);
-    let text = if reply.is_null() {
-        String::new()
-    } else {
-        reply.to_string()
+/// The fake driver: every job has committed two batches; its preview has two rows.
+async fn fake_driver() -> FakeDriver {
+    let driver = FakeDriver::start().await.unwrap();
+    driver.state().progress = vec![progress(1), progress(2)];
+    driver.state().preview = Preview {
+        columns: vec!["user_id".into(), "n".into()],
+        rows: vec![json!({"user_id": 7, "n": 3}), json!({"user_id": 9, "n": 1})],
     };
-    let kind = if status >= 400 {
-        "application/problem+json"
-    } else {
-        "application/json"
-    };
-    let head = format!(
-        "HTTP/1.1 {status} X\r\ncontent-type: {kind}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
-        text.len()
-    );
-    let mut stream = reader.into_inner();
-    stream.write_all(head.as_bytes()).await?;
-    stream.write_all(text.as_bytes()).await?;
-    stream.shutdown().await
-}
-
-async fn fake_driver() -> (String, Shared) {
-    let shared: Shared = Arc::default();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let driver = shared.clone();
-    tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            tokio::spawn(serve(driver.clone(), stream));
-        }
-    });
-    (url, shared)
+    driver
 }
 
 /// Runs hdictl off the runtime's threads (the fake driver answers on them meanwhile).
@@ -173,10 +84,10 @@ async fn hdictl_runs_jobs_on_a_spark_cluster() {
         .unwrap();
         api.cluster_put("test", name, &spec).await.unwrap();
     }
-    let (driver_url, driver) = fake_driver().await;
+    let driver = fake_driver().await;
     let pool = sqlx::PgPool::connect(&database_url).await.unwrap();
     for (name, status) in [
-        ("spark", json!({"job_api": driver_url})),
+        ("spark", json!({"job_api": driver.url()})),
         ("kafka", json!({"bootstrap_servers": "127.0.0.1:19092"})),
     ] {
         sqlx::query("UPDATE clusters SET state = 'Running', status = $2::jsonb WHERE name = $1")
@@ -222,14 +133,14 @@ async fn hdictl_runs_jobs_on_a_spark_cluster() {
     );
     assert!(out.contains("state:       Running"), "{out}");
     let id = {
-        let d = driver.lock().unwrap();
-        let (method, path, body) = &d.requests[1];
-        assert_eq!(method, "PUT");
+        let d = driver.state();
+        let put = &d.requests[1];
+        assert_eq!(put.method, "PUT");
         assert_eq!(
-            body,
-            &json!({"name": "clicks", "sql": SQL, "bootstrap_servers": "127.0.0.1:19092"})
+            put.body,
+            json!({"name": "clicks", "sql": SQL, "bootstrap_servers": "127.0.0.1:19092"})
         );
-        path.trim_start_matches("/v1/jobs/").to_owned()
+        put.uri.trim_start_matches("/v1/jobs/").to_owned()
     };
 
     let (ok, out, err) = run(&config, &["-o", "json", "job", "list", "spark"]).await;
@@ -306,8 +217,8 @@ async fn hdictl_runs_jobs_on_a_spark_cluster() {
     assert!(ok, "{err}");
     assert_eq!(out, "USER_ID   N\n7         3\n9         1\n");
     {
-        let d = driver.lock().unwrap();
-        let paths: Vec<&str> = d.requests.iter().map(|r| r.1.as_str()).collect();
+        let d = driver.state();
+        let paths: Vec<&str> = d.requests.iter().map(|r| r.uri.as_str()).collect();
         assert!(
             paths.contains(&format!("/v1/jobs/{id}/progress?limit=2").as_str()),
             "{paths:?}"
@@ -319,10 +230,14 @@ async fn hdictl_runs_jobs_on_a_spark_cluster() {
     }
 
     // Invalid SQL: the executor's code and position, with the line it points at; exit non-zero.
-    driver.lock().unwrap().validate_error = Some(json!({
-        "title": "Bad Request", "status": 400, "code": "unknown_column",
-        "detail": "column \"n\" not found", "line": 3, "column": 31
-    }));
+    driver.state().validate_error = Some(
+        Problem::new(
+            StatusCode::BAD_REQUEST,
+            "unknown_column",
+            "column \"n\" not found",
+        )
+        .at(Some(3), Some(31)),
+    );
     let (ok, out, err) = run(
         &config,
         &["job", "submit", "spark", "--file", file, "--name", "broken"],
@@ -340,7 +255,7 @@ async fn hdictl_runs_jobs_on_a_spark_cluster() {
         "{err}"
     );
     assert!(err.contains(&format!("   | {}^", " ".repeat(30))), "{err}");
-    driver.lock().unwrap().validate_error = None;
+    driver.state().validate_error = None;
 
     // Stop deletes it here and on the driver.
     let (ok, out, err) = run(&config, &["job", "stop", "spark", "clicks"]).await;
@@ -349,7 +264,7 @@ async fn hdictl_runs_jobs_on_a_spark_cluster() {
         out.contains("job clicks stopped and deleted from cluster spark"),
         "{out}"
     );
-    assert!(driver.lock().unwrap().jobs.is_empty());
+    assert!(driver.state().jobs.is_empty());
     let (ok, _, err) = run(&config, &["job", "show", "spark", "clicks"]).await;
     assert!(!ok);
     assert!(err.contains("not_found"), "{err}");

@@ -396,14 +396,11 @@ impl<P: Provisioner> Reconciler<P> {
         let driver = workloads
             .iter()
             .find(|w| w.role == WorkloadRole::Driver && !w.removing)?;
-        let url = format!("http://{}/v1/cluster", driver.endpoint());
-        let body: serde_json::Value = self.http.get(&url).send().await.ok()?.json().await.ok()?;
-        let workers: BTreeSet<u32> = body
-            .get("workers")?
-            .as_array()?
-            .iter()
-            .filter_map(|w| u32::try_from(w.get("id")?.as_u64()?).ok())
-            .collect();
+        let base = format!("http://{}", driver.endpoint());
+        let client = crate::driver::DriverClient::new(self.http.clone(), &base)
+            .with_status_timeout(self.config.probe_timeout);
+        let view = client.cluster().await.ok()?;
+        let workers: BTreeSet<u32> = view.workers.iter().map(|w| w.id).collect();
         Some(SparkObservation { workers })
     }
 }

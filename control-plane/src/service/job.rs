@@ -67,10 +67,10 @@ impl JobStatusView {
 
     fn from_driver(job: DriverJob) -> JobStatusView {
         JobStatusView {
-            state: JobRunState::from_driver(&job.state),
+            state: JobRunState::from_driver(job.state.as_str()),
             error: job.error.map(|e| (e.code, e.detail)),
             batches_committed: job.batches_committed,
-            last_progress: job.last_progress,
+            last_progress: job.last_progress.map(crate::driver::progress_json),
         }
     }
 }
@@ -484,7 +484,10 @@ impl Service {
         let job = self.job_record(&spark, job).await?;
         let driver = self.serving_driver(&spark)?;
         match driver.job_progress(job.id, limit).await {
-            Ok(progress) => Ok(progress),
+            Ok(progress) => Ok(progress
+                .into_iter()
+                .map(crate::driver::progress_json)
+                .collect()),
             Err(error) if error.is_not_found() => Ok(Vec::new()),
             Err(error) => Err(driver_error(cluster, error)),
         }

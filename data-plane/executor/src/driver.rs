@@ -6,8 +6,9 @@
 //!   `{"address":"host:port","incarnation":"<uuid>"}`;
 //! - `GET /healthz`.
 //!
-//! A background ticker drops workers not heard from within `--worker-timeout`. Malformed requests
-//! answer `application/problem+json` documents with a stable `code` and the `field` at fault.
+//! The documents are [`hdi_executor_api`]'s. A background ticker drops workers not heard from
+//! within `--worker-timeout`. Malformed requests answer its [`Problem`] with a stable `code` and
+//! the `field` at fault.
 
 use std::num::NonZeroU32;
 use std::path::PathBuf;
@@ -18,10 +19,9 @@ use anyhow::Context as _;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::StatusCode;
 use axum::routing::{get, put};
-use serde::{Deserialize, Serialize};
+use hdi_executor_api::{Acknowledged, ClusterView, Problem, WorkerRegistration, WorkerView};
 use uuid::Uuid;
 
 use crate::cluster::{Membership, Registration, WorkerId};
@@ -36,39 +36,6 @@ pub struct DriverConfig {
     pub data_dir: PathBuf,
     /// How long a silent worker stays a member.
     pub worker_timeout: Duration,
-}
-
-/// `GET /v1/cluster`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ClusterView {
-    /// Always `"driver"`.
-    pub role: String,
-    /// The live workers, in id order.
-    pub workers: Vec<WorkerView>,
-    /// When the driver started, RFC 3339.
-    pub started_at: String,
-}
-
-/// One worker in [`ClusterView`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct WorkerView {
-    /// The worker's id.
-    pub id: u32,
-    /// Where it listens, `host:port`.
-    pub address: String,
-    /// Milliseconds since it was last heard from.
-    pub last_seen_ms: u64,
-    /// Its process incarnation.
-    pub incarnation: Uuid,
-}
-
-/// The body of `PUT /v1/workers/{id}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct WorkerRegistration {
-    /// Where the worker listens, `host:port`.
-    pub address: String,
-    /// The worker's process incarnation, chosen at its start.
-    pub incarnation: Uuid,
 }
 
 /// A request field the driver refuses, with why.
@@ -89,42 +56,40 @@ impl InvalidField {
     }
 }
 
-impl WorkerRegistration {
-    /// Parses a registration body, naming the field at fault when it is malformed (which a
-    /// derived `Deserialize` would not).
-    ///
-    /// # Errors
-    /// [`InvalidField`] for a body that is not a JSON object, or a missing or malformed field.
-    pub fn parse(body: &[u8]) -> Result<WorkerRegistration, InvalidField> {
-        let value: serde_json::Value = serde_json::from_slice(body)
-            .map_err(|error| InvalidField::new("body", format!("body is not JSON: {error}")))?;
-        let object = value
-            .as_object()
-            .ok_or_else(|| InvalidField::new("body", "body must be a JSON object"))?;
-        let address = match object.get("address") {
-            Some(serde_json::Value::String(address)) => {
-                parse_host_port(address).map_err(|why| InvalidField::new("address", why))?
-            }
-            Some(_) => return Err(InvalidField::new("address", "address must be a string")),
-            None => return Err(InvalidField::new("address", "address is required")),
-        };
-        let incarnation = match object.get("incarnation") {
-            Some(serde_json::Value::String(text)) => Uuid::parse_str(text).map_err(|error| {
-                InvalidField::new("incarnation", format!("incarnation is not a UUID: {error}"))
-            })?,
-            Some(_) => {
-                return Err(InvalidField::new(
-                    "incarnation",
-                    "incarnation must be a UUID string",
-                ));
-            }
-            None => return Err(InvalidField::new("incarnation", "incarnation is required")),
-        };
-        Ok(WorkerRegistration {
-            address,
-            incarnation,
-        })
-    }
+/// Parses a registration body, naming the field at fault when it is malformed (which a derived
+/// `Deserialize` would not).
+///
+/// # Errors
+/// [`InvalidField`] for a body that is not a JSON object, or a missing or malformed field.
+pub fn parse_registration(body: &[u8]) -> Result<WorkerRegistration, InvalidField> {
+    let value: serde_json::Value = serde_json::from_slice(body)
+        .map_err(|error| InvalidField::new("body", format!("body is not JSON: {error}")))?;
+    let object = value
+        .as_object()
+        .ok_or_else(|| InvalidField::new("body", "body must be a JSON object"))?;
+    let address = match object.get("address") {
+        Some(serde_json::Value::String(address)) => {
+            parse_host_port(address).map_err(|why| InvalidField::new("address", why))?
+        }
+        Some(_) => return Err(InvalidField::new("address", "address must be a string")),
+        None => return Err(InvalidField::new("address", "address is required")),
+    };
+    let incarnation = match object.get("incarnation") {
+        Some(serde_json::Value::String(text)) => Uuid::parse_str(text).map_err(|error| {
+            InvalidField::new("incarnation", format!("incarnation is not a UUID: {error}"))
+        })?,
+        Some(_) => {
+            return Err(InvalidField::new(
+                "incarnation",
+                "incarnation must be a UUID string",
+            ));
+        }
+        None => return Err(InvalidField::new("incarnation", "incarnation is required")),
+    };
+    Ok(WorkerRegistration {
+        address,
+        incarnation,
+    })
 }
 
 /// Parses the `{id}` of `/v1/workers/{id}`: a positive 32-bit integer.
@@ -143,58 +108,9 @@ pub fn parse_worker_id(text: &str) -> Result<WorkerId, InvalidField> {
     })
 }
 
-/// An error answer, rendered as `application/problem+json`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Problem {
-    /// Always `about:blank`.
-    #[serde(rename = "type")]
-    pub problem_type: String,
-    /// The status's reason phrase.
-    pub title: String,
-    /// The HTTP status.
-    pub status: u16,
-    /// A stable machine-readable code.
-    pub code: String,
-    /// The request field at fault, if one is.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub field: Option<String>,
-    /// What went wrong, for people.
-    pub detail: String,
-}
-
-impl Problem {
-    fn new(status: StatusCode, code: &str, detail: impl Into<String>) -> Problem {
-        Problem {
-            problem_type: "about:blank".into(),
-            title: status.canonical_reason().unwrap_or("Error").to_owned(),
-            status: status.as_u16(),
-            code: code.to_owned(),
-            field: None,
-            detail: detail.into(),
-        }
-    }
-}
-
 impl From<InvalidField> for Problem {
     fn from(error: InvalidField) -> Problem {
-        let mut problem = Problem::new(StatusCode::BAD_REQUEST, "invalid_field", error.detail);
-        problem.field = Some(error.field.to_owned());
-        problem
-    }
-}
-
-impl IntoResponse for Problem {
-    fn into_response(self) -> Response {
-        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        let body = serde_json::to_vec(&self).unwrap_or_else(|_| {
-            b"{\"type\":\"about:blank\",\"title\":\"Internal Server Error\",\"status\":500,\"code\":\"internal\"}".to_vec()
-        });
-        let mut response = (status, body).into_response();
-        response.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/problem+json"),
-        );
-        response
+        Problem::new(StatusCode::BAD_REQUEST, "invalid_field", error.detail).with_field(error.field)
     }
 }
 
@@ -306,9 +222,9 @@ async fn register(
     State(state): State<Arc<DriverState>>,
     Path(id): Path<String>,
     body: Bytes,
-) -> Result<axum::Json<serde_json::Value>, Problem> {
+) -> Result<axum::Json<Acknowledged>, Problem> {
     let id = parse_worker_id(&id)?;
-    let registration = WorkerRegistration::parse(&body)?;
+    let registration = parse_registration(&body)?;
     let outcome = state.membership().register(
         id,
         &registration.address,
@@ -327,7 +243,7 @@ async fn register(
             tracing::debug!(worker = id, "worker heartbeat");
         }
     }
-    Ok(axum::Json(serde_json::json!({"ok": true})))
+    Ok(axum::Json(Acknowledged::OK))
 }
 
 /// Drops silent workers, checking several times per timeout so that one is dropped soon after
@@ -365,7 +281,7 @@ mod tests {
         let incarnation = Uuid::new_v4();
         let body = format!(r#"{{"address":"127.0.0.1:7078","incarnation":"{incarnation}"}}"#);
         assert_eq!(
-            WorkerRegistration::parse(body.as_bytes()).unwrap(),
+            parse_registration(body.as_bytes()).unwrap(),
             WorkerRegistration {
                 address: "127.0.0.1:7078".into(),
                 incarnation
@@ -399,7 +315,7 @@ mod tests {
             ),
         ];
         for (body, field) in cases {
-            let error = WorkerRegistration::parse(body.as_bytes()).unwrap_err();
+            let error = parse_registration(body.as_bytes()).unwrap_err();
             assert_eq!(error.field, field, "{body}: {error:?}");
         }
     }

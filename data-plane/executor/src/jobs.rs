@@ -2,14 +2,9 @@
 //! driver resumes every job from its checkpoint in `<data-dir>/jobs/<id>/checkpoint`), the running
 //! queries, the job API, and the runner that sends tasks to workers.
 //!
-//! Job API (JSON; errors are `application/problem+json` with `code`, `detail`, and for SQL
-//! errors `line` and `column`):
-//! - `POST /v1/jobs/validate` `{"sql", "bootstrap_servers"}` → 200 `{"ok": true}` or 400;
-//! - `PUT /v1/jobs/{id}` `{"name", "sql", "bootstrap_servers"}` → 201 (started), 200 (the same
-//!   definition is there), 409 `job_conflict`, 400;
-//! - `GET /v1/jobs`, `GET /v1/jobs/{id}` (status with the last progress),
-//!   `GET /v1/jobs/{id}/progress?limit=N`, `GET /v1/jobs/{id}/preview?limit=N`;
-//! - `DELETE /v1/jobs/{id}` → 204 (stops it and removes its checkpoint).
+//! The job API's routes and documents are [`hdi_executor_api`]'s (see its crate doc): errors are
+//! its [`Problem`], SQL errors with `line` and `column`; an internal fault answers a generic
+//! detail and logs its cause.
 //!
 //! Tasks go to the live workers round-robin at each batch (so a worker that joins or leaves
 //! changes the next batch's assignment); a task whose worker fails is retried on another. State
@@ -26,15 +21,19 @@ use anyhow::{Context as _, bail};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, Query as UrlQuery, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use futures::future::BoxFuture;
+use hdi_executor_api::{
+    Acknowledged, JobDefinition, JobList, JobStatus, Preview, Problem, ProgressList,
+    ValidateRequest,
+};
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
 use crate::query::{
-    Progress, Query, QueryConfig, QueryHandle, QueryState, StateCallError, TaskRunner, validate,
+    Query, QueryConfig, QueryHandle, QueryState, StateCallError, TaskRunner, validate,
 };
 use crate::sink::write_atomic;
 use crate::source::ConsumerPool;
@@ -54,27 +53,6 @@ pub struct JobDef {
     /// Default Kafka cluster.
     pub bootstrap_servers: Option<String>,
     /// When it was submitted (RFC 3339).
-    pub submitted_at: String,
-}
-
-/// `GET /v1/jobs/{id}`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct JobStatus {
-    /// Id.
-    pub id: String,
-    /// Name.
-    pub name: String,
-    /// The script.
-    pub sql: String,
-    /// `running`, `stopped`, `failed`, `completed`.
-    pub state: QueryState,
-    /// The last error.
-    pub error: Option<crate::query::ErrorView>,
-    /// Batches committed.
-    pub batches_committed: u64,
-    /// The last batch's progress.
-    pub last_progress: Option<Progress>,
-    /// When it was submitted.
     pub submitted_at: String,
 }
 
@@ -265,28 +243,8 @@ pub fn router(manager: Arc<JobManager>) -> Router {
         .with_state(manager)
 }
 
-/// A job API error.
-#[derive(Debug)]
-struct Problem {
-    status: StatusCode,
-    code: String,
-    detail: String,
-    line: Option<u64>,
-    column: Option<u64>,
-}
-
-impl Problem {
-    fn new(status: StatusCode, code: &str, detail: impl Into<String>) -> Problem {
-        Problem {
-            status,
-            code: code.into(),
-            detail: detail.into(),
-            line: None,
-            column: None,
-        }
-    }
-}
-
+/// A refused job: `503` for faults that may pass (Kafka unavailable, internal), else `400`,
+/// with the script position when known.
 impl From<JobError> for Problem {
     fn from(error: JobError) -> Problem {
         let status = if error.code == "kafka_unavailable" || error.code == "internal" {
@@ -294,49 +252,16 @@ impl From<JobError> for Problem {
         } else {
             StatusCode::BAD_REQUEST
         };
-        Problem {
-            status,
-            code: error.code.into(),
-            detail: error.message,
-            line: error.line,
-            column: error.column,
-        }
+        let position = |n: Option<u64>| n.map(|n| u32::try_from(n).unwrap_or(u32::MAX));
+        Problem::new(status, error.code, error.message)
+            .at(position(error.line), position(error.column))
     }
 }
 
-impl IntoResponse for Problem {
-    fn into_response(self) -> Response {
-        let body = serde_json::json!({
-            "type": "about:blank",
-            "title": self.status.canonical_reason().unwrap_or("Error"),
-            "status": self.status.as_u16(),
-            "code": self.code,
-            "detail": self.detail,
-            "line": self.line,
-            "column": self.column,
-        });
-        let mut response = (self.status, axum::Json(body)).into_response();
-        response.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/problem+json"),
-        );
-        response
-    }
-}
-
-#[derive(Debug, Deserialize)]
-struct ValidateBody {
-    sql: String,
-    #[serde(default)]
-    bootstrap_servers: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-struct PutBody {
-    name: String,
-    sql: String,
-    #[serde(default)]
-    bootstrap_servers: Option<String>,
+/// `500 internal` for a fault of this driver: the cause goes to the log, not to the caller.
+fn internal(job: &str, what: &str, error: &dyn std::fmt::Display) -> Problem {
+    tracing::error!(job, "{what}: {error}");
+    Problem::internal(format!("{what}; see the driver's log"))
 }
 
 #[derive(Debug, Deserialize)]
@@ -357,15 +282,15 @@ fn body<T: for<'de> Deserialize<'de>>(bytes: &Bytes) -> Result<T, Problem> {
 async fn validate_job(
     State(manager): State<Arc<JobManager>>,
     bytes: Bytes,
-) -> Result<axum::Json<serde_json::Value>, Problem> {
-    let request: ValidateBody = body(&bytes)?;
+) -> Result<axum::Json<Acknowledged>, Problem> {
+    let request: ValidateRequest = body(&bytes)?;
     validate(
         &request.sql,
         request.bootstrap_servers.as_deref(),
         &manager.pool,
     )
     .await?;
-    Ok(axum::Json(serde_json::json!({"ok": true})))
+    Ok(axum::Json(Acknowledged::OK))
 }
 
 fn valid_id(id: &str) -> bool {
@@ -388,7 +313,7 @@ async fn put_job(
             "a job id is 1-64 letters, digits, '-' or '_'",
         ));
     }
-    let request: PutBody = body(&bytes)?;
+    let request: JobDefinition = body(&bytes)?;
     if let Some(entry) = manager.jobs().get(&id) {
         let same = entry.def.sql == request.sql
             && entry.def.name == request.name
@@ -430,10 +355,10 @@ async fn put_job(
         ));
     }
     let dir = manager.dir.join(&id);
-    let internal = |e: String| Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e);
-    std::fs::create_dir_all(&dir).map_err(|e| internal(e.to_string()))?;
-    let json = serde_json::to_vec(&def).map_err(|e| internal(e.to_string()))?;
-    write_atomic(&dir.join("job.json"), &json).map_err(|e| internal(format!("{e:#}")))?;
+    let unsaved = |e: &dyn std::fmt::Display| internal(&id, "cannot save the job", e);
+    std::fs::create_dir_all(&dir).map_err(|e| unsaved(&format!("{}: {e}", dir.display())))?;
+    let json = serde_json::to_vec(&def).map_err(|e| unsaved(&e))?;
+    write_atomic(&dir.join("job.json"), &json).map_err(|e| unsaved(&format!("{e:#}")))?;
     tracing::info!(job = %id, name = %def.name, "job submitted");
     let entry = manager.entry(def);
     let status = JobManager::status(&entry);
@@ -442,9 +367,9 @@ async fn put_job(
     Ok((StatusCode::CREATED, axum::Json(status)).into_response())
 }
 
-async fn list_jobs(State(manager): State<Arc<JobManager>>) -> axum::Json<serde_json::Value> {
-    let jobs: Vec<JobStatus> = manager.jobs().values().map(JobManager::status).collect();
-    axum::Json(serde_json::json!({ "jobs": jobs }))
+async fn list_jobs(State(manager): State<Arc<JobManager>>) -> axum::Json<JobList> {
+    let jobs = manager.jobs().values().map(JobManager::status).collect();
+    axum::Json(JobList { jobs })
 }
 
 fn not_found(id: &str) -> Problem {
@@ -468,20 +393,20 @@ async fn job_progress(
     State(manager): State<Arc<JobManager>>,
     Path(id): Path<String>,
     UrlQuery(limit): UrlQuery<Limit>,
-) -> Result<axum::Json<serde_json::Value>, Problem> {
+) -> Result<axum::Json<ProgressList>, Problem> {
     let jobs = manager.jobs();
     let entry = jobs.get(&id).ok_or_else(|| not_found(&id))?;
     let progress = entry
         .handle
         .recent(limit.limit.unwrap_or(20).clamp(1, 1000));
-    Ok(axum::Json(serde_json::json!({ "progress": progress })))
+    Ok(axum::Json(ProgressList { progress }))
 }
 
 async fn job_preview(
     State(manager): State<Arc<JobManager>>,
     Path(id): Path<String>,
     UrlQuery(limit): UrlQuery<Limit>,
-) -> Result<axum::Json<serde_json::Value>, Problem> {
+) -> Result<axum::Json<Preview>, Problem> {
     let sink = {
         let jobs = manager.jobs();
         let entry = jobs.get(&id).ok_or_else(|| not_found(&id))?;
@@ -499,19 +424,7 @@ async fn job_preview(
                 .map(|m| m.rows(limit.limit.unwrap_or(20).clamp(1, 1000)))
         })
         .unwrap_or_default();
-    let mut columns: Vec<String> = Vec::new();
-    for row in &rows {
-        if let Some(object) = row.as_object() {
-            for key in object.keys() {
-                if !columns.contains(key) {
-                    columns.push(key.clone());
-                }
-            }
-        }
-    }
-    Ok(axum::Json(
-        serde_json::json!({ "columns": columns, "rows": rows }),
-    ))
+    Ok(axum::Json(Preview::of(rows)))
 }
 
 async fn delete_job(
@@ -526,10 +439,10 @@ async fn delete_job(
     if let Err(error) = std::fs::remove_dir_all(&dir)
         && error.kind() != std::io::ErrorKind::NotFound
     {
-        return Err(Problem::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            format!("cannot remove {}: {error}", dir.display()),
+        return Err(internal(
+            &id,
+            "cannot remove the job's directory",
+            &format!("{}: {error}", dir.display()),
         ));
     }
     tracing::info!(job = %id, "job deleted");
@@ -590,10 +503,7 @@ impl ClusterRunner {
                 let status = response.status();
                 let bytes = response.bytes().await?;
                 if !status.is_success() {
-                    bail!(
-                        "worker {worker} answered {status}: {}",
-                        String::from_utf8_lossy(&bytes)
-                    );
+                    bail!("worker {worker} answered {status}: {}", refusal(&bytes));
                 }
                 TaskOutput::decode(&bytes)
             }
@@ -659,17 +569,23 @@ impl TaskRunner for ClusterRunner {
                 .await
                 .map_err(|e| StateCallError::Failed(e.into()))?;
             if status == reqwest::StatusCode::CONFLICT {
-                return Err(StateCallError::Missing(
-                    String::from_utf8_lossy(&bytes).into_owned(),
-                ));
+                return Err(StateCallError::Missing(refusal(&bytes)));
             }
             if !status.is_success() {
                 return Err(StateCallError::Failed(anyhow::anyhow!(
                     "worker {worker} answered {status}: {}",
-                    String::from_utf8_lossy(&bytes)
+                    refusal(&bytes)
                 )));
             }
             StateReply::decode(&bytes).map_err(StateCallError::Failed)
         })
+    }
+}
+
+/// What a worker's error answer says: its problem's detail (the body as text if it is not one).
+fn refusal(body: &[u8]) -> String {
+    match serde_json::from_slice::<Problem>(body) {
+        Ok(problem) if !problem.code.is_empty() => problem.detail,
+        _ => String::from_utf8_lossy(body).into_owned(),
     }
 }

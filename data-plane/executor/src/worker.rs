@@ -2,6 +2,10 @@
 //! (`POST /v1/state`, see [`crate::stateful`]) on its listen address, and registers with the
 //! driver, then heartbeats it every second (`PUT /v1/workers/{id}`, the same call).
 //!
+//! Errors answer [`hdi_executor_api::Problem`] documents: a request it cannot read (400) or state
+//! it does not hold (409) says why; a task or state partition that fails answers a generic 500
+//! and its cause goes to the worker's log.
+//!
 //! The worker picks a random incarnation at start, so the driver can tell a restarted worker from
 //! a live one. An unreachable driver (or one answering 5xx) is retried forever and logged at most
 //! every 30 s; a driver that refuses the registration (4xx) stops the worker, since retrying the
@@ -17,12 +21,13 @@ use std::time::Duration;
 use anyhow::Context as _;
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, State};
+use axum::response::{IntoResponse as _, Response};
 use axum::routing::get;
+use hdi_executor_api::{Problem, WorkerRegistration};
 use reqwest::StatusCode;
 use tokio::time::{Instant, MissedTickBehavior};
 use uuid::Uuid;
 
-use crate::driver::WorkerRegistration;
 use crate::process::{StopSignals, lock_data_dir};
 use crate::stateful::{ApplyError, StateRequest, StateStore, emitted_schema};
 use crate::task::{TaskContext, TaskRequest};
@@ -114,17 +119,11 @@ fn router(state: Arc<WorkerState>) -> Router {
 }
 
 /// `POST /v1/tasks`: runs one task of a batch (a JSON [`TaskRequest`]) and answers its output
-/// ([`crate::task::TaskOutput::encode`]); a failure answers 500 with the reason as text.
-async fn run_task(
-    State(state): State<Arc<WorkerState>>,
-    body: axum::body::Bytes,
-) -> axum::response::Response {
-    use axum::response::IntoResponse as _;
+/// ([`crate::task::TaskOutput::encode`]); a failure answers a generic 500 and logs its cause.
+async fn run_task(State(state): State<Arc<WorkerState>>, body: axum::body::Bytes) -> Response {
     let request: TaskRequest = match serde_json::from_slice(&body) {
         Ok(request) => request,
-        Err(error) => {
-            return (StatusCode::BAD_REQUEST, format!("not a task: {error}")).into_response();
-        }
+        Err(error) => return invalid_body(format!("not a task: {error}")),
     };
     let result = async {
         let job = state.tasks.prepared(&request).await?;
@@ -140,9 +139,19 @@ async fn run_task(
         Ok(bytes) => (StatusCode::OK, bytes).into_response(),
         Err(error) => {
             tracing::warn!(job = %request.job_id, batch = request.batch_id, "task failed: {error:#}");
-            (StatusCode::INTERNAL_SERVER_ERROR, format!("{error:#}")).into_response()
+            failed(state.id, "the task failed")
         }
     }
+}
+
+/// `400 invalid_body`: the request cannot be read (the caller's fault, so it learns why).
+fn invalid_body(detail: String) -> Response {
+    Problem::new(StatusCode::BAD_REQUEST, "invalid_body", detail).into_response()
+}
+
+/// `500 internal` for a fault already logged: the caller learns which worker to look at.
+fn failed(worker: NonZeroU32, what: &str) -> Response {
+    Problem::internal(format!("{what}; see worker {worker}'s log")).into_response()
 }
 
 /// The largest state request a worker takes (partials and a snapshot of one partition).
@@ -152,20 +161,10 @@ const STATE_BODY_LIMIT: usize = 1 << 30;
 /// ([`crate::stateful::StateRequest::encode`]) and answers [`crate::stateful::StateReply::encode`]; `409` when it
 /// does not hold the base state and no snapshot came with the request, `400` for a request it
 /// cannot read, `500` when applying fails.
-async fn apply_state(
-    State(state): State<Arc<WorkerState>>,
-    body: axum::body::Bytes,
-) -> axum::response::Response {
-    use axum::response::IntoResponse as _;
+async fn apply_state(State(state): State<Arc<WorkerState>>, body: axum::body::Bytes) -> Response {
     let request = match StateRequest::decode(&body) {
         Ok(request) => Arc::new(request),
-        Err(error) => {
-            return (
-                StatusCode::BAD_REQUEST,
-                format!("not a state request: {error:#}"),
-            )
-                .into_response();
-        }
+        Err(error) => return invalid_body(format!("not a state request: {error:#}")),
     };
     let h = &request.header;
     let job = match state
@@ -175,7 +174,8 @@ async fn apply_state(
     {
         Ok(job) => job,
         Err(error) => {
-            return (StatusCode::INTERNAL_SERVER_ERROR, format!("{error:#}")).into_response();
+            tracing::warn!(job = %h.job_id, batch = h.batch_id, "cannot plan the job: {error:#}");
+            return failed(state.id, "cannot plan the job");
         }
     };
     let states = Arc::clone(&state.states);
@@ -187,24 +187,27 @@ async fn apply_state(
     let reply = match applied {
         Ok(Ok(reply)) => reply,
         Ok(Err(missing @ ApplyError::Missing { .. })) => {
-            return (StatusCode::CONFLICT, missing.to_string()).into_response();
+            let problem = Problem::new(StatusCode::CONFLICT, "state_missing", missing.to_string());
+            return problem.into_response();
         }
         Ok(Err(ApplyError::Failed(error))) => {
             tracing::warn!(job = %h.job_id, batch = h.batch_id, partition = h.partition,
                 "state partition failed: {error:#}");
-            return (StatusCode::INTERNAL_SERVER_ERROR, format!("{error:#}")).into_response();
+            return failed(state.id, "the state partition failed");
         }
         Err(error) => {
-            return (
-                StatusCode::INTERNAL_SERVER_ERROR,
-                format!("panicked: {error}"),
-            )
-                .into_response();
+            tracing::error!(job = %h.job_id, batch = h.batch_id, partition = h.partition,
+                "state partition panicked: {error}");
+            return failed(state.id, "the state partition failed");
         }
     };
     match reply.encode(&emitted_schema(&job.plan)) {
         Ok(bytes) => (StatusCode::OK, bytes).into_response(),
-        Err(error) => (StatusCode::INTERNAL_SERVER_ERROR, format!("{error:#}")).into_response(),
+        Err(error) => {
+            tracing::warn!(job = %h.job_id, batch = h.batch_id, partition = h.partition,
+                "cannot encode the state reply: {error:#}");
+            failed(state.id, "the state partition failed")
+        }
     }
 }
 

@@ -1,0 +1,242 @@
+//! A fake driver for tests (feature `fake`): an axum server on 127.0.0.1 that answers the job API
+//! and the cluster view with this crate's documents from a state the test sets, and records every
+//! request, so a test can assert exactly what its client sent.
+//!
+//! It keeps jobs as statuses (a `PUT` of an existing id is `200` when name and SQL are the same,
+//! else `409 job_conflict`); every job has the same progress history and preview, taken from the
+//! state; a new job has committed as many batches as that history holds.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+use crate::cluster::WorkerView;
+use crate::job::{
+    Acknowledged, JobDefinition, JobList, JobStatus, Preview, ProgressList, QueryState,
+    ValidateRequest,
+};
+use crate::{ClusterView, Problem, Progress};
+
+/// One request the fake got.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Seen {
+    /// `GET`, `PUT`, ...
+    pub method: String,
+    /// Path and query.
+    pub uri: String,
+    /// The JSON body (`Null` when there is none or it is not JSON).
+    pub body: serde_json::Value,
+}
+
+impl Seen {
+    /// A request as a test expects it.
+    pub fn new(method: &str, uri: &str, body: serde_json::Value) -> Seen {
+        Seen {
+            method: method.to_owned(),
+            uri: uri.to_owned(),
+            body,
+        }
+    }
+}
+
+/// What the fake holds and answers; tests change it between calls.
+#[derive(Debug, Default)]
+pub struct FakeState {
+    /// Jobs by id.
+    pub jobs: BTreeMap<String, JobStatus>,
+    /// Every request, oldest first.
+    pub requests: Vec<Seen>,
+    /// When set, validation answers this problem.
+    pub validate_error: Option<Problem>,
+    /// When set, every `PUT` answers this problem.
+    pub put_error: Option<Problem>,
+    /// Every job's progress, oldest first.
+    pub progress: Vec<Progress>,
+    /// Every job's preview (its first `limit` rows are answered).
+    pub preview: Preview,
+    /// The live workers `GET /v1/cluster` lists.
+    pub workers: Vec<WorkerView>,
+}
+
+type Shared = Arc<Mutex<FakeState>>;
+
+/// A running fake driver; it stops when dropped.
+#[derive(Debug)]
+pub struct FakeDriver {
+    url: String,
+    state: Shared,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl FakeDriver {
+    /// Starts a fake driver on a free port of 127.0.0.1 (on the current tokio runtime).
+    ///
+    /// # Errors
+    /// When no port can be bound.
+    pub async fn start() -> std::io::Result<FakeDriver> {
+        let state: Shared = Arc::default();
+        let app = axum::Router::new()
+            .fallback(answer)
+            .with_state(Arc::clone(&state));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let url = format!("http://{}", listener.local_addr()?);
+        let server = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Ok(FakeDriver { url, state, server })
+    }
+
+    /// Its base URL, `http://127.0.0.1:port`.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Its state, to read or change.
+    pub fn state(&self) -> MutexGuard<'_, FakeState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The requests since the last call, oldest first.
+    pub fn requests(&self) -> Vec<Seen> {
+        std::mem::take(&mut self.state().requests)
+    }
+}
+
+impl Drop for FakeDriver {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+fn json<T: Serialize>(status: StatusCode, body: &T) -> Response {
+    (status, axum::Json(body)).into_response()
+}
+
+fn job_not_found() -> Response {
+    Problem::new(StatusCode::NOT_FOUND, "job_not_found", "no such job").into_response()
+}
+
+fn invalid_body(error: &serde_json::Error) -> Response {
+    Problem::new(
+        StatusCode::BAD_REQUEST,
+        "invalid_body",
+        format!("the body is not valid: {error}"),
+    )
+    .into_response()
+}
+
+/// Every route: records the request, then answers as the driver would.
+async fn answer(State(state): State<Shared>, method: Method, uri: Uri, body: Bytes) -> Response {
+    let mut d = state.lock().unwrap_or_else(PoisonError::into_inner);
+    d.requests.push(Seen {
+        method: method.as_str().to_owned(),
+        uri: uri
+            .path_and_query()
+            .map_or_else(|| uri.path().to_owned(), ToString::to_string),
+        body: serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null),
+    });
+    let parts: Vec<&str> = uri.path().trim_start_matches('/').split('/').collect();
+    let limit = uri
+        .query()
+        .and_then(|q| q.strip_prefix("limit="))
+        .and_then(|n| n.parse::<usize>().ok())
+        .unwrap_or(20);
+    match (method.as_str(), parts.as_slice()) {
+        ("POST", ["v1", "jobs", "validate"]) => {
+            if let Err(error) = serde_json::from_slice::<ValidateRequest>(&body) {
+                return invalid_body(&error);
+            }
+            match d.validate_error.clone() {
+                Some(problem) => problem.into_response(),
+                None => json(StatusCode::OK, &Acknowledged::OK),
+            }
+        }
+        ("PUT", ["v1", "jobs", id]) => {
+            if let Some(problem) = d.put_error.clone() {
+                return problem.into_response();
+            }
+            let definition: JobDefinition = match serde_json::from_slice(&body) {
+                Ok(definition) => definition,
+                Err(error) => return invalid_body(&error),
+            };
+            if let Some(job) = d.jobs.get(*id) {
+                return if job.name == definition.name && job.sql == definition.sql {
+                    json(StatusCode::OK, job)
+                } else {
+                    Problem::new(StatusCode::CONFLICT, "job_conflict", "other definition")
+                        .into_response()
+                };
+            }
+            let job = JobStatus {
+                id: (*id).to_owned(),
+                name: definition.name,
+                sql: definition.sql,
+                state: QueryState::Running,
+                error: None,
+                batches_committed: u64::try_from(d.progress.len()).unwrap_or(u64::MAX),
+                last_progress: d.progress.last().cloned(),
+                submitted_at: "2025-01-01T00:00:00Z".to_owned(),
+            };
+            d.jobs.insert((*id).to_owned(), job.clone());
+            json(StatusCode::CREATED, &job)
+        }
+        ("GET", ["v1", "jobs"]) => json(
+            StatusCode::OK,
+            &JobList {
+                jobs: d.jobs.values().cloned().collect(),
+            },
+        ),
+        ("GET", ["v1", "jobs", id]) => match d.jobs.get(*id) {
+            Some(job) => json(StatusCode::OK, job),
+            None => job_not_found(),
+        },
+        ("GET", ["v1", "jobs", id, "progress"]) => {
+            if !d.jobs.contains_key(*id) {
+                return job_not_found();
+            }
+            let start = d.progress.len().saturating_sub(limit);
+            json(
+                StatusCode::OK,
+                &ProgressList {
+                    progress: d.progress[start..].to_vec(),
+                },
+            )
+        }
+        ("GET", ["v1", "jobs", id, "preview"]) => {
+            if !d.jobs.contains_key(*id) {
+                return job_not_found();
+            }
+            let rows = d.preview.rows.iter().take(limit).cloned().collect();
+            json(
+                StatusCode::OK,
+                &Preview {
+                    columns: d.preview.columns.clone(),
+                    rows,
+                },
+            )
+        }
+        ("DELETE", ["v1", "jobs", id]) => match d.jobs.remove(*id) {
+            Some(_) => StatusCode::NO_CONTENT.into_response(),
+            None => job_not_found(),
+        },
+        ("GET", ["v1", "cluster"]) => json(
+            StatusCode::OK,
+            &ClusterView {
+                role: "driver".to_owned(),
+                workers: d.workers.clone(),
+                started_at: "2025-01-01T00:00:00Z".to_owned(),
+            },
+        ),
+        _ => Problem::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "no such resource or endpoint",
+        )
+        .into_response(),
+    }
+}
