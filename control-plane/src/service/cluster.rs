@@ -7,16 +7,15 @@
 
 use std::time::Duration;
 
-use uuid::Uuid;
-
 use super::auth::require_platform_admin;
 use super::node::{PageRequest, is_dns_label};
 use super::{Service, ServiceError};
 use crate::auth::{Identity, Role};
 use crate::kafka_admin::KafkaAdmin;
 use crate::model::{
-    AuditRecord, ClusterRecord, ClusterSpec, Kind, MAX_STORAGE_GIB, OperationKind, OperationRecord,
-    PoolRole, WorkloadRecord, WorkspaceRecord, kind_spec, size_spec,
+    AuditRecord, ClusterId, ClusterRecord, ClusterSpec, Kind, MAX_STORAGE_GIB, NodeId, OperationId,
+    OperationKind, OperationRecord, PoolRole, WorkloadRecord, WorkspaceRecord, kind_spec,
+    size_spec,
 };
 use crate::store::{NewOperation, SpecChange, StoreError};
 
@@ -55,7 +54,7 @@ pub struct ClusterView {
     /// Its workloads.
     pub workloads: Vec<WorkloadRecord>,
     /// Its latest operation.
-    pub last_operation: Option<Uuid>,
+    pub last_operation: Option<OperationId>,
 }
 
 fn page_size(page: &PageRequest) -> Result<u32, ServiceError> {
@@ -375,7 +374,7 @@ impl Service {
                     });
                 }
                 let op = NewOperation {
-                    id: Uuid::new_v4(),
+                    id: OperationId::new_v4(),
                     kind: OperationKind::Create,
                     created_by: actor.to_owned(),
                 };
@@ -435,7 +434,7 @@ impl Service {
                 spec.drain = existing.spec.drain;
             }
             let op = NewOperation {
-                id: Uuid::new_v4(),
+                id: OperationId::new_v4(),
                 kind: if resize_only && current.replicas() != spec.replicas() {
                     OperationKind::Resize
                 } else {
@@ -514,7 +513,7 @@ impl Service {
             self.check_scale_in(&existing, spec.replicas(), patch.drain)
                 .await?;
             let op = NewOperation {
-                id: Uuid::new_v4(),
+                id: OperationId::new_v4(),
                 kind: if spec.replicas() != existing.spec.replicas() {
                     OperationKind::Resize
                 } else {
@@ -569,7 +568,7 @@ impl Service {
                 return Ok((existing, op));
             }
             let op = NewOperation {
-                id: Uuid::new_v4(),
+                id: OperationId::new_v4(),
                 kind: OperationKind::Delete,
                 created_by: actor.to_owned(),
             };
@@ -738,12 +737,12 @@ impl Service {
             .await?;
         let (items, next) = paginate(items, size, |c| super::node::encode_page_token(&c.name));
         // Three queries per page, not two per cluster.
-        let ids: Vec<Uuid> = items.iter().map(|c| c.id).collect();
+        let ids: Vec<ClusterId> = items.iter().map(|c| c.id).collect();
         let mut workloads = self
             .store
             .workloads_of_clusters(&ids, self.config.node_ready_timeout)
             .await?;
-        let latest: std::collections::HashMap<Uuid, Uuid> = self
+        let latest: std::collections::HashMap<ClusterId, OperationId> = self
             .store
             .operations_latest_ids(&ids)
             .await?
@@ -771,7 +770,7 @@ impl Service {
     pub async fn operation_get(
         &self,
         caller: &Identity,
-        id: Uuid,
+        id: OperationId,
     ) -> Result<OperationRecord, ServiceError> {
         let not_found = || ServiceError::NotFound {
             what: format!("operation {id}"),
@@ -796,7 +795,7 @@ impl Service {
     ) -> Result<(Vec<OperationRecord>, Option<String>), ServiceError> {
         let ws = self.authorize(caller, workspace, Role::Viewer).await?;
         let size = page_size(&page)?;
-        let before = page_after::<Uuid>(&page)?;
+        let before = page_after::<OperationId>(&page)?;
         let items = self.store.operations_list(ws.id, before, size + 1).await?;
         Ok(paginate(items, size, |op| op.id.to_string()))
     }
@@ -823,7 +822,7 @@ impl Service {
     /// `not_found` for an unknown node.
     pub async fn node_assignment(
         &self,
-        node: Uuid,
+        node: NodeId,
     ) -> Result<(u64, Vec<WorkloadRecord>), ServiceError> {
         self.store
             .node_assignment(node)

@@ -65,7 +65,7 @@ impl Service {
         validate_capacity(&capacity)?;
         if self.store.node_heartbeat(id, &capacity).await? {
             self.store
-                .node_report_workloads(id.0, applied_generation, workloads)
+                .node_report_workloads(id, applied_generation, workloads)
                 .await?;
             Ok(())
         } else {

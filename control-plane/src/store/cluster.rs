@@ -6,8 +6,9 @@ use uuid::Uuid;
 
 use super::{Store, StoreError, to_u64};
 use crate::model::{
-    AuditRecord, ClusterRecord, ClusterSpec, ClusterState, ClusterStatusDoc, Kind, OperationKind,
-    OperationRecord, OperationState, OperationStep, WorkspaceRecord,
+    AuditRecord, ClusterId, ClusterRecord, ClusterSpec, ClusterState, ClusterStatusDoc, Kind,
+    OperationId, OperationKind, OperationRecord, OperationState, OperationStep, WorkspaceId,
+    WorkspaceRecord,
 };
 
 fn query_error(context: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
@@ -23,7 +24,7 @@ struct WorkspaceRow {
 impl From<WorkspaceRow> for WorkspaceRecord {
     fn from(row: WorkspaceRow) -> WorkspaceRecord {
         WorkspaceRecord {
-            id: row.id,
+            id: WorkspaceId::from_uuid(row.id),
             name: row.name,
             created_at: row.created_at,
         }
@@ -66,8 +67,8 @@ impl TryFrom<ClusterRow> for ClusterRecord {
             value: row.state.clone(),
         })?;
         Ok(ClusterRecord {
-            id: row.id,
-            workspace_id: row.workspace_id,
+            id: ClusterId::from_uuid(row.id),
+            workspace_id: WorkspaceId::from_uuid(row.workspace_id),
             workspace: row.workspace,
             name: row.name,
             kind,
@@ -110,10 +111,10 @@ impl TryFrom<OperationRow> for OperationRecord {
 
     fn try_from(row: OperationRow) -> Result<OperationRecord, StoreError> {
         Ok(OperationRecord {
-            id: row.id,
-            workspace_id: row.workspace_id,
+            id: OperationId::from_uuid(row.id),
+            workspace_id: WorkspaceId::from_uuid(row.workspace_id),
             workspace: row.workspace.unwrap_or_default(),
-            cluster_id: row.cluster_id,
+            cluster_id: ClusterId::from_uuid(row.cluster_id),
             cluster_name: row.cluster_name,
             kind: OperationKind::parse(&row.kind).ok_or_else(|| StoreError::Corrupt {
                 column: "operations.kind",
@@ -139,7 +140,7 @@ impl TryFrom<OperationRow> for OperationRecord {
 #[derive(Clone, Debug)]
 pub struct NewOperation {
     /// Identity.
-    pub id: Uuid,
+    pub id: OperationId,
     /// Kind.
     pub kind: OperationKind,
     /// Who asked.
@@ -229,7 +230,7 @@ impl Store {
     /// [`StoreError::Query`] or [`StoreError::Corrupt`].
     pub async fn cluster_get(
         &self,
-        workspace_id: Uuid,
+        workspace_id: WorkspaceId,
         name: &str,
     ) -> Result<Option<ClusterRecord>, StoreError> {
         let row = sqlx::query_as!(
@@ -240,7 +241,7 @@ impl Store {
                  c.created_at, c.updated_at
                FROM clusters c JOIN workspaces w ON w.id = c.workspace_id
                WHERE c.workspace_id = $1 AND c.name = $2"#,
-            workspace_id,
+            workspace_id.into_uuid(),
             name
         )
         .fetch_optional(&self.pool)
@@ -253,7 +254,10 @@ impl Store {
     ///
     /// # Errors
     /// [`StoreError::Query`] or [`StoreError::Corrupt`].
-    pub async fn cluster_get_by_id(&self, id: Uuid) -> Result<Option<ClusterRecord>, StoreError> {
+    pub async fn cluster_get_by_id(
+        &self,
+        id: ClusterId,
+    ) -> Result<Option<ClusterRecord>, StoreError> {
         let row = sqlx::query_as!(
             ClusterRow,
             r#"SELECT c.id, c.workspace_id, w.name AS workspace, c.name, c.kind,
@@ -262,7 +266,7 @@ impl Store {
                  c.created_at, c.updated_at
                FROM clusters c JOIN workspaces w ON w.id = c.workspace_id
                WHERE c.id = $1"#,
-            id
+            id.into_uuid()
         )
         .fetch_optional(&self.pool)
         .await
@@ -276,7 +280,7 @@ impl Store {
     /// [`StoreError::Query`] or [`StoreError::Corrupt`].
     pub async fn clusters_list(
         &self,
-        workspace_id: Uuid,
+        workspace_id: WorkspaceId,
         after: Option<&str>,
         limit: u32,
     ) -> Result<Vec<ClusterRecord>, StoreError> {
@@ -289,7 +293,7 @@ impl Store {
                FROM clusters c JOIN workspaces w ON w.id = c.workspace_id
                WHERE c.workspace_id = $1 AND ($2::text IS NULL OR c.name > $2)
                ORDER BY c.name LIMIT $3"#,
-            workspace_id,
+            workspace_id.into_uuid(),
             after,
             i64::from(limit)
         )
@@ -306,19 +310,19 @@ impl Store {
     /// [`StoreError::Query`].
     pub async fn cluster_insert(
         &self,
-        workspace_id: Uuid,
+        workspace_id: WorkspaceId,
         name: &str,
         kind: Kind,
         spec: &ClusterSpec,
         operation: &NewOperation,
     ) -> Result<Option<(ClusterRecord, OperationRecord)>, StoreError> {
         let mut tx = self.pool.begin().await.map_err(query_error("begin"))?;
-        let id = Uuid::new_v4();
+        let id = ClusterId::new_v4();
         let inserted = sqlx::query!(
             "INSERT INTO clusters (id, workspace_id, name, kind, spec) VALUES ($1, $2, $3, $4, $5) \
              ON CONFLICT (workspace_id, name) DO NOTHING",
-            id,
-            workspace_id,
+            id.into_uuid(),
+            workspace_id.into_uuid(),
             name,
             kind.as_str(),
             Json(spec) as _
@@ -332,9 +336,9 @@ impl Store {
         sqlx::query!(
             "INSERT INTO operations (id, workspace_id, cluster_id, cluster_name, kind, target_generation, created_by) \
              VALUES ($1, $2, $3, $4, $5, 1, $6)",
-            operation.id,
-            workspace_id,
-            id,
+            operation.id.into_uuid(),
+            workspace_id.into_uuid(),
+            id.into_uuid(),
             name,
             operation.kind.as_str(),
             operation.created_by
@@ -368,7 +372,7 @@ impl Store {
     /// [`StoreError::Query`].
     pub async fn cluster_change(
         &self,
-        cluster_id: Uuid,
+        cluster_id: ClusterId,
         generation: u64,
         spec: &ClusterSpec,
         deleting: bool,
@@ -382,7 +386,7 @@ impl Store {
         })?;
         let locked = sqlx::query!(
             "SELECT generation, name, workspace_id FROM clusters WHERE id = $1 FOR UPDATE",
-            cluster_id
+            cluster_id.into_uuid()
         )
         .fetch_optional(&mut *tx)
         .await
@@ -396,7 +400,7 @@ impl Store {
         }
         let running = sqlx::query_scalar!(
             "SELECT id FROM operations WHERE cluster_id = $1 AND state = 'Running'",
-            cluster_id
+            cluster_id.into_uuid()
         )
         .fetch_optional(&mut *tx)
         .await
@@ -415,7 +419,7 @@ impl Store {
             } else {
                 drop(tx);
                 let op = self
-                    .operation_get(running)
+                    .operation_get(OperationId::from_uuid(running))
                     .await?
                     .ok_or(StoreError::Corrupt {
                         column: "operations.id",
@@ -429,7 +433,7 @@ impl Store {
         sqlx::query!(
             "UPDATE clusters SET spec = $2, generation = generation + 1, deleting = $3, updated_at = now() \
              WHERE id = $1",
-            cluster_id,
+            cluster_id.into_uuid(),
             Json(spec) as _,
             deleting
         )
@@ -439,9 +443,9 @@ impl Store {
         sqlx::query!(
             "INSERT INTO operations (id, workspace_id, cluster_id, cluster_name, kind, target_generation, created_by) \
              VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            operation.id,
+            operation.id.into_uuid(),
             workspace_id,
-            cluster_id,
+            cluster_id.into_uuid(),
             name,
             operation.kind.as_str(),
             current + 1,
@@ -468,7 +472,7 @@ impl Store {
     /// nothing); returns whether it wrote.
     pub async fn cluster_set_observed(
         &self,
-        cluster_id: Uuid,
+        cluster_id: ClusterId,
         planned_generation: u64,
         state: ClusterState,
         observed_generation: u64,
@@ -477,7 +481,7 @@ impl Store {
         let done = sqlx::query!(
             "UPDATE clusters SET state = $2, observed_generation = $3, status = $4, reconciled_at = now() \
              WHERE id = $1 AND generation = $5",
-            cluster_id,
+            cluster_id.into_uuid(),
             state.as_str(),
             i64::try_from(observed_generation).unwrap_or(i64::MAX),
             Json(status) as _,
@@ -496,14 +500,14 @@ impl Store {
     /// [`StoreError::Query`].
     pub async fn cluster_renew_lease(
         &self,
-        cluster_id: Uuid,
+        cluster_id: ClusterId,
         owner: Uuid,
         lease: std::time::Duration,
     ) -> Result<bool, StoreError> {
         let renewed = sqlx::query!(
             "UPDATE clusters SET lease_owner = $2, lease_until = now() + make_interval(secs => $3) \
              WHERE id = $1 AND (lease_owner = $2 OR lease_owner IS NULL OR lease_until < now())",
-            cluster_id,
+            cluster_id.into_uuid(),
             owner,
             lease.as_secs_f64()
         )
@@ -519,12 +523,12 @@ impl Store {
     /// [`StoreError::Query`].
     pub async fn cluster_set_voters(
         &self,
-        cluster_id: Uuid,
+        cluster_id: ClusterId,
         voters: u32,
     ) -> Result<(), StoreError> {
         sqlx::query!(
             "UPDATE clusters SET voters = $2 WHERE id = $1 AND voters = 0",
-            cluster_id,
+            cluster_id.into_uuid(),
             i32::try_from(voters).unwrap_or(i32::MAX)
         )
         .execute(&self.pool)
@@ -538,11 +542,11 @@ impl Store {
     ///
     /// # Errors
     /// [`StoreError::Query`].
-    pub async fn cluster_remove(&self, cluster_id: Uuid) -> Result<bool, StoreError> {
+    pub async fn cluster_remove(&self, cluster_id: ClusterId) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin().await.map_err(query_error("begin"))?;
         let locked = sqlx::query_scalar!(
             "SELECT id FROM clusters WHERE id = $1 AND deleting FOR UPDATE",
-            cluster_id
+            cluster_id.into_uuid()
         )
         .fetch_optional(&mut *tx)
         .await
@@ -552,7 +556,7 @@ impl Store {
         }
         let remaining = sqlx::query_scalar!(
             r#"SELECT count(*) AS "count!" FROM workloads WHERE cluster_id = $1"#,
-            cluster_id
+            cluster_id.into_uuid()
         )
         .fetch_one(&mut *tx)
         .await
@@ -565,14 +569,14 @@ impl Store {
              steps = steps || jsonb_build_array(jsonb_build_object('name', 'remove the cluster record', \
              'state', 'Done', 'detail', NULL, 'started_at', now())) \
              WHERE cluster_id = $1 AND state = 'Running'",
-            cluster_id
+            cluster_id.into_uuid()
         )
         .execute(&mut *tx)
         .await
         .map_err(query_error("cluster_remove_operation"))?;
         let deleted = sqlx::query!(
             "DELETE FROM clusters WHERE id = $1 AND deleting",
-            cluster_id
+            cluster_id.into_uuid()
         )
         .execute(&mut *tx)
         .await
@@ -595,8 +599,8 @@ impl Store {
         owner: Uuid,
         lease: std::time::Duration,
         limit: u32,
-    ) -> Result<Vec<Uuid>, StoreError> {
-        sqlx::query_scalar!(
+    ) -> Result<Vec<ClusterId>, StoreError> {
+        let ids = sqlx::query_scalar!(
             "UPDATE clusters SET lease_owner = $1, lease_until = now() + make_interval(secs => $2) \
              WHERE id IN (SELECT id FROM clusters \
                           WHERE lease_owner IS NULL OR lease_owner = $1 OR lease_until < now() \
@@ -608,7 +612,8 @@ impl Store {
         )
         .fetch_all(&self.pool)
         .await
-        .map_err(query_error("clusters_claim"))
+        .map_err(query_error("clusters_claim"))?;
+        Ok(ids.into_iter().map(ClusterId::from_uuid).collect())
     }
 
     /// Gives up `owner`'s leases (at shutdown), so another control plane takes over at once.
@@ -630,7 +635,10 @@ impl Store {
     ///
     /// # Errors
     /// [`StoreError::Query`] or [`StoreError::Corrupt`].
-    pub async fn operation_get(&self, id: Uuid) -> Result<Option<OperationRecord>, StoreError> {
+    pub async fn operation_get(
+        &self,
+        id: OperationId,
+    ) -> Result<Option<OperationRecord>, StoreError> {
         let row = sqlx::query_as!(
             OperationRow,
             r#"SELECT o.id, o.workspace_id, w.name AS "workspace?", o.cluster_id, o.cluster_name, o.kind,
@@ -638,7 +646,7 @@ impl Store {
                  o.error_code, o.error_detail, o.created_by, o.created_at, o.updated_at, o.finished_at
                FROM operations o LEFT JOIN workspaces w ON w.id = o.workspace_id
                WHERE o.id = $1"#,
-            id
+            id.into_uuid()
         )
         .fetch_optional(&self.pool)
         .await
@@ -652,7 +660,7 @@ impl Store {
     /// [`StoreError::Query`] or [`StoreError::Corrupt`].
     pub async fn operation_running(
         &self,
-        cluster_id: Uuid,
+        cluster_id: ClusterId,
     ) -> Result<Option<OperationRecord>, StoreError> {
         let row = sqlx::query_as!(
             OperationRow,
@@ -661,7 +669,7 @@ impl Store {
                  o.error_code, o.error_detail, o.created_by, o.created_at, o.updated_at, o.finished_at
                FROM operations o LEFT JOIN workspaces w ON w.id = o.workspace_id
                WHERE o.cluster_id = $1 AND o.state = 'Running'"#,
-            cluster_id
+            cluster_id.into_uuid()
         )
         .fetch_optional(&self.pool)
         .await
@@ -675,7 +683,7 @@ impl Store {
     /// [`StoreError::Query`] or [`StoreError::Corrupt`].
     pub async fn operation_latest(
         &self,
-        cluster_id: Uuid,
+        cluster_id: ClusterId,
     ) -> Result<Option<OperationRecord>, StoreError> {
         let row = sqlx::query_as!(
             OperationRow,
@@ -684,7 +692,7 @@ impl Store {
                  o.error_code, o.error_detail, o.created_by, o.created_at, o.updated_at, o.finished_at
                FROM operations o LEFT JOIN workspaces w ON w.id = o.workspace_id
                WHERE o.cluster_id = $1 ORDER BY o.created_at DESC, o.id LIMIT 1"#,
-            cluster_id
+            cluster_id.into_uuid()
         )
         .fetch_optional(&self.pool)
         .await
@@ -698,19 +706,27 @@ impl Store {
     /// [`StoreError::Query`].
     pub async fn operations_latest_ids(
         &self,
-        cluster_ids: &[Uuid],
-    ) -> Result<Vec<(Uuid, Uuid)>, StoreError> {
+        cluster_ids: &[ClusterId],
+    ) -> Result<Vec<(ClusterId, OperationId)>, StoreError> {
         let rows = sqlx::query!(
             "SELECT DISTINCT ON (cluster_id) cluster_id, id FROM operations \
              WHERE cluster_id = ANY($1) ORDER BY cluster_id, created_at DESC, id",
-            cluster_ids
+            &cluster_ids
+                .iter()
+                .map(|id| id.into_uuid())
+                .collect::<Vec<_>>()
         )
         .fetch_all(&self.pool)
         .await
         .map_err(query_error("operations_latest_ids"))?;
         Ok(rows
             .into_iter()
-            .map(|row| (row.cluster_id, row.id))
+            .map(|row| {
+                (
+                    ClusterId::from_uuid(row.cluster_id),
+                    OperationId::from_uuid(row.id),
+                )
+            })
             .collect())
     }
 
@@ -720,8 +736,8 @@ impl Store {
     /// [`StoreError::Query`] or [`StoreError::Corrupt`].
     pub async fn operations_list(
         &self,
-        workspace_id: Uuid,
-        before: Option<Uuid>,
+        workspace_id: WorkspaceId,
+        before: Option<OperationId>,
         limit: u32,
     ) -> Result<Vec<OperationRecord>, StoreError> {
         let rows = sqlx::query_as!(
@@ -733,8 +749,8 @@ impl Store {
                WHERE o.workspace_id = $1 AND ($2::uuid IS NULL OR (o.created_at, o.id) <
                  (SELECT created_at, id FROM operations WHERE id = $2))
                ORDER BY o.created_at DESC, o.id DESC LIMIT $3"#,
-            workspace_id,
-            before,
+            workspace_id.into_uuid(),
+            before.map(OperationId::into_uuid),
             i64::from(limit)
         )
         .fetch_all(&self.pool)
@@ -749,12 +765,12 @@ impl Store {
     /// [`StoreError::Query`].
     pub async fn operation_set_steps(
         &self,
-        id: Uuid,
+        id: OperationId,
         steps: &[OperationStep],
     ) -> Result<(), StoreError> {
         sqlx::query!(
             "UPDATE operations SET steps = $2, updated_at = now() WHERE id = $1 AND state = 'Running'",
-            id,
+            id.into_uuid(),
             Json(steps) as _
         )
         .execute(&self.pool)
@@ -769,7 +785,7 @@ impl Store {
     /// [`StoreError::Query`].
     pub async fn operation_finish(
         &self,
-        id: Uuid,
+        id: OperationId,
         state: OperationState,
         steps: &[OperationStep],
         error: Option<(&str, &str)>,
@@ -777,7 +793,7 @@ impl Store {
         sqlx::query!(
             "UPDATE operations SET state = $2, steps = $3, error_code = $4, error_detail = $5, \
              updated_at = now(), finished_at = now() WHERE id = $1 AND state = 'Running'",
-            id,
+            id.into_uuid(),
             state.as_str(),
             Json(steps) as _,
             error.map(|e| e.0),
