@@ -6,6 +6,7 @@
 //! Whether that user still exists, and what it may do, is the service layer's business.
 
 use std::collections::HashMap;
+use std::str::FromStr as _;
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -15,6 +16,8 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 use uuid::Uuid;
+
+use crate::model::UserId;
 
 /// The JOSE name of the one signing algorithm.
 pub const ALGORITHM: &str = "EdDSA";
@@ -203,7 +206,7 @@ impl TokenKeys {
     ///
     /// # Errors
     /// [`KeyError::Sign`].
-    pub fn issue(&self, user: Uuid, username: &str, now: i64) -> Result<IssuedToken, KeyError> {
+    pub fn issue(&self, user: UserId, username: &str, now: i64) -> Result<IssuedToken, KeyError> {
         let ttl = self.settings.ttl.as_secs().max(1);
         let claims = Claims {
             iss: self.settings.issuer.clone(),
@@ -229,7 +232,7 @@ impl TokenKeys {
     ///
     /// # Errors
     /// A reason for the log (the caller only learns `401`).
-    pub fn verify(&self, token: &str) -> Result<(Uuid, Claims), String> {
+    pub fn verify(&self, token: &str) -> Result<(UserId, Claims), String> {
         let header = jsonwebtoken::decode_header(token).map_err(|e| format!("header: {e}"))?;
         if header.alg != Algorithm::EdDSA {
             return Err(format!("algorithm {:?} is not accepted", header.alg));
@@ -248,7 +251,7 @@ impl TokenKeys {
         validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
         let data = jsonwebtoken::decode::<Claims>(token, key, &validation)
             .map_err(|e| format!("claims: {e}"))?;
-        let user = Uuid::parse_str(&data.claims.sub)
+        let user = UserId::from_str(&data.claims.sub)
             .map_err(|_| format!("sub {:?} is not a user id", data.claims.sub))?;
         Ok((user, data.claims))
     }
@@ -276,7 +279,7 @@ mod tests {
         let key = KeyMaterial::generate().unwrap();
         assert_eq!(key.public.len(), 32);
         let keys = TokenKeys::new(settings(), &key, &[]).unwrap();
-        let user = Uuid::new_v4();
+        let user = UserId::new_v4();
         let issued = keys.issue(user, "alice", now()).unwrap();
         assert_eq!(issued.expires_in, 900);
         let (sub, claims) = keys.verify(&issued.access_token).unwrap();
@@ -293,7 +296,7 @@ mod tests {
         let other = KeyMaterial::generate().unwrap();
         assert_ne!(key.kid, other.kid);
         let keys = TokenKeys::new(settings(), &key, &[]).unwrap();
-        let user = Uuid::new_v4();
+        let user = UserId::new_v4();
         // Signed by another key under our kid.
         let mut forged = other.clone();
         forged.kid = key.kid.clone();

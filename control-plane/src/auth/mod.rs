@@ -19,7 +19,8 @@ pub mod password;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sha2::{Digest, Sha256};
-use uuid::Uuid;
+
+use crate::model::UserId;
 
 /// The kind of caller a token proves.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -34,7 +35,7 @@ pub enum Principal {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Identity {
     /// The user's id (the JWT `sub`).
-    pub user_id: Uuid,
+    pub user_id: UserId,
     /// The user's name; audit events and operations record it as the actor.
     pub username: String,
     /// A platform administrator may do everything in every workspace.
@@ -96,7 +97,7 @@ pub enum AuthError {
     UnknownApiToken,
     /// A valid JWT whose user no longer exists.
     #[error("the token's user {0} no longer exists")]
-    UnknownUser(Uuid),
+    UnknownUser(UserId),
 }
 
 /// The token of an `Authorization: Bearer <token>` header value.

@@ -42,7 +42,10 @@ pub async fn agent_node_register(
         agent_version: registration.agent_version,
         capacity: capacity_from_wire(registration.capacity),
     };
-    let record = state.service.node_register(NodeId(id), spec).await?;
+    let record = state
+        .service
+        .node_register(NodeId::from_uuid(id), spec)
+        .await?;
     tracing::info!(node = %record.id, name = %record.spec.name, incarnation = record.incarnation, "node registered");
     Ok(Json(node_to_wire(
         &record,
@@ -84,7 +87,7 @@ pub async fn agent_node_heartbeat(
     state
         .service
         .node_heartbeat(
-            NodeId(id),
+            NodeId::from_uuid(id),
             capacity_from_wire(heartbeat.capacity),
             heartbeat.applied_generation,
             &reports,
@@ -106,7 +109,7 @@ pub async fn agent_node_workloads(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<Uuid>,
 ) -> Result<Json<WorkloadAssignment>, ApiError> {
-    let (generation, workloads) = state.service.node_assignment(id).await?;
+    let (generation, workloads) = state.service.node_assignment(NodeId::from_uuid(id)).await?;
     Ok(Json(WorkloadAssignment {
         generation,
         workloads: workloads.iter().map(workload_to_wire).collect(),
@@ -155,7 +158,7 @@ fn workload_to_wire(w: &WorkloadRecord) -> Workload {
     };
     Workload {
         name: w.name.clone(),
-        cluster_id: w.cluster_id,
+        cluster_id: w.cluster_id.into_uuid(),
         spec,
     }
 }

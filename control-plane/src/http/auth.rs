@@ -230,7 +230,7 @@ pub async fn role_binding_delete(
 
 fn user_to_wire(user: &UserRecord) -> api::User {
     api::User {
-        id: user.id,
+        id: user.id.into_uuid(),
         username: user.username.clone(),
         platform_admin: user.platform_admin,
         created_at: user.created_at,

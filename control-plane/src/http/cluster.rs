@@ -13,8 +13,8 @@ use super::extract::{ApiJson, ApiPath, ApiQuery, Caller};
 use super::node::PageParams;
 use crate::AppState;
 use crate::model::{
-    self, ClusterRecord, KINDS, Kind, MAX_STORAGE_GIB, OperationRecord, PoolRole, SIZES,
-    WorkloadRecord, WorkspaceRecord,
+    self, ClusterRecord, KINDS, Kind, MAX_STORAGE_GIB, OperationId, OperationRecord, PoolRole,
+    SIZES, WorkloadRecord, WorkspaceRecord,
 };
 use crate::service::{ClusterPatchInput, ClusterView, PageRequest};
 
@@ -304,7 +304,10 @@ pub async fn operation_get(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<Uuid>,
 ) -> Result<Json<api::Operation>, ApiError> {
-    let op = state.service.operation_get(&caller, id).await?;
+    let op = state
+        .service
+        .operation_get(&caller, OperationId::from_uuid(id))
+        .await?;
     Ok(Json(operation_to_wire(&op)))
 }
 
@@ -355,7 +358,7 @@ fn accepted(cluster: &ClusterRecord, operation: &OperationRecord) -> Response {
 
 fn workspace_to_wire(record: &WorkspaceRecord) -> api::Workspace {
     api::Workspace {
-        id: record.id,
+        id: record.id.into_uuid(),
         name: record.name.clone(),
         created_at: record.created_at,
     }
@@ -451,7 +454,7 @@ pub(super) fn cluster_to_wire(view: &ClusterView) -> api::Cluster {
         });
     }
     api::Cluster {
-        id: c.id,
+        id: c.id.into_uuid(),
         workspace: c.workspace.clone(),
         name: c.name.clone(),
         spec: api::ClusterSpec {
@@ -503,7 +506,7 @@ pub(super) fn cluster_to_wire(view: &ClusterView) -> api::Cluster {
                 job_api: c.status.job_api.clone(),
             },
             workloads: view.workloads.iter().map(workload_to_wire).collect(),
-            last_operation: view.last_operation,
+            last_operation: view.last_operation.map(OperationId::into_uuid),
         },
         created_at: c.created_at,
         updated_at: c.updated_at,
@@ -512,7 +515,7 @@ pub(super) fn cluster_to_wire(view: &ClusterView) -> api::Cluster {
 
 pub(super) fn operation_to_wire(op: &OperationRecord) -> api::Operation {
     api::Operation {
-        id: op.id,
+        id: op.id.into_uuid(),
         kind: match op.kind {
             model::OperationKind::Create => api::OperationKind::Create,
             model::OperationKind::Update => api::OperationKind::Update,
@@ -526,7 +529,7 @@ pub(super) fn operation_to_wire(op: &OperationRecord) -> api::Operation {
         },
         workspace: op.workspace.clone(),
         cluster: op.cluster_name.clone(),
-        cluster_id: op.cluster_id,
+        cluster_id: op.cluster_id.into_uuid(),
         target_generation: op.target_generation,
         steps: op
             .steps

@@ -40,7 +40,7 @@ fn state_to_wire(state: JobRunState) -> api::JobState {
 fn job_to_wire(view: JobView) -> api::Job {
     let JobView { job, status } = view;
     api::Job {
-        id: job.id,
+        id: job.id.into_uuid(),
         name: job.name,
         cluster: job.cluster,
         kafka_cluster: job.kafka_cluster,

@@ -67,7 +67,7 @@ pub async fn node_get(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<Uuid>,
 ) -> Result<Json<Node>, ApiError> {
-    let record = state.service.node_get(NodeId(id)).await?;
+    let record = state.service.node_get(NodeId::from_uuid(id)).await?;
     Ok(Json(node_to_wire(
         &record,
         state.service.config().node_ready_timeout,
@@ -76,7 +76,7 @@ pub async fn node_get(
 
 pub(super) fn node_to_wire(record: &NodeRecord, timeout: std::time::Duration) -> Node {
     Node {
-        id: record.id.0,
+        id: record.id.into_uuid(),
         name: record.spec.name.clone(),
         fault_domain: record.spec.fault_domain,
         address: record.spec.address.clone(),

@@ -3,13 +3,14 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+use super::UserId;
 use crate::auth::{Identity, Role};
 
 /// A user as stored.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct UserRecord {
     /// Identity (the JWT `sub`).
-    pub id: Uuid,
+    pub id: UserId,
     /// Unique name.
     pub username: String,
     /// argon2id PHC string; `None` when the user cannot log in with a password.
@@ -37,7 +38,7 @@ pub struct ApiTokenRecord {
     /// Identity.
     pub id: Uuid,
     /// Its user.
-    pub user_id: Uuid,
+    pub user_id: UserId,
     /// Unique per user.
     pub name: String,
     /// Created.

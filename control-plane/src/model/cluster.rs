@@ -5,15 +5,15 @@
 
 use std::collections::BTreeMap;
 
+use super::{ClusterId, NodeId, OperationId, WorkloadId, WorkspaceId};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use uuid::Uuid;
 
 /// A workspace.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct WorkspaceRecord {
     /// Identity.
-    pub id: Uuid,
+    pub id: WorkspaceId,
     /// Unique name.
     pub name: String,
     /// Created.
@@ -181,9 +181,9 @@ pub struct ClusterStatusDoc {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ClusterRecord {
     /// Identity.
-    pub id: Uuid,
+    pub id: ClusterId,
     /// Workspace id.
-    pub workspace_id: Uuid,
+    pub workspace_id: WorkspaceId,
     /// Workspace name.
     pub workspace: String,
     /// Name in the workspace.
@@ -213,7 +213,7 @@ pub struct ClusterRecord {
 impl ClusterRecord {
     /// The entity tag of the spec: changes exactly when the generation does.
     pub fn etag(&self) -> String {
-        format!("\"{}-{}\"", self.id.simple(), self.generation)
+        format!("\"{}-{}\"", self.id.into_uuid().simple(), self.generation)
     }
 }
 
@@ -303,13 +303,13 @@ pub struct OperationStep {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OperationRecord {
     /// Identity.
-    pub id: Uuid,
+    pub id: OperationId,
     /// Workspace id.
-    pub workspace_id: Uuid,
+    pub workspace_id: WorkspaceId,
     /// Workspace name (joined; empty if the workspace is gone).
     pub workspace: String,
     /// Cluster id.
-    pub cluster_id: Uuid,
+    pub cluster_id: ClusterId,
     /// Cluster name.
     pub cluster_name: String,
     /// Kind.
@@ -440,11 +440,11 @@ impl ObservedProcess {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct WorkloadRecord {
     /// Identity.
-    pub id: Uuid,
+    pub id: WorkloadId,
     /// Cluster.
-    pub cluster_id: Uuid,
+    pub cluster_id: ClusterId,
     /// Node.
-    pub node_id: Uuid,
+    pub node_id: NodeId,
     /// Node name.
     pub node_name: String,
     /// Node address.

@@ -3,16 +3,16 @@
 //! The control plane stores a job's definition (desired state); its run state lives on the
 //! cluster's executor driver and is read live ([`JobRunState`]).
 
+use super::{ClusterId, JobId};
 use chrono::{DateTime, Utc};
-use uuid::Uuid;
 
 /// A stored job definition.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct JobRecord {
     /// Identity; also the job's id on the driver.
-    pub id: Uuid,
+    pub id: JobId,
     /// The Spark cluster's id.
-    pub cluster_id: Uuid,
+    pub cluster_id: ClusterId,
     /// The Spark cluster's name.
     pub cluster: String,
     /// Name, unique per cluster.
@@ -33,15 +33,15 @@ pub struct JobRecord {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NewJob {
     /// Identity.
-    pub id: Uuid,
+    pub id: JobId,
     /// The Spark cluster.
-    pub cluster_id: Uuid,
+    pub cluster_id: ClusterId,
     /// Name.
     pub name: String,
     /// SQL text.
     pub sql: String,
     /// The Kafka cluster whose bootstrap servers the job gets.
-    pub kafka_cluster_id: Option<Uuid>,
+    pub kafka_cluster_id: Option<ClusterId>,
     /// Who submits it.
     pub created_by: String,
 }
@@ -80,7 +80,7 @@ impl JobRunState {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SparkDriver {
     /// The cluster's id.
-    pub cluster_id: Uuid,
+    pub cluster_id: ClusterId,
     /// The cluster's name.
     pub cluster: String,
     /// The driver's job API base URL, e.g. `http://127.0.0.1:21000`.

@@ -4,19 +4,80 @@
 //! conversions sit at the HTTP and store boundaries.
 
 use std::fmt;
+use std::str::FromStr;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-/// A node's identity, chosen by its agent on first start and kept in the agent's data directory.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct NodeId(pub Uuid);
+/// Declares UUID newtypes, one per kind of resource (as omicron's `uuid-kinds`), so that passing a
+/// cluster's id where a workspace's is expected does not compile.
+///
+/// Each type displays, parses and (de)serializes exactly as its UUID does. The store and the HTTP
+/// layer convert at their edges with `from_uuid` and `into_uuid`; there is deliberately no
+/// `From<Uuid>`, so an untyped UUID becomes a typed one only where a line says which kind it is.
+macro_rules! typed_uuids {
+    ($($(#[$meta:meta])* $name:ident;)+) => {$(
+        $(#[$meta])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[serde(transparent)]
+        pub struct $name(Uuid);
 
-impl fmt::Display for NodeId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.fmt(f)
-    }
+        impl $name {
+            /// The id whose UUID is `uuid`.
+            pub const fn from_uuid(uuid: Uuid) -> Self {
+                Self(uuid)
+            }
+
+            /// A fresh random (version 4) id.
+            pub fn new_v4() -> Self {
+                Self(Uuid::new_v4())
+            }
+
+            /// The UUID, for the store and the wire.
+            pub const fn into_uuid(self) -> Uuid {
+                self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                self.0.fmt(f)
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = uuid::Error;
+
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                Uuid::parse_str(s).map(Self)
+            }
+        }
+
+        impl From<$name> for Uuid {
+            fn from(id: $name) -> Uuid {
+                id.0
+            }
+        }
+    )+};
+}
+
+typed_uuids! {
+    /// A node's identity, chosen by its agent on first start and kept in the agent's data directory.
+    NodeId;
+    /// A workspace's identity.
+    WorkspaceId;
+    /// A cluster's identity.
+    ClusterId;
+    /// An operation's identity (the handle `PUT` and `DELETE` of a cluster return).
+    OperationId;
+    /// A workload's identity: one process of a cluster on one node.
+    WorkloadId;
+    /// A job's identity; also the job's id on the executor's driver.
+    JobId;
+    /// A user's identity (the JWT `sub`).
+    UserId;
 }
 
 /// Resources a node offers.

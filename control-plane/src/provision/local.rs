@@ -10,11 +10,10 @@ use std::collections::BTreeMap;
 use std::ops::RangeInclusive;
 use std::time::Duration;
 
-use uuid::Uuid;
-
 use super::{PlaceRequest, ProvisionError, Provisioner};
 use crate::model::{
-    ClusterRecord, SizeSpec, WorkloadConfig, WorkloadRecord, WorkloadRole, size_spec,
+    ClusterId, ClusterRecord, NodeId, SizeSpec, WorkloadConfig, WorkloadId, WorkloadRecord,
+    WorkloadRole, size_spec,
 };
 use crate::store::{FleetSnapshot, NewWorkload, Store};
 
@@ -78,18 +77,22 @@ impl Provisioner for LocalProvisioner {
             .collect())
     }
 
-    async fn remove(&self, workload: Uuid) -> Result<(), ProvisionError> {
+    async fn remove(&self, workload: WorkloadId) -> Result<(), ProvisionError> {
         Ok(self.store.workload_remove(workload).await?)
     }
 
-    async fn forget(&self, workload: Uuid) -> Result<(), ProvisionError> {
+    async fn forget(&self, workload: WorkloadId) -> Result<(), ProvisionError> {
         Ok(self.store.workload_forget(workload).await?)
     }
 }
 
 /// The name of a workload: unique across the fleet, stable, a valid directory name.
-pub fn workload_name(cluster_id: Uuid, role: WorkloadRole, ordinal: u32) -> String {
-    format!("{}-{}-{ordinal}", cluster_id.simple(), role.as_str())
+pub fn workload_name(cluster_id: ClusterId, role: WorkloadRole, ordinal: u32) -> String {
+    format!(
+        "{}-{}-{ordinal}",
+        cluster_id.into_uuid().simple(),
+        role.as_str()
+    )
 }
 
 /// Decides where each request goes (pure). Errors say why a workload cannot be placed.
@@ -108,7 +111,7 @@ pub fn schedule(
         free_memory: u64,
         mine: usize,
     }
-    let mut slots: BTreeMap<Uuid, Slot> = fleet
+    let mut slots: BTreeMap<NodeId, Slot> = fleet
         .nodes
         .iter()
         .map(|node| {
@@ -128,7 +131,7 @@ pub fn schedule(
         })
         .collect();
     let mut taken = fleet.taken_ports.clone();
-    let mut chosen: Vec<(PlaceRequest, Uuid, Vec<u16>)> = Vec::new();
+    let mut chosen: Vec<(PlaceRequest, NodeId, Vec<u16>)> = Vec::new();
     // Under the placement lock: a request another control plane has just served is skipped
     // (the planner of either may have read the workloads before the other placed them).
     let mut sorted: Vec<PlaceRequest> = requests
@@ -307,14 +310,17 @@ mod tests {
     use chrono::Utc;
 
     use super::*;
+    use uuid::Uuid;
+
     use crate::model::{
         ClusterSpec, ClusterState, ClusterStatusDoc, Kind, ObservedProcess, PoolSpec, SIZES,
+        WorkspaceId,
     };
     use crate::store::FleetNode;
 
     fn node(i: u128, fault_domain: u32, cpu: u64) -> FleetNode {
         FleetNode {
-            id: Uuid::from_u128(i),
+            id: NodeId::from_uuid(Uuid::from_u128(i)),
             name: format!("node-{i}"),
             address: "127.0.0.1".into(),
             fault_domain,
@@ -329,8 +335,8 @@ mod tests {
 
     fn kafka(voters: u32) -> ClusterRecord {
         ClusterRecord {
-            id: Uuid::from_u128(99),
-            workspace_id: Uuid::from_u128(1),
+            id: ClusterId::from_uuid(Uuid::from_u128(99)),
+            workspace_id: WorkspaceId::from_uuid(Uuid::from_u128(1)),
             workspace: "ws".into(),
             name: "k".into(),
             kind: Kind::Kafka,
@@ -371,8 +377,8 @@ mod tests {
     fn as_record(w: &NewWorkload, fleet: &FleetSnapshot) -> WorkloadRecord {
         let node = fleet.nodes.iter().find(|n| n.id == w.node_id).unwrap();
         WorkloadRecord {
-            id: Uuid::new_v4(),
-            cluster_id: Uuid::from_u128(99),
+            id: WorkloadId::new_v4(),
+            cluster_id: ClusterId::from_uuid(Uuid::from_u128(99)),
             node_id: w.node_id,
             node_name: node.name.clone(),
             address: node.address.clone(),

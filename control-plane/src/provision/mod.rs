@@ -8,9 +8,7 @@ pub mod local;
 
 use std::future::Future;
 
-use uuid::Uuid;
-
-use crate::model::{ClusterRecord, WorkloadRecord, WorkloadRole};
+use crate::model::{ClusterRecord, WorkloadId, WorkloadRecord, WorkloadRole};
 use crate::store::StoreError;
 
 /// One workload the planner wants placed.
@@ -60,8 +58,14 @@ pub trait Provisioner: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Vec<String>, ProvisionError>> + Send;
 
     /// Asks for a workload to be stopped and its data removed.
-    fn remove(&self, workload: Uuid) -> impl Future<Output = Result<(), ProvisionError>> + Send;
+    fn remove(
+        &self,
+        workload: WorkloadId,
+    ) -> impl Future<Output = Result<(), ProvisionError>> + Send;
 
     /// Forgets a workload whose host has stopped it and removed its data.
-    fn forget(&self, workload: Uuid) -> impl Future<Output = Result<(), ProvisionError>> + Send;
+    fn forget(
+        &self,
+        workload: WorkloadId,
+    ) -> impl Future<Output = Result<(), ProvisionError>> + Send;
 }

@@ -15,26 +15,25 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::Notify;
-use uuid::Uuid;
 
 use crate::driver::{DriverClient, JobDefinition};
-use crate::model::{JobRecord, SparkDriver};
+use crate::model::{JobId, JobRecord, SparkDriver};
 use crate::store::{Store, StoreError};
 
 /// What a pass does to one driver.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum JobAction {
     /// `PUT` the stored job with this id.
-    Submit(Uuid),
+    Submit(JobId),
     /// `DELETE` this job from the driver.
-    Remove(Uuid),
+    Remove(JobId),
 }
 
 /// The actions that make a driver holding `on_driver` hold exactly `stored`: submissions first,
 /// each list in id order.
-pub fn plan_jobs(stored: &[Uuid], on_driver: &[Uuid]) -> Vec<JobAction> {
-    let stored: BTreeSet<Uuid> = stored.iter().copied().collect();
-    let on_driver: BTreeSet<Uuid> = on_driver.iter().copied().collect();
+pub fn plan_jobs(stored: &[JobId], on_driver: &[JobId]) -> Vec<JobAction> {
+    let stored: BTreeSet<JobId> = stored.iter().copied().collect();
+    let on_driver: BTreeSet<JobId> = on_driver.iter().copied().collect();
     stored
         .difference(&on_driver)
         .map(|id| JobAction::Submit(*id))
@@ -118,7 +117,10 @@ impl JobReconciler {
     ) -> Result<(), StoreError> {
         let client = DriverClient::new(self.http.clone(), &driver.job_api);
         let on_driver = match client.jobs_list().await {
-            Ok(jobs) => jobs.into_iter().map(|j| j.id).collect::<Vec<_>>(),
+            Ok(jobs) => jobs
+                .into_iter()
+                .map(|j| JobId::from_uuid(j.id))
+                .collect::<Vec<_>>(),
             Err(error) => {
                 tracing::debug!(cluster = %driver.cluster, error = %error, "driver not listed");
                 report.unreachable += 1;
@@ -127,14 +129,14 @@ impl JobReconciler {
         };
         // After the driver's list: see the module doc.
         let stored = self.store.jobs_of_cluster(driver.cluster_id).await?;
-        let ids: Vec<Uuid> = stored.iter().map(|j| j.id).collect();
+        let ids: Vec<JobId> = stored.iter().map(|j| j.id).collect();
         for action in plan_jobs(&ids, &on_driver) {
             match action {
                 JobAction::Submit(id) => {
                     let Some(job) = stored.iter().find(|j| j.id == id) else {
                         continue;
                     };
-                    match client.job_put(id, &definition(job)).await {
+                    match client.job_put(id.into_uuid(), &definition(job)).await {
                         Ok(_) => {
                             tracing::info!(cluster = %driver.cluster, job = %job.name, "job submitted to the driver");
                             report.submitted += 1;
@@ -145,7 +147,7 @@ impl JobReconciler {
                         }
                     }
                 }
-                JobAction::Remove(id) => match client.job_delete(id).await {
+                JobAction::Remove(id) => match client.job_delete(id.into_uuid()).await {
                     Ok(_) => {
                         tracing::info!(cluster = %driver.cluster, job = %id, "unknown job removed from the driver");
                         report.removed += 1;
@@ -173,8 +175,8 @@ fn definition(job: &JobRecord) -> JobDefinition {
 mod tests {
     use super::*;
 
-    fn id(n: u128) -> Uuid {
-        Uuid::from_u128(n)
+    fn id(n: u128) -> JobId {
+        JobId::from_uuid(uuid::Uuid::from_u128(n))
     }
 
     #[test]
@@ -195,8 +197,8 @@ mod tests {
             (&[1, 1], &[2, 2], &[Submit(1), Remove(2)]),
         ];
         for (stored, on_driver, expected) in cases {
-            let stored: Vec<Uuid> = stored.iter().map(|n| id(*n)).collect();
-            let on_driver: Vec<Uuid> = on_driver.iter().map(|n| id(*n)).collect();
+            let stored: Vec<JobId> = stored.iter().map(|n| id(*n)).collect();
+            let on_driver: Vec<JobId> = on_driver.iter().map(|n| id(*n)).collect();
             let expected: Vec<JobAction> = expected
                 .iter()
                 .map(|a| match a {

@@ -19,7 +19,7 @@ use uuid::Uuid;
 
 use crate::kafka_admin::KafkaAdmin;
 use crate::model::{
-    ClusterRecord, ClusterStatusDoc, Condition, Kind, OperationRecord, OperationState,
+    ClusterId, ClusterRecord, ClusterStatusDoc, Condition, Kind, OperationRecord, OperationState,
     OperationStep, WorkloadRole,
 };
 use crate::provision::{ProvisionError, Provisioner};
@@ -108,7 +108,7 @@ impl<P: Provisioner> Reconciler<P> {
         Ok(())
     }
 
-    async fn reconcile(&self, id: Uuid) -> Result<(), ProvisionError> {
+    async fn reconcile(&self, id: ClusterId) -> Result<(), ProvisionError> {
         let Some(cluster) = self.store.cluster_get_by_id(id).await? else {
             return Ok(());
         };

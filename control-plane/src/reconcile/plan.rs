@@ -6,11 +6,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use uuid::Uuid;
-
 use crate::kafka_admin::{ClusterMetadata, plan_rebalance};
 use crate::model::{
-    ClusterRecord, ClusterState, Kind, ObservedProcess, WorkloadRecord, WorkloadRole,
+    ClusterRecord, ClusterState, Kind, ObservedProcess, WorkloadId, WorkloadRecord, WorkloadRole,
 };
 use crate::provision::PlaceRequest;
 
@@ -49,9 +47,9 @@ pub enum Action {
     /// Place these workloads (all or none).
     Place(Vec<PlaceRequest>),
     /// Stop these workloads and remove their data.
-    Remove(Vec<Uuid>),
+    Remove(Vec<WorkloadId>),
     /// Forget these workloads: their hosts have removed them.
-    Forget(Vec<Uuid>),
+    Forget(Vec<WorkloadId>),
     /// Submit these partition reassignments `(topic, partition, replicas)`.
     Reassign(Vec<(String, i32, Vec<i32>)>),
     /// Delete the cluster record (no workload is left).
@@ -130,7 +128,7 @@ pub fn plan(input: Input<'_>) -> Plan {
         bootstrap_servers: None,
         job_api: None,
     };
-    let gone: Vec<Uuid> = input
+    let gone: Vec<WorkloadId> = input
         .workloads
         .iter()
         .filter(|w| w.removing && w.gone)
@@ -147,7 +145,7 @@ pub fn plan(input: Input<'_>) -> Plan {
         .collect();
 
     if cluster.deleting {
-        let ids: Vec<Uuid> = active.iter().map(|w| w.id).collect();
+        let ids: Vec<WorkloadId> = active.iter().map(|w| w.id).collect();
         if !ids.is_empty() {
             plan.actions.push(Action::Remove(ids));
         }
@@ -511,12 +509,17 @@ mod tests {
 
     use super::*;
     use crate::kafka_admin::{BrokerInfo, PartitionInfo, TopicInfo};
-    use crate::model::{ClusterSpec, ClusterStatusDoc, PoolRole, PoolSpec, WorkloadConfig};
+    use uuid::Uuid;
+
+    use crate::model::{
+        ClusterId, ClusterSpec, ClusterStatusDoc, NodeId, PoolRole, PoolSpec, WorkloadConfig,
+        WorkspaceId,
+    };
 
     fn cluster(kind: Kind, replicas: u32, generation: u64, observed: u64) -> ClusterRecord {
         ClusterRecord {
-            id: Uuid::from_u128(7),
-            workspace_id: Uuid::from_u128(1),
+            id: ClusterId::from_uuid(Uuid::from_u128(7)),
+            workspace_id: WorkspaceId::from_uuid(Uuid::from_u128(1)),
             workspace: "ws".into(),
             name: "c".into(),
             kind,
@@ -565,11 +568,11 @@ mod tests {
             },
         };
         WorkloadRecord {
-            id: Uuid::from_u128(
+            id: WorkloadId::from_uuid(Uuid::from_u128(
                 u128::from(ordinal) + if role == WorkloadRole::Driver { 100 } else { 0 },
-            ),
-            cluster_id: Uuid::from_u128(7),
-            node_id: Uuid::from_u128(50 + u128::from(ordinal)),
+            )),
+            cluster_id: ClusterId::from_uuid(Uuid::from_u128(7)),
+            node_id: NodeId::from_uuid(Uuid::from_u128(50 + u128::from(ordinal))),
             node_name: format!("node-{ordinal}"),
             address: "127.0.0.1".into(),
             fault_domain: ordinal,

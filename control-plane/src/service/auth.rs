@@ -597,6 +597,7 @@ mod tests {
     use uuid::Uuid;
 
     use super::*;
+    use crate::model::UserId;
 
     #[test]
     fn usernames_passwords_and_token_names_are_checked() {
@@ -617,7 +618,7 @@ mod tests {
     #[test]
     fn only_platform_admins_pass_the_platform_check() {
         let mut who = Identity {
-            user_id: Uuid::nil(),
+            user_id: UserId::from_uuid(Uuid::nil()),
             username: "u".into(),
             platform_admin: false,
         };

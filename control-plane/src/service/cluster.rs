@@ -1,4 +1,4 @@
-//! Workspaces, clusters, operations and audit events: the desired state of the platform.
+//! Clusters: the desired state of the platform.
 //!
 //! Every mutation is validated here, stored together with its operation in one transaction,
 //! audited (accepted or refused), and pokes the reconciler. Nothing here waits for the data plane
@@ -7,23 +7,16 @@
 
 use std::time::Duration;
 
-use uuid::Uuid;
-
-use super::auth::require_platform_admin;
 use super::node::{PageRequest, is_dns_label};
+use super::page::{page_size, paginate};
 use super::{ErrorCode, Service, ServiceError};
 use crate::auth::{Identity, Role};
 use crate::kafka_admin::KafkaAdmin;
 use crate::model::{
-    AuditRecord, ClusterRecord, ClusterSpec, Kind, MAX_STORAGE_GIB, OperationKind, OperationRecord,
-    PoolRole, WorkloadRecord, WorkspaceRecord, kind_spec, size_spec,
+    ClusterId, ClusterRecord, ClusterSpec, Kind, MAX_STORAGE_GIB, OperationId, OperationKind,
+    OperationRecord, PoolRole, WorkloadRecord, WorkspaceRecord, kind_spec, size_spec,
 };
-use crate::store::{NewOperation, SpecChange, StoreError};
-
-/// The largest page of clusters, workspaces, operations or audit events.
-const MAX_PAGE: u32 = 500;
-/// The default page.
-const DEFAULT_PAGE: u32 = 100;
+use crate::store::{NewOperation, SpecChange};
 
 /// A `PATCH` of a cluster.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -55,55 +48,17 @@ pub struct ClusterView {
     /// Its workloads.
     pub workloads: Vec<WorkloadRecord>,
     /// Its latest operation.
-    pub last_operation: Option<Uuid>,
+    pub last_operation: Option<OperationId>,
 }
 
-fn page_size(page: &PageRequest) -> Result<u32, ServiceError> {
-    match page.page_size {
-        None => Ok(DEFAULT_PAGE),
-        Some(size) if (1..=MAX_PAGE).contains(&size) => Ok(size),
-        Some(_) => Err(invalid(
-            "page_size",
-            &format!("must be between 1 and {MAX_PAGE}"),
-        )),
-    }
-}
-
-/// Cuts a page fetched with one extra row: the rows to return and the next page's token.
-fn paginate<T>(
-    mut items: Vec<T>,
-    size: u32,
-    token: impl Fn(&T) -> String,
-) -> (Vec<T>, Option<String>) {
-    let next = if items.len() > size as usize {
-        items.truncate(size as usize);
-        items.last().map(token)
-    } else {
-        None
-    };
-    (items, next)
-}
-
-/// Parses a page token this API issued as a `T` (an id).
-fn page_after<T: std::str::FromStr>(page: &PageRequest) -> Result<Option<T>, ServiceError> {
-    page.page_token
-        .as_deref()
-        .map(|token| {
-            token
-                .parse::<T>()
-                .map_err(|_| invalid("page_token", "is not a token this API issued"))
-        })
-        .transpose()
-}
-
-fn invalid(field: &str, message: &str) -> ServiceError {
+pub(super) fn invalid(field: &str, message: &str) -> ServiceError {
     ServiceError::InvalidField {
         field: field.to_owned(),
         message: message.to_owned(),
     }
 }
 
-fn check_name(field: &str, name: &str) -> Result<(), ServiceError> {
+pub(super) fn check_name(field: &str, name: &str) -> Result<(), ServiceError> {
     if is_dns_label(name) {
         Ok(())
     } else {
@@ -190,138 +145,6 @@ pub fn validate_spec(kind: Kind, spec: &mut ClusterSpec) -> Result<(), ServiceEr
 }
 
 impl Service {
-    pub(super) async fn audit(
-        &self,
-        actor: &str,
-        action: &str,
-        resource: &str,
-        outcome: &Result<(), &ServiceError>,
-    ) {
-        let (outcome, detail) = match outcome {
-            Ok(()) => ("accepted".to_owned(), None),
-            Err(error) => (error.code().as_str().to_owned(), Some(error.to_string())),
-        };
-        let event = AuditRecord {
-            id: 0,
-            at: chrono::Utc::now(),
-            actor: actor.to_owned(),
-            action: action.to_owned(),
-            resource: resource.to_owned(),
-            outcome,
-            detail,
-        };
-        if let Err(error) = self.store.audit_insert(&event).await {
-            tracing::error!(error = %error, action, resource, "cannot write the audit event");
-        }
-    }
-
-    pub(super) async fn audited<T>(
-        &self,
-        actor: &str,
-        action: &str,
-        resource: String,
-        result: Result<T, ServiceError>,
-    ) -> Result<T, ServiceError> {
-        self.audit(actor, action, &resource, &result.as_ref().map(|_| ()))
-            .await;
-        if result.is_ok() {
-            self.poke.notify_one();
-        }
-        result
-    }
-
-    /// Creates a workspace.
-    ///
-    /// # Errors
-    /// `invalid_field` or `workspace_exists`.
-    pub async fn workspace_create(
-        &self,
-        caller: &Identity,
-        name: &str,
-    ) -> Result<WorkspaceRecord, ServiceError> {
-        let actor = caller.username.as_str();
-        let result = async {
-            check_name("name", name)?;
-            match self
-                .store
-                .workspace_insert_with_admin(name, caller.user_id)
-                .await
-            {
-                Ok(record) => Ok(record),
-                Err(StoreError::Conflict { what }) => Err(ServiceError::Conflict {
-                    code: ErrorCode::WorkspaceExists,
-                    message: format!("{what} already exists"),
-                }),
-                Err(other) => Err(other.into()),
-            }
-        }
-        .await;
-        self.audited(
-            actor,
-            "workspace.create",
-            format!("workspaces/{name}"),
-            result,
-        )
-        .await
-    }
-
-    /// One workspace, without an access check (for other service calls that made theirs).
-    ///
-    /// # Errors
-    /// `not_found`.
-    pub(super) async fn workspace_get_unchecked(
-        &self,
-        name: &str,
-    ) -> Result<WorkspaceRecord, ServiceError> {
-        self.store
-            .workspace_get(name)
-            .await?
-            .ok_or_else(|| ServiceError::NotFound {
-                what: format!("workspace {name:?}"),
-            })
-    }
-
-    /// One workspace the caller may view.
-    ///
-    /// # Errors
-    /// `not_found` (also when the caller has no role in it).
-    pub async fn workspace_get_for(
-        &self,
-        caller: &Identity,
-        name: &str,
-    ) -> Result<WorkspaceRecord, ServiceError> {
-        self.authorize(caller, name, Role::Viewer).await
-    }
-
-    /// A page of the workspaces the caller has a role in (all of them for a platform admin).
-    ///
-    /// # Errors
-    /// `invalid_field` for a bad page.
-    pub async fn workspaces_list(
-        &self,
-        caller: &Identity,
-        page: PageRequest,
-    ) -> Result<(Vec<WorkspaceRecord>, Option<String>), ServiceError> {
-        let size = page_size(&page)?;
-        let after = page
-            .page_token
-            .as_deref()
-            .map(super::node::decode_page_token)
-            .transpose()?;
-        let items = if caller.platform_admin {
-            self.store
-                .workspaces_list(after.as_deref(), size + 1)
-                .await?
-        } else {
-            self.store
-                .workspaces_list_for_user(caller.user_id, after.as_deref(), size + 1)
-                .await?
-        };
-        Ok(paginate(items, size, |w| {
-            super::node::encode_page_token(&w.name)
-        }))
-    }
-
     /// Creates a cluster or replaces its spec (idempotent: an identical spec changes nothing).
     ///
     /// # Errors
@@ -378,7 +201,7 @@ impl Service {
                     });
                 }
                 let op = NewOperation {
-                    id: Uuid::new_v4(),
+                    id: OperationId::new_v4(),
                     kind: OperationKind::Create,
                     created_by: actor.to_owned(),
                 };
@@ -438,7 +261,7 @@ impl Service {
                 spec.drain = existing.spec.drain;
             }
             let op = NewOperation {
-                id: Uuid::new_v4(),
+                id: OperationId::new_v4(),
                 kind: if resize_only && current.replicas() != spec.replicas() {
                     OperationKind::Resize
                 } else {
@@ -517,7 +340,7 @@ impl Service {
             self.check_scale_in(&existing, spec.replicas(), patch.drain)
                 .await?;
             let op = NewOperation {
-                id: Uuid::new_v4(),
+                id: OperationId::new_v4(),
                 kind: if spec.replicas() != existing.spec.replicas() {
                     OperationKind::Resize
                 } else {
@@ -572,7 +395,7 @@ impl Service {
                 return Ok((existing, op));
             }
             let op = NewOperation {
-                id: Uuid::new_v4(),
+                id: OperationId::new_v4(),
                 kind: OperationKind::Delete,
                 created_by: actor.to_owned(),
             };
@@ -741,12 +564,12 @@ impl Service {
             .await?;
         let (items, next) = paginate(items, size, |c| super::node::encode_page_token(&c.name));
         // Three queries per page, not two per cluster.
-        let ids: Vec<Uuid> = items.iter().map(|c| c.id).collect();
+        let ids: Vec<ClusterId> = items.iter().map(|c| c.id).collect();
         let mut workloads = self
             .store
             .workloads_of_clusters(&ids, self.config.node_ready_timeout)
             .await?;
-        let latest: std::collections::HashMap<Uuid, Uuid> = self
+        let latest: std::collections::HashMap<ClusterId, OperationId> = self
             .store
             .operations_latest_ids(&ids)
             .await?
@@ -765,75 +588,6 @@ impl Service {
             });
         }
         Ok((views, next))
-    }
-
-    /// One operation, if the caller may view its workspace.
-    ///
-    /// # Errors
-    /// `not_found` (also when the caller has no role in the operation's workspace).
-    pub async fn operation_get(
-        &self,
-        caller: &Identity,
-        id: Uuid,
-    ) -> Result<OperationRecord, ServiceError> {
-        let not_found = || ServiceError::NotFound {
-            what: format!("operation {id}"),
-        };
-        let op = self.store.operation_get(id).await?.ok_or_else(not_found)?;
-        match self.authorize(caller, &op.workspace, Role::Viewer).await {
-            Ok(_) => Ok(op),
-            Err(ServiceError::NotFound { .. }) => Err(not_found()),
-            Err(other) => Err(other),
-        }
-    }
-
-    /// A page of a workspace's operations, newest first.
-    ///
-    /// # Errors
-    /// `not_found`, `invalid_field`.
-    pub async fn operations_list(
-        &self,
-        caller: &Identity,
-        workspace: &str,
-        page: PageRequest,
-    ) -> Result<(Vec<OperationRecord>, Option<String>), ServiceError> {
-        let ws = self.authorize(caller, workspace, Role::Viewer).await?;
-        let size = page_size(&page)?;
-        let before = page_after::<Uuid>(&page)?;
-        let items = self.store.operations_list(ws.id, before, size + 1).await?;
-        Ok(paginate(items, size, |op| op.id.to_string()))
-    }
-
-    /// A page of audit events, newest first (platform admins only).
-    ///
-    /// # Errors
-    /// `forbidden`, `invalid_field`.
-    pub async fn audit_list(
-        &self,
-        caller: &Identity,
-        page: PageRequest,
-    ) -> Result<(Vec<AuditRecord>, Option<String>), ServiceError> {
-        require_platform_admin(caller)?;
-        let size = page_size(&page)?;
-        let before = page_after::<i64>(&page)?;
-        let items = self.store.audit_list(before, size + 1).await?;
-        Ok(paginate(items, size, |e| e.id.to_string()))
-    }
-
-    /// What a node must run.
-    ///
-    /// # Errors
-    /// `not_found` for an unknown node.
-    pub async fn node_assignment(
-        &self,
-        node: Uuid,
-    ) -> Result<(u64, Vec<WorkloadRecord>), ServiceError> {
-        self.store
-            .node_assignment(node)
-            .await?
-            .ok_or_else(|| ServiceError::NotFound {
-                what: format!("node {node}"),
-            })
     }
 }
 

@@ -3,9 +3,8 @@
 //! Keys are scoped per user (the same key from two users is two keys), must be 1-255 visible
 //! ASCII characters, and are kept 24 hours. The HTTP layer decides which requests carry them.
 
-use uuid::Uuid;
-
 use super::{Service, ServiceError};
+use crate::model::UserId;
 use crate::store::{KeyClaim, StoredResponse};
 
 /// Checks an `Idempotency-Key` header value.
@@ -22,7 +21,7 @@ pub fn validate_idempotency_key(key: &str) -> Result<(), ServiceError> {
     Ok(())
 }
 
-fn scope(user: Uuid) -> String {
+fn scope(user: UserId) -> String {
     user.to_string()
 }
 
@@ -33,7 +32,7 @@ impl Service {
     /// `invalid_field` for a malformed key; store failures.
     pub async fn idempotency_claim(
         &self,
-        user: Uuid,
+        user: UserId,
         key: &str,
         request_hash: &[u8],
     ) -> Result<KeyClaim, ServiceError> {
@@ -50,7 +49,7 @@ impl Service {
     /// Store failures.
     pub async fn idempotency_complete(
         &self,
-        user: Uuid,
+        user: UserId,
         key: &str,
         response: &StoredResponse,
     ) -> Result<(), ServiceError> {
@@ -64,7 +63,7 @@ impl Service {
     ///
     /// # Errors
     /// Store failures.
-    pub async fn idempotency_abandon(&self, user: Uuid, key: &str) -> Result<(), ServiceError> {
+    pub async fn idempotency_abandon(&self, user: UserId, key: &str) -> Result<(), ServiceError> {
         Ok(self.store.idempotency_abandon(&scope(user), key).await?)
     }
 }

@@ -11,13 +11,13 @@
 
 use std::collections::HashMap;
 
-use uuid::Uuid;
-
 use super::node::{PageRequest, decode_page_token, encode_page_token, is_dns_label};
 use super::{ErrorCode, Service, ServiceError};
 use crate::auth::{Identity, Role};
 use crate::driver::{DriverClient, DriverError, DriverJob, JobDefinition};
-use crate::model::{ClusterRecord, ClusterState, JobRecord, JobRunState, Kind, NewJob};
+use crate::model::{
+    ClusterId, ClusterRecord, ClusterState, JobId, JobRecord, JobRunState, Kind, NewJob,
+};
 use crate::store::StoreError;
 
 /// The longest job SQL accepted, in bytes.
@@ -111,7 +111,7 @@ pub fn validate_job(input: &JobInput) -> Result<(), ServiceError> {
             "must be 1-63 lowercase letters, digits or '-', starting and ending with a letter or digit",
         ));
     }
-    if Uuid::parse_str(&input.name).is_ok() {
+    if input.name.parse::<JobId>().is_ok() {
         return Err(invalid(
             "name",
             "must not be a UUID (jobs are addressed by name or id)",
@@ -237,7 +237,7 @@ impl Service {
         cluster: &ClusterRecord,
         job: &str,
     ) -> Result<JobRecord, ServiceError> {
-        let found = match Uuid::parse_str(job) {
+        let found = match job.parse::<JobId>() {
             Ok(id) => self.store.job_get(cluster.id, id).await?,
             Err(_) => self.store.job_get_by_name(cluster.id, job).await?,
         };
@@ -251,7 +251,7 @@ impl Service {
         &self,
         spark: &ClusterRecord,
         name: &str,
-    ) -> Result<(Uuid, String), ServiceError> {
+    ) -> Result<(ClusterId, String), ServiceError> {
         let kafka = self
             .store
             .cluster_get(spark.workspace_id, name)
@@ -288,11 +288,11 @@ impl Service {
 
     /// A job's status from the driver (`Unknown` when the cluster has no job API or the driver
     /// does not answer; `Pending` when it does not have the job).
-    async fn job_status(&self, cluster: &ClusterRecord, id: Uuid) -> JobStatusView {
+    async fn job_status(&self, cluster: &ClusterRecord, id: JobId) -> JobStatusView {
         let Some(url) = cluster.status.job_api.as_deref() else {
             return JobStatusView::of(JobRunState::Unknown);
         };
-        match self.driver(url).job_get(id).await {
+        match self.driver(url).job_get(id.into_uuid()).await {
             Ok(Some(job)) => JobStatusView::from_driver(job),
             Ok(None) => JobStatusView::of(JobRunState::Pending),
             Err(error) => {
@@ -344,7 +344,7 @@ impl Service {
             let job = match self
                 .store
                 .job_insert(&NewJob {
-                    id: Uuid::new_v4(),
+                    id: JobId::new_v4(),
                     cluster_id: spark.id,
                     name: input.name.clone(),
                     sql: input.sql.clone(),
@@ -362,7 +362,7 @@ impl Service {
                 sql: job.sql.clone(),
                 bootstrap_servers: bootstrap,
             };
-            if let Err(error) = driver.job_put(job.id, &definition).await {
+            if let Err(error) = driver.job_put(job.id.into_uuid(), &definition).await {
                 // Stored is accepted: the job reconciler sends it once the driver takes it.
                 tracing::warn!(cluster, job = %job.name, error = %error, "job stored but not yet on the driver");
             }
@@ -420,9 +420,13 @@ impl Service {
         } else {
             None
         };
-        let on_driver: Option<HashMap<Uuid, DriverJob>> = match &spark.status.job_api {
+        let on_driver: Option<HashMap<JobId, DriverJob>> = match &spark.status.job_api {
             Some(url) if !jobs.is_empty() => match self.driver(url).jobs_list().await {
-                Ok(list) => Some(list.into_iter().map(|j| (j.id, j)).collect()),
+                Ok(list) => Some(
+                    list.into_iter()
+                        .map(|j| (JobId::from_uuid(j.id), j))
+                        .collect(),
+                ),
                 Err(error) => {
                     tracing::debug!(cluster, error = %error, "job statuses unknown");
                     None
@@ -483,7 +487,7 @@ impl Service {
         let spark = self.spark_cluster(workspace, cluster).await?;
         let job = self.job_record(&spark, job).await?;
         let driver = self.serving_driver(&spark)?;
-        match driver.job_progress(job.id, limit).await {
+        match driver.job_progress(job.id.into_uuid(), limit).await {
             Ok(progress) => Ok(progress
                 .into_iter()
                 .map(crate::driver::progress_json)
@@ -510,7 +514,7 @@ impl Service {
         let spark = self.spark_cluster(workspace, cluster).await?;
         let job = self.job_record(&spark, job).await?;
         let driver = self.serving_driver(&spark)?;
-        match driver.job_preview(job.id, limit).await {
+        match driver.job_preview(job.id.into_uuid(), limit).await {
             Ok(preview) => Ok(JobPreview {
                 columns: preview.columns,
                 rows: preview.rows,
@@ -545,7 +549,7 @@ impl Service {
                 });
             }
             if let Some(url) = spark.status.job_api.as_deref()
-                && let Err(error) = self.driver(url).job_delete(record.id).await
+                && let Err(error) = self.driver(url).job_delete(record.id.into_uuid()).await
             {
                 tracing::warn!(cluster, job = %record.name, error = %error, "job deleted; the driver still has it until the job reconciler reaches it");
             }
@@ -589,7 +593,7 @@ mod tests {
             (|j| j.name = String::new(), "name"),
             (|j| j.name = "Upper".into(), "name"),
             (|j| j.name = "x".repeat(64), "name"),
-            (|j| j.name = Uuid::nil().to_string(), "name"),
+            (|j| j.name = uuid::Uuid::nil().to_string(), "name"),
             (|j| j.sql = " \n".into(), "sql"),
             (|j| j.sql = "-".repeat(MAX_SQL_BYTES + 1), "sql"),
         ];

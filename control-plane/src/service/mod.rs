@@ -3,12 +3,16 @@
 //! It validates input, applies the business rules and calls the [`Store`]. It knows neither axum
 //! nor SQL. One file per resource, methods named `<resource>_<verb>`.
 
+mod audit;
 mod auth;
 mod cluster;
 mod idempotency;
 mod job;
 mod node;
+mod operation;
+mod page;
 mod topic;
+mod workspace;
 
 use std::sync::Arc;
 use std::time::Duration;

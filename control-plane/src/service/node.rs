@@ -1,6 +1,6 @@
 //! Nodes: registration and heartbeats from agents, listing for people.
 
-use crate::model::{Capacity, NodeId, NodeRecord, NodeSpec};
+use crate::model::{Capacity, NodeId, NodeRecord, NodeSpec, WorkloadRecord};
 
 use super::{ErrorCode, Service, ServiceError};
 
@@ -65,7 +65,7 @@ impl Service {
         validate_capacity(&capacity)?;
         if self.store.node_heartbeat(id, &capacity).await? {
             self.store
-                .node_report_workloads(id.0, applied_generation, workloads)
+                .node_report_workloads(id, applied_generation, workloads)
                 .await?;
             Ok(())
         } else {
@@ -120,6 +120,22 @@ impl Service {
             items,
             next_page_token,
         })
+    }
+
+    /// What a node must run.
+    ///
+    /// # Errors
+    /// `not_found` for an unknown node.
+    pub async fn node_assignment(
+        &self,
+        node: NodeId,
+    ) -> Result<(u64, Vec<WorkloadRecord>), ServiceError> {
+        self.store
+            .node_assignment(node)
+            .await?
+            .ok_or_else(|| ServiceError::NotFound {
+                what: format!("node {node}"),
+            })
     }
 }
 

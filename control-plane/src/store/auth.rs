@@ -6,7 +6,9 @@ use uuid::Uuid;
 use super::{Store, StoreError};
 use crate::auth::jwt::KeyMaterial;
 use crate::auth::{Identity, Role};
-use crate::model::{ApiTokenRecord, RoleBindingRecord, UserRecord, WorkspaceRecord};
+use crate::model::{
+    ApiTokenRecord, RoleBindingRecord, UserId, UserRecord, WorkspaceId, WorkspaceRecord,
+};
 
 fn query_error(context: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
     move |source| StoreError::Query { context, source }
@@ -42,7 +44,7 @@ struct UserRow {
 impl From<UserRow> for UserRecord {
     fn from(row: UserRow) -> UserRecord {
         UserRecord {
-            id: row.id,
+            id: UserId::from_uuid(row.id),
             username: row.username,
             password_hash: row.password_hash,
             platform_admin: row.platform_admin,
@@ -183,7 +185,7 @@ impl Store {
             .await
             .map_err(query_error("bootstrap_admin commit"))?;
         Ok(Identity {
-            user_id: row.id,
+            user_id: UserId::from_uuid(row.id),
             username: row.username,
             platform_admin: row.platform_admin,
         })
@@ -218,11 +220,11 @@ impl Store {
     ///
     /// # Errors
     /// [`StoreError::Query`].
-    pub async fn user_by_id(&self, id: Uuid) -> Result<Option<UserRecord>, StoreError> {
+    pub async fn user_by_id(&self, id: UserId) -> Result<Option<UserRecord>, StoreError> {
         let row = sqlx::query_as!(
             UserRow,
             "SELECT id, username, password_hash, platform_admin, created_at FROM users WHERE id = $1",
-            id
+            id.into_uuid()
         )
         .fetch_optional(&self.pool)
         .await
@@ -287,7 +289,7 @@ impl Store {
     /// [`StoreError::Conflict`] when the user has a token of that name.
     pub async fn api_token_insert(
         &self,
-        user: Uuid,
+        user: UserId,
         name: &str,
         secret_sha256: &[u8],
         expires_at: Option<DateTime<Utc>>,
@@ -297,7 +299,7 @@ impl Store {
             "INSERT INTO api_tokens (id, user_id, name, secret_sha256, expires_at) \
              VALUES ($1, $2, $3, $4, $5) RETURNING id, user_id, name, created_at, expires_at",
             Uuid::new_v4(),
-            user,
+            user.into_uuid(),
             name,
             secret_sha256,
             expires_at
@@ -309,7 +311,7 @@ impl Store {
         }))?;
         Ok(ApiTokenRecord {
             id: row.id,
-            user_id: row.user_id,
+            user_id: UserId::from_uuid(row.user_id),
             name: row.name,
             created_at: row.created_at,
             expires_at: row.expires_at,
@@ -336,7 +338,7 @@ impl Store {
         .await
         .map_err(query_error("api_token_authenticate"))?;
         Ok(row.map(|row| Identity {
-            user_id: row.id,
+            user_id: UserId::from_uuid(row.id),
             username: row.username,
             platform_admin: row.platform_admin,
         }))
@@ -348,13 +350,13 @@ impl Store {
     /// [`StoreError::Query`] or [`StoreError::Corrupt`].
     pub async fn role_binding_get(
         &self,
-        user: Uuid,
-        workspace: Uuid,
+        user: UserId,
+        workspace: WorkspaceId,
     ) -> Result<Option<Role>, StoreError> {
         let text = sqlx::query_scalar!(
             "SELECT role FROM role_bindings WHERE user_id = $1 AND workspace_id = $2",
-            user,
-            workspace
+            user.into_uuid(),
+            workspace.into_uuid()
         )
         .fetch_optional(&self.pool)
         .await
@@ -368,15 +370,15 @@ impl Store {
     /// [`StoreError::Query`].
     pub async fn role_binding_put(
         &self,
-        user: Uuid,
-        workspace: Uuid,
+        user: UserId,
+        workspace: WorkspaceId,
         role: Role,
     ) -> Result<(), StoreError> {
         sqlx::query!(
             "INSERT INTO role_bindings (user_id, workspace_id, role) VALUES ($1, $2, $3) \
              ON CONFLICT (user_id, workspace_id) DO UPDATE SET role = EXCLUDED.role, created_at = now()",
-            user,
-            workspace,
+            user.into_uuid(),
+            workspace.into_uuid(),
             role.as_str()
         )
         .execute(&self.pool)
@@ -391,13 +393,13 @@ impl Store {
     /// [`StoreError::Query`].
     pub async fn role_binding_delete(
         &self,
-        user: Uuid,
-        workspace: Uuid,
+        user: UserId,
+        workspace: WorkspaceId,
     ) -> Result<bool, StoreError> {
         let done = sqlx::query!(
             "DELETE FROM role_bindings WHERE user_id = $1 AND workspace_id = $2",
-            user,
-            workspace
+            user.into_uuid(),
+            workspace.into_uuid()
         )
         .execute(&self.pool)
         .await
@@ -411,14 +413,14 @@ impl Store {
     /// [`StoreError::Query`] or [`StoreError::Corrupt`].
     pub async fn role_bindings_list(
         &self,
-        workspace: Uuid,
+        workspace: WorkspaceId,
     ) -> Result<Vec<RoleBindingRecord>, StoreError> {
         let rows = sqlx::query_as!(
             BindingRow,
             "SELECT u.username, w.name AS workspace, b.role, b.created_at FROM role_bindings b \
              JOIN users u ON u.id = b.user_id JOIN workspaces w ON w.id = b.workspace_id \
              WHERE b.workspace_id = $1 ORDER BY u.username",
-            workspace
+            workspace.into_uuid()
         )
         .fetch_all(&self.pool)
         .await
@@ -441,7 +443,7 @@ impl Store {
     /// [`StoreError::Query`].
     pub async fn workspaces_list_for_user(
         &self,
-        user: Uuid,
+        user: UserId,
         after: Option<&str>,
         limit: u32,
     ) -> Result<Vec<WorkspaceRecord>, StoreError> {
@@ -449,7 +451,7 @@ impl Store {
             "SELECT w.id, w.name, w.created_at FROM workspaces w \
              JOIN role_bindings b ON b.workspace_id = w.id AND b.user_id = $1 \
              WHERE ($2::text IS NULL OR w.name > $2) ORDER BY w.name LIMIT $3",
-            user,
+            user.into_uuid(),
             after,
             i64::from(limit)
         )
@@ -459,7 +461,7 @@ impl Store {
         Ok(rows
             .into_iter()
             .map(|row| WorkspaceRecord {
-                id: row.id,
+                id: WorkspaceId::from_uuid(row.id),
                 name: row.name,
                 created_at: row.created_at,
             })
@@ -473,7 +475,7 @@ impl Store {
     pub async fn workspace_insert_with_admin(
         &self,
         name: &str,
-        admin: Uuid,
+        admin: UserId,
     ) -> Result<WorkspaceRecord, StoreError> {
         let mut tx = self
             .pool
@@ -492,7 +494,7 @@ impl Store {
         }))?;
         sqlx::query!(
             "INSERT INTO role_bindings (user_id, workspace_id, role) VALUES ($1, $2, 'admin')",
-            admin,
+            admin.into_uuid(),
             workspace.id
         )
         .execute(&mut *tx)
@@ -502,7 +504,7 @@ impl Store {
             .await
             .map_err(query_error("workspace_insert_with_admin commit"))?;
         Ok(WorkspaceRecord {
-            id: workspace.id,
+            id: WorkspaceId::from_uuid(workspace.id),
             name: workspace.name,
             created_at: workspace.created_at,
         })

@@ -1,33 +1,17 @@
-//! Rows of `workspaces`, `clusters`, `operations` and `audit_events`.
+//! Rows of `clusters`: desired specs, observed status and the reconcilers' leases.
 
 use chrono::{DateTime, Utc};
 use sqlx::types::Json;
 use uuid::Uuid;
 
-use super::{Store, StoreError, to_u64};
+use super::{NewOperation, Store, StoreError, to_u64};
 use crate::model::{
-    AuditRecord, ClusterRecord, ClusterSpec, ClusterState, ClusterStatusDoc, Kind, OperationKind,
-    OperationRecord, OperationState, OperationStep, WorkspaceRecord,
+    ClusterId, ClusterRecord, ClusterSpec, ClusterState, ClusterStatusDoc, Kind, OperationId,
+    OperationRecord, WorkspaceId,
 };
 
 fn query_error(context: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
     move |source| StoreError::Query { context, source }
-}
-
-struct WorkspaceRow {
-    id: Uuid,
-    name: String,
-    created_at: DateTime<Utc>,
-}
-
-impl From<WorkspaceRow> for WorkspaceRecord {
-    fn from(row: WorkspaceRow) -> WorkspaceRecord {
-        WorkspaceRecord {
-            id: row.id,
-            name: row.name,
-            created_at: row.created_at,
-        }
-    }
 }
 
 struct ClusterRow {
@@ -66,8 +50,8 @@ impl TryFrom<ClusterRow> for ClusterRecord {
             value: row.state.clone(),
         })?;
         Ok(ClusterRecord {
-            id: row.id,
-            workspace_id: row.workspace_id,
+            id: ClusterId::from_uuid(row.id),
+            workspace_id: WorkspaceId::from_uuid(row.workspace_id),
             workspace: row.workspace,
             name: row.name,
             kind,
@@ -87,65 +71,6 @@ impl TryFrom<ClusterRow> for ClusterRecord {
     }
 }
 
-struct OperationRow {
-    id: Uuid,
-    workspace_id: Uuid,
-    workspace: Option<String>,
-    cluster_id: Uuid,
-    cluster_name: String,
-    kind: String,
-    state: String,
-    target_generation: i64,
-    steps: Json<Vec<OperationStep>>,
-    error_code: Option<String>,
-    error_detail: Option<String>,
-    created_by: String,
-    created_at: DateTime<Utc>,
-    updated_at: DateTime<Utc>,
-    finished_at: Option<DateTime<Utc>>,
-}
-
-impl TryFrom<OperationRow> for OperationRecord {
-    type Error = StoreError;
-
-    fn try_from(row: OperationRow) -> Result<OperationRecord, StoreError> {
-        Ok(OperationRecord {
-            id: row.id,
-            workspace_id: row.workspace_id,
-            workspace: row.workspace.unwrap_or_default(),
-            cluster_id: row.cluster_id,
-            cluster_name: row.cluster_name,
-            kind: OperationKind::parse(&row.kind).ok_or_else(|| StoreError::Corrupt {
-                column: "operations.kind",
-                value: row.kind.clone(),
-            })?,
-            state: OperationState::parse(&row.state).ok_or_else(|| StoreError::Corrupt {
-                column: "operations.state",
-                value: row.state.clone(),
-            })?,
-            target_generation: to_u64(row.target_generation, "operations.target_generation")?,
-            steps: row.steps.0,
-            error_code: row.error_code,
-            error_detail: row.error_detail,
-            created_by: row.created_by,
-            created_at: row.created_at,
-            updated_at: row.updated_at,
-            finished_at: row.finished_at,
-        })
-    }
-}
-
-/// An operation to start together with a spec change.
-#[derive(Clone, Debug)]
-pub struct NewOperation {
-    /// Identity.
-    pub id: Uuid,
-    /// Kind.
-    pub kind: OperationKind,
-    /// Who asked.
-    pub created_by: String,
-}
-
 /// Why a spec change was not stored.
 #[derive(Debug)]
 pub enum SpecChange {
@@ -158,78 +83,13 @@ pub enum SpecChange {
 }
 
 impl Store {
-    /// Inserts a workspace.
-    ///
-    /// # Errors
-    /// [`StoreError::Conflict`] when the name is taken.
-    pub async fn workspace_insert(&self, name: &str) -> Result<WorkspaceRecord, StoreError> {
-        let row = sqlx::query_as!(
-            WorkspaceRow,
-            "INSERT INTO workspaces (id, name) VALUES ($1, $2) RETURNING id, name, created_at",
-            Uuid::new_v4(),
-            name
-        )
-        .fetch_one(&self.pool)
-        .await;
-        match row {
-            Ok(row) => Ok(row.into()),
-            Err(sqlx::Error::Database(db)) if db.is_unique_violation() => {
-                Err(StoreError::Conflict {
-                    what: format!("workspace {name:?}"),
-                })
-            }
-            Err(source) => Err(StoreError::Query {
-                context: "workspace_insert",
-                source,
-            }),
-        }
-    }
-
-    /// A workspace by name.
-    ///
-    /// # Errors
-    /// [`StoreError::Query`].
-    pub async fn workspace_get(&self, name: &str) -> Result<Option<WorkspaceRecord>, StoreError> {
-        let row = sqlx::query_as!(
-            WorkspaceRow,
-            "SELECT id, name, created_at FROM workspaces WHERE name = $1",
-            name
-        )
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(query_error("workspace_get"))?;
-        Ok(row.map(Into::into))
-    }
-
-    /// Up to `limit` workspaces by name after `after`.
-    ///
-    /// # Errors
-    /// [`StoreError::Query`].
-    pub async fn workspaces_list(
-        &self,
-        after: Option<&str>,
-        limit: u32,
-    ) -> Result<Vec<WorkspaceRecord>, StoreError> {
-        let rows = sqlx::query_as!(
-            WorkspaceRow,
-            "SELECT id, name, created_at FROM workspaces WHERE ($1::text IS NULL OR name > $1) \
-             ORDER BY name LIMIT $2",
-            after,
-            i64::from(limit)
-        )
-        .fetch_all(&self.pool)
-        .await
-        .map_err(query_error("workspaces_list"))?;
-        Ok(rows.into_iter().map(Into::into).collect())
-    }
-
     /// A cluster by workspace and name.
     ///
     /// # Errors
     /// [`StoreError::Query`] or [`StoreError::Corrupt`].
     pub async fn cluster_get(
         &self,
-        workspace_id: Uuid,
+        workspace_id: WorkspaceId,
         name: &str,
     ) -> Result<Option<ClusterRecord>, StoreError> {
         let row = sqlx::query_as!(
@@ -240,7 +100,7 @@ impl Store {
                  c.created_at, c.updated_at
                FROM clusters c JOIN workspaces w ON w.id = c.workspace_id
                WHERE c.workspace_id = $1 AND c.name = $2"#,
-            workspace_id,
+            workspace_id.into_uuid(),
             name
         )
         .fetch_optional(&self.pool)
@@ -253,7 +113,10 @@ impl Store {
     ///
     /// # Errors
     /// [`StoreError::Query`] or [`StoreError::Corrupt`].
-    pub async fn cluster_get_by_id(&self, id: Uuid) -> Result<Option<ClusterRecord>, StoreError> {
+    pub async fn cluster_get_by_id(
+        &self,
+        id: ClusterId,
+    ) -> Result<Option<ClusterRecord>, StoreError> {
         let row = sqlx::query_as!(
             ClusterRow,
             r#"SELECT c.id, c.workspace_id, w.name AS workspace, c.name, c.kind,
@@ -262,7 +125,7 @@ impl Store {
                  c.created_at, c.updated_at
                FROM clusters c JOIN workspaces w ON w.id = c.workspace_id
                WHERE c.id = $1"#,
-            id
+            id.into_uuid()
         )
         .fetch_optional(&self.pool)
         .await
@@ -276,7 +139,7 @@ impl Store {
     /// [`StoreError::Query`] or [`StoreError::Corrupt`].
     pub async fn clusters_list(
         &self,
-        workspace_id: Uuid,
+        workspace_id: WorkspaceId,
         after: Option<&str>,
         limit: u32,
     ) -> Result<Vec<ClusterRecord>, StoreError> {
@@ -289,7 +152,7 @@ impl Store {
                FROM clusters c JOIN workspaces w ON w.id = c.workspace_id
                WHERE c.workspace_id = $1 AND ($2::text IS NULL OR c.name > $2)
                ORDER BY c.name LIMIT $3"#,
-            workspace_id,
+            workspace_id.into_uuid(),
             after,
             i64::from(limit)
         )
@@ -306,19 +169,19 @@ impl Store {
     /// [`StoreError::Query`].
     pub async fn cluster_insert(
         &self,
-        workspace_id: Uuid,
+        workspace_id: WorkspaceId,
         name: &str,
         kind: Kind,
         spec: &ClusterSpec,
         operation: &NewOperation,
     ) -> Result<Option<(ClusterRecord, OperationRecord)>, StoreError> {
         let mut tx = self.pool.begin().await.map_err(query_error("begin"))?;
-        let id = Uuid::new_v4();
+        let id = ClusterId::new_v4();
         let inserted = sqlx::query!(
             "INSERT INTO clusters (id, workspace_id, name, kind, spec) VALUES ($1, $2, $3, $4, $5) \
              ON CONFLICT (workspace_id, name) DO NOTHING",
-            id,
-            workspace_id,
+            id.into_uuid(),
+            workspace_id.into_uuid(),
             name,
             kind.as_str(),
             Json(spec) as _
@@ -332,9 +195,9 @@ impl Store {
         sqlx::query!(
             "INSERT INTO operations (id, workspace_id, cluster_id, cluster_name, kind, target_generation, created_by) \
              VALUES ($1, $2, $3, $4, $5, 1, $6)",
-            operation.id,
-            workspace_id,
-            id,
+            operation.id.into_uuid(),
+            workspace_id.into_uuid(),
+            id.into_uuid(),
             name,
             operation.kind.as_str(),
             operation.created_by
@@ -368,7 +231,7 @@ impl Store {
     /// [`StoreError::Query`].
     pub async fn cluster_change(
         &self,
-        cluster_id: Uuid,
+        cluster_id: ClusterId,
         generation: u64,
         spec: &ClusterSpec,
         deleting: bool,
@@ -382,7 +245,7 @@ impl Store {
         })?;
         let locked = sqlx::query!(
             "SELECT generation, name, workspace_id FROM clusters WHERE id = $1 FOR UPDATE",
-            cluster_id
+            cluster_id.into_uuid()
         )
         .fetch_optional(&mut *tx)
         .await
@@ -396,7 +259,7 @@ impl Store {
         }
         let running = sqlx::query_scalar!(
             "SELECT id FROM operations WHERE cluster_id = $1 AND state = 'Running'",
-            cluster_id
+            cluster_id.into_uuid()
         )
         .fetch_optional(&mut *tx)
         .await
@@ -415,7 +278,7 @@ impl Store {
             } else {
                 drop(tx);
                 let op = self
-                    .operation_get(running)
+                    .operation_get(OperationId::from_uuid(running))
                     .await?
                     .ok_or(StoreError::Corrupt {
                         column: "operations.id",
@@ -429,7 +292,7 @@ impl Store {
         sqlx::query!(
             "UPDATE clusters SET spec = $2, generation = generation + 1, deleting = $3, updated_at = now() \
              WHERE id = $1",
-            cluster_id,
+            cluster_id.into_uuid(),
             Json(spec) as _,
             deleting
         )
@@ -439,9 +302,9 @@ impl Store {
         sqlx::query!(
             "INSERT INTO operations (id, workspace_id, cluster_id, cluster_name, kind, target_generation, created_by) \
              VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            operation.id,
+            operation.id.into_uuid(),
             workspace_id,
-            cluster_id,
+            cluster_id.into_uuid(),
             name,
             operation.kind.as_str(),
             current + 1,
@@ -468,7 +331,7 @@ impl Store {
     /// nothing); returns whether it wrote.
     pub async fn cluster_set_observed(
         &self,
-        cluster_id: Uuid,
+        cluster_id: ClusterId,
         planned_generation: u64,
         state: ClusterState,
         observed_generation: u64,
@@ -477,7 +340,7 @@ impl Store {
         let done = sqlx::query!(
             "UPDATE clusters SET state = $2, observed_generation = $3, status = $4, reconciled_at = now() \
              WHERE id = $1 AND generation = $5",
-            cluster_id,
+            cluster_id.into_uuid(),
             state.as_str(),
             i64::try_from(observed_generation).unwrap_or(i64::MAX),
             Json(status) as _,
@@ -496,14 +359,14 @@ impl Store {
     /// [`StoreError::Query`].
     pub async fn cluster_renew_lease(
         &self,
-        cluster_id: Uuid,
+        cluster_id: ClusterId,
         owner: Uuid,
         lease: std::time::Duration,
     ) -> Result<bool, StoreError> {
         let renewed = sqlx::query!(
             "UPDATE clusters SET lease_owner = $2, lease_until = now() + make_interval(secs => $3) \
              WHERE id = $1 AND (lease_owner = $2 OR lease_owner IS NULL OR lease_until < now())",
-            cluster_id,
+            cluster_id.into_uuid(),
             owner,
             lease.as_secs_f64()
         )
@@ -519,12 +382,12 @@ impl Store {
     /// [`StoreError::Query`].
     pub async fn cluster_set_voters(
         &self,
-        cluster_id: Uuid,
+        cluster_id: ClusterId,
         voters: u32,
     ) -> Result<(), StoreError> {
         sqlx::query!(
             "UPDATE clusters SET voters = $2 WHERE id = $1 AND voters = 0",
-            cluster_id,
+            cluster_id.into_uuid(),
             i32::try_from(voters).unwrap_or(i32::MAX)
         )
         .execute(&self.pool)
@@ -538,11 +401,11 @@ impl Store {
     ///
     /// # Errors
     /// [`StoreError::Query`].
-    pub async fn cluster_remove(&self, cluster_id: Uuid) -> Result<bool, StoreError> {
+    pub async fn cluster_remove(&self, cluster_id: ClusterId) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin().await.map_err(query_error("begin"))?;
         let locked = sqlx::query_scalar!(
             "SELECT id FROM clusters WHERE id = $1 AND deleting FOR UPDATE",
-            cluster_id
+            cluster_id.into_uuid()
         )
         .fetch_optional(&mut *tx)
         .await
@@ -552,7 +415,7 @@ impl Store {
         }
         let remaining = sqlx::query_scalar!(
             r#"SELECT count(*) AS "count!" FROM workloads WHERE cluster_id = $1"#,
-            cluster_id
+            cluster_id.into_uuid()
         )
         .fetch_one(&mut *tx)
         .await
@@ -565,14 +428,14 @@ impl Store {
              steps = steps || jsonb_build_array(jsonb_build_object('name', 'remove the cluster record', \
              'state', 'Done', 'detail', NULL, 'started_at', now())) \
              WHERE cluster_id = $1 AND state = 'Running'",
-            cluster_id
+            cluster_id.into_uuid()
         )
         .execute(&mut *tx)
         .await
         .map_err(query_error("cluster_remove_operation"))?;
         let deleted = sqlx::query!(
             "DELETE FROM clusters WHERE id = $1 AND deleting",
-            cluster_id
+            cluster_id.into_uuid()
         )
         .execute(&mut *tx)
         .await
@@ -595,8 +458,8 @@ impl Store {
         owner: Uuid,
         lease: std::time::Duration,
         limit: u32,
-    ) -> Result<Vec<Uuid>, StoreError> {
-        sqlx::query_scalar!(
+    ) -> Result<Vec<ClusterId>, StoreError> {
+        let ids = sqlx::query_scalar!(
             "UPDATE clusters SET lease_owner = $1, lease_until = now() + make_interval(secs => $2) \
              WHERE id IN (SELECT id FROM clusters \
                           WHERE lease_owner IS NULL OR lease_owner = $1 OR lease_until < now() \
@@ -608,7 +471,8 @@ impl Store {
         )
         .fetch_all(&self.pool)
         .await
-        .map_err(query_error("clusters_claim"))
+        .map_err(query_error("clusters_claim"))?;
+        Ok(ids.into_iter().map(ClusterId::from_uuid).collect())
     }
 
     /// Gives up `owner`'s leases (at shutdown), so another control plane takes over at once.
@@ -624,219 +488,5 @@ impl Store {
         .await
         .map_err(query_error("clusters_release"))?;
         Ok(())
-    }
-
-    /// One operation.
-    ///
-    /// # Errors
-    /// [`StoreError::Query`] or [`StoreError::Corrupt`].
-    pub async fn operation_get(&self, id: Uuid) -> Result<Option<OperationRecord>, StoreError> {
-        let row = sqlx::query_as!(
-            OperationRow,
-            r#"SELECT o.id, o.workspace_id, w.name AS "workspace?", o.cluster_id, o.cluster_name, o.kind,
-                 o.state, o.target_generation, o.steps AS "steps: Json<Vec<OperationStep>>",
-                 o.error_code, o.error_detail, o.created_by, o.created_at, o.updated_at, o.finished_at
-               FROM operations o LEFT JOIN workspaces w ON w.id = o.workspace_id
-               WHERE o.id = $1"#,
-            id
-        )
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(query_error("operation_get"))?;
-        row.map(OperationRecord::try_from).transpose()
-    }
-
-    /// The running operation of a cluster, if any.
-    ///
-    /// # Errors
-    /// [`StoreError::Query`] or [`StoreError::Corrupt`].
-    pub async fn operation_running(
-        &self,
-        cluster_id: Uuid,
-    ) -> Result<Option<OperationRecord>, StoreError> {
-        let row = sqlx::query_as!(
-            OperationRow,
-            r#"SELECT o.id, o.workspace_id, w.name AS "workspace?", o.cluster_id, o.cluster_name, o.kind,
-                 o.state, o.target_generation, o.steps AS "steps: Json<Vec<OperationStep>>",
-                 o.error_code, o.error_detail, o.created_by, o.created_at, o.updated_at, o.finished_at
-               FROM operations o LEFT JOIN workspaces w ON w.id = o.workspace_id
-               WHERE o.cluster_id = $1 AND o.state = 'Running'"#,
-            cluster_id
-        )
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(query_error("operation_running"))?;
-        row.map(OperationRecord::try_from).transpose()
-    }
-
-    /// The newest operation of a cluster, if any.
-    ///
-    /// # Errors
-    /// [`StoreError::Query`] or [`StoreError::Corrupt`].
-    pub async fn operation_latest(
-        &self,
-        cluster_id: Uuid,
-    ) -> Result<Option<OperationRecord>, StoreError> {
-        let row = sqlx::query_as!(
-            OperationRow,
-            r#"SELECT o.id, o.workspace_id, w.name AS "workspace?", o.cluster_id, o.cluster_name, o.kind,
-                 o.state, o.target_generation, o.steps AS "steps: Json<Vec<OperationStep>>",
-                 o.error_code, o.error_detail, o.created_by, o.created_at, o.updated_at, o.finished_at
-               FROM operations o LEFT JOIN workspaces w ON w.id = o.workspace_id
-               WHERE o.cluster_id = $1 ORDER BY o.created_at DESC, o.id LIMIT 1"#,
-            cluster_id
-        )
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(query_error("operation_latest"))?;
-        row.map(OperationRecord::try_from).transpose()
-    }
-
-    /// The newest operation id of each of `cluster_ids` that has one: `(cluster, operation)`.
-    ///
-    /// # Errors
-    /// [`StoreError::Query`].
-    pub async fn operations_latest_ids(
-        &self,
-        cluster_ids: &[Uuid],
-    ) -> Result<Vec<(Uuid, Uuid)>, StoreError> {
-        let rows = sqlx::query!(
-            "SELECT DISTINCT ON (cluster_id) cluster_id, id FROM operations \
-             WHERE cluster_id = ANY($1) ORDER BY cluster_id, created_at DESC, id",
-            cluster_ids
-        )
-        .fetch_all(&self.pool)
-        .await
-        .map_err(query_error("operations_latest_ids"))?;
-        Ok(rows
-            .into_iter()
-            .map(|row| (row.cluster_id, row.id))
-            .collect())
-    }
-
-    /// Up to `limit` operations of a workspace, newest first, older than the operation `before`.
-    ///
-    /// # Errors
-    /// [`StoreError::Query`] or [`StoreError::Corrupt`].
-    pub async fn operations_list(
-        &self,
-        workspace_id: Uuid,
-        before: Option<Uuid>,
-        limit: u32,
-    ) -> Result<Vec<OperationRecord>, StoreError> {
-        let rows = sqlx::query_as!(
-            OperationRow,
-            r#"SELECT o.id, o.workspace_id, w.name AS "workspace?", o.cluster_id, o.cluster_name, o.kind,
-                 o.state, o.target_generation, o.steps AS "steps: Json<Vec<OperationStep>>",
-                 o.error_code, o.error_detail, o.created_by, o.created_at, o.updated_at, o.finished_at
-               FROM operations o LEFT JOIN workspaces w ON w.id = o.workspace_id
-               WHERE o.workspace_id = $1 AND ($2::uuid IS NULL OR (o.created_at, o.id) <
-                 (SELECT created_at, id FROM operations WHERE id = $2))
-               ORDER BY o.created_at DESC, o.id DESC LIMIT $3"#,
-            workspace_id,
-            before,
-            i64::from(limit)
-        )
-        .fetch_all(&self.pool)
-        .await
-        .map_err(query_error("operations_list"))?;
-        rows.into_iter().map(OperationRecord::try_from).collect()
-    }
-
-    /// Replaces the steps of a running operation.
-    ///
-    /// # Errors
-    /// [`StoreError::Query`].
-    pub async fn operation_set_steps(
-        &self,
-        id: Uuid,
-        steps: &[OperationStep],
-    ) -> Result<(), StoreError> {
-        sqlx::query!(
-            "UPDATE operations SET steps = $2, updated_at = now() WHERE id = $1 AND state = 'Running'",
-            id,
-            Json(steps) as _
-        )
-        .execute(&self.pool)
-        .await
-        .map_err(query_error("operation_set_steps"))?;
-        Ok(())
-    }
-
-    /// Ends a running operation.
-    ///
-    /// # Errors
-    /// [`StoreError::Query`].
-    pub async fn operation_finish(
-        &self,
-        id: Uuid,
-        state: OperationState,
-        steps: &[OperationStep],
-        error: Option<(&str, &str)>,
-    ) -> Result<(), StoreError> {
-        sqlx::query!(
-            "UPDATE operations SET state = $2, steps = $3, error_code = $4, error_detail = $5, \
-             updated_at = now(), finished_at = now() WHERE id = $1 AND state = 'Running'",
-            id,
-            state.as_str(),
-            Json(steps) as _,
-            error.map(|e| e.0),
-            error.map(|e| e.1)
-        )
-        .execute(&self.pool)
-        .await
-        .map_err(query_error("operation_finish"))?;
-        Ok(())
-    }
-
-    /// Appends an audit event.
-    ///
-    /// # Errors
-    /// [`StoreError::Query`].
-    pub async fn audit_insert(&self, event: &AuditRecord) -> Result<(), StoreError> {
-        sqlx::query!(
-            "INSERT INTO audit_events (actor, action, resource, outcome, detail) VALUES ($1, $2, $3, $4, $5)",
-            event.actor,
-            event.action,
-            event.resource,
-            event.outcome,
-            event.detail
-        )
-        .execute(&self.pool)
-        .await
-        .map_err(query_error("audit_insert"))?;
-        Ok(())
-    }
-
-    /// Up to `limit` audit events, newest first, below the id `before`.
-    ///
-    /// # Errors
-    /// [`StoreError::Query`].
-    pub async fn audit_list(
-        &self,
-        before: Option<i64>,
-        limit: u32,
-    ) -> Result<Vec<AuditRecord>, StoreError> {
-        let rows = sqlx::query!(
-            "SELECT id, at, actor, action, resource, outcome, detail FROM audit_events \
-             WHERE ($1::bigint IS NULL OR id < $1) ORDER BY id DESC LIMIT $2",
-            before,
-            i64::from(limit)
-        )
-        .fetch_all(&self.pool)
-        .await
-        .map_err(query_error("audit_list"))?;
-        Ok(rows
-            .into_iter()
-            .map(|row| AuditRecord {
-                id: row.id,
-                at: row.at,
-                actor: row.actor,
-                action: row.action,
-                resource: row.resource,
-                outcome: row.outcome,
-                detail: row.detail,
-            })
-            .collect())
     }
 }

@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::{Store, StoreError};
-use crate::model::{JobRecord, NewJob, SparkDriver};
+use crate::model::{ClusterId, JobId, JobRecord, NewJob, SparkDriver};
 
 fn query_error(context: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
     move |source| StoreError::Query { context, source }
@@ -25,8 +25,8 @@ struct JobRow {
 impl From<JobRow> for JobRecord {
     fn from(row: JobRow) -> JobRecord {
         JobRecord {
-            id: row.id,
-            cluster_id: row.cluster_id,
+            id: JobId::from_uuid(row.id),
+            cluster_id: ClusterId::from_uuid(row.cluster_id),
             cluster: row.cluster,
             name: row.name,
             sql: row.sql,
@@ -48,11 +48,11 @@ impl Store {
         let inserted = sqlx::query!(
             "INSERT INTO jobs (id, cluster_id, name, sql, kafka_cluster_id, created_by) \
              VALUES ($1, $2, $3, $4, $5, $6)",
-            job.id,
-            job.cluster_id,
+            job.id.into_uuid(),
+            job.cluster_id.into_uuid(),
             job.name,
             job.sql,
-            job.kafka_cluster_id,
+            job.kafka_cluster_id.map(ClusterId::into_uuid),
             job.created_by
         )
         .execute(&self.pool)
@@ -85,8 +85,8 @@ impl Store {
     /// [`StoreError::Query`].
     pub async fn job_get(
         &self,
-        cluster_id: Uuid,
-        id: Uuid,
+        cluster_id: ClusterId,
+        id: JobId,
     ) -> Result<Option<JobRecord>, StoreError> {
         let row = sqlx::query_as!(
             JobRow,
@@ -96,8 +96,8 @@ impl Store {
                FROM jobs j JOIN clusters c ON c.id = j.cluster_id
                  LEFT JOIN clusters k ON k.id = j.kafka_cluster_id
                WHERE j.cluster_id = $1 AND j.id = $2"#,
-            cluster_id,
-            id
+            cluster_id.into_uuid(),
+            id.into_uuid()
         )
         .fetch_optional(&self.pool)
         .await
@@ -111,7 +111,7 @@ impl Store {
     /// [`StoreError::Query`].
     pub async fn job_get_by_name(
         &self,
-        cluster_id: Uuid,
+        cluster_id: ClusterId,
         name: &str,
     ) -> Result<Option<JobRecord>, StoreError> {
         let row = sqlx::query_as!(
@@ -122,7 +122,7 @@ impl Store {
                FROM jobs j JOIN clusters c ON c.id = j.cluster_id
                  LEFT JOIN clusters k ON k.id = j.kafka_cluster_id
                WHERE j.cluster_id = $1 AND j.name = $2"#,
-            cluster_id,
+            cluster_id.into_uuid(),
             name
         )
         .fetch_optional(&self.pool)
@@ -137,7 +137,7 @@ impl Store {
     /// [`StoreError::Query`].
     pub async fn jobs_list(
         &self,
-        cluster_id: Uuid,
+        cluster_id: ClusterId,
         after: Option<&str>,
         limit: u32,
     ) -> Result<Vec<JobRecord>, StoreError> {
@@ -150,7 +150,7 @@ impl Store {
                  LEFT JOIN clusters k ON k.id = j.kafka_cluster_id
                WHERE j.cluster_id = $1 AND ($2::text IS NULL OR j.name > $2)
                ORDER BY j.name LIMIT $3"#,
-            cluster_id,
+            cluster_id.into_uuid(),
             after,
             i64::from(limit)
         )
@@ -164,7 +164,10 @@ impl Store {
     ///
     /// # Errors
     /// [`StoreError::Query`].
-    pub async fn jobs_of_cluster(&self, cluster_id: Uuid) -> Result<Vec<JobRecord>, StoreError> {
+    pub async fn jobs_of_cluster(
+        &self,
+        cluster_id: ClusterId,
+    ) -> Result<Vec<JobRecord>, StoreError> {
         let rows = sqlx::query_as!(
             JobRow,
             r#"SELECT j.id, j.cluster_id, c.name AS cluster, j.name, j.sql,
@@ -173,7 +176,7 @@ impl Store {
                FROM jobs j JOIN clusters c ON c.id = j.cluster_id
                  LEFT JOIN clusters k ON k.id = j.kafka_cluster_id
                WHERE j.cluster_id = $1 ORDER BY j.name"#,
-            cluster_id
+            cluster_id.into_uuid()
         )
         .fetch_all(&self.pool)
         .await
@@ -185,11 +188,11 @@ impl Store {
     ///
     /// # Errors
     /// [`StoreError::Query`].
-    pub async fn job_delete(&self, cluster_id: Uuid, id: Uuid) -> Result<bool, StoreError> {
+    pub async fn job_delete(&self, cluster_id: ClusterId, id: JobId) -> Result<bool, StoreError> {
         let deleted = sqlx::query!(
             "DELETE FROM jobs WHERE cluster_id = $1 AND id = $2",
-            cluster_id,
-            id
+            cluster_id.into_uuid(),
+            id.into_uuid()
         )
         .execute(&self.pool)
         .await
@@ -215,7 +218,7 @@ impl Store {
         Ok(rows
             .into_iter()
             .map(|row| SparkDriver {
-                cluster_id: row.id,
+                cluster_id: ClusterId::from_uuid(row.id),
                 cluster: row.name,
                 job_api: row.job_api,
             })

@@ -4,15 +4,19 @@
 //! [`crate::model`] types here; no SQL type leaks out. Migrations live in the repository's
 //! `migrations/` folder and are embedded into the binary.
 
+mod audit;
 mod auth;
 mod cluster;
 mod idempotency;
 mod job;
 mod node;
+mod operation;
 mod workload;
+mod workspace;
 
-pub use cluster::{NewOperation, SpecChange};
+pub use cluster::SpecChange;
 pub use idempotency::{KeyClaim, StoredResponse};
+pub use operation::NewOperation;
 pub use workload::{FleetNode, FleetSnapshot, NewWorkload, ReportedWorkload};
 
 use std::time::Duration;

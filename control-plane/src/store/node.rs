@@ -32,7 +32,7 @@ impl TryFrom<NodeRow> for NodeRecord {
             value: row.fault_domain.to_string(),
         })?;
         Ok(NodeRecord {
-            id: NodeId(row.id),
+            id: NodeId::from_uuid(row.id),
             spec: NodeSpec {
                 name: row.name,
                 fault_domain,
@@ -76,7 +76,7 @@ impl Store {
                  registered_at, last_heartbeat_at,
                  GREATEST(EXTRACT(EPOCH FROM now() - last_heartbeat_at), 0)::float8 AS "heartbeat_age_seconds!",
                  incarnation"#,
-            id.0,
+            id.into_uuid(),
             spec.name,
             fault_domain,
             spec.address,
@@ -113,7 +113,7 @@ impl Store {
         let result = sqlx::query!(
             "UPDATE nodes SET last_heartbeat_at = now(), cpu_millis = $2, memory_bytes = $3, disk_bytes = $4 \
              WHERE id = $1",
-            id.0,
+            id.into_uuid(),
             to_i64(capacity.cpu_millis, "nodes.cpu_millis")?,
             to_i64(capacity.memory_bytes, "nodes.memory_bytes")?,
             to_i64(capacity.disk_bytes, "nodes.disk_bytes")?,
@@ -136,7 +136,7 @@ impl Store {
                  GREATEST(EXTRACT(EPOCH FROM now() - last_heartbeat_at), 0)::float8 AS "heartbeat_age_seconds!",
                  incarnation
                FROM nodes WHERE id = $1"#,
-            id.0
+            id.into_uuid()
         )
             .fetch_optional(&self.pool)
             .await

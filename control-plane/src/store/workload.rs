@@ -7,7 +7,9 @@ use sqlx::types::Json;
 use uuid::Uuid;
 
 use super::{Store, StoreError, to_u64};
-use crate::model::{ObservedProcess, WorkloadConfig, WorkloadRecord, WorkloadRole};
+use crate::model::{
+    ClusterId, NodeId, ObservedProcess, WorkloadConfig, WorkloadId, WorkloadRecord, WorkloadRole,
+};
 
 fn query_error(context: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
     move |source| StoreError::Query { context, source }
@@ -17,7 +19,7 @@ fn query_error(context: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FleetNode {
     /// Identity.
-    pub id: Uuid,
+    pub id: NodeId,
     /// Name.
     pub name: String,
     /// Address of its workloads.
@@ -35,7 +37,7 @@ pub struct FleetNode {
     /// Memory reserved by its workloads.
     pub reserved_memory_bytes: u64,
     /// `(cluster, role)` of each workload on it.
-    pub workloads: Vec<(Uuid, WorkloadRole)>,
+    pub workloads: Vec<(ClusterId, WorkloadRole)>,
 }
 
 /// The fleet at the moment of a placement, read under the placement lock.
@@ -53,7 +55,7 @@ pub struct FleetSnapshot {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NewWorkload {
     /// The node.
-    pub node_id: Uuid,
+    pub node_id: NodeId,
     /// Unique name.
     pub name: String,
     /// Role.
@@ -108,9 +110,9 @@ impl TryFrom<WorkloadRow> for WorkloadRecord {
 
     fn try_from(row: WorkloadRow) -> Result<WorkloadRecord, StoreError> {
         Ok(WorkloadRecord {
-            id: row.id,
-            cluster_id: row.cluster_id,
-            node_id: row.node_id,
+            id: WorkloadId::from_uuid(row.id),
+            cluster_id: ClusterId::from_uuid(row.cluster_id),
+            node_id: NodeId::from_uuid(row.node_id),
             node_name: row.node_name,
             address: row.address,
             fault_domain: u32::try_from(row.fault_domain).map_err(|_| StoreError::Corrupt {
@@ -148,7 +150,7 @@ fn i64_of(value: u64) -> i64 {
 /// pool or inside a transaction.
 async fn workloads_of_clusters(
     executor: impl sqlx::PgExecutor<'_>,
-    cluster_ids: &[Uuid],
+    cluster_ids: &[ClusterId],
     node_ready_timeout: Duration,
     context: &'static str,
 ) -> Result<Vec<WorkloadRecord>, StoreError> {
@@ -163,7 +165,10 @@ async fn workloads_of_clusters(
              w.observed_state, w.observed_restarts
            FROM workloads w JOIN nodes n ON n.id = w.node_id
            WHERE w.cluster_id = ANY($1) ORDER BY w.cluster_id, w.role, w.ordinal"#,
-        cluster_ids,
+        &cluster_ids
+            .iter()
+            .map(|id| id.into_uuid())
+            .collect::<Vec<_>>(),
         node_ready_timeout.as_secs_f64()
     )
     .fetch_all(executor)
@@ -179,7 +184,7 @@ impl Store {
     /// [`StoreError::Query`] or [`StoreError::Corrupt`].
     pub async fn workloads_of_cluster(
         &self,
-        cluster_id: Uuid,
+        cluster_id: ClusterId,
         node_ready_timeout: Duration,
     ) -> Result<Vec<WorkloadRecord>, StoreError> {
         workloads_of_clusters(
@@ -197,7 +202,7 @@ impl Store {
     /// [`StoreError::Query`] or [`StoreError::Corrupt`].
     pub async fn workloads_of_clusters(
         &self,
-        cluster_ids: &[Uuid],
+        cluster_ids: &[ClusterId],
         node_ready_timeout: Duration,
     ) -> Result<Vec<WorkloadRecord>, StoreError> {
         workloads_of_clusters(
@@ -216,7 +221,7 @@ impl Store {
     /// [`StoreError::Query`] or [`StoreError::Corrupt`].
     pub async fn node_assignment(
         &self,
-        node_id: Uuid,
+        node_id: NodeId,
     ) -> Result<Option<(u64, Vec<WorkloadRecord>)>, StoreError> {
         // One snapshot, so that the generation matches the set.
         let mut tx = self.pool.begin().await.map_err(query_error("begin"))?;
@@ -226,7 +231,7 @@ impl Store {
             .map_err(query_error("node_assignment_isolation"))?;
         let generation = sqlx::query_scalar!(
             "SELECT workload_generation FROM nodes WHERE id = $1",
-            node_id
+            node_id.into_uuid()
         )
         .fetch_optional(&mut *tx)
         .await
@@ -245,7 +250,7 @@ impl Store {
                  w.observed_state, w.observed_restarts
                FROM workloads w JOIN nodes n ON n.id = w.node_id
                WHERE w.node_id = $1 AND NOT w.removing ORDER BY w.name"#,
-            node_id,
+            node_id.into_uuid(),
             3600.0_f64
         )
         .fetch_all(&mut *tx)
@@ -269,7 +274,7 @@ impl Store {
     /// [`StoreError::Query`]; `choose`'s error is returned inside `Ok(Err(..))`.
     pub async fn workloads_place<E>(
         &self,
-        cluster_id: Uuid,
+        cluster_id: ClusterId,
         node_ready_timeout: Duration,
         choose: impl FnOnce(&FleetSnapshot) -> Result<Vec<NewWorkload>, E>,
     ) -> Result<Result<Vec<NewWorkload>, E>, StoreError> {
@@ -312,7 +317,7 @@ impl Store {
         };
         for node in nodes {
             snapshot.nodes.push(FleetNode {
-                id: node.id,
+                id: NodeId::from_uuid(node.id),
                 fault_domain: u32::try_from(node.fault_domain).unwrap_or(0),
                 ready: node.ready,
                 cpu_millis: to_u64(node.cpu_millis, "nodes.cpu_millis")?,
@@ -323,7 +328,10 @@ impl Store {
                     .iter()
                     .filter(|placed| placed.node_id == node.id)
                     .filter_map(|placed| {
-                        Some((placed.cluster_id, WorkloadRole::parse(&placed.role)?))
+                        Some((
+                            ClusterId::from_uuid(placed.cluster_id),
+                            WorkloadRole::parse(&placed.role)?,
+                        ))
                     })
                     .collect(),
                 name: node.name,
@@ -349,8 +357,8 @@ impl Store {
                 "INSERT INTO workloads (id, cluster_id, node_id, name, role, ordinal, spec, cpu_millis, memory_bytes) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
                 id,
-                cluster_id,
-                workload.node_id,
+                cluster_id.into_uuid(),
+                workload.node_id.into_uuid(),
                 workload.name,
                 workload.role.as_str(),
                 i32::try_from(workload.ordinal).unwrap_or(i32::MAX),
@@ -365,7 +373,7 @@ impl Store {
                 sqlx::query!(
                     "INSERT INTO ports (address, port, workload_id) \
                      SELECT address, $2, $3 FROM nodes WHERE id = $1",
-                    workload.node_id,
+                    workload.node_id.into_uuid(),
                     i32::from(*port),
                     id
                 )
@@ -375,7 +383,7 @@ impl Store {
             }
             sqlx::query!(
                 "UPDATE nodes SET workload_generation = workload_generation + 1 WHERE id = $1",
-                workload.node_id
+                workload.node_id.into_uuid()
             )
             .execute(&mut *tx)
             .await
@@ -389,14 +397,14 @@ impl Store {
     ///
     /// # Errors
     /// [`StoreError::Query`].
-    pub async fn workload_remove(&self, id: Uuid) -> Result<(), StoreError> {
+    pub async fn workload_remove(&self, id: WorkloadId) -> Result<(), StoreError> {
         sqlx::query!(
             "WITH bumped AS (UPDATE nodes SET workload_generation = workload_generation + 1 \
                              WHERE id = (SELECT node_id FROM workloads WHERE id = $1 AND NOT removing) \
                              RETURNING workload_generation) \
              UPDATE workloads SET removing = true, removed_generation = (SELECT workload_generation FROM bumped) \
              WHERE id = $1 AND NOT removing",
-            id
+            id.into_uuid()
         )
         .execute(&self.pool)
         .await
@@ -408,11 +416,14 @@ impl Store {
     ///
     /// # Errors
     /// [`StoreError::Query`].
-    pub async fn workload_forget(&self, id: Uuid) -> Result<(), StoreError> {
-        sqlx::query!("DELETE FROM workloads WHERE id = $1 AND removing", id)
-            .execute(&self.pool)
-            .await
-            .map_err(query_error("workload_forget"))?;
+    pub async fn workload_forget(&self, id: WorkloadId) -> Result<(), StoreError> {
+        sqlx::query!(
+            "DELETE FROM workloads WHERE id = $1 AND removing",
+            id.into_uuid()
+        )
+        .execute(&self.pool)
+        .await
+        .map_err(query_error("workload_forget"))?;
         Ok(())
     }
 
@@ -423,14 +434,14 @@ impl Store {
     /// [`StoreError::Query`].
     pub async fn node_report_workloads(
         &self,
-        node_id: Uuid,
+        node_id: NodeId,
         applied_generation: u64,
         reports: &[ReportedWorkload],
     ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await.map_err(query_error("begin"))?;
         sqlx::query!(
             "UPDATE nodes SET applied_generation = GREATEST(applied_generation, LEAST($2, workload_generation)) WHERE id = $1",
-            node_id,
+            node_id.into_uuid(),
             i64_of(applied_generation)
         )
         .execute(&mut *tx)
@@ -447,7 +458,7 @@ impl Store {
              FROM unnest($2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::text[]) \
                AS r(name, state, pid, restarts, last_exit) \
              WHERE w.node_id = $1 AND w.name = r.name",
-            node_id,
+            node_id.into_uuid(),
             &names as &[&str],
             &states as &[&str],
             &pids as &[Option<i64>],
@@ -460,7 +471,7 @@ impl Store {
         sqlx::query!(
             "UPDATE workloads SET observed_state = 'Absent', observed_pid = NULL, observed_at = now() \
              WHERE node_id = $1 AND NOT (name = ANY($2::text[]))",
-            node_id,
+            node_id.into_uuid(),
             &names as &[&str]
         )
         .execute(&mut *tx)
