@@ -15,7 +15,6 @@
 //! same code.
 
 pub mod cluster;
-pub mod codes;
 pub mod config;
 pub mod groups;
 pub mod handlers;

@@ -13,7 +13,7 @@ use std::sync::Mutex;
 
 use hdi_log::BatchHeader;
 
-use crate::codes;
+use hdi_kafka_client::codes;
 
 /// How many batches per producer are remembered for duplicate detection.
 pub const REMEMBERED_BATCHES: usize = 5;

@@ -22,9 +22,9 @@ use tokio::sync::watch;
 use uuid::Uuid;
 
 use crate::cluster::metadata::{BrokerId, PartitionRecord};
-use crate::codes;
 use crate::producers::{Decision, ProducerStates};
 use crate::state::{KafkaError, chain, lock, read_lock, write_lock};
+use hdi_kafka_client::codes;
 
 fn storage_error(error: LogError) -> KafkaError {
     tracing::error!(error = %chain(&error), "storage error");

@@ -28,11 +28,11 @@ use crate::cluster::raft::MetadataView;
 use crate::cluster::rpc::{
     EpochEndAnswer, EpochEndRequest, FetchPartition, FetchedPartition, Peer, ReplicaFetch, Request,
 };
-use crate::codes;
 use crate::replica::Replica;
 use crate::server::Broker;
 use crate::state::{KafkaError, chain, lock, read_lock, write_lock};
 use crate::topic_config;
+use hdi_kafka_client::codes;
 
 type Key = (String, i32);
 

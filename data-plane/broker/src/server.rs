@@ -320,7 +320,8 @@ pub async fn handle_frame(
     if version < min || version > max {
         if api_key == ApiKey::ApiVersions {
             // KIP-511: answer with v0 so any client can read the supported ranges.
-            let body = handlers::api_versions_response(crate::codes::UNSUPPORTED_VERSION);
+            let body =
+                handlers::api_versions_response(hdi_kafka_client::codes::UNSUPPORTED_VERSION);
             return encode(
                 correlation_id,
                 0,

@@ -19,8 +19,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::codes;
 use crate::topic_config::TopicConfigs;
+use hdi_kafka_client::codes;
 
 /// A broker id (Kafka's node id).
 pub type BrokerId = i32;

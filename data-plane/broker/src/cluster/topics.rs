@@ -6,9 +6,9 @@ use uuid::Uuid;
 
 use super::Cluster;
 use super::metadata::{BrokerId, Command, Outcome};
-use crate::codes;
 use crate::state::{KafkaError, validate_topic_name};
 use crate::topic_config::{self, TopicConfigs};
+use hdi_kafka_client::codes;
 
 fn unknown_topic(name: &str) -> KafkaError {
     KafkaError::new(

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use tokio::sync::oneshot;
 
-use crate::codes;
+use hdi_kafka_client::codes;
 
 pub mod offsets;
 

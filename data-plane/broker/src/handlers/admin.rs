@@ -17,9 +17,9 @@ use kafka_protocol::messages::{
 
 use super::{Context, sb};
 use crate::cluster::topics::NewTopic;
-use crate::codes;
 use crate::state::KafkaError;
 use crate::topic_config::{self, TopicConfigs};
+use hdi_kafka_client::codes;
 
 const RESOURCE_TOPIC: i8 = 2;
 const RESOURCE_BROKER: i8 = 4;

@@ -20,7 +20,7 @@ use kafka_protocol::messages::{
 
 use super::{Context, sb};
 use crate::cluster::metadata::{Command, Outcome};
-use crate::codes;
+use hdi_kafka_client::codes;
 
 fn ids(list: &[i32]) -> Vec<BrokerId> {
     list.iter().map(|id| BrokerId(*id)).collect()

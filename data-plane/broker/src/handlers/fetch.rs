@@ -10,7 +10,7 @@ use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, Partition
 use kafka_protocol::messages::{FetchRequest, FetchResponse};
 
 use super::Context;
-use crate::codes;
+use hdi_kafka_client::codes;
 
 /// Handles Fetch.
 pub async fn fetch(cx: &Context<'_>, request: FetchRequest) -> FetchResponse {

@@ -26,8 +26,8 @@ use kafka_protocol::messages::{
 };
 
 use super::{Context, sb};
-use crate::codes;
 use crate::groups::{Committed, JoinRequest};
+use hdi_kafka_client::codes;
 
 /// Handles FindCoordinator: the controller (the metadata quorum's leader) coordinates every group;
 /// COORDINATOR_NOT_AVAILABLE during an election.

@@ -10,8 +10,8 @@ use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, Topi
 use super::{Context, sb};
 use crate::cluster::metadata::{ClusterMetadata, TopicRecord};
 use crate::cluster::topics::NewTopic;
-use crate::codes;
 use crate::state::validate_topic_name;
+use hdi_kafka_client::codes;
 
 /// Handles Metadata.
 pub async fn metadata(cx: &Context<'_>, request: MetadataRequest) -> MetadataResponse {

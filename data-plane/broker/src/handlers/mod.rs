@@ -17,8 +17,8 @@ use kafka_protocol::messages::api_versions_response::ApiVersion;
 use kafka_protocol::messages::{ApiKey, ApiVersionsResponse, RequestKind, ResponseKind};
 use kafka_protocol::protocol::StrBytes;
 
-use crate::codes;
 use crate::server::Broker;
+use hdi_kafka_client::codes;
 
 /// What a handler knows about the request besides its body.
 pub struct Context<'a> {

@@ -15,7 +15,7 @@ use kafka_protocol::messages::{
 };
 
 use super::Context;
-use crate::codes;
+use hdi_kafka_client::codes;
 
 const LATEST: i64 = -1;
 const EARLIEST: i64 = -2;

@@ -11,9 +11,9 @@ use kafka_protocol::messages::produce_response::{PartitionProduceResponse, Topic
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 
 use super::{Context, sb};
-use crate::codes;
 use crate::replica::{Produced, Replica};
 use crate::state::KafkaError;
+use hdi_kafka_client::codes;
 
 /// A partition's append and, for acks=all, the replica to wait on with its min.insync.replicas.
 type Pending = (

@@ -3,7 +3,7 @@
 use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse};
 
 use super::Context;
-use crate::codes;
+use hdi_kafka_client::codes;
 
 /// Handles InitProducerId.
 pub fn init_producer_id(cx: &Context<'_>, r: InitProducerIdRequest) -> InitProducerIdResponse {
