@@ -17,6 +17,7 @@ use std::sync::{Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use hdi_kafka_client::codes;
 use hdi_log::{Log, LogError};
 use tokio::sync::watch;
 use uuid::Uuid;
@@ -24,7 +25,6 @@ use uuid::Uuid;
 use crate::cluster::metadata::{BrokerId, PartitionRecord};
 use crate::producers::{Decision, ProducerStates};
 use crate::state::{KafkaError, chain, lock, read_lock, write_lock};
-use hdi_kafka_client::codes;
 
 fn storage_error(error: LogError) -> KafkaError {
     tracing::error!(error = %chain(&error), "storage error");

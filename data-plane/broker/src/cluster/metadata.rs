@@ -16,11 +16,11 @@
 
 use std::collections::BTreeMap;
 
+use hdi_kafka_client::codes;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::topic_config::TopicConfigs;
-use hdi_kafka_client::codes;
 
 /// A broker id (Kafka's node id).
 pub type BrokerId = i32;

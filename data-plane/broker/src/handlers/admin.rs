@@ -1,6 +1,7 @@
 //! Admin APIs: CreateTopics, DeleteTopics, CreatePartitions, DescribeConfigs, AlterConfigs,
 //! IncrementalAlterConfigs and DescribeCluster.
 
+use hdi_kafka_client::codes;
 use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
 use kafka_protocol::messages::create_topics_response::CreatableTopicResult;
 use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
@@ -19,7 +20,6 @@ use super::{Context, sb};
 use crate::cluster::topics::NewTopic;
 use crate::state::KafkaError;
 use crate::topic_config::{self, TopicConfigs};
-use hdi_kafka_client::codes;
 
 const RESOURCE_TOPIC: i8 = 2;
 const RESOURCE_BROKER: i8 = 4;

@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use hdi_kafka_client::codes;
 use kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
 use kafka_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
@@ -27,7 +28,6 @@ use kafka_protocol::messages::{
 
 use super::{Context, sb};
 use crate::groups::{Committed, JoinRequest};
-use hdi_kafka_client::codes;
 
 /// Handles FindCoordinator: the controller (the metadata quorum's leader) coordinates every group;
 /// COORDINATOR_NOT_AVAILABLE during an election.

@@ -2,6 +2,7 @@
 //! leader, leader epoch, replicas, ISR and offline replicas; auto-creates unknown topics when the
 //! request and the broker allow it. Any broker answers for the whole cluster.
 
+use hdi_kafka_client::codes;
 use kafka_protocol::messages::metadata_response::{
     MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
 };
@@ -11,7 +12,6 @@ use super::{Context, sb};
 use crate::cluster::metadata::{ClusterMetadata, TopicRecord};
 use crate::cluster::topics::NewTopic;
 use crate::state::validate_topic_name;
-use hdi_kafka_client::codes;
 
 /// Handles Metadata.
 pub async fn metadata(cx: &Context<'_>, request: MetadataRequest) -> MetadataResponse {

@@ -7,13 +7,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use hdi_kafka_client::codes;
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 
 use super::{Context, sb};
 use crate::replica::{Produced, Replica};
 use crate::state::KafkaError;
-use hdi_kafka_client::codes;
 
 /// A partition's append and, for acks=all, the replica to wait on with its min.insync.replicas.
 type Pending = (
