@@ -9,8 +9,9 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use clap::Parser;
+use hdi_broker::broker::Broker;
 use hdi_broker::config::Flags;
-use hdi_broker::server::{Broker, handle_frame};
+use hdi_broker::server::handle_frame;
 use hdi_kafka_client::wire;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{ApiKey, ProduceRequest, ProduceResponse, RequestKind, TopicName};
