@@ -5,9 +5,9 @@
 //! `DeleteTopics`, `CreatePartitions`, `DescribeConfigs`, `IncrementalAlterConfigs`) and moving
 //! partitions when brokers are added or drained (`AlterPartitionReassignments`,
 //! `ListPartitionReassignments`, planned by the pure [`crate::reconcile::rebalance`]). Kafka wire
-//! types (`kafka-protocol`) stay inside this module; callers
-//! see plain Rust types and one error type, [`AdminError`], whose Kafka `code`/`name` are stable
-//! so that they can be mapped to HTTP problems.
+//! types (`kafka-protocol`) stay inside this module; callers see plain Rust types and one error
+//! type, [`AdminError`], whose Kafka `code`/`name` are stable so that they can be mapped to HTTP
+//! problems.
 //!
 //! Wire details:
 //! - Framing, correlation ids and checked decoding are `hdi-kafka-client`'s async `Connection`.
@@ -495,8 +495,7 @@ impl KafkaAdmin {
 
     /// Starts moving partitions: `(topic, partition, target replicas)`, the first replica being
     /// the preferred leader (the shape [`crate::reconcile::rebalance::plan_rebalance`]
-    /// returns). Returns the accepted
-    /// `(topic, partition)`s, sorted. The broker proposes each partition on its own, so when one
+    /// returns). Returns the accepted `(topic, partition)`s, sorted. The broker proposes each partition on its own, so when one
     /// is refused the others may still have been accepted; the error says which failed and how
     /// many were accepted.
     ///

@@ -1,7 +1,7 @@
 //! The Kafka source's task reads without librdkafka: Fetch requests (`hdi-kafka-client`'s
-//! blocking connection) on a plain socket to the partition's leader, and the v2 record batches of the answer
-//! decoded straight into a [`RawBatch`]. librdkafka hands records over one `poll` (and one
-//! allocation, lock and clock read) at a time and prefetches past the range's end; reading a
+//! blocking connection) on a plain socket to the partition's leader, and the v2 record batches of
+//! the answer decoded straight into a [`RawBatch`]. librdkafka hands records over one `poll` (and
+//! one allocation, lock and clock read) at a time and prefetches past the range's end; reading a
 //! task's range this way costs about a memcpy per record.
 //!
 //! Semantics: exactly the offsets `[start, end)`, in order; a missing
