@@ -1,17 +1,18 @@
-//! `kafka_admin`: the control plane's Kafka admin client, and the partition-placement planner.
+//! `kafka_admin`: the control plane's Kafka admin client.
 //!
 //! This module owns everything the control plane says to the Kafka clusters it provisions over
 //! the Kafka protocol: probing readiness (`Metadata`), topic management (`CreateTopics`,
 //! `DeleteTopics`, `CreatePartitions`, `DescribeConfigs`, `IncrementalAlterConfigs`) and moving
 //! partitions when brokers are added or drained (`AlterPartitionReassignments`,
-//! `ListPartitionReassignments`, planned by the pure [`plan_rebalance`]). Kafka wire types (`kafka-protocol`) stay inside this module; callers
-//! see plain Rust types and one error type, [`AdminError`], whose Kafka `code`/`name` are stable
-//! so that they can be mapped to HTTP problems.
+//! `ListPartitionReassignments`, planned by the pure [`crate::reconcile::rebalance`]). Kafka wire
+//! types (`kafka-protocol`) stay inside this module; callers see plain Rust types and one error
+//! type, [`AdminError`], whose Kafka `code`/`name` are stable so that they can be mapped to HTTP
+//! problems.
 //!
 //! Wire details:
-//! - Requests are length-prefixed frames with request header v1 or v2 as the API version
-//!   requires; responses are matched by correlation id. Nothing read from the network is trusted:
-//!   frame sizes are bounded, every decode error is an [`AdminError::Protocol`], nothing panics.
+//! - Framing, correlation ids and checked decoding are `hdi-kafka-client`'s async `Connection`.
+//!   Nothing read from the network is trusted: frame sizes are bounded (100 MiB), every decode
+//!   error is an [`AdminError::Protocol`], nothing panics.
 //! - Fixed API versions, all within what `hdi-broker` advertises (`handlers/mod.rs`): Metadata
 //!   v12, CreateTopics v7, DeleteTopics v6, CreatePartitions v3, DescribeConfigs v4,
 //!   IncrementalAlterConfigs v1, AlterPartitionReassignments v0, ListPartitionReassignments v0.
@@ -29,14 +30,12 @@
 //!   connect timed out) on every candidate address are [`AdminError::Connect`]; a request that got
 //!   no answer in time is [`AdminError::Timeout`].
 
-mod connection;
-mod rebalance;
-
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use kafka_protocol::error::ResponseError;
+use hdi_kafka_client::codes::NOT_CONTROLLER;
+use hdi_kafka_client::{Connection, Request};
 use kafka_protocol::messages::alter_partition_reassignments_request::{
     ReassignablePartition, ReassignableTopic,
 };
@@ -57,8 +56,7 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 use tokio::time::Instant;
 
-use connection::{AdminRequest, Connection, Slot};
-pub use rebalance::plan_rebalance;
+pub use hdi_kafka_client::codes::error_name;
 
 /// Metadata v12: nullable topic list (null = all topics), topic ids, cluster id, controller id.
 const METADATA_VERSION: i16 = 12;
@@ -81,8 +79,8 @@ const LIST_REASSIGNMENTS_VERSION: i16 = 0;
 
 /// `resource_type` of a topic in DescribeConfigs.
 const RESOURCE_TOPIC: i8 = 2;
-/// Kafka's NOT_CONTROLLER.
-const NOT_CONTROLLER: i16 = 41;
+/// The largest response frame accepted (the broker's own request limit is 100 MiB too).
+const MAX_RESPONSE_BYTES: usize = 100 * 1024 * 1024;
 /// How often an admin request is sent again after NOT_CONTROLLER or an unreachable controller.
 const CONTROLLER_ATTEMPTS: usize = 3;
 
@@ -138,28 +136,6 @@ impl AdminError {
         match self {
             AdminError::Kafka { name, .. } => Some(name),
             _ => None,
-        }
-    }
-}
-
-/// The Kafka name of an error code as in the protocol guide and `Errors.java`
-/// (`36` → `"TOPIC_ALREADY_EXISTS"`); `"NONE"` for 0 and `"UNKNOWN"` for codes this client does
-/// not know.
-pub fn error_name(code: i16) -> String {
-    match ResponseError::try_from_code(code) {
-        None => "NONE".to_owned(),
-        Some(ResponseError::Unknown(_)) => "UNKNOWN".to_owned(),
-        // The variant names are the Java names in CamelCase (`TopicAlreadyExists`).
-        Some(error) => {
-            let camel = error.to_string();
-            let mut name = String::with_capacity(camel.len() + 8);
-            for (i, c) in camel.chars().enumerate() {
-                if c.is_ascii_uppercase() && i > 0 {
-                    name.push('_');
-                }
-                name.push(c.to_ascii_uppercase());
-            }
-            name
         }
     }
 }
@@ -274,6 +250,9 @@ pub struct TopicConfigEntry {
 
 /// A reassignment in progress: `(topic, partition, replicas, adding, removing)`.
 pub type OngoingReassignment = (String, i32, Vec<i32>, Vec<i32>, Vec<i32>);
+
+/// A broker address's connection, `None` until connected or after a failure.
+type Slot = Arc<tokio::sync::Mutex<Option<Connection>>>;
 
 /// An async Kafka admin client. Cheap to share (`&self` everywhere); see the module docs for
 /// routing, connections and timeouts.
@@ -515,8 +494,8 @@ impl KafkaAdmin {
     }
 
     /// Starts moving partitions: `(topic, partition, target replicas)`, the first replica being
-    /// the preferred leader (the shape [`plan_rebalance`] returns). Returns the accepted
-    /// `(topic, partition)`s, sorted. The broker proposes each partition on its own, so when one
+    /// the preferred leader (the shape [`crate::reconcile::rebalance::plan_rebalance`]
+    /// returns). Returns the accepted `(topic, partition)`s, sorted. The broker proposes each partition on its own, so when one
     /// is refused the others may still have been accepted; the error says which failed and how
     /// many were accepted.
     ///
@@ -658,7 +637,7 @@ impl KafkaAdmin {
     }
 
     /// Sends to the first bootstrap address that accepts a connection.
-    async fn send_bootstrap<R: AdminRequest>(
+    async fn send_bootstrap<R: Request>(
         &self,
         api: &'static str,
         request: &R,
@@ -688,7 +667,7 @@ impl KafkaAdmin {
 
     /// Sends an admin request to the controller; sends it again after NOT_CONTROLLER (as told
     /// by `not_controller`) or when the controller cannot be reached, with fresh Metadata.
-    async fn send_controller<R: AdminRequest>(
+    async fn send_controller<R: Request>(
         &self,
         api: &'static str,
         request: &R,
@@ -749,7 +728,7 @@ impl KafkaAdmin {
 
     /// Sends one request to `addr` on its (cached or new) connection. An I/O failure on a reused
     /// connection is retried once on a new one when `idempotent`.
-    async fn send_to<R: AdminRequest>(
+    async fn send_to<R: Request>(
         &self,
         api: &'static str,
         addr: &str,
@@ -775,30 +754,27 @@ impl KafkaAdmin {
             let connection = match guard.as_mut() {
                 Some(connection) => connection,
                 None => {
-                    let connection =
-                        match tokio::time::timeout_at(deadline, Connection::connect(addr)).await {
-                            Ok(Ok(connection)) => connection,
-                            Ok(Err(error)) => {
-                                return Err(AdminError::Connect {
-                                    addrs: vec![addr.to_owned()],
-                                    reason: format!("{addr}: {error}"),
-                                });
-                            }
-                            Err(_) => {
-                                return Err(AdminError::Connect {
-                                    addrs: vec![addr.to_owned()],
-                                    reason: format!("{addr}: connect timed out"),
-                                });
-                            }
-                        };
+                    let connect = Connection::connect(addr, &self.client_id, MAX_RESPONSE_BYTES);
+                    let connection = match tokio::time::timeout_at(deadline, connect).await {
+                        Ok(Ok(connection)) => connection,
+                        Ok(Err(error)) => {
+                            return Err(AdminError::Connect {
+                                addrs: vec![addr.to_owned()],
+                                reason: format!("{addr}: {error}"),
+                            });
+                        }
+                        Err(_) => {
+                            return Err(AdminError::Connect {
+                                addrs: vec![addr.to_owned()],
+                                reason: format!("{addr}: connect timed out"),
+                            });
+                        }
+                    };
                     guard.insert(connection)
                 }
             };
-            let outcome = tokio::time::timeout_at(
-                deadline,
-                connection.call(request, version, &self.client_id, api),
-            )
-            .await;
+            let outcome =
+                tokio::time::timeout_at(deadline, connection.call(request, version)).await;
             match outcome {
                 Ok(Ok(response)) => return Ok(response),
                 Ok(Err(error)) => {

@@ -8,6 +8,7 @@
 
 pub mod jobs;
 pub mod plan;
+pub mod rebalance;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;

@@ -6,11 +6,12 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::kafka_admin::{ClusterMetadata, plan_rebalance};
+use crate::kafka_admin::ClusterMetadata;
 use crate::model::{
     ClusterRecord, ClusterState, Kind, ObservedProcess, WorkloadId, WorkloadRecord, WorkloadRole,
 };
 use crate::provision::PlaceRequest;
+use crate::reconcile::rebalance::plan_rebalance;
 
 /// What the Kafka cluster answered, if it answered.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

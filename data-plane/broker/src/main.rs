@@ -10,8 +10,9 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use clap::Parser;
+use hdi_broker::broker::Broker;
 use hdi_broker::config::Flags;
-use hdi_broker::server::{Broker, serve, serve_quorum};
+use hdi_broker::server::{serve, serve_quorum};
 
 fn main() -> ExitCode {
     let flags = Flags::parse();

@@ -11,9 +11,8 @@ use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
+use hdi_kafka_client::codes;
 use hdi_log::BatchHeader;
-
-use crate::codes;
 
 /// How many batches per producer are remembered for duplicate detection.
 pub const REMEMBERED_BATCHES: usize = 5;

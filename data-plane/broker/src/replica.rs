@@ -17,12 +17,12 @@ use std::sync::{Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use hdi_kafka_client::codes;
 use hdi_log::{Log, LogError};
 use tokio::sync::watch;
 use uuid::Uuid;
 
 use crate::cluster::metadata::{BrokerId, PartitionRecord};
-use crate::codes;
 use crate::producers::{Decision, ProducerStates};
 use crate::state::{KafkaError, chain, lock, read_lock, write_lock};
 

@@ -1,6 +1,7 @@
-//! The Kafka protocol server: accepts connections, frames requests (4-byte length prefix),
-//! decodes headers and bodies with `kafka-protocol`, dispatches to [`crate::handlers`], and writes
-//! responses in request order.
+//! The Kafka protocol server, the top of the broker: accepts connections, frames requests (4-byte
+//! length prefix), decodes headers and bodies with `kafka-protocol`, dispatches to
+//! [`crate::handlers`], and writes responses in request order. Also the quorum listener's
+//! dispatch (Raft, proposals, heartbeats, replica fetches).
 //!
 //! Malformed input never takes the broker down: a frame larger than `socket.request.max.bytes`,
 //! an unknown API key, an unsupported version (other than ApiVersions, which answers
@@ -16,175 +17,9 @@ use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseHeade
 use kafka_protocol::protocol::{Decodable, Encodable};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Notify;
 
-use crate::cluster::Cluster;
-use crate::config::BrokerConfig;
-use crate::groups::Coordinator;
-use crate::handlers;
-use crate::producers::ProducerIdAllocator;
-use crate::replicas::Replicas;
-use crate::state::chain;
-
-/// The broker: configuration and all shared state.
-pub struct Broker {
-    /// Configuration.
-    pub config: BrokerConfig,
-    /// The cluster: metadata quorum, membership, controller.
-    pub cluster: Arc<Cluster>,
-    /// This broker's partition replicas.
-    pub replicas: Replicas,
-    /// Consumer groups.
-    pub groups: Coordinator,
-    /// Producer ids.
-    pub producer_ids: ProducerIdAllocator,
-    /// Woken whenever records are appended or the metadata changes (long-polling fetches wait
-    /// on it).
-    pub appended: Notify,
-    /// Rate limit of replication traffic to replicas being added by a reassignment.
-    pub throttle: Option<crate::replicas::Throttle>,
-}
-
-impl Broker {
-    /// Opens the broker's state in its data directory and joins (or forms) the cluster.
-    /// `quorum_addr` is where this broker's quorum listener is reachable ("" without one).
-    ///
-    /// # Errors
-    /// When the data directory cannot be used or Raft cannot start.
-    pub async fn open(config: BrokerConfig, quorum_addr: String) -> anyhow::Result<Arc<Broker>> {
-        std::fs::create_dir_all(&config.data_dir)?;
-        let replicas = Replicas::open(&config)?;
-        let offsets = crate::groups::SharedOffsets::default();
-        let groups = Coordinator::new(offsets.clone(), config.group_initial_rebalance_delay);
-        let producer_ids =
-            ProducerIdAllocator::open(&config.data_dir.join("producer-ids"), config.node_id)?;
-        let cluster = Cluster::start(&config, quorum_addr, offsets).await?;
-        let throttle = config
-            .reassignment_throttle
-            .map(crate::replicas::Throttle::new);
-        Ok(Arc::new(Broker {
-            config,
-            cluster,
-            replicas,
-            groups,
-            producer_ids,
-            appended: Notify::new(),
-            throttle,
-        }))
-    }
-
-    /// The cluster id (empty until the first broker registered).
-    pub fn cluster_id(&self) -> String {
-        self.cluster.view().meta.cluster_id.clone()
-    }
-
-    /// fsyncs every replica (clean shutdown).
-    pub fn flush_all(&self) {
-        for replica in self.replicas.all() {
-            if let Err(error) = replica.flush() {
-                tracing::error!(topic = %replica.topic, partition = replica.index, message = %error.message, "flush failed");
-            }
-        }
-    }
-
-    /// Starts the broker's own tasks: membership (registration and heartbeats), the controller
-    /// duties, replication, ISR maintenance, and housekeeping. They stop when the returned set is
-    /// dropped.
-    pub fn start_tasks(self: &Arc<Self>) -> tokio::task::JoinSet<()> {
-        let mut tasks = tokio::task::JoinSet::new();
-        tasks.spawn(Arc::clone(&self.cluster).run_membership());
-        tasks.spawn(crate::cluster::controller::Controller::run(Arc::clone(
-            &self.cluster,
-        )));
-        tasks.spawn(crate::replicas::run_replication(Arc::clone(self)));
-        tasks.spawn(crate::replicas::run_isr_maintenance(Arc::clone(self)));
-        tasks.spawn(Arc::clone(self).background());
-        tasks
-    }
-
-    /// Background work: the group coordinator's ticker and retention. Runs until dropped.
-    pub async fn background(self: Arc<Self>) {
-        let mut tick = tokio::time::interval(Duration::from_millis(100));
-        let mut retention_due = tokio::time::Instant::now();
-        loop {
-            tick.tick().await;
-            let broker = Arc::clone(&self);
-            let _ = tokio::task::spawn_blocking(move || {
-                broker.groups.tick();
-                for replica in broker.replicas.all() {
-                    replica.flush_if_due();
-                }
-            })
-            .await;
-            if tokio::time::Instant::now() >= retention_due {
-                retention_due += Duration::from_secs(30);
-                let now_ms = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map(|d| d.as_millis() as i64)
-                    .unwrap_or(0);
-                let broker = Arc::clone(&self);
-                let _ = tokio::task::spawn_blocking(move || {
-                    for replica in broker.replicas.all() {
-                        replica.apply_retention(now_ms);
-                    }
-                })
-                .await;
-            }
-        }
-    }
-
-    /// Waits until this broker is registered and unfenced (serving as a member of the cluster).
-    /// Returns whether it happened within `timeout`.
-    pub async fn wait_until_unfenced(&self, timeout: Duration) -> bool {
-        let mut watch = self.cluster.metadata.clone();
-        let id = self.config.node_id;
-        let incarnation = self.cluster.incarnation;
-        let unfenced = tokio::time::timeout(
-            timeout,
-            watch.wait_for(|v| {
-                v.meta
-                    .brokers
-                    .get(&id)
-                    .is_some_and(|b| !b.fenced && b.incarnation == incarnation)
-            }),
-        )
-        .await
-        .is_ok_and(|r| r.is_ok());
-        if unfenced {
-            // And serving: the local replicas have taken their roles.
-            let index = self.cluster.view().applied_index;
-            self.replicas.wait_reconciled(index).await;
-        }
-        unfenced
-    }
-
-    /// Controlled shutdown: asks the controller to move this broker's leaderships away and waits
-    /// (up to `timeout`) until it leads nothing.
-    pub async fn controlled_shutdown(&self, timeout: Duration) {
-        self.cluster
-            .shutting_down
-            .store(true, std::sync::atomic::Ordering::SeqCst);
-        let deadline = tokio::time::Instant::now() + timeout;
-        let leads_something = |broker: &Broker| {
-            broker
-                .cluster
-                .view()
-                .meta
-                .topics
-                .values()
-                .flat_map(|t| &t.partitions)
-                .any(|p| p.leader == broker.config.node_id && p.isr.len() > 1)
-        };
-        while leads_something(self) && tokio::time::Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        if leads_something(self) {
-            tracing::warn!("controlled shutdown: leaderships not moved in time; stopping anyway");
-        } else {
-            tracing::info!("controlled shutdown: no leaderships left");
-        }
-    }
-}
+use crate::broker::Broker;
+use crate::{handlers, replication};
 
 /// Serves the quorum listener (Raft, proposals, heartbeats, replica fetches) until dropped.
 pub async fn serve_quorum(broker: Arc<Broker>, listener: TcpListener) {
@@ -231,11 +66,11 @@ async fn quorum_connection(broker: &Broker, mut stream: TcpStream) -> std::io::R
                 write_response(&mut stream, &answer, &[]).await?;
             }
             Request::Fetch(fetch) => {
-                let (answers, chunks) = crate::replicas::serve_fetch(broker, &fetch).await;
+                let (answers, chunks) = replication::serve_fetch(broker, &fetch).await;
                 write_response(&mut stream, &answers, &chunks).await?;
             }
             Request::EpochEnd(request) => {
-                let answer = crate::replicas::serve_epoch_end(broker, &request);
+                let answer = replication::serve_epoch_end(broker, &request);
                 write_response(&mut stream, &answer, &[]).await?;
             }
         }
@@ -320,7 +155,8 @@ pub async fn handle_frame(
     if version < min || version > max {
         if api_key == ApiKey::ApiVersions {
             // KIP-511: answer with v0 so any client can read the supported ranges.
-            let body = handlers::api_versions_response(crate::codes::UNSUPPORTED_VERSION);
+            let body =
+                handlers::api_versions_response(hdi_kafka_client::codes::UNSUPPORTED_VERSION);
             return encode(
                 correlation_id,
                 0,
@@ -387,9 +223,4 @@ fn encode(
         i32::try_from(out.len() - 4).map_err(|_| "response larger than 2 GiB".to_owned())?;
     out[0..4].copy_from_slice(&length.to_be_bytes());
     Ok(out.freeze())
-}
-
-/// Logs an error chain; for places that only log.
-pub fn log_error(what: &str, error: &dyn std::error::Error) {
-    tracing::error!(error = %chain(error), "{what}");
 }

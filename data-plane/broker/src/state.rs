@@ -7,7 +7,7 @@
 
 use std::sync::{Mutex, RwLock};
 
-use crate::codes;
+use hdi_kafka_client::codes;
 
 /// A broker error as the wire reports it: a Kafka error code and a message.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -16,10 +16,10 @@
 
 use std::collections::BTreeMap;
 
+use hdi_kafka_client::codes;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::codes;
 use crate::topic_config::TopicConfigs;
 
 /// A broker id (Kafka's node id).

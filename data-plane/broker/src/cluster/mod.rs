@@ -28,9 +28,9 @@ use uuid::Uuid;
 use self::metadata::{BrokerId, BrokerRecord, Command, Outcome};
 use self::raft::{LogStore, MetadataView, Raft, StateMachine};
 use self::rpc::{Heartbeat, Peer, ProposeAnswer, Request};
-use crate::codes;
 use crate::config::BrokerConfig;
 use crate::state::KafkaError;
+use hdi_kafka_client::codes;
 
 /// How long a proposal may take before the client gets REQUEST_TIMED_OUT.
 const PROPOSE_TIMEOUT: Duration = Duration::from_secs(10);

@@ -2,11 +2,11 @@
 //! never reaches the Raft log), the change is proposed, and the caller gets the outcome once the
 //! change is applied on this broker.
 
+use hdi_kafka_client::codes;
 use uuid::Uuid;
 
 use super::Cluster;
 use super::metadata::{BrokerId, Command, Outcome};
-use crate::codes;
 use crate::state::{KafkaError, validate_topic_name};
 use crate::topic_config::{self, TopicConfigs};
 

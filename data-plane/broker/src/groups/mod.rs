@@ -15,9 +15,8 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use hdi_kafka_client::codes;
 use tokio::sync::oneshot;
-
-use crate::codes;
 
 pub mod offsets;
 

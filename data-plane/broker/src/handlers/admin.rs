@@ -1,6 +1,7 @@
 //! Admin APIs: CreateTopics, DeleteTopics, CreatePartitions, DescribeConfigs, AlterConfigs,
 //! IncrementalAlterConfigs and DescribeCluster.
 
+use hdi_kafka_client::codes;
 use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
 use kafka_protocol::messages::create_topics_response::CreatableTopicResult;
 use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
@@ -17,7 +18,6 @@ use kafka_protocol::messages::{
 
 use super::{Context, sb};
 use crate::cluster::topics::NewTopic;
-use crate::codes;
 use crate::state::KafkaError;
 use crate::topic_config::{self, TopicConfigs};
 

@@ -2,6 +2,7 @@
 //! partitions between brokers: scaling out, draining a broker), ElectLeaders (preferred leader
 //! election) and DescribeLogDirs (this broker's replicas and their sizes).
 
+use hdi_kafka_client::codes;
 use kafka_protocol::messages::alter_partition_reassignments_response::{
     ReassignablePartitionResponse, ReassignableTopicResponse,
 };
@@ -20,7 +21,6 @@ use kafka_protocol::messages::{
 
 use super::{Context, sb};
 use crate::cluster::metadata::{Command, Outcome};
-use crate::codes;
 
 fn ids(list: &[i32]) -> Vec<BrokerId> {
     list.iter().map(|id| BrokerId(*id)).collect()

@@ -6,11 +6,11 @@
 
 use std::time::Duration;
 
+use hdi_kafka_client::codes;
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
 use kafka_protocol::messages::{FetchRequest, FetchResponse};
 
 use super::Context;
-use crate::codes;
 
 /// Handles Fetch.
 pub async fn fetch(cx: &Context<'_>, request: FetchRequest) -> FetchResponse {

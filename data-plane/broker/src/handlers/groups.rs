@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use hdi_kafka_client::codes;
 use kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
 use kafka_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
@@ -26,7 +27,6 @@ use kafka_protocol::messages::{
 };
 
 use super::{Context, sb};
-use crate::codes;
 use crate::groups::{Committed, JoinRequest};
 
 /// Handles FindCoordinator: the controller (the metadata quorum's leader) coordinates every group;

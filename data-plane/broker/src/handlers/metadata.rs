@@ -2,6 +2,7 @@
 //! leader, leader epoch, replicas, ISR and offline replicas; auto-creates unknown topics when the
 //! request and the broker allow it. Any broker answers for the whole cluster.
 
+use hdi_kafka_client::codes;
 use kafka_protocol::messages::metadata_response::{
     MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
 };
@@ -10,7 +11,6 @@ use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, Topi
 use super::{Context, sb};
 use crate::cluster::metadata::{ClusterMetadata, TopicRecord};
 use crate::cluster::topics::NewTopic;
-use crate::codes;
 use crate::state::validate_topic_name;
 
 /// Handles Metadata.

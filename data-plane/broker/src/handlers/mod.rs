@@ -13,12 +13,12 @@ mod producer;
 
 use std::net::SocketAddr;
 
+use hdi_kafka_client::codes;
 use kafka_protocol::messages::api_versions_response::ApiVersion;
 use kafka_protocol::messages::{ApiKey, ApiVersionsResponse, RequestKind, ResponseKind};
 use kafka_protocol::protocol::StrBytes;
 
-use crate::codes;
-use crate::server::Broker;
+use crate::broker::Broker;
 
 /// What a handler knows about the request besides its body.
 pub struct Context<'a> {

@@ -1,5 +1,6 @@
 //! ListOffsets (earliest, latest, by timestamp), DeleteRecords and OffsetForLeaderEpoch.
 
+use hdi_kafka_client::codes;
 use kafka_protocol::messages::delete_records_response::{
     DeleteRecordsPartitionResult, DeleteRecordsTopicResult,
 };
@@ -15,7 +16,6 @@ use kafka_protocol::messages::{
 };
 
 use super::Context;
-use crate::codes;
 
 const LATEST: i64 = -1;
 const EARLIEST: i64 = -2;

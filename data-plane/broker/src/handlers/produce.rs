@@ -7,11 +7,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use hdi_kafka_client::codes;
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 
 use super::{Context, sb};
-use crate::codes;
 use crate::replica::{Produced, Replica};
 use crate::state::KafkaError;
 

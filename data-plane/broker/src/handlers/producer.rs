@@ -1,9 +1,9 @@
 //! InitProducerId: producer ids for idempotent producers (transactions are refused).
 
+use hdi_kafka_client::codes;
 use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse};
 
 use super::Context;
-use crate::codes;
 
 /// Handles InitProducerId.
 pub fn init_producer_id(cx: &Context<'_>, r: InitProducerIdRequest) -> InitProducerIdResponse {
@@ -22,7 +22,7 @@ pub fn init_producer_id(cx: &Context<'_>, r: InitProducerIdRequest) -> InitProdu
                 response.producer_epoch = 0;
             }
             Err(error) => {
-                crate::server::log_error("cannot allocate a producer id", &error);
+                tracing::error!(error = %crate::state::chain(&error), "cannot allocate a producer id");
                 response.error_code = codes::UNKNOWN_SERVER_ERROR;
             }
         }

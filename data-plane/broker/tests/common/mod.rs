@@ -1,20 +1,21 @@
 //! Shared helpers of the broker's integration tests: a broker in a temporary directory, request
-//! framing with the client half of the codec, and a typed in-process call.
+//! framing and checked response decoding with `hdi-kafka-client`'s wire layer, and a typed
+//! in-process call.
 #![allow(dead_code, reason = "each test file uses a different subset")]
 #![allow(clippy::unwrap_used, reason = "test helpers")]
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use clap::Parser;
+use hdi_broker::broker::Broker;
 use hdi_broker::config::Flags;
-use hdi_broker::server::{Broker, handle_frame};
+use hdi_broker::server::handle_frame;
+use hdi_kafka_client::wire;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
-use kafka_protocol::messages::{
-    ApiKey, ProduceRequest, ProduceResponse, RequestHeader, RequestKind, ResponseHeader, TopicName,
-};
-use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+use kafka_protocol::messages::{ApiKey, ProduceRequest, ProduceResponse, RequestKind, TopicName};
+use kafka_protocol::protocol::{Decodable, StrBytes};
 
 /// A fresh, empty directory for one test (removed first if a previous run left it).
 pub fn temp_dir(tag: &str) -> PathBuf {
@@ -74,16 +75,15 @@ pub async fn open(dir: &Path) -> TestBroker {
 
 /// A request frame body (without the length prefix).
 pub fn frame(key: ApiKey, version: i16, correlation_id: i32, request: &RequestKind) -> Bytes {
-    let mut buf = BytesMut::new();
-    RequestHeader::default()
-        .with_request_api_key(key as i16)
-        .with_request_api_version(version)
-        .with_correlation_id(correlation_id)
-        .with_client_id(Some(StrBytes::from_static_str("hdi-broker-test")))
-        .encode(&mut buf, key.request_header_version(version))
-        .unwrap();
-    request.encode(&mut buf, version).unwrap();
-    buf.freeze()
+    let frame = wire::encode_request_with(
+        key,
+        version,
+        correlation_id,
+        Some("hdi-broker-test"),
+        |buf| request.encode(buf, version),
+    )
+    .unwrap();
+    frame.freeze().slice(4..)
 }
 
 /// The client address handed to `handle_frame`.
@@ -102,10 +102,14 @@ pub async fn call<T: Decodable>(
         .await
         .unwrap()
         .unwrap();
-    let mut body = response.slice(4..);
-    let header = ResponseHeader::decode(&mut body, key.response_header_version(version)).unwrap();
-    assert_eq!(header.correlation_id, 5);
-    T::decode(&mut body, version).unwrap()
+    let size = wire::response_size(
+        key,
+        [response[0], response[1], response[2], response[3]],
+        usize::MAX,
+    )
+    .unwrap();
+    assert_eq!(size, response.len() - 4);
+    wire::decode_response_as(key, response.slice(4..), version, 5).unwrap()
 }
 
 /// A topic name.

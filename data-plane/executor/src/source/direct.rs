@@ -1,7 +1,7 @@
-//! The Kafka source's task reads without librdkafka: Fetch requests (the `kafka-protocol` crate)
-//! on a plain blocking socket to the partition's leader, and the v2 record batches of the answer
-//! decoded straight into a [`RawBatch`]. librdkafka hands records over one `poll` (and one
-//! allocation, lock and clock read) at a time and prefetches past the range's end; reading a
+//! The Kafka source's task reads without librdkafka: Fetch requests (`hdi-kafka-client`'s
+//! blocking connection) on a plain socket to the partition's leader, and the v2 record batches of
+//! the answer decoded straight into a [`RawBatch`]. librdkafka hands records over one `poll` (and
+//! one allocation, lock and clock read) at a time and prefetches past the range's end; reading a
 //! task's range this way costs about a memcpy per record.
 //!
 //! Semantics: exactly the offsets `[start, end)`, in order; a missing
@@ -14,20 +14,20 @@
 //! answer `None`, and the caller reads the range with librdkafka instead.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::io::{Read as _, Write as _};
+use std::io::Read as _;
 use std::net::{TcpStream, ToSocketAddrs as _};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, anyhow, bail};
-use bytes::{BufMut as _, BytesMut};
+use hdi_kafka_client::blocking::Connection;
+use hdi_kafka_client::codes;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::{
-    ApiKey, BrokerId, FetchRequest, FetchResponse, MetadataRequest, MetadataResponse,
-    RequestHeader, ResponseHeader, TopicName,
+    BrokerId, FetchRequest, FetchResponse, MetadataRequest, MetadataResponse, TopicName,
 };
-use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, StrBytes};
+use kafka_protocol::protocol::StrBytes;
 
 use super::{FETCH_TIMEOUT, RawBatch};
 
@@ -57,37 +57,21 @@ const RESERVE_BYTES_MAX: usize = 256 * 1024 * 1024;
 /// Pause before retrying after a retriable error.
 const RETRY_PAUSE: Duration = Duration::from_millis(100);
 
-/// Kafka error codes this reader acts on.
-mod code {
-    pub const NONE: i16 = 0;
-    pub const OFFSET_OUT_OF_RANGE: i16 = 1;
-    pub const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
-    pub const LEADER_NOT_AVAILABLE: i16 = 5;
-    pub const NOT_LEADER_OR_FOLLOWER: i16 = 6;
-    pub const REQUEST_TIMED_OUT: i16 = 7;
-    pub const REPLICA_NOT_AVAILABLE: i16 = 9;
-    pub const NOT_ENOUGH_REPLICAS: i16 = 19;
-    pub const KAFKA_STORAGE_ERROR: i16 = 56;
-    pub const FENCED_LEADER_EPOCH: i16 = 74;
-    pub const UNKNOWN_LEADER_EPOCH: i16 = 75;
-    pub const OFFSET_NOT_AVAILABLE: i16 = 78;
-
-    /// Errors after which the leader is looked up again and the fetch retried.
-    pub fn retriable(code: i16) -> bool {
-        matches!(
-            code,
-            UNKNOWN_TOPIC_OR_PARTITION
-                | LEADER_NOT_AVAILABLE
-                | NOT_LEADER_OR_FOLLOWER
-                | REQUEST_TIMED_OUT
-                | REPLICA_NOT_AVAILABLE
-                | NOT_ENOUGH_REPLICAS
-                | KAFKA_STORAGE_ERROR
-                | FENCED_LEADER_EPOCH
-                | UNKNOWN_LEADER_EPOCH
-                | OFFSET_NOT_AVAILABLE
-        )
-    }
+/// Errors after which the leader is looked up again and the fetch retried.
+fn retriable(code: i16) -> bool {
+    matches!(
+        code,
+        codes::UNKNOWN_TOPIC_OR_PARTITION
+            | codes::LEADER_NOT_AVAILABLE
+            | codes::NOT_LEADER_OR_FOLLOWER
+            | codes::REQUEST_TIMED_OUT
+            | codes::REPLICA_NOT_AVAILABLE
+            | codes::NOT_ENOUGH_REPLICAS
+            | codes::KAFKA_STORAGE_ERROR
+            | codes::FENCED_LEADER_EPOCH
+            | codes::UNKNOWN_LEADER_EPOCH
+            | codes::OFFSET_NOT_AVAILABLE
+    )
 }
 
 /// Connections by broker address and partition leaders by (bootstrap, topic, partition).
@@ -107,7 +91,7 @@ impl Pool {
             .and_then(Vec::pop);
         match pooled {
             Some(connection) => Ok(connection),
-            None => Connection::connect(addr),
+            None => connect(addr),
         }
     }
 
@@ -152,7 +136,7 @@ impl Pool {
             .iter()
             .find(|t| t.name.as_ref().is_some_and(|n| n.0.as_str() == topic))
             .with_context(|| format!("{bootstrap} answered no metadata for topic {topic}"))?;
-        if found.error_code != code::NONE {
+        if found.error_code != codes::NONE {
             bail!(
                 "the metadata of topic {topic} from {bootstrap}: error code {}",
                 found.error_code
@@ -229,17 +213,16 @@ pub(super) fn fetch(
         let left = deadline
             .saturating_duration_since(Instant::now())
             .clamp(Duration::from_millis(100), SOCKET_TIMEOUT);
-        if let Err(e) = connection.stream.set_read_timeout(Some(left)) {
+        if let Err(e) = connection.stream().set_read_timeout(Some(left)) {
             last_error = Some(e.into());
             continue;
         }
-        let response: FetchResponse = match connection.call(ApiKey::Fetch, &request, FETCH_VERSION)
-        {
+        let response: FetchResponse = match connection.call(&request, FETCH_VERSION) {
             Ok(r) => r,
             Err(e) => {
                 // The connection is dropped: its state after a failure is unknown.
                 pool.forget_leader(bootstrap, topic, partition);
-                last_error = Some(e.context(format!("fetch from {addr}")));
+                last_error = Some(anyhow!(e).context(format!("fetch from {addr}")));
                 continue;
             }
         };
@@ -257,14 +240,14 @@ pub(super) fn fetch(
             continue;
         };
         match data.error_code {
-            code::NONE => {}
-            code::OFFSET_OUT_OF_RANGE => bail!(
+            codes::NONE => {}
+            codes::OFFSET_OUT_OF_RANGE => bail!(
                 "reading {topic}[{partition}]: offset {} is out of range (log start {}, high watermark {})",
                 reader.next,
                 data.log_start_offset,
                 data.high_watermark
             ),
-            c if code::retriable(c) => {
+            c if retriable(c) => {
                 pool.forget_leader(bootstrap, topic, partition);
                 last_error = Some(anyhow!(
                     "fetch {topic}[{partition}] from {addr}: error code {c}"
@@ -361,9 +344,7 @@ fn metadata(bootstrap: &str, topic: &str) -> anyhow::Result<MetadataResponse> {
     {
         // librdkafka accepts `PLAINTEXT://host:port` too.
         let addr = addr.rsplit_once("://").map_or(addr, |(_, a)| a);
-        match Connection::connect(addr)
-            .and_then(|mut c| c.call(ApiKey::Metadata, &request, METADATA_VERSION))
-        {
+        match connect(addr).and_then(|mut c| Ok(c.call(&request, METADATA_VERSION)?)) {
             Ok(response) => return Ok(response),
             Err(e) => errors.push(format!("{addr}: {e:#}")),
         }
@@ -371,82 +352,27 @@ fn metadata(bootstrap: &str, topic: &str) -> anyhow::Result<MetadataResponse> {
     bail!("no bootstrap server answered: {}", errors.join("; "))
 }
 
-/// A blocking connection to one broker.
-struct Connection {
-    stream: TcpStream,
-    next_correlation_id: i32,
-    /// The answer buffer, reused when the previous answer has been dropped.
-    buffer: BytesMut,
-}
-
-impl Connection {
-    fn connect(addr: &str) -> anyhow::Result<Connection> {
-        let mut last = None;
-        for resolved in addr
-            .to_socket_addrs()
-            .with_context(|| format!("cannot resolve {addr}"))?
-        {
-            match TcpStream::connect_timeout(&resolved, SOCKET_TIMEOUT) {
-                Ok(stream) => {
-                    stream.set_nodelay(true)?;
-                    stream.set_read_timeout(Some(SOCKET_TIMEOUT))?;
-                    stream.set_write_timeout(Some(SOCKET_TIMEOUT))?;
-                    return Ok(Connection {
-                        stream,
-                        next_correlation_id: 1,
-                        buffer: BytesMut::new(),
-                    });
-                }
-                Err(e) => last = Some(e),
+/// A blocking connection to `addr` (`host:port`): the first resolved address that accepts within
+/// [`SOCKET_TIMEOUT`], no delay, reads and writes timing out after [`SOCKET_TIMEOUT`].
+fn connect(addr: &str) -> anyhow::Result<Connection> {
+    let mut last = None;
+    for resolved in addr
+        .to_socket_addrs()
+        .with_context(|| format!("cannot resolve {addr}"))?
+    {
+        match TcpStream::connect_timeout(&resolved, SOCKET_TIMEOUT) {
+            Ok(stream) => {
+                stream.set_nodelay(true)?;
+                stream.set_read_timeout(Some(SOCKET_TIMEOUT))?;
+                stream.set_write_timeout(Some(SOCKET_TIMEOUT))?;
+                return Ok(Connection::new(stream, CLIENT_ID, MAX_RESPONSE_BYTES));
             }
-        }
-        match last {
-            Some(e) => Err(anyhow!(e).context(format!("cannot connect to {addr}"))),
-            None => bail!("{addr} resolves to no address"),
+            Err(e) => last = Some(e),
         }
     }
-
-    fn call<Req, Resp>(&mut self, key: ApiKey, request: &Req, version: i16) -> anyhow::Result<Resp>
-    where
-        Req: Encodable + HeaderVersion,
-        Resp: Decodable + HeaderVersion,
-    {
-        let correlation_id = self.next_correlation_id;
-        self.next_correlation_id = self.next_correlation_id.wrapping_add(1).max(1);
-        let header = RequestHeader::default()
-            .with_request_api_key(key as i16)
-            .with_request_api_version(version)
-            .with_correlation_id(correlation_id)
-            .with_client_id(Some(StrBytes::from_static_str(CLIENT_ID)));
-        let mut frame = BytesMut::new();
-        frame.put_i32(0);
-        header.encode(&mut frame, Req::header_version(version))?;
-        request.encode(&mut frame, version)?;
-        let size = i32::try_from(frame.len() - 4)?;
-        frame[..4].copy_from_slice(&size.to_be_bytes());
-        self.stream.write_all(&frame)?;
-
-        let mut size = [0u8; 4];
-        self.stream.read_exact(&mut size)?;
-        let size = usize::try_from(i32::from_be_bytes(size))
-            .ok()
-            .filter(|s| *s <= MAX_RESPONSE_BYTES)
-            .with_context(|| format!("{key:?} v{version}: bad answer frame size"))?;
-        self.buffer.clear();
-        // Reclaims the previous answer's allocation once nothing refers to it.
-        self.buffer.reserve(size);
-        self.buffer.resize(size, 0);
-        self.stream.read_exact(&mut self.buffer[..])?;
-        let mut body = self.buffer.split().freeze();
-        let header = ResponseHeader::decode(&mut body, Resp::header_version(version))
-            .with_context(|| format!("{key:?} v{version}: bad answer header"))?;
-        if header.correlation_id != correlation_id {
-            bail!(
-                "{key:?} v{version}: answer to request {} where {correlation_id} was expected",
-                header.correlation_id
-            );
-        }
-        Resp::decode(&mut body, version).with_context(|| format!("{key:?} v{version}: bad answer"))
+    match last {
+        Some(e) => Err(anyhow!(e).context(format!("cannot connect to {addr}"))),
+        None => bail!("{addr} resolves to no address"),
     }
 }
 

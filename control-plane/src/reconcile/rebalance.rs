@@ -4,7 +4,7 @@
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
-use super::ClusterMetadata;
+use crate::kafka_admin::ClusterMetadata;
 
 /// One partition being planned.
 struct Part<'a> {
@@ -40,7 +40,7 @@ impl Part<'_> {
 /// (brokers being added are in it, brokers being drained are not). Returns
 /// `(topic, partition, new replica list)` for the partitions whose replica list changes, sorted
 /// by topic and partition; the first replica of each list is its preferred leader. The result is
-/// what [`super::KafkaAdmin::alter_partition_reassignments`] takes.
+/// what [`crate::kafka_admin::KafkaAdmin::alter_partition_reassignments`] takes.
 ///
 /// The plan, in order of priority:
 /// 1. Every replica lies in the target set; no partition has a broker twice.
@@ -438,8 +438,8 @@ fn find_chain(
 
 #[cfg(test)]
 mod tests {
-    use super::super::{PartitionInfo, TopicInfo};
     use super::*;
+    use crate::kafka_admin::{PartitionInfo, TopicInfo};
 
     type Layout = Vec<(&'static str, Vec<Vec<i32>>)>;
 

@@ -1,0 +1,127 @@
+//! [`Broker`]: the broker's context, its configuration and all shared state (the cluster, the
+//! replicas, groups, producer ids), opened from the data directory. Everything above it (the
+//! request handlers, replication, the servers, the tasks) takes a `&Broker`; nothing here knows
+//! of them.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Notify;
+
+use crate::cluster::Cluster;
+use crate::config::BrokerConfig;
+use crate::groups::{Coordinator, SharedOffsets};
+use crate::producers::ProducerIdAllocator;
+use crate::replicas::{Replicas, Throttle};
+
+/// The broker: configuration and all shared state.
+pub struct Broker {
+    /// Configuration.
+    pub config: BrokerConfig,
+    /// The cluster: metadata quorum, membership, controller.
+    pub cluster: Arc<Cluster>,
+    /// This broker's partition replicas.
+    pub replicas: Replicas,
+    /// Consumer groups.
+    pub groups: Coordinator,
+    /// Producer ids.
+    pub producer_ids: ProducerIdAllocator,
+    /// Woken whenever records are appended or the metadata changes (long-polling fetches wait
+    /// on it).
+    pub appended: Notify,
+    /// Rate limit of replication traffic to replicas being added by a reassignment.
+    pub throttle: Option<Throttle>,
+}
+
+impl Broker {
+    /// Opens the broker's state in its data directory and joins (or forms) the cluster.
+    /// `quorum_addr` is where this broker's quorum listener is reachable ("" without one).
+    ///
+    /// # Errors
+    /// When the data directory cannot be used or Raft cannot start.
+    pub async fn open(config: BrokerConfig, quorum_addr: String) -> anyhow::Result<Arc<Broker>> {
+        std::fs::create_dir_all(&config.data_dir)?;
+        let replicas = Replicas::open(&config)?;
+        let offsets = SharedOffsets::default();
+        let groups = Coordinator::new(offsets.clone(), config.group_initial_rebalance_delay);
+        let producer_ids =
+            ProducerIdAllocator::open(&config.data_dir.join("producer-ids"), config.node_id)?;
+        let cluster = Cluster::start(&config, quorum_addr, offsets).await?;
+        let throttle = config.reassignment_throttle.map(Throttle::new);
+        Ok(Arc::new(Broker {
+            config,
+            cluster,
+            replicas,
+            groups,
+            producer_ids,
+            appended: Notify::new(),
+            throttle,
+        }))
+    }
+
+    /// The cluster id (empty until the first broker registered).
+    pub fn cluster_id(&self) -> String {
+        self.cluster.view().meta.cluster_id.clone()
+    }
+
+    /// fsyncs every replica (clean shutdown).
+    pub fn flush_all(&self) {
+        for replica in self.replicas.all() {
+            if let Err(error) = replica.flush() {
+                tracing::error!(topic = %replica.topic, partition = replica.index, message = %error.message, "flush failed");
+            }
+        }
+    }
+
+    /// Waits until this broker is registered and unfenced (serving as a member of the cluster).
+    /// Returns whether it happened within `timeout`.
+    pub async fn wait_until_unfenced(&self, timeout: Duration) -> bool {
+        let mut watch = self.cluster.metadata.clone();
+        let id = self.config.node_id;
+        let incarnation = self.cluster.incarnation;
+        let unfenced = tokio::time::timeout(
+            timeout,
+            watch.wait_for(|v| {
+                v.meta
+                    .brokers
+                    .get(&id)
+                    .is_some_and(|b| !b.fenced && b.incarnation == incarnation)
+            }),
+        )
+        .await
+        .is_ok_and(|r| r.is_ok());
+        if unfenced {
+            // And serving: the local replicas have taken their roles.
+            let index = self.cluster.view().applied_index;
+            self.replicas.wait_reconciled(index).await;
+        }
+        unfenced
+    }
+
+    /// Controlled shutdown: asks the controller to move this broker's leaderships away and waits
+    /// (up to `timeout`) until it leads nothing.
+    pub async fn controlled_shutdown(&self, timeout: Duration) {
+        self.cluster
+            .shutting_down
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        let deadline = tokio::time::Instant::now() + timeout;
+        let leads_something = |broker: &Broker| {
+            broker
+                .cluster
+                .view()
+                .meta
+                .topics
+                .values()
+                .flat_map(|t| &t.partitions)
+                .any(|p| p.leader == broker.config.node_id && p.isr.len() > 1)
+        };
+        while leads_something(self) && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        if leads_something(self) {
+            tracing::warn!("controlled shutdown: leaderships not moved in time; stopping anyway");
+        } else {
+            tracing::info!("controlled shutdown: no leaderships left");
+        }
+    }
+}
