@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use clap::Args;
 
-use crate::postgres::{Binaries, ScratchPostgres};
+use crate::postgres::{Durability, ScratchPostgres};
 use crate::util::{cargo, run as run_command, wait_for};
 
 /// Flags of `cargo xtask test`.
@@ -61,7 +61,7 @@ fn run_steps(args: &TestArgs, steps: &mut Steps) -> anyhow::Result<()> {
     let mut postgres = None;
     let mut tools = None;
     steps.run("install test dependencies", || {
-        postgres = Some(Binaries::find_or_install()?);
+        postgres = Some(crate::postgres::find_or_install()?);
         tools = Some(crate::tools::ensure(
             &crate::util::target_dir()?.join("test-tools"),
         )?);
@@ -94,7 +94,7 @@ fn run_steps(args: &TestArgs, steps: &mut Steps) -> anyhow::Result<()> {
             cargo().args(["build", "--workspace", "--bins", "--locked"]),
         )
     })?;
-    let scratch = ScratchPostgres::start(&postgres)?;
+    let scratch = ScratchPostgres::start(&postgres, Durability::Scratch)?;
     let database_url = scratch.server.url("postgres");
     steps.run("test suite", || {
         let mut command = if has_nextest() {
