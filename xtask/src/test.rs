@@ -164,9 +164,7 @@ fn smoke_once(state: &Path, round: u32) -> anyhow::Result<Vec<String>> {
     // Not current_exe(): building the workspace may have replaced this very binary on disk.
     let xtask = target.join("debug/xtask");
     let hdictl = target.join("debug/hdictl");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port();
+    let port = hdi_test_support::ports::take_one()?;
     let config = state.join("hdictl.json");
     let log_path = state.join(format!("up-{round}.log"));
     let log = std::fs::File::create(&log_path)?;

@@ -60,13 +60,20 @@ pub fn take_range(count: usize) -> std::io::Result<RangeInclusive<u16>> {
     }
 }
 
+/// One port, as [`take`].
+///
+/// # Errors
+/// As [`take`].
+pub fn take_one() -> std::io::Result<u16> {
+    allocate(1, false)?
+        .first()
+        .copied()
+        .ok_or_else(|| std::io::Error::other("no port allocated"))
+}
+
 /// One port; panics when none can be had (for tests).
 pub fn port() -> u16 {
-    match take(1).as_deref() {
-        Ok([port]) => *port,
-        Ok(_) => panic!("the port allocator returned the wrong number of ports"),
-        Err(error) => panic!("cannot allocate a test port: {error}"),
-    }
+    take_one().unwrap_or_else(|error| panic!("cannot allocate a test port: {error}"))
 }
 
 /// `127.0.0.1:<port>` with a port from [`port`]; panics when none can be had (for tests).
