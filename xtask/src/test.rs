@@ -60,11 +60,12 @@ pub fn run(args: TestArgs) -> anyhow::Result<()> {
 fn run_steps(args: &TestArgs, steps: &mut Steps) -> anyhow::Result<()> {
     let mut postgres = None;
     let mut tools = None;
+    let mut nextest = None;
     steps.run("install test dependencies", || {
         postgres = Some(crate::postgres::find_or_install()?);
-        tools = Some(crate::tools::ensure(
-            &crate::util::target_dir()?.join("test-tools"),
-        )?);
+        let dir = crate::util::target_dir()?.join("test-tools");
+        tools = Some(crate::tools::ensure(&dir)?);
+        nextest = crate::tools::nextest(&dir);
         Ok(())
     })?;
     let postgres = postgres.context("PostgreSQL binaries")?;
@@ -97,10 +98,9 @@ fn run_steps(args: &TestArgs, steps: &mut Steps) -> anyhow::Result<()> {
     let scratch = ScratchPostgres::start(&postgres, Durability::Scratch)?;
     let database_url = scratch.server.url("postgres");
     steps.run("test suite", || {
-        let mut command = if has_nextest() {
-            let mut command = cargo();
+        let mut command = if let Some(nextest) = &nextest {
+            let mut command = nextest.command();
             command.args([
-                "nextest",
                 "run",
                 "--workspace",
                 "--locked",
@@ -111,7 +111,7 @@ fn run_steps(args: &TestArgs, steps: &mut Steps) -> anyhow::Result<()> {
             ]);
             command
         } else {
-            eprintln!("xtask: cargo-nextest not found; using cargo test");
+            eprintln!("xtask: cargo-nextest is missing (see the warning above); using cargo test");
             let mut command = cargo();
             command.args(["test", "--workspace", "--locked"]);
             command
@@ -128,14 +128,6 @@ fn run_steps(args: &TestArgs, steps: &mut Steps) -> anyhow::Result<()> {
     }
     drop(scratch);
     Ok(())
-}
-
-fn has_nextest() -> bool {
-    cargo()
-        .args(["nextest", "--version"])
-        .output()
-        .map(|out| out.status.success())
-        .unwrap_or(false)
 }
 
 /// Runs `cargo xtask up` twice on one state directory with the debug binaries, each time as a user
