@@ -292,8 +292,8 @@ mod tests {
 
     #[test]
     fn token_files_are_read_trimmed_and_checked() {
-        let dir = std::env::temp_dir().join(format!("hdi-config-test-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let temp = tempfile::tempdir().unwrap();
+        let dir = temp.path();
         let good = dir.join("good");
         std::fs::write(&good, "0123456789abcdef0123\n").unwrap();
         let weak = dir.join("weak");
@@ -328,6 +328,5 @@ mod tests {
             err.to_string().contains("cannot read --admin-token-file"),
             "{err}"
         );
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -40,14 +40,4 @@ pub struct AppState {
     pub auth: Arc<auth::Authenticator>,
 }
 
-/// An error and its sources on one line: `outer: inner: innermost`.
-pub fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(inner) = source {
-        text.push_str(": ");
-        text.push_str(&inner.to_string());
-        source = inner.source();
-    }
-    text
-}
+pub use hdi_stdx::error_chain;

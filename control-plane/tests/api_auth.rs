@@ -12,24 +12,18 @@ mod common;
 
 use std::time::Duration;
 
-use axum::body::Body;
-use axum::http::{Request, StatusCode};
+use axum::http::StatusCode;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hdi_control_plane::auth::jwt::{KeyMaterial, TokenKeys};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
 use sqlx::PgPool;
-use tower::ServiceExt;
 
-use common::{ADMIN, AGENT, settings};
+use common::{ADMIN, AGENT, Reply, settings};
 const PASSWORD: &str = "correct horse battery staple";
 
-struct Reply {
-    status: StatusCode,
-    body: Value,
-}
-
+/// [`common::request`] with the `Authorization` header's whole value, when given.
 async fn call_raw(
     app: &axum::Router,
     method: &str,
@@ -37,30 +31,14 @@ async fn call_raw(
     authorization: Option<&str>,
     body: Option<Value>,
 ) -> Reply {
-    let mut request = Request::builder().method(method).uri(uri);
-    if let Some(value) = authorization {
-        request = request.header("authorization", value);
-    }
-    let request = match body {
-        Some(body) => request
-            .header("content-type", "application/json")
-            .body(Body::from(body.to_string())),
-        None => request.body(Body::empty()),
-    }
-    .unwrap();
-    let response = app.clone().oneshot(request).await.unwrap();
-    let status = response.status();
-    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
-        .await
-        .unwrap();
-    let body = if bytes.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_slice(&bytes).unwrap()
-    };
-    Reply { status, body }
+    let headers: Vec<(&str, &str)> = authorization
+        .map(|value| ("authorization", value))
+        .into_iter()
+        .collect();
+    common::request(app, method, uri, &headers, body).await
 }
 
+/// [`common::call`] with a bearer token.
 async fn call(
     app: &axum::Router,
     method: &str,
@@ -68,7 +46,7 @@ async fn call(
     token: &str,
     body: Option<Value>,
 ) -> Reply {
-    call_raw(app, method, uri, Some(&format!("Bearer {token}")), body).await
+    common::call(app, method, uri, Some(token), body).await
 }
 
 async fn login(app: &axum::Router, username: &str, password: &str) -> Reply {

@@ -11,21 +11,13 @@ mod common;
 
 use std::time::Duration;
 
-use axum::body::Body;
-use axum::http::{Request, StatusCode};
+use axum::http::StatusCode;
 use serde_json::{Value, json};
 use sqlx::PgPool;
-use tower::ServiceExt;
 
-use common::ADMIN;
+use common::{ADMIN, Reply};
 
-struct Reply {
-    status: StatusCode,
-    body: Value,
-    etag: Option<String>,
-    location: Option<String>,
-}
-
+/// [`common::request`] as the platform admin, with `If-Match` when given.
 async fn call(
     app: &axum::Router,
     method: &str,
@@ -33,38 +25,12 @@ async fn call(
     if_match: Option<&str>,
     body: Option<Value>,
 ) -> Reply {
-    let mut request = Request::builder()
-        .method(method)
-        .uri(uri)
-        .header("authorization", format!("Bearer {ADMIN}"));
+    let authorization = format!("Bearer {ADMIN}");
+    let mut headers = vec![("authorization", authorization.as_str())];
     if let Some(tag) = if_match {
-        request = request.header("if-match", tag);
+        headers.push(("if-match", tag));
     }
-    let request = match body {
-        Some(body) => request
-            .header("content-type", "application/json")
-            .body(Body::from(body.to_string())),
-        None => request.body(Body::empty()),
-    }
-    .unwrap();
-    let response = app.clone().oneshot(request).await.unwrap();
-    let header = |name: &str| {
-        response
-            .headers()
-            .get(name)
-            .map(|v| v.to_str().unwrap().to_owned())
-    };
-    let (status, etag, location) = (response.status(), header("etag"), header("location"));
-    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
-        .await
-        .unwrap();
-    let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-    Reply {
-        status,
-        body,
-        etag,
-        location,
-    }
+    common::request(app, method, uri, &headers, body).await
 }
 
 fn kafka(replicas: u32) -> Value {

@@ -15,11 +15,13 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use hdi_control_plane::kafka_admin::{AdminError, KafkaAdmin};
+use hdi_test_support::ports;
 
 /// A broker process, SIGKILLed and its data directory removed when dropped.
 struct Broker {
     child: Child,
-    data_dir: PathBuf,
+    // Removed on drop, after the broker is killed.
+    _data_dir: tempfile::TempDir,
     addr: String,
 }
 
@@ -27,16 +29,7 @@ impl Drop for Broker {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.data_dir);
     }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn broker_binary() -> PathBuf {
@@ -53,17 +46,11 @@ fn broker_binary() -> PathBuf {
 }
 
 fn start_broker() -> Broker {
-    let port = free_port();
-    let addr = format!("127.0.0.1:{port}");
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos();
-    let data_dir =
-        std::env::temp_dir().join(format!("hdi-kafka-admin-{}-{nanos}", std::process::id()));
+    let addr = ports::loopback();
+    let data_dir = tempfile::tempdir().unwrap();
     let mut child = Command::new(broker_binary())
         .args(["--node-id", "1", "--data-dir"])
-        .arg(&data_dir)
+        .arg(data_dir.path())
         .args(["--listen", &addr])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -73,7 +60,7 @@ fn start_broker() -> Broker {
     let stderr = child.stderr.take().unwrap();
     let broker = Broker {
         child,
-        data_dir,
+        _data_dir: data_dir,
         addr,
     };
     // Read the log until EOF (so the broker never blocks on a full pipe); report readiness.
@@ -105,7 +92,7 @@ fn kafka_name(result: Result<impl std::fmt::Debug, AdminError>) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn admin_calls_against_a_real_broker() {
     let broker = start_broker();
-    let unreachable = format!("127.0.0.1:{}", free_port());
+    let unreachable = ports::loopback();
     // The first bootstrap address refuses connections: the second is used.
     let admin = KafkaAdmin::new(
         vec![unreachable, broker.addr.clone()],
@@ -261,10 +248,7 @@ async fn admin_calls_against_a_real_broker() {
 
 #[tokio::test]
 async fn an_unreachable_cluster_is_a_connect_error_quickly() {
-    let addrs = vec![
-        format!("127.0.0.1:{}", free_port()),
-        format!("127.0.0.1:{}", free_port()),
-    ];
+    let addrs = vec![ports::loopback(), ports::loopback()];
     let admin = KafkaAdmin::new(addrs.clone(), Duration::from_secs(5));
     let started = Instant::now();
     match admin.metadata().await {

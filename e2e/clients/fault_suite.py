@@ -51,7 +51,16 @@ TOPIC = "chaos"
 PARTITIONS = 3
 
 
+# Ports handed out by the test harness's race-free allocator (hdi-test-support's `ports`), if
+# given: a port read from a port-0 bind and released can be taken before a broker binds it.
+PORT_POOL = [int(p) for p in os.environ.get("HDI_TEST_PORTS", "").split(",") if p]
+
+
 def free_port():
+    if PORT_POOL:
+        return PORT_POOL.pop(0)
+    if "HDI_TEST_PORTS" in os.environ:
+        raise RuntimeError("HDI_TEST_PORTS has too few ports for this run")
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]

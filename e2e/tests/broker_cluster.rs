@@ -13,13 +13,21 @@
 
 use std::time::Instant;
 
-use hdi_e2e::{TempDir, bin, client_command, client_script, test_python};
+use hdi_e2e::{TempDir, bin, client_command, client_script, ports, test_python};
 
 /// Runs the fault suite with `args`; returns its JSON summary and whether it passed.
 fn fault_suite(tag: &str, args: &[&str]) -> (serde_json::Value, bool) {
     let dir = TempDir::new(tag);
     let started = Instant::now();
+    // Every port the suite binds (brokers, quorum listeners, link proxies: 20 for four brokers),
+    // taken from the race-free allocator: port-0 ports could be taken before a broker binds them.
+    let ports: Vec<String> = ports::take(32)
+        .unwrap()
+        .iter()
+        .map(u16::to_string)
+        .collect();
     let out = client_command(test_python())
+        .env("HDI_TEST_PORTS", ports.join(","))
         .arg(client_script("fault_suite.py"))
         .arg("--broker-bin")
         .arg(bin("hdi-broker"))

@@ -249,9 +249,10 @@ fn the_banking_job_is_exact_across_worker_and_driver_crashes_and_rescaling() {
     let driver_dir = dir.path().join("driver");
     // The first driver aborts after writing batch 3's alerts, before committing it (7 chunks are
     // there at submit, read 5,000 records a batch: batch 3 is the first to close a window).
+    // An address of its own (not port 0): the driver is restarted on it below.
     let (mut driver, address) = start_driver(
         &driver_dir,
-        "127.0.0.1:0",
+        &hdi_e2e::ports::loopback(),
         &[("HDI_EXECUTOR_CRASH_AFTER_SINK_WRITE", "3")],
     );
     let mut workers: BTreeMap<u32, Proc> = BTreeMap::new();

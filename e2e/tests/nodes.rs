@@ -169,7 +169,8 @@ async fn agents_outlive_a_control_plane_crash() {
     let dir = TempDir::new("cp-crash");
     let secrets = Secrets::create(dir.path());
     let database = fresh_database().await;
-    let mut cp = ControlPlane::start(&database, &secrets, "127.0.0.1:0", "2s");
+    // An address of its own (not port 0): the control plane comes back on it after the kill.
+    let mut cp = ControlPlane::start(&database, &secrets, &hdi_e2e::ports::loopback(), "2s");
     let addr = cp.listen_addr();
     let _agents: Vec<_> = (0..2)
         .map(|d| {

@@ -1,9 +1,8 @@
 //! The node's identity, kept in its data directory so that a restarted agent is the same node, and
 //! the lock that keeps two agents off one data directory.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::Write;
-use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -51,7 +50,7 @@ pub enum IdentityError {
 
 /// An exclusive lock on a data directory, held for the agent's lifetime.
 pub struct DataDirLock {
-    _file: File,
+    _lock: hdi_stdx::DataDirLock,
 }
 
 /// Creates `data_dir` if needed and locks it (`flock`), so that a second agent on it fails fast.
@@ -59,42 +58,28 @@ pub struct DataDirLock {
 /// # Errors
 /// [`IdentityError::Locked`] when another agent holds it; [`IdentityError::Io`] otherwise.
 pub fn lock_data_dir(data_dir: &Path) -> Result<DataDirLock, IdentityError> {
-    std::fs::create_dir_all(data_dir).map_err(|source| IdentityError::Io {
-        action: "cannot create",
-        path: data_dir.to_owned(),
-        source,
-    })?;
-    let path = data_dir.join("agent.lock");
-    let file = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .map_err(|source| IdentityError::Io {
-            action: "cannot open",
-            path: path.clone(),
+    use hdi_stdx::LockError;
+    match hdi_stdx::lock_data_dir(data_dir, "agent.lock") {
+        Ok(lock) => Ok(DataDirLock { _lock: lock }),
+        Err(LockError::Locked) => Err(IdentityError::Locked {
+            path: data_dir.to_owned(),
+        }),
+        Err(LockError::CreateDir(source)) => Err(IdentityError::Io {
+            action: "cannot create",
+            path: data_dir.to_owned(),
             source,
-        })?;
-    #[allow(
-        unsafe_code,
-        reason = "flock(2) on a descriptor we own; no memory is shared"
-    )]
-    // SAFETY: `file` is open for the duration of the call; flock only reads the descriptor number.
-    let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-    if rc != 0 {
-        let error = std::io::Error::last_os_error();
-        if error.raw_os_error() == Some(libc::EWOULDBLOCK) {
-            return Err(IdentityError::Locked {
-                path: data_dir.to_owned(),
-            });
-        }
-        return Err(IdentityError::Io {
+        }),
+        Err(LockError::Open { path, source }) => Err(IdentityError::Io {
+            action: "cannot open",
+            path,
+            source,
+        }),
+        Err(LockError::Lock { path, source }) => Err(IdentityError::Io {
             action: "cannot lock",
             path,
-            source: error,
-        });
+            source,
+        }),
     }
-    Ok(DataDirLock { _file: file })
 }
 
 /// Loads the identity from `data_dir/node.json`, or creates it (new id) on first start. A `name`
@@ -164,15 +149,10 @@ fn write_atomically(path: &Path, identity: &Identity) -> Result<(), IdentityErro
 mod tests {
     use super::*;
 
-    fn temp_dir(tag: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("hdi-agent-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        dir
-    }
-
     #[test]
     fn identity_survives_restart_and_rename() {
-        let dir = temp_dir("identity");
+        let temp = tempfile::tempdir().unwrap();
+        let dir = temp.path().join("data");
         let _lock = lock_data_dir(&dir).unwrap();
         let first = load_or_create(&dir, Some("node-a")).unwrap();
         assert_eq!(load_or_create(&dir, None).unwrap(), first);
@@ -183,12 +163,12 @@ mod tests {
             load_or_create(&dir, None),
             Err(IdentityError::Corrupt { .. })
         ));
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
     fn a_second_lock_on_the_same_dir_fails() {
-        let dir = temp_dir("lock");
+        let temp = tempfile::tempdir().unwrap();
+        let dir = temp.path().join("data");
         let first = lock_data_dir(&dir).unwrap();
         assert!(matches!(
             lock_data_dir(&dir),
@@ -196,6 +176,5 @@ mod tests {
         ));
         drop(first);
         lock_data_dir(&dir).unwrap();
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -6,7 +6,6 @@
 
 #![allow(clippy::unwrap_used, reason = "tests")]
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -15,6 +14,7 @@ use hdi_api::{
     WorkloadStatus,
 };
 use hdi_node_agent::supervisor::{Applied, STOP_TIMEOUT, Supervisor, SupervisorConfig};
+use hdi_test_support::ports;
 use tokio::time::Instant;
 use uuid::Uuid;
 
@@ -31,13 +31,13 @@ fn bin_dir() -> PathBuf {
     dir
 }
 
-/// Removes the data directory when the test ends, first SIGKILLing any workload process still
+/// The data directory, removed when the test ends, first SIGKILLing any workload process still
 /// named by a pid file, so a failing test leaves no broker behind.
-struct Cleanup(PathBuf);
+struct Cleanup(tempfile::TempDir);
 
 impl Drop for Cleanup {
     fn drop(&mut self) {
-        let pid_files = std::fs::read_dir(self.0.join("workloads"))
+        let pid_files = std::fs::read_dir(self.0.path().join("workloads"))
             .into_iter()
             .flatten()
             .filter_map(Result::ok)
@@ -53,16 +53,7 @@ impl Drop for Cleanup {
                     .status();
             }
         }
-        let _ = std::fs::remove_dir_all(&self.0);
     }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn alive(pid: u32) -> bool {
@@ -109,10 +100,8 @@ async fn supervises_a_single_node_broker() {
         .with_env_filter("info")
         .with_test_writer()
         .try_init();
-    let data_dir =
-        std::env::temp_dir().join(format!("hdi-agent-supervisor-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&data_dir);
-    let _cleanup = Cleanup(data_dir.clone());
+    let cleanup = Cleanup(tempfile::tempdir().unwrap());
+    let data_dir = cleanup.0.path().to_owned();
     let config = SupervisorConfig {
         data_dir: data_dir.clone(),
         bin_dir: bin_dir(),
@@ -121,7 +110,8 @@ async fn supervises_a_single_node_broker() {
     // A directory of no assigned workload, left by an earlier life of the node.
     std::fs::create_dir_all(data_dir.join("workloads/stray/data")).unwrap();
 
-    let (kafka_port, quorum_port) = (free_port(), free_port());
+    // Ports from the race-free allocator: the broker binds them later, and again after restarts.
+    let (kafka_port, quorum_port) = (ports::port(), ports::port());
     let broker = Workload {
         name: "broker-1".into(),
         cluster_id: Uuid::new_v4(),

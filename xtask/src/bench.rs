@@ -200,10 +200,9 @@ fn ensure_tansu() -> anyhow::Result<PathBuf> {
     Ok(bin)
 }
 
+/// A port for a process to bind, from the race-free allocator (see `hdi_test_support::ports`).
 pub(crate) fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
+    Ok(hdi_test_support::ports::take_one()?)
 }
 
 pub(crate) fn start(

@@ -20,7 +20,7 @@ use anyhow::{Context, bail};
 
 use crate::bench::free_port;
 use crate::bench_cluster::percentile;
-use crate::postgres::{Binaries, Durability, Postgres};
+use crate::postgres::{Durability, Postgres};
 use crate::util::{http_get, http_request, wait_for};
 
 struct Fleet {
@@ -171,7 +171,7 @@ pub fn run(release: &Path, runs: usize) -> anyhow::Result<()> {
         format!("bench-agent-{}", std::process::id() as u64 * 104729),
     )?;
     let postgres = Postgres::start(
-        &Binaries::find_or_install()?,
+        &crate::postgres::find_or_install()?,
         &dir.join("pg"),
         Durability::Durable,
     )?;

@@ -1022,10 +1022,8 @@ mod tests {
     #[test]
     fn hdi_runs_are_read_from_progress_lines() {
         use std::os::unix::fs::PermissionsExt;
-        let dir =
-            std::env::temp_dir().join(format!("hdi-bench-executor-test-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
+        let temp = tempfile::tempdir().unwrap();
+        let dir = temp.path();
         let fake = dir.join("hdi-executor");
         std::fs::write(
             &fake,
@@ -1039,15 +1037,14 @@ echo '{"done":true,"batches":2,"input_rows":15,"output_rows":7,"elapsed_ms":3000
         )
         .unwrap();
         std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
-        let run = run_hdi(&dir, &dir.join("job"), "SELECT 1;").unwrap();
+        let run = run_hdi(dir, &dir.join("job"), "SELECT 1;").unwrap();
         assert_eq!(run.input_rows, 15);
         assert_eq!(run.output_rows, Some(7));
         assert_eq!(run.batch_ms, vec![40.0, 20.0]);
         assert!((run.rows_per_s() - 5.0).abs() < 1e-9);
         assert!(run.peak_rss_mb > 0.0);
         std::fs::write(&fake, "#!/bin/sh\necho oops >&2\nexit 2\n").unwrap();
-        let error = run_hdi(&dir, &dir.join("job2"), "SELECT 1;").unwrap_err();
+        let error = run_hdi(dir, &dir.join("job2"), "SELECT 1;").unwrap_err();
         assert!(format!("{error:#}").contains("oops"), "{error:#}");
-        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -52,6 +52,12 @@ pub fn run_chaos(args: ChaosArgs) -> anyhow::Result<()> {
         args.faults,
         work.display()
     );
+    // The suite's ports, race-free (see hdi-test-support's `ports`).
+    let ports: Vec<String> = hdi_test_support::ports::take(32)
+        .context("cannot allocate ports for the fault suite")?
+        .iter()
+        .map(u16::to_string)
+        .collect();
     let status = Command::new(&tools.python)
         .arg(script)
         .arg("--broker-bin")
@@ -62,6 +68,7 @@ pub fn run_chaos(args: ChaosArgs) -> anyhow::Result<()> {
         .args(["--rate", &args.rate.to_string()])
         .args(["--seed", &args.seed.to_string()])
         .env_remove("LD_LIBRARY_PATH")
+        .env("HDI_TEST_PORTS", ports.join(","))
         .status()
         .context("cannot run the fault suite")?;
     if !status.success() {

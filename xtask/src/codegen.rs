@@ -18,7 +18,7 @@ use std::time::SystemTime;
 
 use anyhow::{Context, bail};
 
-use crate::postgres::{Binaries, ScratchPostgres};
+use crate::postgres::{Durability, ScratchPostgres};
 use crate::util::{cargo, output, repo_root, run};
 
 /// The database the migrations are applied to.
@@ -55,7 +55,8 @@ pub fn run_codegen() -> anyhow::Result<()> {
 /// The offline data of every compile-checked query as the code and migrations make it today:
 /// file name → contents.
 pub fn sqlx_offline_data() -> anyhow::Result<BTreeMap<String, String>> {
-    let scratch = ScratchPostgres::start(&Binaries::find_or_install()?)?;
+    let scratch =
+        ScratchPostgres::start(&crate::postgres::find_or_install()?, Durability::Scratch)?;
     scratch.server.ensure_database(DATABASE)?;
     for migration in migrations()? {
         scratch.server.run_file(DATABASE, &migration)?;

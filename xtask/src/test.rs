@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use clap::Args;
 
-use crate::postgres::{Binaries, ScratchPostgres};
+use crate::postgres::{Durability, ScratchPostgres};
 use crate::util::{cargo, run as run_command, wait_for};
 
 /// Flags of `cargo xtask test`.
@@ -60,11 +60,12 @@ pub fn run(args: TestArgs) -> anyhow::Result<()> {
 fn run_steps(args: &TestArgs, steps: &mut Steps) -> anyhow::Result<()> {
     let mut postgres = None;
     let mut tools = None;
+    let mut nextest = None;
     steps.run("install test dependencies", || {
-        postgres = Some(Binaries::find_or_install()?);
-        tools = Some(crate::tools::ensure(
-            &crate::util::target_dir()?.join("test-tools"),
-        )?);
+        postgres = Some(crate::postgres::find_or_install()?);
+        let dir = crate::util::target_dir()?.join("test-tools");
+        tools = Some(crate::tools::ensure(&dir)?);
+        nextest = crate::tools::nextest(&dir);
         Ok(())
     })?;
     let postgres = postgres.context("PostgreSQL binaries")?;
@@ -94,13 +95,12 @@ fn run_steps(args: &TestArgs, steps: &mut Steps) -> anyhow::Result<()> {
             cargo().args(["build", "--workspace", "--bins", "--locked"]),
         )
     })?;
-    let scratch = ScratchPostgres::start(&postgres)?;
+    let scratch = ScratchPostgres::start(&postgres, Durability::Scratch)?;
     let database_url = scratch.server.url("postgres");
     steps.run("test suite", || {
-        let mut command = if has_nextest() {
-            let mut command = cargo();
+        let mut command = if let Some(nextest) = &nextest {
+            let mut command = nextest.command();
             command.args([
-                "nextest",
                 "run",
                 "--workspace",
                 "--locked",
@@ -111,7 +111,7 @@ fn run_steps(args: &TestArgs, steps: &mut Steps) -> anyhow::Result<()> {
             ]);
             command
         } else {
-            eprintln!("xtask: cargo-nextest not found; using cargo test");
+            eprintln!("xtask: cargo-nextest is missing (see the warning above); using cargo test");
             let mut command = cargo();
             command.args(["test", "--workspace", "--locked"]);
             command
@@ -128,14 +128,6 @@ fn run_steps(args: &TestArgs, steps: &mut Steps) -> anyhow::Result<()> {
     }
     drop(scratch);
     Ok(())
-}
-
-fn has_nextest() -> bool {
-    cargo()
-        .args(["nextest", "--version"])
-        .output()
-        .map(|out| out.status.success())
-        .unwrap_or(false)
 }
 
 /// Runs `cargo xtask up` twice on one state directory with the debug binaries, each time as a user
@@ -164,9 +156,7 @@ fn smoke_once(state: &Path, round: u32) -> anyhow::Result<Vec<String>> {
     // Not current_exe(): building the workspace may have replaced this very binary on disk.
     let xtask = target.join("debug/xtask");
     let hdictl = target.join("debug/hdictl");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port();
+    let port = hdi_test_support::ports::take_one()?;
     let config = state.join("hdictl.json");
     let log_path = state.join(format!("up-{round}.log"));
     let log = std::fs::File::create(&log_path)?;

@@ -1,6 +1,6 @@
 //! Test dependencies outside cargo, installed idempotently: Debian packages (PostgreSQL, kcat),
-//! a Python venv with the Kafka client libraries and schemathesis, and kafkajs from npm. Versions are pinned so
-//! that a fresh machine tests against the same clients.
+//! a Python venv with the Kafka client libraries and schemathesis, kafkajs from npm, and
+//! cargo-nextest. Versions are pinned so that a fresh machine tests against the same clients.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -18,6 +18,8 @@ const PYTHON_PACKAGES: &[&str] = &[
 ];
 /// npm packages of the client suites.
 const NPM_PACKAGES: &[&str] = &["kafkajs@2.2.4"];
+/// The cargo-nextest installed when none is on `PATH` (its MSRV must not pass the workspace's).
+const NEXTEST_VERSION: &str = "0.9.151";
 
 /// Paths the tests need, exported to them as environment variables.
 pub struct TestTools {
@@ -80,6 +82,108 @@ pub fn ensure(dir: &Path) -> anyhow::Result<TestTools> {
     output("node --version", Command::new("node").arg("--version"))
         .context("node is not usable")?;
     Ok(TestTools { python, node_path })
+}
+
+/// How to run cargo-nextest.
+pub enum Nextest {
+    /// `cargo nextest`: cargo finds it on `PATH`.
+    OnPath,
+    /// The `cargo-nextest` binary installed under the test-tools directory.
+    Installed(PathBuf),
+}
+
+impl Nextest {
+    /// `cargo nextest`, ready for its arguments (`run ...`), in the repository root.
+    pub fn command(&self) -> Command {
+        match self {
+            Nextest::OnPath => {
+                let mut command = crate::util::cargo();
+                command.arg("nextest");
+                command
+            }
+            Nextest::Installed(binary) => {
+                // A cargo subcommand binary takes its own name as its first argument.
+                let mut command = Command::new(binary);
+                command.current_dir(crate::util::repo_root()).arg("nextest");
+                command
+            }
+        }
+    }
+}
+
+/// cargo-nextest: the one cargo finds, else the one installed under `dir/cargo-bin` (inside the
+/// target directory, so CI caches it with the build), else installs it there now (`cargo
+/// install --locked`, a few minutes once). `None`, after a loud warning, when the install fails:
+/// the caller falls back to `cargo test`, which ignores `.config/nextest.toml`.
+pub fn nextest(dir: &Path) -> Option<Nextest> {
+    let runs = |command: &mut Command| {
+        command
+            .arg("--version")
+            .output()
+            .is_ok_and(|out| out.status.success())
+    };
+    if runs(crate::util::cargo().arg("nextest")) {
+        return Some(Nextest::OnPath);
+    }
+    let root = dir.join("cargo-bin");
+    let installed = Nextest::Installed(root.join("bin/cargo-nextest"));
+    let current = installed
+        .command()
+        .arg("--version")
+        .output()
+        .ok()
+        .filter(|out| out.status.success())
+        .is_some_and(|out| String::from_utf8_lossy(&out.stdout).contains(NEXTEST_VERSION));
+    if current {
+        return Some(installed);
+    }
+    eprintln!(
+        "xtask: installing cargo-nextest {NEXTEST_VERSION} into {}",
+        root.display()
+    );
+    let started = std::time::Instant::now();
+    let result = run(
+        "cargo install cargo-nextest",
+        crate::util::cargo()
+            .args([
+                "install",
+                "cargo-nextest",
+                "--locked",
+                "--version",
+                NEXTEST_VERSION,
+            ])
+            .arg("--root")
+            .arg(&root)
+            // Built in cargo's own temporary directory, not in the workspace's target.
+            .env_remove("CARGO_TARGET_DIR"),
+    );
+    match result {
+        Ok(()) if runs(&mut installed.command()) => {
+            eprintln!(
+                "xtask: cargo-nextest installed in {:.0}s",
+                started.elapsed().as_secs_f64()
+            );
+            Some(installed)
+        }
+        Ok(()) => {
+            warn_no_nextest("it was installed but does not run");
+            None
+        }
+        Err(error) => {
+            warn_no_nextest(&format!("{error:#}"));
+            None
+        }
+    }
+}
+
+fn warn_no_nextest(why: &str) {
+    eprintln!(
+        "\n!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n\
+         xtask: WARNING: cannot install cargo-nextest ({why}).\n\
+         Falling back to `cargo test`, which ignores .config/nextest.toml: heavy tests will run\n\
+         beside each other and may time out. Install it: cargo install cargo-nextest --locked\n\
+         !!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n"
+    );
 }
 
 fn which(program: &str) -> Option<PathBuf> {

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use clap::Args;
 
-use crate::postgres::{Binaries, Durability, Postgres};
+use crate::postgres::{Durability, Postgres};
 use crate::sys;
 use crate::util::{
     cargo, http_get, http_request, random_token, repo_root, tail, target_dir, wait_for,
@@ -87,7 +87,7 @@ pub fn run(args: UpArgs, shutdown: &Receiver<()>) -> anyhow::Result<()> {
         Ok(path)
     };
 
-    let pg_bin = Binaries::find_or_install()?;
+    let pg_bin = crate::postgres::find_or_install()?;
     let postgres = Postgres::start(&pg_bin, &state.join("postgres"), Durability::Durable)?;
     let mut platform = Platform {
         children: Vec::new(),

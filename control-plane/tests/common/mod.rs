@@ -1,5 +1,5 @@
 //! Set-up shared by the in-process API tests: the service over a test database, behind the real
-//! router, with fixed admin and agent tokens.
+//! router, with fixed admin and agent tokens; and one way to call it ([`request`], [`call`]).
 #![allow(
     clippy::unwrap_used,
     dead_code,
@@ -9,11 +9,16 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+
 use hdi_control_plane::auth::jwt::TokenSettings;
 use hdi_control_plane::service::{Service, ServiceConfig};
 use hdi_control_plane::store::Store;
 use hdi_control_plane::{AppState, auth::Authenticator, http};
+use serde_json::Value;
 use sqlx::PgPool;
+use tower::ServiceExt as _;
 
 /// The platform admin's API token.
 pub const ADMIN: &str = "admin-token-0123456789";
@@ -46,4 +51,87 @@ pub async fn app(pool: PgPool, node_ready_timeout: Duration) -> axum::Router {
         service: Arc::new(service(pool, node_ready_timeout).await),
         auth: Arc::new(Authenticator::new(AGENT)),
     })
+}
+
+/// What a call answered: the status, the JSON body (`Null` when empty, a string when not JSON),
+/// and the headers tests look at.
+pub struct Reply {
+    /// The status.
+    pub status: StatusCode,
+    /// The body.
+    pub body: Value,
+    /// `Content-Type` (empty when absent).
+    pub content_type: String,
+    /// `ETag`.
+    pub etag: Option<String>,
+    /// `Location`.
+    pub location: Option<String>,
+    /// `WWW-Authenticate`.
+    pub www_authenticate: Option<String>,
+}
+
+/// Sends `method uri` with `headers` (and `body` as JSON) through `app`.
+pub async fn request(
+    app: &axum::Router,
+    method: &str,
+    uri: &str,
+    headers: &[(&str, &str)],
+    body: Option<Value>,
+) -> Reply {
+    let mut request = Request::builder().method(method).uri(uri);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let request = match body {
+        Some(body) => request
+            .header("content-type", "application/json")
+            .body(Body::from(body.to_string())),
+        None => request.body(Body::empty()),
+    }
+    .unwrap();
+    let response = app.clone().oneshot(request).await.unwrap();
+    let header = |name: &str| {
+        response
+            .headers()
+            .get(name)
+            .map(|v| v.to_str().unwrap().to_owned())
+    };
+    let status = response.status();
+    let content_type = header("content-type").unwrap_or_default();
+    let etag = header("etag");
+    let location = header("location");
+    let www_authenticate = header("www-authenticate");
+    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    let body = if bytes.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
+    };
+    Reply {
+        status,
+        body,
+        content_type,
+        etag,
+        location,
+        www_authenticate,
+    }
+}
+
+/// [`request`] with `Authorization: Bearer <token>` when a token is given.
+pub async fn call(
+    app: &axum::Router,
+    method: &str,
+    uri: &str,
+    token: Option<&str>,
+    body: Option<Value>,
+) -> Reply {
+    let authorization = token.map(|token| format!("Bearer {token}"));
+    let headers: Vec<(&str, &str)> = authorization
+        .iter()
+        .map(|value| ("authorization", value.as_str()))
+        .collect();
+    request(app, method, uri, &headers, body).await
 }

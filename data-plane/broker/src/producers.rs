@@ -252,8 +252,8 @@ mod tests {
 
     #[test]
     fn producer_ids_are_never_reused_across_restarts() {
-        let path = std::env::temp_dir().join(format!("hdi-pid-{}", std::process::id()));
-        let _ = std::fs::remove_file(&path);
+        let temp = tempfile::tempdir().unwrap();
+        let path = temp.path().join("producer-ids");
         let first = ProducerIdAllocator::open(&path, 3).unwrap();
         let a = first.next().unwrap();
         let b = first.next().unwrap();
@@ -262,8 +262,7 @@ mod tests {
         let c = second.next().unwrap();
         assert!(a < b && b < c, "{a} {b} {c}");
         // Another broker's ids never collide with these.
-        let other = std::env::temp_dir().join(format!("hdi-pid-other-{}", std::process::id()));
-        let _ = std::fs::remove_file(&other);
+        let other = temp.path().join("other-producer-ids");
         let d = ProducerIdAllocator::open(&other, 4)
             .unwrap()
             .next()

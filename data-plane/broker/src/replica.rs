@@ -906,8 +906,8 @@ mod tests {
 
     #[test]
     fn idempotence_state_survives_a_restart() {
-        let dir = std::env::temp_dir().join(format!("hdi-replica-idem-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
+        let temp = tempfile::tempdir().unwrap();
+        let dir = temp.path().join("replica");
         let config = hdi_log::LogConfig::default();
         let open = || Replica::open(&dir, "t", Uuid::nil(), 0, 1, config.clone()).unwrap();
         let first = with_producer(build_batch(0, 0, &[b"a", b"b"]), 42, 0, 0);
@@ -931,13 +931,12 @@ mod tests {
         );
         let next = with_producer(build_batch(0, 0, &[b"d"]), 42, 0, 3);
         assert_eq!(replica.produce(&next, None).unwrap().base_offset, 3);
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
     fn the_high_watermark_waits_for_every_isr_member_and_a_follower_not_in_sync_leaves() {
-        let dir = std::env::temp_dir().join(format!("hdi-replica-hw-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
+        let temp = tempfile::tempdir().unwrap();
+        let dir = temp.path().join("replica");
         let replica =
             Replica::open(&dir, "t", Uuid::nil(), 0, 1, hdi_log::LogConfig::default()).unwrap();
         replica.update_role(&PartitionRecord {
@@ -990,7 +989,6 @@ mod tests {
             None,
             "one change in flight"
         );
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     fn record(
@@ -1011,15 +1009,16 @@ mod tests {
         }
     }
 
-    fn temp(tag: &str) -> std::path::PathBuf {
-        let dir = std::env::temp_dir().join(format!("hdi-replica-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        dir
+    /// A directory for one replica (not created yet), removed when the guard drops.
+    fn temp() -> (tempfile::TempDir, std::path::PathBuf) {
+        let temp = tempfile::tempdir().unwrap();
+        let dir = temp.path().join("replica");
+        (temp, dir)
     }
 
     #[test]
     fn a_joining_replica_holds_the_watermark_while_its_addition_is_in_flight() {
-        let dir = temp("maximal");
+        let (_dir_temp, dir) = temp();
         let replica =
             Replica::open(&dir, "t", Uuid::nil(), 0, 1, hdi_log::LogConfig::default()).unwrap();
         replica.update_role(&record(1, 1, vec![1, 3], 1));
@@ -1040,12 +1039,11 @@ mod tests {
         );
         replica.follower_fetched(2, 4, 1).unwrap();
         assert_eq!(replica.high_watermark(), 4);
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
     fn a_fetch_reply_for_an_older_role_is_dropped() {
-        let (a, b) = (temp("stale-leader"), temp("stale-follower"));
+        let ((_a_temp, a), (_b_temp, b)) = (temp(), temp());
         let leader =
             Replica::open(&a, "t", Uuid::nil(), 0, 1, hdi_log::LogConfig::default()).unwrap();
         leader.update_role(&record(1, 5, vec![1, 2], 1));
@@ -1057,13 +1055,11 @@ mod tests {
         // The reply of a fetch sent to broker 1 in epoch 5 arrives after the move to 3 / 6.
         follower.append_fetched(&tail, 1, 0, (1, 5)).unwrap();
         assert_eq!(follower.offsets().2, 0, "nothing appended");
-        std::fs::remove_dir_all(&a).unwrap();
-        std::fs::remove_dir_all(&b).unwrap();
     }
 
     #[tokio::test]
     async fn acks_all_fails_when_the_isr_shrinks_below_min_insync_or_leadership_moves() {
-        let dir = temp("after-append");
+        let (_dir_temp, dir) = temp();
         let replica =
             Replica::open(&dir, "t", Uuid::nil(), 0, 1, hdi_log::LogConfig::default()).unwrap();
         replica.update_role(&record(1, 1, vec![1, 2], 1));
@@ -1094,6 +1090,5 @@ mod tests {
             .await
             .unwrap_err();
         assert_eq!(error.code, codes::NOT_LEADER_OR_FOLLOWER);
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -202,22 +202,20 @@ async fn fuzzed_frames_never_panic() {
 struct RealBroker {
     child: std::process::Child,
     addr: String,
-    dir: std::path::PathBuf,
+    // Removed on drop, after the broker is killed.
+    _dir: tempfile::TempDir,
 }
 
 impl Drop for RealBroker {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
 fn start_real_broker() -> RealBroker {
-    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-    let dir = std::env::temp_dir().join(format!("hdi-broker-tcp-{}-{n}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let temp = tempfile::tempdir().unwrap();
+    let dir = temp.path().join("broker");
     let mut child = Command::new(env!("CARGO_BIN_EXE_hdi-broker"))
         .args([
             "--node-id",
@@ -241,7 +239,11 @@ fn start_real_broker() -> RealBroker {
         }
     };
     std::thread::spawn(move || for _ in lines {});
-    RealBroker { child, addr, dir }
+    RealBroker {
+        child,
+        addr,
+        _dir: temp,
+    }
 }
 
 fn send(stream: &mut TcpStream, body: &[u8]) {

@@ -236,7 +236,8 @@ mod tests {
 
     #[test]
     fn entries_round_trip_and_the_latest_wins() {
-        let dir = std::env::temp_dir().join(format!("hdi-ckpt-{}", uuid::Uuid::new_v4()));
+        let temp = tempfile::tempdir().unwrap();
+        let dir = temp.path().join("checkpoint");
         let ckpt = Checkpoint::open(&dir).unwrap();
         assert_eq!(ckpt.latest_offsets().unwrap(), None);
         for n in 0..3 {
@@ -267,12 +268,12 @@ mod tests {
         );
         assert!(ckpt.commit_of(2).unwrap().is_none());
         assert_eq!(ckpt.commit_of(1).unwrap().unwrap().watermark_ms, Some(7));
-        std::fs::remove_dir_all(dir).unwrap();
     }
 
     #[test]
     fn an_earlier_versions_state_file_reads_as_partition_0_of_1() {
-        let dir = std::env::temp_dir().join(format!("hdi-ckpt-{}", uuid::Uuid::new_v4()));
+        let temp = tempfile::tempdir().unwrap();
+        let dir = temp.path().join("checkpoint");
         let ckpt = Checkpoint::open(&dir).unwrap();
         std::fs::write(dir.join("state").join(format!("{:020}", 4)), b"old").unwrap();
         assert_eq!(ckpt.metadata("q", 4).unwrap().state_partitions, 1);
@@ -281,7 +282,7 @@ mod tests {
         ckpt.write_state(4, 0, b"new").unwrap();
         assert_eq!(ckpt.state_of(4, 0).unwrap().unwrap(), b"new");
         // A new checkpoint takes the number asked for, and keeps it.
-        let fresh = std::env::temp_dir().join(format!("hdi-ckpt-{}", uuid::Uuid::new_v4()));
+        let fresh = temp.path().join("fresh");
         let ckpt = Checkpoint::open(&fresh).unwrap();
         assert_eq!(ckpt.metadata("q", 4).unwrap().state_partitions, 4);
         assert_eq!(
@@ -291,7 +292,5 @@ mod tests {
                 state_partitions: 4
             }
         );
-        std::fs::remove_dir_all(dir).unwrap();
-        std::fs::remove_dir_all(fresh).unwrap();
     }
 }

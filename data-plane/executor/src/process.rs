@@ -1,8 +1,6 @@
 //! What every executor process does whatever its role: lock its data directory, watch for the
 //! signals that stop it, and check `host:port` flags.
 
-use std::fs::{File, OpenOptions};
-use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
@@ -11,7 +9,7 @@ use tokio::signal::unix::{Signal, SignalKind, signal};
 /// An exclusive `flock` on `<data-dir>/lock`, held until dropped (the process's lifetime).
 #[derive(Debug)]
 pub struct DataDirLock {
-    _file: File,
+    _lock: hdi_stdx::DataDirLock,
 }
 
 /// Why a data directory cannot be used.
@@ -44,42 +42,28 @@ pub enum DataDirError {
 /// # Errors
 /// [`DataDirError::Locked`] when another process holds it; [`DataDirError::Io`] otherwise.
 pub fn lock_data_dir(data_dir: &Path) -> Result<DataDirLock, DataDirError> {
-    std::fs::create_dir_all(data_dir).map_err(|source| DataDirError::Io {
-        action: "cannot create data directory",
-        path: data_dir.to_owned(),
-        source,
-    })?;
-    let path = data_dir.join("lock");
-    let file = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .map_err(|source| DataDirError::Io {
-            action: "cannot open",
-            path: path.clone(),
+    use hdi_stdx::LockError;
+    match hdi_stdx::lock_data_dir(data_dir, "lock") {
+        Ok(lock) => Ok(DataDirLock { _lock: lock }),
+        Err(LockError::Locked) => Err(DataDirError::Locked {
+            path: data_dir.to_owned(),
+        }),
+        Err(LockError::CreateDir(source)) => Err(DataDirError::Io {
+            action: "cannot create data directory",
+            path: data_dir.to_owned(),
             source,
-        })?;
-    #[allow(
-        unsafe_code,
-        reason = "flock(2) on a descriptor we own; no memory is shared"
-    )]
-    // SAFETY: `file` is open for the duration of the call; flock only reads the descriptor number.
-    let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-    if rc != 0 {
-        let error = std::io::Error::last_os_error();
-        if error.raw_os_error() == Some(libc::EWOULDBLOCK) {
-            return Err(DataDirError::Locked {
-                path: data_dir.to_owned(),
-            });
-        }
-        return Err(DataDirError::Io {
+        }),
+        Err(LockError::Open { path, source }) => Err(DataDirError::Io {
+            action: "cannot open",
+            path,
+            source,
+        }),
+        Err(LockError::Lock { path, source }) => Err(DataDirError::Io {
             action: "cannot lock",
             path,
-            source: error,
-        });
+            source,
+        }),
     }
-    Ok(DataDirLock { _file: file })
 }
 
 /// SIGTERM and SIGINT, watched from start-up so that none is missed.
@@ -161,7 +145,8 @@ mod tests {
 
     #[test]
     fn a_second_lock_on_the_same_directory_fails() {
-        let dir = std::env::temp_dir().join(format!("hdi-executor-lock-{}", std::process::id()));
+        let temp = tempfile::tempdir().unwrap();
+        let dir = temp.path().join("data");
         let first = lock_data_dir(&dir).unwrap();
         assert!(dir.join("lock").exists());
         let second = lock_data_dir(&dir).unwrap_err();
@@ -169,6 +154,5 @@ mod tests {
         assert!(second.to_string().contains("in use"), "{second}");
         drop(first);
         drop(lock_data_dir(&dir).unwrap());
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

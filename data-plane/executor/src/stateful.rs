@@ -775,8 +775,8 @@ mod tests {
 
     /// A real job's partials: the task query over a JSON-lines file.
     async fn job_and_partials() -> (Arc<crate::task::PreparedJob>, Vec<RecordBatch>) {
-        let dir = std::env::temp_dir().join(format!("hdi-stateful-{}", uuid::Uuid::new_v4()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let temp = tempfile::tempdir().unwrap();
+        let dir = temp.path();
         let mut text = String::new();
         for i in 0..400i64 {
             text.push_str(&format!(
@@ -810,7 +810,6 @@ mod tests {
         let output = crate::task::run_task(&job, &Arc::default(), &request)
             .await
             .unwrap();
-        let _ = std::fs::remove_dir_all(&dir);
         (job, output.batches)
     }
 

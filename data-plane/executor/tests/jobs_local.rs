@@ -62,11 +62,11 @@ fn write_files(dir: &Path, events: &[Event], files: usize) {
     }
 }
 
-fn temp(tag: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("hdi-jobs-local-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+fn temp(tag: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("hdi-jobs-local-{tag}-"))
+        .tempdir()
+        .unwrap()
 }
 
 async fn run(dir: &Path, sql: &str) -> QueryState {
@@ -142,16 +142,17 @@ fn final_watermark(events: &[Event]) -> i64 {
 
 #[tokio::test]
 async fn hopping_windows_equal_a_direct_computation() {
-    let dir = temp("hop");
+    let temp_dir = temp("hop");
+    let dir = temp_dir.path();
     let all = events(3000);
     write_files(&dir.join("in"), &all, 6);
     let sql = format!(
         "{} INSERT INTO out SELECT window_start, account, sum(amount) AS total, count(*) AS n, max(amount) AS hi
          FROM HOP(tx, ts, INTERVAL '10' SECOND, INTERVAL '30' SECOND)
          GROUP BY window_start, window_end, account;",
-        source(&dir, "")
+        source(dir, "")
     );
-    assert_eq!(run(&dir, &sql).await, QueryState::Completed);
+    assert_eq!(run(dir, &sql).await, QueryState::Completed);
     let watermark = final_watermark(&all);
     let mut expected: BTreeMap<(i64, String), (f64, i64, f64)> = BTreeMap::new();
     for e in &all {
@@ -171,7 +172,7 @@ async fn hopping_windows_equal_a_direct_computation() {
         }
     }
     let mut got = BTreeMap::new();
-    for batch in output(&dir).await {
+    for batch in output(dir).await {
         let starts = batch.column(0).as_primitive::<TimestampMillisecondType>();
         let accounts = batch.column(1).as_string::<i32>();
         let totals = batch.column(2).as_primitive::<Float64Type>();
@@ -191,7 +192,8 @@ async fn hopping_windows_equal_a_direct_computation() {
 
 #[tokio::test]
 async fn sessions_close_after_their_gap() {
-    let dir = temp("session");
+    let temp_dir = temp("session");
+    let dir = temp_dir.path();
     // Two accounts; bursts separated by 20 s gaps.
     let mut all = Vec::new();
     for burst in 0..6i64 {
@@ -209,11 +211,11 @@ async fn sessions_close_after_their_gap() {
     let sql = format!(
         "{} INSERT INTO out SELECT account, window_start, window_end, count(*) AS n
          FROM SESSION(tx, ts, INTERVAL '10' SECOND) GROUP BY account, window_start, window_end;",
-        source(&dir, "")
+        source(dir, "")
     );
-    assert_eq!(run(&dir, &sql).await, QueryState::Completed);
+    assert_eq!(run(dir, &sql).await, QueryState::Completed);
     let mut got = BTreeSet::new();
-    for batch in output(&dir).await {
+    for batch in output(dir).await {
         let accounts = batch.column(0).as_string::<i32>();
         let starts = batch.column(1).as_primitive::<TimestampMillisecondType>();
         let ends = batch.column(2).as_primitive::<TimestampMillisecondType>();
@@ -241,7 +243,8 @@ async fn sessions_close_after_their_gap() {
 
 #[tokio::test]
 async fn a_static_csv_join_filters_and_enriches() {
-    let dir = temp("join");
+    let temp_dir = temp("join");
+    let dir = temp_dir.path();
     let all = events(500);
     write_files(&dir.join("in"), &all, 2);
     let csv = dir.join("accounts.csv");
@@ -257,12 +260,12 @@ async fn a_static_csv_join_filters_and_enriches() {
         "{} CREATE TABLE accounts (id TEXT, tier TEXT) WITH (connector = 'file', path = '{}', format = 'csv');
          INSERT INTO out SELECT tx.id, upper(a.tier) AS tier, tx.amount
          FROM tx JOIN accounts a ON tx.account = a.id WHERE a.tier = 'gold' AND tx.amount > 50;",
-        source(&dir, ""),
+        source(dir, ""),
         csv.display()
     );
-    assert_eq!(run(&dir, &sql).await, QueryState::Completed);
+    assert_eq!(run(dir, &sql).await, QueryState::Completed);
     let mut got = Vec::new();
-    for batch in output(&dir).await {
+    for batch in output(dir).await {
         let ids = batch.column(0).as_primitive::<Int64Type>();
         let tiers = batch.column(1).as_string::<i32>();
         for i in 0..batch.num_rows() {
@@ -290,7 +293,8 @@ async fn a_static_csv_join_filters_and_enriches() {
 
 #[tokio::test]
 async fn distinct_drops_duplicates_across_batches() {
-    let dir = temp("dedup");
+    let temp_dir = temp("dedup");
+    let dir = temp_dir.path();
     let all = events(400);
     write_files(&dir.join("in"), &all, 4);
     // A duplicate of every 10th event also arrives in a later file.
@@ -305,11 +309,11 @@ async fn distinct_drops_duplicates_across_batches() {
     std::fs::write(dir.join("in/part-9999.json"), late_copies).unwrap();
     let sql = format!(
         "{} INSERT INTO out SELECT DISTINCT id, account, ts FROM tx;",
-        source(&dir, "")
+        source(dir, "")
     );
-    assert_eq!(run(&dir, &sql).await, QueryState::Completed);
+    assert_eq!(run(dir, &sql).await, QueryState::Completed);
     let mut ids = Vec::new();
-    for batch in output(&dir).await {
+    for batch in output(dir).await {
         let column = batch.column(0).as_primitive::<Int64Type>();
         ids.extend((0..batch.num_rows()).map(|i| column.value(i)));
     }
@@ -319,18 +323,19 @@ async fn distinct_drops_duplicates_across_batches() {
 
 #[tokio::test]
 async fn update_mode_emits_the_running_counts() {
-    let dir = temp("update");
+    let temp_dir = temp("update");
+    let dir = temp_dir.path();
     let all = events(800);
     write_files(&dir.join("in"), &all, 4);
     let sql = format!(
         "{} INSERT INTO out SELECT account, count(*) AS n, sum(amount) AS total FROM tx GROUP BY account;",
-        source(&dir, ", output_mode = 'update'")
+        source(dir, ", output_mode = 'update'")
     );
-    assert_eq!(run(&dir, &sql).await, QueryState::Completed);
+    assert_eq!(run(dir, &sql).await, QueryState::Completed);
     // Each batch emits the accounts it changed; the last emission of each is its total.
     let mut last: BTreeMap<String, (i64, f64)> = BTreeMap::new();
     let mut emissions = 0;
-    for batch in output(&dir).await {
+    for batch in output(dir).await {
         let accounts = batch.column(0).as_string::<i32>();
         let counts = batch.column(1).as_primitive::<Int64Type>();
         let totals = batch.column(2).as_primitive::<Float64Type>();
@@ -359,16 +364,17 @@ async fn update_mode_emits_the_running_counts() {
 
 #[tokio::test]
 async fn a_batch_run_again_after_a_crash_writes_the_same_files_once() {
-    let dir = temp("rerun");
+    let temp_dir = temp("rerun");
+    let dir = temp_dir.path();
     let all = events(2000);
     write_files(&dir.join("in"), &all, 4);
     let sql = format!(
         "{} INSERT INTO out SELECT window_start, account, count(*) AS n
          FROM TUMBLE(tx, ts, INTERVAL '10' SECOND) GROUP BY window_start, window_end, account;",
-        source(&dir, ", partition_by = 'account'")
+        source(dir, ", partition_by = 'account'")
     );
-    assert_eq!(run(&dir, &sql).await, QueryState::Completed);
-    let first = output(&dir).await;
+    assert_eq!(run(dir, &sql).await, QueryState::Completed);
+    let first = output(dir).await;
     let rows = |batches: &[RecordBatch]| -> BTreeSet<String> {
         let mut set = BTreeSet::new();
         for b in batches {
@@ -392,13 +398,12 @@ async fn a_batch_run_again_after_a_crash_writes_the_same_files_once() {
         .collect();
     entries.sort();
     std::fs::remove_file(entries.last().unwrap()).unwrap();
-    assert_eq!(run(&dir, &sql).await, QueryState::Completed);
-    let after = rows(&output(&dir).await);
+    assert_eq!(run(dir, &sql).await, QueryState::Completed);
+    let after = rows(&output(dir).await);
     assert_eq!(before, after);
     assert!(!before.is_empty());
     // Partitioned by account.
     assert!(dir.join("out/account=acct-3").is_dir());
     let files: Vec<PathBuf> = committed_files(&dir.join("out")).unwrap();
     assert!(files.iter().all(|f| f.exists()));
-    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -83,8 +83,8 @@ fn sigkill_never_loses_an_acknowledged_record() {
     if std::env::var_os(ENV).is_some() {
         return;
     }
-    let dir = std::env::temp_dir().join(format!("hdi-log-crash-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let temp = tempfile::tempdir().unwrap();
+    let dir = temp.path().join("log");
     let mut seed = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -153,5 +153,4 @@ fn sigkill_never_loses_an_acknowledged_record() {
             acked_total + 1
         );
     }
-    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -3,20 +3,17 @@
 
 use std::path::PathBuf;
 
-/// A fresh directory for one test, removed when dropped.
-pub struct Dir(pub PathBuf);
+/// A fresh path for one test (not created yet), inside a temporary directory removed when
+/// dropped.
+pub struct Dir(pub PathBuf, tempfile::TempDir);
 
 impl Dir {
-    /// A new empty directory tagged `tag` (a leftover of an earlier run is removed first).
+    /// A new path tagged `tag`.
     pub fn new(tag: &str) -> Dir {
-        let path = std::env::temp_dir().join(format!("hdi-log-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&path);
-        Dir(path)
-    }
-}
-
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
+        let temp = tempfile::Builder::new()
+            .prefix(&format!("hdi-log-{tag}-"))
+            .tempdir()
+            .unwrap();
+        Dir(temp.path().join("log"), temp)
     }
 }

@@ -1,0 +1,114 @@
+//! The external Kafka clients: the Python and Node.js client suites under `e2e/clients/` and kcat.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+/// The Python interpreter of the test venv (with confluent-kafka and kafka-python), from
+/// `HDI_TEST_PYTHON` (set by `cargo xtask test`).
+pub fn test_python() -> PathBuf {
+    PathBuf::from(
+        std::env::var_os("HDI_TEST_PYTHON")
+            .expect("HDI_TEST_PYTHON is not set: run the tests with `cargo xtask test`"),
+    )
+}
+
+/// The `node_modules` holding kafkajs, from `HDI_TEST_NODE_PATH` (set by `cargo xtask test`).
+pub fn test_node_path() -> PathBuf {
+    PathBuf::from(
+        std::env::var_os("HDI_TEST_NODE_PATH")
+            .expect("HDI_TEST_NODE_PATH is not set: run the tests with `cargo xtask test`"),
+    )
+}
+
+/// A client script under `e2e/clients/`.
+pub fn client_script(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("clients")
+        .join(name)
+}
+
+/// A command for an external Kafka client. cargo puts the build directory of `rdkafka-sys` (our
+/// bench tool's bundled librdkafka) on `LD_LIBRARY_PATH` for tests; clients must load their own
+/// librdkafka (kcat: Debian's 2.0.2; confluent-kafka: its bundled one), so the variable is removed.
+pub fn client_command(program: impl AsRef<std::ffi::OsStr>) -> Command {
+    let mut command = Command::new(program);
+    command.env_remove("LD_LIBRARY_PATH");
+    command
+}
+
+/// Runs a client suite phase; returns its JSON result line, failing with its whole output.
+pub fn run_phase(
+    program: &Path,
+    script: &Path,
+    env: &[(&str, &Path)],
+    bootstrap: &str,
+    phase: &str,
+    extra: &[&str],
+) -> serde_json::Value {
+    let started = Instant::now();
+    let mut command = Command::new(program);
+    command
+        .arg(script)
+        .args(["--bootstrap", bootstrap])
+        .args(extra)
+        .arg(phase);
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    let out = command.output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let last = stdout
+        .lines()
+        .rev()
+        .find(|l| l.starts_with('{'))
+        .unwrap_or("");
+    let value: serde_json::Value = serde_json::from_str(last).unwrap_or(serde_json::Value::Null);
+    assert!(
+        out.status.success() && value["ok"] == true,
+        "{} {phase} failed ({}):\n{stdout}\n{stderr}",
+        script.display(),
+        out.status
+    );
+    eprintln!(
+        "{} {phase}: {last} ({:.1}s)",
+        script.file_name().unwrap().to_string_lossy(),
+        started.elapsed().as_secs_f64()
+    );
+    value
+}
+
+/// Runs kcat against `bootstrap` with `args`, feeding `stdin`; returns (success, stdout, stderr).
+pub fn kcat(bootstrap: &str, args: &[&str], stdin: Option<&[u8]>) -> (bool, Vec<u8>, String) {
+    use std::io::Write as _;
+    let mut child = client_command("kcat")
+        .args(["-b", bootstrap])
+        .args(args)
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("kcat is not installed: run the tests with `cargo xtask test`");
+    // Feed stdin from a thread: if kcat exits early, its stderr (below) says why, not a broken pipe.
+    let feeder = stdin.map(|input| {
+        let mut pipe = child.stdin.take().unwrap();
+        let input = input.to_vec();
+        std::thread::spawn(move || {
+            let _ = pipe.write_all(&input);
+        })
+    });
+    let out = child.wait_with_output().unwrap();
+    if let Some(feeder) = feeder {
+        let _ = feeder.join();
+    }
+    (
+        out.status.success(),
+        out.stdout,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
