@@ -12,8 +12,7 @@ mod common;
 
 use std::time::Duration;
 
-use axum::body::Body;
-use axum::http::{Request, StatusCode};
+use axum::http::StatusCode;
 use hdi_control_plane::model::{ClusterState, ClusterStatusDoc};
 use hdi_control_plane::reconcile::JobReconciler;
 use hdi_control_plane::store::Store;
@@ -24,9 +23,8 @@ use hdi_executor_api::{
 };
 use serde_json::{Value, json};
 use sqlx::PgPool;
-use tower::ServiceExt;
 
-use common::ADMIN;
+use common::{ADMIN, Reply, call};
 
 const BOOTSTRAP: &str = "127.0.0.1:19092,127.0.0.1:19093";
 const SQL: &str = "CREATE SINK counts AS\nSELECT window_start, count(*) AS n\nFROM clicks GROUP BY TUMBLE(ts, INTERVAL '1' MINUTE)";
@@ -85,49 +83,6 @@ async fn fake_driver() -> FakeDriver {
             .collect(),
     };
     driver
-}
-
-/// What a call answered. Its fields and [`call`]'s signature are the shared helper's in
-/// `common/mod.rs` once that has one (then these two go).
-struct Reply {
-    status: StatusCode,
-    body: Value,
-    location: Option<String>,
-}
-
-async fn call(
-    app: &axum::Router,
-    method: &str,
-    uri: &str,
-    token: Option<&str>,
-    body: Option<Value>,
-) -> Reply {
-    let mut request = Request::builder().method(method).uri(uri);
-    if let Some(token) = token {
-        request = request.header("authorization", format!("Bearer {token}"));
-    }
-    let request = match body {
-        Some(body) => request
-            .header("content-type", "application/json")
-            .body(Body::from(body.to_string())),
-        None => request.body(Body::empty()),
-    }
-    .unwrap();
-    let response = app.clone().oneshot(request).await.unwrap();
-    let location = response
-        .headers()
-        .get("location")
-        .map(|v| v.to_str().unwrap().to_owned());
-    let status = response.status();
-    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
-        .await
-        .unwrap();
-    let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-    Reply {
-        status,
-        body,
-        location,
-    }
 }
 
 /// The app, its store, and a workspace `ws` with a Running Spark cluster `spark` whose job API is
