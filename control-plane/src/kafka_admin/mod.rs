@@ -885,25 +885,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn error_names_are_the_kafka_names() {
-        assert_eq!(error_name(0), "NONE");
-        assert_eq!(error_name(-1), "UNKNOWN_SERVER_ERROR");
-        assert_eq!(error_name(3), "UNKNOWN_TOPIC_OR_PARTITION");
-        assert_eq!(error_name(17), "INVALID_TOPIC_EXCEPTION");
-        assert_eq!(error_name(36), "TOPIC_ALREADY_EXISTS");
-        assert_eq!(error_name(37), "INVALID_PARTITIONS");
-        assert_eq!(error_name(38), "INVALID_REPLICATION_FACTOR");
-        assert_eq!(error_name(39), "INVALID_REPLICA_ASSIGNMENT");
-        assert_eq!(error_name(40), "INVALID_CONFIG");
-        assert_eq!(error_name(41), "NOT_CONTROLLER");
-        assert_eq!(error_name(56), "KAFKA_STORAGE_ERROR");
-        assert_eq!(error_name(60), "REASSIGNMENT_IN_PROGRESS");
-        assert_eq!(error_name(85), "NO_REASSIGNMENT_IN_PROGRESS");
-        assert_eq!(error_name(100), "UNKNOWN_TOPIC_ID");
-        assert_eq!(error_name(12345), "UNKNOWN");
-    }
-
-    #[test]
     fn kafka_errors_display_name_code_and_message() {
         let error = AdminError::kafka(
             "CreateTopics",
