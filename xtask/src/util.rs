@@ -43,20 +43,7 @@ pub fn run(what: &str, command: &mut Command) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Runs a command and returns its stdout, failing with its stderr.
-pub fn output(what: &str, command: &mut Command) -> anyhow::Result<String> {
-    let out = command
-        .output()
-        .with_context(|| format!("cannot start {what}"))?;
-    if !out.status.success() {
-        bail!(
-            "{what} failed ({}): {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-}
+pub use hdi_test_support::command::output;
 
 /// A plain HTTP/1.1 GET on loopback: `(status, body)`.
 pub fn http_get(

@@ -6,6 +6,7 @@
 //! database; [`Postgres`] with [`Durability::Durable`] is the server `cargo xtask up` keeps in its
 //! state directory. `cargo xtask` installs the binaries when [`Binaries::find`] finds none.
 
+use crate::command::output;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -444,21 +445,6 @@ fn postgres_user() -> anyhow::Result<(u32, u32)> {
         (Some(uid), Some(gid)) => Ok((uid, gid)),
         _ => bail!("malformed /etc/passwd entry for postgres"),
     }
-}
-
-/// Runs `command`; its stdout, or an error with its stderr.
-fn output(what: &str, command: &mut Command) -> anyhow::Result<String> {
-    let out = command
-        .output()
-        .with_context(|| format!("cannot start {what}"))?;
-    if !out.status.success() {
-        bail!(
-            "{what} failed ({}): {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 /// The last `n` lines of the file at `path` (empty when unreadable).
