@@ -6,6 +6,9 @@
 //!   `{"address":"host:port","incarnation":"<uuid>"}`;
 //! - `GET /healthz`.
 //!
+//! Every endpoint but `/healthz` (the job API's too) requires the cluster credential
+//! ([`crate::credential`]).
+//!
 //! The documents are [`hdi_executor_api`]'s. A background ticker drops workers not heard from
 //! within `--worker-timeout`. Malformed requests answer its [`Problem`] with a stable `code` and
 //! the `field` at fault.
@@ -22,10 +25,12 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{get, put};
 use hdi_executor_api::{Acknowledged, ClusterView, Problem, WorkerRegistration, WorkerView};
+use hdi_stdx::secret::Secret;
 use uuid::Uuid;
 
 use crate::cluster::{Membership, Registration, WorkerId};
 use crate::process::{StopSignals, lock_data_dir, parse_host_port};
+use crate::sandbox::FilesRoot;
 
 /// The driver's resolved configuration.
 #[derive(Debug, Clone)]
@@ -36,6 +41,10 @@ pub struct DriverConfig {
     pub data_dir: PathBuf,
     /// How long a silent worker stays a member.
     pub worker_timeout: Duration,
+    /// The cluster credential every caller but `/healthz`'s must present.
+    pub credential: Secret,
+    /// Where jobs' file connectors resolve paths.
+    pub files_root: PathBuf,
 }
 
 /// A request field the driver refuses, with why.
@@ -146,9 +155,10 @@ pub async fn run(config: DriverConfig) -> anyhow::Result<()> {
         membership: Mutex::new(Membership::new(config.worker_timeout)),
         started_at: humantime::format_rfc3339_millis(SystemTime::now()).to_string(),
     });
+    let files = FilesRoot::confined(&config.files_root).context("--files-root")?;
     let expiry = tokio::spawn(expire_workers(Arc::clone(&state)));
     let members = Arc::clone(&state);
-    let runner = crate::jobs::ClusterRunner::new(Arc::new(move || {
+    let runner = crate::jobs::ClusterRunner::new(&config.credential, Arc::new(move || {
         members
             .membership()
             .workers(Instant::now())
@@ -156,7 +166,7 @@ pub async fn run(config: DriverConfig) -> anyhow::Result<()> {
             .map(|w| w.address)
             .collect()
     }))?;
-    let jobs = crate::jobs::JobManager::open(&config.data_dir, Arc::new(runner))?;
+    let jobs = crate::jobs::JobManager::open(&config.data_dir, files, Arc::new(runner))?;
     tracing::info!(
         worker_timeout = %humantime::format_duration(config.worker_timeout),
         data_dir = %config.data_dir.display(),
@@ -164,7 +174,12 @@ pub async fn run(config: DriverConfig) -> anyhow::Result<()> {
     );
     let served = axum::serve(
         listener,
-        router(state).merge(crate::jobs::router(Arc::clone(&jobs))),
+        router(state)
+            .merge(crate::jobs::router(Arc::clone(&jobs)))
+            .layer(axum::middleware::from_fn_with_state(
+                Arc::new(config.credential.clone()),
+                crate::credential::require,
+            )),
     )
     .with_graceful_shutdown(async move {
         let name = signals.recv().await;

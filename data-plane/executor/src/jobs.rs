@@ -35,6 +35,8 @@ use tokio::sync::watch;
 use crate::query::{
     Query, QueryConfig, QueryHandle, QueryState, StateCallError, TaskRunner, validate,
 };
+use crate::sandbox::{FilesRoot, JobScope, KafkaScope};
+use hdi_stdx::secret::Secret;
 use crate::sink::write_atomic;
 use crate::source::ConsumerPool;
 use crate::sql::JobError;
@@ -52,6 +54,9 @@ pub struct JobDef {
     pub sql: String,
     /// Default Kafka cluster.
     pub bootstrap_servers: Option<String>,
+    /// The Kafka clusters its tables may name (absent: any).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allowed_kafka: Option<Vec<String>>,
     /// When it was submitted (RFC 3339).
     pub submitted_at: String,
 }
@@ -66,6 +71,7 @@ struct Entry {
 /// The driver's jobs.
 pub struct JobManager {
     dir: PathBuf,
+    files: FilesRoot,
     runner: Arc<dyn TaskRunner>,
     pool: Arc<ConsumerPool>,
     jobs: Mutex<BTreeMap<String, Entry>>,
@@ -83,6 +89,7 @@ impl JobManager {
     /// Opens `<data_dir>/jobs` and starts every job defined there.
     pub fn open(
         data_dir: &std::path::Path,
+        files: FilesRoot,
         runner: Arc<dyn TaskRunner>,
     ) -> anyhow::Result<Arc<JobManager>> {
         let dir = data_dir.join("jobs");
@@ -90,6 +97,7 @@ impl JobManager {
             .with_context(|| format!("cannot create {}", dir.display()))?;
         let manager = Arc::new(JobManager {
             dir: dir.clone(),
+            files,
             runner,
             pool: ConsumerPool::shared(),
             jobs: Mutex::new(BTreeMap::new()),
@@ -108,6 +116,16 @@ impl JobManager {
             }
         }
         Ok(manager)
+    }
+
+    /// What a job may touch: this driver's files root and the Kafka clusters it was given.
+    fn scope(&self, allowed_kafka: Option<&[String]>) -> JobScope {
+        JobScope {
+            files: self.files.clone(),
+            kafka: allowed_kafka.map_or_else(KafkaScope::any, |clusters| {
+                KafkaScope::only(clusters.iter().map(String::as_str))
+            }),
+        }
     }
 
     fn jobs(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Entry>> {
@@ -130,6 +148,7 @@ impl JobManager {
             script: def.sql.clone(),
             bootstrap: def.bootstrap_servers.clone(),
             checkpoint: self.dir.join(&def.id).join("checkpoint"),
+            scope: self.scope(def.allowed_kafka.as_deref()),
         };
         let runner = Arc::clone(&self.runner);
         let pool = Arc::clone(&self.pool);
@@ -287,6 +306,7 @@ async fn validate_job(
     validate(
         &request.sql,
         request.bootstrap_servers.as_deref(),
+        &manager.scope(request.allowed_kafka.as_deref()),
         &manager.pool,
     )
     .await?;
@@ -317,7 +337,8 @@ async fn put_job(
     if let Some(entry) = manager.jobs().get(&id) {
         let same = entry.def.sql == request.sql
             && entry.def.name == request.name
-            && entry.def.bootstrap_servers == request.bootstrap_servers;
+            && entry.def.bootstrap_servers == request.bootstrap_servers
+            && entry.def.allowed_kafka == request.allowed_kafka;
         if same {
             return Ok((StatusCode::OK, axum::Json(JobManager::status(entry))).into_response());
         }
@@ -330,6 +351,7 @@ async fn put_job(
     validate(
         &request.sql,
         request.bootstrap_servers.as_deref(),
+        &manager.scope(request.allowed_kafka.as_deref()),
         &manager.pool,
     )
     .await?;
@@ -338,6 +360,7 @@ async fn put_job(
         name: request.name,
         sql: request.sql,
         bootstrap_servers: request.bootstrap_servers,
+        allowed_kafka: request.allowed_kafka,
         submitted_at: crate::query::rfc3339_ms(
             std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
@@ -468,16 +491,20 @@ const TASK_TIMEOUT: Duration = Duration::from_secs(120);
 const NO_WORKER_WAIT: Duration = Duration::from_secs(60);
 
 impl ClusterRunner {
-    /// A runner over the workers `workers` lists (addresses, in id order).
+    /// A runner over the workers `workers` lists (addresses, in id order), calling them with the
+    /// cluster credential.
     pub fn new(
+        credential: &Secret,
         workers: Arc<dyn Fn() -> Vec<String> + Send + Sync>,
     ) -> anyhow::Result<ClusterRunner> {
         Ok(ClusterRunner {
             workers,
-            client: reqwest::Client::builder()
-                .timeout(TASK_TIMEOUT)
-                .build()
-                .context("cannot build the HTTP client")?,
+            client: crate::credential::client(
+                credential,
+                reqwest::Client::builder()
+                    .timeout(TASK_TIMEOUT)
+                    .redirect(reqwest::redirect::Policy::none()),
+            )?,
             next: AtomicUsize::new(0),
         })
     }

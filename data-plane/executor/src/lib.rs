@@ -18,11 +18,13 @@
 
 pub mod checkpoint;
 pub mod cluster;
+pub mod credential;
 pub mod driver;
 pub mod jobs;
 pub mod plan;
 pub mod process;
 pub mod query;
+pub mod sandbox;
 pub mod sink;
 pub mod source;
 pub mod sql;

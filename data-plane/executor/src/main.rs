@@ -1,7 +1,9 @@
 //! `hdi-executor`: runs one process of an executor cluster.
 //!
-//! `hdi-executor driver --listen HOST:PORT --data-dir DIR [--worker-timeout 5s]` or
-//! `hdi-executor worker --id N --listen HOST:PORT --driver HOST:PORT --data-dir DIR`.
+//! `hdi-executor driver --listen HOST:PORT --data-dir DIR --credential-file FILE --files-root DIR
+//! [--worker-timeout 5s]`, `hdi-executor worker --id N --listen HOST:PORT --driver HOST:PORT
+//! --data-dir DIR --credential-file FILE --files-root DIR`, or `hdi-executor run --sql FILE
+//! --data-dir DIR [--files-root DIR]`.
 //! Logs one line containing `hdi-executor <role> ready on <addr>` when ready; stops cleanly
 //! (exit 0) on SIGTERM or SIGINT. Bad flags exit 2 with clap's message; start-up failures print
 //! one line naming the problem and exit 1.
@@ -14,7 +16,9 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
+use hdi_executor::credential;
 use hdi_executor::driver::{self, DriverConfig};
+use hdi_executor::sandbox::{FilesRoot, JobScope, KafkaScope};
 use hdi_executor::process::parse_host_port;
 use hdi_executor::worker::{self, WorkerConfig};
 
@@ -50,6 +54,9 @@ struct RunFlags {
     /// The default Kafka cluster for tables without bootstrap_servers.
     #[arg(long, value_name = "HOST:PORT,...")]
     bootstrap_servers: Option<String>,
+    /// Confine the job's file connectors to this directory (default: paths as written).
+    #[arg(long, value_name = "DIR")]
+    files_root: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -63,6 +70,19 @@ struct DriverFlags {
     /// Drop a worker not heard from for this long.
     #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = positive_duration)]
     worker_timeout: Duration,
+    #[command(flatten)]
+    cluster: ClusterFlags,
+}
+
+/// What the driver and the workers of a cluster share.
+#[derive(Debug, Args)]
+struct ClusterFlags {
+    /// File holding the cluster credential (mode 0600): required of every caller, sent to peers.
+    #[arg(long, value_name = "FILE")]
+    credential_file: PathBuf,
+    /// The directory jobs' file connectors resolve their paths in (created if missing).
+    #[arg(long, value_name = "DIR")]
+    files_root: PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -79,6 +99,8 @@ struct WorkerFlags {
     /// The data directory; created if missing and locked while running.
     #[arg(long, value_name = "DIR")]
     data_dir: PathBuf,
+    #[command(flatten)]
+    cluster: ClusterFlags,
 }
 
 fn positive_duration(value: &str) -> Result<Duration, String> {
@@ -98,6 +120,10 @@ async fn run_job(flags: RunFlags) -> anyhow::Result<()> {
 
     let script = std::fs::read_to_string(&flags.sql)
         .with_context(|| format!("cannot read {} (--sql)", flags.sql.display()))?;
+    let files = match &flags.files_root {
+        Some(dir) => FilesRoot::confined(dir).context("--files-root")?,
+        None => FilesRoot::unconfined(),
+    };
     let handle = Arc::new(QueryHandle::default());
     let config = QueryConfig {
         id: "local".into(),
@@ -108,10 +134,17 @@ async fn run_job(flags: RunFlags) -> anyhow::Result<()> {
         script,
         bootstrap: flags.bootstrap_servers,
         checkpoint: flags.data_dir.join("checkpoint"),
+        scope: JobScope {
+            files: files.clone(),
+            kafka: KafkaScope::any(),
+        },
     };
     let query = Query::start(
         config,
-        Arc::new(LocalRunner::default()),
+        Arc::new(LocalRunner {
+            context: Arc::new(hdi_executor::task::TaskContext::new(files.clone())),
+            ..LocalRunner::default()
+        }),
         ConsumerPool::shared(),
         Arc::clone(&handle),
     )
@@ -196,6 +229,8 @@ fn main() -> ExitCode {
                             listen: flags.listen,
                             data_dir: flags.data_dir,
                             worker_timeout: flags.worker_timeout,
+                            credential: credential::read(&flags.cluster.credential_file)?,
+                            files_root: flags.cluster.files_root,
                         })
                         .await
                     }
@@ -206,6 +241,8 @@ fn main() -> ExitCode {
                             listen: flags.listen,
                             driver: flags.driver,
                             data_dir: flags.data_dir,
+                            credential: credential::read(&flags.cluster.credential_file)?,
+                            files_root: flags.cluster.files_root,
                         })
                         .await
                     }

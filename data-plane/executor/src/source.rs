@@ -26,6 +26,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer as _};
 use rdkafka::error::KafkaError;
 use rdkafka::types::RDKafkaErrorCode;
 
+use crate::sandbox::{FilesRoot, read_source_file};
 use crate::sql::{JobError, TableDef};
 
 mod direct;
@@ -457,12 +458,12 @@ pub fn list_files(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
     Ok(files)
 }
 
-/// Each non-blank line of the files as a record.
-pub fn read_lines(paths: &[PathBuf]) -> anyhow::Result<RawBatch> {
+/// Each non-blank line of the files `names` of the source directory `dir` as a record (regular
+/// files of bounded size inside the files root only: see [`crate::sandbox`]).
+pub fn read_lines(files: &FilesRoot, dir: &Path, names: &[String]) -> anyhow::Result<RawBatch> {
     let mut out = RawBatch::default();
-    for path in paths {
-        let bytes =
-            std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    for name in names {
+        let bytes = read_source_file(files, dir, name)?;
         let base = out.buffer.len();
         let mut start = 0;
         for line in bytes.split(|b| *b == b'\n') {

@@ -19,6 +19,8 @@ use datafusion::sql::sqlparser::parser::Parser;
 use datafusion::sql::sqlparser::tokenizer::{Location, Span, Token, TokenWithSpan, Tokenizer};
 use serde::Serialize;
 
+use crate::sandbox::JobScope;
+
 /// A refusal of a job, with a stable code and, when known, where in the script.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error)]
 #[error("{message}")]
@@ -80,6 +82,8 @@ pub struct TableDef {
     pub watermark: Option<WatermarkDef>,
     /// The `WITH (...)` options, keys lower-cased.
     pub options: BTreeMap<String, String>,
+    /// Where each option's key stands.
+    pub option_spans: BTreeMap<String, Span>,
     /// Where the statement starts.
     pub span: Span,
 }
@@ -113,6 +117,11 @@ impl TableDef {
             })
     }
 
+    /// Where the option `key` stands (the statement's start when it is not given).
+    pub fn option_span(&self, key: &str) -> Span {
+        self.option_spans.get(key).copied().unwrap_or(self.span)
+    }
+
     /// The option `key`, if given.
     pub fn option(&self, key: &str) -> Option<&str> {
         self.options.get(key).map(String::as_str)
@@ -142,6 +151,43 @@ pub struct Script {
 }
 
 impl Script {
+    /// Confines the script to `scope`: each file connector's `path` is resolved inside the files
+    /// root (and replaced by the resolved path), and each `bootstrap_servers` must name a Kafka
+    /// cluster the scope allows.
+    ///
+    /// # Errors
+    /// `invalid_option` naming the table, the option and where it stands.
+    pub fn confine(mut self, scope: &JobScope) -> Result<Script, JobError> {
+        for table in &mut self.tables {
+            let refused = |table: &TableDef, key: &str, why: String| {
+                JobError::new(
+                    "invalid_option",
+                    format!("table {}: option {key} {why}", table.name),
+                )
+                .at_span(table.option_span(key))
+            };
+            if matches!(table.option("connector"), Some("files" | "file"))
+                && let Some(path) = table.option("path")
+            {
+                let resolved = scope
+                    .files
+                    .resolve(path)
+                    .map_err(|why| refused(table, "path", why))?;
+                let resolved = resolved.to_str().map(str::to_owned).ok_or_else(|| {
+                    refused(table, "path", "does not resolve to a UTF-8 path".into())
+                })?;
+                table.options.insert("path".into(), resolved);
+            }
+            if let Some(bootstrap) = table.option("bootstrap_servers") {
+                scope
+                    .kafka
+                    .check(bootstrap)
+                    .map_err(|why| refused(table, "bootstrap_servers", why))?;
+            }
+        }
+        Ok(self)
+    }
+
     /// Where setting `key`'s `SET` is (line 0 when it is not set).
     pub fn setting_span(&self, key: &str) -> Span {
         self.setting_spans
@@ -202,11 +248,11 @@ pub fn parse_script(text: &str) -> Result<Script, JobError> {
                         true,
                     ));
                 }
-                let options = match &create.table_options {
+                let (options, option_spans) = match &create.table_options {
                     CreateTableOptions::With(options) | CreateTableOptions::Options(options) => {
                         table_options(options)?
                     }
-                    CreateTableOptions::None => BTreeMap::new(),
+                    CreateTableOptions::None => (BTreeMap::new(), BTreeMap::new()),
                     _ => {
                         return Err(JobError::new(
                             "sql_error",
@@ -250,6 +296,7 @@ pub fn parse_script(text: &str) -> Result<Script, JobError> {
                     schema: Schema::new(fields),
                     watermark,
                     options,
+                    option_spans,
                     span,
                 });
             }
@@ -394,8 +441,12 @@ fn data_type(sql: &ast::DataType) -> Result<DataType, JobError> {
     })
 }
 
-fn table_options(options: &[SqlOption]) -> Result<BTreeMap<String, String>, JobError> {
+/// A table's options and where each key stands.
+type Options = (BTreeMap<String, String>, BTreeMap<String, Span>);
+
+fn table_options(options: &[SqlOption]) -> Result<Options, JobError> {
     let mut out = BTreeMap::new();
+    let mut spans = BTreeMap::new();
     for option in options {
         let SqlOption::KeyValue { key, value } = option else {
             return Err(JobError::new(
@@ -413,9 +464,11 @@ fn table_options(options: &[SqlOption]) -> Result<BTreeMap<String, String>, JobE
             )
             .at_span(key.span)
         })?;
-        out.insert(key.value.to_lowercase(), text);
+        let name = key.value.to_lowercase();
+        spans.insert(name.clone(), key.span);
+        out.insert(name, text);
     }
-    Ok(out)
+    Ok((out, spans))
 }
 
 fn literal_text(value: &Expr) -> Option<String> {

@@ -795,7 +795,15 @@ mod tests {
              FROM TUMBLE(tx, ts, INTERVAL '1' MINUTE) GROUP BY window_start, window_end, account;",
             dir.display()
         );
-        let job = Arc::new(crate::task::PreparedJob::new(&script, None).await.unwrap());
+        let scope = crate::sandbox::JobScope {
+            files: crate::sandbox::FilesRoot::confined(&dir).unwrap(),
+            kafka: crate::sandbox::KafkaScope::any(),
+        };
+        let job = Arc::new(
+            crate::task::PreparedJob::new(&script, None, &scope)
+                .await
+                .unwrap(),
+        );
         let request = crate::task::TaskRequest {
             job_id: "j".into(),
             script,
@@ -803,7 +811,7 @@ mod tests {
             batch_id: 0,
             watermark_ms: None,
             input: crate::task::TaskInput::Files {
-                paths: vec![dir.join("part-0.json")],
+                names: vec!["part-0.json".into()],
             },
             tables: Default::default(),
         };

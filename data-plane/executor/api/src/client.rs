@@ -16,6 +16,7 @@ use crate::cluster::ClusterView;
 use crate::job::{JobDefinition, JobList, JobStatus, Preview, ProgressList, ValidateRequest};
 use crate::problem::Problem;
 use crate::progress::Progress;
+use hdi_stdx::secret::Secret;
 
 /// Deadline of status reads (a page of jobs shows `Unknown` rather than hang).
 pub const STATUS_TIMEOUT: Duration = Duration::from_secs(2);
@@ -80,16 +81,19 @@ pub enum Submitted {
 pub struct DriverClient {
     http: reqwest::Client,
     base: String,
+    credential: Secret,
     status_timeout: Duration,
 }
 
 impl DriverClient {
     /// A client for the driver at `base_url` (`http://host:port`), sharing the connection pool
-    /// of `http`; reads time out after [`STATUS_TIMEOUT`].
-    pub fn new(http: reqwest::Client, base_url: &str) -> DriverClient {
+    /// of `http` and presenting the cluster's `credential`; reads time out after
+    /// [`STATUS_TIMEOUT`].
+    pub fn new(http: reqwest::Client, base_url: &str, credential: Secret) -> DriverClient {
         DriverClient {
             http,
             base: base_url.trim_end_matches('/').to_owned(),
+            credential,
             status_timeout: STATUS_TIMEOUT,
         }
     }
@@ -102,10 +106,12 @@ impl DriverClient {
         self
     }
 
-    /// A connection pool for driver clients.
+    /// A connection pool for driver clients (redirects are not followed: the credential goes
+    /// to the driver's address only).
     pub fn pool() -> reqwest::Client {
         reqwest::Client::builder()
             .connect_timeout(STATUS_TIMEOUT)
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .unwrap_or_default()
     }
@@ -114,19 +120,11 @@ impl DriverClient {
     ///
     /// # Errors
     /// [`DriverError::Refused`] with the SQL error, or a transport or protocol error.
-    pub async fn validate(
-        &self,
-        sql: &str,
-        bootstrap_servers: Option<&str>,
-    ) -> Result<(), DriverError> {
-        let body = ValidateRequest {
-            sql: sql.to_owned(),
-            bootstrap_servers: bootstrap_servers.map(str::to_owned),
-        };
+    pub async fn validate(&self, body: &ValidateRequest) -> Result<(), DriverError> {
         self.send(
             Method::POST,
             "/v1/jobs/validate",
-            Some(&body),
+            Some(body),
             SUBMIT_TIMEOUT,
         )
         .await
@@ -244,7 +242,11 @@ impl DriverClient {
         timeout: Duration,
     ) -> Result<(StatusCode, Vec<u8>), DriverError> {
         let url = format!("{}{path}", self.base);
-        let mut request = self.http.request(method, &url).timeout(timeout);
+        let mut request = self
+            .http
+            .request(method, &url)
+            .timeout(timeout)
+            .bearer_auth(self.credential.expose());
         if let Some(body) = body {
             request = request.json(body);
         }

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{Method, StatusCode, Uri};
+use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
@@ -61,6 +61,11 @@ pub struct FakeState {
     pub preview: Preview,
     /// The live workers `GET /v1/cluster` lists.
     pub workers: Vec<WorkerView>,
+    /// When set, a request without `Authorization: Bearer <credential>` answers `401` (it is
+    /// still recorded).
+    pub credential: Option<String>,
+    /// The bearer token of every request, oldest first (`None` when it sent none).
+    pub bearers: Vec<Option<String>>,
 }
 
 type Shared = Arc<Mutex<FakeState>>;
@@ -131,8 +136,20 @@ fn invalid_body(error: &serde_json::Error) -> Response {
 }
 
 /// Every route: records the request, then answers as the driver would.
-async fn answer(State(state): State<Shared>, method: Method, uri: Uri, body: Bytes) -> Response {
+async fn answer(
+    State(state): State<Shared>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let mut d = state.lock().unwrap_or_else(PoisonError::into_inner);
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::to_owned);
+    d.bearers.push(bearer.clone());
     d.requests.push(Seen {
         method: method.as_str().to_owned(),
         uri: uri
@@ -140,6 +157,10 @@ async fn answer(State(state): State<Shared>, method: Method, uri: Uri, body: Byt
             .map_or_else(|| uri.path().to_owned(), ToString::to_string),
         body: serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null),
     });
+    if d.credential.is_some() && d.credential != bearer {
+        return Problem::new(StatusCode::UNAUTHORIZED, "unauthorized", "no credential")
+            .into_response();
+    }
     let parts: Vec<&str> = uri.path().trim_start_matches('/').split('/').collect();
     let limit = uri
         .query()

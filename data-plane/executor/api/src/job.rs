@@ -12,6 +12,10 @@ pub struct ValidateRequest {
     pub sql: String,
     /// Default Kafka cluster, `host:port,host:port` (sent as `null` when there is none).
     pub bootstrap_servers: Option<String>,
+    /// The bootstrap servers of every Kafka cluster the script's tables may name with
+    /// `bootstrap_servers` (the control plane sends its workspace's); absent: any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allowed_kafka: Option<Vec<String>>,
 }
 
 /// A job's definition: the body of `PUT /v1/jobs/{id}`.
@@ -23,6 +27,10 @@ pub struct JobDefinition {
     pub sql: String,
     /// Default Kafka cluster, `host:port,host:port` (sent as `null` when there is none).
     pub bootstrap_servers: Option<String>,
+    /// The bootstrap servers of every Kafka cluster the script's tables may name with
+    /// `bootstrap_servers` (the control plane sends its workspace's); absent: any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allowed_kafka: Option<Vec<String>>,
 }
 
 /// `{"ok": true}`: a validation passed, a registration was taken.

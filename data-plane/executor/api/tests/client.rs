@@ -7,13 +7,24 @@ use std::time::Duration;
 use hdi_executor_api::fake::{FakeDriver, Seen};
 use hdi_executor_api::{
     DriverClient, DriverError, JobDefinition, Preview, Problem, Progress, QueryState, StatusCode,
-    Submitted, WorkerView,
+    Submitted, ValidateRequest, WorkerView,
 };
+use hdi_stdx::secret::Secret;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
+const CREDENTIAL: &str = "0123456789abcdef0123456789abcdef";
+
 fn client(driver: &FakeDriver) -> DriverClient {
-    DriverClient::new(DriverClient::pool(), driver.url())
+    DriverClient::new(DriverClient::pool(), driver.url(), Secret::new(CREDENTIAL))
+}
+
+fn validate(sql: &str, bootstrap: Option<&str>) -> ValidateRequest {
+    ValidateRequest {
+        sql: sql.into(),
+        bootstrap_servers: bootstrap.map(str::to_owned),
+        allowed_kafka: Some(vec!["k:9092".into()]),
+    }
 }
 
 fn progress(batch: u64) -> Progress {
@@ -27,6 +38,7 @@ fn progress(batch: u64) -> Progress {
 #[tokio::test]
 async fn every_call_sends_its_request_and_reads_its_answer() {
     let driver = FakeDriver::start().await.unwrap();
+    driver.state().credential = Some(CREDENTIAL.into());
     driver.state().progress = (1..=3).map(progress).collect();
     driver.state().preview = Preview::of(vec![json!({"k": "a", "n": 1}), json!({"k": "b"})]);
     let client = client(&driver);
@@ -35,9 +47,13 @@ async fn every_call_sends_its_request_and_reads_its_answer() {
         name: "clicks".into(),
         sql: "SELECT 1".into(),
         bootstrap_servers: None,
+        allowed_kafka: None,
     };
 
-    client.validate("SELECT 1", Some("k:9092")).await.unwrap();
+    client
+        .validate(&validate("SELECT 1", Some("k:9092")))
+        .await
+        .unwrap();
     assert_eq!(
         client.job_put(id, &definition).await.unwrap(),
         Submitted::Created
@@ -83,7 +99,7 @@ async fn every_call_sends_its_request_and_reads_its_answer() {
             Seen::new(
                 "POST",
                 "/v1/jobs/validate",
-                json!({"sql": "SELECT 1", "bootstrap_servers": "k:9092"})
+                json!({"sql": "SELECT 1", "bootstrap_servers": "k:9092", "allowed_kafka": ["k:9092"]})
             ),
             Seen::new("PUT", &format!("/v1/jobs/{id}"), body.clone()),
             Seen::new("PUT", &format!("/v1/jobs/{id}"), body),
@@ -118,7 +134,7 @@ async fn refusals_carry_the_problem_and_transport_failures_are_unreachable() {
     driver.state().validate_error = Some(
         Problem::new(StatusCode::BAD_REQUEST, "unknown_column", "no column x").at(Some(2), Some(8)),
     );
-    match client(&driver).validate("SELECT x", None).await {
+    match client(&driver).validate(&validate("SELECT x", None)).await {
         Err(DriverError::Refused {
             status,
             code,
@@ -135,9 +151,32 @@ async fn refusals_carry_the_problem_and_transport_failures_are_unreachable() {
     let url = driver.url().to_owned();
     drop(driver);
     tokio::time::sleep(Duration::from_millis(50)).await;
-    let down = DriverClient::new(DriverClient::pool(), &url);
+    let down = DriverClient::new(DriverClient::pool(), &url, Secret::new(CREDENTIAL));
     assert!(
         matches!(down.jobs_list().await, Err(DriverError::Unreachable { .. })),
         "a stopped driver is unreachable"
+    );
+}
+
+#[tokio::test]
+async fn the_client_presents_its_credential_and_a_wrong_one_is_refused() {
+    let driver = FakeDriver::start().await.unwrap();
+    driver.state().credential = Some(CREDENTIAL.into());
+    client(&driver).jobs_list().await.unwrap();
+    let wrong = DriverClient::new(
+        DriverClient::pool(),
+        driver.url(),
+        Secret::new("another-credential-of-32-characters"),
+    );
+    assert!(matches!(
+        wrong.jobs_list().await,
+        Err(DriverError::Refused { status: 401, .. })
+    ));
+    assert_eq!(
+        driver.state().bearers,
+        [
+            Some(CREDENTIAL.to_owned()),
+            Some("another-credential-of-32-characters".to_owned())
+        ]
     );
 }

@@ -374,7 +374,7 @@ pub(super) fn tasks_for(
         BatchInput::Files { files, .. } => files
             .iter()
             .map(|f| TaskInput::Files {
-                paths: vec![f.clone()],
+                names: vec![f.file_name().map_or_else(String::new, |n| n.to_string_lossy().into_owned())],
             })
             .collect(),
     };

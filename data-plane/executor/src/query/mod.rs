@@ -32,6 +32,7 @@ use tokio::sync::watch;
 
 use crate::checkpoint::{BatchInput, Checkpoint, OffsetEntry};
 use crate::plan::Trigger;
+use crate::sandbox::JobScope;
 use crate::sink::Sink;
 use crate::source::{ConsumerPool, SourceSpec, kafka_partitions, kafka_watermarks, list_files};
 use crate::sql::JobError;
@@ -57,6 +58,8 @@ pub struct QueryConfig {
     pub bootstrap: Option<String>,
     /// The checkpoint directory.
     pub checkpoint: PathBuf,
+    /// What the job may touch (its files root and Kafka clusters).
+    pub scope: JobScope,
 }
 
 /// A running query.
@@ -96,9 +99,10 @@ impl std::fmt::Debug for Query {
 pub async fn validate(
     script: &str,
     bootstrap: Option<&str>,
+    scope: &JobScope,
     pool: &Arc<ConsumerPool>,
 ) -> Result<(PreparedJob, Sink), JobError> {
-    let job = PreparedJob::new(script, bootstrap).await?;
+    let job = PreparedJob::new(script, bootstrap, scope).await?;
     let sink = Sink::open(&job.plan.sink, bootstrap, Arc::clone(pool))?;
     let checks = {
         let pool = Arc::clone(pool);
@@ -138,7 +142,13 @@ impl Query {
         pool: Arc<ConsumerPool>,
         handle: Arc<QueryHandle>,
     ) -> Result<Query, JobError> {
-        let (job, sink) = validate(&config.script, config.bootstrap.as_deref(), &pool).await?;
+        let (job, sink) = validate(
+            &config.script,
+            config.bootstrap.as_deref(),
+            &config.scope,
+            &pool,
+        )
+        .await?;
         let checkpoint = Checkpoint::open(&config.checkpoint)
             .map_err(|e| JobError::new("internal", format!("{e:#}")))?;
         let wanted = crate::plan::state_partitions(&job.plan.script)?;

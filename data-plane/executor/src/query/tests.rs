@@ -15,6 +15,7 @@ use super::input::{
 use super::{LocalRunner, Query, QueryConfig, QueryHandle, QueryState};
 use crate::checkpoint::{BatchInput, Checkpoint, CommitEntry, OffsetEntry};
 use crate::plan::JobPlan;
+use crate::sandbox::JobScope;
 use crate::sink::SinkMark;
 use crate::source::{ConsumerPool, SourceSpec};
 use crate::sql::{WatermarkDef, parse_script};
@@ -249,6 +250,7 @@ fn a_batch_has_a_task_per_partition_with_records_or_per_file() {
         script: "s".into(),
         bootstrap: Some("b:9092".into()),
         checkpoint: PathBuf::new(),
+        scope: JobScope::default(),
     };
     let source = SourceSpec::Kafka {
         bootstrap: "b:9092".into(),
@@ -283,7 +285,7 @@ fn a_batch_has_a_task_per_partition_with_records_or_per_file() {
         0,
         BatchInput::Files {
             taken: 0,
-            files: vec!["a".into(), "b".into()],
+            files: vec!["/in/a".into(), "/in/b".into()],
         },
         None,
     );
@@ -299,10 +301,10 @@ fn a_batch_has_a_task_per_partition_with_records_or_per_file() {
         inputs,
         [
             TaskInput::Files {
-                paths: vec!["a".into()]
+                names: vec!["a".into()]
             },
             TaskInput::Files {
-                paths: vec!["b".into()]
+                names: vec!["b".into()]
             }
         ]
     );
@@ -417,6 +419,7 @@ async fn start(dir: &Path, script: &str) -> (Query, Arc<QueryHandle>) {
             script: script.into(),
             bootstrap: None,
             checkpoint: dir.join("checkpoint"),
+            scope: JobScope::default(),
         },
         Arc::new(LocalRunner::default()),
         ConsumerPool::shared(),
