@@ -7,6 +7,7 @@
 
 pub use hdi_executor_api::{
     DriverClient, DriverError, JobDefinition, STATUS_TIMEOUT, SUBMIT_TIMEOUT, Submitted,
+    ValidateRequest,
 };
 
 /// A job as the driver reports it, named by the control plane's UUID (a list holding any other

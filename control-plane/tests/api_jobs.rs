@@ -119,6 +119,34 @@ impl Fixture {
         }
         let fixture = Fixture { app, store, driver };
         fixture.set_job_api("spark", fixture.driver.url()).await;
+        // The fake driver takes only the Spark cluster's credential, as a real one does.
+        let ws = fixture.store.workspace_get("ws").await.unwrap().unwrap();
+        let spark = fixture
+            .store
+            .cluster_get(ws.id, "spark")
+            .await
+            .unwrap()
+            .unwrap();
+        let access = fixture
+            .store
+            .cluster_access(spark.id)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(access.credential.expose().len() >= 32);
+        fixture.driver.state().credential = Some(access.credential.expose().to_owned());
+        let view = call(
+            &fixture.app,
+            "GET",
+            "/v1/workspaces/ws/clusters/spark",
+            Some(ADMIN),
+            None,
+        )
+        .await;
+        assert!(
+            !view.body.to_string().contains(access.credential.expose()),
+            "the API shows no credential"
+        );
         fixture
             .set_status(
                 "kafka",
@@ -209,12 +237,13 @@ async fn jobs_are_submitted_listed_shown_and_deleted(pool: PgPool) {
             seen(
                 "POST",
                 "/v1/jobs/validate",
-                json!({"sql": SQL, "bootstrap_servers": BOOTSTRAP})
+                json!({"sql": SQL, "bootstrap_servers": BOOTSTRAP, "allowed_kafka": [BOOTSTRAP]})
             ),
             seen(
                 "PUT",
                 &format!("/v1/jobs/{id}"),
-                json!({"name": "clicks", "sql": SQL, "bootstrap_servers": BOOTSTRAP})
+                json!({"name": "clicks", "sql": SQL, "bootstrap_servers": BOOTSTRAP,
+                    "allowed_kafka": [BOOTSTRAP]})
             ),
             seen("GET", &format!("/v1/jobs/{id}"), Value::Null),
         ]
@@ -226,10 +255,14 @@ async fn jobs_are_submitted_listed_shown_and_deleted(pool: PgPool) {
     assert!(plain.body.get("kafka_cluster").is_none(), "{}", plain.body);
     let plain_id = plain.body["id"].as_str().unwrap().to_owned();
     let sent = f.driver.requests();
-    assert_eq!(sent[0].body, json!({"sql": SQL, "bootstrap_servers": null}));
+    assert_eq!(
+        sent[0].body,
+        json!({"sql": SQL, "bootstrap_servers": null, "allowed_kafka": [BOOTSTRAP]})
+    );
     assert_eq!(
         sent[1].body,
-        json!({"name": "plain", "sql": SQL, "bootstrap_servers": null})
+        json!({"name": "plain", "sql": SQL, "bootstrap_servers": null,
+            "allowed_kafka": [BOOTSTRAP]})
     );
 
     let taken = f.submit("clicks", None).await;
@@ -634,12 +667,14 @@ async fn the_job_reconciler_resubmits_lost_jobs_and_removes_unknown_ones(pool: P
         seen(
             "PUT",
             &format!("/v1/jobs/{a}"),
-            json!({"name": "a", "sql": SQL, "bootstrap_servers": BOOTSTRAP}),
+            json!({"name": "a", "sql": SQL, "bootstrap_servers": BOOTSTRAP,
+                "allowed_kafka": [BOOTSTRAP]}),
         ),
         seen(
             "PUT",
             &format!("/v1/jobs/{b}"),
-            json!({"name": "b", "sql": SQL, "bootstrap_servers": null}),
+            json!({"name": "b", "sql": SQL, "bootstrap_servers": null,
+                "allowed_kafka": [BOOTSTRAP]}),
         ),
         seen("DELETE", &format!("/v1/jobs/{unknown}"), Value::Null),
     ];

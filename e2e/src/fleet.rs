@@ -288,6 +288,10 @@ impl Fleet {
                 .args(["--cpu-millis", "4000"])
                 .arg("--data-dir")
                 .arg(dir.join(format!("node-{index}")))
+                // The fleet shares one storage directory (workspaces' storage roots), as nodes
+                // on several hosts would share a network file system.
+                .arg("--storage-dir")
+                .arg(dir.join("storage"))
                 .arg("--token-file")
                 .arg(&secrets.agent_token_file)
                 // The agent's own filter must not reach its workloads (their ready lines are info).

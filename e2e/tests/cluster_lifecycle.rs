@@ -190,7 +190,17 @@ async fn kafka_and_spark_clusters_through_hdictl() {
         .as_str()
         .unwrap()
         .to_owned();
-    let members: Value = reqwest_get(&format!("{job_api}/v1/cluster")).await;
+    // The driver answers only callers with the cluster's credential, which the agents wrote to
+    // 0600 files beside the workloads (and never on a command line).
+    let anonymous = tokio::process::Command::new("curl")
+        .args(["-s", "-o", "/dev/null", "-w", "%{http_code}"])
+        .arg(format!("{job_api}/v1/cluster"))
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&anonymous.stdout), "401");
+    let credential = cluster_credential(&fleet);
+    let members: Value = reqwest_get(&format!("{job_api}/v1/cluster"), &credential).await;
     assert_eq!(
         members["workers"].as_array().unwrap().len(),
         2,
@@ -240,9 +250,54 @@ async fn kafka_and_spark_clusters_through_hdictl() {
     );
 }
 
-async fn reqwest_get(url: &str) -> Value {
+/// The credential file of the Spark cluster's workloads (one per workload, all the same), after
+/// checking each is its owner's alone and appears in no process's arguments.
+fn cluster_credential(fleet: &Fleet) -> String {
+    use std::os::unix::fs::PermissionsExt as _;
+    let mut found = Vec::new();
+    for node in 0..3 {
+        let Ok(entries) = std::fs::read_dir(fleet.agent_dir(node).join("workloads")) else {
+            continue;
+        };
+        for entry in entries {
+            let file = entry.unwrap().path().join("credential");
+            if let Ok(meta) = std::fs::metadata(&file) {
+                assert_eq!(
+                    meta.permissions().mode() & 0o777,
+                    0o600,
+                    "{}",
+                    file.display()
+                );
+                found.push(std::fs::read_to_string(&file).unwrap());
+            }
+        }
+    }
+    assert_eq!(found.len(), 3, "a driver and two workers");
+    // The workspace's storage root, in the fleet's shared storage directory.
+    let storage = fleet
+        .agent_dir(0)
+        .parent()
+        .unwrap()
+        .join("storage/workspaces");
+    assert_eq!(
+        std::fs::read_dir(&storage).unwrap().count(),
+        1,
+        "{}",
+        storage.display()
+    );
+    assert!(found.iter().all(|c| c == &found[0] && c.len() >= 32));
+    let ps = std::process::Command::new("ps")
+        .args(["-eo", "args"])
+        .output()
+        .unwrap();
+    assert!(!String::from_utf8_lossy(&ps.stdout).contains(&found[0]));
+    found.swap_remove(0)
+}
+
+async fn reqwest_get(url: &str, credential: &str) -> Value {
     let out = tokio::process::Command::new("curl")
-        .args(["-sf", url])
+        .args(["-sf", url, "-H"])
+        .arg(format!("authorization: Bearer {credential}"))
         .output()
         .await
         .unwrap();

@@ -48,6 +48,8 @@ fn curl(method: &str, url: &str, body: Option<&str>) -> (u16, serde_json::Value)
         "-X",
         method,
         url,
+        "-H",
+        &format!("authorization: Bearer {CREDENTIAL}"),
     ]);
     if let Some(body) = body {
         command.args([
@@ -66,6 +68,25 @@ fn curl(method: &str, url: &str, body: Option<&str>) -> (u16, serde_json::Value)
     )
 }
 
+/// The cluster credential the driver and workers share (and every call presents).
+const CREDENTIAL: &str = "executor-jobs-test-credential-0123456789";
+
+/// `--credential-file F --files-root D`: one credential file and files root for the test process.
+fn cluster_args() -> Vec<std::ffi::OsString> {
+    static DIR: std::sync::OnceLock<TempDir> = std::sync::OnceLock::new();
+    let dir = DIR.get_or_init(|| {
+        let dir = TempDir::new("executor-cluster");
+        hdi_stdx::secret::write_secret_file(&dir.path().join("credential"), CREDENTIAL).unwrap();
+        dir
+    });
+    vec![
+        "--credential-file".into(),
+        dir.path().join("credential").into(),
+        "--files-root".into(),
+        dir.path().join("files").into(),
+    ]
+}
+
 fn start_driver(dir: &std::path::Path, listen: &str, env: &[(&str, &str)]) -> (Proc, String) {
     let mut proc = Proc::spawn(
         "hdi-executor-driver",
@@ -73,6 +94,7 @@ fn start_driver(dir: &std::path::Path, listen: &str, env: &[(&str, &str)]) -> (P
             .args(["driver", "--listen", listen, "--worker-timeout", "3s"])
             .arg("--data-dir")
             .arg(dir)
+            .args(cluster_args())
             .env("RUST_LOG", "info")
             .envs(env.iter().copied()),
     );
@@ -105,6 +127,7 @@ fn start_worker(dir: &std::path::Path, id: u32, driver: &str) -> Proc {
             ])
             .arg("--data-dir")
             .arg(dir.join(format!("worker-{id}")))
+            .args(cluster_args())
             .env("RUST_LOG", "info"),
     );
     proc.wait_for_line("listening on", Duration::from_secs(30))

@@ -138,7 +138,8 @@ async fn hdictl_runs_jobs_on_a_spark_cluster() {
         assert_eq!(put.method, "PUT");
         assert_eq!(
             put.body,
-            json!({"name": "clicks", "sql": SQL, "bootstrap_servers": "127.0.0.1:19092"})
+            json!({"name": "clicks", "sql": SQL, "bootstrap_servers": "127.0.0.1:19092",
+                "allowed_kafka": ["127.0.0.1:19092"]})
         );
         put.uri.trim_start_matches("/v1/jobs/").to_owned()
     };

@@ -63,6 +63,7 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
     let mut supervisor = Supervisor::start(SupervisorConfig {
         data_dir: config.data_dir.clone(),
         bin_dir: config.bin_dir.clone(),
+        storage_dir: config.storage_dir.clone(),
         stop_timeout: supervisor::STOP_TIMEOUT,
     })?;
     let mut ticks = tokio::time::interval(config.heartbeat_interval);

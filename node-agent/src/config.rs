@@ -36,6 +36,11 @@ pub struct Flags {
     /// Directory holding `hdi-broker` and `hdi-executor` (default: the agent's own directory).
     #[arg(long)]
     pub bin_dir: Option<PathBuf>,
+    /// The node's storage directory, under which each workspace's storage root (where its jobs'
+    /// file connectors read and write) is kept; nodes of one fleet share it (a network file
+    /// system on several hosts). Default: `<data-dir>/storage`.
+    #[arg(long)]
+    pub storage_dir: Option<PathBuf>,
     /// CPU offered, in thousandths of a core (default: the cores this process may use).
     #[arg(long)]
     pub cpu_millis: Option<u64>,
@@ -65,6 +70,8 @@ pub struct AgentConfig {
     pub poll_interval: Duration,
     /// Where the workload binaries are.
     pub bin_dir: PathBuf,
+    /// Where workspaces' storage roots are.
+    pub storage_dir: PathBuf,
     /// CPU override.
     pub cpu_millis: Option<u64>,
     /// Memory override.
@@ -136,6 +143,9 @@ impl Flags {
         Ok(AgentConfig {
             token: read_token(&self.token_file)?,
             bin_dir,
+            storage_dir: self
+                .storage_dir
+                .unwrap_or_else(|| self.data_dir.join("storage")),
             poll_interval: self.poll_interval,
             control_plane: self.control_plane,
             data_dir: self.data_dir,

@@ -26,11 +26,12 @@ pub mod spec;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
 use std::io::Write;
+use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context;
-use hdi_api::{Workload, WorkloadAssignment, WorkloadState, WorkloadStatus};
+use hdi_api::{Workload, WorkloadAssignment, WorkloadSpec, WorkloadState, WorkloadStatus};
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -52,6 +53,8 @@ pub struct SupervisorConfig {
     pub data_dir: PathBuf,
     /// Where `hdi-broker` and `hdi-executor` are.
     pub bin_dir: PathBuf,
+    /// The node's storage directory: workspaces' storage roots (jobs' files) are under it.
+    pub storage_dir: PathBuf,
     /// Time between SIGTERM and SIGKILL when stopping a workload ([`STOP_TIMEOUT`]).
     pub stop_timeout: Duration,
 }
@@ -419,11 +422,8 @@ impl Supervisor {
     fn reconcile(&mut self) {
         let mut desired: BTreeMap<String, Workload> = BTreeMap::new();
         for workload in self.applied.iter().flat_map(|a| &a.workloads) {
-            if !spec::valid_name(&workload.name) {
-                tracing::error!(
-                    workload = workload.name,
-                    "refusing workload: a name is 1 to 100 lowercase letters, digits and '-'"
-                );
+            if let Some(why) = spec::refusal(workload) {
+                tracing::error!(workload = workload.name, "refusing workload: {why}");
             } else if desired.contains_key(&workload.name) {
                 tracing::error!(
                     workload = workload.name,
@@ -561,15 +561,25 @@ impl Supervisor {
             _ => process::find_by_data_dir(&data_dir).map(|pid| {
                 let desired = self.slots.get(name).and_then(|s| s.desired.clone());
                 let workload = desired.filter(|w| {
-                    let expected = spec::command_line(&self.config.bin_dir, &wdir, &w.spec);
+                    let expected = spec::command_line(
+                        &self.config.bin_dir,
+                        &self.config.storage_dir,
+                        &wdir,
+                        &w.spec,
+                    );
                     process::cmdline(pid).is_some_and(|c| c.get(1..) == Some(&expected.args[..]))
                 });
                 if let Some(workload) = &workload {
                     let pid_file = PidFile {
                         pid,
                         start_ticks: process::start_ticks(pid),
-                        program: spec::command_line(&self.config.bin_dir, &wdir, &workload.spec)
-                            .program,
+                        program: spec::command_line(
+                            &self.config.bin_dir,
+                            &self.config.storage_dir,
+                            &wdir,
+                            &workload.spec,
+                        )
+                        .program,
                         workload: workload.clone(),
                     };
                     if let Err(error) = write_json_atomically(&wdir.join("pid"), &pid_file) {
@@ -610,11 +620,30 @@ impl Supervisor {
         true
     }
 
+    /// Writes what a workload reads besides its flags: an executor's cluster credential (a 0600
+    /// file, never an argument or the environment) and its workspace's storage root.
+    fn prepare_secrets(&self, wdir: &Path, spec: &WorkloadSpec) -> std::io::Result<()> {
+        let WorkloadSpec::Executor(executor) = spec else {
+            return Ok(());
+        };
+        hdi_stdx::secret::write_secret_file(&spec::credential_file(wdir), &executor.credential)?;
+        if let Some(root) = spec::files_root_dir(&self.config.storage_dir, &executor.files_root) {
+            std::fs::create_dir_all(root)?;
+        }
+        Ok(())
+    }
+
     fn start_process(&mut self, name: &str, workload: &Workload) {
         let wdir = self.workload_dir(name);
-        let command = spec::command_line(&self.config.bin_dir, &wdir, &workload.spec);
+        let command = spec::command_line(
+            &self.config.bin_dir,
+            &self.config.storage_dir,
+            &wdir,
+            &workload.spec,
+        );
         let log = wdir.join("process.log");
         let spawned = std::fs::create_dir_all(spec::process_data_dir(&wdir))
+            .and_then(|()| self.prepare_secrets(&wdir, &workload.spec))
             .and_then(|()| process::spawn(&command, &wdir, &log));
         let (mut child, offset) = match spawned {
             Ok(spawned) => spawned,
@@ -795,14 +824,22 @@ impl Supervisor {
     }
 }
 
-/// Writes `value` as JSON to `path` atomically: a temporary file, fsync, rename, fsync of the
-/// directory. A crash leaves the old file or the new one, never a torn one.
+/// Writes `value` as JSON to `path` atomically, readable by its owner only: a temporary file,
+/// fsync, rename, fsync of the directory. A crash leaves the old file or the new one, never a
+/// torn one.
 fn write_json_atomically<T: Serialize>(path: &Path, value: &T) -> std::io::Result<()> {
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(".tmp");
     let tmp = PathBuf::from(tmp);
     let bytes = serde_json::to_vec_pretty(value).map_err(std::io::Error::other)?;
-    let mut file = File::create(&tmp)?;
+    // Owner only: assignments and pid files hold the workloads' credentials.
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)?;
+    file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
     file.write_all(&bytes)?;
     file.sync_all()?;
     std::fs::rename(&tmp, path)?;

@@ -105,6 +105,7 @@ async fn supervises_a_single_node_broker() {
     let config = SupervisorConfig {
         data_dir: data_dir.clone(),
         bin_dir: bin_dir(),
+        storage_dir: data_dir.join("storage"),
         stop_timeout: STOP_TIMEOUT,
     };
     // A directory of no assigned workload, left by an earlier life of the node.
@@ -141,6 +142,13 @@ async fn supervises_a_single_node_broker() {
     assert_eq!(supervisor.apply(assignment.clone()), Applied::Unchanged);
     let wdir = supervisor.workload_dir("broker-1");
     assert!(data_dir.join("assignment.json").exists());
+    // Assignments carry workloads' credentials: the file is its owner's alone.
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(data_dir.join("assignment.json"))
+            .unwrap()
+            .permissions(),
+    );
+    assert_eq!(mode & 0o777, 0o600);
 
     // Starts and becomes Running; the invalid name is refused; the stray directory is moved aside.
     until(

@@ -244,6 +244,10 @@ fn bring_up(
                 ])
                 .arg("--data-dir")
                 .arg(state.join("nodes").join(&name))
+                // One storage directory for the fleet (workspaces' storage roots), outside
+                // every workload's directory and apart from the platform's secrets.
+                .arg("--storage-dir")
+                .arg(state.join("storage"))
                 .arg("--token-file")
                 .arg(&agent_token_file),
         )?;

@@ -78,7 +78,8 @@ pub enum ExecutorRole {
     Worker,
 }
 
-/// `hdi-executor driver --listen HOST:PORT` or `hdi-executor worker --id N --listen HOST:PORT --driver HOST:PORT`.
+/// `hdi-executor driver --listen HOST:PORT ...` or `hdi-executor worker --id N --listen HOST:PORT --driver HOST:PORT ...`,
+/// each with `--credential-file FILE --files-root DIR`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct ExecutorWorkload {
     /// Driver or worker.
@@ -91,6 +92,12 @@ pub struct ExecutorWorkload {
     pub port: u16,
     /// The driver's `host:port` (workers register there; the driver's own address for the driver).
     pub driver: String,
+    /// The cluster's credential: the agent writes it to a 0600 file the process reads
+    /// (`--credential-file`); every caller of the driver and the workers must present it.
+    pub credential: String,
+    /// The storage root jobs' file connectors resolve paths in, relative to the node's storage
+    /// directory (`workspaces/<workspace id>`): one per workspace, shared by its clusters.
+    pub files_root: String,
 }
 
 /// What an agent knows of one of its workloads.

@@ -15,7 +15,7 @@ use super::extract::{AgentCaller, ApiJson, ApiPath};
 use super::node::{capacity_from_wire, node_to_wire};
 use crate::AppState;
 use crate::model::{
-    NodeId, NodeSpec, ObservedProcess, WorkloadConfig, WorkloadRecord, WorkloadRole,
+    ClusterAccess, NodeId, NodeSpec, ObservedProcess, WorkloadConfig, WorkloadRecord, WorkloadRole,
 };
 use crate::store::ReportedWorkload;
 
@@ -109,14 +109,18 @@ pub async fn agent_node_workloads(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<Uuid>,
 ) -> Result<Json<WorkloadAssignment>, ApiError> {
-    let (generation, workloads) = state.service.node_assignment(NodeId::from_uuid(id)).await?;
+    let assignment = state.service.node_assignment(NodeId::from_uuid(id)).await?;
     Ok(Json(WorkloadAssignment {
-        generation,
-        workloads: workloads.iter().map(workload_to_wire).collect(),
+        generation: assignment.generation,
+        workloads: assignment
+            .workloads
+            .iter()
+            .filter_map(|w| Some(workload_to_wire(w, assignment.access.get(&w.cluster_id)?)))
+            .collect(),
     }))
 }
 
-fn workload_to_wire(w: &WorkloadRecord) -> Workload {
+fn workload_to_wire(w: &WorkloadRecord, access: &ClusterAccess) -> Workload {
     let spec = match &w.config {
         WorkloadConfig::Broker {
             broker_id,
@@ -154,6 +158,8 @@ fn workload_to_wire(w: &WorkloadRecord) -> Workload {
             host: w.address.clone(),
             port: *port,
             driver: driver.clone(),
+            credential: access.credential.expose().to_owned(),
+            files_root: access.files_root(),
         }),
     };
     Workload {

@@ -582,3 +582,22 @@ pub fn kind_spec(kind: Kind) -> KindSpec {
             max_replicas: 1,
         })
 }
+
+/// What a cluster's processes get besides their spec, and what the control plane presents when
+/// it calls them: the workspace (whose storage root jobs' files resolve in) and the cluster's
+/// credential. Never part of an API view.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClusterAccess {
+    /// The cluster's workspace.
+    pub workspace_id: WorkspaceId,
+    /// The cluster's data-plane credential.
+    pub credential: hdi_stdx::secret::Secret,
+}
+
+impl ClusterAccess {
+    /// The storage root of the cluster's workspace, relative to a node's storage directory:
+    /// `workspaces/<workspace id>`.
+    pub fn files_root(&self) -> String {
+        format!("workspaces/{}", self.workspace_id)
+    }
+}

@@ -85,4 +85,8 @@ pub struct SparkDriver {
     pub cluster: String,
     /// The driver's job API base URL, e.g. `http://127.0.0.1:21000`.
     pub job_api: String,
+    /// The cluster's credential, presented to the driver.
+    pub credential: hdi_stdx::secret::Secret,
+    /// The bootstrap servers of its workspace's Kafka clusters (what its jobs may name).
+    pub workspace_kafka: Vec<String>,
 }

@@ -115,7 +115,11 @@ impl JobReconciler {
         driver: &SparkDriver,
         report: &mut JobPassReport,
     ) -> Result<(), StoreError> {
-        let client = DriverClient::new(self.http.clone(), &driver.job_api);
+        let client = DriverClient::new(
+            self.http.clone(),
+            &driver.job_api,
+            driver.credential.clone(),
+        );
         let on_driver = match client.jobs_list().await {
             Ok(jobs) => jobs
                 .into_iter()
@@ -136,7 +140,10 @@ impl JobReconciler {
                     let Some(job) = stored.iter().find(|j| j.id == id) else {
                         continue;
                     };
-                    match client.job_put(id.into_uuid(), &definition(job)).await {
+                    match client
+                        .job_put(id.into_uuid(), &definition(job, driver))
+                        .await
+                    {
                         Ok(_) => {
                             tracing::info!(cluster = %driver.cluster, job = %job.name, "job submitted to the driver");
                             report.submitted += 1;
@@ -163,11 +170,12 @@ impl JobReconciler {
     }
 }
 
-fn definition(job: &JobRecord) -> JobDefinition {
+fn definition(job: &JobRecord, driver: &SparkDriver) -> JobDefinition {
     JobDefinition {
         name: job.name.clone(),
         sql: job.sql.clone(),
         bootstrap_servers: job.bootstrap_servers.clone(),
+        allowed_kafka: Some(driver.workspace_kafka.clone()),
     }
 }
 

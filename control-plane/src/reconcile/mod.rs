@@ -119,7 +119,7 @@ impl<P: Provisioner> Reconciler<P> {
             _ => None,
         };
         let spark = match cluster.kind {
-            Kind::Spark if !cluster.deleting => self.observe_spark(&workloads).await,
+            Kind::Spark if !cluster.deleting => self.observe_spark(&cluster, &workloads).await,
             _ => None,
         };
         // The pass may have run long since the claim: act only while still holding the lease
@@ -392,13 +392,15 @@ impl<P: Provisioner> Reconciler<P> {
 
     async fn observe_spark(
         &self,
+        cluster: &ClusterRecord,
         workloads: &[crate::model::WorkloadRecord],
     ) -> Option<SparkObservation> {
         let driver = workloads
             .iter()
             .find(|w| w.role == WorkloadRole::Driver && !w.removing)?;
+        let access = self.store.cluster_access(cluster.id).await.ok()??;
         let base = format!("http://{}", driver.endpoint());
-        let client = crate::driver::DriverClient::new(self.http.clone(), &base)
+        let client = crate::driver::DriverClient::new(self.http.clone(), &base, access.credential)
             .with_status_timeout(self.config.probe_timeout);
         let view = client.cluster().await.ok()?;
         let workers: BTreeSet<u32> = view.workers.iter().map(|w| w.id).collect();

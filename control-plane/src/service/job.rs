@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use super::node::{PageRequest, decode_page_token, encode_page_token, is_dns_label};
 use super::{ErrorCode, Service, ServiceError};
 use crate::auth::{Identity, Role};
-use crate::driver::{DriverClient, DriverError, DriverJob, JobDefinition};
+use crate::driver::{DriverClient, DriverError, DriverJob, JobDefinition, ValidateRequest};
 use crate::model::{
     ClusterId, ClusterRecord, ClusterState, JobId, JobRecord, JobRunState, Kind, NewJob,
 };
@@ -203,13 +203,13 @@ impl Service {
 
     /// A client for the driver of a Spark cluster that serves jobs (Running or Resizing, not
     /// being deleted, its job API known).
-    fn serving_driver(&self, cluster: &ClusterRecord) -> Result<DriverClient, ServiceError> {
+    async fn serving_driver(&self, cluster: &ClusterRecord) -> Result<DriverClient, ServiceError> {
         let serving = matches!(
             cluster.state,
             ClusterState::Running | ClusterState::Resizing
         );
         match cluster.status.job_api.as_deref() {
-            Some(url) if serving && !cluster.deleting => Ok(self.driver(url)),
+            Some(url) if serving && !cluster.deleting => self.driver(cluster, url).await,
             _ => Err(ServiceError::Conflict {
                 code: ErrorCode::ClusterNotReady,
                 message: format!(
@@ -226,9 +226,24 @@ impl Service {
         }
     }
 
-    /// A client for the driver at `job_api`.
-    fn driver(&self, job_api: &str) -> DriverClient {
-        DriverClient::new(self.drivers.clone(), job_api)
+    /// A client for `cluster`'s driver at `job_api`, presenting the cluster's credential.
+    async fn driver(
+        &self,
+        cluster: &ClusterRecord,
+        job_api: &str,
+    ) -> Result<DriverClient, ServiceError> {
+        let access = self
+            .store
+            .cluster_access(cluster.id)
+            .await?
+            .ok_or_else(|| ServiceError::NotFound {
+                what: format!("cluster {:?}", cluster.name),
+            })?;
+        Ok(DriverClient::new(
+            self.drivers.clone(),
+            job_api,
+            access.credential,
+        ))
     }
 
     /// A job of `cluster` by id or name.
@@ -292,7 +307,14 @@ impl Service {
         let Some(url) = cluster.status.job_api.as_deref() else {
             return JobStatusView::of(JobRunState::Unknown);
         };
-        match self.driver(url).job_get(id.into_uuid()).await {
+        let job = match self.driver(cluster, url).await {
+            Ok(driver) => driver.job_get(id.into_uuid()).await,
+            Err(error) => {
+                tracing::warn!(cluster = %cluster.name, error = %error, "job status unknown");
+                return JobStatusView::of(JobRunState::Unknown);
+            }
+        };
+        match job {
             Ok(Some(job)) => JobStatusView::from_driver(job),
             Ok(None) => JobStatusView::of(JobRunState::Pending),
             Err(error) => {
@@ -319,7 +341,7 @@ impl Service {
             self.authorize(caller, workspace, Role::Operator).await?;
             validate_job(&input)?;
             let spark = self.spark_cluster(workspace, cluster).await?;
-            let driver = self.serving_driver(&spark)?;
+            let driver = self.serving_driver(&spark).await?;
             let kafka = match input.kafka_cluster.as_deref() {
                 Some(name) => Some(self.job_kafka_cluster(&spark, name).await?),
                 None => None,
@@ -337,8 +359,14 @@ impl Service {
                 return Err(exists());
             }
             let bootstrap = kafka.as_ref().map(|(_, b)| b.clone());
+            // The job's tables may name only its workspace's Kafka clusters.
+            let allowed_kafka = Some(self.store.workspace_kafka(spark.workspace_id).await?);
             driver
-                .validate(&input.sql, bootstrap.as_deref())
+                .validate(&ValidateRequest {
+                    sql: input.sql.clone(),
+                    bootstrap_servers: bootstrap.clone(),
+                    allowed_kafka: allowed_kafka.clone(),
+                })
                 .await
                 .map_err(|e| sql_error(e, cluster))?;
             let job = match self
@@ -361,6 +389,7 @@ impl Service {
                 name: job.name.clone(),
                 sql: job.sql.clone(),
                 bootstrap_servers: bootstrap,
+                allowed_kafka,
             };
             if let Err(error) = driver.job_put(job.id.into_uuid(), &definition).await {
                 // Stored is accepted: the job reconciler sends it once the driver takes it.
@@ -421,17 +450,19 @@ impl Service {
             None
         };
         let on_driver: Option<HashMap<JobId, DriverJob>> = match &spark.status.job_api {
-            Some(url) if !jobs.is_empty() => match self.driver(url).jobs_list().await {
-                Ok(list) => Some(
-                    list.into_iter()
-                        .map(|j| (JobId::from_uuid(j.id), j))
-                        .collect(),
-                ),
-                Err(error) => {
-                    tracing::debug!(cluster, error = %error, "job statuses unknown");
-                    None
+            Some(url) if !jobs.is_empty() => {
+                match self.driver(&spark, url).await?.jobs_list().await {
+                    Ok(list) => Some(
+                        list.into_iter()
+                            .map(|j| (JobId::from_uuid(j.id), j))
+                            .collect(),
+                    ),
+                    Err(error) => {
+                        tracing::debug!(cluster, error = %error, "job statuses unknown");
+                        None
+                    }
                 }
-            },
+            }
             _ => None,
         };
         let views = jobs
@@ -486,7 +517,7 @@ impl Service {
         let limit = limit(limit_param)?;
         let spark = self.spark_cluster(workspace, cluster).await?;
         let job = self.job_record(&spark, job).await?;
-        let driver = self.serving_driver(&spark)?;
+        let driver = self.serving_driver(&spark).await?;
         match driver.job_progress(job.id.into_uuid(), limit).await {
             Ok(progress) => Ok(progress
                 .into_iter()
@@ -513,7 +544,7 @@ impl Service {
         let limit = limit(limit_param)?;
         let spark = self.spark_cluster(workspace, cluster).await?;
         let job = self.job_record(&spark, job).await?;
-        let driver = self.serving_driver(&spark)?;
+        let driver = self.serving_driver(&spark).await?;
         match driver.job_preview(job.id.into_uuid(), limit).await {
             Ok(preview) => Ok(JobPreview {
                 columns: preview.columns,
@@ -549,7 +580,11 @@ impl Service {
                 });
             }
             if let Some(url) = spark.status.job_api.as_deref()
-                && let Err(error) = self.driver(url).job_delete(record.id.into_uuid()).await
+                && let Err(error) = self
+                    .driver(&spark, url)
+                    .await?
+                    .job_delete(record.id.into_uuid())
+                    .await
             {
                 tracing::warn!(cluster, job = %record.name, error = %error, "job deleted; the driver still has it until the job reconciler reaches it");
             }

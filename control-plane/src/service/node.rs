@@ -1,6 +1,7 @@
 //! Nodes: registration and heartbeats from agents, listing for people.
 
-use crate::model::{Capacity, NodeId, NodeRecord, NodeSpec, WorkloadRecord};
+use crate::model::{Capacity, NodeId, NodeRecord, NodeSpec};
+use crate::store::Assignment;
 
 use super::{ErrorCode, Service, ServiceError};
 
@@ -126,10 +127,7 @@ impl Service {
     ///
     /// # Errors
     /// `not_found` for an unknown node.
-    pub async fn node_assignment(
-        &self,
-        node: NodeId,
-    ) -> Result<(u64, Vec<WorkloadRecord>), ServiceError> {
+    pub async fn node_assignment(&self, node: NodeId) -> Result<Assignment, ServiceError> {
         self.store
             .node_assignment(node)
             .await?

@@ -5,9 +5,11 @@ use sqlx::types::Json;
 use uuid::Uuid;
 
 use super::{NewOperation, Store, StoreError, to_u64};
+use hdi_stdx::secret::Secret;
+
 use crate::model::{
-    ClusterId, ClusterRecord, ClusterSpec, ClusterState, ClusterStatusDoc, Kind, OperationId,
-    OperationRecord, WorkspaceId,
+    ClusterAccess, ClusterId, ClusterRecord, ClusterSpec, ClusterState, ClusterStatusDoc, Kind,
+    OperationId, OperationRecord, WorkspaceId,
 };
 
 fn query_error(context: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
@@ -131,6 +133,25 @@ impl Store {
         .await
         .map_err(query_error("cluster_get_by_id"))?;
         row.map(ClusterRecord::try_from).transpose()
+    }
+
+    /// What a cluster's processes get and the control plane presents to them (its workspace
+    /// and credential); `None` for an unknown cluster.
+    ///
+    /// # Errors
+    /// [`StoreError::Query`].
+    pub async fn cluster_access(&self, id: ClusterId) -> Result<Option<ClusterAccess>, StoreError> {
+        let row = sqlx::query!(
+            "SELECT workspace_id, credential FROM clusters WHERE id = $1",
+            id.into_uuid()
+        )
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(query_error("cluster_access"))?;
+        Ok(row.map(|row| ClusterAccess {
+            workspace_id: WorkspaceId::from_uuid(row.workspace_id),
+            credential: Secret::new(row.credential),
+        }))
     }
 
     /// Up to `limit` clusters of a workspace by name after `after`.

@@ -4,7 +4,9 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::{Store, StoreError};
-use crate::model::{ClusterId, JobId, JobRecord, NewJob, SparkDriver};
+use hdi_stdx::secret::Secret;
+
+use crate::model::{ClusterId, JobId, JobRecord, NewJob, SparkDriver, WorkspaceId};
 
 fn query_error(context: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
     move |source| StoreError::Query { context, source }
@@ -207,10 +209,15 @@ impl Store {
     /// [`StoreError::Query`].
     pub async fn spark_drivers_serving(&self) -> Result<Vec<SparkDriver>, StoreError> {
         let rows = sqlx::query!(
-            r#"SELECT id, name, status->>'job_api' AS "job_api!" FROM clusters
-               WHERE kind = 'spark' AND state IN ('Running', 'Resizing') AND NOT deleting
-                 AND coalesce(status->>'job_api', '') <> ''
-               ORDER BY id"#
+            r#"SELECT c.id, c.name, c.status->>'job_api' AS "job_api!", c.credential,
+                 coalesce(array(SELECT k.status->>'bootstrap_servers' FROM clusters k
+                    WHERE k.workspace_id = c.workspace_id AND k.kind = 'kafka' AND NOT k.deleting
+                      AND coalesce(k.status->>'bootstrap_servers', '') <> ''
+                    ORDER BY k.id), '{}') AS "workspace_kafka!"
+               FROM clusters c
+               WHERE c.kind = 'spark' AND c.state IN ('Running', 'Resizing') AND NOT c.deleting
+                 AND coalesce(c.status->>'job_api', '') <> ''
+               ORDER BY c.id"#
         )
         .fetch_all(&self.pool)
         .await
@@ -221,7 +228,29 @@ impl Store {
                 cluster_id: ClusterId::from_uuid(row.id),
                 cluster: row.name,
                 job_api: row.job_api,
+                credential: Secret::new(row.credential),
+                workspace_kafka: row.workspace_kafka,
             })
             .collect())
+    }
+
+    /// The bootstrap servers of a workspace's Kafka clusters that have them (not being deleted).
+    ///
+    /// # Errors
+    /// [`StoreError::Query`].
+    pub async fn workspace_kafka(
+        &self,
+        workspace_id: WorkspaceId,
+    ) -> Result<Vec<String>, StoreError> {
+        sqlx::query_scalar!(
+            r#"SELECT status->>'bootstrap_servers' AS "bootstrap!" FROM clusters
+               WHERE workspace_id = $1 AND kind = 'kafka' AND NOT deleting
+                 AND coalesce(status->>'bootstrap_servers', '') <> ''
+               ORDER BY id"#,
+            workspace_id.into_uuid()
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(query_error("workspace_kafka"))
     }
 }

@@ -17,7 +17,7 @@ mod workspace;
 pub use cluster::SpecChange;
 pub use idempotency::{KeyClaim, StoredResponse};
 pub use operation::NewOperation;
-pub use workload::{FleetNode, FleetSnapshot, NewWorkload, ReportedWorkload};
+pub use workload::{Assignment, FleetNode, FleetSnapshot, NewWorkload, ReportedWorkload};
 
 use std::time::Duration;
 

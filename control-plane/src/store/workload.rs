@@ -7,12 +7,27 @@ use sqlx::types::Json;
 use uuid::Uuid;
 
 use super::{Store, StoreError, to_u64};
+use hdi_stdx::secret::Secret;
+
 use crate::model::{
-    ClusterId, NodeId, ObservedProcess, WorkloadConfig, WorkloadId, WorkloadRecord, WorkloadRole,
+    ClusterAccess, ClusterId, NodeId, ObservedProcess, WorkloadConfig, WorkloadId, WorkloadRecord,
+    WorkloadRole, WorkspaceId,
 };
 
 fn query_error(context: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
     move |source| StoreError::Query { context, source }
+}
+
+/// What a node must run: its assignment generation, its workloads and what their clusters give
+/// them.
+#[derive(Clone, Debug)]
+pub struct Assignment {
+    /// The node's assignment generation.
+    pub generation: u64,
+    /// Its workloads that are not being removed, by name.
+    pub workloads: Vec<WorkloadRecord>,
+    /// Each of their clusters' workspace and credential.
+    pub access: BTreeMap<ClusterId, ClusterAccess>,
 }
 
 /// A node as the scheduler sees it.
@@ -219,10 +234,7 @@ impl Store {
     ///
     /// # Errors
     /// [`StoreError::Query`] or [`StoreError::Corrupt`].
-    pub async fn node_assignment(
-        &self,
-        node_id: NodeId,
-    ) -> Result<Option<(u64, Vec<WorkloadRecord>)>, StoreError> {
+    pub async fn node_assignment(&self, node_id: NodeId) -> Result<Option<Assignment>, StoreError> {
         // One snapshot, so that the generation matches the set.
         let mut tx = self.pool.begin().await.map_err(query_error("begin"))?;
         sqlx::query!("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
@@ -256,15 +268,33 @@ impl Store {
         .fetch_all(&mut *tx)
         .await
         .map_err(query_error("node_assignment"))?;
+        let access = sqlx::query!(
+            "SELECT id, workspace_id, credential FROM clusters
+             WHERE id IN (SELECT cluster_id FROM workloads WHERE node_id = $1 AND NOT removing)",
+            node_id.into_uuid()
+        )
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(query_error("node_assignment_access"))?;
         tx.commit().await.map_err(query_error("commit"))?;
         let workloads = rows
             .into_iter()
             .map(WorkloadRecord::try_from)
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(Some((
-            to_u64(generation, "nodes.workload_generation")?,
+        Ok(Some(Assignment {
+            generation: to_u64(generation, "nodes.workload_generation")?,
             workloads,
-        )))
+            access: access
+                .into_iter()
+                .map(|row| {
+                    let access = ClusterAccess {
+                        workspace_id: WorkspaceId::from_uuid(row.workspace_id),
+                        credential: Secret::new(row.credential),
+                    };
+                    (ClusterId::from_uuid(row.id), access)
+                })
+                .collect(),
+        }))
     }
 
     /// Places workloads: under a fleet-wide lock, reads the fleet, lets `choose` (pure) decide,

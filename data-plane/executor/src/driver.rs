@@ -158,14 +158,17 @@ pub async fn run(config: DriverConfig) -> anyhow::Result<()> {
     let files = FilesRoot::confined(&config.files_root).context("--files-root")?;
     let expiry = tokio::spawn(expire_workers(Arc::clone(&state)));
     let members = Arc::clone(&state);
-    let runner = crate::jobs::ClusterRunner::new(&config.credential, Arc::new(move || {
-        members
-            .membership()
-            .workers(Instant::now())
-            .into_iter()
-            .map(|w| w.address)
-            .collect()
-    }))?;
+    let runner = crate::jobs::ClusterRunner::new(
+        &config.credential,
+        Arc::new(move || {
+            members
+                .membership()
+                .workers(Instant::now())
+                .into_iter()
+                .map(|w| w.address)
+                .collect()
+        }),
+    )?;
     let jobs = crate::jobs::JobManager::open(&config.data_dir, files, Arc::new(runner))?;
     tracing::info!(
         worker_timeout = %humantime::format_duration(config.worker_timeout),

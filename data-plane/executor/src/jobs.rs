@@ -36,12 +36,12 @@ use crate::query::{
     Query, QueryConfig, QueryHandle, QueryState, StateCallError, TaskRunner, validate,
 };
 use crate::sandbox::{FilesRoot, JobScope, KafkaScope};
-use hdi_stdx::secret::Secret;
 use crate::sink::write_atomic;
 use crate::source::ConsumerPool;
 use crate::sql::JobError;
 use crate::stateful::{StateReply, StateRequest};
 use crate::task::{TaskOutput, TaskRequest};
+use hdi_stdx::secret::Secret;
 
 /// A job's definition.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -18,8 +18,8 @@ use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 use hdi_executor::credential;
 use hdi_executor::driver::{self, DriverConfig};
-use hdi_executor::sandbox::{FilesRoot, JobScope, KafkaScope};
 use hdi_executor::process::parse_host_port;
+use hdi_executor::sandbox::{FilesRoot, JobScope, KafkaScope};
 use hdi_executor::worker::{self, WorkerConfig};
 
 /// The hdi executor: a driver and its workers.

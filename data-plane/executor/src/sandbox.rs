@@ -110,7 +110,10 @@ impl FilesRoot {
                 "'{value}' leads out of the job's storage root through a symbolic link"
             ));
         }
-        Ok(missing.into_iter().rev().fold(real, |path, name| path.join(name)))
+        Ok(missing
+            .into_iter()
+            .rev()
+            .fold(real, |path, name| path.join(name)))
     }
 
     /// Checks again, when reading, that `path` (a resolved option) still lies in the root.
@@ -303,8 +306,18 @@ mod tests {
         let source = files.root().unwrap().join("in");
         std::fs::create_dir(&source).unwrap();
         std::fs::write(source.join("a.json"), b"{}\n").unwrap();
-        assert_eq!(read_source_file(&files, &source, "a.json").unwrap(), b"{}\n");
-        for bad in ["../a.json", "/etc/passwd", ".hidden", "_manifest", "", "a/b"] {
+        assert_eq!(
+            read_source_file(&files, &source, "a.json").unwrap(),
+            b"{}\n"
+        );
+        for bad in [
+            "../a.json",
+            "/etc/passwd",
+            ".hidden",
+            "_manifest",
+            "",
+            "a/b",
+        ] {
             assert!(read_source_file(&files, &source, bad).is_err(), "{bad:?}");
         }
         std::fs::write(dir.path().join("secret"), b"s").unwrap();

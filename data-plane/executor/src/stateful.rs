@@ -796,7 +796,7 @@ mod tests {
             dir.display()
         );
         let scope = crate::sandbox::JobScope {
-            files: crate::sandbox::FilesRoot::confined(&dir).unwrap(),
+            files: crate::sandbox::FilesRoot::confined(dir).unwrap(),
             kafka: crate::sandbox::KafkaScope::any(),
         };
         let job = Arc::new(

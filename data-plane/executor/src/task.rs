@@ -279,18 +279,16 @@ async fn load_static(table: &TableDef, files: &FilesRoot) -> Result<Arc<MemTable
         .at_span(table.span)
     };
     // A regular file of bounded size, still inside the files root (DataFusion reads it again).
-    let checked = files
-        .recheck(std::path::Path::new(path))
-        .and_then(|()| {
-            let meta = std::fs::symlink_metadata(path)?;
-            if !meta.is_file() {
-                anyhow::bail!("not a regular file");
-            }
-            if meta.len() > MAX_FILE_BYTES {
-                anyhow::bail!("{} bytes, more than {MAX_FILE_BYTES}", meta.len());
-            }
-            Ok(())
-        });
+    let checked = files.recheck(std::path::Path::new(path)).and_then(|()| {
+        let meta = std::fs::symlink_metadata(path)?;
+        if !meta.is_file() {
+            anyhow::bail!("not a regular file");
+        }
+        if meta.len() > MAX_FILE_BYTES {
+            anyhow::bail!("{} bytes, more than {MAX_FILE_BYTES}", meta.len());
+        }
+        Ok(())
+    });
     if let Err(error) = checked {
         return Err(io(datafusion::error::DataFusionError::Plan(format!(
             "{error:#}"
@@ -520,7 +518,9 @@ fn fetch(
                 end,
             },
         ) => kafka_fetch(pool, bootstrap, topic, *partition, *start, *end),
-        (SourceSpec::Files { dir, .. }, TaskInput::Files { names }) => read_lines(files, dir, names),
+        (SourceSpec::Files { dir, .. }, TaskInput::Files { names }) => {
+            read_lines(files, dir, names)
+        }
         (source, input) => bail!("task input {input:?} does not fit the source {source:?}"),
     }
 }

@@ -109,10 +109,10 @@ pub async fn run(config: WorkerConfig) -> anyhow::Result<()> {
                 crate::credential::require,
             )),
         )
-            .with_graceful_shutdown(async move {
-                let _ = stopped.await;
-            })
-            .into_future(),
+        .with_graceful_shutdown(async move {
+            let _ = stopped.await;
+        })
+        .into_future(),
     );
     let outcome = heartbeat(&config, &state, local, incarnation, &mut signals).await;
     let _ = stop_server.send(());

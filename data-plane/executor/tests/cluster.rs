@@ -224,7 +224,13 @@ async fn driver_and_two_workers_form_a_cluster() {
 
     // A second driver on the same data directory fails at once, naming the problem.
     let (code, stderr) = run_to_exit(&with_cluster_flags(
-        &["driver", "--listen", "127.0.0.1:0", "--data-dir", driver_dir_arg],
+        &[
+            "driver",
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            driver_dir_arg,
+        ],
         &flags,
     ));
     assert_eq!(code, 1, "{stderr}");
@@ -391,7 +397,10 @@ async fn security_checks(
         ("POST", format!("http://{worker}/v1/state"), ""),
     ] {
         for (who, request) in [
-            ("anonymous", anonymous.request(method.parse().unwrap(), &url)),
+            (
+                "anonymous",
+                anonymous.request(method.parse().unwrap(), &url),
+            ),
             (
                 "wrong credential",
                 wrong
@@ -407,7 +416,11 @@ async fn security_checks(
         }
     }
     let cluster = get_json(client, &format!("{base}/v1/cluster")).await;
-    assert_eq!(worker_ids(&cluster), vec![1], "a rogue worker joined: {cluster}");
+    assert_eq!(
+        worker_ids(&cluster),
+        vec![1],
+        "a rogue worker joined: {cluster}"
+    );
     let jobs = get_json(client, &format!("{base}/v1/jobs")).await;
     assert_eq!(jobs["jobs"], serde_json::json!([]), "{jobs}");
 
@@ -465,7 +478,11 @@ async fn security_checks(
     let script = "CREATE TABLE src (line TEXT) WITH (connector = 'files', path = 'in');\n\
                   CREATE TABLE sink WITH (connector = 'blackhole');\n\
                   INSERT INTO sink SELECT line FROM src;";
-    for name in ["/etc/passwd", "../../../../../../etc/passwd", "../credential"] {
+    for name in [
+        "/etc/passwd",
+        "../../../../../../etc/passwd",
+        "../credential",
+    ] {
         let task = serde_json::json!({"job_id": "x", "script": script, "bootstrap": null,
             "batch_id": 0, "watermark_ms": null, "input": {"kind": "files", "names": [name]},
             "tables": {}});
@@ -477,14 +494,19 @@ async fn security_checks(
             .unwrap();
         assert_eq!(response.status(), 500, "{name}");
         let body = response.text().await.unwrap();
-        assert!(!body.contains("root:") && !body.contains(CREDENTIAL), "{body}");
+        assert!(
+            !body.contains("root:") && !body.contains(CREDENTIAL),
+            "{body}"
+        );
     }
     // The old wire form (paths) is not a task at all.
     let response = client
         .post(format!("http://{worker}/v1/tasks"))
-        .json(&serde_json::json!({"job_id": "x", "script": script, "bootstrap": null,
+        .json(
+            &serde_json::json!({"job_id": "x", "script": script, "bootstrap": null,
             "batch_id": 0, "watermark_ms": null,
-            "input": {"kind": "files", "paths": ["/etc/passwd"]}, "tables": {}}))
+            "input": {"kind": "files", "paths": ["/etc/passwd"]}, "tables": {}}),
+        )
         .send()
         .await
         .unwrap();
@@ -493,8 +515,7 @@ async fn security_checks(
     // A credential file that others may read is refused, naming the flag.
     let loose = scratch().join("loose-credential");
     std::fs::write(&loose, CREDENTIAL).unwrap();
-    std::fs::set_permissions(&loose, std::os::unix::fs::PermissionsExt::from_mode(0o644))
-        .unwrap();
+    std::fs::set_permissions(&loose, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
     let dir = fresh_dir("driver-loose");
     let (code, stderr) = run_to_exit(&[
         "driver",

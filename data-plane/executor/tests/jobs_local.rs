@@ -16,9 +16,9 @@ use datafusion::arrow::datatypes::{
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::prelude::{ParquetReadOptions, SessionContext};
 use hdi_executor::query::{LocalRunner, Query, QueryConfig, QueryHandle, QueryState};
+use hdi_executor::sandbox::{FilesRoot, JobScope, KafkaScope};
 use hdi_executor::sink::committed_files;
 use hdi_executor::source::ConsumerPool;
-use hdi_executor::sandbox::{FilesRoot, JobScope, KafkaScope};
 use hdi_executor::task::TaskContext;
 
 const T0: i64 = 1_795_687_200_000;

@@ -76,12 +76,64 @@ pub fn process_data_dir(wdir: &Path) -> PathBuf {
     wdir.join("data")
 }
 
-/// The command line of `spec`, with binaries from `bin_dir` and its data in `<wdir>/data`.
-pub fn command_line(bin_dir: &Path, wdir: &Path, spec: &WorkloadSpec) -> CommandLine {
+/// The file a workload's cluster credential is written to: `<wdir>/credential` (mode 0600).
+pub fn credential_file(wdir: &Path) -> PathBuf {
+    wdir.join("credential")
+}
+
+/// The directory a storage root the control plane names (`workspaces/<id>`) is in, under the
+/// node's storage directory; `None` unless it is a relative path of plain names (no `..`, no
+/// root, nothing empty), so that no assignment can point a workload elsewhere.
+pub fn files_root_dir(storage_dir: &Path, files_root: &str) -> Option<PathBuf> {
+    let path = Path::new(files_root);
+    let plain = !files_root.is_empty()
+        && path
+            .components()
+            .all(|c| matches!(c, std::path::Component::Normal(_)));
+    plain.then(|| storage_dir.join(path))
+}
+
+/// Why a workload is refused before it is run, if it is.
+pub fn refusal(workload: &hdi_api::Workload) -> Option<&'static str> {
+    if !valid_name(&workload.name) {
+        return Some("a name is 1 to 100 lowercase letters, digits and '-'");
+    }
+    if let WorkloadSpec::Executor(executor) = &workload.spec {
+        if files_root_dir(Path::new("/"), &executor.files_root).is_none() {
+            return Some("its files root is not a relative path of plain names");
+        }
+        if executor.credential.len() < hdi_stdx::secret::MIN_SECRET_LEN {
+            return Some("its cluster credential is missing or too short");
+        }
+    }
+    None
+}
+
+/// The command line of `spec`, with binaries from `bin_dir`, its data in `<wdir>/data` and the
+/// storage roots of executors under `storage_dir`.
+pub fn command_line(
+    bin_dir: &Path,
+    storage_dir: &Path,
+    wdir: &Path,
+    spec: &WorkloadSpec,
+) -> CommandLine {
     let data_dir = process_data_dir(wdir).into_os_string();
     let args = match spec {
         WorkloadSpec::Broker(broker) => broker_args(broker, data_dir),
-        WorkloadSpec::Executor(executor) => executor_args(executor, data_dir),
+        WorkloadSpec::Executor(executor) => {
+            let mut args = executor_args(executor, data_dir);
+            // A refused files root never reaches here ([`refusal`]); the storage directory
+            // itself stands in, so the line is still well-formed.
+            let files_root = files_root_dir(storage_dir, &executor.files_root)
+                .unwrap_or_else(|| storage_dir.to_path_buf());
+            args.extend([
+                "--credential-file".into(),
+                credential_file(wdir).into_os_string(),
+                "--files-root".into(),
+                files_root.into_os_string(),
+            ]);
+            args
+        }
     };
     CommandLine {
         program: bin_dir.join(binary_name(spec)),
@@ -260,6 +312,7 @@ mod tests {
     fn broker_command_line() {
         let line = command_line(
             Path::new("/opt/hdi"),
+            Path::new("/var/hdi/storage"),
             Path::new("/var/hdi/workloads/b"),
             &broker(),
         );
@@ -289,7 +342,12 @@ mod tests {
         v6.host = "::1".into();
         v6.voters.clear();
         v6.rack.clear();
-        let line = command_line(Path::new("/b"), Path::new("/w"), &WorkloadSpec::Broker(v6));
+        let line = command_line(
+            Path::new("/b"),
+            Path::new("/s"),
+            Path::new("/w"),
+            &WorkloadSpec::Broker(v6),
+        );
         assert_eq!(
             strings(&line),
             [
@@ -315,9 +373,12 @@ mod tests {
             host: "10.0.0.1".into(),
             port: 7000,
             driver: "10.0.0.1:7000".into(),
+            credential: "c".repeat(32),
+            files_root: "workspaces/w1".into(),
         };
         let line = command_line(
             Path::new("/b"),
+            Path::new("/s"),
             Path::new("/w"),
             &WorkloadSpec::Executor(executor.clone()),
         );
@@ -329,7 +390,11 @@ mod tests {
                 "--listen",
                 "10.0.0.1:7000",
                 "--data-dir",
-                "/w/data"
+                "/w/data",
+                "--credential-file",
+                "/w/credential",
+                "--files-root",
+                "/s/workspaces/w1",
             ]
         );
         executor.role = ExecutorRole::Worker;
@@ -337,8 +402,9 @@ mod tests {
         executor.port = 7003;
         let line = command_line(
             Path::new("/b"),
+            Path::new("/s"),
             Path::new("/w"),
-            &WorkloadSpec::Executor(executor),
+            &WorkloadSpec::Executor(executor.clone()),
         );
         assert_eq!(
             strings(&line),
@@ -351,8 +417,41 @@ mod tests {
                 "--driver",
                 "10.0.0.1:7000",
                 "--data-dir",
-                "/w/data"
+                "/w/data",
+                "--credential-file",
+                "/w/credential",
+                "--files-root",
+                "/s/workspaces/w1",
             ]
+        );
+        // The credential is in a file, never on the command line.
+        assert!(!strings(&line).contains(&executor.credential));
+    }
+
+    #[test]
+    fn workloads_with_unsafe_files_roots_or_no_credential_are_refused() {
+        let executor = |files_root: &str, credential: &str| hdi_api::Workload {
+            name: "x-worker-1".into(),
+            cluster_id: uuid::Uuid::nil(),
+            spec: WorkloadSpec::Executor(ExecutorWorkload {
+                role: ExecutorRole::Worker,
+                worker_id: 1,
+                host: "h".into(),
+                port: 1,
+                driver: "h:2".into(),
+                credential: credential.into(),
+                files_root: files_root.into(),
+            }),
+        };
+        let good = "k".repeat(32);
+        assert_eq!(refusal(&executor("workspaces/abc", &good)), None);
+        for bad in ["", "/etc", "../x", "workspaces/../../x", "./a"] {
+            assert!(refusal(&executor(bad, &good)).is_some(), "{bad:?}");
+        }
+        assert!(refusal(&executor("workspaces/abc", "short")).is_some());
+        assert_eq!(
+            files_root_dir(Path::new("/s"), "workspaces/abc"),
+            Some(PathBuf::from("/s/workspaces/abc"))
         );
     }
 
@@ -370,6 +469,8 @@ mod tests {
             host: "h".into(),
             port: 1,
             driver: "h:1".into(),
+            credential: "c".repeat(32),
+            files_root: "workspaces/w".into(),
         });
         assert!(is_ready_line(&executor, "hdi-executor driver ready on h:1"));
         assert!(!is_ready_line(&executor, "hdi-broker ready on h:1"));

@@ -374,7 +374,10 @@ pub(super) fn tasks_for(
         BatchInput::Files { files, .. } => files
             .iter()
             .map(|f| TaskInput::Files {
-                names: vec![f.file_name().map_or_else(String::new, |n| n.to_string_lossy().into_owned())],
+                names: vec![
+                    f.file_name()
+                        .map_or_else(String::new, |n| n.to_string_lossy().into_owned()),
+                ],
             })
             .collect(),
     };
