@@ -74,6 +74,10 @@ pub struct ServeFlags {
     /// An operation still converging after this long is failed with `timed_out`.
     #[arg(long, default_value = "15m", value_parser = humantime::parse_duration)]
     pub operation_timeout: Duration,
+    /// A request's headers must arrive within this (also the longest idle keep-alive wait);
+    /// slower connections are closed.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    pub http_header_timeout: Duration,
 }
 
 /// The resolved configuration of `serve`.
@@ -101,6 +105,8 @@ pub struct ServeConfig {
     pub operation_timeout: Duration,
     /// Issuer, audience and lifetime of access tokens.
     pub tokens: crate::auth::jwt::TokenSettings,
+    /// The HTTP header timeout.
+    pub http_header_timeout: Duration,
 }
 
 impl std::fmt::Debug for ServeConfig {
@@ -186,6 +192,11 @@ impl ServeFlags {
                 flag: "--jwt-audience",
             });
         }
+        if self.http_header_timeout.is_zero() {
+            return Err(ConfigError::ZeroDuration {
+                flag: "--http-header-timeout",
+            });
+        }
         if self.reconcile_interval.is_zero() {
             return Err(ConfigError::ZeroDuration {
                 flag: "--reconcile-interval",
@@ -216,6 +227,7 @@ impl ServeFlags {
             agent_token,
             node_ready_timeout: self.node_ready_timeout,
             database_connect_timeout: self.database_connect_timeout,
+            http_header_timeout: self.http_header_timeout,
         })
     }
 }
@@ -314,6 +326,7 @@ mod tests {
             jwt_issuer: "hdi-control-plane".into(),
             jwt_audience: "hdi-api".into(),
             access_token_ttl: Duration::from_secs(900),
+            http_header_timeout: Duration::from_secs(10),
         };
         assert_eq!(
             flags(&good).resolve().unwrap().admin_token,

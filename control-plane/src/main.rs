@@ -120,10 +120,17 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         version = hdi_api::VERSION,
         "hdi-control-plane listening on http://{local}"
     );
-    axum::serve(listener, http::router(state))
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .context("HTTP server failed")?;
+    hdi_http_serve::serve(
+        listener,
+        http::router(state),
+        hdi_http_serve::Limits {
+            header_timeout: config.http_header_timeout,
+            ..hdi_http_serve::Limits::with_request_timeout(Duration::from_secs(60))
+        },
+        shutdown_signal(),
+    )
+    .await
+    .context("HTTP server failed")?;
     stop.notify_one();
     stop_jobs.notify_one();
     if let Some((clusters, jobs)) = reconciling {

@@ -151,6 +151,9 @@ error_codes! {
     DriverUnavailable = "driver_unavailable",
     /// The executor driver answered with an error.
     DriverError = "driver_error",
+    /// Too many requests (failed logins of one username, or every password-hashing slot busy);
+    /// retry after the `Retry-After` seconds.
+    RateLimited = "rate_limited",
     /// The control plane cannot reach its database; retry later.
     Unavailable = "unavailable",
     /// A fault of the control plane; its log has the details.

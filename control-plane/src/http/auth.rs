@@ -42,7 +42,8 @@ pub async fn jwks(State(state): State<AppState>) -> Result<Json<api::Jwks>, ApiE
     responses(
         (status = 200, description = "An access token", body = api::TokenResponse),
         (status = 400, description = "Malformed request"),
-        (status = 401, description = "`invalid_credentials`: unknown user, wrong password, or unknown or expired API token")))]
+        (status = 401, description = "`invalid_credentials`: unknown user, wrong password, or unknown or expired API token"),
+        (status = 429, description = "`rate_limited`: too many failed logins of the username, or too many logins at once; retry after `Retry-After` seconds")))]
 pub async fn token(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<api::TokenRequest>,

@@ -18,6 +18,7 @@ pub struct ApiError {
     detail: Option<String>,
     field: Option<String>,
     sql: Option<SqlPosition>,
+    retry_after_secs: Option<u64>,
 }
 
 /// Where a job's SQL is wrong, as the executor reported it.
@@ -37,6 +38,7 @@ impl ApiError {
             detail: Some(detail.into()),
             field: None,
             sql: None,
+            retry_after_secs: None,
         }
     }
 
@@ -83,6 +85,11 @@ impl IntoResponse for ApiError {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
         );
+        if let Some(secs) = self.retry_after_secs {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
         if self.status == StatusCode::UNAUTHORIZED {
             response
                 .headers_mut()
@@ -141,6 +148,14 @@ impl From<ServiceError> for ApiError {
             ),
             ServiceError::Forbidden { message } => {
                 ApiError::new(StatusCode::FORBIDDEN, code, message)
+            }
+            ServiceError::RateLimited {
+                retry_after_secs,
+                message,
+            } => {
+                let mut error = ApiError::new(StatusCode::TOO_MANY_REQUESTS, code, message);
+                error.retry_after_secs = Some(retry_after_secs.max(1));
+                error
             }
             ServiceError::Unavailable(source) => {
                 tracing::warn!(error = %error_chain(&source), "dependency unavailable");

@@ -8,11 +8,12 @@
 //! (`forbidden`). Platform admins may do everything.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chrono::Utc;
 
 use super::node::PageRequest;
+use super::throttle::Throttled;
 use super::{ErrorCode, Service, ServiceError};
 use crate::auth::jwt::{IssuedToken, KeyMaterial, PublicJwk, TokenKeys, TokenSettings};
 use crate::auth::password::{self, MAX_PASSWORD_LEN, MIN_PASSWORD_LEN};
@@ -244,6 +245,25 @@ impl Service {
         let keys = self.token_keys()?;
         let identity = match grant {
             Grant::Password { username, password } => {
+                // Bounded before it is logged or looked up: the name is outside input.
+                let username: String = username.chars().take(64).collect();
+                let throttled = |t: Throttled| ServiceError::RateLimited {
+                    retry_after_secs: t.retry_after.as_secs_f64().ceil() as u64,
+                    message: if t.locked_out {
+                        "too many failed logins for this username; retry later".to_owned()
+                    } else {
+                        "too many logins at once; retry later".to_owned()
+                    },
+                };
+                if let Err(refused) = self.logins.check(&username, Instant::now()) {
+                    let error = throttled(refused);
+                    let resource = format!("users/{username}");
+                    self.audit(&username, "auth.token", &resource, &Err(&error))
+                        .await;
+                    return Err(error);
+                }
+                // A slot before any work: a flood waits briefly, then is refused, never queued.
+                let slot = self.logins.hashing_slot().await.map_err(throttled)?;
                 let user = if check_username(&username).is_ok() {
                     self.store.user_by_name(&username).await?
                 } else {
@@ -251,12 +271,25 @@ impl Service {
                 };
                 let stored = user.as_ref().and_then(|u| u.password_hash.clone());
                 let password = password.chars().take(MAX_PASSWORD_LEN).collect::<String>();
-                let ok = blocking(move || password::verify(&password, stored.as_deref())).await?;
+                let ok = blocking(move || {
+                    let ok = password::verify(&password, stored.as_deref());
+                    drop(slot);
+                    ok
+                })
+                .await?;
                 match user {
-                    Some(user) if ok => user.identity(),
+                    Some(user) if ok => {
+                        self.logins.succeeded(&username);
+                        user.identity()
+                    }
                     _ => {
-                        tracing::warn!(%username, "token exchange refused: bad username or password");
-                        return Err(ServiceError::InvalidCredentials);
+                        self.logins.failed(&username, Instant::now());
+                        tracing::warn!(username = %username.escape_debug(), "token exchange refused: bad username or password");
+                        let error = ServiceError::InvalidCredentials;
+                        let resource = format!("users/{username}");
+                        self.audit(&username, "auth.token", &resource, &Err(&error))
+                            .await;
+                        return Err(error);
                     }
                 }
             }

@@ -11,6 +11,7 @@ mod job;
 mod node;
 mod operation;
 mod page;
+pub mod throttle;
 mod topic;
 mod workspace;
 
@@ -123,6 +124,15 @@ pub enum ServiceError {
         /// Which role or privilege the call needs.
         message: String,
     },
+    /// Too many requests: a username backing off after failed logins, or every password-hashing
+    /// slot busy.
+    #[error("{message}")]
+    RateLimited {
+        /// When to retry, in whole seconds (at least 1).
+        retry_after_secs: u64,
+        /// Why.
+        message: String,
+    },
     /// A dependency (the database) is not available.
     #[error("service unavailable")]
     Unavailable(#[source] StoreError),
@@ -146,6 +156,7 @@ impl ServiceError {
             | ServiceError::Refused { code, .. }
             | ServiceError::Unreachable { code, .. }
             | ServiceError::Upstream { code, .. } => *code,
+            ServiceError::RateLimited { .. } => ErrorCode::RateLimited,
             ServiceError::Unavailable(_) => ErrorCode::Unavailable,
             ServiceError::Internal(_) => ErrorCode::Internal,
         }
@@ -172,6 +183,8 @@ pub struct Service {
     drivers: reqwest::Client,
     /// JWT keys, loaded by [`Service::auth_start`].
     tokens: std::sync::RwLock<Option<Arc<crate::auth::jwt::TokenKeys>>>,
+    /// Password logins: concurrent hashes and per-username back-off.
+    logins: throttle::LoginThrottle,
 }
 
 impl Service {
@@ -183,6 +196,7 @@ impl Service {
             poke,
             drivers: crate::driver::DriverClient::pool(),
             tokens: std::sync::RwLock::new(None),
+            logins: throttle::LoginThrottle::for_this_machine(),
         }
     }
 

@@ -175,7 +175,7 @@ pub async fn run(config: DriverConfig) -> anyhow::Result<()> {
         data_dir = %config.data_dir.display(),
         "hdi-executor driver ready on {local}"
     );
-    let served = axum::serve(
+    let served = hdi_http_serve::serve(
         listener,
         router(state)
             .merge(crate::jobs::router(Arc::clone(&jobs)))
@@ -183,11 +183,12 @@ pub async fn run(config: DriverConfig) -> anyhow::Result<()> {
                 Arc::new(config.credential.clone()),
                 crate::credential::require,
             )),
+        hdi_http_serve::Limits::with_request_timeout(Duration::from_secs(60)),
+        async move {
+            let name = signals.recv().await;
+            tracing::info!("{name}: stopping");
+        },
     )
-    .with_graceful_shutdown(async move {
-        let name = signals.recv().await;
-        tracing::info!("{name}: stopping");
-    })
     .await;
     expiry.abort();
     jobs.stop_all().await;

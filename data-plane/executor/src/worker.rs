@@ -101,19 +101,19 @@ pub async fn run(config: WorkerConfig) -> anyhow::Result<()> {
         "hdi-executor worker listening on {local}; registering with the driver");
 
     let (stop_server, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(
-        axum::serve(
-            listener,
-            router(Arc::clone(&state)).layer(axum::middleware::from_fn_with_state(
-                Arc::new(config.credential.clone()),
-                crate::credential::require,
-            )),
-        )
-        .with_graceful_shutdown(async move {
+    // A task may run two minutes (the driver's deadline) and a state request carries a
+    // partition's snapshot: five minutes per request.
+    let server = tokio::spawn(hdi_http_serve::serve(
+        listener,
+        router(Arc::clone(&state)).layer(axum::middleware::from_fn_with_state(
+            Arc::new(config.credential.clone()),
+            crate::credential::require,
+        )),
+        hdi_http_serve::Limits::with_request_timeout(Duration::from_secs(300)),
+        async move {
             let _ = stopped.await;
-        })
-        .into_future(),
-    );
+        },
+    ));
     let outcome = heartbeat(&config, &state, local, incarnation, &mut signals).await;
     let _ = stop_server.send(());
     let served = server.await.context("the HTTP server task failed")?;
