@@ -290,7 +290,19 @@ fn cluster_credential(fleet: &Fleet) -> String {
         .args(["-eo", "args"])
         .output()
         .unwrap();
-    assert!(!String::from_utf8_lossy(&ps.stdout).contains(&found[0]));
+    let ps = String::from_utf8_lossy(&ps.stdout);
+    assert!(!ps.contains(&found[0]));
+    // The Kafka cluster's brokers run their quorum over mutual TLS.
+    let fleet_dir = fleet.agent_dir(0).parent().unwrap().display().to_string();
+    let brokers: Vec<&str> = ps
+        .lines()
+        .filter(|l| l.contains("hdi-broker ") && l.contains(&fleet_dir))
+        .collect();
+    assert!(!brokers.is_empty(), "{ps}");
+    assert!(
+        brokers.iter().all(|l| l.contains("--quorum-tls-dir")),
+        "{brokers:#?}"
+    );
     found.swap_remove(0)
 }
 

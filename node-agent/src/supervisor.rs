@@ -620,11 +620,27 @@ impl Supervisor {
         true
     }
 
-    /// Writes what a workload reads besides its flags: an executor's cluster credential (a 0600
-    /// file, never an argument or the environment) and its workspace's storage root.
+    /// Writes what a workload reads besides its flags: a broker's quorum TLS files and an
+    /// executor's cluster credential (0600 files, never arguments or the environment), and an
+    /// executor's workspace storage root.
     fn prepare_secrets(&self, wdir: &Path, spec: &WorkloadSpec) -> std::io::Result<()> {
-        let WorkloadSpec::Executor(executor) = spec else {
-            return Ok(());
+        let executor = match spec {
+            WorkloadSpec::Broker(broker) => {
+                if let Some(tls) = &broker.quorum_tls {
+                    let dir = spec::quorum_tls_dir(wdir);
+                    std::fs::create_dir_all(&dir)?;
+                    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))?;
+                    for (name, pem) in [
+                        ("ca.pem", &tls.ca_pem),
+                        ("cert.pem", &tls.cert_pem),
+                        ("key.pem", &tls.key_pem),
+                    ] {
+                        hdi_stdx::secret::write_secret_file(&dir.join(name), pem)?;
+                    }
+                }
+                return Ok(());
+            }
+            WorkloadSpec::Executor(executor) => executor,
         };
         hdi_stdx::secret::write_secret_file(&spec::credential_file(wdir), &executor.credential)?;
         if let Some(root) = spec::files_root_dir(&self.config.storage_dir, &executor.files_root) {

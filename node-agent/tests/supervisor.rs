@@ -113,6 +113,14 @@ async fn supervises_a_single_node_broker() {
 
     // Ports from the race-free allocator: the broker binds them later, and again after restarts.
     let (kafka_port, quorum_port) = (ports::port(), ports::port());
+    // The broker's quorum runs mutual TLS with material the agent writes as 0600 files.
+    let authority = hdi_pki::Authority::generate("supervisor-test").unwrap();
+    let issued = authority.issue_broker(1).unwrap();
+    let quorum_tls = hdi_api::QuorumTls {
+        ca_pem: authority.cert_pem.clone(),
+        cert_pem: issued.cert_pem,
+        key_pem: issued.key_pem,
+    };
     let broker = Workload {
         name: "broker-1".into(),
         cluster_id: Uuid::new_v4(),
@@ -127,6 +135,7 @@ async fn supervises_a_single_node_broker() {
                 port: quorum_port,
             }],
             rack: "1".into(),
+            quorum_tls: Some(quorum_tls),
         }),
     };
     let mut evil = broker.clone();
@@ -142,7 +151,19 @@ async fn supervises_a_single_node_broker() {
     assert_eq!(supervisor.apply(assignment.clone()), Applied::Unchanged);
     let wdir = supervisor.workload_dir("broker-1");
     assert!(data_dir.join("assignment.json").exists());
-    // Assignments carry workloads' credentials: the file is its owner's alone.
+    // Assignments carry workloads' credentials and keys: the files are their owner's alone.
+    for name in ["ca.pem", "cert.pem", "key.pem"] {
+        let path = data_dir.join("workloads/broker-1/quorum-tls").join(name);
+        // Written when the process starts, which apply() begins.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !path.exists() && std::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let mode = std::os::unix::fs::PermissionsExt::mode(
+            &std::fs::metadata(&path).unwrap().permissions(),
+        );
+        assert_eq!(mode & 0o777, 0o600, "{}", path.display());
+    }
     let mode = std::os::unix::fs::PermissionsExt::mode(
         &std::fs::metadata(data_dir.join("assignment.json"))
             .unwrap()

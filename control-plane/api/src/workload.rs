@@ -55,6 +55,27 @@ pub struct BrokerWorkload {
     pub voters: Vec<QuorumVoter>,
     /// Rack (the node's fault domain) for replica placement.
     pub rack: String,
+    /// The quorum listener's mutual-TLS material: the agent writes it to 0600 files and runs
+    /// the broker with `--quorum-tls-dir`. Absent: a plain-TCP quorum.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quorum_tls: Option<QuorumTls>,
+}
+
+/// A broker's quorum certificate, its key and its cluster's authority, as PEM.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct QuorumTls {
+    /// The cluster's CA certificate.
+    pub ca_pem: String,
+    /// The broker's certificate (names `quorum.hdi` and `broker-<id>.quorum.hdi`).
+    pub cert_pem: String,
+    /// The broker's private key.
+    pub key_pem: String,
+}
+
+impl std::fmt::Debug for QuorumTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("QuorumTls(..)")
+    }
 }
 
 /// One voter of a broker cluster's metadata quorum.

@@ -6,7 +6,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use hdi_api::{
     BrokerWorkload, ExecutorRole, ExecutorWorkload, Node, NodeHeartbeat, NodeRegistration,
-    QuorumVoter, Workload, WorkloadAssignment, WorkloadSpec, WorkloadState,
+    QuorumTls, QuorumVoter, Workload, WorkloadAssignment, WorkloadSpec, WorkloadState,
 };
 use uuid::Uuid;
 
@@ -115,12 +115,33 @@ pub async fn agent_node_workloads(
         workloads: assignment
             .workloads
             .iter()
-            .filter_map(|w| Some(workload_to_wire(w, assignment.access.get(&w.cluster_id)?)))
+            .filter_map(|w| {
+                let tls = match (
+                    assignment.tls.get(&w.id),
+                    assignment.quorum_ca.get(&w.cluster_id),
+                ) {
+                    (Some((cert_pem, key_pem)), Some(ca_pem)) => Some(QuorumTls {
+                        ca_pem: ca_pem.clone(),
+                        cert_pem: cert_pem.clone(),
+                        key_pem: key_pem.clone(),
+                    }),
+                    _ => None,
+                };
+                Some(workload_to_wire(
+                    w,
+                    assignment.access.get(&w.cluster_id)?,
+                    tls,
+                ))
+            })
             .collect(),
     }))
 }
 
-fn workload_to_wire(w: &WorkloadRecord, access: &ClusterAccess) -> Workload {
+fn workload_to_wire(
+    w: &WorkloadRecord,
+    access: &ClusterAccess,
+    tls: Option<QuorumTls>,
+) -> Workload {
     let spec = match &w.config {
         WorkloadConfig::Broker {
             broker_id,
@@ -142,6 +163,7 @@ fn workload_to_wire(w: &WorkloadRecord, access: &ClusterAccess) -> Workload {
                 })
                 .collect(),
             rack: rack.clone(),
+            quorum_tls: tls,
         }),
         WorkloadConfig::Executor {
             role,

@@ -1,6 +1,6 @@
 //! Nodes: registration and heartbeats from agents, listing for people.
 
-use crate::model::{Capacity, NodeId, NodeRecord, NodeSpec};
+use crate::model::{Capacity, NodeId, NodeRecord, NodeSpec, WorkloadConfig};
 use crate::store::Assignment;
 
 use super::{ErrorCode, Service, ServiceError};
@@ -128,12 +128,58 @@ impl Service {
     /// # Errors
     /// `not_found` for an unknown node.
     pub async fn node_assignment(&self, node: NodeId) -> Result<Assignment, ServiceError> {
-        self.store
-            .node_assignment(node)
-            .await?
-            .ok_or_else(|| ServiceError::NotFound {
-                what: format!("node {node}"),
-            })
+        let read = || async {
+            self.store
+                .node_assignment(node)
+                .await?
+                .ok_or_else(|| ServiceError::NotFound {
+                    what: format!("node {node}"),
+                })
+        };
+        let assignment = read().await?;
+        if self.issue_quorum_certificates(&assignment).await? {
+            return read().await;
+        }
+        Ok(assignment)
+    }
+
+    /// Issues the quorum certificate of every broker workload of `assignment` that has none
+    /// (making its cluster's authority first if needed); whether any was issued.
+    async fn issue_quorum_certificates(
+        &self,
+        assignment: &Assignment,
+    ) -> Result<bool, ServiceError> {
+        let mut issued = false;
+        for workload in &assignment.workloads {
+            let WorkloadConfig::Broker { broker_id, .. } = workload.config else {
+                continue;
+            };
+            if assignment.tls.contains_key(&workload.id) {
+                continue;
+            }
+            let failed = |e: hdi_pki::PkiError| ServiceError::Upstream {
+                code: ErrorCode::Internal,
+                message: format!("cannot issue a quorum certificate: {e}"),
+            };
+            let candidate =
+                hdi_pki::Authority::generate(&workload.cluster_id.to_string()).map_err(failed)?;
+            let (cert_pem, key_pem) = self
+                .store
+                .quorum_ca(workload.cluster_id, (candidate.cert_pem, candidate.key_pem))
+                .await?;
+            let authority = hdi_pki::Authority {
+                cert_pem,
+                key_pem,
+                cluster: workload.cluster_id.to_string(),
+            };
+            let broker = authority.issue_broker(broker_id).map_err(failed)?;
+            self.store
+                .workload_tls_set_if_none(workload.id, &broker.cert_pem, &broker.key_pem)
+                .await?;
+            tracing::info!(workload = %workload.name, broker_id, "quorum certificate issued");
+            issued = true;
+        }
+        Ok(issued)
     }
 }
 

@@ -28,6 +28,10 @@ pub struct Assignment {
     pub workloads: Vec<WorkloadRecord>,
     /// Each of their clusters' workspace and credential.
     pub access: BTreeMap<ClusterId, ClusterAccess>,
+    /// Each broker workload's quorum certificate and key, once issued.
+    pub tls: BTreeMap<WorkloadId, (String, String)>,
+    /// Each Kafka cluster's quorum CA certificate, once made.
+    pub quorum_ca: BTreeMap<ClusterId, String>,
 }
 
 /// A node as the scheduler sees it.
@@ -269,21 +273,39 @@ impl Store {
         .await
         .map_err(query_error("node_assignment"))?;
         let access = sqlx::query!(
-            "SELECT id, workspace_id, credential FROM clusters
+            "SELECT id, workspace_id, credential, quorum_ca_cert FROM clusters
              WHERE id IN (SELECT cluster_id FROM workloads WHERE node_id = $1 AND NOT removing)",
             node_id.into_uuid()
         )
         .fetch_all(&mut *tx)
         .await
         .map_err(query_error("node_assignment_access"))?;
+        let tls = sqlx::query!(
+            r#"SELECT id, tls_cert AS "tls_cert!", tls_key AS "tls_key!" FROM workloads
+               WHERE node_id = $1 AND NOT removing
+                 AND tls_cert IS NOT NULL AND tls_key IS NOT NULL"#,
+            node_id.into_uuid()
+        )
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(query_error("node_assignment_tls"))?;
         tx.commit().await.map_err(query_error("commit"))?;
         let workloads = rows
             .into_iter()
             .map(WorkloadRecord::try_from)
             .collect::<Result<Vec<_>, _>>()?;
+        let quorum_ca = access
+            .iter()
+            .filter_map(|row| Some((ClusterId::from_uuid(row.id), row.quorum_ca_cert.clone()?)))
+            .collect();
         Ok(Some(Assignment {
             generation: to_u64(generation, "nodes.workload_generation")?,
             workloads,
+            tls: tls
+                .into_iter()
+                .map(|row| (WorkloadId::from_uuid(row.id), (row.tls_cert, row.tls_key)))
+                .collect(),
+            quorum_ca,
             access: access
                 .into_iter()
                 .map(|row| {
@@ -295,6 +317,75 @@ impl Store {
                 })
                 .collect(),
         }))
+    }
+
+    /// A cluster's quorum certificate authority (certificate and key): the stored one, or
+    /// `candidate`, stored, when it has none yet (control planes racing agree on one).
+    ///
+    /// # Errors
+    /// [`StoreError::Query`].
+    pub async fn quorum_ca(
+        &self,
+        cluster_id: ClusterId,
+        candidate: (String, String),
+    ) -> Result<(String, String), StoreError> {
+        let read = || {
+            sqlx::query!(
+                "SELECT quorum_ca_cert, quorum_ca_key FROM clusters WHERE id = $1",
+                cluster_id.into_uuid()
+            )
+        };
+        let row = read()
+            .fetch_one(&self.pool)
+            .await
+            .map_err(query_error("quorum_ca"))?;
+        if let (Some(cert), Some(key)) = (row.quorum_ca_cert, row.quorum_ca_key) {
+            return Ok((cert, key));
+        }
+        let (cert, key) = candidate;
+        sqlx::query!(
+            "UPDATE clusters SET quorum_ca_cert = $2, quorum_ca_key = $3
+             WHERE id = $1 AND quorum_ca_cert IS NULL",
+            cluster_id.into_uuid(),
+            cert,
+            key
+        )
+        .execute(&self.pool)
+        .await
+        .map_err(query_error("quorum_ca_set"))?;
+        let row = read()
+            .fetch_one(&self.pool)
+            .await
+            .map_err(query_error("quorum_ca"))?;
+        match (row.quorum_ca_cert, row.quorum_ca_key) {
+            (Some(cert), Some(key)) => Ok((cert, key)),
+            _ => Err(StoreError::Corrupt {
+                column: "clusters.quorum_ca_cert",
+                value: "NULL after storing a CA".into(),
+            }),
+        }
+    }
+
+    /// Stores a workload's quorum certificate and key unless it has them already.
+    ///
+    /// # Errors
+    /// [`StoreError::Query`].
+    pub async fn workload_tls_set_if_none(
+        &self,
+        id: WorkloadId,
+        cert: &str,
+        key: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query!(
+            "UPDATE workloads SET tls_cert = $2, tls_key = $3 WHERE id = $1 AND tls_cert IS NULL",
+            id.into_uuid(),
+            cert,
+            key
+        )
+        .execute(&self.pool)
+        .await
+        .map_err(query_error("workload_tls_set"))?;
+        Ok(())
     }
 
     /// Places workloads: under a fleet-wide lock, reads the fleet, lets `choose` (pure) decide,

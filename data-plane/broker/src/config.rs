@@ -42,6 +42,11 @@ pub struct Flags {
     /// Address of this broker's quorum listener (Raft, heartbeats, replication).
     #[arg(long)]
     pub quorum_listen: Option<SocketAddr>,
+    /// Directory holding `ca.pem`, `cert.pem` and `key.pem` (mode 0600): the quorum listener
+    /// then requires mutual TLS with certificates of that authority, and peers are called
+    /// with it (see hdi-pki). Without it the quorum is plain TCP.
+    #[arg(long, value_name = "DIR")]
+    pub quorum_tls_dir: Option<std::path::PathBuf>,
     /// The metadata quorum's voters: `ID@HOST:PORT,...` (their quorum listeners). A broker whose
     /// id is not listed joins as a non-voting member. Without it: a single-node cluster.
     #[arg(long)]

@@ -1,7 +1,7 @@
 //! `hdi-broker`: runs a single-node Kafka-compatible broker.
 //!
 //! `hdi-broker --node-id 1 --data-dir DIR --listen 127.0.0.1:9092 [--advertised-listener HOST:PORT]
-//! [--quorum-listen 127.0.0.1:9192 --quorum 1@127.0.0.1:9192,2@...]`.
+//! [--quorum-listen 127.0.0.1:9192 --quorum 1@127.0.0.1:9192,2@... [--quorum-tls-dir DIR]]`.
 //! Logs one line when ready; stops cleanly on SIGTERM or SIGINT (flushing every partition).
 //! Start-up failures print one line naming the problem and exit 1.
 
@@ -22,9 +22,18 @@ fn main() -> ExitCode {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .init();
+    let tls = flags.quorum_tls_dir.clone();
     let result = flags
         .resolve()
         .map_err(anyhow::Error::from)
+        .and_then(|config| {
+            if let Some(dir) = tls {
+                let tls = hdi_broker::cluster::transport::QuorumTls::load(&dir)
+                    .context("--quorum-tls-dir")?;
+                hdi_broker::cluster::transport::install(tls)?;
+            }
+            Ok(config)
+        })
         .and_then(|config| {
             tokio::runtime::Builder::new_multi_thread()
                 .enable_all()

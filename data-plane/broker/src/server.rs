@@ -41,9 +41,10 @@ pub async fn serve_quorum(broker: Arc<Broker>, listener: TcpListener) {
     }
 }
 
-async fn quorum_connection(broker: &Broker, mut stream: TcpStream) -> std::io::Result<()> {
+async fn quorum_connection(broker: &Broker, stream: TcpStream) -> std::io::Result<()> {
     use crate::cluster::rpc::{Request, read_frame, write_response};
     let _ = stream.set_nodelay(true);
+    let (mut stream, caller) = crate::cluster::transport::accept(stream).await?;
     loop {
         let body = match read_frame(&mut stream).await {
             Ok(body) => body,
@@ -53,6 +54,24 @@ async fn quorum_connection(broker: &Broker, mut stream: TcpStream) -> std::io::R
         let request: Request =
             crate::cluster::rpc::decode_request(&body).map_err(std::io::Error::other)?;
         let raft = &broker.cluster.raft;
+        // A broker speaks only for itself: its heartbeats and its replica fetches.
+        let claimed = match &request {
+            Request::Heartbeat(heartbeat) => Some(heartbeat.id),
+            Request::Fetch(fetch) => Some(fetch.replica_id),
+            _ => None,
+        };
+        if let Some(id) = claimed
+            && !caller.may_speak_for(id)
+        {
+            tracing::warn!(
+                claimed = id,
+                "quorum request refused: the caller's certificate does not name that broker"
+            );
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::PermissionDenied,
+                format!("the caller's certificate does not name broker {id}"),
+            ));
+        }
         match request {
             Request::AppendEntries(rpc) => {
                 write_response(&mut stream, &raft.append_entries(rpc).await, &[]).await?;

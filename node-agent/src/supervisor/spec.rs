@@ -81,6 +81,12 @@ pub fn credential_file(wdir: &Path) -> PathBuf {
     wdir.join("credential")
 }
 
+/// Where a broker's quorum TLS files are written: `<wdir>/quorum-tls` (`ca.pem`, `cert.pem`,
+/// `key.pem`, each mode 0600).
+pub fn quorum_tls_dir(wdir: &Path) -> PathBuf {
+    wdir.join("quorum-tls")
+}
+
 /// The directory a storage root the control plane names (`workspaces/<id>`) is in, under the
 /// node's storage directory; `None` unless it is a relative path of plain names (no `..`, no
 /// root, nothing empty), so that no assignment can point a workload elsewhere.
@@ -119,7 +125,14 @@ pub fn command_line(
 ) -> CommandLine {
     let data_dir = process_data_dir(wdir).into_os_string();
     let args = match spec {
-        WorkloadSpec::Broker(broker) => broker_args(broker, data_dir),
+        WorkloadSpec::Broker(broker) => {
+            let mut args = broker_args(broker, data_dir);
+            if broker.quorum_tls.is_some() {
+                args.push("--quorum-tls-dir".into());
+                args.push(quorum_tls_dir(wdir).into_os_string());
+            }
+            args
+        }
         WorkloadSpec::Executor(executor) => {
             let mut args = executor_args(executor, data_dir);
             // A refused files root never reaches here ([`refusal`]); the storage directory
@@ -264,6 +277,7 @@ mod tests {
                 },
             ],
             rack: "3".into(),
+            quorum_tls: None,
         })
     }
 

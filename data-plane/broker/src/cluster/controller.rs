@@ -52,7 +52,17 @@ impl Controller {
 
     /// Handles a broker's heartbeat (this broker leads the quorum).
     pub async fn heartbeat(&self, cluster: &Cluster, heartbeat: &Heartbeat) -> ProposeAnswer {
-        lock(&self.last_seen).insert(heartbeat.id, Instant::now());
+        // Liveness only for the registered incarnation (or a broker not registered yet): a
+        // heartbeat of an old process, or a forged one, cannot keep a dead broker alive.
+        let current = cluster
+            .view()
+            .meta
+            .brokers
+            .get(&heartbeat.id)
+            .is_none_or(|record| record.incarnation == heartbeat.incarnation);
+        if current {
+            lock(&self.last_seen).insert(heartbeat.id, Instant::now());
+        }
         let node = u64::try_from(heartbeat.id).unwrap_or(u64::MAX);
         let known = cluster
             .raft

@@ -16,6 +16,7 @@ pub mod metadata;
 pub mod raft;
 pub mod rpc;
 pub mod topics;
+pub mod transport;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};

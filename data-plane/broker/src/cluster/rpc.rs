@@ -19,11 +19,12 @@ use openraft::raft::{
 };
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::metadata::{BrokerId, Command, Outcome};
 use super::raft::TypeConfig;
+use super::transport::{QuorumStream, secure};
 
 /// The largest frame either side accepts.
 pub const MAX_FRAME: usize = 256 * 1024 * 1024;
@@ -143,7 +144,7 @@ pub type EpochEndAnswer = (i16, i32, i64);
 ///
 /// # Cancel safety
 /// Not cancel safe: a cancelled read leaves the stream mid-frame (drop the connection).
-pub async fn read_frame(stream: &mut TcpStream) -> std::io::Result<Vec<u8>> {
+pub async fn read_frame<S: AsyncRead + Unpin>(stream: &mut S) -> std::io::Result<Vec<u8>> {
     let len = stream.read_u32().await? as usize;
     if len > MAX_FRAME {
         return Err(std::io::Error::other(format!(
@@ -169,8 +170,8 @@ pub async fn read_frame(stream: &mut TcpStream) -> std::io::Result<Vec<u8>> {
 ///
 /// # Errors
 /// I/O or serialization errors.
-pub async fn write_response<T: Serialize>(
-    stream: &mut TcpStream,
+pub async fn write_response<T: Serialize, S: AsyncWrite + Unpin>(
+    stream: &mut S,
     answer: &T,
     raw: &[Bytes],
 ) -> std::io::Result<()> {
@@ -220,10 +221,18 @@ pub enum CallError {
 }
 
 /// A client connection to one peer, reconnected on demand. One call at a time.
-#[derive(Debug)]
 pub struct Peer {
     addr: String,
-    stream: Option<TcpStream>,
+    stream: Option<QuorumStream>,
+}
+
+impl std::fmt::Debug for Peer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Peer")
+            .field("addr", &self.addr)
+            .field("connected", &self.stream.is_some())
+            .finish()
+    }
 }
 
 impl Peer {
@@ -276,6 +285,10 @@ impl Peer {
                         source,
                     })?;
             let _ = stream.set_nodelay(true);
+            let stream = secure(stream).await.map_err(|source| CallError::Connect {
+                addr: self.addr.clone(),
+                source,
+            })?;
             self.stream = Some(stream);
         }
         let addr = self.addr.clone();
