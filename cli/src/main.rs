@@ -98,6 +98,12 @@ enum Command {
 enum NodeCommand {
     /// List registered nodes with their readiness.
     List,
+    /// Revoke a node agent's credential (platform admins): its calls are refused until it enrols
+    /// again with the bootstrap token.
+    RevokeCredential {
+        /// The node's name or id.
+        node: String,
+    },
 }
 
 fn main() -> ExitCode {
@@ -209,6 +215,23 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     print!("{}", table.render());
                 }
             }
+        }
+        Command::Node {
+            command: NodeCommand::RevokeCredential { node },
+        } => {
+            let api = connect(cli.config, cli.context.as_deref()).await?;
+            let nodes = api.nodes_list_all().await?;
+            let Some(found) = nodes
+                .iter()
+                .find(|n| n.name == node || n.id.to_string() == node)
+            else {
+                anyhow::bail!("node: no node is named {node:?}");
+            };
+            api.node_credential_revoke(found.id).await?;
+            eprintln!(
+                "the credential of node {} is revoked; its agent enrols again with the bootstrap token",
+                found.name
+            );
         }
     }
     Ok(())

@@ -28,17 +28,32 @@ fn registration(name: &str, fault_domain: u32) -> Value {
     })
 }
 
+/// Enrols node `id` with the bootstrap token; its own credential.
+async fn enrol(app: &axum::Router, id: &str) -> String {
+    let reply = call(
+        app,
+        "POST",
+        &format!("/v1/agent/nodes/{id}/credential"),
+        Some(AGENT),
+        None,
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+    reply.body["credential"].as_str().unwrap().to_owned()
+}
+
 const ID_A: &str = "6f1c1d2e-0000-4000-8000-00000000000a";
 const ID_B: &str = "6f1c1d2e-0000-4000-8000-00000000000b";
 
 #[sqlx::test(migrations = "../migrations")]
 async fn register_list_and_readiness(pool: PgPool) {
     let app = app(pool, Duration::from_millis(700)).await;
+    let a = enrol(&app, ID_A).await;
     let reply = call(
         &app,
         "PUT",
         &format!("/v1/agent/nodes/{ID_A}"),
-        Some(AGENT),
+        Some(a.as_str()),
         Some(registration("node-a", 1)),
     )
     .await;
@@ -61,7 +76,7 @@ async fn register_list_and_readiness(pool: PgPool) {
         &app,
         "POST",
         &format!("/v1/agent/nodes/{ID_A}/heartbeat"),
-        Some(AGENT),
+        Some(a.as_str()),
         Some(capacity),
     )
     .await;
@@ -75,7 +90,7 @@ async fn register_list_and_readiness(pool: PgPool) {
         &app,
         "PUT",
         &format!("/v1/agent/nodes/{ID_A}"),
-        Some(AGENT),
+        Some(a.as_str()),
         Some(registration("node-a", 1)),
     )
     .await;
@@ -86,11 +101,13 @@ async fn register_list_and_readiness(pool: PgPool) {
 #[sqlx::test(migrations = "../migrations")]
 async fn bad_input_gets_problem_documents(pool: PgPool) {
     let app = app(pool, Duration::from_secs(10)).await;
+    let a = enrol(&app, ID_A).await;
+    let b = enrol(&app, ID_B).await;
     call(
         &app,
         "PUT",
         &format!("/v1/agent/nodes/{ID_A}"),
-        Some(AGENT),
+        Some(a.as_str()),
         Some(registration("node-a", 0)),
     )
     .await;
@@ -108,7 +125,7 @@ async fn bad_input_gets_problem_documents(pool: PgPool) {
         (
             "name taken",
             node_b.clone(),
-            Some(AGENT),
+            Some(b.as_str()),
             Some(registration("node-a", 0)),
             StatusCode::CONFLICT,
             "node_name_taken",
@@ -117,7 +134,7 @@ async fn bad_input_gets_problem_documents(pool: PgPool) {
         (
             "bad name",
             node_b.clone(),
-            Some(AGENT),
+            Some(b.as_str()),
             Some(registration("Node_B", 0)),
             StatusCode::BAD_REQUEST,
             "invalid_field",
@@ -126,7 +143,7 @@ async fn bad_input_gets_problem_documents(pool: PgPool) {
         (
             "missing field",
             node_b.clone(),
-            Some(AGENT),
+            Some(b.as_str()),
             Some(json!({"name": "node-b"})),
             StatusCode::BAD_REQUEST,
             "invalid_body",
@@ -135,7 +152,7 @@ async fn bad_input_gets_problem_documents(pool: PgPool) {
         (
             "negative number",
             node_b.clone(),
-            Some(AGENT),
+            Some(b.as_str()),
             Some(
                 json!({"name": "node-b", "fault_domain": -1, "address": "a", "agent_version": "1", "capacity": {"cpu_millis": 1, "memory_bytes": 1, "disk_bytes": 1}}),
             ),
@@ -146,7 +163,7 @@ async fn bad_input_gets_problem_documents(pool: PgPool) {
         (
             "bad uuid",
             "/v1/agent/nodes/not-a-uuid".into(),
-            Some(AGENT),
+            Some(b.as_str()),
             Some(registration("node-b", 0)),
             StatusCode::BAD_REQUEST,
             "invalid_path",
@@ -155,7 +172,7 @@ async fn bad_input_gets_problem_documents(pool: PgPool) {
         (
             "unknown heartbeat",
             format!("{node_b}/heartbeat"),
-            Some(AGENT),
+            Some(b.as_str()),
             Some(json!({"capacity": {"cpu_millis": 1, "memory_bytes": 1, "disk_bytes": 1}})),
             StatusCode::NOT_FOUND,
             "not_found",
@@ -227,7 +244,7 @@ async fn bad_input_gets_problem_documents(pool: PgPool) {
         (
             "huge heartbeat capacity",
             format!("{node_a}/heartbeat"),
-            Some(AGENT),
+            Some(a.as_str()),
             Some(json!({"capacity": {"cpu_millis": 1, "memory_bytes": 1, "disk_bytes": u64::MAX}})),
             StatusCode::BAD_REQUEST,
             "invalid_field",
@@ -286,11 +303,12 @@ async fn lists_are_paginated_by_name(pool: PgPool) {
     let app = app(pool, Duration::from_secs(10)).await;
     for i in 0..5 {
         let id = format!("6f1c1d2e-0000-4000-8000-00000000010{i}");
+        let credential = enrol(&app, &id).await;
         let reply = call(
             &app,
             "PUT",
             &format!("/v1/agent/nodes/{id}"),
-            Some(AGENT),
+            Some(credential.as_str()),
             Some(registration(&format!("n{}", 4 - i), i)),
         )
         .await;
@@ -337,4 +355,94 @@ async fn health_and_readiness(pool: PgPool) {
     assert_eq!(ready.body["status"], "not_ready");
     let spec = call(&app, "GET", "/openapi.json", None, None).await;
     assert_eq!(spec.body["info"]["title"], "hdi control plane");
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn each_agent_acts_for_its_own_node_only(pool: PgPool) {
+    let app = app(pool, Duration::from_secs(10)).await;
+    let a = enrol(&app, ID_A).await;
+    let b = enrol(&app, ID_B).await;
+    assert_ne!(a, b);
+    for (id, credential) in [(ID_A, &a), (ID_B, &b)] {
+        let name = if id == ID_A { "node-a" } else { "node-b" };
+        let reply = call(
+            &app,
+            "PUT",
+            &format!("/v1/agent/nodes/{id}"),
+            Some(credential.as_str()),
+            Some(registration(name, 1)),
+        )
+        .await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    }
+    let workloads = |id: &str| format!("/v1/agent/nodes/{id}/workloads");
+    // A's credential reads A's assignment, not B's; nor can it heartbeat or re-register as B.
+    let own = call(&app, "GET", &workloads(ID_A), Some(a.as_str()), None).await;
+    assert_ne!(own.status, StatusCode::FORBIDDEN, "{}", own.body);
+    assert_ne!(own.status, StatusCode::UNAUTHORIZED, "{}", own.body);
+    let other = call(&app, "GET", &workloads(ID_B), Some(a.as_str()), None).await;
+    assert_eq!(other.status, StatusCode::FORBIDDEN, "{}", other.body);
+    let beat = json!({"capacity": {"cpu_millis": 1, "memory_bytes": 1, "disk_bytes": 1}});
+    let reply = call(
+        &app,
+        "POST",
+        &format!("/v1/agent/nodes/{ID_B}/heartbeat"),
+        Some(a.as_str()),
+        Some(beat),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::FORBIDDEN, "{}", reply.body);
+    let reply = call(
+        &app,
+        "PUT",
+        &format!("/v1/agent/nodes/{ID_B}"),
+        Some(a.as_str()),
+        Some(registration("node-b", 7)),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::FORBIDDEN, "{}", reply.body);
+    // The bootstrap token enrols, nothing else; and only once per node.
+    let reply = call(&app, "GET", &workloads(ID_A), Some(AGENT), None).await;
+    assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "{}", reply.body);
+    let again = call(
+        &app,
+        "POST",
+        &format!("/v1/agent/nodes/{ID_A}/credential"),
+        Some(AGENT),
+        None,
+    )
+    .await;
+    assert_eq!(again.status, StatusCode::CONFLICT, "{}", again.body);
+    assert_eq!(again.body["code"], "node_credential_exists");
+    // A user's token cannot enrol.
+    let reply = call(
+        &app,
+        "POST",
+        "/v1/agent/nodes/6f1c1d2e-0000-4000-8000-0000000000cc/credential",
+        Some(ADMIN),
+        None,
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "{}", reply.body);
+    // A platform admin revokes A's credential: it stops working; A enrols again.
+    let revoke = format!("/v1/nodes/{ID_A}/credential");
+    let reply = call(&app, "DELETE", &revoke, Some(AGENT), None).await;
+    assert_eq!(
+        reply.status,
+        StatusCode::UNAUTHORIZED,
+        "agents cannot revoke"
+    );
+    let reply = call(&app, "DELETE", &revoke, Some(ADMIN), None).await;
+    assert_eq!(reply.status, StatusCode::NO_CONTENT, "{}", reply.body);
+    let reply = call(&app, "DELETE", &revoke, Some(ADMIN), None).await;
+    assert_eq!(reply.status, StatusCode::NOT_FOUND, "{}", reply.body);
+    let reply = call(&app, "GET", &workloads(ID_A), Some(a.as_str()), None).await;
+    assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "{}", reply.body);
+    let renewed = enrol(&app, ID_A).await;
+    assert_ne!(renewed, a);
+    let reply = call(&app, "GET", &workloads(ID_A), Some(renewed.as_str()), None).await;
+    assert_ne!(reply.status, StatusCode::UNAUTHORIZED, "{}", reply.body);
+    // B was never affected.
+    let reply = call(&app, "GET", &workloads(ID_B), Some(b.as_str()), None).await;
+    assert_ne!(reply.status, StatusCode::UNAUTHORIZED, "{}", reply.body);
 }

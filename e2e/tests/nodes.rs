@@ -1,5 +1,6 @@
-//! Node agents against a real control plane and PostgreSQL: registration, readiness after SIGKILL,
-//! identity across restarts, hdictl output, and agents outliving a control-plane crash.
+//! Node agents against a real control plane and PostgreSQL: enrolment (a credential per node,
+//! revoked and renewed), registration, readiness after SIGKILL, identity across restarts, hdictl
+//! output, and agents outliving a control-plane crash.
 #![allow(clippy::unwrap_used, reason = "tests")]
 
 use std::time::Duration;
@@ -87,6 +88,46 @@ async fn sigkilled_agent_goes_not_ready_and_comes_back_as_the_same_node() {
     );
     let (ok, version, _) = hdictl(&config, &["version"]);
     assert!(ok && version.contains("control plane 0.1.0"), "{version}");
+
+    // Each agent enrolled: its own credential, 0600, differing from the others'. Revoked by
+    // an admin, node-2's credential stops working and its agent enrols again, staying Ready.
+    let credential = |d: u32| {
+        let path = dir.path().join(format!("node-{d}/node-credential"));
+        let mode = std::os::unix::fs::PermissionsExt::mode(
+            &std::fs::metadata(&path).unwrap().permissions(),
+        );
+        assert_eq!(mode & 0o777, 0o600, "{}", path.display());
+        std::fs::read_to_string(path).unwrap()
+    };
+    let old = credential(2);
+    assert!(old != credential(0) && old != credential(1));
+    let (ok, _, err) = hdictl(&config, &["node", "revoke-credential", "node-2"]);
+    assert!(ok && err.contains("revoked"), "{err}");
+    agents[2]
+        .wait_for_line("enrolling again", Duration::from_secs(15))
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while agents[2]
+        .lines()
+        .iter()
+        .filter(|l| l.contains("enrolled:"))
+        .count()
+        < 2
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "node-2 did not enrol again"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_ne!(credential(2), old);
+    eventually(
+        "node-2 Ready after re-enrolling",
+        Duration::from_secs(15),
+        all_ready(3),
+    )
+    .await
+    .unwrap();
 
     // SIGKILL node-1: NotReady within 15 s; the others stay Ready.
     agents[1].kill9();

@@ -120,8 +120,22 @@ async fn mutual_tls_shuts_forged_quorum_peers_out() {
             .wait_for_line("hdi-broker ready on ", Duration::from_secs(60))
             .unwrap();
     }
-    // The cluster forms and replicates over TLS: a 3-replica topic takes acks=all writes.
+    // The cluster forms and replicates over TLS: a 3-replica topic takes acks=all writes once
+    // every broker is registered.
     let bootstrap = format!("127.0.0.1:{}", kafka[0]);
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let (ok, out, _) = kcat(&bootstrap, &["-L"], None);
+        if ok && String::from_utf8_lossy(&out).contains(" 3 brokers:") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "three brokers never listed: {}",
+            String::from_utf8_lossy(&out)
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
     let (ok, out, err) = kcat(
         &bootstrap,
         &[

@@ -1,12 +1,16 @@
 //! The agent's main loop: one closed [`Event`] enum, handled one event at a time.
 //!
-//! The agent registers (again after every start, and whenever the control plane forgets it),
+//! The agent first enrols: it exchanges the shared bootstrap token (`--token-file`) once for the
+//! node's own credential, kept in `<data-dir>/node-credential` (0600), which every other call
+//! presents (see [`Credentials`]). It registers (again after every start, and whenever the
+//! control plane forgets it),
 //! then heartbeats every interval with the applied assignment generation and the state of every
 //! workload. Every poll interval it fetches the node's workload assignment and hands it to the
 //! [`Supervisor`] (a 404 means "nothing assigned yet"); events of the workload processes arrive as
 //! [`Event::Workload`]. An unreachable control plane is retried forever (the node's workloads keep
 //! running meanwhile, from the persisted assignment: the control plane is not on the data path); a
-//! refused token is fatal, because retrying cannot fix it.
+//! refused bootstrap token is fatal, because retrying cannot fix it; a refused node credential
+//! (revoked) is dropped and the agent enrols again.
 //!
 //! On SIGTERM or SIGINT the agent exits and leaves its workloads running; the next agent adopts
 //! them.
@@ -52,9 +56,10 @@ enum Registration {
 /// # Errors
 /// When the data directory cannot be used or the control plane refuses the agent's token.
 pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
+    let config = &config;
     let _lock = identity::lock_data_dir(&config.data_dir)?;
     let identity = identity::load_or_create(&config.data_dir, config.name.as_deref())?;
-    let client = Client::new(&config.control_plane, Some(config.token.clone()))?;
+    let mut credentials = Credentials::load(config)?;
     tracing::info!(node = %identity.id, name = %identity.name, fault_domain = config.fault_domain,
         control_plane = %config.control_plane, "hdi-node-agent starting");
 
@@ -94,7 +99,7 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
                 return Ok(());
             }
             Event::Workload(event) => supervisor.handle(event),
-            Event::Poll => match poll(&client, &identity, &mut supervisor).await {
+            Event::Poll => match poll(&mut credentials, &identity, &mut supervisor).await {
                 Ok(()) => {
                     if last_poll_warned.take().is_some() {
                         tracing::info!("workload assignment reachable again");
@@ -112,8 +117,14 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
                 }
             },
             Event::Tick => {
-                let outcome =
-                    tick(&client, &config, &identity, &supervisor, &mut registration).await;
+                let outcome = tick(
+                    &mut credentials,
+                    config,
+                    &identity,
+                    &supervisor,
+                    &mut registration,
+                )
+                .await;
                 match outcome {
                     Ok(()) => {
                         if last_warned.take().is_some() {
@@ -121,7 +132,7 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
                         }
                     }
                     Err(TickError::Fatal(error)) => return Err(error),
-                    Err(TickError::Retry(error)) => {
+                    Err(TickError::Retry(error) | TickError::Refused(error)) => {
                         // Log the first failure, then at most every 30 s, so an outage does not flood the log.
                         let now = tokio::time::Instant::now();
                         if last_warned.is_none_or(|at| now.duration_since(at) >= WARN_EVERY) {
@@ -139,19 +150,106 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
 }
 
 enum TickError {
-    /// Retrying cannot help (e.g. the token is refused).
+    /// Retrying cannot help (e.g. the bootstrap token is refused).
     Fatal(anyhow::Error),
     /// Retry on the next tick.
     Retry(anyhow::Error),
+    /// The node's credential is refused (revoked): enrol again.
+    Refused(anyhow::Error),
+}
+
+/// The agent's credentials: the bootstrap token (`--token-file`, good only for enrolling) and,
+/// once enrolled, the node's own credential, kept in `<data-dir>/node-credential` (0600) and
+/// presented on every other call. A refused node credential (revoked by an admin) is forgotten
+/// and the agent enrols again; a node that has a credential the agent lost is refused
+/// enrolment (`node_credential_exists`) until an admin revokes it.
+struct Credentials {
+    url: String,
+    bootstrap: Client,
+    node: Option<Client>,
+    file: std::path::PathBuf,
+}
+
+impl Credentials {
+    fn load(config: &AgentConfig) -> anyhow::Result<Credentials> {
+        let file = config.data_dir.join("node-credential");
+        let node = if file.exists() {
+            let secret =
+                hdi_stdx::secret::read_secret_file(&file).map_err(|e| anyhow::anyhow!("{e}"))?;
+            Some(Client::new(
+                &config.control_plane,
+                Some(secret.expose().to_owned()),
+            )?)
+        } else {
+            None
+        };
+        Ok(Credentials {
+            url: config.control_plane.clone(),
+            bootstrap: Client::new(&config.control_plane, Some(config.token.clone()))?,
+            node,
+            file,
+        })
+    }
+
+    /// The client presenting the node's credential, enrolling first if there is none.
+    async fn client(&mut self, id: uuid::Uuid) -> Result<&Client, TickError> {
+        if self.node.is_none() {
+            let issued = match self.bootstrap.agent_enrol(id).await {
+                Ok(issued) => issued,
+                Err(error) => {
+                    return Err(match error.status() {
+                        Some(401 | 403) => TickError::Fatal(anyhow::Error::new(error).context(
+                            "enrolment refused: the control plane refused this agent's token (check --token-file)",
+                        )),
+                        Some(409) => TickError::Fatal(anyhow::Error::new(error).context(
+                            "enrolment refused: this node has a credential this agent does not hold",
+                        )),
+                        _ => TickError::Retry(anyhow::Error::new(error).context("enrolment failed")),
+                    });
+                }
+            };
+            hdi_stdx::secret::write_secret_file(&self.file, &issued.credential).map_err(|e| {
+                TickError::Fatal(anyhow::Error::new(e).context(format!(
+                    "cannot keep the node credential in {}",
+                    self.file.display()
+                )))
+            })?;
+            tracing::info!(
+                "enrolled: the node's own credential is kept in {}",
+                self.file.display()
+            );
+            let client = Client::new(&self.url, Some(issued.credential))
+                .map_err(|e| TickError::Fatal(anyhow::Error::new(e)))?;
+            self.node = Some(client);
+        }
+        self.node
+            .as_ref()
+            .ok_or_else(|| TickError::Retry(anyhow::anyhow!("not enrolled")))
+    }
+
+    /// Forgets a refused node credential (the next call enrols again).
+    fn forget(&mut self) {
+        tracing::warn!(
+            "the control plane refused the node's credential (revoked?): enrolling again"
+        );
+        self.node = None;
+        let _ = std::fs::remove_file(&self.file);
+    }
 }
 
 /// Fetches the assignment and applies it. A 404 means nothing is assigned yet (or the endpoint
 /// is not deployed yet): the supervisor keeps what it runs.
 async fn poll(
-    client: &Client,
+    credentials: &mut Credentials,
     identity: &Identity,
     supervisor: &mut Supervisor,
 ) -> anyhow::Result<()> {
+    let client = match credentials.client(identity.id).await {
+        Ok(client) => client,
+        Err(TickError::Fatal(error) | TickError::Retry(error) | TickError::Refused(error)) => {
+            return Err(error);
+        }
+    };
     let fetched = tokio::time::timeout(POLL_TIMEOUT, client.agent_workloads(identity.id))
         .await
         .map_err(|_| {
@@ -169,6 +267,10 @@ async fn poll(
             tracing::debug!("no workload assignment for this node yet");
             Ok(())
         }
+        Err(error) if error.status() == Some(401) => {
+            credentials.forget();
+            Err(anyhow::Error::new(error).context("the node's credential was refused"))
+        }
         Err(error) => {
             Err(anyhow::Error::new(error).context("cannot fetch the workload assignment"))
         }
@@ -176,6 +278,24 @@ async fn poll(
 }
 
 async fn tick(
+    credentials: &mut Credentials,
+    config: &AgentConfig,
+    identity: &Identity,
+    supervisor: &Supervisor,
+    registration: &mut Registration,
+) -> Result<(), TickError> {
+    let client = credentials.client(identity.id).await?;
+    let outcome = tick_with(client, config, identity, supervisor, registration).await;
+    if let Err(TickError::Refused(error)) = outcome {
+        credentials.forget();
+        return Err(TickError::Retry(
+            error.context("the node's credential was refused; enrolling again"),
+        ));
+    }
+    outcome
+}
+
+async fn tick_with(
     client: &Client,
     config: &AgentConfig,
     identity: &Identity,
@@ -216,8 +336,9 @@ async fn tick(
 
 fn classify(error: ClientError, what: &str) -> TickError {
     match error.status() {
-        Some(401) | Some(403) => TickError::Fatal(anyhow::Error::new(error).context(format!(
-            "{what}: the control plane refused this agent's token (check --token-file)"
+        Some(401) => TickError::Refused(anyhow::Error::new(error).context(what.to_owned())),
+        Some(403) => TickError::Fatal(anyhow::Error::new(error).context(format!(
+            "{what}: the control plane refused this agent's credential"
         ))),
         // A registration the control plane rejects as invalid will be rejected again: stop.
         Some(400) | Some(409) => {

@@ -21,7 +21,8 @@ use crate::cluster::{
 use crate::job::{Job, JobCreate, JobList, JobPreview, JobProgressList};
 use crate::topic::{Topic, TopicCreate, TopicList, TopicPatch};
 use crate::types::{
-    ErrorCode, Health, Node, NodeHeartbeat, NodeList, NodeRegistration, Problem, Readiness,
+    ErrorCode, Health, Node, NodeCredential, NodeHeartbeat, NodeList, NodeRegistration, Problem,
+    Readiness,
 };
 use crate::workload::WorkloadAssignment;
 
@@ -176,6 +177,33 @@ impl Client {
     pub async fn node_get(&self, id: Uuid) -> Result<Node, ClientError> {
         self.call(Method::GET, &format!("/v1/nodes/{id}"), None::<&()>)
             .await
+    }
+
+    /// `POST /v1/agent/nodes/{id}/credential`: exchanges the bootstrap token this client holds
+    /// for the node's own credential.
+    ///
+    /// # Errors
+    /// [`ClientError`]; `node_credential_exists` when the node has one.
+    pub async fn agent_enrol(&self, id: Uuid) -> Result<NodeCredential, ClientError> {
+        self.call(
+            Method::POST,
+            &format!("/v1/agent/nodes/{id}/credential"),
+            None::<&()>,
+        )
+        .await
+    }
+
+    /// `DELETE /v1/nodes/{id}/credential` (platform admins): revokes a node agent's credential.
+    ///
+    /// # Errors
+    /// [`ClientError`].
+    pub async fn node_credential_revoke(&self, id: Uuid) -> Result<(), ClientError> {
+        let url = format!("{}/v1/nodes/{id}/credential", self.base_url);
+        let response = self.send(self.request(Method::DELETE, &url), &url).await?;
+        if response.status().is_success() {
+            return Ok(());
+        }
+        Err(Self::error_from(response, &url).await)
     }
 
     /// `PUT /v1/agent/nodes/{id}`: register (or re-register) a node agent.

@@ -115,6 +115,9 @@ error_codes! {
     ApiTokenExists = "api_token_exists",
     /// A node of that name is registered under another id.
     NodeNameTaken = "node_name_taken",
+    /// The node has an agent credential already: a platform admin revokes it before the agent
+    /// enrols again.
+    NodeCredentialExists = "node_credential_exists",
     /// The cluster is being deleted.
     ClusterDeleting = "cluster_deleting",
     /// The cluster changed while the request was served; retry.
@@ -238,6 +241,19 @@ impl std::fmt::Display for NodeStatus {
             NodeStatus::Ready => "Ready",
             NodeStatus::NotReady => "NotReady",
         })
+    }
+}
+
+/// A node agent's own credential (`POST /v1/agent/nodes/{id}/credential`), shown once.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct NodeCredential {
+    /// The bearer token of the node's agent calls.
+    pub credential: String,
+}
+
+impl std::fmt::Debug for NodeCredential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("NodeCredential(..)")
     }
 }
 

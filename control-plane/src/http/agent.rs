@@ -5,19 +5,39 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use hdi_api::{
-    BrokerWorkload, ExecutorRole, ExecutorWorkload, Node, NodeHeartbeat, NodeRegistration,
-    QuorumTls, QuorumVoter, Workload, WorkloadAssignment, WorkloadSpec, WorkloadState,
+    BrokerWorkload, ExecutorRole, ExecutorWorkload, Node, NodeCredential, NodeHeartbeat,
+    NodeRegistration, QuorumTls, QuorumVoter, Workload, WorkloadAssignment, WorkloadSpec,
+    WorkloadState,
 };
 use uuid::Uuid;
 
 use super::error::ApiError;
-use super::extract::{AgentCaller, ApiJson, ApiPath};
+use super::extract::{AgentCaller, ApiJson, ApiPath, NodeCaller};
 use super::node::{capacity_from_wire, node_to_wire};
 use crate::AppState;
 use crate::model::{
     ClusterAccess, NodeId, NodeSpec, ObservedProcess, WorkloadConfig, WorkloadRecord, WorkloadRole,
 };
 use crate::store::ReportedWorkload;
+
+/// Exchanges the node agents' bootstrap token for this node's own credential (once: shown only
+/// in this answer). Every other agent call presents that credential and acts for its node only.
+#[utoipa::path(post, path = "/v1/agent/nodes/{id}/credential", tag = "agent",
+    params(("id" = Uuid, Path, description = "Node id, chosen by the agent and kept in its data directory")),
+    security(("bearer" = [])),
+    responses(
+        (status = 201, description = "The node's credential", body = NodeCredential),
+        (status = 401, description = "No valid bootstrap token"),
+        (status = 409, description = "`node_credential_exists`: the node has a credential; a platform admin revokes it first")))]
+pub async fn agent_node_enrol(
+    _caller: AgentCaller,
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<Uuid>,
+) -> Result<(StatusCode, Json<NodeCredential>), ApiError> {
+    let credential = state.service.node_enrol(NodeId::from_uuid(id)).await?;
+    tracing::info!(node = %id, "node agent enrolled: credential issued");
+    Ok((StatusCode::CREATED, Json(NodeCredential { credential })))
+}
 
 /// Registers a node agent (or re-registers it after a restart, keeping its identity).
 #[utoipa::path(put, path = "/v1/agent/nodes/{id}", tag = "agent",
@@ -27,14 +47,16 @@ use crate::store::ReportedWorkload;
     responses(
         (status = 200, description = "Registered", body = Node),
         (status = 400, description = "Invalid registration"),
-        (status = 401, description = "No valid agent token"),
+        (status = 401, description = "No valid node credential"),
+        (status = 403, description = "The credential is another node's"),
         (status = 409, description = "Another node has this name")))]
 pub async fn agent_node_register(
-    _caller: AgentCaller,
+    caller: NodeCaller,
     State(state): State<AppState>,
     ApiPath(id): ApiPath<Uuid>,
     ApiJson(registration): ApiJson<NodeRegistration>,
 ) -> Result<Json<Node>, ApiError> {
+    caller.must_be(NodeId::from_uuid(id))?;
     let spec = NodeSpec {
         name: registration.name,
         fault_domain: registration.fault_domain,
@@ -60,14 +82,16 @@ pub async fn agent_node_register(
     security(("bearer" = [])),
     responses(
         (status = 204, description = "Recorded"),
-        (status = 401, description = "No valid agent token"),
+        (status = 401, description = "No valid node credential"),
+        (status = 403, description = "The credential is another node's"),
         (status = 404, description = "Unknown node: register first")))]
 pub async fn agent_node_heartbeat(
-    _caller: AgentCaller,
+    caller: NodeCaller,
     State(state): State<AppState>,
     ApiPath(id): ApiPath<Uuid>,
     ApiJson(heartbeat): ApiJson<NodeHeartbeat>,
 ) -> Result<StatusCode, ApiError> {
+    caller.must_be(NodeId::from_uuid(id))?;
     let reports: Vec<ReportedWorkload> = heartbeat
         .workloads
         .iter()
@@ -102,13 +126,15 @@ pub async fn agent_node_heartbeat(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The assignment", body = WorkloadAssignment),
-        (status = 401, description = "No valid agent token"),
+        (status = 401, description = "No valid node credential"),
+        (status = 403, description = "The credential is another node's"),
         (status = 404, description = "Unknown node: register first")))]
 pub async fn agent_node_workloads(
-    _caller: AgentCaller,
+    caller: NodeCaller,
     State(state): State<AppState>,
     ApiPath(id): ApiPath<Uuid>,
 ) -> Result<Json<WorkloadAssignment>, ApiError> {
+    caller.must_be(NodeId::from_uuid(id))?;
     let assignment = state.service.node_assignment(NodeId::from_uuid(id)).await?;
     Ok(Json(WorkloadAssignment {
         generation: assignment.generation,

@@ -94,8 +94,28 @@ impl FromRequestParts<AppState> for AdminCaller {
     }
 }
 
-/// Proof that the caller holds the node-agent token.
+/// Proof that the caller holds the node agents' bootstrap token (good for enrolling only).
 pub struct AgentCaller;
+
+/// A node agent, by its own credential: the node it may act for.
+pub struct NodeCaller(pub crate::model::NodeId);
+
+impl NodeCaller {
+    /// `forbidden` unless the caller is node `id`'s agent.
+    ///
+    /// # Errors
+    /// [`ApiError`] 403 for another node.
+    pub fn must_be(&self, id: crate::model::NodeId) -> Result<(), ApiError> {
+        if self.0 == id {
+            Ok(())
+        } else {
+            tracing::warn!(caller = %self.0, node = %id, "refused: an agent acting for another node");
+            Err(ApiError::from(crate::service::ServiceError::Forbidden {
+                message: "an agent's credential is good for its own node only".into(),
+            }))
+        }
+    }
+}
 
 fn refuse(parts: &Parts, reason: &dyn std::fmt::Display) {
     tracing::warn!(
@@ -144,5 +164,24 @@ impl FromRequestParts<AppState> for AgentCaller {
                 refuse(parts, &reason);
                 ApiError::from(reason)
             })
+    }
+}
+
+impl FromRequestParts<AppState> for NodeCaller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let token = auth::bearer(header(parts)).map_err(|reason| {
+            refuse(parts, &reason);
+            ApiError::from(reason)
+        })?;
+        match state.service.node_by_credential(token).await {
+            Ok(node) => Ok(NodeCaller(node)),
+            Err(ServiceError::Unauthenticated(reason)) => {
+                refuse(parts, &reason);
+                Err(ApiError::from(reason))
+            }
+            Err(other) => Err(ApiError::from(other)),
+        }
     }
 }

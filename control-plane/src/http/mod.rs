@@ -40,7 +40,7 @@ use error::ApiError;
     tags(
         (name = "health", description = "Liveness and readiness probes"),
         (name = "nodes", description = "Registered node agents"),
-        (name = "agent", description = "Endpoints for node agents (agent token)"),
+        (name = "agent", description = "Endpoints for node agents (the bootstrap token to enrol, then the node's own credential)"),
         (name = "workspaces", description = "Tenants"),
         (name = "clusters", description = "Kafka and Spark clusters"),
         (name = "topics", description = "Topics of Kafka clusters, through the Kafka admin protocol"),
@@ -67,6 +67,8 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(auth::role_binding_put, auth::role_binding_delete))
         .routes(routes!(node::nodes_list))
         .routes(routes!(node::node_get))
+        .routes(routes!(node::node_credential_revoke))
+        .routes(routes!(agent::agent_node_enrol))
         .routes(routes!(agent::agent_node_register))
         .routes(routes!(agent::agent_node_heartbeat))
         .routes(routes!(agent::agent_node_workloads))

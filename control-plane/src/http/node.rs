@@ -8,7 +8,7 @@ use utoipa::IntoParams;
 use uuid::Uuid;
 
 use super::error::ApiError;
-use super::extract::{AdminCaller, ApiPath, ApiQuery};
+use super::extract::{AdminCaller, ApiPath, ApiQuery, Caller};
 use crate::AppState;
 use crate::model::{Capacity, NodeHealth, NodeId, NodeRecord};
 use crate::service::PageRequest;
@@ -72,6 +72,27 @@ pub async fn node_get(
         &record,
         state.service.config().node_ready_timeout,
     )))
+}
+
+/// Revokes a node agent's credential: its calls are refused until it enrols again with the
+/// bootstrap token (platform admins only).
+#[utoipa::path(delete, path = "/v1/nodes/{id}/credential", tag = "nodes",
+    params(("id" = Uuid, Path, description = "Node id")),
+    security(("bearer" = [])),
+    responses(
+        (status = 204, description = "Revoked"),
+        (status = 403, description = "Not a platform admin"),
+        (status = 404, description = "The node has no credential")))]
+pub async fn node_credential_revoke(
+    Caller(caller): Caller,
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<Uuid>,
+) -> Result<axum::http::StatusCode, ApiError> {
+    state
+        .service
+        .node_credential_revoke(&caller, NodeId::from_uuid(id))
+        .await?;
+    Ok(axum::http::StatusCode::NO_CONTENT)
 }
 
 pub(super) fn node_to_wire(record: &NodeRecord, timeout: std::time::Duration) -> Node {

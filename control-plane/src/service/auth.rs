@@ -83,7 +83,7 @@ fn invalid(field: &str, message: &str) -> ServiceError {
     }
 }
 
-fn internal(context: &'static str, message: String) -> ServiceError {
+pub(super) fn internal(context: &'static str, message: String) -> ServiceError {
     ServiceError::Internal(StoreError::Corrupt {
         column: context,
         value: message,

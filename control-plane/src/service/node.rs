@@ -1,5 +1,7 @@
 //! Nodes: registration and heartbeats from agents, listing for people.
 
+use super::auth::require_platform_admin;
+use crate::auth::Identity;
 use crate::model::{Capacity, NodeId, NodeRecord, NodeSpec, WorkloadConfig};
 use crate::store::Assignment;
 
@@ -74,6 +76,85 @@ impl Service {
                 what: format!("node {id}"),
             })
         }
+    }
+
+    /// Exchanges the bootstrap token (checked by the caller) for node `id`'s own agent
+    /// credential: a fresh secret, returned once; only its digest is kept.
+    ///
+    /// # Errors
+    /// `node_credential_exists` when the node has one (a platform admin revokes it first).
+    pub async fn node_enrol(&self, id: NodeId) -> Result<String, ServiceError> {
+        let secret = crate::auth::new_api_token_secret()
+            .map_err(|e| super::auth::internal("node_credential", e.to_string()))?;
+        let secret = format!("node_{}", secret.trim_start_matches("hdi_"));
+        let result = if self
+            .store
+            .node_credential_insert(id, &crate::auth::digest(&secret))
+            .await?
+        {
+            Ok(secret)
+        } else {
+            Err(ServiceError::Conflict {
+                code: ErrorCode::NodeCredentialExists,
+                message: format!(
+                    "node {id} has a credential already; a platform admin revokes it \
+                     (DELETE /v1/nodes/{id}/credential) before the agent enrols again"
+                ),
+            })
+        };
+        self.audit(
+            "agent",
+            "node.enrol",
+            &format!("nodes/{id}"),
+            &result.as_ref().map(|_| ()),
+        )
+        .await;
+        result
+    }
+
+    /// The node an agent credential belongs to.
+    ///
+    /// # Errors
+    /// `unauthorized` for an unknown credential.
+    pub async fn node_by_credential(&self, token: &str) -> Result<NodeId, ServiceError> {
+        self.store
+            .node_by_credential(&crate::auth::digest(token))
+            .await?
+            .ok_or(ServiceError::Unauthenticated(
+                crate::auth::AuthError::WrongToken {
+                    expected: crate::auth::Principal::Agent,
+                },
+            ))
+    }
+
+    /// Revokes node `id`'s agent credential (platform admins only): its agent's calls are
+    /// refused until it enrols again with the bootstrap token.
+    ///
+    /// # Errors
+    /// `forbidden`, `not_found` (no credential).
+    pub async fn node_credential_revoke(
+        &self,
+        caller: &Identity,
+        id: NodeId,
+    ) -> Result<(), ServiceError> {
+        let result = async {
+            require_platform_admin(caller)?;
+            if self.store.node_credential_delete(id).await? {
+                Ok(())
+            } else {
+                Err(ServiceError::NotFound {
+                    what: format!("credential of node {id}"),
+                })
+            }
+        }
+        .await;
+        self.audited(
+            &caller.username,
+            "node.credential.revoke",
+            format!("nodes/{id}"),
+            result,
+        )
+        .await
     }
 
     /// One node.

@@ -175,3 +175,66 @@ impl Store {
         rows.into_iter().map(NodeRecord::try_from).collect()
     }
 }
+
+impl Store {
+    /// Stores the digest of node `id`'s agent credential unless it has one; whether it was
+    /// stored.
+    ///
+    /// # Errors
+    /// [`StoreError::Query`].
+    pub async fn node_credential_insert(
+        &self,
+        id: NodeId,
+        digest: &[u8],
+    ) -> Result<bool, StoreError> {
+        let inserted = sqlx::query!(
+            "INSERT INTO node_credentials (node_id, digest) VALUES ($1, $2)
+             ON CONFLICT (node_id) DO NOTHING",
+            id.into_uuid(),
+            digest
+        )
+        .execute(&self.pool)
+        .await
+        .map_err(|source| StoreError::Query {
+            context: "node_credential_insert",
+            source,
+        })?;
+        Ok(inserted.rows_affected() == 1)
+    }
+
+    /// The node whose agent credential has `digest`.
+    ///
+    /// # Errors
+    /// [`StoreError::Query`].
+    pub async fn node_by_credential(&self, digest: &[u8]) -> Result<Option<NodeId>, StoreError> {
+        let id = sqlx::query_scalar!(
+            "SELECT node_id FROM node_credentials WHERE digest = $1",
+            digest
+        )
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(|source| StoreError::Query {
+            context: "node_by_credential",
+            source,
+        })?;
+        Ok(id.map(NodeId::from_uuid))
+    }
+
+    /// Deletes node `id`'s agent credential; whether it had one.
+    ///
+    /// # Errors
+    /// [`StoreError::Query`].
+    pub async fn node_credential_delete(&self, id: NodeId) -> Result<bool, StoreError> {
+        let deleted = sqlx::query!(
+            "DELETE FROM node_credentials WHERE node_id = $1",
+            id.into_uuid()
+        )
+        .execute(&self.pool)
+        .await
+        .map_err(|source| StoreError::Query {
+            context: "node_credential_delete",
+            source,
+        })?;
+        Ok(deleted.rows_affected() == 1)
+    }
+}
