@@ -252,6 +252,7 @@ impl Service {
                 cert_pem,
                 key_pem,
                 cluster: workload.cluster_id.to_string(),
+                purpose: hdi_pki::Purpose::Quorum,
             };
             let broker = authority.issue_broker(broker_id).map_err(failed)?;
             self.store

@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use clap::Parser;
 
+use crate::security::{Listener, SaslMechanism, SecurityConfig, SecurityProtocol};
+
 /// Command line of `hdi-broker`.
 #[derive(Debug, Parser)]
 #[command(
@@ -20,12 +22,38 @@ pub struct Flags {
     /// Where topics, offsets and state live.
     #[arg(long)]
     pub data_dir: PathBuf,
-    /// Address to accept Kafka clients on.
+    /// Address to accept Kafka clients on without TLS or authentication (a `PLAINTEXT`
+    /// listener; shorthand for `--listener PLAINTEXT://ADDR`).
     #[arg(long)]
-    pub listen: SocketAddr,
-    /// `host:port` clients should use (default: the listen address).
+    pub listen: Option<SocketAddr>,
+    /// `host:port` clients of `--listen` should use (default: the listen address).
     #[arg(long)]
     pub advertised_listener: Option<String>,
+    /// A Kafka listener: `PROTOCOL://IP:PORT[/ADVERTISED_HOST:PORT]`, PROTOCOL one of
+    /// PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL (one listener per protocol). Repeatable.
+    #[arg(long = "listener", value_name = "PROTOCOL://IP:PORT[/HOST:PORT]")]
+    pub listeners: Vec<String>,
+    /// Directory with the TLS identity of SSL and SASL_SSL listeners: `cert.pem`, `key.pem`
+    /// (mode 0600) and, when clients present certificates, `ca.pem`.
+    #[arg(long, value_name = "DIR")]
+    pub tls_dir: Option<PathBuf>,
+    /// Whether SSL and SASL_SSL clients present certificates (Kafka's `ssl.client.auth`):
+    /// none, requested or required. The principal of a certificate is its common name.
+    #[arg(long, default_value = "none")]
+    pub ssl_client_auth: String,
+    /// SASL mechanisms offered, comma-separated: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512.
+    #[arg(long, default_value = "SCRAM-SHA-512,SCRAM-SHA-256")]
+    pub sasl_mechanisms: String,
+    /// File (mode 0600) of static SCRAM users, one `NAME MECHANISM ITERATIONS SALT STORED_KEY
+    /// SERVER_KEY` per line (base64): the platform's own users, known before the quorum is.
+    #[arg(long, value_name = "FILE")]
+    pub sasl_users_file: Option<PathBuf>,
+    /// Enforce ACLs: a request needs an ACL allowing it (or a super user).
+    #[arg(long)]
+    pub authorizer: bool,
+    /// Principals allowed everything, `User:NAME` separated by `;` or `,`.
+    #[arg(long, default_value = "")]
+    pub super_users: String,
     /// Create unknown topics when a client's Metadata request allows it.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     pub auto_create_topics: bool,
@@ -103,12 +131,10 @@ pub struct BrokerConfig {
     pub node_id: i32,
     /// Data directory.
     pub data_dir: PathBuf,
-    /// Listen address.
-    pub listen: SocketAddr,
-    /// Advertised host.
-    pub advertised_host: String,
-    /// Advertised port.
-    pub advertised_port: i32,
+    /// Kafka listeners (at least one; the first is the one the cluster record names first).
+    pub listeners: Vec<Listener>,
+    /// Authentication and authorization.
+    pub security: SecurityConfig,
     /// Auto-create topics on Metadata.
     pub auto_create_topics: bool,
     /// Default partition count.
@@ -160,6 +186,9 @@ pub enum ConfigError {
     /// `--node-id` is negative.
     #[error("--node-id must be >= 0")]
     BadNodeId,
+    /// A listener or security flag is unusable.
+    #[error("{0}")]
+    Security(String),
 }
 
 impl Flags {
@@ -168,20 +197,8 @@ impl Flags {
     /// # Errors
     /// A [`ConfigError`] naming the flag.
     pub fn resolve(self) -> Result<BrokerConfig, ConfigError> {
-        let advertised = self
-            .advertised_listener
-            .clone()
-            .unwrap_or_else(|| self.listen.to_string());
-        let (host, port) = advertised
-            .rsplit_once(':')
-            .and_then(|(h, p)| {
-                Some((
-                    h.trim_start_matches('[').trim_end_matches(']').to_owned(),
-                    p.parse::<i32>().ok()?,
-                ))
-            })
-            .filter(|(h, _)| !h.is_empty())
-            .ok_or_else(|| ConfigError::BadAdvertised(advertised.clone()))?;
+        let listeners = self.listeners()?;
+        let security = self.security(&listeners)?;
         if self.default_partitions < 1 {
             return Err(ConfigError::BadPartitions);
         }
@@ -205,9 +222,8 @@ impl Flags {
         Ok(BrokerConfig {
             node_id: self.node_id,
             data_dir: self.data_dir,
-            listen: self.listen,
-            advertised_host: host,
-            advertised_port: port,
+            listeners,
+            security,
             auto_create_topics: self.auto_create_topics,
             default_partitions: self.default_partitions,
             group_initial_rebalance_delay: self.group_initial_rebalance_delay,
@@ -223,6 +239,117 @@ impl Flags {
             testing_ack_before_replication: self.testing_ack_before_replication,
             reassignment_throttle: (self.reassignment_throttle > 0)
                 .then_some(self.reassignment_throttle),
+        })
+    }
+}
+
+impl Flags {
+    fn listeners(&self) -> Result<Vec<Listener>, ConfigError> {
+        let mut listeners = Vec::new();
+        if let Some(listen) = self.listen {
+            let advertised = self
+                .advertised_listener
+                .clone()
+                .unwrap_or_else(|| listen.to_string());
+            let (host, port) = crate::security::host_port(&advertised)
+                .ok_or_else(|| ConfigError::BadAdvertised(advertised.clone()))?;
+            listeners.push(Listener {
+                protocol: SecurityProtocol::Plaintext,
+                bind: listen,
+                advertised_host: host,
+                advertised_port: port,
+            });
+        }
+        for text in &self.listeners {
+            let listener = Listener::parse(text)
+                .map_err(|e| ConfigError::Security(format!("--listener {text:?}: {e}")))?;
+            if listeners.iter().any(|l| l.protocol == listener.protocol) {
+                return Err(ConfigError::Security(format!(
+                    "--listener {text:?}: one listener per security protocol"
+                )));
+            }
+            listeners.push(listener);
+        }
+        if listeners.is_empty() {
+            return Err(ConfigError::Security(
+                "give --listen ADDR or at least one --listener PROTOCOL://IP:PORT".into(),
+            ));
+        }
+        Ok(listeners)
+    }
+
+    fn security(&self, listeners: &[Listener]) -> Result<SecurityConfig, ConfigError> {
+        let bad = |e: String| ConfigError::Security(e);
+        let client_auth = match self.ssl_client_auth.as_str() {
+            "none" => hdi_pki::ClientAuth::None,
+            "requested" => hdi_pki::ClientAuth::Requested,
+            "required" => hdi_pki::ClientAuth::Required,
+            other => {
+                return Err(bad(format!(
+                    "--ssl-client-auth {other:?}: use none, requested or required"
+                )));
+            }
+        };
+        let needs_tls = listeners.iter().any(|l| l.protocol.tls());
+        let tls = match (&self.tls_dir, needs_tls) {
+            (Some(dir), true) => Some(std::sync::Arc::new(
+                crate::security::load_tls(dir, client_auth)
+                    .map_err(|e| bad(format!("--tls-dir: {e}")))?,
+            )),
+            (None, true) => {
+                return Err(bad(
+                    "SSL and SASL_SSL listeners need --tls-dir (cert.pem, key.pem)".into(),
+                ));
+            }
+            (_, false) => None,
+        };
+        let mut mechanisms = Vec::new();
+        for name in self
+            .sasl_mechanisms
+            .split(',')
+            .map(str::trim)
+            .filter(|n| !n.is_empty())
+        {
+            let mechanism = SaslMechanism::from_name(name).ok_or_else(|| {
+                bad(format!(
+                    "--sasl-mechanisms: {name:?} is not PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512"
+                ))
+            })?;
+            if !mechanisms.contains(&mechanism) {
+                mechanisms.push(mechanism);
+            }
+        }
+        if mechanisms.is_empty() && listeners.iter().any(|l| l.protocol.sasl()) {
+            return Err(bad(
+                "--sasl-mechanisms: SASL listeners need a mechanism".into()
+            ));
+        }
+        let static_users = match &self.sasl_users_file {
+            Some(path) => crate::security::read_secret_file(path)
+                .and_then(|text| crate::security::parse_users(&text))
+                .map_err(|e| bad(format!("--sasl-users-file: {e}")))?,
+            None => crate::security::Users::new(),
+        };
+        let mut super_users = std::collections::BTreeSet::new();
+        for principal in self
+            .super_users
+            .split([';', ','])
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+        {
+            if principal.strip_prefix("User:").is_none_or(str::is_empty) {
+                return Err(bad(format!(
+                    "--super-users: {principal:?} must be User:NAME"
+                )));
+            }
+            super_users.insert(principal.to_owned());
+        }
+        Ok(SecurityConfig {
+            tls,
+            mechanisms,
+            static_users,
+            authorizer: self.authorizer,
+            super_users,
         })
     }
 }

@@ -13,6 +13,7 @@
 //! - [`cluster`]: the metadata quorum (openraft), broker membership and the controller.
 //! - [`groups`]: the classic consumer-group coordinator and durable committed offsets.
 //! - [`producers`]: producer ids and per-partition idempotence state.
+//! - [`security`]: listeners' security protocols, SASL (PLAIN, SCRAM) and ACL decisions.
 //! - [`state`]: shared error and lock helpers; Kafka error codes are `hdi_kafka_client::codes`.
 //!
 //! It knows nothing of the control plane beyond its own configuration. Brokers form a cluster
@@ -28,6 +29,7 @@ pub mod producers;
 pub mod replica;
 pub mod replicas;
 pub mod replication;
+pub mod security;
 pub mod server;
 pub mod state;
 mod tasks;
@@ -49,6 +51,7 @@ mod tests {
         "producers",
         "topic_config",
         "config",
+        "security",
         "state",
     ];
 

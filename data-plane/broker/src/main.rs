@@ -1,7 +1,9 @@
 //! `hdi-broker`: runs a single-node Kafka-compatible broker.
 //!
 //! `hdi-broker --node-id 1 --data-dir DIR --listen 127.0.0.1:9092 [--advertised-listener HOST:PORT]
-//! [--quorum-listen 127.0.0.1:9192 --quorum 1@127.0.0.1:9192,2@... [--quorum-tls-dir DIR]]`.
+//! [--listener SASL_SSL://127.0.0.1:9093 --tls-dir DIR --sasl-users-file FILE --authorizer
+//! --super-users User:admin] [--quorum-listen 127.0.0.1:9192 --quorum 1@127.0.0.1:9192,2@...
+//! [--quorum-tls-dir DIR]]`.
 //! Logs one line when ready; stops cleanly on SIGTERM or SIGINT (flushing every partition).
 //! Start-up failures print one line naming the problem and exit 1.
 
@@ -51,15 +53,33 @@ fn main() -> ExitCode {
 }
 
 async fn run(mut config: hdi_broker::config::BrokerConfig) -> anyhow::Result<()> {
-    let listen = config.listen;
-    let listener = tokio::net::TcpListener::bind(listen)
-        .await
-        .with_context(|| format!("cannot listen on {listen}"))?;
-    let local = listener.local_addr()?;
-    if config.advertised_port == 0 {
-        // `--listen HOST:0` picked a free port: advertise the one we got.
-        config.advertised_port = i32::from(local.port());
+    let mut listeners = Vec::new();
+    for listener in &mut config.listeners {
+        let bind = listener.bind;
+        let socket = tokio::net::TcpListener::bind(bind).await.with_context(|| {
+            format!(
+                "cannot listen on {bind} ({} listener)",
+                listener.protocol.name()
+            )
+        })?;
+        if listener.advertised_port == 0 {
+            // `HOST:0` picked a free port: advertise the one we got.
+            listener.advertised_port = i32::from(socket.local_addr()?.port());
+        }
+        listeners.push(socket);
     }
+    let local = listeners[0].local_addr()?;
+    let described: Vec<String> = config
+        .listeners
+        .iter()
+        .zip(&listeners)
+        .map(|(l, s)| {
+            let addr = s
+                .local_addr()
+                .map_or_else(|_| l.bind.to_string(), |a| a.to_string());
+            format!("{}://{addr}", l.protocol.name())
+        })
+        .collect();
     let quorum_listener = match config.quorum_listen {
         Some(addr) => Some(
             tokio::net::TcpListener::bind(addr)
@@ -95,10 +115,13 @@ async fn run(mut config: hdi_broker::config::BrokerConfig) -> anyhow::Result<()>
             anyhow::bail!("the single-node metadata quorum did not start within 30 s");
         }
     }
-    tasks.spawn(serve(Arc::clone(&broker), listener));
+    for (index, listener) in listeners.into_iter().enumerate() {
+        tasks.spawn(serve(Arc::clone(&broker), listener, index));
+    }
     tracing::info!(
         node_id = broker.config.node_id,
-        "hdi-broker ready on {local}"
+        "hdi-broker ready on {local} (listeners {})",
+        described.join(", ")
     );
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {

@@ -3,6 +3,12 @@
 //! [`crate::handlers`], and writes responses in request order. Also the quorum listener's
 //! dispatch (Raft, proposals, heartbeats, replica fetches).
 //!
+//! Each listener has a security protocol: on `SSL` and `SASL_SSL` listeners connections run TLS
+//! first (a verified client certificate names the principal); on `SASL_*` listeners nothing but
+//! `ApiVersions`, `SaslHandshake` and `SaslAuthenticate` is answered until the client has
+//! authenticated ([`Session`]), frames before that are capped at 512 KiB, and a failed
+//! authentication answers `SASL_AUTHENTICATION_FAILED` and closes the connection.
+//!
 //! Malformed input never takes the broker down: a frame larger than `socket.request.max.bytes`,
 //! an unknown API key, an unsupported version (other than ApiVersions, which answers
 //! UNSUPPORTED_VERSION with the supported list, as Kafka does) or an undecodable request closes
@@ -13,12 +19,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
-use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseHeader};
+use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseHeader, ResponseKind};
 use kafka_protocol::protocol::{Decodable, Encodable};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::broker::Broker;
+use crate::cluster::transport::Io;
+use crate::security::SaslMechanism;
+use crate::security::SecurityProtocol;
+use crate::security::sasl::{Auth, Token};
+use crate::security::scram::{ScramCredential, ScramMechanism};
 use crate::{handlers, replication};
 
 /// Serves the quorum listener (Raft, proposals, heartbeats, replica fetches) until dropped.
@@ -96,14 +107,20 @@ async fn quorum_connection(broker: &Broker, stream: TcpStream) -> std::io::Resul
     }
 }
 
-/// Accepts clients until the task is dropped.
-pub async fn serve(broker: Arc<Broker>, listener: TcpListener) {
+/// The largest frame a client may send before it has authenticated (Kafka's
+/// `sasl.server.max.receive.size`).
+pub const MAX_UNAUTHENTICATED_FRAME: usize = 512 * 1024;
+
+/// Accepts clients of the broker's listener `index` (in `config.listeners`) until the task is
+/// dropped.
+pub async fn serve(broker: Arc<Broker>, listener: TcpListener, index: usize) {
+    let protocol = broker.config.listeners[index].protocol;
     loop {
         match listener.accept().await {
             Ok((stream, peer)) => {
                 let broker = Arc::clone(&broker);
                 tokio::spawn(async move {
-                    if let Err(reason) = connection(broker, stream, peer).await {
+                    if let Err(reason) = connection(broker, stream, peer, protocol).await {
                         tracing::debug!(%peer, %reason, "connection closed");
                     }
                 });
@@ -116,20 +133,94 @@ pub async fn serve(broker: Arc<Broker>, listener: TcpListener) {
     }
 }
 
+/// One client connection's security state: its listener and where it is in authenticating.
+#[derive(Debug)]
+pub struct Session {
+    listener: SecurityProtocol,
+    auth: Auth,
+    /// The last answer is sent, then the connection closes (a refused authentication).
+    closing: bool,
+}
+
+impl Session {
+    /// A connection on a listener of `protocol`; `certificate_principal` is the verified client
+    /// certificate's (`User:<common name>`), if any.
+    pub fn new(protocol: SecurityProtocol, certificate_principal: Option<String>) -> Session {
+        Session {
+            listener: protocol,
+            auth: Auth::new(protocol.sasl(), certificate_principal),
+            closing: false,
+        }
+    }
+
+    /// A `PLAINTEXT` connection (`User:ANONYMOUS`).
+    pub fn plaintext() -> Session {
+        Session::new(SecurityProtocol::Plaintext, None)
+    }
+
+    /// A connection already authenticated as `principal` on `protocol` (tests of authorization).
+    pub fn authenticated(protocol: SecurityProtocol, principal: &str) -> Session {
+        Session {
+            listener: protocol,
+            auth: Auth::Done(principal.to_owned()),
+            closing: false,
+        }
+    }
+
+    /// The authenticated principal.
+    pub fn principal(&self) -> Option<&str> {
+        self.auth.principal()
+    }
+}
+
 async fn connection(
     broker: Arc<Broker>,
     stream: TcpStream,
     peer: SocketAddr,
+    protocol: SecurityProtocol,
 ) -> Result<(), String> {
     let _ = stream.set_nodelay(true);
-    let (mut reader, mut writer) = stream.into_split();
+    let (stream, certificate_principal): (Box<dyn Io>, Option<String>) = if protocol.tls() {
+        let Some(tls) = &broker.config.security.tls else {
+            return Err("TLS listener without a TLS configuration".into());
+        };
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::clone(tls));
+        let stream =
+            match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                Ok(Ok(stream)) => stream,
+                Ok(Err(error)) => return Err(format!("TLS handshake failed: {error}")),
+                Err(_) => return Err("TLS handshake timed out".into()),
+            };
+        let principal = stream
+            .get_ref()
+            .1
+            .peer_certificates()
+            .and_then(|certs| certs.first())
+            .and_then(hdi_pki::common_name)
+            .map(|name| format!("User:{name}"));
+        (Box::new(stream), principal)
+    } else {
+        (Box::new(stream), None)
+    };
+    let mut session = Session::new(protocol, certificate_principal);
+    let (mut reader, mut writer) = tokio::io::split(stream);
     loop {
         let length = match reader.read_i32().await {
             Ok(length) => length,
             Err(error) if error.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(()),
             Err(error) => return Err(error.to_string()),
         };
-        if length < 8 || length as usize > broker.config.max_request_bytes {
+        let limit = if session.principal().is_some() {
+            broker.config.max_request_bytes
+        } else {
+            MAX_UNAUTHENTICATED_FRAME
+        };
+        let shortest = if session.auth.expects_raw_token() {
+            0
+        } else {
+            8
+        };
+        if length < shortest || length as usize > limit {
             tracing::warn!(%peer, length, "closing connection: request frame size out of bounds");
             return Err(format!("frame of {length} bytes"));
         }
@@ -138,11 +229,18 @@ async fn connection(
             .read_exact(&mut frame)
             .await
             .map_err(|e| e.to_string())?;
-        match handle_frame(&broker, frame.freeze(), peer).await {
-            Ok(Some(response)) => writer
-                .write_all(&response)
-                .await
-                .map_err(|e| e.to_string())?,
+        match handle_session_frame(&broker, &mut session, frame.freeze(), peer).await {
+            Ok(Some(response)) => {
+                writer
+                    .write_all(&response)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                if session.closing {
+                    let _ = writer.flush().await;
+                    let _ = writer.shutdown().await;
+                    return Err("authentication failed".into());
+                }
+            }
             Ok(None) => {}
             Err(reason) => {
                 tracing::warn!(%peer, %reason, "closing connection");
@@ -152,15 +250,63 @@ async fn connection(
     }
 }
 
-/// Decodes one request frame and produces the response frame (`None` for acks=0 produce).
+/// How long a client may take over its TLS handshake.
+pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Decodes one request frame of a `PLAINTEXT` connection and produces the response frame
+/// (`None` for acks=0 produce).
 ///
 /// # Errors
 /// Why the connection must be closed.
 pub async fn handle_frame(
     broker: &Broker,
+    frame: Bytes,
+    peer: SocketAddr,
+) -> Result<Option<Bytes>, String> {
+    handle_session_frame(broker, &mut Session::plaintext(), frame, peer).await
+}
+
+/// The credential `user` has for `mechanism`: a static user's, else the quorum's.
+fn credential(broker: &Broker, user: &str, mechanism: ScramMechanism) -> Option<ScramCredential> {
+    if let Some(credentials) = broker.config.security.static_users.get(user) {
+        return credentials.get(&mechanism).cloned();
+    }
+    broker
+        .cluster
+        .view()
+        .meta
+        .scram
+        .get(user)
+        .and_then(|credentials| credentials.get(&mechanism))
+        .cloned()
+}
+
+/// Decodes one request frame of `session` and produces the response frame (`None` for acks=0
+/// produce); SASL requests move the session's authentication along.
+///
+/// # Errors
+/// Why the connection must be closed.
+pub async fn handle_session_frame(
+    broker: &Broker,
+    session: &mut Session,
     mut frame: Bytes,
     peer: SocketAddr,
 ) -> Result<Option<Bytes>, String> {
+    if session.auth.expects_raw_token() {
+        // After a v0 handshake the tokens travel as bare length-prefixed frames.
+        return match session
+            .auth
+            .token(&frame, |user, m| credential(broker, user, m))
+        {
+            Token::Continue(reply) | Token::Done { reply, .. } => {
+                let mut out = BytesMut::with_capacity(reply.len() + 4);
+                out.put_i32(i32::try_from(reply.len()).unwrap_or(i32::MAX));
+                out.put_slice(&reply);
+                Ok(Some(out.freeze()))
+            }
+            Token::Failed(reason) => Err(format!("SASL authentication failed: {reason}")),
+        };
+    }
     if frame.len() < 8 {
         return Err("request shorter than a header".into());
     }
@@ -188,6 +334,18 @@ pub async fn handle_frame(
             "unsupported version {version} of {api_key:?} (supported {min}-{max})"
         ));
     }
+    let authenticated = session.principal().is_some();
+    if !authenticated
+        && !matches!(
+            api_key,
+            ApiKey::ApiVersions | ApiKey::SaslHandshake | ApiKey::SaslAuthenticate
+        )
+    {
+        return Err(format!(
+            "{api_key:?} request before SASL authentication on a {} listener",
+            session.listener.name()
+        ));
+    }
     let header = RequestHeader::decode(&mut frame, api_key.request_header_version(version))
         .map_err(|e| format!("malformed {api_key:?} v{version} request header: {e}"))?;
     let request = RequestKind::decode(api_key, &mut frame, version)
@@ -197,21 +355,73 @@ pub async fn handle_frame(
         // Metadata v12); like Kafka, ignore what follows a fully decoded request.
         tracing::debug!(api = ?api_key, version, extra = frame.remaining(), "ignoring trailing request bytes");
     }
-    let client_id = header
-        .client_id
-        .as_ref()
-        .map(|c| c.as_str().to_owned())
-        .unwrap_or_default();
-    let context = handlers::Context {
-        broker,
-        version,
-        client_id,
-        peer,
-    };
-    let response = match handlers::dispatch(&context, request).await {
-        handlers::Outcome::Respond(response) => response,
-        handlers::Outcome::NoResponse => return Ok(None),
-        handlers::Outcome::Close(reason) => return Err(reason),
+    let response = match request {
+        RequestKind::SaslHandshake(request) => {
+            let security = &broker.config.security;
+            let offered: &[SaslMechanism] = if session.listener.sasl() {
+                &security.mechanisms
+            } else {
+                &[]
+            };
+            let error = session
+                .auth
+                .handshake(request.mechanism.as_str(), version, offered)
+                .err()
+                .unwrap_or(hdi_kafka_client::codes::NONE);
+            session.closing = error != hdi_kafka_client::codes::NONE;
+            ResponseKind::SaslHandshake(handlers::sasl_handshake_response(error, offered))
+        }
+        RequestKind::SaslAuthenticate(request) => {
+            let mechanism = match &session.auth {
+                Auth::Tokens { mechanism, .. } => Some(*mechanism),
+                _ => None,
+            };
+            let outcome = match mechanism {
+                None => Token::Failed("SaslAuthenticate before SaslHandshake".into()),
+                Some(_) => session
+                    .auth
+                    .token(&request.auth_bytes, |user, m| credential(broker, user, m)),
+            };
+            let response = match outcome {
+                Token::Continue(reply) => handlers::sasl_authenticate_response(0, None, reply),
+                Token::Done { principal, reply } => {
+                    tracing::debug!(%peer, %principal, "authenticated");
+                    handlers::sasl_authenticate_response(0, None, reply)
+                }
+                Token::Failed(reason) => {
+                    tracing::info!(%peer, %reason, "SASL authentication failed");
+                    session.closing = true;
+                    let code = if mechanism.is_some() {
+                        hdi_kafka_client::codes::SASL_AUTHENTICATION_FAILED
+                    } else {
+                        hdi_kafka_client::codes::ILLEGAL_SASL_STATE
+                    };
+                    let message = mechanism.map_or(reason, crate::security::sasl::failure);
+                    handlers::sasl_authenticate_response(code, Some(message), Vec::new())
+                }
+            };
+            ResponseKind::SaslAuthenticate(response)
+        }
+        request => {
+            let client_id = header
+                .client_id
+                .as_ref()
+                .map(|c| c.as_str().to_owned())
+                .unwrap_or_default();
+            let context = handlers::Context {
+                broker,
+                version,
+                client_id,
+                peer,
+                principal: session.principal().unwrap_or_default().to_owned(),
+                listener: session.listener.name(),
+            };
+            match handlers::dispatch(&context, request).await {
+                handlers::Outcome::Respond(response) => response,
+                handlers::Outcome::NoResponse => return Ok(None),
+                handlers::Outcome::Close(reason) => return Err(reason),
+            }
+        }
     };
     encode(
         correlation_id,

@@ -74,6 +74,17 @@ codes! {
     NO_REASSIGNMENT_IN_PROGRESS = NoReassignmentInProgress,
     UNKNOWN_TOPIC_ID = UnknownTopicId,
     INELIGIBLE_REPLICA = IneligibleReplica,
+    TOPIC_AUTHORIZATION_FAILED = TopicAuthorizationFailed,
+    GROUP_AUTHORIZATION_FAILED = GroupAuthorizationFailed,
+    CLUSTER_AUTHORIZATION_FAILED = ClusterAuthorizationFailed,
+    UNSUPPORTED_SASL_MECHANISM = UnsupportedSaslMechanism,
+    ILLEGAL_SASL_STATE = IllegalSaslState,
+    TRANSACTIONAL_ID_AUTHORIZATION_FAILED = TransactionalIdAuthorizationFailed,
+    SECURITY_DISABLED = SecurityDisabled,
+    SASL_AUTHENTICATION_FAILED = SaslAuthenticationFailed,
+    RESOURCE_NOT_FOUND = ResourceNotFound,
+    DUPLICATE_RESOURCE = DuplicateResource,
+    UNACCEPTABLE_CREDENTIAL = UnacceptableCredential,
 }
 
 /// The Kafka name of an error code as in the protocol guide and `Errors.java`

@@ -1,5 +1,13 @@
 //! `hdi-pki`: the certificates of a Kafka cluster's quorum listener (the broker-to-broker
-//! Raft, heartbeat and replication port), and the mutual-TLS configurations that use them.
+//! Raft, heartbeat and replication port) and of its Kafka listeners, and the TLS
+//! configurations that use them.
+//!
+//! A cluster has two authorities, never mixed: the quorum's ([`Purpose::Quorum`]), whose
+//! certificates admit a peer to the metadata quorum, and the Kafka listeners'
+//! ([`Purpose::Kafka`]), which signs the brokers' server certificates
+//! ([`Authority::issue_server`]) and users' client certificates for mutual TLS
+//! ([`Authority::issue_client`]; the principal is the subject's common name,
+//! [`common_name`]). A Kafka client certificate therefore never opens the quorum.
 //!
 //! The control plane gives each cluster its own certificate authority ([`Authority`]) and each
 //! broker a certificate it issues ([`Authority::issue_broker`]) naming `quorum.hdi` (what a
@@ -56,8 +64,19 @@ pub struct Authority {
     pub cert_pem: String,
     /// The CA's private key (kept by the control plane only).
     pub key_pem: String,
-    /// The cluster it is for (its subject's common name).
+    /// The cluster it is for (in its subject's common name).
     pub cluster: String,
+    /// What it signs.
+    pub purpose: Purpose,
+}
+
+/// Which listener an authority's certificates are for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Purpose {
+    /// The brokers' quorum listener.
+    Quorum,
+    /// The Kafka listeners (servers and clients).
+    Kafka,
 }
 
 impl std::fmt::Debug for Authority {
@@ -83,13 +102,17 @@ impl std::fmt::Debug for Issued {
     }
 }
 
-fn ca_params(cluster: &str) -> CertificateParams {
+fn ca_params(cluster: &str, purpose: Purpose) -> CertificateParams {
     let mut params = CertificateParams::default();
     let mut name = DistinguishedName::new();
     name.push(DnType::OrganizationName, "hdi");
+    let kind = match purpose {
+        Purpose::Quorum => "quorum",
+        Purpose::Kafka => "Kafka",
+    };
     name.push(
         DnType::CommonName,
-        format!("hdi cluster {cluster} quorum CA"),
+        format!("hdi cluster {cluster} {kind} CA"),
     );
     params.distinguished_name = name;
     params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
@@ -103,13 +126,69 @@ impl Authority {
     /// # Errors
     /// When generating the key or the certificate fails.
     pub fn generate(cluster: &str) -> Result<Authority, PkiError> {
+        Authority::generate_for(cluster, Purpose::Quorum)
+    }
+
+    /// A new authority for `cluster`'s quorum or Kafka listeners.
+    ///
+    /// # Errors
+    /// When generating the key or the certificate fails.
+    pub fn generate_for(cluster: &str, purpose: Purpose) -> Result<Authority, PkiError> {
         let key = KeyPair::generate()?;
-        let cert = ca_params(cluster).self_signed(&key)?;
+        let cert = ca_params(cluster, purpose).self_signed(&key)?;
         Ok(Authority {
             cert_pem: cert.pem(),
             key_pem: key.serialize_pem(),
             cluster: cluster.to_owned(),
+            purpose,
         })
+    }
+
+    fn issuer(&self) -> Result<Issuer<'static, KeyPair>, PkiError> {
+        let ca_key = KeyPair::from_pem(&self.key_pem)?;
+        Ok(Issuer::new(ca_params(&self.cluster, self.purpose), ca_key))
+    }
+
+    fn sign(
+        &self,
+        mut params: CertificateParams,
+        purpose: ExtendedKeyUsagePurpose,
+    ) -> Result<Issued, PkiError> {
+        params.extended_key_usages = vec![purpose];
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        let key = KeyPair::generate()?;
+        let cert = params.signed_by(&key, &self.issuer()?)?;
+        Ok(Issued {
+            cert_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
+        })
+    }
+
+    /// A Kafka listener's server certificate for the names clients connect to (DNS names or IP
+    /// addresses: librdkafka and the Java client check them).
+    ///
+    /// # Errors
+    /// No names, or signing fails.
+    pub fn issue_server(&self, hosts: &[String]) -> Result<Issued, PkiError> {
+        let first = hosts
+            .first()
+            .ok_or_else(|| PkiError::Verifier("a server certificate needs a name".into()))?;
+        let mut params = CertificateParams::new(hosts.to_vec())?;
+        params
+            .distinguished_name
+            .push(DnType::CommonName, first.clone());
+        self.sign(params, ExtendedKeyUsagePurpose::ServerAuth)
+    }
+
+    /// A client certificate for mutual TLS whose common name is `user` (the principal
+    /// `User:<user>`).
+    ///
+    /// # Errors
+    /// When signing fails.
+    pub fn issue_client(&self, user: &str) -> Result<Issued, PkiError> {
+        let mut params = CertificateParams::default();
+        params.distinguished_name.push(DnType::CommonName, user);
+        self.sign(params, ExtendedKeyUsagePurpose::ClientAuth)
     }
 
     /// A certificate for broker `id`, naming [`QUORUM_NAME`] and [`broker_name`]`(id)`, usable to
@@ -118,8 +197,7 @@ impl Authority {
     /// # Errors
     /// When the CA key does not parse or signing fails.
     pub fn issue_broker(&self, id: i32) -> Result<Issued, PkiError> {
-        let ca_key = KeyPair::from_pem(&self.key_pem)?;
-        let issuer = Issuer::new(ca_params(&self.cluster), ca_key);
+        let issuer = self.issuer()?;
         let mut params = CertificateParams::new(vec![QUORUM_NAME.to_owned(), broker_name(id)])?;
         params
             .distinguished_name
@@ -210,6 +288,109 @@ pub fn client_config(ca_pem: &str, identity: &Issued) -> Result<ClientConfig, Pk
         )?)
 }
 
+/// Whether a Kafka listener asks clients for a certificate (Kafka's `ssl.client.auth`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClientAuth {
+    /// Never.
+    None,
+    /// Asked, not required: a client without one authenticates otherwise.
+    Requested,
+    /// Required: no certificate of the authority, no connection.
+    Required,
+}
+
+/// A Kafka listener's configuration (TLS 1.2 and 1.3): serves `identity`; with `client_ca`,
+/// verifies client certificates of that authority as `auth` says.
+///
+/// # Errors
+/// When a document does not parse, `auth` needs a `client_ca` that is missing, or rustls
+/// refuses the configuration.
+pub fn listener_config(
+    identity: &Issued,
+    client_ca: Option<&str>,
+    auth: ClientAuth,
+) -> Result<ServerConfig, PkiError> {
+    let builder = ServerConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?;
+    let builder = match (auth, client_ca) {
+        (ClientAuth::None, _) => builder.with_no_client_auth(),
+        (_, None) => {
+            return Err(PkiError::Verifier(
+                "client certificates need a client CA (ca.pem)".into(),
+            ));
+        }
+        (auth, Some(ca)) => {
+            let verifier = WebPkiClientVerifier::builder_with_provider(roots(ca)?, provider());
+            let verifier = if auth == ClientAuth::Requested {
+                verifier.allow_unauthenticated()
+            } else {
+                verifier
+            };
+            builder.with_client_cert_verifier(
+                verifier
+                    .build()
+                    .map_err(|e| PkiError::Verifier(e.to_string()))?,
+            )
+        }
+    };
+    Ok(builder.with_single_cert(
+        certs("the certificate", &identity.cert_pem)?,
+        key(&identity.key_pem)?,
+    )?)
+}
+
+/// The subject common name of an (already verified) certificate: a mutual-TLS principal.
+pub fn common_name(cert: &CertificateDer<'_>) -> Option<String> {
+    let end_entity = webpki::EndEntityCert::try_from(cert).ok()?;
+    let mut name = Der(end_entity.subject());
+    // Name ::= SEQUENCE OF RelativeDistinguishedName (the outer SEQUENCE already removed);
+    // RDN ::= SET OF AttributeTypeAndValue ::= SEQUENCE { type OID, value ANY }.
+    let mut found = None;
+    while let Some((0x31, mut set)) = name.next() {
+        while let Some((0x30, mut attribute)) = set.next() {
+            let (0x06, oid) = attribute.next()? else {
+                return None;
+            };
+            let (tag, value) = attribute.next()?;
+            // 2.5.4.3 commonName, as UTF8String, PrintableString or IA5String.
+            if oid.0 == [0x55, 0x04, 0x03] && matches!(tag, 0x0c | 0x13 | 0x16) {
+                found = Some(String::from_utf8(value.0.to_vec()).ok()?);
+            }
+        }
+    }
+    if !name.0.is_empty() {
+        return None;
+    }
+    found
+}
+
+/// A DER reader over a slice: yields `(tag, contents)` (short and long definite lengths only).
+struct Der<'a>(&'a [u8]);
+
+impl<'a> Der<'a> {
+    fn next(&mut self) -> Option<(u8, Der<'a>)> {
+        let (&tag, rest) = self.0.split_first()?;
+        let (&first, mut rest) = rest.split_first()?;
+        let length = if first < 0x80 {
+            usize::from(first)
+        } else {
+            let count = usize::from(first & 0x7f);
+            if count == 0 || count > 4 || rest.len() < count {
+                return None;
+            }
+            let (bytes, tail) = rest.split_at(count);
+            rest = tail;
+            bytes.iter().fold(0usize, |n, b| (n << 8) | usize::from(*b))
+        };
+        if rest.len() < length {
+            return None;
+        }
+        let (contents, tail) = rest.split_at(length);
+        self.0 = tail;
+        Some((tag, Der(contents)))
+    }
+}
+
 /// The server name callers verify.
 pub fn quorum_server_name() -> ServerName<'static> {
     ServerName::DnsName(
@@ -250,5 +431,32 @@ mod tests {
         assert_eq!(format!("{ca:?}"), "Authority { cluster: \"c1\", .. }");
         assert_eq!(format!("{one:?}"), "Issued(..)");
         assert!(server_config("not pem", &one).is_err());
+    }
+
+    #[test]
+    fn kafka_certificates_serve_names_and_carry_principals() {
+        let ca = Authority::generate_for("c1", Purpose::Kafka).unwrap();
+        let server = ca
+            .issue_server(&["127.0.0.1".into(), "localhost".into()])
+            .unwrap();
+        let client = ca.issue_client("alice=x,y").unwrap();
+        let der = |pem: &str| certs("x", pem).unwrap().remove(0);
+        assert_eq!(
+            common_name(&der(&client.cert_pem)).as_deref(),
+            Some("alice=x,y")
+        );
+        assert_eq!(
+            common_name(&der(&server.cert_pem)).as_deref(),
+            Some("127.0.0.1")
+        );
+        assert!(!names_broker(&der(&client.cert_pem), 1));
+        listener_config(&server, None, ClientAuth::None).unwrap();
+        listener_config(&server, Some(&ca.cert_pem), ClientAuth::Required).unwrap();
+        listener_config(&server, Some(&ca.cert_pem), ClientAuth::Requested).unwrap();
+        assert!(listener_config(&server, None, ClientAuth::Required).is_err());
+        assert_eq!(
+            common_name(&CertificateDer::from(vec![0x30, 0x03, 0x01])),
+            None
+        );
     }
 }

@@ -20,6 +20,8 @@ use hdi_kafka_client::codes;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::security::acl::AclBinding;
+use crate::security::scram::{ScramCredential, ScramMechanism};
 use crate::topic_config::TopicConfigs;
 
 /// A broker id (Kafka's node id).
@@ -40,6 +42,9 @@ pub struct BrokerRecord {
     pub rack: Option<String>,
     /// `host:port` of the broker's quorum/replication listener.
     pub quorum_addr: String,
+    /// Advertised `(host, port)` of each Kafka listener, by name (`PLAINTEXT`, `SASL_SSL`...).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub listeners: BTreeMap<String, (String, i32)>,
     /// A fenced broker leads nothing and is not offered to clients.
     pub fenced: bool,
 }
@@ -88,6 +93,12 @@ pub struct ClusterMetadata {
     pub brokers: BTreeMap<BrokerId, BrokerRecord>,
     /// Topics by name.
     pub topics: BTreeMap<String, TopicRecord>,
+    /// SCRAM credentials by user and mechanism (salted: never a password).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub scram: BTreeMap<String, BTreeMap<ScramMechanism, ScramCredential>>,
+    /// ACLs, sorted, without duplicates.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub acls: Vec<AclBinding>,
 }
 
 /// A change to the metadata.
@@ -190,6 +201,24 @@ pub enum Command {
         /// Partitions; `None` means every partition.
         partitions: Option<Vec<(String, i32)>>,
     },
+    /// Deletes, then sets, users' SCRAM credentials (`AlterUserScramCredentials`, validated
+    /// by the proposer).
+    AlterScramCredentials {
+        /// `(user, mechanism)` to delete.
+        deletions: Vec<(String, ScramMechanism)>,
+        /// `(user, mechanism, credential)` to set.
+        upsertions: Vec<(String, ScramMechanism, ScramCredential)>,
+    },
+    /// Adds ACLs (validated by the proposer); ones already present are kept once.
+    CreateAcls {
+        /// The bindings.
+        bindings: Vec<AclBinding>,
+    },
+    /// Removes these exact ACLs (absent ones are ignored).
+    DeleteAcls {
+        /// The bindings.
+        bindings: Vec<AclBinding>,
+    },
 }
 
 /// What applying a command gave.
@@ -210,6 +239,19 @@ fn refuse(code: i16, message: impl Into<String>) -> Outcome {
     Outcome::Refused {
         code,
         message: message.into(),
+    }
+}
+
+impl BrokerRecord {
+    /// The advertised address of this broker's listener `name` (the one a client came in on):
+    /// `None` when it has no such listener (clients of that listener are not told of it).
+    pub fn endpoint(&self, name: &str) -> Option<(&str, i32)> {
+        if self.listeners.is_empty() {
+            return Some((&self.host, self.port));
+        }
+        self.listeners
+            .get(name)
+            .map(|(host, port)| (host.as_str(), *port))
     }
 }
 
@@ -289,6 +331,36 @@ impl ClusterMetadata {
             } => self.reassign(topic, *partition, target.as_deref()),
             Command::CompleteReassignment { topic, partition } => {
                 self.complete_reassignment(topic, *partition)
+            }
+            Command::AlterScramCredentials {
+                deletions,
+                upsertions,
+            } => {
+                for (user, mechanism) in deletions {
+                    if let Some(credentials) = self.scram.get_mut(user) {
+                        credentials.remove(mechanism);
+                        if credentials.is_empty() {
+                            self.scram.remove(user);
+                        }
+                    }
+                }
+                for (user, mechanism, credential) in upsertions {
+                    self.scram
+                        .entry(user.clone())
+                        .or_default()
+                        .insert(*mechanism, credential.clone());
+                }
+                Outcome::Ok
+            }
+            Command::CreateAcls { bindings } => {
+                self.acls.extend(bindings.iter().cloned());
+                self.acls.sort();
+                self.acls.dedup();
+                Outcome::Ok
+            }
+            Command::DeleteAcls { bindings } => {
+                self.acls.retain(|acl| !bindings.contains(acl));
+                Outcome::Ok
             }
             // Offsets live outside the metadata (see `raft::StateMachine`).
             Command::CommitOffsets { .. } | Command::DeleteGroup { .. } => Outcome::Ok,
@@ -812,6 +884,7 @@ mod tests {
             port: 9000 + id,
             rack: Some(rack.into()),
             quorum_addr: format!("127.0.0.1:{}", 9100 + id),
+            listeners: BTreeMap::new(),
             fenced: false,
         }
     }

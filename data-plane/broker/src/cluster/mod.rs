@@ -112,10 +112,20 @@ impl Cluster {
         let record = BrokerRecord {
             id: config.node_id,
             incarnation: Uuid::new_v4(),
-            host: config.advertised_host.clone(),
-            port: config.advertised_port,
+            host: config.listeners[0].advertised_host.clone(),
+            port: config.listeners[0].advertised_port,
             rack: config.rack.clone(),
             quorum_addr,
+            listeners: config
+                .listeners
+                .iter()
+                .map(|l| {
+                    (
+                        l.protocol.name().to_owned(),
+                        (l.advertised_host.clone(), l.advertised_port),
+                    )
+                })
+                .collect(),
             fenced: true,
         };
         Ok(Arc::new(Cluster {

@@ -1,5 +1,10 @@
 //! Admin APIs: CreateTopics, DeleteTopics, CreatePartitions, DescribeConfigs, AlterConfigs,
 //! IncrementalAlterConfigs and DescribeCluster.
+//!
+//! With ACLs (Kafka's rules): creating a topic needs `CREATE` on the cluster or the topic;
+//! deleting `DELETE`, adding partitions `ALTER`, describing configs `DESCRIBE_CONFIGS` and
+//! altering them `ALTER_CONFIGS`, on the topic (or on the cluster for broker configs). Refusals
+//! are `TOPIC_AUTHORIZATION_FAILED` (29) and `CLUSTER_AUTHORIZATION_FAILED` (31).
 
 use hdi_kafka_client::codes;
 use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
@@ -18,6 +23,7 @@ use kafka_protocol::messages::{
 
 use super::{Context, sb};
 use crate::cluster::topics::NewTopic;
+use crate::security::acl::Operation;
 use crate::state::KafkaError;
 use crate::topic_config::{self, TopicConfigs};
 
@@ -60,7 +66,18 @@ pub async fn create_topics(cx: &Context<'_>, request: CreateTopicsRequest) -> Cr
             lists.sort_by_key(|(p, _)| *p);
             lists.into_iter().map(|(_, l)| l).collect::<Vec<_>>()
         });
-        let outcome = if assignments.is_some()
+        let may_create = cx.allowed_cluster(Operation::Create)
+            || cx.allowed_topic(Operation::Create, wanted.name.0.as_str());
+        let outcome = if !may_create {
+            Err(KafkaError::new(
+                codes::TOPIC_AUTHORIZATION_FAILED,
+                format!(
+                    "{} may not create topic {:?}",
+                    cx.principal,
+                    wanted.name.0.as_str()
+                ),
+            ))
+        } else if assignments.is_some()
             && (wanted.num_partitions != -1 || wanted.replication_factor != -1)
         {
             Err(KafkaError::new(
@@ -139,6 +156,10 @@ pub async fn delete_topics(cx: &Context<'_>, request: DeleteTopicsRequest) -> De
                 uuid::Uuid::nil()
             });
         let outcome = match &name {
+            Some(name) if !cx.allowed_topic(Operation::Delete, name) => Err(KafkaError::new(
+                codes::TOPIC_AUTHORIZATION_FAILED,
+                format!("{} may not delete topic {name:?}", cx.principal),
+            )),
             Some(name) => broker.cluster.delete_topic(name).await,
             None => Err(KafkaError::new(
                 codes::UNKNOWN_TOPIC_ID,
@@ -165,7 +186,12 @@ pub async fn create_partitions(
     for wanted in request.topics {
         let name = wanted.name.0.as_str().to_owned();
         let result = CreatePartitionsTopicResult::default().with_name(wanted.name);
-        let outcome = if wanted.assignments.is_some() {
+        let outcome = if !cx.allowed_topic(Operation::Alter, &name) {
+            Err(KafkaError::new(
+                codes::TOPIC_AUTHORIZATION_FAILED,
+                format!("{} may not alter topic {name:?}", cx.principal),
+            ))
+        } else if wanted.assignments.is_some() {
             Err(KafkaError::new(
                 codes::INVALID_REQUEST,
                 "explicit assignments of new partitions are not supported; omit them",
@@ -213,6 +239,21 @@ pub fn describe_configs(
             let entries: Result<Vec<(String, String, i8)>, KafkaError> = match resource
                 .resource_type
             {
+                RESOURCE_TOPIC if !cx.allowed_topic(Operation::DescribeConfigs, &name) => {
+                    Err(KafkaError::new(
+                        codes::TOPIC_AUTHORIZATION_FAILED,
+                        format!(
+                            "{} may not describe the configs of topic {name:?}",
+                            cx.principal
+                        ),
+                    ))
+                }
+                RESOURCE_BROKER if !cx.allowed_cluster(Operation::DescribeConfigs) => {
+                    Err(KafkaError::new(
+                        codes::CLUSTER_AUTHORIZATION_FAILED,
+                        format!("{} may not describe broker configs", cx.principal),
+                    ))
+                }
                 RESOURCE_TOPIC => match broker.cluster.view().meta.topics.get(&name) {
                     Some(topic) => Ok(topic_config::describe(&topic.configs)
                         .into_iter()
@@ -301,6 +342,15 @@ async fn alter(
         return Err(KafkaError::new(
             codes::INVALID_REQUEST,
             "only topic configs can be altered",
+        ));
+    }
+    if !cx.allowed_topic(Operation::AlterConfigs, name) {
+        return Err(KafkaError::new(
+            codes::TOPIC_AUTHORIZATION_FAILED,
+            format!(
+                "{} may not alter the configs of topic {name:?}",
+                cx.principal
+            ),
         ));
     }
     cx.broker
@@ -418,11 +468,12 @@ pub fn describe_cluster(cx: &Context<'_>) -> DescribeClusterResponse {
         .with_brokers(
             view.meta
                 .live_brokers()
-                .map(|b| {
+                .filter_map(|b| b.endpoint(cx.listener).map(|endpoint| (b, endpoint)))
+                .map(|(b, (host, port))| {
                     DescribeClusterBroker::default()
                         .with_broker_id(BrokerId(b.id))
-                        .with_host(sb(b.host.clone()))
-                        .with_port(b.port)
+                        .with_host(sb(host.to_owned()))
+                        .with_port(port)
                         .with_rack(b.rack.clone().map(sb))
                 })
                 .collect(),

@@ -1,6 +1,7 @@
 //! Cluster admin APIs: AlterPartitionReassignments and ListPartitionReassignments (moving
 //! partitions between brokers: scaling out, draining a broker), ElectLeaders (preferred leader
 //! election) and DescribeLogDirs (this broker's replicas and their sizes).
+//! All need `ALTER` on the cluster (reassign, elect) or `DESCRIBE` (list, log dirs) under ACLs.
 
 use hdi_kafka_client::codes;
 use kafka_protocol::messages::alter_partition_reassignments_response::{
@@ -21,6 +22,7 @@ use kafka_protocol::messages::{
 
 use super::{Context, sb};
 use crate::cluster::metadata::{Command, Outcome};
+use crate::security::acl::Operation;
 
 fn ids(list: &[i32]) -> Vec<BrokerId> {
     list.iter().map(|id| BrokerId(*id)).collect()
@@ -31,6 +33,13 @@ pub async fn alter_partition_reassignments(
     cx: &Context<'_>,
     request: AlterPartitionReassignmentsRequest,
 ) -> AlterPartitionReassignmentsResponse {
+    if !cx.allowed_cluster(Operation::Alter) {
+        return AlterPartitionReassignmentsResponse::default()
+            .with_error_code(codes::CLUSTER_AUTHORIZATION_FAILED)
+            .with_error_message(Some(sb(
+                "ALTER on the cluster is needed to reassign partitions",
+            )));
+    }
     let mut responses = Vec::with_capacity(request.topics.len());
     for topic in request.topics {
         let mut partitions = Vec::with_capacity(topic.partitions.len());
@@ -66,6 +75,13 @@ pub fn list_partition_reassignments(
     cx: &Context<'_>,
     request: ListPartitionReassignmentsRequest,
 ) -> ListPartitionReassignmentsResponse {
+    if !cx.allowed_cluster(Operation::Describe) {
+        return ListPartitionReassignmentsResponse::default()
+            .with_error_code(codes::CLUSTER_AUTHORIZATION_FAILED)
+            .with_error_message(Some(sb(
+                "DESCRIBE on the cluster is needed to list reassignments",
+            )));
+    }
     let view = cx.broker.cluster.view();
     let wanted = |topic: &str, index: i32| {
         request.topics.as_ref().is_none_or(|topics| {
@@ -107,6 +123,10 @@ pub fn list_partition_reassignments(
 /// Handles ElectLeaders: preferred elections only (unclean election is off in hdi).
 pub async fn elect_leaders(cx: &Context<'_>, request: ElectLeadersRequest) -> ElectLeadersResponse {
     const PREFERRED: i8 = 0;
+    if !cx.allowed_cluster(Operation::Alter) {
+        return ElectLeadersResponse::default()
+            .with_error_code(codes::CLUSTER_AUTHORIZATION_FAILED);
+    }
     let view = cx.broker.cluster.view();
     let asked: Vec<(String, i32)> = match &request.topic_partitions {
         Some(topics) => topics
@@ -185,6 +205,14 @@ pub fn describe_log_dirs(
     request: DescribeLogDirsRequest,
 ) -> DescribeLogDirsResponse {
     let broker = cx.broker;
+    if !cx.allowed_cluster(Operation::Describe) {
+        // error_code exists from v3; older clients get no directories, as from Kafka.
+        return DescribeLogDirsResponse::default().with_error_code(if cx.version >= 3 {
+            codes::CLUSTER_AUTHORIZATION_FAILED
+        } else {
+            codes::NONE
+        });
+    }
     let mut by_topic: std::collections::BTreeMap<String, Vec<DescribeLogDirsPartition>> =
         std::collections::BTreeMap::new();
     for replica in broker.replicas.all() {

@@ -11,6 +11,7 @@ use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, Partition
 use kafka_protocol::messages::{FetchRequest, FetchResponse};
 
 use super::Context;
+use crate::security::acl::Operation;
 
 /// Handles Fetch.
 pub async fn fetch(cx: &Context<'_>, request: FetchRequest) -> FetchResponse {
@@ -65,8 +66,17 @@ fn collect(
             wanted.topic.0.as_str().to_owned()
         };
         let mut partitions = Vec::with_capacity(wanted.partitions.len());
+        let readable = cx.allowed_topic(Operation::Read, &name);
         for fp in &wanted.partitions {
             let data = PartitionData::default().with_partition_index(fp.partition);
+            if !readable {
+                errors = true;
+                partitions.push(
+                    data.with_error_code(codes::TOPIC_AUTHORIZATION_FAILED)
+                        .with_high_watermark(-1),
+                );
+                continue;
+            }
             let replica = broker
                 .replicas
                 .leader(&view.meta, &name, fp.partition)

@@ -1,6 +1,13 @@
 //! Consumer-group APIs: FindCoordinator, JoinGroup, SyncGroup, Heartbeat, LeaveGroup,
 //! OffsetCommit, OffsetFetch, ListGroups, DescribeGroups, DeleteGroups. The state machine lives in
 //! [`crate::groups`]; this module converts wire types.
+//!
+//! With ACLs (Kafka's rules): finding a group's coordinator needs `DESCRIBE` on the group;
+//! joining, syncing, heartbeats, leaving and committing need `READ` on it (and committing `READ`
+//! on each topic); fetching offsets and describing need `DESCRIBE`; deleting needs `DELETE`;
+//! listing shows every group with `DESCRIBE` on the cluster, else only those the client may
+//! describe. Refusals are `GROUP_AUTHORIZATION_FAILED` (30) and `TOPIC_AUTHORIZATION_FAILED`
+//! (29).
 
 use std::time::Duration;
 
@@ -28,6 +35,7 @@ use kafka_protocol::messages::{
 
 use super::{Context, sb};
 use crate::groups::{Committed, JoinRequest};
+use crate::security::acl::Operation;
 
 /// Handles FindCoordinator: the controller (the metadata quorum's leader) coordinates every group;
 /// COORDINATOR_NOT_AVAILABLE during an election.
@@ -42,17 +50,27 @@ pub fn find_coordinator(
         .leader_id()
         .and_then(|id| view.meta.brokers.get(&id))
         .filter(|b| !b.fenced);
-    let (code, node, host, port) = match coordinator {
-        Some(b) => (codes::NONE, BrokerId(b.id), sb(b.host.clone()), b.port),
-        None => (codes::COORDINATOR_NOT_AVAILABLE, BrokerId(-1), sb(""), -1),
-    };
+    let (code, node, host, port) =
+        match coordinator.and_then(|b| b.endpoint(cx.listener).map(|e| (b, e))) {
+            Some((b, (host, port))) => (codes::NONE, BrokerId(b.id), sb(host.to_owned()), port),
+            None => (codes::COORDINATOR_NOT_AVAILABLE, BrokerId(-1), sb(""), -1),
+        };
+    // Key type 0 is a group; 1 (a transactional id) has no ACLs to pass here: no transactions.
+    let allowed = |key: &str| request.key_type != 0 || cx.allowed_group(Operation::Describe, key);
     if cx.version >= 4 {
         let coordinators = request
             .coordinator_keys
-            .into_iter()
+            .iter()
             .map(|key| {
-                Coordinator::default()
-                    .with_key(key)
+                let answer = Coordinator::default().with_key(key.clone());
+                if !allowed(key.as_str()) {
+                    return answer
+                        .with_error_code(codes::GROUP_AUTHORIZATION_FAILED)
+                        .with_node_id(BrokerId(-1))
+                        .with_host(sb(""))
+                        .with_port(-1);
+                }
+                answer
                     .with_error_code(code)
                     .with_node_id(node)
                     .with_host(host.clone())
@@ -60,6 +78,13 @@ pub fn find_coordinator(
             })
             .collect();
         return FindCoordinatorResponse::default().with_coordinators(coordinators);
+    }
+    if !allowed(request.key.as_str()) {
+        return FindCoordinatorResponse::default()
+            .with_error_code(codes::GROUP_AUTHORIZATION_FAILED)
+            .with_node_id(BrokerId(-1))
+            .with_host(sb(""))
+            .with_port(-1);
     }
     FindCoordinatorResponse::default()
         .with_error_code(code)
@@ -79,6 +104,13 @@ pub async fn join_group(cx: &Context<'_>, request: JoinGroupRequest) -> JoinGrou
     } else {
         request.session_timeout_ms
     };
+    if !cx.allowed_group(Operation::Read, request.group_id.0.as_str()) {
+        return JoinGroupResponse::default()
+            .with_error_code(codes::GROUP_AUTHORIZATION_FAILED)
+            .with_generation_id(-1)
+            .with_protocol_name((cx.version < 7).then(|| sb("")))
+            .with_member_id(request.member_id);
+    }
     if !cx.broker.cluster.is_controller() {
         // Only the controller coordinates groups: the client looks the coordinator up again.
         return JoinGroupResponse::default()
@@ -156,6 +188,9 @@ pub async fn sync_group(cx: &Context<'_>, request: SyncGroupRequest) -> SyncGrou
         .iter()
         .map(|a| (a.member_id.as_str().to_owned(), a.assignment.clone()))
         .collect();
+    if !cx.allowed_group(Operation::Read, request.group_id.0.as_str()) {
+        return SyncGroupResponse::default().with_error_code(codes::GROUP_AUTHORIZATION_FAILED);
+    }
     if !cx.broker.cluster.is_controller() {
         return SyncGroupResponse::default().with_error_code(codes::NOT_COORDINATOR);
     }
@@ -178,7 +213,9 @@ pub async fn sync_group(cx: &Context<'_>, request: SyncGroupRequest) -> SyncGrou
 
 /// Handles Heartbeat.
 pub fn heartbeat(cx: &Context<'_>, request: HeartbeatRequest) -> HeartbeatResponse {
-    let code = if cx.broker.cluster.is_controller() {
+    let code = if !cx.allowed_group(Operation::Read, request.group_id.0.as_str()) {
+        codes::GROUP_AUTHORIZATION_FAILED
+    } else if cx.broker.cluster.is_controller() {
         cx.broker.groups.heartbeat(
             request.group_id.0.as_str(),
             request.generation_id,
@@ -193,6 +230,9 @@ pub fn heartbeat(cx: &Context<'_>, request: HeartbeatRequest) -> HeartbeatRespon
 /// Handles LeaveGroup (one member before v3, a batch from v3).
 pub fn leave_group(cx: &Context<'_>, request: LeaveGroupRequest) -> LeaveGroupResponse {
     let group = request.group_id.0.as_str();
+    if !cx.allowed_group(Operation::Read, group) {
+        return LeaveGroupResponse::default().with_error_code(codes::GROUP_AUTHORIZATION_FAILED);
+    }
     if cx.version < 3 {
         let codes = cx
             .broker
@@ -243,8 +283,22 @@ async fn propose_commit(
 
 /// Handles OffsetCommit.
 pub async fn offset_commit(cx: &Context<'_>, request: OffsetCommitRequest) -> OffsetCommitResponse {
+    let group = request.group_id.0.as_str().to_owned();
+    let group = group.as_str();
+    let group_allowed = cx.allowed_group(Operation::Read, group);
+    let topic_allowed: std::collections::BTreeMap<String, bool> = request
+        .topics
+        .iter()
+        .map(|t| {
+            let name = t.name.0.as_str();
+            (name.to_owned(), cx.allowed_topic(Operation::Read, name))
+        })
+        .collect();
     let mut flat = Vec::new();
     for topic in &request.topics {
+        if !topic_allowed[topic.name.0.as_str()] {
+            continue;
+        }
         for p in &topic.partitions {
             flat.push((
                 topic.name.0.as_str().to_owned(),
@@ -254,8 +308,9 @@ pub async fn offset_commit(cx: &Context<'_>, request: OffsetCommitRequest) -> Of
             ));
         }
     }
-    let group = request.group_id.0.as_str();
-    let check = if cx.broker.cluster.is_controller() {
+    let check = if !group_allowed {
+        codes::GROUP_AUTHORIZATION_FAILED
+    } else if cx.broker.cluster.is_controller() {
         cx.broker.groups.commit_check(
             group,
             request.generation_id_or_member_epoch,
@@ -264,7 +319,7 @@ pub async fn offset_commit(cx: &Context<'_>, request: OffsetCommitRequest) -> Of
     } else {
         codes::NOT_COORDINATOR
     };
-    let code = if check == codes::NONE {
+    let code = if check == codes::NONE && !flat.is_empty() {
         propose_commit(cx, group, flat).await
     } else {
         check
@@ -273,6 +328,11 @@ pub async fn offset_commit(cx: &Context<'_>, request: OffsetCommitRequest) -> Of
         .topics
         .into_iter()
         .map(|topic| {
+            let code = if group_allowed && !topic_allowed[topic.name.0.as_str()] {
+                codes::TOPIC_AUTHORIZATION_FAILED
+            } else {
+                code
+            };
             let partitions = topic
                 .partitions
                 .iter()
@@ -300,15 +360,29 @@ fn committed_fields(c: Option<&Committed>) -> (i64, Option<String>) {
 /// Handles OffsetFetch (single group: v1-v7 are advertised; v8 batches groups and is not).
 pub fn offset_fetch(cx: &Context<'_>, request: OffsetFetchRequest) -> OffsetFetchResponse {
     let groups = &cx.broker.groups;
+    if !cx.allowed_group(Operation::Describe, request.group_id.0.as_str()) {
+        return OffsetFetchResponse::default().with_error_code(codes::GROUP_AUTHORIZATION_FAILED);
+    }
     let wanted = request.topics.as_ref().map(|ts| {
         ts.iter()
             .map(|t| (t.name.0.as_str().to_owned(), t.partition_indexes.clone()))
             .collect()
     });
     let mut by_topic: Vec<OffsetFetchResponseTopic> = Vec::new();
+    let named = request.topics.is_some();
     for (topic, partition, committed) in groups.fetch(request.group_id.0.as_str(), wanted) {
+        let allowed = cx.allowed_topic(Operation::Describe, &topic);
+        if !allowed && !named {
+            // Fetching every committed offset leaves out topics the client may not describe.
+            continue;
+        }
         let (offset, metadata) = committed_fields(committed.as_ref());
         let entry = OffsetFetchResponsePartition::default()
+            .with_error_code(if allowed {
+                codes::NONE
+            } else {
+                codes::TOPIC_AUTHORIZATION_FAILED
+            })
             .with_partition_index(partition)
             .with_committed_offset(offset)
             .with_committed_leader_epoch(-1)
@@ -327,11 +401,13 @@ pub fn offset_fetch(cx: &Context<'_>, request: OffsetFetchRequest) -> OffsetFetc
 
 /// Handles ListGroups.
 pub fn list_groups(cx: &Context<'_>, request: ListGroupsRequest) -> ListGroupsResponse {
+    let every = cx.allowed_cluster(Operation::Describe);
     let groups = cx
         .broker
         .groups
         .list()
         .into_iter()
+        .filter(|(id, _, _)| every || cx.allowed_group(Operation::Describe, id))
         .filter(|(_, _, state)| {
             request.states_filter.is_empty()
                 || request
@@ -360,6 +436,11 @@ pub fn describe_groups(cx: &Context<'_>, request: DescribeGroupsRequest) -> Desc
         .groups
         .into_iter()
         .map(|id| {
+            if !cx.allowed_group(Operation::Describe, id.0.as_str()) {
+                return DescribedGroup::default()
+                    .with_group_id(id)
+                    .with_error_code(codes::GROUP_AUTHORIZATION_FAILED);
+            }
             let description = cx.broker.groups.describe(id.0.as_str());
             DescribedGroup::default()
                 .with_group_id(id)
@@ -390,7 +471,9 @@ pub fn describe_groups(cx: &Context<'_>, request: DescribeGroupsRequest) -> Desc
 pub async fn delete_groups(cx: &Context<'_>, request: DeleteGroupsRequest) -> DeleteGroupsResponse {
     let mut results = Vec::with_capacity(request.groups_names.len());
     for id in request.groups_names {
-        let code = if !cx.broker.cluster.is_controller() {
+        let code = if !cx.allowed_group(Operation::Delete, id.0.as_str()) {
+            codes::GROUP_AUTHORIZATION_FAILED
+        } else if !cx.broker.cluster.is_controller() {
             codes::NOT_COORDINATOR
         } else {
             match cx.broker.groups.delete_check(id.0.as_str()) {

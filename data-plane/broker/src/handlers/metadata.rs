@@ -1,6 +1,10 @@
 //! Metadata: the cluster's live brokers, its id and controller, and topics with each partition's
 //! leader, leader epoch, replicas, ISR and offline replicas; auto-creates unknown topics when the
 //! request and the broker allow it. Any broker answers for the whole cluster.
+//!
+//! With ACLs: topics the client may not `DESCRIBE` are left out of a full listing and answered
+//! `TOPIC_AUTHORIZATION_FAILED` when named; auto-creation needs `CREATE` on the cluster or the
+//! topic. Brokers are given by their address on the listener the client used.
 
 use hdi_kafka_client::codes;
 use kafka_protocol::messages::metadata_response::{
@@ -11,6 +15,7 @@ use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, Topi
 use super::{Context, sb};
 use crate::cluster::metadata::{ClusterMetadata, TopicRecord};
 use crate::cluster::topics::NewTopic;
+use crate::security::acl::Operation;
 use crate::state::validate_topic_name;
 
 /// Handles Metadata.
@@ -29,6 +34,8 @@ pub async fn metadata(cx: &Context<'_>, request: MetadataRequest) -> MetadataRes
                 view.meta
                     .topics
                     .iter()
+                    // Topics the client may not describe are left out.
+                    .filter(|(name, _)| cx.allowed_topic(Operation::Describe, name))
                     .map(|(name, t)| describe(&view.meta, name, t, cx.version)),
             );
         }
@@ -41,9 +48,15 @@ pub async fn metadata(cx: &Context<'_>, request: MetadataRequest) -> MetadataRes
                     Some(name) => {
                         let name = name.0.as_str().to_owned();
                         let exists = broker.cluster.view().meta.topics.contains_key(&name);
-                        if exists {
+                        let may_create = cx.allowed_cluster(Operation::Create)
+                            || cx.allowed_topic(Operation::Create, &name);
+                        let may_see = cx.allowed_topic(Operation::Describe, &name)
+                            || (may_create && !exists && allow_create);
+                        if !may_see {
+                            Err((codes::TOPIC_AUTHORIZATION_FAILED, name))
+                        } else if exists {
                             Ok(name)
-                        } else if !allow_create {
+                        } else if !allow_create || !may_create {
                             Err((codes::UNKNOWN_TOPIC_OR_PARTITION, name))
                         } else if let Err(e) = validate_topic_name(&name) {
                             Err((e.code, name))
@@ -87,7 +100,14 @@ pub async fn metadata(cx: &Context<'_>, request: MetadataRequest) -> MetadataRes
                         .iter()
                         .find(|(_, t)| t.id == wanted.topic_id)
                         .map(|(n, _)| n.clone())
-                        .ok_or((codes::UNKNOWN_TOPIC_ID, String::new())),
+                        .ok_or((codes::UNKNOWN_TOPIC_ID, String::new()))
+                        .and_then(|name| {
+                            if cx.allowed_topic(Operation::Describe, &name) {
+                                Ok(name)
+                            } else {
+                                Err((codes::TOPIC_AUTHORIZATION_FAILED, String::new()))
+                            }
+                        }),
                 };
                 let view = broker.cluster.view();
                 topics.push(match found.as_ref().map(|n| (n, view.meta.topics.get(n))) {
@@ -109,11 +129,13 @@ pub async fn metadata(cx: &Context<'_>, request: MetadataRequest) -> MetadataRes
     let brokers = view
         .meta
         .live_brokers()
-        .map(|b| {
+        // Each broker's address on the listener this client came in on.
+        .filter_map(|b| b.endpoint(cx.listener).map(|endpoint| (b, endpoint)))
+        .map(|(b, (host, port))| {
             MetadataResponseBroker::default()
                 .with_node_id(BrokerId(b.id))
-                .with_host(sb(b.host.clone()))
-                .with_port(b.port)
+                .with_host(sb(host.to_owned()))
+                .with_port(port)
                 // rack exists from v1.
                 .with_rack(if cx.version >= 1 {
                     b.rack.clone().map(sb)

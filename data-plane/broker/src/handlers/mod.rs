@@ -10,6 +10,9 @@ mod metadata;
 mod offsets;
 mod produce;
 mod producer;
+mod security;
+
+pub use security::{sasl_authenticate_response, sasl_handshake_response};
 
 use std::net::SocketAddr;
 
@@ -19,6 +22,7 @@ use kafka_protocol::messages::{ApiKey, ApiVersionsResponse, RequestKind, Respons
 use kafka_protocol::protocol::StrBytes;
 
 use crate::broker::Broker;
+use crate::security::acl::{self, Operation, ResourceType};
 
 /// What a handler knows about the request besides its body.
 pub struct Context<'a> {
@@ -30,6 +34,45 @@ pub struct Context<'a> {
     pub client_id: String,
     /// The client's address.
     pub peer: SocketAddr,
+    /// The client's principal (`User:<name>`, `User:ANONYMOUS` without authentication).
+    pub principal: String,
+    /// The name of the listener the client came in on (`PLAINTEXT`, `SASL_SSL`...).
+    pub listener: &'static str,
+}
+
+impl Context<'_> {
+    /// Whether the client may do `operation` on a resource (always, without `--authorizer`, and
+    /// for super users).
+    pub fn allowed(&self, operation: Operation, resource_type: ResourceType, name: &str) -> bool {
+        let security = &self.broker.config.security;
+        if !security.authorizer || security.super_users.contains(&self.principal) {
+            return true;
+        }
+        let view = self.broker.cluster.view();
+        acl::authorize(
+            &view.meta.acls,
+            &self.principal,
+            &self.peer.ip().to_string(),
+            operation,
+            resource_type,
+            name,
+        )
+    }
+
+    /// [`Context::allowed`] on a topic.
+    pub fn allowed_topic(&self, operation: Operation, topic: &str) -> bool {
+        self.allowed(operation, ResourceType::Topic, topic)
+    }
+
+    /// [`Context::allowed`] on a group.
+    pub fn allowed_group(&self, operation: Operation, group: &str) -> bool {
+        self.allowed(operation, ResourceType::Group, group)
+    }
+
+    /// [`Context::allowed`] on the cluster.
+    pub fn allowed_cluster(&self, operation: Operation) -> bool {
+        self.allowed(operation, ResourceType::Cluster, acl::CLUSTER_NAME)
+    }
 }
 
 /// The APIs this broker implements, with the versions it accepts: only what is implemented is
@@ -64,6 +107,13 @@ const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::ListPartitionReassignments, 0, 0),
     (ApiKey::ElectLeaders, 0, 2),
     (ApiKey::DescribeLogDirs, 1, 4),
+    (ApiKey::SaslHandshake, 0, 1),
+    (ApiKey::SaslAuthenticate, 0, 2),
+    (ApiKey::DescribeAcls, 0, 3),
+    (ApiKey::CreateAcls, 0, 3),
+    (ApiKey::DeleteAcls, 0, 3),
+    (ApiKey::DescribeUserScramCredentials, 0, 0),
+    (ApiKey::AlterUserScramCredentials, 0, 0),
 ];
 
 /// The version range accepted for `key`, if implemented (clamped to what the codec supports).
@@ -181,6 +231,15 @@ pub async fn dispatch(cx: &Context<'_>, request: RequestKind) -> Outcome {
         RequestKind::DescribeLogDirs(r) => {
             ResponseKind::DescribeLogDirs(cluster_admin::describe_log_dirs(cx, r))
         }
+        RequestKind::CreateAcls(r) => ResponseKind::CreateAcls(security::create_acls(cx, r).await),
+        RequestKind::DescribeAcls(r) => ResponseKind::DescribeAcls(security::describe_acls(cx, r)),
+        RequestKind::DeleteAcls(r) => ResponseKind::DeleteAcls(security::delete_acls(cx, r).await),
+        RequestKind::DescribeUserScramCredentials(r) => ResponseKind::DescribeUserScramCredentials(
+            security::describe_user_scram_credentials(cx, r),
+        ),
+        RequestKind::AlterUserScramCredentials(r) => ResponseKind::AlterUserScramCredentials(
+            security::alter_user_scram_credentials(cx, r).await,
+        ),
         RequestKind::InitProducerId(r) => {
             ResponseKind::InitProducerId(producer::init_producer_id(cx, r))
         }

@@ -16,6 +16,7 @@ use kafka_protocol::messages::{
 };
 
 use super::Context;
+use crate::security::acl::Operation;
 
 const LATEST: i64 = -1;
 const EARLIEST: i64 = -2;
@@ -28,12 +29,19 @@ pub fn list_offsets(cx: &Context<'_>, request: ListOffsetsRequest) -> ListOffset
         .into_iter()
         .map(|wanted| {
             let name = wanted.name.0.as_str().to_owned();
+            let allowed = cx.allowed_topic(Operation::Describe, &name);
             let partitions = wanted
                 .partitions
                 .iter()
                 .map(|lp| {
                     let response = ListOffsetsPartitionResponse::default()
                         .with_partition_index(lp.partition_index);
+                    if !allowed {
+                        return response
+                            .with_error_code(codes::TOPIC_AUTHORIZATION_FAILED)
+                            .with_offset(-1)
+                            .with_timestamp(-1);
+                    }
                     let partition =
                         match cx
                             .broker
@@ -93,12 +101,18 @@ pub fn delete_records(cx: &Context<'_>, request: DeleteRecordsRequest) -> Delete
         .into_iter()
         .map(|wanted| {
             let name = wanted.name.0.as_str().to_owned();
+            let allowed = cx.allowed_topic(Operation::Delete, &name);
             let partitions = wanted
                 .partitions
                 .iter()
                 .map(|dp| {
                     let result = DeleteRecordsPartitionResult::default()
                         .with_partition_index(dp.partition_index);
+                    if !allowed {
+                        return result
+                            .with_error_code(codes::TOPIC_AUTHORIZATION_FAILED)
+                            .with_low_watermark(-1);
+                    }
                     match cx
                         .broker
                         .replicas
@@ -134,11 +148,18 @@ pub fn offset_for_leader_epoch(
         .into_iter()
         .map(|wanted| {
             let name = wanted.topic.0.as_str().to_owned();
+            let allowed = cx.allowed_topic(Operation::Describe, &name);
             let partitions = wanted
                 .partitions
                 .iter()
                 .map(|op| {
                     let result = EpochEndOffset::default().with_partition(op.partition);
+                    if !allowed {
+                        return result
+                            .with_error_code(codes::TOPIC_AUTHORIZATION_FAILED)
+                            .with_end_offset(-1)
+                            .with_leader_epoch(-1);
+                    }
                     match cx.broker.replicas.leader(&view.meta, &name, op.partition) {
                         Err(error) => result
                             .with_error_code(error.code)

@@ -13,6 +13,7 @@ use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 
 use super::{Context, sb};
 use crate::replica::{Produced, Replica};
+use crate::security::acl::Operation;
 use crate::state::KafkaError;
 
 /// A partition's append and, for acks=all, the replica to wait on with its min.insync.replicas.
@@ -39,8 +40,14 @@ pub async fn produce(cx: &Context<'_>, request: ProduceRequest) -> Option<Produc
             .and_then(|v| v.parse::<usize>().ok())
             .unwrap_or(1);
         let mut partitions = Vec::with_capacity(topic_data.partition_data.len());
+        let writable = cx.allowed_topic(Operation::Write, &name);
         for data in topic_data.partition_data {
-            let outcome = if !valid_acks {
+            let outcome = if !writable {
+                Err(KafkaError::new(
+                    codes::TOPIC_AUTHORIZATION_FAILED,
+                    format!("{} may not write to topic {name:?}", cx.principal),
+                ))
+            } else if !valid_acks {
                 Err(KafkaError::new(
                     codes::INVALID_REQUIRED_ACKS,
                     format!("acks must be 0, 1 or -1, got {acks}"),

@@ -4,6 +4,19 @@ use hdi_kafka_client::codes;
 use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse};
 
 use super::Context;
+use crate::security::acl::Operation;
+
+/// Kafka's rule (KIP-679): `IDEMPOTENT_WRITE` on the cluster, or `WRITE` on some topic.
+fn may_write_idempotently(cx: &Context<'_>) -> bool {
+    if cx.allowed_cluster(Operation::IdempotentWrite) {
+        return true;
+    }
+    let view = cx.broker.cluster.view();
+    view.meta
+        .topics
+        .keys()
+        .any(|topic| cx.allowed_topic(Operation::Write, topic))
+}
 
 /// Handles InitProducerId.
 pub fn init_producer_id(cx: &Context<'_>, r: InitProducerIdRequest) -> InitProducerIdResponse {
@@ -11,6 +24,8 @@ pub fn init_producer_id(cx: &Context<'_>, r: InitProducerIdRequest) -> InitProdu
     if r.transactional_id.is_some() {
         // Transactions are not implemented: refuse rather than pretend.
         response.error_code = codes::INVALID_REQUEST;
+    } else if !may_write_idempotently(cx) {
+        response.error_code = codes::CLUSTER_AUTHORIZATION_FAILED;
     } else if r.producer_id.0 >= 0 {
         // KIP-360 epoch bump of a known producer.
         response.producer_id = r.producer_id;

@@ -11,7 +11,7 @@ use bytes::Bytes;
 use clap::Parser;
 use hdi_broker::broker::Broker;
 use hdi_broker::config::Flags;
-use hdi_broker::server::handle_frame;
+use hdi_broker::server::{Session, handle_session_frame};
 use hdi_kafka_client::wire;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{ApiKey, ProduceRequest, ProduceResponse, RequestKind, TopicName};
@@ -52,7 +52,12 @@ impl TestBroker {
 /// A broker over `dir`, as `hdi-broker --node-id 1 --listen 127.0.0.1:9092` would open it, once
 /// it serves (registered and unfenced in its one-member cluster).
 pub async fn open(dir: &Path) -> TestBroker {
-    let flags = Flags::parse_from([
+    open_with(dir, &[]).await
+}
+
+/// [`open`] with more flags.
+pub async fn open_with(dir: &Path, extra: &[&str]) -> TestBroker {
+    let mut args = vec![
         "hdi-broker",
         "--node-id",
         "1",
@@ -60,7 +65,9 @@ pub async fn open(dir: &Path) -> TestBroker {
         "127.0.0.1:9092",
         "--data-dir",
         dir.to_str().unwrap(),
-    ]);
+    ];
+    args.extend_from_slice(extra);
+    let flags = Flags::parse_from(args);
     let broker = Broker::open(flags.resolve().unwrap(), String::new())
         .await
         .unwrap();
@@ -98,7 +105,18 @@ pub async fn call<T: Decodable>(
     version: i16,
     request: RequestKind,
 ) -> T {
-    let response = handle_frame(broker, frame(key, version, 5, &request), peer())
+    call_as(broker, &mut Session::plaintext(), key, version, request).await
+}
+
+/// [`call`] on a connection's `session` (an authenticated principal, for ACL tests).
+pub async fn call_as<T: Decodable>(
+    broker: &Broker,
+    session: &mut Session,
+    key: ApiKey,
+    version: i16,
+    request: RequestKind,
+) -> T {
+    let response = handle_session_frame(broker, session, frame(key, version, 5, &request), peer())
         .await
         .unwrap()
         .unwrap();

@@ -1,0 +1,224 @@
+//! ACLs enforced by the handlers (in process, through `handle_session_frame` with an
+//! authenticated principal): the super user creates ACLs over `CreateAcls`; a principal with
+//! READ on one topic cannot produce to it, sees only it in Metadata, cannot create or delete
+//! topics, list ACLs or read credentials; a DENY beats an ALLOW; `DeleteAcls` takes effect at
+//! once. Real clients run the same matrix in `e2e/tests/kafka_security.rs`.
+#![allow(clippy::unwrap_used, reason = "tests")]
+
+mod common;
+
+use common::{call_as, name};
+use hdi_broker::security::SecurityProtocol;
+use hdi_broker::server::Session;
+use kafka_protocol::messages::create_acls_request::AclCreation;
+use kafka_protocol::messages::create_topics_request::CreatableTopic;
+use kafka_protocol::messages::delete_acls_request::DeleteAclsFilter;
+use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::*;
+use kafka_protocol::protocol::StrBytes;
+
+fn s(text: &str) -> StrBytes {
+    StrBytes::from_string(text.to_owned())
+}
+
+fn acl(resource_type: i8, resource: &str, pattern: i8, who: &str, op: i8, perm: i8) -> AclCreation {
+    AclCreation::default()
+        .with_resource_type(resource_type)
+        .with_resource_name(s(resource))
+        .with_resource_pattern_type(pattern)
+        .with_principal(s(who))
+        .with_host(s("*"))
+        .with_operation(op)
+        .with_permission_type(perm)
+}
+
+fn session(principal: &str) -> Session {
+    Session::authenticated(SecurityProtocol::SaslSsl, principal)
+}
+
+async fn produce_code(broker: &hdi_broker::broker::Broker, who: &str, topic: &str) -> i16 {
+    let batch = hdi_log::batch::build_batch(0, 1, &[b"x".as_slice()]);
+    let request = ProduceRequest::default()
+        .with_acks(1)
+        .with_timeout_ms(1000)
+        .with_topic_data(vec![
+            TopicProduceData::default()
+                .with_name(name(topic))
+                .with_partition_data(vec![
+                    PartitionProduceData::default()
+                        .with_index(0)
+                        .with_records(Some(bytes::Bytes::from(batch))),
+                ]),
+        ]);
+    let response: ProduceResponse = call_as(
+        broker,
+        &mut session(who),
+        ApiKey::Produce,
+        8,
+        RequestKind::Produce(request),
+    )
+    .await;
+    response.responses[0].partition_responses[0].error_code
+}
+
+async fn create_topic_code(broker: &hdi_broker::broker::Broker, who: &str, topic: &str) -> i16 {
+    let request = CreateTopicsRequest::default().with_topics(vec![
+        CreatableTopic::default()
+            .with_name(name(topic))
+            .with_num_partitions(1)
+            .with_replication_factor(1),
+    ]);
+    let response: CreateTopicsResponse = call_as(
+        broker,
+        &mut session(who),
+        ApiKey::CreateTopics,
+        5,
+        RequestKind::CreateTopics(request),
+    )
+    .await;
+    response.topics[0].error_code
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn acls_decide_every_request() {
+    let dir = common::temp_dir("authz");
+    let broker = common::open_with(
+        &dir,
+        &[
+            "--authorizer",
+            "--super-users",
+            "User:admin",
+            "--auto-create-topics",
+            "false",
+        ],
+    )
+    .await;
+    for topic in ["a", "b", "pay-in", "pay-secret"] {
+        assert_eq!(create_topic_code(&broker, "User:admin", topic).await, 0);
+    }
+    let created: CreateAclsResponse = call_as(
+        &broker,
+        &mut session("User:admin"),
+        ApiKey::CreateAcls,
+        2,
+        RequestKind::CreateAcls(CreateAclsRequest::default().with_creations(vec![
+            acl(2, "a", 3, "User:alice", 3, 3),        // alice READ a
+            acl(2, "pay-", 4, "User:bob", 4, 3),       // bob WRITE pay-*
+            acl(2, "pay-secret", 3, "User:bob", 2, 2), // bob DENY ALL pay-secret
+            acl(2, "x", 7, "User:bob", 4, 3),          // invalid pattern type
+        ])),
+    )
+    .await;
+    let codes: Vec<i16> = created.results.iter().map(|r| r.error_code).collect();
+    assert_eq!(codes, [0, 0, 0, 42]);
+
+    // alice: READ on `a` only.
+    assert_eq!(produce_code(&broker, "User:alice", "a").await, 29);
+    assert_eq!(create_topic_code(&broker, "User:alice", "c").await, 29);
+    let metadata: MetadataResponse = call_as(
+        &broker,
+        &mut session("User:alice"),
+        ApiKey::Metadata,
+        12,
+        RequestKind::Metadata(MetadataRequest::default().with_topics(None)),
+    )
+    .await;
+    let seen: Vec<&str> = metadata
+        .topics
+        .iter()
+        .map(|t| t.name.as_ref().unwrap().0.as_str())
+        .collect();
+    assert_eq!(seen, ["a"]);
+    let named: MetadataResponse = call_as(
+        &broker,
+        &mut session("User:alice"),
+        ApiKey::Metadata,
+        12,
+        RequestKind::Metadata(MetadataRequest::default().with_topics(Some(vec![
+            MetadataRequestTopic::default().with_name(Some(name("b"))),
+        ]))),
+    )
+    .await;
+    assert_eq!(named.topics[0].error_code, 29);
+    let acls: DescribeAclsResponse = call_as(
+        &broker,
+        &mut session("User:alice"),
+        ApiKey::DescribeAcls,
+        2,
+        RequestKind::DescribeAcls(
+            DescribeAclsRequest::default()
+                .with_resource_name_filter(None)
+                .with_principal_filter(None)
+                .with_host_filter(None)
+                .with_resource_type_filter(1)
+                .with_pattern_type_filter(1)
+                .with_operation(1)
+                .with_permission_type(1),
+        ),
+    )
+    .await;
+    assert_eq!(acls.error_code, 31);
+    let groups: JoinGroupResponse = call_as(
+        &broker,
+        &mut session("User:alice"),
+        ApiKey::JoinGroup,
+        5,
+        RequestKind::JoinGroup(
+            JoinGroupRequest::default()
+                .with_group_id(GroupId(s("g")))
+                .with_session_timeout_ms(10_000)
+                .with_protocol_type(s("consumer")),
+        ),
+    )
+    .await;
+    assert_eq!(groups.error_code, 30);
+
+    // bob: prefixed WRITE, the DENY beats it.
+    assert_eq!(produce_code(&broker, "User:bob", "pay-in").await, 0);
+    assert_eq!(produce_code(&broker, "User:bob", "pay-secret").await, 29);
+    assert_eq!(produce_code(&broker, "User:bob", "a").await, 29);
+    // The super user and the admin's listing.
+    assert_eq!(produce_code(&broker, "User:admin", "b").await, 0);
+    let all: DescribeAclsResponse = call_as(
+        &broker,
+        &mut session("User:admin"),
+        ApiKey::DescribeAcls,
+        2,
+        RequestKind::DescribeAcls(
+            DescribeAclsRequest::default()
+                .with_resource_name_filter(None)
+                .with_principal_filter(None)
+                .with_host_filter(None)
+                .with_resource_type_filter(1)
+                .with_pattern_type_filter(1)
+                .with_operation(1)
+                .with_permission_type(1),
+        ),
+    )
+    .await;
+    assert_eq!(all.error_code, 0);
+    assert_eq!(all.resources.iter().map(|r| r.acls.len()).sum::<usize>(), 3);
+
+    // DeleteAcls: bob's DENY goes, so pay-secret is writable at once.
+    let deleted: DeleteAclsResponse = call_as(
+        &broker,
+        &mut session("User:admin"),
+        ApiKey::DeleteAcls,
+        2,
+        RequestKind::DeleteAcls(DeleteAclsRequest::default().with_filters(vec![
+            DeleteAclsFilter::default()
+                .with_resource_type_filter(2)
+                .with_resource_name_filter(Some(s("pay-secret")))
+                .with_pattern_type_filter(3)
+                .with_principal_filter(None)
+                .with_host_filter(None)
+                .with_operation(1)
+                .with_permission_type(2),
+        ])),
+    )
+    .await;
+    assert_eq!(deleted.filter_results[0].matching_acls.len(), 1);
+    assert_eq!(produce_code(&broker, "User:bob", "pay-secret").await, 0);
+    broker.stop().await;
+}
