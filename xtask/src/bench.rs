@@ -30,6 +30,9 @@ pub struct BenchArgs {
     /// Benchmark a 3-broker cluster (RF=3, acks=all, failover) against a single broker.
     #[arg(long)]
     cluster: bool,
+    /// Compare PLAINTEXT with SASL_SSL/SCRAM-SHA-512 on one broker (`broker`).
+    #[arg(long)]
+    security: bool,
     /// Leader kills in the failover part of `--cluster`.
     #[arg(long, default_value_t = 20)]
     faults: usize,
@@ -90,6 +93,7 @@ pub(crate) struct Figures {
 
 /// Runs the benchmark.
 pub fn run_bench(args: BenchArgs) -> anyhow::Result<()> {
+    crate::tools::ensure_build_dependencies()?;
     if args.what == "control-plane" {
         run(
             "cargo build --release",
@@ -143,6 +147,9 @@ pub fn run_bench(args: BenchArgs) -> anyhow::Result<()> {
     let release = target_dir()?.join("release");
     if args.cluster {
         return crate::bench_cluster::run(&release, args.records, args.faults);
+    }
+    if args.security {
+        return crate::bench_security::run(&release, args.records);
     }
     let tansu = if args.skip_tansu {
         None
@@ -276,7 +283,7 @@ pub(crate) fn perf(
 }
 
 /// CPU seconds (user + system) a process has used so far.
-fn cpu_seconds(pid: u32) -> anyhow::Result<f64> {
+pub(crate) fn cpu_seconds(pid: u32) -> anyhow::Result<f64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
     // Fields after the command name (which is in parentheses and may hold spaces).
     let rest = stat
@@ -299,7 +306,7 @@ fn cpu_seconds(pid: u32) -> anyhow::Result<f64> {
     Ok(ticks / hz)
 }
 
-fn peak_rss_mb(pid: u32) -> f64 {
+pub(crate) fn peak_rss_mb(pid: u32) -> f64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|s| {

@@ -29,8 +29,21 @@ pub struct TestTools {
     pub node_path: PathBuf,
 }
 
+/// Installs (when missing) what building hdi needs beyond Rust: OpenSSL's headers and
+/// pkg-config, for the librdkafka that hdictl, the executor and the load generator bundle
+/// (with TLS and SASL/SCRAM, to reach secured clusters).
+pub fn ensure_build_dependencies() -> anyhow::Result<()> {
+    let headers = Path::new("/usr/include/openssl/ssl.h").exists();
+    if !headers || which("pkg-config").is_none() {
+        eprintln!("xtask: installing libssl-dev and pkg-config (Debian), for librdkafka's TLS");
+        apt_install(&["libssl-dev", "pkg-config"])?;
+    }
+    Ok(())
+}
+
 /// Installs (when missing) and returns the test tools, under `dir`.
 pub fn ensure(dir: &Path) -> anyhow::Result<TestTools> {
+    ensure_build_dependencies()?;
     std::fs::create_dir_all(dir)?;
     if which("kcat").is_none() {
         eprintln!("xtask: installing kcat (Debian)");

@@ -76,6 +76,7 @@ pub fn run(args: UpArgs, shutdown: &Receiver<()>) -> anyhow::Result<()> {
         if !args.debug {
             build.arg("--release");
         }
+        crate::tools::ensure_build_dependencies()?;
         crate::util::run("cargo build", &mut build)?;
     }
     let bin_dir = target_dir()?.join(profile);

@@ -38,6 +38,10 @@ struct Cli {
     /// Bootstrap servers.
     #[arg(long)]
     bootstrap: String,
+    /// A librdkafka property for every client of the command (`security.protocol=SASL_SSL`,
+    /// `sasl.username=...`): repeatable. Used by `cargo xtask bench broker --security`.
+    #[arg(long = "config", value_name = "KEY=VALUE")]
+    config: Vec<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -166,8 +170,22 @@ fn percentile(sorted: &[u64], p: f64) -> f64 {
     sorted[index.min(sorted.len() - 1)] as f64 / 1000.0
 }
 
+/// A client configuration with the bootstrap servers and every `--config` property.
+fn base(bootstrap: &str, properties: &[String]) -> anyhow::Result<ClientConfig> {
+    let mut config = ClientConfig::new();
+    config.set("bootstrap.servers", bootstrap);
+    for property in properties {
+        let (key, value) = property
+            .split_once('=')
+            .with_context(|| format!("--config {property:?} must be KEY=VALUE"))?;
+        config.set(key, value);
+    }
+    Ok(config)
+}
+
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    let base = || base(&cli.bootstrap, &cli.config);
     match cli.command {
         Command::CreateTopic {
             topic,
@@ -175,10 +193,8 @@ fn main() -> anyhow::Result<()> {
             replication_factor,
             config,
         } => {
-            let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-                .set("bootstrap.servers", &cli.bootstrap)
-                .create()
-                .context("admin client")?;
+            let admin: AdminClient<DefaultClientContext> =
+                base()?.create().context("admin client")?;
             let runtime = std::thread::spawn(move || {
                 let mut new = NewTopic::new(
                     &topic,
@@ -216,8 +232,7 @@ fn main() -> anyhow::Result<()> {
             acks,
             rate,
         } => {
-            let producer: BaseProducer<LatencyContext> = ClientConfig::new()
-                .set("bootstrap.servers", &cli.bootstrap)
+            let producer: BaseProducer<LatencyContext> = base()?
                 .set("acks", &acks)
                 .set("linger.ms", "5")
                 .set("batch.size", "1000000")
@@ -280,10 +295,7 @@ fn main() -> anyhow::Result<()> {
             );
         }
         Command::Leader { topic } => {
-            let consumer: BaseConsumer = ClientConfig::new()
-                .set("bootstrap.servers", &cli.bootstrap)
-                .create()
-                .context("client")?;
+            let consumer: BaseConsumer = base()?.create().context("client")?;
             let metadata = consumer
                 .fetch_metadata(Some(&topic), Duration::from_secs(10))
                 .context("metadata")?;
@@ -301,8 +313,7 @@ fn main() -> anyhow::Result<()> {
             let started = Instant::now();
             // One record, retried by librdkafka itself (short backoffs, metadata refreshed on
             // NOT_LEADER and connection loss) until a leader acknowledges it.
-            let producer: BaseProducer<LatencyContext> = ClientConfig::new()
-                .set("bootstrap.servers", &cli.bootstrap)
+            let producer: BaseProducer<LatencyContext> = base()?
                 .set("acks", "all")
                 .set("message.timeout.ms", (timeout_s * 1000).to_string())
                 .set("retry.backoff.ms", "10")
@@ -337,8 +348,7 @@ fn main() -> anyhow::Result<()> {
             );
         }
         Command::Consume { topic, records } => {
-            let consumer: BaseConsumer = ClientConfig::new()
-                .set("bootstrap.servers", &cli.bootstrap)
+            let consumer: BaseConsumer = base()?
                 .set("group.id", "hdi-kafka-perf")
                 .set("enable.auto.commit", "false")
                 .set("fetch.wait.max.ms", "10")

@@ -4,6 +4,8 @@
 //! [--listener SASL_SSL://127.0.0.1:9093 --tls-dir DIR --sasl-users-file FILE --authorizer
 //! --super-users User:admin] [--quorum-listen 127.0.0.1:9192 --quorum 1@127.0.0.1:9192,2@...
 //! [--quorum-tls-dir DIR]]`.
+//! `hdi-broker scram-credential NAME < password` prints a `--sasl-users-file` line;
+//! `hdi-broker dev-certificates DIR` writes a development `--tls-dir`.
 //! Logs one line when ready; stops cleanly on SIGTERM or SIGINT (flushing every partition).
 //! Start-up failures print one line naming the problem and exit 1.
 
@@ -16,7 +18,91 @@ use hdi_broker::broker::Broker;
 use hdi_broker::config::Flags;
 use hdi_broker::server::{serve, serve_quorum};
 
+/// `hdi-broker scram-credential NAME`: prints a `--sasl-users-file` line for the password read
+/// from standard input (never from the command line).
+#[derive(Debug, Parser)]
+#[command(name = "hdi-broker scram-credential")]
+struct ScramCredentialFlags {
+    /// The user.
+    name: String,
+    /// SCRAM-SHA-256 or SCRAM-SHA-512.
+    #[arg(long, default_value = "SCRAM-SHA-512")]
+    mechanism: String,
+    /// PBKDF2 iterations (4096 to 16384).
+    #[arg(long, default_value_t = 8192)]
+    iterations: u32,
+}
+
+/// `hdi-broker dev-certificates DIR --host H...`: a new Kafka certificate authority and a
+/// server certificate for the hosts, as `--tls-dir` wants them (`ca.pem`, `cert.pem`, `key.pem`
+/// 0600), for brokers run by hand and benchmarks; managed clusters get theirs from the control
+/// plane.
+#[derive(Debug, Parser)]
+#[command(name = "hdi-broker dev-certificates")]
+struct DevCertificatesFlags {
+    /// Directory to write (created).
+    dir: std::path::PathBuf,
+    /// Names the certificate is for (repeatable; default 127.0.0.1 and localhost).
+    #[arg(long = "host")]
+    hosts: Vec<String>,
+}
+
+fn tool(name: &str) -> anyhow::Result<()> {
+    use hdi_broker::security::scram::{ScramCredential, ScramMechanism};
+    match name {
+        "scram-credential" => {
+            let flags = ScramCredentialFlags::parse_from(std::env::args().skip(1));
+            let mechanism = ScramMechanism::from_name(&flags.mechanism)
+                .context("--mechanism must be SCRAM-SHA-256 or SCRAM-SHA-512")?;
+            let mut password = String::new();
+            std::io::stdin()
+                .read_line(&mut password)
+                .context("cannot read the password from standard input")?;
+            let password = password.trim_end_matches(['\r', '\n']);
+            anyhow::ensure!(
+                !password.is_empty(),
+                "the password (standard input) is empty"
+            );
+            let credential = ScramCredential::from_password(mechanism, password, flags.iterations)?;
+            println!("{}", credential.to_line(&flags.name, mechanism));
+            Ok(())
+        }
+        _ => {
+            use std::os::unix::fs::PermissionsExt as _;
+            let flags = DevCertificatesFlags::parse_from(std::env::args().skip(1));
+            let hosts = if flags.hosts.is_empty() {
+                vec!["127.0.0.1".to_owned(), "localhost".to_owned()]
+            } else {
+                flags.hosts
+            };
+            let ca = hdi_pki::Authority::generate_for("dev", hdi_pki::Purpose::Kafka)?;
+            let server = ca.issue_server(&hosts)?;
+            std::fs::create_dir_all(&flags.dir)
+                .with_context(|| format!("cannot create {}", flags.dir.display()))?;
+            std::fs::write(flags.dir.join("ca.pem"), &ca.cert_pem)?;
+            std::fs::write(flags.dir.join("cert.pem"), &server.cert_pem)?;
+            let key = flags.dir.join("key.pem");
+            std::fs::write(&key, &server.key_pem)?;
+            std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600))?;
+            println!("{}", flags.dir.display());
+            Ok(())
+        }
+    }
+}
+
 fn main() -> ExitCode {
+    if let Some(name) = std::env::args()
+        .nth(1)
+        .filter(|a| a == "scram-credential" || a == "dev-certificates")
+    {
+        return match tool(&name) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => {
+                eprintln!("hdi-broker {name}: error: {error:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let flags = Flags::parse();
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,openraft=warn"));

@@ -1,0 +1,210 @@
+//! `cargo xtask bench broker --security`: what TLS and SASL cost. The same generator as the
+//! broker bench (`hdi-kafka-perf`, librdkafka with OpenSSL) against the same release
+//! `hdi-broker`, once over a `PLAINTEXT` listener and once over `SASL_SSL` with SCRAM-SHA-512
+//! (TLS 1.3 by rustls on the broker), fresh broker and directory per run, 1 KiB records, acks=1
+//! and acks=all: produce and consume MB/s, produce p99, broker CPU seconds per GB, and the
+//! share of throughput TLS takes (target: at most 25% of produce and 35% of consume).
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use anyhow::Context as _;
+
+use crate::bench::{Figures, cpu_seconds, free_port, peak_rss_mb, perf};
+use crate::util::wait_for;
+
+const PASSWORD: &str = "bench-password-1";
+
+/// One broker with both listeners; `SASL_SSL` uses the files in `dir/tls` and `dir/users`.
+fn start(release: &Path, dir: &Path, plain: u16, secure: u16) -> anyhow::Result<Child> {
+    let log = std::fs::File::create(dir.join("broker.log"))?;
+    let child = Command::new(release.join("hdi-broker"))
+        .args(["--node-id", "1"])
+        .arg("--data-dir")
+        .arg(dir.join("data"))
+        .args(["--listener", &format!("PLAINTEXT://127.0.0.1:{plain}")])
+        .args(["--listener", &format!("SASL_SSL://127.0.0.1:{secure}")])
+        .arg("--tls-dir")
+        .arg(dir.join("tls"))
+        .arg("--sasl-users-file")
+        .arg(dir.join("users"))
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .stdin(Stdio::null())
+        .spawn()?;
+    wait_for(
+        "the broker to accept connections",
+        Duration::from_secs(60),
+        || {
+            std::net::TcpStream::connect(("127.0.0.1", plain))
+                .ok()
+                .map(|_| ())
+        },
+    )
+    .with_context(|| crate::util::tail(&dir.join("broker.log"), 20))?;
+    Ok(child)
+}
+
+/// Writes the broker's TLS directory and users file with its own tools.
+fn credentials(release: &Path, dir: &Path) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::PermissionsExt as _;
+    let broker = release.join("hdi-broker");
+    crate::util::run(
+        "hdi-broker dev-certificates",
+        Command::new(&broker)
+            .arg("dev-certificates")
+            .arg(dir.join("tls")),
+    )?;
+    let mut child = Command::new(&broker)
+        .args(["scram-credential", "bench", "--iterations", "4096"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()?;
+    child
+        .stdin
+        .take()
+        .context("no stdin")?
+        .write_all(PASSWORD.as_bytes())?;
+    let out = child.wait_with_output()?;
+    anyhow::ensure!(out.status.success(), "hdi-broker scram-credential failed");
+    let users = dir.join("users");
+    std::fs::write(&users, &out.stdout)?;
+    std::fs::set_permissions(&users, std::fs::Permissions::from_mode(0o600))?;
+    Ok(())
+}
+
+fn one(
+    release: &Path,
+    secure: bool,
+    size: usize,
+    acks: &str,
+    records: u64,
+) -> anyhow::Result<Figures> {
+    let dir = std::env::temp_dir().join(format!("hdi-bench-security-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir)?;
+    credentials(release, &dir)?;
+    let (plain_port, secure_port) = (free_port()?, free_port()?);
+    let mut child = start(release, &dir, plain_port, secure_port)?;
+    let ca = dir.join("tls").join("ca.pem");
+    let config: Vec<String> = if secure {
+        vec![
+            "security.protocol=SASL_SSL".into(),
+            "sasl.mechanisms=SCRAM-SHA-512".into(),
+            "sasl.username=bench".into(),
+            format!("sasl.password={PASSWORD}"),
+            format!("ssl.ca.location={}", ca.display()),
+        ]
+    } else {
+        Vec::new()
+    };
+    let bootstrap = format!(
+        "127.0.0.1:{}",
+        if secure { secure_port } else { plain_port }
+    );
+    let result = (|| {
+        let call = |args: &[&str]| {
+            let mut all: Vec<&str> = Vec::new();
+            for c in &config {
+                all.extend(["--config", c.as_str()]);
+            }
+            all.extend_from_slice(args);
+            perf(release, &bootstrap, &all)
+        };
+        call(&["create-topic", "--topic", "perf"])?;
+        let pid = child.id();
+        let cpu0 = cpu_seconds(pid)?;
+        let records_text = records.to_string();
+        let size_text = size.to_string();
+        let produced = call(&[
+            "produce",
+            "--topic",
+            "perf",
+            "--records",
+            &records_text,
+            "--record-size",
+            &size_text,
+            "--acks",
+            acks,
+        ])?;
+        let cpu1 = cpu_seconds(pid)?;
+        let consumed = call(&["consume", "--topic", "perf", "--records", &records_text])?;
+        let cpu2 = cpu_seconds(pid)?;
+        let gb = records as f64 * size as f64 / 1e9;
+        Ok(Figures {
+            produce_mb_s: produced["mb_per_s"].as_f64().unwrap_or(0.0),
+            produce_rec_s: produced["records_per_s"].as_f64().unwrap_or(0.0),
+            p50_ms: produced["p50_ms"].as_f64().unwrap_or(0.0),
+            p99_ms: produced["p99_ms"].as_f64().unwrap_or(0.0),
+            consume_mb_s: consumed["mb_per_s"].as_f64().unwrap_or(0.0),
+            produce_cpu_s_per_gb: (cpu1 - cpu0) / gb,
+            consume_cpu_s_per_gb: (cpu2 - cpu1) / gb,
+            peak_rss_mb: peak_rss_mb(pid),
+        })
+    })();
+    crate::sys::signal(child.id(), libc::SIGTERM);
+    let _ = wait_for("the broker to stop", Duration::from_secs(20), || {
+        child.try_wait().ok().flatten()
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+    result
+}
+
+/// Runs the comparison and prints it.
+pub fn run(release: &Path, records: u64) -> anyhow::Result<()> {
+    let size = 1024;
+    let mut rows = Vec::new();
+    for acks in ["1", "all"] {
+        let mut pair = Vec::new();
+        for secure in [false, true] {
+            let name = if secure {
+                "SASL_SSL/SCRAM"
+            } else {
+                "PLAINTEXT"
+            };
+            eprintln!("xtask bench: {records} records of {size} B, acks={acks}, {name}");
+            pair.push(
+                one(release, secure, size, acks, records)
+                    .with_context(|| format!("{name} acks={acks}"))?,
+            );
+        }
+        rows.push((acks, pair));
+    }
+    println!(
+        "\nhdi-broker over PLAINTEXT vs SASL_SSL (SCRAM-SHA-512, TLS by rustls): {records} records of {size} B per run, 1 partition, hdi-kafka-perf (librdkafka + OpenSSL)"
+    );
+    type Metric = (&'static str, fn(&Figures) -> f64);
+    let metrics: [Metric; 7] = [
+        ("produce MB/s", |f| f.produce_mb_s),
+        ("produce p50 ms", |f| f.p50_ms),
+        ("produce p99 ms", |f| f.p99_ms),
+        ("consume MB/s", |f| f.consume_mb_s),
+        ("produce CPU s/GB", |f| f.produce_cpu_s_per_gb),
+        ("consume CPU s/GB", |f| f.consume_cpu_s_per_gb),
+        ("peak RSS MB", |f| f.peak_rss_mb),
+    ];
+    for (acks, pair) in &rows {
+        println!("\nacks={acks}");
+        println!(
+            "{:<20}{:>14}{:>16}{:>12}",
+            "", "PLAINTEXT", "SASL_SSL", "ratio"
+        );
+        for (name, get) in &metrics {
+            let (plain, secure) = (get(&pair[0]), get(&pair[1]));
+            let ratio = if plain > 0.0 { secure / plain } else { 0.0 };
+            println!("{name:<20}{plain:>14.2}{secure:>16.2}{ratio:>12.2}");
+        }
+        let produce_loss = 1.0 - pair[1].produce_mb_s / pair[0].produce_mb_s.max(f64::MIN_POSITIVE);
+        let consume_loss = 1.0 - pair[1].consume_mb_s / pair[0].consume_mb_s.max(f64::MIN_POSITIVE);
+        println!(
+            "TLS+SASL costs {:.0}% of produce throughput (target <= 25%) and {:.0}% of consume throughput (target <= 35%)",
+            produce_loss * 100.0,
+            consume_loss * 100.0
+        );
+    }
+    Ok(())
+}
