@@ -240,16 +240,59 @@ def kafka_python(args):
     return {"kafka-python produced and read": seen, "wrong password cannot produce": refused}
 
 
+def oauth(args):
+    """OAUTHBEARER with the control plane's access tokens: alice (a super user of this broker)
+    creates a topic, produces and consumes; bob's valid token authenticates but has no ACL; a
+    forged and an expired token are refused."""
+    tokens = json.loads(args.tokens)
+
+    def bearer(token):
+        c = {"bootstrap.servers": args.listeners["SASL_SSL"], "security.protocol": "SASL_SSL",
+             "ssl.ca.location": f"{args.tls_dir}/ca.pem", "sasl.mechanisms": "OAUTHBEARER",
+             "socket.timeout.ms": 10000}
+        c["oauth_cb"] = lambda _config: (token, time.time() + 600)
+        return c
+
+    def refused(token):
+        errors = []
+        p = Producer({**bearer(token), "error_cb": lambda e: errors.append(e)})
+        deadline = time.time() + 15
+        while not any(e.code() == KafkaError._AUTHENTICATION for e in errors) and time.time() < deadline:
+            p.poll(0.2)
+        found = [e for e in errors if e.code() == KafkaError._AUTHENTICATION]
+        assert found, errors
+        return found[0].str()
+
+    out = {}
+    alice = bearer(tokens["alice"])
+    a = AdminClient(alice)
+    a.poll(1)  # serves oauth_cb: the token is fetched on poll
+    wait(a.create_topics([NewTopic("oauth-t", 1, 1)]))
+    assert produce(alice, "oauth-t", 50) == [None] * 50
+    values, error = consume(alice, "oauth-t", "g-oauth", 50)
+    assert error is None and len(values) == 50, (error, len(values))
+    out["alice read"] = len(values)
+    out["bob produce"] = produce(bearer(tokens["bob"]), "oauth-t", 1)
+    assert out["bob produce"] == [KafkaError.TOPIC_AUTHORIZATION_FAILED], out
+    head, _, signature = tokens["alice"].rpartition(".")
+    forged = head + "." + ("A" if signature[0] != "A" else "B") + signature[1:]
+    out["forged"] = refused(forged)
+    out["expired"] = refused(tokens["expired"])
+    return out
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--bootstrap", required=True, help="JSON map of listener name to host:port")
     p.add_argument("--tls-dir", required=True)
-    p.add_argument("--admin-password", required=True)
-    p.add_argument("phase", choices=["users", "auth", "matrix", "kafka-python"])
+    p.add_argument("--admin-password", default="")
+    p.add_argument("--tokens", default="{}", help="JSON map of user to access token (oauth)")
+    p.add_argument("phase", choices=["users", "auth", "matrix", "kafka-python", "oauth"])
     args = p.parse_args()
     args.listeners = json.loads(args.bootstrap)
     try:
-        phases = {"users": users, "auth": auth, "matrix": matrix, "kafka-python": kafka_python}
+        phases = {"users": users, "auth": auth, "matrix": matrix, "kafka-python": kafka_python,
+                  "oauth": oauth}
         result = phases[args.phase](args)
         print(json.dumps({"ok": True, "phase": args.phase, **result}, default=str))
     except Exception as e:  # noqa: BLE001 - the test prints why

@@ -4,7 +4,10 @@
 //! enforced. confluent-kafka creates SCRAM users and ACLs over the Kafka admin API, then every
 //! mechanism authenticates, wrong credentials are refused, and the ACL matrix holds
 //! (`e2e/clients/security_suite.py`); kcat, kafka-python and kafkajs produce and consume over
-//! SASL_SSL with SCRAM-SHA-512; a plaintext client on a SASL listener gets no answer.
+//! SASL_SSL with SCRAM-SHA-512; a plaintext client on a SASL listener gets no answer. A second
+//! test gives a broker the control plane's published keys: its access tokens (`POST
+//! /v1/auth/token`) authenticate confluent-kafka over OAUTHBEARER as `User:<username>`, and a
+//! forged or expired token is refused.
 #![allow(clippy::unwrap_used, reason = "tests")]
 
 use std::io::{Read as _, Write as _};
@@ -32,6 +35,10 @@ fn write_private(path: &Path, text: &str) {
 }
 
 fn start(dir: &Path) -> SecureBroker {
+    start_with(dir, "SCRAM-SHA-512,SCRAM-SHA-256,PLAIN", "User:admin", &[])
+}
+
+fn start_with(dir: &Path, mechanisms: &str, super_users: &str, extra: &[&str]) -> SecureBroker {
     let tls = dir.join("tls");
     std::fs::create_dir_all(&tls).unwrap();
     let ca = hdi_pki::Authority::generate_for("security-test", hdi_pki::Purpose::Kafka).unwrap();
@@ -62,12 +69,13 @@ fn start(dir: &Path) -> SecureBroker {
             .arg("--tls-dir")
             .arg(&tls)
             .args(["--ssl-client-auth", "requested"])
-            .args(["--sasl-mechanisms", "SCRAM-SHA-512,SCRAM-SHA-256,PLAIN"])
+            .args(["--sasl-mechanisms", mechanisms])
             .arg("--sasl-users-file")
             .arg(&users)
-            .args(["--authorizer", "--super-users", "User:admin"])
+            .args(["--authorizer", "--super-users", super_users])
             .args(["--auto-create-topics", "false"])
             .args(["--group-initial-rebalance-delay", "300ms"])
+            .args(extra)
             .env("RUST_LOG", "info"),
     );
     proc.wait_for_line("hdi-broker ready on ", Duration::from_secs(60))
@@ -82,6 +90,10 @@ fn start(dir: &Path) -> SecureBroker {
 }
 
 fn suite(broker: &SecureBroker, phase: &str) -> serde_json::Value {
+    suite_with(broker, phase, &[])
+}
+
+fn suite_with(broker: &SecureBroker, phase: &str, extra: &[&str]) -> serde_json::Value {
     let listeners = serde_json::json!({
         "SASL_SSL": broker.sasl_ssl,
         "SSL": broker.ssl,
@@ -95,11 +107,15 @@ fn suite(broker: &SecureBroker, phase: &str) -> serde_json::Value {
         &listeners,
         phase,
         &[
-            "--tls-dir",
-            broker.tls.to_str().unwrap(),
-            "--admin-password",
-            ADMIN_PASSWORD,
-        ],
+            &[
+                "--tls-dir",
+                broker.tls.to_str().unwrap(),
+                "--admin-password",
+                ADMIN_PASSWORD,
+            ],
+            extra,
+        ]
+        .concat(),
     )
 }
 
@@ -211,4 +227,64 @@ fn kafka_listeners_authenticate_encrypt_and_authorize() {
         None,
     );
     assert!(!ok && err.contains("uthentication"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn control_plane_tokens_authenticate_kafka_clients_over_oauthbearer() {
+    use hdi_api::TokenRequest;
+    let dir = TempDir::new("koauth");
+    let secrets = hdi_e2e::Secrets::create(dir.path());
+    let database = hdi_e2e::fresh_database().await;
+    let token = |user: &str| TokenRequest::Password {
+        username: user.to_owned(),
+        password: "a-long-password-1".to_owned(),
+    };
+    // A control plane issuing 2-second tokens: one for alice, left to expire.
+    let mut short = hdi_e2e::ControlPlane::start_with(
+        &database,
+        &secrets,
+        "127.0.0.1:0",
+        &["--access-token-ttl", "2s"],
+    );
+    let admin = short.admin(&secrets);
+    for user in ["alice", "bob"] {
+        admin.user_create(user, "a-long-password-1").await.unwrap();
+    }
+    let anonymous = admin.with_token(None);
+    let expired = anonymous.token_exchange(&token("alice")).await.unwrap();
+    let jwks = serde_json::to_string(&anonymous.jwks().await.unwrap()).unwrap();
+    short.proc.terminate(Duration::from_secs(20)).unwrap();
+    // The same control plane (same database, same signing keys) with its usual lifetime.
+    let cp = hdi_e2e::ControlPlane::start(&database, &secrets, "127.0.0.1:0", "30s");
+    let anonymous = cp.admin(&secrets).with_token(None);
+    let jwks_file = dir.path().join("jwks.json");
+    std::fs::write(&jwks_file, jwks).unwrap();
+    let broker = tokio::task::block_in_place(|| {
+        start_with(
+            dir.path(),
+            "SCRAM-SHA-512,OAUTHBEARER",
+            "User:alice",
+            &[
+                "--oauth-jwks-file",
+                jwks_file.to_str().unwrap(),
+                "--oauth-clock-skew",
+                "0s",
+            ],
+        )
+    });
+    let mut tokens = serde_json::Map::new();
+    for user in ["alice", "bob"] {
+        let fresh = anonymous.token_exchange(&token(user)).await.unwrap();
+        tokens.insert(user.into(), fresh.access_token.into());
+    }
+    // The short token has expired by now (2 s, no clock skew tolerated).
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    tokens.insert("expired".into(), expired.access_token.into());
+    let tokens = serde_json::Value::Object(tokens).to_string();
+    let out = tokio::task::block_in_place(|| suite_with(&broker, "oauth", &["--tokens", &tokens]));
+    assert_eq!(out["alice read"], 50, "{out}");
+    assert!(
+        out["expired"].as_str().unwrap().contains("expired"),
+        "{out}"
+    );
 }

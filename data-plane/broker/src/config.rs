@@ -41,13 +41,27 @@ pub struct Flags {
     /// none, requested or required. The principal of a certificate is its common name.
     #[arg(long, default_value = "none")]
     pub ssl_client_auth: String,
-    /// SASL mechanisms offered, comma-separated: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512.
+    /// SASL mechanisms offered, comma-separated: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512,
+    /// OAUTHBEARER (which needs --oauth-jwks-file).
     #[arg(long, default_value = "SCRAM-SHA-512,SCRAM-SHA-256")]
     pub sasl_mechanisms: String,
     /// File (mode 0600) of static SCRAM users, one `NAME MECHANISM ITERATIONS SALT STORED_KEY
     /// SERVER_KEY` per line (base64): the platform's own users, known before the quorum is.
     #[arg(long, value_name = "FILE")]
     pub sasl_users_file: Option<PathBuf>,
+    /// The control plane's JSON Web Key Set (its `/.well-known/jwks.json`) for OAUTHBEARER:
+    /// its access tokens then authenticate Kafka clients as `User:<username>`.
+    #[arg(long, value_name = "FILE")]
+    pub oauth_jwks_file: Option<PathBuf>,
+    /// The `iss` OAUTHBEARER tokens must have.
+    #[arg(long, default_value = "hdi-control-plane")]
+    pub oauth_issuer: String,
+    /// The `aud` OAUTHBEARER tokens must have.
+    #[arg(long, default_value = "hdi-api")]
+    pub oauth_audience: String,
+    /// Clock skew tolerated on OAUTHBEARER tokens' `exp` and `nbf`.
+    #[arg(long, default_value = "30s", value_parser = humantime_duration)]
+    pub oauth_clock_skew: Duration,
     /// Enforce ACLs: a request needs an ACL allowing it (or a super user).
     #[arg(long)]
     pub authorizer: bool,
@@ -312,7 +326,7 @@ impl Flags {
         {
             let mechanism = SaslMechanism::from_name(name).ok_or_else(|| {
                 bad(format!(
-                    "--sasl-mechanisms: {name:?} is not PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512"
+                    "--sasl-mechanisms: {name:?} is not PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 or OAUTHBEARER"
                 ))
             })?;
             if !mechanisms.contains(&mechanism) {
@@ -330,6 +344,23 @@ impl Flags {
                 .map_err(|e| bad(format!("--sasl-users-file: {e}")))?,
             None => crate::security::Users::new(),
         };
+        let oauth = match &self.oauth_jwks_file {
+            Some(path) => Some(crate::security::oauth::OauthConfig {
+                keys: std::fs::read_to_string(path)
+                    .map_err(|e| e.to_string())
+                    .and_then(|text| crate::security::oauth::parse_jwks(&text))
+                    .map_err(|e| bad(format!("--oauth-jwks-file {}: {e}", path.display())))?,
+                issuer: self.oauth_issuer.clone(),
+                audience: self.oauth_audience.clone(),
+                leeway_secs: i64::try_from(self.oauth_clock_skew.as_secs()).unwrap_or(i64::MAX),
+            }),
+            None => None,
+        };
+        if oauth.is_none() && mechanisms.contains(&SaslMechanism::OauthBearer) {
+            return Err(bad(
+                "--sasl-mechanisms OAUTHBEARER needs --oauth-jwks-file".into()
+            ));
+        }
         let mut super_users = std::collections::BTreeSet::new();
         for principal in self
             .super_users
@@ -348,6 +379,7 @@ impl Flags {
             tls,
             mechanisms,
             static_users,
+            oauth,
             authorizer: self.authorizer,
             super_users,
         })

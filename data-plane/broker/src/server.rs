@@ -140,6 +140,9 @@ pub struct Session {
     auth: Auth,
     /// The last answer is sent, then the connection closes (a refused authentication).
     closing: bool,
+    /// When the authenticated session ends (an OAUTHBEARER token's expiry, seconds since the
+    /// epoch): later requests close the connection unless the client re-authenticated.
+    expires_at: Option<i64>,
 }
 
 impl Session {
@@ -150,6 +153,7 @@ impl Session {
             listener: protocol,
             auth: Auth::new(protocol.sasl(), certificate_principal),
             closing: false,
+            expires_at: None,
         }
     }
 
@@ -164,6 +168,7 @@ impl Session {
             listener: protocol,
             auth: Auth::Done(principal.to_owned()),
             closing: false,
+            expires_at: None,
         }
     }
 
@@ -292,13 +297,27 @@ pub async fn handle_session_frame(
     mut frame: Bytes,
     peer: SocketAddr,
 ) -> Result<Option<Bytes>, String> {
+    let now = crate::security::oauth::now();
+    if session.principal().is_some() && session.expires_at.is_some_and(|at| at <= now) {
+        return Err("the session's token has expired (re-authenticate before it does)".into());
+    }
+    let oauth = broker.config.security.oauth.as_ref();
     if session.auth.expects_raw_token() {
         // After a v0 handshake the tokens travel as bare length-prefixed frames.
         return match session
             .auth
-            .token(&frame, |user, m| credential(broker, user, m))
+            .token(&frame, |user, m| credential(broker, user, m), oauth, now)
         {
-            Token::Continue(reply) | Token::Done { reply, .. } => {
+            Token::Done {
+                reply, expires_at, ..
+            } => {
+                session.expires_at = expires_at;
+                let mut out = BytesMut::with_capacity(reply.len() + 4);
+                out.put_i32(i32::try_from(reply.len()).unwrap_or(i32::MAX));
+                out.put_slice(&reply);
+                Ok(Some(out.freeze()))
+            }
+            Token::Continue(reply) => {
                 let mut out = BytesMut::with_capacity(reply.len() + 4);
                 out.put_i32(i32::try_from(reply.len()).unwrap_or(i32::MAX));
                 out.put_slice(&reply);
@@ -378,15 +397,25 @@ pub async fn handle_session_frame(
             };
             let outcome = match mechanism {
                 None => Token::Failed("SaslAuthenticate before SaslHandshake".into()),
-                Some(_) => session
-                    .auth
-                    .token(&request.auth_bytes, |user, m| credential(broker, user, m)),
+                Some(_) => session.auth.token(
+                    &request.auth_bytes,
+                    |user, m| credential(broker, user, m),
+                    oauth,
+                    now,
+                ),
             };
             let response = match outcome {
-                Token::Continue(reply) => handlers::sasl_authenticate_response(0, None, reply),
-                Token::Done { principal, reply } => {
+                Token::Continue(reply) => handlers::sasl_authenticate_response(0, None, reply, 0),
+                Token::Done {
+                    principal,
+                    reply,
+                    expires_at,
+                } => {
                     tracing::debug!(%peer, %principal, "authenticated");
-                    handlers::sasl_authenticate_response(0, None, reply)
+                    session.expires_at = expires_at;
+                    // KIP-368: the client re-authenticates before its token expires.
+                    let lifetime_ms = expires_at.map_or(0, |at| (at - now).max(1) * 1000);
+                    handlers::sasl_authenticate_response(0, None, reply, lifetime_ms)
                 }
                 Token::Failed(reason) => {
                     tracing::info!(%peer, %reason, "SASL authentication failed");
@@ -396,8 +425,16 @@ pub async fn handle_session_frame(
                     } else {
                         hdi_kafka_client::codes::ILLEGAL_SASL_STATE
                     };
-                    let message = mechanism.map_or(reason, crate::security::sasl::failure);
-                    handlers::sasl_authenticate_response(code, Some(message), Vec::new())
+                    // SCRAM and PLAIN say nothing more (which names exist is nobody's
+                    // business); a bearer token's holder may learn why it was refused.
+                    let message = match mechanism {
+                        Some(SaslMechanism::OauthBearer) => {
+                            format!("Authentication failed: invalid bearer token ({reason})")
+                        }
+                        Some(m) => crate::security::sasl::failure(m),
+                        None => reason,
+                    };
+                    handlers::sasl_authenticate_response(code, Some(message), Vec::new(), 0)
                 }
             };
             ResponseKind::SaslAuthenticate(response)

@@ -141,7 +141,7 @@ fn sasl_tokens_never_panic() {
         let mut auth = Auth::new(true, None);
         auth.handshake(name, 1, &offered).unwrap();
         let token = mutate(&seed, &mut rng);
-        if let Token::Done { principal, .. } = auth.token(&token, lookup) {
+        if let Token::Done { principal, .. } = auth.token(&token, lookup, None, 0) {
             // Only an intact PLAIN token (mutations that kept it whole) may pass.
             assert_eq!(principal, "User:alice");
             assert!(token.ends_with(b"\0pw"), "{token:?}");

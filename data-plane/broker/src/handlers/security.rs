@@ -42,12 +42,13 @@ pub fn sasl_authenticate_response(
     error: i16,
     message: Option<String>,
     token: Vec<u8>,
+    session_lifetime_ms: i64,
 ) -> SaslAuthenticateResponse {
     SaslAuthenticateResponse::default()
         .with_error_code(error)
         .with_error_message(message.map(sb))
         .with_auth_bytes(Bytes::from(token))
-        .with_session_lifetime_ms(0)
+        .with_session_lifetime_ms(session_lifetime_ms)
 }
 
 fn filter_of(

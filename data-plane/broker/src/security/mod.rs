@@ -1,5 +1,6 @@
 //! Who a Kafka client is and what it may do: the listeners' security protocols, TLS, SASL
-//! authentication (`PLAIN`, `SCRAM-SHA-256`, `SCRAM-SHA-512`), mutual-TLS principals, and ACLs.
+//! authentication (`PLAIN`, `SCRAM-SHA-256`, `SCRAM-SHA-512`, `OAUTHBEARER` with the control
+//! plane's tokens), mutual-TLS principals, and ACLs.
 //!
 //! - [`Listener`]: one Kafka listener (`PLAINTEXT`, `SSL`, `SASL_PLAINTEXT`, `SASL_SSL`), its
 //!   bind address and the address it advertises; a broker has one or more.
@@ -15,6 +16,7 @@
 //! certificate, or `User:ANONYMOUS` on a listener without authentication.
 
 pub mod acl;
+pub mod oauth;
 pub mod sasl;
 pub mod scram;
 
@@ -142,6 +144,8 @@ pub enum SaslMechanism {
     Plain,
     /// `SCRAM-SHA-256` or `SCRAM-SHA-512`.
     Scram(ScramMechanism),
+    /// `OAUTHBEARER` with the control plane's access tokens (see [`oauth`]).
+    OauthBearer,
 }
 
 impl SaslMechanism {
@@ -150,6 +154,7 @@ impl SaslMechanism {
         match self {
             SaslMechanism::Plain => "PLAIN",
             SaslMechanism::Scram(m) => m.name(),
+            SaslMechanism::OauthBearer => "OAUTHBEARER",
         }
     }
 
@@ -157,6 +162,7 @@ impl SaslMechanism {
     pub fn from_name(name: &str) -> Option<SaslMechanism> {
         match name {
             "PLAIN" => Some(SaslMechanism::Plain),
+            "OAUTHBEARER" => Some(SaslMechanism::OauthBearer),
             other => ScramMechanism::from_name(other).map(SaslMechanism::Scram),
         }
     }
@@ -174,6 +180,8 @@ pub struct SecurityConfig {
     pub mechanisms: Vec<SaslMechanism>,
     /// Static users (SCRAM credentials from `--sasl-users-file`).
     pub static_users: Users,
+    /// How OAUTHBEARER tokens are verified (`--oauth-jwks-file`).
+    pub oauth: Option<oauth::OauthConfig>,
     /// Whether ACLs are enforced.
     pub authorizer: bool,
     /// Principals allowed everything (`User:<name>`).
@@ -189,6 +197,7 @@ impl std::fmt::Debug for SecurityConfig {
                 "static_users",
                 &self.static_users.keys().collect::<Vec<_>>(),
             )
+            .field("oauth", &self.oauth)
             .field("authorizer", &self.authorizer)
             .field("super_users", &self.super_users)
             .finish()
@@ -204,6 +213,7 @@ impl Default for SecurityConfig {
                 SaslMechanism::Scram(ScramMechanism::Sha256),
             ],
             static_users: Users::new(),
+            oauth: None,
             authorizer: false,
             super_users: BTreeSet::new(),
         }
