@@ -208,33 +208,45 @@ async fn connection(
         (Box::new(stream), None)
     };
     let mut session = Session::new(protocol, certificate_principal);
-    let (mut reader, mut writer) = tokio::io::split(stream);
+    let (reader, mut writer) = tokio::io::split(stream);
+    let mut direct = Some(reader);
+    let mut ahead: Option<(
+        tokio::sync::mpsc::Receiver<Result<Bytes, String>>,
+        AbortOnDrop,
+    )> = None;
     loop {
-        let length = match reader.read_i32().await {
-            Ok(length) => length,
-            Err(error) if error.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(()),
-            Err(error) => return Err(error.to_string()),
+        let frame = match (&mut direct, &mut ahead) {
+            (Some(reader), _) => {
+                let limit = if session.principal().is_some() {
+                    broker.config.max_request_bytes
+                } else {
+                    MAX_UNAUTHENTICATED_FRAME
+                };
+                let shortest = if session.auth.expects_raw_token() {
+                    0
+                } else {
+                    8
+                };
+                match read_frame(reader, shortest, limit).await {
+                    Ok(Some(frame)) => frame,
+                    Ok(None) => return Ok(()),
+                    Err(reason) => {
+                        tracing::warn!(%peer, %reason, "closing connection");
+                        return Err(reason);
+                    }
+                }
+            }
+            (None, Some((frames, _))) => match frames.recv().await {
+                Some(Ok(frame)) => frame,
+                Some(Err(reason)) => {
+                    tracing::warn!(%peer, %reason, "closing connection");
+                    return Err(reason);
+                }
+                None => return Ok(()),
+            },
+            (None, None) => return Err("no reader".into()),
         };
-        let limit = if session.principal().is_some() {
-            broker.config.max_request_bytes
-        } else {
-            MAX_UNAUTHENTICATED_FRAME
-        };
-        let shortest = if session.auth.expects_raw_token() {
-            0
-        } else {
-            8
-        };
-        if length < shortest || length as usize > limit {
-            tracing::warn!(%peer, length, "closing connection: request frame size out of bounds");
-            return Err(format!("frame of {length} bytes"));
-        }
-        let mut frame = BytesMut::zeroed(length as usize);
-        reader
-            .read_exact(&mut frame)
-            .await
-            .map_err(|e| e.to_string())?;
-        match handle_session_frame(&broker, &mut session, frame.freeze(), peer).await {
+        match handle_session_frame(&broker, &mut session, frame, peer).await {
             Ok(Some(response)) => {
                 writer
                     .write_all(&response)
@@ -252,7 +264,73 @@ async fn connection(
                 return Err(reason);
             }
         }
+        // Once the client has authenticated, read ahead: the next request is read (and, over
+        // TLS, decrypted) by a task of its own while this one is handled, one frame at most.
+        if session.principal().is_some()
+            && !session.auth.expects_raw_token()
+            && let Some(reader) = direct.take()
+        {
+            let (sender, frames) = tokio::sync::mpsc::channel(1);
+            let limit = broker.config.max_request_bytes;
+            let task = tokio::spawn(read_ahead(reader, limit, sender));
+            ahead = Some((frames, AbortOnDrop(task)));
+        }
     }
+}
+
+/// Aborts a task when dropped (the connection's read-ahead task ends with the connection).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Reads frames into `frames` until the stream ends, a frame is refused or the connection stops
+/// taking them.
+async fn read_ahead<R: tokio::io::AsyncRead + Unpin>(
+    mut reader: R,
+    limit: usize,
+    frames: tokio::sync::mpsc::Sender<Result<Bytes, String>>,
+) {
+    loop {
+        let next = match read_frame(&mut reader, 8, limit).await {
+            Ok(Some(frame)) => Ok(frame),
+            Ok(None) => return,
+            Err(reason) => Err(reason),
+        };
+        let failed = next.is_err();
+        if frames.send(next).await.is_err() || failed {
+            return;
+        }
+    }
+}
+
+/// Reads one length-prefixed frame of `shortest..=limit` bytes (`None` at the end of the stream),
+/// into memory it does not zero first.
+async fn read_frame<R: tokio::io::AsyncRead + Unpin>(
+    reader: &mut R,
+    shortest: i32,
+    limit: usize,
+) -> Result<Option<Bytes>, String> {
+    let length = match reader.read_i32().await {
+        Ok(length) => length,
+        Err(error) if error.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(error) => return Err(error.to_string()),
+    };
+    if length < shortest || length as usize > limit {
+        return Err(format!("request frame of {length} bytes is out of bounds"));
+    }
+    let length = length as usize;
+    let mut frame = BytesMut::with_capacity(length);
+    while frame.len() < length {
+        let mut part = (&mut *reader).take((length - frame.len()) as u64);
+        if part.read_buf(&mut frame).await.map_err(|e| e.to_string())? == 0 {
+            return Err("the connection ended inside a request".into());
+        }
+    }
+    Ok(Some(frame.freeze()))
 }
 
 /// How long a client may take over its TLS handshake.
