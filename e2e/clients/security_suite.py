@@ -281,18 +281,48 @@ def oauth(args):
     return out
 
 
+def quota(args):
+    """A client id with producer_byte_rate set (by the test, over AlterClientQuotas) is held to
+    it; another client id is not."""
+    rate = float(args.rate)
+    total = 20_000_000
+    out = {}
+    for client_id in ("slow", "fast"):
+        p = Producer({"bootstrap.servers": args.listeners["PLAINTEXT"], "client.id": client_id,
+                      "linger.ms": 5, "acks": 1})
+        value = b"q" * 1000
+        started = time.time()
+        for _ in range(total // len(value)):
+            while True:
+                try:
+                    p.produce(f"quota-{client_id}", value)
+                    break
+                except BufferError:
+                    p.poll(0.05)
+            p.poll(0)
+        assert p.flush(120) == 0
+        elapsed = time.time() - started
+        out[f"{client_id} bytes/s"] = round(total / elapsed)
+    measured = out["slow bytes/s"]
+    out["slow / quota"] = round(measured / rate, 3)
+    assert abs(measured / rate - 1) <= 0.10, out
+    assert out["fast bytes/s"] > 3 * rate, out
+    return out
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--bootstrap", required=True, help="JSON map of listener name to host:port")
-    p.add_argument("--tls-dir", required=True)
+    p.add_argument("--tls-dir", default="")
     p.add_argument("--admin-password", default="")
     p.add_argument("--tokens", default="{}", help="JSON map of user to access token (oauth)")
-    p.add_argument("phase", choices=["users", "auth", "matrix", "kafka-python", "oauth"])
+    p.add_argument("--rate", default="0", help="the quota under test, bytes/s (quota)")
+    p.add_argument("phase", choices=["users", "auth", "matrix", "kafka-python", "oauth", "quota"])
     args = p.parse_args()
     args.listeners = json.loads(args.bootstrap)
     try:
         phases = {"users": users, "auth": auth, "matrix": matrix, "kafka-python": kafka_python,
-                  "oauth": oauth}
+                  "oauth": oauth, "quota": quota}
         result = phases[args.phase](args)
         print(json.dumps({"ok": True, "phase": args.phase, **result}, default=str))
     except Exception as e:  # noqa: BLE001 - the test prints why

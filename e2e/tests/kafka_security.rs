@@ -7,7 +7,8 @@
 //! SASL_SSL with SCRAM-SHA-512; a plaintext client on a SASL listener gets no answer. A second
 //! test gives a broker the control plane's published keys: its access tokens (`POST
 //! /v1/auth/token`) authenticate confluent-kafka over OAUTHBEARER as `User:<username>`, and a
-//! forged or expired token is refused.
+//! forged or expired token is refused. A third sets a client-id quota over AlterClientQuotas and
+//! measures a confluent-kafka producer held to it within 10%.
 #![allow(clippy::unwrap_used, reason = "tests")]
 
 use std::io::{Read as _, Write as _};
@@ -287,4 +288,46 @@ async fn control_plane_tokens_authenticate_kafka_clients_over_oauthbearer() {
         out["expired"].as_str().unwrap().contains("expired"),
         "{out}"
     );
+}
+
+#[test]
+fn a_quota_holds_a_real_producer_to_its_byte_rate() {
+    use hdi_kafka_client::blocking::Connection;
+    use kafka_protocol::messages::AlterClientQuotasRequest;
+    use kafka_protocol::messages::alter_client_quotas_request::{EntityData, EntryData, OpData};
+    use kafka_protocol::protocol::StrBytes;
+    const RATE: f64 = 2_000_000.0;
+    let dir = TempDir::new("kquota");
+    let broker = hdi_e2e::Broker::start(dir.path(), None, &[]);
+    let mut admin = Connection::new(
+        std::net::TcpStream::connect(&broker.bootstrap).unwrap(),
+        "quota-test",
+        1 << 20,
+    );
+    let request = AlterClientQuotasRequest::default().with_entries(vec![
+        EntryData::default()
+            .with_entity(vec![
+                EntityData::default()
+                    .with_entity_type(StrBytes::from_static_str("client-id"))
+                    .with_entity_name(Some(StrBytes::from_static_str("slow"))),
+            ])
+            .with_ops(vec![
+                OpData::default()
+                    .with_key(StrBytes::from_static_str("producer_byte_rate"))
+                    .with_value(RATE),
+            ]),
+    ]);
+    let answer = admin.call(&request, 1).unwrap();
+    assert_eq!(answer.entries[0].error_code, 0, "{answer:?}");
+    let listeners = serde_json::json!({ "PLAINTEXT": broker.bootstrap }).to_string();
+    let out = run_phase(
+        &test_python(),
+        &client_script("security_suite.py"),
+        &[],
+        &listeners,
+        "quota",
+        &["--rate", &RATE.to_string()],
+    );
+    let ratio = out["slow / quota"].as_f64().unwrap();
+    assert!((0.9..=1.1).contains(&ratio), "{out}");
 }

@@ -31,6 +31,8 @@ pub struct Broker {
     pub appended: Notify,
     /// Rate limit of replication traffic to replicas being added by a reassignment.
     pub throttle: Option<Throttle>,
+    /// Client quota meters (see `security::quota`).
+    pub quota_meters: std::sync::Mutex<crate::security::quota::Throttle>,
 }
 
 impl Broker {
@@ -56,6 +58,7 @@ impl Broker {
             producer_ids,
             appended: Notify::new(),
             throttle,
+            quota_meters: std::sync::Mutex::default(),
         }))
     }
 

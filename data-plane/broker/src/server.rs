@@ -143,6 +143,8 @@ pub struct Session {
     /// When the authenticated session ends (an OAUTHBEARER token's expiry, seconds since the
     /// epoch): later requests close the connection unless the client re-authenticated.
     expires_at: Option<i64>,
+    /// How long to read nothing more after the last answer (a quota's throttle).
+    mute: Duration,
 }
 
 impl Session {
@@ -154,6 +156,7 @@ impl Session {
             auth: Auth::new(protocol.sasl(), certificate_principal),
             closing: false,
             expires_at: None,
+            mute: Duration::ZERO,
         }
     }
 
@@ -169,6 +172,7 @@ impl Session {
             auth: Auth::Done(principal.to_owned()),
             closing: false,
             expires_at: None,
+            mute: Duration::ZERO,
         }
     }
 
@@ -263,6 +267,11 @@ async fn connection(
                 tracing::warn!(%peer, %reason, "closing connection");
                 return Err(reason);
             }
+        }
+        // Over its quota: the client has its answer and waits; read nothing more meanwhile
+        // (KIP-219).
+        if !session.mute.is_zero() {
+            tokio::time::sleep(std::mem::take(&mut session.mute)).await;
         }
         // Once the client has authenticated, read ahead: the next request is read (and, over
         // TLS, decrypted) by a task of its own while this one is handled, one frame at most.
@@ -530,8 +539,15 @@ pub async fn handle_session_frame(
                 peer,
                 principal: session.principal().unwrap_or_default().to_owned(),
                 listener: session.listener.name(),
+                throttle_ms: std::sync::atomic::AtomicU64::new(0),
             };
-            match handlers::dispatch(&context, request).await {
+            let outcome = handlers::dispatch(&context, request).await;
+            session.mute = Duration::from_millis(
+                context
+                    .throttle_ms
+                    .load(std::sync::atomic::Ordering::Relaxed),
+            );
+            match outcome {
                 handlers::Outcome::Respond(response) => response,
                 handlers::Outcome::NoResponse => return Ok(None),
                 handlers::Outcome::Close(reason) => return Err(reason),

@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::security::acl::AclBinding;
+use crate::security::quota::{Changes, Entity, Quotas};
 use crate::security::scram::{ScramCredential, ScramMechanism};
 use crate::topic_config::TopicConfigs;
 
@@ -99,6 +100,9 @@ pub struct ClusterMetadata {
     /// ACLs, sorted, without duplicates.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub acls: Vec<AclBinding>,
+    /// Client quotas, sorted by entity.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub quotas: Quotas,
 }
 
 /// A change to the metadata.
@@ -218,6 +222,11 @@ pub enum Command {
     DeleteAcls {
         /// The bindings.
         bindings: Vec<AclBinding>,
+    },
+    /// Sets (`Some`) or removes (`None`) client quotas (validated by the proposer).
+    AlterClientQuotas {
+        /// Each entity's changes: `(key, bytes per second)`.
+        entries: Vec<(Entity, Changes)>,
     },
 }
 
@@ -360,6 +369,12 @@ impl ClusterMetadata {
             }
             Command::DeleteAcls { bindings } => {
                 self.acls.retain(|acl| !bindings.contains(acl));
+                Outcome::Ok
+            }
+            Command::AlterClientQuotas { entries } => {
+                for (entity, changes) in entries {
+                    crate::security::quota::apply(&mut self.quotas, entity, changes);
+                }
                 Outcome::Ok
             }
             // Offsets live outside the metadata (see `raft::StateMachine`).

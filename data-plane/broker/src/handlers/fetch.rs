@@ -12,6 +12,7 @@ use kafka_protocol::messages::{FetchRequest, FetchResponse};
 
 use super::Context;
 use crate::security::acl::Operation;
+use crate::security::quota::CONSUMER_BYTE_RATE;
 
 /// Handles Fetch.
 pub async fn fetch(cx: &Context<'_>, request: FetchRequest) -> FetchResponse {
@@ -35,7 +36,10 @@ pub async fn fetch(cx: &Context<'_>, request: FetchRequest) -> FetchResponse {
                 waited_ms = (now + max_wait - deadline).as_millis() as u64,
                 "fetch answered"
             );
-            return FetchResponse::default().with_responses(responses);
+            let throttle_ms = cx.quota(CONSUMER_BYTE_RATE, bytes as u64);
+            return FetchResponse::default()
+                .with_responses(responses)
+                .with_throttle_time_ms(throttle_ms);
         }
         tokio::select! {
             () = &mut notified => {}

@@ -10,6 +10,7 @@ mod metadata;
 mod offsets;
 mod produce;
 mod producer;
+mod quotas;
 mod security;
 
 pub use security::{sasl_authenticate_response, sasl_handshake_response};
@@ -23,6 +24,7 @@ use kafka_protocol::protocol::StrBytes;
 
 use crate::broker::Broker;
 use crate::security::acl::{self, Operation, ResourceType};
+use crate::security::quota;
 
 /// What a handler knows about the request besides its body.
 pub struct Context<'a> {
@@ -38,6 +40,8 @@ pub struct Context<'a> {
     pub principal: String,
     /// The name of the listener the client came in on (`PLAINTEXT`, `SASL_SSL`...).
     pub listener: &'static str,
+    /// How long the connection reads nothing more after this answer (a quota's throttle, ms).
+    pub throttle_ms: std::sync::atomic::AtomicU64,
 }
 
 impl Context<'_> {
@@ -57,6 +61,38 @@ impl Context<'_> {
             resource_type,
             name,
         )
+    }
+
+    /// Meters `bytes` against the client's `key` quota, if one applies: returns the throttle
+    /// time (ms) to answer with, and mutes the connection for it after the answer.
+    pub fn quota(&self, key: &str, bytes: u64) -> i32 {
+        let view = self.broker.cluster.view();
+        if view.meta.quotas.is_empty() {
+            return 0;
+        }
+        let user = self
+            .principal
+            .strip_prefix("User:")
+            .unwrap_or(&self.principal);
+        let Some((entity, rate)) = quota::resolve(&view.meta.quotas, user, &self.client_id, key)
+        else {
+            return 0;
+        };
+        let wait = crate::state::lock(&self.broker.quota_meters).record(
+            entity,
+            key,
+            quota::Caller {
+                user,
+                client_id: &self.client_id,
+            },
+            rate,
+            bytes,
+            std::time::Instant::now(),
+        );
+        let ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX);
+        self.throttle_ms
+            .fetch_max(ms, std::sync::atomic::Ordering::Relaxed);
+        i32::try_from(ms).unwrap_or(i32::MAX)
     }
 
     /// [`Context::allowed`] on a topic.
@@ -114,6 +150,8 @@ const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DeleteAcls, 0, 3),
     (ApiKey::DescribeUserScramCredentials, 0, 0),
     (ApiKey::AlterUserScramCredentials, 0, 0),
+    (ApiKey::DescribeClientQuotas, 0, 1),
+    (ApiKey::AlterClientQuotas, 0, 1),
 ];
 
 /// The version range accepted for `key`, if implemented (clamped to what the codec supports).
@@ -240,6 +278,12 @@ pub async fn dispatch(cx: &Context<'_>, request: RequestKind) -> Outcome {
         RequestKind::AlterUserScramCredentials(r) => ResponseKind::AlterUserScramCredentials(
             security::alter_user_scram_credentials(cx, r).await,
         ),
+        RequestKind::DescribeClientQuotas(r) => {
+            ResponseKind::DescribeClientQuotas(quotas::describe_client_quotas(cx, r))
+        }
+        RequestKind::AlterClientQuotas(r) => {
+            ResponseKind::AlterClientQuotas(quotas::alter_client_quotas(cx, r).await)
+        }
         RequestKind::InitProducerId(r) => {
             ResponseKind::InitProducerId(producer::init_producer_id(cx, r))
         }

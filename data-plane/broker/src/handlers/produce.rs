@@ -14,6 +14,7 @@ use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 use super::{Context, sb};
 use crate::replica::{Produced, Replica};
 use crate::security::acl::Operation;
+use crate::security::quota::PRODUCER_BYTE_RATE;
 use crate::state::KafkaError;
 
 /// A partition's append and, for acks=all, the replica to wait on with its min.insync.replicas.
@@ -25,6 +26,13 @@ type Pending = (
 /// Handles Produce; `None` for acks=0.
 pub async fn produce(cx: &Context<'_>, request: ProduceRequest) -> Option<ProduceResponse> {
     let broker = cx.broker;
+    let bytes: u64 = request
+        .topic_data
+        .iter()
+        .flat_map(|t| &t.partition_data)
+        .map(|p| p.records.as_ref().map_or(0, |r| r.len() as u64))
+        .sum();
+    let throttle_ms = cx.quota(PRODUCER_BYTE_RATE, bytes);
     let acks = request.acks;
     let valid_acks = (-1..=1).contains(&acks);
     let view = broker.cluster.view();
@@ -123,5 +131,9 @@ pub async fn produce(cx: &Context<'_>, request: ProduceRequest) -> Option<Produc
                 .with_partition_responses(out),
         );
     }
-    Some(ProduceResponse::default().with_responses(responses))
+    Some(
+        ProduceResponse::default()
+            .with_responses(responses)
+            .with_throttle_time_ms(throttle_ms),
+    )
 }

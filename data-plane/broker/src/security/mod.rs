@@ -17,6 +17,7 @@
 
 pub mod acl;
 pub mod oauth;
+pub mod quota;
 pub mod sasl;
 pub mod scram;
 
