@@ -92,6 +92,29 @@ enum Command {
         #[command(subcommand)]
         command: jobs::JobCommand,
     },
+    /// A user's API tokens: list, revoke (`hdictl login` makes one per login).
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum TokenCommand {
+    /// List a user's API tokens (never their secrets).
+    List {
+        /// The user (platform admins may name anyone; others only themselves).
+        #[arg(long)]
+        user: String,
+    },
+    /// Revoke one of a user's API tokens: it stops working at once.
+    Revoke {
+        /// The token's name.
+        name: String,
+        /// The user (platform admins may name anyone; others only themselves).
+        #[arg(long)]
+        user: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -215,6 +238,40 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     print!("{}", table.render());
                 }
             }
+        }
+        Command::Token {
+            command: TokenCommand::List { user },
+        } => {
+            let api = connect(cli.config, cli.context.as_deref()).await?;
+            let tokens = api.api_tokens_list(&user).await?;
+            match cli.output {
+                Format::Json | Format::Yaml => output::print_value(cli.output, &tokens)?,
+                Format::Table => {
+                    let mut table = Table::new(["NAME", "CREATED", "EXPIRES", "LAST-USED"]);
+                    let when = |t: Option<chrono::DateTime<chrono::Utc>>, none: &str| {
+                        t.map_or_else(
+                            || none.to_owned(),
+                            |t| t.format("%Y-%m-%d %H:%M").to_string(),
+                        )
+                    };
+                    for token in &tokens {
+                        table.row([
+                            token.name.clone(),
+                            when(Some(token.created_at), "-"),
+                            when(token.expires_at, "never"),
+                            when(token.last_used_at, "never"),
+                        ]);
+                    }
+                    print!("{}", table.render());
+                }
+            }
+        }
+        Command::Token {
+            command: TokenCommand::Revoke { name, user },
+        } => {
+            let api = connect(cli.config, cli.context.as_deref()).await?;
+            api.api_token_revoke(&user, &name).await?;
+            eprintln!("API token {name:?} of user {user:?} is revoked");
         }
         Command::Node {
             command: NodeCommand::RevokeCredential { node },

@@ -216,6 +216,93 @@ async fn jwks_and_token_exchange(pool: PgPool) {
     .await;
     assert_eq!(again.status, StatusCode::CONFLICT);
     assert_eq!(again.body["code"], "api_token_exists");
+    // Every token expires: one made without a lifetime lives 90 days.
+    let default = call(
+        &app,
+        "POST",
+        "/v1/users/alice/api-tokens",
+        &token,
+        Some(json!({"name": "laptop"})),
+    )
+    .await;
+    assert_eq!(default.status, StatusCode::CREATED, "{}", default.body);
+    let expires: chrono::DateTime<chrono::Utc> = default.body["expires_at"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let days = (expires - chrono::Utc::now()).num_hours() as f64 / 24.0;
+    assert!((89.9..=90.0).contains(&days), "{days}");
+    let laptop = default.body["token"].as_str().unwrap().to_owned();
+    // Listing: names, times, never secrets; the user's own or, for platform admins, anyone's.
+    let listed = call(&app, "GET", "/v1/users/alice/api-tokens", &token, None).await;
+    assert_eq!(listed.status, StatusCode::OK, "{}", listed.body);
+    let items = listed.body["items"].as_array().unwrap();
+    let names: Vec<&str> = items.iter().map(|t| t["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["ci", "laptop"]);
+    assert!(
+        items[0]["last_used_at"].is_string(),
+        "ci was used: {}",
+        listed.body
+    );
+    assert!(items[1].get("last_used_at").is_none());
+    assert!(!listed.body.to_string().contains(&laptop));
+    assert!(!listed.body.to_string().contains("hdi_"));
+    assert_eq!(
+        call(&app, "GET", "/v1/users/admin/api-tokens", &token, None)
+            .await
+            .status,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        call(&app, "GET", "/v1/users/alice/api-tokens", ADMIN, None)
+            .await
+            .status,
+        StatusCode::OK
+    );
+    // Revoking: at once, audited; a second time is 404.
+    assert_eq!(exchange(laptop.clone()).await.status, StatusCode::OK);
+    let revoked = call(
+        &app,
+        "DELETE",
+        "/v1/users/alice/api-tokens/laptop",
+        &token,
+        None,
+    )
+    .await;
+    assert_eq!(revoked.status, StatusCode::NO_CONTENT, "{}", revoked.body);
+    assert_eq!(
+        exchange(laptop.clone()).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        call(&app, "GET", "/v1/workspaces", &laptop, None)
+            .await
+            .status,
+        StatusCode::UNAUTHORIZED
+    );
+    let twice = call(
+        &app,
+        "DELETE",
+        "/v1/users/alice/api-tokens/laptop",
+        &token,
+        None,
+    )
+    .await;
+    assert_eq!(twice.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        call(&app, "DELETE", "/v1/users/admin/api-tokens/x", &token, None)
+            .await
+            .status,
+        StatusCode::FORBIDDEN
+    );
+    let audited: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM audit_events WHERE action = 'api_token.revoke' AND outcome = 'accepted'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(audited, 1);
     // Expired API tokens stop working, for exchange and as bearer.
     sqlx::query("UPDATE api_tokens SET expires_at = now() - interval '1 minute' WHERE name = 'ci'")
         .execute(&pool)

@@ -189,5 +189,31 @@ async fn hdictl_login_with_a_password_and_roles() {
             .any(|e| e.action == "cluster.create" && e.actor == "alice"),
         "{audit:#?}"
     );
+    // Her API tokens: the login's, expiring; she revokes it and the context's token is refused.
+    let (ok, out, err) = hdictl(&config, &["token", "list", "--user", "alice"]);
+    assert!(ok, "token list: {err}\n{out}");
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("hdictl-"))
+        .unwrap_or_else(|| panic!("no hdictl token listed:\n{out}"));
+    assert!(
+        !line.contains("never  "),
+        "the login's token expires: {line}"
+    );
+    let name = line.split_whitespace().next().unwrap().to_owned();
+    let (ok, _, err) = hdictl(&config, &["token", "list", "--user", "admin"]);
+    assert!(!ok && err.contains("forbidden"), "{err}");
+    let (ok, out, err) = hdictl(&config, &["token", "revoke", &name, "--user", "alice"]);
+    assert!(ok, "token revoke: {err}\n{out}");
+    let api_token = saved["contexts"][saved["current_context"].as_str().unwrap()]["api_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let exchanged = hdi_api::Client::new(&url, None)
+        .unwrap()
+        .token_exchange(&hdi_api::TokenRequest::ApiToken { token: api_token })
+        .await
+        .expect_err("a revoked API token is refused");
+    assert_eq!(exchanged.status(), Some(401), "{exchanged}");
     eprintln!("test took {:.1}s", started.elapsed().as_secs_f64());
 }

@@ -128,9 +128,33 @@ pub struct UserList {
 pub struct ApiTokenCreate {
     /// Unique per user: 1-64 letters, digits, `.`, `_`, `-`.
     pub name: String,
-    /// Lifetime in days (1-3650); absent: it never expires.
+    /// Lifetime in days (1-3650); absent: 90. Every API token expires.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires_in_days: Option<u32>,
+}
+
+/// An API token as listed: never its secret.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ApiToken {
+    /// Identity.
+    pub id: Uuid,
+    /// Its name (unique per user).
+    pub name: String,
+    /// Created.
+    pub created_at: DateTime<Utc>,
+    /// When it stops working; absent: never (tokens made before expiry was required).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<DateTime<Utc>>,
+    /// When it last authenticated a request; absent: never.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_used_at: Option<DateTime<Utc>>,
+}
+
+/// A user's API tokens, by name.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ApiTokenList {
+    /// The tokens.
+    pub items: Vec<ApiToken>,
 }
 
 /// A created API token. The secret is shown only in this answer.

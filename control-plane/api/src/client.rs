@@ -11,8 +11,8 @@ use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
 use crate::auth::{
-    ApiTokenCreate, ApiTokenCreated, Jwks, Role, RoleBinding, RoleBindingList, RoleBindingPut,
-    TokenRequest, TokenResponse, User, UserCreate, UserList,
+    ApiToken, ApiTokenCreate, ApiTokenCreated, ApiTokenList, Jwks, Role, RoleBinding,
+    RoleBindingList, RoleBindingPut, TokenRequest, TokenResponse, User, UserCreate, UserList,
 };
 use crate::cluster::{
     AuditEventList, Capabilities, Cluster, ClusterList, ClusterPatch, ClusterSpec, Operation,
@@ -630,6 +630,29 @@ impl Client {
             Some(request),
         )
         .await
+    }
+
+    /// `GET /v1/users/{username}/api-tokens`.
+    pub async fn api_tokens_list(&self, username: &str) -> Result<Vec<ApiToken>, ClientError> {
+        let list: ApiTokenList = self
+            .call(
+                Method::GET,
+                &format!("/v1/users/{}/api-tokens", segment(username)),
+                None::<&()>,
+            )
+            .await?;
+        Ok(list.items)
+    }
+
+    /// `DELETE /v1/users/{username}/api-tokens/{name}`.
+    pub async fn api_token_revoke(&self, username: &str, name: &str) -> Result<(), ClientError> {
+        let url = format!(
+            "{}/v1/users/{}/api-tokens/{}",
+            self.base_url,
+            segment(username),
+            segment(name)
+        );
+        self.call_empty(Method::DELETE, &url, None::<&()>).await
     }
 
     /// `GET /v1/workspaces/{ws}/role-bindings`.

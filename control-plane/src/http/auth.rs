@@ -167,6 +167,57 @@ pub async fn api_token_create(
         .into_response())
 }
 
+/// Lists a user's API tokens (platform admins, or the user for themself); never their secrets.
+#[utoipa::path(get, path = "/v1/users/{username}/api-tokens", tag = "users",
+    params(("username" = String, Path, description = "Username")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The tokens, by name", body = api::ApiTokenList),
+        (status = 403, description = "Another user's, and not a platform admin"),
+        (status = 404, description = "No such user")))]
+pub async fn api_tokens_list(
+    Caller(caller): Caller,
+    State(state): State<AppState>,
+    ApiPath(username): ApiPath<String>,
+) -> Result<Json<api::ApiTokenList>, ApiError> {
+    let tokens = state.service.api_tokens_list(&caller, &username).await?;
+    Ok(Json(api::ApiTokenList {
+        items: tokens
+            .into_iter()
+            .map(|t| api::ApiToken {
+                id: t.id,
+                name: t.name,
+                created_at: t.created_at,
+                expires_at: t.expires_at,
+                last_used_at: t.last_used_at,
+            })
+            .collect(),
+    }))
+}
+
+/// Revokes a user's API token (platform admins, or the user for themself): it stops working at
+/// once.
+#[utoipa::path(delete, path = "/v1/users/{username}/api-tokens/{name}", tag = "users",
+    params(
+        ("username" = String, Path, description = "Username"),
+        ("name" = String, Path, description = "Token name")),
+    security(("bearer" = [])),
+    responses(
+        (status = 204, description = "Revoked"),
+        (status = 403, description = "Another user's, and not a platform admin"),
+        (status = 404, description = "No such user or token")))]
+pub async fn api_token_revoke(
+    Caller(caller): Caller,
+    State(state): State<AppState>,
+    ApiPath((username, name)): ApiPath<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    state
+        .service
+        .api_token_revoke(&caller, &username, &name)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
 /// Lists a workspace's role bindings (platform admins and the workspace's admins).
 #[utoipa::path(get, path = "/v1/workspaces/{ws}/role-bindings", tag = "workspaces",
     params(("ws" = String, Path, description = "Workspace name")),

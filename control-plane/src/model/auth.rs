@@ -45,6 +45,8 @@ pub struct ApiTokenRecord {
     pub created_at: DateTime<Utc>,
     /// When it stops working; `None`: never.
     pub expires_at: Option<DateTime<Utc>>,
+    /// When it last authenticated a request.
+    pub last_used_at: Option<DateTime<Utc>>,
 }
 
 /// A user's role in a workspace.

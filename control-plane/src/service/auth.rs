@@ -27,6 +27,9 @@ pub const BOOTSTRAP_ADMIN: &str = "admin";
 const BOOTSTRAP_TOKEN: &str = "admin-token-file";
 /// The longest lifetime of an API token.
 const MAX_TOKEN_DAYS: u32 = 3650;
+/// The lifetime of an API token whose creator gave none: every token expires, so a short-lived
+/// access token cannot mint a permanent credential.
+const DEFAULT_TOKEN_DAYS: u32 = 90;
 /// The largest page of users.
 const MAX_PAGE: u32 = 500;
 
@@ -497,7 +500,7 @@ impl Service {
                     });
                 }
                 check_token_name(name)?;
-                let expires_at = match expires_in_days {
+                let expires_at = match expires_in_days.or(Some(DEFAULT_TOKEN_DAYS)) {
                     None => None,
                     Some(days) if (1..=MAX_TOKEN_DAYS).contains(&days) => {
                         Some(Utc::now() + Duration::from_secs(u64::from(days) * 86_400))
@@ -537,6 +540,70 @@ impl Service {
             result,
         )
         .await
+    }
+
+    /// The API tokens of `username` (platform admins, or the user for themself), never their
+    /// secrets.
+    ///
+    /// # Errors
+    /// `forbidden`, `not_found`.
+    pub async fn api_tokens_list(
+        &self,
+        caller: &Identity,
+        username: &str,
+    ) -> Result<Vec<ApiTokenRecord>, ServiceError> {
+        let user = self.token_owner(caller, username, "list").await?;
+        Ok(self.store.api_tokens_of(user.id).await?)
+    }
+
+    /// Revokes the API token `name` of `username` (platform admins, or the user for themself):
+    /// it stops working at once (access tokens it was exchanged for live out their minutes).
+    ///
+    /// # Errors
+    /// `forbidden`, `not_found`.
+    pub async fn api_token_revoke(
+        &self,
+        caller: &Identity,
+        username: &str,
+        name: &str,
+    ) -> Result<(), ServiceError> {
+        let result = async {
+            let user = self.token_owner(caller, username, "revoke").await?;
+            if self.store.api_token_delete(user.id, name).await? {
+                Ok(())
+            } else {
+                Err(ServiceError::NotFound {
+                    what: format!("API token {name:?} of user {username:?}"),
+                })
+            }
+        }
+        .await;
+        self.audited(
+            &caller.username,
+            "api_token.revoke",
+            format!("users/{username}/api-tokens/{name}"),
+            result,
+        )
+        .await
+    }
+
+    async fn token_owner(
+        &self,
+        caller: &Identity,
+        username: &str,
+        verb: &str,
+    ) -> Result<crate::model::UserRecord, ServiceError> {
+        if !caller.platform_admin && caller.username != username {
+            return Err(ServiceError::Forbidden {
+                message: format!("only a platform admin may {verb} another user's API tokens"),
+            });
+        }
+        self.store
+            .user_by_name(username)
+            .await?
+            .ok_or_else(|| ServiceError::NotFound {
+                what: format!("user {username:?}"),
+            })
     }
 
     /// Grants `username` `role` in the workspace (platform admins and the workspace's admins).

@@ -65,6 +65,20 @@ struct TokenRow {
     name: String,
     created_at: DateTime<Utc>,
     expires_at: Option<DateTime<Utc>>,
+    last_used_at: Option<DateTime<Utc>>,
+}
+
+impl From<TokenRow> for ApiTokenRecord {
+    fn from(row: TokenRow) -> ApiTokenRecord {
+        ApiTokenRecord {
+            id: row.id,
+            user_id: UserId::from_uuid(row.user_id),
+            name: row.name,
+            created_at: row.created_at,
+            expires_at: row.expires_at,
+            last_used_at: row.last_used_at,
+        }
+    }
 }
 
 struct BindingRow {
@@ -297,7 +311,8 @@ impl Store {
         let row = sqlx::query_as!(
             TokenRow,
             "INSERT INTO api_tokens (id, user_id, name, secret_sha256, expires_at) \
-             VALUES ($1, $2, $3, $4, $5) RETURNING id, user_id, name, created_at, expires_at",
+             VALUES ($1, $2, $3, $4, $5) \
+             RETURNING id, user_id, name, created_at, expires_at, last_used_at",
             Uuid::new_v4(),
             user.into_uuid(),
             name,
@@ -309,13 +324,40 @@ impl Store {
         .map_err(conflict_or("api_token_insert", || {
             format!("API token {name:?}")
         }))?;
-        Ok(ApiTokenRecord {
-            id: row.id,
-            user_id: UserId::from_uuid(row.user_id),
-            name: row.name,
-            created_at: row.created_at,
-            expires_at: row.expires_at,
-        })
+        Ok(row.into())
+    }
+
+    /// The API tokens of `user`, by name.
+    ///
+    /// # Errors
+    /// [`StoreError::Query`].
+    pub async fn api_tokens_of(&self, user: UserId) -> Result<Vec<ApiTokenRecord>, StoreError> {
+        let rows = sqlx::query_as!(
+            TokenRow,
+            "SELECT id, user_id, name, created_at, expires_at, last_used_at FROM api_tokens \
+             WHERE user_id = $1 ORDER BY name",
+            user.into_uuid()
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(query_error("api_tokens_of"))?;
+        Ok(rows.into_iter().map(Into::into).collect())
+    }
+
+    /// Deletes the API token `name` of `user`; whether there was one.
+    ///
+    /// # Errors
+    /// [`StoreError::Query`].
+    pub async fn api_token_delete(&self, user: UserId, name: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query!(
+            "DELETE FROM api_tokens WHERE user_id = $1 AND name = $2",
+            user.into_uuid(),
+            name
+        )
+        .execute(&self.pool)
+        .await
+        .map_err(query_error("api_token_delete"))?;
+        Ok(done.rows_affected() > 0)
     }
 
     /// The user of the unexpired API token with this digest, marking the token used.
