@@ -138,6 +138,74 @@ fn kcat_sasl(broker: &SecureBroker, password: &str) -> Vec<String> {
     .collect()
 }
 
+#[allow(
+    deprecated,
+    reason = "ring, as the rest of the workspace: one crypto provider, no aws-lc build"
+)]
+async fn hdi_client_authenticates(broker: &SecureBroker, ca_pem: &str) {
+    use hdi_kafka_client::{Connection, SaslLogin, Security};
+    use kafka_protocol::messages::MetadataRequest;
+    use rustls_pki_types::pem::PemObject as _;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls_pki_types::CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let tls = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let name = rustls_pki_types::ServerName::try_from("127.0.0.1").unwrap();
+    let login = |mechanism: &str, password: &str| SaslLogin {
+        mechanism: mechanism.to_owned(),
+        username: "admin".to_owned(),
+        password: password.to_owned(),
+    };
+    let secured = Security {
+        tls: Some((std::sync::Arc::new(tls), name)),
+        sasl: Some(login("SCRAM-SHA-512", ADMIN_PASSWORD)),
+    };
+    let mut connection =
+        Connection::connect_secure(&broker.sasl_ssl, "hdi-test", 1 << 24, &secured)
+            .await
+            .unwrap();
+    let metadata = connection
+        .call(&MetadataRequest::default().with_topics(None), 12)
+        .await
+        .unwrap();
+    let topics: Vec<String> = metadata
+        .topics
+        .iter()
+        .filter_map(|t| t.name.as_ref().map(|n| n.0.as_str().to_owned()))
+        .collect();
+    assert!(topics.contains(&"pay-in".to_owned()), "{topics:?}");
+    // The admin is a static SCRAM-SHA-512 user only: SCRAM-SHA-256 has no credential for it.
+    let plain = Security {
+        tls: None,
+        sasl: Some(login("SCRAM-SHA-256", ADMIN_PASSWORD)),
+    };
+    let refused = Connection::connect_secure(&broker.sasl_plaintext, "hdi-test", 1 << 24, &plain)
+        .await
+        .expect_err("no SCRAM-SHA-256 credential");
+    assert!(
+        refused.to_string().contains("SASL_AUTHENTICATION_FAILED"),
+        "{refused}"
+    );
+    let wrong = Security {
+        tls: None,
+        sasl: Some(login("SCRAM-SHA-512", "not-it")),
+    };
+    let refused = Connection::connect_secure(&broker.sasl_plaintext, "hdi-test", 1 << 24, &wrong)
+        .await
+        .expect_err("a wrong password");
+    assert!(
+        refused.to_string().contains("invalid credentials"),
+        "{refused}"
+    );
+}
+
 #[test]
 fn kafka_listeners_authenticate_encrypt_and_authorize() {
     let dir = TempDir::new("ksec");
@@ -202,6 +270,15 @@ fn kafka_listeners_authenticate_encrypt_and_authorize() {
     assert!(ok, "kcat consume over SASL_SSL: {err}");
     let read = String::from_utf8_lossy(&out);
     assert_eq!(read.lines().filter(|l| l.starts_with("kcat-")).count(), 500);
+    // hdi's own Kafka client (the control plane's): SCRAM-SHA-512 over SASL_SSL and
+    // SCRAM-SHA-256 over SASL_PLAINTEXT; a wrong password is refused with the broker's words.
+    let ca = std::fs::read_to_string(broker.tls.join("ca.pem")).unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(hdi_client_authenticates(&broker, &ca));
+
     // kafka-python and kafkajs over SASL_SSL with SCRAM-SHA-512.
     suite(&broker, "kafka-python");
     let node_path = test_node_path();

@@ -1,20 +1,80 @@
 //! An async (tokio) connection to one broker: one request at a time, answered in order. Thin over
 //! [`crate::wire`]; timeouts are the caller's (`tokio::time::timeout_at` around a call), and so
-//! are retries and routing.
+//! are retries and routing. [`Connection::connect_secure`] speaks to `SSL`, `SASL_PLAINTEXT`
+//! and `SASL_SSL` listeners: TLS first (rustls), then `SaslHandshake` v1 and `SaslAuthenticate`
+//! with PLAIN or SCRAM (the server's signature is checked).
+
+use std::sync::Arc;
 
 use bytes::Bytes;
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use kafka_protocol::messages::{SaslAuthenticateRequest, SaslHandshakeRequest};
+use kafka_protocol::protocol::StrBytes;
+use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 
+use crate::scram::{Exchange, Hash};
 use crate::wire::{self, CorrelationIds, Error, Request};
 
+/// Any byte stream a connection runs on.
+trait Io: AsyncRead + AsyncWrite + Unpin + Send + Sync {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + Sync> Io for T {}
+
+/// How to reach a secured listener.
+#[derive(Clone, Default)]
+pub struct Security {
+    /// TLS: the configuration (trusted roots, optionally a client certificate) and the name to
+    /// verify the broker's certificate against.
+    pub tls: Option<(
+        Arc<rustls::ClientConfig>,
+        rustls::pki_types::ServerName<'static>,
+    )>,
+    /// SASL: the mechanism and credentials.
+    pub sasl: Option<SaslLogin>,
+}
+
+impl std::fmt::Debug for Security {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Security")
+            .field("tls", &self.tls.as_ref().map(|(_, name)| name))
+            .field("sasl", &self.sasl)
+            .finish()
+    }
+}
+
+/// A SASL mechanism and its credentials.
+#[derive(Clone)]
+pub struct SaslLogin {
+    /// `PLAIN`, `SCRAM-SHA-256` or `SCRAM-SHA-512`.
+    pub mechanism: String,
+    /// The user.
+    pub username: String,
+    /// The password.
+    pub password: String,
+}
+
+impl std::fmt::Debug for SaslLogin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SaslLogin")
+            .field("mechanism", &self.mechanism)
+            .field("username", &self.username)
+            .finish_non_exhaustive()
+    }
+}
+
 /// A connection to one broker.
-#[derive(Debug)]
 pub struct Connection {
-    stream: TcpStream,
+    stream: Box<dyn Io>,
     client_id: String,
     max_frame: usize,
     correlation_ids: CorrelationIds,
+}
+
+impl std::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connection")
+            .field("client_id", &self.client_id)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Connection {
@@ -33,10 +93,94 @@ impl Connection {
         Ok(Connection::new(stream, client_id, max_frame))
     }
 
+    /// Connects to `addr` and secures the connection as `security` says (TLS, then SASL).
+    ///
+    /// # Errors
+    /// [`Error::Io`] when the connection or the TLS handshake fails; [`Error::Invalid`] when
+    /// authentication is refused (with the broker's message) or the mechanism is unknown.
+    pub async fn connect_secure(
+        addr: &str,
+        client_id: &str,
+        max_frame: usize,
+        security: &Security,
+    ) -> Result<Connection, Error> {
+        let stream = TcpStream::connect(addr).await?;
+        stream.set_nodelay(true)?;
+        let stream: Box<dyn Io> = match &security.tls {
+            Some((config, name)) => Box::new(
+                tokio_rustls::TlsConnector::from(Arc::clone(config))
+                    .connect(name.clone(), stream)
+                    .await?,
+            ),
+            None => Box::new(stream),
+        };
+        let mut connection = Connection {
+            stream,
+            client_id: client_id.to_owned(),
+            max_frame,
+            correlation_ids: CorrelationIds::default(),
+        };
+        if let Some(login) = &security.sasl {
+            connection.authenticate(login).await?;
+        }
+        Ok(connection)
+    }
+
+    async fn authenticate(&mut self, login: &SaslLogin) -> Result<(), Error> {
+        let refused = |what: &str| Error::Invalid(format!("SASL {}: {what}", login.mechanism));
+        let hash = match login.mechanism.as_str() {
+            "PLAIN" => None,
+            "SCRAM-SHA-256" => Some(Hash::Sha256),
+            "SCRAM-SHA-512" => Some(Hash::Sha512),
+            other => return Err(Error::Invalid(format!("unknown SASL mechanism {other:?}"))),
+        };
+        let handshake = SaslHandshakeRequest::default()
+            .with_mechanism(StrBytes::from_string(login.mechanism.clone()));
+        let answer = self.call(&handshake, 1).await?;
+        if answer.error_code != 0 {
+            let offered: Vec<&str> = answer.mechanisms.iter().map(|m| m.as_str()).collect();
+            return Err(refused(&format!(
+                "not offered by the broker ({}; it offers {offered:?})",
+                crate::codes::error_name(answer.error_code)
+            )));
+        }
+        let step =
+            |token: Vec<u8>| SaslAuthenticateRequest::default().with_auth_bytes(Bytes::from(token));
+        let check = |answer: &kafka_protocol::messages::SaslAuthenticateResponse| {
+            if answer.error_code == 0 {
+                Ok(())
+            } else {
+                Err(refused(&format!(
+                    "{} ({})",
+                    answer
+                        .error_message
+                        .as_ref()
+                        .map_or("refused", |m| m.as_str()),
+                    crate::codes::error_name(answer.error_code)
+                )))
+            }
+        };
+        let Some(hash) = hash else {
+            let token = format!("\0{}\0{}", login.username, login.password).into_bytes();
+            let answer = self.call(&step(token), 2).await?;
+            return check(&answer);
+        };
+        let (mut exchange, first) =
+            Exchange::start(hash, &login.username).map_err(|e| refused(&e))?;
+        let answer = self.call(&step(first.into_bytes()), 2).await?;
+        check(&answer)?;
+        let last = exchange
+            .respond(&login.password, &answer.auth_bytes)
+            .map_err(|e| refused(&e))?;
+        let answer = self.call(&step(last.into_bytes()), 2).await?;
+        check(&answer)?;
+        exchange.verify(&answer.auth_bytes).map_err(|e| refused(&e))
+    }
+
     /// A connection over `stream`, as [`Connection::connect`] makes it.
     pub fn new(stream: TcpStream, client_id: &str, max_frame: usize) -> Connection {
         Connection {
-            stream,
+            stream: Box::new(stream),
             client_id: client_id.to_owned(),
             max_frame,
             correlation_ids: CorrelationIds::default(),

@@ -20,7 +20,9 @@ pub mod wire;
 pub mod blocking;
 #[cfg(feature = "tokio")]
 mod connection;
+#[cfg(feature = "tokio")]
+pub mod scram;
 
 #[cfg(feature = "tokio")]
-pub use connection::Connection;
+pub use connection::{Connection, SaslLogin, Security};
 pub use wire::{Error, Request};

@@ -11,7 +11,8 @@ use kafka_protocol::messages::{
     FetchResponse, IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse,
     ListOffsetsRequest, ListOffsetsResponse, ListPartitionReassignmentsRequest,
     ListPartitionReassignmentsResponse, MetadataRequest, MetadataResponse, ProduceRequest,
-    ProduceResponse, RequestHeader, ResponseHeader,
+    ProduceResponse, RequestHeader, ResponseHeader, SaslAuthenticateRequest,
+    SaslAuthenticateResponse, SaslHandshakeRequest, SaslHandshakeResponse,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 
@@ -68,6 +69,8 @@ requests! {
     ListPartitionReassignments: ListPartitionReassignmentsRequest => ListPartitionReassignmentsResponse,
     DescribeClientQuotas: DescribeClientQuotasRequest => DescribeClientQuotasResponse,
     AlterClientQuotas: AlterClientQuotasRequest => AlterClientQuotasResponse,
+    SaslHandshake: SaslHandshakeRequest => SaslHandshakeResponse,
+    SaslAuthenticate: SaslAuthenticateRequest => SaslAuthenticateResponse,
 }
 
 /// Why a call failed.
