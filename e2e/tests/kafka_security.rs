@@ -3,8 +3,9 @@
 //! Kafka certificate authority of hdi-pki, a static super user from a 0600 users file, and ACLs
 //! enforced. confluent-kafka creates SCRAM users and ACLs over the Kafka admin API, then every
 //! mechanism authenticates, wrong credentials are refused, and the ACL matrix holds
-//! (`e2e/clients/security_suite.py`); kcat, kafka-python and kafkajs produce and consume over
-//! SASL_SSL with SCRAM-SHA-512; a plaintext client on a SASL listener gets no answer. A second
+//! (`e2e/clients/security_suite.py`); kcat, kafka-python, kafkajs, hdi's own client and the Java
+//! client (kafka-clients 4.3, `e2e/clients/java/`) produce and consume over SASL_SSL with
+//! SCRAM-SHA-512; a plaintext client on a SASL listener gets no answer. A second
 //! test gives a broker the control plane's published keys: its access tokens (`POST
 //! /v1/auth/token`) authenticate confluent-kafka over OAUTHBEARER as `User:<username>`, and a
 //! forged or expired token is refused. A third sets a client-id quota over AlterClientQuotas and
@@ -136,6 +137,51 @@ fn kcat_sasl(broker: &SecureBroker, password: &str) -> Vec<String> {
     .iter()
     .map(|s| (*s).to_owned())
     .collect()
+}
+
+/// Compiles (once per test directory) and runs `e2e/clients/java/SecurityClient.java` with the
+/// jars of `HDI_TEST_JAVA_LIB`; returns its JSON line, failing with its output.
+fn java_client(dir: &Path, args: &[&str]) -> serde_json::Value {
+    let lib = std::env::var("HDI_TEST_JAVA_LIB")
+        .expect("HDI_TEST_JAVA_LIB is not set: run the tests with `cargo xtask test`");
+    let classpath = format!("{lib}/*");
+    let classes = dir.join("java-classes");
+    if !classes.join("SecurityClient.class").exists() {
+        let out = Command::new("javac")
+            .args(["-cp", &classpath, "-d"])
+            .arg(&classes)
+            .arg(client_script("java/SecurityClient.java"))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "javac: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let out = Command::new("java")
+        .args([
+            "-cp",
+            &format!("{classpath}:{}", classes.display()),
+            "SecurityClient",
+        ])
+        .args(args)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let last = stdout
+        .lines()
+        .rev()
+        .find(|l| l.starts_with('{'))
+        .unwrap_or("");
+    let value: serde_json::Value = serde_json::from_str(last).unwrap_or(serde_json::Value::Null);
+    assert!(
+        out.status.success() && value["ok"] == true,
+        "java SecurityClient {args:?} failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    eprintln!("java SecurityClient {}: {last}", args.last().unwrap_or(&""));
+    value
 }
 
 #[allow(
@@ -296,6 +342,30 @@ fn kafka_listeners_authenticate_encrypt_and_authorize() {
         ],
     );
     assert_eq!(kjs["read"], 300);
+    // The Java client (kafka-clients 4.3) over SASL_SSL with SCRAM-SHA-512 and a PEM trust store.
+    let ca = broker.tls.join("ca.pem");
+    let java = java_client(
+        dir.path(),
+        &[
+            &broker.sasl_ssl,
+            ca.to_str().unwrap(),
+            "admin",
+            ADMIN_PASSWORD,
+            "roundtrip",
+        ],
+    );
+    assert_eq!(java["read"], 1000, "{java}");
+    let java = java_client(
+        dir.path(),
+        &[
+            &broker.sasl_ssl,
+            ca.to_str().unwrap(),
+            "admin",
+            "not-it",
+            "wrong-password",
+        ],
+    );
+    assert_eq!(java["refused"], "SaslAuthenticationException", "{java}");
     // A wrong password: kcat fails and says why.
     let wrong = kcat_sasl(&broker, "not-it");
     let wrong: Vec<&str> = wrong.iter().map(String::as_str).collect();

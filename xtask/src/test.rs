@@ -120,7 +120,8 @@ fn run_steps(args: &TestArgs, steps: &mut Steps) -> anyhow::Result<()> {
             .args(&args.filter)
             .env("DATABASE_URL", &database_url)
             .env("HDI_TEST_PYTHON", &tools.python)
-            .env("HDI_TEST_NODE_PATH", &tools.node_path);
+            .env("HDI_TEST_NODE_PATH", &tools.node_path)
+            .env("HDI_TEST_JAVA_LIB", &tools.java_lib);
         run_command("the test suite", &mut command)
     })?;
     if args.filter.is_empty() {

@@ -25,6 +25,8 @@ const NEXTEST_VERSION: &str = "0.9.151";
 pub struct TestTools {
     /// `HDI_TEST_PYTHON`: the venv's interpreter.
     pub python: PathBuf,
+    /// `HDI_TEST_JAVA_LIB`: the jars of the Java Kafka client (`e2e/clients/java/pom.xml`).
+    pub java_lib: PathBuf,
     /// `HDI_TEST_NODE_PATH`: the `node_modules` with kafkajs.
     pub node_path: PathBuf,
 }
@@ -94,7 +96,37 @@ pub fn ensure(dir: &Path) -> anyhow::Result<TestTools> {
     }
     output("node --version", Command::new("node").arg("--version"))
         .context("node is not usable")?;
-    Ok(TestTools { python, node_path })
+    let java_lib = java_client(dir)?;
+    Ok(TestTools {
+        python,
+        java_lib,
+        node_path,
+    })
+}
+
+/// The Java Kafka client's jars under `dir/java/lib`, copied from Maven Central once per pom.
+fn java_client(dir: &Path) -> anyhow::Result<PathBuf> {
+    let pom = crate::util::repo_root().join("e2e/clients/java/pom.xml");
+    let lib = dir.join("java").join("lib");
+    let stamp = dir.join("java").join(".hdi-pom");
+    let wanted = std::fs::read_to_string(&pom).with_context(|| format!("{}", pom.display()))?;
+    if std::fs::read_to_string(&stamp).ok().as_deref() != Some(wanted.as_str()) {
+        if which("mvn").is_none() || which("javac").is_none() {
+            apt_install(&["maven", "openjdk-17-jdk-headless"])?;
+        }
+        eprintln!("xtask: fetching the Java Kafka client (Maven Central)");
+        let _ = std::fs::remove_dir_all(&lib);
+        run(
+            "mvn dependency:copy-dependencies",
+            Command::new("mvn")
+                .args(["-q", "-B", "-f"])
+                .arg(&pom)
+                .arg("dependency:copy-dependencies")
+                .arg(format!("-DoutputDirectory={}", lib.display())),
+        )?;
+        std::fs::write(&stamp, &wanted)?;
+    }
+    Ok(lib)
 }
 
 /// How to run cargo-nextest.

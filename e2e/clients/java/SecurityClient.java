@@ -1,0 +1,76 @@
+// The Java Kafka client (kafka-clients 4.x) against a secured hdi-broker: over SASL_SSL with
+// SCRAM-SHA-512 and a PEM trust store, `roundtrip` creates a topic, produces 1,000 records with
+// acks=all (idempotent), reads them back in a consumer group and commits; `wrong-password`
+// expects a SaslAuthenticationException. Prints one JSON line ({"ok": true, ...}).
+// Usage: java -cp LIBS:. SecurityClient BOOTSTRAP CA_PEM USER PASSWORD MODE
+
+import java.time.Duration;
+import java.util.*;
+import java.util.concurrent.ExecutionException;
+import org.apache.kafka.clients.admin.*;
+import org.apache.kafka.clients.consumer.*;
+import org.apache.kafka.clients.producer.*;
+import org.apache.kafka.common.errors.SaslAuthenticationException;
+import org.apache.kafka.common.serialization.*;
+
+public class SecurityClient {
+    public static void main(String[] args) throws Exception {
+        String bootstrap = args[0], ca = args[1], user = args[2], password = args[3], mode = args[4];
+        Properties base = new Properties();
+        base.put("bootstrap.servers", bootstrap);
+        base.put("security.protocol", "SASL_SSL");
+        base.put("sasl.mechanism", "SCRAM-SHA-512");
+        base.put("sasl.jaas.config", "org.apache.kafka.common.security.scram.ScramLoginModule required username=\""
+                + user + "\" password=\"" + password + "\";");
+        base.put("ssl.truststore.type", "PEM");
+        base.put("ssl.truststore.location", ca);
+        base.put("request.timeout.ms", "15000");
+        base.put("default.api.timeout.ms", "30000");
+        if (mode.equals("wrong-password")) {
+            try (Admin admin = Admin.create(base)) {
+                admin.listTopics().names().get();
+                System.out.println("{\"ok\": false, \"error\": \"a wrong password listed topics\"}");
+                System.exit(1);
+            } catch (ExecutionException e) {
+                if (!(e.getCause() instanceof SaslAuthenticationException)) throw e;
+                System.out.println("{\"ok\": true, \"refused\": \"" + e.getCause().getClass().getSimpleName() + "\"}");
+            }
+            return;
+        }
+        String topic = "java-t";
+        try (Admin admin = Admin.create(base)) {
+            admin.createTopics(List.of(new NewTopic(topic, 2, (short) 1))).all().get();
+        }
+        Properties producerProps = new Properties();
+        producerProps.putAll(base);
+        producerProps.put("acks", "all");
+        producerProps.put("enable.idempotence", "true");
+        int records = 1000;
+        try (Producer<String, String> producer = new KafkaProducer<>(producerProps, new StringSerializer(), new StringSerializer())) {
+            List<java.util.concurrent.Future<RecordMetadata>> sent = new ArrayList<>();
+            for (int i = 0; i < records; i++) sent.add(producer.send(new ProducerRecord<>(topic, "k" + i, "java-" + i)));
+            for (var f : sent) f.get();
+        }
+        Properties consumerProps = new Properties();
+        consumerProps.putAll(base);
+        consumerProps.put("group.id", "g-java");
+        consumerProps.put("auto.offset.reset", "earliest");
+        consumerProps.put("enable.auto.commit", "false");
+        int read = 0;
+        try (Consumer<String, String> consumer = new KafkaConsumer<>(consumerProps, new StringDeserializer(), new StringDeserializer())) {
+            consumer.subscribe(List.of(topic));
+            long deadline = System.currentTimeMillis() + 60_000;
+            while (read < records && System.currentTimeMillis() < deadline) {
+                for (ConsumerRecord<String, String> r : consumer.poll(Duration.ofMillis(500))) {
+                    if (r.value().startsWith("java-")) read++;
+                }
+            }
+            consumer.commitSync();
+        }
+        if (read != records) {
+            System.out.println("{\"ok\": false, \"error\": \"read " + read + " of " + records + "\"}");
+            System.exit(1);
+        }
+        System.out.println("{\"ok\": true, \"produced\": " + records + ", \"read\": " + read + "}");
+    }
+}
