@@ -20,7 +20,43 @@ function client(password) {
   });
 }
 
+// Mutual TLS: carol's certificate on the SSL listener (principal User:carol).
+async function mtls() {
+  const kafka = new Kafka({
+    clientId: 'hdi-security-kafkajs-mtls',
+    brokers: [arg('--bootstrap')],
+    ssl: {
+      ca: [fs.readFileSync(arg('--ca'), 'utf8')],
+      cert: fs.readFileSync(arg('--cert'), 'utf8'),
+      key: fs.readFileSync(arg('--key'), 'utf8'),
+    },
+    logLevel: logLevel.NOTHING,
+    retry: { retries: 2 },
+  });
+  const producer = kafka.producer();
+  await producer.connect();
+  const messages = Array.from({ length: 100 }, (_, i) => ({ value: `kjs-mtls-${i}` }));
+  await producer.send({ topic: 'a', acks: -1, messages });
+  await producer.disconnect();
+  const consumer = kafka.consumer({ groupId: 'g-kjs-mtls' });
+  await consumer.connect();
+  await consumer.subscribe({ topic: 'a', fromBeginning: true });
+  let seen = 0;
+  await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`read ${seen} of 100`)), 30000);
+    consumer.run({
+      eachMessage: async ({ message }) => {
+        if (message.value.toString().startsWith('kjs-mtls-')) seen += 1;
+        if (seen === 100) { clearTimeout(timer); resolve(); }
+      },
+    });
+  });
+  await consumer.disconnect();
+  console.log(JSON.stringify({ ok: true, phase: 'mtls', read: seen }));
+}
+
 async function main() {
+  if (process.argv.includes('mtls')) return mtls();
   const kafka = client(arg('--password'));
   const producer = kafka.producer();
   await producer.connect();

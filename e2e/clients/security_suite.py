@@ -213,6 +213,26 @@ def matrix(args):
     return out
 
 
+def kafka_python_mtls(args):
+    """kafka-python over SSL with carol's client certificate (principal User:carol): produce to
+    `a`, read it back in a `g-` group."""
+    from kafka import KafkaConsumer, KafkaProducer
+    common = dict(bootstrap_servers=args.listeners["SSL"], security_protocol="SSL",
+                  ssl_cafile=f"{args.tls_dir}/ca.pem", ssl_certfile=f"{args.tls_dir}/carol.pem",
+                  ssl_keyfile=f"{args.tls_dir}/carol-key.pem")
+    p = KafkaProducer(acks="all", **common)
+    for i in range(100):
+        p.send("a", key=b"kp", value=f"kp-mtls-{i}".encode())
+    p.flush(30)
+    p.close()
+    c = KafkaConsumer("a", group_id="g-kp-mtls", auto_offset_reset="earliest",
+                      enable_auto_commit=False, consumer_timeout_ms=8000, **common)
+    seen = sum(1 for m in c if m.value.startswith(b"kp-mtls-"))
+    c.close()
+    assert seen == 100, seen
+    return {"kafka-python over mTLS read": seen}
+
+
 def kafka_python(args):
     """kafka-python over SASL_SSL with SCRAM-SHA-512 as the super user: produce, consume back; a
     wrong password is refused."""
@@ -317,12 +337,12 @@ def main():
     p.add_argument("--admin-password", default="")
     p.add_argument("--tokens", default="{}", help="JSON map of user to access token (oauth)")
     p.add_argument("--rate", default="0", help="the quota under test, bytes/s (quota)")
-    p.add_argument("phase", choices=["users", "auth", "matrix", "kafka-python", "oauth", "quota"])
+    p.add_argument("phase", choices=["users", "auth", "matrix", "kafka-python", "kafka-python-mtls", "oauth", "quota"])
     args = p.parse_args()
     args.listeners = json.loads(args.bootstrap)
     try:
         phases = {"users": users, "auth": auth, "matrix": matrix, "kafka-python": kafka_python,
-                  "oauth": oauth, "quota": quota}
+                  "oauth": oauth, "quota": quota, "kafka-python-mtls": kafka_python_mtls}
         result = phases[args.phase](args)
         print(json.dumps({"ok": True, "phase": args.phase, **result}, default=str))
     except Exception as e:  # noqa: BLE001 - the test prints why

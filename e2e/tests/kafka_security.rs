@@ -366,6 +366,77 @@ fn kafka_listeners_authenticate_encrypt_and_authorize() {
         ],
     );
     assert_eq!(java["refused"], "SaslAuthenticationException", "{java}");
+    // Mutual TLS (carol's certificate, principal User:carol, ACLs on `a` and `g-` groups) with
+    // kcat, kafka-python, kafkajs and the Java client.
+    let tls = &broker.tls;
+    let carol = [
+        "-X".to_owned(),
+        "security.protocol=SSL".to_owned(),
+        "-X".to_owned(),
+        format!("ssl.ca.location={}", tls.join("ca.pem").display()),
+        "-X".to_owned(),
+        format!(
+            "ssl.certificate.location={}",
+            tls.join("carol.pem").display()
+        ),
+        "-X".to_owned(),
+        format!("ssl.key.location={}", tls.join("carol-key.pem").display()),
+    ];
+    let carol: Vec<&str> = carol.iter().map(String::as_str).collect();
+    let lines: String = (0..100).map(|i| format!("kcat-mtls-{i}\n")).collect();
+    let (ok, _, err) = kcat(
+        &broker.ssl,
+        &[&carol[..], &["-P", "-t", "a", "-p", "0"]].concat(),
+        Some(lines.as_bytes()),
+    );
+    assert!(ok, "kcat produce over mTLS: {err}");
+    let (ok, out, err) = kcat(
+        &broker.ssl,
+        &[
+            &carol[..],
+            &["-C", "-t", "a", "-p", "0", "-o", "beginning", "-e", "-q"],
+        ]
+        .concat(),
+        None,
+    );
+    assert!(ok, "kcat consume over mTLS: {err}");
+    let read = String::from_utf8_lossy(&out);
+    assert_eq!(
+        read.lines().filter(|l| l.starts_with("kcat-mtls-")).count(),
+        100
+    );
+    suite(&broker, "kafka-python-mtls");
+    let kjs = run_phase(
+        Path::new("node"),
+        &client_script("security_kafkajs.js"),
+        &[("NODE_PATH", node_path.as_path())],
+        &broker.ssl,
+        "mtls",
+        &[
+            "--ca",
+            tls.join("ca.pem").to_str().unwrap(),
+            "--cert",
+            tls.join("carol.pem").to_str().unwrap(),
+            "--key",
+            tls.join("carol-key.pem").to_str().unwrap(),
+        ],
+    );
+    assert_eq!(kjs["read"], 100);
+    let keystore = dir.path().join("carol-keystore.pem");
+    let pem = std::fs::read_to_string(tls.join("carol-key.pem")).unwrap()
+        + &std::fs::read_to_string(tls.join("carol.pem")).unwrap();
+    write_private(&keystore, &pem);
+    let java = java_client(
+        dir.path(),
+        &[
+            &broker.ssl,
+            ca.to_str().unwrap(),
+            keystore.to_str().unwrap(),
+            "",
+            "mtls",
+        ],
+    );
+    assert_eq!(java["read"], 1000, "{java}");
     // A wrong password: kcat fails and says why.
     let wrong = kcat_sasl(&broker, "not-it");
     let wrong: Vec<&str> = wrong.iter().map(String::as_str).collect();

@@ -1,7 +1,8 @@
 // The Java Kafka client (kafka-clients 4.x) against a secured hdi-broker: over SASL_SSL with
 // SCRAM-SHA-512 and a PEM trust store, `roundtrip` creates a topic, produces 1,000 records with
 // acks=all (idempotent), reads them back in a consumer group and commits; `wrong-password`
-// expects a SaslAuthenticationException. Prints one JSON line ({"ok": true, ...}).
+// expects a SaslAuthenticationException; `mtls` does the same round trip over SSL with a client
+// certificate (USER is then a PEM file of its key and certificate) on topic `a`. Prints one JSON line ({"ok": true, ...}).
 // Usage: java -cp LIBS:. SecurityClient BOOTSTRAP CA_PEM USER PASSWORD MODE
 
 import java.time.Duration;
@@ -18,10 +19,17 @@ public class SecurityClient {
         String bootstrap = args[0], ca = args[1], user = args[2], password = args[3], mode = args[4];
         Properties base = new Properties();
         base.put("bootstrap.servers", bootstrap);
-        base.put("security.protocol", "SASL_SSL");
-        base.put("sasl.mechanism", "SCRAM-SHA-512");
-        base.put("sasl.jaas.config", "org.apache.kafka.common.security.scram.ScramLoginModule required username=\""
-                + user + "\" password=\"" + password + "\";");
+        if (mode.equals("mtls")) {
+            // USER is a PEM file with the client's private key and certificate; no SASL.
+            base.put("security.protocol", "SSL");
+            base.put("ssl.keystore.type", "PEM");
+            base.put("ssl.keystore.location", user);
+        } else {
+            base.put("security.protocol", "SASL_SSL");
+            base.put("sasl.mechanism", "SCRAM-SHA-512");
+            base.put("sasl.jaas.config", "org.apache.kafka.common.security.scram.ScramLoginModule required username=\""
+                    + user + "\" password=\"" + password + "\";");
+        }
         base.put("ssl.truststore.type", "PEM");
         base.put("ssl.truststore.location", ca);
         base.put("request.timeout.ms", "15000");
@@ -37,9 +45,12 @@ public class SecurityClient {
             }
             return;
         }
-        String topic = "java-t";
-        try (Admin admin = Admin.create(base)) {
-            admin.createTopics(List.of(new NewTopic(topic, 2, (short) 1))).all().get();
+        String topic = mode.equals("mtls") ? "a" : "java-t";
+        String prefix = mode.equals("mtls") ? "java-mtls-" : "java-";
+        if (!mode.equals("mtls")) {
+            try (Admin admin = Admin.create(base)) {
+                admin.createTopics(List.of(new NewTopic(topic, 2, (short) 1))).all().get();
+            }
         }
         Properties producerProps = new Properties();
         producerProps.putAll(base);
@@ -48,12 +59,12 @@ public class SecurityClient {
         int records = 1000;
         try (Producer<String, String> producer = new KafkaProducer<>(producerProps, new StringSerializer(), new StringSerializer())) {
             List<java.util.concurrent.Future<RecordMetadata>> sent = new ArrayList<>();
-            for (int i = 0; i < records; i++) sent.add(producer.send(new ProducerRecord<>(topic, "k" + i, "java-" + i)));
+            for (int i = 0; i < records; i++) sent.add(producer.send(new ProducerRecord<>(topic, "k" + i, prefix + i)));
             for (var f : sent) f.get();
         }
         Properties consumerProps = new Properties();
         consumerProps.putAll(base);
-        consumerProps.put("group.id", "g-java");
+        consumerProps.put("group.id", mode.equals("mtls") ? "g-java-mtls" : "g-java");
         consumerProps.put("auto.offset.reset", "earliest");
         consumerProps.put("enable.auto.commit", "false");
         int read = 0;
@@ -62,7 +73,7 @@ public class SecurityClient {
             long deadline = System.currentTimeMillis() + 60_000;
             while (read < records && System.currentTimeMillis() < deadline) {
                 for (ConsumerRecord<String, String> r : consumer.poll(Duration.ofMillis(500))) {
-                    if (r.value().startsWith("java-")) read++;
+                    if (r.value().startsWith(prefix)) read++;
                 }
             }
             consumer.commitSync();
