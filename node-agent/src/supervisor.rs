@@ -620,7 +620,8 @@ impl Supervisor {
         true
     }
 
-    /// Writes what a workload reads besides its flags: a broker's quorum TLS files and an
+    /// Writes what a workload reads besides its flags: a broker's quorum and Kafka listener
+    /// TLS files and static SASL users, and an
     /// executor's cluster credential (0600 files, never arguments or the environment), and an
     /// executor's workspace storage root.
     fn prepare_secrets(&self, wdir: &Path, spec: &WorkloadSpec) -> std::io::Result<()> {
@@ -636,6 +637,23 @@ impl Supervisor {
                         ("key.pem", &tls.key_pem),
                     ] {
                         hdi_stdx::secret::write_secret_file(&dir.join(name), pem)?;
+                    }
+                }
+                if let Some(security) = &broker.kafka_security {
+                    let dir = spec::kafka_tls_dir(wdir);
+                    std::fs::create_dir_all(&dir)?;
+                    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))?;
+                    if let Some(tls) = &security.tls {
+                        for (name, pem) in [
+                            ("ca.pem", &tls.ca_pem),
+                            ("cert.pem", &tls.cert_pem),
+                            ("key.pem", &tls.key_pem),
+                        ] {
+                            hdi_stdx::secret::write_secret_file(&dir.join(name), pem)?;
+                        }
+                    }
+                    if let Some(users) = &security.sasl_users {
+                        hdi_stdx::secret::write_secret_file(&dir.join("sasl-users"), users)?;
                     }
                 }
                 return Ok(());

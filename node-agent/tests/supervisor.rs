@@ -136,6 +136,7 @@ async fn supervises_a_single_node_broker() {
             }],
             rack: "1".into(),
             quorum_tls: Some(quorum_tls),
+            kafka_security: None,
         }),
     };
     let mut evil = broker.clone();

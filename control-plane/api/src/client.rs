@@ -478,6 +478,80 @@ impl Client {
         Err(Self::error_from(response, &url).await)
     }
 
+    /// `POST /v1/workspaces/{ws}/clusters/{cluster}/kafka-users`: the user and its password.
+    pub async fn kafka_user_create(
+        &self,
+        workspace: &str,
+        cluster: &str,
+        user: &crate::KafkaUserCreate,
+    ) -> Result<crate::KafkaUserCredential, ClientError> {
+        let path = format!("{}/kafka-users", cluster_path(workspace, cluster));
+        self.call(Method::POST, &path, Some(user)).await
+    }
+
+    /// `GET /v1/workspaces/{ws}/clusters/{cluster}/kafka-users`.
+    pub async fn kafka_users_list(
+        &self,
+        workspace: &str,
+        cluster: &str,
+    ) -> Result<crate::KafkaUserList, ClientError> {
+        let path = format!("{}/kafka-users", cluster_path(workspace, cluster));
+        self.call(Method::GET, &path, None::<&()>).await
+    }
+
+    /// `GET /v1/workspaces/{ws}/clusters/{cluster}/kafka-users/{name}`.
+    pub async fn kafka_user_get(
+        &self,
+        workspace: &str,
+        cluster: &str,
+        name: &str,
+    ) -> Result<crate::KafkaUser, ClientError> {
+        let path = kafka_user_path(workspace, cluster, name);
+        self.call(Method::GET, &path, None::<&()>).await
+    }
+
+    /// `PATCH /v1/workspaces/{ws}/clusters/{cluster}/kafka-users/{name}`: replaces its ACLs.
+    pub async fn kafka_user_patch(
+        &self,
+        workspace: &str,
+        cluster: &str,
+        name: &str,
+        patch: &crate::KafkaUserPatch,
+    ) -> Result<crate::KafkaUser, ClientError> {
+        let path = kafka_user_path(workspace, cluster, name);
+        self.call(Method::PATCH, &path, Some(patch)).await
+    }
+
+    /// `POST /v1/workspaces/{ws}/clusters/{cluster}/kafka-users/{name}/rotate`.
+    pub async fn kafka_user_rotate(
+        &self,
+        workspace: &str,
+        cluster: &str,
+        name: &str,
+    ) -> Result<crate::KafkaUserCredential, ClientError> {
+        let path = format!("{}/rotate", kafka_user_path(workspace, cluster, name));
+        self.call(Method::POST, &path, None::<&()>).await
+    }
+
+    /// `DELETE /v1/workspaces/{ws}/clusters/{cluster}/kafka-users/{name}` (204).
+    pub async fn kafka_user_delete(
+        &self,
+        workspace: &str,
+        cluster: &str,
+        name: &str,
+    ) -> Result<(), ClientError> {
+        let url = format!(
+            "{}{}",
+            self.base_url,
+            kafka_user_path(workspace, cluster, name)
+        );
+        let response = self.send(self.request(Method::DELETE, &url), &url).await?;
+        if response.status().is_success() {
+            return Ok(());
+        }
+        Err(Self::error_from(response, &url).await)
+    }
+
     /// `GET /v1/workspaces/{ws}/clusters/{cluster}/jobs` (one page).
     pub async fn jobs_list(
         &self,
@@ -821,6 +895,14 @@ fn topic_path(workspace: &str, cluster: &str, topic: &str) -> String {
         "{}/topics/{}",
         cluster_path(workspace, cluster),
         segment(topic)
+    )
+}
+
+fn kafka_user_path(workspace: &str, cluster: &str, name: &str) -> String {
+    format!(
+        "{}/kafka-users/{}",
+        cluster_path(workspace, cluster),
+        segment(name)
     )
 }
 

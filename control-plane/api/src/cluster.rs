@@ -108,6 +108,87 @@ pub struct ClusterSpec {
     /// While on, `DELETE` is refused.
     #[serde(default)]
     pub deletion_protection: bool,
+    /// Kafka clusters only: how clients connect and what they may do. Absent on create: TLS,
+    /// SCRAM-SHA-512 and ACLs (`SASL_SSL`). Cannot change after creation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub security: Option<KafkaSecurity>,
+}
+
+/// A Kafka cluster's client security: its brokers' listener is `SASL_SSL` (TLS and a SASL
+/// mechanism), `SASL_PLAINTEXT`, `SSL` or `PLAINTEXT`, as `tls` and `authentication` say.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaSecurity {
+    /// Encrypt client connections with TLS; the cluster's CA certificate is in its status
+    /// (`endpoints.ca_certificate`). Default on.
+    #[serde(default = "yes")]
+    pub tls: bool,
+    /// SASL mechanisms clients may use (default `[SCRAM-SHA-512]`); empty: no authentication.
+    #[serde(default = "default_mechanisms")]
+    pub authentication: Vec<KafkaMechanism>,
+    /// Enforce ACLs (Kafka users' `acls`); needs authentication. Default on.
+    #[serde(default = "yes")]
+    pub authorization: bool,
+}
+
+impl Default for KafkaSecurity {
+    fn default() -> KafkaSecurity {
+        KafkaSecurity {
+            tls: true,
+            authentication: default_mechanisms(),
+            authorization: true,
+        }
+    }
+}
+
+impl KafkaSecurity {
+    /// Everything off: `PLAINTEXT`, anyone may do anything.
+    pub fn plaintext() -> KafkaSecurity {
+        KafkaSecurity {
+            tls: false,
+            authentication: Vec::new(),
+            authorization: false,
+        }
+    }
+
+    /// Kafka's `security.protocol` of the cluster's listener.
+    pub fn protocol(&self) -> &'static str {
+        match (self.tls, self.authentication.is_empty()) {
+            (true, false) => "SASL_SSL",
+            (true, true) => "SSL",
+            (false, false) => "SASL_PLAINTEXT",
+            (false, true) => "PLAINTEXT",
+        }
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn default_mechanisms() -> Vec<KafkaMechanism> {
+    vec![KafkaMechanism::ScramSha512]
+}
+
+/// A SASL mechanism of a Kafka cluster.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
+pub enum KafkaMechanism {
+    /// Kafka users' passwords (RFC 7677).
+    #[serde(rename = "SCRAM-SHA-512")]
+    ScramSha512,
+    /// Kafka users' passwords with SHA-256.
+    #[serde(rename = "SCRAM-SHA-256")]
+    ScramSha256,
+}
+
+impl KafkaMechanism {
+    /// Kafka's name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KafkaMechanism::ScramSha512 => "SCRAM-SHA-512",
+            KafkaMechanism::ScramSha256 => "SCRAM-SHA-256",
+        }
+    }
 }
 
 /// A change to one node pool in `PATCH`.
@@ -199,6 +280,17 @@ pub struct Endpoints {
     /// The executor driver's job API, `http://host:port`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub job_api: Option<String>,
+    /// Kafka's `security.protocol` for the bootstrap servers (`SASL_SSL`, `SSL`,
+    /// `SASL_PLAINTEXT`, `PLAINTEXT`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub security_protocol: Option<String>,
+    /// SASL mechanisms the brokers accept.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sasl_mechanisms: Vec<String>,
+    /// The PEM certificate of the authority that signs the brokers' certificates (TLS only):
+    /// what clients trust (`ssl.ca.location`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_certificate: Option<String>,
 }
 
 /// One workload of a cluster and the node it is placed on.

@@ -130,6 +130,8 @@ error_codes! {
     TopicExists = "topic_exists",
     /// A job of that name exists in the cluster.
     JobExists = "job_exists",
+    /// A Kafka user of that name exists in the cluster.
+    KafkaUserExists = "kafka_user_exists",
     // Refusals of the request as a whole.
     /// The cluster has `deletion_protection` set.
     DeletionProtected = "deletion_protected",
@@ -141,6 +143,9 @@ error_codes! {
     NotAKafkaCluster = "not_a_kafka_cluster",
     /// The call needs a Spark cluster.
     NotASparkCluster = "not_a_spark_cluster",
+    /// The Kafka cluster has no SCRAM authentication (`spec.security.authentication`), so it
+    /// has no Kafka users.
+    KafkaUsersUnsupported = "kafka_users_unsupported",
     /// Kafka refused the change under its policy.
     PolicyViolation = "policy_violation",
     /// The job's SQL does not compile; `sql_code`, `line` and `column` say where.

@@ -59,9 +59,49 @@ pub struct BrokerWorkload {
     /// the broker with `--quorum-tls-dir`. Absent: a plain-TCP quorum.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quorum_tls: Option<QuorumTls>,
+    /// The Kafka listener's security; absent: a `PLAINTEXT` listener that lets anyone do
+    /// anything (clusters created before security, or asking for none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kafka_security: Option<Box<BrokerSecurity>>,
 }
 
-/// A broker's quorum certificate, its key and its cluster's authority, as PEM.
+/// How a broker secures its Kafka listener: `hdi-broker --listener PROTOCOL://HOST:PORT
+/// [--tls-dir DIR] [--sasl-mechanisms ... --sasl-users-file FILE] [--authorizer --super-users
+/// ...] --auto-create-topics false`, the files written 0600 by the agent.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct BrokerSecurity {
+    /// `SASL_SSL`, `SSL`, `SASL_PLAINTEXT` or `PLAINTEXT`.
+    pub protocol: String,
+    /// The listener's server certificate (naming the broker's host), its key and the cluster's
+    /// Kafka CA, for SSL and SASL_SSL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<QuorumTls>,
+    /// SASL mechanisms offered.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sasl_mechanisms: Vec<String>,
+    /// The static users file (the platform's administrator; Kafka users live in the quorum).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sasl_users: Option<String>,
+    /// Enforce ACLs.
+    pub authorizer: bool,
+    /// Principals allowed everything (`User:NAME`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub super_users: Vec<String>,
+}
+
+impl std::fmt::Debug for BrokerSecurity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BrokerSecurity")
+            .field("protocol", &self.protocol)
+            .field("sasl_mechanisms", &self.sasl_mechanisms)
+            .field("authorizer", &self.authorizer)
+            .field("super_users", &self.super_users)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A certificate, its key and the authority that signed it, as PEM (a broker's quorum
+/// identity, or its Kafka listener's).
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct QuorumTls {
     /// The cluster's CA certificate.

@@ -135,6 +135,17 @@ pub fn new_api_token_secret() -> Result<String, getrandom::Error> {
     Ok(format!("hdi_{}", URL_SAFE_NO_PAD.encode(bytes)))
 }
 
+/// A fresh Kafka SCRAM password: 32 random bytes in unpadded base64url (43 characters, safe
+/// in librdkafka, Java and kafkajs configurations).
+///
+/// # Errors
+/// When the operating system's random source fails.
+pub fn new_kafka_password() -> Result<String, getrandom::Error> {
+    let mut bytes = [0_u8; 32];
+    getrandom::fill(&mut bytes)?;
+    Ok(URL_SAFE_NO_PAD.encode(bytes))
+}
+
 /// Checks node agents' bearer tokens against the configured agent secret.
 pub struct Authenticator {
     agent_digest: [u8; 32],

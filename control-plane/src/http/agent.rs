@@ -5,9 +5,9 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use hdi_api::{
-    BrokerWorkload, ExecutorRole, ExecutorWorkload, Node, NodeCredential, NodeHeartbeat,
-    NodeRegistration, QuorumTls, QuorumVoter, Workload, WorkloadAssignment, WorkloadSpec,
-    WorkloadState,
+    BrokerSecurity, BrokerWorkload, ExecutorRole, ExecutorWorkload, Node, NodeCredential,
+    NodeHeartbeat, NodeRegistration, QuorumTls, QuorumVoter, Workload, WorkloadAssignment,
+    WorkloadSpec, WorkloadState,
 };
 use uuid::Uuid;
 
@@ -15,8 +15,12 @@ use super::error::ApiError;
 use super::extract::{AgentCaller, ApiJson, ApiPath, NodeCaller};
 use super::node::{capacity_from_wire, node_to_wire};
 use crate::AppState;
+use hdi_kafka_client::scram::{Credential, Hash};
+use sha2::{Digest as _, Sha256};
+
 use crate::model::{
-    ClusterAccess, NodeId, NodeSpec, ObservedProcess, WorkloadConfig, WorkloadRecord, WorkloadRole,
+    ClusterAccess, KAFKA_ADMIN_USER, KafkaClientSecrets, KafkaSecurity, NodeId, NodeSpec,
+    ObservedProcess, WorkloadConfig, WorkloadRecord, WorkloadRole,
 };
 use crate::store::ReportedWorkload;
 
@@ -153,20 +157,83 @@ pub async fn agent_node_workloads(
                     }),
                     _ => None,
                 };
+                let kafka = match assignment.kafka.get(&w.cluster_id) {
+                    Some((Some(security), secrets)) => Some(Box::new(broker_security(
+                        w,
+                        security,
+                        secrets.as_ref()?,
+                        assignment.kafka_tls.get(&w.id),
+                    )?)),
+                    _ => None,
+                };
                 Some(workload_to_wire(
                     w,
                     assignment.access.get(&w.cluster_id)?,
                     tls,
+                    kafka,
                 ))
             })
             .collect(),
     }))
 }
 
+/// A secured cluster's broker listener: its protocol, TLS identity (withheld until issued,
+/// so a broker never starts with a listener weaker than its spec), SASL mechanisms with the
+/// administrator in the static users file, and the authorizer.
+fn broker_security(
+    w: &WorkloadRecord,
+    security: &KafkaSecurity,
+    secrets: &KafkaClientSecrets,
+    tls: Option<&(String, String)>,
+) -> Option<BrokerSecurity> {
+    let tls = if security.tls {
+        let (cert_pem, key_pem) = tls?;
+        Some(QuorumTls {
+            ca_pem: secrets.ca_cert.clone(),
+            cert_pem: cert_pem.clone(),
+            key_pem: key_pem.clone(),
+        })
+    } else {
+        None
+    };
+    let mut mechanisms = security.mechanisms.clone();
+    let sasl_users = if mechanisms.is_empty() {
+        None
+    } else {
+        // The control plane administers the cluster as a SCRAM-SHA-512 user, whatever the
+        // spec offers its clients. The salt is derived from the cluster, so the file (and the
+        // broker's arguments) stay the same from one assignment to the next.
+        if !mechanisms.iter().any(|m| m == "SCRAM-SHA-512") {
+            mechanisms.push("SCRAM-SHA-512".to_owned());
+        }
+        let salt = Sha256::digest(format!("hdi-admin-salt:{}", w.cluster_id)).to_vec();
+        let credential =
+            Credential::with_salt(Hash::Sha512, secrets.admin_password.expose(), salt, 4096)
+                .ok()?;
+        Some(format!(
+            "{}\n",
+            credential.users_file_line(KAFKA_ADMIN_USER)
+        ))
+    };
+    Some(BrokerSecurity {
+        protocol: security.protocol().to_owned(),
+        tls,
+        sasl_mechanisms: mechanisms,
+        sasl_users,
+        authorizer: security.authorization,
+        super_users: if security.authorization {
+            vec![format!("User:{KAFKA_ADMIN_USER}")]
+        } else {
+            Vec::new()
+        },
+    })
+}
+
 fn workload_to_wire(
     w: &WorkloadRecord,
     access: &ClusterAccess,
     tls: Option<QuorumTls>,
+    kafka_security: Option<Box<BrokerSecurity>>,
 ) -> Workload {
     let spec = match &w.config {
         WorkloadConfig::Broker {
@@ -190,6 +257,7 @@ fn workload_to_wire(
                 .collect(),
             rack: rack.clone(),
             quorum_tls: tls,
+            kafka_security,
         }),
         WorkloadConfig::Executor {
             role,

@@ -386,7 +386,22 @@ fn role_to_wire(role: PoolRole) -> api::PoolRole {
 }
 
 fn spec_from_wire(spec: api::ClusterSpec) -> model::ClusterSpec {
+    // A new Kafka cluster is secured unless its spec says otherwise.
+    let security = match (spec.kind, spec.security) {
+        (api::ClusterKind::Kafka, security) => Some(security.unwrap_or_default()),
+        (api::ClusterKind::Spark, security) => security,
+    }
+    .map(|s| model::KafkaSecurity {
+        tls: s.tls,
+        mechanisms: s
+            .authentication
+            .iter()
+            .map(|m| m.as_str().to_owned())
+            .collect(),
+        authorization: s.authorization,
+    });
     model::ClusterSpec {
+        security,
         version: spec.version.unwrap_or_default(),
         pools: spec
             .node_pools
@@ -406,6 +421,22 @@ fn spec_from_wire(spec: api::ClusterSpec) -> model::ClusterSpec {
         deletion_protection: spec.deletion_protection,
         drain: false,
     }
+}
+
+fn security_to_wire(security: Option<&model::KafkaSecurity>) -> api::KafkaSecurity {
+    security.map_or_else(api::KafkaSecurity::plaintext, |s| api::KafkaSecurity {
+        tls: s.tls,
+        authentication: s
+            .mechanisms
+            .iter()
+            .filter_map(|m| match m.as_str() {
+                "SCRAM-SHA-512" => Some(api::KafkaMechanism::ScramSha512),
+                "SCRAM-SHA-256" => Some(api::KafkaMechanism::ScramSha256),
+                _ => None,
+            })
+            .collect(),
+        authorization: s.authorization,
+    })
 }
 
 fn state_to_wire(state: model::ClusterState) -> api::ClusterState {
@@ -474,6 +505,7 @@ pub(super) fn cluster_to_wire(view: &ClusterView) -> api::Cluster {
                 .collect(),
             config: c.spec.config.clone(),
             deletion_protection: c.spec.deletion_protection,
+            security: (c.kind == Kind::Kafka).then(|| security_to_wire(c.spec.security.as_ref())),
         },
         generation: c.generation,
         status: api::ClusterStatus {
@@ -504,6 +536,25 @@ pub(super) fn cluster_to_wire(view: &ClusterView) -> api::Cluster {
             endpoints: api::Endpoints {
                 bootstrap_servers: c.status.bootstrap_servers.clone(),
                 job_api: c.status.job_api.clone(),
+                security_protocol: (c.kind == Kind::Kafka).then(|| {
+                    c.spec
+                        .security
+                        .as_ref()
+                        .map_or("PLAINTEXT", model::KafkaSecurity::protocol)
+                        .to_owned()
+                }),
+                sasl_mechanisms: c
+                    .spec
+                    .security
+                    .as_ref()
+                    .map(|s| s.mechanisms.clone())
+                    .unwrap_or_default(),
+                ca_certificate: c
+                    .spec
+                    .security
+                    .as_ref()
+                    .filter(|s| s.tls)
+                    .and(view.kafka_ca.clone()),
             },
             workloads: view.workloads.iter().map(workload_to_wire).collect(),
             last_operation: view.last_operation.map(OperationId::into_uuid),

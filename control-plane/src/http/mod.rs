@@ -16,6 +16,7 @@ mod extract;
 mod health;
 mod idempotency;
 mod job;
+mod kafka_user;
 mod node;
 mod topic;
 
@@ -44,6 +45,7 @@ use error::ApiError;
         (name = "workspaces", description = "Tenants"),
         (name = "clusters", description = "Kafka and Spark clusters"),
         (name = "topics", description = "Topics of Kafka clusters, through the Kafka admin protocol"),
+        (name = "kafka-users", description = "Kafka users (SCRAM principals) of secured Kafka clusters and their ACLs"),
         (name = "jobs", description = "Streaming SQL jobs of Spark clusters, run by their executor driver"),
         (name = "operations", description = "Long-running mutations"),
         (name = "audit", description = "Who changed what"),
@@ -89,6 +91,16 @@ fn routes() -> OpenApiRouter<AppState> {
             topic::topic_patch,
             topic::topic_delete
         ))
+        .routes(routes!(
+            kafka_user::kafka_users_list,
+            kafka_user::kafka_user_create
+        ))
+        .routes(routes!(
+            kafka_user::kafka_user_get,
+            kafka_user::kafka_user_patch,
+            kafka_user::kafka_user_delete
+        ))
+        .routes(routes!(kafka_user::kafka_user_rotate))
         .routes(routes!(job::jobs_list, job::job_create))
         .routes(routes!(job::job_get, job::job_delete))
         .routes(routes!(job::job_progress))

@@ -30,6 +30,10 @@
 //!   connect timed out) on every candidate address are [`AdminError::Connect`]; a request that got
 //!   no answer in time is [`AdminError::Timeout`].
 
+mod security;
+
+pub use security::{AclBinding, AdminSecurity};
+
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -264,6 +268,8 @@ pub struct KafkaAdmin {
     connections: std::sync::Mutex<HashMap<String, Slot>>,
     /// The controller's address from the last Metadata, until it proves wrong.
     controller: std::sync::Mutex<Option<String>>,
+    /// TLS and SASL for secured clusters.
+    security: Option<AdminSecurity>,
 }
 
 impl std::fmt::Debug for KafkaAdmin {
@@ -291,6 +297,27 @@ impl KafkaAdmin {
             client_id: "hdi-control-plane".to_owned(),
             connections: std::sync::Mutex::new(HashMap::new()),
             controller: std::sync::Mutex::new(None),
+            security: None,
+        }
+    }
+
+    /// The same client speaking TLS and SASL as `security` says (a secured cluster).
+    pub fn with_security(mut self, security: Option<AdminSecurity>) -> KafkaAdmin {
+        self.security = security;
+        self
+    }
+
+    async fn open(&self, addr: &str) -> Result<Connection, String> {
+        match &self.security {
+            None => Connection::connect(addr, &self.client_id, MAX_RESPONSE_BYTES)
+                .await
+                .map_err(|e| e.to_string()),
+            Some(security) => {
+                let security = security.for_address(addr)?;
+                Connection::connect_secure(addr, &self.client_id, MAX_RESPONSE_BYTES, &security)
+                    .await
+                    .map_err(|e| e.to_string())
+            }
         }
     }
 
@@ -754,7 +781,7 @@ impl KafkaAdmin {
             let connection = match guard.as_mut() {
                 Some(connection) => connection,
                 None => {
-                    let connect = Connection::connect(addr, &self.client_id, MAX_RESPONSE_BYTES);
+                    let connect = self.open(addr);
                     let connection = match tokio::time::timeout_at(deadline, connect).await {
                         Ok(Ok(connection)) => connection,
                         Ok(Err(error)) => {

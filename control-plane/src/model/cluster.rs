@@ -89,6 +89,61 @@ pub struct ClusterSpec {
     /// Removing brokers that hold partitions moves them first (set by the resize that asked).
     #[serde(default)]
     pub drain: bool,
+    /// Kafka only: the client listener's security. `None`: `PLAINTEXT` without ACLs (what
+    /// clusters stored before security have, and what `security: {tls: false,
+    /// authentication: [], authorization: false}` asks for).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub security: Option<KafkaSecurity>,
+}
+
+/// A Kafka cluster's client security as stored.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KafkaSecurity {
+    /// TLS on the client listener.
+    pub tls: bool,
+    /// SASL mechanisms (`SCRAM-SHA-512`, `SCRAM-SHA-256`); empty: none.
+    pub mechanisms: Vec<String>,
+    /// ACLs enforced.
+    pub authorization: bool,
+}
+
+impl KafkaSecurity {
+    /// Kafka's `security.protocol` of the listener.
+    pub fn protocol(&self) -> &'static str {
+        match (self.tls, self.mechanisms.is_empty()) {
+            (true, false) => "SASL_SSL",
+            (true, true) => "SSL",
+            (false, false) => "SASL_PLAINTEXT",
+            (false, true) => "PLAINTEXT",
+        }
+    }
+
+    /// Whether the cluster has Kafka users (a SCRAM mechanism).
+    pub fn has_scram(&self) -> bool {
+        self.mechanisms.iter().any(|m| m.starts_with("SCRAM-"))
+    }
+}
+
+/// The SCRAM user the control plane administers secured clusters as (a super user, in the
+/// brokers' static users file).
+pub const KAFKA_ADMIN_USER: &str = "hdi-admin";
+
+/// What the control plane needs to call a secured Kafka cluster: its Kafka CA certificate and
+/// the administrator's password (made when its first broker is assigned).
+#[derive(Clone)]
+pub struct KafkaClientSecrets {
+    /// The CA certificate (PEM).
+    pub ca_cert: String,
+    /// The CA's key (PEM): signs the brokers' server certificates.
+    pub ca_key: hdi_stdx::secret::Secret,
+    /// [`KAFKA_ADMIN_USER`]'s password.
+    pub admin_password: hdi_stdx::secret::Secret,
+}
+
+impl std::fmt::Debug for KafkaClientSecrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("KafkaClientSecrets(..)")
+    }
 }
 
 impl ClusterSpec {
@@ -600,4 +655,44 @@ impl ClusterAccess {
     pub fn files_root(&self) -> String {
         format!("workspaces/{}", self.workspace_id)
     }
+}
+
+/// One ACL of a Kafka user as stored (`kafka_users.acls`): the wire's spelling of each enum.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct KafkaAclSpec {
+    /// `topic`, `group`, `cluster` or `transactional_id`.
+    pub resource_type: String,
+    /// The resource name or prefix.
+    pub resource_name: String,
+    /// `literal` or `prefixed`.
+    pub pattern: String,
+    /// `read`, `write`, ... `all`.
+    pub operations: Vec<String>,
+    /// `allow` or `deny`.
+    pub permission: String,
+}
+
+/// A Kafka user of a secured Kafka cluster.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KafkaUserRecord {
+    /// Identity.
+    pub id: uuid::Uuid,
+    /// Its cluster.
+    pub cluster_id: ClusterId,
+    /// Name (principal `User:<name>`).
+    pub name: String,
+    /// `SCRAM-SHA-512` or `SCRAM-SHA-256`.
+    pub mechanism: String,
+    /// Its ACLs.
+    pub acls: Vec<KafkaAclSpec>,
+    /// Grows with every ACL change.
+    pub generation: u64,
+    /// The generation whose ACLs the cluster has.
+    pub applied_generation: u64,
+    /// Who created it.
+    pub created_by: String,
+    /// Created.
+    pub created_at: DateTime<Utc>,
+    /// Last password change.
+    pub password_set_at: DateTime<Utc>,
 }

@@ -350,6 +350,7 @@ mod tests {
                     storage_gib: 10,
                 }],
                 config: Default::default(),
+                security: None,
                 deletion_protection: false,
                 drain: false,
             },

@@ -115,7 +115,7 @@ impl<P: Provisioner> Reconciler<P> {
         };
         let workloads = self.provisioner.workloads(&cluster).await?;
         let kafka = match cluster.kind {
-            Kind::Kafka if !cluster.deleting => self.observe_kafka(&workloads).await,
+            Kind::Kafka if !cluster.deleting => self.observe_kafka(&cluster, &workloads).await,
             _ => None,
         };
         let spark = match cluster.kind {
@@ -360,7 +360,11 @@ impl<P: Provisioner> Reconciler<P> {
                 Ok(None)
             }
             Action::Reassign(moves) => {
-                let admin = KafkaAdmin::new(bootstrap(workloads), self.config.probe_timeout * 4);
+                let security = crate::service::kafka_user::admin_security(&self.store, cluster)
+                    .await
+                    .map_err(|e| ActionError::Kafka(format!("no Kafka credentials: {e}")))?;
+                let admin = KafkaAdmin::new(bootstrap(workloads), self.config.probe_timeout * 4)
+                    .with_security(security);
                 let count = moves.len();
                 admin
                     .alter_partition_reassignments(moves.clone())
@@ -375,15 +379,36 @@ impl<P: Provisioner> Reconciler<P> {
 
     async fn observe_kafka(
         &self,
+        cluster: &ClusterRecord,
         workloads: &[crate::model::WorkloadRecord],
     ) -> Option<KafkaObservation> {
         let servers = bootstrap(workloads);
         if servers.is_empty() {
             return None;
         }
-        let admin = KafkaAdmin::new(servers, self.config.probe_timeout);
+        let security = crate::service::kafka_user::admin_security(&self.store, cluster)
+            .await
+            .ok()?;
+        let admin = KafkaAdmin::new(servers, self.config.probe_timeout).with_security(security);
         let metadata = admin.metadata().await.ok()?;
         let reassigning = admin.list_partition_reassignments().await.ok()?.len();
+        // The cluster's ACLs are its Kafka users' (drift, or a change whose sync failed, is
+        // mended here).
+        if cluster
+            .spec
+            .security
+            .as_ref()
+            .is_some_and(|s| s.authorization)
+            && let Err(error) = crate::service::kafka_user::sync_acls(
+                &self.store,
+                &admin,
+                cluster.id,
+                &cluster.name,
+            )
+            .await
+        {
+            tracing::warn!(cluster = %cluster.name, error = %error, "Kafka ACL sync failed");
+        }
         Some(KafkaObservation {
             metadata,
             reassigning,

@@ -534,6 +534,7 @@ mod tests {
                     storage_gib: 10,
                 }],
                 config: BTreeMap::new(),
+                security: None,
                 deletion_protection: false,
                 drain: false,
             },

@@ -13,8 +13,9 @@ use super::{ErrorCode, Service, ServiceError};
 use crate::auth::{Identity, Role};
 use crate::kafka_admin::KafkaAdmin;
 use crate::model::{
-    ClusterId, ClusterRecord, ClusterSpec, Kind, MAX_STORAGE_GIB, OperationId, OperationKind,
-    OperationRecord, PoolRole, WorkloadRecord, WorkspaceRecord, kind_spec, size_spec,
+    ClusterId, ClusterRecord, ClusterSpec, KafkaSecurity, Kind, MAX_STORAGE_GIB, OperationId,
+    OperationKind, OperationRecord, PoolRole, WorkloadRecord, WorkspaceRecord, kind_spec,
+    size_spec,
 };
 use crate::store::{NewOperation, SpecChange};
 
@@ -49,6 +50,8 @@ pub struct ClusterView {
     pub workloads: Vec<WorkloadRecord>,
     /// Its latest operation.
     pub last_operation: Option<OperationId>,
+    /// A secured Kafka cluster's CA certificate, once made (what clients trust).
+    pub kafka_ca: Option<String>,
 }
 
 pub(super) fn invalid(field: &str, message: &str) -> ServiceError {
@@ -141,6 +144,36 @@ pub fn validate_spec(kind: Kind, spec: &mut ClusterSpec) -> Result<(), ServiceEr
             "is not a known cluster setting (none are settable yet)",
         ));
     }
+    validate_security(kind, &mut spec.security)
+}
+
+/// Checks a Kafka cluster's security: authorization needs authentication, mechanisms are
+/// distinct; everything off is stored as `None` (the same as clusters stored before security).
+fn validate_security(kind: Kind, security: &mut Option<KafkaSecurity>) -> Result<(), ServiceError> {
+    let Some(given) = security.as_mut() else {
+        return Ok(());
+    };
+    if kind != Kind::Kafka {
+        return Err(invalid("security", "is for Kafka clusters only"));
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for (index, mechanism) in given.mechanisms.iter().enumerate() {
+        if !seen.insert(mechanism.as_str()) {
+            return Err(invalid(
+                &format!("security.authentication[{index}]"),
+                "is listed twice",
+            ));
+        }
+    }
+    if given.authorization && given.mechanisms.is_empty() {
+        return Err(invalid(
+            "security.authorization",
+            "needs authentication: without it every client is anonymous",
+        ));
+    }
+    if !given.tls && given.mechanisms.is_empty() {
+        *security = None;
+    }
     Ok(())
 }
 
@@ -229,6 +262,12 @@ impl Service {
             }
             if existing.kind != kind {
                 return Err(invalid("kind", "cannot change after creation"));
+            }
+            if existing.spec.security != spec.security {
+                return Err(invalid(
+                    "security",
+                    "cannot change after creation (the brokers' listener is fixed)",
+                ));
             }
             let mut current = existing.spec.clone();
             current.drain = false;
@@ -460,10 +499,12 @@ impl Service {
         let Some(bootstrap) = cluster.status.bootstrap_servers.clone() else {
             return Ok(());
         };
+        let security = super::kafka_user::admin_security(&self.store, cluster).await?;
         let admin = KafkaAdmin::new(
             bootstrap.split(',').map(str::to_owned).collect(),
             Duration::from_secs(3),
-        );
+        )
+        .with_security(security);
         let Ok(metadata) = admin.metadata().await else {
             // The reconciler checks again before it removes anything.
             return Ok(());
@@ -534,10 +575,16 @@ impl Service {
             .operation_latest(cluster.id)
             .await?
             .map(|op| op.id);
+        let kafka_ca = self
+            .store
+            .kafka_ca_certs(&[cluster.id])
+            .await?
+            .remove(&cluster.id);
         Ok(ClusterView {
             cluster,
             workloads,
             last_operation,
+            kafka_ca,
         })
     }
 
@@ -563,7 +610,7 @@ impl Service {
             .clusters_list(ws.id, after.as_deref(), size + 1)
             .await?;
         let (items, next) = paginate(items, size, |c| super::node::encode_page_token(&c.name));
-        // Three queries per page, not two per cluster.
+        // Four queries per page, not three per cluster.
         let ids: Vec<ClusterId> = items.iter().map(|c| c.id).collect();
         let mut workloads = self
             .store
@@ -575,6 +622,7 @@ impl Service {
             .await?
             .into_iter()
             .collect();
+        let mut cas = self.store.kafka_ca_certs(&ids).await?;
         let mut views = Vec::with_capacity(items.len());
         for cluster in items {
             let mine: Vec<WorkloadRecord>;
@@ -583,6 +631,7 @@ impl Service {
                 .partition(|w| w.cluster_id == cluster.id);
             views.push(ClusterView {
                 last_operation: latest.get(&cluster.id).copied(),
+                kafka_ca: cas.remove(&cluster.id),
                 workloads: mine,
                 cluster,
             });

@@ -8,6 +8,7 @@ mod auth;
 mod cluster;
 mod idempotency;
 mod job;
+pub(crate) mod kafka_user;
 mod node;
 mod operation;
 mod page;

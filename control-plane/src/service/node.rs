@@ -2,8 +2,9 @@
 
 use super::auth::require_platform_admin;
 use crate::auth::Identity;
-use crate::model::{Capacity, NodeId, NodeRecord, NodeSpec, WorkloadConfig};
+use crate::model::{Capacity, KafkaClientSecrets, NodeId, NodeRecord, NodeSpec, WorkloadConfig};
 use crate::store::Assignment;
+use hdi_stdx::secret::Secret;
 
 use super::{ErrorCode, Service, ServiceError};
 
@@ -218,10 +219,73 @@ impl Service {
                 })
         };
         let assignment = read().await?;
-        if self.issue_quorum_certificates(&assignment).await? {
+        let quorum = self.issue_quorum_certificates(&assignment).await?;
+        let kafka = self.issue_kafka_certificates(&assignment).await?;
+        if quorum || kafka {
             return read().await;
         }
         Ok(assignment)
+    }
+
+    /// Makes the Kafka secrets of every secured cluster of `assignment`'s brokers (its Kafka CA
+    /// and administrator password) and issues each broker with TLS its listener certificate
+    /// (naming the broker's address); whether anything was made.
+    async fn issue_kafka_certificates(
+        &self,
+        assignment: &Assignment,
+    ) -> Result<bool, ServiceError> {
+        let failed = |what: &str, e: String| ServiceError::Upstream {
+            code: ErrorCode::Internal,
+            message: format!("cannot make {what}: {e}"),
+        };
+        let mut issued = false;
+        for workload in &assignment.workloads {
+            if !matches!(workload.config, WorkloadConfig::Broker { .. }) {
+                continue;
+            }
+            let Some((Some(security), secrets)) = assignment.kafka.get(&workload.cluster_id) else {
+                continue;
+            };
+            let secrets = match secrets {
+                Some(secrets) => secrets.clone(),
+                None => {
+                    let authority = hdi_pki::Authority::generate_for(
+                        &workload.cluster_id.to_string(),
+                        hdi_pki::Purpose::Kafka,
+                    )
+                    .map_err(|e| failed("a Kafka CA", e.to_string()))?;
+                    let password = crate::auth::new_kafka_password()
+                        .map_err(|e| failed("a Kafka password", e.to_string()))?;
+                    let candidate = KafkaClientSecrets {
+                        ca_cert: authority.cert_pem,
+                        ca_key: Secret::new(authority.key_pem),
+                        admin_password: Secret::new(password),
+                    };
+                    issued = true;
+                    self.store
+                        .kafka_secrets_make(workload.cluster_id, &candidate)
+                        .await?
+                }
+            };
+            if !security.tls || assignment.kafka_tls.contains_key(&workload.id) {
+                continue;
+            }
+            let authority = hdi_pki::Authority {
+                cert_pem: secrets.ca_cert.clone(),
+                key_pem: secrets.ca_key.expose().to_owned(),
+                cluster: workload.cluster_id.to_string(),
+                purpose: hdi_pki::Purpose::Kafka,
+            };
+            let server = authority
+                .issue_server(std::slice::from_ref(&workload.address))
+                .map_err(|e| failed("a Kafka server certificate", e.to_string()))?;
+            self.store
+                .workload_kafka_tls_set_if_none(workload.id, &server.cert_pem, &server.key_pem)
+                .await?;
+            tracing::info!(workload = %workload.name, "Kafka listener certificate issued");
+            issued = true;
+        }
+        Ok(issued)
     }
 
     /// Issues the quorum certificate of every broker workload of `assignment` that has none

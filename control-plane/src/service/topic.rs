@@ -20,7 +20,7 @@ use super::node::PageRequest;
 use super::{ErrorCode, Service, ServiceError};
 use crate::auth::{Identity, Role};
 use crate::kafka_admin::{AdminError, ClusterMetadata, KafkaAdmin, PartitionInfo, TopicInfo};
-use crate::model::{ClusterState, Kind};
+use crate::model::{ClusterRecord, ClusterState, Kind};
 
 /// Most partitions a topic may have.
 pub const MAX_PARTITIONS: u32 = 10_000;
@@ -319,13 +319,24 @@ impl Service {
         workspace: &str,
         cluster: &str,
     ) -> Result<KafkaAdmin, ServiceError> {
+        Ok(self.kafka_admin_of(workspace, cluster, "topics").await?.1)
+    }
+
+    /// A Kafka cluster that is ready for admin calls about `what` (for messages), and an admin
+    /// client for it (secured as the cluster is).
+    pub(super) async fn kafka_admin_of(
+        &self,
+        workspace: &str,
+        cluster: &str,
+        what: &str,
+    ) -> Result<(ClusterRecord, KafkaAdmin), ServiceError> {
         let view = self.cluster_get_unchecked(workspace, cluster).await?;
         let record = view.cluster;
         if record.kind != Kind::Kafka {
             return Err(ServiceError::Refused {
                 code: ErrorCode::NotAKafkaCluster,
                 message: format!(
-                    "cluster {cluster:?} is a {} cluster; topics live in Kafka clusters",
+                    "cluster {cluster:?} is a {} cluster; {what} live in Kafka clusters",
                     record.kind.as_str()
                 ),
             });
@@ -337,14 +348,19 @@ impl Service {
             .as_deref()
             .filter(|b| !b.is_empty());
         match bootstrap {
-            Some(bootstrap) if serving && !record.deleting => Ok(KafkaAdmin::new(
-                bootstrap.split(',').map(|s| s.trim().to_owned()).collect(),
-                ADMIN_TIMEOUT,
-            )),
+            Some(bootstrap) if serving && !record.deleting => {
+                let security = super::kafka_user::admin_security(&self.store, &record).await?;
+                let admin = KafkaAdmin::new(
+                    bootstrap.split(',').map(|s| s.trim().to_owned()).collect(),
+                    ADMIN_TIMEOUT,
+                )
+                .with_security(security);
+                Ok((record, admin))
+            }
             _ => Err(ServiceError::Conflict {
                 code: ErrorCode::ClusterNotReady,
                 message: format!(
-                    "cluster {cluster:?} is {}{}; topics can be managed once it is Running",
+                    "cluster {cluster:?} is {}{}; {what} can be managed once it is Running",
                     record.state.as_str(),
                     if record.deleting {
                         " (being deleted)"

@@ -9,6 +9,7 @@ mod auth;
 mod cluster;
 mod idempotency;
 mod job;
+mod kafka_user;
 mod node;
 mod operation;
 mod workload;

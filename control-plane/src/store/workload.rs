@@ -10,8 +10,8 @@ use super::{Store, StoreError, to_u64};
 use hdi_stdx::secret::Secret;
 
 use crate::model::{
-    ClusterAccess, ClusterId, NodeId, ObservedProcess, WorkloadConfig, WorkloadId, WorkloadRecord,
-    WorkloadRole, WorkspaceId,
+    ClusterAccess, ClusterId, ClusterSpec, KafkaClientSecrets, KafkaSecurity, NodeId,
+    ObservedProcess, WorkloadConfig, WorkloadId, WorkloadRecord, WorkloadRole, WorkspaceId,
 };
 
 fn query_error(context: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
@@ -32,6 +32,10 @@ pub struct Assignment {
     pub tls: BTreeMap<WorkloadId, (String, String)>,
     /// Each Kafka cluster's quorum CA certificate, once made.
     pub quorum_ca: BTreeMap<ClusterId, String>,
+    /// Each broker workload's Kafka listener certificate and key, once issued.
+    pub kafka_tls: BTreeMap<WorkloadId, (String, String)>,
+    /// Each Kafka cluster's client security (`None`: PLAINTEXT) and secrets once made.
+    pub kafka: BTreeMap<ClusterId, (Option<KafkaSecurity>, Option<KafkaClientSecrets>)>,
 }
 
 /// A node as the scheduler sees it.
@@ -273,17 +277,18 @@ impl Store {
         .await
         .map_err(query_error("node_assignment"))?;
         let access = sqlx::query!(
-            "SELECT id, workspace_id, credential, quorum_ca_cert FROM clusters
-             WHERE id IN (SELECT cluster_id FROM workloads WHERE node_id = $1 AND NOT removing)",
+            r#"SELECT id, workspace_id, credential, quorum_ca_cert, kind,
+                      spec AS "spec: Json<ClusterSpec>",
+                      kafka_ca_cert, kafka_ca_key, kafka_admin_password FROM clusters
+             WHERE id IN (SELECT cluster_id FROM workloads WHERE node_id = $1 AND NOT removing)"#,
             node_id.into_uuid()
         )
         .fetch_all(&mut *tx)
         .await
         .map_err(query_error("node_assignment_access"))?;
         let tls = sqlx::query!(
-            r#"SELECT id, tls_cert AS "tls_cert!", tls_key AS "tls_key!" FROM workloads
-               WHERE node_id = $1 AND NOT removing
-                 AND tls_cert IS NOT NULL AND tls_key IS NOT NULL"#,
+            r#"SELECT id, tls_cert, tls_key, kafka_cert, kafka_key FROM workloads
+               WHERE node_id = $1 AND NOT removing"#,
             node_id.into_uuid()
         )
         .fetch_all(&mut *tx)
@@ -298,13 +303,50 @@ impl Store {
             .iter()
             .filter_map(|row| Some((ClusterId::from_uuid(row.id), row.quorum_ca_cert.clone()?)))
             .collect();
+        let kafka = access
+            .iter()
+            .filter(|row| row.kind == "kafka")
+            .map(|row| {
+                let secrets = match (
+                    row.kafka_ca_cert.clone(),
+                    row.kafka_ca_key.clone(),
+                    row.kafka_admin_password.clone(),
+                ) {
+                    (Some(ca_cert), Some(ca_key), Some(password)) => Some(KafkaClientSecrets {
+                        ca_cert,
+                        ca_key: Secret::new(ca_key),
+                        admin_password: Secret::new(password),
+                    }),
+                    _ => None,
+                };
+                let id = ClusterId::from_uuid(row.id);
+                (id, (row.spec.0.security.clone(), secrets))
+            })
+            .collect();
+        let pair =
+            |cert: &Option<String>, key: &Option<String>| Some((cert.clone()?, key.clone()?));
         Ok(Some(Assignment {
             generation: to_u64(generation, "nodes.workload_generation")?,
             workloads,
             tls: tls
-                .into_iter()
-                .map(|row| (WorkloadId::from_uuid(row.id), (row.tls_cert, row.tls_key)))
+                .iter()
+                .filter_map(|row| {
+                    Some((
+                        WorkloadId::from_uuid(row.id),
+                        pair(&row.tls_cert, &row.tls_key)?,
+                    ))
+                })
                 .collect(),
+            kafka_tls: tls
+                .iter()
+                .filter_map(|row| {
+                    Some((
+                        WorkloadId::from_uuid(row.id),
+                        pair(&row.kafka_cert, &row.kafka_key)?,
+                    ))
+                })
+                .collect(),
+            kafka,
             quorum_ca,
             access: access
                 .into_iter()

@@ -49,6 +49,114 @@ impl Hash {
     }
 }
 
+impl Hash {
+    /// Kafka's name: `SCRAM-SHA-256` or `SCRAM-SHA-512`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Hash::Sha256 => "SCRAM-SHA-256",
+            Hash::Sha512 => "SCRAM-SHA-512",
+        }
+    }
+
+    /// Kafka's `ScramMechanism` type in `AlterUserScramCredentials` (1 = SHA-256, 2 = SHA-512).
+    pub fn kafka_type(self) -> i8 {
+        match self {
+            Hash::Sha256 => 1,
+            Hash::Sha512 => 2,
+        }
+    }
+}
+
+/// A SCRAM credential as a server keeps it, made from a password with a fresh salt: what an
+/// administrator sends in `AlterUserScramCredentials` (`salt`, `salted_password`) and what a
+/// broker's static users file holds ([`Credential::users_file_line`]). The password itself is
+/// not kept.
+#[derive(Clone)]
+pub struct Credential {
+    /// The mechanism.
+    pub hash: Hash,
+    /// PBKDF2 iterations.
+    pub iterations: u32,
+    /// The random salt.
+    pub salt: Vec<u8>,
+    /// `Hi(password, salt, iterations)`.
+    pub salted_password: Vec<u8>,
+}
+
+impl std::fmt::Debug for Credential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credential")
+            .field("hash", &self.hash)
+            .field("iterations", &self.iterations)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Credential {
+    /// Salts and stretches `password` (4096 to 16384 iterations, as Kafka accepts).
+    ///
+    /// # Errors
+    /// Iterations out of bounds, or no randomness for the salt.
+    pub fn new(hash: Hash, password: &str, iterations: u32) -> Result<Credential, String> {
+        let mut salt = vec![0u8; 24];
+        ring::rand::SystemRandom::new()
+            .fill(&mut salt)
+            .map_err(|_| "no randomness for a SCRAM salt".to_owned())?;
+        Credential::with_salt(hash, password, salt, iterations)
+    }
+
+    /// As [`Credential::new`] with a given salt (unique per credential; a caller that must
+    /// make the same credential again derives it).
+    ///
+    /// # Errors
+    /// Iterations out of bounds or an empty salt.
+    pub fn with_salt(
+        hash: Hash,
+        password: &str,
+        salt: Vec<u8>,
+        iterations: u32,
+    ) -> Result<Credential, String> {
+        let rounds = NonZeroU32::new(iterations)
+            .filter(|_| (4096..=16384).contains(&iterations))
+            .ok_or_else(|| format!("iterations {iterations} out of 4096..=16384"))?;
+        if salt.is_empty() {
+            return Err("a SCRAM salt must not be empty".into());
+        }
+        let (_, digest_algorithm, pbkdf2_algorithm) = hash.parts();
+        let mut salted_password = vec![0u8; digest_algorithm.output_len()];
+        pbkdf2::derive(
+            pbkdf2_algorithm,
+            rounds,
+            &salt,
+            password.as_bytes(),
+            &mut salted_password,
+        );
+        Ok(Credential {
+            hash,
+            iterations,
+            salt,
+            salted_password,
+        })
+    }
+
+    /// One line of a broker's `--sasl-users-file` for `user`:
+    /// `NAME MECHANISM ITERATIONS SALT STORED_KEY SERVER_KEY` (the last three base64).
+    pub fn users_file_line(&self, user: &str) -> String {
+        let (_, digest_algorithm, _) = self.hash.parts();
+        let client_key = self.hash.mac(&self.salted_password, b"Client Key");
+        let stored_key = digest::digest(digest_algorithm, &client_key);
+        let server_key = self.hash.mac(&self.salted_password, b"Server Key");
+        format!(
+            "{user} {} {} {} {} {}",
+            self.hash.name(),
+            self.iterations,
+            B64.encode(&self.salt),
+            B64.encode(stored_key.as_ref()),
+            B64.encode(server_key)
+        )
+    }
+}
+
 /// An exchange in progress: what client-final and the server's signature need.
 #[derive(Debug)]
 pub struct Exchange {
@@ -170,6 +278,45 @@ impl Exchange {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A credential's users-file line lets a server check a client's proof for that password
+    /// (and only that one) and sign back what the client verifies.
+    #[test]
+    fn credential_line_checks_the_password_it_was_made_from() {
+        let credential = Credential::new(Hash::Sha512, "s3cret", 4096).expect("credential");
+        let line = credential.users_file_line("app");
+        let fields: Vec<&str> = line.split(' ').collect();
+        assert_eq!(fields[..3], ["app", "SCRAM-SHA-512", "4096"]);
+        let stored_key = B64.decode(fields[4]).expect("stored key");
+        let server_key = B64.decode(fields[5]).expect("server key");
+        let proves = |password: &str| {
+            let (mut exchange, first) = Exchange::start(Hash::Sha512, "app").expect("start");
+            let client_nonce = first.rsplit("r=").next().expect("nonce").to_owned();
+            let server_first = format!("r={client_nonce}srv,s={},i=4096", fields[3]);
+            let last = exchange
+                .respond(password, server_first.as_bytes())
+                .expect("respond");
+            let (without_proof, proof) = last.rsplit_once(",p=").expect("proof");
+            let auth = format!("{},{server_first},{without_proof}", &first[3..]);
+            let signature = Hash::Sha512.mac(&stored_key, auth.as_bytes());
+            let client_key: Vec<u8> = B64
+                .decode(proof)
+                .expect("base64")
+                .iter()
+                .zip(&signature)
+                .map(|(p, s)| p ^ s)
+                .collect();
+            let ok = digest::digest(&digest::SHA512, &client_key).as_ref() == stored_key;
+            let server_final = format!(
+                "v={}",
+                B64.encode(Hash::Sha512.mac(&server_key, auth.as_bytes()))
+            );
+            (ok, exchange.verify(server_final.as_bytes()).is_ok())
+        };
+        assert_eq!(proves("s3cret"), (true, true));
+        assert!(!proves("S3cret").0);
+        assert!(Credential::new(Hash::Sha256, "x", 100).is_err());
+    }
 
     /// RFC 7677's exchange, with its client nonce.
     #[test]

@@ -4,15 +4,19 @@
 use bytes::{BufMut as _, Bytes, BytesMut};
 use kafka_protocol::messages::{
     AlterClientQuotasRequest, AlterClientQuotasResponse, AlterPartitionReassignmentsRequest,
-    AlterPartitionReassignmentsResponse, ApiKey, ApiVersionsRequest, ApiVersionsResponse,
-    CreatePartitionsRequest, CreatePartitionsResponse, CreateTopicsRequest, CreateTopicsResponse,
-    DeleteTopicsRequest, DeleteTopicsResponse, DescribeClientQuotasRequest,
-    DescribeClientQuotasResponse, DescribeConfigsRequest, DescribeConfigsResponse, FetchRequest,
-    FetchResponse, IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse,
-    ListOffsetsRequest, ListOffsetsResponse, ListPartitionReassignmentsRequest,
-    ListPartitionReassignmentsResponse, MetadataRequest, MetadataResponse, ProduceRequest,
-    ProduceResponse, RequestHeader, ResponseHeader, SaslAuthenticateRequest,
-    SaslAuthenticateResponse, SaslHandshakeRequest, SaslHandshakeResponse,
+    AlterPartitionReassignmentsResponse, AlterUserScramCredentialsRequest,
+    AlterUserScramCredentialsResponse, ApiKey, ApiVersionsRequest, ApiVersionsResponse,
+    CreateAclsRequest, CreateAclsResponse, CreatePartitionsRequest, CreatePartitionsResponse,
+    CreateTopicsRequest, CreateTopicsResponse, DeleteAclsRequest, DeleteAclsResponse,
+    DeleteTopicsRequest, DeleteTopicsResponse, DescribeAclsRequest, DescribeAclsResponse,
+    DescribeClientQuotasRequest, DescribeClientQuotasResponse, DescribeConfigsRequest,
+    DescribeConfigsResponse, DescribeUserScramCredentialsRequest,
+    DescribeUserScramCredentialsResponse, FetchRequest, FetchResponse,
+    IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse, ListOffsetsRequest,
+    ListOffsetsResponse, ListPartitionReassignmentsRequest, ListPartitionReassignmentsResponse,
+    MetadataRequest, MetadataResponse, ProduceRequest, ProduceResponse, RequestHeader,
+    ResponseHeader, SaslAuthenticateRequest, SaslAuthenticateResponse, SaslHandshakeRequest,
+    SaslHandshakeResponse,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 
@@ -71,6 +75,11 @@ requests! {
     AlterClientQuotas: AlterClientQuotasRequest => AlterClientQuotasResponse,
     SaslHandshake: SaslHandshakeRequest => SaslHandshakeResponse,
     SaslAuthenticate: SaslAuthenticateRequest => SaslAuthenticateResponse,
+    CreateAcls: CreateAclsRequest => CreateAclsResponse,
+    DescribeAcls: DescribeAclsRequest => DescribeAclsResponse,
+    DeleteAcls: DeleteAclsRequest => DeleteAclsResponse,
+    DescribeUserScramCredentials: DescribeUserScramCredentialsRequest => DescribeUserScramCredentialsResponse,
+    AlterUserScramCredentials: AlterUserScramCredentialsRequest => AlterUserScramCredentialsResponse,
 }
 
 /// Why a call failed.

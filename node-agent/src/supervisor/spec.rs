@@ -6,7 +6,10 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use hdi_api::{BrokerWorkload, ExecutorRole, ExecutorWorkload, WorkloadAssignment, WorkloadSpec};
+use hdi_api::{
+    BrokerSecurity, BrokerWorkload, ExecutorRole, ExecutorWorkload, WorkloadAssignment,
+    WorkloadSpec,
+};
 
 /// Longest accepted workload name.
 pub const MAX_NAME_LEN: usize = 100;
@@ -87,6 +90,12 @@ pub fn quorum_tls_dir(wdir: &Path) -> PathBuf {
     wdir.join("quorum-tls")
 }
 
+/// Where a broker's Kafka listener files are written: `<wdir>/kafka-tls` (`ca.pem`,
+/// `cert.pem`, `key.pem`, `sasl-users`, each mode 0600).
+pub fn kafka_tls_dir(wdir: &Path) -> PathBuf {
+    wdir.join("kafka-tls")
+}
+
 /// The directory a storage root the control plane names (`workspaces/<id>`) is in, under the
 /// node's storage directory; `None` unless it is a relative path of plain names (no `..`, no
 /// root, nothing empty), so that no assignment can point a workload elsewhere.
@@ -103,6 +112,19 @@ pub fn files_root_dir(storage_dir: &Path, files_root: &str) -> Option<PathBuf> {
 pub fn refusal(workload: &hdi_api::Workload) -> Option<&'static str> {
     if !valid_name(&workload.name) {
         return Some("a name is 1 to 100 lowercase letters, digits and '-'");
+    }
+    if let WorkloadSpec::Broker(broker) = &workload.spec
+        && let Some(security) = &broker.kafka_security
+    {
+        let tls = security.protocol.ends_with("SSL");
+        let sasl = security.protocol.starts_with("SASL_");
+        if !["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"].contains(&security.protocol.as_str())
+        {
+            return Some("its Kafka listener protocol is unknown");
+        }
+        if tls != security.tls.is_some() || sasl != security.sasl_users.is_some() {
+            return Some("its Kafka listener lacks the TLS identity or users its protocol needs");
+        }
     }
     if let WorkloadSpec::Executor(executor) = &workload.spec {
         if files_root_dir(Path::new("/"), &executor.files_root).is_none() {
@@ -131,6 +153,9 @@ pub fn command_line(
                 args.push("--quorum-tls-dir".into());
                 args.push(quorum_tls_dir(wdir).into_os_string());
             }
+            if let Some(security) = &broker.kafka_security {
+                args.extend(security_args(security, &kafka_tls_dir(wdir)));
+            }
             args
         }
         WorkloadSpec::Executor(executor) => {
@@ -154,20 +179,57 @@ pub fn command_line(
     }
 }
 
+/// A secured broker's flags: its one listener, the files in `dir`, the authorizer; topics are
+/// created only on request.
+fn security_args(security: &BrokerSecurity, dir: &Path) -> Vec<OsString> {
+    let mut args: Vec<OsString> = Vec::new();
+    if security.tls.is_some() {
+        args.extend(["--tls-dir".into(), dir.as_os_str().to_owned()]);
+    }
+    if security.sasl_users.is_some() {
+        args.extend([
+            "--sasl-mechanisms".into(),
+            security.sasl_mechanisms.join(",").into(),
+            "--sasl-users-file".into(),
+            dir.join("sasl-users").into_os_string(),
+        ]);
+    }
+    if security.authorizer {
+        args.push("--authorizer".into());
+        args.extend([
+            "--super-users".into(),
+            security.super_users.join(",").into(),
+        ]);
+    }
+    args.extend(["--auto-create-topics".into(), "false".into()]);
+    args
+}
+
 fn broker_args(broker: &BrokerWorkload, data_dir: OsString) -> Vec<OsString> {
     let kafka = host_port(&broker.host, broker.kafka_port);
+    let listener: Vec<OsString> = match &broker.kafka_security {
+        Some(security) => vec![
+            "--listener".into(),
+            format!("{}://{kafka}", security.protocol).into(),
+        ],
+        None => vec![
+            "--listen".into(),
+            kafka.clone().into(),
+            "--advertised-listener".into(),
+            kafka.into(),
+        ],
+    };
     let mut args: Vec<OsString> = vec![
         "--node-id".into(),
         broker.broker_id.to_string().into(),
         "--data-dir".into(),
         data_dir,
-        "--listen".into(),
-        kafka.clone().into(),
-        "--advertised-listener".into(),
-        kafka.into(),
+    ];
+    args.extend(listener);
+    args.extend([
         "--quorum-listen".into(),
         host_port(&broker.host, broker.quorum_port).into(),
-    ];
+    ]);
     if !broker.voters.is_empty() {
         let voters: Vec<String> = broker
             .voters
@@ -278,6 +340,7 @@ mod tests {
             ],
             rack: "3".into(),
             quorum_tls: None,
+            kafka_security: None,
         })
     }
 
@@ -377,6 +440,80 @@ mod tests {
                 "[::1]:9192",
             ]
         );
+    }
+
+    /// A secured broker listens with its protocol, reads its TLS identity and users from
+    /// `kafka-tls/`, enforces ACLs and creates no topic on a client's Metadata.
+    #[test]
+    fn secured_broker_command_line() {
+        let WorkloadSpec::Broker(mut secured) = broker() else {
+            unreachable!()
+        };
+        secured.voters.clear();
+        secured.rack.clear();
+        let security = BrokerSecurity {
+            protocol: "SASL_SSL".into(),
+            tls: Some(hdi_api::QuorumTls {
+                ca_pem: "ca".into(),
+                cert_pem: "cert".into(),
+                key_pem: "key".into(),
+            }),
+            sasl_mechanisms: vec!["SCRAM-SHA-512".into()],
+            sasl_users: Some("hdi-admin ...\n".into()),
+            authorizer: true,
+            super_users: vec!["User:hdi-admin".into()],
+        };
+        secured.kafka_security = Some(Box::new(security));
+        let workload = |spec| hdi_api::Workload {
+            name: "b".into(),
+            cluster_id: Uuid::nil(),
+            spec,
+        };
+        assert_eq!(
+            refusal(&workload(WorkloadSpec::Broker(secured.clone()))),
+            None
+        );
+        let line = command_line(
+            Path::new("/b"),
+            Path::new("/s"),
+            Path::new("/w"),
+            &WorkloadSpec::Broker(secured.clone()),
+        );
+        assert_eq!(
+            strings(&line),
+            [
+                "--node-id",
+                "2",
+                "--data-dir",
+                "/w/data",
+                "--listener",
+                "SASL_SSL://10.0.0.2:9092",
+                "--quorum-listen",
+                "10.0.0.2:9192",
+                "--tls-dir",
+                "/w/kafka-tls",
+                "--sasl-mechanisms",
+                "SCRAM-SHA-512",
+                "--sasl-users-file",
+                "/w/kafka-tls/sasl-users",
+                "--authorizer",
+                "--super-users",
+                "User:hdi-admin",
+                "--auto-create-topics",
+                "false",
+            ]
+        );
+        // A listener weaker than its protocol is never started.
+        let mut weak = secured.clone();
+        if let Some(s) = weak.kafka_security.as_mut() {
+            s.tls = None;
+        }
+        assert!(refusal(&workload(WorkloadSpec::Broker(weak))).is_some());
+        let mut unknown = secured;
+        if let Some(s) = unknown.kafka_security.as_mut() {
+            s.protocol = "SASL_TLS".into();
+        }
+        assert!(refusal(&workload(WorkloadSpec::Broker(unknown))).is_some());
     }
 
     #[test]

@@ -18,6 +18,9 @@
 
 use std::sync::Arc;
 
+/// The TLS library the configurations are for (so users need not name its version).
+pub use rustls;
+
 use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
     Issuer, KeyPair, KeyUsagePurpose,
@@ -286,6 +289,18 @@ pub fn client_config(ca_pem: &str, identity: &Issued) -> Result<ClientConfig, Pk
             certs("the certificate", &identity.cert_pem)?,
             key(&identity.key_pem)?,
         )?)
+}
+
+/// A Kafka client's configuration that trusts only `ca_pem` and presents no certificate (the
+/// control plane calling a cluster's SSL or SASL_SSL listener; TLS 1.2 and 1.3).
+///
+/// # Errors
+/// When the document does not parse or rustls refuses it.
+pub fn trust_config(ca_pem: &str) -> Result<ClientConfig, PkiError> {
+    Ok(ClientConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
+        .with_root_certificates(roots(ca_pem)?)
+        .with_no_client_auth())
 }
 
 /// Whether a Kafka listener asks clients for a certificate (Kafka's `ssl.client.auth`).

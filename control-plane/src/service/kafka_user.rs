@@ -1,0 +1,598 @@
+//! Kafka users of secured Kafka clusters and the ACLs the control plane keeps on them.
+//!
+//! A Kafka user is a SCRAM principal (`User:<name>`) of one cluster. Its password is made here,
+//! set on the cluster as a salted credential (`AlterUserScramCredentials`) and shown once; hdi
+//! stores only the user's name and ACLs. The ACLs are desired state: [`Service::kafka_acls_sync`]
+//! (after every change, and periodically from the reconciler) makes the cluster's ACLs exactly
+//! the union of its users' (the control plane owns every ACL of a managed cluster: one added
+//! over Kafka by anyone else is removed).
+
+use std::collections::BTreeSet;
+
+use hdi_kafka_client::SaslLogin;
+use hdi_kafka_client::scram::{Credential, Hash};
+
+use super::topic::admin_error;
+use super::{ErrorCode, Service, ServiceError};
+use crate::auth::{Identity, Role};
+use crate::kafka_admin::{AclBinding, AdminSecurity, KafkaAdmin};
+use crate::model::{ClusterId, ClusterRecord, KAFKA_ADMIN_USER, KafkaAclSpec, KafkaUserRecord};
+use crate::store::{Store, StoreError};
+
+/// PBKDF2 iterations of Kafka users' credentials (Kafka's default is 4096).
+const SCRAM_ITERATIONS: u32 = 8192;
+
+/// How the control plane connects to `cluster` (`None`: PLAINTEXT).
+///
+/// # Errors
+/// The store failing, or a secured cluster whose secrets are not made yet (`cluster_not_ready`).
+pub(crate) async fn admin_security(
+    store: &Store,
+    cluster: &ClusterRecord,
+) -> Result<Option<AdminSecurity>, ServiceError> {
+    let Some(security) = &cluster.spec.security else {
+        return Ok(None);
+    };
+    let not_ready = || ServiceError::Conflict {
+        code: ErrorCode::ClusterNotReady,
+        message: format!(
+            "cluster {:?} has no Kafka credentials yet (its brokers are being placed)",
+            cluster.name
+        ),
+    };
+    let secrets = store
+        .kafka_client_secrets(cluster.id)
+        .await?
+        .ok_or_else(not_ready)?;
+    let tls = if security.tls {
+        let config =
+            hdi_pki::trust_config(&secrets.ca_cert).map_err(|e| ServiceError::Upstream {
+                code: ErrorCode::Internal,
+                message: format!("the cluster's Kafka CA is unusable: {e}"),
+            })?;
+        Some(std::sync::Arc::new(config))
+    } else {
+        None
+    };
+    let sasl = (!security.mechanisms.is_empty()).then(|| SaslLogin {
+        mechanism: "SCRAM-SHA-512".to_owned(),
+        username: KAFKA_ADMIN_USER.to_owned(),
+        password: secrets.admin_password.expose().to_owned(),
+    });
+    Ok(Some(AdminSecurity { tls, sasl }))
+}
+
+fn resource_type(name: &str) -> Option<i8> {
+    Some(match name {
+        "topic" => 2,
+        "group" => 3,
+        "cluster" => 4,
+        "transactional_id" => 5,
+        _ => return None,
+    })
+}
+
+fn operation(name: &str) -> Option<i8> {
+    Some(match name {
+        "all" => 2,
+        "read" => 3,
+        "write" => 4,
+        "create" => 5,
+        "delete" => 6,
+        "alter" => 7,
+        "describe" => 8,
+        "describe_configs" => 10,
+        "alter_configs" => 11,
+        "idempotent_write" => 12,
+        _ => return None,
+    })
+}
+
+/// The ACL bindings the users' specs ask for, in Kafka's numbers (host `*`). Entries whose
+/// names are unknown cannot occur (the API's types admit only known ones) and are skipped.
+pub(crate) fn desired_bindings(users: &[KafkaUserRecord]) -> BTreeSet<AclBinding> {
+    let mut bindings = BTreeSet::new();
+    for user in users {
+        for acl in &user.acls {
+            let (Some(resource_type), pattern_type, permission) = (
+                resource_type(&acl.resource_type),
+                if acl.pattern == "prefixed" { 4 } else { 3 },
+                if acl.permission == "deny" { 2 } else { 3 },
+            ) else {
+                continue;
+            };
+            for op in acl.operations.iter().filter_map(|o| operation(o)) {
+                bindings.insert(AclBinding {
+                    resource_type,
+                    resource_name: acl.resource_name.clone(),
+                    pattern_type,
+                    principal: format!("User:{}", user.name),
+                    host: "*".to_owned(),
+                    operation: op,
+                    permission,
+                });
+            }
+        }
+    }
+    bindings
+}
+
+/// Checks a Kafka user's name and ACLs.
+fn validate_user(name: &str, acls: &[KafkaAclSpec]) -> Result<(), ServiceError> {
+    let invalid = |field: String, message: &str| ServiceError::InvalidField {
+        field,
+        message: message.to_owned(),
+    };
+    if name.is_empty()
+        || name.len() > 64
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+    {
+        return Err(invalid(
+            "name".into(),
+            "must be 1-64 letters, digits, '.', '_' or '-'",
+        ));
+    }
+    if name.starts_with("hdi-") {
+        return Err(invalid(
+            "name".into(),
+            "names starting with 'hdi-' are the platform's",
+        ));
+    }
+    if acls.len() > 100 {
+        return Err(invalid("acls".into(), "at most 100 entries"));
+    }
+    for (index, acl) in acls.iter().enumerate() {
+        let field = |name: &str| format!("acls[{index}].{name}");
+        if acl.resource_name.is_empty() || acl.resource_name.len() > 249 {
+            return Err(invalid(field("resource_name"), "must be 1-249 characters"));
+        }
+        if acl.resource_type == "cluster" && acl.resource_name != "kafka-cluster" {
+            return Err(invalid(
+                field("resource_name"),
+                "the cluster resource is named 'kafka-cluster'",
+            ));
+        }
+        if acl.pattern == "prefixed" && acl.resource_name == "*" {
+            return Err(invalid(
+                field("resource_name"),
+                "'*' is literal: a prefixed pattern needs a prefix",
+            ));
+        }
+        if acl.operations.is_empty() {
+            return Err(invalid(field("operations"), "must name at least one"));
+        }
+    }
+    Ok(())
+}
+
+impl Service {
+    /// The cluster of a Kafka-user call: a ready Kafka cluster with SCRAM, and its admin.
+    async fn scram_cluster(
+        &self,
+        workspace: &str,
+        cluster: &str,
+    ) -> Result<(ClusterRecord, KafkaAdmin, Hash), ServiceError> {
+        let (record, admin) = self
+            .kafka_admin_of(workspace, cluster, "Kafka users")
+            .await?;
+        let hash = record
+            .spec
+            .security
+            .as_ref()
+            .and_then(|s| s.mechanisms.iter().find(|m| m.starts_with("SCRAM-")))
+            .map(|m| {
+                if m == "SCRAM-SHA-256" {
+                    Hash::Sha256
+                } else {
+                    Hash::Sha512
+                }
+            })
+            .ok_or_else(|| ServiceError::Refused {
+                code: ErrorCode::KafkaUsersUnsupported,
+                message: format!(
+                    "cluster {cluster:?} has no SCRAM authentication (spec.security), so it has no Kafka users"
+                ),
+            })?;
+        Ok((record, admin, hash))
+    }
+
+    /// Sets a fresh password for `user` on the cluster; the password.
+    async fn set_password(
+        &self,
+        cluster: &str,
+        admin: &KafkaAdmin,
+        hash: Hash,
+        user: &str,
+    ) -> Result<String, ServiceError> {
+        let failed = |e: String| ServiceError::Upstream {
+            code: ErrorCode::Internal,
+            message: format!("cannot make a password: {e}"),
+        };
+        let password = crate::auth::new_kafka_password().map_err(|e| failed(e.to_string()))?;
+        let credential = Credential::new(hash, &password, SCRAM_ITERATIONS).map_err(failed)?;
+        admin
+            .upsert_scram(user, &credential)
+            .await
+            .map_err(|e| admin_error(cluster, user, &[], e))?;
+        Ok(password)
+    }
+
+    /// Creates a Kafka user with a new password (returned, shown once) and applies its ACLs.
+    ///
+    /// # Errors
+    /// `invalid_field`, `not_found`, `forbidden`, `not_a_kafka_cluster`,
+    /// `kafka_users_unsupported`, `cluster_not_ready`, `kafka_user_exists`,
+    /// `cluster_unreachable`, `kafka_error`.
+    pub async fn kafka_user_create(
+        &self,
+        caller: &Identity,
+        workspace: &str,
+        cluster: &str,
+        name: &str,
+        acls: Vec<KafkaAclSpec>,
+    ) -> Result<(KafkaUserRecord, String), ServiceError> {
+        let result = async {
+            self.authorize(caller, workspace, Role::Operator).await?;
+            validate_user(name, &acls)?;
+            let (record, admin, hash) = self.scram_cluster(workspace, cluster).await?;
+            // The row first: a concurrent create of the same name stops here, before it can
+            // overwrite this user's credential.
+            let user = match self
+                .store
+                .kafka_user_insert(record.id, name, hash.name(), &acls, &caller.username)
+                .await
+            {
+                Ok(user) => user,
+                Err(StoreError::Conflict { .. }) => {
+                    return Err(ServiceError::Conflict {
+                        code: ErrorCode::KafkaUserExists,
+                        message: format!("cluster {cluster:?} already has a Kafka user {name:?}"),
+                    });
+                }
+                Err(other) => return Err(other.into()),
+            };
+            let password = match self.set_password(cluster, &admin, hash, name).await {
+                Ok(password) => password,
+                Err(error) => {
+                    self.store.kafka_user_delete(record.id, name).await?;
+                    return Err(error);
+                }
+            };
+            self.kafka_acls_sync_with(&admin, record.id, cluster)
+                .await?;
+            let user = self
+                .store
+                .kafka_user_get(record.id, name)
+                .await?
+                .unwrap_or(user);
+            Ok((user, password))
+        }
+        .await;
+        self.audited(
+            &caller.username,
+            "kafka_user.create",
+            format!("workspaces/{workspace}/clusters/{cluster}/kafka-users/{name}"),
+            result,
+        )
+        .await
+    }
+
+    /// A cluster's Kafka users by name.
+    ///
+    /// # Errors
+    /// `not_found`, `forbidden`, `not_a_kafka_cluster`.
+    pub async fn kafka_users_list(
+        &self,
+        caller: &Identity,
+        workspace: &str,
+        cluster: &str,
+    ) -> Result<Vec<KafkaUserRecord>, ServiceError> {
+        let ws = self.authorize(caller, workspace, Role::Viewer).await?;
+        let record = self.kafka_record(&ws, cluster).await?;
+        Ok(self.store.kafka_users_list(record.id).await?)
+    }
+
+    /// One Kafka user.
+    ///
+    /// # Errors
+    /// `not_found`, `forbidden`, `not_a_kafka_cluster`.
+    pub async fn kafka_user_get(
+        &self,
+        caller: &Identity,
+        workspace: &str,
+        cluster: &str,
+        name: &str,
+    ) -> Result<KafkaUserRecord, ServiceError> {
+        let ws = self.authorize(caller, workspace, Role::Viewer).await?;
+        let record = self.kafka_record(&ws, cluster).await?;
+        self.store
+            .kafka_user_get(record.id, name)
+            .await?
+            .ok_or_else(|| user_not_found(cluster, name))
+    }
+
+    /// Replaces a Kafka user's ACLs and applies them.
+    ///
+    /// # Errors
+    /// As [`Service::kafka_user_create`], `not_found` for an unknown user.
+    pub async fn kafka_user_set_acls(
+        &self,
+        caller: &Identity,
+        workspace: &str,
+        cluster: &str,
+        name: &str,
+        acls: Vec<KafkaAclSpec>,
+    ) -> Result<KafkaUserRecord, ServiceError> {
+        let result = async {
+            self.authorize(caller, workspace, Role::Operator).await?;
+            validate_user(name, &acls)?;
+            let (record, admin, _) = self.scram_cluster(workspace, cluster).await?;
+            if !self
+                .store
+                .kafka_user_set_acls(record.id, name, &acls)
+                .await?
+            {
+                return Err(user_not_found(cluster, name));
+            }
+            self.kafka_acls_sync_with(&admin, record.id, cluster)
+                .await?;
+            self.store
+                .kafka_user_get(record.id, name)
+                .await?
+                .ok_or_else(|| user_not_found(cluster, name))
+        }
+        .await;
+        self.audited(
+            &caller.username,
+            "kafka_user.update",
+            format!("workspaces/{workspace}/clusters/{cluster}/kafka-users/{name}"),
+            result,
+        )
+        .await
+    }
+
+    /// Gives a Kafka user a new password (returned, shown once); the old one stops working.
+    ///
+    /// # Errors
+    /// As [`Service::kafka_user_create`], `not_found` for an unknown user.
+    pub async fn kafka_user_rotate(
+        &self,
+        caller: &Identity,
+        workspace: &str,
+        cluster: &str,
+        name: &str,
+    ) -> Result<(KafkaUserRecord, String), ServiceError> {
+        let result = async {
+            self.authorize(caller, workspace, Role::Operator).await?;
+            let (record, admin, hash) = self.scram_cluster(workspace, cluster).await?;
+            if self.store.kafka_user_get(record.id, name).await?.is_none() {
+                return Err(user_not_found(cluster, name));
+            }
+            let password = self.set_password(cluster, &admin, hash, name).await?;
+            self.store.kafka_user_password_set(record.id, name).await?;
+            let user = self
+                .store
+                .kafka_user_get(record.id, name)
+                .await?
+                .ok_or_else(|| user_not_found(cluster, name))?;
+            Ok((user, password))
+        }
+        .await;
+        self.audited(
+            &caller.username,
+            "kafka_user.rotate",
+            format!("workspaces/{workspace}/clusters/{cluster}/kafka-users/{name}"),
+            result,
+        )
+        .await
+    }
+
+    /// Deletes a Kafka user: its credential and ACLs leave the cluster.
+    ///
+    /// # Errors
+    /// As [`Service::kafka_user_create`], `not_found` for an unknown user.
+    pub async fn kafka_user_delete(
+        &self,
+        caller: &Identity,
+        workspace: &str,
+        cluster: &str,
+        name: &str,
+    ) -> Result<(), ServiceError> {
+        let result = async {
+            self.authorize(caller, workspace, Role::Operator).await?;
+            let (record, admin, hash) = self.scram_cluster(workspace, cluster).await?;
+            if !self.store.kafka_user_delete(record.id, name).await? {
+                return Err(user_not_found(cluster, name));
+            }
+            admin
+                .delete_scram(name, hash.kafka_type())
+                .await
+                .map_err(|e| admin_error(cluster, name, &[], e))?;
+            self.kafka_acls_sync_with(&admin, record.id, cluster).await
+        }
+        .await;
+        self.audited(
+            &caller.username,
+            "kafka_user.delete",
+            format!("workspaces/{workspace}/clusters/{cluster}/kafka-users/{name}"),
+            result,
+        )
+        .await
+    }
+
+    async fn kafka_record(
+        &self,
+        ws: &crate::model::WorkspaceRecord,
+        cluster: &str,
+    ) -> Result<ClusterRecord, ServiceError> {
+        let record = self
+            .store
+            .cluster_get(ws.id, cluster)
+            .await?
+            .ok_or_else(|| ServiceError::NotFound {
+                what: format!("cluster {cluster:?} in workspace {:?}", ws.name),
+            })?;
+        if record.kind != crate::model::Kind::Kafka {
+            return Err(ServiceError::Refused {
+                code: ErrorCode::NotAKafkaCluster,
+                message: format!(
+                    "cluster {cluster:?} is a spark cluster; Kafka users live in Kafka clusters"
+                ),
+            });
+        }
+        Ok(record)
+    }
+
+    async fn kafka_acls_sync_with(
+        &self,
+        admin: &KafkaAdmin,
+        cluster_id: ClusterId,
+        cluster: &str,
+    ) -> Result<(), ServiceError> {
+        sync_acls(&self.store, admin, cluster_id, cluster).await
+    }
+}
+
+/// Makes the cluster's ACLs exactly its users' (deleting others first, then creating the
+/// missing ones) and records each user's generation as applied.
+///
+/// # Errors
+/// The store, or the cluster refusing or not answering.
+pub(crate) async fn sync_acls(
+    store: &Store,
+    admin: &KafkaAdmin,
+    cluster_id: ClusterId,
+    cluster: &str,
+) -> Result<(), ServiceError> {
+    {
+        let users = store.kafka_users_list(cluster_id).await?;
+        let desired = desired_bindings(&users);
+        let actual: BTreeSet<AclBinding> = admin
+            .describe_acls()
+            .await
+            .map_err(|e| admin_error(cluster, "", &[], e))?
+            .into_iter()
+            .collect();
+        let extra: Vec<AclBinding> = actual.difference(&desired).cloned().collect();
+        let missing: Vec<AclBinding> = desired.difference(&actual).cloned().collect();
+        admin
+            .delete_acls(&extra)
+            .await
+            .map_err(|e| admin_error(cluster, "", &[], e))?;
+        admin
+            .create_acls(&missing)
+            .await
+            .map_err(|e| admin_error(cluster, "", &[], e))?;
+        if !extra.is_empty() || !missing.is_empty() {
+            tracing::info!(
+                cluster,
+                removed = extra.len(),
+                added = missing.len(),
+                "Kafka ACLs synced"
+            );
+        }
+        for user in &users {
+            if user.applied_generation < user.generation {
+                store.kafka_user_applied(user.id, user.generation).await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn user_not_found(cluster: &str, name: &str) -> ServiceError {
+    ServiceError::NotFound {
+        what: format!("Kafka user {name:?} in cluster {cluster:?}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn user(name: &str, acls: Vec<KafkaAclSpec>) -> KafkaUserRecord {
+        KafkaUserRecord {
+            id: uuid::Uuid::nil(),
+            cluster_id: ClusterId::from_uuid(uuid::Uuid::nil()),
+            name: name.into(),
+            mechanism: "SCRAM-SHA-512".into(),
+            acls,
+            generation: 1,
+            applied_generation: 0,
+            created_by: "admin".into(),
+            created_at: chrono::Utc::now(),
+            password_set_at: chrono::Utc::now(),
+        }
+    }
+
+    fn acl(kind: &str, name: &str, pattern: &str, ops: &[&str], permission: &str) -> KafkaAclSpec {
+        KafkaAclSpec {
+            resource_type: kind.into(),
+            resource_name: name.into(),
+            pattern: pattern.into(),
+            operations: ops.iter().map(|o| (*o).to_owned()).collect(),
+            permission: permission.into(),
+        }
+    }
+
+    #[test]
+    fn bindings_are_one_per_operation_in_kafkas_numbers() {
+        let users = [
+            user(
+                "app",
+                vec![
+                    acl("topic", "pay-", "prefixed", &["read", "describe"], "allow"),
+                    acl("group", "app", "literal", &["read"], "allow"),
+                ],
+            ),
+            user(
+                "ops",
+                vec![acl("topic", "secret", "literal", &["all"], "deny")],
+            ),
+        ];
+        let bindings: Vec<(i8, String, i8, String, i8, i8)> = desired_bindings(&users)
+            .into_iter()
+            .map(|b| {
+                (
+                    b.resource_type,
+                    b.resource_name,
+                    b.pattern_type,
+                    b.principal,
+                    b.operation,
+                    b.permission,
+                )
+            })
+            .collect();
+        let expected = [
+            (2, "pay-", 4, "User:app", 3, 3),
+            (2, "pay-", 4, "User:app", 8, 3),
+            (2, "secret", 3, "User:ops", 2, 2),
+            (3, "app", 3, "User:app", 3, 3),
+        ]
+        .map(|(t, n, p, u, o, m)| (t, n.to_owned(), p, u.to_owned(), o, m));
+        assert_eq!(bindings, expected);
+    }
+
+    #[test]
+    fn names_and_acls_are_checked() {
+        assert!(validate_user("orders-app.v2", &[]).is_ok());
+        for bad in ["", "hdi-admin", "a b", "x:y", &"a".repeat(65)] {
+            assert!(validate_user(bad, &[]).is_err(), "{bad:?}");
+        }
+        let err = validate_user(
+            "a",
+            &[acl("cluster", "other", "literal", &["alter"], "allow")],
+        );
+        assert!(
+            matches!(err, Err(ServiceError::InvalidField { field, .. }) if field == "acls[0].resource_name")
+        );
+        let err = validate_user("a", &[acl("topic", "*", "prefixed", &["read"], "allow")]);
+        assert!(err.is_err());
+        let err = validate_user("a", &[acl("topic", "t", "literal", &[], "allow")]);
+        assert!(
+            matches!(err, Err(ServiceError::InvalidField { field, .. }) if field == "acls[0].operations")
+        );
+    }
+}

@@ -1,0 +1,330 @@
+//! Rows of `kafka_users` (the Kafka users of secured clusters and their ACLs) and the
+//! secrets of secured Kafka clusters (`clusters.kafka_*`, `workloads.kafka_*`).
+
+use chrono::{DateTime, Utc};
+use hdi_stdx::secret::Secret;
+use sqlx::types::Json;
+use uuid::Uuid;
+
+use super::{Store, StoreError};
+use crate::model::{ClusterId, KafkaAclSpec, KafkaClientSecrets, KafkaUserRecord, WorkloadId};
+
+fn query_error(context: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
+    move |source| StoreError::Query { context, source }
+}
+
+struct UserRow {
+    id: Uuid,
+    cluster_id: Uuid,
+    name: String,
+    mechanism: String,
+    acls: Json<Vec<KafkaAclSpec>>,
+    generation: i64,
+    applied_generation: i64,
+    created_by: String,
+    created_at: DateTime<Utc>,
+    password_set_at: DateTime<Utc>,
+}
+
+impl TryFrom<UserRow> for KafkaUserRecord {
+    type Error = StoreError;
+
+    fn try_from(row: UserRow) -> Result<KafkaUserRecord, StoreError> {
+        let count = |value: i64, column| {
+            u64::try_from(value).map_err(|_| StoreError::Corrupt {
+                column,
+                value: value.to_string(),
+            })
+        };
+        Ok(KafkaUserRecord {
+            id: row.id,
+            cluster_id: ClusterId::from_uuid(row.cluster_id),
+            name: row.name,
+            mechanism: row.mechanism,
+            acls: row.acls.0,
+            generation: count(row.generation, "kafka_users.generation")?,
+            applied_generation: count(row.applied_generation, "kafka_users.applied_generation")?,
+            created_by: row.created_by,
+            created_at: row.created_at,
+            password_set_at: row.password_set_at,
+        })
+    }
+}
+
+impl Store {
+    /// Inserts a Kafka user.
+    ///
+    /// # Errors
+    /// [`StoreError::Conflict`] when the cluster has a user of that name, else
+    /// [`StoreError::Query`].
+    pub async fn kafka_user_insert(
+        &self,
+        cluster_id: ClusterId,
+        name: &str,
+        mechanism: &str,
+        acls: &[KafkaAclSpec],
+        created_by: &str,
+    ) -> Result<KafkaUserRecord, StoreError> {
+        let inserted = sqlx::query!(
+            "INSERT INTO kafka_users (id, cluster_id, name, mechanism, acls, created_by)
+             VALUES ($1, $2, $3, $4, $5, $6)",
+            Uuid::new_v4(),
+            cluster_id.into_uuid(),
+            name,
+            mechanism,
+            Json(acls) as _,
+            created_by
+        )
+        .execute(&self.pool)
+        .await;
+        match inserted {
+            Ok(_) => {}
+            Err(sqlx::Error::Database(db)) if db.is_unique_violation() => {
+                return Err(StoreError::Conflict {
+                    what: format!("Kafka user {name:?}"),
+                });
+            }
+            Err(source) => {
+                return Err(StoreError::Query {
+                    context: "kafka_user_insert",
+                    source,
+                });
+            }
+        }
+        self.kafka_user_get(cluster_id, name)
+            .await?
+            .ok_or(StoreError::Corrupt {
+                column: "kafka_users.name",
+                value: name.to_owned(),
+            })
+    }
+
+    /// A Kafka user by name.
+    ///
+    /// # Errors
+    /// [`StoreError::Query`], [`StoreError::Corrupt`].
+    pub async fn kafka_user_get(
+        &self,
+        cluster_id: ClusterId,
+        name: &str,
+    ) -> Result<Option<KafkaUserRecord>, StoreError> {
+        sqlx::query_as!(
+            UserRow,
+            r#"SELECT id, cluster_id, name, mechanism, acls AS "acls: Json<Vec<KafkaAclSpec>>",
+                      generation, applied_generation, created_by, created_at, password_set_at
+               FROM kafka_users WHERE cluster_id = $1 AND name = $2"#,
+            cluster_id.into_uuid(),
+            name
+        )
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(query_error("kafka_user_get"))?
+        .map(KafkaUserRecord::try_from)
+        .transpose()
+    }
+
+    /// Every Kafka user of a cluster, by name.
+    ///
+    /// # Errors
+    /// [`StoreError::Query`], [`StoreError::Corrupt`].
+    pub async fn kafka_users_list(
+        &self,
+        cluster_id: ClusterId,
+    ) -> Result<Vec<KafkaUserRecord>, StoreError> {
+        sqlx::query_as!(
+            UserRow,
+            r#"SELECT id, cluster_id, name, mechanism, acls AS "acls: Json<Vec<KafkaAclSpec>>",
+                      generation, applied_generation, created_by, created_at, password_set_at
+               FROM kafka_users WHERE cluster_id = $1 ORDER BY name"#,
+            cluster_id.into_uuid()
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(query_error("kafka_users_list"))?
+        .into_iter()
+        .map(KafkaUserRecord::try_from)
+        .collect()
+    }
+
+    /// Replaces a user's ACLs (a new generation); whether it exists.
+    ///
+    /// # Errors
+    /// [`StoreError::Query`].
+    pub async fn kafka_user_set_acls(
+        &self,
+        cluster_id: ClusterId,
+        name: &str,
+        acls: &[KafkaAclSpec],
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query!(
+            "UPDATE kafka_users SET acls = $3, generation = generation + 1
+             WHERE cluster_id = $1 AND name = $2",
+            cluster_id.into_uuid(),
+            name,
+            Json(acls) as _
+        )
+        .execute(&self.pool)
+        .await
+        .map_err(query_error("kafka_user_set_acls"))?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Records a new password's time; whether the user exists.
+    ///
+    /// # Errors
+    /// [`StoreError::Query`].
+    pub async fn kafka_user_password_set(
+        &self,
+        cluster_id: ClusterId,
+        name: &str,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query!(
+            "UPDATE kafka_users SET password_set_at = now() WHERE cluster_id = $1 AND name = $2",
+            cluster_id.into_uuid(),
+            name
+        )
+        .execute(&self.pool)
+        .await
+        .map_err(query_error("kafka_user_password_set"))?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Records that the cluster has the ACLs of `generation` (no effect once a newer one is
+    /// recorded).
+    ///
+    /// # Errors
+    /// [`StoreError::Query`].
+    pub async fn kafka_user_applied(&self, id: Uuid, generation: u64) -> Result<(), StoreError> {
+        let generation = i64::try_from(generation).unwrap_or(i64::MAX);
+        sqlx::query!(
+            "UPDATE kafka_users SET applied_generation = $2
+             WHERE id = $1 AND applied_generation < $2",
+            id,
+            generation
+        )
+        .execute(&self.pool)
+        .await
+        .map_err(query_error("kafka_user_applied"))?;
+        Ok(())
+    }
+
+    /// Deletes a Kafka user; whether it existed.
+    ///
+    /// # Errors
+    /// [`StoreError::Query`].
+    pub async fn kafka_user_delete(
+        &self,
+        cluster_id: ClusterId,
+        name: &str,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query!(
+            "DELETE FROM kafka_users WHERE cluster_id = $1 AND name = $2",
+            cluster_id.into_uuid(),
+            name
+        )
+        .execute(&self.pool)
+        .await
+        .map_err(query_error("kafka_user_delete"))?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// A secured Kafka cluster's CA and administrator password once made.
+    ///
+    /// # Errors
+    /// [`StoreError::Query`].
+    pub async fn kafka_client_secrets(
+        &self,
+        cluster_id: ClusterId,
+    ) -> Result<Option<KafkaClientSecrets>, StoreError> {
+        let row = sqlx::query!(
+            "SELECT kafka_ca_cert, kafka_ca_key, kafka_admin_password FROM clusters WHERE id = $1",
+            cluster_id.into_uuid()
+        )
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(query_error("kafka_client_secrets"))?;
+        Ok(row.and_then(|row| {
+            Some(KafkaClientSecrets {
+                ca_cert: row.kafka_ca_cert?,
+                ca_key: Secret::new(row.kafka_ca_key?),
+                admin_password: Secret::new(row.kafka_admin_password?),
+            })
+        }))
+    }
+
+    /// The Kafka CA certificates of those of `ids` that have one.
+    ///
+    /// # Errors
+    /// [`StoreError::Query`].
+    pub async fn kafka_ca_certs(
+        &self,
+        ids: &[ClusterId],
+    ) -> Result<std::collections::HashMap<ClusterId, String>, StoreError> {
+        let ids: Vec<Uuid> = ids.iter().map(|id| id.into_uuid()).collect();
+        let rows = sqlx::query!(
+            r#"SELECT id, kafka_ca_cert AS "kafka_ca_cert!" FROM clusters
+               WHERE id = ANY($1) AND kafka_ca_cert IS NOT NULL"#,
+            &ids
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(query_error("kafka_ca_certs"))?;
+        Ok(rows
+            .into_iter()
+            .map(|row| (ClusterId::from_uuid(row.id), row.kafka_ca_cert))
+            .collect())
+    }
+
+    /// A secured Kafka cluster's secrets: the stored ones, or `candidate`, stored, when it has
+    /// none yet (control planes racing agree on one).
+    ///
+    /// # Errors
+    /// [`StoreError::Query`], [`StoreError::Corrupt`].
+    pub async fn kafka_secrets_make(
+        &self,
+        cluster_id: ClusterId,
+        candidate: &KafkaClientSecrets,
+    ) -> Result<KafkaClientSecrets, StoreError> {
+        sqlx::query!(
+            "UPDATE clusters
+             SET kafka_ca_cert = $2, kafka_ca_key = $3, kafka_admin_password = $4
+             WHERE id = $1 AND kafka_ca_cert IS NULL",
+            cluster_id.into_uuid(),
+            candidate.ca_cert,
+            candidate.ca_key.expose(),
+            candidate.admin_password.expose()
+        )
+        .execute(&self.pool)
+        .await
+        .map_err(query_error("kafka_secrets_make"))?;
+        self.kafka_client_secrets(cluster_id)
+            .await?
+            .ok_or(StoreError::Corrupt {
+                column: "clusters.kafka_ca_cert",
+                value: "NULL after storing a CA".into(),
+            })
+    }
+
+    /// Stores a broker workload's Kafka server certificate and key unless it has them already.
+    ///
+    /// # Errors
+    /// [`StoreError::Query`].
+    pub async fn workload_kafka_tls_set_if_none(
+        &self,
+        id: WorkloadId,
+        cert: &str,
+        key: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query!(
+            "UPDATE workloads SET kafka_cert = $2, kafka_key = $3
+             WHERE id = $1 AND kafka_cert IS NULL",
+            id.into_uuid(),
+            cert,
+            key
+        )
+        .execute(&self.pool)
+        .await
+        .map_err(query_error("workload_kafka_tls_set"))?;
+        Ok(())
+    }
+}
