@@ -83,8 +83,26 @@ pub enum ClusterCommand {
         /// Refuse deletion until turned off.
         #[arg(long)]
         deletion_protection: bool,
+        /// Kafka: how clients connect. `sasl-ssl` (default): TLS, SCRAM-SHA-512 Kafka users
+        /// and ACLs; `sasl-plaintext`: the same without TLS; `ssl`: TLS only, no
+        /// authentication; `plaintext`: neither (anyone may do anything).
+        #[arg(long, value_enum, default_value = "sasl-ssl")]
+        security: SecurityPreset,
         #[command(flatten)]
         wait: WaitArgs,
+    },
+    /// Print a ready Kafka client configuration for a cluster (and write its CA certificate).
+    ClientConfig {
+        /// Kafka cluster name.
+        name: String,
+        #[command(flatten)]
+        login: crate::kafka_users::LoginArgs,
+        /// Which client: librdkafka (kcat -F, confluent-kafka), java (.properties), kafkajs.
+        #[arg(long, value_enum, default_value = "librdkafka")]
+        client: crate::kafka_users::ClientKind,
+        /// Where to write the CA certificate (default `./<cluster>-ca.pem`).
+        #[arg(long)]
+        ca_file: Option<std::path::PathBuf>,
     },
     /// List clusters.
     List,
@@ -212,6 +230,36 @@ fn pool_for(
     }
 }
 
+/// A Kafka cluster's client security, as `hdictl cluster create --security` names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SecurityPreset {
+    /// TLS, SCRAM-SHA-512 and ACLs.
+    SaslSsl,
+    /// SCRAM-SHA-512 and ACLs without TLS.
+    SaslPlaintext,
+    /// TLS only.
+    Ssl,
+    /// Nothing.
+    Plaintext,
+}
+
+impl SecurityPreset {
+    fn spec(self) -> hdi_api::KafkaSecurity {
+        let scram = vec![hdi_api::KafkaMechanism::ScramSha512];
+        let (tls, authentication, authorization) = match self {
+            SecurityPreset::SaslSsl => (true, scram, true),
+            SecurityPreset::SaslPlaintext => (false, scram, true),
+            SecurityPreset::Ssl => (true, Vec::new(), false),
+            SecurityPreset::Plaintext => (false, Vec::new(), false),
+        };
+        hdi_api::KafkaSecurity {
+            tls,
+            authentication,
+            authorization,
+        }
+    }
+}
+
 /// Runs a cluster command.
 pub async fn cluster(
     api: &Client,
@@ -228,9 +276,11 @@ pub async fn cluster(
             size,
             storage_gib,
             deletion_protection,
+            security,
             wait,
         } => {
             let (kind, role, pool, replicas) = pool_for(&kind, brokers, executors)?;
+            let security = (kind == ClusterKind::Kafka).then(|| security.spec());
             let spec = ClusterSpec {
                 kind,
                 version: None,
@@ -243,9 +293,18 @@ pub async fn cluster(
                 }],
                 config: Default::default(),
                 deletion_protection,
+                security,
             };
             let op = api.cluster_put(workspace, &name, &spec).await?;
             finish(api, op, &wait, format, Some((workspace, &name))).await
+        }
+        ClusterCommand::ClientConfig {
+            name,
+            login,
+            client,
+            ca_file,
+        } => {
+            crate::kafka_users::client_config(api, workspace, &name, &login, client, ca_file).await
         }
         ClusterCommand::List => {
             let mut items = Vec::new();
@@ -456,6 +515,19 @@ fn print_cluster(c: &Cluster) {
     }
     if let Some(servers) = &c.status.endpoints.bootstrap_servers {
         println!("bootstrap:   {servers}");
+    }
+    if let Some(protocol) = &c.status.endpoints.security_protocol {
+        let mechanisms = &c.status.endpoints.sasl_mechanisms;
+        let acls = c.spec.security.as_ref().is_some_and(|s| s.authorization);
+        println!(
+            "security:    {protocol}{}{}",
+            if mechanisms.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", mechanisms.join(", "))
+            },
+            if acls { ", ACLs enforced" } else { "" }
+        );
     }
     if let Some(url) = &c.status.endpoints.job_api {
         println!("job API:     {url}");

@@ -7,6 +7,7 @@
 mod clusters;
 mod context;
 mod jobs;
+mod kafka_users;
 mod login;
 mod output;
 mod topics;
@@ -86,6 +87,11 @@ enum Command {
     Topic {
         #[command(subcommand)]
         command: topics::TopicCommand,
+    },
+    /// Kafka users of secured Kafka clusters: create, list, show, set-acls, rotate, delete.
+    KafkaUser {
+        #[command(subcommand)]
+        command: kafka_users::KafkaUserCommand,
     },
     /// Streaming SQL jobs of Spark clusters: submit, list, show, progress, preview, stop.
     Job {
@@ -174,6 +180,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let (api, ws) =
                 connect_with_workspace(cli.config, cli.context.as_deref(), cli.workspace).await?;
             topics::topic(&api, &ws, command, cli.output).await?;
+        }
+        Command::KafkaUser { command } => {
+            let (api, ws) =
+                connect_with_workspace(cli.config, cli.context.as_deref(), cli.workspace).await?;
+            kafka_users::kafka_user(&api, &ws, command, cli.output).await?;
         }
         Command::Job { command } => {
             let (api, ws) =

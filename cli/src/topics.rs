@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 use clap::Subcommand;
-use hdi_api::{Client, ClusterKind, Topic, TopicCreate};
+use hdi_api::{Client, Topic, TopicCreate};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::message::Message;
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
@@ -81,6 +81,8 @@ pub enum TopicCommand {
         cluster: String,
         /// Topic name.
         topic: String,
+        #[command(flatten)]
+        login: crate::kafka_users::LoginArgs,
         /// Read lines from this file instead of stdin.
         #[arg(long)]
         file: Option<PathBuf>,
@@ -94,6 +96,8 @@ pub enum TopicCommand {
         cluster: String,
         /// Topic name.
         topic: String,
+        #[command(flatten)]
+        login: crate::kafka_users::LoginArgs,
         /// Start at the beginning of each partition (default: at the end; a group's committed
         /// offsets win over both).
         #[arg(long)]
@@ -185,10 +189,11 @@ pub async fn topic(
         TopicCommand::Produce {
             cluster,
             topic,
+            login,
             file,
             key_separator,
         } => {
-            let bootstrap = bootstrap(api, workspace, &cluster, &topic).await?;
+            let bootstrap = bootstrap(api, workspace, &cluster, &topic, &login).await?;
             let lines = read_lines(file.as_deref())?;
             let records = split_keys(lines, key_separator.as_deref())?;
             let total = records.len();
@@ -215,12 +220,13 @@ pub async fn topic(
         TopicCommand::Consume {
             cluster,
             topic,
+            login,
             from_beginning,
             max,
             group,
             timeout,
         } => {
-            let bootstrap = bootstrap(api, workspace, &cluster, &topic).await?;
+            let bootstrap = bootstrap(api, workspace, &cluster, &topic, &login).await?;
             let options = ConsumeOptions {
                 bootstrap,
                 topic: topic.clone(),
@@ -259,34 +265,20 @@ fn parse_configs(flags: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
     Ok(configs)
 }
 
-/// The cluster's bootstrap servers, after checking that the topic exists (so that a typo is
-/// reported by name instead of as a Kafka timeout).
+/// The librdkafka properties that reach the cluster (bootstrap servers and, when it is
+/// secured, the login and CA), after checking that the topic exists (so that a typo is reported
+/// by name instead of as a Kafka timeout).
 async fn bootstrap(
     api: &Client,
     workspace: &str,
     cluster: &str,
     topic: &str,
-) -> anyhow::Result<String> {
+    login: &crate::kafka_users::LoginArgs,
+) -> anyhow::Result<Vec<(String, String)>> {
     let c = api.cluster_get(workspace, cluster).await?;
-    if c.spec.kind != ClusterKind::Kafka {
-        bail!(
-            "cluster {cluster:?} is a {} cluster, not a Kafka cluster",
-            c.spec.kind
-        );
-    }
-    let Some(servers) = c
-        .status
-        .endpoints
-        .bootstrap_servers
-        .filter(|s| !s.is_empty())
-    else {
-        bail!(
-            "cluster {cluster:?} has no bootstrap servers yet (it is {})",
-            c.status.state
-        );
-    };
+    let properties = crate::kafka_users::librdkafka_properties(&c, login.login()?.as_ref())?;
     api.topic_get(workspace, cluster, topic).await?;
-    Ok(servers)
+    Ok(properties)
 }
 
 fn read_lines(file: Option<&std::path::Path>) -> anyhow::Result<Vec<String>> {
@@ -362,12 +354,11 @@ impl ProducerContext for Counter {
 const DELIVERY_TIMEOUT: Duration = Duration::from_secs(30);
 
 fn produce(
-    bootstrap: &str,
+    properties: &[(String, String)],
     topic: &str,
     records: Vec<(Option<String>, String)>,
 ) -> anyhow::Result<Delivered> {
-    let producer: BaseProducer<Counter> = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
+    let producer: BaseProducer<Counter> = client_config(properties)
         .set("client.id", "hdictl")
         .set("acks", "all")
         .set("enable.idempotence", "true")
@@ -424,8 +415,17 @@ fn produce(
     Ok(delivered)
 }
 
+/// A librdkafka configuration with `properties` set.
+fn client_config(properties: &[(String, String)]) -> ClientConfig {
+    let mut config = ClientConfig::new();
+    for (key, value) in properties {
+        config.set(key, value);
+    }
+    config
+}
+
 struct ConsumeOptions {
-    bootstrap: String,
+    bootstrap: Vec<(String, String)>,
     topic: String,
     from_beginning: bool,
     max: Option<u64>,
@@ -443,9 +443,8 @@ fn consume(options: &ConsumeOptions) -> anyhow::Result<u64> {
     } else {
         "latest"
     };
-    let mut config = ClientConfig::new();
+    let mut config = client_config(&options.bootstrap);
     config
-        .set("bootstrap.servers", &options.bootstrap)
         .set("client.id", "hdictl")
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")

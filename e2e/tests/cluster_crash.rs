@@ -25,6 +25,8 @@ fn kafka_spec(brokers: u32) -> ClusterSpec {
         }],
         config: Default::default(),
         deletion_protection: false,
+        // Crash safety, not client security, is under test: clients speak PLAINTEXT.
+        security: Some(hdi_api::KafkaSecurity::plaintext()),
     }
 }
 

@@ -32,6 +32,8 @@ fn spec(kind: ClusterKind, replicas: u32) -> ClusterSpec {
         }],
         config: Default::default(),
         deletion_protection: false,
+        // Failover, not client security, is under test: clients speak PLAINTEXT.
+        security: (kind == ClusterKind::Kafka).then(hdi_api::KafkaSecurity::plaintext),
     }
 }
 

@@ -92,6 +92,8 @@ async fn kafka_and_spark_clusters_through_hdictl() {
         "pay",
         "--kind",
         "kafka",
+        "--security",
+        "plaintext",
         "--brokers",
         "3",
     ]);
@@ -330,6 +332,8 @@ async fn a_capacity_shortage_is_refused_with_the_reason() {
         "huge",
         "--kind",
         "kafka",
+        "--security",
+        "plaintext",
         "--brokers",
         "16",
         "--size",

@@ -57,6 +57,8 @@ async fn topics_through_hdictl_and_rest() {
             "pay",
             "--kind",
             "kafka",
+            "--security",
+            "plaintext",
             "--brokers",
             "3",
         ],

@@ -1,0 +1,553 @@
+//! `hdictl kafka-user` (Kafka users of secured Kafka clusters), `hdictl cluster client-config`
+//! (a ready client configuration for librdkafka/kcat, the Java client or kafkajs), and the
+//! librdkafka settings `hdictl topic produce|consume` use to reach a secured cluster.
+//!
+//! Passwords are shown once by the control plane: `create` and `rotate` print them (or, with
+//! `--password-file`, write them to a new 0600 file and print nothing secret). Commands that
+//! speak Kafka take `--user NAME` with the password from `--password-file FILE` or the
+//! environment variable `HDI_KAFKA_PASSWORD`, never from the command line.
+
+use std::io::Write as _;
+use std::os::unix::fs::OpenOptionsExt as _;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, bail};
+use clap::{Args, Subcommand, ValueEnum};
+use hdi_api::{
+    Client, Cluster, ClusterKind, KafkaAcl, KafkaOperation, KafkaPatternType, KafkaPermission,
+    KafkaResourceType, KafkaUser, KafkaUserCreate, KafkaUserCredential, KafkaUserPatch,
+};
+
+use crate::Format;
+use crate::output::{Table, print_value};
+
+/// Who a Kafka client authenticates as.
+#[derive(Debug, Clone, Args)]
+pub struct LoginArgs {
+    /// The Kafka user (see `hdictl kafka-user`) to authenticate as on a secured cluster.
+    #[arg(long = "user")]
+    pub user: Option<String>,
+    /// File holding the user's password (default: the HDI_KAFKA_PASSWORD variable).
+    #[arg(long)]
+    pub password_file: Option<PathBuf>,
+}
+
+impl LoginArgs {
+    /// The user and password, if a user is named.
+    ///
+    /// # Errors
+    /// A user without a readable password.
+    pub fn login(&self) -> anyhow::Result<Option<(String, String)>> {
+        let Some(user) = &self.user else {
+            return Ok(None);
+        };
+        let password = match &self.password_file {
+            Some(path) => std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read --password-file {}", path.display()))?
+                .trim_end_matches(['\r', '\n'])
+                .to_owned(),
+            None => std::env::var("HDI_KAFKA_PASSWORD").map_err(|_| {
+                anyhow::anyhow!(
+                    "--user {user} needs its password: --password-file FILE or HDI_KAFKA_PASSWORD"
+                )
+            })?,
+        };
+        if password.is_empty() {
+            bail!("the password of Kafka user {user} is empty");
+        }
+        Ok(Some((user.clone(), password)))
+    }
+}
+
+/// The librdkafka properties that reach `cluster` (bootstrap servers, security protocol, SASL
+/// login, CA certificate inline as `ssl.ca.pem`).
+///
+/// # Errors
+/// Not a Kafka cluster, no bootstrap servers yet, or a secured cluster without a login.
+pub fn librdkafka_properties(
+    cluster: &Cluster,
+    login: Option<&(String, String)>,
+) -> anyhow::Result<Vec<(String, String)>> {
+    let name = &cluster.name;
+    if cluster.spec.kind != ClusterKind::Kafka {
+        bail!(
+            "cluster {name:?} is a {} cluster, not a Kafka cluster",
+            cluster.spec.kind
+        );
+    }
+    let endpoints = &cluster.status.endpoints;
+    let Some(servers) = endpoints
+        .bootstrap_servers
+        .clone()
+        .filter(|s| !s.is_empty())
+    else {
+        bail!(
+            "cluster {name:?} has no bootstrap servers yet (it is {})",
+            cluster.status.state
+        );
+    };
+    let protocol = endpoints
+        .security_protocol
+        .clone()
+        .unwrap_or_else(|| "PLAINTEXT".to_owned());
+    let mut properties = vec![
+        ("bootstrap.servers".to_owned(), servers),
+        ("security.protocol".to_owned(), protocol.clone()),
+    ];
+    if protocol.starts_with("SASL_") {
+        let Some((user, password)) = login else {
+            bail!(
+                "cluster {name:?} authenticates clients ({protocol}): name a Kafka user with --user \
+                 (see `hdictl kafka-user create {name} NAME`)"
+            );
+        };
+        let mechanism = endpoints
+            .sasl_mechanisms
+            .first()
+            .cloned()
+            .unwrap_or_else(|| "SCRAM-SHA-512".to_owned());
+        properties.extend([
+            ("sasl.mechanisms".to_owned(), mechanism),
+            ("sasl.username".to_owned(), user.clone()),
+            ("sasl.password".to_owned(), password.clone()),
+        ]);
+    }
+    if protocol.ends_with("SSL") {
+        let Some(ca) = &endpoints.ca_certificate else {
+            bail!(
+                "cluster {name:?} has no CA certificate yet (it is {})",
+                cluster.status.state
+            );
+        };
+        properties.push(("ssl.ca.pem".to_owned(), ca.clone()));
+    }
+    Ok(properties)
+}
+
+/// `hdictl kafka-user ...`
+#[derive(Debug, Subcommand)]
+pub enum KafkaUserCommand {
+    /// Create a Kafka user with a new password (shown once) and its ACLs.
+    Create {
+        /// Kafka cluster name.
+        cluster: String,
+        /// User name (principal `User:NAME`).
+        name: String,
+        #[command(flatten)]
+        acls: AclArgs,
+        /// Write the password to this new file (mode 0600) instead of printing it.
+        #[arg(long)]
+        password_file: Option<PathBuf>,
+    },
+    /// List a cluster's Kafka users.
+    List {
+        /// Kafka cluster name.
+        cluster: String,
+    },
+    /// Show a Kafka user and its ACLs.
+    Show {
+        /// Kafka cluster name.
+        cluster: String,
+        /// User name.
+        name: String,
+    },
+    /// Replace a Kafka user's ACLs.
+    SetAcls {
+        /// Kafka cluster name.
+        cluster: String,
+        /// User name.
+        name: String,
+        #[command(flatten)]
+        acls: AclArgs,
+    },
+    /// Give a Kafka user a new password (shown once); the old one stops working.
+    Rotate {
+        /// Kafka cluster name.
+        cluster: String,
+        /// User name.
+        name: String,
+        /// Write the password to this new file (mode 0600) instead of printing it.
+        #[arg(long)]
+        password_file: Option<PathBuf>,
+    },
+    /// Delete a Kafka user: its password and ACLs leave the cluster.
+    Delete {
+        /// Kafka cluster name.
+        cluster: String,
+        /// User name.
+        name: String,
+    },
+}
+
+/// ACLs as flags: `TYPE:NAME:OP[,OP...]`, TYPE one of topic, group, cluster,
+/// transactional-id; a NAME ending in `*` (other than `*` itself) is a prefix.
+#[derive(Debug, Clone, Args)]
+pub struct AclArgs {
+    /// Allow, e.g. `topic:payments:read,describe`, `group:app-*:read`,
+    /// `cluster:kafka-cluster:describe` (repeatable).
+    #[arg(long = "allow", value_name = "TYPE:NAME:OPS")]
+    pub allow: Vec<String>,
+    /// Deny (beats any allow), same form (repeatable).
+    #[arg(long = "deny", value_name = "TYPE:NAME:OPS")]
+    pub deny: Vec<String>,
+}
+
+impl AclArgs {
+    fn acls(&self) -> anyhow::Result<Vec<KafkaAcl>> {
+        let mut acls = Vec::new();
+        for (flag, list, permission) in [
+            ("--allow", &self.allow, KafkaPermission::Allow),
+            ("--deny", &self.deny, KafkaPermission::Deny),
+        ] {
+            for text in list {
+                acls.push(parse_acl(text, permission).with_context(|| format!("{flag} {text:?}"))?);
+            }
+        }
+        Ok(acls)
+    }
+}
+
+fn parse_acl(text: &str, permission: KafkaPermission) -> anyhow::Result<KafkaAcl> {
+    let mut parts = text.splitn(3, ':');
+    let (Some(kind), Some(name), Some(ops)) = (parts.next(), parts.next(), parts.next()) else {
+        bail!("must be TYPE:NAME:OPS, e.g. topic:payments:read,describe");
+    };
+    let resource_type = match kind {
+        "topic" => KafkaResourceType::Topic,
+        "group" => KafkaResourceType::Group,
+        "cluster" => KafkaResourceType::Cluster,
+        "transactional-id" | "transactional_id" => KafkaResourceType::TransactionalId,
+        other => bail!("unknown resource type {other:?} (topic, group, cluster, transactional-id)"),
+    };
+    let (resource_name, pattern) = match name.strip_suffix('*') {
+        Some(prefix) if !prefix.is_empty() => (prefix.to_owned(), KafkaPatternType::Prefixed),
+        _ => (name.to_owned(), KafkaPatternType::Literal),
+    };
+    let operations = ops
+        .split(',')
+        .map(|op| {
+            serde_json::from_value::<KafkaOperation>(serde_json::Value::String(
+                op.trim().replace('-', "_"),
+            ))
+            .map_err(|_| anyhow::anyhow!("unknown operation {op:?}"))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    Ok(KafkaAcl {
+        resource_type,
+        resource_name,
+        pattern,
+        operations,
+        permission,
+    })
+}
+
+fn acl_text(acl: &KafkaAcl) -> String {
+    format!(
+        "{} {}:{}{}:{}",
+        spell(&acl.permission),
+        spell(&acl.resource_type),
+        acl.resource_name,
+        if acl.pattern == KafkaPatternType::Prefixed {
+            "*"
+        } else {
+            ""
+        },
+        acl.operations
+            .iter()
+            .map(spell)
+            .collect::<Vec<_>>()
+            .join(",")
+    )
+}
+
+/// The serde spelling of one of the API's unit enums, for tables.
+fn spell<T: serde::Serialize>(value: &T) -> String {
+    match serde_json::to_value(value) {
+        Ok(serde_json::Value::String(text)) => text,
+        _ => String::new(),
+    }
+}
+
+fn print_user(user: &KafkaUser) {
+    println!("name:        {}", user.name);
+    println!("cluster:     {}", user.cluster);
+    println!("mechanism:   {}", user.mechanism);
+    println!("state:       {}", spell(&user.state));
+    println!("created:     {} by {}", user.created_at, user.created_by);
+    println!("password:    set {}", user.password_set_at);
+    println!("acls:");
+    for acl in &user.acls {
+        println!("  {}", acl_text(acl));
+    }
+}
+
+/// Writes a password to a new 0600 file (refusing to replace one).
+fn write_password(path: &Path, password: &str) -> anyhow::Result<()> {
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("cannot create {} (it must not exist)", path.display()))?;
+    writeln!(file, "{password}").with_context(|| format!("cannot write {}", path.display()))
+}
+
+fn show_credential(
+    credential: &KafkaUserCredential,
+    password_file: Option<&Path>,
+    format: Format,
+) -> anyhow::Result<()> {
+    if let Some(path) = password_file {
+        write_password(path, &credential.password)?;
+        return match format {
+            Format::Table => {
+                eprintln!(
+                    "the password of {} is in {}",
+                    credential.user.name,
+                    path.display()
+                );
+                print_user(&credential.user);
+                Ok(())
+            }
+            _ => print_value(format, &credential.user),
+        };
+    }
+    match format {
+        Format::Table => {
+            print_user(&credential.user);
+            println!("password:    {}", credential.password);
+            eprintln!("save the password now: it is not shown again (rotate makes a new one)");
+            Ok(())
+        }
+        _ => print_value(format, credential),
+    }
+}
+
+/// Runs a Kafka-user command.
+pub async fn kafka_user(
+    api: &Client,
+    workspace: &str,
+    command: KafkaUserCommand,
+    format: Format,
+) -> anyhow::Result<()> {
+    match command {
+        KafkaUserCommand::Create {
+            cluster,
+            name,
+            acls,
+            password_file,
+        } => {
+            let body = KafkaUserCreate {
+                name,
+                acls: acls.acls()?,
+            };
+            if let Some(path) = &password_file
+                && path.exists()
+            {
+                bail!("--password-file {} exists; name a new file", path.display());
+            }
+            let created = api.kafka_user_create(workspace, &cluster, &body).await?;
+            show_credential(&created, password_file.as_deref(), format)?;
+        }
+        KafkaUserCommand::List { cluster } => {
+            let users = api.kafka_users_list(workspace, &cluster).await?.items;
+            match format {
+                Format::Table => {
+                    let mut table =
+                        Table::new(["NAME", "MECHANISM", "ACLS", "STATE", "PASSWORD SET"]);
+                    for u in &users {
+                        table.row([
+                            u.name.clone(),
+                            u.mechanism.clone(),
+                            u.acls.len().to_string(),
+                            spell(&u.state),
+                            u.password_set_at.to_rfc3339(),
+                        ]);
+                    }
+                    print!("{}", table.render());
+                }
+                _ => print_value(format, &users)?,
+            }
+        }
+        KafkaUserCommand::Show { cluster, name } => {
+            let user = api.kafka_user_get(workspace, &cluster, &name).await?;
+            match format {
+                Format::Table => print_user(&user),
+                _ => print_value(format, &user)?,
+            }
+        }
+        KafkaUserCommand::SetAcls {
+            cluster,
+            name,
+            acls,
+        } => {
+            let patch = KafkaUserPatch { acls: acls.acls()? };
+            let user = api
+                .kafka_user_patch(workspace, &cluster, &name, &patch)
+                .await?;
+            match format {
+                Format::Table => print_user(&user),
+                _ => print_value(format, &user)?,
+            }
+        }
+        KafkaUserCommand::Rotate {
+            cluster,
+            name,
+            password_file,
+        } => {
+            if let Some(path) = &password_file
+                && path.exists()
+            {
+                bail!("--password-file {} exists; name a new file", path.display());
+            }
+            let rotated = api.kafka_user_rotate(workspace, &cluster, &name).await?;
+            show_credential(&rotated, password_file.as_deref(), format)?;
+        }
+        KafkaUserCommand::Delete { cluster, name } => {
+            api.kafka_user_delete(workspace, &cluster, &name).await?;
+            match format {
+                Format::Table => println!("Kafka user {name} deleted from cluster {cluster}"),
+                _ => print_value(
+                    format,
+                    &serde_json::json!({"cluster": cluster, "name": name, "deleted": true}),
+                )?,
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Which client a configuration is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ClientKind {
+    /// librdkafka properties (`kcat -F FILE`, confluent-kafka).
+    Librdkafka,
+    /// A Java client `.properties` file.
+    Java,
+    /// A kafkajs `new Kafka({...})` argument (JSON).
+    Kafkajs,
+}
+
+/// `hdictl cluster client-config CLUSTER [--user NAME] [--client KIND] [--ca-file PATH]`:
+/// writes the cluster's CA certificate to `--ca-file` (TLS clusters) and prints a configuration
+/// naming it; the password is the one `--password-file`/`HDI_KAFKA_PASSWORD` gives, else a
+/// placeholder to fill in.
+///
+/// # Errors
+/// As [`librdkafka_properties`], or the CA file cannot be written.
+pub async fn client_config(
+    api: &Client,
+    workspace: &str,
+    cluster: &str,
+    login: &LoginArgs,
+    client: ClientKind,
+    ca_file: Option<PathBuf>,
+) -> anyhow::Result<()> {
+    let c = api.cluster_get(workspace, cluster).await?;
+    let password = match login.login() {
+        Ok(found) => found.map(|(_, p)| p),
+        Err(_) => None,
+    };
+    let user = login.user.clone();
+    let placeholder = format!("<password of {}>", user.as_deref().unwrap_or("USER"));
+    let pair = user.as_ref().map(|u| {
+        (
+            u.clone(),
+            password.clone().unwrap_or_else(|| placeholder.clone()),
+        )
+    });
+    let mut properties = librdkafka_properties(&c, pair.as_ref())?;
+    let ca_path = ca_file.unwrap_or_else(|| PathBuf::from(format!("{cluster}-ca.pem")));
+    if let Some(index) = properties.iter().position(|(k, _)| k == "ssl.ca.pem") {
+        let (_, pem) = properties.remove(index);
+        std::fs::write(&ca_path, pem)
+            .with_context(|| format!("cannot write the CA certificate to {}", ca_path.display()))?;
+        eprintln!("CA certificate written to {}", ca_path.display());
+        properties.push(("ssl.ca.location".to_owned(), ca_path.display().to_string()));
+    }
+    let get = |key: &str| {
+        properties
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.clone())
+    };
+    match client {
+        ClientKind::Librdkafka => {
+            for (key, value) in &properties {
+                println!("{key}={value}");
+            }
+        }
+        ClientKind::Java => {
+            let escape = |v: &str| v.replace('\\', "\\\\").replace('"', "\\\"");
+            println!(
+                "bootstrap.servers={}",
+                get("bootstrap.servers").unwrap_or_default()
+            );
+            println!(
+                "security.protocol={}",
+                get("security.protocol").unwrap_or_default()
+            );
+            if let Some(mechanism) = get("sasl.mechanisms") {
+                println!("sasl.mechanism={mechanism}");
+                println!(
+                    "sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username=\"{}\" password=\"{}\";",
+                    escape(&get("sasl.username").unwrap_or_default()),
+                    escape(&get("sasl.password").unwrap_or_default())
+                );
+            }
+            if let Some(ca) = get("ssl.ca.location") {
+                println!("ssl.truststore.type=PEM");
+                println!("ssl.truststore.location={ca}");
+            }
+        }
+        ClientKind::Kafkajs => {
+            let mut config = serde_json::json!({
+                "clientId": "hdi-client",
+                "brokers": get("bootstrap.servers").unwrap_or_default().split(',').collect::<Vec<_>>(),
+            });
+            if let Some(ca) = get("ssl.ca.location") {
+                config["ssl"] = serde_json::json!({"caFile": ca});
+            }
+            if let Some(mechanism) = get("sasl.mechanisms") {
+                config["sasl"] = serde_json::json!({
+                    "mechanism": mechanism.to_lowercase(),
+                    "username": get("sasl.username"),
+                    "password": get("sasl.password"),
+                });
+            }
+            println!("{}", serde_json::to_string_pretty(&config)?);
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn acl_flags() {
+        let acl = parse_acl("topic:pay-*:read,describe", KafkaPermission::Allow).expect("acl");
+        assert_eq!(acl.resource_name, "pay-");
+        assert_eq!(acl.pattern, KafkaPatternType::Prefixed);
+        assert_eq!(
+            acl.operations,
+            [KafkaOperation::Read, KafkaOperation::Describe]
+        );
+        assert_eq!(acl_text(&acl), "allow topic:pay-*:read,describe");
+        let star = parse_acl("group:*:read", KafkaPermission::Deny).expect("acl");
+        assert_eq!(
+            (star.resource_name.as_str(), star.pattern),
+            ("*", KafkaPatternType::Literal)
+        );
+        let tx = parse_acl(
+            "transactional-id:t:describe-configs",
+            KafkaPermission::Allow,
+        )
+        .expect("acl");
+        assert_eq!(tx.operations, [KafkaOperation::DescribeConfigs]);
+        assert!(parse_acl("topic:a", KafkaPermission::Allow).is_err());
+        assert!(parse_acl("queue:a:read", KafkaPermission::Allow).is_err());
+        assert!(parse_acl("topic:a:fly", KafkaPermission::Allow).is_err());
+    }
+}

@@ -1,0 +1,408 @@
+//! A managed Kafka cluster secured by default, end to end: three node agents run brokers with
+//! a SASL_SSL listener (certificates from the cluster's Kafka CA, delivered as 0600 files), the
+//! control plane administers it over SASL_SSL as its own SCRAM user, Kafka users are created,
+//! rotated, re-scoped and deleted through `hdictl kafka-user` with their ACLs applied, and kcat
+//! (with `hdictl cluster client-config`) and `hdictl topic produce|consume` reach the cluster
+//! only with a valid password and only where their ACLs allow.
+#![allow(clippy::unwrap_used, reason = "tests")]
+
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::{Path, PathBuf};
+
+use hdi_e2e::{Fleet, kcat, wait_ready_nodes};
+use serde_json::Value;
+
+fn ok(fleet: &Fleet, args: &[&str]) -> String {
+    let (success, out, err) = fleet.hdictl(args);
+    assert!(success, "hdictl {args:?} failed:\n{err}\n{out}");
+    out
+}
+
+fn fails(fleet: &Fleet, args: &[&str]) -> String {
+    let (success, out, err) = fleet.hdictl(args);
+    assert!(
+        !success,
+        "hdictl {args:?} should have failed:\n{out}\n{err}"
+    );
+    err
+}
+
+/// Every file named `name` under `dir`.
+fn find(dir: &Path, name: &str, found: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            find(&path, name, found);
+        } else if path.file_name().is_some_and(|n| n == name) {
+            found.push(path);
+        }
+    }
+}
+
+fn mode(path: &Path) -> u32 {
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+/// kcat with a client configuration file (`-F`).
+fn kcat_with(
+    bootstrap: &str,
+    config: &Path,
+    args: &[&str],
+    input: Option<&[u8]>,
+) -> (bool, String, String) {
+    let mut all = vec!["-F", config.to_str().unwrap()];
+    all.extend_from_slice(args);
+    let (ok, out, err) = kcat(bootstrap, &all, input);
+    (ok, String::from_utf8_lossy(&out).into_owned(), err)
+}
+
+fn lines(prefix: &str, n: usize) -> String {
+    (0..n).map(|i| format!("{prefix}-{i}\n")).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn managed_kafka_is_secured_by_default() {
+    let fleet = Fleet::start("kafka-managed", 3).await;
+    let api = fleet.api();
+    wait_ready_nodes(&api, 3).await;
+    ok(&fleet, &["workspace", "create", "test"]);
+    ok(
+        &fleet,
+        &[
+            "cluster",
+            "create",
+            "pay",
+            "--kind",
+            "kafka",
+            "--brokers",
+            "3",
+        ],
+    );
+    let cluster: Value =
+        serde_json::from_str(&ok(&fleet, &["cluster", "show", "pay", "-o", "json"])).unwrap();
+    assert_eq!(cluster["status"]["state"], "Running", "{cluster:#}");
+    let endpoints = &cluster["status"]["endpoints"];
+    assert_eq!(endpoints["security_protocol"], "SASL_SSL", "{cluster:#}");
+    assert_eq!(endpoints["sasl_mechanisms"][0], "SCRAM-SHA-512");
+    assert!(
+        endpoints["ca_certificate"]
+            .as_str()
+            .unwrap()
+            .starts_with("-----BEGIN CERTIFICATE-----")
+    );
+    assert_eq!(cluster["spec"]["security"]["authorization"], true);
+    let bootstrap = endpoints["bootstrap_servers"].as_str().unwrap().to_owned();
+    let table = ok(&fleet, &["cluster", "show", "pay"]);
+    assert!(
+        table.contains("security:    SASL_SSL (SCRAM-SHA-512), ACLs enforced"),
+        "{table}"
+    );
+
+    // Each broker's key and static users are 0600 files in a 0700 directory.
+    for name in ["key.pem", "sasl-users"] {
+        let mut found = Vec::new();
+        find(fleet.dir.path(), name, &mut found);
+        let found: Vec<_> = found
+            .into_iter()
+            .filter(|p| p.parent().is_some_and(|d| d.ends_with("kafka-tls")))
+            .collect();
+        assert_eq!(found.len(), 3, "{name}: {found:?}");
+        for path in &found {
+            assert_eq!(mode(path), 0o600, "{}", path.display());
+            assert_eq!(mode(path.parent().unwrap()), 0o700, "{}", path.display());
+        }
+    }
+    // The security of a cluster cannot change.
+    let mut spec: hdi_api::ClusterSpec = serde_json::from_value(cluster["spec"].clone()).unwrap();
+    spec.security = Some(hdi_api::KafkaSecurity::plaintext());
+    let refused = api.cluster_put("test", "pay", &spec).await.unwrap_err();
+    assert!(refused.to_string().contains("security"), "{refused}");
+
+    // Topics through the control plane, which speaks SASL_SSL to the brokers.
+    ok(
+        &fleet,
+        &["topic", "create", "pay", "payments", "-p", "3", "-r", "3"],
+    );
+    ok(
+        &fleet,
+        &["topic", "create", "pay", "secret", "-p", "1", "-r", "3"],
+    );
+
+    // A Kafka user, its password written 0600 and never printed.
+    let dir = fleet.dir.path();
+    let app_pw = dir.join("app.pw");
+    let out = ok(
+        &fleet,
+        &[
+            "kafka-user",
+            "create",
+            "pay",
+            "app",
+            "--allow",
+            "topic:payments:read,write,describe",
+            "--allow",
+            "group:app-*:read",
+            "--password-file",
+            app_pw.to_str().unwrap(),
+        ],
+    );
+    assert!(out.contains("state:       applied"), "{out}");
+    assert_eq!(mode(&app_pw), 0o600);
+    let password = std::fs::read_to_string(&app_pw).unwrap();
+    assert!(
+        !out.contains(password.trim()),
+        "the password is not printed"
+    );
+    // Another, read-only on `pay*` topics, its password printed once (JSON).
+    let reader: Value = serde_json::from_str(&ok(
+        &fleet,
+        &[
+            "kafka-user",
+            "create",
+            "pay",
+            "reader",
+            "--allow",
+            "topic:pay*:read,describe",
+            "--allow",
+            "group:r-*:read",
+            "-o",
+            "json",
+        ],
+    ))
+    .unwrap();
+    let reader_pw = dir.join("reader.pw");
+    std::fs::write(&reader_pw, reader["password"].as_str().unwrap()).unwrap();
+    assert!(
+        reader["user"]["acls"].as_array().unwrap().len() == 2,
+        "{reader:#}"
+    );
+    let err = fails(&fleet, &["kafka-user", "create", "pay", "app"]);
+    assert!(err.contains("kafka_user_exists"), "{err}");
+    let err = fails(&fleet, &["kafka-user", "create", "pay", "hdi-admin"]);
+    assert!(err.contains("name"), "{err}");
+    let list = ok(&fleet, &["kafka-user", "list", "pay"]);
+    assert!(list.contains("app") && list.contains("reader"), "{list}");
+
+    // kcat with the configuration hdictl prints.
+    let config = |user: &str, pw: &Path, file: &str| {
+        let out = ok(
+            &fleet,
+            &[
+                "cluster",
+                "client-config",
+                "pay",
+                "--user",
+                user,
+                "--password-file",
+                pw.to_str().unwrap(),
+                "--ca-file",
+                dir.join("pay-ca.pem").to_str().unwrap(),
+            ],
+        );
+        assert!(out.contains("security.protocol=SASL_SSL"), "{out}");
+        let path = dir.join(file);
+        std::fs::write(&path, out).unwrap();
+        path
+    };
+    let app_conf = config("app", &app_pw, "app.conf");
+    let (success, _, err) = kcat_with(
+        &bootstrap,
+        &app_conf,
+        &["-P", "-t", "payments"],
+        Some(lines("kcat", 100).as_bytes()),
+    );
+    assert!(success, "kcat produce as app: {err}");
+    let (success, out, err) = kcat_with(
+        &bootstrap,
+        &app_conf,
+        &["-C", "-t", "payments", "-o", "beginning", "-e", "-q"],
+        None,
+    );
+    assert!(success, "kcat consume as app: {err}");
+    assert_eq!(out.lines().filter(|l| l.starts_with("kcat-")).count(), 100);
+    // Metadata hides what app may not describe; producing there is refused.
+    let (_, out, _) = kcat_with(&bootstrap, &app_conf, &["-L"], None);
+    assert!(out.contains("\"payments\""), "{out}");
+    assert!(!out.contains("\"secret\""), "{out}");
+    let (success, _, err) = kcat_with(&bootstrap, &app_conf, &["-P", "-t", "secret"], Some(b"x\n"));
+    assert!(!success, "app may not write `secret`");
+    assert!(err.to_lowercase().contains("authoriz"), "{err}");
+    // No TLS, or no password: nothing.
+    let (success, _, _) = kcat(&bootstrap, &["-L", "-m", "5"], None);
+    assert!(!success, "a PLAINTEXT client gets no metadata");
+
+    // hdictl speaks Kafka as a Kafka user.
+    let input = dir.join("more.txt");
+    std::fs::write(&input, lines("hdictl", 50)).unwrap();
+    let out = ok(
+        &fleet,
+        &[
+            "topic",
+            "produce",
+            "pay",
+            "payments",
+            "--user",
+            "app",
+            "--password-file",
+            app_pw.to_str().unwrap(),
+            "--file",
+            input.to_str().unwrap(),
+        ],
+    );
+    assert!(out.contains("wrote 50 of 50 records"), "{out}");
+    let out = ok(
+        &fleet,
+        &[
+            "topic",
+            "consume",
+            "pay",
+            "payments",
+            "--user",
+            "reader",
+            "--password-file",
+            reader_pw.to_str().unwrap(),
+            "--group",
+            "r-1",
+            "--from-beginning",
+            "--max",
+            "150",
+            "--timeout",
+            "20s",
+        ],
+    );
+    assert_eq!(out.lines().count(), 150, "{out}");
+    let err = fails(
+        &fleet,
+        &[
+            "topic",
+            "produce",
+            "pay",
+            "payments",
+            "--user",
+            "reader",
+            "--password-file",
+            reader_pw.to_str().unwrap(),
+            "--file",
+            input.to_str().unwrap(),
+        ],
+    );
+    assert!(err.contains("not written"), "{err}");
+    let err = fails(
+        &fleet,
+        &[
+            "topic",
+            "produce",
+            "pay",
+            "payments",
+            "--file",
+            input.to_str().unwrap(),
+        ],
+    );
+    assert!(err.contains("--user"), "{err}");
+    // A group outside reader's ACLs.
+    let err = fails(
+        &fleet,
+        &[
+            "topic",
+            "consume",
+            "pay",
+            "payments",
+            "--user",
+            "reader",
+            "--password-file",
+            reader_pw.to_str().unwrap(),
+            "--group",
+            "other",
+            "--from-beginning",
+            "--max",
+            "1",
+            "--timeout",
+            "5s",
+        ],
+    );
+    assert!(!err.is_empty());
+
+    // Rotation: the old password stops working, the new one works.
+    let app_pw2 = dir.join("app2.pw");
+    ok(
+        &fleet,
+        &[
+            "kafka-user",
+            "rotate",
+            "pay",
+            "app",
+            "--password-file",
+            app_pw2.to_str().unwrap(),
+        ],
+    );
+    let (success, _, err) = kcat_with(&bootstrap, &app_conf, &["-L", "-m", "5"], None);
+    assert!(!success, "the old password still works: {err}");
+    let app_conf2 = config("app", &app_pw2, "app2.conf");
+    let (success, _, err) = kcat_with(&bootstrap, &app_conf2, &["-L", "-m", "10"], None);
+    assert!(success, "the new password: {err}");
+
+    // Re-scoping: without write, app's produce is refused.
+    let out = ok(
+        &fleet,
+        &[
+            "kafka-user",
+            "set-acls",
+            "pay",
+            "app",
+            "--allow",
+            "topic:payments:read,describe",
+        ],
+    );
+    assert!(out.contains("allow topic:payments:read,describe"), "{out}");
+    let (success, _, err) = kcat_with(
+        &bootstrap,
+        &app_conf2,
+        &["-P", "-t", "payments"],
+        Some(b"late\n"),
+    );
+    assert!(!success, "app lost write");
+    assert!(err.to_lowercase().contains("authoriz"), "{err}");
+
+    // Deletion: reader can no longer log in.
+    ok(&fleet, &["kafka-user", "delete", "pay", "reader"]);
+    let reader_conf = config("reader", &reader_pw, "reader.conf");
+    let (success, _, _) = kcat_with(&bootstrap, &reader_conf, &["-L", "-m", "5"], None);
+    assert!(!success, "a deleted user cannot log in");
+    let err = fails(&fleet, &["kafka-user", "show", "pay", "reader"]);
+    assert!(err.contains("not_found"), "{err}");
+
+    // The Java and kafkajs configurations name the same things.
+    let java = ok(
+        &fleet,
+        &[
+            "cluster",
+            "client-config",
+            "pay",
+            "--user",
+            "app",
+            "--client",
+            "java",
+            "--ca-file",
+            dir.join("j-ca.pem").to_str().unwrap(),
+        ],
+    );
+    assert!(java.contains("sasl.mechanism=SCRAM-SHA-512"), "{java}");
+    assert!(java.contains("password=\"<password of app>\""), "{java}");
+    assert!(java.contains("ssl.truststore.type=PEM"), "{java}");
+    let kjs: Value = serde_json::from_str(&ok(
+        &fleet,
+        &[
+            "cluster",
+            "client-config",
+            "pay",
+            "--user",
+            "app",
+            "--client",
+            "kafkajs",
+            "--ca-file",
+            dir.join("k-ca.pem").to_str().unwrap(),
+        ],
+    ))
+    .unwrap();
+    assert_eq!(kjs["sasl"]["mechanism"], "scram-sha-512", "{kjs:#}");
+}
