@@ -112,7 +112,12 @@ impl Fixture {
             ("fresh", "spark", "executor"),
             ("kafka", "kafka", "broker"),
         ] {
-            let spec = json!({"kind": kind, "node_pools": [{"name": "pool", "role": role, "replicas": 1}]});
+            let mut spec = json!({"kind": kind, "node_pools": [{"name": "pool", "role": role, "replicas": 1}]});
+            if kind == "kafka" {
+                // No brokers run here: a secured cluster would never get its jobs' user.
+                spec["security"] =
+                    json!({"tls": false, "authentication": [], "authorization": false});
+            }
             let uri = format!("/v1/workspaces/ws/clusters/{name}");
             let reply = call(&app, "PUT", &uri, Some(ADMIN), Some(spec)).await;
             assert_eq!(reply.status, StatusCode::ACCEPTED, "{}", reply.body);
@@ -709,4 +714,78 @@ async fn the_job_reconciler_resubmits_lost_jobs_and_removes_unknown_ones(pool: P
         .await
         .unwrap();
     assert_eq!(left, 0);
+}
+
+/// A job naming a secured Kafka cluster is refused until the cluster has its jobs' Kafka user
+/// (`hdi-jobs`, made by the reconciler), then reaches the driver with the librdkafka properties
+/// that log in as that user; the API never shows them.
+#[sqlx::test(migrations = "../migrations")]
+async fn jobs_reach_a_secured_kafka_cluster_as_its_jobs_user(pool: PgPool) {
+    let f = Fixture::new(pool).await;
+    let spec =
+        json!({"kind": "kafka", "node_pools": [{"name": "pool", "role": "broker", "replicas": 1}]});
+    let reply = f
+        .call("PUT", "/v1/workspaces/ws/clusters/secure", Some(spec))
+        .await;
+    assert_eq!(reply.status, StatusCode::ACCEPTED, "{}", reply.body);
+    f.set_status(
+        "secure",
+        ClusterStatusDoc {
+            bootstrap_servers: Some("127.0.0.1:19400".to_owned()),
+            ..ClusterStatusDoc::default()
+        },
+    )
+    .await;
+    let refused = f.submit("early", Some("secure")).await;
+    assert_eq!(refused.status, StatusCode::CONFLICT, "{}", refused.body);
+    assert_eq!(refused.body["code"], "cluster_not_ready");
+
+    // What the reconciler does once the brokers answer: secrets, then the jobs' user.
+    let ws = f.store.workspace_get("ws").await.unwrap().unwrap();
+    let secure = f.store.cluster_get(ws.id, "secure").await.unwrap().unwrap();
+    let secrets = hdi_control_plane::model::KafkaClientSecrets {
+        ca_cert: "-----BEGIN CERTIFICATE-----\nCA\n-----END CERTIFICATE-----\n".into(),
+        ca_key: hdi_stdx::secret::Secret::new("key"),
+        admin_password: hdi_stdx::secret::Secret::new("admin-pw"),
+    };
+    f.store
+        .kafka_secrets_make(secure.id, &secrets)
+        .await
+        .unwrap();
+    let (password, ready) = f
+        .store
+        .kafka_jobs_login(secure.id, "jobs-pw")
+        .await
+        .unwrap();
+    assert_eq!((password.expose(), ready), ("jobs-pw", false));
+    let (again, _) = f.store.kafka_jobs_login(secure.id, "other").await.unwrap();
+    assert_eq!(again.expose(), "jobs-pw", "the first password is kept");
+    f.store.kafka_jobs_ready(secure.id).await.unwrap();
+
+    let created = f.submit("late", Some("secure")).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    assert!(
+        !created.body.to_string().contains("jobs-pw"),
+        "{}",
+        created.body
+    );
+    let put = f
+        .driver
+        .requests()
+        .into_iter()
+        .rev()
+        .find(|r| r.method == "PUT")
+        .unwrap();
+    let access = &put.body["kafka_access"]["127.0.0.1:19400"];
+    assert_eq!(access["security.protocol"], "SASL_SSL", "{}", put.body);
+    assert_eq!(access["sasl.mechanisms"], "SCRAM-SHA-512");
+    assert_eq!(access["sasl.username"], "hdi-jobs");
+    assert_eq!(access["sasl.password"], "jobs-pw");
+    assert_eq!(access["ssl.ca.pem"], secrets.ca_cert.as_str());
+    // The PLAINTEXT cluster of the workspace needs nothing.
+    assert!(
+        put.body["kafka_access"].get(BOOTSTRAP).is_none(),
+        "{}",
+        put.body
+    );
 }

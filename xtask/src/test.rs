@@ -189,7 +189,8 @@ fn smoke_once(state: &Path, round: u32) -> anyhow::Result<Vec<String>> {
     let checked = ready
         .and_then(|inner| inner)
         .and_then(|()| check_nodes(&hdictl, &config))
-        .and_then(|ids| check_demo_jobs(&hdictl, &config).map(|()| ids));
+        .and_then(|ids| check_demo_jobs(&hdictl, &config).map(|()| ids))
+        .and_then(|ids| check_demo_topic(&hdictl, &config, state).map(|()| ids));
     crate::sys::signal(up.id(), libc::SIGTERM);
     let stopped = wait_for(
         "xtask up to stop after SIGTERM",
@@ -248,6 +249,34 @@ fn check_demo_jobs(hdictl: &Path, config: &Path) -> anyhow::Result<()> {
     );
     done.with_context(|| format!("hdictl job list demo-spark -o json:\n{last}"))?;
     eprintln!("xtask: the demo jobs card-generator and card-alerts are running");
+    Ok(())
+}
+
+/// The demo's secured Kafka cluster serves its Kafka user `demo` what the generator job wrote
+/// over SASL_SSL: `hdictl topic consume demo-kafka transactions --user demo` reads records.
+fn check_demo_topic(hdictl: &Path, config: &Path, state: &Path) -> anyhow::Result<()> {
+    let password = state.join("demo-kafka-demo.password");
+    let out = crate::util::output(
+        "hdictl topic consume demo-kafka transactions --user demo",
+        Command::new(hdictl)
+            .arg("--config")
+            .arg(config)
+            .args([
+                "topic",
+                "consume",
+                "demo-kafka",
+                "transactions",
+                "--user",
+                "demo",
+            ])
+            .arg("--password-file")
+            .arg(&password)
+            .args(["--from-beginning", "--max", "5", "--timeout", "20s"]),
+    )?;
+    if out.lines().count() != 5 {
+        bail!("expected 5 transactions as Kafka user demo, read:\n{out}");
+    }
+    eprintln!("xtask: Kafka user demo reads the demo's transactions over SASL_SSL");
     Ok(())
 }
 

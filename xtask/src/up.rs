@@ -280,6 +280,7 @@ fn bring_up(
     })?;
 
     let demo = create_demo(api, &admin_token)?;
+    let demo_password = demo_kafka_user(api, &admin_token, state)?;
     let config_path = write_hdictl_context(&api_url, &admin_token)?;
     println!("hdi is up.");
     println!("  demo Kafka:     demo-kafka, bootstrap servers {}", demo.0);
@@ -295,14 +296,20 @@ fn bring_up(
     println!("Try:");
     println!("  {} node list", bin("hdictl")?.display());
     println!("  {} cluster show demo-kafka", bin("hdictl")?.display());
-    println!("  kcat -b {} -L", demo.0);
+    println!(
+        "  {} cluster client-config demo-kafka --user demo --password-file {} > demo-kafka.conf",
+        bin("hdictl")?.display(),
+        demo_password.display()
+    );
+    println!("  kcat -F demo-kafka.conf -L");
     println!(
         "  {} job progress demo-spark card-alerts",
         bin("hdictl")?.display()
     );
     println!(
-        "  {} topic consume demo-kafka alerts --from-beginning --max 5",
-        bin("hdictl")?.display()
+        "  {} topic consume demo-kafka alerts --user demo --password-file {} --from-beginning --max 5",
+        bin("hdictl")?.display(),
+        demo_password.display()
     );
     println!(
         "  curl -H \"Authorization: Bearer $(cat {})\" {api_url}/v1/nodes",
@@ -325,13 +332,11 @@ fn create_demo(api: SocketAddr, token: &str) -> anyhow::Result<(String, String)>
     if status != 201 && status != 409 {
         bail!("cannot create workspace default: HTTP {status}: {body}");
     }
-    // demo-kafka is PLAINTEXT for now: the executor's Kafka connectors do not speak SASL/TLS
-    // yet, and the demo's jobs read and write it (managed clusters are otherwise secured).
+    // demo-kafka is secured as every new Kafka cluster is: SASL_SSL, SCRAM-SHA-512, ACLs.
     let clusters = [
         (
             "demo-kafka",
-            r#"{"kind":"kafka","node_pools":[{"name":"brokers","role":"broker","replicas":3}],
-                "security":{"tls":false,"authentication":[],"authorization":false}}"#,
+            r#"{"kind":"kafka","node_pools":[{"name":"brokers","role":"broker","replicas":3}]}"#,
         ),
         (
             "demo-spark",
@@ -414,8 +419,10 @@ fn submit_demo_jobs(api: SocketAddr, token: &str) -> anyhow::Result<()> {
                 )
                 .ok()?;
                 match status {
-                    201 | 409 => Some(Ok(())),
-                    503 => None,
+                    201 => Some(Ok(())),
+                    409 if answer.contains("job_exists") => Some(Ok(())),
+                    // The jobs' Kafka user of a new secured cluster may not be ready yet.
+                    409 | 503 => None,
                     _ => Some(Err(anyhow::anyhow!(
                         "cannot submit job {name}: HTTP {status}: {answer}"
                     ))),
@@ -426,6 +433,44 @@ fn submit_demo_jobs(api: SocketAddr, token: &str) -> anyhow::Result<()> {
         eprintln!("xtask: job {name} submitted");
     }
     Ok(())
+}
+
+/// The demo's Kafka user `demo` (may read and describe every topic and group of demo-kafka),
+/// its password kept in `<state>/demo-kafka-demo.password` (0600): created once, rotated if the
+/// user exists but the file was lost. Returns the file's path.
+fn demo_kafka_user(api: SocketAddr, token: &str, state: &Path) -> anyhow::Result<PathBuf> {
+    let file = state.join("demo-kafka-demo.password");
+    let base = "/v1/workspaces/default/clusters/demo-kafka/kafka-users";
+    let body = serde_json::json!({"name": "demo", "acls": [
+        {"resource_type": "topic", "resource_name": "*", "operations": ["read", "describe"]},
+        {"resource_type": "group", "resource_name": "*", "operations": ["read", "describe"]},
+    ]});
+    let (status, answer) = http_request(api, "POST", base, Some(token), Some(&body.to_string()))?;
+    let answer = match status {
+        201 => answer,
+        409 if std::fs::metadata(&file).is_ok() => return Ok(file),
+        409 => {
+            let (status, answer) = http_request(
+                api,
+                "POST",
+                &format!("{base}/demo/rotate"),
+                Some(token),
+                None,
+            )?;
+            if status != 200 {
+                bail!("cannot rotate Kafka user demo: HTTP {status}: {answer}");
+            }
+            answer
+        }
+        _ => bail!("cannot create Kafka user demo: HTTP {status}: {answer}"),
+    };
+    let created: serde_json::Value =
+        serde_json::from_str(&answer).context("the Kafka user answer is not JSON")?;
+    let password = created["password"]
+        .as_str()
+        .context("the Kafka user answer has no password")?;
+    write_private(&file, format!("{password}\n").as_bytes())?;
+    Ok(file)
 }
 
 /// Reads a secret file, creating it (mode 0600) with a random token first if missing.

@@ -657,6 +657,49 @@ impl ClusterAccess {
     }
 }
 
+/// The SCRAM user Spark clusters' jobs reach a secured Kafka cluster of their workspace as
+/// (Read, Write and Describe on every topic and group: jobs may name any topic of the
+/// workspace's clusters).
+pub const KAFKA_JOBS_USER: &str = "hdi-jobs";
+
+/// How jobs reach one Kafka cluster of their workspace.
+#[derive(Clone, Debug)]
+pub struct KafkaJobAccess {
+    /// `host:port,...`.
+    pub bootstrap: String,
+    /// The cluster's security (`None`: PLAINTEXT).
+    pub security: Option<KafkaSecurity>,
+    /// Its Kafka CA certificate, once made.
+    pub ca_cert: Option<String>,
+    /// [`KAFKA_JOBS_USER`]'s password once the cluster has its credential.
+    pub jobs_password: Option<hdi_stdx::secret::Secret>,
+}
+
+impl KafkaJobAccess {
+    /// The librdkafka properties jobs add to reach this cluster (empty for PLAINTEXT; `None`
+    /// while a secured cluster cannot be reached yet).
+    pub fn properties(&self) -> Option<BTreeMap<String, String>> {
+        let mut properties = BTreeMap::new();
+        let Some(security) = &self.security else {
+            return Some(properties);
+        };
+        properties.insert(
+            "security.protocol".to_owned(),
+            security.protocol().to_owned(),
+        );
+        if let Some(mechanism) = security.mechanisms.first() {
+            let password = self.jobs_password.as_ref()?;
+            properties.insert("sasl.mechanisms".to_owned(), mechanism.clone());
+            properties.insert("sasl.username".to_owned(), KAFKA_JOBS_USER.to_owned());
+            properties.insert("sasl.password".to_owned(), password.expose().to_owned());
+        }
+        if security.tls {
+            properties.insert("ssl.ca.pem".to_owned(), self.ca_cert.clone()?);
+        }
+        Some(properties)
+    }
+}
+
 /// One ACL of a Kafka user as stored (`kafka_users.acls`): the wire's spelling of each enum.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct KafkaAclSpec {

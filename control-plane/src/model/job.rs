@@ -77,7 +77,7 @@ impl JobRunState {
 }
 
 /// A serving Spark cluster's driver, for the job reconciler.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub struct SparkDriver {
     /// The cluster's id.
     pub cluster_id: ClusterId,
@@ -89,4 +89,6 @@ pub struct SparkDriver {
     pub credential: hdi_stdx::secret::Secret,
     /// The bootstrap servers of its workspace's Kafka clusters (what its jobs may name).
     pub workspace_kafka: Vec<String>,
+    /// How its jobs reach those clusters.
+    pub kafka_access: Vec<super::KafkaJobAccess>,
 }

@@ -176,6 +176,7 @@ fn definition(job: &JobRecord, driver: &SparkDriver) -> JobDefinition {
         sql: job.sql.clone(),
         bootstrap_servers: job.bootstrap_servers.clone(),
         allowed_kafka: Some(driver.workspace_kafka.clone()),
+        kafka_access: crate::service::kafka_access(&driver.kafka_access),
     }
 }
 

@@ -392,20 +392,10 @@ impl<P: Provisioner> Reconciler<P> {
         let admin = KafkaAdmin::new(servers, self.config.probe_timeout).with_security(security);
         let metadata = admin.metadata().await.ok()?;
         let reassigning = admin.list_partition_reassignments().await.ok()?.len();
-        // The cluster's ACLs are its Kafka users' (drift, or a change whose sync failed, is
-        // mended here).
-        if cluster
-            .spec
-            .security
-            .as_ref()
-            .is_some_and(|s| s.authorization)
-            && let Err(error) = crate::service::kafka_user::sync_acls(
-                &self.store,
-                &admin,
-                cluster.id,
-                &cluster.name,
-            )
-            .await
+        // The jobs' user exists and the cluster's ACLs are its Kafka users' (drift, or a
+        // change whose sync failed, is mended here).
+        if let Err(error) =
+            crate::service::kafka_user::sync_acls(&self.store, &admin, cluster).await
         {
             tracing::warn!(cluster = %cluster.name, error = %error, "Kafka ACL sync failed");
         }

@@ -301,6 +301,31 @@ impl Service {
         }
     }
 
+    /// Refuses a job whose secured Kafka cluster its jobs cannot reach yet (the jobs' Kafka user
+    /// is made on the cluster's first reconcile passes).
+    async fn check_job_access(
+        &self,
+        workspace_id: crate::model::WorkspaceId,
+        name: &str,
+        bootstrap: &str,
+        access: &std::collections::BTreeMap<String, hdi_executor_api::KafkaProperties>,
+    ) -> Result<(), ServiceError> {
+        let secured = self
+            .store
+            .cluster_get(workspace_id, name)
+            .await?
+            .is_some_and(|k| k.spec.security.is_some());
+        if secured && !access.contains_key(bootstrap) {
+            return Err(ServiceError::Conflict {
+                code: ErrorCode::ClusterNotReady,
+                message: format!(
+                    "Kafka cluster {name:?} is secured and its jobs' Kafka user is not ready yet; try again shortly"
+                ),
+            });
+        }
+        Ok(())
+    }
+
     /// A job's status from the driver (`Unknown` when the cluster has no job API or the driver
     /// does not answer; `Pending` when it does not have the job).
     async fn job_status(&self, cluster: &ClusterRecord, id: JobId) -> JobStatusView {
@@ -361,11 +386,18 @@ impl Service {
             let bootstrap = kafka.as_ref().map(|(_, b)| b.clone());
             // The job's tables may name only its workspace's Kafka clusters.
             let allowed_kafka = Some(self.store.workspace_kafka(spark.workspace_id).await?);
+            let kafka_access =
+                kafka_access(&self.store.workspace_kafka_access(spark.workspace_id).await?);
+            if let (Some(name), Some(bootstrap)) = (input.kafka_cluster.as_deref(), &bootstrap) {
+                self.check_job_access(spark.workspace_id, name, bootstrap, &kafka_access)
+                    .await?;
+            }
             driver
                 .validate(&ValidateRequest {
                     sql: input.sql.clone(),
                     bootstrap_servers: bootstrap.clone(),
                     allowed_kafka: allowed_kafka.clone(),
+                    kafka_access: kafka_access.clone(),
                 })
                 .await
                 .map_err(|e| sql_error(e, cluster))?;
@@ -390,6 +422,7 @@ impl Service {
                 sql: job.sql.clone(),
                 bootstrap_servers: bootstrap,
                 allowed_kafka,
+                kafka_access,
             };
             if let Err(error) = driver.job_put(job.id.into_uuid(), &definition).await {
                 // Stored is accepted: the job reconciler sends it once the driver takes it.
@@ -599,6 +632,25 @@ impl Service {
         )
         .await
     }
+}
+
+/// The librdkafka properties jobs need for each secured Kafka cluster of the workspace that
+/// can be reached (its jobs' user exists).
+pub fn kafka_access(
+    clusters: &[crate::model::KafkaJobAccess],
+) -> std::collections::BTreeMap<String, hdi_executor_api::KafkaProperties> {
+    clusters
+        .iter()
+        .filter_map(|c| {
+            let properties = c.properties()?;
+            (!properties.is_empty()).then(|| {
+                (
+                    c.bootstrap.clone(),
+                    hdi_executor_api::KafkaProperties(properties),
+                )
+            })
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -16,7 +16,9 @@ use super::topic::admin_error;
 use super::{ErrorCode, Service, ServiceError};
 use crate::auth::{Identity, Role};
 use crate::kafka_admin::{AclBinding, AdminSecurity, KafkaAdmin};
-use crate::model::{ClusterId, ClusterRecord, KAFKA_ADMIN_USER, KafkaAclSpec, KafkaUserRecord};
+use crate::model::{
+    ClusterRecord, KAFKA_ADMIN_USER, KAFKA_JOBS_USER, KafkaAclSpec, KafkaUserRecord,
+};
 use crate::store::{Store, StoreError};
 
 /// PBKDF2 iterations of Kafka users' credentials (Kafka's default is 4096).
@@ -177,18 +179,7 @@ impl Service {
         let (record, admin) = self
             .kafka_admin_of(workspace, cluster, "Kafka users")
             .await?;
-        let hash = record
-            .spec
-            .security
-            .as_ref()
-            .and_then(|s| s.mechanisms.iter().find(|m| m.starts_with("SCRAM-")))
-            .map(|m| {
-                if m == "SCRAM-SHA-256" {
-                    Hash::Sha256
-                } else {
-                    Hash::Sha512
-                }
-            })
+        let hash = scram_hash(&record)
             .ok_or_else(|| ServiceError::Refused {
                 code: ErrorCode::KafkaUsersUnsupported,
                 message: format!(
@@ -260,8 +251,7 @@ impl Service {
                     return Err(error);
                 }
             };
-            self.kafka_acls_sync_with(&admin, record.id, cluster)
-                .await?;
+            self.kafka_acls_sync_with(&admin, &record).await?;
             let user = self
                 .store
                 .kafka_user_get(record.id, name)
@@ -336,8 +326,7 @@ impl Service {
             {
                 return Err(user_not_found(cluster, name));
             }
-            self.kafka_acls_sync_with(&admin, record.id, cluster)
-                .await?;
+            self.kafka_acls_sync_with(&admin, &record).await?;
             self.store
                 .kafka_user_get(record.id, name)
                 .await?
@@ -410,7 +399,7 @@ impl Service {
                 .delete_scram(name, hash.kafka_type())
                 .await
                 .map_err(|e| admin_error(cluster, name, &[], e))?;
-            self.kafka_acls_sync_with(&admin, record.id, cluster).await
+            self.kafka_acls_sync_with(&admin, &record).await
         }
         .await;
         self.audited(
@@ -448,58 +437,138 @@ impl Service {
     async fn kafka_acls_sync_with(
         &self,
         admin: &KafkaAdmin,
-        cluster_id: ClusterId,
-        cluster: &str,
+        cluster: &ClusterRecord,
     ) -> Result<(), ServiceError> {
-        sync_acls(&self.store, admin, cluster_id, cluster).await
+        sync_acls(&self.store, admin, cluster).await
     }
 }
 
-/// Makes the cluster's ACLs exactly its users' (deleting others first, then creating the
-/// missing ones) and records each user's generation as applied.
+/// The ACLs of [`KAFKA_JOBS_USER`]: read, write and describe every topic, read every group,
+/// describe the cluster and write idempotently.
+pub(crate) fn jobs_bindings() -> Vec<AclBinding> {
+    let principal = format!("User:{KAFKA_JOBS_USER}");
+    let binding = |resource_type: i8, name: &str, operation: i8| AclBinding {
+        resource_type,
+        resource_name: name.to_owned(),
+        pattern_type: 3,
+        principal: principal.clone(),
+        host: "*".to_owned(),
+        operation,
+        permission: 3,
+    };
+    vec![
+        binding(2, "*", 3),
+        binding(2, "*", 4),
+        binding(2, "*", 8),
+        binding(3, "*", 3),
+        binding(3, "*", 8),
+        binding(4, "kafka-cluster", 8),
+        binding(4, "kafka-cluster", 12),
+    ]
+}
+
+/// Gives a SCRAM cluster its [`KAFKA_JOBS_USER`] credential once (the password is made and
+/// stored first, so a retry sets the same one).
+async fn ensure_jobs_user(
+    store: &Store,
+    admin: &KafkaAdmin,
+    cluster: &ClusterRecord,
+    hash: Hash,
+) -> Result<(), ServiceError> {
+    let candidate = crate::auth::new_kafka_password().map_err(|e| ServiceError::Upstream {
+        code: ErrorCode::Internal,
+        message: format!("cannot make a password: {e}"),
+    })?;
+    let (password, ready) = store.kafka_jobs_login(cluster.id, &candidate).await?;
+    if ready {
+        return Ok(());
+    }
+    let credential = Credential::new(hash, password.expose(), SCRAM_ITERATIONS).map_err(|e| {
+        ServiceError::Upstream {
+            code: ErrorCode::Internal,
+            message: format!("cannot make a credential: {e}"),
+        }
+    })?;
+    admin
+        .upsert_scram(KAFKA_JOBS_USER, &credential)
+        .await
+        .map_err(|e| admin_error(&cluster.name, KAFKA_JOBS_USER, &[], e))?;
+    store.kafka_jobs_ready(cluster.id).await?;
+    tracing::info!(cluster = %cluster.name, "jobs' Kafka user created");
+    Ok(())
+}
+
+/// The SCRAM hash of a cluster's first SCRAM mechanism.
+fn scram_hash(cluster: &ClusterRecord) -> Option<Hash> {
+    let security = cluster.spec.security.as_ref()?;
+    let mechanism = security
+        .mechanisms
+        .iter()
+        .find(|m| m.starts_with("SCRAM-"))?;
+    Some(if mechanism == "SCRAM-SHA-256" {
+        Hash::Sha256
+    } else {
+        Hash::Sha512
+    })
+}
+
+/// Keeps a secured cluster's principals: the jobs' user exists, and (with authorization) the
+/// cluster's ACLs are exactly its users' and the jobs user's (others are deleted first, then
+/// the missing ones created); records each user's generation as applied.
 ///
 /// # Errors
 /// The store, or the cluster refusing or not answering.
 pub(crate) async fn sync_acls(
     store: &Store,
     admin: &KafkaAdmin,
-    cluster_id: ClusterId,
-    cluster: &str,
+    cluster: &ClusterRecord,
 ) -> Result<(), ServiceError> {
-    {
-        let users = store.kafka_users_list(cluster_id).await?;
-        let desired = desired_bindings(&users);
-        let actual: BTreeSet<AclBinding> = admin
-            .describe_acls()
-            .await
-            .map_err(|e| admin_error(cluster, "", &[], e))?
-            .into_iter()
-            .collect();
-        let extra: Vec<AclBinding> = actual.difference(&desired).cloned().collect();
-        let missing: Vec<AclBinding> = desired.difference(&actual).cloned().collect();
-        admin
-            .delete_acls(&extra)
-            .await
-            .map_err(|e| admin_error(cluster, "", &[], e))?;
-        admin
-            .create_acls(&missing)
-            .await
-            .map_err(|e| admin_error(cluster, "", &[], e))?;
-        if !extra.is_empty() || !missing.is_empty() {
-            tracing::info!(
-                cluster,
-                removed = extra.len(),
-                added = missing.len(),
-                "Kafka ACLs synced"
-            );
-        }
-        for user in &users {
-            if user.applied_generation < user.generation {
-                store.kafka_user_applied(user.id, user.generation).await?;
-            }
-        }
-        Ok(())
+    let Some(security) = &cluster.spec.security else {
+        return Ok(());
+    };
+    let hash = scram_hash(cluster);
+    if let Some(hash) = hash {
+        ensure_jobs_user(store, admin, cluster, hash).await?;
     }
+    if !security.authorization {
+        return Ok(());
+    }
+    let name = cluster.name.as_str();
+    let users = store.kafka_users_list(cluster.id).await?;
+    let mut desired = desired_bindings(&users);
+    if hash.is_some() {
+        desired.extend(jobs_bindings());
+    }
+    let actual: BTreeSet<AclBinding> = admin
+        .describe_acls()
+        .await
+        .map_err(|e| admin_error(name, "", &[], e))?
+        .into_iter()
+        .collect();
+    let extra: Vec<AclBinding> = actual.difference(&desired).cloned().collect();
+    let missing: Vec<AclBinding> = desired.difference(&actual).cloned().collect();
+    admin
+        .delete_acls(&extra)
+        .await
+        .map_err(|e| admin_error(name, "", &[], e))?;
+    admin
+        .create_acls(&missing)
+        .await
+        .map_err(|e| admin_error(name, "", &[], e))?;
+    if !extra.is_empty() || !missing.is_empty() {
+        tracing::info!(
+            cluster = name,
+            removed = extra.len(),
+            added = missing.len(),
+            "Kafka ACLs synced"
+        );
+    }
+    for user in &users {
+        if user.applied_generation < user.generation {
+            store.kafka_user_applied(user.id, user.generation).await?;
+        }
+    }
+    Ok(())
 }
 
 fn user_not_found(cluster: &str, name: &str) -> ServiceError {
@@ -511,6 +580,7 @@ fn user_not_found(cluster: &str, name: &str) -> ServiceError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::ClusterId;
 
     fn user(name: &str, acls: Vec<KafkaAclSpec>) -> KafkaUserRecord {
         KafkaUserRecord {

@@ -24,7 +24,7 @@ use tokio::sync::Notify;
 pub use auth::{BOOTSTRAP_ADMIN, Grant, NewApiToken, require_platform_admin};
 pub use cluster::{ClusterPatchInput, ClusterView, PutOutcome, validate_spec};
 pub use idempotency::validate_idempotency_key;
-pub use job::{JobInput, JobPreview, JobStatusView, JobView, MAX_SQL_BYTES};
+pub use job::{JobInput, JobPreview, JobStatusView, JobView, MAX_SQL_BYTES, kafka_access};
 pub use node::{NodePage, PageRequest};
 pub use topic::{KNOWN_CONFIGS, TopicConfigs, TopicInput, TopicPatchInput, TopicView};
 

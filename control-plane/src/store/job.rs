@@ -209,7 +209,7 @@ impl Store {
     /// [`StoreError::Query`].
     pub async fn spark_drivers_serving(&self) -> Result<Vec<SparkDriver>, StoreError> {
         let rows = sqlx::query!(
-            r#"SELECT c.id, c.name, c.status->>'job_api' AS "job_api!", c.credential,
+            r#"SELECT c.id, c.workspace_id, c.name, c.status->>'job_api' AS "job_api!", c.credential,
                  coalesce(array(SELECT k.status->>'bootstrap_servers' FROM clusters k
                     WHERE k.workspace_id = c.workspace_id AND k.kind = 'kafka' AND NOT k.deleting
                       AND coalesce(k.status->>'bootstrap_servers', '') <> ''
@@ -222,16 +222,20 @@ impl Store {
         .fetch_all(&self.pool)
         .await
         .map_err(query_error("spark_drivers_serving"))?;
-        Ok(rows
-            .into_iter()
-            .map(|row| SparkDriver {
+        let mut drivers = Vec::with_capacity(rows.len());
+        for row in rows {
+            drivers.push(SparkDriver {
                 cluster_id: ClusterId::from_uuid(row.id),
                 cluster: row.name,
                 job_api: row.job_api,
                 credential: Secret::new(row.credential),
                 workspace_kafka: row.workspace_kafka,
-            })
-            .collect())
+                kafka_access: self
+                    .workspace_kafka_access(WorkspaceId::from_uuid(row.workspace_id))
+                    .await?,
+            });
+        }
+        Ok(drivers)
     }
 
     /// The bootstrap servers of a workspace's Kafka clusters that have them (not being deleted).

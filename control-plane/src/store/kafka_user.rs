@@ -7,7 +7,9 @@ use sqlx::types::Json;
 use uuid::Uuid;
 
 use super::{Store, StoreError};
-use crate::model::{ClusterId, KafkaAclSpec, KafkaClientSecrets, KafkaUserRecord, WorkloadId};
+use crate::model::{
+    ClusterId, KafkaAclSpec, KafkaClientSecrets, KafkaJobAccess, KafkaUserRecord, WorkloadId,
+};
 
 fn query_error(context: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
     move |source| StoreError::Query { context, source }
@@ -303,6 +305,89 @@ impl Store {
                 column: "clusters.kafka_ca_cert",
                 value: "NULL after storing a CA".into(),
             })
+    }
+
+    /// The `hdi-jobs` password of a cluster and whether the cluster has its credential; makes
+    /// and stores `candidate` when there is none.
+    ///
+    /// # Errors
+    /// [`StoreError::Query`], [`StoreError::Corrupt`].
+    pub async fn kafka_jobs_login(
+        &self,
+        cluster_id: ClusterId,
+        candidate: &str,
+    ) -> Result<(Secret, bool), StoreError> {
+        sqlx::query!(
+            "UPDATE clusters SET kafka_jobs_password = $2
+             WHERE id = $1 AND kafka_jobs_password IS NULL",
+            cluster_id.into_uuid(),
+            candidate
+        )
+        .execute(&self.pool)
+        .await
+        .map_err(query_error("kafka_jobs_login_make"))?;
+        let row = sqlx::query!(
+            "SELECT kafka_jobs_password, kafka_jobs_ready FROM clusters WHERE id = $1",
+            cluster_id.into_uuid()
+        )
+        .fetch_one(&self.pool)
+        .await
+        .map_err(query_error("kafka_jobs_login"))?;
+        let password = row.kafka_jobs_password.ok_or(StoreError::Corrupt {
+            column: "clusters.kafka_jobs_password",
+            value: "NULL after storing one".into(),
+        })?;
+        Ok((Secret::new(password), row.kafka_jobs_ready))
+    }
+
+    /// Records that the cluster has the `hdi-jobs` credential.
+    ///
+    /// # Errors
+    /// [`StoreError::Query`].
+    pub async fn kafka_jobs_ready(&self, cluster_id: ClusterId) -> Result<(), StoreError> {
+        sqlx::query!(
+            "UPDATE clusters SET kafka_jobs_ready = true WHERE id = $1",
+            cluster_id.into_uuid()
+        )
+        .execute(&self.pool)
+        .await
+        .map_err(query_error("kafka_jobs_ready"))?;
+        Ok(())
+    }
+
+    /// What jobs of a workspace need to reach each of its Kafka clusters with bootstrap
+    /// servers: the servers, the cluster's security, its CA and the `hdi-jobs` password once the
+    /// cluster has that credential.
+    ///
+    /// # Errors
+    /// [`StoreError::Query`].
+    pub async fn workspace_kafka_access(
+        &self,
+        workspace_id: crate::model::WorkspaceId,
+    ) -> Result<Vec<KafkaJobAccess>, StoreError> {
+        let rows = sqlx::query!(
+            r#"SELECT status->>'bootstrap_servers' AS "bootstrap!",
+                      spec AS "spec: Json<crate::model::ClusterSpec>",
+                      kafka_ca_cert,
+                      CASE WHEN kafka_jobs_ready THEN kafka_jobs_password END AS jobs_password
+               FROM clusters
+               WHERE workspace_id = $1 AND kind = 'kafka' AND NOT deleting
+                 AND coalesce(status->>'bootstrap_servers', '') <> ''
+               ORDER BY id"#,
+            workspace_id.into_uuid()
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(query_error("workspace_kafka_access"))?;
+        Ok(rows
+            .into_iter()
+            .map(|row| KafkaJobAccess {
+                bootstrap: row.bootstrap,
+                security: row.spec.0.security,
+                ca_cert: row.kafka_ca_cert,
+                jobs_password: row.jobs_password.map(Secret::new),
+            })
+            .collect())
     }
 
     /// Stores a broker workload's Kafka server certificate and key unless it has them already.

@@ -59,6 +59,10 @@ pub struct JobDef {
     pub allowed_kafka: Option<Vec<String>>,
     /// When it was submitted (RFC 3339).
     pub submitted_at: String,
+    /// How to reach secured Kafka clusters (kept with the definition, in the driver's data
+    /// directory, so a restarted driver reaches them again).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub kafka_access: std::collections::BTreeMap<String, hdi_executor_api::KafkaProperties>,
 }
 
 struct Entry {
@@ -140,6 +144,7 @@ impl JobManager {
 
     /// Starts running `def`; the caller adds the entry to the jobs.
     fn entry(self: &Arc<Self>, def: JobDef) -> Entry {
+        crate::kafka_access::register(&def.kafka_access);
         let handle = Arc::new(QueryHandle::default());
         let (stop, stop_rx) = watch::channel(false);
         let config = QueryConfig {
@@ -303,6 +308,7 @@ async fn validate_job(
     bytes: Bytes,
 ) -> Result<axum::Json<Acknowledged>, Problem> {
     let request: ValidateRequest = body(&bytes)?;
+    crate::kafka_access::register(&request.kafka_access);
     validate(
         &request.sql,
         request.bootstrap_servers.as_deref(),
@@ -334,6 +340,8 @@ async fn put_job(
         ));
     }
     let request: JobDefinition = body(&bytes)?;
+    // The newest credentials win, also for a job already running (a PUT of the same job).
+    crate::kafka_access::register(&request.kafka_access);
     if let Some(entry) = manager.jobs().get(&id) {
         let same = entry.def.sql == request.sql
             && entry.def.name == request.name
@@ -361,6 +369,7 @@ async fn put_job(
         sql: request.sql,
         bootstrap_servers: request.bootstrap_servers,
         allowed_kafka: request.allowed_kafka,
+        kafka_access: request.kafka_access,
         submitted_at: crate::query::rfc3339_ms(
             std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)

@@ -21,6 +21,7 @@ pub mod cluster;
 pub mod credential;
 pub mod driver;
 pub mod jobs;
+pub mod kafka_access;
 pub mod plan;
 pub mod process;
 pub mod query;

@@ -23,7 +23,6 @@ use datafusion::arrow::compute::{cast, take_record_batch};
 use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::parquet::arrow::ArrowWriter;
-use rdkafka::ClientConfig;
 use rdkafka::ClientContext;
 use rdkafka::Message as _;
 use rdkafka::message::{Header, Headers as _, OwnedHeaders};
@@ -273,15 +272,15 @@ impl KafkaSink {
         };
         let mut guard = self.producer.lock().unwrap_or_else(PoisonError::into_inner);
         if guard.is_none() {
-            let producer: BaseProducer<DeliveryErrors> = ClientConfig::new()
-                .set("bootstrap.servers", &self.bootstrap)
-                .set("enable.idempotence", "true")
-                .set("acks", "all")
-                .set("linger.ms", "5")
-                .set("message.timeout.ms", "60000")
-                .set("log_level", "3")
-                .create_with_context(DeliveryErrors::default())
-                .with_context(|| format!("cannot create a producer for {}", self.bootstrap))?;
+            let producer: BaseProducer<DeliveryErrors> =
+                crate::kafka_access::client_config(&self.bootstrap)
+                    .set("enable.idempotence", "true")
+                    .set("acks", "all")
+                    .set("linger.ms", "5")
+                    .set("message.timeout.ms", "60000")
+                    .set("log_level", "3")
+                    .create_with_context(DeliveryErrors::default())
+                    .with_context(|| format!("cannot create a producer for {}", self.bootstrap))?;
             *guard = Some(producer);
         }
         let producer = guard.as_ref().context("producer")?;
@@ -366,12 +365,12 @@ impl KafkaSink {
     fn written(&self, tag: &str, mark: &SinkMark) -> anyhow::Result<BTreeMap<i32, u64>> {
         let partitions: Vec<i32> = mark.keys().copied().collect();
         let ends = kafka_watermarks(&self.pool, &self.bootstrap, &self.topic, &partitions)?;
-        let consumer: rdkafka::consumer::BaseConsumer = ClientConfig::new()
-            .set("bootstrap.servers", &self.bootstrap)
-            .set("group.id", "hdi-executor-sink-check")
-            .set("enable.auto.commit", "false")
-            .set("log_level", "3")
-            .create()?;
+        let consumer: rdkafka::consumer::BaseConsumer =
+            crate::kafka_access::client_config(&self.bootstrap)
+                .set("group.id", "hdi-executor-sink-check")
+                .set("enable.auto.commit", "false")
+                .set("log_level", "3")
+                .create()?;
         let mut out = BTreeMap::new();
         for (partition, start) in mark {
             let end = ends.get(partition).map_or(*start, |(_, high)| *high);

@@ -18,7 +18,6 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
-use rdkafka::ClientConfig;
 use rdkafka::Message as _;
 use rdkafka::Offset;
 use rdkafka::TopicPartitionList;
@@ -233,8 +232,7 @@ impl ConsumerPool {
 }
 
 fn consumer(bootstrap: &str) -> anyhow::Result<BaseConsumer> {
-    ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
+    crate::kafka_access::client_config(bootstrap)
         .set("group.id", "hdi-executor")
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
@@ -376,7 +374,10 @@ pub fn kafka_fetch(
     if end <= start {
         return Ok(RawBatch::default());
     }
-    if let Some(out) = direct::fetch(pool, bootstrap, topic, partition, start, end)? {
+    // The direct path speaks plain TCP: secured clusters are read with librdkafka.
+    if !crate::kafka_access::is_secured(bootstrap)
+        && let Some(out) = direct::fetch(pool, bootstrap, topic, partition, start, end)?
+    {
         return Ok(out);
     }
     let mut out = RawBatch::default();

@@ -813,6 +813,7 @@ mod tests {
             input: crate::task::TaskInput::Files {
                 names: vec!["part-0.json".into()],
             },
+            kafka_access: Default::default(),
             tables: Default::default(),
         };
         let output = crate::task::run_task(&job, &Arc::default(), &request)

@@ -79,6 +79,9 @@ pub struct TaskRequest {
     /// entry; a table not named is joined as loaded when the job was planned).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub tables: BTreeMap<String, BTreeMap<i32, i64>>,
+    /// How to reach secured Kafka clusters (the driver's, by address).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub kafka_access: BTreeMap<String, hdi_executor_api::KafkaProperties>,
 }
 
 /// Counters and timings of a task.
@@ -372,6 +375,7 @@ impl TaskContext {
 
     /// The prepared job for a request (planned on first use).
     pub async fn prepared(&self, request: &TaskRequest) -> anyhow::Result<Arc<PreparedJob>> {
+        crate::kafka_access::register(&request.kafka_access);
         self.prepared_job(
             &request.job_id,
             &request.script,

@@ -130,6 +130,7 @@ fn mutated_task_requests_never_panic() {
             end: 20,
         },
         tables: [("accounts".to_string(), [(0, 5), (1, 7)].into())].into(),
+        kafka_access: Default::default(),
     };
     let seed = serde_json::to_vec(&request).unwrap();
     let mut rng = Rng(0x5eed_0003);

@@ -16,6 +16,11 @@ pub struct ValidateRequest {
     /// `bootstrap_servers` (the control plane sends its workspace's); absent: any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub allowed_kafka: Option<Vec<String>>,
+    /// How to reach secured Kafka clusters: librdkafka properties (`security.protocol`,
+    /// `sasl.*`, `ssl.ca.pem`) by bootstrap servers (`host:port,...`). A cluster not named
+    /// here is PLAINTEXT.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub kafka_access: std::collections::BTreeMap<String, KafkaProperties>,
 }
 
 /// A job's definition: the body of `PUT /v1/jobs/{id}`.
@@ -31,6 +36,23 @@ pub struct JobDefinition {
     /// `bootstrap_servers` (the control plane sends its workspace's); absent: any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub allowed_kafka: Option<Vec<String>>,
+    /// How to reach secured Kafka clusters: librdkafka properties (`security.protocol`,
+    /// `sasl.*`, `ssl.ca.pem`) by bootstrap servers (`host:port,...`). A cluster not named
+    /// here is PLAINTEXT.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub kafka_access: std::collections::BTreeMap<String, KafkaProperties>,
+}
+
+/// librdkafka properties of one Kafka cluster; they hold a password, so `Debug` names only
+/// the keys.
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct KafkaProperties(pub std::collections::BTreeMap<String, String>);
+
+impl std::fmt::Debug for KafkaProperties {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.0.keys()).finish()
+    }
 }
 
 /// `{"ok": true}`: a validation passed, a registration was taken.

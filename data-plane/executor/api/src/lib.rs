@@ -32,8 +32,8 @@ pub mod fake;
 pub use client::{DriverClient, DriverError, STATUS_TIMEOUT, SUBMIT_TIMEOUT, Submitted};
 pub use cluster::{ClusterView, WorkerRegistration, WorkerView};
 pub use job::{
-    Acknowledged, ErrorView, JobDefinition, JobList, JobStatus, Preview, ProgressList, QueryState,
-    ValidateRequest,
+    Acknowledged, ErrorView, JobDefinition, JobList, JobStatus, KafkaProperties, Preview,
+    ProgressList, QueryState, ValidateRequest,
 };
 pub use problem::{AboutBlank, PROBLEM_CONTENT_TYPE, Problem};
 pub use progress::{Durations, EventTime, Progress, SinkProgress, SourceProgress, StateOperator};

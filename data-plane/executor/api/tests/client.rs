@@ -24,6 +24,7 @@ fn validate(sql: &str, bootstrap: Option<&str>) -> ValidateRequest {
         sql: sql.into(),
         bootstrap_servers: bootstrap.map(str::to_owned),
         allowed_kafka: Some(vec!["k:9092".into()]),
+        kafka_access: Default::default(),
     }
 }
 
@@ -48,6 +49,7 @@ async fn every_call_sends_its_request_and_reads_its_answer() {
         sql: "SELECT 1".into(),
         bootstrap_servers: None,
         allowed_kafka: None,
+        kafka_access: Default::default(),
     };
 
     client

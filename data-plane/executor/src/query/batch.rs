@@ -391,6 +391,7 @@ pub(super) fn tasks_for(
             watermark_ms: entry.watermark_ms,
             input,
             tables: entry.tables.clone(),
+            kafka_access: crate::kafka_access::snapshot(),
         })
         .collect()
 }

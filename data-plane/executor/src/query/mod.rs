@@ -26,7 +26,6 @@ use std::sync::{Arc, PoisonError};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
-use rdkafka::ClientConfig;
 use rdkafka::producer::BaseProducer;
 use tokio::sync::watch;
 
@@ -169,8 +168,7 @@ impl Query {
                 let bootstrap = bootstrap.ok_or_else(|| {
                     JobError::new("invalid_option", "dead_letter_topic needs a Kafka cluster")
                 })?;
-                let producer: BaseProducer = ClientConfig::new()
-                    .set("bootstrap.servers", &bootstrap)
+                let producer: BaseProducer = crate::kafka_access::client_config(&bootstrap)
                     .set("linger.ms", "20")
                     .set("log_level", "3")
                     .create()
