@@ -83,8 +83,8 @@ pub enum ClusterCommand {
         /// Refuse deletion until turned off.
         #[arg(long)]
         deletion_protection: bool,
-        /// Kafka: how clients connect. `sasl-ssl` (default): TLS, SCRAM-SHA-512 Kafka users
-        /// and ACLs; `sasl-plaintext`: the same without TLS; `ssl`: TLS only, no
+        /// Kafka: how clients connect. `sasl-ssl` (default): TLS, SCRAM-SHA-512 Kafka users,
+        /// OAUTHBEARER with hdi tokens, and ACLs; `sasl-plaintext`: SCRAM and ACLs without TLS; `ssl`: TLS only, no
         /// authentication; `plaintext`: neither (anyone may do anything).
         #[arg(long, value_enum, default_value = "sasl-ssl")]
         security: SecurityPreset,
@@ -247,7 +247,14 @@ impl SecurityPreset {
     fn spec(self) -> hdi_api::KafkaSecurity {
         let scram = vec![hdi_api::KafkaMechanism::ScramSha512];
         let (tls, authentication, authorization) = match self {
-            SecurityPreset::SaslSsl => (true, scram, true),
+            SecurityPreset::SaslSsl => (
+                true,
+                vec![
+                    hdi_api::KafkaMechanism::ScramSha512,
+                    hdi_api::KafkaMechanism::Oauthbearer,
+                ],
+                true,
+            ),
             SecurityPreset::SaslPlaintext => (false, scram, true),
             SecurityPreset::Ssl => (true, Vec::new(), false),
             SecurityPreset::Plaintext => (false, Vec::new(), false),

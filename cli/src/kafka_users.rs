@@ -24,7 +24,8 @@ use crate::output::{Table, print_value};
 /// Who a Kafka client authenticates as.
 #[derive(Debug, Clone, Args)]
 pub struct LoginArgs {
-    /// The Kafka user (see `hdictl kafka-user`) to authenticate as on a secured cluster.
+    /// The Kafka user (see `hdictl kafka-user`) to authenticate as on a secured cluster
+    /// (default: yourself, with the context's token, where the cluster offers OAUTHBEARER).
     #[arg(long = "user")]
     pub user: Option<String>,
     /// File holding the user's password (default: the HDI_KAFKA_PASSWORD variable).
@@ -57,6 +58,123 @@ impl LoginArgs {
         }
         Ok(Some((user.clone(), password)))
     }
+}
+
+/// An hdi access token as librdkafka's OAUTHBEARER token: the person's own identity on a
+/// cluster with OAUTHBEARER (principal `User:<username>`, ACLs from their roles).
+#[derive(Clone)]
+pub struct Oauth {
+    token: String,
+    principal: String,
+    expires_ms: i64,
+}
+
+impl std::fmt::Debug for Oauth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Oauth")
+            .field("principal", &self.principal)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Oauth {
+    /// Reads the principal (`name`) and expiry (`exp`) of a JWT; the signature is the
+    /// broker's to check.
+    ///
+    /// # Errors
+    /// Not a JWT with those claims.
+    pub fn from_jwt(jwt: &str) -> anyhow::Result<Oauth> {
+        use base64::Engine as _;
+        let payload = jwt
+            .split('.')
+            .nth(1)
+            .context("the access token is not a JWT")?;
+        let claims: serde_json::Value = serde_json::from_slice(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(payload.trim_end_matches('='))
+                .context("the access token's claims are not base64url")?,
+        )
+        .context("the access token's claims are not JSON")?;
+        let principal = claims["name"]
+            .as_str()
+            .context("the access token has no name claim")?
+            .to_owned();
+        let exp = claims["exp"]
+            .as_i64()
+            .context("the access token has no exp claim")?;
+        Ok(Oauth {
+            token: jwt.to_owned(),
+            principal,
+            expires_ms: exp.saturating_mul(1000),
+        })
+    }
+
+    fn kafka_token(&self) -> rdkafka::client::OAuthToken {
+        rdkafka::client::OAuthToken {
+            token: self.token.clone(),
+            principal_name: self.principal.clone(),
+            lifetime_ms: self.expires_ms,
+        }
+    }
+
+    /// librdkafka's token callback: this token, or an error when there is none.
+    ///
+    /// # Errors
+    /// No token.
+    pub fn generate(
+        oauth: Option<&Oauth>,
+    ) -> Result<rdkafka::client::OAuthToken, Box<dyn std::error::Error>> {
+        oauth
+            .map(Oauth::kafka_token)
+            .ok_or_else(|| "no hdi access token for OAUTHBEARER".into())
+    }
+}
+
+/// A consumer context presenting an hdi access token over OAUTHBEARER.
+pub struct OauthContext(pub Option<Oauth>);
+
+impl rdkafka::ClientContext for OauthContext {
+    const ENABLE_REFRESH_OAUTH_TOKEN: bool = true;
+
+    fn generate_oauth_token(
+        &self,
+        _config: Option<&str>,
+    ) -> Result<rdkafka::client::OAuthToken, Box<dyn std::error::Error>> {
+        Oauth::generate(self.0.as_ref())
+    }
+}
+
+impl rdkafka::consumer::ConsumerContext for OauthContext {}
+
+/// librdkafka properties and, for OAUTHBEARER, the token to present.
+pub type Access = (Vec<(String, String)>, Option<Oauth>);
+
+/// How a Kafka client of `cluster` authenticates: as a Kafka user when one is named, else as
+/// the hdi user itself over OAUTHBEARER when the cluster offers it (with `token`).
+///
+/// # Errors
+/// As [`librdkafka_properties`], or a token that is not a JWT.
+pub fn client_access(
+    cluster: &Cluster,
+    login: Option<&(String, String)>,
+    token: Option<&str>,
+) -> anyhow::Result<Access> {
+    let endpoints = &cluster.status.endpoints;
+    let oauth_offered = endpoints.sasl_mechanisms.iter().any(|m| m == "OAUTHBEARER");
+    if login.is_none() && oauth_offered {
+        let Some(token) = token else {
+            bail!(
+                "cluster {:?} needs a login: --user NAME, or an hdictl context",
+                cluster.name
+            );
+        };
+        let oauth = Oauth::from_jwt(token)?;
+        let mut properties = librdkafka_properties(cluster, Some(&(String::new(), String::new())))?;
+        properties.retain(|(k, _)| !k.starts_with("sasl."));
+        properties.push(("sasl.mechanisms".to_owned(), "OAUTHBEARER".to_owned()));
+        return Ok((properties, Some(oauth)));
+    }
+    Ok((librdkafka_properties(cluster, login)?, None))
 }
 
 /// The librdkafka properties that reach `cluster` (bootstrap servers, security protocol, SASL
@@ -103,7 +221,8 @@ pub fn librdkafka_properties(
         };
         let mechanism = endpoints
             .sasl_mechanisms
-            .first()
+            .iter()
+            .find(|m| m.starts_with("SCRAM-"))
             .cloned()
             .unwrap_or_else(|| "SCRAM-SHA-512".to_owned());
         properties.extend([

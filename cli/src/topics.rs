@@ -193,15 +193,16 @@ pub async fn topic(
             file,
             key_separator,
         } => {
-            let bootstrap = bootstrap(api, workspace, &cluster, &topic, &login).await?;
+            let (bootstrap, oauth) = bootstrap(api, workspace, &cluster, &topic, &login).await?;
             let lines = read_lines(file.as_deref())?;
             let records = split_keys(lines, key_separator.as_deref())?;
             let total = records.len();
             let topic_name = topic.clone();
-            let outcome =
-                tokio::task::spawn_blocking(move || produce(&bootstrap, &topic_name, records))
-                    .await
-                    .context("the producer thread failed")??;
+            let outcome = tokio::task::spawn_blocking(move || {
+                produce(&bootstrap, oauth, &topic_name, records)
+            })
+            .await
+            .context("the producer thread failed")??;
             match format {
                 Format::Table => println!("wrote {} of {total} records to {topic}", outcome.ok),
                 _ => print_value(
@@ -226,9 +227,10 @@ pub async fn topic(
             group,
             timeout,
         } => {
-            let bootstrap = bootstrap(api, workspace, &cluster, &topic, &login).await?;
+            let (bootstrap, oauth) = bootstrap(api, workspace, &cluster, &topic, &login).await?;
             let options = ConsumeOptions {
                 bootstrap,
+                oauth,
                 topic: topic.clone(),
                 from_beginning,
                 max,
@@ -274,11 +276,24 @@ async fn bootstrap(
     cluster: &str,
     topic: &str,
     login: &crate::kafka_users::LoginArgs,
-) -> anyhow::Result<Vec<(String, String)>> {
+) -> anyhow::Result<crate::kafka_users::Access> {
     let c = api.cluster_get(workspace, cluster).await?;
-    let properties = crate::kafka_users::librdkafka_properties(&c, login.login()?.as_ref())?;
+    let login = login.login()?;
+    // OAUTHBEARER takes an access token (a JWT); a context holding an API token (or the admin
+    // token of `cargo xtask up`) exchanges it for one.
+    let token = match api.bearer_token() {
+        Some(token) if login.is_none() && token.split('.').count() != 3 => Some(
+            api.token_exchange(&hdi_api::TokenRequest::ApiToken {
+                token: token.to_owned(),
+            })
+            .await?
+            .access_token,
+        ),
+        other => other.map(str::to_owned),
+    };
+    let access = crate::kafka_users::client_access(&c, login.as_ref(), token.as_deref())?;
     api.topic_get(workspace, cluster, topic).await?;
-    Ok(properties)
+    Ok(access)
 }
 
 fn read_lines(file: Option<&std::path::Path>) -> anyhow::Result<Vec<String>> {
@@ -325,10 +340,19 @@ struct Delivered {
     first_error: Option<String>,
 }
 
-/// Counts delivery reports.
-struct Counter(Mutex<Delivered>);
+/// Counts delivery reports (and presents the hdi token over OAUTHBEARER when there is one).
+struct Counter(Mutex<Delivered>, Option<crate::kafka_users::Oauth>);
 
-impl ClientContext for Counter {}
+impl ClientContext for Counter {
+    const ENABLE_REFRESH_OAUTH_TOKEN: bool = true;
+
+    fn generate_oauth_token(
+        &self,
+        _config: Option<&str>,
+    ) -> Result<rdkafka::client::OAuthToken, Box<dyn std::error::Error>> {
+        crate::kafka_users::Oauth::generate(self.1.as_ref())
+    }
+}
 
 impl ProducerContext for Counter {
     type DeliveryOpaque = ();
@@ -355,6 +379,7 @@ const DELIVERY_TIMEOUT: Duration = Duration::from_secs(30);
 
 fn produce(
     properties: &[(String, String)],
+    oauth: Option<crate::kafka_users::Oauth>,
     topic: &str,
     records: Vec<(Option<String>, String)>,
 ) -> anyhow::Result<Delivered> {
@@ -367,7 +392,7 @@ fn produce(
             "message.timeout.ms",
             DELIVERY_TIMEOUT.as_millis().to_string(),
         )
-        .create_with_context(Counter(Mutex::new(Delivered::default())))
+        .create_with_context(Counter(Mutex::new(Delivered::default()), oauth))
         .context("cannot create the Kafka producer")?;
     for (key, value) in &records {
         let mut record: BaseRecord<'_, str, str> = BaseRecord::to(topic).payload(value.as_str());
@@ -424,8 +449,12 @@ fn client_config(properties: &[(String, String)]) -> ClientConfig {
     config
 }
 
+/// The consumer `consume` uses.
+type TopicConsumer = BaseConsumer<crate::kafka_users::OauthContext>;
+
 struct ConsumeOptions {
     bootstrap: Vec<(String, String)>,
+    oauth: Option<crate::kafka_users::Oauth>,
     topic: String,
     from_beginning: bool,
     max: Option<u64>,
@@ -457,9 +486,14 @@ fn consume(options: &ConsumeOptions) -> anyhow::Result<u64> {
                 .clone()
                 .unwrap_or_else(|| format!("hdictl-{}", uuid::Uuid::new_v4())),
         );
-    let consumer: BaseConsumer = config
-        .create()
+    let consumer: TopicConsumer = config
+        .create_with_context(crate::kafka_users::OauthContext(options.oauth.clone()))
         .context("cannot create the Kafka consumer")?;
+    if options.oauth.is_some() {
+        // librdkafka asks for the OAUTHBEARER token through an event only a poll serves;
+        // nothing is assigned yet, so no record can arrive here.
+        let _ = consumer.poll(Duration::from_millis(200));
+    }
     if options.group.is_some() {
         consumer
             .subscribe(&[&options.topic])
@@ -554,7 +588,7 @@ fn consume(options: &ConsumeOptions) -> anyhow::Result<u64> {
 /// Records partitions newly assigned to the group member; for each without a committed offset,
 /// the offset it starts from (the low or high watermark, as `--from-beginning` says).
 fn note_assignment(
-    consumer: &BaseConsumer,
+    consumer: &TopicConsumer,
     options: &ConsumeOptions,
     assigned: &mut std::collections::BTreeSet<i32>,
     starts: &mut BTreeMap<i32, i64>,

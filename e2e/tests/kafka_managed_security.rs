@@ -3,7 +3,8 @@
 //! control plane administers it over SASL_SSL as its own SCRAM user, Kafka users are created,
 //! rotated, re-scoped and deleted through `hdictl kafka-user` with their ACLs applied, and kcat
 //! (with `hdictl cluster client-config`) and `hdictl topic produce|consume` reach the cluster
-//! only with a valid password and only where their ACLs allow.
+//! only with a valid password and only where their ACLs allow; people reach it as themselves
+//! over OAUTHBEARER with their hdi tokens, with ACLs from their workspace roles.
 #![allow(clippy::unwrap_used, reason = "tests")]
 
 use std::os::unix::fs::PermissionsExt as _;
@@ -94,7 +95,7 @@ async fn managed_kafka_is_secured_by_default() {
     let bootstrap = endpoints["bootstrap_servers"].as_str().unwrap().to_owned();
     let table = ok(&fleet, &["cluster", "show", "pay"]);
     assert!(
-        table.contains("security:    SASL_SSL (SCRAM-SHA-512), ACLs enforced"),
+        table.contains("security:    SASL_SSL (SCRAM-SHA-512, OAUTHBEARER), ACLs enforced"),
         "{table}"
     );
 
@@ -287,7 +288,9 @@ async fn managed_kafka_is_secured_by_default() {
         ],
     );
     assert!(err.contains("not written"), "{err}");
-    let err = fails(
+    // Without --user, hdictl is its own user over OAUTHBEARER (the context's token): the
+    // platform admin's ACLs are an operator's.
+    let out = ok(
         &fleet,
         &[
             "topic",
@@ -298,7 +301,83 @@ async fn managed_kafka_is_secured_by_default() {
             input.to_str().unwrap(),
         ],
     );
-    assert!(err.contains("--user"), "{err}");
+    assert!(out.contains("wrote 50 of 50 records"), "{out}");
+    let out = ok(
+        &fleet,
+        &[
+            "topic",
+            "consume",
+            "pay",
+            "payments",
+            "--from-beginning",
+            "--max",
+            "200",
+            "--timeout",
+            "20s",
+        ],
+    );
+    assert_eq!(out.lines().count(), 200, "{out}");
+    // A viewer of the workspace reads as herself and cannot write.
+    api.user_create("vera", "vera-password-1234").await.unwrap();
+    api.role_binding_put("test", "vera", hdi_api::Role::Viewer)
+        .await
+        .unwrap();
+    let jwt = api
+        .token_exchange(&hdi_api::TokenRequest::Password {
+            username: "vera".into(),
+            password: "vera-password-1234".into(),
+        })
+        .await
+        .unwrap()
+        .access_token;
+    let vera = dir.join("vera.json");
+    std::fs::write(
+        &vera,
+        serde_json::json!({
+            "current_context": "test",
+            "contexts": {"test": {"api_url": fleet.control_plane.url, "token": jwt, "workspace": "test"}}
+        })
+        .to_string(),
+    )
+    .unwrap();
+    // Her ACLs arrive with the cluster's next reconcile pass.
+    let mut last = String::new();
+    let read = (0..20).any(|_| {
+        let (success, out, err) = hdi_e2e::hdictl(
+            &vera,
+            &[
+                "topic",
+                "consume",
+                "pay",
+                "payments",
+                "--group",
+                "vera-1",
+                "--from-beginning",
+                "--max",
+                "10",
+                "--timeout",
+                "5s",
+            ],
+        );
+        last = format!("{out}\n{err}");
+        success && out.lines().count() == 10
+    });
+    assert!(read, "vera reads over OAUTHBEARER: {last}");
+    let (success, out, err) = hdi_e2e::hdictl(
+        &vera,
+        &[
+            "topic",
+            "produce",
+            "pay",
+            "payments",
+            "--file",
+            input.to_str().unwrap(),
+        ],
+    );
+    assert!(!success, "a viewer cannot write: {out}");
+    assert!(err.contains("not written"), "{err}");
+    let err = fails(&fleet, &["kafka-user", "create", "pay", "vera"]);
+    assert!(err.contains("hdi user"), "{err}");
     // A group outside reader's ACLs.
     let err = fails(
         &fleet,

@@ -655,6 +655,9 @@ impl Supervisor {
                     if let Some(users) = &security.sasl_users {
                         hdi_stdx::secret::write_secret_file(&dir.join("sasl-users"), users)?;
                     }
+                    if let Some(jwks) = &security.oauth_jwks {
+                        hdi_stdx::secret::write_secret_file(&dir.join("jwks.json"), jwks)?;
+                    }
                 }
                 return Ok(());
             }

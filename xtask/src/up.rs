@@ -307,6 +307,10 @@ fn bring_up(
         bin("hdictl")?.display()
     );
     println!(
+        "  {} topic consume demo-kafka alerts --from-beginning --max 5   (as yourself, OAUTHBEARER)",
+        bin("hdictl")?.display()
+    );
+    println!(
         "  {} topic consume demo-kafka alerts --user demo --password-file {} --from-beginning --max 5",
         bin("hdictl")?.display(),
         demo_password.display()
@@ -332,7 +336,8 @@ fn create_demo(api: SocketAddr, token: &str) -> anyhow::Result<(String, String)>
     if status != 201 && status != 409 {
         bail!("cannot create workspace default: HTTP {status}: {body}");
     }
-    // demo-kafka is secured as every new Kafka cluster is: SASL_SSL, SCRAM-SHA-512, ACLs.
+    // demo-kafka is secured as every new Kafka cluster is: SASL_SSL, SCRAM-SHA-512 and
+    // OAUTHBEARER, ACLs.
     let clusters = [
         (
             "demo-kafka",

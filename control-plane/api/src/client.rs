@@ -98,6 +98,12 @@ pub struct Client {
 }
 
 impl Client {
+    /// The bearer token this client sends (an access token once `hdictl` has exchanged its
+    /// API token): what OAUTHBEARER Kafka clients present as the same person.
+    pub fn bearer_token(&self) -> Option<&str> {
+        self.token.as_deref()
+    }
+
     /// A client for the control plane at `base_url` (e.g. `http://127.0.0.1:7420`).
     ///
     /// # Errors

@@ -109,7 +109,7 @@ pub struct ClusterSpec {
     #[serde(default)]
     pub deletion_protection: bool,
     /// Kafka clusters only: how clients connect and what they may do. Absent on create: TLS,
-    /// SCRAM-SHA-512 and ACLs (`SASL_SSL`). Cannot change after creation.
+    /// SCRAM-SHA-512 and OAUTHBEARER, ACLs (`SASL_SSL`). Cannot change after creation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub security: Option<KafkaSecurity>,
 }
@@ -123,7 +123,8 @@ pub struct KafkaSecurity {
     /// (`endpoints.ca_certificate`). Default on.
     #[serde(default = "yes")]
     pub tls: bool,
-    /// SASL mechanisms clients may use (default `[SCRAM-SHA-512]`); empty: no authentication.
+    /// SASL mechanisms clients may use (default `[SCRAM-SHA-512, OAUTHBEARER]`); empty: no
+    /// authentication.
     #[serde(default = "default_mechanisms")]
     pub authentication: Vec<KafkaMechanism>,
     /// Enforce ACLs (Kafka users' `acls`); needs authentication. Default on.
@@ -167,7 +168,7 @@ fn yes() -> bool {
 }
 
 fn default_mechanisms() -> Vec<KafkaMechanism> {
-    vec![KafkaMechanism::ScramSha512]
+    vec![KafkaMechanism::ScramSha512, KafkaMechanism::Oauthbearer]
 }
 
 /// A SASL mechanism of a Kafka cluster.
@@ -179,6 +180,11 @@ pub enum KafkaMechanism {
     /// Kafka users' passwords with SHA-256.
     #[serde(rename = "SCRAM-SHA-256")]
     ScramSha256,
+    /// hdi access tokens (`POST /v1/auth/token`, what `hdictl` holds): the principal is the hdi
+    /// user, whose ACLs follow its roles in the cluster's workspace. Needs a SCRAM mechanism
+    /// too (Kafka users and jobs use it).
+    #[serde(rename = "OAUTHBEARER")]
+    Oauthbearer,
 }
 
 impl KafkaMechanism {
@@ -187,6 +193,7 @@ impl KafkaMechanism {
         match self {
             KafkaMechanism::ScramSha512 => "SCRAM-SHA-512",
             KafkaMechanism::ScramSha256 => "SCRAM-SHA-256",
+            KafkaMechanism::Oauthbearer => "OAUTHBEARER",
         }
     }
 }

@@ -82,6 +82,9 @@ pub struct BrokerSecurity {
     /// The static users file (the platform's administrator; Kafka users live in the quorum).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sasl_users: Option<String>,
+    /// The control plane's JSON Web Key Set (OAUTHBEARER), written to `jwks.json`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oauth_jwks: Option<String>,
     /// Enforce ACLs.
     pub authorizer: bool,
     /// Principals allowed everything (`User:NAME`).

@@ -140,6 +140,7 @@ pub async fn agent_node_workloads(
 ) -> Result<Json<WorkloadAssignment>, ApiError> {
     caller.must_be(NodeId::from_uuid(id))?;
     let assignment = state.service.node_assignment(NodeId::from_uuid(id)).await?;
+    let jwks = serde_json::to_string(&super::auth::jwks_document(&state)?).ok();
     Ok(Json(WorkloadAssignment {
         generation: assignment.generation,
         workloads: assignment
@@ -163,6 +164,7 @@ pub async fn agent_node_workloads(
                         security,
                         secrets.as_ref()?,
                         assignment.kafka_tls.get(&w.id),
+                        jwks.as_deref(),
                     )?)),
                     _ => None,
                 };
@@ -185,6 +187,7 @@ fn broker_security(
     security: &KafkaSecurity,
     secrets: &KafkaClientSecrets,
     tls: Option<&(String, String)>,
+    jwks: Option<&str>,
 ) -> Option<BrokerSecurity> {
     let tls = if security.tls {
         let (cert_pem, key_pem) = tls?;
@@ -220,6 +223,11 @@ fn broker_security(
         tls,
         sasl_mechanisms: mechanisms,
         sasl_users,
+        oauth_jwks: if security.has_oauth() {
+            Some(jwks?.to_owned())
+        } else {
+            None
+        },
         authorizer: security.authorization,
         super_users: if security.authorization {
             vec![format!("User:{KAFKA_ADMIN_USER}")]

@@ -20,8 +20,14 @@ use crate::service::{Grant, PageRequest};
 #[utoipa::path(get, path = "/.well-known/jwks.json", tag = "auth",
     responses((status = 200, description = "The JSON Web Key Set", body = api::Jwks)))]
 pub async fn jwks(State(state): State<AppState>) -> Result<Json<api::Jwks>, ApiError> {
+    Ok(Json(jwks_document(&state)?))
+}
+
+/// The JSON Web Key Set the control plane's tokens verify against (also what secured brokers
+/// get for OAUTHBEARER).
+pub(super) fn jwks_document(state: &AppState) -> Result<api::Jwks, ApiError> {
     let keys = state.service.jwks()?;
-    Ok(Json(api::Jwks {
+    Ok(api::Jwks {
         keys: keys
             .into_iter()
             .map(|k| api::Jwk {
@@ -33,7 +39,7 @@ pub async fn jwks(State(state): State<AppState>) -> Result<Json<api::Jwks>, ApiE
                 key_use: "sig".to_owned(),
             })
             .collect(),
-    }))
+    })
 }
 
 /// Exchanges a username and password, or an API token, for a short-lived access token (a JWT

@@ -432,6 +432,7 @@ fn security_to_wire(security: Option<&model::KafkaSecurity>) -> api::KafkaSecuri
             .filter_map(|m| match m.as_str() {
                 "SCRAM-SHA-512" => Some(api::KafkaMechanism::ScramSha512),
                 "SCRAM-SHA-256" => Some(api::KafkaMechanism::ScramSha256),
+                "OAUTHBEARER" => Some(api::KafkaMechanism::Oauthbearer),
                 _ => None,
             })
             .collect(),

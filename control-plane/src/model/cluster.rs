@@ -101,7 +101,7 @@ pub struct ClusterSpec {
 pub struct KafkaSecurity {
     /// TLS on the client listener.
     pub tls: bool,
-    /// SASL mechanisms (`SCRAM-SHA-512`, `SCRAM-SHA-256`); empty: none.
+    /// SASL mechanisms (`SCRAM-SHA-512`, `SCRAM-SHA-256`, `OAUTHBEARER`); empty: none.
     pub mechanisms: Vec<String>,
     /// ACLs enforced.
     pub authorization: bool,
@@ -121,6 +121,11 @@ impl KafkaSecurity {
     /// Whether the cluster has Kafka users (a SCRAM mechanism).
     pub fn has_scram(&self) -> bool {
         self.mechanisms.iter().any(|m| m.starts_with("SCRAM-"))
+    }
+
+    /// Whether hdi users reach it with their access tokens.
+    pub fn has_oauth(&self) -> bool {
+        self.mechanisms.iter().any(|m| m == "OAUTHBEARER")
     }
 }
 
@@ -687,7 +692,7 @@ impl KafkaJobAccess {
             "security.protocol".to_owned(),
             security.protocol().to_owned(),
         );
-        if let Some(mechanism) = security.mechanisms.first() {
+        if let Some(mechanism) = security.mechanisms.iter().find(|m| m.starts_with("SCRAM-")) {
             let password = self.jobs_password.as_ref()?;
             properties.insert("sasl.mechanisms".to_owned(), mechanism.clone());
             properties.insert("sasl.username".to_owned(), KAFKA_JOBS_USER.to_owned());

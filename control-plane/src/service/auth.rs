@@ -387,6 +387,15 @@ impl Service {
             require_platform_admin(caller)?;
             check_username(username)?;
             check_password(password)?;
+            // A Kafka user of that name would share the new user's Kafka principal.
+            if self.store.kafka_user_name_used(username).await? {
+                return Err(ServiceError::Conflict {
+                    code: ErrorCode::UserExists,
+                    message: format!(
+                        "a Kafka user is named {username:?}: it would share this user's Kafka principal"
+                    ),
+                });
+            }
             let password = password.to_owned();
             let hash = blocking(move || password::hash(&password))
                 .await?

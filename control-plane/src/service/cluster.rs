@@ -165,6 +165,12 @@ fn validate_security(kind: Kind, security: &mut Option<KafkaSecurity>) -> Result
             ));
         }
     }
+    if given.mechanisms.iter().any(|m| m == "OAUTHBEARER") && !given.has_scram() {
+        return Err(invalid(
+            "security.authentication",
+            "OAUTHBEARER needs a SCRAM mechanism beside it (Kafka users and jobs use SCRAM)",
+        ));
+    }
     if given.authorization && given.mechanisms.is_empty() {
         return Err(invalid(
             "security.authorization",
@@ -677,5 +683,55 @@ fn busy(running: &OperationRecord) -> ServiceError {
             running.kind.as_str(),
             running.cluster_name
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn security(tls: bool, mechanisms: &[&str], authorization: bool) -> Option<KafkaSecurity> {
+        Some(KafkaSecurity {
+            tls,
+            mechanisms: mechanisms.iter().map(|m| (*m).to_owned()).collect(),
+            authorization,
+        })
+    }
+
+    fn field(result: Result<(), ServiceError>) -> Option<String> {
+        match result {
+            Err(ServiceError::InvalidField { field, .. }) => Some(field),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn kafka_security_is_checked_and_plaintext_is_stored_as_none() {
+        let mut ok = security(true, &["SCRAM-SHA-512", "OAUTHBEARER"], true);
+        assert!(validate_security(Kind::Kafka, &mut ok).is_ok());
+        assert!(ok.is_some());
+        let mut plain = security(false, &[], false);
+        assert!(validate_security(Kind::Kafka, &mut plain).is_ok());
+        assert_eq!(plain, None);
+        let mut oauth_only = security(true, &["OAUTHBEARER"], true);
+        assert_eq!(
+            field(validate_security(Kind::Kafka, &mut oauth_only)).as_deref(),
+            Some("security.authentication")
+        );
+        let mut anonymous_acls = security(true, &[], true);
+        assert_eq!(
+            field(validate_security(Kind::Kafka, &mut anonymous_acls)).as_deref(),
+            Some("security.authorization")
+        );
+        let mut twice = security(true, &["SCRAM-SHA-512", "SCRAM-SHA-512"], true);
+        assert_eq!(
+            field(validate_security(Kind::Kafka, &mut twice)).as_deref(),
+            Some("security.authentication[1]")
+        );
+        let mut spark = security(true, &["SCRAM-SHA-512"], true);
+        assert_eq!(
+            field(validate_security(Kind::Spark, &mut spark)).as_deref(),
+            Some("security")
+        );
     }
 }

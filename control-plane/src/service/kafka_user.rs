@@ -228,6 +228,15 @@ impl Service {
             self.authorize(caller, workspace, Role::Operator).await?;
             validate_user(name, &acls)?;
             let (record, admin, hash) = self.scram_cluster(workspace, cluster).await?;
+            // A Kafka user and an hdi user of one name would be one principal (OAUTHBEARER).
+            if self.store.user_by_name(name).await?.is_some() {
+                return Err(ServiceError::InvalidField {
+                    field: "name".into(),
+                    message:
+                        "is an hdi user's name: people reach Kafka as themselves with OAUTHBEARER"
+                            .into(),
+                });
+            }
             // The row first: a concurrent create of the same name stops here, before it can
             // overwrite this user's credential.
             let user = match self
@@ -467,6 +476,40 @@ pub(crate) fn jobs_bindings() -> Vec<AclBinding> {
     ]
 }
 
+/// The ACLs of an hdi user reaching the cluster with its access token (OAUTHBEARER), by its
+/// role in the cluster's workspace (platform administrators as operators): a viewer reads and
+/// describes every topic and group; an operator or admin may do everything with topics,
+/// groups and transactional ids, and describe the cluster and write idempotently (never alter
+/// ACLs or the cluster: Kafka users are managed through the API).
+pub(crate) fn role_bindings(username: &str, role: Role) -> Vec<AclBinding> {
+    let principal = format!("User:{username}");
+    let binding = |resource_type: i8, name: &str, operation: i8| AclBinding {
+        resource_type,
+        resource_name: name.to_owned(),
+        pattern_type: 3,
+        principal: principal.clone(),
+        host: "*".to_owned(),
+        operation,
+        permission: 3,
+    };
+    match role {
+        Role::Viewer => vec![
+            binding(2, "*", 3),
+            binding(2, "*", 8),
+            binding(2, "*", 10),
+            binding(3, "*", 3),
+            binding(3, "*", 8),
+        ],
+        Role::Operator | Role::Admin => vec![
+            binding(2, "*", 2),
+            binding(3, "*", 2),
+            binding(5, "*", 2),
+            binding(4, "kafka-cluster", 8),
+            binding(4, "kafka-cluster", 12),
+        ],
+    }
+}
+
 /// Gives a SCRAM cluster its [`KAFKA_JOBS_USER`] credential once (the password is made and
 /// stored first, so a retry sets the same one).
 async fn ensure_jobs_user(
@@ -538,6 +581,21 @@ pub(crate) async fn sync_acls(
     let mut desired = desired_bindings(&users);
     if hash.is_some() {
         desired.extend(jobs_bindings());
+    }
+    if security.has_oauth() {
+        // People reach the cluster as themselves: their ACLs follow their roles.
+        let mut roles: std::collections::BTreeMap<String, Role> = store
+            .role_bindings_list(cluster.workspace_id)
+            .await?
+            .into_iter()
+            .map(|b| (b.username, b.role))
+            .collect();
+        for admin in store.platform_admin_names().await? {
+            roles.entry(admin).or_insert(Role::Operator);
+        }
+        for (username, role) in roles {
+            desired.extend(role_bindings(&username, role));
+        }
     }
     let actual: BTreeSet<AclBinding> = admin
         .describe_acls()

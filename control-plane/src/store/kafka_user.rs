@@ -230,6 +230,31 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
+    /// The names of the platform administrators.
+    ///
+    /// # Errors
+    /// [`StoreError::Query`].
+    pub async fn platform_admin_names(&self) -> Result<Vec<String>, StoreError> {
+        sqlx::query_scalar!("SELECT username FROM users WHERE platform_admin ORDER BY username")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(query_error("platform_admin_names"))
+    }
+
+    /// Whether any Kafka cluster has a Kafka user of this name.
+    ///
+    /// # Errors
+    /// [`StoreError::Query`].
+    pub async fn kafka_user_name_used(&self, name: &str) -> Result<bool, StoreError> {
+        sqlx::query_scalar!(
+            r#"SELECT EXISTS (SELECT 1 FROM kafka_users WHERE name = $1) AS "used!""#,
+            name
+        )
+        .fetch_one(&self.pool)
+        .await
+        .map_err(query_error("kafka_user_name_used"))
+    }
+
     /// A secured Kafka cluster's CA and administrator password once made.
     ///
     /// # Errors

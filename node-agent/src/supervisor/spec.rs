@@ -194,6 +194,12 @@ fn security_args(security: &BrokerSecurity, dir: &Path) -> Vec<OsString> {
             dir.join("sasl-users").into_os_string(),
         ]);
     }
+    if security.oauth_jwks.is_some() {
+        args.extend([
+            "--oauth-jwks-file".into(),
+            dir.join("jwks.json").into_os_string(),
+        ]);
+    }
     if security.authorizer {
         args.push("--authorizer".into());
         args.extend([
@@ -460,6 +466,7 @@ mod tests {
             }),
             sasl_mechanisms: vec!["SCRAM-SHA-512".into()],
             sasl_users: Some("hdi-admin ...\n".into()),
+            oauth_jwks: None,
             authorizer: true,
             super_users: vec!["User:hdi-admin".into()],
         };
