@@ -103,6 +103,8 @@ pub enum ClusterCommand {
         /// Where to write the CA certificate (default `./<cluster>-ca.pem`).
         #[arg(long)]
         ca_file: Option<std::path::PathBuf>,
+        #[command(flatten)]
+        oauth: crate::kafka_users::OauthClientArgs,
     },
     /// List clusters.
     List,
@@ -310,8 +312,12 @@ pub async fn cluster(
             login,
             client,
             ca_file,
+            oauth,
         } => {
-            crate::kafka_users::client_config(api, workspace, &name, &login, client, ca_file).await
+            crate::kafka_users::client_config(
+                api, workspace, &name, &login, &oauth, client, ca_file,
+            )
+            .await
         }
         ClusterCommand::List => {
             let mut items = Vec::new();

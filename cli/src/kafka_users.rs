@@ -536,6 +536,110 @@ pub async fn kafka_user(
     Ok(())
 }
 
+/// OAUTHBEARER through the control plane's OAuth 2.0 token endpoint (client credentials).
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct OauthClientArgs {
+    /// Authenticate as this hdi user over OAUTHBEARER: the client fetches its own tokens from
+    /// the control plane's OAuth 2.0 token endpoint with the username as client id and one of
+    /// its API tokens as client secret (librdkafka's `sasl.oauthbearer.method=oidc`, the Java
+    /// client's OAuthBearerLoginCallbackHandler).
+    #[arg(long, conflicts_with_all = ["user", "password_file"])]
+    pub oauth_client: Option<String>,
+    /// File holding that user's API token (default: a placeholder to fill in).
+    #[arg(long, requires = "oauth_client")]
+    pub api_token_file: Option<PathBuf>,
+}
+
+/// The OAuth 2.0 token endpoint of the control plane at `base_url`.
+pub fn token_endpoint(base_url: &str) -> String {
+    format!("{}/v1/auth/oauth2/token", base_url.trim_end_matches('/'))
+}
+
+/// librdkafka properties that reach `cluster` as hdi user `client_id` over OAUTHBEARER, with
+/// librdkafka fetching tokens from `endpoint` itself.
+///
+/// # Errors
+/// As [`librdkafka_properties`], or the cluster does not offer OAUTHBEARER.
+pub fn oidc_properties(
+    cluster: &Cluster,
+    client_id: &str,
+    client_secret: &str,
+    endpoint: &str,
+) -> anyhow::Result<Vec<(String, String)>> {
+    if !cluster
+        .status
+        .endpoints
+        .sasl_mechanisms
+        .iter()
+        .any(|m| m == "OAUTHBEARER")
+    {
+        bail!(
+            "cluster {:?} does not offer OAUTHBEARER (its mechanisms: {}): use --user with a Kafka user",
+            cluster.name,
+            cluster.status.endpoints.sasl_mechanisms.join(", ")
+        );
+    }
+    let mut properties = librdkafka_properties(cluster, Some(&(String::new(), String::new())))?;
+    properties.retain(|(k, _)| !k.starts_with("sasl."));
+    properties.extend(
+        [
+            ("sasl.mechanisms", "OAUTHBEARER"),
+            ("sasl.oauthbearer.method", "oidc"),
+            ("sasl.oauthbearer.client.id", client_id),
+            ("sasl.oauthbearer.client.secret", client_secret),
+            ("sasl.oauthbearer.token.endpoint.url", endpoint),
+        ]
+        .map(|(k, v)| (k.to_owned(), v.to_owned())),
+    );
+    Ok(properties)
+}
+
+/// A Java client `.properties` text for librdkafka `properties` (SCRAM or OIDC OAUTHBEARER).
+fn java_properties(properties: &[(String, String)]) -> String {
+    let get = |key: &str| {
+        properties
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.clone())
+    };
+    let escape = |v: &str| v.replace('\\', "\\\\").replace('"', "\\\"");
+    let mut out = format!(
+        "bootstrap.servers={}\nsecurity.protocol={}\n",
+        get("bootstrap.servers").unwrap_or_default(),
+        get("security.protocol").unwrap_or_default()
+    );
+    match get("sasl.mechanisms").as_deref() {
+        Some("OAUTHBEARER") => {
+            let endpoint = get("sasl.oauthbearer.token.endpoint.url").unwrap_or_default();
+            out.push_str(&format!(
+                "# Kafka 4 fetches tokens only from allowed URLs: run the JVM with\n\
+                 # -Dorg.apache.kafka.sasl.oauthbearer.allowed.urls={endpoint}\n\
+                 sasl.mechanism=OAUTHBEARER\n\
+                 sasl.login.callback.handler.class=org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginCallbackHandler\n\
+                 sasl.oauthbearer.token.endpoint.url={endpoint}\n\
+                 sasl.jaas.config=org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required clientId=\"{}\" clientSecret=\"{}\";\n",
+                escape(&get("sasl.oauthbearer.client.id").unwrap_or_default()),
+                escape(&get("sasl.oauthbearer.client.secret").unwrap_or_default())
+            ));
+        }
+        Some(mechanism) => {
+            out.push_str(&format!(
+                "sasl.mechanism={mechanism}\n\
+                 sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username=\"{}\" password=\"{}\";\n",
+                escape(&get("sasl.username").unwrap_or_default()),
+                escape(&get("sasl.password").unwrap_or_default())
+            ));
+        }
+        None => {}
+    }
+    if let Some(ca) = get("ssl.ca.location") {
+        out.push_str(&format!(
+            "ssl.truststore.type=PEM\nssl.truststore.location={ca}\n"
+        ));
+    }
+    out
+}
+
 /// Which client a configuration is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ClientKind {
@@ -559,23 +663,41 @@ pub async fn client_config(
     workspace: &str,
     cluster: &str,
     login: &LoginArgs,
+    oauth: &OauthClientArgs,
     client: ClientKind,
     ca_file: Option<PathBuf>,
 ) -> anyhow::Result<()> {
     let c = api.cluster_get(workspace, cluster).await?;
-    let password = match login.login() {
-        Ok(found) => found.map(|(_, p)| p),
-        Err(_) => None,
+    let mut properties = if let Some(client_id) = &oauth.oauth_client {
+        if client == ClientKind::Kafkajs {
+            bail!(
+                "kafkajs has no built-in OAuth client: give its `sasl.oauthBearerProvider` a function that POSTs `grant_type=client_credentials` with HTTP Basic ({client_id}, an API token) to {} and returns {{ value: access_token }}",
+                token_endpoint(api.base_url())
+            );
+        }
+        let secret = match &oauth.api_token_file {
+            Some(path) => std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read --api-token-file {}", path.display()))?
+                .trim()
+                .to_owned(),
+            None => format!("<API token of {client_id}>"),
+        };
+        oidc_properties(&c, client_id, &secret, &token_endpoint(api.base_url()))?
+    } else {
+        let password = match login.login() {
+            Ok(found) => found.map(|(_, p)| p),
+            Err(_) => None,
+        };
+        let user = login.user.clone();
+        let placeholder = format!("<password of {}>", user.as_deref().unwrap_or("USER"));
+        let pair = user.as_ref().map(|u| {
+            (
+                u.clone(),
+                password.clone().unwrap_or_else(|| placeholder.clone()),
+            )
+        });
+        librdkafka_properties(&c, pair.as_ref())?
     };
-    let user = login.user.clone();
-    let placeholder = format!("<password of {}>", user.as_deref().unwrap_or("USER"));
-    let pair = user.as_ref().map(|u| {
-        (
-            u.clone(),
-            password.clone().unwrap_or_else(|| placeholder.clone()),
-        )
-    });
-    let mut properties = librdkafka_properties(&c, pair.as_ref())?;
     let ca_path = ca_file.unwrap_or_else(|| PathBuf::from(format!("{cluster}-ca.pem")));
     if let Some(index) = properties.iter().position(|(k, _)| k == "ssl.ca.pem") {
         let (_, pem) = properties.remove(index);
@@ -596,29 +718,7 @@ pub async fn client_config(
                 println!("{key}={value}");
             }
         }
-        ClientKind::Java => {
-            let escape = |v: &str| v.replace('\\', "\\\\").replace('"', "\\\"");
-            println!(
-                "bootstrap.servers={}",
-                get("bootstrap.servers").unwrap_or_default()
-            );
-            println!(
-                "security.protocol={}",
-                get("security.protocol").unwrap_or_default()
-            );
-            if let Some(mechanism) = get("sasl.mechanisms") {
-                println!("sasl.mechanism={mechanism}");
-                println!(
-                    "sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username=\"{}\" password=\"{}\";",
-                    escape(&get("sasl.username").unwrap_or_default()),
-                    escape(&get("sasl.password").unwrap_or_default())
-                );
-            }
-            if let Some(ca) = get("ssl.ca.location") {
-                println!("ssl.truststore.type=PEM");
-                println!("ssl.truststore.location={ca}");
-            }
-        }
+        ClientKind::Java => print!("{}", java_properties(&properties)),
         ClientKind::Kafkajs => {
             let mut config = serde_json::json!({
                 "clientId": "hdi-client",
@@ -643,6 +743,72 @@ pub async fn client_config(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn secured(mechanisms: &[&str]) -> Cluster {
+        serde_json::from_value(serde_json::json!({
+            "id": "00000000-0000-0000-0000-000000000001",
+            "workspace": "default",
+            "name": "pay",
+            "spec": {"kind": "kafka", "node_pools": []},
+            "generation": 1,
+            "status": {
+                "state": "Running",
+                "observed_generation": 1,
+                "conditions": [],
+                "pools": [],
+                "endpoints": {
+                    "bootstrap_servers": "127.0.0.1:9093",
+                    "security_protocol": "SASL_SSL",
+                    "sasl_mechanisms": mechanisms,
+                    "ca_certificate": "-----BEGIN CERTIFICATE-----",
+                },
+                "workloads": [],
+            },
+            "created_at": "2026-12-05T00:00:00Z",
+            "updated_at": "2026-12-05T00:00:00Z",
+        }))
+        .expect("a cluster")
+    }
+
+    #[test]
+    fn oauth_client_configs_name_the_token_endpoint() {
+        let endpoint = token_endpoint("http://127.0.0.1:7420/");
+        assert_eq!(endpoint, "http://127.0.0.1:7420/v1/auth/oauth2/token");
+        let c = secured(&["SCRAM-SHA-512", "OAUTHBEARER"]);
+        let p = oidc_properties(&c, "svc", "hdi_tok", &endpoint).expect("properties");
+        let get = |k: &str| p.iter().find(|(key, _)| key == k).map(|(_, v)| v.as_str());
+        assert_eq!(get("sasl.mechanisms"), Some("OAUTHBEARER"));
+        assert_eq!(get("sasl.oauthbearer.method"), Some("oidc"));
+        assert_eq!(get("sasl.oauthbearer.client.id"), Some("svc"));
+        assert_eq!(get("sasl.oauthbearer.client.secret"), Some("hdi_tok"));
+        assert_eq!(get("sasl.username"), None);
+        let java = java_properties(&p);
+        assert!(java.contains("sasl.mechanism=OAUTHBEARER\n"), "{java}");
+        assert!(
+            java.contains(&format!("sasl.oauthbearer.token.endpoint.url={endpoint}\n")),
+            "{java}"
+        );
+        assert!(
+            java.contains(
+                "OAuthBearerLoginModule required clientId=\"svc\" clientSecret=\"hdi_tok\";"
+            ),
+            "{java}"
+        );
+        // A cluster without OAUTHBEARER says so.
+        let scram_only = secured(&["SCRAM-SHA-512"]);
+        let refused = oidc_properties(&scram_only, "svc", "x", &endpoint).expect_err("refused");
+        assert!(
+            refused.to_string().contains("does not offer OAUTHBEARER"),
+            "{refused}"
+        );
+        // SCRAM users keep their ScramLoginModule.
+        let p = librdkafka_properties(&c, Some(&("carol".into(), "pw\"1".into()))).expect("scram");
+        let java = java_properties(&p);
+        assert!(
+            java.contains("ScramLoginModule required username=\"carol\" password=\"pw\\\"1\";"),
+            "{java}"
+        );
+    }
 
     #[test]
     fn acl_flags() {

@@ -55,8 +55,61 @@ async function mtls() {
   console.log(JSON.stringify({ ok: true, phase: 'mtls', read: seen }));
 }
 
+// OAUTHBEARER: the token provider asks the control plane's OAuth 2.0 token endpoint (client
+// credentials: a username and one of its API tokens, in HTTP Basic) for an access token.
+async function oauth() {
+  const tokenUrl = arg('--token-url');
+  const basic = Buffer.from(`${arg('--client-id')}:${arg('--client-secret')}`).toString('base64');
+  let fetched = 0;
+  const kafka = new Kafka({
+    clientId: 'hdi-security-kafkajs-oauth',
+    brokers: [arg('--bootstrap')],
+    ssl: { ca: [fs.readFileSync(arg('--ca'), 'utf8')] },
+    sasl: {
+      mechanism: 'oauthbearer',
+      oauthBearerProvider: async () => {
+        const answer = await fetch(tokenUrl, {
+          method: 'POST',
+          headers: { Authorization: `Basic ${basic}`, 'Content-Type': 'application/x-www-form-urlencoded' },
+          body: 'grant_type=client_credentials',
+        });
+        if (answer.status !== 200) throw new Error(`token endpoint: ${answer.status} ${await answer.text()}`);
+        fetched += 1;
+        return { value: (await answer.json()).access_token };
+      },
+    },
+    logLevel: logLevel.NOTHING,
+    retry: { retries: 2 },
+  });
+  const admin = kafka.admin();
+  await admin.connect();
+  await admin.createTopics({ topics: [{ topic: 'oauth-kjs', numPartitions: 1 }], waitForLeaders: true });
+  await admin.disconnect();
+  const producer = kafka.producer();
+  await producer.connect();
+  const messages = Array.from({ length: 80 }, (_, i) => ({ value: `kjs-oauth-${i}` }));
+  await producer.send({ topic: 'oauth-kjs', acks: -1, messages });
+  await producer.disconnect();
+  const consumer = kafka.consumer({ groupId: 'g-kjs-oauth' });
+  await consumer.connect();
+  await consumer.subscribe({ topic: 'oauth-kjs', fromBeginning: true });
+  let seen = 0;
+  await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`read ${seen} of 80`)), 30000);
+    consumer.run({
+      eachMessage: async ({ message }) => {
+        if (message.value.toString().startsWith('kjs-oauth-')) seen += 1;
+        if (seen === 80) { clearTimeout(timer); resolve(); }
+      },
+    });
+  });
+  await consumer.disconnect();
+  console.log(JSON.stringify({ ok: true, phase: 'oauth', read: seen, tokens_fetched: fetched }));
+}
+
 async function main() {
   if (process.argv.includes('mtls')) return mtls();
+  if (process.argv.includes('oauth')) return oauth();
   const kafka = client(arg('--password'));
   const producer = kafka.producer();
   await producer.connect();

@@ -301,6 +301,68 @@ def oauth(args):
     return out
 
 
+def oauth_clients(args):
+    """OAUTHBEARER with tokens from the control plane's OAuth 2.0 token endpoint (client
+    credentials: alice and one of her API tokens): librdkafka's own OIDC login
+    (`sasl.oauthbearer.method=oidc`, through confluent-kafka) and kafka-python with a token
+    provider calling the endpoint each produce and consume back; a wrong secret gets the
+    endpoint's 401 `invalid_client`."""
+    import base64
+    import urllib.error
+    import urllib.request
+    from kafka import KafkaConsumer, KafkaProducer
+    from kafka.net.sasl.oauth import AbstractTokenProvider  # kafka-python 3.x
+
+    def fetch(secret):
+        basic = base64.b64encode(f"{args.client_id}:{secret}".encode()).decode()
+        request = urllib.request.Request(
+            args.token_url, data=b"grant_type=client_credentials", method="POST",
+            headers={"Authorization": f"Basic {basic}",
+                     "Content-Type": "application/x-www-form-urlencoded"})
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            return json.load(answer)
+
+    out = {}
+    try:
+        fetch("not-a-token")
+        raise AssertionError("a wrong client secret got a token")
+    except urllib.error.HTTPError as e:
+        out["wrong secret"] = [e.code, json.load(e)["error"]]
+    assert out["wrong secret"] == [401, "invalid_client"], out
+
+    oidc = {"bootstrap.servers": args.listeners["SASL_SSL"], "security.protocol": "SASL_SSL",
+            "ssl.ca.location": f"{args.tls_dir}/ca.pem", "sasl.mechanisms": "OAUTHBEARER",
+            "sasl.oauthbearer.method": "oidc", "sasl.oauthbearer.client.id": args.client_id,
+            "sasl.oauthbearer.client.secret": args.client_secret,
+            "sasl.oauthbearer.token.endpoint.url": args.token_url, "socket.timeout.ms": 10000}
+    a = AdminClient(oidc)
+    wait(a.create_topics([NewTopic("oauth-oidc", 1, 1)]))
+    assert produce(oidc, "oauth-oidc", 40) == [None] * 40
+    values, error = consume(oidc, "oauth-oidc", "g-oidc", 40)
+    assert error is None and len(values) == 40, (error, len(values))
+    out["librdkafka oidc read"] = len(values)
+
+    class Provider(AbstractTokenProvider):
+        def token(self):
+            return fetch(args.client_secret)["access_token"]
+
+    common = dict(bootstrap_servers=args.listeners["SASL_SSL"], security_protocol="SASL_SSL",
+                  sasl_mechanism="OAUTHBEARER", sasl_oauth_token_provider=Provider(),
+                  ssl_cafile=f"{args.tls_dir}/ca.pem")
+    p = KafkaProducer(acks="all", **common)
+    for i in range(60):
+        p.send("oauth-oidc", key=b"kp", value=f"kp-oauth-{i}".encode())
+    p.flush(30)
+    p.close()
+    c = KafkaConsumer("oauth-oidc", auto_offset_reset="earliest", enable_auto_commit=False,
+                      consumer_timeout_ms=10000, **common)
+    seen = sum(1 for m in c if m.value.startswith(b"kp-oauth-"))
+    c.close()
+    assert seen == 60, seen
+    out["kafka-python read"] = seen
+    return out
+
+
 def quota(args):
     """A client id with producer_byte_rate set (by the test, over AlterClientQuotas) is held to
     it; another client id is not."""
@@ -336,13 +398,16 @@ def main():
     p.add_argument("--tls-dir", default="")
     p.add_argument("--admin-password", default="")
     p.add_argument("--tokens", default="{}", help="JSON map of user to access token (oauth)")
+    p.add_argument("--token-url", help="the OAuth 2.0 token endpoint (oauth-clients)")
+    p.add_argument("--client-id", help="the OAuth client id, a username (oauth-clients)")
+    p.add_argument("--client-secret", help="an API token of that user (oauth-clients)")
     p.add_argument("--rate", default="0", help="the quota under test, bytes/s (quota)")
-    p.add_argument("phase", choices=["users", "auth", "matrix", "kafka-python", "kafka-python-mtls", "oauth", "quota"])
+    p.add_argument("phase", choices=["users", "auth", "matrix", "kafka-python", "kafka-python-mtls", "oauth", "oauth-clients", "quota"])
     args = p.parse_args()
     args.listeners = json.loads(args.bootstrap)
     try:
         phases = {"users": users, "auth": auth, "matrix": matrix, "kafka-python": kafka_python,
-                  "oauth": oauth, "quota": quota, "kafka-python-mtls": kafka_python_mtls}
+                  "oauth": oauth, "oauth-clients": oauth_clients, "quota": quota, "kafka-python-mtls": kafka_python_mtls}
         result = phases[args.phase](args)
         print(json.dumps({"ok": True, "phase": args.phase, **result}, default=str))
     except Exception as e:  # noqa: BLE001 - the test prints why

@@ -4,11 +4,14 @@
 //! rotated, re-scoped and deleted through `hdictl kafka-user` with their ACLs applied, and kcat
 //! (with `hdictl cluster client-config`) and `hdictl topic produce|consume` reach the cluster
 //! only with a valid password and only where their ACLs allow; people reach it as themselves
-//! over OAUTHBEARER with their hdi tokens, with ACLs from their workspace roles.
+//! over OAUTHBEARER with their hdi tokens, with ACLs from their workspace roles, and services
+//! as hdi users with librdkafka fetching tokens from the OAuth 2.0 token endpoint (client-config
+//! `--oauth-client`); an ACL added behind the control plane's back is removed.
 #![allow(clippy::unwrap_used, reason = "tests")]
 
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
+use std::process::Command;
 
 use hdi_e2e::{Fleet, kcat, wait_ready_nodes};
 use serde_json::Value;
@@ -376,6 +379,95 @@ async fn managed_kafka_is_secured_by_default() {
     );
     assert!(!success, "a viewer cannot write: {out}");
     assert!(err.contains("not written"), "{err}");
+    // A service as vera without her password: one of her API tokens as OAuth client secret,
+    // and a configuration from client-config with which librdkafka fetches its own tokens
+    // from the control plane's OAuth 2.0 token endpoint.
+    let api_token = api
+        .api_token_create(
+            "vera",
+            &hdi_api::ApiTokenCreate {
+                name: "reader-service".into(),
+                expires_in_days: Some(1),
+            },
+        )
+        .await
+        .unwrap()
+        .token;
+    let token_file = dir.join("vera.token");
+    std::fs::write(&token_file, format!("{api_token}\n")).unwrap();
+    let properties = ok(
+        &fleet,
+        &[
+            "cluster",
+            "client-config",
+            "pay",
+            "--oauth-client",
+            "vera",
+            "--api-token-file",
+            token_file.to_str().unwrap(),
+            "--ca-file",
+            dir.join("o-ca.pem").to_str().unwrap(),
+        ],
+    );
+    assert!(
+        properties.contains("sasl.oauthbearer.method=oidc")
+            && properties.contains(&format!(
+                "sasl.oauthbearer.token.endpoint.url={}/v1/auth/oauth2/token",
+                fleet.control_plane.url
+            )),
+        "{properties}"
+    );
+    let properties_file = dir.join("vera-oidc.properties");
+    std::fs::write(&properties_file, &properties).unwrap();
+    let out = Command::new(hdi_e2e::test_python())
+        .arg(hdi_e2e::client_script("properties_consume.py"))
+        .arg(&properties_file)
+        .args(["payments", "vera-oidc", "25"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("\"read\": 25"),
+        "confluent-kafka with client-config's OIDC properties: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The control plane owns every ACL of the cluster: one added behind its back (over Kafka,
+    // as its own super user hdi-admin) is removed by the next reconcile pass; vera's stay.
+    let pool = sqlx::PgPool::connect(&fleet.database_url).await.unwrap();
+    let admin_password: String =
+        sqlx::query_scalar("SELECT kafka_admin_password FROM clusters WHERE name = 'pay'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    let oidc_bootstrap = properties
+        .lines()
+        .find_map(|l| l.strip_prefix("bootstrap.servers="))
+        .unwrap();
+    let admin_properties = dir.join("hdi-admin.properties");
+    std::fs::write(
+        &admin_properties,
+        format!(
+            "bootstrap.servers={oidc_bootstrap}\nsecurity.protocol=SASL_SSL\nsasl.mechanisms=SCRAM-SHA-512\n\
+             sasl.username=hdi-admin\nsasl.password={admin_password}\nssl.ca.location={}\n",
+            dir.join("o-ca.pem").display()
+        ),
+    )
+    .unwrap();
+    let out = Command::new(hdi_e2e::test_python())
+        .arg(hdi_e2e::client_script("acl_drift.py"))
+        .arg(&admin_properties)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "an ACL added behind the control plane's back: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    eprintln!(
+        "acl_drift.py: {}",
+        String::from_utf8_lossy(&out.stdout).trim()
+    );
     let err = fails(&fleet, &["kafka-user", "create", "pay", "vera"]);
     assert!(err.contains("hdi user"), "{err}");
     // A group outside reader's ACLs.

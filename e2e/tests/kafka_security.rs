@@ -8,7 +8,10 @@
 //! SCRAM-SHA-512; a plaintext client on a SASL listener gets no answer. A second
 //! test gives a broker the control plane's published keys: its access tokens (`POST
 //! /v1/auth/token`) authenticate confluent-kafka over OAUTHBEARER as `User:<username>`, and a
-//! forged or expired token is refused. A third sets a client-id quota over AlterClientQuotas and
+//! forged or expired token is refused; then confluent-kafka (librdkafka's OIDC login), the
+//! Java client (Kafka's `OAuthBearerLoginCallbackHandler`), kafka-python and kafkajs get their
+//! tokens from the control plane's OAuth 2.0 token endpoint with alice's API token as client
+//! secret and produce and consume over OAUTHBEARER. A third sets a client-id quota over AlterClientQuotas and
 //! measures a confluent-kafka producer held to it within 10%.
 #![allow(clippy::unwrap_used, reason = "tests")]
 
@@ -506,6 +509,66 @@ async fn control_plane_tokens_authenticate_kafka_clients_over_oauthbearer() {
         out["expired"].as_str().unwrap().contains("expired"),
         "{out}"
     );
+
+    // The OAuth 2.0 token endpoint (client credentials: alice and one of her API tokens) serves
+    // the standard OAUTHBEARER logins: librdkafka's OIDC (confluent-kafka's librdkafka; Debian's
+    // kcat is built without libcurl, so without OIDC), Kafka's OAuthBearerLoginCallbackHandler
+    // (the Java client), and token providers of kafka-python and kafkajs calling it.
+    let admin = cp.admin(&secrets);
+    let secret = admin
+        .api_token_create(
+            "alice",
+            &hdi_api::ApiTokenCreate {
+                name: "kafka-clients".into(),
+                expires_in_days: Some(1),
+            },
+        )
+        .await
+        .unwrap()
+        .token;
+    let token_url = format!("{}/v1/auth/oauth2/token", cp.url);
+    let clients = [
+        "--token-url",
+        token_url.as_str(),
+        "--client-id",
+        "alice",
+        "--client-secret",
+        secret.as_str(),
+    ];
+    let out = tokio::task::block_in_place(|| suite_with(&broker, "oauth-clients", &clients));
+    assert_eq!(out["librdkafka oidc read"], 40, "{out}");
+    assert_eq!(out["kafka-python read"], 60, "{out}");
+    let node_path = test_node_path();
+    let kjs = tokio::task::block_in_place(|| {
+        run_phase(
+            Path::new("node"),
+            &client_script("security_kafkajs.js"),
+            &[("NODE_PATH", node_path.as_path())],
+            &broker.sasl_ssl,
+            "oauth",
+            &[
+                &["--ca", broker.tls.join("ca.pem").to_str().unwrap()][..],
+                &clients,
+            ]
+            .concat(),
+        )
+    });
+    assert_eq!(kjs["read"], 80, "{kjs}");
+    let ca = broker.tls.join("ca.pem");
+    let java = tokio::task::block_in_place(|| {
+        java_client(
+            dir.path(),
+            &[
+                &broker.sasl_ssl,
+                ca.to_str().unwrap(),
+                "alice",
+                &secret,
+                "oauth",
+                &token_url,
+            ],
+        )
+    });
+    assert_eq!(java["read"], 1000, "{java}");
 }
 
 #[test]

@@ -56,6 +56,60 @@ impl std::fmt::Debug for TokenResponse {
     }
 }
 
+/// `POST /v1/auth/oauth2/token`: an OAuth 2.0 client-credentials request (RFC 6749 §4.4), sent
+/// as `application/x-www-form-urlencoded`, as the Java client's `OAuthBearerLoginCallbackHandler`
+/// and librdkafka's `sasl.oauthbearer.method=oidc` send it. The client is an hdi user: its id is
+/// the username and its secret one of that user's API tokens, in HTTP Basic authentication
+/// (RFC 6749 §2.3.1) or in the body, not both.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ClientCredentialsRequest {
+    /// `client_credentials`.
+    pub grant_type: String,
+    /// The username, when it is not in the `Authorization: Basic` header.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    /// An API token of that user, when it is not in the `Authorization: Basic` header.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_secret: Option<String>,
+    /// Not supported (an access token carries its user's roles): absent or empty.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+}
+
+impl std::fmt::Debug for ClientCredentialsRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientCredentialsRequest")
+            .field("grant_type", &self.grant_type)
+            .field("client_id", &self.client_id)
+            .field("scope", &self.scope)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The error codes of an OAuth 2.0 token endpoint (RFC 6749 §5.2).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum OAuthErrorCode {
+    /// A parameter is missing, repeated or malformed, or the body is not form-encoded.
+    InvalidRequest,
+    /// Unknown client, a secret that is not an unexpired API token of that user, or no client
+    /// authentication at all (answered 401).
+    InvalidClient,
+    /// `grant_type` is not `client_credentials`.
+    UnsupportedGrantType,
+    /// A scope was asked for.
+    InvalidScope,
+}
+
+/// An OAuth 2.0 error answer (RFC 6749 §5.2), what OAuth clients parse (not a problem document).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct OAuthError {
+    /// The error code.
+    pub error: OAuthErrorCode,
+    /// What was wrong, for a person.
+    pub error_description: String,
+}
+
 /// One public key of the JWKS (RFC 7517; Ed25519 keys are `OKP`, RFC 8037).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Jwk {

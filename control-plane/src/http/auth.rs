@@ -69,6 +69,365 @@ pub async fn token(
     Ok(([(header::CACHE_CONTROL, "no-store")], Json(body)).into_response())
 }
 
+/// The OAuth 2.0 token endpoint for the client-credentials grant (RFC 6749 §4.4): a service (or
+/// a Kafka client: the Java client's `OAuthBearerLoginCallbackHandler`, librdkafka's
+/// `sasl.oauthbearer.method=oidc`) gets an access token for OAUTHBEARER with its username as
+/// client id and one of its API tokens as client secret. Errors are RFC 6749's JSON (what OAuth
+/// clients parse), except 429 and server faults, which are problem documents as elsewhere.
+#[utoipa::path(post, path = "/v1/auth/oauth2/token", tag = "auth",
+    request_body(content = api::ClientCredentialsRequest, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 200, description = "An access token", body = api::TokenResponse),
+        (status = 400, description = "`invalid_request`, `unsupported_grant_type` or `invalid_scope`", body = api::OAuthError),
+        (status = 401, description = "`invalid_client`: no client authentication, an unknown user, or a secret that is not an unexpired API token of that user", body = api::OAuthError,
+            headers(("WWW-Authenticate" = String, description = "`Basic realm=\"hdi\"` when the client used HTTP Basic"))),
+        (status = 429, description = "`rate_limited`: retry after `Retry-After` seconds")))]
+pub async fn oauth2_token(
+    State(state): State<AppState>,
+    headers: axum::http::HeaderMap,
+    body: bytes::Bytes,
+) -> Response {
+    let request = match oauth2::parse(&headers, &body) {
+        Ok(request) => request,
+        Err(error) => return error.into_response(),
+    };
+    let basic = request.basic;
+    let grant = Grant::ClientCredentials {
+        client_id: request.client_id,
+        client_secret: request.client_secret,
+    };
+    match state.service.token_issue(grant).await {
+        Ok(issued) => {
+            let body = api::TokenResponse {
+                access_token: issued.access_token,
+                token_type: "Bearer".to_owned(),
+                expires_in: issued.expires_in,
+            };
+            (
+                [
+                    (header::CACHE_CONTROL, "no-store"),
+                    (header::PRAGMA, "no-cache"),
+                ],
+                Json(body),
+            )
+                .into_response()
+        }
+        Err(crate::service::ServiceError::InvalidCredentials) => oauth2::OAuthFailure {
+            code: api::OAuthErrorCode::InvalidClient,
+            description: "unknown client, or the secret is not an unexpired API token of that user"
+                .to_owned(),
+            basic,
+        }
+        .into_response(),
+        Err(other) => ApiError::from(other).into_response(),
+    }
+}
+
+/// Parsing of the token endpoint's form and client authentication (pure, unit-tested).
+mod oauth2 {
+    use axum::http::{HeaderMap, StatusCode, header};
+    use axum::response::{IntoResponse, Response};
+    use base64::Engine as _;
+    use hdi_api as api;
+
+    /// The longest body or parameter the endpoint reads.
+    const MAX_BODY: usize = 8 * 1024;
+
+    /// A well-formed client-credentials request.
+    #[derive(PartialEq, Eq)]
+    pub(super) struct Request {
+        pub client_id: String,
+        pub client_secret: String,
+        /// The client authenticated with HTTP Basic (a 401 then carries `WWW-Authenticate`).
+        pub basic: bool,
+    }
+
+    impl std::fmt::Debug for Request {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.debug_struct("Request")
+                .field("client_id", &self.client_id)
+                .field("basic", &self.basic)
+                .finish_non_exhaustive()
+        }
+    }
+
+    /// An RFC 6749 §5.2 error answer.
+    #[derive(Debug)]
+    pub(super) struct OAuthFailure {
+        pub code: api::OAuthErrorCode,
+        pub description: String,
+        pub basic: bool,
+    }
+
+    fn invalid(code: api::OAuthErrorCode, description: impl Into<String>) -> OAuthFailure {
+        OAuthFailure {
+            code,
+            description: description.into(),
+            basic: false,
+        }
+    }
+
+    impl IntoResponse for OAuthFailure {
+        fn into_response(self) -> Response {
+            let status = if self.code == api::OAuthErrorCode::InvalidClient {
+                StatusCode::UNAUTHORIZED
+            } else {
+                StatusCode::BAD_REQUEST
+            };
+            let body = api::OAuthError {
+                error: self.code,
+                error_description: self.description,
+            };
+            let mut response = (
+                status,
+                [
+                    (header::CACHE_CONTROL, "no-store"),
+                    (header::PRAGMA, "no-cache"),
+                ],
+                axum::Json(body),
+            )
+                .into_response();
+            if self.basic && status == StatusCode::UNAUTHORIZED {
+                response.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    header::HeaderValue::from_static("Basic realm=\"hdi\""),
+                );
+            }
+            response
+        }
+    }
+
+    /// The client id and secret of `Authorization: Basic`, each form-urlencoded (RFC 6749
+    /// §2.3.1); `None` without such a header.
+    fn basic_credentials(headers: &HeaderMap) -> Result<Option<(String, String)>, OAuthFailure> {
+        let Some(value) = headers.get(header::AUTHORIZATION) else {
+            return Ok(None);
+        };
+        let malformed = || OAuthFailure {
+            code: api::OAuthErrorCode::InvalidClient,
+            description: "the Authorization header is not `Basic` with base64 of `id:secret`"
+                .to_owned(),
+            basic: true,
+        };
+        let value = value.to_str().map_err(|_| malformed())?;
+        let (scheme, encoded) = value.trim().split_once(' ').ok_or_else(malformed)?;
+        if !scheme.eq_ignore_ascii_case("basic") || encoded.len() > MAX_BODY {
+            return Err(malformed());
+        }
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(encoded.trim())
+            .map_err(|_| malformed())?;
+        let decoded = String::from_utf8(decoded).map_err(|_| malformed())?;
+        let (id, secret) = decoded.split_once(':').ok_or_else(malformed)?;
+        let unescape = |part: &str| -> String {
+            form_urlencoded::parse(format!("v={part}").as_bytes())
+                .next()
+                .map(|(_, v)| v.into_owned())
+                .unwrap_or_default()
+        };
+        Ok(Some((unescape(id), unescape(secret))))
+    }
+
+    /// Reads the form and the client's authentication.
+    pub(super) fn parse(headers: &HeaderMap, body: &[u8]) -> Result<Request, OAuthFailure> {
+        use api::OAuthErrorCode::{
+            InvalidClient, InvalidRequest, InvalidScope, UnsupportedGrantType,
+        };
+        let form_typed = headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .is_some_and(|v| {
+                v.trim()
+                    .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+            });
+        if !form_typed {
+            return Err(invalid(
+                InvalidRequest,
+                "send the parameters as Content-Type: application/x-www-form-urlencoded",
+            ));
+        }
+        if body.len() > MAX_BODY {
+            return Err(invalid(InvalidRequest, "the body is too long"));
+        }
+        let mut grant_type = None;
+        let mut client_id = None;
+        let mut client_secret = None;
+        let mut scope = None;
+        for (name, value) in form_urlencoded::parse(body) {
+            let slot = match name.as_ref() {
+                "grant_type" => &mut grant_type,
+                "client_id" => &mut client_id,
+                "client_secret" => &mut client_secret,
+                "scope" => &mut scope,
+                // RFC 6749 §3.2: unknown parameters are ignored.
+                _ => continue,
+            };
+            if slot.replace(value.into_owned()).is_some() {
+                return Err(invalid(
+                    InvalidRequest,
+                    format!("`{name}` is given more than once"),
+                ));
+            }
+        }
+        match grant_type.as_deref() {
+            None | Some("") => return Err(invalid(InvalidRequest, "`grant_type` is missing")),
+            Some("client_credentials") => {}
+            Some(other) => {
+                return Err(invalid(
+                    UnsupportedGrantType,
+                    format!(
+                        "`grant_type` {:?} is not supported; use `client_credentials`",
+                        other.chars().take(64).collect::<String>()
+                    ),
+                ));
+            }
+        }
+        if scope.as_deref().is_some_and(|s| !s.trim().is_empty()) {
+            return Err(invalid(
+                InvalidScope,
+                "scopes are not supported: an access token carries its user's roles; send no `scope`",
+            ));
+        }
+        let basic = basic_credentials(headers)?;
+        let in_body = client_id.is_some() || client_secret.is_some();
+        let (client_id, client_secret, basic) = match (basic, in_body) {
+            (Some(_), true) => {
+                return Err(invalid(
+                    InvalidRequest,
+                    "the client authenticates with HTTP Basic or with `client_id` and `client_secret` in the body, not both",
+                ));
+            }
+            (Some((id, secret)), false) => (id, secret, true),
+            (None, _) => match (client_id, client_secret) {
+                (Some(id), Some(secret)) => (id, secret, false),
+                _ => {
+                    return Err(invalid(
+                        InvalidClient,
+                        "no client authentication: send `Authorization: Basic` with the username and an API token, or `client_id` and `client_secret`",
+                    ));
+                }
+            },
+        };
+        if client_id.is_empty() || client_secret.is_empty() {
+            return Err(OAuthFailure {
+                code: InvalidClient,
+                description: "the client id and secret must not be empty".to_owned(),
+                basic,
+            });
+        }
+        Ok(Request {
+            client_id,
+            client_secret,
+            basic,
+        })
+    }
+
+    #[cfg(test)]
+    mod tests {
+        #![allow(clippy::unwrap_used, reason = "tests")]
+        use super::*;
+        use api::OAuthErrorCode as C;
+
+        fn headers(pairs: &[(header::HeaderName, &str)]) -> HeaderMap {
+            let mut h = HeaderMap::new();
+            for (k, v) in pairs {
+                h.insert(k, v.parse().unwrap());
+            }
+            h
+        }
+
+        fn form() -> (header::HeaderName, &'static str) {
+            (header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        }
+
+        fn code(result: Result<Request, OAuthFailure>) -> C {
+            result.unwrap_err().code
+        }
+
+        #[test]
+        fn basic_and_body_credentials_are_read() {
+            // Java URL-encodes the id and secret before base64; librdkafka does not.
+            let basic = base64::engine::general_purpose::STANDARD.encode("svc%2Bone:s%3Acret+x");
+            let h = headers(&[form(), (header::AUTHORIZATION, &format!("Basic {basic}"))]);
+            let r = parse(&h, b"grant_type=client_credentials").unwrap();
+            assert_eq!(
+                (r.client_id.as_str(), r.client_secret.as_str(), r.basic),
+                ("svc+one", "s:cret x", true)
+            );
+            let h = headers(&[form()]);
+            let r = parse(
+                &h,
+                b"grant_type=client_credentials&client_id=alice&client_secret=hdi_x&extra=1",
+            )
+            .unwrap();
+            assert_eq!(
+                (r.client_id.as_str(), r.client_secret.as_str(), r.basic),
+                ("alice", "hdi_x", false)
+            );
+            assert!(!format!("{r:?}").contains("hdi_x"));
+        }
+
+        #[test]
+        fn bad_requests_get_rfc_6749_codes() {
+            let body = b"grant_type=client_credentials&client_id=a&client_secret=b";
+            // Not a form.
+            let json = headers(&[(header::CONTENT_TYPE, "application/json")]);
+            assert_eq!(code(parse(&json, body)), C::InvalidRequest);
+            let h = headers(&[form()]);
+            assert_eq!(
+                code(parse(&h, b"client_id=a&client_secret=b")),
+                C::InvalidRequest
+            );
+            assert_eq!(
+                code(parse(
+                    &h,
+                    b"grant_type=password&client_id=a&client_secret=b"
+                )),
+                C::UnsupportedGrantType
+            );
+            assert_eq!(
+                code(parse(
+                    &h,
+                    b"grant_type=client_credentials&grant_type=client_credentials&client_id=a&client_secret=b"
+                )),
+                C::InvalidRequest
+            );
+            assert_eq!(
+                code(parse(
+                    &h,
+                    b"grant_type=client_credentials&scope=kafka&client_id=a&client_secret=b"
+                )),
+                C::InvalidScope
+            );
+            assert_eq!(
+                code(parse(&h, b"grant_type=client_credentials&client_id=a")),
+                C::InvalidClient
+            );
+            assert_eq!(
+                code(parse(
+                    &h,
+                    b"grant_type=client_credentials&client_id=&client_secret=b"
+                )),
+                C::InvalidClient
+            );
+            // Two ways of authenticating at once.
+            let basic = base64::engine::general_purpose::STANDARD.encode("a:b");
+            let both = headers(&[form(), (header::AUTHORIZATION, &format!("Basic {basic}"))]);
+            assert_eq!(code(parse(&both, body)), C::InvalidRequest);
+            // A Bearer header is not client authentication.
+            let bearer = headers(&[form(), (header::AUTHORIZATION, "Bearer x.y.z")]);
+            let failure = parse(&bearer, b"grant_type=client_credentials").unwrap_err();
+            assert_eq!((failure.code, failure.basic), (C::InvalidClient, true));
+            let garbage = headers(&[form(), (header::AUTHORIZATION, "Basic !!!")]);
+            assert_eq!(
+                code(parse(&garbage, b"grant_type=client_credentials")),
+                C::InvalidClient
+            );
+        }
+    }
+}
+
 /// Creates a user (platform admins only).
 #[utoipa::path(post, path = "/v1/users", tag = "users", request_body = api::UserCreate,
     security(("bearer" = [])),

@@ -49,7 +49,11 @@ fn add_extractor_responses(operation: &mut Operation) {
             "Malformed request: a body, path or query parameter that does not parse",
         );
     }
-    if has_body {
+    let json_body = operation
+        .request_body
+        .as_ref()
+        .is_some_and(|b| b.content.contains_key("application/json"));
+    if json_body {
         add(
             operation,
             "415",

@@ -62,6 +62,7 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(health::readyz))
         .routes(routes!(auth::jwks))
         .routes(routes!(auth::token))
+        .routes(routes!(auth::oauth2_token))
         .routes(routes!(auth::user_create, auth::users_list))
         .routes(routes!(auth::user_delete))
         .routes(routes!(auth::api_token_create, auth::api_tokens_list))

@@ -2,8 +2,10 @@
 // SCRAM-SHA-512 and a PEM trust store, `roundtrip` creates a topic, produces 1,000 records with
 // acks=all (idempotent), reads them back in a consumer group and commits; `wrong-password`
 // expects a SaslAuthenticationException; `mtls` does the same round trip over SSL with a client
-// certificate (USER is then a PEM file of its key and certificate) on topic `a`. Prints one JSON line ({"ok": true, ...}).
-// Usage: java -cp LIBS:. SecurityClient BOOTSTRAP CA_PEM USER PASSWORD MODE
+// certificate (USER is then a PEM file of its key and certificate) on topic `a`; `oauth` does it
+// over OAUTHBEARER with Kafka's OAuthBearerLoginCallbackHandler fetching tokens from TOKEN_URL
+// (client credentials USER and PASSWORD). Prints one JSON line ({"ok": true, ...}).
+// Usage: java -cp LIBS:. SecurityClient BOOTSTRAP CA_PEM USER PASSWORD MODE [TOKEN_URL]
 
 import java.time.Duration;
 import java.util.*;
@@ -19,7 +21,19 @@ public class SecurityClient {
         String bootstrap = args[0], ca = args[1], user = args[2], password = args[3], mode = args[4];
         Properties base = new Properties();
         base.put("bootstrap.servers", bootstrap);
-        if (mode.equals("mtls")) {
+        if (mode.equals("oauth")) {
+            // OAUTHBEARER with Kafka's own login handler asking the control plane's OAuth 2.0 token
+            // endpoint (args[5]) for a token: USER is the client id, PASSWORD its API token.
+            base.put("security.protocol", "SASL_SSL");
+            base.put("sasl.mechanism", "OAUTHBEARER");
+            base.put("sasl.login.callback.handler.class",
+                    "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginCallbackHandler");
+            base.put("sasl.oauthbearer.token.endpoint.url", args[5]);
+            // Kafka 4 fetches tokens only from URLs the JVM allows (CVE-2025-27817).
+            System.setProperty("org.apache.kafka.sasl.oauthbearer.allowed.urls", args[5]);
+            base.put("sasl.jaas.config", "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required clientId=\""
+                    + user + "\" clientSecret=\"" + password + "\";");
+        } else if (mode.equals("mtls")) {
             // USER is a PEM file with the client's private key and certificate; no SASL.
             base.put("security.protocol", "SSL");
             base.put("ssl.keystore.type", "PEM");
@@ -45,7 +59,7 @@ public class SecurityClient {
             }
             return;
         }
-        String topic = mode.equals("mtls") ? "a" : "java-t";
+        String topic = mode.equals("mtls") ? "a" : mode.equals("oauth") ? "java-oauth-t" : "java-t";
         String prefix = mode.equals("mtls") ? "java-mtls-" : "java-";
         if (!mode.equals("mtls")) {
             try (Admin admin = Admin.create(base)) {
@@ -64,7 +78,7 @@ public class SecurityClient {
         }
         Properties consumerProps = new Properties();
         consumerProps.putAll(base);
-        consumerProps.put("group.id", mode.equals("mtls") ? "g-java-mtls" : "g-java");
+        consumerProps.put("group.id", "g-java-" + mode);
         consumerProps.put("auto.offset.reset", "earliest");
         consumerProps.put("enable.auto.commit", "false");
         int read = 0;
