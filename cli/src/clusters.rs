@@ -106,6 +106,12 @@ pub enum ClusterCommand {
         #[command(flatten)]
         oauth: crate::kafka_users::OauthClientArgs,
     },
+    /// Renew a Kafka cluster's broker certificates now (the CA stays; brokers reload them
+    /// without a restart within a poll interval).
+    RotateCertificates {
+        /// Kafka cluster name.
+        name: String,
+    },
     /// List clusters.
     List,
     /// Show a cluster with its status and workloads.
@@ -318,6 +324,17 @@ pub async fn cluster(
                 api, workspace, &name, &login, &oauth, client, ca_file,
             )
             .await
+        }
+        ClusterCommand::RotateCertificates { name } => {
+            let rotation = api.cluster_certificates_rotate(workspace, &name).await?;
+            match format {
+                Format::Table => println!(
+                    "certificates of {} brokers of {name} are being renewed (the brokers reload them in place)",
+                    rotation.brokers
+                ),
+                _ => print_value(format, &rotation)?,
+            }
+            Ok(())
         }
         ClusterCommand::List => {
             let mut items = Vec::new();

@@ -112,3 +112,31 @@ pub fn kcat(bootstrap: &str, args: &[&str], stdin: Option<&[u8]>) -> (bool, Vec<
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
 }
+
+/// The certificate a TLS listener at `addr` serves (DER) to a client trusting `ca_pem` and
+/// connecting by the name 127.0.0.1.
+#[allow(
+    deprecated,
+    reason = "ring, as the rest of the workspace: one crypto provider, no aws-lc build"
+)]
+pub async fn served_certificate(addr: &str, ca_pem: &str) -> Vec<u8> {
+    use rustls_pki_types::pem::PemObject as _;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls_pki_types::CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let tls = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let name = rustls_pki_types::ServerName::try_from("127.0.0.1").unwrap();
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let stream = tokio_rustls::TlsConnector::from(std::sync::Arc::new(tls))
+        .connect(name, tcp)
+        .await
+        .unwrap();
+    stream.get_ref().1.peer_certificates().unwrap()[0].to_vec()
+}

@@ -26,7 +26,9 @@ use std::time::{Duration, Instant};
 use anyhow::bail;
 
 pub use broker::Broker;
-pub use clients::{client_command, client_script, kcat, run_phase, test_node_path, test_python};
+pub use clients::{
+    client_command, client_script, kcat, run_phase, served_certificate, test_node_path, test_python,
+};
 pub use fleet::{ControlPlane, Fleet, Secrets, hdictl, start_agent, wait_ready_nodes};
 pub use hdi_test_support::ports;
 pub use postgres::{PrivatePostgres, count_rows, fresh_database, with_database};

@@ -22,12 +22,16 @@ use std::process::Command;
 use std::time::Duration;
 
 use hdi_broker::security::scram::{ScramCredential, ScramMechanism};
-use hdi_e2e::{Proc, TempDir, bin, client_script, kcat, run_phase, test_node_path, test_python};
+use hdi_e2e::{
+    Proc, TempDir, bin, client_script, kcat, run_phase, served_certificate, test_node_path,
+    test_python,
+};
 
 const ADMIN_PASSWORD: &str = "admin-secret-1";
 
 struct SecureBroker {
-    _proc: Proc,
+    proc: Proc,
+    ca: hdi_pki::Authority,
     sasl_ssl: String,
     ssl: String,
     sasl_plaintext: String,
@@ -86,7 +90,8 @@ fn start_with(dir: &Path, mechanisms: &str, super_users: &str, extra: &[&str]) -
     proc.wait_for_line("hdi-broker ready on ", Duration::from_secs(60))
         .unwrap();
     SecureBroker {
-        _proc: proc,
+        proc,
+        ca,
         sasl_ssl,
         ssl,
         sasl_plaintext,
@@ -253,6 +258,103 @@ async fn hdi_client_authenticates(broker: &SecureBroker, ca_pem: &str) {
         refused.to_string().contains("invalid credentials"),
         "{refused}"
     );
+}
+
+fn der(pem: &str) -> Vec<u8> {
+    use rustls_pki_types::pem::PemObject as _;
+    rustls_pki_types::CertificateDer::from_pem_slice(pem.as_bytes())
+        .unwrap()
+        .to_vec()
+}
+
+fn sighup(pid: u32) {
+    let status = Command::new("kill")
+        .args(["-HUP", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+/// A renewed certificate and new static users take effect on SIGHUP, in the same process: new
+/// handshakes get the new certificate, the new user logs in; files that do not load leave the
+/// settings in force (and the broker running).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_reloads_certificates_and_users_without_a_restart() {
+    let dir = TempDir::new("kreload");
+    let mut broker = tokio::task::block_in_place(|| start(dir.path()));
+    let pid = broker.proc.pid();
+    let ca_pem = broker.ca.cert_pem.clone();
+    let first = served_certificate(&broker.sasl_ssl, &ca_pem).await;
+    assert_eq!(
+        first,
+        der(&std::fs::read_to_string(broker.tls.join("cert.pem")).unwrap())
+    );
+    let renewed = broker
+        .ca
+        .issue_server(&["127.0.0.1".into(), "localhost".into()])
+        .unwrap();
+    std::fs::write(broker.tls.join("cert.pem"), &renewed.cert_pem).unwrap();
+    write_private(&broker.tls.join("key.pem"), &renewed.key_pem);
+    let admin =
+        ScramCredential::from_password(ScramMechanism::Sha512, ADMIN_PASSWORD, 4096).unwrap();
+    let dave =
+        ScramCredential::from_password(ScramMechanism::Sha512, "dave-secret-1", 4096).unwrap();
+    write_private(
+        &dir.path().join("users"),
+        &format!(
+            "{}\n{}\n",
+            admin.to_line("admin", ScramMechanism::Sha512),
+            dave.to_line("dave", ScramMechanism::Sha512)
+        ),
+    );
+    sighup(pid);
+    broker
+        .proc
+        .wait_for_line(
+            "SIGHUP: reloaded the Kafka listeners",
+            Duration::from_secs(10),
+        )
+        .unwrap();
+    let second = served_certificate(&broker.sasl_ssl, &ca_pem).await;
+    assert_eq!(
+        second,
+        der(&renewed.cert_pem),
+        "the renewed certificate is served"
+    );
+    assert_ne!(second, first);
+    // dave (no ACLs, but a valid login) authenticates: Metadata answers.
+    let dave_login: Vec<String> = [
+        "security.protocol=SASL_SSL".to_owned(),
+        "sasl.mechanisms=SCRAM-SHA-512".to_owned(),
+        "sasl.username=dave".to_owned(),
+        "sasl.password=dave-secret-1".to_owned(),
+        format!("ssl.ca.location={}", broker.tls.join("ca.pem").display()),
+    ]
+    .into_iter()
+    .flat_map(|p| ["-X".to_owned(), p])
+    .collect();
+    let dave_login: Vec<&str> = dave_login.iter().map(String::as_str).collect();
+    let (ok, _, err) = tokio::task::block_in_place(|| {
+        kcat(
+            &broker.sasl_ssl,
+            &[&dave_login[..], &["-L", "-m", "10"]].concat(),
+            None,
+        )
+    });
+    assert!(ok, "dave, added by the reload, logs in: {err}");
+    // A broken key: the reload is refused, the renewed certificate stays in force.
+    write_private(&broker.tls.join("key.pem"), "not a key");
+    sighup(pid);
+    broker
+        .proc
+        .wait_for_line(
+            "SIGHUP: kept the Kafka listeners' security settings in force",
+            Duration::from_secs(10),
+        )
+        .unwrap();
+    assert_eq!(served_certificate(&broker.sasl_ssl, &ca_pem).await, second);
+    assert!(broker.proc.is_running());
+    assert_eq!(broker.proc.pid(), pid);
 }
 
 #[test]

@@ -510,12 +510,21 @@ impl Supervisor {
                     );
                     self.stop(name);
                 } else if p.workload.as_ref() != Some(desired) {
-                    tracing::info!(
-                        workload = name,
-                        pid = p.pid,
-                        "workload spec changed; restarting it"
-                    );
-                    self.stop(name);
+                    let reload = p.ready
+                        && p.workload
+                            .as_ref()
+                            .is_some_and(|running| spec::reloadable(running, desired));
+                    if reload {
+                        let desired = desired.clone();
+                        self.reload(name, desired);
+                    } else {
+                        tracing::info!(
+                            workload = name,
+                            pid = p.pid,
+                            "workload spec changed; restarting it"
+                        );
+                        self.stop(name);
+                    }
                 }
             }
             (None, Some(p)) => {
@@ -538,6 +547,51 @@ impl Supervisor {
                     self.remove(name);
                 }
             }
+        }
+    }
+
+    /// Gives the running process of `name` the renewed files of `desired` (certificates, keys,
+    /// users, JWKS: [`spec::reloadable`]) and a SIGHUP, so that it reloads them in place; a
+    /// failure to write them restarts it instead.
+    fn reload(&mut self, name: &str, desired: Workload) {
+        let wdir = self.workload_dir(name);
+        let written = self.prepare_secrets(&wdir, &desired.spec);
+        let Some(p) = self.slots.get_mut(name).and_then(|s| s.proc.as_mut()) else {
+            return;
+        };
+        if let Err(error) = written {
+            tracing::warn!(
+                workload = name,
+                pid = p.pid,
+                "cannot write the renewed files ({error}); restarting it"
+            );
+            self.stop(name);
+            return;
+        }
+        if let Err(error) = process::signal_group(p.pid, libc::SIGHUP) {
+            // Gone already: its waiter or poller reports the exit, and it restarts with the files.
+            tracing::debug!(workload = name, pid = p.pid, "cannot SIGHUP: {error}");
+        }
+        tracing::info!(
+            workload = name,
+            pid = p.pid,
+            "renewed certificates or keys written; the process reloads them (SIGHUP)"
+        );
+        let pid_file = PidFile {
+            pid: p.pid,
+            start_ticks: process::start_ticks(p.pid),
+            program: spec::command_line(
+                &self.config.bin_dir,
+                &self.config.storage_dir,
+                &wdir,
+                &desired.spec,
+            )
+            .program,
+            workload: desired.clone(),
+        };
+        p.workload = Some(desired);
+        if let Err(error) = write_json_atomically(&wdir.join("pid"), &pid_file) {
+            tracing::warn!(workload = name, "cannot write the pid file: {error}");
         }
     }
 

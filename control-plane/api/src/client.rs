@@ -698,6 +698,24 @@ impl Client {
         self.call_empty(Method::DELETE, &url, None::<&()>).await
     }
 
+    /// `POST /v1/workspaces/{ws}/clusters/{cluster}/rotate-certificates`.
+    pub async fn cluster_certificates_rotate(
+        &self,
+        workspace: &str,
+        cluster: &str,
+    ) -> Result<crate::CertificateRotation, ClientError> {
+        self.call::<(), _>(
+            Method::POST,
+            &format!(
+                "/v1/workspaces/{}/clusters/{}/rotate-certificates",
+                segment(workspace),
+                segment(cluster)
+            ),
+            None,
+        )
+        .await
+    }
+
     /// `POST /v1/users/{username}/api-tokens`: the secret is in the answer only.
     pub async fn api_token_create(
         &self,

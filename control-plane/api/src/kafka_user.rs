@@ -164,3 +164,11 @@ impl std::fmt::Debug for KafkaUserCredential {
             .finish_non_exhaustive()
     }
 }
+
+/// `POST /v1/workspaces/{ws}/clusters/{cluster}/rotate-certificates`: what was rotated.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct CertificateRotation {
+    /// Brokers whose certificates are renewed (each when its node next fetches its assignment,
+    /// within a poll interval; the brokers reload them without a restart).
+    pub brokers: u64,
+}

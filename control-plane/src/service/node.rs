@@ -3,7 +3,7 @@
 use super::auth::require_platform_admin;
 use crate::auth::Identity;
 use crate::model::{Capacity, KafkaClientSecrets, NodeId, NodeRecord, NodeSpec, WorkloadConfig};
-use crate::store::Assignment;
+use crate::store::{Assignment, IssuedCertificate};
 use hdi_stdx::secret::Secret;
 
 use super::{ErrorCode, Service, ServiceError};
@@ -229,7 +229,8 @@ impl Service {
 
     /// Makes the Kafka secrets of every secured cluster of `assignment`'s brokers (its Kafka CA
     /// and administrator password) and issues each broker with TLS its listener certificate
-    /// (naming the broker's address); whether anything was made.
+    /// (naming the broker's address), again when it is due for renewal; whether anything was
+    /// made.
     async fn issue_kafka_certificates(
         &self,
         assignment: &Assignment,
@@ -267,7 +268,10 @@ impl Service {
                         .await?
                 }
             };
-            if !security.tls || assignment.kafka_tls.contains_key(&workload.id) {
+            let current = assignment.kafka_tls.get(&workload.id);
+            if !security.tls
+                || (current.is_some() && !assignment.kafka_tls_due.contains(&workload.id))
+            {
                 continue;
             }
             let authority = hdi_pki::Authority {
@@ -280,16 +284,25 @@ impl Service {
                 .issue_server(std::slice::from_ref(&workload.address))
                 .map_err(|e| failed("a Kafka server certificate", e.to_string()))?;
             self.store
-                .workload_kafka_tls_set_if_none(workload.id, &server.cert_pem, &server.key_pem)
+                .workload_kafka_tls_issue(
+                    workload.id,
+                    &IssuedCertificate {
+                        cert: &server.cert_pem,
+                        key: &server.key_pem,
+                        renew_at: renew_at(),
+                        replacing: current.map(|(cert, _)| cert.as_str()),
+                    },
+                )
                 .await?;
-            tracing::info!(workload = %workload.name, "Kafka listener certificate issued");
+            tracing::info!(workload = %workload.name, renewed = current.is_some(), "Kafka listener certificate issued");
             issued = true;
         }
         Ok(issued)
     }
 
-    /// Issues the quorum certificate of every broker workload of `assignment` that has none
-    /// (making its cluster's authority first if needed); whether any was issued.
+    /// Issues the quorum certificate of every broker workload of `assignment` that has none or
+    /// whose certificate is due for renewal (making its cluster's authority first if needed);
+    /// whether any was issued.
     async fn issue_quorum_certificates(
         &self,
         assignment: &Assignment,
@@ -299,7 +312,8 @@ impl Service {
             let WorkloadConfig::Broker { broker_id, .. } = workload.config else {
                 continue;
             };
-            if assignment.tls.contains_key(&workload.id) {
+            let current = assignment.tls.get(&workload.id);
+            if current.is_some() && !assignment.tls_due.contains(&workload.id) {
                 continue;
             }
             let failed = |e: hdi_pki::PkiError| ServiceError::Upstream {
@@ -320,13 +334,29 @@ impl Service {
             };
             let broker = authority.issue_broker(broker_id).map_err(failed)?;
             self.store
-                .workload_tls_set_if_none(workload.id, &broker.cert_pem, &broker.key_pem)
+                .workload_tls_issue(
+                    workload.id,
+                    &IssuedCertificate {
+                        cert: &broker.cert_pem,
+                        key: &broker.key_pem,
+                        renew_at: renew_at(),
+                        replacing: current.map(|(cert, _)| cert.as_str()),
+                    },
+                )
                 .await?;
-            tracing::info!(workload = %workload.name, broker_id, "quorum certificate issued");
+            tracing::info!(workload = %workload.name, broker_id, renewed = current.is_some(), "quorum certificate issued");
             issued = true;
         }
         Ok(issued)
     }
+}
+
+/// When a certificate issued now is due to be renewed: two thirds into its lifetime, so a
+/// control plane or node that is down for weeks still renews it in time.
+fn renew_at() -> chrono::DateTime<chrono::Utc> {
+    let lifetime = chrono::Duration::from_std(hdi_pki::LEAF_LIFETIME * 2 / 3)
+        .unwrap_or(chrono::Duration::days(60));
+    chrono::Utc::now() + lifetime
 }
 
 fn validate_node_spec(spec: &NodeSpec) -> Result<(), ServiceError> {

@@ -6,7 +6,7 @@ use hdi_stdx::secret::Secret;
 use sqlx::types::Json;
 use uuid::Uuid;
 
-use super::{Store, StoreError};
+use super::{IssuedCertificate, Store, StoreError};
 use crate::model::{
     ClusterId, KafkaAclSpec, KafkaClientSecrets, KafkaJobAccess, KafkaUserRecord, WorkloadId,
 };
@@ -415,22 +415,24 @@ impl Store {
             .collect())
     }
 
-    /// Stores a broker workload's Kafka server certificate and key unless it has them already.
+    /// Stores a broker workload's Kafka server certificate and key, unless another control plane
+    /// stored one since `issued.replacing` was read.
     ///
     /// # Errors
     /// [`StoreError::Query`].
-    pub async fn workload_kafka_tls_set_if_none(
+    pub async fn workload_kafka_tls_issue(
         &self,
         id: WorkloadId,
-        cert: &str,
-        key: &str,
+        issued: &IssuedCertificate<'_>,
     ) -> Result<(), StoreError> {
         sqlx::query!(
-            "UPDATE workloads SET kafka_cert = $2, kafka_key = $3
-             WHERE id = $1 AND kafka_cert IS NULL",
+            "UPDATE workloads SET kafka_cert = $2, kafka_key = $3, kafka_renew_at = $4
+             WHERE id = $1 AND kafka_cert IS NOT DISTINCT FROM $5",
             id.into_uuid(),
-            cert,
-            key
+            issued.cert,
+            issued.key,
+            issued.renew_at,
+            issued.replacing
         )
         .execute(&self.pool)
         .await

@@ -18,7 +18,9 @@ mod workspace;
 pub use cluster::SpecChange;
 pub use idempotency::{KeyClaim, StoredResponse};
 pub use operation::NewOperation;
-pub use workload::{Assignment, FleetNode, FleetSnapshot, NewWorkload, ReportedWorkload};
+pub use workload::{
+    Assignment, FleetNode, FleetSnapshot, IssuedCertificate, NewWorkload, ReportedWorkload,
+};
 
 use std::time::Duration;
 

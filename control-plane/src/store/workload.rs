@@ -18,6 +18,27 @@ fn query_error(context: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError 
     move |source| StoreError::Query { context, source }
 }
 
+/// A certificate and key to store for a workload, replacing the one read before (`None`: none).
+#[derive(Clone, Copy)]
+pub struct IssuedCertificate<'a> {
+    /// The certificate (PEM).
+    pub cert: &'a str,
+    /// Its private key (PEM).
+    pub key: &'a str,
+    /// When it is due to be renewed.
+    pub renew_at: chrono::DateTime<chrono::Utc>,
+    /// The certificate it replaces.
+    pub replacing: Option<&'a str>,
+}
+
+impl std::fmt::Debug for IssuedCertificate<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IssuedCertificate")
+            .field("renew_at", &self.renew_at)
+            .finish_non_exhaustive()
+    }
+}
+
 /// What a node must run: its assignment generation, its workloads and what their clusters give
 /// them.
 #[derive(Clone, Debug)]
@@ -34,6 +55,10 @@ pub struct Assignment {
     pub quorum_ca: BTreeMap<ClusterId, String>,
     /// Each broker workload's Kafka listener certificate and key, once issued.
     pub kafka_tls: BTreeMap<WorkloadId, (String, String)>,
+    /// The broker workloads whose quorum certificate is due to be renewed.
+    pub tls_due: std::collections::BTreeSet<WorkloadId>,
+    /// The broker workloads whose Kafka listener certificate is due to be renewed.
+    pub kafka_tls_due: std::collections::BTreeSet<WorkloadId>,
     /// Each Kafka cluster's client security (`None`: PLAINTEXT) and secrets once made.
     pub kafka: BTreeMap<ClusterId, (Option<KafkaSecurity>, Option<KafkaClientSecrets>)>,
 }
@@ -287,7 +312,12 @@ impl Store {
         .await
         .map_err(query_error("node_assignment_access"))?;
         let tls = sqlx::query!(
-            r#"SELECT id, tls_cert, tls_key, kafka_cert, kafka_key FROM workloads
+            r#"SELECT id, tls_cert, tls_key, kafka_cert, kafka_key,
+                      (tls_cert IS NOT NULL AND (tls_renew_at IS NULL OR tls_renew_at <= now()))
+                        AS "tls_due!",
+                      (kafka_cert IS NOT NULL AND (kafka_renew_at IS NULL OR kafka_renew_at <= now()))
+                        AS "kafka_tls_due!"
+                 FROM workloads
                WHERE node_id = $1 AND NOT removing"#,
             node_id.into_uuid()
         )
@@ -345,6 +375,16 @@ impl Store {
                         pair(&row.kafka_cert, &row.kafka_key)?,
                     ))
                 })
+                .collect(),
+            tls_due: tls
+                .iter()
+                .filter(|row| row.tls_due)
+                .map(|row| WorkloadId::from_uuid(row.id))
+                .collect(),
+            kafka_tls_due: tls
+                .iter()
+                .filter(|row| row.kafka_tls_due)
+                .map(|row| WorkloadId::from_uuid(row.id))
                 .collect(),
             kafka,
             quorum_ca,
@@ -408,26 +448,47 @@ impl Store {
         }
     }
 
-    /// Stores a workload's quorum certificate and key unless it has them already.
+    /// Stores a workload's quorum certificate and key, unless another control plane stored one
+    /// since `issued.replacing` was read.
     ///
     /// # Errors
     /// [`StoreError::Query`].
-    pub async fn workload_tls_set_if_none(
+    pub async fn workload_tls_issue(
         &self,
         id: WorkloadId,
-        cert: &str,
-        key: &str,
+        issued: &IssuedCertificate<'_>,
     ) -> Result<(), StoreError> {
         sqlx::query!(
-            "UPDATE workloads SET tls_cert = $2, tls_key = $3 WHERE id = $1 AND tls_cert IS NULL",
+            "UPDATE workloads SET tls_cert = $2, tls_key = $3, tls_renew_at = $4
+             WHERE id = $1 AND tls_cert IS NOT DISTINCT FROM $5",
             id.into_uuid(),
-            cert,
-            key
+            issued.cert,
+            issued.key,
+            issued.renew_at,
+            issued.replacing
         )
         .execute(&self.pool)
         .await
         .map_err(query_error("workload_tls_set"))?;
         Ok(())
+    }
+
+    /// Makes every certificate of `cluster`'s broker workloads due for renewal now (an
+    /// operator's rotation); how many workloads have one.
+    ///
+    /// # Errors
+    /// [`StoreError::Query`].
+    pub async fn cluster_certificates_due(&self, cluster: ClusterId) -> Result<u64, StoreError> {
+        let done = sqlx::query!(
+            "UPDATE workloads SET tls_renew_at = now(), kafka_renew_at = now()
+             WHERE cluster_id = $1 AND NOT removing
+               AND (tls_cert IS NOT NULL OR kafka_cert IS NOT NULL)",
+            cluster.into_uuid()
+        )
+        .execute(&self.pool)
+        .await
+        .map_err(query_error("cluster_certificates_due"))?;
+        Ok(done.rows_affected())
     }
 
     /// Places workloads: under a fleet-wide lock, reads the fleet, lets `choose` (pure) decide,

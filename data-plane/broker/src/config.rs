@@ -6,10 +6,10 @@ use std::time::Duration;
 
 use clap::Parser;
 
-use crate::security::{Listener, SaslMechanism, SecurityConfig, SecurityProtocol};
+use crate::security::{Listener, SaslMechanism, SecurityConfig, SecurityProtocol, SharedSecurity};
 
 /// Command line of `hdi-broker`.
-#[derive(Debug, Parser)]
+#[derive(Clone, Debug, Parser)]
 #[command(
     name = "hdi-broker",
     version,
@@ -147,8 +147,8 @@ pub struct BrokerConfig {
     pub data_dir: PathBuf,
     /// Kafka listeners (at least one; the first is the one the cluster record names first).
     pub listeners: Vec<Listener>,
-    /// Authentication and authorization.
-    pub security: SecurityConfig,
+    /// Authentication and authorization (replaced when the broker reloads its files).
+    pub security: SharedSecurity,
     /// Auto-create topics on Metadata.
     pub auto_create_topics: bool,
     /// Default partition count.
@@ -237,7 +237,7 @@ impl Flags {
             node_id: self.node_id,
             data_dir: self.data_dir,
             listeners,
-            security,
+            security: SharedSecurity::new(security),
             auto_create_topics: self.auto_create_topics,
             default_partitions: self.default_partitions,
             group_initial_rebalance_delay: self.group_initial_rebalance_delay,
@@ -290,6 +290,15 @@ impl Flags {
             ));
         }
         Ok(listeners)
+    }
+
+    /// The security settings as the files named by the flags say now (what SIGHUP reloads).
+    ///
+    /// # Errors
+    /// As at start-up: a file missing, too open or invalid, named.
+    pub fn reload_security(&self) -> Result<SecurityConfig, ConfigError> {
+        let listeners = self.listeners()?;
+        self.security(&listeners)
     }
 
     fn security(&self, listeners: &[Listener]) -> Result<SecurityConfig, ConfigError> {

@@ -6,7 +6,8 @@
 //! [--quorum-tls-dir DIR]]`.
 //! `hdi-broker scram-credential NAME < password` prints a `--sasl-users-file` line;
 //! `hdi-broker dev-certificates DIR` writes a development `--tls-dir`.
-//! Logs one line when ready; stops cleanly on SIGTERM or SIGINT (flushing every partition).
+//! Logs one line when ready; stops cleanly on SIGTERM or SIGINT (flushing every partition);
+//! SIGHUP reloads the TLS files, static users and JWKS (renewed certificates, rotated keys).
 //! Start-up failures print one line naming the problem and exit 1.
 
 use std::process::ExitCode;
@@ -111,6 +112,7 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let tls = flags.quorum_tls_dir.clone();
+    let reload_flags = flags.clone();
     let result = flags
         .resolve()
         .map_err(anyhow::Error::from)
@@ -127,7 +129,7 @@ fn main() -> ExitCode {
                 .enable_all()
                 .build()
                 .context("cannot start the async runtime")?
-                .block_on(run(config))
+                .block_on(run(config, reload_flags))
         });
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -138,7 +140,36 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run(mut config: hdi_broker::config::BrokerConfig) -> anyhow::Result<()> {
+/// SIGHUP: reads the security files again (a renewed certificate and key, the static users,
+/// the JWKS; the quorum's certificate) and puts them in force for the connections that follow.
+/// What does not load leaves the settings in force unchanged, and says why.
+fn reload(broker: &Broker, flags: &Flags) {
+    match flags.reload_security() {
+        Ok(security) => {
+            broker.config.security.replace(security);
+            tracing::info!("SIGHUP: reloaded the Kafka listeners' TLS files, users and JWKS");
+        }
+        Err(error) => {
+            tracing::warn!("SIGHUP: kept the Kafka listeners' security settings in force: {error}");
+        }
+    }
+    if let Some(dir) = &flags.quorum_tls_dir {
+        match hdi_broker::cluster::transport::QuorumTls::load(dir)
+            .and_then(hdi_broker::cluster::transport::replace)
+        {
+            Ok(()) => tracing::info!("SIGHUP: reloaded the quorum listener's TLS files"),
+            Err(error) => {
+                tracing::warn!("SIGHUP: kept the quorum listener's TLS files in force: {error:#}");
+            }
+        }
+    }
+}
+
+async fn run(mut config: hdi_broker::config::BrokerConfig, flags: Flags) -> anyhow::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    // First of all: a SIGHUP (a reload request) must never stop the broker as it would by
+    // default.
+    let mut hangup = signal(SignalKind::hangup())?;
     let mut listeners = Vec::new();
     for listener in &mut config.listeners {
         let bind = listener.bind;
@@ -209,10 +240,19 @@ async fn run(mut config: hdi_broker::config::BrokerConfig) -> anyhow::Result<()>
         "hdi-broker ready on {local} (listeners {})",
         described.join(", ")
     );
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    tokio::select! {
-        _ = term.recv() => tracing::info!("SIGTERM: stopping"),
-        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: stopping"),
+    let mut term = signal(SignalKind::terminate())?;
+    loop {
+        tokio::select! {
+            _ = term.recv() => {
+                tracing::info!("SIGTERM: stopping");
+                break;
+            }
+            _ = tokio::signal::ctrl_c() => {
+                tracing::info!("SIGINT: stopping");
+                break;
+            }
+            _ = hangup.recv() => reload(&broker, &flags),
+        }
     }
     if !broker.config.quorum.is_empty() {
         broker

@@ -190,7 +190,8 @@ async fn connection(
 ) -> Result<(), String> {
     let _ = stream.set_nodelay(true);
     let (stream, certificate_principal): (Box<dyn Io>, Option<String>) = if protocol.tls() {
-        let Some(tls) = &broker.config.security.tls else {
+        let security = broker.config.security.current();
+        let Some(tls) = &security.tls else {
             return Err("TLS listener without a TLS configuration".into());
         };
         let acceptor = tokio_rustls::TlsAcceptor::from(Arc::clone(tls));
@@ -360,7 +361,7 @@ pub async fn handle_frame(
 
 /// The credential `user` has for `mechanism`: a static user's, else the quorum's.
 fn credential(broker: &Broker, user: &str, mechanism: ScramMechanism) -> Option<ScramCredential> {
-    if let Some(credentials) = broker.config.security.static_users.get(user) {
+    if let Some(credentials) = broker.config.security.current().static_users.get(user) {
         return credentials.get(&mechanism).cloned();
     }
     broker
@@ -388,7 +389,8 @@ pub async fn handle_session_frame(
     if session.principal().is_some() && session.expires_at.is_some_and(|at| at <= now) {
         return Err("the session's token has expired (re-authenticate before it does)".into());
     }
-    let oauth = broker.config.security.oauth.as_ref();
+    let security = broker.config.security.current();
+    let oauth = security.oauth.as_ref();
     if session.auth.expects_raw_token() {
         // After a v0 handshake the tokens travel as bare length-prefixed frames.
         return match session
@@ -463,7 +465,7 @@ pub async fn handle_session_frame(
     }
     let response = match request {
         RequestKind::SaslHandshake(request) => {
-            let security = &broker.config.security;
+            let security = broker.config.security.current();
             let offered: &[SaslMechanism] = if session.listener.sasl() {
                 &security.mechanisms
             } else {

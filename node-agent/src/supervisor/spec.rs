@@ -57,6 +57,46 @@ pub fn judge(applied: Option<&WorkloadAssignment>, offered: &WorkloadAssignment)
     }
 }
 
+/// Whether a process running `running` can take `desired` by having its files rewritten and a
+/// SIGHUP (`hdi-broker` reloads them) instead of a restart: two brokers that differ at most in
+/// the contents of the files a broker reloads — its quorum and Kafka listener certificates, keys
+/// and CAs, its static users and the JWKS — each present in both or in neither (a file that
+/// appears or goes changes the command line). So a renewed certificate or a rotated signing key
+/// never restarts a cluster's brokers.
+pub fn reloadable(running: &hdi_api::Workload, desired: &hdi_api::Workload) -> bool {
+    fn blank_tls(tls: &mut hdi_api::QuorumTls) {
+        tls.ca_pem.clear();
+        tls.cert_pem.clear();
+        tls.key_pem.clear();
+    }
+    fn without_files(workload: &hdi_api::Workload) -> Option<hdi_api::Workload> {
+        let mut workload = workload.clone();
+        let WorkloadSpec::Broker(broker) = &mut workload.spec else {
+            return None;
+        };
+        if let Some(tls) = &mut broker.quorum_tls {
+            blank_tls(tls);
+        }
+        if let Some(security) = &mut broker.kafka_security {
+            if let Some(tls) = &mut security.tls {
+                blank_tls(tls);
+            }
+            if let Some(users) = &mut security.sasl_users {
+                users.clear();
+            }
+            if let Some(jwks) = &mut security.oauth_jwks {
+                jwks.clear();
+            }
+        }
+        Some(workload)
+    }
+    running != desired
+        && matches!(
+            (without_files(running), without_files(desired)),
+            (Some(a), Some(b)) if a == b
+        )
+}
+
 /// A program and its arguments.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CommandLine {
@@ -389,6 +429,79 @@ mod tests {
         assert_eq!(judge(Some(&applied), &assignment(5, &["a"])), Offer::Same);
         assert_eq!(judge(Some(&applied), &assignment(5, &["b"])), Offer::Apply);
         assert_eq!(judge(Some(&applied), &assignment(6, &["a"])), Offer::Apply);
+    }
+
+    #[test]
+    fn only_renewed_files_are_reloaded() {
+        let tls = |cert: &str| hdi_api::QuorumTls {
+            ca_pem: "ca".into(),
+            cert_pem: cert.into(),
+            key_pem: format!("key of {cert}"),
+        };
+        let workload = |quorum: Option<&str>, kafka: Option<&str>, jwks: &str, port: u16| {
+            let WorkloadSpec::Broker(mut b) = broker() else {
+                unreachable!()
+            };
+            b.quorum_tls = quorum.map(tls);
+            b.kafka_port = port;
+            b.kafka_security = Some(Box::new(BrokerSecurity {
+                protocol: "SASL_SSL".into(),
+                tls: kafka.map(tls),
+                sasl_mechanisms: vec!["SCRAM-SHA-512".into(), "OAUTHBEARER".into()],
+                sasl_users: Some("admin line".into()),
+                oauth_jwks: Some(jwks.into()),
+                authorizer: true,
+                super_users: vec!["User:hdi-admin".into()],
+            }));
+            Workload {
+                name: "b".into(),
+                cluster_id: Uuid::nil(),
+                spec: WorkloadSpec::Broker(b),
+            }
+        };
+        let running = workload(Some("q1"), Some("k1"), "keys-1", 9092);
+        // Renewed certificates, a rotated JWKS: reload.
+        assert!(reloadable(
+            &running,
+            &workload(Some("q2"), Some("k1"), "keys-1", 9092)
+        ));
+        assert!(reloadable(
+            &running,
+            &workload(Some("q1"), Some("k2"), "keys-2", 9092)
+        ));
+        // The same: nothing to reload.
+        assert!(!reloadable(&running, &running.clone()));
+        // Anything else, or a file set that appears or goes: restart.
+        assert!(!reloadable(
+            &running,
+            &workload(Some("q2"), Some("k1"), "keys-1", 9093)
+        ));
+        assert!(!reloadable(
+            &running,
+            &workload(None, Some("k1"), "keys-1", 9092)
+        ));
+        assert!(!reloadable(
+            &running,
+            &workload(Some("q1"), None, "keys-1", 9092)
+        ));
+        let executor = Workload {
+            name: "e".into(),
+            cluster_id: Uuid::nil(),
+            spec: WorkloadSpec::Executor(ExecutorWorkload {
+                role: ExecutorRole::Driver,
+                worker_id: 0,
+                host: "h".into(),
+                port: 1,
+                driver: String::new(),
+                credential: "c".into(),
+                files_root: "w".into(),
+            }),
+        };
+        let mut other = executor.clone();
+        if let WorkloadSpec::Executor(e) = &mut other.spec {
+            e.credential = "d".into();
+        }
+        assert!(!reloadable(&executor, &other));
     }
 
     #[test]

@@ -15,6 +15,10 @@
 //! listener checks a heartbeat's or a replica fetch's broker id against it, [`names_broker`]).
 //! A listener accepts only clients with a certificate of the same authority; a certificate of
 //! another cluster, or none, fails the handshake. TLS 1.3 only, on ring.
+//!
+//! Authorities are valid for [`CA_LIFETIME`], what they issue for [`LEAF_LIFETIME`] (from an
+//! hour before issue, for clocks a little behind): the control plane renews a leaf certificate
+//! once less than a third of its lifetime is left, and the brokers reload it without a restart.
 
 use std::sync::Arc;
 
@@ -29,6 +33,22 @@ use rustls::pki_types::pem::PemObject as _;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use rustls::server::WebPkiClientVerifier;
 use rustls::{ClientConfig, RootCertStore, ServerConfig};
+
+/// How long a certificate authority is valid.
+pub const CA_LIFETIME: std::time::Duration = std::time::Duration::from_secs(10 * 365 * 24 * 3600);
+
+/// How long a server, client or broker certificate is valid.
+pub const LEAF_LIFETIME: std::time::Duration = std::time::Duration::from_secs(90 * 24 * 3600);
+
+/// How far before issue a certificate is valid (clocks of peers a little behind).
+const BACKDATE: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// Valid from [`BACKDATE`] ago for `lifetime`.
+fn validity(params: &mut CertificateParams, lifetime: std::time::Duration) {
+    let now = time::OffsetDateTime::now_utc();
+    params.not_before = now - BACKDATE;
+    params.not_after = now + lifetime;
+}
 
 /// The name every broker certificate carries, which callers verify.
 pub const QUORUM_NAME: &str = "quorum.hdi";
@@ -138,7 +158,9 @@ impl Authority {
     /// When generating the key or the certificate fails.
     pub fn generate_for(cluster: &str, purpose: Purpose) -> Result<Authority, PkiError> {
         let key = KeyPair::generate()?;
-        let cert = ca_params(cluster, purpose).self_signed(&key)?;
+        let mut params = ca_params(cluster, purpose);
+        validity(&mut params, CA_LIFETIME);
+        let cert = params.self_signed(&key)?;
         Ok(Authority {
             cert_pem: cert.pem(),
             key_pem: key.serialize_pem(),
@@ -159,6 +181,7 @@ impl Authority {
     ) -> Result<Issued, PkiError> {
         params.extended_key_usages = vec![purpose];
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        validity(&mut params, LEAF_LIFETIME);
         let key = KeyPair::generate()?;
         let cert = params.signed_by(&key, &self.issuer()?)?;
         Ok(Issued {
@@ -210,6 +233,7 @@ impl Authority {
             ExtendedKeyUsagePurpose::ClientAuth,
         ];
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        validity(&mut params, LEAF_LIFETIME);
         let key = KeyPair::generate()?;
         let cert = params.signed_by(&key, &issuer)?;
         Ok(Issued {
@@ -473,5 +497,45 @@ mod tests {
             common_name(&CertificateDer::from(vec![0x30, 0x03, 0x01])),
             None
         );
+    }
+
+    #[test]
+    fn leaf_certificates_expire_and_authorities_outlive_them() {
+        use rustls::client::WebPkiServerVerifier;
+        use rustls::client::danger::ServerCertVerifier as _;
+        use rustls::pki_types::UnixTime;
+        let ca = Authority::generate_for("c1", Purpose::Kafka).unwrap();
+        let server = ca.issue_server(&["127.0.0.1".into()]).unwrap();
+        let verifier =
+            WebPkiServerVerifier::builder_with_provider(roots(&ca.cert_pem).unwrap(), provider())
+                .build()
+                .unwrap();
+        let leaf = certs("x", &server.cert_pem).unwrap().remove(0);
+        let name = ServerName::try_from("127.0.0.1").unwrap();
+        let at = |from_now: i64| {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_secs();
+            UnixTime::since_unix_epoch(std::time::Duration::from_secs(
+                now.saturating_add_signed(from_now),
+            ))
+        };
+        let day = 24 * 3600;
+        let check = |when| verifier.verify_server_cert(&leaf, &[], &name, &[], when);
+        check(at(0)).unwrap();
+        // Backdated an hour for clocks behind, valid for 90 days, not a day more.
+        check(at(-1800)).unwrap();
+        check(at(89 * day)).unwrap();
+        let expired = check(at(91 * day)).unwrap_err();
+        assert!(format!("{expired:?}").contains("Expired"), "{expired:?}");
+        assert!(check(at(-2 * 3600)).is_err());
+        // The authority outlives many renewals of what it signs.
+        let renewed = ca.issue_server(&["127.0.0.1".into()]).unwrap();
+        let leaf = certs("x", &renewed.cert_pem).unwrap().remove(0);
+        verifier
+            .verify_server_cert(&leaf, &[], &name, &[], at(0))
+            .unwrap();
+        assert!(CA_LIFETIME > LEAF_LIFETIME * 30);
     }
 }

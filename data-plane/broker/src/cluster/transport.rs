@@ -6,7 +6,8 @@
 //! handshake, and [`Caller::may_speak_for`] tells whether the caller's certificate names the
 //! broker a heartbeat or a replica fetch claims to come from (`hdi-pki`'s `broker-<id>` name).
 //! The configuration is set once per process at start-up ([`install`]): every peer connection
-//! the broker opens (Raft, forwarded proposals, heartbeats, replica fetches) then uses it.
+//! the broker opens (Raft, forwarded proposals, heartbeats, replica fetches) then uses it, until
+//! [`replace`] puts a renewed certificate in force for the handshakes that follow.
 
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
@@ -42,7 +43,16 @@ impl std::fmt::Debug for QuorumTls {
     }
 }
 
-static TLS: OnceLock<QuorumTls> = OnceLock::new();
+static TLS: OnceLock<std::sync::RwLock<QuorumTls>> = OnceLock::new();
+
+/// The configuration in force, if TLS is installed.
+fn current() -> Option<QuorumTls> {
+    TLS.get().map(|lock| {
+        lock.read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    })
+}
 
 impl QuorumTls {
     /// Loads `ca.pem`, `cert.pem` and `key.pem` (which must be readable by its owner only) from
@@ -88,8 +98,23 @@ impl QuorumTls {
 /// # Errors
 /// When one was installed already.
 pub fn install(tls: QuorumTls) -> anyhow::Result<()> {
-    TLS.set(tls)
+    TLS.set(std::sync::RwLock::new(tls))
         .map_err(|_| anyhow::anyhow!("the quorum TLS configuration is installed already"))
+}
+
+/// Puts `tls` in force for the handshakes that follow (a renewed certificate); connections
+/// already open keep theirs.
+///
+/// # Errors
+/// When no configuration was installed at start-up (a plain-TCP quorum stays one).
+pub fn replace(tls: QuorumTls) -> anyhow::Result<()> {
+    let lock = TLS
+        .get()
+        .ok_or_else(|| anyhow::anyhow!("the quorum runs without TLS"))?;
+    *lock
+        .write()
+        .unwrap_or_else(std::sync::PoisonError::into_inner) = tls;
+    Ok(())
 }
 
 /// Whether the quorum listener requires mutual TLS in this process.
@@ -102,7 +127,7 @@ pub fn enabled() -> bool {
 /// # Errors
 /// The handshake's failure (or its timeout).
 pub async fn secure(stream: TcpStream) -> std::io::Result<QuorumStream> {
-    let Some(tls) = TLS.get() else {
+    let Some(tls) = current() else {
         return Ok(Box::new(stream));
     };
     let handshake = tls.connector.connect(hdi_pki::quorum_server_name(), stream);
@@ -141,7 +166,7 @@ impl Caller {
 /// # Errors
 /// A failed or slow handshake (no certificate, or one of another authority).
 pub async fn accept(stream: TcpStream) -> std::io::Result<(QuorumStream, Caller)> {
-    let Some(tls) = TLS.get() else {
+    let Some(tls) = current() else {
         return Ok((Box::new(stream), Caller::Unauthenticated));
     };
     let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.acceptor.accept(stream)).await {

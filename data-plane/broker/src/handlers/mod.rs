@@ -48,7 +48,7 @@ impl Context<'_> {
     /// Whether the client may do `operation` on a resource (always, without `--authorizer`, and
     /// for super users).
     pub fn allowed(&self, operation: Operation, resource_type: ResourceType, name: &str) -> bool {
-        let security = &self.broker.config.security;
+        let security = self.broker.config.security.current();
         if !security.authorizer || security.super_users.contains(&self.principal) {
             return true;
         }

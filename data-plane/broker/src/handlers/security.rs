@@ -86,7 +86,7 @@ pub async fn create_acls(cx: &Context<'_>, request: CreateAclsRequest) -> Create
         )
     };
     let count = request.creations.len();
-    if !cx.broker.config.security.authorizer {
+    if !cx.broker.config.security.current().authorizer {
         return refused(
             codes::SECURITY_DISABLED,
             "no authorizer is configured on the broker".into(),
@@ -179,7 +179,7 @@ pub fn describe_acls(cx: &Context<'_>, request: DescribeAclsRequest) -> Describe
             .with_error_code(code)
             .with_error_message(Some(sb(message)))
     };
-    if !cx.broker.config.security.authorizer {
+    if !cx.broker.config.security.current().authorizer {
         return error(
             codes::SECURITY_DISABLED,
             "no authorizer is configured on the broker",
@@ -227,7 +227,7 @@ pub async fn delete_acls(cx: &Context<'_>, request: DeleteAclsRequest) -> Delete
         )
     };
     let count = request.filters.len();
-    if !cx.broker.config.security.authorizer {
+    if !cx.broker.config.security.current().authorizer {
         return refused(
             codes::SECURITY_DISABLED,
             "no authorizer is configured on the broker",
@@ -432,7 +432,14 @@ pub async fn alter_user_scram_credentials(
             );
             continue;
         };
-        if cx.broker.config.security.static_users.contains_key(user) {
+        if cx
+            .broker
+            .config
+            .security
+            .current()
+            .static_users
+            .contains_key(user)
+        {
             fail(
                 &mut errors,
                 user,
@@ -489,7 +496,14 @@ pub async fn alter_user_scram_credentials(
             );
             continue;
         };
-        if cx.broker.config.security.static_users.contains_key(user) {
+        if cx
+            .broker
+            .config
+            .security
+            .current()
+            .static_users
+            .contains_key(user)
+        {
             fail(
                 &mut errors,
                 user,

@@ -205,6 +205,45 @@ impl std::fmt::Debug for SecurityConfig {
     }
 }
 
+/// The security settings in force, replaced whole when the broker reloads its files (SIGHUP:
+/// the TLS certificate, key and CA, the static users and the JWKS), so that renewed
+/// certificates and rotated signing keys take effect without a restart. Connections take a
+/// snapshot ([`SharedSecurity::current`]) per use: an established TLS session keeps its
+/// certificate, new handshakes get the new one.
+#[derive(Clone, Debug, Default)]
+pub struct SharedSecurity(Arc<std::sync::RwLock<Arc<SecurityConfig>>>);
+
+impl SharedSecurity {
+    /// Settings that start as `config`.
+    pub fn new(config: SecurityConfig) -> SharedSecurity {
+        SharedSecurity(Arc::new(std::sync::RwLock::new(Arc::new(config))))
+    }
+
+    /// The settings in force now.
+    pub fn current(&self) -> Arc<SecurityConfig> {
+        Arc::clone(
+            &self
+                .0
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        )
+    }
+
+    /// Puts `config` in force for what comes next.
+    pub fn replace(&self, config: SecurityConfig) {
+        *self
+            .0
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(config);
+    }
+}
+
+impl From<SecurityConfig> for SharedSecurity {
+    fn from(config: SecurityConfig) -> SharedSecurity {
+        SharedSecurity::new(config)
+    }
+}
+
 impl Default for SecurityConfig {
     fn default() -> SecurityConfig {
         SecurityConfig {
