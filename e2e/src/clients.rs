@@ -113,28 +113,33 @@ pub fn kcat(bootstrap: &str, args: &[&str], stdin: Option<&[u8]>) -> (bool, Vec<
     )
 }
 
-/// The certificate a TLS listener at `addr` serves (DER) to a client trusting `ca_pem` and
-/// connecting by the name 127.0.0.1.
+/// A TLS client configuration (ring, no client certificate) trusting the certificates of the
+/// PEM `ca_pem`.
 #[allow(
     deprecated,
     reason = "ring, as the rest of the workspace: one crypto provider, no aws-lc build"
 )]
-pub async fn served_certificate(addr: &str, ca_pem: &str) -> Vec<u8> {
+pub fn trusting(ca_pem: &str) -> rustls::ClientConfig {
     use rustls_pki_types::pem::PemObject as _;
     let mut roots = rustls::RootCertStore::empty();
     for cert in rustls_pki_types::CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
         roots.add(cert.unwrap()).unwrap();
     }
-    let tls = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+    rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
         rustls::crypto::ring::default_provider(),
     ))
     .with_safe_default_protocol_versions()
     .unwrap()
     .with_root_certificates(roots)
-    .with_no_client_auth();
+    .with_no_client_auth()
+}
+
+/// The certificate a TLS listener at `addr` serves (DER) to a client trusting `ca_pem` and
+/// connecting by the name 127.0.0.1.
+pub async fn served_certificate(addr: &str, ca_pem: &str) -> Vec<u8> {
     let name = rustls_pki_types::ServerName::try_from("127.0.0.1").unwrap();
     let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let stream = tokio_rustls::TlsConnector::from(std::sync::Arc::new(tls))
+    let stream = tokio_rustls::TlsConnector::from(std::sync::Arc::new(trusting(ca_pem)))
         .connect(name, tcp)
         .await
         .unwrap();

@@ -27,7 +27,8 @@ use anyhow::bail;
 
 pub use broker::Broker;
 pub use clients::{
-    client_command, client_script, kcat, run_phase, served_certificate, test_node_path, test_python,
+    client_command, client_script, kcat, run_phase, served_certificate, test_node_path,
+    test_python, trusting,
 };
 pub use fleet::{ControlPlane, Fleet, Secrets, hdictl, start_agent, wait_ready_nodes};
 pub use hdi_test_support::ports;

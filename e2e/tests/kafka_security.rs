@@ -192,25 +192,10 @@ fn java_client(dir: &Path, args: &[&str]) -> serde_json::Value {
     value
 }
 
-#[allow(
-    deprecated,
-    reason = "ring, as the rest of the workspace: one crypto provider, no aws-lc build"
-)]
 async fn hdi_client_authenticates(broker: &SecureBroker, ca_pem: &str) {
     use hdi_kafka_client::{Connection, SaslLogin, Security};
     use kafka_protocol::messages::MetadataRequest;
-    use rustls_pki_types::pem::PemObject as _;
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in rustls_pki_types::CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
-        roots.add(cert.unwrap()).unwrap();
-    }
-    let tls = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_root_certificates(roots)
-    .with_no_client_auth();
+    let tls = hdi_e2e::trusting(ca_pem);
     let name = rustls_pki_types::ServerName::try_from("127.0.0.1").unwrap();
     let login = |mechanism: &str, password: &str| SaslLogin {
         mechanism: mechanism.to_owned(),

@@ -603,3 +603,30 @@ pub(super) fn operation_to_wire(op: &OperationRecord) -> api::Operation {
         finished_at: op.finished_at,
     }
 }
+
+/// Rotates a Kafka cluster's broker certificates now (quorum and Kafka listener certificates;
+/// the cluster's authorities stay, so clients keep trusting the same CA). Certificates are also
+/// renewed on their own two thirds into their 90-day lifetime.
+#[utoipa::path(post, path = "/v1/workspaces/{ws}/clusters/{cluster}/rotate-certificates", tag = "clusters",
+    params(("ws" = String, Path, description = "Workspace name"),
+           ("cluster" = String, Path, description = "Kafka cluster name")),
+    security(("bearer" = [])),
+    responses(
+        (status = 202, description = "The brokers' certificates are being renewed", body = api::CertificateRotation),
+        (status = 400, description = "`not_a_kafka_cluster`"),
+        (status = 403, description = "The caller is not an operator of the workspace"),
+        (status = 404, description = "No such workspace or cluster")))]
+pub async fn cluster_certificates_rotate(
+    Caller(caller): Caller,
+    State(state): State<AppState>,
+    ApiPath((ws, cluster)): ApiPath<(String, String)>,
+) -> Result<(StatusCode, Json<api::CertificateRotation>), ApiError> {
+    let brokers = state
+        .service
+        .cluster_certificates_rotate(&caller, &ws, &cluster)
+        .await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(api::CertificateRotation { brokers }),
+    ))
+}

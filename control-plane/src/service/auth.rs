@@ -325,15 +325,16 @@ impl Service {
                 client_secret,
             } => {
                 // A digest and one indexed lookup: no password hash, so no throttle is needed
-                // to keep a flood cheap. The token must be the named user's own.
-                let client_id: String = client_id.chars().take(64).collect();
-                match self
+                // to keep a flood cheap. The token must be the named user's own (compared
+                // whole; only what is logged is bounded).
+                let found = self
                     .store
                     .api_token_authenticate(&auth::digest(&client_secret))
-                    .await?
-                {
+                    .await?;
+                match found {
                     Some(identity) if identity.username == client_id => identity,
                     _ => {
+                        let client_id: String = client_id.chars().take(64).collect();
                         tracing::warn!(client_id = %client_id.escape_debug(), "OAuth client credentials refused: not an unexpired API token of that user");
                         let error = ServiceError::InvalidCredentials;
                         let resource = format!("users/{client_id}");

@@ -184,6 +184,35 @@ fn validate_security(kind: Kind, security: &mut Option<KafkaSecurity>) -> Result
 }
 
 impl Service {
+    /// Rotates the certificates of a Kafka cluster's brokers now (their quorum and Kafka listener
+    /// certificates; the authorities stay): each is re-issued the next time its node fetches
+    /// its assignment, and the brokers reload them without a restart. How many brokers have
+    /// certificates to renew.
+    ///
+    /// # Errors
+    /// `not_found`, `not_a_kafka_cluster`, `forbidden` below operator.
+    pub async fn cluster_certificates_rotate(
+        &self,
+        caller: &Identity,
+        workspace: &str,
+        cluster: &str,
+    ) -> Result<u64, ServiceError> {
+        let result = async {
+            self.authorize(caller, workspace, Role::Operator).await?;
+            let ws = self.workspace_get_unchecked(workspace).await?;
+            let record = self.kafka_record(&ws, cluster).await?;
+            Ok(self.store.cluster_certificates_due(record.id).await?)
+        }
+        .await;
+        self.audited(
+            &caller.username,
+            "cluster.rotate_certificates",
+            format!("workspaces/{workspace}/clusters/{cluster}"),
+            result,
+        )
+        .await
+    }
+
     /// Creates a cluster or replaces its spec (idempotent: an identical spec changes nothing).
     ///
     /// # Errors

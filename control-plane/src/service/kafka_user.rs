@@ -387,49 +387,6 @@ impl Service {
         .await
     }
 
-    /// Rotates the certificates of a Kafka cluster's brokers now (their quorum and Kafka listener
-    /// certificates; the authorities stay): each is re-issued the next time its node fetches
-    /// its assignment, and the brokers reload them without a restart. How many brokers have
-    /// certificates to renew.
-    ///
-    /// # Errors
-    /// `not_found`, `not_a_kafka_cluster`, `forbidden` below operator.
-    pub async fn cluster_certificates_rotate(
-        &self,
-        caller: &Identity,
-        workspace: &str,
-        cluster: &str,
-    ) -> Result<u64, ServiceError> {
-        let result = async {
-            self.authorize(caller, workspace, Role::Operator).await?;
-            let ws = self.workspace_get_unchecked(workspace).await?;
-            let record = self
-                .store
-                .cluster_get(ws.id, cluster)
-                .await?
-                .ok_or_else(|| ServiceError::NotFound {
-                    what: format!("cluster {cluster:?} in workspace {workspace:?}"),
-                })?;
-            if record.kind != crate::model::Kind::Kafka {
-                return Err(ServiceError::Refused {
-                    code: ErrorCode::NotAKafkaCluster,
-                    message: format!(
-                        "cluster {cluster:?} is a spark cluster; only Kafka brokers have certificates"
-                    ),
-                });
-            }
-            Ok(self.store.cluster_certificates_due(record.id).await?)
-        }
-        .await;
-        self.audited(
-            &caller.username,
-            "cluster.rotate_certificates",
-            format!("workspaces/{workspace}/clusters/{cluster}"),
-            result,
-        )
-        .await
-    }
-
     /// Deletes a Kafka user: its credential and ACLs leave the cluster.
     ///
     /// # Errors
@@ -463,7 +420,11 @@ impl Service {
         .await
     }
 
-    async fn kafka_record(
+    /// The Kafka cluster `cluster` of workspace `ws`.
+    ///
+    /// # Errors
+    /// `not_found`, `not_a_kafka_cluster`.
+    pub(super) async fn kafka_record(
         &self,
         ws: &crate::model::WorkspaceRecord,
         cluster: &str,
@@ -478,9 +439,7 @@ impl Service {
         if record.kind != crate::model::Kind::Kafka {
             return Err(ServiceError::Refused {
                 code: ErrorCode::NotAKafkaCluster,
-                message: format!(
-                    "cluster {cluster:?} is a spark cluster; Kafka users live in Kafka clusters"
-                ),
+                message: format!("cluster {cluster:?} is a spark cluster, not a Kafka cluster"),
             });
         }
         Ok(record)
