@@ -7,20 +7,12 @@
 
 mod common;
 
-use common::{call_as, name};
-use hdi_broker::security::SecurityProtocol;
-use hdi_broker::server::Session;
+use common::{call_as, name, produce_request, s, session};
 use kafka_protocol::messages::create_acls_request::AclCreation;
 use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::delete_acls_request::DeleteAclsFilter;
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
-use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::*;
-use kafka_protocol::protocol::StrBytes;
-
-fn s(text: &str) -> StrBytes {
-    StrBytes::from_string(text.to_owned())
-}
 
 fn acl(resource_type: i8, resource: &str, pattern: i8, who: &str, op: i8, perm: i8) -> AclCreation {
     AclCreation::default()
@@ -33,33 +25,37 @@ fn acl(resource_type: i8, resource: &str, pattern: i8, who: &str, op: i8, perm: 
         .with_permission_type(perm)
 }
 
-fn session(principal: &str) -> Session {
-    Session::authenticated(SecurityProtocol::SaslSsl, principal)
-}
-
 async fn produce_code(broker: &hdi_broker::broker::Broker, who: &str, topic: &str) -> i16 {
-    let batch = hdi_log::batch::build_batch(0, 1, &[b"x".as_slice()]);
-    let request = ProduceRequest::default()
-        .with_acks(1)
-        .with_timeout_ms(1000)
-        .with_topic_data(vec![
-            TopicProduceData::default()
-                .with_name(name(topic))
-                .with_partition_data(vec![
-                    PartitionProduceData::default()
-                        .with_index(0)
-                        .with_records(Some(bytes::Bytes::from(batch))),
-                ]),
-        ]);
     let response: ProduceResponse = call_as(
         broker,
         &mut session(who),
         ApiKey::Produce,
         8,
-        RequestKind::Produce(request),
+        produce_request(topic, 1, b"x"),
     )
     .await;
     response.responses[0].partition_responses[0].error_code
+}
+
+/// Every ACL, as `who` lists them.
+async fn describe_all_acls(broker: &hdi_broker::broker::Broker, who: &str) -> DescribeAclsResponse {
+    call_as(
+        broker,
+        &mut session(who),
+        ApiKey::DescribeAcls,
+        2,
+        RequestKind::DescribeAcls(
+            DescribeAclsRequest::default()
+                .with_resource_name_filter(None)
+                .with_principal_filter(None)
+                .with_host_filter(None)
+                .with_resource_type_filter(1)
+                .with_pattern_type_filter(1)
+                .with_operation(1)
+                .with_permission_type(1),
+        ),
+    )
+    .await
 }
 
 async fn create_topic_code(broker: &hdi_broker::broker::Broker, who: &str, topic: &str) -> i16 {
@@ -84,7 +80,7 @@ async fn create_topic_code(broker: &hdi_broker::broker::Broker, who: &str, topic
 async fn acls_decide_every_request() {
     let dir = common::temp_dir("authz");
     let broker = common::open_with(
-        &dir,
+        dir.path(),
         &[
             "--authorizer",
             "--super-users",
@@ -141,23 +137,7 @@ async fn acls_decide_every_request() {
     )
     .await;
     assert_eq!(named.topics[0].error_code, 29);
-    let acls: DescribeAclsResponse = call_as(
-        &broker,
-        &mut session("User:alice"),
-        ApiKey::DescribeAcls,
-        2,
-        RequestKind::DescribeAcls(
-            DescribeAclsRequest::default()
-                .with_resource_name_filter(None)
-                .with_principal_filter(None)
-                .with_host_filter(None)
-                .with_resource_type_filter(1)
-                .with_pattern_type_filter(1)
-                .with_operation(1)
-                .with_permission_type(1),
-        ),
-    )
-    .await;
+    let acls = describe_all_acls(&broker, "User:alice").await;
     assert_eq!(acls.error_code, 31);
     let groups: JoinGroupResponse = call_as(
         &broker,
@@ -180,23 +160,7 @@ async fn acls_decide_every_request() {
     assert_eq!(produce_code(&broker, "User:bob", "a").await, 29);
     // The super user and the admin's listing.
     assert_eq!(produce_code(&broker, "User:admin", "b").await, 0);
-    let all: DescribeAclsResponse = call_as(
-        &broker,
-        &mut session("User:admin"),
-        ApiKey::DescribeAcls,
-        2,
-        RequestKind::DescribeAcls(
-            DescribeAclsRequest::default()
-                .with_resource_name_filter(None)
-                .with_principal_filter(None)
-                .with_host_filter(None)
-                .with_resource_type_filter(1)
-                .with_pattern_type_filter(1)
-                .with_operation(1)
-                .with_permission_type(1),
-        ),
-    )
-    .await;
+    let all = describe_all_acls(&broker, "User:admin").await;
     assert_eq!(all.error_code, 0);
     assert_eq!(all.resources.iter().map(|r| r.acls.len()).sum::<usize>(), 3);
 

@@ -17,7 +17,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use bytes::Bytes;
-use common::{frame, peer};
+use common::{Rng, frame, peer};
 use hdi_broker::server::handle_frame;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::*;
@@ -128,14 +128,36 @@ fn default_request(key: ApiKey) -> RequestKind {
     }
 }
 
-async fn temp_broker(tag: &str) -> (common::TestBroker, std::path::PathBuf) {
+async fn temp_broker(tag: &str) -> (common::TestBroker, tempfile::TempDir) {
     let dir = common::temp_dir(tag);
-    (common::open(&dir).await, dir)
+    (common::open(dir.path()).await, dir)
+}
+
+/// A mutation of `seed`: a truncation, 1 to 4 bytes `corrupt`ed (given the byte and a random
+/// number), up to 63 random bytes appended, or up to `max_random - 1` random bytes alone.
+fn mutate(seed: &[u8], rng: &mut Rng, corrupt: fn(u8, u64) -> u8, max_random: u64) -> Vec<u8> {
+    let mut bytes = seed.to_vec();
+    match rng.next_u64() % 4 {
+        0 => bytes.truncate((rng.next_u64() as usize) % (bytes.len() + 1)),
+        1 => {
+            for _ in 0..1 + rng.next_u64() % 4 {
+                let at = (rng.next_u64() as usize) % bytes.len();
+                bytes[at] = corrupt(bytes[at], rng.next_u64());
+            }
+        }
+        2 => bytes.extend((0..rng.next_u64() % 64).map(|_| rng.next_u64() as u8)),
+        _ => {
+            bytes = (0..rng.next_u64() % max_random)
+                .map(|_| rng.next_u64() as u8)
+                .collect()
+        }
+    }
+    bytes
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn every_supported_version_answers_a_default_request() {
-    let (broker, dir) = temp_broker("versions").await;
+    let (broker, _dir) = temp_broker("versions").await;
     let versions = ApiVersionsResponse::decode(
         &mut {
             let response = handle_frame(
@@ -176,40 +198,22 @@ async fn every_supported_version_answers_a_default_request() {
         }
     }
     assert!(checked > 100, "{checked}");
-    std::fs::remove_dir_all(dir).unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn fuzzed_frames_never_panic() {
-    let (broker, dir) = temp_broker("fuzz").await;
+    let (broker, _dir) = temp_broker("fuzz").await;
     let mut seeds = Vec::new();
     for key in APIS {
         if let Some((_, max)) = hdi_broker::handlers::supported(*key) {
             seeds.push(frame(*key, max, 1, &default_request(*key)));
         }
     }
-    let mut state = 0x2545_f491_4f6c_dd1du64;
-    let mut next = move || {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        state
-    };
+    let mut rng = Rng(0x2545_f491_4f6c_dd1d);
     let mut answered = 0;
     for round in 0..4000 {
         let seed = &seeds[round % seeds.len()];
-        let mut bytes = seed.to_vec();
-        match next() % 4 {
-            0 => bytes.truncate((next() as usize) % (bytes.len() + 1)),
-            1 => {
-                for _ in 0..1 + next() % 4 {
-                    let at = (next() as usize) % bytes.len();
-                    bytes[at] ^= 1 << (next() % 8);
-                }
-            }
-            2 => bytes.extend((0..next() % 64).map(|_| next() as u8)),
-            _ => bytes = (0..next() % 128).map(|_| next() as u8).collect(),
-        }
+        let bytes = mutate(seed, &mut rng, |byte, r| byte ^ (1 << (r % 8)), 128);
         // Keep the API key of the seed most of the time so that decoders get exercised.
         let response = tokio::time::timeout(
             Duration::from_secs(5),
@@ -224,7 +228,6 @@ async fn fuzzed_frames_never_panic() {
         answered > 100,
         "only {answered} fuzzed frames were answered at all"
     );
-    std::fs::remove_dir_all(dir).unwrap();
 }
 
 struct RealBroker {
@@ -549,27 +552,10 @@ fn fuzzed_quorum_requests_never_panic() {
     for seed in &seeds {
         assert!(decode_request(seed).is_ok());
     }
-    let mut state = 0x9e37_79b9_7f4a_7c15u64;
-    let mut next = move || {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        state
-    };
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
     let mut refused = 0;
     for round in 0..20_000 {
-        let mut bytes = seeds[round % seeds.len()].clone();
-        match next() % 4 {
-            0 => bytes.truncate((next() as usize) % (bytes.len() + 1)),
-            1 => {
-                for _ in 0..1 + next() % 4 {
-                    let at = (next() as usize) % bytes.len();
-                    bytes[at] = next() as u8;
-                }
-            }
-            2 => bytes.extend((0..next() % 64).map(|_| next() as u8)),
-            _ => bytes = (0..next() % 256).map(|_| next() as u8).collect(),
-        }
+        let bytes = mutate(&seeds[round % seeds.len()], &mut rng, |_, r| r as u8, 256);
         if decode_request(&bytes).is_err() {
             refused += 1;
         }

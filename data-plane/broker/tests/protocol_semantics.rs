@@ -19,7 +19,7 @@ use kafka_protocol::protocol::StrBytes;
 #[tokio::test(flavor = "multi_thread")]
 async fn join_group_before_v7_never_sends_a_null_protocol_name() {
     let dir = temp("join");
-    let broker = open(&dir).await;
+    let broker = open(dir.path()).await;
     for version in [4i16, 5, 6] {
         let request = JoinGroupRequest::default()
             .with_group_id(GroupId(StrBytes::from_static_str("g")))
@@ -43,13 +43,12 @@ async fn join_group_before_v7_never_sends_a_null_protocol_name() {
             "v{version}: protocol_name must not be null"
         );
     }
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn list_offsets_by_time_answers_with_a_timestamp() {
     let dir = temp("times");
-    let broker = open(&dir).await;
+    let broker = open(dir.path()).await;
     common::create_topic(&broker, "t", 1).await;
     produce(&broker, "t", 1_000, b"v").await;
     produce(&broker, "t", 2_000, b"v").await;
@@ -71,13 +70,12 @@ async fn list_offsets_by_time_answers_with_a_timestamp() {
     .await;
     let partition = &response.topics[0].partitions[0];
     assert_eq!((partition.offset, partition.timestamp), (1, 2_000));
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn metadata_v0_with_no_topics_lists_every_topic() {
     let dir = temp("metadata");
-    let broker = open(&dir).await;
+    let broker = open(dir.path()).await;
     common::create_topic(&broker, "a", 1).await;
     common::create_topic(&broker, "b", 2).await;
     let all = MetadataRequest::default().with_topics(Some(Vec::new()));
@@ -92,42 +90,27 @@ async fn metadata_v0_with_no_topics_lists_every_topic() {
     let response: MetadataResponse =
         call(&broker, ApiKey::Metadata, 1, RequestKind::Metadata(all)).await;
     assert_eq!(response.topics.len(), 0, "v1+: empty list = no topics");
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn fetch_with_min_bytes_zero_answers_at_once() {
     let dir = temp("minbytes");
-    let broker = open(&dir).await;
+    let broker = open(dir.path()).await;
     common::create_topic(&broker, "t", 1).await;
-    let request = FetchRequest::default()
-        .with_max_wait_ms(5_000)
-        .with_min_bytes(0)
-        .with_max_bytes(1 << 20)
-        .with_topics(vec![
-            FetchTopic::default()
-                .with_topic(name("t"))
-                .with_partitions(vec![
-                    FetchPartition::default()
-                        .with_partition(0)
-                        .with_partition_max_bytes(1 << 20),
-                ]),
-        ]);
     let started = Instant::now();
-    let _: FetchResponse = call(&broker, ApiKey::Fetch, 11, RequestKind::Fetch(request)).await;
+    let _: FetchResponse = call(&broker, ApiKey::Fetch, 11, fetch_request("t", 5_000, 0)).await;
     assert!(
         started.elapsed() < Duration::from_secs(2),
         "{:?}",
         started.elapsed()
     );
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn deleted_topics_stay_deleted_and_no_name_is_special() {
     let dir = temp("delete");
     {
-        let broker = open(&dir).await;
+        let broker = open(dir.path()).await;
         common::create_topic(&broker, "gone", 1).await;
         common::create_topic(&broker, "orders.deleting", 1).await;
         produce(&broker, "gone", 1, b"v").await;
@@ -139,7 +122,7 @@ async fn deleted_topics_stay_deleted_and_no_name_is_special() {
         broker.cluster.delete_topic("gone").await.unwrap();
         broker.stop().await;
     }
-    let broker = open(&dir).await;
+    let broker = open(dir.path()).await;
     assert!(
         !broker.cluster.view().meta.topics.contains_key("gone"),
         "a deleted topic came back after a restart"
@@ -149,10 +132,10 @@ async fn deleted_topics_stay_deleted_and_no_name_is_special() {
         .get("orders.deleting", 0)
         .expect("a topic whose name ends in .deleting survives a restart");
     assert_eq!(kept.offsets(), (0, 1, 1));
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
-fn fetch_request(max_wait_ms: i32, min_bytes: i32) -> RequestKind {
+/// A Fetch of partition 0 of `topic` from offset 0.
+fn fetch_request(topic: &str, max_wait_ms: i32, min_bytes: i32) -> RequestKind {
     RequestKind::Fetch(
         FetchRequest::default()
             .with_max_wait_ms(max_wait_ms)
@@ -160,7 +143,7 @@ fn fetch_request(max_wait_ms: i32, min_bytes: i32) -> RequestKind {
             .with_max_bytes(1 << 20)
             .with_topics(vec![
                 FetchTopic::default()
-                    .with_topic(name("poll"))
+                    .with_topic(name(topic))
                     .with_partitions(vec![
                         FetchPartition::default()
                             .with_partition(0)
@@ -181,12 +164,13 @@ fn records_in(response: &FetchResponse) -> usize {
 #[tokio::test(flavor = "multi_thread")]
 async fn fetch_waits_and_is_woken_by_an_append() {
     let dir = temp("poll");
-    let broker = open(&dir).await;
+    let broker = open(dir.path()).await;
     common::create_topic(&broker, "poll", 1).await;
 
     // Nothing to read: the answer comes after max_wait_ms, empty.
     let started = Instant::now();
-    let empty: FetchResponse = call(&broker, ApiKey::Fetch, 11, fetch_request(400, 1)).await;
+    let empty: FetchResponse =
+        call(&broker, ApiKey::Fetch, 11, fetch_request("poll", 400, 1)).await;
     let waited = started.elapsed();
     assert_eq!(records_in(&empty), 0);
     assert!(
@@ -200,7 +184,7 @@ async fn fetch_waits_and_is_woken_by_an_append() {
         tokio::spawn(async move {
             let started = Instant::now();
             let response: FetchResponse =
-                call(&broker, ApiKey::Fetch, 11, fetch_request(10_000, 1)).await;
+                call(&broker, ApiKey::Fetch, 11, fetch_request("poll", 10_000, 1)).await;
             (started.elapsed(), records_in(&response))
         })
     };
@@ -212,13 +196,17 @@ async fn fetch_waits_and_is_woken_by_an_append() {
 
     // min_bytes larger than what is there: held until max_wait_ms, then answered with what exists.
     let started = Instant::now();
-    let response: FetchResponse =
-        call(&broker, ApiKey::Fetch, 11, fetch_request(500, 1 << 20)).await;
+    let response: FetchResponse = call(
+        &broker,
+        ApiKey::Fetch,
+        11,
+        fetch_request("poll", 500, 1 << 20),
+    )
+    .await;
     assert!(records_in(&response) > 0);
     assert!(
         started.elapsed() >= Duration::from_millis(480),
         "{:?}",
         started.elapsed()
     );
-    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -6,23 +6,11 @@
 
 mod common;
 
-use common::{call_as, name};
-use hdi_broker::security::SecurityProtocol;
-use hdi_broker::server::Session;
+use common::{call_as, name, produce_request, s, session};
 use kafka_protocol::messages::alter_client_quotas_request::{EntityData, EntryData, OpData};
 use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::describe_client_quotas_request::ComponentData;
-use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::*;
-use kafka_protocol::protocol::StrBytes;
-
-fn s(text: &str) -> StrBytes {
-    StrBytes::from_string(text.to_owned())
-}
-
-fn session(principal: &str) -> Session {
-    Session::authenticated(SecurityProtocol::SaslSsl, principal)
-}
 
 fn quota(user: Option<&str>, key: &str, value: f64) -> EntryData {
     EntryData::default()
@@ -56,25 +44,12 @@ async fn produce_throttle(
     bytes: usize,
 ) -> (i16, i32) {
     let payload = vec![b'x'; bytes];
-    let batch = hdi_log::batch::build_batch(0, 1, &[payload.as_slice()]);
-    let request = ProduceRequest::default()
-        .with_acks(1)
-        .with_timeout_ms(1000)
-        .with_topic_data(vec![
-            TopicProduceData::default()
-                .with_name(name("t"))
-                .with_partition_data(vec![
-                    PartitionProduceData::default()
-                        .with_index(0)
-                        .with_records(Some(bytes::Bytes::from(batch))),
-                ]),
-        ]);
     let response: ProduceResponse = call_as(
         broker,
         &mut session(who),
         ApiKey::Produce,
         8,
-        RequestKind::Produce(request),
+        produce_request("t", 1, &payload),
     )
     .await;
     (
@@ -87,7 +62,7 @@ async fn produce_throttle(
 async fn quotas_are_set_described_and_hold_a_user_to_its_rate() {
     let dir = common::temp_dir("quotas");
     let broker = common::open_with(
-        &dir,
+        dir.path(),
         &[
             "--authorizer",
             "--super-users",

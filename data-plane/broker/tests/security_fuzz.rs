@@ -11,7 +11,7 @@ mod common;
 use std::time::Duration;
 
 use bytes::Bytes;
-use common::{frame, peer};
+use common::{Rng, frame, peer, s};
 use hdi_broker::security::SecurityProtocol;
 use hdi_broker::security::acl::{AclBinding, AclFilter};
 use hdi_broker::security::sasl::{Auth, Token};
@@ -28,23 +28,6 @@ use kafka_protocol::messages::create_acls_request::AclCreation;
 use kafka_protocol::messages::delete_acls_request::DeleteAclsFilter;
 use kafka_protocol::messages::describe_user_scram_credentials_request::UserName;
 use kafka_protocol::messages::*;
-use kafka_protocol::protocol::StrBytes;
-
-/// xorshift64: the same cases every run.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-}
 
 /// A mutation of `seed`: a truncation, bit flips, an insertion or random bytes.
 fn mutate(seed: &[u8], rng: &mut Rng) -> Vec<u8> {
@@ -59,14 +42,16 @@ fn mutate(seed: &[u8], rng: &mut Rng) -> Vec<u8> {
         }
         2 => {
             let at = rng.below(bytes.len() + 1);
-            let extra: Vec<u8> = (0..1 + rng.below(16)).map(|_| rng.next() as u8).collect();
+            let extra: Vec<u8> = (0..1 + rng.below(16))
+                .map(|_| rng.next_u64() as u8)
+                .collect();
             bytes.splice(at..at, extra);
         }
         3 if !bytes.is_empty() => {
             let at = rng.below(bytes.len());
             bytes[at] = b",=\0"[rng.below(3)];
         }
-        _ => bytes = (0..rng.below(96)).map(|_| rng.next() as u8).collect(),
+        _ => bytes = (0..rng.below(96)).map(|_| rng.next_u64() as u8).collect(),
     }
     bytes
 }
@@ -153,7 +138,7 @@ fn sasl_tokens_never_panic() {
 fn acl_codes_and_users_files_never_panic() {
     let mut rng = Rng(7);
     for _ in 0..5000 {
-        let code = |rng: &mut Rng| (rng.next() % 16) as i8 - 2;
+        let code = |rng: &mut Rng| (rng.next_u64() % 16) as i8 - 2;
         let name = ["", "*", "a", "kafka-cluster", "pay-", "\u{7}"][rng.below(6)];
         let who = ["User:a", "User:*", "", "a", "Group:x", "User:"][rng.below(6)];
         let (t, p, o, perm) = (
@@ -174,10 +159,6 @@ fn acl_codes_and_users_files_never_panic() {
         let text = mutate(line.as_bytes(), &mut rng);
         let _ = parse_users(&String::from_utf8_lossy(&text));
     }
-}
-
-fn s(text: &str) -> StrBytes {
-    StrBytes::from_string(text.to_owned())
 }
 
 fn seeds() -> Vec<(ApiKey, i16, RequestKind)> {
@@ -269,7 +250,8 @@ fn seeds() -> Vec<(ApiKey, i16, RequestKind)> {
 #[tokio::test(flavor = "multi_thread")]
 async fn security_frames_never_panic() {
     let dir = common::temp_dir("secfuzz");
-    let broker = common::open_with(&dir, &["--authorizer", "--super-users", "User:admin"]).await;
+    let broker =
+        common::open_with(dir.path(), &["--authorizer", "--super-users", "User:admin"]).await;
     let seeds: Vec<Vec<u8>> = seeds()
         .iter()
         .map(|(key, version, request)| frame(*key, *version, 3, request).to_vec())
@@ -313,5 +295,4 @@ async fn security_frames_never_panic() {
         "only {answered} fuzzed frames were answered"
     );
     broker.stop().await;
-    std::fs::remove_dir_all(dir).unwrap();
 }

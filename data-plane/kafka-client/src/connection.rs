@@ -213,7 +213,7 @@ impl Connection {
 mod tests {
     use super::*;
     use crate::wire::tests::{METADATA_V12, all_topics, response_frame};
-    use kafka_protocol::messages::ApiKey;
+    use kafka_protocol::messages::{ApiKey, MetadataResponse};
     use tokio::net::TcpListener;
 
     const MAX_FRAME: usize = 100 * 1024 * 1024;
@@ -243,13 +243,18 @@ mod tests {
         addr
     }
 
+    /// Connects to `addr` and asks for Metadata v12 of every topic.
+    async fn call_all_topics(addr: &str) -> Result<MetadataResponse, Error> {
+        let mut connection = Connection::connect(addr, "test", MAX_FRAME)
+            .await
+            .expect("connect");
+        connection.call(&all_topics(), 12).await
+    }
+
     #[tokio::test]
     async fn decodes_a_well_formed_answer() {
         let addr = fake_broker(|id| response_frame(id, METADATA_V12)).await;
-        let mut connection = Connection::connect(&addr, "test", MAX_FRAME)
-            .await
-            .expect("connect");
-        let response = connection.call(&all_topics(), 12).await.expect("call");
+        let response = call_all_topics(&addr).await.expect("call");
         assert_eq!(response.controller_id.0, 7);
     }
 
@@ -266,11 +271,7 @@ mod tests {
         ];
         for reply in cases {
             let addr = fake_broker(reply).await;
-            let mut connection = Connection::connect(&addr, "test", MAX_FRAME)
-                .await
-                .expect("connect");
-            let error = connection
-                .call(&all_topics(), 12)
+            let error = call_all_topics(&addr)
                 .await
                 .expect_err("garbage must not decode");
             assert!(!error.is_io(), "{error}");
@@ -287,13 +288,7 @@ mod tests {
             let _ = stream.read_exact(&mut size).await;
             // Closed without an answer.
         });
-        let mut connection = Connection::connect(&addr, "test", MAX_FRAME)
-            .await
-            .expect("connect");
-        let error = connection
-            .call(&all_topics(), 12)
-            .await
-            .expect_err("no answer");
+        let error = call_all_topics(&addr).await.expect_err("no answer");
         assert!(error.is_io(), "{error}");
     }
 }

@@ -54,6 +54,20 @@ fn read_all(log: &Log, from: i64) -> Vec<i64> {
     offsets
 }
 
+/// Checks the offset `log` finds for each timestamp of `cases`.
+#[track_caller]
+fn assert_offsets_for_timestamps(log: &Log, cases: &[(i64, Option<i64>)]) {
+    for &(timestamp, expected) in cases {
+        assert_eq!(
+            log.offset_for_timestamp(timestamp)
+                .unwrap()
+                .map(|(offset, _)| offset),
+            expected,
+            "timestamp {timestamp}"
+        );
+    }
+}
+
 #[test]
 fn appends_roll_segments_and_read_back_across_them() {
     let dir = Dir::new("roundtrip");
@@ -242,15 +256,7 @@ fn finds_offsets_by_timestamp_even_out_of_order() {
         (250, Some(1)),
         (5_001, None),
     ];
-    for (timestamp, expected) in cases {
-        assert_eq!(
-            log.offset_for_timestamp(timestamp)
-                .unwrap()
-                .map(|(offset, _)| offset),
-            expected,
-            "timestamp {timestamp}"
-        );
-    }
+    assert_offsets_for_timestamps(&log, &cases);
 }
 
 #[test]
@@ -287,15 +293,7 @@ fn finds_offsets_by_timestamp() {
         (49_000, Some(147)),
         (49_003, None),
     ];
-    for (timestamp, expected) in cases {
-        assert_eq!(
-            log.offset_for_timestamp(timestamp)
-                .unwrap()
-                .map(|(offset, _)| offset),
-            expected,
-            "timestamp {timestamp}"
-        );
-    }
+    assert_offsets_for_timestamps(&log, &cases);
 }
 
 #[test]

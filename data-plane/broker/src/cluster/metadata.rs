@@ -918,12 +918,22 @@ mod tests {
     }
 
     fn create(meta: &mut ClusterMetadata, name: &str, partitions: i32, rf: i16) -> Outcome {
+        create_assigned(meta, name, partitions, rf, None)
+    }
+
+    fn create_assigned(
+        meta: &mut ClusterMetadata,
+        name: &str,
+        partitions: i32,
+        rf: i16,
+        assignments: Option<Vec<Vec<BrokerId>>>,
+    ) -> Outcome {
         meta.apply(&Command::CreateTopic {
             name: name.into(),
             id: Uuid::nil(),
             partitions,
             replication_factor: rf,
-            assignments: None,
+            assignments,
             configs: TopicConfigs::new(),
         })
     }
@@ -958,14 +968,7 @@ mod tests {
     #[test]
     fn fencing_moves_leadership_within_the_isr_and_never_to_an_out_of_sync_replica() {
         let mut meta = cluster(&[(1, "a"), (2, "b"), (3, "c")]);
-        meta.apply(&Command::CreateTopic {
-            name: "t".into(),
-            id: Uuid::nil(),
-            partitions: 1,
-            replication_factor: 3,
-            assignments: Some(vec![vec![1, 2, 3]]),
-            configs: TopicConfigs::new(),
-        });
+        create_assigned(&mut meta, "t", 1, 3, Some(vec![vec![1, 2, 3]]));
         // Replica 3 fell out of sync.
         let out = meta.apply(&Command::AlterPartition {
             topic: "t".into(),
@@ -1033,14 +1036,7 @@ mod tests {
     #[test]
     fn a_reassignment_completes_only_when_the_new_replicas_are_in_sync() {
         let mut meta = cluster(&[(1, "a"), (2, "b"), (3, "c"), (4, "d")]);
-        meta.apply(&Command::CreateTopic {
-            name: "t".into(),
-            id: Uuid::nil(),
-            partitions: 1,
-            replication_factor: 3,
-            assignments: Some(vec![vec![1, 2, 3]]),
-            configs: TopicConfigs::new(),
-        });
+        create_assigned(&mut meta, "t", 1, 3, Some(vec![vec![1, 2, 3]]));
         let reassign = |target: Option<Vec<BrokerId>>| Command::ReassignPartition {
             topic: "t".into(),
             partition: 0,

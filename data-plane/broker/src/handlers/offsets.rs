@@ -1,5 +1,7 @@
 //! ListOffsets (earliest, latest, by timestamp), DeleteRecords and OffsetForLeaderEpoch.
 
+use std::sync::Arc;
+
 use hdi_kafka_client::codes;
 use kafka_protocol::messages::delete_records_response::{
     DeleteRecordsPartitionResult, DeleteRecordsTopicResult,
@@ -16,10 +18,42 @@ use kafka_protocol::messages::{
 };
 
 use super::Context;
+use crate::cluster::metadata::ClusterMetadata;
+use crate::replica::Replica;
 use crate::security::acl::Operation;
+use crate::state::KafkaError;
 
 const LATEST: i64 = -1;
 const EARLIEST: i64 = -2;
+
+/// The answers to `partitions` of `topic`: `answer` gets each partition and its leader replica,
+/// or the error to answer it with (`TOPIC_AUTHORIZATION_FAILED` unless the session may
+/// `operation` on the topic, else no such partition or not its leader here).
+fn per_partition<P, R>(
+    cx: &Context<'_>,
+    meta: &ClusterMetadata,
+    operation: Operation,
+    topic: &str,
+    partitions: &[P],
+    index: impl Fn(&P) -> i32,
+    mut answer: impl FnMut(&P, Result<Arc<Replica>, KafkaError>) -> R,
+) -> Vec<R> {
+    let allowed = cx.allowed_topic(operation, topic);
+    partitions
+        .iter()
+        .map(|partition| {
+            let leader = if allowed {
+                cx.broker.replicas.leader(meta, topic, index(partition))
+            } else {
+                Err(KafkaError::new(
+                    codes::TOPIC_AUTHORIZATION_FAILED,
+                    format!("not authorized for topic {topic}"),
+                ))
+            };
+            answer(partition, leader)
+        })
+        .collect()
+}
 
 /// Handles ListOffsets.
 pub fn list_offsets(cx: &Context<'_>, request: ListOffsetsRequest) -> ListOffsetsResponse {
@@ -28,34 +62,27 @@ pub fn list_offsets(cx: &Context<'_>, request: ListOffsetsRequest) -> ListOffset
         .topics
         .into_iter()
         .map(|wanted| {
-            let name = wanted.name.0.as_str().to_owned();
-            let allowed = cx.allowed_topic(Operation::Describe, &name);
-            let partitions = wanted
-                .partitions
-                .iter()
-                .map(|lp| {
+            let partitions = per_partition(
+                cx,
+                &view.meta,
+                Operation::Describe,
+                wanted.name.0.as_str(),
+                &wanted.partitions,
+                |lp| lp.partition_index,
+                |lp, leader| {
                     let response = ListOffsetsPartitionResponse::default()
                         .with_partition_index(lp.partition_index);
-                    if !allowed {
-                        return response
-                            .with_error_code(codes::TOPIC_AUTHORIZATION_FAILED)
+                    let failed = |code| {
+                        response
+                            .clone()
+                            .with_error_code(code)
                             .with_offset(-1)
-                            .with_timestamp(-1);
-                    }
-                    let partition =
-                        match cx
-                            .broker
-                            .replicas
-                            .leader(&view.meta, &name, lp.partition_index)
-                        {
-                            Ok(partition) => partition,
-                            Err(error) => {
-                                return response
-                                    .with_error_code(error.code)
-                                    .with_offset(-1)
-                                    .with_timestamp(-1);
-                            }
-                        };
+                            .with_timestamp(-1)
+                    };
+                    let partition = match leader {
+                        Ok(partition) => partition,
+                        Err(error) => return failed(error.code),
+                    };
                     let epoch = partition.leader_epoch();
                     // Consumers see the high watermark as the end (records above it may vanish).
                     let (start, end, _) = partition.offsets();
@@ -64,10 +91,7 @@ pub fn list_offsets(cx: &Context<'_>, request: ListOffsetsRequest) -> ListOffset
                         LATEST => Ok(Some((end, -1))),
                         EARLIEST => Ok(Some((start, -1))),
                         t if t >= 0 => super::blocking(|| partition.offset_for_timestamp(t)),
-                        _ => Err(crate::state::KafkaError::new(
-                            codes::INVALID_REQUEST,
-                            "bad timestamp",
-                        )),
+                        _ => Err(KafkaError::new(codes::INVALID_REQUEST, "bad timestamp")),
                     };
                     match found {
                         // leader_epoch exists from v4.
@@ -78,13 +102,10 @@ pub fn list_offsets(cx: &Context<'_>, request: ListOffsetsRequest) -> ListOffset
                             .with_timestamp(timestamp)
                             .with_leader_epoch(if cx.version >= 4 { epoch } else { -1 }),
                         Ok(None) => response.with_offset(-1).with_timestamp(-1),
-                        Err(error) => response
-                            .with_error_code(error.code)
-                            .with_offset(-1)
-                            .with_timestamp(-1),
+                        Err(error) => failed(error.code),
                     }
-                })
-                .collect();
+                },
+            );
             ListOffsetsTopicResponse::default()
                 .with_name(wanted.name)
                 .with_partitions(partitions)
@@ -100,34 +121,24 @@ pub fn delete_records(cx: &Context<'_>, request: DeleteRecordsRequest) -> Delete
         .topics
         .into_iter()
         .map(|wanted| {
-            let name = wanted.name.0.as_str().to_owned();
-            let allowed = cx.allowed_topic(Operation::Delete, &name);
-            let partitions = wanted
-                .partitions
-                .iter()
-                .map(|dp| {
+            let partitions = per_partition(
+                cx,
+                &view.meta,
+                Operation::Delete,
+                wanted.name.0.as_str(),
+                &wanted.partitions,
+                |dp| dp.partition_index,
+                |dp, leader| {
                     let result = DeleteRecordsPartitionResult::default()
                         .with_partition_index(dp.partition_index);
-                    if !allowed {
-                        return result
-                            .with_error_code(codes::TOPIC_AUTHORIZATION_FAILED)
-                            .with_low_watermark(-1);
-                    }
-                    match cx
-                        .broker
-                        .replicas
-                        .leader(&view.meta, &name, dp.partition_index)
-                    {
+                    match leader.and_then(|partition| {
+                        super::blocking(|| partition.delete_records_before(dp.offset))
+                    }) {
+                        Ok(start) => result.with_low_watermark(start),
                         Err(error) => result.with_error_code(error.code).with_low_watermark(-1),
-                        Ok(partition) => match super::blocking(|| {
-                            partition.delete_records_before(dp.offset)
-                        }) {
-                            Ok(start) => result.with_low_watermark(start),
-                            Err(error) => result.with_error_code(error.code).with_low_watermark(-1),
-                        },
                     }
-                })
-                .collect();
+                },
+            );
             DeleteRecordsTopicResult::default()
                 .with_name(wanted.name)
                 .with_partitions(partitions)
@@ -147,44 +158,37 @@ pub fn offset_for_leader_epoch(
         .topics
         .into_iter()
         .map(|wanted| {
-            let name = wanted.topic.0.as_str().to_owned();
-            let allowed = cx.allowed_topic(Operation::Describe, &name);
-            let partitions = wanted
-                .partitions
-                .iter()
-                .map(|op| {
+            let partitions = per_partition(
+                cx,
+                &view.meta,
+                Operation::Describe,
+                wanted.topic.0.as_str(),
+                &wanted.partitions,
+                |op| op.partition,
+                |op, leader| {
                     let result = EpochEndOffset::default().with_partition(op.partition);
-                    if !allowed {
-                        return result
-                            .with_error_code(codes::TOPIC_AUTHORIZATION_FAILED)
+                    let failed = |code| {
+                        result
+                            .clone()
+                            .with_error_code(code)
                             .with_end_offset(-1)
-                            .with_leader_epoch(-1);
+                            .with_leader_epoch(-1)
+                    };
+                    let partition = match leader {
+                        Ok(partition) => partition,
+                        Err(error) => return failed(error.code),
+                    };
+                    let current = partition.leader_epoch();
+                    if op.current_leader_epoch >= 0 && op.current_leader_epoch < current {
+                        return failed(codes::FENCED_LEADER_EPOCH);
                     }
-                    match cx.broker.replicas.leader(&view.meta, &name, op.partition) {
-                        Err(error) => result
-                            .with_error_code(error.code)
-                            .with_end_offset(-1)
-                            .with_leader_epoch(-1),
-                        Ok(partition) => {
-                            let current = partition.leader_epoch();
-                            if op.current_leader_epoch >= 0 && op.current_leader_epoch < current {
-                                return result
-                                    .with_error_code(codes::FENCED_LEADER_EPOCH)
-                                    .with_end_offset(-1)
-                                    .with_leader_epoch(-1);
-                            }
-                            if op.current_leader_epoch > current {
-                                return result
-                                    .with_error_code(codes::UNKNOWN_LEADER_EPOCH)
-                                    .with_end_offset(-1)
-                                    .with_leader_epoch(-1);
-                            }
-                            let (epoch, end) = partition.end_offset_for_epoch(op.leader_epoch);
-                            result.with_end_offset(end).with_leader_epoch(epoch)
-                        }
+                    if op.current_leader_epoch > current {
+                        return failed(codes::UNKNOWN_LEADER_EPOCH);
                     }
-                })
-                .collect();
+                    let (epoch, end) = partition.end_offset_for_epoch(op.leader_epoch);
+                    result.with_end_offset(end).with_leader_epoch(epoch)
+                },
+            );
             OffsetForLeaderTopicResult::default()
                 .with_topic(wanted.topic)
                 .with_partitions(partitions)

@@ -51,27 +51,6 @@ pub fn sasl_authenticate_response(
         .with_session_lifetime_ms(session_lifetime_ms)
 }
 
-fn filter_of(
-    resource_type: i8,
-    name: Option<&str>,
-    pattern: i8,
-    principal: Option<&str>,
-    host: Option<&str>,
-    operation: i8,
-    permission: i8,
-) -> Result<AclFilter, String> {
-    AclFilter::from_codes(
-        resource_type,
-        name,
-        pattern,
-        principal,
-        host,
-        operation,
-        permission,
-    )
-    .map_err(|e| e.0)
-}
-
 /// `CreateAcls`.
 pub async fn create_acls(cx: &Context<'_>, request: CreateAclsRequest) -> CreateAclsResponse {
     let refused = |code: i16, message: String, count: usize| {
@@ -191,7 +170,7 @@ pub fn describe_acls(cx: &Context<'_>, request: DescribeAclsRequest) -> Describe
             "DESCRIBE on the cluster is needed to list ACLs",
         );
     }
-    let filter = match filter_of(
+    let filter = match AclFilter::from_codes(
         request.resource_type_filter,
         request.resource_name_filter.as_ref().map(|s| s.as_str()),
         request.pattern_type_filter,
@@ -201,7 +180,7 @@ pub fn describe_acls(cx: &Context<'_>, request: DescribeAclsRequest) -> Describe
         request.permission_type,
     ) {
         Ok(filter) => filter,
-        Err(message) => return error(codes::INVALID_REQUEST, &message),
+        Err(invalid) => return error(codes::INVALID_REQUEST, &invalid.0),
     };
     let view = cx.broker.cluster.view();
     let matching: Vec<&AclBinding> = view
@@ -246,7 +225,7 @@ pub async fn delete_acls(cx: &Context<'_>, request: DeleteAclsRequest) -> Delete
         .filters
         .iter()
         .map(|f| {
-            let filter = filter_of(
+            let filter = AclFilter::from_codes(
                 f.resource_type_filter,
                 f.resource_name_filter.as_ref().map(|s| s.as_str()),
                 f.pattern_type_filter,
@@ -254,7 +233,8 @@ pub async fn delete_acls(cx: &Context<'_>, request: DeleteAclsRequest) -> Delete
                 f.host_filter.as_ref().map(|s| s.as_str()),
                 f.operation,
                 f.permission_type,
-            )?;
+            )
+            .map_err(|invalid| invalid.0)?;
             Ok(view
                 .meta
                 .acls
@@ -372,6 +352,43 @@ pub fn describe_user_scram_credentials(
     DescribeUserScramCredentialsResponse::default().with_results(results)
 }
 
+/// The checks a deletion and an upsertion of `user`'s credential of `kafka_type` share: not a
+/// second change of that credential in the request (`seen`), a known mechanism, not a static
+/// user of the broker. The mechanism, or the error code and message for the user.
+fn checked_change(
+    cx: &Context<'_>,
+    seen: &mut BTreeSet<(String, i8)>,
+    user: &str,
+    kafka_type: i8,
+) -> Result<ScramMechanism, (i16, String)> {
+    if !seen.insert((user.to_owned(), kafka_type)) {
+        return Err((
+            codes::DUPLICATE_RESOURCE,
+            format!("a credential of {user:?} is changed twice"),
+        ));
+    }
+    let Some(mechanism) = ScramMechanism::from_kafka_type(kafka_type) else {
+        return Err((
+            codes::UNSUPPORTED_SASL_MECHANISM,
+            format!("unknown SCRAM mechanism {kafka_type}"),
+        ));
+    };
+    if cx
+        .broker
+        .config
+        .security
+        .current()
+        .static_users
+        .contains_key(user)
+    {
+        return Err((
+            codes::UNACCEPTABLE_CREDENTIAL,
+            format!("{user:?} is a static user of the broker"),
+        ));
+    }
+    Ok(mechanism)
+}
+
 /// `AlterUserScramCredentials`: checked per user (a user with any bad change is left as it
 /// was), then the good ones proposed together.
 pub async fn alter_user_scram_credentials(
@@ -414,40 +431,13 @@ pub async fn alter_user_scram_credentials(
     };
     for d in &request.deletions {
         let user = d.name.as_str();
-        if !seen.insert((user.to_owned(), d.mechanism)) {
-            fail(
-                &mut errors,
-                user,
-                codes::DUPLICATE_RESOURCE,
-                format!("a credential of {user:?} is changed twice"),
-            );
-            continue;
-        }
-        let Some(mechanism) = ScramMechanism::from_kafka_type(d.mechanism) else {
-            fail(
-                &mut errors,
-                user,
-                codes::UNSUPPORTED_SASL_MECHANISM,
-                format!("unknown SCRAM mechanism {}", d.mechanism),
-            );
-            continue;
+        let mechanism = match checked_change(cx, &mut seen, user, d.mechanism) {
+            Ok(mechanism) => mechanism,
+            Err((code, message)) => {
+                fail(&mut errors, user, code, message);
+                continue;
+            }
         };
-        if cx
-            .broker
-            .config
-            .security
-            .current()
-            .static_users
-            .contains_key(user)
-        {
-            fail(
-                &mut errors,
-                user,
-                codes::UNACCEPTABLE_CREDENTIAL,
-                format!("{user:?} is a static user of the broker"),
-            );
-            continue;
-        }
         if !view
             .meta
             .scram
@@ -478,40 +468,13 @@ pub async fn alter_user_scram_credentials(
             );
             continue;
         }
-        if !seen.insert((user.to_owned(), u.mechanism)) {
-            fail(
-                &mut errors,
-                user,
-                codes::DUPLICATE_RESOURCE,
-                format!("a credential of {user:?} is changed twice"),
-            );
-            continue;
-        }
-        let Some(mechanism) = ScramMechanism::from_kafka_type(u.mechanism) else {
-            fail(
-                &mut errors,
-                user,
-                codes::UNSUPPORTED_SASL_MECHANISM,
-                format!("unknown SCRAM mechanism {}", u.mechanism),
-            );
-            continue;
+        let mechanism = match checked_change(cx, &mut seen, user, u.mechanism) {
+            Ok(mechanism) => mechanism,
+            Err((code, message)) => {
+                fail(&mut errors, user, code, message);
+                continue;
+            }
         };
-        if cx
-            .broker
-            .config
-            .security
-            .current()
-            .static_users
-            .contains_key(user)
-        {
-            fail(
-                &mut errors,
-                user,
-                codes::UNACCEPTABLE_CREDENTIAL,
-                format!("{user:?} is a static user of the broker"),
-            );
-            continue;
-        }
         match ScramCredential::from_salted_password(
             mechanism,
             &u.salt,

@@ -41,31 +41,32 @@ pub enum PatternType {
     Prefixed,
 }
 
-/// An operation.
+/// An operation, with its protocol code.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[repr(i8)]
 pub enum Operation {
-    /// Every operation (2).
-    All,
-    /// 3.
-    Read,
-    /// 4.
-    Write,
-    /// 5.
-    Create,
-    /// 6.
-    Delete,
-    /// 7.
-    Alter,
-    /// 8.
-    Describe,
-    /// 9.
-    ClusterAction,
-    /// 10.
-    DescribeConfigs,
-    /// 11.
-    AlterConfigs,
-    /// 12.
-    IdempotentWrite,
+    /// Every operation.
+    All = 2,
+    /// `READ`.
+    Read = 3,
+    /// `WRITE`.
+    Write = 4,
+    /// `CREATE`.
+    Create = 5,
+    /// `DELETE`.
+    Delete = 6,
+    /// `ALTER`.
+    Alter = 7,
+    /// `DESCRIBE`.
+    Describe = 8,
+    /// `CLUSTER_ACTION`.
+    ClusterAction = 9,
+    /// `DESCRIBE_CONFIGS`.
+    DescribeConfigs = 10,
+    /// `ALTER_CONFIGS`.
+    AlterConfigs = 11,
+    /// `IDEMPOTENT_WRITE`.
+    IdempotentWrite = 12,
 }
 
 /// Allow or deny.
@@ -144,39 +145,25 @@ impl PatternType {
 impl Operation {
     /// The protocol code.
     pub fn code(self) -> i8 {
-        match self {
-            Operation::All => 2,
-            Operation::Read => 3,
-            Operation::Write => 4,
-            Operation::Create => 5,
-            Operation::Delete => 6,
-            Operation::Alter => 7,
-            Operation::Describe => 8,
-            Operation::ClusterAction => 9,
-            Operation::DescribeConfigs => 10,
-            Operation::AlterConfigs => 11,
-            Operation::IdempotentWrite => 12,
-        }
+        self as i8
     }
 
     /// The operation of a protocol code (`None` for ANY, UNKNOWN and token operations).
     pub fn from_code(code: i8) -> Option<Operation> {
-        use Operation::*;
-        [
-            All,
-            Read,
-            Write,
-            Create,
-            Delete,
-            Alter,
-            Describe,
-            ClusterAction,
-            DescribeConfigs,
-            AlterConfigs,
-            IdempotentWrite,
-        ]
-        .into_iter()
-        .find(|o| o.code() == code)
+        Some(match code {
+            2 => Operation::All,
+            3 => Operation::Read,
+            4 => Operation::Write,
+            5 => Operation::Create,
+            6 => Operation::Delete,
+            7 => Operation::Alter,
+            8 => Operation::Describe,
+            9 => Operation::ClusterAction,
+            10 => Operation::DescribeConfigs,
+            11 => Operation::AlterConfigs,
+            12 => Operation::IdempotentWrite,
+            _ => return None,
+        })
     }
 
     /// Whether an ALLOW for `self` also allows `wanted`.
@@ -472,6 +459,21 @@ mod tests {
 
     fn acl(t: i8, name: &str, pattern: i8, who: &str, op: i8, perm: i8) -> AclBinding {
         AclBinding::from_codes(t, name, pattern, who, "*", op, perm).unwrap()
+    }
+
+    /// Kafka's `AclOperation` codes, both ways; ANY (1), UNKNOWN (0) and the token operations
+    /// (13, 14) are not operations of a binding.
+    #[test]
+    fn operation_codes_are_kafkas() {
+        for code in i8::MIN..=i8::MAX {
+            let operation = Operation::from_code(code);
+            assert_eq!(
+                operation.map(Operation::code),
+                (2..=12).contains(&code).then_some(code)
+            );
+        }
+        assert_eq!(Operation::from_code(8), Some(Operation::Describe));
+        assert_eq!(Operation::IdempotentWrite.code(), 12);
     }
 
     #[test]

@@ -1,27 +1,47 @@
 //! Shared helpers of the broker's integration tests: a broker in a temporary directory, request
-//! framing and checked response decoding with `hdi-kafka-client`'s wire layer, and a typed
-//! in-process call.
+//! framing and checked response decoding with `hdi-kafka-client`'s wire layer, a typed
+//! in-process call (as a principal too), Produce requests, and the fuzz tests' generator.
 #![allow(dead_code, reason = "each test file uses a different subset")]
 #![allow(clippy::unwrap_used, reason = "test helpers")]
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use bytes::Bytes;
 use clap::Parser;
 use hdi_broker::broker::Broker;
 use hdi_broker::config::Flags;
+use hdi_broker::security::SecurityProtocol;
 use hdi_broker::server::{Session, handle_session_frame};
 use hdi_kafka_client::wire;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{ApiKey, ProduceRequest, ProduceResponse, RequestKind, TopicName};
 use kafka_protocol::protocol::{Decodable, StrBytes};
 
-/// A fresh, empty directory for one test (removed first if a previous run left it).
-pub fn temp_dir(tag: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("hdi-broker-test-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
+/// A fresh, empty directory for one test, removed when dropped.
+pub fn temp_dir(tag: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("hdi-broker-test-{tag}-"))
+        .tempdir()
+        .unwrap()
+}
+
+/// xorshift64: the same cases every run.
+pub struct Rng(pub u64);
+
+impl Rng {
+    /// The next number.
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    /// A number in `0..n` (0 when `n` is 0).
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next_u64() % n.max(1) as u64) as usize
+    }
 }
 
 /// An in-process single-node broker with its background tasks; [`TestBroker::stop`] stops it
@@ -98,6 +118,16 @@ pub fn peer() -> std::net::SocketAddr {
     "127.0.0.1:1".parse().unwrap()
 }
 
+/// A string field.
+pub fn s(text: &str) -> StrBytes {
+    StrBytes::from_string(text.to_owned())
+}
+
+/// A session authenticated as `principal` on a SASL_SSL listener.
+pub fn session(principal: &str) -> Session {
+    Session::authenticated(SecurityProtocol::SaslSsl, principal)
+}
+
 /// Sends one request through `handle_frame` and decodes its response.
 pub async fn call<T: Decodable>(
     broker: &Broker,
@@ -135,24 +165,31 @@ pub fn name(topic: &str) -> TopicName {
     TopicName(StrBytes::from_string(topic.to_owned()))
 }
 
+/// A Produce request (acks 1) of one record with `payload` and `timestamp` to partition 0 of
+/// `topic`.
+pub fn produce_request(topic: &str, timestamp: i64, payload: &[u8]) -> RequestKind {
+    let batch = hdi_log::batch::build_batch(0, timestamp, &[payload]);
+    RequestKind::Produce(
+        ProduceRequest::default()
+            .with_acks(1)
+            .with_timeout_ms(1000)
+            .with_topic_data(vec![
+                TopicProduceData::default()
+                    .with_name(name(topic))
+                    .with_partition_data(vec![
+                        PartitionProduceData::default()
+                            .with_index(0)
+                            .with_records(Some(Bytes::from(batch))),
+                    ]),
+            ]),
+    )
+}
+
 /// Produces one record with `payload` and `timestamp` to partition 0 of `topic` and checks it
 /// was accepted.
 pub async fn produce(broker: &Broker, topic: &str, timestamp: i64, payload: &[u8]) {
-    let batch = hdi_log::batch::build_batch(0, timestamp, &[payload]);
-    let request = ProduceRequest::default()
-        .with_acks(1)
-        .with_timeout_ms(1000)
-        .with_topic_data(vec![
-            TopicProduceData::default()
-                .with_name(name(topic))
-                .with_partition_data(vec![
-                    PartitionProduceData::default()
-                        .with_index(0)
-                        .with_records(Some(Bytes::from(batch))),
-                ]),
-        ]);
-    let response: ProduceResponse =
-        call(broker, ApiKey::Produce, 7, RequestKind::Produce(request)).await;
+    let request = produce_request(topic, timestamp, payload);
+    let response: ProduceResponse = call(broker, ApiKey::Produce, 7, request).await;
     assert_eq!(response.responses[0].partition_responses[0].error_code, 0);
 }
 
