@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use clap::Args;
 
-use crate::util::{cargo, run, target_dir, wait_for};
+use crate::util::{cargo_build, run, target_dir, wait_for};
 
 /// Flags of `cargo xtask bench broker`.
 #[derive(Debug, Args)]
@@ -97,21 +97,16 @@ pub fn run_bench(args: BenchArgs) -> anyhow::Result<()> {
     if args.what == "control-plane" {
         run(
             "cargo build --release",
-            cargo().args([
-                "build",
-                "--release",
-                "--locked",
-                "-p",
-                "hdi-control-plane",
-                "-p",
-                "hdi-node-agent",
-                "-p",
-                "hdi-broker",
-                "-p",
-                "hdi-executor",
-                "-p",
-                "hdi-kafka-perf",
-            ]),
+            &mut cargo_build(
+                &[
+                    "hdi-control-plane",
+                    "hdi-node-agent",
+                    "hdi-broker",
+                    "hdi-executor",
+                    "hdi-kafka-perf",
+                ],
+                true,
+            ),
         )?;
         return crate::bench_control_plane::run(&target_dir()?.join("release"), args.runs);
     }
@@ -134,15 +129,7 @@ pub fn run_bench(args: BenchArgs) -> anyhow::Result<()> {
     }
     run(
         "cargo build --release",
-        cargo().args([
-            "build",
-            "--release",
-            "--locked",
-            "-p",
-            "hdi-broker",
-            "-p",
-            "hdi-kafka-perf",
-        ]),
+        &mut cargo_build(&["hdi-broker", "hdi-kafka-perf"], true),
     )?;
     let release = target_dir()?.join("release");
     if args.cluster {
@@ -332,60 +319,64 @@ pub(crate) fn one_run(
     let port = free_port()?;
     let mut child = start(peer, release, tansu, &dir, port)?;
     let bootstrap = format!("127.0.0.1:{port}");
-    let result = (|| {
-        perf(release, &bootstrap, &["create-topic", "--topic", "perf"])?;
-        let pid = child.id();
-        let cpu0 = cpu_seconds(pid)?;
-        let started = Instant::now();
-        let produced = perf(
-            release,
-            &bootstrap,
-            &[
-                "produce",
-                "--topic",
-                "perf",
-                "--records",
-                &records.to_string(),
-                "--record-size",
-                &size.to_string(),
-                "--acks",
-                acks,
-            ],
-        )?;
-        let cpu1 = cpu_seconds(pid)?;
-        let consumed = perf(
-            release,
-            &bootstrap,
-            &[
-                "consume",
-                "--topic",
-                "perf",
-                "--records",
-                &records.to_string(),
-            ],
-        )?;
-        let cpu2 = cpu_seconds(pid)?;
-        let gb = records as f64 * size as f64 / 1e9;
-        eprintln!("  done in {:.1}s", started.elapsed().as_secs_f64());
-        Ok(Figures {
-            produce_mb_s: produced["mb_per_s"].as_f64().unwrap_or(0.0),
-            produce_rec_s: produced["records_per_s"].as_f64().unwrap_or(0.0),
-            p50_ms: produced["p50_ms"].as_f64().unwrap_or(0.0),
-            p99_ms: produced["p99_ms"].as_f64().unwrap_or(0.0),
-            consume_mb_s: consumed["mb_per_s"].as_f64().unwrap_or(0.0),
-            produce_cpu_s_per_gb: (cpu1 - cpu0) / gb,
-            consume_cpu_s_per_gb: (cpu2 - cpu1) / gb,
-            peak_rss_mb: peak_rss_mb(pid),
-        })
-    })();
+    let started = Instant::now();
+    let result = produce_then_consume(child.id(), records, size, acks, |args| {
+        perf(release, &bootstrap, args)
+    });
+    eprintln!("  done in {:.1}s", started.elapsed().as_secs_f64());
+    stop(&mut child, &dir);
+    result
+}
+
+/// Creates topic `perf`, produces `records` records of `size` bytes with `acks` and consumes
+/// them all, through `call` (`hdi-kafka-perf` with its arguments); the broker `pid`'s CPU is
+/// measured for each half.
+pub(crate) fn produce_then_consume(
+    pid: u32,
+    records: u64,
+    size: usize,
+    acks: &str,
+    call: impl Fn(&[&str]) -> anyhow::Result<serde_json::Value>,
+) -> anyhow::Result<Figures> {
+    call(&["create-topic", "--topic", "perf"])?;
+    let cpu0 = cpu_seconds(pid)?;
+    let (records_text, size_text) = (records.to_string(), size.to_string());
+    let produced = call(&[
+        "produce",
+        "--topic",
+        "perf",
+        "--records",
+        &records_text,
+        "--record-size",
+        &size_text,
+        "--acks",
+        acks,
+    ])?;
+    let cpu1 = cpu_seconds(pid)?;
+    let consumed = call(&["consume", "--topic", "perf", "--records", &records_text])?;
+    let cpu2 = cpu_seconds(pid)?;
+    let gb = records as f64 * size as f64 / 1e9;
+    Ok(Figures {
+        produce_mb_s: produced["mb_per_s"].as_f64().unwrap_or(0.0),
+        produce_rec_s: produced["records_per_s"].as_f64().unwrap_or(0.0),
+        p50_ms: produced["p50_ms"].as_f64().unwrap_or(0.0),
+        p99_ms: produced["p99_ms"].as_f64().unwrap_or(0.0),
+        consume_mb_s: consumed["mb_per_s"].as_f64().unwrap_or(0.0),
+        produce_cpu_s_per_gb: (cpu1 - cpu0) / gb,
+        consume_cpu_s_per_gb: (cpu2 - cpu1) / gb,
+        peak_rss_mb: peak_rss_mb(pid),
+    })
+}
+
+/// Stops a bench broker (SIGTERM, then SIGKILL after 20 s) and removes its directory.
+pub(crate) fn stop(child: &mut std::process::Child, dir: &Path) {
     crate::sys::signal(child.id(), libc::SIGTERM);
     let _ = wait_for("the broker to stop", Duration::from_secs(20), || {
         child.try_wait().ok().flatten()
     });
     let _ = child.kill();
     let _ = child.wait();
-    let _ = std::fs::remove_dir_all(&dir);
-    result
+    let _ = std::fs::remove_dir_all(dir);
 }
 
 /// One row of results: record size, acks, and each broker's figures.

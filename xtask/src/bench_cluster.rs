@@ -169,41 +169,28 @@ pub fn run(release: &Path, records: u64, faults: usize) -> anyhow::Result<()> {
         },
     )?;
     wait_whole(release, &bootstrap)?;
-    let records_s = records.to_string();
-    let full = perf(
-        release,
-        &bootstrap,
-        &[
+    // acks=all to the topic `perf`: at full speed, then at half the rate that reached.
+    let produce = |records: u64, rate: Option<u64>| {
+        let (records, rate) = (records.to_string(), rate.map(|r| r.to_string()));
+        let mut args = vec![
             "produce",
             "--topic",
             "perf",
             "--records",
-            &records_s,
+            &records,
             "--record-size",
             size,
             "--acks",
             "all",
-        ],
-    )?;
+        ];
+        if let Some(rate) = &rate {
+            args.extend(["--rate", rate]);
+        }
+        perf(release, &bootstrap, &args)
+    };
+    let full = produce(records, None)?;
     let half_rate = (full["records_per_s"].as_f64().unwrap_or(1000.0) / 2.0).max(1.0) as u64;
-    let half_records = (half_rate * 10).min(records).to_string();
-    let half = perf(
-        release,
-        &bootstrap,
-        &[
-            "produce",
-            "--topic",
-            "perf",
-            "--records",
-            &half_records,
-            "--record-size",
-            size,
-            "--acks",
-            "all",
-            "--rate",
-            &half_rate.to_string(),
-        ],
-    )?;
+    let half = produce((half_rate * 10).min(records), Some(half_rate))?;
     let mut failovers = Vec::new();
     for n in 0..faults {
         let victim = wait_whole(release, &bootstrap)?;

@@ -38,7 +38,7 @@ use anyhow::{Context, bail};
 
 use crate::bench::{Peer, free_port, perf};
 use crate::bench_cluster::percentile;
-use crate::util::{cargo, run, tail, target_dir, wait_for};
+use crate::util::{cargo_build, run, tail, target_dir, wait_for};
 
 /// Flags of `cargo xtask bench executor`.
 #[derive(Debug, Clone)]
@@ -78,21 +78,11 @@ pub fn run_bench(opts: &Options) -> anyhow::Result<()> {
             "xtask bench: building hdi-executor in release (cargo build --release; a cold build of \
              DataFusion takes 20-30 minutes, later ones seconds)"
         );
-        let mut build = cargo();
         // Into the target directory this xtask runs from, where the binaries are looked for.
         // Always the same set, even with --skip-kafka: another set unifies other features and
         // rebuilds DataFusion.
-        build.env("CARGO_TARGET_DIR", &target).args([
-            "build",
-            "--release",
-            "--locked",
-            "-p",
-            "hdi-executor",
-            "-p",
-            "hdi-broker",
-            "-p",
-            "hdi-kafka-perf",
-        ]);
+        let mut build = cargo_build(&["hdi-executor", "hdi-broker", "hdi-kafka-perf"], true);
+        build.env("CARGO_TARGET_DIR", &target);
         run("cargo build --release", &mut build)?;
         let help = Command::new(release.join("hdi-executor"))
             .args(["run", "--help"])

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 
-use crate::bench::{Figures, cpu_seconds, free_port, peak_rss_mb, perf};
+use crate::bench::{Figures, free_port, perf, produce_then_consume, stop};
 use crate::util::wait_for;
 
 const PASSWORD: &str = "bench-password-1";
@@ -107,53 +107,15 @@ fn one(
         "127.0.0.1:{}",
         if secure { secure_port } else { plain_port }
     );
-    let result = (|| {
-        let call = |args: &[&str]| {
-            let mut all: Vec<&str> = Vec::new();
-            for c in &config {
-                all.extend(["--config", c.as_str()]);
-            }
-            all.extend_from_slice(args);
-            perf(release, &bootstrap, &all)
-        };
-        call(&["create-topic", "--topic", "perf"])?;
-        let pid = child.id();
-        let cpu0 = cpu_seconds(pid)?;
-        let records_text = records.to_string();
-        let size_text = size.to_string();
-        let produced = call(&[
-            "produce",
-            "--topic",
-            "perf",
-            "--records",
-            &records_text,
-            "--record-size",
-            &size_text,
-            "--acks",
-            acks,
-        ])?;
-        let cpu1 = cpu_seconds(pid)?;
-        let consumed = call(&["consume", "--topic", "perf", "--records", &records_text])?;
-        let cpu2 = cpu_seconds(pid)?;
-        let gb = records as f64 * size as f64 / 1e9;
-        Ok(Figures {
-            produce_mb_s: produced["mb_per_s"].as_f64().unwrap_or(0.0),
-            produce_rec_s: produced["records_per_s"].as_f64().unwrap_or(0.0),
-            p50_ms: produced["p50_ms"].as_f64().unwrap_or(0.0),
-            p99_ms: produced["p99_ms"].as_f64().unwrap_or(0.0),
-            consume_mb_s: consumed["mb_per_s"].as_f64().unwrap_or(0.0),
-            produce_cpu_s_per_gb: (cpu1 - cpu0) / gb,
-            consume_cpu_s_per_gb: (cpu2 - cpu1) / gb,
-            peak_rss_mb: peak_rss_mb(pid),
-        })
-    })();
-    crate::sys::signal(child.id(), libc::SIGTERM);
-    let _ = wait_for("the broker to stop", Duration::from_secs(20), || {
-        child.try_wait().ok().flatten()
+    let result = produce_then_consume(child.id(), records, size, acks, |args| {
+        let mut all: Vec<&str> = Vec::new();
+        for c in &config {
+            all.extend(["--config", c.as_str()]);
+        }
+        all.extend_from_slice(args);
+        perf(release, &bootstrap, &all)
     });
-    let _ = child.kill();
-    let _ = child.wait();
-    let _ = std::fs::remove_dir_all(&dir);
+    stop(&mut child, &dir);
     result
 }
 

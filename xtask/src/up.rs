@@ -20,7 +20,7 @@ use clap::Args;
 use crate::postgres::{Durability, Postgres};
 use crate::sys;
 use crate::util::{
-    cargo, http_get, http_request, random_token, repo_root, tail, target_dir, wait_for,
+    cargo_build, http_get, http_request, random_token, repo_root, tail, target_dir, wait_for,
 };
 
 /// The number of node agents `up` starts, one per fault domain.
@@ -58,24 +58,16 @@ pub fn run(args: UpArgs, shutdown: &Receiver<()>) -> anyhow::Result<()> {
     let profile = if args.debug { "debug" } else { "release" };
     if !args.no_build {
         eprintln!("xtask: building the {profile} binaries");
-        let mut build = cargo();
-        build.args([
-            "build",
-            "--locked",
-            "-p",
-            "hdi-control-plane",
-            "-p",
-            "hdi-node-agent",
-            "-p",
-            "hdictl",
-            "-p",
-            "hdi-broker",
-            "-p",
-            "hdi-executor",
-        ]);
-        if !args.debug {
-            build.arg("--release");
-        }
+        let mut build = cargo_build(
+            &[
+                "hdi-control-plane",
+                "hdi-node-agent",
+                "hdictl",
+                "hdi-broker",
+                "hdi-executor",
+            ],
+            !args.debug,
+        );
         crate::tools::ensure_build_dependencies()?;
         crate::util::run("cargo build", &mut build)?;
     }

@@ -32,6 +32,19 @@ pub fn cargo() -> Command {
     command
 }
 
+/// `cargo build --locked [--release] -p …` for `packages`.
+pub fn cargo_build(packages: &[&str], release: bool) -> Command {
+    let mut command = cargo();
+    command.args(["build", "--locked"]);
+    if release {
+        command.arg("--release");
+    }
+    for package in packages {
+        command.args(["-p", package]);
+    }
+    command
+}
+
 /// Runs a command to completion, failing with its name when it fails.
 pub fn run(what: &str, command: &mut Command) -> anyhow::Result<()> {
     let status = command
