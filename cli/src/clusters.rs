@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use anyhow::bail;
 use clap::{Args, Subcommand};
+use hdi_api::client::every_page;
 use hdi_api::{
     Client, Cluster, ClusterKind, ClusterPatch, ClusterSpec, NodePool, NodePoolPatch, Operation,
     OperationState, PoolRole,
@@ -177,16 +178,7 @@ pub async fn workspace(
             }
         }
         WorkspaceCommand::List => {
-            let mut items = Vec::new();
-            let mut token: Option<String> = None;
-            loop {
-                let page = api.workspaces_list(token.as_deref()).await?;
-                items.extend(page.items);
-                match page.next_page_token {
-                    Some(next) => token = Some(next),
-                    None => break,
-                }
-            }
+            let items = every_page(async |token| api.workspaces_list(token).await).await?;
             match format {
                 Format::Table => {
                     let mut table = Table::new(["NAME", "CREATED", "ID"]);
@@ -337,16 +329,7 @@ pub async fn cluster(
             Ok(())
         }
         ClusterCommand::List => {
-            let mut items = Vec::new();
-            let mut token: Option<String> = None;
-            loop {
-                let page = api.clusters_list(workspace, token.as_deref()).await?;
-                items.extend(page.items);
-                match page.next_page_token {
-                    Some(next) => token = Some(next),
-                    None => break,
-                }
-            }
+            let items = every_page(async |token| api.clusters_list(workspace, token).await).await?;
             match format {
                 Format::Table => {
                     let mut table =

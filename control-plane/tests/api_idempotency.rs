@@ -9,46 +9,27 @@ mod common;
 
 use std::time::Duration;
 
-use axum::body::Body;
-use axum::http::{Request, StatusCode};
+use axum::http::StatusCode;
 use serde_json::{Value, json};
 use sqlx::PgPool;
-use tower::ServiceExt;
 
 use common::ADMIN;
 
+/// A POST as the platform admin, with `Idempotency-Key` when given: the status, the body and
+/// `Idempotent-Replayed`.
 async fn post(
     app: &axum::Router,
     uri: &str,
     key: Option<&str>,
     body: Value,
 ) -> (StatusCode, Value, Option<String>) {
-    let mut request = Request::builder()
-        .method("POST")
-        .uri(uri)
-        .header("authorization", format!("Bearer {ADMIN}"))
-        .header("content-type", "application/json");
+    let authorization = format!("Bearer {ADMIN}");
+    let mut headers = vec![("authorization", authorization.as_str())];
     if let Some(key) = key {
-        request = request.header("idempotency-key", key);
+        headers.push(("idempotency-key", key));
     }
-    let response = app
-        .clone()
-        .oneshot(request.body(Body::from(body.to_string())).unwrap())
-        .await
-        .unwrap();
-    let status = response.status();
-    let replayed = response
-        .headers()
-        .get("idempotent-replayed")
-        .map(|v| v.to_str().unwrap().to_owned());
-    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
-        .await
-        .unwrap();
-    (
-        status,
-        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-        replayed,
-    )
+    let reply = common::request(app, "POST", uri, &headers, Some(body)).await;
+    (reply.status, reply.body, reply.replayed)
 }
 
 #[sqlx::test(migrations = "../migrations")]

@@ -26,6 +26,56 @@ use crate::types::{
 };
 use crate::workload::WorkloadAssignment;
 
+/// A page of a list: its items and the token of the next page, if any.
+pub trait Page {
+    /// What the list holds.
+    type Item;
+    /// The items and the next page's token.
+    fn into_parts(self) -> (Vec<Self::Item>, Option<String>);
+}
+
+macro_rules! pages {
+    ($($list:ty => $item:ty),* $(,)?) => {$(
+        impl Page for $list {
+            type Item = $item;
+            fn into_parts(self) -> (Vec<$item>, Option<String>) {
+                (self.items, self.next_page_token)
+            }
+        }
+    )*};
+}
+
+pages! {
+    NodeList => Node,
+    UserList => User,
+    WorkspaceList => Workspace,
+    ClusterList => Cluster,
+    OperationList => Operation,
+    AuditEventList => crate::cluster::AuditEvent,
+    TopicList => Topic,
+    JobList => Job,
+}
+
+/// Every item of a paged list: `fetch` is called with each page's token (none for the first)
+/// until a page has no next one.
+///
+/// # Errors
+/// The first failed page's error.
+pub async fn every_page<P: Page>(
+    mut fetch: impl AsyncFnMut(Option<&str>) -> Result<P, ClientError>,
+) -> Result<Vec<P::Item>, ClientError> {
+    let mut items = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        let (page, next) = fetch(token.as_deref()).await?.into_parts();
+        items.extend(page);
+        match next {
+            Some(next) => token = Some(next),
+            None => return Ok(items),
+        }
+    }
+}
+
 /// Why a call failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -167,16 +217,7 @@ impl Client {
 
     /// All nodes, following page tokens.
     pub async fn nodes_list_all(&self) -> Result<Vec<Node>, ClientError> {
-        let mut nodes = Vec::new();
-        let mut token: Option<String> = None;
-        loop {
-            let page = self.nodes_list(None, token.as_deref()).await?;
-            nodes.extend(page.items);
-            match page.next_page_token {
-                Some(next) => token = Some(next),
-                None => return Ok(nodes),
-            }
-        }
+        every_page(async |token| self.nodes_list(None, token).await).await
     }
 
     /// `GET /v1/nodes/{id}`.
@@ -413,18 +454,7 @@ impl Client {
         workspace: &str,
         cluster: &str,
     ) -> Result<Vec<Topic>, ClientError> {
-        let mut topics = Vec::new();
-        let mut token: Option<String> = None;
-        loop {
-            let page = self
-                .topics_list(workspace, cluster, token.as_deref())
-                .await?;
-            topics.extend(page.items);
-            match page.next_page_token {
-                Some(next) => token = Some(next),
-                None => return Ok(topics),
-            }
-        }
+        every_page(async |token| self.topics_list(workspace, cluster, token).await).await
     }
 
     /// `POST /v1/workspaces/{ws}/clusters/{cluster}/topics`: the created topic.
@@ -578,16 +608,7 @@ impl Client {
         workspace: &str,
         cluster: &str,
     ) -> Result<Vec<Job>, ClientError> {
-        let mut jobs = Vec::new();
-        let mut token: Option<String> = None;
-        loop {
-            let page = self.jobs_list(workspace, cluster, token.as_deref()).await?;
-            jobs.extend(page.items);
-            match page.next_page_token {
-                Some(next) => token = Some(next),
-                None => return Ok(jobs),
-            }
-        }
+        every_page(async |token| self.jobs_list(workspace, cluster, token).await).await
     }
 
     /// `POST /v1/workspaces/{ws}/clusters/{cluster}/jobs`: the submitted job.

@@ -117,6 +117,26 @@ impl NodeCaller {
     }
 }
 
+/// Checks the request's bearer token with `check`; a missing or refused token is logged and
+/// answers 401, any other failure answers as the service error says.
+async fn by_bearer<T>(
+    parts: &Parts,
+    check: impl AsyncFnOnce(&str) -> Result<T, ServiceError>,
+) -> Result<T, ApiError> {
+    let token = auth::bearer(header(parts)).map_err(|reason| {
+        refuse(parts, &reason);
+        ApiError::from(reason)
+    })?;
+    match check(token).await {
+        Ok(found) => Ok(found),
+        Err(ServiceError::Unauthenticated(reason)) => {
+            refuse(parts, &reason);
+            Err(ApiError::from(reason))
+        }
+        Err(other) => Err(ApiError::from(other)),
+    }
+}
+
 fn refuse(parts: &Parts, reason: &dyn std::fmt::Display) {
     tracing::warn!(
         method = %parts.method,
@@ -137,18 +157,9 @@ impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let token = auth::bearer(header(parts)).map_err(|reason| {
-            refuse(parts, &reason);
-            ApiError::from(reason)
-        })?;
-        match state.service.authenticate(token).await {
-            Ok(identity) => Ok(Caller(identity)),
-            Err(ServiceError::Unauthenticated(reason)) => {
-                refuse(parts, &reason);
-                Err(ApiError::from(reason))
-            }
-            Err(other) => Err(ApiError::from(other)),
-        }
+        by_bearer(parts, async |token| state.service.authenticate(token).await)
+            .await
+            .map(Caller)
     }
 }
 
@@ -171,17 +182,10 @@ impl FromRequestParts<AppState> for NodeCaller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let token = auth::bearer(header(parts)).map_err(|reason| {
-            refuse(parts, &reason);
-            ApiError::from(reason)
-        })?;
-        match state.service.node_by_credential(token).await {
-            Ok(node) => Ok(NodeCaller(node)),
-            Err(ServiceError::Unauthenticated(reason)) => {
-                refuse(parts, &reason);
-                Err(ApiError::from(reason))
-            }
-            Err(other) => Err(ApiError::from(other)),
-        }
+        by_bearer(parts, async |token| {
+            state.service.node_by_credential(token).await
+        })
+        .await
+        .map(NodeCaller)
     }
 }

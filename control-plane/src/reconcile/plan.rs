@@ -7,6 +7,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::kafka_admin::ClusterMetadata;
+use crate::model::ErrorCode;
 use crate::model::{
     ClusterRecord, ClusterState, Kind, ObservedProcess, WorkloadId, WorkloadRecord, WorkloadRole,
 };
@@ -66,8 +67,8 @@ pub enum Outcome {
     Converged,
     /// Cannot proceed without a change from the user.
     Blocked {
-        /// Stable code.
-        code: &'static str,
+        /// Why (an operation failure code).
+        code: ErrorCode,
         /// For people.
         message: String,
     },
@@ -256,7 +257,7 @@ fn plan_kafka(
     if desired < voters {
         plan.phase = "check the new size".to_owned();
         plan.outcome = Outcome::Blocked {
-            code: "below_quorum",
+            code: ErrorCode::BelowQuorum,
             message: format!(
                 "a Kafka cluster created with {voters} brokers keeps them as its metadata quorum; \
                  it cannot shrink below {voters} brokers"
@@ -311,7 +312,7 @@ fn plan_kafka(
             } else {
                 plan.phase = format!("remove brokers {names}");
                 plan.outcome = Outcome::Blocked {
-                    code: "brokers_hold_partitions",
+                    code: ErrorCode::BrokersHoldPartitions,
                     message: format!(
                         "brokers {names} hold {held} partition(s); resize with drain to move them first"
                     ),
@@ -387,14 +388,11 @@ fn plan_kafka(
             return;
         }
     }
-    plan.phase = "cluster is running".to_owned();
-    plan.outcome = Outcome::Converged;
-    plan.conditions.push(ConditionDraft {
-        condition_type: "Ready",
-        status: "True",
-        reason: "AllBrokersInCluster",
-        message: format!("{desired} brokers answer as one cluster"),
-    });
+    converged(
+        plan,
+        "AllBrokersInCluster",
+        format!("{desired} brokers answer as one cluster"),
+    );
 }
 
 fn plan_spark(
@@ -490,13 +488,22 @@ fn plan_spark(
         });
         return;
     }
+    converged(
+        plan,
+        "AllExecutorsRegistered",
+        format!("the driver and {desired} executors run"),
+    );
+}
+
+/// The cluster is running as its spec says: `Ready` is true for `reason`.
+fn converged(plan: &mut Plan, reason: &'static str, message: String) {
     plan.phase = "cluster is running".to_owned();
     plan.outcome = Outcome::Converged;
     plan.conditions.push(ConditionDraft {
         condition_type: "Ready",
         status: "True",
-        reason: "AllExecutorsRegistered",
-        message: format!("the driver and {desired} executors run"),
+        reason,
+        message,
     });
 }
 
@@ -744,7 +751,7 @@ mod tests {
             matches!(
                 &p.outcome,
                 Outcome::Blocked {
-                    code: "brokers_hold_partitions",
+                    code: ErrorCode::BrokersHoldPartitions,
                     ..
                 }
             ),
@@ -782,7 +789,7 @@ mod tests {
         assert!(matches!(
             run(&below, &brokers(&[1, 2, 3]), None, None).outcome,
             Outcome::Blocked {
-                code: "below_quorum",
+                code: ErrorCode::BelowQuorum,
                 ..
             }
         ));

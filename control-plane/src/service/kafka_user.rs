@@ -457,16 +457,7 @@ impl Service {
 /// The ACLs of [`KAFKA_JOBS_USER`]: read, write and describe every topic, read every group,
 /// describe the cluster and write idempotently.
 pub(crate) fn jobs_bindings() -> Vec<AclBinding> {
-    let principal = format!("User:{KAFKA_JOBS_USER}");
-    let binding = |resource_type: i8, name: &str, operation: i8| AclBinding {
-        resource_type,
-        resource_name: name.to_owned(),
-        pattern_type: 3,
-        principal: principal.clone(),
-        host: "*".to_owned(),
-        operation,
-        permission: 3,
-    };
+    let binding = allow_literal(KAFKA_JOBS_USER);
     vec![
         binding(2, "*", 3),
         binding(2, "*", 4),
@@ -484,16 +475,7 @@ pub(crate) fn jobs_bindings() -> Vec<AclBinding> {
 /// groups and transactional ids, and describe the cluster and write idempotently (never alter
 /// ACLs or the cluster: Kafka users are managed through the API).
 pub(crate) fn role_bindings(username: &str, role: Role) -> Vec<AclBinding> {
-    let principal = format!("User:{username}");
-    let binding = |resource_type: i8, name: &str, operation: i8| AclBinding {
-        resource_type,
-        resource_name: name.to_owned(),
-        pattern_type: 3,
-        principal: principal.clone(),
-        host: "*".to_owned(),
-        operation,
-        permission: 3,
-    };
+    let binding = allow_literal(username);
     match role {
         Role::Viewer => vec![
             binding(2, "*", 3),
@@ -509,6 +491,21 @@ pub(crate) fn role_bindings(username: &str, role: Role) -> Vec<AclBinding> {
             binding(4, "kafka-cluster", 8),
             binding(4, "kafka-cluster", 12),
         ],
+    }
+}
+
+/// Makes bindings that allow `User:<username>` an operation (Kafka's code) on a literal
+/// resource (type code, name) from any host.
+fn allow_literal(username: &str) -> impl Fn(i8, &str, i8) -> AclBinding {
+    let principal = format!("User:{username}");
+    move |resource_type, name, operation| AclBinding {
+        resource_type,
+        resource_name: name.to_owned(),
+        pattern_type: 3,
+        principal: principal.clone(),
+        host: "*".to_owned(),
+        operation,
+        permission: 3,
     }
 }
 

@@ -68,6 +68,8 @@ pub struct Reply {
     pub location: Option<String>,
     /// `WWW-Authenticate`.
     pub www_authenticate: Option<String>,
+    /// `Idempotent-Replayed`.
+    pub replayed: Option<String>,
 }
 
 /// Sends `method uri` with `headers` (and `body` as JSON) through `app`.
@@ -90,17 +92,24 @@ pub async fn request(
     }
     .unwrap();
     let response = app.clone().oneshot(request).await.unwrap();
-    let header = |name: &str| {
-        response
-            .headers()
-            .get(name)
-            .map(|v| v.to_str().unwrap().to_owned())
-    };
     let status = response.status();
-    let content_type = header("content-type").unwrap_or_default();
-    let etag = header("etag");
-    let location = header("location");
-    let www_authenticate = header("www-authenticate");
+    // In a block, so that no borrow of the response lives across the body's await.
+    let [content_type, etag, location, www_authenticate, replayed] = {
+        let header = |name: &str| {
+            response
+                .headers()
+                .get(name)
+                .map(|v| v.to_str().unwrap().to_owned())
+        };
+        [
+            header("content-type"),
+            header("etag"),
+            header("location"),
+            header("www-authenticate"),
+            header("idempotent-replayed"),
+        ]
+    };
+    let content_type = content_type.unwrap_or_default();
     let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
         .await
         .unwrap();
@@ -117,6 +126,7 @@ pub async fn request(
         etag,
         location,
         www_authenticate,
+        replayed,
     }
 }
 

@@ -29,7 +29,7 @@ use hdi_stdx::secret::Secret;
 use uuid::Uuid;
 
 use crate::cluster::{Membership, Registration, WorkerId};
-use crate::process::{StopSignals, lock_data_dir, parse_host_port};
+use crate::process::{StopSignals, bind, lock_data_dir, parse_host_port};
 use crate::sandbox::FilesRoot;
 
 /// The driver's resolved configuration.
@@ -145,12 +145,7 @@ impl DriverState {
 pub async fn run(config: DriverConfig) -> anyhow::Result<()> {
     let _lock = lock_data_dir(&config.data_dir)?;
     let mut signals = StopSignals::watch()?;
-    let listener = tokio::net::TcpListener::bind(&config.listen)
-        .await
-        .with_context(|| format!("cannot listen on {} (--listen)", config.listen))?;
-    let local = listener
-        .local_addr()
-        .context("cannot read the listen address")?;
+    let (listener, local) = bind(&config.listen).await?;
     let state = Arc::new(DriverState {
         membership: Mutex::new(Membership::new(config.worker_timeout)),
         started_at: humantime::format_rfc3339_millis(SystemTime::now()).to_string(),

@@ -132,6 +132,23 @@ impl JobManager {
         }
     }
 
+    /// Validates a job's SQL within its scope, as a submission would run it.
+    async fn check(
+        &self,
+        sql: &str,
+        bootstrap_servers: Option<&str>,
+        allowed_kafka: Option<&[String]>,
+    ) -> Result<(), Problem> {
+        validate(
+            sql,
+            bootstrap_servers,
+            &self.scope(allowed_kafka),
+            &self.pool,
+        )
+        .await?;
+        Ok(())
+    }
+
     fn jobs(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Entry>> {
         self.jobs.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -309,13 +326,13 @@ async fn validate_job(
 ) -> Result<axum::Json<Acknowledged>, Problem> {
     let request: ValidateRequest = body(&bytes)?;
     crate::kafka_access::register(&request.kafka_access);
-    validate(
-        &request.sql,
-        request.bootstrap_servers.as_deref(),
-        &manager.scope(request.allowed_kafka.as_deref()),
-        &manager.pool,
-    )
-    .await?;
+    manager
+        .check(
+            &request.sql,
+            request.bootstrap_servers.as_deref(),
+            request.allowed_kafka.as_deref(),
+        )
+        .await?;
     Ok(axum::Json(Acknowledged::OK))
 }
 
@@ -356,13 +373,13 @@ async fn put_job(
             format!("job {id} exists with another definition"),
         ));
     }
-    validate(
-        &request.sql,
-        request.bootstrap_servers.as_deref(),
-        &manager.scope(request.allowed_kafka.as_deref()),
-        &manager.pool,
-    )
-    .await?;
+    manager
+        .check(
+            &request.sql,
+            request.bootstrap_servers.as_deref(),
+            request.allowed_kafka.as_deref(),
+        )
+        .await?;
     let def = JobDef {
         id: id.clone(),
         name: request.name,

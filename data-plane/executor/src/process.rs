@@ -1,5 +1,5 @@
 //! What every executor process does whatever its role: lock its data directory, watch for the
-//! signals that stop it, and check `host:port` flags.
+//! signals that stop it, bind its listen address, and check `host:port` flags.
 
 use std::path::{Path, PathBuf};
 
@@ -64,6 +64,21 @@ pub fn lock_data_dir(data_dir: &Path) -> Result<DataDirLock, DataDirError> {
             source,
         }),
     }
+}
+
+/// Binds `--listen`; answers the listener and the address it got (the port when `listen` asked
+/// for port 0).
+///
+/// # Errors
+/// When the address cannot be bound.
+pub async fn bind(listen: &str) -> anyhow::Result<(tokio::net::TcpListener, std::net::SocketAddr)> {
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen} (--listen)"))?;
+    let local = listener
+        .local_addr()
+        .context("cannot read the listen address")?;
+    Ok((listener, local))
 }
 
 /// SIGTERM and SIGINT, watched from start-up so that none is missed.

@@ -33,7 +33,7 @@ use reqwest::StatusCode;
 use tokio::time::{Instant, MissedTickBehavior};
 use uuid::Uuid;
 
-use crate::process::{StopSignals, lock_data_dir};
+use crate::process::{StopSignals, bind, lock_data_dir};
 use crate::sandbox::FilesRoot;
 use crate::stateful::{ApplyError, StateRequest, StateStore, emitted_schema};
 use crate::task::{TaskContext, TaskRequest};
@@ -83,12 +83,7 @@ struct WorkerState {
 pub async fn run(config: WorkerConfig) -> anyhow::Result<()> {
     let _lock = lock_data_dir(&config.data_dir)?;
     let mut signals = StopSignals::watch()?;
-    let listener = tokio::net::TcpListener::bind(&config.listen)
-        .await
-        .with_context(|| format!("cannot listen on {} (--listen)", config.listen))?;
-    let local = listener
-        .local_addr()
-        .context("cannot read the listen address")?;
+    let (listener, local) = bind(&config.listen).await?;
     let files = FilesRoot::confined(&config.files_root).context("--files-root")?;
     let state = Arc::new(WorkerState {
         id: config.id,

@@ -252,7 +252,7 @@ impl DriverClient {
         }
         let unreachable = |error: reqwest::Error| DriverError::Unreachable {
             url: url.clone(),
-            reason: error_chain(&error),
+            reason: hdi_stdx::error_chain(&error),
         };
         let response = request.send().await.map_err(unreachable)?;
         let status = response.status();
@@ -279,18 +279,6 @@ impl DriverClient {
             }),
         }
     }
-}
-
-/// An error and its sources on one line: `outer: inner: innermost`.
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(inner) = source {
-        text.push_str(": ");
-        text.push_str(&inner.to_string());
-        source = inner.source();
-    }
-    text
 }
 
 fn snippet(bytes: &[u8]) -> String {
