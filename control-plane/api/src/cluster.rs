@@ -426,8 +426,9 @@ pub struct OperationStep {
 /// Why an operation failed.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct OperationError {
-    /// A stable code, e.g. `insufficient_capacity`.
-    pub code: String,
+    /// A stable code: `insufficient_capacity`, `timed_out`, `superseded`, `below_quorum` or
+    /// `brokers_hold_partitions`.
+    pub code: crate::types::ErrorCode,
     /// For people.
     pub detail: String,
 }

@@ -69,6 +69,15 @@ macro_rules! error_codes {
                     ErrorCode::Unknown => "unknown",
                 }
             }
+
+            /// The code of a wire name; [`ErrorCode::Unknown`] for a name this build does not
+            /// know (as a client reads one).
+            pub fn from_wire(name: &str) -> ErrorCode {
+                match name {
+                    $($wire => ErrorCode::$variant,)+
+                    _ => ErrorCode::Unknown,
+                }
+            }
         }
     };
 }
@@ -139,6 +148,14 @@ error_codes! {
     BelowQuorum = "below_quorum",
     /// The brokers to remove still hold partitions (resize with `drain`).
     BrokersHoldPartitions = "brokers_hold_partitions",
+    // Why an operation failed (`Operation.error.code`; `below_quorum` and
+    // `brokers_hold_partitions` too).
+    /// No ready node had room for a workload for longer than the capacity grace.
+    InsufficientCapacity = "insufficient_capacity",
+    /// The cluster did not converge within the operation timeout.
+    TimedOut = "timed_out",
+    /// A newer spec replaced the one the operation was converging on.
+    Superseded = "superseded",
     /// The call needs a Kafka cluster.
     NotAKafkaCluster = "not_a_kafka_cluster",
     /// The call needs a Spark cluster.
@@ -332,9 +349,11 @@ mod tests {
             assert_eq!(json, serde_json::json!(code.as_str()));
             let back: ErrorCode = serde_json::from_value(json).unwrap();
             assert_eq!(back, code);
+            assert_eq!(ErrorCode::from_wire(code.as_str()), code);
         }
         let unknown: ErrorCode = serde_json::from_str("\"added_later\"").unwrap();
         assert_eq!(unknown, ErrorCode::Unknown);
+        assert_eq!(ErrorCode::from_wire("added_later"), ErrorCode::Unknown);
         assert!(!ErrorCode::ALL.contains(&ErrorCode::Unknown));
     }
 

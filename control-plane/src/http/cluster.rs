@@ -594,7 +594,7 @@ pub(super) fn operation_to_wire(op: &OperationRecord) -> api::Operation {
             })
             .collect(),
         error: op.error_code.as_ref().map(|code| api::OperationError {
-            code: code.clone(),
+            code: hdi_api::ErrorCode::from_wire(code),
             detail: op.error_detail.clone().unwrap_or_default(),
         }),
         created_by: op.created_by.clone(),

@@ -148,4 +148,7 @@ mod cluster;
 mod job;
 pub use auth::*;
 pub use cluster::*;
+/// The stable codes of refusals and failed operations: one vocabulary for the service, the
+/// reconciler and the wire.
+pub use hdi_api::ErrorCode;
 pub use job::*;

@@ -32,16 +32,6 @@ pub enum ProvisionError {
     Store(#[from] StoreError),
 }
 
-impl ProvisionError {
-    /// A stable code for operations and conditions.
-    pub fn code(&self) -> &'static str {
-        match self {
-            ProvisionError::InsufficientCapacity(_) => "insufficient_capacity",
-            ProvisionError::Store(_) => "store_unavailable",
-        }
-    }
-}
-
 /// Runs a cluster's workloads somewhere.
 pub trait Provisioner: Send + Sync + 'static {
     /// The cluster's workloads as placed, with what their hosts report.

@@ -20,8 +20,8 @@ use uuid::Uuid;
 
 use crate::kafka_admin::KafkaAdmin;
 use crate::model::{
-    ClusterId, ClusterRecord, ClusterStatusDoc, Condition, Kind, OperationRecord, OperationState,
-    OperationStep, WorkloadRole,
+    ClusterId, ClusterRecord, ClusterStatusDoc, Condition, ErrorCode, Kind, OperationRecord,
+    OperationState, OperationStep, WorkloadRole,
 };
 use crate::provision::{ProvisionError, Provisioner};
 use crate::store::{Store, StoreError};
@@ -145,7 +145,7 @@ impl<P: Provisioner> Reconciler<P> {
             cluster.voters = voters;
         }
         let mut detail: Option<String> = None;
-        let mut blocked: Option<(&'static str, String)> = None;
+        let mut blocked: Option<(ErrorCode, String)> = None;
         for action in &plan.actions {
             match self.execute(&cluster, action, &workloads).await {
                 Ok(Some(text)) => detail = Some(text),
@@ -163,7 +163,7 @@ impl<P: Provisioner> Reconciler<P> {
                     if fresh || age.is_some_and(|age| age < self.config.capacity_grace) {
                         detail = Some(format!("waiting for capacity: {message}"));
                     } else {
-                        blocked = Some(("insufficient_capacity", message));
+                        blocked = Some((ErrorCode::InsufficientCapacity, message));
                     }
                     break;
                 }
@@ -189,7 +189,7 @@ impl<P: Provisioner> Reconciler<P> {
         cluster: &ClusterRecord,
         plan: &Plan,
         detail: Option<String>,
-        blocked: Option<(&'static str, String)>,
+        blocked: Option<(ErrorCode, String)>,
     ) -> Result<(), StoreError> {
         let now = Utc::now();
         let outcome = match blocked {
@@ -219,7 +219,7 @@ impl<P: Provisioner> Reconciler<P> {
             conditions.push(Condition {
                 condition_type: "Progressing".to_owned(),
                 status: "False".to_owned(),
-                reason: (*code).to_owned(),
+                reason: code.as_str().to_owned(),
                 message: message.clone(),
                 last_transition_time: now,
             });
@@ -302,7 +302,12 @@ impl<P: Provisioner> Reconciler<P> {
                     last.state = "Failed".to_owned();
                 }
                 self.store
-                    .operation_finish(op.id, OperationState::Failed, &steps, Some((code, message)))
+                    .operation_finish(
+                        op.id,
+                        OperationState::Failed,
+                        &steps,
+                        Some((code.as_str(), message)),
+                    )
                     .await
             }
             Outcome::InProgress
@@ -322,7 +327,7 @@ impl<P: Provisioner> Reconciler<P> {
                         op.id,
                         OperationState::Failed,
                         &steps,
-                        Some(("timed_out", &detail)),
+                        Some((ErrorCode::TimedOut.as_str(), &detail)),
                     )
                     .await
             }

@@ -30,7 +30,7 @@ pub use topic::{KNOWN_CONFIGS, TopicConfigs, TopicInput, TopicPatchInput, TopicV
 
 /// The stable codes of [`ServiceError`]: the one wire type the service layer names, so the
 /// HTTP answer and the audit log say the same code.
-pub use hdi_api::ErrorCode;
+pub use crate::model::ErrorCode;
 
 use crate::store::{Store, StoreError};
 

@@ -288,10 +288,11 @@ impl Store {
         if let Some(running) = running {
             if supersede {
                 sqlx::query!(
-                    "UPDATE operations SET state = 'Failed', error_code = 'superseded', \
+                    "UPDATE operations SET state = 'Failed', error_code = $3, \
                      error_detail = $2, updated_at = now(), finished_at = now() WHERE id = $1",
                     running,
-                    format!("superseded by operation {}", operation.id)
+                    format!("superseded by operation {}", operation.id),
+                    crate::model::ErrorCode::Superseded.as_str()
                 )
                 .execute(&mut *tx)
                 .await
