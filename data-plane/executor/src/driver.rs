@@ -24,7 +24,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{get, put};
-use hdi_executor_api::{Acknowledged, ClusterView, Problem, WorkerRegistration, WorkerView};
+use hdi_executor_api::{Acknowledged, ClusterView, Problem, WorkerRegistration, WorkerView, paths};
 use hdi_stdx::secret::Secret;
 use uuid::Uuid;
 
@@ -196,8 +196,8 @@ pub async fn run(config: DriverConfig) -> anyhow::Result<()> {
 fn router(state: Arc<DriverState>) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
-        .route("/v1/cluster", get(cluster))
-        .route("/v1/workers/{id}", put(register))
+        .route(paths::CLUSTER, get(cluster))
+        .route(paths::WORKER, put(register))
         .fallback(|| async {
             Problem::new(
                 StatusCode::NOT_FOUND,

@@ -27,7 +27,7 @@ use axum::routing::{get, post};
 use futures::future::BoxFuture;
 use hdi_executor_api::{
     Acknowledged, JobDefinition, JobList, JobStatus, Preview, Problem, ProgressList,
-    ValidateRequest,
+    ValidateRequest, paths,
 };
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
@@ -273,14 +273,11 @@ impl JobManager {
 /// The job API's routes.
 pub fn router(manager: Arc<JobManager>) -> Router {
     Router::new()
-        .route("/v1/jobs/validate", post(validate_job))
-        .route("/v1/jobs", get(list_jobs))
-        .route(
-            "/v1/jobs/{id}",
-            get(get_job).put(put_job).delete(delete_job),
-        )
-        .route("/v1/jobs/{id}/progress", get(job_progress))
-        .route("/v1/jobs/{id}/preview", get(job_preview))
+        .route(paths::VALIDATE, post(validate_job))
+        .route(paths::JOBS, get(list_jobs))
+        .route(paths::JOB, get(get_job).put(put_job).delete(delete_job))
+        .route(paths::JOB_PROGRESS, get(job_progress))
+        .route(paths::JOB_PREVIEW, get(job_preview))
         .with_state(manager)
 }
 

@@ -27,7 +27,7 @@ use axum::Router;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::response::{IntoResponse as _, Response};
 use axum::routing::get;
-use hdi_executor_api::{Problem, WorkerRegistration};
+use hdi_executor_api::{Problem, WorkerRegistration, paths};
 use hdi_stdx::secret::Secret;
 use reqwest::StatusCode;
 use tokio::time::{Instant, MissedTickBehavior};
@@ -246,7 +246,11 @@ async fn heartbeat(
             .timeout(HEARTBEAT_TIMEOUT)
             .redirect(reqwest::redirect::Policy::none()),
     )?;
-    let url = format!("http://{}/v1/workers/{}", config.driver, config.id);
+    let url = format!(
+        "http://{}{}",
+        config.driver,
+        paths::with_id(paths::WORKER, config.id)
+    );
     let body = WorkerRegistration {
         address: local.to_string(),
         incarnation,

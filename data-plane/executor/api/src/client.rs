@@ -14,6 +14,7 @@ use uuid::Uuid;
 
 use crate::cluster::ClusterView;
 use crate::job::{JobDefinition, JobList, JobStatus, Preview, ProgressList, ValidateRequest};
+use crate::paths;
 use crate::problem::Problem;
 use crate::progress::Progress;
 use hdi_stdx::secret::Secret;
@@ -121,14 +122,9 @@ impl DriverClient {
     /// # Errors
     /// [`DriverError::Refused`] with the SQL error, or a transport or protocol error.
     pub async fn validate(&self, body: &ValidateRequest) -> Result<(), DriverError> {
-        self.send(
-            Method::POST,
-            "/v1/jobs/validate",
-            Some(body),
-            SUBMIT_TIMEOUT,
-        )
-        .await
-        .map(|_| ())
+        self.send(Method::POST, paths::VALIDATE, Some(body), SUBMIT_TIMEOUT)
+            .await
+            .map(|_| ())
     }
 
     /// `PUT /v1/jobs/{id}`: creates and starts the job, or finds the identical one there.
@@ -143,7 +139,7 @@ impl DriverClient {
         let (status, _) = self
             .send(
                 Method::PUT,
-                &format!("/v1/jobs/{id}"),
+                &paths::with_id(paths::JOB, id),
                 Some(definition),
                 SUBMIT_TIMEOUT,
             )
@@ -160,7 +156,7 @@ impl DriverClient {
     /// # Errors
     /// A transport, protocol or refusal error; a protocol error when a job's id is not a UUID.
     pub async fn jobs_list(&self) -> Result<Vec<JobStatus<Uuid>>, DriverError> {
-        self.get::<JobList<Uuid>>("/v1/jobs").await.map(|b| b.jobs)
+        self.get::<JobList<Uuid>>(paths::JOBS).await.map(|b| b.jobs)
     }
 
     /// `GET /v1/jobs/{id}`; `None` when the driver does not have it.
@@ -168,7 +164,7 @@ impl DriverClient {
     /// # Errors
     /// A transport, protocol or refusal error other than 404.
     pub async fn job_get(&self, id: Uuid) -> Result<Option<JobStatus<Uuid>>, DriverError> {
-        match self.get(&format!("/v1/jobs/{id}")).await {
+        match self.get(&paths::with_id(paths::JOB, id)).await {
             Ok(job) => Ok(Some(job)),
             Err(error) if error.is_not_found() => Ok(None),
             Err(error) => Err(error),
@@ -180,9 +176,12 @@ impl DriverClient {
     /// # Errors
     /// As [`DriverClient::jobs_list`]; 404 is [`DriverError::Refused`].
     pub async fn job_progress(&self, id: Uuid, limit: u32) -> Result<Vec<Progress>, DriverError> {
-        self.get::<ProgressList>(&format!("/v1/jobs/{id}/progress?limit={limit}"))
-            .await
-            .map(|b| b.progress)
+        self.get::<ProgressList>(&format!(
+            "{}?limit={limit}",
+            paths::with_id(paths::JOB_PROGRESS, id)
+        ))
+        .await
+        .map(|b| b.progress)
     }
 
     /// `GET /v1/jobs/{id}/preview?limit=N`.
@@ -190,8 +189,11 @@ impl DriverClient {
     /// # Errors
     /// As [`DriverClient::jobs_list`]; 404 is [`DriverError::Refused`].
     pub async fn job_preview(&self, id: Uuid, limit: u32) -> Result<Preview, DriverError> {
-        self.get(&format!("/v1/jobs/{id}/preview?limit={limit}"))
-            .await
+        self.get(&format!(
+            "{}?limit={limit}",
+            paths::with_id(paths::JOB_PREVIEW, id)
+        ))
+        .await
     }
 
     /// `DELETE /v1/jobs/{id}`: stops the job and removes it and its checkpoint; `false` when the
@@ -203,7 +205,7 @@ impl DriverClient {
         match self
             .send(
                 Method::DELETE,
-                &format!("/v1/jobs/{id}"),
+                &paths::with_id(paths::JOB, id),
                 None::<&()>,
                 SUBMIT_TIMEOUT,
             )
@@ -220,7 +222,7 @@ impl DriverClient {
     /// # Errors
     /// A transport, protocol or refusal error.
     pub async fn cluster(&self) -> Result<ClusterView, DriverError> {
-        self.get("/v1/cluster").await
+        self.get(paths::CLUSTER).await
     }
 
     async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, DriverError> {

@@ -14,6 +14,8 @@
 //! - `GET /v1/cluster` → [`ClusterView`]; `PUT /v1/workers/{id}` [`WorkerRegistration`] (a
 //!   worker's registration and heartbeat) → [`Acknowledged`].
 //!
+//! [`paths`] holds these paths once, for the driver's router and the clients.
+//!
 //! A job id is 1-64 letters, digits, `-` or `_`; the control plane names its jobs by UUID, so
 //! [`JobStatus`] takes the id's type as a parameter (`String` on the driver, `Uuid` in the
 //! control plane's reads). The crate knows nothing of how jobs run: no DataFusion, and no axum
@@ -23,6 +25,7 @@
 mod client;
 mod cluster;
 mod job;
+pub mod paths;
 mod problem;
 mod progress;
 
