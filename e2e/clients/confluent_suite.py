@@ -12,36 +12,31 @@ Phases (each prints one JSON line and exits 0 on success, 1 with a reason on fai
   verify-acked  every acknowledged record of --acked-file is stored once, at its offset
 """
 
-import argparse
-import hashlib
 import json
-import sys
 import threading
 import time
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, ConfigResource, NewPartitions, NewTopic
 
-
-def fail(reason):
-    print(json.dumps({"ok": False, "reason": reason}))
-    sys.exit(1)
-
-
-def record(i):
-    return (f"key-{i}".encode(), f"value-{i}-".encode() + b"x" * (i % 50), [("idx", str(i).encode())], 1_700_000_000_000 + i)
-
-
-def digest(items):
-    h = hashlib.sha256()
-    for key, value, headers, ts in sorted(items):
-        h.update(key + b"|" + value + b"|" + repr(headers).encode() + b"|" + str(ts).encode() + b"\n")
-    return h.hexdigest()
+from suite_common import check_records, digest, fail, parse_args, record
 
 
 def create_topic(admin, name, partitions=3, config=None):
     futures = admin.create_topics([NewTopic(name, num_partitions=partitions, replication_factor=1, config=config or {})])
     futures[name].result(timeout=30)
+
+
+def produce_record(producer, topic, i, on_delivery):
+    """Produces record(i), waiting for room in the producer's queue, then serves callbacks."""
+    key, value, headers, ts = record(i)
+    while True:
+        try:
+            producer.produce(topic, value=value, key=key, headers=headers, timestamp=ts, on_delivery=on_delivery)
+            break
+        except BufferError:
+            producer.poll(0.05)
+    producer.poll(0)
 
 
 def produce(bootstrap, topic, count, extra=None, start=0):
@@ -58,14 +53,7 @@ def produce(bootstrap, topic, count, extra=None, start=0):
             delivered.append((msg.partition(), msg.offset()))
 
     for i in range(start, start + count):
-        key, value, headers, ts = record(i)
-        while True:
-            try:
-                producer.produce(topic, value=value, key=key, headers=headers, timestamp=ts, on_delivery=on_delivery)
-                break
-            except BufferError:
-                producer.poll(0.05)
-        producer.poll(0)
+        produce_record(producer, topic, i, on_delivery)
     remaining = producer.flush(60)
     if remaining or errors:
         fail(f"produce: {remaining} undelivered, errors {errors[:3]}")
@@ -105,12 +93,8 @@ def phase_roundtrip(args):
     topic = f"roundtrip-{args.tag}"
     create_topic(admin, topic)
     produce(args.bootstrap, topic, args.records, {"compression.type": "lz4"})
-    expected = [record(i) for i in range(args.records)]
     items, positions, _ = consume_all(args.bootstrap, topic, args.records)
-    if len(items) != args.records:
-        fail(f"consumed {len(items)} of {args.records}")
-    if digest(items) != digest(expected):
-        fail("checksum of consumed records differs from produced")
+    check_records(items, args.records)
     for partition, offsets in positions.items():
         if offsets != list(range(len(offsets))):
             fail(f"partition {partition}: offsets not dense from 0")
@@ -293,14 +277,7 @@ def phase_acked(args):
             print(f"acked {msg.key().decode()} {msg.partition()} {msg.offset()}", flush=True)
 
     for i in range(args.records):
-        key, value, headers, ts = record(i)
-        while True:
-            try:
-                producer.produce(topic, value=value, key=key, headers=headers, timestamp=ts, on_delivery=on_delivery)
-                break
-            except BufferError:
-                producer.poll(0.05)
-        producer.poll(0)
+        produce_record(producer, topic, i, on_delivery)
     producer.flush(30)
     return {"produced": args.records}
 
@@ -347,13 +324,8 @@ def phase_verify_acked(args):
 
 
 def main():
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--bootstrap", required=True)
-    parser.add_argument("--records", type=int, default=100_000)
-    parser.add_argument("--tag", default=str(int(time.time())))
-    parser.add_argument("--acked-file")
-    parser.add_argument("phase", choices=["roundtrip", "idempotent", "admin", "group", "group-resume", "acked", "verify-acked"])
-    args = parser.parse_args()
+    args = parse_args(["roundtrip", "idempotent", "admin", "group", "group-resume", "acked", "verify-acked"],
+                      "--acked-file")
     result = globals()["phase_" + args.phase.replace("-", "_")](args)
     print(json.dumps({"ok": True, "phase": args.phase, **result}))
 

@@ -20,6 +20,31 @@ function client(password) {
   });
 }
 
+// Produces `messages` to `topic` (acks=all), then reads the topic from the beginning in group
+// `groupId` until as many records starting with `prefix` arrived (30 s at most); returns that count.
+async function roundtrip(kafka, topic, groupId, prefix, messages) {
+  const producer = kafka.producer();
+  await producer.connect();
+  await producer.send({ topic, acks: -1, messages });
+  await producer.disconnect();
+  const consumer = kafka.consumer({ groupId });
+  await consumer.connect();
+  await consumer.subscribe({ topic, fromBeginning: true });
+  const want = messages.length;
+  let seen = 0;
+  await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`read ${seen} of ${want}`)), 30000);
+    consumer.run({
+      eachMessage: async ({ message }) => {
+        if (message.value.toString().startsWith(prefix)) seen += 1;
+        if (seen === want) { clearTimeout(timer); resolve(); }
+      },
+    });
+  });
+  await consumer.disconnect();
+  return seen;
+}
+
 // Mutual TLS: carol's certificate on the SSL listener (principal User:carol).
 async function mtls() {
   const kafka = new Kafka({
@@ -33,25 +58,8 @@ async function mtls() {
     logLevel: logLevel.NOTHING,
     retry: { retries: 2 },
   });
-  const producer = kafka.producer();
-  await producer.connect();
   const messages = Array.from({ length: 100 }, (_, i) => ({ value: `kjs-mtls-${i}` }));
-  await producer.send({ topic: 'a', acks: -1, messages });
-  await producer.disconnect();
-  const consumer = kafka.consumer({ groupId: 'g-kjs-mtls' });
-  await consumer.connect();
-  await consumer.subscribe({ topic: 'a', fromBeginning: true });
-  let seen = 0;
-  await new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`read ${seen} of 100`)), 30000);
-    consumer.run({
-      eachMessage: async ({ message }) => {
-        if (message.value.toString().startsWith('kjs-mtls-')) seen += 1;
-        if (seen === 100) { clearTimeout(timer); resolve(); }
-      },
-    });
-  });
-  await consumer.disconnect();
+  const seen = await roundtrip(kafka, 'a', 'g-kjs-mtls', 'kjs-mtls-', messages);
   console.log(JSON.stringify({ ok: true, phase: 'mtls', read: seen }));
 }
 
@@ -85,25 +93,8 @@ async function oauth() {
   await admin.connect();
   await admin.createTopics({ topics: [{ topic: 'oauth-kjs', numPartitions: 1 }], waitForLeaders: true });
   await admin.disconnect();
-  const producer = kafka.producer();
-  await producer.connect();
   const messages = Array.from({ length: 80 }, (_, i) => ({ value: `kjs-oauth-${i}` }));
-  await producer.send({ topic: 'oauth-kjs', acks: -1, messages });
-  await producer.disconnect();
-  const consumer = kafka.consumer({ groupId: 'g-kjs-oauth' });
-  await consumer.connect();
-  await consumer.subscribe({ topic: 'oauth-kjs', fromBeginning: true });
-  let seen = 0;
-  await new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`read ${seen} of 80`)), 30000);
-    consumer.run({
-      eachMessage: async ({ message }) => {
-        if (message.value.toString().startsWith('kjs-oauth-')) seen += 1;
-        if (seen === 80) { clearTimeout(timer); resolve(); }
-      },
-    });
-  });
-  await consumer.disconnect();
+  const seen = await roundtrip(kafka, 'oauth-kjs', 'g-kjs-oauth', 'kjs-oauth-', messages);
   console.log(JSON.stringify({ ok: true, phase: 'oauth', read: seen, tokens_fetched: fetched }));
 }
 
@@ -111,25 +102,8 @@ async function main() {
   if (process.argv.includes('mtls')) return mtls();
   if (process.argv.includes('oauth')) return oauth();
   const kafka = client(arg('--password'));
-  const producer = kafka.producer();
-  await producer.connect();
   const messages = Array.from({ length: 300 }, (_, i) => ({ key: 'kjs', value: `kjs-${i}` }));
-  await producer.send({ topic: 'pay-in', acks: -1, messages });
-  await producer.disconnect();
-  const consumer = kafka.consumer({ groupId: 'g-kafkajs' });
-  await consumer.connect();
-  await consumer.subscribe({ topic: 'pay-in', fromBeginning: true });
-  let seen = 0;
-  await new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`read ${seen} of 300`)), 30000);
-    consumer.run({
-      eachMessage: async ({ message }) => {
-        if (message.value.toString().startsWith('kjs-')) seen += 1;
-        if (seen === 300) { clearTimeout(timer); resolve(); }
-      },
-    });
-  });
-  await consumer.disconnect();
+  const seen = await roundtrip(kafka, 'pay-in', 'g-kafkajs', 'kjs-', messages);
   let refused = null;
   const bad = client('not-the-password').admin();
   try {

@@ -213,22 +213,31 @@ def matrix(args):
     return out
 
 
+def kafka_python_roundtrip(common, topic, prefix, n, timeout_ms, **consumer):
+    """kafka-python with the connection settings `common`: produces `n` records `{prefix}{i}`
+    (key kp, acks=all) to `topic`, then reads it from the beginning (no commits; `consumer`:
+    more consumer settings) until `timeout_ms` pass without a record; returns how many records
+    read start with `prefix`."""
+    from kafka import KafkaConsumer, KafkaProducer
+    p = KafkaProducer(acks="all", **common)
+    for i in range(n):
+        p.send(topic, key=b"kp", value=f"{prefix}{i}".encode())
+    p.flush(30)
+    p.close()
+    c = KafkaConsumer(topic, auto_offset_reset="earliest", enable_auto_commit=False,
+                      consumer_timeout_ms=timeout_ms, **consumer, **common)
+    seen = sum(1 for m in c if m.value.startswith(prefix.encode()))
+    c.close()
+    return seen
+
+
 def kafka_python_mtls(args):
     """kafka-python over SSL with carol's client certificate (principal User:carol): produce to
     `a`, read it back in a `g-` group."""
-    from kafka import KafkaConsumer, KafkaProducer
     common = dict(bootstrap_servers=args.listeners["SSL"], security_protocol="SSL",
                   ssl_cafile=f"{args.tls_dir}/ca.pem", ssl_certfile=f"{args.tls_dir}/carol.pem",
                   ssl_keyfile=f"{args.tls_dir}/carol-key.pem")
-    p = KafkaProducer(acks="all", **common)
-    for i in range(100):
-        p.send("a", key=b"kp", value=f"kp-mtls-{i}".encode())
-    p.flush(30)
-    p.close()
-    c = KafkaConsumer("a", group_id="g-kp-mtls", auto_offset_reset="earliest",
-                      enable_auto_commit=False, consumer_timeout_ms=8000, **common)
-    seen = sum(1 for m in c if m.value.startswith(b"kp-mtls-"))
-    c.close()
+    seen = kafka_python_roundtrip(common, "a", "kp-mtls-", 100, 8000, group_id="g-kp-mtls")
     assert seen == 100, seen
     return {"kafka-python over mTLS read": seen}
 
@@ -236,20 +245,12 @@ def kafka_python_mtls(args):
 def kafka_python(args):
     """kafka-python over SASL_SSL with SCRAM-SHA-512 as the super user: produce, consume back; a
     wrong password is refused."""
-    from kafka import KafkaConsumer, KafkaProducer
+    from kafka import KafkaProducer
     from kafka.errors import KafkaError as KPError
     common = dict(bootstrap_servers=args.listeners["SASL_SSL"], security_protocol="SASL_SSL",
                   sasl_mechanism="SCRAM-SHA-512", sasl_plain_username=ADMIN,
                   sasl_plain_password=args.admin_password, ssl_cafile=f"{args.tls_dir}/ca.pem")
-    p = KafkaProducer(acks="all", **common)
-    for i in range(300):
-        p.send("pay-in", key=b"kp", value=f"kp-{i}".encode())
-    p.flush(30)
-    p.close()
-    c = KafkaConsumer("pay-in", auto_offset_reset="earliest", enable_auto_commit=False,
-                      consumer_timeout_ms=10000, **common)
-    seen = sum(1 for m in c if m.value.startswith(b"kp-"))
-    c.close()
+    seen = kafka_python_roundtrip(common, "pay-in", "kp-", 300, 10000)
     assert seen == 300, seen
     try:
         bad = KafkaProducer(**{**common, "sasl_plain_password": "nope"}, max_block_ms=8000)
@@ -310,7 +311,6 @@ def oauth_clients(args):
     import base64
     import urllib.error
     import urllib.request
-    from kafka import KafkaConsumer, KafkaProducer
     from kafka.net.sasl.oauth import AbstractTokenProvider  # kafka-python 3.x
 
     def fetch(secret):
@@ -349,15 +349,7 @@ def oauth_clients(args):
     common = dict(bootstrap_servers=args.listeners["SASL_SSL"], security_protocol="SASL_SSL",
                   sasl_mechanism="OAUTHBEARER", sasl_oauth_token_provider=Provider(),
                   ssl_cafile=f"{args.tls_dir}/ca.pem")
-    p = KafkaProducer(acks="all", **common)
-    for i in range(60):
-        p.send("oauth-oidc", key=b"kp", value=f"kp-oauth-{i}".encode())
-    p.flush(30)
-    p.close()
-    c = KafkaConsumer("oauth-oidc", auto_offset_reset="earliest", enable_auto_commit=False,
-                      consumer_timeout_ms=10000, **common)
-    seen = sum(1 for m in c if m.value.startswith(b"kp-oauth-"))
-    c.close()
+    seen = kafka_python_roundtrip(common, "oauth-oidc", "kp-oauth-", 60, 10000)
     assert seen == 60, seen
     out["kafka-python read"] = seen
     return out

@@ -30,17 +30,9 @@ impl Broker {
                 .args(extra)
                 .env("RUST_LOG", "info"),
         );
-        let line = proc
-            .wait_for_line("hdi-broker ready on ", Duration::from_secs(60))
+        let bootstrap = proc
+            .wait_for_word_after("hdi-broker ready on ", Duration::from_secs(60))
             .unwrap();
-        let bootstrap = line
-            .split("ready on ")
-            .nth(1)
-            .unwrap()
-            .split_whitespace()
-            .next()
-            .unwrap()
-            .to_owned();
         Broker { proc, bootstrap }
     }
 }

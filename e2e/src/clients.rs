@@ -59,12 +59,7 @@ pub fn run_phase(
     let out = command.output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    let last = stdout
-        .lines()
-        .rev()
-        .find(|l| l.starts_with('{'))
-        .unwrap_or("");
-    let value: serde_json::Value = serde_json::from_str(last).unwrap_or(serde_json::Value::Null);
+    let (last, value) = last_json_line(&stdout);
     assert!(
         out.status.success() && value["ok"] == true,
         "{} {phase} failed ({}):\n{stdout}\n{stderr}",
@@ -77,6 +72,18 @@ pub fn run_phase(
         started.elapsed().as_secs_f64()
     );
     value
+}
+
+/// The last line of a client's `stdout` that starts with `{` (`""` when none), and its JSON value
+/// (`Null` when it is none or not JSON).
+pub fn last_json_line(stdout: &str) -> (&str, serde_json::Value) {
+    let last = stdout
+        .lines()
+        .rev()
+        .find(|l| l.starts_with('{'))
+        .unwrap_or("");
+    let value = serde_json::from_str(last).unwrap_or(serde_json::Value::Null);
+    (last, value)
 }
 
 /// Runs kcat against `bootstrap` with `args`, feeding `stdin`; returns (success, stdout, stderr).
@@ -144,4 +151,33 @@ pub async fn served_certificate(addr: &str, ca_pem: &str) -> Vec<u8> {
         .await
         .unwrap();
     stream.get_ref().1.peer_certificates().unwrap()[0].to_vec()
+}
+
+/// Produces `records`, one a line, to `topic` with kcat (acks=all); fails the test with kcat's
+/// stderr.
+pub fn kcat_produce(bootstrap: &str, topic: &str, records: &[String]) {
+    let input = records.join("\n") + "\n";
+    let (ok, _, err) = kcat(
+        bootstrap,
+        &["-P", "-t", topic, "-X", "acks=all"],
+        Some(input.as_bytes()),
+    );
+    assert!(ok, "kcat produce to {topic}: {err}");
+}
+
+/// Every record of `topic` from the beginning, read with kcat, sorted; fails the test with kcat's
+/// stderr.
+pub fn kcat_consume_all(bootstrap: &str, topic: &str) -> Vec<String> {
+    let (ok, out, err) = kcat(
+        bootstrap,
+        &["-C", "-t", topic, "-o", "beginning", "-e", "-q"],
+        None,
+    );
+    assert!(ok, "kcat consume {topic}: {err}");
+    let mut lines: Vec<String> = String::from_utf8_lossy(&out)
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    lines.sort();
+    lines
 }

@@ -1,9 +1,13 @@
 //! A control plane, node agents and hdictl: `Secrets`, `ControlPlane`, `start_agent`, and `Fleet`,
-//! a control plane with its agents over one temporary directory for cluster-lifecycle tests.
+//! a control plane with its agents over one temporary directory for cluster-lifecycle tests; and
+//! waiting on the control plane's nodes and operations (`wait_ready_nodes`, `wait_step`,
+//! `wait_succeeded`).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
+
+use uuid::Uuid;
 
 use crate::{Proc, TempDir, bin, eventually, fresh_database, processes_under};
 
@@ -80,17 +84,10 @@ impl ControlPlane {
                 .env("DATABASE_URL", database_url)
                 .env("RUST_LOG", "info"),
         );
-        let line = proc
-            .wait_for_line("listening on http://", Duration::from_secs(30))
+        let address = proc
+            .wait_for_word_after("listening on http://", Duration::from_secs(30))
             .unwrap();
-        let url = line
-            .split("listening on ")
-            .nth(1)
-            .unwrap()
-            .split_whitespace()
-            .next()
-            .unwrap()
-            .to_owned();
+        let url = format!("http://{address}");
         ControlPlane { proc, url }
     }
 
@@ -153,6 +150,53 @@ pub async fn wait_ready_nodes(api: &hdi_api::Client, n: usize) {
     .unwrap();
 }
 
+/// `hdictl cluster create NAME` arguments of a Kafka cluster of three brokers with PLAINTEXT
+/// listeners, for tests of anything but client security.
+pub const PLAINTEXT_KAFKA_3: &[&str] = &[
+    "--kind",
+    "kafka",
+    "--security",
+    "plaintext",
+    "--brokers",
+    "3",
+];
+
+/// The bootstrap servers of a Kafka cluster as `hdictl cluster show NAME -o json` prints it
+/// (`status.endpoints.bootstrap_servers`); fails the test when there are none.
+pub fn bootstrap_servers(cluster: &serde_json::Value) -> String {
+    cluster["status"]["endpoints"]["bootstrap_servers"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no bootstrap servers: {cluster:#}"))
+        .to_owned()
+}
+
+/// Waits (up to 120 s) for operation `op` to end; fails the test unless it succeeded.
+pub async fn wait_succeeded(api: &hdi_api::Client, op: Uuid) -> hdi_api::Operation {
+    let done = api
+        .operation_wait(op, Duration::from_secs(120), |_| {})
+        .await
+        .unwrap();
+    assert_eq!(done.state, hdi_api::OperationState::Succeeded, "{done:#?}");
+    done
+}
+
+/// Waits (up to 60 s) until operation `op` shows a step whose name starts with `prefix` (any
+/// step for `""`); returns the names of its steps then.
+pub async fn wait_step(api: &hdi_api::Client, op: Uuid, prefix: &str) -> Vec<String> {
+    eventually(
+        &format!("step {prefix:?} of {op}"),
+        Duration::from_secs(60),
+        || async {
+            let op = api.operation_get(op).await.ok()?;
+            let names: Vec<String> = op.steps.iter().map(|s| s.name.clone()).collect();
+            names.iter().any(|n| n.starts_with(prefix)).then_some(names)
+        },
+    )
+    .await
+    .unwrap()
+    .0
+}
+
 /// Runs `hdictl` with the given config file; returns (success, stdout, stderr).
 pub fn hdictl(config: &Path, args: &[&str]) -> (bool, String, String) {
     let out = Command::new(bin("hdictl"))
@@ -193,6 +237,21 @@ impl Fleet {
     pub async fn start(tag: &str, agents: u32) -> Fleet {
         let database_url = fresh_database().await;
         Self::start_with_database(tag, agents, database_url)
+    }
+
+    /// Like [`Fleet::start`], then waits (up to 30 s) until its `agents` nodes are Ready.
+    pub async fn start_ready(tag: &str, agents: u32) -> Fleet {
+        let fleet = Self::start(tag, agents).await;
+        wait_ready_nodes(&fleet.api(), usize::try_from(agents).unwrap()).await;
+        fleet
+    }
+
+    /// Like [`Fleet::start_ready`], then creates workspace `test` (the one of `hdictl_config`)
+    /// with `hdictl workspace create`.
+    pub async fn start_with_workspace(tag: &str, agents: u32) -> Fleet {
+        let fleet = Self::start_ready(tag, agents).await;
+        fleet.hdictl_ok(&["workspace", "create", "test"]);
+        fleet
     }
 
     /// Like [`Fleet::start`], on the (empty) database at `database_url`, e.g. one of a
@@ -307,6 +366,51 @@ impl Fleet {
     /// Runs hdictl with this fleet's config; returns (success, stdout, stderr).
     pub fn hdictl(&self, args: &[&str]) -> (bool, String, String) {
         hdictl(&self.hdictl_config, args)
+    }
+
+    /// Runs hdictl with this fleet's config and returns stdout, failing the test with its output
+    /// when it fails.
+    pub fn hdictl_ok(&self, args: &[&str]) -> String {
+        let (success, out, err) = self.hdictl(args);
+        assert!(success, "hdictl {args:?} failed:\n{err}\n{out}");
+        out
+    }
+
+    /// Runs hdictl with this fleet's config and parses its stdout as JSON (give `-o json`),
+    /// failing the test when it fails or prints something else.
+    pub fn hdictl_json(&self, args: &[&str]) -> serde_json::Value {
+        let out = self.hdictl_ok(args);
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("hdictl {args:?}: {e}:\n{out}"))
+    }
+
+    /// Runs hdictl with this fleet's config expecting it to fail; returns stderr, failing the test
+    /// with its output when it succeeds.
+    pub fn hdictl_fails(&self, args: &[&str]) -> String {
+        let (success, out, err) = self.hdictl(args);
+        assert!(
+            !success,
+            "hdictl {args:?} should have failed:\n{out}\n{err}"
+        );
+        err
+    }
+
+    /// Creates cluster `name` with `hdictl cluster create NAME ARGS` (which waits for it) and
+    /// checks with `hdictl cluster show NAME -o json` that it is Running; returns the cluster as
+    /// shown and the create's stderr (its progress). Fails the test otherwise.
+    pub fn create_cluster(&self, name: &str, args: &[&str]) -> (serde_json::Value, String) {
+        let (success, out, err) = self.hdictl(&[&["cluster", "create", name], args].concat());
+        assert!(success, "create {name}: {err}\n{out}");
+        let cluster = self.hdictl_json(&["cluster", "show", name, "-o", "json"]);
+        assert_eq!(cluster["status"]["state"], "Running", "{cluster:#}");
+        (cluster, err)
+    }
+
+    /// What is left in the workloads directory of agent `index`: its entries (none when it does
+    /// not exist).
+    pub fn workload_data(&self, index: u32) -> Vec<PathBuf> {
+        std::fs::read_dir(self.agent_dir(index).join("workloads"))
+            .map(|d| d.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default()
     }
 
     /// The fleet's brokers and executors (they run from under the agents' data directories).

@@ -27,10 +27,13 @@ use anyhow::bail;
 
 pub use broker::Broker;
 pub use clients::{
-    client_command, client_script, kcat, run_phase, served_certificate, test_node_path,
-    test_python, trusting,
+    client_command, client_script, kcat, kcat_consume_all, kcat_produce, last_json_line, run_phase,
+    served_certificate, test_node_path, test_python, trusting,
 };
-pub use fleet::{ControlPlane, Fleet, Secrets, hdictl, start_agent, wait_ready_nodes};
+pub use fleet::{
+    ControlPlane, Fleet, PLAINTEXT_KAFKA_3, Secrets, bootstrap_servers, hdictl, start_agent,
+    wait_ready_nodes, wait_step, wait_succeeded,
+};
 pub use hdi_test_support::ports;
 pub use postgres::{PrivatePostgres, count_rows, fresh_database, with_database};
 pub use proc::{Proc, processes_under};

@@ -75,6 +75,36 @@ impl Proc {
         }
     }
 
+    /// Waits until a printed line contains `needle`; returns the word that follows `needle` in
+    /// it (up to white space), e.g. the address of a ready line.
+    pub fn wait_for_word_after(
+        &mut self,
+        needle: &str,
+        timeout: Duration,
+    ) -> anyhow::Result<String> {
+        let line = self.wait_for_line(needle, timeout)?;
+        line.split(needle)
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+            .map(str::to_owned)
+            .with_context(|| format!("{}: nothing follows {needle:?} in {line:?}", self.name))
+    }
+
+    /// Waits until the process exits on its own; returns its status and the lines it printed
+    /// that are not blank.
+    pub fn wait_exit_lines(
+        &mut self,
+        timeout: Duration,
+    ) -> anyhow::Result<(ExitStatus, Vec<String>)> {
+        let status = self.wait_exit(timeout)?;
+        let lines = self
+            .lines()
+            .into_iter()
+            .filter(|l| !l.trim().is_empty())
+            .collect();
+        Ok((status, lines))
+    }
+
     /// Waits for the process to exit on its own.
     pub fn wait_exit(&mut self, timeout: Duration) -> anyhow::Result<ExitStatus> {
         let deadline = Instant::now() + timeout;
@@ -141,18 +171,8 @@ impl Drop for Proc {
 pub fn processes_under(dir: &Path) -> Vec<(u32, String)> {
     let needle = dir.to_string_lossy().into_owned();
     let mut found = Vec::new();
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return found;
-    };
-    for entry in entries.flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|s| s.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        let Ok(raw) = std::fs::read(entry.path().join("cmdline")) else {
+    for (pid, proc_dir) in hdi_test_support::procfs::processes() {
+        let Ok(raw) = std::fs::read(proc_dir.join("cmdline")) else {
             continue;
         };
         let cmdline = String::from_utf8_lossy(&raw).replace('\0', " ");

@@ -12,7 +12,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
 
-use hdi_e2e::{Fleet, test_python, wait_ready_nodes};
+use hdi_e2e::{Fleet, test_python};
 
 /// Generated cases per operation and phase: about a minute on two cores for both runs.
 const MAX_EXAMPLES: &str = "100";
@@ -59,9 +59,8 @@ fn schemathesis(fleet: &Fleet, config: &Path, token: &str, extra: &[&str]) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn api_conforms_to_its_openapi_document() {
-    let fleet = Fleet::start("api-conformance", 1).await;
+    let fleet = Fleet::start_ready("api-conformance", 1).await;
     let api = fleet.api();
-    wait_ready_nodes(&api, 1).await;
     api.workspace_create("test").await.unwrap();
     // Waits until the cluster is Running.
     let (created, out, err) = fleet.hdictl(&[

@@ -6,10 +6,10 @@
 
 use std::time::Duration;
 
-use hdi_api::{
-    ClusterKind, ClusterPatch, ClusterSpec, NodePool, NodePoolPatch, OperationState, PoolRole,
+use hdi_api::{ClusterKind, ClusterPatch, ClusterSpec, NodePool, NodePoolPatch, PoolRole};
+use hdi_e2e::{
+    Fleet, count_rows, eventually, kcat_consume_all, kcat_produce, wait_step, wait_succeeded,
 };
-use hdi_e2e::{Fleet, count_rows, eventually, kcat, wait_ready_nodes};
 use uuid::Uuid;
 
 fn kafka_spec(brokers: u32) -> ClusterSpec {
@@ -31,40 +31,18 @@ fn kafka_spec(brokers: u32) -> ClusterSpec {
 }
 
 async fn ready_fleet(tag: &str) -> Fleet {
-    let fleet = Fleet::start(tag, 3).await;
-    let api = fleet.api();
-    wait_ready_nodes(&api, 3).await;
-    api.workspace_create("test").await.unwrap();
+    let fleet = Fleet::start_ready(tag, 3).await;
+    fleet.api().workspace_create("test").await.unwrap();
     fleet
 }
 
 /// Waits until the operation shows a step whose name starts with `prefix`, then SIGKILLs the
 /// control plane, restarts it, and returns the steps seen before the kill.
 async fn kill_at_step(fleet: &mut Fleet, op: Uuid, prefix: &str) -> Vec<String> {
-    let api = fleet.api();
-    let (steps, _) = eventually(
-        &format!("step {prefix:?}"),
-        Duration::from_secs(60),
-        || async {
-            let op = api.operation_get(op).await.ok()?;
-            let names: Vec<String> = op.steps.iter().map(|s| s.name.clone()).collect();
-            names.iter().any(|n| n.starts_with(prefix)).then_some(names)
-        },
-    )
-    .await
-    .unwrap();
+    let steps = wait_step(&fleet.api(), op, prefix).await;
     fleet.control_plane.proc.kill9();
     fleet.restart_control_plane();
     steps
-}
-
-async fn wait_op(fleet: &Fleet, op: Uuid) {
-    let done = fleet
-        .api()
-        .operation_wait(op, Duration::from_secs(120), |_| {})
-        .await
-        .unwrap();
-    assert_eq!(done.state, OperationState::Succeeded, "{done:#?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -80,19 +58,14 @@ async fn control_plane_killed_at_every_step_converges_without_orphans() {
     fleet.control_plane.proc.kill9();
     fleet.restart_control_plane();
     kill_at_step(&mut fleet, op.id, "place brokers").await;
-    wait_op(&fleet, op.id).await;
+    wait_succeeded(&fleet.api(), op.id).await;
     let api = fleet.api();
     let cluster = api.cluster_get("test", "pay").await.unwrap();
     assert_eq!(cluster.status.state, hdi_api::ClusterState::Running);
     assert_eq!(cluster.status.workloads.len(), 3, "placed once, not twice");
     let bootstrap = cluster.status.endpoints.bootstrap_servers.clone().unwrap();
-    let input: String = (0..200).map(|i| format!("r{i}\n")).collect();
-    let (ok, _, err) = kcat(
-        &bootstrap,
-        &["-P", "-t", "events", "-X", "acks=all"],
-        Some(input.as_bytes()),
-    );
-    assert!(ok, "{err}");
+    let records: Vec<String> = (0..200).map(|i| format!("r{i}")).collect();
+    kcat_produce(&bootstrap, "events", &records);
 
     // Resize out: killed while the new broker starts.
     let patch = |n: u32, drain: bool| ClusterPatch {
@@ -108,7 +81,7 @@ async fn control_plane_killed_at_every_step_converges_without_orphans() {
         .await
         .unwrap();
     kill_at_step(&mut fleet, op.id, "place brokers 4").await;
-    wait_op(&fleet, op.id).await;
+    wait_succeeded(&fleet.api(), op.id).await;
     let api = fleet.api();
     assert_eq!(
         api.cluster_get("test", "pay")
@@ -127,18 +100,12 @@ async fn control_plane_killed_at_every_step_converges_without_orphans() {
         .unwrap();
     let seen = kill_at_step(&mut fleet, op.id, "").await;
     assert!(!seen.is_empty());
-    wait_op(&fleet, op.id).await;
+    wait_succeeded(&fleet.api(), op.id).await;
     let api = fleet.api();
     let cluster = api.cluster_get("test", "pay").await.unwrap();
     assert_eq!(cluster.status.workloads.len(), 3, "{cluster:#?}");
-    let (ok, out, err) = kcat(
-        &bootstrap,
-        &["-C", "-t", "events", "-o", "beginning", "-e", "-q"],
-        None,
-    );
-    assert!(ok, "{err}");
     assert_eq!(
-        String::from_utf8_lossy(&out).lines().count(),
+        kcat_consume_all(&bootstrap, "events").len(),
         200,
         "nothing acknowledged is lost"
     );
@@ -146,7 +113,7 @@ async fn control_plane_killed_at_every_step_converges_without_orphans() {
     // Delete: killed while the workloads stop.
     let op = api.cluster_delete("test", "pay").await.unwrap();
     kill_at_step(&mut fleet, op.id, "stop the workloads").await;
-    wait_op(&fleet, op.id).await;
+    wait_succeeded(&fleet.api(), op.id).await;
     let api = fleet.api();
     let gone = api.cluster_get("test", "pay").await.unwrap_err();
     assert_eq!(gone.status(), Some(404));
@@ -158,10 +125,7 @@ async fn control_plane_killed_at_every_step_converges_without_orphans() {
     .await
     .unwrap();
     for node in 0..3 {
-        let dir = fleet.agent_dir(node).join("workloads");
-        let left: Vec<_> = std::fs::read_dir(&dir)
-            .map(|d| d.flatten().map(|e| e.path()).collect())
-            .unwrap_or_default();
+        let left = fleet.workload_data(node);
         assert!(left.is_empty(), "data left on node-{node}: {left:?}");
     }
     let db = fleet.database_url.clone();
@@ -203,7 +167,7 @@ async fn hundred_identical_puts_make_one_cluster_and_brokers_serve_without_the_c
     assert_eq!(count_rows(&db, "SELECT count(*) FROM clusters").await, 1);
     assert_eq!(count_rows(&db, "SELECT count(*) FROM operations").await, 1);
     let op = *ops.iter().next().unwrap();
-    wait_op(&fleet, op).await;
+    wait_succeeded(&fleet.api(), op).await;
     let cluster = api.cluster_get("test", "one").await.unwrap();
     let bootstrap = cluster.status.endpoints.bootstrap_servers.clone().unwrap();
 
@@ -212,20 +176,10 @@ async fn hundred_identical_puts_make_one_cluster_and_brokers_serve_without_the_c
     for agent in &mut fleet.agents {
         agent.kill9();
     }
-    let input: String = (0..500).map(|i| format!("s{i}\n")).collect();
-    let (ok, _, err) = kcat(
-        &bootstrap,
-        &["-P", "-t", "static", "-X", "acks=all"],
-        Some(input.as_bytes()),
-    );
-    assert!(ok, "produce without a control plane: {err}");
-    let (ok, out, err) = kcat(
-        &bootstrap,
-        &["-C", "-t", "static", "-o", "beginning", "-e", "-q"],
-        None,
-    );
-    assert!(ok, "consume without a control plane: {err}");
-    assert_eq!(String::from_utf8_lossy(&out).lines().count(), 500);
+    // Without a control plane.
+    let records: Vec<String> = (0..500).map(|i| format!("s{i}")).collect();
+    kcat_produce(&bootstrap, "static", &records);
+    assert_eq!(kcat_consume_all(&bootstrap, "static").len(), 500);
     assert_eq!(
         fleet.workload_processes().len(),
         3,

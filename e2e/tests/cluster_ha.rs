@@ -7,11 +7,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
-use hdi_api::{
-    Client, ClusterKind, ClusterSpec, ClusterState, NodePool, Operation, OperationState, PoolRole,
-};
+use hdi_api::{Client, ClusterKind, ClusterSpec, ClusterState, NodePool, OperationState, PoolRole};
 use hdi_e2e::{
-    Fleet, PrivatePostgres, count_rows, eventually, kcat, start_agent, wait_ready_nodes,
+    Fleet, PrivatePostgres, count_rows, eventually, kcat_consume_all, kcat_produce, start_agent,
+    wait_ready_nodes, wait_step, wait_succeeded,
 };
 use uuid::Uuid;
 
@@ -37,31 +36,6 @@ fn spec(kind: ClusterKind, replicas: u32) -> ClusterSpec {
     }
 }
 
-async fn wait_op(api: &Client, op: Uuid) -> Operation {
-    let done = api
-        .operation_wait(op, Duration::from_secs(120), |_| {})
-        .await
-        .unwrap();
-    assert_eq!(done.state, OperationState::Succeeded, "{done:#?}");
-    done
-}
-
-/// Waits until the operation shows a step whose name starts with `prefix`; returns the steps.
-async fn wait_step(api: &Client, op: Uuid, prefix: &str) -> Vec<String> {
-    eventually(
-        &format!("step {prefix:?} of {op}"),
-        Duration::from_secs(60),
-        || async {
-            let op = api.operation_get(op).await.ok()?;
-            let names: Vec<String> = op.steps.iter().map(|s| s.name.clone()).collect();
-            names.iter().any(|n| n.starts_with(prefix)).then_some(names)
-        },
-    )
-    .await
-    .unwrap()
-    .0
-}
-
 async fn query_pairs(database_url: &str, sql: &str) -> Vec<(String, Option<String>)> {
     let pool = sqlx::PgPool::connect(database_url).await.unwrap();
     let rows: Vec<(String, Option<String>)> = sqlx::query_as(sqlx::AssertSqlSafe(sql.to_owned()))
@@ -72,36 +46,20 @@ async fn query_pairs(database_url: &str, sql: &str) -> Vec<(String, Option<Strin
     rows
 }
 
-/// Produces `records` with acks=all; fails the test with kcat's stderr.
-fn produce(bootstrap: &str, topic: &str, records: &[String]) {
-    let input = records.join("\n") + "\n";
-    let (ok, _, err) = kcat(
-        bootstrap,
-        &["-P", "-t", topic, "-X", "acks=all"],
-        Some(input.as_bytes()),
-    );
-    assert!(ok, "kcat produce to {topic}: {err}");
-}
-
-fn consume(bootstrap: &str, topic: &str) -> Vec<String> {
-    let (ok, out, err) = kcat(
-        bootstrap,
-        &["-C", "-t", topic, "-o", "beginning", "-e", "-q"],
-        None,
-    );
-    assert!(ok, "kcat consume {topic}: {err}");
-    let mut lines: Vec<String> = String::from_utf8_lossy(&out)
-        .lines()
-        .map(str::to_owned)
-        .collect();
-    lines.sort();
-    lines
-}
-
 async fn is_ready(api: &Client) -> bool {
     api.readiness()
         .await
         .is_ok_and(|r| r.status == "ready" && r.database == "ok")
+}
+
+/// Waits (up to 30 s) until `/readyz` reports ready again; returns how long that took.
+async fn ready_again(api: &Client) -> Duration {
+    eventually("/readyz ready again", Duration::from_secs(30), || async {
+        is_ready(api).await.then_some(())
+    })
+    .await
+    .unwrap()
+    .1
 }
 
 /// Keeps the database down until `outage` has lasted `length`, checking every 250 ms that the
@@ -146,17 +104,13 @@ async fn postgres_killed_and_stopped_mid_operation_loses_nothing_acknowledged() 
     assert!(!is_ready(&api).await, "/readyz reports the database outage");
     ride_out(&mut fleet, outage, Duration::from_secs(5)).await;
     pg.start();
-    let (_, back) = eventually("/readyz ready again", Duration::from_secs(30), || async {
-        is_ready(&api).await.then_some(())
-    })
-    .await
-    .unwrap();
+    let back = ready_again(&api).await;
     eprintln!("control plane ready {back:?} after PostgreSQL restarted (crash recovery)");
     assert!(
         fleet.control_plane.proc.is_running(),
         "the control plane survives the outage"
     );
-    let done = wait_op(&api, create.id).await;
+    let done = wait_succeeded(&api, create.id).await;
     eprintln!(
         "create converged {:.1}s after the outage began; steps {:?}",
         outage.elapsed().as_secs_f64(),
@@ -168,7 +122,7 @@ async fn postgres_killed_and_stopped_mid_operation_loses_nothing_acknowledged() 
     assert_eq!(count_rows(&db, "SELECT count(*) FROM workloads").await, 3);
     let bootstrap = pay.status.endpoints.bootstrap_servers.clone().unwrap();
     let before: Vec<String> = (0..100).map(|i| format!("before-{i:03}")).collect();
-    produce(&bootstrap, "before", &before);
+    kcat_produce(&bootstrap, "before", &before);
     let broker_pids: BTreeSet<u32> = fleet.workload_processes().iter().map(|p| p.0).collect();
     assert_eq!(broker_pids.len(), 3);
 
@@ -187,10 +141,10 @@ async fn postgres_killed_and_stopped_mid_operation_loses_nothing_acknowledged() 
     // Static stability: the brokers serve without the database (and so without a usable control
     // plane).
     let during: Vec<String> = (0..300).map(|i| format!("during-{i:03}")).collect();
-    produce(&bootstrap, "during", &during);
+    kcat_produce(&bootstrap, "during", &during);
     let mut expected = during.clone();
     expected.sort();
-    assert_eq!(consume(&bootstrap, "during"), expected);
+    assert_eq!(kcat_consume_all(&bootstrap, "during"), expected);
     eprintln!(
         "produced and consumed 300 records {:.1}s into the outage",
         outage.elapsed().as_secs_f64()
@@ -198,12 +152,8 @@ async fn postgres_killed_and_stopped_mid_operation_loses_nothing_acknowledged() 
     assert!(!is_ready(&api).await);
     ride_out(&mut fleet, outage, Duration::from_secs(5)).await;
     pg.start();
-    eventually("/readyz ready again", Duration::from_secs(30), || async {
-        is_ready(&api).await.then_some(())
-    })
-    .await
-    .unwrap();
-    wait_op(&api, etl.id).await;
+    ready_again(&api).await;
+    wait_succeeded(&api, etl.id).await;
     eprintln!(
         "Spark create converged {:.1}s after the outage began",
         outage.elapsed().as_secs_f64()
@@ -252,17 +202,17 @@ async fn postgres_killed_and_stopped_mid_operation_loses_nothing_acknowledged() 
     );
     let mut before_sorted = before.clone();
     before_sorted.sort();
-    assert_eq!(consume(&bootstrap, "before"), before_sorted);
-    assert_eq!(consume(&bootstrap, "during"), expected);
+    assert_eq!(kcat_consume_all(&bootstrap, "before"), before_sorted);
+    assert_eq!(kcat_consume_all(&bootstrap, "during"), expected);
 
     // 3. Static stability with both gone: PostgreSQL stopped and the control plane SIGKILLed.
     pg.stop();
     fleet.control_plane.proc.kill9();
     let dark: Vec<String> = (0..300).map(|i| format!("dark-{i:03}")).collect();
-    produce(&bootstrap, "dark", &dark);
+    kcat_produce(&bootstrap, "dark", &dark);
     let mut dark_sorted = dark.clone();
     dark_sorted.sort();
-    assert_eq!(consume(&bootstrap, "dark"), dark_sorted);
+    assert_eq!(kcat_consume_all(&bootstrap, "dark"), dark_sorted);
     pg.start();
     fleet.restart_control_plane();
     let api = fleet.api();
@@ -338,11 +288,7 @@ async fn create_acknowledged_right_before_a_postgres_outage_converges() {
     let outage = Instant::now();
     ride_out(&mut fleet, outage, Duration::from_secs(5)).await;
     pg.start();
-    eventually("/readyz ready again", Duration::from_secs(30), || async {
-        is_ready(&api).await.then_some(())
-    })
-    .await
-    .unwrap();
+    ready_again(&api).await;
     let done = api
         .operation_wait(etl.id, Duration::from_secs(120), |_| {})
         .await
@@ -443,7 +389,7 @@ async fn two_control_planes_on_one_database_do_no_double_work() {
     }
     for (i, op) in ops.iter().enumerate() {
         // Each waited for through the other control plane than the one that took it.
-        let done = wait_op(&apis[(i + 1) % 2], *op).await;
+        let done = wait_succeeded(&apis[(i + 1) % 2], *op).await;
         let names: Vec<&str> = done.steps.iter().map(|s| s.name.as_str()).collect();
         let unique: BTreeSet<&str> = names.iter().copied().collect();
         assert_eq!(
@@ -537,7 +483,7 @@ async fn two_control_planes_on_one_database_do_no_double_work() {
             fleet.agents[i] = fleet.start_agent(u32::try_from(i).unwrap(), &url);
         }
     }
-    let done = wait_op(&apis[survivor], delete.id).await;
+    let done = wait_succeeded(&apis[survivor], delete.id).await;
     let took = killed.elapsed();
     eprintln!(
         "the survivor finished the delete {:.1}s after the kill; steps {:?}",

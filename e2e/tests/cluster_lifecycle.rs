@@ -5,18 +5,29 @@
 
 use std::collections::BTreeSet;
 
-use hdi_e2e::{Fleet, client_command, kcat, test_python, wait_ready_nodes};
+use hdi_e2e::{
+    Fleet, PLAINTEXT_KAFKA_3, bootstrap_servers, client_command, kcat_consume_all, kcat_produce,
+    test_python,
+};
 use serde_json::Value;
 
-/// Runs hdictl and returns stdout, failing the test with stderr when it fails.
-fn ok(fleet: &Fleet, args: &[&str]) -> String {
-    let (success, out, err) = fleet.hdictl(args);
-    assert!(success, "hdictl {args:?} failed:\n{err}\n{out}");
-    out
+fn show(fleet: &Fleet, name: &str) -> Value {
+    fleet.hdictl_json(&["cluster", "show", name, "-o", "json"])
 }
 
-fn show(fleet: &Fleet, name: &str) -> Value {
-    serde_json::from_str(&ok(fleet, &["cluster", "show", name, "-o", "json"])).unwrap()
+/// Runs `script` with the test venv's Python; returns its stdout, failing the test with its stderr
+/// (after `what`) when it fails.
+fn python(script: &str, what: &str) -> Vec<u8> {
+    let out = client_command(test_python())
+        .args(["-c", script])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{what}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
 }
 
 /// Topic metadata through confluent-kafka's admin client: `{partition: replicas}`.
@@ -27,16 +38,7 @@ fn replicas(bootstrap: &str, topic: &str) -> Vec<Vec<i64>> {
          t = a.list_topics('{topic}', timeout=10).topics['{topic}']\n\
          print(json.dumps([t.partitions[p].replicas for p in sorted(t.partitions)]))\n"
     );
-    let out = client_command(test_python())
-        .args(["-c", &script])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
+    serde_json::from_slice(&python(&script, "topic metadata")).unwrap()
 }
 
 fn create_topic(bootstrap: &str, topic: &str, partitions: u32, rf: u32) {
@@ -45,30 +47,7 @@ fn create_topic(bootstrap: &str, topic: &str, partitions: u32, rf: u32) {
          a = AdminClient({{'bootstrap.servers': '{bootstrap}'}})\n\
          for f in a.create_topics([NewTopic('{topic}', {partitions}, {rf})], request_timeout=15).values(): f.result()\n"
     );
-    let out = client_command(test_python())
-        .args(["-c", &script])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "create topic: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-fn consume_all(bootstrap: &str, topic: &str) -> Vec<String> {
-    let (success, out, err) = kcat(
-        bootstrap,
-        &["-C", "-t", topic, "-o", "beginning", "-e", "-q"],
-        None,
-    );
-    assert!(success, "kcat consume: {err}");
-    let mut lines: Vec<String> = String::from_utf8_lossy(&out)
-        .lines()
-        .map(str::to_owned)
-        .collect();
-    lines.sort();
-    lines
+    python(&script, "create topic");
 }
 
 fn workloads(cluster: &Value) -> Vec<Value> {
@@ -80,64 +59,36 @@ fn workloads(cluster: &Value) -> Vec<Value> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kafka_and_spark_clusters_through_hdictl() {
-    let fleet = Fleet::start("lifecycle", 3).await;
+    let fleet = Fleet::start_with_workspace("lifecycle", 3).await;
     let api = fleet.api();
-    wait_ready_nodes(&api, 3).await;
-    ok(&fleet, &["workspace", "create", "test"]);
 
     // Create: three brokers on three fault domains, Running only once they are one cluster.
-    let out = fleet.hdictl(&[
-        "cluster",
-        "create",
-        "pay",
-        "--kind",
-        "kafka",
-        "--security",
-        "plaintext",
-        "--brokers",
-        "3",
-    ]);
-    assert!(out.0, "create: {}\n{}", out.2, out.1);
+    let (cluster, progress) = fleet.create_cluster("pay", PLAINTEXT_KAFKA_3);
     assert!(
-        out.2.contains("place brokers 1, 2, 3"),
-        "progress shows the steps: {}",
-        out.2
+        progress.contains("place brokers 1, 2, 3"),
+        "progress shows the steps: {progress}"
     );
-    let cluster = show(&fleet, "pay");
-    assert_eq!(cluster["status"]["state"], "Running", "{cluster:#}");
     let domains: BTreeSet<u64> = workloads(&cluster)
         .iter()
         .map(|w| w["fault_domain"].as_u64().unwrap())
         .collect();
     assert_eq!(domains.len(), 3, "one broker per fault domain: {cluster:#}");
-    let bootstrap = cluster["status"]["endpoints"]["bootstrap_servers"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let bootstrap = bootstrap_servers(&cluster);
 
     // A topic with RF=3, written and read with kcat at the bootstrap address.
     create_topic(&bootstrap, "payments", 12, 3);
     let records: Vec<String> = (0..300).map(|i| format!("payment-{i:04}")).collect();
-    let input = records.join("\n") + "\n";
-    let (success, _, err) = kcat(
-        &bootstrap,
-        &["-P", "-t", "payments", "-X", "acks=all"],
-        Some(input.as_bytes()),
-    );
-    assert!(success, "kcat produce: {err}");
+    kcat_produce(&bootstrap, "payments", &records);
     let mut expected = records.clone();
     expected.sort();
-    assert_eq!(consume_all(&bootstrap, "payments"), expected);
+    assert_eq!(kcat_consume_all(&bootstrap, "payments"), expected);
 
     // Resize 3 -> 4: the new broker joins and partitions move onto it.
-    ok(&fleet, &["cluster", "resize", "pay", "--brokers", "4"]);
+    fleet.hdictl_ok(&["cluster", "resize", "pay", "--brokers", "4"]);
     let cluster = show(&fleet, "pay");
     assert_eq!(cluster["status"]["state"], "Running", "{cluster:#}");
     assert_eq!(workloads(&cluster).len(), 4);
-    let bootstrap4 = cluster["status"]["endpoints"]["bootstrap_servers"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let bootstrap4 = bootstrap_servers(&cluster);
     let placement = replicas(&bootstrap4, "payments");
     let on_four = placement.iter().filter(|r| r.contains(&4)).count();
     assert!(
@@ -154,10 +105,7 @@ async fn kafka_and_spark_clusters_through_hdictl() {
     assert!(err.contains("brokers_hold_partitions"), "{err}");
 
     // With drain: partitions move off broker 4, then it stops and its data goes.
-    ok(
-        &fleet,
-        &["cluster", "resize", "pay", "--brokers", "3", "--drain"],
-    );
+    fleet.hdictl_ok(&["cluster", "resize", "pay", "--brokers", "3", "--drain"]);
     let cluster = show(&fleet, "pay");
     assert_eq!(cluster["status"]["state"], "Running", "{cluster:#}");
     assert_eq!(workloads(&cluster).len(), 3, "{cluster:#}");
@@ -167,26 +115,13 @@ async fn kafka_and_spark_clusters_through_hdictl() {
         "{placement:?}"
     );
     assert_eq!(
-        consume_all(&bootstrap, "payments"),
+        kcat_consume_all(&bootstrap, "payments"),
         expected,
         "nothing lost across the resizes"
     );
 
     // Spark: a driver and two executors; resize 2 -> 3 -> 1.
-    ok(
-        &fleet,
-        &[
-            "cluster",
-            "create",
-            "etl",
-            "--kind",
-            "spark",
-            "--executors",
-            "2",
-        ],
-    );
-    let spark = show(&fleet, "etl");
-    assert_eq!(spark["status"]["state"], "Running", "{spark:#}");
+    let (spark, _) = fleet.create_cluster("etl", &["--kind", "spark", "--executors", "2"]);
     assert_eq!(workloads(&spark).len(), 3);
     let job_api = spark["status"]["endpoints"]["job_api"]
         .as_str()
@@ -208,33 +143,26 @@ async fn kafka_and_spark_clusters_through_hdictl() {
         2,
         "{members:#}"
     );
-    ok(&fleet, &["cluster", "resize", "etl", "--executors", "3"]);
-    ok(&fleet, &["cluster", "resize", "etl", "--executors", "1"]);
+    fleet.hdictl_ok(&["cluster", "resize", "etl", "--executors", "3"]);
+    fleet.hdictl_ok(&["cluster", "resize", "etl", "--executors", "1"]);
     let spark = show(&fleet, "etl");
     assert_eq!(workloads(&spark).len(), 2, "{spark:#}");
 
-    let listing = ok(&fleet, &["cluster", "list"]);
+    let listing = fleet.hdictl_ok(&["cluster", "list"]);
     assert!(
         listing.contains("pay") && listing.contains("etl"),
         "{listing}"
     );
 
     // Delete both: every process stops and every data directory goes.
-    ok(&fleet, &["cluster", "delete", "pay"]);
-    ok(&fleet, &["cluster", "delete", "etl"]);
+    fleet.hdictl_ok(&["cluster", "delete", "pay"]);
+    fleet.hdictl_ok(&["cluster", "delete", "etl"]);
     let (success, _, err) = fleet.hdictl(&["cluster", "show", "pay"]);
     assert!(!success && err.contains("not_found"), "{err}");
-    let leftovers: Vec<(u32, String)> = fleet
-        .processes()
-        .into_iter()
-        .filter(|(_, cmd)| cmd.contains("hdi-broker") || cmd.contains("hdi-executor"))
-        .collect();
+    let leftovers = fleet.workload_processes();
     assert!(leftovers.is_empty(), "processes left behind: {leftovers:?}");
     for node in 0..3 {
-        let dir = fleet.agent_dir(node).join("workloads");
-        let left: Vec<_> = std::fs::read_dir(&dir)
-            .map(|d| d.flatten().map(|e| e.path()).collect())
-            .unwrap_or_default();
+        let left = fleet.workload_data(node);
         assert!(left.is_empty(), "data left on node-{node}: {left:?}");
     }
     let audit = api.audit_list(None).await.unwrap();
@@ -321,10 +249,7 @@ async fn reqwest_get(url: &str, credential: &str) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_capacity_shortage_is_refused_with_the_reason() {
-    let fleet = Fleet::start("shortage", 3).await;
-    let api = fleet.api();
-    wait_ready_nodes(&api, 3).await;
-    ok(&fleet, &["workspace", "create", "test"]);
+    let fleet = Fleet::start_with_workspace("shortage", 3).await;
     // 16 large brokers (2 cores each) do not fit on three 4-core nodes.
     let (success, out, err) = fleet.hdictl(&[
         "cluster",
@@ -350,5 +275,5 @@ async fn a_capacity_shortage_is_refused_with_the_reason() {
         workloads(&cluster).is_empty(),
         "all or nothing: {cluster:#}"
     );
-    ok(&fleet, &["cluster", "delete", "huge"]);
+    fleet.hdictl_ok(&["cluster", "delete", "huge"]);
 }

@@ -34,9 +34,13 @@ async fn request(address: &str, method: &str, path: &str, body: &str) -> (u16, S
     (status, answer)
 }
 
-fn login(username: &str, password: &str) -> String {
-    serde_json::json!({"grant_type": "password", "username": username, "password": password})
-        .to_string()
+/// A password login (`POST /v1/auth/token`) on a new connection; returns the status and the raw
+/// answer.
+async fn login(address: &str, username: &str, password: &str) -> (u16, String) {
+    let body =
+        serde_json::json!({"grant_type": "password", "username": username, "password": password})
+            .to_string();
+    request(address, "POST", "/v1/auth/token", &body).await
 }
 
 /// The largest resident set the process has had, in bytes (VmHWM).
@@ -105,15 +109,7 @@ async fn slow_clients_and_login_floods_are_bounded() {
             } else {
                 format!("nobody{i}")
             };
-            tokio::spawn(async move {
-                request(
-                    &address,
-                    "POST",
-                    "/v1/auth/token",
-                    &login(&username, "wrong-password-000"),
-                )
-                .await
-            })
+            tokio::spawn(async move { login(&address, &username, "wrong-password-000").await })
         })
         .collect();
     let mut statuses = std::collections::BTreeMap::<u16, usize>::new();
@@ -152,35 +148,17 @@ async fn slow_clients_and_login_floods_are_bounded() {
         .await
         .unwrap();
     for _ in 0..5 {
-        let (status, answer) = request(
-            &address,
-            "POST",
-            "/v1/auth/token",
-            &login("carol", "wrong-password-000"),
-        )
-        .await;
+        let (status, answer) = login(&address, "carol", "wrong-password-000").await;
         assert_eq!(status, 401, "{answer}");
     }
-    let (status, answer) = request(
-        &address,
-        "POST",
-        "/v1/auth/token",
-        &login("carol", PASSWORD),
-    )
-    .await;
+    let (status, answer) = login(&address, "carol", PASSWORD).await;
     assert_eq!(status, 429, "{answer}");
     assert!(
         answer.to_ascii_lowercase().contains("retry-after: 1\r\n"),
         "{answer}"
     );
     tokio::time::sleep(Duration::from_millis(1100)).await;
-    let (status, answer) = request(
-        &address,
-        "POST",
-        "/v1/auth/token",
-        &login("carol", PASSWORD),
-    )
-    .await;
+    let (status, answer) = login(&address, "carol", PASSWORD).await;
     assert_eq!(status, 200, "{answer}");
     let audit = cp.admin(&secrets).audit_list(None).await.unwrap();
     assert!(

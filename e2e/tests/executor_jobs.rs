@@ -98,17 +98,9 @@ fn start_driver(dir: &std::path::Path, listen: &str, env: &[(&str, &str)]) -> (P
             .env("RUST_LOG", "info")
             .envs(env.iter().copied()),
     );
-    let line = proc
-        .wait_for_line("hdi-executor driver ready on ", Duration::from_secs(30))
+    let address = proc
+        .wait_for_word_after("hdi-executor driver ready on ", Duration::from_secs(30))
         .unwrap();
-    let address = line
-        .split("ready on ")
-        .nth(1)
-        .unwrap()
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .to_string();
     (proc, address)
 }
 

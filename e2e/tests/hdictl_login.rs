@@ -10,7 +10,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use hdi_api::{OperationState, Role};
-use hdi_e2e::{Fleet, bin, hdictl, wait_ready_nodes};
+use hdi_e2e::{Fleet, bin, hdictl};
 
 const PASSWORD: &str = "correct-horse-battery-staple";
 
@@ -42,9 +42,8 @@ fn hdictl_stdin(config: &Path, args: &[&str], stdin: &str) -> (bool, String, Str
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hdictl_login_with_a_password_and_roles() {
     let started = Instant::now();
-    let fleet = Fleet::start("login", 2).await;
+    let fleet = Fleet::start_ready("login", 2).await;
     let admin = fleet.api();
-    wait_ready_nodes(&admin, 2).await;
     admin.workspace_create("test").await.unwrap();
     admin.workspace_create("other").await.unwrap();
     admin.user_create("alice", PASSWORD).await.unwrap();
@@ -57,38 +56,29 @@ async fn hdictl_login_with_a_password_and_roles() {
     let url = fleet.control_plane.url.clone();
 
     // A wrong password: refused, nothing saved.
-    let (ok, out, err) = hdictl_stdin(
-        &config,
-        &[
-            "-w",
-            "test",
-            "login",
-            "--url",
-            &url,
-            "--username",
-            "alice",
-            "--password-stdin",
-        ],
-        "not-the-password\n",
-    );
+    // `hdictl -w test login` as alice, the password on stdin.
+    let login = |stdin: &str| {
+        hdictl_stdin(
+            &config,
+            &[
+                "-w",
+                "test",
+                "login",
+                "--url",
+                &url,
+                "--username",
+                "alice",
+                "--password-stdin",
+            ],
+            stdin,
+        )
+    };
+    let (ok, out, err) = login("not-the-password\n");
     assert!(!ok, "a wrong password must be refused: {out}");
     assert!(err.contains("invalid_credentials"), "{err}");
     assert!(!config.exists(), "nothing saved after a refused login");
 
-    let (ok, out, err) = hdictl_stdin(
-        &config,
-        &[
-            "-w",
-            "test",
-            "login",
-            "--url",
-            &url,
-            "--username",
-            "alice",
-            "--password-stdin",
-        ],
-        &format!("{PASSWORD}\n"),
-    );
+    let (ok, out, err) = login(&format!("{PASSWORD}\n"));
     assert!(ok, "login: {err}\n{out}");
 
     // The file: 0600, an API token and a cached access token, never the password.

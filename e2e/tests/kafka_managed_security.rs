@@ -14,23 +14,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use hdi_e2e::{Fleet, kcat, wait_ready_nodes};
+use hdi_e2e::{Fleet, bootstrap_servers, kcat};
 use serde_json::Value;
-
-fn ok(fleet: &Fleet, args: &[&str]) -> String {
-    let (success, out, err) = fleet.hdictl(args);
-    assert!(success, "hdictl {args:?} failed:\n{err}\n{out}");
-    out
-}
-
-fn fails(fleet: &Fleet, args: &[&str]) -> String {
-    let (success, out, err) = fleet.hdictl(args);
-    assert!(
-        !success,
-        "hdictl {args:?} should have failed:\n{out}\n{err}"
-    );
-    err
-}
 
 /// Every file named `name` under `dir`.
 fn find(dir: &Path, name: &str, found: &mut Vec<PathBuf>) {
@@ -61,31 +46,62 @@ fn kcat_with(
     (ok, String::from_utf8_lossy(&out).into_owned(), err)
 }
 
+/// `--user USER --password-file FILE MORE`: hdictl speaking Kafka as a Kafka user.
+fn as_user<'a>(user: &'a str, password_file: &'a Path, more: &[&'a str]) -> Vec<&'a str> {
+    [
+        &[
+            "--user",
+            user,
+            "--password-file",
+            password_file.to_str().unwrap(),
+        ],
+        more,
+    ]
+    .concat()
+}
+
+/// `hdictl topic produce pay payments EXTRA --file FILE`.
+fn produce<'a>(file: &'a Path, extra: &[&'a str]) -> Vec<&'a str> {
+    [
+        &["topic", "produce", "pay", "payments"],
+        extra,
+        &["--file", file.to_str().unwrap()],
+    ]
+    .concat()
+}
+
+/// `hdictl topic consume pay payments EXTRA --from-beginning --max MAX --timeout TIMEOUT`.
+fn consume<'a>(extra: &[&'a str], max: &'a str, timeout: &'a str) -> Vec<&'a str> {
+    [
+        &["topic", "consume", "pay", "payments"],
+        extra,
+        &["--from-beginning", "--max", max, "--timeout", timeout],
+    ]
+    .concat()
+}
+
+/// How many records of `payments` start with `prefix`, read from the beginning with kcat
+/// configured by `config`; fails the test when kcat fails.
+fn read_payments(bootstrap: &str, config: &Path, prefix: &str) -> usize {
+    let (success, out, err) = kcat_with(
+        bootstrap,
+        config,
+        &["-C", "-t", "payments", "-o", "beginning", "-e", "-q"],
+        None,
+    );
+    assert!(success, "kcat consume with {}: {err}", config.display());
+    out.lines().filter(|l| l.starts_with(prefix)).count()
+}
+
 fn lines(prefix: &str, n: usize) -> String {
     (0..n).map(|i| format!("{prefix}-{i}\n")).collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn managed_kafka_is_secured_by_default() {
-    let fleet = Fleet::start("kafka-managed", 3).await;
+    let fleet = Fleet::start_with_workspace("kafka-managed", 3).await;
     let api = fleet.api();
-    wait_ready_nodes(&api, 3).await;
-    ok(&fleet, &["workspace", "create", "test"]);
-    ok(
-        &fleet,
-        &[
-            "cluster",
-            "create",
-            "pay",
-            "--kind",
-            "kafka",
-            "--brokers",
-            "3",
-        ],
-    );
-    let cluster: Value =
-        serde_json::from_str(&ok(&fleet, &["cluster", "show", "pay", "-o", "json"])).unwrap();
-    assert_eq!(cluster["status"]["state"], "Running", "{cluster:#}");
+    let (cluster, _) = fleet.create_cluster("pay", &["--kind", "kafka", "--brokers", "3"]);
     let endpoints = &cluster["status"]["endpoints"];
     assert_eq!(endpoints["security_protocol"], "SASL_SSL", "{cluster:#}");
     assert_eq!(endpoints["sasl_mechanisms"][0], "SCRAM-SHA-512");
@@ -96,8 +112,8 @@ async fn managed_kafka_is_secured_by_default() {
             .starts_with("-----BEGIN CERTIFICATE-----")
     );
     assert_eq!(cluster["spec"]["security"]["authorization"], true);
-    let bootstrap = endpoints["bootstrap_servers"].as_str().unwrap().to_owned();
-    let table = ok(&fleet, &["cluster", "show", "pay"]);
+    let bootstrap = bootstrap_servers(&cluster);
+    let table = fleet.hdictl_ok(&["cluster", "show", "pay"]);
     assert!(
         table.contains("security:    SASL_SSL (SCRAM-SHA-512, OAUTHBEARER), ACLs enforced"),
         "{table}"
@@ -105,12 +121,7 @@ async fn managed_kafka_is_secured_by_default() {
 
     // Each broker's key and static users are 0600 files in a 0700 directory.
     for name in ["key.pem", "sasl-users"] {
-        let mut found = Vec::new();
-        find(fleet.dir.path(), name, &mut found);
-        let found: Vec<_> = found
-            .into_iter()
-            .filter(|p| p.parent().is_some_and(|d| d.ends_with("kafka-tls")))
-            .collect();
+        let found = paths_named(fleet.dir.path(), name, "kafka-tls");
         assert_eq!(found.len(), 3, "{name}: {found:?}");
         for path in &found {
             assert_eq!(mode(path), 0o600, "{}", path.display());
@@ -124,33 +135,24 @@ async fn managed_kafka_is_secured_by_default() {
     assert!(refused.to_string().contains("security"), "{refused}");
 
     // Topics through the control plane, which speaks SASL_SSL to the brokers.
-    ok(
-        &fleet,
-        &["topic", "create", "pay", "payments", "-p", "3", "-r", "3"],
-    );
-    ok(
-        &fleet,
-        &["topic", "create", "pay", "secret", "-p", "1", "-r", "3"],
-    );
+    fleet.hdictl_ok(&["topic", "create", "pay", "payments", "-p", "3", "-r", "3"]);
+    fleet.hdictl_ok(&["topic", "create", "pay", "secret", "-p", "1", "-r", "3"]);
 
     // A Kafka user, its password written 0600 and never printed.
     let dir = fleet.dir.path();
     let app_pw = dir.join("app.pw");
-    let out = ok(
-        &fleet,
-        &[
-            "kafka-user",
-            "create",
-            "pay",
-            "app",
-            "--allow",
-            "topic:payments:read,write,describe",
-            "--allow",
-            "group:app-*:read",
-            "--password-file",
-            app_pw.to_str().unwrap(),
-        ],
-    );
+    let out = fleet.hdictl_ok(&[
+        "kafka-user",
+        "create",
+        "pay",
+        "app",
+        "--allow",
+        "topic:payments:read,write,describe",
+        "--allow",
+        "group:app-*:read",
+        "--password-file",
+        app_pw.to_str().unwrap(),
+    ]);
     assert!(out.contains("state:       applied"), "{out}");
     assert_eq!(mode(&app_pw), 0o600);
     let password = std::fs::read_to_string(&app_pw).unwrap();
@@ -159,51 +161,44 @@ async fn managed_kafka_is_secured_by_default() {
         "the password is not printed"
     );
     // Another, read-only on `pay*` topics, its password printed once (JSON).
-    let reader: Value = serde_json::from_str(&ok(
-        &fleet,
-        &[
-            "kafka-user",
-            "create",
-            "pay",
-            "reader",
-            "--allow",
-            "topic:pay*:read,describe",
-            "--allow",
-            "group:r-*:read",
-            "-o",
-            "json",
-        ],
-    ))
-    .unwrap();
+    let reader: Value = fleet.hdictl_json(&[
+        "kafka-user",
+        "create",
+        "pay",
+        "reader",
+        "--allow",
+        "topic:pay*:read,describe",
+        "--allow",
+        "group:r-*:read",
+        "-o",
+        "json",
+    ]);
     let reader_pw = dir.join("reader.pw");
     std::fs::write(&reader_pw, reader["password"].as_str().unwrap()).unwrap();
     assert!(
         reader["user"]["acls"].as_array().unwrap().len() == 2,
         "{reader:#}"
     );
-    let err = fails(&fleet, &["kafka-user", "create", "pay", "app"]);
+    let err = fleet.hdictl_fails(&["kafka-user", "create", "pay", "app"]);
     assert!(err.contains("kafka_user_exists"), "{err}");
-    let err = fails(&fleet, &["kafka-user", "create", "pay", "hdi-admin"]);
+    let err = fleet.hdictl_fails(&["kafka-user", "create", "pay", "hdi-admin"]);
     assert!(err.contains("name"), "{err}");
-    let list = ok(&fleet, &["kafka-user", "list", "pay"]);
+    let list = fleet.hdictl_ok(&["kafka-user", "list", "pay"]);
     assert!(list.contains("app") && list.contains("reader"), "{list}");
 
     // kcat with the configuration hdictl prints.
     let config = |user: &str, pw: &Path, file: &str| {
-        let out = ok(
-            &fleet,
-            &[
-                "cluster",
-                "client-config",
-                "pay",
-                "--user",
-                user,
-                "--password-file",
-                pw.to_str().unwrap(),
-                "--ca-file",
-                dir.join("pay-ca.pem").to_str().unwrap(),
-            ],
-        );
+        let out = fleet.hdictl_ok(&[
+            "cluster",
+            "client-config",
+            "pay",
+            "--user",
+            user,
+            "--password-file",
+            pw.to_str().unwrap(),
+            "--ca-file",
+            dir.join("pay-ca.pem").to_str().unwrap(),
+        ]);
         assert!(out.contains("security.protocol=SASL_SSL"), "{out}");
         let path = dir.join(file);
         std::fs::write(&path, out).unwrap();
@@ -217,14 +212,7 @@ async fn managed_kafka_is_secured_by_default() {
         Some(lines("kcat", 100).as_bytes()),
     );
     assert!(success, "kcat produce as app: {err}");
-    let (success, out, err) = kcat_with(
-        &bootstrap,
-        &app_conf,
-        &["-C", "-t", "payments", "-o", "beginning", "-e", "-q"],
-        None,
-    );
-    assert!(success, "kcat consume as app: {err}");
-    assert_eq!(out.lines().filter(|l| l.starts_with("kcat-")).count(), 100);
+    assert_eq!(read_payments(&bootstrap, &app_conf, "kcat-"), 100);
     // Metadata hides what app may not describe; producing there is refused.
     let (_, out, _) = kcat_with(&bootstrap, &app_conf, &["-L"], None);
     assert!(out.contains("\"payments\""), "{out}");
@@ -239,87 +227,21 @@ async fn managed_kafka_is_secured_by_default() {
     // hdictl speaks Kafka as a Kafka user.
     let input = dir.join("more.txt");
     std::fs::write(&input, lines("hdictl", 50)).unwrap();
-    let out = ok(
-        &fleet,
-        &[
-            "topic",
-            "produce",
-            "pay",
-            "payments",
-            "--user",
-            "app",
-            "--password-file",
-            app_pw.to_str().unwrap(),
-            "--file",
-            input.to_str().unwrap(),
-        ],
-    );
+    let out = fleet.hdictl_ok(&produce(&input, &as_user("app", &app_pw, &[])));
     assert!(out.contains("wrote 50 of 50 records"), "{out}");
-    let out = ok(
-        &fleet,
-        &[
-            "topic",
-            "consume",
-            "pay",
-            "payments",
-            "--user",
-            "reader",
-            "--password-file",
-            reader_pw.to_str().unwrap(),
-            "--group",
-            "r-1",
-            "--from-beginning",
-            "--max",
-            "150",
-            "--timeout",
-            "20s",
-        ],
-    );
+    let out = fleet.hdictl_ok(&consume(
+        &as_user("reader", &reader_pw, &["--group", "r-1"]),
+        "150",
+        "20s",
+    ));
     assert_eq!(out.lines().count(), 150, "{out}");
-    let err = fails(
-        &fleet,
-        &[
-            "topic",
-            "produce",
-            "pay",
-            "payments",
-            "--user",
-            "reader",
-            "--password-file",
-            reader_pw.to_str().unwrap(),
-            "--file",
-            input.to_str().unwrap(),
-        ],
-    );
+    let err = fleet.hdictl_fails(&produce(&input, &as_user("reader", &reader_pw, &[])));
     assert!(err.contains("not written"), "{err}");
     // Without --user, hdictl is its own user over OAUTHBEARER (the context's token): the
     // platform admin's ACLs are an operator's.
-    let out = ok(
-        &fleet,
-        &[
-            "topic",
-            "produce",
-            "pay",
-            "payments",
-            "--file",
-            input.to_str().unwrap(),
-        ],
-    );
+    let out = fleet.hdictl_ok(&produce(&input, &[]));
     assert!(out.contains("wrote 50 of 50 records"), "{out}");
-    let out = ok(
-        &fleet,
-        &[
-            "topic",
-            "consume",
-            "pay",
-            "payments",
-            "--from-beginning",
-            "--max",
-            "200",
-            "--timeout",
-            "20s",
-        ],
-    );
+    let out = fleet.hdictl_ok(&consume(&[], "200", "20s"));
     assert_eq!(out.lines().count(), 200, "{out}");
     // A viewer of the workspace reads as herself and cannot write.
     api.user_create("vera", "vera-password-1234").await.unwrap();
@@ -347,37 +269,13 @@ async fn managed_kafka_is_secured_by_default() {
     // Her ACLs arrive with the cluster's next reconcile pass.
     let mut last = String::new();
     let read = (0..20).any(|_| {
-        let (success, out, err) = hdi_e2e::hdictl(
-            &vera,
-            &[
-                "topic",
-                "consume",
-                "pay",
-                "payments",
-                "--group",
-                "vera-1",
-                "--from-beginning",
-                "--max",
-                "10",
-                "--timeout",
-                "5s",
-            ],
-        );
+        let (success, out, err) =
+            hdi_e2e::hdictl(&vera, &consume(&["--group", "vera-1"], "10", "5s"));
         last = format!("{out}\n{err}");
         success && out.lines().count() == 10
     });
     assert!(read, "vera reads over OAUTHBEARER: {last}");
-    let (success, out, err) = hdi_e2e::hdictl(
-        &vera,
-        &[
-            "topic",
-            "produce",
-            "pay",
-            "payments",
-            "--file",
-            input.to_str().unwrap(),
-        ],
-    );
+    let (success, out, err) = hdi_e2e::hdictl(&vera, &produce(&input, &[]));
     assert!(!success, "a viewer cannot write: {out}");
     assert!(err.contains("not written"), "{err}");
     // A service as vera without her password: one of her API tokens as OAuth client secret,
@@ -396,20 +294,17 @@ async fn managed_kafka_is_secured_by_default() {
         .token;
     let token_file = dir.join("vera.token");
     std::fs::write(&token_file, format!("{api_token}\n")).unwrap();
-    let properties = ok(
-        &fleet,
-        &[
-            "cluster",
-            "client-config",
-            "pay",
-            "--oauth-client",
-            "vera",
-            "--api-token-file",
-            token_file.to_str().unwrap(),
-            "--ca-file",
-            dir.join("o-ca.pem").to_str().unwrap(),
-        ],
-    );
+    let properties = fleet.hdictl_ok(&[
+        "cluster",
+        "client-config",
+        "pay",
+        "--oauth-client",
+        "vera",
+        "--api-token-file",
+        token_file.to_str().unwrap(),
+        "--ca-file",
+        dir.join("o-ca.pem").to_str().unwrap(),
+    ]);
     assert!(
         properties.contains("sasl.oauthbearer.method=oidc")
             && properties.contains(&format!(
@@ -469,44 +364,26 @@ async fn managed_kafka_is_secured_by_default() {
         "acl_drift.py: {}",
         String::from_utf8_lossy(&out.stdout).trim()
     );
-    let err = fails(&fleet, &["kafka-user", "create", "pay", "vera"]);
+    let err = fleet.hdictl_fails(&["kafka-user", "create", "pay", "vera"]);
     assert!(err.contains("hdi user"), "{err}");
     // A group outside reader's ACLs.
-    let err = fails(
-        &fleet,
-        &[
-            "topic",
-            "consume",
-            "pay",
-            "payments",
-            "--user",
-            "reader",
-            "--password-file",
-            reader_pw.to_str().unwrap(),
-            "--group",
-            "other",
-            "--from-beginning",
-            "--max",
-            "1",
-            "--timeout",
-            "5s",
-        ],
-    );
+    let err = fleet.hdictl_fails(&consume(
+        &as_user("reader", &reader_pw, &["--group", "other"]),
+        "1",
+        "5s",
+    ));
     assert!(!err.is_empty());
 
     // Rotation: the old password stops working, the new one works.
     let app_pw2 = dir.join("app2.pw");
-    ok(
-        &fleet,
-        &[
-            "kafka-user",
-            "rotate",
-            "pay",
-            "app",
-            "--password-file",
-            app_pw2.to_str().unwrap(),
-        ],
-    );
+    fleet.hdictl_ok(&[
+        "kafka-user",
+        "rotate",
+        "pay",
+        "app",
+        "--password-file",
+        app_pw2.to_str().unwrap(),
+    ]);
     let (success, _, err) = kcat_with(&bootstrap, &app_conf, &["-L", "-m", "5"], None);
     assert!(!success, "the old password still works: {err}");
     let app_conf2 = config("app", &app_pw2, "app2.conf");
@@ -514,17 +391,14 @@ async fn managed_kafka_is_secured_by_default() {
     assert!(success, "the new password: {err}");
 
     // Re-scoping: without write, app's produce is refused.
-    let out = ok(
-        &fleet,
-        &[
-            "kafka-user",
-            "set-acls",
-            "pay",
-            "app",
-            "--allow",
-            "topic:payments:read,describe",
-        ],
-    );
+    let out = fleet.hdictl_ok(&[
+        "kafka-user",
+        "set-acls",
+        "pay",
+        "app",
+        "--allow",
+        "topic:payments:read,describe",
+    ]);
     assert!(out.contains("allow topic:payments:read,describe"), "{out}");
     let (success, _, err) = kcat_with(
         &bootstrap,
@@ -536,46 +410,33 @@ async fn managed_kafka_is_secured_by_default() {
     assert!(err.to_lowercase().contains("authoriz"), "{err}");
 
     // Deletion: reader can no longer log in.
-    ok(&fleet, &["kafka-user", "delete", "pay", "reader"]);
+    fleet.hdictl_ok(&["kafka-user", "delete", "pay", "reader"]);
     let reader_conf = config("reader", &reader_pw, "reader.conf");
     let (success, _, _) = kcat_with(&bootstrap, &reader_conf, &["-L", "-m", "5"], None);
     assert!(!success, "a deleted user cannot log in");
-    let err = fails(&fleet, &["kafka-user", "show", "pay", "reader"]);
+    let err = fleet.hdictl_fails(&["kafka-user", "show", "pay", "reader"]);
     assert!(err.contains("not_found"), "{err}");
 
     // The Java and kafkajs configurations name the same things.
-    let java = ok(
-        &fleet,
-        &[
+    // `hdictl cluster client-config pay --user app --client CLIENT --ca-file CA`.
+    let app_config = |client: &str, ca: &str| {
+        fleet.hdictl_ok(&[
             "cluster",
             "client-config",
             "pay",
             "--user",
             "app",
             "--client",
-            "java",
+            client,
             "--ca-file",
-            dir.join("j-ca.pem").to_str().unwrap(),
-        ],
-    );
+            dir.join(ca).to_str().unwrap(),
+        ])
+    };
+    let java = app_config("java", "j-ca.pem");
     assert!(java.contains("sasl.mechanism=SCRAM-SHA-512"), "{java}");
     assert!(java.contains("password=\"<password of app>\""), "{java}");
     assert!(java.contains("ssl.truststore.type=PEM"), "{java}");
-    let kjs: Value = serde_json::from_str(&ok(
-        &fleet,
-        &[
-            "cluster",
-            "client-config",
-            "pay",
-            "--user",
-            "app",
-            "--client",
-            "kafkajs",
-            "--ca-file",
-            dir.join("k-ca.pem").to_str().unwrap(),
-        ],
-    ))
-    .unwrap();
+    let kjs: Value = serde_json::from_str(&app_config("kafkajs", "k-ca.pem")).unwrap();
     assert_eq!(kjs["sasl"]["mechanism"], "scram-sha-512", "{kjs:#}");
 
     // Certificate rotation: every broker gets new quorum and listener certificates from the same
@@ -591,7 +452,7 @@ async fn managed_kafka_is_secured_by_default() {
         before.push(hdi_e2e::served_certificate(address, &ca_pem).await);
     }
     let quorum_before = files_named(fleet.dir.path(), "cert.pem", "quorum-tls");
-    let out = ok(&fleet, &["cluster", "rotate-certificates", "pay"]);
+    let out = fleet.hdictl_ok(&["cluster", "rotate-certificates", "pay"]);
     assert!(out.contains("certificates of 3 brokers of pay"), "{out}");
     let rotating = std::time::Instant::now();
     let deadline = rotating + Duration::from_secs(60);
@@ -628,38 +489,23 @@ async fn managed_kafka_is_secured_by_default() {
     // through the quorum's replication) and kcat reads, both trusting the same CA.
     let rotated = dir.join("rotated.txt");
     std::fs::write(&rotated, lines("rotated", 30)).unwrap();
-    let out = ok(
-        &fleet,
-        &[
-            "topic",
-            "produce",
-            "pay",
-            "payments",
-            "--file",
-            rotated.to_str().unwrap(),
-        ],
-    );
+    let out = fleet.hdictl_ok(&produce(&rotated, &[]));
     assert!(out.contains("wrote 30 of 30 records"), "{out}");
-    let (success, out, err) = kcat_with(
-        &bootstrap,
-        &app_conf2,
-        &["-C", "-t", "payments", "-o", "beginning", "-e", "-q"],
-        None,
-    );
-    assert!(success, "{err}");
-    assert_eq!(
-        out.lines().filter(|l| l.starts_with("rotated-")).count(),
-        30
-    );
+    assert_eq!(read_payments(&bootstrap, &app_conf2, "rotated-"), 30);
+}
+
+/// The files named `name` in directories named `parent` under `dir`.
+fn paths_named(dir: &Path, name: &str, parent: &str) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    find(dir, name, &mut found);
+    found.retain(|p| p.parent().is_some_and(|d| d.ends_with(parent)));
+    found
 }
 
 /// Contents of the files named `name` in directories named `parent` under `dir`.
 fn files_named(dir: &Path, name: &str, parent: &str) -> Vec<String> {
-    let mut found = Vec::new();
-    find(dir, name, &mut found);
-    found
+    paths_named(dir, name, parent)
         .into_iter()
-        .filter(|p| p.parent().is_some_and(|d| d.ends_with(parent)))
         .map(|p| std::fs::read_to_string(p).unwrap())
         .collect()
 }

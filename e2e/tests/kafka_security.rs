@@ -23,8 +23,8 @@ use std::time::Duration;
 
 use hdi_broker::security::scram::{ScramCredential, ScramMechanism};
 use hdi_e2e::{
-    Proc, TempDir, bin, client_script, kcat, run_phase, served_certificate, test_node_path,
-    test_python,
+    Proc, TempDir, bin, client_script, kcat, last_json_line, run_phase, served_certificate,
+    test_node_path, test_python,
 };
 
 const ADMIN_PASSWORD: &str = "admin-secret-1";
@@ -177,12 +177,7 @@ fn java_client(dir: &Path, args: &[&str]) -> serde_json::Value {
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    let last = stdout
-        .lines()
-        .rev()
-        .find(|l| l.starts_with('{'))
-        .unwrap_or("");
-    let value: serde_json::Value = serde_json::from_str(last).unwrap_or(serde_json::Value::Null);
+    let (last, value) = last_json_line(&stdout);
     assert!(
         out.status.success() && value["ok"] == true,
         "java SecurityClient {args:?} failed:\n{stdout}\n{}",

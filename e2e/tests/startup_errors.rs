@@ -60,12 +60,7 @@ async fn bad_database_urls_exit_with_one_line() {
     ];
     for (case, url, expected) in cases {
         let mut proc = control_plane_with(&url, &secrets, &[]);
-        let status = proc.wait_exit(Duration::from_secs(20)).unwrap();
-        let lines: Vec<String> = proc
-            .lines()
-            .into_iter()
-            .filter(|l| !l.trim().is_empty())
-            .collect();
+        let (status, lines) = proc.wait_exit_lines(Duration::from_secs(20)).unwrap();
         assert!(!status.success(), "case {case}");
         assert_eq!(lines.len(), 1, "case {case}: {lines:#?}");
         assert!(
@@ -105,12 +100,7 @@ async fn bad_flags_exit_with_one_line_naming_the_flag() {
     for (extra, expected) in cases {
         let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
         let mut proc = control_plane_with(&database, &secrets, &extra);
-        let status = proc.wait_exit(Duration::from_secs(20)).unwrap();
-        let lines: Vec<String> = proc
-            .lines()
-            .into_iter()
-            .filter(|l| !l.trim().is_empty())
-            .collect();
+        let (status, lines) = proc.wait_exit_lines(Duration::from_secs(20)).unwrap();
         assert!(!status.success(), "{extra:?}");
         assert_eq!(lines.len(), 1, "{extra:?}: {lines:#?}");
         assert!(lines[0].contains(expected), "{extra:?}: {}", lines[0]);

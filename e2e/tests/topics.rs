@@ -7,24 +7,21 @@
 use std::collections::BTreeMap;
 
 use hdi_api::TopicPatch;
-use hdi_e2e::{Fleet, kcat, wait_ready_nodes};
+use hdi_e2e::{Fleet, PLAINTEXT_KAFKA_3, bootstrap_servers, kcat_consume_all};
 use serde_json::Value;
 
-/// Runs hdictl and returns stdout, failing the test with stderr when it fails.
-fn ok(fleet: &Fleet, args: &[&str]) -> String {
-    let (success, out, err) = fleet.hdictl(args);
-    assert!(success, "hdictl {args:?} failed:\n{err}\n{out}");
-    out
-}
-
-/// Runs hdictl expecting it to fail; returns stderr.
-fn fails(fleet: &Fleet, args: &[&str]) -> String {
-    let (success, out, err) = fleet.hdictl(args);
-    assert!(
-        !success,
-        "hdictl {args:?} should have failed:\n{out}\n{err}"
-    );
-    err
+/// `hdictl topic create pay NAME --partitions PARTITIONS --replication-factor RF`.
+fn topic_create<'a>(name: &'a str, partitions: &'a str, rf: &'a str) -> [&'a str; 8] {
+    [
+        "topic",
+        "create",
+        "pay",
+        name,
+        "--partitions",
+        partitions,
+        "--replication-factor",
+        rf,
+    ]
 }
 
 /// JSON lines of `hdictl topic consume -o json`: `{partition: [(offset, value)]}`.
@@ -45,54 +42,21 @@ fn by_partition(out: &str) -> BTreeMap<i64, Vec<(i64, String)>> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn topics_through_hdictl_and_rest() {
-    let fleet = Fleet::start("topics", 3).await;
+    let fleet = Fleet::start_with_workspace("topics", 3).await;
     let api = fleet.api();
-    wait_ready_nodes(&api, 3).await;
-    ok(&fleet, &["workspace", "create", "test"]);
-    ok(
-        &fleet,
-        &[
-            "cluster",
-            "create",
-            "pay",
-            "--kind",
-            "kafka",
-            "--security",
-            "plaintext",
-            "--brokers",
-            "3",
-        ],
-    );
-    let cluster: Value =
-        serde_json::from_str(&ok(&fleet, &["cluster", "show", "pay", "-o", "json"])).unwrap();
-    assert_eq!(cluster["status"]["state"], "Running", "{cluster:#}");
-    let bootstrap = cluster["status"]["endpoints"]["bootstrap_servers"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let (cluster, _) = fleet.create_cluster("pay", PLAINTEXT_KAFKA_3);
+    let bootstrap = bootstrap_servers(&cluster);
 
     // Create with RF=3 and a config; describe shows three replicas per partition and the config.
-    let out = ok(
-        &fleet,
+    let out = fleet.hdictl_ok(
         &[
-            "topic",
-            "create",
-            "pay",
-            "payments",
-            "--partitions",
-            "6",
-            "--replication-factor",
-            "3",
-            "--topic-config",
-            "retention.ms=3600000",
-        ],
+            topic_create("payments", "6", "3").as_slice(),
+            &["--topic-config", "retention.ms=3600000"],
+        ]
+        .concat(),
     );
     assert!(out.contains("retention.ms=3600000"), "{out}");
-    let topic: Value = serde_json::from_str(&ok(
-        &fleet,
-        &["topic", "describe", "pay", "payments", "-o", "json"],
-    ))
-    .unwrap();
+    let topic: Value = fleet.hdictl_json(&["topic", "describe", "pay", "payments", "-o", "json"]);
     let partitions = topic["partitions"].as_array().unwrap();
     assert_eq!(partitions.len(), 6, "{topic:#}");
     for p in partitions {
@@ -105,7 +69,7 @@ async fn topics_through_hdictl_and_rest() {
     assert_eq!(topic["replication_factor"], 3);
     assert_eq!(topic["configs"]["retention.ms"], "3600000", "{topic:#}");
     assert_eq!(topic["default_configs"]["cleanup.policy"], "delete");
-    let table = ok(&fleet, &["topic", "describe", "pay", "payments"]);
+    let table = fleet.hdictl_ok(&["topic", "describe", "pay", "payments"]);
     assert!(
         table.contains("config:       retention.ms=3600000"),
         "{table}"
@@ -116,52 +80,39 @@ async fn topics_through_hdictl_and_rest() {
     let records: Vec<String> = (0..1000).map(|i| format!("payment-{i:04}")).collect();
     let input = fleet.dir.path().join("payments.txt");
     std::fs::write(&input, records.join("\n") + "\n").unwrap();
-    let out = ok(
-        &fleet,
-        &[
-            "topic",
-            "produce",
-            "pay",
-            "payments",
-            "--file",
-            input.to_str().unwrap(),
-        ],
-    );
+    let out = fleet.hdictl_ok(&[
+        "topic",
+        "produce",
+        "pay",
+        "payments",
+        "--file",
+        input.to_str().unwrap(),
+    ]);
     assert!(out.contains("wrote 1000 of 1000 records"), "{out}");
 
     // kcat at the bootstrap address reads them all.
-    let (success, out, err) = kcat(
-        &bootstrap,
-        &["-C", "-t", "payments", "-o", "beginning", "-e", "-q"],
-        None,
+    assert_eq!(
+        kcat_consume_all(&bootstrap, "payments"),
+        records,
+        "kcat reads exactly what was written"
     );
-    assert!(success, "kcat consume: {err}");
-    let mut seen: Vec<String> = String::from_utf8_lossy(&out)
-        .lines()
-        .map(str::to_owned)
-        .collect();
-    seen.sort();
-    assert_eq!(seen, records, "kcat reads exactly what was written");
 
     // hdictl in group g1 reads them all, in order within each partition, and commits.
-    let out = ok(
-        &fleet,
-        &[
-            "topic",
-            "consume",
-            "pay",
-            "payments",
-            "--from-beginning",
-            "--max",
-            "1000",
-            "--group",
-            "g1",
-            "--timeout",
-            "30s",
-            "-o",
-            "json",
-        ],
-    );
+    let out = fleet.hdictl_ok(&[
+        "topic",
+        "consume",
+        "pay",
+        "payments",
+        "--from-beginning",
+        "--max",
+        "1000",
+        "--group",
+        "g1",
+        "--timeout",
+        "30s",
+        "-o",
+        "json",
+    ]);
     let partitions = by_partition(&out);
     let mut all: Vec<String> = Vec::new();
     for (partition, records) in &partitions {
@@ -181,46 +132,29 @@ async fn topics_through_hdictl_and_rest() {
     assert_eq!(all, records, "hdictl consume reads all 1000 once");
 
     // The group's committed offsets: nothing new now; later records, exactly those.
-    let (success, out, err) = fleet.hdictl(&[
-        "topic",
-        "consume",
-        "pay",
-        "payments",
-        "--group",
-        "g1",
-        "--timeout",
-        "5s",
-    ]);
-    assert!(success, "{err}");
+    // `hdictl topic consume pay payments --group g1 MORE`.
+    let consume_g1 = |more: &[&str]| {
+        fleet.hdictl_ok(
+            &[
+                &["topic", "consume", "pay", "payments", "--group", "g1"],
+                more,
+            ]
+            .concat(),
+        )
+    };
+    let out = consume_g1(&["--timeout", "5s"]);
     assert_eq!(out, "", "a second consume in g1 gets nothing new");
     let more = fleet.dir.path().join("more.txt");
     std::fs::write(&more, "late-1\nlate-2\nlate-3\n").unwrap();
-    ok(
-        &fleet,
-        &[
-            "topic",
-            "produce",
-            "pay",
-            "payments",
-            "--file",
-            more.to_str().unwrap(),
-        ],
-    );
-    let out = ok(
-        &fleet,
-        &[
-            "topic",
-            "consume",
-            "pay",
-            "payments",
-            "--group",
-            "g1",
-            "--max",
-            "3",
-            "--timeout",
-            "30s",
-        ],
-    );
+    fleet.hdictl_ok(&[
+        "topic",
+        "produce",
+        "pay",
+        "payments",
+        "--file",
+        more.to_str().unwrap(),
+    ]);
+    let out = consume_g1(&["--max", "3", "--timeout", "30s"]);
     let mut late: Vec<&str> = out.lines().collect();
     late.sort_unstable();
     assert_eq!(
@@ -230,45 +164,18 @@ async fn topics_through_hdictl_and_rest() {
     );
 
     // Errors name the problem and exit non-zero.
-    let err = fails(
-        &fleet,
-        &[
-            "topic",
-            "create",
-            "pay",
-            "payments",
-            "--partitions",
-            "6",
-            "--replication-factor",
-            "3",
-        ],
-    );
+    let err = fleet.hdictl_fails(&topic_create("payments", "6", "3"));
     assert!(err.contains("topic_exists"), "{err}");
-    let err = fails(
-        &fleet,
-        &[
-            "topic",
-            "create",
-            "pay",
-            "wide",
-            "--partitions",
-            "1",
-            "--replication-factor",
-            "5",
-        ],
-    );
+    let err = fleet.hdictl_fails(&topic_create("wide", "1", "5"));
     assert!(err.contains("replication_factor"), "{err}");
-    let err = fails(&fleet, &["topic", "create", "pay", "bad/name"]);
+    let err = fleet.hdictl_fails(&["topic", "create", "pay", "bad/name"]);
     assert!(
         err.contains("invalid_field") && err.contains("name"),
         "{err}"
     );
-    let err = fails(
-        &fleet,
-        &["topic", "create", "pay", "t2", "-c", "retention=1"],
-    );
+    let err = fleet.hdictl_fails(&["topic", "create", "pay", "t2", "-c", "retention=1"]);
     assert!(err.contains("configs.retention"), "{err}");
-    let err = fails(&fleet, &["topic", "describe", "nope", "payments"]);
+    let err = fleet.hdictl_fails(&["topic", "describe", "nope", "payments"]);
     assert!(err.contains("not_found"), "{err}");
 
     // REST: grow 6 -> 8 partitions; a shrink is refused naming the field.
@@ -321,19 +228,19 @@ async fn topics_through_hdictl_and_rest() {
     assert_eq!(reset.configs, Some(BTreeMap::new()), "{reset:?}");
 
     // -o yaml, and the list.
-    let yaml = ok(&fleet, &["topic", "list", "pay", "-o", "yaml"]);
+    let yaml = fleet.hdictl_ok(&["topic", "list", "pay", "-o", "yaml"]);
     assert!(yaml.contains("name: payments"), "{yaml}");
     assert!(yaml.contains("replication_factor: 3"), "{yaml}");
-    let table = ok(&fleet, &["topic", "list", "pay"]);
+    let table = fleet.hdictl_ok(&["topic", "list", "pay"]);
     assert!(table.contains("payments"), "{table}");
 
     // Delete, then it is gone: 404 over REST, not_found through hdictl.
-    let out = ok(&fleet, &["topic", "delete", "pay", "payments"]);
+    let out = fleet.hdictl_ok(&["topic", "delete", "pay", "payments"]);
     assert!(out.contains("deleted"), "{out}");
     let error = api.topic_get("test", "pay", "payments").await.unwrap_err();
     assert_eq!(error.status(), Some(404), "{error}");
-    let err = fails(&fleet, &["topic", "describe", "pay", "payments"]);
+    let err = fleet.hdictl_fails(&["topic", "describe", "pay", "payments"]);
     assert!(err.contains("not_found"), "{err}");
-    let err = fails(&fleet, &["topic", "delete", "pay", "payments"]);
+    let err = fleet.hdictl_fails(&["topic", "delete", "pay", "payments"]);
     assert!(err.contains("not_found"), "{err}");
 }
