@@ -55,73 +55,12 @@ mod tests {
         "state",
     ];
 
-    /// The modules a file's code names as `crate::<module>` (comments and tests left out).
-    fn uses(source: &str) -> Vec<&str> {
-        let code = source.split("#[cfg(test)]").next().unwrap_or_default();
-        let mut used = Vec::new();
-        for line in code.lines().filter(|l| !l.trim_start().starts_with("//")) {
-            for (at, _) in line.match_indices("crate::") {
-                let rest = &line[at + "crate::".len()..];
-                let end = rest
-                    .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-                    .unwrap_or(rest.len());
-                if end > 0 {
-                    used.push(&rest[..end]);
-                } else if let Some(list) = rest.strip_prefix('{') {
-                    // `use crate::{a, b::c};` on one line.
-                    let list = list.split('}').next().unwrap_or_default();
-                    used.extend(list.split(',').filter_map(|item| {
-                        let name = item.trim().split("::").next()?;
-                        (!name.is_empty()).then_some(name)
-                    }));
-                }
-            }
-        }
-        used
-    }
-
     /// Each module uses only modules below it: no cycles between the server, the handlers, the
     /// replication tasks and the `Broker` context they share.
     #[test]
     fn modules_use_only_the_layers_below_them() {
         let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
-        let mut files = vec![src.clone()];
-        let mut checked = 0;
-        while let Some(path) = files.pop() {
-            if path.is_dir() {
-                for entry in std::fs::read_dir(&path).expect("read src") {
-                    files.push(entry.expect("entry").path());
-                }
-                continue;
-            }
-            let relative = path.strip_prefix(&src).expect("under src");
-            let module = relative
-                .components()
-                .next()
-                .and_then(|c| c.as_os_str().to_str())
-                .map(|m| m.trim_end_matches(".rs"))
-                .expect("module name");
-            if module == "lib" || module == "main" {
-                continue;
-            }
-            let layer = LAYERS
-                .iter()
-                .position(|l| *l == module)
-                .unwrap_or_else(|| panic!("{module} is not in LAYERS"));
-            let source = std::fs::read_to_string(&path).expect("read");
-            for used in uses(&source) {
-                if used == module {
-                    continue;
-                }
-                let below = LAYERS.iter().position(|l| *l == used);
-                assert!(
-                    below.is_some_and(|b| b > layer),
-                    "{} uses crate::{used}, which is not below {module}",
-                    relative.display()
-                );
-            }
-            checked += 1;
-        }
+        let checked = hdi_test_support::layers::assert_layered(&src, LAYERS);
         assert!(checked > 20, "{checked} files");
     }
 }

@@ -33,3 +33,36 @@ pub mod state;
 pub mod stateful;
 pub mod task;
 pub mod worker;
+
+#[cfg(test)]
+mod tests {
+    /// The crate's modules, top down (as the crate docs describe them).
+    const LAYERS: &[&str] = &[
+        "worker",
+        "driver",
+        "jobs",
+        "query",
+        "stateful",
+        "task",
+        "state",
+        "plan",
+        "checkpoint",
+        "sink",
+        "source",
+        "sql",
+        "kafka_access",
+        "sandbox",
+        "cluster",
+        "credential",
+        "process",
+    ];
+
+    /// Each module uses only modules below it: no cycle between the runtime, the plan types and
+    /// the state.
+    #[test]
+    fn modules_use_only_the_layers_below_them() {
+        let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let checked = hdi_test_support::layers::assert_layered(&src, LAYERS);
+        assert!(checked > 20, "{checked} files");
+    }
+}
