@@ -49,6 +49,18 @@ async fn call(
     common::call(app, method, uri, Some(token), body).await
 }
 
+/// [`call`], asserting the reply's status (the message names the request and the reply).
+async fn expect(
+    app: &axum::Router,
+    method: &str,
+    uri: &str,
+    token: &str,
+    body: Option<Value>,
+    status: StatusCode,
+) -> Reply {
+    common::expect(app, method, uri, Some(token), body, status).await
+}
+
 async fn login(app: &axum::Router, username: &str, password: &str) -> Reply {
     call_raw(
         app,
@@ -61,15 +73,15 @@ async fn login(app: &axum::Router, username: &str, password: &str) -> Reply {
 }
 
 async fn user_with_token(app: &axum::Router, username: &str) -> (String, String) {
-    let created = call(
+    let created = expect(
         app,
         "POST",
         "/v1/users",
         ADMIN,
         Some(json!({"username": username, "password": PASSWORD})),
+        StatusCode::CREATED,
     )
     .await;
-    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
     let reply = login(app, username, PASSWORD).await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
     (
@@ -145,8 +157,7 @@ async fn jwks_and_token_exchange(pool: PgPool) {
     let reply = login(&app, "alice", PASSWORD).await;
     assert_eq!(reply.body["token_type"], "Bearer");
     assert_eq!(reply.body["expires_in"], 900);
-    let me = call(&app, "GET", "/v1/workspaces", &token, None).await;
-    assert_eq!(me.status, StatusCode::OK, "{}", me.body);
+    let me = expect(&app, "GET", "/v1/workspaces", &token, None, StatusCode::OK).await;
     assert_eq!(me.body["items"], json!([]));
 
     // Wrong password and unknown user: the same answer.
@@ -178,17 +189,16 @@ async fn jwks_and_token_exchange(pool: PgPool) {
     let admin_jwt = exchange(ADMIN.to_owned()).await;
     assert_eq!(admin_jwt.status, StatusCode::OK, "{}", admin_jwt.body);
     let admin_jwt = admin_jwt.body["access_token"].as_str().unwrap().to_owned();
-    let nodes = call(&app, "GET", "/v1/nodes", &admin_jwt, None).await;
-    assert_eq!(nodes.status, StatusCode::OK, "{}", nodes.body);
-    let made = call(
+    expect(&app, "GET", "/v1/nodes", &admin_jwt, None, StatusCode::OK).await;
+    let made = expect(
         &app,
         "POST",
         "/v1/users/alice/api-tokens",
         &token,
         Some(json!({"name": "ci", "expires_in_days": 30})),
+        StatusCode::CREATED,
     )
     .await;
-    assert_eq!(made.status, StatusCode::CREATED, "{}", made.body);
     let secret = made.body["token"].as_str().unwrap().to_owned();
     assert!(secret.starts_with("hdi_"));
     assert!(made.body["expires_at"].is_string());
@@ -197,35 +207,35 @@ async fn jwks_and_token_exchange(pool: PgPool) {
     let direct = call(&app, "GET", "/v1/workspaces", &secret, None).await;
     assert_eq!(direct.status, StatusCode::OK, "API token as a bearer");
     // Not for another user, and the same name twice conflicts.
-    let other = call(
+    expect(
         &app,
         "POST",
         "/v1/users/admin/api-tokens",
         &token,
         Some(json!({"name": "steal"})),
+        StatusCode::FORBIDDEN,
     )
     .await;
-    assert_eq!(other.status, StatusCode::FORBIDDEN);
-    let again = call(
+    let again = expect(
         &app,
         "POST",
         "/v1/users/alice/api-tokens",
         &token,
         Some(json!({"name": "ci"})),
+        StatusCode::CONFLICT,
     )
     .await;
-    assert_eq!(again.status, StatusCode::CONFLICT);
     assert_eq!(again.body["code"], "api_token_exists");
     // Every token expires: one made without a lifetime lives 90 days.
-    let default = call(
+    let default = expect(
         &app,
         "POST",
         "/v1/users/alice/api-tokens",
         &token,
         Some(json!({"name": "laptop"})),
+        StatusCode::CREATED,
     )
     .await;
-    assert_eq!(default.status, StatusCode::CREATED, "{}", default.body);
     let expires: chrono::DateTime<chrono::Utc> = default.body["expires_at"]
         .as_str()
         .unwrap()
@@ -235,8 +245,15 @@ async fn jwks_and_token_exchange(pool: PgPool) {
     assert!((89.9..=90.0).contains(&days), "{days}");
     let laptop = default.body["token"].as_str().unwrap().to_owned();
     // Listing: names, times, never secrets; the user's own or, for platform admins, anyone's.
-    let listed = call(&app, "GET", "/v1/users/alice/api-tokens", &token, None).await;
-    assert_eq!(listed.status, StatusCode::OK, "{}", listed.body);
+    let listed = expect(
+        &app,
+        "GET",
+        "/v1/users/alice/api-tokens",
+        &token,
+        None,
+        StatusCode::OK,
+    )
+    .await;
     let items = listed.body["items"].as_array().unwrap();
     let names: Vec<&str> = items.iter().map(|t| t["name"].as_str().unwrap()).collect();
     assert_eq!(names, ["ci", "laptop"]);
@@ -262,15 +279,15 @@ async fn jwks_and_token_exchange(pool: PgPool) {
     );
     // Revoking: at once, audited; a second time is 404.
     assert_eq!(exchange(laptop.clone()).await.status, StatusCode::OK);
-    let revoked = call(
+    expect(
         &app,
         "DELETE",
         "/v1/users/alice/api-tokens/laptop",
         &token,
         None,
+        StatusCode::NO_CONTENT,
     )
     .await;
-    assert_eq!(revoked.status, StatusCode::NO_CONTENT, "{}", revoked.body);
     assert_eq!(
         exchange(laptop.clone()).await.status,
         StatusCode::UNAUTHORIZED
@@ -281,15 +298,15 @@ async fn jwks_and_token_exchange(pool: PgPool) {
             .status,
         StatusCode::UNAUTHORIZED
     );
-    let twice = call(
+    expect(
         &app,
         "DELETE",
         "/v1/users/alice/api-tokens/laptop",
         &token,
         None,
+        StatusCode::NOT_FOUND,
     )
     .await;
-    assert_eq!(twice.status, StatusCode::NOT_FOUND);
     assert_eq!(
         call(&app, "DELETE", "/v1/users/admin/api-tokens/x", &token, None)
             .await
@@ -312,8 +329,15 @@ async fn jwks_and_token_exchange(pool: PgPool) {
         exchange(secret.clone()).await.status,
         StatusCode::UNAUTHORIZED
     );
-    let expired = call(&app, "GET", "/v1/workspaces", &secret, None).await;
-    assert_eq!(expired.status, StatusCode::UNAUTHORIZED);
+    expect(
+        &app,
+        "GET",
+        "/v1/workspaces",
+        &secret,
+        None,
+        StatusCode::UNAUTHORIZED,
+    )
+    .await;
     let garbage = exchange("hdi_nope".into()).await;
     assert_eq!(garbage.body["code"], "invalid_credentials");
     let malformed = call_raw(
@@ -327,25 +351,25 @@ async fn jwks_and_token_exchange(pool: PgPool) {
     assert_eq!(malformed.status, StatusCode::BAD_REQUEST);
 
     // Users: only platform admins manage them; passwords have a minimum length.
-    let short = call(
+    let short = expect(
         &app,
         "POST",
         "/v1/users",
         ADMIN,
         Some(json!({"username": "bob", "password": "short"})),
+        StatusCode::BAD_REQUEST,
     )
     .await;
-    assert_eq!(short.status, StatusCode::BAD_REQUEST);
     assert_eq!(short.body["field"], "password");
-    let by_user = call(
+    expect(
         &app,
         "POST",
         "/v1/users",
         &token,
         Some(json!({"username": "bob", "password": PASSWORD})),
+        StatusCode::FORBIDDEN,
     )
     .await;
-    assert_eq!(by_user.status, StatusCode::FORBIDDEN);
     let listed = call(&app, "GET", "/v1/users", ADMIN, None).await;
     let names: Vec<&str> = listed.body["items"]
         .as_array()
@@ -627,16 +651,30 @@ async fn forged_and_broken_tokens_are_refused(pool: PgPool) {
             .status,
         StatusCode::OK
     );
-    let deleted = call(&app, "DELETE", "/v1/users/bob", ADMIN, None).await;
-    assert_eq!(deleted.status, StatusCode::NO_CONTENT, "{}", deleted.body);
+    expect(
+        &app,
+        "DELETE",
+        "/v1/users/bob",
+        ADMIN,
+        None,
+        StatusCode::NO_CONTENT,
+    )
+    .await;
     let reply = call(&app, "GET", "/v1/workspaces", &bob_token, None).await;
     assert_eq!(
         reply.status,
         StatusCode::UNAUTHORIZED,
         "deleted user {bob_id}"
     );
-    let builtin = call(&app, "DELETE", "/v1/users/admin", ADMIN, None).await;
-    assert_eq!(builtin.status, StatusCode::CONFLICT);
+    expect(
+        &app,
+        "DELETE",
+        "/v1/users/admin",
+        ADMIN,
+        None,
+        StatusCode::CONFLICT,
+    )
+    .await;
 
     // The valid token still works after all that.
     assert_eq!(
@@ -656,25 +694,25 @@ async fn roles_decide_what_each_user_may_do(pool: PgPool) {
     let (_, owner) = user_with_token(&app, "wanda").await;
 
     // Wanda creates the workspace and so is its admin; she grants the others their roles.
-    let ws = call(
+    expect(
         &app,
         "POST",
         "/v1/workspaces",
         &owner,
         Some(json!({"name": "team"})),
+        StatusCode::CREATED,
     )
     .await;
-    assert_eq!(ws.status, StatusCode::CREATED, "{}", ws.body);
     for (user, role) in [("vera", "viewer"), ("otto", "operator")] {
-        let reply = call(
+        let reply = expect(
             &app,
             "PUT",
             &format!("/v1/workspaces/team/role-bindings/{user}"),
             &owner,
             Some(json!({"role": role})),
+            StatusCode::OK,
         )
         .await;
-        assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
         assert_eq!(reply.body["role"], role);
     }
     let bindings = call(
@@ -707,23 +745,36 @@ async fn roles_decide_what_each_user_may_do(pool: PgPool) {
 
     // The operator creates a cluster; the viewer reads it but cannot change it.
     let cluster = "/v1/workspaces/team/clusters/events";
-    let put = call(&app, "PUT", cluster, &operator, Some(spec(3))).await;
-    assert_eq!(put.status, StatusCode::ACCEPTED, "{}", put.body);
+    let put = expect(
+        &app,
+        "PUT",
+        cluster,
+        &operator,
+        Some(spec(3)),
+        StatusCode::ACCEPTED,
+    )
+    .await;
     let op_id = put.body["id"].as_str().unwrap().to_owned();
     assert_eq!(put.body["created_by"], "otto");
-    let read = call(&app, "GET", cluster, &viewer, None).await;
-    assert_eq!(read.status, StatusCode::OK, "{}", read.body);
-    let ops = call(&app, "GET", "/v1/workspaces/team/operations", &viewer, None).await;
-    assert_eq!(ops.status, StatusCode::OK);
-    let op = call(
+    expect(&app, "GET", cluster, &viewer, None, StatusCode::OK).await;
+    expect(
+        &app,
+        "GET",
+        "/v1/workspaces/team/operations",
+        &viewer,
+        None,
+        StatusCode::OK,
+    )
+    .await;
+    expect(
         &app,
         "GET",
         &format!("/v1/operations/{op_id}"),
         &viewer,
         None,
+        StatusCode::OK,
     )
     .await;
-    assert_eq!(op.status, StatusCode::OK);
     let writes = [
         ("PUT", cluster.to_owned(), Some(spec(4))),
         (
@@ -780,15 +831,15 @@ async fn roles_decide_what_each_user_may_do(pool: PgPool) {
         );
     }
     // The operator may not manage role bindings either.
-    let reply = call(
+    expect(
         &app,
         "PUT",
         "/v1/workspaces/team/role-bindings/sam",
         &operator,
         Some(json!({"role": "viewer"})),
+        StatusCode::FORBIDDEN,
     )
     .await;
-    assert_eq!(reply.status, StatusCode::FORBIDDEN);
     // Platform-only endpoints.
     for uri in ["/v1/nodes", "/v1/audit-events", "/v1/users"] {
         let reply = call(&app, "GET", uri, &owner, None).await;
@@ -816,15 +867,15 @@ async fn roles_decide_what_each_user_may_do(pool: PgPool) {
         );
         assert_eq!(reply.body["code"], "not_found");
     }
-    let theirs = call(
+    expect(
         &app,
         "POST",
         "/v1/workspaces",
         &stranger,
         Some(json!({"name": "mine"})),
+        StatusCode::CREATED,
     )
     .await;
-    assert_eq!(theirs.status, StatusCode::CREATED);
     let listed = call(&app, "GET", "/v1/workspaces", &stranger, None).await;
     assert_eq!(listed.body["items"].as_array().unwrap().len(), 1);
     assert_eq!(listed.body["items"][0]["name"], "mine");
@@ -836,58 +887,64 @@ async fn roles_decide_what_each_user_may_do(pool: PgPool) {
     );
 
     // Revocation is immediate: the viewer's same token no longer sees the workspace.
-    let revoke = call(
+    expect(
         &app,
         "DELETE",
         "/v1/workspaces/team/role-bindings/vera",
         &owner,
         None,
+        StatusCode::NO_CONTENT,
     )
     .await;
-    assert_eq!(revoke.status, StatusCode::NO_CONTENT, "{}", revoke.body);
-    let gone = call(&app, "GET", cluster, &viewer, None).await;
-    assert_eq!(gone.status, StatusCode::NOT_FOUND);
+    expect(&app, "GET", cluster, &viewer, None, StatusCode::NOT_FOUND).await;
     // Promotion too: the operator made admin may now manage bindings.
-    let promote = call(
+    expect(
         &app,
         "PUT",
         "/v1/workspaces/team/role-bindings/otto",
         ADMIN,
         Some(json!({"role": "admin"})),
+        StatusCode::OK,
     )
     .await;
-    assert_eq!(promote.status, StatusCode::OK);
-    let reply = call(
+    expect(
         &app,
         "PUT",
         "/v1/workspaces/team/role-bindings/vera",
         &operator,
         Some(json!({"role": "viewer"})),
+        StatusCode::OK,
     )
     .await;
-    assert_eq!(reply.status, StatusCode::OK);
-    let nobody = call(
+    expect(
         &app,
         "PUT",
         "/v1/workspaces/team/role-bindings/nobody",
         &operator,
         Some(json!({"role": "viewer"})),
+        StatusCode::NOT_FOUND,
     )
     .await;
-    assert_eq!(nobody.status, StatusCode::NOT_FOUND);
-    let bad_role = call(
+    expect(
         &app,
         "PUT",
         "/v1/workspaces/team/role-bindings/vera",
         &operator,
         Some(json!({"role": "owner"})),
+        StatusCode::BAD_REQUEST,
     )
     .await;
-    assert_eq!(bad_role.status, StatusCode::BAD_REQUEST);
 
     // Audit events name the user, for accepted and refused mutations alike.
-    let audit = call(&app, "GET", "/v1/audit-events?page_size=500", ADMIN, None).await;
-    assert_eq!(audit.status, StatusCode::OK);
+    let audit = expect(
+        &app,
+        "GET",
+        "/v1/audit-events?page_size=500",
+        ADMIN,
+        None,
+        StatusCode::OK,
+    )
+    .await;
     let events: Vec<(String, String, String)> = audit.body["items"]
         .as_array()
         .unwrap()

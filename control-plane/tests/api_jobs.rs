@@ -24,7 +24,7 @@ use hdi_executor_api::{
 use serde_json::{Value, json};
 use sqlx::PgPool;
 
-use common::{ADMIN, Reply, call};
+use common::{ADMIN, Reply, call, expect};
 
 const BOOTSTRAP: &str = "127.0.0.1:19092,127.0.0.1:19093";
 const SQL: &str = "CREATE SINK counts AS\nSELECT window_start, count(*) AS n\nFROM clicks GROUP BY TUMBLE(ts, INTERVAL '1' MINUTE)";
@@ -98,15 +98,15 @@ impl Fixture {
         let app = common::app(pool.clone(), Duration::from_secs(10)).await;
         let store = Store::from_pool(pool);
         let driver = fake_driver().await;
-        let reply = call(
+        expect(
             &app,
             "POST",
             "/v1/workspaces",
             Some(ADMIN),
             Some(json!({"name": "ws"})),
+            StatusCode::CREATED,
         )
         .await;
-        assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
         for (name, kind, role) in [
             ("spark", "spark", "executor"),
             ("fresh", "spark", "executor"),
@@ -119,8 +119,15 @@ impl Fixture {
                     json!({"tls": false, "authentication": [], "authorization": false});
             }
             let uri = format!("/v1/workspaces/ws/clusters/{name}");
-            let reply = call(&app, "PUT", &uri, Some(ADMIN), Some(spec)).await;
-            assert_eq!(reply.status, StatusCode::ACCEPTED, "{}", reply.body);
+            expect(
+                &app,
+                "PUT",
+                &uri,
+                Some(ADMIN),
+                Some(spec),
+                StatusCode::ACCEPTED,
+            )
+            .await;
         }
         let fixture = Fixture { app, store, driver };
         fixture.set_job_api("spark", fixture.driver.url()).await;
@@ -590,18 +597,25 @@ async fn viewers_read_jobs_but_cannot_submit_or_delete(pool: PgPool) {
     f.driver.requests();
 
     let body = json!({"name": "mine", "sql": SQL});
-    let submit = call(&f.app, "POST", JOBS, Some(&vera), Some(body)).await;
-    assert_eq!(submit.status, StatusCode::FORBIDDEN, "{}", submit.body);
+    let submit = expect(
+        &f.app,
+        "POST",
+        JOBS,
+        Some(&vera),
+        Some(body),
+        StatusCode::FORBIDDEN,
+    )
+    .await;
     assert_eq!(submit.body["code"], "forbidden");
-    let delete = call(
+    expect(
         &f.app,
         "DELETE",
         &format!("{JOBS}/clicks"),
         Some(&vera),
         None,
+        StatusCode::FORBIDDEN,
     )
     .await;
-    assert_eq!(delete.status, StatusCode::FORBIDDEN, "{}", delete.body);
     assert!(
         f.driver.requests().is_empty(),
         "refused calls never reach the driver"

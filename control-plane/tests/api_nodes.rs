@@ -19,7 +19,7 @@ use axum::http::StatusCode;
 use serde_json::{Value, json};
 use sqlx::PgPool;
 
-use common::{ADMIN, AGENT, app, call};
+use common::{ADMIN, AGENT, app, call, expect};
 
 fn registration(name: &str, fault_domain: u32) -> Value {
     json!({
@@ -30,15 +30,15 @@ fn registration(name: &str, fault_domain: u32) -> Value {
 
 /// Enrols node `id` with the bootstrap token; its own credential.
 async fn enrol(app: &axum::Router, id: &str) -> String {
-    let reply = call(
+    let reply = expect(
         app,
         "POST",
         &format!("/v1/agent/nodes/{id}/credential"),
         Some(AGENT),
         None,
+        StatusCode::CREATED,
     )
     .await;
-    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
     reply.body["credential"].as_str().unwrap().to_owned()
 }
 
@@ -49,20 +49,19 @@ const ID_B: &str = "6f1c1d2e-0000-4000-8000-00000000000b";
 async fn register_list_and_readiness(pool: PgPool) {
     let app = app(pool, Duration::from_millis(700)).await;
     let a = enrol(&app, ID_A).await;
-    let reply = call(
+    let reply = expect(
         &app,
         "PUT",
         &format!("/v1/agent/nodes/{ID_A}"),
         Some(a.as_str()),
         Some(registration("node-a", 1)),
+        StatusCode::OK,
     )
     .await;
-    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
     assert_eq!(reply.body["incarnation"], 1);
     assert_eq!(reply.body["status"], "Ready");
 
-    let list = call(&app, "GET", "/v1/nodes", Some(ADMIN), None).await;
-    assert_eq!(list.status, StatusCode::OK);
+    let list = expect(&app, "GET", "/v1/nodes", Some(ADMIN), None, StatusCode::OK).await;
     assert_eq!(list.body["items"].as_array().unwrap().len(), 1);
     assert_eq!(list.body["items"][0]["fault_domain"], 1);
     assert!(list.body.get("next_page_token").is_none());
@@ -72,15 +71,15 @@ async fn register_list_and_readiness(pool: PgPool) {
     let node = call(&app, "GET", &format!("/v1/nodes/{ID_A}"), Some(ADMIN), None).await;
     assert_eq!(node.body["status"], "NotReady", "{}", node.body);
     let capacity = json!({"capacity": {"cpu_millis": 1000, "memory_bytes": 1024, "disk_bytes": 5}});
-    let beat = call(
+    expect(
         &app,
         "POST",
         &format!("/v1/agent/nodes/{ID_A}/heartbeat"),
         Some(a.as_str()),
         Some(capacity),
+        StatusCode::NO_CONTENT,
     )
     .await;
-    assert_eq!(beat.status, StatusCode::NO_CONTENT);
     let node = call(&app, "GET", &format!("/v1/nodes/{ID_A}"), Some(ADMIN), None).await;
     assert_eq!(node.body["status"], "Ready");
     assert_eq!(node.body["capacity"]["disk_bytes"], 5);
@@ -304,22 +303,21 @@ async fn lists_are_paginated_by_name(pool: PgPool) {
     for i in 0..5 {
         let id = format!("6f1c1d2e-0000-4000-8000-00000000010{i}");
         let credential = enrol(&app, &id).await;
-        let reply = call(
+        expect(
             &app,
             "PUT",
             &format!("/v1/agent/nodes/{id}"),
             Some(credential.as_str()),
             Some(registration(&format!("n{}", 4 - i), i)),
+            StatusCode::OK,
         )
         .await;
-        assert_eq!(reply.status, StatusCode::OK);
     }
     let mut names = Vec::new();
     let mut uri = "/v1/nodes?page_size=2".to_owned();
     let mut pages = 0;
     loop {
-        let page = call(&app, "GET", &uri, Some(ADMIN), None).await;
-        assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+        let page = expect(&app, "GET", &uri, Some(ADMIN), None, StatusCode::OK).await;
         pages += 1;
         names.extend(
             page.body["items"]
@@ -345,13 +343,19 @@ async fn health_and_readiness(pool: PgPool) {
         (health.status, health.body["status"].as_str()),
         (StatusCode::OK, Some("ok"))
     );
-    let ready = call(&app, "GET", "/readyz", None, None).await;
-    assert_eq!(ready.status, StatusCode::OK);
+    let ready = expect(&app, "GET", "/readyz", None, None, StatusCode::OK).await;
     assert_eq!(ready.body["database"], "ok");
     // With the pool closed the database is unreachable: not ready, and why.
     pool.close().await;
-    let ready = call(&app, "GET", "/readyz", None, None).await;
-    assert_eq!(ready.status, StatusCode::SERVICE_UNAVAILABLE);
+    let ready = expect(
+        &app,
+        "GET",
+        "/readyz",
+        None,
+        None,
+        StatusCode::SERVICE_UNAVAILABLE,
+    )
+    .await;
     assert_eq!(ready.body["status"], "not_ready");
     let spec = call(&app, "GET", "/openapi.json", None, None).await;
     assert_eq!(spec.body["info"]["title"], "hdi control plane");
@@ -365,65 +369,79 @@ async fn each_agent_acts_for_its_own_node_only(pool: PgPool) {
     assert_ne!(a, b);
     for (id, credential) in [(ID_A, &a), (ID_B, &b)] {
         let name = if id == ID_A { "node-a" } else { "node-b" };
-        let reply = call(
+        expect(
             &app,
             "PUT",
             &format!("/v1/agent/nodes/{id}"),
             Some(credential.as_str()),
             Some(registration(name, 1)),
+            StatusCode::OK,
         )
         .await;
-        assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
     }
     let workloads = |id: &str| format!("/v1/agent/nodes/{id}/workloads");
     // A's credential reads A's assignment, not B's; nor can it heartbeat or re-register as B.
     let own = call(&app, "GET", &workloads(ID_A), Some(a.as_str()), None).await;
     assert_ne!(own.status, StatusCode::FORBIDDEN, "{}", own.body);
     assert_ne!(own.status, StatusCode::UNAUTHORIZED, "{}", own.body);
-    let other = call(&app, "GET", &workloads(ID_B), Some(a.as_str()), None).await;
-    assert_eq!(other.status, StatusCode::FORBIDDEN, "{}", other.body);
+    expect(
+        &app,
+        "GET",
+        &workloads(ID_B),
+        Some(a.as_str()),
+        None,
+        StatusCode::FORBIDDEN,
+    )
+    .await;
     let beat = json!({"capacity": {"cpu_millis": 1, "memory_bytes": 1, "disk_bytes": 1}});
-    let reply = call(
+    expect(
         &app,
         "POST",
         &format!("/v1/agent/nodes/{ID_B}/heartbeat"),
         Some(a.as_str()),
         Some(beat),
+        StatusCode::FORBIDDEN,
     )
     .await;
-    assert_eq!(reply.status, StatusCode::FORBIDDEN, "{}", reply.body);
-    let reply = call(
+    expect(
         &app,
         "PUT",
         &format!("/v1/agent/nodes/{ID_B}"),
         Some(a.as_str()),
         Some(registration("node-b", 7)),
+        StatusCode::FORBIDDEN,
     )
     .await;
-    assert_eq!(reply.status, StatusCode::FORBIDDEN, "{}", reply.body);
     // The bootstrap token enrols, nothing else; and only once per node.
-    let reply = call(&app, "GET", &workloads(ID_A), Some(AGENT), None).await;
-    assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "{}", reply.body);
-    let again = call(
+    expect(
+        &app,
+        "GET",
+        &workloads(ID_A),
+        Some(AGENT),
+        None,
+        StatusCode::UNAUTHORIZED,
+    )
+    .await;
+    let again = expect(
         &app,
         "POST",
         &format!("/v1/agent/nodes/{ID_A}/credential"),
         Some(AGENT),
         None,
+        StatusCode::CONFLICT,
     )
     .await;
-    assert_eq!(again.status, StatusCode::CONFLICT, "{}", again.body);
     assert_eq!(again.body["code"], "node_credential_exists");
     // A user's token cannot enrol.
-    let reply = call(
+    expect(
         &app,
         "POST",
         "/v1/agent/nodes/6f1c1d2e-0000-4000-8000-0000000000cc/credential",
         Some(ADMIN),
         None,
+        StatusCode::UNAUTHORIZED,
     )
     .await;
-    assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "{}", reply.body);
     // A platform admin revokes A's credential: it stops working; A enrols again.
     let revoke = format!("/v1/nodes/{ID_A}/credential");
     let reply = call(&app, "DELETE", &revoke, Some(AGENT), None).await;
@@ -432,12 +450,33 @@ async fn each_agent_acts_for_its_own_node_only(pool: PgPool) {
         StatusCode::UNAUTHORIZED,
         "agents cannot revoke"
     );
-    let reply = call(&app, "DELETE", &revoke, Some(ADMIN), None).await;
-    assert_eq!(reply.status, StatusCode::NO_CONTENT, "{}", reply.body);
-    let reply = call(&app, "DELETE", &revoke, Some(ADMIN), None).await;
-    assert_eq!(reply.status, StatusCode::NOT_FOUND, "{}", reply.body);
-    let reply = call(&app, "GET", &workloads(ID_A), Some(a.as_str()), None).await;
-    assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "{}", reply.body);
+    expect(
+        &app,
+        "DELETE",
+        &revoke,
+        Some(ADMIN),
+        None,
+        StatusCode::NO_CONTENT,
+    )
+    .await;
+    expect(
+        &app,
+        "DELETE",
+        &revoke,
+        Some(ADMIN),
+        None,
+        StatusCode::NOT_FOUND,
+    )
+    .await;
+    expect(
+        &app,
+        "GET",
+        &workloads(ID_A),
+        Some(a.as_str()),
+        None,
+        StatusCode::UNAUTHORIZED,
+    )
+    .await;
     let renewed = enrol(&app, ID_A).await;
     assert_ne!(renewed, a);
     let reply = call(&app, "GET", &workloads(ID_A), Some(renewed.as_str()), None).await;

@@ -517,7 +517,7 @@ pub async fn api_token_create(
         .api_token_create(&caller, &username, &body.name, body.expires_in_days)
         .await?;
     let body = api::ApiTokenCreated {
-        id: created.record.id,
+        id: created.record.id.into_uuid(),
         name: created.record.name,
         username,
         token: created.secret,
@@ -550,7 +550,7 @@ pub async fn api_tokens_list(
         items: tokens
             .into_iter()
             .map(|t| api::ApiToken {
-                id: t.id,
+                id: t.id.into_uuid(),
                 name: t.name,
                 created_at: t.created_at,
                 expires_at: t.expires_at,

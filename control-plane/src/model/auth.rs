@@ -1,9 +1,8 @@
 //! Domain types of users, API tokens and role bindings.
 
 use chrono::{DateTime, Utc};
-use uuid::Uuid;
 
-use super::UserId;
+use super::{ApiTokenId, UserId};
 use crate::auth::{Identity, Role};
 
 /// A user as stored.
@@ -36,7 +35,7 @@ impl UserRecord {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ApiTokenRecord {
     /// Identity.
-    pub id: Uuid,
+    pub id: ApiTokenId,
     /// Its user.
     pub user_id: UserId,
     /// Unique per user.

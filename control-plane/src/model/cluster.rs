@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{ClusterId, NodeId, OperationId, WorkloadId, WorkspaceId};
+use super::{ClusterId, KafkaUserId, NodeId, OperationId, WorkloadId, WorkspaceId};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -724,7 +724,7 @@ pub struct KafkaAclSpec {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct KafkaUserRecord {
     /// Identity.
-    pub id: uuid::Uuid,
+    pub id: KafkaUserId,
     /// Its cluster.
     pub cluster_id: ClusterId,
     /// Name (principal `User:<name>`).

@@ -78,6 +78,10 @@ typed_uuids! {
     JobId;
     /// A user's identity (the JWT `sub`).
     UserId;
+    /// An API token's identity (never its secret).
+    ApiTokenId;
+    /// A Kafka user's identity (its name is unique per cluster).
+    KafkaUserId;
 }
 
 /// Resources a node offers.

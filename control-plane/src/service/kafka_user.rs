@@ -641,7 +641,7 @@ mod tests {
 
     fn user(name: &str, acls: Vec<KafkaAclSpec>) -> KafkaUserRecord {
         KafkaUserRecord {
-            id: uuid::Uuid::nil(),
+            id: crate::model::KafkaUserId::from_uuid(uuid::Uuid::nil()),
             cluster_id: ClusterId::from_uuid(uuid::Uuid::nil()),
             name: name.into(),
             mechanism: "SCRAM-SHA-512".into(),

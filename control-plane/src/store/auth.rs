@@ -7,7 +7,7 @@ use super::{Store, StoreError};
 use crate::auth::jwt::KeyMaterial;
 use crate::auth::{Identity, Role};
 use crate::model::{
-    ApiTokenRecord, RoleBindingRecord, UserId, UserRecord, WorkspaceId, WorkspaceRecord,
+    ApiTokenId, ApiTokenRecord, RoleBindingRecord, UserId, UserRecord, WorkspaceId, WorkspaceRecord,
 };
 
 fn query_error(context: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
@@ -71,7 +71,7 @@ struct TokenRow {
 impl From<TokenRow> for ApiTokenRecord {
     fn from(row: TokenRow) -> ApiTokenRecord {
         ApiTokenRecord {
-            id: row.id,
+            id: ApiTokenId::from_uuid(row.id),
             user_id: UserId::from_uuid(row.user_id),
             name: row.name,
             created_at: row.created_at,

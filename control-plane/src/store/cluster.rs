@@ -33,6 +33,22 @@ struct ClusterRow {
     updated_at: DateTime<Utc>,
 }
 
+/// `sqlx::query_as!` of [`ClusterRow`] with its one column list; the tail (`WHERE …`) and the
+/// arguments follow.
+macro_rules! select_clusters {
+    ($tail:tt $(, $arg:expr)* $(,)?) => {
+        sqlx::query_as!(
+            ClusterRow,
+            r#"SELECT c.id, c.workspace_id, w.name AS workspace, c.name, c.kind,
+                 c.spec AS "spec: Json<ClusterSpec>", c.generation, c.deleting, c.state,
+                 c.observed_generation, c.status AS "status: Json<ClusterStatusDoc>", c.voters,
+                 c.created_at, c.updated_at
+               FROM clusters c JOIN workspaces w ON w.id = c.workspace_id "# + $tail
+            $(, $arg)*
+        )
+    };
+}
+
 impl TryFrom<ClusterRow> for ClusterRecord {
     type Error = StoreError;
 
@@ -94,14 +110,8 @@ impl Store {
         workspace_id: WorkspaceId,
         name: &str,
     ) -> Result<Option<ClusterRecord>, StoreError> {
-        let row = sqlx::query_as!(
-            ClusterRow,
-            r#"SELECT c.id, c.workspace_id, w.name AS workspace, c.name, c.kind,
-                 c.spec AS "spec: Json<ClusterSpec>", c.generation, c.deleting, c.state,
-                 c.observed_generation, c.status AS "status: Json<ClusterStatusDoc>", c.voters,
-                 c.created_at, c.updated_at
-               FROM clusters c JOIN workspaces w ON w.id = c.workspace_id
-               WHERE c.workspace_id = $1 AND c.name = $2"#,
+        let row = select_clusters!(
+            "WHERE c.workspace_id = $1 AND c.name = $2",
             workspace_id.into_uuid(),
             name
         )
@@ -119,19 +129,10 @@ impl Store {
         &self,
         id: ClusterId,
     ) -> Result<Option<ClusterRecord>, StoreError> {
-        let row = sqlx::query_as!(
-            ClusterRow,
-            r#"SELECT c.id, c.workspace_id, w.name AS workspace, c.name, c.kind,
-                 c.spec AS "spec: Json<ClusterSpec>", c.generation, c.deleting, c.state,
-                 c.observed_generation, c.status AS "status: Json<ClusterStatusDoc>", c.voters,
-                 c.created_at, c.updated_at
-               FROM clusters c JOIN workspaces w ON w.id = c.workspace_id
-               WHERE c.id = $1"#,
-            id.into_uuid()
-        )
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(query_error("cluster_get_by_id"))?;
+        let row = select_clusters!("WHERE c.id = $1", id.into_uuid())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(query_error("cluster_get_by_id"))?;
         row.map(ClusterRecord::try_from).transpose()
     }
 
@@ -164,15 +165,8 @@ impl Store {
         after: Option<&str>,
         limit: u32,
     ) -> Result<Vec<ClusterRecord>, StoreError> {
-        let rows = sqlx::query_as!(
-            ClusterRow,
-            r#"SELECT c.id, c.workspace_id, w.name AS workspace, c.name, c.kind,
-                 c.spec AS "spec: Json<ClusterSpec>", c.generation, c.deleting, c.state,
-                 c.observed_generation, c.status AS "status: Json<ClusterStatusDoc>", c.voters,
-                 c.created_at, c.updated_at
-               FROM clusters c JOIN workspaces w ON w.id = c.workspace_id
-               WHERE c.workspace_id = $1 AND ($2::text IS NULL OR c.name > $2)
-               ORDER BY c.name LIMIT $3"#,
+        let rows = select_clusters!(
+            "WHERE c.workspace_id = $1 AND ($2::text IS NULL OR c.name > $2) ORDER BY c.name LIMIT $3",
             workspace_id.into_uuid(),
             after,
             i64::from(limit)

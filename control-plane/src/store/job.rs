@@ -24,6 +24,22 @@ struct JobRow {
     created_at: DateTime<Utc>,
 }
 
+/// `sqlx::query_as!` of [`JobRow`] with its one column list; the tail (`WHERE …`) and the
+/// arguments follow.
+macro_rules! select_jobs {
+    ($tail:tt $(, $arg:expr)* $(,)?) => {
+        sqlx::query_as!(
+            JobRow,
+            r#"SELECT j.id, j.cluster_id, c.name AS cluster, j.name, j.sql,
+                 k.name AS "kafka_cluster?", k.status->>'bootstrap_servers' AS bootstrap_servers,
+                 j.created_by, j.created_at
+               FROM jobs j JOIN clusters c ON c.id = j.cluster_id
+                 LEFT JOIN clusters k ON k.id = j.kafka_cluster_id "# + $tail
+            $(, $arg)*
+        )
+    };
+}
+
 impl From<JobRow> for JobRecord {
     fn from(row: JobRow) -> JobRecord {
         JobRecord {
@@ -90,14 +106,8 @@ impl Store {
         cluster_id: ClusterId,
         id: JobId,
     ) -> Result<Option<JobRecord>, StoreError> {
-        let row = sqlx::query_as!(
-            JobRow,
-            r#"SELECT j.id, j.cluster_id, c.name AS cluster, j.name, j.sql,
-                 k.name AS "kafka_cluster?", k.status->>'bootstrap_servers' AS bootstrap_servers,
-                 j.created_by, j.created_at
-               FROM jobs j JOIN clusters c ON c.id = j.cluster_id
-                 LEFT JOIN clusters k ON k.id = j.kafka_cluster_id
-               WHERE j.cluster_id = $1 AND j.id = $2"#,
+        let row = select_jobs!(
+            "WHERE j.cluster_id = $1 AND j.id = $2",
             cluster_id.into_uuid(),
             id.into_uuid()
         )
@@ -116,14 +126,8 @@ impl Store {
         cluster_id: ClusterId,
         name: &str,
     ) -> Result<Option<JobRecord>, StoreError> {
-        let row = sqlx::query_as!(
-            JobRow,
-            r#"SELECT j.id, j.cluster_id, c.name AS cluster, j.name, j.sql,
-                 k.name AS "kafka_cluster?", k.status->>'bootstrap_servers' AS bootstrap_servers,
-                 j.created_by, j.created_at
-               FROM jobs j JOIN clusters c ON c.id = j.cluster_id
-                 LEFT JOIN clusters k ON k.id = j.kafka_cluster_id
-               WHERE j.cluster_id = $1 AND j.name = $2"#,
+        let row = select_jobs!(
+            "WHERE j.cluster_id = $1 AND j.name = $2",
             cluster_id.into_uuid(),
             name
         )
@@ -143,15 +147,8 @@ impl Store {
         after: Option<&str>,
         limit: u32,
     ) -> Result<Vec<JobRecord>, StoreError> {
-        let rows = sqlx::query_as!(
-            JobRow,
-            r#"SELECT j.id, j.cluster_id, c.name AS cluster, j.name, j.sql,
-                 k.name AS "kafka_cluster?", k.status->>'bootstrap_servers' AS bootstrap_servers,
-                 j.created_by, j.created_at
-               FROM jobs j JOIN clusters c ON c.id = j.cluster_id
-                 LEFT JOIN clusters k ON k.id = j.kafka_cluster_id
-               WHERE j.cluster_id = $1 AND ($2::text IS NULL OR j.name > $2)
-               ORDER BY j.name LIMIT $3"#,
+        let rows = select_jobs!(
+            "WHERE j.cluster_id = $1 AND ($2::text IS NULL OR j.name > $2) ORDER BY j.name LIMIT $3",
             cluster_id.into_uuid(),
             after,
             i64::from(limit)
@@ -170,14 +167,8 @@ impl Store {
         &self,
         cluster_id: ClusterId,
     ) -> Result<Vec<JobRecord>, StoreError> {
-        let rows = sqlx::query_as!(
-            JobRow,
-            r#"SELECT j.id, j.cluster_id, c.name AS cluster, j.name, j.sql,
-                 k.name AS "kafka_cluster?", k.status->>'bootstrap_servers' AS bootstrap_servers,
-                 j.created_by, j.created_at
-               FROM jobs j JOIN clusters c ON c.id = j.cluster_id
-                 LEFT JOIN clusters k ON k.id = j.kafka_cluster_id
-               WHERE j.cluster_id = $1 ORDER BY j.name"#,
+        let rows = select_jobs!(
+            "WHERE j.cluster_id = $1 ORDER BY j.name",
             cluster_id.into_uuid()
         )
         .fetch_all(&self.pool)

@@ -8,7 +8,8 @@ use uuid::Uuid;
 
 use super::{IssuedCertificate, Store, StoreError};
 use crate::model::{
-    ClusterId, KafkaAclSpec, KafkaClientSecrets, KafkaJobAccess, KafkaUserRecord, WorkloadId,
+    ClusterId, KafkaAclSpec, KafkaClientSecrets, KafkaJobAccess, KafkaUserId, KafkaUserRecord,
+    WorkloadId,
 };
 
 fn query_error(context: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
@@ -39,7 +40,7 @@ impl TryFrom<UserRow> for KafkaUserRecord {
             })
         };
         Ok(KafkaUserRecord {
-            id: row.id,
+            id: KafkaUserId::from_uuid(row.id),
             cluster_id: ClusterId::from_uuid(row.cluster_id),
             name: row.name,
             mechanism: row.mechanism,
@@ -196,12 +197,16 @@ impl Store {
     ///
     /// # Errors
     /// [`StoreError::Query`].
-    pub async fn kafka_user_applied(&self, id: Uuid, generation: u64) -> Result<(), StoreError> {
+    pub async fn kafka_user_applied(
+        &self,
+        id: KafkaUserId,
+        generation: u64,
+    ) -> Result<(), StoreError> {
         let generation = i64::try_from(generation).unwrap_or(i64::MAX);
         sqlx::query!(
             "UPDATE kafka_users SET applied_generation = $2
              WHERE id = $1 AND applied_generation < $2",
-            id,
+            id.into_uuid(),
             generation
         )
         .execute(&self.pool)

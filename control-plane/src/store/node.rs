@@ -23,6 +23,22 @@ struct NodeRow {
     incarnation: i64,
 }
 
+/// `sqlx::query_as!` of [`NodeRow`] with its one column list; the tail (`WHERE …`) and the
+/// arguments follow.
+macro_rules! select_nodes {
+    ($tail:tt $(, $arg:expr)* $(,)?) => {
+        sqlx::query_as!(
+            NodeRow,
+            r#"SELECT id, name, fault_domain, address, agent_version, cpu_millis, memory_bytes, disk_bytes,
+                 registered_at, last_heartbeat_at,
+                 GREATEST(EXTRACT(EPOCH FROM now() - last_heartbeat_at), 0)::float8 AS "heartbeat_age_seconds!",
+                 incarnation
+               FROM nodes "# + $tail
+            $(, $arg)*
+        )
+    };
+}
+
 impl TryFrom<NodeRow> for NodeRecord {
     type Error = StoreError;
 
@@ -129,15 +145,7 @@ impl Store {
     /// # Errors
     /// [`StoreError::Query`] or [`StoreError::Corrupt`].
     pub async fn node_get(&self, id: NodeId) -> Result<Option<NodeRecord>, StoreError> {
-        let row = sqlx::query_as!(
-            NodeRow,
-            r#"SELECT id, name, fault_domain, address, agent_version, cpu_millis, memory_bytes, disk_bytes,
-                 registered_at, last_heartbeat_at,
-                 GREATEST(EXTRACT(EPOCH FROM now() - last_heartbeat_at), 0)::float8 AS "heartbeat_age_seconds!",
-                 incarnation
-               FROM nodes WHERE id = $1"#,
-            id.into_uuid()
-        )
+        let row = select_nodes!("WHERE id = $1", id.into_uuid())
             .fetch_optional(&self.pool)
             .await
             .map_err(|source| StoreError::Query {
@@ -156,22 +164,17 @@ impl Store {
         after: Option<&str>,
         limit: u32,
     ) -> Result<Vec<NodeRecord>, StoreError> {
-        let rows = sqlx::query_as!(
-            NodeRow,
-            r#"SELECT id, name, fault_domain, address, agent_version, cpu_millis, memory_bytes, disk_bytes,
-                 registered_at, last_heartbeat_at,
-                 GREATEST(EXTRACT(EPOCH FROM now() - last_heartbeat_at), 0)::float8 AS "heartbeat_age_seconds!",
-                 incarnation
-               FROM nodes WHERE ($1::text IS NULL OR name > $1) ORDER BY name LIMIT $2"#,
+        let rows = select_nodes!(
+            "WHERE ($1::text IS NULL OR name > $1) ORDER BY name LIMIT $2",
             after,
             i64::from(limit)
         )
-            .fetch_all(&self.pool)
-            .await
-            .map_err(|source| StoreError::Query {
-                context: "nodes_list",
-                source,
-            })?;
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|source| StoreError::Query {
+            context: "nodes_list",
+            source,
+        })?;
         rows.into_iter().map(NodeRecord::try_from).collect()
     }
 }

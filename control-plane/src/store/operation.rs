@@ -32,6 +32,21 @@ struct OperationRow {
     finished_at: Option<DateTime<Utc>>,
 }
 
+/// `sqlx::query_as!` of [`OperationRow`] with its one column list; the tail (`WHERE …`) and the
+/// arguments follow.
+macro_rules! select_operations {
+    ($tail:tt $(, $arg:expr)* $(,)?) => {
+        sqlx::query_as!(
+            OperationRow,
+            r#"SELECT o.id, o.workspace_id, w.name AS "workspace?", o.cluster_id, o.cluster_name, o.kind,
+                 o.state, o.target_generation, o.steps AS "steps: Json<Vec<OperationStep>>",
+                 o.error_code, o.error_detail, o.created_by, o.created_at, o.updated_at, o.finished_at
+               FROM operations o LEFT JOIN workspaces w ON w.id = o.workspace_id "# + $tail
+            $(, $arg)*
+        )
+    };
+}
+
 impl TryFrom<OperationRow> for OperationRecord {
     type Error = StoreError;
 
@@ -82,18 +97,10 @@ impl Store {
         &self,
         id: OperationId,
     ) -> Result<Option<OperationRecord>, StoreError> {
-        let row = sqlx::query_as!(
-            OperationRow,
-            r#"SELECT o.id, o.workspace_id, w.name AS "workspace?", o.cluster_id, o.cluster_name, o.kind,
-                 o.state, o.target_generation, o.steps AS "steps: Json<Vec<OperationStep>>",
-                 o.error_code, o.error_detail, o.created_by, o.created_at, o.updated_at, o.finished_at
-               FROM operations o LEFT JOIN workspaces w ON w.id = o.workspace_id
-               WHERE o.id = $1"#,
-            id.into_uuid()
-        )
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(query_error("operation_get"))?;
+        let row = select_operations!("WHERE o.id = $1", id.into_uuid())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(query_error("operation_get"))?;
         row.map(OperationRecord::try_from).transpose()
     }
 
@@ -105,13 +112,8 @@ impl Store {
         &self,
         cluster_id: ClusterId,
     ) -> Result<Option<OperationRecord>, StoreError> {
-        let row = sqlx::query_as!(
-            OperationRow,
-            r#"SELECT o.id, o.workspace_id, w.name AS "workspace?", o.cluster_id, o.cluster_name, o.kind,
-                 o.state, o.target_generation, o.steps AS "steps: Json<Vec<OperationStep>>",
-                 o.error_code, o.error_detail, o.created_by, o.created_at, o.updated_at, o.finished_at
-               FROM operations o LEFT JOIN workspaces w ON w.id = o.workspace_id
-               WHERE o.cluster_id = $1 AND o.state = 'Running'"#,
+        let row = select_operations!(
+            "WHERE o.cluster_id = $1 AND o.state = 'Running'",
             cluster_id.into_uuid()
         )
         .fetch_optional(&self.pool)
@@ -128,13 +130,8 @@ impl Store {
         &self,
         cluster_id: ClusterId,
     ) -> Result<Option<OperationRecord>, StoreError> {
-        let row = sqlx::query_as!(
-            OperationRow,
-            r#"SELECT o.id, o.workspace_id, w.name AS "workspace?", o.cluster_id, o.cluster_name, o.kind,
-                 o.state, o.target_generation, o.steps AS "steps: Json<Vec<OperationStep>>",
-                 o.error_code, o.error_detail, o.created_by, o.created_at, o.updated_at, o.finished_at
-               FROM operations o LEFT JOIN workspaces w ON w.id = o.workspace_id
-               WHERE o.cluster_id = $1 ORDER BY o.created_at DESC, o.id LIMIT 1"#,
+        let row = select_operations!(
+            "WHERE o.cluster_id = $1 ORDER BY o.created_at DESC, o.id LIMIT 1",
             cluster_id.into_uuid()
         )
         .fetch_optional(&self.pool)
@@ -183,15 +180,8 @@ impl Store {
         before: Option<OperationId>,
         limit: u32,
     ) -> Result<Vec<OperationRecord>, StoreError> {
-        let rows = sqlx::query_as!(
-            OperationRow,
-            r#"SELECT o.id, o.workspace_id, w.name AS "workspace?", o.cluster_id, o.cluster_name, o.kind,
-                 o.state, o.target_generation, o.steps AS "steps: Json<Vec<OperationStep>>",
-                 o.error_code, o.error_detail, o.created_by, o.created_at, o.updated_at, o.finished_at
-               FROM operations o LEFT JOIN workspaces w ON w.id = o.workspace_id
-               WHERE o.workspace_id = $1 AND ($2::uuid IS NULL OR (o.created_at, o.id) <
-                 (SELECT created_at, id FROM operations WHERE id = $2))
-               ORDER BY o.created_at DESC, o.id DESC LIMIT $3"#,
+        let rows = select_operations!(
+            "WHERE o.workspace_id = $1 AND ($2::uuid IS NULL OR (o.created_at, o.id) < (SELECT created_at, id FROM operations WHERE id = $2)) ORDER BY o.created_at DESC, o.id DESC LIMIT $3",
             workspace_id.into_uuid(),
             before.map(OperationId::into_uuid),
             i64::from(limit)

@@ -145,3 +145,17 @@ pub async fn call(
         .collect();
     request(app, method, uri, &headers, body).await
 }
+
+/// [`call`], asserting the reply's status (the message names the request and the reply).
+pub async fn expect(
+    app: &axum::Router,
+    method: &str,
+    uri: &str,
+    token: Option<&str>,
+    body: Option<Value>,
+    status: StatusCode,
+) -> Reply {
+    let reply = call(app, method, uri, token, body).await;
+    assert_eq!(reply.status, status, "{method} {uri}: {}", reply.body);
+    reply
+}
