@@ -35,6 +35,7 @@ pub use fleet::{
     wait_ready_nodes, wait_step, wait_succeeded,
 };
 pub use hdi_test_support::ports;
+pub use hdi_test_support::procfs::{can_read_as, is_root, status_ids};
 pub use postgres::{PrivatePostgres, count_rows, fresh_database, with_database};
 pub use proc::{Proc, processes_under};
 
@@ -53,17 +54,20 @@ pub fn bin(name: &str) -> PathBuf {
 }
 
 /// A fresh empty directory under the system temp dir (`hdi-e2e-<tag>-<random>`), removed on drop.
+/// Mode 0711: others may pass through it but not list it, as the node agents' workloads must
+/// when they run as their clusters' users.
 pub struct TempDir(tempfile::TempDir);
 
 impl TempDir {
     /// Creates it.
     pub fn new(tag: &str) -> TempDir {
-        TempDir(
-            tempfile::Builder::new()
-                .prefix(&format!("hdi-e2e-{tag}-"))
-                .tempdir()
-                .unwrap(),
-        )
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("hdi-e2e-{tag}-"))
+            .tempdir()
+            .unwrap();
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o711)).unwrap();
+        TempDir(dir)
     }
 
     /// Its path.

@@ -143,6 +143,9 @@ async fn kafka_and_spark_clusters_through_hdictl() {
         2,
         "{members:#}"
     );
+    if hdi_e2e::is_root() {
+        assert_tenants_apart(&fleet);
+    }
     fleet.hdictl_ok(&["cluster", "resize", "etl", "--executors", "3"]);
     fleet.hdictl_ok(&["cluster", "resize", "etl", "--executors", "1"]);
     let spark = show(&fleet, "etl");
@@ -234,6 +237,71 @@ fn cluster_credential(fleet: &Fleet) -> String {
         "{brokers:#?}"
     );
     found.swap_remove(0)
+}
+
+/// As root, the agents run each cluster's processes as the cluster's own user: the brokers of
+/// `pay` as one user, the executors of `etl` as another, both with the workspace's group; the
+/// workspace's storage root belongs to that group (`2770`); `pay`'s user cannot read the
+/// executors' credential, and without the workspace's group no user can list the storage root.
+fn assert_tenants_apart(fleet: &Fleet) {
+    use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
+    use std::os::unix::process::CommandExt as _;
+    let users = |binary: &str| -> std::collections::BTreeSet<(u32, Vec<u32>)> {
+        fleet
+            .workload_processes()
+            .into_iter()
+            .filter(|(_, cmd)| cmd.contains(binary))
+            .map(|(pid, _)| {
+                let pid = pid.to_string();
+                let uid = hdi_e2e::status_ids(&pid, "Uid");
+                assert!(uid.iter().all(|u| *u == uid[0]), "{uid:?}");
+                (uid[0], hdi_e2e::status_ids(&pid, "Groups"))
+            })
+            .collect()
+    };
+    let (brokers, executors) = (users("hdi-broker"), users("hdi-executor"));
+    assert_eq!(brokers.len(), 1, "{brokers:?}");
+    assert_eq!(executors.len(), 1, "{executors:?}");
+    let (broker_uid, broker_groups) = brokers.first().unwrap().clone();
+    let (executor_uid, executor_groups) = executors.first().unwrap().clone();
+    assert!(broker_uid >= 1_000_000 && executor_uid >= 1_000_000);
+    assert_ne!(broker_uid, executor_uid, "two clusters, two users");
+    assert_eq!(broker_groups, executor_groups, "one workspace, one group");
+    let workspace_gid = broker_groups[0];
+    let storage = fleet
+        .agent_dir(0)
+        .parent()
+        .unwrap()
+        .join("storage/workspaces");
+    let root = std::fs::read_dir(&storage)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let meta = std::fs::metadata(&root).unwrap();
+    assert_eq!((meta.uid(), meta.gid()), (0, workspace_gid));
+    assert_eq!(meta.permissions().mode() & 0o7777, 0o2770);
+    let credential = (0..3)
+        .flat_map(|node| std::fs::read_dir(fleet.agent_dir(node).join("workloads")).unwrap())
+        .map(|entry| entry.unwrap().path().join("credential"))
+        .find(|file| file.exists())
+        .unwrap();
+    assert!(hdi_e2e::can_read_as(executor_uid, &credential));
+    assert!(
+        !hdi_e2e::can_read_as(broker_uid, &credential),
+        "another cluster's user read the credential"
+    );
+    let listed = std::process::Command::new("ls")
+        .arg(&root)
+        .uid(broker_uid)
+        .gid(broker_uid)
+        .output()
+        .unwrap();
+    assert!(
+        !listed.status.success(),
+        "without the workspace's group, the root is closed"
+    );
 }
 
 async fn reqwest_get(url: &str, credential: &str) -> Value {

@@ -119,15 +119,31 @@ async fn managed_kafka_is_secured_by_default() {
         "{table}"
     );
 
-    // Each broker's key and static users are 0600 files in a 0700 directory.
+    // Each broker's key and static users are 0600 files. As root (here and in CI) the agents
+    // run the brokers as the cluster's own user: the files are that user's, in a directory
+    // only root writes and the cluster's group reads; otherwise in a 0700 directory.
+    let mut owners = std::collections::BTreeSet::new();
     for name in ["key.pem", "sasl-users"] {
         let found = paths_named(fleet.dir.path(), name, "kafka-tls");
         assert_eq!(found.len(), 3, "{name}: {found:?}");
         for path in &found {
+            use std::os::unix::fs::MetadataExt as _;
             assert_eq!(mode(path), 0o600, "{}", path.display());
-            assert_eq!(mode(path.parent().unwrap()), 0o700, "{}", path.display());
+            let (file, dir) = (
+                std::fs::metadata(path).unwrap(),
+                std::fs::metadata(path.parent().unwrap()).unwrap(),
+            );
+            if hdi_e2e::is_root() {
+                assert!(file.uid() >= 1_000_000, "{}", path.display());
+                assert_eq!((dir.uid(), dir.gid()), (0, file.uid()));
+                assert_eq!(mode(path.parent().unwrap()), 0o750, "{}", path.display());
+                owners.insert(file.uid());
+            } else {
+                assert_eq!(mode(path.parent().unwrap()), 0o700, "{}", path.display());
+            }
         }
     }
+    assert!(owners.len() <= 1, "one cluster, one user: {owners:?}");
     // The security of a cluster cannot change.
     let mut spec: hdi_api::ClusterSpec = serde_json::from_value(cluster["spec"].clone()).unwrap();
     spec.security = Some(hdi_api::KafkaSecurity::plaintext());

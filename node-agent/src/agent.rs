@@ -70,6 +70,7 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
         bin_dir: config.bin_dir.clone(),
         storage_dir: config.storage_dir.clone(),
         stop_timeout: supervisor::STOP_TIMEOUT,
+        isolation: config.isolation,
     })?;
     let mut ticks = tokio::time::interval(config.heartbeat_interval);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use clap::Parser;
 
+use crate::supervisor::{Isolation, is_root};
+
 /// Command line of `hdi-node-agent`.
 #[derive(Debug, Parser)]
 #[command(name = "hdi-node-agent", version, about = "The hdi node agent")]
@@ -47,6 +49,20 @@ pub struct Flags {
     /// Memory offered, in bytes (default: the machine's memory).
     #[arg(long)]
     pub memory_bytes: Option<u64>,
+    /// Who workloads run as: `cluster-users` (each cluster's workloads as the cluster's own
+    /// operating-system user; the agent must run as root) or `agent-user` (as the agent itself,
+    /// with no isolation between tenants). Default: `cluster-users` when the agent is root.
+    #[arg(long, value_enum)]
+    pub run_workloads_as: Option<RunWorkloadsAs>,
+}
+
+/// `--run-workloads-as`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum RunWorkloadsAs {
+    /// Each cluster's own user.
+    ClusterUsers,
+    /// The agent's user.
+    AgentUser,
 }
 
 /// The resolved configuration.
@@ -76,6 +92,8 @@ pub struct AgentConfig {
     pub cpu_millis: Option<u64>,
     /// Memory override.
     pub memory_bytes: Option<u64>,
+    /// Who workloads run as.
+    pub isolation: Isolation,
 }
 
 /// Why the flags are unusable.
@@ -109,6 +127,9 @@ pub enum ConfigError {
         #[source]
         source: std::io::Error,
     },
+    /// `--run-workloads-as cluster-users` by an agent that is not root.
+    #[error("--run-workloads-as cluster-users needs the agent to run as root")]
+    NotRoot,
     /// The control-plane URL is not http(s).
     #[error("--control-plane {url:?} must start with http:// or https://")]
     BadUrl {
@@ -140,6 +161,12 @@ impl Flags {
             Some(dir) => dir,
             None => default_bin_dir()?,
         };
+        let isolation = match self.run_workloads_as {
+            None => Isolation::for_this_process(),
+            Some(RunWorkloadsAs::AgentUser) => Isolation::AgentUser,
+            Some(RunWorkloadsAs::ClusterUsers) if is_root() => Isolation::ClusterUsers,
+            Some(RunWorkloadsAs::ClusterUsers) => return Err(ConfigError::NotRoot),
+        };
         Ok(AgentConfig {
             token: read_token(&self.token_file)?,
             bin_dir,
@@ -155,6 +182,7 @@ impl Flags {
             heartbeat_interval: self.heartbeat_interval,
             cpu_millis: self.cpu_millis,
             memory_bytes: self.memory_bytes,
+            isolation,
         })
     }
 }

@@ -20,8 +20,11 @@
 //!   file (checked against `/proc/<pid>/cmdline` and start time) or found in `/proc` by its data
 //!   directory, instead of starting a second one.
 
+mod isolation;
 mod process;
 pub mod spec;
+
+pub use self::isolation::{Isolation, is_root};
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
@@ -57,6 +60,8 @@ pub struct SupervisorConfig {
     pub storage_dir: PathBuf,
     /// Time between SIGTERM and SIGKILL when stopping a workload ([`STOP_TIMEOUT`]).
     pub stop_timeout: Duration,
+    /// Who workloads run as.
+    pub isolation: Isolation,
 }
 
 /// Something that happened to a workload process, for [`Supervisor::handle`].
@@ -214,6 +219,9 @@ impl Supervisor {
         let workloads_dir = workloads_dir
             .canonicalize()
             .with_context(|| format!("cannot resolve {}", workloads_dir.display()))?;
+        if config.isolation == Isolation::ClusterUsers {
+            check_reachable(&config, &workloads_dir)?;
+        }
         let (tx, rx) = mpsc::unbounded_channel();
         let mut supervisor = Supervisor {
             config,
@@ -555,7 +563,7 @@ impl Supervisor {
     /// failure to write them restarts it instead.
     fn reload(&mut self, name: &str, desired: Workload) {
         let wdir = self.workload_dir(name);
-        let written = self.prepare_secrets(&wdir, &desired.spec);
+        let written = self.prepare_secrets(&wdir, &desired);
         let Some(p) = self.slots.get_mut(name).and_then(|s| s.proc.as_mut()) else {
             return;
         };
@@ -678,48 +686,77 @@ impl Supervisor {
     /// TLS files and static SASL users, and an
     /// executor's cluster credential (0600 files, never arguments or the environment), and an
     /// executor's workspace storage root.
-    fn prepare_secrets(&self, wdir: &Path, spec: &WorkloadSpec) -> std::io::Result<()> {
-        let executor = match spec {
+    fn prepare_secrets(&self, wdir: &Path, workload: &Workload) -> std::io::Result<()> {
+        let run_as = self.run_as(workload);
+        let owner = run_as.map(isolation::owner);
+        let secret_dir = |dir: &Path| -> std::io::Result<()> {
+            std::fs::create_dir_all(dir)?;
+            match run_as {
+                Some(run_as) => isolation::secret_dir(dir, run_as),
+                None => std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)),
+            }
+        };
+        let write =
+            |path: &Path, value: &str| hdi_stdx::secret::write_secret_file_as(path, value, owner);
+        let executor = match &workload.spec {
             WorkloadSpec::Broker(broker) => {
                 if let Some(tls) = &broker.quorum_tls {
                     let dir = spec::quorum_tls_dir(wdir);
-                    std::fs::create_dir_all(&dir)?;
-                    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))?;
+                    secret_dir(&dir)?;
                     for (name, pem) in [
                         ("ca.pem", &tls.ca_pem),
                         ("cert.pem", &tls.cert_pem),
                         ("key.pem", &tls.key_pem),
                     ] {
-                        hdi_stdx::secret::write_secret_file(&dir.join(name), pem)?;
+                        write(&dir.join(name), pem)?;
                     }
                 }
                 if let Some(security) = &broker.kafka_security {
                     let dir = spec::kafka_tls_dir(wdir);
-                    std::fs::create_dir_all(&dir)?;
-                    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))?;
+                    secret_dir(&dir)?;
                     if let Some(tls) = &security.tls {
                         for (name, pem) in [
                             ("ca.pem", &tls.ca_pem),
                             ("cert.pem", &tls.cert_pem),
                             ("key.pem", &tls.key_pem),
                         ] {
-                            hdi_stdx::secret::write_secret_file(&dir.join(name), pem)?;
+                            write(&dir.join(name), pem)?;
                         }
                     }
                     if let Some(users) = &security.sasl_users {
-                        hdi_stdx::secret::write_secret_file(&dir.join("sasl-users"), users)?;
+                        write(&dir.join("sasl-users"), users)?;
                     }
                     if let Some(jwks) = &security.oauth_jwks {
-                        hdi_stdx::secret::write_secret_file(&dir.join("jwks.json"), jwks)?;
+                        write(&dir.join("jwks.json"), jwks)?;
                     }
                 }
                 return Ok(());
             }
             WorkloadSpec::Executor(executor) => executor,
         };
-        hdi_stdx::secret::write_secret_file(&spec::credential_file(wdir), &executor.credential)?;
+        write(&spec::credential_file(wdir), &executor.credential)?;
         if let Some(root) = spec::files_root_dir(&self.config.storage_dir, &executor.files_root) {
-            std::fs::create_dir_all(root)?;
+            std::fs::create_dir_all(&root)?;
+            if let Some(run_as) = run_as {
+                isolation::storage_root(&root, run_as)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The identity `workload` runs as, when workloads run as their clusters' users.
+    fn run_as(&self, workload: &Workload) -> Option<hdi_api::RunAs> {
+        (self.config.isolation == Isolation::ClusterUsers).then_some(workload.run_as)
+    }
+
+    /// Creates the workload directory and its data directory with the owners and modes of
+    /// [`isolation`] (only the agent's user otherwise).
+    fn prepare_dirs(&self, wdir: &Path, workload: &Workload) -> std::io::Result<()> {
+        let data = spec::process_data_dir(wdir);
+        std::fs::create_dir_all(&data)?;
+        if let Some(run_as) = self.run_as(workload) {
+            isolation::workload_dir(wdir, run_as)?;
+            isolation::data_dir(&data, run_as)?;
         }
         Ok(())
     }
@@ -733,9 +770,10 @@ impl Supervisor {
             &workload.spec,
         );
         let log = wdir.join("process.log");
-        let spawned = std::fs::create_dir_all(spec::process_data_dir(&wdir))
-            .and_then(|()| self.prepare_secrets(&wdir, &workload.spec))
-            .and_then(|()| process::spawn(&command, &wdir, &log));
+        let spawned = self
+            .prepare_dirs(&wdir, workload)
+            .and_then(|()| self.prepare_secrets(&wdir, workload))
+            .and_then(|()| process::spawn(&command, &wdir, &log, self.run_as(workload)));
         let (mut child, offset) = match spawned {
             Ok(spawned) => spawned,
             Err(error) => {
@@ -918,6 +956,34 @@ impl Supervisor {
 /// Writes `value` as JSON to `path` atomically, readable by its owner only: a temporary file,
 /// fsync, rename, fsync of the directory. A crash leaves the old file or the new one, never a
 /// torn one.
+/// With workloads running as their clusters' users: the binaries, the workloads' directories
+/// and the storage directory must be reachable by users other than root.
+fn check_reachable(config: &SupervisorConfig, workloads_dir: &Path) -> anyhow::Result<()> {
+    for binary in [spec::BROKER_BINARY, spec::EXECUTOR_BINARY] {
+        let program = config.bin_dir.join(binary);
+        if program.exists() && !isolation::runnable_by_others(&program) {
+            anyhow::bail!(
+                "workloads run as their clusters' users, who cannot run {} (give others execute \
+                 permission)",
+                program.display()
+            );
+        }
+    }
+    std::fs::create_dir_all(&config.storage_dir)
+        .with_context(|| format!("cannot create {}", config.storage_dir.display()))?;
+    for dir in [&config.bin_dir, workloads_dir, &config.storage_dir] {
+        if let Some(closed) = isolation::unreachable_ancestor(dir) {
+            anyhow::bail!(
+                "workloads run as their clusters' users, who cannot reach {} through {} (give \
+                 others search permission there, e.g. chmod o+x)",
+                dir.display(),
+                closed.display()
+            );
+        }
+    }
+    Ok(())
+}
+
 fn write_json_atomically<T: Serialize>(path: &Path, value: &T) -> std::io::Result<()> {
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(".tmp");

@@ -2,19 +2,23 @@
 //! `cargo build -p hdi-broker`): it starts and becomes Running, a SIGKILLed broker is restarted,
 //! a new supervisor over the same data directory adopts the live process, a changed spec restarts
 //! it on the same data, and an empty assignment of a higher generation stops the broker and
-//! removes its directory.
+//! removes its directory. Run as root, the broker runs as its cluster's user, and another
+//! cluster's user can read neither its keys nor its data.
 
 #![allow(clippy::unwrap_used, reason = "tests")]
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
+
 use hdi_api::{
-    BrokerWorkload, QuorumVoter, Workload, WorkloadAssignment, WorkloadSpec, WorkloadState,
+    BrokerWorkload, QuorumVoter, RunAs, Workload, WorkloadAssignment, WorkloadSpec, WorkloadState,
     WorkloadStatus,
 };
-use hdi_node_agent::supervisor::{Applied, STOP_TIMEOUT, Supervisor, SupervisorConfig};
+use hdi_node_agent::supervisor::{Applied, Isolation, STOP_TIMEOUT, Supervisor, SupervisorConfig};
 use hdi_test_support::ports;
+use hdi_test_support::procfs::can_read_as;
 use tokio::time::Instant;
 use uuid::Uuid;
 
@@ -62,6 +66,69 @@ fn alive(pid: u32) -> bool {
         .is_some_and(|(_, rest)| !rest.trim_start().starts_with(['Z', 'X']))
 }
 
+/// The identity of the broker's cluster.
+const RUN_AS: RunAs = RunAs {
+    uid: 1_000_001,
+    workspace_gid: 1_000_000,
+};
+
+fn mode(path: &Path) -> u32 {
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o7777
+}
+
+fn owner(path: &Path) -> (u32, u32) {
+    let meta = std::fs::metadata(path).unwrap();
+    (meta.uid(), meta.gid())
+}
+
+fn proc_status(pid: u32, field: &str) -> Vec<u32> {
+    hdi_test_support::procfs::status_ids(&pid.to_string(), field)
+}
+
+/// The broker runs as its cluster's user, owns its data and keys, and another cluster's user
+/// can read none of them.
+fn assert_isolated(wdir: &Path, pid: u32) {
+    let id = RUN_AS.uid;
+    assert_eq!(proc_status(pid, "Uid"), [id; 4]);
+    assert_eq!(proc_status(pid, "Gid"), [id; 4]);
+    assert_eq!(proc_status(pid, "Groups"), [RUN_AS.workspace_gid]);
+    assert_eq!((owner(wdir), mode(wdir)), ((0, id), 0o750));
+    let data = wdir.join("data");
+    assert_eq!((owner(&data), mode(&data)), ((id, id), 0o700));
+    let tls = wdir.join("quorum-tls");
+    assert_eq!((owner(&tls), mode(&tls)), ((0, id), 0o750));
+    let key = tls.join("key.pem");
+    assert_eq!((owner(&key), mode(&key)), ((id, id), 0o600));
+    // What the broker wrote itself is its user's, under umask 007.
+    let written: Vec<PathBuf> = walk(&data);
+    assert!(!written.is_empty());
+    for path in &written {
+        let meta = std::fs::symlink_metadata(path).unwrap();
+        assert_eq!((meta.uid(), meta.gid()), (id, id), "{}", path.display());
+        assert_eq!(meta.mode() & 0o007, 0, "{}", path.display());
+    }
+    assert!(can_read_as(id, &key), "the cluster's user reads its key");
+    let other = id + 2;
+    assert!(
+        !can_read_as(other, &key),
+        "another cluster's user reads the key"
+    );
+    let segment = written.iter().find(|p| p.is_file()).unwrap();
+    assert!(!can_read_as(other, segment), "{}", segment.display());
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        if entry.file_type().unwrap().is_dir() {
+            out.extend(walk(&path));
+        }
+        out.push(path);
+    }
+    out
+}
+
 /// Handles the supervisor's events until `done` holds, failing after `timeout`.
 async fn until(
     supervisor: &mut Supervisor,
@@ -102,11 +169,16 @@ async fn supervises_a_single_node_broker() {
         .try_init();
     let cleanup = Cleanup(tempfile::tempdir().unwrap());
     let data_dir = cleanup.0.path().to_owned();
+    // Others may pass through (not list) it, so that a cluster's user reaches its directory.
+    std::fs::set_permissions(&data_dir, std::fs::Permissions::from_mode(0o711)).unwrap();
+    // As root (here and in CI), the broker runs as its cluster's user.
+    let isolation = Isolation::for_this_process();
     let config = SupervisorConfig {
         data_dir: data_dir.clone(),
         bin_dir: bin_dir(),
         storage_dir: data_dir.join("storage"),
         stop_timeout: STOP_TIMEOUT,
+        isolation,
     };
     // A directory of no assigned workload, left by an earlier life of the node.
     std::fs::create_dir_all(data_dir.join("workloads/stray/data")).unwrap();
@@ -124,6 +196,7 @@ async fn supervises_a_single_node_broker() {
     let broker = Workload {
         name: "broker-1".into(),
         cluster_id: Uuid::new_v4(),
+        run_as: RUN_AS,
         spec: WorkloadSpec::Broker(BrokerWorkload {
             broker_id: 1,
             host: "127.0.0.1".into(),
@@ -160,17 +233,9 @@ async fn supervises_a_single_node_broker() {
         while !path.exists() && std::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        let mode = std::os::unix::fs::PermissionsExt::mode(
-            &std::fs::metadata(&path).unwrap().permissions(),
-        );
-        assert_eq!(mode & 0o777, 0o600, "{}", path.display());
+        assert_eq!(mode(&path), 0o600, "{}", path.display());
     }
-    let mode = std::os::unix::fs::PermissionsExt::mode(
-        &std::fs::metadata(data_dir.join("assignment.json"))
-            .unwrap()
-            .permissions(),
-    );
-    assert_eq!(mode & 0o777, 0o600);
+    assert_eq!(mode(&data_dir.join("assignment.json")), 0o600);
 
     // Starts and becomes Running; the invalid name is refused; the stray directory is moved aside.
     until(
@@ -210,6 +275,24 @@ async fn supervises_a_single_node_broker() {
     assert_eq!(first.restarts, 0);
     std::net::TcpStream::connect(("127.0.0.1", kafka_port)).unwrap();
     assert!(wdir.join("pid").exists());
+    // Nothing of the agent's environment but PATH.
+    let environ = std::fs::read(format!("/proc/{first_pid}/environ")).unwrap();
+    let mut names: Vec<String> = environ
+        .split(|b| *b == 0)
+        .filter(|v| !v.is_empty())
+        .map(|v| {
+            String::from_utf8_lossy(v)
+                .split('=')
+                .next()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    names.sort();
+    assert_eq!(names, ["NO_COLOR", "PATH", "RUST_LOG"]);
+    if isolation == Isolation::ClusterUsers {
+        assert_isolated(&wdir, first_pid);
+    }
     let log = std::fs::read_to_string(wdir.join("process.log")).unwrap();
     assert!(log.contains("hdi-broker ready on"), "{log}");
 

@@ -26,8 +26,34 @@ pub struct Workload {
     pub name: String,
     /// The cluster the workload belongs to.
     pub cluster_id: Uuid,
+    /// The operating-system identity it runs as (a node agent running as root switches to it).
+    pub run_as: RunAs,
     /// What to run.
     pub spec: WorkloadSpec,
+}
+
+/// Numbers the control plane gives clusters' users and workspaces' groups; a node agent refuses
+/// a workload whose identity is outside them (never root, a system or an ordinary login id).
+pub const RUN_AS_IDS: std::ops::RangeInclusive<u32> = 1_000_000..=1_999_999_999;
+
+/// The operating-system identity of a workload: its cluster's own user, so that workloads of
+/// different clusters on one node cannot read each other's files, and its workspace's group,
+/// which owns the workspace's storage root.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct RunAs {
+    /// The cluster's user id, also the id of the cluster's own group (its primary group).
+    pub uid: u32,
+    /// The workspace's group id (a supplementary group).
+    pub workspace_gid: u32,
+}
+
+impl RunAs {
+    /// Whether both ids are in [`RUN_AS_IDS`] and differ.
+    pub fn is_valid(&self) -> bool {
+        RUN_AS_IDS.contains(&self.uid)
+            && RUN_AS_IDS.contains(&self.workspace_gid)
+            && self.uid != self.workspace_gid
+    }
 }
 
 /// The process and its configuration.

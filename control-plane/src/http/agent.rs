@@ -6,7 +6,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use hdi_api::{
     BrokerSecurity, BrokerWorkload, ExecutorRole, ExecutorWorkload, Node, NodeCredential,
-    NodeHeartbeat, NodeRegistration, QuorumTls, QuorumVoter, Workload, WorkloadAssignment,
+    NodeHeartbeat, NodeRegistration, QuorumTls, QuorumVoter, RunAs, Workload, WorkloadAssignment,
     WorkloadSpec, WorkloadState,
 };
 use uuid::Uuid;
@@ -289,6 +289,10 @@ fn workload_to_wire(
     Workload {
         name: w.name.clone(),
         cluster_id: w.cluster_id.into_uuid(),
+        run_as: RunAs {
+            uid: access.os_uid,
+            workspace_gid: access.workspace_gid,
+        },
         spec,
     }
 }

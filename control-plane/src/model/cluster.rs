@@ -652,6 +652,10 @@ pub struct ClusterAccess {
     pub workspace_id: WorkspaceId,
     /// The cluster's data-plane credential.
     pub credential: hdi_stdx::secret::Secret,
+    /// The operating-system user the cluster's workloads run as (also its own group's id).
+    pub os_uid: u32,
+    /// The group of the cluster's workspace, owner of its storage root on each node.
+    pub workspace_gid: u32,
 }
 
 impl ClusterAccess {

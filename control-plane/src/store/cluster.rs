@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use sqlx::types::Json;
 use uuid::Uuid;
 
-use super::{NewOperation, Store, StoreError, to_u64};
+use super::{NewOperation, Store, StoreError, os_id, to_u64};
 use hdi_stdx::secret::Secret;
 
 use crate::model::{
@@ -143,16 +143,22 @@ impl Store {
     /// [`StoreError::Query`].
     pub async fn cluster_access(&self, id: ClusterId) -> Result<Option<ClusterAccess>, StoreError> {
         let row = sqlx::query!(
-            "SELECT workspace_id, credential FROM clusters WHERE id = $1",
+            "SELECT c.workspace_id, c.credential, c.os_uid, w.os_gid \
+             FROM clusters c JOIN workspaces w ON w.id = c.workspace_id WHERE c.id = $1",
             id.into_uuid()
         )
         .fetch_optional(&self.pool)
         .await
         .map_err(query_error("cluster_access"))?;
-        Ok(row.map(|row| ClusterAccess {
-            workspace_id: WorkspaceId::from_uuid(row.workspace_id),
-            credential: Secret::new(row.credential),
-        }))
+        row.map(|row| {
+            Ok(ClusterAccess {
+                workspace_id: WorkspaceId::from_uuid(row.workspace_id),
+                credential: Secret::new(row.credential),
+                os_uid: os_id(row.os_uid, "clusters.os_uid")?,
+                workspace_gid: os_id(row.os_gid, "workspaces.os_gid")?,
+            })
+        })
+        .transpose()
     }
 
     /// Up to `limit` clusters of a workspace by name after `after`.

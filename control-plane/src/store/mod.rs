@@ -145,6 +145,15 @@ fn to_i64(value: u64, column: &'static str) -> Result<i64, StoreError> {
     })
 }
 
+/// An operating-system user or group id the store allotted (`clusters.os_uid`,
+/// `workspaces.os_gid`).
+fn os_id(value: i64, column: &'static str) -> Result<u32, StoreError> {
+    u32::try_from(value).map_err(|_| StoreError::Corrupt {
+        column,
+        value: value.to_string(),
+    })
+}
+
 fn to_u64(value: i64, column: &'static str) -> Result<u64, StoreError> {
     u64::try_from(value).map_err(|_| StoreError::Corrupt {
         column,

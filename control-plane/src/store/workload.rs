@@ -6,7 +6,7 @@ use std::time::Duration;
 use sqlx::types::Json;
 use uuid::Uuid;
 
-use super::{Store, StoreError, to_u64};
+use super::{Store, StoreError, os_id, to_u64};
 use hdi_stdx::secret::Secret;
 
 use crate::model::{
@@ -302,10 +302,11 @@ impl Store {
         .await
         .map_err(query_error("node_assignment"))?;
         let access = sqlx::query!(
-            r#"SELECT id, workspace_id, credential, quorum_ca_cert, kind,
-                      spec AS "spec: Json<ClusterSpec>",
-                      kafka_ca_cert, kafka_ca_key, kafka_admin_password FROM clusters
-             WHERE id IN (SELECT cluster_id FROM workloads WHERE node_id = $1 AND NOT removing)"#,
+            r#"SELECT c.id, c.workspace_id, c.credential, c.quorum_ca_cert, c.kind,
+                      c.spec AS "spec: Json<ClusterSpec>",
+                      c.kafka_ca_cert, c.kafka_ca_key, c.kafka_admin_password, c.os_uid, w.os_gid
+                 FROM clusters c JOIN workspaces w ON w.id = c.workspace_id
+             WHERE c.id IN (SELECT cluster_id FROM workloads WHERE node_id = $1 AND NOT removing)"#,
             node_id.into_uuid()
         )
         .fetch_all(&mut *tx)
@@ -394,10 +395,12 @@ impl Store {
                     let access = ClusterAccess {
                         workspace_id: WorkspaceId::from_uuid(row.workspace_id),
                         credential: Secret::new(row.credential),
+                        os_uid: os_id(row.os_uid, "clusters.os_uid")?,
+                        workspace_gid: os_id(row.os_gid, "workspaces.os_gid")?,
                     };
-                    (ClusterId::from_uuid(row.id), access)
+                    Ok((ClusterId::from_uuid(row.id), access))
                 })
-                .collect(),
+                .collect::<Result<_, StoreError>>()?,
         }))
     }
 

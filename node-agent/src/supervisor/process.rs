@@ -21,16 +21,19 @@ const READY_POLL: Duration = Duration::from_millis(100);
 /// A partial line longer than this is dropped while looking for the ready line.
 const MAX_LINE: usize = 64 * 1024;
 
-/// Spawns `command` in `wdir`, in its own process group, with stdin from `/dev/null` and stdout and
-/// stderr appended to `log`. Returns the child and the log's length before the process started
-/// (where to look for its ready line).
+/// Spawns `command` in `wdir`, in its own process group, with stdin from `/dev/null`, stdout and
+/// stderr appended to `log`, and an environment of its own (nothing of the agent's but `PATH`).
+/// With `run_as`, the process runs as that cluster's user and group with the workspace's group
+/// as its only supplementary group, under umask 007. Returns the child and the log's length
+/// before the process started (where to look for its ready line).
 ///
 /// # Errors
-/// When the log cannot be opened or the process cannot be spawned.
+/// When the log cannot be opened or the process cannot be spawned (or switch identity).
 pub fn spawn(
     command: &CommandLine,
     wdir: &Path,
     log: &Path,
+    run_as: Option<hdi_api::RunAs>,
 ) -> std::io::Result<(tokio::process::Child, u64)> {
     let mut out = OpenOptions::new().create(true).append(true).open(log)?;
     let args: Vec<String> = command
@@ -51,18 +54,55 @@ pub fn spawn(
     // group keeps a terminal's Ctrl-C (sent to the agent's group) away from them.
     // The workload's log filter is its own, not the agent's: its ready line is an info line.
     let filter = std::env::var("HDI_WORKLOAD_LOG").unwrap_or_else(|_| "info".to_owned());
-    let child = tokio::process::Command::new(&command.program)
+    let mut process = tokio::process::Command::new(&command.program);
+    process
         .args(&command.args)
         .current_dir(wdir)
+        .env_clear()
+        .env("PATH", "/usr/local/bin:/usr/bin:/bin")
         .env("NO_COLOR", "1")
         .env("RUST_LOG", filter)
         .stdin(Stdio::null())
         .stdout(Stdio::from(out))
         .stderr(Stdio::from(err))
         .process_group(0)
-        .kill_on_drop(false)
-        .spawn()?;
+        .kill_on_drop(false);
+    if let Some(run_as) = run_as {
+        let (uid, gid, groups) = (run_as.uid, run_as.uid, [run_as.workspace_gid]);
+        #[allow(
+            unsafe_code,
+            reason = "the identity must change between fork and exec, and only pre_exec runs there"
+        )]
+        // SAFETY: the closure calls only async-signal-safe functions (setgroups, setgid, setuid,
+        // umask) on values copied in before the fork, and allocates nothing.
+        let _ = unsafe { process.pre_exec(move || switch_identity(uid, gid, &groups)) };
+    }
+    let child = process.spawn()?;
     Ok((child, offset))
+}
+
+/// In the child, between fork and exec: the supplementary groups, then the group, then the user
+/// (after which none of them can change back), and umask 007.
+#[allow(
+    unsafe_code,
+    reason = "setgroups(2), setgid(2), setuid(2) and umask(2) take plain integers and a slice"
+)]
+fn switch_identity(uid: u32, gid: u32, groups: &[libc::gid_t]) -> std::io::Result<()> {
+    let check = |rc: libc::c_int| {
+        if rc == 0 {
+            Ok(())
+        } else {
+            Err(std::io::Error::last_os_error())
+        }
+    };
+    // SAFETY: `groups` is a live slice of `groups.len()` ids; the rest takes integers.
+    unsafe {
+        check(libc::setgroups(groups.len(), groups.as_ptr()))?;
+        check(libc::setgid(gid))?;
+        check(libc::setuid(uid))?;
+        libc::umask(0o007);
+    }
+    Ok(())
 }
 
 /// A pid we may signal: positive and not `init` (a pid of 0 or -1 would signal whole groups).

@@ -153,6 +153,9 @@ pub fn refusal(workload: &hdi_api::Workload) -> Option<&'static str> {
     if !valid_name(&workload.name) {
         return Some("a name is 1 to 100 lowercase letters, digits and '-'");
     }
+    if !workload.run_as.is_valid() {
+        return Some("its user or group id is outside 1000000..=1999999999, or they are equal");
+    }
     if let WorkloadSpec::Broker(broker) = &workload.spec
         && let Some(security) = &broker.kafka_security
     {
@@ -361,6 +364,12 @@ pub fn failures_after_run(failures: u32, ran_for: Duration) -> u32 {
 
 #[cfg(test)]
 mod tests {
+    /// A valid identity.
+    const RUN_AS: hdi_api::RunAs = hdi_api::RunAs {
+        uid: 1_000_001,
+        workspace_gid: 1_000_000,
+    };
+
     use hdi_api::{QuorumVoter, Workload};
     use uuid::Uuid;
 
@@ -419,6 +428,7 @@ mod tests {
                 .map(|n| Workload {
                     name: (*n).to_owned(),
                     cluster_id: Uuid::nil(),
+                    run_as: RUN_AS,
                     spec: broker(),
                 })
                 .collect(),
@@ -456,6 +466,7 @@ mod tests {
             Workload {
                 name: "b".into(),
                 cluster_id: Uuid::nil(),
+                run_as: RUN_AS,
                 spec: WorkloadSpec::Broker(b),
             }
         };
@@ -487,6 +498,7 @@ mod tests {
         let executor = Workload {
             name: "e".into(),
             cluster_id: Uuid::nil(),
+            run_as: RUN_AS,
             spec: WorkloadSpec::Executor(ExecutorWorkload {
                 role: ExecutorRole::Driver,
                 worker_id: 0,
@@ -587,6 +599,7 @@ mod tests {
         let workload = |spec| hdi_api::Workload {
             name: "b".into(),
             cluster_id: Uuid::nil(),
+            run_as: RUN_AS,
             spec,
         };
         assert_eq!(
@@ -704,6 +717,7 @@ mod tests {
         let executor = |files_root: &str, credential: &str| hdi_api::Workload {
             name: "x-worker-1".into(),
             cluster_id: uuid::Uuid::nil(),
+            run_as: RUN_AS,
             spec: WorkloadSpec::Executor(ExecutorWorkload {
                 role: ExecutorRole::Worker,
                 worker_id: 1,
@@ -720,6 +734,18 @@ mod tests {
             assert!(refusal(&executor(bad, &good)).is_some(), "{bad:?}");
         }
         assert!(refusal(&executor("workspaces/abc", "short")).is_some());
+        // Never root, a system or login id, nor a user that is its own workspace's group.
+        for (uid, workspace_gid) in [
+            (0, 1_000_000),
+            (1000, 1_000_000),
+            (1_000_001, 65534),
+            (2_000_000_000, 1_000_000),
+            (1_000_001, 1_000_001),
+        ] {
+            let mut bad = executor("workspaces/abc", &good);
+            bad.run_as = hdi_api::RunAs { uid, workspace_gid };
+            assert!(refusal(&bad).is_some(), "{uid} {workspace_gid}");
+        }
         assert_eq!(
             files_root_dir(Path::new("/s"), "workspaces/abc"),
             Some(PathBuf::from("/s/workspaces/abc"))

@@ -115,6 +115,20 @@ pub fn read_secret_file(path: &Path) -> Result<Secret, SecretFileError> {
 /// # Errors
 /// The I/O error.
 pub fn write_secret_file(path: &Path, value: &str) -> std::io::Result<()> {
+    write_secret_file_as(path, value, None)
+}
+
+/// [`write_secret_file`], the file owned by `owner` (`(uid, gid)`; changing it needs root)
+/// before it is renamed into place. The temporary file is created new (never through an existing
+/// name or link), so a directory its future owner may write in cannot redirect the write.
+///
+/// # Errors
+/// The I/O error.
+pub fn write_secret_file_as(
+    path: &Path,
+    value: &str,
+    owner: Option<(u32, u32)>,
+) -> std::io::Result<()> {
     // A name of its own, so that concurrent writers do not meet on one temporary file.
     static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let mut tmp = path.as_os_str().to_owned();
@@ -130,6 +144,9 @@ pub fn write_secret_file(path: &Path, value: &str) -> std::io::Result<()> {
         .create_new(true)
         .mode(0o600)
         .open(&tmp)?;
+    if let Some((uid, gid)) = owner {
+        std::os::unix::fs::fchown(&file, Some(uid), Some(gid))?;
+    }
     file.write_all(value.as_bytes())?;
     file.sync_all()?;
     std::fs::rename(&tmp, path)
