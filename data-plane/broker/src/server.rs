@@ -28,6 +28,7 @@ use crate::broker::Broker;
 use crate::cluster::transport::Io;
 use crate::security::SaslMechanism;
 use crate::security::SecurityProtocol;
+use crate::security::quota::REQUEST_PERCENTAGE;
 use crate::security::sasl::{Auth, Token};
 use crate::security::scram::{ScramCredential, ScramMechanism};
 use crate::{handlers, replication};
@@ -543,14 +544,31 @@ pub async fn handle_session_frame(
                 listener: session.listener.name(),
                 throttle_ms: std::sync::atomic::AtomicU64::new(0),
             };
-            let outcome = handlers::dispatch(&context, request).await;
+            // A request quota (KIP-124) meters the CPU time of handling the request.
+            let request_quota = context.has_quota(REQUEST_PERCENTAGE);
+            let (outcome, cpu) = if request_quota {
+                crate::security::quota::cpu_timed(handlers::dispatch(&context, request)).await
+            } else {
+                (handlers::dispatch(&context, request).await, Duration::ZERO)
+            };
+            let request_throttle = if request_quota {
+                let nanos = u64::try_from(cpu.as_nanos()).unwrap_or(u64::MAX);
+                context.quota(REQUEST_PERCENTAGE, nanos)
+            } else {
+                0
+            };
             session.mute = Duration::from_millis(
                 context
                     .throttle_ms
                     .load(std::sync::atomic::Ordering::Relaxed),
             );
             match outcome {
-                handlers::Outcome::Respond(response) => response,
+                handlers::Outcome::Respond(mut response) => {
+                    if request_throttle > 0 {
+                        handlers::set_throttle_time(&mut response, request_throttle);
+                    }
+                    response
+                }
                 handlers::Outcome::NoResponse => return Ok(None),
                 handlers::Outcome::Close(reason) => return Err(reason),
             }

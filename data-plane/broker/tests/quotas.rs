@@ -1,7 +1,7 @@
 //! Client quotas in process: AlterClientQuotas and DescribeClientQuotas (authorized by
 //! ALTER_CONFIGS and DESCRIBE_CONFIGS on the cluster, bad keys and entities refused), and
 //! Produce answers carrying the throttle time that holds a user to its byte rate while another
-//! user is not throttled. Real clients held to a rate: `e2e/tests/kafka_security.rs`.
+//! user is not throttled, and Metadata answers carrying a request quota's throttle time. Real clients held to a rate: `e2e/tests/kafka_security.rs`.
 #![allow(clippy::unwrap_used, reason = "tests")]
 
 mod common;
@@ -66,7 +66,7 @@ async fn quotas_are_set_described_and_hold_a_user_to_its_rate() {
         &[
             "--authorizer",
             "--super-users",
-            "User:admin;User:alice;User:bob",
+            "User:admin;User:alice;User:bob;User:dave",
         ],
     )
     .await;
@@ -101,12 +101,13 @@ async fn quotas_are_set_described_and_hold_a_user_to_its_rate() {
             vec![
                 quota(Some("alice"), "producer_byte_rate", 100_000.0),
                 quota(None, "consumer_byte_rate", 5e6),
-                quota(Some("x"), "request_percentage", 10.0),
+                quota(Some("x"), "request_percentage", 12.5),
                 quota(Some("x"), "producer_byte_rate", 0.0),
+                quota(Some("x"), "controller_mutation_rate", 10.0),
             ]
         )
         .await,
-        [0, 0, 42, 42]
+        [0, 0, 42, 42, 42]
     );
     let described: DescribeClientQuotasResponse = call_as(
         &broker,
@@ -138,5 +139,41 @@ async fn quotas_are_set_described_and_hold_a_user_to_its_rate() {
     for _ in 0..3 {
         assert_eq!(produce_throttle(&broker, "User:bob", 50_000).await, (0, 0));
     }
+
+    // dave may use 1 % of a CPU for his requests: his Metadata answers soon carry a throttle
+    // time, and grow with what he keeps asking; bob's never do.
+    assert_eq!(
+        alter(
+            &broker,
+            "User:admin",
+            vec![quota(Some("dave"), "request_percentage", 1.0)]
+        )
+        .await,
+        [0]
+    );
+    let mut throttles = Vec::new();
+    for _ in 0..200 {
+        throttles.push(metadata_throttle(&broker, "User:dave").await);
+        assert_eq!(metadata_throttle(&broker, "User:bob").await, 0);
+    }
+    let throttled = throttles.iter().filter(|t| **t > 0).count();
+    assert!(throttled >= 150, "{throttles:?}");
+    assert!(
+        throttles[199] > throttles[50],
+        "waits grow while dave keeps asking: {throttles:?}"
+    );
     broker.stop().await;
+}
+
+/// The throttle time of a Metadata answer to `who`.
+async fn metadata_throttle(broker: &hdi_broker::broker::Broker, who: &str) -> i32 {
+    let response: MetadataResponse = call_as(
+        broker,
+        &mut session(who),
+        ApiKey::Metadata,
+        12,
+        RequestKind::Metadata(MetadataRequest::default().with_topics(None)),
+    )
+    .await;
+    response.throttle_time_ms
 }

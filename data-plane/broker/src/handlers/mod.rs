@@ -63,18 +63,30 @@ impl Context<'_> {
         )
     }
 
-    /// Meters `bytes` against the client's `key` quota, if one applies: returns the throttle
-    /// time (ms) to answer with, and mutes the connection for it after the answer.
-    pub fn quota(&self, key: &str, bytes: u64) -> i32 {
+    /// The user name the client's quotas are looked up by (the principal without `User:`).
+    fn quota_user(&self) -> &str {
+        self.principal
+            .strip_prefix("User:")
+            .unwrap_or(&self.principal)
+    }
+
+    /// Whether a `key` quota applies to the client.
+    pub fn has_quota(&self, key: &str) -> bool {
+        let view = self.broker.cluster.view();
+        !view.meta.quotas.is_empty()
+            && quota::resolve(&view.meta.quotas, self.quota_user(), &self.client_id, key).is_some()
+    }
+
+    /// Meters `amount` (bytes, or for `request_percentage` nanoseconds of CPU) against the
+    /// client's `key` quota, if one applies: returns the throttle time (ms) to answer with, and
+    /// mutes the connection for it after the answer.
+    pub fn quota(&self, key: &str, amount: u64) -> i32 {
         let view = self.broker.cluster.view();
         if view.meta.quotas.is_empty() {
             return 0;
         }
-        let user = self
-            .principal
-            .strip_prefix("User:")
-            .unwrap_or(&self.principal);
-        let Some((entity, rate)) = quota::resolve(&view.meta.quotas, user, &self.client_id, key)
+        let user = self.quota_user();
+        let Some((entity, value)) = quota::resolve(&view.meta.quotas, user, &self.client_id, key)
         else {
             return 0;
         };
@@ -85,8 +97,8 @@ impl Context<'_> {
                 user,
                 client_id: &self.client_id,
             },
-            rate,
-            bytes,
+            quota::meter_rate(key, value),
+            amount,
             std::time::Instant::now(),
         );
         let ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX);
@@ -194,6 +206,57 @@ pub enum Outcome {
     /// Close the connection: the request has no handler (only advertised APIs are decoded, so
     /// this means a bug, and a client must not wait forever for an answer).
     Close(String),
+}
+
+/// Raises the `throttle_time_ms` of `response` to `ms` (a request quota's throttle, known only
+/// once the request was handled), for every response that has the field.
+pub fn set_throttle_time(response: &mut ResponseKind, ms: i32) {
+    macro_rules! raise {
+        ($($kind:ident),* $(,)?) => {
+            match response {
+                $(ResponseKind::$kind(r) => r.throttle_time_ms = r.throttle_time_ms.max(ms),)*
+                _ => {}
+            }
+        };
+    }
+    raise!(
+        AlterClientQuotas,
+        AlterConfigs,
+        AlterPartitionReassignments,
+        AlterUserScramCredentials,
+        ApiVersions,
+        CreateAcls,
+        CreatePartitions,
+        CreateTopics,
+        DeleteAcls,
+        DeleteGroups,
+        DeleteRecords,
+        DeleteTopics,
+        DescribeAcls,
+        DescribeClientQuotas,
+        DescribeCluster,
+        DescribeConfigs,
+        DescribeGroups,
+        DescribeLogDirs,
+        DescribeUserScramCredentials,
+        ElectLeaders,
+        Fetch,
+        FindCoordinator,
+        Heartbeat,
+        IncrementalAlterConfigs,
+        InitProducerId,
+        JoinGroup,
+        LeaveGroup,
+        ListGroups,
+        ListOffsets,
+        ListPartitionReassignments,
+        Metadata,
+        OffsetCommit,
+        OffsetFetch,
+        OffsetForLeaderEpoch,
+        Produce,
+        SyncGroup,
+    );
 }
 
 /// Runs the handler for `request`.

@@ -1,6 +1,6 @@
 //! `DescribeClientQuotas` and `AlterClientQuotas` (KIP-546): the client quotas of
 //! `security::quota`, for `user` and `client-id` entities (named or `<default>`, a null name),
-//! with the keys `producer_byte_rate` and `consumer_byte_rate`. Describing needs
+//! with the keys `producer_byte_rate`, `consumer_byte_rate` and `request_percentage`. Describing needs
 //! `DESCRIBE_CONFIGS` on the cluster, altering `ALTER_CONFIGS`, as in Kafka.
 
 use hdi_kafka_client::codes;
@@ -15,7 +15,7 @@ use kafka_protocol::messages::{
 use super::{Context, sb};
 use crate::cluster::metadata::Command;
 use crate::security::acl::Operation;
-use crate::security::quota::{Entity, Name, known_key};
+use crate::security::quota::{Entity, Name, known_key, stored_value};
 
 const USER: &str = "user";
 const CLIENT_ID: &str = "client-id";
@@ -85,27 +85,26 @@ pub async fn alter_client_quotas(
             })
             .collect();
         let checked = if allowed {
-            entity_of(
-                entry
-                    .entity
-                    .iter()
-                    .map(|e| (e.entity_type.as_str(), e.entity_name.as_ref().map(|n| n.as_str()))),
-            )
+            entity_of(entry.entity.iter().map(|e| {
+                (
+                    e.entity_type.as_str(),
+                    e.entity_name.as_ref().map(|n| n.as_str()),
+                )
+            }))
             .and_then(|entity| {
                 let mut changes = Vec::new();
                 for op in &entry.ops {
                     let key = op.key.as_str();
                     if !known_key(key) {
                         return Err(format!(
-                            "quota {key:?} is not supported: use producer_byte_rate or consumer_byte_rate"
+                            "quota {key:?} is not supported: use producer_byte_rate, \
+                             consumer_byte_rate or request_percentage"
                         ));
                     }
                     if op.remove {
                         changes.push((key.to_owned(), None));
-                    } else if op.value.is_finite() && op.value >= 1.0 && op.value < 1e15 {
-                        changes.push((key.to_owned(), Some(op.value as u64)));
                     } else {
-                        return Err(format!("quota {key} must be at least 1 byte per second, not {}", op.value));
+                        changes.push((key.to_owned(), Some(stored_value(key, op.value)?)));
                     }
                 }
                 Ok((entity, changes))

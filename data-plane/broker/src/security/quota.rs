@@ -1,12 +1,17 @@
-//! Client quotas (KIP-13, KIP-55): byte rates per user and client id, stored in the metadata
-//! quorum, enforced by each broker on its own traffic as Kafka does.
+//! Client quotas (KIP-13, KIP-55, KIP-124): byte rates and request time per user and client id,
+//! stored in the metadata quorum, enforced by each broker on its own traffic as Kafka does.
 //!
 //! - Entities are Kafka's: a user (the principal's name), a client id, or both, each either
 //!   named or `<default>`. A request takes the most specific quota that exists, in Kafka's order:
 //!   user+client, user+default client, user, default user+client, default user+default client,
 //!   default user, client, default client.
 //! - Keys: `producer_byte_rate` (Produce request bytes) and `consumer_byte_rate` (Fetch response
-//!   bytes). Other keys are refused, so nothing is accepted that is not enforced.
+//!   bytes), and `request_percentage` (KIP-124): the share of one CPU the broker may spend
+//!   handling the client's requests, in percent (200 = two cores' worth), counted as the thread
+//!   CPU time of polling each request's handler ([`cpu_timed`]: time waiting for replication or
+//!   for a fetch to fill is not counted, as Kafka counts request-handler thread time). Here a
+//!   percentage is a whole number. Other keys are refused, so nothing is accepted that is not
+//!   enforced.
 //! - [`Throttle`]: a virtual-time meter per (quota entity, key): each request moves the entity's
 //!   next free instant forward by `bytes / rate`; how far it stood in the future before a request
 //!   is that request's `throttle_time_ms`. The broker answers at once with it and then reads
@@ -22,6 +27,8 @@ use serde::{Deserialize, Serialize};
 pub const PRODUCER_BYTE_RATE: &str = "producer_byte_rate";
 /// The Fetch bytes-per-second key.
 pub const CONSUMER_BYTE_RATE: &str = "consumer_byte_rate";
+/// The request-time key: percent of one CPU.
+pub const REQUEST_PERCENTAGE: &str = "request_percentage";
 
 /// One side of a quota entity.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -58,7 +65,92 @@ pub struct Caller<'a> {
 
 /// Whether `key` is a quota hdi enforces.
 pub fn known_key(key: &str) -> bool {
-    key == PRODUCER_BYTE_RATE || key == CONSUMER_BYTE_RATE
+    key == PRODUCER_BYTE_RATE || key == CONSUMER_BYTE_RATE || key == REQUEST_PERCENTAGE
+}
+
+/// The stored value of an `AlterClientQuotas` value for `key`, or why it is refused.
+///
+/// # Errors
+/// A message naming the key and the values it takes.
+pub fn stored_value(key: &str, value: f64) -> Result<u64, String> {
+    if key == REQUEST_PERCENTAGE {
+        if (1.0..=1e6).contains(&value) && value.fract() == 0.0 {
+            return Ok(value as u64);
+        }
+        return Err(format!(
+            "quota {key} must be a whole number of percent of one CPU from 1, not {value}"
+        ));
+    }
+    if (1.0..1e15).contains(&value) {
+        Ok(value as u64)
+    } else {
+        Err(format!(
+            "quota {key} must be at least 1 byte per second, not {value}"
+        ))
+    }
+}
+
+/// The rate a meter of `key` runs at for the stored `value`: bytes per second, or for
+/// [`REQUEST_PERCENTAGE`] nanoseconds of CPU per second.
+pub fn meter_rate(key: &str, value: u64) -> u64 {
+    if key == REQUEST_PERCENTAGE {
+        value.saturating_mul(10_000_000)
+    } else {
+        value
+    }
+}
+
+/// The CPU time of the calling thread.
+fn thread_cpu_time() -> Duration {
+    let mut now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    #[allow(
+        unsafe_code,
+        reason = "clock_gettime(2) writes one timespec we own; no safe wrapper in std"
+    )]
+    // SAFETY: `now` is a valid, exclusively borrowed timespec for the call.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &raw mut now) };
+    if rc != 0 {
+        return Duration::ZERO;
+    }
+    Duration::new(
+        u64::try_from(now.tv_sec).unwrap_or(0),
+        u32::try_from(now.tv_nsec).unwrap_or(0),
+    )
+}
+
+/// A future that adds up the CPU time its threads spend polling `inner`.
+struct CpuTimed<F> {
+    inner: std::pin::Pin<Box<F>>,
+    spent: Duration,
+}
+
+impl<F: std::future::Future> std::future::Future for CpuTimed<F> {
+    type Output = (F::Output, Duration);
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        let start = thread_cpu_time();
+        let polled = self.inner.as_mut().poll(cx);
+        let spent = thread_cpu_time().saturating_sub(start);
+        self.spent += spent;
+        let total = self.spent;
+        polled.map(|output| (output, total))
+    }
+}
+
+/// Runs `future`, returning its output and the CPU time spent polling it (on whichever threads
+/// polled it; waiting is not counted).
+pub async fn cpu_timed<F: std::future::Future>(future: F) -> (F::Output, Duration) {
+    CpuTimed {
+        inner: Box::pin(future),
+        spent: Duration::ZERO,
+    }
+    .await
 }
 
 /// The entity whose `key` quota applies to `user`/`client_id`, and the rate, if any.
@@ -202,6 +294,67 @@ mod tests {
         assert_eq!(rate(&quotas, "bob", "etl"), Some(2));
         assert_eq!(rate(&quotas, "bob", "x"), Some(1));
         assert_eq!(quotas.len(), 4, "an emptied entity is dropped");
+    }
+
+    #[test]
+    fn values_are_checked_per_key() {
+        assert_eq!(stored_value(PRODUCER_BYTE_RATE, 1024.0), Ok(1024));
+        assert!(stored_value(PRODUCER_BYTE_RATE, 0.5).is_err());
+        assert!(stored_value(CONSUMER_BYTE_RATE, f64::NAN).is_err());
+        assert_eq!(stored_value(REQUEST_PERCENTAGE, 200.0), Ok(200));
+        for bad in [0.0, 12.5, -1.0, f64::INFINITY, 2e6] {
+            let refused = stored_value(REQUEST_PERCENTAGE, bad).unwrap_err();
+            assert!(refused.contains("request_percentage"), "{refused}");
+        }
+        // 10 % of a CPU: 100 ms of CPU per second.
+        assert_eq!(meter_rate(REQUEST_PERCENTAGE, 10), 100_000_000);
+        assert_eq!(meter_rate(CONSUMER_BYTE_RATE, 10), 10);
+    }
+
+    #[test]
+    fn request_time_is_metered_as_cpu() {
+        // 10 %: 100 ms of CPU per second; a client that used 300 ms waits 2 s for the rest.
+        let mut throttle = Throttle::default();
+        let e = entity(Some("alice"), None);
+        let alice = Caller {
+            user: "alice",
+            client_id: "c",
+        };
+        let rate = meter_rate(REQUEST_PERCENTAGE, 10);
+        let t0 = Instant::now();
+        let ms300 = 300_000_000;
+        assert_eq!(
+            throttle.record(&e, REQUEST_PERCENTAGE, alice, rate, ms300, t0),
+            Duration::ZERO
+        );
+        assert_eq!(
+            throttle.record(
+                &e,
+                REQUEST_PERCENTAGE,
+                alice,
+                rate,
+                1,
+                t0 + Duration::from_secs(1)
+            ),
+            Duration::from_secs(2)
+        );
+    }
+
+    #[tokio::test]
+    async fn cpu_time_counts_work_not_waiting() {
+        let ((), idle) = cpu_timed(tokio::time::sleep(Duration::from_millis(200))).await;
+        assert!(idle < Duration::from_millis(50), "{idle:?}");
+        let (sum, busy) = cpu_timed(async {
+            let mut x = 0u64;
+            let start = Instant::now();
+            while start.elapsed() < Duration::from_millis(100) {
+                x = std::hint::black_box(x.wrapping_add(1));
+            }
+            x
+        })
+        .await;
+        assert!(sum > 0);
+        assert!(busy >= Duration::from_millis(50), "{busy:?}");
     }
 
     #[test]
