@@ -362,6 +362,9 @@ impl Store {
 
     /// The user of the unexpired API token with this digest, marking the token used.
     ///
+    /// `last_used_at` moves at most once a minute: a token calling many times a second (a script,
+    /// a portal) then costs a read, not a durable write per request.
+    ///
     /// # Errors
     /// [`StoreError::Query`].
     pub async fn api_token_authenticate(
@@ -370,10 +373,18 @@ impl Store {
     ) -> Result<Option<Identity>, StoreError> {
         let row = sqlx::query_as!(
             IdentityRow,
-            "UPDATE api_tokens t SET last_used_at = now() FROM users u \
-             WHERE t.secret_sha256 = $1 AND u.id = t.user_id \
-             AND (t.expires_at IS NULL OR t.expires_at > now()) \
-             RETURNING u.id, u.username, u.platform_admin",
+            r#"WITH hit AS (
+                 SELECT t.id AS token_id, t.last_used_at, u.id, u.username, u.platform_admin
+                   FROM api_tokens t JOIN users u ON u.id = t.user_id
+                  WHERE t.secret_sha256 = $1 AND (t.expires_at IS NULL OR t.expires_at > now())
+               ), touched AS (
+                 UPDATE api_tokens SET last_used_at = now()
+                  WHERE id IN (SELECT token_id FROM hit
+                                WHERE last_used_at IS NULL
+                                   OR last_used_at < now() - interval '1 minute')
+               )
+               SELECT id AS "id!", username AS "username!", platform_admin AS "platform_admin!"
+                 FROM hit"#,
             secret_sha256
         )
         .fetch_optional(&self.pool)
