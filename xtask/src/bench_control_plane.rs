@@ -116,18 +116,31 @@ fn state(api: SocketAddr, token: &str, name: &str) -> Option<(u16, serde_json::V
     Some((status, serde_json::from_str(&body).unwrap_or_default()))
 }
 
-fn put(api: SocketAddr, token: &str, name: &str, spec: &str) -> anyhow::Result<()> {
-    let (status, body) = http_request(
+/// `method` on `path` under the bench workspace's clusters with `body`; the answer's body,
+/// when its status is one of `expected`.
+fn send(
+    api: SocketAddr,
+    token: &str,
+    method: &str,
+    path: &str,
+    body: &str,
+    expected: &[u16],
+) -> anyhow::Result<String> {
+    let (status, answer) = http_request(
         api,
-        "PUT",
-        &format!("/v1/workspaces/bench/clusters/{name}"),
+        method,
+        &format!("/v1/workspaces/bench/clusters/{path}"),
         Some(token),
-        Some(spec),
+        Some(body),
     )?;
-    if status != 202 && status != 200 {
-        bail!("PUT {name}: HTTP {status}: {body}");
+    if !expected.contains(&status) {
+        bail!("{method} {path}: HTTP {status}: {answer}");
     }
-    Ok(())
+    Ok(answer)
+}
+
+fn put(api: SocketAddr, token: &str, name: &str, spec: &str) -> anyhow::Result<()> {
+    send(api, token, "PUT", name, spec, &[200, 202]).map(drop)
 }
 
 fn delete_and_wait(api: SocketAddr, token: &str, name: &str) -> anyhow::Result<()> {
@@ -284,38 +297,24 @@ fn measure(fleet: &mut Fleet, release: &Path, runs: usize, token: &str) -> anyho
     for run in 0..3 {
         let name = format!("resize-{run}");
         put(api, &token, &name, &kafka(3))?;
-        let (cluster, _) = timed(&format!("{name} Running"), Duration::from_secs(120), || {
+        timed(&format!("{name} Running"), Duration::from_secs(120), || {
             let (_, cluster) = state(api, &token, &name)?;
-            (cluster["status"]["state"] == "Running").then_some(cluster)
+            (cluster["status"]["state"] == "Running").then_some(())
         })?;
-        let bootstrap = cluster["status"]["endpoints"]["bootstrap_servers"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned();
-        crate::util::run(
-            "hdi-kafka-perf create-topic",
-            Command::new(release.join("hdi-kafka-perf"))
-                .args([
-                    "--bootstrap",
-                    &bootstrap,
-                    "create-topic",
-                    "--topic",
-                    "orders",
-                ])
-                .args(["--partitions", "100", "--replication-factor", "3"]),
+        // Through the control plane's topic API: the cluster is secured (SASL_SSL, ACLs) by
+        // default, and the control plane is its administrator.
+        let topic = r#"{"name":"orders","partitions":100,"replication_factor":3}"#;
+        send(
+            api,
+            &token,
+            "POST",
+            &format!("{name}/topics"),
+            topic,
+            &[201],
         )?;
         let start = Instant::now();
         let patch = r#"{"node_pools":[{"name":"brokers","replicas":4}]}"#;
-        let (status, body) = http_request(
-            api,
-            "PATCH",
-            &format!("/v1/workspaces/bench/clusters/{name}"),
-            Some(&token),
-            Some(patch),
-        )?;
-        if status != 202 {
-            bail!("PATCH {name}: HTTP {status}: {body}");
-        }
+        let body = send(api, &token, "PATCH", &name, patch, &[202])?;
         let op: serde_json::Value = serde_json::from_str(&body)?;
         let op = op["id"].as_str().unwrap_or_default().to_owned();
         let (steps, _) = timed(&format!("{name} resized"), Duration::from_secs(300), || {
