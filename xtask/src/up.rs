@@ -220,13 +220,33 @@ fn bring_up(
         )
     })?;
 
+    // As root the agents run each cluster's workloads as the cluster's own user, who must reach
+    // the binaries and the state directory; where they cannot (a checkout under a closed home
+    // directory), the demo still runs, as the agents' user, and says so.
+    let closed = (crate::sys::effective_uid() == 0)
+        .then(|| {
+            let agent = bin("hdi-node-agent").ok()?;
+            closed_ancestor(agent.parent()?).or_else(|| closed_ancestor(state))
+        })
+        .flatten();
+    if let Some(dir) = &closed {
+        eprintln!(
+            "xtask up: warning: {} is closed to other users (no o+x), so the workloads run as \
+             the agents' user instead of each cluster's own; `chmod o+x` it for tenant isolation",
+            dir.display()
+        );
+    }
     for domain in 0..NODES {
         let name = format!("node-{domain}");
         let log = state.join(format!("logs/{name}.log"));
+        let mut agent = Command::new(bin("hdi-node-agent")?);
+        if closed.is_some() {
+            agent.args(["--run-workloads-as", "agent-user"]);
+        }
         platform.spawn(
             &name,
             &log,
-            Command::new(bin("hdi-node-agent")?)
+            agent
                 .args([
                     "--control-plane",
                     &api_url,
@@ -530,4 +550,15 @@ fn write_hdictl_context(api_url: &str, token: &str) -> anyhow::Result<PathBuf> {
     }
     write_private(&path, &serde_json::to_vec_pretty(&config)?)?;
     Ok(path)
+}
+
+/// The outermost directory on the way to `path` that users other than its owner cannot pass
+/// through, if any.
+fn closed_ancestor(path: &Path) -> Option<PathBuf> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let path = path.canonicalize().ok()?;
+    path.ancestors()
+        .filter(|dir| std::fs::metadata(dir).is_ok_and(|m| m.permissions().mode() & 0o001 == 0))
+        .last()
+        .map(Path::to_path_buf)
 }
