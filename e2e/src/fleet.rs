@@ -114,6 +114,7 @@ pub fn start_agent(
     Proc::spawn(
         name,
         Command::new(bin("hdi-node-agent"))
+            .args(run_workloads_as(&[data_dir]))
             .args([
                 "--control-plane",
                 url,
@@ -129,6 +130,18 @@ pub fn start_agent(
             .arg(token_file)
             .env("RUST_LOG", "info"),
     )
+}
+
+/// `--run-workloads-as agent-user` unless workloads can run as their clusters' users
+/// ([`workloads_isolated`] for the binaries and `dirs`): the agents' default as root.
+fn run_workloads_as(dirs: &[&Path]) -> Vec<&'static str> {
+    let bin_dir = bin("hdi-node-agent");
+    let bin_dir = bin_dir.parent().unwrap_or(Path::new("/"));
+    if crate::workloads_isolated(bin_dir, dirs) {
+        Vec::new()
+    } else {
+        vec!["--run-workloads-as", "agent-user"]
+    }
 }
 
 /// Waits (up to 30 s) until exactly `n` nodes are Ready.
@@ -337,10 +350,16 @@ impl Fleet {
         Self::agent(url, &self.secrets, self.dir.path(), index)
     }
 
+    /// Whether this fleet's agents run each cluster's workloads as the cluster's own user.
+    pub fn isolated(&self) -> bool {
+        run_workloads_as(&[self.dir.path()]).is_empty()
+    }
+
     fn agent(url: &str, secrets: &Secrets, dir: &Path, index: u32) -> Proc {
         Proc::spawn(
             &format!("node-{index}"),
             Command::new(bin("hdi-node-agent"))
+                .args(run_workloads_as(&[dir]))
                 .args(["--control-plane", url, "--name", &format!("node-{index}")])
                 .args(["--fault-domain", &index.to_string()])
                 .args(["--heartbeat-interval", "500ms", "--poll-interval", "300ms"])

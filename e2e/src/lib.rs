@@ -35,7 +35,7 @@ pub use fleet::{
     wait_ready_nodes, wait_step, wait_succeeded,
 };
 pub use hdi_test_support::ports;
-pub use hdi_test_support::procfs::{can_read_as, is_root, status_ids};
+pub use hdi_test_support::procfs::{can_read_as, is_root, status_ids, workloads_isolated};
 pub use postgres::{PrivatePostgres, count_rows, fresh_database, with_database};
 pub use proc::{Proc, processes_under};
 

@@ -143,7 +143,7 @@ async fn kafka_and_spark_clusters_through_hdictl() {
         2,
         "{members:#}"
     );
-    if hdi_e2e::is_root() {
+    if fleet.isolated() {
         assert_tenants_apart(&fleet);
     }
     fleet.hdictl_ok(&["cluster", "resize", "etl", "--executors", "3"]);
@@ -239,7 +239,7 @@ fn cluster_credential(fleet: &Fleet) -> String {
     found.swap_remove(0)
 }
 
-/// As root, the agents run each cluster's processes as the cluster's own user: the brokers of
+/// As root (with binaries other users can reach), the agents run each cluster's processes as the cluster's own user: the brokers of
 /// `pay` as one user, the executors of `etl` as another, both with the workspace's group; the
 /// workspace's storage root belongs to that group (`2770`); `pay`'s user cannot read the
 /// executors' credential, and without the workspace's group no user can list the storage root.

@@ -171,8 +171,13 @@ async fn supervises_a_single_node_broker() {
     let data_dir = cleanup.0.path().to_owned();
     // Others may pass through (not list) it, so that a cluster's user reaches its directory.
     std::fs::set_permissions(&data_dir, std::fs::Permissions::from_mode(0o711)).unwrap();
-    // As root (here and in CI), the broker runs as its cluster's user.
-    let isolation = Isolation::for_this_process();
+    // As root (here and in CI), the broker runs as its cluster's user, unless the binaries sit
+    // where other users cannot reach them.
+    let isolation = if hdi_test_support::procfs::workloads_isolated(&bin_dir(), &[&data_dir]) {
+        Isolation::ClusterUsers
+    } else {
+        Isolation::AgentUser
+    };
     let config = SupervisorConfig {
         data_dir: data_dir.clone(),
         bin_dir: bin_dir(),

@@ -53,3 +53,55 @@ pub fn can_read_as(uid: u32, path: &std::path::Path) -> bool {
         .status()
         .is_ok_and(|status| status.success())
 }
+
+/// Whether users other than an owner can pass through every directory on the way to `path`
+/// (search permission for others on each), as a process switched to another user must.
+pub fn reachable_by_others(path: &std::path::Path) -> bool {
+    use std::os::unix::fs::PermissionsExt as _;
+    let Ok(path) = path.canonicalize() else {
+        return false;
+    };
+    path.ancestors()
+        .filter(|dir| dir.is_dir())
+        .all(|dir| std::fs::metadata(dir).is_ok_and(|m| m.permissions().mode() & 0o001 != 0))
+}
+
+/// Whether node agents started by this (test) process run workloads as their clusters' users:
+/// it is root, and those users can reach the binaries' directory and every one of `dirs`.
+/// Agents are started with `--run-workloads-as agent-user` otherwise, so that a checkout or
+/// target directory closed to other users still runs the tests.
+pub fn workloads_isolated(bin_dir: &std::path::Path, dirs: &[&std::path::Path]) -> bool {
+    is_root() && reachable_by_others(bin_dir) && dirs.iter().all(|d| reachable_by_others(d))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "tests")]
+mod tests {
+    use std::os::unix::fs::PermissionsExt as _;
+
+    use super::*;
+
+    #[test]
+    fn closed_directories_are_not_reachable() {
+        let dir = std::env::temp_dir().join(format!("hdi-reach-{}", std::process::id()));
+        let inner = dir.join("inner");
+        std::fs::create_dir_all(&inner).unwrap();
+        let mode = |m| std::fs::Permissions::from_mode(m);
+        std::fs::set_permissions(&dir, mode(0o711)).unwrap();
+        std::fs::set_permissions(&inner, mode(0o711)).unwrap();
+        let open = reachable_by_others(&inner);
+        std::fs::set_permissions(&dir, mode(0o700)).unwrap();
+        let closed = reachable_by_others(&inner);
+        std::fs::remove_dir_all(&dir).unwrap();
+        // The system temp directory is open to all on every machine these tests run on.
+        assert!(open);
+        assert!(!closed);
+        assert!(!reachable_by_others(&dir.join("gone")));
+    }
+
+    #[test]
+    fn this_process_has_a_user() {
+        assert_eq!(status_ids("self", "Uid").len(), 4);
+        assert_eq!(is_root(), status_ids("self", "Uid")[1] == 0);
+    }
+}
