@@ -972,7 +972,7 @@ fn check_reachable(config: &SupervisorConfig, workloads_dir: &Path) -> anyhow::R
     std::fs::create_dir_all(&config.storage_dir)
         .with_context(|| format!("cannot create {}", config.storage_dir.display()))?;
     for dir in [&config.bin_dir, workloads_dir, &config.storage_dir] {
-        if let Some(closed) = isolation::unreachable_ancestor(dir) {
+        if let Some(closed) = hdi_stdx::closed_ancestor(dir) {
             anyhow::bail!(
                 "workloads run as their clusters' users, who cannot reach {} through {} (give \
                  others search permission there, e.g. chmod o+x)",

@@ -226,7 +226,7 @@ fn bring_up(
     let closed = (crate::sys::effective_uid() == 0)
         .then(|| {
             let agent = bin("hdi-node-agent").ok()?;
-            closed_ancestor(agent.parent()?).or_else(|| closed_ancestor(state))
+            hdi_stdx::closed_ancestor(agent.parent()?).or_else(|| hdi_stdx::closed_ancestor(state))
         })
         .flatten();
     if let Some(dir) = &closed {
@@ -550,15 +550,4 @@ fn write_hdictl_context(api_url: &str, token: &str) -> anyhow::Result<PathBuf> {
     }
     write_private(&path, &serde_json::to_vec_pretty(&config)?)?;
     Ok(path)
-}
-
-/// The outermost directory on the way to `path` that users other than its owner cannot pass
-/// through, if any.
-fn closed_ancestor(path: &Path) -> Option<PathBuf> {
-    use std::os::unix::fs::PermissionsExt as _;
-    let path = path.canonicalize().ok()?;
-    path.ancestors()
-        .filter(|dir| std::fs::metadata(dir).is_ok_and(|m| m.permissions().mode() & 0o001 == 0))
-        .last()
-        .map(Path::to_path_buf)
 }

@@ -17,7 +17,7 @@
 //! could write in it).
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use hdi_api::RunAs;
 
@@ -111,19 +111,6 @@ pub fn storage_root(dir: &Path, run_as: RunAs) -> std::io::Result<()> {
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o2770))
 }
 
-/// The first directory on the way to `path` (itself included) that users other than its owner
-/// cannot pass through (no search permission for others), if any: a workload running as its
-/// cluster's user could not reach `path`.
-pub fn unreachable_ancestor(path: &Path) -> Option<PathBuf> {
-    let path = path.canonicalize().ok()?;
-    path.ancestors()
-        .filter(|dir| {
-            std::fs::metadata(dir).is_ok_and(|m| m.is_dir() && m.permissions().mode() & 0o001 == 0)
-        })
-        .last()
-        .map(Path::to_path_buf)
-}
-
 /// Whether others may run the program at `path`.
 pub fn runnable_by_others(path: &Path) -> bool {
     std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o001 != 0)
@@ -141,7 +128,7 @@ mod tests {
         for dir in [root.path(), &root.path().join("a"), &inner] {
             std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o711)).unwrap();
         }
-        let walk = |p: &Path| unreachable_ancestor(p).filter(|d| d.starts_with(root.path()));
+        let walk = |p: &Path| hdi_stdx::closed_ancestor(p).filter(|d| d.starts_with(root.path()));
         assert_eq!(walk(&inner), None);
         std::fs::set_permissions(
             root.path().join("a"),

@@ -6,6 +6,7 @@
 //! - [`error_chain`]: an error and its sources on one line, for logs and messages.
 //! - [`secret`]: secrets handed to processes as 0600 files, never shown in `Debug`, compared in
 //!   constant time.
+//! - [`closed_ancestor`]: where other users cannot pass on the way to a path.
 
 pub mod secret;
 
@@ -98,6 +99,20 @@ pub fn error_chain(error: &dyn std::error::Error) -> String {
         source = inner.source();
     }
     text
+}
+
+/// The outermost directory on the way to `path` (itself included) that users other than its
+/// owner cannot pass through (no search permission for others), if any: a process switched to
+/// another user could not reach `path` through it. `None` also when `path` cannot be resolved.
+pub fn closed_ancestor(path: &Path) -> Option<std::path::PathBuf> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let path = path.canonicalize().ok()?;
+    path.ancestors()
+        .filter(|dir| {
+            std::fs::metadata(dir).is_ok_and(|m| m.is_dir() && m.permissions().mode() & 0o001 == 0)
+        })
+        .last()
+        .map(Path::to_path_buf)
 }
 
 #[cfg(test)]
