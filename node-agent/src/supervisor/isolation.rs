@@ -87,8 +87,9 @@ pub fn data_dir(dir: &Path, run_as: RunAs) -> std::io::Result<()> {
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
 }
 
+/// Hands `dir` and everything under it to `uid:gid`, the directory itself last: its owner marks
+/// a finished walk, so a walk that fails halfway is done again at the next start.
 fn chown_tree(dir: &Path, uid: u32, gid: u32) -> std::io::Result<()> {
-    std::os::unix::fs::lchown(dir, Some(uid), Some(gid))?;
     for entry in std::fs::read_dir(dir)? {
         let entry = entry?;
         let path = entry.path();
@@ -98,7 +99,7 @@ fn chown_tree(dir: &Path, uid: u32, gid: u32) -> std::io::Result<()> {
             std::os::unix::fs::lchown(&path, Some(uid), Some(gid))?;
         }
     }
-    Ok(())
+    std::os::unix::fs::lchown(dir, Some(uid), Some(gid))
 }
 
 /// Gives a workspace's storage root to root and the workspace's group, `2770` (new files take
@@ -138,6 +139,50 @@ mod tests {
         assert_eq!(
             walk(&inner),
             Some(root.path().join("a").canonicalize().unwrap())
+        );
+    }
+
+    #[test]
+    fn a_data_dir_is_handed_over_whole() {
+        if !is_root() {
+            eprintln!("skipped: changing owners needs root");
+            return;
+        }
+        let root = tempfile::tempdir().unwrap();
+        let data = root.path().join("data");
+        std::fs::create_dir_all(data.join("topic-0/sub")).unwrap();
+        std::fs::write(data.join("meta"), b"m").unwrap();
+        std::fs::write(data.join("topic-0/00.log"), b"l").unwrap();
+        std::fs::write(data.join("topic-0/sub/x"), b"x").unwrap();
+        std::os::unix::fs::symlink("/etc/passwd", data.join("link")).unwrap();
+        let run_as = RunAs {
+            uid: 1_500_000_001,
+            workspace_gid: 1_500_000_002,
+        };
+        // What an earlier walk that stopped halfway leaves: one file handed over, the directory not.
+        std::os::unix::fs::lchown(data.join("meta"), Some(run_as.uid), Some(run_as.uid)).unwrap();
+        data_dir(&data, run_as).unwrap();
+        for path in [
+            data.clone(),
+            data.join("meta"),
+            data.join("topic-0"),
+            data.join("topic-0/00.log"),
+            data.join("topic-0/sub"),
+            data.join("topic-0/sub/x"),
+            data.join("link"),
+        ] {
+            let meta = std::fs::symlink_metadata(&path).unwrap();
+            assert_eq!(
+                (meta.uid(), meta.gid()),
+                (run_as.uid, run_as.uid),
+                "{path:?}"
+            );
+        }
+        let passwd = std::fs::metadata("/etc/passwd").unwrap();
+        assert_eq!(passwd.uid(), 0, "the link's target must not be handed over");
+        assert_eq!(
+            std::fs::metadata(&data).unwrap().permissions().mode() & 0o7777,
+            0o700
         );
     }
 
