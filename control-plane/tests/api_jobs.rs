@@ -633,7 +633,9 @@ async fn viewers_read_jobs_but_cannot_submit_or_delete(pool: PgPool) {
 }
 
 #[sqlx::test(migrations = "../migrations")]
-async fn the_job_reconciler_resubmits_lost_jobs_and_removes_unknown_ones(pool: PgPool) {
+async fn the_job_reconciler_resubmits_lost_jobs_updates_changed_ones_and_removes_unknown_ones(
+    pool: PgPool,
+) {
     let f = Fixture::new(pool.clone()).await;
     let reconciler = JobReconciler::new(f.store.clone(), Duration::from_secs(1));
     let a = f.submit("a", Some("kafka")).await.body["id"]
@@ -664,6 +666,7 @@ async fn the_job_reconciler_resubmits_lost_jobs_and_removes_unknown_ones(pool: P
                 batches_committed: 0,
                 last_progress: None,
                 submitted_at: String::new(),
+                definition_digest: None,
             },
         );
     }
@@ -706,6 +709,31 @@ async fn the_job_reconciler_resubmits_lost_jobs_and_removes_unknown_ones(pool: P
     assert_eq!(f.driver.requests(), [seen("GET", "/v1/jobs", Value::Null)]);
     let shown = f.call("GET", &format!("{JOBS}/b"), None).await;
     assert_eq!(shown.body["status"]["state"], "Running");
+
+    // The driver holds another definition of `a` (its Kafka access changed since): it is put
+    // again, as the control plane would send it now, and the driver updates it in place.
+    f.driver.state().jobs.get_mut(&a).unwrap().definition_digest = Some("older".into());
+    f.driver.requests();
+    let report = reconciler.pass().await.unwrap();
+    assert_eq!(
+        (report.submitted, report.updated, report.removed),
+        (0, 1, 0),
+        "{report:?}"
+    );
+    assert_eq!(
+        f.driver.requests(),
+        [
+            seen("GET", "/v1/jobs", Value::Null),
+            seen(
+                "PUT",
+                &format!("/v1/jobs/{a}"),
+                json!({"name": "a", "sql": SQL, "bootstrap_servers": BOOTSTRAP,
+                    "allowed_kafka": [BOOTSTRAP]}),
+            ),
+        ]
+    );
+    let report = reconciler.pass().await.unwrap();
+    assert_eq!(report.updated, 0, "{report:?}");
 
     // A driver that is down is skipped, and its jobs show Unknown.
     f.set_job_api("spark", &dead_url().await).await;
@@ -759,6 +787,7 @@ async fn jobs_reach_a_secured_kafka_cluster_as_its_jobs_user(pool: PgPool) {
     let secure = f.store.cluster_get(ws.id, "secure").await.unwrap().unwrap();
     let secrets = hdi_control_plane::model::KafkaClientSecrets {
         ca_cert: "-----BEGIN CERTIFICATE-----\nCA\n-----END CERTIFICATE-----\n".into(),
+        ca_trust: "-----BEGIN CERTIFICATE-----\nCA\n-----END CERTIFICATE-----\n".into(),
         ca_key: hdi_stdx::secret::Secret::new("key"),
         admin_password: hdi_stdx::secret::Secret::new("admin-pw"),
     };

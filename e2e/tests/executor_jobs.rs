@@ -365,6 +365,36 @@ fn the_banking_job_is_exact_across_worker_and_driver_crashes_and_rescaling() {
         Some(&body),
     );
     assert_eq!(code, 200);
+    // The same job with other access (as the control plane sends after a rotation or a new
+    // cluster in the workspace) is updated in place and kept; another job is refused.
+    let (_, held) = curl("GET", &format!("http://{address}/v1/jobs/banking"), None);
+    let digest = held["definition_digest"].as_str().unwrap().to_owned();
+    let narrowed =
+        serde_json::json!({"name": "banking", "sql": sql, "bootstrap_servers": bootstrap,
+        "allowed_kafka": [bootstrap]})
+        .to_string();
+    let (code, updated) = curl(
+        "PUT",
+        &format!("http://{address}/v1/jobs/banking"),
+        Some(&narrowed),
+    );
+    assert_eq!(code, 200, "{updated}");
+    assert_ne!(updated["definition_digest"].as_str().unwrap(), digest);
+    let saved = std::fs::read_to_string(driver_dir.join("jobs/banking/job.json")).unwrap();
+    assert!(saved.contains("allowed_kafka"), "{saved}");
+    let other =
+        serde_json::json!({"name": "banking", "sql": "SELECT 1", "bootstrap_servers": bootstrap})
+            .to_string();
+    let (code, refused) = curl(
+        "PUT",
+        &format!("http://{address}/v1/jobs/banking"),
+        Some(&other),
+    );
+    assert_eq!(
+        (code, refused["code"].as_str()),
+        (409, Some("job_conflict")),
+        "{refused}"
+    );
     wait_consumed(&address, 7 * CHUNK + 7, &[&driver]);
 
     // A worker is SIGKILLed while there is work; then workers go 2 → 3 → 1.

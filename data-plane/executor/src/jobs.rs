@@ -65,6 +65,19 @@ pub struct JobDef {
     pub kafka_access: std::collections::BTreeMap<String, hdi_executor_api::KafkaProperties>,
 }
 
+impl JobDef {
+    /// The definition as the control plane sends it.
+    fn definition(&self) -> JobDefinition {
+        JobDefinition {
+            name: self.name.clone(),
+            sql: self.sql.clone(),
+            bootstrap_servers: self.bootstrap_servers.clone(),
+            allowed_kafka: self.allowed_kafka.clone(),
+            kafka_access: self.kafka_access.clone(),
+        }
+    }
+}
+
 struct Entry {
     def: JobDef,
     handle: Arc<QueryHandle>,
@@ -249,6 +262,7 @@ impl JobManager {
             batches_committed: status.batches_committed,
             last_progress: entry.handle.recent(1).pop(),
             submitted_at: entry.def.submitted_at.clone(),
+            definition_digest: Some(entry.def.definition().digest()),
         }
     }
 
@@ -356,19 +370,30 @@ async fn put_job(
     let request: JobDefinition = body(&bytes)?;
     // The newest credentials win, also for a job already running (a PUT of the same job).
     crate::kafka_access::register(&request.kafka_access);
-    if let Some(entry) = manager.jobs().get(&id) {
-        let same = entry.def.sql == request.sql
-            && entry.def.name == request.name
-            && entry.def.bootstrap_servers == request.bootstrap_servers
-            && entry.def.allowed_kafka == request.allowed_kafka;
-        if same {
-            return Ok((StatusCode::OK, axum::Json(JobManager::status(entry))).into_response());
+    if let Some(entry) = manager.jobs().get_mut(&id) {
+        let held = entry.def.definition();
+        if !held.same_job(&request) {
+            return Err(Problem::new(
+                StatusCode::CONFLICT,
+                "job_conflict",
+                format!("job {id} exists with another definition"),
+            ));
         }
-        return Err(Problem::new(
-            StatusCode::CONFLICT,
-            "job_conflict",
-            format!("job {id} exists with another definition"),
-        ));
+        if held != request {
+            // The same job with other access (rotated credentials or CA certificates, another
+            // set of the workspace's clusters): kept with the job, so a restarted driver uses
+            // it too; connections the query opens from now on use it.
+            let mut def = entry.def.clone();
+            def.allowed_kafka = request.allowed_kafka;
+            def.kafka_access = request.kafka_access;
+            let json =
+                serde_json::to_vec(&def).map_err(|e| internal(&id, "cannot save the job", &e))?;
+            write_atomic(&manager.dir.join(&id).join("job.json"), &json)
+                .map_err(|e| internal(&id, "cannot save the job", &format!("{e:#}")))?;
+            tracing::info!(job = %id, "job's Kafka access updated");
+            entry.def = def;
+        }
+        return Ok((StatusCode::OK, axum::Json(JobManager::status(entry))).into_response());
     }
     manager
         .check(

@@ -230,8 +230,11 @@ async fn put(State(state): State<Shared>, Path(id): Path<String>, body: Bytes) -
         Ok(definition) => definition,
         Err(error) => return invalid_body(&error),
     };
-    if let Some(job) = d.jobs.get(&id) {
+    let digest = definition.digest();
+    if let Some(job) = d.jobs.get_mut(&id) {
+        // As the driver: the same job with other access is updated in place.
         return if job.name == definition.name && job.sql == definition.sql {
+            job.definition_digest = Some(digest);
             json(StatusCode::OK, job)
         } else {
             Problem::new(StatusCode::CONFLICT, "job_conflict", "other definition").into_response()
@@ -246,6 +249,7 @@ async fn put(State(state): State<Shared>, Path(id): Path<String>, body: Bytes) -
         batches_committed: u64::try_from(d.progress.len()).unwrap_or(u64::MAX),
         last_progress: d.progress.last().cloned(),
         submitted_at: "2025-01-01T00:00:00Z".to_owned(),
+        definition_digest: Some(digest),
     };
     d.jobs.insert(id, job.clone());
     json(StatusCode::CREATED, &job)

@@ -43,6 +43,30 @@ pub struct JobDefinition {
     pub kafka_access: std::collections::BTreeMap<String, KafkaProperties>,
 }
 
+impl JobDefinition {
+    /// A digest of the whole definition (its canonical JSON, SHA-256, hex): what a driver
+    /// reports of each job, so the control plane sees a definition it would send differently
+    /// (new Kafka credentials or CA certificates, another set of allowed clusters) without the
+    /// driver ever sending the secrets back.
+    pub fn digest(&self) -> String {
+        use sha2::Digest as _;
+        // Maps are ordered and fields are in declaration order: equal definitions, equal bytes.
+        let bytes = serde_json::to_vec(self).unwrap_or_default();
+        sha2::Sha256::digest(&bytes)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+
+    /// Whether `other` is this job with other access only (`allowed_kafka`, `kafka_access`):
+    /// what a driver updates in place rather than refuse as another job.
+    pub fn same_job(&self, other: &JobDefinition) -> bool {
+        self.name == other.name
+            && self.sql == other.sql
+            && self.bootstrap_servers == other.bootstrap_servers
+    }
+}
+
 /// librdkafka properties of one Kafka cluster; they hold a password, so `Debug` names only
 /// the keys.
 #[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -131,6 +155,9 @@ pub struct JobStatus<Id = String> {
     /// When it was submitted (RFC 3339).
     #[serde(default)]
     pub submitted_at: String,
+    /// [`JobDefinition::digest`] of the definition the driver holds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub definition_digest: Option<String>,
 }
 
 /// `GET /v1/jobs`.
