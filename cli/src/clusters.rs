@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use anyhow::bail;
+use anyhow::{Context as _, bail};
 use clap::{Args, Subcommand};
 use hdi_api::client::every_page;
 use hdi_api::{
@@ -49,13 +49,14 @@ pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
     );
     let n: u64 = number
         .parse()
-        .map_err(|_| format!("{text:?} is not a duration like 90s or 10m"))?;
+        .map_err(|_| format!("{text:?} is not a duration like 90s, 10m or 7d"))?;
     Ok(match unit {
         "" | "s" => Duration::from_secs(n),
         "m" => Duration::from_secs(n * 60),
         "h" => Duration::from_secs(n * 3600),
         "ms" => Duration::from_millis(n),
-        _ => return Err(format!("{text:?} is not a duration like 90s or 10m")),
+        "d" => Duration::from_secs(n * 86_400),
+        _ => return Err(format!("{text:?} is not a duration like 90s, 10m or 7d")),
     })
 }
 
@@ -112,6 +113,22 @@ pub enum ClusterCommand {
     RotateCertificates {
         /// Kafka cluster name.
         name: String,
+    },
+    /// Rotate a Kafka cluster's certificate authorities (the Kafka CA clients trust and the
+    /// quorum CA): new ones are trusted at once beside the current ones, start signing after
+    /// the trust period (every broker certificate is then issued again and reloaded in place),
+    /// and the old ones are dropped once every broker has loaded its new certificates. Clients
+    /// must load the CA file written here (both certificates) within the trust period.
+    RotateAuthorities {
+        /// Kafka cluster name.
+        name: String,
+        /// How long both authorities are trusted before the new ones sign, e.g. 7d or 12h.
+        #[arg(long, default_value = "7d", value_parser = parse_duration)]
+        trust_period: Duration,
+        /// Where to write the CA certificates clients must trust from now on (TLS clusters;
+        /// default `<cluster>-ca.pem`).
+        #[arg(long)]
+        ca_file: Option<std::path::PathBuf>,
     },
     /// List clusters.
     List,
@@ -324,6 +341,47 @@ pub async fn cluster(
                     "certificates of {} brokers of {name} are being renewed (the brokers reload them in place)",
                     rotation.brokers
                 ),
+                _ => print_value(format, &rotation)?,
+            }
+            Ok(())
+        }
+        ClusterCommand::RotateAuthorities {
+            name,
+            trust_period,
+            ca_file,
+        } => {
+            let request = hdi_api::AuthorityRotationRequest {
+                trust_period_seconds: Some(trust_period.as_secs()),
+            };
+            let rotation = api
+                .cluster_authorities_rotate(workspace, &name, &request)
+                .await?;
+            let written = match &rotation.ca_certificate {
+                Some(pem) => {
+                    let path = ca_file
+                        .unwrap_or_else(|| std::path::PathBuf::from(format!("{name}-ca.pem")));
+                    std::fs::write(&path, pem).with_context(|| {
+                        format!("cannot write the CA certificates to {}", path.display())
+                    })?;
+                    Some(path)
+                }
+                None => None,
+            };
+            match format {
+                Format::Table => {
+                    println!(
+                        "the certificate authorities of {name} are rotating: the new ones sign from {}",
+                        rotation
+                            .at
+                            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                    );
+                    if let Some(path) = written {
+                        println!(
+                            "clients must trust {} (the current and the new CA) before then",
+                            path.display()
+                        );
+                    }
+                }
                 _ => print_value(format, &rotation)?,
             }
             Ok(())
@@ -544,6 +602,23 @@ fn print_cluster(c: &Cluster) {
     }
     if let Some(url) = &c.status.endpoints.job_api {
         println!("job API:     {url}");
+    }
+    if let Some(rotation) = &c.status.authority_rotation {
+        let at = rotation
+            .at
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        println!(
+            "authorities: rotating, {}",
+            match rotation.phase {
+                hdi_api::AuthorityRotationPhase::Trusting =>
+                    format!("both trusted; the new ones sign from {at}"),
+                hdi_api::AuthorityRotationPhase::Issuing =>
+                    format!("the new ones sign since {at}; broker certificates being issued again"),
+                hdi_api::AuthorityRotationPhase::Settling => format!(
+                    "every broker certificate is the new ones' since {at}; the old ones are dropped soon"
+                ),
+            }
+        );
     }
     for condition in &c.status.conditions {
         println!(

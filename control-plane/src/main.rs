@@ -93,6 +93,7 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
             probe_timeout: Duration::from_secs(2),
             operation_timeout: config.operation_timeout,
             capacity_grace: (config.node_ready_timeout * 3).max(Duration::from_secs(15)),
+            authority_settle: config.node_ready_timeout * 2,
         },
         poke,
     );

@@ -191,3 +191,195 @@ async fn cluster_mutations_follow_the_rest_conventions(pool: PgPool) {
     }
     assert_eq!(names, ["c0", "c1", "c2", "c3", "c4", "keep", "pay"]);
 }
+
+#[sqlx::test(migrations = "../migrations")]
+async fn authority_rotation_trusts_both_then_signs_with_the_new_then_drops_the_old(pool: PgPool) {
+    use hdi_control_plane::model::KafkaClientSecrets;
+    use hdi_control_plane::store::{RotationStep, Store};
+    use hdi_pki::{Authority, Purpose};
+    use hdi_stdx::secret::Secret;
+
+    let app = common::app(pool.clone(), Duration::from_secs(10)).await;
+    let store = Store::from_pool(pool.clone());
+    let ws = call(
+        &app,
+        "POST",
+        "/v1/workspaces",
+        None,
+        Some(json!({"name": "ws"})),
+    )
+    .await;
+    assert_eq!(ws.status, StatusCode::CREATED);
+    let uri = "/v1/workspaces/ws/clusters/pay";
+    let created = call(&app, "PUT", uri, None, Some(kafka(3))).await;
+    assert_eq!(created.status, StatusCode::ACCEPTED, "{}", created.body);
+    let rotate = format!("{uri}/rotate-authorities");
+
+    // No broker placed yet: no authority to rotate.
+    let early = call(&app, "POST", &rotate, None, Some(json!({}))).await;
+    assert_eq!(early.status, StatusCode::CONFLICT, "{}", early.body);
+    assert_eq!(early.body["code"], "cluster_not_ready");
+
+    // What the first assignment of a broker makes: the two authorities.
+    let id = call(&app, "GET", uri, None, None).await.body["id"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .map(hdi_control_plane::model::ClusterId::from_uuid)
+        .unwrap();
+    let quorum = Authority::generate_for(&id.to_string(), Purpose::Quorum).unwrap();
+    store
+        .quorum_ca(id, (quorum.cert_pem.clone(), quorum.key_pem.clone()))
+        .await
+        .unwrap();
+    let kafka_ca = Authority::generate_for(&id.to_string(), Purpose::Kafka).unwrap();
+    store
+        .kafka_secrets_make(
+            id,
+            &KafkaClientSecrets {
+                ca_cert: kafka_ca.cert_pem.clone(),
+                ca_trust: kafka_ca.cert_pem.clone(),
+                ca_key: Secret::new(kafka_ca.key_pem.clone()),
+                admin_password: Secret::new("pw"),
+            },
+        )
+        .await
+        .unwrap();
+
+    for (body, field) in [
+        (json!({"trust_period_seconds": 0}), "trust_period_seconds"),
+        (
+            json!({"trust_period_seconds": 40_000_000}),
+            "trust_period_seconds",
+        ),
+    ] {
+        let refused = call(&app, "POST", &rotate, None, Some(body)).await;
+        assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{}", refused.body);
+        assert_eq!(refused.body["field"], field, "{}", refused.body);
+    }
+    let unknown = call(&app, "POST", &rotate, None, Some(json!({"trust": 1}))).await;
+    assert_eq!(unknown.status, StatusCode::BAD_REQUEST, "{}", unknown.body);
+
+    // Trusting: both Kafka CAs are what clients must trust, for the default week.
+    let before = chrono::Utc::now();
+    let started = call(&app, "POST", &rotate, None, Some(json!({}))).await;
+    assert_eq!(started.status, StatusCode::ACCEPTED, "{}", started.body);
+    assert_eq!(started.body["phase"], "trusting");
+    let at: chrono::DateTime<chrono::Utc> = started.body["at"].as_str().unwrap().parse().unwrap();
+    let week = (at - before).num_seconds();
+    assert!((604_790..=604_810).contains(&week), "{week}");
+    let bundle = started.body["ca_certificate"].as_str().unwrap().to_owned();
+    assert_eq!(bundle.matches("BEGIN CERTIFICATE").count(), 2, "{bundle}");
+    assert!(
+        bundle.starts_with(&kafka_ca.cert_pem),
+        "the current CA first"
+    );
+    let again = call(&app, "POST", &rotate, None, Some(json!({}))).await;
+    assert_eq!(again.status, StatusCode::CONFLICT, "{}", again.body);
+    assert_eq!(again.body["code"], "rotation_in_progress");
+    let shown = call(&app, "GET", uri, None, None).await.body;
+    assert_eq!(shown["status"]["authority_rotation"]["phase"], "trusting");
+    assert_eq!(
+        shown["status"]["endpoints"]["ca_certificate"],
+        bundle.as_str()
+    );
+    let ca_of = |pool: &PgPool| {
+        let pool = pool.clone();
+        async move {
+            sqlx::query_as::<_, (String, String, Option<String>, String)>(
+                "SELECT kafka_ca_cert, kafka_ca_key, kafka_ca_previous_cert, quorum_ca_cert
+                 FROM clusters WHERE id = $1",
+            )
+            .bind(id.into_uuid())
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+        }
+    };
+    // The current authority still signs until the trust period has passed.
+    assert_eq!(
+        store
+            .authority_rotation_advance(id, Duration::ZERO)
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(ca_of(&pool).await.0, kafka_ca.cert_pem);
+
+    // Issuing: once its time has come, the new authorities sign (no broker certificates here).
+    sqlx::query("UPDATE clusters SET ca_rotation_at = now() - interval '1 second' WHERE id = $1")
+        .bind(id.into_uuid())
+        .execute(&pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .authority_rotation_advance(id, Duration::ZERO)
+            .await
+            .unwrap(),
+        Some(RotationStep::Promoted(0))
+    );
+    let (cert, key, previous, quorum_cert) = ca_of(&pool).await;
+    assert_eq!(previous.as_deref(), Some(kafka_ca.cert_pem.as_str()));
+    assert_eq!(
+        format!("{}{cert}", kafka_ca.cert_pem),
+        bundle,
+        "the new CA is the announced one"
+    );
+    assert_ne!(quorum_cert, quorum.cert_pem);
+    let signer = Authority::from_pem(&cert, &key, Purpose::Kafka).unwrap();
+    assert!(
+        signer.cluster.starts_with(&format!("{id} (")),
+        "{}",
+        signer.cluster
+    );
+    let shown = call(&app, "GET", uri, None, None).await.body;
+    assert_eq!(shown["status"]["authority_rotation"]["phase"], "issuing");
+    assert_eq!(
+        shown["status"]["endpoints"]["ca_certificate"],
+        format!("{cert}{}", kafka_ca.cert_pem),
+        "both still trusted, the signing one first"
+    );
+
+    // Settling (no broker certificate predates the new authorities), then over once settled.
+    assert_eq!(
+        store
+            .authority_rotation_advance(id, Duration::ZERO)
+            .await
+            .unwrap(),
+        Some(RotationStep::Settling)
+    );
+    let long = Duration::from_secs(3600);
+    assert_eq!(
+        store.authority_rotation_advance(id, long).await.unwrap(),
+        None
+    );
+    assert_eq!(
+        store
+            .authority_rotation_advance(id, Duration::ZERO)
+            .await
+            .unwrap(),
+        Some(RotationStep::Finished)
+    );
+    let shown = call(&app, "GET", uri, None, None).await.body;
+    assert!(
+        shown["status"].get("authority_rotation").is_none(),
+        "{shown}"
+    );
+    assert_eq!(
+        shown["status"]["endpoints"]["ca_certificate"],
+        cert.as_str()
+    );
+    assert_eq!(ca_of(&pool).await.2, None);
+
+    // And it can rotate again.
+    let next = call(
+        &app,
+        "POST",
+        &rotate,
+        None,
+        Some(json!({"trust_period_seconds": 60})),
+    )
+    .await;
+    assert_eq!(next.status, StatusCode::ACCEPTED, "{}", next.body);
+}

@@ -144,13 +144,19 @@ pub fn trusting(ca_pem: &str) -> rustls::ClientConfig {
 /// The certificate a TLS listener at `addr` serves (DER) to a client trusting `ca_pem` and
 /// connecting by the name 127.0.0.1.
 pub async fn served_certificate(addr: &str, ca_pem: &str) -> Vec<u8> {
+    tls_handshake(addr, ca_pem).await.unwrap()
+}
+
+/// The certificate a TLS listener at `addr` (named `127.0.0.1`) serves, DER, when it verifies
+/// against `ca_pem`; why the handshake failed otherwise.
+pub async fn tls_handshake(addr: &str, ca_pem: &str) -> Result<Vec<u8>, String> {
     let name = rustls_pki_types::ServerName::try_from("127.0.0.1").unwrap();
     let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
     let stream = tokio_rustls::TlsConnector::from(std::sync::Arc::new(trusting(ca_pem)))
         .connect(name, tcp)
         .await
-        .unwrap();
-    stream.get_ref().1.peer_certificates().unwrap()[0].to_vec()
+        .map_err(|e| e.to_string())?;
+    Ok(stream.get_ref().1.peer_certificates().unwrap()[0].to_vec())
 }
 
 /// Produces `records`, one a line, to `topic` with kcat (acks=all); fails the test with kcat's

@@ -508,6 +508,115 @@ async fn managed_kafka_is_secured_by_default() {
     let out = fleet.hdictl_ok(&produce(&rotated, &[]));
     assert!(out.contains("wrote 30 of 30 records"), "{out}");
     assert_eq!(read_payments(&bootstrap, &app_conf2, "rotated-"), 30);
+
+    // Authority rotation: new authorities are trusted at once beside the current ones (hdictl
+    // writes both Kafka CA certificates to the clients' CA file, the brokers reload both quorum
+    // CAs), sign once the trust period is over (every broker certificate is issued again and
+    // reloaded in place), and the old ones are dropped once every broker has loaded its new
+    // certificates. The clients that loaded the new CA file keep working throughout.
+    let quorum_ca_before = files_named(fleet.dir.path(), "ca.pem", "quorum-tls");
+    assert!(
+        quorum_ca_before
+            .iter()
+            .all(|ca| ca.matches("BEGIN").count() == 1)
+    );
+    let ca_file = dir.join("pay-ca.pem");
+    let out = fleet.hdictl_ok(&[
+        "cluster",
+        "rotate-authorities",
+        "pay",
+        "--trust-period",
+        "4s",
+        "--ca-file",
+        ca_file.to_str().unwrap(),
+    ]);
+    assert!(out.contains("are rotating"), "{out}");
+    let bundle = std::fs::read_to_string(&ca_file).unwrap();
+    assert_eq!(bundle.matches("BEGIN CERTIFICATE").count(), 2, "{bundle}");
+    assert!(bundle.starts_with(&ca_pem), "the current CA first");
+    let rotating = std::time::Instant::now();
+    let deadline = rotating + Duration::from_secs(120);
+    let mut phases = Vec::new();
+    loop {
+        let shown = fleet.hdictl_json(&["cluster", "show", "pay", "-o", "json"]);
+        let phase = shown["status"]["authority_rotation"]["phase"].clone();
+        if phase.is_null() {
+            break;
+        }
+        if phases.last() != Some(&phase) {
+            phases.push(phase);
+        }
+        if phases.len() == 1 && phases[0] == "trusting" && rotating.elapsed().as_secs() < 2 {
+            // While trusting, the brokers trust both quorum CAs and still serve the old
+            // authority's certificates.
+            for address in &addresses {
+                hdi_e2e::tls_handshake(address, &ca_pem).await.unwrap();
+            }
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the rotation is still {phases:?} after 120 s"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    eprintln!(
+        "authorities rotated in {:.1} s through {phases:?}",
+        rotating.elapsed().as_secs_f64()
+    );
+    assert_eq!(
+        phases.first().map(|p| p.as_str()),
+        Some(Some("trusting")),
+        "{phases:?}"
+    );
+    assert!(phases.iter().any(|p| p == "issuing"), "{phases:?}");
+    let shown = fleet.hdictl_json(&["cluster", "show", "pay", "-o", "json"]);
+    let new_ca = shown["status"]["endpoints"]["ca_certificate"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(new_ca.matches("BEGIN CERTIFICATE").count(), 1, "{new_ca}");
+    assert_ne!(new_ca, ca_pem);
+    assert!(
+        bundle.ends_with(&new_ca),
+        "the announced CA is the one now in force"
+    );
+    for address in &addresses {
+        hdi_e2e::tls_handshake(address, &new_ca)
+            .await
+            .unwrap_or_else(|e| panic!("{address} with the new CA: {e}"));
+        let refused = hdi_e2e::tls_handshake(address, &ca_pem).await;
+        assert!(refused.is_err(), "{address} still verifies with the old CA");
+    }
+    // The old quorum CA leaves the brokers' trust at their nodes' next fetch after the end.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let quorum_ca_after = files_named(fleet.dir.path(), "ca.pem", "quorum-tls");
+        assert_eq!(quorum_ca_after.len(), 3);
+        if quorum_ca_after
+            .iter()
+            .all(|ca| ca.matches("BEGIN").count() == 1 && !quorum_ca_before.contains(ca))
+        {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the brokers still trust the old quorum CA 60 s after the rotation ended"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let quorum_certs = files_named(fleet.dir.path(), "cert.pem", "quorum-tls");
+    assert!(quorum_certs.iter().all(|c| !quorum_after.contains(c)));
+    assert_eq!(
+        broker_processes(fleet.dir.path()),
+        brokers,
+        "the brokers rotated their authorities without a restart"
+    );
+    // Through the quorum (acks=all) and to a client that loaded the CA file hdictl wrote.
+    let after = dir.join("after-authorities.txt");
+    std::fs::write(&after, lines("authorities", 30)).unwrap();
+    let out = fleet.hdictl_ok(&produce(&after, &[]));
+    assert!(out.contains("wrote 30 of 30 records"), "{out}");
+    assert_eq!(read_payments(&bootstrap, &app_conf2, "authorities-"), 30);
 }
 
 /// The files named `name` in directories named `parent` under `dir`.

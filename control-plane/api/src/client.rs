@@ -719,6 +719,25 @@ impl Client {
         self.call_empty(Method::DELETE, &url, None::<&()>).await
     }
 
+    /// `POST /v1/workspaces/{ws}/clusters/{cluster}/rotate-authorities`.
+    pub async fn cluster_authorities_rotate(
+        &self,
+        workspace: &str,
+        cluster: &str,
+        request: &crate::AuthorityRotationRequest,
+    ) -> Result<crate::AuthorityRotation, ClientError> {
+        self.call(
+            Method::POST,
+            &format!(
+                "/v1/workspaces/{}/clusters/{}/rotate-authorities",
+                segment(workspace),
+                segment(cluster)
+            ),
+            Some(request),
+        )
+        .await
+    }
+
     /// `POST /v1/workspaces/{ws}/clusters/{cluster}/rotate-certificates`.
     pub async fn cluster_certificates_rotate(
         &self,

@@ -295,7 +295,8 @@ pub struct Endpoints {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub sasl_mechanisms: Vec<String>,
     /// The PEM certificate of the authority that signs the brokers' certificates (TLS only):
-    /// what clients trust (`ssl.ca.location`).
+    /// what clients trust (`ssl.ca.location`). While the authorities rotate, both the current
+    /// and the other authority's certificates.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ca_certificate: Option<String>,
 }
@@ -341,6 +342,9 @@ pub struct ClusterStatus {
     /// The most recent operation on the cluster.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_operation: Option<Uuid>,
+    /// A rotation of the cluster's certificate authorities in progress.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authority_rotation: Option<crate::AuthorityRotation>,
 }
 
 /// A cluster: spec plus status.

@@ -165,6 +165,48 @@ impl std::fmt::Debug for KafkaUserCredential {
     }
 }
 
+/// `POST /v1/workspaces/{ws}/clusters/{cluster}/rotate-authorities`: how long clients get to
+/// trust the new authority before it starts signing.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AuthorityRotationRequest {
+    /// Seconds during which both the current and the new authority are trusted while the
+    /// current one still signs (1 to 31,536,000; default 604,800, a week). Clients must load
+    /// the cluster's `ca_certificate` (which holds both during the rotation) within it: once it
+    /// passes, the brokers serve certificates of the new authority only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trust_period_seconds: Option<u64>,
+}
+
+/// Where a rotation of a Kafka cluster's authorities stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthorityRotationPhase {
+    /// Both authorities are trusted everywhere; the current one still signs.
+    Trusting,
+    /// The new authority signs; every broker certificate is being issued again by it.
+    Issuing,
+    /// Every broker certificate is the new authority's; the old one is still trusted until the
+    /// brokers have loaded them, then dropped.
+    Settling,
+}
+
+/// A rotation of a Kafka cluster's authorities (its Kafka CA, which clients trust, and its
+/// quorum CA, which the brokers trust among themselves) in progress.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct AuthorityRotation {
+    /// The phase.
+    pub phase: AuthorityRotationPhase,
+    /// `trusting`: when the new authorities start signing (clients must trust the cluster's
+    /// `ca_certificate` by then); `issuing` and `settling`: when the phase began.
+    pub at: DateTime<Utc>,
+    /// What clients must trust from now on: the current and the new Kafka CA certificates
+    /// (PEM; only in the answer to the request that starts the rotation, and only for clusters
+    /// with TLS).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_certificate: Option<String>,
+}
+
 /// `POST /v1/workspaces/{ws}/clusters/{cluster}/rotate-certificates`: what was rotated.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct CertificateRotation {

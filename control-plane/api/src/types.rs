@@ -133,6 +133,8 @@ error_codes! {
     ConcurrentChange = "concurrent_change",
     /// Another operation is still running on the cluster.
     OperationInProgress = "operation_in_progress",
+    /// The cluster's certificate authorities are already rotating.
+    RotationInProgress = "rotation_in_progress",
     /// The cluster cannot serve the request yet (not Running or Resizing).
     ClusterNotReady = "cluster_not_ready",
     /// A topic of that name exists.

@@ -192,7 +192,7 @@ fn broker_security(
     let tls = if security.tls {
         let (cert_pem, key_pem) = tls?;
         Some(QuorumTls {
-            ca_pem: secrets.ca_cert.clone(),
+            ca_pem: secrets.ca_trust.clone(),
             cert_pem: cert_pem.clone(),
             key_pem: key_pem.clone(),
         })

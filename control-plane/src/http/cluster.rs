@@ -555,10 +555,14 @@ pub(super) fn cluster_to_wire(view: &ClusterView) -> api::Cluster {
                     .security
                     .as_ref()
                     .filter(|s| s.tls)
-                    .and(view.kafka_ca.clone()),
+                    .and(view.authorities.kafka_trust.clone()),
             },
             workloads: view.workloads.iter().map(workload_to_wire).collect(),
             last_operation: view.last_operation.map(OperationId::into_uuid),
+            authority_rotation: view
+                .authorities
+                .rotation
+                .map(|r| authority_rotation_to_wire(r, None)),
         },
         created_at: c.created_at,
         updated_at: c.updated_at,
@@ -628,5 +632,54 @@ pub async fn cluster_certificates_rotate(
     Ok((
         StatusCode::ACCEPTED,
         Json(api::CertificateRotation { brokers }),
+    ))
+}
+
+fn authority_rotation_to_wire(
+    rotation: model::AuthorityRotationRecord,
+    ca_certificate: Option<String>,
+) -> api::AuthorityRotation {
+    api::AuthorityRotation {
+        phase: match rotation.phase {
+            model::AuthorityPhase::Trusting => api::AuthorityRotationPhase::Trusting,
+            model::AuthorityPhase::Issuing => api::AuthorityRotationPhase::Issuing,
+            model::AuthorityPhase::Settling => api::AuthorityRotationPhase::Settling,
+        },
+        at: rotation.at,
+        ca_certificate,
+    }
+}
+
+/// Starts rotating a Kafka cluster's certificate authorities (the Kafka CA clients trust, and
+/// the quorum CA the brokers trust among themselves). New authorities are trusted at once beside
+/// the current ones: the brokers reload their trust without a restart, and the answer (like the
+/// cluster's `ca_certificate` until the rotation ends) holds both Kafka CA certificates, which
+/// clients must load within the trust period. Then the new authorities sign: every broker
+/// certificate is issued again and reloaded in place. Once all are, the old authorities are
+/// dropped. The cluster's `status.authority_rotation` shows the phase. The body may be `{}`.
+#[utoipa::path(post, path = "/v1/workspaces/{ws}/clusters/{cluster}/rotate-authorities", tag = "clusters",
+    params(("ws" = String, Path, description = "Workspace name"),
+           ("cluster" = String, Path, description = "Kafka cluster name")),
+    request_body = api::AuthorityRotationRequest,
+    security(("bearer" = [])),
+    responses(
+        (status = 202, description = "The rotation started", body = api::AuthorityRotation),
+        (status = 400, description = "`not_a_kafka_cluster`, `invalid_field` (`trust_period_seconds`)"),
+        (status = 403, description = "The caller is not an operator of the workspace"),
+        (status = 404, description = "No such workspace or cluster"),
+        (status = 409, description = "`rotation_in_progress`, `cluster_not_ready` (no authority yet)")))]
+pub async fn cluster_authorities_rotate(
+    Caller(caller): Caller,
+    State(state): State<AppState>,
+    ApiPath((ws, cluster)): ApiPath<(String, String)>,
+    ApiJson(body): ApiJson<api::AuthorityRotationRequest>,
+) -> Result<(StatusCode, Json<api::AuthorityRotation>), ApiError> {
+    let (rotation, trust) = state
+        .service
+        .cluster_authorities_rotate(&caller, &ws, &cluster, body.trust_period_seconds)
+        .await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(authority_rotation_to_wire(rotation, trust)),
     ))
 }

@@ -103,6 +103,7 @@ fn routes() -> OpenApiRouter<AppState> {
         ))
         .routes(routes!(kafka_user::kafka_user_rotate))
         .routes(routes!(cluster::cluster_certificates_rotate))
+        .routes(routes!(cluster::cluster_authorities_rotate))
         .routes(routes!(job::jobs_list, job::job_create))
         .routes(routes!(job::job_get, job::job_delete))
         .routes(routes!(job::job_progress))

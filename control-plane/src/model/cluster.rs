@@ -137,8 +137,11 @@ pub const KAFKA_ADMIN_USER: &str = "hdi-admin";
 /// the administrator's password (made when its first broker is assigned).
 #[derive(Clone)]
 pub struct KafkaClientSecrets {
-    /// The CA certificate (PEM).
+    /// The CA certificate (PEM) of the authority that signs.
     pub ca_cert: String,
+    /// The CA certificates to trust (PEM): `ca_cert`, and while the authorities rotate, the
+    /// other one too.
+    pub ca_trust: String,
     /// The CA's key (PEM): signs the brokers' server certificates.
     pub ca_key: hdi_stdx::secret::Secret,
     /// [`KAFKA_ADMIN_USER`]'s password.
@@ -235,6 +238,58 @@ pub struct ClusterStatusDoc {
     /// Executor job API URL.
     #[serde(default)]
     pub job_api: Option<String>,
+}
+
+/// The phase of a rotation of a Kafka cluster's authorities (`clusters.ca_rotation`; see
+/// migration 0014).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AuthorityPhase {
+    /// Both authorities trusted, the current one signs, until `at`.
+    Trusting,
+    /// The new one signs since `at`; broker certificates are issued again.
+    Issuing,
+    /// Every broker certificate is the new authority's since `at`; the old one is dropped soon.
+    Settling,
+}
+
+impl AuthorityPhase {
+    /// The stored spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthorityPhase::Trusting => "trusting",
+            AuthorityPhase::Issuing => "issuing",
+            AuthorityPhase::Settling => "settling",
+        }
+    }
+
+    /// The phase stored as `value`.
+    pub fn parse(value: &str) -> Option<AuthorityPhase> {
+        [
+            AuthorityPhase::Trusting,
+            AuthorityPhase::Issuing,
+            AuthorityPhase::Settling,
+        ]
+        .into_iter()
+        .find(|p| p.as_str() == value)
+    }
+}
+
+/// A rotation of a cluster's authorities in progress.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AuthorityRotationRecord {
+    /// Its phase.
+    pub phase: AuthorityPhase,
+    /// `Trusting`: when the new authorities start signing; otherwise when the phase began.
+    pub at: DateTime<Utc>,
+}
+
+/// What a Kafka cluster's clients are told of its authorities.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ClusterAuthorities {
+    /// The Kafka CA certificates clients trust (PEM; two while rotating), once made.
+    pub kafka_trust: Option<String>,
+    /// A rotation in progress.
+    pub rotation: Option<AuthorityRotationRecord>,
 }
 
 /// A cluster row.
@@ -678,7 +733,7 @@ pub struct KafkaJobAccess {
     pub bootstrap: String,
     /// The cluster's security (`None`: PLAINTEXT).
     pub security: Option<KafkaSecurity>,
-    /// Its Kafka CA certificate, once made.
+    /// Its Kafka CA certificates to trust (two while they rotate), once made.
     pub ca_cert: Option<String>,
     /// [`KAFKA_JOBS_USER`]'s password once the cluster has its credential.
     pub jobs_password: Option<hdi_stdx::secret::Secret>,

@@ -40,6 +40,9 @@ pub struct ReconcilerConfig {
     /// An operation still converging after this long is failed (`timed_out`); the reconciler
     /// keeps working towards the spec, a new operation can be started.
     pub operation_timeout: Duration,
+    /// How long a rotation of a cluster's authorities keeps trusting the old ones once every
+    /// broker certificate is the new ones' (time for the nodes to fetch and load them).
+    pub authority_settle: Duration,
     /// How long an operation waits for capacity before it fails with `insufficient_capacity`.
     pub capacity_grace: Duration,
 }
@@ -130,6 +133,15 @@ impl<P: Provisioner> Reconciler<P> {
             .await?
         {
             return Ok(());
+        }
+        if cluster.kind == Kind::Kafka && !cluster.deleting {
+            let step = self
+                .store
+                .authority_rotation_advance(cluster.id, self.config.authority_settle)
+                .await?;
+            if let Some(step) = step {
+                tracing::info!(cluster = %cluster.name, ?step, "certificate authorities rotating");
+            }
         }
         let plan = plan::plan(Input {
             cluster: &cluster,

@@ -13,11 +13,17 @@ use super::{ErrorCode, Service, ServiceError};
 use crate::auth::{Identity, Role};
 use crate::kafka_admin::KafkaAdmin;
 use crate::model::{
-    ClusterId, ClusterRecord, ClusterSpec, KafkaSecurity, Kind, MAX_STORAGE_GIB, OperationId,
-    OperationKind, OperationRecord, PoolRole, WorkloadRecord, WorkspaceRecord, kind_spec,
-    size_spec,
+    AuthorityPhase, AuthorityRotationRecord, ClusterAuthorities, ClusterId, ClusterRecord,
+    ClusterSpec, KafkaSecurity, Kind, MAX_STORAGE_GIB, OperationId, OperationKind, OperationRecord,
+    PoolRole, WorkloadRecord, WorkspaceRecord, kind_spec, size_spec,
 };
-use crate::store::{NewOperation, SpecChange};
+use crate::store::{NewOperation, NextAuthorities, RotationStart, SpecChange};
+
+/// How long both authorities are trusted before the new one signs, unless the request says.
+pub const DEFAULT_TRUST_PERIOD_SECONDS: u64 = 7 * 24 * 3600;
+
+/// The longest trust period a rotation may ask for (a year).
+pub const MAX_TRUST_PERIOD_SECONDS: u64 = 365 * 24 * 3600;
 
 /// A `PATCH` of a cluster.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -50,8 +56,9 @@ pub struct ClusterView {
     pub workloads: Vec<WorkloadRecord>,
     /// Its latest operation.
     pub last_operation: Option<OperationId>,
-    /// A secured Kafka cluster's CA certificate, once made (what clients trust).
-    pub kafka_ca: Option<String>,
+    /// What clients are told of its authorities: a secured Kafka cluster's CA certificates
+    /// once made (what clients trust), a rotation in progress.
+    pub authorities: ClusterAuthorities,
 }
 
 pub(super) fn invalid(field: &str, message: &str) -> ServiceError {
@@ -207,6 +214,101 @@ impl Service {
         self.audited(
             &caller.username,
             "cluster.rotate_certificates",
+            format!("workspaces/{workspace}/clusters/{cluster}"),
+            result,
+        )
+        .await
+    }
+
+    /// Starts rotating a Kafka cluster's authorities (its Kafka CA and its quorum CA): new ones
+    /// are made and trusted beside the current ones at once (brokers reload their trust without
+    /// a restart; clients are given both certificates), start signing after `trust_period`,
+    /// when every broker certificate is issued again by them, and the old ones are dropped once
+    /// the brokers have loaded those ([`crate::reconcile`] moves the phases on). The rotation
+    /// and the certificates clients must trust from now on (TLS clusters).
+    ///
+    /// # Errors
+    /// `not_found`, `not_a_kafka_cluster`, `forbidden` below operator, `invalid_field` for a
+    /// trust period out of range, `conflict` while a rotation runs or before the cluster has
+    /// authorities.
+    pub async fn cluster_authorities_rotate(
+        &self,
+        caller: &Identity,
+        workspace: &str,
+        cluster: &str,
+        trust_period: Option<u64>,
+    ) -> Result<(AuthorityRotationRecord, Option<String>), ServiceError> {
+        let result = async {
+            self.authorize(caller, workspace, Role::Operator).await?;
+            let seconds = trust_period.unwrap_or(DEFAULT_TRUST_PERIOD_SECONDS);
+            if !(1..=MAX_TRUST_PERIOD_SECONDS).contains(&seconds) {
+                return Err(invalid(
+                    "trust_period_seconds",
+                    &format!("must be 1 to {MAX_TRUST_PERIOD_SECONDS} seconds"),
+                ));
+            }
+            let ws = self.workspace_get_unchecked(workspace).await?;
+            let record = self.kafka_record(&ws, cluster).await?;
+            let failed = |e: hdi_pki::PkiError| ServiceError::Upstream {
+                code: ErrorCode::Internal,
+                message: format!("cannot make a certificate authority: {e}"),
+            };
+            // A label of its own: two authorities of one cluster never share a subject.
+            let now = chrono::Utc::now();
+            let label = format!(
+                "{} ({})",
+                record.id,
+                now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            );
+            let quorum = hdi_pki::Authority::generate_for(&label, hdi_pki::Purpose::Quorum)
+                .map_err(failed)?;
+            let kafka = hdi_pki::Authority::generate_for(&label, hdi_pki::Purpose::Kafka)
+                .map_err(failed)?;
+            let at = now
+                + chrono::Duration::seconds(i64::try_from(seconds).unwrap_or(i64::MAX / 1000));
+            let next = NextAuthorities {
+                quorum: (&quorum.cert_pem, &quorum.key_pem),
+                kafka: (&kafka.cert_pem, &kafka.key_pem),
+            };
+            match self
+                .store
+                .authority_rotation_start(record.id, &next, at)
+                .await?
+            {
+                RotationStart::Started => {}
+                RotationStart::InProgress => {
+                    return Err(ServiceError::Conflict {
+                        code: ErrorCode::RotationInProgress,
+                        message: format!("the authorities of {cluster:?} are already rotating"),
+                    });
+                }
+                RotationStart::NoAuthority => {
+                    return Err(ServiceError::Conflict {
+                        code: ErrorCode::ClusterNotReady,
+                        message: format!(
+                            "cluster {cluster:?} has no certificate authority yet (its brokers are being placed)"
+                        ),
+                    });
+                }
+            }
+            self.poke.notify_one();
+            let trust = self
+                .store
+                .cluster_authorities(&[record.id])
+                .await?
+                .remove(&record.id)
+                .unwrap_or_default();
+            let tls = record.spec.security.as_ref().is_some_and(|s| s.tls);
+            let rotation = AuthorityRotationRecord {
+                phase: AuthorityPhase::Trusting,
+                at,
+            };
+            Ok((rotation, trust.kafka_trust.filter(|_| tls)))
+        }
+        .await;
+        self.audited(
+            &caller.username,
+            "cluster.rotate_authorities",
             format!("workspaces/{workspace}/clusters/{cluster}"),
             result,
         )
@@ -610,16 +712,17 @@ impl Service {
             .operation_latest(cluster.id)
             .await?
             .map(|op| op.id);
-        let kafka_ca = self
+        let authorities = self
             .store
-            .kafka_ca_certs(&[cluster.id])
+            .cluster_authorities(&[cluster.id])
             .await?
-            .remove(&cluster.id);
+            .remove(&cluster.id)
+            .unwrap_or_default();
         Ok(ClusterView {
             cluster,
             workloads,
             last_operation,
-            kafka_ca,
+            authorities,
         })
     }
 
@@ -657,7 +760,7 @@ impl Service {
             .await?
             .into_iter()
             .collect();
-        let mut cas = self.store.kafka_ca_certs(&ids).await?;
+        let mut authorities = self.store.cluster_authorities(&ids).await?;
         let mut views = Vec::with_capacity(items.len());
         for cluster in items {
             let mine: Vec<WorkloadRecord>;
@@ -666,7 +769,7 @@ impl Service {
                 .partition(|w| w.cluster_id == cluster.id);
             views.push(ClusterView {
                 last_operation: latest.get(&cluster.id).copied(),
-                kafka_ca: cas.remove(&cluster.id),
+                authorities: authorities.remove(&cluster.id).unwrap_or_default(),
                 workloads: mine,
                 cluster,
             });

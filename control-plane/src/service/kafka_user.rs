@@ -48,7 +48,7 @@ pub(crate) async fn admin_security(
         .ok_or_else(not_ready)?;
     let tls = if security.tls {
         let config =
-            hdi_pki::trust_config(&secrets.ca_cert).map_err(|e| ServiceError::Upstream {
+            hdi_pki::trust_config(&secrets.ca_trust).map_err(|e| ServiceError::Upstream {
                 code: ErrorCode::Internal,
                 message: format!("the cluster's Kafka CA is unusable: {e}"),
             })?;

@@ -258,6 +258,7 @@ impl Service {
                     let password = crate::auth::new_kafka_password()
                         .map_err(|e| failed("a Kafka password", e.to_string()))?;
                     let candidate = KafkaClientSecrets {
+                        ca_trust: authority.cert_pem.clone(),
                         ca_cert: authority.cert_pem,
                         ca_key: Secret::new(authority.key_pem),
                         admin_password: Secret::new(password),
@@ -274,12 +275,12 @@ impl Service {
             {
                 continue;
             }
-            let authority = hdi_pki::Authority {
-                cert_pem: secrets.ca_cert.clone(),
-                key_pem: secrets.ca_key.expose().to_owned(),
-                cluster: workload.cluster_id.to_string(),
-                purpose: hdi_pki::Purpose::Kafka,
-            };
+            let authority = hdi_pki::Authority::from_pem(
+                &secrets.ca_cert,
+                secrets.ca_key.expose(),
+                hdi_pki::Purpose::Kafka,
+            )
+            .map_err(|e| failed("a Kafka server certificate", e.to_string()))?;
             let server = authority
                 .issue_server(std::slice::from_ref(&workload.address))
                 .map_err(|e| failed("a Kafka server certificate", e.to_string()))?;
@@ -326,12 +327,9 @@ impl Service {
                 .store
                 .quorum_ca(workload.cluster_id, (candidate.cert_pem, candidate.key_pem))
                 .await?;
-            let authority = hdi_pki::Authority {
-                cert_pem,
-                key_pem,
-                cluster: workload.cluster_id.to_string(),
-                purpose: hdi_pki::Purpose::Quorum,
-            };
+            let authority =
+                hdi_pki::Authority::from_pem(&cert_pem, &key_pem, hdi_pki::Purpose::Quorum)
+                    .map_err(failed)?;
             let broker = authority.issue_broker(broker_id).map_err(failed)?;
             self.store
                 .workload_tls_issue(

@@ -269,7 +269,10 @@ impl Store {
         cluster_id: ClusterId,
     ) -> Result<Option<KafkaClientSecrets>, StoreError> {
         let row = sqlx::query!(
-            "SELECT kafka_ca_cert, kafka_ca_key, kafka_admin_password FROM clusters WHERE id = $1",
+            r#"SELECT kafka_ca_cert, kafka_ca_key, kafka_admin_password,
+                      kafka_ca_cert || coalesce(kafka_ca_next_cert, kafka_ca_previous_cert, '')
+                        AS kafka_ca_trust
+                 FROM clusters WHERE id = $1"#,
             cluster_id.into_uuid()
         )
         .fetch_optional(&self.pool)
@@ -278,33 +281,11 @@ impl Store {
         Ok(row.and_then(|row| {
             Some(KafkaClientSecrets {
                 ca_cert: row.kafka_ca_cert?,
+                ca_trust: row.kafka_ca_trust?,
                 ca_key: Secret::new(row.kafka_ca_key?),
                 admin_password: Secret::new(row.kafka_admin_password?),
             })
         }))
-    }
-
-    /// The Kafka CA certificates of those of `ids` that have one.
-    ///
-    /// # Errors
-    /// [`StoreError::Query`].
-    pub async fn kafka_ca_certs(
-        &self,
-        ids: &[ClusterId],
-    ) -> Result<std::collections::HashMap<ClusterId, String>, StoreError> {
-        let ids: Vec<Uuid> = ids.iter().map(|id| id.into_uuid()).collect();
-        let rows = sqlx::query!(
-            r#"SELECT id, kafka_ca_cert AS "kafka_ca_cert!" FROM clusters
-               WHERE id = ANY($1) AND kafka_ca_cert IS NOT NULL"#,
-            &ids
-        )
-        .fetch_all(&self.pool)
-        .await
-        .map_err(query_error("kafka_ca_certs"))?;
-        Ok(rows
-            .into_iter()
-            .map(|row| (ClusterId::from_uuid(row.id), row.kafka_ca_cert))
-            .collect())
     }
 
     /// A secured Kafka cluster's secrets: the stored ones, or `candidate`, stored, when it has
@@ -398,7 +379,8 @@ impl Store {
         let rows = sqlx::query!(
             r#"SELECT status->>'bootstrap_servers' AS "bootstrap!",
                       spec AS "spec: Json<crate::model::ClusterSpec>",
-                      kafka_ca_cert,
+                      kafka_ca_cert || coalesce(kafka_ca_next_cert, kafka_ca_previous_cert, '')
+                        AS kafka_ca_trust,
                       CASE WHEN kafka_jobs_ready THEN kafka_jobs_password END AS jobs_password
                FROM clusters
                WHERE workspace_id = $1 AND kind = 'kafka' AND NOT deleting
@@ -414,7 +396,7 @@ impl Store {
             .map(|row| KafkaJobAccess {
                 bootstrap: row.bootstrap,
                 security: row.spec.0.security,
-                ca_cert: row.kafka_ca_cert,
+                ca_cert: row.kafka_ca_trust,
                 jobs_password: row.jobs_password.map(Secret::new),
             })
             .collect())

@@ -6,6 +6,7 @@
 
 mod audit;
 mod auth;
+mod authority;
 mod cluster;
 mod idempotency;
 mod job;
@@ -15,6 +16,7 @@ mod operation;
 mod workload;
 mod workspace;
 
+pub use authority::{NextAuthorities, RotationStart, RotationStep};
 pub use cluster::SpecChange;
 pub use idempotency::{KeyClaim, StoredResponse};
 pub use operation::NewOperation;

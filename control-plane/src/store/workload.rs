@@ -51,7 +51,7 @@ pub struct Assignment {
     pub access: BTreeMap<ClusterId, ClusterAccess>,
     /// Each broker workload's quorum certificate and key, once issued.
     pub tls: BTreeMap<WorkloadId, (String, String)>,
-    /// Each Kafka cluster's quorum CA certificate, once made.
+    /// Each Kafka cluster's quorum CA certificates to trust (two while they rotate), once made.
     pub quorum_ca: BTreeMap<ClusterId, String>,
     /// Each broker workload's Kafka listener certificate and key, once issued.
     pub kafka_tls: BTreeMap<WorkloadId, (String, String)>,
@@ -302,9 +302,13 @@ impl Store {
         .await
         .map_err(query_error("node_assignment"))?;
         let access = sqlx::query!(
-            r#"SELECT c.id, c.workspace_id, c.credential, c.quorum_ca_cert, c.kind,
+            r#"SELECT c.id, c.workspace_id, c.credential, c.kind,
+                      c.quorum_ca_cert || coalesce(c.quorum_ca_next_cert, c.quorum_ca_previous_cert, '')
+                        AS quorum_ca_trust,
                       c.spec AS "spec: Json<ClusterSpec>",
-                      c.kafka_ca_cert, c.kafka_ca_key, c.kafka_admin_password, c.os_uid, w.os_gid
+                      c.kafka_ca_cert, c.kafka_ca_key, c.kafka_admin_password, c.os_uid, w.os_gid,
+                      c.kafka_ca_cert || coalesce(c.kafka_ca_next_cert, c.kafka_ca_previous_cert, '')
+                        AS kafka_ca_trust
                  FROM clusters c JOIN workspaces w ON w.id = c.workspace_id
              WHERE c.id IN (SELECT cluster_id FROM workloads WHERE node_id = $1 AND NOT removing)"#,
             node_id.into_uuid()
@@ -332,7 +336,7 @@ impl Store {
             .collect::<Result<Vec<_>, _>>()?;
         let quorum_ca = access
             .iter()
-            .filter_map(|row| Some((ClusterId::from_uuid(row.id), row.quorum_ca_cert.clone()?)))
+            .filter_map(|row| Some((ClusterId::from_uuid(row.id), row.quorum_ca_trust.clone()?)))
             .collect();
         let kafka = access
             .iter()
@@ -340,14 +344,18 @@ impl Store {
             .map(|row| {
                 let secrets = match (
                     row.kafka_ca_cert.clone(),
+                    row.kafka_ca_trust.clone(),
                     row.kafka_ca_key.clone(),
                     row.kafka_admin_password.clone(),
                 ) {
-                    (Some(ca_cert), Some(ca_key), Some(password)) => Some(KafkaClientSecrets {
-                        ca_cert,
-                        ca_key: Secret::new(ca_key),
-                        admin_password: Secret::new(password),
-                    }),
+                    (Some(ca_cert), Some(ca_trust), Some(ca_key), Some(password)) => {
+                        Some(KafkaClientSecrets {
+                            ca_cert,
+                            ca_trust,
+                            ca_key: Secret::new(ca_key),
+                            admin_password: Secret::new(password),
+                        })
+                    }
                     _ => None,
                 };
                 let id = ClusterId::from_uuid(row.id);

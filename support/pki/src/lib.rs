@@ -19,6 +19,12 @@
 //! Authorities are valid for [`CA_LIFETIME`], what they issue for [`LEAF_LIFETIME`] (from an
 //! hour before issue, for clocks a little behind): the control plane renews a leaf certificate
 //! once less than a third of its lifetime is left, and the brokers reload it without a restart.
+//!
+//! Authorities rotate: a CA's subject names its cluster's label and its kind (`hdi cluster
+//! <label> <kind> CA`), so one read back from PEM ([`Authority::from_pem`]) keeps its name,
+//! and a new authority of the same cluster gets a label of its own. Trust is a bundle of PEM
+//! certificates, so during a rotation configurations trust the current and the next authority
+//! at once.
 
 use std::sync::Arc;
 
@@ -125,18 +131,25 @@ impl std::fmt::Debug for Issued {
     }
 }
 
+impl Purpose {
+    fn kind(self) -> &'static str {
+        match self {
+            Purpose::Quorum => "quorum",
+            Purpose::Kafka => "Kafka",
+        }
+    }
+}
+
+/// The common name of the authority `cluster` (its label) has for `purpose`.
+fn ca_common_name(cluster: &str, purpose: Purpose) -> String {
+    format!("hdi cluster {cluster} {} CA", purpose.kind())
+}
+
 fn ca_params(cluster: &str, purpose: Purpose) -> CertificateParams {
     let mut params = CertificateParams::default();
     let mut name = DistinguishedName::new();
     name.push(DnType::OrganizationName, "hdi");
-    let kind = match purpose {
-        Purpose::Quorum => "quorum",
-        Purpose::Kafka => "Kafka",
-    };
-    name.push(
-        DnType::CommonName,
-        format!("hdi cluster {cluster} {kind} CA"),
-    );
+    name.push(DnType::CommonName, ca_common_name(cluster, purpose));
     params.distinguished_name = name;
     params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
     params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
@@ -164,6 +177,38 @@ impl Authority {
         Ok(Authority {
             cert_pem: cert.pem(),
             key_pem: key.serialize_pem(),
+            cluster: cluster.to_owned(),
+            purpose,
+        })
+    }
+
+    /// The authority whose certificate and key are `cert_pem` and `key_pem` (as stored): its
+    /// label is read back from the certificate's subject, so what it signs names it as their
+    /// issuer exactly. A cluster's label is its id, and after a rotation its id and when the
+    /// new authority was made, so that two authorities of one cluster never share a name.
+    ///
+    /// # Errors
+    /// When the certificate does not parse, is not an authority of this kind, or the key does
+    /// not parse.
+    pub fn from_pem(
+        cert_pem: &str,
+        key_pem: &str,
+        purpose: Purpose,
+    ) -> Result<Authority, PkiError> {
+        let not_ours = || PkiError::Pem {
+            what: "the CA certificate",
+            reason: format!("its subject is not an hdi {} CA's", purpose.kind()),
+        };
+        let der = certs("the CA certificate", cert_pem)?.remove(0);
+        let name = common_name(&der).ok_or_else(not_ours)?;
+        let cluster = name
+            .strip_prefix("hdi cluster ")
+            .and_then(|rest| rest.strip_suffix(&format!(" {} CA", purpose.kind())))
+            .ok_or_else(not_ours)?;
+        KeyPair::from_pem(key_pem)?;
+        Ok(Authority {
+            cert_pem: cert_pem.to_owned(),
+            key_pem: key_pem.to_owned(),
             cluster: cluster.to_owned(),
             purpose,
         })
@@ -537,5 +582,40 @@ mod tests {
             .verify_server_cert(&leaf, &[], &name, &[], at(0))
             .unwrap();
         assert!(CA_LIFETIME > LEAF_LIFETIME * 30);
+    }
+
+    #[test]
+    fn authorities_read_back_and_rotate_through_a_bundle() {
+        use rustls::client::WebPkiServerVerifier;
+        use rustls::client::danger::ServerCertVerifier as _;
+        use rustls::pki_types::UnixTime;
+        let old = Authority::generate_for("c1", Purpose::Kafka).unwrap();
+        let new = Authority::generate_for("c1 (2026-12-06T08:00:00Z)", Purpose::Kafka).unwrap();
+        // Read back from what the control plane stores, the label included.
+        let stored = Authority::from_pem(&new.cert_pem, &new.key_pem, Purpose::Kafka).unwrap();
+        assert_eq!(stored.cluster, "c1 (2026-12-06T08:00:00Z)");
+        assert!(Authority::from_pem(&new.cert_pem, &new.key_pem, Purpose::Quorum).is_err());
+        assert!(Authority::from_pem(&new.cert_pem, "junk", Purpose::Kafka).is_err());
+        let verify = |trusted: &str, signer: &Authority| {
+            let verifier =
+                WebPkiServerVerifier::builder_with_provider(roots(trusted).unwrap(), provider())
+                    .build()
+                    .unwrap();
+            let issued = signer.issue_server(&["127.0.0.1".into()]).unwrap();
+            let leaf = certs("x", &issued.cert_pem).unwrap().remove(0);
+            let name = ServerName::try_from("127.0.0.1").unwrap();
+            verifier
+                .verify_server_cert(&leaf, &[], &name, &[], UnixTime::now())
+                .is_ok()
+        };
+        // A bundle of both authorities trusts what either signs; each alone only its own.
+        // The control plane joins stored certificates as they are: each ends its line.
+        assert!(old.cert_pem.ends_with("-----\n") && new.cert_pem.ends_with("-----\n"));
+        let bundle = format!("{}{}", old.cert_pem, new.cert_pem);
+        assert!(verify(&bundle, &old));
+        assert!(verify(&bundle, &stored));
+        assert!(verify(&new.cert_pem, &stored));
+        assert!(!verify(&old.cert_pem, &stored));
+        assert!(!verify(&new.cert_pem, &old));
     }
 }
