@@ -88,6 +88,10 @@ pub(crate) struct Figures {
     pub(crate) consume_mb_s: f64,
     pub(crate) produce_cpu_s_per_gb: f64,
     pub(crate) consume_cpu_s_per_gb: f64,
+    /// CPU seconds per GB of the client (hdi-kafka-perf) that produced.
+    pub(crate) client_produce_cpu_s_per_gb: f64,
+    /// CPU seconds per GB of the client that consumed.
+    pub(crate) client_consume_cpu_s_per_gb: f64,
     pub(crate) peak_rss_mb: f64,
 }
 
@@ -255,18 +259,36 @@ pub(crate) fn perf(
     bootstrap: &str,
     args: &[&str],
 ) -> anyhow::Result<serde_json::Value> {
-    let out = Command::new(release.join("hdi-kafka-perf"))
+    use std::io::Read as _;
+    let mut child = Command::new(release.join("hdi-kafka-perf"))
         .args(["--bootstrap", bootstrap])
         .args(args)
-        .output()?;
-    if !out.status.success() {
-        bail!(
-            "hdi-kafka-perf {args:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()?;
+    let mut stdout = child.stdout.take().context("no stdout")?;
+    let mut stderr = child.stderr.take().context("no stderr")?;
+    // stderr is read beside stdout, so a chatty client never blocks on a full pipe.
+    let errors = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = stderr.read_to_string(&mut text);
+        text
+    });
+    let mut text = String::new();
+    stdout.read_to_string(&mut text)?;
+    let errors = errors.join().unwrap_or_default();
+    let usage = crate::sys::wait_with_usage(child.id())?;
+    if usage.code != Some(0) {
+        bail!("hdi-kafka-perf {args:?} failed: {errors}");
     }
-    let text = String::from_utf8_lossy(&out.stdout);
-    serde_json::from_str(text.lines().last().unwrap_or("")).context("hdi-kafka-perf output")
+    let mut value: serde_json::Value =
+        serde_json::from_str(text.lines().last().unwrap_or("")).context("hdi-kafka-perf output")?;
+    // What the client itself spent: on a machine it shares with the broker, its CPU is the
+    // broker's to lose.
+    if let Some(object) = value.as_object_mut() {
+        object.insert("client_cpu_seconds".into(), usage.cpu_seconds.into());
+    }
+    Ok(value)
 }
 
 /// CPU seconds (user + system) a process has used so far.
@@ -364,6 +386,8 @@ pub(crate) fn produce_then_consume(
         consume_mb_s: consumed["mb_per_s"].as_f64().unwrap_or(0.0),
         produce_cpu_s_per_gb: (cpu1 - cpu0) / gb,
         consume_cpu_s_per_gb: (cpu2 - cpu1) / gb,
+        client_produce_cpu_s_per_gb: produced["client_cpu_seconds"].as_f64().unwrap_or(0.0) / gb,
+        client_consume_cpu_s_per_gb: consumed["client_cpu_seconds"].as_f64().unwrap_or(0.0) / gb,
         peak_rss_mb: peak_rss_mb(pid),
     })
 }

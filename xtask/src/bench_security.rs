@@ -2,8 +2,10 @@
 //! broker bench (`hdi-kafka-perf`, librdkafka with OpenSSL) against the same release
 //! `hdi-broker`, once over a `PLAINTEXT` listener and once over `SASL_SSL` with SCRAM-SHA-512
 //! (TLS 1.3 by rustls on the broker), fresh broker and directory per run, 1 KiB records, acks=1
-//! and acks=all: produce and consume MB/s, produce p99, broker CPU seconds per GB, and the
-//! share of throughput TLS takes (target: at most 25% of produce and 35% of consume).
+//! and acks=all: produce and consume MB/s, produce p99, broker and client CPU seconds per GB
+//! (the client's from `wait4`), and the share of throughput TLS takes (target: at most 25% of
+//! produce and 35% of consume). Broker and client share the machine's cores, so the CPU TLS
+//! adds to the client is split out from what it adds to the broker.
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -147,13 +149,15 @@ pub fn run(release: &Path, records: u64) -> anyhow::Result<()> {
         "\nhdi-broker over PLAINTEXT vs SASL_SSL (SCRAM-SHA-512, TLS by rustls): {records} records of {size} B per run, 1 partition, hdi-kafka-perf (librdkafka + OpenSSL)"
     );
     type Metric = (&'static str, fn(&Figures) -> f64);
-    let metrics: [Metric; 7] = [
+    let metrics: [Metric; 9] = [
         ("produce MB/s", |f| f.produce_mb_s),
         ("produce p50 ms", |f| f.p50_ms),
         ("produce p99 ms", |f| f.p99_ms),
         ("consume MB/s", |f| f.consume_mb_s),
         ("produce CPU s/GB", |f| f.produce_cpu_s_per_gb),
         ("consume CPU s/GB", |f| f.consume_cpu_s_per_gb),
+        ("client prod CPU s/GB", |f| f.client_produce_cpu_s_per_gb),
+        ("client cons CPU s/GB", |f| f.client_consume_cpu_s_per_gb),
         ("peak RSS MB", |f| f.peak_rss_mb),
     ];
     for (acks, pair) in &rows {
@@ -173,6 +177,17 @@ pub fn run(release: &Path, records: u64) -> anyhow::Result<()> {
             "TLS+SASL costs {:.0}% of produce throughput (target <= 25%) and {:.0}% of consume throughput (target <= 35%)",
             produce_loss * 100.0,
             consume_loss * 100.0
+        );
+        // Broker and client share this machine's cores: when both are busy, throughput falls
+        // as their CPU per GB together rises. Split what TLS added between them.
+        let (plain, secure) = (&pair[0], &pair[1]);
+        let together = plain.produce_cpu_s_per_gb + plain.client_produce_cpu_s_per_gb;
+        let client_added = secure.client_produce_cpu_s_per_gb - plain.client_produce_cpu_s_per_gb;
+        let broker_added = secure.produce_cpu_s_per_gb - plain.produce_cpu_s_per_gb;
+        println!(
+            "producing, TLS+SASL added {broker_added:.2} CPU s/GB to the broker and {client_added:.2} to the client; \
+             on a machine both saturate, the client's part alone would cost about {:.0}% of produce throughput",
+            100.0 * client_added / (together + client_added).max(f64::MIN_POSITIVE)
         );
     }
     Ok(())

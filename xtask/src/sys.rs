@@ -36,9 +36,25 @@ pub fn die_with_parent(command: &mut Command) -> &mut Command {
     }
 }
 
+/// What a child used, read when it was reaped (`wait4`).
+pub struct ChildUsage {
+    /// Its exit code (`None` if killed by a signal).
+    pub code: Option<i32>,
+    /// Its peak resident set size in KiB (`ru_maxrss`).
+    pub max_rss_kib: u64,
+    /// CPU seconds, user and system, of all its threads.
+    pub cpu_seconds: f64,
+}
+
 /// Waits for child `pid` to exit: its exit code (`None` if killed by a signal) and its peak
 /// resident set size in KiB (`ru_maxrss` from `wait4`).
 pub fn wait_with_max_rss(pid: u32) -> std::io::Result<(Option<i32>, u64)> {
+    let usage = wait_with_usage(pid)?;
+    Ok((usage.code, usage.max_rss_kib))
+}
+
+/// Waits for child `pid` to exit and says what it used.
+pub fn wait_with_usage(pid: u32) -> std::io::Result<ChildUsage> {
     let pid = i32::try_from(pid).map_err(|_| std::io::Error::other("pid out of range"))?;
     let mut status = 0i32;
     // SAFETY: an all-zero rusage is a valid value of this plain C struct.
@@ -54,6 +70,10 @@ pub fn wait_with_max_rss(pid: u32) -> std::io::Result<(Option<i32>, u64)> {
             return Err(error);
         }
     }
-    let code = libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status));
-    Ok((code, u64::try_from(usage.ru_maxrss).unwrap_or(0)))
+    let seconds = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    Ok(ChildUsage {
+        code: libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status)),
+        max_rss_kib: u64::try_from(usage.ru_maxrss).unwrap_or(0),
+        cpu_seconds: seconds(usage.ru_utime) + seconds(usage.ru_stime),
+    })
 }
