@@ -258,6 +258,10 @@ async fn connection(
                     .write_all(&response)
                     .await
                     .map_err(|e| e.to_string())?;
+                // Over TLS, `write_all` may return with the response's end still in the
+                // session's buffer (the socket was full): the client would wait for it until its
+                // request timed out. Flushing sends it (a no-op over plain TCP).
+                writer.flush().await.map_err(|e| e.to_string())?;
                 if session.closing {
                     let _ = writer.flush().await;
                     let _ = writer.shutdown().await;

@@ -194,7 +194,9 @@ pub async fn write_response<T: Serialize, S: AsyncWrite + Unpin>(
     for chunk in raw {
         stream.write_all(chunk).await?;
     }
-    Ok(())
+    // Over TLS a write may leave its end in the session's buffer: push it out, or the caller
+    // waits for an answer that is never sent.
+    stream.flush().await
 }
 
 /// Why a call failed.
@@ -308,6 +310,7 @@ impl Peer {
         );
         frame.extend_from_slice(&body);
         stream.write_all(&frame).await.map_err(io)?;
+        stream.flush().await.map_err(io)?;
         let body = read_frame(stream).await.map_err(io)?;
         if body.len() < 4 {
             return Err(io(std::io::Error::other("short response")));

@@ -1,0 +1,137 @@
+//! The Kafka listener over TLS, through a real socket: a response larger than the socket can
+//! hold reaches a client that reads it late (nothing of it stays in the TLS session's buffer).
+#![allow(clippy::unwrap_used, reason = "test")]
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use hdi_broker::security::SecurityProtocol;
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::{ApiKey, FetchRequest, RequestKind};
+use rustls::pki_types::pem::PemObject as _;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[allow(
+    deprecated,
+    reason = "ring, as the rest of the workspace: one crypto provider, no aws-lc build"
+)]
+async fn a_large_fetch_answer_over_tls_arrives_whole_when_read_late() {
+    let dir = common::temp_dir("tls-listener");
+    let tls = dir.path().join("tls");
+    std::fs::create_dir_all(&tls).unwrap();
+    let ca = hdi_pki::Authority::generate_for("test", hdi_pki::Purpose::Kafka).unwrap();
+    let server = ca.issue_server(&["127.0.0.1".to_owned()]).unwrap();
+    std::fs::write(tls.join("cert.pem"), &server.cert_pem).unwrap();
+    std::fs::write(tls.join("key.pem"), &server.key_pem).unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(tls.join("key.pem"), std::fs::Permissions::from_mode(0o600))
+            .unwrap();
+    }
+    let data = dir.path().join("data");
+    let broker = common::open_with(
+        &data,
+        &[
+            "--listener",
+            "SSL://127.0.0.1:9093",
+            "--tls-dir",
+            tls.to_str().unwrap(),
+        ],
+    )
+    .await;
+    common::create_topic(&broker, "big", 1).await;
+    // 4 MiB in the log, in answer to one fetch.
+    let payload = vec![7u8; 512 * 1024];
+    for timestamp in 0..8 {
+        common::produce(&broker, "big", timestamp, &payload).await;
+    }
+    let index = broker
+        .config
+        .listeners
+        .iter()
+        .position(|l| l.protocol == SecurityProtocol::Ssl)
+        .unwrap();
+    // A small send buffer (accepted sockets inherit it, and it stops the kernel growing it), so
+    // the broker's writes find the socket full again and again, the last one too.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_send_buffer_size(16 * 1024).unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let listener = socket.listen(16).unwrap();
+    let address = listener.local_addr().unwrap();
+    let serving = tokio::spawn(hdi_broker::server::serve(
+        Arc::clone(&broker.broker),
+        listener,
+        index,
+    ));
+
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls::pki_types::CertificateDer::pem_slice_iter(ca.cert_pem.as_bytes()) {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    // A small receive buffer, so the broker's writes block long before the answer is out.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(16 * 1024).unwrap();
+    let tcp = socket.connect(address).await.unwrap();
+    let mut stream = tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect(
+            rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap(),
+            tcp,
+        )
+        .await
+        .unwrap();
+    let fetch = RequestKind::Fetch(
+        FetchRequest::default()
+            .with_max_wait_ms(0)
+            .with_min_bytes(1)
+            .with_max_bytes(32 << 20)
+            .with_topics(vec![
+                FetchTopic::default()
+                    .with_topic(common::name("big"))
+                    .with_partitions(vec![
+                        FetchPartition::default()
+                            .with_partition(0)
+                            .with_fetch_offset(0)
+                            .with_partition_max_bytes(32 << 20),
+                    ]),
+            ]),
+    );
+    let body = common::frame(ApiKey::Fetch, 11, 1, &fetch);
+    stream
+        .write_all(&u32::try_from(body.len()).unwrap().to_be_bytes())
+        .await
+        .unwrap();
+    stream.write_all(&body).await.unwrap();
+    stream.flush().await.unwrap();
+    // The client reads slowly, so each of the broker's writes finds the socket full and the
+    // last one is left in its TLS session unless it is flushed.
+    let answer = tokio::time::timeout(Duration::from_secs(20), async {
+        let length = stream.read_u32().await.unwrap();
+        let mut answer = vec![0u8; usize::try_from(length).unwrap()];
+        let mut read = 0;
+        while read < answer.len() {
+            let end = (read + 16 * 1024).min(answer.len());
+            read += stream.read(&mut answer[read..end]).await.unwrap();
+            tokio::time::sleep(Duration::from_micros(500)).await;
+        }
+        answer
+    })
+    .await
+    .expect("the fetch answer stopped short: its end stayed in the broker's TLS session");
+    assert!(
+        answer.len() > 8 * 512 * 1024,
+        "the answer holds the whole log: {} bytes",
+        answer.len()
+    );
+    serving.abort();
+    broker.stop().await;
+}
