@@ -15,7 +15,8 @@ use anyhow::{Context as _, bail};
 use clap::{Args, Subcommand, ValueEnum};
 use hdi_api::{
     Client, Cluster, ClusterKind, KafkaAcl, KafkaOperation, KafkaPatternType, KafkaPermission,
-    KafkaResourceType, KafkaUser, KafkaUserCreate, KafkaUserCredential, KafkaUserPatch,
+    KafkaQuotas, KafkaResourceType, KafkaUser, KafkaUserCreate, KafkaUserCredential,
+    KafkaUserPatch,
 };
 
 use crate::Format;
@@ -254,6 +255,8 @@ pub enum KafkaUserCommand {
         name: String,
         #[command(flatten)]
         acls: AclArgs,
+        #[command(flatten)]
+        quotas: QuotaArgs,
         /// Write the password to this new file (mode 0600) instead of printing it.
         #[arg(long)]
         password_file: Option<PathBuf>,
@@ -279,6 +282,15 @@ pub enum KafkaUserCommand {
         #[command(flatten)]
         acls: AclArgs,
     },
+    /// Replace a Kafka user's client quotas (none given: no limits).
+    SetQuotas {
+        /// Kafka cluster name.
+        cluster: String,
+        /// User name.
+        name: String,
+        #[command(flatten)]
+        quotas: QuotaArgs,
+    },
     /// Give a Kafka user a new password (shown once); the old one stops working.
     Rotate {
         /// Kafka cluster name.
@@ -296,6 +308,47 @@ pub enum KafkaUserCommand {
         /// User name.
         name: String,
     },
+}
+
+/// Client quotas as flags (Kafka's per-principal quotas; a flag left out is no limit).
+#[derive(Debug, Clone, Args)]
+pub struct QuotaArgs {
+    /// Bytes per second the user may produce, per broker.
+    #[arg(long, value_name = "BYTES", value_parser = clap::value_parser!(u64).range(1..=1_000_000_000_000))]
+    pub producer_byte_rate: Option<u64>,
+    /// Bytes per second the user may fetch, per broker.
+    #[arg(long, value_name = "BYTES", value_parser = clap::value_parser!(u64).range(1..=1_000_000_000_000))]
+    pub consumer_byte_rate: Option<u64>,
+    /// Percent of one broker thread's time the user's requests may take.
+    #[arg(long, value_name = "PERCENT", value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    pub request_percentage: Option<u64>,
+}
+
+impl QuotaArgs {
+    fn quotas(&self) -> KafkaQuotas {
+        KafkaQuotas {
+            producer_byte_rate: self.producer_byte_rate,
+            consumer_byte_rate: self.consumer_byte_rate,
+            request_percentage: self.request_percentage,
+        }
+    }
+}
+
+/// A user's quotas as text: `producer_byte_rate=N, ...`, or `none`.
+fn quotas_text(quotas: &KafkaQuotas) -> String {
+    let set: Vec<String> = [
+        ("producer_byte_rate", quotas.producer_byte_rate),
+        ("consumer_byte_rate", quotas.consumer_byte_rate),
+        ("request_percentage", quotas.request_percentage),
+    ]
+    .into_iter()
+    .filter_map(|(key, value)| Some(format!("{key}={}", value?)))
+    .collect();
+    if set.is_empty() {
+        "none".to_owned()
+    } else {
+        set.join(", ")
+    }
 }
 
 /// ACLs as flags: `TYPE:NAME:OP[,OP...]`, TYPE one of topic, group, cluster,
@@ -394,6 +447,7 @@ fn print_user(user: &KafkaUser) {
     println!("state:       {}", spell(&user.state));
     println!("created:     {} by {}", user.created_at, user.created_by);
     println!("password:    set {}", user.password_set_at);
+    println!("quotas:      {}", quotas_text(&user.quotas));
     println!("acls:");
     for acl in &user.acls {
         println!("  {}", acl_text(acl));
@@ -442,6 +496,25 @@ fn show_credential(
     }
 }
 
+/// Changes a Kafka user and shows it as it is now.
+async fn patch_user(
+    api: &Client,
+    workspace: &str,
+    cluster: &str,
+    name: &str,
+    patch: &KafkaUserPatch,
+    format: Format,
+) -> anyhow::Result<()> {
+    let user = api
+        .kafka_user_patch(workspace, cluster, name, patch)
+        .await?;
+    match format {
+        Format::Table => print_user(&user),
+        _ => print_value(format, &user)?,
+    }
+    Ok(())
+}
+
 /// Runs a Kafka-user command.
 pub async fn kafka_user(
     api: &Client,
@@ -454,11 +527,13 @@ pub async fn kafka_user(
             cluster,
             name,
             acls,
+            quotas,
             password_file,
         } => {
             let body = KafkaUserCreate {
                 name,
                 acls: acls.acls()?,
+                quotas: quotas.quotas(),
             };
             if let Some(path) = &password_file
                 && path.exists()
@@ -500,14 +575,22 @@ pub async fn kafka_user(
             name,
             acls,
         } => {
-            let patch = KafkaUserPatch { acls: acls.acls()? };
-            let user = api
-                .kafka_user_patch(workspace, &cluster, &name, &patch)
-                .await?;
-            match format {
-                Format::Table => print_user(&user),
-                _ => print_value(format, &user)?,
-            }
+            let patch = KafkaUserPatch {
+                acls: Some(acls.acls()?),
+                quotas: None,
+            };
+            patch_user(api, workspace, &cluster, &name, &patch, format).await?;
+        }
+        KafkaUserCommand::SetQuotas {
+            cluster,
+            name,
+            quotas,
+        } => {
+            let patch = KafkaUserPatch {
+                acls: None,
+                quotas: Some(quotas.quotas()),
+            };
+            patch_user(api, workspace, &cluster, &name, &patch, format).await?;
         }
         KafkaUserCommand::Rotate {
             cluster,

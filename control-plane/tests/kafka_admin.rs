@@ -233,6 +233,64 @@ async fn admin_calls_against_a_real_broker() {
         Vec::new()
     );
 
+    // Users' quotas: set, read back (only `user=<name>` entities), changed and removed.
+    assert!(admin.describe_user_quotas().await.unwrap().is_empty());
+    admin
+        .alter_user_quotas(&[
+            (
+                "app".to_owned(),
+                vec![
+                    ("producer_byte_rate".to_owned(), Some(1_048_576.0)),
+                    ("request_percentage".to_owned(), Some(50.0)),
+                ],
+            ),
+            (
+                "batch".to_owned(),
+                vec![("consumer_byte_rate".to_owned(), Some(2_000_000.0))],
+            ),
+        ])
+        .await
+        .unwrap();
+    let quotas = admin.describe_user_quotas().await.unwrap();
+    assert_eq!(
+        quotas.keys().map(String::as_str).collect::<Vec<_>>(),
+        ["app", "batch"]
+    );
+    assert_eq!(quotas["app"]["producer_byte_rate"], 1_048_576.0);
+    assert_eq!(quotas["app"]["request_percentage"], 50.0);
+    assert_eq!(quotas["batch"]["consumer_byte_rate"], 2_000_000.0);
+    admin
+        .alter_user_quotas(&[
+            (
+                "app".to_owned(),
+                vec![("request_percentage".to_owned(), None)],
+            ),
+            (
+                "batch".to_owned(),
+                vec![("consumer_byte_rate".to_owned(), None)],
+            ),
+        ])
+        .await
+        .unwrap();
+    let quotas = admin.describe_user_quotas().await.unwrap();
+    assert_eq!(quotas.len(), 1, "{quotas:?}");
+    assert_eq!(
+        quotas["app"].keys().map(String::as_str).collect::<Vec<_>>(),
+        ["producer_byte_rate"]
+    );
+    // A value Kafka refuses is the broker's error, named.
+    assert_eq!(
+        kafka_name(
+            admin
+                .alter_user_quotas(&[(
+                    "app".to_owned(),
+                    vec![("request_percentage".to_owned(), Some(0.5))],
+                )])
+                .await
+        ),
+        "INVALID_REQUEST"
+    );
+
     admin.delete_topic("orders").await.unwrap();
     let deadline = Instant::now() + Duration::from_secs(5);
     while admin.metadata().await.unwrap().topic("orders").is_some() {

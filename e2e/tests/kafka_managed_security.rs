@@ -1,12 +1,14 @@
 //! A managed Kafka cluster secured by default, end to end: three node agents run brokers with
 //! a SASL_SSL listener (certificates from the cluster's Kafka CA, delivered as 0600 files), the
 //! control plane administers it over SASL_SSL as its own SCRAM user, Kafka users are created,
-//! rotated, re-scoped and deleted through `hdictl kafka-user` with their ACLs applied, and kcat
+//! rotated, re-scoped, held to quotas and deleted through `hdictl kafka-user` with their ACLs
+//! and quotas applied, and kcat
 //! (with `hdictl cluster client-config`) and `hdictl topic produce|consume` reach the cluster
 //! only with a valid password and only where their ACLs allow; people reach it as themselves
 //! over OAUTHBEARER with their hdi tokens, with ACLs from their workspace roles, and services
 //! as hdi users with librdkafka fetching tokens from the OAuth 2.0 token endpoint (client-config
-//! `--oauth-client`); an ACL added behind the control plane's back is removed.
+//! `--oauth-client`); an ACL added behind the control plane's back is removed; certificates and
+//! then the cluster's authorities rotate with no restart.
 #![allow(clippy::unwrap_used, reason = "tests")]
 
 use std::os::unix::fs::PermissionsExt as _;
@@ -236,6 +238,61 @@ async fn managed_kafka_is_secured_by_default() {
     let (success, _, err) = kcat_with(&bootstrap, &app_conf, &["-P", "-t", "secret"], Some(b"x\n"));
     assert!(!success, "app may not write `secret`");
     assert!(err.to_lowercase().contains("authoriz"), "{err}");
+    // Quotas: hdictl sets a produce quota on app and the brokers throttle it; without it they
+    // do not. Kafka throttles after the fact (a request over the quota is answered with
+    // `throttle_time_ms` and the connection muted), so kcat sends small batches: 120 KB in
+    // 10 KB requests at 10 KB/s per broker takes at least 3 s even spread over the three
+    // brokers (the first request to each goes through).
+    let out = fleet.hdictl_ok(&[
+        "kafka-user",
+        "set-quotas",
+        "pay",
+        "app",
+        "--producer-byte-rate",
+        "10000",
+    ]);
+    assert!(
+        out.contains("quotas:      producer_byte_rate=10000"),
+        "{out}"
+    );
+    assert!(out.contains("state:       applied"), "{out}");
+    let err = fleet.hdictl_fails(&[
+        "kafka-user",
+        "set-quotas",
+        "pay",
+        "app",
+        "--request-percentage",
+        "0",
+    ]);
+    assert!(err.contains("--request-percentage"), "{err}");
+    let records: String = (0..120)
+        .map(|i| format!("quota-{i}-{}\n", "x".repeat(1000)))
+        .collect();
+    let timed_produce = || {
+        let started = std::time::Instant::now();
+        let (success, _, err) = kcat_with(
+            &bootstrap,
+            &app_conf,
+            &["-P", "-t", "payments", "-X", "batch.size=10000"],
+            Some(records.as_bytes()),
+        );
+        assert!(success, "kcat produce as app: {err}");
+        started.elapsed()
+    };
+    let throttled = timed_produce();
+    let out = fleet.hdictl_ok(&["kafka-user", "set-quotas", "pay", "app"]);
+    assert!(out.contains("quotas:      none"), "{out}");
+    let free = timed_produce();
+    eprintln!("120 KB as app: {throttled:?} with a 10 KB/s quota, {free:?} without");
+    assert!(
+        throttled >= Duration::from_secs(2),
+        "the quota did not hold app back: {throttled:?}"
+    );
+    assert!(
+        free * 2 < throttled,
+        "{free:?} without the quota, {throttled:?} with"
+    );
+    assert_eq!(read_payments(&bootstrap, &app_conf, "quota-"), 240);
     // No TLS, or no password: nothing.
     let (success, _, _) = kcat(&bootstrap, &["-L", "-m", "5"], None);
     assert!(!success, "a PLAINTEXT client gets no metadata");

@@ -15,14 +15,39 @@ pub struct KafkaUserCreate {
     /// What the user may do (with authorization on, nothing else).
     #[serde(default)]
     pub acls: Vec<KafkaAcl>,
+    /// How fast the user may go (none by default).
+    #[serde(default)]
+    pub quotas: KafkaQuotas,
 }
 
-/// `PATCH /v1/workspaces/{ws}/clusters/{cluster}/kafka-users/{name}`: replaces the ACLs.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+/// `PATCH /v1/workspaces/{ws}/clusters/{cluster}/kafka-users/{name}`: replaces the ACLs, the
+/// quotas, or both (what is absent stays).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct KafkaUserPatch {
     /// The user's new ACLs.
-    pub acls: Vec<KafkaAcl>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acls: Option<Vec<KafkaAcl>>,
+    /// The user's new quotas (`{}` removes them all).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quotas: Option<KafkaQuotas>,
+}
+
+/// A Kafka user's client quotas, Kafka's per-principal quotas (`user=<name>` entity): the
+/// brokers throttle a client past one with `throttle_time_ms`, as Kafka does. Absent: no limit.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaQuotas {
+    /// Bytes per second the user may produce, per broker (`producer_byte_rate`; 1 to 10^12).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub producer_byte_rate: Option<u64>,
+    /// Bytes per second the user may fetch, per broker (`consumer_byte_rate`; 1 to 10^12).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consumer_byte_rate: Option<u64>,
+    /// Percent of one broker thread's time the user's requests may take
+    /// (`request_percentage`; 1 to 10,000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_percentage: Option<u64>,
 }
 
 /// One grant (or denial) to a Kafka user, as Kafka's ACL bindings say it.
@@ -110,13 +135,13 @@ pub enum KafkaPermission {
     Deny,
 }
 
-/// Whether a Kafka user's credential and ACLs are on the cluster.
+/// Whether a Kafka user's credential, ACLs and quotas are on the cluster.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum KafkaUserState {
-    /// The ACLs of the latest spec are not applied yet.
+    /// The ACLs or quotas of the latest spec are not applied yet.
     Pending,
-    /// The cluster has the user's credential and exactly its ACLs.
+    /// The cluster has the user's credential and exactly its ACLs and quotas.
     Applied,
 }
 
@@ -131,6 +156,8 @@ pub struct KafkaUser {
     pub mechanism: String,
     /// Its ACLs.
     pub acls: Vec<KafkaAcl>,
+    /// Its client quotas.
+    pub quotas: KafkaQuotas,
     /// Applied or pending.
     pub state: KafkaUserState,
     /// Who created it.

@@ -1,7 +1,7 @@
 //! Kafka users of secured Kafka clusters over REST
 //! (`/v1/workspaces/{ws}/clusters/{cluster}/kafka-users[/{name}[/rotate]]`), with their wire
-//! conversions. Create and rotate answer the new password, once; ACLs are applied before the
-//! answer (and kept by the reconciler).
+//! conversions. Create and rotate answer the new password, once; ACLs and quotas are applied
+//! before the answer (and kept by the reconciler).
 
 use axum::Json;
 use axum::extract::State;
@@ -13,7 +13,7 @@ use serde::de::DeserializeOwned;
 use super::error::ApiError;
 use super::extract::{ApiJson, ApiPath, Caller};
 use crate::AppState;
-use crate::model::{KafkaAclSpec, KafkaUserRecord};
+use crate::model::{KafkaAclSpec, KafkaQuotaSpec, KafkaUserRecord};
 
 /// The wire spelling of a unit enum (its serde name).
 fn spelling<T: Serialize>(value: &T) -> String {
@@ -48,12 +48,29 @@ fn acl_to_wire(acl: &KafkaAclSpec) -> Option<api::KafkaAcl> {
     })
 }
 
+fn quotas_from_wire(quotas: api::KafkaQuotas) -> KafkaQuotaSpec {
+    KafkaQuotaSpec {
+        producer_byte_rate: quotas.producer_byte_rate,
+        consumer_byte_rate: quotas.consumer_byte_rate,
+        request_percentage: quotas.request_percentage,
+    }
+}
+
+fn quotas_to_wire(quotas: &KafkaQuotaSpec) -> api::KafkaQuotas {
+    api::KafkaQuotas {
+        producer_byte_rate: quotas.producer_byte_rate,
+        consumer_byte_rate: quotas.consumer_byte_rate,
+        request_percentage: quotas.request_percentage,
+    }
+}
+
 fn user_to_wire(cluster: &str, user: &KafkaUserRecord) -> api::KafkaUser {
     api::KafkaUser {
         name: user.name.clone(),
         cluster: cluster.to_owned(),
         mechanism: user.mechanism.clone(),
         acls: user.acls.iter().filter_map(acl_to_wire).collect(),
+        quotas: quotas_to_wire(&user.quotas),
         state: if user.applied_generation >= user.generation {
             api::KafkaUserState::Applied
         } else {
@@ -75,7 +92,7 @@ fn user_to_wire(cluster: &str, user: &KafkaUserRecord) -> api::KafkaUser {
     security(("bearer" = [])),
     responses(
         (status = 201, description = "Created; the password is in the answer only", body = api::KafkaUserCredential),
-        (status = 400, description = "An invalid field (`name`, `acls[i].<field>`), `not_a_kafka_cluster` or `kafka_users_unsupported`"),
+        (status = 400, description = "An invalid field (`name`, `acls[i].<field>`, `quotas.<key>`), `not_a_kafka_cluster` or `kafka_users_unsupported`"),
         (status = 403, description = "The caller is not an operator of the workspace"),
         (status = 404, description = "No such workspace or cluster"),
         (status = 409, description = "`kafka_user_exists` or `cluster_not_ready`"),
@@ -88,9 +105,10 @@ pub async fn kafka_user_create(
     ApiJson(body): ApiJson<api::KafkaUserCreate>,
 ) -> Result<(StatusCode, Json<api::KafkaUserCredential>), ApiError> {
     let acls = body.acls.into_iter().map(acl_from_wire).collect();
+    let quotas = quotas_from_wire(body.quotas);
     let (user, password) = state
         .service
-        .kafka_user_create(&caller, &ws, &cluster, &body.name, acls)
+        .kafka_user_create(&caller, &ws, &cluster, &body.name, acls, quotas)
         .await?;
     Ok((
         StatusCode::CREATED,
@@ -148,7 +166,7 @@ pub async fn kafka_user_get(
     Ok(Json(user_to_wire(&cluster, &user)))
 }
 
-/// Replaces a Kafka user's ACLs; answers once the cluster has them.
+/// Replaces a Kafka user's ACLs, its quotas or both; answers once the cluster has them.
 #[utoipa::path(patch, path = "/v1/workspaces/{ws}/clusters/{cluster}/kafka-users/{name}", tag = "kafka-users",
     params(("ws" = String, Path, description = "Workspace name"),
            ("cluster" = String, Path, description = "Kafka cluster name"),
@@ -156,8 +174,8 @@ pub async fn kafka_user_get(
     request_body = api::KafkaUserPatch,
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "The user with its new ACLs", body = api::KafkaUser),
-        (status = 400, description = "An invalid field (`acls[i].<field>`), `not_a_kafka_cluster` or `kafka_users_unsupported`"),
+        (status = 200, description = "The user with its new ACLs and quotas", body = api::KafkaUser),
+        (status = 400, description = "An invalid field (`acls[i].<field>`, `quotas.<key>`), `not_a_kafka_cluster` or `kafka_users_unsupported`"),
         (status = 403, description = "The caller is not an operator of the workspace"),
         (status = 404, description = "No such workspace, cluster or user"),
         (status = 409, description = "`cluster_not_ready`"),
@@ -169,10 +187,13 @@ pub async fn kafka_user_patch(
     ApiPath((ws, cluster, name)): ApiPath<(String, String, String)>,
     ApiJson(body): ApiJson<api::KafkaUserPatch>,
 ) -> Result<Json<api::KafkaUser>, ApiError> {
-    let acls = body.acls.into_iter().map(acl_from_wire).collect();
+    let acls = body
+        .acls
+        .map(|acls| acls.into_iter().map(acl_from_wire).collect());
+    let quotas = body.quotas.map(quotas_from_wire);
     let user = state
         .service
-        .kafka_user_set_acls(&caller, &ws, &cluster, &name, acls)
+        .kafka_user_update(&caller, &ws, &cluster, &name, acls, quotas)
         .await?;
     Ok(Json(user_to_wire(&cluster, &user)))
 }

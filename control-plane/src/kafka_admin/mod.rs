@@ -32,7 +32,7 @@
 
 mod security;
 
-pub use security::{AclBinding, AdminSecurity};
+pub use security::{AclBinding, AdminSecurity, QuotaChange, UserQuotas};
 
 use std::collections::HashMap;
 use std::sync::Arc;

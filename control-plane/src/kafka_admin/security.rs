@@ -1,7 +1,8 @@
 //! The admin client's side of secured clusters: how it connects (TLS trusting the cluster's
 //! Kafka CA, SCRAM-SHA-512 as the platform's administrator) and the calls that manage who may
 //! do what: ACLs (`DescribeAcls`, `CreateAcls`, `DeleteAcls`, v2/v1/v1) and SCRAM credentials
-//! (`AlterUserScramCredentials` v0).
+//! (`AlterUserScramCredentials` v0), and users' client quotas (`DescribeClientQuotas`,
+//! `AlterClientQuotas`, v0).
 
 use std::sync::Arc;
 
@@ -15,7 +16,8 @@ use kafka_protocol::messages::alter_user_scram_credentials_request::{
 use kafka_protocol::messages::create_acls_request::AclCreation;
 use kafka_protocol::messages::delete_acls_request::DeleteAclsFilter;
 use kafka_protocol::messages::{
-    AlterUserScramCredentialsRequest, CreateAclsRequest, DeleteAclsRequest, DescribeAclsRequest,
+    AlterClientQuotasRequest, AlterUserScramCredentialsRequest, CreateAclsRequest,
+    DeleteAclsRequest, DescribeAclsRequest, DescribeClientQuotasRequest,
 };
 use kafka_protocol::protocol::StrBytes;
 
@@ -25,6 +27,10 @@ const DESCRIBE_ACLS_VERSION: i16 = 1;
 const CREATE_ACLS_VERSION: i16 = 2;
 const DELETE_ACLS_VERSION: i16 = 1;
 const ALTER_SCRAM_VERSION: i16 = 0;
+const DESCRIBE_QUOTAS_VERSION: i16 = 0;
+const ALTER_QUOTAS_VERSION: i16 = 0;
+/// Kafka's entity type of a principal's quotas.
+const USER_ENTITY: &str = "user";
 /// Kafka's `ANY` in ACL filters (resource type, pattern type, operation, permission).
 const ANY: i8 = 1;
 
@@ -90,6 +96,12 @@ pub struct AclBinding {
     /// Permission.
     pub permission: i8,
 }
+
+/// A change of one user's quotas: each key set to a value, or removed (`None`).
+pub type QuotaChange = (String, Vec<(String, Option<f64>)>);
+
+/// Users' quotas: user → quota key → value.
+pub type UserQuotas = std::collections::BTreeMap<String, std::collections::BTreeMap<String, f64>>;
 
 fn text(value: &str) -> StrBytes {
     StrBytes::from_string(value.to_owned())
@@ -243,6 +255,98 @@ impl KafkaAdmin {
             Err(AdminError::Kafka { name, .. }) if name == "RESOURCE_NOT_FOUND" => Ok(()),
             other => other,
         }
+    }
+
+    /// The quotas of every `user=<name>` entity (those with no client-id part), by user.
+    ///
+    /// # Errors
+    /// As [`KafkaAdmin::metadata`]; the Kafka error of the describe.
+    pub async fn describe_user_quotas(&self) -> Result<UserQuotas, AdminError> {
+        use kafka_protocol::messages::describe_client_quotas_request::ComponentData;
+        const API: &str = "DescribeClientQuotas";
+        let deadline = self.deadline();
+        // Match type 2: any named user (not the default entity); strict: no other component.
+        let request = DescribeClientQuotasRequest::default()
+            .with_components(vec![
+                ComponentData::default()
+                    .with_entity_type(text(USER_ENTITY))
+                    .with_match_type(2)
+                    .with_match(None),
+            ])
+            .with_strict(true);
+        let response = self
+            .send_bootstrap(API, &request, DESCRIBE_QUOTAS_VERSION, deadline, true)
+            .await?;
+        check(API, response.error_code, response.error_message.as_ref())?;
+        let mut quotas = UserQuotas::new();
+        for entry in response.entries.iter().flatten() {
+            let [entity] = entry.entity.as_slice() else {
+                continue;
+            };
+            let Some(name) = entity
+                .entity_name
+                .as_ref()
+                .filter(|_| entity.entity_type.as_str() == USER_ENTITY)
+            else {
+                continue;
+            };
+            quotas.insert(
+                name.as_str().to_owned(),
+                entry
+                    .values
+                    .iter()
+                    .map(|v| (v.key.as_str().to_owned(), v.value))
+                    .collect(),
+            );
+        }
+        Ok(quotas)
+    }
+
+    /// Changes users' quotas: for each user, each key to a value, or removed (`None`).
+    ///
+    /// # Errors
+    /// As [`KafkaAdmin::metadata`]; the first entry's Kafka error.
+    pub async fn alter_user_quotas(&self, changes: &[QuotaChange]) -> Result<(), AdminError> {
+        use kafka_protocol::messages::alter_client_quotas_request::{
+            EntityData, EntryData, OpData,
+        };
+        const API: &str = "AlterClientQuotas";
+        if changes.is_empty() {
+            return Ok(());
+        }
+        let deadline = self.deadline();
+        let request = AlterClientQuotasRequest::default().with_entries(
+            changes
+                .iter()
+                .map(|(user, ops)| {
+                    EntryData::default()
+                        .with_entity(vec![
+                            EntityData::default()
+                                .with_entity_type(text(USER_ENTITY))
+                                .with_entity_name(Some(text(user))),
+                        ])
+                        .with_ops(
+                            ops.iter()
+                                .map(|(key, value)| {
+                                    OpData::default()
+                                        .with_key(text(key))
+                                        .with_value(value.unwrap_or(0.0))
+                                        .with_remove(value.is_none())
+                                })
+                                .collect(),
+                        )
+                })
+                .collect(),
+        );
+        let response = self
+            .send_controller(API, &request, ALTER_QUOTAS_VERSION, deadline, |r| {
+                r.entries.iter().any(|x| x.error_code == NOT_CONTROLLER)
+            })
+            .await?;
+        for entry in &response.entries {
+            check(API, entry.error_code, entry.error_message.as_ref())?;
+        }
+        Ok(())
     }
 
     async fn alter_scram(

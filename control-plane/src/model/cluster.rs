@@ -779,6 +779,35 @@ pub struct KafkaAclSpec {
     pub permission: String,
 }
 
+/// A Kafka user's client quotas as stored (`kafka_users.quotas`): Kafka's quota keys, absent
+/// when unlimited.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KafkaQuotaSpec {
+    /// `producer_byte_rate`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub producer_byte_rate: Option<u64>,
+    /// `consumer_byte_rate`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consumer_byte_rate: Option<u64>,
+    /// `request_percentage`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_percentage: Option<u64>,
+}
+
+impl KafkaQuotaSpec {
+    /// Kafka's key and value of each quota set.
+    pub fn entries(&self) -> Vec<(&'static str, u64)> {
+        [
+            ("consumer_byte_rate", self.consumer_byte_rate),
+            ("producer_byte_rate", self.producer_byte_rate),
+            ("request_percentage", self.request_percentage),
+        ]
+        .into_iter()
+        .filter_map(|(key, value)| Some((key, value?)))
+        .collect()
+    }
+}
+
 /// A Kafka user of a secured Kafka cluster.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct KafkaUserRecord {
@@ -792,7 +821,9 @@ pub struct KafkaUserRecord {
     pub mechanism: String,
     /// Its ACLs.
     pub acls: Vec<KafkaAclSpec>,
-    /// Grows with every ACL change.
+    /// Its client quotas.
+    pub quotas: KafkaQuotaSpec,
+    /// Grows with every ACL or quota change.
     pub generation: u64,
     /// The generation whose ACLs the cluster has.
     pub applied_generation: u64,

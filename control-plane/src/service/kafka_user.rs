@@ -5,9 +5,10 @@
 //! stores only the user's name and ACLs. The ACLs are desired state: [`Service::kafka_acls_sync`]
 //! (after every change, and periodically from the reconciler) makes the cluster's ACLs exactly
 //! the union of its users' (the control plane owns every ACL of a managed cluster: one added
-//! over Kafka by anyone else is removed).
+//! over Kafka by anyone else is removed). Users' client quotas are desired state the same way:
+//! every `user=<name>` quota entity of the cluster is exactly its Kafka users' quotas.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use hdi_kafka_client::SaslLogin;
 use hdi_kafka_client::scram::{Credential, Hash};
@@ -15,9 +16,9 @@ use hdi_kafka_client::scram::{Credential, Hash};
 use super::topic::admin_error;
 use super::{ErrorCode, Service, ServiceError};
 use crate::auth::{Identity, Role};
-use crate::kafka_admin::{AclBinding, AdminSecurity, KafkaAdmin};
+use crate::kafka_admin::{AclBinding, AdminSecurity, KafkaAdmin, QuotaChange, UserQuotas};
 use crate::model::{
-    ClusterRecord, KAFKA_ADMIN_USER, KAFKA_JOBS_USER, KafkaAclSpec, KafkaUserRecord,
+    ClusterRecord, KAFKA_ADMIN_USER, KAFKA_JOBS_USER, KafkaAclSpec, KafkaQuotaSpec, KafkaUserRecord,
 };
 use crate::store::{Store, StoreError};
 
@@ -169,6 +170,29 @@ fn validate_user(name: &str, acls: &[KafkaAclSpec]) -> Result<(), ServiceError> 
     Ok(())
 }
 
+/// The largest byte-rate quota (a terabyte per second: beyond it, no limit is meant).
+const MAX_BYTE_RATE: u64 = 1_000_000_000_000;
+/// The largest request quota (100 threads' time).
+const MAX_REQUEST_PERCENTAGE: u64 = 10_000;
+
+/// Checks a Kafka user's quotas.
+fn validate_quotas(quotas: &KafkaQuotaSpec) -> Result<(), ServiceError> {
+    for (key, value) in quotas.entries() {
+        let most = if key == "request_percentage" {
+            MAX_REQUEST_PERCENTAGE
+        } else {
+            MAX_BYTE_RATE
+        };
+        if !(1..=most).contains(&value) {
+            return Err(ServiceError::InvalidField {
+                field: format!("quotas.{key}"),
+                message: format!("must be 1 to {most} (leave it out for no limit)"),
+            });
+        }
+    }
+    Ok(())
+}
+
 impl Service {
     /// The cluster of a Kafka-user call: a ready Kafka cluster with SCRAM, and its admin.
     async fn scram_cluster(
@@ -223,10 +247,12 @@ impl Service {
         cluster: &str,
         name: &str,
         acls: Vec<KafkaAclSpec>,
+        quotas: KafkaQuotaSpec,
     ) -> Result<(KafkaUserRecord, String), ServiceError> {
         let result = async {
             self.authorize(caller, workspace, Role::Operator).await?;
             validate_user(name, &acls)?;
+            validate_quotas(&quotas)?;
             let (record, admin, hash) = self.scram_cluster(workspace, cluster).await?;
             // A Kafka user and an hdi user of one name would be one principal (OAUTHBEARER).
             if self.store.user_by_name(name).await?.is_some() {
@@ -241,7 +267,14 @@ impl Service {
             // overwrite this user's credential.
             let user = match self
                 .store
-                .kafka_user_insert(record.id, name, hash.name(), &acls, &caller.username)
+                .kafka_user_insert(
+                    record.id,
+                    name,
+                    hash.name(),
+                    &acls,
+                    &quotas,
+                    &caller.username,
+                )
                 .await
             {
                 Ok(user) => user,
@@ -312,25 +345,29 @@ impl Service {
             .ok_or_else(|| user_not_found(cluster, name))
     }
 
-    /// Replaces a Kafka user's ACLs and applies them.
+    /// Replaces a Kafka user's ACLs, its quotas or both (`None` keeps them) and applies them.
     ///
     /// # Errors
     /// As [`Service::kafka_user_create`], `not_found` for an unknown user.
-    pub async fn kafka_user_set_acls(
+    pub async fn kafka_user_update(
         &self,
         caller: &Identity,
         workspace: &str,
         cluster: &str,
         name: &str,
-        acls: Vec<KafkaAclSpec>,
+        acls: Option<Vec<KafkaAclSpec>>,
+        quotas: Option<KafkaQuotaSpec>,
     ) -> Result<KafkaUserRecord, ServiceError> {
         let result = async {
             self.authorize(caller, workspace, Role::Operator).await?;
-            validate_user(name, &acls)?;
+            validate_user(name, acls.as_deref().unwrap_or_default())?;
+            if let Some(quotas) = &quotas {
+                validate_quotas(quotas)?;
+            }
             let (record, admin, _) = self.scram_cluster(workspace, cluster).await?;
             if !self
                 .store
-                .kafka_user_set_acls(record.id, name, &acls)
+                .kafka_user_update(record.id, name, acls.as_deref(), quotas.as_ref())
                 .await?
             {
                 return Err(user_not_found(cluster, name));
@@ -572,11 +609,12 @@ pub(crate) async fn sync_acls(
     if let Some(hash) = hash {
         ensure_jobs_user(store, admin, cluster, hash).await?;
     }
-    if !security.authorization {
-        return Ok(());
-    }
     let name = cluster.name.as_str();
     let users = store.kafka_users_list(cluster.id).await?;
+    sync_quotas(admin, name, &users).await?;
+    if !security.authorization {
+        return record_applied(store, &users).await;
+    }
     let mut desired = desired_bindings(&users);
     if hash.is_some() {
         desired.extend(jobs_bindings());
@@ -620,11 +658,78 @@ pub(crate) async fn sync_acls(
             "Kafka ACLs synced"
         );
     }
-    for user in &users {
+    record_applied(store, &users).await
+}
+
+/// Records each user's generation as applied.
+async fn record_applied(store: &Store, users: &[KafkaUserRecord]) -> Result<(), ServiceError> {
+    for user in users {
         if user.applied_generation < user.generation {
             store.kafka_user_applied(user.id, user.generation).await?;
         }
     }
+    Ok(())
+}
+
+/// The changes that make the cluster's user quotas `actual` exactly `users`' quotas: keys set
+/// to the users' values, and every other key of a user entity removed (quotas set over Kafka's
+/// API to names that are not the cluster's Kafka users included: the spec is what holds).
+pub(crate) fn quota_changes(users: &[KafkaUserRecord], actual: &UserQuotas) -> Vec<QuotaChange> {
+    let mut desired: BTreeMap<&str, BTreeMap<&str, f64>> = BTreeMap::new();
+    for user in users {
+        let entries: BTreeMap<&str, f64> = user
+            .quotas
+            .entries()
+            .into_iter()
+            .map(|(key, value)| (key, value as f64))
+            .collect();
+        if !entries.is_empty() {
+            desired.insert(user.name.as_str(), entries);
+        }
+    }
+    let mut names: BTreeSet<&str> = desired.keys().copied().collect();
+    names.extend(actual.keys().map(String::as_str));
+    let mut changes = Vec::new();
+    for name in names {
+        let want = desired.get(name);
+        let have = actual.get(name);
+        let mut ops = Vec::new();
+        for (key, value) in want.into_iter().flatten() {
+            if have.and_then(|h| h.get(*key)) != Some(value) {
+                ops.push(((*key).to_owned(), Some(*value)));
+            }
+        }
+        for key in have.into_iter().flat_map(BTreeMap::keys) {
+            if want.is_none_or(|w| !w.contains_key(key.as_str())) {
+                ops.push((key.clone(), None));
+            }
+        }
+        if !ops.is_empty() {
+            changes.push((name.to_owned(), ops));
+        }
+    }
+    changes
+}
+
+/// Makes the cluster's user quotas exactly its Kafka users'.
+async fn sync_quotas(
+    admin: &KafkaAdmin,
+    cluster: &str,
+    users: &[KafkaUserRecord],
+) -> Result<(), ServiceError> {
+    let actual = admin
+        .describe_user_quotas()
+        .await
+        .map_err(|e| admin_error(cluster, "", &[], e))?;
+    let changes = quota_changes(users, &actual);
+    if changes.is_empty() {
+        return Ok(());
+    }
+    admin
+        .alter_user_quotas(&changes)
+        .await
+        .map_err(|e| admin_error(cluster, "", &[], e))?;
+    tracing::info!(cluster, users = changes.len(), "Kafka user quotas synced");
     Ok(())
 }
 
@@ -646,6 +751,7 @@ mod tests {
             name: name.into(),
             mechanism: "SCRAM-SHA-512".into(),
             acls,
+            quotas: KafkaQuotaSpec::default(),
             generation: 1,
             applied_generation: 0,
             created_by: "admin".into(),
@@ -721,5 +827,104 @@ mod tests {
         assert!(
             matches!(err, Err(ServiceError::InvalidField { field, .. }) if field == "acls[0].operations")
         );
+    }
+
+    #[test]
+    fn quotas_converge_on_the_users_and_nothing_else() {
+        let mut limited = user("app", Vec::new());
+        limited.quotas = KafkaQuotaSpec {
+            producer_byte_rate: Some(1_048_576),
+            consumer_byte_rate: None,
+            request_percentage: Some(50),
+        };
+        let free = user("free", Vec::new());
+        let users = vec![limited, free];
+        // Nothing on the cluster yet: the limited user's two keys are set, nothing else.
+        assert_eq!(
+            quota_changes(&users, &UserQuotas::new()),
+            vec![(
+                "app".to_owned(),
+                vec![
+                    ("producer_byte_rate".to_owned(), Some(1_048_576.0)),
+                    ("request_percentage".to_owned(), Some(50.0)),
+                ]
+            )]
+        );
+        // The cluster has them, a stale key of the user, a quota of a user no longer limited
+        // and one set over Kafka for a name hdi does not know: the stale ones are removed.
+        let mut actual = UserQuotas::new();
+        actual.insert(
+            "app".into(),
+            BTreeMap::from([
+                ("producer_byte_rate".to_owned(), 1_048_576.0),
+                ("request_percentage".to_owned(), 50.0),
+                ("consumer_byte_rate".to_owned(), 10.0),
+            ]),
+        );
+        actual.insert(
+            "free".into(),
+            BTreeMap::from([("producer_byte_rate".to_owned(), 5.0)]),
+        );
+        actual.insert(
+            "stranger".into(),
+            BTreeMap::from([("request_percentage".to_owned(), 1.0)]),
+        );
+        assert_eq!(
+            quota_changes(&users, &actual),
+            vec![
+                (
+                    "app".to_owned(),
+                    vec![("consumer_byte_rate".to_owned(), None)]
+                ),
+                (
+                    "free".to_owned(),
+                    vec![("producer_byte_rate".to_owned(), None)]
+                ),
+                (
+                    "stranger".to_owned(),
+                    vec![("request_percentage".to_owned(), None)]
+                ),
+            ]
+        );
+        // Converged: nothing to do.
+        actual.remove("free");
+        actual.remove("stranger");
+        if let Some(app) = actual.get_mut("app") {
+            app.remove("consumer_byte_rate");
+        }
+        assert!(quota_changes(&users, &actual).is_empty());
+    }
+
+    #[test]
+    fn quotas_are_checked() {
+        assert!(validate_quotas(&KafkaQuotaSpec::default()).is_ok());
+        for (quotas, field) in [
+            (
+                KafkaQuotaSpec {
+                    producer_byte_rate: Some(0),
+                    ..KafkaQuotaSpec::default()
+                },
+                "quotas.producer_byte_rate",
+            ),
+            (
+                KafkaQuotaSpec {
+                    consumer_byte_rate: Some(MAX_BYTE_RATE + 1),
+                    ..KafkaQuotaSpec::default()
+                },
+                "quotas.consumer_byte_rate",
+            ),
+            (
+                KafkaQuotaSpec {
+                    request_percentage: Some(10_001),
+                    ..KafkaQuotaSpec::default()
+                },
+                "quotas.request_percentage",
+            ),
+        ] {
+            match validate_quotas(&quotas) {
+                Err(ServiceError::InvalidField { field: f, .. }) => assert_eq!(f, field),
+                other => panic!("{quotas:?}: {other:?}"),
+            }
+        }
     }
 }

@@ -8,8 +8,8 @@ use uuid::Uuid;
 
 use super::{IssuedCertificate, Store, StoreError};
 use crate::model::{
-    ClusterId, KafkaAclSpec, KafkaClientSecrets, KafkaJobAccess, KafkaUserId, KafkaUserRecord,
-    WorkloadId,
+    ClusterId, KafkaAclSpec, KafkaClientSecrets, KafkaJobAccess, KafkaQuotaSpec, KafkaUserId,
+    KafkaUserRecord, WorkloadId,
 };
 
 fn query_error(context: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
@@ -22,6 +22,7 @@ struct UserRow {
     name: String,
     mechanism: String,
     acls: Json<Vec<KafkaAclSpec>>,
+    quotas: Json<KafkaQuotaSpec>,
     generation: i64,
     applied_generation: i64,
     created_by: String,
@@ -45,6 +46,7 @@ impl TryFrom<UserRow> for KafkaUserRecord {
             name: row.name,
             mechanism: row.mechanism,
             acls: row.acls.0,
+            quotas: row.quotas.0,
             generation: count(row.generation, "kafka_users.generation")?,
             applied_generation: count(row.applied_generation, "kafka_users.applied_generation")?,
             created_by: row.created_by,
@@ -66,16 +68,18 @@ impl Store {
         name: &str,
         mechanism: &str,
         acls: &[KafkaAclSpec],
+        quotas: &KafkaQuotaSpec,
         created_by: &str,
     ) -> Result<KafkaUserRecord, StoreError> {
         let inserted = sqlx::query!(
-            "INSERT INTO kafka_users (id, cluster_id, name, mechanism, acls, created_by)
-             VALUES ($1, $2, $3, $4, $5, $6)",
+            "INSERT INTO kafka_users (id, cluster_id, name, mechanism, acls, quotas, created_by)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
             Uuid::new_v4(),
             cluster_id.into_uuid(),
             name,
             mechanism,
             Json(acls) as _,
+            Json(quotas) as _,
             created_by
         )
         .execute(&self.pool)
@@ -114,7 +118,8 @@ impl Store {
         sqlx::query_as!(
             UserRow,
             r#"SELECT id, cluster_id, name, mechanism, acls AS "acls: Json<Vec<KafkaAclSpec>>",
-                      generation, applied_generation, created_by, created_at, password_set_at
+                      quotas AS "quotas: Json<KafkaQuotaSpec>", generation, applied_generation,
+                      created_by, created_at, password_set_at
                FROM kafka_users WHERE cluster_id = $1 AND name = $2"#,
             cluster_id.into_uuid(),
             name
@@ -137,7 +142,8 @@ impl Store {
         sqlx::query_as!(
             UserRow,
             r#"SELECT id, cluster_id, name, mechanism, acls AS "acls: Json<Vec<KafkaAclSpec>>",
-                      generation, applied_generation, created_by, created_at, password_set_at
+                      quotas AS "quotas: Json<KafkaQuotaSpec>", generation, applied_generation,
+                      created_by, created_at, password_set_at
                FROM kafka_users WHERE cluster_id = $1 ORDER BY name"#,
             cluster_id.into_uuid()
         )
@@ -149,26 +155,29 @@ impl Store {
         .collect()
     }
 
-    /// Replaces a user's ACLs (a new generation); whether it exists.
+    /// Replaces a user's ACLs, its quotas or both (a new generation); whether it exists.
     ///
     /// # Errors
     /// [`StoreError::Query`].
-    pub async fn kafka_user_set_acls(
+    pub async fn kafka_user_update(
         &self,
         cluster_id: ClusterId,
         name: &str,
-        acls: &[KafkaAclSpec],
+        acls: Option<&[KafkaAclSpec]>,
+        quotas: Option<&KafkaQuotaSpec>,
     ) -> Result<bool, StoreError> {
         let done = sqlx::query!(
-            "UPDATE kafka_users SET acls = $3, generation = generation + 1
+            "UPDATE kafka_users SET acls = coalesce($3, acls), quotas = coalesce($4, quotas),
+                    generation = generation + 1
              WHERE cluster_id = $1 AND name = $2",
             cluster_id.into_uuid(),
             name,
-            Json(acls) as _
+            acls.map(Json) as _,
+            quotas.map(Json) as _
         )
         .execute(&self.pool)
         .await
-        .map_err(query_error("kafka_user_set_acls"))?;
+        .map_err(query_error("kafka_user_update"))?;
         Ok(done.rows_affected() == 1)
     }
 
