@@ -1,5 +1,6 @@
-//! The Kafka listener over TLS, through a real socket: a response larger than the socket can
-//! hold reaches a client that reads it late (nothing of it stays in the TLS session's buffer).
+//! Answers over TLS larger than the transport holds reach a reader that takes them slowly
+//! (nothing of them stays in the TLS session's buffer): the Kafka listener through a real
+//! socket, and the quorum's RPC frames through a small in-memory pipe.
 #![allow(clippy::unwrap_used, reason = "test")]
 
 mod common;
@@ -134,4 +135,51 @@ async fn a_large_fetch_answer_over_tls_arrives_whole_when_read_late() {
     );
     serving.abort();
     broker.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_quorum_answer_over_tls_arrives_whole_when_read_slowly() {
+    use hdi_pki::{Authority, Purpose};
+    let ca = Authority::generate_for("test", Purpose::Quorum).unwrap();
+    let server = hdi_pki::server_config(&ca.cert_pem, &ca.issue_broker(1).unwrap()).unwrap();
+    let client = hdi_pki::client_config(&ca.cert_pem, &ca.issue_broker(2).unwrap()).unwrap();
+    // A pipe that holds 16 KiB: the writer finds it full again and again, the last time too.
+    let (near, far) = tokio::io::duplex(16 * 1024);
+    let (server, client) = tokio::join!(
+        tokio_rustls::TlsAcceptor::from(Arc::new(server)).accept(near),
+        tokio_rustls::TlsConnector::from(Arc::new(client))
+            .connect(hdi_pki::quorum_server_name(), far),
+    );
+    let (mut server, mut client) = (server.unwrap(), client.unwrap());
+    let raw = bytes::Bytes::from(vec![9u8; 4 << 20]);
+    let writer = tokio::spawn(async move {
+        hdi_broker::cluster::rpc::write_response(
+            &mut server,
+            &serde_json::json!({"ok": true}),
+            std::slice::from_ref(&raw),
+        )
+        .await
+        .unwrap();
+        // Kept open: the reader must get the frame from what was written, not from an end.
+        tokio::time::sleep(Duration::from_secs(30)).await;
+        drop(server);
+    });
+    let frame = tokio::time::timeout(Duration::from_secs(20), async {
+        let length = client.read_u32().await.unwrap();
+        let mut frame = vec![0u8; usize::try_from(length).unwrap()];
+        let mut read = 0;
+        while read < frame.len() {
+            let end = (read + 16 * 1024).min(frame.len());
+            read += client.read(&mut frame[read..end]).await.unwrap();
+            tokio::time::sleep(Duration::from_micros(200)).await;
+        }
+        frame
+    })
+    .await
+    .expect("the quorum answer stopped short: its end stayed in the writer's TLS session");
+    let json_len =
+        usize::try_from(u32::from_be_bytes([frame[0], frame[1], frame[2], frame[3]])).unwrap();
+    assert_eq!(frame.len(), 4 + json_len + (4 << 20));
+    assert!(frame[4 + json_len..].iter().all(|b| *b == 9));
+    writer.abort();
 }
