@@ -159,6 +159,25 @@ pub async fn tls_handshake(addr: &str, ca_pem: &str) -> Result<Vec<u8>, String> 
     Ok(stream.get_ref().1.peer_certificates().unwrap()[0].to_vec())
 }
 
+/// Builds `e2e/clients/kcat_oauth_plugin.c` (a librdkafka plugin giving kcat OAUTHBEARER
+/// tokens from the file named by `HDI_OAUTH_TOKEN_FILE`) into `dir` with the system C compiler;
+/// the shared object's path.
+pub fn kcat_oauth_plugin(dir: &Path) -> PathBuf {
+    let plugin = dir.join("kcat_oauth_plugin.so");
+    let out = Command::new("cc")
+        .args(["-shared", "-fPIC", "-O2", "-Wall", "-o"])
+        .arg(&plugin)
+        .arg(client_script("kcat_oauth_plugin.c"))
+        .output()
+        .expect("a C compiler (cc) builds kcat's OAUTHBEARER plugin");
+    assert!(
+        out.status.success(),
+        "cc kcat_oauth_plugin.c: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    plugin
+}
+
 /// Produces `records`, one a line, to `topic` with kcat (acks=all); fails the test with kcat's
 /// stderr.
 pub fn kcat_produce(bootstrap: &str, topic: &str, records: &[String]) {

@@ -11,7 +11,8 @@
 //! forged or expired token is refused; then confluent-kafka (librdkafka's OIDC login), the
 //! Java client (Kafka's `OAuthBearerLoginCallbackHandler`), kafka-python and kafkajs get their
 //! tokens from the control plane's OAuth 2.0 token endpoint with alice's API token as client
-//! secret and produce and consume over OAUTHBEARER. A third sets a client-id quota over AlterClientQuotas and
+//! secret and produce and consume over OAUTHBEARER, and kcat does with alice's token through a
+//! token plugin (`e2e/clients/kcat_oauth_plugin.c`). A third sets a client-id quota over AlterClientQuotas and
 //! measures a confluent-kafka producer held to it within 10%.
 #![allow(clippy::unwrap_used, reason = "tests")]
 
@@ -28,6 +29,12 @@ use hdi_e2e::{
 };
 
 const ADMIN_PASSWORD: &str = "admin-secret-1";
+
+/// The token of `user` in the JSON object of tokens handed to the suite.
+fn tokens_map(tokens: &str, user: &str) -> String {
+    let tokens: serde_json::Value = serde_json::from_str(tokens).unwrap();
+    tokens[user].as_str().unwrap().to_owned()
+}
 
 struct SecureBroker {
     proc: Proc,
@@ -591,6 +598,101 @@ async fn control_plane_tokens_authenticate_kafka_clients_over_oauthbearer() {
         out["expired"].as_str().unwrap().contains("expired"),
         "{out}"
     );
+    // kcat (Debian's librdkafka 2.0.2 has OAUTHBEARER but no OIDC login) with a plugin that
+    // hands it the token from a file: alice produces to and reads back the suite's topic; a
+    // forged token (alice's with its signature changed) is refused.
+    let plugin = hdi_e2e::kcat_oauth_plugin(dir.path());
+    let kcat_as = |token: &str, args: &[&str], input: Option<&[u8]>| {
+        let token_file = dir.path().join("kcat.token");
+        write_private(&token_file, token);
+        let mut child = hdi_e2e::client_command("kcat")
+            .env("HDI_OAUTH_TOKEN_FILE", &token_file)
+            .args(["-b", &broker.sasl_ssl])
+            .args([
+                "-X",
+                "security.protocol=SASL_SSL",
+                "-X",
+                "sasl.mechanisms=OAUTHBEARER",
+            ])
+            .arg("-X")
+            .arg(format!(
+                "ssl.ca.location={}",
+                broker.tls.join("ca.pem").display()
+            ))
+            .arg("-X")
+            .arg(format!("plugin.library.paths={}", plugin.display()))
+            .args(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(input.unwrap_or_default()).unwrap();
+        drop(stdin);
+        let out = child.wait_with_output().unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let alice_token = tokens_map(&tokens, "alice");
+    let lines: String = (0..30).map(|i| format!("kcat-oauth-{i}\n")).collect();
+    let (ok, _, err) = tokio::task::block_in_place(|| {
+        kcat_as(
+            &alice_token,
+            &["-P", "-t", "oauth-t"],
+            Some(lines.as_bytes()),
+        )
+    });
+    assert!(ok, "kcat produce over OAUTHBEARER: {err}");
+    let (ok, read, err) = tokio::task::block_in_place(|| {
+        kcat_as(
+            &alice_token,
+            // As a group member: the high-level consumer's poll serves the token callback
+            // (kcat's simple consumer asks for metadata before it polls at all).
+            &["-G", "g-kcat", "oauth-t", "-o", "beginning", "-e", "-q"],
+            None,
+        )
+    });
+    assert!(ok, "kcat consume over OAUTHBEARER: {err}");
+    assert_eq!(
+        read.lines()
+            .filter(|l| l.starts_with("kcat-oauth-"))
+            .count(),
+        30,
+        "{read}"
+    );
+    // The first character of the signature changed (the last may only hold padding bits).
+    let signature = alice_token.rfind('.').unwrap() + 1;
+    let changed = if alice_token[signature..].starts_with('A') {
+        "B"
+    } else {
+        "A"
+    };
+    let mut forged = alice_token.clone();
+    forged.replace_range(signature..=signature, changed);
+    let (_, _, err) = tokio::task::block_in_place(|| {
+        kcat_as(
+            &forged,
+            &["-P", "-t", "oauth-t", "-X", "message.timeout.ms=5000"],
+            Some(b"forged-0\n"),
+        )
+    });
+    assert!(
+        err.to_lowercase().contains("authentication"),
+        "a forged token is refused: {err}"
+    );
+    let (ok, read, err) = tokio::task::block_in_place(|| {
+        kcat_as(
+            &alice_token,
+            &["-G", "g-kcat-2", "oauth-t", "-o", "beginning", "-e", "-q"],
+            None,
+        )
+    });
+    assert!(ok, "kcat consume over OAUTHBEARER: {err}");
+    assert!(!read.contains("forged-0"), "{read}");
 
     // The OAuth 2.0 token endpoint (client credentials: alice and one of her API tokens) serves
     // the standard OAUTHBEARER logins: librdkafka's OIDC (confluent-kafka's librdkafka; Debian's
