@@ -50,14 +50,19 @@ pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
     let n: u64 = number
         .parse()
         .map_err(|_| format!("{text:?} is not a duration like 90s, 10m or 7d"))?;
-    Ok(match unit {
-        "" | "s" => Duration::from_secs(n),
-        "m" => Duration::from_secs(n * 60),
-        "h" => Duration::from_secs(n * 3600),
-        "ms" => Duration::from_millis(n),
-        "d" => Duration::from_secs(n * 86_400),
-        _ => return Err(format!("{text:?} is not a duration like 90s, 10m or 7d")),
-    })
+    let seconds = |per: u64| {
+        n.checked_mul(per)
+            .map(Duration::from_secs)
+            .ok_or_else(|| format!("{text:?} is too long"))
+    };
+    match unit {
+        "" | "s" => Ok(Duration::from_secs(n)),
+        "m" => seconds(60),
+        "h" => seconds(3600),
+        "ms" => Ok(Duration::from_millis(n)),
+        "d" => seconds(86_400),
+        _ => Err(format!("{text:?} is not a duration like 90s, 10m or 7d")),
+    }
 }
 
 /// `hdictl cluster ...`
@@ -679,5 +684,22 @@ fn print_operation(op: &Operation) {
     }
     if let Some(error) = &op.error {
         println!("error:       {} ({})", error.detail, error.code);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_with_their_units_and_refuse_what_overflows() {
+        assert_eq!(parse_duration("90"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("10m"), Ok(Duration::from_secs(600)));
+        assert_eq!(parse_duration("7d"), Ok(Duration::from_secs(604_800)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert!(parse_duration("1w").is_err());
+        assert!(parse_duration("").is_err());
+        let huge = format!("{}d", u64::MAX / 2);
+        assert_eq!(parse_duration(&huge), Err(format!("{huge:?} is too long")));
     }
 }

@@ -195,7 +195,7 @@ async fn cluster_mutations_follow_the_rest_conventions(pool: PgPool) {
 #[sqlx::test(migrations = "../migrations")]
 async fn authority_rotation_trusts_both_then_signs_with_the_new_then_drops_the_old(pool: PgPool) {
     use hdi_control_plane::model::KafkaClientSecrets;
-    use hdi_control_plane::store::{RotationStep, Store};
+    use hdi_control_plane::store::{IssuedCertificate, RotationStep, Store};
     use hdi_pki::{Authority, Purpose};
     use hdi_stdx::secret::Secret;
 
@@ -245,6 +245,38 @@ async fn authority_rotation_trusts_both_then_signs_with_the_new_then_drops_the_o
         )
         .await
         .unwrap();
+
+    // One broker with both certificates, issued by the current authorities.
+    let node = uuid::Uuid::new_v4();
+    sqlx::query(
+        "INSERT INTO nodes (id, name, fault_domain, address, agent_version, cpu_millis,
+                            memory_bytes, disk_bytes)
+         VALUES ($1, 'n1', 0, '127.0.0.1', 'test', 1000, 1000, 1000)",
+    )
+    .bind(node)
+    .execute(&pool)
+    .await
+    .unwrap();
+    let broker = uuid::Uuid::new_v4();
+    sqlx::query(
+        "INSERT INTO workloads (id, cluster_id, node_id, name, role, ordinal, spec, cpu_millis,
+                                memory_bytes, tls_cert, tls_key, tls_renew_at, kafka_cert,
+                                kafka_key, kafka_renew_at)
+         VALUES ($1, $2, $3, 'pay-broker-0', 'broker', 0, $4, 1, 1, 'q1', 'k',
+                 now() + interval '60 days',
+                 'c1', 'k', now() + interval '60 days')",
+    )
+    .bind(broker)
+    .bind(id.into_uuid())
+    .bind(node)
+    .bind(
+        json!({"kind": "broker", "broker_id": 1, "kafka_port": 9092, "quorum_port": 9093,
+                 "voters": [], "rack": "0"}),
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    let broker = hdi_control_plane::model::WorkloadId::from_uuid(broker);
 
     for (body, field) in [
         (json!({"trust_period_seconds": 0}), "trust_period_seconds"),
@@ -306,7 +338,8 @@ async fn authority_rotation_trusts_both_then_signs_with_the_new_then_drops_the_o
     );
     assert_eq!(ca_of(&pool).await.0, kafka_ca.cert_pem);
 
-    // Issuing: once its time has come, the new authorities sign (no broker certificates here).
+    // Issuing: once its time has come, the new authorities sign and the broker's certificates
+    // are due.
     sqlx::query("UPDATE clusters SET ca_rotation_at = now() - interval '1 second' WHERE id = $1")
         .bind(id.into_uuid())
         .execute(&pool)
@@ -317,7 +350,7 @@ async fn authority_rotation_trusts_both_then_signs_with_the_new_then_drops_the_o
             .authority_rotation_advance(id, Duration::ZERO)
             .await
             .unwrap(),
-        Some(RotationStep::Promoted(0))
+        Some(RotationStep::Promoted(1))
     );
     let (cert, key, previous, quorum_cert) = ca_of(&pool).await;
     assert_eq!(previous.as_deref(), Some(kafka_ca.cert_pem.as_str()));
@@ -340,6 +373,49 @@ async fn authority_rotation_trusts_both_then_signs_with_the_new_then_drops_the_o
         format!("{cert}{}", kafka_ca.cert_pem),
         "both still trusted, the signing one first"
     );
+
+    // Not settling while a broker certificate is the old authorities': not when one signed by
+    // them is stored after the switch (it was read before), nor when an operator makes all
+    // due meanwhile.
+    let not_yet = || async {
+        assert_eq!(
+            store
+                .authority_rotation_advance(id, Duration::ZERO)
+                .await
+                .unwrap(),
+            None
+        );
+    };
+    not_yet().await;
+    let issue = |cert: &'static str, replacing: &'static str, signer: String, kafka: bool| {
+        let store = store.clone();
+        async move {
+            let issued = IssuedCertificate {
+                cert,
+                key: "k",
+                renew_at: chrono::Utc::now() + chrono::Duration::days(60),
+                replacing: Some(replacing),
+                signer: &signer,
+            };
+            if kafka {
+                store
+                    .workload_kafka_tls_issue(broker, &issued)
+                    .await
+                    .unwrap();
+            } else {
+                store.workload_tls_issue(broker, &issued).await.unwrap();
+            }
+        }
+    };
+    issue("q2", "q1", quorum.cert_pem.clone(), false).await;
+    issue("c2", "c1", kafka_ca.cert_pem.clone(), true).await;
+    not_yet().await;
+    issue("q3", "q2", quorum_cert.clone(), false).await;
+    assert_eq!(store.cluster_certificates_due(id).await.unwrap(), 1);
+    not_yet().await;
+    issue("q4", "q3", quorum_cert.clone(), false).await;
+    not_yet().await;
+    issue("c3", "c2", cert.clone(), true).await;
 
     // Settling (no broker certificate predates the new authorities), then over once settled.
     assert_eq!(

@@ -275,9 +275,11 @@ pub(crate) fn perf(
         text
     });
     let mut text = String::new();
-    stdout.read_to_string(&mut text)?;
+    let read = stdout.read_to_string(&mut text);
     let errors = errors.join().unwrap_or_default();
+    // Reaped whatever the read did, so no client is left behind.
     let usage = crate::sys::wait_with_usage(child.id())?;
+    read?;
     if usage.code != Some(0) {
         bail!("hdi-kafka-perf {args:?} failed: {errors}");
     }

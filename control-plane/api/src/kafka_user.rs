@@ -156,7 +156,8 @@ pub struct KafkaUser {
     pub mechanism: String,
     /// Its ACLs.
     pub acls: Vec<KafkaAcl>,
-    /// Its client quotas.
+    /// Its client quotas (none from control planes before quotas).
+    #[serde(default)]
     pub quotas: KafkaQuotas,
     /// Applied or pending.
     pub state: KafkaUserState,

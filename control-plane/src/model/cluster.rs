@@ -825,7 +825,7 @@ pub struct KafkaUserRecord {
     pub quotas: KafkaQuotaSpec,
     /// Grows with every ACL or quota change.
     pub generation: u64,
-    /// The generation whose ACLs the cluster has.
+    /// The generation whose ACLs and quotas the cluster has.
     pub applied_generation: u64,
     /// Who created it.
     pub created_by: String,

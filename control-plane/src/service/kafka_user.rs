@@ -2,7 +2,7 @@
 //!
 //! A Kafka user is a SCRAM principal (`User:<name>`) of one cluster. Its password is made here,
 //! set on the cluster as a salted credential (`AlterUserScramCredentials`) and shown once; hdi
-//! stores only the user's name and ACLs. The ACLs are desired state: [`Service::kafka_acls_sync`]
+//! stores only the user's name, ACLs and quotas. The ACLs are desired state: [`Service::kafka_acls_sync`]
 //! (after every change, and periodically from the reconciler) makes the cluster's ACLs exactly
 //! the union of its users' (the control plane owns every ACL of a managed cluster: one added
 //! over Kafka by anyone else is removed). Users' client quotas are desired state the same way:
@@ -591,9 +591,10 @@ fn scram_hash(cluster: &ClusterRecord) -> Option<Hash> {
     })
 }
 
-/// Keeps a secured cluster's principals: the jobs' user exists, and (with authorization) the
+/// Keeps a secured cluster's principals: the jobs' user exists, (with authorization) the
 /// cluster's ACLs are exactly its users' and the jobs user's (others are deleted first, then
-/// the missing ones created); records each user's generation as applied.
+/// the missing ones created), and its user quotas exactly its users' (after the ACLs); records
+/// each user's generation as applied.
 ///
 /// # Errors
 /// The store, or the cluster refusing or not answering.
@@ -611,8 +612,8 @@ pub(crate) async fn sync_acls(
     }
     let name = cluster.name.as_str();
     let users = store.kafka_users_list(cluster.id).await?;
-    sync_quotas(admin, name, &users).await?;
     if !security.authorization {
+        sync_quotas(admin, name, &users).await?;
         return record_applied(store, &users).await;
     }
     let mut desired = desired_bindings(&users);
@@ -658,6 +659,8 @@ pub(crate) async fn sync_acls(
             "Kafka ACLs synced"
         );
     }
+    // After the ACLs: a quota the cluster refuses never holds up who may do what.
+    sync_quotas(admin, name, &users).await?;
     record_applied(store, &users).await
 }
 

@@ -292,6 +292,7 @@ impl Service {
                         key: &server.key_pem,
                         renew_at: renew_at(),
                         replacing: current.map(|(cert, _)| cert.as_str()),
+                        signer: &secrets.ca_cert,
                     },
                 )
                 .await?;
@@ -339,6 +340,7 @@ impl Service {
                         key: &broker.key_pem,
                         renew_at: renew_at(),
                         replacing: current.map(|(cert, _)| cert.as_str()),
+                        signer: &cert_pem,
                     },
                 )
                 .await?;

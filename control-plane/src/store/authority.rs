@@ -140,8 +140,8 @@ impl Store {
                  RETURNING id),
                due AS (
                  UPDATE workloads SET
-                   tls_renew_at = CASE WHEN tls_cert IS NULL THEN tls_renew_at ELSE now() END,
-                   kafka_renew_at = CASE WHEN kafka_cert IS NULL THEN kafka_renew_at ELSE now() END
+                   tls_renew_at = CASE WHEN tls_cert IS NULL THEN tls_renew_at ELSE to_timestamp(0) END,
+                   kafka_renew_at = CASE WHEN kafka_cert IS NULL THEN kafka_renew_at ELSE to_timestamp(0) END
                  WHERE cluster_id IN (SELECT id FROM promoted) AND NOT removing
                    AND (tls_cert IS NOT NULL OR kafka_cert IS NOT NULL)
                  RETURNING id)

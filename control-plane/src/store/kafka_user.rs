@@ -422,13 +422,17 @@ impl Store {
         issued: &IssuedCertificate<'_>,
     ) -> Result<(), StoreError> {
         sqlx::query!(
-            "UPDATE workloads SET kafka_cert = $2, kafka_key = $3, kafka_renew_at = $4
-             WHERE id = $1 AND kafka_cert IS NOT DISTINCT FROM $5",
+            "UPDATE workloads w SET kafka_cert = $2, kafka_key = $3,
+                 kafka_renew_at = CASE
+                   WHEN (SELECT c.kafka_ca_cert FROM clusters c WHERE c.id = w.cluster_id) = $6
+                   THEN $4 ELSE to_timestamp(0) END
+             WHERE w.id = $1 AND w.kafka_cert IS NOT DISTINCT FROM $5",
             id.into_uuid(),
             issued.cert,
             issued.key,
             issued.renew_at,
-            issued.replacing
+            issued.replacing,
+            issued.signer
         )
         .execute(&self.pool)
         .await

@@ -29,6 +29,10 @@ pub struct IssuedCertificate<'a> {
     pub renew_at: chrono::DateTime<chrono::Utc>,
     /// The certificate it replaces.
     pub replacing: Option<&'a str>,
+    /// The certificate of the authority that signed it (PEM): if that is no longer the
+    /// cluster's current authority when this is stored (an authority rotation moved on since
+    /// it was read), the certificate is stored due at once, to be issued again by the new one.
+    pub signer: &'a str,
 }
 
 impl std::fmt::Debug for IssuedCertificate<'_> {
@@ -470,13 +474,17 @@ impl Store {
         issued: &IssuedCertificate<'_>,
     ) -> Result<(), StoreError> {
         sqlx::query!(
-            "UPDATE workloads SET tls_cert = $2, tls_key = $3, tls_renew_at = $4
-             WHERE id = $1 AND tls_cert IS NOT DISTINCT FROM $5",
+            "UPDATE workloads w SET tls_cert = $2, tls_key = $3,
+                 tls_renew_at = CASE
+                   WHEN (SELECT c.quorum_ca_cert FROM clusters c WHERE c.id = w.cluster_id) = $6
+                   THEN $4 ELSE to_timestamp(0) END
+             WHERE w.id = $1 AND w.tls_cert IS NOT DISTINCT FROM $5",
             id.into_uuid(),
             issued.cert,
             issued.key,
             issued.renew_at,
-            issued.replacing
+            issued.replacing,
+            issued.signer
         )
         .execute(&self.pool)
         .await
@@ -485,13 +493,15 @@ impl Store {
     }
 
     /// Makes every certificate of `cluster`'s broker workloads due for renewal now (an
-    /// operator's rotation); how many workloads have one.
+    /// operator's rotation); how many workloads have one. Due since the epoch, not since now:
+    /// during an authority rotation a certificate counts as the new authority's once its
+    /// renewal time is past the rotation's, which only issuing it again does.
     ///
     /// # Errors
     /// [`StoreError::Query`].
     pub async fn cluster_certificates_due(&self, cluster: ClusterId) -> Result<u64, StoreError> {
         let done = sqlx::query!(
-            "UPDATE workloads SET tls_renew_at = now(), kafka_renew_at = now()
+            "UPDATE workloads SET tls_renew_at = to_timestamp(0), kafka_renew_at = to_timestamp(0)
              WHERE cluster_id = $1 AND NOT removing
                AND (tls_cert IS NOT NULL OR kafka_cert IS NOT NULL)",
             cluster.into_uuid()

@@ -382,7 +382,9 @@ async fn put_job(
         if held != request {
             // The same job with other access (rotated credentials or CA certificates, another
             // set of the workspace's clusters): kept with the job, so a restarted driver uses
-            // it too; connections the query opens from now on use it.
+            // it too. Credentials reach the connections the query opens from now on; the
+            // allowed clusters are checked when the job next starts (the running query keeps
+            // the scope it was started with).
             let mut def = entry.def.clone();
             def.allowed_kafka = request.allowed_kafka;
             def.kafka_access = request.kafka_access;
