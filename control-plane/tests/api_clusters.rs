@@ -338,10 +338,32 @@ async fn authority_rotation_trusts_both_then_signs_with_the_new_then_drops_the_o
     );
     assert_eq!(ca_of(&pool).await.0, kafka_ca.cert_pem);
 
-    // Issuing: once its time has come, the new authorities sign and the broker's certificates
-    // are due.
+    // Issuing: once its time has come and the broker's node has applied the assignment that
+    // carries the new trust (the start gave it a new generation), the new authorities sign and
+    // the broker's certificates are due.
     sqlx::query("UPDATE clusters SET ca_rotation_at = now() - interval '1 second' WHERE id = $1")
         .bind(id.into_uuid())
+        .execute(&pool)
+        .await
+        .unwrap();
+    let (generation, applied) = sqlx::query_as::<_, (i64, i64)>(
+        "SELECT workload_generation, applied_generation FROM nodes WHERE id = $1",
+    )
+    .bind(node)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!((generation, applied), (1, 0));
+    assert_eq!(
+        store
+            .authority_rotation_advance(id, Duration::ZERO)
+            .await
+            .unwrap(),
+        None,
+        "the node has not applied the new trust yet"
+    );
+    sqlx::query("UPDATE nodes SET applied_generation = workload_generation WHERE id = $1")
+        .bind(node)
         .execute(&pool)
         .await
         .unwrap();

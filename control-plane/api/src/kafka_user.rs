@@ -199,9 +199,10 @@ impl std::fmt::Debug for KafkaUserCredential {
 #[serde(deny_unknown_fields)]
 pub struct AuthorityRotationRequest {
     /// Seconds during which both the current and the new authority are trusted while the
-    /// current one still signs (1 to 31,536,000; default 604,800, a week). Clients must load
-    /// the cluster's `ca_certificate` (which holds both during the rotation) within it: once it
-    /// passes, the brokers serve certificates of the new authority only.
+    /// current one still signs (1 to 31,536,000; default 604,800, a week; longer while a
+    /// broker's node has not applied the new trust). Clients must load the cluster's
+    /// `ca_certificate` (which holds both during the rotation) within it: once it passes, the
+    /// brokers serve certificates of the new authority only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trust_period_seconds: Option<u64>,
 }
@@ -210,7 +211,8 @@ pub struct AuthorityRotationRequest {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum AuthorityRotationPhase {
-    /// Both authorities are trusted everywhere; the current one still signs.
+    /// Both authorities are trusted (by each broker once its node has applied the new trust);
+    /// the current one still signs.
     Trusting,
     /// The new authority signs; every broker certificate is being issued again by it.
     Issuing,

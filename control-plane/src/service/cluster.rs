@@ -222,7 +222,8 @@ impl Service {
 
     /// Starts rotating a Kafka cluster's authorities (its Kafka CA and its quorum CA): new ones
     /// are made and trusted beside the current ones at once (brokers reload their trust without
-    /// a restart; clients are given both certificates), start signing after `trust_period`,
+    /// a restart; clients are given both certificates), start signing after `trust_period` and
+    /// once every broker's node has applied the new trust,
     /// when every broker certificate is issued again by them, and the old ones are dropped once
     /// the brokers have loaded those ([`crate::reconcile`] moves the phases on). The rotation
     /// and the certificates clients must trust from now on (TLS clusters).

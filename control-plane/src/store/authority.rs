@@ -66,7 +66,8 @@ fn rotation(
 
 impl Store {
     /// Starts rotating a cluster's authorities: `next` is trusted from now on beside the current
-    /// ones, and signs from `signing_from`.
+    /// ones (every node of the cluster's brokers gets a new assignment generation carrying it),
+    /// and signs from `signing_from` once those nodes have applied it.
     ///
     /// # Errors
     /// [`StoreError::Query`].
@@ -76,6 +77,7 @@ impl Store {
         next: &NextAuthorities<'_>,
         signing_from: DateTime<Utc>,
     ) -> Result<RotationStart, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(query_error("begin"))?;
         let started = sqlx::query!(
             "UPDATE clusters SET
                 ca_rotation = 'trusting', ca_rotation_at = $6,
@@ -91,12 +93,24 @@ impl Store {
             next.kafka.1,
             signing_from
         )
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .map_err(query_error("authority_rotation_start"))?;
         if started.rows_affected() == 1 {
+            // A new assignment for every node of the cluster's brokers: the switch waits until
+            // each has applied it (and so holds the new trust).
+            sqlx::query!(
+                "UPDATE nodes SET workload_generation = workload_generation + 1
+                 WHERE id IN (SELECT node_id FROM workloads WHERE cluster_id = $1 AND NOT removing)",
+                cluster_id.into_uuid()
+            )
+            .execute(&mut *tx)
+            .await
+            .map_err(query_error("authority_rotation_start_nodes"))?;
+            tx.commit().await.map_err(query_error("commit"))?;
             return Ok(RotationStart::Started);
         }
+        drop(tx);
         let row = sqlx::query!(
             r#"SELECT ca_rotation IS NOT NULL AS "rotating!" FROM clusters WHERE id = $1"#,
             cluster_id.into_uuid()
@@ -111,8 +125,9 @@ impl Store {
     }
 
     /// Moves a cluster's rotation on by at most one phase, when its condition holds:
-    /// `trusting` → `issuing` once its time has come (the new authorities sign, every broker
-    /// certificate is due); `issuing` → `settling` once no broker certificate of the cluster
+    /// `trusting` → `issuing` once its time has come and every node of the cluster's brokers
+    /// has applied its latest assignment (which the start bumped: so each holds the new trust)
+    /// (the new authorities sign, every broker certificate is due); `issuing` → `settling` once no broker certificate of the cluster
     /// predates the new authorities; `settling` → over once `settle` has passed (the nodes
     /// have fetched and loaded their new certificates), dropping the old certificates.
     ///
@@ -137,6 +152,10 @@ impl Store {
                    kafka_ca_next_cert = NULL, kafka_ca_next_key = NULL,
                    ca_rotation = 'issuing', ca_rotation_at = now()
                  WHERE id = $1 AND ca_rotation = 'trusting' AND ca_rotation_at <= now()
+                   AND NOT EXISTS (
+                     SELECT 1 FROM workloads w JOIN nodes n ON n.id = w.node_id
+                     WHERE w.cluster_id = $1 AND NOT w.removing
+                       AND n.applied_generation < n.workload_generation)
                  RETURNING id),
                due AS (
                  UPDATE workloads SET
