@@ -88,8 +88,19 @@ pub fn last_json_line(stdout: &str) -> (&str, serde_json::Value) {
 
 /// Runs kcat against `bootstrap` with `args`, feeding `stdin`; returns (success, stdout, stderr).
 pub fn kcat(bootstrap: &str, args: &[&str], stdin: Option<&[u8]>) -> (bool, Vec<u8>, String) {
+    kcat_env(bootstrap, &[], args, stdin)
+}
+
+/// [`kcat`] with environment variables set (e.g. for a librdkafka plugin).
+pub fn kcat_env(
+    bootstrap: &str,
+    env: &[(&str, &Path)],
+    args: &[&str],
+    stdin: Option<&[u8]>,
+) -> (bool, Vec<u8>, String) {
     use std::io::Write as _;
     let mut child = client_command("kcat")
+        .envs(env.iter().copied())
         .args(["-b", bootstrap])
         .args(args)
         .stdin(if stdin.is_some() {

@@ -27,9 +27,9 @@ use anyhow::bail;
 
 pub use broker::Broker;
 pub use clients::{
-    client_command, client_script, kcat, kcat_consume_all, kcat_oauth_plugin, kcat_produce,
-    last_json_line, run_phase, served_certificate, test_node_path, test_python, tls_handshake,
-    trusting,
+    client_command, client_script, kcat, kcat_consume_all, kcat_env, kcat_oauth_plugin,
+    kcat_produce, last_json_line, run_phase, served_certificate, test_node_path, test_python,
+    tls_handshake, trusting,
 };
 pub use fleet::{
     ControlPlane, Fleet, PLAINTEXT_KAFKA_3, Secrets, bootstrap_servers, hdictl, start_agent,

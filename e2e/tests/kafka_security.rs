@@ -602,40 +602,29 @@ async fn control_plane_tokens_authenticate_kafka_clients_over_oauthbearer() {
     // hands it the token from a file: alice produces to and reads back the suite's topic; a
     // forged token (alice's with its signature changed) is refused.
     let plugin = hdi_e2e::kcat_oauth_plugin(dir.path());
+    let ca_location = format!("ssl.ca.location={}", broker.tls.join("ca.pem").display());
+    let plugin_paths = format!("plugin.library.paths={}", plugin.display());
     let kcat_as = |token: &str, args: &[&str], input: Option<&[u8]>| {
         let token_file = dir.path().join("kcat.token");
         write_private(&token_file, token);
-        let mut child = hdi_e2e::client_command("kcat")
-            .env("HDI_OAUTH_TOKEN_FILE", &token_file)
-            .args(["-b", &broker.sasl_ssl])
-            .args([
-                "-X",
-                "security.protocol=SASL_SSL",
-                "-X",
-                "sasl.mechanisms=OAUTHBEARER",
-            ])
-            .arg("-X")
-            .arg(format!(
-                "ssl.ca.location={}",
-                broker.tls.join("ca.pem").display()
-            ))
-            .arg("-X")
-            .arg(format!("plugin.library.paths={}", plugin.display()))
-            .args(args)
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut stdin = child.stdin.take().unwrap();
-        stdin.write_all(input.unwrap_or_default()).unwrap();
-        drop(stdin);
-        let out = child.wait_with_output().unwrap();
-        (
-            out.status.success(),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
+        let mut all = vec![
+            "-X",
+            "security.protocol=SASL_SSL",
+            "-X",
+            "sasl.mechanisms=OAUTHBEARER",
+            "-X",
+            &ca_location,
+            "-X",
+            &plugin_paths,
+        ];
+        all.extend_from_slice(args);
+        let (ok, out, err) = hdi_e2e::kcat_env(
+            &broker.sasl_ssl,
+            &[("HDI_OAUTH_TOKEN_FILE", &token_file)],
+            &all,
+            input,
+        );
+        (ok, String::from_utf8_lossy(&out).into_owned(), err)
     };
     let alice_token = tokens_map(&tokens, "alice");
     let lines: String = (0..30).map(|i| format!("kcat-oauth-{i}\n")).collect();

@@ -1,6 +1,8 @@
 //! Rotation of Kafka clusters' certificate authorities (`clusters.ca_rotation`,
 //! `clusters.*_ca_next_*`, `clusters.*_ca_previous_cert`; the phases are migration 0014's), and
-//! what clients are told of the authorities.
+//! what clients are told of the authorities. What is trusted during a rotation is defined once,
+//! as the generated columns `clusters.quorum_ca_trust` and `clusters.kafka_ca_trust` (migration
+//! 0016), which every query that hands out trust reads.
 //!
 //! Every step is one guarded statement, so control planes racing (or one killed between steps)
 //! never skip or repeat a phase: a step applies only to a cluster still in the phase it leaves.
@@ -219,8 +221,7 @@ impl Store {
         let ids: Vec<Uuid> = ids.iter().map(|id| id.into_uuid()).collect();
         let rows = sqlx::query!(
             r#"SELECT id,
-                      kafka_ca_cert || coalesce(kafka_ca_next_cert, kafka_ca_previous_cert, '')
-                        AS kafka_trust,
+                      kafka_ca_trust AS kafka_trust,
                       ca_rotation, ca_rotation_at
                  FROM clusters
                WHERE id = ANY($1) AND (kafka_ca_cert IS NOT NULL OR ca_rotation IS NOT NULL)"#,

@@ -279,8 +279,7 @@ impl Store {
     ) -> Result<Option<KafkaClientSecrets>, StoreError> {
         let row = sqlx::query!(
             r#"SELECT kafka_ca_cert, kafka_ca_key, kafka_admin_password,
-                      kafka_ca_cert || coalesce(kafka_ca_next_cert, kafka_ca_previous_cert, '')
-                        AS kafka_ca_trust
+                      kafka_ca_trust
                  FROM clusters WHERE id = $1"#,
             cluster_id.into_uuid()
         )
@@ -388,8 +387,7 @@ impl Store {
         let rows = sqlx::query!(
             r#"SELECT status->>'bootstrap_servers' AS "bootstrap!",
                       spec AS "spec: Json<crate::model::ClusterSpec>",
-                      kafka_ca_cert || coalesce(kafka_ca_next_cert, kafka_ca_previous_cert, '')
-                        AS kafka_ca_trust,
+                      kafka_ca_trust,
                       CASE WHEN kafka_jobs_ready THEN kafka_jobs_password END AS jobs_password
                FROM clusters
                WHERE workspace_id = $1 AND kind = 'kafka' AND NOT deleting

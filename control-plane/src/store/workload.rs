@@ -307,12 +307,10 @@ impl Store {
         .map_err(query_error("node_assignment"))?;
         let access = sqlx::query!(
             r#"SELECT c.id, c.workspace_id, c.credential, c.kind,
-                      c.quorum_ca_cert || coalesce(c.quorum_ca_next_cert, c.quorum_ca_previous_cert, '')
-                        AS quorum_ca_trust,
+                      c.quorum_ca_trust,
                       c.spec AS "spec: Json<ClusterSpec>",
                       c.kafka_ca_cert, c.kafka_ca_key, c.kafka_admin_password, c.os_uid, w.os_gid,
-                      c.kafka_ca_cert || coalesce(c.kafka_ca_next_cert, c.kafka_ca_previous_cert, '')
-                        AS kafka_ca_trust
+                      c.kafka_ca_trust
                  FROM clusters c JOIN workspaces w ON w.id = c.workspace_id
              WHERE c.id IN (SELECT cluster_id FROM workloads WHERE node_id = $1 AND NOT removing)"#,
             node_id.into_uuid()

@@ -11,14 +11,35 @@ use std::time::Duration;
 use hdi_broker::security::SecurityProtocol;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::{ApiKey, FetchRequest, RequestKind};
-use rustls::pki_types::pem::PemObject as _;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
+/// Reads one length-prefixed frame 16 KiB at a time, pausing `pause` between reads (so the
+/// writer finds its transport full again and again); `None` when it has not all arrived
+/// within 20 s or the stream ends inside it.
+async fn read_frame_slowly<R: tokio::io::AsyncRead + Unpin>(
+    stream: &mut R,
+    pause: Duration,
+) -> Option<Vec<u8>> {
+    tokio::time::timeout(Duration::from_secs(20), async {
+        let length = stream.read_u32().await.ok()?;
+        let mut frame = vec![0u8; usize::try_from(length).ok()?];
+        let mut read = 0;
+        while read < frame.len() {
+            let end = (read + 16 * 1024).min(frame.len());
+            match stream.read(&mut frame[read..end]).await.ok()? {
+                0 => return None,
+                n => read += n,
+            }
+            tokio::time::sleep(pause).await;
+        }
+        Some(frame)
+    })
+    .await
+    .ok()
+    .flatten()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[allow(
-    deprecated,
-    reason = "ring, as the rest of the workspace: one crypto provider, no aws-lc build"
-)]
 async fn a_large_fetch_answer_over_tls_arrives_whole_when_read_late() {
     let dir = common::temp_dir("tls-listener");
     let tls = dir.path().join("tls");
@@ -68,17 +89,7 @@ async fn a_large_fetch_answer_over_tls_arrives_whole_when_read_late() {
         index,
     ));
 
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in rustls::pki_types::CertificateDer::pem_slice_iter(ca.cert_pem.as_bytes()) {
-        roots.add(cert.unwrap()).unwrap();
-    }
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_root_certificates(roots)
-    .with_no_client_auth();
+    let config = hdi_pki::trust_config(&ca.cert_pem).unwrap();
     // A small receive buffer, so the broker's writes block long before the answer is out.
     let socket = tokio::net::TcpSocket::new_v4().unwrap();
     socket.set_recv_buffer_size(16 * 1024).unwrap();
@@ -115,19 +126,9 @@ async fn a_large_fetch_answer_over_tls_arrives_whole_when_read_late() {
     stream.flush().await.unwrap();
     // The client reads slowly, so each of the broker's writes finds the socket full and the
     // last one is left in its TLS session unless it is flushed.
-    let answer = tokio::time::timeout(Duration::from_secs(20), async {
-        let length = stream.read_u32().await.unwrap();
-        let mut answer = vec![0u8; usize::try_from(length).unwrap()];
-        let mut read = 0;
-        while read < answer.len() {
-            let end = (read + 16 * 1024).min(answer.len());
-            read += stream.read(&mut answer[read..end]).await.unwrap();
-            tokio::time::sleep(Duration::from_micros(500)).await;
-        }
-        answer
-    })
-    .await
-    .expect("the fetch answer stopped short: its end stayed in the broker's TLS session");
+    let answer = read_frame_slowly(&mut stream, Duration::from_micros(500))
+        .await
+        .expect("the fetch answer stopped short: its end stayed in the broker's TLS session");
     assert!(
         answer.len() > 8 * 512 * 1024,
         "the answer holds the whole log: {} bytes",
@@ -164,19 +165,9 @@ async fn a_large_quorum_answer_over_tls_arrives_whole_when_read_slowly() {
         tokio::time::sleep(Duration::from_secs(30)).await;
         drop(server);
     });
-    let frame = tokio::time::timeout(Duration::from_secs(20), async {
-        let length = client.read_u32().await.unwrap();
-        let mut frame = vec![0u8; usize::try_from(length).unwrap()];
-        let mut read = 0;
-        while read < frame.len() {
-            let end = (read + 16 * 1024).min(frame.len());
-            read += client.read(&mut frame[read..end]).await.unwrap();
-            tokio::time::sleep(Duration::from_micros(200)).await;
-        }
-        frame
-    })
-    .await
-    .expect("the quorum answer stopped short: its end stayed in the writer's TLS session");
+    let frame = read_frame_slowly(&mut client, Duration::from_micros(200))
+        .await
+        .expect("the quorum answer stopped short: its end stayed in the writer's TLS session");
     let json_len =
         usize::try_from(u32::from_be_bytes([frame[0], frame[1], frame[2], frame[3]])).unwrap();
     assert_eq!(frame.len(), 4 + json_len + (4 << 20));
