@@ -259,13 +259,34 @@ pub(crate) fn perf(
     bootstrap: &str,
     args: &[&str],
 ) -> anyhow::Result<serde_json::Value> {
+    let (text, errors, usage) = output_with_usage(
+        Command::new(release.join("hdi-kafka-perf"))
+            .args(["--bootstrap", bootstrap])
+            .args(args),
+    )?;
+    if usage.code != Some(0) {
+        bail!("hdi-kafka-perf {args:?} failed: {errors}");
+    }
+    let mut value: serde_json::Value =
+        serde_json::from_str(text.lines().last().unwrap_or("")).context("hdi-kafka-perf output")?;
+    // What the client itself spent: on a machine it shares with the broker, its CPU is the
+    // broker's to lose.
+    if let Some(object) = value.as_object_mut() {
+        object.insert("client_cpu_seconds".into(), usage.cpu_seconds.into());
+    }
+    Ok(value)
+}
+
+/// Runs a command to its end, answering its stdout, its stderr and what it used (from `wait4`).
+pub(crate) fn output_with_usage(
+    command: &mut Command,
+) -> anyhow::Result<(String, String, crate::sys::ChildUsage)> {
     use std::io::Read as _;
-    let mut child = Command::new(release.join("hdi-kafka-perf"))
-        .args(["--bootstrap", bootstrap])
-        .args(args)
+    let mut child = command
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
-        .spawn()?;
+        .spawn()
+        .with_context(|| format!("{:?}", command.get_program()))?;
     let mut stdout = child.stdout.take().context("no stdout")?;
     let mut stderr = child.stderr.take().context("no stderr")?;
     // stderr is read beside stdout, so a chatty client never blocks on a full pipe.
@@ -280,17 +301,7 @@ pub(crate) fn perf(
     // Reaped whatever the read did, so no client is left behind.
     let usage = crate::sys::wait_with_usage(child.id())?;
     read?;
-    if usage.code != Some(0) {
-        bail!("hdi-kafka-perf {args:?} failed: {errors}");
-    }
-    let mut value: serde_json::Value =
-        serde_json::from_str(text.lines().last().unwrap_or("")).context("hdi-kafka-perf output")?;
-    // What the client itself spent: on a machine it shares with the broker, its CPU is the
-    // broker's to lose.
-    if let Some(object) = value.as_object_mut() {
-        object.insert("client_cpu_seconds".into(), usage.cpu_seconds.into());
-    }
-    Ok(value)
+    Ok((text, errors, usage))
 }
 
 /// CPU seconds (user + system) a process has used so far.

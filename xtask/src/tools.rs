@@ -107,20 +107,27 @@ pub fn ensure(dir: &Path) -> anyhow::Result<TestTools> {
 /// The Java Kafka client's jars under `dir/java/lib`, copied from Maven Central once per pom.
 fn java_client(dir: &Path) -> anyhow::Result<PathBuf> {
     let pom = crate::util::repo_root().join("e2e/clients/java/pom.xml");
-    let lib = dir.join("java").join("lib");
-    let stamp = dir.join("java").join(".hdi-pom");
-    let wanted = std::fs::read_to_string(&pom).with_context(|| format!("{}", pom.display()))?;
+    maven_jars(&pom, &dir.join("java"), "the Java Kafka client")
+}
+
+/// The jars `pom` depends on, under `dir/lib`: copied from Maven Central with
+/// `mvn dependency:copy-dependencies` once per content of the pom (installing Maven and a JDK
+/// first when missing).
+pub(crate) fn maven_jars(pom: &Path, dir: &Path, what: &str) -> anyhow::Result<PathBuf> {
+    let lib = dir.join("lib");
+    let stamp = dir.join(".hdi-pom");
+    let wanted = std::fs::read_to_string(pom).with_context(|| format!("{}", pom.display()))?;
     if std::fs::read_to_string(&stamp).ok().as_deref() != Some(wanted.as_str()) {
         if which("mvn").is_none() || which("javac").is_none() {
             apt_install(&["maven", "openjdk-17-jdk-headless"])?;
         }
-        eprintln!("xtask: fetching the Java Kafka client (Maven Central)");
+        eprintln!("xtask: fetching {what} (Maven Central)");
         let _ = std::fs::remove_dir_all(&lib);
         run(
             "mvn dependency:copy-dependencies",
             Command::new("mvn")
                 .args(["-q", "-B", "-f"])
-                .arg(&pom)
+                .arg(pom)
                 .arg("dependency:copy-dependencies")
                 .arg(format!("-DoutputDirectory={}", lib.display())),
         )?;
