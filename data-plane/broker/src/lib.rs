@@ -25,6 +25,7 @@ pub mod cluster;
 pub mod config;
 pub mod groups;
 pub mod handlers;
+pub mod mirror;
 pub mod producers;
 pub mod replica;
 pub mod replicas;

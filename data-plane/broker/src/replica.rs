@@ -115,6 +115,9 @@ pub struct Replica {
     producers: Mutex<ProducerStates>,
     leadership: Mutex<Leadership>,
     high_watermark: watch::Sender<i64>,
+    /// Whether the topic mirrors a source cluster's: its log then keeps the source's leader
+    /// epochs, and taking the lead here adds none of this cluster's.
+    mirror: std::sync::atomic::AtomicBool,
 }
 
 impl Replica {
@@ -150,6 +153,7 @@ impl Replica {
             index,
             node_id,
             dir: dir.to_owned(),
+            mirror: std::sync::atomic::AtomicBool::new(false),
             log: RwLock::new(log),
             producers: Mutex::new(producers),
             leadership: Mutex::new(Leadership {
@@ -221,7 +225,11 @@ impl Replica {
         leadership.followers.clear();
         if record.leader == self.node_id {
             let mut log = write_lock(&self.log);
-            log.assign_epoch_start(record.leader_epoch);
+            // A mirror's epoch history is its source's (the batches carry it): this cluster's
+            // leader epochs are not mixed in, so its followers truncate by the same history.
+            if !self.is_mirror() {
+                log.assign_epoch_start(record.leader_epoch);
+            }
             leadership.epoch_start_offset = log.next_offset();
             let now = Instant::now();
             for follower in record.replicas.iter().filter(|r| **r != self.node_id) {
@@ -767,6 +775,24 @@ impl Replica {
         if !self.still_following(&leadership, asked) {
             return Ok(());
         }
+        let end = self.append_stored(records, leader_start)?;
+        drop(leadership);
+        let hw = leader_hw.min(end);
+        self.high_watermark.send_if_modified(|current| {
+            if hw > *current {
+                *current = hw;
+                true
+            } else {
+                false
+            }
+        });
+        Ok(())
+    }
+
+    /// Appends batches as another log stored them (offsets, epochs, producer state kept), then
+    /// follows that log's start offset. Returns the new log end. The caller holds the
+    /// leadership lock.
+    fn append_stored(&self, records: &[u8], other_start: i64) -> Result<i64, KafkaError> {
         let mut log = write_lock(&self.log);
         if !records.is_empty() {
             log.append_replicated(records).map_err(storage_error)?;
@@ -781,21 +807,64 @@ impl Replica {
             }
         }
         let end = log.next_offset();
-        if leader_start > log.log_start_offset() && leader_start <= end {
-            log.delete_records_before(leader_start)
+        if other_start > log.log_start_offset() && other_start <= end {
+            log.delete_records_before(other_start)
                 .map_err(storage_error)?;
         }
-        drop(log);
+        Ok(end)
+    }
+
+    /// Marks the replica as (or no longer as) a mirror of a source cluster's partition.
+    pub fn set_mirror(&self, mirror: bool) {
+        self.mirror
+            .store(mirror, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Whether the replica mirrors a source cluster's partition.
+    pub fn is_mirror(&self) -> bool {
+        self.mirror.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Appends batches fetched from the source cluster's partition as this cluster's leader, at
+    /// the source's offsets and byte for byte (leader epochs, producer ids and sequences kept),
+    /// then follows the source's log start. `asked` is the leader epoch this broker held when it
+    /// sent the fetch: an answer that arrives after the lead moved is dropped. Returns whether
+    /// anything was appended.
+    ///
+    /// # Errors
+    /// NOT_LEADER_OR_FOLLOWER, or a storage error (batches that do not continue the log).
+    pub fn append_mirrored(
+        &self,
+        records: &[u8],
+        source_start: i64,
+        asked: i32,
+    ) -> Result<bool, KafkaError> {
+        let leadership = lock(&self.leadership);
+        self.check_leader(&leadership)?;
+        if leadership.role.leader_epoch != asked {
+            return Ok(false);
+        }
+        self.append_stored(records, source_start)?;
         drop(leadership);
-        let hw = leader_hw.min(end);
-        self.high_watermark.send_if_modified(|current| {
-            if hw > *current {
-                *current = hw;
-                true
-            } else {
-                false
-            }
-        });
+        self.maybe_advance_high_watermark();
+        Ok(!records.is_empty())
+    }
+
+    /// Empties a mirror's log to restart at the source's log start (the source's retention
+    /// removed what the mirror had not copied yet), as its leader in epoch `asked`.
+    ///
+    /// # Errors
+    /// NOT_LEADER_OR_FOLLOWER or a storage error.
+    pub fn reset_mirror_to(&self, offset: i64, asked: i32) -> Result<(), KafkaError> {
+        let leadership = lock(&self.leadership);
+        self.check_leader(&leadership)?;
+        if leadership.role.leader_epoch != asked {
+            return Ok(());
+        }
+        let mut log = write_lock(&self.log);
+        log.reset_to(offset).map_err(storage_error)?;
+        *lock(&self.producers) = ProducerStates::default();
+        self.high_watermark.send_replace(offset);
         Ok(())
     }
 

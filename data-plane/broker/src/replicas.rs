@@ -159,6 +159,7 @@ impl Replicas {
                 if !caught_up {
                     continue;
                 }
+                replica.set_mirror(topic.mirror.is_some());
                 replica.update_role(record);
                 if record.leader >= 0 && record.leader != self.node_id {
                     leaders.insert(record.leader);

@@ -19,6 +19,8 @@ impl Broker {
         tasks.spawn(Controller::run(Arc::clone(&self.cluster)));
         tasks.spawn(replication::run_replication(Arc::clone(self)));
         tasks.spawn(replication::run_isr_maintenance(Arc::clone(self)));
+        tasks.spawn(crate::mirror::run_discovery(Arc::clone(self)));
+        tasks.spawn(crate::mirror::run_mirroring(Arc::clone(self)));
         tasks.spawn(Arc::clone(self).background());
         tasks
     }

@@ -83,6 +83,34 @@ pub struct TopicRecord {
     pub configs: TopicConfigs,
     /// Partitions, by index.
     pub partitions: Vec<PartitionRecord>,
+    /// The cluster link this topic mirrors its source topic (of the same name) from: a mirror
+    /// topic is read-only here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mirror: Option<String>,
+}
+
+/// A cluster link, defined on the cluster that mirrors (the secondary): where its source
+/// cluster is and which of its topics to mirror.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LinkRecord {
+    /// The source cluster's bootstrap servers (`host:port`, comma-separated).
+    pub bootstrap: String,
+    /// Which source topics to mirror: literal names, or prefixes written `prefix*`.
+    pub topics: Vec<String>,
+}
+
+impl LinkRecord {
+    /// Whether the link mirrors the source topic `name` (never an internal `__` topic).
+    pub fn matches(&self, name: &str) -> bool {
+        !name.starts_with("__")
+            && self
+                .topics
+                .iter()
+                .any(|pattern| match pattern.strip_suffix('*') {
+                    Some(prefix) => name.starts_with(prefix),
+                    None => pattern == name,
+                })
+    }
 }
 
 /// The whole replicated metadata.
@@ -103,6 +131,9 @@ pub struct ClusterMetadata {
     /// Client quotas, sorted by entity.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub quotas: Quotas,
+    /// Cluster links by name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub links: BTreeMap<String, LinkRecord>,
 }
 
 /// A change to the metadata.
@@ -135,6 +166,16 @@ pub enum Command {
         assignments: Option<Vec<Vec<BrokerId>>>,
         /// Configs.
         configs: TopicConfigs,
+        /// The cluster link the topic mirrors its source from.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        mirror: Option<String>,
+    },
+    /// Defines (`Some`) or removes (`None`) a cluster link.
+    SetLink {
+        /// Name.
+        name: String,
+        /// Its definition.
+        link: Option<LinkRecord>,
     },
     /// Deletes a topic.
     DeleteTopic {
@@ -288,14 +329,29 @@ impl ClusterMetadata {
                 replication_factor,
                 assignments,
                 configs,
-            } => self.create_topic(
-                name,
-                *id,
-                *partitions,
-                *replication_factor,
-                assignments.as_deref(),
-                configs,
-            ),
+                mirror,
+            } => {
+                if let Some(link) = mirror
+                    && !self.links.contains_key(link)
+                {
+                    return refuse(codes::INVALID_REQUEST, format!("no cluster link {link:?}"));
+                }
+                let outcome = self.create_topic(
+                    name,
+                    *id,
+                    *partitions,
+                    *replication_factor,
+                    assignments.as_deref(),
+                    configs,
+                );
+                if outcome == Outcome::Ok
+                    && let Some(topic) = self.topics.get_mut(name)
+                {
+                    topic.mirror.clone_from(mirror);
+                }
+                outcome
+            }
+            Command::SetLink { name, link } => self.set_link(name, link.as_ref()),
             Command::DeleteTopic { name } => match self.topics.remove(name) {
                 Some(_) => Outcome::Ok,
                 None => refuse(
@@ -509,9 +565,29 @@ impl ClusterMetadata {
                 id,
                 configs: configs.clone(),
                 partitions,
+                mirror: None,
             },
         );
         Outcome::Ok
+    }
+
+    fn set_link(&mut self, name: &str, link: Option<&LinkRecord>) -> Outcome {
+        match link {
+            Some(link) => {
+                if name.is_empty() || link.bootstrap.trim().is_empty() {
+                    return refuse(
+                        codes::INVALID_CONFIG,
+                        format!("cluster link {name:?} needs a name and bootstrap servers"),
+                    );
+                }
+                self.links.insert(name.to_owned(), link.clone());
+                Outcome::Ok
+            }
+            None => match self.links.remove(name) {
+                Some(_) => Outcome::Ok,
+                None => refuse(codes::INVALID_CONFIG, format!("no cluster link {name:?}")),
+            },
+        }
     }
 
     fn new_partition(&self, replicas: Vec<BrokerId>) -> PartitionRecord {
@@ -935,6 +1011,7 @@ mod tests {
             replication_factor: rf,
             assignments,
             configs: TopicConfigs::new(),
+            mirror: None,
         })
     }
 

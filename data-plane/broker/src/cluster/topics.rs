@@ -113,6 +113,7 @@ impl Cluster {
                 replication_factor: rf,
                 assignments: topic.assignments,
                 configs: topic.configs,
+                mirror: None,
             })
             .await,
         )?;

@@ -33,6 +33,8 @@ const RESOURCE_BROKER: i8 = 4;
 const SOURCE_TOPIC: i8 = 1;
 const SOURCE_DEFAULT: i8 = 5;
 const SOURCE_STATIC_BROKER: i8 = 4;
+/// Kafka's DYNAMIC_DEFAULT_BROKER_CONFIG: a cluster-wide config (the cluster links).
+const SOURCE_DYNAMIC_DEFAULT_BROKER: i8 = 3;
 
 /// Handles CreateTopics.
 pub async fn create_topics(cx: &Context<'_>, request: CreateTopicsRequest) -> CreateTopicsResponse {
@@ -275,28 +277,37 @@ pub fn describe_configs(
                     )),
                 },
                 RESOURCE_BROKER if name.is_empty() || name == broker.config.node_id.to_string() => {
-                    Ok(vec![
-                        (
-                            "broker.id".to_owned(),
-                            broker.config.node_id.to_string(),
-                            SOURCE_STATIC_BROKER,
-                        ),
-                        (
-                            "auto.create.topics.enable".to_owned(),
-                            broker.config.auto_create_topics.to_string(),
-                            SOURCE_STATIC_BROKER,
-                        ),
-                        (
-                            "num.partitions".to_owned(),
-                            broker.config.default_partitions.to_string(),
-                            SOURCE_STATIC_BROKER,
-                        ),
-                        (
-                            "socket.request.max.bytes".to_owned(),
-                            broker.config.max_request_bytes.to_string(),
-                            SOURCE_STATIC_BROKER,
-                        ),
-                    ])
+                    let links = if name.is_empty() {
+                        crate::mirror::link_configs(&broker.cluster.view().meta.links)
+                    } else {
+                        Vec::new()
+                    };
+                    Ok(links
+                        .into_iter()
+                        .map(|(k, v)| (k, v, SOURCE_DYNAMIC_DEFAULT_BROKER))
+                        .chain([
+                            (
+                                "broker.id".to_owned(),
+                                broker.config.node_id.to_string(),
+                                SOURCE_STATIC_BROKER,
+                            ),
+                            (
+                                "auto.create.topics.enable".to_owned(),
+                                broker.config.auto_create_topics.to_string(),
+                                SOURCE_STATIC_BROKER,
+                            ),
+                            (
+                                "num.partitions".to_owned(),
+                                broker.config.default_partitions.to_string(),
+                                SOURCE_STATIC_BROKER,
+                            ),
+                            (
+                                "socket.request.max.bytes".to_owned(),
+                                broker.config.max_request_bytes.to_string(),
+                                SOURCE_STATIC_BROKER,
+                            ),
+                        ])
+                        .collect())
                 }
                 RESOURCE_BROKER => Err(KafkaError::new(
                     codes::INVALID_REQUEST,
@@ -317,7 +328,10 @@ pub fn describe_configs(
                                 .with_name(sb(k))
                                 .with_value(Some(sb(v)))
                                 .with_config_source(source)
-                                .with_read_only(resource.resource_type == RESOURCE_BROKER)
+                                .with_read_only(
+                                    resource.resource_type == RESOURCE_BROKER
+                                        && source != SOURCE_DYNAMIC_DEFAULT_BROKER,
+                                )
                         })
                         .collect(),
                 ),
@@ -338,10 +352,24 @@ async fn alter(
     incremental: bool,
     validate_only: bool,
 ) -> Result<(), KafkaError> {
+    if resource_type == RESOURCE_BROKER && name.is_empty() {
+        // Cluster-wide configs: the cluster links (`crate::mirror`).
+        if !cx.allowed_cluster(Operation::AlterConfigs) {
+            return Err(KafkaError::new(
+                codes::CLUSTER_AUTHORIZATION_FAILED,
+                format!("{} may not alter cluster-wide configs", cx.principal),
+            ));
+        }
+        return cx
+            .broker
+            .cluster
+            .alter_links(changes, incremental, validate_only)
+            .await;
+    }
     if resource_type != RESOURCE_TOPIC {
         return Err(KafkaError::new(
             codes::INVALID_REQUEST,
-            "only topic configs can be altered",
+            "only topic configs and cluster-wide configs (broker \"\") can be altered",
         ));
     }
     if !cx.allowed_topic(Operation::AlterConfigs, name) {

@@ -47,6 +47,7 @@ pub async fn produce(cx: &Context<'_>, request: ProduceRequest) -> Option<Produc
             .and_then(|t| t.configs.get("min.insync.replicas"))
             .and_then(|v| v.parse::<usize>().ok())
             .unwrap_or(1);
+        let mirror_of = view.meta.topics.get(&name).and_then(|t| t.mirror.clone());
         let mut partitions = Vec::with_capacity(topic_data.partition_data.len());
         let writable = cx.allowed_topic(Operation::Write, &name);
         for data in topic_data.partition_data {
@@ -54,6 +55,15 @@ pub async fn produce(cx: &Context<'_>, request: ProduceRequest) -> Option<Produc
                 Err(KafkaError::new(
                     codes::TOPIC_AUTHORIZATION_FAILED,
                     format!("{} may not write to topic {name:?}", cx.principal),
+                ))
+            } else if let Some(link) = &mirror_of {
+                // Not retriable, as Kafka answers for topics no client may append to.
+                Err(KafkaError::new(
+                    codes::INVALID_TOPIC_EXCEPTION,
+                    format!(
+                        "topic {name:?} is a read-only mirror of cluster link {link:?}: \
+                         produce to the source cluster, or stop the mirror to write here"
+                    ),
                 ))
             } else if !valid_acks {
                 Err(KafkaError::new(

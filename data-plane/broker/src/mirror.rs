@@ -1,0 +1,698 @@
+//! Cluster links and mirror topics: this cluster (the secondary) copies topics of a source
+//! cluster with the source's offsets, byte for byte, and the data path never leaves the brokers.
+//!
+//! - A link lives in the metadata quorum ([`LinkRecord`]). It is defined with the cluster-wide
+//!   broker configs (`IncrementalAlterConfigs`/`AlterConfigs` on the broker resource named
+//!   `""`, as Kafka's cluster-wide dynamic defaults are): `hdi.link.<name>.bootstrap.servers`
+//!   and `hdi.link.<name>.topics` (comma-separated literal names or `prefix*` patterns);
+//!   deleting the first removes the link. `DescribeConfigs` shows them.
+//! - [`run_discovery`] (on the controller only) asks each link's source for its topics every
+//!   [`DISCOVERY_INTERVAL`] and creates a mirror topic for every new match (the source's name,
+//!   id and partition count), and adds partitions when the source gained some.
+//! - [`run_mirroring`] (on every broker) fetches, as a consumer of the source (`replica_id`
+//!   -1, so nothing on the source changes), each mirror partition this broker leads from its
+//!   source leader, from the mirror's log end, and appends the answer with
+//!   [`Replica::append_mirrored`]: same offsets, same bytes. This cluster's followers copy it by
+//!   the usual replication, so its ISR and high watermark apply as to any partition.
+//! - A mirror topic is read-only: Produce answers INVALID_TOPIC_EXCEPTION naming the link
+//!   (`handlers::produce`). Mirror topics keep the source's leader epochs in their logs.
+//!
+//! Not yet here: credentials and TLS towards the source, consumer-group offset sync, config
+//! sync, promotion, failover and reverse (plaintext source only).
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use hdi_kafka_client::Connection;
+use hdi_kafka_client::codes;
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::{
+    BrokerId as KafkaBrokerId, FetchRequest, MetadataRequest, MetadataResponse, TopicName,
+};
+use kafka_protocol::protocol::StrBytes;
+use uuid::Uuid;
+
+use crate::broker::Broker;
+use crate::cluster::Cluster;
+use crate::cluster::metadata::{Command, LinkRecord, Outcome};
+use crate::cluster::raft::MetadataView;
+use crate::replica::Replica;
+use crate::state::KafkaError;
+
+/// How often the controller looks for new or grown source topics.
+pub const DISCOVERY_INTERVAL: Duration = Duration::from_millis(500);
+/// How long a source may hold a fetch that has no new data.
+const FETCH_MAX_WAIT_MS: i32 = 500;
+/// Bytes asked per partition and per fetch.
+const PARTITION_MAX_BYTES: i32 = 1024 * 1024;
+const FETCH_MAX_BYTES: i32 = 16 * 1024 * 1024;
+/// The largest answer accepted from a source.
+const MAX_RESPONSE_BYTES: usize = 64 * 1024 * 1024;
+/// Fetch v11 and Metadata v9 (both in Kafka since 2.3, both served by hdi-broker): topic names,
+/// topic ids in Metadata from v10 are not needed (the id is taken from v10+ when present).
+const FETCH_VERSION: i16 = 11;
+const METADATA_VERSION: i16 = 12;
+const CLIENT_ID: &str = "hdi-cluster-link";
+/// Pause after a failure before a link tries its source again.
+const RETRY_PAUSE: Duration = Duration::from_millis(500);
+
+const PREFIX: &str = "hdi.link.";
+const BOOTSTRAP: &str = ".bootstrap.servers";
+const TOPICS: &str = ".topics";
+
+/// The links as cluster-wide configs, `(key, value)`, sorted.
+pub fn link_configs(links: &BTreeMap<String, LinkRecord>) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for (name, link) in links {
+        out.push((format!("{PREFIX}{name}{BOOTSTRAP}"), link.bootstrap.clone()));
+        out.push((format!("{PREFIX}{name}{TOPICS}"), link.topics.join(",")));
+    }
+    out
+}
+
+/// Splits `hdi.link.<name>.<field>` into its link name and field.
+fn parse_key(key: &str) -> Option<(&str, &'static str)> {
+    let rest = key.strip_prefix(PREFIX)?;
+    for field in [BOOTSTRAP, TOPICS] {
+        if let Some(name) = rest.strip_suffix(field)
+            && !name.is_empty()
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_'))
+        {
+            return Some((name, field));
+        }
+    }
+    None
+}
+
+/// The links after `changes` (`None` deletes a key; `incremental` keeps what is not named).
+///
+/// # Errors
+/// INVALID_CONFIG naming the key: not a link key, or a link without bootstrap servers.
+pub fn links_after(
+    current: &BTreeMap<String, LinkRecord>,
+    changes: &[(String, Option<String>)],
+    incremental: bool,
+) -> Result<BTreeMap<String, LinkRecord>, KafkaError> {
+    let mut keys: BTreeMap<String, String> = if incremental {
+        link_configs(current).into_iter().collect()
+    } else {
+        BTreeMap::new()
+    };
+    for (key, value) in changes {
+        if parse_key(key).is_none() {
+            return Err(KafkaError::new(
+                codes::INVALID_CONFIG,
+                format!(
+                    "{key:?} is not a cluster-wide config here: only {PREFIX}<link>{BOOTSTRAP} and {PREFIX}<link>{TOPICS} (link names of letters, digits, '-' and '_')"
+                ),
+            ));
+        }
+        match value {
+            Some(value) => keys.insert(key.clone(), value.trim().to_owned()),
+            None => keys.remove(key),
+        };
+    }
+    let mut links: BTreeMap<String, (Option<String>, Vec<String>)> = BTreeMap::new();
+    for (key, value) in &keys {
+        let Some((name, field)) = parse_key(key) else {
+            continue;
+        };
+        let entry = links.entry(name.to_owned()).or_default();
+        if field == BOOTSTRAP {
+            entry.0 = Some(value.clone());
+        } else {
+            entry.1 = value
+                .split(',')
+                .map(str::trim)
+                .filter(|p| !p.is_empty())
+                .map(str::to_owned)
+                .collect();
+        }
+    }
+    let mut out = BTreeMap::new();
+    for (name, (bootstrap, topics)) in links {
+        let bootstrap = bootstrap.filter(|b| !b.is_empty());
+        match bootstrap {
+            Some(bootstrap) => {
+                out.insert(name, LinkRecord { bootstrap, topics });
+            }
+            // The bootstrap key deleted: the link goes, its topics key with it.
+            None if incremental
+                && changes
+                    .iter()
+                    .any(|(k, v)| v.is_none() && k == &format!("{PREFIX}{name}{BOOTSTRAP}")) => {}
+            None => {
+                return Err(KafkaError::new(
+                    codes::INVALID_CONFIG,
+                    format!("cluster link {name:?} needs {PREFIX}{name}{BOOTSTRAP}"),
+                ));
+            }
+        }
+    }
+    Ok(out)
+}
+
+impl Cluster {
+    /// Applies cluster-wide config changes to the links (see the module doc).
+    ///
+    /// # Errors
+    /// INVALID_CONFIG, or REQUEST_TIMED_OUT when the quorum does not answer.
+    pub async fn alter_links(
+        &self,
+        changes: Vec<(String, Option<String>)>,
+        incremental: bool,
+        validate_only: bool,
+    ) -> Result<(), KafkaError> {
+        let current = self.view().meta.links.clone();
+        let wanted = links_after(&current, &changes, incremental)?;
+        if validate_only {
+            return Ok(());
+        }
+        for name in current.keys().filter(|n| !wanted.contains_key(*n)) {
+            outcome(
+                self.propose(Command::SetLink {
+                    name: name.clone(),
+                    link: None,
+                })
+                .await,
+            )?;
+        }
+        for (name, link) in wanted {
+            if current.get(&name) != Some(&link) {
+                tracing::info!(link = %name, bootstrap = %link.bootstrap, topics = ?link.topics, "cluster link set");
+                outcome(
+                    self.propose(Command::SetLink {
+                        name,
+                        link: Some(link),
+                    })
+                    .await,
+                )?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn outcome(result: Result<Outcome, KafkaError>) -> Result<(), KafkaError> {
+    match result? {
+        Outcome::Ok => Ok(()),
+        Outcome::Refused { code, message } => Err(KafkaError::new(code, message)),
+    }
+}
+
+/// A source topic: its id and partition count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct SourceTopic {
+    id: Uuid,
+    partitions: i32,
+}
+
+/// Connects to the first reachable bootstrap server of `bootstrap`.
+async fn connect_any(bootstrap: &str) -> Result<Connection, String> {
+    let mut last = String::from("no bootstrap servers");
+    for address in bootstrap
+        .split(',')
+        .map(str::trim)
+        .filter(|a| !a.is_empty())
+    {
+        match tokio::time::timeout(
+            Duration::from_secs(5),
+            Connection::connect(address, CLIENT_ID, MAX_RESPONSE_BYTES),
+        )
+        .await
+        {
+            Ok(Ok(connection)) => return Ok(connection),
+            Ok(Err(error)) => last = format!("{address}: {error}"),
+            Err(_) => last = format!("{address}: connection timed out"),
+        }
+    }
+    Err(last)
+}
+
+/// The source's metadata for `topics` (`None`: every topic).
+async fn source_metadata(
+    connection: &mut Connection,
+    topics: Option<Vec<String>>,
+) -> Result<MetadataResponse, String> {
+    use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+    let request = MetadataRequest::default()
+        .with_topics(topics.map(|names| {
+            names
+                .into_iter()
+                .map(|n| {
+                    MetadataRequestTopic::default()
+                        .with_name(Some(TopicName(StrBytes::from_string(n))))
+                })
+                .collect()
+        }))
+        .with_allow_auto_topic_creation(false);
+    tokio::time::timeout(
+        Duration::from_secs(10),
+        connection.call(&request, METADATA_VERSION),
+    )
+    .await
+    .map_err(|_| "the source did not answer Metadata in 10 s".to_owned())?
+    .map_err(|e| e.to_string())
+}
+
+/// The source topics a link mirrors.
+fn matching(link: &LinkRecord, metadata: &MetadataResponse) -> BTreeMap<String, SourceTopic> {
+    metadata
+        .topics
+        .iter()
+        .filter(|t| t.error_code == 0 && !t.is_internal)
+        .filter_map(|t| {
+            let name = t.name.as_ref()?.0.as_str().to_owned();
+            let source = SourceTopic {
+                id: t.topic_id,
+                partitions: t.partitions.len() as i32,
+            };
+            link.matches(&name).then_some((name, source))
+        })
+        .collect()
+}
+
+/// On the controller: creates and grows the mirror topics of every link. Runs until dropped.
+pub async fn run_discovery(broker: Arc<Broker>) {
+    let mut failing: HashMap<String, String> = HashMap::new();
+    loop {
+        tokio::time::sleep(DISCOVERY_INTERVAL).await;
+        if !broker.cluster.is_controller() {
+            continue;
+        }
+        let view = broker.cluster.view();
+        for (name, link) in &view.meta.links {
+            match discover(&broker, name, link).await {
+                Ok(()) => {
+                    if failing.remove(name).is_some() {
+                        tracing::info!(link = %name, "cluster link reaches its source again");
+                    }
+                }
+                Err(reason) => {
+                    if failing.get(name) != Some(&reason) {
+                        tracing::warn!(link = %name, %reason, "cluster link cannot discover source topics");
+                        failing.insert(name.clone(), reason);
+                    }
+                }
+            }
+        }
+    }
+}
+
+async fn discover(broker: &Broker, name: &str, link: &LinkRecord) -> Result<(), String> {
+    let mut connection = connect_any(&link.bootstrap).await?;
+    let metadata = source_metadata(&mut connection, None).await?;
+    let cluster = &broker.cluster;
+    for (topic, source) in matching(link, &metadata) {
+        let view = cluster.view();
+        match view.meta.topics.get(&topic) {
+            None => {
+                let live = view.meta.live_brokers().count();
+                let rf = broker
+                    .config
+                    .default_replication_factor
+                    .min(i16::try_from(live).unwrap_or(i16::MAX))
+                    .max(1);
+                let id = if source.id.is_nil() {
+                    Uuid::new_v4()
+                } else {
+                    source.id
+                };
+                let created = cluster
+                    .propose(Command::CreateTopic {
+                        name: topic.clone(),
+                        id,
+                        partitions: source.partitions,
+                        replication_factor: rf,
+                        assignments: None,
+                        configs: Default::default(),
+                        mirror: Some(name.to_owned()),
+                    })
+                    .await;
+                match created {
+                    Ok(Outcome::Ok) => {
+                        tracing::info!(link = %name, %topic, partitions = source.partitions, "created mirror topic");
+                    }
+                    Ok(Outcome::Refused { message, .. }) => return Err(message),
+                    Err(error) => return Err(error.message),
+                }
+            }
+            Some(local) if local.mirror.as_deref() == Some(name) => {
+                let have = local.partitions.len() as i32;
+                if source.partitions > have {
+                    match cluster
+                        .propose(Command::CreatePartitions {
+                            name: topic.clone(),
+                            count: source.partitions,
+                        })
+                        .await
+                    {
+                        Ok(Outcome::Ok) => {
+                            tracing::info!(link = %name, %topic, from = have, to = source.partitions, "mirror topic follows its source's partitions");
+                        }
+                        Ok(Outcome::Refused { message, .. }) => return Err(message),
+                        Err(error) => return Err(error.message),
+                    }
+                }
+            }
+            // A local writable topic (or another link's mirror) of that name: never mixed.
+            Some(_) => {}
+        }
+    }
+    Ok(())
+}
+
+/// On every broker: copies the mirror partitions this broker leads from their sources. Runs
+/// until dropped.
+pub async fn run_mirroring(broker: Arc<Broker>) {
+    let mut links: HashMap<String, tokio::task::JoinHandle<()>> = HashMap::new();
+    let mut metadata = broker.cluster.metadata.clone();
+    loop {
+        let view = Arc::clone(&metadata.borrow_and_update());
+        links.retain(|name, task| {
+            let keep = view.meta.links.contains_key(name) && !task.is_finished();
+            if !keep {
+                task.abort();
+            }
+            keep
+        });
+        for name in view.meta.links.keys() {
+            if !links.contains_key(name) {
+                let task = tokio::spawn(mirror_link(Arc::clone(&broker), name.clone()));
+                links.insert(name.clone(), task);
+            }
+        }
+        if metadata.changed().await.is_err() {
+            for task in links.values() {
+                task.abort();
+            }
+            return;
+        }
+    }
+}
+
+/// One link's mirror partitions led here, fetched from their source leaders.
+async fn mirror_link(broker: Arc<Broker>, name: String) {
+    let mut leaders: HashMap<i32, (String, Connection)> = HashMap::new();
+    let mut failing: Option<String> = None;
+    loop {
+        let view = broker.cluster.view();
+        let Some(link) = view.meta.links.get(&name).cloned() else {
+            return;
+        };
+        let led: Vec<Arc<Replica>> = broker
+            .replicas
+            .all()
+            .into_iter()
+            .filter(|r| {
+                r.is_leader()
+                    && view
+                        .meta
+                        .topics
+                        .get(&r.topic)
+                        .is_some_and(|t| t.mirror.as_deref() == Some(name.as_str()))
+            })
+            .collect();
+        if led.is_empty() {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            continue;
+        }
+        match mirror_round(&broker, &view, &link, &led, &mut leaders).await {
+            Ok(()) => {
+                if failing.take().is_some() {
+                    tracing::info!(link = %name, "mirroring again");
+                }
+            }
+            Err(reason) => {
+                if failing.as_ref() != Some(&reason) {
+                    tracing::warn!(link = %name, %reason, "mirroring paused");
+                    failing = Some(reason);
+                }
+                leaders.clear();
+                tokio::time::sleep(RETRY_PAUSE).await;
+            }
+        }
+    }
+}
+
+/// One round: finds each partition's source leader and fetches from each leader once.
+async fn mirror_round(
+    broker: &Broker,
+    view: &Arc<MetadataView>,
+    link: &LinkRecord,
+    led: &[Arc<Replica>],
+    connections: &mut HashMap<i32, (String, Connection)>,
+) -> Result<(), String> {
+    let mut bootstrap = connect_any(&link.bootstrap).await?;
+    let topics: Vec<String> = {
+        let mut names: Vec<String> = led.iter().map(|r| r.topic.clone()).collect();
+        names.sort();
+        names.dedup();
+        names
+    };
+    let metadata = source_metadata(&mut bootstrap, Some(topics)).await?;
+    let addresses: HashMap<i32, String> = metadata
+        .brokers
+        .iter()
+        .map(|b| (b.node_id.0, format!("{}:{}", b.host.as_str(), b.port)))
+        .collect();
+    let mut by_leader: BTreeMap<i32, Vec<Arc<Replica>>> = BTreeMap::new();
+    for replica in led {
+        let leader = metadata
+            .topics
+            .iter()
+            .find(|t| {
+                t.name
+                    .as_ref()
+                    .is_some_and(|n| n.0.as_str() == replica.topic)
+            })
+            .and_then(|t| {
+                t.partitions
+                    .iter()
+                    .find(|p| p.partition_index == replica.index)
+            })
+            .map(|p| p.leader_id.0);
+        if let Some(leader) = leader.filter(|l| *l >= 0) {
+            by_leader
+                .entry(leader)
+                .or_default()
+                .push(Arc::clone(replica));
+        }
+    }
+    if by_leader.is_empty() {
+        return Err("the source has no leader for any of the mirrored partitions".into());
+    }
+    // A round lasts a while (each fetch long-polls): the leaders found are used for several
+    // fetches before they are looked up again, unless this cluster's metadata changes first (a
+    // leadership moved, a mirror partition was added).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while tokio::time::Instant::now() < deadline && Arc::ptr_eq(view, &broker.cluster.view()) {
+        for (leader, replicas) in &by_leader {
+            let Some(address) = addresses.get(leader) else {
+                continue;
+            };
+            if connections.get(leader).is_none_or(|(a, _)| a != address) {
+                let connection = connect_any(address).await?;
+                connections.insert(*leader, (address.clone(), connection));
+            }
+            let Some((_, connection)) = connections.get_mut(leader) else {
+                continue;
+            };
+            if let Err(error) = fetch_once(broker, connection, replicas).await {
+                connections.remove(leader);
+                return Err(error);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// One Fetch to a source leader for `replicas` (each from its log end). Returns whether any
+/// record was appended.
+async fn fetch_once(
+    broker: &Broker,
+    connection: &mut Connection,
+    replicas: &[Arc<Replica>],
+) -> Result<bool, String> {
+    // Per topic: each replica, its log end (the fetch offset) and its leader epoch then.
+    type Asked<'a> = Vec<(&'a Arc<Replica>, i64, i32)>;
+    let mut by_topic: BTreeMap<&str, Asked<'_>> = BTreeMap::new();
+    for replica in replicas {
+        let (_, _, end) = replica.offsets();
+        by_topic.entry(replica.topic.as_str()).or_default().push((
+            replica,
+            end,
+            replica.role().leader_epoch,
+        ));
+    }
+    let request = FetchRequest::default()
+        .with_replica_id(KafkaBrokerId(-1))
+        .with_max_wait_ms(FETCH_MAX_WAIT_MS)
+        .with_min_bytes(1)
+        .with_max_bytes(FETCH_MAX_BYTES)
+        .with_isolation_level(1)
+        .with_session_id(0)
+        .with_session_epoch(-1)
+        .with_topics(
+            by_topic
+                .iter()
+                .map(|(topic, parts)| {
+                    FetchTopic::default()
+                        .with_topic(TopicName(StrBytes::from_string((*topic).to_owned())))
+                        .with_partitions(
+                            parts
+                                .iter()
+                                .map(|(r, end, _)| {
+                                    FetchPartition::default()
+                                        .with_partition(r.index)
+                                        .with_current_leader_epoch(-1)
+                                        .with_fetch_offset(*end)
+                                        .with_log_start_offset(-1)
+                                        .with_partition_max_bytes(PARTITION_MAX_BYTES)
+                                })
+                                .collect(),
+                        )
+                })
+                .collect(),
+        );
+    let response = tokio::time::timeout(
+        Duration::from_secs(30),
+        connection.call(&request, FETCH_VERSION),
+    )
+    .await
+    .map_err(|_| "the source did not answer a Fetch in 30 s".to_owned())?
+    .map_err(|e| e.to_string())?;
+    let mut appended = false;
+    for topic in &response.responses {
+        let name = topic.topic.0.as_str();
+        let Some(parts) = by_topic.get(name) else {
+            continue;
+        };
+        for answer in &topic.partitions {
+            let Some((replica, end, epoch)) = parts
+                .iter()
+                .find(|(r, _, _)| r.index == answer.partition_index)
+            else {
+                continue;
+            };
+            match answer.error_code {
+                0 => {
+                    let records = whole_batches(answer.records.clone().unwrap_or_default());
+                    let replica = Arc::clone(replica);
+                    let (start, epoch) = (answer.log_start_offset, *epoch);
+                    let result = tokio::task::spawn_blocking(move || {
+                        replica.append_mirrored(&records, start, epoch)
+                    })
+                    .await
+                    .map_err(|e| e.to_string())?;
+                    match result {
+                        Ok(moved) => appended |= moved,
+                        Err(error) => {
+                            return Err(format!(
+                                "{name}-{}: cannot append what the source sent at offset {end}: {}",
+                                answer.partition_index, error.message
+                            ));
+                        }
+                    }
+                }
+                code if code == codes::OFFSET_OUT_OF_RANGE && answer.log_start_offset > *end => {
+                    // The source's retention removed what the mirror had not copied yet: start
+                    // again at the source's log start (the records in between are gone there).
+                    tracing::warn!(
+                        topic = name,
+                        partition = answer.partition_index,
+                        from = *end,
+                        to = answer.log_start_offset,
+                        "mirror skips to its source's log start"
+                    );
+                    replica
+                        .reset_mirror_to(answer.log_start_offset, *epoch)
+                        .map_err(|e| e.message)?;
+                }
+                code => {
+                    return Err(format!(
+                        "{name}-{}: the source answered {}",
+                        answer.partition_index,
+                        codes::error_name(code)
+                    ));
+                }
+            }
+        }
+    }
+    if appended {
+        broker.appended.notify_waiters();
+    }
+    Ok(appended)
+}
+
+/// The whole batches at the start of a fetch answer (a source may cut its last batch short).
+fn whole_batches(records: Bytes) -> Bytes {
+    let mut at = 0;
+    while at < records.len() {
+        match hdi_log::batch::parse_header(&records[at..], usize::MAX) {
+            Ok(header) if at + header.size() <= records.len() => at += header.size(),
+            _ => break,
+        }
+    }
+    records.slice(..at)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn links_are_read_from_cluster_configs() {
+        let set = |k: &str, v: &str| (k.to_owned(), Some(v.to_owned()));
+        let links = links_after(
+            &BTreeMap::new(),
+            &[
+                set("hdi.link.dr.bootstrap.servers", "a:9092,b:9092"),
+                set("hdi.link.dr.topics", "orders, pay*"),
+            ],
+            true,
+        )
+        .unwrap_or_default();
+        let dr = &links["dr"];
+        assert_eq!(dr.bootstrap, "a:9092,b:9092");
+        assert!(dr.matches("orders") && dr.matches("payments") && !dr.matches("order"));
+        assert!(!dr.matches("__consumer_offsets"));
+        // Topics alone change the filter; deleting the bootstrap key removes the link.
+        let changed =
+            links_after(&links, &[set("hdi.link.dr.topics", "x")], true).unwrap_or_default();
+        assert_eq!(changed["dr"].topics, vec!["x".to_owned()]);
+        let gone = links_after(
+            &links,
+            &[("hdi.link.dr.bootstrap.servers".to_owned(), None)],
+            true,
+        )
+        .unwrap_or_default();
+        assert!(gone.is_empty());
+        // Bad keys and links without a source are refused, naming what is wrong.
+        let error = links_after(&links, &[set("log.retention.ms", "1")], true)
+            .err()
+            .map(|e| e.message)
+            .unwrap_or_default();
+        assert!(error.contains("log.retention.ms"), "{error}");
+        let error = links_after(&BTreeMap::new(), &[set("hdi.link.x.topics", "a")], true)
+            .err()
+            .map(|e| e.message)
+            .unwrap_or_default();
+        assert!(error.contains("hdi.link.x.bootstrap.servers"), "{error}");
+        assert!(links_after(&BTreeMap::new(), &[set("hdi.link.a.b.topics", "a")], true).is_err());
+    }
+
+    #[test]
+    fn a_cut_last_batch_is_left_for_the_next_fetch() {
+        let first = hdi_log::batch::build_batch(0, 1, &[b"one".as_slice()]);
+        let second = hdi_log::batch::build_batch(1, 2, &[b"two".as_slice()]);
+        let mut both = first.clone();
+        both.extend_from_slice(&second[..second.len() - 3]);
+        assert_eq!(whole_batches(Bytes::from(both)).len(), first.len());
+        assert!(whole_batches(Bytes::from_static(b"junk")).is_empty());
+    }
+}
