@@ -6,6 +6,8 @@
 //! - `tasks`: the broker's own tasks ([`broker::Broker::start_tasks`]).
 //! - [`handlers`]: one module per API family; Kafka wire types (from `kafka-protocol`) stop here.
 //! - [`replication`]: follower fetchers, answers to followers, ISR maintenance.
+//! - [`mirror`]: cluster links and mirror topics (a source cluster's topics copied byte for
+//!   byte at the same offsets).
 //! - [`broker`]: the [`broker::Broker`] context the layers above take: configuration and all
 //!   shared state.
 //! - [`replica`] and [`replicas`]: partition replicas (leader and follower sides) and the replica
@@ -44,6 +46,7 @@ mod tests {
         "tasks",
         "handlers",
         "replication",
+        "mirror",
         "broker",
         "replicas",
         "replica",
