@@ -299,3 +299,279 @@ fn a_link_mirrors_topics_byte_for_byte_at_the_same_offsets() {
     let (code, message) = cluster_configs(&b.bootstrap, &[("hdi.link.dr.bootstrap.servers", None)]);
     assert_eq!(code, 0, "{message:?}");
 }
+
+/// A source broker with a PLAINTEXT listener (the test's own, as the super user `ANONYMOUS`)
+/// and a SASL_SSL listener (the link's), the authorizer on, and users `admin` and `mirror`.
+struct SecuredSource {
+    _proc: hdi_e2e::Proc,
+    plain: String,
+    sasl_ssl: String,
+    ca_pem: String,
+}
+
+const MIRROR_PASSWORD: &str = "mirror-secret-1";
+
+fn start_secured_source(dir: &std::path::Path) -> SecuredSource {
+    use hdi_broker::security::scram::{ScramCredential, ScramMechanism};
+    use std::os::unix::fs::PermissionsExt as _;
+    let private = |path: &std::path::Path, text: &str| {
+        std::fs::write(path, text).unwrap();
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    };
+    let tls = dir.join("tls");
+    std::fs::create_dir_all(&tls).unwrap();
+    let ca = hdi_pki::Authority::generate_for("georep-source", hdi_pki::Purpose::Kafka).unwrap();
+    let server = ca.issue_server(&["127.0.0.1".into()]).unwrap();
+    std::fs::write(tls.join("ca.pem"), &ca.cert_pem).unwrap();
+    std::fs::write(tls.join("cert.pem"), &server.cert_pem).unwrap();
+    private(&tls.join("key.pem"), &server.key_pem);
+    let mirror =
+        ScramCredential::from_password(ScramMechanism::Sha512, MIRROR_PASSWORD, 4096).unwrap();
+    let users = dir.join("users");
+    private(&users, &mirror.to_line("mirror", ScramMechanism::Sha512));
+    let ports = hdi_test_support::ports::take(2).unwrap();
+    let (plain, sasl_ssl) = (
+        format!("127.0.0.1:{}", ports[0]),
+        format!("127.0.0.1:{}", ports[1]),
+    );
+    let mut proc = hdi_e2e::Proc::spawn(
+        "hdi-broker",
+        std::process::Command::new(hdi_e2e::bin("hdi-broker"))
+            .args(["--node-id", "1", "--default-partitions", "3"])
+            .arg("--data-dir")
+            .arg(dir.join("data"))
+            .args(["--listener", &format!("PLAINTEXT://{plain}")])
+            .args(["--listener", &format!("SASL_SSL://{sasl_ssl}")])
+            .arg("--tls-dir")
+            .arg(&tls)
+            .arg("--sasl-users-file")
+            .arg(&users)
+            .args(["--authorizer", "--super-users", "User:ANONYMOUS"])
+            .env("RUST_LOG", "info"),
+    );
+    proc.wait_for_line("hdi-broker ready on ", Duration::from_secs(60))
+        .unwrap();
+    SecuredSource {
+        _proc: proc,
+        plain,
+        sasl_ssl,
+        ca_pem: ca.cert_pem.clone(),
+    }
+}
+
+/// Read-only ACLs for `User:mirror`: describe and read topics starting with `orders`, describe
+/// groups starting with `pay`.
+fn grant_mirror_read(bootstrap: &str) {
+    use kafka_protocol::messages::CreateAclsRequest;
+    use kafka_protocol::messages::create_acls_request::AclCreation;
+    let acl = |resource_type: i8, name: &str, operation: i8| {
+        AclCreation::default()
+            .with_resource_type(resource_type)
+            .with_resource_name(StrBytes::from_string(name.to_owned()))
+            .with_resource_pattern_type(4) // PREFIXED
+            .with_principal(StrBytes::from_static_str("User:mirror"))
+            .with_host(StrBytes::from_static_str("*"))
+            .with_operation(operation)
+            .with_permission_type(3) // ALLOW
+    };
+    // Topic (2): DESCRIBE (8), READ (3); group (3): DESCRIBE (8).
+    let request = CreateAclsRequest::default().with_creations(vec![
+        acl(2, "orders", 8),
+        acl(2, "orders", 3),
+        acl(3, "pay", 8),
+    ]);
+    let response = connect(bootstrap).call(&request, 2).unwrap();
+    for result in &response.results {
+        assert_eq!(result.error_code, 0, "{:?}", result.error_message);
+    }
+}
+
+/// Commits `offsets` (partition → offset of topic `orders`) for `group` without a generation
+/// (a group with no members), as an admin tool does.
+fn commit(bootstrap: &str, group: &str, offsets: &[(i32, i64)]) {
+    use kafka_protocol::messages::offset_commit_request::{
+        OffsetCommitRequestPartition, OffsetCommitRequestTopic,
+    };
+    use kafka_protocol::messages::{GroupId, OffsetCommitRequest};
+    let request = OffsetCommitRequest::default()
+        .with_group_id(GroupId(StrBytes::from_string(group.to_owned())))
+        .with_generation_id_or_member_epoch(-1)
+        .with_topics(vec![
+            OffsetCommitRequestTopic::default()
+                .with_name(name("orders"))
+                .with_partitions(
+                    offsets
+                        .iter()
+                        .map(|(p, o)| {
+                            OffsetCommitRequestPartition::default()
+                                .with_partition_index(*p)
+                                .with_committed_offset(*o)
+                        })
+                        .collect(),
+                ),
+        ]);
+    let response = connect(bootstrap).call(&request, 7).unwrap();
+    for topic in &response.topics {
+        for partition in &topic.partitions {
+            assert_eq!(partition.error_code, 0, "commit {group} on {bootstrap}");
+        }
+    }
+}
+
+/// `group`'s committed offsets of topic `orders` by partition (-1 for none).
+fn committed(bootstrap: &str, group: &str) -> Vec<(i32, i64)> {
+    use kafka_protocol::messages::{GroupId, OffsetFetchRequest};
+    let request = OffsetFetchRequest::default()
+        .with_group_id(GroupId(StrBytes::from_string(group.to_owned())))
+        .with_topics(None);
+    let response = connect(bootstrap).call(&request, 7).unwrap();
+    let mut out: Vec<(i32, i64)> = response
+        .topics
+        .iter()
+        .filter(|t| t.name.as_str() == "orders")
+        .flat_map(|t| {
+            t.partitions
+                .iter()
+                .map(|p| (p.partition_index, p.committed_offset))
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+fn wait_committed(bootstrap: &str, group: &str, want: &[(i32, i64)]) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while committed(bootstrap, group) != want {
+        assert!(
+            Instant::now() < deadline,
+            "{group} on {bootstrap}: {:?}, want {want:?}",
+            committed(bootstrap, group)
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn a_link_reads_a_secured_source_with_a_read_only_user_and_copies_group_offsets() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = start_secured_source(&dir.path().join("a"));
+    let b = Broker::start(&dir.path().join("b"), None, &["--default-partitions", "1"]);
+    grant_mirror_read(&a.plain);
+    produce_lines(&a.plain, "orders", "none", 0, 900);
+    produce_lines(&a.plain, "audit", "none", 0, 10);
+    let ends: Vec<i64> = (0..3)
+        .map(|p| partition_bytes(&a.plain, "orders", p).1)
+        .collect();
+    // A group that consumed part of each partition on A.
+    let halfway: Vec<(i32, i64)> = (0..3).map(|p| (p, ends[p as usize] / 2)).collect();
+    commit(&a.plain, "payments", &halfway);
+    commit(&a.plain, "audit-readers", &[(0, 1)]);
+
+    // A wrong password: the link reaches nothing (its topic never appears), and says why in
+    // the log rather than in a client's face.
+    let (code, message) = cluster_configs(
+        &b.bootstrap,
+        &[
+            ("hdi.link.bad.bootstrap.servers", Some(&a.sasl_ssl)),
+            ("hdi.link.bad.topics", Some("audit")),
+            ("hdi.link.bad.security.protocol", Some("SASL_SSL")),
+            ("hdi.link.bad.sasl.mechanism", Some("SCRAM-SHA-512")),
+            ("hdi.link.bad.sasl.username", Some("mirror")),
+            ("hdi.link.bad.sasl.password", Some("wrong")),
+            ("hdi.link.bad.ssl.ca.pem", Some(&a.ca_pem)),
+        ],
+    );
+    assert_eq!(code, 0, "{message:?}");
+    // SASL without a password, TLS without the CA, or a CA that is not one: refused, naming
+    // the key.
+    for (missing, want) in [
+        ("hdi.link.dr.sasl.password", "hdi.link.dr.sasl.password"),
+        ("hdi.link.dr.ssl.ca.pem", "hdi.link.dr.ssl.ca.pem"),
+    ] {
+        let all = [
+            ("hdi.link.dr.bootstrap.servers", a.sasl_ssl.as_str()),
+            ("hdi.link.dr.security.protocol", "SASL_SSL"),
+            ("hdi.link.dr.sasl.mechanism", "SCRAM-SHA-512"),
+            ("hdi.link.dr.sasl.username", "mirror"),
+            ("hdi.link.dr.sasl.password", MIRROR_PASSWORD),
+            ("hdi.link.dr.ssl.ca.pem", a.ca_pem.as_str()),
+        ];
+        let some: Vec<(&str, Option<&str>)> = all
+            .iter()
+            .filter(|(k, _)| *k != missing)
+            .map(|(k, v)| (*k, Some(*v)))
+            .collect();
+        let (code, message) = cluster_configs(&b.bootstrap, &some);
+        assert_eq!(code, 40, "{message:?}");
+        assert!(message.unwrap_or_default().contains(want));
+    }
+    let (code, message) = cluster_configs(
+        &b.bootstrap,
+        &[
+            ("hdi.link.dr.bootstrap.servers", Some(&a.sasl_ssl)),
+            ("hdi.link.dr.security.protocol", Some("SSL")),
+            ("hdi.link.dr.ssl.ca.pem", Some("not a certificate")),
+        ],
+    );
+    assert_eq!(code, 40, "{message:?}");
+
+    // The link as it should be: SASL_SSL with SCRAM-SHA-512 as `mirror`, the source's CA, the
+    // `orders` topic and the `pay*` groups.
+    let (code, message) = cluster_configs(
+        &b.bootstrap,
+        &[
+            ("hdi.link.dr.bootstrap.servers", Some(&a.sasl_ssl)),
+            ("hdi.link.dr.topics", Some("orders")),
+            ("hdi.link.dr.groups", Some("pay*")),
+            ("hdi.link.dr.security.protocol", Some("SASL_SSL")),
+            ("hdi.link.dr.sasl.mechanism", Some("SCRAM-SHA-512")),
+            ("hdi.link.dr.sasl.username", Some("mirror")),
+            ("hdi.link.dr.sasl.password", Some(MIRROR_PASSWORD)),
+            ("hdi.link.dr.ssl.ca.pem", Some(&a.ca_pem)),
+        ],
+    );
+    assert_eq!(code, 0, "{message:?}");
+    wait_identical(&a.plain, &b.bootstrap, "orders", 3);
+    // The group's offsets are copied (within the mirrored data); a group outside the filter
+    // is not.
+    wait_committed(&b.bootstrap, "payments", &halfway);
+    assert!(committed(&b.bootstrap, "audit-readers").is_empty());
+    // Moves on A follow on B...
+    let further: Vec<(i32, i64)> = (0..3).map(|p| (p, ends[p as usize])).collect();
+    commit(&a.plain, "payments", &further);
+    wait_committed(&b.bootstrap, "payments", &further);
+    // ...until a client commits for the group on B: then the group is B's.
+    let local: Vec<(i32, i64)> = (0..3).map(|p| (p, 1)).collect();
+    commit(&b.bootstrap, "payments", &local);
+    commit(&a.plain, "payments", &halfway);
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(committed(&b.bootstrap, "payments"), local);
+
+    // The wrong password got nothing, and the password is never shown.
+    assert!(
+        !topics(&b.bootstrap).iter().any(|t| t.0 == "audit"),
+        "a link with a wrong password mirrored something"
+    );
+    let described = {
+        use kafka_protocol::messages::DescribeConfigsRequest;
+        use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
+        let request = DescribeConfigsRequest::default().with_resources(vec![
+            DescribeConfigsResource::default()
+                .with_resource_type(4)
+                .with_resource_name(StrBytes::from_static_str(""))
+                .with_configuration_keys(None),
+        ]);
+        connect(&b.bootstrap).call(&request, 4).unwrap()
+    };
+    let configs = &described.results[0].configs;
+    let password = configs
+        .iter()
+        .find(|c| c.name.as_str() == "hdi.link.dr.sasl.password")
+        .unwrap();
+    assert!(password.is_sensitive && password.value.is_none());
+    let bootstrap = configs
+        .iter()
+        .find(|c| c.name.as_str() == "hdi.link.dr.bootstrap.servers")
+        .unwrap();
+    assert_eq!(bootstrap.value.as_deref(), Some(a.sasl_ssl.as_str()));
+}

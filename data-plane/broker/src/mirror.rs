@@ -6,6 +6,11 @@
 //!   `""`, as Kafka's cluster-wide dynamic defaults are): `hdi.link.<name>.bootstrap.servers`
 //!   and `hdi.link.<name>.topics` (comma-separated literal names or `prefix*` patterns);
 //!   deleting the first removes the link. `DescribeConfigs` shows them.
+//!   The link reaches its source over `PLAINTEXT`, `SSL`, `SASL_PLAINTEXT` or `SASL_SSL`
+//!   (`hdi.link.<name>.security.protocol`, `.sasl.mechanism`, `.sasl.username`,
+//!   `.sasl.password`, `.ssl.ca.pem`: a Kafka user of the source, which needs only Describe and
+//!   Read on the topics and Describe on the groups; the password is kept in this cluster's
+//!   quorum and DescribeConfigs never shows it).
 //! - [`run_discovery`] (on the controller only) asks each link's source for its topics every
 //!   [`DISCOVERY_INTERVAL`] and creates a mirror topic for every new match (the source's name,
 //!   id and partition count), and adds partitions when the source gained some.
@@ -14,11 +19,14 @@
 //!   source leader, from the mirror's log end, and appends the answer with
 //!   [`Replica::append_mirrored`]: same offsets, same bytes. This cluster's followers copy it by
 //!   the usual replication, so its ISR and high watermark apply as to any partition.
+//! - Every [`GROUP_SYNC_INTERVAL`], each broker copies the committed offsets of the link's
+//!   groups (`hdi.link.<name>.groups`, patterns as for topics) for the mirror partitions it
+//!   leads, clamped to its high watermark; the quorum never applies a copy over a group a client
+//!   committed for on this cluster (`groups::offsets::apply_sync`).
 //! - A mirror topic is read-only: Produce answers INVALID_TOPIC_EXCEPTION naming the link
 //!   (`handlers::produce`). Mirror topics keep the source's leader epochs in their logs.
 //!
-//! Not yet here: credentials and TLS towards the source, consumer-group offset sync, config
-//! sync, promotion, failover and reverse (plaintext source only).
+//! Not yet here: config sync, promotion, failover and reverse, producer-id separation.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -36,7 +44,7 @@ use uuid::Uuid;
 
 use crate::broker::Broker;
 use crate::cluster::Cluster;
-use crate::cluster::metadata::{Command, LinkRecord, Outcome};
+use crate::cluster::metadata::{Command, LinkRecord, LinkSecurity, Outcome};
 use crate::cluster::raft::MetadataView;
 use crate::replica::Replica;
 use crate::state::KafkaError;
@@ -59,39 +67,156 @@ const CLIENT_ID: &str = "hdi-cluster-link";
 const RETRY_PAUSE: Duration = Duration::from_millis(500);
 
 const PREFIX: &str = "hdi.link.";
-const BOOTSTRAP: &str = ".bootstrap.servers";
-const TOPICS: &str = ".topics";
+/// A link's settings, after `hdi.link.<name>.`.
+const FIELDS: &[&str] = &[
+    "bootstrap.servers",
+    "topics",
+    "groups",
+    "security.protocol",
+    "sasl.mechanism",
+    "sasl.username",
+    "sasl.password",
+    "ssl.ca.pem",
+];
+/// The setting DescribeConfigs never shows.
+pub const SENSITIVE_SUFFIX: &str = ".sasl.password";
 
-/// The links as cluster-wide configs, `(key, value)`, sorted.
+/// The links as cluster-wide configs, `(key, value)`, sorted; the password included (callers
+/// that show them hide keys ending in [`SENSITIVE_SUFFIX`]).
 pub fn link_configs(links: &BTreeMap<String, LinkRecord>) -> Vec<(String, String)> {
     let mut out = Vec::new();
     for (name, link) in links {
-        out.push((format!("{PREFIX}{name}{BOOTSTRAP}"), link.bootstrap.clone()));
-        out.push((format!("{PREFIX}{name}{TOPICS}"), link.topics.join(",")));
+        let mut put = |field: &str, value: &str| {
+            out.push((format!("{PREFIX}{name}.{field}"), value.to_owned()));
+        };
+        put("bootstrap.servers", &link.bootstrap);
+        put("topics", &link.topics.join(","));
+        if !link.groups.is_empty() {
+            put("groups", &link.groups.join(","));
+        }
+        if let Some(security) = &link.security {
+            put("security.protocol", &security.protocol);
+            for (field, value) in [
+                ("sasl.mechanism", &security.mechanism),
+                ("sasl.username", &security.username),
+                ("sasl.password", &security.password),
+                ("ssl.ca.pem", &security.ca_pem),
+            ] {
+                if let Some(value) = value {
+                    put(field, value);
+                }
+            }
+        }
     }
+    out.sort();
     out
 }
 
 /// Splits `hdi.link.<name>.<field>` into its link name and field.
-fn parse_key(key: &str) -> Option<(&str, &'static str)> {
-    let rest = key.strip_prefix(PREFIX)?;
-    for field in [BOOTSTRAP, TOPICS] {
-        if let Some(name) = rest.strip_suffix(field)
-            && !name.is_empty()
-            && name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_'))
-        {
-            return Some((name, field));
+fn parse_key(key: &str) -> Option<(&str, &str)> {
+    let (name, field) = key.strip_prefix(PREFIX)?.split_once('.')?;
+    let named = !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_'));
+    (named && FIELDS.contains(&field)).then_some((name, field))
+}
+
+fn invalid(message: String) -> KafkaError {
+    KafkaError::new(codes::INVALID_CONFIG, message)
+}
+
+fn patterns(value: &str) -> Vec<String> {
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// One link from its settings.
+fn link_from(name: &str, fields: &BTreeMap<&str, String>) -> Result<LinkRecord, KafkaError> {
+    let key = |field: &str| format!("{PREFIX}{name}.{field}");
+    let get = |field: &str| fields.get(field).filter(|v| !v.is_empty()).cloned();
+    let bootstrap = get("bootstrap.servers").ok_or_else(|| {
+        invalid(format!(
+            "cluster link {name:?} needs {}",
+            key("bootstrap.servers")
+        ))
+    })?;
+    let protocol = get("security.protocol").unwrap_or_else(|| "PLAINTEXT".to_owned());
+    let (tls, sasl) = match protocol.as_str() {
+        "PLAINTEXT" => (false, false),
+        "SSL" => (true, false),
+        "SASL_PLAINTEXT" => (false, true),
+        "SASL_SSL" => (true, true),
+        other => {
+            return Err(invalid(format!(
+                "{} is {other:?}: PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL",
+                key("security.protocol")
+            )));
+        }
+    };
+    for field in ["sasl.mechanism", "sasl.username", "sasl.password"] {
+        if sasl != get(field).is_some() {
+            return Err(invalid(if sasl {
+                format!("{} is needed with {protocol}", key(field))
+            } else {
+                format!("{} is only for SASL_PLAINTEXT and SASL_SSL", key(field))
+            }));
         }
     }
-    None
+    if let Some(mechanism) = get("sasl.mechanism")
+        && !matches!(
+            mechanism.as_str(),
+            "PLAIN" | "SCRAM-SHA-256" | "SCRAM-SHA-512"
+        )
+    {
+        return Err(invalid(format!(
+            "{} is {mechanism:?}: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512",
+            key("sasl.mechanism")
+        )));
+    }
+    let ca_pem = get("ssl.ca.pem");
+    match (&ca_pem, tls) {
+        (Some(pem), true) => {
+            hdi_pki::trust_config(pem)
+                .map_err(|e| invalid(format!("{}: {e}", key("ssl.ca.pem"))))?;
+        }
+        (None, true) => {
+            return Err(invalid(format!(
+                "{} is needed with {protocol}",
+                key("ssl.ca.pem")
+            )));
+        }
+        (Some(_), false) => {
+            return Err(invalid(format!(
+                "{} is only for SSL and SASL_SSL",
+                key("ssl.ca.pem")
+            )));
+        }
+        (None, false) => {}
+    }
+    Ok(LinkRecord {
+        bootstrap,
+        topics: get("topics").map(|v| patterns(&v)).unwrap_or_default(),
+        groups: get("groups").map(|v| patterns(&v)).unwrap_or_default(),
+        security: (protocol != "PLAINTEXT").then(|| LinkSecurity {
+            protocol,
+            mechanism: get("sasl.mechanism"),
+            username: get("sasl.username"),
+            password: get("sasl.password"),
+            ca_pem,
+        }),
+    })
 }
 
 /// The links after `changes` (`None` deletes a key; `incremental` keeps what is not named).
+/// Deleting a link's bootstrap servers deletes the link.
 ///
 /// # Errors
-/// INVALID_CONFIG naming the key: not a link key, or a link without bootstrap servers.
+/// INVALID_CONFIG naming the key: not a link setting, or a link whose settings do not fit.
 pub fn links_after(
     current: &BTreeMap<String, LinkRecord>,
     changes: &[(String, Option<String>)],
@@ -102,58 +227,41 @@ pub fn links_after(
     } else {
         BTreeMap::new()
     };
+    let mut removed = Vec::new();
     for (key, value) in changes {
-        if parse_key(key).is_none() {
-            return Err(KafkaError::new(
-                codes::INVALID_CONFIG,
-                format!(
-                    "{key:?} is not a cluster-wide config here: only {PREFIX}<link>{BOOTSTRAP} and {PREFIX}<link>{TOPICS} (link names of letters, digits, '-' and '_')"
-                ),
-            ));
-        }
-        match value {
-            Some(value) => keys.insert(key.clone(), value.trim().to_owned()),
-            None => keys.remove(key),
-        };
-    }
-    let mut links: BTreeMap<String, (Option<String>, Vec<String>)> = BTreeMap::new();
-    for (key, value) in &keys {
         let Some((name, field)) = parse_key(key) else {
-            continue;
+            return Err(invalid(format!(
+                "{key:?} is not a cluster-wide config here: only {PREFIX}<link>.<setting> with a link name of letters, digits, '-' and '_' and a setting among {}",
+                FIELDS.join(", ")
+            )));
         };
-        let entry = links.entry(name.to_owned()).or_default();
-        if field == BOOTSTRAP {
-            entry.0 = Some(value.clone());
-        } else {
-            entry.1 = value
-                .split(',')
-                .map(str::trim)
-                .filter(|p| !p.is_empty())
-                .map(str::to_owned)
-                .collect();
-        }
-    }
-    let mut out = BTreeMap::new();
-    for (name, (bootstrap, topics)) in links {
-        let bootstrap = bootstrap.filter(|b| !b.is_empty());
-        match bootstrap {
-            Some(bootstrap) => {
-                out.insert(name, LinkRecord { bootstrap, topics });
+        match value {
+            Some(value) => {
+                keys.insert(key.clone(), value.trim().to_owned());
             }
-            // The bootstrap key deleted: the link goes, its topics key with it.
-            None if incremental
-                && changes
-                    .iter()
-                    .any(|(k, v)| v.is_none() && k == &format!("{PREFIX}{name}{BOOTSTRAP}")) => {}
             None => {
-                return Err(KafkaError::new(
-                    codes::INVALID_CONFIG,
-                    format!("cluster link {name:?} needs {PREFIX}{name}{BOOTSTRAP}"),
-                ));
+                keys.remove(key);
+                if field == "bootstrap.servers" {
+                    removed.push(name.to_owned());
+                }
             }
         }
     }
-    Ok(out)
+    let mut fields: BTreeMap<String, BTreeMap<&str, String>> = BTreeMap::new();
+    for (key, value) in &keys {
+        if let Some((name, field)) = parse_key(key)
+            && !removed.iter().any(|r| r == name)
+        {
+            fields
+                .entry(name.to_owned())
+                .or_default()
+                .insert(field, value.clone());
+        }
+    }
+    fields
+        .iter()
+        .map(|(name, fields)| Ok((name.clone(), link_from(name, fields)?)))
+        .collect()
 }
 
 impl Cluster {
@@ -211,26 +319,84 @@ struct SourceTopic {
     partitions: i32,
 }
 
-/// Connects to the first reachable bootstrap server of `bootstrap`.
-async fn connect_any(bootstrap: &str) -> Result<Connection, String> {
-    let mut last = String::from("no bootstrap servers");
-    for address in bootstrap
-        .split(',')
-        .map(str::trim)
-        .filter(|a| !a.is_empty())
-    {
+/// How to reach a link's source: its addresses and security.
+struct Source {
+    bootstrap: String,
+    tls: Option<Arc<rustls::ClientConfig>>,
+    sasl: Option<hdi_kafka_client::SaslLogin>,
+}
+
+impl Source {
+    fn of(link: &LinkRecord) -> Result<Source, String> {
+        let security = link.security.as_ref();
+        let tls = match security.and_then(|s| s.ca_pem.as_deref()) {
+            Some(pem) => Some(Arc::new(
+                hdi_pki::trust_config(pem).map_err(|e| format!("the source's CA: {e}"))?,
+            )),
+            None => None,
+        };
+        let sasl = security.and_then(|s| {
+            Some(hdi_kafka_client::SaslLogin {
+                mechanism: s.mechanism.clone()?,
+                username: s.username.clone()?,
+                password: s.password.clone()?,
+            })
+        });
+        Ok(Source {
+            bootstrap: link.bootstrap.clone(),
+            tls,
+            sasl,
+        })
+    }
+
+    /// Connects to `address` (`host:port`), with TLS (the host is the name verified) and SASL
+    /// as the link says.
+    async fn connect(&self, address: &str) -> Result<Connection, String> {
+        let tls = match &self.tls {
+            Some(config) => {
+                let host = address
+                    .rsplit_once(':')
+                    .map_or(address, |(host, _)| host)
+                    .trim_start_matches('[')
+                    .trim_end_matches(']');
+                let name = rustls::pki_types::ServerName::try_from(host.to_owned())
+                    .map_err(|e| format!("{address}: {e}"))?;
+                Some((Arc::clone(config), name))
+            }
+            None => None,
+        };
+        let security = hdi_kafka_client::Security {
+            tls,
+            sasl: self.sasl.clone(),
+        };
         match tokio::time::timeout(
-            Duration::from_secs(5),
-            Connection::connect(address, CLIENT_ID, MAX_RESPONSE_BYTES),
+            Duration::from_secs(10),
+            Connection::connect_secure(address, CLIENT_ID, MAX_RESPONSE_BYTES, &security),
         )
         .await
         {
-            Ok(Ok(connection)) => return Ok(connection),
-            Ok(Err(error)) => last = format!("{address}: {error}"),
-            Err(_) => last = format!("{address}: connection timed out"),
+            Ok(Ok(connection)) => Ok(connection),
+            Ok(Err(error)) => Err(format!("{address}: {error}")),
+            Err(_) => Err(format!("{address}: no connection in 10 s")),
         }
     }
-    Err(last)
+
+    /// Connects to the first reachable bootstrap server.
+    async fn connect_any(&self) -> Result<Connection, String> {
+        let mut last = String::from("no bootstrap servers");
+        for address in self
+            .bootstrap
+            .split(',')
+            .map(str::trim)
+            .filter(|a| !a.is_empty())
+        {
+            match self.connect(address).await {
+                Ok(connection) => return Ok(connection),
+                Err(error) => last = error,
+            }
+        }
+        Err(last)
+    }
 }
 
 /// The source's metadata for `topics` (`None`: every topic).
@@ -304,7 +470,7 @@ pub async fn run_discovery(broker: Arc<Broker>) {
 }
 
 async fn discover(broker: &Broker, name: &str, link: &LinkRecord) -> Result<(), String> {
-    let mut connection = connect_any(&link.bootstrap).await?;
+    let mut connection = Source::of(link)?.connect_any().await?;
     let metadata = source_metadata(&mut connection, None).await?;
     let cluster = &broker.cluster;
     for (topic, source) in matching(link, &metadata) {
@@ -398,6 +564,11 @@ pub async fn run_mirroring(broker: Arc<Broker>) {
 /// One link's mirror partitions led here, fetched from their source leaders.
 async fn mirror_link(broker: Arc<Broker>, name: String) {
     let mut leaders: HashMap<i32, (String, Connection)> = HashMap::new();
+    let mut groups = GroupSync {
+        name: name.clone(),
+        due: tokio::time::Instant::now(),
+        copied: HashMap::new(),
+    };
     let mut failing: Option<String> = None;
     loop {
         let view = broker.cluster.view();
@@ -421,7 +592,7 @@ async fn mirror_link(broker: Arc<Broker>, name: String) {
             tokio::time::sleep(Duration::from_millis(200)).await;
             continue;
         }
-        match mirror_round(&broker, &view, &link, &led, &mut leaders).await {
+        match mirror_round(&broker, &view, &link, &led, &mut leaders, &mut groups).await {
             Ok(()) => {
                 if failing.take().is_some() {
                     tracing::info!(link = %name, "mirroring again");
@@ -446,8 +617,10 @@ async fn mirror_round(
     link: &LinkRecord,
     led: &[Arc<Replica>],
     connections: &mut HashMap<i32, (String, Connection)>,
+    groups: &mut GroupSync,
 ) -> Result<(), String> {
-    let mut bootstrap = connect_any(&link.bootstrap).await?;
+    let source = Source::of(link)?;
+    let mut bootstrap = source.connect_any().await?;
     let topics: Vec<String> = {
         let mut names: Vec<String> = led.iter().map(|r| r.topic.clone()).collect();
         names.sort();
@@ -491,12 +664,16 @@ async fn mirror_round(
     // leadership moved, a mirror partition was added).
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
     while tokio::time::Instant::now() < deadline && Arc::ptr_eq(view, &broker.cluster.view()) {
+        if tokio::time::Instant::now() >= groups.due && !link.groups.is_empty() {
+            groups.due = tokio::time::Instant::now() + GROUP_SYNC_INTERVAL;
+            groups.sync(broker, &source, link, &addresses, led).await?;
+        }
         for (leader, replicas) in &by_leader {
             let Some(address) = addresses.get(leader) else {
                 continue;
             };
             if connections.get(leader).is_none_or(|(a, _)| a != address) {
-                let connection = connect_any(address).await?;
+                let connection = source.connect(address).await?;
                 connections.insert(*leader, (address.clone(), connection));
             }
             let Some((_, connection)) = connections.get_mut(leader) else {
@@ -509,6 +686,125 @@ async fn mirror_round(
         }
     }
     Ok(())
+}
+
+/// How often each broker copies the committed offsets of a link's groups for the mirror
+/// partitions it leads.
+pub const GROUP_SYNC_INTERVAL: Duration = Duration::from_secs(1);
+
+/// A link's copying of consumer-group offsets on one broker.
+struct GroupSync {
+    name: String,
+    due: tokio::time::Instant,
+    /// What was last proposed, by `(group, topic, partition)`.
+    copied: HashMap<(String, String, i32), i64>,
+}
+
+impl GroupSync {
+    /// Copies, for the mirror partitions this broker leads, the source's committed offsets of
+    /// the link's groups, each clamped to this cluster's high watermark (a consumer moved here is
+    /// never handed an offset past the mirrored data). The quorum drops the copy for a group a
+    /// client committed for here ([`crate::groups::offsets::apply_sync`]).
+    async fn sync(
+        &mut self,
+        broker: &Broker,
+        source: &Source,
+        link: &LinkRecord,
+        brokers: &HashMap<i32, String>,
+        led: &[Arc<Replica>],
+    ) -> Result<(), String> {
+        use kafka_protocol::messages::{
+            FindCoordinatorRequest, GroupId, ListGroupsRequest, OffsetFetchRequest,
+        };
+        let mut names = std::collections::BTreeSet::new();
+        for address in brokers.values() {
+            let mut connection = source.connect(address).await?;
+            let listed = call(&mut connection, &ListGroupsRequest::default(), 3).await?;
+            if listed.error_code == 0 {
+                for group in listed.groups {
+                    if link.matches_group(group.group_id.as_str()) {
+                        names.insert(group.group_id.0.to_string());
+                    }
+                }
+            }
+        }
+        for group in names {
+            let mut bootstrap = source.connect_any().await?;
+            let found = call(
+                &mut bootstrap,
+                &FindCoordinatorRequest::default()
+                    .with_key(StrBytes::from_string(group.clone()))
+                    .with_key_type(0),
+                3,
+            )
+            .await?;
+            if found.error_code != 0 {
+                continue;
+            }
+            let mut coordinator = source
+                .connect(&format!("{}:{}", found.host.as_str(), found.port))
+                .await?;
+            let fetched = call(
+                &mut coordinator,
+                &OffsetFetchRequest::default()
+                    .with_group_id(GroupId(StrBytes::from_string(group.clone())))
+                    .with_topics(None),
+                7,
+            )
+            .await?;
+            if fetched.error_code != 0 {
+                continue;
+            }
+            let mut offsets = Vec::new();
+            for topic in &fetched.topics {
+                for partition in &topic.partitions {
+                    let Some(replica) = led.iter().find(|r| {
+                        r.topic == topic.name.as_str() && r.index == partition.partition_index
+                    }) else {
+                        continue;
+                    };
+                    if partition.error_code != 0 || partition.committed_offset < 0 {
+                        continue;
+                    }
+                    let offset = partition.committed_offset.min(replica.high_watermark());
+                    let key = (group.clone(), replica.topic.clone(), replica.index);
+                    if self.copied.get(&key) != Some(&offset) {
+                        offsets.push((replica.topic.clone(), replica.index, offset));
+                    }
+                }
+            }
+            if offsets.is_empty() {
+                continue;
+            }
+            let proposed = broker
+                .cluster
+                .propose(Command::SyncGroupOffsets {
+                    link: self.name.clone(),
+                    group: group.clone(),
+                    offsets: offsets.clone(),
+                })
+                .await;
+            if proposed.is_ok() {
+                for (topic, partition, offset) in offsets {
+                    self.copied
+                        .insert((group.clone(), topic, partition), offset);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Sends one request to a source and waits (10 s at most) for its answer.
+async fn call<R: hdi_kafka_client::Request>(
+    connection: &mut Connection,
+    request: &R,
+    version: i16,
+) -> Result<R::Response, String> {
+    tokio::time::timeout(Duration::from_secs(10), connection.call(request, version))
+        .await
+        .map_err(|_| "the source did not answer in 10 s".to_owned())?
+        .map_err(|e| e.to_string())
 }
 
 /// One Fetch to a source leader for `replicas` (each from its log end). Returns whether any
@@ -684,6 +980,23 @@ mod tests {
             .unwrap_or_default();
         assert!(error.contains("hdi.link.x.bootstrap.servers"), "{error}");
         assert!(links_after(&BTreeMap::new(), &[set("hdi.link.a.b.topics", "a")], true).is_err());
+        // Security settings must fit the protocol.
+        let error = links_after(&links, &[set("hdi.link.dr.sasl.username", "mirror")], true)
+            .err()
+            .map(|e| e.message)
+            .unwrap_or_default();
+        assert!(
+            error.contains("only for SASL_PLAINTEXT and SASL_SSL"),
+            "{error}"
+        );
+        let error = links_after(&links, &[set("hdi.link.dr.security.protocol", "TLS")], true)
+            .err()
+            .map(|e| e.message)
+            .unwrap_or_default();
+        assert!(
+            error.contains("PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL"),
+            "{error}"
+        );
     }
 
     #[test]

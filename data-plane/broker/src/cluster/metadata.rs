@@ -97,19 +97,63 @@ pub struct LinkRecord {
     pub bootstrap: String,
     /// Which source topics to mirror: literal names, or prefixes written `prefix*`.
     pub topics: Vec<String>,
+    /// Which consumer groups' committed offsets to copy, as `topics`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<String>,
+    /// How the link reaches its source (`None`: PLAINTEXT).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub security: Option<LinkSecurity>,
+}
+
+/// How a link reaches a secured source: a Kafka user of the source cluster (read-only ACLs are
+/// enough) and the source's certificate authority.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LinkSecurity {
+    /// `SSL`, `SASL_PLAINTEXT` or `SASL_SSL`.
+    pub protocol: String,
+    /// `PLAIN`, `SCRAM-SHA-256` or `SCRAM-SHA-512` (SASL protocols).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mechanism: Option<String>,
+    /// The source's user (SASL protocols).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    /// Its password (SASL protocols): kept in this cluster's quorum, never shown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<String>,
+    /// The source's certificate authority, PEM (TLS protocols).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_pem: Option<String>,
+}
+
+impl std::fmt::Debug for LinkSecurity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LinkSecurity")
+            .field("protocol", &self.protocol)
+            .field("mechanism", &self.mechanism)
+            .field("username", &self.username)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Whether `name` matches one of `patterns` (literal names, or prefixes written `prefix*`).
+pub fn matches_patterns(patterns: &[String], name: &str) -> bool {
+    patterns
+        .iter()
+        .any(|pattern| match pattern.strip_suffix('*') {
+            Some(prefix) => name.starts_with(prefix),
+            None => pattern == name,
+        })
 }
 
 impl LinkRecord {
     /// Whether the link mirrors the source topic `name` (never an internal `__` topic).
     pub fn matches(&self, name: &str) -> bool {
-        !name.starts_with("__")
-            && self
-                .topics
-                .iter()
-                .any(|pattern| match pattern.strip_suffix('*') {
-                    Some(prefix) => name.starts_with(prefix),
-                    None => pattern == name,
-                })
+        !name.starts_with("__") && matches_patterns(&self.topics, name)
+    }
+
+    /// Whether the link copies the committed offsets of group `name`.
+    pub fn matches_group(&self, name: &str) -> bool {
+        matches_patterns(&self.groups, name)
     }
 }
 
@@ -218,6 +262,16 @@ pub enum Command {
         group: String,
         /// `(topic, partition, offset, metadata)`.
         offsets: Vec<(String, i32, i64, Option<String>)>,
+    },
+    /// Offsets a cluster link copied from its source for a group (applied to the shared offsets
+    /// map; never over a group a client committed for here).
+    SyncGroupOffsets {
+        /// The link.
+        link: String,
+        /// Group.
+        group: String,
+        /// `(topic, partition, offset)`.
+        offsets: Vec<(String, i32, i64)>,
     },
     /// Deletes a consumer group's committed offsets.
     DeleteGroup {
@@ -434,7 +488,9 @@ impl ClusterMetadata {
                 Outcome::Ok
             }
             // Offsets live outside the metadata (see `raft::StateMachine`).
-            Command::CommitOffsets { .. } | Command::DeleteGroup { .. } => Outcome::Ok,
+            Command::CommitOffsets { .. }
+            | Command::SyncGroupOffsets { .. }
+            | Command::DeleteGroup { .. } => Outcome::Ok,
         }
     }
 

@@ -437,6 +437,14 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                     offsets::apply_commit(&mut lock(&inner.offsets), group, committed);
                     Outcome::Ok
                 }
+                EntryPayload::Normal(Command::SyncGroupOffsets {
+                    link,
+                    group,
+                    offsets: copied,
+                }) => {
+                    offsets::apply_sync(&mut lock(&inner.offsets), link, group, copied);
+                    Outcome::Ok
+                }
                 EntryPayload::Normal(Command::DeleteGroup { group }) => {
                     offsets::apply_delete(&mut lock(&inner.offsets), group);
                     Outcome::Ok

@@ -17,6 +17,9 @@ pub struct Committed {
     pub offset: i64,
     /// Client metadata.
     pub metadata: Option<String>,
+    /// The cluster link that copied it from a source cluster (`None`: a client committed it here).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<String>,
 }
 
 /// Committed offsets by group, then `(topic, partition)`.
@@ -39,6 +42,9 @@ pub struct OffsetRecord {
     /// Client metadata.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metadata: Option<String>,
+    /// The cluster link that copied it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<String>,
 }
 
 /// The map as snapshot records.
@@ -53,6 +59,7 @@ pub fn to_records(map: &OffsetMap) -> Vec<OffsetRecord> {
                     partition: *partition,
                     offset: c.offset,
                     metadata: c.metadata.clone(),
+                    origin: c.origin.clone(),
                 })
         })
         .collect()
@@ -67,6 +74,7 @@ pub fn from_records(records: Vec<OffsetRecord>) -> OffsetMap {
             Committed {
                 offset: r.offset,
                 metadata: r.metadata,
+                origin: r.origin,
             },
         );
     }
@@ -86,6 +94,27 @@ pub fn apply_commit(
             Committed {
                 offset: *offset,
                 metadata: metadata.clone(),
+                origin: None,
+            },
+        );
+    }
+}
+
+/// Applies offsets a cluster link copied from its source for `group`: unless a client has
+/// committed for the group on this cluster (then the group is this cluster's, and the copy is
+/// dropped whole), each offset replaces the one stored.
+pub fn apply_sync(map: &mut OffsetMap, link: &str, group: &str, offsets: &[(String, i32, i64)]) {
+    let entries = map.entry(group.to_owned()).or_default();
+    if entries.values().any(|c| c.origin.is_none()) {
+        return;
+    }
+    for (topic, partition, offset) in offsets {
+        entries.insert(
+            (topic.clone(), *partition),
+            Committed {
+                offset: *offset,
+                metadata: None,
+                origin: Some(link.to_owned()),
             },
         );
     }
@@ -94,4 +123,34 @@ pub fn apply_commit(
 /// Applies a committed group deletion.
 pub fn apply_delete(map: &mut OffsetMap, group: &str) {
     map.remove(group);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn copied_offsets_never_replace_a_group_committed_here() {
+        let mut map = OffsetMap::new();
+        apply_sync(&mut map, "dr", "payments", &[("orders".into(), 0, 10)]);
+        apply_sync(&mut map, "dr", "payments", &[("orders".into(), 0, 20)]);
+        assert_eq!(map["payments"][&("orders".into(), 0)].offset, 20);
+        assert_eq!(
+            map["payments"][&("orders".into(), 0)].origin.as_deref(),
+            Some("dr")
+        );
+        // A client commits here: the group is this cluster's from then on.
+        apply_commit(&mut map, "payments", &[("orders".into(), 1, 5, None)]);
+        apply_sync(
+            &mut map,
+            "dr",
+            "payments",
+            &[("orders".into(), 0, 30), ("orders".into(), 1, 9)],
+        );
+        assert_eq!(map["payments"][&("orders".into(), 0)].offset, 20);
+        assert_eq!(map["payments"][&("orders".into(), 1)].offset, 5);
+        // Snapshots keep the origin.
+        let round = from_records(to_records(&map));
+        assert_eq!(round, map);
+    }
 }

@@ -324,9 +324,13 @@ pub fn describe_configs(
                         .into_iter()
                         .filter(|(k, _, _)| wanted(k))
                         .map(|(k, v, source)| {
+                            // A link's password is kept, never shown (as Kafka's sensitive configs).
+                            let sensitive = source == SOURCE_DYNAMIC_DEFAULT_BROKER
+                                && k.ends_with(crate::mirror::SENSITIVE_SUFFIX);
                             DescribeConfigsResourceResult::default()
                                 .with_name(sb(k))
-                                .with_value(Some(sb(v)))
+                                .with_value((!sensitive).then(|| sb(v)))
+                                .with_is_sensitive(sensitive)
                                 .with_config_source(source)
                                 .with_read_only(
                                     resource.resource_type == RESOURCE_BROKER
