@@ -575,3 +575,240 @@ fn a_link_reads_a_secured_source_with_a_read_only_user_and_copies_group_offsets(
         .unwrap();
     assert_eq!(bootstrap.value.as_deref(), Some(a.sasl_ssl.as_str()));
 }
+
+/// Produces one record to partition `partition` of `topic`; answers the error code.
+fn produce_one(bootstrap: &str, topic: &str, partition: i32, value: &[u8]) -> i16 {
+    // A v2 batch of one record, built by hand: base offset 0, no producer id, CRC-32C over
+    // the attributes onwards.
+    let record = {
+        let mut body = vec![0u8]; // attributes
+        body.push(0); // timestamp delta (varint 0)
+        body.push(0); // offset delta
+        body.push(1); // key length -1 (zigzag)
+        body.push((value.len() as u8) << 1); // value length (zigzag, < 64)
+        body.extend_from_slice(value);
+        body.push(0); // headers count
+        let mut record = vec![(body.len() as u8) << 1];
+        record.extend_from_slice(&body);
+        record
+    };
+    let mut after_crc = Vec::new();
+    after_crc.extend_from_slice(&0i16.to_be_bytes()); // attributes
+    after_crc.extend_from_slice(&0i32.to_be_bytes()); // last offset delta
+    after_crc.extend_from_slice(&1_700_000_000_000i64.to_be_bytes()); // base timestamp
+    after_crc.extend_from_slice(&1_700_000_000_000i64.to_be_bytes()); // max timestamp
+    after_crc.extend_from_slice(&(-1i64).to_be_bytes()); // producer id
+    after_crc.extend_from_slice(&(-1i16).to_be_bytes()); // producer epoch
+    after_crc.extend_from_slice(&(-1i32).to_be_bytes()); // base sequence
+    after_crc.extend_from_slice(&1i32.to_be_bytes()); // records
+    after_crc.extend_from_slice(&record);
+    let crc = crc32c(&after_crc);
+    let mut batch = Vec::new();
+    batch.extend_from_slice(&0i64.to_be_bytes());
+    batch.extend_from_slice(&((4 + 1 + 4 + after_crc.len()) as i32).to_be_bytes());
+    batch.extend_from_slice(&(-1i32).to_be_bytes()); // partition leader epoch
+    batch.push(2); // magic
+    batch.extend_from_slice(&crc.to_be_bytes());
+    batch.extend_from_slice(&after_crc);
+    let produce = ProduceRequest::default()
+        .with_acks(-1)
+        .with_timeout_ms(5000)
+        .with_topic_data(vec![
+            TopicProduceData::default()
+                .with_name(name(topic))
+                .with_partition_data(vec![
+                    PartitionProduceData::default()
+                        .with_index(partition)
+                        .with_records(Some(Bytes::from(batch))),
+                ]),
+        ]);
+    let response = connect(bootstrap).call(&produce, 8).unwrap();
+    response.responses[0].partition_responses[0].error_code
+}
+
+/// CRC-32C (Castagnoli), bit by bit: test data is small.
+fn crc32c(data: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for byte in data {
+        crc ^= u32::from(*byte);
+        for _ in 0..8 {
+            crc = if crc & 1 == 1 {
+                (crc >> 1) ^ 0x82F6_3B78
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
+}
+
+/// Leader epochs of `topic`'s partitions on `bootstrap`'s cluster.
+fn leader_epochs(bootstrap: &str, topic: &str) -> Vec<i32> {
+    let response = connect(bootstrap)
+        .call(&MetadataRequest::default().with_topics(None), 12)
+        .unwrap();
+    let mut epochs: Vec<(i32, i32)> = response
+        .topics
+        .iter()
+        .filter(|t| t.name.as_ref().is_some_and(|n| n.as_str() == topic))
+        .flat_map(|t| {
+            t.partitions
+                .iter()
+                .map(|p| (p.partition_index, p.leader_epoch))
+        })
+        .collect();
+    epochs.sort();
+    epochs.into_iter().map(|(_, e)| e).collect()
+}
+
+/// Produces `count` keyed records to `orders` with an idempotent kcat producer.
+fn produce_idempotently(bootstrap: &str, prefix: &str, count: usize) {
+    let input: String = (0..count)
+        .map(|i| format!("k{}:{prefix}{i}\n", i % 13))
+        .collect();
+    let (ok, _, err) = kcat(
+        bootstrap,
+        &[
+            "-P",
+            "-t",
+            "orders",
+            "-K",
+            ":",
+            "-X",
+            "enable.idempotence=true",
+        ],
+        Some(input.as_bytes()),
+    );
+    assert!(ok, "{err}");
+}
+
+/// Waits until a produce to `topic` on `bootstrap` is accepted; answers how long it took.
+fn wait_writable(bootstrap: &str, topic: &str) -> Duration {
+    let started = Instant::now();
+    loop {
+        let code = produce_one(bootstrap, topic, 0, b"first write after the switch");
+        if code == 0 {
+            return started.elapsed();
+        }
+        assert!(
+            code == 17 || code == 6,
+            "produce to {topic} during the switch answered {code}"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "{topic} did not become writable in 20 s"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn high_watermarks(bootstrap: &str, topic: &str) -> Vec<i64> {
+    (0..3)
+        .map(|p| partition_bytes(bootstrap, topic, p).1)
+        .collect()
+}
+
+#[test]
+fn promoting_a_link_makes_its_topics_writable_where_consumers_resume() {
+    use kafka_protocol::messages::InitProducerIdRequest;
+    let dir = tempfile::tempdir().unwrap();
+    let a = Broker::start(&dir.path().join("a"), None, &["--default-partitions", "3"]);
+    let b = Broker::start(&dir.path().join("b"), None, &["--default-partitions", "1"]);
+    // Idempotent producers on A: its batches carry producer ids of A's broker 1, which is
+    // numbered like B's.
+    produce_idempotently(&a.bootstrap, "v", 900);
+    let ends = high_watermarks(&a.bootstrap, "orders");
+    let halfway: Vec<(i32, i64)> = (0..3).map(|p| (p, ends[p as usize] / 2)).collect();
+    commit(&a.bootstrap, "payments", &halfway);
+    let (code, message) = cluster_configs(
+        &b.bootstrap,
+        &[
+            ("hdi.link.dr.bootstrap.servers", Some(&a.bootstrap)),
+            ("hdi.link.dr.topics", Some("orders")),
+            ("hdi.link.dr.groups", Some("pay*")),
+        ],
+    );
+    assert_eq!(code, 0, "{message:?}");
+    wait_identical(&a.bootstrap, &b.bootstrap, "orders", 3);
+    wait_committed(&b.bootstrap, "payments", &halfway);
+    let source_epochs = leader_epochs(&a.bootstrap, "orders");
+
+    // The switchover (A's producers have stopped).
+    let (code, message) = cluster_configs(&b.bootstrap, &[("hdi.link.dr.state", Some("promote"))]);
+    assert_eq!(code, 0, "{message:?}");
+    let took = wait_writable(&b.bootstrap, "orders");
+    eprintln!("planned switchover: orders writable on B after {took:?}");
+    // Nothing was lost or added: B holds A's records and the one write since.
+    let after = high_watermarks(&b.bootstrap, "orders");
+    assert_eq!(after[0], ends[0] + 1);
+    assert_eq!(&after[1..], &ends[1..]);
+    for p in 1..3 {
+        assert_eq!(
+            partition_bytes(&a.bootstrap, "orders", p),
+            partition_bytes(&b.bootstrap, "orders", p)
+        );
+    }
+    // Consumers resume at exactly their committed offsets.
+    assert_eq!(committed(&b.bootstrap, "payments"), halfway);
+    // B writes in leader epochs above every epoch it copied.
+    let epochs = leader_epochs(&b.bootstrap, "orders");
+    assert!(
+        epochs.iter().zip(&source_epochs).all(|(b, a)| b > a),
+        "B's epochs {epochs:?}, A's {source_epochs:?}"
+    );
+    produce_idempotently(&b.bootstrap, "after", 100);
+    let total: i64 = high_watermarks(&b.bootstrap, "orders").iter().sum();
+    assert_eq!(total, ends.iter().sum::<i64>() + 1 + 100);
+    // Producer ids allocated on B are above every id copied from A.
+    let init = connect(&b.bootstrap)
+        .call(
+            &InitProducerIdRequest::default()
+                .with_transactional_id(None)
+                .with_transaction_timeout_ms(-1)
+                .with_producer_id(kafka_protocol::messages::ProducerId(-1))
+                .with_producer_epoch(-1),
+            4,
+        )
+        .unwrap();
+    assert_eq!(init.error_code, 0);
+    assert!(init.producer_id.0 >> 56 >= 1, "{:?}", init.producer_id);
+    // A no longer feeds B, and the link cannot go back to mirroring.
+    produce_lines(&a.bootstrap, "orders", "none", 0, 30);
+    std::thread::sleep(Duration::from_secs(2));
+    let still: i64 = high_watermarks(&b.bootstrap, "orders").iter().sum();
+    assert_eq!(still, total);
+    let (code, message) =
+        cluster_configs(&b.bootstrap, &[("hdi.link.dr.state", Some("mirroring"))]);
+    assert_eq!(code, 40, "{message:?}");
+}
+
+#[test]
+fn a_failover_keeps_what_was_copied_when_the_source_is_lost() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut a = Broker::start(&dir.path().join("a"), None, &["--default-partitions", "3"]);
+    let b = Broker::start(&dir.path().join("b"), None, &["--default-partitions", "1"]);
+    produce_lines(&a.bootstrap, "orders", "lz4", 0, 600);
+    let (code, message) = cluster_configs(
+        &b.bootstrap,
+        &[
+            ("hdi.link.dr.bootstrap.servers", Some(&a.bootstrap)),
+            ("hdi.link.dr.topics", Some("orders")),
+        ],
+    );
+    assert_eq!(code, 0, "{message:?}");
+    let ends = wait_identical(&a.bootstrap, &b.bootstrap, "orders", 3);
+    let copied: Vec<Vec<u8>> = (0..3)
+        .map(|p| partition_bytes(&b.bootstrap, "orders", p).0)
+        .collect();
+    a.proc.kill9();
+    let (code, message) = cluster_configs(&b.bootstrap, &[("hdi.link.dr.state", Some("failover"))]);
+    assert_eq!(code, 0, "{message:?}");
+    let took = wait_writable(&b.bootstrap, "orders");
+    eprintln!("failover: orders writable on B after {took:?}");
+    // What was copied is intact, and the new write follows it.
+    for p in 0..3 {
+        let (bytes, hw) = partition_bytes(&b.bootstrap, "orders", p);
+        assert!(bytes.starts_with(&copied[p as usize]));
+        assert_eq!(hw, ends[p as usize] + i64::from(p == 0));
+    }
+}

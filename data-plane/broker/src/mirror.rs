@@ -25,8 +25,18 @@
 //!   committed for on this cluster (`groups::offsets::apply_sync`).
 //! - A mirror topic is read-only: Produce answers INVALID_TOPIC_EXCEPTION naming the link
 //!   (`handlers::produce`). Mirror topics keep the source's leader epochs in their logs.
+//! - Stopping (`hdi.link.<name>.state`: `promote` for a planned switchover, `failover` when
+//!   the source is lost; it never goes back to `mirroring`): under `promote` each mirror
+//!   partition's leader keeps fetching until its log end is the source's high watermark, copies
+//!   the groups' offsets once more, and reports its last leader epoch and highest producer id
+//!   ([`Command::StopMirror`]); under `failover` it reports at once. Once every partition of a
+//!   topic has reported, the topic is writable, each partition in a leader epoch above every
+//!   epoch it copied, and the cluster's producer-id floor is above every copied producer id
+//!   (new ids move to a new generation, `producers::ProducerIdAllocator::next`), so a new
+//!   producer here is never mistaken for one of the source's.
 //!
-//! Not yet here: config sync, promotion, failover and reverse, producer-id separation.
+//! Not yet here: config sync, fencing the source during a switchover, reverse, and the loss
+//! accounting of a failover.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -44,7 +54,7 @@ use uuid::Uuid;
 
 use crate::broker::Broker;
 use crate::cluster::Cluster;
-use crate::cluster::metadata::{Command, LinkRecord, LinkSecurity, Outcome};
+use crate::cluster::metadata::{Command, LinkRecord, LinkSecurity, LinkState, Outcome};
 use crate::cluster::raft::MetadataView;
 use crate::replica::Replica;
 use crate::state::KafkaError;
@@ -77,6 +87,7 @@ const FIELDS: &[&str] = &[
     "sasl.username",
     "sasl.password",
     "ssl.ca.pem",
+    "state",
 ];
 /// The setting DescribeConfigs never shows.
 pub const SENSITIVE_SUFFIX: &str = ".sasl.password";
@@ -93,6 +104,9 @@ pub fn link_configs(links: &BTreeMap<String, LinkRecord>) -> Vec<(String, String
         put("topics", &link.topics.join(","));
         if !link.groups.is_empty() {
             put("groups", &link.groups.join(","));
+        }
+        if !link.state.is_mirroring() {
+            put("state", link.state.name());
         }
         if let Some(security) = &link.security {
             put("security.protocol", &security.protocol);
@@ -198,7 +212,19 @@ fn link_from(name: &str, fields: &BTreeMap<&str, String>) -> Result<LinkRecord, 
         }
         (None, false) => {}
     }
+    let state = match get("state").as_deref() {
+        None | Some("mirroring") => LinkState::Mirroring,
+        Some("promote") => LinkState::Promote,
+        Some("failover") => LinkState::Failover,
+        Some(other) => {
+            return Err(invalid(format!(
+                "{} is {other:?}: mirroring, promote or failover",
+                key("state")
+            )));
+        }
+    };
     Ok(LinkRecord {
+        state,
         bootstrap,
         topics: get("topics").map(|v| patterns(&v)).unwrap_or_default(),
         groups: get("groups").map(|v| patterns(&v)).unwrap_or_default(),
@@ -277,6 +303,18 @@ impl Cluster {
     ) -> Result<(), KafkaError> {
         let current = self.view().meta.links.clone();
         let wanted = links_after(&current, &changes, incremental)?;
+        // Stopping goes one way: a promoted link may fail over, never mirror again.
+        for (name, link) in &wanted {
+            if let Some(before) = current.get(name)
+                && (link.state as u8) < (before.state as u8)
+            {
+                return Err(invalid(format!(
+                    "cluster link {name:?} is stopping ({}): its state cannot go back to {}",
+                    before.state.name(),
+                    link.state.name()
+                )));
+            }
+        }
         if validate_only {
             return Ok(());
         }
@@ -581,14 +619,23 @@ async fn mirror_link(broker: Arc<Broker>, name: String) {
             .into_iter()
             .filter(|r| {
                 r.is_leader()
-                    && view
-                        .meta
-                        .topics
-                        .get(&r.topic)
-                        .is_some_and(|t| t.mirror.as_deref() == Some(name.as_str()))
+                    && view.meta.topics.get(&r.topic).is_some_and(|t| {
+                        t.mirror.as_deref() == Some(name.as_str())
+                            && !t.mirror_stopped.contains_key(&r.index)
+                    })
             })
             .collect();
         if led.is_empty() {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            continue;
+        }
+        if link.state == LinkState::Failover {
+            // The source is lost: stop with what was copied.
+            for replica in &led {
+                if let Err(reason) = stop_partition(&broker, replica).await {
+                    tracing::warn!(link = %name, topic = %replica.topic, partition = replica.index, %reason, "cannot stop a mirror partition yet");
+                }
+            }
             tokio::time::sleep(Duration::from_millis(200)).await;
             continue;
         }
@@ -679,9 +726,23 @@ async fn mirror_round(
             let Some((_, connection)) = connections.get_mut(leader) else {
                 continue;
             };
-            if let Err(error) = fetch_once(broker, connection, replicas).await {
-                connections.remove(leader);
-                return Err(error);
+            let caught_up = match fetch_once(broker, connection, replicas).await {
+                Ok(caught_up) => caught_up,
+                Err(error) => {
+                    connections.remove(leader);
+                    return Err(error);
+                }
+            };
+            // A planned switchover: a partition stops once it holds all its source committed,
+            // after one more copy of the groups' offsets (which can now reach the end).
+            if link.state == LinkState::Promote && !caught_up.is_empty() {
+                if !link.groups.is_empty() {
+                    groups.sync(broker, &source, link, &addresses, led).await?;
+                }
+                for replica in &caught_up {
+                    stop_partition(broker, replica).await?;
+                }
+                return Ok(());
             }
         }
     }
@@ -807,13 +868,14 @@ async fn call<R: hdi_kafka_client::Request>(
         .map_err(|e| e.to_string())
 }
 
-/// One Fetch to a source leader for `replicas` (each from its log end). Returns whether any
-/// record was appended.
+/// One Fetch to a source leader for `replicas` (each from its log end). Returns the replicas
+/// that hold everything the source has committed (nothing new came, and their log end is the
+/// source's high watermark).
 async fn fetch_once(
     broker: &Broker,
     connection: &mut Connection,
     replicas: &[Arc<Replica>],
-) -> Result<bool, String> {
+) -> Result<Vec<Arc<Replica>>, String> {
     // Per topic: each replica, its log end (the fetch offset) and its leader epoch then.
     type Asked<'a> = Vec<(&'a Arc<Replica>, i64, i32)>;
     let mut by_topic: BTreeMap<&str, Asked<'_>> = BTreeMap::new();
@@ -863,6 +925,7 @@ async fn fetch_once(
     .map_err(|_| "the source did not answer a Fetch in 30 s".to_owned())?
     .map_err(|e| e.to_string())?;
     let mut appended = false;
+    let mut caught_up = Vec::new();
     for topic in &response.responses {
         let name = topic.topic.0.as_str();
         let Some(parts) = by_topic.get(name) else {
@@ -878,6 +941,9 @@ async fn fetch_once(
             match answer.error_code {
                 0 => {
                     let records = whole_batches(answer.records.clone().unwrap_or_default());
+                    if records.is_empty() && *end == answer.high_watermark {
+                        caught_up.push(Arc::clone(replica));
+                    }
                     let replica = Arc::clone(replica);
                     let (start, epoch) = (answer.log_start_offset, *epoch);
                     let result = tokio::task::spawn_blocking(move || {
@@ -922,7 +988,31 @@ async fn fetch_once(
     if appended {
         broker.appended.notify_waiters();
     }
-    Ok(appended)
+    Ok(caught_up)
+}
+
+/// Stops copying a partition this broker leads (its link is promoted or failed over): reports
+/// its last epoch and producer ids to the quorum ([`Command::StopMirror`]).
+async fn stop_partition(broker: &Broker, replica: &Replica) -> Result<(), String> {
+    let (leader_epoch, last_epoch, max_producer_id) = replica.mirror_stop_report();
+    match broker
+        .cluster
+        .propose(Command::StopMirror {
+            topic: replica.topic.clone(),
+            partition: replica.index,
+            leader_epoch,
+            last_epoch,
+            max_producer_id,
+        })
+        .await
+    {
+        Ok(Outcome::Ok) => {
+            tracing::info!(topic = %replica.topic, partition = replica.index, last_epoch, log_end = replica.offsets().2, "mirror partition stopped");
+            Ok(())
+        }
+        Ok(Outcome::Refused { message, .. }) => Err(message),
+        Err(error) => Err(error.message),
+    }
 }
 
 /// The whole batches at the start of a fetch answer (a source may cut its last batch short).

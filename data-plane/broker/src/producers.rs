@@ -92,6 +92,12 @@ impl ProducerStates {
     }
 
     /// Records an appended batch (with its assigned offsets).
+    /// The highest producer id with state here (-1 for none).
+    pub fn max_producer_id(&self) -> i64 {
+        self.producers.keys().copied().max().unwrap_or(-1)
+    }
+
+    /// Records an appended batch (its producer id, epoch and sequences).
     pub fn record(&mut self, header: &BatchHeader) {
         if header.producer_id < 0 {
             return;
@@ -139,15 +145,17 @@ impl ProducerIdAllocator {
         Ok(ProducerIdAllocator {
             path: path.to_owned(),
             state: Mutex::new((start, start)),
-            prefix: i64::from(node_id.max(0)) << 40,
+            prefix: i64::from(node_id.clamp(0, 0xffff)) << 40,
         })
     }
 
-    /// The next producer id.
+    /// The next producer id: `generation << 56 | node id << 40 | n`, where the generation is 0
+    /// until partitions copied from another cluster (whose brokers may be numbered like ours)
+    /// stopped mirroring here, and above `floor`, the highest producer id they held, after.
     ///
     /// # Errors
     /// When the next block cannot be persisted.
-    pub fn next(&self) -> std::io::Result<i64> {
+    pub fn next(&self, floor: i64) -> std::io::Result<i64> {
         let mut state = self
             .state
             .lock()
@@ -162,7 +170,8 @@ impl ProducerIdAllocator {
             state.1 = new_bound;
         }
         state.0 = next + 1;
-        Ok(self.prefix + next)
+        let generation = if floor > 0 { (floor >> 56) + 1 } else { 0 };
+        Ok((generation << 56) + self.prefix + next)
     }
 }
 
@@ -255,19 +264,29 @@ mod tests {
         let temp = tempfile::tempdir().unwrap();
         let path = temp.path().join("producer-ids");
         let first = ProducerIdAllocator::open(&path, 3).unwrap();
-        let a = first.next().unwrap();
-        let b = first.next().unwrap();
+        let a = first.next(0).unwrap();
+        let b = first.next(0).unwrap();
         drop(first);
         let second = ProducerIdAllocator::open(&path, 3).unwrap();
-        let c = second.next().unwrap();
+        let c = second.next(0).unwrap();
         assert!(a < b && b < c, "{a} {b} {c}");
         // Another broker's ids never collide with these.
         let other = temp.path().join("other-producer-ids");
-        let d = ProducerIdAllocator::open(&other, 4)
-            .unwrap()
-            .next()
-            .unwrap();
+        let other_ids = ProducerIdAllocator::open(&other, 4).unwrap();
+        let d = other_ids.next(0).unwrap();
         assert!(d > c && a >> 40 == 3 && d >> 40 == 4, "{a} {d}");
+        // Once partitions copied from another cluster held ids up to a floor (a cluster whose
+        // broker 4 allocated them, say), new ids are above it and still apart per broker.
+        let floor = (4 << 40) + 5_000;
+        let e = other_ids.next(floor).unwrap();
+        let f = second.next(floor).unwrap();
+        assert!(e > floor && f > floor && e != f, "{e} {f}");
+        assert_eq!(
+            (e >> 56, (e >> 40) & 0xffff, f >> 56, (f >> 40) & 0xffff),
+            (1, 4, 1, 3)
+        );
+        // A second promotion above the first generation moves on again.
+        assert!(second.next(e).unwrap() >> 56 == 2);
         std::fs::remove_file(&other).unwrap();
         std::fs::remove_file(&path).unwrap();
     }

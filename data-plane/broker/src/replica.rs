@@ -820,6 +820,15 @@ impl Replica {
             .store(mirror, std::sync::atomic::Ordering::Relaxed);
     }
 
+    /// What a mirror's leader reports when it stops copying: the leader epoch it holds, the
+    /// last leader epoch in its log and the highest producer id in its producer state.
+    pub fn mirror_stop_report(&self) -> (i32, i32, i64) {
+        let leadership = lock(&self.leadership);
+        let last_epoch = read_lock(&self.log).latest_epoch();
+        let max_producer_id = lock(&self.producers).max_producer_id();
+        (leadership.role.leader_epoch, last_epoch, max_producer_id)
+    }
+
     /// Whether the replica mirrors a source cluster's partition.
     pub fn is_mirror(&self) -> bool {
         self.mirror.load(std::sync::atomic::Ordering::Relaxed)

@@ -87,6 +87,11 @@ pub struct TopicRecord {
     /// topic is read-only here.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mirror: Option<String>,
+    /// Partitions of a mirror topic whose mirroring has stopped (its link is promoted or failed
+    /// over), with the last leader epoch their logs hold; once every partition has stopped the
+    /// topic is writable.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub mirror_stopped: BTreeMap<i32, i32>,
 }
 
 /// A cluster link, defined on the cluster that mirrors (the secondary): where its source
@@ -103,6 +108,39 @@ pub struct LinkRecord {
     /// How the link reaches its source (`None`: PLAINTEXT).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub security: Option<LinkSecurity>,
+    /// Mirroring, or stopping so that the mirror topics become writable here.
+    #[serde(default, skip_serializing_if = "LinkState::is_mirroring")]
+    pub state: LinkState,
+}
+
+/// What a link is doing.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LinkState {
+    /// Copying its source.
+    #[default]
+    Mirroring,
+    /// A planned switchover: each mirror partition stops once it holds everything its source
+    /// had committed (the source still reachable, its producers stopped), then the topics are
+    /// writable here.
+    Promote,
+    /// Now, with what was copied so far (the source is lost).
+    Failover,
+}
+
+impl LinkState {
+    /// Whether the link is copying.
+    pub fn is_mirroring(&self) -> bool {
+        *self == LinkState::Mirroring
+    }
+
+    /// The word the link's `state` setting takes.
+    pub fn name(self) -> &'static str {
+        match self {
+            LinkState::Mirroring => "mirroring",
+            LinkState::Promote => "promote",
+            LinkState::Failover => "failover",
+        }
+    }
 }
 
 /// How a link reaches a secured source: a Kafka user of the source cluster (read-only ACLs are
@@ -178,6 +216,15 @@ pub struct ClusterMetadata {
     /// Cluster links by name.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub links: BTreeMap<String, LinkRecord>,
+    /// The highest producer id found in partitions copied from another cluster when they
+    /// stopped mirroring: producer ids allocated here are above it
+    /// ([`crate::producers::ProducerIdAllocator::next`]).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub producer_id_floor: i64,
+}
+
+fn is_zero(value: &i64) -> bool {
+    *value == 0
 }
 
 /// A change to the metadata.
@@ -213,6 +260,22 @@ pub enum Command {
         /// The cluster link the topic mirrors its source from.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         mirror: Option<String>,
+    },
+    /// A mirror partition's leader stops copying it (its link is promoted or failed over): the
+    /// last leader epoch its log holds and the highest producer id in its producer state. When
+    /// every partition of the topic has stopped, the topic becomes writable and each partition's
+    /// leader epoch moves above every epoch its log holds.
+    StopMirror {
+        /// Topic.
+        topic: String,
+        /// Partition.
+        partition: i32,
+        /// The leader epoch the leader holds (a deposed leader is refused).
+        leader_epoch: i32,
+        /// The last leader epoch in its log.
+        last_epoch: i32,
+        /// The highest producer id in its producer state (-1 for none).
+        max_producer_id: i64,
     },
     /// Defines (`Some`) or removes (`None`) a cluster link.
     SetLink {
@@ -406,6 +469,19 @@ impl ClusterMetadata {
                 outcome
             }
             Command::SetLink { name, link } => self.set_link(name, link.as_ref()),
+            Command::StopMirror {
+                topic,
+                partition,
+                leader_epoch,
+                last_epoch,
+                max_producer_id,
+            } => self.stop_mirror(
+                topic,
+                *partition,
+                *leader_epoch,
+                *last_epoch,
+                *max_producer_id,
+            ),
             Command::DeleteTopic { name } => match self.topics.remove(name) {
                 Some(_) => Outcome::Ok,
                 None => refuse(
@@ -622,8 +698,72 @@ impl ClusterMetadata {
                 configs: configs.clone(),
                 partitions,
                 mirror: None,
+                mirror_stopped: BTreeMap::new(),
             },
         );
+        Outcome::Ok
+    }
+
+    fn stop_mirror(
+        &mut self,
+        name: &str,
+        partition: i32,
+        leader_epoch: i32,
+        last_epoch: i32,
+        max_producer_id: i64,
+    ) -> Outcome {
+        let Some(topic) = self.topics.get_mut(name) else {
+            return refuse(
+                codes::UNKNOWN_TOPIC_OR_PARTITION,
+                format!("no topic {name:?}"),
+            );
+        };
+        let Some(link) = topic.mirror.as_ref().and_then(|l| self.links.get(l)) else {
+            return refuse(
+                codes::INVALID_REQUEST,
+                format!("topic {name:?} is not a mirror of a link"),
+            );
+        };
+        if link.state.is_mirroring() {
+            return refuse(
+                codes::INVALID_REQUEST,
+                format!("the link of topic {name:?} is still mirroring"),
+            );
+        }
+        let Some(record) = usize::try_from(partition)
+            .ok()
+            .and_then(|p| topic.partitions.get(p))
+        else {
+            return refuse(
+                codes::UNKNOWN_TOPIC_OR_PARTITION,
+                format!("no partition {name}-{partition}"),
+            );
+        };
+        if record.leader_epoch != leader_epoch {
+            return refuse(
+                codes::FENCED_LEADER_EPOCH,
+                format!(
+                    "{name}-{partition} is in leader epoch {}, not {leader_epoch}",
+                    record.leader_epoch
+                ),
+            );
+        }
+        topic.mirror_stopped.insert(partition, last_epoch);
+        self.producer_id_floor = self.producer_id_floor.max(max_producer_id);
+        if topic.mirror_stopped.len() == topic.partitions.len() {
+            // Writable from here on, in epochs above every epoch copied from the source.
+            for (index, record) in topic.partitions.iter_mut().enumerate() {
+                let copied = topic
+                    .mirror_stopped
+                    .get(&(index as i32))
+                    .copied()
+                    .unwrap_or(-1);
+                record.leader_epoch = record.leader_epoch.max(copied) + 1;
+                record.partition_epoch += 1;
+            }
+            topic.mirror = None;
+            topic.mirror_stopped.clear();
+        }
         Outcome::Ok
     }
 
@@ -1262,5 +1402,77 @@ mod tests {
         meta.apply(&Command::ElectPreferredLeaders { partitions: None });
         assert_eq!(meta.imbalanced(), 0);
         assert_eq!(led_by_1(&meta), 1);
+    }
+
+    #[test]
+    fn a_mirror_topic_is_released_once_every_partition_stopped_above_the_copied_epochs() {
+        let mut meta = cluster(&[(1, "a")]);
+        let link = LinkRecord {
+            bootstrap: "a:9092".into(),
+            topics: vec!["orders".into()],
+            groups: Vec::new(),
+            security: None,
+            state: LinkState::Mirroring,
+        };
+        let set = |meta: &mut ClusterMetadata, state| {
+            meta.apply(&Command::SetLink {
+                name: "dr".into(),
+                link: Some(LinkRecord {
+                    state,
+                    ..link.clone()
+                }),
+            })
+        };
+        assert_eq!(set(&mut meta, LinkState::Mirroring), Outcome::Ok);
+        let create = Command::CreateTopic {
+            name: "orders".into(),
+            id: Uuid::nil(),
+            partitions: 2,
+            replication_factor: 1,
+            assignments: None,
+            configs: TopicConfigs::new(),
+            mirror: Some("dr".into()),
+        };
+        assert_eq!(meta.apply(&create), Outcome::Ok);
+        let stop = |partition, leader_epoch, last_epoch, max_producer_id| Command::StopMirror {
+            topic: "orders".into(),
+            partition,
+            leader_epoch,
+            last_epoch,
+            max_producer_id,
+        };
+        // Not while the link mirrors, nor from a deposed leader.
+        assert!(matches!(
+            meta.apply(&stop(0, 0, 7, 5)),
+            Outcome::Refused { .. }
+        ));
+        assert_eq!(set(&mut meta, LinkState::Promote), Outcome::Ok);
+        assert!(matches!(
+            meta.apply(&stop(0, 3, 7, 5)),
+            Outcome::Refused { code, .. } if code == codes::FENCED_LEADER_EPOCH
+        ));
+        // One partition stopped: still a mirror.
+        assert_eq!(meta.apply(&stop(0, 0, 7, 5)), Outcome::Ok);
+        assert_eq!(meta.topics["orders"].mirror.as_deref(), Some("dr"));
+        assert_eq!(meta.producer_id_floor, 5);
+        // Both: writable, each partition in an epoch above what it copied.
+        assert_eq!(meta.apply(&stop(1, 0, -1, 9)), Outcome::Ok);
+        let topic = &meta.topics["orders"];
+        assert_eq!(topic.mirror, None);
+        assert!(topic.mirror_stopped.is_empty());
+        assert_eq!(topic.partitions[0].leader_epoch, 8);
+        assert_eq!(topic.partitions[1].leader_epoch, 1);
+        assert_eq!(meta.producer_id_floor, 9);
+        // A mirror of a link that does not exist cannot be created.
+        let orphan = Command::CreateTopic {
+            name: "other".into(),
+            id: Uuid::nil(),
+            partitions: 1,
+            replication_factor: 1,
+            assignments: None,
+            configs: TopicConfigs::new(),
+            mirror: Some("nope".into()),
+        };
+        assert!(matches!(meta.apply(&orphan), Outcome::Refused { .. }));
     }
 }

@@ -31,7 +31,8 @@ pub fn init_producer_id(cx: &Context<'_>, r: InitProducerIdRequest) -> InitProdu
         response.producer_id = r.producer_id;
         response.producer_epoch = r.producer_epoch.saturating_add(1);
     } else {
-        match cx.broker.producer_ids.next() {
+        let floor = cx.broker.cluster.view().meta.producer_id_floor;
+        match cx.broker.producer_ids.next(floor) {
             Ok(id) => {
                 response.producer_id = id.into();
                 response.producer_epoch = 0;
