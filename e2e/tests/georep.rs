@@ -37,10 +37,20 @@ fn name(topic: &str) -> TopicName {
 
 /// Sets (`Some`) or deletes (`None`) cluster-wide configs on `bootstrap`'s cluster.
 fn cluster_configs(bootstrap: &str, changes: &[(&str, Option<&str>)]) -> (i16, Option<String>) {
+    alter_configs(bootstrap, 4, "", changes)
+}
+
+/// Sets (`Some`) or deletes (`None`) configs of a resource (2: a topic, 4: a broker).
+fn alter_configs(
+    bootstrap: &str,
+    resource_type: i8,
+    resource: &str,
+    changes: &[(&str, Option<&str>)],
+) -> (i16, Option<String>) {
     let request = IncrementalAlterConfigsRequest::default().with_resources(vec![
         AlterConfigsResource::default()
-            .with_resource_type(4)
-            .with_resource_name(StrBytes::from_static_str(""))
+            .with_resource_type(resource_type)
+            .with_resource_name(StrBytes::from_string(resource.to_owned()))
             .with_configs(
                 changes
                     .iter()
@@ -59,6 +69,24 @@ fn cluster_configs(bootstrap: &str, changes: &[(&str, Option<&str>)]) -> (i16, O
         result.error_code,
         result.error_message.as_ref().map(|m| m.to_string()),
     )
+}
+
+/// A topic config's value (`None` when it is not set on the topic).
+fn topic_config(bootstrap: &str, topic: &str, key: &str) -> Option<String> {
+    use kafka_protocol::messages::DescribeConfigsRequest;
+    use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
+    let request = DescribeConfigsRequest::default().with_resources(vec![
+        DescribeConfigsResource::default()
+            .with_resource_type(2)
+            .with_resource_name(StrBytes::from_string(topic.to_owned()))
+            .with_configuration_keys(None),
+    ]);
+    let response = connect(bootstrap).call(&request, 4).unwrap();
+    response.results[0]
+        .configs
+        .iter()
+        .find(|c| c.name.as_str() == key && c.config_source == 1)
+        .and_then(|c| c.value.as_ref().map(|v| v.to_string()))
 }
 
 /// Topic name → (topic id, partition count) on `bootstrap`'s cluster.
@@ -262,6 +290,67 @@ fn a_link_mirrors_topics_byte_for_byte_at_the_same_offsets() {
     wait_identical(&a.bootstrap, &b.bootstrap, "orders-eu", 3);
     eprintln!("new topic mirrored in {:?}", started.elapsed());
 
+    // Synced configs follow the source; local ones stay B's; the synced ones, the partition
+    // count and the records of a mirror cannot be changed on B.
+    let (code, message) = alter_configs(
+        &a.bootstrap,
+        2,
+        "orders",
+        &[("retention.ms", Some("86400000"))],
+    );
+    assert_eq!(code, 0, "{message:?}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while topic_config(&b.bootstrap, "orders", "retention.ms").as_deref() != Some("86400000") {
+        assert!(Instant::now() < deadline, "retention.ms was not synced");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let (code, message) =
+        alter_configs(&b.bootstrap, 2, "orders", &[("retention.ms", Some("1000"))]);
+    assert_eq!(code, 44, "{message:?}"); // POLICY_VIOLATION
+    assert!(message.unwrap_or_default().contains("\"dr\""));
+    let (code, message) = alter_configs(
+        &b.bootstrap,
+        2,
+        "orders",
+        &[("segment.bytes", Some("1048576"))],
+    );
+    assert_eq!(code, 0, "{message:?}");
+    {
+        use kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
+        use kafka_protocol::messages::delete_records_request::{
+            DeleteRecordsPartition, DeleteRecordsTopic,
+        };
+        use kafka_protocol::messages::{CreatePartitionsRequest, DeleteRecordsRequest};
+        let grow = CreatePartitionsRequest::default()
+            .with_timeout_ms(5000)
+            .with_topics(vec![
+                CreatePartitionsTopic::default()
+                    .with_name(name("orders"))
+                    .with_count(6)
+                    .with_assignments(None),
+            ]);
+        let refused = connect(&b.bootstrap).call(&grow, 1).unwrap();
+        assert_eq!(refused.results[0].error_code, 44);
+        let delete = DeleteRecordsRequest::default()
+            .with_timeout_ms(5000)
+            .with_topics(vec![
+                DeleteRecordsTopic::default()
+                    .with_name(name("orders"))
+                    .with_partitions(vec![
+                        DeleteRecordsPartition::default()
+                            .with_partition_index(0)
+                            .with_offset(1),
+                    ]),
+            ]);
+        let refused = connect(&b.bootstrap).call(&delete, 1).unwrap();
+        assert_eq!(refused.topics[0].partitions[0].error_code, 44);
+        // The source grows: the mirror follows, and mirrors the new partitions too.
+        let grown = connect(&a.bootstrap).call(&grow, 1).unwrap();
+        assert_eq!(grown.results[0].error_code, 0);
+        produce_lines(&a.bootstrap, "orders", "none", 3000, 600);
+        wait_identical(&a.bootstrap, &b.bootstrap, "orders", 6);
+    }
+
     // The mirror is read-only: INVALID_TOPIC_EXCEPTION, naming the link.
     let batch = {
         let (records, _) = partition_bytes(&a.bootstrap, "orders", 0);
@@ -292,8 +381,8 @@ fn a_link_mirrors_topics_byte_for_byte_at_the_same_offsets() {
         "{message}"
     );
     // Nothing was written.
-    let ends = wait_identical(&a.bootstrap, &b.bootstrap, "orders", 3);
-    assert_eq!(ends.iter().sum::<i64>(), 3000);
+    let ends = wait_identical(&a.bootstrap, &b.bootstrap, "orders", 6);
+    assert_eq!(ends.iter().sum::<i64>(), 3600);
 
     // Deleting the link's source removes the link.
     let (code, message) = cluster_configs(&b.bootstrap, &[("hdi.link.dr.bootstrap.servers", None)]);

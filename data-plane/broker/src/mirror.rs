@@ -13,7 +13,9 @@
 //!   quorum and DescribeConfigs never shows it).
 //! - [`run_discovery`] (on the controller only) asks each link's source for its topics every
 //!   [`DISCOVERY_INTERVAL`] and creates a mirror topic for every new match (the source's name,
-//!   id and partition count), and adds partitions when the source gained some.
+//!   id and partition count), adds partitions when the source gained some, and keeps the
+//!   mirror's [`SYNCED_CONFIGS`] equal to the source's explicit ones (the other topic configs
+//!   are this cluster's).
 //! - [`run_mirroring`] (on every broker) fetches, as a consumer of the source (`replica_id`
 //!   -1, so nothing on the source changes), each mirror partition this broker leads from its
 //!   source leader, from the mirror's log end, and appends the answer with
@@ -24,7 +26,9 @@
 //!   leads, clamped to its high watermark; the quorum never applies a copy over a group a client
 //!   committed for on this cluster (`groups::offsets::apply_sync`).
 //! - A mirror topic is read-only: Produce answers INVALID_TOPIC_EXCEPTION naming the link
-//!   (`handlers::produce`). Mirror topics keep the source's leader epochs in their logs.
+//!   (`handlers::produce`); DeleteRecords, CreatePartitions and changes to synced configs
+//!   answer POLICY_VIOLATION ([`read_only`]). Mirror topics keep the source's leader epochs in
+//!   their logs.
 //! - Stopping (`hdi.link.<name>.state`: `promote` for a planned switchover, `failover` when
 //!   the source is lost; it never goes back to `mirroring`): under `promote` each mirror
 //!   partition's leader keeps fetching until its log end is the source's high watermark, copies
@@ -35,8 +39,8 @@
 //!   (new ids move to a new generation, `producers::ProducerIdAllocator::next`), so a new
 //!   producer here is never mistaken for one of the source's.
 //!
-//! Not yet here: config sync, fencing the source during a switchover, reverse, and the loss
-//! accounting of a failover.
+//! Not yet here: fencing the source during a switchover, reverse, and the loss accounting of a
+//! failover.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -75,6 +79,25 @@ const METADATA_VERSION: i16 = 12;
 const CLIENT_ID: &str = "hdi-cluster-link";
 /// Pause after a failure before a link tries its source again.
 const RETRY_PAUSE: Duration = Duration::from_millis(500);
+
+/// The topic configs a mirror takes from its source (the others, such as segment sizes and
+/// `min.insync.replicas`, are this cluster's own).
+pub const SYNCED_CONFIGS: &[&str] = &[
+    "cleanup.policy",
+    "retention.ms",
+    "retention.bytes",
+    "max.message.bytes",
+];
+
+/// What a write to mirror topic `topic` of `link` answers: POLICY_VIOLATION naming the link.
+pub fn read_only(topic: &str, link: &str) -> KafkaError {
+    KafkaError::new(
+        codes::POLICY_VIOLATION,
+        format!(
+            "topic {topic:?} is a read-only mirror of cluster link {link:?}: change its source, or stop the link"
+        ),
+    )
+}
 
 const PREFIX: &str = "hdi.link.";
 /// A link's settings, after `hdi.link.<name>.`.
@@ -480,6 +503,53 @@ fn matching(link: &LinkRecord, metadata: &MetadataResponse) -> BTreeMap<String, 
         .collect()
 }
 
+/// The source's explicit values of [`SYNCED_CONFIGS`] for `topics` (a topic the source does not
+/// describe, for want of an ACL say, is left out: its configs are not synced).
+async fn source_configs<'a>(
+    connection: &mut Connection,
+    topics: impl Iterator<Item = &'a String>,
+) -> BTreeMap<String, crate::topic_config::TopicConfigs> {
+    use kafka_protocol::messages::DescribeConfigsRequest;
+    use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
+    let resources: Vec<DescribeConfigsResource> = topics
+        .map(|topic| {
+            DescribeConfigsResource::default()
+                .with_resource_type(2)
+                .with_resource_name(StrBytes::from_string(topic.clone()))
+                .with_configuration_keys(Some(
+                    SYNCED_CONFIGS
+                        .iter()
+                        .map(|k| StrBytes::from_static_str(k))
+                        .collect(),
+                ))
+        })
+        .collect();
+    let mut out = BTreeMap::new();
+    if resources.is_empty() {
+        return out;
+    }
+    let request = DescribeConfigsRequest::default().with_resources(resources);
+    let Ok(response) = call(connection, &request, 4).await else {
+        return out;
+    };
+    for result in response.results.iter().filter(|r| r.error_code == 0) {
+        let configs = result
+            .configs
+            .iter()
+            // Kafka's DYNAMIC_TOPIC_CONFIG: set on the topic (defaults stay each cluster's).
+            .filter(|c| c.config_source == 1 && SYNCED_CONFIGS.contains(&c.name.as_str()))
+            .filter_map(|c| {
+                let value = c.value.as_ref()?.to_string();
+                crate::topic_config::validate(c.name.as_str(), &value)
+                    .is_ok()
+                    .then(|| (c.name.to_string(), value))
+            })
+            .collect();
+        out.insert(result.resource_name.to_string(), configs);
+    }
+    out
+}
+
 /// On the controller: creates and grows the mirror topics of every link. Runs until dropped.
 pub async fn run_discovery(broker: Arc<Broker>) {
     let mut failing: HashMap<String, String> = HashMap::new();
@@ -511,8 +581,11 @@ async fn discover(broker: &Broker, name: &str, link: &LinkRecord) -> Result<(), 
     let mut connection = Source::of(link)?.connect_any().await?;
     let metadata = source_metadata(&mut connection, None).await?;
     let cluster = &broker.cluster;
-    for (topic, source) in matching(link, &metadata) {
+    let wanted = matching(link, &metadata);
+    let synced = source_configs(&mut connection, wanted.keys()).await;
+    for (topic, source) in wanted {
         let view = cluster.view();
+        let source_configs = synced.get(&topic);
         match view.meta.topics.get(&topic) {
             None => {
                 let live = view.meta.live_brokers().count();
@@ -533,7 +606,7 @@ async fn discover(broker: &Broker, name: &str, link: &LinkRecord) -> Result<(), 
                         partitions: source.partitions,
                         replication_factor: rf,
                         assignments: None,
-                        configs: Default::default(),
+                        configs: source_configs.cloned().unwrap_or_default(),
                         mirror: Some(name.to_owned()),
                     })
                     .await;
@@ -546,6 +619,27 @@ async fn discover(broker: &Broker, name: &str, link: &LinkRecord) -> Result<(), 
                 }
             }
             Some(local) if local.mirror.as_deref() == Some(name) => {
+                // The synced configs follow the source's; the others stay this cluster's.
+                if let Some(from_source) = source_configs {
+                    let mut configs = local.configs.clone();
+                    configs.retain(|key, _| !SYNCED_CONFIGS.contains(&key.as_str()));
+                    configs.extend(from_source.clone());
+                    if configs != local.configs {
+                        match cluster
+                            .propose(Command::SetTopicConfigs {
+                                name: topic.clone(),
+                                configs,
+                            })
+                            .await
+                        {
+                            Ok(Outcome::Ok) => {
+                                tracing::info!(link = %name, %topic, configs = ?from_source, "mirror topic follows its source's configs");
+                            }
+                            Ok(Outcome::Refused { message, .. }) => return Err(message),
+                            Err(error) => return Err(error.message),
+                        }
+                    }
+                }
                 let have = local.partitions.len() as i32;
                 if source.partitions > have {
                     match cluster

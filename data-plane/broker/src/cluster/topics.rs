@@ -153,6 +153,9 @@ impl Cluster {
         let Some(topic) = view.meta.topics.get(name) else {
             return Err(unknown_topic(name));
         };
+        if let Some(link) = &topic.mirror {
+            return Err(crate::mirror::read_only(name, link));
+        }
         let current = topic.partitions.len() as i32;
         if count <= current || count > 10_000 {
             return Err(KafkaError::new(
@@ -196,6 +199,16 @@ impl Cluster {
             TopicConfigs::new()
         };
         for (key, value) in changes {
+            if let Some(link) = &topic.mirror
+                && crate::mirror::SYNCED_CONFIGS.contains(&key.as_str())
+            {
+                return Err(KafkaError::new(
+                    codes::POLICY_VIOLATION,
+                    format!(
+                        "{key} of topic {name:?} is copied from its source by cluster link {link:?}: change it there"
+                    ),
+                ));
+            }
             match value {
                 Some(value) => {
                     topic_config::validate(&key, &value)

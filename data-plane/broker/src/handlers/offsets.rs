@@ -121,6 +121,12 @@ pub fn delete_records(cx: &Context<'_>, request: DeleteRecordsRequest) -> Delete
         .topics
         .into_iter()
         .map(|wanted| {
+            // A mirror's log start follows its source's: deleting records there is the way.
+            let mirror_of = view
+                .meta
+                .topics
+                .get(wanted.name.0.as_str())
+                .and_then(|t| t.mirror.clone());
             let partitions = per_partition(
                 cx,
                 &view.meta,
@@ -131,6 +137,10 @@ pub fn delete_records(cx: &Context<'_>, request: DeleteRecordsRequest) -> Delete
                 |dp, leader| {
                     let result = DeleteRecordsPartitionResult::default()
                         .with_partition_index(dp.partition_index);
+                    let leader = match &mirror_of {
+                        Some(link) => Err(crate::mirror::read_only(wanted.name.0.as_str(), link)),
+                        None => leader,
+                    };
                     match leader.and_then(|partition| {
                         super::blocking(|| partition.delete_records_before(dp.offset))
                     }) {
