@@ -1141,3 +1141,50 @@ fn mirrors_stay_prefixes_of_their_sources_through_leader_kills_on_both_sides() {
         "{checks} checks, {total} records"
     );
 }
+
+#[test]
+fn the_checker_catches_a_mirror_that_rewrites_a_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = Broker::start(&dir.path().join("a"), None, &["--default-partitions", "1"]);
+    let b = Broker::start(
+        &dir.path().join("b"),
+        None,
+        &["--testing-mirror-rewrites-a-batch"],
+    );
+    let input: String = (0..300).map(|i| format!("{{\"amount\":{i}}}\n")).collect();
+    let (ok, _, err) = kcat(
+        &a.bootstrap,
+        &["-P", "-t", "orders"],
+        Some(input.as_bytes()),
+    );
+    assert!(ok, "{err}");
+    let (code, message) = cluster_configs(
+        &b.bootstrap,
+        &[
+            ("hdi.link.dr.bootstrap.servers", Some(&a.bootstrap)),
+            ("hdi.link.dr.topics", Some("orders")),
+        ],
+    );
+    assert_eq!(code, 0, "{message:?}");
+    // The broken mirror holds as many records, each batch with a valid CRC, yet the checker's
+    // byte comparison finds it is not a prefix of its source.
+    let (source, source_hw) = partition_bytes(&a.bootstrap, "orders", 0);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some((mirror, hw)) = try_partition_bytes(&b.bootstrap, "orders", 0)
+            && hw == source_hw
+        {
+            assert_eq!(mirror.len(), source.len());
+            assert!(
+                !source.starts_with(&mirror),
+                "the checker missed the rewritten batch"
+            );
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the broken mirror never caught up"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}

@@ -116,6 +116,11 @@ pub struct Flags {
     /// wait). The fault suite uses it to show that its checker catches lost writes.
     #[arg(long, hide = true)]
     pub testing_ack_before_replication: bool,
+    /// Test only, wrong on purpose: a mirror rewrites one byte of the first batch it copies into
+    /// partition 0 (with a valid CRC). The geo-replication tests use it to show that their
+    /// checker catches a mirror that is not its source's copy.
+    #[arg(long, hide = true)]
+    pub testing_mirror_rewrites_a_batch: bool,
     /// Replication factor of auto-created topics and of CreateTopics with -1 (capped at the
     /// number of live brokers).
     #[arg(long, default_value_t = 3)]
@@ -175,6 +180,8 @@ pub struct BrokerConfig {
     pub peer_routes: std::collections::BTreeMap<u64, String>,
     /// Test-only: acks=all does not wait for replication.
     pub testing_ack_before_replication: bool,
+    /// Test only: a mirror rewrites one byte of the first batch it copies into partition 0.
+    pub testing_mirror_rewrites_a_batch: bool,
     /// Reassignment throttle in bytes per second (None = unlimited).
     pub reassignment_throttle: Option<u64>,
 }
@@ -251,6 +258,7 @@ impl Flags {
             default_replication_factor: self.default_replication_factor,
             peer_routes,
             testing_ack_before_replication: self.testing_ack_before_replication,
+            testing_mirror_rewrites_a_batch: self.testing_mirror_rewrites_a_batch,
             reassignment_throttle: (self.reassignment_throttle > 0)
                 .then_some(self.reassignment_throttle),
         })

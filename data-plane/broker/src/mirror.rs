@@ -1038,6 +1038,15 @@ async fn fetch_once(
                     if records.is_empty() && *end == answer.high_watermark {
                         caught_up.push(Arc::clone(replica));
                     }
+                    let records = if broker.config.testing_mirror_rewrites_a_batch
+                        && replica.index == 0
+                        && *end == 0
+                        && !records.is_empty()
+                    {
+                        seeded_rewrite(&records)
+                    } else {
+                        records
+                    };
                     let replica = Arc::clone(replica);
                     let (start, epoch) = (answer.log_start_offset, *epoch);
                     let result = tokio::task::spawn_blocking(move || {
@@ -1107,6 +1116,20 @@ async fn stop_partition(broker: &Broker, replica: &Replica) -> Result<(), String
         Ok(Outcome::Refused { message, .. }) => Err(message),
         Err(error) => Err(error.message),
     }
+}
+
+/// The seeded bug of `--testing-mirror-rewrites-a-batch`: the first batch's last value byte
+/// changed (the byte before the last record's header count, for records without headers), its
+/// CRC made valid again.
+fn seeded_rewrite(records: &Bytes) -> Bytes {
+    let mut bytes = records.to_vec();
+    if let Ok(header) = hdi_log::batch::parse_header(&bytes, usize::MAX)
+        && let Some(byte) = bytes.get_mut(header.size().saturating_sub(2))
+    {
+        *byte ^= 0x20;
+        hdi_log::batch::reseal(&mut bytes);
+    }
+    Bytes::from(bytes)
 }
 
 /// The whole batches at the start of a fetch answer (a source may cut its last batch short).

@@ -257,6 +257,17 @@ pub fn build_batch(base_offset: i64, base_timestamp: i64, values: &[&[u8]]) -> V
     batch
 }
 
+/// Test support: recomputes the CRC of the batch at the start of `batch` after its bytes were
+/// changed (the broker's seeded-bug build uses it to corrupt a batch its checks still accept).
+pub fn reseal(batch: &mut [u8]) {
+    let Ok(header) = parse_header(batch, usize::MAX) else {
+        return;
+    };
+    let size = header.size().min(batch.len());
+    let crc = crc32c::crc32c(&batch[CRC_START..size]);
+    batch[17..21].copy_from_slice(&crc.to_be_bytes());
+}
+
 /// Test support: sets the idempotent-producer fields of a built batch and recomputes its CRC.
 pub fn with_producer(
     mut batch: Vec<u8>,
