@@ -381,6 +381,7 @@ struct SourceTopic {
 }
 
 /// How to reach a link's source: its addresses and security.
+#[derive(Clone)]
 struct Source {
     bootstrap: String,
     tls: Option<Arc<rustls::ClientConfig>>,
@@ -753,7 +754,7 @@ async fn mirror_link(broker: Arc<Broker>, name: String) {
 
 /// One round: finds each partition's source leader and fetches from each leader once.
 async fn mirror_round(
-    broker: &Broker,
+    broker: &Arc<Broker>,
     view: &Arc<MetadataView>,
     link: &LinkRecord,
     led: &[Arc<Replica>],
@@ -800,47 +801,70 @@ async fn mirror_round(
     if by_leader.is_empty() {
         return Err("the source has no leader for any of the mirrored partitions".into());
     }
-    // A round lasts a while (each fetch long-polls): the leaders found are used for several
-    // fetches before they are looked up again, unless this cluster's metadata changes first (a
-    // leadership moved, a mirror partition was added).
+    // A round lasts a while: one task per source leader fetches (each fetch long-polls, so the
+    // leaders are asked side by side) with the leaders found, until the round's end, a change
+    // of this cluster's metadata (a leadership moved, a mirror partition was added) or, during
+    // a switchover, partitions that caught up.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    while tokio::time::Instant::now() < deadline && Arc::ptr_eq(view, &broker.cluster.view()) {
-        if tokio::time::Instant::now() >= groups.due && !link.groups.is_empty() {
-            groups.due = tokio::time::Instant::now() + GROUP_SYNC_INTERVAL;
-            groups.sync(broker, &source, link, &addresses, led).await?;
-        }
-        for (leader, replicas) in &by_leader {
-            let Some(address) = addresses.get(leader) else {
-                continue;
+    let promote = link.state == LinkState::Promote;
+    let mut tasks = tokio::task::JoinSet::new();
+    for (leader, replicas) in by_leader {
+        let Some(address) = addresses.get(&leader).cloned() else {
+            continue;
+        };
+        let kept = connections
+            .remove(&leader)
+            .filter(|(a, _)| *a == address)
+            .map(|(_, c)| c);
+        let (broker, source, view) = (Arc::clone(broker), source.clone(), Arc::clone(view));
+        tasks.spawn(async move {
+            let mut connection = match kept {
+                Some(connection) => connection,
+                None => source.connect(&address).await?,
             };
-            if connections.get(leader).is_none_or(|(a, _)| a != address) {
-                let connection = source.connect(address).await?;
-                connections.insert(*leader, (address.clone(), connection));
+            let mut caught_up = Vec::new();
+            while tokio::time::Instant::now() < deadline
+                && Arc::ptr_eq(&view, &broker.cluster.view())
+            {
+                caught_up = fetch_once(&broker, &mut connection, &replicas).await?;
+                if promote && !caught_up.is_empty() {
+                    break;
+                }
             }
-            let Some((_, connection)) = connections.get_mut(leader) else {
-                continue;
-            };
-            let caught_up = match fetch_once(broker, connection, replicas).await {
-                Ok(caught_up) => caught_up,
-                Err(error) => {
-                    connections.remove(leader);
-                    return Err(error);
+            Ok::<_, String>((leader, address, connection, caught_up))
+        });
+    }
+    if tasks.is_empty() {
+        return Err("the source's metadata gives no address for its partition leaders".into());
+    }
+    loop {
+        let sync_due = groups.due;
+        tokio::select! {
+            joined = tasks.join_next() => {
+                let Some(joined) = joined else {
+                    return Ok(());
+                };
+                let (leader, address, connection, caught_up) =
+                    joined.map_err(|e| format!("a fetch task failed: {e}"))??;
+                connections.insert(leader, (address, connection));
+                // A planned switchover: a partition stops once it holds all its source
+                // committed, after one more copy of the groups' offsets (which can now reach
+                // the end).
+                if promote && !caught_up.is_empty() {
+                    if !link.groups.is_empty() {
+                        groups.sync(broker, &source, link, &addresses, led).await?;
+                    }
+                    for replica in &caught_up {
+                        stop_partition(broker, replica).await?;
+                    }
                 }
-            };
-            // A planned switchover: a partition stops once it holds all its source committed,
-            // after one more copy of the groups' offsets (which can now reach the end).
-            if link.state == LinkState::Promote && !caught_up.is_empty() {
-                if !link.groups.is_empty() {
-                    groups.sync(broker, &source, link, &addresses, led).await?;
-                }
-                for replica in &caught_up {
-                    stop_partition(broker, replica).await?;
-                }
-                return Ok(());
+            }
+            () = tokio::time::sleep_until(sync_due), if !link.groups.is_empty() => {
+                groups.due = tokio::time::Instant::now() + GROUP_SYNC_INTERVAL;
+                groups.sync(broker, &source, link, &addresses, led).await?;
             }
         }
     }
-    Ok(())
 }
 
 /// How often each broker copies the committed offsets of a link's groups for the mirror
