@@ -19,7 +19,7 @@ use crate::util::{cargo_build, run, target_dir, wait_for};
 /// Flags of `cargo xtask bench broker`.
 #[derive(Debug, Args)]
 pub struct BenchArgs {
-    /// What to benchmark (`broker`, `control-plane` or `executor`).
+    /// What to benchmark (`broker`, `control-plane`, `executor` or `georep`).
     what: String,
     /// Records per run.
     #[arg(long, default_value_t = 1_000_000)]
@@ -125,9 +125,16 @@ pub fn run_bench(args: BenchArgs) -> anyhow::Result<()> {
             skip_hdi: args.skip_hdi,
         });
     }
+    if args.what == "georep" {
+        run(
+            "cargo build --release",
+            &mut cargo_build(&["hdi-broker", "hdi-kafka-perf"], true),
+        )?;
+        return crate::bench_georep::run(&target_dir()?.join("release"), args.records);
+    }
     if args.what != "broker" {
         bail!(
-            "unknown benchmark {:?}: try `cargo xtask bench broker`, `cargo xtask bench control-plane` or `cargo xtask bench executor`",
+            "unknown benchmark {:?}: try `cargo xtask bench broker`, `cargo xtask bench control-plane`, `cargo xtask bench executor` or `cargo xtask bench georep`",
             args.what
         );
     }

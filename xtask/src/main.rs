@@ -17,6 +17,7 @@ mod bench;
 mod bench_cluster;
 mod bench_control_plane;
 mod bench_executor;
+mod bench_georep;
 mod bench_security;
 mod chaos;
 mod codegen;

@@ -17,8 +17,12 @@
 //!   its `send` to the arrival of the output record carrying its `id` (the filter job of
 //!   `cargo xtask bench executor`). A warm-up first waits until the job answers at all.
 //!
+//! - `cluster-config`, `end-offsets`, `mirror-lag`: geo-replication ([`mirror`]).
+//!
 //! Each command prints one JSON line with its figures. Used by `cargo xtask bench broker` and
 //! `cargo xtask bench executor`.
+
+mod mirror;
 
 use std::time::{Duration, Instant};
 
@@ -104,6 +108,38 @@ enum Command {
         /// Records go round-robin to partitions 0..N.
         #[arg(long, default_value_t = 1)]
         partitions: i32,
+    },
+    /// Set (`--set KEY=VALUE`) or delete (`--set KEY=`) hdi-broker cluster-wide configs (cluster
+    /// links).
+    ClusterConfig {
+        #[arg(long = "set")]
+        set: Vec<String>,
+    },
+    /// The sum of a topic's high watermarks (-1 while it does not exist).
+    EndOffsets {
+        #[arg(long)]
+        topic: String,
+    },
+    /// Produce at a steady rate to --bootstrap and time each record's arrival at a consumer of
+    /// the mirror cluster.
+    MirrorLag {
+        #[arg(long)]
+        topic: String,
+        /// The mirror cluster's bootstrap servers.
+        #[arg(long)]
+        mirror_bootstrap: String,
+        #[arg(long, default_value_t = 3)]
+        partitions: i32,
+        /// Records per second.
+        #[arg(long, default_value_t = 10_000)]
+        rate: u64,
+        #[arg(long, default_value_t = 20)]
+        seconds: u64,
+        #[arg(long, default_value_t = 1024)]
+        record_size: usize,
+        /// After the last record, wait at most this long for the rest.
+        #[arg(long, default_value_t = 15)]
+        drain_s: u64,
     },
     /// Produce events at a steady rate and time the filtered ones' arrival on an output topic.
     E2eLatency {
@@ -392,6 +428,28 @@ fn main() -> anyhow::Result<()> {
             dir,
             partitions,
         } => produce_files(&cli.bootstrap, &topic, &dir, partitions)?,
+        Command::ClusterConfig { set } => mirror::cluster_config(&cli.bootstrap, &set)?,
+        Command::EndOffsets { topic } => mirror::end_offsets(base()?, &topic)?,
+        Command::MirrorLag {
+            topic,
+            mirror_bootstrap,
+            partitions,
+            rate,
+            seconds,
+            record_size,
+            drain_s,
+        } => mirror::mirror_lag(
+            base()?,
+            self::base(&mirror_bootstrap, &cli.config)?,
+            &mirror::LagOptions {
+                topic,
+                partitions,
+                rate,
+                seconds,
+                record_size,
+                drain: Duration::from_secs(drain_s),
+            },
+        )?,
         Command::E2eLatency {
             topic,
             alerts_topic,
