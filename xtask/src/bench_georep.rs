@@ -56,7 +56,9 @@ fn time_until(
             return Ok(started.elapsed());
         }
         anyhow::ensure!(started.elapsed() < timeout, "{what} took over {timeout:?}");
-        std::thread::sleep(Duration::from_millis(20));
+        // Each poll starts a client process: not more often, or the polls take the cores the
+        // brokers need.
+        std::thread::sleep(Duration::from_millis(100));
     }
 }
 
@@ -113,6 +115,10 @@ fn measure(release: &Path, records: u64, port_a: u16, port_b: u16) -> anyhow::Re
             "hdi.link.dr.topics=backlog,lag,switch,fresh*",
         ],
     )?;
+    // From the mirror topic's creation (discovery is measured on its own below).
+    time_until("the backlog's mirror", Duration::from_secs(30), || {
+        Ok(end_offsets(release, &b, "backlog")? >= 0)
+    })?;
     let mirrored = time_until("mirroring the backlog", Duration::from_secs(600), || {
         Ok(end_offsets(release, &b, "backlog")? == backlog)
     })?;
