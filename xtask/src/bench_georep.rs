@@ -100,6 +100,8 @@ fn measure(release: &Path, records: u64, port_a: u16, port_b: u16) -> anyhow::Re
         ],
     )?;
     let backlog = end_offsets(release, &a, "backlog")?;
+    // The backlog is still being written back: flush it first, or the mirror pays for it.
+    crate::util::run("sync", &mut Command::new("sync"))?;
 
     // Throughput: the link mirrors the backlog from nothing (discovery included).
     eprintln!("xtask bench: mirroring the backlog");

@@ -1042,8 +1042,8 @@ async fn fetch_once(
     .await
     .map_err(|_| "the source did not answer a Fetch in 30 s".to_owned())?
     .map_err(|e| e.to_string())?;
-    let mut appended = false;
     let mut caught_up = Vec::new();
+    let mut writes = Vec::new();
     for topic in &response.responses {
         let name = topic.topic.0.as_str();
         let Some(parts) = by_topic.get(name) else {
@@ -1071,21 +1071,16 @@ async fn fetch_once(
                     } else {
                         records
                     };
-                    let replica = Arc::clone(replica);
-                    let (start, epoch) = (answer.log_start_offset, *epoch);
-                    let result = tokio::task::spawn_blocking(move || {
-                        replica.append_mirrored(&records, start, epoch)
-                    })
-                    .await
-                    .map_err(|e| e.to_string())?;
-                    match result {
-                        Ok(moved) => appended |= moved,
-                        Err(error) => {
-                            return Err(format!(
-                                "{name}-{}: cannot append what the source sent at offset {end}: {}",
-                                answer.partition_index, error.message
-                            ));
-                        }
+                    // Nothing new and the same log start: nothing to do here (most partitions
+                    // of a quiet topic, every round).
+                    if !records.is_empty() || answer.log_start_offset > replica.offsets().0 {
+                        writes.push((
+                            Arc::clone(replica),
+                            records,
+                            answer.log_start_offset,
+                            *epoch,
+                            *end,
+                        ));
                     }
                 }
                 code if code == codes::OFFSET_OUT_OF_RANGE && answer.log_start_offset > *end => {
@@ -1112,6 +1107,24 @@ async fn fetch_once(
             }
         }
     }
+    // Every partition's batches in one blocking task.
+    let appended = tokio::task::spawn_blocking(move || {
+        let mut appended = false;
+        for (replica, records, start, epoch, end) in writes {
+            match replica.append_mirrored(&records, start, epoch) {
+                Ok(moved) => appended |= moved,
+                Err(error) => {
+                    return Err(format!(
+                        "{}-{}: cannot append what the source sent at offset {end}: {}",
+                        replica.topic, replica.index, error.message
+                    ));
+                }
+            }
+        }
+        Ok(appended)
+    })
+    .await
+    .map_err(|e| e.to_string())??;
     if appended {
         broker.appended.notify_waiters();
     }
