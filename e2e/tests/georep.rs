@@ -390,9 +390,14 @@ fn a_link_mirrors_topics_byte_for_byte_at_the_same_offsets() {
     let ends = wait_identical(&a.bootstrap, &b.bootstrap, "orders", 6);
     assert_eq!(ends.iter().sum::<i64>(), 3600);
 
-    // Deleting the link's source removes the link.
+    // A link that still feeds mirror topics cannot be deleted.
     let (code, message) = cluster_configs(&b.bootstrap, &[("hdi.link.dr.bootstrap.servers", None)]);
-    assert_eq!(code, 0, "{message:?}");
+    assert_eq!(code, 40, "{message:?}");
+    assert!(
+        message
+            .unwrap_or_default()
+            .contains("still feeds mirror topics")
+    );
 }
 
 /// A source broker with a PLAINTEXT listener (the test's own, as the super user `ANONYMOUS`)
@@ -875,6 +880,9 @@ fn promoting_a_link_makes_its_topics_writable_where_consumers_resume() {
     let (code, message) =
         cluster_configs(&b.bootstrap, &[("hdi.link.dr.state", Some("mirroring"))]);
     assert_eq!(code, 40, "{message:?}");
+    // Its topics writable, the link can go (deleting its bootstrap servers removes it).
+    let (code, message) = cluster_configs(&b.bootstrap, &[("hdi.link.dr.bootstrap.servers", None)]);
+    assert_eq!(code, 0, "{message:?}");
 }
 
 #[test]

@@ -338,6 +338,25 @@ impl Cluster {
                 )));
             }
         }
+        // A link whose mirror topics still depend on it stays: they would be read-only with
+        // nothing feeding them.
+        let view = self.view();
+        for name in current.keys().filter(|n| !wanted.contains_key(*n)) {
+            let mut mirrors: Vec<&str> = view
+                .meta
+                .topics
+                .iter()
+                .filter(|(_, t)| t.mirror.as_deref() == Some(name.as_str()))
+                .map(|(topic, _)| topic.as_str())
+                .collect();
+            if !mirrors.is_empty() {
+                mirrors.truncate(5);
+                return Err(invalid(format!(
+                    "cluster link {name:?} still feeds mirror topics ({}): set {PREFIX}{name}.state to promote or failover first, or delete those topics",
+                    mirrors.join(", ")
+                )));
+            }
+        }
         if validate_only {
             return Ok(());
         }
