@@ -674,6 +674,20 @@ fn a_link_reads_a_secured_source_with_a_read_only_user_and_copies_group_offsets(
         .find(|c| c.name.as_str() == "hdi.link.dr.bootstrap.servers")
         .unwrap();
     assert_eq!(bootstrap.value.as_deref(), Some(a.sasl_ssl.as_str()));
+    // Each link's status says what works and what does not, and why.
+    let status = |link: &str| {
+        configs
+            .iter()
+            .find(|c| c.name.as_str() == format!("hdi.link.{link}.status"))
+            .and_then(|c| c.value.as_ref().map(|v| v.to_string()))
+            .unwrap_or_default()
+    };
+    assert_eq!(status("dr"), "ok");
+    let bad = status("bad");
+    assert!(
+        bad.starts_with("discovery:") && bad.contains("SASL"),
+        "{bad}"
+    );
 }
 
 /// Produces one record to partition `partition` of `topic`; answers the error code.

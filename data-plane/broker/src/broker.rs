@@ -3,6 +3,7 @@
 //! request handlers, replication, the servers, the tasks) takes a `&Broker`; nothing here knows
 //! of them.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -33,6 +34,10 @@ pub struct Broker {
     pub throttle: Option<Throttle>,
     /// Client quota meters (see `security::quota`).
     pub quota_meters: std::sync::Mutex<crate::security::quota::Throttle>,
+    /// What this broker last saw of each cluster link, by link and by task (`discovery` on the
+    /// controller, `mirroring` on every broker leading mirror partitions): `None` while it
+    /// works, the reason when it does not (`mirror.rs`; DescribeConfigs shows it).
+    pub link_problems: std::sync::Mutex<BTreeMap<(String, &'static str), String>>,
 }
 
 impl Broker {
@@ -59,6 +64,7 @@ impl Broker {
             appended: Notify::new(),
             throttle,
             quota_meters: std::sync::Mutex::default(),
+            link_problems: std::sync::Mutex::default(),
         }))
     }
 

@@ -10,7 +10,10 @@
 //!   (`hdi.link.<name>.security.protocol`, `.sasl.mechanism`, `.sasl.username`,
 //!   `.sasl.password`, `.ssl.ca.pem`: a Kafka user of the source, which needs only Describe and
 //!   Read on the topics and Describe on the groups; the password is kept in this cluster's
-//!   quorum and DescribeConfigs never shows it).
+//!   quorum and DescribeConfigs never shows it). DescribeConfigs also shows, read-only,
+//!   `hdi.link.<name>.status`: `ok`, or what the link's discovery (on the controller) and
+//!   mirroring (on this broker) last met, as this broker sees it. A link that still feeds mirror
+//!   topics cannot be deleted.
 //! - [`run_discovery`] (on the controller only) asks each link's source for its topics every
 //!   [`DISCOVERY_INTERVAL`] and creates a mirror topic for every new match (the source's name,
 //!   id and partition count), adds partitions when the source gained some, and keeps the
@@ -570,6 +573,41 @@ async fn source_configs<'a>(
     out
 }
 
+/// Records what a link's task last met (`None`: it works).
+fn report(broker: &Broker, link: &str, task: &'static str, problem: Option<&String>) {
+    let mut problems = broker
+        .link_problems
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let key = (link.to_owned(), task);
+    match problem {
+        Some(problem) => {
+            problems.insert(key, problem.clone());
+        }
+        None => {
+            problems.remove(&key);
+        }
+    }
+}
+
+/// A link's status as this broker sees it: `ok`, or each task's last problem.
+pub fn link_status(broker: &Broker, link: &str) -> String {
+    let problems = broker
+        .link_problems
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let found: Vec<String> = problems
+        .iter()
+        .filter(|((name, _), _)| name == link)
+        .map(|((_, task), problem)| format!("{task}: {problem}"))
+        .collect();
+    if found.is_empty() {
+        "ok".to_owned()
+    } else {
+        found.join("; ")
+    }
+}
+
 /// On the controller: creates and grows the mirror topics of every link. Runs until dropped.
 pub async fn run_discovery(broker: Arc<Broker>) {
     let mut failing: HashMap<String, String> = HashMap::new();
@@ -580,7 +618,9 @@ pub async fn run_discovery(broker: Arc<Broker>) {
         }
         let view = broker.cluster.view();
         for (name, link) in &view.meta.links {
-            match discover(&broker, name, link).await {
+            let outcome = discover(&broker, name, link).await;
+            report(&broker, name, "discovery", outcome.as_ref().err());
+            match outcome {
                 Ok(()) => {
                     if failing.remove(name).is_some() {
                         tracing::info!(link = %name, "cluster link reaches its source again");
@@ -753,7 +793,9 @@ async fn mirror_link(broker: Arc<Broker>, name: String) {
             tokio::time::sleep(Duration::from_millis(200)).await;
             continue;
         }
-        match mirror_round(&broker, &view, &link, &led, &mut leaders, &mut groups).await {
+        let outcome = mirror_round(&broker, &view, &link, &led, &mut leaders, &mut groups).await;
+        report(&broker, &name, "mirroring", outcome.as_ref().err());
+        match outcome {
             Ok(()) => {
                 if failing.take().is_some() {
                     tracing::info!(link = %name, "mirroring again");

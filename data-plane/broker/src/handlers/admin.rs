@@ -277,14 +277,29 @@ pub fn describe_configs(
                     )),
                 },
                 RESOURCE_BROKER if name.is_empty() || name == broker.config.node_id.to_string() => {
+                    let view = broker.cluster.view();
                     let links = if name.is_empty() {
-                        crate::mirror::link_configs(&broker.cluster.view().meta.links)
+                        crate::mirror::link_configs(&view.meta.links)
                     } else {
                         Vec::new()
                     };
+                    // Each link's status as this broker sees it (read-only).
+                    let statuses = view
+                        .meta
+                        .links
+                        .keys()
+                        .filter(|_| name.is_empty())
+                        .map(|link| {
+                            (
+                                format!("hdi.link.{link}.status"),
+                                crate::mirror::link_status(broker, link),
+                                SOURCE_STATIC_BROKER,
+                            )
+                        });
                     Ok(links
                         .into_iter()
                         .map(|(k, v)| (k, v, SOURCE_DYNAMIC_DEFAULT_BROKER))
+                        .chain(statuses)
                         .chain([
                             (
                                 "broker.id".to_owned(),
