@@ -1046,7 +1046,25 @@ fn mirrors_stay_prefixes_of_their_sources_through_leader_kills_on_both_sides() {
     let dir = tempfile::tempdir().unwrap();
     let mut a = Cluster::start("a", &dir.path().join("a"));
     let mut b = Cluster::start("b", &dir.path().join("b"));
-    produce_lines(&a.bootstrap(), "orders", "lz4", 0, 300);
+    // The topic is created by this first produce; its leaders may take a moment on a cluster
+    // that has just formed, so the first records are retried (no count below is exact).
+    let first: String = (0..300)
+        .map(|i| format!("card-{}:{{\"amount\":{i}}}\n", i % 17))
+        .collect();
+    let mut attempts = 0;
+    loop {
+        let (ok, _, err) = kcat(
+            &a.bootstrap(),
+            &["-P", "-t", "orders", "-K", ":", "-X", "acks=all"],
+            Some(first.as_bytes()),
+        );
+        if ok {
+            break;
+        }
+        attempts += 1;
+        assert!(attempts < 10, "kcat produce to a new cluster: {err}");
+        std::thread::sleep(Duration::from_millis(500));
+    }
     let (code, message) = cluster_configs(
         &b.bootstrap(),
         &[

@@ -83,24 +83,8 @@ const CLIENT_ID: &str = "hdi-cluster-link";
 /// Pause after a failure before a link tries its source again.
 const RETRY_PAUSE: Duration = Duration::from_millis(500);
 
-/// The topic configs a mirror takes from its source (the others, such as segment sizes and
-/// `min.insync.replicas`, are this cluster's own).
-pub const SYNCED_CONFIGS: &[&str] = &[
-    "cleanup.policy",
-    "retention.ms",
-    "retention.bytes",
-    "max.message.bytes",
-];
-
-/// What a write to mirror topic `topic` of `link` answers: POLICY_VIOLATION naming the link.
-pub fn read_only(topic: &str, link: &str) -> KafkaError {
-    KafkaError::new(
-        codes::POLICY_VIOLATION,
-        format!(
-            "topic {topic:?} is a read-only mirror of cluster link {link:?}: change its source, or stop the link"
-        ),
-    )
-}
+pub use crate::state::mirror_read_only as read_only;
+pub use crate::topic_config::SYNCED_CONFIGS;
 
 const PREFIX: &str = "hdi.link.";
 /// A link's settings, after `hdi.link.<name>.`.

@@ -63,6 +63,17 @@ pub fn validate_topic_name(name: &str) -> Result<(), KafkaError> {
     }
 }
 
+/// What a change to mirror topic `topic` of cluster link `link` answers: POLICY_VIOLATION
+/// naming the link (`mirror.rs`).
+pub fn mirror_read_only(topic: &str, link: &str) -> KafkaError {
+    KafkaError::new(
+        hdi_kafka_client::codes::POLICY_VIOLATION,
+        format!(
+            "topic {topic:?} is a read-only mirror of cluster link {link:?}: change its source, or stop the link"
+        ),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

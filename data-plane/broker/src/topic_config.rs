@@ -160,6 +160,15 @@ pub fn log_config(configs: &TopicConfigs, default_flush: Option<u64>) -> LogConf
     }
 }
 
+/// The topic configs a mirror topic takes from its source topic (the others, such as segment
+/// sizes and `min.insync.replicas`, are the mirror cluster's own; see `mirror.rs`).
+pub const SYNCED_CONFIGS: &[&str] = &[
+    "cleanup.policy",
+    "retention.ms",
+    "retention.bytes",
+    "max.message.bytes",
+];
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -154,7 +154,7 @@ impl Cluster {
             return Err(unknown_topic(name));
         };
         if let Some(link) = &topic.mirror {
-            return Err(crate::mirror::read_only(name, link));
+            return Err(crate::state::mirror_read_only(name, link));
         }
         let current = topic.partitions.len() as i32;
         if count <= current || count > 10_000 {
@@ -200,7 +200,7 @@ impl Cluster {
         };
         for (key, value) in changes {
             if let Some(link) = &topic.mirror
-                && crate::mirror::SYNCED_CONFIGS.contains(&key.as_str())
+                && topic_config::SYNCED_CONFIGS.contains(&key.as_str())
             {
                 return Err(KafkaError::new(
                     codes::POLICY_VIOLATION,
