@@ -46,6 +46,43 @@ fn cluster_configs(bootstrap: &str, changes: &[(&str, Option<&str>)]) -> (i16, O
     alter_configs(bootstrap, 4, "", changes)
 }
 
+/// The cluster-wide configs of `bootstrap`'s cluster, as DescribeConfigs answers them.
+fn cluster_wide_configs(
+    bootstrap: &str,
+) -> Vec<kafka_protocol::messages::describe_configs_response::DescribeConfigsResourceResult> {
+    use kafka_protocol::messages::DescribeConfigsRequest;
+    use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
+    let request = DescribeConfigsRequest::default().with_resources(vec![
+        DescribeConfigsResource::default()
+            .with_resource_type(4)
+            .with_resource_name(StrBytes::from_static_str(""))
+            .with_configuration_keys(None),
+    ]);
+    let mut response = connect(bootstrap).call(&request, 4).unwrap();
+    response.results.remove(0).configs
+}
+
+/// `hdi.link.<link>.status` on `bootstrap`'s cluster.
+fn link_status(bootstrap: &str, link: &str) -> String {
+    cluster_wide_configs(bootstrap)
+        .iter()
+        .find(|c| c.name.as_str() == format!("hdi.link.{link}.status"))
+        .and_then(|c| c.value.as_ref().map(|v| v.to_string()))
+        .unwrap_or_default()
+}
+
+/// Defines link `dr` on `mirror` from `source`, mirroring `topics`.
+fn link(mirror: &str, source: &str, topics: &str) {
+    let (code, message) = cluster_configs(
+        mirror,
+        &[
+            ("hdi.link.dr.bootstrap.servers", Some(source)),
+            ("hdi.link.dr.topics", Some(topics)),
+        ],
+    );
+    assert_eq!(code, 0, "{message:?}");
+}
+
 /// Sets (`Some`) or deletes (`None`) configs of a resource (2: a topic, 4: a broker).
 fn alter_configs(
     bootstrap: &str,
@@ -263,14 +300,7 @@ fn a_link_mirrors_topics_byte_for_byte_at_the_same_offsets() {
     assert_eq!(code, 40);
 
     // The link: every topic of A whose name starts with "orders".
-    let (code, message) = cluster_configs(
-        &b.bootstrap,
-        &[
-            ("hdi.link.dr.bootstrap.servers", Some(&a.bootstrap)),
-            ("hdi.link.dr.topics", Some("orders*")),
-        ],
-    );
-    assert_eq!(code, 0, "{message:?}");
+    link(&b.bootstrap, &a.bootstrap, "orders*");
 
     // The mirror topic has the source's name, id and partition count, and the same bytes.
     let ends = wait_identical(&a.bootstrap, &b.bootstrap, "orders", 3);
@@ -389,6 +419,33 @@ fn a_link_mirrors_topics_byte_for_byte_at_the_same_offsets() {
     // Nothing was written.
     let ends = wait_identical(&a.bootstrap, &b.bootstrap, "orders", 6);
     assert_eq!(ends.iter().sum::<i64>(), 3600);
+
+    // The link pointed at another cluster whose "orders" is another topic: nothing of it is
+    // mixed into the mirror, and the link's status says why.
+    let c = Broker::start(&dir.path().join("c"), None, &["--default-partitions", "6"]);
+    produce_lines(&c.bootstrap, "orders", "none", 0, 400);
+    let (code, message) = cluster_configs(
+        &b.bootstrap,
+        &[("hdi.link.dr.bootstrap.servers", Some(&c.bootstrap))],
+    );
+    assert_eq!(code, 0, "{message:?}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !link_status(&b.bootstrap, "dr").contains("another topic id") {
+        assert!(
+            Instant::now() < deadline,
+            "status: {}",
+            link_status(&b.bootstrap, "dr")
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    for p in 0..6 {
+        assert_eq!(
+            partition_bytes(&a.bootstrap, "orders", p),
+            partition_bytes(&b.bootstrap, "orders", p),
+            "orders-{p} took records of another cluster"
+        );
+    }
 
     // A link that still feeds mirror topics cannot be deleted.
     let (code, message) = cluster_configs(&b.bootstrap, &[("hdi.link.dr.bootstrap.servers", None)]);
@@ -652,18 +709,7 @@ fn a_link_reads_a_secured_source_with_a_read_only_user_and_copies_group_offsets(
         !topics(&b.bootstrap).iter().any(|t| t.0 == "audit"),
         "a link with a wrong password mirrored something"
     );
-    let described = {
-        use kafka_protocol::messages::DescribeConfigsRequest;
-        use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
-        let request = DescribeConfigsRequest::default().with_resources(vec![
-            DescribeConfigsResource::default()
-                .with_resource_type(4)
-                .with_resource_name(StrBytes::from_static_str(""))
-                .with_configuration_keys(None),
-        ]);
-        connect(&b.bootstrap).call(&request, 4).unwrap()
-    };
-    let configs = &described.results[0].configs;
+    let configs = cluster_wide_configs(&b.bootstrap);
     let password = configs
         .iter()
         .find(|c| c.name.as_str() == "hdi.link.dr.sasl.password")
@@ -675,15 +721,8 @@ fn a_link_reads_a_secured_source_with_a_read_only_user_and_copies_group_offsets(
         .unwrap();
     assert_eq!(bootstrap.value.as_deref(), Some(a.sasl_ssl.as_str()));
     // Each link's status says what works and what does not, and why.
-    let status = |link: &str| {
-        configs
-            .iter()
-            .find(|c| c.name.as_str() == format!("hdi.link.{link}.status"))
-            .and_then(|c| c.value.as_ref().map(|v| v.to_string()))
-            .unwrap_or_default()
-    };
-    assert_eq!(status("dr"), "ok");
-    let bad = status("bad");
+    assert_eq!(link_status(&b.bootstrap, "dr"), "ok");
+    let bad = link_status(&b.bootstrap, "bad");
     assert!(
         bad.starts_with("discovery:") && bad.contains("SASL"),
         "{bad}"
@@ -905,14 +944,7 @@ fn a_failover_keeps_what_was_copied_when_the_source_is_lost() {
     let mut a = Broker::start(&dir.path().join("a"), None, &["--default-partitions", "3"]);
     let b = Broker::start(&dir.path().join("b"), None, &["--default-partitions", "1"]);
     produce_lines(&a.bootstrap, "orders", "lz4", 0, 600);
-    let (code, message) = cluster_configs(
-        &b.bootstrap,
-        &[
-            ("hdi.link.dr.bootstrap.servers", Some(&a.bootstrap)),
-            ("hdi.link.dr.topics", Some("orders")),
-        ],
-    );
-    assert_eq!(code, 0, "{message:?}");
+    link(&b.bootstrap, &a.bootstrap, "orders");
     let ends = wait_identical(&a.bootstrap, &b.bootstrap, "orders", 3);
     let copied: Vec<Vec<u8>> = (0..3)
         .map(|p| partition_bytes(&b.bootstrap, "orders", p).0)
@@ -1198,14 +1230,7 @@ fn the_checker_catches_a_mirror_that_rewrites_a_batch() {
         Some(input.as_bytes()),
     );
     assert!(ok, "{err}");
-    let (code, message) = cluster_configs(
-        &b.bootstrap,
-        &[
-            ("hdi.link.dr.bootstrap.servers", Some(&a.bootstrap)),
-            ("hdi.link.dr.topics", Some("orders")),
-        ],
-    );
-    assert_eq!(code, 0, "{message:?}");
+    link(&b.bootstrap, &a.bootstrap, "orders");
     // The broken mirror holds as many records, each batch with a valid CRC, yet the checker's
     // byte comparison finds it is not a prefix of its source.
     let (source, source_hw) = partition_bytes(&a.bootstrap, "orders", 0);

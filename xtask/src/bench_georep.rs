@@ -7,36 +7,17 @@
 //! not measured yet: the figures are hdi's alone, against the targets.
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 
 use crate::bench::{free_port, perf, stop};
-use crate::util::wait_for;
 
+/// A release broker in `dir` (as the broker bench starts one).
 fn start(release: &Path, dir: &Path, port: u16) -> anyhow::Result<Child> {
     std::fs::create_dir_all(dir)?;
-    let log = std::fs::File::create(dir.join("broker.log"))?;
-    let child = Command::new(release.join("hdi-broker"))
-        .args(["--node-id", "1", "--listen", &format!("127.0.0.1:{port}")])
-        .arg("--data-dir")
-        .arg(dir.join("data"))
-        .stdout(log.try_clone()?)
-        .stderr(log)
-        .stdin(Stdio::null())
-        .spawn()?;
-    wait_for(
-        "the broker to accept connections",
-        Duration::from_secs(60),
-        || {
-            std::net::TcpStream::connect(("127.0.0.1", port))
-                .ok()
-                .map(|_| ())
-        },
-    )
-    .with_context(|| crate::util::tail(&dir.join("broker.log"), 20))?;
-    Ok(child)
+    crate::bench::start(crate::bench::Peer::Hdi, release, None, dir, port)
 }
 
 fn end_offsets(release: &Path, bootstrap: &str, topic: &str) -> anyhow::Result<i64> {

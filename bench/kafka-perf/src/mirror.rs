@@ -149,9 +149,16 @@ pub fn mirror_lag(
                     .payload(payload.as_slice());
                 match producer.send(record) {
                     Ok(()) => break,
-                    Err((_, _)) => {
+                    // A full local queue: let deliveries drain it, then send again.
+                    Err((
+                        rdkafka::error::KafkaError::MessageProduction(
+                            rdkafka::types::RDKafkaErrorCode::QueueFull,
+                        ),
+                        _,
+                    )) => {
                         producer.poll(Duration::from_millis(1));
                     }
+                    Err((error, _)) => bail!("produce to {topic}: {error}"),
                 }
             }
             producer.poll(Duration::ZERO);

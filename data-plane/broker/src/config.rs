@@ -204,8 +204,8 @@ pub enum ConfigError {
     /// `--default-replication-factor` is not positive.
     #[error("--default-replication-factor must be at least 1")]
     BadReplicationFactor,
-    /// `--node-id` is negative.
-    #[error("--node-id must be >= 0")]
+    /// `--node-id` is outside 0..=65535 (producer ids carry it in 16 bits).
+    #[error("--node-id must be 0..=65535")]
     BadNodeId,
     /// A listener or security flag is unusable.
     #[error("{0}")]
@@ -226,7 +226,7 @@ impl Flags {
         if self.default_replication_factor < 1 {
             return Err(ConfigError::BadReplicationFactor);
         }
-        if self.node_id < 0 {
+        if !(0..=0xffff).contains(&self.node_id) {
             return Err(ConfigError::BadNodeId);
         }
         let quorum = match &self.quorum {

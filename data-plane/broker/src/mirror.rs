@@ -23,7 +23,11 @@
 //!   -1, so nothing on the source changes), each mirror partition this broker leads from its
 //!   source leader, from the mirror's log end, and appends the answer with
 //!   [`Replica::append_mirrored`]: same offsets, same bytes. This cluster's followers copy it by
-//!   the usual replication, so its ISR and high watermark apply as to any partition.
+//!   the usual replication, so its ISR and high watermark apply as to any partition. Only the
+//!   source topic whose id the mirror carries feeds it: a source topic re-created, or a link
+//!   pointed at another cluster, is reported in the link's status and mixes nothing in (the id is
+//!   checked from Metadata each round; Fetch v11 names topics, so a re-creation between the two
+//!   is not seen until the next round).
 //! - Every [`GROUP_SYNC_INTERVAL`], each broker copies the committed offsets of the link's
 //!   groups (`hdi.link.<name>.groups`, patterns as for topics) for the mirror partitions it
 //!   leads, clamped to its high watermark; the quorum never applies a copy over a group a client
@@ -75,8 +79,8 @@ const PARTITION_MAX_BYTES: i32 = 1024 * 1024;
 const FETCH_MAX_BYTES: i32 = 16 * 1024 * 1024;
 /// The largest answer accepted from a source.
 const MAX_RESPONSE_BYTES: usize = 64 * 1024 * 1024;
-/// Fetch v11 and Metadata v9 (both in Kafka since 2.3, both served by hdi-broker): topic names,
-/// topic ids in Metadata from v10 are not needed (the id is taken from v10+ when present).
+/// Fetch v11 (topic names, isolation level; Kafka 2.3+) and Metadata v12 (topic ids; Kafka 2.8+),
+/// both served by hdi-broker. A mirror is only fed by the source topic whose id it carries.
 const FETCH_VERSION: i16 = 11;
 const METADATA_VERSION: i16 = 12;
 const CLIENT_ID: &str = "hdi-cluster-link";
@@ -348,7 +352,7 @@ impl Cluster {
             return Ok(());
         }
         for name in current.keys().filter(|n| !wanted.contains_key(*n)) {
-            outcome(
+            Outcome::of(
                 self.propose(Command::SetLink {
                     name: name.clone(),
                     link: None,
@@ -359,7 +363,7 @@ impl Cluster {
         for (name, link) in wanted {
             if current.get(&name) != Some(&link) {
                 tracing::info!(link = %name, bootstrap = %link.bootstrap, topics = ?link.topics, "cluster link set");
-                outcome(
+                Outcome::of(
                     self.propose(Command::SetLink {
                         name,
                         link: Some(link),
@@ -369,13 +373,6 @@ impl Cluster {
             }
         }
         Ok(())
-    }
-}
-
-fn outcome(result: Result<Outcome, KafkaError>) -> Result<(), KafkaError> {
-    match result? {
-        Outcome::Ok => Ok(()),
-        Outcome::Refused { code, message } => Err(KafkaError::new(code, message)),
     }
 }
 
@@ -627,6 +624,7 @@ async fn discover(broker: &Broker, name: &str, link: &LinkRecord) -> Result<(), 
     let cluster = &broker.cluster;
     let wanted = matching(link, &metadata);
     let synced = source_configs(&mut connection, wanted.keys()).await;
+    let mut foreign = Vec::new();
     for (topic, source) in wanted {
         let view = cluster.view();
         let source_configs = synced.get(&topic);
@@ -654,13 +652,17 @@ async fn discover(broker: &Broker, name: &str, link: &LinkRecord) -> Result<(), 
                         mirror: Some(name.to_owned()),
                     })
                     .await;
-                match created {
-                    Ok(Outcome::Ok) => {
-                        tracing::info!(link = %name, %topic, partitions = source.partitions, "created mirror topic");
-                    }
-                    Ok(Outcome::Refused { message, .. }) => return Err(message),
-                    Err(error) => return Err(error.message),
-                }
+                Outcome::of(created).map_err(|e| e.message)?;
+                tracing::info!(link = %name, %topic, partitions = source.partitions, "created mirror topic");
+            }
+            // The source topic is not the one mirrored (re-created there, or the link now names
+            // another cluster): never mixed; the mirror stays as it is.
+            Some(local)
+                if local.mirror.as_deref() == Some(name)
+                    && !source.id.is_nil()
+                    && local.id != source.id =>
+            {
+                foreign.push(topic);
             }
             Some(local) if local.mirror.as_deref() == Some(name) => {
                 // The synced configs follow the source's; the others stay this cluster's.
@@ -669,43 +671,44 @@ async fn discover(broker: &Broker, name: &str, link: &LinkRecord) -> Result<(), 
                     configs.retain(|key, _| !SYNCED_CONFIGS.contains(&key.as_str()));
                     configs.extend(from_source.clone());
                     if configs != local.configs {
-                        match cluster
+                        let proposed = cluster
                             .propose(Command::SetTopicConfigs {
                                 name: topic.clone(),
                                 configs,
                             })
-                            .await
-                        {
-                            Ok(Outcome::Ok) => {
-                                tracing::info!(link = %name, %topic, configs = ?from_source, "mirror topic follows its source's configs");
-                            }
-                            Ok(Outcome::Refused { message, .. }) => return Err(message),
-                            Err(error) => return Err(error.message),
-                        }
+                            .await;
+                        Outcome::of(proposed).map_err(|e| e.message)?;
+                        tracing::info!(link = %name, %topic, configs = ?from_source, "mirror topic follows its source's configs");
                     }
                 }
                 let have = local.partitions.len() as i32;
                 if source.partitions > have {
-                    match cluster
+                    let proposed = cluster
                         .propose(Command::CreatePartitions {
                             name: topic.clone(),
                             count: source.partitions,
                         })
-                        .await
-                    {
-                        Ok(Outcome::Ok) => {
-                            tracing::info!(link = %name, %topic, from = have, to = source.partitions, "mirror topic follows its source's partitions");
-                        }
-                        Ok(Outcome::Refused { message, .. }) => return Err(message),
-                        Err(error) => return Err(error.message),
-                    }
+                        .await;
+                    Outcome::of(proposed).map_err(|e| e.message)?;
+                    tracing::info!(link = %name, %topic, from = have, to = source.partitions, "mirror topic follows its source's partitions");
                 }
             }
             // A local writable topic (or another link's mirror) of that name: never mixed.
             Some(_) => {}
         }
     }
-    Ok(())
+    match foreign.is_empty() {
+        true => Ok(()),
+        false => Err(foreign_topics(&foreign)),
+    }
+}
+
+/// The problem of mirror topics whose source topic has another id.
+fn foreign_topics(topics: &[String]) -> String {
+    format!(
+        "the source's topic {} has another topic id than its mirror here (re-created, or another cluster): not mirrored",
+        topics.join(", ")
+    )
 }
 
 /// On every broker: copies the mirror partitions this broker leads from their sources. Runs
@@ -821,20 +824,26 @@ async fn mirror_round(
         .map(|b| (b.node_id.0, format!("{}:{}", b.host.as_str(), b.port)))
         .collect();
     let mut by_leader: BTreeMap<i32, Vec<Arc<Replica>>> = BTreeMap::new();
+    let mut foreign = Vec::new();
     for replica in led {
-        let leader = metadata
-            .topics
+        let Some(source_topic) = metadata.topics.iter().find(|t| {
+            t.name
+                .as_ref()
+                .is_some_and(|n| n.0.as_str() == replica.topic)
+        }) else {
+            continue;
+        };
+        // Only the source topic whose id the mirror carries feeds it.
+        if !source_topic.topic_id.is_nil() && source_topic.topic_id != replica.topic_id {
+            if !foreign.contains(&replica.topic) {
+                foreign.push(replica.topic.clone());
+            }
+            continue;
+        }
+        let leader = source_topic
+            .partitions
             .iter()
-            .find(|t| {
-                t.name
-                    .as_ref()
-                    .is_some_and(|n| n.0.as_str() == replica.topic)
-            })
-            .and_then(|t| {
-                t.partitions
-                    .iter()
-                    .find(|p| p.partition_index == replica.index)
-            })
+            .find(|p| p.partition_index == replica.index)
             .map(|p| p.leader_id.0);
         if let Some(leader) = leader.filter(|l| *l >= 0) {
             by_leader
@@ -843,8 +852,12 @@ async fn mirror_round(
                 .push(Arc::clone(replica));
         }
     }
+    let foreign = (!foreign.is_empty()).then(|| foreign_topics(&foreign));
+    report(broker, &groups.name, "source topics", foreign.as_ref());
     if by_leader.is_empty() {
-        return Err("the source has no leader for any of the mirrored partitions".into());
+        return Err(foreign.unwrap_or_else(|| {
+            "the source has no leader for any of the mirrored partitions".into()
+        }));
     }
     // A round lasts a while: one task per source leader fetches (each fetch long-polls, so the
     // leaders are asked side by side) with the leaders found, until the round's end, a change
@@ -952,8 +965,13 @@ impl GroupSync {
                 }
             }
         }
+        // One connection to the bootstrap servers and one per coordinator, for every group.
+        let mut bootstrap = match names.is_empty() {
+            true => return Ok(()),
+            false => source.connect_any().await?,
+        };
+        let mut coordinators: HashMap<String, Connection> = HashMap::new();
         for group in names {
-            let mut bootstrap = source.connect_any().await?;
             let found = call(
                 &mut bootstrap,
                 &FindCoordinatorRequest::default()
@@ -965,11 +983,16 @@ impl GroupSync {
             if found.error_code != 0 {
                 continue;
             }
-            let mut coordinator = source
-                .connect(&format!("{}:{}", found.host.as_str(), found.port))
-                .await?;
+            let address = format!("{}:{}", found.host.as_str(), found.port);
+            if !coordinators.contains_key(&address) {
+                let connection = source.connect(&address).await?;
+                coordinators.insert(address.clone(), connection);
+            }
+            let Some(coordinator) = coordinators.get_mut(&address) else {
+                continue;
+            };
             let fetched = call(
-                &mut coordinator,
+                coordinator,
                 &OffsetFetchRequest::default()
                     .with_group_id(GroupId(StrBytes::from_string(group.clone())))
                     .with_topics(None),
@@ -1180,7 +1203,7 @@ async fn fetch_once(
 /// its last epoch and producer ids to the quorum ([`Command::StopMirror`]).
 async fn stop_partition(broker: &Broker, replica: &Replica) -> Result<(), String> {
     let (leader_epoch, last_epoch, max_producer_id) = replica.mirror_stop_report();
-    match broker
+    let proposed = broker
         .cluster
         .propose(Command::StopMirror {
             topic: replica.topic.clone(),
@@ -1189,15 +1212,10 @@ async fn stop_partition(broker: &Broker, replica: &Replica) -> Result<(), String
             last_epoch,
             max_producer_id,
         })
-        .await
-    {
-        Ok(Outcome::Ok) => {
-            tracing::info!(topic = %replica.topic, partition = replica.index, last_epoch, log_end = replica.offsets().2, "mirror partition stopped");
-            Ok(())
-        }
-        Ok(Outcome::Refused { message, .. }) => Err(message),
-        Err(error) => Err(error.message),
-    }
+        .await;
+    Outcome::of(proposed).map_err(|e| e.message)?;
+    tracing::info!(topic = %replica.topic, partition = replica.index, last_epoch, log_end = replica.offsets().2, "mirror partition stopped");
+    Ok(())
 }
 
 /// The seeded bug of `--testing-mirror-rewrites-a-batch`: the first batch's last value byte

@@ -91,7 +91,6 @@ impl ProducerStates {
         }
     }
 
-    /// Records an appended batch (with its assigned offsets).
     /// The highest producer id with state here (-1 for none).
     pub fn max_producer_id(&self) -> i64 {
         self.producers.keys().copied().max().unwrap_or(-1)
@@ -145,6 +144,7 @@ impl ProducerIdAllocator {
         Ok(ProducerIdAllocator {
             path: path.to_owned(),
             state: Mutex::new((start, start)),
+            // Node ids are checked to be 0..=65535 (`config.rs`): 16 bits under the generation.
             prefix: i64::from(node_id.clamp(0, 0xffff)) << 40,
         })
     }
@@ -169,8 +169,13 @@ impl ProducerIdAllocator {
             std::fs::rename(&tmp, &self.path)?;
             state.1 = new_bound;
         }
-        state.0 = next + 1;
         let generation = if floor > 0 { (floor >> 56) + 1 } else { 0 };
+        if generation > 0x7f {
+            return Err(std::io::Error::other(
+                "producer ids exhausted: 127 generations of copied producer ids",
+            ));
+        }
+        state.0 = next + 1;
         Ok((generation << 56) + self.prefix + next)
     }
 }
@@ -285,8 +290,9 @@ mod tests {
             (e >> 56, (e >> 40) & 0xffff, f >> 56, (f >> 40) & 0xffff),
             (1, 4, 1, 3)
         );
-        // A second promotion above the first generation moves on again.
+        // A second promotion above the first generation moves on again; none past the last.
         assert!(second.next(e).unwrap() >> 56 == 2);
+        assert!(second.next(0x7f << 56).is_err());
         std::fs::remove_file(&other).unwrap();
         std::fs::remove_file(&path).unwrap();
     }

@@ -870,6 +870,12 @@ impl Replica {
         if leadership.role.leader_epoch != asked {
             return Ok(());
         }
+        self.reset_log(offset)
+    }
+
+    /// Empties the log to restart at `offset`, with no producer state. The caller holds the
+    /// leadership lock.
+    fn reset_log(&self, offset: i64) -> Result<(), KafkaError> {
         let mut log = write_lock(&self.log);
         log.reset_to(offset).map_err(storage_error)?;
         *lock(&self.producers) = ProducerStates::default();
@@ -902,11 +908,7 @@ impl Replica {
         if !self.still_following(&leadership, asked) {
             return Ok(());
         }
-        let mut log = write_lock(&self.log);
-        log.reset_to(offset).map_err(storage_error)?;
-        *lock(&self.producers) = ProducerStates::default();
-        self.high_watermark.send_replace(offset);
-        Ok(())
+        self.reset_log(offset)
     }
 
     // ---- housekeeping ----

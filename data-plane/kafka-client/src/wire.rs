@@ -39,6 +39,9 @@ macro_rules! requests {
             type Response = $response;
         })*
 
+        /// The API of every request hdi sends as a client (the decoder fuzz test seeds each).
+        pub const REQUEST_KEYS: &[ApiKey] = &[$(ApiKey::$key),*];
+
         /// Checks, for every request above and every version it has, that the header versions
         /// by key are the ones the message types declare.
         #[cfg(test)]

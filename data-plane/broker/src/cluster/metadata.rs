@@ -23,6 +23,7 @@ use uuid::Uuid;
 use crate::security::acl::AclBinding;
 use crate::security::quota::{Changes, Entity, Quotas};
 use crate::security::scram::{ScramCredential, ScramMechanism};
+use crate::state::KafkaError;
 use crate::topic_config::TopicConfigs;
 
 /// A broker id (Kafka's node id).
@@ -400,6 +401,19 @@ pub enum Outcome {
         /// For people.
         message: String,
     },
+}
+
+impl Outcome {
+    /// A proposal's answer as a result: a refusal becomes its Kafka error.
+    ///
+    /// # Errors
+    /// The proposal's failure, or the refusal.
+    pub fn of(proposed: Result<Outcome, KafkaError>) -> Result<(), KafkaError> {
+        match proposed? {
+            Outcome::Ok => Ok(()),
+            Outcome::Refused { code, message } => Err(KafkaError::new(code, message)),
+        }
+    }
 }
 
 fn refuse(code: i16, message: impl Into<String>) -> Outcome {

@@ -17,13 +17,6 @@ fn unknown_topic(name: &str) -> KafkaError {
     )
 }
 
-fn outcome(result: Result<Outcome, KafkaError>) -> Result<(), KafkaError> {
-    match result? {
-        Outcome::Ok => Ok(()),
-        Outcome::Refused { code, message } => Err(KafkaError::new(code, message)),
-    }
-}
-
 /// What a topic creation asks for.
 #[derive(Clone, Debug)]
 pub struct NewTopic {
@@ -105,7 +98,7 @@ impl Cluster {
         if validate_only {
             return Ok((id, rf));
         }
-        outcome(
+        Outcome::of(
             self.propose(Command::CreateTopic {
                 name: topic.name.clone(),
                 id,
@@ -129,7 +122,7 @@ impl Cluster {
         if !self.view().meta.topics.contains_key(name) {
             return Err(unknown_topic(name));
         }
-        outcome(
+        Outcome::of(
             self.propose(Command::DeleteTopic {
                 name: name.to_owned(),
             })
@@ -168,7 +161,7 @@ impl Cluster {
         if validate_only {
             return Ok(());
         }
-        outcome(
+        Outcome::of(
             self.propose(Command::CreatePartitions {
                 name: name.to_owned(),
                 count,
@@ -223,7 +216,7 @@ impl Cluster {
         if validate_only {
             return Ok(());
         }
-        outcome(
+        Outcome::of(
             self.propose(Command::SetTopicConfigs {
                 name: name.to_owned(),
                 configs,
