@@ -35,10 +35,10 @@ pub enum WorkspaceCommand {
 pub struct WaitArgs {
     /// Return as soon as the change is accepted, without waiting for the operation.
     #[arg(long)]
-    no_wait: bool,
+    pub(crate) no_wait: bool,
     /// Give up waiting after this long (the operation goes on).
     #[arg(long, default_value = "10m", value_parser = parse_duration)]
-    timeout: Duration,
+    pub(crate) timeout: Duration,
 }
 
 pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
@@ -501,7 +501,7 @@ pub async fn operation(
     }
 }
 
-async fn finish(
+pub(crate) async fn finish(
     api: &Client,
     op: Operation,
     wait: &WaitArgs,
@@ -665,10 +665,13 @@ fn print_cluster(c: &Cluster) {
     }
 }
 
-fn print_operation(op: &Operation) {
+pub(crate) fn print_operation(op: &Operation) {
     println!("operation:   {}", op.id);
     println!("kind:        {:?}", op.kind);
     println!("cluster:     {}/{}", op.workspace, op.cluster);
+    if let Some(link) = &op.link {
+        println!("link:        {link}");
+    }
     println!("state:       {}", op.state);
     println!("by:          {}", op.created_by);
     for step in &op.steps {

@@ -8,6 +8,7 @@ mod clusters;
 mod context;
 mod jobs;
 mod kafka_users;
+mod links;
 mod login;
 mod output;
 mod topics;
@@ -92,6 +93,12 @@ enum Command {
     KafkaUser {
         #[command(subcommand)]
         command: kafka_users::KafkaUserCommand,
+    },
+    /// Replication links between Kafka clusters: create, list, show, lag, pause, resume,
+    /// promote, failover, reverse, delete.
+    Link {
+        #[command(subcommand)]
+        command: links::LinkCommand,
     },
     /// Streaming SQL jobs of Spark clusters: submit, list, show, progress, preview, stop.
     Job {
@@ -185,6 +192,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let (api, ws) =
                 connect_with_workspace(cli.config, cli.context.as_deref(), cli.workspace).await?;
             kafka_users::kafka_user(&api, &ws, command, cli.output).await?;
+        }
+        Command::Link { command } => {
+            let (api, ws) =
+                connect_with_workspace(cli.config, cli.context.as_deref(), cli.workspace).await?;
+            links::link(&api, &ws, command, cli.output).await?;
         }
         Command::Job { command } => {
             let (api, ws) =

@@ -9,7 +9,7 @@ use anyhow::Context;
 use clap::Parser;
 use hdi_control_plane::config::{Cli, Command, ServeConfig, redact_url};
 use hdi_control_plane::provision::local::LocalProvisioner;
-use hdi_control_plane::reconcile::{JobReconciler, Reconciler, ReconcilerConfig};
+use hdi_control_plane::reconcile::{JobReconciler, LinkReconciler, Reconciler, ReconcilerConfig};
 use hdi_control_plane::service::{Service, ServiceConfig};
 use hdi_control_plane::store::Store;
 use hdi_control_plane::{AppState, auth, http};
@@ -84,6 +84,14 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         store.clone(),
         config.reconcile_interval.max(Duration::from_secs(2)),
     );
+    let link_reconciler = LinkReconciler::new(
+        store.clone(),
+        config
+            .reconcile_interval
+            .clamp(Duration::from_millis(300), Duration::from_secs(2)),
+        Duration::from_secs(5),
+        config.operation_timeout,
+    );
     let reconciler = Reconciler::new(
         store,
         provisioner,
@@ -99,10 +107,12 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     );
     let stop = Arc::new(Notify::new());
     let stop_jobs = Arc::new(Notify::new());
+    let stop_links = Arc::new(Notify::new());
     let reconciling = if config.reconciler {
         let jobs = tokio::spawn(job_reconciler.run(stop_jobs.clone()));
         let clusters = tokio::spawn(reconciler.run(stop.clone()));
-        Some((clusters, jobs))
+        let links = tokio::spawn(link_reconciler.run(stop_links.clone()));
+        Some((clusters, jobs, links))
     } else {
         tracing::info!("--no-reconciler: serving the API only");
         None
@@ -134,9 +144,11 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     .context("HTTP server failed")?;
     stop.notify_one();
     stop_jobs.notify_one();
-    if let Some((clusters, jobs)) = reconciling {
+    stop_links.notify_one();
+    if let Some((clusters, jobs, links)) = reconciling {
         let _ = tokio::time::timeout(Duration::from_secs(5), clusters).await;
         let _ = tokio::time::timeout(Duration::from_secs(5), jobs).await;
+        let _ = tokio::time::timeout(Duration::from_secs(5), links).await;
     }
     tracing::info!("hdi-control-plane stopped");
     Ok(())

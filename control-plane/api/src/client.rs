@@ -19,6 +19,9 @@ use crate::cluster::{
     OperationList, OperationState, Workspace, WorkspaceCreate, WorkspaceList,
 };
 use crate::job::{Job, JobCreate, JobList, JobPreview, JobProgressList};
+use crate::replication_link::{
+    ReplicationLink, ReplicationLinkList, ReplicationLinkSpec, ReplicationLinkStatus,
+};
 use crate::topic::{Topic, TopicCreate, TopicList, TopicPatch};
 use crate::types::{
     ErrorCode, Health, Node, NodeCredential, NodeHeartbeat, NodeList, NodeRegistration, Problem,
@@ -54,6 +57,7 @@ pages! {
     AuditEventList => crate::cluster::AuditEvent,
     TopicList => Topic,
     JobList => Job,
+    ReplicationLinkList => ReplicationLink,
 }
 
 /// Every item of a paged list: `fetch` is called with each page's token (none for the first)
@@ -588,6 +592,107 @@ impl Client {
         Err(Self::error_from(response, &url).await)
     }
 
+    /// `PUT /v1/workspaces/{ws}/replication-links/{name}`: the link created or updated.
+    pub async fn link_put(
+        &self,
+        workspace: &str,
+        name: &str,
+        spec: &ReplicationLinkSpec,
+    ) -> Result<ReplicationLink, ClientError> {
+        self.call(Method::PUT, &link_path(workspace, name), Some(spec))
+            .await
+    }
+
+    /// `GET /v1/workspaces/{ws}/replication-links` (one page).
+    pub async fn links_list(
+        &self,
+        workspace: &str,
+        page_token: Option<&str>,
+    ) -> Result<ReplicationLinkList, ClientError> {
+        let path = paged(
+            &format!("/v1/workspaces/{}/replication-links", segment(workspace)),
+            page_token,
+        );
+        self.call(Method::GET, &path, None::<&()>).await
+    }
+
+    /// `GET /v1/workspaces/{ws}/replication-links/{name}`: the link with its live status.
+    pub async fn link_get(
+        &self,
+        workspace: &str,
+        name: &str,
+    ) -> Result<ReplicationLink, ClientError> {
+        self.call(Method::GET, &link_path(workspace, name), None::<&()>)
+            .await
+    }
+
+    /// `GET /v1/workspaces/{ws}/replication-links/{name}/lag`.
+    pub async fn link_lag(
+        &self,
+        workspace: &str,
+        name: &str,
+    ) -> Result<ReplicationLinkStatus, ClientError> {
+        let path = format!("{}/lag", link_path(workspace, name));
+        self.call(Method::GET, &path, None::<&()>).await
+    }
+
+    /// `POST /v1/workspaces/{ws}/replication-links/{name}/promote`.
+    pub async fn link_promote(
+        &self,
+        workspace: &str,
+        name: &str,
+    ) -> Result<Operation, ClientError> {
+        self.link_action(workspace, name, "promote").await
+    }
+
+    /// `POST /v1/workspaces/{ws}/replication-links/{name}/failover`.
+    pub async fn link_failover(
+        &self,
+        workspace: &str,
+        name: &str,
+    ) -> Result<Operation, ClientError> {
+        self.link_action(workspace, name, "failover").await
+    }
+
+    /// `POST /v1/workspaces/{ws}/replication-links/{name}/reverse`.
+    pub async fn link_reverse(
+        &self,
+        workspace: &str,
+        name: &str,
+    ) -> Result<Operation, ClientError> {
+        self.link_action(workspace, name, "reverse").await
+    }
+
+    /// `POST /v1/workspaces/{ws}/replication-links/{name}/pause`.
+    pub async fn link_pause(&self, workspace: &str, name: &str) -> Result<Operation, ClientError> {
+        self.link_action(workspace, name, "pause").await
+    }
+
+    /// `POST /v1/workspaces/{ws}/replication-links/{name}/resume`.
+    pub async fn link_resume(&self, workspace: &str, name: &str) -> Result<Operation, ClientError> {
+        self.link_action(workspace, name, "resume").await
+    }
+
+    async fn link_action(
+        &self,
+        workspace: &str,
+        name: &str,
+        action: &str,
+    ) -> Result<Operation, ClientError> {
+        let path = format!("{}/{action}", link_path(workspace, name));
+        self.call(Method::POST, &path, None::<&()>).await
+    }
+
+    /// `DELETE /v1/workspaces/{ws}/replication-links/{name}` (204).
+    pub async fn link_delete(&self, workspace: &str, name: &str) -> Result<(), ClientError> {
+        let url = format!("{}{}", self.base_url, link_path(workspace, name));
+        let response = self.send(self.request(Method::DELETE, &url), &url).await?;
+        if response.status().is_success() {
+            return Ok(());
+        }
+        Err(Self::error_from(response, &url).await)
+    }
+
     /// `GET /v1/workspaces/{ws}/clusters/{cluster}/jobs` (one page).
     pub async fn jobs_list(
         &self,
@@ -966,6 +1071,14 @@ fn kafka_user_path(workspace: &str, cluster: &str, name: &str) -> String {
     format!(
         "{}/kafka-users/{}",
         cluster_path(workspace, cluster),
+        segment(name)
+    )
+}
+
+fn link_path(workspace: &str, name: &str) -> String {
+    format!(
+        "/v1/workspaces/{}/replication-links/{}",
+        segment(workspace),
         segment(name)
     )
 }

@@ -390,6 +390,16 @@ pub enum OperationKind {
     Resize,
     /// A cluster is deleted.
     Delete,
+    /// A replication link is paused.
+    LinkPause,
+    /// A paused replication link resumes.
+    LinkResume,
+    /// A replication link's target is promoted (planned switchover).
+    LinkPromote,
+    /// A replication link fails over to its target (forced).
+    LinkFailover,
+    /// A replication link is reversed (the old source mirrors the old target).
+    LinkReverse,
 }
 
 /// Where an operation is.
@@ -430,8 +440,8 @@ pub struct OperationStep {
 /// Why an operation failed.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct OperationError {
-    /// A stable code: `insufficient_capacity`, `timed_out`, `superseded`, `below_quorum` or
-    /// `brokers_hold_partitions`.
+    /// A stable code: `insufficient_capacity`, `timed_out`, `superseded`, `below_quorum`,
+    /// `brokers_hold_partitions`, or for link operations `kafka_error` (the brokers refused).
     pub code: crate::types::ErrorCode,
     /// For people.
     pub detail: String,
@@ -468,6 +478,12 @@ pub struct Operation {
     /// When it ended.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub finished_at: Option<DateTime<Utc>>,
+    /// The replication link of a link operation (`cluster` is the link's target).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link: Option<String>,
+    /// What a finished link operation measured: stop offsets and a failover's loss bound.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<crate::replication_link::LinkOperationResult>,
 }
 
 /// A page of operations, newest first.

@@ -143,6 +143,20 @@ error_codes! {
     JobExists = "job_exists",
     /// A Kafka user of that name exists in the cluster.
     KafkaUserExists = "kafka_user_exists",
+    /// The cluster is the source or target of a replication link: delete the link first.
+    ClusterHasLinks = "cluster_has_links",
+    /// The replication link still feeds mirror topics: promote or fail it over before deleting.
+    LinkHasMirrors = "link_has_mirrors",
+    /// A replication pair's clusters have brokers in a common fault domain.
+    LinkFaultDomainsOverlap = "link_fault_domains_overlap",
+    /// The replication link is promoted, failed over or stopping: it cannot do that any more.
+    LinkStopped = "link_stopped",
+    /// The replication link is paused: resume it first.
+    LinkPaused = "link_paused",
+    /// The replication link is not paused (resume).
+    LinkNotPaused = "link_not_paused",
+    /// Only a promoted or failed-over replication link can be reversed.
+    LinkNotStopped = "link_not_stopped",
     // Refusals of the request as a whole.
     /// The cluster has `deletion_protection` set.
     DeletionProtected = "deletion_protected",
@@ -167,6 +181,8 @@ error_codes! {
     KafkaUsersUnsupported = "kafka_users_unsupported",
     /// Kafka refused the change under its policy.
     PolicyViolation = "policy_violation",
+    /// A replication link cannot log in to its source (SASL without a SCRAM mechanism).
+    LinkSourceUnsupported = "link_source_unsupported",
     /// The job's SQL does not compile; `sql_code`, `line` and `column` say where.
     InvalidSql = "invalid_sql",
     // Failures of what the control plane depends on.

@@ -577,6 +577,11 @@ pub(super) fn operation_to_wire(op: &OperationRecord) -> api::Operation {
             model::OperationKind::Update => api::OperationKind::Update,
             model::OperationKind::Resize => api::OperationKind::Resize,
             model::OperationKind::Delete => api::OperationKind::Delete,
+            model::OperationKind::LinkPause => api::OperationKind::LinkPause,
+            model::OperationKind::LinkResume => api::OperationKind::LinkResume,
+            model::OperationKind::LinkPromote => api::OperationKind::LinkPromote,
+            model::OperationKind::LinkFailover => api::OperationKind::LinkFailover,
+            model::OperationKind::LinkReverse => api::OperationKind::LinkReverse,
         },
         state: match op.state {
             model::OperationState::Running => api::OperationState::Running,
@@ -605,6 +610,8 @@ pub(super) fn operation_to_wire(op: &OperationRecord) -> api::Operation {
         created_at: op.created_at,
         updated_at: op.updated_at,
         finished_at: op.finished_at,
+        link: op.link.as_ref().map(|(_, name)| name.clone()),
+        result: op.result.as_ref().map(super::link::result_to_wire),
     }
 }
 

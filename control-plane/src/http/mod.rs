@@ -17,6 +17,7 @@ mod health;
 mod idempotency;
 mod job;
 mod kafka_user;
+mod link;
 mod node;
 mod topic;
 
@@ -46,6 +47,7 @@ use error::ApiError;
         (name = "clusters", description = "Kafka and Spark clusters"),
         (name = "topics", description = "Topics of Kafka clusters, through the Kafka admin protocol"),
         (name = "kafka-users", description = "Kafka users (SCRAM principals) of secured Kafka clusters and their ACLs"),
+        (name = "replication-links", description = "Geo-replication pairs: a source Kafka cluster mirrored into a target with identical offsets, and their switchover, failover and reverse"),
         (name = "jobs", description = "Streaming SQL jobs of Spark clusters, run by their executor driver"),
         (name = "operations", description = "Long-running mutations"),
         (name = "audit", description = "Who changed what"),
@@ -102,6 +104,14 @@ fn routes() -> OpenApiRouter<AppState> {
             kafka_user::kafka_user_delete
         ))
         .routes(routes!(kafka_user::kafka_user_rotate))
+        .routes(routes!(link::links_list))
+        .routes(routes!(link::link_get, link::link_put, link::link_delete))
+        .routes(routes!(link::link_lag))
+        .routes(routes!(link::link_promote))
+        .routes(routes!(link::link_failover))
+        .routes(routes!(link::link_reverse))
+        .routes(routes!(link::link_pause))
+        .routes(routes!(link::link_resume))
         .routes(routes!(cluster::cluster_certificates_rotate))
         .routes(routes!(cluster::cluster_authorities_rotate))
         .routes(routes!(job::jobs_list, job::job_create))

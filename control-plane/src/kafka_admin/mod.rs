@@ -4,7 +4,9 @@
 //! the Kafka protocol: probing readiness (`Metadata`), topic management (`CreateTopics`,
 //! `DeleteTopics`, `CreatePartitions`, `DescribeConfigs`, `IncrementalAlterConfigs`) and moving
 //! partitions when brokers are added or drained (`AlterPartitionReassignments`,
-//! `ListPartitionReassignments`, planned by the pure [`crate::reconcile::rebalance`]). Kafka wire
+//! `ListPartitionReassignments`, planned by the pure [`crate::reconcile::rebalance`]), cluster
+//! links (the cluster-wide and per-broker configs of the broker resource, and a write probe
+//! that tells a read-only mirror topic from a writable one without writing). Kafka wire
 //! types (`kafka-protocol`) stay inside this module; callers see plain Rust types and one error
 //! type, [`AdminError`], whose Kafka `code`/`name` are stable so that they can be mapped to HTTP
 //! problems.
@@ -15,7 +17,8 @@
 //!   error is an [`AdminError::Protocol`], nothing panics.
 //! - Fixed API versions, all within what `hdi-broker` advertises (`handlers/mod.rs`): Metadata
 //!   v12, CreateTopics v7, DeleteTopics v6, CreatePartitions v3, DescribeConfigs v4,
-//!   IncrementalAlterConfigs v1, AlterPartitionReassignments v0, ListPartitionReassignments v0.
+//!   IncrementalAlterConfigs v1, AlterPartitionReassignments v0, ListPartitionReassignments v0,
+//!   Produce v8 (the write probe only).
 //!   (No ApiVersions round trip: a broker that does not support a version closes the
 //!   connection, which surfaces as [`AdminError::Protocol`].)
 //! - Read-only calls (Metadata, DescribeConfigs) go to the first reachable bootstrap address,
@@ -50,12 +53,14 @@ use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
 use kafka_protocol::messages::incremental_alter_configs_request::{
     AlterConfigsResource, AlterableConfig,
 };
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{
     AlterPartitionReassignmentsRequest, AlterPartitionReassignmentsResponse, BrokerId,
     CreatePartitionsRequest, CreatePartitionsResponse, CreateTopicsRequest, CreateTopicsResponse,
     DeleteTopicsRequest, DeleteTopicsResponse, DescribeConfigsRequest,
     IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse,
-    ListPartitionReassignmentsRequest, MetadataRequest, MetadataResponse, TopicName,
+    ListPartitionReassignmentsRequest, MetadataRequest, MetadataResponse, ProduceRequest,
+    TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 use tokio::time::Instant;
@@ -83,6 +88,10 @@ const LIST_REASSIGNMENTS_VERSION: i16 = 0;
 
 /// `resource_type` of a topic in DescribeConfigs.
 const RESOURCE_TOPIC: i8 = 2;
+/// `resource_type` of a broker (named by its id) or of the whole cluster (named `""`).
+const RESOURCE_BROKER: i8 = 4;
+/// Produce v8, for the write probe of [`KafkaAdmin::topic_writable`].
+const PRODUCE_VERSION: i16 = 8;
 /// The largest response frame accepted (the broker's own request limit is 100 MiB too).
 const MAX_RESPONSE_BYTES: usize = 100 * 1024 * 1024;
 /// How often an admin request is sent again after NOT_CONTROLLER or an unreachable controller.
@@ -485,6 +494,17 @@ impl KafkaAdmin {
         name: &str,
         changes: Vec<(String, Option<String>)>,
     ) -> Result<(), AdminError> {
+        self.alter_configs(RESOURCE_TOPIC, name, changes).await
+    }
+
+    /// Sets or deletes configs of the resource `(resource_type, name)` (IncrementalAlterConfigs
+    /// to the controller).
+    async fn alter_configs(
+        &self,
+        resource_type: i8,
+        name: &str,
+        changes: Vec<(String, Option<String>)>,
+    ) -> Result<(), AdminError> {
         const API: &str = "IncrementalAlterConfigs";
         let deadline = self.deadline();
         let configs = changes
@@ -499,7 +519,7 @@ impl KafkaAdmin {
             .collect();
         let request = IncrementalAlterConfigsRequest::default().with_resources(vec![
             AlterConfigsResource::default()
-                .with_resource_type(RESOURCE_TOPIC)
+                .with_resource_type(resource_type)
                 .with_resource_name(StrBytes::from_string(name.to_owned()))
                 .with_configs(configs),
         ]);
@@ -515,9 +535,117 @@ impl KafkaAdmin {
         let result = response
             .responses
             .iter()
-            .find(|r| r.resource_type == RESOURCE_TOPIC && r.resource_name.as_str() == name)
+            .find(|r| r.resource_type == resource_type && r.resource_name.as_str() == name)
             .ok_or_else(|| missing(API, name))?;
         check(API, result.error_code, result.error_message.as_ref())
+    }
+
+    /// The configs of a broker resource: the cluster-wide ones (`name` empty) or those of the
+    /// broker with that id, asked of `address` when given (Kafka answers a broker's resource
+    /// only on that broker), else of the bootstrap servers. `(key, value)` pairs as the broker
+    /// sends them (sensitive values are `None`).
+    ///
+    /// # Errors
+    /// As [`KafkaAdmin::metadata`], or the resource's error.
+    pub async fn describe_broker_configs(
+        &self,
+        name: &str,
+        address: Option<&str>,
+    ) -> Result<Vec<(String, Option<String>)>, AdminError> {
+        const API: &str = "DescribeConfigs";
+        let deadline = self.deadline();
+        let request = DescribeConfigsRequest::default().with_resources(vec![
+            DescribeConfigsResource::default()
+                .with_resource_type(RESOURCE_BROKER)
+                .with_resource_name(StrBytes::from_string(name.to_owned()))
+                .with_configuration_keys(None),
+        ]);
+        let response = match address {
+            Some(address) => {
+                self.send_to(
+                    API,
+                    address,
+                    &request,
+                    DESCRIBE_CONFIGS_VERSION,
+                    deadline,
+                    true,
+                )
+                .await?
+            }
+            None => {
+                self.send_bootstrap(API, &request, DESCRIBE_CONFIGS_VERSION, deadline, true)
+                    .await?
+            }
+        };
+        let result = response
+            .results
+            .iter()
+            .find(|r| r.resource_type == RESOURCE_BROKER && r.resource_name.as_str() == name)
+            .ok_or_else(|| missing(API, name))?;
+        check(API, result.error_code, result.error_message.as_ref())?;
+        Ok(result
+            .configs
+            .iter()
+            .map(|c| {
+                (
+                    c.name.as_str().to_owned(),
+                    c.value.as_ref().map(|v| v.as_str().to_owned()),
+                )
+            })
+            .collect())
+    }
+
+    /// Sets (`Some(value)`) or deletes (`None`) cluster-wide configs (the broker resource named
+    /// `""`), leaving the others as they are.
+    ///
+    /// # Errors
+    /// As [`KafkaAdmin::metadata`]; the cluster's refusal (`INVALID_CONFIG`,
+    /// `POLICY_VIOLATION`) as [`AdminError::Kafka`].
+    pub async fn alter_cluster_configs(
+        &self,
+        changes: Vec<(String, Option<String>)>,
+    ) -> Result<(), AdminError> {
+        self.alter_configs(RESOURCE_BROKER, "", changes).await
+    }
+
+    /// Whether `topic` takes writes, probed without writing anything: a Produce with no records
+    /// and an invalid `acks` (5) is answered `INVALID_TOPIC_EXCEPTION` by a read-only mirror
+    /// topic (the mirror check comes first) and `INVALID_REQUIRED_ACKS` by a writable one.
+    ///
+    /// # Errors
+    /// As [`KafkaAdmin::metadata`]; any other answer is [`AdminError::Kafka`].
+    pub async fn topic_writable(&self, topic: &str) -> Result<bool, AdminError> {
+        const API: &str = "Produce";
+        const INVALID_TOPIC_EXCEPTION: i16 = 17;
+        const INVALID_REQUIRED_ACKS: i16 = 21;
+        let deadline = self.deadline();
+        let request = ProduceRequest::default()
+            .with_acks(5)
+            .with_timeout_ms(remaining_ms(deadline))
+            .with_topic_data(vec![
+                TopicProduceData::default()
+                    .with_name(topic_name(topic))
+                    .with_partition_data(vec![
+                        PartitionProduceData::default()
+                            .with_index(0)
+                            .with_records(None),
+                    ]),
+            ]);
+        let response = self
+            .send_bootstrap(API, &request, PRODUCE_VERSION, deadline, true)
+            .await?;
+        let code = response
+            .responses
+            .iter()
+            .flat_map(|t| &t.partition_responses)
+            .map(|p| p.error_code)
+            .next()
+            .ok_or_else(|| missing(API, topic))?;
+        match code {
+            INVALID_TOPIC_EXCEPTION => Ok(false),
+            INVALID_REQUIRED_ACKS | 0 => Ok(true),
+            other => Err(AdminError::kafka(API, other, None)),
+        }
     }
 
     /// Starts moving partitions: `(topic, partition, target replicas)`, the first replica being

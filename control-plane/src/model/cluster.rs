@@ -343,6 +343,16 @@ pub enum OperationKind {
     Resize,
     /// Delete.
     Delete,
+    /// Pause a replication link.
+    LinkPause,
+    /// Resume a paused replication link.
+    LinkResume,
+    /// Promote a link's target (planned switchover).
+    LinkPromote,
+    /// Fail a link over to its target (forced).
+    LinkFailover,
+    /// Make a promoted link's old source the mirror of its old target.
+    LinkReverse,
 }
 
 impl OperationKind {
@@ -353,6 +363,11 @@ impl OperationKind {
             OperationKind::Update => "update",
             OperationKind::Resize => "resize",
             OperationKind::Delete => "delete",
+            OperationKind::LinkPause => "link_pause",
+            OperationKind::LinkResume => "link_resume",
+            OperationKind::LinkPromote => "link_promote",
+            OperationKind::LinkFailover => "link_failover",
+            OperationKind::LinkReverse => "link_reverse",
         }
     }
 
@@ -363,6 +378,11 @@ impl OperationKind {
             "update" => OperationKind::Update,
             "resize" => OperationKind::Resize,
             "delete" => OperationKind::Delete,
+            "link_pause" => OperationKind::LinkPause,
+            "link_resume" => OperationKind::LinkResume,
+            "link_promote" => OperationKind::LinkPromote,
+            "link_failover" => OperationKind::LinkFailover,
+            "link_reverse" => OperationKind::LinkReverse,
             _ => return None,
         })
     }
@@ -447,6 +467,10 @@ pub struct OperationRecord {
     pub updated_at: DateTime<Utc>,
     /// Ended.
     pub finished_at: Option<DateTime<Utc>>,
+    /// The replication link of a link operation (its id and name).
+    pub link: Option<(super::ReplicationLinkId, String)>,
+    /// What a finished link operation measured (a failover's stop offsets and loss bound).
+    pub result: Option<super::LinkOperationResult>,
 }
 
 /// What a workload does in its cluster.

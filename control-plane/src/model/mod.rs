@@ -82,6 +82,8 @@ typed_uuids! {
     ApiTokenId;
     /// A Kafka user's identity (its name is unique per cluster).
     KafkaUserId;
+    /// A replication link's identity (its name is unique per workspace).
+    ReplicationLinkId;
 }
 
 /// Resources a node offers.
@@ -150,9 +152,11 @@ impl NodeRecord {
 mod auth;
 mod cluster;
 mod job;
+mod link;
 pub use auth::*;
 pub use cluster::*;
 /// The stable codes of refusals and failed operations: one vocabulary for the service, the
 /// reconciler and the wire.
 pub use hdi_api::ErrorCode;
 pub use job::*;
+pub use link::*;

@@ -7,6 +7,7 @@
 //! idempotent (placement and removal are single transactions; reassignments are recomputed).
 
 pub mod jobs;
+pub mod links;
 pub mod plan;
 pub mod rebalance;
 
@@ -26,6 +27,7 @@ use crate::model::{
 use crate::provision::{ProvisionError, Provisioner};
 use crate::store::{Store, StoreError};
 pub use jobs::{JobPassReport, JobReconciler};
+pub use links::LinkReconciler;
 use plan::{Action, Input, KafkaObservation, Outcome, Plan, SparkObservation};
 
 /// Settings of the reconciler.

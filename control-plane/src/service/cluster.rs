@@ -566,6 +566,17 @@ impl Service {
                     ),
                 });
             }
+            let links = self.store.links_of_cluster(existing.id).await?;
+            if let Some(link) = links.first() {
+                return Err(ServiceError::Conflict {
+                    code: ErrorCode::ClusterHasLinks,
+                    message: format!(
+                        "cluster {name:?} is the {} of replication link {:?}; delete the link first",
+                        if link.source_cluster_id == existing.id { "source" } else { "target" },
+                        link.name
+                    ),
+                });
+            }
             if existing.deleting
                 && let Some(op) = self.store.operation_running(existing.id).await?
             {

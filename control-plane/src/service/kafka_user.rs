@@ -592,8 +592,9 @@ fn scram_hash(cluster: &ClusterRecord) -> Option<Hash> {
 }
 
 /// Keeps a secured cluster's principals: the jobs' user exists, (with authorization) the
-/// cluster's ACLs are exactly its users' and the jobs user's (others are deleted first, then
-/// the missing ones created), and its user quotas exactly its users' (after the ACLs); records
+/// cluster's ACLs are exactly its users', the jobs user's and those of the replication links
+/// that read it (`service::link::link_bindings`; others are deleted first, then the missing
+/// ones created), and its user quotas exactly its users' (after the ACLs); records
 /// each user's generation as applied.
 ///
 /// # Errors
@@ -617,6 +618,9 @@ pub(crate) async fn sync_acls(
         return record_applied(store, &users).await;
     }
     let mut desired = desired_bindings(&users);
+    // Replication links reading this cluster, and the write fence of stopped ones.
+    let links = store.links_of_cluster(cluster.id).await?;
+    desired.extend(super::link::link_bindings(&links, cluster.id));
     if hash.is_some() {
         desired.extend(jobs_bindings());
     }

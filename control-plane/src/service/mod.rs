@@ -9,6 +9,7 @@ mod cluster;
 mod idempotency;
 mod job;
 pub(crate) mod kafka_user;
+pub(crate) mod link;
 mod node;
 mod operation;
 mod page;
@@ -25,6 +26,7 @@ pub use auth::{BOOTSTRAP_ADMIN, Grant, NewApiToken, require_platform_admin};
 pub use cluster::{ClusterPatchInput, ClusterView, PutOutcome, validate_spec};
 pub use idempotency::validate_idempotency_key;
 pub use job::{JobInput, JobPreview, JobStatusView, JobView, MAX_SQL_BYTES, kafka_access};
+pub use link::{LinkInput, LinkStatusView};
 pub use node::{NodePage, PageRequest};
 pub use topic::{KNOWN_CONFIGS, TopicConfigs, TopicInput, TopicPatchInput, TopicView};
 

@@ -279,7 +279,7 @@ impl Store {
             return Ok(SpecChange::Stale);
         }
         let running = sqlx::query_scalar!(
-            "SELECT id FROM operations WHERE cluster_id = $1 AND state = 'Running'",
+            "SELECT id FROM operations WHERE cluster_id = $1 AND state = 'Running' AND link_id IS NULL",
             cluster_id.into_uuid()
         )
         .fetch_optional(&mut *tx)
@@ -449,7 +449,7 @@ impl Store {
             "UPDATE operations SET state = 'Succeeded', updated_at = now(), finished_at = now(), \
              steps = steps || jsonb_build_array(jsonb_build_object('name', 'remove the cluster record', \
              'state', 'Done', 'detail', NULL, 'started_at', now())) \
-             WHERE cluster_id = $1 AND state = 'Running'",
+             WHERE cluster_id = $1 AND state = 'Running' AND link_id IS NULL",
             cluster_id.into_uuid()
         )
         .execute(&mut *tx)

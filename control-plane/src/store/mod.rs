@@ -11,6 +11,7 @@ mod cluster;
 mod idempotency;
 mod job;
 mod kafka_user;
+mod link;
 mod node;
 mod operation;
 mod workload;
@@ -19,6 +20,7 @@ mod workspace;
 pub use authority::{NextAuthorities, RotationStart, RotationStep};
 pub use cluster::SpecChange;
 pub use idempotency::{KeyClaim, StoredResponse};
+pub use link::{LinkTransition, NewLink};
 pub use operation::NewOperation;
 pub use workload::{
     Assignment, FleetNode, FleetSnapshot, IssuedCertificate, NewWorkload, ReportedWorkload,

@@ -6,8 +6,8 @@ use uuid::Uuid;
 
 use super::{Store, StoreError, to_u64};
 use crate::model::{
-    ClusterId, OperationId, OperationKind, OperationRecord, OperationState, OperationStep,
-    WorkspaceId,
+    ClusterId, LinkOperationResult, OperationId, OperationKind, OperationRecord, OperationState,
+    OperationStep, ReplicationLinkId, WorkspaceId,
 };
 
 fn query_error(context: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
@@ -30,6 +30,9 @@ struct OperationRow {
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
     finished_at: Option<DateTime<Utc>>,
+    link_id: Option<Uuid>,
+    link_name: Option<String>,
+    result: Option<Json<LinkOperationResult>>,
 }
 
 /// `sqlx::query_as!` of [`OperationRow`] with its one column list; the tail (`WHERE …`) and the
@@ -40,7 +43,8 @@ macro_rules! select_operations {
             OperationRow,
             r#"SELECT o.id, o.workspace_id, w.name AS "workspace?", o.cluster_id, o.cluster_name, o.kind,
                  o.state, o.target_generation, o.steps AS "steps: Json<Vec<OperationStep>>",
-                 o.error_code, o.error_detail, o.created_by, o.created_at, o.updated_at, o.finished_at
+                 o.error_code, o.error_detail, o.created_by, o.created_at, o.updated_at, o.finished_at,
+                 o.link_id, o.link_name, o.result AS "result: Json<LinkOperationResult>"
                FROM operations o LEFT JOIN workspaces w ON w.id = o.workspace_id "# + $tail
             $(, $arg)*
         )
@@ -73,6 +77,13 @@ impl TryFrom<OperationRow> for OperationRecord {
             created_at: row.created_at,
             updated_at: row.updated_at,
             finished_at: row.finished_at,
+            link: row.link_id.map(|id| {
+                (
+                    ReplicationLinkId::from_uuid(id),
+                    row.link_name.unwrap_or_default(),
+                )
+            }),
+            result: row.result.map(|r| r.0),
         })
     }
 }
@@ -104,7 +115,7 @@ impl Store {
         row.map(OperationRecord::try_from).transpose()
     }
 
-    /// The running operation of a cluster, if any.
+    /// The running operation of a cluster (not of a link on it), if any.
     ///
     /// # Errors
     /// [`StoreError::Query`] or [`StoreError::Corrupt`].
@@ -113,7 +124,7 @@ impl Store {
         cluster_id: ClusterId,
     ) -> Result<Option<OperationRecord>, StoreError> {
         let row = select_operations!(
-            "WHERE o.cluster_id = $1 AND o.state = 'Running'",
+            "WHERE o.cluster_id = $1 AND o.state = 'Running' AND o.link_id IS NULL",
             cluster_id.into_uuid()
         )
         .fetch_optional(&self.pool)
@@ -122,7 +133,7 @@ impl Store {
         row.map(OperationRecord::try_from).transpose()
     }
 
-    /// The newest operation of a cluster, if any.
+    /// The newest operation of a cluster (not of a link on it), if any.
     ///
     /// # Errors
     /// [`StoreError::Query`] or [`StoreError::Corrupt`].
@@ -131,7 +142,7 @@ impl Store {
         cluster_id: ClusterId,
     ) -> Result<Option<OperationRecord>, StoreError> {
         let row = select_operations!(
-            "WHERE o.cluster_id = $1 ORDER BY o.created_at DESC, o.id LIMIT 1",
+            "WHERE o.cluster_id = $1 AND o.link_id IS NULL ORDER BY o.created_at DESC, o.id LIMIT 1",
             cluster_id.into_uuid()
         )
         .fetch_optional(&self.pool)
@@ -140,7 +151,8 @@ impl Store {
         row.map(OperationRecord::try_from).transpose()
     }
 
-    /// The newest operation id of each of `cluster_ids` that has one: `(cluster, operation)`.
+    /// The newest cluster operation id (not a link's) of each of `cluster_ids` that has one:
+    /// `(cluster, operation)`.
     ///
     /// # Errors
     /// [`StoreError::Query`].
@@ -150,7 +162,7 @@ impl Store {
     ) -> Result<Vec<(ClusterId, OperationId)>, StoreError> {
         let rows = sqlx::query!(
             "SELECT DISTINCT ON (cluster_id) cluster_id, id FROM operations \
-             WHERE cluster_id = ANY($1) ORDER BY cluster_id, created_at DESC, id",
+             WHERE cluster_id = ANY($1) AND link_id IS NULL ORDER BY cluster_id, created_at DESC, id",
             &cluster_ids
                 .iter()
                 .map(|id| id.into_uuid())
@@ -190,6 +202,44 @@ impl Store {
         .await
         .map_err(query_error("operations_list"))?;
         rows.into_iter().map(OperationRecord::try_from).collect()
+    }
+
+    /// The running operation of a replication link, if any.
+    ///
+    /// # Errors
+    /// [`StoreError::Query`] or [`StoreError::Corrupt`].
+    pub async fn link_operation_running(
+        &self,
+        link_id: ReplicationLinkId,
+    ) -> Result<Option<OperationRecord>, StoreError> {
+        let row = select_operations!(
+            "WHERE o.link_id = $1 AND o.state = 'Running'",
+            link_id.into_uuid()
+        )
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(query_error("link_operation_running"))?;
+        row.map(OperationRecord::try_from).transpose()
+    }
+
+    /// Ends a running operation with what it measured.
+    ///
+    /// # Errors
+    /// [`StoreError::Query`].
+    pub async fn operation_set_result(
+        &self,
+        id: OperationId,
+        result: &LinkOperationResult,
+    ) -> Result<(), StoreError> {
+        sqlx::query!(
+            "UPDATE operations SET result = $2, updated_at = now() WHERE id = $1",
+            id.into_uuid(),
+            Json(result) as _
+        )
+        .execute(&self.pool)
+        .await
+        .map_err(query_error("operation_set_result"))?;
+        Ok(())
     }
 
     /// Replaces the steps of a running operation.
