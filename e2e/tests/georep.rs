@@ -116,6 +116,16 @@ fn alter_configs(
 
 /// A topic config's value (`None` when it is not set on the topic).
 fn topic_config(bootstrap: &str, topic: &str, key: &str) -> Option<String> {
+    described(bootstrap, topic, key, |source| source == 1)
+}
+
+/// A config of `topic` as DescribeConfigs shows it, if its source passes `source`.
+fn described(
+    bootstrap: &str,
+    topic: &str,
+    key: &str,
+    source: impl Fn(i8) -> bool,
+) -> Option<String> {
     use kafka_protocol::messages::DescribeConfigsRequest;
     use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
     let request = DescribeConfigsRequest::default().with_resources(vec![
@@ -128,7 +138,7 @@ fn topic_config(bootstrap: &str, topic: &str, key: &str) -> Option<String> {
     response.results[0]
         .configs
         .iter()
-        .find(|c| c.name.as_str() == key && c.config_source == 1)
+        .find(|c| c.name.as_str() == key && source(c.config_source))
         .and_then(|c| c.value.as_ref().map(|v| v.to_string()))
 }
 
@@ -1252,4 +1262,239 @@ fn the_checker_catches_a_mirror_that_rewrites_a_batch() {
         );
         std::thread::sleep(Duration::from_millis(200));
     }
+}
+
+/// `hdi.link.<link>.partitions` of every broker of `bootstrap`'s cluster, merged: one JSON
+/// object per mirror partition (see `mirror::partitions_status`).
+fn partitions_status(bootstrap: &str, link: &str) -> Vec<serde_json::Value> {
+    use kafka_protocol::messages::DescribeConfigsRequest;
+    use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
+    let metadata = connect(bootstrap)
+        .call(
+            &MetadataRequest::default().with_topics(Some(Vec::new())),
+            12,
+        )
+        .unwrap();
+    let mut out = Vec::new();
+    for broker in &metadata.brokers {
+        let address = format!("{}:{}", broker.host.as_str(), broker.port);
+        let request = DescribeConfigsRequest::default().with_resources(vec![
+            DescribeConfigsResource::default()
+                .with_resource_type(4)
+                .with_resource_name(StrBytes::from_string(broker.node_id.0.to_string()))
+                .with_configuration_keys(Some(vec![StrBytes::from_string(format!(
+                    "hdi.link.{link}.partitions"
+                ))])),
+        ]);
+        let response = connect(&address).call(&request, 4).unwrap();
+        for config in &response.results[0].configs {
+            let value = config.value.as_ref().map(|v| v.to_string()).unwrap();
+            let parsed: Vec<serde_json::Value> = serde_json::from_str(&value).unwrap();
+            out.extend(parsed);
+        }
+    }
+    out.sort_by_key(|p| (p["topic"].to_string(), p["partition"].as_i64()));
+    out
+}
+
+/// Waits until `check` holds of the partitions' status of `link` on `bootstrap`.
+fn wait_status(
+    bootstrap: &str,
+    link: &str,
+    what: &str,
+    check: impl Fn(&[serde_json::Value]) -> bool,
+) -> Vec<serde_json::Value> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let status = partitions_status(bootstrap, link);
+        if check(&status) {
+            return status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what}: not within 30 s; last status {status:#?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn sum(status: &[serde_json::Value], field: &str) -> i64 {
+    status.iter().map(|p| p[field].as_i64().unwrap_or(0)).sum()
+}
+
+/// A partition's batches with their base offsets and leader epochs zeroed (what a move to the
+/// quarantine topic rewrites), for comparing records wherever they are stored.
+fn without_positions(bytes: &[u8]) -> Vec<u8> {
+    let mut out = bytes.to_vec();
+    let mut at = 0;
+    while at + 12 <= out.len() {
+        let length = i32::from_be_bytes(out[at + 8..at + 12].try_into().unwrap()) as usize;
+        out[at..at + 8].fill(0);
+        out[at + 12..at + 16].fill(0);
+        at += 12 + length;
+    }
+    out
+}
+
+/// The batches of a partition's bytes (from offset 0) from the one at `offset` on.
+fn from_offset(bytes: &[u8], offset: i64) -> &[u8] {
+    let mut at = 0;
+    while at + 12 <= bytes.len() {
+        let base = i64::from_be_bytes(bytes[at..at + 8].try_into().unwrap());
+        if base >= offset {
+            break;
+        }
+        at += 12 + i32::from_be_bytes(bytes[at + 8..at + 12].try_into().unwrap()) as usize;
+    }
+    &bytes[at.min(bytes.len())..]
+}
+
+/// The read-only `hdi.mirror.*` facts DescribeConfigs shows of a topic.
+fn mirror_fact(bootstrap: &str, topic: &str, key: &str) -> Option<String> {
+    described(bootstrap, topic, key, |_| true)
+}
+
+#[test]
+fn pause_failover_with_a_measured_loss_then_reverse_quarantines_exactly_the_diverged_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut a = Broker::start(&dir.path().join("a"), None, &["--default-partitions", "3"]);
+    let b = Broker::start(&dir.path().join("b"), None, &["--default-partitions", "1"]);
+    produce_lines(&a.bootstrap, "orders", "zstd", 0, 600);
+    link(&b.bootstrap, &a.bootstrap, "orders");
+    wait_identical(&a.bootstrap, &b.bootstrap, "orders", 3);
+    let status = wait_status(&b.bootstrap, "dr", "active", |s| {
+        s.len() == 3 && s.iter().all(|p| p["state"] == "active")
+    });
+    assert_eq!(sum(&status, "lag_records"), 0, "{status:#?}");
+
+    // Paused: nothing is copied, and the lag shows what the source took meanwhile.
+    let (code, message) = cluster_configs(&b.bootstrap, &[("hdi.link.dr.state", Some("paused"))]);
+    assert_eq!(code, 0, "{message:?}");
+    wait_status(&b.bootstrap, "dr", "paused", |s| {
+        s.iter().all(|p| p["state"] == "paused")
+    });
+    let held = high_watermarks(&b.bootstrap, "orders");
+    produce_lines(&a.bootstrap, "orders", "zstd", 600, 90);
+    let status = wait_status(&b.bootstrap, "dr", "lag while paused", |s| {
+        sum(s, "lag_records") == 90
+    });
+    assert!(sum(&status, "lag_bytes") > 0, "{status:#?}");
+    assert_eq!(high_watermarks(&b.bootstrap, "orders"), held);
+    // Resumed: caught up.
+    let (code, message) =
+        cluster_configs(&b.bootstrap, &[("hdi.link.dr.state", Some("mirroring"))]);
+    assert_eq!(code, 0, "{message:?}");
+    wait_identical(&a.bootstrap, &b.bootstrap, "orders", 3);
+
+    // A takes 45 records B does not copy, then dies; B fails over and counts them.
+    let (code, message) = cluster_configs(&b.bootstrap, &[("hdi.link.dr.state", Some("paused"))]);
+    assert_eq!(code, 0, "{message:?}");
+    wait_status(&b.bootstrap, "dr", "paused", |s| {
+        s.iter().all(|p| p["state"] == "paused")
+    });
+    let stop_ends = high_watermarks(&b.bootstrap, "orders");
+    produce_lines(&a.bootstrap, "orders", "zstd", 690, 45);
+    wait_status(&b.bootstrap, "dr", "lag before the loss", |s| {
+        sum(s, "lag_records") == 45
+    });
+    let a_logs: Vec<Vec<u8>> = (0..3)
+        .map(|p| partition_bytes(&a.bootstrap, "orders", p).0)
+        .collect();
+    a.proc.kill9();
+    wait_status(&b.bootstrap, "dr", "source unavailable", |s| {
+        s.iter().all(|p| p["state"] == "source_unavailable")
+    });
+    let (code, message) = cluster_configs(&b.bootstrap, &[("hdi.link.dr.state", Some("failover"))]);
+    assert_eq!(code, 0, "{message:?}");
+    wait_writable(&b.bootstrap, "orders");
+    let status = wait_status(&b.bootstrap, "dr", "stopped", |s| {
+        s.len() == 3 && s.iter().all(|p| p["state"] == "stopped")
+    });
+    eprintln!("after failover: {status:#?}");
+    // The loss reported is what A acknowledged and B lacks.
+    assert_eq!(sum(&status, "loss_records"), 45, "{status:#?}");
+    assert!(status.iter().any(|p| p["loss_ms"].as_i64().unwrap() > 0));
+    let stops: Vec<i64> = status
+        .iter()
+        .map(|p| p["stop_offset"].as_i64().unwrap())
+        .collect();
+    assert_eq!(stops, stop_ends);
+    assert_eq!(
+        mirror_fact(&b.bootstrap, "orders", "hdi.mirror.stop.offsets").unwrap(),
+        format!("0:{},1:{},2:{}", stops[0], stops[1], stops[2])
+    );
+    // B takes writes of its own.
+    produce_lines(&b.bootstrap, "orders", "none", 1000, 60);
+
+    // A returns; a reverse link makes it B's mirror: its 45 diverged records go to quarantine.
+    let a = Broker::start(
+        &dir.path().join("a"),
+        Some(&a.bootstrap),
+        &["--default-partitions", "3"],
+    );
+    let (code, message) = cluster_configs(
+        &a.bootstrap,
+        &[
+            ("hdi.link.back.bootstrap.servers", Some(&b.bootstrap)),
+            ("hdi.link.back.topics", Some("orders")),
+            ("hdi.link.back.reverse", Some("true")),
+        ],
+    );
+    assert_eq!(code, 0, "{message:?}");
+    let status = wait_status(&a.bootstrap, "back", "adopted", |s| {
+        s.len() == 3 && s.iter().all(|p| p["state"] == "active")
+    });
+    assert_eq!(sum(&status, "quarantined"), 45, "{status:#?}");
+    assert_eq!(
+        mirror_fact(&a.bootstrap, "orders", "hdi.mirror.link").as_deref(),
+        Some("back")
+    );
+    let ends = wait_identical(&b.bootstrap, &a.bootstrap, "orders", 3);
+    // The quarantine holds exactly A's records past each stop offset (an independent count:
+    // A's log before it died, less what B had).
+    for p in 0..3 {
+        let (quarantine, q_hw) = partition_bytes(&a.bootstrap, "orders.quarantine", p as i32);
+        let diverged = from_offset(&a_logs[p], stops[p]);
+        assert_eq!(
+            without_positions(&quarantine),
+            without_positions(diverged),
+            "orders-{p}"
+        );
+        eprintln!(
+            "orders-{p}: {q_hw} records in quarantine, {} now mirrored",
+            ends[p]
+        );
+    }
+    let total: i64 = (0..3)
+        .map(|p| partition_bytes(&a.bootstrap, "orders.quarantine", p).1)
+        .sum();
+    assert_eq!(total, 45);
+    // A is read-only while it mirrors, and follows B's new writes.
+    assert_eq!(produce_one(&a.bootstrap, "orders", 0, b"no"), 17);
+    produce_lines(&b.bootstrap, "orders", "lz4", 2000, 30);
+    wait_identical(&b.bootstrap, &a.bootstrap, "orders", 3);
+
+    // The round trip: A promoted again, B mirrors A through its own reverse link, nothing in
+    // quarantine this time.
+    let (code, message) =
+        cluster_configs(&a.bootstrap, &[("hdi.link.back.state", Some("promote"))]);
+    assert_eq!(code, 0, "{message:?}");
+    wait_writable(&a.bootstrap, "orders");
+    let (code, message) = cluster_configs(&b.bootstrap, &[("hdi.link.dr.bootstrap.servers", None)]);
+    assert_eq!(code, 0, "{message:?}");
+    let (code, message) = cluster_configs(
+        &b.bootstrap,
+        &[
+            ("hdi.link.home.bootstrap.servers", Some(&a.bootstrap)),
+            ("hdi.link.home.topics", Some("orders")),
+            ("hdi.link.home.reverse", Some("true")),
+        ],
+    );
+    assert_eq!(code, 0, "{message:?}");
+    let status = wait_status(&b.bootstrap, "home", "adopted again", |s| {
+        s.len() == 3 && s.iter().all(|p| p["state"] == "active")
+    });
+    assert_eq!(sum(&status, "quarantined"), 0, "{status:#?}");
+    produce_lines(&a.bootstrap, "orders", "snappy", 3000, 30);
+    wait_identical(&a.bootstrap, &b.bootstrap, "orders", 3);
 }

@@ -38,6 +38,46 @@ pub struct Broker {
     /// controller, `mirroring` on every broker leading mirror partitions): `None` while it
     /// works, the reason when it does not (`mirror.rs`; DescribeConfigs shows it).
     pub link_problems: std::sync::Mutex<BTreeMap<(String, &'static str), String>>,
+    /// What this broker knows of each mirror partition it leads, by topic and partition
+    /// (`mirror.rs` keeps it; DescribeConfigs of this broker shows it per link).
+    pub mirror_progress: std::sync::Mutex<BTreeMap<(String, i32), MirrorProgress>>,
+}
+
+/// What the leader of a mirror partition last learnt of its source.
+#[derive(Clone, Debug)]
+pub struct MirrorProgress {
+    /// The source's high watermark in its last answer (-1: none yet).
+    pub source_end: i64,
+    /// When (Unix ms) the source last answered for the partition (-1: never).
+    pub source_seen_ms: i64,
+    /// When (Unix ms) the partition last held everything its source had committed (-1: never).
+    pub caught_up_ms: i64,
+    /// When (Unix ms) this broker began leading it.
+    pub since_ms: i64,
+    /// Records and bytes copied since then (their mean sizes the byte lag).
+    pub records: u64,
+    /// See `records`.
+    pub bytes: u64,
+    /// What keeps it from copying, if anything.
+    pub problem: Option<String>,
+    /// Whether its link's task has seen the link paused (no fetch of it is under way).
+    pub paused: bool,
+}
+
+impl MirrorProgress {
+    /// Nothing learnt yet, at `now_ms`.
+    pub fn new(now_ms: i64) -> MirrorProgress {
+        MirrorProgress {
+            source_end: -1,
+            source_seen_ms: -1,
+            caught_up_ms: -1,
+            since_ms: now_ms,
+            records: 0,
+            bytes: 0,
+            problem: None,
+            paused: false,
+        }
+    }
 }
 
 impl Broker {
@@ -65,6 +105,7 @@ impl Broker {
             throttle,
             quota_meters: std::sync::Mutex::default(),
             link_problems: std::sync::Mutex::default(),
+            mirror_progress: std::sync::Mutex::default(),
         }))
     }
 

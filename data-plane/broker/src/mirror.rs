@@ -36,18 +36,48 @@
 //!   (`handlers::produce`); DeleteRecords, CreatePartitions and changes to synced configs
 //!   answer POLICY_VIOLATION ([`read_only`]). Mirror topics keep the source's leader epochs in
 //!   their logs.
-//! - Stopping (`hdi.link.<name>.state`: `promote` for a planned switchover, `failover` when
-//!   the source is lost; it never goes back to `mirroring`): under `promote` each mirror
+//! - Filters: `hdi.link.<name>.topics.exclude` and `.groups.exclude` (same patterns) win over
+//!   the includes.
+//! - `hdi.link.<name>.state`: `mirroring` (the default) and `paused` go both ways. A paused link
+//!   fetches nothing and copies no group offsets; it still asks its source for each partition's
+//!   committed end every [`PAUSED_PROBE_INTERVAL`] (ListOffsets), so that its lag stays true.
+//! - Stopping (`state` `promote` for a planned switchover, `failover` when the source is lost;
+//!   it never goes back): under `promote` each mirror
 //!   partition's leader keeps fetching until its log end is the source's high watermark, copies
 //!   the groups' offsets once more, and reports its last leader epoch and highest producer id
 //!   ([`Command::StopMirror`]); under `failover` it reports at once. Once every partition of a
 //!   topic has reported, the topic is writable, each partition in a leader epoch above every
 //!   epoch it copied, and the cluster's producer-id floor is above every copied producer id
 //!   (new ids move to a new generation, `producers::ProducerIdAllocator::next`), so a new
-//!   producer here is never mistaken for one of the source's.
+//!   producer here is never mistaken for one of the source's. Each stop is kept in the quorum
+//!   ([`MirrorStop`]): where the partition stopped, and the source's high watermark in its last
+//!   answer. Its `loss_records` (that watermark less the stop offset) is what a failover leaves
+//!   behind as far as this cluster could know; records the source acknowledged after its last
+//!   answer are counted exactly by `reverse` below.
+//! - Status per partition: DescribeConfigs of a broker by its id shows, read-only,
+//!   `hdi.link.<name>.partitions`, a JSON array of the mirror partitions that broker leads
+//!   ([`partitions_status`]): state (`active`, `pausing`, `paused`, `stopping`, `stopped`,
+//!   `adopting`, `source_unavailable` after [`SOURCE_UNAVAILABLE_AFTER`] without an answer,
+//!   `failed` with a reason), lag in records, bytes (an estimate: the mean stored size of the
+//!   records copied) and milliseconds (since it last held all its source had committed), and,
+//!   once stopped, the stop offset and the loss bound. DescribeConfigs of a topic shows
+//!   `hdi.mirror.link` while it mirrors and `hdi.mirror.stop.offsets` once it stopped.
+//! - Reverse (`hdi.link.<name>.reverse` = `true`, defined on the old source once its mirror
+//!   was promoted or failed over): the controller finds each matching topic here whose id is the
+//!   new source's topic's, creates `<topic>.quarantine` (each partition led where the topic's
+//!   is) and makes the topic a read-only mirror ([`Command::AdoptMirror`]). Each partition's
+//!   leader then reads the new source's stop offset for it (the divergence point: below it the
+//!   two logs are the same bytes), moves its records at and above it into the quarantine
+//!   partition (re-based, otherwise byte for byte), waits until the quarantine's ISR holds them,
+//!   cuts its log there and reports it ([`Command::AdoptPartition`], a new leader epoch); each
+//!   follower cuts its own log at that offset before it fetches in that epoch. From there the
+//!   partition mirrors its new source as any mirror does. Nothing is discarded: the quarantine
+//!   holds exactly the records the new source never had. A switchover run twice (promote,
+//!   reverse, promote, reverse) is a round trip.
 //!
-//! Not yet here: fencing the source during a switchover, reverse, and the loss accounting of a
-//! failover.
+//! Not yet here: fencing the old source's producers during a switchover (its clients are
+//! stopped by the operator), and a follower that restarts while its partition mirrors after a
+//! reverse cuts at the divergence point again and fetches the rest anew (correct, but wasteful).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -63,9 +93,9 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 use uuid::Uuid;
 
-use crate::broker::Broker;
+use crate::broker::{Broker, MirrorProgress};
 use crate::cluster::Cluster;
-use crate::cluster::metadata::{Command, LinkRecord, LinkSecurity, LinkState, Outcome};
+use crate::cluster::metadata::{Command, LinkRecord, LinkSecurity, LinkState, MirrorStop, Outcome};
 use crate::cluster::raft::MetadataView;
 use crate::replica::Replica;
 use crate::state::KafkaError;
@@ -84,6 +114,8 @@ const MAX_RESPONSE_BYTES: usize = 64 * 1024 * 1024;
 const FETCH_VERSION: i16 = 11;
 const METADATA_VERSION: i16 = 12;
 const CLIENT_ID: &str = "hdi-cluster-link";
+/// How often a paused link asks its source how far it is behind.
+const PAUSED_PROBE_INTERVAL: Duration = Duration::from_millis(500);
 /// Pause after a failure before a link tries its source again.
 const RETRY_PAUSE: Duration = Duration::from_millis(500);
 
@@ -102,6 +134,9 @@ const FIELDS: &[&str] = &[
     "sasl.password",
     "ssl.ca.pem",
     "state",
+    "topics.exclude",
+    "groups.exclude",
+    "reverse",
 ];
 /// The setting DescribeConfigs never shows.
 pub const SENSITIVE_SUFFIX: &str = ".sasl.password";
@@ -118,6 +153,15 @@ pub fn link_configs(links: &BTreeMap<String, LinkRecord>) -> Vec<(String, String
         put("topics", &link.topics.join(","));
         if !link.groups.is_empty() {
             put("groups", &link.groups.join(","));
+        }
+        if !link.topics_exclude.is_empty() {
+            put("topics.exclude", &link.topics_exclude.join(","));
+        }
+        if !link.groups_exclude.is_empty() {
+            put("groups.exclude", &link.groups_exclude.join(","));
+        }
+        if link.reverse {
+            put("reverse", "true");
         }
         if !link.state.is_mirroring() {
             put("state", link.state.name());
@@ -228,12 +272,23 @@ fn link_from(name: &str, fields: &BTreeMap<&str, String>) -> Result<LinkRecord, 
     }
     let state = match get("state").as_deref() {
         None | Some("mirroring") => LinkState::Mirroring,
+        Some("paused") => LinkState::Paused,
         Some("promote") => LinkState::Promote,
         Some("failover") => LinkState::Failover,
         Some(other) => {
             return Err(invalid(format!(
-                "{} is {other:?}: mirroring, promote or failover",
+                "{} is {other:?}: mirroring, paused, promote or failover",
                 key("state")
+            )));
+        }
+    };
+    let reverse = match get("reverse").as_deref() {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(other) => {
+            return Err(invalid(format!(
+                "{} is {other:?}: true or false",
+                key("reverse")
             )));
         }
     };
@@ -242,6 +297,13 @@ fn link_from(name: &str, fields: &BTreeMap<&str, String>) -> Result<LinkRecord, 
         bootstrap,
         topics: get("topics").map(|v| patterns(&v)).unwrap_or_default(),
         groups: get("groups").map(|v| patterns(&v)).unwrap_or_default(),
+        topics_exclude: get("topics.exclude")
+            .map(|v| patterns(&v))
+            .unwrap_or_default(),
+        groups_exclude: get("groups.exclude")
+            .map(|v| patterns(&v))
+            .unwrap_or_default(),
+        reverse,
         security: (protocol != "PLAINTEXT").then(|| LinkSecurity {
             protocol,
             mechanism: get("sasl.mechanism"),
@@ -320,7 +382,7 @@ impl Cluster {
         // Stopping goes one way: a promoted link may fail over, never mirror again.
         for (name, link) in &wanted {
             if let Some(before) = current.get(name)
-                && (link.state as u8) < (before.state as u8)
+                && !before.state.may_become(link.state)
             {
                 return Err(invalid(format!(
                     "cluster link {name:?} is stopping ({}): its state cannot go back to {}",
@@ -589,6 +651,144 @@ pub fn link_status(broker: &Broker, link: &str) -> String {
     }
 }
 
+/// How long a mirror partition goes without an answer from its source before it is
+/// `source_unavailable`.
+pub const SOURCE_UNAVAILABLE_AFTER: Duration = Duration::from_secs(5);
+
+/// One mirror partition led here, as DescribeConfigs of this broker shows it
+/// (`hdi.link.<name>.partitions`, a JSON array).
+#[derive(serde::Serialize)]
+struct PartitionStatus {
+    topic: String,
+    partition: i32,
+    /// `active`, `pausing`, `paused`, `stopping`, `stopped`, `adopting` (a reverse link
+    /// cutting the divergent tail), `source_unavailable` or `failed`.
+    state: &'static str,
+    reason: Option<String>,
+    log_end: i64,
+    /// The source's high watermark in its last answer.
+    source_end: Option<i64>,
+    lag_records: i64,
+    /// `lag_records` times the mean size of the records copied (an estimate).
+    lag_bytes: i64,
+    /// How long since the partition last held everything its source had committed (0 when it
+    /// does): a bound on the age of the oldest record it lacks.
+    lag_ms: i64,
+    stop_offset: Option<i64>,
+    loss_records: Option<i64>,
+    loss_ms: Option<i64>,
+    quarantined: Option<i64>,
+}
+
+/// The mirror partitions of link `name` this broker leads, as a JSON array (see
+/// [`PartitionStatus`]).
+pub fn partitions_status(broker: &Broker, name: &str) -> String {
+    let view = broker.cluster.view();
+    let link_state = view.meta.links.get(name).map(|l| l.state);
+    let link_problem = link_status(broker, name);
+    let known = broker
+        .mirror_progress
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clone();
+    let now = now_ms();
+    let mut out = Vec::new();
+    for replica in broker.replicas.all() {
+        let Some(topic) = view.meta.topics.get(&replica.topic) else {
+            continue;
+        };
+        let mirrored = topic.mirror.as_deref() == Some(name);
+        let stop = topic.stops.get(&replica.index).filter(|s| s.link == name);
+        if !replica.is_leader() || (!mirrored && stop.is_none()) {
+            continue;
+        }
+        let log_end = replica.offsets().2;
+        let progress = known.get(&(replica.topic.clone(), replica.index));
+        let source_end = progress.map(|p| p.source_end).filter(|e| *e >= 0);
+        let lag_records = source_end.map_or(0, |e| (e - log_end).max(0));
+        let mean = progress
+            .filter(|p| p.records > 0)
+            .map_or(0, |p| p.bytes / p.records);
+        let lag_ms = match progress {
+            Some(p) if lag_records > 0 => {
+                now - if p.caught_up_ms >= 0 {
+                    p.caught_up_ms
+                } else {
+                    p.since_ms
+                }
+            }
+            _ => 0,
+        };
+        let stopped = !mirrored || topic.mirror_stopped.contains_key(&replica.index);
+        let unheard = progress.is_none_or(|p| {
+            now - p.source_seen_ms.max(p.since_ms)
+                > i64::try_from(SOURCE_UNAVAILABLE_AFTER.as_millis()).unwrap_or(i64::MAX)
+        });
+        let (state, reason) = if stopped {
+            ("stopped", None)
+        } else if topic.mirror_adopting.contains(&replica.index) {
+            ("adopting", progress.and_then(|p| p.problem.clone()))
+        } else if let Some(problem) = progress.and_then(|p| p.problem.clone()) {
+            ("failed", Some(problem))
+        } else {
+            match link_state {
+                Some(LinkState::Promote | LinkState::Failover) => ("stopping", None),
+                _ if unheard => ("source_unavailable", Some(link_problem.clone())),
+                Some(LinkState::Paused) if progress.is_some_and(|p| p.paused) => ("paused", None),
+                // Its last fetch is still under way.
+                Some(LinkState::Paused) => ("pausing", None),
+                _ => ("active", None),
+            }
+        };
+        out.push(PartitionStatus {
+            topic: replica.topic.clone(),
+            partition: replica.index,
+            state,
+            reason,
+            log_end,
+            source_end: if stopped {
+                stop.map(|s| s.source_end).filter(|e| *e >= 0)
+            } else {
+                source_end
+            },
+            lag_records: if stopped { 0 } else { lag_records },
+            lag_bytes: if stopped {
+                0
+            } else {
+                lag_records.saturating_mul(i64::try_from(mean).unwrap_or(0))
+            },
+            lag_ms: if stopped { 0 } else { lag_ms },
+            stop_offset: stop.filter(|_| stopped).map(|s| s.offset),
+            loss_records: stop.filter(|_| stopped).map(MirrorStop::loss_records),
+            loss_ms: stop.filter(|_| stopped).map(MirrorStop::loss_ms),
+            quarantined: topic.adopted.get(&replica.index).map(|a| a.quarantined),
+        });
+    }
+    out.sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
+    serde_json::to_string(&out).unwrap_or_else(|_| "[]".to_owned())
+}
+
+/// The read-only mirror facts DescribeConfigs shows of a topic: `hdi.mirror.link` while it
+/// mirrors, and `hdi.mirror.stop.offsets` (`partition:offset,…`) once partitions stopped
+/// (what a reverse link from the old source cuts at).
+pub fn topic_mirror_configs(
+    topic: &crate::cluster::metadata::TopicRecord,
+) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    if let Some(link) = &topic.mirror {
+        out.push(("hdi.mirror.link".to_owned(), link.clone()));
+    }
+    if !topic.stops.is_empty() {
+        let offsets: Vec<String> = topic
+            .stops
+            .iter()
+            .map(|(p, s)| format!("{p}:{}", s.offset))
+            .collect();
+        out.push(("hdi.mirror.stop.offsets".to_owned(), offsets.join(",")));
+    }
+    out
+}
+
 /// On the controller: creates and grows the mirror topics of every link. Runs until dropped.
 pub async fn run_discovery(broker: Arc<Broker>) {
     let mut failing: HashMap<String, String> = HashMap::new();
@@ -693,6 +893,16 @@ async fn discover(broker: &Broker, name: &str, link: &LinkRecord) -> Result<(), 
                     tracing::info!(link = %name, %topic, from = have, to = source.partitions, "mirror topic follows its source's partitions");
                 }
             }
+            // This cluster was the source of the topic the link now reads from (a reverse
+            // link after a switchover or failover): turn it back into a mirror.
+            Some(local)
+                if link.reverse
+                    && local.mirror.is_none()
+                    && !source.id.is_nil()
+                    && local.id == source.id =>
+            {
+                adopt_topic(cluster, name, &mut connection, &topic, local).await?;
+            }
             // A local writable topic (or another link's mirror) of that name: never mixed.
             Some(_) => {}
         }
@@ -701,6 +911,245 @@ async fn discover(broker: &Broker, name: &str, link: &LinkRecord) -> Result<(), 
         true => Ok(()),
         false => Err(foreign_topics(&foreign)),
     }
+}
+
+/// The quarantine topic of `topic`: where a reverse link moves the records its partitions held
+/// past the divergence point.
+pub fn quarantine_name(topic: &str) -> String {
+    format!("{topic}.quarantine")
+}
+
+/// What a source says of its topic's mirroring: the link it still mirrors through, if any, and
+/// where each partition last stopped mirroring.
+async fn source_mirror_facts(
+    connection: &mut Connection,
+    topic: &str,
+) -> Result<(Option<String>, BTreeMap<i32, i64>), String> {
+    use kafka_protocol::messages::DescribeConfigsRequest;
+    use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
+    let request = DescribeConfigsRequest::default().with_resources(vec![
+        DescribeConfigsResource::default()
+            .with_resource_type(2)
+            .with_resource_name(StrBytes::from_string(topic.to_owned()))
+            .with_configuration_keys(Some(vec![
+                StrBytes::from_static_str("hdi.mirror.link"),
+                StrBytes::from_static_str("hdi.mirror.stop.offsets"),
+            ])),
+    ]);
+    let response = call(connection, &request, 4).await?;
+    let result = response
+        .results
+        .first()
+        .ok_or_else(|| format!("the source did not describe topic {topic:?}"))?;
+    if result.error_code != 0 {
+        return Err(format!(
+            "the source cannot describe topic {topic:?}: {}",
+            codes::error_name(result.error_code)
+        ));
+    }
+    let value = |key: &str| {
+        result
+            .configs
+            .iter()
+            .find(|c| c.name.as_str() == key)
+            .and_then(|c| c.value.as_ref().map(ToString::to_string))
+    };
+    let stops = value("hdi.mirror.stop.offsets")
+        .unwrap_or_default()
+        .split(',')
+        .filter_map(|pair| {
+            let (p, o) = pair.split_once(':')?;
+            Some((p.trim().parse().ok()?, o.trim().parse().ok()?))
+        })
+        .collect();
+    Ok((value("hdi.mirror.link"), stops))
+}
+
+/// On the controller, for a reverse link: makes `topic` (writable here, with the id of the
+/// source's topic) a mirror again, after creating its quarantine topic with each partition led
+/// where the topic's partition is (the leader moves the tail into it locally).
+async fn adopt_topic(
+    cluster: &Cluster,
+    link: &str,
+    connection: &mut Connection,
+    topic: &str,
+    local: &crate::cluster::metadata::TopicRecord,
+) -> Result<(), String> {
+    let (still_mirrors, stops) = source_mirror_facts(connection, topic).await?;
+    if let Some(other) = still_mirrors {
+        return Err(format!(
+            "the source's topic {topic:?} still mirrors (its link {other:?}): promote or fail it over there first"
+        ));
+    }
+    if stops.is_empty() {
+        return Err(format!(
+            "the source's topic {topic:?} never stopped mirroring this one: nothing tells where they diverged"
+        ));
+    }
+    let quarantine = quarantine_name(topic);
+    if !cluster.view().meta.topics.contains_key(&quarantine) {
+        let assignments: Vec<Vec<i32>> = local
+            .partitions
+            .iter()
+            .map(|p| {
+                let mut replicas = p.replicas.clone();
+                if let Some(at) = replicas.iter().position(|r| *r == p.leader) {
+                    replicas[..=at].rotate_right(1);
+                }
+                replicas
+            })
+            .collect();
+        let created = cluster
+            .propose(Command::CreateTopic {
+                name: quarantine.clone(),
+                id: Uuid::new_v4(),
+                partitions: local.partitions.len() as i32,
+                replication_factor: local
+                    .partitions
+                    .first()
+                    .map_or(1, |p| p.replicas.len() as i16),
+                assignments: Some(assignments),
+                configs: crate::topic_config::TopicConfigs::new(),
+                mirror: None,
+            })
+            .await;
+        Outcome::of(created).map_err(|e| format!("cannot create {quarantine}: {}", e.message))?;
+        tracing::info!(%link, %topic, %quarantine, "created the quarantine topic");
+    }
+    let adopted = cluster
+        .propose(Command::AdoptMirror {
+            topic: topic.to_owned(),
+            link: link.to_owned(),
+        })
+        .await;
+    Outcome::of(adopted).map_err(|e| e.message)?;
+    tracing::info!(%link, %topic, "turning the topic back into a mirror of its new source");
+    Ok(())
+}
+
+/// On the leader of a partition a reverse link turns into a mirror: moves the records past the
+/// divergence point (where the source's copy stopped mirroring this one) to the quarantine
+/// topic, waits until the quarantine's ISR holds them, cuts the log there, and reports it
+/// ([`Command::AdoptPartition`]). A leader that dies between the move and the report leaves the
+/// moved batches in the quarantine; its successor finds them there (same CRCs) and does not
+/// move them twice.
+async fn adopt_partition(
+    broker: &Broker,
+    link: &LinkRecord,
+    replica: &Arc<Replica>,
+) -> Result<(), String> {
+    let epoch = replica.role().leader_epoch;
+    let mut connection = Source::of(link)?.connect_any().await?;
+    let (still_mirrors, stops) = source_mirror_facts(&mut connection, &replica.topic).await?;
+    if let Some(other) = still_mirrors {
+        return Err(format!(
+            "the source's topic {:?} still mirrors (its link {other:?})",
+            replica.topic
+        ));
+    }
+    let Some(stop) = stops.get(&replica.index).copied() else {
+        return Err(format!(
+            "the source's {}-{} never stopped mirroring this one",
+            replica.topic, replica.index
+        ));
+    };
+    let (start, _, end) = replica.offsets();
+    let cut = stop.clamp(start, end);
+    let mut quarantined = 0;
+    if cut < end {
+        let quarantine = quarantine_name(&replica.topic);
+        let view = broker.cluster.view();
+        let target = broker
+            .replicas
+            .leader(&view.meta, &quarantine, replica.index)
+            .map_err(|e| {
+                format!(
+                    "waiting to lead {quarantine}-{} (its records move there first): {}",
+                    replica.index, e.message
+                )
+            })?;
+        let (from, into) = (Arc::clone(replica), Arc::clone(&target));
+        let moved_to = tokio::task::spawn_blocking(move || {
+            let tail = from.read_tail(cut, true)?;
+            let (q_start, _, q_end) = into.offsets();
+            let there = into.read_tail((q_end - (end - cut)).max(q_start), false)?;
+            let skip = moved_already(&there, &tail);
+            into.append_moved(&tail[skip..], into.role().leader_epoch)
+        })
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.message)?;
+        broker.appended.notify_waiters();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        while target.high_watermark() < moved_to {
+            if tokio::time::Instant::now() >= deadline {
+                return Err(format!(
+                    "{quarantine}-{}: its ISR has not taken the moved records in 30 s",
+                    replica.index
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        quarantined = end - cut;
+        tracing::warn!(topic = %replica.topic, partition = replica.index, from = cut, to = end, %quarantine, "moved the diverged records to quarantine");
+    }
+    let r = Arc::clone(replica);
+    tokio::task::spawn_blocking(move || r.cut_for_adoption(cut, epoch))
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.message)?;
+    let proposed = broker
+        .cluster
+        .propose(Command::AdoptPartition {
+            topic: replica.topic.clone(),
+            partition: replica.index,
+            leader_epoch: epoch,
+            offset: cut,
+            quarantined,
+        })
+        .await;
+    Outcome::of(proposed).map_err(|e| e.message)?;
+    replica.adopted(epoch + 1);
+    tracing::info!(topic = %replica.topic, partition = replica.index, offset = cut, quarantined, "partition mirrors its new source from here");
+    Ok(())
+}
+
+/// The CRC of each whole batch in `records`.
+fn batch_crcs(records: &[u8]) -> Vec<(u32, usize)> {
+    let mut out = Vec::new();
+    let mut at = 0;
+    while at < records.len() {
+        let Ok(header) = hdi_log::batch::parse_header(&records[at..], usize::MAX) else {
+            break;
+        };
+        let Some(crc) = records.get(at + 17..at + 21) else {
+            break;
+        };
+        out.push((
+            u32::from_be_bytes([crc[0], crc[1], crc[2], crc[3]]),
+            header.size(),
+        ));
+        at += header.size();
+    }
+    out
+}
+
+/// How many leading bytes of `tail` the quarantine already ends with (a predecessor moved
+/// them): the longest run of `tail`'s first batches that are `there`'s last, by CRC.
+fn moved_already(there: &[u8], tail: &[u8]) -> usize {
+    let there = batch_crcs(there);
+    let tail = batch_crcs(tail);
+    for count in (1..=there.len().min(tail.len())).rev() {
+        let ours = tail[..count].iter().map(|(crc, _)| crc);
+        if there[there.len() - count..]
+            .iter()
+            .map(|(crc, _)| crc)
+            .eq(ours)
+        {
+            return tail[..count].iter().map(|(_, size)| size).sum();
+        }
+    }
+    0
 }
 
 /// The problem of mirror topics whose source topic has another id.
@@ -754,7 +1203,7 @@ async fn mirror_link(broker: Arc<Broker>, name: String) {
         let Some(link) = view.meta.links.get(&name).cloned() else {
             return;
         };
-        let led: Vec<Arc<Replica>> = broker
+        let (adopting, led): (Vec<Arc<Replica>>, Vec<Arc<Replica>>) = broker
             .replicas
             .all()
             .into_iter()
@@ -765,20 +1214,51 @@ async fn mirror_link(broker: Arc<Broker>, name: String) {
                             && !t.mirror_stopped.contains_key(&r.index)
                     })
             })
-            .collect();
-        if led.is_empty() {
+            .partition(|r| {
+                view.meta
+                    .topics
+                    .get(&r.topic)
+                    .is_some_and(|t| t.mirror_adopting.contains(&r.index))
+            });
+        keep_progress(&broker, &view, &name, led.iter().chain(&adopting));
+        if led.is_empty() && adopting.is_empty() {
             tokio::time::sleep(Duration::from_millis(200)).await;
+            continue;
+        }
+        for replica in &led {
+            progress(&broker, replica, |p| {
+                p.paused = link.state == LinkState::Paused;
+            });
+        }
+        if link.state == LinkState::Paused {
+            let outcome = probe_source(&broker, &name, &link, &led).await;
+            report(&broker, &name, "mirroring", outcome.as_ref().err());
+            tokio::time::sleep(PAUSED_PROBE_INTERVAL).await;
             continue;
         }
         if link.state == LinkState::Failover {
             // The source is lost: stop with what was copied.
             for replica in &led {
-                if let Err(reason) = stop_partition(&broker, replica).await {
+                if let Err(reason) = stop_partition(&broker, &name, replica, true).await {
                     tracing::warn!(link = %name, topic = %replica.topic, partition = replica.index, %reason, "cannot stop a mirror partition yet");
                 }
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
             continue;
+        }
+        if !adopting.is_empty() {
+            // A reverse link: each partition's divergent tail goes to quarantine first.
+            for replica in &adopting {
+                let outcome = adopt_partition(&broker, &link, replica).await;
+                set_problem(&broker, replica, outcome.as_ref().err());
+                if let Err(reason) = outcome {
+                    tracing::warn!(link = %name, topic = %replica.topic, partition = replica.index, %reason, "cannot turn the partition into a mirror yet");
+                }
+            }
+            if led.is_empty() {
+                tokio::time::sleep(RETRY_PAUSE).await;
+                continue;
+            }
         }
         let outcome = mirror_round(&broker, &view, &link, &led, &mut leaders, &mut groups).await;
         report(&broker, &name, "mirroring", outcome.as_ref().err());
@@ -800,15 +1280,67 @@ async fn mirror_link(broker: Arc<Broker>, name: String) {
     }
 }
 
-/// One round: finds each partition's source leader and fetches from each leader once.
-async fn mirror_round(
-    broker: &Arc<Broker>,
-    view: &Arc<MetadataView>,
+/// Now, in Unix milliseconds.
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// Updates what this broker knows of a mirror partition it leads.
+fn progress(broker: &Broker, replica: &Replica, update: impl FnOnce(&mut MirrorProgress)) {
+    let mut all = broker
+        .mirror_progress
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let entry = all
+        .entry((replica.topic.clone(), replica.index))
+        .or_insert_with(|| MirrorProgress::new(now_ms()));
+    update(entry);
+}
+
+fn set_problem(broker: &Broker, replica: &Replica, problem: Option<&String>) {
+    progress(broker, replica, |p| p.problem = problem.cloned());
+}
+
+/// Forgets the partitions of link `name` this broker no longer leads.
+fn keep_progress<'a>(
+    broker: &Broker,
+    view: &MetadataView,
+    name: &str,
+    led: impl Iterator<Item = &'a Arc<Replica>>,
+) {
+    let led: std::collections::BTreeSet<(String, i32)> =
+        led.map(|r| (r.topic.clone(), r.index)).collect();
+    let mut all = broker
+        .mirror_progress
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    all.retain(|key, _| {
+        led.contains(key)
+            || view
+                .meta
+                .topics
+                .get(&key.0)
+                .is_none_or(|t| t.mirror.as_deref() != Some(name))
+    });
+}
+
+/// Where a link's partitions led here are led on the source: the source, its brokers'
+/// addresses, and the replicas by source leader (partitions whose source topic has another id
+/// are left out and reported).
+type SourceLeaders = (
+    Source,
+    HashMap<i32, String>,
+    BTreeMap<i32, Vec<Arc<Replica>>>,
+);
+
+async fn source_leaders(
+    broker: &Broker,
+    name: &str,
     link: &LinkRecord,
     led: &[Arc<Replica>],
-    connections: &mut HashMap<i32, (String, Connection)>,
-    groups: &mut GroupSync,
-) -> Result<(), String> {
+) -> Result<SourceLeaders, String> {
     let source = Source::of(link)?;
     let mut bootstrap = source.connect_any().await?;
     let topics: Vec<String> = {
@@ -835,6 +1367,11 @@ async fn mirror_round(
         };
         // Only the source topic whose id the mirror carries feeds it.
         if !source_topic.topic_id.is_nil() && source_topic.topic_id != replica.topic_id {
+            set_problem(
+                broker,
+                replica,
+                Some(&foreign_topics(std::slice::from_ref(&replica.topic))),
+            );
             if !foreign.contains(&replica.topic) {
                 foreign.push(replica.topic.clone());
             }
@@ -853,12 +1390,92 @@ async fn mirror_round(
         }
     }
     let foreign = (!foreign.is_empty()).then(|| foreign_topics(&foreign));
-    report(broker, &groups.name, "source topics", foreign.as_ref());
+    report(broker, name, "source topics", foreign.as_ref());
     if by_leader.is_empty() {
         return Err(foreign.unwrap_or_else(|| {
             "the source has no leader for any of the mirrored partitions".into()
         }));
     }
+    Ok((source, addresses, by_leader))
+}
+
+/// While a link is paused: asks the source for each partition's committed end (ListOffsets,
+/// read_committed), so that the lag shown stays true and a failover from the pause knows what
+/// it leaves behind.
+async fn probe_source(
+    broker: &Broker,
+    name: &str,
+    link: &LinkRecord,
+    led: &[Arc<Replica>],
+) -> Result<(), String> {
+    use kafka_protocol::messages::ListOffsetsRequest;
+    use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+    let (source, addresses, by_leader) = source_leaders(broker, name, link, led).await?;
+    for (leader, replicas) in by_leader {
+        let Some(address) = addresses.get(&leader) else {
+            continue;
+        };
+        let mut connection = source.connect(address).await?;
+        let mut by_topic: BTreeMap<&str, Vec<&Arc<Replica>>> = BTreeMap::new();
+        for replica in &replicas {
+            by_topic.entry(&replica.topic).or_default().push(replica);
+        }
+        let request = ListOffsetsRequest::default()
+            .with_replica_id(KafkaBrokerId(-1))
+            .with_isolation_level(1)
+            .with_topics(
+                by_topic
+                    .iter()
+                    .map(|(topic, parts)| {
+                        ListOffsetsTopic::default()
+                            .with_name(TopicName(StrBytes::from_string((*topic).to_owned())))
+                            .with_partitions(
+                                parts
+                                    .iter()
+                                    .map(|r| {
+                                        ListOffsetsPartition::default()
+                                            .with_partition_index(r.index)
+                                            .with_current_leader_epoch(-1)
+                                            .with_timestamp(-1)
+                                    })
+                                    .collect(),
+                            )
+                    })
+                    .collect(),
+            );
+        let answer = call(&mut connection, &request, 4).await?;
+        let now = now_ms();
+        for topic in &answer.topics {
+            for partition in topic.partitions.iter().filter(|p| p.error_code == 0) {
+                if let Some(replica) = replicas.iter().find(|r| {
+                    r.topic == topic.name.as_str() && r.index == partition.partition_index
+                }) {
+                    let end = partition.offset;
+                    let have = replica.offsets().2;
+                    progress(broker, replica, |p| {
+                        p.source_end = end;
+                        p.source_seen_ms = now;
+                        if have >= end {
+                            p.caught_up_ms = now;
+                        }
+                    });
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// One round: finds each partition's source leader and fetches from each leader once.
+async fn mirror_round(
+    broker: &Arc<Broker>,
+    view: &Arc<MetadataView>,
+    link: &LinkRecord,
+    led: &[Arc<Replica>],
+    connections: &mut HashMap<i32, (String, Connection)>,
+    groups: &mut GroupSync,
+) -> Result<(), String> {
+    let (source, addresses, by_leader) = source_leaders(broker, &groups.name, link, led).await?;
     // A round lasts a while: one task per source leader fetches (each fetch long-polls, so the
     // leaders are asked side by side) with the leaders found, until the round's end, a change
     // of this cluster's metadata (a leadership moved, a mirror partition was added) or, during
@@ -913,7 +1530,7 @@ async fn mirror_round(
                         groups.sync(broker, &source, link, &addresses, led).await?;
                     }
                     for replica in &caught_up {
-                        stop_partition(broker, replica).await?;
+                        stop_partition(broker, &groups.name, replica, false).await?;
                     }
                 }
             }
@@ -1130,6 +1747,18 @@ async fn fetch_once(
                     if records.is_empty() && *end == answer.high_watermark {
                         caught_up.push(Arc::clone(replica));
                     }
+                    let (count, next) = batches_end(&records, *end);
+                    let (now, hw, size) = (now_ms(), answer.high_watermark, records.len());
+                    progress(broker, replica, |p| {
+                        p.source_end = hw;
+                        p.source_seen_ms = now;
+                        p.records += count;
+                        p.bytes += size as u64;
+                        p.problem = None;
+                        if next >= hw {
+                            p.caught_up_ms = now;
+                        }
+                    });
                     let records = if broker.config.testing_mirror_rewrites_a_batch
                         && replica.index == 0
                         && *end == 0
@@ -1200,9 +1829,32 @@ async fn fetch_once(
 }
 
 /// Stops copying a partition this broker leads (its link is promoted or failed over): reports
-/// its last epoch and producer ids to the quorum ([`Command::StopMirror`]).
-async fn stop_partition(broker: &Broker, replica: &Replica) -> Result<(), String> {
+/// its last epoch and producer ids, where it stopped and what it knew of its source to the
+/// quorum ([`Command::StopMirror`]).
+async fn stop_partition(
+    broker: &Broker,
+    link: &str,
+    replica: &Replica,
+    failover: bool,
+) -> Result<(), String> {
     let (leader_epoch, last_epoch, max_producer_id) = replica.mirror_stop_report();
+    let known = broker
+        .mirror_progress
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .get(&(replica.topic.clone(), replica.index))
+        .cloned()
+        .unwrap_or_else(|| MirrorProgress::new(now_ms()));
+    let offset = replica.offsets().2;
+    let stop = MirrorStop {
+        link: link.to_owned(),
+        offset,
+        source_end: known.source_end,
+        source_seen_ms: known.source_seen_ms,
+        caught_up_ms: known.caught_up_ms,
+        stopped_ms: now_ms(),
+        failover,
+    };
     let proposed = broker
         .cluster
         .propose(Command::StopMirror {
@@ -1211,10 +1863,11 @@ async fn stop_partition(broker: &Broker, replica: &Replica) -> Result<(), String
             leader_epoch,
             last_epoch,
             max_producer_id,
+            stop: Some(stop.clone()),
         })
         .await;
     Outcome::of(proposed).map_err(|e| e.message)?;
-    tracing::info!(topic = %replica.topic, partition = replica.index, last_epoch, log_end = replica.offsets().2, "mirror partition stopped");
+    tracing::info!(topic = %replica.topic, partition = replica.index, last_epoch, log_end = offset, loss_records = stop.loss_records(), loss_ms = stop.loss_ms(), "mirror partition stopped");
     Ok(())
 }
 
@@ -1230,6 +1883,20 @@ fn seeded_rewrite(records: &Bytes) -> Bytes {
         hdi_log::batch::reseal(&mut bytes);
     }
     Bytes::from(bytes)
+}
+
+/// The number of records in `records` and the offset after them (`from` when empty).
+fn batches_end(records: &[u8], from: i64) -> (u64, i64) {
+    let (mut count, mut next, mut at) = (0u64, from, 0);
+    while at < records.len() {
+        let Ok(header) = hdi_log::batch::parse_header(&records[at..], usize::MAX) else {
+            break;
+        };
+        count += u64::try_from(header.records_count).unwrap_or(0);
+        next = header.base_offset + i64::from(header.last_offset_delta) + 1;
+        at += header.size();
+    }
+    (count, next)
 }
 
 /// The whole batches at the start of a fetch answer (a source may cut its last batch short).
@@ -1304,6 +1971,64 @@ mod tests {
             error.contains("PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL"),
             "{error}"
         );
+    }
+
+    #[test]
+    fn links_pause_exclude_and_reverse() {
+        let set = |k: &str, v: &str| (k.to_owned(), Some(v.to_owned()));
+        let links = links_after(
+            &BTreeMap::new(),
+            &[
+                set("hdi.link.dr.bootstrap.servers", "a:9092"),
+                set("hdi.link.dr.topics", "pay*"),
+                set("hdi.link.dr.topics.exclude", "pay-test*"),
+                set("hdi.link.dr.groups", "*"),
+                set("hdi.link.dr.groups.exclude", "scratch"),
+                set("hdi.link.dr.state", "paused"),
+                set("hdi.link.dr.reverse", "true"),
+            ],
+            true,
+        )
+        .unwrap_or_default();
+        let dr = &links["dr"];
+        assert!(dr.matches("payments") && !dr.matches("pay-test-1"));
+        assert!(dr.matches_group("billing") && !dr.matches_group("scratch"));
+        assert_eq!((dr.state, dr.reverse), (LinkState::Paused, true));
+        // They read back as they were set.
+        let keys = link_configs(&links);
+        for key in ["topics.exclude", "groups.exclude", "reverse", "state"] {
+            assert!(
+                keys.iter().any(|(k, _)| k == &format!("hdi.link.dr.{key}")),
+                "{key}"
+            );
+        }
+        let error = links_after(&links, &[set("hdi.link.dr.reverse", "yes")], true)
+            .err()
+            .map(|e| e.message)
+            .unwrap_or_default();
+        assert!(error.contains("true or false"), "{error}");
+        // Paused and mirroring go both ways; stopping goes one way.
+        assert!(LinkState::Paused.may_become(LinkState::Mirroring));
+        assert!(LinkState::Mirroring.may_become(LinkState::Paused));
+        assert!(LinkState::Paused.may_become(LinkState::Promote));
+        assert!(!LinkState::Promote.may_become(LinkState::Paused));
+        assert!(LinkState::Promote.may_become(LinkState::Failover));
+        assert!(!LinkState::Failover.may_become(LinkState::Promote));
+    }
+
+    #[test]
+    fn batches_already_moved_are_not_moved_twice() {
+        let batch = |offset, value: &[u8]| hdi_log::batch::build_batch(offset, 1, &[value]);
+        let tail = [batch(10, b"a"), batch(11, b"b"), batch(12, b"c")].concat();
+        // The quarantine ends with the tail's first two batches (re-based: same CRCs).
+        let there = [batch(0, b"x"), batch(1, b"a"), batch(2, b"b")].concat();
+        let skip = moved_already(&there, &tail);
+        assert_eq!(skip, 2 * batch(0, b"a").len());
+        assert_eq!(batch_crcs(&tail[skip..]).len(), 1);
+        assert_eq!(moved_already(&[], &tail), 0);
+        assert_eq!(moved_already(&batch(0, b"zz"), &tail), 0);
+        assert_eq!(batches_end(&tail, 10), (3, 13));
+        assert_eq!(batches_end(&[], 7), (0, 7));
     }
 
     #[test]

@@ -118,6 +118,9 @@ pub struct Replica {
     /// Whether the topic mirrors a source cluster's: its log then keeps the source's leader
     /// epochs, and taking the lead here adds none of this cluster's.
     mirror: std::sync::atomic::AtomicBool,
+    /// The leader epoch of the last adoption (a reverse link's cut) this replica applied, -1
+    /// for none since it opened.
+    adopted_epoch: std::sync::atomic::AtomicI32,
 }
 
 impl Replica {
@@ -154,6 +157,7 @@ impl Replica {
             node_id,
             dir: dir.to_owned(),
             mirror: std::sync::atomic::AtomicBool::new(false),
+            adopted_epoch: std::sync::atomic::AtomicI32::new(-1),
             log: RwLock::new(log),
             producers: Mutex::new(producers),
             leadership: Mutex::new(Leadership {
@@ -708,7 +712,7 @@ impl Replica {
         leader_epoch: i32,
     ) -> Result<bool, KafkaError> {
         let (leader_end_epoch, leader_end) = leader_answer;
-        let mut log = write_lock(&self.log);
+        let log = write_lock(&self.log);
         let own_end = log.next_offset();
         let (target, done) = if asked_epoch < 0 {
             // Nothing stored under any epoch: nothing to truncate.
@@ -730,24 +734,7 @@ impl Replica {
             };
             (cut, own_epoch == leader_end_epoch || cut >= own_end)
         };
-        if target < own_end {
-            let end = log.truncate_to(target).map_err(storage_error)?;
-            tracing::warn!(topic = %self.topic, partition = self.index, from = own_end, to = end, "truncated diverged log tail");
-            let mut producers = ProducerStates::default();
-            log.for_each_batch_header(|h| producers.record(h))
-                .map_err(storage_error)?;
-            *lock(&self.producers) = producers;
-        }
-        let end = log.next_offset();
-        drop(log);
-        self.high_watermark.send_if_modified(|hw| {
-            if *hw > end {
-                *hw = end;
-                true
-            } else {
-                false
-            }
-        });
+        self.cut_locked(log, target, "truncated diverged log tail")?;
         if done {
             let mut leadership = lock(&self.leadership);
             if leadership.role.leader_epoch == leader_epoch {
@@ -881,6 +868,193 @@ impl Replica {
         *lock(&self.producers) = ProducerStates::default();
         self.high_watermark.send_replace(offset);
         Ok(())
+    }
+
+    /// The whole batches of `[from, log end)` as stored (a leader moving its divergent tail);
+    /// `from` must be a batch boundary when `exact`, else the batch holding it comes first.
+    ///
+    /// # Errors
+    /// `OFFSET_OUT_OF_RANGE`, or a storage error.
+    pub fn read_tail(&self, from: i64, exact: bool) -> Result<Vec<u8>, KafkaError> {
+        let log = read_lock(&self.log);
+        let end = log.next_offset();
+        let mut out = Vec::new();
+        let mut at = from;
+        while at < end {
+            let bytes = match log.read(at, 8 << 20) {
+                Ok(bytes) => bytes,
+                Err(LogError::OffsetOutOfRange { offset, start, end }) => {
+                    return Err(KafkaError::new(
+                        codes::OFFSET_OUT_OF_RANGE,
+                        format!("offset {offset} not in [{start}, {end}]"),
+                    ));
+                }
+                Err(error) => return Err(storage_error(error)),
+            };
+            let mut pos = 0;
+            let mut next = at;
+            while let Ok(header) = hdi_log::batch::parse_header(&bytes[pos..], usize::MAX) {
+                if pos + header.size() > bytes.len() {
+                    break;
+                }
+                if exact && pos == 0 && header.base_offset != at {
+                    return Err(KafkaError::new(
+                        codes::OFFSET_OUT_OF_RANGE,
+                        format!(
+                            "offset {at} of {}-{} is inside a batch",
+                            self.topic, self.index
+                        ),
+                    ));
+                }
+                next = header.base_offset + i64::from(header.last_offset_delta) + 1;
+                pos += header.size();
+            }
+            if next <= at {
+                return Err(KafkaError::new(
+                    codes::KAFKA_STORAGE_ERROR,
+                    format!(
+                        "no whole batch at offset {at} of {}-{}",
+                        self.topic, self.index
+                    ),
+                ));
+            }
+            out.extend_from_slice(&bytes[..pos]);
+            at = next;
+        }
+        Ok(out)
+    }
+
+    /// Appends batches moved from another partition, as this partition's leader in epoch
+    /// `asked`: each batch is re-based at this log's end and stamped with this leader epoch, its
+    /// bytes otherwise unchanged (its CRC covers neither field). Returns the new log end.
+    ///
+    /// # Errors
+    /// NOT_LEADER_OR_FOLLOWER (also when the epoch moved on), or a storage error.
+    pub fn append_moved(&self, records: &[u8], asked: i32) -> Result<i64, KafkaError> {
+        let leadership = lock(&self.leadership);
+        self.check_leader(&leadership)?;
+        if leadership.role.leader_epoch != asked {
+            return Err(KafkaError::new(
+                codes::NOT_LEADER_OR_FOLLOWER,
+                format!("{}-{} left leader epoch {asked}", self.topic, self.index),
+            ));
+        }
+        let mut bytes = records.to_vec();
+        let mut log = write_lock(&self.log);
+        let mut next = log.next_offset();
+        let mut at = 0;
+        while at < bytes.len() {
+            let header = hdi_log::batch::parse_header(&bytes[at..], usize::MAX).map_err(|e| {
+                KafkaError::new(codes::CORRUPT_MESSAGE, format!("a moved batch: {e}"))
+            })?;
+            let size = header.size();
+            if at + size > bytes.len() {
+                return Err(KafkaError::new(
+                    codes::CORRUPT_MESSAGE,
+                    "a moved batch is cut short",
+                ));
+            }
+            bytes[at..at + 8].copy_from_slice(&next.to_be_bytes());
+            bytes[at + 12..at + 16].copy_from_slice(&asked.to_be_bytes());
+            next += i64::from(header.last_offset_delta) + 1;
+            at += size;
+        }
+        if !bytes.is_empty() {
+            log.append_replicated(&bytes).map_err(storage_error)?;
+            let mut producers = lock(&self.producers);
+            let mut at = 0;
+            while let Ok(header) = hdi_log::batch::parse_header(&bytes[at..], usize::MAX) {
+                producers.record(&header);
+                at += header.size();
+                if at >= bytes.len() {
+                    break;
+                }
+            }
+        }
+        let end = log.next_offset();
+        drop(log);
+        drop(leadership);
+        self.maybe_advance_high_watermark();
+        Ok(end)
+    }
+
+    /// Cuts the log at `offset` (its producer state rebuilt, the high watermark lowered to it).
+    fn cut_to(&self, offset: i64) -> Result<(), KafkaError> {
+        self.cut_locked(
+            write_lock(&self.log),
+            offset,
+            "cut the log where it diverged from its new source",
+        )
+    }
+
+    /// [`Replica::cut_to`] with the log already locked (released on return).
+    fn cut_locked(
+        &self,
+        mut log: std::sync::RwLockWriteGuard<'_, Log>,
+        offset: i64,
+        why: &'static str,
+    ) -> Result<(), KafkaError> {
+        let own_end = log.next_offset();
+        if offset < own_end {
+            let end = log.truncate_to(offset).map_err(storage_error)?;
+            tracing::warn!(topic = %self.topic, partition = self.index, from = own_end, to = end, "{why}");
+            let mut producers = ProducerStates::default();
+            log.for_each_batch_header(|h| producers.record(h))
+                .map_err(storage_error)?;
+            *lock(&self.producers) = producers;
+        }
+        let end = log.next_offset();
+        drop(log);
+        self.high_watermark.send_if_modified(|hw| {
+            if *hw > end {
+                *hw = end;
+                true
+            } else {
+                false
+            }
+        });
+        Ok(())
+    }
+
+    /// The leader of a partition a reverse link turns into a mirror cuts its log at the
+    /// divergence point (its tail already in the quarantine topic), in leader epoch `asked`.
+    ///
+    /// # Errors
+    /// NOT_LEADER_OR_FOLLOWER, or a storage error.
+    pub fn cut_for_adoption(&self, offset: i64, asked: i32) -> Result<(), KafkaError> {
+        let leadership = lock(&self.leadership);
+        self.check_leader(&leadership)?;
+        if leadership.role.leader_epoch != asked {
+            return Err(KafkaError::new(
+                codes::NOT_LEADER_OR_FOLLOWER,
+                format!("{}-{} left leader epoch {asked}", self.topic, self.index),
+            ));
+        }
+        self.cut_to(offset)
+    }
+
+    /// A follower learning of an adoption (`offset`, the leader epoch `epoch` that began with
+    /// it) cuts its log there before it fetches in that epoch or a later one, once per adoption
+    /// since this replica opened (after a restart it cuts again and fetches the rest anew: its
+    /// records past the cut may be its old source's, and leader epochs alone cannot tell, as the
+    /// two clusters number theirs independently).
+    pub fn cut_as_adopted_follower(&self, offset: i64, epoch: i32) {
+        use std::sync::atomic::Ordering;
+        if self.adopted_epoch.load(Ordering::Relaxed) >= epoch {
+            return;
+        }
+        match self.cut_to(offset) {
+            Ok(()) => self.adopted_epoch.store(epoch, Ordering::Relaxed),
+            Err(error) => {
+                tracing::error!(topic = %self.topic, partition = self.index, message = %error.message, "cannot cut an adopted partition's log");
+            }
+        }
+    }
+
+    /// Marks an adoption as applied by this replica (its leader cut its log itself).
+    pub fn adopted(&self, epoch: i32) {
+        self.adopted_epoch
+            .fetch_max(epoch, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Makes the follower truncate by epoch before it fetches again (its fetch offset was past

@@ -160,6 +160,15 @@ impl Replicas {
                     continue;
                 }
                 replica.set_mirror(topic.mirror.is_some());
+                // A reverse link cut the partition's log: a follower cuts its own before it
+                // fetches in the epoch that began there (`Replica::cut_as_adopted_follower`).
+                if let Some(adoption) = topic.adopted.get(&index) {
+                    if record.leader == self.node_id {
+                        replica.adopted(adoption.epoch);
+                    } else if record.leader_epoch >= adoption.epoch {
+                        replica.cut_as_adopted_follower(adoption.offset, adoption.epoch);
+                    }
+                }
                 replica.update_role(record);
                 if record.leader >= 0 && record.leader != self.node_id {
                     leaders.insert(record.leader);

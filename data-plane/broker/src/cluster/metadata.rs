@@ -14,7 +14,7 @@
 //!   it from ISRs, except where it is the last ISR member: there the ISR is kept and the partition
 //!   stays offline until that broker returns.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use hdi_kafka_client::codes;
 use serde::{Deserialize, Serialize};
@@ -93,6 +93,69 @@ pub struct TopicRecord {
     /// topic is writable.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub mirror_stopped: BTreeMap<i32, i32>,
+    /// Where each partition stopped mirroring, the last time it did (kept once the topic is
+    /// writable): the failover's loss accounting, and the divergence point a reverse link from
+    /// the old source cuts its log at.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub stops: BTreeMap<i32, MirrorStop>,
+    /// Partitions of a writable topic being turned into a mirror by a reverse link: each waits
+    /// for its leader to move its divergent tail to the quarantine topic and cut its log.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub mirror_adopting: BTreeSet<i32>,
+    /// How each partition was turned into a mirror by a reverse link (the last time).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub adopted: BTreeMap<i32, Adoption>,
+}
+
+/// Where a mirror partition stopped copying its source, and what it knew of the source then.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MirrorStop {
+    /// The link it mirrored through.
+    pub link: String,
+    /// Its log end when it stopped: everything below is the source's, byte for byte.
+    pub offset: i64,
+    /// The source's high watermark in its last answer (-1: never heard).
+    pub source_end: i64,
+    /// When (Unix ms) the source last answered (-1: never).
+    pub source_seen_ms: i64,
+    /// When (Unix ms) the partition last held everything the source had committed (-1: never).
+    pub caught_up_ms: i64,
+    /// When (Unix ms) it stopped.
+    pub stopped_ms: i64,
+    /// Whether it stopped by a forced failover (else a planned switchover).
+    pub failover: bool,
+}
+
+impl MirrorStop {
+    /// Records the source had committed, by its last answer, that this partition lacks: a lower
+    /// bound of the loss, exact unless the source took more before it went silent.
+    pub fn loss_records(&self) -> i64 {
+        (self.source_end - self.offset).max(0)
+    }
+
+    /// How long before its last answer the source held records the partition lacks (0 when it
+    /// was caught up at the last answer).
+    pub fn loss_ms(&self) -> i64 {
+        if self.loss_records() == 0 || self.caught_up_ms < 0 {
+            0
+        } else {
+            (self.source_seen_ms - self.caught_up_ms).max(0)
+        }
+    }
+}
+
+/// How a partition became a mirror again (a reverse link): where its log was cut and how many
+/// records it moved to the quarantine topic first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Adoption {
+    /// The divergence point: the log end of the partition's new source when that source stopped
+    /// mirroring this one.
+    pub offset: i64,
+    /// Records moved to the quarantine topic (those at and above `offset`).
+    pub quarantined: i64,
+    /// The leader epoch that began after the cut: a follower learning it truncates to `offset`
+    /// before it fetches.
+    pub epoch: i32,
 }
 
 /// A cluster link, defined on the cluster that mirrors (the secondary): where its source
@@ -112,6 +175,17 @@ pub struct LinkRecord {
     /// Mirroring, or stopping so that the mirror topics become writable here.
     #[serde(default, skip_serializing_if = "LinkState::is_mirroring")]
     pub state: LinkState,
+    /// Source topics never mirrored even when `topics` matches them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub topics_exclude: Vec<String>,
+    /// Groups never copied even when `groups` matches them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups_exclude: Vec<String>,
+    /// A reverse link: a writable topic here with the id of a matching source topic (this
+    /// cluster was that topic's source, and the source's mirror was promoted or failed over)
+    /// becomes a mirror again, its divergent tail moved to `<topic>.quarantine` first.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub reverse: bool,
 }
 
 /// What a link is doing.
@@ -120,6 +194,8 @@ pub enum LinkState {
     /// Copying its source.
     #[default]
     Mirroring,
+    /// Not copying for now (`mirroring` again resumes).
+    Paused,
     /// A planned switchover: each mirror partition stops once it holds everything its source
     /// had committed (the source still reachable, its producers stopped), then the topics are
     /// writable here.
@@ -134,10 +210,27 @@ impl LinkState {
         *self == LinkState::Mirroring
     }
 
+    /// Whether the link is stopping its mirrors (promote or failover).
+    pub fn is_stopping(self) -> bool {
+        matches!(self, LinkState::Promote | LinkState::Failover)
+    }
+
+    /// Whether a link in this state may be set to `next`: mirroring and paused go both ways and
+    /// on to promote or failover; promote only on to failover; failover nowhere.
+    pub fn may_become(self, next: LinkState) -> bool {
+        self == next
+            || match self {
+                LinkState::Mirroring | LinkState::Paused => true,
+                LinkState::Promote => next == LinkState::Failover,
+                LinkState::Failover => false,
+            }
+    }
+
     /// The word the link's `state` setting takes.
     pub fn name(self) -> &'static str {
         match self {
             LinkState::Mirroring => "mirroring",
+            LinkState::Paused => "paused",
             LinkState::Promote => "promote",
             LinkState::Failover => "failover",
         }
@@ -187,12 +280,14 @@ pub fn matches_patterns(patterns: &[String], name: &str) -> bool {
 impl LinkRecord {
     /// Whether the link mirrors the source topic `name` (never an internal `__` topic).
     pub fn matches(&self, name: &str) -> bool {
-        !name.starts_with("__") && matches_patterns(&self.topics, name)
+        !name.starts_with("__")
+            && matches_patterns(&self.topics, name)
+            && !matches_patterns(&self.topics_exclude, name)
     }
 
     /// Whether the link copies the committed offsets of group `name`.
     pub fn matches_group(&self, name: &str) -> bool {
-        matches_patterns(&self.groups, name)
+        matches_patterns(&self.groups, name) && !matches_patterns(&self.groups_exclude, name)
     }
 }
 
@@ -277,6 +372,33 @@ pub enum Command {
         last_epoch: i32,
         /// The highest producer id in its producer state (-1 for none).
         max_producer_id: i64,
+        /// Where it stopped and what it knew of its source ([`MirrorStop`]).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        stop: Option<MirrorStop>,
+    },
+    /// A reverse link turns a writable topic into a mirror of its source topic: the topic is
+    /// read-only from here, and each partition's leader then cuts its divergent tail
+    /// ([`Command::AdoptPartition`]).
+    AdoptMirror {
+        /// Topic.
+        topic: String,
+        /// The reverse link.
+        link: String,
+    },
+    /// A partition's leader moved its divergent tail (at and above `offset`) to the quarantine
+    /// topic and cut its log there: the partition mirrors from a new leader epoch, and each
+    /// follower cuts its log at `offset` before fetching in it.
+    AdoptPartition {
+        /// Topic.
+        topic: String,
+        /// Partition.
+        partition: i32,
+        /// The leader epoch the leader holds (a deposed leader is refused).
+        leader_epoch: i32,
+        /// The divergence point.
+        offset: i64,
+        /// Records moved to the quarantine topic.
+        quarantined: i64,
     },
     /// Defines (`Some`) or removes (`None`) a cluster link.
     SetLink {
@@ -446,6 +568,35 @@ impl PartitionRecord {
     }
 }
 
+/// Partition `partition` of `topic` (named `name`), if its leader holds `leader_epoch` (a
+/// deposed leader's report is refused).
+fn led_in<'a>(
+    topic: &'a mut TopicRecord,
+    name: &str,
+    partition: i32,
+    leader_epoch: i32,
+) -> Result<&'a mut PartitionRecord, Outcome> {
+    let Some(record) = usize::try_from(partition)
+        .ok()
+        .and_then(|p| topic.partitions.get_mut(p))
+    else {
+        return Err(refuse(
+            codes::UNKNOWN_TOPIC_OR_PARTITION,
+            format!("no partition {name}-{partition}"),
+        ));
+    };
+    if record.leader_epoch != leader_epoch {
+        return Err(refuse(
+            codes::FENCED_LEADER_EPOCH,
+            format!(
+                "{name}-{partition} is in leader epoch {}, not {leader_epoch}",
+                record.leader_epoch
+            ),
+        ));
+    }
+    Ok(record)
+}
+
 impl ClusterMetadata {
     /// Applies one committed command.
     pub fn apply(&mut self, command: &Command) -> Outcome {
@@ -489,13 +640,22 @@ impl ClusterMetadata {
                 leader_epoch,
                 last_epoch,
                 max_producer_id,
+                stop,
             } => self.stop_mirror(
                 topic,
                 *partition,
-                *leader_epoch,
-                *last_epoch,
+                (*leader_epoch, *last_epoch),
                 *max_producer_id,
+                stop.as_ref(),
             ),
+            Command::AdoptMirror { topic, link } => self.adopt_mirror(topic, link),
+            Command::AdoptPartition {
+                topic,
+                partition,
+                leader_epoch,
+                offset,
+                quarantined,
+            } => self.adopt_partition(topic, *partition, *leader_epoch, *offset, *quarantined),
             Command::DeleteTopic { name } => match self.topics.remove(name) {
                 Some(_) => Outcome::Ok,
                 None => refuse(
@@ -713,6 +873,9 @@ impl ClusterMetadata {
                 partitions,
                 mirror: None,
                 mirror_stopped: BTreeMap::new(),
+                stops: BTreeMap::new(),
+                mirror_adopting: BTreeSet::new(),
+                adopted: BTreeMap::new(),
             },
         );
         Outcome::Ok
@@ -722,9 +885,9 @@ impl ClusterMetadata {
         &mut self,
         name: &str,
         partition: i32,
-        leader_epoch: i32,
-        last_epoch: i32,
+        (leader_epoch, last_epoch): (i32, i32),
         max_producer_id: i64,
+        stop: Option<&MirrorStop>,
     ) -> Outcome {
         let Some(topic) = self.topics.get_mut(name) else {
             return refuse(
@@ -738,31 +901,19 @@ impl ClusterMetadata {
                 format!("topic {name:?} is not a mirror of a link"),
             );
         };
-        if link.state.is_mirroring() {
+        if !link.state.is_stopping() {
             return refuse(
                 codes::INVALID_REQUEST,
                 format!("the link of topic {name:?} is still mirroring"),
             );
         }
-        let Some(record) = usize::try_from(partition)
-            .ok()
-            .and_then(|p| topic.partitions.get(p))
-        else {
-            return refuse(
-                codes::UNKNOWN_TOPIC_OR_PARTITION,
-                format!("no partition {name}-{partition}"),
-            );
-        };
-        if record.leader_epoch != leader_epoch {
-            return refuse(
-                codes::FENCED_LEADER_EPOCH,
-                format!(
-                    "{name}-{partition} is in leader epoch {}, not {leader_epoch}",
-                    record.leader_epoch
-                ),
-            );
+        if let Err(refused) = led_in(topic, name, partition, leader_epoch) {
+            return refused;
         }
         topic.mirror_stopped.insert(partition, last_epoch);
+        if let Some(stop) = stop {
+            topic.stops.insert(partition, stop.clone());
+        }
         self.producer_id_floor = self.producer_id_floor.max(max_producer_id);
         if topic.mirror_stopped.len() == topic.partitions.len() {
             // Writable from here on, in epochs above every epoch copied from the source.
@@ -778,6 +929,70 @@ impl ClusterMetadata {
             topic.mirror = None;
             topic.mirror_stopped.clear();
         }
+        Outcome::Ok
+    }
+
+    fn adopt_mirror(&mut self, name: &str, link_name: &str) -> Outcome {
+        if !self.links.get(link_name).is_some_and(|l| l.reverse) {
+            return refuse(
+                codes::INVALID_REQUEST,
+                format!("no reverse cluster link {link_name:?}"),
+            );
+        }
+        let Some(topic) = self.topics.get_mut(name) else {
+            return refuse(
+                codes::UNKNOWN_TOPIC_OR_PARTITION,
+                format!("no topic {name:?}"),
+            );
+        };
+        if let Some(other) = &topic.mirror {
+            return refuse(
+                codes::INVALID_REQUEST,
+                format!("topic {name:?} already mirrors through link {other:?}"),
+            );
+        }
+        topic.mirror = Some(link_name.to_owned());
+        topic.mirror_stopped.clear();
+        topic.mirror_adopting = (0..topic.partitions.len() as i32).collect();
+        Outcome::Ok
+    }
+
+    fn adopt_partition(
+        &mut self,
+        name: &str,
+        partition: i32,
+        leader_epoch: i32,
+        offset: i64,
+        quarantined: i64,
+    ) -> Outcome {
+        let Some(topic) = self.topics.get_mut(name) else {
+            return refuse(
+                codes::UNKNOWN_TOPIC_OR_PARTITION,
+                format!("no topic {name:?}"),
+            );
+        };
+        if !topic.mirror_adopting.contains(&partition) {
+            return refuse(
+                codes::INVALID_REQUEST,
+                format!("{name}-{partition} is not being turned into a mirror"),
+            );
+        }
+        let record = match led_in(topic, name, partition, leader_epoch) {
+            Ok(record) => record,
+            Err(refused) => return refused,
+        };
+        record.leader_epoch += 1;
+        record.partition_epoch += 1;
+        let epoch = record.leader_epoch;
+        topic.mirror_adopting.remove(&partition);
+        topic.adopted.insert(
+            partition,
+            Adoption {
+                offset,
+                quarantined,
+                epoch,
+            },
+        );
         Outcome::Ok
     }
 
@@ -1427,6 +1642,9 @@ mod tests {
             groups: Vec::new(),
             security: None,
             state: LinkState::Mirroring,
+            topics_exclude: Vec::new(),
+            groups_exclude: Vec::new(),
+            reverse: false,
         };
         let set = |meta: &mut ClusterMetadata, state| {
             meta.apply(&Command::SetLink {
@@ -1454,6 +1672,7 @@ mod tests {
             leader_epoch,
             last_epoch,
             max_producer_id,
+            stop: None,
         };
         // Not while the link mirrors, nor from a deposed leader.
         assert!(matches!(
@@ -1488,5 +1707,71 @@ mod tests {
             mirror: Some("nope".into()),
         };
         assert!(matches!(meta.apply(&orphan), Outcome::Refused { .. }));
+        // The old source turns the topic back into a mirror through a reverse link only.
+        let adopt = Command::AdoptMirror {
+            topic: "orders".into(),
+            link: "back".into(),
+        };
+        assert!(matches!(meta.apply(&adopt), Outcome::Refused { .. }));
+        let mut back = link.clone();
+        back.reverse = true;
+        assert_eq!(
+            meta.apply(&Command::SetLink {
+                name: "back".into(),
+                link: Some(back),
+            }),
+            Outcome::Ok
+        );
+        assert_eq!(meta.apply(&adopt), Outcome::Ok);
+        assert_eq!(meta.topics["orders"].mirror.as_deref(), Some("back"));
+        assert_eq!(meta.topics["orders"].mirror_adopting.len(), 2);
+        assert!(matches!(meta.apply(&adopt), Outcome::Refused { .. }));
+        let cut = |leader_epoch| Command::AdoptPartition {
+            topic: "orders".into(),
+            partition: 0,
+            leader_epoch,
+            offset: 40,
+            quarantined: 3,
+        };
+        assert!(matches!(
+            meta.apply(&cut(2)),
+            Outcome::Refused { code, .. } if code == codes::FENCED_LEADER_EPOCH
+        ));
+        assert_eq!(meta.apply(&cut(8)), Outcome::Ok);
+        let topic = &meta.topics["orders"];
+        assert_eq!(topic.partitions[0].leader_epoch, 9);
+        assert_eq!(
+            topic.adopted[&0],
+            Adoption {
+                offset: 40,
+                quarantined: 3,
+                epoch: 9
+            }
+        );
+        assert_eq!(
+            topic.mirror_adopting.iter().copied().collect::<Vec<_>>(),
+            [1]
+        );
+        // Done once.
+        assert!(matches!(meta.apply(&cut(9)), Outcome::Refused { .. }));
+    }
+
+    #[test]
+    fn a_stop_bounds_the_loss_by_what_the_source_last_said() {
+        let stop = MirrorStop {
+            link: "dr".into(),
+            offset: 90,
+            source_end: 100,
+            source_seen_ms: 5_000,
+            caught_up_ms: 4_200,
+            stopped_ms: 9_000,
+            failover: true,
+        };
+        assert_eq!((stop.loss_records(), stop.loss_ms()), (10, 800));
+        let caught_up = MirrorStop {
+            offset: 100,
+            ..stop
+        };
+        assert_eq!((caught_up.loss_records(), caught_up.loss_ms()), (0, 0));
     }
 }

@@ -270,6 +270,11 @@ pub fn describe_configs(
                                 },
                             )
                         })
+                        .chain(
+                            crate::mirror::topic_mirror_configs(topic)
+                                .into_iter()
+                                .map(|(k, v)| (k, v, SOURCE_DEFAULT)),
+                        )
                         .collect()),
                     None => Err(KafkaError::new(
                         codes::UNKNOWN_TOPIC_OR_PARTITION,
@@ -296,10 +301,24 @@ pub fn describe_configs(
                                 SOURCE_STATIC_BROKER,
                             )
                         });
+                    // This broker's mirror partitions of each link (read-only, JSON).
+                    let partitions =
+                        view.meta
+                            .links
+                            .keys()
+                            .filter(|_| !name.is_empty())
+                            .map(|link| {
+                                (
+                                    format!("hdi.link.{link}.partitions"),
+                                    crate::mirror::partitions_status(broker, link),
+                                    SOURCE_STATIC_BROKER,
+                                )
+                            });
                     Ok(links
                         .into_iter()
                         .map(|(k, v)| (k, v, SOURCE_DYNAMIC_DEFAULT_BROKER))
                         .chain(statuses)
+                        .chain(partitions)
                         .chain([
                             (
                                 "broker.id".to_owned(),
@@ -342,15 +361,15 @@ pub fn describe_configs(
                             // A link's password is kept, never shown (as Kafka's sensitive configs).
                             let sensitive = source == SOURCE_DYNAMIC_DEFAULT_BROKER
                                 && k.ends_with(crate::mirror::SENSITIVE_SUFFIX);
+                            let read_only = (resource.resource_type == RESOURCE_BROKER
+                                && source != SOURCE_DYNAMIC_DEFAULT_BROKER)
+                                || k.starts_with("hdi.mirror.");
                             DescribeConfigsResourceResult::default()
                                 .with_name(sb(k))
                                 .with_value((!sensitive).then(|| sb(v)))
                                 .with_is_sensitive(sensitive)
                                 .with_config_source(source)
-                                .with_read_only(
-                                    resource.resource_type == RESOURCE_BROKER
-                                        && source != SOURCE_DYNAMIC_DEFAULT_BROKER,
-                                )
+                                .with_read_only(read_only)
                         })
                         .collect(),
                 ),
