@@ -896,7 +896,15 @@ fn promoting_a_link_makes_its_topics_writable_where_consumers_resume() {
     wait_committed(&b.bootstrap, "payments", &halfway);
     let source_epochs = leader_epochs(&a.bootstrap, "orders");
 
-    // The switchover (A's producers have stopped).
+    // The switchover: A's producers are fenced first, then B catches up and takes over.
+    let (code, message) = alter_configs(
+        &a.bootstrap,
+        2,
+        "orders",
+        &[("hdi.read.only", Some("true"))],
+    );
+    assert_eq!(code, 0, "{message:?}");
+    assert_eq!(produce_one(&a.bootstrap, "orders", 1, b"late"), 17);
     let (code, message) = cluster_configs(&b.bootstrap, &[("hdi.link.dr.state", Some("promote"))]);
     assert_eq!(code, 0, "{message:?}");
     let took = wait_writable(&b.bootstrap, "orders");
@@ -936,6 +944,8 @@ fn promoting_a_link_makes_its_topics_writable_where_consumers_resume() {
     assert_eq!(init.error_code, 0);
     assert!(init.producer_id.0 >> 56 >= 1, "{:?}", init.producer_id);
     // A no longer feeds B, and the link cannot go back to mirroring.
+    let (code, message) = alter_configs(&a.bootstrap, 2, "orders", &[("hdi.read.only", None)]);
+    assert_eq!(code, 0, "{message:?}");
     produce_lines(&a.bootstrap, "orders", "none", 0, 30);
     std::thread::sleep(Duration::from_secs(2));
     let still: i64 = high_watermarks(&b.bootstrap, "orders").iter().sum();

@@ -75,8 +75,11 @@
 //!   holds exactly the records the new source never had. A switchover run twice (promote,
 //!   reverse, promote, reverse) is a round trip.
 //!
-//! Not yet here: fencing the old source's producers during a switchover (its clients are
-//! stopped by the operator), and a follower that restarts while its partition mirrors after a
+//! - A planned switchover fences the source's producers first with the topic config
+//!   `hdi.read.only=true` on the source (Produce answers INVALID_TOPIC_EXCEPTION; the control
+//!   plane sets it); adopting a topic as a mirror clears it.
+//!
+//! Weak: a follower that restarts while its partition mirrors after a
 //! reverse cuts at the divergence point again and fetches the rest anew (correct, but wasteful).
 
 use std::collections::{BTreeMap, HashMap};

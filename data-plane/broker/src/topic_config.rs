@@ -99,7 +99,29 @@ const KEYS: &[Key] = &[
             }
         },
     },
+    // hdi's own: a topic whose producers are fenced (Produce answers
+    // INVALID_TOPIC_EXCEPTION), as the control plane sets on a cluster link's source during a
+    // planned switchover; a reverse link that turns the topic into a mirror clears it.
+    Key {
+        name: READ_ONLY,
+        default: "false",
+        check: |v| {
+            if v == "true" || v == "false" {
+                Ok(())
+            } else {
+                Err("true or false".into())
+            }
+        },
+    },
 ];
+
+/// The topic config that fences a topic's producers.
+pub const READ_ONLY: &str = "hdi.read.only";
+
+/// Whether `configs` fence the topic's producers ([`READ_ONLY`]).
+pub fn read_only(configs: &TopicConfigs) -> bool {
+    configs.get(READ_ONLY).is_some_and(|v| v == "true")
+}
 
 /// A topic's explicit configs (keys set by the user; the rest take defaults).
 pub type TopicConfigs = BTreeMap<String, String>;

@@ -953,6 +953,8 @@ impl ClusterMetadata {
         }
         topic.mirror = Some(link_name.to_owned());
         topic.mirror_stopped.clear();
+        // Read-only as a mirror now; writable again only when it stops mirroring.
+        topic.configs.remove(crate::topic_config::READ_ONLY);
         topic.mirror_adopting = (0..topic.partitions.len() as i32).collect();
         Outcome::Ok
     }

@@ -16,6 +16,7 @@ use crate::replica::{Produced, Replica};
 use crate::security::acl::Operation;
 use crate::security::quota::PRODUCER_BYTE_RATE;
 use crate::state::KafkaError;
+use crate::topic_config;
 
 /// A partition's append and, for acks=all, the replica to wait on with its min.insync.replicas.
 type Pending = (
@@ -48,6 +49,11 @@ pub async fn produce(cx: &Context<'_>, request: ProduceRequest) -> Option<Produc
             .and_then(|v| v.parse::<usize>().ok())
             .unwrap_or(1);
         let mirror_of = view.meta.topics.get(&name).and_then(|t| t.mirror.clone());
+        let fenced = view
+            .meta
+            .topics
+            .get(&name)
+            .is_some_and(|t| topic_config::read_only(&t.configs));
         let mut partitions = Vec::with_capacity(topic_data.partition_data.len());
         let writable = cx.allowed_topic(Operation::Write, &name);
         for data in topic_data.partition_data {
@@ -63,6 +69,15 @@ pub async fn produce(cx: &Context<'_>, request: ProduceRequest) -> Option<Produc
                     format!(
                         "topic {name:?} is a read-only mirror of cluster link {link:?}: \
                          produce to the source cluster, or stop the mirror to write here"
+                    ),
+                ))
+            } else if fenced {
+                Err(KafkaError::new(
+                    codes::INVALID_TOPIC_EXCEPTION,
+                    format!(
+                        "topic {name:?} is read-only ({}=true: its writes move to another \
+                         cluster, as in a planned switchover)",
+                        topic_config::READ_ONLY
                     ),
                 ))
             } else if !valid_acks {
