@@ -154,7 +154,8 @@ pub struct MirrorPartition {
     pub topic: String,
     /// Partition.
     pub partition: i32,
-    /// `active`, `paused`, `stopping`, `stopped`, `source_unavailable` or `failed`.
+    /// `active`, `pausing`, `paused`, `stopping`, `stopped`, `adopting` (a reverse moves its
+    /// diverged records to quarantine), `source_unavailable` or `failed`.
     #[serde(default)]
     pub state: String,
     /// Why, for `failed` and `source_unavailable`.
@@ -194,11 +195,13 @@ pub fn state_rank(state: &str) -> u8 {
     match state {
         "stopped" => 0,
         "active" => 1,
-        "stopping" => 2,
-        "paused" => 3,
-        "source_unavailable" => 4,
-        "failed" => 5,
-        _ => 6,
+        "adopting" => 2,
+        "stopping" => 3,
+        "pausing" => 4,
+        "paused" => 5,
+        "source_unavailable" => 6,
+        "failed" => 7,
+        _ => 8,
     }
 }
 

@@ -143,7 +143,13 @@ impl LinkReconciler {
         {
             effective.state = LinkState::Mirroring;
         }
-        let converged = self.converge(&effective, &source, &target, &admin).await;
+        // While reversing, the target's link is stopped and is the reverse's to remove: it is
+        // left as it is (never defined again).
+        let converged = if effective.state == LinkState::Reversing {
+            Ok(())
+        } else {
+            self.converge(&effective, &source, &target, &admin).await
+        };
         if let Err(Failure::Transient(message)) = &converged {
             tracing::debug!(link = %link.name, %message, "link not converged");
         }
@@ -255,7 +261,15 @@ impl LinkReconciler {
         } else {
             ("mirroring", format!("resume mirroring on {}", target.name))
         };
-        let done = view.data_plane_state.as_deref() == Some(want);
+        // Every partition there too, when the brokers report them (`pausing` first).
+        let partitions = if op.kind == OperationKind::LinkPause {
+            view.partitions.iter().all(|p| p.state == "paused")
+        } else {
+            view.partitions
+                .iter()
+                .all(|p| p.state != "paused" && p.state != "pausing")
+        };
+        let done = view.data_plane_state.as_deref() == Some(want) && partitions;
         let steps = staged(op, &[name], 0, view.error.clone());
         if done {
             return self

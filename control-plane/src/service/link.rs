@@ -272,9 +272,11 @@ pub fn desired_configs(
 ) -> BTreeMap<String, String> {
     let prefix = key_prefix(&link.name);
     let mut keys = BTreeMap::new();
+    // The brokers keep values trimmed.
     let mut put = |field: &str, value: String| {
+        let value = value.trim();
         if !value.is_empty() {
-            keys.insert(format!("{prefix}{field}"), value);
+            keys.insert(format!("{prefix}{field}"), value.to_owned());
         }
     };
     put("bootstrap.servers", bootstrap.to_owned());
