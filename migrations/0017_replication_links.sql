@@ -21,7 +21,7 @@ CREATE TABLE replication_links (
     sync_configs       BOOLEAN NOT NULL DEFAULT true CHECK (sync_configs),
     state              TEXT NOT NULL DEFAULT 'mirroring' CHECK (state IN
         ('mirroring', 'paused', 'promoting', 'promoted', 'failing_over', 'failed_over', 'reversing')),
-    -- The link on the target was defined by a reverse (`hdi.link.<name>.reverse`).
+    -- The link was reversed at least once (its topics are then the literal names it mirrored).
     reversed           BOOLEAN NOT NULL DEFAULT false,
     source_user        TEXT,
     -- Bumped by every change of the desired state; `applied_generation` is the one the target's

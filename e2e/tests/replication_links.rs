@@ -6,7 +6,8 @@
 //! holds the mirror back while its lag stays true, resume catches up; promote fences the
 //! source (its writes are denied), stops the mirror at zero lag with the group's offsets
 //! copied, and the target takes writes, with the group resuming where it committed on the
-//! source.
+//! source. Reverse makes the old source the mirror (nothing to quarantine) and a second promote
+//! completes the round trip A -> B -> A.
 #![allow(clippy::unwrap_used, reason = "tests")]
 
 use std::time::Duration;
@@ -179,4 +180,36 @@ async fn a_link_mirrors_pauses_resumes_and_promotes_through_hdictl() {
         consume(&fleet, "b", "orders", 55, Some("app")),
         records(60..115)
     );
+
+    // Reverse: A becomes the mirror of B (nothing diverged: A took no write once fenced, so
+    // nothing is quarantined) and the pair swaps.
+    let op = fleet.hdictl_json(&["link", "reverse", "dr", "-o", "json"]);
+    assert_eq!(op["state"], "Succeeded", "{op:#}");
+    assert_eq!(op["result"]["quarantined_records"], 0, "{op:#}");
+    let shown = fleet.hdictl_json(&["link", "show", "dr", "-o", "json"]);
+    let pair = |v: &Value, k: &str| v[k].as_str().unwrap_or_default().to_owned();
+    assert_eq!(
+        [
+            pair(&shown, "source_cluster"),
+            pair(&shown, "target_cluster"),
+            pair(&shown, "state")
+        ],
+        ["b", "a", "mirroring"],
+        "{shown:#}"
+    );
+    let (ok, err) = produce(&fleet, "b", "orders", &records(115..120));
+    assert!(ok, "{err}");
+    wait_lag(&fleet, "A mirrors B", |l| {
+        partition(l)["log_end"] == 120 && l["lag_records"] == 0
+    });
+    assert_eq!(consume(&fleet, "a", "orders", 120, None), records(0..120));
+
+    // And back: promoting A again is the round trip A -> B -> A.
+    let op = fleet.hdictl_json(&["link", "promote", "dr", "-o", "json"]);
+    assert_eq!(op["state"], "Succeeded", "{op:#}");
+    assert_eq!(op["result"]["partitions"][0]["stop_offset"], 120, "{op:#}");
+    let (ok, err) = produce(&fleet, "a", "orders", &records(120..121));
+    assert!(ok, "{err}");
+    let (ok, _) = produce(&fleet, "b", "orders", &records(600..601));
+    assert!(!ok, "B is fenced once A took over again");
 }

@@ -130,7 +130,7 @@ pub struct ReplicationLinkRecord {
     pub sync_configs: bool,
     /// Where the pair stands.
     pub state: LinkState,
-    /// Defined on the target by a reverse (`hdi.link.<name>.reverse`).
+    /// Reversed at least once (its topics are then the literal names it mirrored).
     pub reversed: bool,
     /// The Kafka user made on a secured source for the link.
     pub source_user: Option<String>,

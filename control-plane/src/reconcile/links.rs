@@ -331,8 +331,10 @@ impl LinkReconciler {
             return self.save(op, staged(op, &names, base, detail)).await;
         }
         // 3. Every partition stopped (or, without per-partition status, every topic writable).
+        // Once every partition reported `stopped`, the topics are checked to take writes too
+        // (the topic turns writable in the target's metadata right after).
         let finished = if view.partitions_reported {
-            view.all_stopped()
+            view.all_stopped() && topics_writable(admin, &view.topics()).await
         } else {
             match mirror_topics_writable(admin, &link.filters).await {
                 Ok(writable) => writable,
@@ -515,7 +517,8 @@ impl LinkReconciler {
                         .await;
                 }
             };
-            let desired = desired_configs(&reverse, &bootstrap, security.as_ref());
+            let mut desired = desired_configs(&reverse, &bootstrap, security.as_ref());
+            desired.insert(format!("{prefix}reverse"), "true".to_owned());
             let (mut changes, needs_password) = plan_configs(&link.name, &desired, &on_source);
             if topics.is_empty() {
                 return self
@@ -741,6 +744,16 @@ fn all_done(mut steps: Vec<OperationStep>) -> Vec<OperationStep> {
         step.state = "Done".to_owned();
     }
     steps
+}
+
+/// Whether every one of `topics` takes writes (a failed probe counts as not yet).
+async fn topics_writable(admin: &KafkaAdmin, topics: &[String]) -> bool {
+    for topic in topics {
+        if !matches!(admin.topic_writable(topic).await, Ok(true)) {
+            return false;
+        }
+    }
+    true
 }
 
 /// Whether every topic of the target matching the link's filters takes writes (and there is

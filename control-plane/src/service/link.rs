@@ -264,7 +264,10 @@ pub(crate) async fn link_security(
 }
 
 /// The keys a link's target holds for `link` (never the password), reaching the source at
-/// `bootstrap` with `security`; the state key only when the state names one.
+/// `bootstrap` with `security`; the state key only when the state names one. Never `reverse`:
+/// that is a one-time instruction the reverse operation adds, and the reconciler removes once
+/// the old source has adopted its topics (left in place, a later promote of the reversed link
+/// would have its stopped topics adopted again).
 pub fn desired_configs(
     link: &ReplicationLinkRecord,
     bootstrap: &str,
@@ -284,9 +287,6 @@ pub fn desired_configs(
     put("topics.exclude", link.filters.topics_exclude.join(","));
     put("groups", link.filters.groups.join(","));
     put("groups.exclude", link.filters.groups_exclude.join(","));
-    if link.reversed {
-        put("reverse", "true".to_owned());
-    }
     if let Some(security) = security {
         put("security.protocol", security.protocol.clone());
         if let Some((mechanism, user)) = &security.sasl {
