@@ -6,7 +6,8 @@
 //! is printed when a test fails, so a failing test shows every log line of every process.
 //!
 //! Modules: `proc` (a started process), `postgres` (databases), `fleet` (control plane, agents,
-//! hdictl, `Fleet`), `broker` (a single-node broker), `clients` (Kafka client suites, kcat);
+//! hdictl, `Fleet`), `broker` (a single-node broker), `cluster` (a three-broker cluster whose
+//! brokers can be killed, and a TCP proxy that can be cut), `clients` (Kafka client suites, kcat);
 //! everything is re-exported here. Ports for processes that must know them before they start come
 //! from [`ports`] (race-free across parallel tests).
 #![allow(
@@ -16,6 +17,7 @@
 
 mod broker;
 mod clients;
+mod cluster;
 mod fleet;
 mod postgres;
 mod proc;
@@ -31,6 +33,7 @@ pub use clients::{
     kcat_produce, last_json_line, run_phase, served_certificate, test_node_path, test_python,
     tls_handshake, trusting,
 };
+pub use cluster::{BrokerCluster, Proxy, partition_bytes_from};
 pub use fleet::{
     ControlPlane, Fleet, PLAINTEXT_KAFKA_3, Secrets, bootstrap_servers, hdictl, start_agent,
     wait_ready_nodes, wait_step, wait_succeeded,
