@@ -801,6 +801,53 @@ fn produce_idempotently(bootstrap: &str, prefix: &str, count: usize) {
     assert!(ok, "{err}");
 }
 
+/// A kcat consumer of `orders` on a cluster, from the beginning, running until dropped.
+struct MirrorConsumer {
+    child: std::process::Child,
+    values: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl MirrorConsumer {
+    fn start(bootstrap: &str) -> MirrorConsumer {
+        use std::io::BufRead as _;
+        let mut child = hdi_e2e::client_command("kcat")
+            .args(["-b", bootstrap, "-C", "-t", "orders", "-o", "beginning", "-u"])
+            .args(["-f", "%s\n", "-q"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let values = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (out, seen) = (child.stdout.take().unwrap(), std::sync::Arc::clone(&values));
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+                seen.lock().unwrap().push(line);
+            }
+        });
+        MirrorConsumer { child, values }
+    }
+
+    /// Waits until the consumer has printed `value`.
+    fn wait_for(&self, value: &str, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        while !self.values.lock().unwrap().iter().any(|v| v == value) {
+            assert!(
+                Instant::now() < deadline,
+                "the consumer never got {value:?} ({} values)",
+                self.values.lock().unwrap().len()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for MirrorConsumer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// Waits until a produce to `topic` on `bootstrap` is accepted; answers how long it took.
 fn wait_writable(bootstrap: &str, topic: &str) -> Duration {
     let started = Instant::now();
@@ -852,6 +899,11 @@ fn promoting_a_link_makes_its_topics_writable_where_consumers_resume() {
     wait_committed(&b.bootstrap, "payments", &halfway);
     let source_epochs = leader_epochs(&a.bootstrap, "orders");
 
+    // A consumer of the mirror, started before the switchover (librdkafka caches leader epochs,
+    // KIP-320): it must go on across the epoch change and get B's own writes without a restart.
+    let consumer = MirrorConsumer::start(&b.bootstrap);
+    consumer.wait_for("v899", Duration::from_secs(30));
+
     // The switchover: A's producers are fenced first, then B catches up and takes over.
     let (code, message) = alter_configs(
         &a.bootstrap,
@@ -884,6 +936,7 @@ fn promoting_a_link_makes_its_topics_writable_where_consumers_resume() {
         "B's epochs {epochs:?}, A's {source_epochs:?}"
     );
     produce_idempotently(&b.bootstrap, "after", 100);
+    consumer.wait_for("after99", Duration::from_secs(30));
     let total: i64 = high_watermarks(&b.bootstrap, "orders").iter().sum();
     assert_eq!(total, ends.iter().sum::<i64>() + 1 + 100);
     // Producer ids allocated on B are above every id copied from A.
