@@ -281,6 +281,28 @@ fn a_link_mirrors_topics_byte_for_byte_at_the_same_offsets() {
         "a topic outside the filter is not mirrored: {on_b:?}"
     );
 
+    // A filter that matches nothing is a state the link's status names.
+    let (code, message) = cluster_configs(
+        &b.bootstrap,
+        &[
+            ("hdi.link.typo.bootstrap.servers", Some(&a.bootstrap)),
+            ("hdi.link.typo.topics", Some("ordres*")),
+        ],
+    );
+    assert_eq!(code, 0, "{message:?}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !link_status(&b.bootstrap, "typo").contains("matches none of the source's") {
+        assert!(
+            Instant::now() < deadline,
+            "{}",
+            link_status(&b.bootstrap, "typo")
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (code, message) =
+        cluster_configs(&b.bootstrap, &[("hdi.link.typo.bootstrap.servers", None)]);
+    assert_eq!(code, 0, "{message:?}");
+
     // Records keep flowing while the link runs.
     produce_lines(&a.bootstrap, "orders", "lz4", 2000, 1000);
     let ends = wait_identical(&a.bootstrap, &b.bootstrap, "orders", 3);
@@ -811,7 +833,16 @@ impl MirrorConsumer {
     fn start(bootstrap: &str) -> MirrorConsumer {
         use std::io::BufRead as _;
         let mut child = hdi_e2e::client_command("kcat")
-            .args(["-b", bootstrap, "-C", "-t", "orders", "-o", "beginning", "-u"])
+            .args([
+                "-b",
+                bootstrap,
+                "-C",
+                "-t",
+                "orders",
+                "-o",
+                "beginning",
+                "-u",
+            ])
             .args(["-f", "%s\n", "-q"])
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::null())

@@ -826,6 +826,14 @@ async fn discover(broker: &Broker, name: &str, link: &LinkRecord) -> Result<(), 
     let metadata = source_metadata(&mut connection, None).await?;
     let cluster = &broker.cluster;
     let wanted = matching(link, &metadata);
+    if wanted.is_empty() {
+        // Not an error of the link, but a state its owner must see (a filter with a typo).
+        return Err(format!(
+            "the topic filter ({}) matches none of the source's {} topics",
+            link.topics.join(","),
+            metadata.topics.iter().filter(|t| !t.is_internal).count()
+        ));
+    }
     let synced = source_configs(&mut connection, wanted.keys()).await;
     let mut foreign = Vec::new();
     for (topic, source) in wanted {
