@@ -7,7 +7,7 @@
 //! source (its writes are denied), stops the mirror at zero lag with the group's offsets
 //! copied, and the target takes writes, with the group resuming where it committed on the
 //! source. Reverse makes the old source the mirror (nothing to quarantine) and a second promote
-//! completes the round trip A -> B -> A.
+//! completes the round trip A -> B -> A; deleting the stopped link takes the fence off.
 #![allow(clippy::unwrap_used, reason = "tests")]
 
 use std::time::Duration;
@@ -212,4 +212,15 @@ async fn a_link_mirrors_pauses_resumes_and_promotes_through_hdictl() {
     assert!(ok, "{err}");
     let (ok, _) = produce(&fleet, "b", "orders", &records(600..601));
     assert!(!ok, "B is fenced once A took over again");
+    let fence = op["steps"][0]["detail"].as_str().unwrap_or_default();
+    assert!(fence.contains("hdi.read.only=true on 1 topic"), "{op:#}");
+
+    // A stopped link can be deleted: its fence comes off the source (B) with it.
+    fleet.hdictl_ok(&["link", "delete", "dr"]);
+    assert_eq!(
+        fleet.hdictl_json(&["link", "list", "-o", "json"]),
+        Value::Array(vec![])
+    );
+    let (ok, err) = produce(&fleet, "b", "orders", &records(121..122));
+    assert!(ok, "{err}");
 }

@@ -32,8 +32,8 @@ use crate::model::{
 };
 use crate::service::ServiceError;
 use crate::service::link::{
-    LinkStatusView, cluster_admin, desired_configs, drop_link_user, key_prefix, link_keys,
-    link_security, new_link_password, observe, plan_configs, source_user_for,
+    LinkStatusView, READ_ONLY, cluster_admin, desired_configs, drop_link_user, key_prefix,
+    link_keys, link_security, new_link_password, observe, plan_configs, source_user_for,
 };
 use crate::store::{Store, StoreError};
 
@@ -309,7 +309,7 @@ impl LinkReconciler {
         let base = usize::from(promote);
         // 1. The fence on the source (promote): its topics refuse writes.
         if promote && !step_done(op, 0) {
-            let detail = match self.fence(source).await {
+            let detail = match self.fence(link, source, admin, view).await {
                 Ok(detail) => detail,
                 Err(message) => {
                     return self.save(op, staged(op, &names, 0, Some(message))).await;
@@ -397,30 +397,64 @@ impl LinkReconciler {
         self.save(op, staged(op, &names, stage, Some(detail))).await
     }
 
-    /// Fences the source's topics of stopped links (deny-write ACLs, kept by its ACL sync):
-    /// what was done, for the step's detail.
-    async fn fence(&self, source: &ClusterRecord) -> Result<String, String> {
+    /// Fences the source's mirrored topics for a planned switchover: each gets the topic config
+    /// `hdi.read.only=true` (its produces are refused; a reverse that adopts the topic clears
+    /// it), and with ACLs enforced, Write is denied to everyone on the link's topics (kept by
+    /// the source's ACL sync while the link is stopped). What was done, for the step's detail.
+    async fn fence(
+        &self,
+        link: &ReplicationLinkRecord,
+        source: &ClusterRecord,
+        target: &KafkaAdmin,
+        view: &LinkStatusView,
+    ) -> Result<String, String> {
+        let admin = cluster_admin(&self.store, source, self.timeout)
+            .await
+            .map_err(|e| format!("cannot reach {:?} to fence it: {e}", source.name))?;
+        let topics = link_topics(target, link, view).await?;
+        let mut done = Vec::new();
+        let mut unsupported = false;
+        for topic in &topics {
+            let set = admin
+                .alter_topic_configs(topic, vec![(READ_ONLY.to_owned(), Some("true".to_owned()))])
+                .await;
+            match set {
+                Ok(()) => done.push(topic.as_str()),
+                Err(AdminError::Kafka { name, .. }) if name == "UNKNOWN_TOPIC_OR_PARTITION" => {}
+                Err(AdminError::Kafka { name, .. }) if name == "INVALID_CONFIG" => {
+                    unsupported = true
+                }
+                Err(error) => {
+                    return Err(format!(
+                        "cannot fence {topic:?} on {:?}: {error}",
+                        source.name
+                    ));
+                }
+            }
+        }
+        let mut detail = if unsupported {
+            format!("{:?}'s brokers have no {READ_ONLY}", source.name)
+        } else {
+            format!(
+                "{READ_ONLY}=true on {} topic(s) of {:?}",
+                done.len(),
+                source.name
+            )
+        };
         let authorization = source
             .spec
             .security
             .as_ref()
             .is_some_and(|s| s.authorization);
-        if !authorization {
-            return Ok(format!(
-                "not fenced: {:?} enforces no ACLs, so its producers must be stopped by their owners",
-                source.name
-            ));
+        if authorization {
+            crate::service::kafka_user::sync_acls(&self.store, &admin, source)
+                .await
+                .map_err(|e| format!("cannot fence {:?}: {e}", source.name))?;
+            detail.push_str("; Write denied to everyone on the link's topics");
+        } else if unsupported {
+            detail.push_str(" and enforces no ACLs: its producers must be stopped by their owners");
         }
-        let admin = cluster_admin(&self.store, source, self.timeout)
-            .await
-            .map_err(|e| e.to_string())?;
-        crate::service::kafka_user::sync_acls(&self.store, &admin, source)
-            .await
-            .map_err(|e| format!("cannot fence {:?}: {e}", source.name))?;
-        Ok(format!(
-            "Write denied to everyone on the link's topics of {:?}",
-            source.name
-        ))
+        Ok(detail)
     }
 
     async fn advance_reverse(
@@ -461,21 +495,10 @@ impl LinkReconciler {
         // The reverse link's topics: the mirrors the target reports, else the target's topics
         // matching the filters, else (the old link is gone already) the reverse link's own.
         let topics: Vec<String> = if view.defined {
-            if view.partitions_reported {
-                view.topics()
-            } else {
-                match admin.metadata().await {
-                    Ok(metadata) => metadata
-                        .topics
-                        .iter()
-                        .filter(|t| !t.internal && link.filters.mirrors_topic(&t.name))
-                        .map(|t| t.name.clone())
-                        .collect(),
-                    Err(error) => {
-                        return self
-                            .save(op, staged(op, &names, 0, Some(error.to_string())))
-                            .await;
-                    }
+            match link_topics(admin, link, view).await {
+                Ok(topics) => topics,
+                Err(message) => {
+                    return self.save(op, staged(op, &names, 0, Some(message))).await;
                 }
             }
         } else {
@@ -744,6 +767,25 @@ fn all_done(mut steps: Vec<OperationStep>) -> Vec<OperationStep> {
         step.state = "Done".to_owned();
     }
     steps
+}
+
+/// The link's mirror topics on the target: those its brokers report, else the target's topics
+/// matching the link's filters.
+async fn link_topics(
+    target: &KafkaAdmin,
+    link: &ReplicationLinkRecord,
+    view: &LinkStatusView,
+) -> Result<Vec<String>, String> {
+    if view.partitions_reported {
+        return Ok(view.topics());
+    }
+    let metadata = target.metadata().await.map_err(|e| e.to_string())?;
+    Ok(metadata
+        .topics
+        .iter()
+        .filter(|t| !t.internal && link.filters.mirrors_topic(&t.name))
+        .map(|t| t.name.clone())
+        .collect())
 }
 
 /// Whether every one of `topics` takes writes (a failed probe counts as not yet).

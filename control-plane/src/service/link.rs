@@ -44,6 +44,10 @@ const SCRAM_ITERATIONS: u32 = 8192;
 /// The most patterns of one filter.
 const MAX_PATTERNS: usize = 100;
 
+/// The topic config that fences a source topic's producers for a planned switchover
+/// (`data-plane/broker`'s `topic_config::READ_ONLY`).
+pub const READ_ONLY: &str = "hdi.read.only";
+
 /// `hdi.link.<name>.` — the prefix of a link's keys.
 pub fn key_prefix(name: &str) -> String {
     format!("hdi.link.{name}.")
@@ -575,6 +579,27 @@ pub(crate) async fn drop_link_user(store: &Store, cluster: &ClusterRecord, user:
     }
 }
 
+/// Takes a deleted link's fence off its source (best effort): `hdi.read.only` off the topics
+/// matching its filters (the deny-write ACLs go with the link at the next ACL sync).
+async fn unfence(store: &Store, source: &ClusterRecord, link: &ReplicationLinkRecord) {
+    let Ok(admin) = cluster_admin(store, source, ADMIN_TIMEOUT).await else {
+        return;
+    };
+    let Ok(metadata) = admin.metadata().await else {
+        return;
+    };
+    for topic in metadata
+        .topics
+        .iter()
+        .filter(|t| !t.internal && link.filters.mirrors_topic(&t.name))
+    {
+        let reset = vec![(READ_ONLY.to_owned(), None)];
+        if let Err(error) = admin.alter_topic_configs(&topic.name, reset).await {
+            tracing::warn!(cluster = %source.name, topic = %topic.name, %error, "cannot take a link's fence off");
+        }
+    }
+}
+
 fn link_not_found(ws: &str, name: &str) -> ServiceError {
     ServiceError::NotFound {
         what: format!("replication link {name:?} in workspace {ws:?}"),
@@ -905,7 +930,8 @@ impl Service {
     }
 
     /// Deletes a link: from the target's brokers (refused by them while it still feeds mirror
-    /// topics: `link_has_mirrors`), its Kafka user from the source, then the row.
+    /// topics: `link_has_mirrors`), then the row; from the source its Kafka user, and the fence
+    /// of a promoted or failed-over link (`hdi.read.only` and the deny-write ACLs).
     ///
     /// # Errors
     /// `not_found`, `forbidden`, `operation_in_progress`, `link_has_mirrors`,
@@ -961,11 +987,13 @@ impl Service {
                 }
             }
             self.store.link_delete(link.id).await?;
-            if let (Some(user), Some(source)) = (
-                &link.source_user,
-                self.store.cluster_get_by_id(link.source_cluster_id).await?,
-            ) {
-                drop_link_user(&self.store, &source, user).await;
+            if let Some(source) = self.store.cluster_get_by_id(link.source_cluster_id).await? {
+                if link.state.stopped() {
+                    unfence(&self.store, &source, &link).await;
+                }
+                if let Some(user) = &link.source_user {
+                    drop_link_user(&self.store, &source, user).await;
+                }
             }
             Ok(())
         }
