@@ -6,8 +6,9 @@
 //! holds the mirror back while its lag stays true, resume catches up; promote fences the
 //! source (its writes are denied), stops the mirror at zero lag with the group's offsets
 //! copied, and the target takes writes, with the group resuming where it committed on the
-//! source. Reverse makes the old source the mirror (nothing to quarantine) and a second promote
-//! completes the round trip A -> B -> A; deleting the stopped link takes the fence off.
+//! source. Reverse makes the old source the mirror (nothing to quarantine); promote and reverse
+//! again complete the round trip A -> B -> A; a forced failover reports a loss bound of 0;
+//! the stopped link is deleted.
 #![allow(clippy::unwrap_used, reason = "tests")]
 
 use std::time::Duration;
@@ -215,12 +216,30 @@ async fn a_link_mirrors_pauses_resumes_and_promotes_through_hdictl() {
     let fence = op["steps"][0]["detail"].as_str().unwrap_or_default();
     assert!(fence.contains("hdi.read.only=true on 1 topic"), "{op:#}");
 
-    // A stopped link can be deleted: its fence comes off the source (B) with it.
+    // Reverse again (B mirrors A: the round trip is complete), then a forced failover to B:
+    // nothing was left behind, so the loss bound is 0.
+    let op = fleet.hdictl_json(&["link", "reverse", "dr", "-o", "json"]);
+    assert_eq!(op["state"], "Succeeded", "{op:#}");
+    wait_lag(&fleet, "B mirrors A again", |l| {
+        partition(l)["log_end"] == 121 && l["lag_records"] == 0
+    });
+    let op = fleet.hdictl_json(&["link", "failover", "dr", "-o", "json"]);
+    assert_eq!(op["state"], "Succeeded", "{op:#}");
+    assert_eq!(op["kind"], "link_failover");
+    assert_eq!(op["steps"].as_array().map(Vec::len), Some(3), "{op:#}");
+    assert_eq!(op["result"]["partitions"][0]["stop_offset"], 121, "{op:#}");
+    assert_eq!(op["result"]["loss_records"], 0, "{op:#}");
+    let shown = fleet.hdictl_json(&["link", "show", "dr", "-o", "json"]);
+    assert_eq!(shown["state"], "failed_over", "{shown:#}");
+    let (ok, err) = produce(&fleet, "b", "orders", &records(121..122));
+    assert!(ok, "{err}");
+
+    // A stopped link can be deleted; its fence of the old primary goes with it.
     fleet.hdictl_ok(&["link", "delete", "dr"]);
     assert_eq!(
         fleet.hdictl_json(&["link", "list", "-o", "json"]),
         Value::Array(vec![])
     );
-    let (ok, err) = produce(&fleet, "b", "orders", &records(121..122));
+    let (ok, err) = produce(&fleet, "a", "orders", &records(122..123));
     assert!(ok, "{err}");
 }
