@@ -16,8 +16,9 @@
 //!    mirror topic of the link takes writes ([`KafkaAdmin::topic_writable`], a probe that writes
 //!    nothing), and its result then has no stop offsets.
 //!
-//! Every action is idempotent; several control planes may run passes at once (their steps may
-//! then be recorded twice over, the clusters end the same).
+//! Every action is idempotent. Several control planes may run passes at once: each leases the
+//! links it works on (`links_claim`), so one link is worked on by one at a time (two new
+//! passwords for one link user could otherwise end on the source and the target apart).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -40,6 +41,8 @@ use crate::store::{Store, StoreError};
 /// The link reconciler.
 pub struct LinkReconciler {
     store: Store,
+    /// Who holds the leases of the links this reconciler works on.
+    owner: uuid::Uuid,
     interval: Duration,
     timeout: Duration,
     operation_timeout: Duration,
@@ -85,6 +88,7 @@ impl LinkReconciler {
     ) -> LinkReconciler {
         LinkReconciler {
             store,
+            owner: uuid::Uuid::new_v4(),
             interval,
             timeout,
             operation_timeout,
@@ -102,14 +106,22 @@ impl LinkReconciler {
                 _ = stop.notified() => break,
             }
         }
+        if let Err(error) = self.store.links_release(self.owner).await {
+            tracing::warn!(%error, "cannot release link leases");
+        }
     }
 
-    /// One pass over every link.
+    /// One pass over the links this reconciler can lease (several control planes split them;
+    /// none works on a link another holds).
     ///
     /// # Errors
-    /// When the store fails listing the links.
+    /// When the store fails leasing the links.
     pub async fn pass(&self) -> Result<(), StoreError> {
-        for link in self.store.links_all().await? {
+        let lease = (self.interval * 10).max(self.timeout * 6);
+        for id in self.store.links_claim(self.owner, lease, 256).await? {
+            let Some(link) = self.store.link_get_by_id(id).await? else {
+                continue;
+            };
             if let Err(error) = self.reconcile(&link).await {
                 tracing::warn!(link = %link.name, error = %crate::error_chain(&error), "link reconcile failed");
             }
@@ -206,11 +218,18 @@ impl LinkReconciler {
         let keys = link_keys(admin, &link.name)
             .await
             .map_err(|e| Failure::Transient(format!("cluster {:?}: {e}", target.name)))?;
+        // A lost source may have no bootstrap servers any more: the target keeps the ones it
+        // has, so that a failover still reaches it.
+        let held = keys
+            .get(&format!("{}bootstrap.servers", key_prefix(&link.name)))
+            .cloned()
+            .flatten();
         let bootstrap = source
             .status
             .bootstrap_servers
             .clone()
             .filter(|b| !b.is_empty())
+            .or(held)
             .ok_or_else(|| {
                 Failure::Transient(format!(
                     "cluster {:?} has no bootstrap servers",

@@ -237,18 +237,48 @@ impl Store {
             .collect()
     }
 
-    /// Every link (the link reconciler's work list).
+    /// Leases up to `limit` links for `owner` for `lease` (those unleased, already its own, or
+    /// whose lease ran out): their ids.
     ///
     /// # Errors
-    /// [`StoreError::Query`], [`StoreError::Corrupt`].
-    pub async fn links_all(&self) -> Result<Vec<ReplicationLinkRecord>, StoreError> {
-        let rows = select_links!("ORDER BY l.created_at, l.id")
-            .fetch_all(&self.pool)
-            .await
-            .map_err(query_error("links_all"))?;
-        rows.into_iter()
-            .map(ReplicationLinkRecord::try_from)
-            .collect()
+    /// [`StoreError::Query`].
+    pub async fn links_claim(
+        &self,
+        owner: Uuid,
+        lease: std::time::Duration,
+        limit: u32,
+    ) -> Result<Vec<ReplicationLinkId>, StoreError> {
+        let ids = sqlx::query_scalar!(
+            "UPDATE replication_links SET lease_owner = $1, \
+             lease_until = now() + make_interval(secs => $2) \
+             WHERE id IN (SELECT id FROM replication_links \
+                          WHERE lease_owner IS NULL OR lease_owner = $1 OR lease_until < now() \
+                          ORDER BY created_at, id LIMIT $3 FOR UPDATE SKIP LOCKED) \
+             RETURNING id",
+            owner,
+            lease.as_secs_f64(),
+            i64::from(limit)
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(query_error("links_claim"))?;
+        Ok(ids.into_iter().map(ReplicationLinkId::from_uuid).collect())
+    }
+
+    /// Gives up `owner`'s leases of links (at shutdown).
+    ///
+    /// # Errors
+    /// [`StoreError::Query`].
+    pub async fn links_release(&self, owner: Uuid) -> Result<(), StoreError> {
+        sqlx::query!(
+            "UPDATE replication_links SET lease_owner = NULL, lease_until = NULL \
+             WHERE lease_owner = $1",
+            owner
+        )
+        .execute(&self.pool)
+        .await
+        .map_err(query_error("links_release"))?;
+        Ok(())
     }
 
     /// The links whose source or target is `cluster_id`.
