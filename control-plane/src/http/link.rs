@@ -388,3 +388,51 @@ pub async fn link_resume(
 ) -> Result<Response, ApiError> {
     operation(&state, &caller, &ws, &name, OperationKind::LinkResume).await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn partition(topic: &str, index: i32, state: &str, lag: u64, ms: u64) -> MirrorPartition {
+        MirrorPartition {
+            topic: topic.into(),
+            partition: index,
+            state: state.into(),
+            lag_records: Some(lag),
+            lag_bytes: Some(lag * 100),
+            lag_ms: Some(ms),
+            ..MirrorPartition::default()
+        }
+    }
+
+    #[test]
+    fn status_groups_partitions_per_topic_with_the_worst_state_and_the_rpo() {
+        let view = LinkStatusView {
+            observed: true,
+            defined: true,
+            partitions_reported: true,
+            partitions: vec![
+                partition("orders", 0, "active", 3, 40),
+                partition("orders", 1, "source_unavailable", 7, 2500),
+                partition("pay", 0, "active", 0, 0),
+            ],
+            ..LinkStatusView::default()
+        };
+        let wire = status_to_wire(&view);
+        assert_eq!(wire.lag_records, Some(10));
+        assert_eq!(wire.lag_bytes, Some(1000));
+        assert_eq!(wire.rpo_seconds, Some(2.5));
+        assert_eq!(wire.topics.len(), 2);
+        assert_eq!(wire.topics[0].topic, "orders");
+        assert_eq!(wire.topics[0].state, "source_unavailable");
+        assert_eq!(wire.topics[0].lag_records, 10);
+        assert_eq!(wire.topics[0].partitions[1].lag_seconds, Some(2.5));
+        assert_eq!(wire.topics[1].state, "active");
+        // Without per-partition reports there are no lag figures, not zeros.
+        let bare = status_to_wire(&LinkStatusView {
+            observed: true,
+            ..LinkStatusView::default()
+        });
+        assert_eq!((bare.lag_records, bare.rpo_seconds), (None, None));
+    }
+}
