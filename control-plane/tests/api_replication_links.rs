@@ -390,6 +390,11 @@ async fn link_operations_follow_the_state_machine(pool: PgPool) {
         StatusCode::CONFLICT,
         "operation_in_progress",
     );
+    // A promote whose operation failed (timed out) leaves the link promoting: it may be asked
+    // again.
+    f.finish(&promote, None, "dr").await;
+    let promote = f.post("dr", "promote").await;
+    assert_eq!(promote.status, StatusCode::ACCEPTED, "{}", promote.body);
     f.finish(&promote, Some(LinkState::Promoted), "dr").await;
     refused(
         &f.post("dr", "promote").await,
@@ -450,6 +455,7 @@ async fn link_operations_follow_the_state_machine(pool: PgPool) {
         [
             "link_reverse",
             "link_failover",
+            "link_promote",
             "link_promote",
             "link_resume",
             "link_pause"

@@ -889,13 +889,26 @@ impl Service {
             let (from, to): (&[LinkState], LinkState) = match kind {
                 OperationKind::LinkPause => (&[LinkState::Mirroring], LinkState::Paused),
                 OperationKind::LinkResume => (&[LinkState::Paused], LinkState::Mirroring),
-                OperationKind::LinkPromote => (&[LinkState::Mirroring], LinkState::Promoting),
+                // A stopping state whose operation failed (timed out) may be asked again.
+                OperationKind::LinkPromote => (
+                    &[LinkState::Mirroring, LinkState::Promoting],
+                    LinkState::Promoting,
+                ),
                 OperationKind::LinkFailover => (
-                    &[LinkState::Mirroring, LinkState::Promoting, LinkState::Promoted],
+                    &[
+                        LinkState::Mirroring,
+                        LinkState::Promoting,
+                        LinkState::Promoted,
+                        LinkState::FailingOver,
+                    ],
                     LinkState::FailingOver,
                 ),
                 _ => (
-                    &[LinkState::Promoted, LinkState::FailedOver],
+                    &[
+                        LinkState::Promoted,
+                        LinkState::FailedOver,
+                        LinkState::Reversing,
+                    ],
                     LinkState::Reversing,
                 ),
             };
