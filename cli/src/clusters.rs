@@ -688,6 +688,22 @@ pub(crate) fn print_operation(op: &Operation) {
     if let Some(error) = &op.error {
         println!("error:       {} ({})", error.detail, error.code);
     }
+    if let Some(result) = &op.result {
+        println!(
+            "result:      loss bound {} record(s), {} ms; {} record(s) quarantined",
+            result.loss_records, result.loss_ms, result.quarantined_records
+        );
+        for p in &result.partitions {
+            let show = |v: Option<i64>| v.map_or_else(|| "-".to_owned(), |v| v.to_string());
+            println!(
+                "  {}-{}: stopped at {}, lost {} record(s)",
+                p.topic,
+                p.partition,
+                show(p.stop_offset),
+                p.loss_records.unwrap_or(0)
+            );
+        }
+    }
 }
 
 #[cfg(test)]
