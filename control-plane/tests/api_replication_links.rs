@@ -1,7 +1,8 @@
 //! Replication links over REST, in process (no brokers run: the link reconciler's work is
 //! end to end in `e2e/tests/replication_links.rs`): create, update, list, show and delete;
 //! every refusal with its status and code; the operations' state machine (pause, resume,
-//! promote, failover, reverse) with 202 and a visible operation; roles and audit events.
+//! promote, failover, reverse) with 202 and a visible operation; roles and audit events; the
+//! link reconciler's step detail when the target cannot be reached.
 #![allow(clippy::unwrap_used, reason = "tests")]
 
 mod common;
@@ -10,7 +11,10 @@ use std::time::Duration;
 
 use axum::http::StatusCode;
 use common::{ADMIN, Reply, call, expect};
-use hdi_control_plane::model::{LinkState, OperationId, OperationState};
+use hdi_control_plane::model::{
+    ClusterState, ClusterStatusDoc, LinkState, OperationId, OperationState,
+};
+use hdi_control_plane::reconcile::LinkReconciler;
 use hdi_control_plane::store::Store;
 use serde_json::{Value, json};
 use sqlx::PgPool;
@@ -632,4 +636,60 @@ async fn viewers_read_links_operators_change_them_and_all_is_audited(pool: PgPoo
             "missing audit event {actor} {action} {resource} {outcome}: {events:#?}"
         );
     }
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn the_link_reconciler_shows_why_an_operation_waits(pool: PgPool) {
+    let f = Fixture::new(pool).await;
+    // Both clusters "Running" at an address where nothing listens.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead = listener.local_addr().unwrap().to_string();
+    drop(listener);
+    let ws = f.store.workspace_get("ws").await.unwrap().unwrap();
+    for name in ["a", "b"] {
+        let cluster = f.store.cluster_get(ws.id, name).await.unwrap().unwrap();
+        let status = ClusterStatusDoc {
+            bootstrap_servers: Some(dead.clone()),
+            ..ClusterStatusDoc::default()
+        };
+        let written = f
+            .store
+            .cluster_set_observed(
+                cluster.id,
+                cluster.generation,
+                ClusterState::Running,
+                cluster.generation,
+                &status,
+            )
+            .await
+            .unwrap();
+        assert!(written);
+    }
+    assert_eq!(
+        f.put("dr", link("a", "b")).await.status,
+        StatusCode::CREATED
+    );
+    let pause = f.post("dr", "pause").await;
+    assert_eq!(pause.status, StatusCode::ACCEPTED, "{}", pause.body);
+    let reconciler = LinkReconciler::new(
+        f.store.clone(),
+        Duration::from_millis(300),
+        Duration::from_secs(1),
+        Duration::from_secs(600),
+    );
+    reconciler.pass().await.unwrap();
+    let id = pause.body["id"].as_str().unwrap();
+    let op = f.call("GET", &format!("/v1/operations/{id}"), None).await;
+    assert_eq!(op.body["state"], "Running", "{}", op.body);
+    let step = &op.body["steps"][0];
+    assert_eq!(step["name"], "pause mirroring on b", "{}", op.body);
+    assert!(
+        step["detail"].as_str().unwrap_or_default().contains(&dead),
+        "the step says what cannot be reached: {}",
+        op.body
+    );
+    // The status says the same, and the link is not applied.
+    let shown = f.call("GET", &format!("{LINKS}/dr"), None).await;
+    assert_eq!(shown.body["status"]["observed"], false, "{}", shown.body);
+    assert_eq!(shown.body["applied"], false);
 }
