@@ -221,9 +221,16 @@ async fn links_are_created_listed_shown_updated_and_deleted(pool: PgPool) {
     assert_eq!(lag.status, StatusCode::OK, "{}", lag.body);
     assert_eq!(lag.body["partitions_reported"], false);
 
-    // A cluster of a link cannot be deleted.
+    // The source of a link cannot be deleted; a target can, and takes its links with it.
     let delete_cluster = f.call("DELETE", "/v1/workspaces/ws/clusters/a", None).await;
     refused(&delete_cluster, StatusCode::CONFLICT, "cluster_has_links");
+    let delete_target = f.call("DELETE", "/v1/workspaces/ws/clusters/b", None).await;
+    assert_eq!(
+        delete_target.status,
+        StatusCode::ACCEPTED,
+        "{}",
+        delete_target.body
+    );
 
     // Deleted (the target never served, so nothing is asked of it); gone afterwards.
     let deleted = f.call("DELETE", &format!("{LINKS}/dr"), None).await;

@@ -143,7 +143,8 @@ error_codes! {
     JobExists = "job_exists",
     /// A Kafka user of that name exists in the cluster.
     KafkaUserExists = "kafka_user_exists",
-    /// The cluster is the source or target of a replication link: delete the link first.
+    /// The cluster is the source of a replication link: delete the link first (a target takes
+    /// its links with it).
     ClusterHasLinks = "cluster_has_links",
     /// The replication link still feeds mirror topics: promote or fail it over before deleting.
     LinkHasMirrors = "link_has_mirrors",

@@ -253,7 +253,7 @@ pub async fn cluster_patch(
         (status = 202, description = "Accepted; follow Location", body = api::Operation, headers(("Location" = String, description = "The operation"))),
         (status = 403, description = "The caller's role does not allow this"),
         (status = 404, description = "No such workspace or cluster"),
-        (status = 409, description = "Deletion protection is on"),
+        (status = 409, description = "Deletion protection is on (`deletion_protected`), or the cluster is the source of a replication link (`cluster_has_links`)"),
         (status = 412, description = "If-Match does not match")))]
 pub async fn cluster_delete(
     Caller(caller): Caller,

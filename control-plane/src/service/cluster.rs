@@ -566,13 +566,15 @@ impl Service {
                     ),
                 });
             }
+            // A source is refused while a link reads it; a target takes its links with it (they
+            // live in its brokers' quorum).
             let links = self.store.links_of_cluster(existing.id).await?;
-            if let Some(link) = links.first() {
+            if let Some(link) = links.iter().find(|l| l.source_cluster_id == existing.id) {
                 return Err(ServiceError::Conflict {
                     code: ErrorCode::ClusterHasLinks,
                     message: format!(
-                        "cluster {name:?} is the {} of replication link {:?}; delete the link first",
-                        if link.source_cluster_id == existing.id { "source" } else { "target" },
+                        "cluster {name:?} is the source of replication link {:?}: fail it over \
+                         and delete it, or delete it, first",
                         link.name
                     ),
                 });
