@@ -455,6 +455,17 @@ impl Store {
         .execute(&mut *tx)
         .await
         .map_err(query_error("cluster_remove_operation"))?;
+        // Operations of links on the cluster end with it (the links go with the cluster row).
+        sqlx::query!(
+            "UPDATE operations SET state = 'Failed', error_code = $2, \
+             error_detail = 'the target cluster of the link was deleted', updated_at = now(), \
+             finished_at = now() WHERE cluster_id = $1 AND state = 'Running' AND link_id IS NOT NULL",
+            cluster_id.into_uuid(),
+            crate::model::ErrorCode::Superseded.as_str()
+        )
+        .execute(&mut *tx)
+        .await
+        .map_err(query_error("cluster_remove_link_operations"))?;
         let deleted = sqlx::query!(
             "DELETE FROM clusters WHERE id = $1 AND deleting",
             cluster_id.into_uuid()
