@@ -578,7 +578,7 @@ async fn ensure_jobs_user(
 }
 
 /// The SCRAM hash of a cluster's first SCRAM mechanism.
-fn scram_hash(cluster: &ClusterRecord) -> Option<Hash> {
+pub(crate) fn scram_hash(cluster: &ClusterRecord) -> Option<Hash> {
     let security = cluster.spec.security.as_ref()?;
     let mechanism = security
         .mechanisms

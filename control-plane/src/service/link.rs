@@ -186,16 +186,7 @@ pub(crate) fn validate_filters(filters: &LinkFilters) -> Result<(), ServiceError
 
 /// The SCRAM hash of a cluster's first SCRAM mechanism, with its Kafka name.
 fn scram_of(cluster: &ClusterRecord) -> Option<(Hash, &'static str)> {
-    let security = cluster.spec.security.as_ref()?;
-    let mechanism = security
-        .mechanisms
-        .iter()
-        .find(|m| m.starts_with("SCRAM-"))?;
-    Some(if mechanism == "SCRAM-SHA-256" {
-        (Hash::Sha256, "SCRAM-SHA-256")
-    } else {
-        (Hash::Sha512, "SCRAM-SHA-512")
-    })
+    super::kafka_user::scram_hash(cluster).map(|hash| (hash, hash.name()))
 }
 
 /// Whether a link can read `source` (PLAINTEXT, TLS, or SASL with a SCRAM mechanism), and the
