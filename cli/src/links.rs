@@ -274,6 +274,9 @@ fn print_link(link: &ReplicationLink) {
 }
 
 fn print_lag(status: &ReplicationLinkStatus) {
+    for warning in &status.warnings {
+        println!("warning:     {warning}");
+    }
     if !status.observed {
         println!(
             "status:      unknown ({})",

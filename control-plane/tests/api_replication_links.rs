@@ -104,6 +104,11 @@ impl Fixture {
 
     /// One broker of `cluster` on `node`.
     async fn place(&self, cluster: &str, node: uuid::Uuid) {
+        self.place_ordinal(cluster, node, 0).await;
+    }
+
+    /// Broker `ordinal` of `cluster` on `node`.
+    async fn place_ordinal(&self, cluster: &str, node: uuid::Uuid, ordinal: i32) {
         let ws = self.store.workspace_get("ws").await.unwrap().unwrap();
         let record = self
             .store
@@ -114,13 +119,14 @@ impl Fixture {
         sqlx::query(
             "INSERT INTO workloads (id, cluster_id, node_id, name, role, ordinal, spec, cpu_millis,
                                     memory_bytes)
-             VALUES ($1, $2, $3, $4, 'broker', 0, $5, 1, 1)",
+             VALUES ($1, $2, $3, $4, 'broker', $6, $5, 1, 1)",
         )
         .bind(uuid::Uuid::new_v4())
         .bind(record.id.into_uuid())
         .bind(node)
-        .bind(format!("{cluster}-broker-0"))
+        .bind(format!("{cluster}-broker-{ordinal}"))
         .bind(json!({"kind": "broker", "broker_id": 1, "kafka_port": 9092, "quorum_port": 9093, "voters": [], "rack": "0"}))
+        .bind(ordinal)
         .execute(&self.pool)
         .await
         .unwrap();
@@ -220,6 +226,16 @@ async fn links_are_created_listed_shown_updated_and_deleted(pool: PgPool) {
     let lag = f.call("GET", &format!("{LINKS}/dr/lag"), None).await;
     assert_eq!(lag.status, StatusCode::OK, "{}", lag.body);
     assert_eq!(lag.body["partitions_reported"], false);
+    assert!(lag.body.get("warnings").is_none(), "{}", lag.body);
+    // A resize that puts the target in the source's fault domain is reported.
+    let n0: uuid::Uuid = sqlx::query_scalar("SELECT id FROM nodes WHERE name = 'n0'")
+        .fetch_one(&f.pool)
+        .await
+        .unwrap();
+    f.place_ordinal("b", n0, 1).await;
+    let lag = f.call("GET", &format!("{LINKS}/dr/lag"), None).await;
+    let warning = lag.body["warnings"][0].as_str().unwrap_or_default();
+    assert!(warning.contains("fault domain(s) 0"), "{}", lag.body);
 
     // The source of a link cannot be deleted; a target can, and takes its links with it.
     let delete_cluster = f.call("DELETE", "/v1/workspaces/ws/clusters/a", None).await;

@@ -162,6 +162,10 @@ pub struct ReplicationLinkStatus {
     /// Per mirror topic.
     #[serde(default)]
     pub topics: Vec<MirrorTopicStatus>,
+    /// What the control plane sees wrong with the pair, e.g. its clusters sharing a fault
+    /// domain since a resize (checked when the link was created, not enforced after).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 /// One mirror topic: its state is its worst partition's.

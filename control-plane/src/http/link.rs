@@ -104,6 +104,7 @@ pub(super) fn status_to_wire(view: &LinkStatusView) -> api::ReplicationLinkStatu
             )
         }),
         topics,
+        warnings: view.warnings.clone(),
     }
 }
 

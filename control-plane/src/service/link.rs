@@ -83,6 +83,8 @@ pub struct LinkStatusView {
     pub partitions_reported: bool,
     /// The mirror partitions, merged from every broker, sorted.
     pub partitions: Vec<MirrorPartition>,
+    /// What the control plane sees wrong with the pair (fault domains shared since a resize).
+    pub warnings: Vec<String>,
 }
 
 impl LinkStatusView {
@@ -829,7 +831,28 @@ impl Service {
     > {
         let ws = self.authorize(caller, workspace, Role::Viewer).await?;
         let link = self.link_record(&ws, name).await?;
-        let status = self.link_observe(&link).await?;
+        let mut status = self.link_observe(&link).await?;
+        let a = self
+            .store
+            .cluster_fault_domains(link.source_cluster_id)
+            .await?;
+        let b = self
+            .store
+            .cluster_fault_domains(link.target_cluster_id)
+            .await?;
+        let shared: Vec<String> = a
+            .iter()
+            .filter(|d| b.contains(d))
+            .map(u32::to_string)
+            .collect();
+        if !shared.is_empty() {
+            status.warnings.push(format!(
+                "{:?} and {:?} now both have brokers in fault domain(s) {}: one failure there can take both",
+                link.source_cluster,
+                link.target_cluster,
+                shared.join(", ")
+            ));
+        }
         let op = self.store.link_operation_running(link.id).await?;
         Ok((link, status, op))
     }
