@@ -17,11 +17,15 @@
 //!   its `send` to the arrival of the output record carrying its `id` (the filter job of
 //!   `cargo xtask bench executor`). A warm-up first waits until the job answers at all.
 //!
-//! - `cluster-config`, `end-offsets`, `mirror-lag`: geo-replication ([`mirror`]).
+//! - `cluster-config`, `end-offsets`, `mirror-lag`: geo-replication ([`mirror`]);
+//!   `produce-ids`, `missing`, `compare`, `commit`, `committed`, `broker-config`,
+//!   `delete-records`: what
+//!   `cargo xtask bench georep` asks of hdi's links and of MirrorMaker 2 alike ([`georep`]).
 //!
 //! Each command prints one JSON line with its figures. Used by `cargo xtask bench broker` and
 //! `cargo xtask bench executor`.
 
+mod georep;
 mod mirror;
 
 use std::time::{Duration, Instant};
@@ -115,7 +119,7 @@ enum Command {
         #[arg(long = "set")]
         set: Vec<String>,
     },
-    /// The sum of a topic's high watermarks (-1 while it does not exist).
+    /// The sum of a topic's high watermarks (-1 while it does not exist) and its records.
     EndOffsets {
         #[arg(long)]
         topic: String,
@@ -128,6 +132,10 @@ enum Command {
         /// The mirror cluster's bootstrap servers.
         #[arg(long)]
         mirror_bootstrap: String,
+        /// The topic's name on the mirror cluster (MirrorMaker 2 renames it `<alias>.<topic>`);
+        /// by default the same name.
+        #[arg(long)]
+        mirror_topic: Option<String>,
         #[arg(long, default_value_t = 3)]
         partitions: i32,
         /// Records per second.
@@ -140,6 +148,81 @@ enum Command {
         /// After the last record, wait at most this long for the rest.
         #[arg(long, default_value_t = 15)]
         drain_s: u64,
+    },
+    /// Produce records carrying sequence ids, round-robin over partitions; write the acked ids.
+    ProduceIds {
+        #[arg(long)]
+        topic: String,
+        #[arg(long, default_value_t = 3)]
+        partitions: i32,
+        /// At most this many records (0 = no limit).
+        #[arg(long, default_value_t = 0)]
+        records: u64,
+        /// Records per second (0 = as fast as possible).
+        #[arg(long, default_value_t = 0)]
+        rate: u64,
+        /// For at most this many seconds (0 = no limit).
+        #[arg(long, default_value_t = 0)]
+        seconds: u64,
+        #[arg(long, default_value_t = 1024)]
+        record_size: usize,
+        #[arg(long, default_value = "all")]
+        acks: String,
+        #[arg(long, default_value_t = 30_000)]
+        message_timeout_ms: u64,
+        /// Write the acknowledged ids here, one per line.
+        #[arg(long)]
+        acked_file: Option<std::path::PathBuf>,
+        /// The first record's id.
+        #[arg(long, default_value_t = 0)]
+        first_id: u64,
+    },
+    /// Count the ids of an --acked-file that a topic lacks.
+    Missing {
+        #[arg(long)]
+        topic: String,
+        #[arg(long)]
+        acked_file: std::path::PathBuf,
+    },
+    /// Compare the records at sampled offsets of a topic and of its mirror.
+    Compare {
+        #[arg(long)]
+        topic: String,
+        #[arg(long)]
+        mirror_bootstrap: String,
+        #[arg(long)]
+        mirror_topic: Option<String>,
+        /// Offsets sampled per partition.
+        #[arg(long, default_value_t = 100)]
+        samples: i64,
+    },
+    /// Commit a group's offsets of a topic at its high watermarks.
+    Commit {
+        #[arg(long)]
+        group: String,
+        #[arg(long)]
+        topic: String,
+    },
+    /// A group's committed offsets of a topic.
+    Committed {
+        #[arg(long)]
+        group: String,
+        #[arg(long)]
+        topic: String,
+    },
+    /// Delete every partition's records below an offset.
+    DeleteRecords {
+        #[arg(long)]
+        topic: String,
+        #[arg(long)]
+        before: i64,
+    },
+    /// One config of a broker (DescribeConfigs).
+    BrokerConfig {
+        #[arg(long, default_value_t = 1)]
+        broker: i32,
+        #[arg(long)]
+        key: String,
     },
     /// Produce events at a steady rate and time the filtered ones' arrival on an output topic.
     E2eLatency {
@@ -433,6 +516,7 @@ fn main() -> anyhow::Result<()> {
         Command::MirrorLag {
             topic,
             mirror_bootstrap,
+            mirror_topic,
             partitions,
             rate,
             seconds,
@@ -442,6 +526,7 @@ fn main() -> anyhow::Result<()> {
             base()?,
             self::base(&mirror_bootstrap, &cli.config)?,
             &mirror::LagOptions {
+                mirror_topic: mirror_topic.unwrap_or_else(|| topic.clone()),
                 topic,
                 partitions,
                 rate,
@@ -450,6 +535,51 @@ fn main() -> anyhow::Result<()> {
                 drain: Duration::from_secs(drain_s),
             },
         )?,
+        Command::ProduceIds {
+            topic,
+            partitions,
+            records,
+            rate,
+            seconds,
+            record_size,
+            acks,
+            message_timeout_ms,
+            acked_file,
+            first_id,
+        } => georep::produce_ids(
+            base()?,
+            &georep::IdOptions {
+                topic,
+                partitions,
+                records,
+                rate,
+                seconds,
+                record_size,
+                acks,
+                message_timeout_ms,
+                acked_file,
+                first_id,
+            },
+        )?,
+        Command::Missing { topic, acked_file } => georep::missing(base()?, &topic, &acked_file)?,
+        Command::Compare {
+            topic,
+            mirror_bootstrap,
+            mirror_topic,
+            samples,
+        } => georep::compare(
+            base()?,
+            self::base(&mirror_bootstrap, &cli.config)?,
+            &topic,
+            mirror_topic.as_deref().unwrap_or(&topic),
+            samples,
+        )?,
+        Command::Commit { group, topic } => georep::commit(base()?, &group, &topic)?,
+        Command::Committed { group, topic } => georep::committed(base()?, &group, &topic)?,
+        Command::DeleteRecords { topic, before } => {
+            georep::delete_records(base()?, &topic, before)?;
+        }
+        Command::BrokerConfig { broker, key } => georep::broker_config(base()?, broker, &key)?,
         Command::E2eLatency {
             topic,
             alerts_topic,

@@ -57,7 +57,8 @@ pub fn cluster_config(bootstrap: &str, settings: &[String]) -> anyhow::Result<()
     Ok(())
 }
 
-/// A topic's high watermarks, summed (`-1` while the topic does not exist).
+/// A topic's high watermarks, summed (`-1` while the topic does not exist), and the records
+/// between its low and high watermarks.
 pub fn end_offsets(config: ClientConfig, topic: &str) -> anyhow::Result<()> {
     let consumer: BaseConsumer = config.create().context("consumer")?;
     let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(10))?;
@@ -67,14 +68,16 @@ pub fn end_offsets(config: ClientConfig, topic: &str) -> anyhow::Result<()> {
         .filter(|t| t.error().is_none())
         .map_or(0, |t| t.partitions().len());
     let mut total = if partitions == 0 { -1 } else { 0 };
+    let mut records = 0;
     for partition in 0..partitions {
-        let (_, high) =
+        let (low, high) =
             consumer.fetch_watermarks(topic, partition as i32, Duration::from_secs(10))?;
         total += high;
+        records += high - low;
     }
     println!(
         "{}",
-        serde_json::json!({"partitions": partitions, "total": total})
+        serde_json::json!({"partitions": partitions, "total": total, "records": records})
     );
     Ok(())
 }
@@ -82,6 +85,8 @@ pub fn end_offsets(config: ClientConfig, topic: &str) -> anyhow::Result<()> {
 /// What `mirror-lag` does.
 pub struct LagOptions {
     pub topic: String,
+    /// The topic's name on the mirror cluster.
+    pub mirror_topic: String,
     pub partitions: i32,
     pub rate: u64,
     pub seconds: u64,
@@ -112,7 +117,7 @@ pub fn mirror_lag(
         .context("consumer of the mirror")?;
     let mut assignment = TopicPartitionList::new();
     for partition in 0..options.partitions {
-        assignment.add_partition_offset(&options.topic, partition, rdkafka::Offset::End)?;
+        assignment.add_partition_offset(&options.mirror_topic, partition, rdkafka::Offset::End)?;
     }
     consumer.assign(&assignment)?;
     // Let the consumer take its positions before the first record is sent.
@@ -133,6 +138,7 @@ pub fn mirror_lag(
         options.record_size.max(8),
         options.partitions.max(1),
     );
+    let begun = Instant::now();
     let sender = std::thread::spawn(move || -> anyhow::Result<()> {
         let started = Instant::now();
         let mut payload = vec![b'x'; size];
@@ -167,6 +173,7 @@ pub fn mirror_lag(
         Ok(())
     });
     let mut lags_us: Vec<u64> = Vec::with_capacity(total as usize);
+    let mut last = Duration::ZERO;
     let deadline = Instant::now() + Duration::from_secs(options.seconds) + options.drain;
     while (lags_us.len() as u64) < total && Instant::now() < deadline {
         match consumer.poll(Duration::from_millis(20)) {
@@ -177,6 +184,7 @@ pub fn mirror_lag(
                     .and_then(|p| <[u8; 8]>::try_from(p).ok())
                 {
                     lags_us.push(micros_now().saturating_sub(u64::from_be_bytes(sent)));
+                    last = begun.elapsed();
                 }
             }
             Some(Err(error)) => bail!("consume from the mirror: {error}"),
@@ -197,6 +205,8 @@ pub fn mirror_lag(
             "p50_ms": ms(0.5),
             "p99_ms": ms(0.99),
             "max_ms": lags_us.last().map_or(0.0, |m| *m as f64 / 1000.0),
+            // What the mirror delivered: from the first send to the last arrival.
+            "mirrored_mb_per_s": lags_us.len() as f64 * size as f64 / 1e6 / last.as_secs_f64().max(1e-9),
         })
     );
     Ok(())
