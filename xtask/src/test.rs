@@ -132,7 +132,7 @@ fn run_steps(args: &TestArgs, steps: &mut Steps) -> anyhow::Result<()> {
 }
 
 /// Runs `cargo xtask up` twice on one state directory with the debug binaries, each time as a user
-/// would: wait for it to be up, check `hdictl node list` through the context it wrote (3 Ready
+/// would: wait for it to be up, check `hdictl node list` through the context it wrote (4 Ready
 /// nodes), send SIGTERM, and check that it exits cleanly leaving no process behind. The second run
 /// must find the same node identities.
 fn smoke_up() -> anyhow::Result<()> {
@@ -146,7 +146,7 @@ fn smoke_up() -> anyhow::Result<()> {
         bail!("node identities changed across restarts of up: {first:?} then {second:?}");
     }
     eprintln!(
-        "xtask: up came up twice with the same 3 nodes and stopped cleanly on SIGTERM: {}",
+        "xtask: up came up twice with the same 4 nodes and stopped cleanly on SIGTERM: {}",
         first.join(", ")
     );
     Ok(())
@@ -180,7 +180,7 @@ fn smoke_once(state: &Path, round: u32) -> anyhow::Result<Vec<String>> {
     let up_log = || std::fs::read_to_string(&log_path).unwrap_or_default();
     let ready = wait_for(
         "xtask up to be ready",
-        Duration::from_secs(90),
+        Duration::from_secs(180),
         || match up.try_wait() {
             Ok(Some(status)) => Some(Err(anyhow::anyhow!("xtask up exited ({status})"))),
             _ => up_log().contains("Press Ctrl-C").then_some(Ok(())),
@@ -190,7 +190,8 @@ fn smoke_once(state: &Path, round: u32) -> anyhow::Result<Vec<String>> {
         .and_then(|inner| inner)
         .and_then(|()| check_nodes(&hdictl, &config))
         .and_then(|ids| check_demo_jobs(&hdictl, &config).map(|()| ids))
-        .and_then(|ids| check_demo_topic(&hdictl, &config, state).map(|()| ids));
+        .and_then(|ids| check_demo_topic(&hdictl, &config, state).map(|()| ids))
+        .and_then(|ids| check_demo_link(&hdictl, &config).map(|()| ids));
     crate::sys::signal(up.id(), libc::SIGTERM);
     let stopped = wait_for(
         "xtask up to stop after SIGTERM",
@@ -280,7 +281,39 @@ fn check_demo_topic(hdictl: &Path, config: &Path, state: &Path) -> anyhow::Resul
     Ok(())
 }
 
-/// `hdictl node list` shows 3 Ready nodes; returns `name id` of each.
+/// The demo's replication link mirrors: `hdictl link show demo-dr -o json` reports all six
+/// partitions of `transactions` and `alerts` active on demo-kafka-dr (within a minute).
+fn check_demo_link(hdictl: &Path, config: &Path) -> anyhow::Result<()> {
+    let mut last = String::new();
+    let done = wait_for(
+        "the demo's link to mirror",
+        Duration::from_secs(60),
+        || {
+            let json = crate::util::output(
+                "hdictl link show demo-dr -o json",
+                Command::new(hdictl)
+                    .arg("--config")
+                    .arg(config)
+                    .args(["link", "show", "demo-dr", "-o", "json"]),
+            )
+            .ok()?;
+            last = json.clone();
+            let link: serde_json::Value = serde_json::from_str(&json).ok()?;
+            let active = link["status"]["topics"]
+                .as_array()?
+                .iter()
+                .flat_map(|t| t["partitions"].as_array().cloned().unwrap_or_default())
+                .filter(|p| p["state"] == "active")
+                .count();
+            (active == 6).then_some(())
+        },
+    );
+    done.with_context(|| format!("hdictl link show demo-dr -o json:\n{last}"))?;
+    eprintln!("xtask: link demo-dr mirrors transactions and alerts to demo-kafka-dr");
+    Ok(())
+}
+
+/// `hdictl node list` shows 4 Ready nodes; returns `name id` of each.
 fn check_nodes(hdictl: &Path, config: &Path) -> anyhow::Result<Vec<String>> {
     let table = crate::util::output(
         "hdictl node list",
@@ -294,8 +327,8 @@ fn check_nodes(hdictl: &Path, config: &Path) -> anyhow::Result<Vec<String>> {
         .lines()
         .filter(|line| line.split_whitespace().nth(1) == Some("Ready"))
         .count();
-    if ready != 3 {
-        bail!("hdictl node list shows {ready} Ready nodes, expected 3:\n{table}");
+    if ready != 4 {
+        bail!("hdictl node list shows {ready} Ready nodes, expected 4:\n{table}");
     }
     let clusters = crate::util::output(
         "hdictl cluster list",
@@ -305,7 +338,7 @@ fn check_nodes(hdictl: &Path, config: &Path) -> anyhow::Result<Vec<String>> {
             .args(["cluster", "list"]),
     )?;
     eprint!("{clusters}");
-    for demo in ["demo-kafka", "demo-spark"] {
+    for demo in ["demo-kafka", "demo-spark", "demo-kafka-dr"] {
         let running = clusters.lines().any(|line| {
             let mut cells = line.split_whitespace();
             cells.next() == Some(demo) && cells.nth(1) == Some("Running")

@@ -23,7 +23,9 @@ use crate::util::{
     cargo_build, http_get, http_request, random_token, repo_root, tail, target_dir, wait_for,
 };
 
-/// The number of node agents `up` starts, one per fault domain.
+/// The number of node agents `up` starts first, one per fault domain (the demo's primary
+/// clusters go there); one more, in a fault domain of its own, joins for the disaster-recovery
+/// cluster (see [`create_dr_pair`]).
 const NODES: u32 = 3;
 
 /// Flags of `cargo xtask up`.
@@ -236,7 +238,7 @@ fn bring_up(
             dir.display()
         );
     }
-    for domain in 0..NODES {
+    let spawn_agent = |platform: &mut Platform, domain: u32| -> anyhow::Result<()> {
         let name = format!("node-{domain}");
         let log = state.join(format!("logs/{name}.log"));
         let mut agent = Command::new(bin("hdi-node-agent")?);
@@ -264,6 +266,10 @@ fn bring_up(
                 .arg("--token-file")
                 .arg(&agent_token_file),
         )?;
+        Ok(())
+    };
+    for domain in 0..NODES {
+        spawn_agent(platform, domain)?;
     }
     wait_for("3 Ready nodes", Duration::from_secs(60), || {
         for domain in 0..NODES {
@@ -293,10 +299,33 @@ fn bring_up(
 
     let demo = create_demo(api, &admin_token)?;
     let demo_password = demo_kafka_user(api, &admin_token, state)?;
+    // The disaster-recovery half: a node in a fault domain of its own joins now, so that the
+    // secondary cluster's broker is placed there (the emptiest node) and the pair shares no
+    // fault domain.
+    spawn_agent(platform, NODES)?;
+    wait_for("the DR node to be Ready", Duration::from_secs(60), || {
+        if platform.exited(&format!("node-{NODES}")).is_some() {
+            return Some(Err(anyhow::anyhow!(
+                "node agent node-{NODES} exited; its log {}:\n{}",
+                state.join(format!("logs/node-{NODES}.log")).display(),
+                tail(&state.join(format!("logs/node-{NODES}.log")), 20)
+            )));
+        }
+        let (status, body) = http_get(api, "/v1/nodes", Some(&admin_token)).ok()?;
+        let nodes: serde_json::Value = serde_json::from_str(&body).ok()?;
+        let ready = nodes["items"].as_array()?.iter().any(|n| {
+            n["status"] == "Ready" && n["name"].as_str() == Some(&format!("node-{NODES}"))
+        });
+        (status == 200 && ready).then_some(Ok(()))
+    })??;
+    let dr = create_dr_pair(api, &admin_token)?;
     let config_path = write_hdictl_context(&api_url, &admin_token)?;
     println!("hdi is up.");
     println!("  demo Kafka:     demo-kafka, bootstrap servers {}", demo.0);
     println!("  demo Spark:     demo-spark, job API {}", demo.1);
+    println!(
+        "  DR Kafka:       demo-kafka-dr, bootstrap servers {dr} (link demo-dr mirrors transactions and alerts)"
+    );
     println!("  API:            {api_url}   (OpenAPI document: {api_url}/openapi.json)");
     println!("  admin token:    {admin_token}");
     println!("                  (kept in {})", admin_token_file.display());
@@ -326,6 +355,11 @@ fn bring_up(
         "  {} topic consume demo-kafka alerts --user demo --password-file {} --from-beginning --max 5",
         bin("hdictl")?.display(),
         demo_password.display()
+    );
+    println!("  {} link lag demo-dr", bin("hdictl")?.display());
+    println!(
+        "  {} link promote demo-dr   (a planned switchover; then `link reverse demo-dr`)",
+        bin("hdictl")?.display()
     );
     println!(
         "  curl -H \"Authorization: Bearer $(cat {})\" {api_url}/v1/nodes",
@@ -391,6 +425,55 @@ fn create_demo(api: SocketAddr, token: &str) -> anyhow::Result<(String, String)>
     }
     submit_demo_jobs(api, token)?;
     Ok((endpoints[0].clone(), endpoints[1].clone()))
+}
+
+/// The demo's disaster-recovery pair: a 1-broker Kafka cluster `demo-kafka-dr` (created once
+/// the DR node has joined, so that it lands there) and a replication link `demo-dr` from
+/// demo-kafka mirroring `transactions` and `alerts` with the demo's consumer groups. Idempotent.
+/// Returns the DR cluster's bootstrap servers.
+fn create_dr_pair(api: SocketAddr, token: &str) -> anyhow::Result<String> {
+    let path = "/v1/workspaces/default/clusters/demo-kafka-dr";
+    let spec = r#"{"kind":"kafka","node_pools":[{"name":"brokers","role":"broker","replicas":1}]}"#;
+    let (status, body) = http_request(api, "PUT", path, Some(token), Some(spec))?;
+    if status != 200 && status != 202 {
+        bail!("cannot create demo-kafka-dr: HTTP {status}: {body}");
+    }
+    let cluster = wait_for(
+        "demo-kafka-dr to be Running",
+        Duration::from_secs(120),
+        || {
+            let (status, body) = http_get(api, path, Some(token)).ok()?;
+            let cluster: serde_json::Value = serde_json::from_str(&body).ok()?;
+            (status == 200 && cluster["status"]["state"] == "Running").then_some(cluster)
+        },
+    )?;
+    let bootstrap = cluster["status"]["endpoints"]["bootstrap_servers"]
+        .as_str()
+        .unwrap_or("-")
+        .to_owned();
+    eprintln!("xtask: demo-kafka-dr is Running ({bootstrap})");
+    let link = serde_json::json!({
+        "source_cluster": "demo-kafka",
+        "target_cluster": "demo-kafka-dr",
+        "topics": ["transactions", "alerts"],
+        "groups": ["hdi-executor", "demo*"],
+    });
+    let path = "/v1/workspaces/default/replication-links/demo-dr";
+    let done = wait_for("link demo-dr to be accepted", Duration::from_secs(60), || {
+        let (status, answer) =
+            http_request(api, "PUT", path, Some(token), Some(&link.to_string())).ok()?;
+        match status {
+            200..=299 => Some(Ok(())),
+            // The clusters' Kafka credentials may not be made yet.
+            409 | 503 if answer.contains("not_ready") => None,
+            _ => Some(Err(anyhow::anyhow!(
+                "cannot create link demo-dr: HTTP {status}: {answer}"
+            ))),
+        }
+    })?;
+    done?;
+    eprintln!("xtask: link demo-dr mirrors transactions and alerts to demo-kafka-dr");
+    Ok(bootstrap)
 }
 
 /// The demo pipeline: topics `transactions` and `alerts` on demo-kafka, and two jobs on

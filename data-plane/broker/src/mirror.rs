@@ -723,7 +723,8 @@ pub fn partitions_status(broker: &Broker, name: &str) -> String {
             _ => 0,
         };
         let stopped = !mirrored || topic.mirror_stopped.contains_key(&replica.index);
-        let unheard = progress.is_none_or(|p| {
+        // A partition this broker began leading a moment ago has no entry yet: not unheard.
+        let unheard = progress.is_some_and(|p| {
             now - p.source_seen_ms.max(p.since_ms)
                 > i64::try_from(SOURCE_UNAVAILABLE_AFTER.as_millis()).unwrap_or(i64::MAX)
         });
@@ -736,7 +737,14 @@ pub fn partitions_status(broker: &Broker, name: &str) -> String {
         } else {
             match link_state {
                 Some(LinkState::Promote | LinkState::Failover) => ("stopping", None),
-                _ if unheard => ("source_unavailable", Some(link_problem.clone())),
+                _ if unheard => {
+                    let silent = progress.map_or(0, |p| now - p.source_seen_ms.max(p.since_ms));
+                    let reason = format!(
+                        "no answer from the source for {} s ({link_problem})",
+                        silent / 1000
+                    );
+                    ("source_unavailable", Some(reason))
+                }
                 Some(LinkState::Paused) if progress.is_some_and(|p| p.paused) => ("paused", None),
                 // Its last fetch is still under way.
                 Some(LinkState::Paused) => ("pausing", None),
@@ -1236,7 +1244,9 @@ async fn mirror_link(broker: Arc<Broker>, name: String) {
             tokio::time::sleep(Duration::from_millis(200)).await;
             continue;
         }
-        for replica in &led {
+        // Every partition led here has an entry from now on (its `since_ms` starts the clock
+        // of `source_unavailable`).
+        for replica in led.iter().chain(&adopting) {
             progress(&broker, replica, |p| {
                 p.paused = link.state == LinkState::Paused;
             });
