@@ -84,6 +84,29 @@ fn link(mirror: &str, source: &str, topics: &str) {
     assert_eq!(code, 0, "{message:?}");
 }
 
+/// DeleteRecords: `topic`-`partition` starts at `offset` from now on.
+fn delete_records(bootstrap: &str, topic: &str, partition: i32, offset: i64) {
+    use kafka_protocol::messages::DeleteRecordsRequest;
+    use kafka_protocol::messages::delete_records_request::{
+        DeleteRecordsPartition, DeleteRecordsTopic,
+    };
+    let request = DeleteRecordsRequest::default()
+        .with_topics(vec![
+            DeleteRecordsTopic::default()
+                .with_name(name(topic))
+                .with_partitions(vec![
+                    DeleteRecordsPartition::default()
+                        .with_partition_index(partition)
+                        .with_offset(offset),
+                ]),
+        ])
+        .with_timeout_ms(10_000);
+    let response = connect(bootstrap).call(&request, 2).unwrap();
+    let answer = &response.topics[0].partitions[0];
+    assert_eq!(answer.error_code, 0, "{answer:?}");
+    assert_eq!(answer.low_watermark, offset);
+}
+
 /// Sets (`Some`) or deletes (`None`) configs of a resource (2: a topic, 4: a broker).
 fn alter_configs(
     bootstrap: &str,
@@ -313,6 +336,34 @@ fn a_link_mirrors_topics_byte_for_byte_at_the_same_offsets() {
     produce_lines(&a.bootstrap, "orders-eu", "none", 0, 300);
     wait_identical(&a.bootstrap, &b.bootstrap, "orders-eu", 3);
     eprintln!("new topic mirrored in {:?}", started.elapsed());
+
+    // A source topic whose log starts inside a batch (DeleteRecords at any offset, before the
+    // link finds it): the mirror starts with that whole batch and follows the source's start.
+    produce_lines(&a.bootstrap, "cut-orders", "gzip", 0, 300);
+    produce_lines(&a.bootstrap, "cut-orders", "gzip", 300, 300);
+    let (bytes, _) = partition_bytes(&a.bootstrap, "cut-orders", 0);
+    let first = 12 + i32::from_be_bytes(bytes[8..12].try_into().unwrap()) as usize;
+    let cut_at = i64::from_be_bytes(bytes[first..first + 8].try_into().unwrap()) + 1;
+    delete_records(&a.bootstrap, "cut-orders", 0, cut_at);
+    let (code, message) = cluster_configs(
+        &b.bootstrap,
+        &[("hdi.link.dr.topics", Some("orders*,cut-*"))],
+    );
+    assert_eq!(code, 0, "{message:?}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let source = hdi_e2e::partition_bytes_from(&a.bootstrap, "cut-orders", 0, cut_at);
+        let mirror = hdi_e2e::partition_bytes_from(&b.bootstrap, "cut-orders", 0, cut_at);
+        if mirror.is_some() && source == mirror {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "a source starting inside a batch was not mirrored: {}",
+            link_status(&b.bootstrap, "dr")
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
 
     // Synced configs follow the source; local ones stay B's; the synced ones, the partition
     // count and the records of a mirror cannot be changed on B.
@@ -1295,4 +1346,8 @@ fn pause_failover_with_a_measured_loss_then_reverse_quarantines_exactly_the_dive
     assert_eq!(sum(&status, "quarantined"), 0, "{status:#?}");
     produce_lines(&a.bootstrap, "orders", "snappy", 3000, 30);
     wait_identical(&a.bootstrap, &b.bootstrap, "orders", 3);
+    // A's promoted reverse link, still defined, adopts nothing again: A stays writable.
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(mirror_fact(&a.bootstrap, "orders", "hdi.mirror.link"), None);
+    assert_eq!(produce_one(&a.bootstrap, "orders", 0, b"still writable"), 0);
 }

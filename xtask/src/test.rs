@@ -285,29 +285,25 @@ fn check_demo_topic(hdictl: &Path, config: &Path, state: &Path) -> anyhow::Resul
 /// partitions of `transactions` and `alerts` active on demo-kafka-dr (within a minute).
 fn check_demo_link(hdictl: &Path, config: &Path) -> anyhow::Result<()> {
     let mut last = String::new();
-    let done = wait_for(
-        "the demo's link to mirror",
-        Duration::from_secs(60),
-        || {
-            let json = crate::util::output(
-                "hdictl link show demo-dr -o json",
-                Command::new(hdictl)
-                    .arg("--config")
-                    .arg(config)
-                    .args(["link", "show", "demo-dr", "-o", "json"]),
-            )
-            .ok()?;
-            last = json.clone();
-            let link: serde_json::Value = serde_json::from_str(&json).ok()?;
-            let active = link["status"]["topics"]
-                .as_array()?
-                .iter()
-                .flat_map(|t| t["partitions"].as_array().cloned().unwrap_or_default())
-                .filter(|p| p["state"] == "active")
-                .count();
-            (active == 6).then_some(())
-        },
-    );
+    let done = wait_for("the demo's link to mirror", Duration::from_secs(60), || {
+        let json = crate::util::output(
+            "hdictl link show demo-dr -o json",
+            Command::new(hdictl)
+                .arg("--config")
+                .arg(config)
+                .args(["link", "show", "demo-dr", "-o", "json"]),
+        )
+        .ok()?;
+        last = json.clone();
+        let link: serde_json::Value = serde_json::from_str(&json).ok()?;
+        let active = link["status"]["topics"]
+            .as_array()?
+            .iter()
+            .flat_map(|t| t["partitions"].as_array().cloned().unwrap_or_default())
+            .filter(|p| p["state"] == "active")
+            .count();
+        (active == 6).then_some(())
+    });
     done.with_context(|| format!("hdictl link show demo-dr -o json:\n{last}"))?;
     eprintln!("xtask: link demo-dr mirrors transactions and alerts to demo-kafka-dr");
     Ok(())

@@ -459,18 +459,22 @@ fn create_dr_pair(api: SocketAddr, token: &str) -> anyhow::Result<String> {
         "groups": ["hdi-executor", "demo*"],
     });
     let path = "/v1/workspaces/default/replication-links/demo-dr";
-    let done = wait_for("link demo-dr to be accepted", Duration::from_secs(60), || {
-        let (status, answer) =
-            http_request(api, "PUT", path, Some(token), Some(&link.to_string())).ok()?;
-        match status {
-            200..=299 => Some(Ok(())),
-            // The clusters' Kafka credentials may not be made yet.
-            409 | 503 if answer.contains("not_ready") => None,
-            _ => Some(Err(anyhow::anyhow!(
-                "cannot create link demo-dr: HTTP {status}: {answer}"
-            ))),
-        }
-    })?;
+    let done = wait_for(
+        "link demo-dr to be accepted",
+        Duration::from_secs(60),
+        || {
+            let (status, answer) =
+                http_request(api, "PUT", path, Some(token), Some(&link.to_string())).ok()?;
+            match status {
+                200..=299 => Some(Ok(())),
+                // The clusters' Kafka credentials may not be made yet.
+                409 | 503 if answer.contains("not_ready") => None,
+                _ => Some(Err(anyhow::anyhow!(
+                    "cannot create link demo-dr: HTTP {status}: {answer}"
+                ))),
+            }
+        },
+    )?;
     done?;
     eprintln!("xtask: link demo-dr mirrors transactions and alerts to demo-kafka-dr");
     Ok(bootstrap)

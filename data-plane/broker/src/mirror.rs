@@ -809,7 +809,14 @@ pub async fn run_discovery(broker: Arc<Broker>) {
             continue;
         }
         let view = broker.cluster.view();
-        for (name, link) in &view.meta.links {
+        // A promoted or failed-over link creates and adopts nothing more: its topics are this
+        // cluster's own now (a reverse link left in place must not adopt them again).
+        for (name, link) in view
+            .meta
+            .links
+            .iter()
+            .filter(|(_, l)| !l.state.is_stopping())
+        {
             let outcome = discover(&broker, name, link).await;
             report(&broker, name, "discovery", outcome.as_ref().err());
             match outcome {
@@ -1829,6 +1836,19 @@ async fn fetch_once(
     let appended = tokio::task::spawn_blocking(move || {
         let mut appended = false;
         for (replica, records, start, epoch, end) in writes {
+            // A source whose log starts inside a batch (DeleteRecords at any offset) answers a
+            // fetch at its log start with that whole batch: an empty mirror starts at the
+            // batch's base offset (then follows the source's log start past it).
+            if let Ok(first) = hdi_log::batch::parse_header(&records, usize::MAX)
+                && first.base_offset < end
+            {
+                let (own_start, _, own_end) = replica.offsets();
+                if own_start == own_end && first.base_offset >= 0 {
+                    replica
+                        .reset_mirror_to(first.base_offset, epoch)
+                        .map_err(|e| e.message)?;
+                }
+            }
             match replica.append_mirrored(&records, start, epoch) {
                 Ok(moved) => appended |= moved,
                 Err(error) => {
