@@ -51,8 +51,20 @@ pub enum LinkCommand {
     /// Planned switchover: the source stops taking writes, the target catches up (RPO 0),
     /// syncs group offsets and its topics become writable.
     Promote(OperationArgs),
-    /// Forced failover: stop mirroring now; prints the loss bound.
-    Failover(OperationArgs),
+    /// Forced failover: stop mirroring now; prints the loss bound. With `--break-glass`, without
+    /// the control plane: straight to the target's brokers as the Kafka user of
+    /// `--client-config` (a file `hdictl cluster client-config` wrote, for a user with
+    /// alter_configs and describe_configs on `kafka-cluster`).
+    Failover {
+        #[command(flatten)]
+        args: OperationArgs,
+        /// Talk to the target's brokers directly (the control plane is down).
+        #[arg(long, requires = "client_config")]
+        break_glass: bool,
+        /// The target cluster's client configuration (librdkafka properties), for --break-glass.
+        #[arg(long, requires = "break_glass")]
+        client_config: Option<std::path::PathBuf>,
+    },
     /// After promote or failover: the old source mirrors the new primary (its diverged records
     /// go to `<topic>.quarantine`); source and target swap.
     Reverse(OperationArgs),
@@ -61,6 +73,21 @@ pub enum LinkCommand {
         /// Link name.
         name: String,
     },
+}
+
+impl LinkCommand {
+    /// `link failover NAME --break-glass --client-config FILE`: the name, the file and the
+    /// timeout, when the control plane is not to be asked.
+    pub fn break_glass(&self) -> Option<(&str, &std::path::Path, Duration)> {
+        match self {
+            LinkCommand::Failover {
+                args,
+                break_glass: true,
+                client_config: Some(file),
+            } => Some((&args.name, file, args.wait.timeout)),
+            _ => None,
+        }
+    }
 }
 
 /// What a link joins and copies.
@@ -179,7 +206,7 @@ pub async fn link(
             let op = api.link_promote(workspace, &args.name).await?;
             done(api, op, &args.wait, format).await?;
         }
-        LinkCommand::Failover(args) => {
+        LinkCommand::Failover { args, .. } => {
             let op = api.link_failover(workspace, &args.name).await?;
             done(api, op, &args.wait, format).await?;
         }

@@ -4,6 +4,7 @@
 //! by `cargo xtask up` or `hdictl login`). Errors print one line naming the problem and exit
 //! non-zero; data goes to stdout as a table or JSON.
 
+mod break_glass;
 mod clusters;
 mod context;
 mod jobs;
@@ -192,6 +193,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let (api, ws) =
                 connect_with_workspace(cli.config, cli.context.as_deref(), cli.workspace).await?;
             kafka_users::kafka_user(&api, &ws, command, cli.output).await?;
+        }
+        Command::Link { command } if command.break_glass().is_some() => {
+            if let Some((name, file, timeout)) = command.break_glass() {
+                break_glass::failover(name, file, timeout, cli.output).await?;
+            }
         }
         Command::Link { command } => {
             let (api, ws) =

@@ -84,7 +84,7 @@ fn partition(lag: &Value) -> &Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_link_mirrors_pauses_resumes_and_promotes_through_hdictl() {
-    let fleet = Fleet::start_with_workspace("links", 2).await;
+    let mut fleet = Fleet::start_with_workspace("links", 2).await;
     let (a, _) = fleet.create_cluster("a", &["--kind", "kafka", "--brokers", "1"]);
     let (b, _) = fleet.create_cluster("b", &["--kind", "kafka", "--brokers", "1"]);
     let domain = |c: &Value| {
@@ -223,14 +223,59 @@ async fn a_link_mirrors_pauses_resumes_and_promotes_through_hdictl() {
     wait_lag(&fleet, "B mirrors A again", |l| {
         partition(l)["log_end"] == 121 && l["lag_records"] == 0
     });
-    let op = fleet.hdictl_json(&["link", "failover", "dr", "-o", "json"]);
-    assert_eq!(op["state"], "Succeeded", "{op:#}");
-    assert_eq!(op["kind"], "link_failover");
-    assert_eq!(op["steps"].as_array().map(Vec::len), Some(3), "{op:#}");
-    assert_eq!(op["result"]["partitions"][0]["stop_offset"], 121, "{op:#}");
-    assert_eq!(op["result"]["loss_records"], 0, "{op:#}");
-    let shown = fleet.hdictl_json(&["link", "show", "dr", "-o", "json"]);
-    assert_eq!(shown["state"], "failed_over", "{shown:#}");
+    // The forced failover by the break-glass path: the control plane is down, hdictl talks to
+    // B's brokers as a Kafka user allowed to alter B's cluster configs (made beforehand, its
+    // client configuration kept aside).
+    let dir = fleet.dir.path().to_owned();
+    let operator_pw = dir.join("dr-operator.pw");
+    fleet.hdictl_ok(&[
+        "kafka-user",
+        "create",
+        "b",
+        "dr-operator",
+        "--allow",
+        "cluster:kafka-cluster:alter_configs,describe_configs,describe",
+        "--password-file",
+        operator_pw.to_str().unwrap(),
+    ]);
+    let conf = fleet.hdictl_ok(&[
+        "cluster",
+        "client-config",
+        "b",
+        "--user",
+        "dr-operator",
+        "--password-file",
+        operator_pw.to_str().unwrap(),
+        "--ca-file",
+        dir.join("b-ca.pem").to_str().unwrap(),
+    ]);
+    let conf_path = dir.join("dr-operator.conf");
+    std::fs::write(&conf_path, conf).unwrap();
+    fleet.control_plane.proc.kill9();
+    let out = fleet.hdictl_json(&[
+        "link",
+        "failover",
+        "dr",
+        "--break-glass",
+        "--client-config",
+        conf_path.to_str().unwrap(),
+        "-o",
+        "json",
+    ]);
+    assert_eq!(out["partitions"][0]["state"], "stopped", "{out:#}");
+    assert_eq!(out["partitions"][0]["stop_offset"], 121, "{out:#}");
+    assert_eq!(out["loss_records"], 0, "{out:#}");
+    // Back, the control plane records what the brokers did.
+    fleet.restart_control_plane();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let shown = fleet.hdictl_json(&["link", "show", "dr", "-o", "json"]);
+        if shown["state"] == "failed_over" {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{shown:#}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
     let (ok, err) = produce(&fleet, "b", "orders", &records(121..122));
     assert!(ok, "{err}");
 

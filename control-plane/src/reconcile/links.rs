@@ -218,6 +218,28 @@ impl LinkReconciler {
         let keys = link_keys(admin, &link.name)
             .await
             .map_err(|e| Failure::Transient(format!("cluster {:?}: {e}", target.name)))?;
+        // Stopped on the brokers themselves (`hdictl link failover --break-glass` while the
+        // control plane was down): the row follows them, never the other way round (a stopped
+        // link cannot mirror again).
+        let on_brokers = keys
+            .get(&format!("{}state", key_prefix(&link.name)))
+            .cloned()
+            .flatten();
+        let stopped_there = match on_brokers.as_deref() {
+            Some("failover") => Some(LinkState::FailedOver),
+            Some("promote") => Some(LinkState::Promoted),
+            _ => None,
+        };
+        if let Some(state) = stopped_there
+            && !link.state.stopped()
+        {
+            tracing::warn!(link = %link.name, state = state.as_str(), "the link was stopped on its target's brokers directly: recording it");
+            return self
+                .store
+                .link_set_state(link.id, state)
+                .await
+                .map_err(|e| Failure::Transient(e.to_string()));
+        }
         // A lost source may have no bootstrap servers any more: the target keeps the ones it
         // has, so that a failover still reaches it.
         let held = keys
