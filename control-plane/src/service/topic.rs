@@ -44,6 +44,9 @@ pub const KNOWN_CONFIGS: &[&str] = &[
     "compression.type",
     "flush.messages",
     "flush.ms",
+    // hdi's own: fences the topic's producers (the link reconciler sets it on a link's source
+    // during a switchover).
+    "hdi.read.only",
     "index.interval.bytes",
     "max.message.bytes",
     "message.timestamp.type",
