@@ -1,7 +1,8 @@
 //! `cargo xtask`: the developer tasks of hdi, in Rust so they run wherever cargo does.
 //!
-//! - `up`: build the binaries, start a private PostgreSQL, the control plane and three node agents
-//!   on this machine, and keep them running until Ctrl-C or SIGTERM.
+//! - `up`: build the binaries, start a private PostgreSQL, the control plane and four node agents
+//!   (the demo's primaries on three, its DR cluster on the fourth) on this machine, and keep them
+//!   running until Ctrl-C or SIGTERM.
 //! - `test`: everything CI runs: install test dependencies, fmt, clippy, the whole suite against a
 //!   private PostgreSQL, and a smoke run of `up`.
 //! - `codegen`: regenerate checked-in artifacts (`openapi/hdi.json`, the sqlx offline data in
@@ -10,8 +11,10 @@
 //!   `bench broker --cluster`: a 3-broker RF=3 cluster against a single broker, with failover;
 //!   `bench control-plane`: PUT-to-Running, a resize with a rebalance, and API latency over 1,000
 //!   stored clusters; `bench executor`: hdi-executor against Spark Structured Streaming on one
-//!   windowed query.
-//! - `chaos broker`: the 200-fault version of the broker cluster fault suite.
+//!   windowed query; `bench broker --security`: the cost of TLS and SASL; `bench georep`: cluster
+//!   links against MirrorMaker 2.
+//! - `chaos broker`: the 200-fault version of the broker cluster fault suite; `chaos georep`:
+//!   100 faults of the geo-replication rotation, then its seeded-bug run.
 
 mod bench;
 mod bench_cluster;
