@@ -716,3 +716,53 @@ async fn the_link_reconciler_shows_why_an_operation_waits(pool: PgPool) {
     assert_eq!(shown.body["status"]["observed"], false, "{}", shown.body);
     assert_eq!(shown.body["applied"], false);
 }
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_promote_that_times_out_before_its_target_was_told_mirrors_again(pool: PgPool) {
+    let f = Fixture::new(pool).await;
+    // Both clusters "Running" at an address where nothing listens: the source is never fenced.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead = listener.local_addr().unwrap().to_string();
+    drop(listener);
+    let ws = f.store.workspace_get("ws").await.unwrap().unwrap();
+    for name in ["a", "b"] {
+        let cluster = f.store.cluster_get(ws.id, name).await.unwrap().unwrap();
+        let status = ClusterStatusDoc {
+            bootstrap_servers: Some(dead.clone()),
+            ..ClusterStatusDoc::default()
+        };
+        assert!(
+            f.store
+                .cluster_set_observed(
+                    cluster.id,
+                    cluster.generation,
+                    ClusterState::Running,
+                    cluster.generation,
+                    &status,
+                )
+                .await
+                .unwrap()
+        );
+    }
+    assert_eq!(
+        f.put("dr", link("a", "b")).await.status,
+        StatusCode::CREATED
+    );
+    let promote = f.post("dr", "promote").await;
+    assert_eq!(promote.status, StatusCode::ACCEPTED, "{}", promote.body);
+    // An operation timeout of zero: the first pass finds it overdue.
+    let reconciler = LinkReconciler::new(
+        f.store.clone(),
+        Duration::from_millis(300),
+        Duration::from_millis(300),
+        Duration::ZERO,
+    );
+    reconciler.pass().await.unwrap();
+    let id = promote.body["id"].as_str().unwrap();
+    let op = f.call("GET", &format!("/v1/operations/{id}"), None).await;
+    assert_eq!(op.body["state"], "Failed", "{}", op.body);
+    assert_eq!(op.body["error"]["code"], "timed_out", "{}", op.body);
+    // Left promoting, the next pass would tell the target to promote an unfenced pair.
+    let shown = f.call("GET", &format!("{LINKS}/dr"), None).await;
+    assert_eq!(shown.body["state"], "mirroring", "{}", shown.body);
+}

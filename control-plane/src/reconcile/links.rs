@@ -174,13 +174,22 @@ impl LinkReconciler {
         if let Err(Failure::Refused(message)) = converged
             && op.kind != OperationKind::LinkReverse
         {
-            return self.fail(link, &op, ErrorCode::KafkaError, &message).await;
+            return self
+                .fail(link, &source, &op, ErrorCode::KafkaError, &message)
+                .await;
         }
         if (Utc::now() - op.created_at).to_std().unwrap_or_default() > self.operation_timeout {
             let detail = format!(
                 "did not finish within {}",
                 humantime::format_duration(self.operation_timeout)
             );
+            // A promote whose target was not told to promote yet goes back to mirroring, its
+            // fence off: left `promoting`, the next pass would promote an unfenced pair.
+            if op.kind == OperationKind::LinkPromote && !step_done(&op, 1) {
+                return self
+                    .fail(link, &source, &op, ErrorCode::TimedOut, &detail)
+                    .await;
+            }
             return self
                 .finish(
                     &op,
@@ -516,6 +525,14 @@ impl LinkReconciler {
             format!("remove the old link from {}", target.name),
             "swap source and target".to_owned(),
         ];
+        // The row was swapped already (a control plane stopped between the swap and the
+        // operation's end): the reverse is done; never reverse twice.
+        if link.state != LinkState::Reversing {
+            let steps = staged(op, &names, names.len() - 1, None);
+            return self
+                .finish(op, all_done(steps), OperationState::Succeeded, None)
+                .await;
+        }
         let source_admin = match cluster_admin(&self.store, source, self.timeout).await {
             Ok(admin) => admin,
             Err(error) => {
@@ -524,6 +541,15 @@ impl LinkReconciler {
                     .await;
             }
         };
+        // Nothing is decided on a view that could not be read (it would look like "the old
+        // link is gone already" and swap the row too early).
+        if !view.observed {
+            let why = view
+                .error
+                .clone()
+                .unwrap_or_else(|| "the target could not be read".to_owned());
+            return self.save(op, staged(op, &names, 0, Some(why))).await;
+        }
         let prefix = key_prefix(&link.name);
         let on_source = match link_keys(&source_admin, &link.name).await {
             Ok(keys) => keys,
@@ -658,7 +684,21 @@ impl LinkReconciler {
                     .await;
             }
         }
-        // 4. The row: the old target is the source from now on.
+        // 4. The row: the old target is the source from now on (only with the old source
+        // holding the reverse link and a topic list: never an empty link).
+        if topics.is_empty() || !on_source.contains_key(&format!("{prefix}bootstrap.servers")) {
+            return self
+                .save(
+                    op,
+                    staged(
+                        op,
+                        &names,
+                        0,
+                        Some("the old source does not hold the reverse link yet".to_owned()),
+                    ),
+                )
+                .await;
+        }
         self.store
             .link_reverse_swap(link.id, &topics, new_user.as_deref())
             .await?;
@@ -698,6 +738,7 @@ impl LinkReconciler {
     async fn fail(
         &self,
         link: &ReplicationLinkRecord,
+        source: &ClusterRecord,
         op: &OperationRecord,
         code: ErrorCode,
         message: &str,
@@ -709,6 +750,10 @@ impl LinkReconciler {
         };
         if back != link.state {
             self.store.link_set_state(link.id, back).await?;
+        }
+        // A promote that fails mirrors again: its source takes writes again.
+        if op.kind == OperationKind::LinkPromote {
+            crate::service::link::unfence(&self.store, source, link).await;
         }
         tracing::warn!(link = %link.name, kind = op.kind.as_str(), %message, "link operation failed");
         self.finish(

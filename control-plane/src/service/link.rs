@@ -572,9 +572,10 @@ pub(crate) async fn drop_link_user(store: &Store, cluster: &ClusterRecord, user:
     }
 }
 
-/// Takes a deleted link's fence off its source (best effort): `hdi.read.only` off the topics
-/// matching its filters (the deny-write ACLs go with the link at the next ACL sync).
-async fn unfence(store: &Store, source: &ClusterRecord, link: &ReplicationLinkRecord) {
+/// Takes a link's fence off its source (best effort; a deleted link, or a promote that failed
+/// before its target was told to promote): `hdi.read.only` off the topics matching its filters
+/// (the deny-write ACLs go at the next ACL sync, once the link is gone or mirroring again).
+pub(crate) async fn unfence(store: &Store, source: &ClusterRecord, link: &ReplicationLinkRecord) {
     let Ok(admin) = cluster_admin(store, source, ADMIN_TIMEOUT).await else {
         return;
     };
