@@ -9,7 +9,7 @@
 //!   (the operations themselves are driven by [`crate::reconcile::links`]);
 //! - the pure mapping of a stored link to B's keys ([`desired_configs`], [`plan_configs`]) and
 //!   to the ACLs its Kafka user gets on the source ([`link_bindings`], including the deny-write
-//!   fence on the source while the link is stopped);
+//!   fence on the source while the link is stopped, unless it excludes topics);
 //! - reading B's status: `hdi.link.<name>.status` (cluster-wide) and each broker's
 //!   `hdi.link.<name>.partitions` ([`observe`]; tolerated absent).
 //!
@@ -408,7 +408,13 @@ pub fn link_bindings(
                 }
             }
         }
-        if link.source_cluster_id == cluster && link.state.stopped() {
+        // A deny always beats an allow, so a deny of the include patterns would also fence
+        // the excluded topics: with exclusions, the fence is `hdi.read.only` alone (set on the
+        // mirrored topics only).
+        if link.source_cluster_id == cluster
+            && link.state.stopped()
+            && link.filters.topics_exclude.is_empty()
+        {
             for pattern in &link.filters.topics {
                 out.insert(binding("User:*", 2, pattern, 4, false));
             }
@@ -1174,11 +1180,19 @@ mod tests {
             .is_empty()
         );
         let promoted = link(LinkState::Promoted);
-        let fenced = link_bindings(&[promoted], source);
+        let fenced = link_bindings(std::slice::from_ref(&promoted), source);
         assert!(fenced.iter().any(|b| b.principal == "User:*"
             && b.operation == 4
             && b.permission == 2
             && b.resource_name == "orders"));
+        // With exclusions a deny of the patterns would fence the excluded topics too: none.
+        let mut excluding = promoted;
+        excluding.filters.topics_exclude = vec!["pay-internal*".into()];
+        assert!(
+            link_bindings(&[excluding], source)
+                .iter()
+                .all(|b| b.principal != "User:*")
+        );
     }
 
     #[test]
