@@ -100,19 +100,8 @@ fn target(file: &Path) -> anyhow::Result<Target> {
 
 impl Target {
     async fn connect(&self, address: &str) -> anyhow::Result<Connection> {
-        let tls = match &self.tls {
-            Some(config) => {
-                let host = address.rsplit_once(':').map_or(address, |(h, _)| h);
-                let name = rustls::pki_types::ServerName::try_from(host.to_owned())
-                    .with_context(|| format!("{address}: not a host name"))?;
-                Some((Arc::clone(config), name))
-            }
-            None => None,
-        };
-        let security = Security {
-            tls,
-            sasl: self.sasl.clone(),
-        };
+        let security = Security::for_address(address, self.tls.as_ref(), self.sasl.as_ref())
+            .map_err(anyhow::Error::msg)?;
         tokio::time::timeout(
             Duration::from_secs(10),
             Connection::connect_secure(address, "hdictl-break-glass", 64 << 20, &security),

@@ -59,20 +59,7 @@ impl AdminSecurity {
     /// # Errors
     /// A host that is not a valid TLS server name.
     pub(super) fn for_address(&self, addr: &str) -> Result<Security, String> {
-        let tls = match &self.tls {
-            None => None,
-            Some(config) => {
-                let host = addr.rsplit_once(':').map_or(addr, |(host, _)| host);
-                let host = host.trim_start_matches('[').trim_end_matches(']');
-                let name = hdi_pki::rustls::pki_types::ServerName::try_from(host.to_owned())
-                    .map_err(|e| format!("{addr}: not a TLS server name: {e}"))?;
-                Some((Arc::clone(config), name))
-            }
-        };
-        Ok(Security {
-            tls,
-            sasl: self.sasl.clone(),
-        })
+        Security::for_address(addr, self.tls.as_ref(), self.sasl.as_ref())
     }
 }
 

@@ -62,6 +62,9 @@ pub struct MirrorProgress {
     pub problem: Option<String>,
     /// Whether its link's task has seen the link paused (no fetch of it is under way).
     pub paused: bool,
+    /// A reverse link's cut made here whose report to the quorum has not been applied yet:
+    /// `(offset, records moved to quarantine)`, so that a retry reports the same count.
+    pub cut: Option<(i64, i64)>,
 }
 
 impl MirrorProgress {
@@ -76,6 +79,7 @@ impl MirrorProgress {
             bytes: 0,
             problem: None,
             paused: false,
+            cut: None,
         }
     }
 }

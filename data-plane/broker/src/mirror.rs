@@ -482,23 +482,11 @@ impl Source {
     /// Connects to `address` (`host:port`), with TLS (the host is the name verified) and SASL
     /// as the link says.
     async fn connect(&self, address: &str) -> Result<Connection, String> {
-        let tls = match &self.tls {
-            Some(config) => {
-                let host = address
-                    .rsplit_once(':')
-                    .map_or(address, |(host, _)| host)
-                    .trim_start_matches('[')
-                    .trim_end_matches(']');
-                let name = rustls::pki_types::ServerName::try_from(host.to_owned())
-                    .map_err(|e| format!("{address}: {e}"))?;
-                Some((Arc::clone(config), name))
-            }
-            None => None,
-        };
-        let security = hdi_kafka_client::Security {
-            tls,
-            sasl: self.sasl.clone(),
-        };
+        let security = hdi_kafka_client::Security::for_address(
+            address,
+            self.tls.as_ref(),
+            self.sasl.as_ref(),
+        )?;
         match tokio::time::timeout(
             Duration::from_secs(10),
             Connection::connect_secure(address, CLIENT_ID, MAX_RESPONSE_BYTES, &security),
@@ -1081,7 +1069,16 @@ async fn adopt_partition(
     };
     let (start, _, end) = replica.offsets();
     let cut = stop.clamp(start, end);
-    let mut quarantined = 0;
+    // A retry after this broker cut already (its report did not go through) reports what it
+    // moved then.
+    let mut quarantined = broker
+        .mirror_progress
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .get(&(replica.topic.clone(), replica.index))
+        .and_then(|p| p.cut)
+        .filter(|(at, _)| *at == cut && end == cut)
+        .map_or(0, |(_, moved)| moved);
     if cut < end {
         let quarantine = quarantine_name(&replica.topic);
         let view = broker.cluster.view();
@@ -1124,6 +1121,7 @@ async fn adopt_partition(
         .await
         .map_err(|e| e.to_string())?
         .map_err(|e| e.message)?;
+    progress(broker, replica, |p| p.cut = Some((cut, quarantined)));
     let proposed = broker
         .cluster
         .propose(Command::AdoptPartition {

@@ -954,8 +954,7 @@ impl Replica {
                     "a moved batch is cut short",
                 ));
             }
-            bytes[at..at + 8].copy_from_slice(&next.to_be_bytes());
-            bytes[at + 12..at + 16].copy_from_slice(&asked.to_be_bytes());
+            hdi_log::batch::assign(&mut bytes[at..at + size], next, asked);
             next += i64::from(header.last_offset_delta) + 1;
             at += size;
         }

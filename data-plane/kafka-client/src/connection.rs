@@ -32,6 +32,34 @@ pub struct Security {
     pub sasl: Option<SaslLogin>,
 }
 
+impl Security {
+    /// What connecting to `address` (`host:port`, `[v6]:port`) needs: TLS trusting `tls`
+    /// (the host is the name verified) and the SASL login, each when given.
+    ///
+    /// # Errors
+    /// A host that is not a valid TLS server name.
+    pub fn for_address(
+        address: &str,
+        tls: Option<&Arc<rustls::ClientConfig>>,
+        sasl: Option<&SaslLogin>,
+    ) -> Result<Security, String> {
+        let tls = match tls {
+            None => None,
+            Some(config) => {
+                let host = address.rsplit_once(':').map_or(address, |(host, _)| host);
+                let host = host.trim_start_matches('[').trim_end_matches(']');
+                let name = rustls::pki_types::ServerName::try_from(host.to_owned())
+                    .map_err(|e| format!("{address}: not a TLS server name: {e}"))?;
+                Some((Arc::clone(config), name))
+            }
+        };
+        Ok(Security {
+            tls,
+            sasl: sasl.cloned(),
+        })
+    }
+}
+
 impl std::fmt::Debug for Security {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Security")
