@@ -7,6 +7,8 @@
 //!   private PostgreSQL, and a smoke run of `up`.
 //! - `codegen`: regenerate checked-in artifacts (`openapi/hdi.json`, the sqlx offline data in
 //!   `.sqlx/`).
+//! - `image`: the OCI image `hdi:<version>` of the release binaries, written as an image layout
+//!   under `target/image/` without a container engine.
 //! - `bench broker`: hdi-broker against tansu with one load generator, ratios printed;
 //!   `bench broker --cluster`: a 3-broker RF=3 cluster against a single broker, with failover;
 //!   `bench control-plane`: PUT-to-Running, a resize with a rebalance, and API latency over 1,000
@@ -24,6 +26,7 @@ mod bench_georep;
 mod bench_security;
 mod chaos;
 mod codegen;
+mod image;
 mod postgres;
 mod sys;
 mod test;
@@ -53,6 +56,8 @@ enum Command {
     Test(test::TestArgs),
     /// Regenerate checked-in generated files (OpenAPI document, sqlx offline data in `.sqlx/`).
     Codegen,
+    /// Write the OCI image `hdi:<version>` (an image layout in target/image) of the binaries.
+    Image(image::ImageArgs),
     /// Benchmarks against named peers (`broker`: hdi-broker vs tansu; `control-plane`: cluster
     /// lifecycle times and API latency; `executor`: hdi-executor vs Spark Structured Streaming).
     Bench(bench::BenchArgs),
@@ -74,6 +79,7 @@ fn main() -> ExitCode {
         Command::Up(args) => up::run(args, &shutdown),
         Command::Test(args) => test::run(args),
         Command::Codegen => codegen::run_codegen(),
+        Command::Image(args) => image::run(args),
         Command::Bench(args) => bench::run_bench(args),
         Command::Chaos(args) => chaos::run_chaos(args),
     };

@@ -1,6 +1,7 @@
-//! Test dependencies outside cargo, installed idempotently: Debian packages (PostgreSQL, kcat),
-//! a Python venv with the Kafka client libraries and schemathesis, kafkajs from npm, and
-//! cargo-nextest. Versions are pinned so that a fresh machine tests against the same clients.
+//! Test dependencies outside cargo, installed idempotently: Debian packages (PostgreSQL, kcat,
+//! skopeo and umoci), a Python venv with the Kafka client libraries and schemathesis, kafkajs from
+//! npm, and cargo-nextest. Versions are pinned so that a fresh machine tests against the same
+//! clients.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -43,6 +44,15 @@ pub fn ensure_build_dependencies() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Installs (when missing) skopeo and umoci (Debian), which inspect and unpack the OCI image.
+pub fn ensure_image_tools() -> anyhow::Result<()> {
+    if which("skopeo").is_none() || which("umoci").is_none() {
+        eprintln!("xtask: installing skopeo and umoci (Debian), to check the OCI image");
+        apt_install(&["skopeo", "umoci"])?;
+    }
+    Ok(())
+}
+
 /// Installs (when missing) and returns the test tools, under `dir`.
 pub fn ensure(dir: &Path) -> anyhow::Result<TestTools> {
     ensure_build_dependencies()?;
@@ -51,6 +61,7 @@ pub fn ensure(dir: &Path) -> anyhow::Result<TestTools> {
         eprintln!("xtask: installing kcat (Debian)");
         apt_install(&["kcat"])?;
     }
+    ensure_image_tools()?;
     let venv = dir.join("venv");
     let python = venv.join("bin/python");
     let stamp = venv.join(".hdi-packages");
@@ -238,7 +249,8 @@ fn warn_no_nextest(why: &str) {
     );
 }
 
-fn which(program: &str) -> Option<PathBuf> {
+/// `program`'s path on `PATH`.
+pub(crate) fn which(program: &str) -> Option<PathBuf> {
     std::env::var_os("PATH")?
         .to_str()?
         .split(':')
