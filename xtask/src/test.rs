@@ -1,10 +1,12 @@
 //! `cargo xtask test`: every check CI runs, on a fresh machine of this project's kind.
 //!
 //! Steps: install what tests need (idempotent), `cargo fmt --check`, clippy with `-D warnings`,
-//! build every binary, the whole suite under cargo-nextest against a scratch PostgreSQL (its URL in
-//! `DATABASE_URL`; freshness tests of generated files are part of the suite), then a smoke run of
-//! `cargo xtask up` twice on one state directory. The scratch server is stopped even when a step
-//! fails. Prints a duration per step.
+//! build every binary, the OCI image of the debug binaries (`image`: built twice, inspected with
+//! skopeo, unpacked with umoci, each binary run from its root file system; alone: `cargo xtask
+//! image --debug --no-build --check`), the whole suite under cargo-nextest against a scratch
+//! PostgreSQL (its URL in `DATABASE_URL`; freshness tests of generated files are part of the
+//! suite), then a smoke run of `cargo xtask up` twice on one state directory. The scratch server
+//! is stopped even when a step fails. Prints a duration per step.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -23,7 +25,7 @@ pub struct TestArgs {
     #[arg(long)]
     no_lint: bool,
     /// Arguments passed on to nextest (e.g. a test-name filter or `-E 'package(hdi-e2e)'`); skips the
-    /// `up` smoke run.
+    /// image check and the `up` smoke run.
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     filter: Vec<String>,
 }
@@ -95,6 +97,12 @@ fn run_steps(args: &TestArgs, steps: &mut Steps) -> anyhow::Result<()> {
             cargo().args(["build", "--workspace", "--bins", "--locked"]),
         )
     })?;
+    if args.filter.is_empty() {
+        steps.run(
+            "image: build and run from its root file system",
+            image_check,
+        )?;
+    }
     let scratch = ScratchPostgres::start(&postgres, Durability::Scratch)?;
     let database_url = scratch.server.url("postgres");
     steps.run("test suite", || {
@@ -129,6 +137,17 @@ fn run_steps(args: &TestArgs, steps: &mut Steps) -> anyhow::Result<()> {
     }
     drop(scratch);
     Ok(())
+}
+
+/// `cargo xtask image --debug --check`, in a scratch directory: the image of the debug binaries,
+/// built twice (same digest), inspected, unpacked, each binary run from its root file system.
+fn image_check() -> anyhow::Result<()> {
+    let dir = std::env::temp_dir().join(format!("hdi-image-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let bin_dir = crate::util::target_dir()?.join("debug");
+    let result = crate::image::check(&bin_dir, &dir.join("layout"), crate::image::Gzip::Fast);
+    let _ = std::fs::remove_dir_all(&dir);
+    result
 }
 
 /// Runs `cargo xtask up` twice on one state directory with the debug binaries, each time as a user
