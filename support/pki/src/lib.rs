@@ -25,6 +25,10 @@
 //! and a new authority of the same cluster gets a label of its own. Trust is a bundle of PEM
 //! certificates, so during a rotation configurations trust the current and the next authority
 //! at once.
+//!
+//! The test harness of a real Kubernetes API server (`hdi-e2e`'s `KubeControlPlane`) takes its
+//! certificates from here too: a client certificate carrying a group
+//! ([`Authority::issue_client_in_group`]) and a token-signing key pair ([`SigningKey`]).
 
 use std::sync::Arc;
 
@@ -262,6 +266,21 @@ impl Authority {
         self.sign(params, ExtendedKeyUsagePurpose::ClientAuth)
     }
 
+    /// A client certificate whose common name is `user` and whose organization is `group`:
+    /// Kubernetes reads them as the user and one of its groups (`system:masters` is
+    /// cluster-admin), which the test harness of a real kube-apiserver uses.
+    ///
+    /// # Errors
+    /// When signing fails.
+    pub fn issue_client_in_group(&self, user: &str, group: &str) -> Result<Issued, PkiError> {
+        let mut params = CertificateParams::default();
+        params
+            .distinguished_name
+            .push(DnType::OrganizationName, group);
+        params.distinguished_name.push(DnType::CommonName, user);
+        self.sign(params, ExtendedKeyUsagePurpose::ClientAuth)
+    }
+
     /// A certificate for broker `id`, naming [`QUORUM_NAME`] and [`broker_name`]`(id)`, usable to
     /// serve and to call.
     ///
@@ -284,6 +303,36 @@ impl Authority {
         Ok(Issued {
             cert_pem: cert.pem(),
             key_pem: key.serialize_pem(),
+        })
+    }
+}
+
+/// A key pair for signing tokens (ECDSA P-256), as PEM: the private key (PKCS#8) and its public
+/// key (SubjectPublicKeyInfo). A Kubernetes API server signs service-account tokens with one.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SigningKey {
+    /// The private key.
+    pub private_pem: String,
+    /// Its public key.
+    pub public_pem: String,
+}
+
+impl std::fmt::Debug for SigningKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SigningKey(..)")
+    }
+}
+
+impl SigningKey {
+    /// A new key pair.
+    ///
+    /// # Errors
+    /// When generating the key fails.
+    pub fn generate() -> Result<SigningKey, PkiError> {
+        let key = KeyPair::generate()?;
+        Ok(SigningKey {
+            private_pem: key.serialize_pem(),
+            public_pem: key.public_key_pem(),
         })
     }
 }
@@ -542,6 +591,30 @@ mod tests {
             common_name(&CertificateDer::from(vec![0x30, 0x03, 0x01])),
             None
         );
+    }
+
+    #[test]
+    fn group_client_certificates_and_signing_keys() {
+        let ca = Authority::generate_for("k8s", Purpose::Kafka).unwrap();
+        let admin = ca
+            .issue_client_in_group("hdi-admin", "system:masters")
+            .unwrap();
+        let der = certs("x", &admin.cert_pem).unwrap().remove(0);
+        assert_eq!(common_name(&der).as_deref(), Some("hdi-admin"));
+        // The organization is in the subject, next to the common name.
+        let subject = webpki::EndEntityCert::try_from(&der)
+            .unwrap()
+            .subject()
+            .to_vec();
+        assert!(
+            subject
+                .windows(b"system:masters".len())
+                .any(|w| w == b"system:masters")
+        );
+        let key = SigningKey::generate().unwrap();
+        assert!(key.private_pem.starts_with("-----BEGIN PRIVATE KEY-----"));
+        assert!(key.public_pem.starts_with("-----BEGIN PUBLIC KEY-----"));
+        assert_eq!(format!("{key:?}"), "SigningKey(..)");
     }
 
     #[test]
