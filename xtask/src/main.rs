@@ -15,6 +15,9 @@
 //!   stored clusters; `bench executor`: hdi-executor against Spark Structured Streaming on one
 //!   windowed query; `bench broker --security`: the cost of TLS and SASL; `bench georep`: cluster
 //!   links against MirrorMaker 2.
+//! - `kube-bin [--regenerate]`: build (once per machine and version, under `target/k8s/`) the
+//!   real Kubernetes control plane the tests start: kube-apiserver, etcd,
+//!   kube-controller-manager, kube-scheduler and kwok, from Go modules.
 //! - `chaos broker`: the 200-fault version of the broker cluster fault suite; `chaos georep`:
 //!   100 faults of the geo-replication rotation, then its seeded-bug run.
 
@@ -27,6 +30,7 @@ mod bench_security;
 mod chaos;
 mod codegen;
 mod image;
+mod kube_bin;
 mod postgres;
 mod sys;
 mod test;
@@ -63,6 +67,10 @@ enum Command {
     Bench(bench::BenchArgs),
     /// The long fault suites (`broker`: 200 faults against a 3-broker cluster).
     Chaos(chaos::ChaosArgs),
+    /// Build the Kubernetes control plane of the tests (kube-apiserver, etcd,
+    /// kube-controller-manager, kube-scheduler, kwok) from Go modules, once per version; print
+    /// its directory.
+    KubeBin(kube_bin::KubeBinArgs),
 }
 
 fn main() -> ExitCode {
@@ -82,6 +90,7 @@ fn main() -> ExitCode {
         Command::Image(args) => image::run(args),
         Command::Bench(args) => bench::run_bench(args),
         Command::Chaos(args) => chaos::run_chaos(args),
+        Command::KubeBin(args) => kube_bin::run_kube_bin(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,6 +1,7 @@
 //! `cargo xtask test`: every check CI runs, on a fresh machine of this project's kind.
 //!
-//! Steps: install what tests need (idempotent), `cargo fmt --check`, clippy with `-D warnings`,
+//! Steps: install what tests need (idempotent; the Kubernetes binaries of `kube_bin` among them,
+//! exported as `HDI_TEST_K8S_BIN`), `cargo fmt --check`, clippy with `-D warnings`,
 //! build every binary, the OCI image of the debug binaries (`image`: built twice, inspected with
 //! skopeo, unpacked with umoci, each binary run from its root file system; alone: `cargo xtask
 //! image --debug --no-build --check`), the whole suite under cargo-nextest against a scratch
@@ -63,15 +64,18 @@ fn run_steps(args: &TestArgs, steps: &mut Steps) -> anyhow::Result<()> {
     let mut postgres = None;
     let mut tools = None;
     let mut nextest = None;
+    let mut k8s_bin = None;
     steps.run("install test dependencies", || {
         postgres = Some(crate::postgres::find_or_install()?);
         let dir = crate::util::target_dir()?.join("test-tools");
         tools = Some(crate::tools::ensure(&dir)?);
         nextest = crate::tools::nextest(&dir);
+        k8s_bin = Some(crate::kube_bin::ensure()?);
         Ok(())
     })?;
     let postgres = postgres.context("PostgreSQL binaries")?;
     let tools = tools.context("test tools")?;
+    let k8s_bin = k8s_bin.context("Kubernetes binaries")?;
     if !args.no_lint {
         steps.run("cargo fmt --check", || {
             run_command("cargo fmt", cargo().args(["fmt", "--all", "--", "--check"]))
@@ -129,7 +133,8 @@ fn run_steps(args: &TestArgs, steps: &mut Steps) -> anyhow::Result<()> {
             .env("DATABASE_URL", &database_url)
             .env("HDI_TEST_PYTHON", &tools.python)
             .env("HDI_TEST_NODE_PATH", &tools.node_path)
-            .env("HDI_TEST_JAVA_LIB", &tools.java_lib);
+            .env("HDI_TEST_JAVA_LIB", &tools.java_lib)
+            .env("HDI_TEST_K8S_BIN", &k8s_bin);
         run_command("the test suite", &mut command)
     })?;
     if args.filter.is_empty() {
