@@ -8,8 +8,10 @@
 //! Modules: `proc` (a started process), `postgres` (databases), `fleet` (control plane, agents,
 //! hdictl, `Fleet`), `broker` (a single-node broker), `cluster` (a three-broker cluster whose
 //! brokers can be killed, and a TCP proxy that can be cut), `clients` (Kafka client suites, kcat);
-//! everything is re-exported here. Ports for processes that must know them before they start come
-//! from [`ports`] (race-free across parallel tests).
+//! everything is re-exported here. `kube` (a real Kubernetes control plane: etcd, kube-apiserver,
+//! optionally controller manager, scheduler and kwok nodes; binaries from `HDI_TEST_K8S_BIN`) is
+//! public as a module, with its constants. Ports for processes that must know them before they
+//! start come from [`ports`] (race-free across parallel tests).
 #![allow(
     clippy::unwrap_used,
     reason = "a test harness: a failed set-up step should fail the test loudly"
@@ -19,6 +21,7 @@ mod broker;
 mod clients;
 mod cluster;
 mod fleet;
+pub mod kube;
 mod postgres;
 mod proc;
 
@@ -27,6 +30,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::bail;
 
+pub use crate::kube::{KubeControlPlane, KubeControlPlaneBuilder};
 pub use broker::Broker;
 pub use clients::{
     client_command, client_script, kcat, kcat_consume_all, kcat_env, kcat_oauth_plugin,
