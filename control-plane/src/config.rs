@@ -29,6 +29,23 @@ pub enum Command {
     Serve(ServeFlags),
     /// Print the OpenAPI document.
     Openapi,
+    /// Run the Kubernetes operator: `HdiCluster`, `HdiTopic` and `HdiJob` resources through the
+    /// service layer (the API server from `KUBECONFIG` or the in-cluster service account).
+    Operator(OperatorFlags),
+}
+
+/// Flags of `hdi-control-plane operator`.
+#[derive(Debug, Args)]
+pub struct OperatorFlags {
+    /// PostgreSQL URL (the control plane's database).
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: String,
+    /// How long to wait for the database at start-up.
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    pub database_connect_timeout: Duration,
+    /// A node whose last heartbeat is older than this is NotReady (as the control plane's).
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    pub node_ready_timeout: Duration,
 }
 
 /// Flags of `hdi-control-plane serve`, as given.
@@ -78,6 +95,31 @@ pub struct ServeFlags {
     /// slower connections are closed.
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
     pub http_header_timeout: Duration,
+    /// Where clusters' workloads run: `local` (registered node agents) or `kubernetes` (pods
+    /// of StatefulSets in the namespace named like the cluster's workspace; the API server from
+    /// `KUBECONFIG` or the in-cluster service account).
+    #[arg(long, value_enum, default_value = "local")]
+    pub provisioner: ProvisionerKind,
+    /// `--provisioner kubernetes`: the image the pods run.
+    #[arg(long, default_value = concat!("hdi:", env!("CARGO_PKG_VERSION")))]
+    pub kubernetes_image: String,
+    /// `--provisioner kubernetes`: this control plane's URL as pods reach it (e.g. its
+    /// Service's `http://hdi-control-plane.hdi-system.svc:8080`).
+    #[arg(long)]
+    pub kubernetes_control_plane_url: Option<String>,
+    /// `--provisioner kubernetes`: the storage class of the pods' volume claims (the cluster's
+    /// default when absent).
+    #[arg(long)]
+    pub kubernetes_storage_class: Option<String>,
+}
+
+/// Where clusters' workloads run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ProvisionerKind {
+    /// Registered node agents.
+    Local,
+    /// Pods of StatefulSets on a Kubernetes cluster.
+    Kubernetes,
 }
 
 /// The resolved configuration of `serve`.
@@ -107,6 +149,8 @@ pub struct ServeConfig {
     pub tokens: crate::auth::jwt::TokenSettings,
     /// The HTTP header timeout.
     pub http_header_timeout: Duration,
+    /// The Kubernetes provisioner's settings, when it is the provisioner.
+    pub kubernetes: Option<crate::provision::kubernetes::KubernetesSettings>,
 }
 
 impl std::fmt::Debug for ServeConfig {
@@ -206,6 +250,18 @@ impl ServeFlags {
             parse_port_range(&self.workload_ports).ok_or_else(|| ConfigError::BadPortRange {
                 value: self.workload_ports.clone(),
             })?;
+        let kubernetes = match self.provisioner {
+            ProvisionerKind::Local => None,
+            ProvisionerKind::Kubernetes => Some(crate::provision::kubernetes::KubernetesSettings {
+                image: self.kubernetes_image,
+                control_plane_url: self
+                    .kubernetes_control_plane_url
+                    .ok_or(ConfigError::Empty {
+                        flag: "--kubernetes-control-plane-url",
+                    })?,
+                storage_class: self.kubernetes_storage_class,
+            }),
+        };
         let admin_token = read_token("--admin-token-file", &self.admin_token_file)?;
         let agent_token = read_token("--agent-token-file", &self.agent_token_file)?;
         if admin_token == agent_token {
@@ -228,6 +284,7 @@ impl ServeFlags {
             node_ready_timeout: self.node_ready_timeout,
             database_connect_timeout: self.database_connect_timeout,
             http_header_timeout: self.http_header_timeout,
+            kubernetes,
         })
     }
 }
@@ -327,6 +384,10 @@ mod tests {
             jwt_audience: "hdi-api".into(),
             access_token_ttl: Duration::from_secs(900),
             http_header_timeout: Duration::from_secs(10),
+            provisioner: ProvisionerKind::Local,
+            kubernetes_image: "hdi:test".into(),
+            kubernetes_control_plane_url: None,
+            kubernetes_storage_class: None,
         };
         assert_eq!(
             flags(&good).resolve().unwrap().admin_token,

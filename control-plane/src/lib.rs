@@ -24,6 +24,7 @@ pub mod driver;
 pub mod http;
 pub mod kafka_admin;
 pub mod model;
+pub mod operator;
 pub mod provision;
 pub mod reconcile;
 pub mod service;

@@ -7,12 +7,15 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
-use hdi_control_plane::config::{Cli, Command, ServeConfig, redact_url};
+use hdi_control_plane::config::{Cli, Command, OperatorFlags, ServeConfig, redact_url};
+use hdi_control_plane::provision::Provisioner;
+use hdi_control_plane::provision::kubernetes::KubernetesProvisioner;
 use hdi_control_plane::provision::local::LocalProvisioner;
 use hdi_control_plane::reconcile::{JobReconciler, LinkReconciler, Reconciler, ReconcilerConfig};
 use hdi_control_plane::service::{Service, ServiceConfig};
 use hdi_control_plane::store::Store;
 use hdi_control_plane::{AppState, auth, http};
+use hdi_k8s::apply::Applier;
 use tokio::sync::Notify;
 
 fn main() -> ExitCode {
@@ -21,6 +24,21 @@ fn main() -> ExitCode {
         Command::Openapi => {
             print!("{}", http::openapi_json());
             ExitCode::SUCCESS
+        }
+        Command::Operator(flags) => {
+            init_tracing();
+            let result = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .context("cannot start the async runtime")
+                .and_then(|runtime| runtime.block_on(operator(flags)));
+            match result {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(error) => {
+                    eprintln!("hdi-control-plane operator: error: {error:#}");
+                    ExitCode::FAILURE
+                }
+            }
         }
         Command::Serve(flags) => {
             init_tracing();
@@ -43,6 +61,40 @@ fn main() -> ExitCode {
             }
         }
     }
+}
+
+/// `hdi-control-plane operator`: the controllers, until SIGTERM or SIGINT.
+async fn operator(flags: OperatorFlags) -> anyhow::Result<()> {
+    let store = Store::connect(&flags.database_url, flags.database_connect_timeout)
+        .await
+        .with_context(|| format!("database {}", redact_url(&flags.database_url)))?;
+    let service = Service::new(
+        store,
+        ServiceConfig {
+            node_ready_timeout: flags.node_ready_timeout,
+        },
+        Arc::new(Notify::new()),
+    );
+    let client = kube::Client::try_default().await.context(
+        "cannot reach the Kubernetes API (KUBECONFIG or the in-cluster service account)",
+    )?;
+    let stop = async {
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            () = async {
+                match term.as_mut() {
+                    Some(term) => { term.recv().await; }
+                    None => std::future::pending::<()>().await,
+                }
+            } => {}
+        }
+        tracing::info!("stopping the operator");
+    };
+    hdi_control_plane::operator::run(Arc::new(service), client, stop)
+        .await
+        .map_err(|e| anyhow::anyhow!("operator: {}", http::error::error_chain(&e)))
 }
 
 fn init_tracing() {
@@ -75,11 +127,37 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
                 http::error::error_chain(&e)
             )
         })?;
-    let provisioner = LocalProvisioner::new(
+    let local = LocalProvisioner::new(
         store.clone(),
         config.workload_ports.clone(),
         config.node_ready_timeout,
     );
+    match config.kubernetes.clone() {
+        None => run(config, store, service, poke, local).await,
+        Some(settings) => {
+            let client = kube::Client::try_default().await.context(
+                "cannot reach the Kubernetes API (KUBECONFIG or the in-cluster service account)",
+            )?;
+            let provisioner = KubernetesProvisioner::new(
+                local,
+                store.clone(),
+                Applier::new(client),
+                settings,
+                config.workload_ports.clone(),
+            );
+            run(config, store, service, poke, provisioner).await
+        }
+    }
+}
+
+/// Runs the reconcilers with `provisioner` and serves the API until a signal.
+async fn run<P: Provisioner>(
+    config: ServeConfig,
+    store: Store,
+    service: Service,
+    poke: Arc<Notify>,
+    provisioner: P,
+) -> anyhow::Result<()> {
     let job_reconciler = JobReconciler::new(
         store.clone(),
         config.reconcile_interval.max(Duration::from_secs(2)),
@@ -100,7 +178,12 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
             lease: (config.reconcile_interval * 10).max(Duration::from_secs(10)),
             probe_timeout: Duration::from_secs(2),
             operation_timeout: config.operation_timeout,
-            capacity_grace: (config.node_ready_timeout * 3).max(Duration::from_secs(15)),
+            // Pods take longer to appear than agents to answer (scheduling, volumes, images).
+            capacity_grace: if config.kubernetes.is_some() {
+                Duration::from_secs(300)
+            } else {
+                (config.node_ready_timeout * 3).max(Duration::from_secs(15))
+            },
             authority_settle: config.node_ready_timeout * 2,
         },
         poke,

@@ -72,6 +72,17 @@ impl ControlPlane {
         listen: &str,
         extra: &[&str],
     ) -> ControlPlane {
+        Self::start_with_env(database_url, secrets, listen, extra, &[])
+    }
+
+    /// [`ControlPlane::start_with`] with extra environment variables (e.g. `KUBECONFIG`).
+    pub fn start_with_env(
+        database_url: &str,
+        secrets: &Secrets,
+        listen: &str,
+        extra: &[&str],
+        env: &[(&str, &std::ffi::OsStr)],
+    ) -> ControlPlane {
         let mut proc = Proc::spawn(
             "hdi-control-plane",
             Command::new(bin("hdi-control-plane"))
@@ -82,7 +93,8 @@ impl ControlPlane {
                 .arg("--agent-token-file")
                 .arg(&secrets.agent_token_file)
                 .env("DATABASE_URL", database_url)
-                .env("RUST_LOG", "info"),
+                .env("RUST_LOG", "info")
+                .envs(env.iter().copied()),
         );
         let address = proc
             .wait_for_word_after("listening on http://", Duration::from_secs(30))

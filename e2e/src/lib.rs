@@ -22,6 +22,7 @@ mod clients;
 mod cluster;
 mod fleet;
 pub mod kube;
+pub mod kubelet;
 mod postgres;
 mod proc;
 

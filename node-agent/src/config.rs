@@ -17,9 +17,13 @@ pub struct Flags {
     /// The node's data directory: holds its identity and its workloads' data.
     #[arg(long)]
     pub data_dir: PathBuf,
-    /// The failure domain (rack, zone, host group) of this node.
+    /// The failure domain (rack, zone, host group) of this node, as a number.
+    #[arg(long, required_unless_present = "zone", conflicts_with = "zone")]
+    pub fault_domain: Option<u32>,
+    /// The failure domain by name (a Kubernetes pod passes its zone label): the fault domain is
+    /// a stable number derived from it, so nodes naming one zone share a domain.
     #[arg(long)]
-    pub fault_domain: u32,
+    pub zone: Option<String>,
     /// File holding the node-agent token the control plane expects.
     #[arg(long)]
     pub token_file: PathBuf,
@@ -99,6 +103,11 @@ pub struct AgentConfig {
 /// Why the flags are unusable.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
+    /// `--zone` is empty (a pod whose zone label Kubernetes did not copy).
+    #[error(
+        "--zone is empty: the node's zone is unknown (is the node labelled topology.kubernetes.io/zone?)"
+    )]
+    NoZone,
     /// The token file cannot be read.
     #[error("cannot read --token-file {path}")]
     ReadToken {
@@ -167,6 +176,11 @@ impl Flags {
             Some(RunWorkloadsAs::ClusterUsers) if is_root() => Isolation::ClusterUsers,
             Some(RunWorkloadsAs::ClusterUsers) => return Err(ConfigError::NotRoot),
         };
+        let fault_domain = match (self.fault_domain, &self.zone) {
+            (Some(domain), _) => domain,
+            (None, Some(zone)) if !zone.trim().is_empty() => zone_domain(zone.trim()),
+            (None, _) => return Err(ConfigError::NoZone),
+        };
         Ok(AgentConfig {
             token: read_token(&self.token_file)?,
             bin_dir,
@@ -176,7 +190,7 @@ impl Flags {
             poll_interval: self.poll_interval,
             control_plane: self.control_plane,
             data_dir: self.data_dir,
-            fault_domain: self.fault_domain,
+            fault_domain,
             name: self.name,
             address: self.address,
             heartbeat_interval: self.heartbeat_interval,
@@ -185,6 +199,16 @@ impl Flags {
             isolation,
         })
     }
+}
+
+/// The fault domain of a zone name: 32-bit FNV-1a, kept below 2^31 (the control plane's range).
+pub fn zone_domain(zone: &str) -> u32 {
+    let mut hash: u32 = 0x811c_9dc5;
+    for byte in zone.bytes() {
+        hash ^= u32::from(byte);
+        hash = hash.wrapping_mul(0x0100_0193);
+    }
+    hash & 0x7fff_ffff
 }
 
 /// The directory of the running executable: the binaries are installed side by side.
@@ -209,4 +233,36 @@ fn read_token(path: &Path) -> Result<String, ConfigError> {
         });
     }
     Ok(token.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn zones_map_to_stable_distinct_domains() {
+        let a = zone_domain("zone-a");
+        assert_eq!(a, zone_domain("zone-a"));
+        assert_ne!(a, zone_domain("zone-b"));
+        assert!(a < 1 << 31);
+        // FNV-1a of the empty string is its offset basis (masked).
+        assert_eq!(zone_domain(""), 0x811c_9dc5 & 0x7fff_ffff);
+    }
+
+    #[test]
+    fn an_empty_zone_is_refused() {
+        let flags = Flags::try_parse_from([
+            "hdi-node-agent",
+            "--control-plane",
+            "http://127.0.0.1:1",
+            "--data-dir",
+            "/tmp/x",
+            "--token-file",
+            "/nonexistent",
+            "--zone",
+            " ",
+        ])
+        .expect("flags parse");
+        assert!(matches!(flags.resolve(), Err(ConfigError::NoZone)));
+    }
 }

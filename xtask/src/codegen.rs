@@ -11,6 +11,8 @@
 //!   --all-targets` recompiles the crate with `DATABASE_URL` pointing at it, `SQLX_OFFLINE=false`
 //!   and `SQLX_OFFLINE_DIR` set to an empty directory. That directory then replaces `.sqlx/`
 //!   (stale files removed). The test below regenerates it the same way and compares.
+//! - `charts/hdi/templates/crds/`, the CRDs from the Rust types of `control-plane/k8s/src/crd.rs`
+//!   (`hdi-crdgen`; `control-plane/k8s/tests/crds_fresh.rs` checks them).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -24,7 +26,7 @@ use crate::util::{cargo, output, repo_root, run};
 /// The database the migrations are applied to.
 const DATABASE: &str = "hdi_codegen";
 
-/// `cargo xtask codegen`: rewrites `openapi/hdi.json` and `.sqlx/` from the code.
+/// `cargo xtask codegen`: rewrites `openapi/hdi.json`, `.sqlx/` and the chart's CRDs from the code.
 pub fn run_codegen() -> anyhow::Result<()> {
     let generated = sqlx_offline_data()?;
     let dir = repo_root().join(".sqlx");
@@ -49,6 +51,21 @@ pub fn run_codegen() -> anyhow::Result<()> {
     let path = repo_root().join("openapi/hdi.json");
     std::fs::write(&path, spec).with_context(|| format!("cannot write {}", path.display()))?;
     println!("wrote {}", path.display());
+    let crds = repo_root().join("charts/hdi/templates/crds");
+    run(
+        "hdi-crdgen",
+        cargo()
+            .args([
+                "run",
+                "--quiet",
+                "-p",
+                "hdi-k8s",
+                "--bin",
+                "hdi-crdgen",
+                "--",
+            ])
+            .arg(&crds),
+    )?;
     Ok(())
 }
 

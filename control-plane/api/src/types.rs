@@ -129,6 +129,11 @@ error_codes! {
     NodeCredentialExists = "node_credential_exists",
     /// The cluster is being deleted.
     ClusterDeleting = "cluster_deleting",
+    /// The cluster was made by a Kubernetes custom resource (`HdiCluster`), which owns it:
+    /// change or delete that resource instead.
+    ManagedByKubernetes = "managed_by_kubernetes",
+    /// A custom resource names a cluster that was made through REST: it cannot take it over.
+    NotManagedByKubernetes = "not_managed_by_kubernetes",
     /// The cluster changed while the request was served; retry.
     ConcurrentChange = "concurrent_change",
     /// Another operation is still running on the cluster.

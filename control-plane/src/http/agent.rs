@@ -26,6 +26,8 @@ use crate::store::ReportedWorkload;
 
 /// Exchanges the node agents' bootstrap token for this node's own credential (once: shown only
 /// in this answer). Every other agent call presents that credential and acts for its node only.
+/// With a cluster's enrolment token instead (the Secret of a Kubernetes cluster's pods), the
+/// node belongs to that cluster: only its workloads are placed there.
 #[utoipa::path(post, path = "/v1/agent/nodes/{id}/credential", tag = "agent",
     params(("id" = Uuid, Path, description = "Node id, chosen by the agent and kept in its data directory")),
     security(("bearer" = [])),
@@ -34,11 +36,14 @@ use crate::store::ReportedWorkload;
         (status = 401, description = "No valid bootstrap token"),
         (status = 409, description = "`node_credential_exists`: the node has a credential; a platform admin revokes it first")))]
 pub async fn agent_node_enrol(
-    _caller: AgentCaller,
+    AgentCaller(cluster): AgentCaller,
     State(state): State<AppState>,
     ApiPath(id): ApiPath<Uuid>,
 ) -> Result<(StatusCode, Json<NodeCredential>), ApiError> {
-    let credential = state.service.node_enrol(NodeId::from_uuid(id)).await?;
+    let credential = state
+        .service
+        .node_enrol(NodeId::from_uuid(id), cluster)
+        .await?;
     tracing::info!(node = %id, "node agent enrolled: credential issued");
     Ok((StatusCode::CREATED, Json(NodeCredential { credential })))
 }

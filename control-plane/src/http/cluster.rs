@@ -371,7 +371,7 @@ fn kind_to_wire(kind: Kind) -> api::ClusterKind {
     }
 }
 
-fn kind_from_wire(kind: api::ClusterKind) -> Kind {
+pub(crate) fn kind_from_wire(kind: api::ClusterKind) -> Kind {
     match kind {
         api::ClusterKind::Kafka => Kind::Kafka,
         api::ClusterKind::Spark => Kind::Spark,
@@ -385,7 +385,7 @@ fn role_to_wire(role: PoolRole) -> api::PoolRole {
     }
 }
 
-fn spec_from_wire(spec: api::ClusterSpec) -> model::ClusterSpec {
+pub(crate) fn spec_from_wire(spec: api::ClusterSpec) -> model::ClusterSpec {
     // A new Kafka cluster is secured unless its spec says otherwise.
     let security = match (spec.kind, spec.security) {
         (api::ClusterKind::Kafka, security) => Some(security.unwrap_or_default()),
@@ -464,7 +464,7 @@ fn workload_to_wire(w: &WorkloadRecord) -> api::PlacedWorkload {
     }
 }
 
-pub(super) fn cluster_to_wire(view: &ClusterView) -> api::Cluster {
+pub(crate) fn cluster_to_wire(view: &ClusterView) -> api::Cluster {
     let c = &view.cluster;
     let mut pools: Vec<api::PoolStatus> = Vec::new();
     if c.kind == Kind::Spark {
@@ -569,7 +569,7 @@ pub(super) fn cluster_to_wire(view: &ClusterView) -> api::Cluster {
     }
 }
 
-pub(super) fn operation_to_wire(op: &OperationRecord) -> api::Operation {
+pub(crate) fn operation_to_wire(op: &OperationRecord) -> api::Operation {
     api::Operation {
         id: op.id.into_uuid(),
         kind: match op.kind {

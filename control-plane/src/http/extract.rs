@@ -94,8 +94,9 @@ impl FromRequestParts<AppState> for AdminCaller {
     }
 }
 
-/// Proof that the caller holds the node agents' bootstrap token (good for enrolling only).
-pub struct AgentCaller;
+/// Proof that the caller holds the node agents' bootstrap token, or a cluster's enrolment token
+/// (good for enrolling only): the cluster the enrolled node will belong to, for the latter.
+pub struct AgentCaller(pub Option<crate::model::ClusterId>);
 
 /// A node agent, by its own credential: the node it may act for.
 pub struct NodeCaller(pub crate::model::NodeId);
@@ -167,14 +168,18 @@ impl FromRequestParts<AppState> for AgentCaller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        state
-            .auth
-            .check_agent(header(parts))
-            .map(|_| AgentCaller)
-            .map_err(|reason| {
-                refuse(parts, &reason);
-                ApiError::from(reason)
-            })
+        let reason = match state.auth.check_agent(header(parts)) {
+            Ok(_) => return Ok(AgentCaller(None)),
+            Err(reason) => reason,
+        };
+        // Not the shared bootstrap token: perhaps a cluster's enrolment token (Kubernetes pods).
+        if let Ok(token) = auth::bearer(header(parts))
+            && let Some(cluster) = state.service.cluster_by_enrolment_token(token).await?
+        {
+            return Ok(AgentCaller(Some(cluster)));
+        }
+        refuse(parts, &reason);
+        Err(ApiError::from(reason))
     }
 }
 

@@ -9,7 +9,7 @@
 
 mod agent;
 mod auth;
-mod cluster;
+pub(crate) mod cluster;
 mod doc;
 pub mod error;
 mod extract;

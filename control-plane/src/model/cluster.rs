@@ -323,6 +323,21 @@ pub struct ClusterRecord {
     pub created_at: DateTime<Utc>,
     /// Last spec change.
     pub updated_at: DateTime<Utc>,
+    /// The Kubernetes custom resource that made and owns the cluster, if one did.
+    pub k8s_owner: Option<K8sOwner>,
+}
+
+/// A Kubernetes object that owns a cluster (an `HdiCluster`): what an owner reference names.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct K8sOwner {
+    /// `hdi.io/v1alpha1`.
+    pub api_version: String,
+    /// `HdiCluster`.
+    pub kind: String,
+    /// Its name (in the namespace named like the cluster's workspace).
+    pub name: String,
+    /// Its uid.
+    pub uid: String,
 }
 
 impl ClusterRecord {

@@ -52,14 +52,40 @@ impl Provisioner for LocalProvisioner {
         cluster: &ClusterRecord,
         requests: &[PlaceRequest],
     ) -> Result<Vec<String>, ProvisionError> {
+        self.place_on(cluster, requests, false, &BTreeMap::new())
+            .await
+    }
+
+    async fn remove(&self, workload: WorkloadId) -> Result<(), ProvisionError> {
+        Ok(self.store.workload_remove(workload).await?)
+    }
+
+    async fn forget(&self, workload: WorkloadId) -> Result<(), ProvisionError> {
+        Ok(self.store.workload_forget(workload).await?)
+    }
+}
+
+impl LocalProvisioner {
+    /// Places workloads on the shared fleet, or (`own_nodes`) on the cluster's own nodes, each
+    /// request named in `pins` on the node of that name only.
+    ///
+    /// # Errors
+    /// [`ProvisionError::InsufficientCapacity`] naming the workload that has no node.
+    pub async fn place_on(
+        &self,
+        cluster: &ClusterRecord,
+        requests: &[PlaceRequest],
+        own_nodes: bool,
+        pins: &BTreeMap<PlaceRequest, String>,
+    ) -> Result<Vec<String>, ProvisionError> {
         let size = size_spec(cluster.spec.size()).ok_or_else(|| {
             ProvisionError::InsufficientCapacity(format!("unknown size {:?}", cluster.spec.size()))
         })?;
         let ports = self.ports.clone();
         let placed = self
             .store
-            .workloads_place(cluster.id, self.node_ready_timeout, |fleet| {
-                schedule(fleet, cluster, requests, size, &ports)
+            .workloads_place(cluster.id, own_nodes, self.node_ready_timeout, |fleet| {
+                schedule_pinned(fleet, cluster, requests, size, &ports, pins)
             })
             .await?
             .map_err(ProvisionError::InsufficientCapacity)?;
@@ -75,14 +101,6 @@ impl Provisioner for LocalProvisioner {
                 )
             })
             .collect())
-    }
-
-    async fn remove(&self, workload: WorkloadId) -> Result<(), ProvisionError> {
-        Ok(self.store.workload_remove(workload).await?)
-    }
-
-    async fn forget(&self, workload: WorkloadId) -> Result<(), ProvisionError> {
-        Ok(self.store.workload_forget(workload).await?)
     }
 }
 
@@ -105,6 +123,23 @@ pub fn schedule(
     requests: &[PlaceRequest],
     size: SizeSpec,
     ports: &RangeInclusive<u16>,
+) -> Result<Vec<NewWorkload>, String> {
+    schedule_pinned(fleet, cluster, requests, size, ports, &BTreeMap::new())
+}
+
+/// [`schedule`], with each request named in `pins` placed on the node of that name only (a
+/// Kubernetes pod's node: broker `k` runs on the StatefulSet's pod `k - 1`, so the pod a
+/// scale-in removes is the broker's that was drained).
+///
+/// # Errors
+/// A message naming the workload and the shortage, or the pinned node that is not there yet.
+pub fn schedule_pinned(
+    fleet: &FleetSnapshot,
+    cluster: &ClusterRecord,
+    requests: &[PlaceRequest],
+    size: SizeSpec,
+    ports: &RangeInclusive<u16>,
+    pins: &BTreeMap<PlaceRequest, String>,
 ) -> Result<Vec<NewWorkload>, String> {
     struct Slot {
         free_cpu: u64,
@@ -152,10 +187,24 @@ pub fn schedule(
             let entry = per_domain.entry(node.fault_domain).or_default();
             *entry += slots.get(&node.id).map_or(0, |slot| slot.mine);
         }
+        let pin = pins.get(request);
+        if let Some(name) = pin
+            && !fleet
+                .nodes
+                .iter()
+                .any(|node| node.ready && &node.name == name)
+        {
+            return Err(format!(
+                "{} {} waits for node {name} (its pod's agent) to register",
+                request.role.as_str(),
+                request.ordinal
+            ));
+        }
         let candidate = fleet
             .nodes
             .iter()
             .filter(|node| node.ready)
+            .filter(|node| pin.is_none_or(|name| &node.name == name))
             .filter_map(|node| Some((node, slots.get(&node.id)?)))
             .filter(|(_, slot)| {
                 slot.free_cpu >= size.cpu_millis && slot.free_memory >= size.memory_bytes
@@ -362,6 +411,7 @@ mod tests {
             voters,
             created_at: Utc::now(),
             updated_at: Utc::now(),
+            k8s_owner: None,
         }
     }
 

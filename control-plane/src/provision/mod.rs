@@ -1,9 +1,11 @@
 //! Provisioners: where a cluster's workloads run and how they get there.
 //!
 //! Reconcilers plan purely and execute through the [`Provisioner`] trait. The local provisioner
-//! ([`local`]) places workloads on registered node agents, which pull their assignments; a
-//! Kubernetes provisioner joins later behind the same trait.
+//! ([`local`]) places workloads on registered node agents, which pull their assignments; the
+//! Kubernetes provisioner ([`kubernetes`]) runs those agents as the pods of StatefulSets it
+//! applies, one set of nodes per cluster, and places through the local one.
 
+pub mod kubernetes;
 pub mod local;
 
 use std::future::Future;
@@ -30,6 +32,9 @@ pub enum ProvisionError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The Kubernetes API refused or could not be reached; the next pass tries again.
+    #[error("kubernetes: {0}")]
+    Kubernetes(String),
 }
 
 /// Runs a cluster's workloads somewhere.
@@ -58,4 +63,22 @@ pub trait Provisioner: Send + Sync + 'static {
         &self,
         workload: WorkloadId,
     ) -> impl Future<Output = Result<(), ProvisionError>> + Send;
+
+    /// After a pass's actions: brings what hosts the cluster's workloads in line with the
+    /// cluster (Kubernetes: its pods). Nothing to do on the local fleet.
+    fn sync(
+        &self,
+        _cluster: &ClusterRecord,
+    ) -> impl Future<Output = Result<(), ProvisionError>> + Send {
+        std::future::ready(Ok(()))
+    }
+
+    /// The cluster's last workload is gone and its record is about to be removed: remove what
+    /// hosted it. Nothing to do on the local fleet.
+    fn cluster_removed(
+        &self,
+        _cluster: &ClusterRecord,
+    ) -> impl Future<Output = Result<(), ProvisionError>> + Send {
+        std::future::ready(Ok(()))
+    }
 }

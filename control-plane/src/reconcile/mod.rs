@@ -189,10 +189,15 @@ impl<P: Provisioner> Reconciler<P> {
             }
         }
         if plan.actions.contains(&Action::RemoveCluster) {
+            self.provisioner.cluster_removed(&cluster).await?;
             if self.store.cluster_remove(cluster.id).await? {
                 tracing::info!(cluster = %cluster.id, name = %cluster.name, "cluster deleted");
             }
             return Ok(());
+        }
+        if let Err(error) = self.provisioner.sync(&cluster).await {
+            tracing::warn!(cluster = %cluster.name, error = %crate::error_chain(&error), "provisioner sync failed");
+            detail.get_or_insert_with(|| error.to_string());
         }
         self.record(&cluster, &plan, detail, blocked).await?;
         Ok(())

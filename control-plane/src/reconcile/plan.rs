@@ -557,6 +557,7 @@ mod tests {
             },
             created_at: Utc::now(),
             updated_at: Utc::now(),
+            k8s_owner: None,
         }
     }
 

@@ -23,6 +23,10 @@ use crate::store::StoreError;
 
 /// The built-in platform admin whose API token is the `--admin-token-file` secret.
 pub const BOOTSTRAP_ADMIN: &str = "admin";
+
+/// The built-in identity of the Kubernetes operator: the only caller that may change clusters
+/// custom resources own. It cannot log in, and no user may be created under its name.
+pub const OPERATOR_USER: &str = "hdi-operator";
 /// The name of that API token.
 const BOOTSTRAP_TOKEN: &str = "admin-token-file";
 /// The longest lifetime of an API token.
@@ -242,6 +246,15 @@ impl Service {
             .ok_or_else(|| internal("signing_keys", "auth_start has not run".to_owned()))
     }
 
+    /// The identity the Kubernetes operator acts as ([`OPERATOR_USER`], a platform admin that
+    /// cannot log in), created if missing.
+    ///
+    /// # Errors
+    /// The store failed.
+    pub async fn operator_identity(&self) -> Result<Identity, ServiceError> {
+        Ok(self.store.system_user(OPERATOR_USER).await?)
+    }
+
     /// The public keys tokens are signed with, for `/.well-known/jwks.json`.
     ///
     /// # Errors
@@ -421,6 +434,12 @@ impl Service {
         let result = async {
             require_platform_admin(caller)?;
             check_username(username)?;
+            if username == OPERATOR_USER {
+                return Err(ServiceError::Conflict {
+                    code: ErrorCode::UserExists,
+                    message: format!("{OPERATOR_USER:?} is built in"),
+                });
+            }
             check_password(password)?;
             // A Kafka user of that name would share the new user's Kafka principal.
             if self.store.kafka_user_name_used(username).await? {

@@ -7,6 +7,7 @@
 
 use std::time::Duration;
 
+use super::auth::OPERATOR_USER;
 use super::node::{PageRequest, is_dns_label};
 use super::page::{page_size, paginate};
 use super::{ErrorCode, Service, ServiceError};
@@ -14,8 +15,8 @@ use crate::auth::{Identity, Role};
 use crate::kafka_admin::KafkaAdmin;
 use crate::model::{
     AuthorityPhase, AuthorityRotationRecord, ClusterAuthorities, ClusterId, ClusterRecord,
-    ClusterSpec, KafkaSecurity, Kind, MAX_STORAGE_GIB, OperationId, OperationKind, OperationRecord,
-    PoolRole, WorkloadRecord, WorkspaceRecord, kind_spec, size_spec,
+    ClusterSpec, K8sOwner, KafkaSecurity, Kind, MAX_STORAGE_GIB, OperationId, OperationKind,
+    OperationRecord, PoolRole, WorkloadRecord, WorkspaceRecord, kind_spec, size_spec,
 };
 use crate::store::{NewOperation, NextAuthorities, RotationStart, SpecChange};
 
@@ -34,6 +35,19 @@ pub struct ClusterPatchInput {
     pub deletion_protection: Option<bool>,
     /// Drain brokers before removing them.
     pub drain: bool,
+}
+
+/// What the Kubernetes operator puts: an `HdiCluster`'s spec.
+#[derive(Clone, Debug)]
+pub struct ManagedSpec {
+    /// Kafka or Spark.
+    pub kind: Kind,
+    /// The desired spec.
+    pub spec: ClusterSpec,
+    /// Drain brokers before a smaller pool removes them.
+    pub drain: bool,
+    /// The resource that owns the cluster.
+    pub owner: K8sOwner,
 }
 
 /// What a `PUT` did.
@@ -59,6 +73,22 @@ pub struct ClusterView {
     /// What clients are told of its authorities: a secured Kafka cluster's CA certificates
     /// once made (what clients trust), a rotation in progress.
     pub authorities: ClusterAuthorities,
+}
+
+/// The refusal of a REST change to a cluster a custom resource owns.
+fn managed(cluster: &ClusterRecord) -> ServiceError {
+    let owner = cluster.k8s_owner.as_ref();
+    ServiceError::Conflict {
+        code: ErrorCode::ManagedByKubernetes,
+        message: format!(
+            "cluster {:?} is managed by the Kubernetes resource {} {}/{}: change or delete that \
+             resource instead",
+            cluster.name,
+            owner.map_or("HdiCluster", |o| o.kind.as_str()),
+            cluster.workspace,
+            owner.map_or(cluster.name.as_str(), |o| o.name.as_str()),
+        ),
+    }
 }
 
 pub(super) fn invalid(field: &str, message: &str) -> ServiceError {
@@ -332,7 +362,7 @@ impl Service {
     ) -> Result<PutOutcome, ServiceError> {
         let actor = caller.username.as_str();
         let result = self
-            .cluster_put_inner(caller, workspace, name, kind, spec, if_match)
+            .cluster_put_inner(caller, workspace, name, kind, spec, if_match, false, None)
             .await;
         let action = match &result {
             Ok(outcome) if outcome.created => "cluster.create",
@@ -347,6 +377,46 @@ impl Service {
         .await
     }
 
+    /// [`Service::cluster_put`] for the Kubernetes operator: the cluster is (or becomes) owned
+    /// by the custom resource `owner`, and a smaller pool drains first when `drain`.
+    ///
+    /// # Errors
+    /// As [`Service::cluster_put`], plus `brokers_hold_partitions`, `below_quorum`, and
+    /// `not_managed_by_kubernetes` when a cluster of that name was made through REST.
+    pub async fn cluster_put_managed(
+        &self,
+        caller: &Identity,
+        workspace: &str,
+        name: &str,
+        managed: ManagedSpec,
+    ) -> Result<PutOutcome, ServiceError> {
+        let actor = caller.username.as_str();
+        let result = self
+            .cluster_put_inner(
+                caller,
+                workspace,
+                name,
+                managed.kind,
+                managed.spec,
+                None,
+                managed.drain,
+                Some(&managed.owner),
+            )
+            .await;
+        let action = match &result {
+            Ok(outcome) if outcome.created => "cluster.create",
+            _ => "cluster.update",
+        };
+        self.audited(
+            actor,
+            action,
+            format!("workspaces/{workspace}/clusters/{name}"),
+            result,
+        )
+        .await
+    }
+
+    #[allow(clippy::too_many_arguments)]
     async fn cluster_put_inner(
         &self,
         caller: &Identity,
@@ -355,6 +425,8 @@ impl Service {
         kind: Kind,
         mut spec: ClusterSpec,
         if_match: Option<&str>,
+        drain: bool,
+        owner: Option<&K8sOwner>,
     ) -> Result<PutOutcome, ServiceError> {
         let actor = caller.username.as_str();
         let ws = self.authorize(caller, workspace, Role::Operator).await?;
@@ -378,7 +450,7 @@ impl Service {
                 };
                 match self
                     .store
-                    .cluster_insert(ws.id, name, kind, &spec, &op)
+                    .cluster_insert(ws.id, name, kind, &spec, &op, owner)
                     .await?
                 {
                     Some((cluster, operation)) => {
@@ -392,6 +464,22 @@ impl Service {
                 }
             };
             check_if_match(&existing, if_match)?;
+            match (owner, &existing.k8s_owner) {
+                (None, Some(_)) => return Err(managed(&existing)),
+                (Some(_), None) => {
+                    return Err(ServiceError::Conflict {
+                        code: ErrorCode::NotManagedByKubernetes,
+                        message: format!(
+                            "cluster {name:?} was made through the REST API, not by this \
+                             custom resource: delete it there, or name the resource otherwise"
+                        ),
+                    });
+                }
+                (Some(new), Some(old)) if new.uid != old.uid => {
+                    self.store.cluster_set_k8s_owner(existing.id, new).await?;
+                }
+                _ => {}
+            }
             if existing.deleting {
                 return Err(ServiceError::Conflict {
                     code: ErrorCode::ClusterDeleting,
@@ -425,7 +513,7 @@ impl Service {
                         && a.role == b.role
                 });
             if resize_only {
-                self.check_scale_in(&existing, spec.replicas(), false)
+                self.check_scale_in(&existing, spec.replicas(), drain)
                     .await?;
             } else if current.pools != spec.pools {
                 return Err(invalid(
@@ -433,9 +521,12 @@ impl Service {
                     "only replicas can change after creation (size, storage and names are fixed)",
                 ));
             }
-            // A PUT that keeps the size keeps a drain in progress; a new size never drains.
+            // A PUT that keeps the size keeps a drain in progress; a new size drains only when
+            // asked (the operator's `drain`; a REST PUT never does).
             if current.replicas() == spec.replicas() {
                 spec.drain = existing.spec.drain;
+            } else {
+                spec.drain = drain;
             }
             let op = NewOperation {
                 id: OperationId::new_v4(),
@@ -486,6 +577,9 @@ impl Service {
             let ws = self.authorize(caller, workspace, Role::Operator).await?;
             let existing = self.cluster_record(&ws, name).await?;
             check_if_match(&existing, if_match)?;
+            if existing.k8s_owner.is_some() && caller.username != OPERATOR_USER {
+                return Err(managed(&existing));
+            }
             if existing.deleting {
                 return Err(ServiceError::Conflict {
                     code: ErrorCode::ClusterDeleting,
@@ -558,6 +652,9 @@ impl Service {
             let ws = self.authorize(caller, workspace, Role::Operator).await?;
             let existing = self.cluster_record(&ws, name).await?;
             check_if_match(&existing, if_match)?;
+            if existing.k8s_owner.is_some() && caller.username != OPERATOR_USER {
+                return Err(managed(&existing));
+            }
             if existing.spec.deletion_protection {
                 return Err(ServiceError::Conflict {
                     code: ErrorCode::DeletionProtected,

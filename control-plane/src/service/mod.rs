@@ -22,8 +22,8 @@ use std::time::Duration;
 
 use tokio::sync::Notify;
 
-pub use auth::{BOOTSTRAP_ADMIN, Grant, NewApiToken, require_platform_admin};
-pub use cluster::{ClusterPatchInput, ClusterView, PutOutcome, validate_spec};
+pub use auth::{BOOTSTRAP_ADMIN, Grant, NewApiToken, OPERATOR_USER, require_platform_admin};
+pub use cluster::{ClusterPatchInput, ClusterView, ManagedSpec, PutOutcome, validate_spec};
 pub use idempotency::validate_idempotency_key;
 pub use job::{JobInput, JobPreview, JobStatusView, JobView, MAX_SQL_BYTES, kafka_access};
 pub use link::{LinkInput, LinkStatusView};

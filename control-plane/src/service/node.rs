@@ -79,18 +79,23 @@ impl Service {
         }
     }
 
-    /// Exchanges the bootstrap token (checked by the caller) for node `id`'s own agent
-    /// credential: a fresh secret, returned once; only its digest is kept.
+    /// Exchanges the bootstrap token or a cluster's enrolment token (checked by the caller) for
+    /// node `id`'s own agent credential: a fresh secret, returned once; only its digest is kept.
+    /// With `cluster`, the node belongs to that cluster.
     ///
     /// # Errors
     /// `node_credential_exists` when the node has one (a platform admin revokes it first).
-    pub async fn node_enrol(&self, id: NodeId) -> Result<String, ServiceError> {
+    pub async fn node_enrol(
+        &self,
+        id: NodeId,
+        cluster: Option<crate::model::ClusterId>,
+    ) -> Result<String, ServiceError> {
         let secret = crate::auth::new_api_token_secret()
             .map_err(|e| super::auth::internal("node_credential", e.to_string()))?;
         let secret = format!("node_{}", secret.trim_start_matches("hdi_"));
         let result = if self
             .store
-            .node_credential_insert(id, &crate::auth::digest(&secret))
+            .node_credential_insert(id, &crate::auth::digest(&secret), cluster)
             .await?
         {
             Ok(secret)
@@ -111,6 +116,20 @@ impl Service {
         )
         .await;
         result
+    }
+
+    /// The cluster whose enrolment token `token` is, if any.
+    ///
+    /// # Errors
+    /// The store failed.
+    pub async fn cluster_by_enrolment_token(
+        &self,
+        token: &str,
+    ) -> Result<Option<crate::model::ClusterId>, ServiceError> {
+        Ok(self
+            .store
+            .cluster_by_enrolment_token(&crate::auth::digest(token))
+            .await?)
     }
 
     /// The node an agent credential belongs to.
@@ -366,10 +385,12 @@ fn validate_node_spec(spec: &NodeSpec) -> Result<(), ServiceError> {
             message: message.to_owned(),
         })
     };
-    if !is_dns_label(&spec.name) {
+    // A Kubernetes pod's node is `<pod>.<namespace>`: DNS labels joined by dots.
+    if spec.name.len() > 253 || !spec.name.split('.').all(is_dns_label) {
         return invalid(
             "name",
-            "must be 1-63 lowercase letters, digits or '-', starting and ending with a letter or digit",
+            "must be DNS labels (1-63 lowercase letters, digits or '-', starting and ending with a \
+             letter or digit) joined by '.', at most 253 characters",
         );
     }
     if spec.address.is_empty()

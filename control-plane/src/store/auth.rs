@@ -147,6 +147,31 @@ impl Store {
         Ok(())
     }
 
+    /// The built-in platform admin `username` with no way to log in (no password, no token):
+    /// an identity the platform's own components act as (the Kubernetes operator). Created if
+    /// missing.
+    ///
+    /// # Errors
+    /// [`StoreError::Query`].
+    pub async fn system_user(&self, username: &str) -> Result<Identity, StoreError> {
+        let row = sqlx::query_as!(
+            IdentityRow,
+            "INSERT INTO users (id, username, platform_admin) VALUES ($1, $2, true) \
+             ON CONFLICT (username) DO UPDATE SET platform_admin = true \
+             RETURNING id, username, platform_admin",
+            Uuid::new_v4(),
+            username
+        )
+        .fetch_one(&self.pool)
+        .await
+        .map_err(query_error("system_user"))?;
+        Ok(Identity {
+            user_id: UserId::from_uuid(row.id),
+            username: row.username,
+            platform_admin: row.platform_admin,
+        })
+    }
+
     /// Creates or updates the built-in platform admin `username` and makes `secret_sha256` its API
     /// token `token_name` (replacing the previous secret of that name), in one transaction.
     ///

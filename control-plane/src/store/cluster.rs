@@ -8,8 +8,8 @@ use super::{NewOperation, Store, StoreError, os_id, to_u64};
 use hdi_stdx::secret::Secret;
 
 use crate::model::{
-    ClusterAccess, ClusterId, ClusterRecord, ClusterSpec, ClusterState, ClusterStatusDoc, Kind,
-    OperationId, OperationRecord, WorkspaceId,
+    ClusterAccess, ClusterId, ClusterRecord, ClusterSpec, ClusterState, ClusterStatusDoc, K8sOwner,
+    Kind, OperationId, OperationRecord, WorkspaceId,
 };
 
 fn query_error(context: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
@@ -31,6 +31,7 @@ struct ClusterRow {
     voters: i32,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
+    k8s_owner: Option<Json<K8sOwner>>,
 }
 
 /// `sqlx::query_as!` of [`ClusterRow`] with its one column list; the tail (`WHERE …`) and the
@@ -42,7 +43,7 @@ macro_rules! select_clusters {
             r#"SELECT c.id, c.workspace_id, w.name AS workspace, c.name, c.kind,
                  c.spec AS "spec: Json<ClusterSpec>", c.generation, c.deleting, c.state,
                  c.observed_generation, c.status AS "status: Json<ClusterStatusDoc>", c.voters,
-                 c.created_at, c.updated_at
+                 c.created_at, c.updated_at, c.k8s_owner AS "k8s_owner: Json<K8sOwner>"
                FROM clusters c JOIN workspaces w ON w.id = c.workspace_id "# + $tail
             $(, $arg)*
         )
@@ -85,6 +86,7 @@ impl TryFrom<ClusterRow> for ClusterRecord {
             })?,
             created_at: row.created_at,
             updated_at: row.updated_at,
+            k8s_owner: row.k8s_owner.map(|owner| owner.0),
         })
     }
 }
@@ -195,17 +197,19 @@ impl Store {
         kind: Kind,
         spec: &ClusterSpec,
         operation: &NewOperation,
+        k8s_owner: Option<&K8sOwner>,
     ) -> Result<Option<(ClusterRecord, OperationRecord)>, StoreError> {
         let mut tx = self.pool.begin().await.map_err(query_error("begin"))?;
         let id = ClusterId::new_v4();
         let inserted = sqlx::query!(
-            "INSERT INTO clusters (id, workspace_id, name, kind, spec) VALUES ($1, $2, $3, $4, $5) \
-             ON CONFLICT (workspace_id, name) DO NOTHING",
+            "INSERT INTO clusters (id, workspace_id, name, kind, spec, k8s_owner) \
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (workspace_id, name) DO NOTHING",
             id.into_uuid(),
             workspace_id.into_uuid(),
             name,
             kind.as_str(),
-            Json(spec) as _
+            Json(spec) as _,
+            k8s_owner.map(Json) as _
         )
         .execute(&mut *tx)
         .await
@@ -242,6 +246,26 @@ impl Store {
                 value: operation.id.to_string(),
             })?;
         Ok(Some((cluster, op)))
+    }
+
+    /// Sets the custom resource that owns a cluster (a recreated `HdiCluster` has a new uid).
+    ///
+    /// # Errors
+    /// [`StoreError::Query`].
+    pub async fn cluster_set_k8s_owner(
+        &self,
+        cluster_id: ClusterId,
+        owner: &K8sOwner,
+    ) -> Result<(), StoreError> {
+        sqlx::query!(
+            "UPDATE clusters SET k8s_owner = $2 WHERE id = $1",
+            cluster_id.into_uuid(),
+            Json(owner) as _
+        )
+        .execute(&self.pool)
+        .await
+        .map_err(query_error("cluster_set_k8s_owner"))?;
+        Ok(())
     }
 
     /// Replaces a cluster's spec (or marks it deleting) if its generation is still `generation`,

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::{Store, StoreError, to_i64, to_u64};
-use crate::model::{Capacity, NodeId, NodeRecord, NodeSpec};
+use crate::model::{Capacity, ClusterId, NodeId, NodeRecord, NodeSpec};
 
 struct NodeRow {
     id: Uuid,
@@ -70,7 +70,8 @@ impl TryFrom<NodeRow> for NodeRecord {
 
 impl Store {
     /// Inserts a node or, for a known id, replaces its spec and counts a new incarnation; either way
-    /// the registration counts as a heartbeat.
+    /// the registration counts as a heartbeat. The node belongs to the cluster its credential was
+    /// enrolled for (none: the shared fleet).
     ///
     /// # Errors
     /// [`StoreError::Conflict`] when another node already has the name.
@@ -81,9 +82,11 @@ impl Store {
         })?;
         let row = sqlx::query_as!(
             NodeRow,
-            r#"INSERT INTO nodes (id, name, fault_domain, address, agent_version, cpu_millis, memory_bytes, disk_bytes)
-               VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+            r#"INSERT INTO nodes (id, name, fault_domain, address, agent_version, cpu_millis, memory_bytes, disk_bytes, cluster_id)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8,
+                 (SELECT cluster_id FROM node_credentials WHERE node_id = $1))
                ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, fault_domain = EXCLUDED.fault_domain,
+                 cluster_id = EXCLUDED.cluster_id,
                  address = EXCLUDED.address, agent_version = EXCLUDED.agent_version,
                  cpu_millis = EXCLUDED.cpu_millis, memory_bytes = EXCLUDED.memory_bytes,
                  disk_bytes = EXCLUDED.disk_bytes, last_heartbeat_at = now(),
@@ -189,12 +192,14 @@ impl Store {
         &self,
         id: NodeId,
         digest: &[u8],
+        cluster: Option<ClusterId>,
     ) -> Result<bool, StoreError> {
         let inserted = sqlx::query!(
-            "INSERT INTO node_credentials (node_id, digest) VALUES ($1, $2)
+            "INSERT INTO node_credentials (node_id, digest, cluster_id) VALUES ($1, $2, $3)
              ON CONFLICT (node_id) DO NOTHING",
             id.into_uuid(),
-            digest
+            digest,
+            cluster.map(ClusterId::into_uuid)
         )
         .execute(&self.pool)
         .await
@@ -203,6 +208,52 @@ impl Store {
             source,
         })?;
         Ok(inserted.rows_affected() == 1)
+    }
+
+    /// Sets `cluster`'s enrolment token (its digest): agents presenting it enrol as nodes of that
+    /// cluster only. Replaces the previous one.
+    ///
+    /// # Errors
+    /// [`StoreError::Query`].
+    pub async fn cluster_enrolment_token_set(
+        &self,
+        cluster: ClusterId,
+        digest: &[u8],
+    ) -> Result<(), StoreError> {
+        sqlx::query!(
+            "INSERT INTO cluster_enrolment_tokens (cluster_id, digest) VALUES ($1, $2)
+             ON CONFLICT (cluster_id) DO UPDATE SET digest = EXCLUDED.digest, created_at = now()",
+            cluster.into_uuid(),
+            digest
+        )
+        .execute(&self.pool)
+        .await
+        .map_err(|source| StoreError::Query {
+            context: "cluster_enrolment_token_set",
+            source,
+        })?;
+        Ok(())
+    }
+
+    /// The cluster whose enrolment token has `digest`.
+    ///
+    /// # Errors
+    /// [`StoreError::Query`].
+    pub async fn cluster_by_enrolment_token(
+        &self,
+        digest: &[u8],
+    ) -> Result<Option<ClusterId>, StoreError> {
+        let id = sqlx::query_scalar!(
+            "SELECT cluster_id FROM cluster_enrolment_tokens WHERE digest = $1",
+            digest
+        )
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(|source| StoreError::Query {
+            context: "cluster_by_enrolment_token",
+            source,
+        })?;
+        Ok(id.map(ClusterId::from_uuid))
     }
 
     /// The node whose agent credential has `digest`.

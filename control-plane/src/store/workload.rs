@@ -511,13 +511,16 @@ impl Store {
     }
 
     /// Places workloads: under a fleet-wide lock, reads the fleet, lets `choose` (pure) decide,
-    /// and inserts its workloads with their ports, bumping each affected node's generation.
+    /// and inserts its workloads with their ports, bumping each affected node's generation. The
+    /// fleet is the cluster's own nodes when `own_nodes` (Kubernetes pods enrolled for it), else
+    /// the nodes that belong to no cluster.
     ///
     /// # Errors
     /// [`StoreError::Query`]; `choose`'s error is returned inside `Ok(Err(..))`.
     pub async fn workloads_place<E>(
         &self,
         cluster_id: ClusterId,
+        own_nodes: bool,
         node_ready_timeout: Duration,
         choose: impl FnOnce(&FleetSnapshot) -> Result<Vec<NewWorkload>, E>,
     ) -> Result<Result<Vec<NewWorkload>, E>, StoreError> {
@@ -534,8 +537,9 @@ impl Store {
                    AS "reserved_cpu!",
                  COALESCE((SELECT sum(memory_bytes) FROM workloads w WHERE w.node_id = n.id), 0)::bigint
                    AS "reserved_memory!"
-               FROM nodes n ORDER BY n.name"#,
-            node_ready_timeout.as_secs_f64()
+               FROM nodes n WHERE n.cluster_id IS NOT DISTINCT FROM $2 ORDER BY n.name"#,
+            node_ready_timeout.as_secs_f64(),
+            own_nodes.then_some(cluster_id.into_uuid())
         )
         .fetch_all(&mut *tx)
         .await

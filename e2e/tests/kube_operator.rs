@@ -1,0 +1,611 @@
+//! hdi on Kubernetes against a real API server, controller manager and scheduler (built from
+//! Go modules, `HDI_TEST_K8S_BIN`): the operator (`hdi-control-plane operator`) and the control
+//! plane with `--provisioner kubernetes`, both on a fresh database.
+//!
+//! - API tier (kwok nodes in three zones; pods are fake): an `HdiCluster` of 3 brokers becomes a
+//!   StatefulSet of node agents, headless and bootstrap Services, a PodDisruptionBudget, a
+//!   NetworkPolicy and an enrolment Secret, all owned by the resource; the pods run in three
+//!   zones with their claims bound; the status says Creating/Reconciling; REST refuses to change
+//!   the cluster; the schema and CEL refuse bad resources at the API server, a semantically bad
+//!   one is `Stalled`; 3 → 4 brokers grows the StatefulSet; deleting the resource removes the
+//!   cluster and every object.
+//! - Full path (`LocalKubelet` nodes, the stand-in for kubelet and a container runtime, run the
+//!   pods as local processes): `HdiCluster` + `HdiTopic` become Ready, kcat produces and
+//!   consumes at the bootstrap address from the status, a broker pod deleted comes back on the
+//!   same claim with every acknowledged record.
+#![allow(clippy::unwrap_used, reason = "tests")]
+
+use std::time::Duration;
+
+use hdi_e2e::kubelet::LocalKubelet;
+use hdi_e2e::{
+    ControlPlane, KubeControlPlane, Proc, Secrets, TempDir, bin, eventually, fresh_database,
+    kcat_consume_all, kcat_produce,
+};
+use hdi_k8s::crd::{HdiCluster, HdiJob, HdiReplicationLink, HdiTopic};
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::{Node, PersistentVolumeClaim, Pod, Secret, Service};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
+use kube::{Client, CustomResourceExt as _};
+use serde_json::{Value, json};
+
+/// Applies the CRDs and waits until the API serves them.
+async fn install_crds(client: &Client) -> anyhow::Result<()> {
+    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
+    for crd in [
+        HdiCluster::crd(),
+        HdiTopic::crd(),
+        HdiJob::crd(),
+        HdiReplicationLink::crd(),
+    ] {
+        let name = crd.metadata.name.clone().unwrap();
+        api.patch(
+            &name,
+            &PatchParams::apply("test").force(),
+            &Patch::Apply(&crd),
+        )
+        .await?;
+        eventually(
+            &format!("CRD {name} established"),
+            Duration::from_secs(30),
+            || {
+                let api = api.clone();
+                let name = name.clone();
+                async move {
+                    let crd = api.get(&name).await.ok()?;
+                    crd.status?
+                        .conditions?
+                        .iter()
+                        .any(|c| c.type_ == "Established" && c.status == "True")
+                        .then_some(())
+                }
+            },
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// The control plane (Kubernetes provisioner) and the operator on a fresh database.
+struct Hdi {
+    control_plane: ControlPlane,
+    operator: Proc,
+    secrets: Secrets,
+    _dir: TempDir,
+}
+
+async fn start_hdi(kube: &KubeControlPlane, tag: &str) -> Hdi {
+    let database_url = fresh_database().await;
+    let dir = TempDir::new(tag);
+    let secrets = Secrets::create(dir.path());
+    let ports = hdi_test_support::ports::range(60);
+    let ports = format!("{}-{}", ports.start(), ports.end());
+    let kubeconfig = kube.kubeconfig();
+    // Pods reach the control plane on loopback (the stand-in kubelet runs them here); its own
+    // address is known only once it listens, so it is given as a fixed free port.
+    let listen = hdi_test_support::ports::loopback();
+    let url = format!("http://{listen}");
+    let control_plane = ControlPlane::start_with_env(
+        &database_url,
+        &secrets,
+        &listen,
+        &[
+            "--provisioner",
+            "kubernetes",
+            "--kubernetes-control-plane-url",
+            &url,
+            "--workload-ports",
+            &ports,
+            "--reconcile-interval",
+            "300ms",
+        ],
+        &[("KUBECONFIG", kubeconfig.as_os_str())],
+    );
+    let operator = Proc::spawn(
+        "hdi-operator",
+        std::process::Command::new(bin("hdi-control-plane"))
+            .arg("operator")
+            .env("DATABASE_URL", &database_url)
+            .env("KUBECONFIG", &kubeconfig)
+            .env("RUST_LOG", "info,kube=warn"),
+    );
+    Hdi {
+        control_plane,
+        operator,
+        secrets,
+        _dir: dir,
+    }
+}
+
+/// The tails of the operator's, the control plane's and every stand-in container's output.
+fn diagnose(hdi: &Hdi, root: &std::path::Path) -> String {
+    let tail = |lines: Vec<String>| lines[lines.len().saturating_sub(40)..].join("\n");
+    let mut out = format!(
+        "--- operator ---\n{}\n--- control plane ---\n{}\n",
+        tail(hdi.operator.lines()),
+        tail(hdi.control_plane.proc.lines())
+    );
+    for entry in walk(root) {
+        if entry.file_name().is_some_and(|n| n == "container.log") {
+            let text = std::fs::read_to_string(&entry).unwrap_or_default();
+            let lines: Vec<String> = text.lines().map(str::to_owned).collect();
+            out.push_str(&format!("--- {} ---\n{}\n", entry.display(), tail(lines)));
+        }
+    }
+    out
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
+
+/// Runs a blocking client call with a deadline.
+async fn bounded<T: Send + 'static>(
+    what: &str,
+    call: impl FnOnce() -> T + Send + 'static,
+) -> anyhow::Result<T> {
+    tokio::time::timeout(Duration::from_secs(60), tokio::task::spawn_blocking(call))
+        .await
+        .map_err(|_| anyhow::anyhow!("{what} took over 60 s"))?
+        .map_err(|e| anyhow::anyhow!("{what}: {e}"))
+}
+
+fn cluster_resource(name: &str, brokers: u32) -> Value {
+    json!({
+        "apiVersion": "hdi.io/v1alpha1",
+        "kind": "HdiCluster",
+        "metadata": {"name": name},
+        "spec": {
+            "kind": "kafka",
+            "nodePools": [{"name": "brokers", "role": "broker", "replicas": brokers, "storageGiB": 5}],
+            "security": {"tls": false, "authentication": [], "authorization": false},
+        },
+    })
+}
+
+async fn status(api: &Api<HdiCluster>, name: &str) -> Option<Value> {
+    let object = api.get(name).await.ok()?;
+    serde_json::to_value(object.status?).ok()
+}
+
+fn condition<'a>(status: &'a Value, type_: &str) -> Option<&'a Value> {
+    status["conditions"]
+        .as_array()?
+        .iter()
+        .find(|c| c["type"] == type_)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_hdi_cluster_becomes_its_objects_and_goes_away_with_them() -> anyhow::Result<()> {
+    let kube = KubeControlPlane::builder()
+        .with_controllers()
+        .with_kwok_nodes(&["zone-a", "zone-b", "zone-c"])
+        .start()
+        .await?;
+    let client = kube.client();
+    install_crds(&client).await?;
+    kube.create_namespace("bank").await?;
+    let hdi = start_hdi(&kube, "kube-api-tier").await;
+    let result = api_tier(&client, &hdi).await;
+    if result.is_err() {
+        eprintln!("{}", diagnose(&hdi, std::path::Path::new("/nonexistent")));
+        eprintln!("{}", kube.log_tail("kube-controller-manager", 80));
+    }
+    result
+}
+
+async fn api_tier(client: &Client, hdi: &Hdi) -> anyhow::Result<()> {
+    let clusters: Api<HdiCluster> = Api::namespaced(client.clone(), "bank");
+
+    // The schema and CEL refuse bad resources at the API server, before hdi sees them.
+    let mut zero = cluster_resource("zero", 3);
+    zero["spec"]["nodePools"][0]["replicas"] = json!(0);
+    let refused = clusters
+        .patch("zero", &PatchParams::apply("test"), &Patch::Apply(&zero))
+        .await
+        .expect_err("replicas 0 is refused by the schema");
+    assert!(refused.to_string().contains("replicas"), "{refused}");
+    let mut mixed = cluster_resource("mixed", 3);
+    mixed["spec"]["kind"] = json!("spark");
+    let refused = clusters
+        .patch("mixed", &PatchParams::apply("test"), &Patch::Apply(&mixed))
+        .await
+        .expect_err("a spark cluster of brokers is refused by CEL");
+    assert!(refused.to_string().contains("Invalid value"), "{refused}");
+
+    // A semantically bad resource is Stalled with the service's reason.
+    let mut huge = cluster_resource("huge", 3);
+    huge["spec"]["nodePools"][0]["size"] = json!("galactic");
+    clusters
+        .patch("huge", &PatchParams::apply("test"), &Patch::Apply(&huge))
+        .await?;
+    let (stalled, _) = eventually("huge to be Stalled", Duration::from_secs(30), || async {
+        let status = status(&clusters, "huge").await?;
+        let stalled = condition(&status, "Stalled")?;
+        (stalled["status"] == "True").then(|| stalled.clone())
+    })
+    .await?;
+    assert_eq!(stalled["reason"], "InvalidSpec", "{stalled:#}");
+    assert!(
+        stalled["message"].as_str().unwrap().contains("size"),
+        "{stalled:#}"
+    );
+
+    // A good one: its objects appear, owned by it.
+    clusters
+        .patch(
+            "payments",
+            &PatchParams::apply("test"),
+            &Patch::Apply(&cluster_resource("payments", 3)),
+        )
+        .await?;
+    let sets: Api<StatefulSet> = Api::namespaced(client.clone(), "bank");
+    let (set, took) = eventually(
+        "the brokers' StatefulSet",
+        Duration::from_secs(60),
+        || async { sets.get("hdi-payments-brokers").await.ok() },
+    )
+    .await?;
+    println!("HdiCluster applied -> StatefulSet in {took:?}");
+    let owner = &set.metadata.owner_references.clone().unwrap()[0];
+    assert_eq!(
+        (owner.kind.as_str(), owner.name.as_str()),
+        ("HdiCluster", "payments")
+    );
+    assert_eq!(set.spec.replicas, Some(3));
+    // Each kind is read through its own watch cache: wait for each.
+    let services: Api<Service> = Api::namespaced(client.clone(), "bank");
+    let (headless, _) = eventually("the headless Service", Duration::from_secs(30), || async {
+        services.get("hdi-payments-brokers").await.ok()
+    })
+    .await?;
+    assert_eq!(
+        headless.spec.as_ref().and_then(|s| s.cluster_ip.as_deref()),
+        Some("None")
+    );
+    eventually("the bootstrap Service", Duration::from_secs(30), || async {
+        services.get("hdi-payments-bootstrap").await.ok()
+    })
+    .await?;
+    let budgets: Api<PodDisruptionBudget> = Api::namespaced(client.clone(), "bank");
+    eventually(
+        "the PodDisruptionBudget",
+        Duration::from_secs(30),
+        || async { budgets.get("hdi-payments-brokers").await.ok() },
+    )
+    .await?;
+    let policies: Api<NetworkPolicy> = Api::namespaced(client.clone(), "bank");
+    eventually("the NetworkPolicy", Duration::from_secs(30), || async {
+        policies.get("hdi-payments").await.ok()
+    })
+    .await?;
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), "bank");
+    let (enrolment, _) = eventually("the enrolment Secret", Duration::from_secs(30), || async {
+        secrets.get("hdi-payments-enrolment").await.ok()
+    })
+    .await?;
+    assert!(enrolment.data.unwrap().contains_key("token"));
+
+    // kwok runs the pods, one per zone, with their claims bound.
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "bank");
+    let nodes: Api<Node> = Api::all(client.clone());
+    let (zones, took) = eventually(
+        "3 running pods in 3 zones",
+        Duration::from_secs(90),
+        || async {
+            let list = pods
+                .list(&ListParams::default().labels("hdi.io/cluster=payments"))
+                .await
+                .ok()?;
+            let running: Vec<&Pod> = list
+                .items
+                .iter()
+                .filter(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running"))
+                .collect();
+            if running.len() != 3 {
+                return None;
+            }
+            let mut zones = std::collections::BTreeSet::new();
+            for pod in running {
+                let node = pod.spec.as_ref()?.node_name.clone()?;
+                let node = nodes.get(&node).await.ok()?;
+                zones.insert(
+                    node.metadata
+                        .labels?
+                        .get("topology.kubernetes.io/zone")?
+                        .clone(),
+                );
+            }
+            Some(zones)
+        },
+    )
+    .await?;
+    println!("pods running in {took:?}");
+    assert_eq!(zones.len(), 3, "one pod per zone: {zones:?}");
+    let claims: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), "bank");
+    let bound = claims
+        .list(&ListParams::default().labels("hdi.io/cluster=payments"))
+        .await?
+        .items
+        .iter()
+        .filter(|c| c.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Bound"))
+        .count();
+    assert_eq!(bound, 3, "every pod's claim is bound");
+
+    // The status: observed, not Ready (the fake pods run no agents), reconciling.
+    let (status_now, _) = eventually(
+        "the status to say Reconciling",
+        Duration::from_secs(30),
+        || async {
+            let status = status(&clusters, "payments").await?;
+            (status["observedGeneration"] == 1
+                && condition(&status, "Reconciling")?["status"] == "True")
+                .then_some(status)
+        },
+    )
+    .await?;
+    assert_eq!(status_now["state"], "Creating", "{status_now:#}");
+    assert_eq!(condition(&status_now, "Ready").unwrap()["status"], "False");
+
+    // REST reads it and refuses changes.
+    let api = hdi.control_plane.admin(&hdi.secrets);
+    let cluster = api.cluster_get("bank", "payments").await?;
+    assert_eq!(cluster.name, "payments");
+    let refused = api
+        .cluster_delete("bank", "payments")
+        .await
+        .expect_err("REST cannot delete a cluster a resource owns");
+    assert!(
+        refused.to_string().contains("managed_by_kubernetes"),
+        "{refused}"
+    );
+
+    // Delete: the cluster goes, then the resource, then (garbage collection) every object.
+    clusters
+        .delete("payments", &DeleteParams::default())
+        .await?;
+    clusters.delete("huge", &DeleteParams::default()).await?;
+    let (_, took) = eventually("the resources gone", Duration::from_secs(90), || async {
+        clusters
+            .list(&ListParams::default())
+            .await
+            .ok()?
+            .items
+            .is_empty()
+            .then_some(())
+    })
+    .await?;
+    println!("HdiCluster deleted in {took:?}");
+    assert!(
+        api.cluster_get("bank", "payments").await.is_err(),
+        "the hdi cluster is gone"
+    );
+    eventually(
+        "every object collected",
+        Duration::from_secs(90),
+        || async {
+            let selector = ListParams::default().labels("hdi.io/cluster=payments");
+            let left = sets.list(&selector).await.ok()?.items.len()
+                + services.list(&selector).await.ok()?.items.len()
+                + pods.list(&selector).await.ok()?.items.len()
+                + Api::<Secret>::namespaced(client.clone(), "bank")
+                    .list(&selector)
+                    .await
+                    .ok()?
+                    .items
+                    .len();
+            (left == 0).then_some(())
+        },
+    )
+    .await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_kafka_cluster_and_topic_from_resources_serve_clients() -> anyhow::Result<()> {
+    let kube = KubeControlPlane::builder()
+        .with_controllers()
+        .with_kwok_nodes(&["zone-a", "zone-b", "zone-c"])
+        .start()
+        .await?;
+    let client = kube.client();
+    // Pods go to the stand-in nodes only: kwok's (kept for the claims they provision) are
+    // tainted.
+    let nodes: Api<Node> = Api::all(client.clone());
+    for node in kube.kwok_nodes() {
+        nodes
+            .patch(
+                node,
+                &PatchParams::default(),
+                &Patch::Merge(json!({"spec": {"taints": [
+                    {"key": "hdi.io/fake", "value": "true", "effect": "NoSchedule"}
+                ]}})),
+            )
+            .await?;
+    }
+    let root = TempDir::new("kube-full-path");
+    let bin_dir = bin("hdi-node-agent").parent().unwrap().to_owned();
+    let mut kubelets = Vec::new();
+    for zone in ["zone-a", "zone-b", "zone-c"] {
+        let name = format!("local-{zone}");
+        kubelets.push(
+            LocalKubelet::start(
+                client.clone(),
+                &name,
+                zone,
+                &bin_dir,
+                &root.path().join(&name),
+                &root.path().join("volumes"),
+            )
+            .await?,
+        );
+    }
+    install_crds(&client).await?;
+    kube.create_namespace("bank").await?;
+    let hdi = start_hdi(&kube, "kube-full-path").await;
+    let result = full_path(&client).await;
+    if result.is_err() {
+        eprintln!("{}", diagnose(&hdi, root.path()));
+    }
+    drop(kubelets);
+    result
+}
+
+async fn full_path(client: &Client) -> anyhow::Result<()> {
+    let clusters: Api<HdiCluster> = Api::namespaced(client.clone(), "bank");
+    let started = std::time::Instant::now();
+    clusters
+        .patch(
+            "payments",
+            &PatchParams::apply("test"),
+            &Patch::Apply(&cluster_resource("payments", 3)),
+        )
+        .await?;
+    let (ready, took) = eventually("payments Ready", Duration::from_secs(120), || async {
+        let status = status(&clusters, "payments").await?;
+        (condition(&status, "Ready")?["status"] == "True").then_some(status)
+    })
+    .await?;
+    println!("kubectl apply -> Ready (3 brokers) in {took:?}");
+    let bootstrap = ready["endpoints"]["bootstrapServers"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(bootstrap.starts_with("127.66."), "{bootstrap}");
+
+    let topics: Api<HdiTopic> = Api::namespaced(client.clone(), "bank");
+    topics
+        .patch(
+            "payments",
+            &PatchParams::apply("test"),
+            &Patch::Apply(json!({
+                "apiVersion": "hdi.io/v1alpha1", "kind": "HdiTopic",
+                "metadata": {"name": "payments"},
+                "spec": {"clusterRef": "payments", "partitions": 6, "replicationFactor": 3,
+                         "config": {"min.insync.replicas": "2"}},
+            })),
+        )
+        .await?;
+    eventually("the topic Ready", Duration::from_secs(60), || async {
+        let status = serde_json::to_value(topics.get("payments").await.ok()?.status?).ok()?;
+        (condition(&status, "Ready")?["status"] == "True" && status["partitions"] == 6)
+            .then_some(())
+    })
+    .await?;
+    println!("topic Ready after {:?}", started.elapsed());
+    let records: Vec<String> = (0..200).map(|i| format!("payment-{i:04}")).collect();
+    let produce = bootstrap.clone();
+    let sent = records.clone();
+    bounded("kcat produce", move || {
+        kcat_produce(&produce, "payments", &sent)
+    })
+    .await?;
+    let mut expected = records.clone();
+    expected.sort();
+    let consume = bootstrap.clone();
+    let got = bounded("kcat consume", move || {
+        kcat_consume_all(&consume, "payments")
+    })
+    .await?;
+    anyhow::ensure!(
+        got == expected,
+        "consumed {} records, not the 200 produced",
+        got.len()
+    );
+
+    // 3 -> 4 -> 3: the new broker's pod joins and takes partitions; the way back drains it
+    // first (spec.drain), then the StatefulSet shrinks.
+    let sets: Api<StatefulSet> = Api::namespaced(client.clone(), "bank");
+    let ready_at = |brokers: i32| {
+        let clusters = clusters.clone();
+        let sets = sets.clone();
+        async move {
+            let object = clusters.get("payments").await.ok()?;
+            let generation = object.metadata.generation?;
+            let status = serde_json::to_value(object.status?).ok()?;
+            let pools = status["nodePools"].as_array()?.clone();
+            (condition(&status, "Ready")?["status"] == "True"
+                && status["observedGeneration"].as_i64()? == generation
+                && pools
+                    .iter()
+                    .any(|p| p["ready"] == brokers && p["desired"] == brokers)
+                && sets.get("hdi-payments-brokers").await.ok()?.spec.replicas == Some(brokers))
+            .then_some(())
+        }
+    };
+    clusters
+        .patch(
+            "payments",
+            &PatchParams::apply("test"),
+            &Patch::Apply(&cluster_resource("payments", 4)),
+        )
+        .await?;
+    let (_, took) = eventually("4 brokers Ready", Duration::from_secs(120), || ready_at(4)).await?;
+    println!("3 -> 4 brokers in {took:?}");
+    let mut back = cluster_resource("payments", 3);
+    back["spec"]["drain"] = json!(true);
+    clusters
+        .patch(
+            "payments",
+            &PatchParams::apply("test"),
+            &Patch::Apply(&back),
+        )
+        .await?;
+    let (_, took) = eventually("3 brokers Ready again", Duration::from_secs(180), || {
+        ready_at(3)
+    })
+    .await?;
+    println!("4 -> 3 brokers (drained) in {took:?}");
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "bank");
+    eventually("the fourth pod gone", Duration::from_secs(60), || async {
+        pods.get("hdi-payments-brokers-3")
+            .await
+            .is_err()
+            .then_some(())
+    })
+    .await?;
+    let consume = bootstrap.clone();
+    let got = bounded("kcat consume", move || {
+        kcat_consume_all(&consume, "payments")
+    })
+    .await?;
+    anyhow::ensure!(got == expected, "nothing lost across the resizes");
+
+    // A broker pod deleted comes back on the same claim with every acknowledged record.
+    let old = pods.get("hdi-payments-brokers-1").await?;
+    pods.delete("hdi-payments-brokers-1", &DeleteParams::default())
+        .await?;
+    eventually(
+        "the pod recreated and the cluster Ready",
+        Duration::from_secs(120),
+        || async {
+            let pod = pods.get("hdi-payments-brokers-1").await.ok()?;
+            if pod.metadata.uid == old.metadata.uid {
+                return None;
+            }
+            let status = status(&clusters, "payments").await?;
+            (condition(&status, "Ready")?["status"] == "True").then_some(())
+        },
+    )
+    .await?;
+    let consume = bootstrap.clone();
+    let got = bounded("kcat consume", move || {
+        kcat_consume_all(&consume, "payments")
+    })
+    .await?;
+    anyhow::ensure!(got == expected, "nothing lost across the pod's replacement");
+    println!("full path in {:?}", started.elapsed());
+    Ok(())
+}
