@@ -505,7 +505,9 @@ async fn full_path(client: &Client) -> anyhow::Result<()> {
     })
     .await?;
     println!("topic Ready after {:?}", started.elapsed());
-    let records: Vec<String> = (0..200).map(|i| format!("payment-{i:04}")).collect();
+    let records: Vec<String> = (0..200)
+        .map(|i| format!(r#"{{"id":{i},"account":"acct-{}","amount":{i}.5}}"#, i % 7))
+        .collect();
     let produce = bootstrap.clone();
     let sent = records.clone();
     bounded("kcat produce", move || {
@@ -523,6 +525,85 @@ async fn full_path(client: &Client) -> anyhow::Result<()> {
         got == expected,
         "consumed {} records, not the 200 produced",
         got.len()
+    );
+
+    // A Spark cluster and a job from resources: it reads the topic and writes the large
+    // payments to another, which kcat reads back.
+    topics
+        .patch(
+            "large-payments",
+            &PatchParams::apply("test"),
+            &Patch::Apply(json!({
+                "apiVersion": "hdi.io/v1alpha1", "kind": "HdiTopic",
+                "metadata": {"name": "large-payments"},
+                "spec": {"clusterRef": "payments", "partitions": 3, "replicationFactor": 3},
+            })),
+        )
+        .await?;
+    clusters
+        .patch(
+            "etl",
+            &PatchParams::apply("test"),
+            &Patch::Apply(json!({
+                "apiVersion": "hdi.io/v1alpha1", "kind": "HdiCluster",
+                "metadata": {"name": "etl"},
+                "spec": {"kind": "spark", "nodePools": [
+                    {"name": "executors", "role": "executor", "replicas": 2, "storageGiB": 5}
+                ]},
+            })),
+        )
+        .await?;
+    let (_, took) = eventually("etl Ready", Duration::from_secs(120), || async {
+        let status = status(&clusters, "etl").await?;
+        (condition(&status, "Ready")?["status"] == "True").then_some(())
+    })
+    .await?;
+    println!("spark cluster (driver + 2 executors) Ready in {took:?}");
+    let jobs: Api<HdiJob> = Api::namespaced(client.clone(), "bank");
+    jobs.patch(
+        "large-payments",
+        &PatchParams::apply("test"),
+        &Patch::Apply(json!({
+            "apiVersion": "hdi.io/v1alpha1", "kind": "HdiJob",
+            "metadata": {"name": "large-payments"},
+            "spec": {"clusterRef": "etl", "kafkaClusterRef": "payments", "sql":
+                "CREATE TABLE payments (id BIGINT, account TEXT, amount DOUBLE) \
+                   WITH (connector = 'kafka', topic = 'payments', format = 'json', starting_offsets = 'earliest');\n\
+                 CREATE TABLE large WITH (connector = 'kafka', topic = 'large-payments', format = 'json');\n\
+                 SET trigger = 'processing_time 1s';\n\
+                 INSERT INTO large SELECT id, account, amount FROM payments WHERE amount > 100;"},
+        })),
+    )
+    .await?;
+    let (large, took) = eventually("the job's output", Duration::from_secs(120), || {
+        let bootstrap = bootstrap.clone();
+        async move {
+            let got = bounded("kcat consume", move || {
+                kcat_consume_all(&bootstrap, "large-payments")
+            })
+            .await
+            .ok()?;
+            (got.len() >= 100).then_some(got)
+        }
+    })
+    .await?;
+    println!("job output complete in {took:?}");
+    let ids: std::collections::BTreeSet<i64> = large
+        .iter()
+        .map(|line| {
+            serde_json::from_str::<Value>(line).unwrap()["id"]
+                .as_i64()
+                .unwrap()
+        })
+        .collect();
+    anyhow::ensure!(
+        ids == (100..200).collect(),
+        "the job wrote exactly the payments above 100: {ids:?}"
+    );
+    let job = serde_json::to_value(jobs.get("large-payments").await?.status).unwrap_or_default();
+    anyhow::ensure!(
+        condition(&job, "Ready").is_some_and(|c| c["status"] == "True"),
+        "the job's resource says it runs: {job:#}"
     );
 
     // 3 -> 4 -> 3: the new broker's pod joins and takes partitions; the way back drains it
@@ -608,4 +689,122 @@ async fn full_path(client: &Client) -> anyhow::Result<()> {
     anyhow::ensure!(got == expected, "nothing lost across the pod's replacement");
     println!("full path in {:?}", started.elapsed());
     Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn bad_references_an_api_server_restart_and_a_deleted_namespace() -> anyhow::Result<()> {
+    let mut kube = KubeControlPlane::builder()
+        .with_controllers()
+        .with_kwok_nodes(&["zone-a", "zone-b", "zone-c"])
+        .start()
+        .await?;
+    let client = kube.client();
+    install_crds(&client).await?;
+    kube.create_namespace("lab").await?;
+    let hdi = start_hdi(&kube, "kube-faults").await;
+    let result = async {
+        let topics: Api<HdiTopic> = Api::namespaced(client.clone(), "lab");
+        let clusters: Api<HdiCluster> = Api::namespaced(client.clone(), "lab");
+        // A topic of a cluster that does not exist: Stalled, with the reason, and no hot loop.
+        topics
+            .patch(
+                "orphan",
+                &PatchParams::apply("test"),
+                &Patch::Apply(json!({
+                    "apiVersion": "hdi.io/v1alpha1", "kind": "HdiTopic",
+                    "metadata": {"name": "orphan"},
+                    "spec": {"clusterRef": "nope", "partitions": 1, "replicationFactor": 1},
+                })),
+            )
+            .await?;
+        let (stalled, _) = eventually(
+            "the orphan topic Stalled",
+            Duration::from_secs(30),
+            || async {
+                let status = serde_json::to_value(topics.get("orphan").await.ok()?.status?).ok()?;
+                let stalled = condition(&status, "Stalled")?;
+                (stalled["status"] == "True").then(|| stalled.clone())
+            },
+        )
+        .await?;
+        anyhow::ensure!(stalled["reason"] == "NotFound", "{stalled:#}");
+        anyhow::ensure!(
+            stalled["message"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("nope"),
+            "{stalled:#}"
+        );
+
+        // A replication link between clusters that do not exist: Stalled too.
+        let links: Api<HdiReplicationLink> = Api::namespaced(client.clone(), "lab");
+        links
+            .patch(
+                "dr",
+                &PatchParams::apply("test"),
+                &Patch::Apply(json!({
+                    "apiVersion": "hdi.io/v1alpha1", "kind": "HdiReplicationLink",
+                    "metadata": {"name": "dr"},
+                    "spec": {"sourceCluster": "nope", "targetCluster": "nope-dr", "topics": ["*"]},
+                })),
+            )
+            .await?;
+        let (stalled, _) = eventually("the link Stalled", Duration::from_secs(30), || async {
+            let status = serde_json::to_value(links.get("dr").await.ok()?.status?).ok()?;
+            let stalled = condition(&status, "Stalled")?;
+            (stalled["status"] == "True").then(|| stalled.clone())
+        })
+        .await?;
+        anyhow::ensure!(stalled["reason"] == "NotFound", "{stalled:#}");
+
+        // The API server restarted right after a resource is applied: it converges anyway.
+        clusters
+            .patch(
+                "ledger",
+                &PatchParams::apply("test"),
+                &Patch::Apply(&cluster_resource("ledger", 3)),
+            )
+            .await?;
+        let down = kube.restart_apiserver().await?;
+        println!("API server down for {down:?}");
+        let client = kube.client();
+        let clusters: Api<HdiCluster> = Api::namespaced(client.clone(), "lab");
+        let sets: Api<StatefulSet> = Api::namespaced(client.clone(), "lab");
+        eventually(
+            "ledger's StatefulSet and status after the restart",
+            Duration::from_secs(60),
+            || async {
+                sets.get("hdi-ledger-brokers").await.ok()?;
+                let status = status(&clusters, "ledger").await?;
+                (status["observedGeneration"] == 1).then_some(())
+            },
+        )
+        .await?;
+
+        // The namespace deleted: its resources go, their clusters with them, nothing left.
+        let api = hdi.control_plane.admin(&hdi.secrets);
+        api.cluster_get("lab", "ledger").await?;
+        Api::<k8s_openapi::api::core::v1::Namespace>::all(client.clone())
+            .delete("lab", &DeleteParams::default())
+            .await?;
+        let (_, took) = eventually("the namespace gone", Duration::from_secs(120), || async {
+            Api::<k8s_openapi::api::core::v1::Namespace>::all(client.clone())
+                .get("lab")
+                .await
+                .is_err()
+                .then_some(())
+        })
+        .await?;
+        println!("namespace deleted in {took:?}");
+        anyhow::ensure!(
+            api.cluster_get("lab", "ledger").await.is_err(),
+            "the hdi cluster went with its resource"
+        );
+        Ok(())
+    }
+    .await;
+    if result.is_err() {
+        eprintln!("{}", diagnose(&hdi, std::path::Path::new("/nonexistent")));
+    }
+    result
 }

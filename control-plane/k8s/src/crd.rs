@@ -351,6 +351,8 @@ pub struct HdiJobStatus {
 }
 
 /// `HdiReplicationLink`: a source Kafka cluster mirrored into a target of the same namespace.
+/// Operations are asked for with the annotation `hdi.io/action` (`pause`, `resume`, `promote`,
+/// `failover`, `reverse`), run once.
 #[derive(CustomResource, Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[kube(
     group = "hdi.io",
@@ -404,6 +406,9 @@ pub struct HdiReplicationLinkStatus {
     /// The largest lag in records over the link's partitions (the RPO estimate).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_lag: Option<i64>,
+    /// The last operation an `hdi.io/action` annotation asked for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_operation: Option<LastOperation>,
 }
 
 impl HdiClusterSpec {

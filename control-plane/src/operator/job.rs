@@ -47,6 +47,7 @@ async fn apply(
         ..previous.clone()
     };
     let mut observed = Observed::default();
+    super::cluster::ensure_workspace(context, &namespace).await?;
     let service = &context.service;
     let identity = &context.identity;
     let view = match service.job_get(identity, &namespace, cluster, &name).await {

@@ -1,7 +1,7 @@
 //! The Kubernetes operator (`hdi-control-plane operator`): custom resources as a front door.
 //!
 //! One controller per kind (`HdiCluster` in [`cluster`], `HdiTopic` in [`topic`], `HdiJob` in
-//! [`job`]), each a `kube::runtime::Controller` driven by watches: a resource is reconciled when
+//! [`job`], `HdiReplicationLink` in [`link`]), each a `kube::runtime::Controller` driven by watches: a resource is reconciled when
 //! it (or, for clusters, an object it owns) changes, while its cluster converges (every 2 s), and
 //! otherwise once per [`RESYNC`] from the watch cache, so an idle resource costs no API request
 //! unless its status changed. Every change goes through the same service layer as REST, as the
@@ -18,6 +18,7 @@
 
 pub mod cluster;
 pub mod job;
+pub mod link;
 pub mod topic;
 
 use std::sync::Arc;
@@ -330,7 +331,7 @@ pub async fn run(
         recorder,
     });
     let stop = futures::future::FutureExt::shared(Box::pin(stop));
-    tracing::info!("hdi operator watching HdiCluster, HdiTopic and HdiJob");
+    tracing::info!("hdi operator watching HdiCluster, HdiTopic, HdiJob and HdiReplicationLink");
     let sets: Api<k8s_openapi::api::apps::v1::StatefulSet> = Api::all(context.client.clone());
     tokio::join!(
         run_controller::<hdi_k8s::crd::HdiCluster>(context.clone(), stop.clone(), |c| {
@@ -341,7 +342,8 @@ pub async fn run(
             )
         }),
         run_controller::<hdi_k8s::crd::HdiTopic>(context.clone(), stop.clone(), |c| c),
-        run_controller::<hdi_k8s::crd::HdiJob>(context, stop, |c| c),
+        run_controller::<hdi_k8s::crd::HdiJob>(context.clone(), stop.clone(), |c| c),
+        run_controller::<hdi_k8s::crd::HdiReplicationLink>(context, stop, |c| c),
     );
     Ok(())
 }
