@@ -332,17 +332,16 @@ impl KubeControlPlane {
         Ok(())
     }
 
-    /// A client that authenticates as service account `namespace/name` with a token the API
-    /// server issues (TokenRequest, valid for an hour): it can do only what RBAC grants that
-    /// account. The account must exist.
+    /// A token of service account `namespace/name`, issued by the API server (TokenRequest,
+    /// valid for an hour). The account must exist.
     ///
     /// # Errors
-    /// When the token request fails or the client cannot be built.
-    pub async fn service_account_client(
+    /// When the token request fails.
+    pub async fn service_account_token(
         &self,
         namespace: &str,
         name: &str,
-    ) -> anyhow::Result<kube::Client> {
+    ) -> anyhow::Result<String> {
         use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
         let request = TokenRequest {
             spec: Some(TokenRequestSpec {
@@ -355,10 +354,24 @@ impl KubeControlPlane {
             .create_token_request(name, &PostParams::default(), &request)
             .await
             .with_context(|| format!("cannot get a token for {namespace}/{name}"))?;
-        let token = issued
+        issued
             .status
             .and_then(|status| status.token)
-            .with_context(|| format!("the token request for {namespace}/{name} has no status"))?;
+            .with_context(|| format!("the token request for {namespace}/{name} has no token"))
+    }
+
+    /// A client that authenticates as service account `namespace/name` with a token the API
+    /// server issues ([`service_account_token`](Self::service_account_token)): it can do only
+    /// what RBAC grants that account. The account must exist.
+    ///
+    /// # Errors
+    /// When the token request fails or the client cannot be built.
+    pub async fn service_account_client(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> anyhow::Result<kube::Client> {
+        let token = self.service_account_token(namespace, name).await?;
         let mut config = kube::Config::new(
             self.server()
                 .parse()
@@ -368,6 +381,44 @@ impl KubeControlPlane {
         config.default_namespace = namespace.to_owned();
         config.auth_info.token = Some(token.into());
         kube::Client::try_from(config).context("cannot build a service account client")
+    }
+
+    /// A kubeconfig file (`<dir>/sa-<namespace>-<name>.kubeconfig`, 0600) whose user is service
+    /// account `namespace/name` with a token as [`service_account_client`](Self::service_account_client)'s,
+    /// for a process (`KUBECONFIG`) that must run with exactly that account's grants.
+    ///
+    /// # Errors
+    /// When the token request fails or the file cannot be written.
+    pub async fn service_account_kubeconfig(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> anyhow::Result<PathBuf> {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        let token = self.service_account_token(namespace, name).await?;
+        let config = serde_json::json!({
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [{"name": "hdi-test", "cluster": {
+                "server": self.server(),
+                "certificate-authority": self.ca_file(),
+            }}],
+            "users": [{"name": name, "user": {"token": token}}],
+            "contexts": [{"name": "hdi-test", "context": {
+                "cluster": "hdi-test", "user": name, "namespace": namespace,
+            }}],
+            "current-context": "hdi-test",
+        });
+        let path = self.root.join(format!("sa-{namespace}-{name}.kubeconfig"));
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&path)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        std::io::Write::write_all(&mut file, config.to_string().as_bytes())?;
+        Ok(path)
     }
 
     /// Polls `/readyz` until it answers `ok`.
