@@ -46,6 +46,10 @@ pub struct OperatorFlags {
     /// A node whose last heartbeat is older than this is NotReady (as the control plane's).
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
     pub node_ready_timeout: Duration,
+    /// How often an idle resource is reconciled again from the watch cache (a change or a
+    /// converging cluster is looked at at once).
+    #[arg(long, default_value = "5m", value_parser = humantime::parse_duration)]
+    pub resync: Duration,
 }
 
 /// Flags of `hdi-control-plane serve`, as given.

@@ -92,9 +92,14 @@ async fn operator(flags: OperatorFlags) -> anyhow::Result<()> {
         }
         tracing::info!("stopping the operator");
     };
-    hdi_control_plane::operator::run(Arc::new(service), client, stop)
-        .await
-        .map_err(|e| anyhow::anyhow!("operator: {}", http::error::error_chain(&e)))
+    hdi_control_plane::operator::run(
+        Arc::new(service),
+        client,
+        flags.resync.max(Duration::from_secs(1)),
+        stop,
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("operator: {}", http::error::error_chain(&e)))
 }
 
 fn init_tracing() {

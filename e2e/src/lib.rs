@@ -21,6 +21,7 @@ mod broker;
 mod clients;
 mod cluster;
 mod fleet;
+pub mod hdi_on_kube;
 pub mod kube;
 pub mod kubelet;
 mod postgres;

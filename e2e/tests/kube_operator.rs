@@ -17,187 +17,30 @@
 
 use std::time::Duration;
 
-use hdi_e2e::kubelet::LocalKubelet;
-use hdi_e2e::{
-    ControlPlane, KubeControlPlane, Proc, Secrets, TempDir, bin, eventually, fresh_database,
-    kcat_consume_all, kcat_produce,
+use hdi_e2e::hdi_on_kube::{
+    Hdi, bounded, cluster_resource, condition, diagnose, install_crds, kube_in_three_zones,
+    local_nodes, start_hdi, status,
 };
+use hdi_e2e::{TempDir, eventually, kcat_consume_all, kcat_produce};
+
+/// The operator's log filter in these tests.
+const OPERATOR_LOG: &str = "info,kube=warn";
 use hdi_k8s::crd::{HdiCluster, HdiJob, HdiReplicationLink, HdiTopic};
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{Node, PersistentVolumeClaim, Pod, Secret, Service};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::Client;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
-use kube::{Client, CustomResourceExt as _};
 use serde_json::{Value, json};
-
-/// Applies the CRDs and waits until the API serves them.
-async fn install_crds(client: &Client) -> anyhow::Result<()> {
-    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
-    for crd in [
-        HdiCluster::crd(),
-        HdiTopic::crd(),
-        HdiJob::crd(),
-        HdiReplicationLink::crd(),
-    ] {
-        let name = crd.metadata.name.clone().unwrap();
-        api.patch(
-            &name,
-            &PatchParams::apply("test").force(),
-            &Patch::Apply(&crd),
-        )
-        .await?;
-        eventually(
-            &format!("CRD {name} established"),
-            Duration::from_secs(30),
-            || {
-                let api = api.clone();
-                let name = name.clone();
-                async move {
-                    let crd = api.get(&name).await.ok()?;
-                    crd.status?
-                        .conditions?
-                        .iter()
-                        .any(|c| c.type_ == "Established" && c.status == "True")
-                        .then_some(())
-                }
-            },
-        )
-        .await?;
-    }
-    Ok(())
-}
-
-/// The control plane (Kubernetes provisioner) and the operator on a fresh database.
-struct Hdi {
-    control_plane: ControlPlane,
-    operator: Proc,
-    secrets: Secrets,
-    _dir: TempDir,
-}
-
-async fn start_hdi(kube: &KubeControlPlane, tag: &str) -> Hdi {
-    let database_url = fresh_database().await;
-    let dir = TempDir::new(tag);
-    let secrets = Secrets::create(dir.path());
-    let ports = hdi_test_support::ports::range(60);
-    let ports = format!("{}-{}", ports.start(), ports.end());
-    let kubeconfig = kube.kubeconfig();
-    // Pods reach the control plane on loopback (the stand-in kubelet runs them here); its own
-    // address is known only once it listens, so it is given as a fixed free port.
-    let listen = hdi_test_support::ports::loopback();
-    let url = format!("http://{listen}");
-    let control_plane = ControlPlane::start_with_env(
-        &database_url,
-        &secrets,
-        &listen,
-        &[
-            "--provisioner",
-            "kubernetes",
-            "--kubernetes-control-plane-url",
-            &url,
-            "--workload-ports",
-            &ports,
-            "--reconcile-interval",
-            "300ms",
-        ],
-        &[("KUBECONFIG", kubeconfig.as_os_str())],
-    );
-    let operator = Proc::spawn(
-        "hdi-operator",
-        std::process::Command::new(bin("hdi-control-plane"))
-            .arg("operator")
-            .env("DATABASE_URL", &database_url)
-            .env("KUBECONFIG", &kubeconfig)
-            .env("RUST_LOG", "info,kube=warn"),
-    );
-    Hdi {
-        control_plane,
-        operator,
-        secrets,
-        _dir: dir,
-    }
-}
-
-/// The tails of the operator's, the control plane's and every stand-in container's output.
-fn diagnose(hdi: &Hdi, root: &std::path::Path) -> String {
-    let tail = |lines: Vec<String>| lines[lines.len().saturating_sub(40)..].join("\n");
-    let mut out = format!(
-        "--- operator ---\n{}\n--- control plane ---\n{}\n",
-        tail(hdi.operator.lines()),
-        tail(hdi.control_plane.proc.lines())
-    );
-    for entry in walk(root) {
-        if entry.file_name().is_some_and(|n| n == "container.log") {
-            let text = std::fs::read_to_string(&entry).unwrap_or_default();
-            let lines: Vec<String> = text.lines().map(str::to_owned).collect();
-            out.push_str(&format!("--- {} ---\n{}\n", entry.display(), tail(lines)));
-        }
-    }
-    out
-}
-
-fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            out.extend(walk(&path));
-        } else {
-            out.push(path);
-        }
-    }
-    out
-}
-
-/// Runs a blocking client call with a deadline.
-async fn bounded<T: Send + 'static>(
-    what: &str,
-    call: impl FnOnce() -> T + Send + 'static,
-) -> anyhow::Result<T> {
-    tokio::time::timeout(Duration::from_secs(60), tokio::task::spawn_blocking(call))
-        .await
-        .map_err(|_| anyhow::anyhow!("{what} took over 60 s"))?
-        .map_err(|e| anyhow::anyhow!("{what}: {e}"))
-}
-
-fn cluster_resource(name: &str, brokers: u32) -> Value {
-    json!({
-        "apiVersion": "hdi.io/v1alpha1",
-        "kind": "HdiCluster",
-        "metadata": {"name": name},
-        "spec": {
-            "kind": "kafka",
-            "nodePools": [{"name": "brokers", "role": "broker", "replicas": brokers, "storageGiB": 5}],
-            "security": {"tls": false, "authentication": [], "authorization": false},
-        },
-    })
-}
-
-async fn status(api: &Api<HdiCluster>, name: &str) -> Option<Value> {
-    let object = api.get(name).await.ok()?;
-    serde_json::to_value(object.status?).ok()
-}
-
-fn condition<'a>(status: &'a Value, type_: &str) -> Option<&'a Value> {
-    status["conditions"]
-        .as_array()?
-        .iter()
-        .find(|c| c["type"] == type_)
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_hdi_cluster_becomes_its_objects_and_goes_away_with_them() -> anyhow::Result<()> {
-    let kube = KubeControlPlane::builder()
-        .with_controllers()
-        .with_kwok_nodes(&["zone-a", "zone-b", "zone-c"])
-        .start()
-        .await?;
+    let kube = kube_in_three_zones().await?;
     let client = kube.client();
     install_crds(&client).await?;
     kube.create_namespace("bank").await?;
-    let hdi = start_hdi(&kube, "kube-api-tier").await;
+    let hdi = start_hdi(&kube, "kube-api-tier", OPERATOR_LOG).await;
     let result = api_tier(&client, &hdi).await;
     if result.is_err() {
         eprintln!("{}", diagnose(&hdi, std::path::Path::new("/nonexistent")));
@@ -350,8 +193,10 @@ async fn api_tier(client: &Client, hdi: &Hdi) -> anyhow::Result<()> {
         Duration::from_secs(30),
         || async {
             let status = status(&clusters, "payments").await?;
+            // kwok's pods are ready as far as Kubernetes knows; no broker runs in them.
             (status["observedGeneration"] == 1
-                && condition(&status, "Reconciling")?["status"] == "True")
+                && condition(&status, "Reconciling")?["status"] == "True"
+                && condition(&status, "PodsReady")?["status"] == "True")
                 .then_some(status)
         },
     )
@@ -415,46 +260,13 @@ async fn api_tier(client: &Client, hdi: &Hdi) -> anyhow::Result<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_kafka_cluster_and_topic_from_resources_serve_clients() -> anyhow::Result<()> {
-    let kube = KubeControlPlane::builder()
-        .with_controllers()
-        .with_kwok_nodes(&["zone-a", "zone-b", "zone-c"])
-        .start()
-        .await?;
+    let kube = kube_in_three_zones().await?;
     let client = kube.client();
-    // Pods go to the stand-in nodes only: kwok's (kept for the claims they provision) are
-    // tainted.
-    let nodes: Api<Node> = Api::all(client.clone());
-    for node in kube.kwok_nodes() {
-        nodes
-            .patch(
-                node,
-                &PatchParams::default(),
-                &Patch::Merge(json!({"spec": {"taints": [
-                    {"key": "hdi.io/fake", "value": "true", "effect": "NoSchedule"}
-                ]}})),
-            )
-            .await?;
-    }
     let root = TempDir::new("kube-full-path");
-    let bin_dir = bin("hdi-node-agent").parent().unwrap().to_owned();
-    let mut kubelets = Vec::new();
-    for zone in ["zone-a", "zone-b", "zone-c"] {
-        let name = format!("local-{zone}");
-        kubelets.push(
-            LocalKubelet::start(
-                client.clone(),
-                &name,
-                zone,
-                &bin_dir,
-                &root.path().join(&name),
-                &root.path().join("volumes"),
-            )
-            .await?,
-        );
-    }
+    let kubelets = local_nodes(&kube, root.path()).await?;
     install_crds(&client).await?;
     kube.create_namespace("bank").await?;
-    let hdi = start_hdi(&kube, "kube-full-path").await;
+    let hdi = start_hdi(&kube, "kube-full-path", OPERATOR_LOG).await;
     let result = full_path(&client).await;
     if result.is_err() {
         eprintln!("{}", diagnose(&hdi, root.path()));
@@ -526,6 +338,38 @@ async fn full_path(client: &Client) -> anyhow::Result<()> {
         "consumed {} records, not the 200 produced",
         got.len()
     );
+
+    // confluent-kafka too (its own librdkafka), at the same bootstrap address.
+    let script = format!(
+        "from confluent_kafka import Producer, Consumer\n\
+         p = Producer({{'bootstrap.servers': '{bootstrap}', 'acks': 'all'}})\n\
+         for i in range(50): p.produce('payments', value=('{{\"id\":%d,\"account\":\"py\",\"amount\":1.0}}' % (1000 + i)).encode())\n\
+         assert p.flush(30) == 0\n\
+         c = Consumer({{'bootstrap.servers': '{bootstrap}', 'group.id': 'py', 'auto.offset.reset': 'earliest'}})\n\
+         c.subscribe(['payments'])\n\
+         n = 0\n\
+         import time\n\
+         deadline = time.time() + 60\n\
+         while n < 250 and time.time() < deadline:\n\
+         \x20   m = c.poll(1.0)\n\
+         \x20   if m is not None and m.error() is None: n += 1\n\
+         c.close()\n\
+         print(n)\n"
+    );
+    let out = bounded("confluent-kafka", move || {
+        hdi_e2e::client_command(hdi_e2e::test_python())
+            .args(["-c", &script])
+            .output()
+    })
+    .await??;
+    anyhow::ensure!(
+        out.status.success() && String::from_utf8_lossy(&out.stdout).trim() == "250",
+        "confluent-kafka read {:?} records: {}",
+        String::from_utf8_lossy(&out.stdout).trim(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    expected.extend((1000..1050).map(|i| format!(r#"{{"id":{i},"account":"py","amount":1.0}}"#)));
+    expected.sort();
 
     // A Spark cluster and a job from resources: it reads the topic and writes the large
     // payments to another, which kcat reads back.
@@ -605,6 +449,44 @@ async fn full_path(client: &Client) -> anyhow::Result<()> {
         condition(&job, "Ready").is_some_and(|c| c["status"] == "True"),
         "the job's resource says it runs: {job:#}"
     );
+
+    // A resize the cluster cannot take (2 brokers: below the metadata quorum) is refused and
+    // shown; everything else keeps running, and asking for 3 again clears it.
+    clusters
+        .patch(
+            "payments",
+            &PatchParams::apply("test"),
+            &Patch::Apply(&cluster_resource("payments", 2)),
+        )
+        .await?;
+    let (blocked, _) = eventually("ScaleDownBlocked", Duration::from_secs(30), || async {
+        let status = status(&clusters, "payments").await?;
+        let blocked = condition(&status, "ScaleDownBlocked")?;
+        (blocked["status"] == "True").then(|| status.clone())
+    })
+    .await?;
+    anyhow::ensure!(
+        condition(&blocked, "Ready").is_some_and(|c| c["status"] == "False"),
+        "a refused resize is not Ready: {blocked:#}"
+    );
+    clusters
+        .patch(
+            "payments",
+            &PatchParams::apply("test"),
+            &Patch::Apply(&cluster_resource("payments", 3)),
+        )
+        .await?;
+    eventually(
+        "ScaleDownBlocked cleared",
+        Duration::from_secs(30),
+        || async {
+            let status = status(&clusters, "payments").await?;
+            (condition(&status, "ScaleDownBlocked")?["status"] == "False"
+                && condition(&status, "Ready")?["status"] == "True")
+                .then_some(())
+        },
+    )
+    .await?;
 
     // 3 -> 4 -> 3: the new broker's pod joins and takes partitions; the way back drains it
     // first (spec.drain), then the StatefulSet shrinks.
@@ -693,15 +575,11 @@ async fn full_path(client: &Client) -> anyhow::Result<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn bad_references_an_api_server_restart_and_a_deleted_namespace() -> anyhow::Result<()> {
-    let mut kube = KubeControlPlane::builder()
-        .with_controllers()
-        .with_kwok_nodes(&["zone-a", "zone-b", "zone-c"])
-        .start()
-        .await?;
+    let mut kube = kube_in_three_zones().await?;
     let client = kube.client();
     install_crds(&client).await?;
     kube.create_namespace("lab").await?;
-    let hdi = start_hdi(&kube, "kube-faults").await;
+    let hdi = start_hdi(&kube, "kube-faults", OPERATOR_LOG).await;
     let result = async {
         let topics: Api<HdiTopic> = Api::namespaced(client.clone(), "lab");
         let clusters: Api<HdiCluster> = Api::namespaced(client.clone(), "lab");

@@ -125,6 +125,9 @@ pub fn run_bench(args: BenchArgs) -> anyhow::Result<()> {
             skip_hdi: args.skip_hdi,
         });
     }
+    if args.what == "kubernetes" {
+        return crate::bench_kubernetes::run_bench();
+    }
     if args.what == "georep" {
         run(
             "cargo build --release",
@@ -134,7 +137,7 @@ pub fn run_bench(args: BenchArgs) -> anyhow::Result<()> {
     }
     if args.what != "broker" {
         bail!(
-            "unknown benchmark {:?}: try `cargo xtask bench broker`, `cargo xtask bench control-plane`, `cargo xtask bench executor` or `cargo xtask bench georep`",
+            "unknown benchmark {:?}: try `cargo xtask bench broker`, `cargo xtask bench control-plane`, `cargo xtask bench executor`, `cargo xtask bench georep` or `cargo xtask bench kubernetes`",
             args.what
         );
     }

@@ -14,7 +14,8 @@
 //!   `bench control-plane`: PUT-to-Running, a resize with a rebalance, and API latency over 1,000
 //!   stored clusters; `bench executor`: hdi-executor against Spark Structured Streaming on one
 //!   windowed query; `bench broker --security`: the cost of TLS and SASL; `bench georep`: cluster
-//!   links against MirrorMaker 2.
+//!   links against MirrorMaker 2; `bench kubernetes`: `HdiCluster` apply to Ready, 500 topics,
+//!   the operator's idle API requests.
 //! - `kube-bin [--regenerate]`: build (once per machine and version, under `target/k8s/`) the
 //!   real Kubernetes control plane the tests start: kube-apiserver, etcd,
 //!   kube-controller-manager, kube-scheduler and kwok, from Go modules.
@@ -26,6 +27,7 @@ mod bench_cluster;
 mod bench_control_plane;
 mod bench_executor;
 mod bench_georep;
+mod bench_kubernetes;
 mod bench_security;
 mod chaos;
 mod codegen;

@@ -3,19 +3,22 @@
 //! change it), and the cluster's state is written back as kstatus conditions, pool counts,
 //! endpoints (the CA certificate in a Secret `hdi-<name>-ca`) and the latest operation.
 //! StatefulSets and Services the cluster runs as are owned by the resource, so the controller
-//! also wakes when they change.
+//! also wakes when they change; the condition `PodsReady` says how many of their pods
+//! Kubernetes reports ready.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use hdi_api::{ClusterState, ErrorCode};
 use hdi_k8s::crd::{Endpoints, HdiCluster, HdiClusterStatus, LastOperation, PoolStatus};
+use k8s_openapi::api::apps::v1::StatefulSet;
+use kube::api::ListParams;
 use kube::runtime::controller::Action;
 use kube::{Api, Resource as _, ResourceExt as _};
 
 use super::{
-    Context, Observed, OperatorError, PROGRESS, RESYNC, Reconciled, conditions, refusal,
-    same_conditions, write_status,
+    Context, Observed, OperatorError, PROGRESS, Reconciled, conditions, refusal, same_conditions,
+    write_status,
 };
 use crate::model::K8sOwner;
 use crate::service::{ManagedSpec, ServiceError};
@@ -262,6 +265,25 @@ async fn apply(
             context.event(object, true, reason, message.clone()).await;
         }
     }
+    // What Kubernetes says of the pods, beside what the brokers and driver answer.
+    let sets: Api<StatefulSet> = Api::namespaced(context.client.clone(), &namespace);
+    let selector = format!("{}={name}", hdi_k8s::CLUSTER_LABEL);
+    let (mut desired, mut ready) = (0, 0);
+    for set in sets.list(&ListParams::default().labels(&selector)).await? {
+        desired += set.spec.replicas.unwrap_or(0);
+        ready += set.status.and_then(|s| s.ready_replicas).unwrap_or(0);
+    }
+    observed.extra.push((
+        "PodsReady".to_owned(),
+        desired > 0 && ready == desired,
+        if ready == desired {
+            "PodsReady"
+        } else {
+            "PodsNotReady"
+        }
+        .to_owned(),
+        format!("{ready}/{desired} pods ready"),
+    ));
     observed.extra.push(match &blocked {
         Some((reason, message)) => (
             "ScaleDownBlocked".to_owned(),
@@ -302,7 +324,7 @@ async fn apply(
     Ok(if converging || blocked.is_some() {
         Action::requeue(PROGRESS)
     } else {
-        Action::requeue(RESYNC)
+        Action::requeue(context.resync)
     })
 }
 

@@ -12,8 +12,8 @@ use kube::runtime::controller::Action;
 use kube::{Api, ResourceExt as _};
 
 use super::{
-    Context, Observed, OperatorError, PROGRESS, RESYNC, Reconciled, cluster_going, conditions,
-    refusal, same_conditions, write_status,
+    Context, Observed, OperatorError, PROGRESS, Reconciled, cluster_going, conditions, refusal,
+    same_conditions, write_status,
 };
 use crate::model::JobRunState;
 use crate::service::{JobInput, ServiceError};
@@ -79,7 +79,7 @@ async fn apply(
         }
         Err(other) => Err(other),
     };
-    let mut again = RESYNC;
+    let mut again = context.resync;
     match view {
         Ok(view) => {
             let state = view.status.state;

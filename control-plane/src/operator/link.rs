@@ -14,8 +14,8 @@ use kube::runtime::controller::Action;
 use kube::{Api, ResourceExt as _};
 
 use super::{
-    Context, Observed, OperatorError, PROGRESS, RESYNC, Reconciled, cluster_going, conditions,
-    refusal, same_conditions, write_status,
+    Context, Observed, OperatorError, PROGRESS, Reconciled, cluster_going, conditions, refusal,
+    same_conditions, write_status,
 };
 use crate::model::{LinkFilters, OperationKind};
 use crate::service::{LinkInput, ServiceError};
@@ -78,7 +78,7 @@ async fn apply(
         },
         sync_configs: true,
     };
-    let mut again = RESYNC;
+    let mut again = context.resync;
     let mut refused: Option<(String, String)> = None;
     match service.link_put(identity, &namespace, &name, input).await {
         Ok((_, created)) => {

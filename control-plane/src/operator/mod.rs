@@ -3,7 +3,7 @@
 //! One controller per kind (`HdiCluster` in [`cluster`], `HdiTopic` in [`topic`], `HdiJob` in
 //! [`job`], `HdiReplicationLink` in [`link`]), each a `kube::runtime::Controller` driven by watches: a resource is reconciled when
 //! it (or, for clusters, an object it owns) changes, while its cluster converges (every 2 s), and
-//! otherwise once per [`RESYNC`] from the watch cache, so an idle resource costs no API request
+//! otherwise once per resync period (`--resync`, [`RESYNC`] by default) from the watch cache, so an idle resource costs no API request
 //! unless its status changed. Every change goes through the same service layer as REST, as the
 //! built-in identity [`crate::service::OPERATOR_USER`]; a resource's namespace is the hdi
 //! workspace (created if missing) and its name the cluster's, topic's or job's name there.
@@ -46,7 +46,7 @@ pub const FINALIZER: &str = "hdi.io/cleanup";
 /// The field manager of status writes.
 pub const STATUS_MANAGER: &str = "hdi-operator/status";
 
-/// How often an idle resource is reconciled from the watch cache.
+/// How often an idle resource is reconciled from the watch cache, by default.
 pub const RESYNC: Duration = Duration::from_secs(300);
 
 /// How often a converging resource is looked at.
@@ -62,6 +62,8 @@ pub struct Context {
     pub client: Client,
     /// Where events go.
     pub recorder: Recorder,
+    /// How often an idle resource is looked at again.
+    pub resync: Duration,
 }
 
 impl Context {
@@ -314,6 +316,7 @@ pub fn same_conditions(a: &[Condition], b: &[Condition]) -> bool {
 pub async fn run(
     service: Arc<Service>,
     client: Client,
+    resync: Duration,
     stop: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) -> Result<(), ServiceError> {
     let identity = service.operator_identity().await?;
@@ -329,6 +332,7 @@ pub async fn run(
         identity,
         client,
         recorder,
+        resync,
     });
     let stop = futures::future::FutureExt::shared(Box::pin(stop));
     tracing::info!("hdi operator watching HdiCluster, HdiTopic, HdiJob and HdiReplicationLink");

@@ -14,8 +14,8 @@ use kube::runtime::controller::Action;
 use kube::{Api, ResourceExt as _};
 
 use super::{
-    Context, Observed, OperatorError, PROGRESS, RESYNC, Reconciled, cluster_going, conditions,
-    refusal, same_conditions, write_status,
+    Context, Observed, OperatorError, PROGRESS, Reconciled, cluster_going, conditions, refusal,
+    same_conditions, write_status,
 };
 use crate::service::{ServiceError, TopicInput, TopicPatchInput};
 
@@ -138,7 +138,7 @@ async fn apply(
         Ok(())
     }
     .await;
-    let mut again = RESYNC;
+    let mut again = context.resync;
     match result {
         Ok(()) => {
             observed.ready = true;
