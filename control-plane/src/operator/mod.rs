@@ -132,8 +132,15 @@ pub async fn run_controller<K: Reconciled>(
     .graceful_shutdown_on(stop)
     .run(reconcile::<K>, error_policy::<K>, context)
     .for_each(|result| async move {
-        if let Err(error) = result {
-            tracing::debug!(%error, kind = %K::kind(&()), "reconcile");
+        match result {
+            // A watch that failed (the API server away, an expired resource version: the
+            // watcher lists again by itself) is worth seeing; reconcile failures are logged by
+            // the error policy.
+            Err(kube::runtime::controller::Error::QueueError(error)) => {
+                tracing::warn!(%error, kind = %K::kind(&()), "watch failed; listing again");
+            }
+            Err(error) => tracing::debug!(%error, kind = %K::kind(&()), "reconcile"),
+            Ok(_) => {}
         }
     })
     .await;
