@@ -6,14 +6,13 @@
 
 use std::sync::Arc;
 
-use hdi_api::ErrorCode;
 use hdi_k8s::crd::{HdiJob, HdiJobStatus};
 use kube::runtime::controller::Action;
 use kube::{Api, ResourceExt as _};
 
 use super::{
-    Context, Observed, OperatorError, PROGRESS, Reconciled, cluster_going, conditions, refusal,
-    same_conditions, write_status,
+    Context, Observed, OperatorError, PROGRESS, Reconciled, cluster_going, conditions, deleted,
+    failed, same_conditions, write_status,
 };
 use crate::model::JobRunState;
 use crate::service::{JobInput, ServiceError};
@@ -102,30 +101,11 @@ async fn apply(
                 again = std::time::Duration::from_secs(30);
             }
         }
-        Err(ServiceError::Conflict {
-            code: ErrorCode::ClusterNotReady,
-            message,
-        })
-        | Err(ServiceError::Unreachable { message, .. }) => {
-            observed.reconciling = true;
-            observed.reason = "ClusterNotReady".to_owned();
-            observed.message = message;
-            again = PROGRESS * 2;
+        Err(error) => {
+            let new_generation = previous.observed_generation != generation;
+            (observed, again) =
+                failed(context, object, &previous.conditions, new_generation, error).await?;
         }
-        Err(error) => match refusal(&error) {
-            Some((reason, message)) => {
-                observed.stalled = true;
-                again = std::time::Duration::from_secs(30);
-                if previous.observed_generation != generation
-                    || !previous.conditions.iter().any(|c| c.reason == reason)
-                {
-                    context.event(object, true, &reason, message.clone()).await;
-                }
-                observed.reason = reason;
-                observed.message = message;
-            }
-            None => return Err(error.into()),
-        },
     }
     status.conditions = conditions(&observed, generation, &previous.conditions);
     let unchanged = status.observed_generation == previous.observed_generation
@@ -146,18 +126,8 @@ async fn cleanup(object: &HdiJob, context: &Context) -> Result<Action, OperatorE
         return Ok(Action::await_change());
     }
     let name = object.name_any();
-    match context
+    let delete = context
         .service
-        .job_delete(&context.identity, &namespace, cluster, &name)
-        .await
-    {
-        Ok(()) => {
-            context
-                .event(object, false, "Deleted", format!("job {name} deleted"))
-                .await;
-            Ok(Action::await_change())
-        }
-        Err(ServiceError::NotFound { .. }) => Ok(Action::await_change()),
-        Err(error) => Err(OperatorError::Waiting(error.to_string())),
-    }
+        .job_delete(&context.identity, &namespace, cluster, &name);
+    deleted(context, object, format!("job {name}"), delete).await
 }

@@ -14,8 +14,8 @@ use kube::runtime::controller::Action;
 use kube::{Api, ResourceExt as _};
 
 use super::{
-    Context, Observed, OperatorError, PROGRESS, Reconciled, cluster_going, conditions, refusal,
-    same_conditions, write_status,
+    Context, Observed, OperatorError, PROGRESS, Reconciled, STALLED_RETRY, cluster_going,
+    conditions, deleted, refusal, same_conditions, stall, write_status,
 };
 use crate::model::{LinkFilters, OperationKind};
 use crate::service::{LinkInput, ServiceError};
@@ -206,18 +206,17 @@ async fn apply(
         Err(other) => return Err(other.into()),
     }
     if let Some((reason, message)) = refused {
-        observed = Observed {
-            stalled: true,
-            reason: reason.clone(),
-            message: message.clone(),
-            ..Observed::default()
-        };
-        again = std::time::Duration::from_secs(30);
-        if previous.observed_generation != generation
-            || !previous.conditions.iter().any(|c| c.reason == reason)
-        {
-            context.event(object, true, &reason, message).await;
-        }
+        let new_generation = previous.observed_generation != generation;
+        observed = stall(
+            context,
+            object,
+            &previous.conditions,
+            new_generation,
+            reason,
+            message,
+        )
+        .await;
+        again = STALLED_RETRY;
     }
     status.conditions = conditions(&observed, generation, &previous.conditions);
     let unchanged = status.observed_generation == previous.observed_generation
@@ -238,25 +237,10 @@ async fn cleanup(object: &HdiReplicationLink, context: &Context) -> Result<Actio
         return Ok(Action::await_change());
     }
     let name = object.name_any();
-    match context
+    let delete = context
         .service
-        .link_delete(&context.identity, &namespace, &name)
-        .await
-    {
-        Ok(()) => {
-            context
-                .event(
-                    object,
-                    false,
-                    "Deleted",
-                    format!("replication link {name} deleted"),
-                )
-                .await;
-            Ok(Action::await_change())
-        }
-        Err(ServiceError::NotFound { .. }) => Ok(Action::await_change()),
-        Err(error) => Err(OperatorError::Waiting(error.to_string())),
-    }
+        .link_delete(&context.identity, &namespace, &name);
+    deleted(context, object, format!("replication link {name}"), delete).await
 }
 
 #[cfg(test)]

@@ -359,6 +359,90 @@ pub async fn run(
     Ok(())
 }
 
+/// How often a `Stalled` resource is looked at again (its cluster may appear): never a hot loop.
+pub const STALLED_RETRY: Duration = Duration::from_secs(30);
+
+/// `Stalled` with `reason`; the Warning event is recorded once per reason and generation.
+pub async fn stall<K: Reconciled>(
+    context: &Context,
+    object: &K,
+    previous: &[Condition],
+    new_generation: bool,
+    reason: String,
+    message: String,
+) -> Observed {
+    if new_generation || !previous.iter().any(|c| c.reason == reason) {
+        context.event(object, true, &reason, message.clone()).await;
+    }
+    Observed {
+        stalled: true,
+        reason,
+        message,
+        ..Observed::default()
+    }
+}
+
+/// What a failed service call means for a topic or job: its cluster not serving yet is
+/// `Reconciling` (looked at again soon), a refusal is `Stalled` ([`stall`]); anything else is an
+/// error the controller retries. Returns the observation and when to look again.
+///
+/// # Errors
+/// The failure is not the resource's.
+pub async fn failed<K: Reconciled>(
+    context: &Context,
+    object: &K,
+    previous: &[Condition],
+    new_generation: bool,
+    error: ServiceError,
+) -> Result<(Observed, Duration), OperatorError> {
+    match error {
+        ServiceError::Conflict {
+            code: hdi_api::ErrorCode::ClusterNotReady,
+            message,
+        }
+        | ServiceError::Unreachable { message, .. } => Ok((
+            Observed {
+                reconciling: true,
+                reason: "ClusterNotReady".to_owned(),
+                message,
+                ..Observed::default()
+            },
+            PROGRESS * 2,
+        )),
+        error => match refusal(&error) {
+            Some((reason, message)) => Ok((
+                stall(context, object, previous, new_generation, reason, message).await,
+                STALLED_RETRY,
+            )),
+            None => Err(error.into()),
+        },
+    }
+}
+
+/// The end of a cleanup: `delete` (the service call that removes what the resource made)
+/// done or already done lets the resource go, with a `Deleted` event naming `what`; a failure
+/// keeps its finalizer and is retried.
+///
+/// # Errors
+/// [`OperatorError::Waiting`] when the deletion failed.
+pub async fn deleted<K: Reconciled>(
+    context: &Context,
+    object: &K,
+    what: String,
+    delete: impl std::future::Future<Output = Result<(), ServiceError>>,
+) -> Result<Action, OperatorError> {
+    match delete.await {
+        Ok(()) => {
+            context
+                .event(object, false, "Deleted", format!("{what} deleted"))
+                .await;
+            Ok(Action::await_change())
+        }
+        Err(ServiceError::NotFound { .. }) => Ok(Action::await_change()),
+        Err(error) => Err(OperatorError::Waiting(error.to_string())),
+    }
+}
+
 /// A refusal of the service as a condition's `(reason, message)`: the reason is the stable
 /// error code's CamelCase name (`ErrorCode`'s variant), `InvalidSpec` for a field or SQL the
 /// service refused. `None` for failures that are not the resource's fault (retried).

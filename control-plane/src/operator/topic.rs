@@ -8,13 +8,12 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use hdi_api::ErrorCode;
 use hdi_k8s::crd::{HdiTopic, HdiTopicStatus};
 use kube::runtime::controller::Action;
 use kube::{Api, ResourceExt as _};
 
 use super::{
-    Context, Observed, OperatorError, PROGRESS, Reconciled, cluster_going, conditions, refusal,
+    Context, Observed, OperatorError, Reconciled, cluster_going, conditions, deleted, failed,
     same_conditions, write_status,
 };
 use crate::service::{ServiceError, TopicInput, TopicPatchInput};
@@ -145,32 +144,11 @@ async fn apply(
             observed.reason = "Created".to_owned();
             observed.message = format!("topic {topic} of cluster {cluster}");
         }
-        // The cluster is not up yet: not the resource's fault, keep looking.
-        Err(ServiceError::Conflict {
-            code: ErrorCode::ClusterNotReady,
-            message,
-        })
-        | Err(ServiceError::Unreachable { message, .. }) => {
-            observed.reconciling = true;
-            observed.reason = "ClusterNotReady".to_owned();
-            observed.message = message;
-            again = PROGRESS * 2;
+        Err(error) => {
+            let new_generation = previous.observed_generation != generation;
+            (observed, again) =
+                failed(context, object, &previous.conditions, new_generation, error).await?;
         }
-        Err(error) => match refusal(&error) {
-            Some((reason, message)) => {
-                observed.stalled = true;
-                // A missing cluster may appear: look again now and then, not in a hot loop.
-                again = std::time::Duration::from_secs(30);
-                if previous.observed_generation != generation
-                    || !previous.conditions.iter().any(|c| c.reason == reason)
-                {
-                    context.event(object, true, &reason, message.clone()).await;
-                }
-                observed.reason = reason;
-                observed.message = message;
-            }
-            None => return Err(error.into()),
-        },
     }
     status.conditions = conditions(&observed, generation, &previous.conditions);
     let unchanged = status.observed_generation == previous.observed_generation
@@ -191,20 +169,10 @@ async fn cleanup(object: &HdiTopic, context: &Context) -> Result<Action, Operato
         return Ok(Action::await_change());
     }
     let topic = topic_name(object);
-    match context
+    let delete = context
         .service
-        .topic_delete(&context.identity, &namespace, cluster, &topic)
-        .await
-    {
-        Ok(()) => {
-            context
-                .event(object, false, "Deleted", format!("topic {topic} deleted"))
-                .await;
-            Ok(Action::await_change())
-        }
-        Err(ServiceError::NotFound { .. }) => Ok(Action::await_change()),
-        Err(error) => Err(OperatorError::Waiting(error.to_string())),
-    }
+        .topic_delete(&context.identity, &namespace, cluster, &topic);
+    deleted(context, object, format!("topic {topic}"), delete).await
 }
 
 #[cfg(test)]
