@@ -19,6 +19,7 @@ mod job;
 mod kafka_user;
 mod link;
 mod node;
+mod portal;
 mod topic;
 
 use axum::Router;
@@ -171,7 +172,8 @@ pub fn router(state: AppState) -> Router {
             "/openapi.json",
             get(|| async { ([("content-type", "application/json")], json) }),
         )
-        .fallback(|| async { ApiError::route_not_found() })
+        // Pages and files of the web portal; anything else is the API's not-found problem.
+        .fallback(portal::fallback)
         .method_not_allowed_fallback(|| async {
             ApiError::new(
                 StatusCode::METHOD_NOT_ALLOWED,
