@@ -16,6 +16,9 @@
 //!   windowed query; `bench broker --security`: the cost of TLS and SASL; `bench georep`: cluster
 //!   links against MirrorMaker 2; `bench kubernetes`: `HdiCluster` apply to Ready, 500 topics,
 //!   the operator's idle API requests.
+//! - `portal`: build the web portal (`portal/`: npm ci, API types from `openapi/hdi.json`, tsc,
+//!   vite build into the checked-in `portal/dist/`, Vitest); a test fails when the checked-in
+//!   build is stale.
 //! - `kube-bin [--regenerate]`: build (once per machine and version, under `target/k8s/`) the
 //!   real Kubernetes control plane the tests start: kube-apiserver, etcd,
 //!   kube-controller-manager, kube-scheduler and kwok, from Go modules.
@@ -33,6 +36,7 @@ mod chaos;
 mod codegen;
 mod image;
 mod kube_bin;
+mod portal;
 mod postgres;
 mod sys;
 mod test;
@@ -62,6 +66,8 @@ enum Command {
     Test(test::TestArgs),
     /// Regenerate checked-in generated files (OpenAPI document, sqlx offline data in `.sqlx/`).
     Codegen,
+    /// Build the web portal (`portal/dist`, `portal/src/api/hdi.d.ts`) and run its unit tests.
+    Portal,
     /// Write the OCI image `hdi:<version>` (an image layout in target/image) of the binaries.
     Image(image::ImageArgs),
     /// Benchmarks against named peers (`broker`: hdi-broker vs tansu; `control-plane`: cluster
@@ -89,6 +95,7 @@ fn main() -> ExitCode {
         Command::Up(args) => up::run(args, &shutdown),
         Command::Test(args) => test::run(args),
         Command::Codegen => codegen::run_codegen(),
+        Command::Portal => portal::run_portal(),
         Command::Image(args) => image::run(args),
         Command::Bench(args) => bench::run_bench(args),
         Command::Chaos(args) => chaos::run_chaos(args),

@@ -137,7 +137,8 @@ fn run_steps(args: &TestArgs, steps: &mut Steps) -> anyhow::Result<()> {
             .env("HDI_TEST_HELM", &tools.helm)
             .env("HDI_TEST_KUBECTL", &tools.kubectl)
             .env("HDI_TEST_KUBERNETES_VALIDATE", &tools.kubernetes_validate)
-            .env("HDI_TEST_K8S_BIN", &k8s_bin);
+            .env("HDI_TEST_K8S_BIN", &k8s_bin)
+            .env("HDI_TEST_CHROMIUM", &tools.chromium);
         run_command("the test suite", &mut command)
     })?;
     if args.filter.is_empty() {

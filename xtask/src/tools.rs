@@ -42,6 +42,8 @@ pub struct TestTools {
     pub kubectl: PathBuf,
     /// `HDI_TEST_KUBERNETES_VALIDATE`: the venv's `kubernetes-validate`.
     pub kubernetes_validate: PathBuf,
+    /// `HDI_TEST_CHROMIUM`: Debian's Chromium, which the portal's browser tests drive.
+    pub chromium: PathBuf,
 }
 
 /// Installs (when missing) what building hdi needs beyond Rust: OpenSSL's headers and
@@ -74,6 +76,13 @@ pub fn ensure(dir: &Path) -> anyhow::Result<TestTools> {
         apt_install(&["kcat"])?;
     }
     ensure_image_tools()?;
+    if which("chromium").is_none() {
+        eprintln!("xtask: installing chromium (Debian), for the portal's browser tests");
+        apt_install(&["chromium"])?;
+    }
+    let chromium = which("chromium").context("chromium is not installed")?;
+    // The portal's npm packages (Vite, Vitest, Playwright without its browsers), in portal/.
+    crate::portal::ensure_node_modules()?;
     let venv = dir.join("venv");
     let python = venv.join("bin/python");
     let stamp = venv.join(".hdi-packages");
@@ -123,6 +132,7 @@ pub fn ensure(dir: &Path) -> anyhow::Result<TestTools> {
     let helm = helm(&dir.join("helm"))?;
     let kubectl = dir.join("helm").join("kubectl");
     Ok(TestTools {
+        chromium,
         kubectl,
         kubernetes_validate: venv.join("bin/kubernetes-validate"),
         python,
