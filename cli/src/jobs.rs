@@ -129,7 +129,7 @@ pub async fn job(
                             .status
                             .last_progress
                             .as_ref()
-                            .map_or_else(|| "-".to_owned(), rate);
+                            .map_or_else(|| "-".to_owned(), |p| rate(&document(p)));
                         table.row([
                             j.name.clone(),
                             j.status.state.to_string(),
@@ -161,7 +161,10 @@ pub async fn job(
                 .job_progress(workspace, &cluster, &job, Some(limit))
                 .await?;
             match format {
-                Format::Table => print!("{}", progress_table(&list.progress).render()),
+                Format::Table => {
+                    let documents: Vec<Value> = list.progress.iter().map(document).collect();
+                    print!("{}", progress_table(&documents).render());
+                }
                 _ => print_value(format, &list.progress)?,
             }
         }
@@ -256,7 +259,7 @@ fn print_job(job: &Job) {
     }
     println!("batches:     {}", job.status.batches_committed);
     if let Some(p) = &job.status.last_progress {
-        let row = progress_row(p);
+        let row = progress_row(&document(p));
         println!(
             "last batch:  {} ({} input rows, {} rows/s, {}, watermark {})",
             row[0], row[1], row[2], row[3], row[4]
@@ -290,6 +293,11 @@ fn text(value: &Value) -> String {
         Value::Null => String::new(),
         other => other.to_string(),
     }
+}
+
+/// A progress as the JSON document the table helpers read.
+fn document(progress: &hdi_api::JobProgress) -> Value {
+    serde_json::to_value(progress).unwrap_or(Value::Null)
 }
 
 fn rate(progress: &Value) -> String {

@@ -92,6 +92,10 @@ pub struct ServeFlags {
     /// Serve the API only: run no reconciler (an API replica beside others that reconcile).
     #[arg(long)]
     pub no_reconciler: bool,
+    /// How often the metrics sampler reads every serving Kafka cluster's offsets for
+    /// `GET .../clusters/{cluster}/metrics` (the last hour is kept in memory); `0s` turns it off.
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    pub metrics_interval: Duration,
     /// An operation still converging after this long is failed with `timed_out`.
     #[arg(long, default_value = "15m", value_parser = humantime::parse_duration)]
     pub operation_timeout: Duration,
@@ -147,6 +151,8 @@ pub struct ServeConfig {
     pub reconcile_interval: Duration,
     /// Whether this process runs the reconciler.
     pub reconciler: bool,
+    /// The metrics sampler's interval; `None`: no sampler.
+    pub metrics_interval: Option<Duration>,
     /// Operation timeout.
     pub operation_timeout: Duration,
     /// Issuer, audience and lifetime of access tokens.
@@ -280,6 +286,9 @@ impl ServeFlags {
             workload_ports,
             reconcile_interval: self.reconcile_interval,
             reconciler: !self.no_reconciler,
+            // At most one sample a second: the series keep an hour of them.
+            metrics_interval: (!self.metrics_interval.is_zero())
+                .then(|| self.metrics_interval.max(Duration::from_secs(1))),
             operation_timeout: self.operation_timeout,
             listen: self.listen,
             database_url: self.database_url,
@@ -383,6 +392,7 @@ mod tests {
             workload_ports: "20000-20100".into(),
             reconcile_interval: Duration::from_secs(1),
             no_reconciler: false,
+            metrics_interval: Duration::from_secs(5),
             operation_timeout: Duration::from_secs(900),
             jwt_issuer: "hdi-control-plane".into(),
             jwt_audience: "hdi-api".into(),

@@ -11,6 +11,8 @@
 //!   [`provision`] trait); they write observed state only.
 //! - [`provision`]: where workloads go (the local fleet of node agents).
 //! - [`kafka_admin`]: the control plane's Kafka admin client (topics, configs, reassignments).
+//! - [`sampler`]: the metrics sampler, recent per-cluster time series of the Kafka clusters in
+//!   memory (offsets read over the Kafka protocol; not a Prometheus exporter).
 //! - [`driver`]: the client of a Spark cluster's executor driver (its job API).
 //! - [`auth`]: the crypto of authentication (JWTs, password hashes, token digests).
 //! - [`config`]: the typed configuration of the `hdi-control-plane` binary.
@@ -27,6 +29,7 @@ pub mod model;
 pub mod operator;
 pub mod provision;
 pub mod reconcile;
+pub mod sampler;
 pub mod service;
 pub mod store;
 

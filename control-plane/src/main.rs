@@ -12,6 +12,7 @@ use hdi_control_plane::provision::Provisioner;
 use hdi_control_plane::provision::kubernetes::KubernetesProvisioner;
 use hdi_control_plane::provision::local::LocalProvisioner;
 use hdi_control_plane::reconcile::{JobReconciler, LinkReconciler, Reconciler, ReconcilerConfig};
+use hdi_control_plane::sampler::Sampler;
 use hdi_control_plane::service::{Service, ServiceConfig};
 use hdi_control_plane::store::Store;
 use hdi_control_plane::{AppState, auth, http};
@@ -175,6 +176,7 @@ async fn run<P: Provisioner>(
         Duration::from_secs(5),
         config.operation_timeout,
     );
+    let sampler_store = store.clone();
     let reconciler = Reconciler::new(
         store,
         provisioner,
@@ -205,6 +207,13 @@ async fn run<P: Provisioner>(
         tracing::info!("--no-reconciler: serving the API only");
         None
     };
+    // The sampler answers this process's own `GET .../metrics`: it runs wherever the API is
+    // served, reconciler or not.
+    let stop_sampler = Arc::new(Notify::new());
+    let sampling = config.metrics_interval.map(|interval| {
+        let sampler = Sampler::new(sampler_store, service.series(), interval);
+        tokio::spawn(sampler.run(stop_sampler.clone()))
+    });
     let state = AppState {
         service: Arc::new(service),
         auth: Arc::new(auth::Authenticator::new(&config.agent_token)),
@@ -233,6 +242,10 @@ async fn run<P: Provisioner>(
     stop.notify_one();
     stop_jobs.notify_one();
     stop_links.notify_one();
+    stop_sampler.notify_one();
+    if let Some(sampling) = sampling {
+        let _ = tokio::time::timeout(Duration::from_secs(5), sampling).await;
+    }
     if let Some((clusters, jobs, links)) = reconciling {
         let _ = tokio::time::timeout(Duration::from_secs(5), clusters).await;
         let _ = tokio::time::timeout(Duration::from_secs(5), jobs).await;

@@ -278,3 +278,42 @@ pub struct RoleBindingList {
     /// Bindings by username.
     pub items: Vec<RoleBinding>,
 }
+
+/// `POST /v1/auth/session`: the portal's password login.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SessionCreate {
+    /// The username.
+    pub username: String,
+    /// The password.
+    pub password: String,
+}
+
+impl std::fmt::Debug for SessionCreate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionCreate")
+            .field("username", &self.username)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The caller's role in one workspace.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct WorkspaceRole {
+    /// The workspace.
+    pub workspace: String,
+    /// The role.
+    pub role: Role,
+}
+
+/// `GET /v1/me`: who the caller is and what it may do, the one source a client shows its
+/// controls from (the server still checks every call).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Me {
+    /// The username.
+    pub username: String,
+    /// A platform admin may do everything in every workspace, with or without a role there.
+    pub platform_admin: bool,
+    /// The caller's role in each workspace where it has one, by workspace name.
+    pub workspaces: Vec<WorkspaceRole>,
+}

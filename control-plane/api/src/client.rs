@@ -11,7 +11,7 @@ use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
 use crate::auth::{
-    ApiToken, ApiTokenCreate, ApiTokenCreated, ApiTokenList, Jwks, Role, RoleBinding,
+    ApiToken, ApiTokenCreate, ApiTokenCreated, ApiTokenList, Jwks, Me, Role, RoleBinding,
     RoleBindingList, RoleBindingPut, TokenRequest, TokenResponse, User, UserCreate, UserList,
 };
 use crate::cluster::{
@@ -22,7 +22,7 @@ use crate::job::{Job, JobCreate, JobList, JobPreview, JobProgressList};
 use crate::replication_link::{
     ReplicationLink, ReplicationLinkList, ReplicationLinkSpec, ReplicationLinkStatus,
 };
-use crate::topic::{Topic, TopicCreate, TopicList, TopicPatch};
+use crate::topic::{RecordProduce, RecordProduced, Topic, TopicCreate, TopicList, TopicPatch};
 use crate::types::{
     ErrorCode, Health, Node, NodeCredential, NodeHeartbeat, NodeList, NodeRegistration, Problem,
     Readiness,
@@ -56,6 +56,7 @@ pages! {
     OperationList => Operation,
     AuditEventList => crate::cluster::AuditEvent,
     TopicList => Topic,
+    crate::group::ConsumerGroupList => crate::group::ConsumerGroupSummary,
     JobList => Job,
     ReplicationLinkList => ReplicationLink,
 }
@@ -472,6 +473,18 @@ impl Client {
         self.call(Method::POST, &path, Some(topic)).await
     }
 
+    /// `POST /v1/workspaces/{ws}/clusters/{cluster}/topics/{topic}/records`.
+    pub async fn record_produce(
+        &self,
+        workspace: &str,
+        cluster: &str,
+        topic: &str,
+        record: &RecordProduce,
+    ) -> Result<RecordProduced, ClientError> {
+        let path = format!("{}/records", topic_path(workspace, cluster, topic));
+        self.call(Method::POST, &path, Some(record)).await
+    }
+
     /// `GET /v1/workspaces/{ws}/clusters/{cluster}/topics/{topic}`.
     pub async fn topic_get(
         &self,
@@ -516,6 +529,82 @@ impl Client {
             return Ok(());
         }
         Err(Self::error_from(response, &url).await)
+    }
+
+    /// `GET /v1/workspaces/{ws}/clusters/{cluster}/consumer-groups` (one page).
+    pub async fn consumer_groups_list(
+        &self,
+        workspace: &str,
+        cluster: &str,
+        page_token: Option<&str>,
+    ) -> Result<crate::ConsumerGroupList, ClientError> {
+        let path = paged(
+            &format!("{}/consumer-groups", cluster_path(workspace, cluster)),
+            page_token,
+        );
+        self.call(Method::GET, &path, None::<&()>).await
+    }
+
+    /// All consumer groups of a cluster, following page tokens.
+    pub async fn consumer_groups_list_all(
+        &self,
+        workspace: &str,
+        cluster: &str,
+    ) -> Result<Vec<crate::ConsumerGroupSummary>, ClientError> {
+        every_page(async |token| self.consumer_groups_list(workspace, cluster, token).await).await
+    }
+
+    /// `GET /v1/workspaces/{ws}/clusters/{cluster}/consumer-groups/{group}`.
+    pub async fn consumer_group_get(
+        &self,
+        workspace: &str,
+        cluster: &str,
+        group: &str,
+    ) -> Result<crate::ConsumerGroup, ClientError> {
+        self.call(
+            Method::GET,
+            &group_path(workspace, cluster, group),
+            None::<&()>,
+        )
+        .await
+    }
+
+    /// `POST /v1/workspaces/{ws}/clusters/{cluster}/consumer-groups/{group}/reset-offsets`: the
+    /// new offsets.
+    pub async fn consumer_group_reset_offsets(
+        &self,
+        workspace: &str,
+        cluster: &str,
+        group: &str,
+        reset: &crate::ConsumerGroupResetOffsets,
+    ) -> Result<crate::ConsumerGroupOffsetsReset, ClientError> {
+        let path = format!("{}/reset-offsets", group_path(workspace, cluster, group));
+        self.call(Method::POST, &path, Some(reset)).await
+    }
+
+    /// `DELETE /v1/workspaces/{ws}/clusters/{cluster}/consumer-groups/{group}` (204, no body).
+    pub async fn consumer_group_delete(
+        &self,
+        workspace: &str,
+        cluster: &str,
+        group: &str,
+    ) -> Result<(), ClientError> {
+        let url = format!("{}{}", self.base_url, group_path(workspace, cluster, group));
+        let response = self.send(self.request(Method::DELETE, &url), &url).await?;
+        if response.status().is_success() {
+            return Ok(());
+        }
+        Err(Self::error_from(response, &url).await)
+    }
+
+    /// `GET /v1/workspaces/{ws}/clusters/{cluster}/metrics`: the cluster's recent time series.
+    pub async fn cluster_metrics(
+        &self,
+        workspace: &str,
+        cluster: &str,
+    ) -> Result<crate::ClusterMetrics, ClientError> {
+        let path = format!("{}/metrics", cluster_path(workspace, cluster));
+        self.call(Method::GET, &path, None::<&()>).await
     }
 
     /// `POST /v1/workspaces/{ws}/clusters/{cluster}/kafka-users`: the user and its password.
@@ -797,6 +886,11 @@ impl Client {
             .await
     }
 
+    /// `GET /v1/me`: who the caller is and its role per workspace.
+    pub async fn me(&self) -> Result<Me, ClientError> {
+        self.call(Method::GET, "/v1/me", None::<&()>).await
+    }
+
     /// `GET /.well-known/jwks.json`.
     pub async fn jwks(&self) -> Result<Jwks, ClientError> {
         self.call(Method::GET, "/.well-known/jwks.json", None::<&()>)
@@ -1064,6 +1158,14 @@ fn topic_path(workspace: &str, cluster: &str, topic: &str) -> String {
         "{}/topics/{}",
         cluster_path(workspace, cluster),
         segment(topic)
+    )
+}
+
+fn group_path(workspace: &str, cluster: &str, group: &str) -> String {
+    format!(
+        "{}/consumer-groups/{}",
+        cluster_path(workspace, cluster),
+        segment(group)
     )
 }
 

@@ -8,6 +8,8 @@
 pub mod auth;
 pub mod client;
 pub mod cluster;
+pub mod cluster_metrics;
+pub mod group;
 pub mod job;
 pub mod kafka_user;
 pub mod replication_link;
@@ -18,6 +20,8 @@ pub mod workload;
 pub use auth::*;
 pub use client::{Client, ClientError};
 pub use cluster::*;
+pub use cluster_metrics::*;
+pub use group::*;
 pub use job::*;
 pub use kafka_user::*;
 pub use replication_link::*;

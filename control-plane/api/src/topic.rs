@@ -50,6 +50,13 @@ pub struct PartitionState {
     /// Broker ids of replicas on brokers that are offline.
     #[serde(default)]
     pub offline: Vec<u32>,
+    /// The first offset still in the log (single-topic reads only; absent when the leader did
+    /// not answer).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_offset: Option<i64>,
+    /// The offset the next record will get: the high watermark (single-topic reads only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end_offset: Option<i64>,
 }
 
 /// A topic as the Kafka cluster describes it.
@@ -81,4 +88,100 @@ pub struct TopicList {
     /// Pass as `page_token` for the next page; absent on the last page.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_page_token: Option<String>,
+}
+
+/// `POST /v1/workspaces/{ws}/clusters/{cluster}/topics/{topic}/records`: one record to write
+/// (a diagnostic write through the control plane; applications write to the brokers).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RecordProduce {
+    /// The partition; by default Kafka's partitioner picks it from the key (murmur2, as the
+    /// Java client does), or a random one for a record without a key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partition: Option<u32>,
+    /// The key (UTF-8 text); none when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    /// The value (UTF-8 text); `null` or absent writes a tombstone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+    /// Headers.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+}
+
+/// Where a produced record landed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct RecordProduced {
+    /// The partition.
+    pub partition: u32,
+    /// Its offset.
+    pub offset: i64,
+}
+
+/// A record header.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct RecordHeader {
+    /// The header's key.
+    pub key: String,
+    /// Its value as UTF-8 text (invalid bytes replaced); `null` when absent.
+    pub value: Option<String>,
+}
+
+/// A `record` event of a topic tail (`GET …/topics/{topic}/records`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct TailRecord {
+    /// The partition.
+    pub partition: u32,
+    /// The offset.
+    pub offset: i64,
+    /// The record's timestamp, ms since the epoch.
+    pub timestamp_ms: i64,
+    /// The key as UTF-8 text (invalid bytes replaced); `null` when absent.
+    pub key: Option<String>,
+    /// The value as UTF-8 text; `null` for a tombstone.
+    pub value: Option<String>,
+    /// Headers in order.
+    pub headers: Vec<RecordHeader>,
+    /// The key or value was longer than 16,384 characters and is cut there.
+    pub truncated: bool,
+}
+
+/// A `progress` event of a topic tail, about every second.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct TailProgress {
+    /// Records read so far.
+    pub scanned: u64,
+    /// Records sent so far (those that passed the filters).
+    pub matched: u64,
+    /// Records of compressed batches skipped (the tail reads uncompressed batches only).
+    pub skipped_compressed: u64,
+}
+
+/// Why a topic tail ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum TailEndReason {
+    /// It sent `max_records` records.
+    MaxRecords,
+    /// It lasted `max_seconds`.
+    MaxSeconds,
+    /// Not following, it reached the end offsets seen at its start.
+    EndOfPartitions,
+    /// The cluster failed it; `detail` says how.
+    Error,
+}
+
+/// The `end` event of a topic tail: the last event of the stream.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct TailEnd {
+    /// Why it ended.
+    pub reason: TailEndReason,
+    /// Records sent.
+    pub records: u64,
+    /// Records read.
+    pub scanned: u64,
+    /// For `error`: what failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
 }

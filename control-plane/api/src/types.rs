@@ -113,6 +113,9 @@ error_codes! {
     InvalidCredentials = "invalid_credentials",
     /// The caller's role does not allow the call.
     Forbidden = "forbidden",
+    /// A request authenticated by the portal's session cookie changes something without the
+    /// `X-HDI-Requested-By` header, or from another origin (cross-site request forgery).
+    CsrfFailed = "csrf_failed",
     // Conflicts with existing state.
     /// A workspace of that name exists.
     WorkspaceExists = "workspace_exists",
@@ -163,6 +166,9 @@ error_codes! {
     LinkNotPaused = "link_not_paused",
     /// Only a promoted or failed-over replication link can be reversed.
     LinkNotStopped = "link_not_stopped",
+    /// The consumer group has active members: its offsets can be reset, and it can be deleted,
+    /// only once they have left.
+    GroupNotEmpty = "group_not_empty",
     // Refusals of the request as a whole.
     /// The cluster has `deletion_protection` set.
     DeletionProtected = "deletion_protected",

@@ -98,6 +98,9 @@ pub enum AuthError {
     /// A valid JWT whose user no longer exists.
     #[error("the token's user {0} no longer exists")]
     UnknownUser(UserId),
+    /// A session cookie that names no live session (unknown, expired, idle too long, or ended).
+    #[error("the session has ended; log in again")]
+    UnknownSession,
 }
 
 /// The token of an `Authorization: Bearer <token>` header value.
@@ -133,6 +136,16 @@ pub fn new_api_token_secret() -> Result<String, getrandom::Error> {
     let mut bytes = [0_u8; 32];
     getrandom::fill(&mut bytes)?;
     Ok(format!("hdi_{}", URL_SAFE_NO_PAD.encode(bytes)))
+}
+
+/// A fresh portal session secret: `hdis_` and 32 random bytes in unpadded base64url.
+///
+/// # Errors
+/// When the operating system's random source fails.
+pub fn new_session_secret() -> Result<String, getrandom::Error> {
+    let mut bytes = [0_u8; 32];
+    getrandom::fill(&mut bytes)?;
+    Ok(format!("hdis_{}", URL_SAFE_NO_PAD.encode(bytes)))
 }
 
 /// A fresh Kafka SCRAM password: 32 random bytes in unpadded base64url (43 characters, safe

@@ -42,6 +42,102 @@ pub(super) fn jwks_document(state: &AppState) -> Result<api::Jwks, ApiError> {
     })
 }
 
+/// Logs in to the portal with a username and password (no authentication): sets the
+/// `hdi_session` cookie (HttpOnly, SameSite=Strict, Path=/; Secure behind an HTTPS proxy) and
+/// answers who the caller is. The session ends after 12 hours, after 30 minutes unused, or at
+/// logout. Requests authenticated by the cookie that change something must carry the
+/// `X-HDI-Requested-By` header and come from this origin (`403 csrf_failed`). Scripts and
+/// `hdictl` use bearer tokens instead.
+#[utoipa::path(post, path = "/v1/auth/session", tag = "auth", request_body = api::SessionCreate,
+    responses(
+        (status = 200, description = "Logged in", body = api::Me,
+            headers(("Set-Cookie" = String, description = "`hdi_session=<secret>; HttpOnly; SameSite=Strict; Path=/; Max-Age=43200`"))),
+        (status = 400, description = "Malformed request"),
+        (status = 401, description = "`invalid_credentials`: unknown user or wrong password"),
+        (status = 429, description = "`rate_limited`: too many failed logins of the username, or too many logins at once; retry after `Retry-After` seconds")))]
+pub async fn session_create(
+    State(state): State<AppState>,
+    headers: axum::http::HeaderMap,
+    ApiJson(body): ApiJson<api::SessionCreate>,
+) -> Result<Response, ApiError> {
+    let (secret, identity) = state
+        .service
+        .session_create(body.username, body.password)
+        .await?;
+    let me = me_document(&state, &identity).await?;
+    let max_age = crate::service::SESSION_LIFETIME.as_secs();
+    let cookie = session_cookie(&headers, &secret, max_age);
+    Ok((
+        [
+            (header::SET_COOKIE, cookie),
+            (header::CACHE_CONTROL, "no-store".to_owned()),
+        ],
+        Json(me),
+    )
+        .into_response())
+}
+
+/// Logs out: ends the session of the request's `hdi_session` cookie and clears the cookie.
+#[utoipa::path(delete, path = "/v1/auth/session", tag = "auth",
+    responses(
+        (status = 204, description = "Logged out (the cookie is cleared)"),
+        (status = 403, description = "`csrf_failed`: a cookie-authenticated request without `X-HDI-Requested-By`, or from another origin")))]
+pub async fn session_delete(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    headers: axum::http::HeaderMap,
+) -> Result<Response, ApiError> {
+    if let Some(secret) = super::extract::session_cookie(&headers) {
+        state.service.session_end(&caller, secret).await?;
+    }
+    let cookie = session_cookie(&headers, "", 0);
+    Ok((StatusCode::NO_CONTENT, [(header::SET_COOKIE, cookie)]).into_response())
+}
+
+/// Who the caller is: username, whether a platform admin, and its role in each workspace. What
+/// a client shows its controls from; the server still checks every call.
+#[utoipa::path(get, path = "/v1/me", tag = "auth",
+    responses((status = 200, description = "The caller", body = api::Me)))]
+pub async fn me(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+) -> Result<Json<api::Me>, ApiError> {
+    Ok(Json(me_document(&state, &caller).await?))
+}
+
+async fn me_document(
+    state: &AppState,
+    caller: &crate::auth::Identity,
+) -> Result<api::Me, ApiError> {
+    let bindings = state.service.me(caller).await?;
+    Ok(api::Me {
+        username: caller.username.clone(),
+        platform_admin: caller.platform_admin,
+        workspaces: bindings
+            .iter()
+            .map(|b| api::WorkspaceRole {
+                workspace: b.workspace.clone(),
+                role: role_to_wire(b.role),
+            })
+            .collect(),
+    })
+}
+
+/// The `Set-Cookie` value of the session cookie (`max_age` 0 clears it). `Secure` when the
+/// request came through an HTTPS proxy (`X-Forwarded-Proto: https`), so the browser never sends
+/// it in clear there.
+fn session_cookie(headers: &axum::http::HeaderMap, secret: &str, max_age: u64) -> String {
+    let https = headers
+        .get("x-forwarded-proto")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|proto| proto.eq_ignore_ascii_case("https"));
+    format!(
+        "{}={secret}; HttpOnly; SameSite=Strict; Path=/; Max-Age={max_age}{}",
+        super::extract::SESSION_COOKIE,
+        if https { "; Secure" } else { "" }
+    )
+}
+
 /// Exchanges a username and password, or an API token, for a short-lived access token (a JWT
 /// signed by the control plane; no authentication).
 #[utoipa::path(post, path = "/v1/auth/token", tag = "auth", request_body = api::TokenRequest,

@@ -186,6 +186,7 @@ impl From<AuthError> for ApiError {
             | AuthError::InvalidJwt(_)
             | AuthError::UnknownApiToken
             | AuthError::UnknownUser(_) => "the bearer token is not valid for this endpoint",
+            AuthError::UnknownSession => "the session has ended; log in again",
         };
         ApiError::new(StatusCode::UNAUTHORIZED, ErrorCode::Unauthorized, detail)
     }

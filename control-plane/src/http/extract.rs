@@ -157,11 +157,91 @@ fn header(parts: &Parts) -> Option<&str> {
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
+    /// A bearer token when the request has an `Authorization` header; else the portal's session
+    /// cookie, with the CSRF check for methods that change something.
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        if parts.headers.get(AUTHORIZATION).is_none()
+            && let Some(secret) = session_cookie(&parts.headers)
+        {
+            check_csrf(parts)?;
+            return match state.service.session_authenticate(secret).await {
+                Ok(identity) => Ok(Caller(identity)),
+                Err(ServiceError::Unauthenticated(reason)) => {
+                    refuse(parts, &reason);
+                    Err(ApiError::from(reason))
+                }
+                Err(other) => Err(ApiError::from(other)),
+            };
+        }
         by_bearer(parts, async |token| state.service.authenticate(token).await)
             .await
             .map(Caller)
     }
+}
+
+/// The portal's session cookie: an opaque secret (its SHA-256 is stored), HttpOnly so scripts
+/// never read it, SameSite=Strict so other sites' pages never send it.
+pub const SESSION_COOKIE: &str = "hdi_session";
+/// The header a cookie-authenticated request that changes something must carry (any non-empty
+/// value; the portal sends `portal`). A cross-site form cannot set it, and a cross-site script
+/// cannot send it without a CORS preflight this API never grants.
+pub const CSRF_HEADER: &str = "x-hdi-requested-by";
+
+/// The session secret of the request's `hdi_session` cookie, if any.
+pub fn session_cookie(headers: &axum::http::HeaderMap) -> Option<&str> {
+    headers
+        .get_all(axum::http::header::COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == SESSION_COOKIE)
+        .map(|(_, secret)| secret.trim())
+        .filter(|secret| !secret.is_empty())
+}
+
+/// Refuses (`403 csrf_failed`) a cookie-authenticated request that changes something unless it
+/// carries [`CSRF_HEADER`], comes from no other origin (`Origin`, when sent, names this host)
+/// and is not marked cross-site by the browser (`Sec-Fetch-Site`).
+fn check_csrf(parts: &Parts) -> Result<(), ApiError> {
+    use axum::http::Method;
+    if matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS) {
+        return Ok(());
+    }
+    let headers = &parts.headers;
+    let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let reason = if text(CSRF_HEADER).is_none_or(|v| v.trim().is_empty()) {
+        Some(
+            "a request authenticated by the session cookie that changes something must carry the X-HDI-Requested-By header",
+        )
+    } else if let Some(origin) = text("origin")
+        && origin_authority(origin) != text("host")
+    {
+        Some("the request comes from another origin than this API's")
+    } else if text("sec-fetch-site").is_some_and(|site| site != "same-origin" && site != "none") {
+        Some("the browser marks the request as cross-site")
+    } else {
+        None
+    };
+    match reason {
+        None => Ok(()),
+        Some(reason) => {
+            tracing::warn!(method = %parts.method, path = %parts.uri.path(), reason, "refused request: 403 csrf_failed");
+            Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                ErrorCode::CsrfFailed,
+                reason,
+            ))
+        }
+    }
+}
+
+/// `host[:port]` of an `Origin` header (`scheme://host[:port]`); `None` for `null` or garbage.
+fn origin_authority(origin: &str) -> Option<&str> {
+    origin
+        .split_once("://")
+        .map(|(_, authority)| authority)
+        .filter(|authority| !authority.is_empty() && !authority.contains('/'))
 }
 
 impl FromRequestParts<AppState> for AgentCaller {

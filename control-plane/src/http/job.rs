@@ -53,7 +53,7 @@ fn job_to_wire(view: JobView) -> api::Job {
                 .error
                 .map(|(code, detail)| api::JobError { code, detail }),
             batches_committed: status.batches_committed,
-            last_progress: status.last_progress,
+            last_progress: status.last_progress.map(progress_to_wire),
         },
     }
 }
@@ -173,7 +173,9 @@ pub async fn job_progress(
         .service
         .job_progress(&caller, &ws, &cluster, &job, params.limit)
         .await?;
-    Ok(Json(api::JobProgressList { progress }))
+    Ok(Json(api::JobProgressList {
+        progress: progress.into_iter().map(progress_to_wire).collect(),
+    }))
 }
 
 /// The latest rows a job wrote.
@@ -226,4 +228,10 @@ pub async fn job_delete(
         .job_delete(&caller, &ws, &cluster, &job)
         .await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// A progress document as the driver wrote it, read as the wire type (members it lacks take
+/// their defaults; members the wire type does not name are dropped).
+fn progress_to_wire(document: serde_json::Value) -> api::JobProgress {
+    serde_json::from_value(document).unwrap_or_default()
 }

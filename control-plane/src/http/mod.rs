@@ -10,9 +10,11 @@
 mod agent;
 mod auth;
 pub(crate) mod cluster;
+mod cluster_metrics;
 mod doc;
 pub mod error;
 mod extract;
+mod group;
 mod health;
 mod idempotency;
 mod job;
@@ -20,6 +22,7 @@ mod kafka_user;
 mod link;
 mod node;
 mod portal;
+mod record;
 mod topic;
 
 use axum::Router;
@@ -47,6 +50,7 @@ use error::ApiError;
         (name = "workspaces", description = "Tenants"),
         (name = "clusters", description = "Kafka and Spark clusters"),
         (name = "topics", description = "Topics of Kafka clusters, through the Kafka admin protocol"),
+        (name = "consumer-groups", description = "Consumer groups of Kafka clusters: members, committed offsets, lag; reset offsets and delete"),
         (name = "kafka-users", description = "Kafka users (SCRAM principals) of secured Kafka clusters and their ACLs"),
         (name = "replication-links", description = "Geo-replication pairs: a source Kafka cluster mirrored into a target with identical offsets, and their switchover, failover and reverse"),
         (name = "jobs", description = "Streaming SQL jobs of Spark clusters, run by their executor driver"),
@@ -65,6 +69,8 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(health::readyz))
         .routes(routes!(auth::jwks))
         .routes(routes!(auth::token))
+        .routes(routes!(auth::session_create, auth::session_delete))
+        .routes(routes!(auth::me))
         .routes(routes!(auth::oauth2_token))
         .routes(routes!(auth::user_create, auth::users_list))
         .routes(routes!(auth::user_delete))
@@ -95,6 +101,14 @@ fn routes() -> OpenApiRouter<AppState> {
             topic::topic_patch,
             topic::topic_delete
         ))
+        .routes(routes!(record::records_tail, record::record_produce))
+        .routes(routes!(group::consumer_groups_list))
+        .routes(routes!(
+            group::consumer_group_get,
+            group::consumer_group_delete
+        ))
+        .routes(routes!(group::consumer_group_reset_offsets))
+        .routes(routes!(cluster_metrics::cluster_metrics))
         .routes(routes!(
             kafka_user::kafka_users_list,
             kafka_user::kafka_user_create

@@ -37,6 +37,8 @@ fn topic_to_wire(view: TopicView) -> api::Topic {
                 replicas: ids(&p.replicas),
                 isr: ids(&p.isr),
                 offline: ids(&p.offline),
+                start_offset: view.offsets.get(&p.partition).and_then(|o| o.0),
+                end_offset: view.offsets.get(&p.partition).and_then(|o| o.1),
             })
             .collect(),
         replication_factor,

@@ -9,7 +9,9 @@
 //! that tells a read-only mirror topic from a writable one without writing). Kafka wire
 //! types (`kafka-protocol`) stay inside this module; callers see plain Rust types and one error
 //! type, [`AdminError`], whose Kafka `code`/`name` are stable so that they can be mapped to HTTP
-//! problems.
+//! problems. Consumer groups and partition offsets (`ListGroups`, `FindCoordinator`,
+//! `DescribeGroups`, `OffsetFetch`, `OffsetCommit`, `DeleteGroups`, `ListOffsets`) are in
+//! [`groups`].
 //!
 //! Wire details:
 //! - Framing, correlation ids and checked decoding are `hdi-kafka-client`'s async `Connection`.
@@ -33,8 +35,15 @@
 //!   connect timed out) on every candidate address are [`AdminError::Connect`]; a request that got
 //!   no answer in time is [`AdminError::Timeout`].
 
+mod groups;
+mod records;
 mod security;
 
+pub use groups::{
+    CommittedOffset, EARLIEST, GroupDescription, GroupMember, LATEST, ListedGroup, OffsetAnswer,
+    TopicPartition, decode_assignment,
+};
+pub use records::{FetchedPartition, FetchedRecord, NewRecord};
 pub use security::{AclBinding, AdminSecurity, QuotaChange, UserQuotas};
 
 use std::collections::HashMap;

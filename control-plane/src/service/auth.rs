@@ -36,6 +36,10 @@ const MAX_TOKEN_DAYS: u32 = 3650;
 const DEFAULT_TOKEN_DAYS: u32 = 90;
 /// The largest page of users.
 const MAX_PAGE: u32 = 500;
+/// The longest a portal session lasts, however busy.
+pub const SESSION_LIFETIME: Duration = Duration::from_secs(12 * 3600);
+/// A portal session unused this long has ended.
+pub const SESSION_IDLE: Duration = Duration::from_secs(30 * 60);
 
 /// What a caller offers in exchange for an access token.
 #[derive(Clone, PartialEq, Eq)]
@@ -272,53 +276,8 @@ impl Service {
         let keys = self.token_keys()?;
         let identity = match grant {
             Grant::Password { username, password } => {
-                // Bounded before it is logged or looked up: the name is outside input.
-                let username: String = username.chars().take(64).collect();
-                let throttled = |t: Throttled| ServiceError::RateLimited {
-                    retry_after_secs: t.retry_after.as_secs_f64().ceil() as u64,
-                    message: if t.locked_out {
-                        "too many failed logins for this username; retry later".to_owned()
-                    } else {
-                        "too many logins at once; retry later".to_owned()
-                    },
-                };
-                if let Err(refused) = self.logins.check(&username, Instant::now()) {
-                    let error = throttled(refused);
-                    let resource = format!("users/{username}");
-                    self.audit(&username, "auth.token", &resource, &Err(&error))
-                        .await;
-                    return Err(error);
-                }
-                // A slot before any work: a flood waits briefly, then is refused, never queued.
-                let slot = self.logins.hashing_slot().await.map_err(throttled)?;
-                let user = if check_username(&username).is_ok() {
-                    self.store.user_by_name(&username).await?
-                } else {
-                    None
-                };
-                let stored = user.as_ref().and_then(|u| u.password_hash.clone());
-                let password = password.chars().take(MAX_PASSWORD_LEN).collect::<String>();
-                let ok = blocking(move || {
-                    let ok = password::verify(&password, stored.as_deref());
-                    drop(slot);
-                    ok
-                })
-                .await?;
-                match user {
-                    Some(user) if ok => {
-                        self.logins.succeeded(&username);
-                        user.identity()
-                    }
-                    _ => {
-                        self.logins.failed(&username, Instant::now());
-                        tracing::warn!(username = %username.escape_debug(), "token exchange refused: bad username or password");
-                        let error = ServiceError::InvalidCredentials;
-                        let resource = format!("users/{username}");
-                        self.audit(&username, "auth.token", &resource, &Err(&error))
-                            .await;
-                        return Err(error);
-                    }
-                }
+                self.password_login(username, password, "auth.token")
+                    .await?
             }
             Grant::ApiToken { token } => {
                 match self
@@ -360,6 +319,126 @@ impl Service {
         };
         keys.issue(identity.user_id, &identity.username, Utc::now().timestamp())
             .map_err(|e| internal("signing_keys", crate::error_chain(&e)))
+    }
+
+    /// Checks a username and password (throttled per username and in total; failures audited as
+    /// `action`): the user's identity.
+    ///
+    /// # Errors
+    /// `rate_limited`, `invalid_credentials`, or a store failure.
+    async fn password_login(
+        &self,
+        username: String,
+        password: String,
+        action: &str,
+    ) -> Result<Identity, ServiceError> {
+        // Bounded before it is logged or looked up: the name is outside input.
+        let username: String = username.chars().take(64).collect();
+        let throttled = |t: Throttled| ServiceError::RateLimited {
+            retry_after_secs: t.retry_after.as_secs_f64().ceil() as u64,
+            message: if t.locked_out {
+                "too many failed logins for this username; retry later".to_owned()
+            } else {
+                "too many logins at once; retry later".to_owned()
+            },
+        };
+        if let Err(refused) = self.logins.check(&username, Instant::now()) {
+            let error = throttled(refused);
+            let resource = format!("users/{username}");
+            self.audit(&username, action, &resource, &Err(&error)).await;
+            return Err(error);
+        }
+        // A slot before any work: a flood waits briefly, then is refused, never queued.
+        let slot = self.logins.hashing_slot().await.map_err(throttled)?;
+        let user = if check_username(&username).is_ok() {
+            self.store.user_by_name(&username).await?
+        } else {
+            None
+        };
+        let stored = user.as_ref().and_then(|u| u.password_hash.clone());
+        let password = password.chars().take(MAX_PASSWORD_LEN).collect::<String>();
+        let ok = blocking(move || {
+            let ok = password::verify(&password, stored.as_deref());
+            drop(slot);
+            ok
+        })
+        .await?;
+        match user {
+            Some(user) if ok => {
+                self.logins.succeeded(&username);
+                Ok(user.identity())
+            }
+            _ => {
+                self.logins.failed(&username, Instant::now());
+                tracing::warn!(username = %username.escape_debug(), "token exchange refused: bad username or password");
+                let error = ServiceError::InvalidCredentials;
+                let resource = format!("users/{username}");
+                self.audit(&username, action, &resource, &Err(&error)).await;
+                Err(error)
+            }
+        }
+    }
+
+    /// Logs a user in with a password for the portal: a new session's secret (to be set as an
+    /// HttpOnly cookie; only its digest is stored) and who the user is. Audited as
+    /// `auth.session`, refusals too.
+    ///
+    /// # Errors
+    /// `rate_limited`, `invalid_credentials`, or a store failure.
+    pub async fn session_create(
+        &self,
+        username: String,
+        password: String,
+    ) -> Result<(String, Identity), ServiceError> {
+        let identity = self
+            .password_login(username, password, "auth.session")
+            .await?;
+        let secret = auth::new_session_secret()
+            .map_err(|e| internal("session", format!("no random bytes: {e}")))?;
+        self.store
+            .session_insert(
+                &auth::digest(&secret),
+                identity.user_id,
+                SESSION_LIFETIME,
+                SESSION_IDLE,
+            )
+            .await?;
+        let resource = format!("users/{}", identity.username);
+        self.audit(&identity.username, "auth.session", &resource, &Ok(()))
+            .await;
+        Ok((secret, identity))
+    }
+
+    /// Who holds the live session with this cookie secret.
+    ///
+    /// # Errors
+    /// [`ServiceError::Unauthenticated`] for no live session; database failures as usual.
+    pub async fn session_authenticate(&self, secret: &str) -> Result<Identity, ServiceError> {
+        self.store
+            .session_authenticate(&auth::digest(secret), SESSION_IDLE)
+            .await?
+            .ok_or(ServiceError::Unauthenticated(AuthError::UnknownSession))
+    }
+
+    /// Ends the session with this cookie secret (logout); ending an ended one is not an error.
+    ///
+    /// # Errors
+    /// Database failures.
+    pub async fn session_end(&self, caller: &Identity, secret: &str) -> Result<(), ServiceError> {
+        self.store.session_delete(&auth::digest(secret)).await?;
+        let resource = format!("users/{}", caller.username);
+        self.audit(&caller.username, "auth.logout", &resource, &Ok(()))
+            .await;
+        Ok(())
+    }
+
+    /// The caller and its role in every workspace where it has one (`GET /v1/me`): what a
+    /// client needs to show only the controls the server will accept.
+    ///
+    /// # Errors
+    /// Database failures.
+    pub async fn me(&self, caller: &Identity) -> Result<Vec<RoleBindingRecord>, ServiceError> {
+        Ok(self.store.role_bindings_of_user(caller.user_id).await?)
     }
 
     /// Who a bearer token is: a JWT of ours (whose user still exists) or, for a token that is not

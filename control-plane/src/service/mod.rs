@@ -6,6 +6,8 @@
 mod audit;
 mod auth;
 mod cluster;
+mod cluster_metrics;
+mod group;
 mod idempotency;
 mod job;
 pub(crate) mod kafka_user;
@@ -13,6 +15,7 @@ pub(crate) mod link;
 mod node;
 mod operation;
 mod page;
+mod record;
 pub mod throttle;
 mod topic;
 mod workspace;
@@ -22,12 +25,21 @@ use std::time::Duration;
 
 use tokio::sync::Notify;
 
-pub use auth::{BOOTSTRAP_ADMIN, Grant, NewApiToken, OPERATOR_USER, require_platform_admin};
+pub use auth::{
+    BOOTSTRAP_ADMIN, Grant, NewApiToken, OPERATOR_USER, SESSION_IDLE, SESSION_LIFETIME,
+    require_platform_admin,
+};
 pub use cluster::{ClusterPatchInput, ClusterView, ManagedSpec, PutOutcome, validate_spec};
+pub use cluster_metrics::MetricsSeries;
+pub use group::{GroupOffsetRow, GroupSummary, GroupView, ResetInput, ResetKind, ResetRow};
 pub use idempotency::validate_idempotency_key;
 pub use job::{JobInput, JobPreview, JobStatusView, JobView, MAX_SQL_BYTES, kafka_access};
 pub use link::{LinkInput, LinkStatusView};
 pub use node::{NodePage, PageRequest};
+pub use record::{
+    MAX_TAIL_RATE, MAX_TAIL_RECORDS, MAX_TAIL_SECONDS, ProduceInput, TailEnd, TailEvent, TailFrom,
+    TailRecord, TailRequest,
+};
 pub use topic::{KNOWN_CONFIGS, TopicConfigs, TopicInput, TopicPatchInput, TopicView};
 
 /// The stable codes of [`ServiceError`]: the one wire type the service layer names, so the
@@ -188,6 +200,8 @@ pub struct Service {
     tokens: std::sync::RwLock<Option<Arc<crate::auth::jwt::TokenKeys>>>,
     /// Password logins: concurrent hashes and per-username back-off.
     logins: throttle::LoginThrottle,
+    /// The Kafka clusters' recent time series, filled by [`crate::sampler::Sampler`].
+    series: Arc<crate::sampler::SeriesStore>,
 }
 
 impl Service {
@@ -200,7 +214,13 @@ impl Service {
             drivers: crate::driver::DriverClient::pool(),
             tokens: std::sync::RwLock::new(None),
             logins: throttle::LoginThrottle::for_this_machine(),
+            series: Arc::default(),
         }
+    }
+
+    /// The time series the metrics sampler fills and `GET .../metrics` reads.
+    pub fn series(&self) -> Arc<crate::sampler::SeriesStore> {
+        Arc::clone(&self.series)
     }
 
     /// The settings in force.

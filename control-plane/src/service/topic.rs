@@ -99,6 +99,9 @@ pub struct TopicView {
     pub partitions: Vec<PartitionInfo>,
     /// Configs, for single-topic reads and mutations (`None` in lists).
     pub configs: Option<TopicConfigs>,
+    /// `(log start, log end)` offsets by partition, for single-topic reads (empty otherwise;
+    /// `None` where the leader did not answer).
+    pub offsets: BTreeMap<i32, (Option<i64>, Option<i64>)>,
 }
 
 impl TopicView {
@@ -108,6 +111,7 @@ impl TopicView {
             topic_id: info.topic_id,
             partitions: info.partitions.clone(),
             configs: None,
+            offsets: BTreeMap::new(),
         }
     }
 
@@ -138,7 +142,7 @@ pub fn is_topic_name(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
 }
 
-fn check_topic_name(field: &str, name: &str) -> Result<(), ServiceError> {
+pub(super) fn check_topic_name(field: &str, name: &str) -> Result<(), ServiceError> {
     if is_topic_name(name) {
         Ok(())
     } else {
@@ -541,7 +545,26 @@ impl Service {
             .ok_or_else(|| ServiceError::NotFound {
                 what: format!("topic {topic:?} in cluster {cluster:?}"),
             })?;
-        Self::topic_describe(&admin, info, cluster).await
+        let mut view = Self::topic_describe(&admin, info, cluster).await?;
+        let partitions: Vec<(String, i32)> = info
+            .partitions
+            .iter()
+            .map(|p| (info.name.clone(), p.partition))
+            .collect();
+        let (starts, ends) = tokio::join!(
+            admin.list_offsets_with(&metadata, &partitions, crate::kafka_admin::EARLIEST),
+            admin.list_offsets_with(&metadata, &partitions, crate::kafka_admin::LATEST),
+        );
+        for (topic_partition, start) in &starts {
+            let end = ends
+                .get(topic_partition)
+                .cloned()
+                .and_then(Result::ok)
+                .flatten();
+            view.offsets
+                .insert(topic_partition.1, (start.clone().ok().flatten(), end));
+        }
+        Ok(view)
     }
 
     /// Adds partitions to a topic and/or sets or resets its configs.

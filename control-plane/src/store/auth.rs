@@ -485,6 +485,127 @@ impl Store {
         Ok(done.rows_affected() > 0)
     }
 
+    /// Every role binding of `user`, by workspace name (what `GET /v1/me` answers).
+    ///
+    /// # Errors
+    /// [`StoreError::Query`] or [`StoreError::Corrupt`].
+    pub async fn role_bindings_of_user(
+        &self,
+        user: UserId,
+    ) -> Result<Vec<RoleBindingRecord>, StoreError> {
+        let rows = sqlx::query_as!(
+            BindingRow,
+            "SELECT u.username, w.name AS workspace, b.role, b.created_at FROM role_bindings b \
+             JOIN users u ON u.id = b.user_id JOIN workspaces w ON w.id = b.workspace_id \
+             WHERE b.user_id = $1 ORDER BY w.name",
+            user.into_uuid()
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(query_error("role_bindings_of_user"))?;
+        rows.into_iter()
+            .map(|row| {
+                Ok(RoleBindingRecord {
+                    role: role(&row.role)?,
+                    username: row.username,
+                    workspace: row.workspace,
+                    created_at: row.created_at,
+                })
+            })
+            .collect()
+    }
+
+    /// Stores a browser session of `user` (the secret's digest) lasting at most `lifetime`, and
+    /// deletes the sessions that have ended (expired, or idle longer than `idle`).
+    ///
+    /// # Errors
+    /// [`StoreError::Query`].
+    pub async fn session_insert(
+        &self,
+        secret_sha256: &[u8],
+        user: UserId,
+        lifetime: std::time::Duration,
+        idle: std::time::Duration,
+    ) -> Result<(), StoreError> {
+        let mut tx = self
+            .pool
+            .begin()
+            .await
+            .map_err(query_error("session_insert"))?;
+        sqlx::query!(
+            "DELETE FROM sessions WHERE expires_at <= now() \
+             OR last_used_at <= now() - make_interval(secs => $1)",
+            idle.as_secs_f64()
+        )
+        .execute(&mut *tx)
+        .await
+        .map_err(query_error("session_insert"))?;
+        sqlx::query!(
+            "INSERT INTO sessions (secret_sha256, user_id, expires_at) \
+             VALUES ($1, $2, now() + make_interval(secs => $3))",
+            secret_sha256,
+            user.into_uuid(),
+            lifetime.as_secs_f64()
+        )
+        .execute(&mut *tx)
+        .await
+        .map_err(query_error("session_insert"))?;
+        tx.commit().await.map_err(query_error("session_insert"))
+    }
+
+    /// Who holds the live session with this secret digest (not expired, used within `idle`).
+    /// `last_used_at` moves at most once every ten seconds, so a polling portal costs a read per
+    /// request, not a durable write.
+    ///
+    /// # Errors
+    /// [`StoreError::Query`].
+    pub async fn session_authenticate(
+        &self,
+        secret_sha256: &[u8],
+        idle: std::time::Duration,
+    ) -> Result<Option<Identity>, StoreError> {
+        let row = sqlx::query_as!(
+            IdentityRow,
+            r#"WITH hit AS (
+                 SELECT s.secret_sha256, s.last_used_at, u.id, u.username, u.platform_admin
+                   FROM sessions s JOIN users u ON u.id = s.user_id
+                  WHERE s.secret_sha256 = $1 AND s.expires_at > now()
+                    AND s.last_used_at > now() - make_interval(secs => $2)
+               ), touched AS (
+                 UPDATE sessions SET last_used_at = now()
+                  WHERE secret_sha256 IN (SELECT secret_sha256 FROM hit
+                                           WHERE last_used_at < now() - interval '10 seconds')
+               )
+               SELECT id AS "id!", username AS "username!", platform_admin AS "platform_admin!"
+                 FROM hit"#,
+            secret_sha256,
+            idle.as_secs_f64()
+        )
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(query_error("session_authenticate"))?;
+        Ok(row.map(|row| Identity {
+            user_id: UserId::from_uuid(row.id),
+            username: row.username,
+            platform_admin: row.platform_admin,
+        }))
+    }
+
+    /// Ends the session with this secret digest; whether there was one.
+    ///
+    /// # Errors
+    /// [`StoreError::Query`].
+    pub async fn session_delete(&self, secret_sha256: &[u8]) -> Result<bool, StoreError> {
+        let done = sqlx::query!(
+            "DELETE FROM sessions WHERE secret_sha256 = $1",
+            secret_sha256
+        )
+        .execute(&self.pool)
+        .await
+        .map_err(query_error("session_delete"))?;
+        Ok(done.rows_affected() > 0)
+    }
+
     /// The workspace's role bindings by username.
     ///
     /// # Errors

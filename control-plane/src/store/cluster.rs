@@ -163,6 +163,22 @@ impl Store {
         .transpose()
     }
 
+    /// Every Kafka cluster that serves clients (Running or Resizing, not being deleted), by id:
+    /// what the metrics sampler reads.
+    ///
+    /// # Errors
+    /// [`StoreError::Query`] or [`StoreError::Corrupt`].
+    pub async fn kafka_clusters_serving(&self) -> Result<Vec<ClusterRecord>, StoreError> {
+        let rows = select_clusters!(
+            "WHERE c.kind = 'kafka' AND c.state IN ('Running', 'Resizing') AND NOT c.deleting \
+             ORDER BY c.id"
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(query_error("kafka_clusters_serving"))?;
+        rows.into_iter().map(ClusterRecord::try_from).collect()
+    }
+
     /// Up to `limit` clusters of a workspace by name after `after`.
     ///
     /// # Errors

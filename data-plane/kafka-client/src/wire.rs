@@ -8,9 +8,10 @@ use kafka_protocol::messages::{
     AlterUserScramCredentialsResponse, ApiKey, ApiVersionsRequest, ApiVersionsResponse,
     CreateAclsRequest, CreateAclsResponse, CreatePartitionsRequest, CreatePartitionsResponse,
     CreateTopicsRequest, CreateTopicsResponse, DeleteAclsRequest, DeleteAclsResponse,
-    DeleteRecordsRequest, DeleteRecordsResponse, DeleteTopicsRequest, DeleteTopicsResponse,
-    DescribeAclsRequest, DescribeAclsResponse, DescribeClientQuotasRequest,
-    DescribeClientQuotasResponse, DescribeConfigsRequest, DescribeConfigsResponse,
+    DeleteGroupsRequest, DeleteGroupsResponse, DeleteRecordsRequest, DeleteRecordsResponse,
+    DeleteTopicsRequest, DeleteTopicsResponse, DescribeAclsRequest, DescribeAclsResponse,
+    DescribeClientQuotasRequest, DescribeClientQuotasResponse, DescribeConfigsRequest,
+    DescribeConfigsResponse, DescribeGroupsRequest, DescribeGroupsResponse,
     DescribeUserScramCredentialsRequest, DescribeUserScramCredentialsResponse, FetchRequest,
     FetchResponse, FindCoordinatorRequest, FindCoordinatorResponse, IncrementalAlterConfigsRequest,
     IncrementalAlterConfigsResponse, InitProducerIdRequest, InitProducerIdResponse,
@@ -91,6 +92,8 @@ requests! {
     OffsetCommit: OffsetCommitRequest => OffsetCommitResponse,
     InitProducerId: InitProducerIdRequest => InitProducerIdResponse,
     DeleteRecords: DeleteRecordsRequest => DeleteRecordsResponse,
+    DescribeGroups: DescribeGroupsRequest => DescribeGroupsResponse,
+    DeleteGroups: DeleteGroupsRequest => DeleteGroupsResponse,
 }
 
 /// Why a call failed.

@@ -238,6 +238,12 @@ fn all_seeds() -> Vec<Seed> {
         OffsetCommitRequest: 7,
         InitProducerIdRequest: 4,
         DeleteRecordsRequest: 1,
+        // The control plane's consumer-group calls.
+        ListGroupsRequest: 4,
+        FindCoordinatorRequest: 3,
+        DescribeGroupsRequest: 5,
+        ListOffsetsRequest: 4,
+        DeleteGroupsRequest: 2,
     );
     // The control plane's version, and the executor's.
     seeds_of::<MetadataRequest>(&metadata(), 12, &mut seeds);
