@@ -7,6 +7,7 @@
 mod break_glass;
 mod clusters;
 mod context;
+mod groups;
 mod jobs;
 mod kafka_users;
 mod links;
@@ -89,6 +90,11 @@ enum Command {
     Topic {
         #[command(subcommand)]
         command: topics::TopicCommand,
+    },
+    /// Consumer groups of Kafka clusters: list, describe (lag), reset-offsets, delete.
+    Group {
+        #[command(subcommand)]
+        command: groups::GroupCommand,
     },
     /// Kafka users of secured Kafka clusters: create, list, show, set-acls, rotate, delete.
     KafkaUser {
@@ -188,6 +194,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let (api, ws) =
                 connect_with_workspace(cli.config, cli.context.as_deref(), cli.workspace).await?;
             topics::topic(&api, &ws, command, cli.output).await?;
+        }
+        Command::Group { command } => {
+            let (api, ws) =
+                connect_with_workspace(cli.config, cli.context.as_deref(), cli.workspace).await?;
+            groups::group(&api, &ws, command, cli.output).await?;
         }
         Command::KafkaUser { command } => {
             let (api, ws) =
