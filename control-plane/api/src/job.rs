@@ -233,7 +233,8 @@ pub struct JobSinkProgress {
 pub struct JobPreview {
     /// Column names in order.
     pub columns: Vec<String>,
-    /// Rows, as objects keyed by column name.
-    #[schema(value_type = Vec<Object>)]
+    /// Rows, as objects keyed by column name (values as the job's SQL types render in JSON:
+    /// numbers, strings, booleans, `null`).
+    #[schema(value_type = Vec<std::collections::HashMap<String, serde_json::Value>>)]
     pub rows: Vec<serde_json::Value>,
 }

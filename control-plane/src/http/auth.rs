@@ -79,6 +79,7 @@ pub async fn session_create(
 
 /// Logs out: ends the session of the request's `hdi_session` cookie and clears the cookie.
 #[utoipa::path(delete, path = "/v1/auth/session", tag = "auth",
+    security(("session" = []), ("bearer" = [])),
     responses(
         (status = 204, description = "Logged out (the cookie is cleared)"),
         (status = 403, description = "`csrf_failed`: a cookie-authenticated request without `X-HDI-Requested-By`, or from another origin")))]
@@ -97,6 +98,7 @@ pub async fn session_delete(
 /// Who the caller is: username, whether a platform admin, and its role in each workspace. What
 /// a client shows its controls from; the server still checks every call.
 #[utoipa::path(get, path = "/v1/me", tag = "auth",
+    security(("bearer" = []), ("session" = [])),
     responses((status = 200, description = "The caller", body = api::Me)))]
 pub async fn me(
     State(state): State<AppState>,

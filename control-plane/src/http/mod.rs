@@ -155,6 +155,17 @@ impl utoipa::Modify for BearerAuth {
             "bearer",
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
         );
+        // The portal's session (`POST /v1/auth/session`): every endpoint a bearer token opens
+        // also takes it, and then unsafe methods need `X-HDI-Requested-By` (CSRF).
+        components.add_security_scheme(
+            "session",
+            SecurityScheme::ApiKey(utoipa::openapi::security::ApiKey::Cookie(
+                utoipa::openapi::security::ApiKeyValue::with_description(
+                    "hdi_session",
+                    "The portal's session cookie, set by POST /v1/auth/session; accepted wherever a user's bearer token is. Requests that change something must also send X-HDI-Requested-By and come from this origin.",
+                ),
+            )),
+        );
     }
 }
 

@@ -40,6 +40,7 @@ pub enum TailStart {
 pub struct TailParams {
     /// Where to start (default `latest`).
     #[serde(default)]
+    #[param(inline)]
     pub from: TailStart,
     /// With `from=offset`: the offset to start at, in every partition read.
     pub offset: Option<i64>,
