@@ -43,7 +43,8 @@ test("an SQL error marks its line; a running job's charts keep moving", async ({
   await page.getByLabel("SQL", { exact: true }).fill(GOOD_SQL);
   await page.getByRole("button", { name: "Submit job" }).click();
   await expect(page.getByRole("heading", { name: "Job window-counts" })).toBeVisible();
-  await expect(page.locator(".title-row .badge")).toHaveText("Running", { timeout: 60_000 });
+  const jobState = page.locator(".title-row", { has: page.getByRole("heading", { name: "Job window-counts" }) }).locator(".badge");
+  await expect(jobState).toHaveText("Running", { timeout: 60_000 });
 
   const rates = page.getByTestId("chart-rates");
   const points = async () => Number(await rates.getAttribute("data-points"));

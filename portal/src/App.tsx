@@ -14,7 +14,7 @@ import type { Me } from "./api/types";
 import { Audit } from "./pages/Audit";
 import { ClusterDetail } from "./pages/ClusterDetail";
 import { ClusterCreate, Clusters } from "./pages/Clusters";
-import { Groups } from "./pages/Groups";
+import { GroupDetail, Groups } from "./pages/Groups";
 import { JobDetail } from "./pages/JobDetail";
 import { Jobs } from "./pages/Jobs";
 import { Login } from "./pages/Login";
@@ -36,6 +36,7 @@ const ROUTES: [string, (p: Params, me: Me) => ReactNode][] = [
   ["/workspaces/:ws/clusters/:c/topics", (p) => <Topics ws={p.ws} cluster={p.c} />],
   ["/workspaces/:ws/clusters/:c/topics/:t", (p) => <TopicDetail ws={p.ws} cluster={p.c} topic={p.t} />],
   ["/workspaces/:ws/clusters/:c/consumer-groups", (p) => <Groups ws={p.ws} cluster={p.c} />],
+  ["/workspaces/:ws/clusters/:c/consumer-groups/:g", (p) => <GroupDetail ws={p.ws} cluster={p.c} group={p.g} />],
   ["/workspaces/:ws/clusters/:c/jobs", (p) => <Jobs ws={p.ws} cluster={p.c} />],
   ["/workspaces/:ws/clusters/:c/jobs/:j", (p) => <JobDetail ws={p.ws} cluster={p.c} job={p.j} />],
   ["/nodes", (_, me) => (me.platform_admin ? <Nodes /> : <NotPermitted what="The nodes page is for platform admins." />)],

@@ -5,7 +5,7 @@
  */
 import { createContext, useContext } from "react";
 import { useQuery, useQueryClient } from "@tanstack/react-query";
-import { rawJson } from "./api/client";
+import { call, client } from "./api/client";
 import type { Me } from "./api/types";
 import { ProblemError } from "./lib/problem";
 
@@ -14,7 +14,7 @@ export const ME_KEY = ["me"] as const;
 /** `GET /v1/me`; null when not signed in (401). */
 export async function fetchMe(): Promise<Me | null> {
   try {
-    return await rawJson<Me>("GET", "/v1/me");
+    return await call(client.GET("/v1/me"));
   } catch (error) {
     if (error instanceof ProblemError && error.problem.status === 401) return null;
     throw error;
@@ -26,14 +26,14 @@ export function useMeQuery() {
 }
 
 export async function login(username: string, password: string): Promise<Me> {
-  return rawJson<Me>("POST", "/v1/auth/session", { username, password });
+  return call(client.POST("/v1/auth/session", { body: { username, password } }));
 }
 
 export function useLogout() {
   const queryClient = useQueryClient();
   return async () => {
     try {
-      await rawJson<unknown>("DELETE", "/v1/auth/session");
+      await call(client.DELETE("/v1/auth/session"));
     } finally {
       queryClient.clear();
       queryClient.setQueryData(ME_KEY, null);

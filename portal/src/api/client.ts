@@ -72,37 +72,3 @@ export async function call<T>(request: Promise<FetchResult<T>>): Promise<T> {
   return result.data as T;
 }
 
-/**
- * An untyped JSON request, for endpoints the generated types do not have yet. Same semantics as
- * [`call`]: the parsed body, or a thrown `ProblemError`.
- */
-export async function rawJson<T>(method: string, url: string, body?: unknown): Promise<T> {
-  const headers = withRequestedBy(method, new Headers({ accept: "application/json" }));
-  if (body !== undefined) headers.set("content-type", "application/json");
-  let response: Response;
-  try {
-    response = await fetch(url, {
-      method,
-      headers,
-      credentials: "same-origin",
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-  } catch (error) {
-    throw new ProblemError(unreachableProblem(error));
-  }
-  const text = await response.text();
-  let parsed: unknown = text;
-  try {
-    parsed = text ? JSON.parse(text) : undefined;
-  } catch {
-    // Not JSON: kept as text for the problem's detail.
-  }
-  if (!response.ok) {
-    if (response.status === 401 && !isLogin(url)) for (const listener of unauthorizedListeners) listener();
-    throw new ProblemError(parseProblem(response.status, parsed, response.statusText));
-  }
-  return parsed as T;
-}
-
-/** `encodeURIComponent`, for path segments. */
-export const seg = encodeURIComponent;

@@ -168,6 +168,31 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/auth/session": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Logs in to the portal with a username and password (no authentication): sets the
+         *     `hdi_session` cookie (HttpOnly, SameSite=Strict, Path=/; Secure behind an HTTPS proxy) and
+         *     answers who the caller is. The session ends after 12 hours, after 30 minutes unused, or at
+         *     logout. Requests authenticated by the cookie that change something must carry the
+         *     `X-HDI-Requested-By` header and come from this origin (`403 csrf_failed`). Scripts and
+         *     `hdictl` use bearer tokens instead.
+         */
+        post: operations["session_create"];
+        /** Logs out: ends the session of the request's `hdi_session` cookie and clears the cookie. */
+        delete: operations["session_delete"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/auth/token": {
         parameters: {
             query?: never;
@@ -197,6 +222,26 @@ export interface paths {
         };
         /** What can be created: kinds, versions, sizes and limits. */
         get: operations["capabilities"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/me": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Who the caller is: username, whether a platform admin, and its role in each workspace. What
+         *     a client shows its controls from; the server still checks every call.
+         */
+        get: operations["me"];
         put?: never;
         post?: never;
         delete?: never;
@@ -407,6 +452,65 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/workspaces/{ws}/clusters/{cluster}/consumer-groups": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Lists a Kafka cluster's consumer groups by id, with their state, members and total lag. */
+        get: operations["consumer_groups_list"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/workspaces/{ws}/clusters/{cluster}/consumer-groups/{group}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * One consumer group: members with their assignments, and per partition the committed offset,
+         *     the end offset and the lag.
+         */
+        get: operations["consumer_group_get"];
+        put?: never;
+        post?: never;
+        /** Deletes a consumer group (its committed offsets). Only while it has no members. */
+        delete: operations["consumer_group_delete"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/workspaces/{ws}/clusters/{cluster}/consumer-groups/{group}/reset-offsets": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Moves a consumer group's committed offsets to the earliest or latest offsets, a time or an
+         *     offset (or, with `dry_run`, only says where they would go). Only while the group has no
+         *     members.
+         */
+        post: operations["consumer_group_reset_offsets"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/workspaces/{ws}/clusters/{cluster}/jobs": {
         parameters: {
             query?: never;
@@ -540,6 +644,28 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/workspaces/{ws}/clusters/{cluster}/metrics": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The recent time series of a Kafka cluster: records in per second (total and per topic),
+         *     records consumed per second (total and per consumer group) and each group's total lag, one
+         *     value per sample (every `--metrics-interval`, the last hour kept in the control plane's
+         *     memory). A cluster not sampled yet answers empty series.
+         */
+        get: operations["cluster_metrics"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/workspaces/{ws}/clusters/{cluster}/rotate-authorities": {
         parameters: {
             query?: never;
@@ -621,6 +747,34 @@ export interface paths {
         head?: never;
         /** Adds partitions (never removes them) and sets or resets configs. */
         patch: operations["topic_patch"];
+        trace?: never;
+    };
+    "/v1/workspaces/{ws}/clusters/{cluster}/topics/{topic}/records": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Reads a topic's records as server-sent events: a bounded live tail (or, with
+         *     `follow=false`, a scan up to the current end). Events: `record` ([`api::TailRecord`]),
+         *     `progress` about every second ([`api::TailProgress`]), and last `end` ([`api::TailEnd`])
+         *     with the reason. Records of one partition arrive in offset order. The control plane reads
+         *     the brokers as a diagnostic client, bounded in records, time and rate; applications read
+         *     the brokers directly.
+         */
+        get: operations["records_tail"];
+        put?: never;
+        /**
+         * Writes one record to a topic (`acks=all`) and answers where it landed: a diagnostic write
+         *     for people (the portal's "produce a record"); applications write to the brokers.
+         */
+        post: operations["record_produce"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
         trace?: never;
     };
     "/v1/workspaces/{ws}/clusters/{name}": {
@@ -1122,6 +1276,32 @@ export interface components {
             /** @description Pass as `page_token` for the next page; absent on the last page. */
             next_page_token?: string | null;
         };
+        /** @description A Kafka cluster's recent time series. */
+        ClusterMetrics: {
+            /** @description Per consumer group, by group id. */
+            groups: components["schemas"]["GroupSeries"][];
+            /**
+             * Format: int64
+             * @description Milliseconds between samples (the control plane's `--metrics-interval`).
+             */
+            interval_ms: number;
+            /** @description Records consumed per second by all groups (the advance of their committed offsets). */
+            records_consumed_per_sec: (number | null)[];
+            /**
+             * @description Records written to the cluster per second (all topics), over the interval ending at each
+             *     sample.
+             */
+            records_in_per_sec: (number | null)[];
+            /**
+             * Format: int64
+             * @description How far back samples are kept, in milliseconds.
+             */
+            retention_ms: number;
+            /** @description When each sample was taken, in milliseconds since the Unix epoch, ascending. */
+            timestamps_ms: number[];
+            /** @description Per topic (internal topics left out), by name. */
+            topics: components["schemas"]["TopicSeries"][];
+        };
         /** @description `PATCH /v1/workspaces/{ws}/clusters/{name}`: resize a pool or toggle deletion protection. */
         ClusterPatch: {
             /** @description New deletion protection. */
@@ -1195,6 +1375,151 @@ export interface components {
             /** @description E.g. `Ready`, `Placed`, `Balanced`. */
             type: string;
         };
+        /**
+         * @description A consumer group described: members with their assignments, and per partition the committed
+         *     offset, the end offset and the lag.
+         */
+        ConsumerGroup: {
+            /** @description The partition assignor in use; absent without members. */
+            assignor?: string | null;
+            /**
+             * Format: int32
+             * @description Broker id of the group's coordinator.
+             */
+            coordinator?: number | null;
+            /** @description Group id. */
+            group_id: string;
+            /** @description Members, by member id. */
+            members: components["schemas"]["ConsumerGroupMember"][];
+            /** @description Partitions with a committed offset or assigned to a member, by topic and partition. */
+            offsets: components["schemas"]["ConsumerGroupOffset"][];
+            /** @description Protocol type (`consumer`), empty for a group that only has committed offsets. */
+            protocol_type: string;
+            /** @description State. */
+            state: components["schemas"]["ConsumerGroupState"];
+            /**
+             * Format: int64
+             * @description Sum of `lag` over `offsets`.
+             */
+            total_lag: number;
+        };
+        /** @description A page of a cluster's consumer groups, ordered by group id. */
+        ConsumerGroupList: {
+            /** @description This page. */
+            items: components["schemas"]["ConsumerGroupSummary"][];
+            /** @description Pass as `page_token` for the next page; absent on the last page. */
+            next_page_token?: string | null;
+        };
+        /** @description A member of a consumer group. */
+        ConsumerGroupMember: {
+            /**
+             * @description The partitions assigned to it, by topic (empty for groups that are not Kafka
+             *     consumers).
+             */
+            assignment: components["schemas"]["TopicPartitions"][];
+            /** @description The client's address as the coordinator saw it (`/127.0.0.1`). */
+            client_host: string;
+            /** @description The client's `client.id`. */
+            client_id: string;
+            /** @description Static membership id (`group.instance.id`), if the member has one. */
+            group_instance_id?: string | null;
+            /** @description Member id given by the coordinator. */
+            member_id: string;
+        };
+        /** @description One partition of a consumer group: what it committed, where the partition ends, the lag. */
+        ConsumerGroupOffset: {
+            /**
+             * Format: int64
+             * @description The committed offset (the next record the group reads); absent for an assigned
+             *     partition without one.
+             */
+            committed_offset?: number | null;
+            /**
+             * Format: int64
+             * @description The partition's end offset (high watermark); absent when it could not be read.
+             */
+            end_offset?: number | null;
+            /**
+             * Format: int64
+             * @description `end_offset - committed_offset` (at least 0), when both are known.
+             */
+            lag?: number | null;
+            /** @description The member the partition is assigned to, if any. */
+            member_id?: string | null;
+            /** @description The metadata committed with the offset, if any. */
+            metadata?: string | null;
+            /**
+             * Format: int32
+             * @description Partition.
+             */
+            partition: number;
+            /** @description Topic. */
+            topic: string;
+        };
+        /** @description The answer to a reset: the new offsets (committed unless `dry_run`). */
+        ConsumerGroupOffsetsReset: {
+            /** @description Whether this was a dry run (nothing committed). */
+            dry_run: boolean;
+            /** @description Group id. */
+            group_id: string;
+            /** @description Every partition reset, by topic and partition. */
+            offsets: components["schemas"]["PartitionOffsetReset"][];
+        };
+        /** @description `POST /v1/workspaces/{ws}/clusters/{cluster}/consumer-groups/{group}/reset-offsets`. */
+        ConsumerGroupResetOffsets: {
+            /** @description Compute and answer the new offsets without committing them. */
+            dry_run?: boolean;
+            /**
+             * Format: int64
+             * @description With `to: offset`: the offset (at least 0).
+             */
+            offset?: number | null;
+            /**
+             * Format: int64
+             * @description With `to: timestamp`: milliseconds since the Unix epoch.
+             */
+            timestamp_ms?: number | null;
+            /** @description Where to move the offsets. */
+            to: components["schemas"]["ResetTo"];
+            /**
+             * @description Reset every partition of these topics; absent: the partitions the group has committed
+             *     offsets for.
+             */
+            topics?: string[] | null;
+        };
+        /**
+         * @description The state of a consumer group, as its coordinator reports it.
+         * @enum {string}
+         */
+        ConsumerGroupState: "Empty" | "PreparingRebalance" | "CompletingRebalance" | "Stable" | "Dead" | "Unknown";
+        /** @description A consumer group in a list. */
+        ConsumerGroupSummary: {
+            /**
+             * @description The partition assignor the members agreed on (`range`, `roundrobin`,
+             *     `cooperative-sticky`...); absent without members.
+             */
+            assignor?: string | null;
+            /** @description Group id. */
+            group_id: string;
+            /**
+             * Format: int32
+             * @description Number of members.
+             */
+            members: number;
+            /**
+             * @description Protocol type: `consumer` for Kafka consumers; empty for a group that only has
+             *     committed offsets.
+             */
+            protocol_type: string;
+            /** @description State. */
+            state: components["schemas"]["ConsumerGroupState"];
+            /**
+             * Format: int64
+             * @description Sum over the partitions with a committed offset of `end_offset - committed_offset`
+             *     (partitions whose end offset could not be read count 0).
+             */
+            total_lag: number;
+        };
         /** @description Where clients reach the cluster. */
         Endpoints: {
             /** @description Kafka bootstrap servers, `host:port,...`. */
@@ -1223,7 +1548,7 @@ export interface components {
          *     of such a problem still say what happened.
          * @enum {string}
          */
-        ErrorCode: "invalid_field" | "invalid_body" | "invalid_path" | "invalid_query" | "unsupported_media_type" | "body_too_large" | "method_not_allowed" | "not_found" | "precondition_failed" | "idempotency_key_in_use" | "idempotency_key_reused" | "unauthorized" | "invalid_credentials" | "forbidden" | "workspace_exists" | "user_exists" | "user_builtin" | "api_token_exists" | "node_name_taken" | "node_credential_exists" | "cluster_deleting" | "managed_by_kubernetes" | "not_managed_by_kubernetes" | "concurrent_change" | "operation_in_progress" | "rotation_in_progress" | "cluster_not_ready" | "topic_exists" | "job_exists" | "kafka_user_exists" | "cluster_has_links" | "link_has_mirrors" | "link_fault_domains_overlap" | "link_stopped" | "link_paused" | "link_not_paused" | "link_not_stopped" | "deletion_protected" | "below_quorum" | "brokers_hold_partitions" | "insufficient_capacity" | "timed_out" | "superseded" | "not_a_kafka_cluster" | "not_a_spark_cluster" | "kafka_users_unsupported" | "policy_violation" | "link_source_unsupported" | "invalid_sql" | "cluster_unreachable" | "kafka_error" | "driver_unavailable" | "driver_error" | "rate_limited" | "unavailable" | "internal" | "unknown";
+        ErrorCode: "invalid_field" | "invalid_body" | "invalid_path" | "invalid_query" | "unsupported_media_type" | "body_too_large" | "method_not_allowed" | "not_found" | "precondition_failed" | "idempotency_key_in_use" | "idempotency_key_reused" | "unauthorized" | "invalid_credentials" | "forbidden" | "csrf_failed" | "workspace_exists" | "user_exists" | "user_builtin" | "api_token_exists" | "node_name_taken" | "node_credential_exists" | "cluster_deleting" | "managed_by_kubernetes" | "not_managed_by_kubernetes" | "concurrent_change" | "operation_in_progress" | "rotation_in_progress" | "cluster_not_ready" | "topic_exists" | "job_exists" | "kafka_user_exists" | "cluster_has_links" | "link_has_mirrors" | "link_fault_domains_overlap" | "link_stopped" | "link_paused" | "link_not_paused" | "link_not_stopped" | "group_not_empty" | "deletion_protected" | "below_quorum" | "brokers_hold_partitions" | "insufficient_capacity" | "timed_out" | "superseded" | "not_a_kafka_cluster" | "not_a_spark_cluster" | "kafka_users_unsupported" | "policy_violation" | "link_source_unsupported" | "invalid_sql" | "cluster_unreachable" | "kafka_error" | "driver_unavailable" | "driver_error" | "rate_limited" | "unavailable" | "internal" | "unknown";
         /**
          * @description Which half of a Spark cluster an executor process is.
          * @enum {string}
@@ -1261,6 +1586,15 @@ export interface components {
              */
             worker_id: number;
         };
+        /** @description The series of one consumer group. */
+        GroupSeries: {
+            /** @description Group id. */
+            group_id: string;
+            /** @description Records consumed per second (the advance of its committed offsets). */
+            records_consumed_per_sec: (number | null)[];
+            /** @description Its total lag at each sample (sum over its committed partitions of end minus committed). */
+            total_lag: (number | null)[];
+        };
         /** @description Liveness of the control-plane process. */
         Health: {
             /** @description Always `ok` when the process answers. */
@@ -1293,6 +1627,63 @@ export interface components {
             /** @description Live status from the driver. */
             status: components["schemas"]["JobStatus"];
         };
+        /** @description Durations of a micro-batch's phases, in milliseconds (Spark's `durationMs`). */
+        JobBatchDurations: {
+            /**
+             * Format: int64
+             * @description Writing the sink.
+             * @default 0
+             */
+            add_batch: number;
+            /**
+             * Format: int64
+             * @description State snapshot and commit.
+             * @default 0
+             */
+            commit: number;
+            /**
+             * Format: int64
+             * @description Running the tasks (reading, decoding, task queries), wall clock.
+             * @default 0
+             */
+            execution: number;
+            /**
+             * Format: int64
+             * @description Of which reading the source (summed over tasks).
+             * @default 0
+             */
+            get_batch: number;
+            /**
+             * Format: int64
+             * @description Finding the sources' latest offsets.
+             * @default 0
+             */
+            latest_offset: number;
+            /**
+             * Format: int64
+             * @description The final query.
+             * @default 0
+             */
+            query_planning: number;
+            /**
+             * Format: int64
+             * @description Merging partial aggregates into state and emitting.
+             * @default 0
+             */
+            state_merge: number;
+            /**
+             * Format: int64
+             * @description The whole batch.
+             * @default 0
+             */
+            trigger_execution: number;
+            /**
+             * Format: int64
+             * @description Writing the offset log.
+             * @default 0
+             */
+            wal_commit: number;
+        };
         /** @description `POST /v1/workspaces/{ws}/clusters/{cluster}/jobs`. */
         JobCreate: {
             /**
@@ -1312,6 +1703,24 @@ export interface components {
             /** @description For people. */
             detail: string;
         };
+        /** @description Event-time figures of a micro-batch (RFC 3339 instants). */
+        JobEventTime: {
+            /**
+             * @description Largest event time in the batch.
+             * @default null
+             */
+            max: string | null;
+            /**
+             * @description Smallest event time in the batch.
+             * @default null
+             */
+            min: string | null;
+            /**
+             * @description The watermark after the batch.
+             * @default null
+             */
+            watermark: string | null;
+        };
         /** @description A page of a cluster's jobs, ordered by name. */
         JobList: {
             /** @description This page. */
@@ -1323,23 +1732,187 @@ export interface components {
         JobPreview: {
             /** @description Column names in order. */
             columns: string[];
-            /** @description Rows, as objects keyed by column name. */
-            rows: Record<string, unknown>[];
+            /**
+             * @description Rows, as objects keyed by column name (values as the job's SQL types render in JSON:
+             *     numbers, strings, booleans, `null`).
+             */
+            rows: {
+                [key: string]: unknown;
+            }[];
+        };
+        /**
+         * @description One micro-batch's progress, as the executor reports it: the figures of Spark's
+         *     `StreamingQueryProgress` (and its UI's Structured Streaming charts). A member the executor
+         *     did not report reads as its default.
+         */
+        JobProgress: {
+            /**
+             * Format: int64
+             * @description The micro-batch, from 0.
+             * @default 0
+             */
+            batch_id: number;
+            /**
+             * @default {
+             *       "add_batch": 0,
+             *       "commit": 0,
+             *       "execution": 0,
+             *       "get_batch": 0,
+             *       "latest_offset": 0,
+             *       "query_planning": 0,
+             *       "state_merge": 0,
+             *       "trigger_execution": 0,
+             *       "wal_commit": 0
+             *     }
+             */
+            duration_ms: components["schemas"]["JobBatchDurations"];
+            /**
+             * @default {
+             *       "max": null,
+             *       "min": null,
+             *       "watermark": null
+             *     }
+             */
+            event_time: components["schemas"]["JobEventTime"];
+            /**
+             * Format: double
+             * @description Records read per second of wall clock since the previous batch started.
+             * @default 0
+             */
+            input_rows_per_second: number;
+            /**
+             * Format: int64
+             * @description Records read.
+             * @default 0
+             */
+            num_input_rows: number;
+            /**
+             * Format: double
+             * @description Records processed per second of this batch's duration.
+             * @default 0
+             */
+            processed_rows_per_second: number;
+            /**
+             * @default {
+             *       "description": "",
+             *       "num_output_rows": 0
+             *     }
+             */
+            sink: components["schemas"]["JobSinkProgress"];
+            /**
+             * @description The sources (one today).
+             * @default []
+             */
+            sources: components["schemas"]["JobSourceProgress"][];
+            /**
+             * @description The stateful operators (one today).
+             * @default []
+             */
+            state_operators: components["schemas"]["JobStateOperator"][];
+            /**
+             * @description When the batch started (RFC 3339).
+             * @default
+             */
+            timestamp: string;
         };
         /** @description The latest micro-batch progress documents of a job, oldest first. */
         JobProgressList: {
+            /** @description One document per micro-batch, oldest first. */
+            progress: components["schemas"]["JobProgress"][];
+        };
+        /** @description The sink's figures for a micro-batch. */
+        JobSinkProgress: {
             /**
-             * @description Progress documents (`batch_id`, `num_input_rows`, `input_rows_per_second`,
-             *     `processed_rows_per_second`, `duration_ms`, `event_time`, `state_operators`, `sources`,
-             *     `sink`, ...), as the executor reports them.
+             * @description `kafka[topic]`, `files[dir]`, `memory`, `blackhole`.
+             * @default
              */
-            progress: Record<string, unknown>[];
+            description: string;
+            /**
+             * Format: int64
+             * @description Rows written.
+             * @default 0
+             */
+            num_output_rows: number;
+        };
+        /** @description A source's figures for a micro-batch. */
+        JobSourceProgress: {
+            /**
+             * @description `kafka[topic]` or `files[dir]`.
+             * @default
+             */
+            description: string;
+            /**
+             * @description Where it ended.
+             * @default {}
+             */
+            end_offset: {
+                [key: string]: number;
+            };
+            /**
+             * Format: int64
+             * @description Records that did not decode.
+             * @default 0
+             */
+            malformed_rows: number;
+            /**
+             * Format: int64
+             * @description Records read.
+             * @default 0
+             */
+            num_input_rows: number;
+            /**
+             * @description Where the batch started (per partition, or files taken).
+             * @default {}
+             */
+            start_offset: {
+                [key: string]: number;
+            };
         };
         /**
          * @description Where a job is.
          * @enum {string}
          */
         JobState: "Pending" | "Running" | "Stopped" | "Failed" | "Completed" | "Unknown";
+        /** @description A stateful operator's figures after a micro-batch. */
+        JobStateOperator: {
+            /**
+             * Format: int64
+             * @description Approximate bytes held.
+             * @default 0
+             */
+            memory_used_bytes: number;
+            /**
+             * Format: int64
+             * @description Late rows dropped.
+             * @default 0
+             */
+            num_rows_dropped_by_watermark: number;
+            /**
+             * Format: int64
+             * @description Rows (groups, windows, seen keys) held.
+             * @default 0
+             */
+            num_rows_total: number;
+            /**
+             * Format: int64
+             * @description Rows the batch created or changed.
+             * @default 0
+             */
+            num_rows_updated: number;
+            /**
+             * Format: int32
+             * @description State partitions.
+             * @default 0
+             */
+            num_state_partitions: number;
+            /**
+             * @description Which worker owns which state partitions in this batch.
+             * @default {}
+             */
+            partition_owners: {
+                [key: string]: number[];
+            };
+        };
         /** @description A job's status, as its driver reports it now. */
         JobStatus: {
             /**
@@ -1348,8 +1921,7 @@ export interface components {
              */
             batches_committed?: number;
             error?: null | components["schemas"]["JobError"];
-            /** @description The progress document of the last micro-batch. */
-            last_progress?: Record<string, unknown> | null;
+            last_progress?: null | components["schemas"]["JobProgress"];
             /** @description State. */
             state: components["schemas"]["JobState"];
         };
@@ -1563,6 +2135,18 @@ export interface components {
              * @description Records the old source moved to quarantine topics (reverse), summed.
              */
             quarantined_records: number;
+        };
+        /**
+         * @description `GET /v1/me`: who the caller is and what it may do, the one source a client shows its
+         *     controls from (the server still checks every call).
+         */
+        Me: {
+            /** @description A platform admin may do everything in every workspace, with or without a role there. */
+            platform_admin: boolean;
+            /** @description The username. */
+            username: string;
+            /** @description The caller's role in each workspace where it has one, by workspace name. */
+            workspaces: components["schemas"]["WorkspaceRole"][];
         };
         /** @description One mirror partition. */
         MirrorPartitionStatus: {
@@ -1882,8 +2466,33 @@ export interface components {
             /** @description `Running`, `Done` or `Failed`. */
             state: string;
         };
+        /** @description One partition's offset before and after a reset. */
+        PartitionOffsetReset: {
+            /**
+             * Format: int64
+             * @description The new committed offset.
+             */
+            new_offset: number;
+            /**
+             * Format: int32
+             * @description Partition.
+             */
+            partition: number;
+            /**
+             * Format: int64
+             * @description The committed offset before the reset; absent when there was none.
+             */
+            previous_offset?: number | null;
+            /** @description Topic. */
+            topic: string;
+        };
         /** @description One partition of a topic. */
         PartitionState: {
+            /**
+             * Format: int64
+             * @description The offset the next record will get: the high watermark (single-topic reads only).
+             */
+            end_offset?: number | null;
             /** @description Broker ids of the in-sync replicas. */
             isr: number[];
             /**
@@ -1900,6 +2509,12 @@ export interface components {
             partition: number;
             /** @description Broker ids of the replicas, preferred leader first. */
             replicas: number[];
+            /**
+             * Format: int64
+             * @description The first offset still in the log (single-topic reads only; absent when the leader did
+             *     not answer).
+             */
+            start_offset?: number | null;
         };
         /** @description One partition's stop. */
         PartitionStop: {
@@ -2048,6 +2663,46 @@ export interface components {
             /** @description `ready` or `not_ready`. */
             status: string;
         };
+        /** @description A record header. */
+        RecordHeader: {
+            /** @description The header's key. */
+            key: string;
+            /** @description Its value as UTF-8 text (invalid bytes replaced); `null` when absent. */
+            value?: string | null;
+        };
+        /**
+         * @description `POST /v1/workspaces/{ws}/clusters/{cluster}/topics/{topic}/records`: one record to write
+         *     (a diagnostic write through the control plane; applications write to the brokers).
+         */
+        RecordProduce: {
+            /** @description Headers. */
+            headers?: {
+                [key: string]: string;
+            };
+            /** @description The key (UTF-8 text); none when absent. */
+            key?: string | null;
+            /**
+             * Format: int32
+             * @description The partition; by default Kafka's partitioner picks it from the key (murmur2, as the
+             *     Java client does), or a random one for a record without a key.
+             */
+            partition?: number | null;
+            /** @description The value (UTF-8 text); `null` or absent writes a tombstone. */
+            value?: string | null;
+        };
+        /** @description Where a produced record landed. */
+        RecordProduced: {
+            /**
+             * Format: int64
+             * @description Its offset.
+             */
+            offset: number;
+            /**
+             * Format: int32
+             * @description The partition.
+             */
+            partition: number;
+        };
         /** @description A link. */
         ReplicationLink: {
             /**
@@ -2182,6 +2837,11 @@ export interface components {
             warnings?: string[];
         };
         /**
+         * @description Where [`ConsumerGroupResetOffsets`] moves the offsets.
+         * @enum {string}
+         */
+        ResetTo: "earliest" | "latest" | "timestamp" | "offset";
+        /**
          * @description A role in a workspace; each includes the ones before it.
          * @enum {string}
          */
@@ -2227,6 +2887,13 @@ export interface components {
              */
             workspace_gid: number;
         };
+        /** @description `POST /v1/auth/session`: the portal's password login. */
+        SessionCreate: {
+            /** @description The password. */
+            password: string;
+            /** @description The username. */
+            username: string;
+        };
         /** @description A workload size. */
         Size: {
             /**
@@ -2241,6 +2908,32 @@ export interface components {
             memory_bytes: number;
             /** @description Name used in `node_pools[].size`. */
             name: string;
+        };
+        /** @description A `record` event of a topic tail (`GET …/topics/{topic}/records`). */
+        TailRecord: {
+            /** @description Headers in order. */
+            headers: components["schemas"]["RecordHeader"][];
+            /** @description The key as UTF-8 text (invalid bytes replaced); `null` when absent. */
+            key?: string | null;
+            /**
+             * Format: int64
+             * @description The offset.
+             */
+            offset: number;
+            /**
+             * Format: int32
+             * @description The partition.
+             */
+            partition: number;
+            /**
+             * Format: int64
+             * @description The record's timestamp, ms since the epoch.
+             */
+            timestamp_ms: number;
+            /** @description The key or value was longer than 16,384 characters and is cut there. */
+            truncated: boolean;
+            /** @description The value as UTF-8 text; `null` for a tombstone. */
+            value?: string | null;
         };
         /** @description `POST /v1/auth/token`: what is exchanged for an access token. */
         TokenRequest: {
@@ -2320,6 +3013,13 @@ export interface components {
             /** @description Pass as `page_token` for the next page; absent on the last page. */
             next_page_token?: string | null;
         };
+        /** @description Partitions of one topic. */
+        TopicPartitions: {
+            /** @description Partition indexes, ascending. */
+            partitions: number[];
+            /** @description Topic. */
+            topic: string;
+        };
         /** @description `PATCH /v1/workspaces/{ws}/clusters/{cluster}/topics/{topic}`. */
         TopicPatch: {
             /**
@@ -2334,6 +3034,13 @@ export interface components {
              * @description New partition count; partitions can only be added, never removed.
              */
             partitions?: number | null;
+        };
+        /** @description The series of one topic. */
+        TopicSeries: {
+            /** @description Records written per second (the advance of the partitions' end offsets). */
+            records_in_per_sec: (number | null)[];
+            /** @description Topic. */
+            topic: string;
         };
         /** @description A user. */
         User: {
@@ -2451,6 +3158,13 @@ export interface components {
             items: components["schemas"]["Workspace"][];
             /** @description Pass as `page_token` for the next page; absent on the last page. */
             next_page_token?: string | null;
+        };
+        /** @description The caller's role in one workspace. */
+        WorkspaceRole: {
+            /** @description The role. */
+            role: components["schemas"]["Role"];
+            /** @description The workspace. */
+            workspace: string;
         };
     };
     responses: never;
@@ -2886,6 +3600,104 @@ export interface operations {
             };
         };
     };
+    session_create: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SessionCreate"];
+            };
+        };
+        responses: {
+            /** @description Logged in */
+            200: {
+                headers: {
+                    /** @description `hdi_session=<secret>; HttpOnly; SameSite=Strict; Path=/; Max-Age=43200` */
+                    "Set-Cookie"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Me"];
+                };
+            };
+            /** @description Malformed request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `invalid_credentials`: unknown user or wrong password */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body is not sent as Content-Type: application/json */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `rate_limited`: too many failed logins of the username, or too many logins at once; retry after `Retry-After` seconds */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    session_delete: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Logged out (the cookie is cleared) */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description No valid token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `csrf_failed`: a cookie-authenticated request without `X-HDI-Requested-By`, or from another origin */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
     token: {
         parameters: {
             query?: never;
@@ -2962,6 +3774,35 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Capabilities"];
+                };
+            };
+        };
+    };
+    me: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The caller */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Me"];
+                };
+            };
+            /** @description No valid token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
         };
@@ -3790,6 +4631,371 @@ export interface operations {
             };
             /** @description No such workspace */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    consumer_groups_list: {
+        parameters: {
+            query?: {
+                /** @description At most this many items (1-500, default 100). */
+                page_size?: number;
+                /** @description The `next_page_token` of the previous page. */
+                page_token?: string;
+            };
+            header?: never;
+            path: {
+                /** @description Workspace name */
+                ws: string;
+                /** @description Kafka cluster name */
+                cluster: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of consumer groups */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ConsumerGroupList"];
+                };
+            };
+            /** @description Bad paging parameters, or not a Kafka cluster (`not_a_kafka_cluster`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No valid token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such workspace or cluster */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The cluster is not running (`cluster_not_ready`) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Kafka answered with an error (`kafka_error`) */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The cluster cannot be reached (`cluster_unreachable`) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    consumer_group_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Workspace name */
+                ws: string;
+                /** @description Kafka cluster name */
+                cluster: string;
+                /** @description Group id */
+                group: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The group */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ConsumerGroup"];
+                };
+            };
+            /** @description An invalid group id (`field`: `group`), or `not_a_kafka_cluster` */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No valid token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The caller's role does not allow this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such workspace, cluster or group */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The cluster is not running (`cluster_not_ready`) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Kafka answered with an error (`kafka_error`) */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The cluster cannot be reached (`cluster_unreachable`) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    consumer_group_delete: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Workspace name */
+                ws: string;
+                /** @description Kafka cluster name */
+                cluster: string;
+                /** @description Group id */
+                group: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Deleted */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description An invalid group id, or `not_a_kafka_cluster` */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No valid token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The caller's role does not allow this (operator) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such workspace, cluster or group */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `group_not_empty`: the group has active members; or `cluster_not_ready` */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Kafka answered with an error (`kafka_error`) */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The cluster cannot be reached (`cluster_unreachable`) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    consumer_group_reset_offsets: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Workspace name */
+                ws: string;
+                /** @description Kafka cluster name */
+                cluster: string;
+                /** @description Group id */
+                group: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ConsumerGroupResetOffsets"];
+            };
+        };
+        responses: {
+            /** @description The new offsets (committed unless `dry_run`) */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ConsumerGroupOffsetsReset"];
+                };
+            };
+            /** @description An invalid field (`field`: `group`, `timestamp_ms`, `offset`, `topics`), or `not_a_kafka_cluster` */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No valid token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The caller's role does not allow this (operator) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such workspace, cluster or group */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `group_not_empty`: the group has active members; or `cluster_not_ready` */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body is not sent as Content-Type: application/json */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Kafka answered with an error (`kafka_error`) */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The cluster cannot be reached (`cluster_unreachable`) */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -4766,6 +5972,64 @@ export interface operations {
             };
         };
     };
+    cluster_metrics: {
+        parameters: {
+            query?: {
+                /**
+                 * @description Only samples taken after this time (milliseconds since the Unix epoch), e.g. the last
+                 *     timestamp of the previous answer; all kept samples (the last hour) when absent.
+                 */
+                since_ms?: number;
+            };
+            header?: never;
+            path: {
+                /** @description Workspace name */
+                ws: string;
+                /** @description Kafka cluster name */
+                cluster: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The cluster's time series */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ClusterMetrics"];
+                };
+            };
+            /** @description Not a Kafka cluster (`not_a_kafka_cluster`), or a bad `since_ms` */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No valid token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such workspace or cluster */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
     cluster_authorities_rotate: {
         parameters: {
             query?: never;
@@ -5360,6 +6624,205 @@ export interface operations {
                 };
             };
             /** @description Kafka answered with an error (`kafka_error`) */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The cluster cannot be reached (`cluster_unreachable`) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    records_tail: {
+        parameters: {
+            query?: {
+                /** @description Where to start (default `latest`). */
+                from?: "earliest" | "latest" | "offset" | "timestamp";
+                /** @description With `from=offset`: the offset to start at, in every partition read. */
+                offset?: number;
+                /** @description With `from=timestamp`: ms since the epoch. */
+                timestamp_ms?: number;
+                /** @description Only this partition (default: all). */
+                partition?: number;
+                /** @description Only records whose key (as text) contains this. */
+                key_contains?: string;
+                /** @description Only records whose value (as text) contains this. */
+                value_contains?: string;
+                /** @description Records to send at most: 1-10000 (default 500). */
+                max_records?: number;
+                /** @description Seconds to last at most: 1-600 (default 60). */
+                max_seconds?: number;
+                /** @description Records per second to send at most: 1-5000 (default 1000). */
+                max_per_second?: number;
+                /**
+                 * @description Keep waiting for new records (default `true`); `false` stops at the end offsets seen at
+                 *     the start (`end_of_partitions`).
+                 */
+                follow?: boolean;
+            };
+            header?: never;
+            path: {
+                /** @description Workspace name */
+                ws: string;
+                /** @description Kafka cluster name */
+                cluster: string;
+                /** @description Topic name */
+                topic: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description `text/event-stream` of `record`, `progress` and `end` events (data: `TailRecord`, `TailProgress`, `TailEnd`) */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/event-stream": components["schemas"]["TailRecord"];
+                };
+            };
+            /** @description `invalid_field` (`partition`, `offset`, `timestamp_ms`, `max_records`, `max_seconds`, `max_per_second`), or `not_a_kafka_cluster` */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No valid token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such workspace, cluster or topic */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The cluster is not running (`cluster_not_ready`) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The cluster cannot be reached (`cluster_unreachable`) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    record_produce: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Workspace name */
+                ws: string;
+                /** @description Kafka cluster name */
+                cluster: string;
+                /** @description Topic name */
+                topic: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RecordProduce"];
+            };
+        };
+        responses: {
+            /** @description Written */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RecordProduced"];
+                };
+            };
+            /** @description `invalid_field` (`partition`, `value`: over 1 MiB), or `not_a_kafka_cluster` */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No valid token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The caller is not an operator (`forbidden`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such workspace, cluster or topic */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The cluster is not running (`cluster_not_ready`) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body is not sent as Content-Type: application/json */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The leader refused the record (`kafka_error`) */
             502: {
                 headers: {
                     [name: string]: unknown;

@@ -1,8 +1,4 @@
-/**
- * Names for the generated schemas the pages use, and the documents of endpoints still missing
- * from `openapi/hdi.json` (written from the agreed contract; each moves to the generated types
- * once its endpoint is in the document).
- */
+/** Names for the generated schemas (`hdi.d.ts`, from `openapi/hdi.json`) the pages use. */
 import type { components } from "./hdi";
 
 type S = components["schemas"];
@@ -22,26 +18,14 @@ export type ApiToken = S["ApiToken"];
 export type AuditEvent = S["AuditEvent"];
 export type Workspace = S["Workspace"];
 
-/** `GET /v1/me`. */
-export interface Me {
-  username: string;
-  platform_admin: boolean;
-  workspaces: { workspace: string; role: Role }[];
-}
-
-/** A partition with its offsets (topic detail). */
-export interface PartitionWithOffsets {
-  partition: number;
-  leader?: number | null;
-  replicas: number[];
-  isr: number[];
-  offline?: number[];
-  start_offset?: number | null;
-  end_offset?: number | null;
-}
-
-/** `POST …/topics/{topic}/records` answer. */
-export interface Produced {
-  partition: number;
-  offset: number;
-}
+export type Me = S["Me"];
+export type PartitionWithOffsets = S["PartitionState"];
+export type Produced = S["RecordProduced"];
+export type JobProgress = S["JobProgress"];
+export type ConsumerGroupState = S["ConsumerGroupState"];
+export type ConsumerGroupSummary = S["ConsumerGroupSummary"];
+export type ConsumerGroupList = S["ConsumerGroupList"];
+export type ConsumerGroup = S["ConsumerGroup"];
+export type ConsumerGroupResetOffsets = S["ConsumerGroupResetOffsets"];
+export type ConsumerGroupOffsetsReset = S["ConsumerGroupOffsetsReset"];
+export type ClusterMetrics = S["ClusterMetrics"];

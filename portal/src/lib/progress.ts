@@ -51,14 +51,6 @@ function seconds(time: string | null | undefined): number | null {
   return Number.isNaN(ms) ? null : ms / 1000;
 }
 
-/** Reads an untyped document (as the API serves it) as a progress document, or null. */
-export function asProgress(value: unknown): ProgressDoc | null {
-  if (typeof value !== "object" || value === null) return null;
-  const doc = value as Record<string, unknown>;
-  if (typeof doc.batch_id !== "number" || typeof doc.timestamp !== "string") return null;
-  return doc as unknown as ProgressDoc;
-}
-
 /** `previous` and `next` merged by batch id (the later copy wins), oldest first, at most `limit`. */
 export function mergeProgress(previous: readonly ProgressDoc[], next: readonly ProgressDoc[], limit = 300): ProgressDoc[] {
   const byBatch = new Map<number, ProgressDoc>();

@@ -8,7 +8,9 @@ import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { call, client } from "../api/client";
 import type { Cluster, Operation } from "../api/types";
 import { useMe } from "../auth";
+import { useClusterMetrics } from "../api/metrics";
 import { Badge } from "../components/Badge";
+import { Chart } from "../components/Chart";
 import { Link, navigate } from "../components/nav";
 import { ProblemView } from "../components/ProblemView";
 import { ago, transient } from "../lib/format";
@@ -121,6 +123,7 @@ function Overview({ ws, cluster: c }: { ws: string; cluster: Cluster }) {
         </table>
         {operator ? c.spec.node_pools.map((pool) => <Resize key={pool.name} ws={ws} cluster={c} pool={pool.name} current={pool.replicas} />) : null}
       </section>
+      {c.spec.kind === "kafka" && c.status.state !== "Creating" ? <Throughput ws={ws} cluster={c.name} /> : null}
       <section aria-labelledby="endpoints">
         <h2 id="endpoints">Endpoints</h2>
         <dl className="endpoints">
@@ -213,6 +216,30 @@ function Overview({ ws, cluster: c }: { ws: string; cluster: Cluster }) {
       <Operations ws={ws} cluster={c} />
       {operator ? <Danger ws={ws} cluster={c} /> : null}
     </>
+  );
+}
+
+/** Records in and consumed per second, from the control plane's samples. */
+function Throughput({ ws, cluster }: { ws: string; cluster: string }) {
+  const metrics = useClusterMetrics(ws, cluster);
+  const m = metrics.data;
+  return (
+    <section aria-labelledby="throughput">
+      <h2 id="throughput">Throughput</h2>
+      <ProblemView error={metrics.error} context="Cannot read the cluster's metrics" />
+      {m ? (
+        <Chart
+          title="Records per second"
+          testId="chart-throughput"
+          unit="records/s"
+          time={m.timestamps_ms.map((t) => t / 1000)}
+          series={[
+            { label: "in", values: m.records_in_per_sec, color: "#0571b0" },
+            { label: "consumed", values: m.records_consumed_per_sec, color: "#1b7837" },
+          ]}
+        />
+      ) : null}
+    </section>
   );
 }
 

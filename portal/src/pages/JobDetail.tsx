@@ -12,7 +12,7 @@ import { Chart } from "../components/Chart";
 import { Link, navigate } from "../components/nav";
 import { ProblemView } from "../components/ProblemView";
 import { rate } from "../lib/format";
-import { asProgress, mergeProgress, progressSeries, type ProgressDoc } from "../lib/progress";
+import { mergeProgress, progressSeries, type ProgressDoc } from "../lib/progress";
 import { can } from "../lib/roles";
 import { pathOf } from "../lib/route";
 import { ClusterFrame } from "./ClusterDetail";
@@ -50,7 +50,7 @@ export function JobDetail({ ws, cluster, job }: { ws: string; cluster: string; j
   });
   const [docs, setDocs] = useState<ProgressDoc[]>([]);
   useEffect(() => {
-    const incoming = (progress.data?.progress ?? []).map(asProgress).filter((d): d is ProgressDoc => d !== null);
+    const incoming: ProgressDoc[] = progress.data?.progress ?? [];
     if (incoming.length) setDocs((prev) => mergeProgress(prev, incoming, 300));
   }, [progress.data]);
   const series = useMemo(() => progressSeries(docs), [docs]);

@@ -233,7 +233,7 @@ export function Tail({ ws, cluster, topic, partitions }: { ws: string; cluster: 
         </p>
       ) : null}
       <ProblemView error={error} context="Live tail" />
-      <div className="tail-table">
+      <div className="tail-table" tabIndex={0} role="region" aria-label="Live tail records">
         <table data-testid="tail-rows" aria-label="Records, newest first">
           <thead>
             <tr>

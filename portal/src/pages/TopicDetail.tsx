@@ -4,8 +4,7 @@
  */
 import { useState, type FormEvent } from "react";
 import { useMutation, useQuery } from "@tanstack/react-query";
-import { call, client, rawJson, seg } from "../api/client";
-import type { PartitionWithOffsets, Produced } from "../api/types";
+import { call, client } from "../api/client";
 import { useMe } from "../auth";
 import { Link } from "../components/nav";
 import { ProblemView } from "../components/ProblemView";
@@ -24,7 +23,7 @@ export function TopicDetail({ ws, cluster, topic }: { ws: string; cluster: strin
     refetchInterval: 5000,
   });
   const t = detail.data;
-  const partitions = (t?.partitions ?? []) as PartitionWithOffsets[];
+  const partitions = t?.partitions ?? [];
   return (
     <ClusterFrame ws={ws} name={cluster} tab="topics">
       {() => (
@@ -107,12 +106,17 @@ function Produce({ ws, cluster, topic }: { ws: string; cluster: string; topic: s
   const [headers, setHeaders] = useState("");
   const produce = useMutation({
     mutationFn: () =>
-      rawJson<Produced>("POST", `/v1/workspaces/${seg(ws)}/clusters/${seg(cluster)}/topics/${seg(topic)}/records`, {
-        partition: partition === "" ? undefined : Number(partition),
-        key: key === "" ? undefined : key,
-        value,
-        headers: headers.trim() ? parseConfigs(headers) : undefined,
-      }),
+      call(
+        client.POST("/v1/workspaces/{ws}/clusters/{cluster}/topics/{topic}/records", {
+          params: { path: { ws, cluster, topic } },
+          body: {
+            partition: partition === "" ? undefined : Number(partition),
+            key: key === "" ? undefined : key,
+            value,
+            headers: headers.trim() ? parseConfigs(headers) : undefined,
+          },
+        }),
+      ),
   });
   const submit = (e: FormEvent) => {
     e.preventDefault();
