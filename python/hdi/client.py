@@ -190,6 +190,11 @@ class Client:
 
     # -- resources --------------------------------------------------------------------------
 
+    def me(self) -> dict[str, Any]:
+        """Who the caller is: username, platform admin or not, role per workspace
+        (``GET /v1/me``)."""
+        return self._request("me")
+
     def workspaces(self) -> list[models.Workspace]:
         """Every workspace the caller can see."""
         return list(self._pages("workspaces_list"))
@@ -218,7 +223,7 @@ class Client:
         """One job (by name or id)."""
         return self._request("job_get", ws=workspace, cluster=cluster, job=job)
 
-    def job_progress(self, workspace: str, cluster: str, job: str, limit: int = 100) -> list[dict[str, Any]]:
+    def job_progress(self, workspace: str, cluster: str, job: str, limit: int = 100) -> list[models.JobProgress]:
         """The job's latest micro-batch progress documents, oldest first."""
         answer: models.JobProgressList = self._request(
             "job_progress", query={"limit": limit}, ws=workspace, cluster=cluster, job=job)

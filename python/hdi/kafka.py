@@ -139,7 +139,7 @@ def _poll(access: KafkaAccess | str, topic: str, from_: Start, seconds: float | 
     started = time.monotonic()
     try:
         # OAUTHBEARER's token is handed over from a poll; nothing is assigned yet.
-        consumer.poll(0.1)
+        consumer.poll(0.3)
         metadata = consumer.list_topics(topic, timeout=METADATA_TIMEOUT)
         described = metadata.topics.get(topic)
         if described is None or described.error is not None:

@@ -28,23 +28,39 @@ __all__ = [
     "Cluster",
     "ClusterKind",
     "ClusterList",
+    "ClusterMetrics",
     "ClusterPatch",
     "ClusterSpec",
     "ClusterState",
     "ClusterStatus",
     "Condition",
+    "ConsumerGroup",
+    "ConsumerGroupList",
+    "ConsumerGroupMember",
+    "ConsumerGroupOffset",
+    "ConsumerGroupOffsetsReset",
+    "ConsumerGroupResetOffsets",
+    "ConsumerGroupState",
+    "ConsumerGroupSummary",
     "Endpoints",
     "ErrorCode",
     "ExecutorRole",
     "ExecutorWorkload",
+    "GroupSeries",
     "Health",
     "Job",
+    "JobBatchDurations",
     "JobCreate",
     "JobError",
+    "JobEventTime",
     "JobList",
     "JobPreview",
+    "JobProgress",
     "JobProgressList",
+    "JobSinkProgress",
+    "JobSourceProgress",
     "JobState",
+    "JobStateOperator",
     "JobStatus",
     "Jwk",
     "Jwks",
@@ -64,6 +80,7 @@ __all__ = [
     "KafkaUserState",
     "KindCapabilities",
     "LinkOperationResult",
+    "Me",
     "MirrorPartitionStatus",
     "MirrorTopicStatus",
     "Node",
@@ -84,6 +101,7 @@ __all__ = [
     "OperationList",
     "OperationState",
     "OperationStep",
+    "PartitionOffsetReset",
     "PartitionState",
     "PartitionStop",
     "PlacedWorkload",
@@ -93,17 +111,23 @@ __all__ = [
     "QuorumTls",
     "QuorumVoter",
     "Readiness",
+    "RecordHeader",
+    "RecordProduce",
+    "RecordProduced",
     "ReplicationLink",
     "ReplicationLinkList",
     "ReplicationLinkSpec",
     "ReplicationLinkState",
     "ReplicationLinkStatus",
+    "ResetTo",
     "Role",
     "RoleBinding",
     "RoleBindingList",
     "RoleBindingPut",
     "RunAs",
+    "SessionCreate",
     "Size",
+    "TailRecord",
     "TokenRequest",
     "TokenRequestApiToken",
     "TokenRequestPassword",
@@ -111,7 +135,9 @@ __all__ = [
     "Topic",
     "TopicCreate",
     "TopicList",
+    "TopicPartitions",
     "TopicPatch",
+    "TopicSeries",
     "User",
     "UserCreate",
     "UserList",
@@ -123,6 +149,7 @@ __all__ = [
     "Workspace",
     "WorkspaceCreate",
     "WorkspaceList",
+    "WorkspaceRole",
 ]
 
 API_VERSION = "0.1.0"
@@ -330,6 +357,26 @@ class ClusterList(TypedDict):
     """Pass as `page_token` for the next page; absent on the last page."""
 
 
+class ClusterMetrics(TypedDict):
+    """A Kafka cluster's recent time series."""
+    groups: list[GroupSeries]
+    """Per consumer group, by group id."""
+    interval_ms: int
+    """Milliseconds between samples (the control plane's `--metrics-interval`)."""
+    records_consumed_per_sec: list[float | None]
+    """Records consumed per second by all groups (the advance of their committed offsets)."""
+    records_in_per_sec: list[float | None]
+    """Records written to the cluster per second (all topics), over the interval ending at each
+    sample.
+    """
+    retention_ms: int
+    """How far back samples are kept, in milliseconds."""
+    timestamps_ms: list[int]
+    """When each sample was taken, in milliseconds since the Unix epoch, ascending."""
+    topics: list[TopicSeries]
+    """Per topic (internal topics left out), by name."""
+
+
 class ClusterPatch(TypedDict):
     """`PATCH /v1/workspaces/{ws}/clusters/{name}`: resize a pool or toggle deletion protection."""
     deletion_protection: NotRequired[bool | None]
@@ -390,6 +437,120 @@ class Condition(TypedDict):
     """E.g. `Ready`, `Placed`, `Balanced`."""
 
 
+class ConsumerGroup(TypedDict):
+    """A consumer group described: members with their assignments, and per partition the committed
+    offset, the end offset and the lag.
+    """
+    assignor: NotRequired[str | None]
+    """The partition assignor in use; absent without members."""
+    coordinator: NotRequired[int | None]
+    """Broker id of the group's coordinator."""
+    group_id: str
+    """Group id."""
+    members: list[ConsumerGroupMember]
+    """Members, by member id."""
+    offsets: list[ConsumerGroupOffset]
+    """Partitions with a committed offset or assigned to a member, by topic and partition."""
+    protocol_type: str
+    """Protocol type (`consumer`), empty for a group that only has committed offsets."""
+    state: ConsumerGroupState
+    """State."""
+    total_lag: int
+    """Sum of `lag` over `offsets`."""
+
+
+class ConsumerGroupList(TypedDict):
+    """A page of a cluster's consumer groups, ordered by group id."""
+    items: list[ConsumerGroupSummary]
+    """This page."""
+    next_page_token: NotRequired[str | None]
+    """Pass as `page_token` for the next page; absent on the last page."""
+
+
+class ConsumerGroupMember(TypedDict):
+    """A member of a consumer group."""
+    assignment: list[TopicPartitions]
+    """The partitions assigned to it, by topic (empty for groups that are not Kafka
+    consumers).
+    """
+    client_host: str
+    """The client's address as the coordinator saw it (`/127.0.0.1`)."""
+    client_id: str
+    """The client's `client.id`."""
+    group_instance_id: NotRequired[str | None]
+    """Static membership id (`group.instance.id`), if the member has one."""
+    member_id: str
+    """Member id given by the coordinator."""
+
+
+class ConsumerGroupOffset(TypedDict):
+    """One partition of a consumer group: what it committed, where the partition ends, the lag."""
+    committed_offset: NotRequired[int | None]
+    """The committed offset (the next record the group reads); absent for an assigned
+    partition without one.
+    """
+    end_offset: NotRequired[int | None]
+    """The partition's end offset (high watermark); absent when it could not be read."""
+    lag: NotRequired[int | None]
+    """`end_offset - committed_offset` (at least 0), when both are known."""
+    member_id: NotRequired[str | None]
+    """The member the partition is assigned to, if any."""
+    metadata: NotRequired[str | None]
+    """The metadata committed with the offset, if any."""
+    partition: int
+    """Partition."""
+    topic: str
+    """Topic."""
+
+
+class ConsumerGroupOffsetsReset(TypedDict):
+    """The answer to a reset: the new offsets (committed unless `dry_run`)."""
+    dry_run: bool
+    """Whether this was a dry run (nothing committed)."""
+    group_id: str
+    """Group id."""
+    offsets: list[PartitionOffsetReset]
+    """Every partition reset, by topic and partition."""
+
+
+class ConsumerGroupResetOffsets(TypedDict):
+    """`POST /v1/workspaces/{ws}/clusters/{cluster}/consumer-groups/{group}/reset-offsets`."""
+    dry_run: NotRequired[bool]
+    """Compute and answer the new offsets without committing them."""
+    offset: NotRequired[int | None]
+    """With `to: offset`: the offset (at least 0)."""
+    timestamp_ms: NotRequired[int | None]
+    """With `to: timestamp`: milliseconds since the Unix epoch."""
+    to: ResetTo
+    """Where to move the offsets."""
+    topics: NotRequired[list[str] | None]
+    """Reset every partition of these topics; absent: the partitions the group has committed
+    offsets for.
+    """
+
+
+class ConsumerGroupSummary(TypedDict):
+    """A consumer group in a list."""
+    assignor: NotRequired[str | None]
+    """The partition assignor the members agreed on (`range`, `roundrobin`,
+    `cooperative-sticky`...); absent without members.
+    """
+    group_id: str
+    """Group id."""
+    members: int
+    """Number of members."""
+    protocol_type: str
+    """Protocol type: `consumer` for Kafka consumers; empty for a group that only has
+    committed offsets.
+    """
+    state: ConsumerGroupState
+    """State."""
+    total_lag: int
+    """Sum over the partitions with a committed offset of `end_offset - committed_offset`
+    (partitions whose end offset could not be read count 0).
+    """
+
+
 class Endpoints(TypedDict):
     """Where clients reach the cluster."""
     bootstrap_servers: NotRequired[str | None]
@@ -433,6 +594,16 @@ class ExecutorWorkload(TypedDict):
     """The worker's id in its cluster (0 for the driver)."""
 
 
+class GroupSeries(TypedDict):
+    """The series of one consumer group."""
+    group_id: str
+    """Group id."""
+    records_consumed_per_sec: list[float | None]
+    """Records consumed per second (the advance of its committed offsets)."""
+    total_lag: list[int | None]
+    """Its total lag at each sample (sum over its committed partitions of end minus committed)."""
+
+
 class Health(TypedDict):
     """Liveness of the control-plane process."""
     status: str
@@ -461,6 +632,28 @@ class Job(TypedDict):
     """Live status from the driver."""
 
 
+class JobBatchDurations(TypedDict):
+    """Durations of a micro-batch's phases, in milliseconds (Spark's `durationMs`)."""
+    add_batch: NotRequired[int]
+    """Writing the sink."""
+    commit: NotRequired[int]
+    """State snapshot and commit."""
+    execution: NotRequired[int]
+    """Running the tasks (reading, decoding, task queries), wall clock."""
+    get_batch: NotRequired[int]
+    """Of which reading the source (summed over tasks)."""
+    latest_offset: NotRequired[int]
+    """Finding the sources' latest offsets."""
+    query_planning: NotRequired[int]
+    """The final query."""
+    state_merge: NotRequired[int]
+    """Merging partial aggregates into state and emitting."""
+    trigger_execution: NotRequired[int]
+    """The whole batch."""
+    wal_commit: NotRequired[int]
+    """Writing the offset log."""
+
+
 class JobCreate(TypedDict):
     """`POST /v1/workspaces/{ws}/clusters/{cluster}/jobs`."""
     kafka_cluster: NotRequired[str | None]
@@ -481,6 +674,16 @@ class JobError(TypedDict):
     """For people."""
 
 
+class JobEventTime(TypedDict):
+    """Event-time figures of a micro-batch (RFC 3339 instants)."""
+    max: NotRequired[str | None]
+    """Largest event time in the batch."""
+    min: NotRequired[str | None]
+    """Smallest event time in the batch."""
+    watermark: NotRequired[str | None]
+    """The watermark after the batch."""
+
+
 class JobList(TypedDict):
     """A page of a cluster's jobs, ordered by name."""
     items: list[Job]
@@ -494,16 +697,77 @@ class JobPreview(TypedDict):
     columns: list[str]
     """Column names in order."""
     rows: list[dict[str, Any]]
-    """Rows, as objects keyed by column name."""
+    """Rows, as objects keyed by column name (values as the job's SQL types render in JSON:
+    numbers, strings, booleans, `null`).
+    """
+
+
+class JobProgress(TypedDict):
+    """One micro-batch's progress, as the executor reports it: the figures of Spark's
+    `StreamingQueryProgress` (and its UI's Structured Streaming charts). A member the executor
+    did not report reads as its default.
+    """
+    batch_id: NotRequired[int]
+    """The micro-batch, from 0."""
+    duration_ms: NotRequired[JobBatchDurations]
+    event_time: NotRequired[JobEventTime]
+    input_rows_per_second: NotRequired[float]
+    """Records read per second of wall clock since the previous batch started."""
+    num_input_rows: NotRequired[int]
+    """Records read."""
+    processed_rows_per_second: NotRequired[float]
+    """Records processed per second of this batch's duration."""
+    sink: NotRequired[JobSinkProgress]
+    sources: NotRequired[list[JobSourceProgress]]
+    """The sources (one today)."""
+    state_operators: NotRequired[list[JobStateOperator]]
+    """The stateful operators (one today)."""
+    timestamp: NotRequired[str]
+    """When the batch started (RFC 3339)."""
 
 
 class JobProgressList(TypedDict):
     """The latest micro-batch progress documents of a job, oldest first."""
-    progress: list[dict[str, Any]]
-    """Progress documents (`batch_id`, `num_input_rows`, `input_rows_per_second`,
-    `processed_rows_per_second`, `duration_ms`, `event_time`, `state_operators`, `sources`,
-    `sink`, ...), as the executor reports them.
-    """
+    progress: list[JobProgress]
+    """One document per micro-batch, oldest first."""
+
+
+class JobSinkProgress(TypedDict):
+    """The sink's figures for a micro-batch."""
+    description: NotRequired[str]
+    """`kafka[topic]`, `files[dir]`, `memory`, `blackhole`."""
+    num_output_rows: NotRequired[int]
+    """Rows written."""
+
+
+class JobSourceProgress(TypedDict):
+    """A source's figures for a micro-batch."""
+    description: NotRequired[str]
+    """`kafka[topic]` or `files[dir]`."""
+    end_offset: NotRequired[dict[str, int]]
+    """Where it ended."""
+    malformed_rows: NotRequired[int]
+    """Records that did not decode."""
+    num_input_rows: NotRequired[int]
+    """Records read."""
+    start_offset: NotRequired[dict[str, int]]
+    """Where the batch started (per partition, or files taken)."""
+
+
+class JobStateOperator(TypedDict):
+    """A stateful operator's figures after a micro-batch."""
+    memory_used_bytes: NotRequired[int]
+    """Approximate bytes held."""
+    num_rows_dropped_by_watermark: NotRequired[int]
+    """Late rows dropped."""
+    num_rows_total: NotRequired[int]
+    """Rows (groups, windows, seen keys) held."""
+    num_rows_updated: NotRequired[int]
+    """Rows the batch created or changed."""
+    num_state_partitions: NotRequired[int]
+    """State partitions."""
+    partition_owners: NotRequired[dict[str, list[int]]]
+    """Which worker owns which state partitions in this batch."""
 
 
 class JobStatus(TypedDict):
@@ -511,8 +775,7 @@ class JobStatus(TypedDict):
     batches_committed: NotRequired[int]
     """Micro-batches committed so far."""
     error: NotRequired[JobError | None]
-    last_progress: NotRequired[dict[str, Any] | None]
-    """The progress document of the last micro-batch."""
+    last_progress: NotRequired[JobProgress | None]
     state: JobState
     """State."""
 
@@ -672,6 +935,18 @@ class LinkOperationResult(TypedDict):
     """Per partition (empty when the brokers report no per-partition status)."""
     quarantined_records: int
     """Records the old source moved to quarantine topics (reverse), summed."""
+
+
+class Me(TypedDict):
+    """`GET /v1/me`: who the caller is and what it may do, the one source a client shows its
+    controls from (the server still checks every call).
+    """
+    platform_admin: bool
+    """A platform admin may do everything in every workspace, with or without a role there."""
+    username: str
+    """The username."""
+    workspaces: list[WorkspaceRole]
+    """The caller's role in each workspace where it has one, by workspace name."""
 
 
 class MirrorPartitionStatus(TypedDict):
@@ -884,8 +1159,22 @@ class OperationStep(TypedDict):
     """`Running`, `Done` or `Failed`."""
 
 
+class PartitionOffsetReset(TypedDict):
+    """One partition's offset before and after a reset."""
+    new_offset: int
+    """The new committed offset."""
+    partition: int
+    """Partition."""
+    previous_offset: NotRequired[int | None]
+    """The committed offset before the reset; absent when there was none."""
+    topic: str
+    """Topic."""
+
+
 class PartitionState(TypedDict):
     """One partition of a topic."""
+    end_offset: NotRequired[int | None]
+    """The offset the next record will get: the high watermark (single-topic reads only)."""
     isr: list[int]
     """Broker ids of the in-sync replicas."""
     leader: NotRequired[int | None]
@@ -896,6 +1185,10 @@ class PartitionState(TypedDict):
     """Partition index."""
     replicas: list[int]
     """Broker ids of the replicas, preferred leader first."""
+    start_offset: NotRequired[int | None]
+    """The first offset still in the log (single-topic reads only; absent when the leader did
+    not answer).
+    """
 
 
 class PartitionStop(TypedDict):
@@ -998,6 +1291,38 @@ class Readiness(TypedDict):
     """`ok`, or why the database check failed."""
     status: str
     """`ready` or `not_ready`."""
+
+
+class RecordHeader(TypedDict):
+    """A record header."""
+    key: str
+    """The header's key."""
+    value: NotRequired[str | None]
+    """Its value as UTF-8 text (invalid bytes replaced); `null` when absent."""
+
+
+class RecordProduce(TypedDict):
+    """`POST /v1/workspaces/{ws}/clusters/{cluster}/topics/{topic}/records`: one record to write
+    (a diagnostic write through the control plane; applications write to the brokers).
+    """
+    headers: NotRequired[dict[str, str]]
+    """Headers."""
+    key: NotRequired[str | None]
+    """The key (UTF-8 text); none when absent."""
+    partition: NotRequired[int | None]
+    """The partition; by default Kafka's partitioner picks it from the key (murmur2, as the
+    Java client does), or a random one for a record without a key.
+    """
+    value: NotRequired[str | None]
+    """The value (UTF-8 text); `null` or absent writes a tombstone."""
+
+
+class RecordProduced(TypedDict):
+    """Where a produced record landed."""
+    offset: int
+    """Its offset."""
+    partition: int
+    """The partition."""
 
 
 class ReplicationLink(TypedDict):
@@ -1142,6 +1467,14 @@ class RunAs(TypedDict):
     """The workspace's group id (a supplementary group)."""
 
 
+class SessionCreate(TypedDict):
+    """`POST /v1/auth/session`: the portal's password login."""
+    password: str
+    """The password."""
+    username: str
+    """The username."""
+
+
 class Size(TypedDict):
     """A workload size."""
     cpu_millis: int
@@ -1150,6 +1483,24 @@ class Size(TypedDict):
     """Memory reserved per workload, bytes."""
     name: str
     """Name used in `node_pools[].size`."""
+
+
+class TailRecord(TypedDict):
+    """A `record` event of a topic tail (`GET …/topics/{topic}/records`)."""
+    headers: list[RecordHeader]
+    """Headers in order."""
+    key: NotRequired[str | None]
+    """The key as UTF-8 text (invalid bytes replaced); `null` when absent."""
+    offset: int
+    """The offset."""
+    partition: int
+    """The partition."""
+    timestamp_ms: int
+    """The record's timestamp, ms since the epoch."""
+    truncated: bool
+    """The key or value was longer than 16,384 characters and is cut there."""
+    value: NotRequired[str | None]
+    """The value as UTF-8 text; `null` for a tombstone."""
 
 
 class TokenRequestPassword(TypedDict):
@@ -1216,6 +1567,14 @@ class TopicList(TypedDict):
     """Pass as `page_token` for the next page; absent on the last page."""
 
 
+class TopicPartitions(TypedDict):
+    """Partitions of one topic."""
+    partitions: list[int]
+    """Partition indexes, ascending."""
+    topic: str
+    """Topic."""
+
+
 class TopicPatch(TypedDict):
     """`PATCH /v1/workspaces/{ws}/clusters/{cluster}/topics/{topic}`."""
     configs: NotRequired[dict[str, str | None] | None]
@@ -1224,6 +1583,14 @@ class TopicPatch(TypedDict):
     """
     partitions: NotRequired[int | None]
     """New partition count; partitions can only be added, never removed."""
+
+
+class TopicSeries(TypedDict):
+    """The series of one topic."""
+    records_in_per_sec: list[float | None]
+    """Records written per second (the advance of the partitions' end offsets)."""
+    topic: str
+    """Topic."""
 
 
 class User(TypedDict):
@@ -1314,6 +1681,14 @@ class WorkspaceList(TypedDict):
     """Pass as `page_token` for the next page; absent on the last page."""
 
 
+class WorkspaceRole(TypedDict):
+    """The caller's role in one workspace."""
+    role: Role
+    """The role."""
+    workspace: str
+    """The workspace."""
+
+
 AuthorityRotationPhase = Literal["trusting", "issuing", "settling"]
 """Where a rotation of a Kafka cluster's authorities stands."""
 
@@ -1326,7 +1701,11 @@ ClusterState = Literal["Creating", "Running", "Resizing", "Deleting", "Failed"]
 """The state of a cluster, for people."""
 
 
-ErrorCode = Literal["invalid_field", "invalid_body", "invalid_path", "invalid_query", "unsupported_media_type", "body_too_large", "method_not_allowed", "not_found", "precondition_failed", "idempotency_key_in_use", "idempotency_key_reused", "unauthorized", "invalid_credentials", "forbidden", "workspace_exists", "user_exists", "user_builtin", "api_token_exists", "node_name_taken", "node_credential_exists", "cluster_deleting", "managed_by_kubernetes", "not_managed_by_kubernetes", "concurrent_change", "operation_in_progress", "rotation_in_progress", "cluster_not_ready", "topic_exists", "job_exists", "kafka_user_exists", "cluster_has_links", "link_has_mirrors", "link_fault_domains_overlap", "link_stopped", "link_paused", "link_not_paused", "link_not_stopped", "deletion_protected", "below_quorum", "brokers_hold_partitions", "insufficient_capacity", "timed_out", "superseded", "not_a_kafka_cluster", "not_a_spark_cluster", "kafka_users_unsupported", "policy_violation", "link_source_unsupported", "invalid_sql", "cluster_unreachable", "kafka_error", "driver_unavailable", "driver_error", "rate_limited", "unavailable", "internal", "unknown"]
+ConsumerGroupState = Literal["Empty", "PreparingRebalance", "CompletingRebalance", "Stable", "Dead", "Unknown"]
+"""The state of a consumer group, as its coordinator reports it."""
+
+
+ErrorCode = Literal["invalid_field", "invalid_body", "invalid_path", "invalid_query", "unsupported_media_type", "body_too_large", "method_not_allowed", "not_found", "precondition_failed", "idempotency_key_in_use", "idempotency_key_reused", "unauthorized", "invalid_credentials", "forbidden", "csrf_failed", "workspace_exists", "user_exists", "user_builtin", "api_token_exists", "node_name_taken", "node_credential_exists", "cluster_deleting", "managed_by_kubernetes", "not_managed_by_kubernetes", "concurrent_change", "operation_in_progress", "rotation_in_progress", "cluster_not_ready", "topic_exists", "job_exists", "kafka_user_exists", "cluster_has_links", "link_has_mirrors", "link_fault_domains_overlap", "link_stopped", "link_paused", "link_not_paused", "link_not_stopped", "group_not_empty", "deletion_protected", "below_quorum", "brokers_hold_partitions", "insufficient_capacity", "timed_out", "superseded", "not_a_kafka_cluster", "not_a_spark_cluster", "kafka_users_unsupported", "policy_violation", "link_source_unsupported", "invalid_sql", "cluster_unreachable", "kafka_error", "driver_unavailable", "driver_error", "rate_limited", "unavailable", "internal", "unknown"]
 """The stable machine-readable `code` of a problem: what clients branch on.
 
 A client reads a code it does not know (one added by a newer control plane) as
@@ -1391,6 +1770,10 @@ ReplicationLinkState = Literal["mirroring", "paused", "promoting", "promoted", "
 """Where a link stands."""
 
 
+ResetTo = Literal["earliest", "latest", "timestamp", "offset"]
+"""Where [`ConsumerGroupResetOffsets`] moves the offsets."""
+
+
 Role = Literal["viewer", "operator", "admin"]
 """A role in a workspace; each includes the ones before it."""
 
@@ -1421,9 +1804,14 @@ OPERATIONS: dict[str, tuple[str, str]] = {
     "cluster_certificates_rotate": ("POST", "/v1/workspaces/{ws}/clusters/{cluster}/rotate-certificates"),
     "cluster_delete": ("DELETE", "/v1/workspaces/{ws}/clusters/{name}"),
     "cluster_get": ("GET", "/v1/workspaces/{ws}/clusters/{name}"),
+    "cluster_metrics": ("GET", "/v1/workspaces/{ws}/clusters/{cluster}/metrics"),
     "cluster_patch": ("PATCH", "/v1/workspaces/{ws}/clusters/{name}"),
     "cluster_put": ("PUT", "/v1/workspaces/{ws}/clusters/{name}"),
     "clusters_list": ("GET", "/v1/workspaces/{ws}/clusters"),
+    "consumer_group_delete": ("DELETE", "/v1/workspaces/{ws}/clusters/{cluster}/consumer-groups/{group}"),
+    "consumer_group_get": ("GET", "/v1/workspaces/{ws}/clusters/{cluster}/consumer-groups/{group}"),
+    "consumer_group_reset_offsets": ("POST", "/v1/workspaces/{ws}/clusters/{cluster}/consumer-groups/{group}/reset-offsets"),
+    "consumer_groups_list": ("GET", "/v1/workspaces/{ws}/clusters/{cluster}/consumer-groups"),
     "healthz": ("GET", "/healthz"),
     "job_create": ("POST", "/v1/workspaces/{ws}/clusters/{cluster}/jobs"),
     "job_delete": ("DELETE", "/v1/workspaces/{ws}/clusters/{cluster}/jobs/{job}"),
@@ -1448,6 +1836,7 @@ OPERATIONS: dict[str, tuple[str, str]] = {
     "link_resume": ("POST", "/v1/workspaces/{ws}/replication-links/{name}/resume"),
     "link_reverse": ("POST", "/v1/workspaces/{ws}/replication-links/{name}/reverse"),
     "links_list": ("GET", "/v1/workspaces/{ws}/replication-links"),
+    "me": ("GET", "/v1/me"),
     "node_credential_revoke": ("DELETE", "/v1/nodes/{id}/credential"),
     "node_get": ("GET", "/v1/nodes/{id}"),
     "nodes_list": ("GET", "/v1/nodes"),
@@ -1455,9 +1844,13 @@ OPERATIONS: dict[str, tuple[str, str]] = {
     "operation_get": ("GET", "/v1/operations/{id}"),
     "operations_list": ("GET", "/v1/workspaces/{ws}/operations"),
     "readyz": ("GET", "/readyz"),
+    "record_produce": ("POST", "/v1/workspaces/{ws}/clusters/{cluster}/topics/{topic}/records"),
+    "records_tail": ("GET", "/v1/workspaces/{ws}/clusters/{cluster}/topics/{topic}/records"),
     "role_binding_delete": ("DELETE", "/v1/workspaces/{ws}/role-bindings/{username}"),
     "role_binding_put": ("PUT", "/v1/workspaces/{ws}/role-bindings/{username}"),
     "role_bindings_list": ("GET", "/v1/workspaces/{ws}/role-bindings"),
+    "session_create": ("POST", "/v1/auth/session"),
+    "session_delete": ("DELETE", "/v1/auth/session"),
     "token": ("POST", "/v1/auth/token"),
     "topic_create": ("POST", "/v1/workspaces/{ws}/clusters/{cluster}/topics"),
     "topic_delete": ("DELETE", "/v1/workspaces/{ws}/clusters/{cluster}/topics/{topic}"),

@@ -13,6 +13,9 @@
 //!   (stale files removed). The test below regenerates it the same way and compares.
 //! - `charts/hdi/templates/crds/`, the CRDs from the Rust types of `control-plane/k8s/src/crd.rs`
 //!   (`hdi-crdgen`; `control-plane/k8s/tests/crds_fresh.rs` checks them).
+//! - `python/hdi/models.py`, the Python package's typed models and operations, from
+//!   `openapi/hdi.json` by `python/gen_models.py` (standard library only; the test below runs it
+//!   and compares).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -51,6 +54,10 @@ pub fn run_codegen() -> anyhow::Result<()> {
     let path = repo_root().join("openapi/hdi.json");
     std::fs::write(&path, spec).with_context(|| format!("cannot write {}", path.display()))?;
     println!("wrote {}", path.display());
+    let models = python_models()?;
+    let path = repo_root().join(PYTHON_MODELS);
+    std::fs::write(&path, models).with_context(|| format!("cannot write {}", path.display()))?;
+    println!("wrote {}", path.display());
     let crds = repo_root().join("charts/hdi/templates/crds");
     run(
         "hdi-crdgen",
@@ -67,6 +74,23 @@ pub fn run_codegen() -> anyhow::Result<()> {
             .arg(&crds),
     )?;
     Ok(())
+}
+
+/// The Python package's generated module, from `openapi/hdi.json`.
+const PYTHON_MODELS: &str = "python/hdi/models.py";
+
+/// `python/hdi/models.py` as `python/gen_models.py` makes it from the checked-in
+/// `openapi/hdi.json` (with the test venv's interpreter when `HDI_TEST_PYTHON` is set, else
+/// `python3`).
+pub fn python_models() -> anyhow::Result<String> {
+    let python = std::env::var_os("HDI_TEST_PYTHON").unwrap_or_else(|| "python3".into());
+    output(
+        "python/gen_models.py",
+        std::process::Command::new(python)
+            .arg(repo_root().join("python/gen_models.py"))
+            .arg(repo_root().join("openapi/hdi.json"))
+            .arg("-"),
+    )
 }
 
 /// The offline data of every compile-checked query as the code and migrations make it today:
@@ -168,6 +192,18 @@ fn read_offline_data(dir: &Path) -> anyhow::Result<BTreeMap<String, String>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `python/hdi/models.py` is what `python/gen_models.py` makes of `openapi/hdi.json`.
+    #[test]
+    fn python_models_are_fresh() {
+        let generated = python_models().unwrap();
+        assert!(generated.contains("OPERATIONS"), "{generated}");
+        let checked_in = std::fs::read_to_string(repo_root().join(PYTHON_MODELS)).unwrap();
+        assert!(
+            generated == checked_in,
+            "{PYTHON_MODELS} is stale: run `cargo xtask codegen` and commit the result"
+        );
+    }
 
     /// `.sqlx/` holds exactly the data the queries and migrations make today. (A query without
     /// data already fails to compile offline; this also catches unused files and data that a
