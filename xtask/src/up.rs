@@ -5,7 +5,8 @@
 //! (so nodes keep their identity across restarts), generated secrets and logs. `up` also writes the
 //! `local` hdictl context so that `hdictl node list` works with no further set-up, and ends by
 //! creating the demo: a 3-broker Kafka cluster and a 2-executor Spark cluster in workspace
-//! `default`. Stopping `up` stops the brokers and executors too; the next `up` restarts them.
+//! `default`, and says how to open the example notebook on it in JupyterLab. Stopping `up` stops
+//! the brokers and executors too; the next `up` restarts them.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -364,6 +365,17 @@ fn bring_up(
     println!(
         "  curl -H \"Authorization: Bearer $(cat {})\" {api_url}/v1/nodes",
         admin_token_file.display()
+    );
+    println!(
+        "The notebook (transactions live into pandas, the card-alerts job's progress and alerts):"
+    );
+    println!("  pip install jupyterlab ./python && jupyter lab examples/notebooks");
+    println!(
+        "  open card-transactions.ipynb; its parameters: api_url = \"{api_url}\", token_file = \"{}\",",
+        admin_token_file.display()
+    );
+    println!(
+        "  workspace = \"default\", kafka = \"demo-kafka\", spark = \"demo-spark\" (the defaults)"
     );
     Ok(api)
 }
