@@ -25,6 +25,7 @@ pub mod config;
 pub mod driver;
 pub mod http;
 pub mod kafka_admin;
+pub mod metrics;
 pub mod model;
 pub mod operator;
 pub mod provision;

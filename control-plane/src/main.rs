@@ -199,9 +199,10 @@ async fn run<P: Provisioner>(
     let stop_jobs = Arc::new(Notify::new());
     let stop_links = Arc::new(Notify::new());
     let reconciling = if config.reconciler {
-        let jobs = tokio::spawn(job_reconciler.run(stop_jobs.clone()));
-        let clusters = tokio::spawn(reconciler.run(stop.clone()));
-        let links = tokio::spawn(link_reconciler.run(stop_links.clone()));
+        let metrics = service.metrics();
+        let jobs = tokio::spawn(job_reconciler.run(stop_jobs.clone(), metrics.clone()));
+        let clusters = tokio::spawn(reconciler.run(stop.clone(), metrics.clone()));
+        let links = tokio::spawn(link_reconciler.run(stop_links.clone(), metrics));
         Some((clusters, jobs, links))
     } else {
         tracing::info!("--no-reconciler: serving the API only");

@@ -20,6 +20,7 @@ mod idempotency;
 mod job;
 mod kafka_user;
 mod link;
+mod metrics;
 mod node;
 mod portal;
 mod record;
@@ -197,6 +198,12 @@ pub fn router(state: AppState) -> Router {
             "/openapi.json",
             get(|| async { ([("content-type", "application/json")], json) }),
         )
+        .route("/metrics", get(metrics::metrics))
+        // Requests by matched route template (`crate::metrics`); the fallback is not counted.
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.service.metrics().http.clone(),
+            hdi_http_serve::metrics::HttpMetrics::track,
+        ))
         // Pages and files of the web portal; anything else is the API's not-found problem.
         .fallback(portal::fallback)
         .method_not_allowed_fallback(|| async {

@@ -99,10 +99,10 @@ impl JobReconciler {
     }
 
     /// Runs passes until `stop` is notified.
-    pub async fn run(self, stop: Arc<Notify>) {
+    pub async fn run(self, stop: Arc<Notify>, metrics: Arc<crate::metrics::Metrics>) {
         tracing::info!("job reconciler running");
         loop {
-            match self.pass().await {
+            match metrics.timed("jobs", self.pass()).await {
                 Ok(report) if report.submitted + report.removed + report.failed > 0 => {
                     tracing::info!(?report, "job reconcile pass");
                 }

@@ -96,9 +96,9 @@ impl LinkReconciler {
     }
 
     /// Runs passes until `stop` is notified.
-    pub async fn run(self, stop: Arc<Notify>) {
+    pub async fn run(self, stop: Arc<Notify>, metrics: Arc<crate::metrics::Metrics>) {
         loop {
-            if let Err(error) = self.pass().await {
+            if let Err(error) = metrics.timed("links", self.pass()).await {
                 tracing::warn!(error = %crate::error_chain(&error), "link reconcile pass failed");
             }
             tokio::select! {

@@ -80,10 +80,10 @@ impl<P: Provisioner> Reconciler<P> {
     }
 
     /// Runs passes until `stop` is notified, then releases the leases.
-    pub async fn run(self, stop: Arc<Notify>) {
+    pub async fn run(self, stop: Arc<Notify>, metrics: Arc<crate::metrics::Metrics>) {
         tracing::info!(owner = %self.owner, "reconciler started");
         loop {
-            if let Err(error) = self.pass().await {
+            if let Err(error) = metrics.timed("clusters", self.pass()).await {
                 tracing::warn!(error = %crate::error_chain(&error), "reconcile pass failed");
             }
             tokio::select! {

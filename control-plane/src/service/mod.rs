@@ -202,6 +202,8 @@ pub struct Service {
     logins: throttle::LoginThrottle,
     /// The Kafka clusters' recent time series, filled by [`crate::sampler::Sampler`].
     series: Arc<crate::sampler::SeriesStore>,
+    /// This process's Prometheus metrics (`GET /metrics`).
+    metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl Service {
@@ -215,6 +217,7 @@ impl Service {
             tokens: std::sync::RwLock::new(None),
             logins: throttle::LoginThrottle::for_this_machine(),
             series: Arc::default(),
+            metrics: Arc::default(),
         }
     }
 
@@ -234,5 +237,20 @@ impl Service {
     /// [`ServiceError::Unavailable`] when the database does not answer.
     pub async fn readiness(&self) -> Result<(), ServiceError> {
         self.store.ping().await.map_err(ServiceError::Unavailable)
+    }
+
+    /// This process's metrics (the reconcilers and the HTTP layer count into them).
+    pub fn metrics(&self) -> Arc<crate::metrics::Metrics> {
+        Arc::clone(&self.metrics)
+    }
+
+    /// The Prometheus exposition: the counters, and clusters and operations by state counted now.
+    ///
+    /// # Errors
+    /// When the database fails.
+    pub async fn metrics_exposition(&self) -> Result<String, ServiceError> {
+        let clusters = self.store.clusters_count_by_state().await?;
+        let operations = self.store.operations_count_by_state().await?;
+        Ok(self.metrics.exposition(&clusters, &operations))
     }
 }

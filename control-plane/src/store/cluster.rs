@@ -103,6 +103,19 @@ pub enum SpecChange {
 }
 
 impl Store {
+    /// Clusters by observed state, `(state, count)` (the `hdi_clusters` metric). A plain query,
+    /// not a macro: its shape cannot drift and it keeps `.sqlx/` unchanged.
+    ///
+    /// # Errors
+    /// When the database fails.
+    pub async fn clusters_count_by_state(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        sqlx::query_as::<_, (String, i64)>(
+            "SELECT state, count(*) FROM clusters GROUP BY state ORDER BY state",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(query_error("clusters_count_by_state"))
+    }
     /// A cluster by workspace and name.
     ///
     /// # Errors

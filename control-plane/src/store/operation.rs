@@ -100,6 +100,19 @@ pub struct NewOperation {
 }
 
 impl Store {
+    /// Operations by state, `(state, count)` (the `hdi_operations` metric); a plain query as
+    /// [`Store::clusters_count_by_state`].
+    ///
+    /// # Errors
+    /// When the database fails.
+    pub async fn operations_count_by_state(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        sqlx::query_as::<_, (String, i64)>(
+            "SELECT state, count(*) FROM operations GROUP BY state ORDER BY state",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(query_error("operations_count_by_state"))
+    }
     /// One operation.
     ///
     /// # Errors

@@ -41,6 +41,8 @@ pub struct Broker {
     /// What this broker knows of each mirror partition it leads, by topic and partition
     /// (`mirror.rs` keeps it; DescribeConfigs of this broker shows it per link).
     pub mirror_progress: std::sync::Mutex<BTreeMap<(String, i32), MirrorProgress>>,
+    /// Prometheus metrics (`metrics.rs`).
+    pub metrics: crate::metrics::BrokerMetrics,
 }
 
 /// What the leader of a mirror partition last learnt of its source.
@@ -110,6 +112,7 @@ impl Broker {
             quota_meters: std::sync::Mutex::default(),
             link_problems: std::sync::Mutex::default(),
             mirror_progress: std::sync::Mutex::default(),
+            metrics: crate::metrics::BrokerMetrics::new(),
         }))
     }
 

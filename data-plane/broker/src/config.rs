@@ -125,6 +125,14 @@ pub struct Flags {
     /// number of live brokers).
     #[arg(long, default_value_t = 3)]
     pub default_replication_factor: i16,
+    /// Serve Prometheus metrics (`GET /metrics`, OpenMetrics text) on this address. Without
+    /// `--metrics-token-file` only a loopback address is accepted (start-up fails otherwise).
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_listen: Option<SocketAddr>,
+    /// File holding the token `GET /metrics` requires as `Authorization: Bearer <token>`
+    /// (401 otherwise).
+    #[arg(long, value_name = "FILE", requires = "metrics_listen")]
+    pub metrics_token_file: Option<PathBuf>,
 }
 
 fn humantime_duration(text: &str) -> Result<Duration, String> {
@@ -210,6 +218,30 @@ pub enum ConfigError {
     /// A listener or security flag is unusable.
     #[error("{0}")]
     Security(String),
+    /// `--metrics-listen` or `--metrics-token-file` is unusable.
+    #[error("{0}")]
+    Metrics(String),
+}
+
+impl Flags {
+    /// The metrics listener's address and token (read from `--metrics-token-file`), if any.
+    ///
+    /// # Errors
+    /// The token file cannot be read, or the address is not loopback and there is no token.
+    pub fn metrics(&self) -> Result<Option<(SocketAddr, Option<String>)>, ConfigError> {
+        let Some(addr) = self.metrics_listen else {
+            return Ok(None);
+        };
+        let token = self
+            .metrics_token_file
+            .as_deref()
+            .map(hdi_http_serve::metrics::read_token_file)
+            .transpose()
+            .map_err(ConfigError::Metrics)?;
+        hdi_http_serve::metrics::check_listen(addr, token.as_deref())
+            .map_err(ConfigError::Metrics)?;
+        Ok(Some((addr, token)))
+    }
 }
 
 impl Flags {

@@ -27,6 +27,7 @@ pub mod cluster;
 pub mod config;
 pub mod groups;
 pub mod handlers;
+pub mod metrics;
 pub mod mirror;
 pub mod producers;
 pub mod replica;

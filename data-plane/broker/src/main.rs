@@ -3,7 +3,7 @@
 //! `hdi-broker --node-id 1 --data-dir DIR --listen 127.0.0.1:9092 [--advertised-listener HOST:PORT]
 //! [--listener SASL_SSL://127.0.0.1:9093 --tls-dir DIR --sasl-users-file FILE --authorizer
 //! --super-users User:admin] [--quorum-listen 127.0.0.1:9192 --quorum 1@127.0.0.1:9192,2@...
-//! [--quorum-tls-dir DIR]]`.
+//! [--quorum-tls-dir DIR]] [--metrics-listen 127.0.0.1:9404 [--metrics-token-file FILE]]`.
 //! `hdi-broker scram-credential NAME < password` prints a `--sasl-users-file` line;
 //! `hdi-broker dev-certificates DIR` writes a development `--tls-dir`.
 //! Logs one line when ready; stops cleanly on SIGTERM or SIGINT (flushing every partition);
@@ -114,22 +114,23 @@ fn main() -> ExitCode {
     let tls = flags.quorum_tls_dir.clone();
     let reload_flags = flags.clone();
     let result = flags
-        .resolve()
+        .metrics()
+        .and_then(|metrics| Ok((flags.resolve()?, metrics)))
         .map_err(anyhow::Error::from)
-        .and_then(|config| {
+        .and_then(|(config, metrics)| {
             if let Some(dir) = tls {
                 let tls = hdi_broker::cluster::transport::QuorumTls::load(&dir)
                     .context("--quorum-tls-dir")?;
                 hdi_broker::cluster::transport::install(tls)?;
             }
-            Ok(config)
+            Ok((config, metrics))
         })
-        .and_then(|config| {
+        .and_then(|(config, metrics)| {
             tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()
                 .context("cannot start the async runtime")?
-                .block_on(run(config, reload_flags))
+                .block_on(run(config, metrics, reload_flags))
         });
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -165,7 +166,11 @@ fn reload(broker: &Broker, flags: &Flags) {
     }
 }
 
-async fn run(mut config: hdi_broker::config::BrokerConfig, flags: Flags) -> anyhow::Result<()> {
+async fn run(
+    mut config: hdi_broker::config::BrokerConfig,
+    metrics: Option<(std::net::SocketAddr, Option<String>)>,
+    flags: Flags,
+) -> anyhow::Result<()> {
     use tokio::signal::unix::{SignalKind, signal};
     // First of all: a SIGHUP (a reload request) must never stop the broker as it would by
     // default.
@@ -205,6 +210,14 @@ async fn run(mut config: hdi_broker::config::BrokerConfig, flags: Flags) -> anyh
         ),
         None => None,
     };
+    let metrics_listener = match &metrics {
+        Some((addr, _)) => Some(
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen on {addr} (--metrics-listen)"))?,
+        ),
+        None => None,
+    };
     let quorum_addr = match &quorum_listener {
         Some(l) => l.local_addr()?.to_string(),
         None => String::new(),
@@ -231,6 +244,25 @@ async fn run(mut config: hdi_broker::config::BrokerConfig, flags: Flags) -> anyh
         {
             anyhow::bail!("the single-node metadata quorum did not start within 30 s");
         }
+    }
+    if let (Some(listener), Some((_, token))) = (metrics_listener, metrics) {
+        let addr = listener.local_addr()?;
+        let scraped = Arc::clone(&broker);
+        let source: hdi_http_serve::metrics::Source =
+            Arc::new(move || scraped.metrics.exposition(&scraped));
+        tasks.spawn(async move {
+            let served = hdi_http_serve::serve(
+                listener,
+                hdi_http_serve::metrics::router(source, token),
+                hdi_http_serve::Limits::with_request_timeout(std::time::Duration::from_secs(10)),
+                std::future::pending(),
+            )
+            .await;
+            if let Err(error) = served {
+                tracing::error!(%error, "the metrics listener stopped");
+            }
+        });
+        tracing::info!("metrics on http://{addr}/metrics");
     }
     for (index, listener) in listeners.into_iter().enumerate() {
         tasks.spawn(serve(Arc::clone(&broker), listener, index));

@@ -336,8 +336,9 @@ pub async fn run_isr_maintenance(broker: Arc<Broker>) {
                     partition_epoch: change.partition_epoch,
                     isr: change.isr.clone(),
                 };
+                let before = replica.role().isr;
                 match broker.cluster.propose(command).await {
-                    Ok(Outcome::Ok) => {}
+                    Ok(Outcome::Ok) => broker.metrics.isr_changed(&before, &change.isr),
                     Ok(Outcome::Refused { message, .. }) => {
                         tracing::info!(topic = %replica.topic, partition = replica.index, %message, "ISR change refused");
                         replica.isr_change_failed();

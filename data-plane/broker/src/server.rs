@@ -380,11 +380,35 @@ fn credential(broker: &Broker, user: &str, mechanism: ScramMechanism) -> Option<
 }
 
 /// Decodes one request frame of `session` and produces the response frame (`None` for acks=0
-/// produce); SASL requests move the session's authentication along.
+/// produce); SASL requests move the session's authentication along. Counts the request and its
+/// time in the broker's metrics (`kafka_network_requestmetrics_*`).
 ///
 /// # Errors
 /// Why the connection must be closed.
 pub async fn handle_session_frame(
+    broker: &Broker,
+    session: &mut Session,
+    frame: Bytes,
+    peer: SocketAddr,
+) -> Result<Option<Bytes>, String> {
+    let counted = (!session.auth.expects_raw_token() && frame.len() >= 4)
+        .then(|| {
+            let key = i16::from_be_bytes([frame[0], frame[1]]);
+            let version = i16::from_be_bytes([frame[2], frame[3]]);
+            ApiKey::try_from(key).ok().map(|key| (key, version))
+        })
+        .flatten();
+    let start = std::time::Instant::now();
+    let outcome = handle_request_frame(broker, session, frame, peer).await;
+    if let Some((key, version)) = counted
+        && handlers::supported(key).is_some_and(|(min, max)| (min..=max).contains(&version))
+    {
+        broker.metrics.request(key, version, start.elapsed());
+    }
+    outcome
+}
+
+async fn handle_request_frame(
     broker: &Broker,
     session: &mut Session,
     mut frame: Bytes,

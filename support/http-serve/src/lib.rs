@@ -13,6 +13,10 @@
 //!
 //! HTTP/1.1 only, as every hdi client speaks. Stopping (the `shutdown` future) stops accepting,
 //! lets in-flight requests finish for up to [`DRAIN`], then returns.
+//!
+//! [`metrics`] holds what every process needs to serve Prometheus metrics.
+
+pub mod metrics;
 
 use std::future::Future;
 use std::sync::Arc;

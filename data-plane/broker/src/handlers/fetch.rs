@@ -27,7 +27,8 @@ pub async fn fetch(cx: &Context<'_>, request: FetchRequest) -> FetchResponse {
         let notified = broker.appended.notified();
         tokio::pin!(notified);
         notified.as_mut().enable();
-        let (responses, bytes, errors) = super::blocking(|| collect(cx, &request, max_bytes));
+        let (responses, bytes, errors, by_topic) =
+            super::blocking(|| collect(cx, &request, max_bytes));
         let now = tokio::time::Instant::now();
         // min_bytes 0 answers at once, as in Kafka.
         if bytes >= min_bytes || errors || now >= deadline {
@@ -37,6 +38,9 @@ pub async fn fetch(cx: &Context<'_>, request: FetchRequest) -> FetchResponse {
                 "fetch answered"
             );
             let throttle_ms = cx.quota(CONSUMER_BYTE_RATE, bytes as u64);
+            for (topic, sent) in &by_topic {
+                broker.metrics.topic(topic).fetched(*sent as u64);
+            }
             return FetchResponse::default()
                 .with_responses(responses)
                 .with_throttle_time_ms(throttle_ms);
@@ -52,9 +56,16 @@ fn collect(
     cx: &Context<'_>,
     request: &FetchRequest,
     max_bytes: usize,
-) -> (Vec<FetchableTopicResponse>, usize, bool) {
+) -> (
+    Vec<FetchableTopicResponse>,
+    usize,
+    bool,
+    Vec<(String, usize)>,
+) {
     let broker = cx.broker;
     let mut total = 0usize;
+    // Bytes read per topic, for the bytes-out metric (counted only when the answer goes).
+    let mut by_topic = Vec::new();
     let mut errors = false;
     let mut topics = Vec::with_capacity(request.topics.len());
     let view = broker.cluster.view();
@@ -70,6 +81,7 @@ fn collect(
             wanted.topic.0.as_str().to_owned()
         };
         let mut partitions = Vec::with_capacity(wanted.partitions.len());
+        let before = total;
         let readable = cx.allowed_topic(Operation::Read, &name);
         for fp in &wanted.partitions {
             let data = PartitionData::default().with_partition_index(fp.partition);
@@ -134,6 +146,9 @@ fn collect(
                 }
             }
         }
+        if total > before {
+            by_topic.push((name, total - before));
+        }
         topics.push(
             FetchableTopicResponse::default()
                 .with_topic(wanted.topic.clone())
@@ -141,5 +156,5 @@ fn collect(
                 .with_partitions(partitions),
         );
     }
-    (topics, total, errors)
+    (topics, total, errors, by_topic)
 }

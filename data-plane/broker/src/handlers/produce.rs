@@ -98,6 +98,13 @@ pub async fn produce(cx: &Context<'_>, request: ProduceRequest) -> Option<Produc
                         let min = (acks == -1).then_some(min_insync);
                         super::blocking(|| replica.produce(&records, min)).map(|produced| {
                             appended = true;
+                            // Records appended: the log end moved past them (a duplicate
+                            // batch's original offset may count it again; rare).
+                            let messages = produced.log_end.saturating_sub(produced.base_offset);
+                            broker.metrics.topic(&name).produced(
+                                records.len() as u64,
+                                u64::try_from(messages).unwrap_or(0),
+                            );
                             let wait = acks == -1 && !broker.config.testing_ack_before_replication;
                             (produced, wait.then(|| (Arc::clone(&replica), min_insync)))
                         })

@@ -1,0 +1,409 @@
+//! The broker's Prometheus metrics, named as the JMX exporter's usual Kafka rules
+//! (`lowercaseOutputName`, `kafka_<domain>_<type>_<name>` with `PerSec` meters as `_total`
+//! counters) render Kafka's MBeans, so that dashboards and alerts written for Kafka read ours:
+//!
+//! | Kafka MBean | here |
+//! |---|---|
+//! | `kafka.network:type=RequestMetrics,name=RequestsPerSec,request=Produce,version=9` | `kafka_network_requestmetrics_requests_total{request="Produce",version="9"}` |
+//! | `kafka.network:type=RequestMetrics,name=TotalTimeMs,request=Produce` | `kafka_network_requestmetrics_totaltime_seconds{request="Produce"}` (a histogram in seconds, not a ms summary) |
+//! | `kafka.server:type=BrokerTopicMetrics,name=BytesInPerSec,topic=T` | `kafka_server_brokertopicmetrics_bytesin_total{topic="T"}` |
+//! | `kafka.server:type=BrokerTopicMetrics,name=BytesOutPerSec,topic=T` | `kafka_server_brokertopicmetrics_bytesout_total{topic="T"}` |
+//! | `kafka.server:type=BrokerTopicMetrics,name=MessagesInPerSec,topic=T` | `kafka_server_brokertopicmetrics_messagesin_total{topic="T"}` |
+//! | `kafka.server:type=ReplicaManager,name=UnderReplicatedPartitions` | `kafka_server_replicamanager_underreplicatedpartitions` |
+//! | `kafka.server:type=ReplicaManager,name=PartitionCount` | `kafka_server_replicamanager_partitioncount` |
+//! | `kafka.server:type=ReplicaManager,name=LeaderCount` | `kafka_server_replicamanager_leadercount` |
+//! | `kafka.server:type=ReplicaManager,name=IsrShrinksPerSec` | `kafka_server_replicamanager_isrshrinks_total` |
+//! | `kafka.server:type=ReplicaManager,name=IsrExpandsPerSec` | `kafka_server_replicamanager_isrexpands_total` |
+//! | `kafka.controller:type=KafkaController,name=ActiveControllerCount` | `kafka_controller_kafkacontroller_activecontrollercount` |
+//! | `kafka.controller:type=KafkaController,name=OfflinePartitionsCount` | `kafka_controller_kafkacontroller_offlinepartitionscount` (the active controller's count; 0 elsewhere, as in Kafka) |
+//! | `kafka.coordinator.group:type=GroupMetadataManager,name=NumGroups` | `kafka_coordinator_group_groupmetadatamanager_numgroups` |
+//!
+//! Counters are bumped on the request path with atomics only: a request's counter and latency
+//! histogram are found by index (API key, version) after their first use, and a topic's three
+//! counters through one read-locked map lookup by `&str` (no allocation). Gauges are computed
+//! when scraped ([`BrokerMetrics::exposition`]), which also drops the series of deleted topics.
+//! Served on `--metrics-listen` (`main.rs`) through `hdi_http_serve::metrics::router`.
+
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock, RwLock};
+use std::time::Duration;
+
+use hdi_http_serve::metrics::{LATENCY_BUCKETS, exposition};
+use kafka_protocol::messages::ApiKey;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+use crate::broker::Broker;
+
+/// Highest API key and version indexed directly (larger ones are not counted).
+const KEYS: usize = 100;
+const VERSIONS: usize = 20;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    request: &'static str,
+    version: i16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ApiLabels {
+    request: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TopicLabels {
+    topic: String,
+}
+
+/// A topic's counters, created on its first use.
+#[derive(Debug)]
+pub struct TopicCounters {
+    bytes_in: Counter,
+    bytes_out: Counter,
+    messages_in: Counter,
+}
+
+impl TopicCounters {
+    /// Counts an append of `bytes` holding `messages` records.
+    pub fn produced(&self, bytes: u64, messages: u64) {
+        self.bytes_in.inc_by(bytes);
+        self.messages_in.inc_by(messages);
+    }
+
+    /// Counts `bytes` sent to a consumer.
+    pub fn fetched(&self, bytes: u64) {
+        self.bytes_out.inc_by(bytes);
+    }
+}
+
+/// Every metric of one broker.
+pub struct BrokerMetrics {
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    request_time: Family<ApiLabels, Histogram>,
+    /// `[key][version]` → the counter, filled on first use.
+    request_counters: Vec<OnceLock<Counter>>,
+    /// `[key]` → the latency histogram, filled on first use.
+    request_histograms: Vec<OnceLock<Histogram>>,
+    bytes_in: Family<TopicLabels, Counter>,
+    bytes_out: Family<TopicLabels, Counter>,
+    messages_in: Family<TopicLabels, Counter>,
+    topics: RwLock<HashMap<String, Arc<TopicCounters>>>,
+    isr_shrinks: Counter,
+    isr_expands: Counter,
+    under_replicated: Gauge,
+    partition_count: Gauge,
+    leader_count: Gauge,
+    active_controller: Gauge,
+    offline_partitions: Gauge,
+    groups: Gauge,
+}
+
+impl std::fmt::Debug for BrokerMetrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BrokerMetrics").finish_non_exhaustive()
+    }
+}
+
+impl Default for BrokerMetrics {
+    fn default() -> Self {
+        BrokerMetrics::new()
+    }
+}
+
+impl BrokerMetrics {
+    /// New metrics, all at zero.
+    pub fn new() -> BrokerMetrics {
+        let mut registry = Registry::default();
+        let requests = Family::<RequestLabels, Counter>::default();
+        let request_time = Family::<ApiLabels, Histogram>::new_with_constructor(
+            (|| Histogram::new(LATENCY_BUCKETS)) as fn() -> Histogram,
+        );
+        registry.register(
+            "kafka_network_requestmetrics_requests",
+            "Kafka requests handled, by API (request) and version (RequestsPerSec)",
+            requests.clone(),
+        );
+        registry.register(
+            "kafka_network_requestmetrics_totaltime_seconds",
+            "Time from a request's arrival to its response, by API (TotalTimeMs)",
+            request_time.clone(),
+        );
+        let bytes_in = Family::<TopicLabels, Counter>::default();
+        let bytes_out = Family::<TopicLabels, Counter>::default();
+        let messages_in = Family::<TopicLabels, Counter>::default();
+        registry.register(
+            "kafka_server_brokertopicmetrics_bytesin",
+            "Bytes appended by producers, by topic (BytesInPerSec)",
+            bytes_in.clone(),
+        );
+        registry.register(
+            "kafka_server_brokertopicmetrics_bytesout",
+            "Bytes sent to consumers, by topic (BytesOutPerSec)",
+            bytes_out.clone(),
+        );
+        registry.register(
+            "kafka_server_brokertopicmetrics_messagesin",
+            "Records appended by producers, by topic (MessagesInPerSec)",
+            messages_in.clone(),
+        );
+        let isr_shrinks = Counter::default();
+        let isr_expands = Counter::default();
+        registry.register(
+            "kafka_server_replicamanager_isrshrinks",
+            "ISR changes this broker made as leader that removed a replica",
+            isr_shrinks.clone(),
+        );
+        registry.register(
+            "kafka_server_replicamanager_isrexpands",
+            "ISR changes this broker made as leader that added a replica",
+            isr_expands.clone(),
+        );
+        let gauge = |registry: &mut Registry, name: &str, help: &str| {
+            let g = Gauge::default();
+            registry.register(name, help, g.clone());
+            g
+        };
+        let under_replicated = gauge(
+            &mut registry,
+            "kafka_server_replicamanager_underreplicatedpartitions",
+            "Partitions this broker leads whose ISR is smaller than their replica set",
+        );
+        let partition_count = gauge(
+            &mut registry,
+            "kafka_server_replicamanager_partitioncount",
+            "Partition replicas on this broker",
+        );
+        let leader_count = gauge(
+            &mut registry,
+            "kafka_server_replicamanager_leadercount",
+            "Partitions this broker leads",
+        );
+        let active_controller = gauge(
+            &mut registry,
+            "kafka_controller_kafkacontroller_activecontrollercount",
+            "1 on the active controller (the metadata quorum's leader), else 0",
+        );
+        let offline_partitions = gauge(
+            &mut registry,
+            "kafka_controller_kafkacontroller_offlinepartitionscount",
+            "Partitions without a leader (counted by the active controller; 0 elsewhere)",
+        );
+        let groups = gauge(
+            &mut registry,
+            "kafka_coordinator_group_groupmetadatamanager_numgroups",
+            "Consumer groups this broker's coordinator knows",
+        );
+        BrokerMetrics {
+            registry,
+            requests,
+            request_time,
+            request_counters: (0..KEYS * VERSIONS).map(|_| OnceLock::new()).collect(),
+            request_histograms: (0..KEYS).map(|_| OnceLock::new()).collect(),
+            bytes_in,
+            bytes_out,
+            messages_in,
+            topics: RwLock::default(),
+            isr_shrinks,
+            isr_expands,
+            under_replicated,
+            partition_count,
+            leader_count,
+            active_controller,
+            offline_partitions,
+            groups,
+        }
+    }
+
+    /// Counts one request of `key` at `version` that took `elapsed`.
+    pub fn request(&self, key: ApiKey, version: i16, elapsed: Duration) {
+        let (Ok(k), Ok(v)) = (usize::try_from(key as i16), usize::try_from(version)) else {
+            return;
+        };
+        if k >= KEYS || v >= VERSIONS {
+            return;
+        }
+        let request = api_name(key);
+        self.request_counters[k * VERSIONS + v]
+            .get_or_init(|| {
+                self.requests
+                    .get_or_create_owned(&RequestLabels { request, version })
+            })
+            .inc();
+        self.request_histograms[k]
+            .get_or_init(|| {
+                self.request_time
+                    .get_or_create_owned(&ApiLabels { request })
+            })
+            .observe(elapsed.as_secs_f64());
+    }
+
+    /// The counters of `topic` (created on first use).
+    pub fn topic(&self, topic: &str) -> Arc<TopicCounters> {
+        if let Some(counters) = read(&self.topics).get(topic) {
+            return Arc::clone(counters);
+        }
+        let labels = TopicLabels {
+            topic: topic.to_owned(),
+        };
+        let counters = Arc::new(TopicCounters {
+            bytes_in: self.bytes_in.get_or_create_owned(&labels),
+            bytes_out: self.bytes_out.get_or_create_owned(&labels),
+            messages_in: self.messages_in.get_or_create_owned(&labels),
+        });
+        let mut topics = self.topics.write().unwrap_or_else(|e| e.into_inner());
+        Arc::clone(topics.entry(labels.topic).or_insert(counters))
+    }
+
+    /// Counts an ISR change from `before` to `after` that the quorum committed.
+    pub fn isr_changed(&self, before: &[i32], after: &[i32]) {
+        if before.iter().any(|r| !after.contains(r)) {
+            self.isr_shrinks.inc();
+        }
+        if after.iter().any(|r| !before.contains(r)) {
+            self.isr_expands.inc();
+        }
+    }
+
+    /// Sets the gauges from `broker`'s state, forgets deleted topics, and encodes everything.
+    pub fn exposition(&self, broker: &Broker) -> String {
+        let replicas = broker.replicas.all();
+        let mut leaders = 0i64;
+        let mut under = 0i64;
+        for replica in &replicas {
+            if replica.is_leader() {
+                leaders += 1;
+                let role = replica.role();
+                if role.isr.len() < role.replicas.len() {
+                    under += 1;
+                }
+            }
+        }
+        self.partition_count
+            .set(i64::try_from(replicas.len()).unwrap_or(i64::MAX));
+        self.leader_count.set(leaders);
+        self.under_replicated.set(under);
+        let controller = broker.cluster.is_controller();
+        self.active_controller.set(i64::from(controller));
+        let view = broker.cluster.view();
+        let offline = if controller {
+            view.meta
+                .topics
+                .values()
+                .flat_map(|t| &t.partitions)
+                .filter(|p| p.leader < 0)
+                .count()
+        } else {
+            0
+        };
+        self.offline_partitions
+            .set(i64::try_from(offline).unwrap_or(i64::MAX));
+        self.groups
+            .set(i64::try_from(broker.groups.list().len()).unwrap_or(i64::MAX));
+        let gone: Vec<String> = read(&self.topics)
+            .keys()
+            .filter(|t| !view.meta.topics.contains_key(*t))
+            .cloned()
+            .collect();
+        if !gone.is_empty() {
+            let mut topics = self.topics.write().unwrap_or_else(|e| e.into_inner());
+            for topic in gone {
+                topics.remove(&topic);
+                let labels = TopicLabels { topic };
+                self.bytes_in.remove(&labels);
+                self.bytes_out.remove(&labels);
+                self.messages_in.remove(&labels);
+            }
+        }
+        exposition(&self.registry)
+    }
+
+    /// The registry's text as it stands (no gauge refreshed): for tests.
+    pub fn encode(&self) -> String {
+        exposition(&self.registry)
+    }
+}
+
+fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    lock.read().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Kafka's name of an API (`Produce`, `Fetch`, `ApiVersions`): the `request` label.
+fn api_name(key: ApiKey) -> &'static str {
+    static NAMES: OnceLock<Vec<(ApiKey, &'static str)>> = OnceLock::new();
+    let names = NAMES.get_or_init(|| {
+        ApiKey::iter()
+            .map(|k| (k, &*Box::leak(format!("{k:?}").into_boxed_str())))
+            .collect()
+    });
+    names
+        .iter()
+        .find(|(k, _)| *k == key)
+        .map_or("Unknown", |(_, name)| name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_kafkas_and_stable() {
+        let metrics = BrokerMetrics::new();
+        metrics.request(ApiKey::Produce, 9, Duration::from_millis(3));
+        metrics.request(ApiKey::Produce, 9, Duration::from_millis(4));
+        metrics.request(ApiKey::ApiVersions, 3, Duration::from_micros(200));
+        metrics.topic("orders").produced(100, 3);
+        metrics.topic("orders").fetched(40);
+        metrics.isr_changed(&[1, 2, 3], &[1, 2]);
+        metrics.isr_changed(&[1, 2], &[1, 2, 3]);
+        let text = metrics.encode();
+        for line in [
+            r#"kafka_network_requestmetrics_requests_total{request="Produce",version="9"} 2"#,
+            r#"kafka_network_requestmetrics_requests_total{request="ApiVersions",version="3"} 1"#,
+            r#"kafka_network_requestmetrics_totaltime_seconds_count{request="Produce"} 2"#,
+            r#"kafka_server_brokertopicmetrics_bytesin_total{topic="orders"} 100"#,
+            r#"kafka_server_brokertopicmetrics_messagesin_total{topic="orders"} 3"#,
+            r#"kafka_server_brokertopicmetrics_bytesout_total{topic="orders"} 40"#,
+            "kafka_server_replicamanager_isrshrinks_total 1",
+            "kafka_server_replicamanager_isrexpands_total 1",
+        ] {
+            assert!(text.contains(line), "missing {line} in\n{text}");
+        }
+        let families = hdi_http_serve::metrics::declared_families(&text);
+        for family in &families {
+            let name = family.split(' ').next().unwrap_or_default();
+            assert!(hdi_http_serve::metrics::valid_metric_name(name), "{name}");
+        }
+        // The snapshot: renaming a metric breaks dashboards, so it must be a visible change.
+        assert_eq!(
+            families,
+            [
+                "kafka_network_requestmetrics_requests counter",
+                "kafka_network_requestmetrics_totaltime_seconds histogram",
+                "kafka_server_brokertopicmetrics_bytesin counter",
+                "kafka_server_brokertopicmetrics_bytesout counter",
+                "kafka_server_brokertopicmetrics_messagesin counter",
+                "kafka_server_replicamanager_isrshrinks counter",
+                "kafka_server_replicamanager_isrexpands counter",
+                "kafka_server_replicamanager_underreplicatedpartitions gauge",
+                "kafka_server_replicamanager_partitioncount gauge",
+                "kafka_server_replicamanager_leadercount gauge",
+                "kafka_controller_kafkacontroller_activecontrollercount gauge",
+                "kafka_controller_kafkacontroller_offlinepartitionscount gauge",
+                "kafka_coordinator_group_groupmetadatamanager_numgroups gauge",
+            ]
+        );
+    }
+
+    #[test]
+    fn out_of_range_keys_and_versions_are_ignored() {
+        let metrics = BrokerMetrics::new();
+        metrics.request(ApiKey::Produce, -1, Duration::ZERO);
+        metrics.request(ApiKey::Produce, 99, Duration::ZERO);
+        assert!(!metrics.encode().contains("requests_total{"));
+    }
+}
