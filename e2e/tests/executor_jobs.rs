@@ -517,6 +517,21 @@ fn the_banking_job_is_exact_across_worker_and_driver_crashes_and_rescaling() {
         );
         assert_eq!(got["n"], want["n"], "{got} vs {want}");
     }
+    // The job API's preview of a Kafka sink: the last rows it wrote in this run, each one an
+    // alert that is in the topic.
+    let (_, preview) = curl(
+        "GET",
+        &format!("http://{address}/v1/jobs/banking/preview?limit=1000"),
+        None,
+    );
+    for row in preview["rows"].as_array().unwrap() {
+        assert!(
+            rows.iter().any(|r| r["ws"] == row["ws"]
+                && r["account"] == row["account"]
+                && r["n"] == row["n"]),
+            "preview row {row} is not an alert written"
+        );
+    }
 
     // Late records: dropped and counted, not in any output.
     feed(

@@ -11,6 +11,9 @@
 //!   take only the files the manifest lists.
 //! - `memory` (`rows`, default 1000): the latest rows, readable through the job API (preview).
 //! - `blackhole`: counts and drops (benchmarks).
+//!
+//! Every sink but `blackhole` keeps the last rows it wrote in this run (the memory sink's
+//! `rows`, [`PREVIEW_ROWS`] for Kafka and files) for the job API's preview.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::path::{Path, PathBuf};
@@ -76,6 +79,7 @@ impl Sink {
                     key: table.option("key").map(str::to_string),
                     pool,
                     producer: Mutex::new(None),
+                    recent: MemorySink::new(PREVIEW_ROWS),
                 }))
             }
             "files" => {
@@ -93,6 +97,7 @@ impl Sink {
                         .option("partition_by")
                         .map(|c| c.split(',').map(|s| s.trim().to_string()).collect())
                         .unwrap_or_default(),
+                    recent: MemorySink::new(PREVIEW_ROWS),
                 }))
             }
             "memory" => {
@@ -151,18 +156,27 @@ impl Sink {
         retry: bool,
     ) -> anyhow::Result<()> {
         match self {
-            Sink::Kafka(kafka) => kafka.write(job, batch_id, rows, mark, retry),
-            Sink::Files(files) => files.write(batch_id, rows),
+            Sink::Kafka(kafka) => {
+                kafka.write(job, batch_id, rows, mark, retry)?;
+                kafka.recent.write(rows)
+            }
+            Sink::Files(files) => {
+                files.write(batch_id, rows)?;
+                files.recent.write(rows)
+            }
             Sink::Memory(memory) => memory.write(rows),
             Sink::Blackhole => Ok(()),
         }
     }
 
-    /// The memory sink's rows, if this is one.
+    /// The latest rows written (what the job API's preview shows): a memory sink's rows, or
+    /// the last [`PREVIEW_ROWS`] a Kafka or file sink wrote in this run; none for `blackhole`.
     pub fn preview(&self) -> Option<&MemorySink> {
         match self {
             Sink::Memory(memory) => Some(memory),
-            _ => None,
+            Sink::Kafka(kafka) => Some(&kafka.recent),
+            Sink::Files(files) => Some(&files.recent),
+            Sink::Blackhole => None,
         }
     }
 }
@@ -194,6 +208,8 @@ pub struct KafkaSink {
     key: Option<String>,
     pool: Arc<ConsumerPool>,
     producer: Mutex<Option<BaseProducer<DeliveryErrors>>>,
+    /// The last rows written, for the preview.
+    recent: MemorySink,
 }
 
 impl std::fmt::Debug for KafkaSink {
@@ -414,6 +430,8 @@ pub use hdi_kafka_client::partitioner::{murmur2, murmur2_partition};
 pub struct FileSink {
     dir: PathBuf,
     partition_by: Vec<String>,
+    /// The last rows written, for the preview.
+    recent: MemorySink,
 }
 
 /// One manifest entry.
@@ -560,7 +578,10 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The latest rows written to a memory sink.
+/// Rows a Kafka or file sink keeps for the preview.
+pub const PREVIEW_ROWS: usize = 1000;
+
+/// The latest rows written to a memory sink (and kept by Kafka and file sinks for the preview).
 #[derive(Debug)]
 pub struct MemorySink {
     capacity: usize,
@@ -576,8 +597,23 @@ impl MemorySink {
     }
 
     fn write(&self, batches: &[RecordBatch]) -> anyhow::Result<()> {
+        // Only the rows that will be kept are turned into JSON: a big batch costs its last
+        // `capacity` rows, not all of them.
+        let total: usize = batches.iter().map(RecordBatch::num_rows).sum();
+        let mut skip = total.saturating_sub(self.capacity);
+        let mut kept = Vec::new();
+        for batch in batches {
+            let n = batch.num_rows();
+            if skip >= n {
+                skip -= n;
+                continue;
+            }
+            kept.push(batch.slice(skip, n - skip));
+            skip = 0;
+        }
+        let lines = json_rows(&kept)?;
         let mut rows = self.rows.lock().unwrap_or_else(PoisonError::into_inner);
-        for line in json_rows(batches)? {
+        for line in lines {
             rows.push_back(serde_json::from_slice(&line)?);
             while rows.len() > self.capacity {
                 rows.pop_front();
@@ -593,5 +629,45 @@ impl MemorySink {
             .skip(rows.len().saturating_sub(limit))
             .cloned()
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use datafusion::arrow::array::Int64Array;
+    use datafusion::arrow::datatypes::{Field, Schema};
+
+    use super::*;
+
+    fn batch(values: std::ops::Range<i64>) -> RecordBatch {
+        let schema = Arc::new(Schema::new(vec![Field::new("n", DataType::Int64, false)]));
+        RecordBatch::try_new(schema, vec![Arc::new(Int64Array::from_iter_values(values))])
+            .expect("a batch")
+    }
+
+    #[test]
+    fn the_preview_keeps_the_last_rows_across_batches_in_order() {
+        let recent = MemorySink::new(5);
+        recent.write(&[batch(0..3)]).expect("writes");
+        assert_eq!(recent.rows(10).len(), 3);
+        // 7 more rows in two batches: only the last 5 of all 10 are kept, oldest first.
+        recent.write(&[batch(3..6), batch(6..10)]).expect("writes");
+        let kept: Vec<i64> = recent
+            .rows(10)
+            .iter()
+            .map(|r| r["n"].as_i64().expect("n"))
+            .collect();
+        assert_eq!(kept, [5, 6, 7, 8, 9]);
+        assert_eq!(recent.rows(2).len(), 2, "a limit takes the newest");
+        // A batch bigger than the capacity alone.
+        recent.write(&[batch(100..200)]).expect("writes");
+        let kept: Vec<i64> = recent
+            .rows(10)
+            .iter()
+            .map(|r| r["n"].as_i64().expect("n"))
+            .collect();
+        assert_eq!(kept, [195, 196, 197, 198, 199]);
     }
 }
