@@ -14,22 +14,13 @@ mod common;
 
 use std::time::Duration;
 
-use axum::body::Body;
-use axum::http::{Request, StatusCode};
+use axum::http::StatusCode;
 use serde_json::{Value, json};
 use sqlx::PgPool;
-use tower::ServiceExt as _;
 
-use common::ADMIN;
+use common::{ADMIN, Reply};
 
 const PASSWORD: &str = "correct horse battery staple";
-
-/// A reply with its `Set-Cookie` header.
-struct Answer {
-    status: StatusCode,
-    body: Value,
-    set_cookie: Option<String>,
-}
 
 async fn send(
     app: &axum::Router,
@@ -37,37 +28,8 @@ async fn send(
     uri: &str,
     headers: &[(&str, &str)],
     body: Option<Value>,
-) -> Answer {
-    let mut request = Request::builder().method(method).uri(uri);
-    for (name, value) in headers {
-        request = request.header(*name, *value);
-    }
-    let request = match body {
-        Some(body) => request
-            .header("content-type", "application/json")
-            .body(Body::from(body.to_string())),
-        None => request.body(Body::empty()),
-    }
-    .unwrap();
-    let response = app.clone().oneshot(request).await.unwrap();
-    let status = response.status();
-    let set_cookie = response
-        .headers()
-        .get("set-cookie")
-        .map(|v| v.to_str().unwrap().to_owned());
-    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
-        .await
-        .unwrap();
-    let body = if bytes.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_slice(&bytes).unwrap_or(Value::Null)
-    };
-    Answer {
-        status,
-        body,
-        set_cookie,
-    }
+) -> Reply {
+    common::request(app, method, uri, headers, body).await
 }
 
 /// Creates `username` with [`PASSWORD`].
@@ -84,7 +46,7 @@ async fn user(app: &axum::Router, username: &str) {
 }
 
 /// Logs `username` in: the `hdi_session=...` pair to send back as `Cookie`.
-async fn login(app: &axum::Router, username: &str) -> (String, Answer) {
+async fn login(app: &axum::Router, username: &str) -> (String, Reply) {
     let answer = send(
         app,
         "POST",

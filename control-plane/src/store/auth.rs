@@ -88,6 +88,17 @@ struct BindingRow {
     created_at: DateTime<Utc>,
 }
 
+impl BindingRow {
+    fn record(self) -> Result<RoleBindingRecord, StoreError> {
+        Ok(RoleBindingRecord {
+            role: role(&self.role)?,
+            username: self.username,
+            workspace: self.workspace,
+            created_at: self.created_at,
+        })
+    }
+}
+
 fn role(text: &str) -> Result<Role, StoreError> {
     Role::parse(text).ok_or_else(|| StoreError::Corrupt {
         column: "role_bindings.role",
@@ -503,16 +514,7 @@ impl Store {
         .fetch_all(&self.pool)
         .await
         .map_err(query_error("role_bindings_of_user"))?;
-        rows.into_iter()
-            .map(|row| {
-                Ok(RoleBindingRecord {
-                    role: role(&row.role)?,
-                    username: row.username,
-                    workspace: row.workspace,
-                    created_at: row.created_at,
-                })
-            })
-            .collect()
+        rows.into_iter().map(BindingRow::record).collect()
     }
 
     /// Stores a browser session of `user` (the secret's digest) lasting at most `lifetime`, and
@@ -624,16 +626,7 @@ impl Store {
         .fetch_all(&self.pool)
         .await
         .map_err(query_error("role_bindings_list"))?;
-        rows.into_iter()
-            .map(|row| {
-                Ok(RoleBindingRecord {
-                    role: role(&row.role)?,
-                    username: row.username,
-                    workspace: row.workspace,
-                    created_at: row.created_at,
-                })
-            })
-            .collect()
+        rows.into_iter().map(BindingRow::record).collect()
     }
 
     /// Up to `limit` workspaces by name after `after` in which `user` has a role.

@@ -70,6 +70,8 @@ pub struct Reply {
     pub www_authenticate: Option<String>,
     /// `Idempotent-Replayed`.
     pub replayed: Option<String>,
+    /// `Set-Cookie`.
+    pub set_cookie: Option<String>,
 }
 
 /// Sends `method uri` with `headers` (and `body` as JSON) through `app`.
@@ -94,7 +96,14 @@ pub async fn request(
     let response = app.clone().oneshot(request).await.unwrap();
     let status = response.status();
     // In a block, so that no borrow of the response lives across the body's await.
-    let [content_type, etag, location, www_authenticate, replayed] = {
+    let [
+        content_type,
+        etag,
+        location,
+        www_authenticate,
+        replayed,
+        set_cookie,
+    ] = {
         let header = |name: &str| {
             response
                 .headers()
@@ -107,6 +116,7 @@ pub async fn request(
             header("location"),
             header("www-authenticate"),
             header("idempotent-replayed"),
+            header("set-cookie"),
         ]
     };
     let content_type = content_type.unwrap_or_default();
@@ -127,6 +137,7 @@ pub async fn request(
         location,
         www_authenticate,
         replayed,
+        set_cookie,
     }
 }
 
