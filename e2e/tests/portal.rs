@@ -82,7 +82,7 @@ async fn portal_in_chromium() {
         out.status.success(),
         "playwright test failed:\n{stdout}\n{stderr}"
     );
-    assert!(stdout.contains("6 passed"), "every spec ran: {stdout}");
+    assert!(stdout.contains("7 passed"), "every spec ran: {stdout}");
 
     // What the browser did, seen through the API and Kafka.
     let web = fleet.hdictl_json(&["cluster", "show", "web", "-o", "json"]);
