@@ -16,6 +16,9 @@
 //! - `python/hdi/models.py`, the Python package's typed models and operations, from
 //!   `openapi/hdi.json` by `python/gen_models.py` (standard library only; the test below runs it
 //!   and compares).
+//! - `portal/src/api/hdi.d.ts` and `portal/dist/`, the web portal's API types from
+//!   `openapi/hdi.json` and its build (`crate::portal::regenerate`, which also type-checks the
+//!   portal against the new types; `portal_build_is_fresh` checks them).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -58,6 +61,7 @@ pub fn run_codegen() -> anyhow::Result<()> {
     let path = repo_root().join(PYTHON_MODELS);
     std::fs::write(&path, models).with_context(|| format!("cannot write {}", path.display()))?;
     println!("wrote {}", path.display());
+    crate::portal::regenerate()?;
     let crds = repo_root().join("charts/hdi/templates/crds");
     run(
         "hdi-crdgen",

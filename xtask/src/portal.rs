@@ -42,6 +42,23 @@ pub fn run_portal() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// For `cargo xtask codegen`: the API types from `openapi/hdi.json`, a type check of the portal
+/// against them, and `dist/`.
+pub fn regenerate() -> anyhow::Result<()> {
+    let portal = dir();
+    ensure_node_modules()?;
+    generate_types(&portal.join("src/api/hdi.d.ts"))?;
+    npx("tsc", &["tsc", "--noEmit", "-p", "."])
+        .context("the portal does not type-check against the new API types: adapt portal/src")?;
+    build_dist(&portal.join("dist"))?;
+    println!(
+        "wrote {} and {}",
+        portal.join("src/api/hdi.d.ts").display(),
+        portal.join("dist").display()
+    );
+    Ok(())
+}
+
 /// Checks that Node.js of [`NODE_MAJOR`] is installed (installing Debian's when there is none).
 pub fn ensure_node() -> anyhow::Result<()> {
     if which("node").is_none() || which("npm").is_none() {
