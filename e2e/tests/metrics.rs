@@ -4,7 +4,8 @@
 //! (401 without or with a wrong one), and a non-loopback `--metrics-listen` without a token
 //! stops it at start-up. The control plane's `/metrics` is closed to anonymous callers (401) and
 //! to a user's session token (403), open to the admin's API token, and counts requests by route
-//! template.
+//! template; a node agent's loopback `/metrics` counts its heartbeats. An executor driver counts the batches and rows of a job over kcat's records,
+//! behind its cluster credential.
 #![allow(clippy::unwrap_used, reason = "tests")]
 
 use std::process::Command;
@@ -221,4 +222,159 @@ async fn control_plane_metrics_need_a_token_and_count_requests() {
     );
     // No path strings as labels: only templates.
     assert!(!text.contains("route=\"/v1/workspaces/"), "{text}");
+
+    // A node agent with a loopback metrics listener counts its heartbeats.
+    let agent_metrics = hdi_e2e::ports::loopback();
+    let mut agent = hdi_e2e::Proc::spawn(
+        "metrics-agent",
+        Command::new(bin("hdi-node-agent"))
+            .args([
+                "--run-workloads-as",
+                "agent-user",
+                "--control-plane",
+                &cp.url,
+            ])
+            .args(["--name", "metrics-agent", "--fault-domain", "1"])
+            .args(["--heartbeat-interval", "300ms"])
+            .args(["--metrics-listen", &agent_metrics])
+            .arg("--data-dir")
+            .arg(dir.path().join("agent"))
+            .arg("--token-file")
+            .arg(&secrets.agent_token_file)
+            .env("RUST_LOG", "info"),
+    );
+    agent
+        .wait_for_line("metrics on http://", Duration::from_secs(30))
+        .unwrap();
+    let agent_url = format!("http://{agent_metrics}/metrics");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let (status, text) = get(&agent_url, None).await;
+        assert_eq!(status, 200, "{text}");
+        let ok = sample(&text, r#"hdi_agent_heartbeats_total{outcome="ok"}"#).unwrap_or(0.0);
+        if ok >= 2.0 {
+            assert!(
+                text.contains(r#"hdi_agent_workloads{state="Running"} 0"#),
+                "{text}"
+            );
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no heartbeat counted:\n{text}\n{}",
+            agent.lines().join("\n")
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn executor_metrics_count_a_jobs_batches_and_rows() {
+    let dir = TempDir::new("metrics-executor");
+    let credential = "metrics-test-credential-0123456789abcdef";
+    let credential_file = dir.path().join("credential");
+    hdi_stdx::secret::write_secret_file(&credential_file, credential).unwrap();
+    let cluster_args = |role_dir: &str| -> Vec<std::ffi::OsString> {
+        vec![
+            "--credential-file".into(),
+            credential_file.clone().into(),
+            "--files-root".into(),
+            dir.path().join("files").into(),
+            "--data-dir".into(),
+            dir.path().join(role_dir).into(),
+        ]
+    };
+    let broker = Broker::start(&dir.path().join("broker"), None, &[]);
+    let records: Vec<String> = (0..100)
+        .map(|i| format!(r#"{{"account":"a{}","amount":{i}}}"#, i % 7))
+        .collect();
+    kcat_produce(&broker.bootstrap, "mtx", &records);
+
+    let mut driver = hdi_e2e::Proc::spawn(
+        "hdi-executor-driver",
+        Command::new(bin("hdi-executor"))
+            .args(["driver", "--listen", "127.0.0.1:0"])
+            .args(cluster_args("driver"))
+            .env("RUST_LOG", "info"),
+    );
+    let address = driver
+        .wait_for_word_after("hdi-executor driver ready on ", Duration::from_secs(30))
+        .unwrap();
+    let mut worker = hdi_e2e::Proc::spawn(
+        "hdi-executor-worker-1",
+        Command::new(bin("hdi-executor"))
+            .args([
+                "worker",
+                "--id",
+                "1",
+                "--listen",
+                "127.0.0.1:0",
+                "--driver",
+                &address,
+            ])
+            .args(cluster_args("worker-1"))
+            .env("RUST_LOG", "info"),
+    );
+    worker
+        .wait_for_line("listening on", Duration::from_secs(30))
+        .unwrap();
+
+    let sql = "CREATE TABLE tx (account TEXT, amount DOUBLE)
+           WITH (connector = 'kafka', topic = 'mtx', starting_offsets = 'earliest');
+         CREATE TABLE preview WITH (connector = 'memory');
+         SET trigger = 'available_now';
+         INSERT INTO preview SELECT account, amount FROM tx WHERE amount >= 60;";
+    let client = reqwest::Client::new();
+    let put = client
+        .put(format!("http://{address}/v1/jobs/counted"))
+        .bearer_auth(credential)
+        .json(&serde_json::json!({"name": "counted", "sql": sql, "bootstrap_servers": broker.bootstrap}))
+        .send()
+        .await
+        .unwrap();
+    let status = put.status().as_u16();
+    assert_eq!(status, 201, "{}", put.text().await.unwrap());
+    let url = format!("http://{address}/metrics");
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let text = loop {
+        let (status, text) = get(&url, Some(credential)).await;
+        assert_eq!(status, 200, "{text}");
+        let input = sample(
+            &text,
+            r#"hdi_executor_input_rows_total{job="counted",name="counted"}"#,
+        );
+        if input == Some(100.0) {
+            break text;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the job's 100 input rows were never counted:\n{text}\n{}",
+            driver.lines().join("\n")
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    assert_eq!(
+        sample(
+            &text,
+            r#"hdi_executor_output_rows_total{job="counted",name="counted"}"#
+        ),
+        Some(40.0),
+        "{text}"
+    );
+    let batches = sample(
+        &text,
+        r#"hdi_executor_batches_total{job="counted",name="counted"}"#,
+    )
+    .unwrap_or(0.0);
+    assert!(batches >= 1.0, "{text}");
+    assert_eq!(
+        sample(
+            &text,
+            r#"hdi_executor_batch_duration_seconds_count{job="counted",name="counted"}"#
+        ),
+        Some(batches),
+        "{text}"
+    );
+    assert_eq!(get(&url, None).await.0, 401);
+    assert_eq!(get(&url, Some("wrong")).await.0, 401);
 }

@@ -72,6 +72,31 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
         stop_timeout: supervisor::STOP_TIMEOUT,
         isolation: config.isolation,
     })?;
+    let metrics = std::sync::Arc::new(crate::metrics::AgentMetrics::new());
+    if let Some((addr, token)) = &config.metrics {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("cannot listen on {addr} (--metrics-listen)"))?;
+        let local = listener.local_addr()?;
+        let scraped = std::sync::Arc::clone(&metrics);
+        let source: hdi_http_serve::metrics::Source =
+            std::sync::Arc::new(move || scraped.exposition());
+        let router = hdi_http_serve::metrics::router(source, token.clone());
+        // Ends with the runtime, when `run` returns.
+        tokio::spawn(async move {
+            let served = hdi_http_serve::serve(
+                listener,
+                router,
+                hdi_http_serve::Limits::with_request_timeout(Duration::from_secs(10)),
+                std::future::pending(),
+            )
+            .await;
+            if let Err(error) = served {
+                tracing::error!(%error, "the metrics listener stopped");
+            }
+        });
+        tracing::info!("metrics on http://{local}/metrics");
+    }
     let mut ticks = tokio::time::interval(config.heartbeat_interval);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut polls = tokio::time::interval(config.poll_interval);
@@ -126,6 +151,8 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
                     &mut registration,
                 )
                 .await;
+                metrics.heartbeat(outcome.is_ok());
+                metrics.workloads(&supervisor.statuses(), supervisor.applied_generation());
                 match outcome {
                     Ok(()) => {
                         if last_warned.take().is_some() {

@@ -58,6 +58,14 @@ pub struct Flags {
     /// with no isolation between tenants). Default: `cluster-users` when the agent is root.
     #[arg(long, value_enum)]
     pub run_workloads_as: Option<RunWorkloadsAs>,
+    /// Serve Prometheus metrics (`GET /metrics`: workloads by state, restarts, heartbeat
+    /// outcomes) on this address. Without `--metrics-token-file` only a loopback address is
+    /// accepted (start-up fails otherwise).
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_listen: Option<std::net::SocketAddr>,
+    /// File holding the token `GET /metrics` requires as `Authorization: Bearer <token>`.
+    #[arg(long, value_name = "FILE", requires = "metrics_listen")]
+    pub metrics_token_file: Option<PathBuf>,
 }
 
 /// `--run-workloads-as`.
@@ -98,11 +106,16 @@ pub struct AgentConfig {
     pub memory_bytes: Option<u64>,
     /// Who workloads run as.
     pub isolation: Isolation,
+    /// The metrics listener's address and token, if any.
+    pub metrics: Option<(std::net::SocketAddr, Option<String>)>,
 }
 
 /// Why the flags are unusable.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
+    /// `--metrics-listen` or `--metrics-token-file` is unusable.
+    #[error("{0}")]
+    Metrics(String),
     /// `--zone` is empty (a pod whose zone label Kubernetes did not copy).
     #[error(
         "--zone is empty: the node's zone is unknown (is the node labelled topology.kubernetes.io/zone?)"
@@ -181,7 +194,22 @@ impl Flags {
             (None, Some(zone)) if !zone.trim().is_empty() => zone_domain(zone.trim()),
             (None, _) => return Err(ConfigError::NoZone),
         };
+        let metrics = match self.metrics_listen {
+            None => None,
+            Some(addr) => {
+                let token = self
+                    .metrics_token_file
+                    .as_deref()
+                    .map(hdi_http_serve::metrics::read_token_file)
+                    .transpose()
+                    .map_err(ConfigError::Metrics)?;
+                hdi_http_serve::metrics::check_listen(addr, token.as_deref())
+                    .map_err(ConfigError::Metrics)?;
+                Some((addr, token))
+            }
+        };
         Ok(AgentConfig {
+            metrics,
             token: read_token(&self.token_file)?,
             bin_dir,
             storage_dir: self

@@ -6,4 +6,5 @@ pub mod agent;
 pub mod config;
 mod identity;
 mod inventory;
+pub mod metrics;
 pub mod supervisor;

@@ -92,6 +92,8 @@ pub struct JobManager {
     runner: Arc<dyn TaskRunner>,
     pool: Arc<ConsumerPool>,
     jobs: Mutex<BTreeMap<String, Entry>>,
+    /// Counted by every job's committed batches; `GET /metrics`.
+    metrics: Arc<crate::metrics::ExecutorMetrics>,
 }
 
 impl std::fmt::Debug for JobManager {
@@ -118,6 +120,7 @@ impl JobManager {
             runner,
             pool: ConsumerPool::shared(),
             jobs: Mutex::new(BTreeMap::new()),
+            metrics: Arc::default(),
         });
         for entry in std::fs::read_dir(&dir)? {
             let path = entry?.path().join("job.json");
@@ -175,7 +178,7 @@ impl JobManager {
     /// Starts running `def`; the caller adds the entry to the jobs.
     fn entry(self: &Arc<Self>, def: JobDef) -> Entry {
         crate::kafka_access::register(&def.kafka_access);
-        let handle = Arc::new(QueryHandle::default());
+        let handle = Arc::new(QueryHandle::counted(Arc::clone(&self.metrics)));
         let (stop, stop_rx) = watch::channel(false);
         let config = QueryConfig {
             id: def.id.clone(),
@@ -292,6 +295,7 @@ pub fn router(manager: Arc<JobManager>) -> Router {
         .route(paths::JOB, get(get_job).put(put_job).delete(delete_job))
         .route(paths::JOB_PROGRESS, get(job_progress))
         .route(paths::JOB_PREVIEW, get(job_preview))
+        .route("/metrics", get(metrics))
         .with_state(manager)
 }
 
@@ -500,6 +504,12 @@ async fn job_preview(
     Ok(axum::Json(Preview::of(rows)))
 }
 
+/// `GET /metrics`: the jobs' Prometheus metrics (`crate::metrics`), behind the credential as
+/// every route but `/healthz`.
+async fn metrics(State(manager): State<Arc<JobManager>>) -> axum::response::Response {
+    hdi_http_serve::metrics::exposition_response(manager.metrics.exposition())
+}
+
 async fn delete_job(
     State(manager): State<Arc<JobManager>>,
     Path(id): Path<String>,
@@ -508,6 +518,7 @@ async fn delete_job(
     let _ = entry.stop.send(true);
     entry.task.abort();
     let _ = entry.task.await;
+    manager.metrics.forget(&id, &entry.def.name);
     let dir = manager.dir.join(&id);
     if let Err(error) = std::fs::remove_dir_all(&dir)
         && error.kind() != std::io::ErrorKind::NotFound

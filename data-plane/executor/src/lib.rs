@@ -22,6 +22,7 @@ pub mod credential;
 pub mod driver;
 pub mod jobs;
 pub mod kafka_access;
+pub mod metrics;
 pub mod plan;
 pub mod process;
 pub mod query;

@@ -37,6 +37,8 @@ pub struct QueryHandle {
     pub progress: Mutex<VecDeque<Progress>>,
     /// The sink (for previews).
     pub sink: Mutex<Option<Arc<Sink>>>,
+    /// The driver's metrics, which count each committed batch (none in `hdi-executor run`).
+    pub metrics: Option<Arc<crate::metrics::ExecutorMetrics>>,
 }
 
 impl Default for QueryHandle {
@@ -49,11 +51,20 @@ impl Default for QueryHandle {
             }),
             progress: Mutex::new(VecDeque::new()),
             sink: Mutex::new(None),
+            metrics: None,
         }
     }
 }
 
 impl QueryHandle {
+    /// A handle whose committed batches are counted in `metrics`.
+    pub fn counted(metrics: Arc<crate::metrics::ExecutorMetrics>) -> QueryHandle {
+        QueryHandle {
+            metrics: Some(metrics),
+            ..QueryHandle::default()
+        }
+    }
+
     pub(super) fn set_error(&self, code: &str, detail: String) {
         let mut status = self.status.lock().unwrap_or_else(PoisonError::into_inner);
         status.error = Some(ErrorView {
@@ -75,6 +86,10 @@ impl QueryHandle {
             let mut status = self.status.lock().unwrap_or_else(PoisonError::into_inner);
             status.batches_committed = progress.batch_id + 1;
             status.error = None;
+        }
+        if let Some(metrics) = &self.metrics {
+            let now_ms = Utc::now().timestamp_millis();
+            metrics.batch(&progress.id, &progress.name, progress, now_ms);
         }
         let mut recent = self.progress.lock().unwrap_or_else(PoisonError::into_inner);
         recent.push_back(progress.clone());
