@@ -206,6 +206,7 @@ async fn viewers_read_operators_reset_and_delete_and_refusals_are_audited(pool: 
         .collect();
     events.sort();
     let expected: Vec<(String, String, String)> = [
+        ("nina", "consumer_group.delete", "not_found"),
         ("olga", "consumer_group.delete", "cluster_not_ready"),
         ("olga", "consumer_group.reset_offsets", "cluster_not_ready"),
         ("vera", "consumer_group.delete", "forbidden"),
