@@ -227,17 +227,20 @@ impl BrokerMetrics {
         if k >= KEYS || v >= VERSIONS {
             return;
         }
-        let request = api_name(key);
+        // The labels are built on first use only; then it is an index and an atomic add.
         self.request_counters[k * VERSIONS + v]
             .get_or_init(|| {
-                self.requests
-                    .get_or_create_owned(&RequestLabels { request, version })
+                self.requests.get_or_create_owned(&RequestLabels {
+                    request: api_name(key),
+                    version,
+                })
             })
             .inc();
         self.request_histograms[k]
             .get_or_init(|| {
-                self.request_time
-                    .get_or_create_owned(&ApiLabels { request })
+                self.request_time.get_or_create_owned(&ApiLabels {
+                    request: api_name(key),
+                })
             })
             .observe(elapsed.as_secs_f64());
     }
