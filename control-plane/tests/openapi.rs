@@ -35,7 +35,8 @@ fn openapi_document_is_fresh() {
     panic!("openapi/hdi.json is stale: run `cargo xtask codegen` and commit the result");
 }
 
-/// The router's routes are exactly the document's operations (plus `/openapi.json`): every
+/// The router's routes are exactly the document's operations (plus `/openapi.json` and the
+/// Prometheus `/metrics`, which answer no JSON): every
 /// route is documented, and no documented path or method goes unrouted.
 ///
 /// The router's paths are read from axum's `Debug` output of the router (axum lists no routes
@@ -54,6 +55,7 @@ async fn router_serves_exactly_the_documented_operations() {
         }
     }
     documented.insert(("/openapi.json".to_owned(), "GET".to_owned()));
+    documented.insert(("/metrics".to_owned(), "GET".to_owned()));
 
     let app = app();
     let routed_paths = router_paths(&app);
