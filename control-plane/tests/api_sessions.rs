@@ -327,6 +327,50 @@ async fn logout_and_expiry_end_the_session(pool: PgPool) {
 #[sqlx::test(migrations = "../migrations")]
 async fn me_answers_the_roles_the_server_enforces(pool: PgPool) {
     let app = common::app(pool.clone(), Duration::from_secs(10)).await;
+    // The built-in admin has no password: it signs in to the portal with its API token.
+    let token_login = send(
+        &app,
+        "POST",
+        "/v1/auth/session",
+        &[],
+        Some(json!({"api_token": ADMIN})),
+    )
+    .await;
+    assert_eq!(token_login.status, StatusCode::OK, "{}", token_login.body);
+    assert_eq!(token_login.body["platform_admin"], true);
+    let cookie = token_login.set_cookie.unwrap();
+    let pair = cookie.split(';').next().unwrap();
+    let nodes = send(&app, "GET", "/v1/nodes", &[("cookie", pair)], None).await;
+    assert_eq!(
+        nodes.status,
+        StatusCode::OK,
+        "a platform admin's page: {}",
+        nodes.body
+    );
+    let wrong = send(
+        &app,
+        "POST",
+        "/v1/auth/session",
+        &[],
+        Some(json!({"api_token": "hdi_not-a-token"})),
+    )
+    .await;
+    assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(wrong.body["code"], "invalid_credentials");
+    let both = send(
+        &app,
+        "POST",
+        "/v1/auth/session",
+        &[],
+        Some(json!({"api_token": ADMIN, "password": "x"})),
+    )
+    .await;
+    assert_eq!(
+        both.status,
+        StatusCode::BAD_REQUEST,
+        "unknown fields are refused"
+    );
+
     let admin = common::call(&app, "GET", "/v1/me", Some(ADMIN), None).await;
     assert_eq!(admin.status, StatusCode::OK);
     assert_eq!(admin.body["username"], "admin");

@@ -126,6 +126,8 @@ __all__ = [
     "RoleBindingPut",
     "RunAs",
     "SessionCreate",
+    "SessionCreate0",
+    "SessionCreate1",
     "Size",
     "TailRecord",
     "TokenRequest",
@@ -1467,12 +1469,18 @@ class RunAs(TypedDict):
     """The workspace's group id (a supplementary group)."""
 
 
-class SessionCreate(TypedDict):
-    """`POST /v1/auth/session`: the portal's password login."""
+class SessionCreate0(TypedDict):
+    """A username and password."""
     password: str
     """The password."""
     username: str
     """The username."""
+
+
+class SessionCreate1(TypedDict):
+    """An API token (e.g. the admin token `cargo xtask up` prints)."""
+    api_token: str
+    """The token's secret."""
 
 
 class Size(TypedDict):
@@ -1776,6 +1784,12 @@ ResetTo = Literal["earliest", "latest", "timestamp", "offset"]
 
 Role = Literal["viewer", "operator", "admin"]
 """A role in a workspace; each includes the ones before it."""
+
+
+SessionCreate = Union[SessionCreate0, SessionCreate1]
+"""`POST /v1/auth/session`: the portal's login, with a username and password or with an API
+token (how the built-in platform admin, which has no password, signs in).
+"""
 
 
 TokenRequest = Union[TokenRequestPassword, TokenRequestApiToken]

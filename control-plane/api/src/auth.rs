@@ -279,21 +279,36 @@ pub struct RoleBindingList {
     pub items: Vec<RoleBinding>,
 }
 
-/// `POST /v1/auth/session`: the portal's password login.
+/// `POST /v1/auth/session`: the portal's login, with a username and password or with an API
+/// token (how the built-in platform admin, which has no password, signs in).
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct SessionCreate {
-    /// The username.
-    pub username: String,
-    /// The password.
-    pub password: String,
+#[serde(untagged, deny_unknown_fields)]
+pub enum SessionCreate {
+    /// A username and password.
+    Password {
+        /// The username.
+        username: String,
+        /// The password.
+        password: String,
+    },
+    /// An API token (e.g. the admin token `cargo xtask up` prints).
+    ApiToken {
+        /// The token's secret.
+        api_token: String,
+    },
 }
 
 impl std::fmt::Debug for SessionCreate {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SessionCreate")
-            .field("username", &self.username)
-            .finish_non_exhaustive()
+        match self {
+            SessionCreate::Password { username, .. } => f
+                .debug_struct("SessionCreate::Password")
+                .field("username", username)
+                .finish_non_exhaustive(),
+            SessionCreate::ApiToken { .. } => f
+                .debug_struct("SessionCreate::ApiToken")
+                .finish_non_exhaustive(),
+        }
     }
 }
 

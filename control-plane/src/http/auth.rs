@@ -42,7 +42,8 @@ pub(super) fn jwks_document(state: &AppState) -> Result<api::Jwks, ApiError> {
     })
 }
 
-/// Logs in to the portal with a username and password (no authentication): sets the
+/// Logs in to the portal with a username and password, or with an API token (the built-in
+/// platform admin has only its token; no authentication): sets the
 /// `hdi_session` cookie (HttpOnly, SameSite=Strict, Path=/; Secure behind an HTTPS proxy) and
 /// answers who the caller is. The session ends after 12 hours, after 30 minutes unused, or at
 /// logout. Requests authenticated by the cookie that change something must carry the
@@ -53,17 +54,20 @@ pub(super) fn jwks_document(state: &AppState) -> Result<api::Jwks, ApiError> {
         (status = 200, description = "Logged in", body = api::Me,
             headers(("Set-Cookie" = String, description = "`hdi_session=<secret>; HttpOnly; SameSite=Strict; Path=/; Max-Age=43200`"))),
         (status = 400, description = "Malformed request"),
-        (status = 401, description = "`invalid_credentials`: unknown user or wrong password"),
+        (status = 401, description = "`invalid_credentials`: unknown user, wrong password, or unknown or expired API token"),
         (status = 429, description = "`rate_limited`: too many failed logins of the username, or too many logins at once; retry after `Retry-After` seconds")))]
 pub async fn session_create(
     State(state): State<AppState>,
     headers: axum::http::HeaderMap,
     ApiJson(body): ApiJson<api::SessionCreate>,
 ) -> Result<Response, ApiError> {
-    let (secret, identity) = state
-        .service
-        .session_create(body.username, body.password)
-        .await?;
+    let grant = match body {
+        api::SessionCreate::Password { username, password } => {
+            Grant::Password { username, password }
+        }
+        api::SessionCreate::ApiToken { api_token } => Grant::ApiToken { token: api_token },
+    };
+    let (secret, identity) = state.service.session_create(grant).await?;
     let me = me_document(&state, &identity).await?;
     let max_age = crate::service::SESSION_LIFETIME.as_secs();
     let cookie = session_cookie(&headers, &secret, max_age);

@@ -379,20 +379,37 @@ impl Service {
         }
     }
 
-    /// Logs a user in with a password for the portal: a new session's secret (to be set as an
-    /// HttpOnly cookie; only its digest is stored) and who the user is. Audited as
-    /// `auth.session`, refusals too.
+    /// Logs a user in for the portal with a password or an API token: a new session's secret
+    /// (to be set as an HttpOnly cookie; only its digest is stored) and who the user is. Audited
+    /// as `auth.session`, refusals too.
     ///
     /// # Errors
     /// `rate_limited`, `invalid_credentials`, or a store failure.
-    pub async fn session_create(
-        &self,
-        username: String,
-        password: String,
-    ) -> Result<(String, Identity), ServiceError> {
-        let identity = self
-            .password_login(username, password, "auth.session")
-            .await?;
+    pub async fn session_create(&self, grant: Grant) -> Result<(String, Identity), ServiceError> {
+        let identity = match grant {
+            Grant::Password { username, password } => {
+                self.password_login(username, password, "auth.session")
+                    .await?
+            }
+            // Not a portal login (the OAuth endpoint's grant).
+            Grant::ClientCredentials { .. } => return Err(ServiceError::InvalidCredentials),
+            Grant::ApiToken { token } => {
+                match self
+                    .store
+                    .api_token_authenticate(&auth::digest(&token))
+                    .await?
+                {
+                    Some(identity) => identity,
+                    None => {
+                        tracing::warn!("portal login refused: unknown or expired API token");
+                        let error = ServiceError::InvalidCredentials;
+                        self.audit("-", "auth.session", "users/-", &Err(&error))
+                            .await;
+                        return Err(error);
+                    }
+                }
+            }
+        };
         let secret = auth::new_session_secret()
             .map_err(|e| internal("session", format!("no random bytes: {e}")))?;
         self.store

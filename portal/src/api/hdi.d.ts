@@ -178,7 +178,8 @@ export interface paths {
         get?: never;
         put?: never;
         /**
-         * Logs in to the portal with a username and password (no authentication): sets the
+         * Logs in to the portal with a username and password, or with an API token (the built-in
+         *     platform admin has only its token; no authentication): sets the
          *     `hdi_session` cookie (HttpOnly, SameSite=Strict, Path=/; Secure behind an HTTPS proxy) and
          *     answers who the caller is. The session ends after 12 hours, after 30 minutes unused, or at
          *     logout. Requests authenticated by the cookie that change something must carry the
@@ -2887,12 +2888,18 @@ export interface components {
              */
             workspace_gid: number;
         };
-        /** @description `POST /v1/auth/session`: the portal's password login. */
+        /**
+         * @description `POST /v1/auth/session`: the portal's login, with a username and password or with an API
+         *     token (how the built-in platform admin, which has no password, signs in).
+         */
         SessionCreate: {
             /** @description The password. */
             password: string;
             /** @description The username. */
             username: string;
+        } | {
+            /** @description The token's secret. */
+            api_token: string;
         };
         /** @description A workload size. */
         Size: {
@@ -3633,7 +3640,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description `invalid_credentials`: unknown user or wrong password */
+            /** @description `invalid_credentials`: unknown user, wrong password, or unknown or expired API token */
             401: {
                 headers: {
                     [name: string]: unknown;
