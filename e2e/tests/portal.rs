@@ -62,6 +62,7 @@ async fn portal_in_chromium() {
         .args(["test", "-c", "e2e/playwright.config.ts"])
         .env("HDI_URL", &fleet.control_plane.url)
         .env("HDI_PORTAL_ADMIN", "alice")
+        .env("HDI_PORTAL_ADMIN_TOKEN", &fleet.secrets.admin_token)
         .env("HDI_PORTAL_VIEWER", "victor")
         .env("HDI_PORTAL_PASSWORD", PASSWORD)
         .env("HDI_PORTAL_WORKSPACE", "test")
@@ -82,7 +83,7 @@ async fn portal_in_chromium() {
         out.status.success(),
         "playwright test failed:\n{stdout}\n{stderr}"
     );
-    assert!(stdout.contains("7 passed"), "every spec ran: {stdout}");
+    assert!(stdout.contains("8 passed"), "every spec ran: {stdout}");
 
     // What the browser did, seen through the API and Kafka.
     let web = fleet.hdictl_json(&["cluster", "show", "web", "-o", "json"]);

@@ -29,6 +29,11 @@ export async function login(username: string, password: string): Promise<Me> {
   return call(client.POST("/v1/auth/session", { body: { username, password } }));
 }
 
+/** Signs in with an API token (the built-in platform admin has no password). */
+export async function loginWithToken(apiToken: string): Promise<Me> {
+  return call(client.POST("/v1/auth/session", { body: { api_token: apiToken } }));
+}
+
 export function useLogout() {
   const queryClient = useQueryClient();
   return async () => {

@@ -328,6 +328,9 @@ fn bring_up(
         "  DR Kafka:       demo-kafka-dr, bootstrap servers {dr} (link demo-dr mirrors transactions and alerts)"
     );
     println!("  API:            {api_url}   (OpenAPI document: {api_url}/openapi.json)");
+    println!(
+        "  portal:         {api_url}/   (sign in with the admin token: \"Use an API token instead\")"
+    );
     println!("  admin token:    {admin_token}");
     println!("                  (kept in {})", admin_token_file.display());
     println!(
