@@ -299,7 +299,9 @@ mod tests {
                 producer_epoch: -1,
                 timestamp_type: TimestampType::Creation,
                 offset: base + i as i64,
-                sequence: -1,
+                // Offsets and sequences advancing together: the encoder puts the records in one
+                // batch (it starts a new batch wherever `offset - sequence` changes).
+                sequence: i as i32,
                 timestamp: 1_000 + i as i64,
                 key: Some(Bytes::from(format!("k{i}"))),
                 value: Some(Bytes::copy_from_slice(v.as_bytes())),

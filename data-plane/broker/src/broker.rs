@@ -87,6 +87,40 @@ impl MirrorProgress {
 }
 
 impl Broker {
+    /// The broker's Prometheus metrics as OpenMetrics text, with the gauges read from its
+    /// state now (partitions, leaders, under-replicated and offline partitions, the controller,
+    /// groups).
+    pub fn metrics_exposition(&self) -> String {
+        let replicas = self.replicas.all();
+        let mut state = crate::metrics::ScrapeState {
+            partitions: replicas.len(),
+            ..Default::default()
+        };
+        for replica in &replicas {
+            if replica.is_leader() {
+                state.leaders += 1;
+                let role = replica.role();
+                if role.isr.len() < role.replicas.len() {
+                    state.under_replicated += 1;
+                }
+            }
+        }
+        state.active_controller = self.cluster.is_controller();
+        let view = self.cluster.view();
+        if state.active_controller {
+            state.offline_partitions = view
+                .meta
+                .topics
+                .values()
+                .flat_map(|t| &t.partitions)
+                .filter(|p| p.leader < 0)
+                .count();
+        }
+        state.groups = self.groups.list().len();
+        state.topics = view.meta.topics.keys().cloned().collect();
+        self.metrics.exposition(&state)
+    }
+
     /// Opens the broker's state in its data directory and joins (or forms) the cluster.
     /// `quorum_addr` is where this broker's quorum listener is reachable ("" without one).
     ///

@@ -16,6 +16,8 @@
 //! - [`groups`]: the classic consumer-group coordinator and durable committed offsets.
 //! - [`producers`]: producer ids and per-partition idempotence state.
 //! - [`security`]: listeners' security protocols, SASL (PLAIN, SCRAM) and ACL decisions.
+//! - [`metrics`]: the broker's Prometheus metrics (counters the layers above add to; gauges the
+//!   [`broker::Broker`] context fills at scrape time).
 //! - [`state`]: shared error and lock helpers; Kafka error codes are `hdi_kafka_client::codes`.
 //!
 //! It knows nothing of the control plane beyond its own configuration. Brokers form a cluster
@@ -57,6 +59,7 @@ mod tests {
         "topic_config",
         "config",
         "security",
+        "metrics",
         "state",
     ];
 

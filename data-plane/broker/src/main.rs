@@ -249,7 +249,7 @@ async fn run(
         let addr = listener.local_addr()?;
         let scraped = Arc::clone(&broker);
         let source: hdi_http_serve::metrics::Source =
-            Arc::new(move || scraped.metrics.exposition(&scraped));
+            Arc::new(move || scraped.metrics_exposition());
         tasks.spawn(async move {
             let served = hdi_http_serve::serve(
                 listener,

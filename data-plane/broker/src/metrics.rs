@@ -37,8 +37,6 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
-use crate::broker::Broker;
-
 /// Highest API key and version indexed directly (larger ones are not counted).
 const KEYS: usize = 100;
 const VERSIONS: usize = 20;
@@ -78,6 +76,26 @@ impl TopicCounters {
     pub fn fetched(&self, bytes: u64) {
         self.bytes_out.inc_by(bytes);
     }
+}
+
+/// What a scrape reads of the broker's state for its gauges (the broker context fills it:
+/// this module sits below it and knows nothing of replicas or the quorum).
+#[derive(Clone, Debug, Default)]
+pub struct ScrapeState {
+    /// Replicas hosted.
+    pub partitions: usize,
+    /// Of which leaders.
+    pub leaders: usize,
+    /// Leaders whose ISR is smaller than their replica set.
+    pub under_replicated: usize,
+    /// Whether this broker is the active controller.
+    pub active_controller: bool,
+    /// Partitions without a leader (counted by the active controller only, as Kafka does).
+    pub offline_partitions: usize,
+    /// Consumer groups this broker coordinates.
+    pub groups: usize,
+    /// The topics that exist (series of other topics are dropped).
+    pub topics: std::collections::HashSet<String>,
 }
 
 /// Every metric of one broker.
@@ -272,44 +290,20 @@ impl BrokerMetrics {
         }
     }
 
-    /// Sets the gauges from `broker`'s state, forgets deleted topics, and encodes everything.
-    pub fn exposition(&self, broker: &Broker) -> String {
-        let replicas = broker.replicas.all();
-        let mut leaders = 0i64;
-        let mut under = 0i64;
-        for replica in &replicas {
-            if replica.is_leader() {
-                leaders += 1;
-                let role = replica.role();
-                if role.isr.len() < role.replicas.len() {
-                    under += 1;
-                }
-            }
-        }
-        self.partition_count
-            .set(i64::try_from(replicas.len()).unwrap_or(i64::MAX));
-        self.leader_count.set(leaders);
-        self.under_replicated.set(under);
-        let controller = broker.cluster.is_controller();
-        self.active_controller.set(i64::from(controller));
-        let view = broker.cluster.view();
-        let offline = if controller {
-            view.meta
-                .topics
-                .values()
-                .flat_map(|t| &t.partitions)
-                .filter(|p| p.leader < 0)
-                .count()
-        } else {
-            0
-        };
-        self.offline_partitions
-            .set(i64::try_from(offline).unwrap_or(i64::MAX));
-        self.groups
-            .set(i64::try_from(broker.groups.list().len()).unwrap_or(i64::MAX));
+    /// Sets the gauges from `state`, forgets the series of topics it no longer lists, and
+    /// encodes everything.
+    pub fn exposition(&self, state: &ScrapeState) -> String {
+        let gauge = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
+        self.partition_count.set(gauge(state.partitions));
+        self.leader_count.set(gauge(state.leaders));
+        self.under_replicated.set(gauge(state.under_replicated));
+        self.active_controller
+            .set(i64::from(state.active_controller));
+        self.offline_partitions.set(gauge(state.offline_partitions));
+        self.groups.set(gauge(state.groups));
         let gone: Vec<String> = read(&self.topics)
             .keys()
-            .filter(|t| !view.meta.topics.contains_key(*t))
+            .filter(|t| !state.topics.contains(*t))
             .cloned()
             .collect();
         if !gone.is_empty() {

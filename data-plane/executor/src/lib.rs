@@ -55,6 +55,7 @@ mod tests {
         "sandbox",
         "cluster",
         "credential",
+        "metrics",
         "process",
     ];
 

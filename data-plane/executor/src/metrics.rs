@@ -27,7 +27,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
-use crate::query::Progress;
+use hdi_executor_api::Progress;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct JobLabels {
@@ -205,7 +205,7 @@ impl ExecutorMetrics {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::query::{EventTime, SinkProgress, StateOperator};
+    use hdi_executor_api::{Durations, EventTime, SinkProgress, StateOperator};
 
     #[test]
     fn a_batch_is_counted_under_stable_names() {
@@ -217,7 +217,7 @@ mod tests {
             num_input_rows: 120,
             input_rows_per_second: 60.0,
             processed_rows_per_second: 400.0,
-            duration_ms: crate::query::Durations {
+            duration_ms: Durations {
                 trigger_execution: 300,
                 ..Default::default()
             },
