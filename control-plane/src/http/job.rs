@@ -231,7 +231,12 @@ pub async fn job_delete(
 }
 
 /// A progress document as the driver wrote it, read as the wire type (members it lacks take
-/// their defaults; members the wire type does not name are dropped).
+/// their defaults; members the wire type does not name are dropped). A document that does not
+/// read at all (a member of another type: a driver of another version) is logged, not hidden:
+/// the answer then carries an empty progress for that batch.
 fn progress_to_wire(document: serde_json::Value) -> api::JobProgress {
-    serde_json::from_value(document).unwrap_or_default()
+    serde_json::from_value(document).unwrap_or_else(|error| {
+        tracing::warn!(%error, "a job progress document from the driver does not read as JobProgress");
+        api::JobProgress::default()
+    })
 }
