@@ -4,8 +4,9 @@
 //! (401 without or with a wrong one), and a non-loopback `--metrics-listen` without a token
 //! stops it at start-up. The control plane's `/metrics` is closed to anonymous callers (401) and
 //! to a user's session token (403), open to the admin's API token, and counts requests by route
-//! template; a node agent's loopback `/metrics` counts its heartbeats. An executor driver counts the batches and rows of a job over kcat's records,
-//! behind its cluster credential.
+//! template; a node agent's loopback `/metrics` counts its heartbeats. An executor driver counts
+//! the batches and rows of a job over kcat's records and its worker the tasks and records it
+//! ran, both behind the cluster credential.
 #![allow(clippy::unwrap_used, reason = "tests")]
 
 use std::process::Command;
@@ -315,9 +316,11 @@ async fn executor_metrics_count_a_jobs_batches_and_rows() {
             .args(cluster_args("worker-1"))
             .env("RUST_LOG", "info"),
     );
-    worker
-        .wait_for_line("listening on", Duration::from_secs(30))
-        .unwrap();
+    let worker_address = worker
+        .wait_for_word_after("worker listening on ", Duration::from_secs(30))
+        .unwrap()
+        .trim_end_matches(';')
+        .to_owned();
 
     let sql = "CREATE TABLE tx (account TEXT, amount DOUBLE)
            WITH (connector = 'kafka', topic = 'mtx', starting_offsets = 'earliest');
@@ -377,4 +380,38 @@ async fn executor_metrics_count_a_jobs_batches_and_rows() {
     );
     assert_eq!(get(&url, None).await.0, 401);
     assert_eq!(get(&url, Some("wrong")).await.0, 401);
+
+    // The worker ran the job's tasks: it read the 100 records, none is still running.
+    let worker_url = format!("http://{worker_address}/metrics");
+    let (status, text) = get(&worker_url, Some(credential)).await;
+    assert_eq!(status, 200, "{text}");
+    assert_eq!(
+        sample(&text, "hdi_executor_worker_task_input_rows_total"),
+        Some(100.0),
+        "{text}\n{}",
+        worker.lines().join("\n")
+    );
+    let tasks = sample(
+        &text,
+        r#"hdi_executor_worker_tasks_total{outcome="succeeded"}"#,
+    )
+    .unwrap_or(0.0);
+    assert!(tasks >= 1.0, "{text}");
+    assert_eq!(
+        sample(&text, "hdi_executor_worker_task_duration_seconds_count"),
+        Some(tasks),
+        "{text}"
+    );
+    assert_eq!(
+        sample(&text, "hdi_executor_worker_active_tasks"),
+        Some(0.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(&text, "hdi_executor_worker_registered"),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(get(&worker_url, None).await.0, 401);
+    assert_eq!(get(&worker_url, Some("wrong")).await.0, 401);
 }

@@ -520,6 +520,14 @@ pub struct StateStore {
 }
 
 impl StateStore {
+    /// How many state partitions it holds.
+    pub fn partitions(&self) -> usize {
+        self.slots
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
+    }
+
     /// Applies one partition's batch (blocking: call it off the async runtime). Partitions are
     /// applied in parallel; one partition's requests one after the other.
     pub fn apply(&self, plan: &JobPlan, request: &StateRequest) -> Result<StateReply, ApplyError> {

@@ -1,5 +1,6 @@
-//! The worker: serves `GET /healthz`, tasks (`POST /v1/tasks`) and the state partitions it owns
-//! (`POST /v1/state`, see [`crate::stateful`]) on its listen address, and registers with the
+//! The worker: serves `GET /healthz`, tasks (`POST /v1/tasks`), the state partitions it owns
+//! (`POST /v1/state`, see [`crate::stateful`]) and its Prometheus metrics (`GET /metrics`,
+//! [`crate::metrics::WorkerMetrics`]) on its listen address, and registers with the
 //! driver, then heartbeats it every second (`PUT /v1/workers/{id}`, the same call).
 //!
 //! Every endpoint but `/healthz` requires the cluster credential ([`crate::credential`]), and the
@@ -33,6 +34,7 @@ use reqwest::StatusCode;
 use tokio::time::{Instant, MissedTickBehavior};
 use uuid::Uuid;
 
+use crate::metrics::{Outcome, TaskCounters, WorkerMetrics};
 use crate::process::{StopSignals, bind, lock_data_dir};
 use crate::sandbox::FilesRoot;
 use crate::stateful::{ApplyError, StateRequest, StateStore, emitted_schema};
@@ -73,6 +75,8 @@ struct WorkerState {
     tasks: TaskContext,
     /// The state partitions it owns.
     states: Arc<StateStore>,
+    /// What `GET /metrics` serves.
+    metrics: WorkerMetrics,
 }
 
 /// Runs the worker until SIGTERM or SIGINT.
@@ -90,6 +94,7 @@ pub async fn run(config: WorkerConfig) -> anyhow::Result<()> {
         registered: AtomicBool::new(false),
         tasks: TaskContext::new(files),
         states: Arc::default(),
+        metrics: WorkerMetrics::new(),
     });
     let incarnation = Uuid::new_v4();
     tracing::info!(worker = config.id, %incarnation, driver = %config.driver,
@@ -121,6 +126,7 @@ pub async fn run(config: WorkerConfig) -> anyhow::Result<()> {
 fn router(state: Arc<WorkerState>) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
         .route("/v1/tasks", axum::routing::post(run_task))
         // A state request carries a partition's partial rows and, when it moved, its snapshot.
         .route(
@@ -133,23 +139,40 @@ fn router(state: Arc<WorkerState>) -> Router {
 /// `POST /v1/tasks`: runs one task of a batch (a JSON [`TaskRequest`]) and answers its output
 /// ([`crate::task::TaskOutput::encode`]); a failure answers a generic 500 and logs its cause.
 async fn run_task(State(state): State<Arc<WorkerState>>, body: axum::body::Bytes) -> Response {
+    let active = state.metrics.task_started();
     let request: TaskRequest = match serde_json::from_slice(&body) {
         Ok(request) => request,
-        Err(error) => return invalid_body(format!("not a task: {error}")),
+        Err(error) => {
+            active.finish(Outcome::Failed, None);
+            return invalid_body(format!("not a task: {error}"));
+        }
     };
     let result = async {
         let job = state.tasks.prepared(&request).await?;
         let output = crate::task::run_task(&job, &state.tasks.pool, &request).await?;
+        let meta = &output.meta;
+        let counters = TaskCounters {
+            input_rows: meta.input_rows,
+            malformed_rows: meta.malformed_rows,
+            late_rows: meta.late_rows,
+            fetch_ms: meta.fetch_ms,
+            decode_ms: meta.decode_ms,
+            execute_ms: meta.execute_ms,
+        };
         let schema = output
             .batches
             .first()
             .map_or_else(|| Arc::clone(&job.plan.task_output_schema), |b| b.schema());
-        output.encode(&schema)
+        output.encode(&schema).map(|bytes| (bytes, counters))
     }
     .await;
     match result {
-        Ok(bytes) => (StatusCode::OK, bytes).into_response(),
+        Ok((bytes, counters)) => {
+            active.finish(Outcome::Succeeded, Some(counters));
+            (StatusCode::OK, bytes).into_response()
+        }
         Err(error) => {
+            active.finish(Outcome::Failed, None);
             tracing::warn!(job = %request.job_id, batch = request.batch_id, "task failed: {error:#}");
             failed(state.id, "the task failed")
         }
@@ -174,9 +197,23 @@ const STATE_BODY_LIMIT: usize = 1 << 30;
 /// does not hold the base state and no snapshot came with the request, `400` for a request it
 /// cannot read, `500` when applying fails.
 async fn apply_state(State(state): State<Arc<WorkerState>>, body: axum::body::Bytes) -> Response {
-    let request = match StateRequest::decode(&body) {
+    let started = std::time::Instant::now();
+    let (response, outcome, snapshot_bytes) = apply_state_counted(&state, &body).await;
+    state
+        .metrics
+        .state_request(outcome, started.elapsed().as_secs_f64(), snapshot_bytes);
+    state.metrics.set_partitions(state.states.partitions());
+    response
+}
+
+/// [`apply_state`]'s answer, how it ended and the bytes of the snapshot it answered.
+async fn apply_state_counted(state: &WorkerState, body: &[u8]) -> (Response, Outcome, u64) {
+    let request = match StateRequest::decode(body) {
         Ok(request) => Arc::new(request),
-        Err(error) => return invalid_body(format!("not a state request: {error:#}")),
+        Err(error) => {
+            let response = invalid_body(format!("not a state request: {error:#}"));
+            return (response, Outcome::Failed, 0);
+        }
     };
     let h = &request.header;
     let job = match state
@@ -187,7 +224,7 @@ async fn apply_state(State(state): State<Arc<WorkerState>>, body: axum::body::By
         Ok(job) => job,
         Err(error) => {
             tracing::warn!(job = %h.job_id, batch = h.batch_id, "cannot plan the job: {error:#}");
-            return failed(state.id, "cannot plan the job");
+            return (failed(state.id, "cannot plan the job"), Outcome::Failed, 0);
         }
     };
     let states = Arc::clone(&state.states);
@@ -200,27 +237,50 @@ async fn apply_state(State(state): State<Arc<WorkerState>>, body: axum::body::By
         Ok(Ok(reply)) => reply,
         Ok(Err(missing @ ApplyError::Missing { .. })) => {
             let problem = Problem::new(StatusCode::CONFLICT, "state_missing", missing.to_string());
-            return problem.into_response();
+            return (problem.into_response(), Outcome::Missing, 0);
         }
         Ok(Err(ApplyError::Failed(error))) => {
             tracing::warn!(job = %h.job_id, batch = h.batch_id, partition = h.partition,
                 "state partition failed: {error:#}");
-            return failed(state.id, "the state partition failed");
+            return (
+                failed(state.id, "the state partition failed"),
+                Outcome::Failed,
+                0,
+            );
         }
         Err(error) => {
             tracing::error!(job = %h.job_id, batch = h.batch_id, partition = h.partition,
                 "state partition panicked: {error}");
-            return failed(state.id, "the state partition failed");
+            return (
+                failed(state.id, "the state partition failed"),
+                Outcome::Failed,
+                0,
+            );
         }
     };
+    let snapshot_bytes = reply.snapshot.len() as u64;
     match reply.encode(&emitted_schema(&job.plan)) {
-        Ok(bytes) => (StatusCode::OK, bytes).into_response(),
+        Ok(bytes) => (
+            (StatusCode::OK, bytes).into_response(),
+            Outcome::Succeeded,
+            snapshot_bytes,
+        ),
         Err(error) => {
             tracing::warn!(job = %h.job_id, batch = h.batch_id, partition = h.partition,
                 "cannot encode the state reply: {error:#}");
-            failed(state.id, "the state partition failed")
+            let response = failed(state.id, "the state partition failed");
+            (response, Outcome::Failed, 0)
         }
     }
+}
+
+/// `GET /metrics`: the worker's Prometheus metrics, behind the credential like its other routes.
+async fn metrics(State(state): State<Arc<WorkerState>>) -> Response {
+    state.metrics.set_partitions(state.states.partitions());
+    state
+        .metrics
+        .set_registered(state.registered.load(Ordering::Relaxed));
+    hdi_http_serve::metrics::exposition_response(state.metrics.exposition())
 }
 
 async fn healthz(State(state): State<Arc<WorkerState>>) -> axum::Json<serde_json::Value> {
