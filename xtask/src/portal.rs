@@ -5,10 +5,11 @@
 //! types (`portal/src/api/hdi.d.ts`, generated from `openapi/hdi.json` by openapi-typescript) are
 //! checked in, so `cargo build` (which embeds `dist/` in the control plane) never needs Node.
 //! `cargo xtask portal` runs `npm ci` (when `package-lock.json` changed since the last one),
-//! openapi-typescript, `tsc`, `vite build` and the Vitest unit tests. The test below rebuilds
-//! both into a temporary directory and fails on any difference, as `control-plane/tests/openapi.rs`
-//! does for the OpenAPI document. Node's major version is pinned (`engines` in `package.json`,
-//! enforced by `engine-strict` in `portal/.npmrc`): another major may build other bytes.
+//! openapi-typescript, `tsc` (of `src/`, and of the Playwright specs in `e2e/`), `vite build`
+//! and the Vitest unit tests. The test below rebuilds both into a temporary directory and fails
+//! on any difference, as `control-plane/tests/openapi.rs` does for the OpenAPI document. Node's
+//! major version is pinned (`engines` in `package.json`, enforced by `engine-strict` in
+//! `portal/.npmrc`): another major may build other bytes.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -32,6 +33,8 @@ pub fn run_portal() -> anyhow::Result<()> {
     ensure_node_modules()?;
     generate_types(&portal.join("src/api/hdi.d.ts"))?;
     npx("tsc", &["tsc", "--noEmit", "-p", "."])?;
+    npx("tsc", &["tsc", "--noEmit", "-p", "e2e"])
+        .context("the Playwright specs do not type-check")?;
     build_dist(&portal.join("dist"))?;
     npx("vitest", &["vitest", "run"])?;
     println!(
@@ -50,6 +53,9 @@ pub fn regenerate() -> anyhow::Result<()> {
     generate_types(&portal.join("src/api/hdi.d.ts"))?;
     npx("tsc", &["tsc", "--noEmit", "-p", "."])
         .context("the portal does not type-check against the new API types: adapt portal/src")?;
+    npx("tsc", &["tsc", "--noEmit", "-p", "e2e"]).context(
+        "the Playwright specs do not type-check against the new API types: adapt portal/e2e",
+    )?;
     build_dist(&portal.join("dist"))?;
     println!(
         "wrote {} and {}",
