@@ -4,7 +4,7 @@
  */
 import { useEffect, useState, type ReactNode } from "react";
 import { useQueryClient } from "@tanstack/react-query";
-import { onUnauthorized } from "./api/client";
+import { onUnauthorized, useReachable } from "./api/client";
 import { ME_KEY, MeContext, useLogout, useMeQuery } from "./auth";
 import { Link, navigate, useLocation } from "./components/nav";
 import { ProblemView } from "./components/ProblemView";
@@ -18,7 +18,9 @@ import { GroupDetail, Groups } from "./pages/Groups";
 import { JobDetail } from "./pages/JobDetail";
 import { Jobs } from "./pages/Jobs";
 import { Login } from "./pages/Login";
+import { KafkaUsers } from "./pages/KafkaUsers";
 import { Nodes } from "./pages/Nodes";
+import { LinkCreate, LinkDetail, ReplicationLinks } from "./pages/ReplicationLinks";
 import { TopicDetail } from "./pages/TopicDetail";
 import { Topics } from "./pages/Topics";
 import { RoleBindings, Users } from "./pages/Access";
@@ -32,11 +34,15 @@ const ROUTES: [string, (p: Params, me: Me) => ReactNode][] = [
   ["/workspaces/:ws", (p) => <Clusters ws={p.ws} />],
   ["/workspaces/:ws/new-cluster", (p) => <ClusterCreate ws={p.ws} />],
   ["/workspaces/:ws/access", (p) => <RoleBindings ws={p.ws} />],
+  ["/workspaces/:ws/replication-links", (p) => <ReplicationLinks ws={p.ws} />],
+  ["/workspaces/:ws/new-replication-link", (p) => <LinkCreate ws={p.ws} />],
+  ["/workspaces/:ws/replication-links/:l", (p) => <LinkDetail ws={p.ws} name={p.l} />],
   ["/workspaces/:ws/clusters/:c", (p) => <ClusterDetail ws={p.ws} name={p.c} />],
   ["/workspaces/:ws/clusters/:c/topics", (p) => <Topics ws={p.ws} cluster={p.c} />],
   ["/workspaces/:ws/clusters/:c/topics/:t", (p) => <TopicDetail ws={p.ws} cluster={p.c} topic={p.t} />],
   ["/workspaces/:ws/clusters/:c/consumer-groups", (p) => <Groups ws={p.ws} cluster={p.c} />],
   ["/workspaces/:ws/clusters/:c/consumer-groups/:g", (p) => <GroupDetail ws={p.ws} cluster={p.c} group={p.g} />],
+  ["/workspaces/:ws/clusters/:c/kafka-users", (p) => <KafkaUsers ws={p.ws} cluster={p.c} />],
   ["/workspaces/:ws/clusters/:c/jobs", (p) => <Jobs ws={p.ws} cluster={p.c} />],
   ["/workspaces/:ws/clusters/:c/jobs/:j", (p) => <JobDetail ws={p.ws} cluster={p.c} job={p.j} />],
   ["/nodes", (_, me) => (me.platform_admin ? <Nodes /> : <NotPermitted what="The nodes page is for platform admins." />)],
@@ -71,21 +77,26 @@ function NotPermitted({ what }: { what: string }) {
 
 export function App() {
   const queryClient = useQueryClient();
-  const me = useMeQuery();
+  const reachable = useReachable();
+  // While the control plane does not answer, ask again every 3 s (every page's own polling
+  // does too): the first answer takes the banner away.
+  const me = useMeQuery(reachable ? undefined : 3000);
   const [notice, setNotice] = useState<string | undefined>();
   const { path } = useLocation();
 
   useEffect(
     () =>
       onUnauthorized(() => {
-        if (queryClient.getQueryData(ME_KEY)) setNotice("Your session has ended. Sign in again.");
+        if (queryClient.getQueryData(ME_KEY)) setNotice("Your session has expired or was ended elsewhere. Sign in again to continue.");
         queryClient.setQueryData(ME_KEY, null);
+        // What the ended session read is not shown to the next one.
+        queryClient.removeQueries({ predicate: (q) => q.queryKey[0] !== ME_KEY[0] });
       }),
     [queryClient],
   );
 
   if (me.isPending) return <p className="loading">Loading…</p>;
-  if (me.error) {
+  if (me.error && !me.data) {
     return (
       <main id="main" className="login">
         <h1>hdi</h1>
@@ -99,6 +110,11 @@ export function App() {
   if (!me.data) return <Login notice={notice} />;
   return (
     <MeContext.Provider value={me.data}>
+      {reachable ? null : (
+        <div className="banner" role="alert" data-testid="unreachable">
+          Control plane unreachable: the pages show what they last read. Retrying…
+        </div>
+      )}
       <Shell me={me.data} path={path}>
         {route(path, me.data)}
       </Shell>
@@ -127,6 +143,7 @@ function Shell({ me, path, children }: { me: Me; path: string; children: ReactNo
           {ws ? (
             <>
               <Link to={pathOf("workspaces", ws)}>Clusters</Link>
+              <Link to={pathOf("workspaces", ws, "replication-links")}>Replication links</Link>
               {can(me, ws, "admin") ? <Link to={pathOf("workspaces", ws, "access")}>Access</Link> : null}
             </>
           ) : null}

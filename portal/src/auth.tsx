@@ -21,8 +21,9 @@ export async function fetchMe(): Promise<Me | null> {
   }
 }
 
-export function useMeQuery() {
-  return useQuery({ queryKey: ME_KEY, queryFn: fetchMe, staleTime: 60_000, retry: false });
+/** `GET /v1/me`, asked again every `refetchInterval` ms if given. */
+export function useMeQuery(refetchInterval?: number) {
+  return useQuery({ queryKey: ME_KEY, queryFn: fetchMe, staleTime: 60_000, retry: false, refetchInterval });
 }
 
 export async function login(username: string, password: string): Promise<Me> {

@@ -17,7 +17,7 @@ import { ago, transient } from "../lib/format";
 import { can } from "../lib/roles";
 import { pathOf } from "../lib/route";
 
-export type ClusterTab = "overview" | "topics" | "groups" | "jobs";
+export type ClusterTab = "overview" | "topics" | "groups" | "jobs" | "kafka-users";
 
 /** The cluster query shared by the cluster's pages. */
 export function useCluster(ws: string, name: string) {
@@ -46,6 +46,7 @@ export function ClusterFrame({
   if (c?.spec.kind === "kafka") {
     tabs.push(["topics", "Topics", pathOf("workspaces", ws, "clusters", name, "topics")]);
     tabs.push(["groups", "Consumer groups", pathOf("workspaces", ws, "clusters", name, "consumer-groups")]);
+    tabs.push(["kafka-users", "Kafka users", pathOf("workspaces", ws, "clusters", name, "kafka-users")]);
   }
   if (c?.spec.kind === "spark") tabs.push(["jobs", "Jobs", pathOf("workspaces", ws, "clusters", name, "jobs")]);
   return (
@@ -320,11 +321,12 @@ function Operations({ ws, cluster }: { ws: string; cluster: Cluster }) {
   );
 }
 
-function OperationView({ op, open }: { op: Operation; open: boolean }) {
+/** One operation: kind, state, who, its steps and its error. */
+export function OperationView({ op, open }: { op: Operation; open: boolean }) {
   return (
     <details className="operation" open={open} data-operation={op.kind}>
       <summary>
-        <strong>{op.kind}</strong> <Badge state={op.state} /> <span className="muted">by {op.created_by}, {ago(op.created_at)}</span>
+        <strong>{op.kind.replace(/_/g, " ")}</strong> <Badge state={op.state} of="operation" /> <span className="muted">by {op.created_by}, {ago(op.created_at)}</span>
       </summary>
       {op.error ? (
         <p className="problem" role="note">
@@ -334,7 +336,7 @@ function OperationView({ op, open }: { op: Operation; open: boolean }) {
       <ol className="steps">
         {op.steps.map((s, i) => (
           <li key={i}>
-            <Badge state={s.state} /> {s.name}
+            <Badge state={s.state} of="operation" /> {s.name}
             {s.detail ? <span className="muted"> — {s.detail}</span> : null}
           </li>
         ))}

@@ -185,6 +185,7 @@ function ResetAndDelete({ ws, cluster, group }: { ws: string; cluster: string; g
   const [offset, setOffset] = useState("0");
   const [time, setTime] = useState("");
   const [dryRun, setDryRun] = useState(true);
+  const [confirmDelete, setConfirmDelete] = useState(false);
   const reset = useMutation({
     mutationFn: () =>
       call(
@@ -242,11 +243,11 @@ function ResetAndDelete({ ws, cluster, group }: { ws: string; cluster: string; g
           <input id="reset-dry" type="checkbox" checked={dryRun} onChange={(e) => setDryRun(e.target.checked)} />
           <label htmlFor="reset-dry">Dry run (show, do not commit)</label>
         </div>
-        <button type="submit">Reset offsets</button>
+        <button type="submit">{dryRun ? "Show the reset" : "Reset offsets"}</button>
       </form>
       <ProblemView error={reset.error} context="Reset refused" />
       {reset.data ? (
-        <table>
+        <table data-testid="reset-result">
           <caption>{reset.data.dry_run ? "Offsets a reset would commit" : "Offsets committed"}</caption>
           <thead>
             <tr>
@@ -269,9 +270,26 @@ function ResetAndDelete({ ws, cluster, group }: { ws: string; cluster: string; g
         </table>
       ) : null}
       <h3>Delete the group</h3>
-      <button type="button" className="danger" onClick={() => remove.mutate()} disabled={remove.isPending}>
-        Delete group {group}
-      </button>
+      {confirmDelete ? (
+        <div className="confirm" role="group" aria-label={`Delete group ${group}`}>
+          <p>
+            Deleting {group} removes its committed offsets: a consumer that joins it again starts where its
+            auto.offset.reset says, not where the group stopped.
+          </p>
+          <div className="buttons-row">
+            <button type="button" className="danger" onClick={() => remove.mutate()} disabled={remove.isPending}>
+              Confirm: delete group {group}
+            </button>
+            <button type="button" onClick={() => setConfirmDelete(false)}>
+              Cancel
+            </button>
+          </div>
+        </div>
+      ) : (
+        <button type="button" className="danger" onClick={() => setConfirmDelete(true)}>
+          Delete group {group}…
+        </button>
+      )}
       <ProblemView error={remove.error} context="Delete refused" />
     </section>
   );

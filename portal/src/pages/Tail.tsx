@@ -32,7 +32,20 @@ const Row = memo(function Row({ r }: { r: TailRecord }) {
   );
 });
 
-export function Tail({ ws, cluster, topic, partitions }: { ws: string; cluster: string; topic: string; partitions: number }) {
+export function Tail({
+  ws,
+  cluster,
+  topic,
+  partitions,
+  onRunning,
+}: {
+  ws: string;
+  cluster: string;
+  topic: string;
+  partitions: number;
+  /** Told when the tail starts and stops (the topic page refreshes its offsets faster meanwhile). */
+  onRunning?: (running: boolean) => void;
+}) {
   const [from, setFrom] = useState<From>("latest");
   const [partition, setPartition] = useState("");
   const [offset, setOffset] = useState("0");
@@ -65,6 +78,7 @@ export function Tail({ ws, cluster, topic, partitions }: { ws: string; cluster: 
   };
 
   useEffect(() => stop, []);
+  useEffect(() => onRunning?.(running), [running, onRunning]);
 
   const start = (e?: FormEvent) => {
     e?.preventDefault();

@@ -16,11 +16,13 @@ import { parseConfigs } from "./Topics";
 
 export function TopicDetail({ ws, cluster, topic }: { ws: string; cluster: string; topic: string }) {
   const me = useMe();
+  // While a tail runs, the offsets move: read them every second instead of every 5 s.
+  const [tailing, setTailing] = useState(false);
   const detail = useQuery({
     queryKey: ["topic", ws, cluster, topic],
     queryFn: () =>
       call(client.GET("/v1/workspaces/{ws}/clusters/{cluster}/topics/{topic}", { params: { path: { ws, cluster, topic } } })),
-    refetchInterval: 5000,
+    refetchInterval: tailing ? 1000 : 5000,
   });
   const t = detail.data;
   const partitions = t?.partitions ?? [];
@@ -91,7 +93,7 @@ export function TopicDetail({ ws, cluster, topic }: { ws: string; cluster: strin
               </section>
             </div>
           ) : null}
-          <Tail ws={ws} cluster={cluster} topic={topic} partitions={partitions.length} />
+          <Tail ws={ws} cluster={cluster} topic={topic} partitions={partitions.length} onRunning={setTailing} />
           {can(me, ws, "operator") ? <Produce ws={ws} cluster={cluster} topic={topic} /> : null}
         </>
       )}
