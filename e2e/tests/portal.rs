@@ -6,8 +6,12 @@
 //! `victor`, its viewer; a Spark cluster `etl`), exports the URL and credentials, runs the specs
 //! in file order (sign-in; a Kafka cluster created in the browser and watched to Running, a topic,
 //! a refused scale-in; the live tail of a kcat burst; a job's SQL error and moving charts; a
-//! viewer's view and a server 403; consumer-group lag against `hdictl group describe`), then checks through the API that what the browser did
-//! happened. Screenshots land in `target/portal-shots/`.
+//! viewer's view and a server 403; consumer-group lag against `hdictl group describe`; the first
+//! load under 1 s, session expiry and the unreachable banner; a group's offsets reset and its
+//! deletion, a tail seeking by time; a replication link created, paused, resumed, promoted and
+//! deleted between two one-broker clusters this test makes; Kafka users), then checks through
+//! the API that what the browser did happened. Screenshots land in `target/portal-shots/`, the
+//! first-load figures in `target/portal-results/first-load.json`.
 #![allow(clippy::unwrap_used, reason = "tests")]
 
 use std::path::{Path, PathBuf};
@@ -53,6 +57,29 @@ async fn portal_in_chromium() {
     }
     // The Spark cluster of the job spec (the browser creates and watches a Kafka cluster itself).
     fleet.create_cluster("etl", &["--kind", "spark", "--executors", "1"]);
+    // The replication pair of the links spec (the browser creates the link): two secured
+    // one-broker Kafka clusters in two fault domains, the source's topic `orders` holding 100
+    // records. The source's Kafka users page is the Kafka users spec's.
+    let (east, _) = fleet.create_cluster("east", &["--kind", "kafka", "--brokers", "1"]);
+    let (west, _) = fleet.create_cluster("west", &["--kind", "kafka", "--brokers", "1"]);
+    let domain = |c: &serde_json::Value| c["status"]["workloads"][0]["fault_domain"].as_u64();
+    assert_ne!(
+        domain(&east),
+        domain(&west),
+        "the pair is in two fault domains"
+    );
+    fleet.hdictl_ok(&["topic", "create", "east", "orders", "-p", "1", "-r", "1"]);
+    let orders = fleet.dir.path().join("orders.txt");
+    let lines: Vec<String> = (0..100).map(|i| format!("order-{i:04}")).collect();
+    std::fs::write(&orders, lines.join("\n") + "\n").unwrap();
+    fleet.hdictl_ok(&[
+        "topic",
+        "produce",
+        "east",
+        "orders",
+        "--file",
+        orders.to_str().unwrap(),
+    ]);
 
     let shots = target_subdir("portal-shots");
     let _ = std::fs::remove_dir_all(&shots);
@@ -67,6 +94,8 @@ async fn portal_in_chromium() {
         .env("HDI_PORTAL_PASSWORD", PASSWORD)
         .env("HDI_PORTAL_WORKSPACE", "test")
         .env("HDI_PORTAL_SPARK", "etl")
+        .env("HDI_PORTAL_LINK_SOURCE", "east")
+        .env("HDI_PORTAL_LINK_TARGET", "west")
         .env("HDI_HDICTL", bin("hdictl"))
         .env("HDI_HDICTL_CONFIG", &fleet.hdictl_config)
         .env("HDI_PORTAL_SHOTS", &shots)
@@ -83,7 +112,12 @@ async fn portal_in_chromium() {
         out.status.success(),
         "playwright test failed:\n{stdout}\n{stderr}"
     );
-    assert!(stdout.contains("8 passed"), "every spec ran: {stdout}");
+    assert!(stdout.contains("15 passed"), "every spec ran: {stdout}");
+    // The first-load figures the session spec measured (and asserted under 1 s).
+    let first_load = target_subdir("portal-results").join("first-load.json");
+    let measured = std::fs::read_to_string(&first_load)
+        .unwrap_or_else(|e| panic!("{}: {e}", first_load.display()));
+    println!("portal first load: {measured}");
 
     // What the browser did, seen through the API and Kafka.
     let web = fleet.hdictl_json(&["cluster", "show", "web", "-o", "json"]);
