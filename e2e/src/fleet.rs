@@ -286,7 +286,7 @@ impl Fleet {
         let secrets = Secrets::create(dir.path());
         // Ports of its own, so that tests running at once do not collide; the control plane's too,
         // as it is restarted on the same address after a kill.
-        let ports = hdi_test_support::ports::range(60);
+        let ports = hdi_test_support::ports::range(90);
         let workload_ports = format!("{}-{}", ports.start(), ports.end());
         let control_plane = Self::start_control_plane(
             &database_url,

@@ -81,7 +81,7 @@ pub async fn start_hdi_with(
     let database_url = fresh_database().await;
     let dir = TempDir::new(tag);
     let secrets = Secrets::create(dir.path());
-    let ports = hdi_test_support::ports::range(60);
+    let ports = hdi_test_support::ports::range(90);
     let ports = format!("{}-{}", ports.start(), ports.end());
     let kubeconfig = kube.kubeconfig();
     // Pods reach the control plane on loopback (the stand-in kubelet runs them here); its own

@@ -3,7 +3,8 @@
 //! REST API and `hdictl group` list and describe exactly what it committed against the end
 //! offsets; the lag after more records is exact; resets and deletes are refused while the
 //! consumer is a member and work once it left (every `to`, a dry run changing nothing, a real
-//! consumer resuming from a reset); the metrics endpoint shows the produce burst.
+//! consumer resuming from a reset); the metrics endpoint shows the produce burst, and the
+//! brokers' own Prometheus listeners (placed by the control plane) counted every record.
 #![allow(clippy::unwrap_used, reason = "tests")]
 
 use std::io::{BufRead as _, BufReader};
@@ -292,6 +293,41 @@ async fn consumer_groups_through_rest_and_hdictl() {
         assert!(Instant::now() < deadline, "no burst in {metrics:?}");
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
+
+    // Every broker serves Prometheus metrics on the port the control plane placed (its agent has
+    // no metrics token: on loopback, open); the leaders counted each of the 350 records once.
+    let cluster = api.cluster_get(WS, CLUSTER).await.unwrap();
+    let brokers: Vec<_> = cluster
+        .status
+        .workloads
+        .iter()
+        .filter(|w| w.role == "broker")
+        .collect();
+    assert_eq!(brokers.len(), 3, "{cluster:?}");
+    let mut messages_in = 0.0;
+    for broker in brokers {
+        let address = broker.metrics_address.as_deref().unwrap();
+        assert_ne!(address, broker.address);
+        let text = reqwest::get(format!("http://{address}/metrics"))
+            .await
+            .unwrap()
+            .error_for_status()
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(
+            text.contains("kafka_controller_kafkacontroller_activecontrollercount"),
+            "{text}"
+        );
+        let series =
+            format!("kafka_server_brokertopicmetrics_messagesin_total{{topic=\"{TOPIC}\"}} ");
+        messages_in += text
+            .lines()
+            .find_map(|l| l.strip_prefix(&series))
+            .map_or(0.0, |v| v.parse::<f64>().unwrap());
+    }
+    assert_eq!(messages_in, 350.0);
 
     // While the consumer is a member: reset and delete are refused (REST and hdictl).
     let error = api

@@ -71,6 +71,11 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
         storage_dir: config.storage_dir.clone(),
         stop_timeout: supervisor::STOP_TIMEOUT,
         isolation: config.isolation,
+        metrics_token: config
+            .metrics
+            .as_ref()
+            .and_then(|(_, token)| token.clone())
+            .map(hdi_stdx::secret::Secret::new),
     })?;
     let metrics = std::sync::Arc::new(crate::metrics::AgentMetrics::new());
     if let Some((addr, token)) = &config.metrics {

@@ -62,6 +62,9 @@ pub struct SupervisorConfig {
     pub stop_timeout: Duration,
     /// Who workloads run as.
     pub isolation: Isolation,
+    /// The agent's metrics token: brokers' metrics listeners require it too (written to each
+    /// broker's `metrics-token` file). Without one they listen on loopback only.
+    pub metrics_token: Option<hdi_stdx::secret::Secret>,
 }
 
 /// Something that happened to a workload process, for [`Supervisor::handle`].
@@ -593,6 +596,7 @@ impl Supervisor {
                 &self.config.storage_dir,
                 &wdir,
                 &desired.spec,
+                self.config.metrics_token.is_some(),
             )
             .program,
             workload: desired.clone(),
@@ -628,6 +632,7 @@ impl Supervisor {
                         &self.config.storage_dir,
                         &wdir,
                         &w.spec,
+                        self.config.metrics_token.is_some(),
                     );
                     process::cmdline(pid).is_some_and(|c| c.get(1..) == Some(&expected.args[..]))
                 });
@@ -640,6 +645,7 @@ impl Supervisor {
                             &self.config.storage_dir,
                             &wdir,
                             &workload.spec,
+                            self.config.metrics_token.is_some(),
                         )
                         .program,
                         workload: workload.clone(),
@@ -683,7 +689,7 @@ impl Supervisor {
     }
 
     /// Writes what a workload reads besides its flags: a broker's quorum and Kafka listener
-    /// TLS files and static SASL users, and an
+    /// TLS files, static SASL users and metrics token, and an
     /// executor's cluster credential (0600 files, never arguments or the environment), and an
     /// executor's workspace storage root.
     fn prepare_secrets(&self, wdir: &Path, workload: &Workload) -> std::io::Result<()> {
@@ -730,6 +736,9 @@ impl Supervisor {
                         write(&dir.join("jwks.json"), jwks)?;
                     }
                 }
+                if let (Some(_), Some(token)) = (broker.metrics_port, &self.config.metrics_token) {
+                    write(&spec::metrics_token_file(wdir), token.expose())?;
+                }
                 return Ok(());
             }
             WorkloadSpec::Executor(executor) => executor,
@@ -768,6 +777,7 @@ impl Supervisor {
             &self.config.storage_dir,
             &wdir,
             &workload.spec,
+            self.config.metrics_token.is_some(),
         );
         let log = wdir.join("process.log");
         let spawned = self

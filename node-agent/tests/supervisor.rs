@@ -72,6 +72,30 @@ const RUN_AS: RunAs = RunAs {
     workspace_gid: 1_000_000,
 };
 
+/// The token the agent hands its brokers' metrics listeners.
+const METRICS_TOKEN: &str = "supervisor-test-metrics-token-0123456789";
+
+/// `GET /metrics` on loopback `port` (HTTP/1.1, closed after the answer): the status line and
+/// the body.
+fn http_get(port: u16, token: Option<&str>) -> (String, String) {
+    use std::io::{Read as _, Write as _};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
+    write!(
+        stream,
+        "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n{auth}Connection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    let (head, body) = answer.split_once("\r\n\r\n").unwrap_or((&answer, ""));
+    let status = head.lines().next().unwrap_or_default().to_owned();
+    (status, body.to_owned())
+}
+
 fn mode(path: &Path) -> u32 {
     std::fs::metadata(path).unwrap().permissions().mode() & 0o7777
 }
@@ -184,12 +208,13 @@ async fn supervises_a_single_node_broker() {
         storage_dir: data_dir.join("storage"),
         stop_timeout: STOP_TIMEOUT,
         isolation,
+        metrics_token: Some(hdi_stdx::secret::Secret::new(METRICS_TOKEN)),
     };
     // A directory of no assigned workload, left by an earlier life of the node.
     std::fs::create_dir_all(data_dir.join("workloads/stray/data")).unwrap();
 
     // Ports from the race-free allocator: the broker binds them later, and again after restarts.
-    let (kafka_port, quorum_port) = (ports::port(), ports::port());
+    let (kafka_port, quorum_port, metrics_port) = (ports::port(), ports::port(), ports::port());
     // The broker's quorum runs mutual TLS with material the agent writes as 0600 files.
     let authority = hdi_pki::Authority::generate("supervisor-test").unwrap();
     let issued = authority.issue_broker(1).unwrap();
@@ -215,6 +240,7 @@ async fn supervises_a_single_node_broker() {
             rack: "1".into(),
             quorum_tls: Some(quorum_tls),
             kafka_security: None,
+            metrics_port: Some(metrics_port),
         }),
     };
     let mut evil = broker.clone();
@@ -300,6 +326,16 @@ async fn supervises_a_single_node_broker() {
     }
     let log = std::fs::read_to_string(wdir.join("process.log")).unwrap();
     assert!(log.contains("hdi-broker ready on"), "{log}");
+    // Its metrics listener wants the agent's token, written for it as a 0600 file.
+    assert_eq!(mode(&wdir.join("metrics-token")), 0o600);
+    let (status_line, body) = http_get(metrics_port, Some(METRICS_TOKEN));
+    assert!(status_line.contains(" 200 "), "{status_line}\n{body}");
+    assert!(
+        body.contains("kafka_controller_kafkacontroller_activecontrollercount"),
+        "{body}"
+    );
+    assert!(http_get(metrics_port, None).0.contains(" 401 "));
+    assert!(http_get(metrics_port, Some("wrong")).0.contains(" 401 "));
 
     // SIGKILLed: restarted after the backoff, and Running again.
     let killed = std::process::Command::new("kill")

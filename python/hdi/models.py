@@ -287,6 +287,8 @@ class BrokerWorkload(TypedDict):
     kafka_port: int
     """Kafka listener port."""
     kafka_security: NotRequired[BrokerSecurity | None]
+    metrics_port: NotRequired[int | None]
+    """Port of the broker's Prometheus metrics listener (`GET /metrics`); absent: none."""
     quorum_port: int
     """Broker-to-broker (metadata quorum and replication) port."""
     quorum_tls: NotRequired[QuorumTls | None]
@@ -1215,6 +1217,12 @@ class PlacedWorkload(TypedDict):
     """`host:port` of the process."""
     fault_domain: int
     """The node's fault domain."""
+    metrics_address: NotRequired[str | None]
+    """`host:port` serving its Prometheus metrics (`GET /metrics`): a broker's metrics listener
+    (on the node's address behind the node agent's metrics token when the agent has one, else
+    on the node's loopback), an executor's own API (behind the cluster credential). Absent for
+    brokers placed before brokers served metrics.
+    """
     name: str
     """Workload name."""
     node: str

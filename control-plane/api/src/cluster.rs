@@ -316,6 +316,12 @@ pub struct PlacedWorkload {
     pub fault_domain: u32,
     /// `host:port` of the process.
     pub address: String,
+    /// `host:port` serving its Prometheus metrics (`GET /metrics`): a broker's metrics listener
+    /// (on the node's address behind the node agent's metrics token when the agent has one, else
+    /// on the node's loopback), an executor's own API (behind the cluster credential). Absent for
+    /// brokers placed before brokers served metrics.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics_address: Option<String>,
     /// What its agent last reported (`Starting`, `Running`, `Backoff`, `Stopping`), or `Pending`.
     pub state: String,
     /// Restarts after crashes.

@@ -89,6 +89,9 @@ pub struct BrokerWorkload {
     /// anything (clusters created before security, or asking for none).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kafka_security: Option<Box<BrokerSecurity>>,
+    /// Port of the broker's Prometheus metrics listener (`GET /metrics`); absent: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics_port: Option<u16>,
 }
 
 /// How a broker secures its Kafka listener: `hdi-broker --listener PROTOCOL://HOST:PORT

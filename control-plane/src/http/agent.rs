@@ -255,6 +255,7 @@ fn workload_to_wire(
             quorum_port,
             voters,
             rack,
+            metrics_port,
         } => WorkloadSpec::Broker(BrokerWorkload {
             broker_id: *broker_id,
             host: w.address.clone(),
@@ -271,6 +272,7 @@ fn workload_to_wire(
             rack: rack.clone(),
             quorum_tls: tls,
             kafka_security,
+            metrics_port: *metrics_port,
         }),
         WorkloadConfig::Executor {
             role,

@@ -458,6 +458,7 @@ fn workload_to_wire(w: &WorkloadRecord) -> api::PlacedWorkload {
         node: w.node_name.clone(),
         fault_domain: w.fault_domain,
         address: w.endpoint(),
+        metrics_address: w.metrics_address(),
         state: w.observed.as_str().to_owned(),
         restarts: w.restarts,
         removing: w.removing,

@@ -537,6 +537,9 @@ pub enum WorkloadConfig {
         voters: Vec<(i32, String, u16)>,
         /// Rack.
         rack: String,
+        /// Prometheus metrics port (`None` for brokers placed before brokers served metrics).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        metrics_port: Option<u16>,
     },
     /// `hdi-executor`.
     Executor {
@@ -631,6 +634,17 @@ impl WorkloadRecord {
         match &self.config {
             WorkloadConfig::Broker { kafka_port, .. } => format!("{}:{kafka_port}", self.address),
             WorkloadConfig::Executor { port, .. } => format!("{}:{port}", self.address),
+        }
+    }
+
+    /// `host:port` of the process's Prometheus metrics: a broker's metrics port, an executor's
+    /// own listener.
+    pub fn metrics_address(&self) -> Option<String> {
+        match &self.config {
+            WorkloadConfig::Broker { metrics_port, .. } => {
+                metrics_port.map(|port| format!("{}:{port}", self.address))
+            }
+            WorkloadConfig::Executor { .. } => Some(self.endpoint()),
         }
     }
 }

@@ -246,7 +246,8 @@ pub fn schedule_pinned(
             ));
         };
         let wanted = match request.role {
-            WorkloadRole::Broker => 2,
+            // Kafka, quorum and metrics.
+            WorkloadRole::Broker => 3,
             WorkloadRole::Driver | WorkloadRole::Worker => 1,
         };
         let used = taken.entry(node.address.clone()).or_default();
@@ -321,6 +322,7 @@ pub fn schedule_pinned(
                 quorum_port: ports[1],
                 voters: voters.clone(),
                 rack: format!("fd-{}", node.fault_domain),
+                metrics_port: ports.get(2).copied(),
             },
             WorkloadRole::Driver | WorkloadRole::Worker => WorkloadConfig::Executor {
                 role: request.role,
@@ -478,16 +480,23 @@ mod tests {
             .collect();
         assert_eq!(domains.len(), 3, "{placed:?}");
         let ports: BTreeSet<u16> = placed.iter().flat_map(|w| w.ports.clone()).collect();
-        assert_eq!(ports.len(), 6, "two ports per broker, none shared");
+        assert_eq!(
+            ports.len(),
+            9,
+            "three ports per broker (Kafka, quorum, metrics), none shared"
+        );
         for w in &placed {
             let WorkloadConfig::Broker {
                 voters,
+                kafka_port,
                 quorum_port,
+                metrics_port,
                 ..
             } = &w.config
             else {
                 panic!("a broker config");
             };
+            assert_eq!(w.ports, [*kafka_port, *quorum_port, metrics_port.unwrap()]);
             assert_eq!(voters.len(), 3);
             assert!(voters.iter().any(
                 |(id, _, port)| *id == i32::try_from(w.ordinal).unwrap() && port == quorum_port
@@ -522,7 +531,7 @@ mod tests {
             .taken_ports
             .entry("127.0.0.1".into())
             .or_default()
-            .insert(20_006);
+            .insert(20_009);
         // Asking again for an existing broker places nothing new for it.
         let next = schedule(
             &fleet,
@@ -534,7 +543,7 @@ mod tests {
         .unwrap();
         assert_eq!(next.len(), 1);
         assert_eq!(next[0].ordinal, 4);
-        assert_eq!(next[0].ports, vec![20_007, 20_008]);
+        assert_eq!(next[0].ports, vec![20_010, 20_011, 20_012]);
         let WorkloadConfig::Broker { voters, .. } = &next[0].config else {
             panic!("a broker config");
         };

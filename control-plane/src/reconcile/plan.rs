@@ -569,6 +569,7 @@ mod tests {
                 quorum_port: 20_001 + u16::try_from(ordinal).unwrap() * 2,
                 voters: Vec::new(),
                 rack: "fd-0".into(),
+                metrics_port: None,
             },
             _ => WorkloadConfig::Executor {
                 role,

@@ -130,6 +130,12 @@ pub fn quorum_tls_dir(wdir: &Path) -> PathBuf {
     wdir.join("quorum-tls")
 }
 
+/// The file a broker's metrics token is written to: `<wdir>/metrics-token` (mode 0600), the
+/// agent's own `--metrics-token-file` token, so one scrape credential serves a node.
+pub fn metrics_token_file(wdir: &Path) -> PathBuf {
+    wdir.join("metrics-token")
+}
+
 /// Where a broker's Kafka listener files are written: `<wdir>/kafka-tls` (`ca.pem`,
 /// `cert.pem`, `key.pem`, `sasl-users`, each mode 0600).
 pub fn kafka_tls_dir(wdir: &Path) -> PathBuf {
@@ -181,12 +187,14 @@ pub fn refusal(workload: &hdi_api::Workload) -> Option<&'static str> {
 }
 
 /// The command line of `spec`, with binaries from `bin_dir`, its data in `<wdir>/data` and the
-/// storage roots of executors under `storage_dir`.
+/// storage roots of executors under `storage_dir`; `metrics_token` says whether the agent has a
+/// metrics token to hand a broker ([`metrics_token_file`]).
 pub fn command_line(
     bin_dir: &Path,
     storage_dir: &Path,
     wdir: &Path,
     spec: &WorkloadSpec,
+    metrics_token: bool,
 ) -> CommandLine {
     let data_dir = process_data_dir(wdir).into_os_string();
     let args = match spec {
@@ -198,6 +206,19 @@ pub fn command_line(
             }
             if let Some(security) = &broker.kafka_security {
                 args.extend(security_args(security, &kafka_tls_dir(wdir)));
+            }
+            if let Some(port) = broker.metrics_port {
+                let ip = metrics_ip(&broker.host, metrics_token);
+                args.extend([
+                    "--metrics-listen".into(),
+                    std::net::SocketAddr::new(ip, port).to_string().into(),
+                ]);
+                if metrics_token {
+                    args.extend([
+                        "--metrics-token-file".into(),
+                        metrics_token_file(wdir).into_os_string(),
+                    ]);
+                }
             }
             args
         }
@@ -219,6 +240,22 @@ pub fn command_line(
     CommandLine {
         program: bin_dir.join(binary_name(spec)),
         args,
+    }
+}
+
+/// The address a broker's metrics listener binds: the node's address when it is an IP and
+/// either loopback or protected by a token; without a token, loopback only (a broker refuses an
+/// open metrics listener elsewhere); with a token and a host name, every interface.
+fn metrics_ip(host: &str, token: bool) -> std::net::IpAddr {
+    let parsed = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse::<std::net::IpAddr>()
+        .ok();
+    match parsed {
+        Some(ip) if token || ip.is_loopback() => ip,
+        None if token => std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+        _ => std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
     }
 }
 
@@ -396,6 +433,7 @@ mod tests {
             rack: "3".into(),
             quorum_tls: None,
             kafka_security: None,
+            metrics_port: None,
         })
     }
 
@@ -523,6 +561,7 @@ mod tests {
             Path::new("/var/hdi/storage"),
             Path::new("/var/hdi/workloads/b"),
             &broker(),
+            false,
         );
         assert_eq!(line.program, Path::new("/opt/hdi/hdi-broker"));
         assert_eq!(
@@ -555,6 +594,7 @@ mod tests {
             Path::new("/s"),
             Path::new("/w"),
             &WorkloadSpec::Broker(v6),
+            false,
         );
         assert_eq!(
             strings(&line),
@@ -571,6 +611,53 @@ mod tests {
                 "[::1]:9192",
             ]
         );
+    }
+
+    /// A broker with a metrics port serves `/metrics` on the node's address behind the agent's
+    /// token, or on loopback when the agent has none (a broker refuses an open listener
+    /// elsewhere).
+    #[test]
+    fn broker_metrics_listener() {
+        let WorkloadSpec::Broker(mut broker) = broker() else {
+            unreachable!()
+        };
+        broker.voters.clear();
+        broker.rack.clear();
+        broker.metrics_port = Some(9404);
+        let tail = |broker: &BrokerWorkload, token: bool| -> Vec<String> {
+            let line = command_line(
+                Path::new("/b"),
+                Path::new("/s"),
+                Path::new("/w"),
+                &WorkloadSpec::Broker(broker.clone()),
+                token,
+            );
+            strings(&line).split_off(10)
+        };
+        assert_eq!(
+            tail(&broker, true),
+            [
+                "--metrics-listen",
+                "10.0.0.2:9404",
+                "--metrics-token-file",
+                "/w/metrics-token"
+            ]
+        );
+        assert_eq!(tail(&broker, false), ["--metrics-listen", "127.0.0.1:9404"]);
+        broker.host = "::1".into();
+        assert_eq!(tail(&broker, false), ["--metrics-listen", "[::1]:9404"]);
+        broker.host = "broker-2.example".into();
+        assert_eq!(
+            tail(&broker, true),
+            [
+                "--metrics-listen",
+                "0.0.0.0:9404",
+                "--metrics-token-file",
+                "/w/metrics-token"
+            ]
+        );
+        broker.metrics_port = None;
+        assert!(tail(&broker, true).is_empty());
     }
 
     /// A secured broker listens with its protocol, reads its TLS identity and users from
@@ -611,6 +698,7 @@ mod tests {
             Path::new("/s"),
             Path::new("/w"),
             &WorkloadSpec::Broker(secured.clone()),
+            false,
         );
         assert_eq!(
             strings(&line),
@@ -665,6 +753,7 @@ mod tests {
             Path::new("/s"),
             Path::new("/w"),
             &WorkloadSpec::Executor(executor.clone()),
+            false,
         );
         assert_eq!(line.program, Path::new("/b/hdi-executor"));
         assert_eq!(
@@ -689,6 +778,7 @@ mod tests {
             Path::new("/s"),
             Path::new("/w"),
             &WorkloadSpec::Executor(executor.clone()),
+            false,
         );
         assert_eq!(
             strings(&line),
