@@ -3,12 +3,14 @@
 //! shutdown, which must move leadership away first), SIGSTOP past the
 //! session timeout, network partitions through per-link proxies, and a partitioned leader killed
 //! while it holds writes it could not replicate. The checker requires no acknowledged record
-//! lost, no duplicate, no record seen by a consumer that later disappears, and byte-identical
-//! replicas; the same checker must catch a deliberately broken broker (acks=all answered before
-//! replication). With two of three brokers down, acks=all writes are not acknowledged and
-//! committed data is still read from the survivor. A fourth broker joins a running cluster and a
-//! broker is drained onto it by partition reassignment under traffic, with and without a
-//! replication throttle.
+//! lost, no duplicate within one producer epoch (librdkafka re-sends possibly written batches at
+//! new sequence numbers after it bumps its epoch, librdkafka issue #4953: those copies are
+//! counted apart, as no broker can recognise them), no record seen by a consumer that later
+//! disappears, and byte-identical replicas; the same checker must catch a deliberately broken
+//! broker (acks=all answered before replication). With two of three brokers down, acks=all
+//! writes are not acknowledged and committed data is still read from the survivor. A fourth
+//! broker joins a running cluster and a broker is drained onto it by partition reassignment under
+//! traffic, with and without a replication throttle.
 #![allow(clippy::unwrap_used, reason = "tests")]
 
 use std::time::Instant;
@@ -66,7 +68,12 @@ fn twenty_faults_lose_no_acknowledged_write() {
     assert!(ok, "{summary}");
     assert_eq!(summary["faults"], 20);
     assert_eq!(summary["lost"], 0);
-    assert_eq!(summary["duplicates"], 0);
+    // Every duplicate is a pair of copies under different producer epochs (the client's).
+    assert_eq!(summary["duplicates_same_epoch"], 0, "{summary}");
+    assert_eq!(
+        summary["duplicates"], summary["duplicates_across_epochs"],
+        "{summary}"
+    );
     assert_eq!(summary["vanished"], 0);
     assert!(summary["acked"].as_u64().unwrap() > 10_000, "{summary}");
 }

@@ -1344,4 +1344,71 @@ mod tests {
             .unwrap_err();
         assert_eq!(error.code, codes::NOT_LEADER_OR_FOLLOWER);
     }
+
+    /// Opens replica `node` of partition 0 of topic "t" in a directory of its own.
+    fn replica_on(node: BrokerId) -> (tempfile::TempDir, Replica) {
+        let (temp, dir) = temp();
+        let replica = Replica::open(
+            &dir,
+            "t",
+            Uuid::nil(),
+            0,
+            node,
+            hdi_log::LogConfig::default(),
+        )
+        .unwrap();
+        (temp, replica)
+    }
+
+    /// Makes `follower` follow broker 1 in epoch 5 and copies `leader`'s whole log into it, as a
+    /// replica fetch does.
+    fn copy_from(leader: &Replica, follower: &Replica) {
+        follower.update_role(&record(1, 5, vec![1, 2, 3], 1));
+        // An empty follower has nothing to truncate (no epoch stored).
+        follower.truncate_by_epoch(-1, (-1, -1), 5).unwrap();
+        let start = follower.offsets().2;
+        let records = leader.read(start, 1 << 20, false).unwrap();
+        follower
+            .append_fetched(&records, leader.offsets().2, 0, (1, 5))
+            .unwrap();
+    }
+
+    #[test]
+    fn a_promoted_follower_answers_retries_of_batches_it_replicated_and_not_of_cut_ones() {
+        let batch = |seq: i32, value: &[u8]| with_producer(build_batch(0, 0, &[value]), 42, 0, seq);
+        let (_a_temp, a) = replica_on(1);
+        a.update_role(&record(1, 5, vec![1, 2, 3], 1));
+        assert_eq!(a.produce(&batch(0, b"a"), None).unwrap().base_offset, 0);
+        assert_eq!(a.produce(&batch(1, b"b"), None).unwrap().base_offset, 1);
+        // Broker 2 copies both batches; broker 3 copies them and a third that 2 never gets.
+        let (_b_temp, b) = replica_on(2);
+        copy_from(&a, &b);
+        assert_eq!(a.produce(&batch(2, b"c"), None).unwrap().base_offset, 2);
+        let (_c_temp, c) = replica_on(3);
+        copy_from(&a, &c);
+        assert_eq!((b.offsets().2, c.offsets().2), (2, 3));
+
+        // Broker 1 dies; 2 leads in epoch 6. A retry of a batch it replicated as a follower is
+        // answered with the original offset, not appended again.
+        b.update_role(&record(2, 6, vec![2, 3], 2));
+        assert_eq!(b.produce(&batch(1, b"b"), None).unwrap().base_offset, 1);
+        assert_eq!(b.produce(&batch(0, b"a"), None).unwrap().base_offset, 0);
+        assert_eq!(b.offsets().2, 2, "nothing appended for the retries");
+
+        // Broker 3 follows 2: its copy of the third batch is cut (epoch 5 ended at 2 on the new
+        // leader), and its producer state forgets that batch with it.
+        c.update_role(&record(2, 6, vec![2, 3], 2));
+        assert!(
+            c.truncate_by_epoch(5, b.end_offset_for_epoch(5), 6)
+                .unwrap()
+        );
+        assert_eq!(c.offsets().2, 2);
+        // 2 dies before 3 fetched anything; 3 leads in epoch 7. The producer's retry of the cut
+        // batch is appended (not answered with the offset of records no longer there), once.
+        c.update_role(&record(3, 7, vec![3], 3));
+        assert_eq!(c.produce(&batch(2, b"c"), None).unwrap().base_offset, 2);
+        assert_eq!(c.produce(&batch(2, b"c"), None).unwrap().base_offset, 2);
+        assert_eq!(c.offsets().2, 3);
+        assert_eq!(c.produce(&batch(3, b"d"), None).unwrap().base_offset, 3);
+    }
 }
