@@ -1,7 +1,8 @@
 //! A topic's records through the control plane, end to end: a control plane, three node agents
 //! and a 3-broker Kafka cluster; records written with kcat and `POST …/records`, read back
 //! through `GET …/records` (server-sent events) from the earliest or latest offset, an offset or
-//! a timestamp, filtered, bounded, and following a burst live; partition offsets in the topic.
+//! a timestamp, filtered, bounded, and following a burst live; partition offsets in the topic;
+//! batches kcat compressed with each of Kafka's codecs read in order.
 #![allow(clippy::unwrap_used, reason = "tests")]
 
 use std::collections::BTreeMap;
@@ -12,11 +13,15 @@ use serde_json::{Value, json};
 
 /// The events of one tail: `(event, data)` in order, read until the `end` event (or `limit`).
 async fn tail(url: &str, token: &str, query: &str, limit: Duration) -> Vec<(String, Value)> {
+    let base = format!("{url}/v1/workspaces/test/clusters/pay/topics/cards");
+    tail_url(&base, token, query, limit).await
+}
+
+/// [`tail`] of the topic at `base` (its URL).
+async fn tail_url(base: &str, token: &str, query: &str, limit: Duration) -> Vec<(String, Value)> {
     let client = reqwest::Client::new();
     let mut response = client
-        .get(format!(
-            "{url}/v1/workspaces/test/clusters/pay/topics/cards/records?{query}"
-        ))
+        .get(format!("{base}/records?{query}"))
         .bearer_auth(token)
         .header("accept", "text/event-stream")
         .send()
@@ -65,6 +70,12 @@ async fn tail(url: &str, token: &str, query: &str, limit: Duration) -> Vec<(Stri
             }
         }
     }
+}
+
+/// [`tail`] of another topic of cluster `pay`, within 30 s.
+async fn tail_topic(url: &str, token: &str, topic: &str, query: &str) -> Vec<(String, Value)> {
+    let base = format!("{url}/v1/workspaces/test/clusters/pay/topics/{topic}");
+    tail_url(&base, token, query, Duration::from_secs(30)).await
 }
 
 fn records(events: &[(String, Value)]) -> Vec<&Value> {
@@ -272,6 +283,48 @@ async fn records_are_tailed_and_produced_through_the_api() {
         got[0]["headers"],
         json!([{"key": "source", "value": "portal"}])
     );
+
+    // Batches compressed by the producer (kcat's librdkafka, each codec in turn) read as any.
+    fleet.hdictl_ok(&[
+        "topic",
+        "create",
+        "pay",
+        "zipped",
+        "--partitions",
+        "1",
+        "--replication-factor",
+        "3",
+    ]);
+    let mut written = Vec::new();
+    for codec in ["gzip", "snappy", "lz4", "zstd"] {
+        let batch: Vec<String> = (0..20).map(|i| format!("{codec}-{i:02}")).collect();
+        let input = batch.join("\n") + "\n";
+        let (ok, _, err) = hdi_e2e::kcat(
+            &bootstrap,
+            &["-P", "-t", "zipped", "-X", "acks=all", "-z", codec],
+            Some(input.as_bytes()),
+        );
+        assert!(ok, "kcat -z {codec}: {err}");
+        written.extend(batch);
+    }
+    let events = tail_topic(
+        &url,
+        &token,
+        "zipped",
+        "from=earliest&follow=false&max_records=1000",
+    )
+    .await;
+    let values: Vec<&str> = records(&events)
+        .iter()
+        .map(|r| r["value"].as_str().unwrap())
+        .collect();
+    assert_eq!(values, written, "every codec's records, in order");
+    assert_eq!(end(&events)["reason"], "end_of_partitions");
+    for (name, data) in &events {
+        if name == "progress" {
+            assert_eq!(data["skipped_compressed"], 0, "{data}");
+        }
+    }
 
     // Bad input: a clear problem naming the field.
     let bad = reqwest::Client::new()

@@ -154,7 +154,8 @@ pub struct TailProgress {
     pub scanned: u64,
     /// Records sent so far (those that passed the filters).
     pub matched: u64,
-    /// Records of compressed batches skipped (the tail reads uncompressed batches only).
+    /// Records of compressed batches that did not decompress (skipped; gzip, snappy, lz4 and zstd
+    /// batches are read).
     pub skipped_compressed: u64,
 }
 

@@ -5,8 +5,10 @@
 //!
 //! Fetched data is untrusted: batches are framed by their own length and checked before they
 //! are decoded, a trailing partial batch (a fetch cut at its byte limit) is left for the next
-//! fetch, control batches are skipped, and compressed batches are skipped and counted (this
-//! client links no codecs; producers' default is no compression), never a panic.
+//! fetch, control batches are skipped, and compressed batches (gzip, snappy, lz4, zstd: the Java
+//! client's and librdkafka's codecs) are decompressed with a bound on their size
+//! (`hdi_kafka_client::compression`); one that does not decompress is skipped and counted, never a
+//! panic.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -59,7 +61,7 @@ pub struct FetchedPartition {
     pub log_start_offset: i64,
     /// Records at or after the requested offset, in order.
     pub records: Vec<FetchedRecord>,
-    /// Records of compressed batches that were skipped.
+    /// Records of compressed batches that did not decompress, skipped.
     pub skipped_compressed: u64,
     /// Where the next fetch of this partition starts (the requested offset if nothing came).
     pub next_offset: i64,
@@ -254,12 +256,26 @@ fn decode_batches(mut data: Bytes, from: i64, into: &mut FetchedPartition) -> Re
         let next = base_offset + i64::from(last_delta) + 1;
         if attributes & CONTROL_BIT != 0 {
             // Transaction markers: never shown to clients.
-        } else if attributes & COMPRESSION_MASK != 0 {
-            let skipped = next - base_offset.max(from);
-            into.skipped_compressed += u64::try_from(skipped).unwrap_or(0);
         } else {
-            let set = RecordBatchDecoder::decode(&mut batch)
-                .map_err(|e| format!("a batch at offset {base_offset} does not decode: {e}"))?;
+            let compressed = attributes & COMPRESSION_MASK != 0;
+            let set = match RecordBatchDecoder::decode_with_custom_compression(
+                &mut batch,
+                Some(decompress),
+            ) {
+                Ok(set) => set,
+                Err(error) if compressed => {
+                    tracing::warn!(base_offset, "a compressed batch does not decode: {error:#}");
+                    let skipped = next - base_offset.max(from);
+                    into.skipped_compressed += u64::try_from(skipped).unwrap_or(0);
+                    into.next_offset = into.next_offset.max(next);
+                    continue;
+                }
+                Err(error) => {
+                    return Err(format!(
+                        "a batch at offset {base_offset} does not decode: {error}"
+                    ));
+                }
+            };
             for record in set.records {
                 if record.offset < from || record.control {
                     continue;
@@ -282,11 +298,33 @@ fn decode_batches(mut data: Bytes, from: i64, into: &mut FetchedPartition) -> Re
     Ok(())
 }
 
+/// A batch's records in its codec, bounded (`kafka-protocol`'s decoder calls it for every batch).
+fn decompress(data: &mut Bytes, compression: Compression) -> anyhow::Result<Bytes> {
+    let codec = match compression {
+        Compression::None => return Ok(data.split_to(data.len())),
+        Compression::Gzip => 1,
+        Compression::Snappy => 2,
+        Compression::Lz4 => 3,
+        Compression::Zstd => 4,
+    };
+    hdi_kafka_client::compression::decompress(codec, data).map(Bytes::from)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn batch(base: i64, values: &[&str]) -> Bytes {
+        compressed_batch(base, values, Compression::None, |_, _| {})
+    }
+
+    /// A batch of `values` whose records section `compress` writes (in `compression`'s codec).
+    fn compressed_batch(
+        base: i64,
+        values: &[&str],
+        compression: Compression,
+        compress: impl Fn(&[u8], &mut BytesMut),
+    ) -> Bytes {
         let records: Vec<Record> = values
             .iter()
             .enumerate()
@@ -309,16 +347,85 @@ mod tests {
             })
             .collect();
         let mut buf = BytesMut::new();
-        RecordBatchEncoder::encode(
+        RecordBatchEncoder::encode_with_custom_compression(
             &mut buf,
             records.iter(),
             &RecordEncodeOptions {
                 version: 2,
-                compression: Compression::None,
+                compression,
             },
+            Some(
+                |plain: &mut BytesMut, out: &mut BytesMut, c: Compression| -> anyhow::Result<()> {
+                    if c == Compression::None {
+                        out.extend_from_slice(plain);
+                    } else {
+                        compress(plain, out);
+                    }
+                    Ok(())
+                },
+            ),
         )
         .expect("encodes");
         buf.freeze()
+    }
+
+    /// Batches of the Java client's and librdkafka's codecs are read; one whose records do not
+    /// decompress is skipped and counted, and the tail goes on after it.
+    #[test]
+    fn compressed_batches_decode_and_a_broken_one_is_skipped() {
+        use std::io::Write as _;
+        let gzip = |plain: &[u8], out: &mut BytesMut| {
+            let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            e.write_all(plain).expect("gzip");
+            out.extend_from_slice(&e.finish().expect("gzip"));
+        };
+        let snappy = |plain: &[u8], out: &mut BytesMut| {
+            let packed = snap::raw::Encoder::new()
+                .compress_vec(plain)
+                .expect("snappy");
+            out.extend_from_slice(&packed);
+        };
+        let lz4 = |plain: &[u8], out: &mut BytesMut| {
+            let mut e = lz4_flex::frame::FrameEncoder::new(Vec::new());
+            e.write_all(plain).expect("lz4");
+            out.extend_from_slice(&e.finish().expect("lz4"));
+        };
+        let zstd = |plain: &[u8], out: &mut BytesMut| {
+            out.extend_from_slice(&zstd::stream::encode_all(plain, 3).expect("zstd"));
+        };
+        let mut data = BytesMut::new();
+        data.extend_from_slice(&compressed_batch(0, &["g0", "g1"], Compression::Gzip, gzip));
+        data.extend_from_slice(&compressed_batch(
+            2,
+            &["s2", "s3"],
+            Compression::Snappy,
+            snappy,
+        ));
+        data.extend_from_slice(&compressed_batch(4, &["l4"], Compression::Lz4, lz4));
+        data.extend_from_slice(&compressed_batch(5, &["z5", "z6"], Compression::Zstd, zstd));
+        // A valid CRC over a records section that is not zstd at all.
+        let garbage = |_: &[u8], out: &mut BytesMut| out.extend_from_slice(b"not zstd");
+        data.extend_from_slice(&compressed_batch(
+            7,
+            &["x7", "x8"],
+            Compression::Zstd,
+            garbage,
+        ));
+        data.extend_from_slice(&batch(9, &["p9"]));
+        let mut out = FetchedPartition {
+            next_offset: 1,
+            ..FetchedPartition::default()
+        };
+        decode_batches(data.freeze(), 1, &mut out).expect("decodes");
+        let values: Vec<&[u8]> = out
+            .records
+            .iter()
+            .map(|r| r.value.as_deref().unwrap_or_default())
+            .collect();
+        let expected: [&[u8]; 7] = [b"g1", b"s2", b"s3", b"l4", b"z5", b"z6", b"p9"];
+        assert_eq!(values, expected);
+        assert_eq!(out.skipped_compressed, 2);
+        assert_eq!(out.next_offset, 10);
     }
 
     #[test]

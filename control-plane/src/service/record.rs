@@ -137,7 +137,7 @@ pub enum TailEvent {
         scanned: u64,
         /// Records sent.
         matched: u64,
-        /// Records of compressed batches skipped (this reader links no codecs).
+        /// Records of compressed batches that did not decompress, skipped.
         skipped_compressed: u64,
     },
     /// The last event.

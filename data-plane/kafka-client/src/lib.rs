@@ -3,6 +3,7 @@
 //!
 //! - [`wire`]: the [`Request`] trait (API key and response type), request frames, and checked
 //!   response decoding: a bounded frame size and the correlation id. No sockets.
+//! - [`compression`] (feature `codecs`): Kafka's batch codecs (gzip, snappy, lz4, zstd), bounded.
 //! - [`partitioner`]: Kafka's default partitioner (murmur2), as the Java client computes it.
 //! - [`codes`]: Kafka error codes as named constants and [`codes::error_name`], all from
 //!   `kafka_protocol::ResponseError`: one table for the whole workspace (the broker answers with
@@ -15,6 +16,8 @@
 //! (`source/direct.rs`, blocking), the broker's error codes and its tests' request framing.
 
 pub mod codes;
+#[cfg(feature = "codecs")]
+pub mod compression;
 pub mod partitioner;
 pub mod wire;
 

@@ -9,12 +9,11 @@
 //! means data went missing); `read_committed`: batches of aborted transactions and control
 //! batches (commit/abort markers) occupy offsets but give no records. Every batch's CRC-32C is
 //! checked (`hdi_log::batch::validate`, as the broker checks produced batches), and compressed
-//! batches are decompressed here (gzip, snappy, lz4, zstd: the codecs DataFusion already links;
-//! the bundled librdkafka has no zstd). A batch in the pre-v2 message format makes [`fetch`]
+//! batches are decompressed here (`hdi_kafka_client::compression`: gzip, snappy, lz4, zstd; the
+//! bundled librdkafka has no zstd). A batch in the pre-v2 message format makes [`fetch`]
 //! answer `None`, and the caller reads the range with librdkafka instead.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::io::Read as _;
 use std::net::{TcpStream, ToSocketAddrs as _};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -481,7 +480,7 @@ impl BatchReader {
             let body = match attributes & 0x07 {
                 0 => body,
                 codec => {
-                    decompressed = decompress(codec, body)
+                    decompressed = hdi_kafka_client::compression::decompress(codec, body)
                         .with_context(|| format!("the record batch at offset {base_offset}"))?;
                     &decompressed[..]
                 }
@@ -546,70 +545,6 @@ impl BatchReader {
         }
         Ok(())
     }
-}
-
-/// The most bytes one record batch may decompress to.
-const MAX_DECOMPRESSED: usize = 256 * 1024 * 1024;
-
-/// A compressed batch's records: gzip (1), snappy (2, raw or in the xerial framing of the Java
-/// client), lz4 (3, the LZ4 frame format) or zstd (4).
-fn decompress(codec: i16, data: &[u8]) -> anyhow::Result<Vec<u8>> {
-    let limit = MAX_DECOMPRESSED as u64 + 1;
-    let mut out = Vec::new();
-    match codec {
-        1 => flate2::read::GzDecoder::new(data)
-            .take(limit)
-            .read_to_end(&mut out)
-            .context("gzip")?,
-        2 => return snappy(data),
-        3 => lz4_flex::frame::FrameDecoder::new(data)
-            .take(limit)
-            .read_to_end(&mut out)
-            .context("lz4")?,
-        4 => zstd::stream::read::Decoder::new(data)
-            .context("zstd")?
-            .take(limit)
-            .read_to_end(&mut out)
-            .context("zstd")?,
-        other => bail!("unknown compression codec {other}"),
-    };
-    if out.len() > MAX_DECOMPRESSED {
-        bail!("it decompresses to over {MAX_DECOMPRESSED} bytes");
-    }
-    Ok(out)
-}
-
-fn snappy(data: &[u8]) -> anyhow::Result<Vec<u8>> {
-    const XERIAL: &[u8] = b"\x82SNAPPY\x00";
-    let raw = |block: &[u8], out: &mut Vec<u8>| -> anyhow::Result<()> {
-        let len = snap::raw::decompress_len(block).context("snappy")?;
-        if out.len().saturating_add(len) > MAX_DECOMPRESSED {
-            bail!("it decompresses to over {MAX_DECOMPRESSED} bytes");
-        }
-        out.extend_from_slice(
-            &snap::raw::Decoder::new()
-                .decompress_vec(block)
-                .context("snappy")?,
-        );
-        Ok(())
-    };
-    let mut out = Vec::new();
-    if !data.starts_with(XERIAL) {
-        raw(data, &mut out)?;
-        return Ok(out);
-    }
-    // The magic, a version and a compatible version, then blocks of (u32 length, raw snappy).
-    let mut rest = data.get(16..).context("a short xerial snappy header")?;
-    while !rest.is_empty() {
-        let (len, after) = rest
-            .split_first_chunk::<4>()
-            .context("a short xerial snappy block")?;
-        let len = usize::try_from(u32::from_be_bytes(*len))?;
-        let block = after.get(..len).context("a short xerial snappy block")?;
-        raw(block, &mut out)?;
-        rest = &after[len..];
-    }
-    Ok(out)
 }
 
 /// The type of a control batch's record (0 = abort, 1 = commit).
