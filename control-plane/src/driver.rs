@@ -3,18 +3,13 @@
 //!
 //! The driver owns running jobs; the control plane only submits (`PUT /v1/jobs/{id}`, idempotent
 //! for an identical definition), lists, reads, validates and deletes them. Progress documents
-//! are passed on to our API's callers as JSON.
+//! are passed on typed ([`Progress`]); the HTTP layer maps them to the API's `JobProgress`.
 
 pub use hdi_executor_api::{
-    DriverClient, DriverError, JobDefinition, STATUS_TIMEOUT, SUBMIT_TIMEOUT, Submitted,
+    DriverClient, DriverError, JobDefinition, Progress, STATUS_TIMEOUT, SUBMIT_TIMEOUT, Submitted,
     ValidateRequest,
 };
 
 /// A job as the driver reports it, named by the control plane's UUID (a list holding any other
 /// id does not read).
 pub type DriverJob = hdi_executor_api::JobStatus<uuid::Uuid>;
-
-/// A progress document as our API passes it on.
-pub fn progress_json(progress: hdi_executor_api::Progress) -> serde_json::Value {
-    serde_json::to_value(progress).unwrap_or(serde_json::Value::Null)
-}

@@ -234,9 +234,58 @@ pub async fn job_delete(
 /// their defaults; members the wire type does not name are dropped). A document that does not
 /// read at all (a member of another type: a driver of another version) is logged, not hidden:
 /// the answer then carries an empty progress for that batch.
-fn progress_to_wire(document: serde_json::Value) -> api::JobProgress {
-    serde_json::from_value(document).unwrap_or_else(|error| {
-        tracing::warn!(%error, "a job progress document from the driver does not read as JobProgress");
-        api::JobProgress::default()
-    })
+/// The driver's progress document as the API's: the same fields, minus the job's id and name
+/// (the URL names the job).
+fn progress_to_wire(p: crate::driver::Progress) -> api::JobProgress {
+    let d = p.duration_ms;
+    api::JobProgress {
+        batch_id: p.batch_id,
+        timestamp: p.timestamp,
+        num_input_rows: p.num_input_rows,
+        input_rows_per_second: p.input_rows_per_second,
+        processed_rows_per_second: p.processed_rows_per_second,
+        duration_ms: api::JobBatchDurations {
+            trigger_execution: d.trigger_execution,
+            latest_offset: d.latest_offset,
+            wal_commit: d.wal_commit,
+            execution: d.execution,
+            get_batch: d.get_batch,
+            state_merge: d.state_merge,
+            query_planning: d.query_planning,
+            add_batch: d.add_batch,
+            commit: d.commit,
+        },
+        event_time: api::JobEventTime {
+            min: p.event_time.min,
+            max: p.event_time.max,
+            watermark: p.event_time.watermark,
+        },
+        state_operators: p
+            .state_operators
+            .into_iter()
+            .map(|s| api::JobStateOperator {
+                num_rows_total: s.num_rows_total,
+                num_rows_updated: s.num_rows_updated,
+                memory_used_bytes: s.memory_used_bytes,
+                num_rows_dropped_by_watermark: s.num_rows_dropped_by_watermark,
+                num_state_partitions: s.num_state_partitions,
+                partition_owners: s.partition_owners,
+            })
+            .collect(),
+        sources: p
+            .sources
+            .into_iter()
+            .map(|s| api::JobSourceProgress {
+                description: s.description,
+                start_offset: s.start_offset,
+                end_offset: s.end_offset,
+                num_input_rows: s.num_input_rows,
+                malformed_rows: s.malformed_rows,
+            })
+            .collect(),
+        sink: api::JobSinkProgress {
+            description: p.sink.description,
+            num_output_rows: p.sink.num_output_rows,
+        },
+    }
 }

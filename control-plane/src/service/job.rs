@@ -52,7 +52,7 @@ pub struct JobStatusView {
     /// Micro-batches committed.
     pub batches_committed: u64,
     /// The last progress document.
-    pub last_progress: Option<serde_json::Value>,
+    pub last_progress: Option<crate::driver::Progress>,
 }
 
 impl JobStatusView {
@@ -70,7 +70,7 @@ impl JobStatusView {
             state: JobRunState::from_driver(job.state.as_str()),
             error: job.error.map(|e| (e.code, e.detail)),
             batches_committed: job.batches_committed,
-            last_progress: job.last_progress.map(crate::driver::progress_json),
+            last_progress: job.last_progress,
         }
     }
 }
@@ -545,17 +545,14 @@ impl Service {
         cluster: &str,
         job: &str,
         limit_param: Option<u32>,
-    ) -> Result<Vec<serde_json::Value>, ServiceError> {
+    ) -> Result<Vec<crate::driver::Progress>, ServiceError> {
         self.authorize(caller, workspace, Role::Viewer).await?;
         let limit = limit(limit_param)?;
         let spark = self.spark_cluster(workspace, cluster).await?;
         let job = self.job_record(&spark, job).await?;
         let driver = self.serving_driver(&spark).await?;
         match driver.job_progress(job.id.into_uuid(), limit).await {
-            Ok(progress) => Ok(progress
-                .into_iter()
-                .map(crate::driver::progress_json)
-                .collect()),
+            Ok(progress) => Ok(progress),
             Err(error) if error.is_not_found() => Ok(Vec::new()),
             Err(error) => Err(driver_error(cluster, error)),
         }
