@@ -8,9 +8,16 @@
 //! - `hdi_reconciler_passes_total{reconciler,outcome}` and
 //!   `hdi_reconciler_pass_duration_seconds{reconciler}`: passes of the `clusters`, `jobs` and
 //!   `links` reconcilers, `ok` or `error`;
-//! - `hdi_clusters{state}` and `hdi_operations{state}`: counted in the database when scraped.
+//! - `hdi_clusters{state}` and `hdi_operations{state}`: counted in the database when scraped;
+//! - from the metrics sampler's newest sample of each Kafka cluster (`sampler.rs`, taken within
+//!   the last three intervals), labelled `workspace` and `cluster`:
+//!   `hdi_kafka_consumergroup_lag{consumergroup}` (records behind the end offsets, summed over
+//!   the group's committed partitions: kafka-exporter's `kafka_consumergroup_lag_sum` summed over
+//!   topics), `hdi_kafka_consumergroup_consumed_per_second{consumergroup}`,
+//!   `hdi_kafka_topic_records_in_per_second{topic}` and `hdi_kafka_records_in_per_second`.
 //!
-//! This module owns the registry; the numbers come from the reconcilers and the store.
+//! This module owns the registry; the numbers come from the reconcilers, the store and the
+//! sampler.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -39,6 +46,43 @@ struct StateLabels {
     state: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ClusterLabels {
+    workspace: String,
+    cluster: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct GroupLabels {
+    workspace: String,
+    cluster: String,
+    consumergroup: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TopicLabels {
+    workspace: String,
+    cluster: String,
+    topic: String,
+}
+
+type FloatGauge = Gauge<f64, std::sync::atomic::AtomicU64>;
+
+/// What the sampler's newest sample of one Kafka cluster says, for [`Metrics::exposition`].
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct KafkaClusterFigures {
+    /// Its workspace's name.
+    pub workspace: String,
+    /// Its name.
+    pub cluster: String,
+    /// Records written per second in the sample's interval (`None` for a first sample).
+    pub records_in_per_second: Option<f64>,
+    /// Per topic: records written per second.
+    pub topics: Vec<(String, f64)>,
+    /// Per group: records consumed per second (`None` when unknown) and total lag.
+    pub groups: Vec<(String, Option<f64>, i64)>,
+}
+
 /// Pass durations: 1 ms to 60 s.
 const PASS_BUCKETS: [f64; 12] = [
     0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0, 15.0, 60.0,
@@ -54,6 +98,10 @@ pub struct Metrics {
     pass_duration: Family<ReconcilerLabels, Histogram>,
     clusters: Family<StateLabels, Gauge>,
     operations: Family<StateLabels, Gauge>,
+    group_lag: Family<GroupLabels, Gauge>,
+    group_consumed: Family<GroupLabels, FloatGauge>,
+    topic_in: Family<TopicLabels, FloatGauge>,
+    cluster_in: Family<ClusterLabels, FloatGauge>,
 }
 
 impl Default for Metrics {
@@ -89,6 +137,30 @@ impl Metrics {
             clusters.clone(),
         );
         registry.register("hdi_operations", "Operations by state", operations.clone());
+        let group_lag = Family::<GroupLabels, Gauge>::default();
+        let group_consumed = Family::<GroupLabels, FloatGauge>::default();
+        let topic_in = Family::<TopicLabels, FloatGauge>::default();
+        let cluster_in = Family::<ClusterLabels, FloatGauge>::default();
+        registry.register(
+            "hdi_kafka_consumergroup_lag",
+            "Records a consumer group is behind the end offsets, summed over its committed partitions",
+            group_lag.clone(),
+        );
+        registry.register(
+            "hdi_kafka_consumergroup_consumed_per_second",
+            "Records a consumer group committed past per second, in the last sampled interval",
+            group_consumed.clone(),
+        );
+        registry.register(
+            "hdi_kafka_topic_records_in_per_second",
+            "Records written to a topic per second, in the last sampled interval",
+            topic_in.clone(),
+        );
+        registry.register(
+            "hdi_kafka_records_in_per_second",
+            "Records written to a Kafka cluster per second, in the last sampled interval",
+            cluster_in.clone(),
+        );
         Metrics {
             registry,
             http,
@@ -96,6 +168,10 @@ impl Metrics {
             pass_duration,
             clusters,
             operations,
+            group_lag,
+            group_consumed,
+            topic_in,
+            cluster_in,
         }
     }
 
@@ -126,8 +202,50 @@ impl Metrics {
     }
 
     /// Sets the cluster and operation gauges to `clusters` and `operations` (state, count) and
-    /// encodes everything.
-    pub fn exposition(&self, clusters: &[(String, i64)], operations: &[(String, i64)]) -> String {
+    /// the Kafka clusters' gauges to `kafka` (only what it holds: a cluster or group gone is gone
+    /// from the exposition), and encodes everything.
+    pub fn exposition(
+        &self,
+        clusters: &[(String, i64)],
+        operations: &[(String, i64)],
+        kafka: &[KafkaClusterFigures],
+    ) -> String {
+        self.group_lag.clear();
+        self.group_consumed.clear();
+        self.topic_in.clear();
+        self.cluster_in.clear();
+        for figures in kafka {
+            let ws = || figures.workspace.clone();
+            let cluster = || figures.cluster.clone();
+            if let Some(rate) = figures.records_in_per_second {
+                self.cluster_in
+                    .get_or_create(&ClusterLabels {
+                        workspace: ws(),
+                        cluster: cluster(),
+                    })
+                    .set(rate);
+            }
+            for (topic, rate) in &figures.topics {
+                self.topic_in
+                    .get_or_create(&TopicLabels {
+                        workspace: ws(),
+                        cluster: cluster(),
+                        topic: topic.clone(),
+                    })
+                    .set(*rate);
+            }
+            for (group, consumed, lag) in &figures.groups {
+                let labels = GroupLabels {
+                    workspace: ws(),
+                    cluster: cluster(),
+                    consumergroup: group.clone(),
+                };
+                self.group_lag.get_or_create(&labels).set(*lag);
+                if let Some(rate) = consumed {
+                    self.group_consumed.get_or_create(&labels).set(*rate);
+                }
+            }
+        }
         for (family, counts) in [(&self.clusters, clusters), (&self.operations, operations)] {
             family.clear();
             for (state, count) in counts {
@@ -154,9 +272,17 @@ mod tests {
         metrics
             .http
             .observe("GET", "/v1/clusters/{cluster}", 200, 0.002);
+        let kafka = KafkaClusterFigures {
+            workspace: "prod".into(),
+            cluster: "pay".into(),
+            records_in_per_second: Some(40.0),
+            topics: vec![("orders".into(), 40.0)],
+            groups: vec![("billing".into(), Some(38.5), 120), ("new".into(), None, 7)],
+        };
         let text = metrics.exposition(
             &[("Running".into(), 2), ("Creating".into(), 1)],
             &[("Succeeded".into(), 5)],
+            &[kafka],
         );
         for line in [
             r#"hdi_reconciler_passes_total{reconciler="clusters",outcome="ok"} 1"#,
@@ -165,6 +291,11 @@ mod tests {
             r#"hdi_clusters{state="Running"} 2"#,
             r#"hdi_operations{state="Succeeded"} 5"#,
             r#"http_server_requests_total{method="GET",route="/v1/clusters/{cluster}",status="200"} 1"#,
+            r#"hdi_kafka_consumergroup_lag{workspace="prod",cluster="pay",consumergroup="billing"} 120"#,
+            r#"hdi_kafka_consumergroup_lag{workspace="prod",cluster="pay",consumergroup="new"} 7"#,
+            r#"hdi_kafka_consumergroup_consumed_per_second{workspace="prod",cluster="pay",consumergroup="billing"} 38.5"#,
+            r#"hdi_kafka_topic_records_in_per_second{workspace="prod",cluster="pay",topic="orders"} 40.0"#,
+            r#"hdi_kafka_records_in_per_second{workspace="prod",cluster="pay"} 40.0"#,
         ] {
             assert!(text.contains(line), "missing {line} in\n{text}");
         }
@@ -181,10 +312,23 @@ mod tests {
                 "hdi_reconciler_pass_duration_seconds histogram",
                 "hdi_clusters gauge",
                 "hdi_operations gauge",
+                "hdi_kafka_consumergroup_lag gauge",
+                "hdi_kafka_consumergroup_consumed_per_second gauge",
+                "hdi_kafka_topic_records_in_per_second gauge",
+                "hdi_kafka_records_in_per_second gauge",
             ]
         );
-        // A state that no longer has clusters disappears rather than staying at its last count.
-        let text = metrics.exposition(&[("Running".into(), 3)], &[]);
+        // A group new in the sample has a lag but no rate yet.
+        assert!(
+            !text.contains(
+                r#"hdi_kafka_consumergroup_consumed_per_second{workspace="prod",cluster="pay",consumergroup="new"}"#
+            ),
+            "{text}"
+        );
+        // A state that no longer has clusters disappears rather than staying at its last count,
+        // and so does a Kafka cluster no longer sampled.
+        let text = metrics.exposition(&[("Running".into(), 3)], &[], &[]);
         assert!(!text.contains(r#"state="Creating""#), "{text}");
+        assert!(!text.contains("billing"), "{text}");
     }
 }

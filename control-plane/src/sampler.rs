@@ -128,6 +128,8 @@ pub fn derive(before: Option<(&Snapshot, i64)>, now: &Snapshot, at_ms: i64) -> S
 pub struct SeriesStore {
     interval: Mutex<Duration>,
     clusters: Mutex<HashMap<ClusterId, VecDeque<Sample>>>,
+    /// `(workspace, cluster)` names of the clusters sampled, for `GET /metrics`' labels.
+    names: Mutex<HashMap<ClusterId, (String, String)>>,
 }
 
 impl SeriesStore {
@@ -166,10 +168,34 @@ impl SeriesStore {
             .unwrap_or_default()
     }
 
+    /// Remembers the names of `cluster` (its workspace's and its own).
+    pub fn name(&self, cluster: ClusterId, workspace: &str, name: &str) {
+        lock(&self.names).insert(cluster, (workspace.to_owned(), name.to_owned()));
+    }
+
+    /// The newest sample of every named cluster sampled within the last `max_age_ms`, with its
+    /// workspace's and its own name.
+    pub fn latest(&self, now_ms: i64, max_age_ms: i64) -> Vec<(String, String, Sample)> {
+        let clusters = lock(&self.clusters);
+        let names = lock(&self.names);
+        let mut out: Vec<(String, String, Sample)> = clusters
+            .iter()
+            .filter_map(|(id, ring)| {
+                let sample = ring.back().filter(|s| s.at_ms >= now_ms - max_age_ms)?;
+                let (workspace, name) = names.get(id)?;
+                Some((workspace.clone(), name.clone(), sample.clone()))
+            })
+            .collect();
+        out.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
+        out
+    }
+
     /// Forgets clusters whose newest sample is older than [`RETENTION`].
     fn prune(&self, now_ms: i64) {
         let horizon = now_ms - retention_ms();
-        lock(&self.clusters).retain(|_, ring| ring.back().is_some_and(|s| s.at_ms >= horizon));
+        let mut clusters = lock(&self.clusters);
+        clusters.retain(|_, ring| ring.back().is_some_and(|s| s.at_ms >= horizon));
+        lock(&self.names).retain(|id, _| clusters.contains_key(id));
     }
 }
 
@@ -243,6 +269,7 @@ impl Sampler {
         self.clusters.retain(|id, _| serving.contains(id));
         let mut work = Vec::new();
         for record in &records {
+            self.series.name(record.id, &record.workspace, &record.name);
             let Some(admin) = self.admin(record).await else {
                 continue;
             };
@@ -423,5 +450,41 @@ mod tests {
         );
         store.prune(3 * retention_ms());
         assert!(store.samples(id, None).is_empty());
+    }
+
+    /// `GET /metrics` reads the newest sample of each named cluster, only while it is fresh.
+    #[test]
+    fn the_latest_samples_are_named_and_fresh() {
+        let store = SeriesStore::default();
+        let pay = ClusterId::from_uuid(uuid::Uuid::from_u128(1));
+        let web = ClusterId::from_uuid(uuid::Uuid::from_u128(2));
+        let sample = |at_ms| Sample {
+            at_ms,
+            elapsed_ms: Some(5_000),
+            records_in: Some(at_ms as u64),
+            topics: BTreeMap::new(),
+            groups: BTreeMap::new(),
+        };
+        store.push(pay, sample(10_000));
+        store.push(pay, sample(15_000));
+        store.push(web, sample(2_000));
+        // Not named yet: not reported.
+        assert!(store.latest(16_000, 15_000).is_empty());
+        store.name(pay, "prod", "pay");
+        store.name(web, "prod", "web");
+        let latest = store.latest(16_000, 10_000);
+        assert_eq!(latest.len(), 1, "web's sample is too old: {latest:?}");
+        assert_eq!(
+            (
+                latest[0].0.as_str(),
+                latest[0].1.as_str(),
+                latest[0].2.at_ms
+            ),
+            ("prod", "pay", 15_000)
+        );
+        assert_eq!(store.latest(16_000, 15_000).len(), 2);
+        // Pruned clusters lose their names too.
+        store.prune(3 * retention_ms());
+        assert!(lock(&store.names).is_empty());
     }
 }

@@ -294,6 +294,23 @@ async fn consumer_groups_through_rest_and_hdictl() {
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
 
+    // The control plane's Prometheus metrics carry the same lag, labelled as kafka-exporter's.
+    let text = reqwest::Client::new()
+        .get(format!("{}/metrics", fleet.control_plane.url))
+        .bearer_auth(&fleet.secrets.admin_token)
+        .send()
+        .await
+        .unwrap()
+        .error_for_status()
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let series = format!(
+        "hdi_kafka_consumergroup_lag{{workspace=\"{WS}\",cluster=\"{CLUSTER}\",consumergroup=\"{GROUP}\"}} 50"
+    );
+    assert!(text.lines().any(|l| l == series), "no {series} in\n{text}");
+
     // Every broker serves Prometheus metrics on the port the control plane placed (its agent has
     // no metrics token: on loopback, open); the leaders counted each of the 350 records once.
     let cluster = api.cluster_get(WS, CLUSTER).await.unwrap();

@@ -10,8 +10,9 @@ use std::sync::Arc;
 
 use super::{ErrorCode, Service, ServiceError};
 use crate::auth::{Identity, Role};
+use crate::metrics::KafkaClusterFigures;
 use crate::model::Kind;
-use crate::sampler::{RETENTION, Sample};
+use crate::sampler::{RETENTION, Sample, SeriesStore};
 
 /// A group's columns: records consumed per second, and total lag.
 pub type GroupColumns = (Vec<Option<f64>>, Vec<Option<i64>>);
@@ -87,6 +88,46 @@ pub fn columns(samples: &[Sample]) -> MetricsSeries {
         .map(|(k, v)| (k.as_ref().to_owned(), v))
         .collect();
     series
+}
+
+/// The newest sample of every Kafka cluster sampled within the last three intervals (older: the
+/// cluster stopped answering or serving), as `GET /metrics` reports them.
+pub fn latest_figures(series: &SeriesStore) -> Vec<KafkaClusterFigures> {
+    let interval_ms = i64::try_from(series.interval().as_millis()).unwrap_or(i64::MAX);
+    if interval_ms == 0 {
+        return Vec::new();
+    }
+    let now_ms = chrono::Utc::now().timestamp_millis();
+    series
+        .latest(now_ms, interval_ms.saturating_mul(3))
+        .into_iter()
+        .map(|(workspace, cluster, sample)| KafkaClusterFigures {
+            workspace,
+            cluster,
+            records_in_per_second: per_second(sample.records_in, sample.elapsed_ms),
+            topics: sample
+                .topics
+                .iter()
+                .filter_map(|(topic, written)| {
+                    Some((
+                        topic.as_ref().to_owned(),
+                        per_second(Some(*written), sample.elapsed_ms)?,
+                    ))
+                })
+                .collect(),
+            groups: sample
+                .groups
+                .iter()
+                .map(|(group, (consumed, lag))| {
+                    (
+                        group.as_ref().to_owned(),
+                        per_second(*consumed, sample.elapsed_ms),
+                        *lag,
+                    )
+                })
+                .collect(),
+        })
+        .collect()
 }
 
 impl Service {

@@ -251,6 +251,7 @@ impl Service {
     pub async fn metrics_exposition(&self) -> Result<String, ServiceError> {
         let clusters = self.store.clusters_count_by_state().await?;
         let operations = self.store.operations_count_by_state().await?;
-        Ok(self.metrics.exposition(&clusters, &operations))
+        let kafka = cluster_metrics::latest_figures(&self.series);
+        Ok(self.metrics.exposition(&clusters, &operations, &kafka))
     }
 }
