@@ -10,14 +10,23 @@ Phases (each prints one JSON line and exits 0 on success, 1 with a reason on fai
   group-resume  (after a broker restart) the group resumes from its committed offsets
   acked         produce (acks=all, idempotent), printing each acknowledgement, until killed
   verify-acked  every acknowledged record of --acked-file is stored once, at its offset
+  max-timestamp AdminClient list_offsets with OffsetSpec.max_timestamp() (ListOffsets v7+):
+                the first record with the largest timestamp, also inside a batch
+  static        two static members (group.instance.id); one process is SIGKILLed and restarted
+                within the session timeout: no rebalance, both keep their partitions
+  static-member (run by `static`) one static consumer printing each assignment
 """
 
 import json
+import os
+import signal
+import subprocess
+import sys
 import threading
 import time
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, ConfigResource, NewPartitions, NewTopic
+from confluent_kafka.admin import AdminClient, ConfigResource, NewPartitions, NewTopic, OffsetSpec
 
 from suite_common import check_records, digest, fail, parse_args, record
 
@@ -323,8 +332,132 @@ def phase_verify_acked(args):
     return {"acknowledged": len(acked), "stored": len(found)}
 
 
+def phase_max_timestamp(args):
+    admin = AdminClient({"bootstrap.servers": args.bootstrap})
+    topic = f"maxts-{args.tag}"
+    create_topic(admin, topic, 1)
+    base = int(time.time() * 1000) - 3_600_000
+    producer = Producer({"bootstrap.servers": args.bootstrap, "linger.ms": 200})
+    # Offsets 0 and 1 alone, 2-4 in one batch (its max in the middle), 5 alone with the same max.
+    for group in ([base], [base + 4_000], [base + 100, base + 9_000, base + 200], [base + 9_000]):
+        for ts in group:
+            producer.produce(topic, key=b"k", value=str(ts).encode(), partition=0, timestamp=ts)
+        producer.flush(30)
+    tp = TopicPartition(topic, 0)
+    got = {}
+    for name, spec in [("max", OffsetSpec.max_timestamp()), ("earliest", OffsetSpec.earliest()),
+                       ("latest", OffsetSpec.latest())]:
+        info = admin.list_offsets({tp: spec}, request_timeout=30)[tp].result(timeout=30)
+        got[name] = [info.offset, info.timestamp]
+    expected = {"max": [3, base + 9_000], "earliest": [0, -1], "latest": [6, -1]}
+    if got != expected:
+        fail(f"list_offsets: got {got}, expected {expected}")
+    return got
+
+
+STATIC_SESSION_MS = 10_000
+
+
+def static_consumer(bootstrap, group, instance):
+    return Consumer({
+        "bootstrap.servers": bootstrap,
+        "group.id": group,
+        "group.instance.id": instance,
+        "auto.offset.reset": "earliest",
+        "session.timeout.ms": STATIC_SESSION_MS,
+        "heartbeat.interval.ms": 500,
+    })
+
+
+def phase_static_member(args):
+    consumer = static_consumer(args.bootstrap, f"static-{args.tag}", "restarter")
+
+    def on_assign(consumer, partitions):
+        print("assigned " + json.dumps(sorted(p.partition for p in partitions)), flush=True)
+
+    consumer.subscribe([f"static-{args.tag}"], on_assign=on_assign)
+    while True:  # until killed
+        consumer.poll(0.2)
+
+
+def phase_static(args):
+    admin = AdminClient({"bootstrap.servers": args.bootstrap})
+    topic = group = f"static-{args.tag}"
+    create_topic(admin, topic, 4)
+    events = []
+    survivor = static_consumer(args.bootstrap, group, "survivor")
+    survivor.subscribe([topic], on_assign=lambda c, ps: events.append(("assign", sorted(p.partition for p in ps))),
+                       on_revoke=lambda c, ps: events.append(("revoke", sorted(p.partition for p in ps))))
+    stop = threading.Event()
+
+    def poll():
+        while not stop.is_set():
+            survivor.poll(0.2)
+    poller = threading.Thread(target=poll)
+    poller.start()
+
+    children = []
+
+    def spawn():
+        child = subprocess.Popen([sys.executable, os.path.abspath(__file__), "--bootstrap", args.bootstrap,
+                                  "--tag", args.tag, "static-member"], stdout=subprocess.PIPE, text=True)
+        children.append(child)
+        lines = []
+        threading.Thread(target=lambda: lines.extend(child.stdout), daemon=True).start()
+        return child, lines
+
+    def assigned(lines):
+        return [json.loads(line.split(" ", 1)[1]) for line in lines if line.startswith("assigned ")]
+
+    def members():
+        described = admin.describe_consumer_groups([group])[group].result(timeout=30)
+        return str(described.state), sorted((m.group_instance_id, m.member_id) for m in described.members)
+
+    try:
+        wait(lambda: events and events[-1] == ("assign", [0, 1, 2, 3]), 60, "the survivor to own 4 partitions",
+             lambda: events)
+        child, lines = spawn()
+        wait(lambda: assigned(lines) and len(assigned(lines)[-1]) == 2 and events[-1][0] == "assign"
+             and len(events[-1][1]) == 2, 60, "2 partitions each", lambda: (events, lines))
+        before_child, before_events, before_members = assigned(lines)[-1], list(events), members()
+        # SIGKILL (no LeaveGroup) and restart at once, well within the session timeout.
+        child.send_signal(signal.SIGKILL)
+        child.wait(30)
+        killed_at = time.time()
+        child, lines = spawn()
+        wait(lambda: assigned(lines), 60, "the restarted member's assignment", lambda: lines)
+        restarted_in = time.time() - killed_at
+        if restarted_in * 1000 >= STATIC_SESSION_MS:
+            fail(f"the restart took {restarted_in:.1f} s, not within the session timeout")
+        # Give a rebalance, if one were coming, time to show on the survivor.
+        time.sleep(3)
+        after_members = members()
+        child.send_signal(signal.SIGKILL)
+        child.wait(30)
+        if assigned(lines) != [before_child]:
+            fail(f"restarted member: assignments {assigned(lines)}, before {before_child}")
+        if events != before_events:
+            fail(f"the survivor saw a rebalance: {events[len(before_events):]}")
+        if after_members[0] != "ConsumerGroupState.STABLE" or len(after_members[1]) != 2:
+            fail(f"group after the restart: {after_members}")
+        old_ids = dict(before_members[1])
+        new_ids = dict(after_members[1])
+        if old_ids["survivor"] != new_ids["survivor"] or old_ids["restarter"] == new_ids["restarter"]:
+            fail(f"member ids before {old_ids}, after {new_ids}")
+        return {"restarted_in_s": round(restarted_in, 2), "kept": before_child, "survivor_events": len(events)}
+    finally:
+        for child in children:
+            if child.poll() is None:
+                child.send_signal(signal.SIGKILL)
+                child.wait(30)
+        stop.set()
+        poller.join(30)
+        survivor.close()
+
+
 def main():
-    args = parse_args(["roundtrip", "idempotent", "admin", "group", "group-resume", "acked", "verify-acked"],
+    args = parse_args(["roundtrip", "idempotent", "admin", "group", "group-resume", "acked", "verify-acked",
+                       "max-timestamp", "static", "static-member"],
                       "--acked-file")
     result = globals()["phase_" + args.phase.replace("-", "_")](args)
     print(json.dumps({"ok": True, "phase": args.phase, **result}))

@@ -63,6 +63,26 @@ fn confluent_kafka_suite() {
     client_suite(&test_python(), "confluent_suite.py", &[], "confluent");
 }
 
+/// ListOffsets MAX_TIMESTAMP through confluent-kafka's AdminClient, and static membership
+/// (KIP-345): a static member SIGKILLed and restarted within its session timeout rejoins with no
+/// rebalance (the other member sees no revoke or assign) and gets its partitions back.
+#[test]
+fn confluent_max_timestamp_and_static_membership() {
+    let dir = TempDir::new("confluent-static");
+    let broker = Broker::start(dir.path(), None, &[]);
+    let script = client_script("confluent_suite.py");
+    for phase in ["max-timestamp", "static"] {
+        run_phase(
+            &test_python(),
+            &script,
+            &[],
+            &broker.bootstrap,
+            phase,
+            &["--tag", "static"],
+        );
+    }
+}
+
 #[test]
 fn kafka_python_suite() {
     client_suite(&test_python(), "kafka_python_suite.py", &[], "kafkapython");

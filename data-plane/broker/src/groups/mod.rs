@@ -6,6 +6,14 @@
 //! oneshot channel that the state machine answers; no lock is held across an await. A ticker
 //! expires members whose session timed out and completes rebalances whose deadline passed.
 //!
+//! Static members (KIP-345, `group.instance.id`): a member joining with a known instance id and
+//! no member id replaces the member holding that instance id (whose pending join or sync is
+//! answered FENCED_INSTANCE_ID); in a stable group whose chosen protocol stays the same this is
+//! no rebalance (the generation and every assignment stay), as Kafka's
+//! `updateStaticMemberThenRebalanceOrCompleteJoin`. A request naming an instance id with another
+//! member id than the one holding it is FENCED_INSTANCE_ID (Heartbeat, SyncGroup, OffsetCommit,
+//! LeaveGroup, JoinGroup); LeaveGroup v3+ removes a member by instance id alone.
+//!
 //! Committed offsets are replicated through the metadata quorum ([`offsets`]): the coordinator
 //! validates a commit or deletion ([`Coordinator::commit_check`], [`Coordinator::delete_check`]),
 //! the caller proposes it, and the state machine applies it on every broker.
@@ -21,6 +29,9 @@ use tokio::sync::oneshot;
 pub mod offsets;
 
 pub use offsets::{Committed, SharedOffsets};
+
+/// FENCED_INSTANCE_ID: another member holds the static instance id the request names.
+pub const FENCED_INSTANCE_ID: i16 = kafka_protocol::error::ResponseError::FencedInstanceId.code();
 
 /// How long a member id from MEMBER_ID_REQUIRED stays valid without a join that uses it.
 const PENDING_MEMBER_TTL: Duration = Duration::from_secs(300);
@@ -42,6 +53,9 @@ pub struct JoinResult {
     pub member_id: String,
     /// For the leader: every member with its metadata for the chosen protocol.
     pub members: Vec<(String, Option<String>, Bytes)>,
+    /// The leader must not compute assignments (a static leader replaced in a stable group,
+    /// JoinGroup v9+).
+    pub skip_assignment: bool,
 }
 
 /// What a JoinGroup asks.
@@ -67,6 +81,8 @@ pub struct JoinRequest {
     pub protocols: Vec<(String, Bytes)>,
     /// Whether a new member must first get an id (JoinGroup v4+).
     pub require_known_member_id: bool,
+    /// Whether the client reads `skip_assignment` (JoinGroup v9+).
+    pub supports_skip_assignment: bool,
 }
 
 #[derive(Debug, PartialEq, Eq, Clone, Copy)]
@@ -177,32 +193,10 @@ impl Group {
             self.leader = self.members.keys().next().cloned();
         }
         let leader = self.leader.clone().unwrap_or_default();
-        let protocol = self.members.get(&leader).and_then(|m| {
-            m.protocols
-                .iter()
-                .map(|(name, _)| name.clone())
-                .find(|name| {
-                    self.members
-                        .values()
-                        .all(|other| other.protocols.iter().any(|(n, _)| n == name))
-                })
-        });
+        let protocol = self.select_protocol();
         self.protocol = protocol.clone();
         self.state = State::CompletingRebalance;
-        let chosen = protocol.clone().unwrap_or_default();
-        let roster: Vec<(String, Option<String>, Bytes)> = self
-            .members
-            .iter()
-            .map(|(id, m)| {
-                let metadata = m
-                    .protocols
-                    .iter()
-                    .find(|(n, _)| *n == chosen)
-                    .map(|(_, md)| md.clone())
-                    .unwrap_or_default();
-                (id.clone(), m.group_instance_id.clone(), metadata)
-            })
-            .collect();
+        let roster = self.roster();
         let now = Instant::now();
         for (id, member) in self.members.iter_mut() {
             member.last_seen = now;
@@ -219,8 +213,147 @@ impl Group {
                     } else {
                         Vec::new()
                     },
+                    skip_assignment: false,
                 });
             }
+        }
+    }
+
+    /// The protocol the next generation would use: the leader's first one every member supports.
+    fn select_protocol(&self) -> Option<String> {
+        let leader = self.leader.as_ref().and_then(|l| self.members.get(l))?;
+        leader
+            .protocols
+            .iter()
+            .map(|(name, _)| name.clone())
+            .find(|name| {
+                self.members
+                    .values()
+                    .all(|other| other.protocols.iter().any(|(n, _)| n == name))
+            })
+    }
+
+    /// Every member with its static id and its metadata for the chosen protocol (the leader's
+    /// JoinGroup answer).
+    fn roster(&self) -> Vec<(String, Option<String>, Bytes)> {
+        let chosen = self.protocol.clone().unwrap_or_default();
+        self.members
+            .iter()
+            .map(|(id, m)| {
+                let metadata = m
+                    .protocols
+                    .iter()
+                    .find(|(n, _)| *n == chosen)
+                    .map(|(_, md)| md.clone())
+                    .unwrap_or_default();
+                (id.clone(), m.group_instance_id.clone(), metadata)
+            })
+            .collect()
+    }
+
+    /// The member id holding static instance id `instance`.
+    fn static_member(&self, instance: &str) -> Option<String> {
+        self.members
+            .iter()
+            .find(|(_, m)| m.group_instance_id.as_deref() == Some(instance))
+            .map(|(id, _)| id.clone())
+    }
+
+    /// Kafka's `ClassicGroup.validateMember`: with an instance id, it must be held by
+    /// `member_id` (else FENCED_INSTANCE_ID, or UNKNOWN_MEMBER_ID when nobody holds it); without
+    /// one, `member_id` must be a member.
+    fn validate_member(&self, member_id: &str, instance: Option<&str>) -> Result<(), i16> {
+        match instance {
+            Some(instance) => match self.static_member(instance) {
+                None => Err(codes::UNKNOWN_MEMBER_ID),
+                Some(holder) if holder != member_id => {
+                    tracing::info!(
+                        member = member_id,
+                        instance,
+                        holder = %holder,
+                        "static member fenced by the member holding its instance id"
+                    );
+                    Err(FENCED_INSTANCE_ID)
+                }
+                Some(_) => Ok(()),
+            },
+            None if self.members.contains_key(member_id) => Ok(()),
+            None => Err(codes::UNKNOWN_MEMBER_ID),
+        }
+    }
+
+    /// A static member rejoining without its member id takes `new_id` in place of `old_id`
+    /// (Kafka's `replaceStaticMember` then `updateStaticMemberThenRebalanceOrCompleteJoin`):
+    /// the old id's pending join or sync is fenced; the member keeps its assignment (and the
+    /// leadership); a stable group whose chosen protocol does not change answers the join at
+    /// once with the current generation, else a rebalance runs.
+    fn replace_static_member(
+        &mut self,
+        old_id: &str,
+        new_id: &str,
+        request: &JoinRequest,
+        tx: oneshot::Sender<JoinResult>,
+        now: Instant,
+    ) {
+        let Some(mut member) = self.members.remove(old_id) else {
+            return;
+        };
+        if let Some(old) = member.join_tx.take() {
+            let _ = old.send(JoinResult {
+                error: FENCED_INSTANCE_ID,
+                member_id: old_id.to_owned(),
+                ..JoinResult::default()
+            });
+        }
+        if let Some(old) = member.sync_tx.take() {
+            let _ = old.send((FENCED_INSTANCE_ID, Bytes::new()));
+        }
+        let current_leader = self.leader.clone();
+        if self.leader.as_deref() == Some(old_id) {
+            self.leader = Some(new_id.to_owned());
+        }
+        member.protocols = request.protocols.clone();
+        member.session_timeout = request.session_timeout;
+        member.rebalance_timeout = request.rebalance_timeout;
+        member.last_seen = now;
+        member.join_tx = Some(tx);
+        self.members.insert(new_id.to_owned(), member);
+        tracing::info!(
+            old = old_id,
+            new = new_id,
+            state = self.state.name(),
+            "static member replaced"
+        );
+        match self.state {
+            State::Stable if self.select_protocol() == self.protocol => {
+                let is_leader = self.leader.as_deref() == Some(new_id);
+                let (members, leader, skip_assignment) = if request.supports_skip_assignment {
+                    let members = if is_leader { self.roster() } else { Vec::new() };
+                    (members, self.leader.clone(), is_leader)
+                } else {
+                    // Older clients get the old leader id, so a replaced leader does not
+                    // assign (a stable group would not pass its assignment on).
+                    (Vec::new(), current_leader, false)
+                };
+                let answer = JoinResult {
+                    error: codes::NONE,
+                    generation: self.generation,
+                    protocol_type: self.protocol_type.clone(),
+                    protocol_name: self.protocol.clone(),
+                    leader: leader.unwrap_or_default(),
+                    member_id: new_id.to_owned(),
+                    members,
+                    skip_assignment,
+                };
+                if let Some(tx) = self.members.get_mut(new_id).and_then(|m| m.join_tx.take()) {
+                    let _ = tx.send(answer);
+                }
+            }
+            State::Stable | State::CompletingRebalance => {
+                self.prepare_rebalance(now);
+                self.maybe_complete_join(now);
+            }
+            State::PreparingRebalance | State::Empty => self.maybe_complete_join(now),
         }
     }
 
@@ -346,7 +479,7 @@ impl Coordinator {
         if request.protocol_type.is_empty() || request.protocols.is_empty() {
             return error(codes::INCONSISTENT_GROUP_PROTOCOL);
         }
-        let rx = {
+        let rx = 'locked: {
             let mut inner = self.lock();
             let now = Instant::now();
             let group = inner
@@ -354,20 +487,30 @@ impl Coordinator {
                 .entry(request.group_id.clone())
                 .or_insert_with(Group::new);
             let mut member_id = request.member_id.clone();
+            let instance = request.group_instance_id.as_deref();
+            // A static member rejoining without its member id replaces the one holding its
+            // instance id (after the protocol checks below).
+            let mut replaces = None;
             if member_id.is_empty() {
-                member_id = format!("{}-{}", request.client_id, uuid::Uuid::new_v4());
-                if request.require_known_member_id {
-                    group.pending.insert(member_id.clone(), now);
-                    return JoinResult {
-                        error: codes::MEMBER_ID_REQUIRED,
-                        member_id,
-                        ..JoinResult::default()
-                    };
+                if let Some(instance) = instance {
+                    // Static members need no MEMBER_ID_REQUIRED round (Kafka).
+                    member_id = format!("{instance}-{}", uuid::Uuid::new_v4());
+                    replaces = group.static_member(instance);
+                } else {
+                    member_id = format!("{}-{}", request.client_id, uuid::Uuid::new_v4());
+                    if request.require_known_member_id {
+                        group.pending.insert(member_id.clone(), now);
+                        return JoinResult {
+                            error: codes::MEMBER_ID_REQUIRED,
+                            member_id,
+                            ..JoinResult::default()
+                        };
+                    }
                 }
-            } else if !group.members.contains_key(&member_id)
-                && group.pending.remove(&member_id).is_none()
-            {
-                return error(codes::UNKNOWN_MEMBER_ID);
+            } else if instance.is_none() && group.pending.contains_key(&member_id) {
+                group.pending.remove(&member_id);
+            } else if let Err(code) = group.validate_member(&member_id, instance) {
+                return error(code);
             }
             if group
                 .protocol_type
@@ -391,6 +534,10 @@ impl Coordinator {
                 return error(codes::INCONSISTENT_GROUP_PROTOCOL);
             }
             let (tx, rx) = oneshot::channel();
+            if let Some(old) = replaces {
+                group.replace_static_member(&old, &member_id, &request, tx, now);
+                break 'locked rx;
+            }
             let was_empty = group.members.is_empty();
             group.protocol_type = Some(request.protocol_type.clone());
             let member = group
@@ -427,6 +574,10 @@ impl Coordinator {
             group.maybe_complete_join(now);
             rx
         };
+        Self::wait_join(rx).await
+    }
+
+    async fn wait_join(rx: oneshot::Receiver<JoinResult>) -> JoinResult {
         rx.await.unwrap_or_else(|_| JoinResult {
             error: codes::UNKNOWN_MEMBER_ID,
             ..JoinResult::default()
@@ -438,7 +589,7 @@ impl Coordinator {
         &self,
         group_id: &str,
         generation: i32,
-        member_id: &str,
+        (member_id, instance): (&str, Option<&str>),
         assignments: Vec<(String, Bytes)>,
     ) -> (i16, Bytes) {
         let rx = {
@@ -446,8 +597,8 @@ impl Coordinator {
             let Some(group) = inner.groups.get_mut(group_id) else {
                 return (codes::UNKNOWN_MEMBER_ID, Bytes::new());
             };
-            if !group.members.contains_key(member_id) {
-                return (codes::UNKNOWN_MEMBER_ID, Bytes::new());
+            if let Err(code) = group.validate_member(member_id, instance) {
+                return (code, Bytes::new());
             }
             if generation != group.generation {
                 return (codes::ILLEGAL_GENERATION, Bytes::new());
@@ -489,12 +640,21 @@ impl Coordinator {
             .unwrap_or((codes::REBALANCE_IN_PROGRESS, Bytes::new()))
     }
 
-    /// Heartbeat.
-    pub fn heartbeat(&self, group_id: &str, generation: i32, member_id: &str) -> i16 {
+    /// Heartbeat (`instance`: the static member's instance id, if any).
+    pub fn heartbeat(
+        &self,
+        group_id: &str,
+        generation: i32,
+        member_id: &str,
+        instance: Option<&str>,
+    ) -> i16 {
         let mut inner = self.lock();
         let Some(group) = inner.groups.get_mut(group_id) else {
             return codes::UNKNOWN_MEMBER_ID;
         };
+        if let Err(code) = group.validate_member(member_id, instance) {
+            return code;
+        }
         let state = group.state;
         let current = group.generation;
         let Some(member) = group.members.get_mut(member_id) else {
@@ -510,21 +670,37 @@ impl Coordinator {
         codes::NONE
     }
 
-    /// LeaveGroup for each member id; returns an error code per member.
-    pub fn leave(&self, group_id: &str, member_ids: &[String]) -> Vec<i16> {
+    /// LeaveGroup for each `(member id, instance id)`; returns an error code per member. As
+    /// Kafka: an empty member id with an instance id removes the member holding it (an
+    /// administrator's removal), a pending member id is forgotten, any other is checked as
+    /// [`Group::validate_member`] does.
+    pub fn leave(&self, group_id: &str, members: &[(String, Option<String>)]) -> Vec<i16> {
         let mut inner = self.lock();
         let now = Instant::now();
         let Some(group) = inner.groups.get_mut(group_id) else {
-            return vec![codes::UNKNOWN_MEMBER_ID; member_ids.len()];
+            return vec![codes::UNKNOWN_MEMBER_ID; members.len()];
         };
-        member_ids
+        members
             .iter()
-            .map(|id| {
-                if group.members.contains_key(id) {
-                    group.remove_member(id, now);
+            .map(|(id, instance)| {
+                if id.is_empty() {
+                    match instance.as_deref().and_then(|i| group.static_member(i)) {
+                        Some(holder) => {
+                            group.remove_member(&holder, now);
+                            codes::NONE
+                        }
+                        None => codes::UNKNOWN_MEMBER_ID,
+                    }
+                } else if group.pending.remove(id).is_some() {
                     codes::NONE
                 } else {
-                    codes::UNKNOWN_MEMBER_ID
+                    match group.validate_member(id, instance.as_deref()) {
+                        Ok(()) => {
+                            group.remove_member(id, now);
+                            codes::NONE
+                        }
+                        Err(code) => code,
+                    }
                 }
             })
             .collect()
@@ -562,15 +738,21 @@ impl Coordinator {
         });
     }
 
-    /// OffsetCommit: validates membership when a generation is given (and counts the commit as a
-    /// sign of life). NONE means the caller may propose the commit.
-    pub fn commit_check(&self, group_id: &str, generation: i32, member_id: &str) -> i16 {
+    /// OffsetCommit: validates membership when a generation, member id or instance id is given
+    /// (and counts the commit as a sign of life). NONE means the caller may propose the commit.
+    pub fn commit_check(
+        &self,
+        group_id: &str,
+        generation: i32,
+        member_id: &str,
+        instance: Option<&str>,
+    ) -> i16 {
         let mut inner = self.lock();
         let check = match inner.groups.get(group_id) {
             _ if group_id.is_empty() => codes::INVALID_GROUP_ID,
-            Some(group) if generation >= 0 || !member_id.is_empty() => {
-                if !group.members.contains_key(member_id) {
-                    codes::UNKNOWN_MEMBER_ID
+            Some(group) if generation >= 0 || !member_id.is_empty() || instance.is_some() => {
+                if let Err(code) = group.validate_member(member_id, instance) {
+                    code
                 } else if generation != group.generation {
                     codes::ILLEGAL_GENERATION
                 } else if group.state == State::CompletingRebalance {
@@ -720,6 +902,7 @@ mod tests {
             protocol_type: "consumer".into(),
             protocols: vec![("range".into(), Bytes::from_static(b"meta"))],
             require_known_member_id: true,
+            supports_skip_assignment: true,
         }
     }
 
@@ -761,36 +944,43 @@ mod tests {
         let c = std::sync::Arc::clone(&coordinator);
         let follower_id = follower.member_id.clone();
         let generation = follower.generation;
-        let follower_sync =
-            tokio::spawn(async move { c.sync("g", generation, &follower_id, Vec::new()).await });
+        let follower_sync = tokio::spawn(async move {
+            c.sync("g", generation, (&follower_id, None), Vec::new())
+                .await
+        });
         tokio::time::sleep(Duration::from_millis(20)).await;
         assert_eq!(
             coordinator
-                .sync("g", leader.generation, &leader.member_id, assignments)
+                .sync(
+                    "g",
+                    leader.generation,
+                    (&leader.member_id, None),
+                    assignments
+                )
                 .await,
             (0, Bytes::from_static(b"L"))
         );
         assert_eq!(follower_sync.await.unwrap(), (0, Bytes::from_static(b"F")));
         assert_eq!(
-            coordinator.heartbeat("g", generation, &leader.member_id),
+            coordinator.heartbeat("g", generation, &leader.member_id, None),
             codes::NONE
         );
         assert_eq!(
-            coordinator.heartbeat("g", generation - 1, &leader.member_id),
+            coordinator.heartbeat("g", generation - 1, &leader.member_id, None),
             codes::ILLEGAL_GENERATION
         );
         assert_eq!(
-            coordinator.heartbeat("g", generation, "nobody"),
+            coordinator.heartbeat("g", generation, "nobody", None),
             codes::UNKNOWN_MEMBER_ID
         );
 
         // The follower leaves: the leader is told to rejoin and gets a group of one.
         assert_eq!(
-            coordinator.leave("g", std::slice::from_ref(&follower.member_id)),
+            coordinator.leave("g", &[(follower.member_id.clone(), None)]),
             vec![codes::NONE]
         );
         assert_eq!(
-            coordinator.heartbeat("g", generation, &leader.member_id),
+            coordinator.heartbeat("g", generation, &leader.member_id, None),
             codes::REBALANCE_IN_PROGRESS
         );
         let again = coordinator.join(request("g", &leader.member_id)).await;
@@ -798,6 +988,237 @@ mod tests {
             (again.error, again.generation, again.members.len()),
             (0, generation + 1, 1)
         );
+        ticker.abort();
+    }
+
+    fn static_request(member: &str, instance: &str) -> JoinRequest {
+        JoinRequest {
+            group_instance_id: Some(instance.into()),
+            ..request("s", member)
+        }
+    }
+
+    /// A stable group "s" of static members "a" and "b" supporting `protocols` (generation, a's
+    /// id, b's id).
+    async fn static_group(
+        coordinator: &std::sync::Arc<Coordinator>,
+        protocols: &[&str],
+    ) -> (i32, String, String) {
+        let join = |instance: &str| JoinRequest {
+            protocols: protocols
+                .iter()
+                .map(|p| ((*p).to_owned(), Bytes::from_static(b"meta")))
+                .collect(),
+            ..static_request("", instance)
+        };
+        let (c1, c2) = (
+            std::sync::Arc::clone(coordinator),
+            std::sync::Arc::clone(coordinator),
+        );
+        // Static members get their member id at once: no MEMBER_ID_REQUIRED round.
+        let (join_a, join_b) = (join("a"), join("b"));
+        let ja = tokio::spawn(async move { c1.join(join_a).await });
+        let jb = tokio::spawn(async move { c2.join(join_b).await });
+        let (a, b) = (ja.await.unwrap(), jb.await.unwrap());
+        assert_eq!((a.error, b.error), (0, 0));
+        assert!(a.member_id.starts_with("a-") && b.member_id.starts_with("b-"));
+        let (leader, follower) = if a.members.is_empty() {
+            (&b, &a)
+        } else {
+            (&a, &b)
+        };
+        let assignments = vec![
+            (a.member_id.clone(), Bytes::from_static(b"A")),
+            (b.member_id.clone(), Bytes::from_static(b"B")),
+        ];
+        let c = std::sync::Arc::clone(coordinator);
+        let (follower_id, generation) = (follower.member_id.clone(), follower.generation);
+        let follower_sync = tokio::spawn(async move {
+            c.sync("s", generation, (&follower_id, None), Vec::new())
+                .await
+        });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let leader_sync = coordinator
+            .sync("s", generation, (&leader.member_id, None), assignments)
+            .await;
+        assert_eq!(leader_sync.0, 0);
+        assert_eq!(follower_sync.await.unwrap().0, 0);
+        (generation, a.member_id, b.member_id)
+    }
+
+    fn with_ticker(coordinator: &std::sync::Arc<Coordinator>) -> tokio::task::JoinHandle<()> {
+        let c = std::sync::Arc::clone(coordinator);
+        tokio::spawn(async move {
+            loop {
+                c.tick();
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+    }
+
+    #[tokio::test]
+    async fn a_restarted_static_member_replaces_itself_without_a_rebalance() {
+        let coordinator = std::sync::Arc::new(Coordinator::new(
+            SharedOffsets::default(),
+            Duration::from_millis(100),
+        ));
+        let ticker = with_ticker(&coordinator);
+        let (generation, a, b) = static_group(&coordinator, &["range"]).await;
+        let leader = coordinator.lock().groups["s"].leader.clone().unwrap();
+        let (restarted, other) = if leader == a { ("b", &a) } else { ("a", &b) };
+        let old = if restarted == "a" { &a } else { &b };
+        // The follower's process restarts: it joins with no member id and its instance id.
+        let again = coordinator.join(static_request("", restarted)).await;
+        assert_eq!(again.error, codes::NONE);
+        assert_eq!(again.generation, generation, "no rebalance");
+        assert_ne!(&again.member_id, old);
+        assert_eq!(again.leader, leader);
+        assert!(again.members.is_empty() && !again.skip_assignment);
+        // It syncs into the current generation and gets its old assignment.
+        let expected = Bytes::from_static(if restarted == "a" { b"A" } else { b"B" });
+        assert_eq!(
+            coordinator
+                .sync(
+                    "s",
+                    generation,
+                    (&again.member_id, Some(restarted)),
+                    Vec::new()
+                )
+                .await,
+            (codes::NONE, expected)
+        );
+        // The other member is not disturbed.
+        assert_eq!(
+            coordinator.heartbeat("s", generation, other, None),
+            codes::NONE
+        );
+        assert_eq!(
+            coordinator.heartbeat("s", generation, &again.member_id, Some(restarted)),
+            codes::NONE
+        );
+        // The old member id with the instance id is fenced everywhere.
+        assert_eq!(
+            coordinator.heartbeat("s", generation, old, Some(restarted)),
+            FENCED_INSTANCE_ID
+        );
+        assert_eq!(
+            coordinator
+                .sync("s", generation, (old, Some(restarted)), Vec::new())
+                .await
+                .0,
+            FENCED_INSTANCE_ID
+        );
+        assert_eq!(
+            coordinator.commit_check("s", generation, old, Some(restarted)),
+            FENCED_INSTANCE_ID
+        );
+        assert_eq!(
+            coordinator.leave("s", &[(old.clone(), Some(restarted.into()))]),
+            vec![FENCED_INSTANCE_ID]
+        );
+        // Without the instance id the old id is simply unknown; an unknown instance id too.
+        assert_eq!(
+            coordinator.heartbeat("s", generation, old, None),
+            codes::UNKNOWN_MEMBER_ID
+        );
+        assert_eq!(
+            coordinator.heartbeat("s", generation, old, Some("nobody")),
+            codes::UNKNOWN_MEMBER_ID
+        );
+        assert_eq!(
+            coordinator.commit_check("s", generation, &again.member_id, Some(restarted)),
+            codes::NONE
+        );
+        assert_eq!(coordinator.describe("s").state, "Stable");
+        // LeaveGroup v3+ by instance id alone removes the member: the others rebalance.
+        assert_eq!(
+            coordinator.leave(
+                "s",
+                &[
+                    (String::new(), Some(restarted.into())),
+                    (String::new(), Some("x".into()))
+                ]
+            ),
+            vec![codes::NONE, codes::UNKNOWN_MEMBER_ID]
+        );
+        assert_eq!(
+            coordinator.heartbeat("s", generation, other, None),
+            codes::REBALANCE_IN_PROGRESS
+        );
+        ticker.abort();
+    }
+
+    #[tokio::test]
+    async fn a_restarted_static_leader_skips_assignment_and_a_protocol_change_rebalances() {
+        let coordinator = std::sync::Arc::new(Coordinator::new(
+            SharedOffsets::default(),
+            Duration::from_millis(100),
+        ));
+        let ticker = with_ticker(&coordinator);
+        let (generation, a, b) = static_group(&coordinator, &["range", "roundrobin"]).await;
+        let leader = coordinator.lock().groups["s"].leader.clone().unwrap();
+        let instance = if leader == a { "a" } else { "b" };
+        // JoinGroup v9+: the new leader id, the roster, and skip_assignment.
+        let v9 = coordinator.join(static_request("", instance)).await;
+        assert_eq!(
+            (
+                v9.error,
+                v9.generation,
+                v9.skip_assignment,
+                v9.members.len()
+            ),
+            (0, generation, true, 2)
+        );
+        assert_eq!(v9.leader, v9.member_id);
+        // Older clients are told the previous leader id, so they do not assign.
+        let old_client = JoinRequest {
+            supports_skip_assignment: false,
+            ..static_request("", instance)
+        };
+        let v5 = coordinator.join(old_client).await;
+        assert_eq!((v5.error, v5.generation), (0, generation));
+        assert_eq!(v5.leader, v9.member_id);
+        assert!(v5.members.is_empty() && !v5.skip_assignment);
+        // The leader coming back preferring another protocol changes the group's choice: a
+        // rebalance, which the other member joins into the next generation.
+        let changed = JoinRequest {
+            protocols: vec![
+                ("roundrobin".into(), Bytes::from_static(b"meta")),
+                ("range".into(), Bytes::from_static(b"meta")),
+            ],
+            ..static_request("", instance)
+        };
+        let c = std::sync::Arc::clone(&coordinator);
+        let rejoin = tokio::spawn(async move { c.join(changed).await });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert_eq!(coordinator.describe("s").state, "PreparingRebalance");
+        let other = if instance == "a" {
+            ("b", &b)
+        } else {
+            ("a", &a)
+        };
+        assert_eq!(
+            coordinator.heartbeat("s", generation, other.1, Some(other.0)),
+            codes::REBALANCE_IN_PROGRESS
+        );
+        let follower = JoinRequest {
+            protocols: vec![
+                ("range".into(), Bytes::from_static(b"meta")),
+                ("roundrobin".into(), Bytes::from_static(b"meta")),
+            ],
+            ..static_request(other.1, other.0)
+        };
+        let follower_join = coordinator.join(follower).await;
+        let leader_join = rejoin.await.unwrap();
+        assert_eq!(
+            (
+                leader_join.error,
+                leader_join.generation,
+                follower_join.generation
+            ),
+            (0, generation + 1, generation + 1)
+        );
+        assert_eq!(follower_join.protocol_name.as_deref(), Some("roundrobin"));
         ticker.abort();
     }
 
@@ -811,13 +1232,18 @@ mod tests {
         let assignment = vec![(joined.member_id.clone(), Bytes::from_static(b"a"))];
         assert_eq!(
             coordinator
-                .sync("lonely", joined.generation, &joined.member_id, assignment)
+                .sync(
+                    "lonely",
+                    joined.generation,
+                    (&joined.member_id, None),
+                    assignment
+                )
                 .await
                 .0,
             codes::NONE
         );
         assert_eq!(
-            coordinator.commit_check("lonely", joined.generation, &joined.member_id),
+            coordinator.commit_check("lonely", joined.generation, &joined.member_id, None),
             codes::NONE
         );
         offsets::apply_commit(
@@ -826,7 +1252,7 @@ mod tests {
             &[("t".into(), 0, 5, None)],
         );
         assert_eq!(
-            coordinator.leave("lonely", std::slice::from_ref(&joined.member_id)),
+            coordinator.leave("lonely", &[(joined.member_id.clone(), None)]),
             vec![codes::NONE]
         );
         coordinator.tick();
@@ -852,14 +1278,14 @@ mod tests {
     async fn commits_and_deletions_are_checked_before_they_are_proposed() {
         let coordinator = Coordinator::new(SharedOffsets::default(), Duration::ZERO);
         assert_eq!(
-            coordinator.commit_check("", -1, ""),
+            coordinator.commit_check("", -1, "", None),
             codes::INVALID_GROUP_ID
         );
         assert_eq!(
-            coordinator.commit_check("g", 3, "m"),
+            coordinator.commit_check("g", 3, "m", None),
             codes::ILLEGAL_GENERATION
         );
-        assert_eq!(coordinator.commit_check("g", -1, ""), codes::NONE);
+        assert_eq!(coordinator.commit_check("g", -1, "", None), codes::NONE);
         assert_eq!(coordinator.delete_check("g"), codes::GROUP_ID_NOT_FOUND);
         offsets::apply_commit(
             &mut coordinator.lock_offsets(),

@@ -140,6 +140,7 @@ pub async fn join_group(cx: &Context<'_>, request: JoinGroupRequest) -> JoinGrou
                 .map(|p| (p.name.as_str().to_owned(), p.metadata.clone()))
                 .collect(),
             require_known_member_id: cx.version >= 4,
+            supports_skip_assignment: cx.version >= 9,
         })
         .await;
     JoinGroupResponse::default()
@@ -162,6 +163,7 @@ pub async fn join_group(cx: &Context<'_>, request: JoinGroupRequest) -> JoinGrou
             Some(sb(result.protocol_name.unwrap_or_default()))
         })
         .with_leader(sb(result.leader))
+        .with_skip_assignment(cx.version >= 9 && result.skip_assignment)
         .with_member_id(sb(result.member_id))
         .with_members(
             result
@@ -200,7 +202,10 @@ pub async fn sync_group(cx: &Context<'_>, request: SyncGroupRequest) -> SyncGrou
         .sync(
             request.group_id.0.as_str(),
             request.generation_id,
-            request.member_id.as_str(),
+            (
+                request.member_id.as_str(),
+                request.group_instance_id.as_ref().map(|s| s.as_str()),
+            ),
             assignments,
         )
         .await;
@@ -220,6 +225,7 @@ pub fn heartbeat(cx: &Context<'_>, request: HeartbeatRequest) -> HeartbeatRespon
             request.group_id.0.as_str(),
             request.generation_id,
             request.member_id.as_str(),
+            request.group_instance_id.as_ref().map(|s| s.as_str()),
         )
     } else {
         codes::NOT_COORDINATOR
@@ -237,13 +243,19 @@ pub fn leave_group(cx: &Context<'_>, request: LeaveGroupRequest) -> LeaveGroupRe
         let codes = cx
             .broker
             .groups
-            .leave(group, &[request.member_id.as_str().to_owned()]);
+            .leave(group, &[(request.member_id.as_str().to_owned(), None)]);
         return LeaveGroupResponse::default().with_error_code(codes.first().copied().unwrap_or(0));
     }
-    let ids: Vec<String> = request
+    // From v3 a member may be named by its static instance id alone (empty member id).
+    let ids: Vec<(String, Option<String>)> = request
         .members
         .iter()
-        .map(|m| m.member_id.as_str().to_owned())
+        .map(|m| {
+            (
+                m.member_id.as_str().to_owned(),
+                m.group_instance_id.as_ref().map(|s| s.as_str().to_owned()),
+            )
+        })
         .collect();
     let codes = cx.broker.groups.leave(group, &ids);
     let members = request
@@ -315,6 +327,7 @@ pub async fn offset_commit(cx: &Context<'_>, request: OffsetCommitRequest) -> Of
             group,
             request.generation_id_or_member_epoch,
             request.member_id.as_str(),
+            request.group_instance_id.as_ref().map(|s| s.as_str()),
         )
     } else {
         codes::NOT_COORDINATOR

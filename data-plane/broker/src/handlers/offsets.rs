@@ -1,4 +1,5 @@
-//! ListOffsets (earliest, latest, by timestamp), DeleteRecords and OffsetForLeaderEpoch.
+//! ListOffsets (earliest, latest, by timestamp, and v7+'s max timestamp, earliest local and
+//! latest tiered), DeleteRecords and OffsetForLeaderEpoch.
 
 use std::sync::Arc;
 
@@ -25,6 +26,12 @@ use crate::state::KafkaError;
 
 const LATEST: i64 = -1;
 const EARLIEST: i64 = -2;
+/// The record with the largest timestamp (KIP-734, v7+).
+const MAX_TIMESTAMP: i64 = -3;
+/// The local log's start (KIP-405, v8+): the log start here, with no tiered storage.
+const EARLIEST_LOCAL: i64 = -4;
+/// The highest offset in tiered storage (KIP-1005, v9+): none here.
+const LATEST_TIERED: i64 = -5;
 
 /// The answers to `partitions` of `topic`: `answer` gets each partition and its leader replica,
 /// or the error to answer it with (`TOPIC_AUTHORIZATION_FAILED` unless the session may
@@ -88,16 +95,20 @@ pub fn list_offsets(cx: &Context<'_>, request: ListOffsetsRequest) -> ListOffset
                     let (start, end, _) = partition.offsets();
                     let found = match lp.timestamp {
                         // Earliest and latest carry no timestamp (-1), as in Kafka.
-                        LATEST => Ok(Some((end, -1))),
-                        EARLIEST => Ok(Some((start, -1))),
-                        t if t >= 0 => super::blocking(|| partition.offset_for_timestamp(t)),
+                        LATEST => Ok(Some((end, -1, epoch))),
+                        EARLIEST | EARLIEST_LOCAL => Ok(Some((start, -1, epoch))),
+                        // Kafka without tiered storage: offset, timestamp and epoch -1.
+                        LATEST_TIERED => Ok(Some((-1, -1, -1))),
+                        MAX_TIMESTAMP => super::blocking(|| max_timestamp(&partition)),
+                        t if t >= 0 => super::blocking(|| partition.offset_for_timestamp(t))
+                            .map(|found| found.map(|(offset, ts)| (offset, ts, epoch))),
                         _ => Err(KafkaError::new(codes::INVALID_REQUEST, "bad timestamp")),
                     };
                     match found {
                         // leader_epoch exists from v4.
                         // A lookup by time answers with the found batch's (non-negative)
                         // timestamp: Java clients reject a found offset with timestamp -1.
-                        Ok(Some((offset, timestamp))) => response
+                        Ok(Some((offset, timestamp, epoch))) => response
                             .with_offset(offset)
                             .with_timestamp(timestamp)
                             .with_leader_epoch(if cx.version >= 4 { epoch } else { -1 }),
@@ -112,6 +123,98 @@ pub fn list_offsets(cx: &Context<'_>, request: ListOffsetsRequest) -> ListOffset
         })
         .collect();
     ListOffsetsResponse::default().with_topics(topics)
+}
+
+/// ListOffsets `MAX_TIMESTAMP` (KIP-734) below the high watermark: `(offset, timestamp, leader
+/// epoch)` of the first record carrying the largest timestamp, as Kafka's
+/// `UnifiedLog.fetchOffsetByTimestamp` answers it (the first batch whose max timestamp is the
+/// largest, then its first record with that timestamp; the batch's leader epoch, -1 if none).
+///
+/// The largest timestamp is found by a binary search over the log's time lookups (each one an
+/// index lookup and a bounded scan of batch headers): at most 64 of them.
+fn max_timestamp(partition: &Replica) -> Result<Option<(i64, i64, i32)>, KafkaError> {
+    let Some((found, largest)) = largest_timestamp(|t| partition.offset_for_timestamp(t))? else {
+        return Ok(None);
+    };
+    let batch = partition.read(found, 1, true)?;
+    let Ok(header) = hdi_log::batch::parse_header(&batch, usize::MAX) else {
+        return Ok(None);
+    };
+    if header.max_timestamp != largest {
+        return Ok(None);
+    }
+    let epoch = header.partition_leader_epoch.max(-1);
+    Ok(offset_of_max_timestamp(&header, &batch)
+        .filter(|offset| *offset < partition.high_watermark())
+        .map(|offset| (offset, largest, epoch)))
+}
+
+/// The first batch (`(base offset, max timestamp)`) whose max timestamp is the largest of the
+/// log, given `lookup(t)`: the first batch whose max timestamp is at least `t` (or none).
+fn largest_timestamp(
+    lookup: impl Fn(i64) -> Result<Option<(i64, i64)>, KafkaError>,
+) -> Result<Option<(i64, i64)>, KafkaError> {
+    let Some((_, mut low)) = lookup(0)? else {
+        return Ok(None);
+    };
+    // `low` is a batch's max timestamp; none reaches `high`.
+    let mut high = i64::MAX;
+    if lookup(high)?.is_some() {
+        low = high;
+    }
+    while high - low > 1 {
+        let mid = low + (high - low) / 2;
+        match lookup(mid)? {
+            Some((_, ts)) => low = ts,
+            None => high = mid,
+        }
+    }
+    lookup(low)
+}
+
+/// The offset of the first record of `batch` whose timestamp is the batch's max timestamp (Kafka's
+/// `RecordBatch.offsetOfMaxTimestamp`): with log-append time every record's timestamp is the
+/// batch's, so the base offset. None for a batch that does not decode.
+fn offset_of_max_timestamp(header: &hdi_log::BatchHeader, batch: &[u8]) -> Option<i64> {
+    const LOG_APPEND_TIME: i16 = 0x08;
+    if header.attributes & LOG_APPEND_TIME != 0 {
+        return Some(header.base_offset);
+    }
+    let body = batch.get(hdi_log::batch::HEADER_SIZE..header.size())?;
+    let decompressed;
+    let mut records: &[u8] = match header.compression() {
+        0 => body,
+        codec => {
+            decompressed = hdi_kafka_client::compression::decompress(codec, body).ok()?;
+            &decompressed
+        }
+    };
+    for _ in 0..header.records_count {
+        let length = usize::try_from(varint(&mut records)?).ok()?;
+        let record = records.get(..length)?;
+        records = &records[length..];
+        let mut fields = record.get(1..)?; // attributes
+        let timestamp_delta = varint(&mut fields)?;
+        let offset_delta = varint(&mut fields)?;
+        if header.base_timestamp.checked_add(timestamp_delta)? == header.max_timestamp {
+            return header.base_offset.checked_add(offset_delta);
+        }
+    }
+    None
+}
+
+/// Reads a zigzag varint (up to 64 bits) from the front of `bytes`.
+fn varint(bytes: &mut &[u8]) -> Option<i64> {
+    let mut value: u64 = 0;
+    for shift in (0..64).step_by(7) {
+        let (&byte, rest) = bytes.split_first()?;
+        *bytes = rest;
+        value |= u64::from(byte & 0x7f) << shift;
+        if byte & 0x80 == 0 {
+            return Some(((value >> 1) as i64) ^ -((value & 1) as i64));
+        }
+    }
+    None
 }
 
 /// Handles DeleteRecords.
@@ -205,4 +308,104 @@ pub fn offset_for_leader_epoch(
         })
         .collect();
     OffsetForLeaderEpochResponse::default().with_topics(topics)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests")]
+    use super::*;
+    use crate::cluster::metadata::PartitionRecord;
+    use hdi_log::batch::{build_batch, parse_header};
+
+    fn leader(dir: &std::path::Path, epoch: i32) -> Replica {
+        let replica = Replica::open(
+            dir,
+            "t",
+            uuid::Uuid::nil(),
+            0,
+            1,
+            hdi_log::LogConfig::default(),
+        )
+        .unwrap();
+        replica.update_role(&PartitionRecord {
+            replicas: vec![1],
+            isr: vec![1],
+            leader: 1,
+            leader_epoch: epoch,
+            partition_epoch: 0,
+            adding: Vec::new(),
+            removing: Vec::new(),
+            original: Vec::new(),
+        });
+        replica
+    }
+
+    #[test]
+    fn max_timestamp_is_the_first_record_with_the_largest_timestamp() {
+        let temp = tempfile::tempdir().unwrap();
+        let replica = leader(temp.path(), 3);
+        assert_eq!(max_timestamp(&replica).unwrap(), None, "empty log");
+        // Offsets 0-2 at 1000-1002, 3 at 5000, 4-5 at 2000-2001, 6 at 5000 again, 7 at 10.
+        for (base_timestamp, values) in [
+            (1_000, &[&b"a"[..], b"b", b"c"][..]),
+            (5_000, &[b"d"]),
+            (2_000, &[b"e", b"f"]),
+            (5_000, &[b"g"]),
+            (10, &[b"h"]),
+        ] {
+            replica
+                .produce(&build_batch(0, base_timestamp, values), None)
+                .unwrap();
+        }
+        assert_eq!(replica.high_watermark(), 8);
+        // Kafka answers the first batch holding the largest timestamp, with its leader epoch.
+        assert_eq!(max_timestamp(&replica).unwrap(), Some((3, 5_000, 3)));
+        replica
+            .produce(&build_batch(0, 7_000, &[b"i", b"j"]), None)
+            .unwrap();
+        assert_eq!(max_timestamp(&replica).unwrap(), Some((9, 7_001, 3)));
+    }
+
+    #[test]
+    fn the_offset_of_the_max_timestamp_is_its_first_record_in_the_batch() {
+        let batch = build_batch(40, 1_000, &[b"a", b"b", b"c"]);
+        let header = parse_header(&batch, usize::MAX).unwrap();
+        assert_eq!(offset_of_max_timestamp(&header, &batch), Some(42));
+        // Records at 1000, 1001, 1002 with a max of 1001: the second record.
+        let mut batch = batch;
+        batch[35..43].copy_from_slice(&1_001i64.to_be_bytes());
+        let header = parse_header(&batch, usize::MAX).unwrap();
+        assert_eq!(offset_of_max_timestamp(&header, &batch), Some(41));
+        // No record carries the max timestamp: none (Kafka's `Optional.empty`).
+        batch[35..43].copy_from_slice(&9_999i64.to_be_bytes());
+        let header = parse_header(&batch, usize::MAX).unwrap();
+        assert_eq!(offset_of_max_timestamp(&header, &batch), None);
+        // Log-append time: every record has the batch's timestamp, so the first record.
+        batch[22] |= 0x08;
+        let header = parse_header(&batch, usize::MAX).unwrap();
+        assert_eq!(offset_of_max_timestamp(&header, &batch), Some(40));
+        // A truncated batch does not decode.
+        batch[22] &= !0x08;
+        let cut = &batch[..batch.len() - 3];
+        let header = parse_header(cut, usize::MAX).unwrap();
+        assert_eq!(offset_of_max_timestamp(&header, cut), None);
+    }
+
+    #[test]
+    fn the_largest_timestamp_search_finds_the_first_batch_holding_it() {
+        // (base offset, max timestamp) in log order.
+        let cases: &[&[(i64, i64)]] = &[
+            &[],
+            &[(0, 0)],
+            &[(0, 5), (1, 3), (2, 9), (3, 9), (4, 1)],
+            &[(0, 1_700_000_000_000), (7, i64::MAX), (9, i64::MAX)],
+            &[(0, 12), (1, 11), (2, 10)],
+        ];
+        for batches in cases {
+            let lookup = |t: i64| Ok(batches.iter().copied().find(|(_, ts)| *ts >= t));
+            let largest = batches.iter().map(|(_, ts)| *ts).max();
+            let expected = largest.and_then(|m| batches.iter().copied().find(|(_, ts)| *ts == m));
+            assert_eq!(largest_timestamp(lookup).unwrap(), expected, "{batches:?}");
+        }
+    }
 }
