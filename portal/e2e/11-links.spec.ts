@@ -3,13 +3,16 @@
 // link from a cluster to itself at the target field; the created link's page shows it mirroring
 // with the per-partition lag reaching 0 and a lag chart that moves; pause (confirm step) holds
 // the mirror back while new records show as lag; resume catches up; the failover's confirm
-// step states the loss bound now; promote stops at zero loss; a viewer sees no controls; delete.
+// step states the loss bound now; promote stops at zero loss; a viewer sees no controls; reverse
+// swaps the pair; a delete while it feeds mirrors is refused; a forced failover reports its loss
+// bound; then delete.
 import { WS, LINK_SOURCE, LINK_TARGET, axe, expect, hdictl, shot, signIn, test, users } from "./fixtures";
 
 const LINK = "dr";
 
-test("a replication link: create, lag chart, pause, resume, promote and delete", async ({ page, guard, browser }) => {
+test("a replication link: create, lag chart, pause, resume, promote, reverse, failover and delete", async ({ page, guard, browser }) => {
   guard.expectHttp(400, new RegExp(`/replication-links/${LINK}$`));
+  guard.expectHttp(409, new RegExp(`/replication-links/${LINK}$`));
   // The link page polls its lag every 2 s: a poll that crosses the delete finds no link.
   guard.expectHttp(404, new RegExp(`/replication-links/${LINK}/lag$`));
   await signIn(page, users.admin);
@@ -117,8 +120,38 @@ test("a replication link: create, lag chart, pause, resume, promote and delete",
   await shot(viewer, "47-link-viewer");
   await viewerContext.close();
 
-  // Delete, behind typing its name.
+  // Reverse: the old source mirrors the new primary, nothing to quarantine; the pair swaps.
   await row.getByRole("link", { name: LINK }).click();
+  await page.getByRole("button", { name: "Reverse…" }).click();
+  await expect(explanation).toContainText(".quarantine");
+  await page.getByRole("button", { name: "Confirm: reverse" }).click();
+  await expect(op.locator("details.operation")).toContainText("link reverse");
+  await expect(op.locator("summary .badge")).toHaveText("Succeeded", { timeout: 60_000 });
+  await expect(op.getByTestId("operation-result")).toContainText("Quarantined: 0 records.");
+  await expect(badge).toHaveText("mirroring");
+  await expect(page.getByTestId("link-source")).toHaveText(LINK_TARGET);
+  await expect(page.getByTestId("link-target")).toHaveText(LINK_SOURCE);
+  await expect(partition.locator("td").nth(3)).toHaveText("110", { timeout: 60_000 });
+
+  // A link that feeds mirrors cannot be deleted: the refusal is shown.
+  await page.getByLabel("Type the link's name to delete it").fill(LINK);
+  await page.getByRole("button", { name: "Delete link" }).click();
+  const refused = page.locator(".problem", { hasText: "Delete refused" });
+  await expect(refused).toContainText("link_has_mirrors");
+  await expect(refused).toContainText("HTTP 409");
+
+  // A forced failover: stopped at once, and its loss bound (0: nothing was behind).
+  await page.getByRole("button", { name: "Fail over…" }).click();
+  await page.getByRole("button", { name: "Confirm: fail over" }).click();
+  await expect(op.locator("details.operation")).toContainText("link failover");
+  await expect(op.locator("summary .badge")).toHaveText("Succeeded", { timeout: 60_000 });
+  await expect(op.getByTestId("loss-records")).toHaveText("0");
+  await expect(badge).toHaveText("failed over");
+  await expect(refused, "the refusal was about the mirroring link").toHaveCount(0);
+  await axe(page, "link failed over");
+  await shot(page, "48-link-failed-over");
+
+  // Now it can be deleted.
   await page.getByLabel("Type the link's name to delete it").fill(LINK);
   await page.getByRole("button", { name: "Delete link" }).click();
   await expect(page.getByText("No replication links in this workspace yet.")).toBeVisible();

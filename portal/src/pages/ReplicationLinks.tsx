@@ -326,10 +326,13 @@ export function LinkDetail({ ws, name }: { ws: string; name: string }) {
     refetchInterval: (q) => (q.state.data && (MOVING.has(q.state.data.state) || q.state.data.operation) ? 1000 : 5000),
   });
   const lag = useLag(ws, name, 2000);
-  const [history, setHistory] = useState<LagSample[]>([]);
+  const [history, setHistory] = useState<{ pair: string; samples: LagSample[] }>({ pair: "", samples: [] });
+  const pair = link.data ? `${link.data.source_cluster}>${link.data.target_cluster}` : "";
   useEffect(() => {
-    if (lag.data) setHistory((h) => appendLag(h, lag.data, lag.dataUpdatedAt));
-  }, [lag.data, lag.dataUpdatedAt]);
+    // A reverse swaps the pair: the chart starts again for the new direction.
+    if (lag.data && pair)
+      setHistory((h) => ({ pair, samples: appendLag(h.pair === pair ? h.samples : [], lag.data, lag.dataUpdatedAt) }));
+  }, [lag.data, lag.dataUpdatedAt, pair]);
   const [confirming, setConfirming] = useState<Action | null>(null);
   const [opId, setOpId] = useState<string | null>(null);
   const act = useMutation({
@@ -344,7 +347,7 @@ export function LinkDetail({ ws, name }: { ws: string; name: string }) {
   const l = link.data;
   const shownOp = opId ?? l?.operation ?? null;
   const status = lag.data ?? l?.status ?? undefined;
-  const series = lagSeries(history);
+  const series = lagSeries(history.samples);
   return (
     <main id="main">
       <p className="crumbs">
@@ -359,11 +362,11 @@ export function LinkDetail({ ws, name }: { ws: string; name: string }) {
         <>
           <dl className="facts">
             <dt>Source (primary)</dt>
-            <dd>
+            <dd data-testid="link-source">
               <Link to={pathOf("workspaces", ws, "clusters", l.source_cluster)}>{l.source_cluster}</Link>
             </dd>
             <dt>Target (mirrors)</dt>
-            <dd>
+            <dd data-testid="link-target">
               <Link to={pathOf("workspaces", ws, "clusters", l.target_cluster)}>{l.target_cluster}</Link>
             </dd>
             <dt>Topics</dt>
@@ -386,7 +389,7 @@ export function LinkDetail({ ws, name }: { ws: string; name: string }) {
             </dd>
           </dl>
           <LinkStatus status={status} error={lag.error} />
-          {history.length > 0 ? (
+          {history.samples.length > 0 ? (
             <div className="charts">
               <Chart
                 title="Lag (records behind)"
@@ -634,9 +637,11 @@ function OperationResult({ op }: { op: Operation }) {
 function DeleteLink({ ws, link }: { ws: string; link: ReplicationLink }) {
   const queryClient = useQueryClient();
   const [confirm, setConfirm] = useState("");
+  const [refusedIn, setRefusedIn] = useState<string | null>(null);
   const remove = useMutation({
     mutationFn: () =>
       call(client.DELETE("/v1/workspaces/{ws}/replication-links/{name}", { params: { path: { ws, name: link.name } } })),
+    onMutate: () => setRefusedIn(link.state),
     onSuccess: () => {
       // The list must not show (and poll the lag of) the deleted link until it is read again.
       queryClient.setQueriesData<{ items: ReplicationLink[] }>({ queryKey: ["links", ws] }, (old) =>
@@ -669,7 +674,8 @@ function DeleteLink({ ws, link }: { ws: string; link: ReplicationLink }) {
           Delete link
         </button>
       </form>
-      <ProblemView error={remove.error} context="Delete refused" />
+      {/* A refusal is about the state it was refused in. */}
+      {remove.error && refusedIn === link.state ? <ProblemView error={remove.error} context="Delete refused" /> : null}
     </section>
   );
 }
