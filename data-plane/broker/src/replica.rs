@@ -700,8 +700,16 @@ impl Replica {
         })
     }
 
-    /// Applies the leader's `(epoch, end offset)` answer for our latest epoch (Kafka's follower
-    /// truncation): returns `true` when done, `false` to ask again about an older epoch.
+    /// Applies the answer of `asked.0`, asked as its follower in leader epoch `asked.1`, for our
+    /// latest epoch `asked_epoch` (Kafka's follower truncation): returns `true` when done, `false`
+    /// to ask again about an older epoch.
+    ///
+    /// An answer for a role that has passed (this replica leads now, follows another leader or
+    /// another epoch, or already truncated) cuts nothing and returns `true`: the fetcher asks
+    /// again under the new role if it must. The role is checked and the log cut under the
+    /// leadership lock that [`Replica::update_role`] takes, so a promotion cannot slip in
+    /// between: a deposed leader's word never cuts a leader's log (Kafka checks the fetcher's
+    /// partition state under `leaderIsrUpdateLock` the same way).
     ///
     /// # Errors
     /// A storage error.
@@ -709,8 +717,16 @@ impl Replica {
         &self,
         asked_epoch: i32,
         leader_answer: (i32, i64),
-        leader_epoch: i32,
+        asked: (BrokerId, i32),
     ) -> Result<bool, KafkaError> {
+        let mut leadership = lock(&self.leadership);
+        if leadership.role.leader != asked.0
+            || leadership.role.leader_epoch != asked.1
+            || asked.0 == self.node_id
+            || !leadership.needs_truncation
+        {
+            return Ok(true);
+        }
         let (leader_end_epoch, leader_end) = leader_answer;
         let log = write_lock(&self.log);
         let own_end = log.next_offset();
@@ -736,10 +752,7 @@ impl Replica {
         };
         self.cut_locked(log, target, "truncated diverged log tail")?;
         if done {
-            let mut leadership = lock(&self.leadership);
-            if leadership.role.leader_epoch == leader_epoch {
-                leadership.needs_truncation = false;
-            }
+            leadership.needs_truncation = false;
         }
         Ok(done)
     }
@@ -1365,12 +1378,63 @@ mod tests {
     fn copy_from(leader: &Replica, follower: &Replica) {
         follower.update_role(&record(1, 5, vec![1, 2, 3], 1));
         // An empty follower has nothing to truncate (no epoch stored).
-        follower.truncate_by_epoch(-1, (-1, -1), 5).unwrap();
+        follower.truncate_by_epoch(-1, (-1, -1), (1, 5)).unwrap();
         let start = follower.offsets().2;
         let records = leader.read(start, 1 << 20, false).unwrap();
         follower
             .append_fetched(&records, leader.offsets().2, 0, (1, 5))
             .unwrap();
+    }
+
+    /// Broker 2 holds `a`, `b`, `c` from leader 1 in epoch 5 and now follows broker 3 in epoch
+    /// 6, which must be asked where epoch 5 ends before 2 fetches (3 got only `a` of epoch 5).
+    fn diverged_follower() -> (tempfile::TempDir, Replica) {
+        let (_a_temp, a) = replica_on(1);
+        a.update_role(&record(1, 5, vec![1, 2, 3], 1));
+        for value in [b"a", b"b", b"c"] {
+            a.produce(&build_batch(0, 0, &[value]), None).unwrap();
+        }
+        let (b_temp, b) = replica_on(2);
+        copy_from(&a, &b);
+        b.update_role(&record(3, 6, vec![2, 3], 2));
+        assert_eq!(b.truncation_needed(3), Some((6, 5)));
+        (b_temp, b)
+    }
+
+    #[test]
+    fn a_truncation_answer_for_an_older_role_cuts_nothing() {
+        // Leader 3's answer to "where does epoch 5 end" (at 1) arrives after broker 2 took the
+        // lead in epoch 7 and acknowledged `d` there: applying it would cut the leader's log.
+        let (_b_temp, b) = diverged_follower();
+        b.update_role(&record(2, 7, vec![2], 3));
+        assert_eq!(
+            b.produce(&build_batch(0, 0, &[b"d"]), None)
+                .unwrap()
+                .base_offset,
+            3
+        );
+        assert!(b.truncate_by_epoch(5, (5, 1), (3, 6)).unwrap());
+        assert_eq!(b.offsets().2, 4, "the leader's log is not cut");
+        let read = b.read(3, 1 << 20, false).unwrap();
+        assert!(!read.is_empty(), "`d` is still there");
+
+        // The same answer arriving after 2 started following broker 1 in epoch 7: nothing is
+        // cut, and 2 still truncates against 1 before it fetches.
+        let (_c_temp, c) = diverged_follower();
+        c.update_role(&record(1, 7, vec![1, 2], 3));
+        assert!(c.truncate_by_epoch(5, (5, 1), (3, 6)).unwrap());
+        assert_eq!(c.offsets().2, 3, "nothing cut on 3's word");
+        assert_eq!(c.truncation_needed(1), Some((7, 5)));
+
+        // Under the role it was asked in, the answer is applied.
+        let (_d_temp, d) = diverged_follower();
+        assert!(d.truncate_by_epoch(5, (5, 1), (3, 6)).unwrap());
+        assert_eq!(d.offsets().2, 1);
+        assert_eq!(d.truncation_needed(3), None);
+        assert_eq!(d.fetch_position(3), Some((1, 6)));
+        // A second answer once it is done (the role unchanged) cuts nothing either.
+        assert!(d.truncate_by_epoch(5, (5, 0), (3, 6)).unwrap());
+        assert_eq!(d.offsets().2, 1);
     }
 
     #[test]
@@ -1399,7 +1463,7 @@ mod tests {
         // leader), and its producer state forgets that batch with it.
         c.update_role(&record(2, 6, vec![2, 3], 2));
         assert!(
-            c.truncate_by_epoch(5, b.end_offset_for_epoch(5), 6)
+            c.truncate_by_epoch(5, b.end_offset_for_epoch(5), (2, 6))
                 .unwrap()
         );
         assert_eq!(c.offsets().2, 2);

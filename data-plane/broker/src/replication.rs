@@ -189,7 +189,7 @@ async fn truncate(
         }
         let r = Arc::clone(replica);
         let done = tokio::task::spawn_blocking(move || {
-            r.truncate_by_epoch(asked, (answer.1, answer.2), current_epoch)
+            r.truncate_by_epoch(asked, (answer.1, answer.2), (leader, current_epoch))
         })
         .await
         .map_err(|e| e.to_string())?
