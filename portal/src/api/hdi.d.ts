@@ -1187,6 +1187,11 @@ export interface components {
             kafka_security?: null | components["schemas"]["BrokerSecurity"];
             /**
              * Format: int32
+             * @description Port of the broker's Prometheus metrics listener (`GET /metrics`); absent: none.
+             */
+            metrics_port?: number | null;
+            /**
+             * Format: int32
              * @description Broker-to-broker (metadata quorum and replication) port.
              */
             quorum_port: number;
@@ -2556,6 +2561,13 @@ export interface components {
              * @description The node's fault domain.
              */
             fault_domain: number;
+            /**
+             * @description `host:port` serving its Prometheus metrics (`GET /metrics`): a broker's metrics listener
+             *     (on the node's address behind the node agent's metrics token when the agent has one, else
+             *     on the node's loopback), an executor's own API (behind the cluster credential). Absent for
+             *     brokers placed before brokers served metrics.
+             */
+            metrics_address?: string | null;
             /** @description Workload name. */
             name: string;
             /** @description The node's name. */
