@@ -18,7 +18,7 @@
 //! validates a commit or deletion ([`Coordinator::commit_check`], [`Coordinator::delete_check`]),
 //! the caller proposes it, and the state machine applies it on every broker.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -32,9 +32,6 @@ pub use offsets::{Committed, SharedOffsets};
 
 /// FENCED_INSTANCE_ID: another member holds the static instance id the request names.
 pub const FENCED_INSTANCE_ID: i16 = kafka_protocol::error::ResponseError::FencedInstanceId.code();
-
-/// How long a member id from MEMBER_ID_REQUIRED stays valid without a join that uses it.
-const PENDING_MEMBER_TTL: Duration = Duration::from_secs(300);
 
 /// What a JoinGroup answers.
 #[derive(Clone, Debug, Default)]
@@ -124,8 +121,15 @@ struct Group {
     protocol: Option<String>,
     leader: Option<String>,
     members: BTreeMap<String, Member>,
-    /// Member ids handed out with MEMBER_ID_REQUIRED, with when; they expire unless used.
+    /// Member ids handed out with MEMBER_ID_REQUIRED, with when they expire unless a join uses
+    /// them (the asking join's session timeout, as Kafka's pending-member heartbeat).
     pending: BTreeMap<String, Instant>,
+    /// Members of the current generation that have not sent SyncGroup yet (Kafka's pending-sync
+    /// members); those still here at `sync_deadline` are removed and the group rebalances.
+    awaiting_sync: BTreeSet<String>,
+    /// When the members of the current generation must have synced (the join's completion plus
+    /// the members' largest rebalance timeout).
+    sync_deadline: Option<Instant>,
     /// When the current rebalance must complete, whoever has rejoined.
     rebalance_deadline: Option<Instant>,
     /// A new group waits this long for more members before completing its first rebalance.
@@ -142,12 +146,25 @@ impl Group {
             leader: None,
             members: BTreeMap::new(),
             pending: BTreeMap::new(),
+            awaiting_sync: BTreeSet::new(),
+            sync_deadline: None,
             rebalance_deadline: None,
             initial_delay_until: None,
         }
     }
 
+    /// The members' largest rebalance timeout (Kafka's `ClassicGroup.rebalanceTimeoutMs`).
+    fn rebalance_timeout(&self) -> Duration {
+        self.members
+            .values()
+            .map(|m| m.rebalance_timeout)
+            .max()
+            .unwrap_or(Duration::from_secs(60))
+    }
+
     fn prepare_rebalance(&mut self, now: Instant) {
+        self.awaiting_sync.clear();
+        self.sync_deadline = None;
         if self.state == State::CompletingRebalance {
             // Syncs waiting for the old generation's assignment must rejoin.
             for member in self.members.values_mut() {
@@ -157,13 +174,7 @@ impl Group {
             }
         }
         if self.state != State::PreparingRebalance {
-            let timeout = self
-                .members
-                .values()
-                .map(|m| m.rebalance_timeout)
-                .max()
-                .unwrap_or(Duration::from_secs(60));
-            self.rebalance_deadline = Some(now + timeout);
+            self.rebalance_deadline = Some(now + self.rebalance_timeout());
             self.state = State::PreparingRebalance;
         }
     }
@@ -173,8 +184,9 @@ impl Group {
     }
 
     /// Completes the join phase: members that did not rejoin are removed, a protocol is chosen,
-    /// the generation advances and every waiting join is answered.
-    fn complete_join(&mut self) {
+    /// the generation advances and every waiting join is answered. Every member must then sync
+    /// within the rebalance timeout.
+    fn complete_join(&mut self, now: Instant) {
         self.members.retain(|_, m| m.join_tx.is_some());
         self.rebalance_deadline = None;
         self.initial_delay_until = None;
@@ -196,8 +208,9 @@ impl Group {
         let protocol = self.select_protocol();
         self.protocol = protocol.clone();
         self.state = State::CompletingRebalance;
+        self.awaiting_sync = self.members.keys().cloned().collect();
+        self.sync_deadline = Some(now + self.rebalance_timeout());
         let roster = self.roster();
-        let now = Instant::now();
         for (id, member) in self.members.iter_mut() {
             member.last_seen = now;
             if let Some(tx) = member.join_tx.take() {
@@ -308,6 +321,9 @@ impl Group {
         if let Some(old) = member.sync_tx.take() {
             let _ = old.send((FENCED_INSTANCE_ID, Bytes::new()));
         }
+        if self.awaiting_sync.remove(old_id) {
+            self.awaiting_sync.insert(new_id.to_owned());
+        }
         let current_leader = self.leader.clone();
         if self.leader.as_deref() == Some(old_id) {
             self.leader = Some(new_id.to_owned());
@@ -364,12 +380,22 @@ impl Group {
         let delay_over = self.initial_delay_until.is_none_or(|t| now >= t);
         let deadline_passed = self.rebalance_deadline.is_some_and(|t| now >= t);
         if (self.all_joined() && delay_over) || deadline_passed {
-            self.complete_join();
+            self.complete_join(now);
         }
     }
 
     fn remove_member(&mut self, member_id: &str, now: Instant) {
-        if let Some(mut member) = self.members.remove(member_id) {
+        self.remove_members(&[member_id.to_owned()], now);
+    }
+
+    /// Removes members (their waiting join or sync is answered UNKNOWN_MEMBER_ID); the others
+    /// rebalance, or the group becomes empty.
+    fn remove_members(&mut self, ids: &[String], now: Instant) {
+        for id in ids {
+            self.awaiting_sync.remove(id);
+            let Some(mut member) = self.members.remove(id) else {
+                continue;
+            };
             if let Some(tx) = member.join_tx.take() {
                 let _ = tx.send(JoinResult {
                     error: codes::UNKNOWN_MEMBER_ID,
@@ -386,6 +412,8 @@ impl Group {
             self.leader = None;
             self.protocol = None;
             self.rebalance_deadline = None;
+            self.awaiting_sync.clear();
+            self.sync_deadline = None;
             return;
         }
         self.prepare_rebalance(now);
@@ -499,7 +527,9 @@ impl Coordinator {
                 } else {
                     member_id = format!("{}-{}", request.client_id, uuid::Uuid::new_v4());
                     if request.require_known_member_id {
-                        group.pending.insert(member_id.clone(), now);
+                        group
+                            .pending
+                            .insert(member_id.clone(), now + request.session_timeout);
                         return JoinResult {
                             error: codes::MEMBER_ID_REQUIRED,
                             member_id,
@@ -608,6 +638,7 @@ impl Coordinator {
                     return (codes::REBALANCE_IN_PROGRESS, Bytes::new());
                 }
                 State::Stable => {
+                    group.awaiting_sync.remove(member_id);
                     let member = group
                         .members
                         .get(member_id)
@@ -615,7 +646,9 @@ impl Coordinator {
                         .unwrap_or_default();
                     return (codes::NONE, member);
                 }
-                State::CompletingRebalance => {}
+                State::CompletingRebalance => {
+                    group.awaiting_sync.remove(member_id);
+                }
             }
             let (tx, rx) = oneshot::channel();
             if let Some(member) = group.members.get_mut(member_id) {
@@ -706,10 +739,15 @@ impl Coordinator {
             .collect()
     }
 
-    /// Expires silent members and completes rebalances whose time is up. Called periodically.
+    /// Expires silent members, members that did not sync in time, and member ids never used,
+    /// and completes rebalances whose time is up. Called periodically.
     pub fn tick(&self) {
+        self.tick_at(Instant::now());
+    }
+
+    /// [`Coordinator::tick`] as of `now` (tests drive the clock through it).
+    fn tick_at(&self, now: Instant) {
         let mut inner = self.lock();
-        let now = Instant::now();
         for (group_id, group) in inner.groups.iter_mut() {
             let expired: Vec<String> = group
                 .members
@@ -725,11 +763,31 @@ impl Coordinator {
                 tracing::info!(group = %group_id, member = %id, "member session expired");
                 group.remove_member(&id, now);
             }
+            // Kafka's `expirePendingSync`: after the rebalance timeout, the members of the
+            // generation that have not sent SyncGroup (the leader among them, if it has not
+            // assigned) are removed and the others rebalance; syncs waiting for the leader are
+            // answered REBALANCE_IN_PROGRESS.
+            if group.sync_deadline.is_some_and(|t| now >= t) {
+                group.sync_deadline = None;
+                let late: Vec<String> = std::mem::take(&mut group.awaiting_sync)
+                    .into_iter()
+                    .collect();
+                if !late.is_empty()
+                    && matches!(group.state, State::CompletingRebalance | State::Stable)
+                {
+                    tracing::info!(
+                        group = %group_id,
+                        members = ?late,
+                        state = group.state.name(),
+                        "members did not sync within the rebalance timeout"
+                    );
+                    group.remove_members(&late, now);
+                }
+            }
             group.maybe_complete_join(now);
-            // A member id handed out but not used within its session timeout's bound expires.
-            group
-                .pending
-                .retain(|_, issued| now.duration_since(*issued) < PENDING_MEMBER_TTL);
+            // A member id handed out with MEMBER_ID_REQUIRED but not used within the session
+            // timeout expires (Kafka's pending-member heartbeat).
+            group.pending.retain(|_, expires| now < *expires);
         }
         // Groups with no members and nothing pending are forgotten (their committed offsets stay),
         // so rejected or abandoned joins do not accumulate.
@@ -1220,6 +1278,205 @@ mod tests {
         );
         assert_eq!(follower_join.protocol_name.as_deref(), Some("roundrobin"));
         ticker.abort();
+    }
+
+    /// Waits (1 ms steps, at most a second) until `done` holds of the coordinator's groups.
+    async fn until(coordinator: &Coordinator, done: impl Fn(&Inner) -> bool) {
+        for _ in 0..1000 {
+            if done(&coordinator.lock()) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        panic!("condition not reached");
+    }
+
+    /// `n` new members join group `group` of a coordinator whose initial delay (1 s) holds the
+    /// join open; the clock is then driven past the delay. Returns the answers (the leader's
+    /// first) and the instant the join completed at.
+    async fn join_members(
+        coordinator: &std::sync::Arc<Coordinator>,
+        group: &str,
+        n: usize,
+    ) -> (Vec<JoinResult>, Instant) {
+        let joins: Vec<_> = (0..n)
+            .map(|i| {
+                let c = std::sync::Arc::clone(coordinator);
+                let join = JoinRequest {
+                    client_id: format!("m{i}"),
+                    require_known_member_id: false,
+                    ..request(group, "")
+                };
+                tokio::spawn(async move { c.join(join).await })
+            })
+            .collect();
+        until(coordinator, |inner| {
+            inner
+                .groups
+                .get(group)
+                .is_some_and(|g| g.members.len() == n)
+        })
+        .await;
+        let now = Instant::now() + Duration::from_secs(1);
+        coordinator.tick_at(now);
+        let mut answers = Vec::new();
+        for join in joins {
+            answers.push(join.await.unwrap());
+        }
+        answers.sort_by_key(|a| a.members.is_empty());
+        assert!(answers.iter().all(|a| a.error == codes::NONE));
+        assert_eq!(answers[0].members.len(), n, "the leader gets the roster");
+        (answers, now)
+    }
+
+    #[tokio::test]
+    async fn a_leader_that_does_not_sync_within_the_rebalance_timeout_is_removed() {
+        let coordinator = std::sync::Arc::new(Coordinator::new(
+            SharedOffsets::default(),
+            Duration::from_secs(1),
+        ));
+        let (answers, joined) = join_members(&coordinator, "g", 2).await;
+        let (leader, follower) = (&answers[0], &answers[1]);
+        let generation = follower.generation;
+        // The follower syncs and waits for the leader's assignment, which never comes.
+        let c = std::sync::Arc::clone(&coordinator);
+        let follower_id = follower.member_id.clone();
+        let follower_sync = tokio::spawn(async move {
+            c.sync("g", generation, (&follower_id, None), Vec::new())
+                .await
+        });
+        until(&coordinator, |inner| {
+            inner.groups["g"].members[&follower.member_id]
+                .sync_tx
+                .is_some()
+        })
+        .await;
+        // Within the rebalance timeout (5 s) nothing happens.
+        coordinator.tick_at(joined + Duration::from_millis(4999));
+        tokio::time::sleep(Duration::from_millis(2)).await;
+        assert!(!follower_sync.is_finished());
+        assert_eq!(coordinator.describe("g").state, "CompletingRebalance");
+        // At the rebalance timeout (well within the 10 s session timeout) the leader, which did
+        // not sync, is removed; the follower's sync is told to rejoin.
+        coordinator.tick_at(joined + Duration::from_secs(5));
+        let answered = tokio::time::timeout(Duration::from_secs(1), follower_sync).await;
+        assert_eq!(
+            answered.expect("the follower's sync is answered").unwrap(),
+            (codes::REBALANCE_IN_PROGRESS, Bytes::new())
+        );
+        let described = coordinator.describe("g");
+        assert_eq!(described.state, "PreparingRebalance");
+        let remaining: Vec<_> = described.members.iter().map(|m| &m.member_id).collect();
+        assert_eq!(remaining, vec![&follower.member_id]);
+        assert_eq!(
+            coordinator.heartbeat("g", generation, &leader.member_id, None),
+            codes::UNKNOWN_MEMBER_ID
+        );
+        let late = vec![(leader.member_id.clone(), Bytes::from_static(b"L"))];
+        assert_eq!(
+            coordinator
+                .sync("g", generation, (&leader.member_id, None), late)
+                .await
+                .0,
+            codes::UNKNOWN_MEMBER_ID
+        );
+        // The follower rejoins and leads the next generation alone.
+        let again = coordinator.join(request("g", &follower.member_id)).await;
+        assert_eq!(
+            (again.error, again.generation, again.members.len()),
+            (codes::NONE, generation + 1, 1)
+        );
+        assert_eq!(again.leader, follower.member_id);
+    }
+
+    #[tokio::test]
+    async fn a_follower_that_never_syncs_is_removed_and_a_synced_group_is_left_alone() {
+        let coordinator = std::sync::Arc::new(Coordinator::new(
+            SharedOffsets::default(),
+            Duration::from_secs(1),
+        ));
+        let (answers, joined) = join_members(&coordinator, "g", 2).await;
+        let (leader, follower) = (&answers[0], &answers[1]);
+        let generation = leader.generation;
+        let assignments = vec![
+            (leader.member_id.clone(), Bytes::from_static(b"L")),
+            (follower.member_id.clone(), Bytes::from_static(b"F")),
+        ];
+        assert_eq!(
+            coordinator
+                .sync("g", generation, (&leader.member_id, None), assignments)
+                .await,
+            (codes::NONE, Bytes::from_static(b"L"))
+        );
+        assert_eq!(coordinator.describe("g").state, "Stable");
+        coordinator.tick_at(joined + Duration::from_millis(4999));
+        assert_eq!(
+            coordinator.heartbeat("g", generation, &leader.member_id, None),
+            codes::NONE
+        );
+        // The follower got its generation but never asked for its assignment: removed at the
+        // rebalance timeout, and the leader is told to rejoin.
+        coordinator.tick_at(joined + Duration::from_secs(5));
+        assert_eq!(
+            coordinator.heartbeat("g", generation, &leader.member_id, None),
+            codes::REBALANCE_IN_PROGRESS
+        );
+        assert_eq!(
+            coordinator.heartbeat("g", generation, &follower.member_id, None),
+            codes::UNKNOWN_MEMBER_ID
+        );
+        let again = coordinator.join(request("g", &leader.member_id)).await;
+        assert_eq!(
+            (again.error, again.generation, again.members.len()),
+            (codes::NONE, generation + 1, 1)
+        );
+        let mine = vec![(leader.member_id.clone(), Bytes::from_static(b"all"))];
+        assert_eq!(
+            coordinator
+                .sync("g", again.generation, (&leader.member_id, None), mine)
+                .await,
+            (codes::NONE, Bytes::from_static(b"all"))
+        );
+        // Everyone synced: past the rebalance timeout (within the session) nothing changes.
+        coordinator.tick_at(Instant::now() + Duration::from_secs(6));
+        assert_eq!(coordinator.describe("g").state, "Stable");
+        assert_eq!(
+            coordinator.heartbeat("g", again.generation, &leader.member_id, None),
+            codes::NONE
+        );
+    }
+
+    #[tokio::test]
+    async fn member_ids_never_used_expire_after_the_session_timeout() {
+        let coordinator = Coordinator::new(SharedOffsets::default(), Duration::ZERO);
+        let unused = coordinator.join(request("p", "")).await;
+        assert_eq!(unused.error, codes::MEMBER_ID_REQUIRED);
+        let asked = Instant::now();
+        coordinator.tick_at(asked + Duration::from_millis(9999));
+        assert!(
+            coordinator.lock().groups["p"]
+                .pending
+                .contains_key(&unused.member_id)
+        );
+        // The join asked with a 10 s session timeout: the id expires, and the group with it.
+        coordinator.tick_at(asked + Duration::from_secs(10));
+        assert!(coordinator.lock().groups.is_empty());
+        assert_eq!(
+            coordinator
+                .join(request("p", &unused.member_id))
+                .await
+                .error,
+            codes::UNKNOWN_MEMBER_ID
+        );
+        // An id used in time becomes a member and is no longer pending.
+        let used = coordinator.join(request("p", "")).await;
+        assert_eq!(used.error, codes::MEMBER_ID_REQUIRED);
+        let joined = coordinator.join(request("p", &used.member_id)).await;
+        assert_eq!(
+            (joined.error, joined.member_id),
+            (codes::NONE, used.member_id)
+        );
+        assert!(coordinator.lock().groups["p"].pending.is_empty());
     }
 
     #[tokio::test]
