@@ -100,6 +100,9 @@ pub struct IsrChange {
     pub isr: Vec<BrokerId>,
 }
 
+/// The file in a replica's directory holding [`Replica::adopted_epoch`].
+const ADOPTED_EPOCH_FILE: &str = "adopted-epoch";
+
 /// A partition replica.
 pub struct Replica {
     /// Topic name.
@@ -119,7 +122,8 @@ pub struct Replica {
     /// epochs, and taking the lead here adds none of this cluster's.
     mirror: std::sync::atomic::AtomicBool,
     /// The leader epoch of the last adoption (a reverse link's cut) this replica applied, -1
-    /// for none since it opened.
+    /// for none. Kept in [`ADOPTED_EPOCH_FILE`]: a replica that applied an adoption does not
+    /// apply it again after a restart (its records past the cut are then the new source's).
     adopted_epoch: std::sync::atomic::AtomicI32,
 }
 
@@ -157,7 +161,12 @@ impl Replica {
             node_id,
             dir: dir.to_owned(),
             mirror: std::sync::atomic::AtomicBool::new(false),
-            adopted_epoch: std::sync::atomic::AtomicI32::new(-1),
+            adopted_epoch: std::sync::atomic::AtomicI32::new(
+                std::fs::read_to_string(dir.join(ADOPTED_EPOCH_FILE))
+                    .ok()
+                    .and_then(|text| text.trim().parse().ok())
+                    .unwrap_or(-1),
+            ),
             log: RwLock::new(log),
             producers: Mutex::new(producers),
             leadership: Mutex::new(Leadership {
@@ -196,7 +205,44 @@ impl Replica {
 
     /// Takes the role the metadata gives. Returns whether the leader or epoch changed.
     pub fn update_role(&self, record: &PartitionRecord) -> bool {
+        self.take_role(record, None)
+    }
+
+    /// [`Replica::update_role`] for a partition a reverse link adopted at `adoption.0`, the
+    /// leader epoch `adoption.1` beginning there. A follower in that epoch or a later one that
+    /// has not applied this adoption yet cuts its log there first (its records past the cut may
+    /// be its old source's, and leader epochs alone cannot tell, as the two clusters number
+    /// theirs independently); a leader marks it applied (it cut its log itself).
+    ///
+    /// The cut and the role change happen under the leadership lock that produce and the
+    /// follower's fetch and truncation take, so nothing is appended between them under the old
+    /// role (a deposed leader's write after the cut would stay, numbered in this cluster's
+    /// epochs). An adoption is applied once per replica directory ([`ADOPTED_EPOCH_FILE`]): what
+    /// a replica holds past the cut afterwards is the new source's, committed through the
+    /// leader, and a restarted replica that is the ISR's last member must not lose it.
+    pub fn update_role_adopted(&self, record: &PartitionRecord, adoption: (i64, i32)) -> bool {
+        self.take_role(record, Some(adoption))
+    }
+
+    fn take_role(&self, record: &PartitionRecord, adoption: Option<(i64, i32)>) -> bool {
         let mut leadership = lock(&self.leadership);
+        if let Some((offset, epoch)) = adoption {
+            if record.leader == self.node_id {
+                self.mark_adopted(epoch);
+            } else if record.leader_epoch >= epoch
+                && self
+                    .adopted_epoch
+                    .load(std::sync::atomic::Ordering::Relaxed)
+                    < epoch
+            {
+                match self.cut_to(offset) {
+                    Ok(()) => self.mark_adopted(epoch),
+                    Err(error) => {
+                        tracing::error!(topic = %self.topic, partition = self.index, message = %error.message, "cannot cut an adopted partition's log");
+                    }
+                }
+            }
+        }
         let old = leadership.role.clone();
         leadership.role = Role {
             leader: record.leader,
@@ -1045,28 +1091,29 @@ impl Replica {
         self.cut_to(offset)
     }
 
-    /// A follower learning of an adoption (`offset`, the leader epoch `epoch` that began with
-    /// it) cuts its log there before it fetches in that epoch or a later one, once per adoption
-    /// since this replica opened (after a restart it cuts again and fetches the rest anew: its
-    /// records past the cut may be its old source's, and leader epochs alone cannot tell, as the
-    /// two clusters number theirs independently).
-    pub fn cut_as_adopted_follower(&self, offset: i64, epoch: i32) {
-        use std::sync::atomic::Ordering;
-        if self.adopted_epoch.load(Ordering::Relaxed) >= epoch {
-            return;
-        }
-        match self.cut_to(offset) {
-            Ok(()) => self.adopted_epoch.store(epoch, Ordering::Relaxed),
-            Err(error) => {
-                tracing::error!(topic = %self.topic, partition = self.index, message = %error.message, "cannot cut an adopted partition's log");
-            }
-        }
-    }
-
     /// Marks an adoption as applied by this replica (its leader cut its log itself).
     pub fn adopted(&self, epoch: i32) {
-        self.adopted_epoch
-            .fetch_max(epoch, std::sync::atomic::Ordering::Relaxed);
+        let _leadership = lock(&self.leadership);
+        self.mark_adopted(epoch);
+    }
+
+    /// Records (in memory and in [`ADOPTED_EPOCH_FILE`]) that the adoption of leader epoch
+    /// `epoch` is applied. The caller holds the leadership lock (one writer of the file).
+    fn mark_adopted(&self, epoch: i32) {
+        use std::sync::atomic::Ordering;
+        if self.adopted_epoch.fetch_max(epoch, Ordering::Relaxed) >= epoch {
+            return;
+        }
+        let path = self.dir.join(ADOPTED_EPOCH_FILE);
+        let tmp = self.dir.join(format!("{ADOPTED_EPOCH_FILE}.tmp"));
+        let written = std::fs::write(&tmp, epoch.to_string())
+            .and_then(|()| std::fs::File::open(&tmp)?.sync_all())
+            .and_then(|()| std::fs::rename(&tmp, &path))
+            .and_then(|()| std::fs::File::open(&self.dir)?.sync_all());
+        if let Err(error) = written {
+            // The adoption is applied again after a restart (its cut repeated).
+            tracing::error!(topic = %self.topic, partition = self.index, %error, "cannot record an applied adoption");
+        }
     }
 
     /// Makes the follower truncate by epoch before it fetches again (its fetch offset was past
@@ -1399,6 +1446,113 @@ mod tests {
         b.update_role(&record(3, 6, vec![2, 3], 2));
         assert_eq!(b.truncation_needed(3), Some((6, 5)));
         (b_temp, b)
+    }
+
+    #[test]
+    fn an_adopted_follower_cuts_its_log_once_not_again_after_a_restart() {
+        // Leader 1 holds `a`, `b`, `c` (epoch 5), follower 2 a copy. A reverse link adopts the
+        // partition at 1: the leader cuts there, epoch 6 begins at 1, and 2 cuts its own copy.
+        let (_a_temp, a) = replica_on(1);
+        a.update_role(&record(1, 5, vec![1, 2], 1));
+        for value in [b"a", b"b", b"c"] {
+            a.produce(&build_batch(0, 0, &[value]), None).unwrap();
+        }
+        let (b_temp, b) = replica_on(2);
+        copy_from(&a, &b);
+        a.cut_for_adoption(1, 5).unwrap();
+        a.adopted(6);
+        a.update_role(&record(1, 6, vec![1, 2], 2));
+        b.update_role_adopted(&record(1, 6, vec![1, 2], 2), (1, 6));
+        assert_eq!(b.offsets().2, 1, "the follower cut at the adoption");
+
+        // Epoch 6 writes `d` and `e`; 2 replicates them and they are committed.
+        for value in [b"d", b"e"] {
+            a.produce(&build_batch(0, 0, &[value]), None).unwrap();
+        }
+        assert!(
+            b.truncate_by_epoch(5, a.end_offset_for_epoch(5), (1, 6))
+                .unwrap()
+        );
+        let records = a.read(1, 1 << 20, false).unwrap();
+        b.append_fetched(&records, 3, 0, (1, 6)).unwrap();
+        assert_eq!(b.offsets(), (0, 3, 3));
+        drop(b);
+
+        // 2 restarts while 1 is down: as the ISR's last member it stays in the ISR with no
+        // leader (epoch 7) until it is unfenced and elected. The adoption it applied before the
+        // restart is not applied again: it would cut the committed `d` and `e`.
+        let b = Replica::open(
+            &b_temp.path().join("replica"),
+            "t",
+            Uuid::nil(),
+            0,
+            2,
+            hdi_log::LogConfig::default(),
+        )
+        .unwrap();
+        b.update_role_adopted(&record(-1, 7, vec![2], 3), (1, 6));
+        assert_eq!(
+            b.offsets().2,
+            3,
+            "committed records past the adoption are kept"
+        );
+        b.update_role_adopted(&record(2, 8, vec![2], 4), (1, 6));
+        assert_eq!(b.read(1, 1 << 20, false).unwrap(), records);
+
+        // A later adoption (epoch 9, at 2) is applied once more.
+        b.update_role_adopted(&record(1, 10, vec![1, 2], 5), (2, 9));
+        assert_eq!(b.offsets().2, 2);
+    }
+
+    #[test]
+    fn a_leader_learning_of_an_adoption_marks_it_applied_and_a_deposed_one_cuts_as_it_follows() {
+        let (_a_temp, a) = replica_on(1);
+        a.update_role(&record(1, 5, vec![1, 2], 1));
+        for value in [b"a", b"b", b"c"] {
+            a.produce(&build_batch(0, 0, &[value]), None).unwrap();
+        }
+        // Leading in the epoch the adoption began (it cut its log itself): its records past
+        // the offset are the new source's, and no later demotion cuts them.
+        a.update_role_adopted(&record(1, 6, vec![1, 2], 2), (1, 6));
+        a.update_role_adopted(&record(2, 7, vec![1, 2], 3), (1, 6));
+        assert_eq!(a.offsets().2, 3);
+
+        // A deposed leader of epoch 5 learning at once of the adoption (epoch 6) and of its
+        // successor (epoch 7) cuts as it becomes a follower: nothing it appends as leader
+        // survives the cut.
+        let (_c_temp, c) = replica_on(1);
+        c.update_role(&record(1, 5, vec![1, 2], 1));
+        for value in [b"a", b"b", b"c"] {
+            c.produce(&build_batch(0, 0, &[value]), None).unwrap();
+        }
+        assert!(c.update_role_adopted(&record(2, 7, vec![1, 2], 3), (1, 6)));
+        assert_eq!(c.offsets().2, 1);
+        assert!(!c.is_leader());
+        let refused = c.produce(&build_batch(0, 0, &[b"d"]), None).unwrap_err();
+        assert_eq!(refused.code, codes::NOT_LEADER_OR_FOLLOWER);
+        assert_eq!(c.offsets().2, 1);
+
+        // The cut waits for the leadership lock, which a produce holds from its leader check
+        // through its append: a leader's write in flight is not cut under it.
+        let (_d_temp, d) = replica_on(1);
+        d.update_role(&record(1, 5, vec![1, 2], 1));
+        for value in [b"a", b"b", b"c"] {
+            d.produce(&build_batch(0, 0, &[value]), None).unwrap();
+        }
+        std::thread::scope(|scope| {
+            let held = lock(&d.leadership);
+            let demotion =
+                scope.spawn(|| d.update_role_adopted(&record(2, 7, vec![1, 2], 3), (1, 6)));
+            std::thread::sleep(Duration::from_millis(200));
+            assert_eq!(
+                d.offsets().2,
+                3,
+                "nothing cut while the leadership lock is held"
+            );
+            drop(held);
+            assert!(demotion.join().unwrap());
+        });
+        assert_eq!(d.offsets().2, 1);
     }
 
     #[test]

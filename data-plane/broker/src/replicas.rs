@@ -160,16 +160,15 @@ impl Replicas {
                     continue;
                 }
                 replica.set_mirror(topic.mirror.is_some());
-                // A reverse link cut the partition's log: a follower cuts its own before it
-                // fetches in the epoch that began there (`Replica::cut_as_adopted_follower`).
-                if let Some(adoption) = topic.adopted.get(&index) {
-                    if record.leader == self.node_id {
-                        replica.adopted(adoption.epoch);
-                    } else if record.leader_epoch >= adoption.epoch {
-                        replica.cut_as_adopted_follower(adoption.offset, adoption.epoch);
+                // A reverse link cut the partition's log: a follower cuts its own, as it takes
+                // its role, before it fetches in the epoch that began there (once per replica:
+                // `Replica::update_role_adopted`).
+                match topic.adopted.get(&index) {
+                    Some(adoption) => {
+                        replica.update_role_adopted(record, (adoption.offset, adoption.epoch))
                     }
-                }
-                replica.update_role(record);
+                    None => replica.update_role(record),
+                };
                 if record.leader >= 0 && record.leader != self.node_id {
                     leaders.insert(record.leader);
                 }
