@@ -120,6 +120,16 @@ fn produce(fleet: &Fleet, prefix: &str, records: usize) {
     );
 }
 
+/// The Prometheus exposition at `url` (with a bearer `token`), which must answer 200.
+async fn metrics_text(url: &str, token: Option<&str>) -> String {
+    let mut request = reqwest::Client::new().get(url);
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let response = request.send().await.unwrap().error_for_status().unwrap();
+    response.text().await.unwrap()
+}
+
 /// `(partition, committed, end, lag)` of a row.
 type Row = (u32, Option<i64>, Option<i64>, Option<i64>);
 
@@ -295,17 +305,8 @@ async fn consumer_groups_through_rest_and_hdictl() {
     }
 
     // The control plane's Prometheus metrics carry the same lag, labelled as kafka-exporter's.
-    let text = reqwest::Client::new()
-        .get(format!("{}/metrics", fleet.control_plane.url))
-        .bearer_auth(&fleet.secrets.admin_token)
-        .send()
-        .await
-        .unwrap()
-        .error_for_status()
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let url = format!("{}/metrics", fleet.control_plane.url);
+    let text = metrics_text(&url, Some(&fleet.secrets.admin_token)).await;
     let series = format!(
         "hdi_kafka_consumergroup_lag{{workspace=\"{WS}\",cluster=\"{CLUSTER}\",consumergroup=\"{GROUP}\"}} 50"
     );
@@ -325,14 +326,7 @@ async fn consumer_groups_through_rest_and_hdictl() {
     for broker in brokers {
         let address = broker.metrics_address.as_deref().unwrap();
         assert_ne!(address, broker.address);
-        let text = reqwest::get(format!("http://{address}/metrics"))
-            .await
-            .unwrap()
-            .error_for_status()
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let text = metrics_text(&format!("http://{address}/metrics"), None).await;
         assert!(
             text.contains("kafka_controller_kafkacontroller_activecontrollercount"),
             "{text}"
