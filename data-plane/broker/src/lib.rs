@@ -8,6 +8,8 @@
 //! - [`replication`]: follower fetchers, answers to followers, ISR maintenance.
 //! - [`mirror`]: cluster links and mirror topics (a source cluster's topics copied byte for
 //!   byte at the same offsets).
+//! - [`txn_markers`]: transaction markers written to a transaction's partitions, here or on
+//!   their leaders (the path the transaction coordinator calls).
 //! - [`broker`]: the [`broker::Broker`] context the layers above take: configuration and all
 //!   shared state.
 //! - [`replica`] and [`replicas`]: partition replicas (leader and follower sides) and the replica
@@ -40,6 +42,7 @@ pub mod server;
 pub mod state;
 mod tasks;
 pub mod topic_config;
+pub mod txn_markers;
 
 #[cfg(test)]
 mod tests {
@@ -50,6 +53,7 @@ mod tests {
         "handlers",
         "replication",
         "mirror",
+        "txn_markers",
         "broker",
         "replicas",
         "replica",

@@ -1,18 +1,73 @@
-//! Idempotent producers: producer-id allocation (durable) and per-partition sequence state.
+//! Idempotent and transactional producers: producer-id allocation (durable) and per-partition
+//! producer state (sequences, ongoing transactions, aborted transactions).
 //!
 //! Per partition and producer the broker keeps the producer epoch and the last five batches'
 //! sequence ranges with their offsets, as Kafka does. A batch whose range equals a remembered one
 //! is a retry: it is not appended again, and the original offset is returned. A batch that does
-//! not continue the last sequence is refused with OUT_OF_ORDER_SEQUENCE_NUMBER. The state is
-//! rebuilt from the stored batch headers (which carry producer id, epoch and base sequence) when a
-//! partition opens, so it survives a restart.
+//! not continue the last sequence is refused with OUT_OF_ORDER_SEQUENCE_NUMBER.
+//!
+//! Transactions (KIP-98), the partition side: a transactional batch of a producer with no
+//! transaction open in the partition opens one at its base offset; a transaction marker (a
+//! control batch, [`TxnMarker`]) written by the coordinator's request ends it, committed or
+//! aborted. Aborted transactions are kept (producer id, first offset, marker offset) for
+//! `read_committed` fetches, and the **last stable offset** is the high watermark, or the first
+//! offset of the earliest transaction not yet decided (or whose marker is not yet below the high
+//! watermark), whichever is lower.
+//!
+//! All of it is rebuilt from the log when a partition opens (the batch headers carry producer
+//! id, epoch, base sequence and the transactional and control bits; a marker's record says commit
+//! or abort), so it survives a restart and a follower that becomes leader knows the open
+//! transactions. Producers idle for `producer.id.expiration.ms` are forgotten, except those with
+//! a transaction open.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use hdi_kafka_client::codes;
 use hdi_log::BatchHeader;
+use kafka_protocol::error::ResponseError;
+use serde::{Deserialize, Serialize};
+
+/// A marker older than one the producer already got from a newer coordinator.
+pub const TRANSACTION_COORDINATOR_FENCED: i16 = ResponseError::TransactionCoordinatorFenced.code();
+/// A write that does not fit the producer's transaction state (a plain idempotent batch while
+/// its transaction is open).
+pub const INVALID_TXN_STATE: i16 = ResponseError::InvalidTxnState.code();
+/// A batch a client may not write (a control batch).
+pub const INVALID_RECORD: i16 = ResponseError::InvalidRecord.code();
+
+/// The attributes bit of a transactional batch.
+pub const TRANSACTIONAL_BIT: i16 = 0x10;
+/// The attributes bit of a control batch.
+pub const CONTROL_BIT: i16 = 0x20;
+
+/// A transaction marker for the partitions of one producer's transaction, as the transaction
+/// coordinator asks for it (Kafka's WriteTxnMarkers entry).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TxnMarker {
+    /// The transaction's producer id.
+    pub producer_id: i64,
+    /// Its producer epoch (with Kafka 4's transaction protocol, possibly one above the data's).
+    pub producer_epoch: i16,
+    /// The coordinator's epoch for the transactional id: a marker from an older coordinator is
+    /// fenced.
+    pub coordinator_epoch: i32,
+    /// Commit (`true`) or abort.
+    pub commit: bool,
+}
+
+/// An aborted transaction in a partition: its producer, its first offset and the offset of its
+/// abort marker.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AbortedTxn {
+    /// Producer id.
+    pub producer_id: i64,
+    /// The transaction's first offset in the partition.
+    pub first_offset: i64,
+    /// The abort marker's offset.
+    pub last_offset: i64,
+}
 
 /// How many batches per producer are remembered for duplicate detection.
 pub const REMEMBERED_BATCHES: usize = 5;
@@ -26,10 +81,28 @@ struct BatchRange {
     last_offset: i64,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct ProducerEntry {
     epoch: i16,
     batches: VecDeque<BatchRange>,
+    /// The coordinator epoch of the last marker (-1 before any).
+    coordinator_epoch: i32,
+    /// The first offset of the producer's open transaction here.
+    txn_first_offset: Option<i64>,
+    /// The last batch's max timestamp (ms): idle producers expire by it, as in Kafka.
+    last_timestamp: i64,
+}
+
+impl Default for ProducerEntry {
+    fn default() -> ProducerEntry {
+        ProducerEntry {
+            epoch: 0,
+            batches: VecDeque::new(),
+            coordinator_epoch: -1,
+            txn_first_offset: None,
+            last_timestamp: -1,
+        }
+    }
 }
 
 /// What to do with an incoming batch of an idempotent producer.
@@ -43,10 +116,22 @@ pub enum Decision {
     Reject(i16),
 }
 
-/// The idempotence state of one partition.
+/// The producer state of one partition.
 #[derive(Debug, Default)]
 pub struct ProducerStates {
     producers: HashMap<i64, ProducerEntry>,
+    /// Open transactions: `(first offset, producer id)`.
+    ongoing: BTreeSet<(i64, i64)>,
+    /// Decided transactions whose marker the high watermark has not passed yet:
+    /// `(first offset, marker offset)`, in marker order. They still hold the last stable offset.
+    unreplicated: VecDeque<(i64, i64)>,
+    /// Aborted transactions, in marker order.
+    aborted: VecDeque<AbortedTxn>,
+}
+
+/// Whether a batch is transactional.
+pub fn is_transactional(header: &BatchHeader) -> bool {
+    header.attributes & TRANSACTIONAL_BIT != 0
 }
 
 fn last_sequence(header: &BatchHeader) -> i32 {
@@ -63,6 +148,10 @@ impl ProducerStates {
         };
         if header.producer_epoch < entry.epoch {
             return Decision::Reject(codes::INVALID_PRODUCER_EPOCH);
+        }
+        if entry.txn_first_offset.is_some() && !is_transactional(header) {
+            // Kafka: "Expected transactional write from producer".
+            return Decision::Reject(INVALID_TXN_STATE);
         }
         if header.producer_epoch > entry.epoch {
             // A bumped epoch starts over at sequence 0.
@@ -96,9 +185,11 @@ impl ProducerStates {
         self.producers.keys().copied().max().unwrap_or(-1)
     }
 
-    /// Records an appended batch (its producer id, epoch and sequences).
+    /// Records an appended data batch (its producer id, epoch and sequences; a transactional
+    /// one opens its producer's transaction here if none is open). A control batch is ignored:
+    /// see [`ProducerStates::record_batch`].
     pub fn record(&mut self, header: &BatchHeader) {
-        if header.producer_id < 0 {
+        if header.producer_id < 0 || header.is_control() {
             return;
         }
         let entry = self.producers.entry(header.producer_id).or_default();
@@ -115,7 +206,246 @@ impl ProducerStates {
         while entry.batches.len() > REMEMBERED_BATCHES {
             entry.batches.pop_front();
         }
+        entry.last_timestamp = entry.last_timestamp.max(header.max_timestamp);
+        if is_transactional(header) && entry.txn_first_offset.is_none() {
+            entry.txn_first_offset = Some(header.base_offset);
+            self.ongoing
+                .insert((header.base_offset, header.producer_id));
+        }
     }
+
+    /// Records a stored batch, whole in `batch` (as a follower appends it, or as the log is
+    /// read at start-up): a data batch as [`ProducerStates::record`], a transaction marker as
+    /// the end of its producer's transaction. Control batches of other kinds change nothing.
+    pub fn record_batch(&mut self, header: &BatchHeader, batch: &[u8]) {
+        if !header.is_control() {
+            self.record(header);
+            return;
+        }
+        if header.producer_id < 0 {
+            return;
+        }
+        if let Some((commit, coordinator_epoch)) = parse_marker(batch) {
+            let marker = TxnMarker {
+                producer_id: header.producer_id,
+                producer_epoch: header.producer_epoch,
+                coordinator_epoch,
+                commit,
+            };
+            self.complete(&marker, header.base_offset, header.max_timestamp);
+        }
+    }
+
+    /// Whether the partition may append `marker` (as leader): `Err` with
+    /// INVALID_PRODUCER_EPOCH for an epoch older than the producer's here, or
+    /// TRANSACTION_COORDINATOR_FENCED for a coordinator epoch older than one already seen.
+    ///
+    /// # Errors
+    /// The Kafka error code.
+    pub fn check_marker(&self, marker: &TxnMarker) -> Result<(), i16> {
+        let Some(entry) = self.producers.get(&marker.producer_id) else {
+            return Ok(());
+        };
+        if marker.producer_epoch < entry.epoch {
+            return Err(codes::INVALID_PRODUCER_EPOCH);
+        }
+        if marker.coordinator_epoch < entry.coordinator_epoch {
+            return Err(TRANSACTION_COORDINATOR_FENCED);
+        }
+        Ok(())
+    }
+
+    /// Ends `marker`'s producer's transaction with the marker appended at `offset`: an abort
+    /// is remembered as an aborted transaction (with its first offset, or the marker's own when
+    /// no data was written here), and the transaction holds the last stable offset until the
+    /// high watermark passes the marker.
+    pub fn complete(&mut self, marker: &TxnMarker, offset: i64, timestamp: i64) {
+        let entry = self.producers.entry(marker.producer_id).or_default();
+        if marker.producer_epoch != entry.epoch {
+            entry.epoch = marker.producer_epoch;
+            entry.batches.clear();
+        }
+        entry.coordinator_epoch = marker.coordinator_epoch;
+        entry.last_timestamp = entry.last_timestamp.max(timestamp);
+        let first = match entry.txn_first_offset.take() {
+            Some(first) => {
+                self.ongoing.remove(&(first, marker.producer_id));
+                first
+            }
+            None => offset,
+        };
+        self.unreplicated.push_back((first, offset));
+        if !marker.commit {
+            self.aborted.push_back(AbortedTxn {
+                producer_id: marker.producer_id,
+                first_offset: first,
+                last_offset: offset,
+            });
+        }
+    }
+
+    /// The last stable offset under high watermark `hw`: the first offset of the earliest
+    /// transaction that is open, or decided with its marker not yet below `hw`; `hw` when there
+    /// is none (or it is lower). Forgets the decided transactions `hw` has passed.
+    pub fn last_stable_offset(&mut self, hw: i64) -> i64 {
+        while self
+            .unreplicated
+            .front()
+            .is_some_and(|(_, marker)| *marker < hw)
+        {
+            self.unreplicated.pop_front();
+        }
+        let open = self.ongoing.first().map(|(first, _)| *first);
+        let decided = self.unreplicated.iter().map(|(first, _)| *first).min();
+        open.into_iter().chain(decided).fold(hw, i64::min)
+    }
+
+    /// The aborted transactions that overlap `[from, to)`: their marker is at or after `from`
+    /// and their first offset before `to` (what a `read_committed` fetch of that range needs).
+    pub fn aborted_between(&self, from: i64, to: i64) -> Vec<AbortedTxn> {
+        // Markers are in offset order: skip those before `from`.
+        let start = self.aborted.partition_point(|a| a.last_offset < from);
+        self.aborted
+            .iter()
+            .skip(start)
+            .filter(|a| a.first_offset < to)
+            .copied()
+            .collect()
+    }
+
+    /// Forgets the aborted transactions whose marker is below `log_start` (retention or
+    /// DeleteRecords removed them).
+    pub fn drop_below(&mut self, log_start: i64) {
+        while self
+            .aborted
+            .front()
+            .is_some_and(|a| a.last_offset < log_start)
+        {
+            self.aborted.pop_front();
+        }
+    }
+
+    /// Forgets producers whose last batch is `expiration_ms` or more older than `now_ms`
+    /// (Kafka's `producer.id.expiration.ms`), except those with a transaction open. Returns how
+    /// many were forgotten.
+    pub fn expire(&mut self, now_ms: i64, expiration_ms: i64) -> usize {
+        let before = self.producers.len();
+        self.producers.retain(|_, entry| {
+            entry.txn_first_offset.is_some()
+                || now_ms.saturating_sub(entry.last_timestamp) < expiration_ms
+        });
+        before - self.producers.len()
+    }
+
+    /// The number of producers with state here.
+    pub fn len(&self) -> usize {
+        self.producers.len()
+    }
+
+    /// Whether no producer has state here.
+    pub fn is_empty(&self) -> bool {
+        self.producers.is_empty()
+    }
+}
+
+/// Builds the control batch of `marker` (not yet placed: base offset 0, leader epoch 0), as
+/// Kafka writes it: the transactional and control bits set, no sequence, one record whose key is
+/// version 0 and type 0 (abort) or 1 (commit), and whose value is version 0 and the coordinator
+/// epoch. `timestamp_ms` is its timestamp.
+pub fn marker_batch(marker: &TxnMarker, timestamp_ms: i64) -> Vec<u8> {
+    let mut record = vec![0u8]; // attributes
+    put_varint(&mut record, 0); // timestamp delta
+    put_varint(&mut record, 0); // offset delta
+    put_varint(&mut record, 4);
+    record.extend_from_slice(&0i16.to_be_bytes());
+    record.extend_from_slice(&i16::from(marker.commit).to_be_bytes());
+    put_varint(&mut record, 6);
+    record.extend_from_slice(&0i16.to_be_bytes());
+    record.extend_from_slice(&marker.coordinator_epoch.to_be_bytes());
+    put_varint(&mut record, 0); // headers
+    let mut records = Vec::with_capacity(record.len() + 1);
+    put_varint(&mut records, record.len() as i64);
+    records.extend_from_slice(&record);
+    let mut batch = Vec::with_capacity(hdi_log::batch::HEADER_SIZE + records.len());
+    batch.extend_from_slice(&0i64.to_be_bytes()); // base offset
+    let length = hdi_log::batch::HEADER_SIZE - hdi_log::batch::LOG_OVERHEAD + records.len();
+    batch.extend_from_slice(&(length as i32).to_be_bytes());
+    batch.extend_from_slice(&0i32.to_be_bytes()); // leader epoch
+    batch.push(2); // magic
+    batch.extend_from_slice(&0u32.to_be_bytes()); // crc, below
+    batch.extend_from_slice(&(TRANSACTIONAL_BIT | CONTROL_BIT).to_be_bytes());
+    batch.extend_from_slice(&0i32.to_be_bytes()); // last offset delta
+    batch.extend_from_slice(&timestamp_ms.to_be_bytes());
+    batch.extend_from_slice(&timestamp_ms.to_be_bytes());
+    batch.extend_from_slice(&marker.producer_id.to_be_bytes());
+    batch.extend_from_slice(&marker.producer_epoch.to_be_bytes());
+    batch.extend_from_slice(&(-1i32).to_be_bytes()); // base sequence
+    batch.extend_from_slice(&1i32.to_be_bytes()); // records
+    batch.extend_from_slice(&records);
+    hdi_log::batch::reseal(&mut batch);
+    batch
+}
+
+/// The transaction marker in a control batch (whole in `batch`): `(commit, coordinator epoch)`,
+/// or `None` when it is not one (another control type, or unreadable).
+pub fn parse_marker(batch: &[u8]) -> Option<(bool, i32)> {
+    let header = hdi_log::batch::parse_header(batch, usize::MAX).ok()?;
+    // Control batches are never compressed.
+    if !header.is_control() || header.compression() != 0 || header.records_count < 1 {
+        return None;
+    }
+    let mut rest = batch.get(hdi_log::batch::HEADER_SIZE..header.size())?;
+    let _length = varint(&mut rest)?;
+    let (_attributes, tail) = rest.split_first()?;
+    rest = tail;
+    let _timestamp_delta = varint(&mut rest)?;
+    let _offset_delta = varint(&mut rest)?;
+    if varint(&mut rest)? < 4 {
+        return None;
+    }
+    let key = rest.get(..4)?;
+    let kind = i16::from_be_bytes([key[2], key[3]]);
+    let key_len = 4usize;
+    rest = rest.get(key_len..)?;
+    let commit = match kind {
+        0 => false,
+        1 => true,
+        _ => return None,
+    };
+    let value_len = varint(&mut rest)?;
+    let coordinator_epoch = if value_len >= 6 {
+        let value = rest.get(..6)?;
+        i32::from_be_bytes([value[2], value[3], value[4], value[5]])
+    } else {
+        -1
+    };
+    Some((commit, coordinator_epoch))
+}
+
+fn put_varint(out: &mut Vec<u8>, value: i64) {
+    let mut zigzag = ((value << 1) ^ (value >> 63)) as u64;
+    loop {
+        let byte = (zigzag & 0x7f) as u8;
+        zigzag >>= 7;
+        if zigzag == 0 {
+            out.push(byte);
+            return;
+        }
+        out.push(byte | 0x80);
+    }
+}
+
+/// Reads a zigzag varint (at most 10 bytes) off the front of `bytes`.
+fn varint(bytes: &mut &[u8]) -> Option<i64> {
+    let mut value = 0u64;
+    for (i, byte) in bytes.iter().enumerate().take(10) {
+        value |= u64::from(byte & 0x7f) << (7 * i);
+        if byte & 0x80 == 0 {
+            *bytes = &bytes[i + 1..];
+            return Some(((value >> 1) as i64) ^ -((value & 1) as i64));
+        }
+    }
+    None
 }
 
 /// Hands out producer ids, durably: ids are reserved in blocks whose upper bound is persisted
@@ -262,6 +592,162 @@ mod tests {
         let mut states = ProducerStates::default();
         states.record(&header(9, 0, i32::MAX - 1, 2, 0));
         assert_eq!(states.check(&header(9, 0, 0, 1, 2)), Decision::Append);
+    }
+
+    fn txn_header(producer_id: i64, epoch: i16, seq: i32, count: i32, offset: i64) -> BatchHeader {
+        let mut h = header(producer_id, epoch, seq, count, offset);
+        h.attributes = TRANSACTIONAL_BIT;
+        h.max_timestamp = 1_000;
+        h
+    }
+
+    fn marker(producer_id: i64, epoch: i16, coordinator_epoch: i32, commit: bool) -> TxnMarker {
+        TxnMarker {
+            producer_id,
+            producer_epoch: epoch,
+            coordinator_epoch,
+            commit,
+        }
+    }
+
+    #[test]
+    fn a_marker_batch_reads_back_as_its_marker() {
+        for (commit, coordinator_epoch) in [(true, 7), (false, 0), (true, i32::MAX)] {
+            let m = marker(5 << 40, 3, coordinator_epoch, commit);
+            let batch = marker_batch(&m, 1234);
+            let header = hdi_log::batch::validate(&batch, usize::MAX).unwrap();
+            assert!(header.is_control() && is_transactional(&header));
+            assert_eq!(
+                (
+                    header.producer_id,
+                    header.producer_epoch,
+                    header.base_sequence
+                ),
+                (5 << 40, 3, -1)
+            );
+            assert_eq!((header.records_count, header.max_timestamp), (1, 1234));
+            assert_eq!(parse_marker(&batch), Some((commit, coordinator_epoch)));
+        }
+        // A data batch, or a control record of another type, is no marker.
+        assert_eq!(
+            parse_marker(&hdi_log::batch::build_batch(0, 0, &[b"x"])),
+            None
+        );
+        let mut other = marker_batch(&marker(1, 0, 0, true), 0);
+        other[hdi_log::batch::HEADER_SIZE + 7] = 2; // the key's type
+        hdi_log::batch::reseal(&mut other);
+        assert_eq!(parse_marker(&other), None);
+    }
+
+    #[test]
+    fn transactions_hold_the_last_stable_offset_until_their_marker_is_replicated() {
+        let mut states = ProducerStates::default();
+        states.record(&txn_header(1, 0, 0, 2, 10));
+        states.record(&header(9, 0, 0, 1, 12));
+        states.record(&txn_header(2, 0, 0, 1, 13));
+        states.record(&txn_header(1, 0, 2, 1, 14));
+        assert_eq!(
+            states.last_stable_offset(15),
+            10,
+            "producer 1's open transaction"
+        );
+        assert_eq!(
+            states.last_stable_offset(5),
+            5,
+            "never above the high watermark"
+        );
+        states.complete(&marker(1, 0, 0, false), 15, 2_000);
+        // Decided, but the marker is not below the high watermark yet.
+        assert_eq!(states.last_stable_offset(15), 10);
+        assert_eq!(
+            states.last_stable_offset(16),
+            13,
+            "producer 2's is still open"
+        );
+        states.complete(&marker(2, 0, 0, true), 16, 2_000);
+        assert_eq!(states.last_stable_offset(17), 17);
+        // Only the aborted one is listed, for the ranges it overlaps.
+        let aborted = AbortedTxn {
+            producer_id: 1,
+            first_offset: 10,
+            last_offset: 15,
+        };
+        assert_eq!(states.aborted_between(0, 11), vec![aborted]);
+        assert_eq!(states.aborted_between(15, 20), vec![aborted]);
+        assert_eq!(states.aborted_between(0, 10), vec![]);
+        assert_eq!(states.aborted_between(16, 20), vec![]);
+        // A new transaction of producer 1 starts at its next transactional batch.
+        states.record(&txn_header(1, 0, 3, 1, 17));
+        assert_eq!(states.last_stable_offset(18), 17);
+        // A marker for a producer with nothing open here aborts an empty range at the marker.
+        states.complete(&marker(3, 0, 0, false), 18, 2_000);
+        assert_eq!(states.aborted_between(18, 19)[0].first_offset, 18);
+        // The log start passing a marker drops the aborted transaction.
+        states.drop_below(16);
+        assert_eq!(states.aborted_between(0, 100).len(), 1);
+    }
+
+    #[test]
+    fn markers_and_batches_are_fenced_by_epochs() {
+        let mut states = ProducerStates::default();
+        states.record(&txn_header(1, 2, 0, 1, 0));
+        states.complete(&marker(1, 2, 5, true), 1, 0);
+        let cases = [
+            (
+                "older producer epoch",
+                marker(1, 1, 5, true),
+                Err(codes::INVALID_PRODUCER_EPOCH),
+            ),
+            (
+                "older coordinator epoch",
+                marker(1, 2, 4, false),
+                Err(TRANSACTION_COORDINATOR_FENCED),
+            ),
+            ("same epochs", marker(1, 2, 5, false), Ok(())),
+            ("bumped epochs", marker(1, 3, 6, true), Ok(())),
+            ("unknown producer", marker(8, 0, 0, true), Ok(())),
+        ];
+        for (case, m, want) in cases {
+            assert_eq!(states.check_marker(&m), want, "{case}");
+        }
+        // Kafka 4's protocol bumps the epoch with the marker: the next transaction starts at
+        // sequence 0 of the new epoch; the old epoch is fenced.
+        states.complete(&marker(1, 3, 6, true), 2, 0);
+        assert_eq!(states.check(&txn_header(1, 3, 0, 1, 3)), Decision::Append);
+        assert_eq!(
+            states.check(&txn_header(1, 2, 1, 1, 3)),
+            Decision::Reject(codes::INVALID_PRODUCER_EPOCH)
+        );
+        // While a transaction is open, the producer may not write outside it.
+        states.record(&txn_header(1, 3, 0, 1, 3));
+        assert_eq!(
+            states.check(&header(1, 3, 1, 1, 4)),
+            Decision::Reject(INVALID_TXN_STATE)
+        );
+        assert_eq!(states.check(&txn_header(1, 3, 1, 1, 4)), Decision::Append);
+    }
+
+    #[test]
+    fn idle_producers_expire_but_not_with_a_transaction_open() {
+        let mut states = ProducerStates::default();
+        let mut idle = header(1, 0, 0, 1, 0);
+        idle.max_timestamp = 1_000;
+        states.record(&idle);
+        states.record(&txn_header(2, 0, 0, 1, 1)); // max timestamp 1000, open
+        let mut recent = header(3, 0, 0, 1, 2);
+        recent.max_timestamp = 50_000;
+        states.record(&recent);
+        assert_eq!(states.expire(60_000, 59_000), 1);
+        assert_eq!(states.len(), 2);
+        assert_eq!(
+            states.last_stable_offset(3),
+            1,
+            "the open transaction stays"
+        );
+        // Once its transaction ends, it expires too.
+        states.complete(&marker(2, 0, 0, true), 3, 1_000);
+        assert_eq!(states.expire(60_000, 59_000), 1);
+        assert_eq!(states.len(), 1);
     }
 
     #[test]

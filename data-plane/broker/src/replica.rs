@@ -23,8 +23,38 @@ use tokio::sync::watch;
 use uuid::Uuid;
 
 use crate::cluster::metadata::{BrokerId, PartitionRecord};
-use crate::producers::{Decision, ProducerStates};
+use crate::producers::{AbortedTxn, Decision, ProducerStates, TxnMarker};
 use crate::state::{KafkaError, chain, lock, read_lock, write_lock};
+
+/// The producer state of the batches stored in `log` (at start-up and after a truncation).
+fn rebuild_producers(log: &Log) -> Result<ProducerStates, LogError> {
+    let mut producers = ProducerStates::default();
+    log.for_each_batch_with_controls(|header, control| match control {
+        Some(batch) => producers.record_batch(header, batch),
+        None => producers.record(header),
+    })?;
+    producers.drop_below(log.log_start_offset());
+    Ok(producers)
+}
+
+/// Records the stored batches in `records` (whole, concatenated) in `producers`.
+fn record_stored(producers: &mut ProducerStates, records: &[u8]) {
+    let mut at = 0;
+    while at < records.len() {
+        let Ok(header) = hdi_log::batch::parse_header(&records[at..], usize::MAX) else {
+            break;
+        };
+        let end = (at + header.size()).min(records.len());
+        producers.record_batch(&header, &records[at..end]);
+        at += header.size();
+    }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
 
 fn storage_error(error: LogError) -> KafkaError {
     tracing::error!(error = %chain(&error), "storage error");
@@ -144,8 +174,7 @@ impl Replica {
         if !recovery.truncated.is_empty() || !recovery.removed.is_empty() {
             tracing::warn!(dir = %dir.display(), ?recovery, "recovered partition log");
         }
-        let mut producers = ProducerStates::default();
-        log.for_each_batch_header(|header| producers.record(header))?;
+        let producers = rebuild_producers(&log)?;
         // The high watermark is not persisted: a restarted replica starts at its log start and
         // learns the real one from the leader (or, leading, from its followers).
         let start = log.log_start_offset();
@@ -378,6 +407,20 @@ impl Replica {
         if headers.is_empty() {
             return Err(KafkaError::new(codes::CORRUPT_MESSAGE, "no record batch"));
         }
+        for (index, header) in headers.iter().enumerate() {
+            if header.is_control() {
+                return Err(KafkaError::new(
+                    crate::producers::INVALID_RECORD,
+                    format!("batch {index}: clients may not write control batches"),
+                ));
+            }
+            if crate::producers::is_transactional(header) && header.producer_id < 0 {
+                return Err(KafkaError::new(
+                    crate::producers::INVALID_RECORD,
+                    format!("batch {index}: a transactional batch without a producer id"),
+                ));
+            }
+        }
         let mut producers = lock(&self.producers);
         let first = if headers.iter().all(|h| h.producer_id < 0) {
             let mut bytes = records.to_vec();
@@ -427,6 +470,126 @@ impl Replica {
         drop(leadership);
         self.maybe_advance_high_watermark();
         Ok(produced)
+    }
+
+    /// Appends the control batch of `marker` as leader, after checking it against the
+    /// producer's state here (older producer epoch: INVALID_PRODUCER_EPOCH; older coordinator
+    /// epoch: TRANSACTION_COORDINATOR_FENCED), and ends the producer's transaction. With
+    /// `min_insync`, an ISR below it refuses the write (NOT_ENOUGH_REPLICAS), as for acks=all.
+    /// The caller waits for replication with [`Replica::wait_replicated`].
+    ///
+    /// # Errors
+    /// NOT_LEADER_OR_FOLLOWER, NOT_ENOUGH_REPLICAS, the marker's fencing errors, or a storage
+    /// error.
+    pub fn write_txn_marker(
+        &self,
+        marker: &TxnMarker,
+        min_insync: Option<usize>,
+    ) -> Result<Produced, KafkaError> {
+        let leadership = lock(&self.leadership);
+        self.check_leader(&leadership)?;
+        if let Some(min) = min_insync
+            && leadership.role.isr.len() < min
+        {
+            return Err(KafkaError::new(
+                codes::NOT_ENOUGH_REPLICAS,
+                format!(
+                    "{}-{}: {} in-sync replicas, min.insync.replicas is {min}",
+                    self.topic,
+                    self.index,
+                    leadership.role.isr.len()
+                ),
+            ));
+        }
+        let epoch = leadership.role.leader_epoch;
+        let mut log = write_lock(&self.log);
+        let mut producers = lock(&self.producers);
+        producers.check_marker(marker).map_err(|code| {
+            KafkaError::new(
+                code,
+                format!(
+                    "{}-{}: marker of producer {} epoch {} from coordinator epoch {} is fenced",
+                    self.topic,
+                    self.index,
+                    marker.producer_id,
+                    marker.producer_epoch,
+                    marker.coordinator_epoch
+                ),
+            )
+        })?;
+        let timestamp = now_ms();
+        let mut batch = crate::producers::marker_batch(marker, timestamp);
+        let info = log.append(&mut batch, epoch).map_err(storage_error)?;
+        producers.complete(marker, info.first_offset, timestamp);
+        let produced = Produced {
+            base_offset: info.first_offset,
+            log_start_offset: log.log_start_offset(),
+            log_end: log.next_offset(),
+            leader_epoch: epoch,
+        };
+        drop(producers);
+        drop(log);
+        drop(leadership);
+        self.maybe_advance_high_watermark();
+        Ok(produced)
+    }
+
+    /// The last stable offset: the high watermark, or the first offset of the earliest
+    /// transaction still open (or whose marker the high watermark has not passed), whichever is
+    /// lower; never below the log start.
+    pub fn last_stable_offset(&self) -> i64 {
+        let log = read_lock(&self.log);
+        let hw = self.high_watermark();
+        lock(&self.producers)
+            .last_stable_offset(hw)
+            .max(log.log_start_offset())
+    }
+
+    /// A `read_committed` read: whole batches from `offset` below the last stable offset, up to
+    /// `max_bytes`, with the last stable offset and the aborted transactions that overlap what
+    /// was read (a consumer drops their records itself).
+    ///
+    /// # Errors
+    /// `OFFSET_OUT_OF_RANGE` or a storage error.
+    pub fn read_committed(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+    ) -> Result<(Bytes, i64, Vec<AbortedTxn>), KafkaError> {
+        let log = read_lock(&self.log);
+        let hw = self.high_watermark();
+        let mut producers = lock(&self.producers);
+        let lso = producers.last_stable_offset(hw).max(log.log_start_offset());
+        let bytes = match log.read_below(offset, max_bytes, lso) {
+            Ok(bytes) => bytes,
+            Err(LogError::OffsetOutOfRange { offset, start, end }) => {
+                return Err(KafkaError::new(
+                    codes::OFFSET_OUT_OF_RANGE,
+                    format!("offset {offset} not in [{start}, {end}]"),
+                ));
+            }
+            Err(error) => return Err(storage_error(error)),
+        };
+        let mut end = offset;
+        let mut at = 0;
+        while let Ok(header) =
+            hdi_log::batch::parse_header(&bytes[at.min(bytes.len())..], usize::MAX)
+        {
+            end = header.last_offset() + 1;
+            at += header.size();
+        }
+        let aborted = if end > offset {
+            producers.aborted_between(offset, end)
+        } else {
+            Vec::new()
+        };
+        Ok((Bytes::from(bytes), lso, aborted))
+    }
+
+    /// Forgets idle producers (`producer.id.expiration.ms`, except those with a transaction
+    /// open). Returns how many.
+    pub fn expire_producers(&self, now_ms: i64, expiration_ms: i64) -> usize {
+        lock(&self.producers).expire(now_ms, expiration_ms)
     }
 
     /// Waits until the high watermark reaches `offset` (acks=all) while this broker still leads
@@ -710,7 +873,10 @@ impl Replica {
             ));
         }
         match write_lock(&self.log).delete_records_before(target) {
-            Ok(start) => Ok(start),
+            Ok(start) => {
+                lock(&self.producers).drop_below(start);
+                Ok(start)
+            }
             Err(LogError::OffsetOutOfRange { .. }) => Err(KafkaError::new(
                 codes::OFFSET_OUT_OF_RANGE,
                 "beyond the high watermark",
@@ -842,20 +1008,14 @@ impl Replica {
         let mut log = write_lock(&self.log);
         if !records.is_empty() {
             log.append_replicated(records).map_err(storage_error)?;
-            let mut producers = lock(&self.producers);
-            let mut at = 0;
-            while at < records.len() {
-                let Ok(header) = hdi_log::batch::parse_header(&records[at..], usize::MAX) else {
-                    break;
-                };
-                producers.record(&header);
-                at += header.size();
-            }
+            record_stored(&mut lock(&self.producers), records);
         }
         let end = log.next_offset();
         if other_start > log.log_start_offset() && other_start <= end {
-            log.delete_records_before(other_start)
+            let start = log
+                .delete_records_before(other_start)
                 .map_err(storage_error)?;
+            lock(&self.producers).drop_below(start);
         }
         Ok(end)
     }
@@ -1019,15 +1179,7 @@ impl Replica {
         }
         if !bytes.is_empty() {
             log.append_replicated(&bytes).map_err(storage_error)?;
-            let mut producers = lock(&self.producers);
-            let mut at = 0;
-            while let Ok(header) = hdi_log::batch::parse_header(&bytes[at..], usize::MAX) {
-                producers.record(&header);
-                at += header.size();
-                if at >= bytes.len() {
-                    break;
-                }
-            }
+            record_stored(&mut lock(&self.producers), &bytes);
         }
         let end = log.next_offset();
         drop(log);
@@ -1056,10 +1208,7 @@ impl Replica {
         if offset < own_end {
             let end = log.truncate_to(offset).map_err(storage_error)?;
             tracing::warn!(topic = %self.topic, partition = self.index, from = own_end, to = end, "{why}");
-            let mut producers = ProducerStates::default();
-            log.for_each_batch_header(|h| producers.record(h))
-                .map_err(storage_error)?;
-            *lock(&self.producers) = producers;
+            *lock(&self.producers) = rebuild_producers(&log).map_err(storage_error)?;
         }
         let end = log.next_offset();
         drop(log);
@@ -1164,10 +1313,14 @@ impl Replica {
     /// Applies retention; returns segments deleted.
     pub fn apply_retention(&self, now_ms: i64) -> usize {
         let mut log = write_lock(&self.log);
-        log.apply_retention(now_ms).unwrap_or_else(|error| {
+        let deleted = log.apply_retention(now_ms).unwrap_or_else(|error| {
             tracing::error!(error = %chain(&error), "retention failed");
             0
-        })
+        });
+        if deleted > 0 {
+            lock(&self.producers).drop_below(log.log_start_offset());
+        }
+        deleted
     }
 
     /// The log's settings.
@@ -1215,6 +1368,180 @@ mod tests {
             removing: Vec::new(),
             original: Vec::new(),
         });
+    }
+
+    /// A transactional batch of `values` from producer `pid` (epoch 0) at sequence `seq`.
+    fn txn_batch(values: &[&[u8]], pid: i64, seq: i32) -> Vec<u8> {
+        let mut batch = with_producer(build_batch(0, 0, values), pid, 0, seq);
+        batch[21..23].copy_from_slice(&crate::producers::TRANSACTIONAL_BIT.to_be_bytes());
+        hdi_log::batch::reseal(&mut batch);
+        batch
+    }
+
+    fn marker(pid: i64, epoch: i16, coordinator_epoch: i32, commit: bool) -> TxnMarker {
+        TxnMarker {
+            producer_id: pid,
+            producer_epoch: epoch,
+            coordinator_epoch,
+            commit,
+        }
+    }
+
+    /// `(base offset, is control)` of each batch in `bytes`.
+    fn batches(bytes: &[u8]) -> Vec<(i64, bool)> {
+        let mut out = Vec::new();
+        let mut at = 0;
+        while at < bytes.len() {
+            let header = hdi_log::batch::parse_header(&bytes[at..], usize::MAX).unwrap();
+            out.push((header.base_offset, header.is_control()));
+            at += header.size();
+        }
+        out
+    }
+
+    #[test]
+    fn a_marker_is_appended_and_read_committed_stops_at_the_last_stable_offset() {
+        let (_temp, dir) = temp();
+        let config = hdi_log::LogConfig::default();
+        let open = || Replica::open(&dir, "t", Uuid::nil(), 0, 1, config.clone()).unwrap();
+        let aborted_42 = AbortedTxn {
+            producer_id: 42,
+            first_offset: 0,
+            last_offset: 4,
+        };
+        {
+            let replica = open();
+            lead(&replica);
+            // Producer 42's transaction at 0-1, an idempotent batch at 2, producer 43's at 3.
+            assert_eq!(
+                replica
+                    .produce(&txn_batch(&[b"a", b"b"], 42, 0), None)
+                    .unwrap()
+                    .base_offset,
+                0
+            );
+            let plain = with_producer(build_batch(0, 0, &[b"c"]), 7, 0, 0);
+            assert_eq!(replica.produce(&plain, None).unwrap().base_offset, 2);
+            assert_eq!(
+                replica
+                    .produce(&txn_batch(&[b"d"], 43, 0), None)
+                    .unwrap()
+                    .base_offset,
+                3
+            );
+            assert_eq!(
+                (replica.high_watermark(), replica.last_stable_offset()),
+                (4, 0)
+            );
+            let (bytes, lso, aborted) = replica.read_committed(0, 1 << 20).unwrap();
+            assert_eq!((bytes.len(), lso, aborted), (0, 0, vec![]));
+            // A plain batch of a producer inside its transaction, a client's control batch.
+            let outside = with_producer(build_batch(0, 0, &[b"x"]), 42, 0, 2);
+            assert_eq!(
+                replica.produce(&outside, None).unwrap_err().code,
+                crate::producers::INVALID_TXN_STATE
+            );
+            let forged = crate::producers::marker_batch(&marker(42, 0, 0, true), 0);
+            assert_eq!(
+                replica.produce(&forged, None).unwrap_err().code,
+                crate::producers::INVALID_RECORD
+            );
+            // Abort 42: the marker lands at 4; 43 still holds the last stable offset at 3.
+            let produced = replica
+                .write_txn_marker(&marker(42, 0, 3, false), Some(1))
+                .unwrap();
+            assert_eq!((produced.base_offset, produced.log_end), (4, 5));
+            assert_eq!(replica.last_stable_offset(), 3);
+            let (bytes, lso, aborted) = replica.read_committed(0, 1 << 20).unwrap();
+            assert_eq!(batches(&bytes), vec![(0, false), (2, false)]);
+            assert_eq!((lso, aborted), (3, vec![aborted_42]));
+            // Stale markers are fenced.
+            assert_eq!(
+                replica
+                    .write_txn_marker(&marker(42, 0, 2, true), None)
+                    .unwrap_err()
+                    .code,
+                crate::producers::TRANSACTION_COORDINATOR_FENCED
+            );
+            assert_eq!(
+                replica
+                    .write_txn_marker(&marker(42, -1, 3, true), None)
+                    .unwrap_err()
+                    .code,
+                codes::INVALID_PRODUCER_EPOCH
+            );
+            // Commit 43; 42 starts a new transaction at 6.
+            replica
+                .write_txn_marker(&marker(43, 0, 0, true), None)
+                .unwrap();
+            assert_eq!(replica.last_stable_offset(), 6);
+            assert_eq!(
+                replica
+                    .produce(&txn_batch(&[b"e"], 42, 2), None)
+                    .unwrap()
+                    .base_offset,
+                6
+            );
+            assert_eq!(replica.last_stable_offset(), 6);
+            let (bytes, _, aborted) = replica.read_committed(5, 1 << 20).unwrap();
+            assert_eq!((batches(&bytes), aborted), (vec![(5, true)], vec![]));
+            // read_uncommitted is unchanged: up to the high watermark, markers included.
+            let all = replica.read(0, 1 << 20, true).unwrap();
+            assert_eq!(batches(&all).len(), 6);
+        }
+        // After a restart the open transaction and the aborted one are known again.
+        let replica = open();
+        lead(&replica);
+        assert_eq!(replica.offsets(), (0, 7, 7));
+        assert_eq!(replica.last_stable_offset(), 6);
+        let (_, _, aborted) = replica.read_committed(0, 1 << 20).unwrap();
+        assert_eq!(aborted, vec![aborted_42]);
+        assert_eq!(
+            replica
+                .write_txn_marker(&marker(42, 0, 2, false), None)
+                .unwrap_err()
+                .code,
+            crate::producers::TRANSACTION_COORDINATOR_FENCED
+        );
+        replica
+            .write_txn_marker(&marker(42, 0, 3, true), None)
+            .unwrap();
+        assert_eq!(replica.last_stable_offset(), 8);
+        // DeleteRecords past the abort marker drops it from the index.
+        replica.delete_records_before(5).unwrap();
+        let (_, _, aborted) = replica.read_committed(5, 1 << 20).unwrap();
+        assert_eq!(aborted, vec![]);
+    }
+
+    #[test]
+    fn a_promoted_follower_knows_the_open_transactions() {
+        let (_l, leader) = replica_on(1);
+        leader.update_role(&record(1, 5, vec![1, 2, 3], 1));
+        leader.produce(&txn_batch(&[b"a"], 42, 0), None).unwrap();
+        leader.produce(&txn_batch(&[b"b"], 43, 0), None).unwrap();
+        leader
+            .write_txn_marker(&marker(42, 0, 0, false), None)
+            .unwrap();
+        let (_f, follower) = replica_on(2);
+        copy_from(&leader, &follower);
+        // Broker 2 leads in epoch 6: 43's transaction is open from 1, 42's was aborted.
+        follower.update_role(&record(2, 6, vec![2], 2));
+        assert_eq!(follower.high_watermark(), 3);
+        assert_eq!(follower.last_stable_offset(), 1);
+        let (bytes, _, aborted) = follower.read_committed(0, 1 << 20).unwrap();
+        assert_eq!(batches(&bytes), vec![(0, false)]);
+        assert_eq!(
+            aborted,
+            vec![AbortedTxn {
+                producer_id: 42,
+                first_offset: 0,
+                last_offset: 2
+            }]
+        );
+        follower
+            .write_txn_marker(&marker(43, 0, 0, true), None)
+            .unwrap();
+        assert_eq!(follower.last_stable_offset(), 4);
     }
 
     #[test]

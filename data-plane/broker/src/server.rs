@@ -70,6 +70,7 @@ async fn quorum_connection(broker: &Broker, stream: TcpStream) -> std::io::Resul
         let claimed = match &request {
             Request::Heartbeat(heartbeat) => Some(heartbeat.id),
             Request::Fetch(fetch) => Some(fetch.replica_id),
+            Request::WriteTxnMarkers(markers) => Some(markers.from),
             _ => None,
         };
         if let Some(id) = claimed
@@ -102,6 +103,10 @@ async fn quorum_connection(broker: &Broker, stream: TcpStream) -> std::io::Resul
             }
             Request::EpochEnd(request) => {
                 let answer = replication::serve_epoch_end(broker, &request);
+                write_response(&mut stream, &answer, &[]).await?;
+            }
+            Request::WriteTxnMarkers(request) => {
+                let answer = crate::txn_markers::serve_write_txn_markers(broker, request).await;
                 write_response(&mut stream, &answer, &[]).await?;
             }
         }

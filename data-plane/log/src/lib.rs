@@ -515,6 +515,32 @@ impl Log {
         Ok(())
     }
 
+    /// [`Log::for_each_batch_header`], with the whole bytes of each control batch (transaction
+    /// markers: the broker rebuilds its transaction state from them; they are small) and `None`
+    /// for other batches, whose records are not read.
+    ///
+    /// # Errors
+    /// [`LogError::Io`] or [`LogError::Corrupt`].
+    pub fn for_each_batch_with_controls(
+        &self,
+        mut visit: impl FnMut(&BatchHeader, Option<&[u8]>),
+    ) -> Result<(), LogError> {
+        for segment in &self.segments {
+            let mut position = 0;
+            while position < segment.size {
+                let header = segment.header_at(position)?;
+                if header.is_control() {
+                    let bytes = segment.read(position, header.size())?;
+                    visit(&header, Some(&bytes));
+                } else {
+                    visit(&header, None);
+                }
+                position += header.size() as u64;
+            }
+        }
+        Ok(())
+    }
+
     /// The base offset of the first batch with a timestamp at or after `timestamp` (Kafka's
     /// ListOffsets by time, at batch granularity) and that batch's max timestamp (at least
     /// `timestamp`), or `None` if every record is older.

@@ -1,5 +1,5 @@
 //! The broker-to-broker protocol on the quorum listener: Raft messages, metadata proposals and
-//! heartbeats to the controller, and replica fetches.
+//! heartbeats to the controller, replica fetches, and transaction markers.
 //!
 //! A frame is a big-endian `u32` length and a body. A request body is one JSON [`Request`]. A
 //! response body is a big-endian `u32` JSON length, the JSON answer, and raw bytes after it
@@ -46,6 +46,19 @@ pub enum Request {
     Fetch(ReplicaFetch),
     /// A follower asking where an epoch ended in the leader's log (KIP-101).
     EpochEnd(EpochEndRequest),
+    /// A transaction coordinator's markers for partitions this broker leads (`txn_markers.rs`).
+    WriteTxnMarkers(WriteTxnMarkersRequest),
+}
+
+/// Transaction markers for the partitions the receiving broker leads.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct WriteTxnMarkersRequest {
+    /// The broker sending it (its certificate must name it).
+    pub from: BrokerId,
+    /// The marker.
+    pub marker: crate::producers::TxnMarker,
+    /// Topic and partition of each.
+    pub partitions: Vec<(String, i32)>,
 }
 
 /// Answer to [`Request::Propose`] and [`Request::Heartbeat`].
