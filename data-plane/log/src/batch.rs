@@ -20,7 +20,7 @@
 pub const LOG_OVERHEAD: usize = 12;
 /// The size of a v2 batch header, up to and including `records_count`.
 pub const HEADER_SIZE: usize = 61;
-const CRC_START: usize = 21;
+pub(crate) const CRC_START: usize = 21;
 
 /// What is wrong with a batch.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]

@@ -22,6 +22,14 @@
 //! writes can be lost to a power loss, never to a process crash. Replication (the cluster work)
 //! makes `acks=all` wait for the in-sync replicas instead.
 //!
+//! # Compaction
+//! [`cleaner`] compacts a log (`cleanup.policy=compact`): the latest record per key stays at its
+//! offset, so a compacted log has offset gaps and batches with fewer records than offsets;
+//! [`Log::read`] at a cleaned-away offset answers the next batch, and
+//! [`Log::append_replicated`] accepts a leader's gaps. Cleaned segments are swapped in with
+//! `.cleaned`/`.swap`/`.deleted` files that [`Log::open`] finishes or undoes after a crash
+//! (`swap.rs`). Records are decoded only there ([`records`]), with codecs the caller passes.
+//!
 //! # Limits of this version
 //! Indexes live in memory and are rebuilt from batch headers when a segment opens (a header read per
 //! batch); [`Log::offset_for_timestamp`] answers at batch granularity (the base offset of the first
@@ -29,8 +37,11 @@
 //! starts at the active segment's first append in this process, so a restart resets it.
 
 pub mod batch;
+pub mod cleaner;
+pub mod records;
 mod replication;
 mod segment;
+mod swap;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -39,6 +50,15 @@ use segment::{Scan, Segment};
 
 pub use batch::{BatchError, BatchHeader};
 pub use replication::UNDEFINED;
+pub use swap::FailPoint;
+
+/// Every [`Log`] instance and every truncation of one gets a new generation, so a clean planned
+/// against one state of a log is never committed to another (see `cleaner.rs`).
+static GENERATIONS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
+pub(crate) fn next_generation() -> u64 {
+    GENERATIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
 
 /// Settings of one partition log (Kafka topic configs of the same names).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -158,6 +178,8 @@ pub struct Recovery {
     pub truncated: Vec<(PathBuf, u64, String)>,
     /// Segments removed because they followed a corrupt one.
     pub removed: Vec<PathBuf>,
+    /// What finishing or undoing an interrupted clean did (see `swap.rs`).
+    pub cleaner: Vec<String>,
 }
 
 /// One partition's log.
@@ -180,6 +202,10 @@ pub struct Log {
     /// ascending in both, derived from the stored batches' partition leader epochs plus the epochs
     /// a leader started without appending yet (see [`Log::assign_epoch_start`]).
     epochs: Vec<(i32, i64)>,
+    /// Changes when the segments are truncated or reset (see [`next_generation`]).
+    generation: u64,
+    /// The cleaner's durable progress (see `swap.rs`).
+    checkpoint: swap::Checkpoint,
 }
 
 const START_OFFSET_FILE: &str = "log-start-offset";
@@ -197,6 +223,7 @@ impl Log {
             path: dir.to_owned(),
             source,
         })?;
+        let cleaner = swap::recover(dir, config.index_interval_bytes)?;
         let mut bases: Vec<i64> = std::fs::read_dir(dir)
             .map_err(|source| LogError::Io {
                 action: "cannot list log directory",
@@ -207,7 +234,10 @@ impl Log {
             .filter_map(|entry| segment::parse_file_name(&entry.file_name().to_string_lossy()))
             .collect();
         bases.sort_unstable();
-        let mut recovery = Recovery::default();
+        let mut recovery = Recovery {
+            cleaner,
+            ..Recovery::default()
+        };
         let mut segments: Vec<Segment> = Vec::new();
         let last = bases.len().saturating_sub(1);
         for (i, base) in bases.iter().enumerate() {
@@ -249,6 +279,8 @@ impl Log {
             )?);
         }
         log_start_offset = log_start_offset.max(segments[0].base_offset);
+        let mut checkpoint = swap::Checkpoint::read(dir);
+        checkpoint.clamp(segments[segments.len() - 1].next_offset);
         let mut log = Log {
             dir: dir.to_owned(),
             config,
@@ -259,6 +291,8 @@ impl Log {
             active_since: None,
             failed: false,
             epochs: Vec::new(),
+            generation: next_generation(),
+            checkpoint,
         };
         let mut epochs = Vec::new();
         log.for_each_batch_header(|header| {

@@ -18,13 +18,34 @@ pub(crate) fn track_epoch(epochs: &mut Vec<(i32, i64)>, epoch: i32, start: i64) 
     }
 }
 
+/// Parses and CRC-checks concatenated stored batches (which, unlike produced ones, may be
+/// sparse after compaction).
+fn validate_stored(records: &[u8]) -> Result<Vec<batch::BatchHeader>, LogError> {
+    let mut headers = Vec::new();
+    let mut at = 0;
+    while at < records.len() {
+        let header =
+            batch::validate(&records[at..], segment::STORED_BATCH_LIMIT).map_err(|source| {
+                LogError::InvalidBatch {
+                    index: headers.len(),
+                    source,
+                }
+            })?;
+        at += header.size();
+        headers.push(header);
+    }
+    Ok(headers)
+}
+
 /// No epoch or offset (Kafka's `UNDEFINED_EPOCH` and `UNDEFINED_EPOCH_OFFSET`).
 pub const UNDEFINED: (i32, i64) = (-1, -1);
 
 impl Log {
     /// Appends batches exactly as a leader stored them (offsets and leader epochs kept): the
-    /// follower side of replication. The first batch must start at [`Log::next_offset`] and the
-    /// batches must be contiguous; CRCs are checked. All or nothing.
+    /// follower side of replication. Offsets must go forward from [`Log::next_offset`]: a gap is
+    /// accepted (a compacted leader's log has them, and its cleaned batches may hold fewer
+    /// records than offsets, or none), a batch starting below the end is not. CRCs are checked.
+    /// All or nothing.
     ///
     /// # Errors
     /// [`LogError::InvalidBatch`], [`LogError::Empty`], [`LogError::NotContiguous`],
@@ -33,14 +54,13 @@ impl Log {
         if self.failed {
             return Err(LogError::Failed);
         }
-        let headers = batch::validate_all(records, segment::STORED_BATCH_LIMIT)
-            .map_err(|(index, source)| LogError::InvalidBatch { index, source })?;
+        let headers = validate_stored(records)?;
         let Some(first) = headers.first() else {
             return Err(LogError::Empty);
         };
         let mut expected = self.next_offset();
         for header in &headers {
-            if header.base_offset != expected {
+            if header.base_offset < expected {
                 return Err(LogError::NotContiguous {
                     expected,
                     got: header.base_offset,
@@ -120,6 +140,11 @@ impl Log {
         self.segments[index] = reopened;
         let end = self.next_offset();
         self.epochs.retain(|(_, start)| *start < end);
+        self.generation = crate::next_generation();
+        if self.checkpoint.first_dirty > end {
+            self.checkpoint.clamp(end);
+            self.checkpoint.write(&self.dir)?;
+        }
         self.unflushed_records = 0;
         self.unflushed_since = None;
         Ok(end)
@@ -143,6 +168,9 @@ impl Log {
         )?);
         self.log_start_offset = offset;
         self.epochs.clear();
+        self.generation = crate::next_generation();
+        self.checkpoint = crate::swap::Checkpoint::default();
+        self.checkpoint.write(&self.dir)?;
         self.unflushed_records = 0;
         self.unflushed_since = None;
         Ok(())

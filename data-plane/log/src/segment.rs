@@ -296,6 +296,13 @@ impl Segment {
         Ok(out)
     }
 
+    /// A handle of its own on the file (the cleaner reads a closed segment without the log).
+    pub fn file_clone(&self) -> Result<File, LogError> {
+        self.file
+            .try_clone()
+            .map_err(io("cannot duplicate segment handle", &self.path))
+    }
+
     /// Removes the segment file.
     pub fn delete(self) -> Result<(), LogError> {
         self.delete_file()
