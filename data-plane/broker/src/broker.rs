@@ -27,6 +27,8 @@ pub struct Broker {
     pub groups: Coordinator,
     /// Producer ids.
     pub producer_ids: ProducerIdAllocator,
+    /// The transaction coordinator's state (`txn`; driven by `txn_coordinator`).
+    pub txns: crate::txn::TxnCoordinator,
     /// Woken whenever records are appended or the metadata changes (long-polling fetches wait
     /// on it).
     pub appended: Notify,
@@ -133,7 +135,9 @@ impl Broker {
         let groups = Coordinator::new(offsets.clone(), config.group_initial_rebalance_delay);
         let producer_ids =
             ProducerIdAllocator::open(&config.data_dir.join("producer-ids"), config.node_id)?;
-        let cluster = Cluster::start(&config, quorum_addr, offsets).await?;
+        let txns = crate::txn::TxnCoordinator::default();
+        let cluster =
+            Cluster::start(&config, quorum_addr, offsets, Arc::clone(&txns.shared)).await?;
         let throttle = config.reassignment_throttle.map(Throttle::new);
         Ok(Arc::new(Broker {
             config,
@@ -141,6 +145,7 @@ impl Broker {
             replicas,
             groups,
             producer_ids,
+            txns,
             appended: Notify::new(),
             throttle,
             quota_meters: std::sync::Mutex::default(),

@@ -5,6 +5,8 @@
 //!   connection are answered in order, as Kafka does. Also the quorum listener's dispatch.
 //! - `tasks`: the broker's own tasks ([`broker::Broker::start_tasks`]).
 //! - [`handlers`]: one module per API family; Kafka wire types (from `kafka-protocol`) stop here.
+//! - [`txn_coordinator`]: the transaction coordinator at work (requests, markers, timeouts),
+//!   over the replicated state of [`txn`].
 //! - [`replication`]: follower fetchers, answers to followers, ISR maintenance.
 //! - [`mirror`]: cluster links and mirror topics (a source cluster's topics copied byte for
 //!   byte at the same offsets).
@@ -15,6 +17,8 @@
 //! - [`replica`] and [`replicas`]: partition replicas (leader and follower sides) and the replica
 //!   manager.
 //! - [`cluster`]: the metadata quorum (openraft), broker membership and the controller.
+//! - [`txn`]: the transaction coordinator's replicated state (KIP-98) and its pure transitions
+//!   (a transaction's offsets are committed into [`groups`]' offsets when it commits).
 //! - [`groups`]: the classic consumer-group coordinator and durable committed offsets.
 //! - [`producers`]: producer ids and per-partition idempotence state.
 //! - [`security`]: listeners' security protocols, SASL (PLAIN, SCRAM) and ACL decisions.
@@ -42,6 +46,8 @@ pub mod server;
 pub mod state;
 mod tasks;
 pub mod topic_config;
+pub mod txn;
+pub mod txn_coordinator;
 pub mod txn_markers;
 
 #[cfg(test)]
@@ -51,6 +57,7 @@ mod tests {
         "server",
         "tasks",
         "handlers",
+        "txn_coordinator",
         "replication",
         "mirror",
         "txn_markers",
@@ -58,6 +65,7 @@ mod tests {
         "replicas",
         "replica",
         "cluster",
+        "txn",
         "groups",
         "producers",
         "topic_config",

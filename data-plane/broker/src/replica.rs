@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use hdi_kafka_client::codes;
+use hdi_log::cleaner::{CleanStats, Cleanable, CleanerLimits, CompactionConfig, Throttle};
 use hdi_log::{Log, LogError};
 use tokio::sync::watch;
 use uuid::Uuid;
@@ -155,6 +156,8 @@ pub struct Replica {
     /// for none. Kept in [`ADOPTED_EPOCH_FILE`]: a replica that applied an adoption does not
     /// apply it again after a restart (its records past the cut are then the new source's).
     adopted_epoch: std::sync::atomic::AtomicI32,
+    /// The topic's compaction settings when its `cleanup.policy` includes `compact`.
+    compaction: RwLock<Option<CompactionConfig>>,
 }
 
 impl Replica {
@@ -190,6 +193,7 @@ impl Replica {
             node_id,
             dir: dir.to_owned(),
             mirror: std::sync::atomic::AtomicBool::new(false),
+            compaction: RwLock::new(None),
             adopted_epoch: std::sync::atomic::AtomicI32::new(
                 std::fs::read_to_string(dir.join(ADOPTED_EPOCH_FILE))
                     .ok()
@@ -389,6 +393,9 @@ impl Replica {
                     leadership.role.isr.len()
                 ),
             ));
+        }
+        if read_lock(&self.compaction).is_some() {
+            check_keys(records)?;
         }
         // Held across the append: a demotion (and the truncation that follows it) cannot slip
         // in between the leadership check and the write.
@@ -998,6 +1005,9 @@ impl Replica {
                 false
             }
         });
+        // Forgets the decided transactions the watermark passed (a follower serves no
+        // consumer, so nothing else would).
+        lock(&self.producers).last_stable_offset(self.high_watermark());
         Ok(())
     }
 
@@ -1349,6 +1359,104 @@ impl Replica {
     pub fn size_bytes(&self) -> u64 {
         read_lock(&self.log).size_bytes()
     }
+
+    /// Sets the topic's compaction settings (`None`: the topic is not compacted).
+    pub fn set_compaction(&self, config: Option<CompactionConfig>) {
+        *write_lock(&self.compaction) = config;
+    }
+
+    /// How dirty the log is, for a compacted topic. Nothing at or past the last stable offset
+    /// (at most the high watermark) is cleanable: leaders and followers clean independently.
+    pub fn cleanable(&self, now_ms: i64) -> Option<(Cleanable, CompactionConfig)> {
+        let config = read_lock(&self.compaction).clone()?;
+        let bound = self.last_stable_offset();
+        let cleanable = read_lock(&self.log).cleanable(&config, bound, now_ms);
+        match cleanable {
+            Ok(cleanable) => Some((cleanable, config)),
+            Err(error) => {
+                tracing::error!(error = %chain(&error), topic = %self.topic, partition = self.index, "cannot size the dirty section");
+                None
+            }
+        }
+    }
+
+    /// Compacts the log once (see `hdi_log::cleaner`): plans under the log's read lock, builds
+    /// the key map and writes cleaned segments without it (throttled by `throttle`), and swaps
+    /// them in under the write lock. A failed swap reopens the log, whose recovery finishes or
+    /// undoes it. `None` when the topic is not compacted or nothing is dirty.
+    ///
+    /// # Errors
+    /// A storage error.
+    pub fn clean(
+        &self,
+        limits: &CleanerLimits,
+        throttle: &mut Throttle,
+        now_ms: i64,
+    ) -> Result<Option<CleanStats>, KafkaError> {
+        let Some(config) = read_lock(&self.compaction).clone() else {
+            return Ok(None);
+        };
+        let bound = self.last_stable_offset();
+        let plan = read_lock(&self.log)
+            .plan_clean(&config, bound, now_ms)
+            .map_err(storage_error)?;
+        let Some(plan) = plan else {
+            return Ok(None);
+        };
+        let mut fail = hdi_log::FailPoint::none();
+        let cleaned = plan
+            .run(limits, &decompress, throttle, &mut fail)
+            .map_err(storage_error)?;
+        let mut log = write_lock(&self.log);
+        match log.commit_clean(cleaned, &mut fail) {
+            Ok(stats) => Ok(Some(stats)),
+            Err(error) => {
+                let reopened = Log::open(&self.dir, log.config().clone());
+                if let Ok((mut reopened, _)) = reopened {
+                    let latest = log.latest_epoch();
+                    if latest > reopened.latest_epoch() {
+                        reopened.assign_epoch_start(latest);
+                    }
+                    *log = reopened;
+                }
+                Err(storage_error(error))
+            }
+        }
+    }
+}
+
+/// Kafka's codecs for the cleaner and the key check (`hdi-log` takes them as a function).
+fn decompress(codec: i16, data: &[u8]) -> Result<Vec<u8>, String> {
+    hdi_kafka_client::compression::decompress(codec, data).map_err(|e| format!("{e:#}"))
+}
+
+/// A compacted topic refuses records without a key, as Kafka does (INVALID_RECORD: "Compacted
+/// topic cannot accept message without key"). Batches that do not parse are left to the
+/// validation that follows.
+fn check_keys(records: &[u8]) -> Result<(), KafkaError> {
+    let mut at = 0;
+    while let Ok(header) = hdi_log::batch::parse_header(&records[at..], usize::MAX) {
+        let Some(batch) = records.get(at..at + header.size()) else {
+            break;
+        };
+        at += header.size();
+        if header.is_control() {
+            continue;
+        }
+        let keyless = hdi_log::records::records_bytes(batch, &header, &decompress)
+            .and_then(|bytes| {
+                let records = hdi_log::records::parse_records(&bytes, &header)?;
+                Ok(records.iter().any(|r| r.key.is_none()))
+            })
+            .map_err(|error| KafkaError::new(codes::CORRUPT_MESSAGE, error.to_string()))?;
+        if keyless {
+            return Err(KafkaError::new(
+                crate::producers::INVALID_RECORD,
+                "Compacted topic cannot accept message without key",
+            ));
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -1650,6 +1758,55 @@ mod tests {
     }
 
     /// A directory for one replica (not created yet), removed when the guard drops.
+    #[test]
+    fn a_compacted_replica_refuses_keyless_records_and_cleans_to_the_latest_per_key() {
+        let (_dir_temp, dir) = temp();
+        let config = hdi_log::LogConfig {
+            segment_bytes: 100,
+            ..hdi_log::LogConfig::default()
+        };
+        let replica = Replica::open(&dir, "t", Uuid::nil(), 0, 1, config).unwrap();
+        lead(&replica);
+        replica.set_compaction(Some(CompactionConfig::default()));
+        let keyless = build_batch(0, 0, &[b"no key"]);
+        let error = replica.produce(&keyless, None).unwrap_err();
+        assert_eq!(
+            error.code,
+            crate::producers::INVALID_RECORD,
+            "{}",
+            error.message
+        );
+        for value in ["1", "2", "3"] {
+            let batch =
+                hdi_log::records::build_keyed_batch(0, 0, &[(Some(b"k"), Some(value.as_bytes()))]);
+            replica.produce(&batch, None).unwrap();
+        }
+        let limits = CleanerLimits {
+            io_max_bytes_per_second: 1e9,
+            ..CleanerLimits::default()
+        };
+        let mut throttle = Throttle::new(limits.io_max_bytes_per_second);
+        let (cleanable, _) = replica.cleanable(now_ms()).unwrap();
+        assert!(cleanable.dirty_bytes > 0, "{cleanable:?}");
+        let stats = replica
+            .clean(&limits, &mut throttle, now_ms())
+            .unwrap()
+            .unwrap();
+        assert_eq!(stats.records_removed, 1, "{stats:?}");
+        let bytes = read_lock(&replica.log).read(0, 1 << 20).unwrap();
+        let first = hdi_log::batch::parse_header(&bytes, usize::MAX).unwrap();
+        assert_eq!(first.base_offset, 1, "offset 0 was cleaned away");
+        // Not compacted: no clean, keyless records accepted.
+        replica.set_compaction(None);
+        assert!(
+            replica
+                .clean(&limits, &mut throttle, now_ms())
+                .unwrap()
+                .is_none()
+        );
+        replica.produce(&keyless, None).unwrap();
+    }
+
     fn temp() -> (tempfile::TempDir, std::path::PathBuf) {
         let temp = tempfile::tempdir().unwrap();
         let dir = temp.path().join("replica");

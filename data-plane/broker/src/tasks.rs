@@ -1,6 +1,7 @@
 //! The broker's own tasks, started by [`Broker::start_tasks`]: membership (registration and
 //! heartbeats), the controller duties, replication, ISR maintenance, and housekeeping (the group
-//! coordinator's ticker, flushes and retention).
+//! coordinator's ticker, flushes and retention), and the transaction coordinator's markers and
+//! timeouts.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,6 +22,7 @@ impl Broker {
         tasks.spawn(replication::run_isr_maintenance(Arc::clone(self)));
         tasks.spawn(crate::mirror::run_discovery(Arc::clone(self)));
         tasks.spawn(crate::mirror::run_mirroring(Arc::clone(self)));
+        tasks.spawn(crate::txn_coordinator::run(Arc::clone(self)));
         tasks.spawn(Arc::clone(self).background());
         tasks
     }

@@ -509,6 +509,9 @@ pub enum Command {
         /// Each entity's changes: `(key, bytes per second)`.
         entries: Vec<(Entity, Changes)>,
     },
+    /// Changes a transactional id's state (applied to the shared transactions map, not to
+    /// [`ClusterMetadata`]; see [`crate::txn`]).
+    Transaction(crate::txn::TxnCommand),
 }
 
 /// What applying a command gave.
@@ -740,7 +743,8 @@ impl ClusterMetadata {
             // Offsets live outside the metadata (see `raft::StateMachine`).
             Command::CommitOffsets { .. }
             | Command::SyncGroupOffsets { .. }
-            | Command::DeleteGroup { .. } => Outcome::Ok,
+            | Command::DeleteGroup { .. }
+            | Command::Transaction(_) => Outcome::Ok,
         }
     }
 

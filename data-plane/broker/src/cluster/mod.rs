@@ -84,10 +84,11 @@ impl Cluster {
         config: &BrokerConfig,
         quorum_addr: String,
         offsets: crate::groups::SharedOffsets,
+        txns: crate::txn::SharedTxns,
     ) -> anyhow::Result<Arc<Cluster>> {
         let dir = config.data_dir.join("quorum");
         let log = LogStore::open(&dir)?;
-        let (machine, metadata) = StateMachine::open(&dir, offsets)?;
+        let (machine, metadata) = StateMachine::open(&dir, offsets, txns)?;
         let node_id = u64::try_from(config.node_id)?;
         let routes: rpc::Routes = Arc::new(config.peer_routes.clone());
         let network = rpc::Network {

@@ -31,6 +31,7 @@ use tokio::sync::watch;
 
 use super::metadata::{ClusterMetadata, Command, Outcome};
 use crate::groups::offsets::{self, OffsetRecord, SharedOffsets};
+use crate::txn::{self, SharedTxns, TxnRecord};
 
 openraft::declare_raft_types!(
     /// The metadata quorum's Raft types.
@@ -312,6 +313,9 @@ struct SnapshotData {
     /// Committed consumer-group offsets (kept in the shared map between snapshots).
     #[serde(default)]
     offsets: Vec<OffsetRecord>,
+    /// Transactions by transactional id (kept in the shared map between snapshots).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    transactions: Vec<TxnRecord>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -322,9 +326,11 @@ struct StoredSnapshot {
 
 struct MachineInner {
     dir: PathBuf,
-    /// `state.offsets` is empty in memory: the offsets live in `offsets`.
+    /// `state.offsets` and `state.transactions` are empty in memory: they live in `offsets` and
+    /// `txns`.
     state: SnapshotData,
     offsets: SharedOffsets,
+    txns: SharedTxns,
     snapshot: Option<StoredSnapshot>,
     snapshot_seq: u64,
 }
@@ -344,6 +350,7 @@ impl StateMachine {
     pub fn open(
         dir: &Path,
         offsets: SharedOffsets,
+        txns: SharedTxns,
     ) -> std::io::Result<(StateMachine, watch::Receiver<Arc<MetadataView>>)> {
         std::fs::create_dir_all(dir)?;
         let snapshot: Option<StoredSnapshot> = read_json(&dir.join("snapshot.json"))?;
@@ -352,6 +359,7 @@ impl StateMachine {
             None => SnapshotData::default(),
         };
         *lock(&offsets) = offsets::from_records(std::mem::take(&mut state.offsets));
+        *lock(&txns) = txn::from_records(std::mem::take(&mut state.transactions));
         let view = Arc::new(MetadataView {
             meta: state.meta.clone(),
             applied_index: state.last_applied.map_or(0, |l| l.index),
@@ -363,6 +371,7 @@ impl StateMachine {
                     dir: dir.to_owned(),
                     state,
                     offsets,
+                    txns,
                     snapshot,
                     snapshot_seq: 0,
                 })),
@@ -385,6 +394,7 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
         let mut inner = lock(&self.inner);
         let mut state = inner.state.clone();
         state.offsets = offsets::to_records(&lock(&inner.offsets));
+        state.transactions = txn::to_records(&lock(&inner.txns));
         let data = serde_json::to_vec(&state).map_err(write_error)?;
         inner.snapshot_seq += 1;
         let meta = SnapshotMeta {
@@ -449,6 +459,18 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                     offsets::apply_delete(&mut lock(&inner.offsets), group);
                     Outcome::Ok
                 }
+                EntryPayload::Normal(Command::Transaction(command)) => {
+                    // Transactions before offsets, always in this order (a commit's completion
+                    // writes both).
+                    let mut txns = lock(&inner.txns);
+                    match txn::apply(&mut txns, &mut lock(&inner.offsets), command) {
+                        Ok(()) => Outcome::Ok,
+                        Err(error) => Outcome::Refused {
+                            code: error.code,
+                            message: error.message,
+                        },
+                    }
+                }
                 EntryPayload::Normal(command) => {
                     if let Command::DeleteTopic { name } = command {
                         // Kafka drops a deleted topic's committed offsets.
@@ -494,6 +516,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let mut state: SnapshotData = serde_json::from_slice(&data).map_err(read_error)?;
         let mut inner = lock(&self.inner);
         *lock(&inner.offsets) = offsets::from_records(std::mem::take(&mut state.offsets));
+        *lock(&inner.txns) = txn::from_records(std::mem::take(&mut state.transactions));
         let stored = StoredSnapshot {
             meta: meta.clone(),
             data,

@@ -37,8 +37,8 @@ use super::{Context, sb};
 use crate::groups::{Committed, JoinRequest};
 use crate::security::acl::Operation;
 
-/// Handles FindCoordinator: the controller (the metadata quorum's leader) coordinates every group;
-/// COORDINATOR_NOT_AVAILABLE during an election.
+/// Handles FindCoordinator: the controller (the metadata quorum's leader) coordinates every group
+/// and every transactional id; COORDINATOR_NOT_AVAILABLE during an election.
 pub fn find_coordinator(
     cx: &Context<'_>,
     request: FindCoordinatorRequest,
@@ -55,17 +55,25 @@ pub fn find_coordinator(
             Some((b, (host, port))) => (codes::NONE, BrokerId(b.id), sb(host.to_owned()), port),
             None => (codes::COORDINATOR_NOT_AVAILABLE, BrokerId(-1), sb(""), -1),
         };
-    // Key type 0 is a group; 1 (a transactional id) has no ACLs to pass here: no transactions.
-    let allowed = |key: &str| request.key_type != 0 || cx.allowed_group(Operation::Describe, key);
+    // Key type 0 is a group, 1 a transactional id (coordinated by the same broker, see
+    // `txn_coordinator.rs`): each needs DESCRIBE on its resource.
+    let refusal = |key: &str| match request.key_type {
+        0 if !cx.allowed_group(Operation::Describe, key) => Some(codes::GROUP_AUTHORIZATION_FAILED),
+        1 if !cx.allowed_transactional_id(Operation::Describe, key) => {
+            Some(codes::TRANSACTIONAL_ID_AUTHORIZATION_FAILED)
+        }
+        0 | 1 => None,
+        _ => Some(codes::INVALID_REQUEST),
+    };
     if cx.version >= 4 {
         let coordinators = request
             .coordinator_keys
             .iter()
             .map(|key| {
                 let answer = Coordinator::default().with_key(key.clone());
-                if !allowed(key.as_str()) {
+                if let Some(refused) = refusal(key.as_str()) {
                     return answer
-                        .with_error_code(codes::GROUP_AUTHORIZATION_FAILED)
+                        .with_error_code(refused)
                         .with_node_id(BrokerId(-1))
                         .with_host(sb(""))
                         .with_port(-1);
@@ -79,9 +87,9 @@ pub fn find_coordinator(
             .collect();
         return FindCoordinatorResponse::default().with_coordinators(coordinators);
     }
-    if !allowed(request.key.as_str()) {
+    if let Some(refused) = refusal(request.key.as_str()) {
         return FindCoordinatorResponse::default()
-            .with_error_code(codes::GROUP_AUTHORIZATION_FAILED)
+            .with_error_code(refused)
             .with_node_id(BrokerId(-1))
             .with_host(sb(""))
             .with_port(-1);
@@ -389,12 +397,25 @@ pub fn offset_fetch(cx: &Context<'_>, request: OffsetFetchRequest) -> OffsetFetc
             // Fetching every committed offset leaves out topics the client may not describe.
             continue;
         }
-        let (offset, metadata) = committed_fields(committed.as_ref());
+        let (mut offset, mut metadata) = committed_fields(committed.as_ref());
+        // v7 `require_stable` (KIP-447): an offset an open transaction commits is not answered
+        // until the transaction ends.
+        let unstable = allowed
+            && request.require_stable
+            && cx
+                .broker
+                .txns
+                .offset_pending(request.group_id.0.as_str(), &topic, partition);
+        if unstable {
+            (offset, metadata) = (-1, Some(String::new()));
+        }
         let entry = OffsetFetchResponsePartition::default()
-            .with_error_code(if allowed {
-                codes::NONE
-            } else {
+            .with_error_code(if !allowed {
                 codes::TOPIC_AUTHORIZATION_FAILED
+            } else if unstable {
+                crate::txn::UNSTABLE_OFFSET_COMMIT
+            } else {
+                codes::NONE
             })
             .with_partition_index(partition)
             .with_committed_offset(offset)

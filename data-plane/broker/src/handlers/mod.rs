@@ -12,6 +12,7 @@ mod produce;
 mod producer;
 mod quotas;
 mod security;
+mod txn;
 
 pub use security::{sasl_authenticate_response, sasl_handshake_response};
 
@@ -166,6 +167,15 @@ const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::AlterUserScramCredentials, 0, 0),
     (ApiKey::DescribeClientQuotas, 0, 1),
     (ApiKey::AlterClientQuotas, 0, 1),
+    // Transactions (KIP-98), the classic protocol: `transaction.version` 2 (KIP-890) is not
+    // advertised, so clients add partitions themselves (AddPartitionsToTxn v0-v3; v4 is the
+    // brokers' batched form) and end with EndTxn v0-v3.
+    (ApiKey::AddPartitionsToTxn, 0, 4),
+    (ApiKey::AddOffsetsToTxn, 0, 3),
+    (ApiKey::TxnOffsetCommit, 0, 3),
+    (ApiKey::EndTxn, 0, 3),
+    (ApiKey::DescribeTransactions, 0, 0),
+    (ApiKey::ListTransactions, 0, 1),
 ];
 
 /// The version range accepted for `key`, if implemented (clamped to what the codec supports).
@@ -222,6 +232,8 @@ pub fn set_throttle_time(response: &mut ResponseKind, ms: i32) {
         };
     }
     raise!(
+        AddOffsetsToTxn,
+        AddPartitionsToTxn,
         AlterClientQuotas,
         AlterConfigs,
         AlterPartitionReassignments,
@@ -240,8 +252,10 @@ pub fn set_throttle_time(response: &mut ResponseKind, ms: i32) {
         DescribeConfigs,
         DescribeGroups,
         DescribeLogDirs,
+        DescribeTransactions,
         DescribeUserScramCredentials,
         ElectLeaders,
+        EndTxn,
         Fetch,
         FindCoordinator,
         Heartbeat,
@@ -252,12 +266,14 @@ pub fn set_throttle_time(response: &mut ResponseKind, ms: i32) {
         ListGroups,
         ListOffsets,
         ListPartitionReassignments,
+        ListTransactions,
         Metadata,
         OffsetCommit,
         OffsetFetch,
         OffsetForLeaderEpoch,
         Produce,
         SyncGroup,
+        TxnOffsetCommit,
     );
 }
 
@@ -350,7 +366,23 @@ pub async fn dispatch(cx: &Context<'_>, request: RequestKind) -> Outcome {
             ResponseKind::AlterClientQuotas(quotas::alter_client_quotas(cx, r).await)
         }
         RequestKind::InitProducerId(r) => {
-            ResponseKind::InitProducerId(producer::init_producer_id(cx, r))
+            ResponseKind::InitProducerId(producer::init_producer_id(cx, r).await)
+        }
+        RequestKind::AddPartitionsToTxn(r) => {
+            ResponseKind::AddPartitionsToTxn(txn::add_partitions_to_txn(cx, r).await)
+        }
+        RequestKind::AddOffsetsToTxn(r) => {
+            ResponseKind::AddOffsetsToTxn(txn::add_offsets_to_txn(cx, r).await)
+        }
+        RequestKind::TxnOffsetCommit(r) => {
+            ResponseKind::TxnOffsetCommit(txn::txn_offset_commit(cx, r).await)
+        }
+        RequestKind::EndTxn(r) => ResponseKind::EndTxn(txn::end_txn(cx, r).await),
+        RequestKind::DescribeTransactions(r) => {
+            ResponseKind::DescribeTransactions(txn::describe_transactions(cx, r))
+        }
+        RequestKind::ListTransactions(r) => {
+            ResponseKind::ListTransactions(txn::list_transactions(cx, r))
         }
         other => {
             return Outcome::Close(format!(

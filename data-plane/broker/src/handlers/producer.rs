@@ -1,4 +1,5 @@
-//! InitProducerId: producer ids for idempotent producers (transactions are refused).
+//! InitProducerId: producer ids for idempotent producers; a transactional id's come from the
+//! transaction coordinator (`txn.rs`).
 
 use hdi_kafka_client::codes;
 use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse};
@@ -19,12 +20,15 @@ fn may_write_idempotently(cx: &Context<'_>) -> bool {
 }
 
 /// Handles InitProducerId.
-pub fn init_producer_id(cx: &Context<'_>, r: InitProducerIdRequest) -> InitProducerIdResponse {
+pub async fn init_producer_id(
+    cx: &Context<'_>,
+    r: InitProducerIdRequest,
+) -> InitProducerIdResponse {
+    if let Some(id) = &r.transactional_id {
+        return super::txn::init_producer_id(cx, id.0.as_str(), &r).await;
+    }
     let mut response = InitProducerIdResponse::default();
-    if r.transactional_id.is_some() {
-        // Transactions are not implemented: refuse rather than pretend.
-        response.error_code = codes::INVALID_REQUEST;
-    } else if !may_write_idempotently(cx) {
+    if !may_write_idempotently(cx) {
         response.error_code = codes::CLUSTER_AUTHORIZATION_FAILED;
     } else if r.producer_id.0 >= 0 {
         // KIP-360 epoch bump of a known producer.
