@@ -45,6 +45,8 @@ pub struct Broker {
     pub mirror_progress: std::sync::Mutex<BTreeMap<(String, i32), MirrorProgress>>,
     /// Prometheus metrics (`metrics.rs`).
     pub metrics: crate::metrics::BrokerMetrics,
+    /// Incremental fetch sessions of consumers (`fetch_sessions.rs`).
+    pub fetch_sessions: crate::fetch_sessions::FetchSessionCache,
 }
 
 /// What the leader of a mirror partition last learnt of its source.
@@ -120,6 +122,8 @@ impl Broker {
         }
         state.groups = self.groups.list().len();
         state.topics = view.meta.topics.keys().cloned().collect();
+        state.fetch_sessions = self.fetch_sessions.sessions();
+        state.fetch_session_partitions = self.fetch_sessions.partitions();
         self.metrics.exposition(&state)
     }
 
@@ -139,6 +143,12 @@ impl Broker {
         let cluster =
             Cluster::start(&config, quorum_addr, offsets, Arc::clone(&txns.shared)).await?;
         let throttle = config.reassignment_throttle.map(Throttle::new);
+        let metrics = crate::metrics::BrokerMetrics::new();
+        let fetch_sessions = crate::fetch_sessions::FetchSessionCache::new(
+            config.fetch_session_slots,
+            config.fetch_session_eviction,
+            metrics.fetch_session_evictions(),
+        );
         Ok(Arc::new(Broker {
             config,
             cluster,
@@ -151,7 +161,8 @@ impl Broker {
             quota_meters: std::sync::Mutex::default(),
             link_problems: std::sync::Mutex::default(),
             mirror_progress: std::sync::Mutex::default(),
-            metrics: crate::metrics::BrokerMetrics::new(),
+            metrics,
+            fetch_sessions,
         }))
     }
 

@@ -121,6 +121,14 @@ pub struct Flags {
     /// checker catches a mirror that is not its source's copy.
     #[arg(long, hide = true)]
     pub testing_mirror_rewrites_a_batch: bool,
+    /// Incremental fetch sessions (KIP-227) this broker caches at most
+    /// (`max.incremental.fetch.session.cache.slots`); 0 turns sessions off.
+    #[arg(long, default_value_t = 1000)]
+    pub max_incremental_fetch_session_cache_slots: usize,
+    /// A fetch session idle this long may be evicted for a new one, and one this old may be
+    /// evicted for a bigger one (`min.incremental.fetch.session.eviction.ms`).
+    #[arg(long, default_value = "120s", value_parser = humantime_duration)]
+    pub min_incremental_fetch_session_eviction: Duration,
     /// Replication factor of auto-created topics and of CreateTopics with -1 (capped at the
     /// number of live brokers).
     #[arg(long, default_value_t = 3)]
@@ -192,6 +200,10 @@ pub struct BrokerConfig {
     pub testing_mirror_rewrites_a_batch: bool,
     /// Reassignment throttle in bytes per second (None = unlimited).
     pub reassignment_throttle: Option<u64>,
+    /// Fetch sessions cached at most.
+    pub fetch_session_slots: usize,
+    /// `min.incremental.fetch.session.eviction.ms`.
+    pub fetch_session_eviction: Duration,
 }
 
 /// Why the flags are unusable.
@@ -293,6 +305,8 @@ impl Flags {
             testing_mirror_rewrites_a_batch: self.testing_mirror_rewrites_a_batch,
             reassignment_throttle: (self.reassignment_throttle > 0)
                 .then_some(self.reassignment_throttle),
+            fetch_session_slots: self.max_incremental_fetch_session_cache_slots,
+            fetch_session_eviction: self.min_incremental_fetch_session_eviction,
         })
     }
 }

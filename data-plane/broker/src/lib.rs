@@ -20,6 +20,8 @@
 //! - [`txn`]: the transaction coordinator's replicated state (KIP-98) and its pure transitions
 //!   (a transaction's offsets are committed into [`groups`]' offsets when it commits).
 //! - [`groups`]: the classic consumer-group coordinator and durable committed offsets.
+//! - [`fetch_sessions`]: the bounded cache of incremental fetch sessions (KIP-227) the Fetch
+//!   handler reads through.
 //! - [`producers`]: producer ids and per-partition idempotence state.
 //! - [`security`]: listeners' security protocols, SASL (PLAIN, SCRAM) and ACL decisions.
 //! - [`metrics`]: the broker's Prometheus metrics (counters the layers above add to; gauges the
@@ -33,6 +35,7 @@
 pub mod broker;
 pub mod cluster;
 pub mod config;
+pub mod fetch_sessions;
 pub mod groups;
 pub mod handlers;
 pub mod metrics;
@@ -67,6 +70,7 @@ mod tests {
         "cluster",
         "txn",
         "groups",
+        "fetch_sessions",
         "producers",
         "topic_config",
         "config",

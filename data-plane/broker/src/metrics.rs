@@ -17,6 +17,9 @@
 //! | `kafka.controller:type=KafkaController,name=ActiveControllerCount` | `kafka_controller_kafkacontroller_activecontrollercount` |
 //! | `kafka.controller:type=KafkaController,name=OfflinePartitionsCount` | `kafka_controller_kafkacontroller_offlinepartitionscount` (the active controller's count; 0 elsewhere, as in Kafka) |
 //! | `kafka.coordinator.group:type=GroupMetadataManager,name=NumGroups` | `kafka_coordinator_group_groupmetadatamanager_numgroups` |
+//! | `kafka.server:type=FetchSessionCache,name=NumIncrementalFetchSessions` | `kafka_server_fetchsessioncache_numincrementalfetchsessions` |
+//! | `kafka.server:type=FetchSessionCache,name=NumIncrementalFetchPartitionsCached` | `kafka_server_fetchsessioncache_numincrementalfetchpartitionscached` |
+//! | `kafka.server:type=FetchSessionCache,name=IncrementalFetchSessionEvictionsPerSec` | `kafka_server_fetchsessioncache_incrementalfetchsessionevictions_total` |
 //!
 //! Counters are bumped on the request path with atomics only: a request's counter and latency
 //! histogram are found by index (API key, version) after their first use, and a topic's three
@@ -96,6 +99,10 @@ pub struct ScrapeState {
     pub groups: usize,
     /// The topics that exist (series of other topics are dropped).
     pub topics: std::collections::HashSet<String>,
+    /// Incremental fetch sessions cached.
+    pub fetch_sessions: usize,
+    /// Partitions cached over all fetch sessions.
+    pub fetch_session_partitions: usize,
 }
 
 /// Every metric of one broker.
@@ -119,6 +126,9 @@ pub struct BrokerMetrics {
     active_controller: Gauge,
     offline_partitions: Gauge,
     groups: Gauge,
+    fetch_sessions: Gauge,
+    fetch_session_partitions: Gauge,
+    fetch_session_evictions: Counter,
 }
 
 impl std::fmt::Debug for BrokerMetrics {
@@ -216,6 +226,22 @@ impl BrokerMetrics {
             "kafka_coordinator_group_groupmetadatamanager_numgroups",
             "Consumer groups this broker's coordinator knows",
         );
+        let fetch_sessions = gauge(
+            &mut registry,
+            "kafka_server_fetchsessioncache_numincrementalfetchsessions",
+            "Incremental fetch sessions cached (KIP-227)",
+        );
+        let fetch_session_partitions = gauge(
+            &mut registry,
+            "kafka_server_fetchsessioncache_numincrementalfetchpartitionscached",
+            "Partitions cached over all incremental fetch sessions",
+        );
+        let fetch_session_evictions = Counter::default();
+        registry.register(
+            "kafka_server_fetchsessioncache_incrementalfetchsessionevictions",
+            "Fetch sessions evicted to make room for new ones",
+            fetch_session_evictions.clone(),
+        );
         BrokerMetrics {
             registry,
             requests,
@@ -234,7 +260,15 @@ impl BrokerMetrics {
             active_controller,
             offline_partitions,
             groups,
+            fetch_sessions,
+            fetch_session_partitions,
+            fetch_session_evictions,
         }
+    }
+
+    /// The fetch-session eviction counter, for the session cache to add to.
+    pub fn fetch_session_evictions(&self) -> Counter {
+        self.fetch_session_evictions.clone()
     }
 
     /// Counts one request of `key` at `version` that took `elapsed`.
@@ -301,6 +335,9 @@ impl BrokerMetrics {
             .set(i64::from(state.active_controller));
         self.offline_partitions.set(gauge(state.offline_partitions));
         self.groups.set(gauge(state.groups));
+        self.fetch_sessions.set(gauge(state.fetch_sessions));
+        self.fetch_session_partitions
+            .set(gauge(state.fetch_session_partitions));
         let gone: Vec<String> = read(&self.topics)
             .keys()
             .filter(|t| !state.topics.contains(*t))
@@ -357,7 +394,13 @@ mod tests {
         metrics.topic("orders").fetched(40);
         metrics.isr_changed(&[1, 2, 3], &[1, 2]);
         metrics.isr_changed(&[1, 2], &[1, 2, 3]);
-        let text = metrics.encode();
+        metrics.fetch_session_evictions().inc_by(2);
+        let text = metrics.exposition(&ScrapeState {
+            fetch_sessions: 3,
+            fetch_session_partitions: 40,
+            topics: ["orders".to_owned()].into(),
+            ..Default::default()
+        });
         for line in [
             r#"kafka_network_requestmetrics_requests_total{request="Produce",version="9"} 2"#,
             r#"kafka_network_requestmetrics_requests_total{request="ApiVersions",version="3"} 1"#,
@@ -367,6 +410,9 @@ mod tests {
             r#"kafka_server_brokertopicmetrics_bytesout_total{topic="orders"} 40"#,
             "kafka_server_replicamanager_isrshrinks_total 1",
             "kafka_server_replicamanager_isrexpands_total 1",
+            "kafka_server_fetchsessioncache_numincrementalfetchsessions 3",
+            "kafka_server_fetchsessioncache_numincrementalfetchpartitionscached 40",
+            "kafka_server_fetchsessioncache_incrementalfetchsessionevictions_total 2",
         ] {
             assert!(text.contains(line), "missing {line} in\n{text}");
         }
@@ -392,6 +438,9 @@ mod tests {
                 "kafka_controller_kafkacontroller_activecontrollercount gauge",
                 "kafka_controller_kafkacontroller_offlinepartitionscount gauge",
                 "kafka_coordinator_group_groupmetadatamanager_numgroups gauge",
+                "kafka_server_fetchsessioncache_numincrementalfetchsessions gauge",
+                "kafka_server_fetchsessioncache_numincrementalfetchpartitionscached gauge",
+                "kafka_server_fetchsessioncache_incrementalfetchsessionevictions counter",
             ]
         );
     }

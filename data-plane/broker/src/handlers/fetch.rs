@@ -2,7 +2,8 @@
 //! this broker leads, and long-polls: the request waits until `min_bytes` are available or
 //! `max_wait_ms` passes, woken by appends and high-watermark moves (not by polling). A partition
 //! led elsewhere answers NOT_LEADER_OR_FOLLOWER; a stale or future `current_leader_epoch` (v9+)
-//! answers FENCED_LEADER_EPOCH or UNKNOWN_LEADER_EPOCH, as Kafka does.
+//! answers FENCED_LEADER_EPOCH or UNKNOWN_LEADER_EPOCH, as Kafka does. Fetch sessions (v7+) are
+//! `fetch_session.rs`: this module reads whatever partitions the request it is given lists.
 
 use std::time::Duration;
 
@@ -16,6 +17,12 @@ use crate::security::quota::CONSUMER_BYTE_RATE;
 
 /// Handles Fetch.
 pub async fn fetch(cx: &Context<'_>, request: FetchRequest) -> FetchResponse {
+    // Fetch sessions (KIP-227): an incremental request becomes one listing the session's
+    // partitions, and the answer is cut to what changed (`fetch_session.rs`).
+    let (request, session) = match super::fetch_session::open(cx, request) {
+        Ok(opened) => opened,
+        Err(refused) => return refused,
+    };
     let broker = cx.broker;
     let max_wait =
         Duration::from_millis(u64::try_from(request.max_wait_ms).unwrap_or(0).min(60_000));
@@ -41,9 +48,10 @@ pub async fn fetch(cx: &Context<'_>, request: FetchRequest) -> FetchResponse {
             for (topic, sent) in &by_topic {
                 broker.metrics.topic(topic).fetched(*sent as u64);
             }
-            return FetchResponse::default()
+            let response = FetchResponse::default()
                 .with_responses(responses)
                 .with_throttle_time_ms(throttle_ms);
+            return session.answer(cx, response);
         }
         tokio::select! {
             () = &mut notified => {}

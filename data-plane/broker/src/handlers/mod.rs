@@ -5,6 +5,7 @@
 mod admin;
 mod cluster_admin;
 mod fetch;
+mod fetch_session;
 mod groups;
 mod metadata;
 mod offsets;
