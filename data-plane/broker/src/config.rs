@@ -108,6 +108,19 @@ pub struct Flags {
     /// throttled.
     #[arg(long, default_value_t = 0)]
     pub reassignment_throttle: u64,
+    /// `log.cleaner.enable`: compact the logs of topics whose `cleanup.policy` includes
+    /// `compact` (one cleaner thread, as `log.cleaner.threads=1`).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub log_cleaner_enable: bool,
+    /// `log.cleaner.backoff.ms`: how long the cleaner sleeps when no log is due.
+    #[arg(long, default_value = "15s", value_parser = humantime_duration)]
+    pub log_cleaner_backoff: Duration,
+    /// `log.cleaner.io.max.bytes.per.second`: the cleaner's reads plus writes; 0 = unlimited.
+    #[arg(long, default_value_t = 0)]
+    pub log_cleaner_io_max_bytes_per_second: u64,
+    /// `log.cleaner.dedupe.buffer.size`: memory for the cleaner's key map.
+    #[arg(long, default_value_t = 128 << 20)]
+    pub log_cleaner_dedupe_buffer_size: usize,
     /// Test only: reach node ID's quorum listener at HOST:PORT instead of its own address
     /// (`ID@HOST:PORT,...`; the fault suite puts proxies there to cut links).
     #[arg(long, hide = true)]
@@ -159,6 +172,17 @@ fn humantime_duration(text: &str) -> Result<Duration, String> {
     }
 }
 
+/// The log cleaner's settings (Kafka's broker-level `log.cleaner.*`).
+#[derive(Clone, Debug)]
+pub struct CleanerSettings {
+    /// `log.cleaner.enable`.
+    pub enabled: bool,
+    /// `log.cleaner.backoff.ms`.
+    pub backoff: Duration,
+    /// The dedupe buffer and the I/O rate.
+    pub limits: hdi_log::cleaner::CleanerLimits,
+}
+
 /// The resolved configuration.
 #[derive(Clone, Debug)]
 pub struct BrokerConfig {
@@ -166,6 +190,8 @@ pub struct BrokerConfig {
     pub node_id: i32,
     /// Data directory.
     pub data_dir: PathBuf,
+    /// The log cleaner (`log.cleaner.*`).
+    pub cleaner: CleanerSettings,
     /// Kafka listeners (at least one; the first is the one the cluster record names first).
     pub listeners: Vec<Listener>,
     /// Authentication and authorization (replaced when the broker reloads its files).
@@ -287,6 +313,17 @@ impl Flags {
         Ok(BrokerConfig {
             node_id: self.node_id,
             data_dir: self.data_dir,
+            cleaner: CleanerSettings {
+                enabled: self.log_cleaner_enable,
+                backoff: self.log_cleaner_backoff,
+                limits: hdi_log::cleaner::CleanerLimits {
+                    dedupe_buffer_bytes: self.log_cleaner_dedupe_buffer_size,
+                    io_max_bytes_per_second: match self.log_cleaner_io_max_bytes_per_second {
+                        0 => f64::INFINITY,
+                        rate => rate as f64,
+                    },
+                },
+            },
             listeners,
             security: SharedSecurity::new(security),
             auto_create_topics: self.auto_create_topics,

@@ -4,6 +4,7 @@
 //! - [`server`]: TCP listener, request framing, header decoding and dispatch; requests on one
 //!   connection are answered in order, as Kafka does. Also the quorum listener's dispatch.
 //! - `tasks`: the broker's own tasks ([`broker::Broker::start_tasks`]).
+//! - `log_cleaner`: the log cleaner task (compaction of `cleanup.policy=compact` topics).
 //! - [`handlers`]: one module per API family; Kafka wire types (from `kafka-protocol`) stop here.
 //! - [`txn_coordinator`]: the transaction coordinator at work (requests, markers, timeouts),
 //!   over the replicated state of [`txn`].
@@ -38,6 +39,7 @@ pub mod config;
 pub mod fetch_sessions;
 pub mod groups;
 pub mod handlers;
+mod log_cleaner;
 pub mod metrics;
 pub mod mirror;
 pub mod producers;
@@ -59,6 +61,7 @@ mod tests {
     const LAYERS: &[&str] = &[
         "server",
         "tasks",
+        "log_cleaner",
         "handlers",
         "txn_coordinator",
         "replication",

@@ -5,7 +5,7 @@
 //!   here, gives every replica its role (leader or follower, epoch, ISR; only once this broker
 //!   has caught up with the metadata after a start, as a stale view could name it leader of
 //!   partitions that moved away), reconfigures logs whose
-//!   topic configs changed, and deletes replicas no longer assigned (only once this broker has
+//!   topic configs changed (compaction settings included, for the log cleaner), and deletes replicas no longer assigned (only once this broker has
 //!   caught up with the metadata, so a stale view never deletes data).
 //! - [`Throttle`]: the rate limit of replication traffic to replicas being added by a
 //!   reassignment.
@@ -27,6 +27,21 @@ use crate::topic_config;
 
 type Key = (String, i32);
 
+/// What the cleaner did since the broker started (the log cleaner task keeps it; the metrics read it).
+#[derive(Debug, Default)]
+pub struct CleanerStats {
+    /// Bytes the cleaner read.
+    pub bytes_read: std::sync::atomic::AtomicU64,
+    /// Bytes the cleaner wrote.
+    pub bytes_written: std::sync::atomic::AtomicU64,
+    /// Logs cleaned.
+    pub cleans: std::sync::atomic::AtomicU64,
+    /// When the last clean ended (epoch milliseconds, 0 for never).
+    pub last_clean_ms: std::sync::atomic::AtomicI64,
+    /// The highest dirty ratio among compacted logs at the last look, in thousandths.
+    pub max_dirty_ratio_permille: std::sync::atomic::AtomicU64,
+}
+
 /// This broker's replicas.
 pub struct Replicas {
     dir: PathBuf,
@@ -36,6 +51,8 @@ pub struct Replicas {
     fetchers: Mutex<HashSet<BrokerId>>,
     /// The metadata index the local replicas were last reconciled with.
     reconciled: tokio::sync::watch::Sender<u64>,
+    /// What the log cleaner did.
+    pub cleaner_stats: CleanerStats,
 }
 
 impl Replicas {
@@ -57,6 +74,7 @@ impl Replicas {
             map: RwLock::new(HashMap::new()),
             fetchers: Mutex::new(HashSet::new()),
             reconciled: tokio::sync::watch::channel(0).0,
+            cleaner_stats: CleanerStats::default(),
         })
     }
 
@@ -110,6 +128,7 @@ impl Replicas {
         let mut wanted: HashSet<Key> = HashSet::new();
         for (name, topic) in &view.meta.topics {
             let log_config = topic_config::log_config(&topic.configs, self.default_flush);
+            let compaction = topic_config::compaction_config(&topic.configs);
             for (index, record) in topic.partitions.iter().enumerate() {
                 if !record.replicas.contains(&self.node_id) {
                     continue;
@@ -154,6 +173,7 @@ impl Replicas {
                         }
                     }
                 };
+                replica.set_compaction(compaction.clone());
                 // Until this broker has caught up with the metadata (after a restart), its view
                 // may name it leader of partitions that moved away: take no role before that.
                 if !caught_up {

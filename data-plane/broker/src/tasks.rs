@@ -1,5 +1,6 @@
 //! The broker's own tasks, started by [`Broker::start_tasks`]: membership (registration and
-//! heartbeats), the controller duties, replication, ISR maintenance, and housekeeping (the group
+//! heartbeats), the controller duties, replication, ISR maintenance, the log cleaner, and
+//! housekeeping (the group
 //! coordinator's ticker, flushes and retention), and the transaction coordinator's markers and
 //! timeouts.
 
@@ -23,6 +24,7 @@ impl Broker {
         tasks.spawn(crate::mirror::run_discovery(Arc::clone(self)));
         tasks.spawn(crate::mirror::run_mirroring(Arc::clone(self)));
         tasks.spawn(crate::txn_coordinator::run(Arc::clone(self)));
+        tasks.spawn(crate::log_cleaner::run(Arc::clone(self)));
         tasks.spawn(Arc::clone(self).background());
         tasks
     }

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use hdi_log::LogConfig;
+use hdi_log::cleaner::CompactionConfig;
 
 /// A config key the broker knows, with its default and validation.
 struct Key {
@@ -25,11 +26,35 @@ const KEYS: &[Key] = &[
         name: "cleanup.policy",
         default: "delete",
         check: |v| {
-            if v == "delete" {
+            let items: Vec<&str> = v.split(',').map(str::trim).collect();
+            if items.iter().all(|i| *i == "compact" || *i == "delete") {
                 Ok(())
             } else {
-                Err("only 'delete' is supported (compaction is not built yet)".into())
+                Err("String must be one of: compact, delete".into())
             }
+        },
+    },
+    Key {
+        name: "delete.retention.ms",
+        default: "86400000",
+        check: |v| long_at_least(0)(v),
+    },
+    Key {
+        name: "min.compaction.lag.ms",
+        default: "0",
+        check: |v| long_at_least(0)(v),
+    },
+    Key {
+        name: "max.compaction.lag.ms",
+        default: "9223372036854775807",
+        check: |v| long_at_least(1)(v),
+    },
+    Key {
+        name: "min.cleanable.dirty.ratio",
+        default: "0.5",
+        check: |v| match v.parse::<f64>() {
+            Ok(ratio) if (0.0..=1.0).contains(&ratio) => Ok(()),
+            _ => Err("Value must be between 0 and 1".into()),
         },
     },
     Key {
@@ -156,7 +181,37 @@ fn effective(configs: &TopicConfigs, name: &str) -> i64 {
     raw.and_then(|v| v.parse().ok()).unwrap_or(-1)
 }
 
+/// The items of `cleanup.policy` (`compact`, `delete`, or both).
+fn cleanup_policy(configs: &TopicConfigs) -> Vec<&str> {
+    configs
+        .get("cleanup.policy")
+        .map_or("delete", String::as_str)
+        .split(',')
+        .map(str::trim)
+        .collect()
+}
+
+/// The compaction settings of a topic whose `cleanup.policy` includes `compact`.
+pub fn compaction_config(configs: &TopicConfigs) -> Option<CompactionConfig> {
+    if !cleanup_policy(configs).contains(&"compact") {
+        return None;
+    }
+    let defaults = CompactionConfig::default();
+    Some(CompactionConfig {
+        delete_retention_ms: effective(configs, "delete.retention.ms").max(0),
+        min_compaction_lag_ms: effective(configs, "min.compaction.lag.ms").max(0),
+        max_compaction_lag_ms: effective(configs, "max.compaction.lag.ms").max(1),
+        min_cleanable_dirty_ratio: configs
+            .get("min.cleanable.dirty.ratio")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(defaults.min_cleanable_dirty_ratio),
+    })
+}
+
 /// The log settings for these configs; `default_flush` applies when `flush.messages` is unset.
+/// Retention applies only when `cleanup.policy` includes `delete`; a compacted topic rolls its
+/// active segment by `max.compaction.lag.ms` too (Kafka's `segment.ms` interplay), so records
+/// become cleanable within that lag.
 pub fn log_config(configs: &TopicConfigs, default_flush: Option<u64>) -> LogConfig {
     let positive = |name| {
         u64::try_from(effective(configs, name))
@@ -164,9 +219,18 @@ pub fn log_config(configs: &TopicConfigs, default_flush: Option<u64>) -> LogConf
             .filter(|v| *v > 0)
     };
     let duration = |name| positive(name).map(Duration::from_millis);
+    let policy = cleanup_policy(configs);
+    let delete = policy.contains(&"delete");
+    let mut segment_ms = duration("segment.ms");
+    if policy.contains(&"compact")
+        && let Some(lag) =
+            duration("max.compaction.lag.ms").filter(|d| d.as_millis() < i64::MAX as u128)
+    {
+        segment_ms = Some(segment_ms.map_or(lag, |ms| ms.min(lag)));
+    }
     LogConfig {
         segment_bytes: positive("segment.bytes").unwrap_or(1 << 30),
-        segment_ms: duration("segment.ms"),
+        segment_ms,
         index_interval_bytes: positive("index.interval.bytes").unwrap_or(4096),
         max_batch_bytes: positive("max.message.bytes").unwrap_or(1_048_588) as usize,
         flush_messages: if configs.contains_key("flush.messages") {
@@ -177,8 +241,8 @@ pub fn log_config(configs: &TopicConfigs, default_flush: Option<u64>) -> LogConf
         flush_interval: positive("flush.ms")
             .filter(|v| *v < i64::MAX as u64)
             .map(Duration::from_millis),
-        retention_bytes: positive("retention.bytes"),
-        retention_ms: duration("retention.ms"),
+        retention_bytes: positive("retention.bytes").filter(|_| delete),
+        retention_ms: duration("retention.ms").filter(|_| delete),
     }
 }
 
@@ -203,7 +267,40 @@ mod tests {
                 .unwrap_err()
                 .contains("integer")
         );
-        assert!(validate("cleanup.policy", "compact").is_err());
+        for policy in ["compact", "delete", "compact,delete", "delete, compact"] {
+            assert!(validate("cleanup.policy", policy).is_ok(), "{policy}");
+        }
+        assert!(
+            validate("cleanup.policy", "compact,shred")
+                .unwrap_err()
+                .contains("one of: compact, delete")
+        );
+        assert!(validate("min.cleanable.dirty.ratio", "1.5").is_err());
+        assert!(validate("min.cleanable.dirty.ratio", "0.1").is_ok());
+        assert!(validate("max.compaction.lag.ms", "0").is_err());
+        let mut compacted = TopicConfigs::new();
+        compacted.insert("cleanup.policy".into(), "compact".into());
+        compacted.insert("retention.ms".into(), "1000".into());
+        compacted.insert("max.compaction.lag.ms".into(), "60000".into());
+        compacted.insert("min.cleanable.dirty.ratio".into(), "0.2".into());
+        let log = log_config(&compacted, None);
+        assert_eq!(log.retention_ms, None, "compact alone never deletes by age");
+        assert_eq!(log.segment_ms, Some(Duration::from_secs(60)));
+        let compaction = compaction_config(&compacted).unwrap();
+        assert_eq!(
+            (
+                compaction.max_compaction_lag_ms,
+                compaction.min_cleanable_dirty_ratio,
+                compaction.delete_retention_ms
+            ),
+            (60_000, 0.2, 86_400_000)
+        );
+        compacted.insert("cleanup.policy".into(), "compact,delete".into());
+        assert_eq!(
+            log_config(&compacted, None).retention_ms,
+            Some(Duration::from_secs(1))
+        );
+        assert!(compaction_config(&TopicConfigs::new()).is_none());
         assert!(
             validate("no.such.key", "1")
                 .unwrap_err()
