@@ -78,6 +78,10 @@ pub struct Flags {
     /// (Kafka's `group.initial.rebalance.delay.ms`).
     #[arg(long, default_value = "3s", value_parser = humantime_duration)]
     pub group_initial_rebalance_delay: Duration,
+    /// How long a partition keeps the state of a producer that wrote nothing (Kafka's
+    /// `producer.id.expiration.ms`, default 1 day); a producer with a transaction open is kept.
+    #[arg(long, default_value = "86400s", value_parser = humantime_duration)]
+    pub producer_id_expiration: Duration,
     /// fsync policy of new topics (`flush.messages`): 1 = every batch; 0 = leave to the OS.
     #[arg(long, default_value_t = 0)]
     pub flush_messages: u64,
@@ -202,6 +206,8 @@ pub struct BrokerConfig {
     pub default_partitions: i32,
     /// Initial rebalance delay of new groups.
     pub group_initial_rebalance_delay: Duration,
+    /// `producer.id.expiration.ms`.
+    pub producer_id_expiration: Duration,
     /// Default `flush.messages` (None = OS).
     pub flush_messages: Option<u64>,
     /// Largest request frame accepted (`socket.request.max.bytes`).
@@ -329,6 +335,7 @@ impl Flags {
             auto_create_topics: self.auto_create_topics,
             default_partitions: self.default_partitions,
             group_initial_rebalance_delay: self.group_initial_rebalance_delay,
+            producer_id_expiration: self.producer_id_expiration,
             flush_messages: (self.flush_messages > 0).then_some(self.flush_messages),
             max_request_bytes: 100 * 1024 * 1024,
             quorum_listen: self.quorum_listen,

@@ -22,7 +22,10 @@
 //! - [`run_mirroring`] (on every broker) fetches, as a consumer of the source (`replica_id`
 //!   -1, so nothing on the source changes), each mirror partition this broker leads from its
 //!   source leader, from the mirror's log end, and appends the answer with
-//!   [`Replica::append_mirrored`]: same offsets, same bytes. This cluster's followers copy it by
+//!   [`Replica::append_mirrored`]: same offsets, same bytes. It reads `read_uncommitted`, up to
+//!   the source's high watermark, so transaction markers and open transactions are copied as
+//!   the source holds them (Kafka's cluster linking copies the whole log too) and the mirror's
+//!   last stable offset follows from its own copy. This cluster's followers copy it by
 //!   the usual replication, so its ISR and high watermark apply as to any partition. Only the
 //!   source topic whose id the mirror carries feeds it: a source topic re-created, or a link
 //!   pointed at another cluster, is reported in the link's status and mixes nothing in (the id is
@@ -1425,8 +1428,8 @@ async fn source_leaders(
     Ok((source, addresses, by_leader))
 }
 
-/// While a link is paused: asks the source for each partition's committed end (ListOffsets,
-/// read_committed), so that the lag shown stays true and a failover from the pause knows what
+/// While a link is paused: asks the source for each partition's end (ListOffsets,
+/// read_uncommitted: its high watermark, the end a fetch copies to), so that the lag shown stays true and a failover from the pause knows what
 /// it leaves behind.
 async fn probe_source(
     broker: &Broker,
@@ -1448,7 +1451,7 @@ async fn probe_source(
         }
         let request = ListOffsetsRequest::default()
             .with_replica_id(KafkaBrokerId(-1))
-            .with_isolation_level(1)
+            .with_isolation_level(0)
             .with_topics(
                 by_topic
                     .iter()
@@ -1721,7 +1724,7 @@ async fn fetch_once(
         .with_max_wait_ms(FETCH_MAX_WAIT_MS)
         .with_min_bytes(1)
         .with_max_bytes(FETCH_MAX_BYTES)
-        .with_isolation_level(1)
+        .with_isolation_level(0)
         .with_session_id(0)
         .with_session_epoch(-1)
         .with_topics(

@@ -29,7 +29,8 @@ impl Broker {
         tasks
     }
 
-    /// Background work: the group coordinator's ticker and retention. Runs until dropped.
+    /// Background work: the group coordinator's ticker, retention and the expiry of idle
+    /// producers' state (`producer.id.expiration.ms`). Runs until dropped.
     pub async fn background(self: Arc<Self>) {
         let mut tick = tokio::time::interval(Duration::from_millis(100));
         let mut retention_due = tokio::time::Instant::now();
@@ -50,9 +51,12 @@ impl Broker {
                     .map(|d| d.as_millis() as i64)
                     .unwrap_or(0);
                 let broker = Arc::clone(&self);
+                let expiration = i64::try_from(self.config.producer_id_expiration.as_millis())
+                    .unwrap_or(i64::MAX);
                 let _ = tokio::task::spawn_blocking(move || {
                     for replica in broker.replicas.all() {
                         replica.apply_retention(now_ms);
+                        replica.expire_producers(now_ms, expiration);
                     }
                 })
                 .await;

@@ -82,6 +82,9 @@ pub async fn serve_write_txn_markers(
     write_local(broker, &request.marker, request.partitions).await
 }
 
+/// A marker appended to a partition (to wait for), or why not.
+type Written = Result<(Produced, Arc<Replica>), KafkaError>;
+
 /// Writes `marker` to `partitions` as their leader here and waits for each to reach the ISR.
 async fn write_local(
     broker: &Broker,
@@ -89,8 +92,7 @@ async fn write_local(
     partitions: Vec<TopicPartition>,
 ) -> Vec<(TopicPartition, i16)> {
     let view = broker.cluster.view();
-    let mut written: Vec<(TopicPartition, Result<(Produced, Arc<Replica>), KafkaError>)> =
-        Vec::with_capacity(partitions.len());
+    let mut written: Vec<(TopicPartition, Written)> = Vec::with_capacity(partitions.len());
     let mut appended = false;
     for tp in partitions {
         let min_insync = view

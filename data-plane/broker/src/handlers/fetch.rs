@@ -8,7 +8,10 @@
 use std::time::Duration;
 
 use hdi_kafka_client::codes;
-use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::ProducerId;
+use kafka_protocol::messages::fetch_response::{
+    AbortedTransaction, FetchableTopicResponse, PartitionData,
+};
 use kafka_protocol::messages::{FetchRequest, FetchResponse};
 
 use super::Context;
@@ -132,7 +135,7 @@ fn collect(
             let start = if cx.version >= 5 { start } else { -1 };
             let data = data
                 .with_high_watermark(high_watermark)
-                .with_last_stable_offset(high_watermark)
+                .with_last_stable_offset(partition.last_stable_offset())
                 .with_log_start_offset(start);
             let budget = usize::try_from(fp.partition_max_bytes)
                 .unwrap_or(0)
@@ -143,10 +146,13 @@ fn collect(
                 partitions.push(data);
                 continue;
             }
-            match partition.read(fp.fetch_offset, budget, true) {
-                Ok(records) => {
+            match read(&partition, request.isolation_level, fp.fetch_offset, budget) {
+                Ok((records, aborted)) => {
                     total += records.len();
-                    partitions.push(data.with_records(Some(records)));
+                    partitions.push(
+                        data.with_records(Some(records))
+                            .with_aborted_transactions(aborted),
+                    );
                 }
                 Err(error) => {
                     errors = true;
@@ -165,4 +171,28 @@ fn collect(
         );
     }
     (topics, total, errors, by_topic)
+}
+
+/// One partition's read: below the high watermark (`read_uncommitted`, isolation level 0), or
+/// below the last stable offset with the aborted transactions it overlaps (`read_committed`,
+/// 1), which the consumer uses to drop their records.
+fn read(
+    partition: &crate::replica::Replica,
+    isolation_level: i8,
+    offset: i64,
+    budget: usize,
+) -> Result<(bytes::Bytes, Option<Vec<AbortedTransaction>>), crate::state::KafkaError> {
+    if isolation_level != 1 {
+        return Ok((partition.read(offset, budget, true)?, None));
+    }
+    let (records, _, aborted) = partition.read_committed(offset, budget)?;
+    let aborted = aborted
+        .into_iter()
+        .map(|txn| {
+            AbortedTransaction::default()
+                .with_producer_id(ProducerId(txn.producer_id))
+                .with_first_offset(txn.first_offset)
+        })
+        .collect();
+    Ok((records, Some(aborted)))
 }

@@ -1,5 +1,7 @@
 //! ListOffsets (earliest, latest, by timestamp, and v7+'s max timestamp, earliest local and
-//! latest tiered), DeleteRecords and OffsetForLeaderEpoch.
+//! latest tiered), DeleteRecords and OffsetForLeaderEpoch. With `read_committed` (isolation
+//! level 1), as in Kafka, the latest offset is the last stable offset and a lookup by time finds
+//! only offsets below it.
 
 use std::sync::Arc;
 
@@ -65,6 +67,7 @@ fn per_partition<P, R>(
 /// Handles ListOffsets.
 pub fn list_offsets(cx: &Context<'_>, request: ListOffsetsRequest) -> ListOffsetsResponse {
     let view = cx.broker.cluster.view();
+    let committed = request.isolation_level == 1;
     let topics = request
         .topics
         .into_iter()
@@ -92,7 +95,12 @@ pub fn list_offsets(cx: &Context<'_>, request: ListOffsetsRequest) -> ListOffset
                     };
                     let epoch = partition.leader_epoch();
                     // Consumers see the high watermark as the end (records above it may vanish).
-                    let (start, end, _) = partition.offsets();
+                    let (start, hw, _) = partition.offsets();
+                    let end = if committed {
+                        partition.last_stable_offset()
+                    } else {
+                        hw
+                    };
                     let found = match lp.timestamp {
                         // Earliest and latest carry no timestamp (-1), as in Kafka.
                         LATEST => Ok(Some((end, -1, epoch))),
@@ -100,8 +108,13 @@ pub fn list_offsets(cx: &Context<'_>, request: ListOffsetsRequest) -> ListOffset
                         // Kafka without tiered storage: offset, timestamp and epoch -1.
                         LATEST_TIERED => Ok(Some((-1, -1, -1))),
                         MAX_TIMESTAMP => super::blocking(|| max_timestamp(&partition)),
-                        t if t >= 0 => super::blocking(|| partition.offset_for_timestamp(t))
-                            .map(|found| found.map(|(offset, ts)| (offset, ts, epoch))),
+                        t if t >= 0 => {
+                            super::blocking(|| partition.offset_for_timestamp(t)).map(|found| {
+                                found
+                                    .filter(|(offset, _)| *offset < end)
+                                    .map(|(offset, ts)| (offset, ts, epoch))
+                            })
+                        }
                         _ => Err(KafkaError::new(codes::INVALID_REQUEST, "bad timestamp")),
                     };
                     match found {

@@ -3,6 +3,10 @@
 //! than `min.insync.replicas` (NOT_ENOUGH_REPLICAS) and otherwise answers only once the high
 //! watermark covers it (every ISR member has it), or REQUEST_TIMED_OUT after the request's
 //! timeout. acks=0 gets no response, as Kafka does.
+//!
+//! Transactional batches (KIP-98) are appended like idempotent ones, their transaction state
+//! kept per partition (`producers.rs`); a request carrying any needs a transactional id the
+//! principal may write (TRANSACTIONAL_ID_AUTHORIZATION_FAILED otherwise, as Kafka answers).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -37,6 +41,23 @@ pub async fn produce(cx: &Context<'_>, request: ProduceRequest) -> Option<Produc
     let acks = request.acks;
     let valid_acks = (-1..=1).contains(&acks);
     let view = broker.cluster.view();
+    let transactional = request
+        .topic_data
+        .iter()
+        .flat_map(|t| &t.partition_data)
+        .filter_map(|p| p.records.as_ref())
+        .any(|records| {
+            hdi_log::batch::parse_header(records, usize::MAX)
+                .is_ok_and(|h| crate::producers::is_transactional(&h))
+        });
+    let transaction_refused = transactional
+        && !request.transactional_id.as_ref().is_some_and(|id| {
+            cx.allowed(
+                Operation::Write,
+                crate::security::acl::ResourceType::TransactionalId,
+                id.as_str(),
+            )
+        });
     let mut appended = false;
     let mut pending: Vec<(kafka_protocol::messages::TopicName, Vec<Pending>)> = Vec::new();
     for topic_data in request.topic_data {
@@ -57,7 +78,16 @@ pub async fn produce(cx: &Context<'_>, request: ProduceRequest) -> Option<Produc
         let mut partitions = Vec::with_capacity(topic_data.partition_data.len());
         let writable = cx.allowed_topic(Operation::Write, &name);
         for data in topic_data.partition_data {
-            let outcome = if !writable {
+            let outcome = if transaction_refused {
+                Err(KafkaError::new(
+                    codes::TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
+                    format!(
+                        "{} may not write transactional id {:?}",
+                        cx.principal,
+                        request.transactional_id.as_ref().map(|id| id.as_str())
+                    ),
+                ))
+            } else if !writable {
                 Err(KafkaError::new(
                     codes::TOPIC_AUTHORIZATION_FAILED,
                     format!("{} may not write to topic {name:?}", cx.principal),
@@ -84,11 +114,6 @@ pub async fn produce(cx: &Context<'_>, request: ProduceRequest) -> Option<Produc
                 Err(KafkaError::new(
                     codes::INVALID_REQUIRED_ACKS,
                     format!("acks must be 0, 1 or -1, got {acks}"),
-                ))
-            } else if request.transactional_id.is_some() {
-                Err(KafkaError::new(
-                    codes::INVALID_REQUEST,
-                    "transactions are not supported",
                 ))
             } else {
                 match broker.replicas.leader(&view.meta, &name, data.index) {
