@@ -11,7 +11,8 @@
 //! everything is re-exported here. `kube` (a real Kubernetes control plane: etcd, kube-apiserver,
 //! optionally controller manager, scheduler and kwok nodes; binaries from `HDI_TEST_K8S_BIN`) is
 //! public as a module, with its constants. Ports for processes that must know them before they
-//! start come from [`ports`] (race-free across parallel tests).
+//! start come from [`ports`] (race-free across parallel tests). `java` runs the Java client suite
+//! of `e2e/clients/java/hdi/compat/` (compiled once per content of its sources).
 #![allow(
     clippy::unwrap_used,
     reason = "a test harness: a failed set-up step should fail the test loudly"
@@ -22,6 +23,7 @@ mod clients;
 mod cluster;
 mod fleet;
 pub mod hdi_on_kube;
+mod java;
 pub mod kube;
 pub mod kubelet;
 mod postgres;
@@ -46,6 +48,7 @@ pub use fleet::{
 };
 pub use hdi_test_support::ports;
 pub use hdi_test_support::procfs::{can_read_as, is_root, status_ids, workloads_isolated};
+pub use java::{java_classes, java_lib, java_program, java_result, java_run};
 pub use postgres::{PrivatePostgres, count_rows, fresh_database, with_database};
 pub use proc::{Proc, processes_under};
 

@@ -4,7 +4,7 @@
 //! enforced. confluent-kafka creates SCRAM users and ACLs over the Kafka admin API, then every
 //! mechanism authenticates, wrong credentials are refused, and the ACL matrix holds
 //! (`e2e/clients/security_suite.py`); kcat, kafka-python, kafkajs, hdi's own client and the Java
-//! client (kafka-clients 4.3, `e2e/clients/java/`) produce and consume over SASL_SSL with
+//! client (kafka-clients 4.4, `e2e/clients/java/`) produce and consume over SASL_SSL with
 //! SCRAM-SHA-512; a plaintext client on a SASL listener gets no answer. A second
 //! test gives a broker the control plane's published keys: its access tokens (`POST
 //! /v1/auth/token`) authenticate confluent-kafka over OAUTHBEARER as `User:<username>`, and a
@@ -434,7 +434,7 @@ fn kafka_listeners_authenticate_encrypt_and_authorize() {
         ],
     );
     assert_eq!(kjs["read"], 300);
-    // The Java client (kafka-clients 4.3) over SASL_SSL with SCRAM-SHA-512 and a PEM trust store.
+    // The Java client (kafka-clients 4.4) over SASL_SSL with SCRAM-SHA-512 and a PEM trust store.
     let ca = broker.tls.join("ca.pem");
     let java = java_client(
         dir.path(),

@@ -241,7 +241,8 @@ fn java_client(dir: &Path) -> anyhow::Result<PathBuf> {
 
 /// The jars `pom` depends on, under `dir/lib`: copied from Maven Central with
 /// `mvn dependency:copy-dependencies` once per content of the pom (installing Maven and a JDK
-/// first when missing).
+/// first when missing). Maven's local repository is `dir/m2`, not `~/.m2`: what a fresh CI
+/// machine sees is what every run sees, and the download stays with the target directory.
 pub(crate) fn maven_jars(pom: &Path, dir: &Path, what: &str) -> anyhow::Result<PathBuf> {
     let lib = dir.join("lib");
     let stamp = dir.join(".hdi-pom");
@@ -258,7 +259,8 @@ pub(crate) fn maven_jars(pom: &Path, dir: &Path, what: &str) -> anyhow::Result<P
                 .args(["-q", "-B", "-f"])
                 .arg(pom)
                 .arg("dependency:copy-dependencies")
-                .arg(format!("-DoutputDirectory={}", lib.display())),
+                .arg(format!("-DoutputDirectory={}", lib.display()))
+                .arg(format!("-Dmaven.repo.local={}", dir.join("m2").display())),
         )?;
         std::fs::write(&stamp, &wanted)?;
     }
