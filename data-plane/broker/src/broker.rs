@@ -121,6 +121,9 @@ impl Broker {
                 .count();
         }
         state.groups = self.groups.list().len();
+        if state.active_controller {
+            state.open_transactions = self.txns.open_count();
+        }
         state.topics = view.meta.topics.keys().cloned().collect();
         state.fetch_sessions = self.fetch_sessions.sessions();
         state.fetch_session_partitions = self.fetch_sessions.partitions();

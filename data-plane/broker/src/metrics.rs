@@ -21,6 +21,9 @@
 //! | `kafka.server:type=FetchSessionCache,name=NumIncrementalFetchPartitionsCached` | `kafka_server_fetchsessioncache_numincrementalfetchpartitionscached` |
 //! | `kafka.server:type=FetchSessionCache,name=IncrementalFetchSessionEvictionsPerSec` | `kafka_server_fetchsessioncache_incrementalfetchsessionevictions_total` |
 //!
+//! And hdi's own, with no Kafka MBean: `hdi_transaction_coordinator_open_transactions` (open
+//! transactions, `Ongoing` or completing, on the broker coordinating them; 0 elsewhere).
+//!
 //! Counters are bumped on the request path with atomics only: a request's counter and latency
 //! histogram are found by index (API key, version) after their first use, and a topic's three
 //! counters through one read-locked map lookup by `&str` (no allocation). Gauges are computed
@@ -103,6 +106,8 @@ pub struct ScrapeState {
     pub fetch_sessions: usize,
     /// Partitions cached over all fetch sessions.
     pub fetch_session_partitions: usize,
+    /// Open transactions (`Ongoing` or `Prepare*`) this broker coordinates.
+    pub open_transactions: usize,
 }
 
 /// Every metric of one broker.
@@ -128,6 +133,7 @@ pub struct BrokerMetrics {
     groups: Gauge,
     fetch_sessions: Gauge,
     fetch_session_partitions: Gauge,
+    open_transactions: Gauge,
     fetch_session_evictions: Counter,
 }
 
@@ -236,6 +242,11 @@ impl BrokerMetrics {
             "kafka_server_fetchsessioncache_numincrementalfetchpartitionscached",
             "Partitions cached over all incremental fetch sessions",
         );
+        let open_transactions = gauge(
+            &mut registry,
+            "hdi_transaction_coordinator_open_transactions",
+            "Open transactions (Ongoing or completing) this broker coordinates",
+        );
         let fetch_session_evictions = Counter::default();
         registry.register(
             "kafka_server_fetchsessioncache_incrementalfetchsessionevictions",
@@ -262,6 +273,7 @@ impl BrokerMetrics {
             groups,
             fetch_sessions,
             fetch_session_partitions,
+            open_transactions,
             fetch_session_evictions,
         }
     }
@@ -338,6 +350,7 @@ impl BrokerMetrics {
         self.fetch_sessions.set(gauge(state.fetch_sessions));
         self.fetch_session_partitions
             .set(gauge(state.fetch_session_partitions));
+        self.open_transactions.set(gauge(state.open_transactions));
         let gone: Vec<String> = read(&self.topics)
             .keys()
             .filter(|t| !state.topics.contains(*t))
@@ -398,6 +411,7 @@ mod tests {
         let text = metrics.exposition(&ScrapeState {
             fetch_sessions: 3,
             fetch_session_partitions: 40,
+            open_transactions: 2,
             topics: ["orders".to_owned()].into(),
             ..Default::default()
         });
@@ -413,6 +427,7 @@ mod tests {
             "kafka_server_fetchsessioncache_numincrementalfetchsessions 3",
             "kafka_server_fetchsessioncache_numincrementalfetchpartitionscached 40",
             "kafka_server_fetchsessioncache_incrementalfetchsessionevictions_total 2",
+            "hdi_transaction_coordinator_open_transactions 2",
         ] {
             assert!(text.contains(line), "missing {line} in\n{text}");
         }
@@ -440,6 +455,7 @@ mod tests {
                 "kafka_coordinator_group_groupmetadatamanager_numgroups gauge",
                 "kafka_server_fetchsessioncache_numincrementalfetchsessions gauge",
                 "kafka_server_fetchsessioncache_numincrementalfetchpartitionscached gauge",
+                "hdi_transaction_coordinator_open_transactions gauge",
                 "kafka_server_fetchsessioncache_incrementalfetchsessionevictions counter",
             ]
         );
