@@ -140,6 +140,106 @@ const KEYS: &[Key] = &[
     },
 ];
 
+/// Kafka topic configs of features hdi does not have: each is accepted at Kafka's default (so a
+/// client or tool that sends every key, defaults included, can create topics) and refused with
+/// any other value, saying why. A key moves to [`KEYS`] when hdi implements it.
+const KAFKA_DEFAULT_ONLY: &[(&str, &str, &str)] = &[
+    (
+        "compression.gzip.level",
+        "-1",
+        "hdi never recompresses batches",
+    ),
+    (
+        "compression.lz4.level",
+        "9",
+        "hdi never recompresses batches",
+    ),
+    (
+        "compression.zstd.level",
+        "3",
+        "hdi never recompresses batches",
+    ),
+    (
+        "errors.deadletterqueue.group.enable",
+        "false",
+        "hdi has no share groups",
+    ),
+    (
+        "file.delete.delay.ms",
+        "60000",
+        "hdi deletes segments when they expire",
+    ),
+    (
+        "preallocate",
+        "false",
+        "hdi does not preallocate segment files",
+    ),
+    (
+        "segment.index.bytes",
+        "10485760",
+        "hdi sizes its indexes itself",
+    ),
+    (
+        "segment.jitter.ms",
+        "0",
+        "hdi rolls segments without jitter",
+    ),
+    (
+        "message.downconversion.enable",
+        "true",
+        "a no-op since Kafka 4.0",
+    ),
+    (
+        "max.decompressed.message.bytes",
+        "2147483647",
+        "hdi does not bound decompressed records",
+    ),
+    (
+        "message.timestamp.after.max.ms",
+        "3600000",
+        "hdi does not bound record timestamps",
+    ),
+    (
+        "message.timestamp.before.max.ms",
+        "9223372036854775807",
+        "hdi does not bound record timestamps",
+    ),
+    (
+        "unclean.leader.election.enable",
+        "false",
+        "hdi elects only in-sync replicas",
+    ),
+    (
+        "remote.storage.enable",
+        "false",
+        "hdi has no tiered storage",
+    ),
+    (
+        "remote.log.copy.disable",
+        "false",
+        "hdi has no tiered storage",
+    ),
+    (
+        "remote.log.delete.on.disable",
+        "false",
+        "hdi has no tiered storage",
+    ),
+    ("remote.copy.lag.bytes", "-1", "hdi has no tiered storage"),
+    ("remote.copy.lag.ms", "-1", "hdi has no tiered storage"),
+    ("local.retention.bytes", "-2", "hdi has no tiered storage"),
+    ("local.retention.ms", "-2", "hdi has no tiered storage"),
+    (
+        "leader.replication.throttled.replicas",
+        "",
+        "hdi throttles by rate (--replication-throttle)",
+    ),
+    (
+        "follower.replication.throttled.replicas",
+        "",
+        "hdi throttles by rate (--replication-throttle)",
+    ),
+];
+
 /// The topic config that fences a topic's producers.
 pub const READ_ONLY: &str = "hdi.read.only";
 
@@ -156,6 +256,15 @@ pub type TopicConfigs = BTreeMap<String, String>;
 /// # Errors
 /// A message naming the problem, for `INVALID_CONFIG`.
 pub fn validate(name: &str, value: &str) -> Result<(), String> {
+    if let Some((_, default, why)) = KAFKA_DEFAULT_ONLY.iter().find(|(k, _, _)| *k == name) {
+        return if value == *default {
+            Ok(())
+        } else {
+            Err(format!(
+                "{name}={value:?}: only Kafka's default {default:?} is supported ({why})"
+            ))
+        };
+    }
     let key = KEYS
         .iter()
         .find(|k| k.name == name)
@@ -170,6 +279,14 @@ pub fn describe(configs: &TopicConfigs) -> Vec<(&'static str, String, bool)> {
             Some(v) => (k.name, v.clone(), false),
             None => (k.name, k.default.to_owned(), true),
         })
+        .chain(
+            KAFKA_DEFAULT_ONLY
+                .iter()
+                .map(|(name, default, _)| match configs.get(*name) {
+                    Some(v) => (*name, v.clone(), false),
+                    None => (*name, (*default).to_owned(), true),
+                }),
+        )
         .collect()
 }
 
@@ -301,6 +418,12 @@ mod tests {
             Some(Duration::from_secs(1))
         );
         assert!(compaction_config(&TopicConfigs::new()).is_none());
+        assert!(validate("unclean.leader.election.enable", "false").is_ok());
+        assert!(
+            validate("unclean.leader.election.enable", "true")
+                .unwrap_err()
+                .contains("only Kafka's default")
+        );
         assert!(
             validate("no.such.key", "1")
                 .unwrap_err()
