@@ -196,7 +196,7 @@ impl Checkpoint {
 
 /// Test support: a crash injected before the n-th file operation of a clean. Each step of the
 /// swap (a file created, synced, renamed or deleted, the checkpoint written) first asks
-/// [`FailPoint::step`]; once the budget is spent every step fails, as if the process had died
+/// `FailPoint::step`; once the budget is spent every step fails, as if the process had died
 /// there (nothing after it runs, nothing is cleaned up).
 #[derive(Clone, Debug, Default)]
 pub struct FailPoint {
