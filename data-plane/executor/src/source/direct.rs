@@ -4,9 +4,10 @@
 //! one allocation, lock and clock read) at a time and prefetches past the range's end; reading a
 //! task's range this way costs about a memcpy per record.
 //!
-//! Semantics: exactly the offsets `[start, end)`, in order; a missing
-//! offset fails the read (hdi-broker neither compacts nor writes transaction markers, so a gap
-//! means data went missing); `read_committed`: batches of aborted transactions and control
+//! Semantics: the records at the offsets `[start, end)`, in order; offsets with no record are
+//! skipped, as Kafka's consumers skip them: a compacted topic's log has gaps between batches and
+//! inside them (the cleaner keeps each survivor's offset and each batch's last offset), so a gap
+//! is not taken for loss; `read_committed`: batches of aborted transactions and control
 //! batches (commit/abort markers) occupy offsets but give no records. Every batch's CRC-32C is
 //! checked (`hdi_log::batch::validate`, as the broker checks produced batches), and compressed
 //! batches are decompressed here (`hdi_kafka_client::compression`: gzip, snappy, lz4, zstd; the
@@ -451,10 +452,11 @@ impl BatchReader {
                 continue;
             }
             if base_offset > self.next {
-                bail!(
-                    "got offset {base_offset} while expecting {} (a gap in the log)",
-                    self.next
-                );
+                // Offsets compacted away (or a range end inside such a gap).
+                self.next = base_offset.min(self.end);
+                if self.next >= self.end {
+                    continue;
+                }
             }
             let transactional = attributes & 0x10 != 0;
             let control = attributes & 0x20 != 0;
@@ -487,12 +489,8 @@ impl BatchReader {
             };
             self.read_records(body, base_offset, count, out)
                 .with_context(|| format!("the record batch at offset {base_offset}"))?;
-            if self.next < batch_end.min(self.end) {
-                bail!(
-                    "the record batch at offset {base_offset} ends at {batch_end} but its records stop at {} (a gap in the log)",
-                    self.next
-                );
-            }
+            // The batch's last offsets may hold no record (compacted away).
+            self.next = self.next.max(batch_end.min(self.end));
         }
         Ok(Some(pos))
     }
@@ -526,12 +524,6 @@ impl BatchReader {
             }
             if offset >= self.end {
                 return Ok(());
-            }
-            if offset > self.next {
-                bail!(
-                    "got offset {offset} while expecting {} (a gap in the log)",
-                    self.next
-                );
             }
             let value = if value_length > 0 {
                 record
@@ -703,31 +695,28 @@ mod tests {
     }
 
     #[test]
-    fn gaps_fail() {
+    fn gaps_of_a_compacted_log_are_skipped() {
         // Between batches.
         let mut answer = plain(0, &[b"a", b"b"]);
         answer.extend(plain(3, &[b"d"]));
-        let error = read_all(0, 4, &[(answer, vec![])]).unwrap_err();
-        assert!(
-            format!("{error:#}").contains("got offset 3 while expecting 2"),
-            "{error:#}"
-        );
+        let out = read_all(0, 4, &[(answer.clone(), vec![])])
+            .unwrap()
+            .unwrap();
+        assert_eq!(values(&out), ["a", "b", "d"]);
+        // A range that ends inside the gap stops there.
+        let out = read_all(1, 3, &[(answer, vec![])]).unwrap().unwrap();
+        assert_eq!(values(&out), ["b"]);
         // Inside a batch (a compacted one).
         let answer = batch(0, &[(0, None, Some(b"a")), (2, None, Some(b"c"))], 0, -1);
-        let error = read_all(0, 3, &[(answer, vec![])]).unwrap_err();
-        assert!(
-            format!("{error:#}").contains("got offset 2 while expecting 1"),
-            "{error:#}"
-        );
-        // At a batch's end.
+        let out = read_all(0, 3, &[(answer, vec![])]).unwrap().unwrap();
+        assert_eq!(values(&out), ["a", "c"]);
+        // At a batch's end (its last offsets compacted away), then the next batch.
         let mut answer = plain(0, &[b"a", b"b"]);
-        answer[23..27].copy_from_slice(&2i32.to_be_bytes());
+        answer[23..27].copy_from_slice(&3i32.to_be_bytes());
         seal(&mut answer);
-        let error = read_all(0, 5, &[(answer, vec![])]).unwrap_err();
-        assert!(
-            format!("{error:#}").contains("a gap in the log"),
-            "{error:#}"
-        );
+        answer.extend(plain(4, &[b"e"]));
+        let out = read_all(0, 5, &[(answer, vec![])]).unwrap().unwrap();
+        assert_eq!(values(&out), ["a", "b", "e"]);
     }
 
     #[test]
