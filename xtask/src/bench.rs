@@ -33,6 +33,13 @@ pub struct BenchArgs {
     /// Compare PLAINTEXT with SASL_SSL/SCRAM-SHA-512 on one broker (`broker`).
     #[arg(long)]
     security: bool,
+    /// The log cleaner (`broker`): GB cleaned per CPU-second and append p50/p99 with and
+    /// without a clean running, on a log of `--compaction-mib` MiB (hdi-log's `clean_bench`).
+    #[arg(long)]
+    compaction: bool,
+    /// Log size of `--compaction`, in MiB.
+    #[arg(long, default_value_t = 512)]
+    compaction_mib: u64,
     /// Leader kills in the failover part of `--cluster`.
     #[arg(long, default_value_t = 20)]
     faults: usize,
@@ -141,6 +148,9 @@ pub fn run_bench(args: BenchArgs) -> anyhow::Result<()> {
             args.what
         );
     }
+    if args.compaction {
+        return run_compaction(args.compaction_mib);
+    }
     run(
         "cargo build --release",
         &mut cargo_build(&["hdi-broker", "hdi-kafka-perf"], true),
@@ -179,6 +189,32 @@ pub fn run_bench(args: BenchArgs) -> anyhow::Result<()> {
         }
     }
     print_table(&table, args.records);
+    Ok(())
+}
+
+/// `bench broker --compaction`: hdi-log's cleaner benchmark in release; prints its JSON line.
+fn run_compaction(mib: u64) -> anyhow::Result<()> {
+    eprintln!("xtask bench: compaction of a {mib} MiB log (1 KiB records, 100 000 keys)");
+    let (text, errors, usage) = output_with_usage(
+        Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+            .args([
+                "run",
+                "--release",
+                "-q",
+                "-p",
+                "hdi-log",
+                "--example",
+                "clean_bench",
+                "--",
+            ])
+            .arg(mib.to_string()),
+    )?;
+    if usage.code != Some(0) {
+        bail!("clean_bench failed: {errors}");
+    }
+    let line = text.lines().last().unwrap_or("");
+    let figures: serde_json::Value = serde_json::from_str(line).context("clean_bench output")?;
+    println!("{}", serde_json::to_string_pretty(&figures)?);
     Ok(())
 }
 
