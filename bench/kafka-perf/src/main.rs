@@ -17,6 +17,8 @@
 //!   its `send` to the arrival of the output record carrying its `id` (the filter job of
 //!   `cargo xtask bench executor`). A warm-up first waits until the job answers at all.
 //!
+//! - `fetch-sessions`: a raw Fetch loop over many partitions, sessionless and with a fetch
+//!   session (KIP-227): bytes on the wire and broker CPU per fetch ([`fetch_sessions`]).
 //! - `cluster-config`, `end-offsets`, `mirror-lag`: geo-replication ([`mirror`]);
 //!   `produce-ids`, `missing`, `compare`, `commit`, `committed`, `broker-config`,
 //!   `delete-records`: what
@@ -25,6 +27,7 @@
 //! Each command prints one JSON line with its figures. Used by `cargo xtask bench broker` and
 //! `cargo xtask bench executor`.
 
+mod fetch_sessions;
 mod georep;
 mod mirror;
 
@@ -123,6 +126,22 @@ enum Command {
     EndOffsets {
         #[arg(long)]
         topic: String,
+    },
+    /// A raw Fetch v12 loop over every partition of a topic, sessionless then with a fetch
+    /// session: request and response bytes and the broker's CPU per fetch.
+    FetchSessions {
+        #[arg(long)]
+        topic: String,
+        #[arg(long, default_value_t = 1000)]
+        partitions: i32,
+        #[arg(long, default_value_t = 2000)]
+        fetches: u32,
+        /// One record (to one partition) every this many fetches; 0: none.
+        #[arg(long, default_value_t = 10)]
+        produce_every: u32,
+        /// The broker's process id, to read its CPU time.
+        #[arg(long)]
+        broker_pid: Option<u32>,
     },
     /// Produce at a steady rate to --bootstrap and time each record's arrival at a consumer of
     /// the mirror cluster.
@@ -513,6 +532,22 @@ fn main() -> anyhow::Result<()> {
         } => produce_files(&cli.bootstrap, &topic, &dir, partitions)?,
         Command::ClusterConfig { set } => mirror::cluster_config(&cli.bootstrap, &set)?,
         Command::EndOffsets { topic } => mirror::end_offsets(base()?, &topic)?,
+        Command::FetchSessions {
+            topic,
+            partitions,
+            fetches,
+            produce_every,
+            broker_pid,
+        } => fetch_sessions::fetch_sessions(
+            &cli.bootstrap,
+            &fetch_sessions::Options {
+                topic,
+                partitions,
+                fetches,
+                produce_every,
+                broker_pid,
+            },
+        )?,
         Command::MirrorLag {
             topic,
             mirror_bootstrap,
