@@ -127,6 +127,26 @@ impl Broker {
         state.topics = view.meta.topics.keys().cloned().collect();
         state.fetch_sessions = self.fetch_sessions.sessions();
         state.fetch_session_partitions = self.fetch_sessions.partitions();
+        let cleaner = &self.replicas.cleaner_stats;
+        let last = cleaner
+            .last_clean_ms
+            .load(std::sync::atomic::Ordering::Relaxed);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+        state.cleaner = crate::metrics::CleanerScrape {
+            read_bytes: cleaner
+                .bytes_read
+                .load(std::sync::atomic::Ordering::Relaxed),
+            written_bytes: cleaner
+                .bytes_written
+                .load(std::sync::atomic::Ordering::Relaxed),
+            max_dirty_percent: (cleaner
+                .max_dirty_ratio_permille
+                .load(std::sync::atomic::Ordering::Relaxed)
+                / 10) as i64,
+            since_last_run_ms: if last > 0 { (now - last).max(0) } else { -1 },
+        };
         self.metrics.exposition(&state)
     }
 

@@ -21,8 +21,13 @@
 //! | `kafka.server:type=FetchSessionCache,name=NumIncrementalFetchPartitionsCached` | `kafka_server_fetchsessioncache_numincrementalfetchpartitionscached` |
 //! | `kafka.server:type=FetchSessionCache,name=IncrementalFetchSessionEvictionsPerSec` | `kafka_server_fetchsessioncache_incrementalfetchsessionevictions_total` |
 //!
+//! | `kafka.log:type=LogCleanerManager,name=max-dirty-percent` | `kafka_log_logcleanermanager_max_dirty_percent` |
+//! | `kafka.log:type=LogCleaner,name=time-since-last-run-ms` | `kafka_log_logcleaner_time_since_last_run_ms` (-1 before the first clean) |
+//!
 //! And hdi's own, with no Kafka MBean: `hdi_transaction_coordinator_open_transactions` (open
-//! transactions, `Ongoing` or completing, on the broker coordinating them; 0 elsewhere).
+//! transactions, `Ongoing` or completing, on the broker coordinating them; 0 elsewhere), and
+//! `hdi_log_cleaner_read_bytes` / `hdi_log_cleaner_written_bytes` (what the log cleaner read and
+//! wrote since the broker started).
 //!
 //! Counters are bumped on the request path with atomics only: a request's counter and latency
 //! histogram are found by index (API key, version) after their first use, and a topic's three
@@ -108,6 +113,22 @@ pub struct ScrapeState {
     pub fetch_session_partitions: usize,
     /// Open transactions (`Ongoing` or `Prepare*`) this broker coordinates.
     pub open_transactions: usize,
+    /// The log cleaner: bytes read and written since start, the highest dirty ratio among
+    /// compacted logs (percent) and milliseconds since its last clean (-1: none yet).
+    pub cleaner: CleanerScrape,
+}
+
+/// The log cleaner's figures a scrape reads.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct CleanerScrape {
+    /// Bytes read since start.
+    pub read_bytes: u64,
+    /// Bytes written since start.
+    pub written_bytes: u64,
+    /// The highest dirty ratio at the cleaner's last look, in percent.
+    pub max_dirty_percent: i64,
+    /// Milliseconds since the last clean, or -1.
+    pub since_last_run_ms: i64,
 }
 
 /// Every metric of one broker.
@@ -134,6 +155,10 @@ pub struct BrokerMetrics {
     fetch_sessions: Gauge,
     fetch_session_partitions: Gauge,
     open_transactions: Gauge,
+    cleaner_read: Gauge,
+    cleaner_written: Gauge,
+    cleaner_max_dirty: Gauge,
+    cleaner_since_last_run: Gauge,
     fetch_session_evictions: Counter,
 }
 
@@ -247,6 +272,26 @@ impl BrokerMetrics {
             "hdi_transaction_coordinator_open_transactions",
             "Open transactions (Ongoing or completing) this broker coordinates",
         );
+        let cleaner_max_dirty = gauge(
+            &mut registry,
+            "kafka_log_logcleanermanager_max_dirty_percent",
+            "The highest dirty ratio among compacted logs, in percent",
+        );
+        let cleaner_since_last_run = gauge(
+            &mut registry,
+            "kafka_log_logcleaner_time_since_last_run_ms",
+            "Milliseconds since the log cleaner last cleaned a log (-1: never)",
+        );
+        let cleaner_read = gauge(
+            &mut registry,
+            "hdi_log_cleaner_read_bytes",
+            "Bytes the log cleaner read since the broker started",
+        );
+        let cleaner_written = gauge(
+            &mut registry,
+            "hdi_log_cleaner_written_bytes",
+            "Bytes the log cleaner wrote since the broker started",
+        );
         let fetch_session_evictions = Counter::default();
         registry.register(
             "kafka_server_fetchsessioncache_incrementalfetchsessionevictions",
@@ -274,6 +319,10 @@ impl BrokerMetrics {
             fetch_sessions,
             fetch_session_partitions,
             open_transactions,
+            cleaner_read,
+            cleaner_written,
+            cleaner_max_dirty,
+            cleaner_since_last_run,
             fetch_session_evictions,
         }
     }
@@ -351,6 +400,12 @@ impl BrokerMetrics {
         self.fetch_session_partitions
             .set(gauge(state.fetch_session_partitions));
         self.open_transactions.set(gauge(state.open_transactions));
+        let bytes = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+        self.cleaner_read.set(bytes(state.cleaner.read_bytes));
+        self.cleaner_written.set(bytes(state.cleaner.written_bytes));
+        self.cleaner_max_dirty.set(state.cleaner.max_dirty_percent);
+        self.cleaner_since_last_run
+            .set(state.cleaner.since_last_run_ms);
         let gone: Vec<String> = read(&self.topics)
             .keys()
             .filter(|t| !state.topics.contains(*t))
@@ -412,6 +467,12 @@ mod tests {
             fetch_sessions: 3,
             fetch_session_partitions: 40,
             open_transactions: 2,
+            cleaner: CleanerScrape {
+                read_bytes: 5000,
+                written_bytes: 1000,
+                max_dirty_percent: 42,
+                since_last_run_ms: 7,
+            },
             topics: ["orders".to_owned()].into(),
             ..Default::default()
         });
@@ -428,6 +489,10 @@ mod tests {
             "kafka_server_fetchsessioncache_numincrementalfetchpartitionscached 40",
             "kafka_server_fetchsessioncache_incrementalfetchsessionevictions_total 2",
             "hdi_transaction_coordinator_open_transactions 2",
+            "kafka_log_logcleanermanager_max_dirty_percent 42",
+            "kafka_log_logcleaner_time_since_last_run_ms 7",
+            "hdi_log_cleaner_read_bytes 5000",
+            "hdi_log_cleaner_written_bytes 1000",
         ] {
             assert!(text.contains(line), "missing {line} in\n{text}");
         }
@@ -456,6 +521,10 @@ mod tests {
                 "kafka_server_fetchsessioncache_numincrementalfetchsessions gauge",
                 "kafka_server_fetchsessioncache_numincrementalfetchpartitionscached gauge",
                 "hdi_transaction_coordinator_open_transactions gauge",
+                "kafka_log_logcleanermanager_max_dirty_percent gauge",
+                "kafka_log_logcleaner_time_since_last_run_ms gauge",
+                "hdi_log_cleaner_read_bytes gauge",
+                "hdi_log_cleaner_written_bytes gauge",
                 "kafka_server_fetchsessioncache_incrementalfetchsessionevictions counter",
             ]
         );
