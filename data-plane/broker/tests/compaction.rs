@@ -3,6 +3,9 @@
 //! broker's cleaner task, and a consumer fetching from offset 0 reads the compacted view: the
 //! latest value of every key, offsets going forward with gaps, a fetch at a cleaned-away offset
 //! answering the next batch. DescribeConfigs shows the compaction configs with Kafka's defaults.
+//! And a real `hdi-broker` process SIGKILLed while its cleaner (throttled, so each clean takes a
+//! while) is cleaning, twice: restarted on the same directory, it serves every acknowledged key's
+//! latest value, offsets going forward.
 #![allow(clippy::unwrap_used, reason = "tests")]
 
 mod common;
@@ -227,11 +230,199 @@ async fn a_compacted_topic_is_cleaned_and_consumers_read_the_latest_value_per_ke
             )
         })
         .collect();
-    assert_eq!(response.results[0].error_code, 0, "{:?}", response.results[0].error_message);
-    assert_eq!(configs.get("cleanup.policy").map(String::as_str), Some("compact"), "{configs:?}");
+    assert_eq!(
+        response.results[0].error_code, 0,
+        "{:?}",
+        response.results[0].error_message
+    );
+    assert_eq!(
+        configs.get("cleanup.policy").map(String::as_str),
+        Some("compact"),
+        "{configs:?}"
+    );
     assert_eq!(configs["delete.retention.ms"], "86400000");
     assert_eq!(configs["min.compaction.lag.ms"], "0");
     assert_eq!(configs["max.compaction.lag.ms"], "9223372036854775807");
     assert_eq!(configs["min.cleanable.dirty.ratio"], "0.01");
     broker.stop().await;
+}
+
+/// A real broker process (killed on drop).
+struct Process {
+    child: std::process::Child,
+    addr: String,
+    cleaned: std::sync::mpsc::Receiver<()>,
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_process(dir: &std::path::Path, addr: &str) -> Process {
+    use std::io::BufRead as _;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_hdi-broker"))
+        .args(["--node-id", "1", "--listen", addr, "--data-dir"])
+        .arg(dir)
+        .args([
+            "--log-cleaner-backoff",
+            "50ms",
+            "--log-cleaner-io-max-bytes-per-second",
+            "400000",
+        ])
+        .env("RUST_LOG", "info")
+        .env("NO_COLOR", "1")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let mut lines = std::io::BufReader::new(stderr).lines();
+    loop {
+        let line = lines.next().unwrap().unwrap();
+        if line.contains("ready on ") {
+            break;
+        }
+    }
+    let (tx, cleaned) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in lines.map_while(Result::ok) {
+            if line.contains("cleaned log") {
+                let _ = tx.send(());
+            }
+        }
+    });
+    Process {
+        child,
+        addr: addr.to_owned(),
+        cleaned,
+    }
+}
+
+async fn connect(addr: &str) -> hdi_kafka_client::Connection {
+    hdi_kafka_client::Connection::connect(addr, "compaction-test", 64 << 20)
+        .await
+        .unwrap()
+}
+
+/// The latest value of every key a consumer reads from offset 0 (retrying while the restarted
+/// broker is not leading yet).
+async fn latest_values(addr: &str) -> BTreeMap<String, String> {
+    let started = Instant::now();
+    'again: loop {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "never readable"
+        );
+        let mut connection = connect(addr).await;
+        let mut latest = BTreeMap::new();
+        let mut next = 0;
+        let mut last_offset = -1;
+        loop {
+            let RequestKind::Fetch(request) = fetch_from("table", next) else {
+                unreachable!()
+            };
+            let response = connection.call(&request, 11).await.unwrap();
+            let partition = &response.responses[0].partitions[0];
+            if partition.error_code != 0 {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue 'again;
+            }
+            let bytes = partition.records.clone().unwrap_or_default();
+            if bytes.is_empty() {
+                return latest;
+            }
+            let mut at = 0;
+            while at < bytes.len() {
+                let header = hdi_log::batch::validate(&bytes[at..], usize::MAX).unwrap();
+                let body = hdi_log::records::records_bytes(&bytes[at..], &header, &|_, _| {
+                    Err("compressed".to_owned())
+                })
+                .unwrap();
+                for r in hdi_log::records::parse_records(&body, &header).unwrap() {
+                    assert!(r.offset > last_offset, "offsets go forward");
+                    last_offset = r.offset;
+                    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+                    latest.insert(text(r.key.unwrap()), text(r.value.unwrap()));
+                }
+                next = header.last_offset() + 1;
+                at += header.size();
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_broker_sigkilled_mid_clean_restarts_with_every_latest_value() {
+    let dir = temp_dir("compaction-kill");
+    let data = dir.path().join("broker");
+    let addr = hdi_test_support::ports::loopback();
+    let mut broker = start_process(&data, &addr);
+    let mut connection = connect(&addr).await;
+    let config = |k: &str, v: &str| {
+        CreatableTopicConfig::default()
+            .with_name(StrBytes::from_string(k.to_owned()))
+            .with_value(Some(StrBytes::from_string(v.to_owned())))
+    };
+    let request = CreateTopicsRequest::default().with_topics(vec![
+        CreatableTopic::default()
+            .with_name(name("table"))
+            .with_num_partitions(1)
+            .with_replication_factor(1)
+            .with_configs(vec![
+                config("cleanup.policy", "compact"),
+                config("segment.bytes", "16384"),
+                config("min.cleanable.dirty.ratio", "0.01"),
+            ]),
+    ]);
+    let response = connection.call(&request, 5).await.unwrap();
+    assert_eq!(response.topics[0].error_code, 0);
+    let mut acked: BTreeMap<String, String> = BTreeMap::new();
+    let mut sequence = 0u64;
+    for round in 0..2 {
+        let mut connection = connect(&broker.addr).await;
+        // Enough to fill many segments, then more while the cleaner works; killed at a random
+        // moment after a clean finished, while the next one (of the newer data) runs.
+        let produce_until = Instant::now() + Duration::from_secs(3);
+        let mut cleans = 0;
+        while Instant::now() < produce_until || cleans == 0 {
+            assert!(
+                Instant::now() < produce_until + Duration::from_secs(30),
+                "no clean"
+            );
+            let key = format!("key-{}", sequence % 30);
+            let value = format!("value-{sequence}-{}", "x".repeat(200));
+            sequence += 1;
+            let batch = hdi_log::records::build_keyed_batch(
+                0,
+                0,
+                &[(Some(key.as_bytes()), Some(value.as_bytes()))],
+            );
+            let RequestKind::Produce(request) = produce_batch("table", batch) else {
+                unreachable!()
+            };
+            let response = connection.call(&request, 7).await.unwrap();
+            let code = response.responses[0].partition_responses[0].error_code;
+            if code == 0 {
+                acked.insert(key, value);
+            } else {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            while broker.cleaned.try_recv().is_ok() {
+                cleans += 1;
+            }
+        }
+        let pause = Duration::from_millis(sequence * 7919 % 600);
+        tokio::time::sleep(pause).await;
+        broker.child.kill().unwrap(); // SIGKILL
+        broker.child.wait().unwrap();
+        eprintln!("round {round}: killed {pause:?} after producing ({cleans} cleans seen)");
+        broker = start_process(&data, &addr);
+        let latest = latest_values(&broker.addr).await;
+        assert_eq!(
+            latest, acked,
+            "round {round}: the latest value of every key"
+        );
+    }
 }
