@@ -337,6 +337,23 @@ impl ProducerStates {
         before - self.producers.len()
     }
 
+    /// An abort marker for each transaction open here (for a partition whose coordinator is
+    /// gone: a mirror's source cluster after a failover), in the producer's epochs.
+    pub fn open_transaction_aborts(&self) -> Vec<TxnMarker> {
+        self.ongoing
+            .iter()
+            .filter_map(|(_, producer_id)| {
+                let entry = self.producers.get(producer_id)?;
+                Some(TxnMarker {
+                    producer_id: *producer_id,
+                    producer_epoch: entry.epoch,
+                    coordinator_epoch: entry.coordinator_epoch,
+                    commit: false,
+                })
+            })
+            .collect()
+    }
+
     /// The number of producers with state here.
     pub fn len(&self) -> usize {
         self.producers.len()

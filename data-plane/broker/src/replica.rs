@@ -593,6 +593,24 @@ impl Replica {
         Ok((Bytes::from(bytes), lso, aborted))
     }
 
+    /// Aborts every transaction open in the partition (as leader): a mirror partition that
+    /// stopped copying keeps the source's open transactions, whose coordinator is in the
+    /// source cluster and will never end them here; without their abort markers the last stable
+    /// offset would stay at them for good. Returns how many were aborted.
+    ///
+    /// # Errors
+    /// As [`Replica::write_txn_marker`].
+    pub fn abort_open_transactions(&self) -> Result<usize, KafkaError> {
+        let aborts = lock(&self.producers).open_transaction_aborts();
+        for marker in &aborts {
+            self.write_txn_marker(marker, None)?;
+        }
+        if !aborts.is_empty() {
+            tracing::warn!(topic = %self.topic, partition = self.index, transactions = aborts.len(), "aborted the transactions a stopped mirror left open");
+        }
+        Ok(aborts.len())
+    }
+
     /// Forgets idle producers (`producer.id.expiration.ms`, except those with a transaction
     /// open). Returns how many.
     pub fn expire_producers(&self, now_ms: i64, expiration_ms: i64) -> usize {
@@ -1650,6 +1668,40 @@ mod tests {
             .write_txn_marker(&marker(43, 0, 0, true), None)
             .unwrap();
         assert_eq!(follower.last_stable_offset(), 4);
+    }
+
+    #[test]
+    fn a_stopped_mirror_aborts_the_transactions_its_source_left_open() {
+        let (_s, source) = replica_on(1);
+        source.update_role(&record(1, 5, vec![1], 1));
+        source.produce(&txn_batch(&[b"a"], 42, 0), None).unwrap();
+        source.produce(&txn_batch(&[b"b"], 43, 0), None).unwrap();
+        source
+            .write_txn_marker(&marker(42, 0, 4, true), None)
+            .unwrap();
+        source.produce(&txn_batch(&[b"c"], 42, 1), None).unwrap();
+        let (_m, mirror) = replica_on(1);
+        mirror.set_mirror(true);
+        mirror.update_role(&record(1, 2, vec![1], 1));
+        let copied = source.read(0, 1 << 20, false).unwrap();
+        assert!(mirror.append_mirrored(&copied, 0, 2).unwrap());
+        assert_eq!(
+            (mirror.high_watermark(), mirror.last_stable_offset()),
+            (4, 1)
+        );
+        // The link fails over: the mirror stops and leads in a new epoch.
+        mirror.set_mirror(false);
+        mirror.update_role(&record(1, 6, vec![1], 2));
+        assert_eq!(mirror.abort_open_transactions().unwrap(), 2);
+        assert_eq!(mirror.last_stable_offset(), 6);
+        let (bytes, _, aborted) = mirror.read_committed(0, 1 << 20).unwrap();
+        assert_eq!(batches(&bytes).len(), 6);
+        let aborted: Vec<(i64, i64)> = aborted
+            .iter()
+            .map(|a| (a.producer_id, a.first_offset))
+            .collect();
+        assert_eq!(aborted, vec![(43, 1), (42, 3)]);
+        assert_eq!(mirror.abort_open_transactions().unwrap(), 0);
     }
 
     #[test]

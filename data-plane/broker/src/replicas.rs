@@ -179,6 +179,7 @@ impl Replicas {
                 if !caught_up {
                     continue;
                 }
+                let was_mirror = replica.is_mirror();
                 replica.set_mirror(topic.mirror.is_some());
                 // A reverse link cut the partition's log: a follower cuts its own, as it takes
                 // its role, before it fetches in the epoch that began there (once per replica:
@@ -189,6 +190,15 @@ impl Replicas {
                     }
                     None => replica.update_role(record),
                 };
+                // A mirror that stopped (promoted, failed over) keeps its source's open
+                // transactions, which no coordinator here will end: its leader aborts them.
+                if was_mirror
+                    && topic.mirror.is_none()
+                    && record.leader == self.node_id
+                    && let Err(error) = replica.abort_open_transactions()
+                {
+                    tracing::error!(topic = %name, partition = index, message = %error.message, "cannot abort a stopped mirror's open transactions");
+                }
                 if record.leader >= 0 && record.leader != self.node_id {
                     leaders.insert(record.leader);
                 }
