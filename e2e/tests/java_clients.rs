@@ -6,13 +6,19 @@
 //! leave, every record consumed once, no partition owned twice, commits resume) and static
 //! membership (a restart within the session timeout triggers no rebalance); the admin client
 //! (topics, configs, partitions, reassignments, log dirs, deleteRecords, listOffsets) against
-//! the cluster; and every topic config of the client at Kafka's default accepted, unsupported
-//! values refused with INVALID_CONFIG and a message.
+//! the cluster; every topic config of the client at Kafka's default accepted, unsupported
+//! values refused with INVALID_CONFIG and a message; and ACLs created, described and deleted
+//! over SASL SCRAM on a broker with an authorizer, enforced on a SCRAM user the client created.
 #![allow(clippy::unwrap_used, reason = "tests")]
 
+use std::os::unix::fs::PermissionsExt as _;
+use std::process::Command;
 use std::time::Duration;
 
-use hdi_e2e::{Broker, BrokerCluster, TempDir, java_program, java_result, java_run};
+use hdi_broker::security::scram::{ScramCredential, ScramMechanism};
+use hdi_e2e::{
+    Broker, BrokerCluster, Proc, TempDir, bin, java_program, java_result, java_run, ports,
+};
 
 #[test]
 fn idempotent_producer_is_exactly_once_and_in_order_across_a_leader_sigkill() {
@@ -82,4 +88,40 @@ fn topic_configs_at_kafka_defaults_are_accepted_and_unsupported_ones_refused() {
         result["accepted_defaults"], result["client_keys"],
         "{result}"
     );
+}
+
+#[test]
+fn acls_over_sasl_scram_are_created_enforced_and_deleted() {
+    const ADMIN_PASSWORD: &str = "admin-secret-1";
+    let dir = TempDir::new("java-acls");
+    let admin =
+        ScramCredential::from_password(ScramMechanism::Sha512, ADMIN_PASSWORD, 4096).unwrap();
+    let users = dir.path().join("users");
+    std::fs::write(&users, admin.to_line("admin", ScramMechanism::Sha512)).unwrap();
+    std::fs::set_permissions(&users, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let listen = format!("127.0.0.1:{}", ports::take(1).unwrap()[0]);
+    let mut broker = Proc::spawn(
+        "hdi-broker",
+        Command::new(bin("hdi-broker"))
+            .args(["--node-id", "1"])
+            .arg("--data-dir")
+            .arg(dir.path().join("data"))
+            .args(["--listener", &format!("SASL_PLAINTEXT://{listen}")])
+            .args(["--sasl-mechanisms", "SCRAM-SHA-512"])
+            .arg("--sasl-users-file")
+            .arg(&users)
+            .args(["--authorizer", "--super-users", "User:admin"])
+            .args(["--auto-create-topics", "false"])
+            .args(["--group-initial-rebalance-delay", "300ms"])
+            .env("RUST_LOG", "info"),
+    );
+    broker
+        .wait_for_line("hdi-broker ready on ", Duration::from_secs(60))
+        .unwrap();
+    let result = java_run(
+        "Acls",
+        &[&listen, ADMIN_PASSWORD, "java-acl"],
+        Duration::from_secs(120),
+    );
+    assert_eq!(result["read"], 10, "{result}");
 }
