@@ -128,11 +128,12 @@ fn main() {
     let after = log.lock().unwrap().size_bytes();
     let _ = std::fs::remove_dir_all(&dir);
     println!(
-        "{{\"log_bytes\":{size},\"keys\":{keys},\"bytes_read\":{},\"bytes_written\":{},\"log_bytes_after\":{after},\"clean_cpu_seconds\":{cpu:.2},\"clean_wall_seconds\":{:.2},\"gb_cleaned_per_cpu_second\":{:.3},\"append_p50_ms_quiet\":{:.3},\"append_p99_ms_quiet\":{:.3},\"append_p50_ms_during_clean\":{:.3},\"append_p99_ms_during_clean\":{:.3},\"appends_quiet\":{},\"appends_during_clean\":{}}}",
+        "{{\"log_bytes\":{size},\"keys\":{keys},\"bytes_cleaned\":{},\"bytes_read\":{},\"bytes_written\":{},\"log_bytes_after\":{after},\"clean_cpu_seconds\":{cpu:.2},\"clean_wall_seconds\":{:.2},\"gb_cleaned_per_cpu_second\":{:.3},\"append_p50_ms_quiet\":{:.3},\"append_p99_ms_quiet\":{:.3},\"append_p50_ms_during_clean\":{:.3},\"append_p99_ms_during_clean\":{:.3},\"appends_quiet\":{},\"appends_during_clean\":{}}}",
+        stats.bytes_replaced,
         stats.bytes_read,
         stats.bytes_written,
         wall.as_secs_f64(),
-        size as f64 / 1e9 / cpu.max(0.01),
+        stats.bytes_replaced as f64 / 1e9 / cpu.max(0.01),
         percentile(&mut quiet, 0.5),
         percentile(&mut quiet, 0.99),
         percentile(&mut during, 0.5),
