@@ -9,6 +9,8 @@
 //! the cluster; every topic config of the client at Kafka's default accepted, unsupported
 //! values refused with INVALID_CONFIG and a message; and ACLs created, described and deleted
 //! over SASL SCRAM on a broker with an authorizer, enforced on a SCRAM user the client created.
+//! Fetch sessions (KIP-227), which the Java consumer uses: a consumer of 12 partitions reads
+//! everything once while the broker's metrics show its incremental fetch session.
 #![allow(clippy::unwrap_used, reason = "tests")]
 
 use std::os::unix::fs::PermissionsExt as _;
@@ -124,4 +126,55 @@ fn acls_over_sasl_scram_are_created_enforced_and_deleted() {
         Duration::from_secs(120),
     );
     assert_eq!(result["read"], 10, "{result}");
+}
+
+/// The broker's value of a Prometheus series without labels (`name value`), from its loopback
+/// metrics listener.
+fn metric(addr: &str, name: &str) -> Option<f64> {
+    use std::io::{Read as _, Write as _};
+    let mut stream = std::net::TcpStream::connect(addr).ok()?;
+    stream
+        .write_all(format!("GET /metrics HTTP/1.0\r\nHost: {addr}\r\n\r\n").as_bytes())
+        .ok()?;
+    let mut text = String::new();
+    stream.read_to_string(&mut text).ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+}
+
+#[test]
+fn a_consumer_of_12_partitions_fetches_incrementally_in_a_session() {
+    let dir = TempDir::new("java-fetch-sessions");
+    let metrics = hdi_e2e::ports::loopback();
+    let broker = Broker::start(dir.path(), None, &["--metrics-listen", &metrics]);
+    let mut java = java_program(
+        "FetchSessions",
+        &[&broker.bootstrap, "java-fetch-sessions", "20000"],
+    );
+    // The most sessions and cached partitions seen while the consumer runs.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let watcher = {
+        let (stop, metrics) = (std::sync::Arc::clone(&stop), metrics.clone());
+        std::thread::spawn(move || {
+            let (mut sessions, mut partitions) = (0f64, 0f64);
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let name = "kafka_server_fetchsessioncache_numincremental";
+                sessions =
+                    sessions.max(metric(&metrics, &format!("{name}fetchsessions")).unwrap_or(0.0));
+                partitions = partitions
+                    .max(metric(&metrics, &format!("{name}fetchpartitionscached")).unwrap_or(0.0));
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            (sessions, partitions)
+        })
+    };
+    let result = java_result(&mut java, Duration::from_secs(150));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (sessions, partitions) = watcher.join().unwrap();
+    assert_eq!(result["records"], 20000, "{result}");
+    assert!(sessions >= 1.0, "no fetch session seen");
+    assert!(
+        partitions >= 12.0,
+        "the session cached {partitions} partitions"
+    );
 }
