@@ -684,6 +684,16 @@ impl Replica {
         lock(&self.leadership).role.leader_epoch
     }
 
+    /// Whether this broker leads and its high watermark is still below the start of its epoch:
+    /// a new leader learns how far the previous one committed only from its followers' next
+    /// fetches, so until then its high watermark may lie below acknowledged records (Kafka
+    /// answers ListOffsets OFFSET_NOT_AVAILABLE meanwhile, KAFKA-7976).
+    pub fn high_watermark_behind_epoch_start(&self) -> bool {
+        let leadership = lock(&self.leadership);
+        leadership.role.leader == self.node_id
+            && self.high_watermark() < leadership.epoch_start_offset
+    }
+
     fn maybe_advance_high_watermark(&self) {
         let leadership = lock(&self.leadership);
         if leadership.role.leader != self.node_id {

@@ -102,6 +102,14 @@ pub fn list_offsets(cx: &Context<'_>, request: ListOffsetsRequest) -> ListOffset
                         hw
                     };
                     let found = match lp.timestamp {
+                        // A new leader's end could be older than acknowledged records (the
+                        // client retries OFFSET_NOT_AVAILABLE), as Kafka answers.
+                        LATEST if partition.high_watermark_behind_epoch_start() => {
+                            Err(KafkaError::new(
+                                codes::OFFSET_NOT_AVAILABLE,
+                                "the new leader's high watermark has not caught up yet",
+                            ))
+                        }
                         // Earliest and latest carry no timestamp (-1), as in Kafka.
                         LATEST => Ok(Some((end, -1, epoch))),
                         EARLIEST | EARLIEST_LOCAL => Ok(Some((start, -1, epoch))),
