@@ -4,17 +4,16 @@
 //! content of the pom) and run as [`Proc`]esses.
 //!
 //! The classes are compiled once per content of the sources, into a directory named by their
-//! hash beside the jars (`target/test-tools/java/compat-<hash>`); an exclusive file lock makes
-//! parallel tests wait for one `javac` instead of racing. Each program checks its own
-//! assertions, prints progress lines a test may wait for, and ends with one JSON line
-//! (`{"ok": true, ...}`, exit code 0; `"ok": false` with the failures, exit code 1).
+//! hash beside the jars (`target/test-tools/java/classes-<hash>`, by `crate::maven`); an
+//! exclusive file lock makes parallel tests wait for one `javac` instead of racing. Each program
+//! checks its own assertions, prints progress lines a test may wait for, and ends with one JSON
+//! line (`{"ok": true, ...}`, exit code 0; `"ok": false` with the failures, exit code 1).
 
-use std::hash::{Hash as _, Hasher as _};
 use std::path::PathBuf;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use crate::{Proc, client_script, last_json_line};
+use crate::{Proc, last_json_line};
 
 /// The directory holding the jars of the Java Kafka client, from `HDI_TEST_JAVA_LIB`.
 pub fn java_lib() -> PathBuf {
@@ -24,65 +23,10 @@ pub fn java_lib() -> PathBuf {
     )
 }
 
-/// The `.java` files of the suite, sorted.
-fn sources() -> Vec<PathBuf> {
-    let dir = client_script("java/hdi/compat");
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .map(|entry| entry.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "java"))
-        .collect();
-    files.sort();
-    files
-}
-
-/// The compiled classes of the suite: compiled now unless a directory for this content of the
-/// sources (and this classpath) is already complete.
+/// The compiled classes of the suite ([`crate::maven::javac_classes`]: compiled now unless this
+/// content of the sources was compiled before against these jars).
 pub fn java_classes() -> PathBuf {
-    let lib = java_lib();
-    let sources = sources();
-    let mut hasher = std::hash::DefaultHasher::new();
-    for source in &sources {
-        source.file_name().hash(&mut hasher);
-        std::fs::read(source).unwrap().hash(&mut hasher);
-    }
-    lib.hash(&mut hasher);
-    let base = lib.parent().unwrap_or(&lib).to_path_buf();
-    let classes = base.join(format!("compat-{:016x}", hasher.finish()));
-    let done = classes.join(".complete");
-    if done.exists() {
-        return classes;
-    }
-    let lock = std::fs::File::create(base.join("compat.lock")).unwrap();
-    lock.lock().unwrap();
-    if !done.exists() {
-        let started = Instant::now();
-        let _ = std::fs::remove_dir_all(&classes);
-        let out = Command::new("javac")
-            .args(["--release", "17", "-nowarn", "-encoding", "UTF-8", "-cp"])
-            .arg(format!("{}/*", lib.display()))
-            .arg("-d")
-            .arg(&classes)
-            .args(&sources)
-            .output()
-            .expect("javac (a JDK 17) is on PATH: `cargo xtask test` installs one when missing");
-        assert!(
-            out.status.success(),
-            "javac {}:\n{}{}",
-            classes.display(),
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        std::fs::write(&done, "").unwrap();
-        eprintln!(
-            "javac: {} sources into {} ({:.1}s)",
-            sources.len(),
-            classes.display(),
-            started.elapsed().as_secs_f64()
-        );
-    }
-    drop(lock);
-    classes
+    crate::maven::javac_classes("java/hdi/compat", &java_lib())
 }
 
 /// Starts `hdi.compat.<main>` with `args` (its output collected; SIGKILLed when dropped).
