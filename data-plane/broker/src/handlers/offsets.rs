@@ -361,6 +361,53 @@ mod tests {
         replica
     }
 
+    /// A leader whose high watermark is below the start of its epoch (its follower has not
+    /// fetched since it took over) says so: the condition on which ListOffsets LATEST answers
+    /// OFFSET_NOT_AVAILABLE. A leader whose high watermark reached its log end does not.
+    #[test]
+    fn a_new_leader_behind_its_epoch_start_has_no_latest_offset_yet() {
+        let temp = tempfile::tempdir().unwrap();
+        let alone = leader(&temp.path().join("alone"), 1);
+        alone
+            .produce(&build_batch(0, 1_000, &[b"a"]), None)
+            .unwrap();
+        assert!(!alone.high_watermark_behind_epoch_start());
+        let replica = Replica::open(
+            &temp.path().join("pair"),
+            "t",
+            uuid::Uuid::nil(),
+            0,
+            1,
+            hdi_log::LogConfig::default(),
+        )
+        .unwrap();
+        let role = |epoch| PartitionRecord {
+            replicas: vec![1, 2],
+            isr: vec![1, 2],
+            leader: 1,
+            leader_epoch: epoch,
+            partition_epoch: 0,
+            adding: Vec::new(),
+            removing: Vec::new(),
+            original: Vec::new(),
+        };
+        replica.update_role(&role(1));
+        replica
+            .produce(&build_batch(0, 1_000, &[b"a", b"b", b"c"]), None)
+            .unwrap();
+        // Broker 2 never fetched: the high watermark stays at 0 while the log ends at 3.
+        assert_eq!(replica.offsets(), (0, 0, 3));
+        assert!(
+            !replica.high_watermark_behind_epoch_start(),
+            "epoch 1 starts at 0"
+        );
+        replica.update_role(&role(2));
+        assert!(
+            replica.high_watermark_behind_epoch_start(),
+            "epoch 2 starts at 3"
+        );
+    }
+
     #[test]
     fn max_timestamp_is_the_first_record_with_the_largest_timestamp() {
         let temp = tempfile::tempdir().unwrap();
