@@ -385,6 +385,8 @@ impl KafkaSink {
             crate::kafka_access::client_config(&self.bootstrap)
                 .set("group.id", "hdi-executor-sink-check")
                 .set("enable.auto.commit", "false")
+                .set("enable.partition.eof", "true")
+                .set("auto.offset.reset", "error")
                 .set("log_level", "3")
                 .create()?;
         let mut out = BTreeMap::new();

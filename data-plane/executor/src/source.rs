@@ -235,6 +235,8 @@ fn consumer(bootstrap: &str) -> anyhow::Result<BaseConsumer> {
     crate::kafka_access::client_config(bootstrap)
         .set("group.id", "hdi-executor")
         .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "true")
+        .set("auto.offset.reset", "error")
         .set("enable.auto.offset.store", "false")
         .set("allow.auto.create.topics", "false")
         .set("fetch.wait.max.ms", "20")
@@ -300,8 +302,19 @@ pub fn kafka_watermarks(
     Ok(out)
 }
 
-/// Calls `each` with every record of `topic[partition]` in `[start, end)`, in offset order;
-/// a gap in the offsets is an error (see below). Blocking.
+/// Calls `each` with every record of `topic[partition]` in `[start, end)`, in offset order.
+/// Blocking.
+///
+/// Offsets in the range may hold no record a consumer is given: a compacted topic has gaps,
+/// transaction markers take offsets, and `read_committed` (librdkafka's default) drops the
+/// records of aborted transactions. So a record beyond the next expected offset is taken, not
+/// treated as loss, and the read is complete when a record at or past `end` arrives or
+/// librdkafka reports the partition's end (its fetch position reached the high watermark, or the
+/// last stable offset under `read_committed`; both are at least `end`, which was read from them
+/// before). The end is checked against a fresh watermark query so a high watermark that moved
+/// back (a new leader not yet caught up) cannot end the read early. A jump of the client's own
+/// (an offset reset) cannot pass for a gap: the consumers are made with
+/// `auto.offset.reset=error`, so an offset out of range is an error and the task is retried.
 pub fn for_each_record(
     consumer: &BaseConsumer,
     topic: &str,
@@ -326,23 +339,23 @@ pub fn for_each_record(
         }
         match consumer.poll(Duration::from_millis(200)) {
             None => {}
+            Some(Err(KafkaError::PartitionEOF(p))) if p == partition => {
+                let (_, high) = consumer
+                    .fetch_watermarks(topic, partition, KAFKA_TIMEOUT)
+                    .with_context(|| format!("cannot read the offsets of {topic}[{partition}]"))?;
+                if high >= end {
+                    break;
+                }
+            }
+            Some(Err(KafkaError::PartitionEOF(_))) => {}
             Some(Err(e)) => bail!("reading {topic}[{partition}]: {e}"),
             Some(Ok(message)) => {
                 let offset = message.offset();
-                if message.partition() != partition
-                    || message.topic() != topic
-                    || offset < next
-                    || offset >= end
-                {
+                if message.partition() != partition || message.topic() != topic || offset < next {
                     continue;
                 }
-                if offset > next {
-                    // hdi-broker neither compacts nor writes transaction markers, so a gap means
-                    // the client jumped (a stale prefetch or an offset reset): fail the task (it
-                    // is retried) rather than lose the records in between.
-                    bail!(
-                        "reading {topic}[{partition}]: got offset {offset} while expecting {next}"
-                    );
+                if offset >= end {
+                    break;
                 }
                 next = offset + 1;
                 each(&message);
