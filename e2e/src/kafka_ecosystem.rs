@@ -105,8 +105,10 @@ pub struct ConnectWorker {
 impl ConnectWorker {
     /// Writes `dir/worker.properties` (group `group`, the config, offset and status topics
     /// `connect-configs`, `connect-offsets`, `connect-status` with `replication` replicas,
-    /// String converters, offsets flushed every second) and starts the worker; waits until its
-    /// REST API answers and it has joined its group (`GET /connectors` answers 200).
+    /// String converters, offsets flushed every second, a lost worker's tasks reassigned after
+    /// 5 s and sink consumers' sessions of 10 s instead of 45 s, so that a SIGKILLed worker's
+    /// stale members leave soon) and starts the worker; waits until its REST API answers and it
+    /// has joined its group (`GET /connectors` answers 200).
     pub fn start(dir: &Path, bootstrap: &str, group: &str, replication: u16) -> ConnectWorker {
         let port = crate::ports::port();
         let properties = format!(
@@ -126,7 +128,8 @@ offset.flush.interval.ms=1000\n\
 listeners=http://127.0.0.1:{port}\n\
 rest.advertised.host.name=127.0.0.1\n\
 rest.advertised.port={port}\n\
-scheduled.rebalance.max.delay.ms=5000\n"
+scheduled.rebalance.max.delay.ms=5000\n\
+consumer.session.timeout.ms=10000\n"
         );
         std::fs::create_dir_all(dir).unwrap();
         std::fs::write(dir.join("worker.properties"), properties).unwrap();
