@@ -37,6 +37,10 @@ pub struct BenchArgs {
     /// without a clean running, on a log of `--compaction-mib` MiB (hdi-log's `clean_bench`).
     #[arg(long)]
     compaction: bool,
+    /// Transactions (`broker`): records/s of an idempotent acks=all producer in transactions
+    /// of 100 records against the same producer without transactions, on one fresh broker.
+    #[arg(long)]
+    transactions: bool,
     /// Log size of `--compaction`, in MiB.
     #[arg(long, default_value_t = 512)]
     compaction_mib: u64,
@@ -162,6 +166,9 @@ pub fn run_bench(args: BenchArgs) -> anyhow::Result<()> {
     if args.security {
         return crate::bench_security::run(&release, args.records);
     }
+    if args.transactions {
+        return run_transactions(&release, args.records);
+    }
     let tansu = if args.skip_tansu {
         None
     } else {
@@ -215,6 +222,75 @@ fn run_compaction(mib: u64) -> anyhow::Result<()> {
     let line = text.lines().last().unwrap_or("");
     let figures: serde_json::Value = serde_json::from_str(line).context("clean_bench output")?;
     println!("{}", serde_json::to_string_pretty(&figures)?);
+    Ok(())
+}
+
+/// `--transactions`: on one fresh broker, `records` records of 100 B and of 1 KiB, produced
+/// idempotently with acks=all to a 1-partition topic without transactions and then in
+/// transactions of 100 records (each its own topic, same broker), alternating twice so a
+/// warming machine favours neither; the best of each. Target: transactional ≥ 80% of plain.
+fn run_transactions(release: &Path, records: u64) -> anyhow::Result<()> {
+    let dir = std::env::temp_dir().join(format!("hdi-bench-txn-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir)?;
+    let port = free_port()?;
+    let mut child = start(Peer::Hdi, release, None, &dir, port)?;
+    let bootstrap = format!("127.0.0.1:{port}");
+    let result = (|| -> anyhow::Result<Vec<(usize, f64, f64, f64)>> {
+        let mut rows = Vec::new();
+        let records_text = records.to_string();
+        for size in [100usize, 1024] {
+            let size_text = size.to_string();
+            let (mut plain, mut txn, mut txn_per_s) = (0f64, 0f64, 0f64);
+            for round in 0..2 {
+                for (kind, per_txn) in [("plain", "0"), ("txn", "100")] {
+                    let topic = format!("{kind}-{size}-{round}");
+                    perf(release, &bootstrap, &["create-topic", "--topic", &topic])?;
+                    let figures = perf(
+                        release,
+                        &bootstrap,
+                        &[
+                            "txn-produce",
+                            "--topic",
+                            &topic,
+                            "--records",
+                            &records_text,
+                            "--record-size",
+                            &size_text,
+                            "--txn-records",
+                            per_txn,
+                        ],
+                    )?;
+                    let rate = figures["records_per_s"].as_f64().unwrap_or(0.0);
+                    eprintln!("  {size} B {kind} round {round}: {rate:.0} records/s");
+                    if kind == "plain" {
+                        plain = plain.max(rate);
+                    } else if rate > txn {
+                        txn = rate;
+                        txn_per_s = figures["transactions_per_s"].as_f64().unwrap_or(0.0);
+                    }
+                }
+            }
+            rows.push((size, plain, txn, txn_per_s));
+        }
+        Ok(rows)
+    })();
+    stop(&mut child, &dir);
+    let rows = result?;
+    println!(
+        "\nhdi-broker transactions: {records} records per run, 1 partition, idempotent acks=all (hdi-kafka-perf on librdkafka), transactions of 100 records"
+    );
+    println!(
+        "{:>8} {:>16} {:>16} {:>10} {:>8}",
+        "size", "plain rec/s", "txn rec/s", "txn/s", "ratio"
+    );
+    for (size, plain, txn, txn_per_s) in rows {
+        let ratio = if plain > 0.0 { txn / plain } else { 0.0 };
+        println!(
+            "{size:>7}B {plain:>16.0} {txn:>16.0} {txn_per_s:>10.0} {ratio:>7.2}x{}",
+            if ratio >= 0.8 { "" } else { "  (target 0.80)" }
+        );
+    }
     Ok(())
 }
 

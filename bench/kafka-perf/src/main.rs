@@ -17,6 +17,9 @@
 //!   its `send` to the arrival of the output record carrying its `id` (the filter job of
 //!   `cargo xtask bench executor`). A warm-up first waits until the job answers at all.
 //!
+//! - `txn-produce`: N records of S bytes with an idempotent acks=all producer, in transactions
+//!   of T records each (`--txn-records T`; 0 = no transactions), as fast as the broker takes
+//!   them: records/s and transactions/s (`cargo xtask bench broker --transactions`).
 //! - `fetch-sessions`: a raw Fetch loop over many partitions, sessionless and with a fetch
 //!   session (KIP-227): bytes on the wire and broker CPU per fetch ([`fetch_sessions`]).
 //! - `cluster-config`, `end-offsets`, `mirror-lag`: geo-replication ([`mirror`]);
@@ -98,6 +101,18 @@ enum Command {
         /// Records per second; 0 = as fast as possible.
         #[arg(long, default_value_t = 0)]
         rate: u64,
+    },
+    /// Produce records idempotently with acks=all, in transactions of `--txn-records` records
+    /// (0 = no transactions).
+    TxnProduce {
+        #[arg(long)]
+        topic: String,
+        #[arg(long)]
+        records: u64,
+        #[arg(long)]
+        record_size: usize,
+        #[arg(long, default_value_t = 100)]
+        txn_records: u64,
     },
     /// Consume records from the beginning of partition 0.
     Consume {
@@ -432,6 +447,12 @@ fn main() -> anyhow::Result<()> {
                 })
             );
         }
+        Command::TxnProduce {
+            topic,
+            records,
+            record_size,
+            txn_records,
+        } => txn_produce(base()?, &topic, records, record_size, txn_records)?,
         Command::Leader { topic } => {
             let consumer: BaseConsumer = base()?.create().context("client")?;
             let metadata = consumer
@@ -697,6 +718,75 @@ fn send_blocking<'a, C: ProducerContext<DeliveryOpaque = ()>>(
         }
     }
     producer.poll(Duration::ZERO);
+}
+
+/// `txn-produce`: see the crate doc.
+fn txn_produce(
+    mut config: ClientConfig,
+    topic: &str,
+    records: u64,
+    record_size: usize,
+    txn_records: u64,
+) -> anyhow::Result<()> {
+    config
+        .set("acks", "all")
+        .set("enable.idempotence", "true")
+        .set("linger.ms", "5")
+        .set("batch.size", "1000000")
+        .set("batch.num.messages", "100000")
+        .set("queue.buffering.max.kbytes", "1048576")
+        .set("queue.buffering.max.messages", "1000000")
+        .set("compression.type", "none");
+    if txn_records > 0 {
+        config
+            .set(
+                "transactional.id",
+                format!("hdi-perf-{}", std::process::id()),
+            )
+            .set("transaction.timeout.ms", "60000");
+    }
+    let producer: BaseProducer<ErrorCounter> = config
+        .create_with_context(ErrorCounter::default())
+        .context("producer")?;
+    let timeout = Duration::from_secs(60);
+    if txn_records > 0 {
+        producer
+            .init_transactions(timeout)
+            .context("init_transactions")?;
+    }
+    let payload: Vec<u8> = (0..record_size).map(|i| b'a' + (i % 26) as u8).collect();
+    let started = Instant::now();
+    let mut transactions = 0u64;
+    for i in 0..records {
+        if txn_records > 0 && i % txn_records == 0 {
+            producer.begin_transaction().context("begin_transaction")?;
+        }
+        send_blocking(
+            &producer,
+            BaseRecord::to(topic)
+                .payload(payload.as_slice())
+                .partition(0),
+        );
+        producer.poll(Duration::ZERO);
+        if txn_records > 0 && ((i + 1) % txn_records == 0 || i + 1 == records) {
+            producer
+                .commit_transaction(timeout)
+                .context("commit_transaction")?;
+            transactions += 1;
+        }
+    }
+    producer.flush(Duration::from_secs(120)).context("flush")?;
+    producer.context().check()?;
+    let seconds = started.elapsed().as_secs_f64();
+    println!(
+        "{}",
+        serde_json::json!({
+            "records": records, "seconds": seconds, "records_per_s": records as f64 / seconds,
+            "mb_per_s": records as f64 * record_size as f64 / seconds / 1e6,
+            "transactions": transactions, "transactions_per_s": transactions as f64 / seconds,
+        })
+    );
+    Ok(())
 }
 
 fn produce_files(
