@@ -37,24 +37,51 @@ const DEFAULT_PAGE: u32 = 100;
 
 /// The topic configs `hdi-broker` knows (`data-plane/broker/src/topic_config.rs`), copied so
 /// that an unknown key is refused with its field name before it reaches the cluster; values are
-/// checked by the broker (`INVALID_CONFIG`). `tests/kafka_admin.rs` checks the copy against what
-/// a real broker describes.
+/// checked by the broker (`INVALID_CONFIG`: the keys of Kafka features hdi does not implement,
+/// such as tiered storage or compression levels, are accepted only at Kafka's default).
+/// `tests/kafka_admin.rs` checks the copy against what a real broker describes.
 pub const KNOWN_CONFIGS: &[&str] = &[
     "cleanup.policy",
+    "compression.gzip.level",
+    "compression.lz4.level",
     "compression.type",
+    "compression.zstd.level",
+    "delete.retention.ms",
+    "errors.deadletterqueue.group.enable",
+    "file.delete.delay.ms",
     "flush.messages",
     "flush.ms",
+    "follower.replication.throttled.replicas",
     // hdi's own: fences the topic's producers (the link reconciler sets it on a link's source
     // during a switchover).
     "hdi.read.only",
     "index.interval.bytes",
+    "leader.replication.throttled.replicas",
+    "local.retention.bytes",
+    "local.retention.ms",
+    "max.compaction.lag.ms",
+    "max.decompressed.message.bytes",
     "max.message.bytes",
+    "message.downconversion.enable",
+    "message.timestamp.after.max.ms",
+    "message.timestamp.before.max.ms",
     "message.timestamp.type",
+    "min.cleanable.dirty.ratio",
+    "min.compaction.lag.ms",
     "min.insync.replicas",
+    "preallocate",
+    "remote.copy.lag.bytes",
+    "remote.copy.lag.ms",
+    "remote.log.copy.disable",
+    "remote.log.delete.on.disable",
+    "remote.storage.enable",
     "retention.bytes",
     "retention.ms",
     "segment.bytes",
+    "segment.index.bytes",
+    "segment.jitter.ms",
     "segment.ms",
+    "unclean.leader.election.enable",
 ];
 
 /// A topic to create.
