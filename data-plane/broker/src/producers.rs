@@ -370,37 +370,45 @@ impl ProducerStates {
 /// version 0 and type 0 (abort) or 1 (commit), and whose value is version 0 and the coordinator
 /// epoch. `timestamp_ms` is its timestamp.
 pub fn marker_batch(marker: &TxnMarker, timestamp_ms: i64) -> Vec<u8> {
-    let mut record = vec![0u8]; // attributes
-    put_varint(&mut record, 0); // timestamp delta
-    put_varint(&mut record, 0); // offset delta
-    put_varint(&mut record, 4);
-    record.extend_from_slice(&0i16.to_be_bytes());
-    record.extend_from_slice(&i16::from(marker.commit).to_be_bytes());
-    put_varint(&mut record, 6);
-    record.extend_from_slice(&0i16.to_be_bytes());
-    record.extend_from_slice(&marker.coordinator_epoch.to_be_bytes());
-    put_varint(&mut record, 0); // headers
-    let mut records = Vec::with_capacity(record.len() + 1);
-    put_varint(&mut records, record.len() as i64);
-    records.extend_from_slice(&record);
-    let mut batch = Vec::with_capacity(hdi_log::batch::HEADER_SIZE + records.len());
-    batch.extend_from_slice(&0i64.to_be_bytes()); // base offset
-    let length = hdi_log::batch::HEADER_SIZE - hdi_log::batch::LOG_OVERHEAD + records.len();
-    batch.extend_from_slice(&(length as i32).to_be_bytes());
-    batch.extend_from_slice(&0i32.to_be_bytes()); // leader epoch
-    batch.push(2); // magic
-    batch.extend_from_slice(&0u32.to_be_bytes()); // crc, below
-    batch.extend_from_slice(&(TRANSACTIONAL_BIT | CONTROL_BIT).to_be_bytes());
-    batch.extend_from_slice(&0i32.to_be_bytes()); // last offset delta
-    batch.extend_from_slice(&timestamp_ms.to_be_bytes());
-    batch.extend_from_slice(&timestamp_ms.to_be_bytes());
-    batch.extend_from_slice(&marker.producer_id.to_be_bytes());
-    batch.extend_from_slice(&marker.producer_epoch.to_be_bytes());
-    batch.extend_from_slice(&(-1i32).to_be_bytes()); // base sequence
-    batch.extend_from_slice(&1i32.to_be_bytes()); // records
-    batch.extend_from_slice(&records);
-    hdi_log::batch::reseal(&mut batch);
-    batch
+    use hdi_log::records::{Record, put_varint, rebuild_batch};
+    let key = [0i16.to_be_bytes(), i16::from(marker.commit).to_be_bytes()].concat();
+    let value = [
+        &0i16.to_be_bytes()[..],
+        &marker.coordinator_epoch.to_be_bytes(),
+    ]
+    .concat();
+    let mut body = vec![0u8]; // attributes
+    put_varint(&mut body, 0); // timestamp delta
+    put_varint(&mut body, 0); // offset delta
+    for field in [&key, &value] {
+        put_varint(&mut body, field.len() as i64);
+        body.extend_from_slice(field);
+    }
+    put_varint(&mut body, 0); // headers
+    let mut encoded = Vec::with_capacity(body.len() + 1);
+    put_varint(&mut encoded, body.len() as i64);
+    encoded.extend_from_slice(&body);
+    let header = hdi_log::BatchHeader {
+        base_offset: 0,
+        batch_length: 0,
+        partition_leader_epoch: 0,
+        attributes: TRANSACTIONAL_BIT | CONTROL_BIT,
+        last_offset_delta: 0,
+        base_timestamp: timestamp_ms,
+        max_timestamp: timestamp_ms,
+        producer_id: marker.producer_id,
+        producer_epoch: marker.producer_epoch,
+        base_sequence: -1,
+        records_count: 1,
+    };
+    let record = Record {
+        offset: 0,
+        timestamp: timestamp_ms,
+        key: Some(&key),
+        value: Some(&value),
+        encoded: &encoded,
+    };
+    rebuild_batch(&header, &[record])
 }
 
 /// The transaction marker in a control batch (whole in `batch`): `(commit, coordinator epoch)`,
@@ -411,58 +419,24 @@ pub fn parse_marker(batch: &[u8]) -> Option<(bool, i32)> {
     if !header.is_control() || header.compression() != 0 || header.records_count < 1 {
         return None;
     }
-    let mut rest = batch.get(hdi_log::batch::HEADER_SIZE..header.size())?;
-    let _length = varint(&mut rest)?;
-    let (_attributes, tail) = rest.split_first()?;
-    rest = tail;
-    let _timestamp_delta = varint(&mut rest)?;
-    let _offset_delta = varint(&mut rest)?;
-    if varint(&mut rest)? < 4 {
-        return None;
-    }
-    let key = rest.get(..4)?;
-    let kind = i16::from_be_bytes([key[2], key[3]]);
-    let key_len = 4usize;
-    rest = rest.get(key_len..)?;
-    let commit = match kind {
-        0 => false,
-        1 => true,
+    let body = batch.get(hdi_log::batch::HEADER_SIZE..header.size())?;
+    let single = hdi_log::BatchHeader {
+        records_count: 1,
+        ..header
+    };
+    let records = hdi_log::records::parse_records(body, &single).ok()?;
+    let record = records.first()?;
+    let key = record.key?;
+    let commit = match key.get(2..4)? {
+        [0, 0] => false,
+        [0, 1] => true,
         _ => return None,
     };
-    let value_len = varint(&mut rest)?;
-    let coordinator_epoch = if value_len >= 6 {
-        let value = rest.get(..6)?;
-        i32::from_be_bytes([value[2], value[3], value[4], value[5]])
-    } else {
-        -1
+    let coordinator_epoch = match record.value.and_then(|v| v.get(2..6)) {
+        Some(epoch) => i32::from_be_bytes([epoch[0], epoch[1], epoch[2], epoch[3]]),
+        None => -1,
     };
     Some((commit, coordinator_epoch))
-}
-
-fn put_varint(out: &mut Vec<u8>, value: i64) {
-    let mut zigzag = ((value << 1) ^ (value >> 63)) as u64;
-    loop {
-        let byte = (zigzag & 0x7f) as u8;
-        zigzag >>= 7;
-        if zigzag == 0 {
-            out.push(byte);
-            return;
-        }
-        out.push(byte | 0x80);
-    }
-}
-
-/// Reads a zigzag varint (at most 10 bytes) off the front of `bytes`.
-fn varint(bytes: &mut &[u8]) -> Option<i64> {
-    let mut value = 0u64;
-    for (i, byte) in bytes.iter().enumerate().take(10) {
-        value |= u64::from(byte & 0x7f) << (7 * i);
-        if byte & 0x80 == 0 {
-            *bytes = &bytes[i + 1..];
-            return Some(((value >> 1) as i64) ^ -((value & 1) as i64));
-        }
-    }
-    None
 }
 
 /// Hands out producer ids, durably: ids are reserved in blocks whose upper bound is persisted

@@ -363,6 +363,9 @@ async fn complete(broker: Arc<Broker>, id: String) {
             .await;
             if aborted.is_ok() {
                 tracing::info!(transactional_id = %id, producer_id = record.producer_id, "transaction timed out: aborting");
+            } else {
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(MAX_MARKER_BACKOFF);
             }
             continue;
         }

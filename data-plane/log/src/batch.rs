@@ -223,38 +223,9 @@ pub fn assign(bytes: &mut [u8], base_offset: i64, leader_epoch: i32) {
 /// Test support: builds a valid uncompressed v2 batch of `count` records with the given values.
 /// Records carry no key and no headers; timestamps are `base_timestamp + i`.
 pub fn build_batch(base_offset: i64, base_timestamp: i64, values: &[&[u8]]) -> Vec<u8> {
-    let mut records = Vec::new();
-    for (i, value) in values.iter().enumerate() {
-        let mut record = Vec::new();
-        record.push(0u8); // attributes
-        put_varint(&mut record, i as i64); // timestamp delta
-        put_varint(&mut record, i as i64); // offset delta
-        put_varint(&mut record, -1); // key length: null
-        put_varint(&mut record, value.len() as i64);
-        record.extend_from_slice(value);
-        put_varint(&mut record, 0); // headers count
-        put_varint(&mut records, record.len() as i64);
-        records.extend_from_slice(&record);
-    }
-    let count = values.len() as i32;
-    let mut batch = Vec::with_capacity(HEADER_SIZE + records.len());
-    batch.extend_from_slice(&base_offset.to_be_bytes());
-    batch.extend_from_slice(&((HEADER_SIZE - LOG_OVERHEAD + records.len()) as i32).to_be_bytes());
-    batch.extend_from_slice(&0i32.to_be_bytes()); // leader epoch
-    batch.push(2); // magic
-    batch.extend_from_slice(&0u32.to_be_bytes()); // crc, filled below
-    batch.extend_from_slice(&0i16.to_be_bytes()); // attributes
-    batch.extend_from_slice(&(count - 1).max(0).to_be_bytes());
-    batch.extend_from_slice(&base_timestamp.to_be_bytes());
-    batch.extend_from_slice(&(base_timestamp + i64::from(count.max(1) - 1)).to_be_bytes());
-    batch.extend_from_slice(&(-1i64).to_be_bytes()); // producer id
-    batch.extend_from_slice(&(-1i16).to_be_bytes()); // producer epoch
-    batch.extend_from_slice(&(-1i32).to_be_bytes()); // base sequence
-    batch.extend_from_slice(&count.to_be_bytes());
-    batch.extend_from_slice(&records);
-    let crc = crc32c::crc32c(&batch[CRC_START..]);
-    batch[17..21].copy_from_slice(&crc.to_be_bytes());
-    batch
+    let records: Vec<crate::records::KeyValue<'_>> =
+        values.iter().map(|value| (None, Some(*value))).collect();
+    crate::records::build_keyed_batch(base_offset, base_timestamp, &records)
 }
 
 /// Test support: recomputes the CRC of the batch at the start of `batch` after its bytes were
@@ -281,19 +252,6 @@ pub fn with_producer(
     let crc = crc32c::crc32c(&batch[CRC_START..]);
     batch[17..21].copy_from_slice(&crc.to_be_bytes());
     batch
-}
-
-fn put_varint(out: &mut Vec<u8>, value: i64) {
-    let mut zigzag = ((value << 1) ^ (value >> 63)) as u64;
-    loop {
-        let byte = (zigzag & 0x7f) as u8;
-        zigzag >>= 7;
-        if zigzag == 0 {
-            out.push(byte);
-            return;
-        }
-        out.push(byte | 0x80);
-    }
 }
 
 #[cfg(test)]

@@ -489,6 +489,13 @@ impl<'a> BatchReader<'a> {
             .file
             .read_exact_at(&mut bytes, self.position)
             .map_err(io("cannot read segment", &segment.path))?;
+        // Checked before a rewrite gives it a new CRC: a batch corrupted on disk is an error,
+        // never resealed as valid.
+        batch::validate(&bytes, STORED_BATCH_LIMIT).map_err(|source| LogError::Corrupt {
+            path: segment.path.clone(),
+            position: self.position,
+            source,
+        })?;
         self.position += header.size() as u64;
         stats.bytes_read += bytes.len() as u64;
         throttle.charge(bytes.len() as u64);

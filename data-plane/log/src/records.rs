@@ -71,7 +71,10 @@ pub fn parse_records<'a>(
     bytes: &'a [u8],
     header: &BatchHeader,
 ) -> Result<Vec<Record<'a>>, RecordsError> {
-    let mut out = Vec::with_capacity(header.records_count.max(0) as usize);
+    // The count comes from the batch (a client's, or bytes on disk): reserve no more than the
+    // bytes can hold (a record takes at least 7), so a false count cannot abort the process.
+    let claimed = usize::try_from(header.records_count).unwrap_or(0);
+    let mut out = Vec::with_capacity(claimed.min(bytes.len() / 7));
     let mut at = 0usize;
     for _ in 0..header.records_count {
         let start = at;
@@ -102,19 +105,43 @@ pub fn parse_records<'a>(
     Ok(out)
 }
 
-fn varint(bytes: &[u8], at: &mut usize) -> Result<i64, RecordsError> {
+/// Reads a zig-zag varint (Kafka's record fields; at most 10 bytes) off the front of `bytes`,
+/// or `None` when it is truncated or too long. The one varint reader of the workspace's
+/// record code (the broker's and the executor's readers call it).
+pub fn read_varint(bytes: &mut &[u8]) -> Option<i64> {
     let mut value = 0u64;
-    for shift in (0..70).step_by(7) {
-        let byte = *bytes
-            .get(*at)
-            .ok_or(RecordsError::Malformed("truncated varint"))?;
-        *at += 1;
-        value |= u64::from(byte & 0x7f) << shift;
+    for (i, byte) in bytes.iter().enumerate().take(10) {
+        value |= u64::from(byte & 0x7f) << (7 * i);
         if byte & 0x80 == 0 {
-            return Ok(((value >> 1) as i64) ^ -((value & 1) as i64));
+            *bytes = bytes.get(i + 1..)?;
+            return Some(((value >> 1) as i64) ^ -((value & 1) as i64));
         }
     }
-    Err(RecordsError::Malformed("varint too long"))
+    None
+}
+
+/// Appends `value` as a zig-zag varint (the writer beside [`read_varint`]).
+pub fn put_varint(out: &mut Vec<u8>, value: i64) {
+    let mut zigzag = ((value << 1) ^ (value >> 63)) as u64;
+    loop {
+        let byte = (zigzag & 0x7f) as u8;
+        zigzag >>= 7;
+        if zigzag == 0 {
+            out.push(byte);
+            return;
+        }
+        out.push(byte | 0x80);
+    }
+}
+
+fn varint(bytes: &[u8], at: &mut usize) -> Result<i64, RecordsError> {
+    let mut rest = bytes
+        .get(*at..)
+        .ok_or(RecordsError::Malformed("truncated varint"))?;
+    let before = rest.len();
+    let value = read_varint(&mut rest).ok_or(RecordsError::Malformed("malformed varint"))?;
+    *at += before - rest.len();
+    Ok(value)
 }
 
 fn nullable<'a>(bytes: &'a [u8], at: &mut usize) -> Result<Option<&'a [u8]>, RecordsError> {
@@ -210,19 +237,6 @@ pub fn build_keyed_batch(
     };
     let parsed = parse_records(&body, &header).unwrap_or_default();
     rebuild_batch(&header, &parsed)
-}
-
-fn put_varint(out: &mut Vec<u8>, value: i64) {
-    let mut zigzag = ((value << 1) ^ (value >> 63)) as u64;
-    loop {
-        let byte = (zigzag & 0x7f) as u8;
-        zigzag >>= 7;
-        if zigzag == 0 {
-            out.push(byte);
-            return;
-        }
-        out.push(byte | 0x80);
-    }
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 //! level 1), as in Kafka, the latest offset is the last stable offset and a lookup by time finds
 //! only offsets below it.
 
+use hdi_log::records::read_varint as varint;
 use std::sync::Arc;
 
 use hdi_kafka_client::codes;
@@ -219,20 +220,6 @@ fn offset_of_max_timestamp(header: &hdi_log::BatchHeader, batch: &[u8]) -> Optio
         let offset_delta = varint(&mut fields)?;
         if header.base_timestamp.checked_add(timestamp_delta)? == header.max_timestamp {
             return header.base_offset.checked_add(offset_delta);
-        }
-    }
-    None
-}
-
-/// Reads a zigzag varint (up to 64 bits) from the front of `bytes`.
-fn varint(bytes: &mut &[u8]) -> Option<i64> {
-    let mut value: u64 = 0;
-    for shift in (0..64).step_by(7) {
-        let (&byte, rest) = bytes.split_first()?;
-        *bytes = rest;
-        value |= u64::from(byte & 0x7f) << shift;
-        if byte & 0x80 == 0 {
-            return Some(((value >> 1) as i64) ^ -((value & 1) as i64));
         }
     }
     None

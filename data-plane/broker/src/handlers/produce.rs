@@ -47,8 +47,19 @@ pub async fn produce(cx: &Context<'_>, request: ProduceRequest) -> Option<Produc
         .flat_map(|t| &t.partition_data)
         .filter_map(|p| p.records.as_ref())
         .any(|records| {
-            hdi_log::batch::parse_header(records, usize::MAX)
-                .is_ok_and(|h| crate::producers::is_transactional(&h))
+            // Every batch's header: a plain first batch must not hide a transactional one behind
+            // it. (Malformed bytes are refused whole by the replica's validation.)
+            let mut rest: &[u8] = records;
+            while let Ok(header) = hdi_log::batch::parse_header(rest, usize::MAX) {
+                if crate::producers::is_transactional(&header) {
+                    return true;
+                }
+                match rest.get(header.size()..) {
+                    Some(next) if !next.is_empty() => rest = next,
+                    _ => break,
+                }
+            }
+            false
         });
     let transaction_refused = transactional
         && !request.transactional_id.as_ref().is_some_and(|id| {

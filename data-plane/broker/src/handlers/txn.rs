@@ -68,6 +68,10 @@ pub async fn init_producer_id(
     if let Some(code) = refuse_id(cx, id) {
         return response.with_error_code(code);
     }
+    // Both or neither, as Kafka's handleInitProducerIdRequest: a half-set pair is INVALID_REQUEST.
+    if (r.producer_id.0 >= 0) != (r.producer_epoch >= 0) {
+        return response.with_error_code(codes::INVALID_REQUEST);
+    }
     let expected = (r.producer_id.0 >= 0).then_some((r.producer_id.0, r.producer_epoch));
     match coordinator::init_producer_id(cx.broker, id, r.transaction_timeout_ms, expected).await {
         Ok((producer_id, epoch)) => response

@@ -400,7 +400,13 @@ pub fn init_producer(
         next.producer_epoch = 0;
         next.last_producer_epoch = -1;
     } else {
-        next.last_producer_epoch = current.producer_epoch;
+        // Only the instance that named its epoch may retry with it (KIP-360); a new instance's
+        // bump fences the old one, which must not get the new epoch back by naming its own.
+        next.last_producer_epoch = if expected.is_some() {
+            current.producer_epoch
+        } else {
+            -1
+        };
         next.producer_epoch = current.producer_epoch + 1;
     }
     next.timeout_ms = timeout_ms;

@@ -163,11 +163,11 @@ fn init_producer_fences_older_producers() {
         add_partitions(&second, 8, 1, &[("t".into(), 0)], 2),
         Err(INVALID_PRODUCER_ID_MAPPING)
     );
-    // KIP-360: a client naming its current id and epoch bumps; a retry naming the previous
-    // epoch gets the current one; a stale one is fenced.
+    // The fenced first instance cannot get the new epoch back by naming its own (the bump was
+    // a new instance's, not its retry).
     assert_eq!(
         init_producer(ID, Some(&second), 30_000, Some((7, 0)), 3, fresh(8)),
-        Ok(InitStep::Unchanged)
+        Err(PRODUCER_FENCED)
     );
     assert_eq!(
         init_producer(ID, Some(&second), 30_000, Some((6, 1)), 3, fresh(8)),

@@ -564,17 +564,9 @@ fn skip(bytes: &mut &[u8], n: usize) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A zig-zag varint (Kafka's record fields), up to 64 bits.
+/// A zig-zag varint (Kafka's record fields), read by `hdi-log`'s one reader.
 fn varint(bytes: &mut &[u8]) -> anyhow::Result<i64> {
-    let mut value: u64 = 0;
-    for (i, byte) in bytes.iter().enumerate().take(10) {
-        value |= u64::from(byte & 0x7f) << (7 * i);
-        if byte & 0x80 == 0 {
-            *bytes = &bytes[i + 1..];
-            return Ok(((value >> 1) as i64) ^ -((value & 1) as i64));
-        }
-    }
-    bail!("a malformed varint in a record")
+    hdi_log::records::read_varint(bytes).context("a malformed varint in a record")
 }
 
 #[cfg(test)]
@@ -588,14 +580,7 @@ mod tests {
     /// A fetch answer's records and aborted transactions.
     type Answer = (Vec<u8>, Vec<(i64, i64)>);
 
-    fn put_varint(out: &mut Vec<u8>, value: i64) {
-        let mut v = ((value << 1) ^ (value >> 63)) as u64;
-        while v >= 0x80 {
-            out.push((v as u8) | 0x80);
-            v >>= 7;
-        }
-        out.push(v as u8);
-    }
+    use hdi_log::records::put_varint;
 
     /// Writes `batch`'s CRC-32C.
     fn seal(batch: &mut [u8]) {
