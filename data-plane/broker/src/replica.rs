@@ -1433,7 +1433,15 @@ impl Replica {
         };
         let mut fail = hdi_log::FailPoint::none();
         let cleaned = plan
-            .run(limits, &decompress, throttle, &mut fail)
+            .run(
+                limits,
+                &hdi_log::records::Codecs {
+                    decompress: &decompress,
+                    compress: &compress,
+                },
+                throttle,
+                &mut fail,
+            )
             .map_err(storage_error)?;
         let mut log = write_lock(&self.log);
         match log.commit_clean(cleaned, &mut fail) {
@@ -1456,6 +1464,11 @@ impl Replica {
 /// Kafka's codecs for the cleaner and the key check (`hdi-log` takes them as a function).
 fn decompress(codec: i16, data: &[u8]) -> Result<Vec<u8>, String> {
     hdi_kafka_client::compression::decompress(codec, data).map_err(|e| format!("{e:#}"))
+}
+
+/// Kafka's codecs for the cleaner's rewritten batches (their own codec, as Kafka recompresses).
+fn compress(codec: i16, data: &[u8]) -> Result<Vec<u8>, String> {
+    hdi_kafka_client::compression::compress(codec, data).map_err(|e| format!("{e:#}"))
 }
 
 /// A compacted topic refuses records without a key, as Kafka does (INVALID_RECORD: "Compacted

@@ -1,5 +1,6 @@
 //! Kafka's record-batch compression codecs, for readers that decode records themselves (the
-//! executor's direct fetches, the control plane's topic tail): gzip (1), snappy (2, raw or in the
+//! executor's direct fetches, the control plane's topic tail) and for the broker's log cleaner,
+//! which compresses a cleaned batch again in its own codec: gzip (1), snappy (2, raw or in the
 //! xerial framing of the Java client), lz4 (3, the LZ4 frame format) and zstd (4), with a bound on
 //! what one batch may decompress to, so a small hostile batch cannot exhaust memory.
 //!
@@ -40,6 +41,40 @@ pub fn decompress(codec: i16, data: &[u8]) -> anyhow::Result<Vec<u8>> {
         bail!("it decompresses to over {MAX_DECOMPRESSED} bytes");
     }
     Ok(out)
+}
+
+/// `data` (a batch's records) compressed in `codec` as the Java client writes it: gzip (1),
+/// snappy (2) in the xerial framing, lz4 (3) as an LZ4 frame of independent 64 KiB blocks, zstd
+/// (4). What [`decompress`] and every Kafka client read.
+pub fn compress(codec: i16, data: &[u8]) -> anyhow::Result<Vec<u8>> {
+    use std::io::Write as _;
+    Ok(match codec {
+        1 => {
+            let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+            e.write_all(data).context("gzip")?;
+            e.finish().context("gzip")?
+        }
+        2 => {
+            // The xerial header (magic, version 1, compatible version 1), then 32 KiB blocks.
+            let mut out = b"\x82SNAPPY\x00".to_vec();
+            out.extend_from_slice(&1i32.to_be_bytes());
+            out.extend_from_slice(&1i32.to_be_bytes());
+            let mut encoder = snap::raw::Encoder::new();
+            for block in data.chunks(32 * 1024) {
+                let compressed = encoder.compress_vec(block).context("snappy")?;
+                out.extend_from_slice(&u32::try_from(compressed.len())?.to_be_bytes());
+                out.extend_from_slice(&compressed);
+            }
+            out
+        }
+        3 => {
+            let mut e = lz4_flex::frame::FrameEncoder::new(Vec::new());
+            e.write_all(data).context("lz4")?;
+            e.finish().context("lz4")?
+        }
+        4 => zstd::stream::encode_all(data, 3).context("zstd")?,
+        other => bail!("unknown compression codec {other}"),
+    })
 }
 
 fn snappy(data: &[u8]) -> anyhow::Result<Vec<u8>> {
@@ -123,6 +158,26 @@ mod tests {
             framed.extend_from_slice(&block);
         }
         assert_eq!(decompress(2, &framed).unwrap(), body);
+    }
+
+    #[test]
+    fn the_public_compress_round_trips_every_codec_and_refuses_unknown_ones() {
+        let body: Vec<u8> = (0..100_000u32).map(|i| (i % 7) as u8).collect();
+        for codec in 1..=4 {
+            let compressed = super::compress(codec, &body).unwrap();
+            assert!(compressed.len() < body.len() / 4, "codec {codec}");
+            assert_eq!(
+                decompress(codec, &compressed).unwrap(),
+                body,
+                "codec {codec}"
+            );
+        }
+        assert!(
+            super::compress(2, &body)
+                .unwrap()
+                .starts_with(b"\x82SNAPPY\x00")
+        );
+        assert!(super::compress(5, &body).is_err());
     }
 
     #[test]

@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use hdi_log::cleaner::{CleanerLimits, CompactionConfig, Throttle};
-use hdi_log::records::{KeyValue, build_keyed_batch};
+use hdi_log::records::{Codecs, KeyValue, build_keyed_batch};
 use hdi_log::{FailPoint, Log, LogConfig};
 
 fn thread_cpu_seconds() -> f64 {
@@ -111,7 +111,15 @@ fn main() {
         let limits = CleanerLimits::default();
         let mut throttle = Throttle::new(limits.io_max_bytes_per_second);
         let cleaned = plan
-            .run(&limits, &no_codec, &mut throttle, &mut FailPoint::none())
+            .run(
+                &limits,
+                &Codecs {
+                    decompress: &no_codec,
+                    compress: &no_codec,
+                },
+                &mut throttle,
+                &mut FailPoint::none(),
+            )
             .unwrap();
         let stats = cleaner_log
             .lock()

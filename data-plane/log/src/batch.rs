@@ -21,6 +21,12 @@ pub const LOG_OVERHEAD: usize = 12;
 /// The size of a v2 batch header, up to and including `records_count`.
 pub const HEADER_SIZE: usize = 61;
 pub(crate) const CRC_START: usize = 21;
+/// Attributes bit 4: the batch belongs to a transaction.
+pub const TRANSACTIONAL_BIT: i16 = 0x10;
+/// Attributes bit 5: a control batch (transaction markers).
+pub const CONTROL_BIT: i16 = 0x20;
+/// Attributes bit 6 (KIP-534): the base timestamp is the batch's delete horizon.
+pub const DELETE_HORIZON_BIT: i16 = 0x40;
 
 /// What is wrong with a batch.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -97,7 +103,29 @@ impl BatchHeader {
 
     /// Whether this is a control batch (transaction markers).
     pub fn is_control(&self) -> bool {
-        self.attributes & 0x20 != 0
+        self.attributes & CONTROL_BIT != 0
+    }
+
+    /// Whether the batch belongs to a transaction (data batches and markers alike).
+    pub fn is_transactional(&self) -> bool {
+        self.attributes & TRANSACTIONAL_BIT != 0
+    }
+
+    /// KIP-534's delete horizon: when the batch's tombstones and transaction marker may go,
+    /// set by the log cleaner (the [`DELETE_HORIZON_BIT`] attribute; the base timestamp then
+    /// holds the horizon and the records' timestamp deltas are relative to it).
+    pub fn delete_horizon(&self) -> Option<i64> {
+        (self.attributes & DELETE_HORIZON_BIT != 0).then_some(self.base_timestamp)
+    }
+
+    /// The batch's first record's timestamp as far as the header tells: the base timestamp,
+    /// unless that holds a delete horizon (then the max timestamp, the best bound left).
+    pub fn first_timestamp(&self) -> i64 {
+        if self.delete_horizon().is_some() {
+            self.max_timestamp
+        } else {
+            self.base_timestamp
+        }
     }
 }
 

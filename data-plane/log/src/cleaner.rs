@@ -1,28 +1,45 @@
 //! Log compaction (Kafka's log cleaner for `cleanup.policy=compact`): keeps the latest record of
-//! every key, drops superseded records, keyless records and — `delete.retention.ms` after the
-//! cleaner first passed over them — tombstones. Offsets are kept, so a compacted log has gaps.
+//! every key, drops superseded records, keyless records, the records of aborted transactions
+//! and — once their delete horizon has passed — tombstones and transaction markers. Offsets are
+//! kept, so a compacted log has gaps.
 //!
 //! A clean runs in three stages so that the owner's lock on the [`Log`] is held only briefly:
 //! 1. [`Log::plan_clean`] (a shared borrow): picks the cleanable segments — closed ones, below the
 //!    bound the caller gives (its high watermark or last stable offset), and old enough for
 //!    `min.compaction.lag.ms` — and the dirty section (from the checkpointed first dirty offset).
-//! 2. [`CleanPlan::run`] (no borrow of the log; the slow part, throttled): builds the key → latest
-//!    offset map over the dirty section, then rewrites the segments from the log start up to the
-//!    map's end into `.cleaned` files, grouping small adjacent segments into one.
+//! 2. [`CleanPlan::run`] (no borrow of the log; the slow part, throttled): collects the
+//!    transactions of the planned segments from their markers, builds the key → latest offset
+//!    map over the dirty section, then rewrites the segments from the log start up to the map's
+//!    end into `.cleaned` files, grouping small adjacent segments into one.
 //! 3. [`Log::commit_clean`] (an exclusive borrow): swaps the cleaned files in crash-safely (see
 //!    `swap.rs` for the steps and their recovery) unless the log changed meanwhile, and records
-//!    the pass in the durable checkpoint.
+//!    the pass in the durable checkpoint — only when every group was swapped.
 //!
-//! What a rewritten batch keeps: its base offset, last offset delta, base timestamp, producer id,
-//! epoch and base sequence, leader epoch and the transactional/control bits; the survivors are
-//! written uncompressed with a new CRC. A batch whose records all survive and that is not
-//! compressed is copied byte for byte. Kept whole, never filtered: control batches (transaction
-//! markers) and transactional batches (whether their transaction committed or aborted is not
-//! known here, so they are neither removed nor used to supersede older records), and batches
-//! whose records do not decode. The last batch of every producer in the rewritten range is kept,
-//! emptied if need be (Kafka's empty batch), so idempotent-producer state survives cleaning.
+//! Transactions, as Kafka's `LogCleaner` (`CleanedTransactionMetadata`): the cleaner reads the
+//! markers of the planned segments in offset order, so it knows for each transactional batch
+//! whether its transaction committed or aborted. Aborted records are removed and supersede
+//! nothing; committed ones are compacted like any other record. A batch whose marker lies past
+//! the planned segments (its transaction decided at or past the bound) is kept whole and
+//! supersedes nothing. A marker stays while any batch of its transaction was read by this clean;
+//! the first clean that finds none left before it gives it a delete horizon
+//! (`now + delete.retention.ms`), and a clean after the horizon removes it — so a consumer that
+//! read the transaction's data within `delete.retention.ms` still sees its marker.
+//!
+//! Tombstones, as KIP-534 (Kafka 3.x): the first clean that keeps a tombstone writes its batch
+//! with a delete horizon (attribute bit 6, the horizon as base timestamp, record timestamp deltas
+//! relative to it); a clean after the horizon removes the tombstone if it lies below the
+//! checkpointed first dirty offset (every older record of its key is gone by then).
+//!
+//! What a rewritten batch keeps: its base offset, last offset delta, producer id, epoch and base
+//! sequence, leader epoch, the transactional/control bits, its records' timestamps, and its
+//! codec: survivors are compressed again in the batch's own codec (the caller's [`Codecs`]), as
+//! Kafka recompresses with the source batch's compression. A batch whose records all survive
+//! and that needs no new horizon is copied byte for byte; so are batches whose records do not
+//! decode. The last data batch of every producer in the rewritten range is kept, emptied if need
+//! be (Kafka's empty batch), and so is a producer's last batch when it is a marker, so
+//! idempotence and fencing state survive cleaning.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::io::Write as _;
 use std::os::unix::fs::FileExt as _;
@@ -30,7 +47,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::batch::{self, BatchHeader, HEADER_SIZE};
-use crate::records::{self, Decompress, Record};
+use crate::records::{self, Codecs, Marker, Record};
 use crate::segment::{self, STORED_BATCH_LIMIT, Segment};
 use crate::swap::{self, CLEANED, DELETED, FailPoint, SWAP};
 use crate::{Log, LogError};
@@ -126,8 +143,13 @@ pub struct CleanStats {
     pub bytes_replaced: u64,
     /// Records examined in the rewritten segments.
     pub records_read: u64,
-    /// Records removed (superseded, keyless or expired tombstones).
+    /// Records removed (superseded, keyless, expired tombstones, aborted, expired markers).
     pub records_removed: u64,
+    /// Records of aborted transactions removed.
+    pub aborted_removed: u64,
+    /// Transaction markers removed (their transaction left nothing before them, and their
+    /// delete horizon had passed).
+    pub markers_removed: u64,
     /// Tombstones removed because `delete.retention.ms` had passed.
     pub tombstones_removed: u64,
     /// Keyless records removed (invalid in a compacted topic).
@@ -161,7 +183,6 @@ pub struct CleanPlan {
     segments: Vec<Planned>,
     first_dirty: i64,
     first_uncleanable: i64,
-    first_passed: swap::Checkpoint,
     config: CompactionConfig,
     now_ms: i64,
 }
@@ -172,7 +193,6 @@ pub struct Cleaned {
     generation: u64,
     groups: Vec<CleanedGroup>,
     up_to: i64,
-    now_ms: i64,
     stats: CleanStats,
 }
 
@@ -262,7 +282,7 @@ impl Log {
             } else {
                 dirty_bytes += segment.size;
                 if oldest_dirty.is_none() && segment.size > 0 {
-                    oldest_dirty = Some(segment.header_at(0)?.base_timestamp);
+                    oldest_dirty = Some(segment.header_at(0)?.first_timestamp());
                 }
             }
         }
@@ -320,14 +340,16 @@ impl Log {
             segments,
             first_dirty: cleanable.first_dirty,
             first_uncleanable: cleanable.first_uncleanable,
-            first_passed: self.checkpoint.clone(),
             config: config.clone(),
             now_ms,
         }))
     }
 
     /// Stage 3: swaps the cleaned segments in and records the pass in the checkpoint. A group
-    /// whose segments changed since the plan (retention, truncation, a reopen) is dropped.
+    /// whose segments changed since the plan (retention, truncation, a reopen) is dropped, and
+    /// then the checkpoint stays where it was: its segments were not deduplicated against this
+    /// pass's keys, so the next pass must see those keys again (else a tombstone whose horizon
+    /// passes could go while an older value of its key survives in them).
     ///
     /// # Errors
     /// [`LogError::Io`] (or an injected failure): the log is then marked failed; reopen it, and
@@ -395,9 +417,9 @@ impl Log {
             }
             stats.groups_swapped += 1;
         }
-        if same_log {
+        if same_log && stats.groups_abandoned == 0 {
             let mut checkpoint = self.checkpoint.clone();
-            checkpoint.record_pass(cleaned.up_to, cleaned.now_ms);
+            checkpoint.advance(cleaned.up_to);
             fail.step("cannot write cleaner checkpoint", &self.dir)?;
             checkpoint.write(&self.dir)?;
             self.checkpoint = checkpoint;
@@ -431,14 +453,14 @@ impl Log {
         bound: i64,
         now_ms: i64,
         limits: &CleanerLimits,
-        decompress: &Decompress,
+        codecs: &Codecs<'_>,
         fail: &mut FailPoint,
     ) -> Result<Option<CleanStats>, LogError> {
         let Some(plan) = self.plan_clean(config, bound, now_ms)? else {
             return Ok(None);
         };
         let mut throttle = Throttle::new(limits.io_max_bytes_per_second);
-        let cleaned = plan.run(limits, decompress, &mut throttle, fail)?;
+        let cleaned = plan.run(limits, codecs, &mut throttle, fail)?;
         self.commit_clean(cleaned, fail).map(Some)
     }
 }
@@ -472,18 +494,7 @@ impl<'a> BatchReader<'a> {
         if self.position >= segment.size {
             return Ok(None);
         }
-        let mut header_buf = [0u8; HEADER_SIZE];
-        segment
-            .file
-            .read_exact_at(&mut header_buf, self.position)
-            .map_err(io("cannot read segment", &segment.path))?;
-        let header = batch::parse_header(&header_buf, STORED_BATCH_LIMIT).map_err(|source| {
-            LogError::Corrupt {
-                path: segment.path.clone(),
-                position: self.position,
-                source,
-            }
-        })?;
+        let header = read_header(segment, self.position)?;
         let mut bytes = vec![0u8; header.size()];
         segment
             .file
@@ -503,9 +514,150 @@ impl<'a> BatchReader<'a> {
     }
 }
 
-/// Batches the cleaner never filters (see the module docs).
-fn kept_whole(header: &BatchHeader) -> bool {
-    header.is_control() || header.attributes & 0x10 != 0
+fn read_header(segment: &Planned, position: u64) -> Result<BatchHeader, LogError> {
+    let mut header_buf = [0u8; HEADER_SIZE];
+    segment
+        .file
+        .read_exact_at(&mut header_buf, position)
+        .map_err(io("cannot read segment", &segment.path))?;
+    batch::parse_header(&header_buf, STORED_BATCH_LIMIT).map_err(|source| LogError::Corrupt {
+        path: segment.path.clone(),
+        position,
+        source,
+    })
+}
+
+/// Calls `each` with every batch header of `segment` and its position.
+fn for_each_header(
+    segment: &Planned,
+    mut each: impl FnMut(&BatchHeader, u64) -> Result<(), LogError>,
+) -> Result<(), LogError> {
+    let mut position = 0;
+    while position < segment.size {
+        let header = read_header(segment, position)?;
+        each(&header, position)?;
+        position += header.size() as u64;
+    }
+    Ok(())
+}
+
+/// A decided transaction of one producer: its first batch still in the log and its marker.
+#[derive(Clone, Copy, Debug)]
+struct Txn {
+    first: i64,
+    marker: i64,
+    aborted: bool,
+}
+
+/// What a transactional data batch is, as far as the planned segments tell.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Fate {
+    /// Not transactional.
+    Plain,
+    /// Its transaction committed (the marker's offset).
+    Committed(i64),
+    /// Its transaction aborted (the marker's offset).
+    Aborted(i64),
+    /// Its marker lies past the planned segments: kept whole, used for nothing.
+    Undecided,
+}
+
+/// The transactions of the planned segments, collected from their markers in offset order (the
+/// part of Kafka's aborted-transaction index and `CleanedTransactionMetadata` the cleaner needs).
+#[derive(Debug, Default)]
+struct Transactions {
+    by_producer: HashMap<i64, Vec<Txn>>,
+}
+
+impl Transactions {
+    fn scan(segments: &[Planned], throttle: &mut Throttle) -> Result<Transactions, LogError> {
+        let mut open: HashMap<i64, i64> = HashMap::new();
+        let mut by_producer: HashMap<i64, Vec<Txn>> = HashMap::new();
+        for segment in segments {
+            for_each_header(segment, |header, position| {
+                throttle.charge(HEADER_SIZE as u64);
+                if header.producer_id < 0 || !header.is_transactional() {
+                    return Ok(());
+                }
+                if !header.is_control() {
+                    open.entry(header.producer_id).or_insert(header.base_offset);
+                    return Ok(());
+                }
+                let mut bytes = vec![0u8; header.size()];
+                segment
+                    .file
+                    .read_exact_at(&mut bytes, position)
+                    .map_err(io("cannot read segment", &segment.path))?;
+                if let Some(marker) = records::parse_marker(&bytes, header) {
+                    let first = open
+                        .remove(&header.producer_id)
+                        .unwrap_or(header.base_offset);
+                    by_producer
+                        .entry(header.producer_id)
+                        .or_default()
+                        .push(Txn {
+                            first,
+                            marker: header.base_offset,
+                            aborted: marker == Marker::Abort,
+                        });
+                }
+                Ok(())
+            })?;
+        }
+        Ok(Transactions { by_producer })
+    }
+
+    fn fate(&self, header: &BatchHeader) -> Fate {
+        if header.producer_id < 0 || !header.is_transactional() || header.is_control() {
+            return Fate::Plain;
+        }
+        let Some(txns) = self.by_producer.get(&header.producer_id) else {
+            return Fate::Undecided;
+        };
+        let at = txns.partition_point(|t| t.marker < header.base_offset);
+        match txns.get(at) {
+            Some(t) if t.first <= header.base_offset && t.aborted => Fate::Aborted(t.marker),
+            Some(t) if t.first <= header.base_offset => Fate::Committed(t.marker),
+            _ => Fate::Undecided,
+        }
+    }
+}
+
+/// Each producer's last data batch and last batch of any kind among the rewritten segments:
+/// kept (emptied if need be) so idempotence and fencing state survive, as Kafka keeps the
+/// batches of its active producers' last entries.
+#[derive(Debug, Default)]
+struct LastBatches {
+    data: HashMap<i64, i64>,
+    any: HashMap<i64, i64>,
+}
+
+impl LastBatches {
+    fn scan(segments: &[&Planned]) -> Result<LastBatches, LogError> {
+        let mut last = LastBatches::default();
+        for segment in segments {
+            for_each_header(segment, |header, _| {
+                if header.producer_id >= 0 {
+                    last.any.insert(header.producer_id, header.base_offset);
+                    if !header.is_control() {
+                        last.data.insert(header.producer_id, header.base_offset);
+                    }
+                }
+                Ok(())
+            })?;
+        }
+        Ok(last)
+    }
+
+    /// Whether `header` is its producer's last data batch, or its last batch and a control one.
+    fn is_last(&self, header: &BatchHeader) -> bool {
+        let map = if header.is_control() {
+            &self.any
+        } else {
+            &self.data
+        };
+        header.producer_id >= 0 && map.get(&header.producer_id) == Some(&header.base_offset)
+    }
 }
 
 impl CleanPlan {
@@ -522,18 +674,30 @@ impl CleanPlan {
     pub fn run(
         self,
         limits: &CleanerLimits,
-        decompress: &Decompress,
+        codecs: &Codecs<'_>,
         throttle: &mut Throttle,
         fail: &mut FailPoint,
     ) -> Result<Cleaned, LogError> {
         let mut stats = CleanStats::default();
-        let (map, up_to) = self.build_map(limits, decompress, throttle, &mut stats)?;
+        let transactions = Transactions::scan(&self.segments, throttle)?;
+        let (map, up_to) = self.build_map(limits, codecs, &transactions, throttle, &mut stats)?;
         let rewrite: Vec<&Planned> = self
             .segments
             .iter()
             .filter(|s| s.base_offset < up_to)
             .collect();
-        let last_of_producer = last_batch_of_each_producer(&rewrite)?;
+        let last = LastBatches::scan(&rewrite)?;
+        let mut rules = Rules {
+            map: &map,
+            up_to,
+            first_dirty: self.first_dirty,
+            transactions: &transactions,
+            last: &last,
+            delete_retention_ms: self.config.delete_retention_ms,
+            now_ms: self.now_ms,
+            codecs,
+            observed: HashSet::new(),
+        };
         let mut groups = Vec::new();
         let mut start = 0;
         while start < rewrite.len() {
@@ -547,15 +711,7 @@ impl CleanPlan {
                 end += 1;
             }
             let members = &rewrite[start..end];
-            let rules = Rules {
-                map: &map,
-                up_to,
-                last_of_producer: &last_of_producer,
-                checkpoint: &self.first_passed,
-                delete_retention_ms: self.config.delete_retention_ms,
-                now_ms: self.now_ms,
-            };
-            self.write_group(members, &rules, decompress, throttle, &mut stats, fail)?;
+            self.write_group(members, &mut rules, throttle, &mut stats, fail)?;
             groups.push(CleanedGroup {
                 base_offset: members[0].base_offset,
                 members: members
@@ -569,17 +725,18 @@ impl CleanPlan {
             generation: self.generation,
             groups,
             up_to,
-            now_ms: self.now_ms,
             stats,
         })
     }
 
     /// The key → latest offset map of the dirty section, and the offset it is complete up to
     /// (less than the first uncleanable offset when the keys outgrow the dedupe buffer).
+    /// Control batches and the records of aborted or undecided transactions supersede nothing.
     fn build_map(
         &self,
         limits: &CleanerLimits,
-        decompress: &Decompress,
+        codecs: &Codecs<'_>,
+        transactions: &Transactions,
         throttle: &mut Throttle,
         stats: &mut CleanStats,
     ) -> Result<(HashMap<Vec<u8>, i64>, i64), LogError> {
@@ -593,14 +750,16 @@ impl CleanPlan {
             let mut full_at = None;
             let mut reader = BatchReader::new(segment);
             while let Some(batch) = reader.next(throttle, stats)? {
-                if batch.header.last_offset() < self.first_dirty || kept_whole(&batch.header) {
+                let header = &batch.header;
+                let counts = matches!(transactions.fate(header), Fate::Plain | Fate::Committed(_));
+                if header.last_offset() < self.first_dirty || header.is_control() || !counts {
                     continue;
                 }
-                let Ok(bytes) = records::records_bytes(&batch.bytes, &batch.header, decompress)
+                let Ok(bytes) = records::records_bytes(&batch.bytes, header, codecs.decompress)
                 else {
                     continue;
                 };
-                let Ok(parsed) = records::parse_records(&bytes, &batch.header) else {
+                let Ok(parsed) = records::parse_records(&bytes, header) else {
                     continue;
                 };
                 for record in parsed {
@@ -617,7 +776,7 @@ impl CleanPlan {
                     }
                 }
                 if memory >= limits.dedupe_buffer_bytes {
-                    full_at = Some(batch.header.last_offset() + 1);
+                    full_at = Some(header.last_offset() + 1);
                     break;
                 }
             }
@@ -633,8 +792,7 @@ impl CleanPlan {
     fn write_group(
         &self,
         members: &[&Planned],
-        rules: &Rules<'_>,
-        decompress: &Decompress,
+        rules: &mut Rules<'_>,
         throttle: &mut Throttle,
         stats: &mut CleanStats,
         fail: &mut FailPoint,
@@ -646,7 +804,7 @@ impl CleanPlan {
         for segment in members {
             let mut reader = BatchReader::new(segment);
             while let Some(batch) = reader.next(throttle, stats)? {
-                if let Some(bytes) = rules.filter(&batch, decompress, stats) {
+                if let Some(bytes) = rules.filter(&batch, stats) {
                     out.write_all(&bytes)
                         .map_err(io("cannot write cleaned segment", &path))?;
                     stats.bytes_written += bytes.len() as u64;
@@ -664,59 +822,138 @@ impl CleanPlan {
     }
 }
 
-/// What decides a record's fate in one clean.
+/// What decides a batch's and a record's fate in one clean, and what the clean has seen so far
+/// (the batches are filtered in offset order).
 struct Rules<'a> {
     map: &'a HashMap<Vec<u8>, i64>,
     up_to: i64,
-    last_of_producer: &'a HashMap<i64, i64>,
-    checkpoint: &'a swap::Checkpoint,
+    /// The checkpoint the plan started from: only below it has every key been deduplicated by
+    /// a pass that swapped all its groups, so only there may a tombstone go.
+    first_dirty: i64,
+    transactions: &'a Transactions,
+    last: &'a LastBatches,
     delete_retention_ms: i64,
     now_ms: i64,
+    codecs: &'a Codecs<'a>,
+    /// Markers (by offset) of transactions with a batch read in this clean: such a marker stays.
+    observed: HashSet<i64>,
 }
 
 impl Rules<'_> {
+    /// The horizon a batch gets when it first holds a tombstone or a removable marker.
+    fn new_horizon(&self) -> i64 {
+        self.now_ms.saturating_add(self.delete_retention_ms)
+    }
+
     /// The batch as it goes to the cleaned segment: unchanged, rebuilt from its survivors, or
     /// `None` when nothing of it stays.
-    fn filter(
-        &self,
-        batch: &StoredBatch,
-        decompress: &Decompress,
-        stats: &mut CleanStats,
-    ) -> Option<Vec<u8>> {
+    fn filter(&mut self, batch: &StoredBatch, stats: &mut CleanStats) -> Option<Vec<u8>> {
         let header = &batch.header;
         stats.records_read += header.records_count.max(0) as u64;
-        let whole = || Some(batch.bytes.clone());
-        if kept_whole(header) || header.base_offset >= self.up_to {
-            return whole();
+        if header.base_offset >= self.up_to {
+            return Some(batch.bytes.clone());
         }
-        let decoded = records::records_bytes(&batch.bytes, header, decompress).and_then(|bytes| {
-            let parsed = records::parse_records(&bytes, header)?;
-            let keep: Vec<bool> = parsed.iter().map(|r| self.keep(r, stats)).collect();
-            let survivors: Vec<Record<'_>> = parsed
-                .into_iter()
-                .zip(&keep)
-                .filter_map(|(r, k)| k.then_some(r))
-                .collect();
-            Ok((survivors.len(), records::rebuild_batch(header, &survivors)))
-        });
+        if header.is_control() {
+            return self.filter_control(batch, stats);
+        }
+        match self.transactions.fate(header) {
+            Fate::Undecided => return Some(batch.bytes.clone()),
+            Fate::Aborted(marker) => {
+                self.observed.insert(marker);
+                stats.aborted_removed += header.records_count.max(0) as u64;
+                stats.records_removed += header.records_count.max(0) as u64;
+                return self.last.is_last(header).then(|| {
+                    records::rebuild_batch_as(header, &[], None, self.codecs.compress)
+                        .unwrap_or_else(|_| batch.bytes.clone())
+                });
+            }
+            Fate::Committed(marker) => {
+                self.observed.insert(marker);
+            }
+            Fate::Plain => {}
+        }
+        self.filter_records(batch, stats)
+    }
+
+    /// A data batch's records: the latest per key, tombstones until the batch's delete horizon.
+    fn filter_records(&self, batch: &StoredBatch, stats: &mut CleanStats) -> Option<Vec<u8>> {
+        let header = &batch.header;
+        let horizon = header.delete_horizon();
+        let decoded = records::records_bytes(&batch.bytes, header, self.codecs.decompress)
+            .and_then(|bytes| {
+                let parsed = records::parse_records(&bytes, header)?;
+                let keep: Vec<bool> = parsed
+                    .iter()
+                    .map(|r| self.keep(r, horizon, stats))
+                    .collect();
+                let survivors: Vec<Record<'_>> = parsed
+                    .into_iter()
+                    .zip(&keep)
+                    .filter_map(|(r, k)| k.then_some(r))
+                    .collect();
+                // KIP-534: the first clean that keeps a tombstone sets the batch's horizon.
+                let tombstones = survivors
+                    .iter()
+                    .any(|r| r.value.is_none() && r.offset < self.up_to);
+                let horizon = horizon.or_else(|| tombstones.then(|| self.new_horizon()));
+                let rebuilt = (survivors.len() < parsed_len(header)
+                    || horizon != header.delete_horizon())
+                .then(|| {
+                    records::rebuild_batch_as(header, &survivors, horizon, self.codecs.compress)
+                })
+                .transpose()?;
+                Ok((survivors.len(), rebuilt))
+            });
         let Ok((survivors, rebuilt)) = decoded else {
             stats.undecodable_batches += 1;
-            return whole();
+            return Some(batch.bytes.clone());
         };
-        let removed = header.records_count as u64 - survivors as u64;
-        stats.records_removed += removed;
-        let last_of_producer = header.producer_id >= 0
-            && self.last_of_producer.get(&header.producer_id) == Some(&header.base_offset);
-        if removed == 0 && header.compression() == 0 {
-            whole()
-        } else if survivors == 0 && !last_of_producer {
-            None
-        } else {
-            Some(rebuilt)
+        stats.records_removed += (header.records_count.max(0) as usize - survivors) as u64;
+        match rebuilt {
+            None => Some(batch.bytes.clone()),
+            Some(_) if survivors == 0 && !self.last.is_last(header) => None,
+            Some(rebuilt) => Some(rebuilt),
         }
     }
 
-    fn keep(&self, record: &Record<'_>, stats: &mut CleanStats) -> bool {
+    /// A control batch: a transaction marker stays while a batch of its transaction was read
+    /// in this clean; once none was, it gets a delete horizon and goes when that has passed
+    /// (Kafka's `onControlBatchRead` and KIP-534). A producer's last batch stays whole.
+    fn filter_control(&self, batch: &StoredBatch, stats: &mut CleanStats) -> Option<Vec<u8>> {
+        let header = &batch.header;
+        let whole = Some(batch.bytes.clone());
+        if records::parse_marker(&batch.bytes, header).is_none() {
+            // An empty control batch is an already cleaned one: it may go (other kinds stay).
+            let empty = header.records_count == 0 && !self.last.is_last(header);
+            return if empty { None } else { whole };
+        }
+        if self.observed.contains(&header.base_offset) || self.last.is_last(header) {
+            return whole;
+        }
+        match header.delete_horizon() {
+            Some(horizon) if horizon <= self.now_ms => {
+                stats.markers_removed += 1;
+                stats.records_removed += header.records_count.max(0) as u64;
+                None
+            }
+            Some(_) => whole,
+            None => {
+                let rebuilt = records::parse_records(&batch.bytes[HEADER_SIZE..], header).and_then(
+                    |parsed| {
+                        records::rebuild_batch_as(
+                            header,
+                            &parsed,
+                            Some(self.new_horizon()),
+                            self.codecs.compress,
+                        )
+                    },
+                );
+                rebuilt.ok().or(whole)
+            }
+        }
+    }
+
+    fn keep(&self, record: &Record<'_>, horizon: Option<i64>, stats: &mut CleanStats) -> bool {
         if record.offset >= self.up_to {
             return true;
         }
@@ -731,44 +968,17 @@ impl Rules<'_> {
         {
             return false;
         }
-        if record.value.is_none() {
-            let expired = self
-                .checkpoint
-                .first_passed(record.offset)
-                .is_some_and(|at| at.saturating_add(self.delete_retention_ms) <= self.now_ms);
-            if expired {
-                stats.tombstones_removed += 1;
-                return false;
-            }
+        if record.value.is_none()
+            && record.offset < self.first_dirty
+            && horizon.is_some_and(|h| h <= self.now_ms)
+        {
+            stats.tombstones_removed += 1;
+            return false;
         }
         true
     }
 }
 
-/// The base offset of the last batch of each producer among `segments` (headers only).
-fn last_batch_of_each_producer(segments: &[&Planned]) -> Result<HashMap<i64, i64>, LogError> {
-    let mut last = HashMap::new();
-    let mut header_buf = [0u8; HEADER_SIZE];
-    for segment in segments {
-        let mut position = 0;
-        while position < segment.size {
-            segment
-                .file
-                .read_exact_at(&mut header_buf, position)
-                .map_err(io("cannot read segment", &segment.path))?;
-            let header =
-                batch::parse_header(&header_buf, STORED_BATCH_LIMIT).map_err(|source| {
-                    LogError::Corrupt {
-                        path: segment.path.clone(),
-                        position,
-                        source,
-                    }
-                })?;
-            if header.producer_id >= 0 {
-                last.insert(header.producer_id, header.base_offset);
-            }
-            position += header.size() as u64;
-        }
-    }
-    Ok(last)
+fn parsed_len(header: &BatchHeader) -> usize {
+    header.records_count.max(0) as usize
 }

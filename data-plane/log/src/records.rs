@@ -3,9 +3,10 @@
 //! bytes kept whole so a cleaned batch can be rebuilt from the survivors without re-encoding them.
 //!
 //! Only the cleaner decodes records; appends and reads keep batches byte for byte. Compressed
-//! batches are decompressed by a function the caller passes ([`Decompress`]): the codecs live
-//! outside this crate (the broker passes `hdi_kafka_client::compression`), so `hdi-log` keeps no
-//! codec dependency. Rebuilt batches are written uncompressed.
+//! batches are decompressed, and a cleaned batch recompressed in its original codec, by
+//! functions the caller passes ([`Codecs`]): the codecs live outside this crate (the broker
+//! passes `hdi_kafka_client::compression`, which also carries the Kafka wire layer, so `hdi-log`
+//! — the storage engine under it — keeps no codec or protocol dependency).
 //!
 //! Record layout (varints are zig-zag):
 //! ```text
@@ -18,6 +19,56 @@ use crate::batch::{BatchHeader, CRC_START, HEADER_SIZE, LOG_OVERHEAD};
 /// Decompresses a batch's records: `(codec, compressed bytes) -> records`. The codec is the
 /// attributes' low three bits (1 gzip, 2 snappy, 3 lz4, 4 zstd). It must bound its output.
 pub type Decompress = dyn Fn(i16, &[u8]) -> Result<Vec<u8>, String> + Sync;
+
+/// Compresses a batch's records in a codec (the attributes' low three bits), as Kafka's
+/// clients read it (snappy in the xerial framing, lz4 as an LZ4 frame).
+pub type Compress = dyn Fn(i16, &[u8]) -> Result<Vec<u8>, String> + Sync;
+
+/// The codecs a log clean uses: batches are decompressed to be filtered and their survivors
+/// compressed again in the batch's own codec, as Kafka's cleaner does.
+#[derive(Clone, Copy)]
+pub struct Codecs<'a> {
+    /// Decompresses a batch's records.
+    pub decompress: &'a Decompress,
+    /// Compresses a cleaned batch's survivors.
+    pub compress: &'a Compress,
+}
+
+impl std::fmt::Debug for Codecs<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Codecs")
+    }
+}
+
+/// A transaction marker's type: the key of a control batch's record is a version (i16) and a
+/// type (i16): 0 abort, 1 commit (others are not transaction markers).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Marker {
+    /// The transaction aborted.
+    Abort,
+    /// The transaction committed.
+    Commit,
+}
+
+/// The transaction marker in the control batch `batch` (whole), or `None` when it is not one
+/// (an emptied control batch, another control type, or unreadable). Control batches are never
+/// compressed.
+pub fn parse_marker(batch: &[u8], header: &BatchHeader) -> Option<Marker> {
+    if !header.is_control() || header.compression() != 0 || header.records_count < 1 {
+        return None;
+    }
+    let body = batch.get(HEADER_SIZE..header.size())?;
+    let single = BatchHeader {
+        records_count: 1,
+        ..*header
+    };
+    let records = parse_records(body, &single).ok()?;
+    match records.first()?.key?.get(2..4)? {
+        [0, 0] => Some(Marker::Abort),
+        [0, 1] => Some(Marker::Commit),
+        _ => None,
+    }
+}
 
 /// One record of a batch.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -164,30 +215,102 @@ fn nullable<'a>(bytes: &'a [u8], at: &mut usize) -> Result<Option<&'a [u8]>, Rec
 /// are written uncompressed); the count and the max timestamp are the survivors'; a new CRC.
 /// With no survivors this is Kafka's empty batch (kept for a producer's last batch).
 pub fn rebuild_batch(original: &BatchHeader, records: &[Record<'_>]) -> Vec<u8> {
-    let body_len: usize = records.iter().map(|r| r.encoded.len()).sum();
-    let mut out = Vec::with_capacity(HEADER_SIZE + body_len);
+    let body: Vec<u8> = records.iter().flat_map(|r| r.encoded).copied().collect();
     let max_timestamp = records
         .iter()
         .map(|r| r.timestamp)
         .max()
         .unwrap_or(original.max_timestamp);
-    let batch_length = (HEADER_SIZE - LOG_OVERHEAD + body_len) as i32;
-    out.extend_from_slice(&original.base_offset.to_be_bytes());
+    let header = BatchHeader {
+        attributes: original.attributes & !0x07,
+        ..*original
+    };
+    seal(&header, max_timestamp, records.len(), &body)
+}
+
+/// [`rebuild_batch`] as the cleaner writes it: with `delete_horizon` the batch carries KIP-534's
+/// delete horizon (the attribute bit, the horizon as base timestamp, each record's timestamp
+/// delta re-encoded relative to it); survivors are compressed again in the original's codec
+/// with `compress` (uncompressed if it fails, or when nothing survives: Kafka's empty batch).
+pub fn rebuild_batch_as(
+    original: &BatchHeader,
+    records: &[Record<'_>],
+    delete_horizon: Option<i64>,
+    compress: &Compress,
+) -> Result<Vec<u8>, RecordsError> {
+    let base_timestamp = delete_horizon.unwrap_or(original.base_timestamp);
+    let mut body = Vec::with_capacity(records.iter().map(|r| r.encoded.len() + 8).sum());
+    for record in records {
+        if base_timestamp == original.base_timestamp {
+            body.extend_from_slice(record.encoded);
+        } else {
+            reencode_timestamp(record, record.timestamp - base_timestamp, &mut body)?;
+        }
+    }
+    let mut attributes = original.attributes & !0x07;
+    if delete_horizon.is_some() {
+        attributes |= crate::batch::DELETE_HORIZON_BIT;
+    }
+    let codec = original.compression();
+    if codec != 0
+        && !records.is_empty()
+        && let Ok(compressed) = compress(codec, &body)
+    {
+        body = compressed;
+        attributes |= codec;
+    }
+    let header = BatchHeader {
+        attributes,
+        base_timestamp,
+        ..*original
+    };
+    let max_timestamp = records
+        .iter()
+        .map(|r| r.timestamp)
+        .max()
+        .unwrap_or(original.max_timestamp);
+    Ok(seal(&header, max_timestamp, records.len(), &body))
+}
+
+/// `record` with a new timestamp delta, appended to `out` (the other fields byte for byte).
+fn reencode_timestamp(
+    record: &Record<'_>,
+    timestamp_delta: i64,
+    out: &mut Vec<u8>,
+) -> Result<(), RecordsError> {
+    let mut rest = record.encoded;
+    read_varint(&mut rest).ok_or(RecordsError::Malformed("length"))?;
+    let (&attributes, mut rest) = rest
+        .split_first()
+        .ok_or(RecordsError::Malformed("attributes"))?;
+    read_varint(&mut rest).ok_or(RecordsError::Malformed("timestamp delta"))?;
+    let mut inner = vec![attributes];
+    put_varint(&mut inner, timestamp_delta);
+    inner.extend_from_slice(rest);
+    put_varint(out, inner.len() as i64);
+    out.extend_from_slice(&inner);
+    Ok(())
+}
+
+/// A v2 batch of `header`'s fields (its own attributes and base timestamp) around `body`,
+/// `count` records, `max_timestamp`, with a new length and CRC.
+fn seal(header: &BatchHeader, max_timestamp: i64, count: usize, body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(HEADER_SIZE + body.len());
+    let batch_length = (HEADER_SIZE - LOG_OVERHEAD + body.len()) as i32;
+    out.extend_from_slice(&header.base_offset.to_be_bytes());
     out.extend_from_slice(&batch_length.to_be_bytes());
-    out.extend_from_slice(&original.partition_leader_epoch.to_be_bytes());
+    out.extend_from_slice(&header.partition_leader_epoch.to_be_bytes());
     out.push(2);
     out.extend_from_slice(&0u32.to_be_bytes());
-    out.extend_from_slice(&(original.attributes & !0x07).to_be_bytes());
-    out.extend_from_slice(&original.last_offset_delta.to_be_bytes());
-    out.extend_from_slice(&original.base_timestamp.to_be_bytes());
+    out.extend_from_slice(&header.attributes.to_be_bytes());
+    out.extend_from_slice(&header.last_offset_delta.to_be_bytes());
+    out.extend_from_slice(&header.base_timestamp.to_be_bytes());
     out.extend_from_slice(&max_timestamp.to_be_bytes());
-    out.extend_from_slice(&original.producer_id.to_be_bytes());
-    out.extend_from_slice(&original.producer_epoch.to_be_bytes());
-    out.extend_from_slice(&original.base_sequence.to_be_bytes());
-    out.extend_from_slice(&(records.len() as i32).to_be_bytes());
-    for record in records {
-        out.extend_from_slice(record.encoded);
-    }
+    out.extend_from_slice(&header.producer_id.to_be_bytes());
+    out.extend_from_slice(&header.producer_epoch.to_be_bytes());
+    out.extend_from_slice(&header.base_sequence.to_be_bytes());
+    out.extend_from_slice(&(count as i32).to_be_bytes());
+    out.extend_from_slice(body);
     let crc = crc32c::crc32c(&out[CRC_START..]);
     out[17..21].copy_from_slice(&crc.to_be_bytes());
     out

@@ -18,9 +18,9 @@
 //! cover, so the log stays ordered and the next clean removes them again.
 //!
 //! The checkpoint (`cleaner-checkpoint`, written to a temporary file, fsynced and renamed) keeps
-//! the first dirty offset (everything below it has been cleaned at least once) and the history
-//! of clean passes `(cleaned up to, when)`, which decides when a tombstone has been retained for
-//! `delete.retention.ms` since the cleaner first passed over it.
+//! the first dirty offset: everything below it has been cleaned by a pass that swapped all of
+//! its groups. When tombstones and markers may go is kept in the batches themselves (their
+//! KIP-534 delete horizon), not here.
 
 use std::path::{Path, PathBuf};
 
@@ -31,8 +31,6 @@ pub(crate) const CLEANED: &str = ".cleaned";
 pub(crate) const SWAP: &str = ".swap";
 pub(crate) const DELETED: &str = ".deleted";
 const CHECKPOINT_FILE: &str = "cleaner-checkpoint";
-/// Passes kept in the checkpoint; older ones are merged (see [`Checkpoint::record_pass`]).
-const MAX_PASSES: usize = 64;
 
 fn io<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> LogError + 'a {
     move |source| LogError::Io {
@@ -109,36 +107,26 @@ pub(crate) fn recover(dir: &Path, index_interval_bytes: u64) -> Result<Vec<Strin
 /// The cleaner's durable progress for one log.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Checkpoint {
-    /// Every offset below this has been cleaned at least once.
+    /// Every offset below this has been cleaned by a pass that swapped all its groups.
     pub first_dirty: i64,
-    /// `(cleaned up to, epoch milliseconds)` of past passes, ascending in both.
-    pub passes: Vec<(i64, i64)>,
 }
 
 impl Checkpoint {
     /// Reads the checkpoint of `dir` (empty when there is none or it does not parse: the
-    /// cleaner then starts from the log start, which is always safe).
+    /// cleaner then starts from the log start, which is always safe). Lines after the first
+    /// (the pass history older versions kept) are ignored.
     pub(crate) fn read(dir: &Path) -> Checkpoint {
         let Ok(text) = std::fs::read_to_string(dir.join(CHECKPOINT_FILE)) else {
             return Checkpoint::default();
         };
-        let mut lines = text.lines();
-        let first_dirty = lines
+        let first_dirty = text
+            .lines()
             .next()
             .and_then(|l| l.strip_prefix("first-dirty "))
             .and_then(|v| v.trim().parse().ok());
-        let Some(first_dirty) = first_dirty else {
-            return Checkpoint::default();
-        };
-        let passes = lines
-            .filter_map(|line| {
-                let (offset, at) = line.split_once(' ')?;
-                Some((offset.parse().ok()?, at.trim().parse().ok()?))
-            })
-            .collect();
-        Checkpoint {
-            first_dirty,
-            passes,
+        match first_dirty {
+            Some(first_dirty) => Checkpoint { first_dirty },
+            None => Checkpoint::default(),
         }
     }
 
@@ -146,10 +134,7 @@ impl Checkpoint {
     pub(crate) fn write(&self, dir: &Path) -> Result<(), LogError> {
         let path = dir.join(CHECKPOINT_FILE);
         let tmp = dir.join(format!("{CHECKPOINT_FILE}.tmp"));
-        let mut text = format!("first-dirty {}\n", self.first_dirty);
-        for (offset, at) in &self.passes {
-            text.push_str(&format!("{offset} {at}\n"));
-        }
+        let text = format!("first-dirty {}\n", self.first_dirty);
         std::fs::write(&tmp, text).map_err(io("cannot write", &tmp))?;
         std::fs::File::open(&tmp)
             .and_then(|f| f.sync_all())
@@ -158,39 +143,14 @@ impl Checkpoint {
         segment::sync_dir(dir)
     }
 
-    /// Records a pass that cleaned everything below `up_to` at `now_ms`. When the history is
-    /// full, a middle entry is dropped: the offsets it covered then count as first passed at
-    /// the next entry's (later) time, which only keeps tombstones longer.
-    pub(crate) fn record_pass(&mut self, up_to: i64, now_ms: i64) {
+    /// Records a pass that cleaned everything below `up_to`.
+    pub(crate) fn advance(&mut self, up_to: i64) {
         self.first_dirty = self.first_dirty.max(up_to);
-        if self
-            .passes
-            .last()
-            .is_some_and(|(offset, _)| *offset >= up_to)
-        {
-            return;
-        }
-        self.passes.push((up_to, now_ms));
-        if self.passes.len() > MAX_PASSES {
-            self.passes.remove(MAX_PASSES / 2);
-        }
-    }
-
-    /// When the cleaner first passed over `offset` (cleaned past it), if it has.
-    pub(crate) fn first_passed(&self, offset: i64) -> Option<i64> {
-        self.passes
-            .iter()
-            .find(|(up_to, _)| *up_to > offset)
-            .map(|(_, at)| *at)
     }
 
     /// Forgets progress past `end` (the log was truncated there).
     pub(crate) fn clamp(&mut self, end: i64) {
         self.first_dirty = self.first_dirty.min(end);
-        for pass in &mut self.passes {
-            pass.0 = pass.0.min(end);
-        }
-        self.passes.dedup_by_key(|(offset, _)| *offset);
     }
 }
 
@@ -241,31 +201,25 @@ mod tests {
     use super::*;
 
     #[test]
-    fn checkpoint_round_trips_and_answers_first_passes() {
+    fn checkpoint_round_trips_only_advances_and_reads_older_files() {
         let dir = tempfile::tempdir().unwrap();
         assert_eq!(Checkpoint::read(dir.path()), Checkpoint::default());
         let mut checkpoint = Checkpoint::default();
-        checkpoint.record_pass(10, 1_000);
-        checkpoint.record_pass(10, 2_000);
-        checkpoint.record_pass(25, 3_000);
+        checkpoint.advance(25);
+        checkpoint.advance(10);
         checkpoint.write(dir.path()).unwrap();
         let read = Checkpoint::read(dir.path());
         assert_eq!(read, checkpoint);
         assert_eq!(read.first_dirty, 25);
-        assert_eq!(read.first_passed(9), Some(1_000));
-        assert_eq!(read.first_passed(10), Some(3_000));
-        assert_eq!(read.first_passed(25), None);
         let mut clamped = read.clone();
         clamped.clamp(10);
         assert_eq!(clamped.first_dirty, 10);
-        assert_eq!(clamped.first_passed(9), Some(1_000));
-        assert_eq!(clamped.first_passed(10), None);
-        for i in 0..200 {
-            checkpoint.record_pass(100 + i, 10_000 + i);
-        }
-        assert!(checkpoint.passes.len() <= MAX_PASSES);
-        // Merging only ever makes a first pass later, never earlier.
-        assert_eq!(checkpoint.first_passed(9), Some(1_000));
-        assert!(checkpoint.first_passed(150).unwrap() >= 10_050);
+        // A checkpoint written with the pass history of older versions still reads.
+        std::fs::write(
+            dir.path().join(CHECKPOINT_FILE),
+            "first-dirty 40\n10 1000\n40 2000\n",
+        )
+        .unwrap();
+        assert_eq!(Checkpoint::read(dir.path()).first_dirty, 40);
     }
 }

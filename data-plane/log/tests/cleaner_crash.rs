@@ -16,7 +16,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use hdi_log::cleaner::{CleanerLimits, CompactionConfig};
-use hdi_log::records::{self, build_keyed_batch};
+use hdi_log::records::{self, Codecs, build_keyed_batch};
 use hdi_log::{FailPoint, Log, LogConfig};
 
 const ENV: &str = "HDI_LOG_CLEAN_WRITER";
@@ -82,7 +82,10 @@ fn cleaner_crash_writer() {
                 bound,
                 now,
                 &limits,
-                &no_codec,
+                &Codecs {
+                    decompress: &no_codec,
+                    compress: &no_codec,
+                },
                 &mut FailPoint::none(),
             )
             .unwrap();
