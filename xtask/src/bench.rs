@@ -30,6 +30,11 @@ pub struct BenchArgs {
     /// Benchmark a 3-broker cluster (RF=3, acks=all, failover) against a single broker.
     #[arg(long)]
     cluster: bool,
+    /// Against Apache Kafka itself (`broker`): one node each, both generators (hdi-kafka-perf
+    /// and Kafka's own tools), throughput and latency at fixed offered rates; with `--cluster`,
+    /// three nodes each and leader failover (`bench_kafka`).
+    #[arg(long)]
+    kafka: bool,
     /// Compare PLAINTEXT with SASL_SSL/SCRAM-SHA-512 on one broker (`broker`).
     #[arg(long)]
     security: bool,
@@ -160,11 +165,17 @@ pub fn run_bench(args: BenchArgs) -> anyhow::Result<()> {
         &mut cargo_build(&["hdi-broker", "hdi-kafka-perf"], true),
     )?;
     let release = target_dir()?.join("release");
+    if args.cluster && args.kafka {
+        return crate::bench_kafka::run_cluster(&release, args.records, args.faults);
+    }
     if args.cluster {
         return crate::bench_cluster::run(&release, args.records, args.faults);
     }
     if args.security {
         return crate::bench_security::run(&release, args.records);
+    }
+    if args.kafka {
+        return crate::bench_kafka::run(&release, args.records);
     }
     if args.transactions {
         return run_transactions(&release, args.records);

@@ -20,16 +20,17 @@ use anyhow::{Context, bail};
 
 use crate::util::wait_for;
 
-struct Brokers {
+/// Three release hdi-brokers on loopback in a fresh directory; killed and removed when dropped.
+pub(crate) struct Brokers {
     dir: PathBuf,
     release: PathBuf,
     kafka: Vec<u16>,
     quorum: Vec<u16>,
-    children: Vec<Option<Child>>,
+    pub(crate) children: Vec<Option<Child>>,
 }
 
 impl Brokers {
-    fn start(release: &Path) -> anyhow::Result<Brokers> {
+    pub(crate) fn start(release: &Path) -> anyhow::Result<Brokers> {
         let dir = std::env::temp_dir().join(format!("hdi-bench-cluster-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir)?;
@@ -50,7 +51,7 @@ impl Brokers {
         Ok(brokers)
     }
 
-    fn bootstrap(&self) -> String {
+    pub(crate) fn bootstrap(&self) -> String {
         self.kafka
             .iter()
             .map(|p| format!("127.0.0.1:{p}"))
@@ -58,7 +59,7 @@ impl Brokers {
             .join(",")
     }
 
-    fn spawn(&mut self, i: usize) -> anyhow::Result<()> {
+    pub(crate) fn spawn(&mut self, i: usize) -> anyhow::Result<()> {
         let quorum: Vec<String> = self
             .quorum
             .iter()
@@ -85,7 +86,7 @@ impl Brokers {
         Ok(())
     }
 
-    fn kill(&mut self, i: usize) {
+    pub(crate) fn kill(&mut self, i: usize) {
         if let Some(mut child) = self.children[i].take() {
             let _ = child.kill();
             let _ = child.wait();
@@ -106,7 +107,8 @@ fn perf(release: &Path, bootstrap: &str, args: &[&str]) -> anyhow::Result<serde_
     super::bench::perf(release, bootstrap, args)
 }
 
-fn leader(release: &Path, bootstrap: &str) -> anyhow::Result<(i64, usize)> {
+/// Leader id and ISR size of `perf`'s partition 0.
+pub(crate) fn leader(release: &Path, bootstrap: &str) -> anyhow::Result<(i64, usize)> {
     let v = perf(release, bootstrap, &["leader", "--topic", "perf"])?;
     Ok((
         v["leader"].as_i64().unwrap_or(-1),
@@ -114,7 +116,8 @@ fn leader(release: &Path, bootstrap: &str) -> anyhow::Result<(i64, usize)> {
     ))
 }
 
-fn wait_whole(release: &Path, bootstrap: &str) -> anyhow::Result<i64> {
+/// Waits until `perf` has a leader and all 3 replicas in its ISR; answers the leader.
+pub(crate) fn wait_whole(release: &Path, bootstrap: &str) -> anyhow::Result<i64> {
     wait_for(
         "a leader and a full ISR",
         Duration::from_secs(60),

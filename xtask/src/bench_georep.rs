@@ -7,7 +7,8 @@
 //!   `bench-group`. The forced failover runs on a second fresh pair (the first pair's link was
 //!   promoted by then).
 //! - **MirrorMaker 2**: two Apache Kafka 4.3.1 clusters (KRaft, one combined broker+controller
-//!   node each, `StorageTool format --standalone`, fresh data directories, loopback, `-Xmx1g`)
+//!   node each, `StorageTool format --standalone`, fresh data directories, loopback, started as
+//!   `kafka-server-start.sh` starts them: `-Xmx1g`, G1; `crate::apache_kafka`)
 //!   and MirrorMaker 2 in dedicated mode (`org.apache.kafka.connect.mirror.MirrorMaker
 //!   mm2.properties --clusters B`, `-Xmx1g`), all from Maven Central jars
 //!   (`bench/kafka-server/pom.xml`, copied once into `target/bench-tools/kafka-server/lib`).
@@ -47,7 +48,6 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, bail};
 
 use crate::bench::{free_port, perf};
-use crate::util::wait_for;
 
 /// The group whose offsets both systems sync.
 const GROUP: &str = "bench-group";
@@ -218,11 +218,7 @@ const POLL: Duration = Duration::from_millis(100);
 
 /// Runs the benchmark and prints its figures.
 pub fn run(release: &Path, records: u64) -> anyhow::Result<()> {
-    let lib = crate::tools::maven_jars(
-        &crate::util::repo_root().join("bench/kafka-server/pom.xml"),
-        &crate::util::target_dir()?.join("bench-tools/kafka-server"),
-        "Apache Kafka and MirrorMaker 2",
-    )?;
+    let lib = crate::apache_kafka::jars()?;
     let root = std::env::temp_dir().join(format!("hdi-bench-georep-{}", std::process::id()));
     eprintln!("xtask bench: hdi cluster link");
     let result = (|| -> anyhow::Result<(Figures, Figures)> {
@@ -697,91 +693,21 @@ fn forced_failover(
 /// Cluster ids of the two Kafka clusters (any 16 bytes, URL-safe base64).
 const KAFKA_CLUSTER_IDS: [&str; 2] = ["808WB1O6S9OkoVQvrqcXBQ", "pcwaJH-RQoG6oux63Jz3WA"];
 
-const LOG4J2: &str = "rootLogger.level=INFO\n\
-rootLogger.appenderRef.stdout.ref=STDOUT\n\
-appender.stdout.type=Console\n\
-appender.stdout.name=STDOUT\n\
-appender.stdout.layout.type=PatternLayout\n\
-appender.stdout.layout.pattern=[%d] %p %m (%c)%n\n";
-
-fn java(lib: &Path, dir: &Path) -> Command {
-    let mut command = Command::new("java");
-    command
-        .arg("-cp")
-        .arg(format!("{}/*", lib.display()))
-        .arg(format!(
-            "-Dlog4j2.configurationFile={}",
-            dir.join("log4j2.properties").display()
-        ))
-        .current_dir(dir);
-    command
-}
-
 /// A one-node KRaft Kafka cluster (broker and controller in one JVM) in `dir/<name>`: formatted,
-/// started, accepting connections.
+/// started, accepting connections; its process joins `processes`.
 fn start_kafka(
     processes: &mut Processes,
     lib: &Path,
     name: &str,
     cluster_id: &str,
 ) -> anyhow::Result<String> {
-    let dir = processes.dir.join(name);
-    std::fs::create_dir_all(&dir)?;
-    let (port, controller) = (free_port()?, free_port()?);
-    let properties = format!(
-        "process.roles=broker,controller\n\
-node.id=1\n\
-controller.quorum.bootstrap.servers=127.0.0.1:{controller}\n\
-listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller}\n\
-advertised.listeners=PLAINTEXT://127.0.0.1:{port}\n\
-controller.listener.names=CONTROLLER\n\
-listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT\n\
-inter.broker.listener.name=PLAINTEXT\n\
-log.dirs={}\n\
-num.partitions=1\n\
-auto.create.topics.enable=false\n\
-offsets.topic.replication.factor=1\n\
-transaction.state.log.replication.factor=1\n\
-transaction.state.log.min.isr=1\n\
-share.coordinator.state.topic.replication.factor=1\n\
-share.coordinator.state.topic.min.isr=1\n\
-group.initial.rebalance.delay.ms=0\n",
-        dir.join("data").display()
-    );
-    std::fs::write(dir.join("server.properties"), properties)?;
-    std::fs::write(dir.join("log4j2.properties"), LOG4J2)?;
-    crate::util::output(
-        "kafka StorageTool format",
-        java(lib, &dir).args([
-            "kafka.tools.StorageTool",
-            "format",
-            "--standalone",
-            "-t",
-            cluster_id,
-            "-c",
-            "server.properties",
-        ]),
-    )?;
-    let log = std::fs::File::create(dir.join("kafka.log"))?;
-    let child = java(lib, &dir)
-        .args(["-Xms1g", "-Xmx1g", "kafka.Kafka", "server.properties"])
-        .stdout(log.try_clone()?)
-        .stderr(log)
-        .stdin(Stdio::null())
-        .spawn()
-        .context("java kafka.Kafka")?;
-    processes.children.push((format!("kafka-{name}"), child));
-    wait_for(
-        "Kafka to accept connections",
-        Duration::from_secs(90),
-        || {
-            std::net::TcpStream::connect(("127.0.0.1", port))
-                .ok()
-                .map(|_| ())
-        },
-    )
-    .with_context(|| crate::util::tail(&dir.join("kafka.log"), 20))?;
-    Ok(format!("127.0.0.1:{port}"))
+    let cluster =
+        crate::apache_kafka::Cluster::start(lib, &processes.dir.join(name), cluster_id, 1, "")?;
+    let bootstrap = cluster.bootstrap();
+    for child in cluster.into_children() {
+        processes.children.push((format!("kafka-{name}"), child));
+    }
+    Ok(bootstrap)
 }
 
 fn run_mm2(release: &Path, lib: &Path, dir: &Path, records: u64) -> anyhow::Result<Figures> {
@@ -820,10 +746,9 @@ status.storage.replication.factor=1\n\
 config.storage.replication.factor=1\n"
         ),
     )?;
-    std::fs::write(mm2.join("log4j2.properties"), LOG4J2)?;
     let log = std::fs::File::create(mm2.join("mm2.log"))?;
     let started = Instant::now();
-    let child = java(lib, &mm2)
+    let child = crate::apache_kafka::java(lib, &mm2)?
         .args([
             "-Xmx1g",
             "org.apache.kafka.connect.mirror.MirrorMaker",

@@ -8,7 +8,7 @@
 //! Two generators drive it, since broker and client share the machine's cores and each client's
 //! own TLS stack weighs on the result: the broker bench's `hdi-kafka-perf` (librdkafka with
 //! OpenSSL) and Apache Kafka's `ProducerPerformance`/`ConsumerPerformance` (the Java client with
-//! the JDK's TLS, kafka-tools from Maven Central, `bench/kafka-tools/pom.xml`). The CPU TLS adds
+//! the JDK's TLS, kafka-tools from Maven Central, `bench/kafka-server/pom.xml`). The CPU TLS adds
 //! to the client is split out from what it adds to the broker.
 //!
 //! What TLS costs, as measured: the broker decrypts every produced byte and encrypts every
@@ -25,7 +25,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 
-use crate::bench::{Figures, free_port, output_with_usage, perf, produce_then_consume, stop};
+use crate::bench::{Figures, free_port, perf, produce_then_consume, stop};
 use crate::util::wait_for;
 
 const PASSWORD: &str = "bench-password-1";
@@ -120,43 +120,9 @@ fn java_call(
     properties: &Path,
     args: &[&str],
 ) -> anyhow::Result<serde_json::Value> {
-    let value = |name: &str| -> anyhow::Result<&str> {
-        let at = args
-            .iter()
-            .position(|a| *a == name)
-            .with_context(|| format!("no {name}"))?;
-        args.get(at + 1)
-            .copied()
-            .with_context(|| format!("no value for {name}"))
-    };
-    let classpath = format!("{}/*", lib.display());
-    let mut command = Command::new("java");
-    command.args(["-cp", &classpath]);
     match args.first().copied() {
-        Some("produce") => {
-            command.args(["org.apache.kafka.tools.ProducerPerformance", "--topic"]);
-            command.arg(value("--topic")?);
-            command.args(["--num-records", value("--records")?]);
-            command.args(["--record-size", value("--record-size")?]);
-            command.args(["--throughput", "-1", "--producer.config"]);
-            command.arg(properties);
-            // As hdi-kafka-perf: batches of up to 1 MB after at most 5 ms, no compression.
-            command.args([
-                "--producer-props",
-                &format!("bootstrap.servers={bootstrap}"),
-                &format!("acks={}", value("--acks")?),
-                "linger.ms=5",
-                "batch.size=1000000",
-                "buffer.memory=268435456",
-                "compression.type=none",
-            ]);
-        }
-        Some("consume") => {
-            command.args(["org.apache.kafka.tools.ConsumerPerformance", "--topic"]);
-            command.arg(value("--topic")?);
-            command.args(["--num-records", value("--records")?]);
-            command.args(["--bootstrap-server", bootstrap, "--timeout", "60000"]);
-            command.arg("--command-config").arg(properties);
+        Some("produce" | "consume") => {
+            crate::apache_kafka::tool_call(lib, bootstrap, properties, args)
         }
         _ => {
             let mut all: Vec<&str> = Vec::new();
@@ -164,84 +130,9 @@ fn java_call(
                 all.extend(["--config", c.as_str()]);
             }
             all.extend_from_slice(args);
-            return perf(release, bootstrap, &all);
+            perf(release, bootstrap, &all)
         }
     }
-    let (text, errors, usage) = output_with_usage(&mut command)?;
-    anyhow::ensure!(
-        usage.code == Some(0),
-        "Kafka's tool {args:?} exited with {:?}: {text}{errors}",
-        usage.code
-    );
-    let size: f64 = value("--record-size")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(1024.0);
-    let mut answer = if args.first() == Some(&"produce") {
-        parse_producer_performance(&text, size)
-    } else {
-        parse_consumer_performance(&text, size)
-    }
-    .with_context(|| format!("Kafka's tool {args:?} printed: {text}"))?;
-    if let Some(object) = answer.as_object_mut() {
-        object.insert("client_cpu_seconds".into(), usage.cpu_seconds.into());
-    }
-    Ok(answer)
-}
-
-/// `ProducerPerformance`'s summary line ("N records sent, R records/sec (M MB/sec), ..., P ms
-/// 50th, Q ms 95th, S ms 99th, T ms 99.9th.") as hdi-kafka-perf's fields (MB = 10^6 bytes).
-fn parse_producer_performance(text: &str, size: f64) -> anyhow::Result<serde_json::Value> {
-    let line = text
-        .lines()
-        .rev()
-        .find(|l| l.contains("records sent"))
-        .context("no summary line")?;
-    let field = |suffix: &str| -> anyhow::Result<f64> {
-        line.split(", ")
-            .find_map(|part| part.trim_end_matches('.').strip_suffix(suffix))
-            .and_then(|number| number.split_whitespace().next()?.parse().ok())
-            .with_context(|| format!("no \"{suffix}\" in {line:?}"))
-    };
-    // "R records/sec (M MB/sec)": Kafka's MB is 2^20 bytes, so the rate is taken in records.
-    let records_per_s: f64 = line
-        .split(", ")
-        .find(|part| part.contains(" records/sec "))
-        .and_then(|part| part.split_whitespace().next()?.parse().ok())
-        .with_context(|| format!("no records/sec in {line:?}"))?;
-    Ok(serde_json::json!({
-        "records_per_s": records_per_s,
-        "mb_per_s": records_per_s * size / 1e6,
-        "p50_ms": field(" ms 50th")?,
-        "p99_ms": field(" ms 99th")?,
-    }))
-}
-
-/// `ConsumerPerformance`'s CSV line: the fetch rate (`fetch.nMsg.sec`, which leaves out the
-/// consumer group's join) as MB/s (10^6 bytes).
-fn parse_consumer_performance(text: &str, size: f64) -> anyhow::Result<serde_json::Value> {
-    let mut lines = text.lines().skip_while(|l| !l.starts_with("start.time"));
-    let header: Vec<&str> = lines
-        .next()
-        .context("no header")?
-        .split(", ")
-        .map(str::trim)
-        .collect();
-    let values: Vec<&str> = lines
-        .next()
-        .context("no figures")?
-        .split(", ")
-        .map(str::trim)
-        .collect();
-    let at = header
-        .iter()
-        .position(|h| *h == "fetch.nMsg.sec")
-        .context("no fetch.nMsg.sec")?;
-    let per_s: f64 = values
-        .get(at)
-        .and_then(|v| v.parse().ok())
-        .context("fetch.nMsg.sec is not a number")?;
-    Ok(serde_json::json!({ "records_per_s": per_s, "mb_per_s": per_s * size / 1e6 }))
 }
 
 fn one(
@@ -307,11 +198,7 @@ fn one(
 
 /// Runs the comparison and prints it.
 pub fn run(release: &Path, records: u64) -> anyhow::Result<()> {
-    let tools = crate::util::target_dir()?
-        .join("bench-tools")
-        .join("kafka-tools");
-    let pom = crate::util::repo_root().join("bench/kafka-tools/pom.xml");
-    let lib = crate::tools::maven_jars(&pom, &tools, "Apache Kafka's tools")?;
+    let lib = crate::apache_kafka::jars()?;
     for generator in [Generator::Librdkafka, Generator::Java(lib)] {
         compare(release, &generator, records)?;
     }
@@ -392,29 +279,4 @@ fn compare(release: &Path, generator: &Generator, records: u64) -> anyhow::Resul
         );
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn kafka_tools_summaries_are_read() -> anyhow::Result<()> {
-        // What kafka-tools 4.3.1 printed on this machine.
-        let produced = "Option --producer-props has been deprecated and will be removed in a future version.\n\
-            1500000 records sent, 167149.543125 records/sec (163.23 MB/sec), 100.59 ms avg latency, \
-            625.00 ms max latency, 109 ms 50th, 208 ms 95th, 569 ms 99th, 615 ms 99.9th.\n";
-        let p = parse_producer_performance(produced, 1024.0)?;
-        assert_eq!(p["records_per_s"].as_f64(), Some(167_149.543_125));
-        assert!((p["mb_per_s"].as_f64().unwrap_or(0.0) - 171.161).abs() < 0.01);
-        assert_eq!(p["p50_ms"].as_f64(), Some(109.0));
-        assert_eq!(p["p99_ms"].as_f64(), Some(569.0));
-        let consumed = "start.time, end.time, data.consumed.in.MB, MB.sec, data.consumed.in.nMsg, nMsg.sec, rebalance.time.ms, fetch.time.ms, fetch.MB.sec, fetch.nMsg.sec\n\
-            2026-12-06 23:16:47:750, 2026-12-06 23:16:57:346, 1464.8438, 152.6515, 1500000, 156315.1313, 3894, 5702, 256.9000, 263065.5910\n";
-        let c = parse_consumer_performance(consumed, 1024.0)?;
-        assert_eq!(c["records_per_s"].as_f64(), Some(263_065.591));
-        assert!(parse_producer_performance("no summary", 1024.0).is_err());
-        assert!(parse_consumer_performance("start.time, x\n1, 2\n", 1024.0).is_err());
-        Ok(())
-    }
 }

@@ -25,11 +25,13 @@
 //! - `chaos broker`: the 200-fault version of the broker cluster fault suite; `chaos georep`:
 //!   100 faults of the geo-replication rotation, then its seeded-bug run.
 
+mod apache_kafka;
 mod bench;
 mod bench_cluster;
 mod bench_control_plane;
 mod bench_executor;
 mod bench_georep;
+mod bench_kafka;
 mod bench_kubernetes;
 mod bench_security;
 mod chaos;
