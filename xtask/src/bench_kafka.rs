@@ -16,6 +16,9 @@
 //!   both generators, and end-to-end p50/p99 (`hdi-kafka-perf mirror-lag` pointed at the same
 //!   cluster: each record timed from its send to a consumer's receipt, acks=1).
 //!
+//! - **How cost grows**: 1 KiB records, acks=1, topics of 1, 12 and 1,000 partitions, by 1 and
+//!   by 50 concurrent producers: aggregate MB/s, the worst producer's p99, broker CPU per GB.
+//!
 //! Every broker first takes 200 MB through a warm-up topic (a fresh JVM runs interpreted until
 //! its JIT has compiled the hot paths); peak RSS includes it, CPU per GB does not.
 //!
@@ -237,6 +240,8 @@ pub fn run(release: &Path, records: u64) -> anyhow::Result<()> {
         latency.push((percent, rate, pair));
     }
     print_latency(&latency, peak);
+    let scaled = scaling(release, &lib, records)?;
+    print_scaling(&scaled, records);
     Ok(())
 }
 
@@ -662,4 +667,109 @@ fn cluster_side(
     }
     crate::bench_cluster::wait_whole(release, &bootstrap)?;
     Ok(figures)
+}
+
+/// One scaling run's figures: aggregate produce MB/s over the wall time, the worst producer's
+/// p99, and the broker's CPU seconds per GB.
+#[derive(Default, Debug, Clone, Copy)]
+struct Scale {
+    mb_s: f64,
+    worst_p99_ms: f64,
+    cpu_s_per_gb: f64,
+}
+
+/// How cost grows: 1 KiB records, acks=1, to a topic of 1, 12 and 1,000 partitions, by 1 and by
+/// 50 concurrent producers (hdi-kafka-perf processes, `records / producers` each), a fresh
+/// broker per run.
+fn scaling(
+    release: &Path,
+    lib: &Path,
+    records: u64,
+) -> anyhow::Result<Vec<(u32, u64, [Scale; 2])>> {
+    let mut rows = Vec::new();
+    for partitions in [1u32, 12, 1000] {
+        for producers in [1u64, 50] {
+            let mut pair = [Scale::default(); 2];
+            for side in [Side::Hdi, Side::Kafka] {
+                eprintln!(
+                    "xtask bench: {partitions} partitions, {producers} producers, {}",
+                    side.name()
+                );
+                let running = Running::start(side, release, lib)?;
+                let partitions_text = partitions.to_string();
+                perf(
+                    release,
+                    &running.bootstrap,
+                    &[
+                        "create-topic",
+                        "--topic",
+                        "scale",
+                        "--partitions",
+                        &partitions_text,
+                    ],
+                )?;
+                let each = (records / producers).max(1);
+                let each_text = each.to_string();
+                let cpu0 = crate::bench::cpu_seconds(running.pid)?;
+                let started = std::time::Instant::now();
+                let children = (0..producers)
+                    .map(|_| {
+                        std::process::Command::new(release.join("hdi-kafka-perf"))
+                            .args(["--bootstrap", &running.bootstrap])
+                            .args([
+                                "produce",
+                                "--topic",
+                                "scale",
+                                "--records",
+                                &each_text,
+                                "--record-size",
+                                "1024",
+                            ])
+                            .stdout(std::process::Stdio::piped())
+                            .stderr(std::process::Stdio::null())
+                            .spawn()
+                            .context("hdi-kafka-perf")
+                    })
+                    .collect::<anyhow::Result<Vec<_>>>()?;
+                let mut worst = 0f64;
+                for child in children {
+                    let out = child.wait_with_output()?;
+                    anyhow::ensure!(out.status.success(), "a producer failed");
+                    let text = String::from_utf8_lossy(&out.stdout);
+                    let value: serde_json::Value =
+                        serde_json::from_str(text.lines().last().unwrap_or(""))
+                            .context("hdi-kafka-perf output")?;
+                    worst = worst.max(value["p99_ms"].as_f64().unwrap_or(f64::NAN));
+                }
+                let seconds = started.elapsed().as_secs_f64();
+                let gb = (each * producers) as f64 * 1024.0 / 1e9;
+                pair[usize::from(side == Side::Kafka)] = Scale {
+                    mb_s: gb * 1e3 / seconds,
+                    worst_p99_ms: worst,
+                    cpu_s_per_gb: (crate::bench::cpu_seconds(running.pid)? - cpu0) / gb,
+                };
+            }
+            rows.push((partitions, producers, pair));
+        }
+    }
+    Ok(rows)
+}
+
+fn print_scaling(rows: &[(u32, u64, [Scale; 2])], records: u64) {
+    println!(
+        "\nHow cost grows: {records} records of 1 KiB per run, acks=1, hdi-kafka-perf processes; MB/s over the wall time, the worst producer's p99"
+    );
+    println!(
+        "{:<26}{:>22}{:>22}{:>22}",
+        "partitions x producers", "MB/s hdi / Kafka", "p99 ms hdi / Kafka", "CPU s/GB hdi / Kafka"
+    );
+    for (partitions, producers, [hdi, kafka]) in rows {
+        println!(
+            "{:<26}{:>22}{:>22}{:>22}",
+            format!("{partitions} x {producers}"),
+            format!("{:.1} / {:.1}", hdi.mb_s, kafka.mb_s),
+            format!("{:.1} / {:.1}", hdi.worst_p99_ms, kafka.worst_p99_ms),
+            format!("{:.2} / {:.2}", hdi.cpu_s_per_gb, kafka.cpu_s_per_gb),
+        );
+    }
 }
