@@ -27,6 +27,8 @@ import org.apache.kafka.clients.producer.KafkaProducer;
 import org.apache.kafka.clients.producer.ProducerRecord;
 import org.apache.kafka.common.KafkaException;
 import org.apache.kafka.common.TopicPartition;
+import org.apache.kafka.common.errors.InvalidProducerEpochException;
+import org.apache.kafka.common.errors.ProducerFencedException;
 import org.apache.kafka.common.serialization.StringDeserializer;
 import org.apache.kafka.common.serialization.StringSerializer;
 
@@ -103,15 +105,22 @@ public final class Transactions {
       committed.addAll(send(successor, "successor", 6));
       successor.commitTransaction();
     }
+    // Its commit must fail as fenced: ProducerFencedException (the coordinator's
+    // PRODUCER_FENCED, a fatal error), or InvalidProducerEpochException (INVALID_PRODUCER_EPOCH,
+    // from a partition leader that saw the new epoch first). Any other error is not fencing.
     boolean zombieFenced = false;
+    String zombieError = "none: the commit succeeded";
     try {
       zombie.commitTransaction();
-    } catch (KafkaException e) {
+    } catch (ProducerFencedException | InvalidProducerEpochException e) {
       zombieFenced = true;
+      zombieError = e.getClass().getSimpleName();
       System.out.println("zombie: " + e);
+    } catch (KafkaException e) {
+      zombieError = e.toString();
     }
     zombie.close(Duration.ofSeconds(5));
-    report.check(zombieFenced, "the zombie's commit succeeded");
+    report.check(zombieFenced, "the zombie's commit was not fenced: " + zombieError);
 
     // Consume-transform-produce.
     try (KafkaProducer<String, String> plain = new KafkaProducer<>(
@@ -203,6 +212,7 @@ public final class Transactions {
     report.fact("visible_aborted", visibleAborted);
     report.fact("ctp_committed_offsets", committedOffsets);
     report.fact("zombie_fenced", zombieFenced);
+    report.fact("zombie_error", zombieError);
   }
 
   static Map<TopicPartition, OffsetAndMetadata> positions(KafkaConsumer<String, String> c) {
