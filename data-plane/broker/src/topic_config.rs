@@ -272,6 +272,23 @@ pub fn validate(name: &str, value: &str) -> Result<(), String> {
     (key.check)(value).map_err(|message| format!("{name}={value:?}: {message}"))
 }
 
+/// Checks what no single key shows: `min.compaction.lag.ms` may not exceed
+/// `max.compaction.lag.ms` (effective values, defaults included), with Kafka's message
+/// (`LogConfig.validateValues`).
+///
+/// # Errors
+/// The message, for `INVALID_CONFIG`.
+pub fn validate_together(configs: &TopicConfigs) -> Result<(), String> {
+    let min = effective(configs, "min.compaction.lag.ms");
+    let max = effective(configs, "max.compaction.lag.ms");
+    if min > max {
+        return Err(format!(
+            "conflict topic config setting min.compaction.lag.ms ({min}) > max.compaction.lag.ms ({max})"
+        ));
+    }
+    Ok(())
+}
+
 /// Every known key with its effective value and whether it is the default.
 pub fn describe(configs: &TopicConfigs) -> Vec<(&'static str, String, bool)> {
     KEYS.iter()
@@ -395,6 +412,28 @@ mod tests {
         assert!(validate("min.cleanable.dirty.ratio", "1.5").is_err());
         assert!(validate("min.cleanable.dirty.ratio", "0.1").is_ok());
         assert!(validate("max.compaction.lag.ms", "0").is_err());
+        let lags = |min: Option<&str>, max: Option<&str>| {
+            let mut configs = TopicConfigs::new();
+            for (key, value) in [
+                ("min.compaction.lag.ms", min),
+                ("max.compaction.lag.ms", max),
+            ] {
+                if let Some(value) = value {
+                    configs.insert(key.into(), value.into());
+                }
+            }
+            validate_together(&configs)
+        };
+        assert_eq!(
+            lags(Some("2000"), Some("1000")).unwrap_err(),
+            "conflict topic config setting min.compaction.lag.ms (2000) > max.compaction.lag.ms (1000)"
+        );
+        assert!(lags(Some("1000"), Some("1000")).is_ok());
+        assert!(
+            lags(Some("86400000"), None).is_ok(),
+            "max defaults to forever"
+        );
+        assert!(lags(None, Some("1")).is_ok(), "min defaults to 0");
         let mut compacted = TopicConfigs::new();
         compacted.insert("cleanup.policy".into(), "compact".into());
         compacted.insert("retention.ms".into(), "1000".into());

@@ -426,3 +426,140 @@ async fn a_broker_sigkilled_mid_clean_restarts_with_every_latest_value() {
         );
     }
 }
+
+/// `min.compaction.lag.ms` above `max.compaction.lag.ms` is refused with Kafka's error
+/// (INVALID_CONFIG) and message, on CreateTopics, AlterConfigs and IncrementalAlterConfigs
+/// (there against the topic's other configs and the defaults).
+#[tokio::test]
+async fn a_min_compaction_lag_above_the_max_is_refused_everywhere() {
+    use kafka_protocol::messages::alter_configs_request::{AlterConfigsResource, AlterableConfig};
+    use kafka_protocol::messages::incremental_alter_configs_request as incremental;
+    const INVALID_CONFIG: i16 = 40;
+    const CONFLICT: &str =
+        "conflict topic config setting min.compaction.lag.ms (2000) > max.compaction.lag.ms (1000)";
+    let dir = temp_dir("compaction-lags");
+    let broker = common::open_with(dir.path(), &[]).await;
+    let config = |k: &str, v: &str| {
+        CreatableTopicConfig::default()
+            .with_name(StrBytes::from_string(k.to_owned()))
+            .with_value(Some(StrBytes::from_string(v.to_owned())))
+    };
+    let create = |topic: &str, configs: Vec<CreatableTopicConfig>| {
+        RequestKind::CreateTopics(CreateTopicsRequest::default().with_topics(vec![
+            CreatableTopic::default()
+                .with_name(name(topic))
+                .with_num_partitions(1)
+                .with_replication_factor(1)
+                .with_configs(configs),
+        ]))
+    };
+    let response: CreateTopicsResponse = call(
+        &broker,
+        ApiKey::CreateTopics,
+        5,
+        create(
+            "conflicting",
+            vec![
+                config("cleanup.policy", "compact"),
+                config("min.compaction.lag.ms", "2000"),
+                config("max.compaction.lag.ms", "1000"),
+            ],
+        ),
+    )
+    .await;
+    let topic = &response.topics[0];
+    assert_eq!(
+        (
+            topic.error_code,
+            topic.error_message.as_ref().map(|m| m.as_str())
+        ),
+        (INVALID_CONFIG, Some(CONFLICT))
+    );
+    let response: CreateTopicsResponse = call(
+        &broker,
+        ApiKey::CreateTopics,
+        5,
+        create(
+            "lagged",
+            vec![
+                config("cleanup.policy", "compact"),
+                config("max.compaction.lag.ms", "1000"),
+            ],
+        ),
+    )
+    .await;
+    assert_eq!(response.topics[0].error_code, 0);
+
+    // AlterConfigs replaces the explicit configs: both lags given, in conflict.
+    let alterable = |k: &str, v: &str| {
+        AlterableConfig::default()
+            .with_name(StrBytes::from_string(k.to_owned()))
+            .with_value(Some(StrBytes::from_string(v.to_owned())))
+    };
+    let request = AlterConfigsRequest::default().with_resources(vec![
+        AlterConfigsResource::default()
+            .with_resource_type(2)
+            .with_resource_name(StrBytes::from_static_str("lagged"))
+            .with_configs(vec![
+                alterable("min.compaction.lag.ms", "2000"),
+                alterable("max.compaction.lag.ms", "1000"),
+            ]),
+    ]);
+    let response: AlterConfigsResponse = call(
+        &broker,
+        ApiKey::AlterConfigs,
+        2,
+        RequestKind::AlterConfigs(request),
+    )
+    .await;
+    let result = &response.responses[0];
+    assert_eq!(
+        (
+            result.error_code,
+            result.error_message.as_ref().map(|m| m.as_str())
+        ),
+        (INVALID_CONFIG, Some(CONFLICT))
+    );
+
+    // IncrementalAlterConfigs sets only the min: the topic's max (1000) conflicts with it.
+    let set = |k: &str, v: &str| {
+        incremental::AlterableConfig::default()
+            .with_name(StrBytes::from_string(k.to_owned()))
+            .with_config_operation(0)
+            .with_value(Some(StrBytes::from_string(v.to_owned())))
+    };
+    let incremental_request = |configs| {
+        RequestKind::IncrementalAlterConfigs(
+            IncrementalAlterConfigsRequest::default().with_resources(vec![
+                incremental::AlterConfigsResource::default()
+                    .with_resource_type(2)
+                    .with_resource_name(StrBytes::from_static_str("lagged"))
+                    .with_configs(configs),
+            ]),
+        )
+    };
+    let response: IncrementalAlterConfigsResponse = call(
+        &broker,
+        ApiKey::IncrementalAlterConfigs,
+        1,
+        incremental_request(vec![set("min.compaction.lag.ms", "2000")]),
+    )
+    .await;
+    let result = &response.responses[0];
+    assert_eq!(
+        (
+            result.error_code,
+            result.error_message.as_ref().map(|m| m.as_str())
+        ),
+        (INVALID_CONFIG, Some(CONFLICT))
+    );
+    // Below the max it is taken.
+    let response: IncrementalAlterConfigsResponse = call(
+        &broker,
+        ApiKey::IncrementalAlterConfigs,
+        1,
+        incremental_request(vec![set("min.compaction.lag.ms", "500")]),
+    )
+    .await;
+    assert_eq!(response.responses[0].error_code, 0);
+}

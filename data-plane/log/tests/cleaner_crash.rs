@@ -4,6 +4,10 @@
 //! (recovery finishes or undoes the interrupted swap) and checks it against the model — every
 //! acknowledged offset's latest value per key readable, every record read the one written at its
 //! offset, offsets going forward — four crashes in a row, each new writer continuing the log.
+//! Rounds 0 and 2 kill at a random moment; rounds 1 and 3 wait until the writer's clean has
+//! created a file (`.cleaned`, `.swap` or `.deleted`) and kill it then, and the test asserts that
+//! at least one reopen found such leftover files and recovery cleared them: a kill mid-clean is
+//! proven to have happened, not just hoped for.
 //!
 //! The writer is this test binary re-run with `HDI_LOG_CLEAN_WRITER=<dir>` and only
 //! `cleaner_crash_writer` selected. Records are derived from their offsets, so the model needs
@@ -94,6 +98,18 @@ fn cleaner_crash_writer() {
     }
 }
 
+/// Whether `dir` holds a clean's files: an unfinished `.cleaned` file, or a swap under way.
+fn clean_in_progress(dir: &std::path::Path) -> bool {
+    std::fs::read_dir(dir).is_ok_and(|entries| {
+        entries.filter_map(Result::ok).any(|entry| {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            [".cleaned", ".swap", ".deleted"]
+                .iter()
+                .any(|suffix| name.ends_with(suffix))
+        })
+    })
+}
+
 /// `(offset, key, value)` of every record readable, offsets checked to go forward.
 fn read_all(log: &Log) -> Vec<(i64, String, Option<String>)> {
     let mut out: Vec<(i64, String, Option<String>)> = Vec::new();
@@ -137,6 +153,7 @@ fn cleaner_sigkill_mid_clean_loses_nothing() {
     eprintln!("seed {seed}");
     let mut acked = 0i64;
     let mut completed = 0;
+    let mut leftovers_recovered = 0;
     for round in 0..4 {
         let mut child = Command::new(std::env::current_exe().unwrap())
             .args([
@@ -156,6 +173,13 @@ fn cleaner_sigkill_mid_clean_loses_nothing() {
         seed ^= seed >> 7;
         seed ^= seed << 17;
         let kill_after = Duration::from_millis(400 + seed % 800);
+        // Rounds 1 and 3 kill as soon as a clean's file exists (20 s at most).
+        let targeted = round % 2 == 1;
+        let deadline = if targeted {
+            Duration::from_secs(20)
+        } else {
+            kill_after
+        };
         let (tx, rx) = std::sync::mpsc::channel();
         let reader = std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
@@ -164,8 +188,11 @@ fn cleaner_sigkill_mid_clean_loses_nothing() {
         });
         let started = Instant::now();
         let mut cleans = 0;
-        while started.elapsed() < kill_after {
-            if let Ok(line) = rx.recv_timeout(Duration::from_millis(5)) {
+        while started.elapsed() < deadline {
+            if targeted && clean_in_progress(&dir) {
+                break;
+            }
+            if let Ok(line) = rx.recv_timeout(Duration::from_millis(if targeted { 1 } else { 5 })) {
                 if let Some(end) = line.strip_prefix("acked ") {
                     acked = end.parse().unwrap();
                 } else {
@@ -181,8 +208,20 @@ fn cleaner_sigkill_mid_clean_loses_nothing() {
                 acked = end.parse().unwrap();
             }
         }
+        let leftovers = clean_in_progress(&dir);
         let (log, recovery) = Log::open(&dir, config()).unwrap();
         completed += recovery.cleaner.len();
+        if leftovers {
+            assert!(
+                !recovery.cleaner.is_empty(),
+                "round {round}: a clean's files were left, recovery did nothing"
+            );
+            assert!(
+                !clean_in_progress(&dir),
+                "round {round}: recovery left files"
+            );
+            leftovers_recovered += 1;
+        }
         let end = log.next_offset();
         assert!(
             end >= acked,
@@ -213,10 +252,15 @@ fn cleaner_sigkill_mid_clean_loses_nothing() {
             "round {round}: nothing was compacted"
         );
         eprintln!(
-            "round {round}: killed after {kill_after:?} ({cleans} cleans), end {end}, {} records left, recovery: {:?}",
+            "round {round}: killed after {:?} ({cleans} cleans, targeted {targeted}, mid-clean {leftovers}), end {end}, {} records left, recovery: {:?}",
+            started.elapsed(),
             read.len(),
             recovery.cleaner
         );
     }
     eprintln!("{completed} recovery actions (interrupted cleans undone or finished)");
+    assert!(
+        leftovers_recovered > 0,
+        "no SIGKILL landed mid-clean: no reopen found a clean's files"
+    );
 }

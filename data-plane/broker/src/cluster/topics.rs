@@ -59,6 +59,8 @@ impl Cluster {
             topic_config::validate(key, value)
                 .map_err(|m| KafkaError::new(codes::INVALID_CONFIG, m))?;
         }
+        topic_config::validate_together(&topic.configs)
+            .map_err(|m| KafkaError::new(codes::INVALID_CONFIG, m))?;
         let view = self.view();
         let live = view.meta.live_brokers().count();
         let rf = match (&topic.assignments, topic.replication_factor) {
@@ -213,6 +215,8 @@ impl Cluster {
                 }
             }
         }
+        topic_config::validate_together(&configs)
+            .map_err(|m| KafkaError::new(codes::INVALID_CONFIG, m))?;
         if validate_only {
             return Ok(());
         }
