@@ -3,7 +3,6 @@
 //! level 1), as in Kafka, the latest offset is the last stable offset and a lookup by time finds
 //! only offsets below it.
 
-use hdi_log::records::read_varint as varint;
 use std::sync::Arc;
 
 use hdi_kafka_client::codes;
@@ -196,33 +195,22 @@ fn largest_timestamp(
 
 /// The offset of the first record of `batch` whose timestamp is the batch's max timestamp (Kafka's
 /// `RecordBatch.offsetOfMaxTimestamp`): with log-append time every record's timestamp is the
-/// batch's, so the base offset. None for a batch that does not decode.
+/// batch's, so the base offset. None for a batch whose records do not decode (`hdi-log`'s
+/// record parser, which also refuses a record whose offset lies outside its batch).
 fn offset_of_max_timestamp(header: &hdi_log::BatchHeader, batch: &[u8]) -> Option<i64> {
     const LOG_APPEND_TIME: i16 = 0x08;
     if header.attributes & LOG_APPEND_TIME != 0 {
         return Some(header.base_offset);
     }
-    let body = batch.get(hdi_log::batch::HEADER_SIZE..header.size())?;
-    let decompressed;
-    let mut records: &[u8] = match header.compression() {
-        0 => body,
-        codec => {
-            decompressed = hdi_kafka_client::compression::decompress(codec, body).ok()?;
-            &decompressed
-        }
+    let decompress = |codec: i16, data: &[u8]| {
+        hdi_kafka_client::compression::decompress(codec, data).map_err(|e| format!("{e:#}"))
     };
-    for _ in 0..header.records_count {
-        let length = usize::try_from(varint(&mut records)?).ok()?;
-        let record = records.get(..length)?;
-        records = &records[length..];
-        let mut fields = record.get(1..)?; // attributes
-        let timestamp_delta = varint(&mut fields)?;
-        let offset_delta = varint(&mut fields)?;
-        if header.base_timestamp.checked_add(timestamp_delta)? == header.max_timestamp {
-            return header.base_offset.checked_add(offset_delta);
-        }
-    }
-    None
+    let records = hdi_log::records::records_bytes(batch, header, &decompress).ok()?;
+    hdi_log::records::parse_records(&records, header)
+        .ok()?
+        .into_iter()
+        .find(|record| record.timestamp == header.max_timestamp)
+        .map(|record| record.offset)
 }
 
 /// Handles DeleteRecords.
@@ -444,6 +432,16 @@ mod tests {
         let cut = &batch[..batch.len() - 3];
         let header = parse_header(cut, usize::MAX).unwrap();
         assert_eq!(offset_of_max_timestamp(&header, cut), None);
+        // Nor does one whose record lies past the batch's last offset, though its first record
+        // carries the max timestamp: the third record (8 bytes each after the 61-byte header:
+        // length, attributes, timestamp delta, offset delta, ...) claims offset delta 5 of 0..=2.
+        batch[35..43].copy_from_slice(&1_000i64.to_be_bytes());
+        let header = parse_header(&batch, usize::MAX).unwrap();
+        assert_eq!(offset_of_max_timestamp(&header, &batch), Some(40));
+        assert_eq!(batch[61 + 16 + 3], 2 << 1, "the zig-zag offset delta 2");
+        batch[61 + 16 + 3] = 5 << 1;
+        let header = parse_header(&batch, usize::MAX).unwrap();
+        assert_eq!(offset_of_max_timestamp(&header, &batch), None);
     }
 
     #[test]

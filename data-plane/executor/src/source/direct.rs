@@ -8,7 +8,9 @@
 //! skipped, as Kafka's consumers skip them: a compacted topic's log has gaps between batches and
 //! inside them (the cleaner keeps each survivor's offset and each batch's last offset), so a gap
 //! is not taken for loss; `read_committed`: batches of aborted transactions and control
-//! batches (commit/abort markers) occupy offsets but give no records. Every batch's CRC-32C is
+//! batches (commit/abort markers) occupy offsets but give no records. A batch's records are split
+//! by `hdi_log::records::parse_records`, which refuses a record whose offset lies outside its
+//! batch (the range a batch's header claims bounds what a reader skips). Every batch's CRC-32C is
 //! checked (`hdi_log::batch::validate`, as the broker checks produced batches), and compressed
 //! batches are decompressed here (`hdi_kafka_client::compression`: gzip, snappy, lz4, zstd; the
 //! bundled librdkafka has no zstd). A batch in the pre-v2 message format makes [`fetch`]
@@ -445,7 +447,6 @@ impl BatchReader {
             pos += total;
             let attributes = header.attributes;
             let producer_id = header.producer_id;
-            let count = header.records_count;
             let batch_end = header.last_offset() + 1;
             if batch_end <= self.next {
                 // Before the range (a fetch answers from the batch holding the offset asked).
@@ -467,7 +468,7 @@ impl BatchReader {
             }
             if control {
                 // A commit or abort marker: its one record's key is (version, type), 0 = abort.
-                if transactional && control_type(&batch[BATCH_HEADER_BYTES..]) == Some(0) {
+                if transactional && control_type(&batch[BATCH_HEADER_BYTES..], &header) == Some(0) {
                     aborting.remove(&producer_id);
                 }
                 self.next = batch_end.min(self.end);
@@ -479,7 +480,7 @@ impl BatchReader {
             }
             let body = &batch[BATCH_HEADER_BYTES..];
             let decompressed;
-            let body = match attributes & 0x07 {
+            let body = match header.compression() {
                 0 => body,
                 codec => {
                     decompressed = hdi_kafka_client::compression::decompress(codec, body)
@@ -487,7 +488,7 @@ impl BatchReader {
                     &decompressed[..]
                 }
             };
-            self.read_records(body, base_offset, count, out)
+            self.read_records(body, &header, out)
                 .with_context(|| format!("the record batch at offset {base_offset}"))?;
             // The batch's last offsets may hold no record (compacted away).
             self.next = self.next.max(batch_end.min(self.end));
@@ -495,78 +496,42 @@ impl BatchReader {
         Ok(Some(pos))
     }
 
+    /// Takes the records of one batch (`records`: its records section, decompressed) at the
+    /// offsets of `[next, end)`. `hdi-log` splits them, and checks each record's offset against
+    /// the batch's range; offsets inside the batch with no record (compacted away) are skipped.
     fn read_records(
         &mut self,
-        mut rest: &[u8],
-        base_offset: i64,
-        count: i32,
+        records: &[u8],
+        header: &hdi_log::BatchHeader,
         out: &mut RawBatch,
     ) -> anyhow::Result<()> {
-        for _ in 0..count {
-            let length = usize::try_from(varint(&mut rest)?)
-                .ok()
-                .filter(|l| *l <= rest.len())
-                .context("a record's length is outside its batch")?;
-            let (mut record, after) = rest.split_at(length);
-            rest = after;
-            skip(&mut record, 1)?; // attributes
-            varint(&mut record)?; // timestamp delta
-            let offset = base_offset
-                .checked_add(varint(&mut record)?)
-                .context("a record's offset delta is out of range")?;
-            let key_length = varint(&mut record)?;
-            if key_length > 0 {
-                skip(&mut record, usize::try_from(key_length)?)?;
-            }
-            let value_length = varint(&mut record)?;
-            if offset < self.next {
+        for record in hdi_log::records::parse_records(records, header)? {
+            if record.offset < self.next {
                 continue;
             }
-            if offset >= self.end {
+            if record.offset >= self.end {
                 return Ok(());
             }
-            let value = if value_length > 0 {
-                record
-                    .get(..usize::try_from(value_length)?)
-                    .context("a record's value is outside the record")?
-            } else {
-                &[]
-            };
-            out.push(value);
-            self.next = offset + 1;
+            // A null value reads as an empty record.
+            out.push(record.value.unwrap_or_default());
+            self.next = record.offset + 1;
         }
         Ok(())
     }
 }
 
-/// The type of a control batch's record (0 = abort, 1 = commit).
-fn control_type(mut records: &[u8]) -> Option<i16> {
-    varint(&mut records).ok()?; // length
-    skip(&mut records, 1).ok()?; // attributes
-    varint(&mut records).ok()?; // timestamp delta
-    varint(&mut records).ok()?; // offset delta
-    let key_length = varint(&mut records).ok()?;
-    if key_length < 4 {
-        return None;
-    }
-    let key = records.get(..4)?;
-    Some(i16::from_be_bytes([key[2], key[3]]))
+/// The type of a control batch's record (0 = abort, 1 = commit), from its key (version i16,
+/// type i16); `None` when the batch does not hold such a record.
+fn control_type(records: &[u8], header: &hdi_log::BatchHeader) -> Option<i16> {
+    let parsed = hdi_log::records::parse_records(records, header).ok()?;
+    let key = parsed.first()?.key?;
+    Some(i16::from_be_bytes([*key.get(2)?, *key.get(3)?]))
 }
 
 fn array<const N: usize>(bytes: &[u8]) -> [u8; N] {
     let mut out = [0u8; N];
     out.copy_from_slice(bytes);
     out
-}
-
-fn skip(bytes: &mut &[u8], n: usize) -> anyhow::Result<()> {
-    *bytes = bytes.get(n..).context("a record ends early")?;
-    Ok(())
-}
-
-/// A zig-zag varint (Kafka's record fields), read by `hdi-log`'s one reader.
-fn varint(bytes: &mut &[u8]) -> anyhow::Result<i64> {
-    hdi_log::records::read_varint(bytes).context("a malformed varint in a record")
 }
 
 #[cfg(test)]
@@ -705,6 +670,17 @@ mod tests {
     }
 
     #[test]
+    fn a_record_outside_its_batch_is_an_error() {
+        // A record claims offset 3 of a batch whose last offset is 1 (its CRC is right).
+        let answer = batch(0, &[(3, None, Some(b"a")), (1, None, Some(b"b"))], 0, -1);
+        let error = read_all(0, 2, &[(answer, vec![])]).unwrap_err();
+        assert!(
+            format!("{error:#}").contains("offset delta outside the batch"),
+            "{error:#}"
+        );
+    }
+
+    #[test]
     fn a_damaged_batch_fails_its_crc() {
         let mut answer = plain(0, &[b"abc", b"def"]);
         let at = answer.len() - 2;
@@ -804,30 +780,5 @@ mod tests {
         // Without the abort in the answer, producer 7's records are read.
         let out = read_all(0, 7, &[(answer, vec![])]).unwrap().unwrap();
         assert_eq!(values(&out), ["a", "x", "y", "z", "b"]);
-    }
-
-    #[test]
-    fn varints_decode() {
-        for v in [
-            0i64,
-            1,
-            -1,
-            63,
-            -64,
-            64,
-            300,
-            -300,
-            i64::from(i32::MAX),
-            i64::MIN,
-            i64::MAX,
-        ] {
-            let mut buf = Vec::new();
-            put_varint(&mut buf, v);
-            let mut slice = buf.as_slice();
-            assert_eq!(varint(&mut slice).unwrap(), v);
-            assert!(slice.is_empty());
-        }
-        let mut bad: &[u8] = &[0xff; 11];
-        assert!(varint(&mut bad).is_err());
     }
 }
