@@ -100,9 +100,13 @@ impl Broker {
             partitions: replicas.len(),
             ..Default::default()
         };
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
         for replica in &replicas {
             if replica.is_leader() {
                 state.leaders += 1;
+                state.hanging_transactions += replica.hanging_transactions(now_ms);
                 let role = replica.role();
                 if role.isr.len() < role.replicas.len() {
                     state.under_replicated += 1;

@@ -125,6 +125,12 @@ pub struct Flags {
     /// `log.cleaner.dedupe.buffer.size`: memory for the cleaner's key map.
     #[arg(long, default_value_t = 128 << 20)]
     pub log_cleaner_dedupe_buffer_size: usize,
+    /// `transaction.partition.verification.enable` (KIP-890): a partition leader asks the
+    /// transaction coordinator before a produce opens a transaction on a partition, so a batch
+    /// the coordinator does not know of cannot leave one hanging. `false` only for tests of the
+    /// partition side alone.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub transaction_partition_verification_enable: bool,
     /// Test only: reach node ID's quorum listener at HOST:PORT instead of its own address
     /// (`ID@HOST:PORT,...`; the fault suite puts proxies there to cut links).
     #[arg(long, hide = true)]
@@ -226,6 +232,8 @@ pub struct BrokerConfig {
     pub default_replication_factor: i16,
     /// Test-only address overrides of peers' quorum listeners.
     pub peer_routes: std::collections::BTreeMap<u64, String>,
+    /// `transaction.partition.verification.enable`.
+    pub transaction_partition_verification: bool,
     /// Test-only: acks=all does not wait for replication.
     pub testing_ack_before_replication: bool,
     /// Test only: a mirror rewrites one byte of the first batch it copies into partition 0.
@@ -345,6 +353,7 @@ impl Flags {
             replica_lag_time_max: self.replica_lag_time_max,
             default_replication_factor: self.default_replication_factor,
             peer_routes,
+            transaction_partition_verification: self.transaction_partition_verification_enable,
             testing_ack_before_replication: self.testing_ack_before_replication,
             testing_mirror_rewrites_a_batch: self.testing_mirror_rewrites_a_batch,
             reassignment_throttle: (self.reassignment_throttle > 0)

@@ -6,6 +6,8 @@
 //! - `tasks`: the broker's own tasks ([`broker::Broker::start_tasks`]).
 //! - `log_cleaner`: the log cleaner task (compaction of `cleanup.policy=compact` topics).
 //! - [`handlers`]: one module per API family; Kafka wire types (from `kafka-protocol`) stop here.
+//! - [`txn_verification`]: a partition leader's check with the transaction coordinator before
+//!   a produce opens a transaction on a partition (KIP-890 part 1).
 //! - [`txn_coordinator`]: the transaction coordinator at work (requests, markers, timeouts),
 //!   over the replicated state of [`txn`].
 //! - [`replication`]: follower fetchers, answers to followers, ISR maintenance.
@@ -54,6 +56,7 @@ pub mod topic_config;
 pub mod txn;
 pub mod txn_coordinator;
 pub mod txn_markers;
+pub mod txn_verification;
 
 #[cfg(test)]
 mod tests {
@@ -63,6 +66,7 @@ mod tests {
         "tasks",
         "log_cleaner",
         "handlers",
+        "txn_verification",
         "txn_coordinator",
         "replication",
         "mirror",

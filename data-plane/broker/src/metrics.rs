@@ -25,7 +25,9 @@
 //! | `kafka.log:type=LogCleaner,name=time-since-last-run-ms` | `kafka_log_logcleaner_time_since_last_run_ms` (-1 before the first clean) |
 //!
 //! And hdi's own, with no Kafka MBean: `hdi_transaction_coordinator_open_transactions` (open
-//! transactions, `Ongoing` or completing, on the broker coordinating them; 0 elsewhere), and
+//! transactions, `Ongoing` or completing, on the broker coordinating them; 0 elsewhere),
+//! `hdi_partition_hanging_transactions` (transactions open on partitions led here for longer
+//! than `transaction.max.timeout.ms` plus a margin: hanging, see `producers.rs`),
 //! `hdi_log_cleaner_read_bytes` / `hdi_log_cleaner_written_bytes` (what the log cleaner read and
 //! wrote since the broker started).
 //!
@@ -113,6 +115,9 @@ pub struct ScrapeState {
     pub fetch_session_partitions: usize,
     /// Open transactions (`Ongoing` or `Prepare*`) this broker coordinates.
     pub open_transactions: usize,
+    /// Transactions open on partitions led here for longer than
+    /// `producers::HANGING_AFTER_MS` (hanging: no marker will come).
+    pub hanging_transactions: usize,
     /// The log cleaner: bytes read and written since start, the highest dirty ratio among
     /// compacted logs (percent) and milliseconds since its last clean (-1: none yet).
     pub cleaner: CleanerScrape,
@@ -155,6 +160,7 @@ pub struct BrokerMetrics {
     fetch_sessions: Gauge,
     fetch_session_partitions: Gauge,
     open_transactions: Gauge,
+    hanging_transactions: Gauge,
     cleaner_read: Gauge,
     cleaner_written: Gauge,
     cleaner_max_dirty: Gauge,
@@ -272,6 +278,12 @@ impl BrokerMetrics {
             "hdi_transaction_coordinator_open_transactions",
             "Open transactions (Ongoing or completing) this broker coordinates",
         );
+        let hanging_transactions = gauge(
+            &mut registry,
+            "hdi_partition_hanging_transactions",
+            "Transactions open on partitions led here longer than transaction.max.timeout.ms \
+             plus a margin (find them with DescribeProducers; nothing aborts them)",
+        );
         let cleaner_max_dirty = gauge(
             &mut registry,
             "kafka_log_logcleanermanager_max_dirty_percent",
@@ -319,6 +331,7 @@ impl BrokerMetrics {
             fetch_sessions,
             fetch_session_partitions,
             open_transactions,
+            hanging_transactions,
             cleaner_read,
             cleaner_written,
             cleaner_max_dirty,
@@ -400,6 +413,8 @@ impl BrokerMetrics {
         self.fetch_session_partitions
             .set(gauge(state.fetch_session_partitions));
         self.open_transactions.set(gauge(state.open_transactions));
+        self.hanging_transactions
+            .set(gauge(state.hanging_transactions));
         let bytes = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
         self.cleaner_read.set(bytes(state.cleaner.read_bytes));
         self.cleaner_written.set(bytes(state.cleaner.written_bytes));
@@ -467,6 +482,7 @@ mod tests {
             fetch_sessions: 3,
             fetch_session_partitions: 40,
             open_transactions: 2,
+            hanging_transactions: 1,
             cleaner: CleanerScrape {
                 read_bytes: 5000,
                 written_bytes: 1000,
@@ -489,6 +505,7 @@ mod tests {
             "kafka_server_fetchsessioncache_numincrementalfetchpartitionscached 40",
             "kafka_server_fetchsessioncache_incrementalfetchsessionevictions_total 2",
             "hdi_transaction_coordinator_open_transactions 2",
+            "hdi_partition_hanging_transactions 1",
             "kafka_log_logcleanermanager_max_dirty_percent 42",
             "kafka_log_logcleaner_time_since_last_run_ms 7",
             "hdi_log_cleaner_read_bytes 5000",
@@ -521,6 +538,7 @@ mod tests {
                 "kafka_server_fetchsessioncache_numincrementalfetchsessions gauge",
                 "kafka_server_fetchsessioncache_numincrementalfetchpartitionscached gauge",
                 "hdi_transaction_coordinator_open_transactions gauge",
+                "hdi_partition_hanging_transactions gauge",
                 "kafka_log_logcleanermanager_max_dirty_percent gauge",
                 "kafka_log_logcleaner_time_since_last_run_ms gauge",
                 "hdi_log_cleaner_read_bytes gauge",

@@ -19,23 +19,36 @@
 //! or abort), so it survives a restart and a follower that becomes leader knows the open
 //! transactions. Producers idle for `producer.id.expiration.ms` are forgotten, except those with
 //! a transaction open.
+//!
+//! Hanging transactions (KIP-890 part 1): a transactional batch that would open a transaction
+//! here is appended only with a [`VerificationGuard`] the partition handed out
+//! ([`ProducerStates::begin_verification`]) before the transaction coordinator confirmed that
+//! the producer's epoch is current and the partition is in its ongoing transaction. A marker for
+//! the producer drops the guard, so a verification that raced with the transaction's end cannot
+//! open a new one. Batches of a transaction already open here at the same epoch need no guard
+//! (the steady state costs nothing). A producer id that wrote transactionally here may not write
+//! plain batches (INVALID_TXN_STATE), so no client raises its epoch here without the coordinator.
+//! Transactions open longer than [`HANGING_AFTER_MS`] are counted as hanging
+//! ([`ProducerStates::hanging`]); nothing aborts them here (Kafka's `kafka-transactions.sh
+//! find-hanging` and DescribeProducers find them).
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use hdi_kafka_client::codes;
 use hdi_log::BatchHeader;
-use kafka_protocol::error::ResponseError;
 use serde::{Deserialize, Serialize};
 
-/// A marker older than one the producer already got from a newer coordinator.
-pub const TRANSACTION_COORDINATOR_FENCED: i16 = ResponseError::TransactionCoordinatorFenced.code();
-/// A write that does not fit the producer's transaction state (a plain idempotent batch while
-/// its transaction is open).
-pub const INVALID_TXN_STATE: i16 = ResponseError::InvalidTxnState.code();
-/// A batch a client may not write (a control batch).
-pub const INVALID_RECORD: i16 = ResponseError::InvalidRecord.code();
+/// Kafka's `transaction.max.timeout.ms` default: no transaction may be open longer, so one
+/// open on a partition longer than this plus [`HANGING_MARGIN_MS`] is hanging (its marker was
+/// never written: a batch the coordinator never knew of).
+pub const MAX_TRANSACTION_TIMEOUT_MS: i64 = 900_000;
+/// The margin past [`MAX_TRANSACTION_TIMEOUT_MS`] for the coordinator's abort and its markers.
+pub const HANGING_MARGIN_MS: i64 = 300_000;
+/// How long a partition-side transaction may be open before it counts as hanging.
+pub const HANGING_AFTER_MS: i64 = MAX_TRANSACTION_TIMEOUT_MS + HANGING_MARGIN_MS;
 
 /// The attributes bit of a transactional batch.
 pub const TRANSACTIONAL_BIT: i16 = 0x10;
@@ -69,6 +82,39 @@ pub struct AbortedTxn {
     pub last_offset: i64,
 }
 
+/// A partition's permission to open a transaction of one producer at one epoch, handed out by
+/// [`ProducerStates::begin_verification`] before the transaction coordinator is asked and
+/// presented with the append once it agreed. Valid until a marker of the producer is written
+/// here (or its transaction opens, when it is no longer needed).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct VerificationGuard {
+    /// The producer id.
+    pub producer_id: i64,
+    /// The producer epoch verified.
+    pub producer_epoch: i16,
+    token: u64,
+}
+
+/// Guard tokens, unique in the process (a partition's rebuilt state never matches an old one).
+static NEXT_GUARD: AtomicU64 = AtomicU64::new(1);
+
+/// A producer's state on a partition, as DescribeProducers reports it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ProducerDescription {
+    /// Producer id.
+    pub producer_id: i64,
+    /// Its epoch here.
+    pub producer_epoch: i16,
+    /// The last sequence appended (-1 for none).
+    pub last_sequence: i32,
+    /// The last batch's max timestamp (ms).
+    pub last_timestamp: i64,
+    /// The coordinator epoch of its last marker (-1 for none).
+    pub coordinator_epoch: i32,
+    /// The first offset of its open transaction (-1 for none).
+    pub current_txn_start_offset: i64,
+}
+
 /// How many batches per producer are remembered for duplicate detection.
 pub const REMEMBERED_BATCHES: usize = 5;
 const SEQUENCE_MODULUS: i64 = 1 << 31;
@@ -91,6 +137,11 @@ struct ProducerEntry {
     txn_first_offset: Option<i64>,
     /// The last batch's max timestamp (ms): idle producers expire by it, as in Kafka.
     last_timestamp: i64,
+    /// When its open transaction opened here (ms: the broker's clock for an append, the batch's
+    /// timestamp for a state rebuilt from the log).
+    txn_started_ms: i64,
+    /// It wrote a transactional batch or got a marker here: it may not write plain batches.
+    transactional: bool,
 }
 
 impl Default for ProducerEntry {
@@ -101,6 +152,8 @@ impl Default for ProducerEntry {
             coordinator_epoch: -1,
             txn_first_offset: None,
             last_timestamp: -1,
+            txn_started_ms: -1,
+            transactional: false,
         }
     }
 }
@@ -127,6 +180,8 @@ pub struct ProducerStates {
     unreplicated: VecDeque<(i64, i64)>,
     /// Aborted transactions, in marker order.
     aborted: VecDeque<AbortedTxn>,
+    /// Verifications under way: producer id → (guard, when handed out in ms).
+    verifications: HashMap<i64, (VerificationGuard, i64)>,
 }
 
 /// Whether a batch is transactional.
@@ -140,18 +195,29 @@ fn last_sequence(header: &BatchHeader) -> i32 {
 }
 
 impl ProducerStates {
-    /// Decides about `header` (a batch with `producer_id >= 0`).
-    pub fn check(&self, header: &BatchHeader) -> Decision {
-        let Some(entry) = self.producers.get(&header.producer_id) else {
+    /// Decides about `header` (a batch with `producer_id >= 0`). A transactional batch that
+    /// would open a transaction needs `guard`, verified by the coordinator, and still current
+    /// here (INVALID_TXN_STATE otherwise).
+    pub fn check(&self, header: &BatchHeader, guard: Option<&VerificationGuard>) -> Decision {
+        let entry = self.producers.get(&header.producer_id);
+        if entry.is_some_and(|entry| header.producer_epoch < entry.epoch) {
+            return Decision::Reject(codes::INVALID_PRODUCER_EPOCH);
+        }
+        if is_transactional(header)
+            && self.needs_verification(header.producer_id, header.producer_epoch)
+            && !self.guard_holds(header, guard)
+        {
+            // Kafka: "Record was not part of an ongoing transaction".
+            return Decision::Reject(codes::INVALID_TXN_STATE);
+        }
+        let Some(entry) = entry else {
             // Unknown producer (new, or its state aged out): accept its sequence as the start.
             return Decision::Append;
         };
-        if header.producer_epoch < entry.epoch {
-            return Decision::Reject(codes::INVALID_PRODUCER_EPOCH);
-        }
-        if entry.txn_first_offset.is_some() && !is_transactional(header) {
-            // Kafka: "Expected transactional write from producer".
-            return Decision::Reject(INVALID_TXN_STATE);
+        if entry.transactional && !is_transactional(header) {
+            // Kafka: "Expected transactional write from producer" (while its transaction is
+            // open; here for good: a transactional producer's id never writes plain batches).
+            return Decision::Reject(codes::INVALID_TXN_STATE);
         }
         if header.producer_epoch > entry.epoch {
             // A bumped epoch starts over at sequence 0.
@@ -180,6 +246,48 @@ impl ProducerStates {
         }
     }
 
+    /// Whether a transactional batch of `producer_id` at `epoch` would open a transaction here
+    /// (and so needs the coordinator's verification): none of it is open at that epoch.
+    pub fn needs_verification(&self, producer_id: i64, epoch: i16) -> bool {
+        !self
+            .producers
+            .get(&producer_id)
+            .is_some_and(|e| e.txn_first_offset.is_some() && e.epoch == epoch)
+    }
+
+    /// A guard for opening a transaction of `producer_id` at `epoch` once the coordinator
+    /// agrees (the one under way for that epoch, or a new one replacing any other).
+    pub fn begin_verification(
+        &mut self,
+        producer_id: i64,
+        epoch: i16,
+        now_ms: i64,
+    ) -> VerificationGuard {
+        if let Some((guard, _)) = self.verifications.get(&producer_id)
+            && guard.producer_epoch == epoch
+        {
+            return *guard;
+        }
+        let guard = VerificationGuard {
+            producer_id,
+            producer_epoch: epoch,
+            token: NEXT_GUARD.fetch_add(1, Ordering::Relaxed),
+        };
+        self.verifications.insert(producer_id, (guard, now_ms));
+        guard
+    }
+
+    fn guard_holds(&self, header: &BatchHeader, guard: Option<&VerificationGuard>) -> bool {
+        guard.is_some_and(|guard| {
+            guard.producer_id == header.producer_id
+                && guard.producer_epoch == header.producer_epoch
+                && self
+                    .verifications
+                    .get(&header.producer_id)
+                    .is_some_and(|(held, _)| held == guard)
+        })
+    }
+
     /// The highest producer id with state here (-1 for none).
     pub fn max_producer_id(&self) -> i64 {
         self.producers.keys().copied().max().unwrap_or(-1)
@@ -189,6 +297,12 @@ impl ProducerStates {
     /// one opens its producer's transaction here if none is open). A control batch is ignored:
     /// see [`ProducerStates::record_batch`].
     pub fn record(&mut self, header: &BatchHeader) {
+        self.record_at(header, header.max_timestamp);
+    }
+
+    /// [`ProducerStates::record`] of a batch the leader appends at `now_ms` (when a
+    /// transaction it opens started).
+    pub fn record_at(&mut self, header: &BatchHeader, now_ms: i64) {
         if header.producer_id < 0 || header.is_control() {
             return;
         }
@@ -207,10 +321,16 @@ impl ProducerStates {
             entry.batches.pop_front();
         }
         entry.last_timestamp = entry.last_timestamp.max(header.max_timestamp);
-        if is_transactional(header) && entry.txn_first_offset.is_none() {
-            entry.txn_first_offset = Some(header.base_offset);
-            self.ongoing
-                .insert((header.base_offset, header.producer_id));
+        if is_transactional(header) {
+            entry.transactional = true;
+            if entry.txn_first_offset.is_none() {
+                entry.txn_first_offset = Some(header.base_offset);
+                entry.txn_started_ms = now_ms;
+                self.ongoing
+                    .insert((header.base_offset, header.producer_id));
+                // Open: its batches need no guard any more.
+                self.verifications.remove(&header.producer_id);
+            }
         }
     }
 
@@ -250,7 +370,7 @@ impl ProducerStates {
             return Err(codes::INVALID_PRODUCER_EPOCH);
         }
         if marker.coordinator_epoch < entry.coordinator_epoch {
-            return Err(TRANSACTION_COORDINATOR_FENCED);
+            return Err(codes::TRANSACTION_COORDINATOR_FENCED);
         }
         Ok(())
     }
@@ -267,6 +387,10 @@ impl ProducerStates {
         }
         entry.coordinator_epoch = marker.coordinator_epoch;
         entry.last_timestamp = entry.last_timestamp.max(timestamp);
+        entry.transactional = true;
+        entry.txn_started_ms = -1;
+        // A verification from before the marker must not open a transaction after it.
+        self.verifications.remove(&marker.producer_id);
         let first = match entry.txn_first_offset.take() {
             Some(first) => {
                 self.ongoing.remove(&(first, marker.producer_id));
@@ -329,6 +453,8 @@ impl ProducerStates {
     /// (Kafka's `producer.id.expiration.ms`), except those with a transaction open. Returns how
     /// many were forgotten.
     pub fn expire(&mut self, now_ms: i64, expiration_ms: i64) -> usize {
+        self.verifications
+            .retain(|_, (_, since)| now_ms.saturating_sub(*since) < expiration_ms);
         let before = self.producers.len();
         self.producers.retain(|_, entry| {
             entry.txn_first_offset.is_some()
@@ -352,6 +478,39 @@ impl ProducerStates {
                 })
             })
             .collect()
+    }
+
+    /// The transactions open here since before `now_ms - HANGING_AFTER_MS`: `(producer id,
+    /// first offset)` of each (see [`HANGING_AFTER_MS`]).
+    pub fn hanging(&self, now_ms: i64) -> Vec<(i64, i64)> {
+        self.ongoing
+            .iter()
+            .filter(|(_, producer_id)| {
+                self.producers.get(producer_id).is_some_and(|e| {
+                    e.txn_started_ms >= 0
+                        && now_ms.saturating_sub(e.txn_started_ms) > HANGING_AFTER_MS
+                })
+            })
+            .map(|(first, producer_id)| (*producer_id, *first))
+            .collect()
+    }
+
+    /// Every producer with state here, by producer id (DescribeProducers).
+    pub fn describe(&self) -> Vec<ProducerDescription> {
+        let mut out: Vec<ProducerDescription> = self
+            .producers
+            .iter()
+            .map(|(producer_id, e)| ProducerDescription {
+                producer_id: *producer_id,
+                producer_epoch: e.epoch,
+                last_sequence: e.batches.back().map_or(-1, |b| b.last_seq),
+                last_timestamp: e.last_timestamp,
+                coordinator_epoch: e.coordinator_epoch,
+                current_txn_start_offset: e.txn_first_offset.unwrap_or(-1),
+            })
+            .collect();
+        out.sort_by_key(|d| d.producer_id);
+        out
     }
 
     /// The number of producers with state here.
@@ -530,9 +689,12 @@ mod tests {
     #[test]
     fn detects_duplicates_gaps_and_fenced_epochs() {
         let mut states = ProducerStates::default();
-        assert_eq!(states.check(&header(7, 0, 0, 3, 0)), Decision::Append);
+        assert_eq!(states.check(&header(7, 0, 0, 3, 0), None), Decision::Append);
         states.record(&header(7, 0, 0, 3, 0));
-        assert_eq!(states.check(&header(7, 0, 3, 2, 99)), Decision::Append);
+        assert_eq!(
+            states.check(&header(7, 0, 3, 2, 99), None),
+            Decision::Append
+        );
         states.record(&header(7, 0, 3, 2, 3));
         let cases = [
             (
@@ -569,20 +731,20 @@ mod tests {
             ),
         ];
         for (case, h, want) in cases {
-            assert_eq!(states.check(&h), want, "{case}");
+            assert_eq!(states.check(&h, None), want, "{case}");
         }
         // Only the last five batches are remembered.
         for i in 0..6 {
             states.record(&header(7, 0, 5 + i, 1, 5 + i64::from(i)));
         }
         assert_eq!(
-            states.check(&header(7, 0, 0, 3, 99)),
+            states.check(&header(7, 0, 0, 3, 99), None),
             Decision::Reject(codes::OUT_OF_ORDER_SEQUENCE_NUMBER)
         );
         // Sequences wrap at 2^31.
         let mut states = ProducerStates::default();
         states.record(&header(9, 0, i32::MAX - 1, 2, 0));
-        assert_eq!(states.check(&header(9, 0, 0, 1, 2)), Decision::Append);
+        assert_eq!(states.check(&header(9, 0, 0, 1, 2), None), Decision::Append);
     }
 
     fn txn_header(producer_id: i64, epoch: i16, seq: i32, count: i32, offset: i64) -> BatchHeader {
@@ -692,7 +854,7 @@ mod tests {
             (
                 "older coordinator epoch",
                 marker(1, 2, 4, false),
-                Err(TRANSACTION_COORDINATOR_FENCED),
+                Err(codes::TRANSACTION_COORDINATOR_FENCED),
             ),
             ("same epochs", marker(1, 2, 5, false), Ok(())),
             ("bumped epochs", marker(1, 3, 6, true), Ok(())),
@@ -704,18 +866,61 @@ mod tests {
         // Kafka 4's protocol bumps the epoch with the marker: the next transaction starts at
         // sequence 0 of the new epoch; the old epoch is fenced.
         states.complete(&marker(1, 3, 6, true), 2, 0);
-        assert_eq!(states.check(&txn_header(1, 3, 0, 1, 3)), Decision::Append);
+        // Opening the next transaction needs the coordinator's verification: a guard handed
+        // out here, for that epoch, and not dropped by a marker since.
         assert_eq!(
-            states.check(&txn_header(1, 2, 1, 1, 3)),
+            states.check(&txn_header(1, 3, 0, 1, 3), None),
+            Decision::Reject(codes::INVALID_TXN_STATE)
+        );
+        let stale = states.begin_verification(1, 3, 0);
+        states.complete(&marker(1, 3, 6, false), 3, 0);
+        assert_eq!(
+            states.check(&txn_header(1, 3, 0, 1, 4), Some(&stale)),
+            Decision::Reject(codes::INVALID_TXN_STATE),
+            "a guard from before a marker"
+        );
+        let guard = states.begin_verification(1, 3, 0);
+        assert_eq!(
+            states.begin_verification(1, 3, 0),
+            guard,
+            "one guard per epoch"
+        );
+        assert_eq!(
+            states.check(&txn_header(1, 3, 0, 1, 4), Some(&guard)),
+            Decision::Append
+        );
+        let other_epoch = states.begin_verification(1, 4, 0);
+        assert_eq!(
+            states.check(&txn_header(1, 3, 0, 1, 4), Some(&guard)),
+            Decision::Reject(codes::INVALID_TXN_STATE),
+            "replaced by another epoch's verification"
+        );
+        assert_eq!(
+            states.check(&txn_header(1, 3, 0, 1, 4), Some(&other_epoch)),
+            Decision::Reject(codes::INVALID_TXN_STATE),
+            "a guard of another epoch"
+        );
+        let guard = states.begin_verification(1, 3, 0);
+        assert_eq!(
+            states.check(&txn_header(1, 3, 0, 1, 3), Some(&guard)),
+            Decision::Append
+        );
+        assert_eq!(
+            states.check(&txn_header(1, 2, 1, 1, 3), None),
             Decision::Reject(codes::INVALID_PRODUCER_EPOCH)
         );
-        // While a transaction is open, the producer may not write outside it.
+        // Once open, its batches need no guard; while it is open, the producer may not write
+        // outside it, nor after (a transactional producer id never writes plain batches).
         states.record(&txn_header(1, 3, 0, 1, 3));
+        assert!(!states.needs_verification(1, 3) && states.needs_verification(1, 4));
         assert_eq!(
-            states.check(&header(1, 3, 1, 1, 4)),
-            Decision::Reject(INVALID_TXN_STATE)
+            states.check(&header(1, 3, 1, 1, 4), None),
+            Decision::Reject(codes::INVALID_TXN_STATE)
         );
-        assert_eq!(states.check(&txn_header(1, 3, 1, 1, 4)), Decision::Append);
+        assert_eq!(
+            states.check(&txn_header(1, 3, 1, 1, 4), None),
+            Decision::Append
+        );
     }
 
     #[test]
@@ -739,6 +944,47 @@ mod tests {
         states.complete(&marker(2, 0, 0, true), 3, 1_000);
         assert_eq!(states.expire(60_000, 59_000), 1);
         assert_eq!(states.len(), 1);
+    }
+
+    #[test]
+    fn transactions_open_too_long_are_hanging_and_producers_are_described() {
+        let mut states = ProducerStates::default();
+        states.record_at(&txn_header(1, 2, 0, 2, 10), 1_000);
+        states.record(&header(2, 0, 4, 1, 12));
+        assert_eq!(states.hanging(1_000 + HANGING_AFTER_MS), vec![]);
+        assert_eq!(states.hanging(1_001 + HANGING_AFTER_MS), vec![(1, 10)]);
+        let described = states.describe();
+        assert_eq!(
+            described,
+            vec![
+                ProducerDescription {
+                    producer_id: 1,
+                    producer_epoch: 2,
+                    last_sequence: 1,
+                    last_timestamp: 1_000,
+                    coordinator_epoch: -1,
+                    current_txn_start_offset: 10,
+                },
+                ProducerDescription {
+                    producer_id: 2,
+                    producer_epoch: 0,
+                    last_sequence: 4,
+                    last_timestamp: 0,
+                    coordinator_epoch: -1,
+                    current_txn_start_offset: -1,
+                },
+            ]
+        );
+        // Its marker ends it: no longer hanging, and described with the marker's epoch.
+        states.complete(&marker(1, 2, 7, false), 13, 2_000);
+        assert_eq!(states.hanging(i64::MAX / 2), vec![]);
+        assert_eq!(
+            (
+                states.describe()[0].coordinator_epoch,
+                states.describe()[0].current_txn_start_offset
+            ),
+            (7, -1)
+        );
     }
 
     #[test]

@@ -24,7 +24,9 @@ use tokio::sync::watch;
 use uuid::Uuid;
 
 use crate::cluster::metadata::{BrokerId, PartitionRecord};
-use crate::producers::{AbortedTxn, Decision, ProducerStates, TxnMarker};
+use crate::producers::{
+    AbortedTxn, Decision, ProducerDescription, ProducerStates, TxnMarker, VerificationGuard,
+};
 use crate::state::{KafkaError, chain, lock, read_lock, write_lock};
 
 /// The producer state of the batches stored in `log` (at start-up and after a truncation).
@@ -368,16 +370,53 @@ impl Replica {
         }
     }
 
-    /// Appends a produce request's batches as leader (idempotence checked per batch).
-    /// `min_insync` is checked first for `acks=all`.
+    /// Whether a transactional batch of `producer_id` at `epoch` would open a transaction here:
+    /// then the guard to append it with once the transaction coordinator verified it (see
+    /// [`crate::producers::VerificationGuard`]); `None` when its transaction is open here at
+    /// that epoch already.
+    pub fn begin_verification(&self, producer_id: i64, epoch: i16) -> Option<VerificationGuard> {
+        let mut producers = lock(&self.producers);
+        producers
+            .needs_verification(producer_id, epoch)
+            .then(|| producers.begin_verification(producer_id, epoch, now_ms()))
+    }
+
+    /// The producers with state here (DescribeProducers).
+    pub fn describe_producers(&self) -> Vec<ProducerDescription> {
+        lock(&self.producers).describe()
+    }
+
+    /// How many transactions have been open here longer than
+    /// [`crate::producers::HANGING_AFTER_MS`] at `now_ms`.
+    pub fn hanging_transactions(&self, now_ms: i64) -> usize {
+        lock(&self.producers).hanging(now_ms).len()
+    }
+
+    /// [`Replica::produce_with`] without a verification guard (a transactional batch may then
+    /// only continue a transaction open here).
     ///
     /// # Errors
-    /// NOT_LEADER_OR_FOLLOWER, NOT_ENOUGH_REPLICAS, CORRUPT_MESSAGE, MESSAGE_TOO_LARGE, sequence
-    /// errors, or a storage error.
+    /// As [`Replica::produce_with`].
     pub fn produce(
         &self,
         records: &[u8],
         min_insync: Option<usize>,
+    ) -> Result<Produced, KafkaError> {
+        self.produce_with(records, min_insync, None)
+    }
+
+    /// Appends a produce request's batches as leader (idempotence checked per batch; a
+    /// transactional batch that opens a transaction needs `guard`, see
+    /// [`Replica::begin_verification`]). `min_insync` is checked first for `acks=all`.
+    ///
+    /// # Errors
+    /// NOT_LEADER_OR_FOLLOWER, NOT_ENOUGH_REPLICAS, CORRUPT_MESSAGE, MESSAGE_TOO_LARGE, sequence
+    /// errors, INVALID_TXN_STATE, or a storage error.
+    pub fn produce_with(
+        &self,
+        records: &[u8],
+        min_insync: Option<usize>,
+        guard: Option<VerificationGuard>,
     ) -> Result<Produced, KafkaError> {
         let leadership = lock(&self.leadership);
         self.check_leader(&leadership)?;
@@ -417,13 +456,13 @@ impl Replica {
         for (index, header) in headers.iter().enumerate() {
             if header.is_control() {
                 return Err(KafkaError::new(
-                    crate::producers::INVALID_RECORD,
+                    codes::INVALID_RECORD,
                     format!("batch {index}: clients may not write control batches"),
                 ));
             }
             if crate::producers::is_transactional(header) && header.producer_id < 0 {
                 return Err(KafkaError::new(
-                    crate::producers::INVALID_RECORD,
+                    codes::INVALID_RECORD,
                     format!("batch {index}: a transactional batch without a producer id"),
                 ));
             }
@@ -441,7 +480,7 @@ impl Replica {
             for header in &headers {
                 let bytes = &records[at..at + header.size()];
                 at += header.size();
-                let offset = match producers.check(header) {
+                let offset = match producers.check(header, guard.as_ref()) {
                     Decision::Reject(code) => {
                         return Err(KafkaError::new(
                             code,
@@ -458,7 +497,7 @@ impl Replica {
                         let mut stored = *header;
                         stored.base_offset = info.first_offset;
                         stored.partition_leader_epoch = epoch;
-                        producers.record(&stored);
+                        producers.record_at(&stored, now_ms());
                         info.first_offset
                     }
                 };
@@ -1492,7 +1531,7 @@ fn check_keys(records: &[u8]) -> Result<(), KafkaError> {
             .map_err(|error| KafkaError::new(codes::CORRUPT_MESSAGE, error.to_string()))?;
         if keyless {
             return Err(KafkaError::new(
-                crate::producers::INVALID_RECORD,
+                codes::INVALID_RECORD,
                 "Compacted topic cannot accept message without key",
             ));
         }
@@ -1536,6 +1575,16 @@ mod tests {
         }
     }
 
+    impl Replica {
+        /// Produces a transactional `batch` as the Produce handler does once the coordinator
+        /// verified its producer (the guard is taken and presented).
+        fn produce_verified(&self, batch: &[u8]) -> Result<Produced, KafkaError> {
+            let header = hdi_log::batch::parse_header(batch, usize::MAX).unwrap();
+            let guard = self.begin_verification(header.producer_id, header.producer_epoch);
+            self.produce_with(batch, None, guard)
+        }
+    }
+
     /// `(base offset, is control)` of each batch in `bytes`.
     fn batches(bytes: &[u8]) -> Vec<(i64, bool)> {
         let mut out = Vec::new();
@@ -1564,7 +1613,7 @@ mod tests {
             // Producer 42's transaction at 0-1, an idempotent batch at 2, producer 43's at 3.
             assert_eq!(
                 replica
-                    .produce(&txn_batch(&[b"a", b"b"], 42, 0), None)
+                    .produce_verified(&txn_batch(&[b"a", b"b"], 42, 0))
                     .unwrap()
                     .base_offset,
                 0
@@ -1573,7 +1622,7 @@ mod tests {
             assert_eq!(replica.produce(&plain, None).unwrap().base_offset, 2);
             assert_eq!(
                 replica
-                    .produce(&txn_batch(&[b"d"], 43, 0), None)
+                    .produce_verified(&txn_batch(&[b"d"], 43, 0))
                     .unwrap()
                     .base_offset,
                 3
@@ -1588,12 +1637,20 @@ mod tests {
             let outside = with_producer(build_batch(0, 0, &[b"x"]), 42, 0, 2);
             assert_eq!(
                 replica.produce(&outside, None).unwrap_err().code,
-                crate::producers::INVALID_TXN_STATE
+                codes::INVALID_TXN_STATE
             );
+            // A transactional batch opening a transaction without the coordinator's
+            // verification (no guard) is refused and does not hold the last stable offset.
+            let unverified = txn_batch(&[b"y"], 44, 0);
+            assert_eq!(
+                replica.produce(&unverified, None).unwrap_err().code,
+                codes::INVALID_TXN_STATE
+            );
+            assert_eq!(replica.offsets().2, 4, "nothing appended");
             let forged = crate::producers::marker_batch(&marker(42, 0, 0, true), 0);
             assert_eq!(
                 replica.produce(&forged, None).unwrap_err().code,
-                crate::producers::INVALID_RECORD
+                codes::INVALID_RECORD
             );
             // Abort 42: the marker lands at 4; 43 still holds the last stable offset at 3.
             let produced = replica
@@ -1610,7 +1667,7 @@ mod tests {
                     .write_txn_marker(&marker(42, 0, 2, true), None)
                     .unwrap_err()
                     .code,
-                crate::producers::TRANSACTION_COORDINATOR_FENCED
+                codes::TRANSACTION_COORDINATOR_FENCED
             );
             assert_eq!(
                 replica
@@ -1626,7 +1683,7 @@ mod tests {
             assert_eq!(replica.last_stable_offset(), 6);
             assert_eq!(
                 replica
-                    .produce(&txn_batch(&[b"e"], 42, 2), None)
+                    .produce_verified(&txn_batch(&[b"e"], 42, 2))
                     .unwrap()
                     .base_offset,
                 6
@@ -1650,7 +1707,7 @@ mod tests {
                 .write_txn_marker(&marker(42, 0, 2, false), None)
                 .unwrap_err()
                 .code,
-            crate::producers::TRANSACTION_COORDINATOR_FENCED
+            codes::TRANSACTION_COORDINATOR_FENCED
         );
         replica
             .write_txn_marker(&marker(42, 0, 3, true), None)
@@ -1666,8 +1723,8 @@ mod tests {
     fn a_promoted_follower_knows_the_open_transactions() {
         let (_l, leader) = replica_on(1);
         leader.update_role(&record(1, 5, vec![1, 2, 3], 1));
-        leader.produce(&txn_batch(&[b"a"], 42, 0), None).unwrap();
-        leader.produce(&txn_batch(&[b"b"], 43, 0), None).unwrap();
+        leader.produce_verified(&txn_batch(&[b"a"], 42, 0)).unwrap();
+        leader.produce_verified(&txn_batch(&[b"b"], 43, 0)).unwrap();
         leader
             .write_txn_marker(&marker(42, 0, 0, false), None)
             .unwrap();
@@ -1697,12 +1754,12 @@ mod tests {
     fn a_stopped_mirror_aborts_the_transactions_its_source_left_open() {
         let (_s, source) = replica_on(1);
         source.update_role(&record(1, 5, vec![1], 1));
-        source.produce(&txn_batch(&[b"a"], 42, 0), None).unwrap();
-        source.produce(&txn_batch(&[b"b"], 43, 0), None).unwrap();
+        source.produce_verified(&txn_batch(&[b"a"], 42, 0)).unwrap();
+        source.produce_verified(&txn_batch(&[b"b"], 43, 0)).unwrap();
         source
             .write_txn_marker(&marker(42, 0, 4, true), None)
             .unwrap();
-        source.produce(&txn_batch(&[b"c"], 42, 1), None).unwrap();
+        source.produce_verified(&txn_batch(&[b"c"], 42, 1)).unwrap();
         let (_m, mirror) = replica_on(1);
         mirror.set_mirror(true);
         mirror.update_role(&record(1, 2, vec![1], 1));
@@ -1845,12 +1902,7 @@ mod tests {
         replica.set_compaction(Some(CompactionConfig::default()));
         let keyless = build_batch(0, 0, &[b"no key"]);
         let error = replica.produce(&keyless, None).unwrap_err();
-        assert_eq!(
-            error.code,
-            crate::producers::INVALID_RECORD,
-            "{}",
-            error.message
-        );
+        assert_eq!(error.code, codes::INVALID_RECORD, "{}", error.message);
         for value in ["1", "2", "3"] {
             let batch =
                 hdi_log::records::build_keyed_batch(0, 0, &[(Some(b"k"), Some(value.as_bytes()))]);

@@ -71,6 +71,7 @@ async fn quorum_connection(broker: &Broker, stream: TcpStream) -> std::io::Resul
             Request::Heartbeat(heartbeat) => Some(heartbeat.id),
             Request::Fetch(fetch) => Some(fetch.replica_id),
             Request::WriteTxnMarkers(markers) => Some(markers.from),
+            Request::VerifyTxnPartitions(verify) => Some(verify.from),
             _ => None,
         };
         if let Some(id) = claimed
@@ -107,6 +108,10 @@ async fn quorum_connection(broker: &Broker, stream: TcpStream) -> std::io::Resul
             }
             Request::WriteTxnMarkers(request) => {
                 let answer = crate::txn_markers::serve_write_txn_markers(broker, request).await;
+                write_response(&mut stream, &answer, &[]).await?;
+            }
+            Request::VerifyTxnPartitions(request) => {
+                let answer = crate::txn_verification::serve(broker, &request);
                 write_response(&mut stream, &answer, &[]).await?;
             }
         }

@@ -24,7 +24,7 @@ use tokio::task::JoinSet;
 
 use crate::broker::Broker;
 use crate::cluster::metadata::{Command, Outcome};
-use crate::producers::{TRANSACTION_COORDINATOR_FENCED, TxnMarker};
+use crate::producers::TxnMarker;
 use crate::txn::{self, EndStep, InitStep, TxnCommand, TxnRecord};
 
 /// How often [`run`] looks for timed-out transactions and unfinished markers.
@@ -51,7 +51,7 @@ pub fn coordinator_epoch(broker: &Broker) -> Result<i32, i16> {
     }
     let term = broker.cluster.raft.metrics().borrow().current_term;
     if !broker.txns.loaded(term) {
-        return Err(txn::COORDINATOR_LOAD_IN_PROGRESS);
+        return Err(codes::COORDINATOR_LOAD_IN_PROGRESS);
     }
     Ok(i32::try_from(term).unwrap_or(i32::MAX))
 }
@@ -101,7 +101,7 @@ async fn change<T>(
 }
 
 fn known(record: Option<&TxnRecord>) -> Result<&TxnRecord, i16> {
-    record.ok_or(txn::INVALID_PRODUCER_ID_MAPPING)
+    record.ok_or(codes::INVALID_PRODUCER_ID_MAPPING)
 }
 
 /// InitProducerId for transactional id `id`: its producer id and epoch. `expected` is what the
@@ -136,10 +136,10 @@ pub async fn init_producer_id(
     match step {
         InitStep::Ready(record) => Ok((record.producer_id, record.producer_epoch)),
         InitStep::Unchanged => {
-            let record = broker.txns.get(id).ok_or(txn::CONCURRENT_TRANSACTIONS)?;
+            let record = broker.txns.get(id).ok_or(codes::CONCURRENT_TRANSACTIONS)?;
             Ok((record.producer_id, record.producer_epoch))
         }
-        InitStep::AbortFirst(_) => Err(txn::CONCURRENT_TRANSACTIONS),
+        InitStep::AbortFirst(_) => Err(codes::CONCURRENT_TRANSACTIONS),
     }
 }
 
@@ -176,12 +176,12 @@ pub fn verify_partitions(
     let record = broker
         .txns
         .get(id)
-        .ok_or(txn::INVALID_PRODUCER_ID_MAPPING)?;
+        .ok_or(codes::INVALID_PRODUCER_ID_MAPPING)?;
     if record.producer_id != producer.0 {
-        return Err(txn::INVALID_PRODUCER_ID_MAPPING);
+        return Err(codes::INVALID_PRODUCER_ID_MAPPING);
     }
     if record.producer_epoch != producer.1 {
-        return Err(txn::PRODUCER_FENCED);
+        return Err(codes::PRODUCER_FENCED);
     }
     Ok(partitions
         .iter()
@@ -189,7 +189,7 @@ pub fn verify_partitions(
             if record.state == txn::TxnState::Ongoing && record.partitions.contains(p) {
                 codes::NONE
             } else {
-                txn::INVALID_TXN_STATE
+                codes::INVALID_TXN_STATE
             }
         })
         .collect())
@@ -279,11 +279,15 @@ pub async fn run(broker: Arc<Broker>) {
         if !load(&broker).await {
             continue;
         }
+        let Ok(epoch) = coordinator_epoch(&broker) else {
+            continue;
+        };
         let now = now_ms();
         for record in broker.txns.all() {
             let id = record.transactional_id.clone();
             if record.state.is_preparing() || record.timed_out(now) {
-                if broker.txns.claim(&id) {
+                // A transaction whose markers were fenced at this epoch waits for a new one.
+                if !broker.txns.is_fenced(&id, epoch) && broker.txns.claim(&id) {
                     completions.spawn(complete(Arc::clone(&broker), id));
                 }
             } else if record.expired(now) {
@@ -384,7 +388,10 @@ async fn complete(broker: Arc<Broker>, id: String) {
         };
         match write_markers(&broker, &record, marker.clone(), partitions).await {
             Ok(()) => {}
-            Err(Stop::Fenced) => return,
+            Err(Stop::Fenced) => {
+                broker.txns.mark_fenced(&id, coordinator_epoch);
+                return;
+            }
             Err(Stop::Retry(left)) => {
                 pending = Some((record.version, left));
                 tokio::time::sleep(backoff).await;
@@ -399,7 +406,7 @@ async fn complete(broker: Arc<Broker>, id: String) {
                 Ok((txn::complete(current, now), ()))
             }
             // Changed meanwhile (another coordinator finished it): look again.
-            _ => Err(txn::CONCURRENT_TRANSACTIONS),
+            _ => Err(codes::CONCURRENT_TRANSACTIONS),
         })
         .await;
         match completed {
@@ -445,13 +452,15 @@ async fn write_markers(
             {
                 tracing::info!(transactional_id = %record.transactional_id, topic, partition, "partition gone: no marker");
             }
-            TRANSACTION_COORDINATOR_FENCED => {
-                tracing::warn!(transactional_id = %record.transactional_id, topic, partition, "a newer coordinator wrote this producer's markers: stopping");
+            codes::TRANSACTION_COORDINATOR_FENCED => {
+                tracing::warn!(transactional_id = %record.transactional_id, topic, partition, coordinator_epoch = marker.coordinator_epoch, "a newer coordinator wrote this producer's markers: stopping until the coordinator epoch changes");
                 return Err(Stop::Fenced);
             }
             codes::INVALID_PRODUCER_EPOCH => {
                 // The partition holds a newer epoch of the producer: this transaction ended
-                // there already.
+                // there already. (Only the coordinator raises a transactional producer's epoch
+                // on a partition: a batch opening a transaction is verified with it first,
+                // `txn_verification.rs`, and its id may write no plain batch there.)
                 tracing::warn!(transactional_id = %record.transactional_id, topic, partition, epoch = marker.producer_epoch, "marker refused as stale");
             }
             code => {

@@ -68,6 +68,7 @@ const APIS: &[ApiKey] = &[
     ApiKey::EndTxn,
     ApiKey::DescribeTransactions,
     ApiKey::ListTransactions,
+    ApiKey::DescribeProducers,
 ];
 
 fn default_request(key: ApiKey) -> RequestKind {
@@ -141,6 +142,9 @@ fn default_request(key: ApiKey) -> RequestKind {
         }
         ApiKey::ListTransactions => {
             RequestKind::ListTransactions(ListTransactionsRequest::default())
+        }
+        ApiKey::DescribeProducers => {
+            RequestKind::DescribeProducers(DescribeProducersRequest::default())
         }
         other => panic!("no default request for {other:?}"),
     }
@@ -530,7 +534,8 @@ fn corrupt_batches_and_bad_topic_names_get_kafka_error_codes() {
 fn fuzzed_quorum_requests_never_panic() {
     use hdi_broker::cluster::metadata::Command;
     use hdi_broker::cluster::rpc::{
-        EpochEndRequest, FetchPartition, Heartbeat, ReplicaFetch, Request, decode_request,
+        EpochEndRequest, FetchPartition, Heartbeat, ReplicaFetch, Request,
+        VerifyTxnPartitionsRequest, WriteTxnMarkersRequest, decode_request,
     };
     let seeds: Vec<Vec<u8>> = [
         Request::Propose(Command::DeleteTopic { name: "t".into() }),
@@ -562,6 +567,23 @@ fn fuzzed_quorum_requests_never_panic() {
             partition: 0,
             current_leader_epoch: 1,
             epoch: 0,
+        }),
+        Request::WriteTxnMarkers(WriteTxnMarkersRequest {
+            from: 2,
+            marker: hdi_broker::producers::TxnMarker {
+                producer_id: 1 << 40,
+                producer_epoch: 3,
+                coordinator_epoch: 7,
+                commit: true,
+            },
+            partitions: vec![("t".into(), 0), ("u".into(), 5)],
+        }),
+        Request::VerifyTxnPartitions(VerifyTxnPartitionsRequest {
+            from: 2,
+            transactional_id: "tx".into(),
+            producer_id: 1 << 40,
+            producer_epoch: 3,
+            partitions: vec![("t".into(), 0), ("u".into(), 5)],
         }),
     ]
     .iter()

@@ -4,7 +4,11 @@
 //! transactions listed to read_committed fetches), fencing of an older producer instance,
 //! TxnOffsetCommit whose offsets only show once committed (UNSTABLE_OFFSET_COMMIT meanwhile),
 //! a transaction past its timeout aborted by the coordinator, DescribeTransactions and
-//! ListTransactions, and all of it still there after a restart.
+//! ListTransactions, and all of it still there after a restart. Hanging transactions (KIP-890
+//! part 1): a transactional batch the coordinator does not know of (a partition not added, a
+//! zombie's after its transaction ended, a forged epoch) is refused and never holds the last
+//! stable offset; DescribeProducers shows a partition's producers; a coordinator whose markers a
+//! partition fenced stops writing them.
 #![allow(clippy::unwrap_used, reason = "tests")]
 
 mod common;
@@ -34,6 +38,9 @@ const INVALID_TRANSACTION_TIMEOUT: i16 = 50;
 const PRODUCER_FENCED: i16 = 90;
 const UNSTABLE_OFFSET_COMMIT: i16 = 88;
 const OPERATION_NOT_ATTEMPTED: i16 = 55;
+const INVALID_TXN_STATE: i16 = 48;
+const INVALID_REQUEST: i16 = 42;
+const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
 
 fn txn_id(id: &str) -> TransactionalId {
     TransactionalId(s(id))
@@ -128,11 +135,23 @@ async fn produce(
     sequence: i32,
     values: &[&str],
 ) -> i16 {
+    produce_batch(broker, (Some(id), topic), producer, sequence, values).await
+}
+
+/// Produces `values` as one batch of `producer` from `sequence` to `topic`-0: transactional
+/// (of transactional id `id`) when `id` is given, else a plain idempotent batch.
+async fn produce_batch(
+    broker: &Broker,
+    (id, topic): (Option<&str>, &str),
+    producer: (i64, i16),
+    sequence: i32,
+    values: &[&str],
+) -> i16 {
     let records: Vec<Record> = values
         .iter()
         .enumerate()
         .map(|(i, v)| Record {
-            transactional: true,
+            transactional: id.is_some(),
             control: false,
             delete_horizon: false,
             partition_leader_epoch: 0,
@@ -158,7 +177,7 @@ async fn produce(
     )
     .unwrap();
     let request = ProduceRequest::default()
-        .with_transactional_id(Some(txn_id(id)))
+        .with_transactional_id(id.map(txn_id))
         .with_acks(-1)
         .with_timeout_ms(5_000)
         .with_topic_data(vec![
@@ -276,6 +295,35 @@ fn records(partition: &fetch_response::PartitionData) -> Vec<(i64, String, bool)
         }
     }
     out
+}
+
+/// DescribeProducers of `topic`-`partition`: its error code and producers.
+async fn describe_producers(
+    broker: &Broker,
+    topic: &str,
+    partition: i32,
+) -> (i16, Vec<describe_producers_response::ProducerState>) {
+    let request = DescribeProducersRequest::default().with_topics(vec![
+        describe_producers_request::TopicRequest::default()
+            .with_name(name(topic))
+            .with_partition_indexes(vec![partition]),
+    ]);
+    let mut response: DescribeProducersResponse = call(
+        broker,
+        ApiKey::DescribeProducers,
+        0,
+        RequestKind::DescribeProducers(request),
+    )
+    .await;
+    let answer = response.topics.remove(0).partitions.remove(0);
+    assert_eq!(answer.partition_index, partition);
+    (answer.error_code, answer.active_producers)
+}
+
+/// `(high watermark, last stable offset)` of `topic`-0.
+async fn stable(broker: &Broker, topic: &str) -> (i64, i64) {
+    let answer = fetch(broker, topic, true).await;
+    (answer.high_watermark, answer.last_stable_offset)
 }
 
 async fn offset_fetch(broker: &Broker, group: &str, require_stable: bool) -> (i16, i64) {
@@ -555,5 +603,170 @@ async fn transactions_commit_abort_fence_and_time_out_over_the_wire() {
     assert_eq!(offset_fetch(&broker, "g", true).await, (0, 5));
     let fifth = init(&broker, "tx", 60_000).await;
     assert_eq!(fifth, (fourth.0, fourth.1 + 1));
+    broker.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn batches_the_coordinator_does_not_know_never_open_a_transaction() {
+    let dir = temp_dir("txn-verification");
+    let broker = open(dir.path()).await;
+    common::create_topic(&broker, "v", 1).await;
+    let producer = init(&broker, "hv", 60_000).await;
+
+    // InitProducerId with only one of producer id and epoch set is INVALID_REQUEST.
+    for (id, epoch) in [(producer.0, -1), (-1, 0)] {
+        let request = InitProducerIdRequest::default()
+            .with_transactional_id(Some(txn_id("hv")))
+            .with_transaction_timeout_ms(60_000)
+            .with_producer_id(ProducerId(id))
+            .with_producer_epoch(epoch);
+        let response: InitProducerIdResponse = call(
+            &broker,
+            ApiKey::InitProducerId,
+            4,
+            RequestKind::InitProducerId(request),
+        )
+        .await;
+        assert_eq!(
+            (response.error_code, response.producer_id.0),
+            (INVALID_REQUEST, -1),
+            "producer id {id}, epoch {epoch}"
+        );
+    }
+
+    // A partition not added to the transaction: refused, nothing appended, nothing open.
+    assert_eq!(
+        produce(&broker, ("hv", "v"), producer, 0, &["stray"]).await,
+        INVALID_TXN_STATE
+    );
+    assert_eq!(stable(&broker, "v").await, (0, 0));
+    // A transactional id the coordinator does not know.
+    assert_eq!(
+        produce(&broker, ("nobody", "v"), producer, 0, &["stray"]).await,
+        INVALID_PRODUCER_ID_MAPPING
+    );
+    assert_eq!(describe_producers(&broker, "v", 0).await, (0, vec![]));
+
+    // Added: the first batch is verified, the next ones of the open transaction append as is.
+    assert_eq!(
+        add_partitions(&broker, "hv", producer, &[("v", 0)]).await,
+        vec![0]
+    );
+    assert_eq!(produce(&broker, ("hv", "v"), producer, 0, &["a"]).await, 0);
+    assert_eq!(produce(&broker, ("hv", "v"), producer, 1, &["b"]).await, 0);
+    assert_eq!(stable(&broker, "v").await, (2, 0));
+
+    // A forged higher epoch (no coordinator handed it out) cannot raise the partition's epoch,
+    // neither with a transactional batch nor a plain one.
+    let forged = (producer.0, producer.1 + 1);
+    assert_eq!(
+        produce(&broker, ("hv", "v"), forged, 0, &["forged"]).await,
+        INVALID_PRODUCER_EPOCH
+    );
+    assert_eq!(
+        produce_batch(&broker, (None, "v"), forged, 0, &["forged"]).await,
+        INVALID_TXN_STATE
+    );
+
+    // DescribeProducers shows the open transaction (how operators find hanging ones).
+    let (code, producers) = describe_producers(&broker, "v", 0).await;
+    assert_eq!(code, 0);
+    let state = producers
+        .iter()
+        .find(|p| p.producer_id.0 == producer.0)
+        .unwrap();
+    assert_eq!(
+        (
+            state.producer_epoch,
+            state.last_sequence,
+            state.current_txn_start_offset
+        ),
+        (i32::from(producer.1), 1, 0)
+    );
+    assert_eq!(
+        describe_producers(&broker, "nope", 0).await.0,
+        UNKNOWN_TOPIC_OR_PARTITION
+    );
+
+    // The abort's marker is written at the producer's epoch (the forgeries did not make it
+    // stale) and ends the transaction on the partition.
+    assert_eq!(end(&broker, "hv", producer, false, 3).await, 0);
+    wait_state(&broker, "hv", "CompleteAbort").await;
+    let aborted = fetch(&broker, "v", true).await;
+    assert_eq!((aborted.high_watermark, aborted.last_stable_offset), (3, 3));
+    assert_eq!(records(&aborted)[2], (2, "ABORT".into(), true));
+    let (_, producers) = describe_producers(&broker, "v", 0).await;
+    assert_eq!(producers[0].current_txn_start_offset, -1);
+    assert!(producers[0].coordinator_epoch > 0);
+
+    // A zombie's late batch of the aborted transaction (same epoch): refused, the last stable
+    // offset is not pinned.
+    assert_eq!(
+        produce(&broker, ("hv", "v"), producer, 2, &["zombie"]).await,
+        INVALID_TXN_STATE
+    );
+    assert_eq!(stable(&broker, "v").await, (3, 3));
+    // After a new instance bumped the epoch, the old one is fenced.
+    let second = init(&broker, "hv", 60_000).await;
+    assert_eq!(second, (producer.0, producer.1 + 1));
+    assert_eq!(
+        produce(&broker, ("hv", "v"), producer, 2, &["zombie"]).await,
+        INVALID_PRODUCER_EPOCH
+    );
+    assert_eq!(stable(&broker, "v").await, (3, 3));
+
+    // The new instance's transaction passes and commits.
+    assert_eq!(
+        add_partitions(&broker, "hv", second, &[("v", 0)]).await,
+        vec![0]
+    );
+    assert_eq!(produce(&broker, ("hv", "v"), second, 0, &["c"]).await, 0);
+    assert_eq!(end(&broker, "hv", second, true, 3).await, 0);
+    wait_state(&broker, "hv", "CompleteCommit").await;
+    assert_eq!(stable(&broker, "v").await, (5, 5));
+    broker.stop().await;
+}
+
+/// A partition that saw a newer coordinator epoch fences the markers of a transaction: the
+/// coordinator stops writing them (it used to retry every scan, forever, writing the marker
+/// again to every other partition of the transaction each time).
+#[tokio::test(flavor = "multi_thread")]
+async fn fenced_markers_are_not_retried_at_the_same_coordinator_epoch() {
+    let dir = temp_dir("txn-fenced-markers");
+    let broker = open(dir.path()).await;
+    common::create_topic(&broker, "fa", 1).await;
+    common::create_topic(&broker, "fb", 1).await;
+    let producer = init(&broker, "fz", 60_000).await;
+    // Partition fa has seen a marker of this producer from a coordinator epoch far ahead.
+    let ahead = hdi_broker::producers::TxnMarker {
+        producer_id: producer.0,
+        producer_epoch: producer.1,
+        coordinator_epoch: 1_000_000,
+        commit: false,
+    };
+    let written =
+        hdi_broker::txn_markers::write_txn_markers(&broker, ahead, vec![("fa".to_owned(), 0)])
+            .await;
+    assert_eq!(written[0].1, 0);
+    assert_eq!(
+        add_partitions(&broker, "fz", producer, &[("fa", 0), ("fb", 0)]).await,
+        vec![0, 0]
+    );
+    assert_eq!(produce(&broker, ("fz", "fa"), producer, 0, &["a"]).await, 0);
+    assert_eq!(produce(&broker, ("fz", "fb"), producer, 0, &["b"]).await, 0);
+    assert_eq!(end(&broker, "fz", producer, false, 3).await, 0);
+    // fb takes its marker; fa refuses it as fenced, so the transaction stays PrepareAbort.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while stable(&broker, "fb").await != (2, 2) {
+        assert!(Instant::now() < deadline, "fb never got its marker");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Ten scans later: no marker written again.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(stable(&broker, "fb").await, (2, 2));
+    assert_eq!(
+        describe(&broker, "fz").await.transaction_state.as_str(),
+        "PrepareAbort"
+    );
     broker.stop().await;
 }

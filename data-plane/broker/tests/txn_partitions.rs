@@ -5,7 +5,11 @@
 //! `read_committed` Fetch stops at the last stable offset while a transaction is open and lists
 //! the aborted transactions a consumer drops (checked by filtering as Kafka's consumer does),
 //! `read_uncommitted` sees everything, ListOffsets' latest follows the isolation level, stale
-//! markers are fenced, and all of it holds after a restart.
+//! markers are fenced, and all of it holds after a restart. The broker runs with
+//! `--transaction-partition-verification-enable false` (Kafka's
+//! `transaction.partition.verification.enable`): its batches are not verified with the
+//! coordinator, which knows none of these producers; with verification (the default) the first
+//! of them is refused, as the last test shows.
 #![allow(clippy::unwrap_used, reason = "tests")]
 
 mod common;
@@ -13,10 +17,11 @@ mod common;
 use std::collections::{BTreeSet, HashSet};
 
 use bytes::Bytes;
-use common::{call, name, open, s, temp_dir};
+use common::{call, name, open, open_with, s, temp_dir};
 use hdi_broker::broker::Broker;
-use hdi_broker::producers::{TRANSACTION_COORDINATOR_FENCED, TRANSACTIONAL_BIT, TxnMarker};
+use hdi_broker::producers::{TRANSACTIONAL_BIT, TxnMarker};
 use hdi_broker::txn_markers::write_txn_markers;
+use hdi_kafka_client::codes::TRANSACTION_COORDINATOR_FENCED;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
@@ -24,7 +29,18 @@ use kafka_protocol::messages::*;
 use kafka_protocol::records::RecordBatchDecoder;
 
 const INVALID_PRODUCER_EPOCH: i16 = 47;
+const INVALID_PRODUCER_ID_MAPPING: i16 = 49;
+const NOT_ENOUGH_REPLICAS: i16 = 19;
 const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
+
+/// A broker whose partitions take transactional batches without asking the coordinator.
+async fn open_unverified(dir: &std::path::Path) -> common::TestBroker {
+    open_with(
+        dir,
+        &["--transaction-partition-verification-enable", "false"],
+    )
+    .await
+}
 
 /// An idempotent producer id and epoch from InitProducerId (no transactional id: the partition
 /// side does not need the coordinator).
@@ -209,7 +225,7 @@ async fn mark(broker: &Broker, marker: TxnMarker, topic: &str) -> i16 {
 #[tokio::test(flavor = "multi_thread")]
 async fn txn_read_committed_stops_at_the_last_stable_offset_and_lists_aborted_transactions() {
     let dir = temp_dir("txn-partitions");
-    let broker = open(dir.path()).await;
+    let broker = open_unverified(dir.path()).await;
     common::create_topic(&broker, "t", 1).await;
     let a = producer_id(&broker).await;
     let b = producer_id(&broker).await;
@@ -336,7 +352,7 @@ async fn txn_read_committed_stops_at_the_last_stable_offset_and_lists_aborted_tr
     );
     assert_eq!(produce(&broker, "t", None, &[b"after"]).await, Ok(10));
     broker.stop().await;
-    let broker = open(dir.path()).await;
+    let broker = open_unverified(dir.path()).await;
     let committed = fetch(&broker, "t", 0, true).await;
     assert_eq!(
         (committed.high_watermark, committed.last_stable_offset),
@@ -356,5 +372,34 @@ async fn txn_read_committed_stops_at_the_last_stable_offset_and_lists_aborted_tr
     let committed = fetch(&broker, "t", 0, true).await;
     assert_eq!(committed.last_stable_offset, 12);
     assert_eq!(consumed(&committed, true), ["plain", "b1", "b2", "after"]);
+    broker.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn txn_with_verification_a_batch_the_coordinator_does_not_know_is_refused() {
+    let dir = temp_dir("txn-partitions-verified");
+    let broker = open(dir.path()).await;
+    common::create_topic(&broker, "t", 1).await;
+    let a = producer_id(&broker).await;
+    // Transactional id "tx" was never initialised: the coordinator knows no such producer
+    // (once it has loaded: NOT_ENOUGH_REPLICAS, retriable, until then).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let refused = loop {
+        match produce(&broker, "t", Some((a, 0, true)), &[b"a1"]).await {
+            Err(NOT_ENOUGH_REPLICAS) if std::time::Instant::now() < deadline => {
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+            other => break other,
+        }
+    };
+    assert_eq!(refused, Err(INVALID_PRODUCER_ID_MAPPING));
+    let committed = fetch(&broker, "t", 0, true).await;
+    assert_eq!(
+        (committed.high_watermark, committed.last_stable_offset),
+        (0, 0)
+    );
+    // Plain batches are unaffected.
+    assert_eq!(produce(&broker, "t", None, &[b"plain"]).await, Ok(0));
+    assert_eq!(fetch(&broker, "t", 0, true).await.last_stable_offset, 1);
     broker.stop().await;
 }

@@ -1,5 +1,6 @@
 //! The broker-to-broker protocol on the quorum listener: Raft messages, metadata proposals and
-//! heartbeats to the controller, replica fetches, and transaction markers.
+//! heartbeats to the controller, replica fetches, transaction markers and transaction
+//! verifications.
 //!
 //! A frame is a big-endian `u32` length and a body. A request body is one JSON [`Request`]. A
 //! response body is a big-endian `u32` JSON length, the JSON answer, and raw bytes after it
@@ -48,6 +49,25 @@ pub enum Request {
     EpochEnd(EpochEndRequest),
     /// A transaction coordinator's markers for partitions this broker leads (`txn_markers.rs`).
     WriteTxnMarkers(WriteTxnMarkersRequest),
+    /// A partition leader asking the transaction coordinator whether partitions are in a
+    /// producer's ongoing transaction (KIP-890's AddPartitionsToTxn `verify_only`,
+    /// `txn_verification.rs`); answered with `Result<Vec<i16>, i16>`.
+    VerifyTxnPartitions(VerifyTxnPartitionsRequest),
+}
+
+/// Whether `partitions` are in the ongoing transaction of `transactional_id`'s producer.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct VerifyTxnPartitionsRequest {
+    /// The broker sending it (its certificate must name it).
+    pub from: BrokerId,
+    /// The transactional id.
+    pub transactional_id: String,
+    /// The producer id of the batches to append.
+    pub producer_id: i64,
+    /// Their producer epoch.
+    pub producer_epoch: i16,
+    /// Topic and partition of each.
+    pub partitions: Vec<(String, i32)>,
 }
 
 /// Transaction markers for the partitions the receiving broker leads.

@@ -413,7 +413,7 @@ pub fn offset_fetch(cx: &Context<'_>, request: OffsetFetchRequest) -> OffsetFetc
             .with_error_code(if !allowed {
                 codes::TOPIC_AUTHORIZATION_FAILED
             } else if unstable {
-                crate::txn::UNSTABLE_OFFSET_COMMIT
+                codes::UNSTABLE_OFFSET_COMMIT
             } else {
                 codes::NONE
             })

@@ -177,6 +177,7 @@ const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::EndTxn, 0, 3),
     (ApiKey::DescribeTransactions, 0, 0),
     (ApiKey::ListTransactions, 0, 1),
+    (ApiKey::DescribeProducers, 0, 0),
 ];
 
 /// The version range accepted for `key`, if implemented (clamped to what the codec supports).
@@ -253,6 +254,7 @@ pub fn set_throttle_time(response: &mut ResponseKind, ms: i32) {
         DescribeConfigs,
         DescribeGroups,
         DescribeLogDirs,
+        DescribeProducers,
         DescribeTransactions,
         DescribeUserScramCredentials,
         ElectLeaders,
@@ -368,6 +370,9 @@ pub async fn dispatch(cx: &Context<'_>, request: RequestKind) -> Outcome {
         }
         RequestKind::InitProducerId(r) => {
             ResponseKind::InitProducerId(producer::init_producer_id(cx, r).await)
+        }
+        RequestKind::DescribeProducers(r) => {
+            ResponseKind::DescribeProducers(producer::describe_producers(cx, r))
         }
         RequestKind::AddPartitionsToTxn(r) => {
             ResponseKind::AddPartitionsToTxn(txn::add_partitions_to_txn(cx, r).await)

@@ -6,8 +6,11 @@
 //!
 //! Transactional batches (KIP-98) are appended like idempotent ones, their transaction state
 //! kept per partition (`producers.rs`); a request carrying any needs a transactional id the
-//! principal may write (TRANSACTIONAL_ID_AUTHORIZATION_FAILED otherwise, as Kafka answers).
+//! principal may write (TRANSACTIONAL_ID_AUTHORIZATION_FAILED otherwise, as Kafka answers). A
+//! partition's first transactional batch of a transaction is appended only once the transaction
+//! coordinator verified it (KIP-890 part 1, [`crate::txn_verification`]).
 
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,6 +19,7 @@ use kafka_protocol::messages::produce_response::{PartitionProduceResponse, Topic
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 
 use super::{Context, sb};
+use crate::producers::VerificationGuard;
 use crate::replica::{Produced, Replica};
 use crate::security::acl::Operation;
 use crate::security::quota::PRODUCER_BYTE_RATE;
@@ -46,21 +50,7 @@ pub async fn produce(cx: &Context<'_>, request: ProduceRequest) -> Option<Produc
         .iter()
         .flat_map(|t| &t.partition_data)
         .filter_map(|p| p.records.as_ref())
-        .any(|records| {
-            // Every batch's header: a plain first batch must not hide a transactional one behind
-            // it. (Malformed bytes are refused whole by the replica's validation.)
-            let mut rest: &[u8] = records;
-            while let Ok(header) = hdi_log::batch::parse_header(rest, usize::MAX) {
-                if crate::producers::is_transactional(&header) {
-                    return true;
-                }
-                match rest.get(header.size()..) {
-                    Some(next) if !next.is_empty() => rest = next,
-                    _ => break,
-                }
-            }
-            false
-        });
+        .any(|records| transactional_producer(records).is_some());
     let transaction_refused = transactional
         && !request.transactional_id.as_ref().is_some_and(|id| {
             cx.allowed(
@@ -69,6 +59,11 @@ pub async fn produce(cx: &Context<'_>, request: ProduceRequest) -> Option<Produc
                 id.as_str(),
             )
         });
+    let mut verified = if transactional && !transaction_refused {
+        verify_transactions(cx, &request).await
+    } else {
+        HashMap::new()
+    };
     let mut appended = false;
     let mut pending: Vec<(kafka_protocol::messages::TopicName, Vec<Pending>)> = Vec::new();
     for topic_data in request.topic_data {
@@ -89,6 +84,11 @@ pub async fn produce(cx: &Context<'_>, request: ProduceRequest) -> Option<Produc
         let mut partitions = Vec::with_capacity(topic_data.partition_data.len());
         let writable = cx.allowed_topic(Operation::Write, &name);
         for data in topic_data.partition_data {
+            let (guard, unverified) = match verified.remove(&(name.clone(), data.index)) {
+                Some(Ok(guard)) => (Some(guard), None),
+                Some(Err(error)) => (None, Some(error)),
+                None => (None, None),
+            };
             let outcome = if transaction_refused {
                 Err(KafkaError::new(
                     codes::TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
@@ -126,24 +126,30 @@ pub async fn produce(cx: &Context<'_>, request: ProduceRequest) -> Option<Produc
                     codes::INVALID_REQUIRED_ACKS,
                     format!("acks must be 0, 1 or -1, got {acks}"),
                 ))
+            } else if let Some(error) = unverified {
+                Err(error)
             } else {
                 match broker.replicas.leader(&view.meta, &name, data.index) {
                     Err(error) => Err(error),
                     Ok(replica) => {
                         let records = data.records.unwrap_or_default();
                         let min = (acks == -1).then_some(min_insync);
-                        super::blocking(|| replica.produce(&records, min)).map(|produced| {
-                            appended = true;
-                            // Records appended: the log end moved past them (a duplicate
-                            // batch's original offset may count it again; rare).
-                            let messages = produced.log_end.saturating_sub(produced.base_offset);
-                            broker.metrics.topic(&name).produced(
-                                records.len() as u64,
-                                u64::try_from(messages).unwrap_or(0),
-                            );
-                            let wait = acks == -1 && !broker.config.testing_ack_before_replication;
-                            (produced, wait.then(|| (Arc::clone(&replica), min_insync)))
-                        })
+                        super::blocking(|| replica.produce_with(&records, min, guard)).map(
+                            |produced| {
+                                appended = true;
+                                // Records appended: the log end moved past them (a duplicate
+                                // batch's original offset may count it again; rare).
+                                let messages =
+                                    produced.log_end.saturating_sub(produced.base_offset);
+                                broker.metrics.topic(&name).produced(
+                                    records.len() as u64,
+                                    u64::try_from(messages).unwrap_or(0),
+                                );
+                                let wait =
+                                    acks == -1 && !broker.config.testing_ack_before_replication;
+                                (produced, wait.then(|| (Arc::clone(&replica), min_insync)))
+                            },
+                        )
                     }
                 }
             };
@@ -204,4 +210,74 @@ pub async fn produce(cx: &Context<'_>, request: ProduceRequest) -> Option<Produc
             .with_responses(responses)
             .with_throttle_time_ms(throttle_ms),
     )
+}
+
+/// The producer (id, epoch) of the first transactional batch in `records` (every batch's header
+/// is read: a plain first batch must not hide a transactional one behind it; malformed bytes
+/// are refused whole by the replica's validation).
+fn transactional_producer(records: &[u8]) -> Option<(i64, i16)> {
+    let mut rest = records;
+    while let Ok(header) = hdi_log::batch::parse_header(rest, usize::MAX) {
+        if crate::producers::is_transactional(&header) {
+            return Some((header.producer_id, header.producer_epoch));
+        }
+        match rest.get(header.size()..) {
+            Some(next) if !next.is_empty() => rest = next,
+            _ => break,
+        }
+    }
+    None
+}
+
+/// A partition and the guard its leader handed out for a verification.
+type Guarded = ((String, i32), VerificationGuard);
+
+/// KIP-890 part 1: for each partition led here whose first transactional batch would open a
+/// transaction there, the verification guard to append it with once the transaction coordinator
+/// agreed, or the error to answer. Partitions not listed need no verification (their producer's
+/// transaction is open there already, or they are refused for another reason). One question to
+/// the coordinator per producer of the request; none with verification off, when every guard
+/// is granted as Kafka appends unverified.
+async fn verify_transactions(
+    cx: &Context<'_>,
+    request: &ProduceRequest,
+) -> HashMap<(String, i32), Result<VerificationGuard, KafkaError>> {
+    let broker = cx.broker;
+    let mut verified = HashMap::new();
+    let Some(transactional_id) = request.transactional_id.as_ref() else {
+        return verified;
+    };
+    let view = broker.cluster.view();
+    let mut asks: BTreeMap<(i64, i16), Vec<Guarded>> = BTreeMap::new();
+    for topic_data in &request.topic_data {
+        let name = topic_data.name.0.as_str();
+        for data in &topic_data.partition_data {
+            let Some(producer) = data.records.as_deref().and_then(transactional_producer) else {
+                continue;
+            };
+            let Ok(replica) = broker.replicas.leader(&view.meta, name, data.index) else {
+                continue;
+            };
+            if let Some(guard) = replica.begin_verification(producer.0, producer.1) {
+                asks.entry(producer)
+                    .or_default()
+                    .push(((name.to_owned(), data.index), guard));
+            }
+        }
+    }
+    for (producer, partitions) in asks {
+        if !broker.config.transaction_partition_verification {
+            // Verification off (`transaction.partition.verification.enable=false`): trusted.
+            verified.extend(partitions.into_iter().map(|(tp, guard)| (tp, Ok(guard))));
+            continue;
+        }
+        let asked = partitions.iter().map(|(tp, _)| tp.clone()).collect();
+        let answers =
+            crate::txn_verification::verify(broker, transactional_id.as_str(), producer, asked)
+                .await;
+        for ((tp, answer), (_, guard)) in answers.into_iter().zip(partitions) {
+            verified.insert(tp, answer.map(|()| guard));
+        }
+    }
+    verified
 }

@@ -1,10 +1,18 @@
 //! InitProducerId: producer ids for idempotent producers; a transactional id's come from the
-//! transaction coordinator (`txn.rs`).
+//! transaction coordinator (`txn.rs`). DescribeProducers: the producer state of partitions this
+//! broker leads (how operators find hanging transactions, as `kafka-transactions.sh
+//! find-hanging` does).
 
 use hdi_kafka_client::codes;
-use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse};
+use kafka_protocol::messages::describe_producers_response::{
+    PartitionResponse, ProducerState, TopicResponse,
+};
+use kafka_protocol::messages::{
+    DescribeProducersRequest, DescribeProducersResponse, InitProducerIdRequest,
+    InitProducerIdResponse, ProducerId,
+};
 
-use super::Context;
+use super::{Context, sb};
 use crate::security::acl::Operation;
 
 /// Kafka's rule (KIP-679): `IDEMPOTENT_WRITE` on the cluster, or `WRITE` on some topic.
@@ -48,4 +56,60 @@ pub async fn init_producer_id(
         }
     }
     response
+}
+
+/// Handles DescribeProducers: per partition, READ on its topic (TOPIC_AUTHORIZATION_FAILED),
+/// led here (NOT_LEADER_OR_FOLLOWER, UNKNOWN_TOPIC_OR_PARTITION), then its active producers.
+pub fn describe_producers(
+    cx: &Context<'_>,
+    r: DescribeProducersRequest,
+) -> DescribeProducersResponse {
+    let view = cx.broker.cluster.view();
+    let topics = r
+        .topics
+        .into_iter()
+        .map(|topic| {
+            let name = topic.name.0.as_str().to_owned();
+            let readable = cx.allowed_topic(Operation::Read, &name);
+            let partitions = topic
+                .partition_indexes
+                .into_iter()
+                .map(|index| {
+                    let answer = PartitionResponse::default().with_partition_index(index);
+                    if !readable {
+                        return answer
+                            .with_error_code(codes::TOPIC_AUTHORIZATION_FAILED)
+                            .with_error_message(Some(sb(format!(
+                                "{} may not read topic {name:?}",
+                                cx.principal
+                            ))));
+                    }
+                    match cx.broker.replicas.leader(&view.meta, &name, index) {
+                        Err(error) => answer
+                            .with_error_code(error.code)
+                            .with_error_message(Some(sb(error.message))),
+                        Ok(replica) => answer.with_active_producers(
+                            replica
+                                .describe_producers()
+                                .into_iter()
+                                .map(|p| {
+                                    ProducerState::default()
+                                        .with_producer_id(ProducerId(p.producer_id))
+                                        .with_producer_epoch(i32::from(p.producer_epoch))
+                                        .with_last_sequence(p.last_sequence)
+                                        .with_last_timestamp(p.last_timestamp)
+                                        .with_coordinator_epoch(p.coordinator_epoch)
+                                        .with_current_txn_start_offset(p.current_txn_start_offset)
+                                })
+                                .collect(),
+                        ),
+                    }
+                })
+                .collect();
+            TopicResponse::default()
+                .with_name(topic.name)
+                .with_partitions(partitions)
+        })
+        .collect();
+    DescribeProducersResponse::default().with_topics(topics)
 }

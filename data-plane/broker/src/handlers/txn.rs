@@ -123,7 +123,7 @@ async fn add_partitions_for(
                 refused
                     .get(p)
                     .copied()
-                    .unwrap_or(txn::OPERATION_NOT_ATTEMPTED)
+                    .unwrap_or(codes::OPERATION_NOT_ATTEMPTED)
             })
             .collect()
     } else if verify_only {
@@ -342,7 +342,7 @@ pub fn describe_transactions(
                 return answer.with_error_code(code);
             }
             let Some(record) = cx.broker.txns.get(name) else {
-                return answer.with_error_code(txn::TRANSACTIONAL_ID_NOT_FOUND);
+                return answer.with_error_code(codes::TRANSACTIONAL_ID_NOT_FOUND);
             };
             let mut topics: Vec<TopicData> = Vec::new();
             for (topic, partition) in &record.partitions {

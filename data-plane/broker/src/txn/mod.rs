@@ -29,30 +29,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use hdi_kafka_client::codes;
-use kafka_protocol::error::ResponseError;
 use serde::{Deserialize, Serialize};
 
 use crate::groups::offsets::{self, OffsetMap};
 use crate::state::KafkaError;
-
-/// CONCURRENT_TRANSACTIONS (retriable: the transaction is completing).
-pub const CONCURRENT_TRANSACTIONS: i16 = ResponseError::ConcurrentTransactions.code();
-/// INVALID_TXN_STATE.
-pub const INVALID_TXN_STATE: i16 = ResponseError::InvalidTxnState.code();
-/// PRODUCER_FENCED (a newer producer instance has the transactional id).
-pub const PRODUCER_FENCED: i16 = ResponseError::ProducerFenced.code();
-/// INVALID_PRODUCER_ID_MAPPING.
-pub const INVALID_PRODUCER_ID_MAPPING: i16 = ResponseError::InvalidProducerIdMapping.code();
-/// INVALID_TRANSACTION_TIMEOUT.
-pub const INVALID_TRANSACTION_TIMEOUT: i16 = ResponseError::InvalidTransactionTimeout.code();
-/// COORDINATOR_LOAD_IN_PROGRESS.
-pub const COORDINATOR_LOAD_IN_PROGRESS: i16 = ResponseError::CoordinatorLoadInProgress.code();
-/// TRANSACTIONAL_ID_NOT_FOUND (DescribeTransactions).
-pub const TRANSACTIONAL_ID_NOT_FOUND: i16 = ResponseError::TransactionalIdNotFound.code();
-/// UNSTABLE_OFFSET_COMMIT (OffsetFetch with `require_stable`).
-pub const UNSTABLE_OFFSET_COMMIT: i16 = ResponseError::UnstableOffsetCommit.code();
-/// OPERATION_NOT_ATTEMPTED (partitions of a request that failed for another partition).
-pub const OPERATION_NOT_ATTEMPTED: i16 = ResponseError::OperationNotAttempted.code();
 
 /// Kafka's `transaction.max.timeout.ms` default: a longer `transaction.timeout.ms` is refused.
 pub const MAX_TIMEOUT_MS: i32 = 900_000;
@@ -226,9 +206,9 @@ impl TxnRecord {
     /// Checks a request's producer id and epoch against the record.
     fn check_producer(&self, producer_id: i64, producer_epoch: i16) -> Result<(), i16> {
         if producer_id != self.producer_id {
-            Err(INVALID_PRODUCER_ID_MAPPING)
+            Err(codes::INVALID_PRODUCER_ID_MAPPING)
         } else if producer_epoch != self.producer_epoch {
-            Err(PRODUCER_FENCED)
+            Err(codes::PRODUCER_FENCED)
         } else {
             Ok(())
         }
@@ -284,7 +264,7 @@ pub fn apply(
     let stored = txns.get(id).map_or(0, |r| r.version);
     if stored != expected {
         return Err(KafkaError::new(
-            CONCURRENT_TRANSACTIONS,
+            codes::CONCURRENT_TRANSACTIONS,
             format!("transactional id {id:?} changed (version {stored}, not {expected})"),
         ));
     }
@@ -362,7 +342,7 @@ pub fn init_producer(
     fresh_id: impl FnOnce() -> Result<i64, i16>,
 ) -> Result<InitStep, i16> {
     if timeout_ms <= 0 || timeout_ms > MAX_TIMEOUT_MS {
-        return Err(INVALID_TRANSACTION_TIMEOUT);
+        return Err(codes::INVALID_TRANSACTION_TIMEOUT);
     }
     let Some(current) = current else {
         return Ok(InitStep::Ready(TxnRecord::new(
@@ -373,18 +353,18 @@ pub fn init_producer(
         )));
     };
     if current.state.is_preparing() || current.state == TxnState::Dead {
-        return Err(CONCURRENT_TRANSACTIONS);
+        return Err(codes::CONCURRENT_TRANSACTIONS);
     }
     if let Some((producer_id, epoch)) = expected {
         if producer_id != current.producer_id {
-            return Err(PRODUCER_FENCED);
+            return Err(codes::PRODUCER_FENCED);
         }
         if epoch != current.producer_epoch {
             // A retry whose answer was lost names the epoch before the last bump.
             return if epoch == current.last_producer_epoch && current.state == TxnState::Empty {
                 Ok(InitStep::Unchanged)
             } else {
-                Err(PRODUCER_FENCED)
+                Err(codes::PRODUCER_FENCED)
             };
         }
     }
@@ -427,10 +407,10 @@ fn open_transaction(
 ) -> Result<TxnRecord, i16> {
     current.check_producer(producer_id, producer_epoch)?;
     if current.state.is_preparing() {
-        return Err(CONCURRENT_TRANSACTIONS);
+        return Err(codes::CONCURRENT_TRANSACTIONS);
     }
     if current.state == TxnState::Dead {
-        return Err(INVALID_PRODUCER_ID_MAPPING);
+        return Err(codes::INVALID_PRODUCER_ID_MAPPING);
     }
     let mut next = current.changed(now_ms);
     if current.state != TxnState::Ongoing {
@@ -500,10 +480,10 @@ pub fn commit_offsets(
 ) -> Result<TxnRecord, i16> {
     current.check_producer(producer_id, producer_epoch)?;
     if current.state.is_preparing() {
-        return Err(CONCURRENT_TRANSACTIONS);
+        return Err(codes::CONCURRENT_TRANSACTIONS);
     }
     if current.state != TxnState::Ongoing || !current.groups.contains(group) {
-        return Err(INVALID_TXN_STATE);
+        return Err(codes::INVALID_TXN_STATE);
     }
     let mut next = current.changed(now_ms);
     for (topic, partition, offset, metadata) in committed {
@@ -552,12 +532,12 @@ pub fn end_transaction(
             Ok(EndStep::Prepare(next))
         }
         (TxnState::PrepareCommit, true) | (TxnState::PrepareAbort, false) => {
-            Err(CONCURRENT_TRANSACTIONS)
+            Err(codes::CONCURRENT_TRANSACTIONS)
         }
         (TxnState::CompleteCommit, true) | (TxnState::CompleteAbort, false) => {
             Ok(EndStep::AlreadyDone)
         }
-        _ => Err(INVALID_TXN_STATE),
+        _ => Err(codes::INVALID_TXN_STATE),
     }
 }
 
@@ -597,6 +577,9 @@ pub struct TxnCoordinator {
     loaded_term: AtomicU64,
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     completing: Mutex<HashSet<String>>,
+    /// Ids whose markers a partition fenced (it saw a newer coordinator epoch), with the
+    /// coordinator epoch they were fenced at: not retried until the epoch changes.
+    fenced: Mutex<HashMap<String, i32>>,
     /// Woken when a transaction enters `Prepare*` (its markers are due).
     pub wake: tokio::sync::Notify,
 }
@@ -615,6 +598,7 @@ impl TxnCoordinator {
             loaded_term: AtomicU64::new(0),
             locks: Mutex::default(),
             completing: Mutex::default(),
+            fenced: Mutex::default(),
             wake: tokio::sync::Notify::new(),
         }
     }
@@ -673,12 +657,27 @@ impl TxnCoordinator {
     pub fn release(&self, id: &str) {
         crate::state::lock(&self.completing).remove(id);
     }
+
+    /// Remembers that a partition refused `id`'s marker from coordinator epoch
+    /// `coordinator_epoch` as fenced (TRANSACTION_COORDINATOR_FENCED): a newer coordinator
+    /// exists, so this one stops writing the markers until its epoch changes.
+    pub fn mark_fenced(&self, id: &str, coordinator_epoch: i32) {
+        crate::state::lock(&self.fenced).insert(id.to_owned(), coordinator_epoch);
+    }
+
+    /// Whether `id`'s markers were fenced at `coordinator_epoch` (forgetting fences of other
+    /// epochs: a new term may write them again).
+    pub fn is_fenced(&self, id: &str, coordinator_epoch: i32) -> bool {
+        let mut fenced = crate::state::lock(&self.fenced);
+        fenced.retain(|_, epoch| *epoch == coordinator_epoch);
+        fenced.contains_key(id)
+    }
 }
 
 /// A refusal for the wire: for requests of `version` below `fenced_since`, PRODUCER_FENCED is
 /// answered as INVALID_PRODUCER_EPOCH (KIP-588, as Kafka maps it).
 pub fn versioned(code: i16, version: i16, fenced_since: i16) -> i16 {
-    if code == PRODUCER_FENCED && version < fenced_since {
+    if code == codes::PRODUCER_FENCED && version < fenced_since {
         codes::INVALID_PRODUCER_EPOCH
     } else {
         code

@@ -80,19 +80,19 @@ fn a_transaction_goes_through_its_states() {
     // invalid state; adding partitions waits.
     assert_eq!(
         end_transaction(&record, 7, 0, true, 3_001),
-        Err(CONCURRENT_TRANSACTIONS)
+        Err(codes::CONCURRENT_TRANSACTIONS)
     );
     assert_eq!(
         end_transaction(&record, 7, 0, false, 3_001),
-        Err(INVALID_TXN_STATE)
+        Err(codes::INVALID_TXN_STATE)
     );
     assert_eq!(
         add_partitions(&record, 7, 0, &[("t".into(), 2)], 3_001),
-        Err(CONCURRENT_TRANSACTIONS)
+        Err(codes::CONCURRENT_TRANSACTIONS)
     );
     assert_eq!(
         init_producer(ID, Some(&record), 60_000, None, 3_001, fresh(8)),
-        Err(CONCURRENT_TRANSACTIONS)
+        Err(codes::CONCURRENT_TRANSACTIONS)
     );
     let record = put(&mut txns, &mut offsets, complete(&record, 4_000).unwrap());
     assert_eq!(
@@ -107,7 +107,7 @@ fn a_transaction_goes_through_its_states() {
     );
     assert_eq!(
         end_transaction(&record, 7, 0, false, 4_001),
-        Err(INVALID_TXN_STATE)
+        Err(codes::INVALID_TXN_STATE)
     );
     // The next transaction starts from the completed one.
     let next = add_partitions(&record, 7, 0, &[("u".into(), 0)], 5_000)
@@ -121,7 +121,7 @@ fn a_transaction_goes_through_its_states() {
     let empty = ready(init_producer(ID, None, 60_000, None, 0, fresh(9)).unwrap());
     assert_eq!(
         end_transaction(&empty, 9, 0, true, 1),
-        Err(INVALID_TXN_STATE)
+        Err(codes::INVALID_TXN_STATE)
     );
 }
 
@@ -152,26 +152,29 @@ fn init_producer_fences_older_producers() {
     // The first instance is fenced everywhere.
     assert_eq!(
         add_partitions(&second, 7, 0, &[("t".into(), 0)], 2),
-        Err(PRODUCER_FENCED)
+        Err(codes::PRODUCER_FENCED)
     );
-    assert_eq!(add_offsets(&second, 7, 0, "g", 2), Err(PRODUCER_FENCED));
+    assert_eq!(
+        add_offsets(&second, 7, 0, "g", 2),
+        Err(codes::PRODUCER_FENCED)
+    );
     assert_eq!(
         end_transaction(&second, 7, 0, true, 2),
-        Err(PRODUCER_FENCED)
+        Err(codes::PRODUCER_FENCED)
     );
     assert_eq!(
         add_partitions(&second, 8, 1, &[("t".into(), 0)], 2),
-        Err(INVALID_PRODUCER_ID_MAPPING)
+        Err(codes::INVALID_PRODUCER_ID_MAPPING)
     );
     // The fenced first instance cannot get the new epoch back by naming its own (the bump was
     // a new instance's, not its retry).
     assert_eq!(
         init_producer(ID, Some(&second), 30_000, Some((7, 0)), 3, fresh(8)),
-        Err(PRODUCER_FENCED)
+        Err(codes::PRODUCER_FENCED)
     );
     assert_eq!(
         init_producer(ID, Some(&second), 30_000, Some((6, 1)), 3, fresh(8)),
-        Err(PRODUCER_FENCED)
+        Err(codes::PRODUCER_FENCED)
     );
     let third = ready(init_producer(ID, Some(&second), 30_000, Some((7, 1)), 3, fresh(8)).unwrap());
     assert_eq!(third.producer_epoch, 2);
@@ -184,7 +187,7 @@ fn init_producer_fences_older_producers() {
     for timeout in [0, -1, MAX_TIMEOUT_MS + 1] {
         assert_eq!(
             init_producer(ID, None, timeout, None, 0, fresh(1)),
-            Err(INVALID_TRANSACTION_TIMEOUT),
+            Err(codes::INVALID_TRANSACTION_TIMEOUT),
             "{timeout}"
         );
     }
@@ -208,7 +211,7 @@ fn a_new_instance_aborts_the_open_transaction_first() {
     let abort = put(&mut txns, &mut offsets, abort);
     assert_eq!(
         end_transaction(&abort, 7, 0, true, 2_001),
-        Err(PRODUCER_FENCED)
+        Err(codes::PRODUCER_FENCED)
     );
     let done = put(&mut txns, &mut offsets, complete(&abort, 2_500).unwrap());
     assert_eq!(done.state, TxnState::CompleteAbort);
@@ -235,7 +238,7 @@ fn transactions_past_their_timeout_are_aborted_and_the_producer_fenced() {
     // The zombie's EndTxn is fenced; nothing but Ongoing times out.
     assert_eq!(
         end_transaction(&aborted, 7, 0, true, 61_001),
-        Err(PRODUCER_FENCED)
+        Err(codes::PRODUCER_FENCED)
     );
     assert_eq!(abort_timed_out(&aborted, 1_000_000), None);
     let done = complete(&aborted, 61_500).unwrap();
@@ -254,7 +257,7 @@ fn transactional_offsets_are_visible_only_once_committed() {
     // Without AddOffsetsToTxn for the group, the commit is refused.
     assert_eq!(
         commit_offsets(&record, 7, 0, "g", &committed, 1_100),
-        Err(INVALID_TXN_STATE)
+        Err(codes::INVALID_TXN_STATE)
     );
     let record = put(
         &mut txns,
@@ -264,7 +267,7 @@ fn transactional_offsets_are_visible_only_once_committed() {
     assert_eq!(add_offsets(&record, 7, 0, "g", 1_101), Ok(None));
     assert_eq!(
         commit_offsets(&record, 7, 1, "g", &committed, 1_100),
-        Err(PRODUCER_FENCED)
+        Err(codes::PRODUCER_FENCED)
     );
     let record = put(
         &mut txns,
@@ -338,7 +341,7 @@ fn a_change_computed_from_a_stale_record_is_refused() {
         },
     )
     .unwrap_err();
-    assert_eq!(refused.code, CONCURRENT_TRANSACTIONS);
+    assert_eq!(refused.code, codes::CONCURRENT_TRANSACTIONS);
     assert_eq!(txns[ID].state, TxnState::PrepareAbort);
     // A removal of a record that changed is refused too; of the current one, done.
     let remove = |version| TxnCommand::Remove {
@@ -363,8 +366,11 @@ fn state_names_are_kafkas() {
     }
     assert_eq!(TxnState::from_name("ongoing"), None);
     assert_eq!(
-        versioned(PRODUCER_FENCED, 1, 2),
+        versioned(codes::PRODUCER_FENCED, 1, 2),
         codes::INVALID_PRODUCER_EPOCH
     );
-    assert_eq!(versioned(PRODUCER_FENCED, 2, 2), PRODUCER_FENCED);
+    assert_eq!(
+        versioned(codes::PRODUCER_FENCED, 2, 2),
+        codes::PRODUCER_FENCED
+    );
 }
