@@ -84,18 +84,19 @@ pub fn java_program(main: &str, args: &[&str]) -> Proc {
     )
 }
 
-/// Waits up to `timeout` for a program started by [`java_program`] to exit; its final JSON
-/// line. Fails the test (with every line the program printed) when it runs too long, exits
-/// with an error or does not report `"ok": true`.
+/// Waits up to `timeout` for a Java program (started by [`java_program`], or one of
+/// `crate::kafka_ecosystem`'s) to exit; its final JSON line. Fails the test (with every line the
+/// program printed) when it runs too long, exits with an error or does not report `"ok": true`.
 pub fn java_result(program: &mut Proc, timeout: Duration) -> serde_json::Value {
     let (status, lines) = program.wait_exit_lines(timeout).unwrap();
     let output = lines.join("\n");
     let (last, value) = last_json_line(&output);
     assert!(
         status.success() && value["ok"] == true,
-        "Java program failed ({status}):\n{output}"
+        "{} failed ({status}):\n{output}",
+        program.name()
     );
-    eprintln!("{last}");
+    eprintln!("{}: {last}", program.name());
     value
 }
 

@@ -17,7 +17,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::Proc;
-use crate::java::{java_ecosystem_lib, javac_classes};
+use crate::java::{java_ecosystem_lib, java_result, javac_classes};
 
 /// log4j2's configuration for one JVM: WARN, and INFO for `info_logger`.
 fn log4j2(info_logger: &str) -> String {
@@ -59,11 +59,10 @@ pub fn ecosystem_java(dir: &Path, info_logger: &str) -> Command {
 }
 
 /// Starts `hdi.ecosystem.<main>` with `args` in `dir` (its output collected; SIGKILLed when
-/// dropped). The programs end with one JSON line, `"ok": true` or the failures (see
-/// [`crate::java_result`]-style checks in the tests).
+/// dropped). The programs end with one JSON line, `"ok": true` or the failures.
 pub fn ecosystem_program(dir: &Path, main: &str, args: &[&str]) -> Proc {
     Proc::spawn(
-        &format!("java {main}"),
+        &format!("java hdi.ecosystem.{main}"),
         ecosystem_java(dir, &format!("hdi.ecosystem.{main}"))
             .arg(format!("hdi.ecosystem.{main}"))
             .args(args),
@@ -71,23 +70,14 @@ pub fn ecosystem_program(dir: &Path, main: &str, args: &[&str]) -> Proc {
 }
 
 /// Runs `hdi.ecosystem.<main>` to its end (at most `timeout`); its final JSON line, which must
-/// say `"ok": true` (else the test fails with everything the program printed).
+/// say `"ok": true` (else the test fails with everything the program printed: [`java_result`]).
 pub fn ecosystem_run(
     dir: &Path,
     main: &str,
     args: &[&str],
     timeout: Duration,
 ) -> serde_json::Value {
-    let mut program = ecosystem_program(dir, main, args);
-    let (status, lines) = program.wait_exit_lines(timeout).unwrap();
-    let output = lines.join("\n");
-    let (last, value) = crate::last_json_line(&output);
-    assert!(
-        status.success() && value["ok"] == true,
-        "hdi.ecosystem.{main} failed ({status}):\n{output}"
-    );
-    eprintln!("{main}: {last}");
-    value
+    java_result(&mut ecosystem_program(dir, main, args), timeout)
 }
 
 /// A Kafka Connect worker in distributed mode (`ConnectDistributed`), its REST API on a loopback

@@ -45,6 +45,11 @@ impl Proc {
         }
     }
 
+    /// The name it was started under (for messages).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
     /// Every line printed so far.
     pub fn lines(&self) -> Vec<String> {
         self.output.lock().unwrap().clone()

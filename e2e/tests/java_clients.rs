@@ -19,7 +19,8 @@ use std::time::Duration;
 
 use hdi_broker::security::scram::{ScramCredential, ScramMechanism};
 use hdi_e2e::{
-    Broker, BrokerCluster, Proc, TempDir, bin, java_program, java_result, java_run, ports,
+    Broker, BrokerCluster, Proc, TempDir, bin, http_request, java_program, java_result, java_run,
+    ports,
 };
 
 #[test]
@@ -131,13 +132,10 @@ fn acls_over_sasl_scram_are_created_enforced_and_deleted() {
 /// The broker's value of a Prometheus series without labels (`name value`), from its loopback
 /// metrics listener.
 fn metric(addr: &str, name: &str) -> Option<f64> {
-    use std::io::{Read as _, Write as _};
-    let mut stream = std::net::TcpStream::connect(addr).ok()?;
-    stream
-        .write_all(format!("GET /metrics HTTP/1.0\r\nHost: {addr}\r\n\r\n").as_bytes())
-        .ok()?;
-    let mut text = String::new();
-    stream.read_to_string(&mut text).ok()?;
+    let (status, text) = http_request(addr, "GET", "/metrics", None)?;
+    if status != 200 {
+        return None;
+    }
     text.lines()
         .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
 }
