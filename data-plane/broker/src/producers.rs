@@ -44,11 +44,11 @@ use serde::{Deserialize, Serialize};
 /// Kafka's `transaction.max.timeout.ms` default: no transaction may be open longer, so one
 /// open on a partition longer than this plus [`HANGING_MARGIN_MS`] is hanging (its marker was
 /// never written: a batch the coordinator never knew of).
-pub const MAX_TRANSACTION_TIMEOUT_MS: i64 = 900_000;
+pub const MAX_TRANSACTION_TIMEOUT_MS: i32 = 900_000;
 /// The margin past [`MAX_TRANSACTION_TIMEOUT_MS`] for the coordinator's abort and its markers.
 pub const HANGING_MARGIN_MS: i64 = 300_000;
 /// How long a partition-side transaction may be open before it counts as hanging.
-pub const HANGING_AFTER_MS: i64 = MAX_TRANSACTION_TIMEOUT_MS + HANGING_MARGIN_MS;
+pub const HANGING_AFTER_MS: i64 = MAX_TRANSACTION_TIMEOUT_MS as i64 + HANGING_MARGIN_MS;
 
 /// The attributes bit of a transactional batch.
 pub const TRANSACTIONAL_BIT: i16 = 0x10;

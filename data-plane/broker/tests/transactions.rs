@@ -320,6 +320,11 @@ async fn describe_producers(
     (answer.error_code, answer.active_producers)
 }
 
+/// `producer` with an epoch one above its own (no coordinator handed it out).
+fn forged_epoch(producer: (i64, i16)) -> (i64, i16) {
+    (producer.0, producer.1 + 1)
+}
+
 /// `(high watermark, last stable offset)` of `topic`-0.
 async fn stable(broker: &Broker, topic: &str) -> (i64, i64) {
     let answer = fetch(broker, topic, true).await;
@@ -656,9 +661,50 @@ async fn batches_the_coordinator_does_not_know_never_open_a_transaction() {
     assert_eq!(produce(&broker, ("hv", "v"), producer, 1, &["b"]).await, 0);
     assert_eq!(stable(&broker, "v").await, (2, 0));
 
+    // What a partition leader on another broker asks over the quorum listener.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let quorum = tokio::spawn(hdi_broker::server::serve_quorum(
+        std::sync::Arc::clone(&broker.broker),
+        listener,
+    ));
+    let mut peer = hdi_broker::cluster::rpc::Peer::new(addr);
+    for (asked, partitions, want) in [
+        (
+            producer,
+            vec![("v", 0), ("v", 1)],
+            Ok(vec![0, INVALID_TXN_STATE]),
+        ),
+        (forged_epoch(producer), vec![("v", 0)], Err(PRODUCER_FENCED)),
+        (
+            (producer.0 + 1, producer.1),
+            vec![("v", 0)],
+            Err(INVALID_PRODUCER_ID_MAPPING),
+        ),
+    ] {
+        let request = hdi_broker::cluster::rpc::Request::VerifyTxnPartitions(
+            hdi_broker::cluster::rpc::VerifyTxnPartitionsRequest {
+                from: 2,
+                transactional_id: "hv".to_owned(),
+                producer_id: asked.0,
+                producer_epoch: asked.1,
+                partitions: partitions
+                    .iter()
+                    .map(|(t, p)| ((*t).to_owned(), *p))
+                    .collect(),
+            },
+        );
+        let (answer, _) = peer
+            .call::<Result<Vec<i16>, i16>>(&request, Duration::from_secs(10))
+            .await
+            .unwrap();
+        assert_eq!(answer, want, "{asked:?} {partitions:?}");
+    }
+    quorum.abort();
+
     // A forged higher epoch (no coordinator handed it out) cannot raise the partition's epoch,
     // neither with a transactional batch nor a plain one.
-    let forged = (producer.0, producer.1 + 1);
+    let forged = forged_epoch(producer);
     assert_eq!(
         produce(&broker, ("hv", "v"), forged, 0, &["forged"]).await,
         INVALID_PRODUCER_EPOCH

@@ -35,7 +35,7 @@ use crate::groups::offsets::{self, OffsetMap};
 use crate::state::KafkaError;
 
 /// Kafka's `transaction.max.timeout.ms` default: a longer `transaction.timeout.ms` is refused.
-pub const MAX_TIMEOUT_MS: i32 = 900_000;
+pub const MAX_TIMEOUT_MS: i32 = crate::producers::MAX_TRANSACTION_TIMEOUT_MS;
 /// Kafka's `transactional.id.expiration.ms` default: an id idle this long is removed.
 pub const ID_EXPIRATION_MS: i64 = 7 * 24 * 3600 * 1000;
 
