@@ -152,6 +152,12 @@ pub struct Flags {
     /// evicted for a bigger one (`min.incremental.fetch.session.eviction.ms`).
     #[arg(long, default_value = "120s", value_parser = humantime_duration)]
     pub min_incremental_fetch_session_eviction: Duration,
+    /// Followers fetch from their leaders in fetch sessions (KIP-227): after a full fetch, only
+    /// the partitions whose position changed are sent, and only those with something new come
+    /// back. `false`: every replica fetch lists every partition (as before sessions; for
+    /// comparison).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub replica_fetch_sessions: bool,
     /// Replication factor of auto-created topics and of CreateTopics with -1 (capped at the
     /// number of live brokers).
     #[arg(long, default_value_t = 3)]
@@ -244,6 +250,8 @@ pub struct BrokerConfig {
     pub fetch_session_slots: usize,
     /// `min.incremental.fetch.session.eviction.ms`.
     pub fetch_session_eviction: Duration,
+    /// Followers fetch in fetch sessions.
+    pub replica_fetch_sessions: bool,
 }
 
 /// Why the flags are unusable.
@@ -360,6 +368,7 @@ impl Flags {
                 .then_some(self.reassignment_throttle),
             fetch_session_slots: self.max_incremental_fetch_session_cache_slots,
             fetch_session_eviction: self.min_incremental_fetch_session_eviction,
+            replica_fetch_sessions: self.replica_fetch_sessions,
         })
     }
 }

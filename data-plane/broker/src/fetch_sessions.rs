@@ -26,7 +26,15 @@
 //!   answer's byte budget goes to the others first.
 //!
 //! Beyond Kafka, which caches only the high watermark and log start offset: the last stable
-//! offset is cached too, so a `read_committed` fetcher hears of an LSO that moves alone.
+//! offset is cached too, so a `read_committed` fetcher hears of an LSO that moves alone. And a
+//! session belongs to the fetcher that made it ([`CONSUMER`] for Kafka consumers, a follower's
+//! broker id for replication): another fetcher naming its id finds no session, so a consumer
+//! cannot feed a leader a follower's positions or the reverse.
+//!
+//! Followers (`replication.rs`, with `follower_fetch_session.rs` on their side) use the same
+//! cache with privileged sessions: the leader keeps each follower's last fetch position per
+//! partition here, and applies it to the follower's state (ISR, high watermark) at every fetch
+//! of the session, whether the request listed the partition or not, as Kafka does.
 //!
 //! Plain types only; the Fetch handler converts from and to the wire. Below the broker context,
 //! which holds one cache.
@@ -43,6 +51,8 @@ pub const INVALID_SESSION_ID: i32 = 0;
 pub const INITIAL_EPOCH: i32 = 0;
 /// The epoch of a full fetch without a session.
 pub const FINAL_EPOCH: i32 = -1;
+/// The owner of a Kafka consumer's session (followers own theirs by broker id, which is >= 0).
+pub const CONSUMER: i32 = -1;
 
 /// A partition of a topic, by name.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -163,6 +173,8 @@ impl Cached {
 /// One session.
 #[derive(Debug)]
 struct Session {
+    /// Who made it ([`CONSUMER`] or a follower's broker id): only it may use it.
+    owner: i32,
     privileged: bool,
     created_ms: u64,
     last_used_ms: u64,
@@ -364,9 +376,30 @@ impl FetchSessionCache {
         forgotten: &[TopicPartition],
         now: Instant,
     ) -> Result<FetchPlan, SessionError> {
+        self.plan_as(CONSUMER, session_id, epoch, changed, forgotten, now)
+    }
+
+    /// [`FetchSessionCache::plan`] for `owner` ([`CONSUMER`] or a follower's broker id): a
+    /// session another fetcher made is not found, and a full fetch closes only its own.
+    ///
+    /// # Errors
+    /// [`SessionError`] for an incremental fetch without a usable session.
+    pub fn plan_as(
+        &self,
+        owner: i32,
+        session_id: i32,
+        epoch: i32,
+        changed: Vec<(TopicPartition, FetchPosition)>,
+        forgotten: &[TopicPartition],
+        now: Instant,
+    ) -> Result<FetchPlan, SessionError> {
         let mut inner = self.lock();
+        let owned = inner
+            .sessions
+            .get(&session_id)
+            .is_some_and(|s| s.owner == owner);
         if epoch == INITIAL_EPOCH || epoch == FINAL_EPOCH {
-            if session_id != INVALID_SESSION_ID {
+            if session_id != INVALID_SESSION_ID && owned {
                 inner.remove(session_id);
             }
             return Ok(if epoch == FINAL_EPOCH {
@@ -378,6 +411,7 @@ impl FetchSessionCache {
         let session = inner
             .sessions
             .get_mut(&session_id)
+            .filter(|_| owned)
             .ok_or(SessionError::NotFound)?;
         if session.epoch != epoch {
             return Err(SessionError::InvalidEpoch);
@@ -410,6 +444,17 @@ impl FetchSessionCache {
         answered: Vec<(TopicPartition, FetchPosition, PartitionAnswer)>,
         now: Instant,
     ) -> i32 {
+        self.create_as(CONSUMER, privileged, answered, now)
+    }
+
+    /// [`FetchSessionCache::create`] of a session only `owner` may use.
+    pub fn create_as(
+        &self,
+        owner: i32,
+        privileged: bool,
+        answered: Vec<(TopicPartition, FetchPosition, PartitionAnswer)>,
+        now: Instant,
+    ) -> i32 {
         let now = self.ms(now);
         let mut inner = self.lock();
         if inner.sessions.len() >= self.slots {
@@ -425,6 +470,7 @@ impl FetchSessionCache {
             }
         };
         let mut session = Session {
+            owner,
             privileged,
             created_ms: now,
             last_used_ms: now,
@@ -727,6 +773,40 @@ mod tests {
             INVALID_SESSION_ID
         );
         assert_eq!(evictions.get(), 1);
+    }
+
+    #[test]
+    fn a_session_is_usable_and_closable_only_by_its_owner() {
+        let (cache, t0, _) = cache(10);
+        let answered = vec![(tp("t", 0), at(0), answer(5, 0))];
+        let follower = cache.create_as(2, true, answered, t0);
+        // A consumer, or another follower, naming it finds no session and cannot close it.
+        assert_eq!(
+            cache.plan(follower, 1, vec![], &[], t0),
+            Err(SessionError::NotFound)
+        );
+        assert_eq!(
+            cache.plan_as(3, follower, 1, vec![], &[], t0),
+            Err(SessionError::NotFound)
+        );
+        assert_eq!(
+            cache.plan_as(3, follower, INITIAL_EPOCH, vec![], &[], t0),
+            Ok(FetchPlan::Full)
+        );
+        assert_eq!(cache.sessions(), 1);
+        // Its follower uses it: the cached position of the partition it did not list.
+        assert_eq!(
+            cache.plan_as(2, follower, 1, vec![], &[], t0),
+            Ok(FetchPlan::Incremental {
+                session_id: follower,
+                partitions: vec![(tp("t", 0), at(0))]
+            })
+        );
+        assert_eq!(
+            cache.plan_as(2, follower, FINAL_EPOCH, vec![], &[], t0),
+            Ok(FetchPlan::Sessionless)
+        );
+        assert_eq!(cache.sessions(), 0);
     }
 
     #[test]

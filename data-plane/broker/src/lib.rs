@@ -23,8 +23,10 @@
 //! - [`txn`]: the transaction coordinator's replicated state (KIP-98) and its pure transitions
 //!   (a transaction's offsets are committed into [`groups`]' offsets when it commits).
 //! - [`groups`]: the classic consumer-group coordinator and durable committed offsets.
+//! - [`follower_fetch_session`]: a follower's side of its fetch session with a leader (which
+//!   partitions a replica fetch lists).
 //! - [`fetch_sessions`]: the bounded cache of incremental fetch sessions (KIP-227) the Fetch
-//!   handler reads through.
+//!   handler and the leader's side of replication read through.
 //! - [`producers`]: producer ids and per-partition idempotence state.
 //! - [`security`]: listeners' security protocols, SASL (PLAIN, SCRAM) and ACL decisions.
 //! - [`metrics`]: the broker's Prometheus metrics (counters the layers above add to; gauges the
@@ -39,6 +41,7 @@ pub mod broker;
 pub mod cluster;
 pub mod config;
 pub mod fetch_sessions;
+pub mod follower_fetch_session;
 pub mod groups;
 pub mod handlers;
 mod log_cleaner;
@@ -77,6 +80,7 @@ mod tests {
         "cluster",
         "txn",
         "groups",
+        "follower_fetch_session",
         "fetch_sessions",
         "producers",
         "topic_config",

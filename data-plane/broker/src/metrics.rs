@@ -29,7 +29,10 @@
 //! `hdi_partition_hanging_transactions` (transactions open on partitions led here for longer
 //! than `transaction.max.timeout.ms` plus a margin: hanging, see `producers.rs`),
 //! `hdi_log_cleaner_read_bytes` / `hdi_log_cleaner_written_bytes` (what the log cleaner read and
-//! wrote since the broker started).
+//! wrote since the broker started), and the replica fetches this broker served as leader:
+//! `hdi_replica_fetch_requests_total`, `hdi_replica_fetch_incremental_requests_total`,
+//! `hdi_replica_fetch_request_bytes_total`, `hdi_replica_fetch_response_bytes_total` (frames,
+//! records included) and `hdi_replica_fetch_partitions_total` (partitions the requests listed).
 //!
 //! Counters are bumped on the request path with atomics only: a request's counter and latency
 //! histogram are found by index (API key, version) after their first use, and a topic's three
@@ -166,6 +169,11 @@ pub struct BrokerMetrics {
     cleaner_max_dirty: Gauge,
     cleaner_since_last_run: Gauge,
     fetch_session_evictions: Counter,
+    replica_fetches: Counter,
+    replica_fetches_incremental: Counter,
+    replica_fetch_request_bytes: Counter,
+    replica_fetch_response_bytes: Counter,
+    replica_fetch_partitions: Counter,
 }
 
 impl std::fmt::Debug for BrokerMetrics {
@@ -310,6 +318,36 @@ impl BrokerMetrics {
             "Fetch sessions evicted to make room for new ones",
             fetch_session_evictions.clone(),
         );
+        let counter = |registry: &mut Registry, name: &str, help: &str| {
+            let c = Counter::default();
+            registry.register(name, help, c.clone());
+            c
+        };
+        let replica_fetches = counter(
+            &mut registry,
+            "hdi_replica_fetch_requests",
+            "Replica fetches this broker answered as leader",
+        );
+        let replica_fetches_incremental = counter(
+            &mut registry,
+            "hdi_replica_fetch_incremental_requests",
+            "Replica fetches answered within a fetch session (KIP-227)",
+        );
+        let replica_fetch_request_bytes = counter(
+            &mut registry,
+            "hdi_replica_fetch_request_bytes",
+            "Bytes of the replica fetch requests this broker answered",
+        );
+        let replica_fetch_response_bytes = counter(
+            &mut registry,
+            "hdi_replica_fetch_response_bytes",
+            "Bytes of this broker's replica fetch answers, records included",
+        );
+        let replica_fetch_partitions = counter(
+            &mut registry,
+            "hdi_replica_fetch_partitions",
+            "Partitions listed by the replica fetch requests this broker answered",
+        );
         BrokerMetrics {
             registry,
             requests,
@@ -337,7 +375,31 @@ impl BrokerMetrics {
             cleaner_max_dirty,
             cleaner_since_last_run,
             fetch_session_evictions,
+            replica_fetches,
+            replica_fetches_incremental,
+            replica_fetch_request_bytes,
+            replica_fetch_response_bytes,
+            replica_fetch_partitions,
         }
+    }
+
+    /// Counts a replica fetch this broker answered: `partitions` listed, request and response
+    /// frame sizes, and whether it was incremental.
+    pub fn replica_fetch_served(
+        &self,
+        partitions: usize,
+        request_bytes: usize,
+        response_bytes: usize,
+        incremental: bool,
+    ) {
+        let n = |v: usize| u64::try_from(v).unwrap_or(u64::MAX);
+        self.replica_fetches.inc();
+        if incremental {
+            self.replica_fetches_incremental.inc();
+        }
+        self.replica_fetch_partitions.inc_by(n(partitions));
+        self.replica_fetch_request_bytes.inc_by(n(request_bytes));
+        self.replica_fetch_response_bytes.inc_by(n(response_bytes));
     }
 
     /// The fetch-session eviction counter, for the session cache to add to.
@@ -478,6 +540,8 @@ mod tests {
         metrics.isr_changed(&[1, 2, 3], &[1, 2]);
         metrics.isr_changed(&[1, 2], &[1, 2, 3]);
         metrics.fetch_session_evictions().inc_by(2);
+        metrics.replica_fetch_served(5, 200, 8000, false);
+        metrics.replica_fetch_served(2, 100, 1000, true);
         let text = metrics.exposition(&ScrapeState {
             fetch_sessions: 3,
             fetch_session_partitions: 40,
@@ -510,6 +574,11 @@ mod tests {
             "kafka_log_logcleaner_time_since_last_run_ms 7",
             "hdi_log_cleaner_read_bytes 5000",
             "hdi_log_cleaner_written_bytes 1000",
+            "hdi_replica_fetch_requests_total 2",
+            "hdi_replica_fetch_incremental_requests_total 1",
+            "hdi_replica_fetch_partitions_total 7",
+            "hdi_replica_fetch_request_bytes_total 300",
+            "hdi_replica_fetch_response_bytes_total 9000",
         ] {
             assert!(text.contains(line), "missing {line} in\n{text}");
         }
@@ -544,6 +613,11 @@ mod tests {
                 "hdi_log_cleaner_read_bytes gauge",
                 "hdi_log_cleaner_written_bytes gauge",
                 "kafka_server_fetchsessioncache_incrementalfetchsessionevictions counter",
+                "hdi_replica_fetch_requests counter",
+                "hdi_replica_fetch_incremental_requests counter",
+                "hdi_replica_fetch_request_bytes counter",
+                "hdi_replica_fetch_response_bytes counter",
+                "hdi_replica_fetch_partitions counter",
             ]
         );
     }

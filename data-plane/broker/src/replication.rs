@@ -3,15 +3,23 @@
 //! - [`run_replication`] follows metadata changes: it has [`crate::replicas::Replicas`]
 //!   reconcile the local replicas and starts a fetcher per leader broker.
 //! - One fetcher task per leader broker ([`run_fetcher`]) fetches every partition this broker
-//!   follows from that leader, truncating by leader epoch first when the epoch changed.
-//! - [`serve_fetch`] answers a follower as leader: it records the follower's position (which may
-//!   advance the high watermark) and long-polls for new data; [`serve_epoch_end`] answers its
-//!   epoch-end queries.
+//!   follows from that leader, truncating by leader epoch first when the epoch changed. It
+//!   fetches in a fetch session (KIP-227, `follower_fetch_session.rs`): after a full fetch, a
+//!   request lists only the partitions whose position changed, and falls back to a full fetch
+//!   on any session error.
+//! - [`serve_fetch`] answers a follower as leader: it records the follower's position in every
+//!   partition of the fetch (which may advance the high watermark and keeps the follower in
+//!   the ISR) and long-polls for new data. Within a session the positions of the partitions a
+//!   request does not list come from the session (`fetch_sessions.rs`, where follower sessions
+//!   are privileged), so an idle partition is still fetched at its last position, and the
+//!   answer carries only the partitions with records, an error, or a high watermark or log
+//!   start that moved. [`serve_epoch_end`] answers the follower's epoch-end queries.
 //! - [`run_isr_maintenance`] asks each led partition whether its ISR should shrink or grow, and
 //!   proposes the change to the controller.
 
+use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use hdi_kafka_client::codes;
@@ -19,7 +27,14 @@ use hdi_kafka_client::codes;
 use crate::broker::Broker;
 use crate::cluster::metadata::{BrokerId, Command, Outcome};
 use crate::cluster::rpc::{
-    EpochEndAnswer, EpochEndRequest, FetchPartition, FetchedPartition, Peer, ReplicaFetch, Request,
+    EpochEndAnswer, EpochEndRequest, FetchPartition, FetchedPartition, Peer, ReplicaFetch,
+    ReplicaFetchAnswer, Request, SessionFetchAnswer,
+};
+use crate::fetch_sessions::{
+    FetchPlan, FetchPosition, INVALID_SESSION_ID, PartitionAnswer, SessionError, TopicPartition,
+};
+use crate::follower_fetch_session::{
+    FETCH_SESSION_ID_NOT_FOUND, FollowerFetchSession, INVALID_FETCH_SESSION_EPOCH,
 };
 use crate::replica::Replica;
 use crate::state::{KafkaError, chain};
@@ -49,6 +64,8 @@ pub async fn run_replication(broker: Arc<Broker>) {
 /// Fetches every partition this broker follows from `leader`, forever. Cancel safe.
 pub async fn run_fetcher(broker: Arc<Broker>, leader: BrokerId) {
     let mut peer: Option<Peer> = None;
+    let sessions = broker.config.replica_fetch_sessions;
+    let mut session = FollowerFetchSession::new(sessions);
     loop {
         let followed: Vec<Arc<Replica>> = broker
             .replicas
@@ -72,6 +89,7 @@ pub async fn run_fetcher(broker: Arc<Broker>, leader: BrokerId) {
         };
         if peer.as_ref().is_none_or(|p| p.addr() != addr) {
             peer = Some(Peer::new(addr));
+            session = FollowerFetchSession::new(sessions);
         }
         let Some(client) = peer.as_mut() else {
             continue;
@@ -101,30 +119,100 @@ pub async fn run_fetcher(broker: Arc<Broker>, leader: BrokerId) {
             tokio::time::sleep(Duration::from_millis(50)).await;
             continue;
         }
+        let wanted: Vec<(TopicPartition, FetchPosition)> = positions
+            .iter()
+            .map(|(_, p)| {
+                (
+                    key_of(&p.topic, p.partition),
+                    position_of(p, PARTITION_MAX_BYTES),
+                )
+            })
+            .collect();
+        let built = session.build(&wanted);
         let request = Request::Fetch(ReplicaFetch {
             replica_id: broker.config.node_id,
-            partitions: positions.iter().map(|(_, p)| p.clone()).collect(),
+            partitions: built
+                .partitions
+                .iter()
+                .map(|(key, position)| FetchPartition {
+                    topic: key.topic.clone(),
+                    partition: key.partition,
+                    fetch_offset: position.fetch_offset,
+                    leader_epoch: position.current_leader_epoch,
+                })
+                .collect(),
             max_wait_ms: 500,
-            partition_max_bytes: 1024 * 1024,
+            partition_max_bytes: PARTITION_MAX_BYTES,
+            session_id: built.session_id,
+            session_epoch: built.epoch,
+            forgotten: built
+                .forgotten
+                .iter()
+                .map(|k| (k.topic.clone(), k.partition))
+                .collect(),
         });
         let answer = client
-            .call::<Vec<FetchedPartition>>(&request, Duration::from_secs(5))
+            .call::<ReplicaFetchAnswer>(&request, Duration::from_secs(5))
             .await;
-        let (answers, raw) = match answer {
+        let (answer, raw) = match answer {
             Ok(answer) => answer,
             Err(error) => {
                 tracing::debug!(leader, error = %chain(&error), "replica fetch failed");
+                session.failed();
                 tokio::time::sleep(Duration::from_millis(200)).await;
                 continue;
             }
         };
+        // Each answer with the index of its partition in `positions`.
+        let index: HashMap<(&str, i32), usize> = positions
+            .iter()
+            .enumerate()
+            .map(|(i, (_, p))| ((p.topic.as_str(), p.partition), i))
+            .collect();
+        let answers: Vec<(Option<usize>, FetchedPartition)> = match answer {
+            ReplicaFetchAnswer::Plain(answers) => {
+                // Sessionless (or a leader without sessions): one per partition listed.
+                let listed: Vec<Option<usize>> = built
+                    .partitions
+                    .iter()
+                    .map(|(k, _)| index.get(&(k.topic.as_str(), k.partition)).copied())
+                    .collect();
+                session.answered(built, INVALID_SESSION_ID, codes::NONE);
+                listed.into_iter().zip(answers).collect()
+            }
+            ReplicaFetchAnswer::Session(answer) => {
+                session.answered(built, answer.session_id, answer.error);
+                if answer.error != codes::NONE {
+                    tracing::info!(
+                        leader,
+                        error = answer.error,
+                        "replica fetch session refused; fetching in full"
+                    );
+                    continue;
+                }
+                answer
+                    .partitions
+                    .into_iter()
+                    .map(|a| {
+                        let i = a
+                            .key
+                            .as_ref()
+                            .and_then(|(t, p)| index.get(&(t.as_str(), *p)).copied());
+                        (i, a)
+                    })
+                    .collect()
+            }
+        };
         let mut at = 0usize;
         let mut progressed = false;
-        for ((replica, asked), answer) in positions.iter().zip(&answers) {
+        for (i, answer) in &answers {
             let Some(records) = raw.get(at..at + answer.records_len) else {
                 break;
             };
             at += answer.records_len;
+            let Some((replica, asked)) = i.and_then(|i| positions.get(i)) else {
+                continue;
+            };
             // The role the request was sent under: replies to an older one are dropped.
             let role = (leader, asked.leader_epoch);
             match answer.error {
@@ -152,7 +240,7 @@ pub async fn run_fetcher(broker: Arc<Broker>, leader: BrokerId) {
         }
         if progressed {
             broker.appended.notify_waiters();
-        } else if answers.iter().any(|a| a.error != codes::NONE) {
+        } else if answers.iter().any(|(_, a)| a.error != codes::NONE) {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
@@ -223,16 +311,241 @@ pub fn serve_epoch_end(broker: &Broker, request: &EpochEndRequest) -> EpochEndAn
     }
 }
 
+/// Bytes per partition of a replica fetch at most.
+const PARTITION_MAX_BYTES: usize = 1024 * 1024;
+
+fn key_of(topic: &str, partition: i32) -> TopicPartition {
+    TopicPartition {
+        topic: topic.to_owned(),
+        partition,
+    }
+}
+
+/// A replica fetch's partition as the session cache keeps it (the leader epoch as the current
+/// one; followers send no log start or last fetched epoch).
+fn position_of(p: &FetchPartition, max_bytes: usize) -> FetchPosition {
+    FetchPosition {
+        fetch_offset: p.fetch_offset,
+        log_start_offset: -1,
+        max_bytes: i32::try_from(max_bytes).unwrap_or(i32::MAX),
+        current_leader_epoch: p.leader_epoch,
+        last_fetched_epoch: -1,
+    }
+}
+
+/// How a replica fetch uses its session, once looked up.
+enum Served {
+    /// No session: a plain answer.
+    Sessionless,
+    /// Full: a new session of what was read.
+    Full,
+    /// Incremental in this session: only what changed is answered.
+    Incremental(i32),
+}
+
+/// Looks `request`'s session up: the partitions to read (for an incremental fetch, every
+/// partition of the session at its position there), or the session error to answer.
+fn open_session(
+    broker: &Broker,
+    request: &ReplicaFetch,
+) -> Result<(Vec<FetchPartition>, Served), i16> {
+    let full = matches!(request.session_epoch, 0 | -1);
+    let changed = if full {
+        Vec::new()
+    } else {
+        request
+            .partitions
+            .iter()
+            .map(|p| {
+                (
+                    key_of(&p.topic, p.partition),
+                    position_of(p, request.partition_max_bytes),
+                )
+            })
+            .collect()
+    };
+    let forgotten: Vec<TopicPartition> = request
+        .forgotten
+        .iter()
+        .map(|(t, p)| key_of(t, *p))
+        .collect();
+    let plan = broker.fetch_sessions.plan_as(
+        request.replica_id,
+        request.session_id,
+        request.session_epoch,
+        changed,
+        &forgotten,
+        Instant::now(),
+    );
+    match plan {
+        Ok(FetchPlan::Sessionless) if full => Ok((request.partitions.clone(), Served::Sessionless)),
+        // An incremental fetch that forgot its last partition: the session closed.
+        Ok(FetchPlan::Sessionless) => Ok((Vec::new(), Served::Sessionless)),
+        Ok(FetchPlan::Full) => Ok((request.partitions.clone(), Served::Full)),
+        Ok(FetchPlan::Incremental {
+            session_id,
+            partitions,
+        }) => {
+            let listed = partitions
+                .into_iter()
+                .map(|(key, position)| FetchPartition {
+                    topic: key.topic,
+                    partition: key.partition,
+                    fetch_offset: position.fetch_offset,
+                    leader_epoch: position.current_leader_epoch,
+                })
+                .collect();
+            Ok((listed, Served::Incremental(session_id)))
+        }
+        Err(SessionError::NotFound) => Err(FETCH_SESSION_ID_NOT_FOUND),
+        Err(SessionError::InvalidEpoch) => Err(INVALID_FETCH_SESSION_EPOCH),
+    }
+}
+
 /// Answers a follower's fetch as leader, long-polling up to its `max_wait_ms` for new data.
+/// Returns the answer, its records, and whether the fetch was incremental.
 pub async fn serve_fetch(
     broker: &Broker,
     request: &ReplicaFetch,
+) -> (ReplicaFetchAnswer, Vec<Bytes>, bool) {
+    let (listed, served) = match open_session(broker, request) {
+        Ok(opened) => opened,
+        Err(error) => {
+            tracing::debug!(
+                follower = request.replica_id,
+                session = request.session_id,
+                epoch = request.session_epoch,
+                error,
+                "replica fetch session refused"
+            );
+            let answer = SessionFetchAnswer {
+                error,
+                session_id: INVALID_SESSION_ID,
+                partitions: Vec::new(),
+            };
+            return (ReplicaFetchAnswer::Session(answer), Vec::new(), false);
+        }
+    };
+    let (answers, chunks) = read_for_follower(broker, request, &listed).await;
+    let incremental = matches!(served, Served::Incremental(_));
+    let keyed = |answers: Vec<FetchedPartition>| -> Vec<FetchedPartition> {
+        answers
+            .into_iter()
+            .zip(&listed)
+            .map(|(mut a, p)| {
+                a.key = Some((p.topic.clone(), p.partition));
+                a
+            })
+            .collect()
+    };
+    let answer = match served {
+        Served::Sessionless if request.session_epoch == crate::fetch_sessions::FINAL_EPOCH => {
+            ReplicaFetchAnswer::Plain(answers)
+        }
+        Served::Sessionless => ReplicaFetchAnswer::Session(SessionFetchAnswer {
+            error: codes::NONE,
+            session_id: INVALID_SESSION_ID,
+            partitions: keyed(answers),
+        }),
+        Served::Full => {
+            let answered = listed
+                .iter()
+                .zip(&answers)
+                .map(|(p, a)| {
+                    (
+                        key_of(&p.topic, p.partition),
+                        position_of(p, request.partition_max_bytes),
+                        summary(a),
+                    )
+                })
+                .collect();
+            let session_id =
+                broker
+                    .fetch_sessions
+                    .create_as(request.replica_id, true, answered, Instant::now());
+            tracing::info!(
+                follower = request.replica_id,
+                session_id,
+                partitions = listed.len(),
+                "replica fetch session opened"
+            );
+            ReplicaFetchAnswer::Session(SessionFetchAnswer {
+                error: codes::NONE,
+                session_id,
+                partitions: keyed(answers),
+            })
+        }
+        Served::Incremental(session_id) => {
+            let keys: Vec<TopicPartition> = listed
+                .iter()
+                .map(|p| key_of(&p.topic, p.partition))
+                .collect();
+            let summaries: Vec<(&TopicPartition, PartitionAnswer)> = keys
+                .iter()
+                .zip(&answers)
+                .map(|(k, a)| (k, summary(a)))
+                .collect();
+            let send = broker.fetch_sessions.select(session_id, &summaries);
+            // The records of the partitions not sent are dropped with them (none: a partition
+            // with records is always sent).
+            let mut sent_chunks = Vec::new();
+            let mut chunks = chunks.into_iter();
+            let mut partitions = Vec::new();
+            for ((a, p), send) in answers.into_iter().zip(&listed).zip(send) {
+                let records = if a.records_len > 0 {
+                    chunks.next()
+                } else {
+                    None
+                };
+                if send {
+                    sent_chunks.extend(records);
+                    partitions.push(FetchedPartition {
+                        key: Some((p.topic.clone(), p.partition)),
+                        ..a
+                    });
+                }
+            }
+            return (
+                ReplicaFetchAnswer::Session(SessionFetchAnswer {
+                    error: codes::NONE,
+                    session_id,
+                    partitions,
+                }),
+                sent_chunks,
+                incremental,
+            );
+        }
+    };
+    (answer, chunks, incremental)
+}
+
+/// What decides whether an incremental answer sends `a` (followers get no last stable offset).
+fn summary(a: &FetchedPartition) -> PartitionAnswer {
+    PartitionAnswer {
+        high_watermark: a.high_watermark,
+        last_stable_offset: -1,
+        log_start_offset: a.log_start_offset,
+        error: a.error,
+        records: a.records_len,
+        always: false,
+    }
+}
+
+/// Records the follower's position in each of `listed` and reads them, long-polling up to the
+/// request's `max_wait_ms` for new data: one answer per partition, and the records of those
+/// with some, in order.
+async fn read_for_follower(
+    broker: &Broker,
+    request: &ReplicaFetch,
+    listed: &[FetchPartition],
 ) -> (Vec<FetchedPartition>, Vec<Bytes>) {
+    if listed.is_empty() {
+        return (Vec::new(), Vec::new());
+    }
     let deadline =
         tokio::time::Instant::now() + Duration::from_millis(request.max_wait_ms.min(5_000));
     let view = broker.cluster.view();
-    let replicas: Vec<Result<Arc<Replica>, KafkaError>> = request
-        .partitions
+    let replicas: Vec<Result<Arc<Replica>, KafkaError>> = listed
         .iter()
         .map(|p| {
             let replica = broker.replicas.leader(&view.meta, &p.topic, p.partition)?;
@@ -249,7 +562,7 @@ pub async fn serve_fetch(
         let mut answers = Vec::with_capacity(replicas.len());
         let mut chunks = Vec::new();
         let mut any = false;
-        for (replica, asked) in replicas.iter().zip(&request.partitions) {
+        for (replica, asked) in replicas.iter().zip(listed) {
             let answer = match replica {
                 Err(error) => {
                     any = true;
@@ -258,6 +571,7 @@ pub async fn serve_fetch(
                         high_watermark: -1,
                         log_start_offset: -1,
                         records_len: 0,
+                        key: None,
                     }
                 }
                 Ok(replica) => {
@@ -284,12 +598,15 @@ pub async fn serve_fetch(
                         Ok(records) => {
                             any |= !records.is_empty();
                             let len = records.len();
-                            chunks.push(records);
+                            if len > 0 {
+                                chunks.push(records);
+                            }
                             FetchedPartition {
                                 error: codes::NONE,
                                 high_watermark: hw,
                                 log_start_offset: start,
                                 records_len: len,
+                                key: None,
                             }
                         }
                         Err(error) => {
@@ -299,6 +616,7 @@ pub async fn serve_fetch(
                                 high_watermark: hw,
                                 log_start_offset: start,
                                 records_len: 0,
+                                key: None,
                             }
                         }
                     }

@@ -54,7 +54,7 @@ pub async fn serve_quorum(broker: Arc<Broker>, listener: TcpListener) {
 }
 
 async fn quorum_connection(broker: &Broker, stream: TcpStream) -> std::io::Result<()> {
-    use crate::cluster::rpc::{Request, read_frame, write_response};
+    use crate::cluster::rpc::{Request, read_frame, write_response, write_response_sized};
     let _ = stream.set_nodelay(true);
     let (mut stream, caller) = crate::cluster::transport::accept(stream).await?;
     loop {
@@ -99,8 +99,14 @@ async fn quorum_connection(broker: &Broker, stream: TcpStream) -> std::io::Resul
                 write_response(&mut stream, &answer, &[]).await?;
             }
             Request::Fetch(fetch) => {
-                let (answers, chunks) = replication::serve_fetch(broker, &fetch).await;
-                write_response(&mut stream, &answers, &chunks).await?;
+                let (answer, chunks, incremental) = replication::serve_fetch(broker, &fetch).await;
+                let sent = write_response_sized(&mut stream, &answer, &chunks).await?;
+                broker.metrics.replica_fetch_served(
+                    fetch.partitions.len(),
+                    4 + body.len(),
+                    sent,
+                    incremental,
+                );
             }
             Request::EpochEnd(request) => {
                 let answer = replication::serve_epoch_end(broker, &request);

@@ -561,6 +561,9 @@ fn fuzzed_quorum_requests_never_panic() {
             }],
             max_wait_ms: 500,
             partition_max_bytes: 1 << 20,
+            session_id: 7,
+            session_epoch: 3,
+            forgotten: vec![("u".into(), 1)],
         }),
         Request::EpochEnd(EpochEndRequest {
             topic: "t".into(),

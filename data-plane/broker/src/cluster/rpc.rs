@@ -129,16 +129,35 @@ pub struct FetchPartition {
 }
 
 /// A follower's fetch.
+///
+/// The session fields (KIP-227) default to a sessionless full fetch, as a broker without fetch
+/// sessions sends; such a fetch is answered by [`ReplicaFetchAnswer::Plain`], which that broker
+/// reads. A broker without sessions ignores the fields and answers `Plain`, which a follower
+/// reads as "no session". So brokers with and without sessions replicate from each other.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ReplicaFetch {
     /// The follower.
     pub replica_id: BrokerId,
-    /// Partitions.
+    /// Partitions: all of them for a full fetch, the changed ones for an incremental one.
     pub partitions: Vec<FetchPartition>,
     /// How long to wait for new data when there is none.
     pub max_wait_ms: u64,
     /// Bytes per partition at most (the first batch is always whole).
     pub partition_max_bytes: usize,
+    /// The fetch session (0: none).
+    #[serde(default)]
+    pub session_id: i32,
+    /// The session epoch: 0 asks for a session, -1 (the default) fetches without one, else
+    /// incremental.
+    #[serde(default = "sessionless")]
+    pub session_epoch: i32,
+    /// Partitions an incremental fetch drops from its session.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub forgotten: Vec<(String, i32)>,
+}
+
+fn sessionless() -> i32 {
+    crate::fetch_sessions::FINAL_EPOCH
 }
 
 /// One partition of a replica fetch answer; its records follow the JSON in order.
@@ -152,6 +171,32 @@ pub struct FetchedPartition {
     pub log_start_offset: i64,
     /// Length of this partition's records in the raw bytes.
     pub records_len: usize,
+    /// Topic and partition (in session answers, which list only some partitions; a plain answer
+    /// pairs by position).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<(String, i32)>,
+}
+
+/// The answer to a replica fetch.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum ReplicaFetchAnswer {
+    /// To a sessionless fetch: one entry per partition asked, in order.
+    Plain(Vec<FetchedPartition>),
+    /// To a fetch that uses or asks for a session.
+    Session(SessionFetchAnswer),
+}
+
+/// The answer to a replica fetch with session fields.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SessionFetchAnswer {
+    /// A session error (FETCH_SESSION_ID_NOT_FOUND, INVALID_FETCH_SESSION_EPOCH: nothing
+    /// read), else 0.
+    pub error: i16,
+    /// The session (0: none was made, or it closed).
+    pub session_id: i32,
+    /// All partitions for a full fetch; for an incremental one, those with something new.
+    pub partitions: Vec<FetchedPartition>,
 }
 
 /// Where an epoch ended.
@@ -208,6 +253,18 @@ pub async fn write_response<T: Serialize, S: AsyncWrite + Unpin>(
     answer: &T,
     raw: &[Bytes],
 ) -> std::io::Result<()> {
+    write_response_sized(stream, answer, raw).await.map(|_| ())
+}
+
+/// [`write_response`], returning the frame's size (length prefix included).
+///
+/// # Errors
+/// I/O or serialization errors.
+pub async fn write_response_sized<T: Serialize, S: AsyncWrite + Unpin>(
+    stream: &mut S,
+    answer: &T,
+    raw: &[Bytes],
+) -> std::io::Result<usize> {
     let json = serde_json::to_vec(answer).map_err(std::io::Error::other)?;
     let raw_len: usize = raw.iter().map(Bytes::len).sum();
     let total = 4 + json.len() + raw_len;
@@ -229,7 +286,8 @@ pub async fn write_response<T: Serialize, S: AsyncWrite + Unpin>(
     }
     // Over TLS a write may leave its end in the session's buffer: push it out, or the caller
     // waits for an answer that is never sent.
-    stream.flush().await
+    stream.flush().await?;
+    Ok(4 + total)
 }
 
 /// Why a call failed.

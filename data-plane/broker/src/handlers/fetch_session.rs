@@ -5,9 +5,11 @@
 //! `fetch.rs`, which sees an ordinary request listing every partition to read.
 //!
 //! Sessions are keyed by topic name: this broker speaks Fetch up to v12, before topic ids. A
-//! Kafka fetch is never privileged here (followers replicate over the quorum listener, not by
-//! Fetch).
+//! Kafka fetch is never privileged here: followers replicate over the quorum listener, not by
+//! Fetch, and their sessions (`replication.rs`, privileged, owned by the follower's broker id)
+//! share the cache. An incremental answer is matched with its session by (topic, partition).
 
+use std::collections::HashMap;
 use std::time::Instant;
 
 use kafka_protocol::error::ResponseError;
@@ -17,8 +19,8 @@ use kafka_protocol::messages::{FetchRequest, FetchResponse, TopicName};
 
 use super::{Context, sb};
 use crate::fetch_sessions::{
-    FINAL_EPOCH, FetchPlan, FetchPosition, INITIAL_EPOCH, INVALID_SESSION_ID, PartitionAnswer,
-    SessionError, TopicPartition,
+    FINAL_EPOCH, FetchPlan, FetchPosition, FetchSessionCache, INITIAL_EPOCH, INVALID_SESSION_ID,
+    PartitionAnswer, SessionError, TopicPartition,
 };
 
 /// What [`open`] decided, for [`Opened::answer`].
@@ -96,7 +98,7 @@ impl Opened {
     /// The answer to send, from `response` (every partition read, in the order read): for a
     /// full fetch, all of it with a new session's id (0 when the cache has no room); for an
     /// incremental one, only the partitions the session says must go.
-    pub(super) fn answer(self, cx: &Context<'_>, mut response: FetchResponse) -> FetchResponse {
+    pub(super) fn answer(self, cx: &Context<'_>, response: FetchResponse) -> FetchResponse {
         let sessions = &cx.broker.fetch_sessions;
         match self {
             Opened::Sessionless => response.with_session_id(INVALID_SESSION_ID),
@@ -120,25 +122,52 @@ impl Opened {
             Opened::Incremental {
                 session_id,
                 partitions,
-            } => {
-                let mut answers = Vec::with_capacity(partitions.len());
-                let mut keys = partitions.iter();
-                for topic in &response.responses {
-                    for p in &topic.partitions {
-                        let Some(key) = keys.next() else { break };
-                        answers.push((key, summary(p)));
-                    }
+            } => incremental_answer(sessions, session_id, &partitions, response),
+        }
+    }
+}
+
+/// The incremental answer of `session_id` from `response`: only the partitions the session says
+/// must go. Each partition read is matched with the session's by (topic, partition), never by
+/// position, so an answer that misses or reorders partitions cannot make the session remember
+/// one partition's high watermark under another's name. A partition the session does not know
+/// (none should be) is sent.
+fn incremental_answer(
+    sessions: &FetchSessionCache,
+    session_id: i32,
+    partitions: &[TopicPartition],
+    mut response: FetchResponse,
+) -> FetchResponse {
+    let known: HashMap<(&str, i32), &TopicPartition> = partitions
+        .iter()
+        .map(|key| ((key.topic.as_str(), key.partition), key))
+        .collect();
+    let mut answers = Vec::with_capacity(partitions.len());
+    // Per partition read, in order: its index in `answers`, if the session knows it.
+    let mut matched = Vec::new();
+    for topic in &response.responses {
+        for p in &topic.partitions {
+            match known.get(&(topic.topic.0.as_str(), p.partition_index)) {
+                Some(key) => {
+                    matched.push(Some(answers.len()));
+                    answers.push((*key, summary(p)));
                 }
-                let mut send = sessions.select(session_id, &answers).into_iter();
-                for topic in &mut response.responses {
-                    // A partition not matched (none should be) is sent.
-                    topic.partitions.retain(|_| send.next().unwrap_or(true));
-                }
-                response.responses.retain(|t| !t.partitions.is_empty());
-                response.with_session_id(session_id)
+                None => matched.push(None),
             }
         }
     }
+    let send = sessions.select(session_id, &answers);
+    let mut matched = matched.into_iter();
+    for topic in &mut response.responses {
+        topic.partitions.retain(|_| {
+            matched
+                .next()
+                .flatten()
+                .is_none_or(|i| send.get(i).copied().unwrap_or(true))
+        });
+    }
+    response.responses.retain(|t| !t.partitions.is_empty());
+    response.with_session_id(session_id)
 }
 
 /// The partitions an incremental request drops from its session.
@@ -211,5 +240,85 @@ fn summary(p: &PartitionData) -> PartitionAnswer {
         error: p.error_code,
         records: p.records.as_ref().map_or(0, |r| r.len()),
         always: p.preferred_read_replica.0 >= 0 || p.diverging_epoch.epoch >= 0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use kafka_protocol::messages::fetch_response::FetchableTopicResponse;
+    use prometheus_client::metrics::counter::Counter;
+
+    use super::*;
+
+    fn key(partition: i32) -> TopicPartition {
+        TopicPartition {
+            topic: "t".into(),
+            partition,
+        }
+    }
+
+    /// A response of topic `t` with (partition, high watermark) in this order, no records.
+    fn response(partitions: &[(i32, i64)]) -> FetchResponse {
+        let partitions = partitions
+            .iter()
+            .map(|&(index, hw)| {
+                PartitionData::default()
+                    .with_partition_index(index)
+                    .with_high_watermark(hw)
+                    .with_last_stable_offset(hw)
+                    .with_log_start_offset(0)
+            })
+            .collect();
+        FetchResponse::default().with_responses(vec![
+            FetchableTopicResponse::default()
+                .with_topic(TopicName(sb("t")))
+                .with_partitions(partitions),
+        ])
+    }
+
+    fn sent(response: &FetchResponse) -> Vec<(i32, i64)> {
+        response
+            .responses
+            .iter()
+            .flat_map(|t| t.partitions.iter())
+            .map(|p| (p.partition_index, p.high_watermark))
+            .collect()
+    }
+
+    #[test]
+    fn answers_are_matched_with_the_session_by_partition_not_by_position() {
+        let cache = FetchSessionCache::new(10, Duration::from_secs(1), Counter::default());
+        let position = FetchPosition::default();
+        let answered = |hw| PartitionAnswer {
+            high_watermark: hw,
+            last_stable_offset: hw,
+            ..PartitionAnswer::default()
+        };
+        let id = cache.create(
+            false,
+            vec![
+                (key(0), position, answered(5)),
+                (key(1), position, answered(5)),
+            ],
+            Instant::now(),
+        );
+        let session = [key(0), key(1)];
+        // Reordered: partition 1 moved to 9 and is sent; 0 is not.
+        let first = incremental_answer(&cache, id, &session, response(&[(1, 9), (0, 5)]));
+        assert_eq!(sent(&first), [(1, 9)]);
+        // The session remembers 0 at 5 and 1 at 9: the same state again sends nothing (matched
+        // by position, 0 would have been remembered at 9 and 1 at 5, and both sent now).
+        let again = incremental_answer(&cache, id, &session, response(&[(0, 5), (1, 9)]));
+        assert_eq!(sent(&again), []);
+        // An answer missing partition 0: partition 1's new watermark is 1's, not 0's.
+        let missing = incremental_answer(&cache, id, &session, response(&[(1, 12)]));
+        assert_eq!(sent(&missing), [(1, 12)]);
+        let after = incremental_answer(&cache, id, &session, response(&[(0, 5), (1, 12)]));
+        assert_eq!(sent(&after), []);
+        // A partition the session does not know is sent.
+        let unknown = incremental_answer(&cache, id, &session, response(&[(7, 1), (0, 5)]));
+        assert_eq!(sent(&unknown), [(7, 1)]);
     }
 }
