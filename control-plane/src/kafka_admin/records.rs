@@ -7,8 +7,8 @@
 //! are decoded, a trailing partial batch (a fetch cut at its byte limit) is left for the next
 //! fetch, control batches are skipped, and compressed batches (gzip, snappy, lz4, zstd: the Java
 //! client's and librdkafka's codecs) are decompressed with a bound on their size
-//! (`hdi_kafka_client::compression`); one that does not decompress is skipped and counted, never a
-//! panic.
+//! (`hdi_kafka_client::compression`, 16 MiB a batch); one that does not decompress within it is
+//! skipped and counted, never a panic.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -298,7 +298,14 @@ fn decode_batches(mut data: Bytes, from: i64, into: &mut FetchedPartition) -> Re
     Ok(())
 }
 
-/// A batch's records in its codec, bounded (`kafka-protocol`'s decoder calls it for every batch).
+/// The most bytes one batch's records may decompress to for the tail: a diagnostic read of a
+/// few records needs far less than a consumer's bound (`compression::MAX_DECOMPRESSED`, 256 MiB),
+/// and every tail request of every user may decompress this much. A batch over it is skipped and
+/// counted like one that does not decompress.
+const TAIL_MAX_DECOMPRESSED: usize = 16 * 1024 * 1024;
+
+/// A batch's records in its codec, at most [`TAIL_MAX_DECOMPRESSED`] bytes (`kafka-protocol`'s
+/// decoder calls it for every batch).
 fn decompress(data: &mut Bytes, compression: Compression) -> anyhow::Result<Bytes> {
     let codec = match compression {
         Compression::None => return Ok(data.split_to(data.len())),
@@ -307,7 +314,8 @@ fn decompress(data: &mut Bytes, compression: Compression) -> anyhow::Result<Byte
         Compression::Lz4 => 3,
         Compression::Zstd => 4,
     };
-    hdi_kafka_client::compression::decompress(codec, data).map(Bytes::from)
+    hdi_kafka_client::compression::decompress_at_most(codec, data, TAIL_MAX_DECOMPRESSED)
+        .map(Bytes::from)
 }
 
 #[cfg(test)]
@@ -426,6 +434,31 @@ mod tests {
         assert_eq!(values, expected);
         assert_eq!(out.skipped_compressed, 2);
         assert_eq!(out.next_offset, 10);
+    }
+
+    /// A batch whose records decompress to more than the tail's bound (16 MiB) is skipped and
+    /// counted; one just under it is read.
+    #[test]
+    fn a_batch_over_the_tails_bound_is_skipped() {
+        let zstd = |plain: &[u8], out: &mut BytesMut| {
+            out.extend_from_slice(&zstd::stream::encode_all(plain, 1).expect("zstd"));
+        };
+        let under = "u".repeat(TAIL_MAX_DECOMPRESSED - 1024);
+        let over = "o".repeat(TAIL_MAX_DECOMPRESSED);
+        let mut data = BytesMut::new();
+        data.extend_from_slice(&compressed_batch(0, &[&under], Compression::Zstd, zstd));
+        data.extend_from_slice(&compressed_batch(1, &[&over], Compression::Zstd, zstd));
+        data.extend_from_slice(&batch(2, &["p2"]));
+        let mut out = FetchedPartition::default();
+        decode_batches(data.freeze(), 0, &mut out).expect("decodes");
+        let offsets: Vec<i64> = out.records.iter().map(|r| r.offset).collect();
+        assert_eq!(offsets, [0, 2]);
+        assert_eq!(
+            out.records[0].value.as_deref().map(<[u8]>::len),
+            Some(under.len())
+        );
+        assert_eq!(out.skipped_compressed, 1);
+        assert_eq!(out.next_offset, 3);
     }
 
     #[test]

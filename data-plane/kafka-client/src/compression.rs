@@ -11,21 +11,29 @@ use std::io::Read as _;
 
 use anyhow::{Context as _, bail};
 
-/// The most bytes one record batch may decompress to.
+/// The most bytes one record batch may decompress to through [`decompress`].
 pub const MAX_DECOMPRESSED: usize = 256 * 1024 * 1024;
 
 /// A compressed batch's records (the bytes after its 61-byte header) in the codec of its
 /// attributes' low 3 bits: gzip (1), snappy (2, raw or in the xerial framing of the Java
-/// client), lz4 (3, the LZ4 frame format) or zstd (4).
+/// client), lz4 (3, the LZ4 frame format) or zstd (4); at most [`MAX_DECOMPRESSED`] bytes
+/// ([`decompress_at_most`] with that bound).
 pub fn decompress(codec: i16, data: &[u8]) -> anyhow::Result<Vec<u8>> {
-    let limit = MAX_DECOMPRESSED as u64 + 1;
+    decompress_at_most(codec, data, MAX_DECOMPRESSED)
+}
+
+/// [`decompress`] with the caller's bound: an error, not an allocation, when the records
+/// would be over `max` bytes. A reader that needs less than a whole batch's worth (a
+/// diagnostic tail) passes a small `max`.
+pub fn decompress_at_most(codec: i16, data: &[u8], max: usize) -> anyhow::Result<Vec<u8>> {
+    let limit = u64::try_from(max).unwrap_or(u64::MAX).saturating_add(1);
     let mut out = Vec::new();
     match codec {
         1 => flate2::read::GzDecoder::new(data)
             .take(limit)
             .read_to_end(&mut out)
             .context("gzip")?,
-        2 => return snappy(data),
+        2 => return snappy(data, max),
         3 => lz4_flex::frame::FrameDecoder::new(data)
             .take(limit)
             .read_to_end(&mut out)
@@ -37,8 +45,8 @@ pub fn decompress(codec: i16, data: &[u8]) -> anyhow::Result<Vec<u8>> {
             .context("zstd")?,
         other => bail!("unknown compression codec {other}"),
     };
-    if out.len() > MAX_DECOMPRESSED {
-        bail!("it decompresses to over {MAX_DECOMPRESSED} bytes");
+    if out.len() > max {
+        bail!("it decompresses to over {max} bytes");
     }
     Ok(out)
 }
@@ -77,12 +85,12 @@ pub fn compress(codec: i16, data: &[u8]) -> anyhow::Result<Vec<u8>> {
     })
 }
 
-fn snappy(data: &[u8]) -> anyhow::Result<Vec<u8>> {
+fn snappy(data: &[u8], max: usize) -> anyhow::Result<Vec<u8>> {
     const XERIAL: &[u8] = b"\x82SNAPPY\x00";
     let raw = |block: &[u8], out: &mut Vec<u8>| -> anyhow::Result<()> {
         let len = snap::raw::decompress_len(block).context("snappy")?;
-        if out.len().saturating_add(len) > MAX_DECOMPRESSED {
-            bail!("it decompresses to over {MAX_DECOMPRESSED} bytes");
+        if out.len().saturating_add(len) > max {
+            bail!("it decompresses to over {max} bytes");
         }
         out.extend_from_slice(
             &snap::raw::Decoder::new()
@@ -136,6 +144,20 @@ mod tests {
         }
     }
 
+    /// `body` in the Java client's xerial framing of snappy (a header, then (length, block)
+    /// pairs), as two blocks.
+    fn xerial_halves(body: &[u8]) -> Vec<u8> {
+        let mut framed = b"\x82SNAPPY\x00".to_vec();
+        framed.extend_from_slice(&1i32.to_be_bytes());
+        framed.extend_from_slice(&1i32.to_be_bytes());
+        for half in body.chunks(body.len() / 2) {
+            let block = compress(2, half);
+            framed.extend_from_slice(&u32::try_from(block.len()).unwrap().to_be_bytes());
+            framed.extend_from_slice(&block);
+        }
+        framed
+    }
+
     #[test]
     fn every_codec_round_trips() {
         let body: Vec<u8> = (0..10_000u32)
@@ -148,15 +170,8 @@ mod tests {
                 "codec {codec}"
             );
         }
-        // The Java client's xerial framing of snappy: a header, then (length, block) pairs.
-        let mut framed = b"\x82SNAPPY\x00".to_vec();
-        framed.extend_from_slice(&1i32.to_be_bytes());
-        framed.extend_from_slice(&1i32.to_be_bytes());
-        for half in body.chunks(body.len() / 2) {
-            let block = compress(2, half);
-            framed.extend_from_slice(&u32::try_from(block.len()).unwrap().to_be_bytes());
-            framed.extend_from_slice(&block);
-        }
+        // The Java client's xerial framing of snappy.
+        let framed = xerial_halves(&body);
         assert_eq!(decompress(2, &framed).unwrap(), body);
     }
 
@@ -178,6 +193,28 @@ mod tests {
                 .starts_with(b"\x82SNAPPY\x00")
         );
         assert!(super::compress(5, &body).is_err());
+    }
+
+    #[test]
+    fn the_callers_bound_holds_for_every_codec() {
+        let body: Vec<u8> = (0..65_536u32).map(|i| (i % 13) as u8).collect();
+        for codec in 1..=4 {
+            let compressed = compress(codec, &body);
+            assert_eq!(
+                decompress_at_most(codec, &compressed, body.len()).unwrap(),
+                body,
+                "codec {codec}"
+            );
+            let error = decompress_at_most(codec, &compressed, body.len() - 1).unwrap_err();
+            assert!(
+                format!("{error:#}").contains("decompresses to over 65535 bytes"),
+                "codec {codec}: {error:#}"
+            );
+        }
+        // The xerial framing: the bound counts across its blocks.
+        let framed = xerial_halves(&body);
+        assert_eq!(decompress_at_most(2, &framed, body.len()).unwrap(), body);
+        assert!(decompress_at_most(2, &framed, body.len() - 1).is_err());
     }
 
     #[test]
