@@ -14,7 +14,9 @@
 //!
 //! Requests for one transactional id are handled one at a time (a lock per id); an EndTxn is
 //! answered once its `Prepare*` state is committed, the markers are written after, by tasks that
-//! [`run`] owns.
+//! [`run`] owns. The producer's next transaction usually begins (AddPartitionsToTxn) before they
+//! are done: that request waits for the `Complete*` state (bounded, [`COMPLETION_WAIT`]) rather
+//! than answering CONCURRENT_TRANSACTIONS at once, which would cost the client a retry backoff.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -31,6 +33,12 @@ use crate::txn::{self, EndStep, InitStep, TxnCommand, TxnRecord};
 const SCAN_INTERVAL: Duration = Duration::from_millis(200);
 /// The longest wait between two attempts at a transaction's markers.
 const MAX_MARKER_BACKOFF: Duration = Duration::from_secs(2);
+/// How long AddPartitionsToTxn and AddOffsetsToTxn wait for the previous transaction of their
+/// id to complete before answering CONCURRENT_TRANSACTIONS. A producer starts its next
+/// transaction as soon as EndTxn answers, usually before the markers are written; the retry
+/// CONCURRENT_TRANSACTIONS causes costs it a client backoff (librdkafka's `retry.backoff.ms`,
+/// 100 ms by default; 20 ms in Kafka's Java client), far longer than the completion itself.
+const COMPLETION_WAIT: Duration = Duration::from_millis(300);
 
 /// Unix time in ms.
 pub fn now_ms() -> i64 {
@@ -143,7 +151,8 @@ pub async fn init_producer_id(
     }
 }
 
-/// AddPartitionsToTxn: adds `partitions` to `id`'s open transaction.
+/// AddPartitionsToTxn: adds `partitions` to `id`'s open transaction (waiting up to
+/// [`COMPLETION_WAIT`] for the previous one to complete).
 ///
 /// # Errors
 /// The Kafka error code (for every partition).
@@ -153,12 +162,47 @@ pub async fn add_partitions(
     producer: (i64, i16),
     partitions: &[(String, i32)],
 ) -> Result<(), i16> {
-    let now = now_ms();
-    change(broker, id, |current| {
-        let next = txn::add_partitions(known(current)?, producer.0, producer.1, partitions, now)?;
-        Ok((next, ()))
+    after_completion(broker, id, || async {
+        let now = now_ms();
+        change(broker, id, |current| {
+            let next =
+                txn::add_partitions(known(current)?, producer.0, producer.1, partitions, now)?;
+            Ok((next, ()))
+        })
+        .await
     })
     .await
+}
+
+/// Runs `attempt` and, while it answers CONCURRENT_TRANSACTIONS because `id`'s previous
+/// transaction is still completing (`Prepare*`), again each time a transaction completes, for
+/// up to [`COMPLETION_WAIT`]; then answers what it answers.
+async fn after_completion<F, Fut>(broker: &Broker, id: &str, mut attempt: F) -> Result<(), i16>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<(), i16>>,
+{
+    let deadline = tokio::time::Instant::now() + COMPLETION_WAIT;
+    loop {
+        // Registered before the attempt, so a completion between the two is not missed.
+        let completed = broker.txns.completed.notified();
+        tokio::pin!(completed);
+        completed.as_mut().enable();
+        match attempt().await {
+            Err(codes::CONCURRENT_TRANSACTIONS)
+                if tokio::time::Instant::now() < deadline
+                    && broker
+                        .txns
+                        .get(id)
+                        .is_some_and(|record| record.state.is_preparing()) =>
+            {
+                if tokio::time::timeout_at(deadline, completed).await.is_err() {
+                    return Err(codes::CONCURRENT_TRANSACTIONS);
+                }
+            }
+            answer => return answer,
+        }
+    }
 }
 
 /// AddPartitionsToTxn v4+ with `verify_only`: whether each partition is in `id`'s open
@@ -195,7 +239,8 @@ pub fn verify_partitions(
         .collect())
 }
 
-/// AddOffsetsToTxn: adds `group` (its offsets) to `id`'s open transaction.
+/// AddOffsetsToTxn: adds `group` (its offsets) to `id`'s open transaction (waiting up to
+/// [`COMPLETION_WAIT`] for the previous one to complete).
 ///
 /// # Errors
 /// The Kafka error code.
@@ -205,10 +250,13 @@ pub async fn add_offsets(
     producer: (i64, i16),
     group: &str,
 ) -> Result<(), i16> {
-    let now = now_ms();
-    change(broker, id, |current| {
-        let next = txn::add_offsets(known(current)?, producer.0, producer.1, group, now)?;
-        Ok((next, ()))
+    after_completion(broker, id, || async {
+        let now = now_ms();
+        change(broker, id, |current| {
+            let next = txn::add_offsets(known(current)?, producer.0, producer.1, group, now)?;
+            Ok((next, ()))
+        })
+        .await
     })
     .await
 }
@@ -412,6 +460,7 @@ async fn complete(broker: Arc<Broker>, id: String) {
         match completed {
             Ok(()) => {
                 tracing::debug!(transactional_id = %id, commit = marker.commit, "transaction complete");
+                broker.txns.completed.notify_waiters();
                 return;
             }
             Err(code) => {

@@ -582,6 +582,8 @@ pub struct TxnCoordinator {
     fenced: Mutex<HashMap<String, i32>>,
     /// Woken when a transaction enters `Prepare*` (its markers are due).
     pub wake: tokio::sync::Notify,
+    /// Woken (every waiter) when a transaction's `Complete*` state is committed.
+    pub completed: tokio::sync::Notify,
 }
 
 impl Default for TxnCoordinator {
@@ -600,6 +602,7 @@ impl TxnCoordinator {
             completing: Mutex::default(),
             fenced: Mutex::default(),
             wake: tokio::sync::Notify::new(),
+            completed: tokio::sync::Notify::new(),
         }
     }
 
