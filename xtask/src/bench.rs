@@ -39,9 +39,21 @@ pub struct BenchArgs {
     #[arg(long)]
     security: bool,
     /// The log cleaner (`broker`): GB cleaned per CPU-second and append p50/p99 with and
-    /// without a clean running, on a log of `--compaction-mib` MiB (hdi-log's `clean_bench`).
+    /// without a clean running, on a log of `--compaction-mib` MiB (hdi-log's `clean_bench`);
+    /// then a release broker's produce p50/p99/p99.9 (acks=all, fixed rate) with and without
+    /// its cleaner cleaning a compacted topic of that size (`bench_compaction`).
     #[arg(long)]
     compaction: bool,
+    /// Offered rate of `--compaction`'s produce-latency windows, records/s of 100 B.
+    #[arg(long, default_value_t = 5000)]
+    compaction_rate: u64,
+    /// Length of each of `--compaction`'s produce-latency windows, in seconds.
+    #[arg(long, default_value_t = 20)]
+    compaction_seconds: u64,
+    /// The broker's `--log-cleaner-io-max-bytes-per-second` in `--compaction` (0: unlimited,
+    /// the broker's default, which cleans 512 MiB in about a second: too short for a window).
+    #[arg(long, default_value_t = 32 << 20)]
+    compaction_cleaner_io: u64,
     /// Transactions (`broker`): records/s of an idempotent acks=all producer in transactions
     /// of 100 records against the same producer without transactions, on one fresh broker.
     #[arg(long)]
@@ -158,7 +170,20 @@ pub fn run_bench(args: BenchArgs) -> anyhow::Result<()> {
         );
     }
     if args.compaction {
-        return run_compaction(args.compaction_mib);
+        run_compaction(args.compaction_mib)?;
+        run(
+            "cargo build --release",
+            &mut cargo_build(&["hdi-broker", "hdi-kafka-perf"], true),
+        )?;
+        return crate::bench_compaction::run(
+            &target_dir()?.join("release"),
+            &crate::bench_compaction::Options {
+                mib: args.compaction_mib,
+                rate: args.compaction_rate,
+                seconds: args.compaction_seconds,
+                cleaner_io: args.compaction_cleaner_io,
+            },
+        );
     }
     run(
         "cargo build --release",

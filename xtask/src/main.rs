@@ -28,6 +28,7 @@
 mod apache_kafka;
 mod bench;
 mod bench_cluster;
+mod bench_compaction;
 mod bench_control_plane;
 mod bench_executor;
 mod bench_georep;

@@ -2,8 +2,9 @@
 //! the spirit of Kafka's `kafka-producer-perf-test` and `kafka-consumer-perf-test`.
 //!
 //! - `create-topic`: one topic (1 partition by default) through the admin API.
-//! - `produce`: N records of S bytes as fast as the broker takes them; latency is measured per
-//!   record from `send` to its delivery report (queueing included, as Kafka's tool does).
+//! - `produce`: N records of S bytes as fast as the broker takes them (or at `--rate` records/s),
+//!   keyless or over `--keys` keys; latency is measured per record from `send` to its delivery
+//!   report (queueing included, as Kafka's tool does): p50, p99 and p99.9.
 //! - `consume`: reads N records from the beginning of partition 0.
 //! - `leader`: the leader, replicas and ISR of partition 0 (from Metadata).
 //! - `probe`: produces one acks=all record (librdkafka retries it with short backoffs) and prints
@@ -101,6 +102,10 @@ enum Command {
         /// Records per second; 0 = as fast as possible.
         #[arg(long, default_value_t = 0)]
         rate: u64,
+        /// Key record i `key-<i mod KEYS>` (8 digits); 0 = keyless. A compacted topic's fill
+        /// (`cargo xtask bench broker --compaction`).
+        #[arg(long, default_value_t = 0)]
+        keys: u64,
     },
     /// Produce records idempotently with acks=all, in transactions of `--txn-records` records
     /// (0 = no transactions).
@@ -384,6 +389,7 @@ fn main() -> anyhow::Result<()> {
             record_size,
             acks,
             rate,
+            keys,
         } => {
             let producer: BaseProducer<LatencyContext> = base()?
                 .set("acks", &acks)
@@ -406,12 +412,16 @@ fn main() -> anyhow::Result<()> {
                         std::thread::sleep(wait);
                     }
                 }
-                let mut record: BaseRecord<'_, (), [u8], _> = BaseRecord::with_opaque_to(
+                let key = (keys > 0).then(|| format!("key-{:08}", i % keys));
+                let mut record: BaseRecord<'_, str, [u8], _> = BaseRecord::with_opaque_to(
                     &topic,
                     Box::new((Instant::now(), std::sync::Arc::clone(&stats))),
                 )
                 .payload(payload.as_slice())
                 .partition(0);
+                if let Some(key) = &key {
+                    record = record.key(key.as_str());
+                }
                 loop {
                     match producer.send(record) {
                         Ok(()) => break,
