@@ -50,7 +50,7 @@ fn jars(variable: &str, what: &str) -> PathBuf {
     assert!(
         has_jars,
         "{variable}={}: no jars of {what} there; `cargo xtask test` copies them from Maven \
-         Central (delete the directory's `.hdi-pom` stamp to copy them again)",
+         Central (delete the `.hdi-pom` stamp beside that directory to copy them again)",
         dir.display()
     );
     dir
