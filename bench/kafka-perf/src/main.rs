@@ -20,7 +20,8 @@
 //!
 //! - `txn-produce`: N records of S bytes with an idempotent acks=all producer, in transactions
 //!   of T records each (`--txn-records T`; 0 = no transactions), as fast as the broker takes
-//!   them: records/s and transactions/s (`cargo xtask bench broker --transactions`).
+//!   them, by `--producers P` producers in parallel (each its own transactional id): records/s
+//!   and transactions/s (`cargo xtask bench broker --transactions`).
 //! - `fetch-sessions`: a raw Fetch loop over many partitions, sessionless and with a fetch
 //!   session (KIP-227): bytes on the wire and broker CPU per fetch ([`fetch_sessions`]).
 //! - `cluster-config`, `end-offsets`, `mirror-lag`: geo-replication ([`mirror`]);
@@ -44,7 +45,9 @@ use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
-use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
+use rdkafka::producer::{
+    BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer,
+};
 use rdkafka::{ClientContext, TopicPartitionList};
 
 #[derive(Debug, Parser)]
@@ -118,6 +121,9 @@ enum Command {
         record_size: usize,
         #[arg(long, default_value_t = 100)]
         txn_records: u64,
+        /// Producers sharing the records (each its own transactional id), in parallel.
+        #[arg(long, default_value_t = 1)]
+        producers: u64,
     },
     /// Consume records from the beginning of partition 0.
     Consume {
@@ -337,6 +343,10 @@ fn base(bootstrap: &str, properties: &[String]) -> anyhow::Result<ClientConfig> 
             .split_once('=')
             .with_context(|| format!("--config {property:?} must be KEY=VALUE"))?;
         config.set(key, value);
+        if key == "debug" {
+            // rdkafka sets librdkafka's log level from the `log` crate's, which is off here.
+            config.set_log_level(rdkafka::config::RDKafkaLogLevel::Debug);
+        }
     }
     Ok(config)
 }
@@ -462,7 +472,15 @@ fn main() -> anyhow::Result<()> {
             records,
             record_size,
             txn_records,
-        } => txn_produce(base()?, &topic, records, record_size, txn_records)?,
+            producers,
+        } => txn_produce(
+            base()?,
+            &topic,
+            records,
+            record_size,
+            txn_records,
+            producers,
+        )?,
         Command::Leader { topic } => {
             let consumer: BaseConsumer = base()?.create().context("client")?;
             let metadata = consumer
@@ -679,7 +697,17 @@ struct ErrorCounter {
     first: std::sync::Mutex<Option<String>>,
 }
 
-impl ClientContext for ErrorCounter {}
+impl ClientContext for ErrorCounter {
+    /// librdkafka's log lines (`--config debug=...` among them) on stderr, as librdkafka's own
+    /// default logger prints them.
+    fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, log_message: &str) {
+        eprintln!(
+            "%{}|{}|{fac}| {log_message}",
+            level as i32,
+            chrono::Utc::now().format("%H:%M:%S%.6f")
+        );
+    }
+}
 
 impl ProducerContext for ErrorCounter {
     type DeliveryOpaque = ();
@@ -730,14 +758,91 @@ fn send_blocking<'a, C: ProducerContext<DeliveryOpaque = ()>>(
     producer.poll(Duration::ZERO);
 }
 
-/// `txn-produce`: see the crate doc.
+/// Waits until every record `producer` holds is delivered (or `timeout` passes), as
+/// `rd_kafka_flush` does: linger is cut short. rdkafka's own `flush` (and so its
+/// `commit_transaction`, which flushes first) calls `rd_kafka_flush` with no wait and then polls
+/// in slices of 100 ms that run to their end even when the last delivery comes at once, so a
+/// transaction committed through it costs 100 ms more than the client's work: that is the
+/// artefact this avoids. Delivery reports are events here: a record counts as outstanding until
+/// its report is polled, which the [`ThreadedProducer`]'s own thread does meanwhile.
+#[allow(unsafe_code)]
+fn flush_now<C: ProducerContext + 'static>(
+    producer: &ThreadedProducer<C>,
+    timeout: Duration,
+) -> anyhow::Result<()> {
+    let timeout_ms = i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX);
+    // SAFETY: the pointer is the live producer's own handle (borrowed for the call), which
+    // librdkafka lets any thread flush.
+    let code =
+        unsafe { rdkafka::bindings::rd_kafka_flush(producer.client().native_ptr(), timeout_ms) };
+    if code != rdkafka::bindings::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR {
+        bail!("flush: {code:?}");
+    }
+    Ok(())
+}
+
+/// `txn-produce`: see the crate doc. `producers` producers (threads) share the records, each
+/// with its own transactional id; the clock runs from when all are initialised until the last
+/// is done.
 fn txn_produce(
+    config: ClientConfig,
+    topic: &str,
+    records: u64,
+    record_size: usize,
+    txn_records: u64,
+    producers: u64,
+) -> anyhow::Result<()> {
+    let producers = producers.max(1);
+    let ready = std::sync::Barrier::new(usize::try_from(producers).unwrap_or(1) + 1);
+    let (seconds, transactions) = std::thread::scope(|scope| {
+        let threads: Vec<_> = (0..producers)
+            .map(|index| {
+                let share = records / producers + u64::from(index < records % producers);
+                let (config, ready) = (config.clone(), &ready);
+                scope.spawn(move || {
+                    txn_producer(config, topic, share, record_size, txn_records, index, ready)
+                })
+            })
+            .collect();
+        ready.wait();
+        let started = Instant::now();
+        let mut transactions = 0u64;
+        let mut failure = None;
+        for thread in threads {
+            match thread.join() {
+                Ok(Ok(n)) => transactions += n,
+                Ok(Err(error)) => failure = Some(error),
+                Err(_) => failure = Some(anyhow::anyhow!("a producer thread panicked")),
+            }
+        }
+        match failure {
+            Some(error) => Err(error),
+            None => Ok((started.elapsed().as_secs_f64(), transactions)),
+        }
+    })?;
+    println!(
+        "{}",
+        serde_json::json!({
+            "records": records, "producers": producers, "seconds": seconds,
+            "records_per_s": records as f64 / seconds,
+            "mb_per_s": records as f64 * record_size as f64 / seconds / 1e6,
+            "transactions": transactions, "transactions_per_s": transactions as f64 / seconds,
+        })
+    );
+    Ok(())
+}
+
+/// One producer of `txn-produce`: `records` records, then its transaction count. Waits at
+/// `ready` once initialised (always, so a failure cannot leave the others waiting).
+fn txn_producer(
     mut config: ClientConfig,
     topic: &str,
     records: u64,
     record_size: usize,
     txn_records: u64,
-) -> anyhow::Result<()> {
+    index: u64,
+    ready: &std::sync::Barrier,
+) -> anyhow::Result<u64> {
     config
         .set("acks", "all")
         .set("enable.idempotence", "true")
@@ -751,52 +856,51 @@ fn txn_produce(
         config
             .set(
                 "transactional.id",
-                format!("hdi-perf-{}", std::process::id()),
+                format!("hdi-perf-{}-{index}", std::process::id()),
             )
             .set("transaction.timeout.ms", "60000");
     }
-    let producer: BaseProducer<ErrorCounter> = config
-        .create_with_context(ErrorCounter::default())
-        .context("producer")?;
     let timeout = Duration::from_secs(60);
-    if txn_records > 0 {
-        producer
-            .init_transactions(timeout)
-            .context("init_transactions")?;
-    }
+    let producer = (|| {
+        let producer: ThreadedProducer<ErrorCounter> = config
+            .create_with_context(ErrorCounter::default())
+            .context("producer")?;
+        if txn_records > 0 {
+            producer
+                .init_transactions(timeout)
+                .context("init_transactions")?;
+        }
+        Ok::<_, anyhow::Error>(producer)
+    })();
+    ready.wait();
+    let producer = producer?;
     let payload: Vec<u8> = (0..record_size).map(|i| b'a' + (i % 26) as u8).collect();
-    let started = Instant::now();
     let mut transactions = 0u64;
     for i in 0..records {
         if txn_records > 0 && i % txn_records == 0 {
             producer.begin_transaction().context("begin_transaction")?;
         }
-        send_blocking(
-            &producer,
-            BaseRecord::to(topic)
-                .payload(payload.as_slice())
-                .partition(0),
-        );
-        producer.poll(Duration::ZERO);
+        let mut record: BaseRecord<'_, (), [u8], ()> = BaseRecord::to(topic)
+            .payload(payload.as_slice())
+            .partition(0);
+        while let Err((_, back)) = producer.send(record) {
+            // The queue is full: the producer's thread is draining it.
+            record = back;
+            std::thread::sleep(Duration::from_millis(1));
+        }
         if txn_records > 0 && ((i + 1) % txn_records == 0 || i + 1 == records) {
+            // Flushed first, so rdkafka's flush inside commit_transaction has nothing to wait
+            // for (see `flush_now`).
+            flush_now(&producer, timeout)?;
             producer
                 .commit_transaction(timeout)
                 .context("commit_transaction")?;
             transactions += 1;
         }
     }
-    producer.flush(Duration::from_secs(120)).context("flush")?;
+    flush_now(&producer, Duration::from_secs(120))?;
     producer.context().check()?;
-    let seconds = started.elapsed().as_secs_f64();
-    println!(
-        "{}",
-        serde_json::json!({
-            "records": records, "seconds": seconds, "records_per_s": records as f64 / seconds,
-            "mb_per_s": records as f64 * record_size as f64 / seconds / 1e6,
-            "transactions": transactions, "transactions_per_s": transactions as f64 / seconds,
-        })
-    );
-    Ok(())
+    Ok(transactions)
 }
 
 fn produce_files(
