@@ -18,9 +18,10 @@
 //! Transactions, as Kafka's `LogCleaner` (`CleanedTransactionMetadata`): the cleaner reads the
 //! markers of the planned segments in offset order, so it knows for each transactional batch
 //! whether its transaction committed or aborted. Aborted records are removed and supersede
-//! nothing; committed ones are compacted like any other record. A batch whose marker lies past
-//! the planned segments (its transaction decided at or past the bound) is kept whole and
-//! supersedes nothing. A marker stays while any batch of its transaction was read by this clean;
+//! nothing; committed ones are compacted like any other record. Markers are read through the
+//! end of the log, since a transaction with data below the bound may end past it. A batch with
+//! no marker anywhere (never below the last stable offset) is kept whole, supersedes nothing,
+//! and the checkpoint stays below it. A marker stays while any batch of its transaction was read by this clean;
 //! the first clean that finds none left before it gives it a delete horizon
 //! (`now + delete.retention.ms`), and a clean after the horizon removes it — so a consumer that
 //! read the transaction's data within `delete.retention.ms` still sees its marker.
@@ -181,6 +182,9 @@ pub struct CleanPlan {
     generation: u64,
     group_bytes: u64,
     segments: Vec<Planned>,
+    /// The segments past the planned ones, active included (sizes as planned): read only for
+    /// their transaction markers.
+    tail: Vec<Planned>,
     first_dirty: i64,
     first_uncleanable: i64,
     config: CompactionConfig,
@@ -333,11 +337,22 @@ impl Log {
                 file: s.file_clone()?,
             });
         }
+        let mut tail = Vec::new();
+        for s in &self.segments[segments.len()..] {
+            tail.push(Planned {
+                base_offset: s.base_offset,
+                next_offset: s.next_offset,
+                size: s.size,
+                path: s.path.clone(),
+                file: s.file_clone()?,
+            });
+        }
         Ok(Some(CleanPlan {
             dir: self.dir.clone(),
             generation: self.generation,
             group_bytes: self.config.segment_bytes,
             segments,
+            tail,
             first_dirty: cleanable.first_dirty,
             first_uncleanable: cleanable.first_uncleanable,
             config: config.clone(),
@@ -570,11 +585,20 @@ struct Transactions {
 }
 
 impl Transactions {
-    fn scan(segments: &[Planned], throttle: &mut Throttle) -> Result<Transactions, LogError> {
+    /// Reads the markers of `segments` and of `tail` (the rest of the log: a transaction with
+    /// data below the last stable offset has its marker below the high watermark, possibly past
+    /// the cleanable segments). An error reading the tail (it may be truncated meanwhile) ends
+    /// the scan there: what it would have told stays undecided.
+    fn scan(
+        segments: &[Planned],
+        tail: &[Planned],
+        throttle: &mut Throttle,
+    ) -> Result<Transactions, LogError> {
         let mut open: HashMap<i64, i64> = HashMap::new();
         let mut by_producer: HashMap<i64, Vec<Txn>> = HashMap::new();
-        for segment in segments {
-            for_each_header(segment, |header, position| {
+        let planned = segments.len();
+        for (index, segment) in segments.iter().chain(tail).enumerate() {
+            let scanned = for_each_header(segment, |header, position| {
                 throttle.charge(HEADER_SIZE as u64);
                 if header.producer_id < 0 || !header.is_transactional() {
                     return Ok(());
@@ -602,7 +626,12 @@ impl Transactions {
                         });
                 }
                 Ok(())
-            })?;
+            });
+            match scanned {
+                Err(error) if index < planned => return Err(error),
+                Err(_) => break,
+                Ok(()) => {}
+            }
         }
         Ok(Transactions { by_producer })
     }
@@ -679,7 +708,7 @@ impl CleanPlan {
         fail: &mut FailPoint,
     ) -> Result<Cleaned, LogError> {
         let mut stats = CleanStats::default();
-        let transactions = Transactions::scan(&self.segments, throttle)?;
+        let transactions = Transactions::scan(&self.segments, &self.tail, throttle)?;
         let (map, up_to) = self.build_map(limits, codecs, &transactions, throttle, &mut stats)?;
         let rewrite: Vec<&Planned> = self
             .segments
@@ -697,6 +726,7 @@ impl CleanPlan {
             now_ms: self.now_ms,
             codecs,
             observed: HashSet::new(),
+            first_undecided: None,
         };
         let mut groups = Vec::new();
         let mut start = 0;
@@ -721,6 +751,8 @@ impl CleanPlan {
             });
             start = end;
         }
+        // Undecided batches were not deduplicated: the checkpoint stays below them.
+        let up_to = rules.first_undecided.map_or(up_to, |at| at.min(up_to));
         Ok(Cleaned {
             generation: self.generation,
             groups,
@@ -837,6 +869,8 @@ struct Rules<'a> {
     codecs: &'a Codecs<'a>,
     /// Markers (by offset) of transactions with a batch read in this clean: such a marker stays.
     observed: HashSet<i64>,
+    /// The first batch whose transaction's outcome this clean did not know.
+    first_undecided: Option<i64>,
 }
 
 impl Rules<'_> {
@@ -857,7 +891,11 @@ impl Rules<'_> {
             return self.filter_control(batch, stats);
         }
         match self.transactions.fate(header) {
-            Fate::Undecided => return Some(batch.bytes.clone()),
+            Fate::Undecided => {
+                let at = header.base_offset;
+                self.first_undecided = Some(self.first_undecided.map_or(at, |f| f.min(at)));
+                return Some(batch.bytes.clone());
+            }
             Fate::Aborted(marker) => {
                 self.observed.insert(marker);
                 stats.aborted_removed += header.records_count.max(0) as u64;
@@ -909,9 +947,10 @@ impl Rules<'_> {
             return Some(batch.bytes.clone());
         };
         stats.records_removed += (header.records_count.max(0) as usize - survivors) as u64;
+        // An empty batch goes unless it is its producer's last (Kafka's DELETE_EMPTY).
         match rebuilt {
+            _ if survivors == 0 && !self.last.is_last(header) => None,
             None => Some(batch.bytes.clone()),
-            Some(_) if survivors == 0 && !self.last.is_last(header) => None,
             Some(rebuilt) => Some(rebuilt),
         }
     }

@@ -1,14 +1,17 @@
-//! The log cleaner: unit cases (latest record per key, tombstones and `delete.retention.ms`,
+//! The log cleaner: unit cases (latest record per key, tombstones and their delete horizon,
 //! `min.compaction.lag.ms`, the active segment and the caller's bound untouched, offsets kept,
-//! producers' last batches, compressed, control and transactional batches, a follower copying a
-//! compacted log) and a seeded property test that interleaves appends, cleans and crashes
-//! injected before every file operation of the swap, comparing the log with a model after each
-//! recovery.
+//! producers' last batches, survivors recompressed in their codec, aborted transactions removed
+//! and markers after their horizon, an abandoned group leaving the checkpoint, a follower copying
+//! a compacted log) and a seeded property test that interleaves plain and transactional appends,
+//! commits and aborts, cleans (never past the last stable offset) and crashes injected before
+//! every file operation of the swap, comparing the log with a model after each step: offsets
+//! kept, the read_committed view's latest value per key the model's, aborted records gone once
+//! a clean passed them, and at the end no marker left past its horizon with nothing before it.
 #![allow(clippy::unwrap_used, reason = "tests")]
 
 mod common;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use hdi_log::batch::{self, HEADER_SIZE};
 use hdi_log::cleaner::{CleanStats, CleanerLimits, CompactionConfig};
@@ -525,55 +528,206 @@ impl Rng {
     }
 }
 
-/// Checks the log against the model of everything appended.
+/// What the model knows of one offset.
+#[derive(Clone, Debug)]
+enum Entry {
+    /// A data record; `txn` is its transaction (an index into `Model::txns`).
+    Data {
+        key: Vec<u8>,
+        value: Option<Vec<u8>>,
+        txn: Option<usize>,
+    },
+    /// A transaction's marker.
+    Marker { txn: usize },
+}
+
+/// A transaction of the model: its producer, its first offset, and once ended its outcome.
+#[derive(Clone, Debug)]
+struct ModelTxn {
+    producer: i64,
+    first: i64,
+    committed: Option<bool>,
+}
+
+/// Everything appended, with the transactions' outcomes.
+#[derive(Debug, Default)]
+struct Model {
+    entries: BTreeMap<i64, Entry>,
+    txns: Vec<ModelTxn>,
+    /// The open transaction of each producer.
+    open: BTreeMap<i64, usize>,
+    sequences: BTreeMap<i64, i32>,
+}
+
+impl Model {
+    /// The last stable offset: the first offset of the earliest open transaction.
+    fn last_stable_offset(&self, end: i64) -> i64 {
+        self.open
+            .values()
+            .map(|t| self.txns[*t].first)
+            .min()
+            .unwrap_or(end)
+    }
+
+    /// Whether a data record is committed: plain, or of a committed transaction (`None` while
+    /// its transaction is open).
+    fn committed(&self, txn: Option<usize>) -> Option<bool> {
+        txn.map_or(Some(true), |t| self.txns[t].committed)
+    }
+
+    /// The latest committed record of every key: `(offset, value)`.
+    fn latest_committed(&self) -> BTreeMap<Vec<u8>, (i64, Option<Vec<u8>>)> {
+        let mut latest = BTreeMap::new();
+        for (offset, entry) in &self.entries {
+            if let Entry::Data { key, value, txn } = entry
+                && self.committed(*txn) == Some(true)
+            {
+                latest.insert(key.clone(), (*offset, value.clone()));
+            }
+        }
+        latest
+    }
+}
+
+/// The log as read back: data records `(offset, key, value)`, markers `(offset, producer,
+/// commit)`, every batch header, and the read_committed view (records of transactions whose
+/// commit marker is in the log, and plain records, in offset order).
+#[derive(Debug, Default)]
+struct LogView {
+    records: Vec<Row>,
+    markers: Vec<(i64, i64, bool)>,
+    headers: Vec<batch::BatchHeader>,
+    read_committed: Vec<Row>,
+}
+
+fn read_log(log: &Log) -> LogView {
+    let mut view = LogView::default();
+    let mut pending: BTreeMap<i64, Vec<Row>> = BTreeMap::new();
+    let mut next = log.log_start_offset();
+    while next < log.next_offset() {
+        let bytes = log.read(next, 1 << 20).unwrap();
+        if bytes.is_empty() {
+            break;
+        }
+        let mut at = 0;
+        while at < bytes.len() {
+            let batch_bytes = &bytes[at..];
+            let header = batch::validate(batch_bytes, usize::MAX).unwrap();
+            assert!(
+                view.headers
+                    .last()
+                    .is_none_or(|h| h.last_offset() < header.base_offset),
+                "batches go forward"
+            );
+            view.headers.push(header);
+            next = header.last_offset() + 1;
+            at += header.size();
+            if header.is_control() {
+                let marker = records::parse_marker(batch_bytes, &header).unwrap();
+                let commit = marker == records::Marker::Commit;
+                view.markers
+                    .push((header.base_offset, header.producer_id, commit));
+                let done = pending.remove(&header.producer_id).unwrap_or_default();
+                if commit {
+                    view.read_committed.extend(done);
+                }
+                continue;
+            }
+            let body = records::records_bytes(batch_bytes, &header, &identity_codec).unwrap();
+            for record in records::parse_records(&body, &header).unwrap() {
+                let row = (
+                    record.offset,
+                    record.key.map(<[u8]>::to_vec),
+                    record.value.map(<[u8]>::to_vec),
+                );
+                view.records.push(row.clone());
+                if header.is_transactional() {
+                    pending.entry(header.producer_id).or_default().push(row);
+                } else {
+                    view.read_committed.push(row);
+                }
+            }
+        }
+    }
+    view.read_committed.sort_by_key(|r| r.0);
+    view
+}
+
+/// Checks the log against the model (see the property test).
 fn check_against_model(
     log: &Log,
-    model: &BTreeMap<i64, (Vec<u8>, Option<Vec<u8>>)>,
+    model: &Model,
     protected_from: i64,
+    gone: &BTreeSet<i64>,
     context: &str,
-) {
-    let read = rows(log);
-    let end = model.keys().next_back().map_or(0, |o| o + 1);
+) -> LogView {
+    let view = read_log(log);
+    let end = model.entries.keys().next_back().map_or(0, |o| o + 1);
     assert_eq!(log.next_offset(), end, "{context}: log end");
-    // Every record read is the one appended at its offset.
-    for (offset, key, value) in &read {
-        let (k, v) = &model[offset];
-        assert_eq!(
-            (key.as_ref(), value),
-            (Some(k), v),
-            "{context}: record at {offset}"
+    // Offsets are kept: every record and marker read is the one appended at its offset.
+    for (offset, key, value) in &view.records {
+        match &model.entries[offset] {
+            Entry::Data {
+                key: k, value: v, ..
+            } => {
+                assert_eq!(
+                    (key.as_ref(), value),
+                    (Some(k), v),
+                    "{context}: record at {offset}"
+                );
+            }
+            other => panic!("{context}: a record at {offset}, the model has {other:?}"),
+        }
+        assert!(
+            !gone.contains(offset),
+            "{context}: aborted record at {offset} came back"
         );
     }
+    for (offset, producer, commit) in &view.markers {
+        match &model.entries[offset] {
+            Entry::Marker { txn } => {
+                let t = &model.txns[*txn];
+                assert_eq!(
+                    (t.producer, t.committed),
+                    (*producer, Some(*commit)),
+                    "{context}: marker at {offset}"
+                );
+            }
+            other => panic!("{context}: a marker at {offset}, the model has {other:?}"),
+        }
+    }
     // Nothing at or past what any clean could touch is lost.
-    let present: std::collections::BTreeSet<i64> = read.iter().map(|r| r.0).collect();
-    for offset in model.range(protected_from..).map(|(o, _)| *o) {
+    let present: BTreeSet<i64> = view
+        .records
+        .iter()
+        .map(|r| r.0)
+        .chain(view.markers.iter().map(|m| m.0))
+        .collect();
+    for offset in model.entries.range(protected_from..).map(|(o, _)| *o) {
         assert!(
             present.contains(&offset),
             "{context}: lost {offset} (protected from {protected_from})"
         );
     }
-    // The latest value of every key reads as the model's; a tombstone may have gone, and then
-    // nothing older of its key may remain.
-    let mut latest_model: BTreeMap<&Vec<u8>, (i64, &Option<Vec<u8>>)> = BTreeMap::new();
-    for (offset, (k, v)) in model {
-        latest_model.insert(k, (*offset, v));
-    }
+    // read_committed: the latest committed value of every key reads as the model's; a
+    // tombstone may have gone, and then nothing older of its key may remain.
     let mut latest_log: BTreeMap<Vec<u8>, (i64, Option<Vec<u8>>)> = BTreeMap::new();
-    for (offset, key, value) in read {
-        latest_log.insert(key.unwrap_or_default(), (offset, value));
+    for (offset, key, value) in &view.read_committed {
+        latest_log.insert(key.clone().unwrap_or_default(), (*offset, value.clone()));
     }
-    for (key, (offset, value)) in latest_model {
-        match (value, latest_log.get(key)) {
+    for (key, (offset, value)) in model.latest_committed() {
+        match (value, latest_log.get(&key)) {
             (Some(_), Some((o, _))) => assert_eq!(*o, offset, "{context}: key {key:?}"),
             (Some(_), None) => panic!("{context}: key {key:?} lost its value at {offset}"),
             (None, Some((o, _))) => assert_eq!(*o, offset, "{context}: key {key:?} resurrected"),
             (None, None) => {}
         }
     }
+    view
 }
 
 #[test]
-fn cleaner_property_random_cleans_and_crashes_match_the_model() {
+fn cleaner_property_random_transactions_cleans_and_crashes_match_the_model() {
     let seed = std::env::var("HDI_CLEANER_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
@@ -588,16 +742,22 @@ fn cleaner_property_random_cleans_and_crashes_match_the_model() {
     let mut rng = Rng(seed);
     let dir = common::Dir::new("clean-property");
     let (mut log, _) = Log::open(&dir.0, config()).unwrap();
-    let mut model: BTreeMap<i64, (Vec<u8>, Option<Vec<u8>>)> = BTreeMap::new();
+    let mut model = Model::default();
     let mut now_ms = 0i64;
     // Records at or past the furthest any clean could reach must all survive.
     let mut protected_from: Option<i64> = None;
+    // Aborted records a completed clean passed (with their marker in its reach): never again.
+    let mut gone: BTreeSet<i64> = BTreeSet::new();
     let (mut cleans, mut crashes, mut recovered_swaps) = (0, 0, 0);
-    for step in 0..400 {
+    let (mut commits, mut aborts, mut aborted_removed) = (0, 0, 0);
+    for step in 0..500 {
         let context = format!("seed {seed} step {step}");
         now_ms += rng.below(400) as i64;
-        match rng.below(10) {
+        match rng.below(12) {
+            // A plain batch, or a transactional one of producer 1-3 (opening its transaction).
             0..=5 => {
+                let transactional = rng.below(3) == 0;
+                let producer = 1 + rng.below(3) as i64;
                 let count = 1 + rng.below(4) as usize;
                 let records: Vec<(Vec<u8>, Option<Vec<u8>>)> = (0..count)
                     .map(|_| {
@@ -612,14 +772,53 @@ fn cleaner_property_random_cleans_and_crashes_match_the_model() {
                     .map(|(k, v)| (Some(k.as_slice()), v.as_deref()))
                     .collect();
                 let mut batch = build_keyed_batch(0, now_ms, &refs);
+                let mut txn = None;
+                if transactional {
+                    let sequence = model.sequences.entry(producer).or_insert(0);
+                    batch = batch::with_producer(batch, producer, 0, *sequence);
+                    *sequence += count as i32;
+                    batch = set_attributes(batch, batch::TRANSACTIONAL_BIT);
+                    let first = log.next_offset();
+                    let t = *model.open.entry(producer).or_insert_with(|| {
+                        model.txns.push(ModelTxn {
+                            producer,
+                            first,
+                            committed: None,
+                        });
+                        model.txns.len() - 1
+                    });
+                    txn = Some(t);
+                }
                 let first = log.append(&mut batch, 0).unwrap().first_offset;
-                for (i, (k, v)) in records.into_iter().enumerate() {
-                    model.insert(first + i as i64, (k, v));
+                for (i, (key, value)) in records.into_iter().enumerate() {
+                    model
+                        .entries
+                        .insert(first + i as i64, Entry::Data { key, value, txn });
                 }
             }
-            6 => log.roll().unwrap(),
+            // End an open transaction: commit (two in three) or abort.
+            6..=7 => {
+                let open: Vec<i64> = model.open.keys().copied().collect();
+                if !open.is_empty() {
+                    let producer = open[rng.below(open.len() as u64) as usize];
+                    let txn = model.open.remove(&producer).unwrap();
+                    let commit = rng.below(3) != 0;
+                    let mut batch = marker(producer, commit, now_ms);
+                    let offset = log.append(&mut batch, 0).unwrap().first_offset;
+                    model.txns[txn].committed = Some(commit);
+                    model.entries.insert(offset, Entry::Marker { txn });
+                    if commit {
+                        commits += 1;
+                    } else {
+                        aborts += 1;
+                    }
+                }
+            }
+            8 => log.roll().unwrap(),
+            // A clean, never at or past the last stable offset, maybe crashing.
             _ => {
-                let bound = log.next_offset() - rng.below(3) as i64;
+                let end = log.next_offset();
+                let bound = model.last_stable_offset(end).min(end - rng.below(3) as i64);
                 let limits = CleanerLimits {
                     dedupe_buffer_bytes: if rng.below(3) == 0 { 200 } else { 1 << 20 },
                     ..CleanerLimits::default()
@@ -631,43 +830,139 @@ fn cleaner_property_random_cleans_and_crashes_match_the_model() {
                 };
                 if let Some(plan) = log.plan_clean(&compaction(), bound, now_ms).unwrap() {
                     let reach = plan.first_uncleanable();
+                    assert!(
+                        reach <= bound,
+                        "{context}: reach {reach} past bound {bound}"
+                    );
                     protected_from = Some(protected_from.map_or(reach, |p| p.max(reach)));
                     let mut throttle = hdi_log::cleaner::Throttle::new(f64::INFINITY);
                     let result = plan
                         .run(&limits, &codecs(), &mut throttle, &mut fail)
                         .and_then(|cleaned| log.commit_clean(cleaned, &mut fail));
                     cleans += 1;
-                    if result.is_err() {
-                        assert!(fail.fired(), "{context}: {result:?}");
-                        crashes += 1;
-                        drop(log);
-                        let (reopened, recovery) = Log::open(&dir.0, config()).unwrap();
-                        recovered_swaps += recovery
-                            .cleaner
-                            .iter()
-                            .filter(|r| r.starts_with("completed"))
-                            .count();
-                        log = reopened;
+                    match result {
+                        Ok(stats) => {
+                            aborted_removed += stats.aborted_removed;
+                            // Every aborted record below what this clean finished whose marker
+                            // it read is gone, for good.
+                            for (offset, entry) in model.entries.range(..stats.cleaned_up_to) {
+                                let Entry::Data { txn: Some(t), .. } = entry else {
+                                    continue;
+                                };
+                                let marker = model.entries.iter().find_map(|(o, e)| {
+                                    matches!(e, Entry::Marker { txn } if txn == t).then_some(*o)
+                                });
+                                if model.txns[*t].committed == Some(false)
+                                    && marker.is_some_and(|m| m < reach)
+                                {
+                                    gone.insert(*offset);
+                                }
+                            }
+                        }
+                        Err(_) => {
+                            assert!(fail.fired(), "{context}: {result:?}");
+                            crashes += 1;
+                            drop(log);
+                            let (reopened, recovery) = Log::open(&dir.0, config()).unwrap();
+                            recovered_swaps += recovery
+                                .cleaner
+                                .iter()
+                                .filter(|r| r.starts_with("completed"))
+                                .count();
+                            log = reopened;
+                        }
                     }
                 }
             }
         }
-        check_against_model(&log, &model, protected_from.unwrap_or(0), &context);
+        check_against_model(&log, &model, protected_from.unwrap_or(0), &gone, &context);
     }
-    // A last clean with nothing held back leaves each key at most once below its reach.
-    log.roll().unwrap();
+    // End every transaction, then clean four times, each past the last one's delete horizon,
+    // with nothing held back (a new record in the active segment makes each dirty): the first
+    // removes superseded and aborted records and gives tombstones their horizon, the second
+    // removes those tombstones, the third finds their transactions empty and gives the markers
+    // their horizon, the fourth removes them.
+    for (producer, txn) in std::mem::take(&mut model.open) {
+        let commit = rng.below(2) == 0;
+        let mut batch = marker(producer, commit, now_ms);
+        let offset = log.append(&mut batch, 0).unwrap().first_offset;
+        model.txns[txn].committed = Some(commit);
+        model.entries.insert(offset, Entry::Marker { txn });
+    }
+    for round in 0..4 {
+        now_ms += 2_000;
+        let mut batch = build_keyed_batch(0, now_ms, &[(Some(b"final"), Some(b"x"))]);
+        let offset = log.append(&mut batch, 0).unwrap().first_offset;
+        model.entries.insert(
+            offset,
+            Entry::Data {
+                key: b"final".to_vec(),
+                value: Some(b"x".to_vec()),
+                txn: None,
+            },
+        );
+        log.roll().unwrap();
+        let stats = clean(&mut log, now_ms).unwrap();
+        aborted_removed += stats.aborted_removed;
+        assert_eq!(stats.groups_abandoned, 0, "seed {seed} final clean {round}");
+    }
     let end = log.next_offset();
-    clean(&mut log, now_ms + 1);
+    let view = check_against_model(&log, &model, end, &gone, &format!("seed {seed} end"));
+    // No aborted record is left, and each key at most once.
     let mut seen = std::collections::HashSet::new();
-    for (offset, key, _) in rows(&log) {
+    for (offset, key, _) in &view.records {
+        let Entry::Data { txn, .. } = &model.entries[offset] else {
+            unreachable!()
+        };
+        assert_ne!(
+            model.committed(*txn),
+            Some(false),
+            "seed {seed}: aborted record at {offset} survived"
+        );
+        assert!(seen.insert(key.clone()), "seed {seed}: key {key:?} twice");
+    }
+    // A marker is left only while a batch of its transaction is (a producer's last data batch,
+    // kept empty), or as its producer's last batch.
+    for (offset, producer, _) in &view.markers {
+        let Entry::Marker { txn } = &model.entries[offset] else {
+            unreachable!()
+        };
+        let first = model.txns[*txn].first;
+        let has_batch = view.headers.iter().any(|h| {
+            h.producer_id == *producer
+                && !h.is_control()
+                && (first..*offset).contains(&h.base_offset)
+        });
+        let last = view
+            .headers
+            .iter()
+            .rev()
+            .find(|h| h.producer_id == *producer)
+            .is_some_and(|h| h.base_offset == *offset);
         assert!(
-            offset >= end || seen.insert(key.clone()),
-            "seed {seed}: key {key:?} twice"
+            has_batch || last,
+            "seed {seed}: marker at {offset} (txn from {first}) outlived its horizon with nothing before it: {:?}",
+            view.headers
+                .iter()
+                .filter(|h| h.producer_id == *producer)
+                .map(|h| (
+                    h.base_offset,
+                    h.records_count,
+                    h.is_control(),
+                    h.delete_horizon()
+                ))
+                .collect::<Vec<_>>()
         );
     }
-    eprintln!("{cleans} cleans, {crashes} crashes, {recovered_swaps} swaps completed by recovery");
+    eprintln!(
+        "{cleans} cleans, {crashes} crashes, {recovered_swaps} swaps completed by recovery, \
+         {commits} commits, {aborts} aborts, {aborted_removed} aborted records removed, \
+         {} of {} markers left",
+        view.markers.len(),
+        model.txns.len()
+    );
     assert!(
-        cleans > 20 && crashes > 5,
-        "seed {seed}: {cleans} cleans, {crashes} crashes"
+        cleans > 20 && crashes > 5 && commits > 5 && aborts > 3,
+        "seed {seed}: {cleans} cleans, {crashes} crashes, {commits} commits, {aborts} aborts"
     );
 }
