@@ -94,6 +94,9 @@ fn clean_dirtiest(broker: &Broker, throttle: &mut Throttle) -> bool {
                 read = stats.bytes_read,
                 written = stats.bytes_written,
                 removed = stats.records_removed,
+                aborted_removed = stats.aborted_removed,
+                markers_removed = stats.markers_removed,
+                tombstones_removed = stats.tombstones_removed,
                 up_to = stats.cleaned_up_to,
                 elapsed_ms = started.elapsed().as_millis() as u64,
                 "cleaned log"
