@@ -189,8 +189,12 @@ pub fn is_transactional(header: &BatchHeader) -> bool {
     header.attributes & TRANSACTIONAL_BIT != 0
 }
 
+/// A batch's last sequence: its base sequence plus its last offset delta, as Kafka computes it
+/// (not its record count: the cleaner rewrites a batch with fewer records, or none, and keeps its
+/// offset range, so a producer state rebuilt from a cleaned log still continues and still
+/// recognises a retry of the original batch).
 fn last_sequence(header: &BatchHeader) -> i32 {
-    ((i64::from(header.base_sequence) + i64::from(header.records_count) - 1)
+    ((i64::from(header.base_sequence) + i64::from(header.last_offset_delta))
         .rem_euclid(SEQUENCE_MODULUS)) as i32
 }
 
@@ -684,6 +688,35 @@ mod tests {
             base_sequence,
             records_count: count,
         }
+    }
+
+    #[test]
+    fn state_rebuilt_from_cleaned_batches_continues_their_sequences() {
+        // The cleaner kept 1 of 3 records of the first batch and none of the second: the
+        // record counts shrink, the offset ranges (last offset deltas) stay.
+        let mut first = header(7, 0, 0, 3, 0);
+        first.records_count = 1;
+        let mut emptied = header(7, 0, 3, 2, 3);
+        emptied.records_count = 0;
+        let mut states = ProducerStates::default();
+        states.record(&first);
+        states.record(&emptied);
+        assert_eq!(
+            states.check(&header(7, 0, 5, 1, 99), None),
+            Decision::Append,
+            "the producer's next sequence"
+        );
+        assert_eq!(
+            states.check(&header(7, 0, 3, 2, 99), None),
+            Decision::Duplicate(3),
+            "a retry of the emptied batch"
+        );
+        assert_eq!(
+            states.check(&header(7, 0, 0, 3, 99), None),
+            Decision::Duplicate(0),
+            "a retry of the cleaned batch"
+        );
+        assert_eq!(states.describe()[0].last_sequence, 4);
     }
 
     #[test]
