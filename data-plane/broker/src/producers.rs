@@ -260,17 +260,31 @@ impl ProducerStates {
     }
 
     /// A guard for opening a transaction of `producer_id` at `epoch` once the coordinator
-    /// agrees (the one under way for that epoch, or a new one replacing any other).
+    /// agrees (the one under way for that epoch, or a new one replacing one of a lower epoch).
+    ///
+    /// # Errors
+    /// INVALID_PRODUCER_EPOCH, at once, for an epoch below the producer's here or below a
+    /// guard's under way (a zombie's batch must not replace its successor's guard).
     pub fn begin_verification(
         &mut self,
         producer_id: i64,
         epoch: i16,
         now_ms: i64,
-    ) -> VerificationGuard {
-        if let Some((guard, _)) = self.verifications.get(&producer_id)
-            && guard.producer_epoch == epoch
+    ) -> Result<VerificationGuard, i16> {
+        if self
+            .producers
+            .get(&producer_id)
+            .is_some_and(|entry| epoch < entry.epoch)
         {
-            return *guard;
+            return Err(codes::INVALID_PRODUCER_EPOCH);
+        }
+        if let Some((guard, _)) = self.verifications.get(&producer_id) {
+            if guard.producer_epoch == epoch {
+                return Ok(*guard);
+            }
+            if epoch < guard.producer_epoch {
+                return Err(codes::INVALID_PRODUCER_EPOCH);
+            }
         }
         let guard = VerificationGuard {
             producer_id,
@@ -278,7 +292,19 @@ impl ProducerStates {
             token: NEXT_GUARD.fetch_add(1, Ordering::Relaxed),
         };
         self.verifications.insert(producer_id, (guard, now_ms));
-        guard
+        Ok(guard)
+    }
+
+    /// Drops `guard` if it is still the one under way for its producer (its verification or
+    /// append failed: a made-up producer id leaves nothing behind).
+    pub fn end_verification(&mut self, guard: &VerificationGuard) {
+        if self
+            .verifications
+            .get(&guard.producer_id)
+            .is_some_and(|(held, _)| held == guard)
+        {
+            self.verifications.remove(&guard.producer_id);
+        }
     }
 
     fn guard_holds(&self, header: &BatchHeader, guard: Option<&VerificationGuard>) -> bool {
@@ -905,24 +931,24 @@ mod tests {
             states.check(&txn_header(1, 3, 0, 1, 3), None),
             Decision::Reject(codes::INVALID_TXN_STATE)
         );
-        let stale = states.begin_verification(1, 3, 0);
+        let stale = states.begin_verification(1, 3, 0).unwrap();
         states.complete(&marker(1, 3, 6, false), 3, 0);
         assert_eq!(
             states.check(&txn_header(1, 3, 0, 1, 4), Some(&stale)),
             Decision::Reject(codes::INVALID_TXN_STATE),
             "a guard from before a marker"
         );
-        let guard = states.begin_verification(1, 3, 0);
+        let guard = states.begin_verification(1, 3, 0).unwrap();
         assert_eq!(
             states.begin_verification(1, 3, 0),
-            guard,
+            Ok(guard),
             "one guard per epoch"
         );
         assert_eq!(
             states.check(&txn_header(1, 3, 0, 1, 4), Some(&guard)),
             Decision::Append
         );
-        let other_epoch = states.begin_verification(1, 4, 0);
+        let other_epoch = states.begin_verification(1, 4, 0).unwrap();
         assert_eq!(
             states.check(&txn_header(1, 3, 0, 1, 4), Some(&guard)),
             Decision::Reject(codes::INVALID_TXN_STATE),
@@ -933,7 +959,12 @@ mod tests {
             Decision::Reject(codes::INVALID_TXN_STATE),
             "a guard of another epoch"
         );
-        let guard = states.begin_verification(1, 3, 0);
+        // A failed verification drops its guard (only its own: a stale one drops nothing).
+        states.end_verification(&guard);
+        assert!(states.verifications.contains_key(&1));
+        states.end_verification(&other_epoch);
+        assert!(states.verifications.is_empty());
+        let guard = states.begin_verification(1, 3, 0).unwrap();
         assert_eq!(
             states.check(&txn_header(1, 3, 0, 1, 3), Some(&guard)),
             Decision::Append
@@ -953,6 +984,43 @@ mod tests {
         assert_eq!(
             states.check(&txn_header(1, 3, 1, 1, 4), None),
             Decision::Append
+        );
+    }
+
+    #[test]
+    fn a_zombie_batch_leaves_its_successors_guard_alone() {
+        let mut states = ProducerStates::default();
+        // Instance A wrote at epoch 4 and ended its transaction; B (epoch 5) opens the next.
+        states.record(&txn_header(1, 4, 0, 1, 0));
+        states.complete(&marker(1, 4, 0, true), 1, 0);
+        let b = states.begin_verification(1, 5, 0).unwrap();
+        // The zombie A (epoch 4) is refused at once: no guard, no coordinator question.
+        assert_eq!(
+            states.begin_verification(1, 4, 0),
+            Err(codes::INVALID_PRODUCER_EPOCH)
+        );
+        // Below a held guard's epoch too, with no state of the producer here yet.
+        let mut fresh = ProducerStates::default();
+        let b2 = fresh.begin_verification(7, 5, 0).unwrap();
+        assert_eq!(
+            fresh.begin_verification(7, 4, 0),
+            Err(codes::INVALID_PRODUCER_EPOCH)
+        );
+        // B's verified batch is still appended with its guard.
+        assert_eq!(
+            states.check(&txn_header(1, 5, 0, 1, 2), Some(&b)),
+            Decision::Append
+        );
+        assert_eq!(
+            fresh.check(&txn_header(7, 5, 0, 1, 0), Some(&b2)),
+            Decision::Append
+        );
+        // A higher epoch replaces the guard.
+        let c = fresh.begin_verification(7, 6, 0).unwrap();
+        assert_ne!(c, b2);
+        assert_eq!(
+            fresh.check(&txn_header(7, 5, 0, 1, 0), Some(&b2)),
+            Decision::Reject(codes::INVALID_TXN_STATE)
         );
     }
 

@@ -374,11 +374,38 @@ impl Replica {
     /// then the guard to append it with once the transaction coordinator verified it (see
     /// [`crate::producers::VerificationGuard`]); `None` when its transaction is open here at
     /// that epoch already.
-    pub fn begin_verification(&self, producer_id: i64, epoch: i16) -> Option<VerificationGuard> {
+    ///
+    /// # Errors
+    /// INVALID_PRODUCER_EPOCH for an epoch below the producer's here (or a verification's under
+    /// way): a zombie's batch, refused without asking the coordinator.
+    pub fn begin_verification(
+        &self,
+        producer_id: i64,
+        epoch: i16,
+    ) -> Result<Option<VerificationGuard>, KafkaError> {
         let mut producers = lock(&self.producers);
+        if !producers.needs_verification(producer_id, epoch) {
+            return Ok(None);
+        }
         producers
-            .needs_verification(producer_id, epoch)
-            .then(|| producers.begin_verification(producer_id, epoch, now_ms()))
+            .begin_verification(producer_id, epoch, now_ms())
+            .map(Some)
+            .map_err(|code| {
+                KafkaError::new(
+                    code,
+                    format!(
+                        "{}-{}: producer {producer_id}'s epoch {epoch} is older than its \
+                         latest here",
+                        self.topic, self.index
+                    ),
+                )
+            })
+    }
+
+    /// Drops `guard` unless a newer verification replaced it (its verification or append
+    /// failed).
+    pub fn end_verification(&self, guard: &VerificationGuard) {
+        lock(&self.producers).end_verification(guard);
     }
 
     /// The producers with state here (DescribeProducers).
@@ -1580,7 +1607,7 @@ mod tests {
         /// verified its producer (the guard is taken and presented).
         fn produce_verified(&self, batch: &[u8]) -> Result<Produced, KafkaError> {
             let header = hdi_log::batch::parse_header(batch, usize::MAX).unwrap();
-            let guard = self.begin_verification(header.producer_id, header.producer_epoch);
+            let guard = self.begin_verification(header.producer_id, header.producer_epoch)?;
             self.produce_with(batch, None, guard)
         }
     }

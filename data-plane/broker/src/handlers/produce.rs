@@ -43,7 +43,6 @@ pub async fn produce(cx: &Context<'_>, request: ProduceRequest) -> Option<Produc
         .sum();
     let throttle_ms = cx.quota(PRODUCER_BYTE_RATE, bytes);
     let acks = request.acks;
-    let valid_acks = (-1..=1).contains(&acks);
     let view = broker.cluster.view();
     let transactional = request
         .topic_data
@@ -59,10 +58,10 @@ pub async fn produce(cx: &Context<'_>, request: ProduceRequest) -> Option<Produc
                 id.as_str(),
             )
         });
-    let mut verified = if transactional && !transaction_refused {
+    let (mut verified, guards) = if transactional && !transaction_refused {
         verify_transactions(cx, &request).await
     } else {
-        HashMap::new()
+        (HashMap::new(), Vec::new())
     };
     let mut appended = false;
     let mut pending: Vec<(kafka_protocol::messages::TopicName, Vec<Pending>)> = Vec::new();
@@ -75,14 +74,8 @@ pub async fn produce(cx: &Context<'_>, request: ProduceRequest) -> Option<Produc
             .and_then(|t| t.configs.get("min.insync.replicas"))
             .and_then(|v| v.parse::<usize>().ok())
             .unwrap_or(1);
-        let mirror_of = view.meta.topics.get(&name).and_then(|t| t.mirror.clone());
-        let fenced = view
-            .meta
-            .topics
-            .get(&name)
-            .is_some_and(|t| topic_config::read_only(&t.configs));
+        let refused = topic_refusal(cx, &view, &name, acks);
         let mut partitions = Vec::with_capacity(topic_data.partition_data.len());
-        let writable = cx.allowed_topic(Operation::Write, &name);
         for data in topic_data.partition_data {
             let (guard, unverified) = match verified.remove(&(name.clone(), data.index)) {
                 Some(Ok(guard)) => (Some(guard), None),
@@ -98,34 +91,8 @@ pub async fn produce(cx: &Context<'_>, request: ProduceRequest) -> Option<Produc
                         request.transactional_id.as_ref().map(|id| id.as_str())
                     ),
                 ))
-            } else if !writable {
-                Err(KafkaError::new(
-                    codes::TOPIC_AUTHORIZATION_FAILED,
-                    format!("{} may not write to topic {name:?}", cx.principal),
-                ))
-            } else if let Some(link) = &mirror_of {
-                // Not retriable, as Kafka answers for topics no client may append to.
-                Err(KafkaError::new(
-                    codes::INVALID_TOPIC_EXCEPTION,
-                    format!(
-                        "topic {name:?} is a read-only mirror of cluster link {link:?}: \
-                         produce to the source cluster, or stop the mirror to write here"
-                    ),
-                ))
-            } else if fenced {
-                Err(KafkaError::new(
-                    codes::INVALID_TOPIC_EXCEPTION,
-                    format!(
-                        "topic {name:?} is read-only ({}=true: its writes move to another \
-                         cluster, as in a planned switchover)",
-                        topic_config::READ_ONLY
-                    ),
-                ))
-            } else if !valid_acks {
-                Err(KafkaError::new(
-                    codes::INVALID_REQUIRED_ACKS,
-                    format!("acks must be 0, 1 or -1, got {acks}"),
-                ))
+            } else if let Some(error) = &refused {
+                Err(error.clone())
             } else if let Some(error) = unverified {
                 Err(error)
             } else {
@@ -159,6 +126,18 @@ pub async fn produce(cx: &Context<'_>, request: ProduceRequest) -> Option<Produc
     }
     if appended {
         broker.appended.notify_waiters();
+    }
+    // A guard whose partition appended nothing (refused by the coordinator or the partition)
+    // is dropped: a made-up producer id must leave nothing behind.
+    for ((topic, index), replica, guard) in guards {
+        let failed = pending
+            .iter()
+            .filter(|(name, _)| name.0.as_str() == topic)
+            .flat_map(|(_, partitions)| partitions)
+            .any(|(i, outcome)| *i == index && outcome.is_err());
+        if failed {
+            replica.end_verification(&guard);
+        }
     }
     if acks == 0 {
         return None;
@@ -229,28 +208,79 @@ fn transactional_producer(records: &[u8]) -> Option<(i64, i16)> {
     None
 }
 
+/// Why every partition of topic `name` is refused before any append (write not allowed, a
+/// mirror, read-only, bad acks), or `None`.
+fn topic_refusal(
+    cx: &Context<'_>,
+    view: &crate::cluster::raft::MetadataView,
+    name: &str,
+    acks: i16,
+) -> Option<KafkaError> {
+    let topic = view.meta.topics.get(name);
+    if !cx.allowed_topic(Operation::Write, name) {
+        Some(KafkaError::new(
+            codes::TOPIC_AUTHORIZATION_FAILED,
+            format!("{} may not write to topic {name:?}", cx.principal),
+        ))
+    } else if let Some(link) = topic.and_then(|t| t.mirror.as_ref()) {
+        // Not retriable, as Kafka answers for topics no client may append to.
+        Some(KafkaError::new(
+            codes::INVALID_TOPIC_EXCEPTION,
+            format!(
+                "topic {name:?} is a read-only mirror of cluster link {link:?}: \
+                 produce to the source cluster, or stop the mirror to write here"
+            ),
+        ))
+    } else if topic.is_some_and(|t| topic_config::read_only(&t.configs)) {
+        Some(KafkaError::new(
+            codes::INVALID_TOPIC_EXCEPTION,
+            format!(
+                "topic {name:?} is read-only ({}=true: its writes move to another \
+                 cluster, as in a planned switchover)",
+                topic_config::READ_ONLY
+            ),
+        ))
+    } else if !(-1..=1).contains(&acks) {
+        Some(KafkaError::new(
+            codes::INVALID_REQUIRED_ACKS,
+            format!("acks must be 0, 1 or -1, got {acks}"),
+        ))
+    } else {
+        None
+    }
+}
+
 /// A partition and the guard its leader handed out for a verification.
 type Guarded = ((String, i32), VerificationGuard);
 
+/// The verifications' answers by partition, and every guard handed out with its replica (to
+/// drop those whose partition appends nothing).
+type Verified = (
+    HashMap<(String, i32), Result<VerificationGuard, KafkaError>>,
+    Vec<((String, i32), Arc<Replica>, VerificationGuard)>,
+);
+
 /// KIP-890 part 1: for each partition led here whose first transactional batch would open a
 /// transaction there, the verification guard to append it with once the transaction coordinator
-/// agreed, or the error to answer. Partitions not listed need no verification (their producer's
-/// transaction is open there already, or they are refused for another reason). One question to
-/// the coordinator per producer of the request; none with verification off, when every guard
-/// is granted as Kafka appends unverified.
-async fn verify_transactions(
-    cx: &Context<'_>,
-    request: &ProduceRequest,
-) -> HashMap<(String, i32), Result<VerificationGuard, KafkaError>> {
+/// agreed, or the error to answer (a zombie's older epoch at once, without a question).
+/// Partitions not listed need no verification (their producer's transaction is open there
+/// already, or they are refused for another reason, checked first). One question to the
+/// coordinator per producer of the request; none with verification off, when every guard is
+/// granted as Kafka appends unverified.
+async fn verify_transactions(cx: &Context<'_>, request: &ProduceRequest) -> Verified {
     let broker = cx.broker;
     let mut verified = HashMap::new();
+    let mut guards = Vec::new();
     let Some(transactional_id) = request.transactional_id.as_ref() else {
-        return verified;
+        return (verified, guards);
     };
     let view = broker.cluster.view();
     let mut asks: BTreeMap<(i64, i16), Vec<Guarded>> = BTreeMap::new();
     for topic_data in &request.topic_data {
         let name = topic_data.name.0.as_str();
+        if topic_refusal(cx, &view, name, request.acks).is_some() {
+            continue;
+        }
         for data in &topic_data.partition_data {
             let Some(producer) = data.records.as_deref().and_then(transactional_producer) else {
                 continue;
@@ -258,10 +288,16 @@ async fn verify_transactions(
             let Ok(replica) = broker.replicas.leader(&view.meta, name, data.index) else {
                 continue;
             };
-            if let Some(guard) = replica.begin_verification(producer.0, producer.1) {
-                asks.entry(producer)
-                    .or_default()
-                    .push(((name.to_owned(), data.index), guard));
+            let tp = (name.to_owned(), data.index);
+            match replica.begin_verification(producer.0, producer.1) {
+                Ok(Some(guard)) => {
+                    guards.push((tp.clone(), replica, guard));
+                    asks.entry(producer).or_default().push((tp, guard));
+                }
+                Ok(None) => {}
+                Err(error) => {
+                    verified.insert(tp, Err(error));
+                }
             }
         }
     }
@@ -279,5 +315,5 @@ async fn verify_transactions(
             verified.insert(tp, answer.map(|()| guard));
         }
     }
-    verified
+    (verified, guards)
 }
