@@ -20,7 +20,10 @@
 //! The checkpoint (`cleaner-checkpoint`, written to a temporary file, fsynced and renamed) keeps
 //! the first dirty offset: everything below it has been cleaned by a pass that swapped all of
 //! its groups. When tombstones and markers may go is kept in the batches themselves (their
-//! KIP-534 delete horizon), not here.
+//! KIP-534 delete horizon), not here. The file starts with `version 2`; a file without it was
+//! written by a cleaner that advanced the checkpoint without deduplicating transactional records,
+//! so it reads as no progress (the first pass deduplicates the whole log once, after which
+//! removing a tombstone below the checkpoint cannot bring an older value back).
 
 use std::path::{Path, PathBuf};
 
@@ -31,6 +34,9 @@ pub(crate) const CLEANED: &str = ".cleaned";
 pub(crate) const SWAP: &str = ".swap";
 pub(crate) const DELETED: &str = ".deleted";
 const CHECKPOINT_FILE: &str = "cleaner-checkpoint";
+/// The checkpoint's first line: written by a cleaner that deduplicates transactional records
+/// (older files' progress is not trusted, see the module docs).
+const CHECKPOINT_VERSION: &str = "version 2";
 
 fn io<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> LogError + 'a {
     move |source| LogError::Io {
@@ -112,18 +118,21 @@ pub struct Checkpoint {
 }
 
 impl Checkpoint {
-    /// Reads the checkpoint of `dir` (empty when there is none or it does not parse: the
-    /// cleaner then starts from the log start, which is always safe). Lines after the first
-    /// (the pass history older versions kept) are ignored.
+    /// Reads the checkpoint of `dir` (empty when there is none, it does not parse or is not
+    /// [`CHECKPOINT_VERSION`]: the cleaner then starts from the log start, which is always safe).
     pub(crate) fn read(dir: &Path) -> Checkpoint {
         let Ok(text) = std::fs::read_to_string(dir.join(CHECKPOINT_FILE)) else {
             return Checkpoint::default();
         };
-        let first_dirty = text
-            .lines()
+        let mut lines = text.lines();
+        if lines.next() != Some(CHECKPOINT_VERSION) {
+            return Checkpoint::default();
+        }
+        let first_dirty = lines
             .next()
             .and_then(|l| l.strip_prefix("first-dirty "))
-            .and_then(|v| v.trim().parse().ok());
+            .and_then(|v| v.trim().parse().ok())
+            .filter(|_| lines.next().is_none());
         match first_dirty {
             Some(first_dirty) => Checkpoint { first_dirty },
             None => Checkpoint::default(),
@@ -134,7 +143,7 @@ impl Checkpoint {
     pub(crate) fn write(&self, dir: &Path) -> Result<(), LogError> {
         let path = dir.join(CHECKPOINT_FILE);
         let tmp = dir.join(format!("{CHECKPOINT_FILE}.tmp"));
-        let text = format!("first-dirty {}\n", self.first_dirty);
+        let text = format!("{CHECKPOINT_VERSION}\nfirst-dirty {}\n", self.first_dirty);
         std::fs::write(&tmp, text).map_err(io("cannot write", &tmp))?;
         std::fs::File::open(&tmp)
             .and_then(|f| f.sync_all())
@@ -201,7 +210,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn checkpoint_round_trips_only_advances_and_reads_older_files() {
+    fn checkpoint_round_trips_only_advances_and_distrusts_older_files() {
         let dir = tempfile::tempdir().unwrap();
         assert_eq!(Checkpoint::read(dir.path()), Checkpoint::default());
         let mut checkpoint = Checkpoint::default();
@@ -214,10 +223,19 @@ mod tests {
         let mut clamped = read.clone();
         clamped.clamp(10);
         assert_eq!(clamped.first_dirty, 10);
-        // A checkpoint written with the pass history of older versions still reads.
+        // Older versions' checkpoints (without the version line, with or without their pass
+        // history) were advanced past undeduplicated transactional records: no progress.
+        for old in ["first-dirty 40\n", "first-dirty 40\n10 1000\n40 2000\n"] {
+            std::fs::write(dir.path().join(CHECKPOINT_FILE), old).unwrap();
+            assert_eq!(
+                Checkpoint::read(dir.path()),
+                Checkpoint::default(),
+                "{old:?}"
+            );
+        }
         std::fs::write(
             dir.path().join(CHECKPOINT_FILE),
-            "first-dirty 40\n10 1000\n40 2000\n",
+            "version 2\nfirst-dirty 40\n",
         )
         .unwrap();
         assert_eq!(Checkpoint::read(dir.path()).first_dirty, 40);
