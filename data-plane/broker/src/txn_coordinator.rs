@@ -176,28 +176,53 @@ pub async fn add_partitions(
 
 /// Runs `attempt` and, while it answers CONCURRENT_TRANSACTIONS because `id`'s previous
 /// transaction is still completing (`Prepare*`), again each time a transaction completes, for
-/// up to [`COMPLETION_WAIT`]; then answers what it answers.
-async fn after_completion<F, Fut>(broker: &Broker, id: &str, mut attempt: F) -> Result<(), i16>
+/// up to [`COMPLETION_WAIT`]; then once more, and answers what that attempt answers (success,
+/// or NOT_COORDINATOR for a coordinator that moved, rather than a stale CONCURRENT_TRANSACTIONS).
+async fn after_completion<F, Fut>(broker: &Broker, id: &str, attempt: F) -> Result<(), i16>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<(), i16>>,
 {
-    let deadline = tokio::time::Instant::now() + COMPLETION_WAIT;
+    retry_while_preparing(
+        &broker.txns.completed,
+        || {
+            broker
+                .txns
+                .get(id)
+                .is_some_and(|record| record.state.is_preparing())
+        },
+        COMPLETION_WAIT,
+        attempt,
+    )
+    .await
+}
+
+/// [`after_completion`]'s loop: `attempt` again on each `completed` notification while it
+/// answers CONCURRENT_TRANSACTIONS and `preparing()`, for up to `wait`; a last attempt after.
+async fn retry_while_preparing<P, F, Fut>(
+    completed_notify: &tokio::sync::Notify,
+    preparing: P,
+    wait: Duration,
+    mut attempt: F,
+) -> Result<(), i16>
+where
+    P: Fn() -> bool,
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<(), i16>>,
+{
+    let deadline = tokio::time::Instant::now() + wait;
     loop {
         // Registered before the attempt, so a completion between the two is not missed.
-        let completed = broker.txns.completed.notified();
+        let completed = completed_notify.notified();
         tokio::pin!(completed);
         completed.as_mut().enable();
         match attempt().await {
             Err(codes::CONCURRENT_TRANSACTIONS)
-                if tokio::time::Instant::now() < deadline
-                    && broker
-                        .txns
-                        .get(id)
-                        .is_some_and(|record| record.state.is_preparing()) =>
+                if tokio::time::Instant::now() < deadline && preparing() =>
             {
                 if tokio::time::timeout_at(deadline, completed).await.is_err() {
-                    return Err(codes::CONCURRENT_TRANSACTIONS);
+                    // The wait is over: what the state says now, not what it said then.
+                    return attempt().await;
                 }
             }
             answer => return answer,
@@ -522,5 +547,52 @@ async fn write_markers(
         Ok(())
     } else {
         Err(Stop::Retry(retry))
+    }
+}
+
+#[cfg(test)]
+mod completion_tests {
+    use std::cell::Cell;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn the_wait_ends_with_one_last_attempt() {
+        let notify = tokio::sync::Notify::new();
+        let calls = Cell::new(0);
+        // Concurrent until the wait is over, then the coordinator moved: that is the answer.
+        let answer = retry_while_preparing(
+            &notify,
+            || true,
+            Duration::from_millis(20),
+            || {
+                calls.set(calls.get() + 1);
+                let n = calls.get();
+                async move {
+                    if n == 1 {
+                        Err(codes::CONCURRENT_TRANSACTIONS)
+                    } else {
+                        Err(codes::NOT_COORDINATOR)
+                    }
+                }
+            },
+        )
+        .await;
+        assert_eq!(answer, Err(codes::NOT_COORDINATOR));
+        assert_eq!(calls.get(), 2);
+        // Not preparing: no wait, no second attempt.
+        calls.set(0);
+        let answer = retry_while_preparing(
+            &notify,
+            || false,
+            Duration::from_millis(20),
+            || {
+                calls.set(calls.get() + 1);
+                async { Err(codes::CONCURRENT_TRANSACTIONS) }
+            },
+        )
+        .await;
+        assert_eq!(answer, Err(codes::CONCURRENT_TRANSACTIONS));
+        assert_eq!(calls.get(), 1);
     }
 }
