@@ -21,7 +21,9 @@
 //! nothing; committed ones are compacted like any other record. Markers are read through the
 //! end of the log, since a transaction with data below the bound may end past it. A batch with
 //! no marker anywhere (never below the last stable offset) is kept whole, supersedes nothing,
-//! and the checkpoint stays below it. A marker stays while any batch of its transaction was read by this clean;
+//! and the checkpoint stays below it; so is one whose transaction ended with a control batch
+//! that does not read as a marker (any control batch of the producer ends its open
+//! transaction, with an unknown outcome then). A marker stays while any batch of its transaction was read by this clean;
 //! the first clean that finds none left before it gives it a delete horizon
 //! (`now + delete.retention.ms`), and a clean after the horizon removes it — so a consumer that
 //! read the transaction's data within `delete.retention.ms` still sees its marker.
@@ -36,7 +38,7 @@
 //! codec: survivors are compressed again in the batch's own codec (the caller's [`Codecs`]), as
 //! Kafka recompresses with the source batch's compression. A batch whose records all survive
 //! and that needs no new horizon is copied byte for byte; so are batches whose records do not
-//! decode. The last data batch of every producer in the rewritten range is kept, emptied if need
+//! decode, and they too keep the checkpoint below them (they were not deduplicated). The last data batch of every producer in the rewritten range is kept, emptied if need
 //! be (Kafka's empty batch), and so is a producer's last batch when it is a marker, so
 //! idempotence and fencing state survive cleaning.
 
@@ -561,7 +563,9 @@ fn for_each_header(
 struct Txn {
     first: i64,
     marker: i64,
-    aborted: bool,
+    /// Whether it aborted; `None` when its control batch does not read as a marker (its
+    /// batches are undecided: kept whole, and the checkpoint stays below them).
+    aborted: Option<bool>,
 }
 
 /// What a transactional data batch is, as far as the planned segments tell.
@@ -573,7 +577,8 @@ enum Fate {
     Committed(i64),
     /// Its transaction aborted (the marker's offset).
     Aborted(i64),
-    /// Its marker lies past the planned segments: kept whole, used for nothing.
+    /// Its marker lies past the planned segments or does not read: kept whole, used for
+    /// nothing.
     Undecided,
 }
 
@@ -612,19 +617,21 @@ impl Transactions {
                     .file
                     .read_exact_at(&mut bytes, position)
                     .map_err(io("cannot read segment", &segment.path))?;
-                if let Some(marker) = records::parse_marker(&bytes, header) {
-                    let first = open
-                        .remove(&header.producer_id)
-                        .unwrap_or(header.base_offset);
-                    by_producer
-                        .entry(header.producer_id)
-                        .or_default()
-                        .push(Txn {
-                            first,
-                            marker: header.base_offset,
-                            aborted: marker == Marker::Abort,
-                        });
-                }
+                // Any control batch of the producer ends its open transaction: one that does
+                // not read as a marker with an unknown outcome (its data must not be taken for
+                // the next transaction's).
+                let marker = records::parse_marker(&bytes, header);
+                let first = open
+                    .remove(&header.producer_id)
+                    .unwrap_or(header.base_offset);
+                by_producer
+                    .entry(header.producer_id)
+                    .or_default()
+                    .push(Txn {
+                        first,
+                        marker: header.base_offset,
+                        aborted: marker.map(|m| m == Marker::Abort),
+                    });
                 Ok(())
             });
             match scanned {
@@ -645,8 +652,11 @@ impl Transactions {
         };
         let at = txns.partition_point(|t| t.marker < header.base_offset);
         match txns.get(at) {
-            Some(t) if t.first <= header.base_offset && t.aborted => Fate::Aborted(t.marker),
-            Some(t) if t.first <= header.base_offset => Fate::Committed(t.marker),
+            Some(t) if t.first <= header.base_offset => match t.aborted {
+                Some(true) => Fate::Aborted(t.marker),
+                Some(false) => Fate::Committed(t.marker),
+                None => Fate::Undecided,
+            },
             _ => Fate::Undecided,
         }
     }
@@ -869,7 +879,8 @@ struct Rules<'a> {
     codecs: &'a Codecs<'a>,
     /// Markers (by offset) of transactions with a batch read in this clean: such a marker stays.
     observed: HashSet<i64>,
-    /// The first batch whose transaction's outcome this clean did not know.
+    /// The first batch kept whole undeduplicated: its transaction's outcome unknown to this
+    /// clean, or its records not decodable.
     first_undecided: Option<i64>,
 }
 
@@ -892,8 +903,7 @@ impl Rules<'_> {
         }
         match self.transactions.fate(header) {
             Fate::Undecided => {
-                let at = header.base_offset;
-                self.first_undecided = Some(self.first_undecided.map_or(at, |f| f.min(at)));
+                self.hold_checkpoint_at(header.base_offset);
                 return Some(batch.bytes.clone());
             }
             Fate::Aborted(marker) => {
@@ -913,8 +923,16 @@ impl Rules<'_> {
         self.filter_records(batch, stats)
     }
 
+    /// Keeps the checkpoint at or below `offset`: a batch there was kept whole without being
+    /// deduplicated (its transaction undecided, or it does not decode), so a tombstone past it
+    /// must not go as if every older value were gone.
+    fn hold_checkpoint_at(&mut self, offset: i64) {
+        self.first_undecided = Some(self.first_undecided.map_or(offset, |f| f.min(offset)));
+    }
+
     /// A data batch's records: the latest per key, tombstones until the batch's delete horizon.
-    fn filter_records(&self, batch: &StoredBatch, stats: &mut CleanStats) -> Option<Vec<u8>> {
+    /// One that does not decode stays whole (and holds the checkpoint, as build_map skipped it).
+    fn filter_records(&mut self, batch: &StoredBatch, stats: &mut CleanStats) -> Option<Vec<u8>> {
         let header = &batch.header;
         let horizon = header.delete_horizon();
         let decoded = records::records_bytes(&batch.bytes, header, self.codecs.decompress)
@@ -944,6 +962,7 @@ impl Rules<'_> {
             });
         let Ok((survivors, rebuilt)) = decoded else {
             stats.undecodable_batches += 1;
+            self.hold_checkpoint_at(header.base_offset);
             return Some(batch.bytes.clone());
         };
         stats.records_removed += (header.records_count.max(0) as usize - survivors) as u64;
