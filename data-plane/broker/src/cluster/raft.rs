@@ -5,13 +5,15 @@
 //! - `log.jsonl`: one JSON entry per line, fsynced before an append is acknowledged to Raft; a
 //!   torn last line (a crash mid-write) is dropped when the store opens. Truncation and purging
 //!   rewrite the file atomically (the log is kept short by snapshots). Appends are written at
-//!   once and fsynced by a thread of the store's own, one `fdatasync` for every append written
-//!   meanwhile (group commit): openraft hands the store one append per client write, so an
-//!   fsync each would cap the quorum at one write per fsync; an append is acknowledged
-//!   ([`LogFlushed`]) only once an fsync that began after it has ended.
+//!   once and fsynced by a thread of the store's own (so no fsync blocks a tokio worker), one
+//!   `fdatasync` for every append written meanwhile; an append is acknowledged ([`LogFlushed`])
+//!   only once an fsync that began after it has ended. That grouping does not happen with
+//!   openraft 0.9: its core waits for each append's acknowledgement before it hands the store
+//!   the next (`RaftCore::append_to_log`), so every append still gets an fsync of its own.
 //! - `vote.json`, `purged.json`: the vote and the last purged log id, written atomically and
 //!   fsynced. `committed.json`: the last known commit (a hint that lets a restarted broker apply
-//!   its log before it hears from a leader), written in place at a fixed size without fsync.
+//!   its log before it hears from a leader), written in place at a fixed size without fsync,
+//!   and read back only when it names an entry of the log (not past its end, same leader).
 //! - `snapshot.json`: the state machine as of its last applied entry. The state machine itself
 //!   lives in memory; a restart loads the snapshot and re-applies the log after it.
 //!
@@ -245,6 +247,23 @@ impl LogStore {
     }
 }
 
+impl LogStore {
+    /// Whether a commit hint names an entry of the log as it is: not past its last entry, and
+    /// the same entry (index and leader) where it has one (a hint past the log, or from an
+    /// entry since overwritten, would keep the node from starting; it is dropped and re-learned
+    /// from the leader).
+    fn matches_log(&self, hint: &LogId<u64>) -> bool {
+        let inner = lock(&self.inner);
+        if let Some(entry) = inner.entries.get(&hint.index) {
+            return entry.log_id == *hint;
+        }
+        // Purged (only applied, so committed, entries are): nothing to compare below it.
+        inner
+            .last_purged
+            .is_some_and(|purged| hint.index < purged.index || purged == *hint)
+    }
+}
+
 impl RaftLogReader<TypeConfig> for LogStore {
     async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + Send>(
         &mut self,
@@ -308,7 +327,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     async fn read_committed(&mut self) -> Result<Option<LogId<u64>>, StoreError> {
         let dir = lock(&self.inner).dir.clone();
         match read_json(&dir.join("committed.json")) {
-            Ok(committed) => Ok(committed.flatten()),
+            Ok(committed) => Ok(committed.flatten().filter(|hint| self.matches_log(hint))),
             // A hint only: a torn one (a crash as it was first written) is no commit.
             Err(error) if error.kind() == std::io::ErrorKind::Other => {
                 tracing::warn!(%error, "ignoring the Raft commit hint");
