@@ -75,7 +75,8 @@ pub fn parse_marker(batch: &[u8], header: &BatchHeader) -> Option<Marker> {
 pub struct Record<'a> {
     /// Absolute offset (batch base offset + offset delta).
     pub offset: i64,
-    /// Absolute timestamp (batch base timestamp + timestamp delta).
+    /// Absolute timestamp (batch base timestamp + timestamp delta, wrapping as Kafka's Java
+    /// arithmetic does, so that re-encoding against another base gives the same timestamp back).
     pub timestamp: i64,
     /// The key, or `None` for a null key.
     pub key: Option<&'a [u8]>,
@@ -146,7 +147,7 @@ pub fn parse_records<'a>(
         }
         out.push(Record {
             offset: header.base_offset + offset_delta,
-            timestamp: header.base_timestamp.saturating_add(timestamp_delta),
+            timestamp: header.base_timestamp.wrapping_add(timestamp_delta),
             key,
             value,
             encoded: &bytes[start..end],
@@ -244,7 +245,10 @@ pub fn rebuild_batch_as(
         if base_timestamp == original.base_timestamp {
             body.extend_from_slice(record.encoded);
         } else {
-            reencode_timestamp(record, record.timestamp - base_timestamp, &mut body)?;
+            // Wrapping: a producer's timestamp may be anything (near i64::MIN, say); reading
+            // back adds the delta with wrapping too.
+            let delta = record.timestamp.wrapping_sub(base_timestamp);
+            reencode_timestamp(record, delta, &mut body)?;
         }
     }
     let mut attributes = original.attributes & !0x07;
@@ -415,6 +419,25 @@ mod tests {
         let empty = rebuild_batch(&header, &[]);
         let h = validate(&empty, 1 << 20).unwrap();
         assert_eq!((h.records_count, h.last_offset()), (0, 102));
+    }
+
+    #[test]
+    fn a_delete_horizon_far_from_the_producers_timestamps_round_trips_them() {
+        for base in [i64::MIN, i64::MAX - 1] {
+            let batch = build_keyed_batch(7, base, &[(Some(b"k"), None)]);
+            let header = validate(&batch, 1 << 20).unwrap();
+            let bytes = records_bytes(&batch, &header, &no_codec).unwrap();
+            let records = parse_records(&bytes, &header).unwrap();
+            for horizon in [10_000, -10_000] {
+                let rebuilt =
+                    rebuild_batch_as(&header, &records, Some(horizon), &no_codec).unwrap();
+                let h = validate(&rebuilt, 1 << 20).unwrap();
+                assert_eq!(h.delete_horizon(), Some(horizon));
+                let bytes = records_bytes(&rebuilt, &h, &no_codec).unwrap();
+                let again = parse_records(&bytes, &h).unwrap();
+                assert_eq!(again[0].timestamp, base, "base {base}, horizon {horizon}");
+            }
+        }
     }
 
     #[test]
