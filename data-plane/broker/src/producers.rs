@@ -137,8 +137,9 @@ struct ProducerEntry {
     txn_first_offset: Option<i64>,
     /// The last batch's max timestamp (ms): idle producers expire by it, as in Kafka.
     last_timestamp: i64,
-    /// When its open transaction opened here (ms: the broker's clock for an append, the batch's
-    /// timestamp for a state rebuilt from the log).
+    /// When its open transaction opened here (ms, the broker's clock: at the append, or when
+    /// the state was rebuilt from the log or replicated; never the client's batch timestamp,
+    /// which may be event time, long past).
     txn_started_ms: i64,
     /// It wrote a transactional batch or got a marker here: it may not write plain batches.
     transactional: bool,
@@ -365,11 +366,12 @@ impl ProducerStates {
     }
 
     /// Records a stored batch, whole in `batch` (as a follower appends it, or as the log is
-    /// read at start-up): a data batch as [`ProducerStates::record`], a transaction marker as
-    /// the end of its producer's transaction. Control batches of other kinds change nothing.
-    pub fn record_batch(&mut self, header: &BatchHeader, batch: &[u8]) {
+    /// read at start-up), at the broker's `now_ms`: a data batch as
+    /// [`ProducerStates::record_at`], a transaction marker as the end of its producer's
+    /// transaction. Control batches of other kinds change nothing.
+    pub fn record_batch(&mut self, header: &BatchHeader, batch: &[u8], now_ms: i64) {
         if !header.is_control() {
-            self.record(header);
+            self.record_at(header, now_ms);
             return;
         }
         if header.producer_id < 0 {

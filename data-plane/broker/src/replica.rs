@@ -32,9 +32,12 @@ use crate::state::{KafkaError, chain, lock, read_lock, write_lock};
 /// The producer state of the batches stored in `log` (at start-up and after a truncation).
 fn rebuild_producers(log: &Log) -> Result<ProducerStates, LogError> {
     let mut producers = ProducerStates::default();
+    // Transactions open in the log count as open since now (the batches' timestamps are the
+    // clients', possibly event time: they would look hanging at once).
+    let now = now_ms();
     log.for_each_batch_with_controls(|header, control| match control {
-        Some(batch) => producers.record_batch(header, batch),
-        None => producers.record(header),
+        Some(batch) => producers.record_batch(header, batch, now),
+        None => producers.record_at(header, now),
     })?;
     producers.drop_below(log.log_start_offset());
     Ok(producers)
@@ -42,13 +45,14 @@ fn rebuild_producers(log: &Log) -> Result<ProducerStates, LogError> {
 
 /// Records the stored batches in `records` (whole, concatenated) in `producers`.
 fn record_stored(producers: &mut ProducerStates, records: &[u8]) {
+    let now = now_ms();
     let mut at = 0;
     while at < records.len() {
         let Ok(header) = hdi_log::batch::parse_header(&records[at..], usize::MAX) else {
             break;
         };
         let end = (at + header.size()).min(records.len());
-        producers.record_batch(&header, &records[at..end]);
+        producers.record_batch(&header, &records[at..end], now);
         at += header.size();
     }
 }
@@ -1622,6 +1626,26 @@ mod tests {
             at += header.size();
         }
         out
+    }
+
+    #[test]
+    fn a_transaction_rebuilt_from_the_log_is_open_since_the_restart_not_its_batch_time() {
+        let (_temp, dir) = temp();
+        let config = hdi_log::LogConfig::default();
+        let open = || Replica::open(&dir, "t", Uuid::nil(), 0, 1, config.clone()).unwrap();
+        {
+            let replica = open();
+            lead(&replica);
+            // Event time: the batch's timestamps are 1970's.
+            replica
+                .produce_verified(&txn_batch(&[b"a"], 42, 0))
+                .unwrap();
+            assert_eq!(replica.hanging_transactions(now_ms()), 0);
+        }
+        let replica = open();
+        assert_eq!(replica.hanging_transactions(now_ms()), 0, "after a restart");
+        let later = now_ms() + crate::producers::HANGING_AFTER_MS + 60_000;
+        assert_eq!(replica.hanging_transactions(later), 1);
     }
 
     #[test]
