@@ -349,6 +349,12 @@ fn open_session(
     broker: &Broker,
     request: &ReplicaFetch,
 ) -> Result<(Vec<FetchPartition>, Served), i16> {
+    // Only a broker fetches as a replica. A negative id is a consumer's session owner: over a
+    // plaintext quorum listener (no certificate to check the claim) it would pass the owner
+    // check of consumers' fetch sessions.
+    if request.replica_id < 0 {
+        return Err(codes::INVALID_REQUEST);
+    }
     let full = matches!(request.session_epoch, 0 | -1);
     let changed = if full {
         Vec::new()

@@ -528,6 +528,46 @@ fn corrupt_batches_and_bad_topic_names_get_kafka_error_codes() {
     );
 }
 
+/// A replica fetch with a negative replica id (a consumer session's owner id) is refused before
+/// it opens, uses or closes a fetch session: only a broker fetches as a replica.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_replica_fetch_with_a_negative_replica_id_is_refused() {
+    use hdi_broker::cluster::rpc::{FetchPartition, ReplicaFetch, ReplicaFetchAnswer};
+    let (broker, _dir) = temp_broker("replica-fetch-negative-id").await;
+    // (replica id, session id, session epoch): a new session, a sessionless fetch, an
+    // incremental fetch of some session.
+    for (replica_id, session_id, session_epoch) in [(-1, 0, 0), (-1, 0, -1), (-1, 1, 1), (-5, 0, 0)]
+    {
+        let fetch = ReplicaFetch {
+            replica_id,
+            partitions: vec![FetchPartition {
+                topic: "t".into(),
+                partition: 0,
+                fetch_offset: 0,
+                leader_epoch: 0,
+            }],
+            max_wait_ms: 0,
+            partition_max_bytes: 1 << 20,
+            session_id,
+            session_epoch,
+            forgotten: Vec::new(),
+        };
+        let (answer, chunks, _) =
+            hdi_broker::replication::serve_fetch(&broker.broker, &fetch).await;
+        let case = (replica_id, session_id, session_epoch);
+        match answer {
+            ReplicaFetchAnswer::Session(answer) => assert_eq!(
+                (answer.error, answer.session_id, answer.partitions.len()),
+                (hdi_kafka_client::codes::INVALID_REQUEST, 0, 0),
+                "{case:?}"
+            ),
+            ReplicaFetchAnswer::Plain(answers) => panic!("{case:?} answered: {answers:?}"),
+        }
+        assert!(chunks.is_empty(), "{case:?}");
+    }
+    broker.stop().await;
+}
+
 /// The quorum listener's decoder (broker-to-broker requests) gets mutated valid requests and
 /// noise: it answers with an error, never a panic.
 #[test]

@@ -190,8 +190,8 @@ pub enum ReplicaFetchAnswer {
 /// The answer to a replica fetch with session fields.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct SessionFetchAnswer {
-    /// A session error (FETCH_SESSION_ID_NOT_FOUND, INVALID_FETCH_SESSION_EPOCH: nothing
-    /// read), else 0.
+    /// A session error (FETCH_SESSION_ID_NOT_FOUND, INVALID_FETCH_SESSION_EPOCH, or
+    /// INVALID_REQUEST for a replica id below 0: nothing read), else 0.
     pub error: i16,
     /// The session (0: none was made, or it closed).
     pub session_id: i32,
