@@ -25,7 +25,9 @@
 //! ([`ProducerStates::begin_verification`]) before the transaction coordinator confirmed that
 //! the producer's epoch is current and the partition is in its ongoing transaction. A marker for
 //! the producer drops the guard, so a verification that raced with the transaction's end cannot
-//! open a new one. Batches of a transaction already open here at the same epoch need no guard
+//! open a new one; a failed one drops its own ([`ProducerStates::end_verification`]). A batch
+//! below the producer's epoch here, or below a guard's under way, is refused at once
+//! (INVALID_PRODUCER_EPOCH): a zombie never replaces its successor's guard. Batches of a transaction already open here at the same epoch need no guard
 //! (the steady state costs nothing). A producer id that wrote transactionally here may not write
 //! plain batches (INVALID_TXN_STATE), so no client raises its epoch here without the coordinator.
 //! Transactions open longer than [`HANGING_AFTER_MS`] are counted as hanging
