@@ -386,7 +386,6 @@ pub(crate) fn start(
     dir: &Path,
     port: u16,
 ) -> anyhow::Result<Child> {
-    let log = std::fs::File::create(dir.join("broker.log"))?;
     let mut command = match peer {
         Peer::Hdi => {
             let mut c = Command::new(release.join("hdi-broker"));
@@ -415,17 +414,30 @@ pub(crate) fn start(
             c
         }
     };
+    spawn_broker(&mut command, dir, port, Duration::from_secs(60))
+}
+
+/// Starts a broker `command` in `dir` (output appended to `dir/broker.log`) and waits up to
+/// `timeout` until it accepts connections on `port`.
+pub(crate) fn spawn_broker(
+    command: &mut Command,
+    dir: &Path,
+    port: u16,
+    timeout: Duration,
+) -> anyhow::Result<Child> {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("broker.log"))?;
     let child = command
         .current_dir(dir)
         .stdout(log.try_clone()?)
         .stderr(log)
         .stdin(Stdio::null())
         .spawn()?;
-    wait_for(
-        "the broker to accept connections",
-        Duration::from_secs(60),
-        || TcpStream::connect(("127.0.0.1", port)).ok().map(|_| ()),
-    )
+    wait_for("the broker to accept connections", timeout, || {
+        TcpStream::connect(("127.0.0.1", port)).ok().map(|_| ())
+    })
     .with_context(|| crate::util::tail(&dir.join("broker.log"), 20))?;
     Ok(child)
 }

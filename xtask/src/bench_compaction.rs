@@ -27,9 +27,9 @@
 //! clean under way to the first that saw it ended, shown gross and net of the produce load's
 //! own CPU (measured in window 1).
 
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -373,10 +373,6 @@ fn start_broker(
     metrics_port: u16,
     cleaner: &[String],
 ) -> anyhow::Result<Child> {
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(dir.join("broker.log"))?;
     let mut command = Command::new(release.join("hdi-broker"));
     command
         .args(["--node-id", "1", "--listen", &format!("127.0.0.1:{port}")])
@@ -385,19 +381,7 @@ fn start_broker(
         .arg("--data-dir")
         .arg(dir.join("data"))
         .env("NO_COLOR", "1");
-    let child = command
-        .current_dir(dir)
-        .stdout(log.try_clone()?)
-        .stderr(log)
-        .stdin(Stdio::null())
-        .spawn()?;
-    wait_for(
-        "the broker to accept connections",
-        Duration::from_secs(120),
-        || TcpStream::connect(("127.0.0.1", port)).ok().map(|_| ()),
-    )
-    .with_context(|| crate::util::tail(&dir.join("broker.log"), 20))?;
-    Ok(child)
+    crate::bench::spawn_broker(&mut command, dir, port, Duration::from_secs(120))
 }
 
 /// Seconds since the Unix epoch, now.
