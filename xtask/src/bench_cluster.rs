@@ -128,6 +128,28 @@ pub(crate) fn wait_whole(release: &Path, bootstrap: &str) -> anyhow::Result<i64>
     )
 }
 
+/// Creates `topic` with RF=3 and `min.insync.replicas=2`, retrying for up to `timeout` while the
+/// cluster comes up.
+pub(crate) fn create_replicated(
+    release: &Path,
+    bootstrap: &str,
+    topic: &str,
+    timeout: Duration,
+) -> anyhow::Result<()> {
+    wait_for("the cluster to create the topic", timeout, || {
+        let args = [
+            "create-topic",
+            "--topic",
+            topic,
+            "--replication-factor",
+            "3",
+            "--config",
+            "min.insync.replicas=2",
+        ];
+        perf(release, bootstrap, &args).ok().map(|_| ())
+    })
+}
+
 /// Percentile of `values` (sorted copy).
 pub(crate) fn percentile(values: &[f64], p: f64) -> f64 {
     let mut sorted = values.to_vec();
@@ -151,26 +173,7 @@ pub fn run(release: &Path, records: u64, faults: usize) -> anyhow::Result<()> {
     eprintln!("xtask bench: 3 hdi-brokers, RF=3, min.insync.replicas=2, acks=all");
     let mut brokers = Brokers::start(release)?;
     let bootstrap = brokers.bootstrap();
-    wait_for(
-        "the cluster to create the topic",
-        Duration::from_secs(60),
-        || {
-            perf(
-                release,
-                &bootstrap,
-                &[
-                    "create-topic",
-                    "--topic",
-                    "perf",
-                    "--replication-factor",
-                    "3",
-                    "--config",
-                    "min.insync.replicas=2",
-                ],
-            )
-            .ok()
-        },
-    )?;
+    create_replicated(release, &bootstrap, "perf", Duration::from_secs(60))?;
     wait_whole(release, &bootstrap)?;
     // acks=all to the topic `perf`: at full speed, then at half the rate that reached.
     let produce = |records: u64, rate: Option<u64>| {

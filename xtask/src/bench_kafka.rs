@@ -574,25 +574,11 @@ fn cluster_side(
     let bootstrap = three.bootstrap();
     let mut figures = ClusterFigures::default();
     for topic in ["perf", "perf-java"] {
-        crate::util::wait_for(
-            "the cluster to create the topic",
+        crate::bench_cluster::create_replicated(
+            release,
+            &bootstrap,
+            topic,
             std::time::Duration::from_secs(90),
-            || {
-                perf(
-                    release,
-                    &bootstrap,
-                    &[
-                        "create-topic",
-                        "--topic",
-                        topic,
-                        "--replication-factor",
-                        "3",
-                        "--config",
-                        "min.insync.replicas=2",
-                    ],
-                )
-                .ok()
-            },
         )?;
     }
     crate::bench_cluster::wait_whole(release, &bootstrap)?;
